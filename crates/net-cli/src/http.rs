@@ -1,0 +1,12 @@
+//! `netkit http`: argument parsing and printing only.
+
+use crate::exit::Outcome;
+
+/// Arguments of `netkit http`.
+#[derive(clap::Args)]
+pub struct Args {}
+
+/// Runs `netkit http`.
+pub fn run(_args: Args) -> Outcome {
+    Err(anyhow::anyhow!("`netkit http` is not built yet").into())
+}

@@ -1,0 +1,53 @@
+//! `netkit`: the thin binary over net-socket, net-http and net-ssh.
+//!
+//! Argument parsing and printing only; every behaviour lives in a library crate.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "printing is this binary's job"
+)]
+
+mod connect;
+mod exit;
+mod http;
+mod serve;
+mod sftp;
+mod ssh;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Network toolkit: TCP servers, an HTTP client and an SSH client in one binary.
+#[derive(Parser)]
+#[command(name = "netkit", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a built-in TCP service (echo, chat, http).
+    Serve(serve::Args),
+    /// Connect to HOST:PORT like `nc`: stdin to the socket, the socket to stdout.
+    Connect(connect::Args),
+    /// Send an HTTP request (httpie/xh syntax).
+    Http(http::Args),
+    /// Run a command over SSH on one or many hosts.
+    Ssh(ssh::Args),
+    /// Transfer and manage files over SFTP.
+    Sftp(sftp::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Connect(args) => connect::run(args),
+        Command::Http(args) => http::run(args),
+        Command::Ssh(args) => ssh::run(args),
+        Command::Sftp(args) => sftp::run(args),
+    };
+    exit::report(result)
+}

@@ -1,0 +1,12 @@
+//! `netkit sftp`: argument parsing and printing only.
+
+use crate::exit::Outcome;
+
+/// Arguments of `netkit sftp`.
+#[derive(clap::Args)]
+pub struct Args {}
+
+/// Runs `netkit sftp`.
+pub fn run(_args: Args) -> Outcome {
+    Err(anyhow::anyhow!("`netkit sftp` is not built yet").into())
+}

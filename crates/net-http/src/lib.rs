@@ -1,0 +1,1 @@
+//! Blocking HTTP client on ureq: coming in the net-http issue.

@@ -1,0 +1,137 @@
+//! `cargo xtask test`: lint, build, start the real local servers, run the tests, stop them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::provision::{self, Need};
+use crate::service::{self, Service, Started};
+use crate::{nginx, sshd};
+
+/// What building and running the tests needs besides the servers.
+const NEEDS: &[Need] = &[
+    // libssh2-sys builds libssh2 against the system OpenSSL.
+    Need {
+        probe: "pkg-config",
+        package: "pkg-config",
+    },
+    Need {
+        probe: "/usr/include/openssl/ssl.h",
+        package: "libssl-dev",
+    },
+    Need {
+        probe: "curl",
+        package: "curl",
+    },
+];
+
+/// Runs `cargo xtask test [--no-lint] [CARGO_TEST_ARGS...]`.
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let lint = !args.iter().any(|a| a == "--no-lint");
+    let test_args: Vec<&String> = args.iter().filter(|a| *a != "--no-lint").collect();
+
+    let needs: Vec<Need> = [NEEDS, nginx::NEEDS, sshd::NEEDS].concat();
+    provision::ensure(&needs)?;
+
+    if lint {
+        service::run_ok(cargo().args(["fmt", "--all", "--", "--check"]))
+            .context("cargo fmt --check found unformatted code: run `cargo fmt --all`")?;
+        service::run_ok(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+        .context("cargo clippy found warnings")?;
+    }
+    service::run_ok(cargo().args(["build", "--release", "--workspace", "--bins"]))?;
+    service::run_ok(cargo().args(["test", "--release", "--workspace", "--no-run"]))?;
+
+    let target = target_dir()?;
+    let work = target.join("xtask-test");
+    if work.exists() {
+        std::fs::remove_dir_all(&work)
+            .with_context(|| format!("cannot clear {}", work.display()))?;
+    }
+    std::fs::create_dir_all(&work)?;
+    let netkit = target.join("release").join("netkit");
+
+    let mut started = Started::default();
+    started.env.push(("NETKIT_BIN".into(), path_str(&netkit)));
+    started
+        .env
+        .push(("NETKIT_TEST_WORK".into(), path_str(&work)));
+    started.extend(start_netkit_http(&netkit, &work)?);
+    started.extend(nginx::start(&work)?);
+    started.extend(sshd::start(&work)?);
+
+    let mut test = cargo();
+    test.args(["test", "--release"]);
+    if test_args.is_empty() {
+        test.arg("--workspace");
+    } else {
+        test.args(test_args);
+    }
+    test.envs(started.env.iter().map(|(k, v)| (k, v)));
+    let status = service::run(&mut test)?;
+    drop(started);
+    if !status.success() {
+        bail!("tests failed ({status})");
+    }
+    Ok(())
+}
+
+/// `netkit serve http` over a scratch root that the tests fill.
+fn start_netkit_http(netkit: &Path, work: &Path) -> anyhow::Result<Started> {
+    let root = work.join("serve-root");
+    std::fs::create_dir_all(&root)?;
+    let port = service::free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let log = work.join("netkit-serve.log");
+    let mut server = Service::spawn(
+        "netkit serve http",
+        Command::new(netkit)
+            .args(["serve", "http", "--bind", &addr, "--root"])
+            .arg(&root),
+        &log,
+    )?;
+    server.wait_for_port(addr.parse()?, &log)?;
+    Ok(Started {
+        services: vec![server],
+        env: vec![
+            ("NETKIT_TEST_SERVE_URL".into(), format!("http://{addr}")),
+            ("NETKIT_TEST_SERVE_ROOT".into(), path_str(&root)),
+        ],
+    })
+}
+
+/// `cargo`, as the one that runs xtask.
+pub fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// The workspace's target directory (honours `CARGO_TARGET_DIR` and config).
+pub fn target_dir() -> anyhow::Result<PathBuf> {
+    let out = cargo()
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()
+        .context("cannot run cargo metadata")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let key = "\"target_directory\":\"";
+    let start = text
+        .find(key)
+        .context("cargo metadata printed no target_directory")?
+        + key.len();
+    let end = text[start..]
+        .find('"')
+        .context("cargo metadata: unterminated target_directory")?;
+    Ok(PathBuf::from(&text[start..start + end]))
+}
+
+/// A path as an environment variable value.
+pub fn path_str(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}

@@ -1,6 +1,6 @@
 //! `netkit serve`: argument parsing and printing only.
 
-use crate::exit::Outcome;
+use crate::exit::{GENERIC, Outcome, WithCode};
 
 /// Arguments of `netkit serve`.
 #[derive(clap::Args)]
@@ -8,5 +8,5 @@ pub struct Args {}
 
 /// Runs `netkit serve`.
 pub fn run(_args: Args) -> Outcome {
-    Err(anyhow::anyhow!("`netkit serve` is not built yet").into())
+    Err(anyhow::anyhow!("`netkit serve` is not built yet")).code(GENERIC)
 }

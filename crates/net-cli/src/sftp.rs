@@ -1,6 +1,6 @@
 //! `netkit sftp`: argument parsing and printing only.
 
-use crate::exit::Outcome;
+use crate::exit::{GENERIC, Outcome, WithCode};
 
 /// Arguments of `netkit sftp`.
 #[derive(clap::Args)]
@@ -8,5 +8,5 @@ pub struct Args {}
 
 /// Runs `netkit sftp`.
 pub fn run(_args: Args) -> Outcome {
-    Err(anyhow::anyhow!("`netkit sftp` is not built yet").into())
+    Err(anyhow::anyhow!("`netkit sftp` is not built yet")).code(GENERIC)
 }

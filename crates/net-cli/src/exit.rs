@@ -11,6 +11,8 @@ pub struct Failure {
 
 /// Exit code for failures that no subcommand gave a more specific code.
 pub const GENERIC: u8 = 1;
+/// Exit code for bad input: a bad address, argument or file named on the command line.
+pub const USAGE: u8 = 2;
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(error: E) -> Self {

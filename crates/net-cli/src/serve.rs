@@ -1,12 +1,117 @@
 //! `netkit serve`: argument parsing and printing only.
 
-use crate::exit::{GENERIC, Outcome, WithCode};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use net_socket::{Chat, Echo, HttpFiles, ServerBuilder, Service};
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use crate::exit::{GENERIC, Outcome, USAGE, WithCode};
 
 /// Arguments of `netkit serve`.
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(after_help = "\
+Exit status: 0 after a graceful shutdown (SIGINT or SIGTERM), 1 when the server cannot start \
+(address in use, permission), 2 for bad arguments (bad address, missing --root directory).
+
+Examples:
+  netkit serve http --root .                  serve the current directory on 127.0.0.1:8000
+  netkit serve echo --bind 0.0.0.0:7000 --bind [::]:7000
+  netkit serve chat --bind 127.0.0.1:0        print the port picked in 'listening on ...'")]
+pub struct Args {
+    /// The service: `echo` (bytes back), `chat` (line chat room), `http` (static files).
+    #[arg(value_enum)]
+    service: Kind,
+    /// Address to listen on, as IP:PORT or HOST:PORT; repeat for several. Port 0 picks one.
+    #[arg(long, short, value_name = "ADDR", default_value = "127.0.0.1:8000")]
+    bind: Vec<String>,
+    /// Event-loop threads [default: the number of cores].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Connections open at once; more are closed as soon as accepted.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Close connections idle for this many seconds [default: never; http closes idle
+    /// keep-alive connections after 60 s].
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<u64>,
+    /// Directory served by `http` [default: the current directory].
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Kind {
+    Echo,
+    Chat,
+    Http,
+}
 
 /// Runs `netkit serve`.
-pub fn run(_args: Args) -> Outcome {
-    Err(anyhow::anyhow!("`netkit serve` is not built yet")).code(GENERIC)
+pub fn run(args: Args) -> Outcome {
+    let mut builder = ServerBuilder::new().max_connections(args.max_connections);
+    for bind in &args.bind {
+        for addr in resolve(bind).code(USAGE)? {
+            builder = builder.bind(addr);
+        }
+    }
+    if let Some(threads) = args.threads {
+        if threads == 0 {
+            return Err(anyhow!("--threads must be at least 1")).code(USAGE);
+        }
+        builder = builder.threads(threads);
+    }
+    if let Some(secs) = args.idle_timeout {
+        builder = builder.idle_timeout(Duration::from_secs(secs));
+    }
+    match args.service {
+        Kind::Http => {
+            let root = args.root.unwrap_or_else(|| PathBuf::from("."));
+            let files = HttpFiles::new(root).code(USAGE)?;
+            serve(builder, files)
+        }
+        Kind::Echo | Kind::Chat if args.root.is_some() => {
+            Err(anyhow!("--root only applies to `netkit serve http`")).code(USAGE)
+        }
+        Kind::Echo => serve(builder, Echo::service()),
+        Kind::Chat => serve(builder, Chat::new()),
+    }
+}
+
+fn resolve(bind: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = bind
+        .to_socket_addrs()
+        .with_context(|| {
+            format!("bad address {bind:?}: expected IP:PORT such as 127.0.0.1:8000 or [::1]:8000")
+        })?
+        .collect();
+    if addrs.is_empty() {
+        anyhow::bail!("bad address {bind:?}: it resolves to no address");
+    }
+    Ok(addrs)
+}
+
+fn serve<S: Service>(builder: ServerBuilder, service: S) -> Outcome {
+    let server = builder.build(service).code(GENERIC)?;
+    for addr in server.local_addrs() {
+        eprintln!("listening on {addr}");
+    }
+    let stop = server.shutdown_handle();
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("cannot install signal handlers")?;
+    std::thread::spawn(move || {
+        let mut signals = signals.forever();
+        if signals.next().is_some() {
+            log::info!("signal received: finishing open connections (again to quit at once)");
+            stop.shutdown();
+        }
+        if signals.next().is_some() {
+            std::process::exit(130);
+        }
+    });
+    server.run()?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,183 @@
+//! The `chat` service: a line from one client goes to every other client.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::handler::{ConnId, ConnInfo, Context, Handler, Service};
+
+/// The longest line accepted, newline excluded; a longer one gets an error and the
+/// connection is closed.
+pub const MAX_LINE: usize = 64 * 1024;
+const MAX_NICK: usize = 32;
+
+/// A chat room over a line protocol, shared by every thread of the server.
+///
+/// Each client is `guest-N` until it sends `/nick NAME`; its lines reach every other client
+/// as `NAME: line`, and the others see `* NAME joined`, `* NAME left` and
+/// `* OLD is now NEW`. A client never receives its own lines.
+#[derive(Clone, Default)]
+pub struct Chat {
+    room: Arc<Room>,
+}
+
+#[derive(Default)]
+struct Room {
+    members: Mutex<HashMap<ConnId, String>>,
+    guests: AtomicU64,
+}
+
+impl Room {
+    /// Sends `line` to every member but `from`; `line` ends with a newline.
+    fn broadcast(&self, ctx: &mut Context<'_>, from: ConnId, line: &[u8]) {
+        let members = self.members.lock().unwrap_or_else(PoisonError::into_inner);
+        for &id in members.keys() {
+            if id != from {
+                ctx.send(id, line);
+            }
+        }
+    }
+
+    fn name_of(&self, id: ConnId) -> String {
+        let members = self.members.lock().unwrap_or_else(PoisonError::into_inner);
+        members.get(&id).cloned().unwrap_or_default()
+    }
+}
+
+impl Chat {
+    /// A new, empty room.
+    #[must_use]
+    pub fn new() -> Self {
+        Chat::default()
+    }
+}
+
+impl Service for Chat {
+    type Handler = Member;
+
+    fn connect(&self, _info: &ConnInfo) -> Member {
+        Member {
+            room: Arc::clone(&self.room),
+            partial: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+}
+
+/// One client of a [`Chat`] room.
+pub struct Member {
+    room: Arc<Room>,
+    partial: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl Member {
+    fn line(&mut self, ctx: &mut Context<'_>, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let id = ctx.id();
+        if let Some(rest) = line.strip_prefix(b"/nick") {
+            self.nick(ctx, rest);
+            return;
+        }
+        let name = self.room.name_of(id);
+        self.scratch.clear();
+        self.scratch.extend_from_slice(name.as_bytes());
+        self.scratch.extend_from_slice(b": ");
+        self.scratch.extend_from_slice(line);
+        self.scratch.push(b'\n');
+        self.room.broadcast(ctx, id, &self.scratch);
+    }
+
+    fn nick(&mut self, ctx: &mut Context<'_>, arg: &[u8]) {
+        let new = String::from_utf8_lossy(arg).trim().to_owned();
+        let valid = !new.is_empty()
+            && new.len() <= MAX_NICK
+            && new
+                .chars()
+                .all(|c| c.is_alphanumeric() || "-_.".contains(c));
+        if !valid {
+            ctx.write(
+                format!("* error: usage: /nick NAME (1 to {MAX_NICK} letters, digits, - _ .)\n")
+                    .as_bytes(),
+            );
+            return;
+        }
+        let id = ctx.id();
+        let old = {
+            let mut members = self
+                .room
+                .members
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if members
+                .iter()
+                .any(|(&other, name)| other != id && *name == new)
+            {
+                drop(members);
+                ctx.write(format!("* error: the name {new} is taken\n").as_bytes());
+                return;
+            }
+            members.insert(id, new.clone()).unwrap_or_default()
+        };
+        self.room
+            .broadcast(ctx, id, format!("* {old} is now {new}\n").as_bytes());
+    }
+}
+
+impl Handler for Member {
+    fn on_connect(&mut self, ctx: &mut Context<'_>) {
+        let n = self.room.guests.fetch_add(1, Ordering::Relaxed) + 1;
+        let name = format!("guest-{n}");
+        let notice = format!("* {name} joined\n");
+        self.room
+            .members
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(ctx.id(), name);
+        self.room.broadcast(ctx, ctx.id(), notice.as_bytes());
+    }
+
+    fn on_data(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+        let mut rest = data;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            if self.partial.len() + end > MAX_LINE {
+                too_long(ctx);
+                return;
+            }
+            if self.partial.is_empty() {
+                self.line(ctx, &rest[..end]);
+            } else {
+                self.partial.extend_from_slice(&rest[..end]);
+                let line = std::mem::take(&mut self.partial);
+                self.line(ctx, &line);
+                self.partial = line;
+                self.partial.clear();
+            }
+            rest = &rest[end + 1..];
+        }
+        if self.partial.len() + rest.len() > MAX_LINE {
+            too_long(ctx);
+            return;
+        }
+        self.partial.extend_from_slice(rest);
+    }
+
+    fn on_close(&mut self, ctx: &mut Context<'_>) {
+        let id = ctx.id();
+        let removed = self
+            .room
+            .members
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        if let Some(name) = removed {
+            self.room
+                .broadcast(ctx, id, format!("* {name} left\n").as_bytes());
+        }
+    }
+}
+
+fn too_long(ctx: &mut Context<'_>) {
+    ctx.write(format!("* error: line longer than {MAX_LINE} bytes\n").as_bytes());
+    ctx.close();
+}

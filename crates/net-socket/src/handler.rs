@@ -1,0 +1,163 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::output::Output;
+
+/// Identifies one connection of a [`Server`](crate::Server), across all its threads.
+///
+/// An id is never reused while the server runs, so a message sent to a connection that has
+/// closed is dropped rather than delivered to a newcomer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub(crate) worker: usize,
+    pub(crate) key: usize,
+    pub(crate) serial: u64,
+}
+
+/// Facts about a new connection, given to [`Service::connect`].
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    /// The connection's id.
+    pub id: ConnId,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The server address the client connected to.
+    pub local: SocketAddr,
+}
+
+/// A protocol: creates one [`Handler`] per accepted connection.
+///
+/// A service is shared by every thread of the server; per-connection state lives in its
+/// handlers, which stay on the thread that accepted the connection.
+pub trait Service: Send + Sync + 'static {
+    /// The per-connection state.
+    type Handler: Handler;
+
+    /// Creates the handler of a freshly accepted connection.
+    fn connect(&self, info: &ConnInfo) -> Self::Handler;
+}
+
+impl<F, H> Service for F
+where
+    F: Fn(&ConnInfo) -> H + Send + Sync + 'static,
+    H: Handler,
+{
+    type Handler = H;
+
+    fn connect(&self, info: &ConnInfo) -> H {
+        self(info)
+    }
+}
+
+/// Per-connection protocol state, driven by the server's event loop.
+///
+/// Every callback gets a [`Context`] to write to this connection, close it, or send to other
+/// connections. Callbacks must not block: they run on the event loop thread.
+pub trait Handler: 'static {
+    /// The connection was accepted.
+    fn on_connect(&mut self, _ctx: &mut Context<'_>) {}
+
+    /// Bytes arrived. `data` is only valid during the call: keep what you need.
+    fn on_data(&mut self, ctx: &mut Context<'_>, data: &[u8]);
+
+    /// The peer closed its sending side. By default the connection is closed once the pending
+    /// output has been flushed.
+    fn on_eof(&mut self, ctx: &mut Context<'_>) {
+        ctx.close();
+    }
+
+    /// The pending output fell back under the limit after reading had been paused for it;
+    /// a handler that stopped producing output because of [`Context::over_limit`] resumes here.
+    fn on_drain(&mut self, _ctx: &mut Context<'_>) {}
+
+    /// The timer set with [`Context::set_timer`] expired.
+    fn on_timer(&mut self, ctx: &mut Context<'_>) {
+        ctx.close();
+    }
+
+    /// The connection is gone; writes to it are discarded, sends to others still go out.
+    fn on_close(&mut self, _ctx: &mut Context<'_>) {}
+}
+
+/// What a handler can do from a callback.
+pub struct Context<'a> {
+    pub(crate) id: ConnId,
+    pub(crate) peer: SocketAddr,
+    pub(crate) output: &'a mut Output,
+    pub(crate) outbox: &'a mut Vec<(ConnId, Vec<u8>)>,
+    pub(crate) close: &'a mut bool,
+    pub(crate) timer: &'a mut TimerChange,
+    pub(crate) max_pending_output: usize,
+}
+
+impl Context<'_> {
+    /// This connection's id.
+    #[must_use]
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// The client's address.
+    #[must_use]
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Queues bytes for this connection; they are written when the callback returns.
+    pub fn write(&mut self, bytes: &[u8]) {
+        self.output.push_bytes(bytes);
+    }
+
+    /// Queues `len` bytes of `file` from `offset`; they go from the page cache to the socket
+    /// without passing through user space where the OS allows it.
+    pub fn write_file(&mut self, file: std::fs::File, offset: u64, len: u64) {
+        self.output.push_file(file, offset, len);
+    }
+
+    /// Gives direct access to the output buffer, to format into it without a copy.
+    pub fn output_buffer(&mut self) -> &mut Vec<u8> {
+        self.output.tail_buffer()
+    }
+
+    /// Queues bytes for another connection, on any thread. Sends to a closed connection are
+    /// dropped.
+    pub fn send(&mut self, to: ConnId, bytes: &[u8]) {
+        self.outbox.push((to, bytes.to_vec()));
+    }
+
+    /// Closes the connection once its pending output has been written.
+    pub fn close(&mut self) {
+        *self.close = true;
+    }
+
+    /// Bytes queued for this connection and not written yet.
+    #[must_use]
+    pub fn pending_output(&self) -> u64 {
+        self.output.pending()
+    }
+
+    /// Whether the pending output is over the server's `max_pending_output`: a handler that
+    /// can produce much output should stop until [`Handler::on_drain`].
+    #[must_use]
+    pub fn over_limit(&self) -> bool {
+        self.output.pending() > self.max_pending_output as u64
+    }
+
+    /// Calls [`Handler::on_timer`] after `after`, unless reset or cleared before.
+    pub fn set_timer(&mut self, after: Duration) {
+        *self.timer = TimerChange::Set(after);
+    }
+
+    /// Cancels the timer.
+    pub fn clear_timer(&mut self) {
+        *self.timer = TimerChange::Clear;
+    }
+}
+
+/// What a callback did to the connection's timer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimerChange {
+    Keep,
+    Set(Duration),
+    Clear,
+}

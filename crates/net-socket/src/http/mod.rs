@@ -1,0 +1,552 @@
+//! The `http` service: an HTTP/1.1 static file server on `httparse`.
+
+mod files;
+
+use std::fs::File;
+use std::io::Write as _;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileExt as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use httpdate::HttpDate;
+
+use self::files::{Refusal, Span};
+use crate::Error;
+use crate::handler::{ConnInfo, Context, Handler, Service};
+
+/// Requests whose head (request line and headers) grows past this get 431.
+const MAX_HEAD: usize = 16 * 1024;
+const MAX_HEADERS: usize = 64;
+/// Bodies up to this size are copied behind the response head, so both leave in one write;
+/// larger ones go by sendfile(2).
+const INLINE_BODY: u64 = 64 * 1024;
+
+/// Serves the files under a root directory over HTTP/1.1, like `python -m http.server`.
+///
+/// GET and HEAD; `Content-Type` by extension; `index.html` or an HTML listing for a
+/// directory; single `Range` requests (206/416); `Last-Modified`/`If-Modified-Since` (304);
+/// keep-alive, pipelining and HTTP/1.0. Paths that would leave the root get 403 or 404;
+/// the kernel enforces it (openat2 with `RESOLVE_BENEATH`), symlinks included.
+/// One access-log line per request goes to the `netkit::access` log target at info level.
+#[derive(Clone)]
+pub struct HttpFiles {
+    root: Arc<Root>,
+    header_timeout: Duration,
+    keep_alive_timeout: Duration,
+}
+
+struct Root {
+    dir: OwnedFd,
+    path: PathBuf,
+}
+
+impl HttpFiles {
+    /// Serves `root`, which must be a readable directory.
+    ///
+    /// # Errors
+    /// [`Error::Root`] when `root` is missing, unreadable or not a directory.
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self, Error> {
+        let path = root.into();
+        let root_error = |source| Error::Root {
+            path: path.clone(),
+            source,
+        };
+        let dir = File::open(&path).map_err(root_error)?;
+        let meta = dir.metadata().map_err(root_error)?;
+        if !meta.is_dir() {
+            return Err(root_error(std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                "not a directory",
+            )));
+        }
+        Ok(HttpFiles {
+            root: Arc::new(Root {
+                dir: OwnedFd::from(dir),
+                path,
+            }),
+            header_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(60),
+        })
+    }
+
+    /// How long a client may take to send a request's headers before it gets 408 and is
+    /// closed (default 10 s).
+    #[must_use]
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// How long an idle keep-alive connection is kept open (default 60 s).
+    #[must_use]
+    pub fn keep_alive_timeout(mut self, timeout: Duration) -> Self {
+        self.keep_alive_timeout = timeout;
+        self
+    }
+}
+
+impl Service for HttpFiles {
+    type Handler = HttpConn;
+
+    fn connect(&self, _info: &ConnInfo) -> HttpConn {
+        HttpConn {
+            root: Arc::clone(&self.root),
+            header_timeout: self.header_timeout,
+            keep_alive_timeout: self.keep_alive_timeout,
+            input: Vec::new(),
+            skip_body: 0,
+            head_timer: false,
+            eof: false,
+            done: false,
+        }
+    }
+}
+
+/// One HTTP connection of [`HttpFiles`].
+pub struct HttpConn {
+    root: Arc<Root>,
+    header_timeout: Duration,
+    keep_alive_timeout: Duration,
+    /// Received bytes not yet handled (a partial request, or requests held back while the
+    /// output is over the limit).
+    input: Vec<u8>,
+    /// Request body bytes still to discard.
+    skip_body: u64,
+    /// The header timer runs for the partial request in `input`.
+    head_timer: bool,
+    eof: bool,
+    /// The connection closes after the responses already queued.
+    done: bool,
+}
+
+/// The parts of a request the responder reads.
+struct Request<'a> {
+    method: &'a str,
+    target: &'a str,
+    range: Option<&'a str>,
+    if_range: Option<&'a str>,
+    if_modified_since: Option<&'a str>,
+}
+
+/// A response head about to be written.
+struct Head<'a> {
+    status: u16,
+    keep_alive: bool,
+    content_type: &'a str,
+    length: u64,
+    last_modified: Option<SystemTime>,
+    extra: &'a [(&'a str, &'a str)],
+}
+
+impl HttpConn {
+    fn feed(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+        if self.done {
+            return;
+        }
+        if self.input.is_empty() {
+            let used = self.handle(ctx, data);
+            self.input.extend_from_slice(&data[used..]);
+        } else {
+            self.input.extend_from_slice(data);
+            let mut input = std::mem::take(&mut self.input);
+            let used = self.handle(ctx, &input);
+            input.drain(..used);
+            self.input = input;
+        }
+        if self.done {
+            self.input.clear();
+            ctx.close();
+            return;
+        }
+        let partial = !self.input.is_empty() && self.skip_body == 0 && !ctx.over_limit();
+        if partial && !self.head_timer {
+            self.head_timer = true;
+            ctx.set_timer(self.header_timeout);
+        } else if self.input.is_empty() {
+            self.head_timer = false;
+            ctx.set_timer(self.keep_alive_timeout);
+        }
+        if self.eof && (self.input.is_empty() || partial) {
+            ctx.close();
+        }
+    }
+
+    /// Answers the complete requests at the start of `input`; returns the bytes used.
+    fn handle(&mut self, ctx: &mut Context<'_>, input: &[u8]) -> usize {
+        let mut used = 0;
+        while !self.done && !ctx.over_limit() {
+            if self.skip_body > 0 {
+                let n = self.skip_body.min((input.len() - used) as u64);
+                used += n as usize;
+                self.skip_body -= n;
+                if self.skip_body > 0 {
+                    break;
+                }
+            }
+            if used == input.len() {
+                break;
+            }
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut parsed = httparse::Request::new(&mut headers);
+            match parsed.parse(&input[used..]) {
+                Ok(httparse::Status::Complete(n)) => {
+                    used += n;
+                    self.head_timer = false;
+                    self.respond(ctx, &parsed);
+                }
+                Ok(httparse::Status::Partial) => {
+                    if input.len() - used > MAX_HEAD {
+                        self.fail(ctx, 431, "Request Header Fields Too Large");
+                    }
+                    break;
+                }
+                Err(httparse::Error::TooManyHeaders) => {
+                    self.fail(ctx, 431, "Request Header Fields Too Large");
+                }
+                Err(_) => self.fail(ctx, 400, "Bad Request"),
+            }
+        }
+        used
+    }
+
+    /// Answers a request that could not be parsed, and closes.
+    fn fail(&mut self, ctx: &mut Context<'_>, status: u16, reason: &str) {
+        self.done = true;
+        self.error(ctx, status, false, &[]);
+        access_log(ctx, "-", "-", 1, status, 0);
+        log::debug!("{}: {reason}", ctx.peer());
+    }
+
+    fn respond(&mut self, ctx: &mut Context<'_>, parsed: &httparse::Request<'_, '_>) {
+        let (Some(method), Some(target), Some(minor)) =
+            (parsed.method, parsed.path, parsed.version)
+        else {
+            return self.fail(ctx, 400, "incomplete request line");
+        };
+        let mut request = Request {
+            method,
+            target,
+            range: None,
+            if_range: None,
+            if_modified_since: None,
+        };
+        let mut keep_alive = minor >= 1;
+        let mut has_host = false;
+        for header in parsed.headers.iter() {
+            let Ok(value) = std::str::from_utf8(header.value) else {
+                continue;
+            };
+            let name = header.name;
+            if name.eq_ignore_ascii_case("connection") {
+                for token in value.split(',').map(str::trim) {
+                    if token.eq_ignore_ascii_case("close") {
+                        keep_alive = false;
+                    } else if token.eq_ignore_ascii_case("keep-alive") && minor == 0 {
+                        keep_alive = true;
+                    }
+                }
+            } else if name.eq_ignore_ascii_case("host") {
+                has_host = true;
+            } else if name.eq_ignore_ascii_case("content-length") {
+                match value.trim().parse::<u64>() {
+                    Ok(len) if self.skip_body == 0 || self.skip_body == len => {
+                        self.skip_body = len;
+                    }
+                    _ => return self.fail(ctx, 400, "bad Content-Length"),
+                }
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                // We never read request bodies, and cannot find where a chunked one ends
+                // without decoding it: answer this request, then close.
+                keep_alive = false;
+            } else if name.eq_ignore_ascii_case("range") {
+                request.range = Some(value);
+            } else if name.eq_ignore_ascii_case("if-range") {
+                request.if_range = Some(value);
+            } else if name.eq_ignore_ascii_case("if-modified-since") {
+                request.if_modified_since = Some(value);
+            }
+        }
+        if minor >= 1 && !has_host {
+            return self.fail(ctx, 400, "HTTP/1.1 request without Host");
+        }
+        if !keep_alive {
+            self.done = true;
+        }
+        let (status, sent) = if method == "GET" || method == "HEAD" {
+            self.serve(ctx, &request, keep_alive)
+        } else {
+            self.error(ctx, 405, keep_alive, &[("Allow", "GET, HEAD")]);
+            (405, 0)
+        };
+        access_log(ctx, method, target, minor, status, sent);
+    }
+
+    /// Answers a GET or HEAD; returns the status and the body bytes queued.
+    fn serve(&mut self, ctx: &mut Context<'_>, req: &Request<'_>, keep_alive: bool) -> (u16, u64) {
+        let refused = |this: &mut Self, ctx: &mut Context<'_>, refusal| {
+            let status = match refusal {
+                Refusal::BadRequest => 400,
+                Refusal::Forbidden => 403,
+                Refusal::NotFound => 404,
+            };
+            this.error(ctx, status, keep_alive, &[]);
+            (status, 0)
+        };
+        let rel = match files::relative_path(req.target) {
+            Ok(rel) => rel,
+            Err(refusal) => return refused(self, ctx, refusal),
+        };
+        let file = match files::open_beneath(&self.root.dir, &rel) {
+            Ok(file) => file,
+            Err(refusal) => return refused(self, ctx, refusal),
+        };
+        let Ok(meta) = file.metadata() else {
+            return refused(self, ctx, Refusal::NotFound);
+        };
+        if meta.is_dir() {
+            return self.serve_dir(ctx, req, &rel, keep_alive);
+        }
+        if !meta.is_file() {
+            return refused(self, ctx, Refusal::Forbidden);
+        }
+        let mtime = meta.modified().ok();
+        let content_type = mime_guess::from_path(&rel)
+            .first_raw()
+            .unwrap_or("application/octet-stream");
+        let len = meta.len();
+        if let (Some(since), Some(mtime)) = (req.if_modified_since, mtime)
+            && req.range.is_none()
+            && files::not_modified(since, mtime)
+        {
+            self.head(
+                ctx,
+                &Head {
+                    status: 304,
+                    keep_alive,
+                    content_type: "",
+                    length: 0,
+                    last_modified: Some(mtime),
+                    extra: &[],
+                },
+            );
+            return (304, 0);
+        }
+        let range_applies = match (req.if_range, mtime) {
+            (None, _) => true,
+            (Some(validator), Some(mtime)) => validator.trim() == HttpDate::from(mtime).to_string(),
+            (Some(_), None) => false,
+        };
+        let span = match req.range {
+            Some(range) if range_applies => files::range(range, len),
+            _ => Span::Whole,
+        };
+        let mut content_range = String::new();
+        let (status, start, count) = match span {
+            Span::Whole => (200, 0, len),
+            Span::Part { start, end } => {
+                content_range = format!("bytes {start}-{end}/{len}");
+                (206, start, end - start + 1)
+            }
+            Span::Unsatisfiable => {
+                let unsatisfied = format!("bytes */{len}");
+                self.error(ctx, 416, keep_alive, &[("Content-Range", &unsatisfied)]);
+                return (416, 0);
+            }
+        };
+        let extra: &[(&str, &str)] = if content_range.is_empty() {
+            &[]
+        } else {
+            &[("Content-Range", &content_range)]
+        };
+        self.head(
+            ctx,
+            &Head {
+                status,
+                keep_alive,
+                content_type,
+                length: count,
+                last_modified: mtime,
+                extra,
+            },
+        );
+        if req.method == "HEAD" || count == 0 {
+            return (status, 0);
+        }
+        if count <= INLINE_BODY {
+            let buf = ctx.output_buffer();
+            let at = buf.len();
+            // `count` is at most INLINE_BODY, so it fits in usize.
+            buf.resize(at + count as usize, 0);
+            if let Err(e) = file.read_exact_at(&mut buf[at..], start) {
+                // The head promised bytes we cannot send: the client must see a cut
+                // connection, not a short body.
+                log::warn!("reading {rel}: {e}");
+                buf.truncate(at);
+                self.done = true;
+                return (status, 0);
+            }
+        } else {
+            ctx.write_file(file, start, count);
+        }
+        (status, count)
+    }
+
+    fn serve_dir(
+        &mut self,
+        ctx: &mut Context<'_>,
+        req: &Request<'_>,
+        rel: &str,
+        keep_alive: bool,
+    ) -> (u16, u64) {
+        let path = req.target.split(['?', '#']).next().unwrap_or("/");
+        if !path.ends_with('/') {
+            let location = format!("{path}/");
+            self.error(ctx, 301, keep_alive, &[("Location", &location)]);
+            return (301, 0);
+        }
+        let index = if rel == "." {
+            "index.html".to_owned()
+        } else {
+            format!("{rel}/index.html")
+        };
+        if let Ok(file) = files::open_beneath(&self.root.dir, &index)
+            && file.metadata().is_ok_and(|m| m.is_file())
+        {
+            let target = format!("{path}index.html");
+            let inner = Request {
+                target: &target,
+                ..*req
+            };
+            return self.serve(ctx, &inner, keep_alive);
+        }
+        let decoded_path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+        match files::listing(&self.root.path.join(rel), &decoded_path) {
+            Ok(html) => {
+                let len = html.len() as u64;
+                self.head(
+                    ctx,
+                    &Head {
+                        status: 200,
+                        keep_alive,
+                        content_type: "text/html; charset=utf-8",
+                        length: len,
+                        last_modified: None,
+                        extra: &[],
+                    },
+                );
+                if req.method == "GET" {
+                    ctx.write(html.as_bytes());
+                    return (200, len);
+                }
+                (200, 0)
+            }
+            Err(e) => {
+                log::warn!("listing {rel}: {e}");
+                self.error(ctx, 403, keep_alive, &[]);
+                (403, 0)
+            }
+        }
+    }
+
+    /// Writes a short plain-text error response.
+    fn error(
+        &mut self,
+        ctx: &mut Context<'_>,
+        status: u16,
+        keep_alive: bool,
+        extra: &[(&str, &str)],
+    ) {
+        let reason = reason(status);
+        self.head(
+            ctx,
+            &Head {
+                status,
+                keep_alive,
+                content_type: "text/plain; charset=utf-8",
+                length: (status.to_string().len() + 1 + reason.len() + 1) as u64,
+                last_modified: None,
+                extra,
+            },
+        );
+        let _ = writeln!(ctx.output_buffer(), "{status} {reason}");
+    }
+
+    fn head(&mut self, ctx: &mut Context<'_>, head: &Head<'_>) {
+        let buf = ctx.output_buffer();
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            buf,
+            "HTTP/1.1 {} {}\r\nServer: netkit\r\nDate: {}\r\n",
+            head.status,
+            reason(head.status),
+            HttpDate::from(SystemTime::now())
+        );
+        if !head.content_type.is_empty() {
+            let _ = write!(buf, "Content-Type: {}\r\n", head.content_type);
+        }
+        if head.status != 304 {
+            let _ = write!(buf, "Content-Length: {}\r\n", head.length);
+        }
+        if let Some(mtime) = head.last_modified {
+            let _ = write!(buf, "Last-Modified: {}\r\n", HttpDate::from(mtime));
+        }
+        if matches!(head.status, 200 | 206 | 304 | 416) {
+            buf.extend_from_slice(b"Accept-Ranges: bytes\r\n");
+        }
+        for (name, value) in head.extra {
+            let _ = write!(buf, "{name}: {value}\r\n");
+        }
+        buf.extend_from_slice(if head.keep_alive && !self.done {
+            b"Connection: keep-alive\r\n\r\n"
+        } else {
+            b"Connection: close\r\n\r\n"
+        });
+    }
+}
+
+impl Handler for HttpConn {
+    fn on_data(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+        self.feed(ctx, data);
+    }
+
+    fn on_eof(&mut self, ctx: &mut Context<'_>) {
+        self.eof = true;
+        self.feed(ctx, &[]);
+    }
+
+    fn on_drain(&mut self, ctx: &mut Context<'_>) {
+        self.feed(ctx, &[]);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_>) {
+        if self.head_timer && !self.done {
+            self.done = true;
+            self.error(ctx, 408, false, &[]);
+            access_log(ctx, "-", "-", 1, 408, 0);
+        }
+        ctx.close();
+    }
+}
+
+fn access_log(ctx: &Context<'_>, method: &str, target: &str, minor: u8, status: u16, sent: u64) {
+    log::info!(target: "netkit::access", "{} \"{method} {target} HTTP/1.{minor}\" {status} {sent}", ctx.peer());
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        416 => "Range Not Satisfiable",
+        431 => "Request Header Fields Too Large",
+        _ => "Unknown",
+    }
+}

@@ -1,0 +1,167 @@
+//! A connection's pending output: bytes and file ranges, written in order.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+
+/// Buffers above this size are not kept for reuse once drained.
+const KEEP_CAPACITY: usize = 256 * 1024;
+/// The most one sendfile(2) call is asked to move, so one connection cannot hog its loop.
+const SENDFILE_CHUNK: usize = 1 << 20;
+
+enum Segment {
+    Bytes { buf: Vec<u8>, pos: usize },
+    File { file: File, offset: u64, end: u64 },
+}
+
+/// Output queued for one connection.
+#[derive(Default)]
+pub(crate) struct Output {
+    segments: VecDeque<Segment>,
+    spare: Vec<u8>,
+}
+
+impl Output {
+    pub(crate) fn push_bytes(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.tail_buffer().extend_from_slice(bytes);
+        }
+    }
+
+    pub(crate) fn push_file(&mut self, file: File, offset: u64, len: u64) {
+        if len > 0 {
+            self.segments.push_back(Segment::File {
+                file,
+                offset,
+                end: offset + len,
+            });
+        }
+    }
+
+    /// The byte buffer at the end of the queue, created when the queue ends with a file.
+    pub(crate) fn tail_buffer(&mut self) -> &mut Vec<u8> {
+        if !matches!(self.segments.back(), Some(Segment::Bytes { .. })) {
+            let buf = std::mem::take(&mut self.spare);
+            self.segments.push_back(Segment::Bytes { buf, pos: 0 });
+        }
+        match self.segments.back_mut() {
+            Some(Segment::Bytes { buf, .. }) => buf,
+            // The branch above just made the last segment a byte buffer.
+            _ => unreachable!("the output queue ends with a byte buffer"),
+        }
+    }
+
+    /// Bytes still to write, file ranges included.
+    pub(crate) fn pending(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| match s {
+                Segment::Bytes { buf, pos } => (buf.len() - pos) as u64,
+                Segment::File { offset, end, .. } => end - offset,
+            })
+            .sum()
+    }
+
+    /// Bytes held in memory, the part of [`Output::pending`] that costs the server RAM.
+    pub(crate) fn buffered(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| match s {
+                Segment::Bytes { buf, pos } => (buf.len() - pos) as u64,
+                Segment::File { .. } => 0,
+            })
+            .sum()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.segments.iter().all(|s| match s {
+            Segment::Bytes { buf, pos } => *pos == buf.len(),
+            Segment::File { offset, end, .. } => offset == end,
+        })
+    }
+
+    /// Drops everything queued (the peer is gone).
+    pub(crate) fn clear(&mut self) {
+        self.segments.clear();
+    }
+
+    /// Writes until the queue is empty or the socket would block; returns the bytes written.
+    /// `Ok` with a non-empty queue means the socket is full.
+    pub(crate) fn write_to<S: Write + AsFd>(&mut self, stream: &mut S) -> io::Result<u64> {
+        let mut written = 0u64;
+        loop {
+            let only = self.segments.len() == 1;
+            let Some(front) = self.segments.front_mut() else {
+                break;
+            };
+            let step = match front {
+                Segment::Bytes { buf, pos } => {
+                    if *pos == buf.len() {
+                        if only {
+                            // Keep the last buffer for the next response.
+                            buf.clear();
+                            *pos = 0;
+                            if buf.capacity() > KEEP_CAPACITY {
+                                *buf = Vec::new();
+                            }
+                            break;
+                        }
+                        self.recycle_front();
+                        continue;
+                    }
+                    match stream.write(&buf[*pos..]) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(n) => {
+                            *pos += n;
+                            n
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Segment::File { file, offset, end } => {
+                    if offset == end {
+                        self.segments.pop_front();
+                        continue;
+                    }
+                    let count = usize::try_from(*end - *offset)
+                        .unwrap_or(SENDFILE_CHUNK)
+                        .min(SENDFILE_CHUNK);
+                    let mut off = i64::try_from(*offset)
+                        .map_err(|_| io::Error::other("file offset out of range"))?;
+                    match nix::sys::sendfile::sendfile64(
+                        stream.as_fd(),
+                        file.as_fd(),
+                        Some(&mut off),
+                        count,
+                    ) {
+                        // The file shrank under us: the promised length cannot be sent.
+                        Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                        Ok(n) => {
+                            *offset += n as u64;
+                            n
+                        }
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        Err(nix::errno::Errno::EAGAIN) => break,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            };
+            written += step as u64;
+        }
+        Ok(written)
+    }
+
+    /// Pops a drained byte buffer, keeping its allocation as the spare.
+    fn recycle_front(&mut self) {
+        if let Some(Segment::Bytes { mut buf, .. }) = self.segments.pop_front()
+            && buf.capacity() <= KEEP_CAPACITY
+            && self.spare.capacity() == 0
+        {
+            buf.clear();
+            self.spare = buf;
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! The server: configuration, binding, threads, shutdown and counters.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::Duration;
+
+use mio::net::TcpListener;
+use mio::{Poll, Waker};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::Error;
+use crate::handler::{ConnId, Service};
+use crate::worker::{WAKER, Worker};
+
+/// Configures and binds a [`Server`].
+#[derive(Clone, Debug)]
+pub struct ServerBuilder {
+    addrs: Vec<SocketAddr>,
+    pub(crate) config: Config,
+}
+
+/// Limits shared by every thread of a server.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) threads: usize,
+    pub(crate) max_connections: usize,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_pending_output: usize,
+    pub(crate) shutdown_timeout: Duration,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder {
+            addrs: Vec::new(),
+            config: Config {
+                threads: std::thread::available_parallelism().map_or(1, usize::from),
+                max_connections: 10_000,
+                idle_timeout: None,
+                max_pending_output: 1 << 20,
+                shutdown_timeout: Duration::from_secs(30),
+            },
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// Starts configuring a server with the defaults.
+    #[must_use]
+    pub fn new() -> Self {
+        ServerBuilder::default()
+    }
+
+    /// Adds an address to listen on (IPv4 or IPv6; port 0 picks a free port).
+    #[must_use]
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.addrs.push(addr);
+        self
+    }
+
+    /// Event-loop threads, each accepting on its own listener (default: available cores).
+    #[must_use]
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.config.threads = threads.max(1);
+        self
+    }
+
+    /// Connections open at once across all threads; more are closed as soon as accepted
+    /// (default 10,000).
+    #[must_use]
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.config.max_connections = max;
+        self
+    }
+
+    /// Closes a connection after this long without reading or writing a byte (default: never).
+    #[must_use]
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// Output bytes queued for one connection above which the server stops reading from it
+    /// until it drains (default 1 MiB). Messages sent to a connection from other connections
+    /// past this limit close it, so a client that never reads cannot grow the server's memory.
+    #[must_use]
+    pub fn max_pending_output(mut self, bytes: usize) -> Self {
+        self.config.max_pending_output = bytes.max(1);
+        self
+    }
+
+    /// How long a graceful shutdown may spend flushing before closing what is left
+    /// (default 30 s).
+    #[must_use]
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Binds every address on every thread; the server starts serving with [`Server::run`].
+    ///
+    /// # Errors
+    /// [`Error::AddrInUse`] when another socket listens on an address, [`Error::Bind`] for other
+    /// bind failures, [`Error::EventLoop`] when the poller cannot be created.
+    pub fn build<S: Service>(self, service: S) -> Result<Server<S>, Error> {
+        if self.addrs.is_empty() {
+            return Err(Error::NoBindAddress);
+        }
+        let threads = self.config.threads;
+        let mut listeners: Vec<Vec<TcpListener>> = (0..threads).map(|_| Vec::new()).collect();
+        let mut local_addrs = Vec::with_capacity(self.addrs.len());
+        for &addr in &self.addrs {
+            refuse_if_taken(addr)?;
+            let first = listen(addr)?;
+            let real = first
+                .local_addr()
+                .map_err(|source| Error::Bind { addr, source })?;
+            local_addrs.push(real);
+            listeners[0].push(first);
+            for per_thread in listeners.iter_mut().skip(1) {
+                per_thread.push(listen(real)?);
+            }
+        }
+
+        let mut polls = Vec::with_capacity(threads);
+        let mut remotes = Vec::with_capacity(threads);
+        let mut inboxes = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let poll = Poll::new().map_err(Error::EventLoop)?;
+            let waker = Waker::new(poll.registry(), WAKER).map_err(Error::EventLoop)?;
+            let (tx, rx) = mpsc::channel();
+            polls.push(poll);
+            remotes.push(Remote { tx, waker });
+            inboxes.push(rx);
+        }
+        Ok(Server {
+            service: Arc::new(service),
+            shared: Arc::new(Shared {
+                config: self.config,
+                shutdown: AtomicBool::new(false),
+                remotes,
+                counters: Counters::default(),
+            }),
+            local_addrs,
+            workers: polls
+                .into_iter()
+                .zip(listeners)
+                .zip(inboxes)
+                .map(|((p, l), i)| (p, l, i))
+                .collect(),
+        })
+    }
+}
+
+/// SO_REUSEPORT lets a second server bind a port we use without an error; a plain bind first
+/// turns that into the "address in use" users expect.
+fn refuse_if_taken(addr: SocketAddr) -> Result<(), Error> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(Error::AddrInUse { addr }),
+        Err(source) => Err(Error::Bind { addr, source }),
+    }
+}
+
+fn listen(addr: SocketAddr) -> Result<TcpListener, Error> {
+    let bind = || -> io::Result<TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        if addr.is_ipv6() {
+            // So that [::]:P and 0.0.0.0:P can both be bound, as the user asked.
+            socket.set_only_v6(true)?;
+        }
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        Ok(TcpListener::from_std(socket.into()))
+    };
+    bind().map_err(|source| match source.kind() {
+        io::ErrorKind::AddrInUse => Error::AddrInUse { addr },
+        _ => Error::Bind { addr, source },
+    })
+}
+
+/// A bound server, ready to [`run`](Server::run).
+pub struct Server<S: Service> {
+    service: Arc<S>,
+    shared: Arc<Shared>,
+    local_addrs: Vec<SocketAddr>,
+    workers: Vec<(Poll, Vec<TcpListener>, Receiver<Message>)>,
+}
+
+impl<S: Service> Server<S> {
+    /// The addresses really bound, in the order given (the real port where 0 was asked).
+    #[must_use]
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// A handle that stops the server from any thread.
+    #[must_use]
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Live counters of the server.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        Stats {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Serves until [`ShutdownHandle::shutdown`], then flushes and closes every connection
+    /// (within the shutdown timeout) and returns.
+    ///
+    /// # Errors
+    /// [`Error::EventLoop`] when a worker thread cannot be started or its poller fails.
+    pub fn run(self) -> Result<(), Error> {
+        let mut workers = self.workers.into_iter().enumerate();
+        let Some((_, first)) = workers.next() else {
+            return Ok(());
+        };
+        let mut handles = Vec::new();
+        for (index, (poll, listeners, inbox)) in workers {
+            let (service, shared) = (Arc::clone(&self.service), Arc::clone(&self.shared));
+            let handle = std::thread::Builder::new()
+                .name(format!("netkit-loop-{index}"))
+                .spawn(move || Worker::new(index, poll, listeners, inbox, &service, &shared).run())
+                .map_err(|e| {
+                    self.shared.stop();
+                    Error::EventLoop(e)
+                })?;
+            handles.push(handle);
+        }
+        let (poll, listeners, inbox) = first;
+        let mut result = Worker::new(0, poll, listeners, inbox, &self.service, &self.shared).run();
+        if result.is_err() {
+            self.shared.stop();
+        }
+        for handle in handles {
+            let outcome = handle
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("event loop thread panicked")));
+            if result.is_ok() {
+                result = outcome;
+            }
+        }
+        result.map_err(Error::EventLoop)
+    }
+}
+
+/// Stops a running server from any thread (cheap to clone).
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    shared: Arc<Shared>,
+}
+
+impl ShutdownHandle {
+    /// Starts the graceful shutdown: stop accepting, flush pending output, close, return.
+    pub fn shutdown(&self) {
+        self.shared.stop();
+    }
+}
+
+/// Live counters of a server (cheap to clone, readable from any thread).
+#[derive(Clone)]
+pub struct Stats {
+    shared: Arc<Shared>,
+}
+
+/// The counters at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StatsSnapshot {
+    /// Connections open now.
+    pub open_connections: u64,
+    /// Connections accepted since the start, the refused ones excluded.
+    pub total_connections: u64,
+    /// Connections closed at once because `max_connections` were open.
+    pub refused_connections: u64,
+    /// Bytes read from all connections.
+    pub bytes_in: u64,
+    /// Bytes written to all connections.
+    pub bytes_out: u64,
+    /// Output bytes held in memory for all connections now (file ranges excluded).
+    pub buffered_output: u64,
+}
+
+impl Stats {
+    /// Reads the counters.
+    #[must_use]
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let c = &self.shared.counters;
+        StatsSnapshot {
+            open_connections: c.open.load(Ordering::Relaxed),
+            total_connections: c.total.load(Ordering::Relaxed),
+            refused_connections: c.refused.load(Ordering::Relaxed),
+            bytes_in: c.bytes_in.load(Ordering::Relaxed),
+            bytes_out: c.bytes_out.load(Ordering::Relaxed),
+            buffered_output: c.buffered.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What the threads of one server share.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) shutdown: AtomicBool,
+    pub(crate) remotes: Vec<Remote>,
+    pub(crate) counters: Counters,
+}
+
+impl Shared {
+    fn stop(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        for remote in &self.remotes {
+            if let Err(e) = remote.waker.wake() {
+                log::warn!("cannot wake an event loop for shutdown: {e}");
+            }
+        }
+    }
+}
+
+/// The way into another thread's event loop.
+pub(crate) struct Remote {
+    pub(crate) tx: Sender<Message>,
+    pub(crate) waker: Waker,
+}
+
+/// Bytes for a connection owned by another thread.
+pub(crate) type Message = (ConnId, Vec<u8>);
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) open: AtomicU64,
+    pub(crate) total: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    pub(crate) buffered: AtomicU64,
+}

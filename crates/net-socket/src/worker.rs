@@ -1,0 +1,535 @@
+//! One event loop: a `mio::Poll`, its listeners and the connections it accepted.
+
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::handler::{ConnId, ConnInfo, Context, Handler, Service, TimerChange};
+use crate::output::Output;
+use crate::server::{Message, Shared};
+
+pub(crate) const WAKER: Token = Token(usize::MAX);
+/// Listener `i` has token `LISTENER_BASE - i`; connections use their slab key.
+const LISTENER_BASE: usize = usize::MAX - 1;
+const READ_BUFFER: usize = 64 * 1024;
+/// Reads per connection per wake-up before the loop serves others (fairness).
+const READS_PER_TURN: usize = 16;
+/// How often idle connections and timers are checked.
+const TICK: Duration = Duration::from_millis(100);
+/// After an accept error such as EMFILE, retrying at once would spin the CPU.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
+/// How long a closing connection may keep sending before it is cut off.
+const LINGER: Duration = Duration::from_secs(2);
+
+struct Conn<H> {
+    stream: TcpStream,
+    handler: H,
+    output: Output,
+    id: ConnId,
+    peer: SocketAddr,
+    last_active: Instant,
+    timer: Option<Instant>,
+    /// Reading is paused until the output drains under the limit.
+    paused: bool,
+    /// `on_drain` is due once the loop comes back to this connection.
+    drained: bool,
+    /// The peer has not sent EOF yet.
+    read_open: bool,
+    close_after_flush: bool,
+    /// Our side is shut down; reads are discarded until the peer closes or this passes.
+    lingering: Option<Instant>,
+    /// This connection's share of the server's `buffered_output` counter.
+    reported_buffered: u64,
+}
+
+pub(crate) struct Worker<S: Service> {
+    index: usize,
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    inbox: Receiver<Message>,
+    service: Arc<S>,
+    shared: Arc<Shared>,
+    conns: Slab<Conn<S::Handler>>,
+    read_buf: Box<[u8]>,
+    outbox: Vec<Message>,
+    woken: Vec<bool>,
+    ready_again: Vec<usize>,
+    scratch: Vec<usize>,
+    next_serial: u64,
+    accept_paused_until: Option<Instant>,
+    shutdown_deadline: Option<Instant>,
+    next_tick: Instant,
+}
+
+impl<S: Service> Worker<S> {
+    pub(crate) fn new(
+        index: usize,
+        poll: Poll,
+        listeners: Vec<TcpListener>,
+        inbox: Receiver<Message>,
+        service: &Arc<S>,
+        shared: &Arc<Shared>,
+    ) -> Self {
+        Worker {
+            index,
+            poll,
+            listeners,
+            inbox,
+            service: Arc::clone(service),
+            shared: Arc::clone(shared),
+            conns: Slab::new(),
+            read_buf: vec![0; READ_BUFFER].into_boxed_slice(),
+            outbox: Vec::new(),
+            woken: vec![false; shared.remotes.len()],
+            ready_again: Vec::new(),
+            scratch: Vec::new(),
+            next_serial: 0,
+            accept_paused_until: None,
+            shutdown_deadline: None,
+            next_tick: Instant::now() + TICK,
+        }
+    }
+
+    pub(crate) fn run(mut self) -> io::Result<()> {
+        for (i, listener) in self.listeners.iter_mut().enumerate() {
+            self.poll.registry().register(
+                listener,
+                Token(LISTENER_BASE - i),
+                Interest::READABLE,
+            )?;
+        }
+        let mut events = Events::with_capacity(1024);
+        loop {
+            if self.shared.shutdown.load(Ordering::SeqCst) && self.shutdown_deadline.is_none() {
+                self.begin_shutdown();
+            }
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.conns.is_empty() {
+                    return Ok(());
+                }
+                if Instant::now() >= deadline {
+                    log::warn!(
+                        "shutdown deadline passed: closing {} connections",
+                        self.conns.len()
+                    );
+                    self.for_each_conn(Self::close_now);
+                    return Ok(());
+                }
+            }
+
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in &events {
+                match event.token() {
+                    WAKER => self.receive(),
+                    Token(t) if t > LISTENER_BASE - self.listeners.len() => {
+                        self.accept(LISTENER_BASE - t);
+                    }
+                    Token(key) => {
+                        self.flush(key);
+                        self.read(key);
+                    }
+                }
+            }
+            let mut again = std::mem::take(&mut self.ready_again);
+            for &key in &again {
+                self.resume(key);
+            }
+            again.clear();
+            again.append(&mut self.ready_again);
+            self.ready_again = again;
+            let now = Instant::now();
+            if now >= self.next_tick {
+                self.next_tick = now + TICK;
+                self.tick(now);
+            }
+            if self.accept_paused_until.is_some_and(|until| now >= until) {
+                self.accept_paused_until = None;
+                for i in 0..self.listeners.len() {
+                    self.accept(i);
+                }
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.ready_again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let now = Instant::now();
+        let mut wake = None::<Instant>;
+        let mut consider = |at: Instant| wake = Some(wake.map_or(at, |w| w.min(at)));
+        if !self.conns.is_empty() {
+            consider(self.next_tick);
+        }
+        if let Some(until) = self.accept_paused_until {
+            consider(until);
+        }
+        if let Some(deadline) = self.shutdown_deadline {
+            consider(deadline);
+        }
+        wake.map(|at| at.saturating_duration_since(now))
+    }
+
+    fn begin_shutdown(&mut self) {
+        self.shutdown_deadline = Some(Instant::now() + self.shared.config.shutdown_timeout);
+        // Dropping the listeners closes them: new clients are refused from now on.
+        self.listeners.clear();
+        self.for_each_conn(|worker, key| {
+            if let Some(conn) = worker.conns.get_mut(key) {
+                conn.close_after_flush = true;
+            }
+            worker.flush(key);
+        });
+        log::info!(
+            "shutting down: {} connections left on loop {}",
+            self.conns.len(),
+            self.index
+        );
+    }
+
+    fn for_each_conn(&mut self, mut f: impl FnMut(&mut Self, usize)) {
+        let mut keys = std::mem::take(&mut self.scratch);
+        keys.clear();
+        keys.extend(self.conns.iter().map(|(key, _)| key));
+        for &key in &keys {
+            f(self, key);
+        }
+        self.scratch = keys;
+    }
+
+    fn accept(&mut self, index: usize) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    log::warn!("accept failed: {e}; pausing accepts for {ACCEPT_PAUSE:?}");
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+        let counters = &self.shared.counters;
+        if counters.open.load(Ordering::Relaxed) >= self.shared.config.max_connections as u64 {
+            counters.refused.fetch_add(1, Ordering::Relaxed);
+            log::warn!("refusing {peer}: max_connections open");
+            return;
+        }
+        if let Err(e) = stream.set_nodelay(true) {
+            log::debug!("TCP_NODELAY on {peer}: {e}");
+        }
+        let local = match stream.local_addr() {
+            Ok(local) => local,
+            Err(e) => {
+                log::debug!("dropping {peer}: {e}");
+                return;
+            }
+        };
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::warn!("cannot watch {peer}: {e}");
+            return;
+        }
+        self.next_serial += 1;
+        let id = ConnId {
+            worker: self.index,
+            key,
+            serial: self.next_serial,
+        };
+        let handler = self.service.connect(&ConnInfo { id, peer, local });
+        entry.insert(Conn {
+            stream,
+            handler,
+            output: Output::default(),
+            id,
+            peer,
+            last_active: Instant::now(),
+            timer: None,
+            paused: false,
+            drained: false,
+            read_open: true,
+            close_after_flush: false,
+            lingering: None,
+            reported_buffered: 0,
+        });
+        counters.open.fetch_add(1, Ordering::Relaxed);
+        counters.total.fetch_add(1, Ordering::Relaxed);
+        self.callback(key, |h, ctx| h.on_connect(ctx));
+        self.flush(key);
+        self.deliver();
+    }
+
+    /// Runs one handler callback with a context for connection `key`.
+    fn callback(&mut self, key: usize, f: impl FnOnce(&mut S::Handler, &mut Context<'_>)) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut close = false;
+        let mut timer = TimerChange::Keep;
+        let mut ctx = Context {
+            id: conn.id,
+            peer: conn.peer,
+            output: &mut conn.output,
+            outbox: &mut self.outbox,
+            close: &mut close,
+            timer: &mut timer,
+            max_pending_output: self.shared.config.max_pending_output,
+        };
+        f(&mut conn.handler, &mut ctx);
+        if close {
+            conn.close_after_flush = true;
+        }
+        match timer {
+            TimerChange::Keep => {}
+            TimerChange::Set(after) => conn.timer = Instant::now().checked_add(after),
+            TimerChange::Clear => conn.timer = None,
+        }
+        if conn.output.pending() > self.shared.config.max_pending_output as u64 {
+            conn.paused = true;
+        }
+    }
+
+    fn read(&mut self, key: usize) {
+        for _ in 0..READS_PER_TURN {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            let discarding = conn.lingering.is_some();
+            if !conn.read_open || (!discarding && (conn.paused || conn.close_after_flush)) {
+                return;
+            }
+            match conn.stream.read(&mut self.read_buf) {
+                Ok(0) => {
+                    conn.read_open = false;
+                    if discarding {
+                        self.close_now(key);
+                    } else {
+                        self.callback(key, |h, ctx| h.on_eof(ctx));
+                        self.flush(key);
+                        self.deliver();
+                    }
+                    return;
+                }
+                Ok(n) => {
+                    self.shared
+                        .counters
+                        .bytes_in
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    conn.last_active = Instant::now();
+                    if discarding {
+                        continue;
+                    }
+                    let buf = std::mem::take(&mut self.read_buf);
+                    self.callback(key, |h, ctx| h.on_data(ctx, &buf[..n]));
+                    self.read_buf = buf;
+                    self.flush(key);
+                    self.deliver();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("read from {}: {e}", conn.peer);
+                    self.close_now(key);
+                    return;
+                }
+            }
+        }
+        // Still readable: come back after serving the others.
+        self.ready_again.push(key);
+    }
+
+    /// Writes what is pending; closes, lingers or resumes reading as the state asks.
+    fn flush(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        match conn.output.write_to(&mut conn.stream) {
+            Ok(written) => {
+                if written > 0 {
+                    conn.last_active = Instant::now();
+                    self.shared
+                        .counters
+                        .bytes_out
+                        .fetch_add(written, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                log::debug!("write to {}: {e}", conn.peer);
+                self.close_now(key);
+                return;
+            }
+        }
+        let buffered = conn.output.buffered();
+        let counter = &self.shared.counters.buffered;
+        if buffered > conn.reported_buffered {
+            counter.fetch_add(buffered - conn.reported_buffered, Ordering::Relaxed);
+        } else {
+            counter.fetch_sub(conn.reported_buffered - buffered, Ordering::Relaxed);
+        }
+        conn.reported_buffered = buffered;
+
+        if conn.output.is_empty() && conn.close_after_flush && conn.lingering.is_none() {
+            if !conn.read_open {
+                self.close_now(key);
+                return;
+            }
+            // Closing with unread input would reset the connection and could destroy the
+            // last response in flight; shut our side and drain theirs for a while instead.
+            if conn.stream.shutdown(Shutdown::Write).is_err() {
+                self.close_now(key);
+                return;
+            }
+            conn.lingering = Some(Instant::now() + LINGER);
+            self.ready_again.push(key);
+        } else if conn.paused
+            && conn.output.pending() <= self.shared.config.max_pending_output as u64
+        {
+            conn.paused = false;
+            conn.drained = true;
+            self.ready_again.push(key);
+        }
+    }
+
+    /// Comes back to a connection that was paused or had more to read.
+    fn resume(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if std::mem::take(&mut conn.drained) {
+            self.callback(key, |h, ctx| h.on_drain(ctx));
+            self.flush(key);
+            self.deliver();
+        }
+        self.read(key);
+    }
+
+    fn close_now(&mut self, key: usize) {
+        if !self.conns.contains(key) {
+            return;
+        }
+        let mut conn = self.conns.remove(key);
+        conn.output.clear();
+        let counters = &self.shared.counters;
+        counters.open.fetch_sub(1, Ordering::Relaxed);
+        counters
+            .buffered
+            .fetch_sub(conn.reported_buffered, Ordering::Relaxed);
+        let mut close = false;
+        let mut timer = TimerChange::Keep;
+        let mut ctx = Context {
+            id: conn.id,
+            peer: conn.peer,
+            output: &mut conn.output,
+            outbox: &mut self.outbox,
+            close: &mut close,
+            timer: &mut timer,
+            max_pending_output: self.shared.config.max_pending_output,
+        };
+        conn.handler.on_close(&mut ctx);
+        // Dropping the stream closes the socket, which also removes it from the poller.
+        drop(conn);
+        self.deliver();
+    }
+
+    /// Sends what handlers addressed to other connections.
+    fn deliver(&mut self) {
+        while !self.outbox.is_empty() {
+            let mut batch = std::mem::take(&mut self.outbox);
+            for (to, bytes) in batch.drain(..) {
+                if to.worker == self.index {
+                    self.deliver_local(to, &bytes);
+                } else if let Some(remote) = self.shared.remotes.get(to.worker)
+                    && remote.tx.send((to, bytes)).is_ok()
+                {
+                    self.woken[to.worker] = true;
+                }
+            }
+            if self.outbox.is_empty() {
+                self.outbox = batch;
+            }
+        }
+        for (worker, woken) in self.woken.iter_mut().enumerate() {
+            if std::mem::take(woken)
+                && let Err(e) = self.shared.remotes[worker].waker.wake()
+            {
+                log::warn!("cannot wake event loop {worker}: {e}");
+            }
+        }
+    }
+
+    fn deliver_local(&mut self, to: ConnId, bytes: &[u8]) {
+        let Some(conn) = self.conns.get_mut(to.key) else {
+            return;
+        };
+        if conn.id != to || conn.close_after_flush {
+            return;
+        }
+        if conn.output.buffered() > self.shared.config.max_pending_output as u64 {
+            log::warn!("closing {}: it does not read what is sent to it", conn.peer);
+            self.close_now(to.key);
+            return;
+        }
+        conn.output.push_bytes(bytes);
+        self.flush(to.key);
+    }
+
+    fn receive(&mut self) {
+        while let Ok((to, bytes)) = self.inbox.try_recv() {
+            self.deliver_local(to, &bytes);
+        }
+        self.deliver();
+    }
+
+    fn tick(&mut self, now: Instant) {
+        let idle = self.shared.config.idle_timeout;
+        self.for_each_conn(|worker, key| {
+            let Some(conn) = worker.conns.get_mut(key) else {
+                return;
+            };
+            if conn.lingering.is_some_and(|until| now >= until)
+                || idle.is_some_and(|idle| now.duration_since(conn.last_active) >= idle)
+            {
+                worker.close_now(key);
+            } else if conn.timer.is_some_and(|at| now >= at) {
+                conn.timer = None;
+                worker.callback(key, |h, ctx| h.on_timer(ctx));
+                worker.flush(key);
+                worker.deliver();
+            }
+        });
+    }
+}

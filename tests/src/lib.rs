@@ -29,3 +29,111 @@ pub fn netkit_bin() -> PathBuf {
 pub fn work_dir() -> PathBuf {
     PathBuf::from(env("NETKIT_TEST_WORK"))
 }
+
+/// A `netkit serve ...` process started by a test, stopped (SIGKILL) when dropped.
+pub struct Served {
+    /// The process.
+    pub child: std::process::Child,
+    /// The addresses it printed in its `listening on ADDR` lines.
+    pub addrs: Vec<std::net::SocketAddr>,
+    /// Everything it has written to stderr so far.
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Served {
+    /// Starts `netkit serve ARGS...` and waits (at most 10 s) for its `listening on` lines.
+    ///
+    /// # Panics
+    /// When the server does not start: the test fails with its stderr.
+    #[must_use]
+    pub fn start(args: &[&str]) -> Served {
+        Self::start_with(
+            std::process::Command::new(netkit_bin())
+                .arg("serve")
+                .args(args),
+        )
+    }
+
+    /// Like [`Served::start`], for a prepared command (e.g. under `prlimit`).
+    ///
+    /// # Panics
+    /// When the server does not start: the test fails with its stderr.
+    #[must_use]
+    pub fn start_with(command: &mut std::process::Command) -> Served {
+        use std::io::BufRead;
+        let mut child = command
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("cannot start netkit serve");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pipe = child.stderr.take().expect("piped stderr");
+        let sink = std::sync::Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.parse::<std::net::SocketAddr>());
+                }
+                let mut all = sink.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let mut addrs = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while let Ok(addr) = rx.recv_timeout(
+            deadline
+                .saturating_duration_since(std::time::Instant::now())
+                .min(std::time::Duration::from_millis(300)),
+        ) {
+            addrs.push(addr.expect("a socket address after 'listening on'"));
+        }
+        if addrs.is_empty() {
+            let _ = child.kill();
+            panic!("netkit serve did not start: {}", stderr.lock().unwrap());
+        }
+        Served {
+            child,
+            addrs,
+            stderr,
+        }
+    }
+
+    /// The first address, as `http://IP:PORT`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addrs[0])
+    }
+
+    /// Sends SIGTERM and waits (at most `within`) for the exit status.
+    ///
+    /// # Panics
+    /// When the process does not exit in time.
+    pub fn terminate(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "netkit serve did not exit within {within:?} of SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -38,6 +38,9 @@ pub struct Args {
     /// keep-alive connections after 60 s].
     #[arg(long, value_name = "SECS")]
     idle_timeout: Option<u64>,
+    /// `http`: seconds a client may take to send a request's headers before 408.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    header_timeout: u64,
     /// Directory served by `http` [default: the current directory].
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
@@ -70,7 +73,9 @@ pub fn run(args: Args) -> Outcome {
     match args.service {
         Kind::Http => {
             let root = args.root.unwrap_or_else(|| PathBuf::from("."));
-            let files = HttpFiles::new(root).code(USAGE)?;
+            let files = HttpFiles::new(root)
+                .code(USAGE)?
+                .header_timeout(Duration::from_secs(args.header_timeout.max(1)));
             serve(builder, files)
         }
         Kind::Echo | Kind::Chat if args.root.is_some() => {

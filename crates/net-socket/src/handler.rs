@@ -14,6 +14,14 @@ pub struct ConnId {
     pub(crate) serial: u64,
 }
 
+impl ConnId {
+    /// The index of the event-loop thread that owns the connection.
+    #[must_use]
+    pub fn thread(&self) -> usize {
+        self.worker
+    }
+}
+
 /// Facts about a new connection, given to [`Service::connect`].
 #[derive(Clone, Copy, Debug)]
 pub struct ConnInfo {

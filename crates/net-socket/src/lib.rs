@@ -31,6 +31,7 @@
 //! client.read_exact(&mut reply)?;
 //! assert_eq!(&reply, b"HELLO");
 //!
+//! drop(client);
 //! stop.shutdown();
 //! running.join().expect("server thread")?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())

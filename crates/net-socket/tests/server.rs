@@ -1,0 +1,335 @@
+//! The server's limits and guarantees, checked in-process against real sockets on 127.0.0.1.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use net_socket::{
+    ConnId, ConnInfo, Context, Echo, Handler, HttpFiles, Server, ServerBuilder, Service,
+    ShutdownHandle, Stats,
+};
+
+struct Running {
+    addr: SocketAddr,
+    stop: ShutdownHandle,
+    stats: Stats,
+    thread: Option<JoinHandle<Result<(), net_socket::Error>>>,
+}
+
+impl Running {
+    fn start<S: Service>(builder: ServerBuilder, service: S) -> Running {
+        let server: Server<S> = builder
+            .bind("127.0.0.1:0".parse().unwrap())
+            .build(service)
+            .unwrap();
+        let addr = server.local_addrs()[0];
+        let stop = server.shutdown_handle();
+        let stats = server.stats();
+        let thread = Some(std::thread::spawn(move || server.run()));
+        Running {
+            addr,
+            stop,
+            stats,
+            thread,
+        }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+    }
+
+    /// Stops the server and checks that `run` returned within `within`.
+    fn stop_within(mut self, within: Duration) {
+        let started = Instant::now();
+        self.stop.shutdown();
+        let thread = self.thread.take().unwrap();
+        while !thread.is_finished() {
+            assert!(
+                started.elapsed() < within,
+                "the server did not stop within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        thread.join().unwrap().unwrap();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.shutdown();
+    }
+}
+
+fn echo_round_trip(stream: &mut TcpStream, msg: &[u8]) {
+    stream.write_all(msg).unwrap();
+    let mut back = vec![0; msg.len()];
+    stream.read_exact(&mut back).unwrap();
+    assert_eq!(back, msg);
+}
+
+fn wait_until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_client_that_never_reads_cannot_grow_the_output() {
+    let limit = 64 * 1024;
+    let server = Running::start(
+        ServerBuilder::new().threads(2).max_pending_output(limit),
+        Echo::service(),
+    );
+    let hog = server.connect();
+    let mut writer = hog.try_clone().unwrap();
+    // Sends 64 MiB and never reads: the writer blocks once the server stops reading.
+    let flood = std::thread::spawn(move || {
+        let chunk = vec![7u8; 64 * 1024];
+        for _ in 0..1024 {
+            if writer.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut peak = 0;
+    for _ in 0..20 {
+        peak = peak.max(server.stats.snapshot().buffered_output);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // One read of at most 64 KiB may land after the limit is reached.
+    assert!(
+        peak <= (limit + 64 * 1024) as u64,
+        "buffered output {peak} over the limit"
+    );
+    let mut other = server.connect();
+    echo_round_trip(&mut other, b"still served");
+    hog.shutdown(std::net::Shutdown::Both).unwrap();
+    flood.join().unwrap();
+    assert!(
+        server.stats.snapshot().bytes_in < 64 << 20,
+        "the server kept reading"
+    );
+}
+
+#[test]
+fn a_never_reading_http_client_does_not_buffer_the_file() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("big.bin"), vec![1u8; 32 << 20]).unwrap();
+    std::fs::write(root.path().join("small.txt"), b"small\n").unwrap();
+    let limit = 256 * 1024;
+    let server = Running::start(
+        ServerBuilder::new().threads(2).max_pending_output(limit),
+        HttpFiles::new(root.path()).unwrap(),
+    );
+    let mut hog = server.connect();
+    let requests = "GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n".repeat(20);
+    hog.write_all(requests.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let buffered = server.stats.snapshot().buffered_output;
+    assert!(
+        buffered <= limit as u64,
+        "buffered output {buffered} over the limit"
+    );
+    let mut other = server.connect();
+    other.write_all(b"GET /small.txt HTTP/1.0\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    other.read_to_string(&mut reply).unwrap();
+    assert!(
+        reply.starts_with("HTTP/1.1 200 OK\r\n") && reply.ends_with("\r\n\r\nsmall\n"),
+        "{reply}"
+    );
+}
+
+#[test]
+fn max_connections_plus_one_is_refused_and_the_server_keeps_serving() {
+    let server = Running::start(
+        ServerBuilder::new().threads(2).max_connections(3),
+        Echo::service(),
+    );
+    let mut open: Vec<TcpStream> = (0..3).map(|_| server.connect()).collect();
+    for client in &mut open {
+        echo_round_trip(client, b"in");
+    }
+    let mut extra = server.connect();
+    let _ = extra.write_all(b"over the limit");
+    let mut buf = [0; 16];
+    match extra.read(&mut buf) {
+        Ok(0) | Err(_) => {}
+        Ok(n) => panic!("connection past max_connections got {n} bytes back"),
+    }
+    assert_eq!(server.stats.snapshot().refused_connections, 1);
+    echo_round_trip(&mut open[0], b"still served");
+    drop(open.pop());
+    wait_until("a free slot", Duration::from_secs(5), || {
+        server.stats.snapshot().open_connections == 2
+    });
+    echo_round_trip(&mut server.connect(), b"a new client fits again");
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    let server = Running::start(
+        ServerBuilder::new().idle_timeout(Duration::from_millis(500)),
+        Echo::service(),
+    );
+    let mut busy = server.connect();
+    let mut idle = server.connect();
+    let started = Instant::now();
+    for _ in 0..8 {
+        echo_round_trip(&mut busy, b"tick");
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let mut buf = [0; 1];
+    assert_eq!(
+        idle.read(&mut buf).unwrap(),
+        0,
+        "the idle connection was not closed"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(450));
+    echo_round_trip(&mut busy, b"the busy one stays open");
+}
+
+#[test]
+fn shutdown_flushes_pending_output_then_returns() {
+    /// Answers any input with 16 MiB.
+    struct Firehose;
+    impl Handler for Firehose {
+        fn on_data(&mut self, ctx: &mut Context<'_>, _data: &[u8]) {
+            ctx.write(&vec![b'x'; 16 << 20]);
+        }
+    }
+    let server = Running::start(
+        ServerBuilder::new().max_pending_output(32 << 20),
+        |_: &ConnInfo| Firehose,
+    );
+    let mut client = server.connect();
+    client.write_all(b"go").unwrap();
+    let mut first = [0; 1];
+    client.read_exact(&mut first).unwrap();
+    let stop = server.stop.clone();
+    stop.shutdown();
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).unwrap();
+    assert_eq!(
+        rest.len() + 1,
+        16 << 20,
+        "the pending output was not flushed"
+    );
+    server.stop_within(Duration::from_secs(5));
+}
+
+#[test]
+fn handlers_send_to_connections_on_other_threads() {
+    /// Says which thread it is on; a line `N text` sends `text` to the Nth client.
+    #[derive(Clone, Default)]
+    struct Relay {
+        clients: Arc<Mutex<Vec<ConnId>>>,
+    }
+    struct RelayConn {
+        clients: Arc<Mutex<Vec<ConnId>>>,
+    }
+    impl Service for Relay {
+        type Handler = RelayConn;
+        fn connect(&self, _info: &ConnInfo) -> RelayConn {
+            RelayConn {
+                clients: Arc::clone(&self.clients),
+            }
+        }
+    }
+    impl Handler for RelayConn {
+        fn on_connect(&mut self, ctx: &mut Context<'_>) {
+            let mut clients = self.clients.lock().unwrap();
+            ctx.write(format!("{} {}\n", clients.len(), ctx.id().thread()).as_bytes());
+            clients.push(ctx.id());
+        }
+        fn on_data(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+            let text = std::str::from_utf8(data).unwrap();
+            let (to, msg) = text.split_once(' ').unwrap();
+            let to = self.clients.lock().unwrap()[to.trim().parse::<usize>().unwrap()];
+            ctx.send(to, msg.as_bytes());
+        }
+    }
+    let server = Running::start(ServerBuilder::new().threads(4), Relay::default());
+    let mut clients = Vec::new();
+    let mut threads = Vec::new();
+    for _ in 0..32 {
+        let mut client = server.connect();
+        let mut hello = [0; 32];
+        let n = client.read(&mut hello).unwrap();
+        let hello = std::str::from_utf8(&hello[..n]).unwrap().trim().to_owned();
+        let (_, thread) = hello.split_once(' ').unwrap();
+        threads.push(thread.parse::<usize>().unwrap());
+        clients.push(client);
+        if threads.iter().any(|&t| t != threads[0]) {
+            break;
+        }
+    }
+    let other = threads
+        .iter()
+        .position(|&t| t != threads[0])
+        .expect("32 connections all landed on one thread");
+    clients[0]
+        .write_all(format!("{other} across threads\n").as_bytes())
+        .unwrap();
+    let mut got = [0; 14];
+    clients[other].read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"across threads");
+}
+
+#[test]
+fn port_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let err = ServerBuilder::new()
+        .bind(addr)
+        .build(Echo::service())
+        .err()
+        .expect("bind must fail");
+    assert_eq!(
+        err.to_string(),
+        format!("cannot listen on {addr}: address already in use")
+    );
+    let ours = ServerBuilder::new()
+        .bind("127.0.0.1:0".parse().unwrap())
+        .build(Echo::service())
+        .unwrap();
+    let addr = ours.local_addrs()[0];
+    let err = ServerBuilder::new()
+        .bind(addr)
+        .build(Echo::service())
+        .err()
+        .expect("a second server must not share the port");
+    assert!(err.to_string().contains("address already in use"), "{err}");
+}
+
+#[test]
+fn ipv6_and_port_zero_report_the_real_address() {
+    let server = ServerBuilder::new()
+        .bind("127.0.0.1:0".parse().unwrap())
+        .bind("[::1]:0".parse().unwrap())
+        .build(Echo::service())
+        .unwrap();
+    let addrs = server.local_addrs().to_vec();
+    assert!(addrs.iter().all(|a| a.port() != 0), "{addrs:?}");
+    assert!(addrs[1].is_ipv6());
+    let stop = server.shutdown_handle();
+    let thread = std::thread::spawn(move || server.run());
+    for addr in addrs {
+        let mut client = TcpStream::connect(addr).unwrap();
+        echo_round_trip(&mut client, b"v4 and v6");
+    }
+    stop.shutdown();
+    thread.join().unwrap().unwrap();
+}

@@ -1,0 +1,218 @@
+//! `netkit serve echo` and `netkit connect`, as processes, over real sockets on 127.0.0.1.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use netkit_tests::{Served, netkit_bin};
+use rand::RngCore;
+
+fn client(addr: std::net::SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    stream
+}
+
+#[test]
+fn two_hundred_clients_get_one_mib_back_byte_exact() {
+    let served = Served::start(&["echo", "--bind", "127.0.0.1:0", "--threads", "4"]);
+    let addr = served.addrs[0];
+    let clients: Vec<_> = (0..200)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut data = vec![0u8; 1 << 20];
+                rand::rng().fill_bytes(&mut data);
+                let stream = client(addr);
+                let mut writer = stream.try_clone().unwrap();
+                let sent = data.clone();
+                let sender = std::thread::spawn(move || {
+                    writer.write_all(&sent).unwrap();
+                    writer.shutdown(std::net::Shutdown::Write).unwrap();
+                });
+                let mut back = Vec::with_capacity(1 << 20);
+                (&stream).read_to_end(&mut back).unwrap();
+                sender.join().unwrap();
+                back == data
+            })
+        })
+        .collect();
+    let exact = clients
+        .into_iter()
+        .map(|c| c.join().unwrap_or(false))
+        .filter(|&ok| ok)
+        .count();
+    assert_eq!(
+        exact, 200,
+        "only {exact} of 200 clients got their bytes back exactly"
+    );
+}
+
+#[test]
+fn connect_half_closes_and_prints_until_the_peer_closes() {
+    let served = Served::start(&["echo", "--bind", "127.0.0.1:0"]);
+    let mut child = Command::new(netkit_bin())
+        .args(["connect", &served.addrs[0].to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut data = vec![0u8; 3 << 20];
+    rand::rng().fill_bytes(&mut data);
+    let mut stdin = child.stdin.take().unwrap();
+    let sent = data.clone();
+    let feeder = std::thread::spawn(move || stdin.write_all(&sent).unwrap());
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(out.stdout == data, "netkit connect lost or changed bytes");
+}
+
+#[test]
+fn connect_reports_bad_and_refused_addresses() {
+    let out = Command::new(netkit_bin())
+        .args(["connect", "no-port-here"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("bad address \"no-port-here\""), "{err}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = Command::new(netkit_bin())
+        .args(["connect", &closed.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!("netkit: error: cannot connect to {closed}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_address_port_in_use_and_missing_root_are_one_line_errors() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let missing = netkit_tests::work_dir().join("no-such-root");
+    let missing = missing.to_str().unwrap();
+    let cases: [(&[&str], i32, &str); 4] = [
+        (
+            &["echo", "--bind", "300.1.2.3:80"],
+            2,
+            "bad address \"300.1.2.3:80\"",
+        ),
+        (
+            &["echo", "--bind", "127.0.0.1"],
+            2,
+            "bad address \"127.0.0.1\"",
+        ),
+        (&["echo", "--bind", &taken], 1, "address already in use"),
+        (
+            &["http", "--bind", "127.0.0.1:0", "--root", missing],
+            2,
+            missing,
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let out = Command::new(netkit_bin())
+            .arg("serve")
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("netkit: error: ") && err.contains(needle),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn max_connections_plus_one_is_closed_and_others_are_served() {
+    let served = Served::start(&["echo", "--bind", "127.0.0.1:0", "--max-connections", "4"]);
+    let addr = served.addrs[0];
+    let mut open: Vec<TcpStream> = (0..4).map(|_| client(addr)).collect();
+    for c in &mut open {
+        c.write_all(b"ping").unwrap();
+        let mut back = [0; 4];
+        c.read_exact(&mut back).unwrap();
+    }
+    let mut extra = client(addr);
+    let _ = extra.write_all(b"one too many");
+    let mut buf = [0; 16];
+    assert!(
+        matches!(extra.read(&mut buf), Ok(0) | Err(_)),
+        "the fifth connection was served"
+    );
+    open[3].write_all(b"still").unwrap();
+    let mut back = [0; 5];
+    open[3].read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"still");
+}
+
+#[test]
+fn idle_timeout_closes_idle_connections() {
+    let served = Served::start(&["echo", "--bind", "127.0.0.1:0", "--idle-timeout", "1"]);
+    let mut idle = client(served.addrs[0]);
+    let started = Instant::now();
+    let mut buf = [0; 1];
+    assert_eq!(idle.read(&mut buf).unwrap(), 0);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+}
+
+#[test]
+fn running_out_of_file_descriptors_neither_crashes_nor_spins() {
+    let mut command = Command::new("prlimit");
+    command
+        .args(["--nofile=32:32", "--"])
+        .arg(netkit_bin())
+        .args(["serve", "echo", "--bind", "127.0.0.1:0", "--threads", "1"]);
+    let served = Served::start_with(&mut command);
+    let addr = served.addrs[0];
+    let crowd: Vec<TcpStream> = (0..64)
+        .filter_map(|_| TcpStream::connect(addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let cpu = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    let before = cpu(served.child.id());
+    std::thread::sleep(Duration::from_secs(2));
+    let ticks = cpu(served.child.id()) - before;
+    // A spinning accept loop burns ~200 ticks in 2 s; a paused one a handful.
+    assert!(
+        ticks < 60,
+        "the server used {ticks} CPU ticks in 2 s while out of descriptors"
+    );
+    drop(crowd);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut fresh = client(addr);
+    fresh.write_all(b"alive").unwrap();
+    let mut back = [0; 5];
+    fresh.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"alive");
+}

@@ -1,0 +1,105 @@
+//! `netkit serve chat` with real clients over 127.0.0.1.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use netkit_tests::Served;
+
+struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Client {
+    fn connect(addr: std::net::SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Client {
+            writer: stream.try_clone().unwrap(),
+            reader: BufReader::new(stream),
+        }
+    }
+
+    fn say(&mut self, line: &str) {
+        self.writer.write_all(line.as_bytes()).unwrap();
+        self.writer.write_all(b"\n").unwrap();
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        line.trim_end_matches('\n').to_owned()
+    }
+}
+
+#[test]
+fn clients_see_each_other_and_the_notices_never_their_own_lines() {
+    let served = Served::start(&["chat", "--bind", "127.0.0.1:0", "--threads", "3"]);
+    let addr = served.addrs[0];
+    let mut a = Client::connect(addr);
+    let mut b = Client::connect(addr);
+    let joined_b = a.line();
+    let b_name = joined_b
+        .strip_prefix("* ")
+        .and_then(|s| s.strip_suffix(" joined"))
+        .unwrap()
+        .to_owned();
+    assert!(b_name.starts_with("guest-"), "{joined_b}");
+    let mut c = Client::connect(addr);
+    let joined_c = a.line();
+    assert_eq!(b.line(), joined_c);
+    let c_name = joined_c
+        .strip_prefix("* ")
+        .and_then(|s| s.strip_suffix(" joined"))
+        .unwrap()
+        .to_owned();
+
+    a.say("/nick alice");
+    let renamed = b.line();
+    assert!(
+        renamed.starts_with("* guest-") && renamed.ends_with(" is now alice"),
+        "{renamed}"
+    );
+    assert_eq!(c.line(), renamed);
+
+    a.say("hello from a");
+    assert_eq!(b.line(), "alice: hello from a");
+    assert_eq!(c.line(), "alice: hello from a");
+    b.say("hi from b");
+    // a's next line is b's, so a never got its own.
+    assert_eq!(a.line(), format!("{b_name}: hi from b"));
+    assert_eq!(c.line(), format!("{b_name}: hi from b"));
+    c.say("and c");
+    assert_eq!(a.line(), format!("{c_name}: and c"));
+    assert_eq!(b.line(), format!("{c_name}: and c"));
+
+    drop(c);
+    assert_eq!(a.line(), format!("* {c_name} left"));
+    assert_eq!(b.line(), format!("* {c_name} left"));
+}
+
+#[test]
+fn a_line_over_64_kib_gets_an_error_and_the_connection_closes() {
+    let served = Served::start(&["chat", "--bind", "127.0.0.1:0"]);
+    let mut talker = Client::connect(served.addrs[0]);
+    let mut listener = Client::connect(served.addrs[0]);
+    assert!(talker.line().ends_with(" joined"));
+    talker.say(&"x".repeat(70 * 1024));
+    let error = talker.line();
+    assert!(
+        error.starts_with("* error: line longer than 65536 bytes"),
+        "{error}"
+    );
+    assert_eq!(talker.line(), "", "the connection stayed open");
+    let left = listener.line();
+    assert!(left.ends_with(" left") && !left.contains('x'), "{left}");
+    talker = Client::connect(served.addrs[0]);
+    talker.say("/nick bob");
+    talker.say("ok now");
+    assert!(listener.line().ends_with(" joined"));
+    assert!(listener.line().ends_with(" is now bob"));
+    assert_eq!(listener.line(), "bob: ok now");
+}

@@ -1,0 +1,391 @@
+//! `netkit serve http` against the real `curl`, and raw sockets where curl is too polite.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use netkit_tests::{Served, env};
+
+/// The server `cargo xtask test` started, and a fresh directory under its root.
+fn site(name: &str) -> (String, PathBuf) {
+    let dir = PathBuf::from(env("NETKIT_TEST_SERVE_ROOT")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    (format!("{}/{name}", env("NETKIT_TEST_SERVE_URL")), dir)
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    }
+}
+
+/// Runs curl with `args`, returning the last response.
+fn curl(args: &[&str]) -> Reply {
+    let out = Command::new("curl")
+        .args(["-s", "-S", "-i", "--max-time", "20"])
+        .args(args)
+        .output()
+        .expect("curl is installed by cargo xtask test");
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse(&out.stdout)
+}
+
+fn parse(raw: &[u8]) -> Reply {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    Reply {
+        status,
+        head,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+#[test]
+fn get_and_head_with_content_types() {
+    let (url, dir) = site("get");
+    std::fs::write(dir.join("hello.txt"), b"hello world!\n").unwrap();
+    std::fs::write(dir.join("page.html"), b"<p>hi</p>").unwrap();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(dir.join("big.bin"), &big).unwrap();
+
+    let got = curl(&[&format!("{url}/hello.txt")]);
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, b"hello world!\n");
+    assert_eq!(got.header("content-type").as_deref(), Some("text/plain"));
+    assert_eq!(got.header("content-length").as_deref(), Some("13"));
+    assert!(got.header("last-modified").is_some());
+
+    assert_eq!(
+        curl(&[&format!("{url}/page.html")])
+            .header("content-type")
+            .as_deref(),
+        Some("text/html")
+    );
+    let got = curl(&[&format!("{url}/big.bin")]);
+    assert_eq!(got.body, big);
+    assert_eq!(
+        got.header("content-type").as_deref(),
+        Some("application/octet-stream")
+    );
+
+    let head = curl(&["-I", &format!("{url}/big.bin")]);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length").as_deref(), Some("3000000"));
+    assert!(head.body.is_empty());
+}
+
+#[test]
+fn ranges_give_206_and_416() {
+    let (url, dir) = site("range");
+    std::fs::write(dir.join("hello.txt"), b"hello world!\n").unwrap();
+    let file = format!("{url}/hello.txt");
+    let got = curl(&["-r", "0-4", &file]);
+    assert_eq!((got.status, got.body.as_slice()), (206, &b"hello"[..]));
+    assert_eq!(got.header("content-range").as_deref(), Some("bytes 0-4/13"));
+    let got = curl(&["-r", "-6", &file]);
+    assert_eq!((got.status, got.body.as_slice()), (206, &b"world!\n"[1..]));
+    let got = curl(&["-r", "6-", &file]);
+    assert_eq!((got.status, got.body.as_slice()), (206, &b"world!\n"[..]));
+    let got = curl(&["-r", "100-", &file]);
+    assert_eq!(got.status, 416);
+    assert_eq!(got.header("content-range").as_deref(), Some("bytes */13"));
+}
+
+#[test]
+fn if_modified_since_gives_304() {
+    let (url, dir) = site("cond");
+    let path = dir.join("hello.txt");
+    std::fs::write(&path, b"hello world!\n").unwrap();
+    let file = format!("{url}/hello.txt");
+    // curl -z FILE sends If-Modified-Since with FILE's own mtime.
+    let got = curl(&["-z", path.to_str().unwrap(), &file]);
+    assert_eq!(got.status, 304);
+    assert!(got.body.is_empty());
+    let got = curl(&[
+        "-H",
+        "If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT",
+        &file,
+    ]);
+    assert_eq!(
+        (got.status, got.body.as_slice()),
+        (200, &b"hello world!\n"[..])
+    );
+}
+
+#[test]
+fn missing_files_and_other_methods() {
+    let (url, dir) = site("errors");
+    std::fs::write(dir.join("hello.txt"), b"hello world!\n").unwrap();
+    assert_eq!(curl(&[&format!("{url}/nope.txt")]).status, 404);
+    for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
+        let got = curl(&["-X", method, "-d", "x", &format!("{url}/hello.txt")]);
+        assert_eq!(got.status, 405, "{method}");
+        assert_eq!(
+            got.header("allow").as_deref(),
+            Some("GET, HEAD"),
+            "{method}"
+        );
+    }
+}
+
+#[test]
+fn paths_that_escape_the_root_never_get_the_file() {
+    let (url, dir) = site("escape");
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("passwd-link")).unwrap();
+    std::os::unix::fs::symlink("/etc", dir.join("etc-link")).unwrap();
+    std::os::unix::fs::symlink("../../..", dir.join("up-link")).unwrap();
+    let base = env("NETKIT_TEST_SERVE_URL");
+    let attempts = [
+        format!("{base}/../../../../etc/passwd"),
+        format!("{url}/../../../../../../etc/passwd"),
+        format!("{base}/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd"),
+        format!("{base}/%2E%2E%2f%2E%2E%2f%2E%2E%2fetc%2fpasswd"),
+        format!("{base}/..%2f..%2f..%2f..%2fetc%2fpasswd"),
+        format!("{base}//etc/passwd"),
+        format!("{url}/passwd-link"),
+        format!("{url}/etc-link/passwd"),
+        format!("{url}/up-link/etc/passwd"),
+    ];
+    for attempt in &attempts {
+        let got = curl(&["--path-as-is", attempt]);
+        assert!(matches!(got.status, 403 | 404), "{attempt}: {}", got.status);
+        assert!(
+            !String::from_utf8_lossy(&got.body).contains("root:"),
+            "{attempt} leaked /etc/passwd"
+        );
+    }
+}
+
+#[test]
+fn directories_list_their_entries_or_serve_index_html() {
+    let (url, dir) = site("listing");
+    std::fs::create_dir(dir.join("sub dir")).unwrap();
+    std::fs::write(dir.join("a&b <c>.txt"), b"x").unwrap();
+    std::fs::create_dir(dir.join("with-index")).unwrap();
+    std::fs::write(dir.join("with-index/index.html"), b"<h1>index</h1>").unwrap();
+
+    let got = curl(&[&format!("{url}/")]);
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        got.header("content-type").as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    let html = String::from_utf8(got.body).unwrap();
+    assert!(html.contains(">a&amp;b &lt;c&gt;.txt</a>"), "{html}");
+    assert!(html.contains("href=\"a%26b%20%3Cc%3E.txt\""), "{html}");
+    assert!(html.contains("href=\"sub%20dir/\""), "{html}");
+
+    let got = curl(&[&format!("{url}/with-index/")]);
+    assert_eq!(
+        (got.status, got.body.as_slice()),
+        (200, &b"<h1>index</h1>"[..])
+    );
+    let got = curl(&[&format!("{url}/with-index")]);
+    assert_eq!(got.status, 301);
+    assert_eq!(
+        got.header("location").as_deref(),
+        Some("/listing/with-index/")
+    );
+    let got = curl(&[&format!("{url}/sub%20dir")]);
+    assert_eq!(
+        got.header("location").as_deref(),
+        Some("/listing/sub%20dir/")
+    );
+    assert_eq!(curl(&[&format!("{url}/sub%20dir/")]).status, 200);
+}
+
+#[test]
+fn keep_alive_and_http_1_0() {
+    let (url, dir) = site("keepalive");
+    std::fs::write(dir.join("a.txt"), b"a").unwrap();
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{num_connects}\n",
+        ])
+        .args([format!("{url}/a.txt"), format!("{url}/a.txt")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1\n0\n",
+        "the second request did not reuse the connection"
+    );
+    let got = curl(&["-0", &format!("{url}/a.txt")]);
+    assert_eq!((got.status, got.body.as_slice()), (200, &b"a"[..]));
+    assert_eq!(got.header("connection").as_deref(), Some("close"));
+    let got = curl(&["-H", "Connection: close", &format!("{url}/a.txt")]);
+    assert_eq!(got.header("connection").as_deref(), Some("close"));
+}
+
+fn raw(request: &[u8]) -> Vec<u8> {
+    let addr = env("NETKIT_TEST_SERVE_URL")
+        .trim_start_matches("http://")
+        .to_owned();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).unwrap();
+    reply
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let (_, dir) = site("pipeline");
+    for (name, body) in [("1.txt", "first"), ("2.txt", "second"), ("3.txt", "third")] {
+        std::fs::write(dir.join(name), body).unwrap();
+    }
+    let mut request = Vec::new();
+    for name in ["1.txt", "2.txt", "missing", "3.txt"] {
+        request.extend_from_slice(
+            format!("GET /pipeline/{name} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
+        );
+    }
+    request.extend_from_slice(
+        b"HEAD /pipeline/1.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    let reply = String::from_utf8(raw(&request)).unwrap();
+    let statuses: Vec<&str> = reply
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &reply[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "200", "404", "200", "200"], "{reply}");
+    let first = reply.find("\r\n\r\nfirst").unwrap();
+    let second = reply.find("\r\n\r\nsecond").unwrap();
+    let third = reply.find("\r\n\r\nthird").unwrap();
+    assert!(first < second && second < third, "{reply}");
+    assert!(
+        reply.ends_with("Connection: close\r\n\r\n"),
+        "HEAD must not send a body: {reply}"
+    );
+}
+
+#[test]
+fn malformed_and_oversized_requests() {
+    let reply =
+        String::from_utf8_lossy(&raw(b"GET / HTTP/1.1\r\nBad Header Line\r\n\r\n")).into_owned();
+    assert!(reply.starts_with("HTTP/1.1 400 "), "{reply}");
+    let reply = String::from_utf8_lossy(&raw(b"GET / HTTP/1.1\r\n\r\n")).into_owned();
+    assert!(
+        reply.starts_with("HTTP/1.1 400 "),
+        "HTTP/1.1 without Host: {reply}"
+    );
+    let mut huge = b"GET / HTTP/1.1\r\nHost: t\r\n".to_vec();
+    for i in 0..400 {
+        huge.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "y".repeat(100)).as_bytes());
+    }
+    huge.extend_from_slice(b"\r\n");
+    let reply = String::from_utf8_lossy(&raw(&huge)).into_owned();
+    assert!(reply.starts_with("HTTP/1.1 431 "), "{reply}");
+    let many: String = (0..100).map(|i| format!("X-{i}: v\r\n")).collect();
+    let reply = String::from_utf8_lossy(&raw(
+        format!("GET / HTTP/1.1\r\nHost: t\r\n{many}\r\n").as_bytes()
+    ))
+    .into_owned();
+    assert!(
+        reply.starts_with("HTTP/1.1 431 "),
+        "too many headers: {reply}"
+    );
+}
+
+#[test]
+fn a_client_sending_headers_too_slowly_gets_408() {
+    let root = netkit_tests::work_dir().join("slow-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let served = Served::start(&[
+        "http",
+        "--bind",
+        "127.0.0.1:0",
+        "--header-timeout",
+        "1",
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    let mut slow = TcpStream::connect(served.addrs[0]).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    // One byte every 200 ms: always active, never done.
+    for byte in b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: yes" {
+        if slow.write_all(&[*byte]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        if started.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    let mut reply = Vec::new();
+    let _ = slow.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 408 "), "{reply}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn sigterm_during_a_large_download_lets_it_finish_and_exits_0() {
+    let root = netkit_tests::work_dir().join("sigterm-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let data: Vec<u8> = (0..(48u32 << 20)).map(|i| (i % 253) as u8).collect();
+    std::fs::write(root.join("large.bin"), &data).unwrap();
+    let mut served = Served::start(&[
+        "http",
+        "--bind",
+        "127.0.0.1:0",
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    let out_path = netkit_tests::work_dir().join("sigterm-download.bin");
+    let mut download = Command::new("curl")
+        .args(["-s", "-S", "--limit-rate", "16M", "-o"])
+        .arg(&out_path)
+        .arg(format!("{}/large.bin", served.url()))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let status = served.terminate(Duration::from_secs(20));
+    assert!(status.success(), "netkit serve exited with {status}");
+    assert!(download.wait().unwrap().success(), "curl failed");
+    let got = std::fs::read(&out_path).unwrap();
+    assert!(
+        got.len() == data.len() && got == data,
+        "the download was cut at {} bytes",
+        got.len()
+    );
+    assert!(
+        TcpStream::connect(served.addrs[0]).is_err(),
+        "still accepting after shutdown"
+    );
+}

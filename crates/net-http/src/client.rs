@@ -1,0 +1,635 @@
+//! The client: connection pool, cookie jar, the request builder and the send loop
+//! (redirects, cookies on every hop, retries).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use base64::Engine as _;
+use cookie_store::CookieStore;
+use rand::Rng as _;
+use serde::Serialize;
+use ureq::http;
+use url::Url;
+
+use crate::Error;
+use crate::config::ClientConfig;
+use crate::response::Response;
+
+/// A blocking HTTP client: cheap to clone, clones share the connection pool and the
+/// cookie jar (like a `requests.Session`).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    agent: ureq::Agent,
+    config: ClientConfig,
+    jar: Mutex<CookieStore>,
+}
+
+/// Credentials sent with a request.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum Auth {
+    /// `Authorization: Basic`.
+    Basic {
+        /// The user name.
+        user: String,
+        /// The password (empty when none).
+        password: String,
+    },
+    /// `Authorization: Bearer`.
+    Bearer(String),
+}
+
+impl Auth {
+    fn header_value(&self) -> String {
+        match self {
+            Auth::Basic { user, password } => format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            ),
+            Auth::Bearer(token) => format!("Bearer {token}"),
+        }
+    }
+}
+
+/// One part of a `multipart/form-data` body.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Part {
+    /// A text field.
+    Text {
+        /// The field name.
+        name: String,
+        /// Its value.
+        value: String,
+    },
+    /// A file, streamed from disk.
+    File {
+        /// The field name.
+        name: String,
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+#[derive(Clone, Debug, Default)]
+enum Body {
+    #[default]
+    Empty,
+    Bytes {
+        data: Vec<u8>,
+        content_type: Option<String>,
+    },
+    File(PathBuf),
+    Multipart(Vec<Part>),
+}
+
+impl Client {
+    /// A client with `config`.
+    ///
+    /// # Errors
+    /// [`Error::File`] when the CA file cannot be read, [`Error::Tls`] when it holds no
+    /// certificate, [`Error::BadUrl`] for a bad proxy URL.
+    pub fn new(config: ClientConfig) -> Result<Client, Error> {
+        let mut tls = ureq::tls::TlsConfig::builder().disable_verification(config.insecure);
+        if let Some(ca_file) = &config.ca_file {
+            let pem = std::fs::read(ca_file).map_err(|source| Error::File {
+                path: ca_file.clone(),
+                source,
+            })?;
+            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(Error::Tls {
+                    url: ca_file.display().to_string(),
+                    reason: "no PEM certificate in the CA file".into(),
+                });
+            }
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
+        let proxy = match &config.proxy {
+            Some(proxy) => Some(ureq::Proxy::new(proxy).map_err(|e| Error::BadUrl {
+                url: proxy.clone(),
+                reason: e.to_string(),
+            })?),
+            None => ureq::Proxy::try_from_env(),
+        };
+        let agent = ureq::Agent::config_builder()
+            // We show error bodies, follow redirects ourselves (to keep every hop's cookies
+            // and drop credentials across origins) and never wait forever.
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(config.user_agent.as_str())
+            .timeout_connect(Some(config.connect_timeout))
+            .timeout_global(config.timeout)
+            .timeout_per_read(Some(config.read_timeout))
+            .no_delay(true)
+            .proxy(proxy)
+            .tls_config(tls.build())
+            .build()
+            .new_agent();
+        Ok(Client {
+            inner: Arc::new(Inner {
+                agent,
+                config,
+                jar: Mutex::new(CookieStore::default()),
+            }),
+        })
+    }
+
+    /// The configuration this client was built with.
+    #[must_use]
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Starts a request with any method (`GET`, `POST`, `PROPFIND`, ...).
+    ///
+    /// # Errors
+    /// [`Error::BadUrl`] when `url` is not an absolute http(s) URL.
+    pub fn request(&self, method: &str, url: &str) -> Result<Request, Error> {
+        let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| Error::BadRequest(format!("bad method {method:?}")))?;
+        Ok(Request {
+            client: self.clone(),
+            method,
+            url: parse_url(url)?,
+            headers: Vec::new(),
+            auth: None,
+            body: Body::Empty,
+        })
+    }
+
+    /// Starts a GET request.
+    ///
+    /// # Errors
+    /// [`Error::BadUrl`] when `url` is not an absolute http(s) URL.
+    pub fn get(&self, url: &str) -> Result<Request, Error> {
+        self.request("GET", url)
+    }
+
+    /// Starts a POST request.
+    ///
+    /// # Errors
+    /// [`Error::BadUrl`] when `url` is not an absolute http(s) URL.
+    pub fn post(&self, url: &str) -> Result<Request, Error> {
+        self.request("POST", url)
+    }
+
+    pub(crate) fn with_jar<T>(&self, f: impl FnOnce(&mut CookieStore) -> T) -> T {
+        f(&mut self
+            .inner
+            .jar
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Parses an absolute http(s) URL; a bare `host/path` or `:port/path` gets `http://`
+/// (as httpie does).
+pub(crate) fn parse_url(url: &str) -> Result<Url, Error> {
+    let bad = |reason: String| Error::BadUrl {
+        url: url.to_owned(),
+        reason,
+    };
+    let with_scheme = if url.contains("://") {
+        url.to_owned()
+    } else if let Some(rest) = url.strip_prefix(':') {
+        format!("http://localhost:{rest}")
+    } else {
+        format!("http://{url}")
+    };
+    let parsed = Url::parse(&with_scheme).map_err(|e| bad(e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad(format!("unsupported scheme {}", parsed.scheme())));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host".into()));
+    }
+    Ok(parsed)
+}
+
+/// A request being built; [`send`](Request::send) it.
+#[derive(Clone)]
+pub struct Request {
+    client: Client,
+    method: http::Method,
+    url: Url,
+    headers: Vec<(String, String)>,
+    auth: Option<Auth>,
+    body: Body,
+}
+
+/// The request as it will go on the wire, for printing (`--offline`, `--print=HB`).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Preview {
+    /// The method.
+    pub method: String,
+    /// The URL with its query.
+    pub url: String,
+    /// Headers in order (cookies and credentials included).
+    pub headers: Vec<(String, String)>,
+    /// The body, when it is in memory.
+    pub body: Option<Vec<u8>>,
+}
+
+impl Request {
+    /// Adds a query parameter (percent-encoded as needed).
+    #[must_use]
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        self.url.query_pairs_mut().append_pair(name, value);
+        self
+    }
+
+    /// Adds a header (repeat for several values).
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Removes every header named `name` added so far.
+    #[must_use]
+    pub fn remove_header(mut self, name: &str) -> Self {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self
+    }
+
+    /// Sends credentials.
+    #[must_use]
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Basic authentication.
+    #[must_use]
+    pub fn basic_auth(self, user: &str, password: &str) -> Self {
+        self.auth(Auth::Basic {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        })
+    }
+
+    /// Bearer token authentication.
+    #[must_use]
+    pub fn bearer(self, token: &str) -> Self {
+        self.auth(Auth::Bearer(token.to_owned()))
+    }
+
+    /// A JSON body (`Content-Type: application/json`).
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] when `value` cannot be serialized.
+    pub fn json<T: Serialize + ?Sized>(self, value: &T) -> Result<Self, Error> {
+        let data = serde_json::to_vec(value).map_err(|e| Error::BadRequest(e.to_string()))?;
+        Ok(self.body(data, "application/json"))
+    }
+
+    /// An `application/x-www-form-urlencoded` body.
+    #[must_use]
+    pub fn form<K: AsRef<str>, V: AsRef<str>>(self, fields: &[(K, V)]) -> Self {
+        let mut encoder = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in fields {
+            encoder.append_pair(k.as_ref(), v.as_ref());
+        }
+        self.body(
+            encoder.finish().into_bytes(),
+            "application/x-www-form-urlencoded",
+        )
+    }
+
+    /// A `multipart/form-data` body; files are streamed from disk.
+    #[must_use]
+    pub fn multipart(mut self, parts: Vec<Part>) -> Self {
+        self.body = Body::Multipart(parts);
+        self
+    }
+
+    /// Raw bytes with a content type.
+    #[must_use]
+    pub fn body(mut self, data: impl Into<Vec<u8>>, content_type: &str) -> Self {
+        self.body = Body::Bytes {
+            data: data.into(),
+            content_type: Some(content_type.to_owned()),
+        };
+        self
+    }
+
+    /// Raw bytes, with no content type unless a header gives one.
+    #[must_use]
+    pub fn raw(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.body = Body::Bytes {
+            data: data.into(),
+            content_type: None,
+        };
+        self
+    }
+
+    /// A file streamed from disk as the body.
+    #[must_use]
+    pub fn file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.body = Body::File(path.into());
+        self
+    }
+
+    /// The request URL so far.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// The request as it would be sent now.
+    #[must_use]
+    pub fn preview(&self) -> Preview {
+        let mut headers = vec![
+            ("Host".to_owned(), host_header(&self.url)),
+            (
+                "User-Agent".to_owned(),
+                self.client.config().user_agent.clone(),
+            ),
+        ];
+        headers.extend(self.wire_headers(&self.url, self.auth.as_ref()));
+        let body = match &self.body {
+            Body::Bytes { data, content_type } => {
+                if let Some(ct) = content_type
+                    && !self.has_header("content-type")
+                {
+                    headers.push(("Content-Type".into(), ct.clone()));
+                }
+                headers.push(("Content-Length".into(), data.len().to_string()));
+                Some(data.clone())
+            }
+            Body::File(path) => {
+                if let Ok(meta) = std::fs::metadata(path) {
+                    headers.push(("Content-Length".into(), meta.len().to_string()));
+                }
+                None
+            }
+            Body::Multipart(_) => {
+                headers.push(("Content-Type".into(), "multipart/form-data".into()));
+                None
+            }
+            Body::Empty => None,
+        };
+        Preview {
+            method: self.method.to_string(),
+            url: self.url.to_string(),
+            headers,
+            body,
+        }
+    }
+
+    fn has_header(&self, name: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
+    /// Our headers for `url`: the user's, then cookies from the jar and credentials.
+    fn wire_headers(&self, url: &Url, auth: Option<&Auth>) -> Vec<(String, String)> {
+        let mut headers = self.headers.clone();
+        let cookies = self.client.with_jar(|jar| {
+            jar.get_request_values(url)
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        if !cookies.is_empty() {
+            headers.push(("Cookie".into(), cookies));
+        }
+        if let Some(auth) = auth
+            && !self.has_header("authorization")
+        {
+            headers.push(("Authorization".into(), auth.header_value()));
+        }
+        headers
+    }
+
+    /// Sends the request, following redirects and retrying as configured.
+    ///
+    /// # Errors
+    /// Any [`Error`] but [`Error::Status`]: a 4xx or 5xx is a normal [`Response`] until
+    /// [`Response::error_for_status`].
+    pub fn send(self) -> Result<Response, Error> {
+        let config = self.client.config();
+        let retry = config.retry.clone();
+        let max_redirects = config.max_redirects;
+        let idempotent = matches!(
+            self.method,
+            http::Method::GET
+                | http::Method::HEAD
+                | http::Method::PUT
+                | http::Method::DELETE
+                | http::Method::OPTIONS
+                | http::Method::TRACE
+        );
+        let first_url = self.url.to_string();
+        let mut method = self.method.clone();
+        let mut url = self.url.clone();
+        let mut body = self.body.clone();
+        let mut auth = self.auth.clone();
+        let mut redirects = 0;
+        let mut attempt = 0;
+        loop {
+            let outcome = self.send_once(&method, &url, &body, auth.as_ref());
+            let retries_left = idempotent && attempt < retry.retries;
+            let response = match outcome {
+                Ok(response) => response,
+                Err(e) if retries_left && e.is_transient() => {
+                    attempt += 1;
+                    let wait = backoff(&retry, attempt, None);
+                    log::info!("{e}; retry {attempt} of {} in {wait:?}", retry.retries);
+                    std::thread::sleep(wait);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            self.client.with_jar(|jar| {
+                let cookies = response
+                    .headers()
+                    .get_all(http::header::SET_COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .filter_map(|v| cookie_store::RawCookie::parse(v.to_owned()).ok());
+                jar.store_response_cookies(cookies, &url);
+            });
+            let status = response.status().as_u16();
+            if retries_left && matches!(status, 429 | 502 | 503 | 504) {
+                attempt += 1;
+                let asked = response
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(retry_after);
+                let wait = backoff(&retry, attempt, asked);
+                log::info!(
+                    "{url} answered {status}; retry {attempt} of {} in {wait:?}",
+                    retry.retries
+                );
+                std::thread::sleep(wait);
+                continue;
+            }
+            let location = response
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            if max_redirects > 0
+                && matches!(status, 301 | 302 | 303 | 307 | 308)
+                && let Some(location) = location
+            {
+                if redirects == max_redirects {
+                    return Err(Error::TooManyRedirects {
+                        url: first_url,
+                        max: max_redirects,
+                    });
+                }
+                redirects += 1;
+                let next = url.join(&location).map_err(|e| Error::BadUrl {
+                    url: location.clone(),
+                    reason: e.to_string(),
+                })?;
+                if status == 303 || (matches!(status, 301 | 302) && method == http::Method::POST) {
+                    method = http::Method::GET;
+                    body = Body::Empty;
+                }
+                if next.origin() != url.origin() {
+                    // Never hand credentials to another origin (as curl and requests do).
+                    auth = None;
+                }
+                log::debug!("{status} {url} -> {next}");
+                url = next;
+                continue;
+            }
+            return Ok(Response::new(response, url.to_string(), config.body_limit));
+        }
+    }
+
+    fn send_once(
+        &self,
+        method: &http::Method,
+        url: &Url,
+        body: &Body,
+        auth: Option<&Auth>,
+    ) -> Result<http::Response<ureq::Body>, Error> {
+        let mut builder = http::Request::builder()
+            .method(method.clone())
+            .uri(url.as_str());
+        for (name, value) in self.wire_headers(url, auth) {
+            builder = builder.header(name, value);
+        }
+        let bad = |e: http::Error| Error::BadRequest(e.to_string());
+        let agent = &self.client.inner.agent;
+        let result = match body {
+            Body::Empty => agent.run(builder.body(ureq::SendBody::none()).map_err(bad)?),
+            Body::Bytes { data, content_type } => {
+                if let Some(ct) = content_type
+                    && !self.has_header("content-type")
+                {
+                    builder = builder.header("Content-Type", ct);
+                }
+                agent.run(builder.body(data.as_slice()).map_err(bad)?)
+            }
+            Body::File(path) => {
+                let file = open(path)?;
+                agent.run(builder.body(file).map_err(bad)?)
+            }
+            Body::Multipart(parts) => {
+                let mut form = ureq::unversioned::multipart::Form::new();
+                for part in parts {
+                    form = match part {
+                        Part::Text { name, value } => form.text(name, value),
+                        Part::File { name, path } => {
+                            form.file(name, path).map_err(|source| Error::File {
+                                path: path.clone(),
+                                source,
+                            })?
+                        }
+                    };
+                }
+                agent.run(builder.body(form).map_err(bad)?)
+            }
+        };
+        result.map_err(|e| Error::from_ureq(url.as_str(), e))
+    }
+}
+
+fn open(path: &Path) -> Result<File, Error> {
+    File::open(path).map_err(|source| Error::File {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn host_header(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        _ => String::new(),
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(value: &str) -> Option<Duration> {
+    if let Ok(secs) = value.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value.trim()).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
+/// The wait before retry `attempt`: what the server asked, or exponential with jitter.
+fn backoff(retry: &crate::Retry, attempt: u32, asked: Option<Duration>) -> Duration {
+    let wait = asked.unwrap_or_else(|| {
+        let exp = retry.backoff.saturating_mul(1 << (attempt - 1).min(16));
+        exp.mul_f64(rand::rng().random_range(0.75..1.25))
+    });
+    wait.min(retry.max_wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_get_a_scheme_and_bad_ones_are_refused() {
+        assert_eq!(
+            parse_url("example.com/x").unwrap().as_str(),
+            "http://example.com/x"
+        );
+        assert_eq!(
+            parse_url(":8080/a").unwrap().as_str(),
+            "http://localhost:8080/a"
+        );
+        assert!(matches!(parse_url("ftp://x/"), Err(Error::BadUrl { .. })));
+        assert!(matches!(parse_url("http://"), Err(Error::BadUrl { .. })));
+        assert!(matches!(
+            parse_url("http://exa mple.com/"),
+            Err(Error::BadUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_dates() {
+        assert_eq!(retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon"), None);
+    }
+}

@@ -1,0 +1,89 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a [`Client`](crate::Client) connects, waits, follows and retries.
+///
+/// Every default is finite: no request can hang forever.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// Time to open the TCP (and TLS) connection (default 10 s).
+    pub connect_timeout: Duration,
+    /// Time for a whole request, body included (default 5 min); `None` lifts the limit for
+    /// long downloads, the read timeout still applies.
+    pub timeout: Option<Duration>,
+    /// Longest wait for the next bytes from the server (default 30 s).
+    pub read_timeout: Duration,
+    /// Redirects followed before [`Error::TooManyRedirects`](crate::Error::TooManyRedirects);
+    /// 0 returns the 3xx response itself (default 10).
+    pub max_redirects: u32,
+    /// The `User-Agent` header (default `netkit/VERSION`).
+    pub user_agent: String,
+    /// A proxy URL (`http://`, `socks5://`, ...); `None` reads `HTTPS_PROXY`, `HTTP_PROXY`,
+    /// `ALL_PROXY` and `NO_PROXY`.
+    pub proxy: Option<String>,
+    /// PEM file of the CA certificates to trust instead of the web-PKI roots (curl's --cacert).
+    pub ca_file: Option<PathBuf>,
+    /// Accept any TLS certificate. Dangerous: an explicit opt-in only.
+    pub insecure: bool,
+    /// Retries of idempotent requests (default: none).
+    pub retry: Retry,
+    /// The largest body [`Response::text`](crate::Response::text),
+    /// [`bytes`](crate::Response::bytes) and [`json`](crate::Response::json) read
+    /// (default 64 MiB); readers and downloads stream without limit.
+    pub body_limit: u64,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Some(Duration::from_secs(300)),
+            read_timeout: Duration::from_secs(30),
+            max_redirects: 10,
+            user_agent: concat!("netkit/", env!("CARGO_PKG_VERSION")).to_owned(),
+            proxy: None,
+            ca_file: None,
+            insecure: false,
+            retry: Retry::default(),
+            body_limit: 64 << 20,
+        }
+    }
+}
+
+/// Retry policy for idempotent requests (GET, HEAD, PUT, DELETE, OPTIONS, TRACE).
+///
+/// A request is retried after a connection error or timeout and after 429, 502, 503 and 504,
+/// waiting `backoff`, then twice as long each time (with jitter), or what `Retry-After` asks,
+/// never more than `max_wait`.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Retry {
+    /// Retries after the first attempt (default 0).
+    pub retries: u32,
+    /// The first wait (default 500 ms).
+    pub backoff: Duration,
+    /// The longest single wait (default 30 s).
+    pub max_wait: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            retries: 0,
+            backoff: Duration::from_millis(500),
+            max_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Retry {
+    /// `retries` retries with the default waits.
+    #[must_use]
+    pub fn times(retries: u32) -> Self {
+        Retry {
+            retries,
+            ..Retry::default()
+        }
+    }
+}

@@ -1,0 +1,189 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong with a request, naming the URL or file concerned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL cannot be parsed or is not http(s).
+    #[error("bad URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A header name or value, or a request part, is not valid HTTP.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The host name does not resolve.
+    #[error("cannot resolve the host of {url}")]
+    Dns {
+        /// The URL requested.
+        url: String,
+    },
+    /// The TCP connection failed (refused, unreachable, reset).
+    #[error("cannot connect to {url}: {reason}")]
+    Connect {
+        /// The URL requested.
+        url: String,
+        /// What the OS said.
+        reason: String,
+    },
+    /// A timeout expired.
+    #[error("timed out: {url} ({what})")]
+    Timeout {
+        /// The URL requested.
+        url: String,
+        /// Which timeout.
+        what: String,
+    },
+    /// The TLS handshake or certificate check failed.
+    #[error("TLS error with {url}: {reason}")]
+    Tls {
+        /// The URL requested.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// More redirects than allowed.
+    #[error("too many redirects (more than {max}) from {url}")]
+    TooManyRedirects {
+        /// The URL first requested.
+        url: String,
+        /// The limit.
+        max: u32,
+    },
+    /// The response status is 4xx or 5xx ([`Response::error_for_status`](crate::Response::error_for_status)).
+    #[error("{url} answered {status} {reason}{}", if excerpt.is_empty() { String::new() } else { format!(": {excerpt}") })]
+    Status {
+        /// The URL that answered.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The reason phrase.
+        reason: String,
+        /// The start of the body.
+        excerpt: String,
+    },
+    /// The body is larger than the limit.
+    #[error("the body of {url} is larger than {limit} bytes")]
+    BodyTooLarge {
+        /// The URL that answered.
+        url: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// A download ended before all the bytes the server announced arrived.
+    #[error("download of {url} ended after {got} of {expected} bytes (kept in {}; resume to finish)", part.display())]
+    Truncated {
+        /// The URL downloaded.
+        url: String,
+        /// Bytes received in all.
+        got: u64,
+        /// Bytes announced.
+        expected: u64,
+        /// The partial file.
+        part: PathBuf,
+    },
+    /// The body is not the JSON asked for.
+    #[error("the body of {url} is not the JSON expected: {source}")]
+    Json {
+        /// The URL that answered.
+        url: String,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+    /// A local file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The session file is not valid.
+    #[error("bad session file {}: {reason}", path.display())]
+    Session {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Any other failure while talking to the server.
+    #[error("{url}: {reason}")]
+    Io {
+        /// The URL requested.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Turns a ureq error for `url` into ours.
+    pub(crate) fn from_ureq(url: &str, error: ureq::Error) -> Error {
+        let url = url.to_owned();
+        match error {
+            ureq::Error::HostNotFound => Error::Dns { url },
+            ureq::Error::Timeout(what) => Error::Timeout {
+                url,
+                what: what.to_string(),
+            },
+            ureq::Error::BodyExceedsLimit(limit) => Error::BodyTooLarge { url, limit },
+            ureq::Error::BadUri(reason) => Error::BadUrl { url, reason },
+            ureq::Error::Tls(reason) => Error::Tls {
+                url,
+                reason: reason.to_owned(),
+            },
+            ureq::Error::Rustls(e) => Error::Tls {
+                url,
+                reason: e.to_string(),
+            },
+            ureq::Error::Pem(e) => Error::Tls {
+                url,
+                reason: e.to_string(),
+            },
+            ureq::Error::TooManyRedirects => Error::TooManyRedirects { url, max: 0 },
+            ureq::Error::ConnectionFailed => Error::Connect {
+                url,
+                reason: "connection failed".into(),
+            },
+            ureq::Error::Io(e) => Error::from_io(url, &e),
+            other => Error::Io {
+                url,
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    pub(crate) fn from_io(url: String, e: &std::io::Error) -> Error {
+        use std::io::ErrorKind as K;
+        match e.kind() {
+            K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+            | K::AddrNotAvailable => Error::Connect {
+                url,
+                reason: e.to_string(),
+            },
+            K::TimedOut | K::WouldBlock => Error::Timeout {
+                url,
+                what: e.to_string(),
+            },
+            _ => Error::Io {
+                url,
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    /// Whether a retry may help: the connection failed or timed out.
+    pub(crate) fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Connect { .. } | Error::Timeout { .. } | Error::Io { .. }
+        )
+    }
+}

@@ -1,0 +1,175 @@
+use std::io::Read;
+
+use serde::de::DeserializeOwned;
+use ureq::http;
+
+use crate::Error;
+
+/// A response: status, headers and a body read once, as text, bytes, JSON or a stream.
+pub struct Response {
+    status: u16,
+    reason: String,
+    version: String,
+    headers: Vec<(String, String)>,
+    url: String,
+    body: ureq::Body,
+    limit: u64,
+}
+
+impl Response {
+    pub(crate) fn new(response: http::Response<ureq::Body>, url: String, limit: u64) -> Self {
+        let (parts, body) = response.into_parts();
+        Response {
+            status: parts.status.as_u16(),
+            reason: parts.status.canonical_reason().unwrap_or("").to_owned(),
+            version: format!("{:?}", parts.version),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            url,
+            body,
+            limit,
+        }
+    }
+
+    /// The status code.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The standard reason phrase of the status (`OK`, `Not Found`, ...).
+    #[must_use]
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// The HTTP version, as `HTTP/1.1`.
+    #[must_use]
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The URL that answered, after redirects.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Every header in order, names in lower case; a repeated header appears once per value.
+    #[must_use]
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// The first value of a header (name case-insensitive).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a header (name case-insensitive), e.g. all `Set-Cookie`s.
+    pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `Content-Length` announced, if any.
+    #[must_use]
+    pub fn content_length(&self) -> Option<u64> {
+        self.header("content-length")
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Sets the largest body that [`text`](Response::text), [`bytes`](Response::bytes) and
+    /// [`json`](Response::json) read.
+    #[must_use]
+    pub fn body_limit(mut self, limit: u64) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Turns a 4xx or 5xx response into [`Error::Status`], with the start of its body.
+    ///
+    /// # Errors
+    /// [`Error::Status`] for 4xx and 5xx.
+    pub fn error_for_status(self) -> Result<Self, Error> {
+        if self.status < 400 {
+            return Ok(self);
+        }
+        let (url, status, reason) = (self.url.clone(), self.status, self.reason.clone());
+        let mut excerpt = String::new();
+        let _ = self.reader().take(200).read_to_string(&mut excerpt);
+        Err(Error::Status {
+            url,
+            status,
+            reason,
+            excerpt: excerpt.trim().to_owned(),
+        })
+    }
+
+    /// The body as text, decoded from the charset the server names (UTF-8 by default).
+    ///
+    /// # Errors
+    /// [`Error::BodyTooLarge`] past the body limit; [`Error::Io`] when reading fails.
+    pub fn text(mut self) -> Result<String, Error> {
+        let url = self.url.clone();
+        self.body
+            .with_config()
+            .limit(self.limit)
+            .lossy_utf8(true)
+            .read_to_string()
+            .map_err(|e| Error::from_ureq(&url, e))
+    }
+
+    /// The body as bytes.
+    ///
+    /// # Errors
+    /// [`Error::BodyTooLarge`] past the body limit; [`Error::Io`] when reading fails.
+    pub fn bytes(mut self) -> Result<Vec<u8>, Error> {
+        let url = self.url.clone();
+        self.body
+            .with_config()
+            .limit(self.limit)
+            .read_to_vec()
+            .map_err(|e| Error::from_ureq(&url, e))
+    }
+
+    /// The body parsed as JSON into `T` (any `Deserialize`, or `serde_json::Value`).
+    ///
+    /// # Errors
+    /// [`Error::Json`] when the body is not that JSON; the errors of [`bytes`](Response::bytes).
+    pub fn json<T: DeserializeOwned>(self) -> Result<T, Error> {
+        let url = self.url.clone();
+        let bytes = self.bytes()?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::Json { url, source })
+    }
+
+    /// The body as a stream, decompressed (gzip, brotli), without size limit.
+    #[must_use]
+    pub fn reader(self) -> impl Read + Send + 'static {
+        self.body.into_reader()
+    }
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("url", &self.url)
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,155 @@
+//! Sessions: a client plus default headers, credentials and cookies, kept in a JSON file.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use cookie_store::{Cookie, CookieStore};
+
+use crate::Error;
+use crate::client::{Auth, Client, Request};
+
+/// A [`Client`] whose default headers, credentials and cookies persist in a JSON file
+/// (written with mode 0600: it holds secrets), like httpie's `--session`.
+///
+/// Cookies follow RFC 6265: a cookie goes only to its domain and path, not after it
+/// expires, and a `Secure` one only over https. Session cookies (without expiry) are saved
+/// too, as browsers keep them for the session's life.
+pub struct Session {
+    client: Client,
+    path: PathBuf,
+    headers: Vec<(String, String)>,
+    auth: Option<Auth>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct SessionFile {
+    #[serde(default)]
+    headers: Vec<(String, String)>,
+    #[serde(default)]
+    auth: Option<Auth>,
+    #[serde(default)]
+    cookies: Vec<Cookie<'static>>,
+}
+
+impl Session {
+    /// Opens the session in `path` (a missing file starts an empty session) on `client`,
+    /// whose cookie jar it fills.
+    ///
+    /// # Errors
+    /// [`Error::File`] when the file cannot be read, [`Error::Session`] when it is not a
+    /// session file.
+    pub fn open(client: Client, path: impl Into<PathBuf>) -> Result<Session, Error> {
+        let path = path.into();
+        let file = match std::fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice::<SessionFile>(&bytes).map_err(|e| Error::Session {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => SessionFile::default(),
+            Err(source) => return Err(Error::File { path, source }),
+        };
+        let jar = CookieStore::from_cookies(file.cookies.into_iter().map(Ok::<_, Error>), false)?;
+        client.with_jar(|current| *current = jar);
+        Ok(Session {
+            client,
+            path,
+            headers: file.headers,
+            auth: file.auth,
+        })
+    }
+
+    /// The client, sharing this session's cookie jar.
+    #[must_use]
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Where the session is saved.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Sets a default header, replacing the one of the same name.
+    pub fn set_header(&mut self, name: &str, value: &str) {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// Removes a default header.
+    pub fn remove_header(&mut self, name: &str) {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+
+    /// The default headers.
+    #[must_use]
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// Sets (or clears) the credentials sent with every request.
+    pub fn set_auth(&mut self, auth: Option<Auth>) {
+        self.auth = auth;
+    }
+
+    /// The saved credentials.
+    #[must_use]
+    pub fn auth(&self) -> Option<&Auth> {
+        self.auth.as_ref()
+    }
+
+    /// Starts a request carrying the session's headers, credentials and cookies.
+    ///
+    /// # Errors
+    /// [`Error::BadUrl`] when `url` is not an absolute http(s) URL.
+    pub fn request(&self, method: &str, url: &str) -> Result<Request, Error> {
+        let mut request = self.client.request(method, url)?;
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        if let Some(auth) = &self.auth {
+            request = request.auth(auth.clone());
+        }
+        Ok(request)
+    }
+
+    /// Writes the session file (mode 0600), atomically: a crash never leaves half a file.
+    ///
+    /// # Errors
+    /// [`Error::File`] when the file cannot be written.
+    pub fn save(&self) -> Result<(), Error> {
+        let cookies = self
+            .client
+            .with_jar(|jar| jar.iter_unexpired().cloned().collect());
+        let file = SessionFile {
+            headers: self.headers.clone(),
+            auth: self.auth.clone(),
+            cookies,
+        };
+        let json = serde_json::to_vec_pretty(&file).map_err(|e| Error::Session {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        let file_error = |source| Error::File {
+            path: self.path.clone(),
+            source,
+        };
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let _ = std::fs::remove_file(&tmp);
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(file_error)?;
+        out.write_all(&json).map_err(file_error)?;
+        out.sync_all().map_err(file_error)?;
+        std::fs::rename(&tmp, &self.path).map_err(file_error)
+    }
+}

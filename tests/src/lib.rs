@@ -4,6 +4,8 @@
 //! addresses in `NETKIT_TEST_*` environment variables. A test whose server is missing fails
 //! with a message saying so; it never passes by skipping.
 
+pub mod http_echo;
+
 use std::path::PathBuf;
 
 /// The value of an environment variable set by `cargo xtask test`.

@@ -1,9 +1,19 @@
 //! A real nginx for the HTTP client tests, configured and started by xtask.
+//!
+//! Sets `NETKIT_TEST_NGINX_URL` (`http://127.0.0.1:PORT`) and `NETKIT_TEST_NGINX_ROOT` (a
+//! directory the tests write files into). Locations:
+//! - `/`: static files from the root (gzip on for text, Range and If-Modified-Since as usual);
+//! - `/slow/NAME`: the file NAME at 4 MiB/s, to interrupt downloads midway;
+//! - `/status/CODE`: an empty response with that status (200, 201, 204, 301, 302, 400, 401,
+//!   403, 404, 418, 429, 500, 502, 503);
+//! - `/redirect/N`: a 302 chain to `/redirect/N-1`, ending at `/hello.txt`.
 
 use std::path::Path;
+use std::process::Command;
 
 use crate::provision::Need;
-use crate::service::Started;
+use crate::service::{self, Service, Started};
+use crate::test::path_str;
 
 /// What nginx needs installed.
 pub const NEEDS: &[Need] = &[Need {
@@ -12,6 +22,90 @@ pub const NEEDS: &[Need] = &[Need {
 }];
 
 /// Starts nginx on a free 127.0.0.1 port; sets `NETKIT_TEST_NGINX_URL` and `NETKIT_TEST_NGINX_ROOT`.
-pub fn start(_work: &Path) -> anyhow::Result<Started> {
-    Ok(Started::default())
+pub fn start(work: &Path) -> anyhow::Result<Started> {
+    let dir = work.join("nginx");
+    let root = dir.join("root");
+    std::fs::create_dir_all(dir.join("tmp"))?;
+    std::fs::create_dir_all(&root)?;
+    std::fs::write(root.join("hello.txt"), "hello from nginx\n")?;
+    let port = service::free_port()?;
+    let statuses: String = [
+        200, 201, 204, 301, 302, 400, 401, 403, 404, 418, 429, 500, 502, 503,
+    ]
+    .iter()
+    .map(|code| format!("        location = /status/{code} {{ return {code}; }}\n"))
+    .collect();
+    let redirects: String = (1..=10)
+        .map(|n| {
+            let next = if n == 1 {
+                "/hello.txt".to_owned()
+            } else {
+                format!("/redirect/{}", n - 1)
+            };
+            format!("        location = /redirect/{n} {{ return 302 {next}; }}\n")
+        })
+        .collect();
+    let d = path_str(&dir);
+    let r = path_str(&root);
+    // As root, workers would drop to `nobody`, who may not read a checkout under /root.
+    let user = if crate::provision::is_root() {
+        "user root;\n"
+    } else {
+        ""
+    };
+    let config = format!(
+        "daemon off;
+{user}worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    include /etc/nginx/mime.types;
+    access_log {d}/access.log;
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+    gzip on;
+    gzip_min_length 1;
+    gzip_types text/plain application/json;
+    server {{
+        listen 127.0.0.1:{port};
+        root {r};
+        location /slow/ {{ alias {r}/; limit_rate 4m; }}
+{statuses}{redirects}    }}
+}}
+"
+    );
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, config)?;
+    let log = dir.join("stderr.log");
+    service::run_ok(
+        Command::new("nginx")
+            .args(["-t", "-q", "-p"])
+            .arg(&dir)
+            .arg("-c")
+            .arg(&conf),
+    )?;
+    let mut nginx = Service::spawn(
+        "nginx",
+        Command::new("nginx")
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(&conf),
+        &log,
+    )?;
+    nginx.wait_for_port(format!("127.0.0.1:{port}").parse()?, &log)?;
+    Ok(Started {
+        services: vec![nginx],
+        env: vec![
+            (
+                "NETKIT_TEST_NGINX_URL".into(),
+                format!("http://127.0.0.1:{port}"),
+            ),
+            ("NETKIT_TEST_NGINX_ROOT".into(), r),
+        ],
+    })
 }

@@ -1,12 +1,544 @@
-//! `netkit http`: argument parsing and printing only.
+//! `netkit http`: argument parsing and printing only (httpie/xh conventions).
 
-use crate::exit::{GENERIC, Outcome, WithCode};
+use std::io::{IsTerminal as _, Read as _, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use net_http::{
+    Auth, BodyKind, Client, ClientConfig, Error, Item, Preview, Request, Response, Retry, Session,
+};
+
+use crate::exit::{Failure, GENERIC, Outcome, USAGE, WithCode};
+
+/// Exit codes of `netkit http` (httpie's for statuses).
+const REDIRECT_STATUS: u8 = 3;
+const CLIENT_ERROR_STATUS: u8 = 4;
+const SERVER_ERROR_STATUS: u8 = 5;
+const TOO_MANY_REDIRECTS: u8 = 6;
+const TIMEOUT: u8 = 7;
 
 /// Arguments of `netkit http`.
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(
+    disable_help_flag = true,
+    after_help = "\
+Items:
+  Header:Value      request header            Header:        remove a default header
+  field=value       JSON (or form) string     field:=json    raw JSON value
+  param==value      query parameter           field@path     file upload (--form/--multipart)
+  field=@file       string read from a file   field:=@file   JSON read from a file
+  @file             the file is the body
+
+Output: on a terminal, the response headers and body (JSON pretty-printed, colours unless
+NO_COLOR); piped, the raw body only. --print takes H (request headers), B (request body),
+h (response headers), b (response body).
+
+Exit status: 0 done; 1 network or I/O failure; 2 bad input (URL, item, file, option);
+with --check-status 3 for an unfollowed 3xx, 4 for 4xx, 5 for 5xx; 6 too many redirects;
+7 timeout. The password of --auth USER comes from NETKIT_HTTP_PASSWORD or a prompt.
+
+Examples:
+  netkit http example.org/api/items page==2
+  netkit http POST :8000/login name=ann admin:=true --session ./s.json
+  netkit http -f PUT :8000/form a=1 file@./x.bin
+  netkit http -d :8000/big.iso -o big.iso -c"
+)]
+pub struct Args {
+    /// [METHOD] URL [ITEM...]: METHOD defaults to GET, or POST with data items.
+    #[arg(value_name = "[METHOD] URL [ITEM]", required = true, num_args = 1..)]
+    words: Vec<String>,
+    /// Data items as application/x-www-form-urlencoded (multipart when a file is uploaded).
+    #[arg(short = 'f', long, conflicts_with = "multipart")]
+    form: bool,
+    /// Data items as multipart/form-data.
+    #[arg(long)]
+    multipart: bool,
+    /// The request body, as given.
+    #[arg(long, value_name = "BODY")]
+    raw: Option<String>,
+    /// Basic credentials, USER or USER:PASS (prompted, or NETKIT_HTTP_PASSWORD, when absent).
+    #[arg(short = 'a', long, value_name = "USER[:PASS]")]
+    auth: Option<String>,
+    /// Bearer token.
+    #[arg(long, value_name = "TOKEN", conflicts_with = "auth")]
+    bearer: Option<String>,
+    /// Follow redirects.
+    #[arg(short = 'F', long)]
+    follow: bool,
+    /// Redirects followed with --follow.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    max_redirects: u32,
+    /// Seconds to wait for the connection and for each read.
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
+    /// Retries of idempotent requests after connection errors and 429/502/503/504.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retry: u32,
+    /// Keep headers, credentials and cookies in this JSON file (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    session: Option<PathBuf>,
+    /// `no` to skip TLS verification, or a CA bundle (PEM) to trust.
+    #[arg(long, value_name = "no|yes|CA_FILE")]
+    verify: Option<String>,
+    /// Proxy URL (http://, socks5://); default from HTTP_PROXY, HTTPS_PROXY, NO_PROXY.
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
+    /// Save the body to a file (-o, or the URL's file name) with a progress bar.
+    #[arg(short = 'd', long)]
+    download: bool,
+    /// Save the body to FILE.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Resume a partial download (with --download).
+    #[arg(short = 'c', long = "continue", requires = "download")]
+    resume: bool,
+    /// Exit 3, 4 or 5 for 3xx, 4xx, 5xx responses.
+    #[arg(long)]
+    check_status: bool,
+    /// What to print: H request headers, B request body, h response headers, b response body.
+    #[arg(short = 'p', long, value_name = "WHAT")]
+    print: Option<String>,
+    /// Print the request and the response (--print=HBhb).
+    #[arg(short = 'v', long)]
+    verbose: bool,
+    /// Print the response headers only (--print=h).
+    #[arg(short = 'h', long)]
+    headers: bool,
+    /// Print the response body only (--print=b).
+    #[arg(short = 'b', long)]
+    body: bool,
+    /// Build and print the request; send nothing.
+    #[arg(long)]
+    offline: bool,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+}
 
 /// Runs `netkit http`.
-pub fn run(_args: Args) -> Outcome {
-    Err(anyhow::anyhow!("`netkit http` is not built yet")).code(GENERIC)
+pub fn run(args: Args) -> Outcome {
+    let Words {
+        method,
+        url,
+        items,
+        body_file,
+    } = split_words(&args.words).code(USAGE)?;
+    let client = Client::new(config(&args)?).map_err(failure)?;
+    let mut session = match &args.session {
+        Some(path) => Some(Session::open(client.clone(), path).map_err(failure)?),
+        None => None,
+    };
+    let has_data = items.iter().any(Item::is_data) || args.raw.is_some() || body_file.is_some();
+    let method = method
+        .unwrap_or(if has_data { "POST" } else { "GET" })
+        .to_owned();
+    let mut request = match &session {
+        Some(session) => session.request(&method, &url),
+        None => client.request(&method, &url),
+    }
+    .map_err(failure)?;
+    let kind = if args.multipart {
+        BodyKind::Multipart
+    } else if args.form {
+        BodyKind::Form
+    } else {
+        BodyKind::Json
+    };
+    if kind == BodyKind::Json && items.iter().any(Item::is_data) {
+        request = request.header("Accept", "application/json, */*;q=0.5");
+    }
+    request = request.items(&items, kind).map_err(failure)?;
+    if let Some(raw) = &args.raw {
+        request = request.raw(raw.as_bytes());
+    } else if let Some(path) = body_file {
+        request = request.file(path);
+    }
+    let auth = auth(&args)?;
+    if let Some(auth) = &auth {
+        request = request.auth(auth.clone());
+    }
+    if let Some(session) = &mut session {
+        for item in &items {
+            match item {
+                Item::Header(name, value) => session.set_header(name, value),
+                Item::RemoveHeader(name) => session.remove_header(name),
+                _ => {}
+            }
+        }
+        if auth.is_some() {
+            session.set_auth(auth);
+        }
+    }
+
+    let stdout_tty = std::io::stdout().is_terminal();
+    let what = args.print.clone().unwrap_or_else(|| {
+        if args.verbose {
+            "HBhb".into()
+        } else if args.offline {
+            "HB".into()
+        } else if args.headers {
+            "h".into()
+        } else if args.body || !stdout_tty || args.download {
+            "b".into()
+        } else {
+            "hb".into()
+        }
+    });
+    if let Some(bad) = what.chars().find(|c| !"HBhb".contains(*c)) {
+        return Err(anyhow!("--print takes H, B, h and b, not {bad:?}")).code(USAGE);
+    }
+    let style = Style::new(stdout_tty);
+    let mut out = std::io::stdout().lock();
+    if what.contains('H') || what.contains('B') || args.offline {
+        print_request(&mut out, &request.preview(), &what, &style)?;
+    }
+    if args.offline {
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    if args.download {
+        return download(request, &args, &url, session.as_ref());
+    }
+    let response = request.send().map_err(failure)?;
+    if let Some(session) = &session {
+        session.save().map_err(failure)?;
+    }
+    let status = response.status();
+    if what.contains('h') {
+        print_head(&mut out, &response, &style)?;
+    }
+    if let Some(path) = &args.output {
+        let mut file = std::fs::File::create(path)
+            .with_context(|| format!("cannot create {}", path.display()))
+            .code(USAGE)?;
+        std::io::copy(&mut response.reader(), &mut file)
+            .with_context(|| format!("writing {}", path.display()))?;
+    } else if what.contains('b') {
+        print_body(&mut out, response, stdout_tty, &style)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::from(status_code(status, args.check_status)))
+}
+
+fn failure(error: Error) -> Failure {
+    let code = match &error {
+        Error::BadUrl { .. }
+        | Error::BadRequest(_)
+        | Error::File { .. }
+        | Error::Session { .. } => USAGE,
+        Error::TooManyRedirects { .. } => TOO_MANY_REDIRECTS,
+        Error::Timeout { .. } => TIMEOUT,
+        _ => GENERIC,
+    };
+    Failure {
+        code,
+        error: error.into(),
+    }
+}
+
+fn status_code(status: u16, check: bool) -> u8 {
+    match status {
+        300..=399 if check => REDIRECT_STATUS,
+        400..=499 if check => CLIENT_ERROR_STATUS,
+        500..=599 if check => SERVER_ERROR_STATUS,
+        _ => 0,
+    }
+}
+
+/// The positional words of `netkit http`.
+struct Words<'a> {
+    method: Option<&'a str>,
+    url: String,
+    items: Vec<Item>,
+    body_file: Option<PathBuf>,
+}
+
+/// `[METHOD] URL [ITEM...]` into its parts; `@file` names the body file.
+fn split_words(words: &[String]) -> anyhow::Result<Words<'_>> {
+    let is_method =
+        |w: &str| !w.is_empty() && w.len() <= 16 && w.chars().all(|c| c.is_ascii_alphabetic());
+    let (method, rest) = match words {
+        [first, second, rest @ ..] if is_method(first) && !second.is_empty() => {
+            (Some(first.as_str()), (second, rest))
+        }
+        [url, rest @ ..] => (None, (url, rest)),
+        [] => anyhow::bail!("a URL is required"),
+    };
+    let (url, rest) = rest;
+    let mut items = Vec::new();
+    let mut body_file = None;
+    for word in rest {
+        if let Some(path) = word.strip_prefix('@') {
+            std::fs::metadata(path).with_context(|| format!("cannot read the body file {path}"))?;
+            body_file = Some(PathBuf::from(path));
+        } else {
+            items.push(Item::parse(word)?);
+        }
+    }
+    Ok(Words {
+        method,
+        url: url.clone(),
+        items,
+        body_file,
+    })
+}
+
+fn config(args: &Args) -> Result<ClientConfig, Failure> {
+    let mut config = ClientConfig::default();
+    config.max_redirects = if args.follow { args.max_redirects } else { 0 };
+    if let Some(secs) = args.timeout {
+        if !(secs.is_finite() && secs > 0.0) {
+            return Err(anyhow!("--timeout must be a positive number of seconds")).code(USAGE);
+        }
+        let timeout = Duration::from_secs_f64(secs);
+        config.connect_timeout = timeout;
+        config.read_timeout = timeout;
+    }
+    if args.download {
+        // Big downloads take long; the read timeout still catches a dead server.
+        config.timeout = None;
+    }
+    config.retry = Retry::times(args.retry);
+    config.proxy.clone_from(&args.proxy);
+    match args.verify.as_deref() {
+        None | Some("yes" | "true") => {}
+        Some("no" | "false") => config.insecure = true,
+        Some(path) => config.ca_file = Some(PathBuf::from(path)),
+    }
+    Ok(config)
+}
+
+fn auth(args: &Args) -> Result<Option<Auth>, Failure> {
+    if let Some(token) = &args.bearer {
+        return Ok(Some(Auth::Bearer(token.clone())));
+    }
+    let Some(auth) = &args.auth else {
+        return Ok(None);
+    };
+    let (user, password) = match auth.split_once(':') {
+        Some((user, password)) => (user.to_owned(), password.to_owned()),
+        None => {
+            let password = match std::env::var("NETKIT_HTTP_PASSWORD") {
+                Ok(password) => password,
+                Err(_) if std::io::stdin().is_terminal() => {
+                    rpassword::prompt_password(format!("http: password for {auth}: "))
+                        .context("cannot read the password")?
+                }
+                Err(_) => {
+                    return Err(anyhow!(
+                        "no password for {auth}: set NETKIT_HTTP_PASSWORD or run on a terminal"
+                    ))
+                    .code(USAGE);
+                }
+            };
+            (auth.clone(), password)
+        }
+    };
+    Ok(Some(Auth::Basic { user, password }))
+}
+
+fn download(request: Request, args: &Args, url: &str, session: Option<&Session>) -> Outcome {
+    let dest = match &args.output {
+        Some(path) => path.clone(),
+        None => {
+            let name = url
+                .split(['?', '#'])
+                .next()
+                .and_then(|u| u.rsplit('/').next())
+                .filter(|n| !n.is_empty() && !n.contains(':'))
+                .unwrap_or("index.html");
+            PathBuf::from(name)
+        }
+    };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bytes}/{total_bytes} {wide_bar} {bytes_per_sec} {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut progress = |p: net_http::Progress| {
+        if let Some(bar) = &bar {
+            if let Some(total) = p.total {
+                bar.set_length(total);
+            }
+            bar.set_position(p.done);
+        }
+    };
+    let done = request
+        .download(&dest, args.resume, &mut progress)
+        .map_err(failure);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let done = done?;
+    if let Some(session) = session {
+        session.save().map_err(failure)?;
+    }
+    if std::io::stderr().is_terminal() {
+        eprintln!("saved {} ({} bytes)", done.path.display(), done.bytes);
+    }
+    Ok(ExitCode::from(status_code(done.status, args.check_status)))
+}
+
+/// ANSI colours on a terminal unless NO_COLOR is set.
+struct Style {
+    on: bool,
+}
+
+impl Style {
+    fn new(tty: bool) -> Style {
+        Style {
+            on: tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+fn print_request(
+    out: &mut impl Write,
+    preview: &Preview,
+    what: &str,
+    style: &Style,
+) -> anyhow::Result<()> {
+    if what.contains('H') {
+        let target = preview
+            .url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+            .unwrap_or("/");
+        writeln!(
+            out,
+            "{} {} HTTP/1.1",
+            style.paint("1;36", &preview.method),
+            target
+        )?;
+        for (name, value) in &preview.headers {
+            writeln!(out, "{}: {value}", style.paint("36", name))?;
+        }
+        writeln!(out)?;
+    }
+    if what.contains('B')
+        && let Some(body) = &preview.body
+    {
+        out.write_all(body)?;
+        writeln!(out)?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn print_head(out: &mut impl Write, response: &Response, style: &Style) -> anyhow::Result<()> {
+    let colour = match response.status() {
+        200..=299 => "1;32",
+        300..=399 => "1;33",
+        _ => "1;31",
+    };
+    let status = format!("{} {}", response.status(), response.reason());
+    writeln!(
+        out,
+        "{} {}",
+        response.version(),
+        style.paint(colour, &status)
+    )?;
+    for (name, value) in response.headers() {
+        writeln!(out, "{}: {value}", style.paint("36", name))?;
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+fn print_body(
+    out: &mut impl Write,
+    response: Response,
+    tty: bool,
+    style: &Style,
+) -> anyhow::Result<()> {
+    let is_json = response
+        .header("content-type")
+        .is_some_and(|ct| ct.contains("json"));
+    if !tty {
+        // Piped: exactly the body, streamed.
+        std::io::copy(&mut response.reader(), out).context("reading the response body")?;
+        return Ok(());
+    }
+    let mut body = Vec::new();
+    response
+        .reader()
+        .take(64 << 20)
+        .read_to_end(&mut body)
+        .context("reading the response body")?;
+    if is_json && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) {
+        let pretty = serde_json::to_string_pretty(&value)?;
+        writeln!(
+            out,
+            "{}",
+            if style.on {
+                colour_json(&pretty)
+            } else {
+                pretty
+            }
+        )?;
+    } else if body.contains(&0) {
+        writeln!(
+            out,
+            "+-----------------------------------------+\n| NOTE: binary data not shown in terminal |\n+-----------------------------------------+"
+        )?;
+    } else {
+        out.write_all(&body)?;
+        if !body.ends_with(b"\n") {
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Colours keys, strings and literals of pretty-printed JSON.
+fn colour_json(pretty: &str) -> String {
+    let mut out = String::with_capacity(pretty.len() * 2);
+    for line in pretty.lines() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        out.push_str(indent);
+        if let Some((key, rest)) = trimmed
+            .split_once("\": ")
+            .filter(|_| trimmed.starts_with('"'))
+        {
+            out.push_str(&format!("\x1b[34m{key}\"\x1b[0m: {}", colour_value(rest)));
+        } else {
+            out.push_str(&colour_value(trimmed));
+        }
+        out.push('\n');
+    }
+    out.pop();
+    out
+}
+
+fn colour_value(value: &str) -> String {
+    let (core, tail) = match value.strip_suffix(',') {
+        Some(core) => (core, ","),
+        None => (value, ""),
+    };
+    let code = if core.starts_with('"') {
+        "33"
+    } else if core == "true" || core == "false" || core == "null" {
+        "35"
+    } else if core.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        "32"
+    } else {
+        return value.to_owned();
+    };
+    format!("\x1b[{code}m{core}\x1b[0m{tail}")
 }

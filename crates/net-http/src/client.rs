@@ -133,6 +133,7 @@ impl Client {
             .timeout_global(config.timeout)
             .timeout_per_read(Some(config.read_timeout))
             .no_delay(true)
+            .allow_non_standard_methods(true)
             .proxy(proxy)
             .tls_config(tls.build())
             .build()
@@ -547,6 +548,10 @@ impl Request {
             }
             Body::Multipart(parts) => {
                 let mut form = ureq::unversioned::multipart::Form::new();
+                builder = builder.header(
+                    "Content-Type",
+                    format!("multipart/form-data; boundary={}", form.boundary()),
+                );
                 for part in parts {
                     form = match part {
                         Part::Text { name, value } => form.text(name, value),

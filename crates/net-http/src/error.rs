@@ -158,6 +158,10 @@ impl Error {
 
     pub(crate) fn from_io(url: String, e: &std::io::Error) -> Error {
         use std::io::ErrorKind as K;
+        // std reports resolver failures (getaddrinfo) as an uncategorized error.
+        if e.to_string().contains("failed to lookup address") {
+            return Error::Dns { url };
+        }
         match e.kind() {
             K::ConnectionRefused
             | K::ConnectionReset

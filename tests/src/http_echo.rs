@@ -1,0 +1,279 @@
+//! A small HTTP/1.1 server for the client tests that shows what it received.
+//!
+//! It is a fixture, not the thing under test: the client's requests must arrive byte-exact,
+//! and only a server that echoes them can show it. Routes:
+//! - anything else: 200 with a JSON object `method`, `target`, `headers` (lower-case names,
+//!   repeated ones joined with `, `), `body` (lossy UTF-8), `body_len`, `body_sha256`;
+//! - `/status/N`: status N with body `status N`;
+//! - `/set-cookie?c=COOKIE`: 200 with `Set-Cookie: COOKIE` (repeat `c` for several);
+//! - `/redirect/N`: 302 to `/redirect/N-1` with `Set-Cookie: hopN=1`, `/redirect/0` to `/echo`;
+//! - `/retry/KEY/N?after=S`: 503 with `Retry-After: S` for the first N calls of KEY, then 200;
+//! - `/hang`: reads the request and answers nothing for 30 s;
+//! - `/gzip`: a gzip-encoded `hello from gzip\n`;
+//! - `/bytes/N`: N bytes (`i % 251`); `/truncate/N`: announces N bytes, sends half, closes.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::Digest;
+
+/// A running echo server (it lives until the test process ends).
+pub struct EchoServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// When each `/retry/KEY/...` call arrived, by KEY.
+    pub retry_calls: Arc<Mutex<HashMap<String, Vec<Instant>>>>,
+}
+
+impl EchoServer {
+    /// Starts a server on a free 127.0.0.1 port.
+    ///
+    /// # Panics
+    /// When no port can be bound.
+    #[must_use]
+    pub fn start() -> EchoServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the echo server");
+        let addr = listener.local_addr().expect("local address");
+        let retry_calls = Arc::new(Mutex::new(HashMap::new()));
+        let calls = Arc::clone(&retry_calls);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let calls = Arc::clone(&calls);
+                std::thread::spawn(move || serve(stream, &calls));
+            }
+        });
+        EchoServer { addr, retry_calls }
+    }
+
+    /// `http://127.0.0.1:PORT` + `path`.
+    #[must_use]
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+fn serve(stream: TcpStream, calls: &Mutex<HashMap<String, Vec<Instant>>>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.trim_end().splitn(3, ' ');
+        let (method, target) = (
+            parts.next().unwrap_or("").to_owned(),
+            parts.next().unwrap_or("").to_owned(),
+        );
+        let mut headers: Vec<(String, String)> = Vec::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = h.split_once(':') {
+                headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+            }
+        }
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        let mut body = Vec::new();
+        if header("transfer-encoding").is_some_and(|te| te.contains("chunked")) {
+            loop {
+                let mut size = String::new();
+                if reader.read_line(&mut size).unwrap_or(0) == 0 {
+                    return;
+                }
+                let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
+                    .unwrap_or(0);
+                let mut chunk = vec![0; size + 2];
+                if reader.read_exact(&mut chunk).is_err() {
+                    return;
+                }
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        } else if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+            body.resize(len, 0);
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+        }
+        let path = target.split('?').next().unwrap_or("").to_owned();
+        let query: Vec<(String, String)> = target
+            .split_once('?')
+            .map(|(_, q)| url_decode_pairs(q))
+            .unwrap_or_default();
+        let mut status = 200;
+        let mut extra: Vec<(String, String)> = Vec::new();
+        let mut content_type = "application/json";
+        let reply: Vec<u8>;
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["status", code] => {
+                status = code.parse().unwrap_or(500);
+                reply = format!("status {status}").into_bytes();
+                content_type = "text/plain";
+            }
+            ["set-cookie"] => {
+                for (k, v) in &query {
+                    if k == "c" {
+                        extra.push(("Set-Cookie".into(), v.clone()));
+                    }
+                }
+                reply = b"cookies set".to_vec();
+                content_type = "text/plain";
+            }
+            ["redirect", n] => {
+                let n: u32 = n.parse().unwrap_or(0);
+                status = 302;
+                let next = if n == 0 {
+                    "/echo".to_owned()
+                } else {
+                    format!("/redirect/{}", n - 1)
+                };
+                extra.push(("Location".into(), next));
+                extra.push(("Set-Cookie".into(), format!("hop{n}=1; Path=/")));
+                reply = Vec::new();
+            }
+            ["retry", key, n] => {
+                let n: usize = n.parse().unwrap_or(0);
+                let after = query
+                    .iter()
+                    .find(|(k, _)| k == "after")
+                    .map_or("1".to_owned(), |(_, v)| v.clone());
+                let mut calls = calls.lock().unwrap();
+                let seen = calls.entry((*key).to_owned()).or_default();
+                seen.push(Instant::now());
+                if seen.len() <= n {
+                    status = 503;
+                    extra.push(("Retry-After".into(), after));
+                    reply = b"try later".to_vec();
+                } else {
+                    reply = b"ok".to_vec();
+                }
+                content_type = "text/plain";
+            }
+            ["hang"] => {
+                std::thread::sleep(Duration::from_secs(30));
+                return;
+            }
+            ["gzip"] => {
+                reply = vec![
+                    31, 139, 8, 0, 0, 0, 0, 0, 2, 3, 203, 72, 205, 201, 201, 87, 72, 43, 202, 207,
+                    85, 72, 175, 202, 44, 224, 2, 0, 120, 45, 189, 120, 16, 0, 0, 0,
+                ];
+                extra.push(("Content-Encoding".into(), "gzip".into()));
+                content_type = "text/plain";
+            }
+            ["bytes", n] => {
+                let n: usize = n.parse().unwrap_or(0);
+                reply = (0..n).map(|i| (i % 251) as u8).collect();
+                content_type = "application/octet-stream";
+            }
+            ["truncate", n] => {
+                let n: usize = n.parse().unwrap_or(0);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {n}\r\nContent-Type: application/octet-stream\r\n\r\n"
+                );
+                let _ = writer.write_all(head.as_bytes());
+                let _ = writer.write_all(&vec![9u8; n / 2]);
+                return;
+            }
+            _ => {
+                let mut joined: Vec<(String, String)> = Vec::new();
+                for (n, v) in &headers {
+                    match joined.iter_mut().find(|(jn, _)| jn == n) {
+                        Some((_, jv)) => {
+                            jv.push_str(", ");
+                            jv.push_str(v);
+                        }
+                        None => joined.push((n.clone(), v.clone())),
+                    }
+                }
+                let headers: serde_json::Map<String, serde_json::Value> = joined
+                    .into_iter()
+                    .map(|(n, v)| (n, serde_json::Value::String(v)))
+                    .collect();
+                reply = serde_json::to_vec(&serde_json::json!({
+                    "method": method,
+                    "target": target,
+                    "headers": headers,
+                    "body": String::from_utf8_lossy(&body),
+                    "body_len": body.len(),
+                    "body_sha256": hex(&sha2::Sha256::digest(&body)),
+                }))
+                .unwrap();
+            }
+        }
+        let mut head = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
+            if method == "HEAD" { 0 } else { reply.len() }
+        );
+        for (n, v) in extra {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        if writer.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        if method != "HEAD" && writer.write_all(&reply).is_err() {
+            return;
+        }
+    }
+}
+
+/// Lower-case hex of bytes.
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn url_decode_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

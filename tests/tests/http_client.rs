@@ -1,0 +1,538 @@
+//! The net-http library against real servers on 127.0.0.1: the echo fixture (to see what
+//! arrived), nginx and `netkit serve http`.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::time::{Duration, Instant};
+
+use net_http::{Client, ClientConfig, Error, Part, Retry, Session};
+use netkit_tests::http_echo::{EchoServer, hex};
+use netkit_tests::{env, work_dir};
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+fn client() -> Client {
+    Client::new(ClientConfig::default()).unwrap()
+}
+
+fn client_with(change: impl FnOnce(&mut ClientConfig)) -> Client {
+    let mut config = ClientConfig::default();
+    change(&mut config);
+    Client::new(config).unwrap()
+}
+
+/// The cookies a request carried, sorted (the jar's order is unspecified).
+fn cookies(got: &Value) -> Vec<String> {
+    let mut all: Vec<String> = got["headers"]["cookie"]
+        .as_str()
+        .unwrap_or("")
+        .split("; ")
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
+    all.sort_unstable();
+    all
+}
+
+fn echo(response: net_http::Response) -> Value {
+    assert_eq!(response.status(), 200);
+    response.json().unwrap()
+}
+
+#[test]
+fn every_method_arrives() {
+    let server = EchoServer::start();
+    let client = client();
+    for method in [
+        "GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND",
+    ] {
+        let got = echo(
+            client
+                .request(method, &server.url("/echo"))
+                .unwrap()
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(got["method"], method);
+    }
+    let head = client
+        .request("HEAD", &server.url("/echo"))
+        .unwrap()
+        .send()
+        .unwrap();
+    assert_eq!(head.status(), 200);
+}
+
+#[test]
+fn query_parameters_are_encoded() {
+    let server = EchoServer::start();
+    let got = echo(
+        client()
+            .get(&server.url("/echo?fixed=1"))
+            .unwrap()
+            .query("q", "a b&c=d/é")
+            .query("empty", "")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(got["target"], "/echo?fixed=1&q=a+b%26c%3Dd%2F%C3%A9&empty=");
+}
+
+#[test]
+fn json_form_raw_and_file_bodies_arrive_byte_exact() {
+    let server = EchoServer::start();
+    let client = client();
+    let value = json!({"name": "ann", "tags": ["a", "b"], "n": 1.5, "nested": {"ok": true}});
+    let got = echo(
+        client
+            .post(&server.url("/echo"))
+            .unwrap()
+            .json(&value)
+            .unwrap()
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(got["body"].as_str().unwrap()).unwrap(),
+        value
+    );
+    assert_eq!(got["headers"]["content-type"], "application/json");
+
+    let got = echo(
+        client
+            .post(&server.url("/echo"))
+            .unwrap()
+            .form(&[("a", "1"), ("b", "x y&z")])
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(got["body"], "a=1&b=x+y%26z");
+    assert_eq!(
+        got["headers"]["content-type"],
+        "application/x-www-form-urlencoded"
+    );
+
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 % 256) as u8).collect();
+    let got = echo(
+        client
+            .request("PUT", &server.url("/echo"))
+            .unwrap()
+            .raw(data.clone())
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(got["body_sha256"], hex(&sha2::Sha256::digest(&data)));
+
+    let path = work_dir().join("http-client-upload.bin");
+    std::fs::write(&path, &data).unwrap();
+    let got = echo(
+        client
+            .post(&server.url("/echo"))
+            .unwrap()
+            .file(&path)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(got["body_len"], data.len());
+    assert_eq!(got["body_sha256"], hex(&sha2::Sha256::digest(&data)));
+}
+
+#[test]
+fn multipart_carries_fields_and_files() {
+    let server = EchoServer::start();
+    let path = work_dir().join("http-client-part.txt");
+    std::fs::write(&path, b"file contents\n").unwrap();
+    let parts = vec![
+        Part::Text {
+            name: "title".into(),
+            value: "hello".into(),
+        },
+        Part::File {
+            name: "doc".into(),
+            path: path.clone(),
+        },
+    ];
+    let got = echo(
+        client()
+            .post(&server.url("/echo"))
+            .unwrap()
+            .multipart(parts)
+            .send()
+            .unwrap(),
+    );
+    let content_type = got["headers"]["content-type"].as_str().unwrap();
+    assert!(
+        content_type.starts_with("multipart/form-data; boundary="),
+        "{content_type}"
+    );
+    let body = got["body"].as_str().unwrap();
+    assert!(body.contains("name=\"title\"\r\n\r\nhello\r\n"), "{body}");
+    assert!(
+        body.contains("name=\"doc\"; filename=\"http-client-part.txt\""),
+        "{body}"
+    );
+    assert!(body.contains("\r\n\r\nfile contents\n\r\n"), "{body}");
+}
+
+#[test]
+fn headers_and_credentials() {
+    let server = EchoServer::start();
+    let client = client();
+    let got = echo(
+        client
+            .get(&server.url("/echo"))
+            .unwrap()
+            .header("X-One", "1")
+            .header("X-Multi", "a")
+            .header("X-Multi", "b")
+            .basic_auth("user", "pa:ss")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(got["headers"]["x-one"], "1");
+    assert_eq!(got["headers"]["x-multi"], "a, b");
+    assert_eq!(got["headers"]["authorization"], "Basic dXNlcjpwYTpzcw==");
+    assert!(
+        got["headers"]["user-agent"]
+            .as_str()
+            .unwrap()
+            .starts_with("netkit/")
+    );
+    let got = echo(
+        client
+            .get(&server.url("/echo"))
+            .unwrap()
+            .bearer("tok.en")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(got["headers"]["authorization"], "Bearer tok.en");
+}
+
+#[test]
+fn responses_expose_status_headers_and_bodies() {
+    let server = EchoServer::start();
+    let client = client();
+    let response = client
+        .get(&server.url("/set-cookie?c=a%3D1&c=b%3D2"))
+        .unwrap()
+        .send()
+        .unwrap();
+    assert_eq!((response.status(), response.version()), (200, "HTTP/1.1"));
+    assert_eq!(
+        response.header_all("set-cookie").collect::<Vec<_>>(),
+        ["a=1", "b=2"]
+    );
+    assert_eq!(response.text().unwrap(), "cookies set");
+
+    let response = client
+        .get(&server.url("/status/404"))
+        .unwrap()
+        .send()
+        .unwrap();
+    assert_eq!((response.status(), response.reason()), (404, "Not Found"));
+    match response.error_for_status() {
+        Err(Error::Status {
+            status: 404,
+            excerpt,
+            url,
+            ..
+        }) => {
+            assert_eq!(excerpt, "status 404");
+            assert!(url.ends_with("/status/404"));
+        }
+        other => panic!("expected a status error, got {other:?}"),
+    }
+    let gz = client.get(&server.url("/gzip")).unwrap().send().unwrap();
+    assert_eq!(gz.text().unwrap(), "hello from gzip\n");
+
+    let big = client_with(|c| c.body_limit = 1 << 20)
+        .get(&server.url("/bytes/2000000"))
+        .unwrap()
+        .send()
+        .unwrap();
+    assert!(matches!(big.bytes(), Err(Error::BodyTooLarge { .. })));
+    let streamed = client
+        .get(&server.url("/bytes/2000000"))
+        .unwrap()
+        .send()
+        .unwrap();
+    let mut all = Vec::new();
+    std::io::Read::read_to_end(&mut streamed.reader(), &mut all).unwrap();
+    assert_eq!(all.len(), 2_000_000);
+}
+
+#[test]
+fn nginx_gzip_is_decoded() {
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    let text = "compress me please ".repeat(500);
+    std::fs::write(root.join("gz.txt"), &text).unwrap();
+    let response = client()
+        .get(&format!("{}/gz.txt", env("NETKIT_TEST_NGINX_URL")))
+        .unwrap()
+        .send()
+        .unwrap();
+    // nginx compresses only when asked; the body arrives decoded.
+    assert_eq!(response.text().unwrap(), text);
+    let server = EchoServer::start();
+    let got = echo(client().get(&server.url("/echo")).unwrap().send().unwrap());
+    assert!(
+        got["headers"]["accept-encoding"]
+            .as_str()
+            .unwrap()
+            .contains("gzip")
+    );
+}
+
+#[test]
+fn cookies_follow_the_rules_and_survive_the_session_file() {
+    let server = EchoServer::start();
+    let path = work_dir().join("http-client-session.json");
+    let _ = std::fs::remove_file(&path);
+    let session = Session::open(client(), &path).unwrap();
+    let set = "/set-cookie?c=sid%3Dabc&c=persist%3D1%3B%20Max-Age%3D3600&c=gone%3D1%3B%20Max-Age%3D0\
+               &c=other%3D1%3B%20Domain%3Dexample.com&c=deep%3D1%3B%20Path%3D%2Fdeep";
+    session
+        .request("GET", &server.url(set))
+        .unwrap()
+        .send()
+        .unwrap();
+    let got = echo(
+        session
+            .request("GET", &server.url("/echo"))
+            .unwrap()
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(cookies(&got), ["persist=1", "sid=abc"]);
+    let got = echo(
+        session
+            .request("GET", &server.url("/deep/x"))
+            .unwrap()
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(cookies(&got), ["deep=1", "persist=1", "sid=abc"]);
+    session.save().unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let reloaded = Session::open(client(), &path).unwrap();
+    let got = echo(
+        reloaded
+            .request("GET", &server.url("/echo"))
+            .unwrap()
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(cookies(&got), ["persist=1", "sid=abc"]);
+    let fresh = echo(client().get(&server.url("/echo")).unwrap().send().unwrap());
+    assert!(fresh["headers"].get("cookie").is_none());
+}
+
+#[test]
+fn redirects_are_followed_limited_or_returned() {
+    let server = EchoServer::start();
+    let client = client();
+    let response = client
+        .get(&server.url("/redirect/3"))
+        .unwrap()
+        .send()
+        .unwrap();
+    assert!(response.url().ends_with("/echo"), "{}", response.url());
+    let got = echo(response);
+    // Every hop's cookie was kept and sent on.
+    assert_eq!(cookies(&got), ["hop0=1", "hop1=1", "hop2=1", "hop3=1"]);
+    let limited = client_with(|c| c.max_redirects = 2)
+        .get(&server.url("/redirect/3"))
+        .unwrap()
+        .send();
+    assert!(
+        matches!(limited, Err(Error::TooManyRedirects { max: 2, .. })),
+        "{limited:?}"
+    );
+    let unfollowed = client_with(|c| c.max_redirects = 0)
+        .get(&server.url("/redirect/3"))
+        .unwrap()
+        .send()
+        .unwrap();
+    assert_eq!(
+        (unfollowed.status(), unfollowed.header("location")),
+        (302, Some("/redirect/2"))
+    );
+    let nginx = client
+        .get(&format!("{}/redirect/4", env("NETKIT_TEST_NGINX_URL")))
+        .unwrap()
+        .send()
+        .unwrap();
+    assert_eq!(nginx.text().unwrap(), "hello from nginx\n");
+}
+
+#[test]
+fn timeouts_fire_on_a_server_that_never_answers() {
+    let server = EchoServer::start();
+    let client = client_with(|c| c.read_timeout = Duration::from_millis(700));
+    let started = Instant::now();
+    let result = client.get(&server.url("/hang")).unwrap().send();
+    assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // A listener that never accepts: the connection itself hangs in the backlog... or the
+    // total timeout catches it.
+    let total = client_with(|c| c.timeout = Some(Duration::from_millis(500)));
+    let started = Instant::now();
+    assert!(matches!(
+        total.get(&server.url("/hang")).unwrap().send(),
+        Err(Error::Timeout { .. })
+    ));
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn retries_honour_retry_after_and_only_for_idempotent_methods() {
+    let server = EchoServer::start();
+    let retrying = client_with(|c| c.retry = Retry::times(3));
+    let started = Instant::now();
+    let response = retrying
+        .get(&server.url("/retry/get/2?after=1"))
+        .unwrap()
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "Retry-After: 1 was not honoured"
+    );
+    let calls = server.retry_calls.lock().unwrap()["get"].clone();
+    assert_eq!(calls.len(), 3);
+    assert!(calls[1] - calls[0] >= Duration::from_millis(950));
+
+    let response = retrying
+        .post(&server.url("/retry/post/1"))
+        .unwrap()
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 503, "POST must not be retried");
+    let response = client()
+        .get(&server.url("/retry/none/1"))
+        .unwrap()
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 503, "no retries unless asked");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let started = Instant::now();
+    let mut retry = Retry::times(2);
+    retry.backoff = Duration::from_millis(100);
+    let quick = client_with(|c| c.retry = retry);
+    let result = quick.get(&format!("http://{closed}/")).unwrap().send();
+    assert!(matches!(result, Err(Error::Connect { .. })), "{result:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "connection errors were not retried"
+    );
+}
+
+#[test]
+fn downloads_never_leave_a_truncated_target_and_resume_byte_exact() {
+    let server = EchoServer::start();
+    let dir = work_dir().join("http-client-downloads");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dest = dir.join("cut.bin");
+    let result = client()
+        .get(&server.url("/truncate/1000000"))
+        .unwrap()
+        .download(&dest, false, &mut |_| {});
+    assert!(
+        matches!(
+            result,
+            Err(Error::Truncated {
+                got: 500_000,
+                expected: 1_000_000,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    assert!(
+        !dest.exists(),
+        "a truncated download reached its target name"
+    );
+    assert!(net_http::part_path(&dest).exists());
+
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    let data: Vec<u8> = (0..(6u32 << 20))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(root.join("resume.bin"), &data).unwrap();
+    let dest = dir.join("resume.bin");
+    std::fs::write(net_http::part_path(&dest), &data[..2_500_000]).unwrap();
+    let mut seen = Vec::new();
+    let url = format!("{}/resume.bin", env("NETKIT_TEST_NGINX_URL"));
+    let done = client()
+        .get(&url)
+        .unwrap()
+        .download(&dest, true, &mut |p| seen.push(p.done))
+        .unwrap();
+    assert_eq!(
+        (done.status, done.resumed_from, done.bytes),
+        (206, 2_500_000, data.len() as u64)
+    );
+    assert_eq!(seen.first(), Some(&2_500_000));
+    assert_eq!(seen.last(), Some(&(data.len() as u64)));
+    assert!(
+        std::fs::read(&dest).unwrap() == data,
+        "the resumed file differs"
+    );
+    assert!(!net_http::part_path(&dest).exists());
+
+    let served = std::path::PathBuf::from(env("NETKIT_TEST_SERVE_ROOT")).join("download.bin");
+    std::fs::write(&served, &data).unwrap();
+    let dest = dir.join("from-netkit.bin");
+    let url = format!("{}/download.bin", env("NETKIT_TEST_SERVE_URL"));
+    client()
+        .get(&url)
+        .unwrap()
+        .download(&dest, false, &mut |_| {})
+        .unwrap();
+    assert!(std::fs::read(&dest).unwrap() == data);
+    let missing = client()
+        .get(&format!("{}/missing.bin", env("NETKIT_TEST_SERVE_URL")))
+        .unwrap()
+        .download(&dir.join("m"), false, &mut |_| {});
+    assert!(matches!(missing, Err(Error::Status { status: 404, .. })));
+    assert!(!dir.join("m").exists() && !dir.join("m.part").exists());
+}
+
+#[test]
+fn bad_urls_and_unreachable_hosts_are_typed_errors() {
+    let client = client();
+    assert!(matches!(client.get("ftp://x/"), Err(Error::BadUrl { .. })));
+    assert!(matches!(
+        client.get("http://[::1"),
+        Err(Error::BadUrl { .. })
+    ));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = client
+        .get(&format!("http://{closed}/x"))
+        .unwrap()
+        .send()
+        .unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    assert!(err.to_string().contains(&closed.to_string()), "{err}");
+    let err = client
+        .get("http://no-such-host.invalid/")
+        .unwrap()
+        .send()
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Dns { .. } | Error::Connect { .. }),
+        "{err:?}"
+    );
+}

@@ -26,6 +26,8 @@ pub struct EchoServer {
     pub addr: SocketAddr,
     /// When each `/retry/KEY/...` call arrived, by KEY.
     pub retry_calls: Arc<Mutex<HashMap<String, Vec<Instant>>>>,
+    /// The targets of `CONNECT` requests: as a proxy, the server opens a "tunnel" to itself.
+    pub tunnels: Arc<Mutex<Vec<String>>>,
 }
 
 impl EchoServer {
@@ -38,14 +40,19 @@ impl EchoServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the echo server");
         let addr = listener.local_addr().expect("local address");
         let retry_calls = Arc::new(Mutex::new(HashMap::new()));
-        let calls = Arc::clone(&retry_calls);
+        let tunnels = Arc::new(Mutex::new(Vec::new()));
+        let (calls, seen) = (Arc::clone(&retry_calls), Arc::clone(&tunnels));
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let calls = Arc::clone(&calls);
-                std::thread::spawn(move || serve(stream, &calls));
+                let (calls, seen) = (Arc::clone(&calls), Arc::clone(&seen));
+                std::thread::spawn(move || serve(stream, &calls, &seen));
             }
         });
-        EchoServer { addr, retry_calls }
+        EchoServer {
+            addr,
+            retry_calls,
+            tunnels,
+        }
     }
 
     /// `http://127.0.0.1:PORT` + `path`.
@@ -55,7 +62,11 @@ impl EchoServer {
     }
 }
 
-fn serve(stream: TcpStream, calls: &Mutex<HashMap<String, Vec<Instant>>>) {
+fn serve(
+    stream: TcpStream,
+    calls: &Mutex<HashMap<String, Vec<Instant>>>,
+    tunnels: &Mutex<Vec<String>>,
+) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let mut writer = match stream.try_clone() {
         Ok(w) => w,
@@ -85,6 +96,16 @@ fn serve(stream: TcpStream, calls: &Mutex<HashMap<String, Vec<Instant>>>) {
             if let Some((n, v)) = h.split_once(':') {
                 headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
             }
+        }
+        if method == "CONNECT" {
+            tunnels.lock().unwrap().push(target);
+            if writer
+                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                .is_err()
+            {
+                return;
+            }
+            continue;
         }
         let header = |name: &str| {
             headers

@@ -165,6 +165,7 @@ impl Client {
             method,
             url: parse_url(url)?,
             headers: Vec::new(),
+            removed: Vec::new(),
             auth: None,
             body: Body::Empty,
         })
@@ -226,6 +227,8 @@ pub struct Request {
     method: http::Method,
     url: Url,
     headers: Vec<(String, String)>,
+    /// Automatic headers (`User-Agent`, `Accept`, `Accept-Encoding`) not to send.
+    removed: Vec<String>,
     auth: Option<Auth>,
     body: Body,
 }
@@ -259,10 +262,12 @@ impl Request {
         self
     }
 
-    /// Removes every header named `name` added so far.
+    /// Removes every header named `name` added so far, and does not send it even when it
+    /// is one ureq adds by itself (`User-Agent`, `Accept`, `Accept-Encoding`).
     #[must_use]
     pub fn remove_header(mut self, name: &str) -> Self {
         self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.removed.push(name.to_ascii_lowercase());
         self
     }
 
@@ -531,20 +536,19 @@ impl Request {
             builder = builder.header(name, value);
         }
         let bad = |e: http::Error| Error::BadRequest(e.to_string());
-        let agent = &self.client.inner.agent;
         let result = match body {
-            Body::Empty => agent.run(builder.body(ureq::SendBody::none()).map_err(bad)?),
+            Body::Empty => self.run(builder.body(ureq::SendBody::none()).map_err(bad)?),
             Body::Bytes { data, content_type } => {
                 if let Some(ct) = content_type
                     && !self.has_header("content-type")
                 {
                     builder = builder.header("Content-Type", ct);
                 }
-                agent.run(builder.body(data.as_slice()).map_err(bad)?)
+                self.run(builder.body(data.as_slice()).map_err(bad)?)
             }
             Body::File(path) => {
                 let file = open(path)?;
-                agent.run(builder.body(file).map_err(bad)?)
+                self.run(builder.body(file).map_err(bad)?)
             }
             Body::Multipart(parts) => {
                 let mut form = ureq::unversioned::multipart::Form::new();
@@ -563,10 +567,34 @@ impl Request {
                         }
                     };
                 }
-                agent.run(builder.body(form).map_err(bad)?)
+                self.run(builder.body(form).map_err(bad)?)
             }
         };
         result.map_err(|e| Error::from_ureq(url.as_str(), e))
+    }
+}
+
+impl Request {
+    /// Runs one exchange on the agent, without the automatic headers the user removed.
+    fn run<S: ureq::AsSendBody>(
+        &self,
+        request: http::Request<S>,
+    ) -> Result<http::Response<ureq::Body>, ureq::Error> {
+        let agent = &self.client.inner.agent;
+        if self.removed.is_empty() {
+            return agent.run(request);
+        }
+        let mut config = agent.configure_request(request);
+        let none = || ureq::config::AutoHeaderValue::None;
+        for name in &self.removed {
+            config = match name.as_str() {
+                "user-agent" => config.user_agent(none()),
+                "accept" => config.accept(none()),
+                "accept-encoding" => config.accept_encoding(none()),
+                _ => config,
+            };
+        }
+        agent.run(config.build())
     }
 }
 

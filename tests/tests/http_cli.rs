@@ -1,0 +1,392 @@
+//! `netkit http` as a process against the echo fixture, nginx and `netkit serve http`.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use netkit_tests::http_echo::{EchoServer, hex};
+use netkit_tests::{env, netkit_bin, work_dir};
+use serde_json::Value;
+use sha2::Digest as _;
+
+fn http(args: &[&str]) -> Output {
+    http_env(args, &[])
+}
+
+fn http_env(args: &[&str], vars: &[(&str, &str)]) -> Output {
+    Command::new(netkit_bin())
+        .arg("http")
+        .args(args)
+        .env_remove("NETKIT_HTTP_PASSWORD")
+        .envs(vars.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok_json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn one_line_error(out: &Output, code: i32, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("netkit: error: ") && err.contains(needle),
+        "{err}"
+    );
+}
+
+#[test]
+fn items_become_headers_query_and_json_form_or_multipart_bodies() {
+    let server = EchoServer::start();
+    let url = server.url("/echo");
+    let got = ok_json(&http(&[
+        &url,
+        "name=ann",
+        "n:=3",
+        "tags:=[\"a\"]",
+        "X-A:1",
+        "q==a b",
+    ]));
+    assert_eq!(got["method"], "POST");
+    assert_eq!(got["body"], r#"{"name":"ann","n":3,"tags":["a"]}"#);
+    assert_eq!(got["headers"]["content-type"], "application/json");
+    assert_eq!(got["headers"]["x-a"], "1");
+    assert_eq!(got["target"], "/echo?q=a+b");
+
+    let got = ok_json(&http(&[&url]));
+    assert_eq!(
+        (got["method"].as_str(), got["body_len"].as_u64()),
+        (Some("GET"), Some(0))
+    );
+    let got = ok_json(&http(&["PUT", &url, "-f", "name=ann", "x=1 2"]));
+    assert_eq!(got["method"], "PUT");
+    assert_eq!(got["body"], "name=ann&x=1+2");
+
+    let file = work_dir().join("http-cli-upload.txt");
+    std::fs::write(&file, "uploaded\n").unwrap();
+    let upload = format!("doc@{}", file.display());
+    let got = ok_json(&http(&["--multipart", &url, "title=t", &upload]));
+    assert!(
+        got["headers"]["content-type"]
+            .as_str()
+            .unwrap()
+            .starts_with("multipart/form-data")
+    );
+    assert!(
+        got["body"]
+            .as_str()
+            .unwrap()
+            .contains("\r\n\r\nuploaded\n\r\n")
+    );
+    let got = ok_json(&http(&["-f", &url, &upload]));
+    assert!(
+        got["headers"]["content-type"]
+            .as_str()
+            .unwrap()
+            .starts_with("multipart/form-data"),
+        "-f with a file goes multipart"
+    );
+
+    let from_file = format!("note=@{}", file.display());
+    let got = ok_json(&http(&[&url, &from_file]));
+    assert_eq!(got["body"], r#"{"note":"uploaded\n"}"#);
+    let got = ok_json(&http(&[&url, "--raw", "just text"]));
+    assert_eq!(got["body"], "just text");
+    let body_file = format!("@{}", file.display());
+    let got = ok_json(&http(&[&url, &body_file]));
+    assert_eq!(got["body"], "uploaded\n");
+    let got = ok_json(&http(&[&url, "User-Agent:"]));
+    assert!(
+        got["headers"].get("user-agent").is_none(),
+        "User-Agent: must remove it"
+    );
+}
+
+#[test]
+fn bad_input_is_a_one_line_error_with_exit_2() {
+    let server = EchoServer::start();
+    one_line_error(&http(&["ftp://example.org/"]), 2, "bad URL");
+    one_line_error(&http(&["http://"]), 2, "bad URL");
+    one_line_error(
+        &http(&[&server.url("/echo"), "nonsense"]),
+        2,
+        "bad item \"nonsense\"",
+    );
+    one_line_error(&http(&[&server.url("/echo"), "n:={oops"]), 2, "n:={oops");
+    one_line_error(
+        &http(&[&server.url("/echo"), "f=@/no/such/file"]),
+        2,
+        "/no/such/file",
+    );
+    one_line_error(
+        &http(&[&server.url("/echo"), "@/no/such/body"]),
+        2,
+        "/no/such/body",
+    );
+    one_line_error(
+        &http(&["--verify", "/no/such/ca.pem", &server.url("/echo")]),
+        2,
+        "/no/such/ca.pem",
+    );
+    one_line_error(&http(&[&server.url("/echo"), "-p", "Hx"]), 2, "--print");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    one_line_error(&http(&[&format!("http://{closed}/")]), 1, "cannot connect");
+}
+
+#[test]
+fn credentials_from_argv_env_or_bearer() {
+    let server = EchoServer::start();
+    let url = server.url("/echo");
+    let got = ok_json(&http(&["-a", "user:pa ss", &url]));
+    assert_eq!(got["headers"]["authorization"], "Basic dXNlcjpwYSBzcw==");
+    let got = ok_json(&http_env(
+        &["-a", "user", &url],
+        &[("NETKIT_HTTP_PASSWORD", "from env")],
+    ));
+    assert_eq!(
+        got["headers"]["authorization"],
+        "Basic dXNlcjpmcm9tIGVudg=="
+    );
+    one_line_error(&http(&["-a", "user", &url]), 2, "NETKIT_HTTP_PASSWORD");
+    let got = ok_json(&http(&["--bearer", "t0k", &url]));
+    assert_eq!(got["headers"]["authorization"], "Bearer t0k");
+}
+
+#[test]
+fn redirects_check_status_and_exit_codes() {
+    let server = EchoServer::start();
+    let code = |args: &[&str]| http(args).status.code();
+    assert_eq!(code(&[&server.url("/redirect/2")]), Some(0));
+    assert_eq!(
+        code(&["--check-status", &server.url("/redirect/2")]),
+        Some(3)
+    );
+    assert_eq!(
+        code(&["--check-status", &server.url("/status/404")]),
+        Some(4)
+    );
+    assert_eq!(
+        code(&["--check-status", &server.url("/status/503")]),
+        Some(5)
+    );
+    assert_eq!(
+        code(&["--check-status", &server.url("/status/204")]),
+        Some(0)
+    );
+    assert_eq!(code(&[&server.url("/status/500")]), Some(0));
+    let got = ok_json(&http(&["-F", "--check-status", &server.url("/redirect/2")]));
+    assert_eq!(got["target"], "/echo");
+    one_line_error(
+        &http(&[
+            "--follow",
+            "--max-redirects",
+            "1",
+            &server.url("/redirect/3"),
+        ]),
+        6,
+        "too many redirects",
+    );
+    let nginx = http(&[
+        "-F",
+        &format!("{}/redirect/3", env("NETKIT_TEST_NGINX_URL")),
+    ]);
+    assert_eq!(nginx.stdout, b"hello from nginx\n");
+}
+
+#[test]
+fn timeouts_and_retries() {
+    let server = EchoServer::start();
+    let started = Instant::now();
+    one_line_error(
+        &http(&["--timeout", "1", &server.url("/hang")]),
+        7,
+        "timed out",
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let out = http(&["--retry", "2", &server.url("/retry/cli/1?after=1")]);
+    assert!(out.status.success());
+    assert_eq!(out.stdout, b"ok");
+    assert_eq!(server.retry_calls.lock().unwrap()["cli"].len(), 2);
+}
+
+#[test]
+fn sessions_keep_cookies_and_credentials_in_a_private_file() {
+    let server = EchoServer::start();
+    let session = work_dir().join("http-cli-session.json");
+    let _ = std::fs::remove_file(&session);
+    let s = session.to_str().unwrap();
+    let out = http(&[
+        "--session",
+        s,
+        "-a",
+        "ann:pw",
+        &server.url("/set-cookie?c=sid%3D42"),
+        "X-Team:blue",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::metadata(&session).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let got = ok_json(&http(&["--session", s, &server.url("/echo")]));
+    assert_eq!(got["headers"]["cookie"], "sid=42");
+    assert_eq!(got["headers"]["authorization"], "Basic YW5uOnB3");
+    assert_eq!(got["headers"]["x-team"], "blue");
+    let got = ok_json(&http(&[&server.url("/echo")]));
+    assert!(got["headers"].get("cookie").is_none());
+}
+
+#[test]
+fn the_proxy_carries_the_request() {
+    let proxy = EchoServer::start();
+    let got = ok_json(&http(&[
+        "--proxy",
+        &proxy.url(""),
+        "http://example.invalid/through?x=1",
+    ]));
+    // The request went through the proxy's tunnel, never to example.invalid itself.
+    assert_eq!(
+        proxy.tunnels.lock().unwrap().as_slice(),
+        ["example.invalid:80"]
+    );
+    assert_eq!(got["target"], "/through?x=1");
+    assert_eq!(got["headers"]["host"], "example.invalid");
+}
+
+#[test]
+fn print_options_and_offline() {
+    let server = EchoServer::start();
+    let url = server.url("/echo");
+    let out = http(&["-v", &url, "a=1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("POST /echo HTTP/1.1\n"), "{text}");
+    assert!(
+        text.contains("\n{\"a\":\"1\"}\n") && text.contains("\nHTTP/1.1 200 OK\n"),
+        "{text}"
+    );
+    let out = http(&["-h", &url]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("HTTP/1.1 200 OK\n") && !text.contains("\"method\""),
+        "{text}"
+    );
+    let out = http(&["--print=H", &url]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("GET /echo HTTP/1.1\n") && !text.contains("HTTP/1.1 200"),
+        "{text}"
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = http(&["--offline", &format!("http://{closed}/x"), "k=v", "X-H:1"]);
+    assert!(out.status.success(), "--offline must not connect");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("POST /x HTTP/1.1\n")
+            && text.contains("X-H: 1\n")
+            && text.ends_with("{\"k\":\"v\"}\n\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
+    let server = EchoServer::start();
+    let out = http(&[&server.url("/bytes/300000")]);
+    let expected: Vec<u8> = (0..300_000).map(|i| (i % 251) as u8).collect();
+    assert!(out.stdout == expected, "piped output is not the raw body");
+
+    let script = |extra_env: &str| {
+        let line = format!(
+            "{extra_env} {} http {}",
+            netkit_bin().display(),
+            server.url("/echo")
+        );
+        let out = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .output()
+            .expect("script (util-linux)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let tty = script("");
+    assert!(tty.contains("\x1b[1;32m200 OK\x1b[0m"), "{tty:?}");
+    assert!(
+        tty.contains("    \"method\": ") || tty.contains("  \x1b[34m\"method\""),
+        "{tty:?}"
+    );
+    let plain = script("NO_COLOR=1");
+    assert!(
+        !plain.contains('\x1b') && plain.contains("  \"method\": \"GET\""),
+        "{plain:?}"
+    );
+}
+
+#[test]
+fn downloads_write_the_file_and_resume_after_a_kill() {
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    let data: Vec<u8> = (0..(16u32 << 20))
+        .map(|i| (i.wrapping_mul(2_246_822_519) >> 24) as u8)
+        .collect();
+    std::fs::write(root.join("cli-resume.bin"), &data).unwrap();
+    let dir = work_dir().join("http-cli-downloads");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dest = dir.join("resumed.bin");
+    let part = dir.join("resumed.bin.part");
+    let slow = format!("{}/slow/cli-resume.bin", env("NETKIT_TEST_NGINX_URL"));
+    let mut child = Command::new(netkit_bin())
+        .args(["http", "-d", &slow, "-o", dest.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!dest.exists(), "a killed download left its target");
+    let have = std::fs::metadata(&part).unwrap().len();
+    assert!(
+        have > 0 && have < data.len() as u64,
+        "part has {have} bytes"
+    );
+    let full = format!("{}/cli-resume.bin", env("NETKIT_TEST_NGINX_URL"));
+    let out = http(&["-d", "-c", &full, "-o", dest.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = std::fs::read(&dest).unwrap();
+    assert_eq!(
+        hex(&sha2::Sha256::digest(&got)),
+        hex(&sha2::Sha256::digest(&data))
+    );
+    assert!(!part.exists());
+
+    let out = http(&[
+        "--download",
+        "--check-status",
+        &format!("{}/nope.bin", env("NETKIT_TEST_SERVE_URL")),
+        "-o",
+        dir.join("nope").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.join("nope").exists());
+}

@@ -1,17 +1,230 @@
 //! A real OpenSSH sshd for the SSH client tests, configured and started by xtask.
+//!
+//! Runs `sshd -D` on a free 127.0.0.1 port from its own config and host keys (ed25519, ecdsa,
+//! rsa) under the run's work directory, for a test account with `/bin/sh` and a password.
+//! Variables for the tests:
+//! - `NETKIT_TEST_SSH_HOST`, `NETKIT_TEST_SSH_PORT`, `NETKIT_TEST_SSH_USER`,
+//!   `NETKIT_TEST_SSH_PASSWORD`, `NETKIT_TEST_SSH_HOME` (the account's home directory);
+//! - `NETKIT_TEST_SSH_KEYS`: a directory of client keys the account accepts: `id_ed25519`,
+//!   `id_ecdsa`, `id_rsa` (OpenSSH format), `id_rsa_pem` (PEM), `id_encrypted` (ed25519 with
+//!   the passphrase in `NETKIT_TEST_SSH_PASSPHRASE`), and `id_unknown` (not accepted);
+//! - `NETKIT_TEST_SSH_KNOWN_HOSTS`: a known_hosts file with the server's three host keys;
+//! - `NETKIT_TEST_SSH_AGENT`: the socket of a running ssh-agent holding `id_ecdsa`.
 
 use std::path::Path;
+use std::process::Command;
 
-use crate::provision::Need;
-use crate::service::Started;
+use anyhow::{Context, bail};
 
-/// What sshd needs installed.
-pub const NEEDS: &[Need] = &[Need {
-    probe: "sshd",
-    package: "openssh-server",
-}];
+use crate::provision::{Need, is_root};
+use crate::service::{self, Service, Started};
+use crate::test::path_str;
+
+/// What sshd and the key tools need installed.
+pub const NEEDS: &[Need] = &[
+    Need {
+        probe: "sshd",
+        package: "openssh-server",
+    },
+    Need {
+        probe: "ssh-keygen",
+        package: "openssh-client",
+    },
+    Need {
+        probe: "ssh-agent",
+        package: "openssh-client",
+    },
+];
+
+const USER: &str = "netkit-test";
+const PASSWORD: &str = "netkit-test-password";
+const PASSPHRASE: &str = "correct horse battery staple";
 
 /// Starts sshd on a free 127.0.0.1 port; sets the `NETKIT_TEST_SSH_*` variables.
-pub fn start(_work: &Path) -> anyhow::Result<Started> {
-    Ok(Started::default())
+pub fn start(work: &Path) -> anyhow::Result<Started> {
+    if !is_root() {
+        bail!(
+            "the SSH tests create a local test account: run `cargo xtask test` as root (or with sudo)"
+        );
+    }
+    let home = ensure_user()?;
+    let dir = work.join("sshd");
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys)?;
+    std::fs::create_dir_all("/run/sshd").context("cannot create /run/sshd")?;
+
+    for kind in ["ed25519", "ecdsa", "rsa"] {
+        keygen(&dir.join(format!("host_{kind}")), kind, "", &[])?;
+    }
+    keygen(&keys.join("id_ed25519"), "ed25519", "", &[])?;
+    keygen(&keys.join("id_ecdsa"), "ecdsa", "", &[])?;
+    keygen(&keys.join("id_rsa"), "rsa", "", &[])?;
+    keygen(&keys.join("id_rsa_pem"), "rsa", "", &["-m", "PEM"])?;
+    keygen(&keys.join("id_encrypted"), "ed25519", PASSPHRASE, &[])?;
+    keygen(&keys.join("id_unknown"), "ed25519", "", &[])?;
+
+    let mut authorized = String::new();
+    for name in [
+        "id_ed25519",
+        "id_ecdsa",
+        "id_rsa",
+        "id_rsa_pem",
+        "id_encrypted",
+    ] {
+        authorized.push_str(&std::fs::read_to_string(keys.join(format!("{name}.pub")))?);
+    }
+    let ssh_dir = home.join(".ssh");
+    std::fs::create_dir_all(&ssh_dir)?;
+    std::fs::write(ssh_dir.join("authorized_keys"), authorized)?;
+    service::run_ok(
+        Command::new("chown")
+            .args(["-R", &format!("{USER}:")])
+            .arg(&ssh_dir),
+    )?;
+
+    let port = service::free_port()?;
+    let d = path_str(&dir);
+    let config = format!(
+        "Port {port}
+ListenAddress 127.0.0.1
+HostKey {d}/host_ed25519
+HostKey {d}/host_ecdsa
+HostKey {d}/host_rsa
+PidFile {d}/sshd.pid
+AuthorizedKeysFile .ssh/authorized_keys
+UsePAM no
+StrictModes no
+PermitRootLogin no
+PasswordAuthentication yes
+KbdInteractiveAuthentication yes
+PubkeyAuthentication yes
+Subsystem sftp internal-sftp
+MaxStartups 200
+MaxSessions 100
+LogLevel INFO
+"
+    );
+    let conf = dir.join("sshd_config");
+    std::fs::write(&conf, config)?;
+    service::run_ok(Command::new(sshd()).arg("-t").arg("-f").arg(&conf))
+        .context("sshd rejected the generated config")?;
+    let log = dir.join("sshd.log");
+    let mut sshd = Service::spawn(
+        "sshd",
+        Command::new(sshd()).args(["-D", "-e", "-f"]).arg(&conf),
+        &log,
+    )?;
+    sshd.wait_for_port(format!("127.0.0.1:{port}").parse()?, &log)?;
+
+    let mut known_hosts = String::new();
+    for kind in ["ed25519", "ecdsa", "rsa"] {
+        let public = std::fs::read_to_string(dir.join(format!("host_{kind}.pub")))?;
+        let mut fields = public.split_whitespace();
+        let (algo, key) = (
+            fields.next().unwrap_or_default(),
+            fields.next().unwrap_or_default(),
+        );
+        known_hosts.push_str(&format!("[127.0.0.1]:{port} {algo} {key}\n"));
+    }
+    let known_hosts_path = dir.join("known_hosts");
+    std::fs::write(&known_hosts_path, known_hosts)?;
+
+    let agent_sock = dir.join("agent.sock");
+    let agent_log = dir.join("agent.log");
+    let agent = Service::spawn(
+        "ssh-agent",
+        Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&agent_sock),
+        &agent_log,
+    )?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !agent_sock.exists() {
+        if std::time::Instant::now() > deadline {
+            bail!("ssh-agent did not create {}", agent_sock.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    service::run_ok(
+        Command::new("ssh-add")
+            .arg("-q")
+            .arg(keys.join("id_ecdsa"))
+            .env("SSH_AUTH_SOCK", &agent_sock),
+    )?;
+
+    let vars = [
+        ("HOST", "127.0.0.1".to_owned()),
+        ("PORT", port.to_string()),
+        ("USER", USER.to_owned()),
+        ("PASSWORD", PASSWORD.to_owned()),
+        ("PASSPHRASE", PASSPHRASE.to_owned()),
+        ("HOME", path_str(&home)),
+        ("KEYS", path_str(&keys)),
+        ("KNOWN_HOSTS", path_str(&known_hosts_path)),
+        ("AGENT", path_str(&agent_sock)),
+    ];
+    Ok(Started {
+        services: vec![sshd, agent],
+        env: vars
+            .into_iter()
+            .map(|(k, v)| (format!("NETKIT_TEST_SSH_{k}"), v))
+            .collect(),
+    })
+}
+
+fn sshd() -> &'static str {
+    if Path::new("/usr/sbin/sshd").exists() {
+        "/usr/sbin/sshd"
+    } else {
+        "sshd"
+    }
+}
+
+/// Creates the test account with `/bin/sh` and its password; returns its home.
+fn ensure_user() -> anyhow::Result<std::path::PathBuf> {
+    let exists = Command::new("id")
+        .arg(USER)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !exists {
+        service::run_ok(Command::new("useradd").args([
+            "--create-home",
+            "--shell",
+            "/bin/sh",
+            USER,
+        ]))?;
+    }
+    let mut chpasswd = Command::new("chpasswd")
+        .stdin(std::process::Stdio::piped())
+        .spawn()?;
+    if let Some(stdin) = chpasswd.stdin.as_mut() {
+        std::io::Write::write_all(stdin, format!("{USER}:{PASSWORD}\n").as_bytes())?;
+    }
+    if !chpasswd.wait()?.success() {
+        bail!("chpasswd failed for {USER}");
+    }
+    let home = std::path::PathBuf::from(format!("/home/{USER}"));
+    std::fs::create_dir_all(&home)?;
+    service::run_ok(Command::new("chown").arg(format!("{USER}:")).arg(&home))?;
+    Ok(home)
+}
+
+fn keygen(path: &Path, kind: &str, passphrase: &str, extra: &[&str]) -> anyhow::Result<()> {
+    let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_file(path.with_extension("pub"));
+    let mut cmd = Command::new("ssh-keygen");
+    cmd.args([
+        "-q",
+        "-t",
+        kind,
+        "-N",
+        passphrase,
+        "-C",
+        "netkit-test",
+        "-f",
+    ])
+    .arg(path)
+    .args(extra);
+    service::run_ok(&mut cmd)
 }

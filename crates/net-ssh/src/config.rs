@@ -1,0 +1,167 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::Error;
+
+/// What to do with the server's host key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HostKeyPolicy {
+    /// Refuse hosts not in known_hosts (OpenSSH's `StrictHostKeyChecking yes`).
+    #[default]
+    Strict,
+    /// Add unknown hosts to known_hosts; refuse changed keys (`accept-new`).
+    AcceptNew,
+    /// Accept any key, with a warning. Dangerous: an explicit opt-in only.
+    Insecure,
+}
+
+/// How to connect to one host.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Host name or address.
+    pub host: String,
+    /// Port (default 22).
+    pub port: u16,
+    /// User name (default: `$USER`).
+    pub user: String,
+    /// Time to open the TCP connection (default 10 s).
+    pub connect_timeout: Duration,
+    /// Longest wait for the server in any one operation (default 30 s).
+    pub timeout: Duration,
+    /// The known_hosts file (default `~/.ssh/known_hosts`).
+    pub known_hosts: PathBuf,
+    /// The host-key policy.
+    pub host_key_policy: HostKeyPolicy,
+    /// Private keys to offer, with their passphrases; empty means OpenSSH's default files.
+    pub identities: Vec<Identity>,
+    /// Try the ssh-agent (`SSH_AUTH_SOCK`) first (default true).
+    pub use_agent: bool,
+    /// A password to try last (never taken from argv by the CLI).
+    pub password: Option<String>,
+}
+
+/// A private key file and its passphrase.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Identity {
+    /// The private key file (OpenSSH or PEM format).
+    pub path: PathBuf,
+    /// Its passphrase, if encrypted.
+    pub passphrase: Option<String>,
+}
+
+impl Identity {
+    /// A key file, with an optional passphrase.
+    #[must_use]
+    pub fn new(path: impl Into<PathBuf>, passphrase: Option<String>) -> Self {
+        Identity {
+            path: path.into(),
+            passphrase,
+        }
+    }
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from)
+}
+
+impl Config {
+    /// A config for `host` with the defaults.
+    #[must_use]
+    pub fn new(host: &str) -> Config {
+        Config {
+            host: host.to_owned(),
+            port: 22,
+            user: std::env::var("USER").unwrap_or_else(|_| "root".to_owned()),
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            known_hosts: home().join(".ssh/known_hosts"),
+            host_key_policy: HostKeyPolicy::Strict,
+            identities: Vec::new(),
+            use_agent: true,
+            password: None,
+        }
+    }
+
+    /// Parses `[user@]host[:port]` (IPv6 as `[::1]:port`) over the defaults.
+    ///
+    /// # Errors
+    /// [`Error::BadDestination`] when the port is not a number or the host is empty.
+    pub fn from_destination(dest: &str) -> Result<Config, Error> {
+        let bad = || Error::BadDestination(dest.to_owned());
+        let (user, rest) = match dest.rsplit_once('@') {
+            Some((user, rest)) if !user.is_empty() => (Some(user), rest),
+            Some(_) => return Err(bad()),
+            None => (None, dest),
+        };
+        let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
+            let (host, after) = inner.split_once(']').ok_or_else(bad)?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p.parse::<u16>().map_err(|_| bad())?),
+                None if after.is_empty() => None,
+                None => return Err(bad()),
+            };
+            (host, port)
+        } else {
+            match rest.split_once(':') {
+                Some((host, p)) => (host, Some(p.parse::<u16>().map_err(|_| bad())?)),
+                None => (rest, None),
+            }
+        };
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(bad());
+        }
+        let mut config = Config::new(host);
+        if let Some(user) = user {
+            config.user = user.to_owned();
+        }
+        if let Some(port) = port {
+            config.port = port;
+        }
+        Ok(config)
+    }
+
+    /// The identities to try: the configured ones, or OpenSSH's default files that exist.
+    pub(crate) fn identities_to_try(&self) -> Vec<Identity> {
+        if !self.identities.is_empty() {
+            return self.identities.clone();
+        }
+        ["id_ed25519", "id_ecdsa", "id_rsa"]
+            .iter()
+            .map(|name| home().join(".ssh").join(name))
+            .filter(|path| path.exists())
+            .map(|path| Identity::new(path, None))
+            .collect()
+    }
+
+    /// `host` for port 22, else `[host]:port`, as known_hosts writes it.
+    #[must_use]
+    pub fn known_hosts_name(&self) -> String {
+        if self.port == 22 {
+            self.host.clone()
+        } else {
+            format!("[{}]:{}", self.host, self.port)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations() {
+        let c = Config::from_destination("ann@example.org:2222").unwrap();
+        assert_eq!(
+            (c.user.as_str(), c.host.as_str(), c.port),
+            ("ann", "example.org", 2222)
+        );
+        let c = Config::from_destination("[::1]:22").unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("::1", 22));
+        assert_eq!(Config::from_destination("h").unwrap().port, 22);
+        assert!(Config::from_destination("h:port").is_err());
+        assert!(Config::from_destination("@h").is_err());
+        assert!(Config::from_destination("").is_err());
+    }
+}

@@ -1,0 +1,165 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong, naming the host (and file) concerned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The destination is not `[user@]host[:port]`.
+    #[error("bad destination {0:?}: expected [user@]host[:port]")]
+    BadDestination(String),
+    /// The host name does not resolve.
+    #[error("{host}: cannot resolve the host name")]
+    Resolve {
+        /// The host.
+        host: String,
+    },
+    /// The TCP connection failed.
+    #[error("{host}: cannot connect: {source}")]
+    Connect {
+        /// `host:port`.
+        host: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The SSH handshake failed.
+    #[error("{host}: SSH handshake failed: {reason}")]
+    Handshake {
+        /// The host.
+        host: String,
+        /// What libssh2 said.
+        reason: String,
+    },
+    /// The host is not in known_hosts and the policy is strict.
+    #[error("{host}: host key is not known ({algorithm} {fingerprint}); add it to {} or use --accept-new", known_hosts.display())]
+    UnknownHostKey {
+        /// `host` or `[host]:port`.
+        host: String,
+        /// e.g. `ssh-ed25519`.
+        algorithm: String,
+        /// `SHA256:...` as OpenSSH prints it.
+        fingerprint: String,
+        /// The file consulted.
+        known_hosts: PathBuf,
+    },
+    /// The host's key differs from the one in known_hosts.
+    #[error("WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED for {host}! Someone could be eavesdropping on you right now (man-in-the-middle attack), or the host key has just been changed. The {algorithm} key sent is {fingerprint}; {} holds a different one. Connection refused", known_hosts.display())]
+    HostKeyChanged {
+        /// `host` or `[host]:port`.
+        host: String,
+        /// e.g. `ssh-ed25519`.
+        algorithm: String,
+        /// `SHA256:...` of the key the server sent.
+        fingerprint: String,
+        /// The file consulted.
+        known_hosts: PathBuf,
+    },
+    /// known_hosts could not be read or written.
+    #[error("{}: {reason}", path.display())]
+    KnownHosts {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// No authentication method worked.
+    #[error("{user}@{host}: authentication failed (tried: {}; the server accepts: {accepted})", if tried.is_empty() { "nothing".to_owned() } else { tried.join(", ") })]
+    Auth {
+        /// The host.
+        host: String,
+        /// The user.
+        user: String,
+        /// What was tried, in order (e.g. `publickey ~/.ssh/id_ed25519`).
+        tried: Vec<String>,
+        /// The methods the server offers.
+        accepted: String,
+    },
+    /// A private key file cannot be used.
+    #[error("{}: cannot use the key: unreadable, malformed, or a wrong passphrase", path.display())]
+    Key {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// An operation took longer than the timeout.
+    #[error("{host}: timed out ({what})")]
+    Timeout {
+        /// The host.
+        host: String,
+        /// What was going on.
+        what: String,
+    },
+    /// A remote file does not exist.
+    #[error("{host}:{}: no such file or directory", path.display())]
+    NoSuchFile {
+        /// The host.
+        host: String,
+        /// The remote path.
+        path: PathBuf,
+    },
+    /// The remote side refused access to a file.
+    #[error("{host}:{}: permission denied", path.display())]
+    PermissionDenied {
+        /// The host.
+        host: String,
+        /// The remote path.
+        path: PathBuf,
+    },
+    /// Another SFTP failure on a remote path.
+    #[error("{host}:{}: {reason}", path.display())]
+    Sftp {
+        /// The host.
+        host: String,
+        /// The remote path.
+        path: PathBuf,
+        /// What the server said.
+        reason: String,
+    },
+    /// A local file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Local {
+        /// The local path.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// Any other SSH failure.
+    #[error("{host}: {reason}")]
+    Ssh {
+        /// The host.
+        host: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn ssh(host: &str, error: &ssh2::Error) -> Error {
+        // LIBSSH2_ERROR_TIMEOUT
+        if error.code() == ssh2::ErrorCode::Session(-9) {
+            return Error::Timeout {
+                host: host.to_owned(),
+                what: error.message().to_owned(),
+            };
+        }
+        Error::Ssh {
+            host: host.to_owned(),
+            reason: error.message().to_owned(),
+        }
+    }
+
+    pub(crate) fn sftp(host: &str, path: &std::path::Path, error: &ssh2::Error) -> Error {
+        let (host, path) = (host.to_owned(), path.to_owned());
+        match error.code() {
+            ssh2::ErrorCode::SFTP(2) => Error::NoSuchFile { host, path },
+            ssh2::ErrorCode::SFTP(3) => Error::PermissionDenied { host, path },
+            ssh2::ErrorCode::Session(-9) => Error::Timeout {
+                host,
+                what: format!("on {}", path.display()),
+            },
+            _ => Error::Sftp {
+                host,
+                path,
+                reason: error.message().to_owned(),
+            },
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Running a command: stdin in, stdout and stderr out, both read in one loop so a full
+//! window on one stream never stalls the other.
+
+use std::io::{ErrorKind, Read, Write as _};
+use std::os::fd::AsFd as _;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Instant;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use crate::Error;
+use crate::client::Client;
+
+const CHUNK: usize = 64 * 1024;
+
+/// How a remote command ended.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct ExitStatus {
+    /// The exit code (0 when the command was killed by a signal).
+    pub code: i32,
+    /// The signal that killed it, without `SIG` (e.g. `TERM`).
+    pub signal: Option<String>,
+}
+
+impl ExitStatus {
+    /// Whether the command exited with 0 and no signal.
+    #[must_use]
+    pub fn success(&self) -> bool {
+        self.code == 0 && self.signal.is_none()
+    }
+}
+
+/// The full result of [`Client::exec`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Output {
+    /// How the command ended.
+    pub status: ExitStatus,
+    /// Everything it wrote to stdout.
+    pub stdout: Vec<u8>,
+    /// Everything it wrote to stderr.
+    pub stderr: Vec<u8>,
+}
+
+impl Client {
+    /// Runs `command`, feeding it `stdin` (then EOF), and collects stdout and stderr apart.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when the server goes silent for longer than the timeout while the
+    /// command runs; [`Error::Ssh`] for channel failures.
+    pub fn exec(&self, command: &str, stdin: &[u8]) -> Result<Output, Error> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        if !stdin.is_empty() {
+            let _ = tx.send(stdin.to_vec());
+        }
+        drop(tx);
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let status = self.exec_streaming(
+            command,
+            Some(rx),
+            &mut |d| stdout.extend_from_slice(d),
+            &mut |d| {
+                stderr.extend_from_slice(d);
+            },
+        )?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Runs `command`, handing output chunks to the callbacks as they arrive.
+    ///
+    /// `stdin` yields chunks to send; when its sender is dropped, EOF is sent. `None` sends
+    /// EOF at once. A command that runs silently for long is fine as long as the server
+    /// answers; the timeout applies to the server going silent.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], [`Error::Ssh`].
+    pub fn exec_streaming(
+        &self,
+        command: &str,
+        stdin: Option<Receiver<Vec<u8>>>,
+        on_stdout: &mut dyn FnMut(&[u8]),
+        on_stderr: &mut dyn FnMut(&[u8]),
+    ) -> Result<ExitStatus, Error> {
+        let fail = |e: ssh2::Error| Error::ssh(&self.host, &e);
+        let mut channel = self.session.channel_session().map_err(fail)?;
+        channel.exec(command).map_err(fail)?;
+        self.session.set_blocking(false);
+        let result = self.pump(&mut channel, stdin, on_stdout, on_stderr);
+        self.session.set_blocking(true);
+        result?;
+        channel.wait_close().map_err(fail)?;
+        let code = channel.exit_status().map_err(fail)?;
+        let signal = channel.exit_signal().map_err(fail)?.exit_signal;
+        Ok(ExitStatus { code, signal })
+    }
+
+    fn pump(
+        &self,
+        channel: &mut ssh2::Channel,
+        stdin: Option<Receiver<Vec<u8>>>,
+        on_stdout: &mut dyn FnMut(&[u8]),
+        on_stderr: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Error> {
+        let mut buf = vec![0; CHUNK];
+        let mut pending: Vec<u8> = Vec::new();
+        let mut sent = 0;
+        let mut stdin = stdin;
+        let mut eof_sent = false;
+        let (mut out_done, mut err_done) = (false, false);
+        let mut last_progress = Instant::now();
+        loop {
+            let mut progress = false;
+            // stdin: refill, write what the window takes, then EOF.
+            if sent == pending.len() {
+                pending.clear();
+                sent = 0;
+                if let Some(rx) = &stdin {
+                    match rx.try_recv() {
+                        Ok(chunk) => pending = chunk,
+                        Err(TryRecvError::Empty) => {}
+                        Err(TryRecvError::Disconnected) => stdin = None,
+                    }
+                }
+            }
+            if sent < pending.len() {
+                match channel.write(&pending[sent..]) {
+                    Ok(n) => {
+                        sent += n;
+                        progress = true;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    // The command exited without reading all its input: drop the rest.
+                    Err(_) => {
+                        pending.clear();
+                        sent = 0;
+                        stdin = None;
+                    }
+                }
+            }
+            if stdin.is_none() && sent == pending.len() && !eof_sent {
+                match channel.send_eof() {
+                    Ok(()) => eof_sent = true,
+                    Err(e) if e.code() == ssh2::ErrorCode::Session(-37) => {}
+                    Err(_) => eof_sent = true,
+                }
+            }
+            for (stream_id, done) in [(0, &mut out_done), (1, &mut err_done)] {
+                while !*done {
+                    match channel.stream(stream_id).read(&mut buf) {
+                        Ok(0) => {
+                            if channel.eof() {
+                                *done = true;
+                            }
+                            break;
+                        }
+                        Ok(n) => {
+                            progress = true;
+                            if stream_id == 0 {
+                                on_stdout(&buf[..n]);
+                            } else {
+                                on_stderr(&buf[..n]);
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            return Err(Error::Ssh {
+                                host: self.host.clone(),
+                                reason: e.to_string(),
+                            });
+                        }
+                    }
+                }
+            }
+            if out_done && err_done {
+                return Ok(());
+            }
+            if progress {
+                last_progress = Instant::now();
+                continue;
+            }
+            if last_progress.elapsed() > self.timeout {
+                return Err(Error::Timeout {
+                    host: self.host.clone(),
+                    what: "waiting for the command's output".into(),
+                });
+            }
+            // Nothing moved: sleep until the socket is ready (or briefly, for local stdin).
+            let wait = if stdin.is_some() && sent == pending.len() {
+                5u16
+            } else {
+                100
+            };
+            let mut flags = PollFlags::POLLIN;
+            if self.session.block_directions() != ssh2::BlockDirections::Inbound {
+                flags |= PollFlags::POLLOUT;
+            }
+            let mut fds = [PollFd::new(self.socket.as_fd(), flags)];
+            let _ = poll(&mut fds, PollTimeout::from(wait));
+        }
+    }
+}

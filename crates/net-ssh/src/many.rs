@@ -1,0 +1,66 @@
+//! One command on many hosts, at most P sessions at once; each host gets its own result.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::Error;
+use crate::client::Client;
+use crate::config::Config;
+use crate::exec::Output;
+
+/// What happened on one host.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct HostResult {
+    /// The host (as configured, with its port when not 22).
+    pub host: String,
+    /// The command's output, or why there is none.
+    pub outcome: Result<Output, Error>,
+    /// Connect + authenticate + run.
+    pub duration: Duration,
+}
+
+/// Runs `command` on every host, at most `parallel` at once. One host's failure never stops
+/// the others; results come back in the order of `hosts`.
+#[must_use]
+pub fn run_many(hosts: &[Config], command: &str, parallel: usize) -> Vec<HostResult> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<HostResult>>> =
+        Mutex::new((0..hosts.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..parallel.clamp(1, hosts.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(config) = hosts.get(i) else { break };
+                    let started = Instant::now();
+                    let outcome =
+                        Client::connect(config).and_then(|client| client.exec(command, &[]));
+                    let result = HostResult {
+                        host: display_name(config),
+                        outcome,
+                        duration: started.elapsed(),
+                    };
+                    if let Ok(mut all) = results.lock() {
+                        all[i] = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn display_name(config: &Config) -> String {
+    if config.port == 22 {
+        config.host.clone()
+    } else {
+        format!("{}:{}", config.host, config.port)
+    }
+}

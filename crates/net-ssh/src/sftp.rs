@@ -1,0 +1,412 @@
+//! SFTP: streamed put and get that never leave a truncated target, and file management.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use ssh2::{FileStat, OpenFlags, OpenType, Sftp};
+
+use crate::Error;
+use crate::client::Client;
+
+/// libssh2 pipelines one call's whole buffer: 1 MiB buffers keep the link busy.
+const CHUNK: usize = 1 << 20;
+
+/// One entry of a remote directory listing.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Entry {
+    /// The file name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Permission and type bits (as `st_mode`).
+    pub mode: u32,
+    /// Modification time, seconds since the epoch.
+    pub mtime: u64,
+    /// Whether it is a directory.
+    pub is_dir: bool,
+}
+
+impl Entry {
+    fn new(name: String, stat: &FileStat) -> Entry {
+        Entry {
+            name,
+            size: stat.size.unwrap_or(0),
+            mode: stat.perm.unwrap_or(0),
+            mtime: stat.mtime.unwrap_or(0),
+            is_dir: stat.is_dir(),
+        }
+    }
+
+    /// `ls -l`-style permissions, e.g. `drwxr-xr-x`.
+    #[must_use]
+    pub fn permissions(&self) -> String {
+        let mut text = String::with_capacity(10);
+        text.push(if self.is_dir { 'd' } else { '-' });
+        for shift in [6, 3, 0] {
+            let bits = (self.mode >> shift) & 7;
+            text.push(if bits & 4 != 0 { 'r' } else { '-' });
+            text.push(if bits & 2 != 0 { 'w' } else { '-' });
+            text.push(if bits & 1 != 0 { 'x' } else { '-' });
+        }
+        text
+    }
+}
+
+/// Options of [`Client::put`] and [`Client::get`].
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct Transfer {
+    /// Copy directories with their contents.
+    pub recursive: bool,
+    /// Keep the mode and modification time.
+    pub preserve: bool,
+}
+
+impl Transfer {
+    /// Recursive or not, preserving or not.
+    #[must_use]
+    pub fn new(recursive: bool, preserve: bool) -> Self {
+        Transfer {
+            recursive,
+            preserve,
+        }
+    }
+}
+
+/// The temporary name an upload is written to before it is renamed into place.
+#[must_use]
+pub fn upload_temp_name(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{name}.netkit-upload"))
+}
+
+impl Client {
+    fn sftp(&self) -> Result<Sftp, Error> {
+        self.session.sftp().map_err(|e| Error::ssh(&self.host, &e))
+    }
+
+    fn local(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+        move |source| Error::Local {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// Uploads `local` to `remote` in constant memory. The bytes go to a temporary name
+    /// renamed over `remote` at the end, so an interrupted upload never leaves a truncated
+    /// `remote`. `progress` gets the bytes sent so far and the total.
+    ///
+    /// # Errors
+    /// [`Error::Local`], [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`].
+    pub fn put(
+        &self,
+        local: &Path,
+        remote: &Path,
+        options: Transfer,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(), Error> {
+        let sftp = self.sftp()?;
+        self.put_with(&sftp, local, remote, options, progress)
+    }
+
+    fn put_with(
+        &self,
+        sftp: &Sftp,
+        local: &Path,
+        remote: &Path,
+        options: Transfer,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(), Error> {
+        let meta = std::fs::metadata(local).map_err(Self::local(local))?;
+        if meta.is_dir() {
+            if !options.recursive {
+                return Err(Error::Local {
+                    path: local.to_owned(),
+                    source: std::io::Error::other("is a directory (use -r)"),
+                });
+            }
+            if sftp.stat(remote).is_err() {
+                sftp.mkdir(remote, 0o755)
+                    .map_err(|e| Error::sftp(&self.host, remote, &e))?;
+            }
+            let mut entries: Vec<_> = std::fs::read_dir(local)
+                .map_err(Self::local(local))?
+                .filter_map(Result::ok)
+                .collect();
+            entries.sort_by_key(std::fs::DirEntry::file_name);
+            for entry in entries {
+                self.put_with(
+                    sftp,
+                    &entry.path(),
+                    &remote.join(entry.file_name()),
+                    options,
+                    progress,
+                )?;
+            }
+            return Ok(());
+        }
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let total = meta.len();
+        let mut source = File::open(local).map_err(Self::local(local))?;
+        let temp = upload_temp_name(remote);
+        let mode = if options.preserve {
+            (meta.permissions().mode() & 0o7777) as i32
+        } else {
+            0o644
+        };
+        let sftp_err = |e: ssh2::Error| Error::sftp(&self.host, remote, &e);
+        let mut target = sftp
+            .open_mode(
+                &temp,
+                OpenFlags::WRITE | OpenFlags::TRUNCATE,
+                mode,
+                OpenType::File,
+            )
+            .map_err(sftp_err)?;
+        let mut buf = vec![0; CHUNK];
+        let mut sent = 0;
+        progress(0, total);
+        loop {
+            let n = source.read(&mut buf).map_err(Self::local(local))?;
+            if n == 0 {
+                break;
+            }
+            target.write_all(&buf[..n]).map_err(|e| Error::Sftp {
+                host: self.host.clone(),
+                path: remote.to_owned(),
+                reason: e.to_string(),
+            })?;
+            sent += n as u64;
+            progress(sent, total);
+        }
+        if options.preserve {
+            let stat = FileStat {
+                size: None,
+                uid: None,
+                gid: None,
+                perm: Some(meta.mode() & 0o7777),
+                atime: Some(meta.atime().max(0) as u64),
+                mtime: Some(meta.mtime().max(0) as u64),
+            };
+            target.setstat(stat).map_err(sftp_err)?;
+        }
+        drop(target);
+        // SFTP v3 (OpenSSH) refuses to rename over an existing file: remove it first. The
+        // target is missing for a moment, never truncated.
+        if sftp.stat(remote).is_ok() {
+            sftp.unlink(remote).map_err(sftp_err)?;
+        }
+        sftp.rename(&temp, remote, None).map_err(sftp_err)
+    }
+
+    /// Downloads `remote` to `local` in constant memory, through `local.part` renamed at the
+    /// end. `progress` gets the bytes received so far and the total.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`], [`Error::Local`].
+    pub fn get(
+        &self,
+        remote: &Path,
+        local: &Path,
+        options: Transfer,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(), Error> {
+        let sftp = self.sftp()?;
+        self.get_with(&sftp, remote, local, options, progress)
+    }
+
+    fn get_with(
+        &self,
+        sftp: &Sftp,
+        remote: &Path,
+        local: &Path,
+        options: Transfer,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(), Error> {
+        let sftp_err = |e: ssh2::Error| Error::sftp(&self.host, remote, &e);
+        let stat = sftp.stat(remote).map_err(sftp_err)?;
+        if stat.is_dir() {
+            if !options.recursive {
+                return Err(Error::Sftp {
+                    host: self.host.clone(),
+                    path: remote.to_owned(),
+                    reason: "is a directory (use -r)".into(),
+                });
+            }
+            std::fs::create_dir_all(local).map_err(Self::local(local))?;
+            let mut entries = sftp.readdir(remote).map_err(sftp_err)?;
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            for (path, _) in entries {
+                let Some(name) = path.file_name() else {
+                    continue;
+                };
+                self.get_with(sftp, &path, &local.join(name), options, progress)?;
+            }
+            return Ok(());
+        }
+        let total = stat.size.unwrap_or(0);
+        let mut source = sftp.open(remote).map_err(sftp_err)?;
+        let mut part = local.as_os_str().to_owned();
+        part.push(".part");
+        let part = PathBuf::from(part);
+        let mut target = File::create(&part).map_err(Self::local(&part))?;
+        let mut buf = vec![0; CHUNK];
+        let mut received = 0;
+        progress(0, total);
+        loop {
+            let n = match source.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    return Err(Error::Sftp {
+                        host: self.host.clone(),
+                        path: remote.to_owned(),
+                        reason: e.to_string(),
+                    });
+                }
+            };
+            target.write_all(&buf[..n]).map_err(Self::local(&part))?;
+            received += n as u64;
+            progress(received, total);
+        }
+        target.sync_all().map_err(Self::local(&part))?;
+        if options.preserve {
+            use std::os::unix::fs::PermissionsExt as _;
+            if let Some(perm) = stat.perm {
+                std::fs::set_permissions(&part, std::fs::Permissions::from_mode(perm & 0o7777))
+                    .map_err(Self::local(&part))?;
+            }
+            if let Some(mtime) = stat.mtime {
+                let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+                target.set_modified(when).map_err(Self::local(&part))?;
+            }
+        }
+        std::fs::rename(&part, local).map_err(Self::local(local))
+    }
+
+    /// Lists a remote directory, sorted by name.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`].
+    pub fn ls(&self, remote: &Path) -> Result<Vec<Entry>, Error> {
+        let sftp = self.sftp()?;
+        let stat = sftp
+            .stat(remote)
+            .map_err(|e| Error::sftp(&self.host, remote, &e))?;
+        if !stat.is_dir() {
+            let name = remote
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return Ok(vec![Entry::new(name, &stat)]);
+        }
+        let mut entries: Vec<Entry> = sftp
+            .readdir(remote)
+            .map_err(|e| Error::sftp(&self.host, remote, &e))?
+            .into_iter()
+            .map(|(path, stat)| {
+                Entry::new(
+                    path.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    &stat,
+                )
+            })
+            .collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    /// Facts about one remote path.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`].
+    pub fn stat(&self, remote: &Path) -> Result<Entry, Error> {
+        let stat = self
+            .sftp()?
+            .stat(remote)
+            .map_err(|e| Error::sftp(&self.host, remote, &e))?;
+        let name = remote
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Entry::new(name, &stat))
+    }
+
+    /// Creates a directory; with `parents`, also the missing ones above it, and an existing
+    /// directory is fine (as `mkdir -p`).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`].
+    pub fn mkdir(&self, remote: &Path, parents: bool) -> Result<(), Error> {
+        let sftp = self.sftp()?;
+        if !parents {
+            return sftp
+                .mkdir(remote, 0o755)
+                .map_err(|e| Error::sftp(&self.host, remote, &e));
+        }
+        let mut path = PathBuf::new();
+        for part in remote.components() {
+            path.push(part);
+            if sftp.stat(&path).is_ok_and(|s| s.is_dir()) {
+                continue;
+            }
+            sftp.mkdir(&path, 0o755)
+                .map_err(|e| Error::sftp(&self.host, &path, &e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes a file.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`].
+    pub fn rm(&self, remote: &Path) -> Result<(), Error> {
+        self.sftp()?
+            .unlink(remote)
+            .map_err(|e| Error::sftp(&self.host, remote, &e))
+    }
+
+    /// Removes an empty directory.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`].
+    pub fn rmdir(&self, remote: &Path) -> Result<(), Error> {
+        self.sftp()?
+            .rmdir(remote)
+            .map_err(|e| Error::sftp(&self.host, remote, &e))
+    }
+
+    /// Renames `from` to `to`.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`].
+    pub fn rename(&self, from: &Path, to: &Path) -> Result<(), Error> {
+        self.sftp()?
+            .rename(from, to, None)
+            .map_err(|e| Error::sftp(&self.host, from, &e))
+    }
+
+    /// Changes the permission bits of a remote path.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`].
+    pub fn chmod(&self, remote: &Path, mode: u32) -> Result<(), Error> {
+        let stat = FileStat {
+            size: None,
+            uid: None,
+            gid: None,
+            perm: Some(mode),
+            atime: None,
+            mtime: None,
+        };
+        self.sftp()?
+            .setstat(remote, stat)
+            .map_err(|e| Error::sftp(&self.host, remote, &e))
+    }
+}

@@ -58,3 +58,12 @@ fn main() -> ExitCode {
     };
     exit::report(result)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,12 +1,304 @@
-//! `netkit sftp`: argument parsing and printing only.
+//! `netkit sftp`: argument parsing and printing only (OpenSSH sftp/scp words and flags).
 
-use crate::exit::{GENERIC, Outcome, WithCode};
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::anyhow;
+use net_ssh::{Client, Transfer};
+
+use crate::exit::{Failure, GENERIC, Outcome, USAGE, WithCode};
+use crate::ssh::{ConnectArgs, connect};
 
 /// Arguments of `netkit sftp`.
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(after_help = "\
+Remote paths are [user@]host:PATH; the port is -P as in sftp and scp. Uploads go to a temporary
+name renamed into place: an interrupted upload never leaves a truncated file.
+
+Exit status: 0 done, 1 failure (connection, authentication, remote or local file), 2 bad
+arguments. The password comes from NETKIT_SSH_PASSWORD or a prompt, never from argv.
+
+Examples:
+  netkit sftp put -r ./site deploy@host:/srv/www
+  netkit sftp get -P 2222 host:/var/log/syslog ./syslog
+  netkit sftp ls -l host:/tmp")]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Upload files: put [-r] [-p] LOCAL... [user@]host:PATH
+    Put {
+        #[command(flatten)]
+        common: Common,
+        /// Copy directories recursively.
+        #[arg(short = 'r')]
+        recursive: bool,
+        /// Keep modes and modification times.
+        #[arg(short = 'p', long)]
+        preserve: bool,
+        /// LOCAL... then [user@]host:PATH.
+        #[arg(required = true, num_args = 2..)]
+        paths: Vec<String>,
+    },
+    /// Download: get [-r] [-p] [user@]host:PATH LOCAL
+    Get {
+        #[command(flatten)]
+        common: Common,
+        /// Copy directories recursively.
+        #[arg(short = 'r')]
+        recursive: bool,
+        /// Keep modes and modification times.
+        #[arg(short = 'p', long)]
+        preserve: bool,
+        /// [user@]host:PATH
+        remote: String,
+        /// Local file or directory.
+        local: PathBuf,
+    },
+    /// List a directory: ls [-l] [user@]host:PATH
+    Ls {
+        /// Port.
+        #[arg(short = 'P', value_name = "PORT")]
+        port: Option<u16>,
+        #[command(flatten)]
+        connect: ConnectArgs,
+        /// Long form: permissions, size, time (so the user is `--login USER` here).
+        #[arg(short = 'l')]
+        long: bool,
+        /// [user@]host:PATH
+        remote: String,
+    },
+    /// Create a directory: mkdir [-p] [user@]host:PATH
+    Mkdir {
+        #[command(flatten)]
+        common: Common,
+        /// Create missing parents; an existing directory is fine.
+        #[arg(short = 'p')]
+        parents: bool,
+        /// [user@]host:PATH
+        remote: String,
+    },
+    /// Remove a file (or, with -d, an empty directory).
+    Rm {
+        #[command(flatten)]
+        common: Common,
+        /// Remove an empty directory.
+        #[arg(short = 'd')]
+        dir: bool,
+        /// [user@]host:PATH
+        remote: String,
+    },
+    /// Rename: mv [user@]host:FROM TO
+    Mv {
+        #[command(flatten)]
+        common: Common,
+        /// [user@]host:FROM
+        remote: String,
+        /// The new path on the same host.
+        to: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// Port.
+    #[arg(short = 'P', value_name = "PORT")]
+    port: Option<u16>,
+    /// User to log in as.
+    #[arg(short = 'l', value_name = "USER")]
+    login: Option<String>,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+impl Common {
+    /// Connects to the host of `remote` and returns the client and the remote path.
+    fn open(mut self, remote: &str) -> Result<(Client, PathBuf), Failure> {
+        if self.login.is_some() {
+            self.connect.user = self.login.take();
+        }
+        open(&self.connect, self.port, remote)
+    }
+}
+
+/// Connects to the host of `remote` (`[user@]host:PATH`); returns the client and the path.
+fn open(
+    connect_args: &ConnectArgs,
+    port: Option<u16>,
+    remote: &str,
+) -> Result<(Client, PathBuf), Failure> {
+    let (dest, path) = split_remote(remote).code(USAGE)?;
+    // sftp exits 1 for connection failures, not ssh's 255.
+    let generic = |f: Failure| Failure {
+        code: GENERIC,
+        error: f.error,
+    };
+    let mut config = connect_args.config(dest, port).map_err(generic)?;
+    let client = connect(&mut config).map_err(generic)?;
+    Ok((client, PathBuf::from(path)))
+}
+
+/// `[user@]host:PATH` (IPv6 as `[::1]:PATH`) into the destination and the path.
+fn split_remote(remote: &str) -> anyhow::Result<(&str, &str)> {
+    let split = if remote.starts_with('[') {
+        remote.find("]:").map(|i| i + 1)
+    } else {
+        remote.find(':')
+    };
+    match split {
+        Some(i) if i > 0 => {
+            let path = &remote[i + 1..];
+            Ok((&remote[..i], if path.is_empty() { "." } else { path }))
+        }
+        _ => Err(anyhow!(
+            "bad remote path {remote:?}: expected [user@]host:PATH"
+        )),
+    }
+}
 
 /// Runs `netkit sftp`.
-pub fn run(_args: Args) -> Outcome {
-    Err(anyhow::anyhow!("`netkit sftp` is not built yet")).code(GENERIC)
+pub fn run(args: Args) -> Outcome {
+    match args.command {
+        Command::Put {
+            common,
+            recursive,
+            preserve,
+            paths,
+        } => {
+            let (target, locals) = paths
+                .split_last()
+                .ok_or_else(|| anyhow!("nothing to upload"))
+                .code(USAGE)?;
+            let (client, remote) = common.open(target)?;
+            for local in locals {
+                let local = Path::new(local);
+                let name = local
+                    .file_name()
+                    .ok_or_else(|| anyhow!("bad local path {}", local.display()))
+                    .code(USAGE)?;
+                // Into a directory: keep the name (as scp and sftp do).
+                let dest = if client.stat(&remote).is_ok_and(|e| e.is_dir) {
+                    remote.join(name)
+                } else {
+                    remote.clone()
+                };
+                let bar = Bar::new(&local.display().to_string());
+                client
+                    .put(
+                        local,
+                        &dest,
+                        Transfer::new(recursive, preserve),
+                        &mut |done, total| bar.update(done, total),
+                    )
+                    .code(GENERIC)?;
+            }
+        }
+        Command::Get {
+            common,
+            recursive,
+            preserve,
+            remote,
+            local,
+        } => {
+            let (client, path) = common.open(&remote)?;
+            let dest = match path.file_name() {
+                Some(name) if local.is_dir() => local.join(name),
+                _ => local,
+            };
+            let bar = Bar::new(&remote);
+            client
+                .get(
+                    &path,
+                    &dest,
+                    Transfer::new(recursive, preserve),
+                    &mut |done, total| bar.update(done, total),
+                )
+                .code(GENERIC)?;
+        }
+        Command::Ls {
+            port,
+            connect,
+            long,
+            remote,
+        } => {
+            let (client, path) = open(&connect, port, &remote)?;
+            for entry in client.ls(&path).code(GENERIC)? {
+                let slash = if entry.is_dir { "/" } else { "" };
+                if long {
+                    println!(
+                        "{} {:>12} {:>11} {}{slash}",
+                        entry.permissions(),
+                        entry.size,
+                        entry.mtime,
+                        entry.name
+                    );
+                } else {
+                    println!("{}{slash}", entry.name);
+                }
+            }
+        }
+        Command::Mkdir {
+            common,
+            parents,
+            remote,
+        } => {
+            let (client, path) = common.open(&remote)?;
+            client.mkdir(&path, parents).code(GENERIC)?;
+        }
+        Command::Rm {
+            common,
+            dir,
+            remote,
+        } => {
+            let (client, path) = common.open(&remote)?;
+            if dir {
+                client.rmdir(&path)
+            } else {
+                client.rm(&path)
+            }
+            .code(GENERIC)?;
+        }
+        Command::Mv { common, remote, to } => {
+            let (client, path) = common.open(&remote)?;
+            client.rename(&path, &to).code(GENERIC)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A progress bar on stderr, only when it is a terminal.
+struct Bar(Option<indicatif::ProgressBar>);
+
+impl Bar {
+    fn new(label: &str) -> Bar {
+        Bar(std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{msg} {bytes}/{total_bytes} {wide_bar} {bytes_per_sec}",
+            ) {
+                bar.set_style(style);
+            }
+            bar.set_message(label.to_owned());
+            bar
+        }))
+    }
+
+    fn update(&self, done: u64, total: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
 }

@@ -1,12 +1,291 @@
-//! `netkit ssh`: argument parsing and printing only.
+//! `netkit ssh`: argument parsing and printing only (OpenSSH's words and flags).
 
-use crate::exit::{GENERIC, Outcome, WithCode};
+use std::io::{IsTerminal as _, Read as _, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use net_ssh::{Client, Config, Error, HostKeyPolicy, Identity};
+
+use crate::exit::{Failure, Outcome};
+
+/// OpenSSH exits 255 for its own errors: scripts tell them from the command's codes.
+const OWN_ERROR: u8 = 255;
+
+/// Connection flags shared by `netkit ssh` and `netkit sftp`.
+#[derive(clap::Args, Clone)]
+pub struct ConnectArgs {
+    /// User to log in as (default: the one in the destination, else $USER).
+    #[arg(long = "login", value_name = "USER")]
+    pub user: Option<String>,
+    /// Private key file; repeat for several (passphrase from NETKIT_SSH_PASSPHRASE or a prompt).
+    #[arg(short = 'i', value_name = "KEY")]
+    identity: Vec<PathBuf>,
+    /// The known_hosts file [default: ~/.ssh/known_hosts].
+    #[arg(long, value_name = "FILE")]
+    known_hosts: Option<PathBuf>,
+    /// Add an unknown host key to known_hosts (a changed key is still refused).
+    #[arg(long, conflicts_with = "insecure")]
+    accept_new: bool,
+    /// Accept any host key. Dangerous.
+    #[arg(long)]
+    insecure: bool,
+    /// Seconds to wait for the server in any one step.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    timeout: u64,
+}
+
+impl ConnectArgs {
+    /// The connection config for `dest` (`[user@]host[:port]`); `port` applies when DEST has none.
+    pub fn config(&self, dest: &str, port: Option<u16>) -> Result<Config, Failure> {
+        let mut config = Config::from_destination(dest).map_err(own)?;
+        if let Some(port) = port
+            && !dest.contains(':')
+        {
+            config.port = port;
+        }
+        if let Some(user) = &self.user
+            && !dest.contains('@')
+        {
+            config.user.clone_from(user);
+        }
+        if let Some(path) = &self.known_hosts {
+            config.known_hosts.clone_from(path);
+        }
+        config.host_key_policy = if self.insecure {
+            HostKeyPolicy::Insecure
+        } else if self.accept_new {
+            HostKeyPolicy::AcceptNew
+        } else {
+            HostKeyPolicy::Strict
+        };
+        let secs = Duration::from_secs(self.timeout.max(1));
+        config.timeout = secs;
+        config.connect_timeout = secs.min(Duration::from_secs(10));
+        let passphrase = std::env::var("NETKIT_SSH_PASSPHRASE").ok();
+        for path in &self.identity {
+            std::fs::metadata(path).map_err(|e| own(anyhow!("{}: {e}", path.display())))?;
+            config
+                .identities
+                .push(Identity::new(path, passphrase.clone()));
+        }
+        config.password = std::env::var("NETKIT_SSH_PASSWORD").ok();
+        Ok(config)
+    }
+}
+
+/// Connects; on a terminal, asks for the password when the other methods fail (as ssh does).
+pub fn connect(config: &mut Config) -> Result<Client, Failure> {
+    match Client::connect(config) {
+        Err(Error::Auth { .. }) if config.password.is_none() && std::io::stdin().is_terminal() => {
+            let prompt = format!("{}@{}'s password: ", config.user, config.host);
+            config.password = Some(rpassword::prompt_password(prompt).map_err(own)?);
+            Client::connect(config).map_err(own)
+        }
+        other => other.map_err(own),
+    }
+}
+
+fn own(error: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: OWN_ERROR,
+        error: error.into(),
+    }
+}
 
 /// Arguments of `netkit ssh`.
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(after_help = "\
+The password comes from NETKIT_SSH_PASSWORD or a prompt on a terminal, never from argv.
+Host keys are checked against known_hosts: unknown hosts are refused unless --accept-new.
+
+Exit status: the remote command's; 255 for netkit's own errors and for a command killed by a
+signal (as OpenSSH). With --hosts: 0 when every host ran the command with status 0, else 1.
+
+Examples:
+  netkit ssh deploy@10.0.0.5 -- uname -a
+  tar cz dir | netkit ssh -p 2222 host 'tar xz -C /srv'
+  netkit ssh --hosts web1,web2,db1 --parallel 10 --json -- uptime")]
+pub struct Args {
+    /// Port, when DEST has none.
+    #[arg(short = 'p', value_name = "PORT")]
+    port: Option<u16>,
+    /// User to log in as.
+    #[arg(short = 'l', value_name = "USER")]
+    login: Option<String>,
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Run on these hosts ([user@]host[:port], comma-separated) instead of DEST.
+    #[arg(
+        long,
+        value_name = "DEST,DEST,...",
+        value_delimiter = ',',
+        conflicts_with = "hosts_file"
+    )]
+    hosts: Vec<String>,
+    /// Run on the hosts listed in FILE, one per line (# comments).
+    #[arg(long, value_name = "FILE")]
+    hosts_file: Option<PathBuf>,
+    /// Sessions at once with --hosts.
+    #[arg(long, value_name = "P", default_value_t = 10)]
+    parallel: usize,
+    /// With --hosts: one JSON document with every host's result.
+    #[arg(long)]
+    json: bool,
+    /// DEST then COMMAND (DEST is absent with --hosts).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "DEST [--] COMMAND"
+    )]
+    words: Vec<String>,
+}
 
 /// Runs `netkit ssh`.
-pub fn run(_args: Args) -> Outcome {
-    Err(anyhow::anyhow!("`netkit ssh` is not built yet")).code(GENERIC)
+pub fn run(mut args: Args) -> Outcome {
+    if args.login.is_some() {
+        args.connect.user = args.login.take();
+    }
+    let mut hosts = args.hosts.clone();
+    if let Some(file) = &args.hosts_file {
+        let text =
+            std::fs::read_to_string(file).map_err(|e| own(anyhow!("{}: {e}", file.display())))?;
+        hosts.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    let mut words = args.words.iter().map(String::as_str).filter(|w| *w != "--");
+    if !hosts.is_empty() || args.hosts_file.is_some() {
+        let command = words.collect::<Vec<_>>().join(" ");
+        return many(&args, &hosts, &command);
+    }
+    let Some(dest) = words.next() else {
+        return Err(own(anyhow!(
+            "a destination is required: netkit ssh [user@]host[:port] COMMAND"
+        )));
+    };
+    let command = words.collect::<Vec<_>>().join(" ");
+    if command.is_empty() {
+        return Err(own(anyhow!(
+            "a command is required: interactive shells are not supported yet"
+        )));
+    }
+    let mut config = args.connect.config(dest, args.port)?;
+    let client = connect(&mut config)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0; 64 * 1024];
+        while let Ok(n) = stdin.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    let status = client
+        .exec_streaming(
+            &command,
+            Some(rx),
+            &mut |d| {
+                let _ = stdout.write_all(d).and_then(|()| stdout.flush());
+            },
+            &mut |d| {
+                let _ = stderr.write_all(d).and_then(|()| stderr.flush());
+            },
+        )
+        .map_err(own)?;
+    if let Some(signal) = status.signal {
+        eprintln!("netkit: remote command killed by signal {signal}");
+        return Ok(ExitCode::from(OWN_ERROR));
+    }
+    Ok(ExitCode::from(
+        u8::try_from(status.code).unwrap_or(OWN_ERROR),
+    ))
+}
+
+fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
+    if hosts.is_empty() {
+        return Err(own(anyhow!("the hosts file lists no host")));
+    }
+    if command.is_empty() {
+        return Err(own(anyhow!("a command is required after --")));
+    }
+    let configs = hosts
+        .iter()
+        .map(|h| args.connect.config(h, args.port))
+        .collect::<Result<Vec<_>, _>>()?;
+    let results = net_ssh::run_many(&configs, command, args.parallel);
+    let all_ok = results
+        .iter()
+        .all(|r| r.outcome.as_ref().is_ok_and(|o| o.status.success()));
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let doc: Vec<serde_json::Value> = results
+            .iter()
+            .map(|r| match &r.outcome {
+                Ok(o) => serde_json::json!({
+                    "host": r.host, "ok": o.status.success(), "exit_code": o.status.code, "signal": o.status.signal,
+                    "stdout": String::from_utf8_lossy(&o.stdout), "stderr": String::from_utf8_lossy(&o.stderr),
+                    "duration_ms": r.duration.as_millis(), "error": null,
+                }),
+                Err(e) => serde_json::json!({
+                    "host": r.host, "ok": false, "exit_code": null, "signal": null, "stdout": "", "stderr": "",
+                    "duration_ms": r.duration.as_millis(), "error": e.to_string(),
+                }),
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &doc).context("writing JSON")?;
+        writeln!(out)?;
+    } else {
+        let width = results.iter().map(|r| r.host.len()).max().unwrap_or(0);
+        for r in &results {
+            if let Ok(o) = &r.outcome {
+                for line in String::from_utf8_lossy(&o.stdout).lines() {
+                    writeln!(out, "{:width$} | {line}", r.host)?;
+                }
+                for line in String::from_utf8_lossy(&o.stderr).lines() {
+                    eprintln!("{:width$} | {line}", r.host);
+                }
+            }
+        }
+        writeln!(
+            out,
+            "\n{:width$}  {:>6}  {:>8}  result",
+            "host", "status", "time"
+        )?;
+        for r in &results {
+            let (status, result) = match &r.outcome {
+                Ok(o) => match &o.status.signal {
+                    Some(sig) => ("-".to_owned(), format!("killed by {sig}")),
+                    None => (
+                        o.status.code.to_string(),
+                        if o.status.success() {
+                            "ok".into()
+                        } else {
+                            "failed".into()
+                        },
+                    ),
+                },
+                Err(e) => ("-".to_owned(), format!("error: {e}")),
+            };
+            writeln!(
+                out,
+                "{:width$}  {status:>6}  {:>7.2}s  {result}",
+                r.host,
+                r.duration.as_secs_f64()
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -1,0 +1,70 @@
+//! The sshd started by `cargo xtask test`, as net-ssh configs and `netkit ssh` arguments.
+
+use std::path::PathBuf;
+
+use net_ssh::{Config, Identity};
+
+use crate::env;
+
+/// A config for the test sshd with no credentials: tests add the one they exercise.
+#[must_use]
+pub fn config() -> Config {
+    let mut config = Config::new(&env("NETKIT_TEST_SSH_HOST"));
+    config.port = port();
+    config.user = env("NETKIT_TEST_SSH_USER");
+    config.known_hosts = PathBuf::from(env("NETKIT_TEST_SSH_KNOWN_HOSTS"));
+    config.use_agent = false;
+    config
+}
+
+/// The same with the ed25519 key.
+#[must_use]
+pub fn keyed() -> Config {
+    let mut config = config();
+    config.identities = vec![Identity::new(key("id_ed25519"), None)];
+    config
+}
+
+/// The sshd's port.
+///
+/// # Panics
+/// When the variable is not a port number.
+#[must_use]
+pub fn port() -> u16 {
+    env("NETKIT_TEST_SSH_PORT").parse().expect("a port number")
+}
+
+/// A client key file by name (`id_ed25519`, `id_ecdsa`, `id_rsa`, `id_rsa_pem`,
+/// `id_encrypted`, `id_unknown`).
+#[must_use]
+pub fn key(name: &str) -> PathBuf {
+    PathBuf::from(env("NETKIT_TEST_SSH_KEYS")).join(name)
+}
+
+/// `user@host` of the test sshd.
+#[must_use]
+pub fn dest() -> String {
+    format!(
+        "{}@{}",
+        env("NETKIT_TEST_SSH_USER"),
+        env("NETKIT_TEST_SSH_HOST")
+    )
+}
+
+/// A fresh directory in the test account's home, for SFTP tests.
+///
+/// # Panics
+/// When it cannot be created.
+#[must_use]
+pub fn remote_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env("NETKIT_TEST_SSH_HOME")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the remote test directory");
+    let user = env("NETKIT_TEST_SSH_USER");
+    let status = std::process::Command::new("chown")
+        .arg(format!("{user}:"))
+        .arg(&dir)
+        .status();
+    assert!(status.is_ok_and(|s| s.success()), "chown {}", dir.display());
+    dir
+}

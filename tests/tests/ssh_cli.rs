@@ -1,0 +1,338 @@
+//! `netkit ssh` and `netkit sftp` as processes against the real sshd.
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use netkit_tests::ssh::{dest, key, port, remote_dir};
+use netkit_tests::{env, netkit_bin, work_dir};
+
+fn netkit(args: &[&str], stdin: &[u8], vars: &[(&str, String)]) -> Output {
+    let mut child = Command::new(netkit_bin())
+        .args(args)
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("NETKIT_SSH_PASSWORD")
+        .env_remove("NETKIT_SSH_PASSPHRASE")
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
+fn common() -> Vec<String> {
+    vec![
+        "--known-hosts".into(),
+        env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
+        "-i".into(),
+        key("id_ed25519").display().to_string(),
+    ]
+}
+
+fn ssh(extra: &[&str], stdin: &[u8]) -> Output {
+    let port = port().to_string();
+    let mut args = vec!["ssh", "-p", &port];
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    let dest = dest();
+    args.push(&dest);
+    args.extend_from_slice(extra);
+    netkit(&args, stdin, &[])
+}
+
+#[test]
+fn exit_status_streams_and_stdin_pass_through() {
+    let out = ssh(&["--", "cat; echo to-err >&2; exit 42"], b"piped stdin\n");
+    assert_eq!(
+        out.status.code(),
+        Some(42),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"piped stdin\n");
+    assert_eq!(out.stderr, b"to-err\n");
+    let out = ssh(&["true"], b"");
+    assert_eq!(out.status.code(), Some(0));
+    let out = ssh(&["kill -KILL $$"], b"");
+    assert_eq!(
+        out.status.code(),
+        Some(255),
+        "a signal exits 255 as OpenSSH"
+    );
+}
+
+#[test]
+fn password_only_from_the_environment() {
+    let port = port().to_string();
+    let kh = env("NETKIT_TEST_SSH_KNOWN_HOSTS");
+    let dest = dest();
+    let args = [
+        "ssh",
+        "-p",
+        &port,
+        "--known-hosts",
+        &kh,
+        &dest,
+        "echo",
+        "ok",
+    ];
+    let out = netkit(
+        &args,
+        b"",
+        &[("NETKIT_SSH_PASSWORD", env("NETKIT_TEST_SSH_PASSWORD"))],
+    );
+    assert_eq!(
+        out.stdout,
+        b"ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = netkit(&args, b"", &[("NETKIT_SSH_PASSWORD", "wrong".into())]);
+    assert_eq!(out.status.code(), Some(255));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("authentication failed") && err.contains("password"),
+        "{err}"
+    );
+}
+
+#[test]
+fn agent_authentication_through_a_real_ssh_agent() {
+    let port = port().to_string();
+    let kh = env("NETKIT_TEST_SSH_KNOWN_HOSTS");
+    let dest = dest();
+    let out = netkit(
+        &[
+            "ssh",
+            "-p",
+            &port,
+            "--known-hosts",
+            &kh,
+            &dest,
+            "echo",
+            "agent",
+        ],
+        b"",
+        &[("SSH_AUTH_SOCK", env("NETKIT_TEST_SSH_AGENT"))],
+    );
+    assert_eq!(
+        out.stdout,
+        b"agent\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn unknown_and_changed_host_keys_are_refused_loudly() {
+    let dir = work_dir().join("ssh-cli-known-hosts");
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty");
+    let _ = std::fs::remove_file(&empty);
+    let port = port().to_string();
+    let key = key("id_ed25519").display().to_string();
+    let dest = dest();
+    let run = |kh: &str, extra: &[&str]| {
+        let mut args = vec!["ssh", "-p", &port, "-i", &key, "--known-hosts", kh];
+        args.extend_from_slice(extra);
+        args.extend([dest.as_str(), "echo", "in"]);
+        netkit(&args, b"", &[])
+    };
+    let out = run(empty.to_str().unwrap(), &[]);
+    assert_eq!(out.status.code(), Some(255));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("host key is not known") && err.contains("SHA256:"),
+        "{err}"
+    );
+    let out = run(empty.to_str().unwrap(), &["--accept-new"]);
+    assert_eq!(
+        out.stdout,
+        b"in\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(run(empty.to_str().unwrap(), &[]).stdout, b"in\n");
+    let contents = std::fs::read_to_string(&empty).unwrap();
+    let changed = dir.join("changed");
+    let forged: String = contents
+        .lines()
+        .map(|l| format!("{}AAAA\n", &l[..l.len() - 4]))
+        .collect();
+    std::fs::write(&changed, forged).unwrap();
+    let out = run(changed.to_str().unwrap(), &["--accept-new"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+    );
+}
+
+#[test]
+fn many_hosts_summary_and_json() {
+    let port = port().to_string();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let user = env("NETKIT_TEST_SSH_USER");
+    let hosts =
+        format!("{user}@127.0.0.1:{port},{user}@127.0.0.1:{closed},{user}@127.0.0.1:{port}");
+    let mut args = vec!["ssh".to_owned(), "--hosts".into(), hosts, "--json".into()];
+    args.extend(common());
+    args.extend(["--".into(), "echo".into(), "hello".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = netkit(&args, b"", &[]);
+    assert_eq!(out.status.code(), Some(1), "one host failed");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = doc.as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["stdout"], "hello\n");
+    assert_eq!(results[0]["exit_code"], 0);
+    assert!(
+        results[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect")
+    );
+    assert_eq!(results[2]["ok"], true);
+
+    let file = work_dir().join("ssh-hosts.txt");
+    std::fs::write(
+        &file,
+        format!("# web\n{user}@127.0.0.1:{port}\n\n{user}@127.0.0.1:{port}\n"),
+    )
+    .unwrap();
+    let mut args = vec![
+        "ssh".to_owned(),
+        "--hosts-file".into(),
+        file.display().to_string(),
+    ];
+    args.extend(common());
+    args.extend(["--".into(), "echo".into(), "line".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = netkit(&args, b"", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("127.0.0.1:{port} | line")), "{text}");
+    assert!(text.contains("status") && text.contains(" ok"), "{text}");
+}
+
+fn sftp(args: &[&str]) -> Output {
+    let port = port().to_string();
+    let mut all = vec![args[0], "-P", &port];
+    let common = common();
+    all.extend(common.iter().map(String::as_str));
+    all.extend_from_slice(&args[1..]);
+    let mut full = vec!["sftp"];
+    full.extend(all);
+    netkit(&full, b"", &[])
+}
+
+#[test]
+fn sftp_put_get_ls_mkdir_mv_rm() {
+    let base = remote_dir("sftp-cli");
+    let remote = |p: &str| format!("{}:{}/{p}", dest(), base.display());
+    let local = work_dir().join("sftp-cli-up.txt");
+    std::fs::write(&local, "uploaded by netkit\n").unwrap();
+    let ok = |out: Output| {
+        assert!(
+            out.status.success(),
+            "{:?} {} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        )
+    };
+    ok(sftp(&["mkdir", "-p", &remote("a/b")]));
+    ok(sftp(&["put", local.to_str().unwrap(), &remote("a/b")]));
+    assert_eq!(
+        std::fs::read_to_string(base.join("a/b/sftp-cli-up.txt")).unwrap(),
+        "uploaded by netkit\n"
+    );
+    let out = sftp(&["ls", "-l", &remote("a/b")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("-rw-r--r--") && text.contains("sftp-cli-up.txt"),
+        "{text}"
+    );
+    ok(sftp(&[
+        "mv",
+        &remote("a/b/sftp-cli-up.txt"),
+        &format!("{}/a/renamed.txt", base.display()),
+    ]));
+    let back = work_dir().join("sftp-cli-back.txt");
+    ok(sftp(&[
+        "get",
+        &remote("a/renamed.txt"),
+        back.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        std::fs::read_to_string(&back).unwrap(),
+        "uploaded by netkit\n"
+    );
+    ok(sftp(&["rm", &remote("a/renamed.txt")]));
+    let out = sftp(&["get", &remote("a/renamed.txt"), back.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no such file") && err.lines().count() == 1,
+        "{err}"
+    );
+    let out = sftp(&["ls", "not-a-remote-path"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn an_upload_killed_midway_leaves_no_target() {
+    let local = work_dir().join("sftp-kill.bin");
+    std::fs::File::create(&local)
+        .unwrap()
+        .set_len(512 << 20)
+        .unwrap();
+    let base = remote_dir("sftp-kill");
+    let target = base.join("big.bin");
+    let port = port().to_string();
+    let common = common();
+    let mut args = vec!["sftp", "put", "-P", &port];
+    args.extend(common.iter().map(String::as_str));
+    let remote = format!("{}:{}", dest(), target.display());
+    args.extend([local.to_str().unwrap(), remote.as_str()]);
+    let mut child = Command::new(netkit_bin())
+        .args(&args)
+        .env_remove("SSH_AUTH_SOCK")
+        .spawn()
+        .unwrap();
+    let temp = net_ssh::upload_temp_name(&target);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::metadata(&temp).map_or(0, |m| m.len()) < (16 << 20) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload did not start"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the upload ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!target.exists(), "a killed upload left a target file");
+    std::fs::remove_file(&local).unwrap();
+}

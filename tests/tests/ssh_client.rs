@@ -1,0 +1,312 @@
+//! net-ssh against a real OpenSSH sshd on 127.0.0.1.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use net_ssh::{Client, Error, HostKeyPolicy, Identity, Transfer};
+use netkit_tests::ssh::{config, key, keyed, port, remote_dir};
+use netkit_tests::{env, work_dir};
+use rand::RngCore as _;
+use sha2::Digest as _;
+
+#[test]
+fn every_authentication_method() {
+    let mut password = config();
+    password.password = Some(env("NETKIT_TEST_SSH_PASSWORD"));
+    Client::connect(&password).expect("password");
+    for name in ["id_ed25519", "id_ecdsa", "id_rsa", "id_rsa_pem"] {
+        let mut c = config();
+        c.identities = vec![Identity::new(key(name), None)];
+        Client::connect(&c).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let mut encrypted = config();
+    encrypted.identities = vec![Identity::new(
+        key("id_encrypted"),
+        Some(env("NETKIT_TEST_SSH_PASSPHRASE")),
+    )];
+    Client::connect(&encrypted).expect("encrypted key");
+    encrypted.identities = vec![Identity::new(key("id_encrypted"), Some("wrong".into()))];
+    let err = Client::connect(&encrypted)
+        .err()
+        .expect("wrong passphrase must fail");
+    assert!(matches!(err, Error::Key { .. }), "{err}");
+    assert!(err.to_string().contains("id_encrypted"), "{err}");
+}
+
+#[test]
+fn failures_list_what_was_tried_and_what_the_server_accepts() {
+    let mut c = config();
+    c.identities = vec![Identity::new(key("id_unknown"), None)];
+    c.password = Some("not the password".into());
+    let err = Client::connect(&c).err().expect("must fail");
+    let text = err.to_string();
+    assert!(matches!(err, Error::Auth { .. }), "{text}");
+    assert!(
+        text.contains("id_unknown") && text.contains("password") && text.contains("publickey"),
+        "{text}"
+    );
+}
+
+#[test]
+fn host_key_policies() {
+    let dir = work_dir().join("ssh-known-hosts");
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty");
+    let _ = std::fs::remove_file(&empty);
+
+    let mut strict = keyed();
+    strict.known_hosts = empty.clone();
+    let err = Client::connect(&strict)
+        .err()
+        .expect("unknown host must be refused");
+    let text = err.to_string();
+    assert!(
+        matches!(err, Error::UnknownHostKey { .. }) && text.contains("SHA256:"),
+        "{text}"
+    );
+
+    let mut accept = strict.clone();
+    accept.host_key_policy = HostKeyPolicy::AcceptNew;
+    let client = Client::connect(&accept).expect("accept-new adds the key");
+    let line = std::fs::read_to_string(&empty).unwrap();
+    assert!(
+        line.starts_with(&format!("[127.0.0.1]:{} ", port())),
+        "{line}"
+    );
+    assert!(
+        text.contains(&client.fingerprint()),
+        "the refusal must show the fingerprint: {text}"
+    );
+    Client::connect(&strict).expect("now known");
+
+    // A changed key: the file holds another key for this host.
+    let changed = dir.join("changed");
+    let other = std::fs::read_to_string(key("id_unknown").with_extension("pub")).unwrap();
+    let mut fields = other.split_whitespace();
+    std::fs::write(
+        &changed,
+        format!(
+            "[127.0.0.1]:{} {} {}\n",
+            port(),
+            fields.next().unwrap(),
+            fields.next().unwrap()
+        ),
+    )
+    .unwrap();
+    for policy in [HostKeyPolicy::Strict, HostKeyPolicy::AcceptNew] {
+        let mut c = keyed();
+        c.known_hosts = changed.clone();
+        c.host_key_policy = policy;
+        let err = Client::connect(&c)
+            .err()
+            .expect("a changed key must be refused");
+        assert!(
+            matches!(err, Error::HostKeyChanged { .. }),
+            "{policy:?}: {err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        );
+    }
+    let mut insecure = keyed();
+    insecure.known_hosts = changed;
+    insecure.host_key_policy = HostKeyPolicy::Insecure;
+    Client::connect(&insecure).expect("insecure accepts anything");
+}
+
+#[test]
+fn exec_exit_codes_signals_stdin_and_separate_streams() {
+    let client = Client::connect(&keyed()).unwrap();
+    let out = client.exec("echo out; echo err >&2; exit 3", b"").unwrap();
+    assert_eq!((out.status.code, out.status.signal.as_deref()), (3, None));
+    assert_eq!(
+        (out.stdout.as_slice(), out.stderr.as_slice()),
+        (&b"out\n"[..], &b"err\n"[..])
+    );
+    let out = client.exec("kill -TERM $$", b"").unwrap();
+    assert_eq!(out.status.signal.as_deref(), Some("TERM"));
+    assert!(!out.status.success());
+    let out = client.exec("tr a-z A-Z", b"hello stdin").unwrap();
+    assert_eq!(out.stdout, b"HELLO STDIN");
+    assert!(out.status.success());
+}
+
+#[test]
+fn fifty_mib_on_both_streams_does_not_deadlock() {
+    let client = Client::connect(&keyed()).unwrap();
+    let started = Instant::now();
+    let cmd = "head -c 52428800 /dev/zero | tr '\\0' o & head -c 52428800 /dev/zero | tr '\\0' e >&2; wait";
+    let out = client.exec(cmd, b"").unwrap();
+    assert_eq!((out.stdout.len(), out.stderr.len()), (50 << 20, 50 << 20));
+    assert!(out.stdout.iter().all(|&b| b == b'o') && out.stderr.iter().all(|&b| b == b'e'));
+    assert!(started.elapsed() < Duration::from_secs(120));
+}
+
+#[test]
+fn a_silent_server_times_out() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut c = keyed();
+    c.port = listener.local_addr().unwrap().port();
+    c.timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let err = Client::connect(&c).err().expect("no SSH server there");
+    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    drop(listener);
+}
+
+fn sha(path: &Path) -> Vec<u8> {
+    let mut hasher = sha2::Sha256::new();
+    let mut file = std::fs::File::open(path).unwrap();
+    std::io::copy(&mut file, &mut hasher).unwrap();
+    hasher.finalize().to_vec()
+}
+
+#[test]
+fn sftp_round_trip_of_256_mib() {
+    let local = work_dir().join("sftp-256.bin");
+    {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&local).unwrap());
+        let mut chunk = vec![0u8; 1 << 20];
+        for _ in 0..256 {
+            rand::rng().fill_bytes(&mut chunk);
+            std::io::Write::write_all(&mut file, &chunk).unwrap();
+        }
+    }
+    let remote = remote_dir("sftp-256").join("big.bin");
+    let client = Client::connect(&keyed()).unwrap();
+    let mut last = 0;
+    client
+        .put(&local, &remote, Transfer::default(), &mut |done, _| {
+            last = done
+        })
+        .unwrap();
+    assert_eq!(last, 256 << 20);
+    let back = work_dir().join("sftp-256.back");
+    client
+        .get(&remote, &back, Transfer::default(), &mut |_, _| {})
+        .unwrap();
+    assert_eq!(sha(&local), sha(&back));
+    assert_eq!(sha(&local), sha(&remote));
+    std::fs::remove_file(&local).unwrap();
+    std::fs::remove_file(&back).unwrap();
+}
+
+#[test]
+fn sftp_directories_and_file_management() {
+    let base = remote_dir("sftp-manage");
+    let local = work_dir().join("sftp-tree");
+    let _ = std::fs::remove_dir_all(&local);
+    std::fs::create_dir_all(local.join("sub/deeper")).unwrap();
+    std::fs::write(local.join("a.txt"), "a").unwrap();
+    std::fs::write(local.join("sub/b.txt"), "b").unwrap();
+    std::fs::write(local.join("sub/deeper/c.txt"), "c").unwrap();
+    let client = Client::connect(&keyed()).unwrap();
+    client
+        .put(
+            &local,
+            &base.join("tree"),
+            Transfer::new(true, true),
+            &mut |_, _| {},
+        )
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(base.join("tree/sub/deeper/c.txt")).unwrap(),
+        "c"
+    );
+    let names: Vec<String> = client
+        .ls(&base.join("tree"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["a.txt", "sub"]);
+    let back = work_dir().join("sftp-tree-back");
+    let _ = std::fs::remove_dir_all(&back);
+    client
+        .get(
+            &base.join("tree"),
+            &back,
+            Transfer::new(true, false),
+            &mut |_, _| {},
+        )
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(back.join("sub/b.txt")).unwrap(),
+        "b"
+    );
+
+    client.mkdir(&base.join("x/y/z"), true).unwrap();
+    client
+        .mkdir(&base.join("x/y/z"), true)
+        .expect("mkdir -p of an existing directory is fine");
+    assert!(client.stat(&base.join("x/y/z")).unwrap().is_dir);
+    client
+        .rename(&base.join("tree/a.txt"), &base.join("x/moved.txt"))
+        .unwrap();
+    assert_eq!(client.stat(&base.join("x/moved.txt")).unwrap().size, 1);
+    client.chmod(&base.join("x/moved.txt"), 0o600).unwrap();
+    assert_eq!(
+        client.stat(&base.join("x/moved.txt")).unwrap().mode & 0o777,
+        0o600
+    );
+    client.rm(&base.join("x/moved.txt")).unwrap();
+    client.rmdir(&base.join("x/y/z")).unwrap();
+    assert!(matches!(
+        client.stat(&base.join("x/moved.txt")),
+        Err(Error::NoSuchFile { .. })
+    ));
+    assert!(matches!(
+        client.get(
+            &base.join("missing"),
+            &work_dir().join("m"),
+            Transfer::default(),
+            &mut |_, _| {}
+        ),
+        Err(Error::NoSuchFile { .. })
+    ));
+    assert!(!work_dir().join("m").exists() && !work_dir().join("m.part").exists());
+    assert!(matches!(
+        client.put(
+            &local.join("a.txt"),
+            Path::new("/root/nope.txt"),
+            Transfer::default(),
+            &mut |_, _| {}
+        ),
+        Err(Error::PermissionDenied { .. })
+    ));
+}
+
+#[test]
+fn many_hosts_with_some_unreachable() {
+    let mut hosts = Vec::new();
+    for _ in 0..50 {
+        hosts.push(keyed());
+    }
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for i in [3, 17, 40] {
+        hosts[i].port = closed;
+    }
+    let results = net_ssh::run_many(&hosts, "echo hi; exit 0", 50);
+    assert_eq!(results.len(), 50);
+    for (i, result) in results.iter().enumerate() {
+        if [3, 17, 40].contains(&i) {
+            assert!(
+                matches!(result.outcome, Err(Error::Connect { .. })),
+                "{i}: {:?}",
+                result.outcome
+            );
+            assert!(result.host.ends_with(&format!(":{closed}")));
+        } else {
+            let out = result
+                .outcome
+                .as_ref()
+                .unwrap_or_else(|e| panic!("{i}: {e}"));
+            assert_eq!(out.stdout, b"hi\n");
+        }
+    }
+}

@@ -390,3 +390,22 @@ fn downloads_write_the_file_and_resume_after_a_kill() {
     );
     assert!(!dir.join("nope").exists());
 }
+
+#[test]
+fn verify_flag() {
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    std::fs::write(root.join("tls-cli.txt"), "tls cli\n").unwrap();
+    let url = format!("{}/tls-cli.txt", env("NETKIT_TEST_NGINX_TLS_URL"));
+    let out = http(&[&url]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("TLS"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        http(&["--verify", &env("NETKIT_TEST_NGINX_CA"), &url]).stdout,
+        b"tls cli\n"
+    );
+    assert_eq!(http(&["--verify", "no", &url]).stdout, b"tls cli\n");
+}

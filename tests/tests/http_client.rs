@@ -536,3 +536,35 @@ fn bad_urls_and_unreachable_hosts_are_typed_errors() {
         "{err:?}"
     );
 }
+
+#[test]
+fn tls_is_verified_unless_told_otherwise() {
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    std::fs::write(root.join("tls.txt"), "over tls\n").unwrap();
+    let url = format!("{}/tls.txt", env("NETKIT_TEST_NGINX_TLS_URL"));
+    let err = client().get(&url).unwrap().send().unwrap_err();
+    assert!(
+        matches!(err, Error::Tls { .. }),
+        "an unknown CA must be refused: {err:?}"
+    );
+    let trusted = client_with(|c| c.ca_file = Some(env("NETKIT_TEST_NGINX_CA").into()));
+    assert_eq!(
+        trusted.get(&url).unwrap().send().unwrap().text().unwrap(),
+        "over tls\n"
+    );
+    let insecure = client_with(|c| c.insecure = true);
+    assert_eq!(insecure.get(&url).unwrap().send().unwrap().status(), 200);
+}
+
+#[test]
+fn text_honours_the_charset() {
+    let server = EchoServer::start();
+    let text = client()
+        .get(&server.url("/latin1"))
+        .unwrap()
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(text, "café");
+}

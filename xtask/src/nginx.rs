@@ -7,6 +7,9 @@
 //! - `/status/CODE`: an empty response with that status (200, 201, 204, 301, 302, 400, 401,
 //!   403, 404, 418, 429, 500, 502, 503);
 //! - `/redirect/N`: a 302 chain to `/redirect/N-1`, ending at `/hello.txt`.
+//!
+//! The same root is served over TLS at `NETKIT_TEST_NGINX_TLS_URL` with a certificate for
+//! 127.0.0.1 signed by a throwaway CA, `NETKIT_TEST_NGINX_CA` (a PEM file).
 
 use std::path::Path;
 use std::process::Command;
@@ -15,11 +18,17 @@ use crate::provision::Need;
 use crate::service::{self, Service, Started};
 use crate::test::path_str;
 
-/// What nginx needs installed.
-pub const NEEDS: &[Need] = &[Need {
-    probe: "nginx",
-    package: "nginx-light",
-}];
+/// What nginx (and its test certificates) need installed.
+pub const NEEDS: &[Need] = &[
+    Need {
+        probe: "nginx",
+        package: "nginx-light",
+    },
+    Need {
+        probe: "openssl",
+        package: "openssl",
+    },
+];
 
 /// Starts nginx on a free 127.0.0.1 port; sets `NETKIT_TEST_NGINX_URL` and `NETKIT_TEST_NGINX_ROOT`.
 pub fn start(work: &Path) -> anyhow::Result<Started> {
@@ -29,6 +38,8 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
     std::fs::create_dir_all(&root)?;
     std::fs::write(root.join("hello.txt"), "hello from nginx\n")?;
     let port = service::free_port()?;
+    let tls_port = service::free_port()?;
+    make_certificates(&dir)?;
     let statuses: String = [
         200, 201, 204, 301, 302, 400, 401, 403, 404, 418, 429, 500, 502, 503,
     ]
@@ -75,6 +86,12 @@ http {{
         root {r};
         location /slow/ {{ alias {r}/; limit_rate 4m; }}
 {statuses}{redirects}    }}
+    server {{
+        listen 127.0.0.1:{tls_port} ssl;
+        ssl_certificate {d}/server.pem;
+        ssl_certificate_key {d}/server.key;
+        root {r};
+    }}
 }}
 "
     );
@@ -106,6 +123,83 @@ http {{
                 format!("http://127.0.0.1:{port}"),
             ),
             ("NETKIT_TEST_NGINX_ROOT".into(), r),
+            (
+                "NETKIT_TEST_NGINX_TLS_URL".into(),
+                format!("https://127.0.0.1:{tls_port}"),
+            ),
+            ("NETKIT_TEST_NGINX_CA".into(), format!("{d}/ca.pem")),
         ],
     })
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it (rustls refuses a self-signed
+/// leaf as its own trust anchor).
+fn make_certificates(dir: &Path) -> anyhow::Result<()> {
+    let openssl =
+        |args: &[&str]| service::run_ok(Command::new("openssl").args(args).current_dir(dir));
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &[
+                "req",
+                "-x509",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=netkit test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ][..],
+            &ec,
+        ]
+        .concat(),
+    )?;
+    openssl(
+        &[
+            &[
+                "req",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ][..],
+            &ec,
+        ]
+        .concat(),
+    )?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "server.pem",
+        "-extfile",
+        "server.ext",
+    ])
 }

@@ -159,8 +159,13 @@ impl Error {
     pub(crate) fn from_io(url: String, e: &std::io::Error) -> Error {
         use std::io::ErrorKind as K;
         // std reports resolver failures (getaddrinfo) as an uncategorized error.
-        if e.to_string().contains("failed to lookup address") {
+        let text = e.to_string();
+        if text.contains("failed to lookup address") {
             return Error::Dns { url };
+        }
+        // rustls failures reach us wrapped in io::Error when they happen inside a read.
+        if text.contains("peer certificate") || text.contains("TLS") || text.contains("handshake") {
+            return Error::Tls { url, reason: text };
         }
         match e.kind() {
             K::ConnectionRefused

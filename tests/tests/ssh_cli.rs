@@ -336,3 +336,65 @@ fn an_upload_killed_midway_leaves_no_target() {
     assert!(!target.exists(), "a killed upload left a target file");
     std::fs::remove_file(&local).unwrap();
 }
+
+#[test]
+fn host_aliases_from_an_ssh_config_file() {
+    let file = work_dir().join("ssh-config");
+    std::fs::write(
+        &file,
+        format!(
+            "Host netkit-alias\n    HostName 127.0.0.1\n    Port {}\n    User {}\n    IdentityFile {}\n    ForwardAgent no\n",
+            port(),
+            env("NETKIT_TEST_SSH_USER"),
+            key("id_ecdsa").display()
+        ),
+    )
+    .unwrap();
+    let kh = env("NETKIT_TEST_SSH_KNOWN_HOSTS");
+    let f = file.to_str().unwrap();
+    let out = netkit(
+        &[
+            "ssh",
+            "-F",
+            f,
+            "--known-hosts",
+            &kh,
+            "netkit-alias",
+            "whoami",
+        ],
+        b"",
+        &[],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        env("NETKIT_TEST_SSH_USER"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = netkit(
+        &[
+            "ssh",
+            "-F",
+            f,
+            "--known-hosts",
+            &kh,
+            "no-such-alias.invalid",
+            "true",
+        ],
+        b"",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(255));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines().count() == 1 && err.contains("no-such-alias.invalid"),
+        "{err}"
+    );
+    let out = netkit(
+        &["ssh", "-F", "/no/such/config", "netkit-alias", "true"],
+        b"",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/config"));
+}

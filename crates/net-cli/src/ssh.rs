@@ -31,6 +31,9 @@ pub struct ConnectArgs {
     /// Accept any host key. Dangerous.
     #[arg(long)]
     insecure: bool,
+    /// OpenSSH client config for Host aliases [default: ~/.ssh/config].
+    #[arg(short = 'F', value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
     /// Seconds to wait for the server in any one step.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     timeout: u64,
@@ -39,7 +42,7 @@ pub struct ConnectArgs {
 impl ConnectArgs {
     /// The connection config for `dest` (`[user@]host[:port]`); `port` applies when DEST has none.
     pub fn config(&self, dest: &str, port: Option<u16>) -> Result<Config, Failure> {
-        let mut config = Config::from_destination(dest).map_err(own)?;
+        let mut config = Config::resolve(dest, self.ssh_config.as_deref()).map_err(own)?;
         if let Some(port) = port
             && !dest.contains(':')
         {
@@ -64,6 +67,12 @@ impl ConnectArgs {
         config.timeout = secs;
         config.connect_timeout = secs.min(Duration::from_secs(10));
         let passphrase = std::env::var("NETKIT_SSH_PASSPHRASE").ok();
+        for identity in &mut config.identities {
+            identity.passphrase.clone_from(&passphrase);
+        }
+        if !self.identity.is_empty() {
+            config.identities.clear();
+        }
         for path in &self.identity {
             std::fs::metadata(path).map_err(|e| own(anyhow!("{}: {e}", path.display())))?;
             config

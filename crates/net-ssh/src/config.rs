@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::Error;
@@ -118,6 +118,53 @@ impl Config {
         }
         if let Some(port) = port {
             config.port = port;
+        }
+        Ok(config)
+    }
+
+    /// Parses `dest` like [`Config::from_destination`], then applies the `Host` block of an
+    /// OpenSSH client config (`HostName`, `User`, `Port`, `IdentityFile`) that matches its
+    /// host: `ssh_config`, or `~/.ssh/config` when it exists. What `dest` says wins.
+    ///
+    /// # Errors
+    /// [`Error::BadDestination`]; [`Error::SshConfig`] when the file cannot be read or parsed.
+    pub fn resolve(dest: &str, ssh_config: Option<&Path>) -> Result<Config, Error> {
+        let mut config = Config::from_destination(dest)?;
+        let default = home().join(".ssh/config");
+        let path = match ssh_config {
+            Some(path) => path,
+            None if default.exists() => default.as_path(),
+            None => return Ok(config),
+        };
+        let bad = |reason: String| Error::SshConfig {
+            path: path.to_owned(),
+            reason,
+        };
+        let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+        let rules = ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS
+            | ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
+        let parsed = ssh2_config::SshConfig::default()
+            .parse(&mut std::io::BufReader::new(file), rules)
+            .map_err(|e| bad(e.to_string()))?;
+        let params = parsed.query(&config.host);
+        let (user_given, port_given) = (
+            dest.contains('@'),
+            dest.rsplit_once(']').map_or(dest, |(_, p)| p).contains(':'),
+        );
+        if let Some(host) = params.host_name {
+            config.host = host;
+        }
+        if let (Some(user), false) = (params.user, user_given) {
+            config.user = user;
+        }
+        if let (Some(port), false) = (params.port, port_given) {
+            config.port = port;
+        }
+        if let Some(files) = params.identity_file {
+            config.identities = files
+                .into_iter()
+                .map(|path| Identity::new(path, None))
+                .collect();
         }
         Ok(config)
     }

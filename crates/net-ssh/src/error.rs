@@ -53,6 +53,14 @@ pub enum Error {
         /// The file consulted.
         known_hosts: PathBuf,
     },
+    /// The OpenSSH client config could not be read or parsed.
+    #[error("{}: bad ssh config: {reason}", path.display())]
+    SshConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// known_hosts could not be read or written.
     #[error("{}: {reason}", path.display())]
     KnownHosts {

@@ -398,3 +398,61 @@ fn host_aliases_from_an_ssh_config_file() {
     assert_eq!(out.status.code(), Some(255));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/config"));
 }
+
+#[test]
+fn local_forwarding_carries_bytes_both_ways_while_the_command_runs() {
+    let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
+    let lport = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let spec = format!("{lport}:127.0.0.1:{}", echo.addrs[0].port());
+    let port = port().to_string();
+    let common = common();
+    let mut args = vec!["ssh", "-p", &port, "-L", &spec];
+    args.extend(common.iter().map(String::as_str));
+    let dest = dest();
+    args.extend([dest.as_str(), "sleep", "3"]);
+    let mut child = Command::new(netkit_bin())
+        .args(&args)
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut stream = loop {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", lport)) {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the forward never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i * 13 % 256) as u8).collect();
+    let mut writer = stream.try_clone().unwrap();
+    let sent = data.clone();
+    let feeder = std::thread::spawn(move || {
+        writer.write_all(&sent).unwrap();
+        writer.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::new();
+    std::io::Read::read_to_end(&mut stream, &mut back).unwrap();
+    feeder.join().unwrap();
+    assert!(
+        back == data,
+        "{} of {} bytes came back",
+        back.len(),
+        data.len()
+    );
+    assert!(child.wait().unwrap().success());
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", lport)).is_err(),
+        "the forward outlived the command"
+    );
+}

@@ -125,6 +125,9 @@ pub struct Args {
     login: Option<String>,
     #[command(flatten)]
     connect: ConnectArgs,
+    /// Forward a local port to HOST:PORT as seen from the server, while COMMAND runs.
+    #[arg(short = 'L', value_name = "[BIND:]LPORT:HOST:PORT")]
+    forward: Vec<String>,
     /// Run on these hosts ([user@]host[:port], comma-separated) instead of DEST.
     #[arg(
         long,
@@ -185,6 +188,19 @@ pub fn run(mut args: Args) -> Outcome {
     }
     let mut config = args.connect.config(dest, args.port)?;
     let client = connect(&mut config)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut forwards = Vec::new();
+    for spec in &args.forward {
+        let (bind, host, port) = parse_forward(spec).map_err(own)?;
+        let listener = std::net::TcpListener::bind(&bind)
+            .map_err(|e| own(anyhow!("-L {spec}: cannot listen on {bind}: {e}")))?;
+        // A session of its own: libssh2 serialises each session's calls.
+        let tunnel = connect(&mut config)?;
+        let stop = std::sync::Arc::clone(&stop);
+        forwards.push(std::thread::spawn(move || {
+            tunnel.forward_local(&listener, &host, port, &stop)
+        }));
+    }
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin().lock();
@@ -209,6 +225,12 @@ pub fn run(mut args: Args) -> Outcome {
             },
         )
         .map_err(own)?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for forward in forwards {
+        if let Ok(Err(e)) = forward.join() {
+            log::warn!("forwarding: {e}");
+        }
+    }
     if let Some(signal) = status.signal {
         eprintln!("netkit: remote command killed by signal {signal}");
         return Ok(ExitCode::from(OWN_ERROR));
@@ -216,6 +238,25 @@ pub fn run(mut args: Args) -> Outcome {
     Ok(ExitCode::from(
         u8::try_from(status.code).unwrap_or(OWN_ERROR),
     ))
+}
+
+/// `[BIND:]LPORT:HOST:PORT` (BIND defaults to 127.0.0.1) into the listen address, host, port.
+fn parse_forward(spec: &str) -> anyhow::Result<(String, String, u16)> {
+    let bad = || anyhow!("bad -L {spec:?}: expected [BIND:]LPORT:HOST:PORT");
+    let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
+    let [port, host, rest] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let (bind, lport) = match rest.rsplit_once(':') {
+        Some((bind, lport)) => (bind, lport),
+        None => ("127.0.0.1", *rest),
+    };
+    let lport: u16 = lport.parse().map_err(|_| bad())?;
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((format!("{bind}:{lport}"), (*host).to_owned(), port))
 }
 
 fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {

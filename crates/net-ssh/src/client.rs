@@ -191,6 +191,18 @@ impl Client {
             if session.userauth_password(user, password).is_ok() && session.authenticated() {
                 return Ok(());
             }
+            // Servers that take passwords only through PAM offer keyboard-interactive.
+            if accepted.contains("keyboard-interactive") {
+                tried.push("keyboard-interactive".to_owned());
+                let mut answer = PasswordPrompt(password);
+                if session
+                    .userauth_keyboard_interactive(user, &mut answer)
+                    .is_ok()
+                    && session.authenticated()
+                {
+                    return Ok(());
+                }
+            }
         }
         Err(Error::Auth {
             host: self.host.clone(),
@@ -198,6 +210,29 @@ impl Client {
             tried,
             accepted,
         })
+    }
+}
+
+/// Answers every keyboard-interactive prompt that hides its echo with the password.
+struct PasswordPrompt<'a>(&'a str);
+
+impl ssh2::KeyboardInteractivePrompt for PasswordPrompt<'_> {
+    fn prompt<'b>(
+        &mut self,
+        _user: &str,
+        _instructions: &str,
+        prompts: &[ssh2::Prompt<'b>],
+    ) -> Vec<String> {
+        prompts
+            .iter()
+            .map(|p| {
+                if p.echo {
+                    String::new()
+                } else {
+                    self.0.to_owned()
+                }
+            })
+            .collect()
     }
 }
 

@@ -18,6 +18,7 @@ mod client;
 mod config;
 mod error;
 mod exec;
+mod forward;
 mod many;
 mod sftp;
 

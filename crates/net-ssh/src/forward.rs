@@ -1,0 +1,182 @@
+//! Local port forwarding (`ssh -L`): each connection accepted on a local listener is carried
+//! over a direct-tcpip channel to a host and port as seen from the server.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::AsFd as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use crate::Error;
+use crate::client::Client;
+
+const CHUNK: usize = 32 * 1024;
+/// LIBSSH2_ERROR_EAGAIN: the non-blocking session would block.
+const EAGAIN: ssh2::ErrorCode = ssh2::ErrorCode::Session(-37);
+
+/// One forwarded connection.
+struct Tunnel {
+    tcp: TcpStream,
+    channel: ssh2::Channel,
+    /// Bytes read from the client, not yet written to the channel.
+    up: Vec<u8>,
+    /// Bytes read from the channel, not yet written to the client.
+    down: Vec<u8>,
+    client_eof: bool,
+    eof_sent: bool,
+    closed: bool,
+}
+
+impl Client {
+    /// Forwards connections accepted on `listener` to `host:port` through the server, until
+    /// `stop` is set. Uses this client's session for nothing else meanwhile.
+    ///
+    /// # Errors
+    /// [`Error::Local`] when the listener fails; a connection the server refuses to forward
+    /// is closed and logged, the others go on.
+    pub fn forward_local(
+        &self,
+        listener: &TcpListener,
+        host: &str,
+        port: u16,
+        stop: &AtomicBool,
+    ) -> Result<(), Error> {
+        let local_err = |source| Error::Local {
+            path: "forwarding listener".into(),
+            source,
+        };
+        listener.set_nonblocking(true).map_err(local_err)?;
+        self.session.set_blocking(false);
+        let mut tunnels: Vec<Tunnel> = Vec::new();
+        let mut buf = vec![0; CHUNK];
+        while !stop.load(Ordering::Relaxed) {
+            let mut progress = false;
+            match listener.accept() {
+                Ok((tcp, _)) => {
+                    progress = true;
+                    match self.open_tunnel(host, port) {
+                        Ok(channel) => {
+                            let _ = tcp.set_nonblocking(true);
+                            let _ = tcp.set_nodelay(true);
+                            tunnels.push(Tunnel {
+                                tcp,
+                                channel,
+                                up: Vec::new(),
+                                down: Vec::new(),
+                                client_eof: false,
+                                eof_sent: false,
+                                closed: false,
+                            });
+                        }
+                        Err(e) => log::warn!("forward to {host}:{port}: {e}"),
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    self.session.set_blocking(true);
+                    return Err(local_err(e));
+                }
+            }
+            for tunnel in &mut tunnels {
+                progress |= tunnel.pump(&mut buf);
+            }
+            tunnels.retain(|t| !t.closed);
+            if !progress {
+                let mut fds = vec![
+                    PollFd::new(self.socket.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+                ];
+                fds.extend(
+                    tunnels
+                        .iter()
+                        .map(|t| PollFd::new(t.tcp.as_fd(), PollFlags::POLLIN)),
+                );
+                let _ = poll(&mut fds, PollTimeout::from(50u16));
+            }
+        }
+        self.session.set_blocking(true);
+        Ok(())
+    }
+
+    fn open_tunnel(&self, host: &str, port: u16) -> Result<ssh2::Channel, Error> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            match self.session.channel_direct_tcpip(host, port, None) {
+                Ok(channel) => return Ok(channel),
+                Err(e) if e.code() == EAGAIN && Instant::now() < deadline => {
+                    let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
+                    let _ = poll(&mut fds, PollTimeout::from(20u16));
+                }
+                Err(e) => return Err(Error::ssh(&self.host, &e)),
+            }
+        }
+    }
+}
+
+impl Tunnel {
+    /// Moves what can move without blocking; returns whether anything did.
+    fn pump(&mut self, buf: &mut [u8]) -> bool {
+        let mut progress = false;
+        if self.up.is_empty() && !self.client_eof {
+            match self.tcp.read(buf) {
+                Ok(0) => {
+                    self.client_eof = true;
+                    progress = true;
+                }
+                Ok(n) => {
+                    self.up.extend_from_slice(&buf[..n]);
+                    progress = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => self.closed = true,
+            }
+        }
+        if !self.up.is_empty() {
+            match self.channel.write(&self.up) {
+                Ok(n) => {
+                    self.up.drain(..n);
+                    progress = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => self.closed = true,
+            }
+        }
+        if self.client_eof && self.up.is_empty() && !self.eof_sent {
+            match self.channel.send_eof() {
+                Ok(()) => self.eof_sent = true,
+                Err(e) if e.code() == EAGAIN => {}
+                Err(_) => self.eof_sent = true,
+            }
+        }
+        if self.down.is_empty() {
+            match self.channel.read(buf) {
+                Ok(0) if self.channel.eof() => {
+                    let _ = self.tcp.shutdown(Shutdown::Write);
+                    if self.client_eof {
+                        self.closed = true;
+                    }
+                }
+                Ok(0) => {}
+                Ok(n) => {
+                    self.down.extend_from_slice(&buf[..n]);
+                    progress = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => self.closed = true,
+            }
+        }
+        if !self.down.is_empty() {
+            match self.tcp.write(&self.down) {
+                Ok(n) => {
+                    self.down.drain(..n);
+                    progress = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => self.closed = true,
+            }
+        }
+        progress
+    }
+}

@@ -310,3 +310,18 @@ fn many_hosts_with_some_unreachable() {
         }
     }
 }
+
+#[test]
+fn silent_commands_may_outlive_the_step_timeout_and_exec_timeout_stops_them() {
+    let mut c = keyed();
+    c.timeout = Duration::from_secs(1);
+    let client = Client::connect(&c).unwrap();
+    let out = client.exec("sleep 2; echo done", b"").unwrap();
+    assert_eq!(out.stdout, b"done\n");
+    c.exec_timeout = Some(Duration::from_secs(1));
+    let client = Client::connect(&c).unwrap();
+    let started = Instant::now();
+    let err = client.exec("sleep 30", b"").unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

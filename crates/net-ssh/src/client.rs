@@ -20,6 +20,7 @@ pub struct Client {
     pub(crate) socket: TcpStream,
     pub(crate) host: String,
     pub(crate) timeout: std::time::Duration,
+    pub(crate) exec_timeout: Option<std::time::Duration>,
 }
 
 impl Client {
@@ -54,6 +55,7 @@ impl Client {
         };
         // One exec round trip: 48 ms without TCP_NODELAY, 4 ms with it.
         let _ = stream.set_nodelay(true);
+        set_keepalive(&stream, config.keepalive);
         let socket = stream.try_clone().map_err(|source| Error::Connect {
             host: target.clone(),
             source,
@@ -70,6 +72,7 @@ impl Client {
             socket,
             host,
             timeout: config.timeout,
+            exec_timeout: config.exec_timeout,
         };
         client.check_host_key(config)?;
         client.authenticate(config)?;
@@ -233,6 +236,19 @@ impl ssh2::KeyboardInteractivePrompt for PasswordPrompt<'_> {
                 }
             })
             .collect()
+    }
+}
+
+/// TCP keepalive probes so that a dead peer breaks the connection even when nothing is sent.
+fn set_keepalive(stream: &TcpStream, every: std::time::Duration) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    let secs = u32::try_from(every.as_secs().max(1)).unwrap_or(u32::MAX);
+    let set = setsockopt(stream, sockopt::KeepAlive, &true)
+        .and_then(|()| setsockopt(stream, sockopt::TcpKeepIdle, &secs))
+        .and_then(|()| setsockopt(stream, sockopt::TcpKeepInterval, &secs))
+        .and_then(|()| setsockopt(stream, sockopt::TcpKeepCount, &3));
+    if let Err(e) = set {
+        log::debug!("TCP keepalive: {e}");
     }
 }
 

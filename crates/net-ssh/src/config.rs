@@ -27,8 +27,15 @@ pub struct Config {
     pub user: String,
     /// Time to open the TCP connection (default 10 s).
     pub connect_timeout: Duration,
-    /// Longest wait for the server in any one operation (default 30 s).
+    /// Longest wait for the server in any one protocol step (handshake, auth, SFTP call;
+    /// default 30 s).
     pub timeout: Duration,
+    /// Longest run of a command started by [`Client::exec`](crate::Client::exec)
+    /// (default: none; a silent command may run as long as it likes).
+    pub exec_timeout: Option<Duration>,
+    /// TCP keepalive probing interval: a dead peer is noticed after about three times this
+    /// without an answer, even while a command is silent (default 15 s).
+    pub keepalive: Duration,
     /// The known_hosts file (default `~/.ssh/known_hosts`).
     pub known_hosts: PathBuf,
     /// The host-key policy.
@@ -76,6 +83,8 @@ impl Config {
             user: std::env::var("USER").unwrap_or_else(|_| "root".to_owned()),
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(30),
+            exec_timeout: None,
+            keepalive: Duration::from_secs(15),
             known_hosts: home().join(".ssh/known_hosts"),
             host_key_policy: HostKeyPolicy::Strict,
             identities: Vec::new(),

@@ -47,8 +47,8 @@ impl Client {
     /// Runs `command`, feeding it `stdin` (then EOF), and collects stdout and stderr apart.
     ///
     /// # Errors
-    /// [`Error::Timeout`] when the server goes silent for longer than the timeout while the
-    /// command runs; [`Error::Ssh`] for channel failures.
+    /// [`Error::Timeout`] when the command runs longer than the config's `exec_timeout`;
+    /// [`Error::Ssh`] for channel failures (a dead peer is noticed by TCP keepalive).
     pub fn exec(&self, command: &str, stdin: &[u8]) -> Result<Output, Error> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         if !stdin.is_empty() {
@@ -75,8 +75,7 @@ impl Client {
     /// Runs `command`, handing output chunks to the callbacks as they arrive.
     ///
     /// `stdin` yields chunks to send; when its sender is dropped, EOF is sent. `None` sends
-    /// EOF at once. A command that runs silently for long is fine as long as the server
-    /// answers; the timeout applies to the server going silent.
+    /// EOF at once. A command may stay silent as long as it likes unless `exec_timeout` is set.
     ///
     /// # Errors
     /// [`Error::Timeout`], [`Error::Ssh`].
@@ -113,7 +112,7 @@ impl Client {
         let mut stdin = stdin;
         let mut eof_sent = false;
         let (mut out_done, mut err_done) = (false, false);
-        let mut last_progress = Instant::now();
+        let started = Instant::now();
         loop {
             let mut progress = false;
             // stdin: refill, write what the window takes, then EOF.
@@ -181,13 +180,14 @@ impl Client {
                 return Ok(());
             }
             if progress {
-                last_progress = Instant::now();
                 continue;
             }
-            if last_progress.elapsed() > self.timeout {
+            if let Some(limit) = self.exec_timeout
+                && started.elapsed() > limit
+            {
                 return Err(Error::Timeout {
                     host: self.host.clone(),
-                    what: "waiting for the command's output".into(),
+                    what: format!("the command ran longer than {limit:?}"),
                 });
             }
             // Nothing moved: sleep until the socket is ready (or briefly, for local stdin).

@@ -325,3 +325,65 @@ fn silent_commands_may_outlive_the_step_timeout_and_exec_timeout_stops_them() {
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn keyboard_interactive_carries_the_password() {
+    let mut c = config();
+    c.port = env("NETKIT_TEST_SSH_KBD_PORT").parse().unwrap();
+    c.password = Some(env("NETKIT_TEST_SSH_PASSWORD"));
+    let client = Client::connect(&c).expect("keyboard-interactive with the password");
+    assert!(client.exec("true", b"").unwrap().status.success());
+    c.password = Some("wrong".into());
+    let err = Client::connect(&c)
+        .err()
+        .expect("a wrong password must fail");
+    assert!(err.to_string().contains("keyboard-interactive"), "{err}");
+}
+
+#[test]
+fn hashed_known_hosts_entries_match() {
+    let hashed = work_dir().join("ssh-known-hosts-hashed");
+    std::fs::copy(env("NETKIT_TEST_SSH_KNOWN_HOSTS"), &hashed).unwrap();
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-H", "-f"])
+        .arg(&hashed)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&hashed).unwrap();
+    assert!(
+        text.starts_with("|1|") && !text.contains("127.0.0.1"),
+        "{text}"
+    );
+    let mut c = keyed();
+    c.known_hosts = hashed;
+    Client::connect(&c).expect("a hashed entry must match");
+}
+
+#[test]
+fn preserve_keeps_mode_and_mtime() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let local = work_dir().join("sftp-preserve.sh");
+    std::fs::write(&local, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o751)).unwrap();
+    let old = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&local)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let remote = remote_dir("sftp-preserve").join("x.sh");
+    let client = Client::connect(&keyed()).unwrap();
+    client
+        .put(&local, &remote, Transfer::new(false, true), &mut |_, _| {})
+        .unwrap();
+    let meta = std::fs::metadata(&remote).unwrap();
+    assert_eq!((meta.mode() & 0o777, meta.mtime()), (0o751, 1_000_000_000));
+    let back = work_dir().join("sftp-preserve.back");
+    client
+        .get(&remote, &back, Transfer::new(false, true), &mut |_, _| {})
+        .unwrap();
+    let meta = std::fs::metadata(&back).unwrap();
+    assert_eq!((meta.mode() & 0o777, meta.mtime()), (0o751, 1_000_000_000));
+}

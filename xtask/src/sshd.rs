@@ -9,7 +9,9 @@
 //!   `id_ecdsa`, `id_rsa` (OpenSSH format), `id_rsa_pem` (PEM), `id_encrypted` (ed25519 with
 //!   the passphrase in `NETKIT_TEST_SSH_PASSPHRASE`), and `id_unknown` (not accepted);
 //! - `NETKIT_TEST_SSH_KNOWN_HOSTS`: a known_hosts file with the server's three host keys;
-//! - `NETKIT_TEST_SSH_AGENT`: the socket of a running ssh-agent holding `id_ecdsa`.
+//! - `NETKIT_TEST_SSH_AGENT`: the socket of a running ssh-agent holding `id_ecdsa`;
+//! - `NETKIT_TEST_SSH_KBD_PORT`: a second sshd, same host keys and account, that takes the
+//!   password only through keyboard-interactive (PAM), as many servers do.
 
 use std::path::Path;
 use std::process::Command;
@@ -82,39 +84,28 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
             .arg(&ssh_dir),
     )?;
 
-    let port = service::free_port()?;
-    let d = path_str(&dir);
-    let config = format!(
-        "Port {port}
-ListenAddress 127.0.0.1
-HostKey {d}/host_ed25519
-HostKey {d}/host_ecdsa
-HostKey {d}/host_rsa
-PidFile {d}/sshd.pid
-AuthorizedKeysFile .ssh/authorized_keys
-UsePAM no
-StrictModes no
-PermitRootLogin no
-PasswordAuthentication yes
-KbdInteractiveAuthentication yes
-PubkeyAuthentication yes
-Subsystem sftp internal-sftp
-MaxStartups 200
-MaxSessions 100
-LogLevel INFO
-"
-    );
-    let conf = dir.join("sshd_config");
-    std::fs::write(&conf, config)?;
-    service::run_ok(Command::new(sshd()).arg("-t").arg("-f").arg(&conf))
-        .context("sshd rejected the generated config")?;
-    let log = dir.join("sshd.log");
-    let mut sshd = Service::spawn(
-        "sshd",
-        Command::new(sshd()).args(["-D", "-e", "-f"]).arg(&conf),
-        &log,
+    let (main_sshd, port) = spawn_sshd(
+        &dir,
+        "main",
+        "UsePAM no\nPasswordAuthentication yes\n",
+        Path::new(sshd()),
     )?;
-    sshd.wait_for_port(format!("127.0.0.1:{port}").parse()?, &log)?;
+    // sshd names its PAM service after its own file name: a link gives it one of ours, so
+    // the system's sshd PAM stack (loginuid, motd, ...) stays out of the way.
+    let pam_sshd = dir.join("netkit-sshd");
+    let _ = std::fs::remove_file(&pam_sshd);
+    std::os::unix::fs::symlink(sshd(), &pam_sshd)?;
+    std::fs::write(
+        "/etc/pam.d/netkit-sshd",
+        "auth required pam_unix.so\naccount required pam_unix.so\nsession required pam_permit.so\n",
+    )
+    .context("cannot write /etc/pam.d/netkit-sshd")?;
+    let (kbd_sshd, kbd_port) = spawn_sshd(
+        &dir,
+        "kbd",
+        "UsePAM yes\nPasswordAuthentication no\n",
+        &pam_sshd,
+    )?;
 
     let mut known_hosts = String::new();
     for kind in ["ed25519", "ecdsa", "rsa"] {
@@ -124,7 +115,9 @@ LogLevel INFO
             fields.next().unwrap_or_default(),
             fields.next().unwrap_or_default(),
         );
-        known_hosts.push_str(&format!("[127.0.0.1]:{port} {algo} {key}\n"));
+        for p in [port, kbd_port] {
+            known_hosts.push_str(&format!("[127.0.0.1]:{p} {algo} {key}\n"));
+        }
     }
     let known_hosts_path = dir.join("known_hosts");
     std::fs::write(&known_hosts_path, known_hosts)?;
@@ -156,6 +149,7 @@ LogLevel INFO
     let vars = [
         ("HOST", "127.0.0.1".to_owned()),
         ("PORT", port.to_string()),
+        ("KBD_PORT", kbd_port.to_string()),
         ("USER", USER.to_owned()),
         ("PASSWORD", PASSWORD.to_owned()),
         ("PASSPHRASE", PASSPHRASE.to_owned()),
@@ -165,12 +159,48 @@ LogLevel INFO
         ("AGENT", path_str(&agent_sock)),
     ];
     Ok(Started {
-        services: vec![sshd, agent],
+        services: vec![main_sshd, kbd_sshd, agent],
         env: vars
             .into_iter()
             .map(|(k, v)| (format!("NETKIT_TEST_SSH_{k}"), v))
             .collect(),
     })
+}
+
+/// Starts `binary` (sshd) on a free port with the shared host keys and `auth` settings.
+fn spawn_sshd(dir: &Path, name: &str, auth: &str, binary: &Path) -> anyhow::Result<(Service, u16)> {
+    let port = service::free_port()?;
+    let d = path_str(dir);
+    let config = format!(
+        "Port {port}
+ListenAddress 127.0.0.1
+HostKey {d}/host_ed25519
+HostKey {d}/host_ecdsa
+HostKey {d}/host_rsa
+PidFile {d}/sshd-{name}.pid
+AuthorizedKeysFile .ssh/authorized_keys
+StrictModes no
+PermitRootLogin no
+{auth}KbdInteractiveAuthentication yes
+PubkeyAuthentication yes
+Subsystem sftp internal-sftp
+MaxStartups 200
+MaxSessions 100
+LogLevel INFO
+"
+    );
+    let conf = dir.join(format!("sshd_config-{name}"));
+    std::fs::write(&conf, config)?;
+    service::run_ok(Command::new(binary).arg("-t").arg("-f").arg(&conf))
+        .with_context(|| format!("sshd rejected the generated config {}", conf.display()))?;
+    let log = dir.join(format!("sshd-{name}.log"));
+    let mut sshd = Service::spawn(
+        "sshd",
+        Command::new(binary).args(["-D", "-e", "-f"]).arg(&conf),
+        &log,
+    )?;
+    sshd.wait_for_port(format!("127.0.0.1:{port}").parse()?, &log)?;
+    Ok((sshd, port))
 }
 
 fn sshd() -> &'static str {

@@ -1,8 +1,609 @@
-//! `cargo xtask bench`: netkit side by side with its anchors.
+//! `cargo xtask bench [NAME...] [--quick]`: netkit side by side with its anchors.
+//!
+//! Each work runs netkit and its anchor alternately (A B A B ...), takes the median of the
+//! rounds, and reports the ratio netkit / anchor against the goal of issue 5. The table is
+//! printed and written to `target/bench/results.json` and `target/bench/results.svg`.
+//! Works: `echo`, `echo-stream`, `http-server`, `http-pipelined`, `http-client`, `http-cli`,
+//! `download`. Not measured yet: SFTP, exec and many-hosts against OpenSSH and paramiko.
 
-use anyhow::bail;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::provision::{self, Need};
+use crate::service::{self, Service};
+use crate::test::{cargo, path_str, target_dir};
+
+const NEEDS: &[Need] = &[
+    Need {
+        probe: "nginx",
+        package: "nginx-light",
+    },
+    Need {
+        probe: "wrk",
+        package: "wrk",
+    },
+    Need {
+        probe: "curl",
+        package: "curl",
+    },
+    Need {
+        probe: "/usr/bin/time",
+        package: "time",
+    },
+];
+
+/// Event-loop threads for netkit and workers for the anchors: the same on both sides.
+const THREADS: usize = 2;
+
+struct Row {
+    work: String,
+    unit: &'static str,
+    netkit: f64,
+    anchor_name: &'static str,
+    anchor: f64,
+    /// Whether a larger figure is better (throughput) or worse (latency, time, memory).
+    higher_is_better: bool,
+    /// The goal on the ratio netkit / anchor.
+    goal: f64,
+}
+
+impl Row {
+    fn ratio(&self) -> f64 {
+        if self.anchor > 0.0 {
+            self.netkit / self.anchor
+        } else {
+            0.0
+        }
+    }
+
+    fn pass(&self) -> bool {
+        if self.higher_is_better {
+            self.ratio() >= self.goal
+        } else {
+            self.ratio() <= self.goal
+        }
+    }
+
+    fn goal_text(&self) -> String {
+        format!(
+            "{}{:.1}x",
+            if self.higher_is_better { ">=" } else { "<=" },
+            self.goal
+        )
+    }
+}
+
+struct Plan {
+    rounds: usize,
+    secs: f64,
+    stream_bytes: u64,
+    download_bytes: u64,
+}
 
 /// Runs `cargo xtask bench [NAME...] [--quick]`.
-pub fn run(_args: &[String]) -> anyhow::Result<()> {
-    bail!("cargo xtask bench is not built yet")
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let names: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let known = [
+        "echo",
+        "echo-stream",
+        "http-server",
+        "http-pipelined",
+        "http-client",
+        "http-cli",
+        "download",
+    ];
+    if let Some(bad) = names.iter().find(|n| !known.contains(n)) {
+        bail!("unknown bench {bad:?}: choose from {}", known.join(", "));
+    }
+    let wanted = |name: &str| names.is_empty() || names.contains(&name);
+    let plan = if quick {
+        Plan {
+            rounds: 3,
+            secs: 1.0,
+            stream_bytes: 256 << 20,
+            download_bytes: 256 << 20,
+        }
+    } else {
+        Plan {
+            rounds: 5,
+            secs: 3.0,
+            stream_bytes: 1 << 30,
+            download_bytes: 1 << 30,
+        }
+    };
+    provision::ensure(NEEDS)?;
+    service::run_ok(cargo().args(["build", "--release", "-p", "net-cli", "-p", "net-bench"]))?;
+    let target = target_dir()?;
+    let bin = target.join("release");
+    let out = target.join("bench");
+    let work = out.join("work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let started = Instant::now();
+    let mut rows = Vec::new();
+
+    if wanted("echo") || wanted("echo-stream") {
+        let netkit = start(
+            &work,
+            "netkit-echo",
+            Command::new(bin.join("netkit")).args([
+                "serve",
+                "echo",
+                "--threads",
+                &THREADS.to_string(),
+                "--bind",
+            ]),
+        )?;
+        let tokio = start(
+            &work,
+            "tokio-echo",
+            Command::new(bin.join("tokio-echo")).args([
+                "--threads",
+                &THREADS.to_string(),
+                "--bind",
+            ]),
+        )?;
+        let load = |addr: &str, extra: &[String]| -> anyhow::Result<Vec<(String, f64)>> {
+            figures(
+                Command::new(bin.join("echo-load"))
+                    .args(["--addr", addr])
+                    .args(extra),
+            )
+        };
+        if wanted("echo") {
+            for conns in [50, 500] {
+                let extra = vec![
+                    "--conns".to_owned(),
+                    conns.to_string(),
+                    "--secs".to_owned(),
+                    plan.secs.to_string(),
+                ];
+                let (a, b) = alternate(
+                    plan.rounds,
+                    || load(&netkit.1, &extra),
+                    || load(&tokio.1, &extra),
+                )?;
+                rows.push(Row {
+                    work: format!("echo {conns} conns, 64 B round trips"),
+                    unit: "rt/s",
+                    netkit: median(&a, "rps"),
+                    anchor_name: "tokio",
+                    anchor: median(&b, "rps"),
+                    higher_is_better: true,
+                    goal: 1.2,
+                });
+                rows.push(Row {
+                    work: format!("echo {conns} conns, p99 latency"),
+                    unit: "us",
+                    netkit: median(&a, "p99_us"),
+                    anchor_name: "tokio",
+                    anchor: median(&b, "p99_us"),
+                    higher_is_better: false,
+                    goal: 1.0,
+                });
+            }
+        }
+        if wanted("echo-stream") {
+            let extra = vec!["--stream".to_owned(), plan.stream_bytes.to_string()];
+            let (a, b) = alternate(
+                plan.rounds,
+                || load(&netkit.1, &extra),
+                || load(&tokio.1, &extra),
+            )?;
+            rows.push(Row {
+                work: format!(
+                    "echo stream {} MiB, one connection",
+                    plan.stream_bytes >> 20
+                ),
+                unit: "MiB/s",
+                netkit: median(&a, "mib_s"),
+                anchor_name: "tokio",
+                anchor: median(&b, "mib_s"),
+                higher_is_better: true,
+                goal: 1.0,
+            });
+        }
+    }
+
+    let needs_files = [
+        "http-server",
+        "http-pipelined",
+        "http-client",
+        "http-cli",
+        "download",
+    ]
+    .iter()
+    .any(|n| wanted(n));
+    if needs_files {
+        let root = work.join("root");
+        std::fs::create_dir_all(&root)?;
+        std::fs::write(root.join("small.txt"), "hello world!\n")?;
+        std::fs::write(root.join("1mib.bin"), vec![7u8; 1 << 20])?;
+        std::fs::File::create(root.join("big.bin"))?.set_len(plan.download_bytes)?;
+        let script = work.join("pipeline.lua");
+        std::fs::write(
+            &script,
+            "init = function(args)\n  local r = {}\n  for i = 1, 16 do r[i] = wrk.format(nil, \"/small.txt\") end\n  req = table.concat(r)\nend\nrequest = function() return req end\n",
+        )?;
+        let netkit = start(
+            &work,
+            "netkit-http",
+            Command::new(bin.join("netkit"))
+                .env("RUST_LOG", "off")
+                .args(["serve", "http", "--threads", &THREADS.to_string(), "--root"])
+                .arg(&root)
+                .arg("--bind"),
+        )?;
+        let nginx = start_nginx(&work, &root)?;
+        let secs = format!("{}s", plan.secs.max(1.0));
+        let wrk = |url: &str, conns: u32, extra: &[&str]| -> anyhow::Result<Vec<(String, f64)>> {
+            let text = capture(
+                Command::new("wrk")
+                    .args(["-t2", &format!("-c{conns}"), &format!("-d{secs}")])
+                    .args(extra)
+                    .arg(url),
+            )?;
+            let rps = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Requests/sec:"))
+                .context("wrk printed no Requests/sec")?;
+            Ok(vec![("rps".into(), rps.trim().parse()?)])
+        };
+        if wanted("http-server") {
+            for (file, label) in [("small.txt", "13 B"), ("1mib.bin", "1 MiB")] {
+                for conns in [50, 500] {
+                    let (a, b) = alternate(
+                        plan.rounds,
+                        || wrk(&format!("http://{}/{file}", netkit.1), conns, &[]),
+                        || wrk(&format!("http://{}/{file}", nginx.1), conns, &[]),
+                    )?;
+                    rows.push(Row {
+                        work: format!("http server, wrk -c{conns}, {label} file"),
+                        unit: "req/s",
+                        netkit: median(&a, "rps"),
+                        anchor_name: "nginx",
+                        anchor: median(&b, "rps"),
+                        higher_is_better: true,
+                        goal: 1.0,
+                    });
+                }
+            }
+        }
+        if wanted("http-pipelined") {
+            let s = path_str(&script);
+            let extra = ["-s", s.as_str()];
+            let (a, b) = alternate(
+                plan.rounds,
+                || wrk(&format!("http://{}/", netkit.1), 50, &extra),
+                || wrk(&format!("http://{}/", nginx.1), 50, &extra),
+            )?;
+            rows.push(Row {
+                work: "http server, pipelined 16 deep, 13 B file".into(),
+                unit: "req/s",
+                netkit: median(&a, "rps"),
+                anchor_name: "nginx",
+                anchor: median(&b, "rps"),
+                higher_is_better: true,
+                goal: 3.0,
+            });
+        }
+        let small = format!("http://{}/small.txt", nginx.1);
+        if wanted("http-client") {
+            let client = |which: &str| {
+                figures(
+                    Command::new(bin.join("http-client-load"))
+                        .args(["--url", &small, "--count", "10000", "--client", which]),
+                )
+            };
+            let (a, b) = alternate(plan.rounds, || client("net-http"), || client("ureq"))?;
+            rows.push(Row {
+                work: "http client, 10,000 keep-alive GETs".into(),
+                unit: "req/s",
+                netkit: median(&a, "rps"),
+                anchor_name: "raw ureq",
+                anchor: median(&b, "rps"),
+                higher_is_better: true,
+                goal: 0.9,
+            });
+            let glob = format!("{small}?[1-10000]");
+            let curl = || -> anyhow::Result<Vec<(String, f64)>> {
+                let t = Instant::now();
+                capture(Command::new("curl").args(["-s", "-o", "/dev/null", &glob]))?;
+                Ok(vec![("rps".into(), 10_000.0 / t.elapsed().as_secs_f64())])
+            };
+            let (a, b) = alternate(plan.rounds, || client("net-http"), curl)?;
+            rows.push(Row {
+                work: "http client, 10,000 keep-alive GETs".into(),
+                unit: "req/s",
+                netkit: median(&a, "rps"),
+                anchor_name: "curl URL glob",
+                anchor: median(&b, "rps"),
+                higher_is_better: true,
+                goal: 3.0,
+            });
+        }
+        if wanted("http-cli") {
+            let runs = if quick { 20 } else { 50 };
+            let time = |cmd: &mut Command| -> anyhow::Result<Vec<(String, f64)>> {
+                let mut samples = Vec::with_capacity(runs);
+                for _ in 0..runs {
+                    let t = Instant::now();
+                    let status = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status()?;
+                    if !status.success() {
+                        bail!("{cmd:?} failed");
+                    }
+                    samples.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                samples.sort_by(f64::total_cmp);
+                Ok(vec![("ms".into(), samples[runs / 2])])
+            };
+            let (a, b) = alternate(
+                plan.rounds,
+                || time(Command::new(bin.join("netkit")).args(["http", &small])),
+                || time(Command::new("curl").args(["-s", &small])),
+            )?;
+            rows.push(Row {
+                work: "`netkit http URL`: start + one GET".into(),
+                unit: "ms",
+                netkit: median(&a, "ms"),
+                anchor_name: "curl",
+                anchor: median(&b, "ms"),
+                higher_is_better: false,
+                goal: 1.0,
+            });
+        }
+        if wanted("download") {
+            let big = format!("http://{}/big.bin", nginx.1);
+            let dest = work.join("download.bin");
+            let fetch = |cmd: &mut Command| -> anyhow::Result<Vec<(String, f64)>> {
+                let _ = std::fs::remove_file(&dest);
+                let t = Instant::now();
+                let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+                if !out.status.success() {
+                    bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+                }
+                let secs = t.elapsed().as_secs_f64();
+                let rss_kib: f64 = String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("0")
+                    .trim()
+                    .parse()
+                    .unwrap_or(0.0);
+                if std::fs::metadata(&dest)?.len() != plan.download_bytes {
+                    bail!("{cmd:?} wrote a file of the wrong size");
+                }
+                Ok(vec![
+                    ("mib_s".into(), (plan.download_bytes >> 20) as f64 / secs),
+                    ("rss_mib".into(), rss_kib / 1024.0),
+                ])
+            };
+            let d = path_str(&dest);
+            let (a, b) = alternate(
+                plan.rounds,
+                || {
+                    fetch(
+                        Command::new("/usr/bin/time")
+                            .args(["-f", "%M"])
+                            .arg(bin.join("netkit"))
+                            .args(["http", "--download", &big, "-o", &d]),
+                    )
+                },
+                || {
+                    fetch(
+                        Command::new("/usr/bin/time")
+                            .args(["-f", "%M", "curl", "-s", "-o", &d, &big]),
+                    )
+                },
+            )?;
+            let _ = std::fs::remove_file(&dest);
+            rows.push(Row {
+                work: format!("download {} MiB to a file", plan.download_bytes >> 20),
+                unit: "MiB/s",
+                netkit: median(&a, "mib_s"),
+                anchor_name: "curl -o",
+                anchor: median(&b, "mib_s"),
+                higher_is_better: true,
+                goal: 0.9,
+            });
+            let rss = median(&a, "rss_mib");
+            rows.push(Row {
+                work: "download, peak RSS (goal: <= 32 MiB)".into(),
+                unit: "MiB",
+                netkit: rss,
+                anchor_name: "32 MiB",
+                anchor: 32.0,
+                higher_is_better: false,
+                goal: 1.0,
+            });
+        }
+    }
+
+    report(&rows, &out, quick, started.elapsed())
+}
+
+/// Starts a server on a free port (the port is appended to `cmd`); returns it and its address.
+fn start(work: &Path, name: &str, cmd: &mut Command) -> anyhow::Result<(Service, String)> {
+    let addr = format!("127.0.0.1:{}", service::free_port()?);
+    let log = work.join(format!("{name}.log"));
+    let mut server = Service::spawn(name, cmd.arg(&addr), &log)?;
+    server.wait_for_port(addr.parse()?, &log)?;
+    Ok((server, addr))
+}
+
+/// nginx tuned as its users run it for static files, with the same worker count as netkit.
+fn start_nginx(work: &Path, root: &Path) -> anyhow::Result<(Service, String)> {
+    let dir = work.join("nginx");
+    std::fs::create_dir_all(dir.join("tmp"))?;
+    let port = service::free_port()?;
+    let d = path_str(&dir);
+    let user = if provision::is_root() {
+        "user root;\n"
+    } else {
+        ""
+    };
+    let config = format!(
+        "daemon off;\n{user}worker_processes {THREADS};\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n  include /etc/nginx/mime.types;\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  tcp_nodelay on;\n\
+         keepalive_requests 10000000;\n  client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n\
+         fastcgi_temp_path {d}/tmp/fastcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n\
+         server {{ listen 127.0.0.1:{port} reuseport; root {}; }}\n}}\n",
+        path_str(root)
+    );
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, config)?;
+    let log = dir.join("stderr.log");
+    let mut nginx = Service::spawn(
+        "nginx",
+        Command::new("nginx")
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(&conf),
+        &log,
+    )?;
+    let addr = format!("127.0.0.1:{port}");
+    nginx.wait_for_port(addr.parse()?, &log)?;
+    Ok((nginx, addr))
+}
+
+/// Runs A then B, `rounds` times.
+fn alternate<T>(
+    rounds: usize,
+    mut a: impl FnMut() -> anyhow::Result<T>,
+    mut b: impl FnMut() -> anyhow::Result<T>,
+) -> anyhow::Result<(Vec<T>, Vec<T>)> {
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        xs.push(a()?);
+        ys.push(b()?);
+    }
+    Ok((xs, ys))
+}
+
+fn median(samples: &[Vec<(String, f64)>], key: &str) -> f64 {
+    let mut values: Vec<f64> = samples
+        .iter()
+        .filter_map(|s| s.iter().find(|(k, _)| k == key).map(|(_, v)| *v))
+        .collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn capture(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed with {}", out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs a program that prints `key=value` figures.
+fn figures(cmd: &mut Command) -> anyhow::Result<Vec<(String, f64)>> {
+    let text = capture(cmd)?;
+    text.split_whitespace()
+        .map(|pair| {
+            let (k, v) = pair
+                .split_once('=')
+                .with_context(|| format!("unexpected output {text:?}"))?;
+            Ok((k.to_owned(), v.parse::<f64>()?))
+        })
+        .collect()
+}
+
+fn report(rows: &[Row], out: &Path, quick: bool, took: Duration) -> anyhow::Result<()> {
+    let width = rows.iter().map(|r| r.work.len()).max().unwrap_or(4).max(4);
+    let mut table = format!(
+        "{:width$}  {:>12}  {:>14} {:>12}  {:>6}  {:>7}  result\n",
+        "work", "netkit", "anchor", "", "ratio", "goal"
+    );
+    for r in rows {
+        table.push_str(&format!(
+            "{:width$}  {:>12.1}  {:>14} {:>12.1}  {:>6.2}  {:>7}  {}\n",
+            r.work,
+            r.netkit,
+            format!("{} {}", r.anchor_name, r.unit),
+            r.anchor,
+            r.ratio(),
+            r.goal_text(),
+            if r.pass() { "pass" } else { "FAIL" }
+        ));
+    }
+    println!("\n{table}");
+    println!(
+        "{} run, {:.0} s; {} of {} goals met",
+        if quick { "quick" } else { "full" },
+        took.as_secs_f64(),
+        rows.iter().filter(|r| r.pass()).count(),
+        rows.len()
+    );
+    std::fs::create_dir_all(out)?;
+    let json: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "  {{\"work\": {:?}, \"unit\": {:?}, \"netkit\": {:.3}, \"anchor\": {:?}, \"anchor_value\": {:.3}, \"ratio\": {:.4}, \"goal\": {:?}, \"pass\": {}}}",
+                r.work, r.unit, r.netkit, r.anchor_name, r.anchor, r.ratio(), r.goal_text(), r.pass()
+            )
+        })
+        .collect();
+    std::fs::write(
+        out.join("results.json"),
+        format!("[\n{}\n]\n", json.join(",\n")),
+    )?;
+    std::fs::write(out.join("results.txt"), &table)?;
+    std::fs::write(out.join("results.svg"), svg(rows))?;
+    println!("wrote {}", path_str(&out.join("results.{json,txt,svg}")));
+    Ok(())
+}
+
+/// A horizontal bar per work: the ratio, with the goal marked.
+fn svg(rows: &[Row]) -> String {
+    let (bar_h, left, scale) = (22.0, 360.0, 120.0);
+    let height = 40.0 + bar_h * rows.len() as f64;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n",
+        left + scale * 4.0 + 80.0
+    );
+    s.push_str("<text x=\"4\" y=\"16\">ratio netkit / anchor (bar), goal (line)</text>\n");
+    for (i, r) in rows.iter().enumerate() {
+        let y = 28.0 + bar_h * i as f64;
+        let w = (r.ratio() * scale).min(scale * 4.0);
+        let colour = if r.pass() { "#3a3" } else { "#c33" };
+        let name = r
+            .work
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('`', "");
+        s.push_str(&format!("<text x=\"4\" y=\"{}\">{name}</text>\n", y + 14.0));
+        s.push_str(&format!(
+            "<rect x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{colour}\"/>\n",
+            bar_h - 6.0
+        ));
+        let gx = left + r.goal * scale;
+        s.push_str(&format!(
+            "<line x1=\"{gx:.1}\" x2=\"{gx:.1}\" y1=\"{y}\" y2=\"{}\" stroke=\"#000\"/>\n",
+            y + bar_h - 6.0
+        ));
+        s.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{}\">{:.2}</text>\n",
+            left + w + 4.0,
+            y + 13.0,
+            r.ratio()
+        ));
+    }
+    s.push_str("</svg>\n");
+    s
 }

@@ -283,6 +283,12 @@ fn print_options_and_offline() {
         text.starts_with("HTTP/1.1 200 OK\n") && !text.contains("\"method\""),
         "{text}"
     );
+    let out = http(&["-b", &url]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("{\"method\":\"GET\"") && !text.contains("HTTP/1.1"),
+        "{text}"
+    );
     let out = http(&["--print=H", &url]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

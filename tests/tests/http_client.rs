@@ -244,6 +244,8 @@ fn responses_expose_status_headers_and_bodies() {
     }
     let gz = client.get(&server.url("/gzip")).unwrap().send().unwrap();
     assert_eq!(gz.text().unwrap(), "hello from gzip\n");
+    let br = client.get(&server.url("/brotli")).unwrap().send().unwrap();
+    assert_eq!(br.text().unwrap(), "hello from brotli\n");
 
     let big = client_with(|c| c.body_limit = 1 << 20)
         .get(&server.url("/bytes/2000000"))

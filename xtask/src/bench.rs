@@ -441,39 +441,13 @@ fn start(work: &Path, name: &str, cmd: &mut Command) -> anyhow::Result<(Service,
 
 /// nginx tuned as its users run it for static files, with the same worker count as netkit.
 fn start_nginx(work: &Path, root: &Path) -> anyhow::Result<(Service, String)> {
-    let dir = work.join("nginx");
-    std::fs::create_dir_all(dir.join("tmp"))?;
     let port = service::free_port()?;
-    let d = path_str(&dir);
-    let user = if provision::is_root() {
-        "user root;\n"
-    } else {
-        ""
-    };
-    let config = format!(
-        "daemon off;\n{user}worker_processes {THREADS};\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-         events {{ worker_connections 4096; }}\n\
-         http {{\n  include /etc/nginx/mime.types;\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  tcp_nodelay on;\n\
-         keepalive_requests 10000000;\n  client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n\
-         fastcgi_temp_path {d}/tmp/fastcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n\
-         server {{ listen 127.0.0.1:{port} reuseport; root {}; }}\n}}\n",
+    let http = format!(
+        "    access_log off;\n    sendfile on;\n    tcp_nopush on;\n    tcp_nodelay on;\n    keepalive_requests 10000000;\n    server {{ listen 127.0.0.1:{port} reuseport; root {}; }}\n",
         path_str(root)
     );
-    let conf = dir.join("nginx.conf");
-    std::fs::write(&conf, config)?;
-    let log = dir.join("stderr.log");
-    let mut nginx = Service::spawn(
-        "nginx",
-        Command::new("nginx")
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(&conf),
-        &log,
-    )?;
-    let addr = format!("127.0.0.1:{port}");
-    nginx.wait_for_port(addr.parse()?, &log)?;
-    Ok((nginx, addr))
+    let nginx = crate::nginx::run(&work.join("nginx"), THREADS, &http, port)?;
+    Ok((nginx, format!("127.0.0.1:{port}")))
 }
 
 /// Runs A then B, `rounds` times.

@@ -58,26 +58,8 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
         .collect();
     let d = path_str(&dir);
     let r = path_str(&root);
-    // As root, workers would drop to `nobody`, who may not read a checkout under /root.
-    let user = if crate::provision::is_root() {
-        "user root;\n"
-    } else {
-        ""
-    };
-    let config = format!(
-        "daemon off;
-{user}worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    include /etc/nginx/mime.types;
-    access_log {d}/access.log;
-    client_body_temp_path {d}/tmp/body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
+    let http = format!(
+        "    access_log {d}/access.log;
     gzip on;
     gzip_min_length 1;
     gzip_types text/plain application/json;
@@ -92,29 +74,9 @@ http {{
         ssl_certificate_key {d}/server.key;
         root {r};
     }}
-}}
 "
     );
-    let conf = dir.join("nginx.conf");
-    std::fs::write(&conf, config)?;
-    let log = dir.join("stderr.log");
-    service::run_ok(
-        Command::new("nginx")
-            .args(["-t", "-q", "-p"])
-            .arg(&dir)
-            .arg("-c")
-            .arg(&conf),
-    )?;
-    let mut nginx = Service::spawn(
-        "nginx",
-        Command::new("nginx")
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(&conf),
-        &log,
-    )?;
-    nginx.wait_for_port(format!("127.0.0.1:{port}").parse()?, &log)?;
+    let nginx = run(&dir, 1, &http, port)?;
     Ok(Started {
         services: vec![nginx],
         env: vec![
@@ -130,6 +92,47 @@ http {{
             ("NETKIT_TEST_NGINX_CA".into(), format!("{d}/ca.pem")),
         ],
     })
+}
+
+/// Runs nginx in the foreground from `dir` (pid, logs and temp files inside it) with
+/// `workers` worker processes and `http` inside the `http {}` block; waits for `port`.
+pub fn run(dir: &Path, workers: usize, http: &str, port: u16) -> anyhow::Result<Service> {
+    std::fs::create_dir_all(dir.join("tmp"))?;
+    let d = path_str(dir);
+    // As root, workers would drop to `nobody`, who may not read a checkout under /root.
+    let user = if crate::provision::is_root() {
+        "user root;\n"
+    } else {
+        ""
+    };
+    let config = format!(
+        "daemon off;
+{user}worker_processes {workers};
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    include /etc/nginx/mime.types;
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+{http}}}
+"
+    );
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, config)?;
+    let nginx_at = || {
+        let mut cmd = Command::new("nginx");
+        cmd.arg("-p").arg(dir).arg("-c").arg(&conf);
+        cmd
+    };
+    service::run_ok(nginx_at().args(["-t", "-q"]))?;
+    let log = dir.join("stderr.log");
+    let mut nginx = Service::spawn("nginx", &mut nginx_at(), &log)?;
+    nginx.wait_for_port(format!("127.0.0.1:{port}").parse()?, &log)?;
+    Ok(nginx)
 }
 
 /// A CA and a server certificate for 127.0.0.1 signed by it (rustls refuses a self-signed

@@ -441,25 +441,14 @@ impl<S: Service> Worker<S> {
         if !self.conns.contains(key) {
             return;
         }
-        let mut conn = self.conns.remove(key);
-        conn.output.clear();
+        // Writes to the closing connection itself are dropped with it below.
+        self.callback(key, |h, ctx| h.on_close(ctx));
+        let conn = self.conns.remove(key);
         let counters = &self.shared.counters;
         counters.open.fetch_sub(1, Ordering::Relaxed);
         counters
             .buffered
             .fetch_sub(conn.reported_buffered, Ordering::Relaxed);
-        let mut close = false;
-        let mut timer = TimerChange::Keep;
-        let mut ctx = Context {
-            id: conn.id,
-            peer: conn.peer,
-            output: &mut conn.output,
-            outbox: &mut self.outbox,
-            close: &mut close,
-            timer: &mut timer,
-            max_pending_output: self.shared.config.max_pending_output,
-        };
-        conn.handler.on_close(&mut ctx);
         // Dropping the stream closes the socket, which also removes it from the poller.
         drop(conn);
         self.deliver();

@@ -81,11 +81,6 @@ impl Output {
         })
     }
 
-    /// Drops everything queued (the peer is gone).
-    pub(crate) fn clear(&mut self) {
-        self.segments.clear();
-    }
-
     /// Writes until the queue is empty or the socket would block; returns the bytes written.
     /// `Ok` with a non-empty queue means the socket is full.
     pub(crate) fn write_to<S: Write + AsFd>(&mut self, stream: &mut S) -> io::Result<u64> {

@@ -8,7 +8,10 @@ use std::os::fd::AsFd;
 /// Buffers above this size are not kept for reuse once drained.
 const KEEP_CAPACITY: usize = 256 * 1024;
 /// The most one sendfile(2) call is asked to move, so one connection cannot hog its loop.
-const SENDFILE_CHUNK: usize = 1 << 20;
+const SENDFILE_CHUNK: usize = 2 << 20;
+/// Linux `MSG_MORE`: more data follows, so a response head waits for the file's first bytes
+/// and leaves in the same segment (nginx gets the same with `tcp_nopush`).
+const MSG_MORE: i32 = 0x8000;
 
 enum Segment {
     Bytes { buf: Vec<u8>, pos: usize },
@@ -87,6 +90,7 @@ impl Output {
         let mut written = 0u64;
         loop {
             let only = self.segments.len() == 1;
+            let file_follows = matches!(self.segments.get(1), Some(Segment::File { .. }));
             let Some(front) = self.segments.front_mut() else {
                 break;
             };
@@ -105,7 +109,12 @@ impl Output {
                         self.recycle_front();
                         continue;
                     }
-                    match stream.write(&buf[*pos..]) {
+                    let sent = if file_follows {
+                        socket2::SockRef::from(&*stream).send_with_flags(&buf[*pos..], MSG_MORE)
+                    } else {
+                        stream.write(&buf[*pos..])
+                    };
+                    match sent {
                         Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                         Ok(n) => {
                             *pos += n;

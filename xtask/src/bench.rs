@@ -4,7 +4,7 @@
 //! rounds, and reports the ratio netkit / anchor against the goal of issue 5. The table is
 //! printed and written to `target/bench/results.json` and `target/bench/results.svg`.
 //! Works: `echo`, `echo-stream`, `http-server`, `http-pipelined`, `http-client`, `http-cli`,
-//! `download`. Not measured yet: SFTP, exec and many-hosts against OpenSSH and paramiko.
+//! `download`, `sftp`, `sftp-delay`, `exec`, `many-hosts`.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -16,11 +16,8 @@ use crate::provision::{self, Need};
 use crate::service::{self, Service};
 use crate::test::{cargo, path_str, target_dir};
 
+/// What the anchors need besides nginx and sshd (see their modules).
 const NEEDS: &[Need] = &[
-    Need {
-        probe: "nginx",
-        package: "nginx-light",
-    },
     Need {
         probe: "wrk",
         package: "wrk",
@@ -32,6 +29,15 @@ const NEEDS: &[Need] = &[
     Need {
         probe: "/usr/bin/time",
         package: "time",
+    },
+    Need {
+        probe: "sftp",
+        package: "openssh-client",
+    },
+    // Debian's paramiko, for Debian's /usr/bin/python3.
+    Need {
+        probe: "/usr/lib/python3/dist-packages/paramiko/__init__.py",
+        package: "python3-paramiko",
     },
 ];
 
@@ -81,6 +87,8 @@ struct Plan {
     secs: f64,
     stream_bytes: u64,
     download_bytes: u64,
+    sftp_bytes: u64,
+    sftp_delay_bytes: u64,
 }
 
 /// Runs `cargo xtask bench [NAME...] [--quick]`.
@@ -99,6 +107,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "http-client",
         "http-cli",
         "download",
+        "sftp",
+        "sftp-delay",
+        "exec",
+        "many-hosts",
     ];
     if let Some(bad) = names.iter().find(|n| !known.contains(n)) {
         bail!("unknown bench {bad:?}: choose from {}", known.join(", "));
@@ -110,6 +122,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             secs: 1.0,
             stream_bytes: 256 << 20,
             download_bytes: 256 << 20,
+            sftp_bytes: 64 << 20,
+            sftp_delay_bytes: 16 << 20,
         }
     } else {
         Plan {
@@ -117,9 +131,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             secs: 3.0,
             stream_bytes: 1 << 30,
             download_bytes: 1 << 30,
+            sftp_bytes: 256 << 20,
+            sftp_delay_bytes: 64 << 20,
         }
     };
-    provision::ensure(NEEDS)?;
+    provision::ensure(&[NEEDS, crate::nginx::NEEDS, crate::sshd::NEEDS].concat())?;
     service::run_ok(cargo().args(["build", "--release", "-p", "net-cli", "-p", "net-bench"]))?;
     let target = target_dir()?;
     let bin = target.join("release");
@@ -427,7 +443,273 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
     }
 
+    if ["sftp", "sftp-delay", "exec", "many-hosts"]
+        .iter()
+        .any(|n| wanted(n))
+    {
+        rows.extend(ssh_works(&bin, &work, &plan, &wanted)?);
+    }
+
     report(&rows, &out, quick, started.elapsed())
+}
+
+/// SFTP, exec and many hosts against the same real sshd that the tests use.
+fn ssh_works(
+    bin: &Path,
+    work: &Path,
+    plan: &Plan,
+    wanted: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<Vec<Row>> {
+    let started = crate::sshd::start(work)?;
+    let var = |name: &str| {
+        started
+            .env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .context(name.to_owned())
+    };
+    let (port, user, home) = (
+        var("NETKIT_TEST_SSH_PORT")?,
+        var("NETKIT_TEST_SSH_USER")?,
+        var("NETKIT_TEST_SSH_HOME")?,
+    );
+    let key = format!("{}/id_ed25519", var("NETKIT_TEST_SSH_KEYS")?);
+    let known_hosts = var("NETKIT_TEST_SSH_KNOWN_HOSTS")?;
+    let mut rows = Vec::new();
+    let transfer = |size: u64, port: &str, kh: &str, label: &str| -> anyhow::Result<Vec<Row>> {
+        let local = work.join("sftp-local.bin");
+        let back = work.join("sftp-back.bin");
+        write_pseudo_random(&local, size)?;
+        let remote = format!("{home}/bench-sftp.bin");
+        let dest = format!("{user}@127.0.0.1:{remote}");
+        let netkit = |args: &[&str]| -> anyhow::Result<Vec<(String, f64)>> {
+            let t = Instant::now();
+            service::run_ok(
+                Command::new(bin.join("netkit"))
+                    .arg("sftp")
+                    .arg(args[0])
+                    .args(["-P", port, "-i", &key, "--known-hosts", kh])
+                    .args(&args[1..]),
+            )?;
+            Ok(vec![(
+                "mib_s".into(),
+                (size >> 20) as f64 / t.elapsed().as_secs_f64(),
+            )])
+        };
+        let openssh = |batch: String| -> anyhow::Result<Vec<(String, f64)>> {
+            let file = work.join("sftp.batch");
+            std::fs::write(&file, batch)?;
+            let t = Instant::now();
+            service::run_ok(
+                Command::new("sftp")
+                    .args(["-q", "-b"])
+                    .arg(&file)
+                    .args([
+                        "-P",
+                        port,
+                        "-i",
+                        &key,
+                        "-o",
+                        &format!("UserKnownHostsFile={kh}"),
+                        "-o",
+                        "StrictHostKeyChecking=yes",
+                        "-o",
+                        "BatchMode=yes",
+                    ])
+                    .arg(format!("{user}@127.0.0.1"))
+                    .stdout(Stdio::null()),
+            )?;
+            Ok(vec![(
+                "mib_s".into(),
+                (size >> 20) as f64 / t.elapsed().as_secs_f64(),
+            )])
+        };
+        let (l, b) = (path_str(&local), path_str(&back));
+        let (a, o) = alternate(
+            plan.rounds,
+            || netkit(&["put", &l, &dest]),
+            || openssh(format!("put {l} {remote}\n")),
+        )?;
+        let mut rows = vec![Row {
+            work: format!("sftp put {} MiB, {label}", size >> 20),
+            unit: "MiB/s",
+            netkit: median(&a, "mib_s"),
+            anchor_name: "OpenSSH sftp",
+            anchor: median(&o, "mib_s"),
+            higher_is_better: true,
+            goal: 1.0,
+        }];
+        let (a, o) = alternate(
+            plan.rounds,
+            || netkit(&["get", &dest, &b]),
+            || openssh(format!("get {remote} {b}\n")),
+        )?;
+        rows.push(Row {
+            work: format!("sftp get {} MiB, {label}", size >> 20),
+            unit: "MiB/s",
+            netkit: median(&a, "mib_s"),
+            anchor_name: "OpenSSH sftp",
+            anchor: median(&o, "mib_s"),
+            higher_is_better: true,
+            goal: 1.0,
+        });
+        let _ = std::fs::remove_file(&local);
+        let _ = std::fs::remove_file(&back);
+        Ok(rows)
+    };
+    if wanted("sftp") {
+        rows.extend(transfer(plan.sftp_bytes, &port, &known_hosts, "loopback")?);
+    }
+    if wanted("sftp-delay") {
+        let proxy = start(
+            work,
+            "delay-proxy",
+            Command::new(bin.join("delay-proxy")).args([
+                "--ms",
+                "5",
+                "--to",
+                &format!("127.0.0.1:{port}"),
+                "--listen",
+            ]),
+        )?;
+        let proxy_port = proxy.1.rsplit(':').next().unwrap_or_default().to_owned();
+        let kh = work.join("known_hosts-proxy");
+        std::fs::write(
+            &kh,
+            std::fs::read_to_string(&known_hosts)?
+                .replace(&format!("]:{port} "), &format!("]:{proxy_port} ")),
+        )?;
+        rows.extend(transfer(
+            plan.sftp_delay_bytes,
+            &proxy_port,
+            &path_str(&kh),
+            "5 ms each way",
+        )?);
+    }
+    let load = |args: &[&str]| {
+        figures(
+            Command::new(bin.join("ssh-load"))
+                .args([
+                    "--port",
+                    &port,
+                    "--user",
+                    &user,
+                    "--key",
+                    &key,
+                    "--known-hosts",
+                    &known_hosts,
+                ])
+                .args(args),
+        )
+    };
+    if wanted("exec") {
+        let control = work.join("ssh-control");
+        let ssh = |extra: &[&str]| -> Command {
+            let mut cmd = Command::new("ssh");
+            cmd.args([
+                "-p",
+                &port,
+                "-i",
+                &key,
+                "-o",
+                &format!("UserKnownHostsFile={known_hosts}"),
+                "-o",
+                "BatchMode=yes",
+                "-S",
+            ])
+            .arg(&control)
+            .args(extra);
+            cmd.arg(format!("{user}@127.0.0.1"));
+            cmd
+        };
+        service::run_ok(&mut ssh(&["-M", "-f", "-N", "-o", "ControlPersist=120"]))?;
+        let openssh = || -> anyhow::Result<Vec<(String, f64)>> {
+            let t = Instant::now();
+            for _ in 0..100 {
+                service::run_ok(ssh(&[]).arg("true").stdout(Stdio::null()))?;
+            }
+            Ok(vec![(
+                "total_ms".into(),
+                t.elapsed().as_secs_f64() * 1000.0,
+            )])
+        };
+        let (a, o) = alternate(plan.rounds, || load(&["--exec", "100"]), openssh)?;
+        let _ = ssh(&["-O", "exit"]).stderr(Stdio::null()).status();
+        rows.push(Row {
+            work: "exec 100 commands, one session".into(),
+            unit: "ms",
+            netkit: median(&a, "total_ms"),
+            anchor_name: "OpenSSH ControlMaster",
+            anchor: median(&o, "total_ms"),
+            higher_is_better: false,
+            goal: 1.0,
+        });
+        let script = format!(
+            "import paramiko, time\nc = paramiko.SSHClient()\nc.load_host_keys('{known_hosts}')\nc.connect('127.0.0.1', port={port}, username='{user}', key_filename='{key}', allow_agent=False, look_for_keys=False)\nt = time.time()\nfor _ in range(100):\n    _, out, _ = c.exec_command('true')\n    out.channel.recv_exit_status()\nprint('total_ms=%.1f' % ((time.time() - t) * 1000))\n"
+        );
+        let paramiko = || figures(Command::new("/usr/bin/python3").arg("-c").arg(&script));
+        let (a2, p) = alternate(plan.rounds, || load(&["--exec", "100"]), paramiko)?;
+        rows.push(Row {
+            work: "exec 100 commands, one session".into(),
+            unit: "ms",
+            netkit: median(&a2, "total_ms"),
+            anchor_name: "paramiko",
+            anchor: median(&p, "total_ms"),
+            higher_is_better: false,
+            goal: 0.2,
+        });
+        rows.push(Row {
+            work: "exec median round trip (goal: <= 5 ms)".into(),
+            unit: "ms",
+            netkit: median(&a, "median_ms"),
+            anchor_name: "5 ms",
+            anchor: 5.0,
+            higher_is_better: false,
+            goal: 1.0,
+        });
+    }
+    if wanted("many-hosts") {
+        let (a, o) = alternate(
+            plan.rounds,
+            || load(&["--many", "50"]),
+            || load(&["--many", "1"]),
+        )?;
+        rows.push(Row {
+            work: "`true` on 50 sessions, parallel 50".into(),
+            unit: "ms",
+            netkit: median(&a, "total_ms"),
+            anchor_name: "one session",
+            anchor: median(&o, "total_ms"),
+            higher_is_better: false,
+            goal: 3.0,
+        });
+    }
+    drop(started);
+    Ok(rows)
+}
+
+/// `size` bytes that do not compress, written quickly.
+fn write_pseudo_random(path: &Path, size: u64) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        for word in chunk.chunks_mut(8) {
+            // xorshift64: cheap bytes that defeat compression.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes()[..word.len()]);
+        }
+        let n = left.min(chunk.len() as u64) as usize;
+        file.write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    file.flush()?;
+    Ok(())
 }
 
 /// Starts a server on a free port (the port is appended to `cmd`); returns it and its address.

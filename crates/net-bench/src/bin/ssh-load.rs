@@ -1,0 +1,46 @@
+//! SSH work with net-ssh against `--port P --user U --key K --known-hosts F`:
+//! `--exec N`: N commands (`true`) on one session; prints `total_ms=... median_ms=...`.
+//! `--many N`: `true` on N sessions at once; prints `total_ms=...`.
+#![allow(clippy::print_stdout, reason = "prints its figures for the harness")]
+
+use std::time::Instant;
+
+fn main() {
+    let mut config = net_ssh::Config::new("127.0.0.1");
+    config.port = net_bench::arg("--port", 22);
+    config.user = net_bench::arg("--user", String::new());
+    config.known_hosts = net_bench::arg("--known-hosts", String::new()).into();
+    config.use_agent = false;
+    config.identities = vec![net_ssh::Identity::new(
+        net_bench::arg("--key", String::new()),
+        None,
+    )];
+    let exec: usize = net_bench::arg("--exec", 0);
+    let many: usize = net_bench::arg("--many", 0);
+    let started = Instant::now();
+    if exec > 0 {
+        let client = net_ssh::Client::connect(&config).expect("connect");
+        let mut times = Vec::with_capacity(exec);
+        for _ in 0..exec {
+            let t = Instant::now();
+            let out = client.exec("true", b"").expect("exec");
+            assert!(out.status.success());
+            times.push(t.elapsed().as_micros() as u64);
+        }
+        let median = net_bench::percentile(&mut times, 0.5) as f64 / 1000.0;
+        println!(
+            "total_ms={:.1} median_ms={median:.2}",
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    } else {
+        let hosts = vec![config; many.max(1)];
+        let results = net_ssh::run_many(&hosts, "true", hosts.len());
+        assert!(
+            results
+                .iter()
+                .all(|r| r.outcome.as_ref().is_ok_and(|o| o.status.success())),
+            "a session failed"
+        );
+        println!("total_ms={:.1}", started.elapsed().as_secs_f64() * 1000.0);
+    }
+}

@@ -415,3 +415,40 @@ fn verify_flag() {
     );
     assert_eq!(http(&["--verify", "no", &url]).stdout, b"tls cli\n");
 }
+
+#[test]
+fn download_progress_only_on_a_terminal() {
+    let server = EchoServer::start();
+    let dir = work_dir().join("http-cli-progress");
+    std::fs::create_dir_all(&dir).unwrap();
+    let piped = dir.join("piped.bin");
+    let out = http(&[
+        "-d",
+        &server.url("/bytes/500000"),
+        "-o",
+        piped.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty() && out.stdout.is_empty(),
+        "no progress when not on a terminal: {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::metadata(&piped).unwrap().len(), 500_000);
+    let tty = dir.join("tty.bin");
+    let line = format!(
+        "{} http -d {} -o {}",
+        netkit_bin().display(),
+        server.url("/bytes/500000"),
+        tty.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("saved {} (500000 bytes)", tty.display())),
+        "{text:?}"
+    );
+}

@@ -57,6 +57,46 @@ struct Row {
 }
 
 impl Row {
+    /// A row where a larger figure is better (throughput).
+    fn more(
+        work: impl Into<String>,
+        unit: &'static str,
+        netkit: f64,
+        anchor_name: &'static str,
+        anchor: f64,
+        goal: f64,
+    ) -> Row {
+        Row {
+            work: work.into(),
+            unit,
+            netkit,
+            anchor_name,
+            anchor,
+            higher_is_better: true,
+            goal,
+        }
+    }
+
+    /// A row where a smaller figure is better (latency, time, memory).
+    fn less(
+        work: impl Into<String>,
+        unit: &'static str,
+        netkit: f64,
+        anchor_name: &'static str,
+        anchor: f64,
+        goal: f64,
+    ) -> Row {
+        Row {
+            work: work.into(),
+            unit,
+            netkit,
+            anchor_name,
+            anchor,
+            higher_is_better: false,
+            goal,
+        }
+    }
+
     fn ratio(&self) -> f64 {
         if self.anchor > 0.0 {
             self.netkit / self.anchor
@@ -187,24 +227,22 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                     || load(&netkit.1, &extra),
                     || load(&tokio.1, &extra),
                 )?;
-                rows.push(Row {
-                    work: format!("echo {conns} conns, 64 B round trips"),
-                    unit: "rt/s",
-                    netkit: median(&a, "rps"),
-                    anchor_name: "tokio",
-                    anchor: median(&b, "rps"),
-                    higher_is_better: true,
-                    goal: 1.2,
-                });
-                rows.push(Row {
-                    work: format!("echo {conns} conns, p99 latency"),
-                    unit: "us",
-                    netkit: median(&a, "p99_us"),
-                    anchor_name: "tokio",
-                    anchor: median(&b, "p99_us"),
-                    higher_is_better: false,
-                    goal: 1.0,
-                });
+                rows.push(Row::more(
+                    format!("echo {conns} conns, 64 B round trips"),
+                    "rt/s",
+                    median(&a, "rps"),
+                    "tokio",
+                    median(&b, "rps"),
+                    1.2,
+                ));
+                rows.push(Row::less(
+                    format!("echo {conns} conns, p99 latency"),
+                    "us",
+                    median(&a, "p99_us"),
+                    "tokio",
+                    median(&b, "p99_us"),
+                    1.0,
+                ));
             }
         }
         if wanted("echo-stream") {
@@ -214,18 +252,17 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 || load(&netkit.1, &extra),
                 || load(&tokio.1, &extra),
             )?;
-            rows.push(Row {
-                work: format!(
+            rows.push(Row::more(
+                format!(
                     "echo stream {} MiB, one connection",
                     plan.stream_bytes >> 20
                 ),
-                unit: "MiB/s",
-                netkit: median(&a, "mib_s"),
-                anchor_name: "tokio",
-                anchor: median(&b, "mib_s"),
-                higher_is_better: true,
-                goal: 1.0,
-            });
+                "MiB/s",
+                median(&a, "mib_s"),
+                "tokio",
+                median(&b, "mib_s"),
+                1.0,
+            ));
         }
     }
 
@@ -281,15 +318,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                         || wrk(&format!("http://{}/{file}", netkit.1), conns, &[]),
                         || wrk(&format!("http://{}/{file}", nginx.1), conns, &[]),
                     )?;
-                    rows.push(Row {
-                        work: format!("http server, wrk -c{conns}, {label} file"),
-                        unit: "req/s",
-                        netkit: median(&a, "rps"),
-                        anchor_name: "nginx",
-                        anchor: median(&b, "rps"),
-                        higher_is_better: true,
-                        goal: 1.0,
-                    });
+                    rows.push(Row::more(
+                        format!("http server, wrk -c{conns}, {label} file"),
+                        "req/s",
+                        median(&a, "rps"),
+                        "nginx",
+                        median(&b, "rps"),
+                        1.0,
+                    ));
                 }
             }
         }
@@ -301,15 +337,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 || wrk(&format!("http://{}/", netkit.1), 50, &extra),
                 || wrk(&format!("http://{}/", nginx.1), 50, &extra),
             )?;
-            rows.push(Row {
-                work: "http server, pipelined 16 deep, 13 B file".into(),
-                unit: "req/s",
-                netkit: median(&a, "rps"),
-                anchor_name: "nginx",
-                anchor: median(&b, "rps"),
-                higher_is_better: true,
-                goal: 3.0,
-            });
+            rows.push(Row::more(
+                "http server, pipelined 16 deep, 13 B file",
+                "req/s",
+                median(&a, "rps"),
+                "nginx",
+                median(&b, "rps"),
+                3.0,
+            ));
         }
         let small = format!("http://{}/small.txt", nginx.1);
         if wanted("http-client") {
@@ -320,15 +355,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 )
             };
             let (a, b) = alternate(plan.rounds, || client("net-http"), || client("ureq"))?;
-            rows.push(Row {
-                work: "http client, 10,000 keep-alive GETs".into(),
-                unit: "req/s",
-                netkit: median(&a, "rps"),
-                anchor_name: "raw ureq",
-                anchor: median(&b, "rps"),
-                higher_is_better: true,
-                goal: 0.9,
-            });
+            rows.push(Row::more(
+                "http client, 10,000 keep-alive GETs",
+                "req/s",
+                median(&a, "rps"),
+                "raw ureq",
+                median(&b, "rps"),
+                0.9,
+            ));
             let glob = format!("{small}?[1-10000]");
             let curl = || -> anyhow::Result<Vec<(String, f64)>> {
                 let t = Instant::now();
@@ -336,15 +370,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 Ok(vec![("rps".into(), 10_000.0 / t.elapsed().as_secs_f64())])
             };
             let (a, b) = alternate(plan.rounds, || client("net-http"), curl)?;
-            rows.push(Row {
-                work: "http client, 10,000 keep-alive GETs".into(),
-                unit: "req/s",
-                netkit: median(&a, "rps"),
-                anchor_name: "curl URL glob",
-                anchor: median(&b, "rps"),
-                higher_is_better: true,
-                goal: 3.0,
-            });
+            rows.push(Row::more(
+                "http client, 10,000 keep-alive GETs",
+                "req/s",
+                median(&a, "rps"),
+                "curl URL glob",
+                median(&b, "rps"),
+                3.0,
+            ));
         }
         if wanted("http-cli") {
             let runs = if quick { 20 } else { 50 };
@@ -366,15 +399,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 || time(Command::new(bin.join("netkit")).args(["http", &small])),
                 || time(Command::new("curl").args(["-s", &small])),
             )?;
-            rows.push(Row {
-                work: "`netkit http URL`: start + one GET".into(),
-                unit: "ms",
-                netkit: median(&a, "ms"),
-                anchor_name: "curl",
-                anchor: median(&b, "ms"),
-                higher_is_better: false,
-                goal: 1.0,
-            });
+            rows.push(Row::less(
+                "`netkit http URL`: start + one GET",
+                "ms",
+                median(&a, "ms"),
+                "curl",
+                median(&b, "ms"),
+                1.0,
+            ));
         }
         if wanted("download") {
             let big = format!("http://{}/big.bin", nginx.1);
@@ -421,25 +453,23 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 },
             )?;
             let _ = std::fs::remove_file(&dest);
-            rows.push(Row {
-                work: format!("download {} MiB to a file", plan.download_bytes >> 20),
-                unit: "MiB/s",
-                netkit: median(&a, "mib_s"),
-                anchor_name: "curl -o",
-                anchor: median(&b, "mib_s"),
-                higher_is_better: true,
-                goal: 0.9,
-            });
+            rows.push(Row::more(
+                format!("download {} MiB to a file", plan.download_bytes >> 20),
+                "MiB/s",
+                median(&a, "mib_s"),
+                "curl -o",
+                median(&b, "mib_s"),
+                0.9,
+            ));
             let rss = median(&a, "rss_mib");
-            rows.push(Row {
-                work: "download, peak RSS (goal: <= 32 MiB)".into(),
-                unit: "MiB",
-                netkit: rss,
-                anchor_name: "32 MiB",
-                anchor: 32.0,
-                higher_is_better: false,
-                goal: 1.0,
-            });
+            rows.push(Row::less(
+                "download, peak RSS (goal: <= 32 MiB)",
+                "MiB",
+                rss,
+                "32 MiB",
+                32.0,
+                1.0,
+            ));
         }
     }
 
@@ -531,29 +561,27 @@ fn ssh_works(
             || netkit(&["put", &l, &dest]),
             || openssh(format!("put {l} {remote}\n")),
         )?;
-        let mut rows = vec![Row {
-            work: format!("sftp put {} MiB, {label}", size >> 20),
-            unit: "MiB/s",
-            netkit: median(&a, "mib_s"),
-            anchor_name: "OpenSSH sftp",
-            anchor: median(&o, "mib_s"),
-            higher_is_better: true,
-            goal: 1.0,
-        }];
+        let mut rows = vec![Row::more(
+            format!("sftp put {} MiB, {label}", size >> 20),
+            "MiB/s",
+            median(&a, "mib_s"),
+            "OpenSSH sftp",
+            median(&o, "mib_s"),
+            1.0,
+        )];
         let (a, o) = alternate(
             plan.rounds,
             || netkit(&["get", &dest, &b]),
             || openssh(format!("get {remote} {b}\n")),
         )?;
-        rows.push(Row {
-            work: format!("sftp get {} MiB, {label}", size >> 20),
-            unit: "MiB/s",
-            netkit: median(&a, "mib_s"),
-            anchor_name: "OpenSSH sftp",
-            anchor: median(&o, "mib_s"),
-            higher_is_better: true,
-            goal: 1.0,
-        });
+        rows.push(Row::more(
+            format!("sftp get {} MiB, {label}", size >> 20),
+            "MiB/s",
+            median(&a, "mib_s"),
+            "OpenSSH sftp",
+            median(&o, "mib_s"),
+            1.0,
+        ));
         let _ = std::fs::remove_file(&local);
         let _ = std::fs::remove_file(&back);
         Ok(rows)
@@ -636,38 +664,35 @@ fn ssh_works(
         };
         let (a, o) = alternate(plan.rounds, || load(&["--exec", "100"]), openssh)?;
         let _ = ssh(&["-O", "exit"]).stderr(Stdio::null()).status();
-        rows.push(Row {
-            work: "exec 100 commands, one session".into(),
-            unit: "ms",
-            netkit: median(&a, "total_ms"),
-            anchor_name: "OpenSSH ControlMaster",
-            anchor: median(&o, "total_ms"),
-            higher_is_better: false,
-            goal: 1.0,
-        });
+        rows.push(Row::less(
+            "exec 100 commands, one session",
+            "ms",
+            median(&a, "total_ms"),
+            "OpenSSH ControlMaster",
+            median(&o, "total_ms"),
+            1.0,
+        ));
         let script = format!(
             "import paramiko, time\nc = paramiko.SSHClient()\nc.load_host_keys('{known_hosts}')\nc.connect('127.0.0.1', port={port}, username='{user}', key_filename='{key}', allow_agent=False, look_for_keys=False)\nt = time.time()\nfor _ in range(100):\n    _, out, _ = c.exec_command('true')\n    out.channel.recv_exit_status()\nprint('total_ms=%.1f' % ((time.time() - t) * 1000))\n"
         );
         let paramiko = || figures(Command::new("/usr/bin/python3").arg("-c").arg(&script));
         let (a2, p) = alternate(plan.rounds, || load(&["--exec", "100"]), paramiko)?;
-        rows.push(Row {
-            work: "exec 100 commands, one session".into(),
-            unit: "ms",
-            netkit: median(&a2, "total_ms"),
-            anchor_name: "paramiko",
-            anchor: median(&p, "total_ms"),
-            higher_is_better: false,
-            goal: 0.2,
-        });
-        rows.push(Row {
-            work: "exec median round trip (goal: <= 5 ms)".into(),
-            unit: "ms",
-            netkit: median(&a, "median_ms"),
-            anchor_name: "5 ms",
-            anchor: 5.0,
-            higher_is_better: false,
-            goal: 1.0,
-        });
+        rows.push(Row::less(
+            "exec 100 commands, one session",
+            "ms",
+            median(&a2, "total_ms"),
+            "paramiko",
+            median(&p, "total_ms"),
+            0.2,
+        ));
+        rows.push(Row::less(
+            "exec median round trip (goal: <= 5 ms)",
+            "ms",
+            median(&a, "median_ms"),
+            "5 ms",
+            5.0,
+            1.0,
+        ));
     }
     if wanted("many-hosts") {
         let (a, o) = alternate(
@@ -675,15 +700,14 @@ fn ssh_works(
             || load(&["--many", "50"]),
             || load(&["--many", "1"]),
         )?;
-        rows.push(Row {
-            work: "`true` on 50 sessions, parallel 50".into(),
-            unit: "ms",
-            netkit: median(&a, "total_ms"),
-            anchor_name: "one session",
-            anchor: median(&o, "total_ms"),
-            higher_is_better: false,
-            goal: 3.0,
-        });
+        rows.push(Row::less(
+            "`true` on 50 sessions, parallel 50",
+            "ms",
+            median(&a, "total_ms"),
+            "one session",
+            median(&o, "total_ms"),
+            3.0,
+        ));
     }
     drop(started);
     Ok(rows)

@@ -15,7 +15,9 @@ const MAX_NICK: usize = 32;
 ///
 /// Each client is `guest-N` until it sends `/nick NAME`; its lines reach every other client
 /// as `NAME: line`, and the others see `* NAME joined`, `* NAME left` and
-/// `* OLD is now NEW`. A client never receives its own lines.
+/// `* OLD is now NEW`. A client never receives its own lines. A client joins when a loop
+/// accepts it, so notices reach the members accepted by then: two clients connecting at the
+/// same moment to different loops may not see each other's join.
 #[derive(Clone, Default)]
 pub struct Chat {
     room: Arc<Room>,

@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::time::Instant;
 
-fn main() {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url: String = net_bench::arg("--url", String::new());
     let count: usize = net_bench::arg("--count", 10_000);
     let which: String = net_bench::arg("--client", "ureq".to_owned());
@@ -15,20 +15,17 @@ fn main() {
         let agent = ureq::Agent::new_with_defaults();
         for _ in 0..count {
             body.clear();
-            let mut response = agent.get(&url).call().expect("GET");
-            response
-                .body_mut()
-                .as_reader()
-                .read_to_end(&mut body)
-                .expect("body");
+            let mut response = agent.get(&url).call()?;
+            response.body_mut().as_reader().read_to_end(&mut body)?;
         }
     } else {
-        let client = net_http::Client::new(net_http::ClientConfig::default()).expect("client");
+        let client = net_http::Client::new(net_http::ClientConfig::default())?;
         for _ in 0..count {
             body.clear();
-            let response = client.get(&url).expect("url").send().expect("GET");
-            response.reader().read_to_end(&mut body).expect("body");
+            let response = client.get(&url)?.send()?;
+            response.reader().read_to_end(&mut body)?;
         }
     }
     println!("rps={:.0}", count as f64 / started.elapsed().as_secs_f64());
+    Ok(())
 }

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-fn main() {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = net_ssh::Config::new("127.0.0.1");
     config.port = net_bench::arg("--port", 22);
     config.user = net_bench::arg("--user", String::new());
@@ -19,12 +19,14 @@ fn main() {
     let many: usize = net_bench::arg("--many", 0);
     let started = Instant::now();
     if exec > 0 {
-        let client = net_ssh::Client::connect(&config).expect("connect");
+        let client = net_ssh::Client::connect(&config)?;
         let mut times = Vec::with_capacity(exec);
         for _ in 0..exec {
             let t = Instant::now();
-            let out = client.exec("true", b"").expect("exec");
-            assert!(out.status.success());
+            let out = client.exec("true", b"")?;
+            if !out.status.success() {
+                return Err(format!("`true` exited with {:?}", out.status).into());
+            }
             times.push(t.elapsed().as_micros() as u64);
         }
         let median = net_bench::percentile(&mut times, 0.5) as f64 / 1000.0;
@@ -35,12 +37,13 @@ fn main() {
     } else {
         let hosts = vec![config; many.max(1)];
         let results = net_ssh::run_many(&hosts, "true", hosts.len());
-        assert!(
-            results
-                .iter()
-                .all(|r| r.outcome.as_ref().is_ok_and(|o| o.status.success())),
-            "a session failed"
-        );
+        if let Some(failed) = results
+            .iter()
+            .find(|r| !r.outcome.as_ref().is_ok_and(|o| o.status.success()))
+        {
+            return Err(format!("{}: {:?}", failed.host, failed.outcome).into());
+        }
         println!("total_ms={:.1}", started.elapsed().as_secs_f64() * 1000.0);
     }
+    Ok(())
 }

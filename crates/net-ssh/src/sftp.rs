@@ -9,8 +9,117 @@ use ssh2::{FileStat, OpenFlags, OpenType, Sftp};
 use crate::Error;
 use crate::client::Client;
 
-/// libssh2 pipelines one call's whole buffer: 1 MiB buffers keep the link busy.
-const CHUNK: usize = 1 << 20;
+/// libssh2 sends one write call's whole buffer ahead of the acknowledgements, and reads ahead
+/// four times one read call's buffer (up to 8 MiB): 2 MiB reads keep 8 MiB in flight.
+const CHUNK: usize = 2 << 20;
+
+/// Bytes an upload keeps handed to libssh2 (sent or about to be) ahead of the acknowledgements;
+/// it never drops below half of this, so the pipe does not drain at buffer boundaries.
+const SEND_WINDOW: usize = 4 << 20;
+
+/// Which side of a copy failed.
+enum Copy {
+    Read(std::io::Error),
+    Write(std::io::Error),
+}
+
+/// Uploads everything `source` holds through an SFTP file with a sliding window: libssh2's
+/// write returns once the first packet is acknowledged and takes the unacknowledged rest again
+/// at the front of the next call, so the buffer passed is refilled before it runs low. With
+/// one 1 MiB buffer per call, throughput through a 10 ms round trip fell to 56 MiB/s as each
+/// buffer drained; OpenSSH keeps 64 requests in flight and made 86.
+fn send_window(
+    source: &mut impl Read,
+    target: &mut impl Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(), Copy> {
+    let mut buf = vec![0; SEND_WINDOW];
+    let (mut start, mut end, mut eof) = (0, 0, false);
+    let mut sent = 0u64;
+    loop {
+        if !eof && end - start <= SEND_WINDOW / 2 {
+            buf.copy_within(start..end, 0);
+            end -= start;
+            start = 0;
+            while end < SEND_WINDOW {
+                match source.read(&mut buf[end..]) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => end += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Copy::Read(e)),
+                }
+            }
+        }
+        if start == end {
+            return Ok(());
+        }
+        match target.write(&buf[start..end]) {
+            Ok(0) => return Err(Copy::Write(std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => {
+                start += n;
+                sent += n as u64;
+                progress(sent);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Copy::Write(e)),
+        }
+    }
+}
+
+/// Downloads everything `source` holds into `target`, writing on a second thread: on loopback
+/// the client is CPU-bound (a profile of a 256 MiB get: 47 % in libssh2's chacha20-poly1305,
+/// 31 % in the kernel copying into the page cache), and the two now overlap. Returns the file
+/// once every byte is written.
+fn receive_overlapped(
+    source: &mut impl Read,
+    mut target: File,
+    progress: &mut dyn FnMut(u64),
+) -> Result<File, Copy> {
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(4);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || {
+            for (buf, len) in full_rx {
+                target.write_all(&buf[..len])?;
+                // The reader may be gone after an error of its own; the buffer is then freed.
+                let _ = empty_tx.send(buf);
+            }
+            Ok(target)
+        });
+        let read = (|| {
+            let mut received = 0u64;
+            loop {
+                // Always the whole buffer: libssh2 reads ahead four times what one call is
+                // given, so a partly filled buffer would shrink the pipeline.
+                let mut buf = empty_rx.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
+                let len = loop {
+                    match source.read(&mut buf) {
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        other => break other?,
+                    }
+                };
+                if len == 0 {
+                    return Ok(());
+                }
+                // A send fails only when the writer stopped on an error, which join reports.
+                if full_tx.send((buf, len)).is_err() {
+                    return Ok(());
+                }
+                received += len as u64;
+                progress(received);
+            }
+        })();
+        drop(full_tx);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")));
+        read.map_err(Copy::Read)?;
+        written.map_err(Copy::Write)
+    })
+}
 
 /// One entry of a remote directory listing.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -168,22 +277,20 @@ impl Client {
                 OpenType::File,
             )
             .map_err(sftp_err)?;
-        let mut buf = vec![0; CHUNK];
-        let mut sent = 0;
         progress(0, total);
-        loop {
-            let n = source.read(&mut buf).map_err(Self::local(local))?;
-            if n == 0 {
-                break;
+        send_window(&mut source, &mut target, &mut |sent| progress(sent, total)).map_err(|e| {
+            match e {
+                Copy::Read(source) => Error::Local {
+                    path: local.to_owned(),
+                    source,
+                },
+                Copy::Write(e) => Error::Sftp {
+                    host: self.host.clone(),
+                    path: remote.to_owned(),
+                    reason: e.to_string(),
+                },
             }
-            target.write_all(&buf[..n]).map_err(|e| Error::Sftp {
-                host: self.host.clone(),
-                path: remote.to_owned(),
-                reason: e.to_string(),
-            })?;
-            sent += n as u64;
-            progress(sent, total);
-        }
+        })?;
         if options.preserve {
             let stat = FileStat {
                 size: None,
@@ -254,26 +361,22 @@ impl Client {
         let mut part = local.as_os_str().to_owned();
         part.push(".part");
         let part = PathBuf::from(part);
-        let mut target = File::create(&part).map_err(Self::local(&part))?;
-        let mut buf = vec![0; CHUNK];
-        let mut received = 0;
+        let target = File::create(&part).map_err(Self::local(&part))?;
         progress(0, total);
-        loop {
-            let n = match source.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    return Err(Error::Sftp {
-                        host: self.host.clone(),
-                        path: remote.to_owned(),
-                        reason: e.to_string(),
-                    });
-                }
-            };
-            target.write_all(&buf[..n]).map_err(Self::local(&part))?;
-            received += n as u64;
+        let target = receive_overlapped(&mut source, target, &mut |received| {
             progress(received, total);
-        }
+        })
+        .map_err(|e| match e {
+            Copy::Read(e) => Error::Sftp {
+                host: self.host.clone(),
+                path: remote.to_owned(),
+                reason: e.to_string(),
+            },
+            Copy::Write(source) => Error::Local {
+                path: part.clone(),
+                source,
+            },
+        })?;
         target.sync_all().map_err(Self::local(&part))?;
         if options.preserve {
             use std::os::unix::fs::PermissionsExt as _;

@@ -40,6 +40,8 @@ struct Conn<H> {
     paused: bool,
     /// `on_drain` is due once the loop comes back to this connection.
     drained: bool,
+    /// The connection is in `to_flush`: output waits for the end of this turn's events.
+    flush_queued: bool,
     /// The peer has not sent EOF yet.
     read_open: bool,
     close_after_flush: bool,
@@ -61,6 +63,9 @@ pub(crate) struct Worker<S: Service> {
     outbox: Vec<Message>,
     woken: Vec<bool>,
     ready_again: Vec<usize>,
+    /// Connections with output produced by this turn's reads, written after every ready
+    /// connection has been read (see `read`).
+    to_flush: Vec<usize>,
     scratch: Vec<usize>,
     next_serial: u64,
     accept_paused_until: Option<Instant>,
@@ -89,6 +94,7 @@ impl<S: Service> Worker<S> {
             outbox: Vec::new(),
             woken: vec![false; shared.remotes.len()],
             ready_again: Vec::new(),
+            to_flush: Vec::new(),
             scratch: Vec::new(),
             next_serial: 0,
             accept_paused_until: None,
@@ -139,10 +145,11 @@ impl<S: Service> Worker<S> {
                     }
                     Token(key) => {
                         self.flush(key);
-                        self.read(key);
+                        self.read(key, !event.is_read_closed());
                     }
                 }
             }
+            self.flush_queued();
             let mut again = std::mem::take(&mut self.ready_again);
             for &key in &again {
                 self.resume(key);
@@ -281,6 +288,7 @@ impl<S: Service> Worker<S> {
             timer: None,
             paused: false,
             drained: false,
+            flush_queued: false,
             read_open: true,
             close_after_flush: false,
             lingering: None,
@@ -323,7 +331,18 @@ impl<S: Service> Worker<S> {
         }
     }
 
-    fn read(&mut self, key: usize) {
+    /// Reads what the connection has (up to `READS_PER_TURN` buffers) and hands it to the
+    /// handler. The output is written once every ready connection of this turn has been read:
+    /// writing at once woke each client while the loop still had others to read, and with more
+    /// runnable threads than cores the loop lost its core in the middle of the batch; 50
+    /// connections then saw p99 latencies of 2-6 ms (3x tokio) and per-connection round trips
+    /// anywhere from 2,500 to 30,000 in 3 s. Written per turn, they are fair (5,500-8,000).
+    ///
+    /// With `short_read_drains`, a read that does not fill the buffer is taken to have drained
+    /// the socket, saving the read that would return `WouldBlock` (as tokio does on epoll):
+    /// data arriving later raises a new edge. It is only sound when the event did not report
+    /// the peer's EOF, which would raise no new edge.
+    fn read(&mut self, key: usize, short_read_drains: bool) {
         for _ in 0..READS_PER_TURN {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
@@ -353,11 +372,16 @@ impl<S: Service> Worker<S> {
                     if discarding {
                         continue;
                     }
+                    if !std::mem::replace(&mut conn.flush_queued, true) {
+                        self.to_flush.push(key);
+                    }
                     let buf = std::mem::take(&mut self.read_buf);
                     self.callback(key, |h, ctx| h.on_data(ctx, &buf[..n]));
                     self.read_buf = buf;
-                    self.flush(key);
                     self.deliver();
+                    if short_read_drains && n < self.read_buf.len() {
+                        return;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -370,6 +394,18 @@ impl<S: Service> Worker<S> {
         }
         // Still readable: come back after serving the others.
         self.ready_again.push(key);
+    }
+
+    fn flush_queued(&mut self) {
+        let mut queued = std::mem::take(&mut self.to_flush);
+        for &key in &queued {
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.flush_queued = false;
+                self.flush(key);
+            }
+        }
+        queued.clear();
+        self.to_flush = queued;
     }
 
     /// Writes what is pending; closes, lingers or resumes reading as the state asks.
@@ -434,7 +470,8 @@ impl<S: Service> Worker<S> {
             self.flush(key);
             self.deliver();
         }
-        self.read(key);
+        self.read(key, false);
+        self.flush_queued();
     }
 
     fn close_now(&mut self, key: usize) {

@@ -391,6 +391,27 @@ fn timeouts_fire_on_a_server_that_never_answers() {
 }
 
 #[test]
+fn an_upload_to_a_server_that_stops_reading_times_out() {
+    // Accepts and never reads: once the socket buffers fill, every write waits.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/upload", listener.local_addr().unwrap());
+    let holder = std::thread::spawn(move || listener.accept().map(|(stream, _)| stream));
+    let client = client_with(|c| {
+        c.read_timeout = Duration::from_millis(700);
+        c.timeout = None;
+    });
+    let started = Instant::now();
+    let result = client.post(&url).unwrap().raw(vec![0u8; 64 << 20]).send();
+    assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(holder.join().unwrap());
+}
+
+#[test]
 fn retries_honour_retry_after_and_only_for_idempotent_methods() {
     let server = EchoServer::start();
     let retrying = client_with(|c| c.retry = Retry::times(3));

@@ -132,6 +132,10 @@ impl Client {
             .timeout_connect(Some(config.connect_timeout))
             .timeout_global(config.timeout)
             .timeout_per_read(Some(config.read_timeout))
+            // A server that stops reading our request fails like one that stops answering. A
+            // constant write timeout also spares a setsockopt per request: without it the
+            // socket's send timeout followed the shrinking whole-request budget.
+            .timeout_per_write(Some(config.read_timeout))
             .no_delay(true)
             .allow_non_standard_methods(true)
             .proxy(proxy)

@@ -12,7 +12,8 @@ pub struct ClientConfig {
     /// Time for a whole request, body included (default 5 min); `None` lifts the limit for
     /// long downloads, the read timeout still applies.
     pub timeout: Option<Duration>,
-    /// Longest wait for the next bytes from the server (default 30 s).
+    /// Longest wait for the next bytes from the server, or for the server to take the next
+    /// bytes of the request (default 30 s).
     pub read_timeout: Duration,
     /// Redirects followed before [`Error::TooManyRedirects`](crate::Error::TooManyRedirects);
     /// 0 returns the 3xx response itself (default 10).

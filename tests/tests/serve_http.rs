@@ -137,6 +137,47 @@ fn if_modified_since_gives_304() {
 }
 
 #[test]
+fn etags_drive_304_412_and_if_range() {
+    let (url, dir) = site("etag");
+    std::fs::write(dir.join("hello.txt"), b"hello world!\n").unwrap();
+    let file = format!("{url}/hello.txt");
+    // curl's own ETag cache: save on the first fetch, revalidate with If-None-Match after.
+    let saved = dir.join("etag.saved");
+    let saved = saved.to_str().unwrap();
+    let first = curl(&["--etag-save", saved, &file]);
+    assert_eq!(first.status, 200);
+    let etag = first.header("etag").expect("an ETag header");
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+    let again = curl(&["--etag-compare", saved, &file]);
+    assert_eq!(again.status, 304);
+    assert_eq!(again.header("etag").as_deref(), Some(etag.as_str()));
+    assert!(again.body.is_empty());
+    let weak = format!("If-None-Match: \"other\", W/{etag}");
+    assert_eq!(curl(&["-H", &weak, &file]).status, 304);
+    let stale = "If-None-Match: \"other\"";
+    assert_eq!(curl(&["-H", stale, &file]).status, 200);
+
+    let if_match = format!("If-Match: {etag}");
+    assert_eq!(curl(&["-H", &if_match, &file]).status, 200);
+    assert_eq!(curl(&["-H", "If-Match: \"other\"", &file]).status, 412);
+    let old = "If-Unmodified-Since: Sat, 01 Jan 2000 00:00:00 GMT";
+    assert_eq!(curl(&["-H", old, &file]).status, 412);
+
+    let if_range = format!("If-Range: {etag}");
+    let got = curl(&["-r", "6-", "-H", &if_range, &file]);
+    assert_eq!((got.status, got.body.as_slice()), (206, &b"world!\n"[..]));
+    // A rewrite of the same size changes the tag: the range no longer applies.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(dir.join("hello.txt"), b"HELLO WORLD!\n").unwrap();
+    let got = curl(&["-r", "6-", "-H", &if_range, &file]);
+    assert_eq!(
+        (got.status, got.body.as_slice()),
+        (200, &b"HELLO WORLD!\n"[..])
+    );
+    assert_ne!(got.header("etag"), Some(etag));
+}
+
+#[test]
 fn missing_files_and_other_methods() {
     let (url, dir) = site("errors");
     std::fs::write(dir.join("hello.txt"), b"hello world!\n").unwrap();

@@ -132,17 +132,93 @@ pub(crate) fn range(header: &str, len: u64) -> Span {
     Span::Part { start, end }
 }
 
-/// Whether a file modified at `mtime` is unchanged since the client's `If-Modified-Since`.
-pub(crate) fn not_modified(if_modified_since: &str, mtime: SystemTime) -> bool {
-    let Ok(since) = httpdate::parse_http_date(if_modified_since) else {
-        return false;
+/// Seconds since the epoch: HTTP dates have whole seconds, so they compare at that precision.
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The strong validator of a file, from its modification time and size. nginx uses whole
+/// seconds; the nanoseconds here keep a same-size rewrite within one second from looking
+/// unchanged.
+pub(crate) fn etag(mtime: Option<SystemTime>, len: u64) -> String {
+    let since = mtime
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .unwrap_or_default();
+    format!(
+        "\"{:x}.{:x}-{len:x}\"",
+        since.as_secs(),
+        since.subsec_nanos()
+    )
+}
+
+/// The conditional headers of a request (RFC 9110 section 13.1).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Conditions<'a> {
+    pub(crate) if_match: Option<&'a str>,
+    pub(crate) if_none_match: Option<&'a str>,
+    pub(crate) if_modified_since: Option<&'a str>,
+    pub(crate) if_unmodified_since: Option<&'a str>,
+}
+
+/// What the conditional headers ask of a GET or HEAD.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Send,
+    /// 304.
+    NotModified,
+    /// 412.
+    PreconditionFailed,
+}
+
+/// Whether a comma-separated list of entity tags (or `*`) holds `etag`. The weak comparison
+/// (If-None-Match) ignores `W/`; the strong one (If-Match, If-Range) never matches a weak tag.
+fn tag_listed(list: &str, etag: &str, weak: bool) -> bool {
+    list.split(',')
+        .map(str::trim)
+        .any(|tag| match tag.strip_prefix("W/") {
+            _ if tag == "*" => true,
+            Some(tag) => weak && tag == etag,
+            None => tag == etag,
+        })
+}
+
+/// Evaluates the conditions in RFC 9110 section 13.2.2's order against a file's validators:
+/// If-Match, else If-Unmodified-Since; then If-None-Match, else If-Modified-Since.
+pub(crate) fn evaluate(c: &Conditions<'_>, etag: &str, mtime: Option<SystemTime>) -> Verdict {
+    let date = |header: &str| httpdate::parse_http_date(header).ok().map(secs);
+    let modified = mtime.map(secs);
+    if let Some(list) = c.if_match {
+        if !tag_listed(list, etag, false) {
+            return Verdict::PreconditionFailed;
+        }
+    } else if let (Some(since), Some(modified)) = (c.if_unmodified_since.and_then(date), modified)
+        && modified > since
+    {
+        return Verdict::PreconditionFailed;
+    }
+    if let Some(list) = c.if_none_match {
+        if tag_listed(list, etag, true) {
+            return Verdict::NotModified;
+        }
+    } else if let (Some(since), Some(modified)) = (c.if_modified_since.and_then(date), modified)
+        && modified <= since
+    {
+        return Verdict::NotModified;
+    }
+    Verdict::Send
+}
+
+/// Whether a Range request applies under its `If-Range`: an entity tag must match strongly,
+/// a date must be the file's Last-Modified exactly; otherwise the whole file is sent.
+pub(crate) fn range_applies(if_range: Option<&str>, etag: &str, mtime: Option<SystemTime>) -> bool {
+    let Some(validator) = if_range.map(str::trim) else {
+        return true;
     };
-    // HTTP dates have whole seconds; compare at that precision.
-    let secs = |t: SystemTime| {
-        t.duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    };
-    secs(mtime) <= secs(since)
+    if validator.starts_with('"') || validator.starts_with("W/") {
+        return tag_listed(validator, etag, false) && validator != "*";
+    }
+    mtime.is_some_and(|mtime| validator == httpdate::HttpDate::from(mtime).to_string())
 }
 
 /// An HTML listing of `dir`, whose URL path is `url_path` (ending with `/`).
@@ -215,6 +291,58 @@ mod tests {
         assert_eq!(relative_path("//a/./b/?x=1").as_deref(), Ok("a/b"));
         assert_eq!(relative_path("/with%20space").as_deref(), Ok("with space"));
         assert_eq!(relative_path("http://host:1/x/y").as_deref(), Ok("x/y"));
+    }
+
+    #[test]
+    fn conditions_follow_rfc_9110_order() {
+        let mtime = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        let tag = etag(Some(mtime), 13);
+        let before = "Sat, 01 Jan 2000 00:00:00 GMT";
+        let at = httpdate::HttpDate::from(mtime).to_string();
+        let check = |c: Conditions<'_>| evaluate(&c, &tag, Some(mtime));
+        assert_eq!(check(Conditions::default()), Verdict::Send);
+        let none_match = |list| Conditions {
+            if_none_match: Some(list),
+            // Ignored when If-None-Match is present.
+            if_modified_since: Some(&at),
+            ..Conditions::default()
+        };
+        assert_eq!(check(none_match(&tag)), Verdict::NotModified);
+        let weak = format!("\"x\", W/{tag}");
+        assert_eq!(check(none_match(&weak)), Verdict::NotModified);
+        assert_eq!(check(none_match("*")), Verdict::NotModified);
+        assert_eq!(check(none_match("\"other\"")), Verdict::Send);
+        let since = |date| Conditions {
+            if_modified_since: Some(date),
+            ..Conditions::default()
+        };
+        assert_eq!(check(since(&at)), Verdict::NotModified);
+        assert_eq!(check(since(before)), Verdict::Send);
+        assert_eq!(check(since("yesterday")), Verdict::Send);
+        let matching = |list| Conditions {
+            if_match: Some(list),
+            ..Conditions::default()
+        };
+        assert_eq!(check(matching(&tag)), Verdict::Send);
+        assert_eq!(check(matching("*")), Verdict::Send);
+        let weak_only = format!("W/{tag}");
+        assert_eq!(check(matching(&weak_only)), Verdict::PreconditionFailed);
+        assert_eq!(check(matching("\"other\"")), Verdict::PreconditionFailed);
+        let unmodified = |date| Conditions {
+            if_unmodified_since: Some(date),
+            ..Conditions::default()
+        };
+        assert_eq!(check(unmodified(&at)), Verdict::Send);
+        assert_eq!(check(unmodified(before)), Verdict::PreconditionFailed);
+        assert!(range_applies(None, &tag, Some(mtime)));
+        assert!(range_applies(Some(&tag), &tag, Some(mtime)));
+        assert!(range_applies(Some(&at), &tag, Some(mtime)));
+        assert!(!range_applies(Some(&weak_only), &tag, Some(mtime)));
+        assert!(!range_applies(Some("\"other\""), &tag, Some(mtime)));
+        assert!(!range_applies(Some(before), &tag, Some(mtime)));
+        let later = mtime + std::time::Duration::from_nanos(1);
+        assert_ne!(etag(Some(later), 13), tag);
+        assert_ne!(etag(Some(mtime), 14), tag);
     }
 
     #[test]

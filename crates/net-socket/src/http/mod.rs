@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use httpdate::HttpDate;
 
-use self::files::{Refusal, Span};
+use self::files::{Refusal, Span, Verdict};
 use crate::Error;
 use crate::handler::{ConnInfo, Context, Handler, Service};
 
@@ -26,7 +26,8 @@ const INLINE_BODY: u64 = 64 * 1024;
 /// Serves the files under a root directory over HTTP/1.1, like `python -m http.server`.
 ///
 /// GET and HEAD; `Content-Type` by extension; `index.html` or an HTML listing for a
-/// directory; single `Range` requests (206/416); `Last-Modified`/`If-Modified-Since` (304);
+/// directory; single `Range` requests (206/416) with `If-Range`; `Last-Modified` and `ETag` with
+/// `If-None-Match`/`If-Modified-Since` (304) and `If-Match`/`If-Unmodified-Since` (412);
 /// keep-alive, pipelining and HTTP/1.0. Paths that would leave the root get 403 or 404;
 /// the kernel enforces it (openat2 with `RESOLVE_BENEATH`), symlinks included.
 /// One access-log line per request goes to the `netkit::access` log target at info level.
@@ -127,7 +128,7 @@ struct Request<'a> {
     target: &'a str,
     range: Option<&'a str>,
     if_range: Option<&'a str>,
-    if_modified_since: Option<&'a str>,
+    conditions: files::Conditions<'a>,
 }
 
 /// A response head about to be written.
@@ -137,6 +138,8 @@ struct Head<'a> {
     content_type: &'a str,
     length: u64,
     last_modified: Option<SystemTime>,
+    /// Empty when the response has none.
+    etag: &'a str,
     extra: &'a [(&'a str, &'a str)],
 }
 
@@ -230,7 +233,7 @@ impl HttpConn {
             target,
             range: None,
             if_range: None,
-            if_modified_since: None,
+            conditions: files::Conditions::default(),
         };
         let mut keep_alive = minor >= 1;
         let mut has_host = false;
@@ -265,7 +268,13 @@ impl HttpConn {
             } else if name.eq_ignore_ascii_case("if-range") {
                 request.if_range = Some(value);
             } else if name.eq_ignore_ascii_case("if-modified-since") {
-                request.if_modified_since = Some(value);
+                request.conditions.if_modified_since = Some(value);
+            } else if name.eq_ignore_ascii_case("if-unmodified-since") {
+                request.conditions.if_unmodified_since = Some(value);
+            } else if name.eq_ignore_ascii_case("if-none-match") {
+                request.conditions.if_none_match = Some(value);
+            } else if name.eq_ignore_ascii_case("if-match") {
+                request.conditions.if_match = Some(value);
             }
         }
         if minor >= 1 && !has_host {
@@ -316,30 +325,33 @@ impl HttpConn {
             .first_raw()
             .unwrap_or("application/octet-stream");
         let len = meta.len();
-        if let (Some(since), Some(mtime)) = (req.if_modified_since, mtime)
-            && req.range.is_none()
-            && files::not_modified(since, mtime)
-        {
-            self.head(
-                ctx,
-                &Head {
-                    status: 304,
-                    keep_alive,
-                    content_type: "",
-                    length: 0,
-                    last_modified: Some(mtime),
-                    extra: &[],
-                },
-            );
-            return (304, 0);
+        let etag = files::etag(mtime, len);
+        match files::evaluate(&req.conditions, &etag, mtime) {
+            Verdict::Send => {}
+            Verdict::NotModified => {
+                self.head(
+                    ctx,
+                    &Head {
+                        status: 304,
+                        keep_alive,
+                        content_type: "",
+                        length: 0,
+                        last_modified: mtime,
+                        etag: &etag,
+                        extra: &[],
+                    },
+                );
+                return (304, 0);
+            }
+            Verdict::PreconditionFailed => {
+                self.error(ctx, 412, keep_alive, &[]);
+                return (412, 0);
+            }
         }
-        let range_applies = match (req.if_range, mtime) {
-            (None, _) => true,
-            (Some(validator), Some(mtime)) => validator.trim() == HttpDate::from(mtime).to_string(),
-            (Some(_), None) => false,
-        };
         let span = match req.range {
-            Some(range) if range_applies => files::range(range, len),
+            Some(range) if files::range_applies(req.if_range, &etag, mtime) => {
+                files::range(range, len)
+            }
             _ => Span::Whole,
         };
         let mut content_range = String::new();
@@ -368,6 +380,7 @@ impl HttpConn {
                 content_type,
                 length: count,
                 last_modified: mtime,
+                etag: &etag,
                 extra,
             },
         );
@@ -433,6 +446,7 @@ impl HttpConn {
                         content_type: "text/html; charset=utf-8",
                         length: len,
                         last_modified: None,
+                        etag: "",
                         extra: &[],
                     },
                 );
@@ -467,6 +481,7 @@ impl HttpConn {
                 content_type: "text/plain; charset=utf-8",
                 length: (status.to_string().len() + 1 + reason.len() + 1) as u64,
                 last_modified: None,
+                etag: "",
                 extra,
             },
         );
@@ -491,6 +506,9 @@ impl HttpConn {
         }
         if let Some(mtime) = head.last_modified {
             let _ = write!(buf, "Last-Modified: {}\r\n", HttpDate::from(mtime));
+        }
+        if !head.etag.is_empty() {
+            let _ = write!(buf, "ETag: {}\r\n", head.etag);
         }
         if matches!(head.status, 200 | 206 | 304 | 416) {
             buf.extend_from_slice(b"Accept-Ranges: bytes\r\n");
@@ -545,6 +563,7 @@ fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        412 => "Precondition Failed",
         416 => "Range Not Satisfiable",
         431 => "Request Header Fields Too Large",
         _ => "Unknown",

@@ -23,6 +23,17 @@ impl Client {
         }
     }
 
+    /// Connects and returns once the room has the client: a client joins when its loop
+    /// accepts it, so two connects in a row may join in either order on different loops.
+    /// `/nick` without a name is answered to the sender alone, after its join.
+    fn join(addr: std::net::SocketAddr) -> Client {
+        let mut client = Client::connect(addr);
+        client.say("/nick");
+        let answer = client.line();
+        assert!(answer.starts_with("* error: usage: /nick"), "{answer}");
+        client
+    }
+
     fn say(&mut self, line: &str) {
         self.writer.write_all(line.as_bytes()).unwrap();
         self.writer.write_all(b"\n").unwrap();
@@ -39,8 +50,8 @@ impl Client {
 fn clients_see_each_other_and_the_notices_never_their_own_lines() {
     let served = Served::start(&["chat", "--bind", "127.0.0.1:0", "--threads", "3"]);
     let addr = served.addrs[0];
-    let mut a = Client::connect(addr);
-    let mut b = Client::connect(addr);
+    let mut a = Client::join(addr);
+    let mut b = Client::join(addr);
     let joined_b = a.line();
     let b_name = joined_b
         .strip_prefix("* ")
@@ -48,7 +59,7 @@ fn clients_see_each_other_and_the_notices_never_their_own_lines() {
         .unwrap()
         .to_owned();
     assert!(b_name.starts_with("guest-"), "{joined_b}");
-    let mut c = Client::connect(addr);
+    let mut c = Client::join(addr);
     let joined_c = a.line();
     assert_eq!(b.line(), joined_c);
     let c_name = joined_c
@@ -84,8 +95,8 @@ fn clients_see_each_other_and_the_notices_never_their_own_lines() {
 #[test]
 fn a_line_over_64_kib_gets_an_error_and_the_connection_closes() {
     let served = Served::start(&["chat", "--bind", "127.0.0.1:0"]);
-    let mut talker = Client::connect(served.addrs[0]);
-    let mut listener = Client::connect(served.addrs[0]);
+    let mut talker = Client::join(served.addrs[0]);
+    let mut listener = Client::join(served.addrs[0]);
     assert!(talker.line().ends_with(" joined"));
     talker.say(&"x".repeat(70 * 1024));
     let error = talker.line();

@@ -16,8 +16,8 @@ const MAX_NICK: usize = 32;
 /// Each client is `guest-N` until it sends `/nick NAME`; its lines reach every other client
 /// as `NAME: line`, and the others see `* NAME joined`, `* NAME left` and
 /// `* OLD is now NEW`. A client never receives its own lines. A client joins when a loop
-/// accepts it, so notices reach the members accepted by then: two clients connecting at the
-/// same moment to different loops may not see each other's join.
+/// accepts it and hears of those who join after it: of two clients connecting at the same
+/// moment to different loops, the one its loop accepted first hears of the other.
 #[derive(Clone, Default)]
 pub struct Chat {
     room: Arc<Room>,
@@ -33,11 +33,7 @@ impl Room {
     /// Sends `line` to every member but `from`; `line` ends with a newline.
     fn broadcast(&self, ctx: &mut Context<'_>, from: ConnId, line: &[u8]) {
         let members = self.members.lock().unwrap_or_else(PoisonError::into_inner);
-        for &id in members.keys() {
-            if id != from {
-                ctx.send(id, line);
-            }
-        }
+        send_to_others(&members, ctx, from, line);
     }
 
     fn name_of(&self, id: ConnId) -> String {
@@ -128,15 +124,23 @@ impl Member {
 
 impl Handler for Member {
     fn on_connect(&mut self, ctx: &mut Context<'_>) {
-        let n = self.room.guests.fetch_add(1, Ordering::Relaxed) + 1;
-        let name = format!("guest-{n}");
-        let notice = format!("* {name} joined\n");
-        self.room
+        // Numbering, notice and entry under one lock: guests are numbered in join order, and
+        // of two clients joining at once on different loops exactly the first hears of the
+        // second.
+        let mut members = self
+            .room
             .members
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(ctx.id(), name);
-        self.room.broadcast(ctx, ctx.id(), notice.as_bytes());
+            .unwrap_or_else(PoisonError::into_inner);
+        let n = self.room.guests.fetch_add(1, Ordering::Relaxed) + 1;
+        let name = format!("guest-{n}");
+        send_to_others(
+            &members,
+            ctx,
+            ctx.id(),
+            format!("* {name} joined\n").as_bytes(),
+        );
+        members.insert(ctx.id(), name);
     }
 
     fn on_data(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
@@ -175,6 +179,19 @@ impl Handler for Member {
         if let Some(name) = removed {
             self.room
                 .broadcast(ctx, id, format!("* {name} left\n").as_bytes());
+        }
+    }
+}
+
+fn send_to_others(
+    members: &HashMap<ConnId, String>,
+    ctx: &mut Context<'_>,
+    from: ConnId,
+    line: &[u8],
+) {
+    for &id in members.keys() {
+        if id != from {
+            ctx.send(id, line);
         }
     }
 }

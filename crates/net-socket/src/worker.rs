@@ -337,6 +337,8 @@ impl<S: Service> Worker<S> {
     /// runnable threads than cores the loop lost its core in the middle of the batch; 50
     /// connections then saw p99 latencies of 2-6 ms (3x tokio) and per-connection round trips
     /// anywhere from 2,500 to 30,000 in 3 s. Written per turn, they are fair (5,500-8,000).
+    /// Those figures came from a client with a thread per connection; with the event-loop
+    /// client of `cargo xtask bench` both ways measure the same, so per turn stays for fairness.
     ///
     /// With `short_read_drains`, a read that does not fill the buffer is taken to have drained
     /// the socket, saving the read that would return `WouldBlock` (as tokio does on epoll):

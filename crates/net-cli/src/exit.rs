@@ -49,10 +49,25 @@ pub fn report(outcome: Outcome) -> ExitCode {
                 // `netkit ... | head` closing early is not an error (as ripgrep does).
                 return ExitCode::SUCCESS;
             }
-            eprintln!("netkit: error: {:#}", failure.error);
+            eprintln!("netkit: error: {}", one_line(&failure.error));
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// The error and its causes joined by `: `, leaving out a cause whose text the line already
+/// holds: our library errors name their I/O cause in their own message and also expose it as
+/// `source()`, and anyhow's `{:#}` printed it twice ("Connection refused: Connection refused").
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
@@ -61,4 +76,39 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+    use anyhow::Context as _;
+
+    /// Shaped like our library errors: the cause in the message and as `source()`.
+    #[derive(Debug)]
+    struct Connect {
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Connect {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot connect: {}", self.source)
+        }
+    }
+
+    impl std::error::Error for Connect {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_printed_once() {
+        let refused = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let error = anyhow::Error::new(Connect { source: refused() });
+        assert_eq!(one_line(&error), format!("cannot connect: {}", refused()));
+        let error = Err::<(), _>(refused())
+            .context("reading key.pem")
+            .unwrap_err();
+        assert_eq!(one_line(&error), format!("reading key.pem: {}", refused()));
+    }
 }

@@ -114,3 +114,28 @@ fn a_line_over_64_kib_gets_an_error_and_the_connection_closes() {
     assert!(listener.line().ends_with(" is now bob"));
     assert_eq!(listener.line(), "bob: ok now");
 }
+
+#[test]
+fn quit_blank_lines_look_alike_commands_and_a_last_line_without_newline() {
+    let served = Served::start(&["chat", "--bind", "127.0.0.1:0"]);
+    let mut talker = Client::join(served.addrs[0]);
+    let mut listener = Client::join(served.addrs[0]);
+    assert!(talker.line().ends_with(" joined"));
+    talker.say("/nick carol");
+    assert!(listener.line().ends_with(" is now carol"));
+    talker.say("");
+    talker.say("  \r");
+    talker.say("/nickname is not a command");
+    assert_eq!(listener.line(), "carol: /nickname is not a command");
+    talker.say("/quit");
+    assert_eq!(listener.line(), "* carol left");
+    assert_eq!(talker.line(), "", "/quit closes the connection");
+
+    let mut last = Client::join(served.addrs[0]);
+    assert!(listener.line().ends_with(" joined"));
+    last.writer.write_all(b"/nick dave\nno newline").unwrap();
+    last.writer.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(listener.line().ends_with(" is now dave"));
+    assert_eq!(listener.line(), "dave: no newline");
+    assert_eq!(listener.line(), "* dave left");
+}

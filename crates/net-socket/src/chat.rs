@@ -15,7 +15,8 @@ const MAX_NICK: usize = 32;
 ///
 /// Each client is `guest-N` until it sends `/nick NAME`; its lines reach every other client
 /// as `NAME: line`, and the others see `* NAME joined`, `* NAME left` and
-/// `* OLD is now NEW`. A client never receives its own lines. A client joins when a loop
+/// `* OLD is now NEW`. `/quit` leaves; blank lines are not sent; a last line without a
+/// newline is sent when the client closes. A client never receives its own lines. A client joins when a loop
 /// accepts it and hears of those who join after it: of two clients connecting at the same
 /// moment to different loops, the one its loop accepted first hears of the other.
 #[derive(Clone, Default)]
@@ -72,10 +73,18 @@ pub struct Member {
 impl Member {
     fn line(&mut self, ctx: &mut Context<'_>, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let id = ctx.id();
-        if let Some(rest) = line.strip_prefix(b"/nick") {
-            self.nick(ctx, rest);
+        if line.iter().all(u8::is_ascii_whitespace) {
             return;
+        }
+        let id = ctx.id();
+        let word_end = line
+            .iter()
+            .position(u8::is_ascii_whitespace)
+            .unwrap_or(line.len());
+        match &line[..word_end] {
+            b"/nick" => return self.nick(ctx, &line[word_end..]),
+            b"/quit" => return ctx.close(),
+            _ => {}
         }
         let name = self.room.name_of(id);
         self.scratch.clear();
@@ -166,6 +175,12 @@ impl Handler for Member {
             return;
         }
         self.partial.extend_from_slice(rest);
+    }
+
+    fn on_eof(&mut self, ctx: &mut Context<'_>) {
+        let last = std::mem::take(&mut self.partial);
+        self.line(ctx, &last);
+        ctx.close();
     }
 
     fn on_close(&mut self, ctx: &mut Context<'_>) {

@@ -69,7 +69,9 @@ impl ServerBuilder {
     }
 
     /// Connections open at once across all threads; more are closed as soon as accepted
-    /// (default 10,000).
+    /// (default 10,000). [`build`](Self::build) raises the process's soft open-file limit
+    /// towards two descriptors per connection, up to the hard limit, and warns if that falls
+    /// short.
     #[must_use]
     pub fn max_connections(mut self, max: usize) -> Self {
         self.config.max_connections = max;
@@ -125,6 +127,7 @@ impl ServerBuilder {
             }
         }
 
+        raise_open_files_limit(self.config.max_connections);
         let mut polls = Vec::with_capacity(threads);
         let mut remotes = Vec::with_capacity(threads);
         let mut inboxes = Vec::with_capacity(threads);
@@ -152,6 +155,46 @@ impl ServerBuilder {
                 .map(|((p, l), i)| (p, l, i))
                 .collect(),
         })
+    }
+}
+
+/// Descriptors a server may hold per connection: its socket and a file it is sending.
+const FILES_PER_CONNECTION: u64 = 2;
+/// Descriptors besides connections: listeners, pollers, wakers, stdio, logs.
+const SPARE_FILES: u64 = 64;
+
+/// Raises the soft open-file limit (often 1024 while the hard one is far higher) so that
+/// `max_connections` can really be open, as Go's runtime does at start and nginx does with
+/// `worker_rlimit_nofile`; past the limit, accepts fail with EMFILE and clients wait.
+/// Only ever raises, never past the hard limit; warns when that leaves less than one
+/// descriptor per connection.
+fn raise_open_files_limit(max_connections: usize) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let connections = max_connections as u64;
+    let wanted = connections
+        .saturating_mul(FILES_PER_CONNECTION)
+        .saturating_add(SPARE_FILES);
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft >= wanted {
+        return;
+    }
+    let raised = wanted.min(hard);
+    if raised > soft {
+        match setrlimit(Resource::RLIMIT_NOFILE, raised, hard) {
+            Ok(()) => log::debug!("open-file limit raised from {soft} to {raised}"),
+            Err(e) => {
+                log::warn!("cannot raise the open-file limit from {soft}: {e}");
+                return;
+            }
+        }
+    }
+    if raised < connections.saturating_add(SPARE_FILES) {
+        log::warn!(
+            "the open-file limit ({raised}) is below {max_connections} connections: \
+             connections past it wait; raise it with `ulimit -n` or lower max_connections"
+        );
     }
 }
 

@@ -569,10 +569,20 @@ fn ssh_works(
             median(&o, "mib_s"),
             1.0,
         )];
+        // Each get writes a new file, as a first download does: left in place, the previous
+        // copy changes the work (OpenSSH truncates it and reuses its page cache; netkit writes
+        // NAME.part beside it and renames).
+        let fresh = || std::fs::remove_file(&back).or_else(ignore_missing);
         let (a, o) = alternate(
             plan.rounds,
-            || netkit(&["get", &dest, &b]),
-            || openssh(format!("get {remote} {b}\n")),
+            || {
+                fresh()?;
+                netkit(&["get", &dest, &b])
+            },
+            || {
+                fresh()?;
+                openssh(format!("get {remote} {b}\n"))
+            },
         )?;
         rows.push(Row::more(
             format!("sftp get {} MiB, {label}", size >> 20),
@@ -886,4 +896,13 @@ fn svg(rows: &[Row]) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// For `remove_file(..).or_else(ignore_missing)`: a file that is not there is already gone.
+fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(e)
+    }
 }

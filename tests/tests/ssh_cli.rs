@@ -71,6 +71,22 @@ fn exit_status_streams_and_stdin_pass_through() {
 }
 
 #[test]
+fn without_a_command_the_login_shell_runs_what_stdin_holds() {
+    let out = ssh(&[], b"echo shell:$0\necho to-err >&2\nexit 5\n");
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The test user's login shell is /bin/sh, which sshd starts as `-sh`.
+    assert_eq!(out.stdout, b"shell:-sh\n");
+    assert_eq!(out.stderr, b"to-err\n");
+    let out = ssh(&[], b"");
+    assert_eq!(out.status.code(), Some(0), "EOF at once ends the shell");
+}
+
+#[test]
 fn password_only_from_the_environment() {
     let port = port().to_string();
     let kh = env("NETKIT_TEST_SSH_KNOWN_HOSTS");

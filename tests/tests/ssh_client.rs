@@ -133,6 +133,25 @@ fn exec_exit_codes_signals_stdin_and_separate_streams() {
 }
 
 #[test]
+fn the_login_shell_reads_its_commands_from_stdin() {
+    let client = Client::connect(&keyed()).unwrap();
+    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    tx.send(b"echo one\n".to_vec()).unwrap();
+    tx.send(b"echo two >&2; exit 6\n".to_vec()).unwrap();
+    drop(tx);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let status = client
+        .shell_streaming(Some(rx), &mut |d| out.extend_from_slice(d), &mut |d| {
+            err.extend_from_slice(d)
+        })
+        .unwrap();
+    assert_eq!(
+        (status.code, out.as_slice(), err.as_slice()),
+        (6, &b"one\n"[..], &b"two\n"[..])
+    );
+}
+
+#[test]
 fn fifty_mib_on_both_streams_does_not_deadlock() {
     let client = Client::connect(&keyed()).unwrap();
     let started = Instant::now();

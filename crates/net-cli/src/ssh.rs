@@ -115,6 +115,7 @@ signal (as OpenSSH). With --hosts: 0 when every host ran the command with status
 Examples:
   netkit ssh deploy@10.0.0.5 -- uname -a
   tar cz dir | netkit ssh -p 2222 host 'tar xz -C /srv'
+  netkit ssh host < script.sh      (no COMMAND: the login shell runs stdin's lines)
   netkit ssh --hosts web1,web2,db1 --parallel 10 --json -- uptime")]
 pub struct Args {
     /// Port, when DEST has none.
@@ -181,9 +182,10 @@ pub fn run(mut args: Args) -> Outcome {
         )));
     };
     let command = words.collect::<Vec<_>>().join(" ");
-    if command.is_empty() {
+    if command.is_empty() && std::io::stdin().is_terminal() {
         return Err(own(anyhow!(
-            "a command is required: interactive shells are not supported yet"
+            "a command is required: interactive shells are not supported yet \
+             (commands piped on stdin run in the login shell)"
         )));
     }
     let mut config = args.connect.config(dest, args.port)?;
@@ -213,18 +215,18 @@ pub fn run(mut args: Args) -> Outcome {
     });
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
-    let status = client
-        .exec_streaming(
-            &command,
-            Some(rx),
-            &mut |d| {
-                let _ = stdout.write_all(d).and_then(|()| stdout.flush());
-            },
-            &mut |d| {
-                let _ = stderr.write_all(d).and_then(|()| stderr.flush());
-            },
-        )
-        .map_err(own)?;
+    let mut on_stdout = |d: &[u8]| {
+        let _ = stdout.write_all(d).and_then(|()| stdout.flush());
+    };
+    let mut on_stderr = |d: &[u8]| {
+        let _ = stderr.write_all(d).and_then(|()| stderr.flush());
+    };
+    let status = if command.is_empty() {
+        client.shell_streaming(Some(rx), &mut on_stdout, &mut on_stderr)
+    } else {
+        client.exec_streaming(&command, Some(rx), &mut on_stdout, &mut on_stderr)
+    }
+    .map_err(own)?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for forward in forwards {
         if let Ok(Err(e)) = forward.join() {

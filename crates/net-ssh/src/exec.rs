@@ -86,9 +86,39 @@ impl Client {
         on_stdout: &mut dyn FnMut(&[u8]),
         on_stderr: &mut dyn FnMut(&[u8]),
     ) -> Result<ExitStatus, Error> {
+        self.run_streaming(Some(command), stdin, on_stdout, on_stderr)
+    }
+
+    /// Starts the user's login shell without a terminal, as `ssh HOST < script` does: the
+    /// shell reads its commands from `stdin` and exits at its EOF; otherwise as
+    /// [`exec_streaming`](Self::exec_streaming).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], [`Error::Ssh`].
+    pub fn shell_streaming(
+        &self,
+        stdin: Option<Receiver<Vec<u8>>>,
+        on_stdout: &mut dyn FnMut(&[u8]),
+        on_stderr: &mut dyn FnMut(&[u8]),
+    ) -> Result<ExitStatus, Error> {
+        self.run_streaming(None, stdin, on_stdout, on_stderr)
+    }
+
+    /// Runs `command`, or the login shell when there is none.
+    fn run_streaming(
+        &self,
+        command: Option<&str>,
+        stdin: Option<Receiver<Vec<u8>>>,
+        on_stdout: &mut dyn FnMut(&[u8]),
+        on_stderr: &mut dyn FnMut(&[u8]),
+    ) -> Result<ExitStatus, Error> {
         let fail = |e: ssh2::Error| Error::ssh(&self.host, &e);
         let mut channel = self.session.channel_session().map_err(fail)?;
-        channel.exec(command).map_err(fail)?;
+        match command {
+            Some(command) => channel.exec(command),
+            None => channel.shell(),
+        }
+        .map_err(fail)?;
         self.session.set_blocking(false);
         let result = self.pump(&mut channel, stdin, on_stdout, on_stderr);
         self.session.set_blocking(true);

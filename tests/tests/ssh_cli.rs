@@ -87,6 +87,40 @@ fn without_a_command_the_login_shell_runs_what_stdin_holds() {
 }
 
 #[test]
+fn on_a_terminal_without_a_command_an_interactive_shell_gets_a_remote_terminal() {
+    // `script` gives netkit a terminal; util-linux ships it (bsdutils on Debian and Ubuntu).
+    let mut line = vec![netkit_bin().display().to_string(), "ssh".into()];
+    line.extend(["-p".into(), port().to_string()]);
+    line.extend(common());
+    line.push(dest());
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run `script` (util-linux), which this test needs for a terminal");
+    let mut keys = child.stdin.take().unwrap();
+    keys.write_all(b"tty; echo pty-$((6*7)); exit 3\r").unwrap();
+    // Stdin stays open until the shell has ended: its EOF would end the terminal first.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shell did not end"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(keys);
+    let out = child.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{screen}");
+    assert!(screen.contains("/dev/pts/"), "no remote terminal: {screen}");
+    assert!(screen.contains("pty-42"), "{screen}");
+}
+
+#[test]
 fn password_only_from_the_environment() {
     let port = port().to_string();
     let kh = env("NETKIT_TEST_SSH_KNOWN_HOSTS");

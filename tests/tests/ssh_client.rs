@@ -141,14 +141,45 @@ fn the_login_shell_reads_its_commands_from_stdin() {
     drop(tx);
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let status = client
-        .shell_streaming(Some(rx), &mut |d| out.extend_from_slice(d), &mut |d| {
-            err.extend_from_slice(d)
-        })
+        .shell_streaming(
+            None,
+            Some(rx),
+            &mut |d| out.extend_from_slice(d),
+            &mut |d| err.extend_from_slice(d),
+        )
         .unwrap();
     assert_eq!(
         (status.code, out.as_slice(), err.as_slice()),
         (6, &b"one\n"[..], &b"two\n"[..])
     );
+}
+
+#[test]
+fn a_shell_on_a_remote_terminal_of_the_asked_size() {
+    let client = Client::connect(&keyed()).unwrap();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    tx.send(b"tty; stty size; echo $TERM; exit 2\n".to_vec())
+        .unwrap();
+    drop(tx);
+    let terminal = net_ssh::Terminal {
+        term: "vt100".into(),
+        columns: 100,
+        rows: 30,
+    };
+    let mut screen = Vec::new();
+    let status = client
+        .shell_streaming(
+            Some(&terminal),
+            Some(rx),
+            &mut |d| screen.extend_from_slice(d),
+            &mut |_| {},
+        )
+        .unwrap();
+    let screen = String::from_utf8_lossy(&screen);
+    assert_eq!(status.code, 2, "{screen}");
+    assert!(screen.contains("/dev/pts/"), "{screen}");
+    assert!(screen.contains("30 100"), "{screen}");
+    assert!(screen.contains("vt100"), "{screen}");
 }
 
 #[test]

@@ -115,7 +115,8 @@ signal (as OpenSSH). With --hosts: 0 when every host ran the command with status
 Examples:
   netkit ssh deploy@10.0.0.5 -- uname -a
   tar cz dir | netkit ssh -p 2222 host 'tar xz -C /srv'
-  netkit ssh host < script.sh      (no COMMAND: the login shell runs stdin's lines)
+  netkit ssh host                  (no COMMAND: an interactive login shell on a terminal)
+  netkit ssh host < script.sh      (no COMMAND, stdin not a terminal: the shell runs the script)
   netkit ssh --hosts web1,web2,db1 --parallel 10 --json -- uptime")]
 pub struct Args {
     /// Port, when DEST has none.
@@ -182,12 +183,7 @@ pub fn run(mut args: Args) -> Outcome {
         )));
     };
     let command = words.collect::<Vec<_>>().join(" ");
-    if command.is_empty() && std::io::stdin().is_terminal() {
-        return Err(own(anyhow!(
-            "a command is required: interactive shells are not supported yet \
-             (commands piped on stdin run in the login shell)"
-        )));
-    }
+    let terminal = (command.is_empty() && std::io::stdin().is_terminal()).then(local_terminal);
     let mut config = args.connect.config(dest, args.port)?;
     let client = connect(&mut config)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -222,7 +218,13 @@ pub fn run(mut args: Args) -> Outcome {
         let _ = stderr.write_all(d).and_then(|()| stderr.flush());
     };
     let status = if command.is_empty() {
-        client.shell_streaming(Some(rx), &mut on_stdout, &mut on_stderr)
+        // Keys go to the remote terminal as typed (Ctrl-C included) until the shell ends.
+        let _raw = terminal
+            .as_ref()
+            .map(|_| RawMode::enter())
+            .transpose()
+            .map_err(own)?;
+        client.shell_streaming(terminal.as_ref(), Some(rx), &mut on_stdout, &mut on_stderr)
     } else {
         client.exec_streaming(&command, Some(rx), &mut on_stdout, &mut on_stderr)
     }
@@ -240,6 +242,45 @@ pub fn run(mut args: Args) -> Outcome {
     Ok(ExitCode::from(
         u8::try_from(status.code).unwrap_or(OWN_ERROR),
     ))
+}
+
+/// The terminal to ask the server for: ours, by `$TERM` and the size of stdout.
+fn local_terminal() -> net_ssh::Terminal {
+    let (columns, rows) =
+        terminal_size::terminal_size().map_or((80, 24), |(w, h)| (u32::from(w.0), u32::from(h.0)));
+    net_ssh::Terminal {
+        term: std::env::var("TERM").unwrap_or_else(|_| "xterm".to_owned()),
+        columns,
+        rows,
+    }
+}
+
+/// The local terminal in raw mode (no echo, no line editing, no signals from keys) while this
+/// lives: the remote terminal does all of that. Restored when dropped.
+struct RawMode {
+    saved: nix::sys::termios::Termios,
+}
+
+impl RawMode {
+    fn enter() -> anyhow::Result<RawMode> {
+        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).context("cannot read the terminal's settings")?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(&stdin, SetArg::TCSANOW, &raw).context("cannot set the terminal to raw")?;
+        Ok(RawMode { saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(
+            std::io::stdin(),
+            nix::sys::termios::SetArg::TCSANOW,
+            &self.saved,
+        );
+    }
 }
 
 /// `[BIND:]LPORT:HOST:PORT` (BIND defaults to 127.0.0.1) into the listen address, host, port.

@@ -31,6 +31,23 @@ impl ExitStatus {
     }
 }
 
+/// The pseudo-terminal asked for an interactive shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Terminal {
+    /// The terminal type, as `$TERM` (e.g. `xterm-256color`).
+    pub term: String,
+    /// Width in characters.
+    pub columns: u32,
+    /// Height in lines.
+    pub rows: u32,
+}
+
+/// What a session channel starts.
+enum Start<'a> {
+    Exec(&'a str),
+    Shell(Option<&'a Terminal>),
+}
+
 /// The full result of [`Client::exec`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -86,37 +103,43 @@ impl Client {
         on_stdout: &mut dyn FnMut(&[u8]),
         on_stderr: &mut dyn FnMut(&[u8]),
     ) -> Result<ExitStatus, Error> {
-        self.run_streaming(Some(command), stdin, on_stdout, on_stderr)
+        self.run_streaming(Start::Exec(command), stdin, on_stdout, on_stderr)
     }
 
-    /// Starts the user's login shell without a terminal, as `ssh HOST < script` does: the
-    /// shell reads its commands from `stdin` and exits at its EOF; otherwise as
-    /// [`exec_streaming`](Self::exec_streaming).
+    /// Starts the user's login shell; otherwise as [`exec_streaming`](Self::exec_streaming).
+    ///
+    /// Without a `terminal` (as `ssh HOST < script`) the shell reads its commands from
+    /// `stdin` and exits at its EOF. With one (as an interactive `ssh HOST`) the server
+    /// allocates a pseudo-terminal of that type and size, and the shell's stderr arrives
+    /// merged into stdout, as on any terminal.
     ///
     /// # Errors
     /// [`Error::Timeout`], [`Error::Ssh`].
     pub fn shell_streaming(
         &self,
+        terminal: Option<&Terminal>,
         stdin: Option<Receiver<Vec<u8>>>,
         on_stdout: &mut dyn FnMut(&[u8]),
         on_stderr: &mut dyn FnMut(&[u8]),
     ) -> Result<ExitStatus, Error> {
-        self.run_streaming(None, stdin, on_stdout, on_stderr)
+        self.run_streaming(Start::Shell(terminal), stdin, on_stdout, on_stderr)
     }
 
-    /// Runs `command`, or the login shell when there is none.
     fn run_streaming(
         &self,
-        command: Option<&str>,
+        start: Start<'_>,
         stdin: Option<Receiver<Vec<u8>>>,
         on_stdout: &mut dyn FnMut(&[u8]),
         on_stderr: &mut dyn FnMut(&[u8]),
     ) -> Result<ExitStatus, Error> {
         let fail = |e: ssh2::Error| Error::ssh(&self.host, &e);
         let mut channel = self.session.channel_session().map_err(fail)?;
-        match command {
-            Some(command) => channel.exec(command),
-            None => channel.shell(),
+        match start {
+            Start::Exec(command) => channel.exec(command),
+            Start::Shell(None) => channel.shell(),
+            Start::Shell(Some(t)) => channel
+                .request_pty(&t.term, None, Some((t.columns, t.rows, 0, 0)))
+                .and_then(|()| channel.shell()),
         }
         .map_err(fail)?;
         self.session.set_blocking(false);

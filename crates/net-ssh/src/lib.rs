@@ -25,6 +25,6 @@ mod sftp;
 pub use client::Client;
 pub use config::{Config, HostKeyPolicy, Identity};
 pub use error::Error;
-pub use exec::{ExitStatus, Output};
+pub use exec::{ExitStatus, Output, Terminal};
 pub use many::{HostResult, run_many};
 pub use sftp::{Entry, Transfer, upload_temp_name};

@@ -9,7 +9,7 @@ use std::time::Instant;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::Error;
-use crate::client::Client;
+use crate::client::{Client, EAGAIN};
 
 const CHUNK: usize = 64 * 1024;
 
@@ -133,7 +133,7 @@ impl Client {
         on_stderr: &mut dyn FnMut(&[u8]),
     ) -> Result<ExitStatus, Error> {
         let fail = |e: ssh2::Error| Error::ssh(&self.host, &e);
-        let mut channel = self.session.channel_session().map_err(fail)?;
+        let mut channel = self.open(ssh2::Session::channel_session)?;
         match start {
             Start::Exec(command) => channel.exec(command),
             Start::Shell(None) => channel.shell(),
@@ -198,7 +198,7 @@ impl Client {
             if stdin.is_none() && sent == pending.len() && !eof_sent {
                 match channel.send_eof() {
                     Ok(()) => eof_sent = true,
-                    Err(e) if e.code() == ssh2::ErrorCode::Session(-37) => {}
+                    Err(e) if e.code() == EAGAIN => {}
                     Err(_) => eof_sent = true,
                 }
             }

@@ -10,11 +10,9 @@ use std::time::Instant;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::Error;
-use crate::client::Client;
+use crate::client::{Client, EAGAIN};
 
 const CHUNK: usize = 32 * 1024;
-/// LIBSSH2_ERROR_EAGAIN: the non-blocking session would block.
-const EAGAIN: ssh2::ErrorCode = ssh2::ErrorCode::Session(-37);
 
 /// One forwarded connection.
 struct Tunnel {
@@ -106,6 +104,7 @@ impl Client {
             match self.session.channel_direct_tcpip(host, port, None) {
                 Ok(channel) => return Ok(channel),
                 Err(e) if e.code() == EAGAIN && Instant::now() < deadline => {
+                    self.ack_at_once();
                     let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
                     let _ = poll(&mut fds, PollTimeout::from(20u16));
                 }

@@ -196,7 +196,7 @@ pub fn upload_temp_name(target: &Path) -> PathBuf {
 
 impl Client {
     fn sftp(&self) -> Result<Sftp, Error> {
-        self.session.sftp().map_err(|e| Error::ssh(&self.host, &e))
+        self.open(ssh2::Session::sftp)
     }
 
     fn local(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {

@@ -359,6 +359,19 @@ fn malformed_and_oversized_requests() {
         reply.starts_with("HTTP/1.1 431 "),
         "too many headers: {reply}"
     );
+    // As nginx: a request line past 8 KiB is refused whether it arrived whole or not.
+    let long = format!("/{}", "a".repeat(9000));
+    let reply = String::from_utf8_lossy(&raw(
+        format!("GET {long} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()
+    ))
+    .into_owned();
+    assert!(reply.starts_with("HTTP/1.1 414 "), "long URI: {reply}");
+    let reply = String::from_utf8_lossy(&raw(format!("GET /{}", "a".repeat(20_000)).as_bytes()))
+        .into_owned();
+    assert!(
+        reply.starts_with("HTTP/1.1 414 "),
+        "unfinished long request line: {reply}"
+    );
 }
 
 #[test]

@@ -18,6 +18,8 @@ use crate::handler::{ConnInfo, Context, Handler, Service};
 
 /// Requests whose head (request line and headers) grows past this get 431.
 const MAX_HEAD: usize = 16 * 1024;
+/// Request lines longer than this get 414, as nginx's default `large_client_header_buffers`.
+const MAX_REQUEST_LINE: usize = 8 * 1024;
 const MAX_HEADERS: usize = 64;
 /// Bodies up to this size are copied behind the response head, so both leave in one write;
 /// larger ones go by sendfile(2).
@@ -200,7 +202,12 @@ impl HttpConn {
                     self.respond(ctx, &parsed);
                 }
                 Ok(httparse::Status::Partial) => {
-                    if input.len() - used > MAX_HEAD {
+                    let pending = &input[used..];
+                    if pending.len() > MAX_REQUEST_LINE
+                        && !pending[..MAX_REQUEST_LINE].contains(&b'\n')
+                    {
+                        self.fail(ctx, 414, "URI Too Long");
+                    } else if pending.len() > MAX_HEAD {
                         self.fail(ctx, 431, "Request Header Fields Too Large");
                     }
                     break;
@@ -228,6 +235,9 @@ impl HttpConn {
         else {
             return self.fail(ctx, 400, "incomplete request line");
         };
+        if target.len() > MAX_REQUEST_LINE {
+            return self.fail(ctx, 414, "URI Too Long");
+        }
         let mut request = Request {
             method,
             target,
@@ -564,6 +574,7 @@ fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         412 => "Precondition Failed",
+        414 => "URI Too Long",
         416 => "Range Not Satisfiable",
         431 => "Request Header Fields Too Large",
         _ => "Unknown",

@@ -105,8 +105,11 @@ impl Row {
         }
     }
 
+    /// A missing figure (0) never passes: a run that measured nothing proves nothing.
     fn pass(&self) -> bool {
-        if self.higher_is_better {
+        if self.netkit <= 0.0 || self.anchor <= 0.0 {
+            false
+        } else if self.higher_is_better {
             self.ratio() >= self.goal
         } else {
             self.ratio() <= self.goal

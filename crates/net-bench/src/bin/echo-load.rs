@@ -6,6 +6,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,19 +24,26 @@ fn main() -> Result<()> {
         "--threads",
         std::thread::available_parallelism().map_or(2, usize::from),
     );
-    let until = Instant::now() + Duration::from_secs_f64(secs);
+    // The clock starts once every connection is up: a SYN the server's backlog dropped is
+    // retried after 1 s, which would otherwise eat a short run (it did, at 500 connections).
+    let ready = Arc::new(Barrier::new(threads + 1));
     let workers: Vec<_> = (0..threads)
         .map(|t| {
             let addr = addr.clone();
+            let ready = Arc::clone(&ready);
             // Connections spread evenly: thread t drives every threads-th one.
             let mine = (t..conns).step_by(threads).map(|i| i as u64).collect();
-            std::thread::spawn(move || round_trips(&addr, mine, until))
+            std::thread::spawn(move || round_trips(&addr, mine, &ready, secs))
         })
         .collect();
+    ready.wait();
     let started = Instant::now();
     let mut all = Vec::new();
     for worker in workers {
         all.extend(joined(worker)?);
+    }
+    if all.is_empty() {
+        return Err("no round trip completed".into());
     }
     let elapsed = started.elapsed().as_secs_f64().max(secs);
     let [p50, p99, p999] = [0.5, 0.99, 0.999].map(|q| net_bench::percentile(&mut all, q));
@@ -90,30 +98,17 @@ impl Conn {
 }
 
 /// Closed-loop 64-byte round trips on the connections `salts` (one per salt) from one event
-/// loop until `until` (and at most 50 million each); returns every round trip's latency in
+/// loop for `secs` from the moment every thread is connected (and at most 50 million each);
+/// returns every round trip's latency in
 /// microseconds. One loop drives many connections, as the servers do, so the load generator
 /// does not spend the CPU the servers need on a thread switch per round trip.
-fn round_trips(addr: &str, salts: Vec<u64>, until: Instant) -> io::Result<Vec<u64>> {
-    let mut poll = mio::Poll::new()?;
+fn round_trips(addr: &str, salts: Vec<u64>, ready: &Barrier, secs: f64) -> io::Result<Vec<u64>> {
+    let connected = connect_all(addr, salts);
+    // Waiting even after a failed connect, or the other threads would wait forever.
+    ready.wait();
+    let (mut poll, mut conns) = connected?;
+    let until = Instant::now() + Duration::from_secs_f64(secs);
     let mut events = mio::Events::with_capacity(1024);
-    let mut conns = Vec::with_capacity(salts.len());
-    for (i, salt) in salts.into_iter().enumerate() {
-        let s = std::net::TcpStream::connect(addr)?;
-        s.set_nodelay(true)?;
-        s.set_nonblocking(true)?;
-        let mut stream = mio::net::TcpStream::from_std(s);
-        poll.registry()
-            .register(&mut stream, mio::Token(i), mio::Interest::READABLE)?;
-        conns.push(Conn {
-            stream,
-            salt,
-            n: 0,
-            msg: [0; 64],
-            back: [0; 64],
-            got: 0,
-            sent_at: Instant::now(),
-        });
-    }
     for conn in &mut conns {
         conn.send()?;
     }
@@ -142,6 +137,30 @@ fn round_trips(addr: &str, salts: Vec<u64>, until: Instant) -> io::Result<Vec<u6
         return Err(io::Error::other("an echo was missing for over 2 s"));
     }
     Ok(latencies)
+}
+
+/// Opens the connections `salts` (one per salt), registered for reading on a new poll.
+fn connect_all(addr: &str, salts: Vec<u64>) -> io::Result<(mio::Poll, Vec<Conn>)> {
+    let poll = mio::Poll::new()?;
+    let mut conns = Vec::with_capacity(salts.len());
+    for (i, salt) in salts.into_iter().enumerate() {
+        let s = std::net::TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        s.set_nonblocking(true)?;
+        let mut stream = mio::net::TcpStream::from_std(s);
+        poll.registry()
+            .register(&mut stream, mio::Token(i), mio::Interest::READABLE)?;
+        conns.push(Conn {
+            stream,
+            salt,
+            n: 0,
+            msg: [0; 64],
+            back: [0; 64],
+            got: 0,
+            sent_at: Instant::now(),
+        });
+    }
+    Ok((poll, conns))
 }
 
 fn joined<T>(handle: JoinHandle<io::Result<T>>) -> Result<T> {

@@ -87,37 +87,87 @@ fn without_a_command_the_login_shell_runs_what_stdin_holds() {
 }
 
 #[test]
-fn on_a_terminal_without_a_command_an_interactive_shell_gets_a_remote_terminal() {
+fn on_a_terminal_without_a_command_an_interactive_shell_gets_a_remote_terminal_that_follows_resizes()
+ {
     // `script` gives netkit a terminal; util-linux ships it (bsdutils on Debian and Ubuntu).
+    // Beside netkit, a background job resizes that terminal once told to (by a file), as a
+    // window being resized does: the kernel then sends SIGWINCH to netkit.
+    let go = work_dir().join("resize-now");
+    let _ = std::fs::remove_file(&go);
     let mut line = vec![netkit_bin().display().to_string(), "ssh".into()];
     line.extend(["-p".into(), port().to_string()]);
     line.extend(common());
     line.push(dest());
+    let script = format!(
+        "stty cols 100 rows 30; \
+         (while [ ! -e {go} ]; do sleep 0.05; done; stty cols 132 rows 43 </dev/tty; echo resized-here) & \
+         exec {}",
+        line.join(" "),
+        go = go.display(),
+    );
     let mut child = Command::new("script")
-        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .args(["-q", "-e", "-c", &script, "/dev/null"])
         .env_remove("SSH_AUTH_SOCK")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("cannot run `script` (util-linux), which this test needs for a terminal");
-    let mut keys = child.stdin.take().unwrap();
-    keys.write_all(b"tty; echo pty-$((6*7)); exit 3\r").unwrap();
-    // Stdin stays open until the shell has ended: its EOF would end the terminal first.
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let screen = std::sync::Arc::clone(&screen);
+        std::thread::spawn(move || {
+            let mut buf = [0; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buf) {
+                screen
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let wait_for = |text: &str| {
+        while !screen.lock().unwrap().contains(text) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {text:?} on the screen: {}",
+                screen.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut keys = child.stdin.take().unwrap();
+    keys.write_all(b"tty; stty size\r").unwrap();
+    wait_for("30 100");
+    std::fs::write(&go, b"").unwrap();
+    wait_for("resized-here");
+    // The signal reached netkit before the echo ran; a moment lets its window-change
+    // request leave ahead of the next keys, which take a longer way.
+    std::thread::sleep(Duration::from_millis(200));
+    keys.write_all(b"stty size; echo pty-$((6*7)); exit 3\r")
+        .unwrap();
+    // Stdin stays open until the shell has ended: its EOF would end the terminal first.
     while child.try_wait().unwrap().is_none() {
         assert!(
             std::time::Instant::now() < deadline,
-            "the shell did not end"
+            "the shell did not end: {}",
+            screen.lock().unwrap()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(keys);
-    let out = child.wait_with_output().unwrap();
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(3), "{screen}");
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let screen = screen.lock().unwrap();
+    assert_eq!(status.code(), Some(3), "{screen}");
     assert!(screen.contains("/dev/pts/"), "no remote terminal: {screen}");
     assert!(screen.contains("pty-42"), "{screen}");
+    assert!(
+        screen.contains("43 132"),
+        "the remote terminal was not resized: {screen}"
+    );
 }
 
 #[test]

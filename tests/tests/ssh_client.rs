@@ -144,6 +144,7 @@ fn the_login_shell_reads_its_commands_from_stdin() {
         .shell_streaming(
             None,
             Some(rx),
+            None,
             &mut |d| out.extend_from_slice(d),
             &mut |d| err.extend_from_slice(d),
         )
@@ -155,12 +156,15 @@ fn the_login_shell_reads_its_commands_from_stdin() {
 }
 
 #[test]
-fn a_shell_on_a_remote_terminal_of_the_asked_size() {
-    let client = Client::connect(&keyed()).unwrap();
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    tx.send(b"tty; stty size; echo $TERM; exit 2\n".to_vec())
-        .unwrap();
-    drop(tx);
+fn a_shell_on_a_remote_terminal_of_the_asked_size_then_resized() {
+    let mut config = keyed();
+    // stdin stays open until the first size is seen: without that, fail instead of waiting.
+    config.exec_timeout = Some(Duration::from_secs(20));
+    let client = Client::connect(&config).unwrap();
+    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    tx.send(b"tty; stty size; echo $TERM\n".to_vec()).unwrap();
+    let (resize_tx, resize_rx) = std::sync::mpsc::channel();
+    let mut next = Some((tx, resize_tx));
     let terminal = net_ssh::Terminal {
         term: "vt100".into(),
         columns: 100,
@@ -171,15 +175,26 @@ fn a_shell_on_a_remote_terminal_of_the_asked_size() {
         .shell_streaming(
             Some(&terminal),
             Some(rx),
-            &mut |d| screen.extend_from_slice(d),
+            Some(resize_rx),
+            &mut |d| {
+                screen.extend_from_slice(d);
+                // Once the first size is on the screen, the window changes size (as on
+                // SIGWINCH), and the shell is asked for the new one.
+                if String::from_utf8_lossy(&screen).contains("30 100")
+                    && let Some((tx, resize_tx)) = next.take()
+                {
+                    resize_tx.send((132, 43)).unwrap();
+                    tx.send(b"stty size; exit 2\n".to_vec()).unwrap();
+                }
+            },
             &mut |_| {},
         )
         .unwrap();
     let screen = String::from_utf8_lossy(&screen);
     assert_eq!(status.code, 2, "{screen}");
     assert!(screen.contains("/dev/pts/"), "{screen}");
-    assert!(screen.contains("30 100"), "{screen}");
     assert!(screen.contains("vt100"), "{screen}");
+    assert!(screen.contains("43 132"), "{screen}");
 }
 
 #[test]

@@ -224,7 +224,18 @@ pub fn run(mut args: Args) -> Outcome {
             .map(|_| RawMode::enter())
             .transpose()
             .map_err(own)?;
-        client.shell_streaming(terminal.as_ref(), Some(rx), &mut on_stdout, &mut on_stderr)
+        let resize = terminal
+            .as_ref()
+            .map(|_| window_changes())
+            .transpose()
+            .map_err(own)?;
+        client.shell_streaming(
+            terminal.as_ref(),
+            Some(rx),
+            resize,
+            &mut on_stdout,
+            &mut on_stderr,
+        )
     } else {
         client.exec_streaming(&command, Some(rx), &mut on_stdout, &mut on_stderr)
     }
@@ -244,10 +255,31 @@ pub fn run(mut args: Args) -> Outcome {
     ))
 }
 
+/// The size of our terminal (stdout) as (columns, rows).
+fn window_size() -> Option<(u32, u32)> {
+    terminal_size::terminal_size().map(|(w, h)| (u32::from(w.0), u32::from(h.0)))
+}
+
+/// Our terminal's new size each time it changes (SIGWINCH), for the remote one to follow.
+fn window_changes() -> anyhow::Result<std::sync::mpsc::Receiver<(u32, u32)>> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGWINCH])
+        .context("cannot watch the terminal's size")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            if let Some(size) = window_size()
+                && tx.send(size).is_err()
+            {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
 /// The terminal to ask the server for: ours, by `$TERM` and the size of stdout.
 fn local_terminal() -> net_ssh::Terminal {
-    let (columns, rows) =
-        terminal_size::terminal_size().map_or((80, 24), |(w, h)| (u32::from(w.0), u32::from(h.0)));
+    let (columns, rows) = window_size().unwrap_or((80, 24));
     net_ssh::Terminal {
         term: std::env::var("TERM").unwrap_or_else(|_| "xterm".to_owned()),
         columns,

@@ -103,7 +103,7 @@ impl Client {
         on_stdout: &mut dyn FnMut(&[u8]),
         on_stderr: &mut dyn FnMut(&[u8]),
     ) -> Result<ExitStatus, Error> {
-        self.run_streaming(Start::Exec(command), stdin, on_stdout, on_stderr)
+        self.run_streaming(Start::Exec(command), stdin, None, on_stdout, on_stderr)
     }
 
     /// Starts the user's login shell; otherwise as [`exec_streaming`](Self::exec_streaming).
@@ -111,7 +111,8 @@ impl Client {
     /// Without a `terminal` (as `ssh HOST < script`) the shell reads its commands from
     /// `stdin` and exits at its EOF. With one (as an interactive `ssh HOST`) the server
     /// allocates a pseudo-terminal of that type and size, and the shell's stderr arrives
-    /// merged into stdout, as on any terminal.
+    /// merged into stdout, as on any terminal. Each `(columns, rows)` from `resize` resizes
+    /// that pseudo-terminal, as `ssh` does on SIGWINCH.
     ///
     /// # Errors
     /// [`Error::Timeout`], [`Error::Ssh`].
@@ -119,16 +120,18 @@ impl Client {
         &self,
         terminal: Option<&Terminal>,
         stdin: Option<Receiver<Vec<u8>>>,
+        resize: Option<Receiver<(u32, u32)>>,
         on_stdout: &mut dyn FnMut(&[u8]),
         on_stderr: &mut dyn FnMut(&[u8]),
     ) -> Result<ExitStatus, Error> {
-        self.run_streaming(Start::Shell(terminal), stdin, on_stdout, on_stderr)
+        self.run_streaming(Start::Shell(terminal), stdin, resize, on_stdout, on_stderr)
     }
 
     fn run_streaming(
         &self,
         start: Start<'_>,
         stdin: Option<Receiver<Vec<u8>>>,
+        resize: Option<Receiver<(u32, u32)>>,
         on_stdout: &mut dyn FnMut(&[u8]),
         on_stderr: &mut dyn FnMut(&[u8]),
     ) -> Result<ExitStatus, Error> {
@@ -143,7 +146,7 @@ impl Client {
         }
         .map_err(fail)?;
         self.session.set_blocking(false);
-        let result = self.pump(&mut channel, stdin, on_stdout, on_stderr);
+        let result = self.pump(&mut channel, stdin, resize, on_stdout, on_stderr);
         self.session.set_blocking(true);
         result?;
         channel.wait_close().map_err(fail)?;
@@ -156,6 +159,7 @@ impl Client {
         &self,
         channel: &mut ssh2::Channel,
         stdin: Option<Receiver<Vec<u8>>>,
+        mut resize: Option<Receiver<(u32, u32)>>,
         on_stdout: &mut dyn FnMut(&[u8]),
         on_stderr: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Error> {
@@ -164,10 +168,36 @@ impl Client {
         let mut sent = 0;
         let mut stdin = stdin;
         let mut eof_sent = false;
+        let mut new_size = None;
         let (mut out_done, mut err_done) = (false, false);
         let started = Instant::now();
         loop {
             let mut progress = false;
+            // Only the latest size matters; one that would block is sent on a later turn.
+            if let Some(rx) = &resize {
+                loop {
+                    match rx.try_recv() {
+                        Ok(size) => new_size = Some(size),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            resize = None;
+                            break;
+                        }
+                    }
+                }
+            }
+            if let Some((columns, rows)) = new_size {
+                match channel.request_pty_size(columns, rows, None, None) {
+                    Err(e) if e.code() == EAGAIN => {}
+                    done => {
+                        if let Err(e) = done {
+                            log::debug!("{}: resizing the terminal: {e}", self.host);
+                        }
+                        new_size = None;
+                        progress = true;
+                    }
+                }
+            }
             // stdin: refill, write what the window takes, then EOF.
             if sent == pending.len() {
                 pending.clear();

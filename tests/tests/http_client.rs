@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};
 
-use net_http::{Client, ClientConfig, Error, Part, Retry, Session};
+use net_http::{Client, ClientConfig, DownloadOptions, Error, Part, Retry, Session};
 use netkit_tests::http_echo::{EchoServer, hex};
 use netkit_tests::{env, work_dir};
 use serde_json::{Value, json};
@@ -468,7 +468,7 @@ fn downloads_never_leave_a_truncated_target_and_resume_byte_exact() {
     let result = client()
         .get(&server.url("/truncate/1000000"))
         .unwrap()
-        .download(&dest, false, &mut |_| {});
+        .download(&dest, DownloadOptions::default(), &mut |_| {});
     assert!(
         matches!(
             result,
@@ -498,7 +498,13 @@ fn downloads_never_leave_a_truncated_target_and_resume_byte_exact() {
     let done = client()
         .get(&url)
         .unwrap()
-        .download(&dest, true, &mut |p| seen.push(p.done))
+        .download(
+            &dest,
+            DownloadOptions::default()
+                .with_resume(true)
+                .with_fsync(true),
+            &mut |p| seen.push(p.done),
+        )
         .unwrap();
     assert_eq!(
         (done.status, done.resumed_from, done.bytes),
@@ -519,13 +525,13 @@ fn downloads_never_leave_a_truncated_target_and_resume_byte_exact() {
     client()
         .get(&url)
         .unwrap()
-        .download(&dest, false, &mut |_| {})
+        .download(&dest, DownloadOptions::default(), &mut |_| {})
         .unwrap();
     assert!(std::fs::read(&dest).unwrap() == data);
     let missing = client()
         .get(&format!("{}/missing.bin", env("NETKIT_TEST_SERVE_URL")))
         .unwrap()
-        .download(&dir.join("m"), false, &mut |_| {});
+        .download(&dir.join("m"), DownloadOptions::default(), &mut |_| {});
     assert!(matches!(missing, Err(Error::Status { status: 404, .. })));
     assert!(!dir.join("m").exists() && !dir.join("m.part").exists());
 }

@@ -359,7 +359,13 @@ fn sftp_put_get_ls_mkdir_mv_rm() {
         )
     };
     ok(sftp(&["mkdir", "-p", &remote("a/b")]));
-    ok(sftp(&["put", local.to_str().unwrap(), &remote("a/b")]));
+    // -f: each file flushed to disk first (fsync@openssh.com for the upload), as sftp -f.
+    ok(sftp(&[
+        "put",
+        "-f",
+        local.to_str().unwrap(),
+        &remote("a/b"),
+    ]));
     assert_eq!(
         std::fs::read_to_string(base.join("a/b/sftp-cli-up.txt")).unwrap(),
         "uploaded by netkit\n"
@@ -378,6 +384,7 @@ fn sftp_put_get_ls_mkdir_mv_rm() {
     let back = work_dir().join("sftp-cli-back.txt");
     ok(sftp(&[
         "get",
+        "--fsync",
         &remote("a/renamed.txt"),
         back.to_str().unwrap(),
     ]));

@@ -94,6 +94,9 @@ pub struct Args {
     /// Resume a partial download (with --download).
     #[arg(short = 'c', long = "continue", requires = "download")]
     resume: bool,
+    /// Flush the file to disk before it takes its name (with --download).
+    #[arg(long, requires = "download")]
+    fsync: bool,
     /// Exit 3, 4 or 5 for 3xx, 4xx, 5xx responses.
     #[arg(long)]
     check_status: bool,
@@ -371,7 +374,13 @@ fn download(request: Request, args: &Args, url: &str, session: Option<&Session>)
         }
     };
     let done = request
-        .download(&dest, args.resume, &mut progress)
+        .download(
+            &dest,
+            net_http::DownloadOptions::default()
+                .with_resume(args.resume)
+                .with_fsync(args.fsync),
+            &mut progress,
+        )
         .map_err(failure);
     if let Some(bar) = &bar {
         bar.finish_and_clear();

@@ -30,7 +30,7 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Command {
-    /// Upload files: put [-r] [-p] LOCAL... [user@]host:PATH
+    /// Upload files: put [-r] [-p] [-f] LOCAL... [user@]host:PATH
     Put {
         #[command(flatten)]
         common: Common,
@@ -44,7 +44,7 @@ enum Command {
         #[arg(required = true, num_args = 2..)]
         paths: Vec<String>,
     },
-    /// Download: get [-r] [-p] [user@]host:PATH LOCAL
+    /// Download: get [-r] [-p] [-f] [user@]host:PATH LOCAL
     Get {
         #[command(flatten)]
         common: Common,
@@ -111,6 +111,9 @@ struct Common {
     /// User to log in as.
     #[arg(short = 'l', value_name = "USER")]
     login: Option<String>,
+    /// Flush each file to disk before it takes its final name (as `sftp -f`).
+    #[arg(short = 'f', long)]
+    fsync: bool,
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -173,6 +176,7 @@ pub fn run(args: Args) -> Outcome {
                 .split_last()
                 .ok_or_else(|| anyhow!("nothing to upload"))
                 .code(USAGE)?;
+            let options = Transfer::new(recursive, preserve).with_fsync(common.fsync);
             let (client, remote) = common.open(target)?;
             for local in locals {
                 let local = Path::new(local);
@@ -188,12 +192,9 @@ pub fn run(args: Args) -> Outcome {
                 };
                 let bar = Bar::new(&local.display().to_string());
                 client
-                    .put(
-                        local,
-                        &dest,
-                        Transfer::new(recursive, preserve),
-                        &mut |done, total| bar.update(done, total),
-                    )
+                    .put(local, &dest, options, &mut |done, total| {
+                        bar.update(done, total)
+                    })
                     .code(GENERIC)?;
             }
         }
@@ -204,6 +205,7 @@ pub fn run(args: Args) -> Outcome {
             remote,
             local,
         } => {
+            let options = Transfer::new(recursive, preserve).with_fsync(common.fsync);
             let (client, path) = common.open(&remote)?;
             let dest = match path.file_name() {
                 Some(name) if local.is_dir() => local.join(name),
@@ -211,12 +213,9 @@ pub fn run(args: Args) -> Outcome {
             };
             let bar = Bar::new(&remote);
             client
-                .get(
-                    &path,
-                    &dest,
-                    Transfer::new(recursive, preserve),
-                    &mut |done, total| bar.update(done, total),
-                )
+                .get(&path, &dest, options, &mut |done, total| {
+                    bar.update(done, total)
+                })
                 .code(GENERIC)?;
         }
         Command::Ls {

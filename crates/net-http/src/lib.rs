@@ -31,7 +31,7 @@ mod session;
 
 pub use client::{Auth, Client, Part, Preview, Request};
 pub use config::{ClientConfig, Retry};
-pub use download::{Downloaded, Progress, part_path};
+pub use download::{DownloadOptions, Downloaded, Progress, part_path};
 pub use error::Error;
 pub use items::{BodyKind, Item};
 pub use response::Response;

@@ -171,16 +171,28 @@ pub struct Transfer {
     pub recursive: bool,
     /// Keep the mode and modification time.
     pub preserve: bool,
+    /// Flush each file to disk before it takes its final name, as `sftp -f` (uploads need
+    /// the server's `fsync@openssh.com`). Off by default, as in OpenSSH: the temporary name
+    /// already keeps an interrupted transfer from leaving a truncated file, and only a
+    /// machine crash soon after a transfer can lose it.
+    pub fsync: bool,
 }
 
 impl Transfer {
-    /// Recursive or not, preserving or not.
+    /// Recursive or not, preserving or not, without fsync.
     #[must_use]
     pub fn new(recursive: bool, preserve: bool) -> Self {
         Transfer {
             recursive,
             preserve,
+            fsync: false,
         }
+    }
+
+    /// The same with [`fsync`](Transfer::fsync) on or off.
+    #[must_use]
+    pub fn with_fsync(self, fsync: bool) -> Self {
+        Transfer { fsync, ..self }
     }
 }
 
@@ -302,6 +314,9 @@ impl Client {
             };
             target.setstat(stat).map_err(sftp_err)?;
         }
+        if options.fsync {
+            target.fsync().map_err(sftp_err)?;
+        }
         drop(target);
         // SFTP v3 (OpenSSH) refuses to rename over an existing file: remove it first. The
         // target is missing for a moment, never truncated.
@@ -377,7 +392,9 @@ impl Client {
                 source,
             },
         })?;
-        target.sync_all().map_err(Self::local(&part))?;
+        if options.fsync {
+            target.sync_all().map_err(Self::local(&part))?;
+        }
         if options.preserve {
             use std::os::unix::fs::PermissionsExt as _;
             if let Some(perm) = stat.perm {

@@ -136,11 +136,14 @@ struct Plan {
 
 /// Runs `cargo xtask bench [NAME...] [--quick]`.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
+    if let Some(bad) = args.iter().find(|a| a.starts_with('-') && *a != "--quick") {
+        bail!("unknown option {bad:?}: cargo xtask bench [NAME...] [--quick]");
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let names: Vec<&str> = args
         .iter()
         .map(String::as_str)
-        .filter(|a| !a.starts_with("--"))
+        .filter(|a| *a != "--quick")
         .collect();
     let known = [
         "echo",

@@ -488,7 +488,6 @@ impl Request {
                 | http::Method::OPTIONS
                 | http::Method::TRACE
         );
-        let first_url = self.url.to_string();
         let mut method = self.method.clone();
         let mut url = self.url.clone();
         let mut body = self.body.clone();
@@ -545,7 +544,7 @@ impl Request {
             {
                 if redirects == max_redirects {
                     return Err(Error::TooManyRedirects {
-                        url: first_url,
+                        url: self.url.to_string(),
                         max: max_redirects,
                     });
                 }

@@ -1,3 +1,4 @@
+use std::cell::OnceCell;
 use std::io::Read;
 
 use serde::de::DeserializeOwned;
@@ -8,9 +9,12 @@ use crate::Error;
 /// A response: status, headers and a body read once, as text, bytes, JSON or a stream.
 pub struct Response {
     status: u16,
-    reason: String,
-    version: String,
-    headers: Vec<(String, String)>,
+    reason: &'static str,
+    version: &'static str,
+    /// As ureq parsed them; turned into strings only when asked for, since a caller that
+    /// only streams the body would pay a third of a keep-alive GET's instructions for them.
+    map: http::HeaderMap,
+    headers: OnceCell<Vec<(String, String)>>,
     url: String,
     body: ureq::Body,
     limit: u64,
@@ -19,20 +23,19 @@ pub struct Response {
 impl Response {
     pub(crate) fn new(response: http::Response<ureq::Body>, url: String, limit: u64) -> Self {
         let (parts, body) = response.into_parts();
+        let version = match parts.version {
+            http::Version::HTTP_09 => "HTTP/0.9",
+            http::Version::HTTP_10 => "HTTP/1.0",
+            http::Version::HTTP_2 => "HTTP/2.0",
+            http::Version::HTTP_3 => "HTTP/3.0",
+            _ => "HTTP/1.1",
+        };
         Response {
             status: parts.status.as_u16(),
-            reason: parts.status.canonical_reason().unwrap_or("").to_owned(),
-            version: format!("{:?}", parts.version),
-            headers: parts
-                .headers
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_owned(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
+            reason: parts.status.canonical_reason().unwrap_or(""),
+            version,
+            map: parts.headers,
+            headers: OnceCell::new(),
             url,
             body,
             limit,
@@ -48,13 +51,13 @@ impl Response {
     /// The standard reason phrase of the status (`OK`, `Not Found`, ...).
     #[must_use]
     pub fn reason(&self) -> &str {
-        &self.reason
+        self.reason
     }
 
     /// The HTTP version, as `HTTP/1.1`.
     #[must_use]
     pub fn version(&self) -> &str {
-        &self.version
+        self.version
     }
 
     /// The URL that answered, after redirects.
@@ -66,13 +69,23 @@ impl Response {
     /// Every header in order, names in lower case; a repeated header appears once per value.
     #[must_use]
     pub fn headers(&self) -> &[(String, String)] {
-        &self.headers
+        self.headers.get_or_init(|| {
+            self.map
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect()
+        })
     }
 
     /// The first value of a header (name case-insensitive).
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
+        self.headers()
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
@@ -80,7 +93,7 @@ impl Response {
 
     /// Every value of a header (name case-insensitive), e.g. all `Set-Cookie`s.
     pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
+        self.headers()
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
@@ -109,7 +122,7 @@ impl Response {
         if self.status < 400 {
             return Ok(self);
         }
-        let (url, status, reason) = (self.url.clone(), self.status, self.reason.clone());
+        let (url, status, reason) = (self.url.clone(), self.status, self.reason.to_owned());
         let mut excerpt = String::new();
         let _ = self.reader().take(200).read_to_string(&mut excerpt);
         Err(Error::Status {
@@ -169,7 +182,7 @@ impl std::fmt::Debug for Response {
         f.debug_struct("Response")
             .field("status", &self.status)
             .field("url", &self.url)
-            .field("headers", &self.headers)
+            .field("headers", &self.headers())
             .finish_non_exhaustive()
     }
 }

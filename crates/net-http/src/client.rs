@@ -475,7 +475,7 @@ impl Request {
     /// # Errors
     /// Any [`Error`] but [`Error::Status`]: a 4xx or 5xx is a normal [`Response`] until
     /// [`Response::error_for_status`].
-    pub fn send(self) -> Result<Response, Error> {
+    pub fn send(mut self) -> Result<Response, Error> {
         let config = self.client.config();
         let retry = config.retry.clone();
         let max_redirects = config.max_redirects;
@@ -490,7 +490,8 @@ impl Request {
         );
         let mut method = self.method.clone();
         let mut url = self.url.clone();
-        let mut body = self.body.clone();
+        // Moved, not cloned: a large bytes body would otherwise be held twice.
+        let mut body = std::mem::take(&mut self.body);
         let mut auth = self.auth.clone();
         let mut redirects = 0;
         let mut attempt = 0;

@@ -171,6 +171,56 @@ fn on_a_terminal_without_a_command_an_interactive_shell_gets_a_remote_terminal_t
 }
 
 #[test]
+fn dash_t_runs_the_command_on_a_remote_terminal_when_there_is_a_local_one() {
+    let mut line = vec![
+        netkit_bin().display().to_string(),
+        "ssh".into(),
+        "-t".into(),
+    ];
+    line.extend(["-p".into(), port().to_string()]);
+    line.extend(common());
+    line.push(dest());
+    line.push("'tty; exit 4'".into());
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run `script` (util-linux), which this test needs for a terminal");
+    // Stdin stays open until the command has ended: its EOF would end the terminal first.
+    let keys = child.stdin.take().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command did not end"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(keys);
+    let out = child.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{screen}");
+    assert!(screen.contains("/dev/pts/"), "no remote terminal: {screen}");
+
+    // Without a local terminal there is none to pass on: a warning, and the command runs
+    // without one (as ssh -t).
+    let port = port().to_string();
+    let mut args = vec!["ssh", "-t", "-p", &port];
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    let dest = dest();
+    args.extend([dest.as_str(), "tty"]);
+    let out = netkit(&args, b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.stdout, b"not a tty\n");
+    assert!(err.contains("stdin is not a terminal"), "{err}");
+}
+
+#[test]
 fn password_only_from_the_environment() {
     let port = port().to_string();
     let kh = env("NETKIT_TEST_SSH_KNOWN_HOSTS");

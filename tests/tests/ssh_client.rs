@@ -198,6 +198,35 @@ fn a_shell_on_a_remote_terminal_of_the_asked_size_then_resized() {
 }
 
 #[test]
+fn a_command_on_a_remote_terminal() {
+    let client = Client::connect(&keyed()).unwrap();
+    let terminal = net_ssh::Terminal {
+        term: "vt100".into(),
+        columns: 90,
+        rows: 20,
+    };
+    let mut screen = Vec::new();
+    let status = client
+        .exec_on_terminal(
+            "tty; stty size; echo to-err >&2; exit 4",
+            &terminal,
+            None,
+            None,
+            &mut |d| screen.extend_from_slice(d),
+            &mut |_| {},
+        )
+        .unwrap();
+    let screen = String::from_utf8_lossy(&screen);
+    assert_eq!(status.code, 4, "{screen}");
+    assert!(screen.contains("/dev/pts/"), "{screen}");
+    assert!(screen.contains("20 90"), "{screen}");
+    assert!(
+        screen.contains("to-err"),
+        "a terminal merges stderr: {screen}"
+    );
+}
+
+#[test]
 fn fifty_mib_on_both_streams_does_not_deadlock() {
     let client = Client::connect(&keyed()).unwrap();
     let started = Instant::now();

@@ -116,6 +116,7 @@ Examples:
   netkit ssh deploy@10.0.0.5 -- uname -a
   tar cz dir | netkit ssh -p 2222 host 'tar xz -C /srv'
   netkit ssh host                  (no COMMAND: an interactive login shell on a terminal)
+  netkit ssh -t host sudo systemctl restart nginx   (COMMAND on a remote terminal)
   netkit ssh host < script.sh      (no COMMAND, stdin not a terminal: the shell runs the script)
   netkit ssh --hosts web1,web2,db1 --parallel 10 --json -- uptime")]
 pub struct Args {
@@ -127,6 +128,10 @@ pub struct Args {
     login: Option<String>,
     #[command(flatten)]
     connect: ConnectArgs,
+    /// Run COMMAND on a remote terminal (for sudo, top, editors), as ssh -t; only when
+    /// stdin is a terminal.
+    #[arg(short = 't')]
+    tty: bool,
     /// Forward a local port to HOST:PORT as seen from the server, while COMMAND runs.
     #[arg(short = 'L', value_name = "[BIND:]LPORT:HOST:PORT")]
     forward: Vec<String>,
@@ -183,7 +188,11 @@ pub fn run(mut args: Args) -> Outcome {
         )));
     };
     let command = words.collect::<Vec<_>>().join(" ");
-    let terminal = (command.is_empty() && std::io::stdin().is_terminal()).then(local_terminal);
+    let on_terminal = std::io::stdin().is_terminal();
+    if args.tty && !on_terminal {
+        eprintln!("netkit: no remote terminal: stdin is not a terminal");
+    }
+    let terminal = ((command.is_empty() || args.tty) && on_terminal).then(local_terminal);
     let mut config = args.connect.config(dest, args.port)?;
     let client = connect(&mut config)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -217,27 +226,34 @@ pub fn run(mut args: Args) -> Outcome {
     let mut on_stderr = |d: &[u8]| {
         let _ = stderr.write_all(d).and_then(|()| stderr.flush());
     };
-    let status = if command.is_empty() {
-        // Keys go to the remote terminal as typed (Ctrl-C included) until the shell ends.
-        let _raw = terminal
-            .as_ref()
-            .map(|_| RawMode::enter())
-            .transpose()
-            .map_err(own)?;
-        let resize = terminal
-            .as_ref()
-            .map(|_| window_changes())
-            .transpose()
-            .map_err(own)?;
-        client.shell_streaming(
+    // On a remote terminal, keys go to it as typed (Ctrl-C included) until the end.
+    let _raw = terminal
+        .as_ref()
+        .map(|_| RawMode::enter())
+        .transpose()
+        .map_err(own)?;
+    let resize = terminal
+        .as_ref()
+        .map(|_| window_changes())
+        .transpose()
+        .map_err(own)?;
+    let status = match (&terminal, command.is_empty()) {
+        (_, true) => client.shell_streaming(
             terminal.as_ref(),
             Some(rx),
             resize,
             &mut on_stdout,
             &mut on_stderr,
-        )
-    } else {
-        client.exec_streaming(&command, Some(rx), &mut on_stdout, &mut on_stderr)
+        ),
+        (Some(terminal), false) => client.exec_on_terminal(
+            &command,
+            terminal,
+            Some(rx),
+            resize,
+            &mut on_stdout,
+            &mut on_stderr,
+        ),
+        (None, false) => client.exec_streaming(&command, Some(rx), &mut on_stdout, &mut on_stderr),
     }
     .map_err(own)?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

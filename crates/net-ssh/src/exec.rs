@@ -31,7 +31,7 @@ impl ExitStatus {
     }
 }
 
-/// The pseudo-terminal asked for an interactive shell.
+/// The pseudo-terminal asked for an interactive shell or a command that needs one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Terminal {
     /// The terminal type, as `$TERM` (e.g. `xterm-256color`).
@@ -42,10 +42,11 @@ pub struct Terminal {
     pub rows: u32,
 }
 
-/// What a session channel starts.
-enum Start<'a> {
-    Exec(&'a str),
-    Shell(Option<&'a Terminal>),
+/// What a session channel starts: a command or the login shell (`None`), on a
+/// pseudo-terminal or not.
+struct Start<'a> {
+    command: Option<&'a str>,
+    terminal: Option<&'a Terminal>,
 }
 
 /// The full result of [`Client::exec`].
@@ -103,7 +104,34 @@ impl Client {
         on_stdout: &mut dyn FnMut(&[u8]),
         on_stderr: &mut dyn FnMut(&[u8]),
     ) -> Result<ExitStatus, Error> {
-        self.run_streaming(Start::Exec(command), stdin, None, on_stdout, on_stderr)
+        let start = Start {
+            command: Some(command),
+            terminal: None,
+        };
+        self.run_streaming(start, stdin, None, on_stdout, on_stderr)
+    }
+
+    /// Runs `command` on a remote pseudo-terminal of `terminal`'s type and size, as `ssh -t`
+    /// does for programs that need one (`sudo` asking for a password, `top`, an editor);
+    /// otherwise as [`shell_streaming`](Self::shell_streaming) with a terminal: stderr
+    /// arrives merged into stdout, and `resize` resizes the terminal.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], [`Error::Ssh`].
+    pub fn exec_on_terminal(
+        &self,
+        command: &str,
+        terminal: &Terminal,
+        stdin: Option<Receiver<Vec<u8>>>,
+        resize: Option<Receiver<(u32, u32)>>,
+        on_stdout: &mut dyn FnMut(&[u8]),
+        on_stderr: &mut dyn FnMut(&[u8]),
+    ) -> Result<ExitStatus, Error> {
+        let start = Start {
+            command: Some(command),
+            terminal: Some(terminal),
+        };
+        self.run_streaming(start, stdin, resize, on_stdout, on_stderr)
     }
 
     /// Starts the user's login shell; otherwise as [`exec_streaming`](Self::exec_streaming).
@@ -124,7 +152,11 @@ impl Client {
         on_stdout: &mut dyn FnMut(&[u8]),
         on_stderr: &mut dyn FnMut(&[u8]),
     ) -> Result<ExitStatus, Error> {
-        self.run_streaming(Start::Shell(terminal), stdin, resize, on_stdout, on_stderr)
+        let start = Start {
+            command: None,
+            terminal,
+        };
+        self.run_streaming(start, stdin, resize, on_stdout, on_stderr)
     }
 
     fn run_streaming(
@@ -137,12 +169,14 @@ impl Client {
     ) -> Result<ExitStatus, Error> {
         let fail = |e: ssh2::Error| Error::ssh(&self.host, &e);
         let mut channel = self.open(ssh2::Session::channel_session)?;
-        match start {
-            Start::Exec(command) => channel.exec(command),
-            Start::Shell(None) => channel.shell(),
-            Start::Shell(Some(t)) => channel
+        if let Some(t) = start.terminal {
+            channel
                 .request_pty(&t.term, None, Some((t.columns, t.rows, 0, 0)))
-                .and_then(|()| channel.shell()),
+                .map_err(fail)?;
+        }
+        match start.command {
+            Some(command) => channel.exec(command),
+            None => channel.shell(),
         }
         .map_err(fail)?;
         self.session.set_blocking(false);

@@ -221,6 +221,49 @@ fn dash_t_runs_the_command_on_a_remote_terminal_when_there_is_a_local_one() {
 }
 
 #[test]
+fn dash_j_goes_through_jump_hosts_for_ssh_and_sftp() {
+    let port = port().to_string();
+    let jump = format!("{},{}", jump_dest(), jump_dest());
+    let mut args = vec!["ssh", "-J", &jump, "-p", &port];
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    let dest = dest();
+    args.extend([dest.as_str(), "echo jumped"]);
+    let out = netkit(&args, b"", &[]);
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice()),
+        (Some(0), &b"jumped\n"[..]),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut args = vec!["sftp", "ls", "-J", &jump, "-P", &port];
+    args.extend(common.iter().map(String::as_str));
+    let listing = format!("{dest}:/");
+    args.push(&listing);
+    let out = netkit(&args, b"", &[]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("etc"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut args = vec!["ssh", "-J", "no-such-host.invalid", "-p", &port];
+    args.extend(common.iter().map(String::as_str));
+    args.extend([dest.as_str(), "true"]);
+    let out = netkit(&args, b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(
+        err.contains("no-such-host.invalid") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+/// The test sshd as a jump host: `user@127.0.0.1:PORT`.
+fn jump_dest() -> String {
+    format!("{}:{}", dest(), port())
+}
+
+#[test]
 fn password_only_from_the_environment() {
     let port = port().to_string();
     let kh = env("NETKIT_TEST_SSH_KNOWN_HOSTS");

@@ -227,6 +227,49 @@ fn a_command_on_a_remote_terminal() {
 }
 
 #[test]
+fn through_jump_hosts() {
+    // Two hops through the test sshd to itself: jump, then jump again, then the target.
+    let mut first = keyed();
+    first.jump = Some(Box::new(keyed()));
+    let mut target = keyed();
+    target.jump = Some(Box::new(first));
+    let client = Client::connect(&target).unwrap();
+    let out = client.exec("echo through; exit 3", b"").unwrap();
+    assert_eq!(
+        (out.status.code, out.stdout.as_slice()),
+        (3, &b"through\n"[..])
+    );
+    // A bulk transfer over the relay, both ways, byte-exact.
+    let cmd = "head -c 8388608 /dev/zero | tr '\\0' j; cat >/dev/null";
+    let input = vec![b'i'; 4 << 20];
+    let out = client.exec(cmd, &input).unwrap();
+    assert_eq!(out.stdout.len(), 8 << 20);
+    assert!(out.stdout.iter().all(|&b| b == b'j'));
+    drop(client);
+
+    // What the jump host cannot reach is the target's error, said to come through it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut target = keyed();
+    target.port = closed.local_addr().unwrap().port();
+    drop(closed);
+    target.jump = Some(Box::new(keyed()));
+    let err = Client::connect(&target).err().expect("a closed port");
+    assert!(
+        matches!(err, Error::Connect { .. }) && err.to_string().contains("through"),
+        "{err}"
+    );
+    // A jump host that refuses us is its own error, naming it.
+    let mut refusing = keyed();
+    refusing.identities = vec![Identity::new(key("id_unknown"), None)];
+    let mut target = keyed();
+    target.jump = Some(Box::new(refusing));
+    assert!(matches!(
+        Client::connect(&target).err(),
+        Some(Error::Auth { .. })
+    ));
+}
+
+#[test]
 fn fifty_mib_on_both_streams_does_not_deadlock() {
     let client = Client::connect(&keyed()).unwrap();
     let started = Instant::now();

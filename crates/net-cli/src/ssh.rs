@@ -37,21 +37,45 @@ pub struct ConnectArgs {
     /// Seconds to wait for the server in any one step.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     timeout: u64,
+    /// Connect through these jump hosts first, in order, as OpenSSH's ProxyJump.
+    #[arg(
+        short = 'J',
+        value_name = "[user@]host[:port],...",
+        value_delimiter = ','
+    )]
+    jump: Vec<String>,
 }
 
 impl ConnectArgs {
     /// The connection config for `dest` (`[user@]host[:port]`); `port` applies when DEST has none.
     pub fn config(&self, dest: &str, port: Option<u16>) -> Result<Config, Failure> {
+        let mut config = self.host_config(dest, port, self.user.as_deref())?;
+        // Each hop is reached through the one before it; --login is the target's only.
+        for hop in &self.jump {
+            let mut via = self.host_config(hop, None, None)?;
+            via.jump = config.jump.take();
+            config.jump = Some(Box::new(via));
+        }
+        Ok(config)
+    }
+
+    /// The config for one host, jumps aside.
+    fn host_config(
+        &self,
+        dest: &str,
+        port: Option<u16>,
+        user: Option<&str>,
+    ) -> Result<Config, Failure> {
         let mut config = Config::resolve(dest, self.ssh_config.as_deref()).map_err(own)?;
         if let Some(port) = port
             && !dest.contains(':')
         {
             config.port = port;
         }
-        if let Some(user) = &self.user
+        if let Some(user) = user
             && !dest.contains('@')
         {
-            config.user.clone_from(user);
+            user.clone_into(&mut config.user);
         }
         if let Some(path) = &self.known_hosts {
             config.known_hosts.clone_from(path);

@@ -2,6 +2,7 @@
 
 use std::io::Write as _;
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -19,8 +20,9 @@ pub(crate) const EAGAIN: ssh2::ErrorCode = ssh2::ErrorCode::Session(-37);
 /// client per thread for parallel work, as [`run_many`](crate::run_many) does.
 pub struct Client {
     pub(crate) session: Session,
-    /// A second handle on the socket, to wait for readiness in non-blocking loops.
-    pub(crate) socket: TcpStream,
+    /// A second handle on the socket (TCP, or the local end of a jump host's relay), to wait
+    /// for readiness in non-blocking loops.
+    pub(crate) socket: OwnedFd,
     pub(crate) host: String,
     pub(crate) timeout: std::time::Duration,
     pub(crate) exec_timeout: Option<std::time::Duration>,
@@ -34,35 +36,17 @@ impl Client {
     /// [`Error::HostKeyChanged`], [`Error::Auth`], [`Error::Key`], [`Error::Timeout`].
     pub fn connect(config: &Config) -> Result<Client, Error> {
         let host = config.host.clone();
-        let addrs: Vec<_> = (config.host.as_str(), config.port)
-            .to_socket_addrs()
-            .map_err(|_| Error::Resolve { host: host.clone() })?
-            .collect();
-        let mut last = None;
-        let mut stream = None;
-        for addr in addrs {
-            match TcpStream::connect_timeout(&addr, config.connect_timeout) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(e),
+        let (stream, socket) = match &config.jump {
+            Some(jump) => Client::connect(jump)?.relay_to(config)?,
+            None => {
+                let stream = tcp_connect(config)?;
+                let socket = stream.try_clone().map_err(|source| Error::Connect {
+                    host: format!("{}:{}", config.host, config.port),
+                    source,
+                })?;
+                (OwnedFd::from(stream), OwnedFd::from(socket))
             }
-        }
-        let target = format!("{}:{}", config.host, config.port);
-        let Some(stream) = stream else {
-            return Err(Error::Connect {
-                host: target,
-                source: last.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()),
-            });
         };
-        // One exec round trip: 48 ms without TCP_NODELAY, 4 ms with it.
-        let _ = stream.set_nodelay(true);
-        set_keepalive(&stream, config.keepalive);
-        let socket = stream.try_clone().map_err(|source| Error::Connect {
-            host: target.clone(),
-            source,
-        })?;
         let mut session = Session::new().map_err(|e| Error::ssh(&host, &e))?;
         session.set_tcp_stream(stream);
         session.set_timeout(u32::try_from(config.timeout.as_millis()).unwrap_or(u32::MAX));
@@ -80,6 +64,13 @@ impl Client {
         client.check_host_key(config)?;
         client.authenticate(config)?;
         Ok(client)
+    }
+
+    /// Leaves delayed-ACK mode until our next send (see [`Client::open`]).
+    pub(crate) fn ack_at_once(&self) {
+        if let Err(e) = socket2::SockRef::from(&self.socket).set_tcp_quickack(true) {
+            log::debug!("TCP_QUICKACK: {e}");
+        }
     }
 
     /// Opens a channel (`open` is `channel_session`, `sftp`, ...) without the 40 ms stall that
@@ -107,13 +98,6 @@ impl Client {
             other => other,
         }
         .map_err(|e| Error::ssh(&self.host, &e))
-    }
-
-    /// Leaves delayed-ACK mode until our next send (see [`Client::open`]).
-    pub(crate) fn ack_at_once(&self) {
-        if let Err(e) = socket2::SockRef::from(&self.socket).set_tcp_quickack(true) {
-            log::debug!("TCP_QUICKACK: {e}");
-        }
     }
 
     /// The host this client is connected to.
@@ -274,6 +258,33 @@ impl ssh2::KeyboardInteractivePrompt for PasswordPrompt<'_> {
             })
             .collect()
     }
+}
+
+/// The TCP connection to `config`'s host, with TCP_NODELAY and keepalive.
+fn tcp_connect(config: &Config) -> Result<TcpStream, Error> {
+    let target = format!("{}:{}", config.host, config.port);
+    let addrs: Vec<_> = (config.host.as_str(), config.port)
+        .to_socket_addrs()
+        .map_err(|_| Error::Resolve {
+            host: config.host.clone(),
+        })?
+        .collect();
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, config.connect_timeout) {
+            Ok(stream) => {
+                // One exec round trip: 48 ms without TCP_NODELAY, 4 ms with it.
+                let _ = stream.set_nodelay(true);
+                set_keepalive(&stream, config.keepalive);
+                return Ok(stream);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Error::Connect {
+        host: target,
+        source: last.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()),
+    })
 }
 
 /// TCP keepalive probes so that a dead peer breaks the connection even when nothing is sent.

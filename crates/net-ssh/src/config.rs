@@ -46,6 +46,10 @@ pub struct Config {
     pub use_agent: bool,
     /// A password to try last (never taken from argv by the CLI).
     pub password: Option<String>,
+    /// Reach the host through this one (OpenSSH's `ProxyJump`, `-J`): the connection is a
+    /// direct-tcpip channel from the jump host, which may have a jump host of its own. The
+    /// host key checked is still this host's.
+    pub jump: Option<Box<Config>>,
 }
 
 /// A private key file and its passphrase.
@@ -90,6 +94,7 @@ impl Config {
             identities: Vec::new(),
             use_agent: true,
             password: None,
+            jump: None,
         }
     }
 

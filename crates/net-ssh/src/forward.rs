@@ -1,9 +1,11 @@
 //! Local port forwarding (`ssh -L`): each connection accepted on a local listener is carried
-//! over a direct-tcpip channel to a host and port as seen from the server.
+//! over a direct-tcpip channel to a host and port as seen from the server. A jump host
+//! (`-J`) carries the next hop's SSH connection the same way, from a local socket pair.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::fd::AsFd as _;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -14,9 +16,26 @@ use crate::client::{Client, EAGAIN};
 
 const CHUNK: usize = 32 * 1024;
 
+/// The local side of a tunnel: a forwarded TCP client, or our end of a jump's socket pair.
+trait Local: Read + Write + AsFd {
+    fn shutdown_write(&self);
+}
+
+impl Local for TcpStream {
+    fn shutdown_write(&self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
+}
+
+impl Local for UnixStream {
+    fn shutdown_write(&self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
+}
+
 /// One forwarded connection.
-struct Tunnel {
-    tcp: TcpStream,
+struct Tunnel<S> {
+    tcp: S,
     channel: ssh2::Channel,
     /// Bytes read from the client, not yet written to the channel.
     up: Vec<u8>,
@@ -47,7 +66,7 @@ impl Client {
         };
         listener.set_nonblocking(true).map_err(local_err)?;
         self.session.set_blocking(false);
-        let mut tunnels: Vec<Tunnel> = Vec::new();
+        let mut tunnels: Vec<Tunnel<TcpStream>> = Vec::new();
         let mut buf = vec![0; CHUNK];
         while !stop.load(Ordering::Relaxed) {
             let mut progress = false;
@@ -58,15 +77,7 @@ impl Client {
                         Ok(channel) => {
                             let _ = tcp.set_nonblocking(true);
                             let _ = tcp.set_nodelay(true);
-                            tunnels.push(Tunnel {
-                                tcp,
-                                channel,
-                                up: Vec::new(),
-                                down: Vec::new(),
-                                client_eof: false,
-                                eof_sent: false,
-                                closed: false,
-                            });
+                            tunnels.push(Tunnel::new(tcp, channel));
                         }
                         Err(e) => log::warn!("forward to {host}:{port}: {e}"),
                     }
@@ -82,20 +93,64 @@ impl Client {
             }
             tunnels.retain(|t| !t.closed);
             if !progress {
-                let mut fds = vec![
-                    PollFd::new(self.socket.as_fd(), PollFlags::POLLIN),
-                    PollFd::new(listener.as_fd(), PollFlags::POLLIN),
-                ];
-                fds.extend(
-                    tunnels
-                        .iter()
-                        .map(|t| PollFd::new(t.tcp.as_fd(), PollFlags::POLLIN)),
-                );
-                let _ = poll(&mut fds, PollTimeout::from(50u16));
+                let mut locals: Vec<&dyn AsFd> = vec![listener];
+                locals.extend(tunnels.iter().map(|t| &t.tcp as &dyn AsFd));
+                self.wait(&locals);
             }
         }
         self.session.set_blocking(true);
         Ok(())
+    }
+
+    /// Opens a channel to `next`'s host and port and relays it, on a thread of its own that
+    /// owns this client, to a local socket pair; returns the two handles on the pair's other
+    /// end, for the next hop's session and for waiting on it.
+    pub(crate) fn relay_to(self, next: &crate::Config) -> Result<(OwnedFd, OwnedFd), Error> {
+        let target = format!("{}:{}", next.host, next.port);
+        let unreachable = |e: &dyn std::fmt::Display| Error::Connect {
+            host: target.clone(),
+            source: std::io::Error::other(format!("through {}: {e}", self.host)),
+        };
+        let local = |source| Error::Local {
+            path: "jump host socket pair".into(),
+            source,
+        };
+        self.session.set_blocking(false);
+        let channel = self
+            .open_tunnel(&next.host, next.port)
+            .map_err(|e| unreachable(&e))?;
+        let (ours, theirs) = UnixStream::pair().map_err(local)?;
+        theirs.set_nonblocking(true).map_err(local)?;
+        let socket = ours.try_clone().map_err(local)?;
+        std::thread::spawn(move || {
+            let mut tunnel = Tunnel::new(theirs, channel);
+            let mut buf = vec![0; CHUNK];
+            while !tunnel.closed {
+                if !tunnel.pump(&mut buf) {
+                    self.wait(&[&tunnel.tcp]);
+                }
+            }
+            log::debug!("jump through {} closed", self.host);
+        });
+        Ok((OwnedFd::from(ours), OwnedFd::from(socket)))
+    }
+
+    /// Waits up to 50 ms for the session's socket or one of `locals` to have something, or
+    /// for the session to be able to send what it could not.
+    fn wait(&self, locals: &[&dyn AsFd]) {
+        let mut session = PollFlags::POLLIN;
+        if self.session.block_directions() == ssh2::BlockDirections::Outbound
+            || self.session.block_directions() == ssh2::BlockDirections::Both
+        {
+            session |= PollFlags::POLLOUT;
+        }
+        let mut fds = vec![PollFd::new(self.socket.as_fd(), session)];
+        fds.extend(
+            locals
+                .iter()
+                .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)),
+        );
+        let _ = poll(&mut fds, PollTimeout::from(50u16));
     }
 
     fn open_tunnel(&self, host: &str, port: u16) -> Result<ssh2::Channel, Error> {
@@ -114,7 +169,19 @@ impl Client {
     }
 }
 
-impl Tunnel {
+impl<S: Local> Tunnel<S> {
+    fn new(tcp: S, channel: ssh2::Channel) -> Self {
+        Tunnel {
+            tcp,
+            channel,
+            up: Vec::new(),
+            down: Vec::new(),
+            client_eof: false,
+            eof_sent: false,
+            closed: false,
+        }
+    }
+
     /// Moves what can move without blocking; returns whether anything did.
     fn pump(&mut self, buf: &mut [u8]) -> bool {
         let mut progress = false;
@@ -152,7 +219,7 @@ impl Tunnel {
         if self.down.is_empty() {
             match self.channel.read(buf) {
                 Ok(0) if self.channel.eof() => {
-                    let _ = self.tcp.shutdown(Shutdown::Write);
+                    self.tcp.shutdown_write();
                     if self.client_eof {
                         self.closed = true;
                     }

@@ -270,6 +270,45 @@ fn through_jump_hosts() {
 }
 
 #[test]
+fn proxy_jump_from_an_ssh_config_file() {
+    let file = work_dir().join("ssh_config-jump");
+    let (port, user) = (port(), env("NETKIT_TEST_SSH_USER"));
+    std::fs::write(
+        &file,
+        format!(
+            "Host inner\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  ProxyJump hop\n\
+             Host hop\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n\
+             Host loop\n  ProxyJump loop\n"
+        ),
+    )
+    .unwrap();
+    let mut target = net_ssh::Config::resolve("inner", Some(&file)).unwrap();
+    let with_key = |config: &mut net_ssh::Config| {
+        let keyed = keyed();
+        config.identities = keyed.identities;
+        config.known_hosts = keyed.known_hosts;
+        config.use_agent = false;
+    };
+    with_key(&mut target);
+    let via = target.jump.as_deref_mut().expect("the ProxyJump host");
+    assert_eq!(
+        (via.host.as_str(), via.port, via.jump.is_none()),
+        ("127.0.0.1", port, true)
+    );
+    with_key(via);
+    let out = Client::connect(&target)
+        .unwrap()
+        .exec("echo inner", b"")
+        .unwrap();
+    assert_eq!(out.stdout, b"inner\n");
+    let err = net_ssh::Config::resolve("loop", Some(&file)).unwrap_err();
+    assert!(
+        matches!(err, Error::SshConfig { .. }) && err.to_string().contains("ProxyJump"),
+        "{err}"
+    );
+}
+
+#[test]
 fn fifty_mib_on_both_streams_does_not_deadlock() {
     let client = Client::connect(&keyed()).unwrap();
     let started = Instant::now();

@@ -49,24 +49,35 @@ pub struct ConnectArgs {
 impl ConnectArgs {
     /// The connection config for `dest` (`[user@]host[:port]`); `port` applies when DEST has none.
     pub fn config(&self, dest: &str, port: Option<u16>) -> Result<Config, Failure> {
-        let mut config = self.host_config(dest, port, self.user.as_deref())?;
-        // Each hop is reached through the one before it; --login is the target's only.
-        for hop in &self.jump {
-            let mut via = self.host_config(hop, None, None)?;
-            via.jump = config.jump.take();
-            config.jump = Some(Box::new(via));
+        let mut config = Config::resolve(dest, self.ssh_config.as_deref()).map_err(own)?;
+        self.apply(&mut config, dest, port, self.user.as_deref())?;
+        if !self.jump.is_empty() {
+            // -J replaces the config file's ProxyJump; each hop is reached through the one
+            // before it.
+            config.jump = None;
+            for hop in &self.jump {
+                let mut via = Config::resolve(hop, self.ssh_config.as_deref()).map_err(own)?;
+                via.jump = config.jump.take();
+                config.jump = Some(Box::new(via));
+            }
+        }
+        // The flags apply to every hop; --login and -p to the target only.
+        let mut hop = config.jump.as_deref_mut();
+        while let Some(via) = hop {
+            self.apply(via, "", None, None)?;
+            hop = via.jump.as_deref_mut();
         }
         Ok(config)
     }
 
-    /// The config for one host, jumps aside.
-    fn host_config(
+    /// Applies the flags to the config of one host, `dest` as given (what it names wins).
+    fn apply(
         &self,
+        config: &mut Config,
         dest: &str,
         port: Option<u16>,
         user: Option<&str>,
-    ) -> Result<Config, Failure> {
-        let mut config = Config::resolve(dest, self.ssh_config.as_deref()).map_err(own)?;
+    ) -> Result<(), Failure> {
         if let Some(port) = port
             && !dest.contains(':')
         {
@@ -104,7 +115,7 @@ impl ConnectArgs {
                 .push(Identity::new(path, passphrase.clone()));
         }
         config.password = std::env::var("NETKIT_SSH_PASSWORD").ok();
-        Ok(config)
+        Ok(())
     }
 }
 

@@ -137,12 +137,18 @@ impl Config {
     }
 
     /// Parses `dest` like [`Config::from_destination`], then applies the `Host` block of an
-    /// OpenSSH client config (`HostName`, `User`, `Port`, `IdentityFile`) that matches its
-    /// host: `ssh_config`, or `~/.ssh/config` when it exists. What `dest` says wins.
+    /// OpenSSH client config (`HostName`, `User`, `Port`, `IdentityFile`, `ProxyJump`) that
+    /// matches its host: `ssh_config`, or `~/.ssh/config` when it exists. What `dest` says
+    /// wins. Jump hosts are resolved the same way, their own `ProxyJump`s included.
     ///
     /// # Errors
-    /// [`Error::BadDestination`]; [`Error::SshConfig`] when the file cannot be read or parsed.
+    /// [`Error::BadDestination`]; [`Error::SshConfig`] when the file cannot be read or
+    /// parsed, or when `ProxyJump`s chain deeper than 8 hosts (a loop, as `Host *`).
     pub fn resolve(dest: &str, ssh_config: Option<&Path>) -> Result<Config, Error> {
+        Config::resolve_hop(dest, ssh_config, 0)
+    }
+
+    fn resolve_hop(dest: &str, ssh_config: Option<&Path>, depth: usize) -> Result<Config, Error> {
         let mut config = Config::from_destination(dest)?;
         let default = home().join(".ssh/config");
         let path = match ssh_config {
@@ -179,6 +185,21 @@ impl Config {
                 .into_iter()
                 .map(|path| Identity::new(path, None))
                 .collect();
+        }
+        let hops = params.proxy_jump.unwrap_or_default();
+        if hops.iter().any(|h| !h.eq_ignore_ascii_case("none")) {
+            if depth == 8 {
+                return Err(bad(format!("ProxyJump for {dest} chains past 8 hosts")));
+            }
+            // Each hop is reached through the one before it; the first through its own
+            // ProxyJump, if it has one (as OpenSSH's `ssh -W` for it would).
+            for hop in &hops {
+                let mut via = Config::resolve_hop(hop, Some(path), depth + 1)?;
+                if config.jump.is_some() {
+                    via.jump = config.jump.take();
+                }
+                config.jump = Some(Box::new(via));
+            }
         }
         Ok(config)
     }

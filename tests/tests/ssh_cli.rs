@@ -600,6 +600,62 @@ fn host_aliases_from_an_ssh_config_file() {
 }
 
 #[test]
+fn remote_forwarding_carries_bytes_both_ways_while_the_command_runs() {
+    let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
+    let rport = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let spec = format!("{rport}:127.0.0.1:{}", echo.addrs[0].port());
+    let port = port().to_string();
+    let common = common();
+    let mut args = vec!["ssh", "-p", &port, "-R", &spec];
+    args.extend(common.iter().map(String::as_str));
+    let dest = dest();
+    // The command itself uses the port the server now listens on.
+    let script = format!(
+        "python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', {rport})); \
+         s.sendall(bytes(range(256)) * 4096); s.shutdown(socket.SHUT_WR); \
+         d = b''.join(iter(lambda: s.recv(65536), b'')); print(len(d), d == bytes(range(256)) * 4096)\""
+    );
+    args.extend([dest.as_str(), &script]);
+    let out = netkit(&args, b"", &[]);
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        ),
+        (Some(0), "1048576 True"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Port 0: the server picks one, and netkit says which (as OpenSSH).
+    let spec = format!("0:127.0.0.1:{}", echo.addrs[0].port());
+    let mut args = vec!["ssh", "-p", &port, "-R", &spec];
+    args.extend(common.iter().map(String::as_str));
+    args.extend([dest.as_str(), "true"]);
+    let out = netkit(&args, b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.contains("allocated port"),
+        "{err}"
+    );
+    // A port the server cannot listen on (taken on both loopbacks) is a one-line error.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let _taken6 = std::net::TcpListener::bind(("::1", taken_port));
+    let spec = format!("{taken_port}:127.0.0.1:{}", echo.addrs[0].port());
+    let mut args = vec!["ssh", "-p", &port, "-R", &spec];
+    args.extend(common.iter().map(String::as_str));
+    args.extend([dest.as_str(), "true"]);
+    let out = netkit(&args, b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("-R") && err.lines().count() == 1, "{err}");
+}
+
+#[test]
 fn local_forwarding_carries_bytes_both_ways_while_the_command_runs() {
     let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
     let lport = std::net::TcpListener::bind("127.0.0.1:0")

@@ -309,6 +309,41 @@ fn proxy_jump_from_an_ssh_config_file() {
 }
 
 #[test]
+fn remote_forwarding_reaches_back_here() {
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target_port = target.local_addr().unwrap().port();
+    let answer = std::thread::spawn(move || {
+        let (mut conn, _) = target.accept().unwrap();
+        std::io::Write::write_all(&mut conn, b"from-here").unwrap();
+    });
+    let mut remote = Client::connect(&keyed())
+        .unwrap()
+        .listen_remote(None, 0)
+        .unwrap();
+    let port = remote.port();
+    assert!(port > 0, "the server picks a port");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let running = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || remote.run("127.0.0.1", target_port, &stop))
+    };
+    let cmd = format!(
+        "python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', {port})); \
+         print(b''.join(iter(lambda: s.recv(100), b'')).decode())\""
+    );
+    let out = Client::connect(&keyed()).unwrap().exec(&cmd, b"").unwrap();
+    assert_eq!(
+        out.stdout,
+        b"from-here\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    answer.join().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    running.join().unwrap().unwrap();
+}
+
+#[test]
 fn fifty_mib_on_both_streams_does_not_deadlock() {
     let client = Client::connect(&keyed()).unwrap();
     let started = Instant::now();

@@ -170,6 +170,10 @@ pub struct Args {
     /// Forward a local port to HOST:PORT as seen from the server, while COMMAND runs.
     #[arg(short = 'L', value_name = "[BIND:]LPORT:HOST:PORT")]
     forward: Vec<String>,
+    /// Forward a port the server listens on (RPORT 0: one it picks, printed) to HOST:PORT as
+    /// seen from here, while COMMAND runs.
+    #[arg(short = 'R', value_name = "[BIND:]RPORT:HOST:PORT")]
+    remote_forward: Vec<String>,
     /// Run on these hosts ([user@]host[:port], comma-separated) instead of DEST.
     #[arg(
         long,
@@ -233,15 +237,33 @@ pub fn run(mut args: Args) -> Outcome {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut forwards = Vec::new();
     for spec in &args.forward {
-        let (bind, host, port) = parse_forward(spec).map_err(own)?;
+        let (bind, lport, host, port) = parse_forward("-L", spec).map_err(own)?;
+        let bind = format!("{}:{lport}", bind.unwrap_or("127.0.0.1"));
         let listener = std::net::TcpListener::bind(&bind)
             .map_err(|e| own(anyhow!("-L {spec}: cannot listen on {bind}: {e}")))?;
         // A session of its own: libssh2 serialises each session's calls.
         let tunnel = connect(&mut config)?;
         let stop = std::sync::Arc::clone(&stop);
+        let host = host.to_owned();
         forwards.push(std::thread::spawn(move || {
             tunnel.forward_local(&listener, &host, port, &stop)
         }));
+    }
+    for spec in &args.remote_forward {
+        let (bind, rport, host, port) = parse_forward("-R", spec).map_err(own)?;
+        // Listening before the command starts, so that it can use the port at once.
+        let mut remote = connect(&mut config)?
+            .listen_remote(bind, rport)
+            .map_err(|e| own(anyhow!("-R {spec}: {e}")))?;
+        if rport == 0 {
+            eprintln!(
+                "netkit: allocated port {} for remote forward to {host}:{port}",
+                remote.port()
+            );
+        }
+        let host = host.to_owned();
+        let stop = std::sync::Arc::clone(&stop);
+        forwards.push(std::thread::spawn(move || remote.run(&host, port, &stop)));
     }
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
     std::thread::spawn(move || {
@@ -366,23 +388,27 @@ impl Drop for RawMode {
     }
 }
 
-/// `[BIND:]LPORT:HOST:PORT` (BIND defaults to 127.0.0.1) into the listen address, host, port.
-fn parse_forward(spec: &str) -> anyhow::Result<(String, String, u16)> {
-    let bad = || anyhow!("bad -L {spec:?}: expected [BIND:]LPORT:HOST:PORT");
+/// `[BIND:]PORT:HOST:PORT` (of `flag`) into the bind address, if any, the port to listen on,
+/// and the host and port to reach.
+fn parse_forward<'a>(
+    flag: &str,
+    spec: &'a str,
+) -> anyhow::Result<(Option<&'a str>, u16, &'a str, u16)> {
+    let bad = || anyhow!("bad {flag} {spec:?}: expected [BIND:]PORT:HOST:PORT");
     let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
     let [port, host, rest] = parts.as_slice() else {
         return Err(bad());
     };
     let port: u16 = port.parse().map_err(|_| bad())?;
-    let (bind, lport) = match rest.rsplit_once(':') {
-        Some((bind, lport)) => (bind, lport),
-        None => ("127.0.0.1", *rest),
+    let (bind, listen) = match rest.rsplit_once(':') {
+        Some((bind, listen)) => (Some(bind), listen),
+        None => (None, *rest),
     };
-    let lport: u16 = lport.parse().map_err(|_| bad())?;
+    let listen: u16 = listen.parse().map_err(|_| bad())?;
     if host.is_empty() {
         return Err(bad());
     }
-    Ok((format!("{bind}:{lport}"), (*host).to_owned(), port))
+    Ok((bind, listen, host, port))
 }
 
 fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {

@@ -1,9 +1,11 @@
-//! Local port forwarding (`ssh -L`): each connection accepted on a local listener is carried
-//! over a direct-tcpip channel to a host and port as seen from the server. A jump host
-//! (`-J`) carries the next hop's SSH connection the same way, from a local socket pair.
+//! Port forwarding. Local (`ssh -L`): each connection accepted on a local listener is carried
+//! over a direct-tcpip channel to a host and port as seen from the server. Remote (`ssh -R`):
+//! each connection the server accepts on its side arrives as a channel, carried to a host and
+//! port as seen from here. A jump host (`-J`) carries the next hop's SSH connection like a
+//! local forward, from a local socket pair.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +14,7 @@ use std::time::Instant;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::Error;
-use crate::client::{Client, EAGAIN};
+use crate::client::{Client, EAGAIN, connect_any};
 
 const CHUNK: usize = 32 * 1024;
 
@@ -65,41 +67,75 @@ impl Client {
             source,
         };
         listener.set_nonblocking(true).map_err(local_err)?;
+        self.carry(Some(listener), stop, || match listener.accept() {
+            Ok((tcp, _)) => match self.open_tunnel(host, port) {
+                Ok(channel) => Ok(Some((tcp, channel))),
+                Err(e) => {
+                    log::warn!("forward to {host}:{port}: {e}");
+                    Ok(None)
+                }
+            },
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(local_err(e)),
+        })
+    }
+
+    /// Asks the server to listen on `bind:port` on its side (`port` 0: one it picks; `bind`
+    /// `None`: its default, loopback for OpenSSH), for [`RemoteForward::run`] to carry what
+    /// arrives there. Uses this client for nothing else from then on.
+    ///
+    /// # Errors
+    /// [`Error::Ssh`] when the server refuses (the port is taken, or forwarding is off).
+    pub fn listen_remote(self, bind: Option<&str>, port: u16) -> Result<RemoteForward, Error> {
+        let (listener, port) = self
+            .session
+            .channel_forward_listen(port, bind, None)
+            .map_err(|e| Error::ssh(&self.host, &e))?;
+        Ok(RemoteForward {
+            client: self,
+            listener,
+            port,
+        })
+    }
+
+    /// Moves bytes between the tunnels `accept` opens until `stop` is set; `also` (a local
+    /// listener) is polled with the session for new connections.
+    fn carry(
+        &self,
+        also: Option<&dyn AsFd>,
+        stop: &AtomicBool,
+        mut accept: impl FnMut() -> Result<Option<(TcpStream, ssh2::Channel)>, Error>,
+    ) -> Result<(), Error> {
         self.session.set_blocking(false);
         let mut tunnels: Vec<Tunnel<TcpStream>> = Vec::new();
         let mut buf = vec![0; CHUNK];
-        while !stop.load(Ordering::Relaxed) {
+        let result = loop {
+            if stop.load(Ordering::Relaxed) {
+                break Ok(());
+            }
             let mut progress = false;
-            match listener.accept() {
-                Ok((tcp, _)) => {
+            match accept() {
+                Ok(Some((tcp, channel))) => {
                     progress = true;
-                    match self.open_tunnel(host, port) {
-                        Ok(channel) => {
-                            let _ = tcp.set_nonblocking(true);
-                            let _ = tcp.set_nodelay(true);
-                            tunnels.push(Tunnel::new(tcp, channel));
-                        }
-                        Err(e) => log::warn!("forward to {host}:{port}: {e}"),
-                    }
+                    let _ = tcp.set_nonblocking(true);
+                    let _ = tcp.set_nodelay(true);
+                    tunnels.push(Tunnel::new(tcp, channel));
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    self.session.set_blocking(true);
-                    return Err(local_err(e));
-                }
+                Ok(None) => {}
+                Err(e) => break Err(e),
             }
             for tunnel in &mut tunnels {
                 progress |= tunnel.pump(&mut buf);
             }
             tunnels.retain(|t| !t.closed);
             if !progress {
-                let mut locals: Vec<&dyn AsFd> = vec![listener];
+                let mut locals: Vec<&dyn AsFd> = also.into_iter().collect();
                 locals.extend(tunnels.iter().map(|t| &t.tcp as &dyn AsFd));
                 self.wait(&locals);
             }
-        }
+        };
         self.session.set_blocking(true);
-        Ok(())
+        result
     }
 
     /// Opens a channel to `next`'s host and port and relays it, on a thread of its own that
@@ -166,6 +202,47 @@ impl Client {
                 Err(e) => return Err(Error::ssh(&self.host, &e)),
             }
         }
+    }
+}
+
+/// A port the server listens on for us (`ssh -R`), from [`Client::listen_remote`].
+pub struct RemoteForward {
+    client: Client,
+    listener: ssh2::Listener,
+    port: u16,
+}
+
+impl RemoteForward {
+    /// The port the server listens on (the one it picked, when asked for 0).
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Carries each connection the server accepts to `host:port` as seen from here, until
+    /// `stop` is set. A connection that cannot reach `host:port` is closed and logged.
+    ///
+    /// # Errors
+    /// [`Error::Ssh`] when the session fails.
+    pub fn run(&mut self, host: &str, port: u16, stop: &AtomicBool) -> Result<(), Error> {
+        let client = &self.client;
+        let listener = &mut self.listener;
+        client.carry(None, stop, || match listener.accept() {
+            Ok(channel) => {
+                let tcp = (host, port)
+                    .to_socket_addrs()
+                    .and_then(|addrs| connect_any(&addrs.collect::<Vec<_>>(), client.timeout));
+                match tcp {
+                    Ok(tcp) => Ok(Some((tcp, channel))),
+                    Err(e) => {
+                        log::warn!("remote forward to {host}:{port}: {e}");
+                        Ok(None)
+                    }
+                }
+            }
+            Err(e) if e.code() == EAGAIN => Ok(None),
+            Err(e) => Err(Error::ssh(&client.host, &e)),
+        })
     }
 }
 

@@ -656,6 +656,71 @@ fn remote_forwarding_carries_bytes_both_ways_while_the_command_runs() {
 }
 
 #[test]
+fn dash_d_is_a_socks_proxy_through_the_server_and_dash_n_waits_for_a_signal() {
+    let dir = work_dir().join("socks-root");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("hello.txt"), "through socks\n").unwrap();
+    let http = netkit_tests::Served::start(&[
+        "http",
+        "--root",
+        dir.to_str().unwrap(),
+        "--bind",
+        "127.0.0.1:0",
+    ]);
+    let dport = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let port = port().to_string();
+    let common = common();
+    let mut args = vec!["ssh", "-N", "-p", &port, "-D", &dport];
+    args.extend(common.iter().map(String::as_str));
+    let dest = dest();
+    args.push(&dest);
+    let child = Command::new(netkit_bin())
+        .args(&args)
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{}/hello.txt", http.addrs[0].port());
+    let proxy = format!("127.0.0.1:{dport}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&proxy).is_err() {
+        assert!(std::time::Instant::now() < deadline, "-D never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for kind in ["--socks5-hostname", "--socks5", "--socks4a", "--socks4"] {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "20", kind, &proxy, &url])
+            .output()
+            .expect("curl");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "through socks\n",
+            "{kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // -N: no command runs; SIGTERM ends it, with success.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn local_forwarding_carries_bytes_both_ways_while_the_command_runs() {
     let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
     let lport = std::net::TcpListener::bind("127.0.0.1:0")

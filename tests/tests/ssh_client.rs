@@ -344,6 +344,57 @@ fn remote_forwarding_reaches_back_here() {
 }
 
 #[test]
+fn dynamic_forwarding_serves_socks5() {
+    use std::io::{Read as _, Write as _};
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target_port = target.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut conn, _) = target.accept().unwrap();
+        let mut buf = [0; 4];
+        conn.read_exact(&mut buf).unwrap();
+        conn.write_all(&buf).unwrap();
+    });
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let socks = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let socks_addr = socks.local_addr().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let running = {
+        let stop = std::sync::Arc::clone(&stop);
+        let client = Client::connect(&keyed()).unwrap();
+        std::thread::spawn(move || client.forward_dynamic(&socks, &stop))
+    };
+    let connect = |port: u16| {
+        let mut s = std::net::TcpStream::connect(socks_addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(&[5, 1, 0]).unwrap();
+        let mut choice = [0; 2];
+        s.read_exact(&mut choice).unwrap();
+        assert_eq!(choice, [5, 0], "no authentication");
+        let mut request = vec![5, 1, 0, 3, 9];
+        request.extend_from_slice(b"127.0.0.1");
+        request.extend_from_slice(&port.to_be_bytes());
+        s.write_all(&request).unwrap();
+        let mut reply = [0; 10];
+        s.read_exact(&mut reply).unwrap();
+        (s, reply[1])
+    };
+    let (mut through, status) = connect(target_port);
+    assert_eq!(status, 0, "granted");
+    through.write_all(b"ping").unwrap();
+    let mut back = [0; 4];
+    through.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"ping");
+    let (_, status) = connect(closed_port);
+    assert_ne!(status, 0, "a closed port is refused");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    running.join().unwrap().unwrap();
+}
+
+#[test]
 fn fifty_mib_on_both_streams_does_not_deadlock() {
     let client = Client::connect(&keyed()).unwrap();
     let started = Instant::now();

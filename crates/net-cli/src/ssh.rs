@@ -174,6 +174,12 @@ pub struct Args {
     /// seen from here, while COMMAND runs.
     #[arg(short = 'R', value_name = "[BIND:]RPORT:HOST:PORT")]
     remote_forward: Vec<String>,
+    /// Serve SOCKS4/5 on [BIND:]PORT, each client's connection made through the server.
+    #[arg(short = 'D', value_name = "[BIND:]PORT")]
+    dynamic_forward: Vec<String>,
+    /// No command: only forward ports, until interrupted (as ssh -N).
+    #[arg(short = 'N', conflicts_with = "tty")]
+    no_command: bool,
     /// Run on these hosts ([user@]host[:port], comma-separated) instead of DEST.
     #[arg(
         long,
@@ -235,35 +241,20 @@ pub fn run(mut args: Args) -> Outcome {
     let mut config = args.connect.config(dest, args.port)?;
     let client = connect(&mut config)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut forwards = Vec::new();
-    for spec in &args.forward {
-        let (bind, lport, host, port) = parse_forward("-L", spec).map_err(own)?;
-        let bind = format!("{}:{lport}", bind.unwrap_or("127.0.0.1"));
-        let listener = std::net::TcpListener::bind(&bind)
-            .map_err(|e| own(anyhow!("-L {spec}: cannot listen on {bind}: {e}")))?;
-        // A session of its own: libssh2 serialises each session's calls.
-        let tunnel = connect(&mut config)?;
-        let stop = std::sync::Arc::clone(&stop);
-        let host = host.to_owned();
-        forwards.push(std::thread::spawn(move || {
-            tunnel.forward_local(&listener, &host, port, &stop)
-        }));
-    }
-    for spec in &args.remote_forward {
-        let (bind, rport, host, port) = parse_forward("-R", spec).map_err(own)?;
-        // Listening before the command starts, so that it can use the port at once.
-        let mut remote = connect(&mut config)?
-            .listen_remote(bind, rport)
-            .map_err(|e| own(anyhow!("-R {spec}: {e}")))?;
-        if rport == 0 {
-            eprintln!(
-                "netkit: allocated port {} for remote forward to {host}:{port}",
-                remote.port()
-            );
+    let forwards = start_forwards(&args, &mut config, &stop)?;
+    if args.no_command {
+        if !command.is_empty() {
+            return Err(own(anyhow!("-N runs no command, but one was given")));
         }
-        let host = host.to_owned();
-        let stop = std::sync::Arc::clone(&stop);
-        forwards.push(std::thread::spawn(move || remote.run(&host, port, &stop)));
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ])
+        .context("cannot watch for signals")
+        .map_err(own)?;
+        signals.forever().next();
+        end_forwards(&stop, forwards);
+        return Ok(ExitCode::SUCCESS);
     }
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
     std::thread::spawn(move || {
@@ -313,12 +304,7 @@ pub fn run(mut args: Args) -> Outcome {
         (None, false) => client.exec_streaming(&command, Some(rx), &mut on_stdout, &mut on_stderr),
     }
     .map_err(own)?;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for forward in forwards {
-        if let Ok(Err(e)) = forward.join() {
-            log::warn!("forwarding: {e}");
-        }
-    }
+    end_forwards(&stop, forwards);
     if let Some(signal) = status.signal {
         eprintln!("netkit: remote command killed by signal {signal}");
         return Ok(ExitCode::from(OWN_ERROR));
@@ -385,6 +371,72 @@ impl Drop for RawMode {
             nix::sys::termios::SetArg::TCSANOW,
             &self.saved,
         );
+    }
+}
+
+type Forward = std::thread::JoinHandle<Result<(), Error>>;
+
+/// Starts -L, -R and -D, each on a session of its own (libssh2 serialises a session's calls).
+/// Every listener is up when this returns, so the command can use them at once.
+fn start_forwards(
+    args: &Args,
+    config: &mut Config,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<Vec<Forward>, Failure> {
+    let listen = |flag: &str, spec: &str, bind: Option<&str>, port: u16| {
+        let addr = format!("{}:{port}", bind.unwrap_or("127.0.0.1"));
+        std::net::TcpListener::bind(&addr)
+            .map_err(|e| own(anyhow!("{flag} {spec}: cannot listen on {addr}: {e}")))
+    };
+    let mut forwards = Vec::new();
+    for spec in &args.forward {
+        let (bind, lport, host, port) = parse_forward("-L", spec).map_err(own)?;
+        let listener = listen("-L", spec, bind, lport)?;
+        let tunnel = connect(config)?;
+        let (stop, host) = (std::sync::Arc::clone(stop), host.to_owned());
+        forwards.push(std::thread::spawn(move || {
+            tunnel.forward_local(&listener, &host, port, &stop)
+        }));
+    }
+    for spec in &args.remote_forward {
+        let (bind, rport, host, port) = parse_forward("-R", spec).map_err(own)?;
+        let mut remote = connect(config)?
+            .listen_remote(bind, rport)
+            .map_err(|e| own(anyhow!("-R {spec}: {e}")))?;
+        if rport == 0 {
+            eprintln!(
+                "netkit: allocated port {} for remote forward to {host}:{port}",
+                remote.port()
+            );
+        }
+        let (stop, host) = (std::sync::Arc::clone(stop), host.to_owned());
+        forwards.push(std::thread::spawn(move || remote.run(&host, port, &stop)));
+    }
+    for spec in &args.dynamic_forward {
+        let (bind, port) = match spec.rsplit_once(':') {
+            Some((bind, port)) => (Some(bind), port),
+            None => (None, spec.as_str()),
+        };
+        let port = port
+            .parse()
+            .map_err(|_| own(anyhow!("bad -D {spec:?}: expected [BIND:]PORT")))?;
+        let listener = listen("-D", spec, bind, port)?;
+        let tunnel = connect(config)?;
+        let stop = std::sync::Arc::clone(stop);
+        forwards.push(std::thread::spawn(move || {
+            tunnel.forward_dynamic(&listener, &stop)
+        }));
+    }
+    Ok(forwards)
+}
+
+/// Stops the forwards and waits for them; one that failed is reported.
+fn end_forwards(stop: &std::sync::atomic::AtomicBool, forwards: Vec<Forward>) {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for forward in forwards {
+        if let Ok(Err(e)) = forward.join() {
+            log::warn!("forwarding: {e}");
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! Port forwarding. Local (`ssh -L`): each connection accepted on a local listener is carried
 //! over a direct-tcpip channel to a host and port as seen from the server. Remote (`ssh -R`):
 //! each connection the server accepts on its side arrives as a channel, carried to a host and
-//! port as seen from here. A jump host (`-J`) carries the next hop's SSH connection like a
+//! port as seen from here. Dynamic (`ssh -D`): a local SOCKS proxy whose clients name the host
+//! and port (`socks.rs`). A jump host (`-J`) carries the next hop's SSH connection like a
 //! local forward, from a local socket pair.
 
 use std::io::{ErrorKind, Read, Write};
@@ -15,8 +16,11 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::Error;
 use crate::client::{Client, EAGAIN, connect_any};
+use crate::socks;
 
 const CHUNK: usize = 32 * 1024;
+/// Longest wait for a SOCKS client's request.
+const SOCKS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The local side of a tunnel: a forwarded TCP client, or our end of a jump's socket pair.
 trait Local: Read + Write + AsFd {
@@ -78,6 +82,49 @@ impl Client {
             Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(local_err(e)),
         })
+    }
+
+    /// Serves SOCKS4, 4a and 5 on `listener` (`ssh -D`): each client names a host and port,
+    /// reached through the server, until `stop` is set.
+    ///
+    /// # Errors
+    /// [`Error::Local`] when the listener fails; a client whose handshake fails or whose
+    /// destination cannot be reached gets the SOCKS refusal and is closed, the others go on.
+    pub fn forward_dynamic(&self, listener: &TcpListener, stop: &AtomicBool) -> Result<(), Error> {
+        let local_err = |source| Error::Local {
+            path: "SOCKS listener".into(),
+            source,
+        };
+        listener.set_nonblocking(true).map_err(local_err)?;
+        self.carry(Some(listener), stop, || match listener.accept() {
+            Ok((mut tcp, _)) => Ok(self.open_socks(&mut tcp).map(|channel| (tcp, channel))),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(local_err(e)),
+        })
+    }
+
+    /// Reads a SOCKS client's request and opens a channel to what it names.
+    fn open_socks(&self, tcp: &mut TcpStream) -> Option<ssh2::Channel> {
+        // The handshake is read blocking, which holds the other tunnels: only briefly, and a
+        // client that stalls is dropped after SOCKS_TIMEOUT.
+        let _ = tcp.set_nonblocking(false);
+        let _ = tcp.set_read_timeout(Some(SOCKS_TIMEOUT));
+        let request = match socks::handshake(tcp) {
+            Ok(request) => request,
+            Err(e) => {
+                log::warn!("SOCKS: {e}");
+                return None;
+            }
+        };
+        let _ = tcp.set_read_timeout(None);
+        match self.open_tunnel(&request.host, request.port) {
+            Ok(channel) => request.answer(tcp, None).ok().map(|()| channel),
+            Err(e) => {
+                log::warn!("SOCKS to {}:{}: {e}", request.host, request.port);
+                let _ = request.answer(tcp, Some(socks::GENERAL_FAILURE));
+                None
+            }
+        }
     }
 
     /// Asks the server to listen on `bind:port` on its side (`port` 0: one it picks; `bind`

@@ -21,6 +21,7 @@ mod exec;
 mod forward;
 mod many;
 mod sftp;
+mod socks;
 
 pub use client::Client;
 pub use config::{Config, HostKeyPolicy, Identity};

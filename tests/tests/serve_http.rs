@@ -182,9 +182,16 @@ fn missing_files_and_other_methods() {
     let (url, dir) = site("errors");
     std::fs::write(dir.join("hello.txt"), b"hello world!\n").unwrap();
     assert_eq!(curl(&[&format!("{url}/nope.txt")]).status, 404);
-    for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
+    for (method, status) in [
+        ("POST", 405),
+        ("PUT", 405),
+        ("DELETE", 405),
+        ("OPTIONS", 405),
+        ("get", 501),
+        ("BREW", 501),
+    ] {
         let got = curl(&["-X", method, "-d", "x", &format!("{url}/hello.txt")]);
-        assert_eq!(got.status, 405, "{method}");
+        assert_eq!(got.status, status, "{method}");
         assert_eq!(
             got.header("allow").as_deref(),
             Some("GET, HEAD"),

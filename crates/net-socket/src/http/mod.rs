@@ -293,11 +293,18 @@ impl HttpConn {
         if !keep_alive {
             self.done = true;
         }
-        let (status, sent) = if method == "GET" || method == "HEAD" {
-            self.serve(ctx, &request, keep_alive)
-        } else {
-            self.error(ctx, 405, keep_alive, &[("Allow", "GET, HEAD")]);
-            (405, 0)
+        let (status, sent) = match method {
+            "GET" | "HEAD" => self.serve(ctx, &request, keep_alive),
+            // Methods are case-sensitive (RFC 9110 9.1): a known one is not allowed here, any
+            // other (`get`, `FOO`) is not implemented.
+            "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "TRACE" | "CONNECT" => {
+                self.error(ctx, 405, keep_alive, &[("Allow", "GET, HEAD")]);
+                (405, 0)
+            }
+            _ => {
+                self.error(ctx, 501, keep_alive, &[("Allow", "GET, HEAD")]);
+                (501, 0)
+            }
         };
         access_log(ctx, method, target, minor, status, sent);
     }
@@ -577,6 +584,7 @@ fn reason(status: u16) -> &'static str {
         414 => "URI Too Long",
         416 => "Range Not Satisfiable",
         431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
         _ => "Unknown",
     }
 }

@@ -468,7 +468,7 @@ fn downloads_never_leave_a_truncated_target_and_resume_byte_exact() {
     let result = client()
         .get(&server.url("/truncate/1000000"))
         .unwrap()
-        .download(&dest, DownloadOptions::default(), &mut |_| {});
+        .download(&dest, false, &mut |_| {});
     assert!(
         matches!(
             result,
@@ -498,7 +498,7 @@ fn downloads_never_leave_a_truncated_target_and_resume_byte_exact() {
     let done = client()
         .get(&url)
         .unwrap()
-        .download(
+        .download_with(
             &dest,
             DownloadOptions::default()
                 .with_resume(true)
@@ -525,13 +525,13 @@ fn downloads_never_leave_a_truncated_target_and_resume_byte_exact() {
     client()
         .get(&url)
         .unwrap()
-        .download(&dest, DownloadOptions::default(), &mut |_| {})
+        .download(&dest, false, &mut |_| {})
         .unwrap();
     assert!(std::fs::read(&dest).unwrap() == data);
     let missing = client()
         .get(&format!("{}/missing.bin", env("NETKIT_TEST_SERVE_URL")))
         .unwrap()
-        .download(&dir.join("m"), DownloadOptions::default(), &mut |_| {});
+        .download(&dir.join("m"), false, &mut |_| {});
     assert!(matches!(missing, Err(Error::Status { status: 404, .. })));
     assert!(!dir.join("m").exists() && !dir.join("m.part").exists());
 }

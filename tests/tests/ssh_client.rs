@@ -144,7 +144,6 @@ fn the_login_shell_reads_its_commands_from_stdin() {
         .shell_streaming(
             None,
             Some(rx),
-            None,
             &mut |d| out.extend_from_slice(d),
             &mut |d| err.extend_from_slice(d),
         )
@@ -172,8 +171,8 @@ fn a_shell_on_a_remote_terminal_of_the_asked_size_then_resized() {
     };
     let mut screen = Vec::new();
     let status = client
-        .shell_streaming(
-            Some(&terminal),
+        .shell_on_terminal(
+            &terminal,
             Some(rx),
             Some(resize_rx),
             &mut |d| {

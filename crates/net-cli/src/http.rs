@@ -374,7 +374,7 @@ fn download(request: Request, args: &Args, url: &str, session: Option<&Session>)
         }
     };
     let done = request
-        .download(
+        .download_with(
             &dest,
             net_http::DownloadOptions::default()
                 .with_resume(args.resume)

@@ -286,13 +286,10 @@ pub fn run(mut args: Args) -> Outcome {
         .transpose()
         .map_err(own)?;
     let status = match (&terminal, command.is_empty()) {
-        (_, true) => client.shell_streaming(
-            terminal.as_ref(),
-            Some(rx),
-            resize,
-            &mut on_stdout,
-            &mut on_stderr,
-        ),
+        (Some(terminal), true) => {
+            client.shell_on_terminal(terminal, Some(rx), resize, &mut on_stdout, &mut on_stderr)
+        }
+        (None, true) => client.shell_streaming(None, Some(rx), &mut on_stdout, &mut on_stderr),
         (Some(terminal), false) => client.exec_on_terminal(
             &command,
             terminal,

@@ -72,14 +72,31 @@ impl Request {
     /// Streams the response body to `dest` in constant memory.
     ///
     /// Bytes go to `dest.part`, renamed to `dest` only when the length matches what the
-    /// server announced, so `dest` is never a truncated file. With `options.resume`, an
-    /// existing part is continued with a `Range` request (a server that ignores it makes us start
+    /// server announced, so `dest` is never a truncated file. With `resume`, an existing
+    /// part is continued with a `Range` request (a server that ignores it makes us start
     /// over). A 4xx/5xx answer is an [`Error::Status`] and writes nothing.
     ///
     /// # Errors
     /// [`Error::Status`], [`Error::Truncated`] (the part is kept for a resume),
     /// [`Error::File`] for local files, and the errors of [`Request::send`].
     pub fn download(
+        self,
+        dest: &Path,
+        resume: bool,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Downloaded, Error> {
+        self.download_with(
+            dest,
+            DownloadOptions::default().with_resume(resume),
+            progress,
+        )
+    }
+
+    /// As [`download`](Request::download), with every option (fsync too).
+    ///
+    /// # Errors
+    /// As [`download`](Request::download).
+    pub fn download_with(
         self,
         dest: &Path,
         options: DownloadOptions,

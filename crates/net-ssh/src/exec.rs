@@ -113,8 +113,8 @@ impl Client {
 
     /// Runs `command` on a remote pseudo-terminal of `terminal`'s type and size, as `ssh -t`
     /// does for programs that need one (`sudo` asking for a password, `top`, an editor);
-    /// otherwise as [`shell_streaming`](Self::shell_streaming) with a terminal: stderr
-    /// arrives merged into stdout, and `resize` resizes the terminal.
+    /// otherwise as [`shell_on_terminal`](Self::shell_on_terminal): stderr arrives merged
+    /// into stdout, and `resize` resizes the terminal.
     ///
     /// # Errors
     /// [`Error::Timeout`], [`Error::Ssh`].
@@ -139,8 +139,8 @@ impl Client {
     /// Without a `terminal` (as `ssh HOST < script`) the shell reads its commands from
     /// `stdin` and exits at its EOF. With one (as an interactive `ssh HOST`) the server
     /// allocates a pseudo-terminal of that type and size, and the shell's stderr arrives
-    /// merged into stdout, as on any terminal. Each `(columns, rows)` from `resize` resizes
-    /// that pseudo-terminal, as `ssh` does on SIGWINCH.
+    /// merged into stdout, as on any terminal; [`shell_on_terminal`](Self::shell_on_terminal)
+    /// also follows resizes.
     ///
     /// # Errors
     /// [`Error::Timeout`], [`Error::Ssh`].
@@ -148,13 +148,33 @@ impl Client {
         &self,
         terminal: Option<&Terminal>,
         stdin: Option<Receiver<Vec<u8>>>,
-        resize: Option<Receiver<(u32, u32)>>,
         on_stdout: &mut dyn FnMut(&[u8]),
         on_stderr: &mut dyn FnMut(&[u8]),
     ) -> Result<ExitStatus, Error> {
         let start = Start {
             command: None,
             terminal,
+        };
+        self.run_streaming(start, stdin, None, on_stdout, on_stderr)
+    }
+
+    /// Starts the user's login shell on a remote pseudo-terminal of `terminal`'s type and
+    /// size (as an interactive `ssh HOST`); each `(columns, rows)` from `resize` resizes it,
+    /// as `ssh` does on SIGWINCH. Otherwise as [`shell_streaming`](Self::shell_streaming).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], [`Error::Ssh`].
+    pub fn shell_on_terminal(
+        &self,
+        terminal: &Terminal,
+        stdin: Option<Receiver<Vec<u8>>>,
+        resize: Option<Receiver<(u32, u32)>>,
+        on_stdout: &mut dyn FnMut(&[u8]),
+        on_stderr: &mut dyn FnMut(&[u8]),
+    ) -> Result<ExitStatus, Error> {
+        let start = Start {
+            command: None,
+            terminal: Some(terminal),
         };
         self.run_streaming(start, stdin, resize, on_stdout, on_stderr)
     }

@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use base64::Engine as _;
@@ -98,6 +98,26 @@ impl Client {
             other => other,
         }
         .map_err(|e| Error::ssh(&self.host, &e))
+    }
+
+    /// Waits up to `timeout_ms` for the session's socket or one of `locals` to have
+    /// something, or for the session to be able to send what it could not.
+    pub(crate) fn wait(&self, locals: &[&dyn AsFd], timeout_ms: u16) {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let mut session = PollFlags::POLLIN;
+        if matches!(
+            self.session.block_directions(),
+            ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both
+        ) {
+            session |= PollFlags::POLLOUT;
+        }
+        let mut fds = vec![PollFd::new(self.socket.as_fd(), session)];
+        fds.extend(
+            locals
+                .iter()
+                .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)),
+        );
+        let _ = poll(&mut fds, PollTimeout::from(timeout_ms));
     }
 
     /// The host this client is connected to.

@@ -2,11 +2,9 @@
 //! window on one stream never stalls the other.
 
 use std::io::{ErrorKind, Read, Write as _};
-use std::os::fd::AsFd as _;
+use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Instant;
-
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::Error;
 use crate::client::{Client, EAGAIN};
@@ -223,6 +221,7 @@ impl Client {
         let mut stdin = stdin;
         let mut eof_sent = false;
         let mut new_size = None;
+        let mut waker = None;
         let (mut out_done, mut err_done) = (false, false);
         let started = Instant::now();
         loop {
@@ -327,18 +326,56 @@ impl Client {
                     what: format!("the command ran longer than {limit:?}"),
                 });
             }
-            // Nothing moved: sleep until the socket is ready (or briefly, for local stdin).
-            let wait = if stdin.is_some() && sent == pending.len() {
-                5u16
-            } else {
-                100
-            };
-            let mut flags = PollFlags::POLLIN;
-            if self.session.block_directions() != ssh2::BlockDirections::Inbound {
-                flags |= PollFlags::POLLOUT;
+            // Nothing moved: sleep until the socket or local input has something. Input
+            // (stdin, resizes) comes through channels, which cannot be polled: once we would
+            // wait with one open, threads pass it on and wake us through a socket pair
+            // (polling every 5 ms instead cost 200 wake-ups a second in an idle shell).
+            let input_open = stdin.is_some() || resize.is_some();
+            if input_open && waker.is_none() {
+                waker = wake_on_input(&mut stdin, &mut resize);
             }
-            let mut fds = [PollFd::new(self.socket.as_fd(), flags)];
-            let _ = poll(&mut fds, PollTimeout::from(wait));
+            match (&waker, input_open) {
+                (Some(waker), true) => {
+                    self.wait(&[waker], 100);
+                    let mut drained = [0; 64];
+                    while matches!((&*waker).read(&mut drained), Ok(1..)) {}
+                }
+                (None, true) => self.wait(&[], 5),
+                (_, false) => self.wait(&[], 100),
+            }
         }
     }
+}
+
+/// Passes `stdin` and `resize` on through threads that write a byte to a socket pair after
+/// each item and at the end; returns its readable end. `None` (and nothing changed) when the
+/// pair cannot be made: the caller then polls.
+fn wake_on_input(
+    stdin: &mut Option<Receiver<Vec<u8>>>,
+    resize: &mut Option<Receiver<(u32, u32)>>,
+) -> Option<UnixStream> {
+    let (reader, writer) = UnixStream::pair().ok()?;
+    reader.set_nonblocking(true).ok()?;
+    let waker = || writer.try_clone().ok();
+    let (stdin_waker, resize_waker) = (waker()?, waker()?);
+    *stdin = stdin.take().map(|rx| pass_on(rx, stdin_waker));
+    *resize = resize.take().map(|rx| pass_on(rx, resize_waker));
+    Some(reader)
+}
+
+/// A receiver of what `from` receives, with a byte written to `waker` after each item and
+/// when `from` ends.
+fn pass_on<T: Send + 'static>(from: Receiver<T>, mut waker: UnixStream) -> Receiver<T> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        for item in from {
+            if tx.send(item).is_err() {
+                return;
+            }
+            let _ = waker.write_all(&[1]);
+        }
+        drop(tx);
+        let _ = waker.write_all(&[1]);
+    });
+    rx
 }

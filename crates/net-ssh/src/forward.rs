@@ -178,7 +178,7 @@ impl Client {
             if !progress {
                 let mut locals: Vec<&dyn AsFd> = also.into_iter().collect();
                 locals.extend(tunnels.iter().map(|t| &t.tcp as &dyn AsFd));
-                self.wait(&locals);
+                self.wait(&locals, 50);
             }
         };
         self.session.set_blocking(true);
@@ -210,30 +210,12 @@ impl Client {
             let mut buf = vec![0; CHUNK];
             while !tunnel.closed {
                 if !tunnel.pump(&mut buf) {
-                    self.wait(&[&tunnel.tcp]);
+                    self.wait(&[&tunnel.tcp], 50);
                 }
             }
             log::debug!("jump through {} closed", self.host);
         });
         Ok((OwnedFd::from(ours), OwnedFd::from(socket)))
-    }
-
-    /// Waits up to 50 ms for the session's socket or one of `locals` to have something, or
-    /// for the session to be able to send what it could not.
-    fn wait(&self, locals: &[&dyn AsFd]) {
-        let mut session = PollFlags::POLLIN;
-        if self.session.block_directions() == ssh2::BlockDirections::Outbound
-            || self.session.block_directions() == ssh2::BlockDirections::Both
-        {
-            session |= PollFlags::POLLOUT;
-        }
-        let mut fds = vec![PollFd::new(self.socket.as_fd(), session)];
-        fds.extend(
-            locals
-                .iter()
-                .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)),
-        );
-        let _ = poll(&mut fds, PollTimeout::from(50u16));
     }
 
     fn open_tunnel(&self, host: &str, port: u16) -> Result<ssh2::Channel, Error> {

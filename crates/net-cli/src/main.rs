@@ -41,7 +41,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     // A server's access log is its output (as `python -m http.server`); clients stay quiet.
     let default_level = match cli.command {
         Command::Serve(_) => "info",
@@ -57,6 +60,28 @@ fn main() -> ExitCode {
         Command::Sftp(args) => sftp::run(args),
     };
     exit::report(result)
+}
+
+/// Help and version as clap prints them; any other argument error on one line, as ours are,
+/// with the accepted values when clap knows them, and exit 2.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("bad arguments");
+    let mut line = first.trim_start_matches("error: ").to_owned();
+    if let Some(ContextValue::Strings(values)) = e.get(ContextKind::ValidValue) {
+        line.push_str(&format!(" (one of: {})", values.join(", ")));
+    }
+    eprintln!("netkit: error: {line}; see --help");
+    ExitCode::from(exit::USAGE)
 }
 
 #[cfg(test)]

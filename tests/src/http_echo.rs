@@ -217,6 +217,24 @@ fn serve(
                 extra.push(("Content-Encoding".into(), "gzip".into()));
                 content_type = "text/plain";
             }
+            // As httpbin's /digest-auth/auth/USER/PASS/ALGORITHM (MD5 or SHA-256).
+            ["digest-auth", "auth", user, pass, algorithm] => {
+                let answer = header("authorization").unwrap_or_default();
+                if digest_valid(&answer, &method, &target, user, pass, algorithm) {
+                    reply = format!("authenticated {user}").into_bytes();
+                } else {
+                    status = 401;
+                    extra.push((
+                        "WWW-Authenticate".into(),
+                        format!(
+                            "Digest realm=\"{DIGEST_REALM}\", qop=\"auth\", \
+                             algorithm={algorithm}, nonce=\"{DIGEST_NONCE}\", opaque=\"op4que\""
+                        ),
+                    ));
+                    reply = b"who are you?".to_vec();
+                }
+                content_type = "text/plain";
+            }
             ["bytes", n] => {
                 let n: usize = n.parse().unwrap_or(0);
                 reply = (0..n).map(|i| (i % 251) as u8).collect();
@@ -272,6 +290,47 @@ fn serve(
             return;
         }
     }
+}
+
+const DIGEST_REALM: &str = "netkit-tests@127.0.0.1";
+const DIGEST_NONCE: &str = "6a1b0d3c9e";
+
+/// Whether `answer` (an Authorization value) proves `user:pass` for `method target`, as
+/// RFC 7616 says a server checks it.
+fn digest_valid(
+    answer: &str,
+    method: &str,
+    target: &str,
+    user: &str,
+    pass: &str,
+    algorithm: &str,
+) -> bool {
+    let Some(params) = answer.strip_prefix("Digest ") else {
+        return false;
+    };
+    let fields: HashMap<&str, &str> = params
+        .split(", ")
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim(), v.trim().trim_matches('"')))
+        .collect();
+    let field = |k: &str| fields.get(k).copied().unwrap_or_default();
+    let hash = |text: String| match algorithm {
+        "SHA-256" => hex(&sha2::Sha256::digest(text.as_bytes())),
+        _ => hex(&md5::Md5::digest(text.as_bytes())),
+    };
+    let ha1 = hash(format!("{user}:{DIGEST_REALM}:{pass}"));
+    let ha2 = hash(format!("{method}:{target}"));
+    let expected = hash(format!(
+        "{ha1}:{DIGEST_NONCE}:{}:{}:auth:{ha2}",
+        field("nc"),
+        field("cnonce")
+    ));
+    field("username") == user
+        && field("uri") == target
+        && field("nonce") == DIGEST_NONCE
+        && field("qop") == "auth"
+        && field("opaque") == "op4que"
+        && field("response") == expected
 }
 
 /// Lower-case hex of bytes.

@@ -163,6 +163,24 @@ fn credentials_from_argv_env_or_bearer() {
     one_line_error(&http(&["-a", "user", &url]), 2, "NETKIT_HTTP_PASSWORD");
     let got = ok_json(&http(&["--bearer", "t0k", &url]));
     assert_eq!(got["headers"]["authorization"], "Bearer t0k");
+    // -A digest (httpie's words): the challenge is answered, the password from the env.
+    let digest = server.url("/digest-auth/auth/ann/s3cret/SHA-256");
+    let out = http_env(
+        &["-A", "digest", "-a", "ann", "--check-status", &digest],
+        &[("NETKIT_HTTP_PASSWORD", "s3cret")],
+    );
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(0), "authenticated ann"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = http(&["-A", "digest", "-a", "ann:wrong", "--check-status", &digest]);
+    assert_eq!(out.status.code(), Some(4), "a refused answer is the 401");
+    one_line_error(&http(&["-A", "kerberos", "-a", "u:p", &url]), 2, "kerberos");
 }
 
 #[test]

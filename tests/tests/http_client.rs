@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};
 
-use net_http::{Client, ClientConfig, DownloadOptions, Error, Part, Retry, Session};
+use net_http::{Auth, Client, ClientConfig, DownloadOptions, Error, Part, Retry, Session};
 use netkit_tests::http_echo::{EchoServer, hex};
 use netkit_tests::{env, work_dir};
 use serde_json::{Value, json};
@@ -206,6 +206,47 @@ fn headers_and_credentials() {
             .unwrap(),
     );
     assert_eq!(got["headers"]["authorization"], "Bearer tok.en");
+}
+
+#[test]
+fn digest_auth_answers_the_challenge_as_curl_does() {
+    let server = EchoServer::start();
+    let client = client();
+    for algorithm in ["MD5", "SHA-256"] {
+        let url = server.url(&format!("/digest-auth/auth/ann/s3cret/{algorithm}?q=1"));
+        for (password, status, body) in [
+            ("s3cret", 200, "authenticated ann"),
+            ("wrong", 401, "who are you?"),
+        ] {
+            let auth = Auth::Digest {
+                user: "ann".into(),
+                password: password.into(),
+            };
+            let response = client
+                .post(&url)
+                .unwrap()
+                .auth(auth)
+                .json(&serde_json::json!({"sent": "twice"}))
+                .unwrap()
+                .send()
+                .unwrap();
+            assert_eq!(
+                (response.status(), response.text().unwrap().as_str()),
+                (status, body),
+                "{algorithm} {password}"
+            );
+            // The same server, the same credentials, through curl --digest.
+            let curl = std::process::Command::new("curl")
+                .args(["-s", "--digest", "-u", &format!("ann:{password}"), &url])
+                .output()
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&curl.stdout),
+                body,
+                "curl {algorithm}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -58,9 +58,18 @@ pub struct Args {
     /// The request body, as given.
     #[arg(long, value_name = "BODY")]
     raw: Option<String>,
-    /// Basic credentials, USER or USER:PASS (prompted, or NETKIT_HTTP_PASSWORD, when absent).
+    /// Credentials, USER or USER:PASS (prompted, or NETKIT_HTTP_PASSWORD, when absent).
     #[arg(short = 'a', long, value_name = "USER[:PASS]")]
     auth: Option<String>,
+    /// How --auth is sent: basic, or digest (answering the server's challenge).
+    #[arg(
+        short = 'A',
+        long,
+        value_name = "TYPE",
+        default_value = "basic",
+        requires = "auth"
+    )]
+    auth_type: AuthType,
     /// Bearer token.
     #[arg(long, value_name = "TOKEN", conflicts_with = "auth")]
     bearer: Option<String>,
@@ -339,7 +348,17 @@ fn auth(args: &Args) -> Result<Option<Auth>, Failure> {
             (auth.clone(), password)
         }
     };
-    Ok(Some(Auth::Basic { user, password }))
+    Ok(Some(match args.auth_type {
+        AuthType::Basic => Auth::Basic { user, password },
+        AuthType::Digest => Auth::Digest { user, password },
+    }))
+}
+
+/// The schemes of `--auth-type`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum AuthType {
+    Basic,
+    Digest,
 }
 
 fn download(request: Request, args: &Args, url: &str, session: Option<&Session>) -> Outcome {

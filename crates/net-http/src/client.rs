@@ -43,16 +43,26 @@ pub enum Auth {
     },
     /// `Authorization: Bearer`.
     Bearer(String),
+    /// `Authorization: Digest` (RFC 7616: MD5 or SHA-256), answering the server's 401
+    /// challenge, so the request is sent twice (as curl --digest).
+    Digest {
+        /// The user name.
+        user: String,
+        /// The password.
+        password: String,
+    },
 }
 
 impl Auth {
-    fn header_value(&self) -> String {
+    /// The header sent before any challenge: none for Digest, which needs one.
+    fn header_value(&self) -> Option<String> {
         match self {
-            Auth::Basic { user, password } => format!(
+            Auth::Basic { user, password } => Some(format!(
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-            ),
-            Auth::Bearer(token) => format!("Bearer {token}"),
+            )),
+            Auth::Bearer(token) => Some(format!("Bearer {token}")),
+            Auth::Digest { .. } => None,
         }
     }
 }
@@ -413,7 +423,8 @@ impl Request {
                 self.client.config().user_agent.clone(),
             ),
         ];
-        headers.extend(self.wire_headers(&self.url, self.auth.as_ref()));
+        let authorization = self.auth.as_ref().and_then(Auth::header_value);
+        headers.extend(self.wire_headers(&self.url, authorization.as_deref()));
         let body = match &self.body {
             Body::Bytes { data, content_type } => {
                 if let Some(ct) = content_type
@@ -451,7 +462,7 @@ impl Request {
     }
 
     /// Our headers for `url`: the user's, then cookies from the jar and credentials.
-    fn wire_headers(&self, url: &Url, auth: Option<&Auth>) -> Vec<(String, String)> {
+    fn wire_headers(&self, url: &Url, authorization: Option<&str>) -> Vec<(String, String)> {
         let mut headers = self.headers.clone();
         let cookies = self.client.with_jar(|jar| {
             jar.get_request_values(url)
@@ -462,10 +473,10 @@ impl Request {
         if !cookies.is_empty() {
             headers.push(("Cookie".into(), cookies));
         }
-        if let Some(auth) = auth
+        if let Some(value) = authorization
             && !self.has_header("authorization")
         {
-            headers.push(("Authorization".into(), auth.header_value()));
+            headers.push(("Authorization".into(), value.to_owned()));
         }
         headers
     }
@@ -495,8 +506,15 @@ impl Request {
         let mut auth = self.auth.clone();
         let mut redirects = 0;
         let mut attempt = 0;
+        // Our answer to the server's Digest challenge for the current URL, once it gave one.
+        let mut digest: Option<String> = None;
         loop {
-            let outcome = self.send_once(&method, &url, &body, auth.as_ref());
+            let authorization = match &auth {
+                Some(Auth::Digest { .. }) => digest.clone(),
+                Some(auth) => auth.header_value(),
+                None => None,
+            };
+            let outcome = self.send_once(&method, &url, &body, authorization.as_deref());
             let retries_left = idempotent && attempt < retry.retries;
             let response = match outcome {
                 Ok(response) => response,
@@ -519,6 +537,31 @@ impl Request {
                 jar.store_response_cookies(cookies, &url);
             });
             let status = response.status().as_u16();
+            if status == 401
+                && digest.is_none()
+                && let Some(Auth::Digest { user, password }) = &auth
+            {
+                let uri = &url[url::Position::BeforePath..url::Position::AfterQuery];
+                let cnonce = format!("{:016x}", rand::rng().random::<u64>());
+                digest = response
+                    .headers()
+                    .get_all(http::header::WWW_AUTHENTICATE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .find_map(|c| {
+                        crate::digest::authorization(
+                            c,
+                            user,
+                            password,
+                            method.as_str(),
+                            uri,
+                            &cnonce,
+                        )
+                    });
+                if digest.is_some() {
+                    continue;
+                }
+            }
             if retries_left && matches!(status, 429 | 502 | 503 | 504) {
                 attempt += 1;
                 let asked = response
@@ -564,6 +607,7 @@ impl Request {
                 }
                 log::debug!("{status} {url} -> {next}");
                 url = next;
+                digest = None;
                 continue;
             }
             return Ok(Response::new(response, url.to_string(), config.body_limit));
@@ -575,12 +619,12 @@ impl Request {
         method: &http::Method,
         url: &Url,
         body: &Body,
-        auth: Option<&Auth>,
+        authorization: Option<&str>,
     ) -> Result<http::Response<ureq::Body>, Error> {
         let mut builder = http::Request::builder()
             .method(method.clone())
             .uri(url.as_str());
-        for (name, value) in self.wire_headers(url, auth) {
+        for (name, value) in self.wire_headers(url, authorization) {
             builder = builder.header(name, value);
         }
         let bad = |e: http::Error| Error::BadRequest(e.to_string());

@@ -23,6 +23,7 @@
 
 mod client;
 mod config;
+mod digest;
 mod download;
 mod error;
 mod items;

@@ -38,15 +38,36 @@ fn common() -> Vec<String> {
     ]
 }
 
+/// `netkit ssh` to the test sshd: `flags` before the destination, `words` after it.
+fn ssh_args(flags: &[&str], words: &[&str]) -> Vec<String> {
+    let mut args = vec!["ssh".to_owned(), "-p".into(), port().to_string()];
+    args.extend(flags.iter().map(|f| (*f).to_owned()));
+    args.extend(common());
+    args.push(dest());
+    args.extend(words.iter().map(|w| (*w).to_owned()));
+    args
+}
+
+fn ssh_with(flags: &[&str], words: &[&str], stdin: &[u8]) -> Output {
+    let args = ssh_args(flags, words);
+    netkit(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        stdin,
+        &[],
+    )
+}
+
 fn ssh(extra: &[&str], stdin: &[u8]) -> Output {
-    let port = port().to_string();
-    let mut args = vec!["ssh", "-p", &port];
-    let common = common();
-    args.extend(common.iter().map(String::as_str));
-    let dest = dest();
-    args.push(&dest);
-    args.extend_from_slice(extra);
-    netkit(&args, stdin, &[])
+    ssh_with(&[], extra, stdin)
+}
+
+/// A port nothing listens on (free a moment ago).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
@@ -207,13 +228,7 @@ fn dash_t_runs_the_command_on_a_remote_terminal_when_there_is_a_local_one() {
 
     // Without a local terminal there is none to pass on: a warning, and the command runs
     // without one (as ssh -t).
-    let port = port().to_string();
-    let mut args = vec!["ssh", "-t", "-p", &port];
-    let common = common();
-    args.extend(common.iter().map(String::as_str));
-    let dest = dest();
-    args.extend([dest.as_str(), "tty"]);
-    let out = netkit(&args, b"", &[]);
+    let out = ssh_with(&["-t"], &["tty"], b"");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(out.stdout, b"not a tty\n");
@@ -222,23 +237,19 @@ fn dash_t_runs_the_command_on_a_remote_terminal_when_there_is_a_local_one() {
 
 #[test]
 fn dash_j_goes_through_jump_hosts_for_ssh_and_sftp() {
-    let port = port().to_string();
     let jump = format!("{},{}", jump_dest(), jump_dest());
-    let mut args = vec!["ssh", "-J", &jump, "-p", &port];
-    let common = common();
-    args.extend(common.iter().map(String::as_str));
-    let dest = dest();
-    args.extend([dest.as_str(), "echo jumped"]);
-    let out = netkit(&args, b"", &[]);
+    let out = ssh_with(&["-J", &jump], &["echo jumped"], b"");
     assert_eq!(
         (out.status.code(), out.stdout.as_slice()),
         (Some(0), &b"jumped\n"[..]),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let port = port().to_string();
     let mut args = vec!["sftp", "ls", "-J", &jump, "-P", &port];
+    let common = common();
     args.extend(common.iter().map(String::as_str));
-    let listing = format!("{dest}:/");
+    let listing = format!("{}:/", dest());
     args.push(&listing);
     let out = netkit(&args, b"", &[]);
     assert!(
@@ -246,10 +257,7 @@ fn dash_j_goes_through_jump_hosts_for_ssh_and_sftp() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut args = vec!["ssh", "-J", "no-such-host.invalid", "-p", &port];
-    args.extend(common.iter().map(String::as_str));
-    args.extend([dest.as_str(), "true"]);
-    let out = netkit(&args, b"", &[]);
+    let out = ssh_with(&["-J", "no-such-host.invalid"], &["true"], b"");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(255), "{err}");
     assert!(
@@ -373,11 +381,7 @@ fn unknown_and_changed_host_keys_are_refused_loudly() {
 #[test]
 fn many_hosts_summary_and_json() {
     let port = port().to_string();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port();
     let user = env("NETKIT_TEST_SSH_USER");
     let hosts =
         format!("{user}@127.0.0.1:{port},{user}@127.0.0.1:{closed},{user}@127.0.0.1:{port}");
@@ -602,25 +606,15 @@ fn host_aliases_from_an_ssh_config_file() {
 #[test]
 fn remote_forwarding_carries_bytes_both_ways_while_the_command_runs() {
     let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
-    let rport = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let rport = free_port();
     let spec = format!("{rport}:127.0.0.1:{}", echo.addrs[0].port());
-    let port = port().to_string();
-    let common = common();
-    let mut args = vec!["ssh", "-p", &port, "-R", &spec];
-    args.extend(common.iter().map(String::as_str));
-    let dest = dest();
     // The command itself uses the port the server now listens on.
     let script = format!(
         "python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', {rport})); \
          s.sendall(bytes(range(256)) * 4096); s.shutdown(socket.SHUT_WR); \
          d = b''.join(iter(lambda: s.recv(65536), b'')); print(len(d), d == bytes(range(256)) * 4096)\""
     );
-    args.extend([dest.as_str(), &script]);
-    let out = netkit(&args, b"", &[]);
+    let out = ssh_with(&["-R", &spec], &[&script], b"");
     assert_eq!(
         (
             out.status.code(),
@@ -632,10 +626,7 @@ fn remote_forwarding_carries_bytes_both_ways_while_the_command_runs() {
     );
     // Port 0: the server picks one, and netkit says which (as OpenSSH).
     let spec = format!("0:127.0.0.1:{}", echo.addrs[0].port());
-    let mut args = vec!["ssh", "-p", &port, "-R", &spec];
-    args.extend(common.iter().map(String::as_str));
-    args.extend([dest.as_str(), "true"]);
-    let out = netkit(&args, b"", &[]);
+    let out = ssh_with(&["-R", &spec], &["true"], b"");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() && err.contains("allocated port"),
@@ -646,10 +637,7 @@ fn remote_forwarding_carries_bytes_both_ways_while_the_command_runs() {
     let taken_port = taken.local_addr().unwrap().port();
     let _taken6 = std::net::TcpListener::bind(("::1", taken_port));
     let spec = format!("{taken_port}:127.0.0.1:{}", echo.addrs[0].port());
-    let mut args = vec!["ssh", "-p", &port, "-R", &spec];
-    args.extend(common.iter().map(String::as_str));
-    args.extend([dest.as_str(), "true"]);
-    let out = netkit(&args, b"", &[]);
+    let out = ssh_with(&["-R", &spec], &["true"], b"");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(255), "{err}");
     assert!(err.contains("-R") && err.lines().count() == 1, "{err}");
@@ -667,20 +655,9 @@ fn dash_d_is_a_socks_proxy_through_the_server_and_dash_n_waits_for_a_signal() {
         "--bind",
         "127.0.0.1:0",
     ]);
-    let dport = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
-    let port = port().to_string();
-    let common = common();
-    let mut args = vec!["ssh", "-N", "-p", &port, "-D", &dport];
-    args.extend(common.iter().map(String::as_str));
-    let dest = dest();
-    args.push(&dest);
+    let dport = free_port().to_string();
     let child = Command::new(netkit_bin())
-        .args(&args)
+        .args(ssh_args(&["-N", "-D", &dport], &[]))
         .env_remove("SSH_AUTH_SOCK")
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
@@ -723,20 +700,10 @@ fn dash_d_is_a_socks_proxy_through_the_server_and_dash_n_waits_for_a_signal() {
 #[test]
 fn local_forwarding_carries_bytes_both_ways_while_the_command_runs() {
     let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
-    let lport = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let lport = free_port();
     let spec = format!("{lport}:127.0.0.1:{}", echo.addrs[0].port());
-    let port = port().to_string();
-    let common = common();
-    let mut args = vec!["ssh", "-p", &port, "-L", &spec];
-    args.extend(common.iter().map(String::as_str));
-    let dest = dest();
-    args.extend([dest.as_str(), "sleep", "3"]);
     let mut child = Command::new(netkit_bin())
-        .args(&args)
+        .args(ssh_args(&["-L", &spec], &["sleep", "3"]))
         .env_remove("SSH_AUTH_SOCK")
         .stdin(Stdio::null())
         .spawn()

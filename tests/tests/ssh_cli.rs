@@ -61,6 +61,26 @@ fn ssh(extra: &[&str], stdin: &[u8]) -> Output {
     ssh_with(&[], extra, stdin)
 }
 
+/// `netkit ssh ...` (as [`ssh_args`]) as one shell command line.
+fn netkit_line(flags: &[&str], words: &[&str]) -> String {
+    let mut line = vec![netkit_bin().display().to_string()];
+    line.extend(ssh_args(flags, words));
+    line.join(" ")
+}
+
+/// Runs the shell command `line` on a terminal of its own, from `script` (util-linux;
+/// bsdutils on Debian and Ubuntu), with its stdin, stdout and stderr piped.
+fn on_a_terminal(line: &str) -> std::process::Child {
+    Command::new("script")
+        .args(["-q", "-e", "-c", line, "/dev/null"])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run `script` (util-linux), which this test needs for a terminal")
+}
+
 /// A port nothing listens on (free a moment ago).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -110,30 +130,17 @@ fn without_a_command_the_login_shell_runs_what_stdin_holds() {
 #[test]
 fn on_a_terminal_without_a_command_an_interactive_shell_gets_a_remote_terminal_that_follows_resizes()
  {
-    // `script` gives netkit a terminal; util-linux ships it (bsdutils on Debian and Ubuntu).
-    // Beside netkit, a background job resizes that terminal once told to (by a file), as a
+    // Beside netkit, a background job resizes the terminal once told to (by a file), as a
     // window being resized does: the kernel then sends SIGWINCH to netkit.
     let go = work_dir().join("resize-now");
     let _ = std::fs::remove_file(&go);
-    let mut line = vec![netkit_bin().display().to_string(), "ssh".into()];
-    line.extend(["-p".into(), port().to_string()]);
-    line.extend(common());
-    line.push(dest());
-    let script = format!(
+    let mut child = on_a_terminal(&format!(
         "stty cols 100 rows 30; \
          (while [ ! -e {go} ]; do sleep 0.05; done; stty cols 132 rows 43 </dev/tty; echo resized-here) & \
          exec {}",
-        line.join(" "),
+        netkit_line(&[], &[]),
         go = go.display(),
-    );
-    let mut child = Command::new("script")
-        .args(["-q", "-e", "-c", &script, "/dev/null"])
-        .env_remove("SSH_AUTH_SOCK")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot run `script` (util-linux), which this test needs for a terminal");
+    ));
     let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let mut stdout = child.stdout.take().unwrap();
     let reader = {
@@ -193,23 +200,7 @@ fn on_a_terminal_without_a_command_an_interactive_shell_gets_a_remote_terminal_t
 
 #[test]
 fn dash_t_runs_the_command_on_a_remote_terminal_when_there_is_a_local_one() {
-    let mut line = vec![
-        netkit_bin().display().to_string(),
-        "ssh".into(),
-        "-t".into(),
-    ];
-    line.extend(["-p".into(), port().to_string()]);
-    line.extend(common());
-    line.push(dest());
-    line.push("'tty; exit 4'".into());
-    let mut child = Command::new("script")
-        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
-        .env_remove("SSH_AUTH_SOCK")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot run `script` (util-linux), which this test needs for a terminal");
+    let mut child = on_a_terminal(&netkit_line(&["-t"], &["'tty; exit 4'"]));
     // Stdin stays open until the command has ended: its EOF would end the terminal first.
     let keys = child.stdin.take().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -41,7 +41,8 @@ impl Local for UnixStream {
 
 /// One forwarded connection.
 struct Tunnel<S> {
-    tcp: S,
+    /// The forwarded client's connection, or our end of a jump's socket pair.
+    local: S,
     channel: ssh2::Channel,
     /// Bytes read from the client, not yet written to the channel.
     up: Vec<u8>,
@@ -177,7 +178,7 @@ impl Client {
             tunnels.retain(|t| !t.closed);
             if !progress {
                 let mut locals: Vec<&dyn AsFd> = also.into_iter().collect();
-                locals.extend(tunnels.iter().map(|t| &t.tcp as &dyn AsFd));
+                locals.extend(tunnels.iter().map(|t| &t.local as &dyn AsFd));
                 self.wait(&locals, 50);
             }
         };
@@ -210,7 +211,7 @@ impl Client {
             let mut buf = vec![0; CHUNK];
             while !tunnel.closed {
                 if !tunnel.pump(&mut buf) {
-                    self.wait(&[&tunnel.tcp], 50);
+                    self.wait(&[&tunnel.local], 50);
                 }
             }
             log::debug!("jump through {} closed", self.host);
@@ -276,9 +277,9 @@ impl RemoteForward {
 }
 
 impl<S: Local> Tunnel<S> {
-    fn new(tcp: S, channel: ssh2::Channel) -> Self {
+    fn new(local: S, channel: ssh2::Channel) -> Self {
         Tunnel {
-            tcp,
+            local,
             channel,
             up: Vec::new(),
             down: Vec::new(),
@@ -292,7 +293,7 @@ impl<S: Local> Tunnel<S> {
     fn pump(&mut self, buf: &mut [u8]) -> bool {
         let mut progress = false;
         if self.up.is_empty() && !self.client_eof {
-            match self.tcp.read(buf) {
+            match self.local.read(buf) {
                 Ok(0) => {
                     self.client_eof = true;
                     progress = true;
@@ -325,7 +326,7 @@ impl<S: Local> Tunnel<S> {
         if self.down.is_empty() {
             match self.channel.read(buf) {
                 Ok(0) if self.channel.eof() => {
-                    self.tcp.shutdown_write();
+                    self.local.shutdown_write();
                     if self.client_eof {
                         self.closed = true;
                     }
@@ -340,7 +341,7 @@ impl<S: Local> Tunnel<S> {
             }
         }
         if !self.down.is_empty() {
-            match self.tcp.write(&self.down) {
+            match self.local.write(&self.down) {
                 Ok(n) => {
                     self.down.drain(..n);
                     progress = true;

@@ -68,3 +68,9 @@ pub fn remote_dir(name: &str) -> PathBuf {
     assert!(status.is_ok_and(|s| s.success()), "chown {}", dir.display());
     dir
 }
+
+/// A shell line that waits (up to 5 s) until its terminal is 132 columns by 43 rows. A
+/// window-change request and the keys typed after it travel separately, so a test that
+/// resizes and then asks `stty size` at once may ask first. The line never spells the size
+/// as `stty` prints it, so its echo cannot pass for the answer.
+pub const WAIT_FOR_43X132: &str = "i=0; until [ \"$(stty size | tr ' ' x)\" = 43x132 ] || [ $i = 100 ]; do sleep 0.05; i=$((i+1)); done\n";

@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use netkit_tests::ssh::{dest, key, port, remote_dir};
+use netkit_tests::ssh::{WAIT_FOR_43X132, dest, key, port, remote_dir};
 use netkit_tests::{env, netkit_bin, work_dir};
 
 fn netkit(args: &[&str], stdin: &[u8], vars: &[(&str, String)]) -> Output {
@@ -171,9 +171,9 @@ fn on_a_terminal_without_a_command_an_interactive_shell_gets_a_remote_terminal_t
     wait_for("30 100");
     std::fs::write(&go, b"").unwrap();
     wait_for("resized-here");
-    // The signal reached netkit before the echo ran; a moment lets its window-change
-    // request leave ahead of the next keys, which take a longer way.
-    std::thread::sleep(Duration::from_millis(200));
+    // The window-change request and the keys take separate ways: the shell waits for the size.
+    keys.write_all(WAIT_FOR_43X132.replace('\n', "\r").as_bytes())
+        .unwrap();
     keys.write_all(b"stty size; echo pty-$((6*7)); exit 3\r")
         .unwrap();
     // Stdin stays open until the shell has ended: its EOF would end the terminal first.

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use net_ssh::{Client, Error, HostKeyPolicy, Identity, Transfer};
-use netkit_tests::ssh::{config, key, keyed, port, remote_dir};
+use netkit_tests::ssh::{WAIT_FOR_43X132, config, key, keyed, port, remote_dir};
 use netkit_tests::{env, work_dir};
 use rand::RngCore as _;
 use sha2::Digest as _;
@@ -178,11 +178,13 @@ fn a_shell_on_a_remote_terminal_of_the_asked_size_then_resized() {
             &mut |d| {
                 screen.extend_from_slice(d);
                 // Once the first size is on the screen, the window changes size (as on
-                // SIGWINCH), and the shell is asked for the new one.
+                // SIGWINCH), and the shell is asked for the new one. Resizes and keys are
+                // separate streams with no order between them, so the shell waits for it.
                 if String::from_utf8_lossy(&screen).contains("30 100")
                     && let Some((tx, resize_tx)) = next.take()
                 {
                     resize_tx.send((132, 43)).unwrap();
+                    tx.send(WAIT_FOR_43X132.as_bytes().to_vec()).unwrap();
                     tx.send(b"stty size; exit 2\n".to_vec()).unwrap();
                 }
             },

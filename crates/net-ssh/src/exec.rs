@@ -158,7 +158,9 @@ impl Client {
 
     /// Starts the user's login shell on a remote pseudo-terminal of `terminal`'s type and
     /// size (as an interactive `ssh HOST`); each `(columns, rows)` from `resize` resizes it,
-    /// as `ssh` does on SIGWINCH. Otherwise as [`shell_streaming`](Self::shell_streaming).
+    /// as `ssh` does on SIGWINCH. A resize and the input sent after it travel separately:
+    /// the input may reach the shell first. Otherwise as
+    /// [`shell_streaming`](Self::shell_streaming).
     ///
     /// # Errors
     /// [`Error::Timeout`], [`Error::Ssh`].

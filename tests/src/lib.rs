@@ -33,6 +33,28 @@ pub fn work_dir() -> PathBuf {
     PathBuf::from(env("NETKIT_TEST_WORK"))
 }
 
+/// Waits until `path` holds at least `bytes` bytes, so that a test interrupts a transfer
+/// midway rather than after a guessed delay (a loaded CI machine may not have started it).
+///
+/// # Panics
+/// When `child` ends first or 20 s pass.
+pub fn wait_for_file_size(path: &std::path::Path, bytes: u64, child: &mut std::process::Child) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::metadata(path).map_or(0, |m| m.len()) < bytes {
+        assert!(
+            child.try_wait().ok().flatten().is_none(),
+            "the transfer to {} ended before it was interrupted",
+            path.display()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} did not reach {bytes} bytes in 20 s",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A `netkit serve ...` process started by a test, stopped (SIGKILL) when dropped.
 pub struct Served {
     /// The process.

@@ -376,7 +376,7 @@ fn downloads_write_the_file_and_resume_after_a_kill() {
         .args(["http", "-d", &slow, "-o", dest.to_str().unwrap()])
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    netkit_tests::wait_for_file_size(&part, 1 << 20, &mut child);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!dest.exists(), "a killed download left its target");

@@ -435,7 +435,7 @@ fn sigterm_during_a_large_download_lets_it_finish_and_exits_0() {
         .arg(format!("{}/large.bin", served.url()))
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    netkit_tests::wait_for_file_size(&out_path, 1 << 20, &mut download);
     let status = served.terminate(Duration::from_secs(20));
     assert!(status.success(), "netkit serve exited with {status}");
     assert!(download.wait().unwrap().success(), "curl failed");

@@ -513,18 +513,7 @@ fn an_upload_killed_midway_leaves_no_target() {
         .spawn()
         .unwrap();
     let temp = net_ssh::upload_temp_name(&target);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::fs::metadata(&temp).map_or(0, |m| m.len()) < (16 << 20) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the upload did not start"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the upload ended before it was killed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    netkit_tests::wait_for_file_size(&temp, 16 << 20, &mut child);
     child.kill().unwrap();
     child.wait().unwrap();
     std::thread::sleep(Duration::from_millis(300));

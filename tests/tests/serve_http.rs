@@ -182,6 +182,11 @@ fn missing_files_and_other_methods() {
     let (url, dir) = site("errors");
     std::fs::write(dir.join("hello.txt"), b"hello world!\n").unwrap();
     assert_eq!(curl(&[&format!("{url}/nope.txt")]).status, 404);
+    // A file named as a directory is not that file (nginx and http.server say 404 too).
+    for path in ["hello.txt/", "hello.txt/.", "hello.txt%2F"] {
+        let got = curl(&["--path-as-is", &format!("{url}/{path}")]);
+        assert_eq!(got.status, 404, "{path}");
+    }
     for (method, status) in [
         ("POST", 405),
         ("PUT", 405),
@@ -350,6 +355,14 @@ fn malformed_and_oversized_requests() {
         reply.starts_with("HTTP/1.1 400 "),
         "HTTP/1.1 without Host: {reply}"
     );
+    for (version, status) in [("HTTP/2.0", 505), ("HTTP/3", 505), ("HTTX/1.1", 400)] {
+        let reply = String::from_utf8_lossy(&raw(format!("GET / {version}\r\n\r\n").as_bytes()))
+            .into_owned();
+        assert!(
+            reply.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{version}: {reply}"
+        );
+    }
     let mut huge = b"GET / HTTP/1.1\r\nHost: t\r\n".to_vec();
     for i in 0..400 {
         huge.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "y".repeat(100)).as_bytes());

@@ -20,7 +20,8 @@ pub(crate) enum Refusal {
 /// The path relative to the root (no leading `/`, `.` for the root), or why there is none.
 ///
 /// `..` is refused rather than resolved, whether written raw or percent-encoded, so a
-/// request never names anything above the root.
+/// request never names anything above the root. A path ending in `/` (or `/.`) keeps its
+/// trailing `/`, so that it opens only a directory: `/file.txt/` is 404, as in nginx.
 pub(crate) fn relative_path(target: &str) -> Result<String, Refusal> {
     let path = target.split(['?', '#']).next().unwrap_or_default();
     let path = if let Some(rest) = path
@@ -54,6 +55,8 @@ pub(crate) fn relative_path(target: &str) -> Result<String, Refusal> {
     }
     if rel.is_empty() {
         rel.push('.');
+    } else if decoded.ends_with('/') || decoded.ends_with("/.") {
+        rel.push('/');
     }
     Ok(rel)
 }
@@ -288,7 +291,10 @@ mod tests {
     #[test]
     fn paths_are_normalised() {
         assert_eq!(relative_path("/").as_deref(), Ok("."));
-        assert_eq!(relative_path("//a/./b/?x=1").as_deref(), Ok("a/b"));
+        assert_eq!(relative_path("//a/./b/?x=1").as_deref(), Ok("a/b/"));
+        assert_eq!(relative_path("/a/b/.").as_deref(), Ok("a/b/"));
+        assert_eq!(relative_path("/a/b%2F").as_deref(), Ok("a/b/"));
+        assert_eq!(relative_path("/a/./b").as_deref(), Ok("a/b"));
         assert_eq!(relative_path("/with%20space").as_deref(), Ok("with space"));
         assert_eq!(relative_path("http://host:1/x/y").as_deref(), Ok("x/y"));
     }

@@ -215,6 +215,9 @@ impl HttpConn {
                 Err(httparse::Error::TooManyHeaders) => {
                     self.fail(ctx, 431, "Request Header Fields Too Large");
                 }
+                Err(httparse::Error::Version) if asks_a_later_http(&input[used..]) => {
+                    self.fail(ctx, 505, "HTTP Version Not Supported");
+                }
                 Err(_) => self.fail(ctx, 400, "Bad Request"),
             }
         }
@@ -439,7 +442,7 @@ impl HttpConn {
         let index = if rel == "." {
             "index.html".to_owned()
         } else {
-            format!("{rel}/index.html")
+            format!("{}/index.html", rel.trim_end_matches('/'))
         };
         if let Ok(file) = files::open_beneath(&self.root.dir, &index)
             && file.metadata().is_ok_and(|m| m.is_file())
@@ -565,6 +568,21 @@ impl Handler for HttpConn {
     }
 }
 
+/// Whether a request line httparse refused names an HTTP version past 1.x (`HTTP/2.0`,
+/// `HTTP/3`): that gets 505, as in nginx, where a garbled version gets 400.
+fn asks_a_later_http(input: &[u8]) -> bool {
+    let line = input.split(|&b| b == b'\n').next().unwrap_or_default();
+    let version = line
+        .trim_ascii()
+        .rsplit(|&b| b == b' ')
+        .next()
+        .unwrap_or_default();
+    version
+        .strip_prefix(b"HTTP/")
+        .and_then(|v| v.first())
+        .is_some_and(|major| (b'2'..=b'9').contains(major))
+}
+
 fn access_log(ctx: &Context<'_>, method: &str, target: &str, minor: u8, status: u16, sent: u64) {
     log::info!(target: "netkit::access", "{} \"{method} {target} HTTP/1.{minor}\" {status} {sent}", ctx.peer());
 }
@@ -585,6 +603,7 @@ fn reason(status: u16) -> &'static str {
         416 => "Range Not Satisfiable",
         431 => "Request Header Fields Too Large",
         501 => "Not Implemented",
+        505 => "HTTP Version Not Supported",
         _ => "Unknown",
     }
 }

@@ -301,6 +301,10 @@ fn print_options_and_offline() {
         text.starts_with("HTTP/1.1 200 OK\n") && !text.contains("\"method\""),
         "{text}"
     );
+    assert!(
+        text.contains("\nContent-Type: application/json") && text.contains("\nContent-Length: "),
+        "header names as servers send them: {text}"
+    );
     let out = http(&["-b", &url]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -326,6 +330,26 @@ fn print_options_and_offline() {
             && text.ends_with("{\"k\":\"v\"}\n\n"),
         "{text}"
     );
+}
+
+#[test]
+fn a_terminal_gets_the_whole_of_a_text_body_too_long_to_format() {
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    let line = "netkit prints every line of this on a terminal\n";
+    let text = line.repeat((70 << 20) / line.len());
+    std::fs::write(root.join("long.txt"), &text).unwrap();
+    let command = format!(
+        "{} http -b {}/long.txt",
+        netkit_bin().display(),
+        env("NETKIT_TEST_NGINX_URL")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script (util-linux)");
+    let shown: Vec<u8> = out.stdout.into_iter().filter(|&b| b != b'\r').collect();
+    assert_eq!(shown.len(), text.len(), "the terminal got a cut body");
+    assert!(shown == text.as_bytes());
 }
 
 #[test]

@@ -482,10 +482,22 @@ fn print_head(out: &mut impl Write, response: &Response, style: &Style) -> anyho
         style.paint(colour, &status)
     )?;
     for (name, value) in response.headers() {
-        writeln!(out, "{}: {value}", style.paint("36", name))?;
+        writeln!(out, "{}: {value}", style.paint("36", &title_case(name)))?;
     }
     writeln!(out)?;
     Ok(())
+}
+
+/// `content-type` as `Content-Type`: the client keeps header names in lower case, and most
+/// servers send them capitalised, as curl and httpie show them (xh does the same).
+fn title_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut start = true;
+    for c in name.chars() {
+        out.push(if start { c.to_ascii_uppercase() } else { c });
+        start = c == '-';
+    }
+    out
 }
 
 fn print_body(
@@ -502,13 +514,19 @@ fn print_body(
         std::io::copy(&mut response.reader(), out).context("reading the response body")?;
         return Ok(());
     }
+    // Formatting needs the whole body; past this much, text is passed on as it comes.
+    const FORMAT_LIMIT: u64 = 64 << 20;
+    let mut reader = response.reader();
     let mut body = Vec::new();
-    response
-        .reader()
-        .take(64 << 20)
+    (&mut reader)
+        .take(FORMAT_LIMIT)
         .read_to_end(&mut body)
         .context("reading the response body")?;
-    if is_json && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) {
+    let whole = (body.len() as u64) < FORMAT_LIMIT;
+    if is_json
+        && whole
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body)
+    {
         let pretty = serde_json::to_string_pretty(&value)?;
         writeln!(
             out,
@@ -526,7 +544,9 @@ fn print_body(
         )?;
     } else {
         out.write_all(&body)?;
-        if !body.ends_with(b"\n") {
+        if !whole {
+            std::io::copy(&mut reader, out).context("reading the response body")?;
+        } else if !body.ends_with(b"\n") {
             writeln!(out)?;
         }
     }

@@ -724,3 +724,127 @@ fn local_forwarding_carries_bytes_both_ways_while_the_command_runs() {
         "the forward outlived the command"
     );
 }
+
+#[test]
+fn dash_o_takes_openssh_options_and_refuses_unknown_ones() {
+    let dir = work_dir().join("ssh-cli-dash-o");
+    std::fs::create_dir_all(&dir).unwrap();
+    let known = dir.join("known_hosts");
+    let _ = std::fs::remove_file(&known);
+    let key = key("id_ed25519").display().to_string();
+    let run = |options: &[String]| {
+        let mut args = vec!["ssh".to_owned(), "-i".into(), key.clone()];
+        for option in options {
+            args.extend(["-o".to_owned(), option.clone()]);
+        }
+        args.extend([dest(), "echo".into(), "in".into()]);
+        netkit(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            b"",
+            &[],
+        )
+    };
+    let port = format!("Port={}", port());
+    let file = format!("UserKnownHostsFile={}", known.display());
+    let out = run(&[
+        port.clone(),
+        "StrictHostKeyChecking=accept-new".into(),
+        file.clone(),
+        "ServerAliveInterval 5".into(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice()),
+        (Some(0), &b"in\n"[..]),
+        "{err}"
+    );
+    assert!(
+        err.contains("ServerAliveInterval"),
+        "an ignored option is named: {err}"
+    );
+    assert!(
+        std::fs::metadata(&known).unwrap().len() > 0,
+        "the key was not added"
+    );
+
+    let empty = dir.join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let out = run(&[
+        port.clone(),
+        "StrictHostKeyChecking yes".into(),
+        format!("UserKnownHostsFile {}", empty.display()),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("host key is not known"), "{err}");
+
+    for bad in ["NoSuchOption=1", "Port", "Host *"] {
+        let out = run(&[port.clone(), file.clone(), bad.into()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{bad}: {err}");
+        assert!(
+            err.starts_with("netkit: ") && err.contains(bad) && err.lines().count() == 1,
+            "{bad}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{bad} ran the command");
+    }
+}
+
+#[test]
+fn on_a_terminal_the_passphrase_of_a_key_is_asked_for() {
+    let line = [
+        netkit_bin().display().to_string(),
+        "ssh".into(),
+        "-p".into(),
+        port().to_string(),
+        "--known-hosts".into(),
+        env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
+        "-i".into(),
+        key("id_encrypted").display().to_string(),
+        dest(),
+        "echo".into(),
+        "unlocked-$((6*7))".into(),
+    ]
+    .join(" ");
+    let mut child = on_a_terminal(&line);
+    let mut keys = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let screen = std::sync::Arc::clone(&screen);
+        std::thread::spawn(move || {
+            let mut buf = [0; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buf) {
+                screen
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !screen.lock().unwrap().contains("Enter passphrase for key") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no passphrase prompt: {}",
+            screen.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    keys.write_all(format!("{}\r", env("NETKIT_TEST_SSH_PASSPHRASE")).as_bytes())
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "netkit did not end: {}",
+            screen.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(keys);
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let screen = screen.lock().unwrap();
+    assert_eq!(status.code(), Some(0), "{screen}");
+    assert!(screen.contains("unlocked-42"), "{screen}");
+}

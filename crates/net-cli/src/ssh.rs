@@ -34,9 +34,14 @@ pub struct ConnectArgs {
     /// OpenSSH client config for Host aliases [default: ~/.ssh/config].
     #[arg(short = 'F', value_name = "FILE")]
     ssh_config: Option<PathBuf>,
-    /// Seconds to wait for the server in any one step.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    timeout: u64,
+    /// Seconds to wait for the server in any one step [default: 30].
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+    /// An OpenSSH option for the destination, as ssh -o (repeatable): HostName, User, Port,
+    /// IdentityFile, ProxyJump, ConnectTimeout, StrictHostKeyChecking, UserKnownHostsFile,
+    /// BatchMode; others are ignored with a warning.
+    #[arg(short = 'o', value_name = "KEY=VALUE")]
+    options: Vec<String>,
     /// Connect through these jump hosts first, in order, as OpenSSH's ProxyJump.
     #[arg(
         short = 'J',
@@ -49,7 +54,8 @@ pub struct ConnectArgs {
 impl ConnectArgs {
     /// The connection config for `dest` (`[user@]host[:port]`); `port` applies when DEST has none.
     pub fn config(&self, dest: &str, port: Option<u16>) -> Result<Config, Failure> {
-        let mut config = Config::resolve(dest, self.ssh_config.as_deref()).map_err(own)?;
+        let mut config =
+            Config::resolve_with(dest, self.ssh_config.as_deref(), &self.options).map_err(own)?;
         self.apply(&mut config, dest, port, self.user.as_deref())?;
         if !self.jump.is_empty() {
             // -J replaces the config file's ProxyJump; each hop is reached through the one
@@ -88,19 +94,20 @@ impl ConnectArgs {
         {
             user.clone_into(&mut config.user);
         }
+        // The flags win over -o and the config file; without them, those decide.
         if let Some(path) = &self.known_hosts {
             config.known_hosts.clone_from(path);
         }
-        config.host_key_policy = if self.insecure {
-            HostKeyPolicy::Insecure
+        if self.insecure {
+            config.host_key_policy = HostKeyPolicy::Insecure;
         } else if self.accept_new {
-            HostKeyPolicy::AcceptNew
-        } else {
-            HostKeyPolicy::Strict
-        };
-        let secs = Duration::from_secs(self.timeout.max(1));
-        config.timeout = secs;
-        config.connect_timeout = secs.min(Duration::from_secs(10));
+            config.host_key_policy = HostKeyPolicy::AcceptNew;
+        }
+        if let Some(secs) = self.timeout {
+            let secs = Duration::from_secs(secs.max(1));
+            config.timeout = secs;
+            config.connect_timeout = secs.min(Duration::from_secs(10));
+        }
         let passphrase = std::env::var("NETKIT_SSH_PASSPHRASE").ok();
         for identity in &mut config.identities {
             identity.passphrase.clone_from(&passphrase);
@@ -119,15 +126,29 @@ impl ConnectArgs {
     }
 }
 
-/// Connects; on a terminal, asks for the password when the other methods fail (as ssh does).
+/// Connects; on a terminal (unless BatchMode), asks for a key's passphrase when it is needed
+/// and for the password when the other methods fail, as ssh does.
 pub fn connect(config: &mut Config) -> Result<Client, Failure> {
-    match Client::connect(config) {
-        Err(Error::Auth { .. }) if config.password.is_none() && std::io::stdin().is_terminal() => {
-            let prompt = format!("{}@{}'s password: ", config.user, config.host);
-            config.password = Some(rpassword::prompt_password(prompt).map_err(own)?);
-            Client::connect(config).map_err(own)
+    let may_ask = !config.batch_mode && std::io::stdin().is_terminal();
+    loop {
+        match Client::connect(config) {
+            Err(Error::Key { path }) if may_ask => {
+                let Some(identity) = config
+                    .identities
+                    .iter_mut()
+                    .find(|i| i.path == path && i.passphrase.is_none())
+                else {
+                    return Err(own(Error::Key { path }));
+                };
+                let prompt = format!("Enter passphrase for key '{}': ", path.display());
+                identity.passphrase = Some(rpassword::prompt_password(prompt).map_err(own)?);
+            }
+            Err(Error::Auth { .. }) if may_ask && config.password.is_none() => {
+                let prompt = format!("{}@{}'s password: ", config.user, config.host);
+                config.password = Some(rpassword::prompt_password(prompt).map_err(own)?);
+            }
+            other => return other.map_err(own),
         }
-        other => other.map_err(own),
     }
 }
 

@@ -46,6 +46,9 @@ pub struct Config {
     pub use_agent: bool,
     /// A password to try last (never taken from argv by the CLI).
     pub password: Option<String>,
+    /// Never ask a person for a password or passphrase (OpenSSH's `BatchMode yes`). The
+    /// library never asks; a program that would (as `netkit ssh` on a terminal) reads this.
+    pub batch_mode: bool,
     /// Reach the host through this one (OpenSSH's `ProxyJump`, `-J`): the connection is a
     /// direct-tcpip channel from the jump host, which may have a jump host of its own. The
     /// host key checked is still this host's.
@@ -94,6 +97,7 @@ impl Config {
             identities: Vec::new(),
             use_agent: true,
             password: None,
+            batch_mode: false,
             jump: None,
         }
     }
@@ -137,56 +141,73 @@ impl Config {
     }
 
     /// Parses `dest` like [`Config::from_destination`], then applies the `Host` block of an
-    /// OpenSSH client config (`HostName`, `User`, `Port`, `IdentityFile`, `ProxyJump`) that
-    /// matches its host: `ssh_config`, or `~/.ssh/config` when it exists. What `dest` says
-    /// wins. Jump hosts are resolved the same way, their own `ProxyJump`s included.
+    /// OpenSSH client config that matches its host: `ssh_config`, or `~/.ssh/config` when it
+    /// exists. What `dest` says wins. Read: `HostName`, `User`, `Port`, `IdentityFile`,
+    /// `ProxyJump`, `ConnectTimeout`, `StrictHostKeyChecking` (`no` adds unknown keys as
+    /// `accept-new` does; a changed key is still refused), `UserKnownHostsFile`, `BatchMode`;
+    /// other OpenSSH options are ignored. Jump hosts are resolved the same way, their own
+    /// `ProxyJump`s included.
     ///
     /// # Errors
     /// [`Error::BadDestination`]; [`Error::SshConfig`] when the file cannot be read or
     /// parsed, or when `ProxyJump`s chain deeper than 8 hosts (a loop, as `Host *`).
     pub fn resolve(dest: &str, ssh_config: Option<&Path>) -> Result<Config, Error> {
-        Config::resolve_hop(dest, ssh_config, 0)
+        Config::resolve_with(dest, ssh_config, &[])
     }
 
-    fn resolve_hop(dest: &str, ssh_config: Option<&Path>, depth: usize) -> Result<Config, Error> {
+    /// As [`resolve`](Self::resolve), with OpenSSH command-line options (`ssh -o`, each
+    /// `Key=Value` or `Key Value`) ahead of the file: they win over it, for this host only
+    /// (not its jump hosts), as in OpenSSH. An option netkit does not act on is logged at
+    /// warn level and ignored.
+    ///
+    /// # Errors
+    /// As [`resolve`](Self::resolve); [`Error::BadOption`] for a name that is no OpenSSH
+    /// client option, a missing value, or a `Host`, `Match` or `Include` line.
+    pub fn resolve_with(
+        dest: &str,
+        ssh_config: Option<&Path>,
+        options: &[String],
+    ) -> Result<Config, Error> {
+        let mut text = String::new();
+        for option in options {
+            text.push_str(&checked_option(option)?);
+            text.push('\n');
+        }
+        Config::resolve_hop(dest, ssh_config, text, 0)
+    }
+
+    fn resolve_hop(
+        dest: &str,
+        ssh_config: Option<&Path>,
+        mut text: String,
+        depth: usize,
+    ) -> Result<Config, Error> {
         let mut config = Config::from_destination(dest)?;
         let default = home().join(".ssh/config");
         let path = match ssh_config {
-            Some(path) => path,
-            None if default.exists() => default.as_path(),
-            None => return Ok(config),
+            Some(path) => Some(path),
+            None if default.exists() => Some(default.as_path()),
+            None => None,
         };
+        if path.is_none() && text.is_empty() {
+            return Ok(config);
+        }
+        let shown = path.unwrap_or(Path::new("-o"));
         let bad = |reason: String| Error::SshConfig {
-            path: path.to_owned(),
+            path: shown.to_owned(),
             reason,
         };
-        let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+        // Lines ahead of the first `Host` are command-line options: they win over the file.
+        if let Some(path) = path {
+            text.push_str(&std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?);
+        }
         let rules = ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS
             | ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
         let parsed = ssh2_config::SshConfig::default()
-            .parse(&mut std::io::BufReader::new(file), rules)
+            .parse(&mut text.as_bytes(), rules)
             .map_err(|e| bad(e.to_string()))?;
         let params = parsed.query(&config.host);
-        let (user_given, port_given) = (
-            dest.contains('@'),
-            dest.rsplit_once(']').map_or(dest, |(_, p)| p).contains(':'),
-        );
-        if let Some(host) = params.host_name {
-            config.host = host;
-        }
-        if let (Some(user), false) = (params.user, user_given) {
-            config.user = user;
-        }
-        if let (Some(port), false) = (params.port, port_given) {
-            config.port = port;
-        }
-        if let Some(files) = params.identity_file {
-            config.identities = files
-                .into_iter()
-                .map(|path| Identity::new(path, None))
-                .collect();
-        }
-        let hops = params.proxy_jump.unwrap_or_default();
+        let hops = config.take_params(params, dest).map_err(bad)?;
         if hops.iter().any(|h| !h.eq_ignore_ascii_case("none")) {
             if depth == 8 {
                 return Err(bad(format!("ProxyJump for {dest} chains past 8 hosts")));
@@ -194,7 +215,7 @@ impl Config {
             // Each hop is reached through the one before it; the first through its own
             // ProxyJump, if it has one (as OpenSSH's `ssh -W` for it would).
             for hop in &hops {
-                let mut via = Config::resolve_hop(hop, Some(path), depth + 1)?;
+                let mut via = Config::resolve_hop(hop, ssh_config, String::new(), depth + 1)?;
                 if config.jump.is_some() {
                     via.jump = config.jump.take();
                 }
@@ -202,6 +223,64 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    /// Takes what it reads of `params` (see [`resolve`](Self::resolve)), leaving what `dest`
+    /// names; returns the `ProxyJump` hosts, or what is wrong with a value.
+    fn take_params(
+        &mut self,
+        mut params: ssh2_config::HostParams,
+        dest: &str,
+    ) -> Result<Vec<String>, String> {
+        let (user_given, port_given) = (
+            dest.contains('@'),
+            dest.rsplit_once(']').map_or(dest, |(_, p)| p).contains(':'),
+        );
+        if let Some(host) = params.host_name {
+            self.host = host;
+        }
+        if let (Some(user), false) = (params.user, user_given) {
+            self.user = user;
+        }
+        if let (Some(port), false) = (params.port, port_given) {
+            self.port = port;
+        }
+        if let Some(files) = params.identity_file {
+            self.identities = files
+                .into_iter()
+                .map(|path| Identity::new(path, None))
+                .collect();
+        }
+        if let Some(timeout) = params.connect_timeout {
+            self.connect_timeout = timeout.max(Duration::from_secs(1));
+        }
+        let mut value = |name: &str| {
+            params
+                .unsupported_fields
+                .remove(name)
+                .and_then(|args| args.into_iter().next())
+        };
+        if let Some(policy) = value("stricthostkeychecking") {
+            self.host_key_policy = match policy.to_ascii_lowercase().as_str() {
+                "yes" | "ask" => HostKeyPolicy::Strict,
+                "accept-new" | "no" | "off" => HostKeyPolicy::AcceptNew,
+                other => {
+                    return Err(format!(
+                        "StrictHostKeyChecking {other}: expected yes, accept-new or no"
+                    ));
+                }
+            };
+        }
+        if let Some(file) = value("userknownhostsfile") {
+            self.known_hosts = match file.strip_prefix("~/") {
+                Some(rest) => home().join(rest),
+                None => PathBuf::from(file),
+            };
+        }
+        if let Some(batch) = value("batchmode") {
+            self.batch_mode = batch.eq_ignore_ascii_case("yes");
+        }
+        Ok(params.proxy_jump.unwrap_or_default())
     }
 
     /// The identities to try: the configured ones, or OpenSSH's default files that exist.
@@ -228,6 +307,55 @@ impl Config {
     }
 }
 
+/// The OpenSSH options netkit acts on, in lower case.
+const OPTIONS_READ: [&str; 9] = [
+    "hostname",
+    "user",
+    "port",
+    "identityfile",
+    "proxyjump",
+    "connecttimeout",
+    "stricthostkeychecking",
+    "userknownhostsfile",
+    "batchmode",
+];
+
+/// `option` as a config line, once it names an OpenSSH client option with a value; one
+/// netkit does not act on is logged (an `ssh -o` line that does nothing should not be silent).
+fn checked_option(option: &str) -> Result<String, Error> {
+    let bad = |reason: &str| Error::BadOption {
+        option: option.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let line = option.trim();
+    if line.contains(['\n', '\r']) {
+        return Err(bad("more than one line"));
+    }
+    let name = line
+        .split(|c: char| c == '=' || c.is_whitespace())
+        .next()
+        .unwrap_or_default();
+    if ["host", "match", "include"].contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(bad("not a command-line option"));
+    }
+    let parsed = ssh2_config::SshConfig::default()
+        .parse(
+            &mut line.as_bytes(),
+            ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS,
+        )
+        .map_err(|e| match e {
+            ssh2_config::SshParserError::UnknownField(..) => bad("no such OpenSSH option"),
+            e => bad(&e.to_string()),
+        })?;
+    Config::new("-")
+        .take_params(parsed.query("-"), "-")
+        .map_err(|reason| bad(&reason))?;
+    if !OPTIONS_READ.contains(&name.to_ascii_lowercase().as_str()) {
+        log::warn!("ignoring the option {option:?}: netkit does not act on {name}");
+    }
+    Ok(line.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +373,54 @@ mod tests {
         assert!(Config::from_destination("h:port").is_err());
         assert!(Config::from_destination("@h").is_err());
         assert!(Config::from_destination("").is_err());
+    }
+
+    #[test]
+    fn command_line_options_win_over_the_file() {
+        let dir = std::env::temp_dir().join(format!("netkit-options-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config");
+        std::fs::write(
+            &file,
+            "Host box\n  HostName 10.0.0.9\n  Port 2200\n  StrictHostKeyChecking yes\n  ConnectTimeout 7\n",
+        )
+        .unwrap();
+        let c = Config::resolve("box", Some(&file)).unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("10.0.0.9", 2200));
+        assert_eq!(c.host_key_policy, HostKeyPolicy::Strict);
+        assert_eq!(c.connect_timeout, Duration::from_secs(7));
+        let options = [
+            "Port=2222",
+            "StrictHostKeyChecking no",
+            "UserKnownHostsFile=/dev/null",
+            "batchmode=yes",
+            "ServerAliveInterval 5",
+        ]
+        .map(String::from);
+        let c = Config::resolve_with("box", Some(&file), &options).unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("10.0.0.9", 2222));
+        assert_eq!(c.host_key_policy, HostKeyPolicy::AcceptNew);
+        assert_eq!(c.known_hosts, PathBuf::from("/dev/null"));
+        assert!(c.batch_mode);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_command_line_options_are_refused() {
+        for option in [
+            "NoSuchOption=1",
+            "Port",
+            "Port=abc",
+            "StrictHostKeyChecking=maybe",
+            "Host *",
+            "Include /etc/passwd",
+            "User=a\nHostName=evil",
+        ] {
+            let got = Config::resolve_with("h", Some(Path::new("/dev/null")), &[option.into()]);
+            assert!(
+                matches!(got, Err(Error::BadOption { .. } | Error::SshConfig { .. })),
+                "{option}: {got:?}"
+            );
+        }
     }
 }

@@ -53,6 +53,14 @@ pub enum Error {
         /// The file consulted.
         known_hosts: PathBuf,
     },
+    /// An OpenSSH `-o` option that is not `Key=Value` of a client option.
+    #[error("bad option {option:?}: {reason}")]
+    BadOption {
+        /// The option as given.
+        option: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The OpenSSH client config could not be read or parsed.
     #[error("{}: bad ssh config: {reason}", path.display())]
     SshConfig {

@@ -662,6 +662,27 @@ fn dash_d_is_a_socks_proxy_through_the_server_and_dash_n_waits_for_a_signal() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // netkit's HTTP client takes the same proxy (ureq's SOCKS connector).
+    for scheme in ["socks5h", "socks5", "socks4a", "socks4"] {
+        let out = netkit(
+            &[
+                "http",
+                "--timeout",
+                "20",
+                "--proxy",
+                &format!("{scheme}://{proxy}"),
+                &url,
+            ],
+            b"",
+            &[],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "through socks\n",
+            "netkit http via {scheme}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     // -N: no command runs; SIGTERM ends it, with success.
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),

@@ -125,6 +125,13 @@ fn quit_blank_lines_look_alike_commands_and_a_last_line_without_newline() {
     assert!(listener.line().ends_with(" is now carol"));
     talker.say("");
     talker.say("  \r");
+    // /who answers the asker alone: the listener's next line is the talker's next one.
+    talker.say("/who");
+    let who = talker.line();
+    assert!(
+        who.starts_with("* 2 here: ") && who.contains("carol") && who.contains("guest-"),
+        "{who}"
+    );
     talker.say("/nickname is not a command");
     assert_eq!(listener.line(), "carol: /nickname is not a command");
     talker.say("/quit");

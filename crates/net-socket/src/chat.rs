@@ -15,10 +15,12 @@ const MAX_NICK: usize = 32;
 ///
 /// Each client is `guest-N` until it sends `/nick NAME`; its lines reach every other client
 /// as `NAME: line`, and the others see `* NAME joined`, `* NAME left` and
-/// `* OLD is now NEW`. `/quit` leaves; blank lines are not sent; a last line without a
-/// newline is sent when the client closes. A client never receives its own lines. A client joins when a loop
-/// accepts it and hears of those who join after it: of two clients connecting at the same
-/// moment to different loops, the one its loop accepted first hears of the other.
+/// `* OLD is now NEW`. `/who` lists who is here (`* N here: NAME, ...`, to the asker alone),
+/// `/quit` leaves; any other line, `/word`s included, is sent. Blank lines are not sent; a
+/// last line without a newline is sent when the client closes. A client never receives its
+/// own lines. A client joins when a loop accepts it and hears of those who join after it: of
+/// two clients connecting at the same moment to different loops, the one its loop accepted
+/// first hears of the other.
 #[derive(Clone, Default)]
 pub struct Chat {
     room: Arc<Room>,
@@ -84,6 +86,7 @@ impl Member {
         match &line[..word_end] {
             b"/nick" => return self.nick(ctx, &line[word_end..]),
             b"/quit" => return ctx.close(),
+            b"/who" => return self.who(ctx),
             _ => {}
         }
         let name = self.room.name_of(id);
@@ -93,6 +96,19 @@ impl Member {
         self.scratch.extend_from_slice(line);
         self.scratch.push(b'\n');
         self.room.broadcast(ctx, id, &self.scratch);
+    }
+
+    fn who(&self, ctx: &mut Context<'_>) {
+        let mut names: Vec<String> = self
+            .room
+            .members
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        names.sort_unstable();
+        ctx.write(format!("* {} here: {}\n", names.len(), names.join(", ")).as_bytes());
     }
 
     fn nick(&mut self, ctx: &mut Context<'_>, arg: &[u8]) {

@@ -71,6 +71,26 @@ fn connect_half_closes_and_prints_until_the_peer_closes() {
     feeder.join().unwrap();
     assert!(out.status.success(), "{:?}", out.status);
     assert!(out.stdout == data, "netkit connect lost or changed bytes");
+
+    // nc's `HOST PORT`, IPv6 included.
+    let both = Served::start(&["echo", "--bind", "[::1]:0", "--bind", "127.0.0.1:0"]);
+    for addr in &both.addrs {
+        let ip = addr.ip().to_string();
+        let port = addr.port().to_string();
+        let mut child = Command::new(netkit_bin())
+            .args(["connect", &ip, &port])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"apart\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            (out.status.code(), out.stdout.as_slice()),
+            (Some(0), &b"apart\n"[..]),
+            "{ip} {port}"
+        );
+    }
 }
 
 #[test]

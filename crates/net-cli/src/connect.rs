@@ -17,12 +17,16 @@ sending side is shut down and netkit keeps printing until the peer closes.
 
 Exit status: 0 when the peer closed, 1 when the connection failed, 2 for a bad address.
 
-Example:
-  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | netkit connect 127.0.0.1:8000")]
+Examples:
+  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | netkit connect 127.0.0.1:8000
+  netkit connect ::1 8000")]
 pub struct Args {
-    /// Where to connect, as HOST:PORT (IPv6 as [::1]:PORT).
+    /// Where to connect, as HOST:PORT (IPv6 as [::1]:PORT), or HOST PORT as nc.
     #[arg(value_name = "HOST:PORT")]
     target: String,
+    /// The port, when given apart from the host (`netkit connect HOST PORT`, as nc).
+    #[arg(value_name = "PORT")]
+    port: Option<u16>,
     /// Give up connecting after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     timeout: u64,
@@ -30,7 +34,13 @@ pub struct Args {
 
 /// Runs `netkit connect`.
 pub fn run(args: Args) -> Outcome {
-    let target = &args.target;
+    let target = &match args.port {
+        Some(port) if args.target.contains(':') && !args.target.starts_with('[') => {
+            format!("[{}]:{port}", args.target)
+        }
+        Some(port) => format!("{}:{port}", args.target),
+        None => args.target,
+    };
     let addrs: Vec<_> = target
         .to_socket_addrs()
         .with_context(|| format!("bad address {target:?}: expected HOST:PORT"))

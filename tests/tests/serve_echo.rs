@@ -236,3 +236,15 @@ fn running_out_of_file_descriptors_neither_crashes_nor_spins() {
     fresh.read_exact(&mut back).unwrap();
     assert_eq!(&back, b"alive");
 }
+
+#[test]
+fn a_bare_port_listens_on_loopback() {
+    let served = Served::start(&["echo", "--bind", "0"]);
+    let addr = served.addrs[0];
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+    let mut conn = client(addr);
+    conn.write_all(b"port").unwrap();
+    let mut back = [0; 4];
+    conn.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"port");
+}

@@ -25,7 +25,8 @@ pub struct Args {
     /// The service: `echo` (bytes back), `chat` (line chat room), `http` (static files).
     #[arg(value_enum)]
     service: Kind,
-    /// Address to listen on, as IP:PORT or HOST:PORT; repeat for several. Port 0 picks one.
+    /// Address to listen on, as IP:PORT or HOST:PORT, or a port alone (on 127.0.0.1); repeat
+    /// for several. Port 0 picks one.
     #[arg(long, short, value_name = "ADDR", default_value = "127.0.0.1:8000")]
     bind: Vec<String>,
     /// Event-loop threads [default: the number of cores].
@@ -87,10 +88,17 @@ pub fn run(args: Args) -> Outcome {
 }
 
 fn resolve(bind: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    // A bare port (`--bind 8000`, as `python -m http.server 8000`) stays on loopback, as the
+    // default does: listening beyond it is asked for by naming an address.
+    if let Ok(port) = bind.parse::<u16>() {
+        return Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))]);
+    }
     let addrs: Vec<SocketAddr> = bind
         .to_socket_addrs()
         .with_context(|| {
-            format!("bad address {bind:?}: expected IP:PORT such as 127.0.0.1:8000 or [::1]:8000")
+            format!(
+                "bad address {bind:?}: expected IP:PORT such as 127.0.0.1:8000 or [::1]:8000, or a port"
+            )
         })?
         .collect();
     if addrs.is_empty() {

@@ -869,3 +869,53 @@ fn on_a_terminal_the_passphrase_of_a_key_is_asked_for() {
     assert_eq!(status.code(), Some(0), "{screen}");
     assert!(screen.contains("unlocked-42"), "{screen}");
 }
+
+#[test]
+fn sftp_paths_relative_to_the_remote_home_and_into_directories_as_scp() {
+    let base = remote_dir("sftp-relative");
+    let name = base.file_name().unwrap().to_str().unwrap().to_owned();
+    let local = work_dir().join("sftp-relative-up.txt");
+    std::fs::write(&local, "relative\n").unwrap();
+    let ok = |out: Output| {
+        assert!(
+            out.status.success(),
+            "{:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // `host:DIR` (relative to the home) that is a directory: the file goes in under its name.
+    ok(sftp(&[
+        "put",
+        local.to_str().unwrap(),
+        &format!("{}:{name}", dest()),
+    ]));
+    assert_eq!(
+        std::fs::read_to_string(base.join("sftp-relative-up.txt")).unwrap(),
+        "relative\n"
+    );
+    // `host:` alone is the home directory.
+    let home_copy =
+        std::path::PathBuf::from(env("NETKIT_TEST_SSH_HOME")).join("sftp-relative-up.txt");
+    let _ = std::fs::remove_file(&home_copy);
+    ok(sftp(&[
+        "put",
+        local.to_str().unwrap(),
+        &format!("{}:", dest()),
+    ]));
+    assert_eq!(std::fs::read_to_string(&home_copy).unwrap(), "relative\n");
+    std::fs::remove_file(&home_copy).unwrap();
+    // A local directory as the target of get: the file goes in under its name.
+    let into = work_dir().join("sftp-relative-into");
+    let _ = std::fs::remove_dir_all(&into);
+    std::fs::create_dir_all(&into).unwrap();
+    ok(sftp(&[
+        "get",
+        &format!("{}:{name}/sftp-relative-up.txt", dest()),
+        into.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        std::fs::read_to_string(into.join("sftp-relative-up.txt")).unwrap(),
+        "relative\n"
+    );
+}

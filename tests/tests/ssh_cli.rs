@@ -68,17 +68,82 @@ fn netkit_line(flags: &[&str], words: &[&str]) -> String {
     line.join(" ")
 }
 
-/// Runs the shell command `line` on a terminal of its own, from `script` (util-linux;
-/// bsdutils on Debian and Ubuntu), with its stdin, stdout and stderr piped.
-fn on_a_terminal(line: &str) -> std::process::Child {
-    Command::new("script")
-        .args(["-q", "-e", "-c", line, "/dev/null"])
-        .env_remove("SSH_AUTH_SOCK")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot run `script` (util-linux), which this test needs for a terminal")
+/// The shell command `line` running on a terminal of its own, from `script` (util-linux;
+/// bsdutils on Debian and Ubuntu): keys go in, the screen is collected as it comes.
+struct Terminal {
+    child: std::process::Child,
+    keys: Option<std::process::ChildStdin>,
+    screen: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    deadline: std::time::Instant,
+}
+
+impl Terminal {
+    /// Starts `line`; every wait below ends within 30 s of this.
+    fn start(line: &str) -> Terminal {
+        let mut child = Command::new("script")
+            .args(["-q", "-e", "-c", line, "/dev/null"])
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot run `script` (util-linux), which this test needs for a terminal");
+        let mut stdout = child.stdout.take().unwrap();
+        let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let reader = {
+            let screen = std::sync::Arc::clone(&screen);
+            std::thread::spawn(move || {
+                let mut buf = [0; 4096];
+                while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buf) {
+                    screen
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            })
+        };
+        Terminal {
+            keys: child.stdin.take(),
+            child,
+            screen,
+            reader: Some(reader),
+            deadline: std::time::Instant::now() + Duration::from_secs(30),
+        }
+    }
+
+    fn type_keys(&mut self, keys: &[u8]) {
+        self.keys.as_mut().unwrap().write_all(keys).unwrap();
+    }
+
+    fn wait_for(&self, text: &str) {
+        while !self.screen.lock().unwrap().contains(text) {
+            assert!(
+                std::time::Instant::now() < self.deadline,
+                "no {text:?} on the screen: {}",
+                self.screen.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the program to end, with the keyboard still there (its EOF would end the
+    /// terminal first); returns the exit code and the whole screen.
+    fn finish(mut self) -> (Option<i32>, String) {
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < self.deadline,
+                "the program did not end: {}",
+                self.screen.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(self.keys.take());
+        let status = self.child.wait().unwrap();
+        self.reader.take().unwrap().join().unwrap();
+        let screen = self.screen.lock().unwrap().clone();
+        (status.code(), screen)
+    }
 }
 
 /// A port nothing listens on (free a moment ago).
@@ -134,62 +199,22 @@ fn on_a_terminal_without_a_command_an_interactive_shell_gets_a_remote_terminal_t
     // window being resized does: the kernel then sends SIGWINCH to netkit.
     let go = work_dir().join("resize-now");
     let _ = std::fs::remove_file(&go);
-    let mut child = on_a_terminal(&format!(
+    let mut terminal = Terminal::start(&format!(
         "stty cols 100 rows 30; \
          (while [ ! -e {go} ]; do sleep 0.05; done; stty cols 132 rows 43 </dev/tty; echo resized-here) & \
          exec {}",
         netkit_line(&[], &[]),
         go = go.display(),
     ));
-    let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = {
-        let screen = std::sync::Arc::clone(&screen);
-        std::thread::spawn(move || {
-            let mut buf = [0; 4096];
-            while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buf) {
-                screen
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        })
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let wait_for = |text: &str| {
-        while !screen.lock().unwrap().contains(text) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no {text:?} on the screen: {}",
-                screen.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    let mut keys = child.stdin.take().unwrap();
-    keys.write_all(b"tty; stty size\r").unwrap();
-    wait_for("30 100");
+    terminal.type_keys(b"tty; stty size\r");
+    terminal.wait_for("30 100");
     std::fs::write(&go, b"").unwrap();
-    wait_for("resized-here");
+    terminal.wait_for("resized-here");
     // The window-change request and the keys take separate ways: the shell waits for the size.
-    keys.write_all(WAIT_FOR_43X132.replace('\n', "\r").as_bytes())
-        .unwrap();
-    keys.write_all(b"stty size; echo pty-$((6*7)); exit 3\r")
-        .unwrap();
-    // Stdin stays open until the shell has ended: its EOF would end the terminal first.
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the shell did not end: {}",
-            screen.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    drop(keys);
-    let status = child.wait().unwrap();
-    reader.join().unwrap();
-    let screen = screen.lock().unwrap();
-    assert_eq!(status.code(), Some(3), "{screen}");
+    terminal.type_keys(WAIT_FOR_43X132.replace('\n', "\r").as_bytes());
+    terminal.type_keys(b"stty size; echo pty-$((6*7)); exit 3\r");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(3), "{screen}");
     assert!(screen.contains("/dev/pts/"), "no remote terminal: {screen}");
     assert!(screen.contains("pty-42"), "{screen}");
     assert!(
@@ -200,21 +225,8 @@ fn on_a_terminal_without_a_command_an_interactive_shell_gets_a_remote_terminal_t
 
 #[test]
 fn dash_t_runs_the_command_on_a_remote_terminal_when_there_is_a_local_one() {
-    let mut child = on_a_terminal(&netkit_line(&["-t"], &["'tty; exit 4'"]));
-    // Stdin stays open until the command has ended: its EOF would end the terminal first.
-    let keys = child.stdin.take().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the command did not end"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    drop(keys);
-    let out = child.wait_with_output().unwrap();
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(4), "{screen}");
+    let (code, screen) = Terminal::start(&netkit_line(&["-t"], &["'tty; exit 4'"])).finish();
+    assert_eq!(code, Some(4), "{screen}");
     assert!(screen.contains("/dev/pts/"), "no remote terminal: {screen}");
 
     // Without a local terminal there is none to pass on: a warning, and the command runs
@@ -827,46 +839,11 @@ fn on_a_terminal_the_passphrase_of_a_key_is_asked_for() {
         "unlocked-$((6*7))".into(),
     ]
     .join(" ");
-    let mut child = on_a_terminal(&line);
-    let mut keys = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let reader = {
-        let screen = std::sync::Arc::clone(&screen);
-        std::thread::spawn(move || {
-            let mut buf = [0; 4096];
-            while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buf) {
-                screen
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        })
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !screen.lock().unwrap().contains("Enter passphrase for key") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no passphrase prompt: {}",
-            screen.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    keys.write_all(format!("{}\r", env("NETKIT_TEST_SSH_PASSPHRASE")).as_bytes())
-        .unwrap();
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "netkit did not end: {}",
-            screen.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    drop(keys);
-    let status = child.wait().unwrap();
-    reader.join().unwrap();
-    let screen = screen.lock().unwrap();
-    assert_eq!(status.code(), Some(0), "{screen}");
+    let mut terminal = Terminal::start(&line);
+    terminal.wait_for("Enter passphrase for key");
+    terminal.type_keys(format!("{}\r", env("NETKIT_TEST_SSH_PASSPHRASE")).as_bytes());
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(0), "{screen}");
     assert!(screen.contains("unlocked-42"), "{screen}");
 }
 

@@ -443,21 +443,23 @@ fn sftp(args: &[&str]) -> Output {
     netkit(&full, b"", &[])
 }
 
+/// Fails the test unless `out` is of a command that succeeded.
+fn ok(out: Output) {
+    assert!(
+        out.status.success(),
+        "{:?} {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 #[test]
 fn sftp_put_get_ls_mkdir_mv_rm() {
     let base = remote_dir("sftp-cli");
     let remote = |p: &str| format!("{}:{}/{p}", dest(), base.display());
     let local = work_dir().join("sftp-cli-up.txt");
     std::fs::write(&local, "uploaded by netkit\n").unwrap();
-    let ok = |out: Output| {
-        assert!(
-            out.status.success(),
-            "{:?} {} {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        )
-    };
     ok(sftp(&["mkdir", "-p", &remote("a/b")]));
     // -f: each file flushed to disk first (fsync@openssh.com for the upload), as sftp -f.
     ok(sftp(&[
@@ -853,14 +855,6 @@ fn sftp_paths_relative_to_the_remote_home_and_into_directories_as_scp() {
     let name = base.file_name().unwrap().to_str().unwrap().to_owned();
     let local = work_dir().join("sftp-relative-up.txt");
     std::fs::write(&local, "relative\n").unwrap();
-    let ok = |out: Output| {
-        assert!(
-            out.status.success(),
-            "{:?} {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     // `host:DIR` (relative to the home) that is a directory: the file goes in under its name.
     ok(sftp(&[
         "put",

@@ -1,3 +1,4 @@
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -87,11 +88,18 @@ pub trait Handler: 'static {
     fn on_close(&mut self, _ctx: &mut Context<'_>) {}
 }
 
+/// Writes at least this large skip the queue when it is empty.
+const DIRECT_WRITE: usize = 16 * 1024;
+
 /// What a handler can do from a callback.
 pub struct Context<'a> {
     pub(crate) id: ConnId,
     pub(crate) peer: SocketAddr,
     pub(crate) output: &'a mut Output,
+    /// The socket, while large writes may go to it at once (not once it is closing).
+    pub(crate) socket: Option<&'a mio::net::TcpStream>,
+    /// Bytes written to `socket` directly in this callback.
+    pub(crate) written: u64,
     pub(crate) outbox: &'a mut Vec<(ConnId, Vec<u8>)>,
     pub(crate) close: &'a mut bool,
     pub(crate) timer: &'a mut TimerChange,
@@ -111,9 +119,29 @@ impl Context<'_> {
         self.peer
     }
 
-    /// Queues bytes for this connection; they are written when the callback returns.
+    /// Queues bytes for this connection; they are written when the callback returns. A large
+    /// write with nothing queued before it goes to the socket at once, and only what the
+    /// socket does not take is queued.
     pub fn write(&mut self, bytes: &[u8]) {
-        self.output.push_bytes(bytes);
+        let mut rest = bytes;
+        // Copying a stream's chunks into the queue first cost a memcpy per byte (an echo
+        // server used 14 % more CPU than tokio's, which writes from the caller's buffer);
+        // small writes still wait, so a response's pieces leave together.
+        if bytes.len() >= DIRECT_WRITE
+            && let Some(mut socket) = self.socket
+            && self.output.is_empty()
+        {
+            match socket.write(bytes) {
+                Ok(n) => {
+                    self.written += n as u64;
+                    rest = &bytes[n..];
+                }
+                // Queued instead: the flush writes it once the socket takes more, or meets
+                // the error again and closes.
+                Err(_) => self.socket = None,
+            }
+        }
+        self.output.push_bytes(rest);
     }
 
     /// Queues `len` bytes of `file` from `offset`; they go from the page cache to the socket

@@ -308,16 +308,27 @@ impl<S: Service> Worker<S> {
         };
         let mut close = false;
         let mut timer = TimerChange::Keep;
+        let writable = !conn.close_after_flush && conn.lingering.is_none();
         let mut ctx = Context {
             id: conn.id,
             peer: conn.peer,
             output: &mut conn.output,
+            socket: writable.then_some(&conn.stream),
+            written: 0,
             outbox: &mut self.outbox,
             close: &mut close,
             timer: &mut timer,
             max_pending_output: self.shared.config.max_pending_output,
         };
         f(&mut conn.handler, &mut ctx);
+        let written = ctx.written;
+        if written > 0 {
+            conn.last_active = Instant::now();
+            self.shared
+                .counters
+                .bytes_out
+                .fetch_add(written, Ordering::Relaxed);
+        }
         if close {
             conn.close_after_flush = true;
         }
@@ -481,6 +492,9 @@ impl<S: Service> Worker<S> {
             return;
         }
         // Writes to the closing connection itself are dropped with it below.
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.close_after_flush = true;
+        }
         self.callback(key, |h, ctx| h.on_close(ctx));
         let conn = self.conns.remove(key);
         let counters = &self.shared.counters;

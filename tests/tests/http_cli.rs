@@ -1,5 +1,6 @@
 //! `netkit http` as a process against the echo fixture, nginx and `netkit serve http`.
 
+use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -492,5 +493,72 @@ fn download_progress_only_on_a_terminal() {
     assert!(
         text.contains(&format!("saved {} (500000 bytes)", tty.display())),
         "{text:?}"
+    );
+}
+
+#[test]
+fn stdin_is_the_body_with_at_dash_or_when_redirected_from_a_file() {
+    let server = EchoServer::start();
+    let url = server.url("/echo");
+    let run = |args: &[&str], stdin: std::process::Stdio| {
+        Command::new(netkit_bin())
+            .arg("http")
+            .args(args)
+            .stdin(stdin)
+            .output()
+            .unwrap()
+    };
+    // `@-` reads a pipe to its end, however it is fed.
+    let mut child = Command::new(netkit_bin())
+        .args(["http", "PUT", &url, "@-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(b"from a ").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    pipe.write_all(b"pipe\n").unwrap();
+    drop(pipe);
+    let got = ok_json(&child.wait_with_output().unwrap());
+    assert_eq!(
+        (got["method"].as_str(), got["body"].as_str()),
+        (Some("PUT"), Some("from a pipe\n"))
+    );
+
+    // A stdin redirected from a file is the body, and makes the request a POST (httpie).
+    let file = work_dir().join("http-cli-stdin.json");
+    std::fs::write(&file, b"{\"from\": \"a file\"}").unwrap();
+    let got = ok_json(&run(&[&url], std::fs::File::open(&file).unwrap().into()));
+    assert_eq!(got["method"], "POST");
+    assert_eq!(got["body"], "{\"from\": \"a file\"}");
+    assert_eq!(got["headers"]["content-length"], "18");
+    // Unless -I, or another body is given.
+    let got = ok_json(&run(
+        &["-I", &url],
+        std::fs::File::open(&file).unwrap().into(),
+    ));
+    assert_eq!(
+        (got["method"].as_str(), got["body"].as_str()),
+        (Some("GET"), Some(""))
+    );
+    let got = ok_json(&run(
+        &[&url, "k=v"],
+        std::fs::File::open(&file).unwrap().into(),
+    ));
+    assert_eq!(got["body"], "{\"k\":\"v\"}");
+    // A pipe without `@-` is left alone: a script's open stdin never holds the request up.
+    let mut child = Command::new(netkit_bin())
+        .args(["http", &url])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let open_pipe = child.stdin.take().unwrap();
+    let got = ok_json(&child.wait_with_output().unwrap());
+    drop(open_pipe);
+    assert_eq!(
+        (got["method"].as_str(), got["body"].as_str()),
+        (Some("GET"), Some(""))
     );
 }

@@ -134,6 +134,33 @@ fn json_form_raw_and_file_bodies_arrive_byte_exact() {
     );
     assert_eq!(got["body_len"], data.len());
     assert_eq!(got["body_sha256"], hex(&sha2::Sha256::digest(&data)));
+
+    // A pipe has no length to announce: its bytes go chunked, every one of them.
+    let fifo = work_dir().join("http-client-upload.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let writer = {
+        let (fifo, data) = (fifo.clone(), data.clone());
+        std::thread::spawn(move || std::fs::write(fifo, data).unwrap())
+    };
+    let got = echo(
+        client
+            .post(&server.url("/echo"))
+            .unwrap()
+            .file(&fifo)
+            .send()
+            .unwrap(),
+    );
+    writer.join().unwrap();
+    assert_eq!(got["headers"]["transfer-encoding"], "chunked");
+    assert_eq!(got["body_len"], data.len());
+    assert_eq!(got["body_sha256"], hex(&sha2::Sha256::digest(&data)));
+
+    // No body at all: a POST still says so in Content-Length, as curl and requests do.
+    let got = echo(client.post(&server.url("/echo")).unwrap().send().unwrap());
+    assert_eq!(got["headers"]["content-length"], "0", "{got}");
+    assert!(got["headers"].get("transfer-encoding").is_none(), "{got}");
 }
 
 #[test]

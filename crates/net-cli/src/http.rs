@@ -29,7 +29,9 @@ Items:
   field=value       JSON (or form) string     field:=json    raw JSON value
   param==value      query parameter           field@path     file upload (--form/--multipart)
   field=@file       string read from a file   field:=@file   JSON read from a file
-  @file             the file is the body
+  @file             the file is the body    @-             stdin is the body
+
+A stdin redirected from a file (`< data.json`) is the body when no item gives one (not with -I).
 
 Output: on a terminal, the response headers and body (JSON pretty-printed, colours unless
 NO_COLOR); piped, the raw body only. --print takes H (request headers), B (request body),
@@ -124,6 +126,9 @@ pub struct Args {
     /// Build and print the request; send nothing.
     #[arg(long)]
     offline: bool,
+    /// Do not take a stdin redirected from a file as the body.
+    #[arg(short = 'I', long)]
+    ignore_stdin: bool,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
@@ -137,6 +142,16 @@ pub fn run(args: Args) -> Outcome {
         items,
         body_file,
     } = split_words(&args.words).code(USAGE)?;
+    // As httpie: stdin redirected from a file (`< data.json`) is the body when nothing else
+    // is. A pipe is read only when asked (`@-`): a script whose stdin is a pipe left open
+    // would otherwise hang.
+    let body_file = body_file.or_else(|| {
+        let redirected = !args.ignore_stdin
+            && !items.iter().any(Item::is_data)
+            && args.raw.is_none()
+            && std::fs::metadata(STDIN).is_ok_and(|m| m.is_file());
+        redirected.then(|| PathBuf::from(STDIN))
+    });
     let client = Client::new(config(&args)?).map_err(failure)?;
     let mut session = match &args.session {
         Some(path) => Some(Session::open(client.clone(), path).map_err(failure)?),
@@ -267,7 +282,10 @@ struct Words<'a> {
     body_file: Option<PathBuf>,
 }
 
-/// `[METHOD] URL [ITEM...]` into its parts; `@file` names the body file.
+/// Where the body of `@-` and of a redirected stdin is read from.
+const STDIN: &str = "/dev/stdin";
+
+/// `[METHOD] URL [ITEM...]` into its parts; `@file` names the body file, `@-` stdin.
 fn split_words(words: &[String]) -> anyhow::Result<Words<'_>> {
     let is_method =
         |w: &str| !w.is_empty() && w.len() <= 16 && w.chars().all(|c| c.is_ascii_alphabetic());
@@ -282,7 +300,9 @@ fn split_words(words: &[String]) -> anyhow::Result<Words<'_>> {
     let mut items = Vec::new();
     let mut body_file = None;
     for word in rest {
-        if let Some(path) = word.strip_prefix('@') {
+        if word == "@-" {
+            body_file = Some(PathBuf::from(STDIN));
+        } else if let Some(path) = word.strip_prefix('@') {
             std::fs::metadata(path).with_context(|| format!("cannot read the body file {path}"))?;
             body_file = Some(PathBuf::from(path));
         } else {

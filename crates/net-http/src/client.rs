@@ -436,8 +436,11 @@ impl Request {
                 Some(data.clone())
             }
             Body::File(path) => {
-                if let Ok(meta) = std::fs::metadata(path) {
-                    headers.push(("Content-Length".into(), meta.len().to_string()));
+                match std::fs::metadata(path) {
+                    Ok(meta) if meta.is_file() => {
+                        headers.push(("Content-Length".into(), meta.len().to_string()));
+                    }
+                    _ => headers.push(("Transfer-Encoding".into(), "chunked".into())),
                 }
                 None
             }
@@ -629,6 +632,15 @@ impl Request {
         }
         let bad = |e: http::Error| Error::BadRequest(e.to_string());
         let result = match body {
+            // A POST, PUT or PATCH without a body says `Content-Length: 0`, as curl and
+            // requests do; ureq would announce an empty chunked body, which servers that take
+            // no chunked requests refuse.
+            Body::Empty
+                if [http::Method::POST, http::Method::PUT, http::Method::PATCH]
+                    .contains(method) =>
+            {
+                self.run(builder.body(&[][..]).map_err(bad)?)
+            }
             Body::Empty => self.run(builder.body(ureq::SendBody::none()).map_err(bad)?),
             Body::Bytes { data, content_type } => {
                 if let Some(ct) = content_type
@@ -640,7 +652,14 @@ impl Request {
             }
             Body::File(path) => {
                 let file = open(path)?;
-                self.run(builder.body(file).map_err(bad)?)
+                // A pipe or device (`/dev/stdin`, `<(cmd)`) has no length to announce: it goes
+                // chunked, where ureq would take its size of 0 and send nothing.
+                if file.metadata().is_ok_and(|m| m.is_file()) {
+                    self.run(builder.body(file).map_err(bad)?)
+                } else {
+                    let body = ureq::SendBody::from_owned_reader(file);
+                    self.run(builder.body(body).map_err(bad)?)
+                }
             }
             Body::Multipart(parts) => {
                 let mut form = ureq::unversioned::multipart::Form::new();

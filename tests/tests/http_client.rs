@@ -134,6 +134,20 @@ fn json_form_raw_and_file_bodies_arrive_byte_exact() {
     );
     assert_eq!(got["body_len"], data.len());
     assert_eq!(got["body_sha256"], hex(&sha2::Sha256::digest(&data)));
+    // The type follows the extension (as httpie), unless a header says otherwise.
+    assert_eq!(got["headers"]["content-type"], "application/octet-stream");
+    let json_file = work_dir().join("http-client-upload.json");
+    std::fs::write(&json_file, b"{}").unwrap();
+    let request = |extra: Option<(&str, &str)>| {
+        let mut request = client.post(&server.url("/echo")).unwrap().file(&json_file);
+        if let Some((name, value)) = extra {
+            request = request.header(name, value);
+        }
+        echo(request.send().unwrap())
+    };
+    assert_eq!(request(None)["headers"]["content-type"], "application/json");
+    let got = request(Some(("Content-Type", "text/plain")));
+    assert_eq!(got["headers"]["content-type"], "text/plain");
 
     // A pipe has no length to announce: its bytes go chunked, every one of them.
     let fifo = work_dir().join("http-client-upload.fifo");

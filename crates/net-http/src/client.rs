@@ -400,11 +400,20 @@ impl Request {
         self
     }
 
-    /// A file streamed from disk as the body.
+    /// A file streamed from disk as the body, with a `Content-Type` guessed from its
+    /// extension (`.json`, `.xml`, ...) unless a header gives one, as httpie does.
     #[must_use]
     pub fn file(mut self, path: impl Into<PathBuf>) -> Self {
         self.body = Body::File(path.into());
         self
+    }
+
+    /// The type of a body file by its extension, when no header gives one.
+    fn guessed_type(&self, path: &Path) -> Option<&'static str> {
+        if self.has_header("content-type") {
+            return None;
+        }
+        mime_guess::from_path(path).first_raw()
     }
 
     /// The request URL so far.
@@ -436,6 +445,9 @@ impl Request {
                 Some(data.clone())
             }
             Body::File(path) => {
+                if let Some(ct) = self.guessed_type(path) {
+                    headers.push(("Content-Type".into(), ct.into()));
+                }
                 match std::fs::metadata(path) {
                     Ok(meta) if meta.is_file() => {
                         headers.push(("Content-Length".into(), meta.len().to_string()));
@@ -652,6 +664,9 @@ impl Request {
             }
             Body::File(path) => {
                 let file = open(path)?;
+                if let Some(ct) = self.guessed_type(path) {
+                    builder = builder.header("Content-Type", ct);
+                }
                 // A pipe or device (`/dev/stdin`, `<(cmd)`) has no length to announce: it goes
                 // chunked, where ureq would take its size of 0 and send nothing.
                 if file.metadata().is_ok_and(|m| m.is_file()) {

@@ -890,3 +890,48 @@ fn sftp_paths_relative_to_the_remote_home_and_into_directories_as_scp() {
         "relative\n"
     );
 }
+
+#[test]
+fn many_hosts_adding_their_keys_at_once_keep_known_hosts_whole() {
+    let known = work_dir().join("ssh-many-accept-new");
+    let _ = std::fs::remove_file(&known);
+    let (user, port) = (env("NETKIT_TEST_SSH_USER"), port());
+    let hosts: Vec<String> = (0..20)
+        .map(|i| {
+            let host = if i % 2 == 0 { "127.0.0.1" } else { "localhost" };
+            format!("{user}@{host}:{port}")
+        })
+        .collect();
+    let key = key("id_ed25519").display().to_string();
+    let hosts = hosts.join(",");
+    let args = [
+        "ssh",
+        "--hosts",
+        &hosts,
+        "--parallel",
+        "20",
+        "--accept-new",
+        "--known-hosts",
+    ];
+    let mut args: Vec<&str> = args.to_vec();
+    let known_str = known.display().to_string();
+    args.extend([known_str.as_str(), "-i", &key, "--", "true"]);
+    let out = netkit(&args, b"", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let text = std::fs::read_to_string(&known).unwrap();
+    assert!(!text.is_empty());
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert!(
+            fields.len() == 3
+                && fields[0].starts_with('[')
+                && fields[1].starts_with("ssh-")
+                && fields[2].len() > 40,
+            "a torn known_hosts line: {line:?}\n{text}"
+        );
+    }
+}

@@ -350,5 +350,7 @@ fn append_known_host(path: &Path, name: &str, algorithm: &str, key: &[u8]) -> st
         .mode(0o600)
         .open(path)?;
     let encoded = base64::engine::general_purpose::STANDARD.encode(key);
-    writeln!(file, "{name} {algorithm} {encoded}")
+    // One write per line: sessions of a parallel run may add hosts at the same moment, and
+    // O_APPEND keeps whole writes apart, not the pieces `writeln!` would make.
+    file.write_all(format!("{name} {algorithm} {encoded}\n").as_bytes())
 }

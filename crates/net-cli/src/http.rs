@@ -1,7 +1,7 @@
 //! `netkit http`: argument parsing and printing only (httpie/xh conventions).
 
 use std::io::{IsTerminal as _, Read as _, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -96,7 +96,8 @@ pub struct Args {
     /// Proxy URL (http://, socks5://); default from HTTP_PROXY, HTTPS_PROXY, NO_PROXY.
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
-    /// Save the body to a file (-o, or the URL's file name) with a progress bar.
+    /// Save the body to a file with a progress bar: -o FILE, or the URL's file name (NAME-1,
+    /// NAME-2, ... when NAME exists, as httpie).
     #[arg(short = 'd', long)]
     download: bool,
     /// Save the body to FILE.
@@ -226,7 +227,7 @@ pub fn run(args: Args) -> Outcome {
     }
 
     if args.download {
-        return download(request, &args, &url, session.as_ref());
+        return download(request, &args, session.as_ref());
     }
     let response = request.send().map_err(failure)?;
     if let Some(session) = &session {
@@ -381,18 +382,10 @@ enum AuthType {
     Digest,
 }
 
-fn download(request: Request, args: &Args, url: &str, session: Option<&Session>) -> Outcome {
+fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome {
     let dest = match &args.output {
         Some(path) => path.clone(),
-        None => {
-            let name = url
-                .split(['?', '#'])
-                .next()
-                .and_then(|u| u.rsplit('/').next())
-                .filter(|n| !n.is_empty() && !n.contains(':'))
-                .unwrap_or("index.html");
-            PathBuf::from(name)
-        }
+        None => net_http::download_name(request.url(), Path::new("."), args.resume),
     };
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(0);

@@ -68,6 +68,35 @@ pub fn part_path(dest: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Where a download of `url` goes when no file is named, as httpie: the last segment of the
+/// URL's path, percent-decoded (`index.html` for a directory), in `dir`. When a file of that
+/// name exists, `-1`, `-2`, ... is added rather than writing over it, unless `resume` asks to
+/// go on with that name's partial file.
+#[must_use]
+pub fn download_name(url: &str, dir: &Path, resume: bool) -> PathBuf {
+    let segment = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.path_segments()?.next_back().map(str::to_owned))
+        .unwrap_or_default();
+    let decoded = percent_encoding::percent_decode_str(&segment).decode_utf8_lossy();
+    let name = match decoded.as_ref() {
+        "" | "." | ".." => "index.html",
+        name if name.contains(['/', '\\', '\0']) => "index.html",
+        name => name,
+    };
+    let first = dir.join(name);
+    if resume {
+        return first;
+    }
+    let mut candidate = first;
+    let mut n = 0;
+    while candidate.exists() {
+        n += 1;
+        candidate = dir.join(format!("{name}-{n}"));
+    }
+    candidate
+}
+
 impl Request {
     /// Streams the response body to `dest` in constant memory.
     ///
@@ -208,5 +237,43 @@ impl Request {
             resumed_from: start,
             status,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn download_names_come_from_the_url_and_never_take_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = |url: &str, resume: bool| download_name(url, dir.path(), resume);
+        let base = "http://h:1";
+        assert_eq!(
+            name(&format!("{base}/a/b.txt?x=1#f"), false),
+            dir.path().join("b.txt")
+        );
+        assert_eq!(
+            name(&format!("{base}/a%20b.txt"), false),
+            dir.path().join("a b.txt")
+        );
+        for url in ["/", "/dir/", "/a/%2e%2e", "/x%2Fy"] {
+            assert_eq!(
+                name(&format!("{base}{url}"), false),
+                dir.path().join("index.html"),
+                "{url}"
+            );
+        }
+        std::fs::write(dir.path().join("b.txt"), b"mine").unwrap();
+        std::fs::write(dir.path().join("b.txt-1"), b"mine too").unwrap();
+        assert_eq!(
+            name(&format!("{base}/b.txt"), false),
+            dir.path().join("b.txt-2")
+        );
+        // Resuming goes on with the name the interrupted download had.
+        assert_eq!(
+            name(&format!("{base}/b.txt"), true),
+            dir.path().join("b.txt")
+        );
     }
 }

@@ -247,33 +247,23 @@ mod tests {
     #[test]
     fn download_names_come_from_the_url_and_never_take_an_existing_file() {
         let dir = tempfile::tempdir().unwrap();
-        let name = |url: &str, resume: bool| download_name(url, dir.path(), resume);
-        let base = "http://h:1";
-        assert_eq!(
-            name(&format!("{base}/a/b.txt?x=1#f"), false),
-            dir.path().join("b.txt")
-        );
-        assert_eq!(
-            name(&format!("{base}/a%20b.txt"), false),
-            dir.path().join("a b.txt")
-        );
-        for url in ["/", "/dir/", "/a/%2e%2e", "/x%2Fy"] {
-            assert_eq!(
-                name(&format!("{base}{url}"), false),
-                dir.path().join("index.html"),
-                "{url}"
-            );
+        let name = |path: &str, resume: bool| {
+            let chosen = download_name(&format!("http://h:1{path}"), dir.path(), resume);
+            chosen
+                .strip_prefix(dir.path())
+                .unwrap()
+                .display()
+                .to_string()
+        };
+        assert_eq!(name("/a/b.txt?x=1#f", false), "b.txt");
+        assert_eq!(name("/a%20b.txt", false), "a b.txt");
+        for path in ["/", "/dir/", "/a/%2e%2e", "/x%2Fy"] {
+            assert_eq!(name(path, false), "index.html", "{path}");
         }
         std::fs::write(dir.path().join("b.txt"), b"mine").unwrap();
         std::fs::write(dir.path().join("b.txt-1"), b"mine too").unwrap();
-        assert_eq!(
-            name(&format!("{base}/b.txt"), false),
-            dir.path().join("b.txt-2")
-        );
+        assert_eq!(name("/b.txt", false), "b.txt-2");
         // Resuming goes on with the name the interrupted download had.
-        assert_eq!(
-            name(&format!("{base}/b.txt"), true),
-            dir.path().join("b.txt")
-        );
+        assert_eq!(name("/b.txt", true), "b.txt");
     }
 }

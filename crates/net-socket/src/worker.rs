@@ -322,13 +322,7 @@ impl<S: Service> Worker<S> {
         };
         f(&mut conn.handler, &mut ctx);
         let written = ctx.written;
-        if written > 0 {
-            conn.last_active = Instant::now();
-            self.shared
-                .counters
-                .bytes_out
-                .fetch_add(written, Ordering::Relaxed);
-        }
+        sent(conn, &self.shared, written);
         if close {
             conn.close_after_flush = true;
         }
@@ -427,15 +421,7 @@ impl<S: Service> Worker<S> {
             return;
         };
         match conn.output.write_to(&mut conn.stream) {
-            Ok(written) => {
-                if written > 0 {
-                    conn.last_active = Instant::now();
-                    self.shared
-                        .counters
-                        .bytes_out
-                        .fetch_add(written, Ordering::Relaxed);
-                }
-            }
+            Ok(written) => sent(conn, &self.shared, written),
             Err(e) => {
                 log::debug!("write to {}: {e}", conn.peer);
                 self.close_now(key);
@@ -573,5 +559,16 @@ impl<S: Service> Worker<S> {
                 worker.deliver();
             }
         });
+    }
+}
+
+/// Counts `written` bytes as sent on `conn` and marks it active.
+fn sent<H>(conn: &mut Conn<H>, shared: &Shared, written: u64) {
+    if written > 0 {
+        conn.last_active = Instant::now();
+        shared
+            .counters
+            .bytes_out
+            .fetch_add(written, Ordering::Relaxed);
     }
 }

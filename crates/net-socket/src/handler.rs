@@ -124,9 +124,9 @@ impl Context<'_> {
     /// socket does not take is queued.
     pub fn write(&mut self, bytes: &[u8]) {
         let mut rest = bytes;
-        // Copying a stream's chunks into the queue first cost a memcpy per byte (an echo
-        // server used 14 % more CPU than tokio's, which writes from the caller's buffer);
-        // small writes still wait, so a response's pieces leave together.
+        // Copying a stream's chunks into the queue first cost a memcpy per byte (46 % of an
+        // echo stream's server samples; tokio writes from the caller's buffer); small writes
+        // still wait, so a response's pieces leave together.
         if bytes.len() >= DIRECT_WRITE
             && let Some(mut socket) = self.socket
             && self.output.is_empty()

@@ -441,6 +441,56 @@ fn downloads_write_the_file_and_resume_after_a_kill() {
 }
 
 #[test]
+fn downloads_take_the_name_the_server_gives_or_the_last_url() {
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    std::fs::write(root.join("named.txt"), "named\n").unwrap();
+    let dir = work_dir().join("http-cli-named");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let nginx = env("NETKIT_TEST_NGINX_URL");
+    let download = |args: &[&str]| {
+        let out = Command::new(netkit_bin())
+            .args(["http", "--download"])
+            .args(args)
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // A name with a path is cut to its last part: nothing is written outside the directory.
+    download(&[&format!("{nginx}/named/named.txt")]);
+    download(&[&format!("{nginx}/named/named.txt")]);
+    // filename* (RFC 8187, UTF-8) is preferred to filename.
+    download(&[&format!("{nginx}/named-utf8/named.txt")]);
+    // After redirects, the name comes from the URL that answered.
+    download(&["--follow", &format!("{nginx}/redirect/2")]);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "evil name.txt",
+            "evil name.txt-1",
+            "hello.txt",
+            "naïve report.txt"
+        ]
+    );
+    assert_eq!(
+        std::fs::read(dir.join("naïve report.txt")).unwrap(),
+        b"named\n"
+    );
+    assert!(!work_dir().join("evil name.txt").exists());
+}
+
+#[test]
 fn verify_flag() {
     let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
     std::fs::write(root.join("tls-cli.txt"), "tls cli\n").unwrap();

@@ -67,6 +67,14 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
         listen 127.0.0.1:{port};
         root {r};
         location /slow/ {{ alias {r}/; limit_rate 4m; }}
+        location /named/ {{
+            alias {r}/;
+            add_header Content-Disposition 'attachment; filename=\"../../evil name.txt\"';
+        }}
+        location /named-utf8/ {{
+            alias {r}/;
+            add_header Content-Disposition \"attachment; filename=fallback.txt; filename*=UTF-8''na%C3%AFve%20report.txt\";
+        }}
 {statuses}{redirects}    }}
     server {{
         listen 127.0.0.1:{tls_port} ssl;

@@ -96,8 +96,9 @@ pub struct Args {
     /// Proxy URL (http://, socks5://); default from HTTP_PROXY, HTTPS_PROXY, NO_PROXY.
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
-    /// Save the body to a file with a progress bar: -o FILE, or the URL's file name (NAME-1,
-    /// NAME-2, ... when NAME exists, as httpie).
+    /// Save the body to a file with a progress bar: -o FILE, or the name the server gives in
+    /// Content-Disposition, or the URL's file name (NAME-1, NAME-2, ... when NAME exists, as
+    /// httpie).
     #[arg(short = 'd', long)]
     download: bool,
     /// Save the body to FILE.
@@ -383,10 +384,6 @@ enum AuthType {
 }
 
 fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome {
-    let dest = match &args.output {
-        Some(path) => path.clone(),
-        None => net_http::download_name(request.url(), Path::new("."), args.resume),
-    };
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
@@ -405,15 +402,14 @@ fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome
             bar.set_position(p.done);
         }
     };
-    let done = request
-        .download_with(
-            &dest,
-            net_http::DownloadOptions::default()
-                .with_resume(args.resume)
-                .with_fsync(args.fsync),
-            &mut progress,
-        )
-        .map_err(failure);
+    let options = net_http::DownloadOptions::default()
+        .with_resume(args.resume)
+        .with_fsync(args.fsync);
+    let done = match &args.output {
+        Some(path) => request.download_with(path, options, &mut progress),
+        None => request.download_into(Path::new("."), options, &mut progress),
+    }
+    .map_err(failure);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }

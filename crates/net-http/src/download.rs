@@ -84,6 +84,11 @@ pub fn download_name(url: &str, dir: &Path, resume: bool) -> PathBuf {
         name if name.contains(['/', '\\', '\0']) => "index.html",
         name => name,
     };
+    free_name(dir, name, resume)
+}
+
+/// `dir/name`, or `dir/name-N` with the first N that names no file (unless `resume`).
+fn free_name(dir: &Path, name: &str, resume: bool) -> PathBuf {
     let first = dir.join(name);
     if resume {
         return first;
@@ -95,6 +100,82 @@ pub fn download_name(url: &str, dir: &Path, resume: bool) -> PathBuf {
         candidate = dir.join(format!("{name}-{n}"));
     }
     candidate
+}
+
+/// The file name a `Content-Disposition` value asks for (`filename*` over `filename`, as
+/// RFC 6266 says), cut to its last path component with leading dots dropped (as httpie), so a
+/// server can neither write outside the directory nor hide a dotfile there. `None` when there
+/// is no usable name.
+#[must_use]
+pub fn disposition_name(value: &str) -> Option<String> {
+    let mut plain = None;
+    let mut extended = None;
+    for (name, raw) in disposition_params(value) {
+        if name.eq_ignore_ascii_case("filename*") {
+            extended = decode_ext_value(&raw);
+        } else if name.eq_ignore_ascii_case("filename") {
+            plain = Some(raw);
+        }
+    }
+    let name = extended.or(plain)?;
+    let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let clean = last.trim().trim_start_matches('.').trim();
+    (!clean.is_empty() && !clean.chars().any(char::is_control)).then(|| clean.to_owned())
+}
+
+/// The `name=value` parameters after the disposition type; quoted values unescaped.
+fn disposition_params(value: &str) -> Vec<(String, String)> {
+    let mut params = Vec::new();
+    let mut rest = value.split_once(';').map_or("", |(_, r)| r);
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', ';']);
+        let Some((name, after)) = rest.split_once('=') else {
+            return params;
+        };
+        let after = after.trim_start();
+        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+            let mut value = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = quoted.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next().map(|(_, c)| c)),
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => value.push(c),
+                }
+            }
+            (value, &quoted[end..])
+        } else {
+            let end = after.find(';').unwrap_or(after.len());
+            (after[..end].trim().to_owned(), &after[end..])
+        };
+        params.push((name.trim().to_owned(), value));
+        rest = next.split_once(';').map_or("", |(_, r)| r);
+    }
+}
+
+/// An RFC 8187 `charset'language'percent-encoded` value (UTF-8 or ISO-8859-1).
+fn decode_ext_value(value: &str) -> Option<String> {
+    let mut parts = value.splitn(3, '\'');
+    let charset = parts.next()?;
+    let _language = parts.next()?;
+    let bytes: Vec<u8> = percent_encoding::percent_decode_str(parts.next()?).collect();
+    if charset.eq_ignore_ascii_case("utf-8") {
+        String::from_utf8(bytes).ok()
+    } else if charset.eq_ignore_ascii_case("iso-8859-1") {
+        Some(bytes.into_iter().map(char::from).collect())
+    } else {
+        None
+    }
+}
+
+/// Where [`Request::fetch`] writes: a file, or a directory where the response names it.
+enum Target<'a> {
+    File(&'a Path),
+    Dir(&'a Path),
 }
 
 impl Request {
@@ -131,15 +212,46 @@ impl Request {
         options: DownloadOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Downloaded, Error> {
-        let part = part_path(dest);
+        self.fetch(Target::File(dest), options, progress)
+    }
+
+    /// As [`download_with`](Request::download_with), into a file in `dir` named as httpie's
+    /// `--download` names it: by the response's `Content-Disposition` (see
+    /// [`disposition_name`]), else by the last URL after redirects (see [`download_name`]);
+    /// never over an existing file. A resumed download needs its part file before it asks,
+    /// so it keeps the request URL's name.
+    ///
+    /// # Errors
+    /// As [`download`](Request::download).
+    pub fn download_into(
+        self,
+        dir: &Path,
+        options: DownloadOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Downloaded, Error> {
+        self.fetch(Target::Dir(dir), options, progress)
+    }
+
+    fn fetch(
+        self,
+        target: Target<'_>,
+        options: DownloadOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Downloaded, Error> {
         let file_error = |path: &Path| {
             let path = path.to_owned();
             move |source| Error::File { path, source }
         };
-        let have = if options.resume {
-            std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0)
-        } else {
-            0
+        let (known, dir) = match target {
+            Target::File(dest) => (Some(dest.to_owned()), Path::new("")),
+            Target::Dir(dir) if options.resume => (Some(download_name(self.url(), dir, true)), dir),
+            Target::Dir(dir) => (None, dir),
+        };
+        let have = match &known {
+            Some(dest) if options.resume => std::fs::metadata(part_path(dest))
+                .map(|m| m.len())
+                .unwrap_or(0),
+            _ => 0,
         };
         // Byte ranges count encoded bytes: ask for the identity encoding.
         let mut request = self.header("Accept-Encoding", "identity");
@@ -149,6 +261,17 @@ impl Request {
         let url = request.url().to_owned();
         let response = request.send()?;
         let status = response.status();
+        let dest = known.unwrap_or_else(|| {
+            let named = response
+                .header("content-disposition")
+                .and_then(disposition_name);
+            match named {
+                Some(name) => free_name(dir, &name, false),
+                None => download_name(response.url(), dir, false),
+            }
+        });
+        let dest = dest.as_path();
+        let part = part_path(dest);
         if status == 416 && have > 0 {
             let total = response
                 .header("content-range")
@@ -265,5 +388,38 @@ mod tests {
         assert_eq!(name("/b.txt", false), "b.txt-2");
         // Resuming goes on with the name the interrupted download had.
         assert_eq!(name("/b.txt", true), "b.txt");
+    }
+
+    #[test]
+    fn content_disposition_names_are_decoded_and_kept_inside_the_directory() {
+        let cases = [
+            ("attachment; filename=report.pdf", Some("report.pdf")),
+            (
+                "attachment; filename=\"a \\\"b\\\".txt\"; size=3",
+                Some("a \"b\".txt"),
+            ),
+            (
+                "attachment; filename=\"plain.txt\"; filename*=UTF-8''na%C3%AFve%20r.txt",
+                Some("naïve r.txt"),
+            ),
+            (
+                "attachment; FILENAME*=iso-8859-1'en'caf%E9.txt",
+                Some("café.txt"),
+            ),
+            ("attachment; filename=\"../../etc/passwd\"", Some("passwd")),
+            (
+                "attachment; filename=\"C:\\\\x\\\\..\\\\y.txt\"",
+                Some("y.txt"),
+            ),
+            ("attachment; filename=.bashrc", Some("bashrc")),
+            ("attachment; filename=\"..\"", None),
+            ("attachment; filename=\"a\u{7}b\"", None),
+            ("attachment; filename*=koi8-r''x", None),
+            ("inline", None),
+            ("attachment; name=\"f\"", None),
+        ];
+        for (value, want) in cases {
+            assert_eq!(disposition_name(value).as_deref(), want, "{value}");
+        }
     }
 }

@@ -32,7 +32,9 @@ mod session;
 
 pub use client::{Auth, Client, Part, Preview, Request};
 pub use config::{ClientConfig, Retry};
-pub use download::{DownloadOptions, Downloaded, Progress, download_name, part_path};
+pub use download::{
+    DownloadOptions, Downloaded, Progress, disposition_name, download_name, part_path,
+};
 pub use error::Error;
 pub use items::{BodyKind, Item};
 pub use response::Response;

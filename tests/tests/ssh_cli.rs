@@ -626,14 +626,34 @@ fn remote_forwarding_carries_bytes_both_ways_while_the_command_runs() {
         out.status.success() && err.contains("allocated port"),
         "{err}"
     );
-    // A port the server cannot listen on (taken on both loopbacks) is a one-line error.
+    // A port the server cannot listen on (taken on both loopbacks) is a warning and the
+    // command still runs, as in OpenSSH; with ExitOnForwardFailure it is a one-line error.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_port = taken.local_addr().unwrap().port();
     let _taken6 = std::net::TcpListener::bind(("::1", taken_port));
     let spec = format!("{taken_port}:127.0.0.1:{}", echo.addrs[0].port());
-    let out = ssh_with(&["-R", &spec], &["true"], b"");
+    let out = ssh_with(&["-R", &spec], &["echo", "ran"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        ),
+        (Some(0), "ran"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: -R") && err.lines().count() == 1,
+        "{err}"
+    );
+    let out = ssh_with(
+        &["-o", "ExitOnForwardFailure=yes", "-R", &spec],
+        &["echo", "ran"],
+        b"",
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(out.stdout.is_empty(), "the command ran");
     assert!(err.contains("-R") && err.lines().count() == 1, "{err}");
 }
 
@@ -758,6 +778,30 @@ fn local_forwarding_carries_bytes_both_ways_while_the_command_runs() {
         std::net::TcpStream::connect(("127.0.0.1", lport)).is_err(),
         "the forward outlived the command"
     );
+    // A local port in use: a warning, and the command runs (OpenSSH); an error when asked.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let spec = format!("{}:127.0.0.1:9", taken.local_addr().unwrap().port());
+    let out = ssh_with(&["-L", &spec], &["echo", "ran"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        ),
+        (Some(0), "ran"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: -L") && err.lines().count() == 1,
+        "{err}"
+    );
+    let out = ssh_with(
+        &["-o", "ExitOnForwardFailure=yes", "-L", &spec],
+        &["echo", "ran"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(255));
+    assert!(out.stdout.is_empty(), "the command ran");
 }
 
 #[test]

@@ -39,7 +39,7 @@ pub struct ConnectArgs {
     timeout: Option<u64>,
     /// An OpenSSH option for the destination, as ssh -o (repeatable): HostName, User, Port,
     /// IdentityFile, ProxyJump, ConnectTimeout, StrictHostKeyChecking, UserKnownHostsFile,
-    /// BatchMode; others are ignored with a warning.
+    /// BatchMode, ExitOnForwardFailure; others are ignored with a warning.
     #[arg(short = 'o', value_name = "KEY=VALUE")]
     options: Vec<String>,
     /// Connect through these jump hosts first, in order, as OpenSSH's ProxyJump.
@@ -395,21 +395,36 @@ impl Drop for RawMode {
 type Forward = std::thread::JoinHandle<Result<(), Error>>;
 
 /// Starts -L, -R and -D, each on a session of its own (libssh2 serialises a session's calls).
-/// Every listener is up when this returns, so the command can use them at once.
+/// Every listener is up when this returns, so the command can use them at once. A forward
+/// that cannot listen is a warning and is left out, as in OpenSSH, unless
+/// `ExitOnForwardFailure yes` makes it an error.
 fn start_forwards(
     args: &Args,
     config: &mut Config,
     stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<Vec<Forward>, Failure> {
+    let exit_on_failure = config.exit_on_forward_failure;
+    let failed = |flag: &str, spec: &str, reason: String| {
+        let message = format!("{flag} {spec}: {reason}");
+        if exit_on_failure {
+            return Err(own(anyhow!(message)));
+        }
+        log::warn!("{message}; going on without it");
+        Ok(())
+    };
     let listen = |flag: &str, spec: &str, bind: Option<&str>, port: u16| {
         let addr = format!("{}:{port}", bind.unwrap_or("127.0.0.1"));
-        std::net::TcpListener::bind(&addr)
-            .map_err(|e| own(anyhow!("{flag} {spec}: cannot listen on {addr}: {e}")))
+        match std::net::TcpListener::bind(&addr) {
+            Ok(listener) => Ok(Some(listener)),
+            Err(e) => failed(flag, spec, format!("cannot listen on {addr}: {e}")).map(|()| None),
+        }
     };
     let mut forwards = Vec::new();
     for spec in &args.forward {
         let (bind, lport, host, port) = parse_forward("-L", spec).map_err(own)?;
-        let listener = listen("-L", spec, bind, lport)?;
+        let Some(listener) = listen("-L", spec, bind, lport)? else {
+            continue;
+        };
         let tunnel = connect(config)?;
         let (stop, host) = (std::sync::Arc::clone(stop), host.to_owned());
         forwards.push(std::thread::spawn(move || {
@@ -418,9 +433,13 @@ fn start_forwards(
     }
     for spec in &args.remote_forward {
         let (bind, rport, host, port) = parse_forward("-R", spec).map_err(own)?;
-        let mut remote = connect(config)?
-            .listen_remote(bind, rport)
-            .map_err(|e| own(anyhow!("-R {spec}: {e}")))?;
+        let mut remote = match connect(config)?.listen_remote(bind, rport) {
+            Ok(remote) => remote,
+            Err(e) => {
+                failed("-R", spec, e.to_string())?;
+                continue;
+            }
+        };
         if rport == 0 {
             eprintln!(
                 "netkit: allocated port {} for remote forward to {host}:{port}",
@@ -438,7 +457,9 @@ fn start_forwards(
         let port = port
             .parse()
             .map_err(|_| own(anyhow!("bad -D {spec:?}: expected [BIND:]PORT")))?;
-        let listener = listen("-D", spec, bind, port)?;
+        let Some(listener) = listen("-D", spec, bind, port)? else {
+            continue;
+        };
         let tunnel = connect(config)?;
         let stop = std::sync::Arc::clone(stop);
         forwards.push(std::thread::spawn(move || {

@@ -49,6 +49,10 @@ pub struct Config {
     /// Never ask a person for a password or passphrase (OpenSSH's `BatchMode yes`). The
     /// library never asks; a program that would (as `netkit ssh` on a terminal) reads this.
     pub batch_mode: bool,
+    /// A forward that cannot be set up ends the session (OpenSSH's `ExitOnForwardFailure
+    /// yes`); otherwise it is a warning and the session goes on. Read by the program that
+    /// sets the forwards up, as `netkit ssh -L/-R/-D`.
+    pub exit_on_forward_failure: bool,
     /// Reach the host through this one (OpenSSH's `ProxyJump`, `-J`): the connection is a
     /// direct-tcpip channel from the jump host, which may have a jump host of its own. The
     /// host key checked is still this host's.
@@ -98,6 +102,7 @@ impl Config {
             use_agent: true,
             password: None,
             batch_mode: false,
+            exit_on_forward_failure: false,
             jump: None,
         }
     }
@@ -144,7 +149,8 @@ impl Config {
     /// OpenSSH client config that matches its host: `ssh_config`, or `~/.ssh/config` when it
     /// exists. What `dest` says wins. Read: `HostName`, `User`, `Port`, `IdentityFile`,
     /// `ProxyJump`, `ConnectTimeout`, `StrictHostKeyChecking` (`no` adds unknown keys as
-    /// `accept-new` does; a changed key is still refused), `UserKnownHostsFile`, `BatchMode`;
+    /// `accept-new` does; a changed key is still refused), `UserKnownHostsFile`, `BatchMode`,
+    /// `ExitOnForwardFailure`;
     /// other OpenSSH options are ignored. Jump hosts are resolved the same way, their own
     /// `ProxyJump`s included.
     ///
@@ -280,6 +286,9 @@ impl Config {
         if let Some(batch) = value("batchmode") {
             self.batch_mode = batch.eq_ignore_ascii_case("yes");
         }
+        if let Some(exit) = value("exitonforwardfailure") {
+            self.exit_on_forward_failure = exit.eq_ignore_ascii_case("yes");
+        }
         Ok(params.proxy_jump.unwrap_or_default())
     }
 
@@ -308,7 +317,7 @@ impl Config {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 9] = [
+const OPTIONS_READ: [&str; 10] = [
     "hostname",
     "user",
     "port",
@@ -318,6 +327,7 @@ const OPTIONS_READ: [&str; 9] = [
     "stricthostkeychecking",
     "userknownhostsfile",
     "batchmode",
+    "exitonforwardfailure",
 ];
 
 /// `option` as a config line, once it names an OpenSSH client option with a value; one
@@ -394,6 +404,7 @@ mod tests {
             "StrictHostKeyChecking no",
             "UserKnownHostsFile=/dev/null",
             "batchmode=yes",
+            "ExitOnForwardFailure=yes",
             "ServerAliveInterval 5",
         ]
         .map(String::from);
@@ -401,7 +412,12 @@ mod tests {
         assert_eq!((c.host.as_str(), c.port), ("10.0.0.9", 2222));
         assert_eq!(c.host_key_policy, HostKeyPolicy::AcceptNew);
         assert_eq!(c.known_hosts, PathBuf::from("/dev/null"));
-        assert!(c.batch_mode);
+        assert!(c.batch_mode && c.exit_on_forward_failure);
+        assert!(
+            !Config::resolve("box", Some(&file))
+                .unwrap()
+                .exit_on_forward_failure
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -283,6 +283,22 @@ fn the_proxy_carries_the_request() {
     );
     assert_eq!(got["target"], "/through?x=1");
     assert_eq!(got["headers"]["host"], "example.invalid");
+    // A proxy that cannot be reached is named, not taken for the target (as curl).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let target = proxy.url("/never");
+    let out = http(&[
+        "--proxy",
+        &format!("http://127.0.0.1:{closed_port}"),
+        &target,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("proxy 127.0.0.1:{closed_port}")) && err.contains(&target),
+        "{err}"
+    );
 }
 
 #[test]

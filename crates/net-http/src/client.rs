@@ -26,6 +26,8 @@ pub struct Client {
 
 struct Inner {
     agent: ureq::Agent,
+    /// The agent's proxy, to name it when it cannot be reached.
+    proxy: Option<ureq::Proxy>,
     config: ClientConfig,
     jar: Mutex<CookieStore>,
 }
@@ -148,7 +150,7 @@ impl Client {
             .timeout_per_write(Some(config.read_timeout))
             .no_delay(true)
             .allow_non_standard_methods(true)
-            .proxy(proxy)
+            .proxy(proxy.clone())
             .tls_config(tls.build())
             .build();
         let agent = ureq::Agent::with_parts(
@@ -159,6 +161,7 @@ impl Client {
         Ok(Client {
             inner: Arc::new(Inner {
                 agent,
+                proxy,
                 config,
                 jar: Mutex::new(CookieStore::default()),
             }),
@@ -203,6 +206,32 @@ impl Client {
     /// [`Error::BadUrl`] when `url` is not an absolute http(s) URL.
     pub fn post(&self, url: &str) -> Result<Request, Error> {
         self.request("POST", url)
+    }
+
+    /// ureq's error for `url` as ours. ureq reports a proxy it cannot reach as if the target
+    /// were down: name the proxy, as curl does.
+    fn error_for(&self, url: &Url, error: ureq::Error) -> Error {
+        let error = Error::from_ureq(url.as_str(), error);
+        let Some(proxy) = &self.inner.proxy else {
+            return error;
+        };
+        let target = http::Uri::try_from(url.as_str());
+        if target.is_ok_and(|uri| proxy.is_no_proxy(&uri)) {
+            return error;
+        }
+        let via = format!("proxy {}:{}", proxy.host(), proxy.port());
+        match error {
+            Error::Connect { url, reason } => Error::Connect {
+                url,
+                reason: format!("{via}: {reason}"),
+            },
+            // SOCKS4 resolves the target here; every other proxy resolves it itself.
+            Error::Dns { url } if !proxy.resolve_target() => Error::Connect {
+                url,
+                reason: format!("{via}: cannot resolve the proxy's host"),
+            },
+            other => other,
+        }
     }
 
     pub(crate) fn with_jar<T>(&self, f: impl FnOnce(&mut CookieStore) -> T) -> T {
@@ -696,7 +725,7 @@ impl Request {
                 self.run(builder.body(form).map_err(bad)?)
             }
         };
-        result.map_err(|e| Error::from_ureq(url.as_str(), e))
+        result.map_err(|e| self.client.error_for(url, e))
     }
 }
 

@@ -1,6 +1,7 @@
 //! `netkit ssh` and `netkit sftp` as processes against the real sshd.
 
 use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -891,6 +892,60 @@ fn on_a_terminal_the_passphrase_of_a_key_is_asked_for() {
     let (code, screen) = terminal.finish();
     assert_eq!(code, Some(0), "{screen}");
     assert!(screen.contains("unlocked-42"), "{screen}");
+
+    // The same key as the default ~/.ssh/id_ed25519, no -i: asked for too, as ssh does.
+    let home = work_dir().join("ssh-cli-locked-default-key");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    let default_key = home.join(".ssh/id_ed25519");
+    std::fs::copy(key("id_encrypted"), &default_key).unwrap();
+    std::fs::set_permissions(&default_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let line = format!(
+        "HOME={} {} ssh -p {} --known-hosts {} {} echo unlocked-$((6*7))",
+        home.display(),
+        netkit_bin().display(),
+        port(),
+        env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
+        dest()
+    );
+    let mut terminal = Terminal::start(&line);
+    terminal.wait_for(&format!(
+        "Enter passphrase for key '{}'",
+        default_key.display()
+    ));
+    terminal.type_keys(format!("{}\r", env("NETKIT_TEST_SSH_PASSPHRASE")).as_bytes());
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains("unlocked-42") && !screen.contains("password"),
+        "{screen}"
+    );
+    // Off a terminal, NETKIT_SSH_PASSPHRASE unlocks it.
+    let out = netkit(
+        &[
+            "ssh",
+            "-p",
+            &port().to_string(),
+            "--known-hosts",
+            &env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
+            &dest(),
+            "echo",
+            "unlocked",
+        ],
+        b"",
+        &[
+            ("HOME", home.display().to_string()),
+            ("NETKIT_SSH_PASSPHRASE", env("NETKIT_TEST_SSH_PASSPHRASE")),
+        ],
+    );
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        ),
+        (Some(0), "unlocked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

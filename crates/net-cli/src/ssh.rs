@@ -109,6 +109,9 @@ impl ConnectArgs {
             config.connect_timeout = secs.min(Duration::from_secs(10));
         }
         let passphrase = std::env::var("NETKIT_SSH_PASSPHRASE").ok();
+        if passphrase.is_some() && config.identities.is_empty() {
+            config.identities = Config::default_identities();
+        }
         for identity in &mut config.identities {
             identity.passphrase.clone_from(&passphrase);
         }
@@ -127,9 +130,15 @@ impl ConnectArgs {
 }
 
 /// Connects; on a terminal (unless BatchMode), asks for a key's passphrase when it is needed
-/// and for the password when the other methods fail, as ssh does.
+/// (a default key's only once the server has refused the others) and for the password when
+/// the other methods fail, as ssh does.
 pub fn connect(config: &mut Config) -> Result<Client, Failure> {
     let may_ask = !config.batch_mode && std::io::stdin().is_terminal();
+    let ask_passphrase = |path: &std::path::Path| {
+        let prompt = format!("Enter passphrase for key '{}': ", path.display());
+        rpassword::prompt_password(prompt).map_err(own)
+    };
+    let mut defaults_unlocked = false;
     loop {
         match Client::connect(config) {
             Err(Error::Key { path }) if may_ask => {
@@ -140,8 +149,30 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                 else {
                     return Err(own(Error::Key { path }));
                 };
-                let prompt = format!("Enter passphrase for key '{}': ", path.display());
-                identity.passphrase = Some(rpassword::prompt_password(prompt).map_err(own)?);
+                identity.passphrase = Some(ask_passphrase(&path)?);
+            }
+            Err(Error::Auth { .. })
+                if may_ask
+                    && !defaults_unlocked
+                    && config.identities.is_empty()
+                    && Config::default_identities()
+                        .iter()
+                        .any(Identity::is_encrypted) =>
+            {
+                defaults_unlocked = true;
+                let mut identities = Vec::new();
+                for mut identity in Config::default_identities() {
+                    if identity.is_encrypted() {
+                        // An empty answer skips the key, as in ssh.
+                        let passphrase = ask_passphrase(&identity.path)?;
+                        if passphrase.is_empty() {
+                            continue;
+                        }
+                        identity.passphrase = Some(passphrase);
+                    }
+                    identities.push(identity);
+                }
+                config.identities = identities;
             }
             Err(Error::Auth { .. }) if may_ask && config.password.is_none() => {
                 let prompt = format!("{}@{}'s password: ", config.user, config.host);

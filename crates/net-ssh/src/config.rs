@@ -1,6 +1,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use base64::Engine as _;
+
 use crate::Error;
 
 /// What to do with the server's host key.
@@ -77,6 +79,37 @@ impl Identity {
             path: path.into(),
             passphrase,
         }
+    }
+
+    /// Whether the key file is protected by a passphrase (OpenSSH, PEM or PKCS#8 format);
+    /// false when it cannot be read.
+    #[must_use]
+    pub fn is_encrypted(&self) -> bool {
+        let Ok(text) = std::fs::read_to_string(&self.path) else {
+            return false;
+        };
+        if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+            || text.contains("Proc-Type: 4,ENCRYPTED")
+        {
+            return true;
+        }
+        let Some(body) = text
+            .split("-----BEGIN OPENSSH PRIVATE KEY-----")
+            .nth(1)
+            .and_then(|rest| rest.split("-----END").next())
+        else {
+            return false;
+        };
+        let encoded: String = body.split_whitespace().collect();
+        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(encoded) else {
+            return false;
+        };
+        // PROTOCOL.key: the magic, then the cipher name as a length-prefixed string.
+        let cipher = bytes.strip_prefix(b"openssh-key-v1\0").and_then(|rest| {
+            let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+            rest.get(4..4 + len)
+        });
+        cipher.is_some_and(|name| name != b"none")
     }
 }
 
@@ -292,11 +325,20 @@ impl Config {
         Ok(params.proxy_jump.unwrap_or_default())
     }
 
-    /// The identities to try: the configured ones, or OpenSSH's default files that exist.
+    /// The identities to try: the configured ones, or [`default_identities`](Self::default_identities).
     pub(crate) fn identities_to_try(&self) -> Vec<Identity> {
         if !self.identities.is_empty() {
             return self.identities.clone();
         }
+        Config::default_identities()
+    }
+
+    /// OpenSSH's default key files that exist (`~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`),
+    /// without passphrases: tried when no identity is configured. One that is encrypted is
+    /// then skipped; a program that may ask a person can set these with the passphrases, as
+    /// ssh asks for them.
+    #[must_use]
+    pub fn default_identities() -> Vec<Identity> {
         ["id_ed25519", "id_ecdsa", "id_rsa"]
             .iter()
             .map(|name| home().join(".ssh").join(name))
@@ -383,6 +425,52 @@ mod tests {
         assert!(Config::from_destination("h:port").is_err());
         assert!(Config::from_destination("@h").is_err());
         assert!(Config::from_destination("").is_err());
+    }
+
+    #[test]
+    fn encrypted_keys_are_told_apart_in_every_format() {
+        let dir = std::env::temp_dir().join(format!("netkit-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let openssh = |cipher: &str| {
+            let mut blob = b"openssh-key-v1\0".to_vec();
+            blob.extend((cipher.len() as u32).to_be_bytes());
+            blob.extend(cipher.as_bytes());
+            blob.extend([0; 40]);
+            let body = base64::engine::general_purpose::STANDARD.encode(blob);
+            format!(
+                "-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n{}\n-----END OPENSSH PRIVATE KEY-----\n",
+                &body[..20],
+                &body[20..]
+            )
+        };
+        let cases = [
+            (openssh("aes256-ctr"), true),
+            (openssh("none"), false),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n".into(),
+                true,
+            ),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n".into(),
+                false,
+            ),
+            (
+                "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n".into(),
+                true,
+            ),
+            ("not a key".into(), false),
+        ];
+        for (i, (text, encrypted)) in cases.iter().enumerate() {
+            let path = dir.join(format!("key{i}"));
+            std::fs::write(&path, text).unwrap();
+            assert_eq!(
+                Identity::new(&path, None).is_encrypted(),
+                *encrypted,
+                "{text}"
+            );
+        }
+        assert!(!Identity::new(dir.join("missing"), None).is_encrypted());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

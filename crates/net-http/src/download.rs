@@ -132,6 +132,11 @@ fn disposition_params(value: &str) -> Vec<(String, String)> {
         let Some((name, after)) = rest.split_once('=') else {
             return params;
         };
+        // A parameter without a value (`attachment; inline; filename=x`): skip it.
+        if let Some(semicolon) = name.find(';') {
+            rest = &rest[semicolon + 1..];
+            continue;
+        }
         let after = after.trim_start();
         let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
             let mut value = String::new();
@@ -417,6 +422,7 @@ mod tests {
             ("attachment; filename*=koi8-r''x", None),
             ("inline", None),
             ("attachment; name=\"f\"", None),
+            ("attachment; odd; filename=x.bin", Some("x.bin")),
         ];
         for (value, want) in cases {
             assert_eq!(disposition_name(value).as_deref(), want, "{value}");

@@ -888,6 +888,9 @@ fn on_a_terminal_the_passphrase_of_a_key_is_asked_for() {
     .join(" ");
     let mut terminal = Terminal::start(&line);
     terminal.wait_for("Enter passphrase for key");
+    // A wrong passphrase is asked again, as ssh does.
+    terminal.type_keys(b"not-the-passphrase\r");
+    terminal.wait_for("Bad passphrase, try again");
     terminal.type_keys(format!("{}\r", env("NETKIT_TEST_SSH_PASSPHRASE")).as_bytes());
     let (code, screen) = terminal.finish();
     assert_eq!(code, Some(0), "{screen}");

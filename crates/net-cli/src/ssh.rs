@@ -139,17 +139,27 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
         rpassword::prompt_password(prompt).map_err(own)
     };
     let mut defaults_unlocked = false;
+    // Three tries per key, as ssh gives.
+    let mut retries = Vec::new();
     loop {
         match Client::connect(config) {
             Err(Error::Key { path }) if may_ask => {
+                let tries = retries.iter().filter(|p| **p == path).count();
                 let Some(identity) = config
                     .identities
                     .iter_mut()
-                    .find(|i| i.path == path && i.passphrase.is_none())
+                    .find(|i| i.path == path && i.is_encrypted())
+                    .filter(|i| i.passphrase.is_none() || tries < 2)
                 else {
                     return Err(own(Error::Key { path }));
                 };
-                identity.passphrase = Some(ask_passphrase(&path)?);
+                identity.passphrase = Some(if identity.passphrase.is_some() {
+                    retries.push(path.clone());
+                    let prompt = format!("Bad passphrase, try again for {}: ", path.display());
+                    rpassword::prompt_password(prompt).map_err(own)?
+                } else {
+                    ask_passphrase(&path)?
+                });
             }
             Err(Error::Auth { .. })
                 if may_ask

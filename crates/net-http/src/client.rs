@@ -1,6 +1,7 @@
 //! The client: connection pool, cookie jar, the request builder and the send loop
 //! (redirects, cookies on every hop, retries).
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -179,7 +180,12 @@ impl Client {
     /// # Errors
     /// [`Error::BadUrl`] when `url` is not an absolute http(s) URL.
     pub fn request(&self, method: &str, url: &str) -> Result<Request, Error> {
-        let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        let method = if method.bytes().any(|b| b.is_ascii_lowercase()) {
+            Cow::Owned(method.to_ascii_uppercase())
+        } else {
+            Cow::Borrowed(method)
+        };
+        let method = http::Method::from_bytes(method.as_bytes())
             .map_err(|_| Error::BadRequest(format!("bad method {method:?}")))?;
         Ok(Request {
             client: self.clone(),
@@ -290,14 +296,14 @@ pub(crate) fn parse_url(url: &str) -> Result<Url, Error> {
         url: url.to_owned(),
         reason,
     };
-    let with_scheme = if url.contains("://") {
-        url.to_owned()
+    let parsed = if url.contains("://") {
+        Url::parse(url)
     } else if let Some(rest) = url.strip_prefix(':') {
-        format!("http://localhost:{rest}")
+        Url::parse(&format!("http://localhost:{rest}"))
     } else {
-        format!("http://{url}")
-    };
-    let parsed = Url::parse(&with_scheme).map_err(|e| bad(e.to_string()))?;
+        Url::parse(&format!("http://{url}"))
+    }
+    .map_err(|e| bad(e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad(format!("unsupported scheme {}", parsed.scheme())));
     }
@@ -654,7 +660,7 @@ impl Request {
                 digest = None;
                 continue;
             }
-            return Ok(Response::new(response, url.to_string(), config.body_limit));
+            return Ok(Response::new(response, url.into(), config.body_limit));
         }
     }
 

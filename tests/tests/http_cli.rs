@@ -563,7 +563,7 @@ fn download_progress_only_on_a_terminal() {
 }
 
 #[test]
-fn stdin_is_the_body_with_at_dash_or_when_redirected_from_a_file() {
+fn stdin_is_the_body_with_at_dash_when_redirected_or_piped_into_a_post() {
     let server = EchoServer::start();
     let url = server.url("/echo");
     let run = |args: &[&str], stdin: std::process::Stdio| {
@@ -613,18 +613,62 @@ fn stdin_is_the_body_with_at_dash_or_when_redirected_from_a_file() {
         std::fs::File::open(&file).unwrap().into(),
     ));
     assert_eq!(got["body"], "{\"k\":\"v\"}");
-    // A pipe without `@-` is left alone: a script's open stdin never holds the request up.
+    // A pipe into an explicit POST, PUT or PATCH is the body, as in httpie's
+    // `echo '{...}' | http PUT URL`, read to its end however slowly it comes.
     let mut child = Command::new(netkit_bin())
-        .args(["http", &url])
+        .args(["http", "patch", &url])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let open_pipe = child.stdin.take().unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    pipe.write_all(b"{\"late\": ").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    pipe.write_all(b"true}").unwrap();
+    drop(pipe);
     let got = ok_json(&child.wait_with_output().unwrap());
-    drop(open_pipe);
+    assert_eq!(
+        (got["method"].as_str(), got["body"].as_str()),
+        (Some("PATCH"), Some("{\"late\": true}"))
+    );
+    // A pipe closed empty is no body: a POST says Content-Length: 0.
+    let got = ok_json(&run(&["POST", &url], std::process::Stdio::piped()));
+    assert_eq!(got["headers"]["content-length"], "0");
+    // A pipe left open and silent (a script's stdin) holds a POST up for a few seconds and is
+    // then left out with a warning; a GET never waits for it.
+    let open = |args: &[&str]| {
+        let mut child = Command::new(netkit_bin())
+            .arg("http")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let open_pipe = child.stdin.take().unwrap();
+        let started = std::time::Instant::now();
+        let out = child.wait_with_output().unwrap();
+        drop(open_pipe);
+        (out, started.elapsed())
+    };
+    let (out, took) = open(&[&url]);
+    let got = ok_json(&out);
     assert_eq!(
         (got["method"].as_str(), got["body"].as_str()),
         (Some("GET"), Some(""))
     );
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    let (out, took) = open(&["POST", &url]);
+    let got = ok_json(&out);
+    assert_eq!(
+        (
+            got["method"].as_str(),
+            got["headers"]["content-length"].as_str()
+        ),
+        (Some("POST"), Some("0"))
+    );
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nothing came through the pipe"), "{stderr}");
 }

@@ -1,6 +1,8 @@
 //! `netkit http`: argument parsing and printing only (httpie/xh conventions).
 
 use std::io::{IsTerminal as _, Read as _, Write};
+use std::os::fd::AsFd as _;
+use std::os::unix::fs::FileTypeExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -31,7 +33,8 @@ Items:
   field=@file       string read from a file   field:=@file   JSON read from a file
   @file             the file is the body    @-             stdin is the body
 
-A stdin redirected from a file (`< data.json`) is the body when no item gives one (not with -I).
+A stdin redirected from a file (`< data.json`) is the body when no item gives one (not with -I);
+so is a pipe into an explicit POST, PUT or PATCH, if its first bytes come within 5 s.
 
 Output: on a terminal, the response headers and body (JSON pretty-printed, colours unless
 NO_COLOR); piped, the raw body only. --print takes H (request headers), B (request body),
@@ -128,7 +131,7 @@ pub struct Args {
     /// Build and print the request; send nothing.
     #[arg(long)]
     offline: bool,
-    /// Do not take a stdin redirected from a file as the body.
+    /// Do not take a stdin redirected from a file or piped into POST/PUT/PATCH as the body.
     #[arg(short = 'I', long)]
     ignore_stdin: bool,
     /// Print help.
@@ -145,14 +148,18 @@ pub fn run(args: Args) -> Outcome {
         body_file,
     } = split_words(&args.words).code(USAGE)?;
     // As httpie: stdin redirected from a file (`< data.json`) is the body when nothing else
-    // is. A pipe is read only when asked (`@-`): a script whose stdin is a pipe left open
-    // would otherwise hang.
+    // is, and so is a pipe into an explicit POST, PUT or PATCH.
     let body_file = body_file.or_else(|| {
-        let redirected = !args.ignore_stdin
-            && !items.iter().any(Item::is_data)
-            && args.raw.is_none()
-            && std::fs::metadata(STDIN).is_ok_and(|m| m.is_file());
-        redirected.then(|| PathBuf::from(STDIN))
+        let no_body = !args.ignore_stdin && !items.iter().any(Item::is_data) && args.raw.is_none();
+        let stdin = no_body.then(|| std::fs::metadata(STDIN).ok()).flatten()?;
+        let takes_body = method.is_some_and(|m| {
+            ["POST", "PUT", "PATCH"]
+                .iter()
+                .any(|b| m.eq_ignore_ascii_case(b))
+        });
+        let body =
+            stdin.is_file() || (stdin.file_type().is_fifo() && takes_body && pipe_has_body());
+        body.then(|| PathBuf::from(STDIN))
     });
     let client = Client::new(config(&args)?).map_err(failure)?;
     let mut session = match &args.session {
@@ -286,6 +293,32 @@ struct Words<'a> {
 
 /// Where the body of `@-` and of a redirected stdin is read from.
 const STDIN: &str = "/dev/stdin";
+
+/// How long a pipe into POST, PUT or PATCH may stay silent before the request goes without it.
+const PIPE_WAIT_MS: u16 = 5000;
+
+/// Whether the pipe on stdin brings a body: its first bytes arrive within [`PIPE_WAIT_MS`]
+/// (after them it is read to its end, however slowly). A pipe closed empty brings none, and
+/// one that stays open and silent, as a script's stdin may, is left alone with a warning
+/// rather than holding the request up for ever (httpie waits for ever).
+fn pipe_has_body() -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let stdin = std::io::stdin();
+    let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::from(PIPE_WAIT_MS)) {
+        Ok(0) => {
+            eprintln!(
+                "netkit: warning: nothing came through the pipe on stdin in {} s; sending no body (`@-` waits for it, -I skips it)",
+                PIPE_WAIT_MS / 1000
+            );
+            false
+        }
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN)),
+        Err(_) => false,
+    }
+}
 
 /// `[METHOD] URL [ITEM...]` into its parts; `@file` names the body file, `@-` stdin.
 fn split_words(words: &[String]) -> anyhow::Result<Words<'_>> {

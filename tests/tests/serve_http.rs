@@ -251,6 +251,11 @@ fn directories_list_their_entries_or_serve_index_html() {
     assert!(html.contains(">a&amp;b &lt;c&gt;.txt</a>"), "{html}");
     assert!(html.contains("href=\"a%26b%20%3Cc%3E.txt\""), "{html}");
     assert!(html.contains("href=\"sub%20dir/\""), "{html}");
+    // A listing is made per request: it offers no ranges (nginx's autoindex neither); a file does.
+    let got = curl(&[&format!("{url}/")]);
+    assert_eq!(got.header("accept-ranges"), None);
+    let got = curl(&[&format!("{url}/with-index/index.html")]);
+    assert_eq!(got.header("accept-ranges").as_deref(), Some("bytes"));
 
     let got = curl(&[&format!("{url}/with-index/")]);
     assert_eq!(

@@ -530,7 +530,8 @@ impl HttpConn {
         if !head.etag.is_empty() {
             let _ = write!(buf, "ETag: {}\r\n", head.etag);
         }
-        if matches!(head.status, 200 | 206 | 304 | 416) {
+        // Only a file has ranges (and an ETag): a listing or an error page is made per request.
+        if !head.etag.is_empty() {
             buf.extend_from_slice(b"Accept-Ranges: bytes\r\n");
         }
         for (name, value) in head.extra {

@@ -503,6 +503,20 @@ fn sftp_put_get_ls_mkdir_mv_rm() {
         err.contains("no such file") && err.lines().count() == 1,
         "{err}"
     );
+    // A local path that cannot be written is named as given, not as the `.part` beside it.
+    ok(sftp(&[
+        "put",
+        local.to_str().unwrap(),
+        &remote("a/again.txt"),
+    ]));
+    let nowhere = work_dir().join("sftp-cli-missing-dir/back.txt");
+    let out = sftp(&["get", &remote("a/again.txt"), nowhere.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}: No such file", nowhere.display())) && !err.contains(".part"),
+        "{err}"
+    );
     let out = sftp(&["ls", "not-a-remote-path"]);
     assert_eq!(out.status.code(), Some(2));
 }

@@ -376,7 +376,8 @@ impl Client {
         let mut part = local.as_os_str().to_owned();
         part.push(".part");
         let part = PathBuf::from(part);
-        let target = File::create(&part).map_err(Self::local(&part))?;
+        // Errors name the file the caller asked for: `.part` is ours.
+        let target = File::create(&part).map_err(Self::local(local))?;
         progress(0, total);
         let target = receive_overlapped(&mut source, target, &mut |received| {
             progress(received, total);
@@ -388,12 +389,12 @@ impl Client {
                 reason: e.to_string(),
             },
             Copy::Write(source) => Error::Local {
-                path: part.clone(),
+                path: local.to_owned(),
                 source,
             },
         })?;
         if options.fsync {
-            target.sync_all().map_err(Self::local(&part))?;
+            target.sync_all().map_err(Self::local(local))?;
         }
         if options.preserve {
             use std::os::unix::fs::PermissionsExt as _;

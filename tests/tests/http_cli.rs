@@ -140,6 +140,10 @@ fn bad_input_is_a_one_line_error_with_exit_2() {
         "/no/such/ca.pem",
     );
     one_line_error(&http(&[&server.url("/echo"), "-p", "Hx"]), 2, "--print");
+    // The file asked for is named, not the `.part` beside it.
+    let out = http(&["-d", &server.url("/echo"), "-o", "/no/such/dir/x"]);
+    one_line_error(&out, 2, "/no/such/dir/x: ");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(".part"));
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -316,7 +316,8 @@ impl Request {
             (file, have, total)
         } else {
             let total = response.content_length();
-            let file = File::create(&part).map_err(file_error(&part))?;
+            // Errors writing name the file asked for: `.part` is ours.
+            let file = File::create(&part).map_err(file_error(dest))?;
             (file, 0, total)
         };
         let mut reader = response.reader();
@@ -341,12 +342,12 @@ impl Request {
                     });
                 }
             };
-            file.write_all(&buf[..n]).map_err(file_error(&part))?;
+            file.write_all(&buf[..n]).map_err(file_error(dest))?;
             done += n as u64;
             progress(Progress { done, total });
         }
         if options.fsync {
-            file.sync_all().map_err(file_error(&part))?;
+            file.sync_all().map_err(file_error(dest))?;
         }
         if let Some(expected) = total
             && done != expected

@@ -9,6 +9,12 @@ pub mod ssh;
 
 use std::path::PathBuf;
 
+/// A host name that cannot resolve, known without asking any name server: the resolver refuses
+/// a label over 63 octets before it sends a query. (A name under `.invalid` still goes to the
+/// machine's name server, which is not on loopback.)
+pub const UNRESOLVABLE_HOST: &str =
+    "no-such-host-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.invalid";
+
 /// The value of an environment variable set by `cargo xtask test`.
 ///
 /// # Panics

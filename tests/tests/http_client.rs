@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use net_http::{Auth, Client, ClientConfig, DownloadOptions, Error, Part, Retry, Session};
 use netkit_tests::http_echo::{EchoServer, hex};
-use netkit_tests::{env, work_dir};
+use netkit_tests::{UNRESOLVABLE_HOST, env, work_dir};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
@@ -638,7 +638,7 @@ fn bad_urls_and_unreachable_hosts_are_typed_errors() {
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
     assert!(err.to_string().contains(&closed.to_string()), "{err}");
     let err = client
-        .get("http://no-such-host.invalid/")
+        .get(&format!("http://{UNRESOLVABLE_HOST}/"))
         .unwrap()
         .send()
         .unwrap_err();

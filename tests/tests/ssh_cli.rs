@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use netkit_tests::ssh::{WAIT_FOR_43X132, dest, key, port, remote_dir};
-use netkit_tests::{env, netkit_bin, work_dir};
+use netkit_tests::{UNRESOLVABLE_HOST, env, netkit_bin, work_dir};
 
 fn netkit(args: &[&str], stdin: &[u8], vars: &[(&str, String)]) -> Output {
     let mut child = Command::new(netkit_bin())
@@ -261,11 +261,11 @@ fn dash_j_goes_through_jump_hosts_for_ssh_and_sftp() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = ssh_with(&["-J", "no-such-host.invalid"], &["true"], b"");
+    let out = ssh_with(&["-J", UNRESOLVABLE_HOST], &["true"], b"");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(255), "{err}");
     assert!(
-        err.contains("no-such-host.invalid") && err.lines().count() == 1,
+        err.contains(UNRESOLVABLE_HOST) && err.lines().count() == 1,
         "{err}"
     );
 }
@@ -591,7 +591,7 @@ fn host_aliases_from_an_ssh_config_file() {
             f,
             "--known-hosts",
             &kh,
-            "no-such-alias.invalid",
+            UNRESOLVABLE_HOST,
             "true",
         ],
         b"",
@@ -600,7 +600,7 @@ fn host_aliases_from_an_ssh_config_file() {
     assert_eq!(out.status.code(), Some(255));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.lines().count() == 1 && err.contains("no-such-alias.invalid"),
+        err.lines().count() == 1 && err.contains(UNRESOLVABLE_HOST),
         "{err}"
     );
     let out = netkit(

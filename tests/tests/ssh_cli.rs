@@ -1037,3 +1037,52 @@ fn many_hosts_adding_their_keys_at_once_keep_known_hosts_whole() {
         );
     }
 }
+
+#[test]
+fn on_a_terminal_the_password_is_asked_for_the_host_that_wants_it() {
+    let password = format!("{}\r", env("NETKIT_TEST_SSH_PASSWORD"));
+    let user = env("NETKIT_TEST_SSH_USER");
+    // The target refuses the key: its password is asked for, as ssh does.
+    let line = format!(
+        "{} ssh -p {} --known-hosts {} -i {} {} echo by-password-$((6*7))",
+        netkit_bin().display(),
+        port(),
+        env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
+        key("id_unknown").display(),
+        dest()
+    );
+    let mut terminal = Terminal::start(&line);
+    terminal.wait_for(&format!("{user}@127.0.0.1's password:"));
+    terminal.type_keys(password.as_bytes());
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("by-password-42"), "{screen}");
+
+    // A jump host that refuses its key: the password is asked for it, and the target behind
+    // it still logs in with its own key.
+    let file = work_dir().join("ssh-config-jump-password");
+    std::fs::write(
+        &file,
+        format!(
+            "Host nk-jump\n    HostName 127.0.0.1\n    Port {port}\n    User {user}\n    IdentityFile {}\n\
+             Host nk-target\n    HostName 127.0.0.1\n    Port {port}\n    User {user}\n    IdentityFile {}\n    ProxyJump nk-jump\n",
+            key("id_unknown").display(),
+            key("id_ed25519").display(),
+            port = port(),
+        ),
+    )
+    .unwrap();
+    let line = format!(
+        "{} ssh -F {} --known-hosts {} nk-target echo jumped-$((6*7))",
+        netkit_bin().display(),
+        file.display(),
+        env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
+    );
+    let mut terminal = Terminal::start(&line);
+    terminal.wait_for(&format!("{user}@127.0.0.1's password:"));
+    terminal.type_keys(password.as_bytes());
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("jumped-42"), "{screen}");
+    assert_eq!(screen.matches("password:").count(), 1, "{screen}");
+}

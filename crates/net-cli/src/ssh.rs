@@ -184,13 +184,40 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                 }
                 config.identities = identities;
             }
-            Err(Error::Auth { .. }) if may_ask && config.password.is_none() => {
-                let prompt = format!("{}@{}'s password: ", config.user, config.host);
-                config.password = Some(rpassword::prompt_password(prompt).map_err(own)?);
+            Err(error) => {
+                let ask = match &error {
+                    Error::Auth { host, user, .. } if may_ask => hop_to_ask(config, host, user)
+                        .map(|hop| (hop, format!("{user}@{host}'s password: "))),
+                    _ => None,
+                };
+                let Some((hop, prompt)) = ask else {
+                    return Err(own(error));
+                };
+                hop.password = Some(rpassword::prompt_password(prompt).map_err(own)?);
             }
-            other => return other.map_err(own),
+            Ok(client) => return Ok(client),
         }
     }
+}
+
+/// The host in `config`'s chain (the target or a jump host) whose authentication as `user`
+/// failed and that has no password yet: jump hosts are connected first, so the deepest match.
+fn hop_to_ask<'a>(config: &'a mut Config, host: &str, user: &str) -> Option<&'a mut Config> {
+    let mut depth = None;
+    let mut hop = Some(&*config);
+    let mut level = 0;
+    while let Some(c) = hop {
+        if c.host == host && c.user == user && c.password.is_none() {
+            depth = Some(level);
+        }
+        hop = c.jump.as_deref();
+        level += 1;
+    }
+    let mut hop = config;
+    for _ in 0..depth? {
+        hop = hop.jump.as_deref_mut()?;
+    }
+    Some(hop)
 }
 
 fn own(error: impl Into<anyhow::Error>) -> Failure {

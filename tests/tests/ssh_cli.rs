@@ -738,6 +738,16 @@ fn dash_d_is_a_socks_proxy_through_the_server_and_dash_n_waits_for_a_signal() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // -N: the one session carries the forward, as with ssh (there was a second, idle one).
+    let ss = Command::new("ss")
+        .args(["-tnpH", "state", "established"])
+        .arg(format!("dport = :{}", port()))
+        .output()
+        .expect("ss (iproute2)");
+    let sessions = String::from_utf8_lossy(&ss.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("pid={},", child.id())))
+        .count();
     // -N: no command runs; SIGTERM ends it, with success.
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
@@ -751,6 +761,7 @@ fn dash_d_is_a_socks_proxy_through_the_server_and_dash_n_waits_for_a_signal() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(sessions, 1, "{}", String::from_utf8_lossy(&ss.stdout));
 }
 
 #[test]

@@ -326,15 +326,18 @@ pub fn run(mut args: Args) -> Outcome {
     if args.tty && !on_terminal {
         eprintln!("netkit: no remote terminal: stdin is not a terminal");
     }
+    if args.no_command && !command.is_empty() {
+        return Err(own(anyhow!("-N runs no command, but one was given")));
+    }
     let terminal = ((command.is_empty() || args.tty) && on_terminal).then(local_terminal);
     let mut config = args.connect.config(dest, args.port)?;
     let client = connect(&mut config)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let forwards = start_forwards(&args, &mut config, &stop)?;
     if args.no_command {
-        if !command.is_empty() {
-            return Err(own(anyhow!("-N runs no command, but one was given")));
-        }
+        // The session has nothing to run: the first forward takes it (without forwards it is
+        // held open, as by ssh -N).
+        let mut spare = Some(client);
+        let forwards = start_forwards(&args, &mut config, &mut spare, &stop)?;
         let mut signals = signal_hook::iterator::Signals::new([
             signal_hook::consts::SIGINT,
             signal_hook::consts::SIGTERM,
@@ -345,6 +348,7 @@ pub fn run(mut args: Args) -> Outcome {
         end_forwards(&stop, forwards);
         return Ok(ExitCode::SUCCESS);
     }
+    let forwards = start_forwards(&args, &mut config, &mut None, &stop)?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin().lock();
@@ -469,9 +473,15 @@ type Forward = std::thread::JoinHandle<Result<(), Error>>;
 fn start_forwards(
     args: &Args,
     config: &mut Config,
+    spare: &mut Option<Client>,
     stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<Vec<Forward>, Failure> {
     let exit_on_failure = config.exit_on_forward_failure;
+    // Each forward has a session of its own; `spare`, already open, goes to the first.
+    let mut session = |config: &mut Config| match spare.take() {
+        Some(client) => Ok(client),
+        None => connect(config),
+    };
     let failed = |flag: &str, spec: &str, reason: String| {
         let message = format!("{flag} {spec}: {reason}");
         if exit_on_failure {
@@ -493,7 +503,7 @@ fn start_forwards(
         let Some(listener) = listen("-L", spec, bind, lport)? else {
             continue;
         };
-        let tunnel = connect(config)?;
+        let tunnel = session(config)?;
         let (stop, host) = (std::sync::Arc::clone(stop), host.to_owned());
         forwards.push(std::thread::spawn(move || {
             tunnel.forward_local(&listener, &host, port, &stop)
@@ -501,7 +511,7 @@ fn start_forwards(
     }
     for spec in &args.remote_forward {
         let (bind, rport, host, port) = parse_forward("-R", spec).map_err(own)?;
-        let mut remote = match connect(config)?.listen_remote(bind, rport) {
+        let mut remote = match session(config)?.listen_remote(bind, rport) {
             Ok(remote) => remote,
             Err(e) => {
                 failed("-R", spec, e.to_string())?;
@@ -528,7 +538,7 @@ fn start_forwards(
         let Some(listener) = listen("-D", spec, bind, port)? else {
             continue;
         };
-        let tunnel = connect(config)?;
+        let tunnel = session(config)?;
         let stop = std::sync::Arc::clone(stop);
         forwards.push(std::thread::spawn(move || {
             tunnel.forward_dynamic(&listener, &stop)

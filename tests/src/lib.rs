@@ -39,6 +39,61 @@ pub fn work_dir() -> PathBuf {
     PathBuf::from(env("NETKIT_TEST_WORK"))
 }
 
+/// A process a test started, killed (SIGKILL) and reaped when dropped: a test that fails while
+/// it runs must not leave it running, holding the run's output open (a `cargo xtask test | grep`
+/// would wait for it).
+pub struct Spawned(Option<std::process::Child>);
+
+impl Spawned {
+    /// Starts `command`.
+    ///
+    /// # Panics
+    /// When it cannot start.
+    #[must_use]
+    pub fn start(command: &mut std::process::Command) -> Spawned {
+        let program = command.get_program().to_string_lossy().into_owned();
+        match command.spawn() {
+            Ok(child) => Spawned(Some(child)),
+            Err(e) => panic!("cannot run {program}: {e}"),
+        }
+    }
+
+    /// Waits for the exit, collecting the piped stdout and stderr.
+    ///
+    /// # Panics
+    /// When waiting fails.
+    #[must_use]
+    pub fn wait_with_output(mut self) -> std::process::Output {
+        self.0
+            .take()
+            .expect("waited once")
+            .wait_with_output()
+            .expect("wait")
+    }
+}
+
+impl std::ops::Deref for Spawned {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        self.0.as_ref().expect("not yet waited")
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("not yet waited")
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Waits until `path` holds at least `bytes` bytes, so that a test interrupts a transfer
 /// midway rather than after a guessed delay (a loaded CI machine may not have started it).
 ///
@@ -64,7 +119,7 @@ pub fn wait_for_file_size(path: &std::path::Path, bytes: u64, child: &mut std::p
 /// A `netkit serve ...` process started by a test, stopped (SIGKILL) when dropped.
 pub struct Served {
     /// The process.
-    pub child: std::process::Child,
+    pub child: Spawned,
     /// The addresses it printed in its `listening on ADDR` lines.
     pub addrs: Vec<std::net::SocketAddr>,
     /// Everything it has written to stderr so far.
@@ -92,11 +147,11 @@ impl Served {
     #[must_use]
     pub fn start_with(command: &mut std::process::Command) -> Served {
         use std::io::BufRead;
-        let mut child = command
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("cannot start netkit serve");
+        let mut child = Spawned::start(
+            command
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped()),
+        );
         let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let pipe = child.stderr.take().expect("piped stderr");
@@ -122,7 +177,6 @@ impl Served {
             addrs.push(addr.expect("a socket address after 'listening on'"));
         }
         if addrs.is_empty() {
-            let _ = child.kill();
             panic!("netkit serve did not start: {}", stderr.lock().unwrap());
         }
         Served {
@@ -159,12 +213,5 @@ impl Served {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

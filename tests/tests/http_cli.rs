@@ -417,10 +417,13 @@ fn downloads_write_the_file_and_resume_after_a_kill() {
     let dest = dir.join("resumed.bin");
     let part = dir.join("resumed.bin.part");
     let slow = format!("{}/slow/cli-resume.bin", env("NETKIT_TEST_NGINX_URL"));
-    let mut child = Command::new(netkit_bin())
-        .args(["http", "-d", &slow, "-o", dest.to_str().unwrap()])
-        .spawn()
-        .unwrap();
+    let mut child = netkit_tests::Spawned::start(Command::new(netkit_bin()).args([
+        "http",
+        "-d",
+        &slow,
+        "-o",
+        dest.to_str().unwrap(),
+    ]));
     netkit_tests::wait_for_file_size(&part, 1 << 20, &mut child);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -579,18 +582,18 @@ fn stdin_is_the_body_with_at_dash_when_redirected_or_piped_into_a_post() {
             .unwrap()
     };
     // `@-` reads a pipe to its end, however it is fed.
-    let mut child = Command::new(netkit_bin())
-        .args(["http", "PUT", &url, "@-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(["http", "PUT", &url, "@-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped()),
+    );
     let mut pipe = child.stdin.take().unwrap();
     pipe.write_all(b"from a ").unwrap();
     std::thread::sleep(Duration::from_millis(100));
     pipe.write_all(b"pipe\n").unwrap();
     drop(pipe);
-    let got = ok_json(&child.wait_with_output().unwrap());
+    let got = ok_json(&child.wait_with_output());
     assert_eq!(
         (got["method"].as_str(), got["body"].as_str()),
         (Some("PUT"), Some("from a pipe\n"))
@@ -619,19 +622,19 @@ fn stdin_is_the_body_with_at_dash_when_redirected_or_piped_into_a_post() {
     assert_eq!(got["body"], "{\"k\":\"v\"}");
     // A pipe into an explicit POST, PUT or PATCH is the body, as in httpie's
     // `echo '{...}' | http PUT URL`, read to its end however slowly it comes.
-    let mut child = Command::new(netkit_bin())
-        .args(["http", "patch", &url])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(["http", "patch", &url])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped()),
+    );
     let mut pipe = child.stdin.take().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     pipe.write_all(b"{\"late\": ").unwrap();
     std::thread::sleep(Duration::from_millis(300));
     pipe.write_all(b"true}").unwrap();
     drop(pipe);
-    let got = ok_json(&child.wait_with_output().unwrap());
+    let got = ok_json(&child.wait_with_output());
     assert_eq!(
         (got["method"].as_str(), got["body"].as_str()),
         (Some("PATCH"), Some("{\"late\": true}"))
@@ -642,17 +645,17 @@ fn stdin_is_the_body_with_at_dash_when_redirected_or_piped_into_a_post() {
     // A pipe left open and silent (a script's stdin) holds a POST up for a few seconds and is
     // then left out with a warning; a GET never waits for it.
     let open = |args: &[&str]| {
-        let mut child = Command::new(netkit_bin())
-            .arg("http")
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = netkit_tests::Spawned::start(
+            Command::new(netkit_bin())
+                .arg("http")
+                .args(args)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        );
         let open_pipe = child.stdin.take().unwrap();
         let started = std::time::Instant::now();
-        let out = child.wait_with_output().unwrap();
+        let out = child.wait_with_output();
         drop(open_pipe);
         (out, started.elapsed())
     };

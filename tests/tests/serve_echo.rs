@@ -56,18 +56,18 @@ fn two_hundred_clients_get_one_mib_back_byte_exact() {
 #[test]
 fn connect_half_closes_and_prints_until_the_peer_closes() {
     let served = Served::start(&["echo", "--bind", "127.0.0.1:0"]);
-    let mut child = Command::new(netkit_bin())
-        .args(["connect", &served.addrs[0].to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(["connect", &served.addrs[0].to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+    );
     let mut data = vec![0u8; 3 << 20];
     rand::rng().fill_bytes(&mut data);
     let mut stdin = child.stdin.take().unwrap();
     let sent = data.clone();
     let feeder = std::thread::spawn(move || stdin.write_all(&sent).unwrap());
-    let out = child.wait_with_output().unwrap();
+    let out = child.wait_with_output();
     feeder.join().unwrap();
     assert!(out.status.success(), "{:?}", out.status);
     assert!(out.stdout == data, "netkit connect lost or changed bytes");
@@ -77,14 +77,14 @@ fn connect_half_closes_and_prints_until_the_peer_closes() {
     for addr in &both.addrs {
         let ip = addr.ip().to_string();
         let port = addr.port().to_string();
-        let mut child = Command::new(netkit_bin())
-            .args(["connect", &ip, &port])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = netkit_tests::Spawned::start(
+            Command::new(netkit_bin())
+                .args(["connect", &ip, &port])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped()),
+        );
         child.stdin.take().unwrap().write_all(b"apart\n").unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = child.wait_with_output();
         assert_eq!(
             (out.status.code(), out.stdout.as_slice()),
             (Some(0), &b"apart\n"[..]),

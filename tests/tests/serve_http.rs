@@ -447,12 +447,12 @@ fn sigterm_during_a_large_download_lets_it_finish_and_exits_0() {
         root.to_str().unwrap(),
     ]);
     let out_path = netkit_tests::work_dir().join("sigterm-download.bin");
-    let mut download = Command::new("curl")
-        .args(["-s", "-S", "--limit-rate", "16M", "-o"])
-        .arg(&out_path)
-        .arg(format!("{}/large.bin", served.url()))
-        .spawn()
-        .unwrap();
+    let mut download = netkit_tests::Spawned::start(
+        Command::new("curl")
+            .args(["-s", "-S", "--limit-rate", "16M", "-o"])
+            .arg(&out_path)
+            .arg(format!("{}/large.bin", served.url())),
+    );
     netkit_tests::wait_for_file_size(&out_path, 1 << 20, &mut download);
     let status = served.terminate(Duration::from_secs(20));
     assert!(status.success(), "netkit serve exited with {status}");

@@ -9,23 +9,23 @@ use netkit_tests::ssh::{WAIT_FOR_43X132, dest, key, port, remote_dir};
 use netkit_tests::{UNRESOLVABLE_HOST, env, netkit_bin, work_dir};
 
 fn netkit(args: &[&str], stdin: &[u8], vars: &[(&str, String)]) -> Output {
-    let mut child = Command::new(netkit_bin())
-        .args(args)
-        .env_remove("SSH_AUTH_SOCK")
-        .env_remove("NETKIT_SSH_PASSWORD")
-        .env_remove("NETKIT_SSH_PASSPHRASE")
-        .envs(vars.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(args)
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("NETKIT_SSH_PASSWORD")
+            .env_remove("NETKIT_SSH_PASSPHRASE")
+            .envs(vars.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     let mut input = child.stdin.take().unwrap();
     let data = stdin.to_vec();
     let feeder = std::thread::spawn(move || {
         let _ = input.write_all(&data);
     });
-    let out = child.wait_with_output().unwrap();
+    let out = child.wait_with_output();
     feeder.join().unwrap();
     out
 }
@@ -72,7 +72,7 @@ fn netkit_line(flags: &[&str], words: &[&str]) -> String {
 /// The shell command `line` running on a terminal of its own, from `script` (util-linux;
 /// bsdutils on Debian and Ubuntu): keys go in, the screen is collected as it comes.
 struct Terminal {
-    child: std::process::Child,
+    child: netkit_tests::Spawned,
     keys: Option<std::process::ChildStdin>,
     screen: std::sync::Arc<std::sync::Mutex<String>>,
     reader: Option<std::thread::JoinHandle<()>>,
@@ -82,14 +82,14 @@ struct Terminal {
 impl Terminal {
     /// Starts `line`; every wait below ends within 30 s of this.
     fn start(line: &str) -> Terminal {
-        let mut child = Command::new("script")
-            .args(["-q", "-e", "-c", line, "/dev/null"])
-            .env_remove("SSH_AUTH_SOCK")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cannot run `script` (util-linux), which this test needs for a terminal");
+        let mut child = netkit_tests::Spawned::start(
+            Command::new("script")
+                .args(["-q", "-e", "-c", line, "/dev/null"])
+                .env_remove("SSH_AUTH_SOCK")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        );
         let mut stdout = child.stdout.take().unwrap();
         let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let reader = {
@@ -536,11 +536,11 @@ fn an_upload_killed_midway_leaves_no_target() {
     args.extend(common.iter().map(String::as_str));
     let remote = format!("{}:{}", dest(), target.display());
     args.extend([local.to_str().unwrap(), remote.as_str()]);
-    let mut child = Command::new(netkit_bin())
-        .args(&args)
-        .env_remove("SSH_AUTH_SOCK")
-        .spawn()
-        .unwrap();
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(&args)
+            .env_remove("SSH_AUTH_SOCK"),
+    );
     let temp = net_ssh::upload_temp_name(&target);
     netkit_tests::wait_for_file_size(&temp, 16 << 20, &mut child);
     child.kill().unwrap();
@@ -691,13 +691,13 @@ fn dash_d_is_a_socks_proxy_through_the_server_and_dash_n_waits_for_a_signal() {
         "127.0.0.1:0",
     ]);
     let dport = free_port().to_string();
-    let child = Command::new(netkit_bin())
-        .args(ssh_args(&["-N", "-D", &dport], &[]))
-        .env_remove("SSH_AUTH_SOCK")
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(ssh_args(&["-N", "-D", &dport], &[]))
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
     let url = format!("http://127.0.0.1:{}/hello.txt", http.addrs[0].port());
     let proxy = format!("127.0.0.1:{dport}");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -754,7 +754,7 @@ fn dash_d_is_a_socks_proxy_through_the_server_and_dash_n_waits_for_a_signal() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = child.wait_with_output();
     assert!(
         out.status.success(),
         "{:?} {}",
@@ -769,12 +769,12 @@ fn local_forwarding_carries_bytes_both_ways_while_the_command_runs() {
     let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
     let lport = free_port();
     let spec = format!("{lport}:127.0.0.1:{}", echo.addrs[0].port());
-    let mut child = Command::new(netkit_bin())
-        .args(ssh_args(&["-L", &spec], &["sleep", "3"]))
-        .env_remove("SSH_AUTH_SOCK")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(ssh_args(&["-L", &spec], &["sleep", "3"]))
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null()),
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut stream = loop {
         if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", lport)) {

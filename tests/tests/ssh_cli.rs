@@ -960,6 +960,33 @@ fn on_a_terminal_the_passphrase_of_a_key_is_asked_for() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // Through a jump host that wants the same key: one question serves both hosts, for a key
+    // given with -i and for a default one.
+    let jump = jump_dest();
+    let known_hosts = env("NETKIT_TEST_SSH_KNOWN_HOSTS");
+    let port = port().to_string();
+    let encrypted = key("id_encrypted").display().to_string();
+    let netkit_bin = netkit_bin().display().to_string();
+    let home_var = format!("HOME={}", home.display());
+    let lines = [
+        ["", &netkit_bin, "ssh", "-i", &encrypted, "-J", &jump],
+        [&home_var, &netkit_bin, "ssh", "-J", &jump, "", ""],
+    ];
+    for words in lines {
+        let line = format!(
+            "{} -p {port} --known-hosts {known_hosts} {} echo both-$((6*7))",
+            words.join(" "),
+            dest()
+        );
+        let mut terminal = Terminal::start(&line);
+        terminal.wait_for("Enter passphrase for key");
+        terminal.type_keys(format!("{}\r", env("NETKIT_TEST_SSH_PASSPHRASE")).as_bytes());
+        let (code, screen) = terminal.finish();
+        assert_eq!(code, Some(0), "{line}: {screen}");
+        assert!(screen.contains("both-42"), "{line}: {screen}");
+        assert_eq!(screen.matches("passphrase").count(), 1, "{line}: {screen}");
+    }
 }
 
 #[test]

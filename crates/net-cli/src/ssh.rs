@@ -131,83 +131,118 @@ impl ConnectArgs {
 
 /// Connects; on a terminal (unless BatchMode), asks for a key's passphrase when it is needed
 /// (a default key's only once the server has refused the others) and for the password when
-/// the other methods fail, as ssh does.
+/// the other methods fail, as ssh does, each for the host (target or jump) that wants it.
 pub fn connect(config: &mut Config) -> Result<Client, Failure> {
     let may_ask = !config.batch_mode && std::io::stdin().is_terminal();
     let ask_passphrase = |path: &std::path::Path| {
         let prompt = format!("Enter passphrase for key '{}': ", path.display());
         rpassword::prompt_password(prompt).map_err(own)
     };
-    let mut defaults_unlocked = false;
+    // The default keys with the passphrases given (none when every one was skipped).
+    let mut unlocked_defaults: Option<Vec<Identity>> = None;
     // Three tries per key, as ssh gives.
     let mut retries = Vec::new();
     loop {
         match Client::connect(config) {
             Err(Error::Key { path }) if may_ask => {
                 let tries = retries.iter().filter(|p| **p == path).count();
-                let Some(identity) = config
-                    .identities
-                    .iter_mut()
-                    .find(|i| i.path == path && i.is_encrypted())
-                    .filter(|i| i.passphrase.is_none() || tries < 2)
-                else {
-                    return Err(own(Error::Key { path }));
+                // The flags give every hop the same keys: one answer serves them all.
+                let mut had_passphrase = None;
+                for_each_hop(config, |hop| {
+                    if let Some(identity) = hop
+                        .identities
+                        .iter()
+                        .find(|i| i.path == path && i.is_encrypted())
+                    {
+                        had_passphrase.get_or_insert(identity.passphrase.is_some());
+                    }
+                });
+                let passphrase = match had_passphrase {
+                    Some(false) => ask_passphrase(&path)?,
+                    Some(true) if tries < 2 => {
+                        retries.push(path.clone());
+                        let prompt = format!("Bad passphrase, try again for {}: ", path.display());
+                        rpassword::prompt_password(prompt).map_err(own)?
+                    }
+                    _ => return Err(own(Error::Key { path })),
                 };
-                identity.passphrase = Some(if identity.passphrase.is_some() {
-                    retries.push(path.clone());
-                    let prompt = format!("Bad passphrase, try again for {}: ", path.display());
-                    rpassword::prompt_password(prompt).map_err(own)?
-                } else {
-                    ask_passphrase(&path)?
+                for_each_hop(config, |hop| {
+                    for identity in hop.identities.iter_mut().filter(|i| i.path == path) {
+                        identity.passphrase = Some(passphrase.clone());
+                    }
                 });
             }
-            Err(Error::Auth { .. })
-                if may_ask
-                    && !defaults_unlocked
-                    && config.identities.is_empty()
-                    && Config::default_identities()
-                        .iter()
-                        .any(Identity::is_encrypted) =>
-            {
-                defaults_unlocked = true;
-                let mut identities = Vec::new();
-                for mut identity in Config::default_identities() {
-                    if identity.is_encrypted() {
-                        // An empty answer skips the key, as in ssh.
-                        let passphrase = ask_passphrase(&identity.path)?;
-                        if passphrase.is_empty() {
-                            continue;
+            Err(Error::Auth {
+                host,
+                user,
+                tried,
+                accepted,
+            }) if may_ask => {
+                let defaults = Config::default_identities();
+                if unlocked_defaults.as_ref().is_none_or(|ids| !ids.is_empty())
+                    && defaults.iter().any(Identity::is_encrypted)
+                    && let Some(hop) =
+                        refused_hop(config, &host, &user, |c| c.identities.is_empty())
+                {
+                    // Asked once: a jump host and the target behind it take the same answers.
+                    if unlocked_defaults.is_none() {
+                        let mut identities = Vec::new();
+                        for mut identity in defaults {
+                            if identity.is_encrypted() {
+                                // An empty answer skips the key, as in ssh.
+                                let passphrase = ask_passphrase(&identity.path)?;
+                                if passphrase.is_empty() {
+                                    continue;
+                                }
+                                identity.passphrase = Some(passphrase);
+                            }
+                            identities.push(identity);
                         }
-                        identity.passphrase = Some(passphrase);
+                        unlocked_defaults = Some(identities);
                     }
-                    identities.push(identity);
+                    hop.identities = unlocked_defaults.clone().unwrap_or_default();
+                    continue;
                 }
-                config.identities = identities;
-            }
-            Err(error) => {
-                let ask = match &error {
-                    Error::Auth { host, user, .. } if may_ask => hop_to_ask(config, host, user)
-                        .map(|hop| (hop, format!("{user}@{host}'s password: "))),
-                    _ => None,
+                let Some(hop) = refused_hop(config, &host, &user, |c| c.password.is_none()) else {
+                    return Err(own(Error::Auth {
+                        host,
+                        user,
+                        tried,
+                        accepted,
+                    }));
                 };
-                let Some((hop, prompt)) = ask else {
-                    return Err(own(error));
-                };
+                let prompt = format!("{user}@{host}'s password: ");
                 hop.password = Some(rpassword::prompt_password(prompt).map_err(own)?);
             }
+            Err(error) => return Err(own(error)),
             Ok(client) => return Ok(client),
         }
     }
 }
 
+/// Calls `f` on the target's config, then on each jump host's.
+fn for_each_hop(config: &mut Config, mut f: impl FnMut(&mut Config)) {
+    let mut hop = Some(config);
+    while let Some(c) = hop {
+        f(c);
+        hop = c.jump.as_deref_mut();
+    }
+}
+
 /// The host in `config`'s chain (the target or a jump host) whose authentication as `user`
-/// failed and that has no password yet: jump hosts are connected first, so the deepest match.
-fn hop_to_ask<'a>(config: &'a mut Config, host: &str, user: &str) -> Option<&'a mut Config> {
+/// was refused and for which `open` holds: jump hosts are connected first, so the deepest
+/// match.
+fn refused_hop<'a>(
+    config: &'a mut Config,
+    host: &str,
+    user: &str,
+    open: impl Fn(&Config) -> bool,
+) -> Option<&'a mut Config> {
     let mut depth = None;
     let mut hop = Some(&*config);
     let mut level = 0;
     while let Some(c) = hop {
-        if c.host == host && c.user == user && c.password.is_none() {
+        if c.host == host && c.user == user && open(c) {
             depth = Some(level);
         }
         hop = c.jump.as_deref();

@@ -303,6 +303,16 @@ fn the_proxy_carries_the_request() {
         err.contains(&format!("proxy 127.0.0.1:{closed_port}")) && err.contains(&target),
         "{err}"
     );
+    // A host in NO_PROXY is reached directly, past an explicit --proxy too (as curl).
+    let got = ok_json(&http_env(
+        &[
+            "--proxy",
+            &format!("http://127.0.0.1:{closed_port}"),
+            &target,
+        ],
+        &[("NO_PROXY", "localhost, 127.0.0.1")],
+    ));
+    assert_eq!(got["target"], "/never");
 }
 
 #[test]

@@ -76,6 +76,12 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         test.args(test_args);
     }
     test.envs(started.env.iter().map(|(k, v)| (k, v)));
+    // The tests talk to loopback servers only: a proxy set for this machine must not carry
+    // them (the build above has fetched what it needed).
+    for proxy in ["http", "https", "all", "no"] {
+        test.env_remove(format!("{proxy}_proxy"));
+        test.env_remove(format!("{}_PROXY", proxy.to_uppercase()));
+    }
     let status = service::run(&mut test)?;
     drop(started);
     if !status.success() {

@@ -96,7 +96,8 @@ pub struct Args {
     /// `no` to skip TLS verification, or a CA bundle (PEM) to trust.
     #[arg(long, value_name = "no|yes|CA_FILE")]
     verify: Option<String>,
-    /// Proxy URL (http://, socks5://); default from HTTP_PROXY, HTTPS_PROXY, NO_PROXY.
+    /// Proxy URL (http://, socks5://); default from HTTP_PROXY, HTTPS_PROXY; hosts in NO_PROXY
+    /// are reached directly either way, as with curl.
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
     /// Save the body to a file with a progress bar: -o FILE, or the name the server gives in

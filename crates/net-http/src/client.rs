@@ -130,12 +130,13 @@ impl Client {
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
         }
         let proxy = match &config.proxy {
-            Some(proxy) => Some(ureq::Proxy::new(proxy).map_err(|e| Error::BadUrl {
-                url: proxy.clone(),
+            Some(url) => Some(ureq::Proxy::new(url).map_err(|e| Error::BadUrl {
+                url: url.clone(),
                 reason: e.to_string(),
             })?),
             None => ureq::Proxy::try_from_env(),
-        };
+        }
+        .map(with_no_proxy);
         let config_ureq = ureq::Agent::config_builder()
             // We show error bodies, follow redirects ourselves (to keep every hop's cookies
             // and drop credentials across origins) and never wait forever.
@@ -247,6 +248,49 @@ impl Client {
             .lock()
             .unwrap_or_else(PoisonError::into_inner))
     }
+}
+
+/// `proxy`, bypassed for the hosts in `NO_PROXY` (or `no_proxy`), as curl reads it. ureq reads
+/// the variable only for a proxy from the environment.
+fn with_no_proxy(proxy: ureq::Proxy) -> ureq::Proxy {
+    match ["NO_PROXY", "no_proxy"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok())
+    {
+        Some(list) => bypassing(proxy, &list),
+        None => proxy,
+    }
+}
+
+/// `proxy`, bypassed for the hosts in `list` (comma-separated) as curl matches them: `*` is
+/// every host, and a name matches itself and its subdomains, with or without a leading dot
+/// (ureq alone would match an entry without a dot as that host only).
+fn bypassing(proxy: ureq::Proxy, list: &str) -> ureq::Proxy {
+    let mut builder = ureq::Proxy::builder(proxy.protocol())
+        .host(proxy.host())
+        .port(proxy.port())
+        .resolve_target(proxy.resolve_target());
+    if let Some(user) = proxy.username() {
+        builder = builder.username(user);
+    }
+    if let Some(password) = proxy.password() {
+        builder = builder.password(password);
+    }
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        if entry == "*" {
+            builder = builder.no_proxy("*");
+            continue;
+        }
+        let name = entry.trim_start_matches('*').trim_start_matches('.');
+        // A target's IPv6 host comes bracketed, as in its URL.
+        if name.parse::<std::net::Ipv6Addr>().is_ok() {
+            builder = builder.no_proxy(&format!("[{name}]"));
+        } else {
+            builder = builder.no_proxy(name).no_proxy(&format!(".{name}"));
+        }
+    }
+    // The parts came from a proxy that was built, so they build again.
+    builder.build().unwrap_or(proxy)
 }
 
 /// ureq resolves the host before every request, even on a pooled connection, and with a
@@ -798,6 +842,45 @@ fn backoff(retry: &crate::Retry, attempt: u32, asked: Option<Duration>) -> Durat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_proxy_entries_match_as_curl_reads_them() {
+        let proxy = ureq::Proxy::new("http://user:pw@127.0.0.1:3128").unwrap();
+        let proxy = bypassing(proxy, " example.org, .internal,*.corp, 10.1.2.3,::1,");
+        let bypassed = |url: &str| proxy.is_no_proxy(&url.parse::<http::Uri>().unwrap());
+        for url in [
+            "http://example.org/",
+            "http://www.example.org/",
+            "http://internal/",
+            "http://a.b.internal/",
+            "http://corp/",
+            "http://x.corp:8080/",
+            "http://10.1.2.3/",
+            "http://[::1]:80/",
+        ] {
+            assert!(bypassed(url), "{url}");
+        }
+        for url in [
+            "http://example.com/",
+            "http://notexample.org/",
+            "http://10.1.2.30/",
+            "http://127.0.0.1/",
+        ] {
+            assert!(!bypassed(url), "{url}");
+        }
+        assert_eq!(
+            (
+                proxy.host(),
+                proxy.port(),
+                proxy.username(),
+                proxy.password()
+            ),
+            ("127.0.0.1", 3128, Some("user"), Some("pw"))
+        );
+        let all = bypassing(ureq::Proxy::new("socks5://127.0.0.1:1080").unwrap(), "*");
+        assert!(all.is_no_proxy(&"https://anything.example/".parse::<http::Uri>().unwrap()));
+        assert_eq!(all.protocol(), ureq::ProxyProtocol::Socks5);
+    }
 
     #[test]
     fn urls_get_a_scheme_and_bad_ones_are_refused() {

@@ -20,8 +20,8 @@ pub struct ClientConfig {
     pub max_redirects: u32,
     /// The `User-Agent` header (default `netkit/VERSION`).
     pub user_agent: String,
-    /// A proxy URL (`http://`, `socks5://`, ...); `None` reads `HTTPS_PROXY`, `HTTP_PROXY`,
-    /// `ALL_PROXY` and `NO_PROXY`.
+    /// A proxy URL (`http://`, `socks5://`, ...); `None` reads `HTTPS_PROXY`, `HTTP_PROXY` and
+    /// `ALL_PROXY`. Either way the hosts in `NO_PROXY` are reached directly, as with curl.
     pub proxy: Option<String>,
     /// PEM file of the CA certificates to trust instead of the web-PKI roots (curl's --cacert).
     pub ca_file: Option<PathBuf>,

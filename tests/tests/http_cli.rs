@@ -364,6 +364,49 @@ fn print_options_and_offline() {
 }
 
 #[test]
+fn verbose_shows_the_request_headers_that_go_on_the_wire() {
+    let server = EchoServer::start();
+    let url = server.url("/echo");
+    let cases: [&[&str]; 4] = [
+        &[],
+        &["User-Agent:", "Accept:", "Accept-Encoding:"],
+        &["Accept:application/xml", "X-Team:blue"],
+        &["a=1", "Cookie:k=v"],
+    ];
+    for items in cases {
+        let mut args = vec!["-v", &url];
+        args.extend(items);
+        let out = http(&args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let printed: std::collections::BTreeSet<String> = text
+            .lines()
+            .skip(1)
+            .take_while(|line| !line.is_empty())
+            .map(|line| line.to_ascii_lowercase())
+            .collect();
+        let body = text.lines().last().unwrap_or_default();
+        let got: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"));
+        let sent: std::collections::BTreeSet<String> = got["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(name, value)| {
+                format!("{name}: {}", value.as_str().unwrap()).to_ascii_lowercase()
+            })
+            .collect();
+        assert_eq!(printed, sent, "{items:?}: {text}");
+    }
+    // A header that cannot go on the wire is named, not sent.
+    let out = http(&[&url, "X-A:b\r\nInjected: 1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bad header \"X-A\"") && err.contains("line break"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_terminal_gets_the_whole_of_a_text_body_too_long_to_format() {
     let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
     let line = "netkit prints every line of this on a terminal\n";

@@ -504,13 +504,8 @@ impl Request {
     /// The request as it would be sent now.
     #[must_use]
     pub fn preview(&self) -> Preview {
-        let mut headers = vec![
-            ("Host".to_owned(), host_header(&self.url)),
-            (
-                "User-Agent".to_owned(),
-                self.client.config().user_agent.clone(),
-            ),
-        ];
+        let mut headers = vec![("Host".to_owned(), host_header(&self.url))];
+        headers.extend(self.automatic_headers());
         let authorization = self.auth.as_ref().and_then(Auth::header_value);
         headers.extend(self.wire_headers(&self.url, authorization.as_deref()));
         let body = match &self.body {
@@ -549,6 +544,26 @@ impl Request {
         }
     }
 
+    /// The headers ureq adds unless the request sets or removes them, as they go on the wire.
+    fn automatic_headers(&self) -> Vec<(String, String)> {
+        let user_agent = self.client.config().user_agent.clone();
+        // What ureq sends with the `gzip` and `brotli` features this crate turns on.
+        let accept_encoding = "gzip, br".to_owned();
+        [
+            ("User-Agent", user_agent),
+            ("Accept-Encoding", accept_encoding),
+            ("Accept", "*/*".to_owned()),
+        ]
+        .into_iter()
+        .filter(|(name, value)| {
+            !value.is_empty()
+                && !self.has_header(name)
+                && !self.removed.iter().any(|r| r.eq_ignore_ascii_case(name))
+        })
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
+    }
+
     fn has_header(&self, name: &str) -> bool {
         self.headers
             .iter()
@@ -581,6 +596,9 @@ impl Request {
     /// Any [`Error`] but [`Error::Status`]: a 4xx or 5xx is a normal [`Response`] until
     /// [`Response::error_for_status`].
     pub fn send(mut self) -> Result<Response, Error> {
+        for (name, value) in &self.headers {
+            check_header(name, value)?;
+        }
         let config = self.client.config();
         let retry = config.retry.clone();
         let max_redirects = config.max_redirects;
@@ -801,6 +819,18 @@ impl Request {
         }
         agent.run(config.build())
     }
+}
+
+/// A header that cannot go on the wire, named (http's own error names neither it nor why).
+fn check_header(name: &str, value: &str) -> Result<(), Error> {
+    let reason = if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        "not a header name"
+    } else if http::HeaderValue::from_bytes(value.as_bytes()).is_err() {
+        "its value holds a line break or another control character"
+    } else {
+        return Ok(());
+    };
+    Err(Error::BadRequest(format!("bad header {name:?}: {reason}")))
 }
 
 fn open(path: &Path) -> Result<File, Error> {

@@ -336,6 +336,11 @@ fn print_options_and_offline() {
         text.contains("\nContent-Type: application/json") && text.contains("\nContent-Length: "),
         "header names as servers send them: {text}"
     );
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_SERVE_ROOT"));
+    std::fs::write(root.join("etag.txt"), "tagged\n").unwrap();
+    let out = http(&["-h", &format!("{}/etag.txt", env("NETKIT_TEST_SERVE_URL"))]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\nETag: \""), "as the RFC spells it: {text}");
     let out = http(&["-b", &url]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

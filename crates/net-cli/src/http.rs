@@ -532,8 +532,20 @@ fn print_head(out: &mut impl Write, response: &Response, style: &Style) -> anyho
 }
 
 /// `content-type` as `Content-Type`: the client keeps header names in lower case, and most
-/// servers send them capitalised, as curl and httpie show them (xh does the same).
+/// servers send them capitalised, as curl and httpie show them (xh does the same). The names
+/// the RFCs spell otherwise are shown so.
 fn title_case(name: &str) -> String {
+    const SPELLED: [&str; 6] = [
+        "ETag",
+        "WWW-Authenticate",
+        "Content-MD5",
+        "X-XSS-Protection",
+        "X-UA-Compatible",
+        "TE",
+    ];
+    if let Some(spelled) = SPELLED.iter().find(|s| s.eq_ignore_ascii_case(name)) {
+        return (*spelled).to_owned();
+    }
     let mut out = String::with_capacity(name.len());
     let mut start = true;
     for c in name.chars() {

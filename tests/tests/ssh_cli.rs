@@ -118,10 +118,15 @@ impl Terminal {
     }
 
     fn wait_for(&self, text: &str) {
-        while !self.screen.lock().unwrap().contains(text) {
+        self.wait_for_nth(text, 1);
+    }
+
+    /// Waits until `text` is on the screen `n` times (a prompt asked again).
+    fn wait_for_nth(&self, text: &str, n: usize) {
+        while self.screen.lock().unwrap().matches(text).count() < n {
             assert!(
                 std::time::Instant::now() < self.deadline,
-                "no {text:?} on the screen: {}",
+                "{text:?} not {n} times on the screen: {}",
                 self.screen.lock().unwrap()
             );
             std::thread::sleep(Duration::from_millis(20));
@@ -906,6 +911,26 @@ fn on_a_terminal_the_passphrase_of_a_key_is_asked_for() {
     let (code, screen) = terminal.finish();
     assert_eq!(code, Some(0), "{screen}");
     assert!(screen.contains("unlocked-42"), "{screen}");
+
+    // Three wrong answers, or an empty one, skip the key: the password is asked next, as ssh.
+    let password = format!("{}\r", env("NETKIT_TEST_SSH_PASSWORD"));
+    for answers in [&["wrong-1\r", "wrong-2\r", "wrong-3\r"][..], &["\r"]] {
+        let mut terminal = Terminal::start(&line);
+        for (n, answer) in answers.iter().enumerate() {
+            terminal.wait_for_nth("passphrase", n + 1);
+            terminal.type_keys(answer.as_bytes());
+        }
+        terminal.wait_for("'s password:");
+        terminal.type_keys(password.as_bytes());
+        let (code, screen) = terminal.finish();
+        assert_eq!(code, Some(0), "{answers:?}: {screen}");
+        assert!(screen.contains("unlocked-42"), "{answers:?}: {screen}");
+        assert_eq!(
+            screen.matches("passphrase").count(),
+            answers.len(),
+            "{answers:?}: {screen}"
+        );
+    }
 
     // The same key as the default ~/.ssh/id_ed25519, no -i: asked for too, as ssh does.
     let home = work_dir().join("ssh-cli-locked-default-key");

@@ -140,8 +140,9 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
     };
     // The default keys with the passphrases given (none when every one was skipped).
     let mut unlocked_defaults: Option<Vec<Identity>> = None;
-    // Three tries per key, as ssh gives.
+    // Three tries per key, as ssh gives, and the keys given up on.
     let mut retries = Vec::new();
+    let mut skipped = Vec::new();
     loop {
         match Client::connect(config) {
             Err(Error::Key { path }) if may_ask => {
@@ -157,20 +158,34 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                         had_passphrase.get_or_insert(identity.passphrase.is_some());
                     }
                 });
-                let passphrase = match had_passphrase {
+                let answer = match had_passphrase {
+                    None => return Err(own(Error::Key { path })),
                     Some(false) => ask_passphrase(&path)?,
                     Some(true) if tries < 2 => {
                         retries.push(path.clone());
                         let prompt = format!("Bad passphrase, try again for {}: ", path.display());
                         rpassword::prompt_password(prompt).map_err(own)?
                     }
-                    _ => return Err(own(Error::Key { path })),
+                    Some(true) => String::new(),
                 };
-                for_each_hop(config, |hop| {
-                    for identity in hop.identities.iter_mut().filter(|i| i.path == path) {
-                        identity.passphrase = Some(passphrase.clone());
+                // An empty answer skips the key, as in ssh, and so do three wrong ones: the
+                // next key or the password is tried.
+                let passphrase = (!answer.is_empty()).then_some(answer);
+                let update = |identities: &mut Vec<Identity>| match &passphrase {
+                    Some(passphrase) => {
+                        for identity in identities.iter_mut().filter(|i| i.path == path) {
+                            identity.passphrase = Some(passphrase.clone());
+                        }
                     }
-                });
+                    None => identities.retain(|i| i.path != path),
+                };
+                for_each_hop(config, |hop| update(&mut hop.identities));
+                if let Some(identities) = &mut unlocked_defaults {
+                    update(identities);
+                }
+                if passphrase.is_none() {
+                    skipped.push(path);
+                }
             }
             Err(Error::Auth {
                 host,
@@ -178,7 +193,8 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                 tried,
                 accepted,
             }) if may_ask => {
-                let defaults = Config::default_identities();
+                let mut defaults = Config::default_identities();
+                defaults.retain(|i| !skipped.contains(&i.path));
                 if unlocked_defaults.as_ref().is_none_or(|ids| !ids.is_empty())
                     && defaults.iter().any(Identity::is_encrypted)
                     && let Some(hop) =

@@ -115,6 +115,94 @@ fn ranges_give_206_and_416() {
     assert_eq!(got.header("content-range").as_deref(), Some("bytes */13"));
 }
 
+/// The parts of a `multipart/byteranges` reply: each part's Content-Range and bytes.
+fn byteranges(reply: &Reply) -> Vec<(String, Vec<u8>)> {
+    let content_type = reply.header("content-type").unwrap_or_default();
+    let boundary = content_type
+        .strip_prefix("multipart/byteranges; boundary=")
+        .unwrap_or_else(|| panic!("not multipart/byteranges: {}", reply.head));
+    let delimiter = format!("\r\n--{boundary}").into_bytes();
+    let mut at = Vec::new();
+    let mut from = 0;
+    while let Some(i) = reply.body[from..]
+        .windows(delimiter.len())
+        .position(|w| w == delimiter.as_slice())
+    {
+        at.push(from + i);
+        from += i + delimiter.len();
+    }
+    assert_eq!(at.first(), Some(&0), "the body starts with a delimiter");
+    let end = *at.last().unwrap();
+    assert_eq!(
+        &reply.body[end + delimiter.len()..],
+        b"--\r\n",
+        "a closing delimiter"
+    );
+    at.windows(2)
+        .map(|pair| {
+            let part = &reply.body[pair[0] + delimiter.len()..pair[1]];
+            let split = part.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+            let head = String::from_utf8_lossy(&part[..split]);
+            let range = head
+                .lines()
+                .find_map(|line| line.strip_prefix("Content-Range: "))
+                .unwrap_or_else(|| panic!("a part without Content-Range: {head}"))
+                .to_owned();
+            (range, part[split + 4..].to_vec())
+        })
+        .collect()
+}
+
+#[test]
+fn several_ranges_come_as_multipart_byteranges_as_from_nginx() {
+    let (url, dir) = site("multirange");
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(dir.join("data.bin"), &data).unwrap();
+    let nginx_file = PathBuf::from(env("NETKIT_TEST_NGINX_ROOT")).join("multirange.bin");
+    std::fs::write(&nginx_file, &data).unwrap();
+    // A small part, one large enough to go by sendfile, and a suffix.
+    let ranges = "0-9,100-99999,-5";
+    let ours = curl(&["-r", ranges, &format!("{url}/data.bin")]);
+    let nginx = curl(&[
+        "-r",
+        ranges,
+        &format!("{}/multirange.bin", env("NETKIT_TEST_NGINX_URL")),
+    ]);
+    assert_eq!((ours.status, nginx.status), (206, 206));
+    assert_eq!(
+        ours.header("content-length"),
+        Some(ours.body.len().to_string()),
+        "{}",
+        ours.head
+    );
+    let parts = byteranges(&ours);
+    assert_eq!(
+        parts,
+        [
+            ("bytes 0-9/200000".to_owned(), data[..10].to_vec()),
+            (
+                "bytes 100-99999/200000".to_owned(),
+                data[100..100_000].to_vec()
+            ),
+            (
+                "bytes 199995-199999/200000".to_owned(),
+                data[199_995..].to_vec()
+            ),
+        ]
+    );
+    assert_eq!(parts, byteranges(&nginx));
+    // One range left of several is a plain 206; none is 416; overlapping ones get the file.
+    let got = curl(&["-r", "0-1,300000-", &format!("{url}/data.bin")]);
+    assert_eq!(
+        (got.status, got.header("content-range").as_deref()),
+        (206, Some("bytes 0-1/200000"))
+    );
+    let got = curl(&["-r", "300000-,400000-", &format!("{url}/data.bin")]);
+    assert_eq!(got.status, 416);
+    let got = curl(&["-r", "0-10,5-20", &format!("{url}/data.bin")]);
+    assert_eq!((got.status, got.body.len()), (200, data.len()));
+}
+
 #[test]
 fn if_modified_since_gives_304() {
     let (url, dir) = site("cond");

@@ -82,7 +82,7 @@ pub(crate) fn open_beneath(root: &OwnedFd, rel: &str) -> Result<File, Refusal> {
 }
 
 /// What part of a file a request gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Span {
     Whole,
     /// Bytes `start..=end`.
@@ -90,49 +90,79 @@ pub(crate) enum Span {
         start: u64,
         end: u64,
     },
+    /// Several `(start, end)` parts, in the order asked, for a `multipart/byteranges` body.
+    Parts(Vec<(u64, u64)>),
     Unsatisfiable,
 }
 
-/// Reads a `Range` header for a file of `len` bytes. Only a single `bytes=` range is
-/// honoured; anything else is ignored and the whole file is sent, as RFC 9110 allows.
+/// More ranges than this in one request get the whole file: RFC 9110 lets a server ignore a
+/// Range, and many ranges in a small request would ask for a much larger answer.
+const MAX_PARTS: usize = 16;
+
+/// Reads a `Range` header for a file of `len` bytes. Ranges that cannot be satisfied are
+/// dropped (416 when none is left); a malformed header, more than [`MAX_PARTS`] ranges or
+/// ranges that overlap get the whole file, as RFC 9110 allows.
 pub(crate) fn range(header: &str, len: u64) -> Span {
     let Some(spec) = header.trim().strip_prefix("bytes=") else {
         return Span::Whole;
     };
-    if spec.contains(',') {
+    let mut asked = 0;
+    let mut parts = Vec::new();
+    // Empty list elements are allowed (RFC 9110 5.6.1).
+    for one in spec.split(',').map(str::trim).filter(|one| !one.is_empty()) {
+        asked += 1;
+        match one_range(one, len) {
+            Some(Some(part)) => parts.push(part),
+            Some(None) => {}
+            None => return Span::Whole,
+        }
+    }
+    if asked == 0 || asked > MAX_PARTS {
         return Span::Whole;
     }
-    let Some((first, last)) = spec.trim().split_once('-') else {
+    let mut sorted = parts.clone();
+    sorted.sort_unstable();
+    if sorted.windows(2).any(|pair| pair[1].0 <= pair[0].1) {
         return Span::Whole;
-    };
+    }
+    match parts.as_slice() {
+        [] => Span::Unsatisfiable,
+        [(start, end)] => Span::Part {
+            start: *start,
+            end: *end,
+        },
+        _ => Span::Parts(parts),
+    }
+}
+
+/// One `first-last`, `first-` or `-suffix` range: `None` when malformed, `Some(None)` when
+/// it lies past the end of the file.
+fn one_range(spec: &str, len: u64) -> Option<Option<(u64, u64)>> {
+    let (first, last) = spec.split_once('-')?;
     let (first, last) = (first.trim(), last.trim());
     let parse = |s: &str| s.parse::<u64>().ok();
     let (start, end) = if first.is_empty() {
-        let Some(suffix) = parse(last) else {
-            return Span::Whole;
-        };
+        let suffix = parse(last)?;
         if suffix == 0 {
-            return Span::Unsatisfiable;
+            return Some(None);
         }
         (len.saturating_sub(suffix), len.saturating_sub(1))
     } else {
-        let Some(start) = parse(first) else {
-            return Span::Whole;
-        };
+        let start = parse(first)?;
         let end = if last.is_empty() {
             len.saturating_sub(1)
         } else {
-            match parse(last) {
-                Some(end) if end >= start => end.min(len.saturating_sub(1)),
-                _ => return Span::Whole,
+            match parse(last)? {
+                end if end >= start => end.min(len.saturating_sub(1)),
+                _ => return None,
             }
         };
         (start, end)
     };
     if len == 0 || start >= len {
-        return Span::Unsatisfiable;
+        return Some(None);
     }
-    Span::Part { start, end }
+    Some(Some((start, end)))
 }
 
 /// Seconds since the epoch: HTTP dates have whole seconds, so they compare at that precision.
@@ -362,7 +392,27 @@ mod tests {
         );
         assert_eq!(range("bytes=100-", 100), Span::Unsatisfiable);
         assert_eq!(range("bytes=-0", 100), Span::Unsatisfiable);
-        assert_eq!(range("bytes=0-1,5-6", 100), Span::Whole);
+        assert_eq!(
+            range("bytes=0-1, 5-6,", 100),
+            Span::Parts(vec![(0, 1), (5, 6)])
+        );
+        assert_eq!(
+            range("bytes=-10,0-0", 100),
+            Span::Parts(vec![(90, 99), (0, 0)])
+        );
+        assert_eq!(
+            range("bytes=0-1,200-300", 100),
+            Span::Part { start: 0, end: 1 }
+        );
+        assert_eq!(range("bytes=200-,300-", 100), Span::Unsatisfiable);
+        assert_eq!(range("bytes=0-5,5-6", 100), Span::Whole);
+        assert_eq!(range("bytes=0-1,x", 100), Span::Whole);
+        assert_eq!(range("bytes=", 100), Span::Whole);
+        let many = (0..17)
+            .map(|i| format!("{i}-{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(range(&format!("bytes={many}"), 100), Span::Whole);
         assert_eq!(range("items=0-1", 100), Span::Whole);
         assert_eq!(range("bytes=9-1", 100), Span::Whole);
     }

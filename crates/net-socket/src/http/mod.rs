@@ -28,7 +28,8 @@ const INLINE_BODY: u64 = 64 * 1024;
 /// Serves the files under a root directory over HTTP/1.1, like `python -m http.server`.
 ///
 /// GET and HEAD; `Content-Type` by extension; `index.html` or an HTML listing for a
-/// directory; single `Range` requests (206/416) with `If-Range`; `Last-Modified` and `ETag` with
+/// directory; `Range` requests (206, several ranges as `multipart/byteranges`; 416) with
+/// `If-Range`; `Last-Modified` and `ETag` with
 /// `If-None-Match`/`If-Modified-Since` (304) and `If-Match`/`If-Unmodified-Since` (412);
 /// keep-alive, pipelining and HTTP/1.0. Paths that would leave the root get 403 or 404;
 /// the kernel enforces it (openat2 with `RESOLVE_BENEATH`), symlinks included.
@@ -374,12 +375,20 @@ impl HttpConn {
             }
             _ => Span::Whole,
         };
-        let mut content_range = String::new();
-        let (status, start, count) = match span {
-            Span::Whole => (200, 0, len),
+        let (start, count, content_range) = match span {
+            Span::Whole => (0, len, String::new()),
             Span::Part { start, end } => {
-                content_range = format!("bytes {start}-{end}/{len}");
-                (206, start, end - start + 1)
+                (start, end - start + 1, format!("bytes {start}-{end}/{len}"))
+            }
+            Span::Parts(parts) => {
+                return self.serve_parts(
+                    ctx,
+                    req,
+                    &file,
+                    &parts,
+                    (len, mtime, &etag, content_type),
+                    keep_alive,
+                );
             }
             Span::Unsatisfiable => {
                 let unsatisfied = format!("bytes */{len}");
@@ -387,6 +396,7 @@ impl HttpConn {
                 return (416, 0);
             }
         };
+        let status = if content_range.is_empty() { 200 } else { 206 };
         let extra: &[(&str, &str)] = if content_range.is_empty() {
             &[]
         } else {
@@ -407,23 +417,99 @@ impl HttpConn {
         if req.method == "HEAD" || count == 0 {
             return (status, 0);
         }
-        if count <= INLINE_BODY {
+        if !self.queue_body(ctx, Ok(file), req.target, start, count) {
+            return (status, 0);
+        }
+        (status, count)
+    }
+
+    /// A 206 with several parts of one file, as a `multipart/byteranges` body laid out as
+    /// nginx lays it out.
+    fn serve_parts(
+        &mut self,
+        ctx: &mut Context<'_>,
+        req: &Request<'_>,
+        file: &File,
+        parts: &[(u64, u64)],
+        (len, mtime, etag, content_type): (u64, Option<SystemTime>, &str, &str),
+        keep_alive: bool,
+    ) -> (u16, u64) {
+        let boundary = boundary();
+        let heads: Vec<String> = parts
+            .iter()
+            .map(|(start, end)| {
+                format!(
+                    "\r\n--{boundary}\r\nContent-Type: {content_type}\r\n\
+                     Content-Range: bytes {start}-{end}/{len}\r\n\r\n"
+                )
+            })
+            .collect();
+        let tail = format!("\r\n--{boundary}--\r\n");
+        let length = heads.iter().map(|h| h.len() as u64).sum::<u64>()
+            + parts
+                .iter()
+                .map(|(start, end)| end - start + 1)
+                .sum::<u64>()
+            + tail.len() as u64;
+        let multipart = format!("multipart/byteranges; boundary={boundary}");
+        self.head(
+            ctx,
+            &Head {
+                status: 206,
+                keep_alive,
+                content_type: &multipart,
+                length,
+                last_modified: mtime,
+                etag,
+                extra: &[],
+            },
+        );
+        if req.method == "HEAD" {
+            return (206, 0);
+        }
+        for (head, (start, end)) in heads.iter().zip(parts) {
+            ctx.output_buffer().extend_from_slice(head.as_bytes());
+            // A duplicate descriptor per part: the output queue owns what it sends from.
+            if !self.queue_body(ctx, file.try_clone(), req.target, *start, end - start + 1) {
+                return (206, 0);
+            }
+        }
+        ctx.output_buffer().extend_from_slice(tail.as_bytes());
+        (206, length)
+    }
+
+    /// Queues `count` bytes of `file` from `start`: copied behind what is queued when small,
+    /// else sent by sendfile. False when the file cannot be read: the head promised bytes we
+    /// cannot send, so the connection is cut (the client must not take a short body).
+    fn queue_body(
+        &mut self,
+        ctx: &mut Context<'_>,
+        file: std::io::Result<File>,
+        target: &str,
+        start: u64,
+        count: u64,
+    ) -> bool {
+        let result = file.and_then(|file| {
+            if count > INLINE_BODY {
+                ctx.write_file(file, start, count);
+                return Ok(());
+            }
             let buf = ctx.output_buffer();
             let at = buf.len();
             // `count` is at most INLINE_BODY, so it fits in usize.
             buf.resize(at + count as usize, 0);
-            if let Err(e) = file.read_exact_at(&mut buf[at..], start) {
-                // The head promised bytes we cannot send: the client must see a cut
-                // connection, not a short body.
-                log::warn!("reading {rel}: {e}");
+            let read = file.read_exact_at(&mut buf[at..], start);
+            if read.is_err() {
                 buf.truncate(at);
-                self.done = true;
-                return (status, 0);
             }
-        } else {
-            ctx.write_file(file, start, count);
+            read
+        });
+        if let Err(e) = result {
+            log::warn!("reading {target}: {e}");
+            self.done = true;
+            return false;
         }
-        (status, count)
+        true
     }
 
     fn serve_dir(
@@ -543,6 +629,20 @@ impl HttpConn {
             b"Connection: close\r\n\r\n"
         });
     }
+}
+
+/// A `multipart/byteranges` boundary, different for every response (nginx counts; the
+/// count alone could turn up in a file's bytes, so the process start time goes in too).
+fn boundary() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("netkit-{seed:016x}-{n:08}")
 }
 
 impl Handler for HttpConn {

@@ -556,6 +556,83 @@ fn an_upload_killed_midway_leaves_no_target() {
 }
 
 #[test]
+fn sigterm_or_sigint_stops_a_transfer_and_removes_its_partial_file() {
+    let base = remote_dir("sftp-stop");
+    let local = work_dir().join("sftp-stop-up.bin");
+    let remote_big = base.join("down.bin");
+    for big in [&local, &remote_big] {
+        std::fs::File::create(big)
+            .unwrap()
+            .set_len(512 << 20)
+            .unwrap();
+    }
+    let target = base.join("up.bin");
+    let fetched = work_dir().join("sftp-stop-down.bin");
+    let _ = std::fs::remove_file(&fetched);
+    let port = port().to_string();
+    let common = common();
+    let upload = [
+        local.display().to_string(),
+        format!("{}:{}", dest(), target.display()),
+    ];
+    let download = [
+        format!("{}:{}", dest(), remote_big.display()),
+        fetched.display().to_string(),
+    ];
+    let mut fetched_part = fetched.clone().into_os_string();
+    fetched_part.push(".part");
+    let cases = [
+        (
+            "put",
+            upload,
+            net_ssh::upload_temp_name(&target),
+            nix::sys::signal::Signal::SIGTERM,
+        ),
+        (
+            "get",
+            download,
+            std::path::PathBuf::from(fetched_part),
+            nix::sys::signal::Signal::SIGINT,
+        ),
+    ];
+    for (verb, paths, partial, signal) in cases {
+        let mut args = vec!["sftp", verb, "-P", &port];
+        args.extend(common.iter().map(String::as_str));
+        args.extend(paths.iter().map(String::as_str));
+        let mut child = netkit_tests::Spawned::start(
+            Command::new(netkit_bin())
+                .args(&args)
+                .env_remove("SSH_AUTH_SOCK")
+                .stderr(Stdio::piped()),
+        );
+        netkit_tests::wait_for_file_size(&partial, 16 << 20, &mut child);
+        let started = std::time::Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+            signal,
+        )
+        .unwrap();
+        let out = child.wait_with_output();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(128 + signal as i32),
+            "{verb}: {err}"
+        );
+        assert!(err.contains("transfer cancelled"), "{verb}: {err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{verb}: {:?}",
+            started.elapsed()
+        );
+        assert!(!partial.exists(), "{verb} left {}", partial.display());
+    }
+    assert!(!target.exists() && !fetched.exists());
+    std::fs::remove_file(&local).unwrap();
+    std::fs::remove_file(&remote_big).unwrap();
+}
+
+#[test]
 fn host_aliases_from_an_ssh_config_file() {
     let file = work_dir().join("ssh-config");
     std::fs::write(

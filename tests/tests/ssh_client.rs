@@ -456,6 +456,45 @@ fn sftp_round_trip_of_256_mib() {
 }
 
 #[test]
+fn a_cancelled_transfer_leaves_no_partial_file_and_the_session_goes_on() {
+    static CANCEL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let base = remote_dir("sftp-cancel");
+    let local = work_dir().join("sftp-cancel.bin");
+    std::fs::File::create(&local)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
+    let remote = base.join("up.bin");
+    let client = Client::connect(&keyed()).unwrap();
+    let options = Transfer::default().with_cancel(&CANCEL);
+    let stop_after_8_mib = |done: u64, _| {
+        if done >= 8 << 20 {
+            CANCEL.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    let put = client.put(&local, &remote, options, &mut { stop_after_8_mib });
+    assert!(
+        matches!(put, Err(net_ssh::Error::Cancelled { .. })),
+        "{put:?}"
+    );
+    assert!(!remote.exists());
+    assert!(!net_ssh::upload_temp_name(&remote).exists());
+    CANCEL.store(false, std::sync::atomic::Ordering::Relaxed);
+    // The session is still good: the file goes up whole, then a cancelled get leaves nothing.
+    client
+        .put(&local, &remote, options, &mut |_, _| {})
+        .unwrap();
+    let back = work_dir().join("sftp-cancel.back");
+    let get = client.get(&remote, &back, options, &mut { stop_after_8_mib });
+    assert!(
+        matches!(get, Err(net_ssh::Error::Cancelled { .. })),
+        "{get:?}"
+    );
+    assert!(!back.exists() && !work_dir().join("sftp-cancel.back.part").exists());
+    std::fs::remove_file(&local).unwrap();
+}
+
+#[test]
 fn sftp_directories_and_file_management() {
     let base = remote_dir("sftp-manage");
     let local = work_dir().join("sftp-tree");

@@ -3,6 +3,7 @@
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use anyhow::anyhow;
 use net_ssh::{Client, Transfer};
@@ -14,10 +15,11 @@ use crate::ssh::{ConnectArgs, connect};
 #[derive(clap::Args)]
 #[command(after_help = "\
 Remote paths are [user@]host:PATH; the port is -P as in sftp and scp. Uploads go to a temporary
-name renamed into place: an interrupted upload never leaves a truncated file.
+name renamed into place: an interrupted upload never leaves a truncated file. Ctrl-C (SIGINT) or
+SIGTERM stops a transfer and removes its partial file; a second one exits at once.
 
 Exit status: 0 done, 1 failure (connection, authentication, remote or local file), 2 bad
-arguments. The password comes from NETKIT_SSH_PASSWORD or a prompt, never from argv.
+arguments, 130/143 stopped by SIGINT/SIGTERM. The password comes from NETKIT_SSH_PASSWORD or a prompt, never from argv.
 
 Examples:
   netkit sftp put -r ./site deploy@host:/srv/www
@@ -163,6 +165,42 @@ fn split_remote(remote: &str) -> anyhow::Result<(&str, &str)> {
     }
 }
 
+/// Set by the first SIGINT or SIGTERM during a transfer, and which one it was.
+static CANCEL: AtomicBool = AtomicBool::new(false);
+static CANCELLED_BY: AtomicI32 = AtomicI32::new(0);
+
+/// `options` stopped by SIGINT or SIGTERM: the transfer removes its partial file and ends
+/// with `Error::Cancelled`; a second signal exits at once (a transfer can be waiting on a
+/// server that went silent).
+fn interruptible(options: Transfer) -> Result<Transfer, Failure> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if CANCEL.swap(true, Ordering::Relaxed) {
+                std::process::exit(128 + signal);
+            }
+            CANCELLED_BY.store(signal, Ordering::Relaxed);
+        }
+    });
+    Ok(options.with_cancel(&CANCEL))
+}
+
+/// A transfer's error with its exit code: 128 + the signal that stopped it (as a shell
+/// reports a process the signal ended), else 1.
+fn transfer_failure(error: net_ssh::Error) -> Failure {
+    let code = match error {
+        net_ssh::Error::Cancelled { .. } => {
+            u8::try_from(128 + CANCELLED_BY.load(Ordering::Relaxed)).unwrap_or(GENERIC)
+        }
+        _ => GENERIC,
+    };
+    Failure {
+        code,
+        error: error.into(),
+    }
+}
+
 /// Runs `netkit sftp`.
 pub fn run(args: Args) -> Outcome {
     match args.command {
@@ -178,6 +216,7 @@ pub fn run(args: Args) -> Outcome {
                 .code(USAGE)?;
             let options = Transfer::new(recursive, preserve).with_fsync(common.fsync);
             let (client, remote) = common.open(target)?;
+            let options = interruptible(options)?;
             for local in locals {
                 let local = Path::new(local);
                 let name = local
@@ -195,7 +234,7 @@ pub fn run(args: Args) -> Outcome {
                     .put(local, &dest, options, &mut |done, total| {
                         bar.update(done, total)
                     })
-                    .code(GENERIC)?;
+                    .map_err(transfer_failure)?;
             }
         }
         Command::Get {
@@ -207,6 +246,7 @@ pub fn run(args: Args) -> Outcome {
         } => {
             let options = Transfer::new(recursive, preserve).with_fsync(common.fsync);
             let (client, path) = common.open(&remote)?;
+            let options = interruptible(options)?;
             let dest = match path.file_name() {
                 Some(name) if local.is_dir() => local.join(name),
                 _ => local,
@@ -216,7 +256,7 @@ pub fn run(args: Args) -> Outcome {
                 .get(&path, &dest, options, &mut |done, total| {
                     bar.update(done, total)
                 })
-                .code(GENERIC)?;
+                .map_err(transfer_failure)?;
         }
         Command::Ls {
             port,

@@ -137,6 +137,13 @@ pub enum Error {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// A transfer was stopped through [`Transfer::with_cancel`](crate::Transfer::with_cancel);
+    /// the partial file was removed.
+    #[error("{}: transfer cancelled", path.display())]
+    Cancelled {
+        /// The file being written (remote for a put, local for a get).
+        path: PathBuf,
+    },
     /// Any other SSH failure.
     #[error("{host}: {reason}")]
     Ssh {

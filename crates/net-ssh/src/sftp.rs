@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ssh2::{FileStat, OpenFlags, OpenType, Sftp};
 
@@ -17,10 +18,16 @@ const CHUNK: usize = 2 << 20;
 /// it never drops below half of this, so the pipe does not drain at buffer boundaries.
 const SEND_WINDOW: usize = 4 << 20;
 
-/// Which side of a copy failed.
+/// Which side of a copy failed, or that it was cancelled.
 enum Copy {
     Read(std::io::Error),
     Write(std::io::Error),
+    Cancelled,
+}
+
+/// Whether `cancel` says stop.
+fn cancelled(cancel: Option<&AtomicBool>) -> bool {
+    cancel.is_some_and(|flag| flag.load(Ordering::Relaxed))
 }
 
 /// Uploads everything `source` holds through an SFTP file with a sliding window: libssh2's
@@ -31,13 +38,21 @@ enum Copy {
 fn send_window(
     source: &mut impl Read,
     target: &mut impl Write,
+    cancel: Option<&AtomicBool>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(), Copy> {
     let mut buf = vec![0; SEND_WINDOW];
     let (mut start, mut end, mut eof) = (0, 0, false);
     let mut sent = 0u64;
+    // Why the upload stops early. What was handed to libssh2 is still written out first:
+    // leaving its requests unacknowledged confuses the SFTP channel, and the next call (the
+    // removal of the partial file) waited out the whole timeout.
+    let mut stop = None;
     loop {
-        if !eof && end - start <= SEND_WINDOW / 2 {
+        if stop.is_none() && cancelled(cancel) {
+            stop = Some(Copy::Cancelled);
+        }
+        if stop.is_none() && !eof && end - start <= SEND_WINDOW / 2 {
             buf.copy_within(start..end, 0);
             end -= start;
             start = 0;
@@ -49,12 +64,15 @@ fn send_window(
                     }
                     Ok(n) => end += n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(Copy::Read(e)),
+                    Err(e) => {
+                        stop = Some(Copy::Read(e));
+                        break;
+                    }
                 }
             }
         }
         if start == end {
-            return Ok(());
+            return stop.map_or(Ok(()), Err);
         }
         match target.write(&buf[start..end]) {
             Ok(0) => return Err(Copy::Write(std::io::ErrorKind::WriteZero.into())),
@@ -76,6 +94,7 @@ fn send_window(
 fn receive_overlapped(
     source: &mut impl Read,
     mut target: File,
+    cancel: Option<&AtomicBool>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<File, Copy> {
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(4);
@@ -92,13 +111,16 @@ fn receive_overlapped(
         let read = (|| {
             let mut received = 0u64;
             loop {
+                if cancelled(cancel) {
+                    return Err(Copy::Cancelled);
+                }
                 // Always the whole buffer: libssh2 reads ahead four times what one call is
                 // given, so a partly filled buffer would shrink the pipeline.
                 let mut buf = empty_rx.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
                 let len = loop {
                     match source.read(&mut buf) {
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        other => break other?,
+                        other => break other.map_err(Copy::Read)?,
                     }
                 };
                 if len == 0 {
@@ -116,7 +138,7 @@ fn receive_overlapped(
         let written = writer
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")));
-        read.map_err(Copy::Read)?;
+        read?;
         written.map_err(Copy::Write)
     })
 }
@@ -176,6 +198,9 @@ pub struct Transfer {
     /// already keeps an interrupted transfer from leaving a truncated file, and only a
     /// machine crash soon after a transfer can lose it.
     pub fsync: bool,
+    /// Stop when this turns true (as from a SIGINT handler): the transfer ends with
+    /// [`Error::Cancelled`] and leaves no partial file, as on any other failure.
+    pub cancel: Option<&'static AtomicBool>,
 }
 
 impl Transfer {
@@ -186,6 +211,16 @@ impl Transfer {
             recursive,
             preserve,
             fsync: false,
+            cancel: None,
+        }
+    }
+
+    /// The same, stopped when `cancel` turns true.
+    #[must_use]
+    pub fn with_cancel(self, cancel: &'static AtomicBool) -> Self {
+        Transfer {
+            cancel: Some(cancel),
+            ..self
         }
     }
 
@@ -290,8 +325,11 @@ impl Client {
             )
             .map_err(sftp_err)?;
         progress(0, total);
-        send_window(&mut source, &mut target, &mut |sent| progress(sent, total)).map_err(|e| {
-            match e {
+        let written = (|| {
+            send_window(&mut source, &mut target, options.cancel, &mut |sent| {
+                progress(sent, total);
+            })
+            .map_err(|e| match e {
                 Copy::Read(source) => Error::Local {
                     path: local.to_owned(),
                     source,
@@ -301,23 +339,32 @@ impl Client {
                     path: remote.to_owned(),
                     reason: e.to_string(),
                 },
+                Copy::Cancelled => Error::Cancelled {
+                    path: remote.to_owned(),
+                },
+            })?;
+            if options.preserve {
+                let stat = FileStat {
+                    size: None,
+                    uid: None,
+                    gid: None,
+                    perm: Some(meta.mode() & 0o7777),
+                    atime: Some(meta.atime().max(0) as u64),
+                    mtime: Some(meta.mtime().max(0) as u64),
+                };
+                target.setstat(stat).map_err(sftp_err)?;
             }
-        })?;
-        if options.preserve {
-            let stat = FileStat {
-                size: None,
-                uid: None,
-                gid: None,
-                perm: Some(meta.mode() & 0o7777),
-                atime: Some(meta.atime().max(0) as u64),
-                mtime: Some(meta.mtime().max(0) as u64),
-            };
-            target.setstat(stat).map_err(sftp_err)?;
-        }
-        if options.fsync {
-            target.fsync().map_err(sftp_err)?;
-        }
+            if options.fsync {
+                target.fsync().map_err(sftp_err)?;
+            }
+            Ok(())
+        })();
         drop(target);
+        if written.is_err() {
+            // Nothing can resume an upload: a partial file would only be litter.
+            let _ = sftp.unlink(&temp);
+            return written;
+        }
         // SFTP v3 (OpenSSH) refuses to rename over an existing file: remove it first. The
         // target is missing for a moment, never truncated.
         if sftp.stat(remote).is_ok() {
@@ -379,33 +426,44 @@ impl Client {
         // Errors name the file the caller asked for: `.part` is ours.
         let target = File::create(&part).map_err(Self::local(local))?;
         progress(0, total);
-        let target = receive_overlapped(&mut source, target, &mut |received| {
-            progress(received, total);
-        })
-        .map_err(|e| match e {
-            Copy::Read(e) => Error::Sftp {
-                host: self.host.clone(),
-                path: remote.to_owned(),
-                reason: e.to_string(),
-            },
-            Copy::Write(source) => Error::Local {
-                path: local.to_owned(),
-                source,
-            },
-        })?;
-        if options.fsync {
-            target.sync_all().map_err(Self::local(local))?;
-        }
-        if options.preserve {
-            use std::os::unix::fs::PermissionsExt as _;
-            if let Some(perm) = stat.perm {
-                std::fs::set_permissions(&part, std::fs::Permissions::from_mode(perm & 0o7777))
-                    .map_err(Self::local(&part))?;
+        let written = (|| {
+            let target = receive_overlapped(&mut source, target, options.cancel, &mut |received| {
+                progress(received, total);
+            })
+            .map_err(|e| match e {
+                Copy::Read(e) => Error::Sftp {
+                    host: self.host.clone(),
+                    path: remote.to_owned(),
+                    reason: e.to_string(),
+                },
+                Copy::Write(source) => Error::Local {
+                    path: local.to_owned(),
+                    source,
+                },
+                Copy::Cancelled => Error::Cancelled {
+                    path: local.to_owned(),
+                },
+            })?;
+            if options.fsync {
+                target.sync_all().map_err(Self::local(local))?;
             }
-            if let Some(mtime) = stat.mtime {
-                let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
-                target.set_modified(when).map_err(Self::local(&part))?;
+            if options.preserve {
+                use std::os::unix::fs::PermissionsExt as _;
+                if let Some(perm) = stat.perm {
+                    std::fs::set_permissions(&part, std::fs::Permissions::from_mode(perm & 0o7777))
+                        .map_err(Self::local(&part))?;
+                }
+                if let Some(mtime) = stat.mtime {
+                    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+                    target.set_modified(when).map_err(Self::local(&part))?;
+                }
             }
+            Ok(())
+        })();
+        if written.is_err() {
+            // A get does not resume: a partial file would only be litter.
+            let _ = std::fs::remove_file(&part);
+            return written;
         }
         std::fs::rename(&part, local).map_err(Self::local(local))
     }

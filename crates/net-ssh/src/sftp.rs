@@ -334,6 +334,10 @@ impl Client {
                     path: local.to_owned(),
                     source,
                 },
+                Copy::Write(e) if e.kind() == std::io::ErrorKind::TimedOut => Error::Timeout {
+                    host: self.host.clone(),
+                    what: format!("writing {}", remote.display()),
+                },
                 Copy::Write(e) => Error::Sftp {
                     host: self.host.clone(),
                     path: remote.to_owned(),
@@ -360,10 +364,13 @@ impl Client {
             Ok(())
         })();
         drop(target);
-        if written.is_err() {
-            // Nothing can resume an upload: a partial file would only be litter.
-            let _ = sftp.unlink(&temp);
-            return written;
+        if let Err(error) = written {
+            // Nothing can resume an upload: a partial file would only be litter. A server that
+            // stopped answering would only make the removal wait out the timeout again.
+            if !matches!(error, Error::Timeout { .. }) {
+                let _ = sftp.unlink(&temp);
+            }
+            return Err(error);
         }
         // SFTP v3 (OpenSSH) refuses to rename over an existing file: remove it first. The
         // target is missing for a moment, never truncated.

@@ -404,6 +404,11 @@ fn many_hosts_summary_and_json() {
     let results = doc.as_array().unwrap();
     assert_eq!(results.len(), 3);
     assert_eq!(results[0]["stdout"], "hello\n");
+    assert_eq!(
+        results[0]["host"],
+        format!("{user}@127.0.0.1:{port}"),
+        "as given"
+    );
     assert_eq!(results[0]["exit_code"], 0);
     assert!(
         results[1]["error"]

@@ -643,21 +643,23 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
         .map(|h| args.connect.config(h, args.port))
         .collect::<Result<Vec<_>, _>>()?;
     let results = net_ssh::run_many(&configs, command, args.parallel);
+    // Each host as given (an alias, a user): the resolved address alone can be ambiguous.
+    let results: Vec<_> = hosts.iter().map(String::as_str).zip(&results).collect();
     let all_ok = results
         .iter()
-        .all(|r| r.outcome.as_ref().is_ok_and(|o| o.status.success()));
+        .all(|(_, r)| r.outcome.as_ref().is_ok_and(|o| o.status.success()));
     let mut out = std::io::stdout().lock();
     if args.json {
         let doc: Vec<serde_json::Value> = results
             .iter()
-            .map(|r| match &r.outcome {
+            .map(|(host, r)| match &r.outcome {
                 Ok(o) => serde_json::json!({
-                    "host": r.host, "ok": o.status.success(), "exit_code": o.status.code, "signal": o.status.signal,
+                    "host": host, "ok": o.status.success(), "exit_code": o.status.code, "signal": o.status.signal,
                     "stdout": String::from_utf8_lossy(&o.stdout), "stderr": String::from_utf8_lossy(&o.stderr),
                     "duration_ms": r.duration.as_millis(), "error": null,
                 }),
                 Err(e) => serde_json::json!({
-                    "host": r.host, "ok": false, "exit_code": null, "signal": null, "stdout": "", "stderr": "",
+                    "host": host, "ok": false, "exit_code": null, "signal": null, "stdout": "", "stderr": "",
                     "duration_ms": r.duration.as_millis(), "error": e.to_string(),
                 }),
             })
@@ -665,14 +667,14 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
         serde_json::to_writer_pretty(&mut out, &doc).context("writing JSON")?;
         writeln!(out)?;
     } else {
-        let width = results.iter().map(|r| r.host.len()).max().unwrap_or(0);
-        for r in &results {
+        let width = hosts.iter().map(String::len).max().unwrap_or(0);
+        for (host, r) in &results {
             if let Ok(o) = &r.outcome {
                 for line in String::from_utf8_lossy(&o.stdout).lines() {
-                    writeln!(out, "{:width$} | {line}", r.host)?;
+                    writeln!(out, "{host:width$} | {line}")?;
                 }
                 for line in String::from_utf8_lossy(&o.stderr).lines() {
-                    eprintln!("{:width$} | {line}", r.host);
+                    eprintln!("{host:width$} | {line}");
                 }
             }
         }
@@ -681,7 +683,7 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
             "\n{:width$}  {:>6}  {:>8}  result",
             "host", "status", "time"
         )?;
-        for r in &results {
+        for (host, r) in &results {
             let (status, result) = match &r.outcome {
                 Ok(o) => match &o.status.signal {
                     Some(sig) => ("-".to_owned(), format!("killed by {sig}")),
@@ -698,8 +700,7 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
             };
             writeln!(
                 out,
-                "{:width$}  {status:>6}  {:>7.2}s  {result}",
-                r.host,
+                "{host:width$}  {status:>6}  {:>7.2}s  {result}",
                 r.duration.as_secs_f64()
             )?;
         }

@@ -1,5 +1,6 @@
 //! net-ssh against a real OpenSSH sshd on 127.0.0.1.
 
+use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -391,6 +392,92 @@ fn dynamic_forwarding_serves_socks5() {
     assert_eq!(&back, b"ping");
     let (_, status) = connect(closed_port);
     assert_ne!(status, 0, "a closed port is refused");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    running.join().unwrap().unwrap();
+}
+
+#[test]
+fn a_slow_socks_client_or_destination_holds_up_no_other_tunnel() {
+    use std::io::{Read as _, Write as _};
+    let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
+    let echo_addr = echo.addrs[0];
+    // A destination slow to answer: a listener whose accept queue is full drops the SYNs of
+    // further connections, so the server's connect to it waits.
+    let slow = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    slow.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    slow.listen(0).unwrap();
+    let slow_addr = slow.local_addr().unwrap().as_socket().unwrap();
+    let mut queued = Vec::new();
+    while let Ok(conn) = TcpStream::connect_timeout(&slow_addr, Duration::from_millis(300)) {
+        queued.push(conn);
+        assert!(queued.len() < 16, "the accept queue never filled");
+    }
+    let socks = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let socks_addr = socks.local_addr().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let running = {
+        let stop = std::sync::Arc::clone(&stop);
+        let client = Client::connect(&keyed()).unwrap();
+        std::thread::spawn(move || client.forward_dynamic(&socks, &stop))
+    };
+    let ask = |to: std::net::SocketAddr| {
+        let mut s = TcpStream::connect(socks_addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let std::net::IpAddr::V4(ip) = to.ip() else {
+            unreachable!("loopback IPv4")
+        };
+        let mut request = vec![5, 1, 0, 5, 1, 0, 1];
+        request.extend_from_slice(&ip.octets());
+        request.extend_from_slice(&to.port().to_be_bytes());
+        s.write_all(&request).unwrap();
+        s
+    };
+    let granted = |s: &mut TcpStream| {
+        let mut replies = [0; 12];
+        s.read_exact(&mut replies).unwrap();
+        assert_eq!(
+            (replies[0], replies[1], replies[3]),
+            (5, 0, 0),
+            "{replies:?}"
+        );
+    };
+    let round_trip = |s: &mut TcpStream, data: &[u8]| {
+        s.write_all(data).unwrap();
+        let mut back = vec![0; data.len()];
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(back, data);
+    };
+    let mut open = ask(echo_addr);
+    granted(&mut open);
+    round_trip(&mut open, b"first");
+
+    // A client that says nothing holds up no other's handshake (it was read blocking, 5 s).
+    let silent = TcpStream::connect(socks_addr).unwrap();
+    let started = Instant::now();
+    let mut next = ask(echo_addr);
+    granted(&mut next);
+    round_trip(&mut next, b"next");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A destination slow to answer holds up no tunnel already open (the loop waited on the
+    // channel open, up to the 30 s timeout).
+    let _waiting = ask(slow_addr);
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    round_trip(&mut open, b"still flowing");
+    round_trip(&mut next, b"this one too");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    drop((silent, queued, slow));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     running.join().unwrap().unwrap();
 }

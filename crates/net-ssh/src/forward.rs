@@ -5,11 +5,13 @@
 //! and port (`socks.rs`). A jump host (`-J`) carries the next hop's SSH connection like a
 //! local forward, from a local socket pair.
 
+use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::Instant;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -53,6 +55,47 @@ struct Tunnel<S> {
     closed: bool,
 }
 
+/// A local connection waiting for its channel to `host:port`; a SOCKS client gets its answer
+/// once the channel is open or refused.
+struct Open {
+    tcp: TcpStream,
+    host: String,
+    port: u16,
+    socks: Option<socks::Request>,
+}
+
+/// A connection on its way to a tunnel that waits on another thread, so that it holds up
+/// none of the tunnels already carrying bytes.
+enum Waiting {
+    /// A SOCKS client whose request a thread reads (blocking, for at most SOCKS_TIMEOUT).
+    Handshake(Receiver<Option<Open>>),
+    /// A channel the server opened (`-R`), and a thread's connection to the local target.
+    Connect(ssh2::Channel, Receiver<std::io::Result<TcpStream>>),
+}
+
+/// What a forward's listener turned up in one turn.
+enum Arrival {
+    Open(Open),
+    Waiting(Waiting),
+}
+
+/// Runs `work` on a thread of its own and sends its result back, then wakes the forward's
+/// loop through `wake` (its poll cannot watch a channel).
+fn on_thread<T: Send + 'static>(
+    wake: &UnixStream,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Receiver<T> {
+    let (tx, rx) = mpsc::channel();
+    let wake = wake.try_clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(work());
+        if let Ok(mut wake) = wake {
+            let _ = wake.write_all(&[1]);
+        }
+    });
+    rx
+}
+
 impl Client {
     /// Forwards connections accepted on `listener` to `host:port` through the server, until
     /// `stop` is set. Uses this client's session for nothing else meanwhile.
@@ -72,14 +115,13 @@ impl Client {
             source,
         };
         listener.set_nonblocking(true).map_err(local_err)?;
-        self.carry(Some(listener), stop, || match listener.accept() {
-            Ok((tcp, _)) => match self.open_tunnel(host, port) {
-                Ok(channel) => Ok(Some((tcp, channel))),
-                Err(e) => {
-                    log::warn!("forward to {host}:{port}: {e}");
-                    Ok(None)
-                }
-            },
+        self.carry(Some(listener), stop, |_| match listener.accept() {
+            Ok((tcp, _)) => Ok(Some(Arrival::Open(Open {
+                tcp,
+                host: host.to_owned(),
+                port,
+                socks: None,
+            }))),
             Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(local_err(e)),
         })
@@ -97,35 +139,14 @@ impl Client {
             source,
         };
         listener.set_nonblocking(true).map_err(local_err)?;
-        self.carry(Some(listener), stop, || match listener.accept() {
-            Ok((mut tcp, _)) => Ok(self.open_socks(&mut tcp).map(|channel| (tcp, channel))),
+        self.carry(Some(listener), stop, |wake| match listener.accept() {
+            Ok((tcp, _)) => Ok(Some(Arrival::Waiting(Waiting::Handshake(on_thread(
+                wake,
+                move || read_socks_request(tcp),
+            ))))),
             Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(local_err(e)),
         })
-    }
-
-    /// Reads a SOCKS client's request and opens a channel to what it names.
-    fn open_socks(&self, tcp: &mut TcpStream) -> Option<ssh2::Channel> {
-        // The handshake is read blocking, which holds the other tunnels: only briefly, and a
-        // client that stalls is dropped after SOCKS_TIMEOUT.
-        let _ = tcp.set_nonblocking(false);
-        let _ = tcp.set_read_timeout(Some(SOCKS_TIMEOUT));
-        let request = match socks::handshake(tcp) {
-            Ok(request) => request,
-            Err(e) => {
-                log::warn!("SOCKS: {e}");
-                return None;
-            }
-        };
-        let _ = tcp.set_read_timeout(None);
-        match self.open_tunnel(&request.host, request.port) {
-            Ok(channel) => request.answer(tcp, None).ok().map(|()| channel),
-            Err(e) => {
-                log::warn!("SOCKS to {}:{}: {e}", request.host, request.port);
-                let _ = request.answer(tcp, Some(socks::GENERAL_FAILURE));
-                None
-            }
-        }
     }
 
     /// Asks the server to listen on `bind:port` on its side (`port` 0: one it picks; `bind`
@@ -146,31 +167,76 @@ impl Client {
         })
     }
 
-    /// Moves bytes between the tunnels `accept` opens until `stop` is set; `also` (a local
+    /// Moves bytes between the tunnels until `stop` is set, taking what `accept` turns up (it
+    /// is given the loop's wake-up socket for work it hands to threads); `also` (a local
     /// listener) is polled with the session for new connections.
     fn carry(
         &self,
         also: Option<&dyn AsFd>,
         stop: &AtomicBool,
-        mut accept: impl FnMut() -> Result<Option<(TcpStream, ssh2::Channel)>, Error>,
+        mut accept: impl FnMut(&UnixStream) -> Result<Option<Arrival>, Error>,
     ) -> Result<(), Error> {
+        let (mut woken, wake) = UnixStream::pair().map_err(|source| Error::Local {
+            path: "forwarding wake-up socket pair".into(),
+            source,
+        })?;
+        let _ = woken.set_nonblocking(true);
+        let _ = wake.set_nonblocking(true);
         self.session.set_blocking(false);
         let mut tunnels: Vec<Tunnel<TcpStream>> = Vec::new();
+        let mut waiting: Vec<Waiting> = Vec::new();
+        // libssh2 keeps one channel open in progress per session, and a call after EAGAIN
+        // goes on with that open whatever host it is given: opens go in turn, the front one
+        // in progress, and an open once begun is never given up (a later one would get its
+        // channel, to the wrong host).
+        let mut opens: VecDeque<Open> = VecDeque::new();
         let mut buf = vec![0; CHUNK];
         let result = loop {
             if stop.load(Ordering::Relaxed) {
                 break Ok(());
             }
+            // Before looking at `waiting`: a thread that finishes after that wakes the poll.
+            while woken.read(&mut buf).is_ok_and(|n| n > 0) {}
             let mut progress = false;
-            match accept() {
-                Ok(Some((tcp, channel))) => {
-                    progress = true;
-                    let _ = tcp.set_nonblocking(true);
-                    let _ = tcp.set_nodelay(true);
-                    tunnels.push(Tunnel::new(tcp, channel));
-                }
+            match accept(&wake) {
+                Ok(Some(Arrival::Open(open))) => opens.push_back(open),
+                Ok(Some(Arrival::Waiting(w))) => waiting.push(w),
                 Ok(None) => {}
                 Err(e) => break Err(e),
+            }
+            for w in std::mem::take(&mut waiting) {
+                match w {
+                    Waiting::Handshake(rx) => match rx.try_recv() {
+                        Ok(Some(open)) => opens.push_back(open),
+                        Ok(None) | Err(TryRecvError::Disconnected) => {}
+                        Err(TryRecvError::Empty) => waiting.push(Waiting::Handshake(rx)),
+                    },
+                    Waiting::Connect(channel, rx) => match rx.try_recv() {
+                        Ok(Ok(tcp)) => {
+                            progress = true;
+                            tunnels.push(Tunnel::over(tcp, channel));
+                        }
+                        Ok(Err(e)) => log::warn!("remote forward: {e}"),
+                        Err(TryRecvError::Disconnected) => {}
+                        Err(TryRecvError::Empty) => waiting.push(Waiting::Connect(channel, rx)),
+                    },
+                }
+            }
+            if let Some(open) = opens.front() {
+                match self
+                    .session
+                    .channel_direct_tcpip(&open.host, open.port, None)
+                {
+                    Err(e) if e.code() == EAGAIN => self.ack_at_once(),
+                    result => {
+                        progress = true;
+                        if let Some(open) = opens.pop_front()
+                            && let Some(tunnel) = open.finish(result)
+                        {
+                            tunnels.push(tunnel);
+                        }
+                    }
+                }
             }
             for tunnel in &mut tunnels {
                 progress |= tunnel.pump(&mut buf);
@@ -178,6 +244,7 @@ impl Client {
             tunnels.retain(|t| !t.closed);
             if !progress {
                 let mut locals: Vec<&dyn AsFd> = also.into_iter().collect();
+                locals.push(&woken);
                 locals.extend(tunnels.iter().map(|t| &t.local as &dyn AsFd));
                 self.wait(&locals, 50);
             }
@@ -257,22 +324,73 @@ impl RemoteForward {
     pub fn run(&mut self, host: &str, port: u16, stop: &AtomicBool) -> Result<(), Error> {
         let client = &self.client;
         let listener = &mut self.listener;
-        client.carry(None, stop, || match listener.accept() {
+        client.carry(None, stop, |wake| match listener.accept() {
             Ok(channel) => {
-                let tcp = (host, port)
-                    .to_socket_addrs()
-                    .and_then(|addrs| connect_any(&addrs.collect::<Vec<_>>(), client.timeout));
-                match tcp {
-                    Ok(tcp) => Ok(Some((tcp, channel))),
-                    Err(e) => {
-                        log::warn!("remote forward to {host}:{port}: {e}");
-                        Ok(None)
-                    }
-                }
+                // The local target may be slow to answer: a thread connects.
+                let (target, timeout) = ((host.to_owned(), port), client.timeout);
+                let tcp = on_thread(wake, move || {
+                    let (host, port) = &target;
+                    (host.as_str(), *port)
+                        .to_socket_addrs()
+                        .and_then(|addrs| connect_any(&addrs.collect::<Vec<_>>(), timeout))
+                        .map_err(|e| std::io::Error::new(e.kind(), format!("{host}:{port}: {e}")))
+                });
+                Ok(Some(Arrival::Waiting(Waiting::Connect(channel, tcp))))
             }
             Err(e) if e.code() == EAGAIN => Ok(None),
             Err(e) => Err(Error::ssh(&client.host, &e)),
         })
+    }
+}
+
+/// Reads a SOCKS client's request, blocking for at most SOCKS_TIMEOUT.
+fn read_socks_request(mut tcp: TcpStream) -> Option<Open> {
+    let _ = tcp.set_nonblocking(false);
+    let _ = tcp.set_read_timeout(Some(SOCKS_TIMEOUT));
+    match socks::handshake(&mut tcp) {
+        Ok(request) => {
+            let _ = tcp.set_read_timeout(None);
+            Some(Open {
+                tcp,
+                host: request.host.clone(),
+                port: request.port,
+                socks: Some(request),
+            })
+        }
+        Err(e) => {
+            log::warn!("SOCKS: {e}");
+            None
+        }
+    }
+}
+
+impl Open {
+    /// The tunnel, once the server has opened the channel; a SOCKS client is told either way.
+    fn finish(mut self, channel: Result<ssh2::Channel, ssh2::Error>) -> Option<Tunnel<TcpStream>> {
+        match channel {
+            Ok(channel) => {
+                if let Some(request) = &self.socks {
+                    request.answer(&mut self.tcp, None).ok()?;
+                }
+                Some(Tunnel::over(self.tcp, channel))
+            }
+            Err(e) => {
+                log::warn!("forward to {}:{}: {e}", self.host, self.port);
+                if let Some(request) = &self.socks {
+                    let _ = request.answer(&mut self.tcp, Some(socks::GENERAL_FAILURE));
+                }
+                None
+            }
+        }
+    }
+}
+
+impl Tunnel<TcpStream> {
+    /// A tunnel between a TCP connection and a channel, both made non-blocking.
+    fn over(tcp: TcpStream, channel: ssh2::Channel) -> Self {
+        let _ = tcp.set_nonblocking(true);
+        let _ = tcp.set_nodelay(true);
+        Tunnel::new(tcp, channel)
     }
 }
 

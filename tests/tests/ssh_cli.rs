@@ -778,9 +778,11 @@ fn dash_d_is_a_socks_proxy_through_the_server_and_dash_n_waits_for_a_signal() {
         "127.0.0.1:0",
     ]);
     let dport = free_port().to_string();
+    let lport = free_port();
+    let local = format!("{lport}:127.0.0.1:{}", http.addrs[0].port());
     let child = netkit_tests::Spawned::start(
         Command::new(netkit_bin())
-            .args(ssh_args(&["-N", "-D", &dport], &[]))
+            .args(ssh_args(&["-N", "-D", &dport, "-L", &local], &[]))
             .env_remove("SSH_AUTH_SOCK")
             .stdin(Stdio::null())
             .stderr(Stdio::piped()),
@@ -825,7 +827,15 @@ fn dash_d_is_a_socks_proxy_through_the_server_and_dash_n_waits_for_a_signal() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    // -N: the one session carries the forward, as with ssh (there was a second, idle one).
+    // The -L beside it.
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .arg(format!("http://127.0.0.1:{lport}/hello.txt"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through socks\n");
+    // -N: the one session carries both forwards, as with ssh (each had one of its own, and
+    // an idle one was held besides).
     let ss = Command::new("ss")
         .args(["-tnpH", "state", "established"])
         .arg(format!("dport = :{}", port()))

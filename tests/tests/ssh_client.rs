@@ -311,24 +311,35 @@ fn proxy_jump_from_an_ssh_config_file() {
 }
 
 #[test]
-fn remote_forwarding_reaches_back_here() {
+fn remote_and_local_forwarding_on_one_session() {
     let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let target_port = target.local_addr().unwrap().port();
     let answer = std::thread::spawn(move || {
         let (mut conn, _) = target.accept().unwrap();
         std::io::Write::write_all(&mut conn, b"from-here").unwrap();
     });
-    let mut remote = Client::connect(&keyed())
-        .unwrap()
-        .listen_remote(None, 0)
-        .unwrap();
-    let port = remote.port();
+    let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
+    let local = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let local_addr = local.local_addr().unwrap();
+    let mut forwards = Client::connect(&keyed()).unwrap().into_forwards();
+    let port = forwards.remote(None, 0, "127.0.0.1", target_port).unwrap();
     assert!(port > 0, "the server picks a port");
+    forwards
+        .local(local, "127.0.0.1", echo.addrs[0].port())
+        .unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let running = {
         let stop = std::sync::Arc::clone(&stop);
-        std::thread::spawn(move || remote.run("127.0.0.1", target_port, &stop))
+        std::thread::spawn(move || forwards.run(&stop))
     };
+    let mut through = TcpStream::connect(local_addr).unwrap();
+    through
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    std::io::Write::write_all(&mut through, b"local").unwrap();
+    let mut back = [0; 5];
+    std::io::Read::read_exact(&mut through, &mut back).unwrap();
+    assert_eq!(&back, b"local");
     let cmd = format!(
         "python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', {port})); \
          print(b''.join(iter(lambda: s.recv(100), b'')).decode())\""
@@ -366,8 +377,9 @@ fn dynamic_forwarding_serves_socks5() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let running = {
         let stop = std::sync::Arc::clone(&stop);
-        let client = Client::connect(&keyed()).unwrap();
-        std::thread::spawn(move || client.forward_dynamic(&socks, &stop))
+        let mut forwards = Client::connect(&keyed()).unwrap().into_forwards();
+        forwards.dynamic(socks).unwrap();
+        std::thread::spawn(move || forwards.run(&stop))
     };
     let connect = |port: u16| {
         let mut s = std::net::TcpStream::connect(socks_addr).unwrap();
@@ -418,8 +430,9 @@ fn a_slow_socks_client_or_destination_holds_up_no_other_tunnel() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let running = {
         let stop = std::sync::Arc::clone(&stop);
-        let client = Client::connect(&keyed()).unwrap();
-        std::thread::spawn(move || client.forward_dynamic(&socks, &stop))
+        let mut forwards = Client::connect(&keyed()).unwrap().into_forwards();
+        forwards.dynamic(socks).unwrap();
+        std::thread::spawn(move || forwards.run(&stop))
     };
     let ask = |to: std::net::SocketAddr| {
         let mut s = TcpStream::connect(socks_addr).unwrap();

@@ -385,8 +385,8 @@ pub fn run(mut args: Args) -> Outcome {
     let client = connect(&mut config)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     if args.no_command {
-        // The session has nothing to run: the first forward takes it (without forwards it is
-        // held open, as by ssh -N).
+        // The session has nothing to run: the forwards take it (without forwards it is held
+        // open, as by ssh -N).
         let mut spare = Some(client);
         let forwards = start_forwards(&args, &mut config, &mut spare, &stop)?;
         let mut signals = signal_hook::iterator::Signals::new([
@@ -517,22 +517,22 @@ impl Drop for RawMode {
 
 type Forward = std::thread::JoinHandle<Result<(), Error>>;
 
-/// Starts -L, -R and -D, each on a session of its own (libssh2 serialises a session's calls).
-/// Every listener is up when this returns, so the command can use them at once. A forward
-/// that cannot listen is a warning and is left out, as in OpenSSH, unless
-/// `ExitOnForwardFailure yes` makes it an error.
+/// Starts -L, -R and -D, all on one session as ssh carries them, on a thread of their own
+/// (libssh2 serialises a session's calls, so a command runs on another): `spare`, already
+/// open, when given, else a new one. Every listener is up when this returns, so the command
+/// can use them at once. A forward that cannot listen is a warning and is left out, as in
+/// OpenSSH, unless `ExitOnForwardFailure yes` makes it an error.
 fn start_forwards(
     args: &Args,
     config: &mut Config,
     spare: &mut Option<Client>,
     stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> Result<Vec<Forward>, Failure> {
+) -> Result<Option<Forward>, Failure> {
+    if args.forward.is_empty() && args.remote_forward.is_empty() && args.dynamic_forward.is_empty()
+    {
+        return Ok(None);
+    }
     let exit_on_failure = config.exit_on_forward_failure;
-    // Each forward has a session of its own; `spare`, already open, goes to the first.
-    let mut session = |config: &mut Config| match spare.take() {
-        Some(client) => Ok(client),
-        None => connect(config),
-    };
     let failed = |flag: &str, spec: &str, reason: String| {
         let message = format!("{flag} {spec}: {reason}");
         if exit_on_failure {
@@ -548,35 +548,26 @@ fn start_forwards(
             Err(e) => failed(flag, spec, format!("cannot listen on {addr}: {e}")).map(|()| None),
         }
     };
-    let mut forwards = Vec::new();
+    let client = match spare.take() {
+        Some(client) => client,
+        None => connect(config)?,
+    };
+    let mut forwards = client.into_forwards();
     for spec in &args.forward {
         let (bind, lport, host, port) = parse_forward("-L", spec).map_err(own)?;
-        let Some(listener) = listen("-L", spec, bind, lport)? else {
-            continue;
-        };
-        let tunnel = session(config)?;
-        let (stop, host) = (std::sync::Arc::clone(stop), host.to_owned());
-        forwards.push(std::thread::spawn(move || {
-            tunnel.forward_local(&listener, &host, port, &stop)
-        }));
+        if let Some(listener) = listen("-L", spec, bind, lport)? {
+            forwards.local(listener, host, port).map_err(own)?;
+        }
     }
     for spec in &args.remote_forward {
         let (bind, rport, host, port) = parse_forward("-R", spec).map_err(own)?;
-        let mut remote = match session(config)?.listen_remote(bind, rport) {
-            Ok(remote) => remote,
-            Err(e) => {
-                failed("-R", spec, e.to_string())?;
-                continue;
+        match forwards.remote(bind, rport, host, port) {
+            Ok(allocated) if rport == 0 => {
+                eprintln!("netkit: allocated port {allocated} for remote forward to {host}:{port}");
             }
-        };
-        if rport == 0 {
-            eprintln!(
-                "netkit: allocated port {} for remote forward to {host}:{port}",
-                remote.port()
-            );
+            Ok(_) => {}
+            Err(e) => failed("-R", spec, e.to_string())?,
         }
-        let (stop, host) = (std::sync::Arc::clone(stop), host.to_owned());
-        forwards.push(std::thread::spawn(move || remote.run(&host, port, &stop)));
     }
     for spec in &args.dynamic_forward {
         let (bind, port) = match spec.rsplit_once(':') {
@@ -586,25 +577,19 @@ fn start_forwards(
         let port = port
             .parse()
             .map_err(|_| own(anyhow!("bad -D {spec:?}: expected [BIND:]PORT")))?;
-        let Some(listener) = listen("-D", spec, bind, port)? else {
-            continue;
-        };
-        let tunnel = session(config)?;
-        let stop = std::sync::Arc::clone(stop);
-        forwards.push(std::thread::spawn(move || {
-            tunnel.forward_dynamic(&listener, &stop)
-        }));
+        if let Some(listener) = listen("-D", spec, bind, port)? {
+            forwards.dynamic(listener).map_err(own)?;
+        }
     }
-    Ok(forwards)
+    let stop = std::sync::Arc::clone(stop);
+    Ok(Some(std::thread::spawn(move || forwards.run(&stop))))
 }
 
-/// Stops the forwards and waits for them; one that failed is reported.
-fn end_forwards(stop: &std::sync::atomic::AtomicBool, forwards: Vec<Forward>) {
+/// Stops the forwards and waits for them; a failure is reported.
+fn end_forwards(stop: &std::sync::atomic::AtomicBool, forwards: Option<Forward>) {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for forward in forwards {
-        if let Ok(Err(e)) = forward.join() {
-            log::warn!("forwarding: {e}");
-        }
+    if let Some(Ok(Err(e))) = forwards.map(std::thread::JoinHandle::join) {
+        log::warn!("forwarding: {e}");
     }
 }
 

@@ -96,86 +96,166 @@ fn on_thread<T: Send + 'static>(
     rx
 }
 
-impl Client {
-    /// Forwards connections accepted on `listener` to `host:port` through the server, until
-    /// `stop` is set. Uses this client's session for nothing else meanwhile.
-    ///
-    /// # Errors
-    /// [`Error::Local`] when the listener fails; a connection the server refuses to forward
-    /// is closed and logged, the others go on.
-    pub fn forward_local(
-        &self,
-        listener: &TcpListener,
-        host: &str,
+/// Where one forward's connections come from, and where they go.
+enum Source {
+    /// `-L`: a local listener; each connection goes to `host:port` as seen from the server.
+    Local {
+        listener: TcpListener,
+        host: String,
         port: u16,
-        stop: &AtomicBool,
-    ) -> Result<(), Error> {
-        let local_err = |source| Error::Local {
-            path: "forwarding listener".into(),
-            source,
-        };
-        listener.set_nonblocking(true).map_err(local_err)?;
-        self.carry(Some(listener), stop, |_| match listener.accept() {
-            Ok((tcp, _)) => Ok(Some(Arrival::Open(Open {
-                tcp,
-                host: host.to_owned(),
-                port,
-                socks: None,
-            }))),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(local_err(e)),
-        })
-    }
+    },
+    /// `-D`: a local SOCKS listener; each client names where it goes.
+    Dynamic(TcpListener),
+    /// `-R`: the server's listener; each connection goes to `host:port` as seen from here.
+    Remote {
+        listener: ssh2::Listener,
+        host: String,
+        port: u16,
+    },
+}
 
-    /// Serves SOCKS4, 4a and 5 on `listener` (`ssh -D`): each client names a host and port,
-    /// reached through the server, until `stop` is set.
+/// The forwards one session carries (`ssh -L`, `-R` and `-D`), all over the one connection
+/// as ssh carries them: add them, then [`run`](Forwards::run) until stopped.
+pub struct Forwards {
+    client: Client,
+    sources: Vec<Source>,
+}
+
+impl Client {
+    /// This session, to carry forwards and nothing else.
+    #[must_use]
+    pub fn into_forwards(self) -> Forwards {
+        Forwards {
+            client: self,
+            sources: Vec::new(),
+        }
+    }
+}
+
+impl Forwards {
+    /// `-L`: connections accepted on `listener` go to `host:port` as seen from the server;
+    /// one the server refuses to forward is closed and logged.
     ///
     /// # Errors
-    /// [`Error::Local`] when the listener fails; a client whose handshake fails or whose
-    /// destination cannot be reached gets the SOCKS refusal and is closed, the others go on.
-    pub fn forward_dynamic(&self, listener: &TcpListener, stop: &AtomicBool) -> Result<(), Error> {
-        let local_err = |source| Error::Local {
-            path: "SOCKS listener".into(),
-            source,
-        };
-        listener.set_nonblocking(true).map_err(local_err)?;
-        self.carry(Some(listener), stop, |wake| match listener.accept() {
-            Ok((tcp, _)) => Ok(Some(Arrival::Waiting(Waiting::Handshake(on_thread(
-                wake,
-                move || read_socks_request(tcp),
-            ))))),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(local_err(e)),
-        })
+    /// [`Error::Local`] when the listener cannot be made non-blocking.
+    pub fn local(&mut self, listener: TcpListener, host: &str, port: u16) -> Result<(), Error> {
+        listener.set_nonblocking(true).map_err(listener_error)?;
+        self.sources.push(Source::Local {
+            listener,
+            host: host.to_owned(),
+            port,
+        });
+        Ok(())
     }
 
-    /// Asks the server to listen on `bind:port` on its side (`port` 0: one it picks; `bind`
-    /// `None`: its default, loopback for OpenSSH), for [`RemoteForward::run`] to carry what
-    /// arrives there. Uses this client for nothing else from then on.
+    /// `-D`: SOCKS4, 4a and 5 on `listener`; each client names a host and port, reached
+    /// through the server. A client whose handshake fails or whose destination cannot be
+    /// reached gets the SOCKS refusal and is closed.
+    ///
+    /// # Errors
+    /// [`Error::Local`] when the listener cannot be made non-blocking.
+    pub fn dynamic(&mut self, listener: TcpListener) -> Result<(), Error> {
+        listener.set_nonblocking(true).map_err(listener_error)?;
+        self.sources.push(Source::Dynamic(listener));
+        Ok(())
+    }
+
+    /// `-R`: asks the server to listen on `bind:port` on its side (`port` 0: one it picks;
+    /// `bind` `None`: its default, loopback for OpenSSH); what arrives there goes to
+    /// `host:to_port` as seen from here. Returns the port the server listens on.
     ///
     /// # Errors
     /// [`Error::Ssh`] when the server refuses (the port is taken, or forwarding is off).
-    pub fn listen_remote(self, bind: Option<&str>, port: u16) -> Result<RemoteForward, Error> {
+    pub fn remote(
+        &mut self,
+        bind: Option<&str>,
+        port: u16,
+        host: &str,
+        to_port: u16,
+    ) -> Result<u16, Error> {
         let (listener, port) = self
+            .client
             .session
             .channel_forward_listen(port, bind, None)
-            .map_err(|e| Error::ssh(&self.host, &e))?;
-        Ok(RemoteForward {
-            client: self,
+            .map_err(|e| Error::ssh(&self.client.host, &e))?;
+        self.sources.push(Source::Remote {
             listener,
-            port,
-        })
+            host: host.to_owned(),
+            port: to_port,
+        });
+        Ok(port)
     }
 
-    /// Moves bytes between the tunnels until `stop` is set, taking what `accept` turns up (it
-    /// is given the loop's wake-up socket for work it hands to threads); `also` (a local
-    /// listener) is polled with the session for new connections.
-    fn carry(
-        &self,
-        also: Option<&dyn AsFd>,
-        stop: &AtomicBool,
-        mut accept: impl FnMut(&UnixStream) -> Result<Option<Arrival>, Error>,
-    ) -> Result<(), Error> {
+    /// Carries every forward's connections until `stop` is set.
+    ///
+    /// # Errors
+    /// [`Error::Local`] when a local listener fails, [`Error::Ssh`] when the session does.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), Error> {
+        self.client.carry(&mut self.sources, stop)
+    }
+}
+
+fn listener_error(source: std::io::Error) -> Error {
+    Error::Local {
+        path: "forwarding listener".into(),
+        source,
+    }
+}
+
+impl Client {
+    /// What `source` turned up this turn, if anything. Work that can be slow (a SOCKS
+    /// handshake, `-R`'s local connect) goes to a thread that wakes the loop through `wake`.
+    fn arrival(&self, source: &mut Source, wake: &UnixStream) -> Result<Option<Arrival>, Error> {
+        match source {
+            Source::Local {
+                listener,
+                host,
+                port,
+            } => match listener.accept() {
+                Ok((tcp, _)) => Ok(Some(Arrival::Open(Open {
+                    tcp,
+                    host: host.clone(),
+                    port: *port,
+                    socks: None,
+                }))),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
+                Err(e) => Err(listener_error(e)),
+            },
+            Source::Dynamic(listener) => match listener.accept() {
+                Ok((tcp, _)) => Ok(Some(Arrival::Waiting(Waiting::Handshake(on_thread(
+                    wake,
+                    move || read_socks_request(tcp),
+                ))))),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
+                Err(e) => Err(listener_error(e)),
+            },
+            Source::Remote {
+                listener,
+                host,
+                port,
+            } => match listener.accept() {
+                Ok(channel) => {
+                    let (target, timeout) = ((host.clone(), *port), self.timeout);
+                    let tcp = on_thread(wake, move || {
+                        let (host, port) = &target;
+                        (host.as_str(), *port)
+                            .to_socket_addrs()
+                            .and_then(|addrs| connect_any(&addrs.collect::<Vec<_>>(), timeout))
+                            .map_err(|e| {
+                                std::io::Error::new(e.kind(), format!("{host}:{port}: {e}"))
+                            })
+                    });
+                    Ok(Some(Arrival::Waiting(Waiting::Connect(channel, tcp))))
+                }
+                Err(e) if e.code() == EAGAIN => Ok(None),
+                Err(e) => Err(Error::ssh(&self.host, &e)),
+            },
+        }
+    }
+
+    /// Moves bytes between the tunnels of every source's connections until `stop` is set;
+    /// the local listeners are polled with the session.
+    fn carry(&self, sources: &mut [Source], stop: &AtomicBool) -> Result<(), Error> {
         let (mut woken, wake) = UnixStream::pair().map_err(|source| Error::Local {
             path: "forwarding wake-up socket pair".into(),
             source,
@@ -198,11 +278,17 @@ impl Client {
             // Before looking at `waiting`: a thread that finishes after that wakes the poll.
             while woken.read(&mut buf).is_ok_and(|n| n > 0) {}
             let mut progress = false;
-            match accept(&wake) {
-                Ok(Some(Arrival::Open(open))) => opens.push_back(open),
-                Ok(Some(Arrival::Waiting(w))) => waiting.push(w),
-                Ok(None) => {}
-                Err(e) => break Err(e),
+            let mut failed = None;
+            for source in sources.iter_mut() {
+                match self.arrival(source, &wake) {
+                    Ok(Some(Arrival::Open(open))) => opens.push_back(open),
+                    Ok(Some(Arrival::Waiting(w))) => waiting.push(w),
+                    Ok(None) => {}
+                    Err(e) => failed = Some(e),
+                }
+            }
+            if let Some(e) = failed {
+                break Err(e);
             }
             for w in std::mem::take(&mut waiting) {
                 match w {
@@ -243,8 +329,13 @@ impl Client {
             }
             tunnels.retain(|t| !t.closed);
             if !progress {
-                let mut locals: Vec<&dyn AsFd> = also.into_iter().collect();
-                locals.push(&woken);
+                let mut locals: Vec<&dyn AsFd> = vec![&woken];
+                locals.extend(sources.iter().filter_map(|source| match source {
+                    Source::Local { listener, .. } | Source::Dynamic(listener) => {
+                        Some(listener as &dyn AsFd)
+                    }
+                    Source::Remote { .. } => None,
+                }));
                 locals.extend(tunnels.iter().map(|t| &t.local as &dyn AsFd));
                 self.wait(&locals, 50);
             }
@@ -299,47 +390,6 @@ impl Client {
                 Err(e) => return Err(Error::ssh(&self.host, &e)),
             }
         }
-    }
-}
-
-/// A port the server listens on for us (`ssh -R`), from [`Client::listen_remote`].
-pub struct RemoteForward {
-    client: Client,
-    listener: ssh2::Listener,
-    port: u16,
-}
-
-impl RemoteForward {
-    /// The port the server listens on (the one it picked, when asked for 0).
-    #[must_use]
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Carries each connection the server accepts to `host:port` as seen from here, until
-    /// `stop` is set. A connection that cannot reach `host:port` is closed and logged.
-    ///
-    /// # Errors
-    /// [`Error::Ssh`] when the session fails.
-    pub fn run(&mut self, host: &str, port: u16, stop: &AtomicBool) -> Result<(), Error> {
-        let client = &self.client;
-        let listener = &mut self.listener;
-        client.carry(None, stop, |wake| match listener.accept() {
-            Ok(channel) => {
-                // The local target may be slow to answer: a thread connects.
-                let (target, timeout) = ((host.to_owned(), port), client.timeout);
-                let tcp = on_thread(wake, move || {
-                    let (host, port) = &target;
-                    (host.as_str(), *port)
-                        .to_socket_addrs()
-                        .and_then(|addrs| connect_any(&addrs.collect::<Vec<_>>(), timeout))
-                        .map_err(|e| std::io::Error::new(e.kind(), format!("{host}:{port}: {e}")))
-                });
-                Ok(Some(Arrival::Waiting(Waiting::Connect(channel, tcp))))
-            }
-            Err(e) if e.code() == EAGAIN => Ok(None),
-            Err(e) => Err(Error::ssh(&client.host, &e)),
-        })
     }
 }
 

@@ -27,6 +27,6 @@ pub use client::Client;
 pub use config::{Config, HostKeyPolicy, Identity};
 pub use error::Error;
 pub use exec::{ExitStatus, Output, Terminal};
-pub use forward::RemoteForward;
+pub use forward::Forwards;
 pub use many::{HostResult, run_many};
 pub use sftp::{Entry, Transfer, upload_temp_name};

@@ -638,6 +638,31 @@ fn sigterm_or_sigint_stops_a_transfer_and_removes_its_partial_file() {
 }
 
 #[test]
+fn bad_forwarding_is_refused_before_connecting() {
+    // Nothing listens there: an error about connecting would mean the check came too late.
+    let closed = free_port().to_string();
+    for (flags, words, says) in [
+        (&["-L", "abc"][..], &["true"][..], "bad -L \"abc\""),
+        (&["-L", "1234:db:99999"], &["true"], "bad -L"),
+        (&["-R", "80"], &["true"], "bad -R \"80\""),
+        (&["-D", "notaport"], &["true"], "bad -D \"notaport\""),
+        (&["-N", "-D", "1080"], &["uptime"], "-N runs no command"),
+    ] {
+        let mut args = vec!["ssh", "-p", &closed];
+        args.extend(flags);
+        args.push("nobody@127.0.0.1");
+        args.extend(words);
+        let out = netkit(&args, b"", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{flags:?}: {err}");
+        assert!(
+            err.contains(says) && err.lines().count() == 1,
+            "{flags:?}: {err}"
+        );
+    }
+}
+
+#[test]
 fn host_aliases_from_an_ssh_config_file() {
     let file = work_dir().join("ssh-config");
     std::fs::write(

@@ -381,6 +381,7 @@ pub fn run(mut args: Args) -> Outcome {
         return Err(own(anyhow!("-N runs no command, but one was given")));
     }
     let terminal = ((command.is_empty() || args.tty) && on_terminal).then(local_terminal);
+    let asked = ForwardSpecs::parse(&args)?;
     let mut config = args.connect.config(dest, args.port)?;
     let client = connect(&mut config)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -388,7 +389,7 @@ pub fn run(mut args: Args) -> Outcome {
         // The session has nothing to run: the forwards take it (without forwards it is held
         // open, as by ssh -N).
         let mut spare = Some(client);
-        let forwards = start_forwards(&args, &mut config, &mut spare, &stop)?;
+        let forwards = start_forwards(&asked, &mut config, &mut spare, &stop)?;
         let mut signals = signal_hook::iterator::Signals::new([
             signal_hook::consts::SIGINT,
             signal_hook::consts::SIGTERM,
@@ -399,7 +400,7 @@ pub fn run(mut args: Args) -> Outcome {
         end_forwards(&stop, forwards);
         return Ok(ExitCode::SUCCESS);
     }
-    let forwards = start_forwards(&args, &mut config, &mut None, &stop)?;
+    let forwards = start_forwards(&asked, &mut config, &mut None, &stop)?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin().lock();
@@ -517,19 +518,66 @@ impl Drop for RawMode {
 
 type Forward = std::thread::JoinHandle<Result<(), Error>>;
 
+/// `-L`/`-R` as `[BIND:]PORT:HOST:PORT`.
+type Spec<'a> = (&'a str, Option<&'a str>, u16, &'a str, u16);
+
+/// The forwards asked for, each checked before anything connects (as ssh refuses a bad
+/// specification at once).
+struct ForwardSpecs<'a> {
+    local: Vec<Spec<'a>>,
+    remote: Vec<Spec<'a>>,
+    /// `-D` as `[BIND:]PORT`.
+    dynamic: Vec<(&'a str, Option<&'a str>, u16)>,
+}
+
+impl<'a> ForwardSpecs<'a> {
+    fn parse(args: &'a Args) -> Result<ForwardSpecs<'a>, Failure> {
+        let specs = |flag: &str, all: &'a [String]| {
+            all.iter()
+                .map(|spec| {
+                    let (bind, listen, host, port) = parse_forward(flag, spec)?;
+                    Ok((spec.as_str(), bind, listen, host, port))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+        };
+        let dynamic = args
+            .dynamic_forward
+            .iter()
+            .map(|spec| {
+                let (bind, port) = match spec.rsplit_once(':') {
+                    Some((bind, port)) => (Some(bind), port),
+                    None => (None, spec.as_str()),
+                };
+                let port = port
+                    .parse()
+                    .map_err(|_| anyhow!("bad -D {spec:?}: expected [BIND:]PORT"))?;
+                Ok((spec.as_str(), bind, port))
+            })
+            .collect::<anyhow::Result<Vec<_>>>();
+        Ok(ForwardSpecs {
+            local: specs("-L", &args.forward).map_err(own)?,
+            remote: specs("-R", &args.remote_forward).map_err(own)?,
+            dynamic: dynamic.map_err(own)?,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.local.is_empty() && self.remote.is_empty() && self.dynamic.is_empty()
+    }
+}
+
 /// Starts -L, -R and -D, all on one session as ssh carries them, on a thread of their own
 /// (libssh2 serialises a session's calls, so a command runs on another): `spare`, already
 /// open, when given, else a new one. Every listener is up when this returns, so the command
 /// can use them at once. A forward that cannot listen is a warning and is left out, as in
 /// OpenSSH, unless `ExitOnForwardFailure yes` makes it an error.
 fn start_forwards(
-    args: &Args,
+    asked: &ForwardSpecs<'_>,
     config: &mut Config,
     spare: &mut Option<Client>,
     stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<Option<Forward>, Failure> {
-    if args.forward.is_empty() && args.remote_forward.is_empty() && args.dynamic_forward.is_empty()
-    {
+    if asked.is_empty() {
         return Ok(None);
     }
     let exit_on_failure = config.exit_on_forward_failure;
@@ -553,14 +601,12 @@ fn start_forwards(
         None => connect(config)?,
     };
     let mut forwards = client.into_forwards();
-    for spec in &args.forward {
-        let (bind, lport, host, port) = parse_forward("-L", spec).map_err(own)?;
+    for &(spec, bind, lport, host, port) in &asked.local {
         if let Some(listener) = listen("-L", spec, bind, lport)? {
             forwards.local(listener, host, port).map_err(own)?;
         }
     }
-    for spec in &args.remote_forward {
-        let (bind, rport, host, port) = parse_forward("-R", spec).map_err(own)?;
+    for &(spec, bind, rport, host, port) in &asked.remote {
         match forwards.remote(bind, rport, host, port) {
             Ok(allocated) if rport == 0 => {
                 eprintln!("netkit: allocated port {allocated} for remote forward to {host}:{port}");
@@ -569,14 +615,7 @@ fn start_forwards(
             Err(e) => failed("-R", spec, e.to_string())?,
         }
     }
-    for spec in &args.dynamic_forward {
-        let (bind, port) = match spec.rsplit_once(':') {
-            Some((bind, port)) => (Some(bind), port),
-            None => (None, spec.as_str()),
-        };
-        let port = port
-            .parse()
-            .map_err(|_| own(anyhow!("bad -D {spec:?}: expected [BIND:]PORT")))?;
+    for &(spec, bind, port) in &asked.dynamic {
         if let Some(listener) = listen("-D", spec, bind, port)? {
             forwards.dynamic(listener).map_err(own)?;
         }

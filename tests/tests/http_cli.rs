@@ -140,6 +140,8 @@ fn bad_input_is_a_one_line_error_with_exit_2() {
         "/no/such/ca.pem",
     );
     one_line_error(&http(&[&server.url("/echo"), "-p", "Hx"]), 2, "--print");
+    // What is missing is named on the one line (clap lists it on the lines below).
+    one_line_error(&http(&[]), 2, "not provided: <[METHOD] URL");
     // The file asked for is named, not the `.part` beside it.
     let out = http(&["-d", &server.url("/echo"), "-o", "/no/such/dir/x"]);
     one_line_error(&out, 2, "/no/such/dir/x: ");

@@ -638,7 +638,7 @@ fn sigterm_or_sigint_stops_a_transfer_and_removes_its_partial_file() {
 }
 
 #[test]
-fn bad_forwarding_is_refused_before_connecting() {
+fn bad_forwarding_and_arguments_are_refused_before_connecting() {
     // Nothing listens there: an error about connecting would mean the check came too late.
     let closed = free_port().to_string();
     for (flags, words, says) in [
@@ -647,6 +647,10 @@ fn bad_forwarding_is_refused_before_connecting() {
         (&["-R", "80"], &["true"], "bad -R \"80\""),
         (&["-D", "notaport"], &["true"], "bad -D \"notaport\""),
         (&["-N", "-D", "1080"], &["uptime"], "-N runs no command"),
+        // Bad arguments are netkit's own errors too: 255, as OpenSSH.
+        (&["--no-such-flag"], &["true"], "--no-such-flag"),
+        (&["-o", "Port=0"], &["true"], "Port"),
+        (&["-J", "nobody@127.0.0.1:0"], &["true"], "bad destination"),
     ] {
         let mut args = vec!["ssh", "-p", &closed];
         args.extend(flags);

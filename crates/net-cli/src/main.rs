@@ -95,7 +95,18 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     if let Some(ContextValue::Strings(values)) = e.get(ContextKind::ValidValue) {
         line.push_str(&format!(" (one of: {})", values.join(", ")));
     }
+    // clap lists what is missing on the lines below the first.
+    if let Some(ContextValue::Strings(missing)) = e.get(ContextKind::InvalidArg)
+        && e.kind() == ErrorKind::MissingRequiredArgument
+    {
+        line.push_str(&format!(" {}", missing.join(", ")));
+    }
     eprintln!("netkit: error: {line}; see --help");
+    // `netkit ssh` keeps OpenSSH's codes: 255 for its own errors, bad arguments included, so
+    // that scripts tell them from the remote command's.
+    if std::env::args().nth(1).as_deref() == Some("ssh") {
+        return ExitCode::from(ssh::OWN_ERROR);
+    }
     ExitCode::from(exit::USAGE)
 }
 

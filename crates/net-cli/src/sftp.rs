@@ -64,7 +64,7 @@ enum Command {
     /// List a directory: ls [-l] [user@]host:PATH
     Ls {
         /// Port.
-        #[arg(short = 'P', value_name = "PORT")]
+        #[arg(short = 'P', value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
         port: Option<u16>,
         #[command(flatten)]
         connect: ConnectArgs,
@@ -108,7 +108,7 @@ enum Command {
 #[derive(clap::Args)]
 struct Common {
     /// Port.
-    #[arg(short = 'P', value_name = "PORT")]
+    #[arg(short = 'P', value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     port: Option<u16>,
     /// User to log in as.
     #[arg(short = 'l', value_name = "USER")]

@@ -11,7 +11,7 @@ use net_ssh::{Client, Config, Error, HostKeyPolicy, Identity};
 use crate::exit::{Failure, Outcome};
 
 /// OpenSSH exits 255 for its own errors: scripts tell them from the command's codes.
-const OWN_ERROR: u8 = 255;
+pub const OWN_ERROR: u8 = 255;
 
 /// Connection flags shared by `netkit ssh` and `netkit sftp`.
 #[derive(clap::Args, Clone)]
@@ -296,7 +296,7 @@ Examples:
   netkit ssh --hosts web1,web2,db1 --parallel 10 --json -- uptime")]
 pub struct Args {
     /// Port, when DEST has none.
-    #[arg(short = 'p', value_name = "PORT")]
+    #[arg(short = 'p', value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     port: Option<u16>,
     /// User to log in as.
     #[arg(short = 'l', value_name = "USER")]

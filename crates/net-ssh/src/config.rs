@@ -151,17 +151,18 @@ impl Config {
             Some(_) => return Err(bad()),
             None => (None, dest),
         };
+        let port_number = |p: &str| p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(bad);
         let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
             let (host, after) = inner.split_once(']').ok_or_else(bad)?;
             let port = match after.strip_prefix(':') {
-                Some(p) => Some(p.parse::<u16>().map_err(|_| bad())?),
+                Some(p) => Some(port_number(p)?),
                 None if after.is_empty() => None,
                 None => return Err(bad()),
             };
             (host, port)
         } else {
             match rest.split_once(':') {
-                Some((host, p)) => (host, Some(p.parse::<u16>().map_err(|_| bad())?)),
+                Some((host, p)) => (host, Some(port_number(p)?)),
                 None => (rest, None),
             }
         };
@@ -282,6 +283,9 @@ impl Config {
             self.user = user;
         }
         if let (Some(port), false) = (params.port, port_given) {
+            if port == 0 {
+                return Err("Port 0 is not a port to connect to".into());
+            }
             self.port = port;
         }
         if let Some(files) = params.identity_file {
@@ -422,6 +426,7 @@ mod tests {
         let c = Config::from_destination("[::1]:22").unwrap();
         assert_eq!((c.host.as_str(), c.port), ("::1", 22));
         assert_eq!(Config::from_destination("h").unwrap().port, 22);
+        assert!(Config::from_destination("h:0").is_err());
         assert!(Config::from_destination("h:port").is_err());
         assert!(Config::from_destination("@h").is_err());
         assert!(Config::from_destination("").is_err());

@@ -126,7 +126,7 @@ fn bad_address_port_in_use_and_missing_root_are_one_line_errors() {
     let taken = taken.local_addr().unwrap().to_string();
     let missing = netkit_tests::work_dir().join("no-such-root");
     let missing = missing.to_str().unwrap();
-    let cases: [(&[&str], i32, &str); 4] = [
+    let cases: [(&[&str], i32, &str); 8] = [
         // Refused before any name lookup: a test never asks the machine's name server.
         (
             &["echo", "--bind", "127.0.0.1:99999"],
@@ -144,6 +144,15 @@ fn bad_address_port_in_use_and_missing_root_are_one_line_errors() {
             2,
             missing,
         ),
+        // A zero would make a server that serves nobody.
+        (
+            &["echo", "--threads", "0"],
+            2,
+            "--threads must be at least 1",
+        ),
+        (&["echo", "--max-connections", "0"], 2, "--max-connections"),
+        (&["echo", "--idle-timeout", "0"], 2, "--idle-timeout"),
+        (&["http", "--header-timeout", "0"], 2, "--header-timeout"),
     ];
     for (args, code, needle) in cases {
         let out = Command::new(netkit_bin())

@@ -62,10 +62,18 @@ pub fn run(args: Args) -> Outcome {
             builder = builder.bind(addr);
         }
     }
-    if let Some(threads) = args.threads {
-        if threads == 0 {
-            return Err(anyhow!("--threads must be at least 1")).code(USAGE);
+    // A zero would make a server that serves nobody.
+    for (flag, value) in [
+        ("--threads", args.threads.map(|n| n as u64)),
+        ("--max-connections", Some(args.max_connections as u64)),
+        ("--idle-timeout", args.idle_timeout),
+        ("--header-timeout", Some(args.header_timeout)),
+    ] {
+        if value == Some(0) {
+            return Err(anyhow!("{flag} must be at least 1")).code(USAGE);
         }
+    }
+    if let Some(threads) = args.threads {
         builder = builder.threads(threads);
     }
     if let Some(secs) = args.idle_timeout {
@@ -76,7 +84,7 @@ pub fn run(args: Args) -> Outcome {
             let root = args.root.unwrap_or_else(|| PathBuf::from("."));
             let files = HttpFiles::new(root)
                 .code(USAGE)?
-                .header_timeout(Duration::from_secs(args.header_timeout.max(1)));
+                .header_timeout(Duration::from_secs(args.header_timeout));
             serve(builder, files)
         }
         Kind::Echo | Kind::Chat if args.root.is_some() => {

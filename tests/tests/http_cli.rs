@@ -244,6 +244,12 @@ fn timeouts_and_retries() {
     let out = http(&["--retry", "2", &server.url("/retry/cli/1?after=1")]);
     assert!(out.status.success());
     assert_eq!(out.stdout, b"ok");
+    // Each retry is announced, as curl does.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines().count() == 1 && err.contains("503; retry 1 of 2 in 1.0 s"),
+        "{err}"
+    );
     assert_eq!(server.retry_calls.lock().unwrap()["cli"].len(), 2);
 }
 

@@ -633,7 +633,12 @@ impl Request {
                 Err(e) if retries_left && e.is_transient() => {
                     attempt += 1;
                     let wait = backoff(&retry, attempt, None);
-                    log::info!("{e}; retry {attempt} of {} in {wait:?}", retry.retries);
+                    // Said as curl says it: a person waiting should know why.
+                    log::warn!(
+                        "{e}; retry {attempt} of {} in {:.1} s",
+                        retry.retries,
+                        wait.as_secs_f64()
+                    );
                     std::thread::sleep(wait);
                     continue;
                 }
@@ -682,9 +687,10 @@ impl Request {
                     .and_then(|v| v.to_str().ok())
                     .and_then(retry_after);
                 let wait = backoff(&retry, attempt, asked);
-                log::info!(
-                    "{url} answered {status}; retry {attempt} of {} in {wait:?}",
-                    retry.retries
+                log::warn!(
+                    "{url} answered {status}; retry {attempt} of {} in {:.1} s",
+                    retry.retries,
+                    wait.as_secs_f64()
                 );
                 std::thread::sleep(wait);
                 continue;

@@ -550,7 +550,13 @@ fn downloads_take_the_name_the_server_gives_or_the_last_url() {
             "{args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        out.stdout
     };
+    // `-o -` is stdout, as in curl: no file named `-`.
+    assert_eq!(
+        download(&["-o", "-", &format!("{nginx}/named.txt")]),
+        b"named\n"
+    );
     // A name with a path is cut to its last part: nothing is written outside the directory.
     download(&[&format!("{nginx}/named/named.txt")]);
     download(&[&format!("{nginx}/named/named.txt")]);

@@ -105,7 +105,7 @@ pub struct Args {
     /// httpie).
     #[arg(short = 'd', long)]
     download: bool,
-    /// Save the body to FILE.
+    /// Save the body to FILE (`-` writes it to stdout as it comes, as curl).
     #[arg(short = 'o', long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Resume a partial download (with --download).
@@ -141,7 +141,12 @@ pub struct Args {
 }
 
 /// Runs `netkit http`.
-pub fn run(args: Args) -> Outcome {
+pub fn run(mut args: Args) -> Outcome {
+    // `-o -` is standard output, as in curl: the body as it comes, with no file to name.
+    let raw_stdout = args.output.as_deref() == Some(Path::new("-"));
+    if raw_stdout {
+        args.download = false;
+    }
     let Words {
         method,
         url,
@@ -246,7 +251,9 @@ pub fn run(args: Args) -> Outcome {
     if what.contains('h') {
         print_head(&mut out, &response, &style)?;
     }
-    if let Some(path) = &args.output {
+    if raw_stdout {
+        std::io::copy(&mut response.reader(), &mut out).context("writing the body")?;
+    } else if let Some(path) = &args.output {
         let mut file = std::fs::File::create(path)
             .with_context(|| format!("cannot create {}", path.display()))
             .code(USAGE)?;

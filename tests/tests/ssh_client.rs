@@ -714,6 +714,33 @@ fn many_hosts_with_some_unreachable() {
 }
 
 #[test]
+fn each_host_is_reported_as_soon_as_it_is_done() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut unreachable = keyed();
+    unreachable.port = closed;
+    let hosts = [keyed(), unreachable];
+    let started = Instant::now();
+    let done = std::sync::Mutex::new(Vec::new());
+    let results = net_ssh::run_many_with(&hosts, "sleep 1; echo late", 2, &|i, r| {
+        done.lock()
+            .unwrap()
+            .push((i, r.outcome.is_ok(), started.elapsed()));
+    });
+    let done = done.into_inner().unwrap();
+    // The host that cannot be reached is told at once, not after the slow one.
+    assert_eq!(
+        done.iter().map(|&(i, ok, _)| (i, ok)).collect::<Vec<_>>(),
+        [(1, false), (0, true)]
+    );
+    assert!(done[0].2 < Duration::from_millis(900), "{done:?}");
+    assert_eq!(results[0].outcome.as_ref().unwrap().stdout, b"late\n");
+}
+
+#[test]
 fn silent_commands_may_outlive_the_step_timeout_and_exec_timeout_stops_them() {
     let mut c = keyed();
     c.timeout = Duration::from_secs(1);

@@ -666,8 +666,23 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
         .iter()
         .map(|h| args.connect.config(h, args.port))
         .collect::<Result<Vec<_>, _>>()?;
-    let results = net_ssh::run_many(&configs, command, args.parallel);
     // Each host as given (an alias, a user): the resolved address alone can be ambiguous.
+    let width = hosts.iter().map(String::len).max().unwrap_or(0);
+    // Without --json, a host's output shows as soon as it is done, the summary at the end.
+    let show = |i: usize, r: &net_ssh::HostResult| {
+        if let (false, Ok(o)) = (args.json, &r.outcome) {
+            let host = &hosts[i];
+            let mut out = std::io::stdout().lock();
+            for line in String::from_utf8_lossy(&o.stdout).lines() {
+                let _ = writeln!(out, "{host:width$} | {line}");
+            }
+            let _ = out.flush();
+            for line in String::from_utf8_lossy(&o.stderr).lines() {
+                eprintln!("{host:width$} | {line}");
+            }
+        }
+    };
+    let results = net_ssh::run_many_with(&configs, command, args.parallel, &show);
     let results: Vec<_> = hosts.iter().map(String::as_str).zip(&results).collect();
     let all_ok = results
         .iter()
@@ -691,17 +706,6 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
         serde_json::to_writer_pretty(&mut out, &doc).context("writing JSON")?;
         writeln!(out)?;
     } else {
-        let width = hosts.iter().map(String::len).max().unwrap_or(0);
-        for (host, r) in &results {
-            if let Ok(o) = &r.outcome {
-                for line in String::from_utf8_lossy(&o.stdout).lines() {
-                    writeln!(out, "{host:width$} | {line}")?;
-                }
-                for line in String::from_utf8_lossy(&o.stderr).lines() {
-                    eprintln!("{host:width$} | {line}");
-                }
-            }
-        }
         writeln!(
             out,
             "\n{:width$}  {:>6}  {:>8}  result",

@@ -28,5 +28,5 @@ pub use config::{Config, HostKeyPolicy, Identity};
 pub use error::Error;
 pub use exec::{ExitStatus, Output, Terminal};
 pub use forward::Forwards;
-pub use many::{HostResult, run_many};
+pub use many::{HostResult, run_many, run_many_with};
 pub use sftp::{Entry, Transfer, upload_temp_name};

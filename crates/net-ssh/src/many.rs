@@ -25,6 +25,18 @@ pub struct HostResult {
 /// the others; results come back in the order of `hosts`.
 #[must_use]
 pub fn run_many(hosts: &[Config], command: &str, parallel: usize) -> Vec<HostResult> {
+    run_many_with(hosts, command, parallel, &|_, _| {})
+}
+
+/// [`run_many`], calling `on_done` with each host's index in `hosts` and result as soon as
+/// that host is done (from the thread that ran it), to show progress as it comes.
+#[must_use]
+pub fn run_many_with(
+    hosts: &[Config],
+    command: &str,
+    parallel: usize,
+    on_done: &(dyn Fn(usize, &HostResult) + Sync),
+) -> Vec<HostResult> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<HostResult>>> =
         Mutex::new((0..hosts.len()).map(|_| None).collect());
@@ -42,6 +54,7 @@ pub fn run_many(hosts: &[Config], command: &str, parallel: usize) -> Vec<HostRes
                         outcome,
                         duration: started.elapsed(),
                     };
+                    on_done(i, &result);
                     if let Ok(mut all) = results.lock() {
                         all[i] = Some(result);
                     }

@@ -489,9 +489,22 @@ fn sftp_put_get_ls_mkdir_mv_rm() {
         text.contains("-rw-r--r--") && text.contains("sftp-cli-up.txt"),
         "{text}"
     );
+    // The date as `ls -l --time-style=long-iso` shows it, in the local time zone.
+    let date = Command::new("date")
+        .args(["+%Y-%m-%d"])
+        .output()
+        .expect("date");
+    let today = String::from_utf8_lossy(&date.stdout).trim().to_owned();
+    assert!(text.contains(&format!(" {today} ")), "{today}: {text}");
+    // mv into a directory keeps the name, as mv does.
     ok(sftp(&[
         "mv",
         &remote("a/b/sftp-cli-up.txt"),
+        &format!("{}/a", base.display()),
+    ]));
+    ok(sftp(&[
+        "mv",
+        &remote("a/sftp-cli-up.txt"),
         &format!("{}/a/renamed.txt", base.display()),
     ]));
     let back = work_dir().join("sftp-cli-back.txt");

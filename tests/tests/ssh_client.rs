@@ -652,6 +652,32 @@ fn sftp_directories_and_file_management() {
         client.stat(&base.join("x/moved.txt")).unwrap().mode & 0o777,
         0o600
     );
+    // SFTP's bare "failure" is said plainly: what is in the way, or why not.
+    let says = |result: Result<(), Error>, reason: &str| {
+        let err = result.expect_err(reason).to_string();
+        assert!(err.contains(reason), "{err}");
+    };
+    says(client.mkdir(&base.join("x"), false), "the directory exists");
+    says(
+        client.mkdir(&base.join("x/moved.txt"), false),
+        "a file is in the way",
+    );
+    says(client.rm(&base.join("x")), "is a directory");
+    says(client.rmdir(&base.join("x")), "not empty");
+    says(client.rmdir(&base.join("x/moved.txt")), "not a directory");
+    says(
+        client.rename(&base.join("x/moved.txt"), &base.join("x/y")),
+        "a directory is in the way",
+    );
+    // A rename over a file replaces it, as mv and OpenSSH's sftp do.
+    std::fs::write(base.join("x/old.txt"), "old").unwrap();
+    client
+        .rename(&base.join("x/moved.txt"), &base.join("x/old.txt"))
+        .unwrap();
+    assert_eq!(std::fs::read(base.join("x/old.txt")).unwrap(), b"a");
+    client
+        .rename(&base.join("x/old.txt"), &base.join("x/moved.txt"))
+        .unwrap();
     client.rm(&base.join("x/moved.txt")).unwrap();
     client.rmdir(&base.join("x/y/z")).unwrap();
     assert!(matches!(

@@ -269,10 +269,10 @@ pub fn run(args: Args) -> Outcome {
                 let slash = if entry.is_dir { "/" } else { "" };
                 if long {
                     println!(
-                        "{} {:>12} {:>11} {}{slash}",
+                        "{} {:>12} {} {}{slash}",
                         entry.permissions(),
                         entry.size,
-                        entry.mtime,
+                        local_time(entry.mtime),
                         entry.name
                     );
                 } else {
@@ -303,10 +303,31 @@ pub fn run(args: Args) -> Outcome {
         }
         Command::Mv { common, remote, to } => {
             let (client, path) = common.open(&remote)?;
+            // Into a directory: keep the name (as mv does).
+            let to = match path.file_name() {
+                Some(name) if client.stat(&to).is_ok_and(|e| e.is_dir) => to.join(name),
+                _ => to,
+            };
             client.rename(&path, &to).code(GENERIC)?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM` in the local time zone (`ls -l
+/// --time-style=long-iso`).
+fn local_time(secs: u64) -> String {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|secs| jiff::Timestamp::from_second(secs).ok())
+        .map_or_else(
+            || "????-??-?? ??:??".to_owned(),
+            |at| {
+                at.to_zoned_datetime(jiff::tz::TimeZone::system())
+                    .strftime("%Y-%m-%d %H:%M")
+                    .to_string()
+            },
+        )
 }
 
 /// A progress bar on stderr, only when it is a terminal.

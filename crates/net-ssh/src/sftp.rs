@@ -528,13 +528,21 @@ impl Client {
     /// directory is fine (as `mkdir -p`).
     ///
     /// # Errors
-    /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`].
+    /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`] (naming what is in
+    /// the way when the path exists).
     pub fn mkdir(&self, remote: &Path, parents: bool) -> Result<(), Error> {
         let sftp = self.sftp()?;
+        let exists = |stat: &FileStat| {
+            Some(if stat.is_dir() {
+                "the directory exists"
+            } else {
+                "a file is in the way"
+            })
+        };
         if !parents {
             return sftp
                 .mkdir(remote, 0o755)
-                .map_err(|e| Error::sftp(&self.host, remote, &e));
+                .map_err(|e| self.explain(&sftp, remote, &e, exists));
         }
         let mut path = PathBuf::new();
         for part in remote.components() {
@@ -543,7 +551,7 @@ impl Client {
                 continue;
             }
             sftp.mkdir(&path, 0o755)
-                .map_err(|e| Error::sftp(&self.host, &path, &e))?;
+                .map_err(|e| self.explain(&sftp, &path, &e, exists))?;
         }
         Ok(())
     }
@@ -551,31 +559,83 @@ impl Client {
     /// Removes a file.
     ///
     /// # Errors
-    /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`].
+    /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`] (saying so when the
+    /// path is a directory).
     pub fn rm(&self, remote: &Path) -> Result<(), Error> {
-        self.sftp()?
-            .unlink(remote)
-            .map_err(|e| Error::sftp(&self.host, remote, &e))
+        let sftp = self.sftp()?;
+        sftp.unlink(remote).map_err(|e| {
+            self.explain(&sftp, remote, &e, |stat| {
+                stat.is_dir().then_some("is a directory")
+            })
+        })
     }
 
     /// Removes an empty directory.
     ///
     /// # Errors
-    /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`].
+    /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`] (saying why: not
+    /// empty, or not a directory).
     pub fn rmdir(&self, remote: &Path) -> Result<(), Error> {
-        self.sftp()?
-            .rmdir(remote)
-            .map_err(|e| Error::sftp(&self.host, remote, &e))
+        let sftp = self.sftp()?;
+        sftp.rmdir(remote).map_err(|e| {
+            self.explain(&sftp, remote, &e, |stat| {
+                Some(if stat.is_dir() {
+                    "the directory is not empty"
+                } else {
+                    "not a directory"
+                })
+            })
+        })
     }
 
-    /// Renames `from` to `to`.
+    /// Renames `from` to `to`, replacing a file at `to` as `mv` and OpenSSH's sftp do (SFTP
+    /// v3 refuses to rename over a file: it is removed first, so `to` is missing for a moment).
     ///
     /// # Errors
-    /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`].
+    /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`] (saying so when `to`
+    /// is a directory).
     pub fn rename(&self, from: &Path, to: &Path) -> Result<(), Error> {
-        self.sftp()?
-            .rename(from, to, None)
-            .map_err(|e| Error::sftp(&self.host, from, &e))
+        let sftp = self.sftp()?;
+        let Err(e) = sftp.rename(from, to, None) else {
+            return Ok(());
+        };
+        match sftp.stat(to) {
+            Ok(stat) if stat.is_dir() => Err(Error::Sftp {
+                host: self.host.clone(),
+                path: to.to_owned(),
+                reason: "a directory is in the way".into(),
+            }),
+            Ok(_) if sftp.stat(from).is_ok() => {
+                sftp.unlink(to)
+                    .map_err(|e| Error::sftp(&self.host, to, &e))?;
+                sftp.rename(from, to, None)
+                    .map_err(|e| Error::sftp(&self.host, from, &e))
+            }
+            _ => Err(Error::sftp(&self.host, from, &e)),
+        }
+    }
+
+    /// `error` on `path` as ours; SFTP v3's bare "failure" is replaced by what `why` makes of
+    /// the path as it stands, when it exists and `why` knows. So is "no such file" for a path
+    /// that exists: OpenSSH's server reports ENOTDIR so.
+    fn explain(
+        &self,
+        sftp: &Sftp,
+        path: &Path,
+        error: &ssh2::Error,
+        why: impl FnOnce(&FileStat) -> Option<&'static str>,
+    ) -> Error {
+        // SSH_FX_NO_SUCH_FILE, SSH_FX_FAILURE
+        if matches!(error.code(), ssh2::ErrorCode::SFTP(2 | 4))
+            && let Some(reason) = sftp.stat(path).ok().as_ref().and_then(why)
+        {
+            return Error::Sftp {
+                host: self.host.clone(),
+                path: path.to_owned(),
+                reason: reason.into(),
+            };
+        }
+        Error::sftp(&self.host, path, error)
     }
 
     /// Changes the permission bits of a remote path.

@@ -680,6 +680,33 @@ fn bad_forwarding_and_arguments_are_refused_before_connecting() {
 }
 
 #[test]
+fn dash_v_tells_each_step_and_dash_q_keeps_warnings_quiet() {
+    let out = ssh_with(&["-v"], &["true"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for step in [
+        "debug: connecting to 127.0.0.1:",
+        "SSH-2.0-OpenSSH",
+        "is known",
+        "trying publickey",
+        "authenticated as",
+    ] {
+        assert!(err.contains(step), "{step}: {err}");
+    }
+    // An option netkit does not act on is a warning, which -q leaves out.
+    let out = ssh_with(&["-o", "Compression=yes"], &["true"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning: ignoring the option"), "{err}");
+    let out = ssh_with(&["-q", "-o", "Compression=yes"], &["true"], b"");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn host_aliases_from_an_ssh_config_file() {
     let file = work_dir().join("ssh-config");
     std::fs::write(

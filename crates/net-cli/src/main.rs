@@ -53,6 +53,15 @@ fn main() -> ExitCode {
     };
     let mut logger =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level));
+    // ssh's and sftp's -v and -q win over RUST_LOG, as the flags on the line are the newer word.
+    let asked = match &cli.command {
+        Command::Ssh(args) => args.connect.log_filter(),
+        Command::Sftp(args) => args.log_filter(),
+        _ => None,
+    };
+    if let Some(filter) = asked {
+        logger.parse_filters(filter);
+    }
     if !matches!(cli.command, Command::Serve(_)) {
         // A client's warnings read as its errors do: one line, naming the program.
         logger.format(|out, record| {

@@ -165,6 +165,20 @@ fn split_remote(remote: &str) -> anyhow::Result<(&str, &str)> {
     }
 }
 
+impl Args {
+    /// The log filter -v or -q asks for, if either.
+    pub fn log_filter(&self) -> Option<&'static str> {
+        match &self.command {
+            Command::Ls { connect, .. } => connect.log_filter(),
+            Command::Put { common, .. }
+            | Command::Get { common, .. }
+            | Command::Mkdir { common, .. }
+            | Command::Rm { common, .. }
+            | Command::Mv { common, .. } => common.connect.log_filter(),
+        }
+    }
+}
+
 /// Set by the first SIGINT or SIGTERM during a transfer, and which one it was.
 static CANCEL: AtomicBool = AtomicBool::new(false);
 static CANCELLED_BY: AtomicI32 = AtomicI32::new(0);

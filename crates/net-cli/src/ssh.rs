@@ -49,9 +49,27 @@ pub struct ConnectArgs {
         value_delimiter = ','
     )]
     jump: Vec<String>,
+    /// Say what happens, as ssh -v: addresses, the server's banner and algorithms, the host
+    /// key, each authentication method tried.
+    #[arg(short = 'v', long)]
+    verbose: bool,
+    /// Errors only, no warnings (as ssh -q).
+    #[arg(short = 'q', long, conflicts_with = "verbose")]
+    quiet: bool,
 }
 
 impl ConnectArgs {
+    /// The log filter -v or -q asks for, if either.
+    pub fn log_filter(&self) -> Option<&'static str> {
+        if self.verbose {
+            Some("debug")
+        } else if self.quiet {
+            Some("error")
+        } else {
+            None
+        }
+    }
+
     /// The connection config for `dest` (`[user@]host[:port]`); `port` applies when DEST has none.
     pub fn config(&self, dest: &str, port: Option<u16>) -> Result<Config, Failure> {
         let mut config =
@@ -302,7 +320,7 @@ pub struct Args {
     #[arg(short = 'l', value_name = "USER")]
     login: Option<String>,
     #[command(flatten)]
-    connect: ConnectArgs,
+    pub connect: ConnectArgs,
     /// Run COMMAND on a remote terminal (for sudo, top, editors), as ssh -t; only when
     /// stdin is a terminal.
     #[arg(short = 't')]

@@ -54,6 +54,14 @@ impl Client {
             host: host.clone(),
             reason: e.message().to_owned(),
         })?;
+        log::debug!(
+            "{host}: {} (kex {}, cipher {})",
+            session.banner().unwrap_or("no banner"),
+            session.methods(ssh2::MethodType::Kex).unwrap_or("unknown"),
+            session
+                .methods(ssh2::MethodType::CryptCs)
+                .unwrap_or("unknown"),
+        );
         let client = Client {
             session,
             socket,
@@ -63,6 +71,7 @@ impl Client {
         };
         client.check_host_key(config)?;
         client.authenticate(config)?;
+        log::debug!("{}: authenticated as {}", client.host, config.user);
         Ok(client)
     }
 
@@ -150,7 +159,10 @@ impl Client {
         }
         let result = known.check_port(&config.host, config.port, key);
         match (result, config.host_key_policy) {
-            (CheckResult::Match, _) => Ok(()),
+            (CheckResult::Match, _) => {
+                log::debug!("{name}: host key {algorithm} {fingerprint} is known");
+                Ok(())
+            }
             (_, HostKeyPolicy::Insecure) => {
                 log::warn!("{name}: host key NOT checked ({algorithm} {fingerprint}): --insecure");
                 Ok(())
@@ -193,6 +205,13 @@ impl Client {
             .unwrap_or_default()
     }
 
+    /// Notes an authentication method about to be tried (for the error if all fail).
+    fn attempt(&self, tried: &mut Vec<String>, what: impl Into<String>) {
+        let what = what.into();
+        log::debug!("{}: trying {what}", self.host);
+        tried.push(what);
+    }
+
     /// Tries, like OpenSSH: the agent, the key files, then the password.
     fn authenticate(&self, config: &Config) -> Result<(), Error> {
         let user = &config.user;
@@ -201,15 +220,16 @@ impl Client {
         if session.authenticated() {
             return Ok(());
         }
+        log::debug!("{}: the server accepts {accepted} for {user}", self.host);
         let mut tried = Vec::new();
         if config.use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
-            tried.push("agent".to_owned());
+            self.attempt(&mut tried, "agent");
             if session.userauth_agent(user).is_ok() && session.authenticated() {
                 return Ok(());
             }
         }
         for identity in config.identities_to_try() {
-            tried.push(format!("publickey {}", identity.path.display()));
+            self.attempt(&mut tried, format!("publickey {}", identity.path.display()));
             let result = session.userauth_pubkey_file(
                 user,
                 None,
@@ -231,13 +251,13 @@ impl Client {
             }
         }
         if let Some(password) = &config.password {
-            tried.push("password".to_owned());
+            self.attempt(&mut tried, "password");
             if session.userauth_password(user, password).is_ok() && session.authenticated() {
                 return Ok(());
             }
             // Servers that take passwords only through PAM offer keyboard-interactive.
             if accepted.contains("keyboard-interactive") {
-                tried.push("keyboard-interactive".to_owned());
+                self.attempt(&mut tried, "keyboard-interactive");
                 let mut answer = PasswordPrompt(password);
                 if session
                     .userauth_keyboard_interactive(user, &mut answer)
@@ -288,6 +308,7 @@ fn tcp_connect(config: &Config) -> Result<TcpStream, Error> {
             host: config.host.clone(),
         })?
         .collect();
+    log::debug!("connecting to {}:{} ({addrs:?})", config.host, config.port);
     let stream = connect_any(&addrs, config.connect_timeout).map_err(|source| Error::Connect {
         host: format!("{}:{}", config.host, config.port),
         source,

@@ -310,6 +310,28 @@ fn proxy_jump_from_an_ssh_config_file() {
     );
 }
 
+/// `forwards` carried on a thread; the returned function stops them and checks they ended well.
+fn carried(mut forwards: net_ssh::Forwards) -> impl FnOnce() {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let running = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || forwards.run(&stop))
+    };
+    move || {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        running.join().unwrap().unwrap();
+    }
+}
+
+/// A SOCKS proxy (`-D`) over a new session on a free port: its address, and what stops it.
+fn socks_proxy() -> (std::net::SocketAddr, impl FnOnce()) {
+    let socks = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = socks.local_addr().unwrap();
+    let mut forwards = Client::connect(&keyed()).unwrap().into_forwards();
+    forwards.dynamic(socks).unwrap();
+    (addr, carried(forwards))
+}
+
 #[test]
 fn remote_and_local_forwarding_on_one_session() {
     let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -327,11 +349,7 @@ fn remote_and_local_forwarding_on_one_session() {
     forwards
         .local(local, "127.0.0.1", echo.addrs[0].port())
         .unwrap();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let running = {
-        let stop = std::sync::Arc::clone(&stop);
-        std::thread::spawn(move || forwards.run(&stop))
-    };
+    let stop = carried(forwards);
     let mut through = TcpStream::connect(local_addr).unwrap();
     through
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -352,8 +370,7 @@ fn remote_and_local_forwarding_on_one_session() {
         String::from_utf8_lossy(&out.stderr)
     );
     answer.join().unwrap();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    running.join().unwrap().unwrap();
+    stop();
 }
 
 #[test]
@@ -372,15 +389,7 @@ fn dynamic_forwarding_serves_socks5() {
         .local_addr()
         .unwrap()
         .port();
-    let socks = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let socks_addr = socks.local_addr().unwrap();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let running = {
-        let stop = std::sync::Arc::clone(&stop);
-        let mut forwards = Client::connect(&keyed()).unwrap().into_forwards();
-        forwards.dynamic(socks).unwrap();
-        std::thread::spawn(move || forwards.run(&stop))
-    };
+    let (socks_addr, stop) = socks_proxy();
     let connect = |port: u16| {
         let mut s = std::net::TcpStream::connect(socks_addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -404,8 +413,7 @@ fn dynamic_forwarding_serves_socks5() {
     assert_eq!(&back, b"ping");
     let (_, status) = connect(closed_port);
     assert_ne!(status, 0, "a closed port is refused");
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    running.join().unwrap().unwrap();
+    stop();
 }
 
 #[test]
@@ -425,15 +433,7 @@ fn a_slow_socks_client_or_destination_holds_up_no_other_tunnel() {
         queued.push(conn);
         assert!(queued.len() < 16, "the accept queue never filled");
     }
-    let socks = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let socks_addr = socks.local_addr().unwrap();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let running = {
-        let stop = std::sync::Arc::clone(&stop);
-        let mut forwards = Client::connect(&keyed()).unwrap().into_forwards();
-        forwards.dynamic(socks).unwrap();
-        std::thread::spawn(move || forwards.run(&stop))
-    };
+    let (socks_addr, stop) = socks_proxy();
     let ask = |to: std::net::SocketAddr| {
         let mut s = TcpStream::connect(socks_addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -491,8 +491,7 @@ fn a_slow_socks_client_or_destination_holds_up_no_other_tunnel() {
     );
 
     drop((silent, queued, slow));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    running.join().unwrap().unwrap();
+    stop();
 }
 
 #[test]

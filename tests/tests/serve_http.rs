@@ -361,6 +361,12 @@ fn directories_list_their_entries_or_serve_index_html() {
         got.header("location").as_deref(),
         Some("/listing/sub%20dir/")
     );
+    // The query goes along, as with nginx.
+    let got = curl(&[&format!("{url}/sub%20dir?page=2&q=a%20b")]);
+    assert_eq!(
+        got.header("location").as_deref(),
+        Some("/listing/sub%20dir/?page=2&q=a%20b")
+    );
     assert_eq!(curl(&[&format!("{url}/sub%20dir/")]).status, 200);
 }
 

@@ -521,7 +521,11 @@ impl HttpConn {
     ) -> (u16, u64) {
         let path = req.target.split(['?', '#']).next().unwrap_or("/");
         if !path.ends_with('/') {
-            let location = format!("{path}/");
+            // The query goes along, as nginx and python's http.server keep it.
+            let location = match req.target.split('#').next().and_then(|t| t.split_once('?')) {
+                Some((_, query)) => format!("{path}/?{query}"),
+                None => format!("{path}/"),
+            };
             self.error(ctx, 301, keep_alive, &[("Location", &location)]);
             return (301, 0);
         }

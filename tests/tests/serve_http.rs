@@ -319,6 +319,10 @@ fn paths_that_escape_the_root_never_get_the_file() {
             "{attempt} leaked /etc/passwd"
         );
     }
+    // `..` that stays inside the root is resolved, as nginx resolves it.
+    std::fs::write(dir.join("inside.txt"), "inside\n").unwrap();
+    let got = curl(&["--path-as-is", &format!("{url}/no-such-dir/../inside.txt")]);
+    assert_eq!((got.status, got.body.as_slice()), (200, &b"inside\n"[..]));
 }
 
 #[test]

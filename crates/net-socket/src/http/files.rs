@@ -40,22 +40,22 @@ pub(crate) fn relative_path(target: &str) -> Result<String, Refusal> {
     if decoded.contains('\0') {
         return Err(Refusal::BadRequest);
     }
-    let mut rel = String::with_capacity(decoded.len());
+    // Dot segments are removed as RFC 3986 says (and nginx does): `/a/../b` is `/b`; one that
+    // would climb above the root is refused.
+    let mut parts: Vec<&str> = Vec::new();
     for part in decoded.split('/') {
         match part {
             "" | "." => {}
-            ".." => return Err(Refusal::Forbidden),
-            part => {
-                if !rel.is_empty() {
-                    rel.push('/');
-                }
-                rel.push_str(part);
+            ".." => {
+                parts.pop().ok_or(Refusal::Forbidden)?;
             }
+            part => parts.push(part),
         }
     }
+    let mut rel = parts.join("/");
     if rel.is_empty() {
         rel.push('.');
-    } else if decoded.ends_with('/') || decoded.ends_with("/.") {
+    } else if decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..") {
         rel.push('/');
     }
     Ok(rel)
@@ -313,7 +313,7 @@ mod tests {
     fn traversal_is_refused_raw_and_encoded() {
         assert_eq!(relative_path("/../etc/passwd"), Err(Refusal::Forbidden));
         assert_eq!(relative_path("/a/%2e%2e/%2E%2E/x"), Err(Refusal::Forbidden));
-        assert_eq!(relative_path("/a/..%2fb"), Err(Refusal::Forbidden));
+        assert_eq!(relative_path("/a/..%2f..%2fb"), Err(Refusal::Forbidden));
         assert_eq!(relative_path("etc/passwd"), Err(Refusal::BadRequest));
         assert_eq!(relative_path("/a%00b"), Err(Refusal::BadRequest));
     }
@@ -325,6 +325,11 @@ mod tests {
         assert_eq!(relative_path("/a/b/.").as_deref(), Ok("a/b/"));
         assert_eq!(relative_path("/a/b%2F").as_deref(), Ok("a/b/"));
         assert_eq!(relative_path("/a/./b").as_deref(), Ok("a/b"));
+        // Dot segments that stay inside the root are removed, as nginx removes them.
+        assert_eq!(relative_path("/a/../b").as_deref(), Ok("b"));
+        assert_eq!(relative_path("/a/..%2fb").as_deref(), Ok("b"));
+        assert_eq!(relative_path("/a/b/..").as_deref(), Ok("a/"));
+        assert_eq!(relative_path("/a/..").as_deref(), Ok("."));
         assert_eq!(relative_path("/with%20space").as_deref(), Ok("with space"));
         assert_eq!(relative_path("http://host:1/x/y").as_deref(), Ok("x/y"));
     }

@@ -151,6 +151,9 @@ fn bad_input_is_a_one_line_error_with_exit_2() {
         .local_addr()
         .unwrap();
     one_line_error(&http(&[&format!("http://{closed}/")]), 1, "cannot connect");
+    // A port that speaks something else (here an echo server) is named as such.
+    let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
+    one_line_error(&http(&[&echo.url()]), 1, "the answer is not HTTP/1.x");
 }
 
 #[test]

@@ -149,6 +149,11 @@ impl Error {
                 reason: "connection failed".into(),
             },
             ureq::Error::Io(e) => Error::from_io(url, &e),
+            // Most often a port that speaks something else (TLS, SSH, a line protocol).
+            ureq::Error::Protocol(e) => Error::Io {
+                url,
+                reason: format!("the answer is not HTTP/1.x ({e})"),
+            },
             other => Error::Io {
                 url,
                 reason: other.to_string(),

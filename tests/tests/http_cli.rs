@@ -605,6 +605,9 @@ fn verify_flag() {
         b"tls cli\n"
     );
     assert_eq!(http(&["--verify", "no", &url]).stdout, b"tls cli\n");
+    // https:// to a port that speaks plain HTTP is named as such.
+    let plain = env("NETKIT_TEST_NGINX_URL").replace("http://", "https://");
+    one_line_error(&http(&[&plain]), 1, "does not answer in TLS; plain HTTP?");
 }
 
 #[test]

@@ -169,6 +169,13 @@ impl Error {
             return Error::Dns { url };
         }
         // rustls failures reach us wrapped in io::Error when they happen inside a read.
+        if text.contains("InvalidContentType") {
+            // What rustls reads when the first bytes back are not a TLS record.
+            return Error::Tls {
+                url,
+                reason: format!("the server does not answer in TLS; plain HTTP? ({text})"),
+            };
+        }
         if text.contains("peer certificate") || text.contains("TLS") || text.contains("handshake") {
             return Error::Tls { url, reason: text };
         }

@@ -680,6 +680,20 @@ fn bad_forwarding_and_arguments_are_refused_before_connecting() {
 }
 
 #[test]
+fn a_port_that_is_not_ssh_is_named_as_such() {
+    // netkit's own HTTP server, started by `cargo xtask test`.
+    let serve = env("NETKIT_TEST_SERVE_URL");
+    let port = serve.rsplit(':').next().unwrap();
+    let out = netkit(&["ssh", "-p", port, "nobody@127.0.0.1", "true"], b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(
+        err.contains("is it an SSH server?") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+#[test]
 fn dash_v_tells_each_step_and_dash_q_keeps_warnings_quiet() {
     let out = ssh_with(&["-v"], &["true"], b"");
     let err = String::from_utf8_lossy(&out.stderr);

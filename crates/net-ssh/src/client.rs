@@ -52,7 +52,12 @@ impl Client {
         session.set_timeout(u32::try_from(config.timeout.as_millis()).unwrap_or(u32::MAX));
         session.handshake().map_err(|e| Error::Handshake {
             host: host.clone(),
-            reason: e.message().to_owned(),
+            reason: if e.message().contains("banner") {
+                // It answered, but not with "SSH-2.0-...": a port that speaks something else.
+                format!("{}; is it an SSH server?", e.message())
+            } else {
+                e.message().to_owned()
+            },
         })?;
         log::debug!(
             "{host}: {} (kex {}, cipher {})",

@@ -123,6 +123,9 @@ fn quit_blank_lines_look_alike_commands_and_a_last_line_without_newline() {
     assert!(talker.line().ends_with(" joined"));
     talker.say("/nick carol");
     assert!(listener.line().ends_with(" is now carol"));
+    // A name taken in another case is taken: Carol cannot pass for carol.
+    listener.say("/nick Carol");
+    assert_eq!(listener.line(), "* error: the name Carol is taken");
     talker.say("");
     talker.say("  \r");
     // /who answers the asker alone: the listener's next line is the talker's next one.

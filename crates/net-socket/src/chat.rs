@@ -132,9 +132,10 @@ impl Member {
                 .members
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
+            // Names differ by more than case, as IRC nicknames do: `Bob` cannot pass for `bob`.
             if members
                 .iter()
-                .any(|(&other, name)| other != id && *name == new)
+                .any(|(&other, name)| other != id && name.eq_ignore_ascii_case(&new))
             {
                 drop(members);
                 ctx.write(format!("* error: the name {new} is taken\n").as_bytes());

@@ -158,7 +158,7 @@ impl Client {
         let agent = ureq::Agent::with_parts(
             config_ureq,
             ureq::unversioned::transport::DefaultConnector::new(),
-            LiteralFirst::default(),
+            <CachingResolver>::default(),
         );
         Ok(Client {
             inner: Arc::new(Inner {
@@ -293,43 +293,71 @@ fn bypassing(proxy: ureq::Proxy, list: &str) -> ureq::Proxy {
     builder.build().unwrap_or(proxy)
 }
 
+/// How long a host name's addresses are reused: curl's default DNS cache timeout.
+const NAME_TTL: Duration = Duration::from_secs(60);
+
 /// ureq resolves the host before every request, even on a pooled connection, and with a
 /// timeout set it does so on a new thread each time (a fifth of a keep-alive GET's cost on
-/// loopback). An IP address needs no resolving: answer at once, and let ureq resolve names.
+/// loopback, and for a name a query to the name server per request). An IP address needs no
+/// resolving: answered at once. A name's addresses are kept for [`NAME_TTL`], as curl keeps
+/// them; a failed lookup is not kept.
 #[derive(Debug, Default)]
-struct LiteralFirst(ureq::unversioned::resolver::DefaultResolver);
+struct CachingResolver<R = ureq::unversioned::resolver::DefaultResolver> {
+    inner: R,
+    names: Mutex<
+        std::collections::HashMap<
+            (String, u16),
+            (
+                std::time::Instant,
+                ureq::unversioned::resolver::ResolvedSocketAddrs,
+            ),
+        >,
+    >,
+}
 
-impl ureq::unversioned::resolver::Resolver for LiteralFirst {
+impl<R: ureq::unversioned::resolver::Resolver> ureq::unversioned::resolver::Resolver
+    for CachingResolver<R>
+{
     fn resolve(
         &self,
         uri: &http::Uri,
         config: &ureq::config::Config,
         timeout: ureq::unversioned::transport::NextTimeout,
     ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
-        let literal = uri.authority().and_then(|authority| {
-            let ip = authority
-                .host()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<std::net::IpAddr>()
-                .ok()?;
-            let port = authority
-                .port_u16()
-                .unwrap_or(if uri.scheme_str() == Some("https") {
-                    443
-                } else {
-                    80
-                });
-            Some(std::net::SocketAddr::new(ip, port))
-        });
-        match literal {
-            Some(addr) => {
-                let mut addrs = self.empty();
-                addrs.push(addr);
-                Ok(addrs)
-            }
-            None => self.0.resolve(uri, config, timeout),
+        let Some(authority) = uri.authority() else {
+            return self.inner.resolve(uri, config, timeout);
+        };
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = authority
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            let mut addrs = self.empty();
+            addrs.push(std::net::SocketAddr::new(ip, port));
+            return Ok(addrs);
         }
+        let key = (host.to_ascii_lowercase(), port);
+        let names = || self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, addrs)) = names().get(&key)
+            && at.elapsed() < NAME_TTL
+        {
+            return Ok(addrs.clone());
+        }
+        let addrs = self.inner.resolve(uri, config, timeout)?;
+        let mut names = names();
+        // A client that visits many hosts keeps only the names still fresh.
+        if names.len() >= 256 {
+            names.retain(|_, (at, _)| at.elapsed() < NAME_TTL);
+        }
+        names.insert(key, (std::time::Instant::now(), addrs.clone()));
+        Ok(addrs)
     }
 }
 
@@ -878,6 +906,61 @@ fn backoff(retry: &crate::Retry, attempt: u32, asked: Option<Duration>) -> Durat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_resolved_once_a_minute_and_addresses_never() {
+        use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+        #[derive(Debug, Default)]
+        struct Counting(std::sync::atomic::AtomicUsize, DefaultResolver);
+        impl Resolver for Counting {
+            fn resolve(
+                &self,
+                uri: &http::Uri,
+                config: &ureq::config::Config,
+                timeout: ureq::unversioned::transport::NextTimeout,
+            ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.1.resolve(uri, config, timeout)
+            }
+        }
+        let resolver = CachingResolver::<Counting>::default();
+        let config = ureq::Agent::config_builder().build();
+        let ask = |url: &str| {
+            let timeout = ureq::unversioned::transport::NextTimeout {
+                after: Duration::from_secs(5).into(),
+                reason: ureq::Timeout::Resolve,
+                per_read: None,
+                per_write: None,
+            };
+            resolver
+                .resolve(&url.parse().unwrap(), &config, timeout)
+                .unwrap()
+        };
+        // localhost comes from /etc/hosts: no name server is asked.
+        let first = ask("http://localhost:8080/a");
+        let again = ask("http://LOCALHOST:8080/b");
+        assert_eq!(&first[..], &again[..]);
+        assert!(
+            first
+                .iter()
+                .all(|a| a.port() == 8080 && a.ip().is_loopback())
+        );
+        assert_eq!(
+            resolver.inner.0.load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        ask("http://localhost:9090/");
+        assert_eq!(
+            resolver.inner.0.load(std::sync::atomic::Ordering::Relaxed),
+            2
+        );
+        let literal = ask("https://[::1]/");
+        assert_eq!(&literal[..], &["[::1]:443".parse().unwrap()]);
+        assert_eq!(
+            resolver.inner.0.load(std::sync::atomic::Ordering::Relaxed),
+            2
+        );
+    }
 
     #[test]
     fn no_proxy_entries_match_as_curl_reads_them() {

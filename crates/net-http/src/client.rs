@@ -31,6 +31,10 @@ struct Inner {
     proxy: Option<ureq::Proxy>,
     config: ClientConfig,
     jar: Mutex<CookieStore>,
+    /// The last URL parsed, as given and as parsed: a loop over one URL (polling, paging by
+    /// header) then pays for the WHATWG parse once. A callgrind profile of keep-alive GETs put
+    /// `Url::parse` at 6.0 k of 48.6 k instructions per request, raw ureq's whole GET at 41.1 k.
+    last_url: Mutex<Option<(Box<str>, Url)>>,
 }
 
 /// Credentials sent with a request.
@@ -166,6 +170,7 @@ impl Client {
                 proxy,
                 config,
                 jar: Mutex::new(CookieStore::default()),
+                last_url: Mutex::new(None),
             }),
         })
     }
@@ -191,7 +196,7 @@ impl Client {
         Ok(Request {
             client: self.clone(),
             method,
-            url: parse_url(url)?,
+            url: self.parse_url(url)?,
             headers: Vec::new(),
             removed: Vec::new(),
             auth: None,
@@ -239,6 +244,23 @@ impl Client {
             },
             other => other,
         }
+    }
+
+    /// [`parse_url`], remembering the last answer.
+    fn parse_url(&self, url: &str) -> Result<Url, Error> {
+        let mut last = self
+            .inner
+            .last_url
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((given, parsed)) = &*last
+            && **given == *url
+        {
+            return Ok(parsed.clone());
+        }
+        let parsed = parse_url(url)?;
+        *last = Some((url.into(), parsed.clone()));
+        Ok(parsed)
     }
 
     pub(crate) fn with_jar<T>(&self, f: impl FnOnce(&mut CookieStore) -> T) -> T {
@@ -1017,6 +1039,26 @@ mod tests {
             parse_url("http://exa mple.com/"),
             Err(Error::BadUrl { .. })
         ));
+    }
+
+    #[test]
+    fn a_remembered_url_is_a_fresh_copy() {
+        let client = Client::new(ClientConfig::default()).unwrap();
+        let first = client.get("example.com/x").unwrap().query("page", "2");
+        assert_eq!(first.url(), "http://example.com/x?page=2");
+        assert_eq!(
+            client.get("example.com/x").unwrap().url(),
+            "http://example.com/x"
+        );
+        assert_eq!(
+            client.get(":8080/y").unwrap().url(),
+            "http://localhost:8080/y"
+        );
+        assert!(matches!(client.get("ftp://x/"), Err(Error::BadUrl { .. })));
+        assert_eq!(
+            client.get(":8080/y").unwrap().url(),
+            "http://localhost:8080/y"
+        );
     }
 
     #[test]

@@ -1107,6 +1107,22 @@ fn on_a_terminal_the_passphrase_of_a_key_is_asked_for() {
         );
     }
 
+    // A key named with -i and skipped leaves no default key behind it: ssh tries the default
+    // files only when no key was named, so an authorized ~/.ssh/id_ed25519 is not offered.
+    let home = work_dir().join("ssh-cli-named-key-skipped");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    let default_key = home.join(".ssh/id_ed25519");
+    std::fs::copy(key("id_ed25519"), &default_key).unwrap();
+    std::fs::set_permissions(&default_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut terminal = Terminal::start(&format!("HOME={} {line}", home.display()));
+    terminal.wait_for("Enter passphrase for key");
+    terminal.type_keys(b"\r");
+    terminal.wait_for("'s password:");
+    terminal.type_keys(password.as_bytes());
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("unlocked-42"), "{screen}");
+
     // The same key as the default ~/.ssh/id_ed25519, no -i: asked for too, as ssh does.
     let home = work_dir().join("ssh-cli-locked-default-key");
     std::fs::create_dir_all(home.join(".ssh")).unwrap();

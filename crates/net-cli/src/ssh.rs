@@ -197,7 +197,12 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                     }
                     None => identities.retain(|i| i.path != path),
                 };
-                for_each_hop(config, |hop| update(&mut hop.identities));
+                for_each_hop(config, |hop| {
+                    let named = !hop.identities.is_empty();
+                    update(&mut hop.identities);
+                    // The keys left are all this hop offers: no default files behind -i's.
+                    hop.default_identities &= !named;
+                });
                 if let Some(identities) = &mut unlocked_defaults {
                     update(identities);
                 }
@@ -215,8 +220,9 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                 defaults.retain(|i| !skipped.contains(&i.path));
                 if unlocked_defaults.as_ref().is_none_or(|ids| !ids.is_empty())
                     && defaults.iter().any(Identity::is_encrypted)
-                    && let Some(hop) =
-                        refused_hop(config, &host, &user, |c| c.identities.is_empty())
+                    && let Some(hop) = refused_hop(config, &host, &user, |c| {
+                        c.identities.is_empty() && c.default_identities
+                    })
                 {
                     // Asked once: a jump host and the target behind it take the same answers.
                     if unlocked_defaults.is_none() {

@@ -42,8 +42,13 @@ pub struct Config {
     pub known_hosts: PathBuf,
     /// The host-key policy.
     pub host_key_policy: HostKeyPolicy,
-    /// Private keys to offer, with their passphrases; empty means OpenSSH's default files.
+    /// Private keys to offer, with their passphrases; empty means OpenSSH's default files
+    /// when `default_identities` allows.
     pub identities: Vec<Identity>,
+    /// Offer OpenSSH's default key files when `identities` is empty (default true). A program
+    /// that drops keys the user named (ssh skips one after three wrong passphrases) clears it,
+    /// as ssh never falls back to the default files once `-i` or `IdentityFile` named some.
+    pub default_identities: bool,
     /// Try the ssh-agent (`SSH_AUTH_SOCK`) first (default true).
     pub use_agent: bool,
     /// A password to try last (never taken from argv by the CLI).
@@ -133,6 +138,7 @@ impl Config {
             host_key_policy: HostKeyPolicy::Strict,
             identities: Vec::new(),
             use_agent: true,
+            default_identities: true,
             password: None,
             batch_mode: false,
             exit_on_forward_failure: false,
@@ -331,7 +337,7 @@ impl Config {
 
     /// The identities to try: the configured ones, or [`default_identities`](Self::default_identities).
     pub(crate) fn identities_to_try(&self) -> Vec<Identity> {
-        if !self.identities.is_empty() {
+        if !self.identities.is_empty() || !self.default_identities {
             return self.identities.clone();
         }
         Config::default_identities()

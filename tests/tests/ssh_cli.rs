@@ -242,6 +242,59 @@ fn dash_t_runs_the_command_on_a_remote_terminal_when_there_is_a_local_one() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(out.stdout, b"not a tty\n");
     assert!(err.contains("stdin is not a terminal"), "{err}");
+
+    // -tt forces one, -T refuses one; the last of them wins, as in ssh.
+    for (flags, pts) in [
+        (&["-tt"][..], true),
+        (&["-T", "-tt"], true),
+        (&["-tt", "-T"], false),
+    ] {
+        let out = ssh_with(flags, &["tty"], b"");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.contains("/dev/pts/"), pts, "{flags:?}: {text}");
+        assert_eq!(
+            out.status.code(),
+            Some(if pts { 0 } else { 1 }),
+            "{flags:?}"
+        );
+    }
+    // A login shell on a terminal, but -T: no remote terminal.
+    let mut terminal = Terminal::start(&netkit_line(&["-T"], &[]));
+    terminal.type_keys(b"tty; exit 3\n");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(3), "{screen}");
+    assert!(screen.contains("not a tty"), "{screen}");
+}
+
+#[test]
+fn options_after_the_destination_are_read_as_ssh_reads_them() {
+    // -n: stdin is not read (ssh -n), so a loop reading its own stdin keeps it.
+    let out = ssh(&["-n", "cat"], b"kept for the loop\n");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Options after DEST, up to the command's first word; the command keeps its own.
+    let out = ssh(&["-q", "-p", &port().to_string(), "cat", "-n"], b"line\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("'-p"), "a repeated -p is named: {err}");
+    let out = ssh(&["-q", "cat", "-n"], b"line\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1\tline");
+    // After `--`, everything is the command's.
+    let out = ssh(&["--", "-n"], b"");
+    assert_ne!(out.status.code(), Some(255));
+    // An option netkit does not know is an error, before DEST or after it.
+    for words in [&["-Z", "true"][..], &["-q", "-Z"]] {
+        let out = ssh(words, b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{words:?}: {err}");
+        assert!(err.contains("'-Z'") && err.lines().count() == 1, "{err}");
+    }
+    let out = netkit(&["ssh", "-Z", "host"], b"", &[]);
+    assert_eq!(out.status.code(), Some(255));
 }
 
 #[test]

@@ -42,7 +42,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
@@ -84,6 +84,36 @@ fn main() -> ExitCode {
         Command::Sftp(args) => sftp::run(args),
     };
     exit::report(result)
+}
+
+/// The command line, with `netkit ssh`'s options after the destination read as OpenSSH reads
+/// them (`ssh web -p 2222 -t top`): up to the command's first word or `--`.
+fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
+    let cli = Cli::try_parse_from(&argv)?;
+    let Command::Ssh(args) = &cli.command else {
+        return Ok(cli);
+    };
+    let words = args.words_after_destination();
+    let Some(dest) = words.first().cloned() else {
+        return Ok(cli);
+    };
+    if dest.starts_with('-') && dest != "--" {
+        return Err(ssh::unknown_option(&dest));
+    }
+    let option_follows = words
+        .get(1)
+        .is_some_and(|w| w.len() > 1 && w.starts_with('-') && w != "--");
+    let at = argv.len() - words.len();
+    if !option_follows || !argv[at..].iter().eq(words.iter().map(std::ffi::OsStr::new)) {
+        return Ok(cli);
+    }
+    let mut without_dest = argv[..at].to_vec();
+    without_dest.extend_from_slice(&argv[at + 1..]);
+    let mut cli = Cli::try_parse_from(without_dest)?;
+    if let Command::Ssh(args) = &mut cli.command {
+        args.put_destination_first(dest)?;
+    }
+    Ok(cli)
 }
 
 /// Help and version as clap prints them; any other argument error on one line, as ours are,

@@ -328,9 +328,17 @@ pub struct Args {
     #[command(flatten)]
     pub connect: ConnectArgs,
     /// Run COMMAND on a remote terminal (for sudo, top, editors), as ssh -t; only when
-    /// stdin is a terminal.
-    #[arg(short = 't')]
-    tty: bool,
+    /// stdin is a terminal, unless given twice (-tt).
+    #[arg(short = 't', action = clap::ArgAction::Count, overrides_with = "no_tty")]
+    tty: u8,
+    /// No remote terminal, not even for the login shell (as ssh -T); the last of -t and -T
+    /// wins.
+    #[arg(short = 'T', overrides_with = "tty")]
+    no_tty: bool,
+    /// Do not read stdin: the remote side gets EOF at once (as ssh -n, for a loop that reads
+    /// its own stdin).
+    #[arg(short = 'n')]
+    no_stdin: bool,
     /// Forward a local port to HOST:PORT as seen from the server, while COMMAND runs.
     #[arg(short = 'L', value_name = "[BIND:]LPORT:HOST:PORT")]
     forward: Vec<String>,
@@ -361,13 +369,47 @@ pub struct Args {
     /// With --hosts: one JSON document with every host's result.
     #[arg(long)]
     json: bool,
-    /// DEST then COMMAND (DEST is absent with --hosts).
+    /// DEST then COMMAND (DEST is absent with --hosts). As with ssh, options may also follow
+    /// DEST, up to COMMAND's first word or `--`.
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
         value_name = "DEST [--] COMMAND"
     )]
     words: Vec<String>,
+}
+
+impl Args {
+    /// DEST and the words after it, as given; empty with --hosts or --hosts-file, where no
+    /// word is a destination.
+    pub fn words_after_destination(&self) -> &[String] {
+        if !self.hosts.is_empty() || self.hosts_file.is_some() {
+            return &[];
+        }
+        &self.words
+    }
+
+    /// Puts `dest` before the command words (parsed again without it, see `main::parse`).
+    ///
+    /// # Errors
+    /// The first word is one clap took for a word because it knows no such option: the
+    /// command may start with a hyphen only after `--`, so ssh would call it an unknown option.
+    pub fn put_destination_first(&mut self, dest: String) -> Result<(), clap::Error> {
+        if let Some(unknown) = self.words.first().filter(|w| w.starts_with('-')) {
+            return Err(unknown_option(unknown));
+        }
+        self.words.insert(0, dest);
+        Ok(())
+    }
+}
+
+/// The error for a word that looks like an option and is none of ours: the positional words
+/// take hyphens (for the command's own options), so clap does not say it.
+pub fn unknown_option(word: &str) -> clap::Error {
+    clap::Error::raw(
+        clap::error::ErrorKind::UnknownArgument,
+        format!("unexpected argument '{word}' found\n"),
+    )
 }
 
 /// Runs `netkit ssh`.
@@ -397,14 +439,17 @@ pub fn run(mut args: Args) -> Outcome {
         )));
     };
     let command = words.collect::<Vec<_>>().join(" ");
-    let on_terminal = std::io::stdin().is_terminal();
-    if args.tty && !on_terminal {
-        eprintln!("netkit: no remote terminal: stdin is not a terminal");
+    let on_terminal = !args.no_stdin && std::io::stdin().is_terminal();
+    if args.tty == 1 && !on_terminal {
+        eprintln!("netkit: no remote terminal: stdin is not a terminal (-tt forces one)");
     }
     if args.no_command && !command.is_empty() {
         return Err(own(anyhow!("-N runs no command, but one was given")));
     }
-    let terminal = ((command.is_empty() || args.tty) && on_terminal).then(local_terminal);
+    // As ssh: -tt always, -t or a login shell when stdin is a terminal, -T never.
+    let wants_terminal =
+        !args.no_tty && (args.tty >= 2 || ((args.tty == 1 || command.is_empty()) && on_terminal));
+    let terminal = wants_terminal.then(local_terminal);
     let asked = ForwardSpecs::parse(&args)?;
     let mut config = args.connect.config(dest, args.port)?;
     let client = connect(&mut config)?;
@@ -425,15 +470,18 @@ pub fn run(mut args: Args) -> Outcome {
         return Ok(ExitCode::SUCCESS);
     }
     let forwards = start_forwards(&asked, &mut config, &mut None, &stop)?;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-    std::thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
-        let mut buf = vec![0; 64 * 1024];
-        while let Ok(n) = stdin.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
+    let rx = (!args.no_stdin).then(|| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        std::thread::spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = vec![0; 64 * 1024];
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
             }
-        }
+        });
+        rx
     });
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
@@ -443,31 +491,25 @@ pub fn run(mut args: Args) -> Outcome {
     let mut on_stderr = |d: &[u8]| {
         let _ = stderr.write_all(d).and_then(|()| stderr.flush());
     };
-    // On a remote terminal, keys go to it as typed (Ctrl-C included) until the end.
-    let _raw = terminal
-        .as_ref()
-        .map(|_| RawMode::enter())
-        .transpose()
-        .map_err(own)?;
-    let resize = terminal
-        .as_ref()
-        .map(|_| window_changes())
-        .transpose()
-        .map_err(own)?;
+    // On a remote terminal, keys go to it as typed (Ctrl-C included) until the end. With
+    // -tt and no local terminal there are no keys and no window to follow.
+    let local = terminal.is_some() && on_terminal;
+    let _raw = local.then(RawMode::enter).transpose().map_err(own)?;
+    let resize = local.then(window_changes).transpose().map_err(own)?;
     let status = match (&terminal, command.is_empty()) {
         (Some(terminal), true) => {
-            client.shell_on_terminal(terminal, Some(rx), resize, &mut on_stdout, &mut on_stderr)
+            client.shell_on_terminal(terminal, rx, resize, &mut on_stdout, &mut on_stderr)
         }
-        (None, true) => client.shell_streaming(None, Some(rx), &mut on_stdout, &mut on_stderr),
+        (None, true) => client.shell_streaming(None, rx, &mut on_stdout, &mut on_stderr),
         (Some(terminal), false) => client.exec_on_terminal(
             &command,
             terminal,
-            Some(rx),
+            rx,
             resize,
             &mut on_stdout,
             &mut on_stderr,
         ),
-        (None, false) => client.exec_streaming(&command, Some(rx), &mut on_stdout, &mut on_stderr),
+        (None, false) => client.exec_streaming(&command, rx, &mut on_stdout, &mut on_stderr),
     }
     .map_err(own)?;
     end_forwards(&stop, forwards);

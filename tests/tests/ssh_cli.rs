@@ -998,6 +998,64 @@ fn dash_d_is_a_socks_proxy_through_the_server_and_dash_n_waits_for_a_signal() {
 }
 
 #[test]
+fn dash_w_joins_stdin_and_stdout_to_a_port_and_serves_openssh_as_a_proxy_command() {
+    let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
+    let to = format!("127.0.0.1:{}", echo.addrs[0].port());
+    let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i * 7 % 251) as u8).collect();
+    let out = ssh(&["-W", &to], &data);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == data,
+        "{} of {} bytes",
+        out.stdout.len(),
+        data.len()
+    );
+
+    // OpenSSH's own client reaches the server through `netkit ssh -W %h:%p`.
+    let proxy = netkit_line(&[], &["-W", "%h:%p"]);
+    let out = Command::new("ssh")
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .arg("-o")
+        .arg(format!("ProxyCommand={proxy}"))
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            env("NETKIT_TEST_SSH_KNOWN_HOSTS")
+        ))
+        .arg("-i")
+        .arg(key("id_ed25519"))
+        .args(["-p", &port().to_string(), &dest(), "echo", "via-netkit"])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(out.stdout, b"via-netkit\n", "{err}");
+
+    // A port nothing listens on: ssh's exit code and the port named on one line.
+    let closed = format!("127.0.0.1:{}", free_port());
+    let out = ssh(&["-W", &closed], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains(&closed) && err.lines().count() == 1, "{err}");
+    for (words, named) in [
+        (&["-W", "no-port"][..], "-W \"no-port\""),
+        (&["-W", &to, "true"], "a command was given"),
+    ] {
+        let out = ssh(words, b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{err}");
+        assert!(err.contains(named), "{err}");
+    }
+}
+
+#[test]
 fn local_forwarding_carries_bytes_both_ways_while_the_command_runs() {
     let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
     let lport = free_port();

@@ -316,6 +316,7 @@ Examples:
   tar cz dir | netkit ssh -p 2222 host 'tar xz -C /srv'
   netkit ssh host                  (no COMMAND: an interactive login shell on a terminal)
   netkit ssh -t host sudo systemctl restart nginx   (COMMAND on a remote terminal)
+  netkit ssh -W db:5432 bastion    (stdin and stdout to db:5432 through bastion, for ProxyCommand)
   netkit ssh host < script.sh      (no COMMAND, stdin not a terminal: the shell runs the script)
   netkit ssh --hosts web1,web2,db1 --parallel 10 --json -- uptime")]
 pub struct Args {
@@ -335,6 +336,14 @@ pub struct Args {
     /// wins.
     #[arg(short = 'T', overrides_with = "tty")]
     no_tty: bool,
+    /// Connect stdin and stdout to HOST:PORT as seen from the server, as ssh -W (for an
+    /// OpenSSH ProxyCommand); no command, no terminal.
+    #[arg(
+        short = 'W',
+        value_name = "HOST:PORT",
+        conflicts_with_all = ["no_command", "tty", "forward", "remote_forward", "dynamic_forward", "hosts", "hosts_file"]
+    )]
+    stdio_forward: Option<String>,
     /// Do not read stdin: the remote side gets EOF at once (as ssh -n, for a loop that reads
     /// its own stdin).
     #[arg(short = 'n')]
@@ -451,8 +460,20 @@ pub fn run(mut args: Args) -> Outcome {
         !args.no_tty && (args.tty >= 2 || ((args.tty == 1 || command.is_empty()) && on_terminal));
     let terminal = wants_terminal.then(local_terminal);
     let asked = ForwardSpecs::parse(&args)?;
+    let stdio_to = match &args.stdio_forward {
+        Some(_) if !command.is_empty() => {
+            return Err(own(anyhow!(
+                "-W carries stdin and stdout, but a command was given"
+            )));
+        }
+        Some(spec) => Some(parse_host_port(spec)?),
+        None => None,
+    };
     let mut config = args.connect.config(dest, args.port)?;
     let client = connect(&mut config)?;
+    if let Some((host, port)) = stdio_to {
+        return stdio_forward(client, host, port, !args.no_stdin);
+    }
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     if args.no_command {
         // The session has nothing to run: the forwards take it (without forwards it is held
@@ -520,6 +541,45 @@ pub fn run(mut args: Args) -> Outcome {
     Ok(ExitCode::from(
         u8::try_from(status.code).unwrap_or(OWN_ERROR),
     ))
+}
+
+/// `HOST:PORT` of -W (`[v6]:PORT` too).
+fn parse_host_port(spec: &str) -> Result<(&str, u16), Failure> {
+    match fields(spec).as_deref() {
+        Some(&[host, port]) if !host.is_empty() => port.parse().ok().map(|port| (host, port)),
+        _ => None,
+    }
+    .ok_or_else(|| own(anyhow!("bad -W {spec:?}: expected HOST:PORT")))
+}
+
+/// -W: stdin to `host:port` through the server, its answer to stdout, until it closes (as
+/// ssh -W, stdin's EOF is passed on and the answer still read to its end).
+fn stdio_forward(client: Client, host: &str, port: u16, read_stdin: bool) -> Outcome {
+    let tunnel = client.tunnel(host, port).map_err(own)?;
+    let mut up = tunnel.try_clone().context("tunnel").map_err(own)?;
+    std::thread::spawn(move || {
+        if read_stdin {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut up);
+        }
+        let _ = up.shutdown(std::net::Shutdown::Write);
+    });
+    // Flushed at every read: stdout is line-buffered, and a protocol's bytes (an SSH
+    // handshake behind a ProxyCommand) must not wait for a newline.
+    let mut stdout = std::io::stdout().lock();
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        let n = match (&tunnel).read(&mut buf) {
+            Ok(0) => return Ok(ExitCode::SUCCESS),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(own(anyhow!("-W {host}:{port}: {e}"))),
+        };
+        if let Err(e) = stdout.write_all(&buf[..n]).and_then(|()| stdout.flush()) {
+            // Whoever read our output has gone (a ProxyCommand's ssh that exited).
+            log::debug!("stdout: {e}");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
 }
 
 /// The size of our terminal (stdout) as (columns, rows).
@@ -610,13 +670,13 @@ impl<'a> ForwardSpecs<'a> {
             .dynamic_forward
             .iter()
             .map(|spec| {
-                let (bind, port) = match spec.rsplit_once(':') {
-                    Some((bind, port)) => (Some(bind), port),
-                    None => (None, spec.as_str()),
+                let bad = || anyhow!("bad -D {spec:?}: expected [BIND:]PORT");
+                let (bind, port) = match fields(spec).as_deref() {
+                    Some(&[port]) => (None, port),
+                    Some(&[bind, port]) => (Some(bind), port),
+                    _ => return Err(bad()),
                 };
-                let port = port
-                    .parse()
-                    .map_err(|_| anyhow!("bad -D {spec:?}: expected [BIND:]PORT"))?;
+                let port = port.parse().map_err(|_| bad())?;
                 Ok((spec.as_str(), bind, port))
             })
             .collect::<anyhow::Result<Vec<_>>>();
@@ -656,10 +716,20 @@ fn start_forwards(
         Ok(())
     };
     let listen = |flag: &str, spec: &str, bind: Option<&str>, port: u16| {
-        let addr = format!("{}:{port}", bind.unwrap_or("127.0.0.1"));
-        match std::net::TcpListener::bind(&addr) {
+        // As ssh: no address is the loopback one, an empty one or `*` every interface.
+        let host = match bind {
+            None | Some("localhost") => "127.0.0.1",
+            Some("" | "*") => "0.0.0.0",
+            Some(host) => host,
+        };
+        match std::net::TcpListener::bind((host, port)) {
             Ok(listener) => Ok(Some(listener)),
-            Err(e) => failed(flag, spec, format!("cannot listen on {addr}: {e}")).map(|()| None),
+            Err(e) => failed(
+                flag,
+                spec,
+                format!("cannot listen on {host} port {port}: {e}"),
+            )
+            .map(|()| None),
         }
     };
     let client = match spare.take() {
@@ -705,20 +775,47 @@ fn parse_forward<'a>(
     spec: &'a str,
 ) -> anyhow::Result<(Option<&'a str>, u16, &'a str, u16)> {
     let bad = || anyhow!("bad {flag} {spec:?}: expected [BIND:]PORT:HOST:PORT");
-    let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
-    let [port, host, rest] = parts.as_slice() else {
+    let (bind, listen, host, port) = match fields(spec).as_deref() {
+        Some(&[listen, host, port]) => (None, listen, host, port),
+        Some(&[bind, listen, host, port]) => (Some(bind), listen, host, port),
+        _ => return Err(bad()),
+    };
+    let (Ok(listen), Ok(port)) = (listen.parse(), port.parse()) else {
         return Err(bad());
     };
-    let port: u16 = port.parse().map_err(|_| bad())?;
-    let (bind, listen) = match rest.rsplit_once(':') {
-        Some((bind, listen)) => (Some(bind), listen),
-        None => (None, *rest),
-    };
-    let listen: u16 = listen.parse().map_err(|_| bad())?;
     if host.is_empty() {
         return Err(bad());
     }
     Ok((bind, listen, host, port))
+}
+
+/// `spec` split at its colons, as ssh splits forwarding specifications: an IPv6 address is
+/// written in brackets (`[::1]`), which are taken off. `None` when a bracket is left open.
+fn fields(spec: &str) -> Option<Vec<&str>> {
+    let mut fields = Vec::new();
+    let mut rest = spec;
+    loop {
+        if let Some(inner) = rest.strip_prefix('[') {
+            let (address, after) = inner.split_once(']')?;
+            fields.push(address);
+            match after.strip_prefix(':') {
+                Some(next) => rest = next,
+                None if after.is_empty() => return Some(fields),
+                None => return None,
+            }
+        } else {
+            match rest.split_once(':') {
+                Some((field, next)) => {
+                    fields.push(field);
+                    rest = next;
+                }
+                None => {
+                    fields.push(rest);
+                    return Some(fields);
+                }
+            }
+        }
+    }
 }
 
 fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
@@ -805,4 +902,33 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarding_specifications_split_as_ssh_splits_them() {
+        assert_eq!(
+            parse_forward("-L", "8080:db:5432").unwrap(),
+            (None, 8080, "db", 5432)
+        );
+        assert_eq!(
+            parse_forward("-L", "[::1]:8080:[fe80::1]:80").unwrap(),
+            (Some("::1"), 8080, "fe80::1", 80)
+        );
+        assert_eq!(
+            parse_forward("-L", "*:8080:db:80").unwrap(),
+            (Some("*"), 8080, "db", 80)
+        );
+        for bad in ["8080:db", "x:db:80", "8080::80", "[::1:8080:db:80", "1:2:3:4:5"] {
+            assert!(parse_forward("-L", bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_host_port("[::1]:22").ok(), Some(("::1", 22)));
+        assert_eq!(parse_host_port("db:5432").ok(), Some(("db", 5432)));
+        for bad in ["db", ":22", "db:port", "[::1]22"] {
+            assert!(parse_host_port(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -344,26 +344,35 @@ impl Client {
         result
     }
 
-    /// Opens a channel to `next`'s host and port and relays it, on a thread of its own that
-    /// owns this client, to a local socket pair; returns the two handles on the pair's other
-    /// end, for the next hop's session and for waiting on it.
-    pub(crate) fn relay_to(self, next: &crate::Config) -> Result<(OwnedFd, OwnedFd), Error> {
-        let target = format!("{}:{}", next.host, next.port);
-        let unreachable = |e: &dyn std::fmt::Display| Error::Connect {
-            host: target.clone(),
-            source: std::io::Error::other(format!("through {}: {e}", self.host)),
+    /// Opens a connection to `host:port` as the server sees it and relays it, on a thread
+    /// of its own that owns this client, to the returned local stream: what is written to it
+    /// reaches `host:port`, what `host:port` sends can be read from it (as `ssh -W`, which a
+    /// ProxyCommand uses). Shutting the stream's write side sends EOF; the stream reads EOF
+    /// once the far side has sent it.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] when the server cannot reach `host:port` (or refuses to),
+    /// [`Error::Local`] when the local stream cannot be made.
+    pub fn tunnel(self, host: &str, port: u16) -> Result<UnixStream, Error> {
+        let unreachable = |e: Error| Error::Connect {
+            host: if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            },
+            source: std::io::Error::other(match e {
+                Error::Ssh { reason, .. } => format!("through {}: {reason}", self.host),
+                e => e.to_string(),
+            }),
         };
         let local = |source| Error::Local {
-            path: "jump host socket pair".into(),
+            path: "tunnel socket pair".into(),
             source,
         };
         self.session.set_blocking(false);
-        let channel = self
-            .open_tunnel(&next.host, next.port)
-            .map_err(|e| unreachable(&e))?;
+        let channel = self.open_tunnel(host, port).map_err(unreachable)?;
         let (ours, theirs) = UnixStream::pair().map_err(local)?;
         theirs.set_nonblocking(true).map_err(local)?;
-        let socket = ours.try_clone().map_err(local)?;
         std::thread::spawn(move || {
             let mut tunnel = Tunnel::new(theirs, channel);
             let mut buf = vec![0; CHUNK];
@@ -372,8 +381,19 @@ impl Client {
                     self.wait(&[&tunnel.local], 50);
                 }
             }
-            log::debug!("jump through {} closed", self.host);
+            log::debug!("tunnel through {} closed", self.host);
         });
+        Ok(ours)
+    }
+
+    /// [`tunnel`](Self::tunnel) to `next`'s host and port; returns two handles on the
+    /// stream, for the next hop's session and for waiting on it.
+    pub(crate) fn relay_to(self, next: &crate::Config) -> Result<(OwnedFd, OwnedFd), Error> {
+        let ours = self.tunnel(&next.host, next.port)?;
+        let socket = ours.try_clone().map_err(|source| Error::Local {
+            path: "tunnel socket pair".into(),
+            source,
+        })?;
         Ok((OwnedFd::from(ours), OwnedFd::from(socket)))
     }
 

@@ -774,6 +774,69 @@ fn dash_v_tells_each_step_and_dash_q_keeps_warnings_quiet() {
 }
 
 #[test]
+fn a_proxy_command_carries_the_session_and_ends_with_it() {
+    // The host name cannot be resolved: only the ProxyCommand (our own `netkit connect`)
+    // can reach the server, and it does so by the port it is given.
+    let file = work_dir().join("ssh-config-proxy-command");
+    std::fs::write(
+        &file,
+        format!(
+            "Host behind-proxy\n    HostName {UNRESOLVABLE_HOST}\n    Port {}\n    User {}\n    ProxyCommand {} connect 127.0.0.1:%p\n",
+            port(),
+            env("NETKIT_TEST_SSH_USER"),
+            netkit_bin().display()
+        ),
+    )
+    .unwrap();
+    let kh = work_dir().join("ssh-proxy-command-known-hosts");
+    let _ = std::fs::remove_file(&kh);
+    let (f, k) = (file.to_str().unwrap(), kh.to_str().unwrap());
+    let key = key("id_ed25519");
+    let key = key.to_str().unwrap();
+    let connection = ["-F", f, "--known-hosts", k, "--accept-new", "-i", key];
+    // `netkit ssh` takes them before DEST, `netkit sftp` after its operation.
+    let run = |sub: &str, words: &[&str]| {
+        let (head, tail) = words.split_at(usize::from(sub == "sftp"));
+        let mut args = vec![sub];
+        args.extend(head);
+        args.extend(connection);
+        args.extend(tail);
+        netkit(&args, b"", &[])
+    };
+    let out = run("ssh", &["behind-proxy", "echo", "through-the-proxy"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.stdout, b"through-the-proxy\n", "{err}");
+    let out = run("sftp", &["ls", "behind-proxy:/"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("etc"),
+        "{err}"
+    );
+
+    // -o sets one too; a command that never speaks SSH times out and is hung up on.
+    let marker = "sleep 86.25";
+    let option = format!("ProxyCommand={marker}");
+    let out = run(
+        "ssh",
+        &["--timeout", "1", "-o", &option, "behind-proxy", "true"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("handshake"), "{err}");
+    let left = Command::new("pgrep").args(["-f", marker]).output().unwrap();
+    assert!(left.stdout.is_empty(), "the ProxyCommand outlived netkit");
+    // A token OpenSSH does not have is named.
+    let out = run(
+        "ssh",
+        &["-o", "ProxyCommand=nc %h %q", "behind-proxy", "true"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("%q") && err.lines().count() == 1, "{err}");
+}
+
+#[test]
 fn host_aliases_from_an_ssh_config_file() {
     let file = work_dir().join("ssh-config");
     std::fs::write(

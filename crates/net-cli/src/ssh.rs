@@ -38,7 +38,7 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
     /// An OpenSSH option for the destination, as ssh -o (repeatable): HostName, User, Port,
-    /// IdentityFile, ProxyJump, ConnectTimeout, StrictHostKeyChecking, UserKnownHostsFile,
+    /// IdentityFile, ProxyJump, ProxyCommand, ConnectTimeout, StrictHostKeyChecking, UserKnownHostsFile,
     /// BatchMode, ExitOnForwardFailure; others are ignored with a warning.
     #[arg(short = 'o', value_name = "KEY=VALUE")]
     options: Vec<String>,
@@ -76,9 +76,11 @@ impl ConnectArgs {
             Config::resolve_with(dest, self.ssh_config.as_deref(), &self.options).map_err(own)?;
         self.apply(&mut config, dest, port, self.user.as_deref())?;
         if !self.jump.is_empty() {
-            // -J replaces the config file's ProxyJump; each hop is reached through the one
-            // before it.
+            // -J replaces the config file's ProxyJump (and ProxyCommand: the first obtained
+            // wins in OpenSSH, and the command line comes first); each hop is reached
+            // through the one before it.
             config.jump = None;
+            config.proxy_command = None;
             for hop in &self.jump {
                 let mut via = Config::resolve(hop, self.ssh_config.as_deref()).map_err(own)?;
                 via.jump = config.jump.take();
@@ -922,7 +924,13 @@ mod tests {
             parse_forward("-L", "*:8080:db:80").unwrap(),
             (Some("*"), 8080, "db", 80)
         );
-        for bad in ["8080:db", "x:db:80", "8080::80", "[::1:8080:db:80", "1:2:3:4:5"] {
+        for bad in [
+            "8080:db",
+            "x:db:80",
+            "8080::80",
+            "[::1:8080:db:80",
+            "1:2:3:4:5",
+        ] {
             assert!(parse_forward("-L", bad).is_err(), "{bad}");
         }
         assert_eq!(parse_host_port("[::1]:22").ok(), Some(("::1", 22)));

@@ -26,6 +26,9 @@ pub struct Client {
     pub(crate) host: String,
     pub(crate) timeout: std::time::Duration,
     pub(crate) exec_timeout: Option<std::time::Duration>,
+    /// The ProxyCommand the session runs over, if any: after `session`, so that it is hung
+    /// up on once the session is gone.
+    _proxy: Option<crate::proxy_command::Running>,
 }
 
 impl Client {
@@ -36,9 +39,15 @@ impl Client {
     /// [`Error::HostKeyChanged`], [`Error::Auth`], [`Error::Key`], [`Error::Timeout`].
     pub fn connect(config: &Config) -> Result<Client, Error> {
         let host = config.host.clone();
-        let (stream, socket) = match &config.jump {
-            Some(jump) => Client::connect(jump)?.relay_to(config)?,
-            None => {
+        let mut proxy = None;
+        let (stream, socket) = match (&config.jump, &config.proxy_command) {
+            (Some(jump), _) => Client::connect(jump)?.relay_to(config)?,
+            (None, Some(command)) => {
+                let (stream, socket, running) = crate::proxy_command::start(config, command)?;
+                proxy = Some(running);
+                (stream, socket)
+            }
+            (None, None) => {
                 let stream = tcp_connect(config)?;
                 let socket = stream.try_clone().map_err(|source| Error::Connect {
                     host: format!("{}:{}", config.host, config.port),
@@ -52,7 +61,9 @@ impl Client {
         session.set_timeout(u32::try_from(config.timeout.as_millis()).unwrap_or(u32::MAX));
         session.handshake().map_err(|e| Error::Handshake {
             host: host.clone(),
-            reason: if e.message().contains("banner") {
+            reason: if e.message().contains("banner") && config.proxy_command.is_some() {
+                format!("{}; did the ProxyCommand reach an SSH server?", e.message())
+            } else if e.message().contains("banner") {
                 // It answered, but not with "SSH-2.0-...": a port that speaks something else.
                 format!("{}; is it an SSH server?", e.message())
             } else {
@@ -73,6 +84,7 @@ impl Client {
             host,
             timeout: config.timeout,
             exec_timeout: config.exec_timeout,
+            _proxy: proxy,
         };
         client.check_host_key(config)?;
         client.authenticate(config)?;

@@ -64,6 +64,10 @@ pub struct Config {
     /// direct-tcpip channel from the jump host, which may have a jump host of its own. The
     /// host key checked is still this host's.
     pub jump: Option<Box<Config>>,
+    /// Run this command under `/bin/sh` and speak SSH over its stdin and stdout instead of
+    /// connecting (OpenSSH's `ProxyCommand`; `%h`, `%p`, `%r`, `%n` and `%%` are expanded).
+    /// `jump` wins when both are set.
+    pub proxy_command: Option<String>,
 }
 
 /// A private key file and its passphrase.
@@ -143,6 +147,7 @@ impl Config {
             batch_mode: false,
             exit_on_forward_failure: false,
             jump: None,
+            proxy_command: None,
         }
     }
 
@@ -188,7 +193,7 @@ impl Config {
     /// Parses `dest` like [`Config::from_destination`], then applies the `Host` block of an
     /// OpenSSH client config that matches its host: `ssh_config`, or `~/.ssh/config` when it
     /// exists. What `dest` says wins. Read: `HostName`, `User`, `Port`, `IdentityFile`,
-    /// `ProxyJump`, `ConnectTimeout`, `StrictHostKeyChecking` (`no` adds unknown keys as
+    /// `ProxyJump`, `ProxyCommand`, `ConnectTimeout`, `StrictHostKeyChecking` (`no` adds unknown keys as
     /// `accept-new` does; a changed key is still refused), `UserKnownHostsFile`, `BatchMode`,
     /// `ExitOnForwardFailure`;
     /// other OpenSSH options are ignored. Jump hosts are resolved the same way, their own
@@ -332,6 +337,11 @@ impl Config {
         if let Some(exit) = value("exitonforwardfailure") {
             self.exit_on_forward_failure = exit.eq_ignore_ascii_case("yes");
         }
+        // The rest of the line is the command, as OpenSSH reads it; `none` is no command.
+        if let Some(words) = params.unsupported_fields.remove("proxycommand") {
+            let command = words.join(" ");
+            self.proxy_command = (!command.eq_ignore_ascii_case("none")).then_some(command);
+        }
         Ok(params.proxy_jump.unwrap_or_default())
     }
 
@@ -369,12 +379,13 @@ impl Config {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 10] = [
+const OPTIONS_READ: [&str; 11] = [
     "hostname",
     "user",
     "port",
     "identityfile",
     "proxyjump",
+    "proxycommand",
     "connecttimeout",
     "stricthostkeychecking",
     "userknownhostsfile",

@@ -20,6 +20,7 @@ mod error;
 mod exec;
 mod forward;
 mod many;
+mod proxy_command;
 mod sftp;
 mod socks;
 

@@ -114,6 +114,33 @@ fn items_become_headers_query_and_json_form_or_multipart_bodies() {
 }
 
 #[test]
+fn json_defaults_give_way_to_the_users_headers_and_dash_j_asks_for_json() {
+    let server = EchoServer::start();
+    let url = server.url("/echo");
+    // The user's Accept replaces the JSON one; it was sent beside it.
+    let got = ok_json(&http(&[&url, "a=1", "Accept:text/plain"]));
+    assert_eq!(got["headers"]["accept"], "text/plain");
+    assert_eq!(got["headers"]["content-type"], "application/json");
+    // -j: JSON headers with no data too, as httpie; the user's still win.
+    let got = ok_json(&http(&["-j", &url]));
+    assert_eq!(
+        (got["method"].as_str(), got["headers"]["accept"].as_str()),
+        (Some("GET"), Some("application/json, */*;q=0.5"))
+    );
+    assert_eq!(got["headers"]["content-type"], "application/json");
+    let got = ok_json(&http(&["-j", &url, "Content-Type:application/vnd.x+json"]));
+    assert_eq!(got["headers"]["content-type"], "application/vnd.x+json");
+    one_line_error(&http(&["-j", "-f", &url]), 2, "--form");
+
+    // -q prints nothing; the exit status still tells.
+    let out = http(&["-q", &url, "a=1"]);
+    assert!(out.status.success() && out.stdout.is_empty() && out.stderr.is_empty());
+    let out = http(&["-q", "--check-status", &server.url("/status/404")]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
 fn bad_input_is_a_one_line_error_with_exit_2() {
     let server = EchoServer::start();
     one_line_error(&http(&["ftp://example.org/"]), 2, "bad URL");

@@ -57,6 +57,10 @@ pub struct Args {
     /// Data items as application/x-www-form-urlencoded (multipart when a file is uploaded).
     #[arg(short = 'f', long, conflicts_with = "multipart")]
     form: bool,
+    /// Data items as a JSON object (the default), and `Accept` and `Content-Type` say JSON
+    /// even with no data, as httpie's -j.
+    #[arg(short = 'j', long, conflicts_with_all = ["form", "multipart"])]
+    json: bool,
     /// Data items as multipart/form-data.
     #[arg(long)]
     multipart: bool,
@@ -132,12 +136,23 @@ pub struct Args {
     /// Build and print the request; send nothing.
     #[arg(long)]
     offline: bool,
+    /// Print nothing but errors and warnings (no body, no progress bar); twice, warnings
+    /// too are left out, as httpie's -q and -qq.
+    #[arg(short = 'q', long, action = clap::ArgAction::Count)]
+    quiet: u8,
     /// Do not take a stdin redirected from a file or piped into POST/PUT/PATCH as the body.
     #[arg(short = 'I', long)]
     ignore_stdin: bool,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
+}
+
+impl Args {
+    /// The log filter -qq asks for (errors only), if it does.
+    pub fn log_filter(&self) -> Option<&'static str> {
+        (self.quiet >= 2).then_some("error")
+    }
 }
 
 /// Runs `netkit http`.
@@ -188,8 +203,19 @@ pub fn run(mut args: Args) -> Outcome {
     } else {
         BodyKind::Json
     };
-    if kind == BodyKind::Json && items.iter().any(Item::is_data) {
+    // Defaults, as httpie's: the user's own header (or its removal) wins.
+    let user_sets = |name: &str| {
+        items.iter().any(|i| match i {
+            Item::Header(n, _) | Item::RemoveHeader(n) => n.eq_ignore_ascii_case(name),
+            _ => false,
+        })
+    };
+    let json_data = kind == BodyKind::Json && items.iter().any(Item::is_data);
+    if (args.json || json_data) && !user_sets("Accept") {
         request = request.header("Accept", "application/json, */*;q=0.5");
+    }
+    if args.json && !user_sets("Content-Type") {
+        request = request.header("Content-Type", "application/json");
     }
     request = request.items(&items, kind).map_err(failure)?;
     if let Some(raw) = &args.raw {
@@ -216,7 +242,9 @@ pub fn run(mut args: Args) -> Outcome {
 
     let stdout_tty = std::io::stdout().is_terminal();
     let what = args.print.clone().unwrap_or_else(|| {
-        if args.verbose {
+        if args.quiet > 0 {
+            String::new()
+        } else if args.verbose {
             "HBhb".into()
         } else if args.offline {
             "HB".into()
@@ -425,7 +453,7 @@ enum AuthType {
 }
 
 fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome {
-    let bar = std::io::stderr().is_terminal().then(|| {
+    let bar = (args.quiet == 0 && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -458,7 +486,7 @@ fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome
     if let Some(session) = session {
         session.save().map_err(failure)?;
     }
-    if std::io::stderr().is_terminal() {
+    if args.quiet == 0 && std::io::stderr().is_terminal() {
         eprintln!("saved {} ({} bytes)", done.path.display(), done.bytes);
     }
     Ok(ExitCode::from(status_code(done.status, args.check_status)))

@@ -57,6 +57,7 @@ fn main() -> ExitCode {
     let asked = match &cli.command {
         Command::Ssh(args) => args.connect.log_filter(),
         Command::Sftp(args) => args.log_filter(),
+        Command::Http(args) => args.log_filter(),
         _ => None,
     };
     if let Some(filter) = asked {

@@ -410,11 +410,13 @@ fn print_options_and_offline() {
 fn verbose_shows_the_request_headers_that_go_on_the_wire() {
     let server = EchoServer::start();
     let url = server.url("/echo");
-    let cases: [&[&str]; 4] = [
+    let cases: [&[&str]; 6] = [
         &[],
         &["User-Agent:", "Accept:", "Accept-Encoding:"],
         &["Accept:application/xml", "X-Team:blue"],
         &["a=1", "Cookie:k=v"],
+        &["a=1", "Accept:text/plain"],
+        &["Host:example.test"],
     ];
     for items in cases {
         let mut args = vec!["-v", &url];

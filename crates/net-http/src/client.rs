@@ -554,7 +554,11 @@ impl Request {
     /// The request as it would be sent now.
     #[must_use]
     pub fn preview(&self) -> Preview {
-        let mut headers = vec![("Host".to_owned(), host_header(&self.url))];
+        // A Host header of the user's goes on the wire instead of ureq's.
+        let mut headers = Vec::new();
+        if !self.has_header("host") {
+            headers.push(("Host".to_owned(), host_header(&self.url)));
+        }
         headers.extend(self.automatic_headers());
         let authorization = self.auth.as_ref().and_then(Auth::header_value);
         headers.extend(self.wire_headers(&self.url, authorization.as_deref()));

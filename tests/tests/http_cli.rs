@@ -36,6 +36,11 @@ fn ok_json(out: &Output) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
 fn one_line_error(out: &Output, code: i32, needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(code), "{err}");
@@ -325,6 +330,26 @@ fn the_proxy_carries_the_request() {
     );
     assert_eq!(got["target"], "/through?x=1");
     assert_eq!(got["headers"]["host"], "example.invalid");
+    // httpie's PROTOCOL:URL: the one for the URL's scheme is used, one for another is not.
+    let closed_proxy = format!("https:http://127.0.0.1:{}", free_port());
+    let http_proxy = format!("http:{}", proxy.url(""));
+    ok_json(&http(&[
+        "--proxy",
+        &closed_proxy,
+        "--proxy",
+        &http_proxy,
+        "http://example.invalid/by-scheme",
+    ]));
+    assert_eq!(proxy.tunnels.lock().unwrap().len(), 2);
+    one_line_error(
+        &http(&[
+            "--proxy",
+            "ftp:http://127.0.0.1:1",
+            "http://example.invalid/",
+        ]),
+        2,
+        "http or https",
+    );
     // A proxy that cannot be reached is named, not taken for the target (as curl).
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let closed_port = closed.local_addr().unwrap().port();

@@ -100,10 +100,11 @@ pub struct Args {
     /// `no` to skip TLS verification, or a CA bundle (PEM) to trust.
     #[arg(long, value_name = "no|yes|CA_FILE")]
     verify: Option<String>,
-    /// Proxy URL (http://, socks5://); default from HTTP_PROXY, HTTPS_PROXY; hosts in NO_PROXY
-    /// are reached directly either way, as with curl.
-    #[arg(long, value_name = "URL")]
-    proxy: Option<String>,
+    /// Proxy URL (http://, socks5://), or httpie's PROTOCOL:URL for http or https URLs only
+    /// (repeatable); default from HTTP_PROXY, HTTPS_PROXY; hosts in NO_PROXY are reached
+    /// directly either way, as with curl.
+    #[arg(long, value_name = "[PROTOCOL:]URL")]
+    proxy: Vec<String>,
     /// Save the body to a file with a progress bar: -o FILE, or the name the server gives in
     /// Content-Disposition, or the URL's file name (NAME-1, NAME-2, ... when NAME exists, as
     /// httpie).
@@ -182,7 +183,7 @@ pub fn run(mut args: Args) -> Outcome {
             stdin.is_file() || (stdin.file_type().is_fifo() && takes_body && pipe_has_body());
         body.then(|| PathBuf::from(STDIN))
     });
-    let client = Client::new(config(&args)?).map_err(failure)?;
+    let client = Client::new(config(&args, &url)?).map_err(failure)?;
     let mut session = match &args.session {
         Some(path) => Some(Session::open(client.clone(), path).map_err(failure)?),
         None => None,
@@ -388,7 +389,29 @@ fn split_words(words: &[String]) -> anyhow::Result<Words<'_>> {
     })
 }
 
-fn config(args: &Args) -> Result<ClientConfig, Failure> {
+/// The `--proxy` for `url`: one given as `http:URL` or `https:URL` (httpie's form) for its
+/// scheme, else one given as a bare URL.
+fn proxy_for<'a>(proxies: &'a [String], url: &str) -> Option<&'a str> {
+    let scheme = if url.starts_with("https://") {
+        "https"
+    } else {
+        "http"
+    };
+    let mut plain = None;
+    for value in proxies {
+        match value.split_once(':') {
+            Some((protocol, proxy)) if proxy.contains("://") => {
+                if protocol.eq_ignore_ascii_case(scheme) {
+                    return Some(proxy);
+                }
+            }
+            _ => plain = plain.or(Some(value.as_str())),
+        }
+    }
+    plain
+}
+
+fn config(args: &Args, url: &str) -> Result<ClientConfig, Failure> {
     let mut config = ClientConfig::default();
     config.max_redirects = if args.follow { args.max_redirects } else { 0 };
     if let Some(secs) = args.timeout {
@@ -404,7 +427,17 @@ fn config(args: &Args) -> Result<ClientConfig, Failure> {
         config.timeout = None;
     }
     config.retry = Retry::times(args.retry);
-    config.proxy.clone_from(&args.proxy);
+    if let Some(bad) = args.proxy.iter().find(|p| {
+        p.split_once(':').is_some_and(|(protocol, rest)| {
+            rest.contains("://") && !["http", "https"].contains(&protocol)
+        })
+    }) {
+        return Err(anyhow!(
+            "--proxy {bad:?}: the protocol before the URL is http or https"
+        ))
+        .code(USAGE);
+    }
+    config.proxy = proxy_for(&args.proxy, url).map(str::to_owned);
     match args.verify.as_deref() {
         None | Some("yes" | "true") => {}
         Some("no" | "false") => config.insecure = true,

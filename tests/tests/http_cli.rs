@@ -665,6 +665,50 @@ fn verify_flag() {
 }
 
 #[test]
+fn a_client_certificate_opens_a_server_that_asks_for_one() {
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    std::fs::write(root.join("mtls.txt"), "mutual\n").unwrap();
+    let url = format!("{}/mtls.txt", env("NETKIT_TEST_NGINX_MTLS_URL"));
+    let dir = env("NETKIT_TEST_NGINX_CLIENT_DIR");
+    let ca = env("NETKIT_TEST_NGINX_CA");
+    let (cert, key, both) = (
+        format!("{dir}/client.pem"),
+        format!("{dir}/client.key"),
+        format!("{dir}/client-with-key.pem"),
+    );
+    // Without a certificate nginx answers 400 ("No required SSL certificate was sent").
+    let out = http(&["--verify", &ca, "--check-status", &url]);
+    assert_eq!(out.status.code(), Some(4));
+    for flags in [
+        &["--cert", &both][..],
+        &["--cert", &cert, "--cert-key", &key],
+    ] {
+        let mut args = vec!["--verify", ca.as_str(), "--check-status"];
+        args.extend(flags);
+        args.push(&url);
+        let out = http(&args);
+        assert_eq!(
+            out.stdout,
+            b"mutual\n",
+            "{flags:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A certificate without its key, a key file that is none, a missing file: named, exit 2.
+    one_line_error(&http(&["--cert", &cert, &url]), 2, "private key");
+    one_line_error(
+        &http(&["--cert", &cert, "--cert-key", &ca, &url]),
+        2,
+        "no unencrypted PEM private key",
+    );
+    one_line_error(
+        &http(&["--cert", "/nonexistent.pem", &url]),
+        2,
+        "/nonexistent.pem",
+    );
+}
+
+#[test]
 fn download_progress_only_on_a_terminal() {
     let server = EchoServer::start();
     let dir = work_dir().join("http-cli-progress");

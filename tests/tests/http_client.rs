@@ -668,6 +668,27 @@ fn tls_is_verified_unless_told_otherwise() {
 }
 
 #[test]
+fn a_client_certificate_is_presented_when_configured() {
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    std::fs::write(root.join("mtls-lib.txt"), "mutual tls\n").unwrap();
+    let url = format!("{}/mtls-lib.txt", env("NETKIT_TEST_NGINX_MTLS_URL"));
+    let dir = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_CLIENT_DIR"));
+    let ca = || Some(env("NETKIT_TEST_NGINX_CA").into());
+    let anonymous = client_with(|c| c.ca_file = ca());
+    assert_eq!(anonymous.get(&url).unwrap().send().unwrap().status(), 400);
+    let known = client_with(|c| {
+        c.ca_file = ca();
+        c.client_cert = Some(dir.join("client.pem"));
+        c.client_key = Some(dir.join("client.key"));
+    });
+    let response = known.get(&url).unwrap().send().unwrap();
+    assert_eq!(response.text().unwrap(), "mutual tls\n");
+    let mut keyless = ClientConfig::default();
+    keyless.client_cert = Some(dir.join("client.pem"));
+    assert!(matches!(Client::new(keyless), Err(Error::File { .. })));
+}
+
+#[test]
 fn text_honours_the_charset() {
     let server = EchoServer::start();
     let text = client()

@@ -9,7 +9,9 @@
 //! - `/redirect/N`: a 302 chain to `/redirect/N-1`, ending at `/hello.txt`.
 //!
 //! The same root is served over TLS at `NETKIT_TEST_NGINX_TLS_URL` with a certificate for
-//! 127.0.0.1 signed by a throwaway CA, `NETKIT_TEST_NGINX_CA` (a PEM file).
+//! 127.0.0.1 signed by a throwaway CA, `NETKIT_TEST_NGINX_CA` (a PEM file), and at
+//! `NETKIT_TEST_NGINX_MTLS_URL` only to clients with a certificate of that CA: `client.pem`,
+//! `client.key` and both in `client-with-key.pem` in `NETKIT_TEST_NGINX_CLIENT_DIR`.
 
 use std::path::Path;
 use std::process::Command;
@@ -39,6 +41,7 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
     std::fs::write(root.join("hello.txt"), "hello from nginx\n")?;
     let port = service::free_port()?;
     let tls_port = service::free_port()?;
+    let mtls_port = service::free_port()?;
     make_certificates(&dir)?;
     let statuses: String = [
         200, 201, 204, 301, 302, 400, 401, 403, 404, 418, 429, 500, 502, 503,
@@ -82,6 +85,14 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
         ssl_certificate_key {d}/server.key;
         root {r};
     }}
+    server {{
+        listen 127.0.0.1:{mtls_port} ssl;
+        ssl_certificate {d}/server.pem;
+        ssl_certificate_key {d}/server.key;
+        ssl_client_certificate {d}/ca.pem;
+        ssl_verify_client on;
+        root {r};
+    }}
 "
     );
     let nginx = run(&dir, 1, &http, port)?;
@@ -98,6 +109,11 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
                 format!("https://127.0.0.1:{tls_port}"),
             ),
             ("NETKIT_TEST_NGINX_CA".into(), format!("{d}/ca.pem")),
+            (
+                "NETKIT_TEST_NGINX_MTLS_URL".into(),
+                format!("https://127.0.0.1:{mtls_port}"),
+            ),
+            ("NETKIT_TEST_NGINX_CLIENT_DIR".into(), d.clone()),
         ],
     })
 }
@@ -143,8 +159,8 @@ http {{
     Ok(nginx)
 }
 
-/// A CA and a server certificate for 127.0.0.1 signed by it (rustls refuses a self-signed
-/// leaf as its own trust anchor).
+/// A CA, a server certificate for 127.0.0.1 and a client certificate signed by it (rustls
+/// refuses a self-signed leaf as its own trust anchor).
 fn make_certificates(dir: &Path) -> anyhow::Result<()> {
     let openssl =
         |args: &[&str]| service::run_ok(Command::new("openssl").args(args).current_dir(dir));
@@ -177,40 +193,56 @@ fn make_certificates(dir: &Path) -> anyhow::Result<()> {
         ]
         .concat(),
     )?;
-    openssl(
-        &[
+    // A leaf signed by the CA: `name`.key, `name`.pem.
+    let signed = |name: &str, subject: &str, ext: &str| -> anyhow::Result<()> {
+        let (key, csr, pem, extfile) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        openssl(
             &[
-                "req",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-            ][..],
-            &ec,
-        ]
-        .concat(),
-    )?;
-    std::fs::write(
-        dir.join("server.ext"),
+                &["req", "-subj", subject, "-keyout", &key, "-out", &csr][..],
+                &ec,
+            ]
+            .concat(),
+        )?;
+        std::fs::write(dir.join(&extfile), ext)?;
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &pem,
+            "-extfile",
+            &extfile,
+        ])
+    };
+    signed(
+        "server",
+        "/CN=127.0.0.1",
         "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
     )?;
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-out",
-        "server.pem",
-        "-extfile",
-        "server.ext",
-    ])
+    signed(
+        "client",
+        "/CN=netkit test client",
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )?;
+    // The certificate and its key in one file, as curl's --cert and httpie's --cert take it.
+    let bundle = [
+        std::fs::read(dir.join("client.pem"))?,
+        std::fs::read(dir.join("client.key"))?,
+    ]
+    .concat();
+    std::fs::write(dir.join("client-with-key.pem"), bundle)?;
+    Ok(())
 }

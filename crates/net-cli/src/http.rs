@@ -100,6 +100,13 @@ pub struct Args {
     /// `no` to skip TLS verification, or a CA bundle (PEM) to trust.
     #[arg(long, value_name = "no|yes|CA_FILE")]
     verify: Option<String>,
+    /// Client certificate (PEM, with its key unless --cert-key names the key's file), for
+    /// servers that ask for one.
+    #[arg(long, value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// The private key of --cert (PEM, unencrypted), as httpie's --cert-key and curl's --key.
+    #[arg(long, value_name = "FILE", alias = "key", requires = "cert")]
+    cert_key: Option<PathBuf>,
     /// Proxy URL (http://, socks5://), or httpie's PROTOCOL:URL for http or https URLs only
     /// (repeatable); default from HTTP_PROXY, HTTPS_PROXY; hosts in NO_PROXY are reached
     /// directly either way, as with curl.
@@ -438,6 +445,8 @@ fn config(args: &Args, url: &str) -> Result<ClientConfig, Failure> {
         .code(USAGE);
     }
     config.proxy = proxy_for(&args.proxy, url).map(str::to_owned);
+    config.client_cert.clone_from(&args.cert);
+    config.client_key.clone_from(&args.cert_key);
     match args.verify.as_deref() {
         None | Some("yes" | "true") => {}
         Some("no" | "false") => config.insecure = true,

@@ -110,7 +110,8 @@ impl Client {
     /// A client with `config`.
     ///
     /// # Errors
-    /// [`Error::File`] when the CA file cannot be read, [`Error::Tls`] when it holds no
+    /// [`Error::File`] when the CA file or a client certificate or key file cannot be read
+    /// (or the latter hold no certificate or key), [`Error::Tls`] when the CA file holds no
     /// certificate, [`Error::BadUrl`] for a bad proxy URL.
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
         let mut tls = ureq::tls::TlsConfig::builder().disable_verification(config.insecure);
@@ -132,6 +133,10 @@ impl Client {
                 });
             }
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
+        if let Some(cert_file) = &config.client_cert {
+            let cert = client_cert(cert_file, config.client_key.as_deref())?;
+            tls = tls.client_cert(Some(cert));
         }
         let proxy = match &config.proxy {
             Some(url) => Some(ureq::Proxy::new(url).map_err(|e| Error::BadUrl {
@@ -270,6 +275,56 @@ impl Client {
             .lock()
             .unwrap_or_else(PoisonError::into_inner))
     }
+}
+
+/// The client certificate chain of `cert_file` with the private key of `key_file`, or of
+/// `cert_file` itself when there is none.
+fn client_cert(cert_file: &Path, key_file: Option<&Path>) -> Result<ureq::tls::ClientCert, Error> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| Error::File {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let bad = |path: &Path, reason: &str| Error::File {
+        path: path.to_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
+    };
+    let pem = read(cert_file)?;
+    let mut certs = Vec::new();
+    let mut key = None;
+    for item in ureq::tls::parse_pem(&pem).flatten() {
+        match item {
+            ureq::tls::PemItem::Certificate(cert) => certs.push(cert),
+            ureq::tls::PemItem::PrivateKey(k) => key = key.or(Some(k)),
+            _ => {}
+        }
+    }
+    if certs.is_empty() {
+        return Err(bad(
+            cert_file,
+            "no PEM certificate in the client certificate file",
+        ));
+    }
+    let key = match key_file {
+        Some(path) => {
+            let pem = read(path)?;
+            ureq::tls::parse_pem(&pem)
+                .flatten()
+                .find_map(|item| match item {
+                    ureq::tls::PemItem::PrivateKey(k) => Some(k),
+                    _ => None,
+                })
+                .ok_or_else(|| bad(path, "no unencrypted PEM private key in the key file"))?
+        }
+        None => key.ok_or_else(|| {
+            bad(
+                cert_file,
+                "no unencrypted PEM private key beside the certificate; name the key file",
+            )
+        })?,
+    };
+    Ok(ureq::tls::ClientCert::new_with_certs(&certs, key))
 }
 
 /// `proxy`, bypassed for the hosts in `NO_PROXY` (or `no_proxy`), as curl reads it. ureq reads

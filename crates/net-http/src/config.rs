@@ -25,6 +25,12 @@ pub struct ClientConfig {
     pub proxy: Option<String>,
     /// PEM file of the CA certificates to trust instead of the web-PKI roots (curl's --cacert).
     pub ca_file: Option<PathBuf>,
+    /// PEM file with the client certificate (and its chain) to present to servers that ask
+    /// for one, and its private key unless `client_key` names another file (curl's and
+    /// httpie's --cert).
+    pub client_cert: Option<PathBuf>,
+    /// PEM file with the private key of `client_cert` (httpie's --cert-key, curl's --key).
+    pub client_key: Option<PathBuf>,
     /// Accept any TLS certificate. Dangerous: an explicit opt-in only.
     pub insecure: bool,
     /// Retries of idempotent requests (default: none).
@@ -45,6 +51,8 @@ impl Default for ClientConfig {
             user_agent: concat!("netkit/", env!("CARGO_PKG_VERSION")).to_owned(),
             proxy: None,
             ca_file: None,
+            client_cert: None,
+            client_key: None,
             insecure: false,
             retry: Retry::default(),
             body_limit: 64 << 20,

@@ -313,6 +313,25 @@ fn sessions_keep_cookies_and_credentials_in_a_private_file() {
     assert_eq!(got["headers"]["x-team"], "blue");
     let got = ok_json(&http(&[&server.url("/echo")]));
     assert!(got["headers"].get("cookie").is_none());
+
+    // --session-read-only sends what the file holds and leaves the file as it was.
+    let before = std::fs::read(&session).unwrap();
+    let out = http(&[
+        "--session-read-only",
+        s,
+        &server.url("/set-cookie?c=other%3D1"),
+        "X-Team:red",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(std::fs::read(&session).unwrap(), before);
+    let got = ok_json(&http(&["--session-read-only", s, &server.url("/echo")]));
+    assert_eq!(got["headers"]["cookie"], "sid=42");
+    assert_eq!(got["headers"]["x-team"], "blue");
+    one_line_error(
+        &http(&["--session", s, "--session-read-only", s, &server.url("/")]),
+        2,
+        "--session",
+    );
 }
 
 #[test]

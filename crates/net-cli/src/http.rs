@@ -97,6 +97,9 @@ pub struct Args {
     /// Keep headers, credentials and cookies in this JSON file (mode 0600).
     #[arg(long, value_name = "FILE")]
     session: Option<PathBuf>,
+    /// Use the session in FILE without updating it (as httpie's --session-read-only).
+    #[arg(long, value_name = "FILE", conflicts_with = "session")]
+    session_read_only: Option<PathBuf>,
     /// `no` to skip TLS verification, or a CA bundle (PEM) to trust.
     #[arg(long, value_name = "no|yes|CA_FILE")]
     verify: Option<String>,
@@ -191,7 +194,7 @@ pub fn run(mut args: Args) -> Outcome {
         body.then(|| PathBuf::from(STDIN))
     });
     let client = Client::new(config(&args, &url)?).map_err(failure)?;
-    let mut session = match &args.session {
+    let mut session = match args.session.as_ref().or(args.session_read_only.as_ref()) {
         Some(path) => Some(Session::open(client.clone(), path).map_err(failure)?),
         None => None,
     };
@@ -280,9 +283,7 @@ pub fn run(mut args: Args) -> Outcome {
         return download(request, &args, session.as_ref());
     }
     let response = request.send().map_err(failure)?;
-    if let Some(session) = &session {
-        session.save().map_err(failure)?;
-    }
+    save(session.as_ref(), &args)?;
     let status = response.status();
     if what.contains('h') {
         print_head(&mut out, &response, &style)?;
@@ -300,6 +301,14 @@ pub fn run(mut args: Args) -> Outcome {
     }
     out.flush()?;
     Ok(ExitCode::from(status_code(status, args.check_status)))
+}
+
+/// Writes the session back, unless it is read-only.
+fn save(session: Option<&Session>, args: &Args) -> Result<(), Failure> {
+    match session {
+        Some(session) if args.session_read_only.is_none() => session.save().map_err(failure),
+        _ => Ok(()),
+    }
 }
 
 fn failure(error: Error) -> Failure {
@@ -525,9 +534,7 @@ fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome
         bar.finish_and_clear();
     }
     let done = done?;
-    if let Some(session) = session {
-        session.save().map_err(failure)?;
-    }
+    save(session, args)?;
     if args.quiet == 0 && std::io::stderr().is_terminal() {
         eprintln!("saved {} ({} bytes)", done.path.display(), done.bytes);
     }

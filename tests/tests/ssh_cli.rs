@@ -397,6 +397,105 @@ fn agent_authentication_through_a_real_ssh_agent() {
 }
 
 #[test]
+fn every_agent_key_is_offered_those_named_first_and_identities_only_keeps_to_them() {
+    let dir = work_dir().join("ssh-cli-crowded-agent");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("home")).unwrap();
+    let sock = dir.join("agent.sock");
+    let _agent = netkit_tests::Spawned::start(
+        Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(Stdio::null()),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ssh-agent never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ssh_add = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new("ssh-add")
+            .args(args)
+            .env("SSH_AUTH_SOCK", &sock)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let strangers: Vec<_> = (0..6)
+        .map(|n| {
+            let stranger = dir.join(format!("stranger{n}"));
+            let made = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&stranger)
+                .status()
+                .unwrap();
+            assert!(made.success());
+            stranger
+        })
+        .collect();
+    let right = key("id_ed25519");
+    // Loads the agent with `keys`, in order, and nothing else.
+    let load = |keys: &[&std::path::Path]| {
+        ssh_add(&["-D".as_ref()]);
+        for key in keys {
+            ssh_add(&[key.as_os_str()]);
+        }
+    };
+    let vars = [
+        ("SSH_AUTH_SOCK", sock.display().to_string()),
+        ("HOME", dir.join("home").display().to_string()),
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "ssh".to_owned(),
+            "-p".into(),
+            port().to_string(),
+            "--known-hosts".into(),
+            env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
+        ];
+        args.extend(extra.iter().map(|e| (*e).to_owned()));
+        args.extend([dest(), "echo".into(), "in".into()]);
+        let out = netkit(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            b"",
+            &vars,
+        );
+        assert_eq!(
+            out.stdout,
+            b"in\n",
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // The server's key second in the agent, no key file: the agent's keys are all offered.
+    load(&[&strangers[0], &right]);
+    run(&[]);
+    // Behind six strangers (sshd allows six failures, MaxAuthTries) the key -i names is
+    // offered first; known by the OpenSSH private key alone too, with no .pub beside it.
+    let mut crowd: Vec<&std::path::Path> = strangers.iter().map(|p| p.as_path()).collect();
+    crowd.push(&right);
+    load(&crowd);
+    let bare = dir.join("named-key");
+    std::fs::copy(&right, &bare).unwrap();
+    std::fs::set_permissions(&bare, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for named in [&right, &bare] {
+        run(&["-i", named.to_str().unwrap()]);
+    }
+    // The agent holding only strangers: IdentitiesOnly offers none of them, the file works.
+    crowd.pop();
+    load(&crowd);
+    run(&["-i", right.to_str().unwrap(), "-o", "IdentitiesOnly=yes"]);
+}
+
+#[test]
 fn unknown_and_changed_host_keys_are_refused_loudly() {
     let dir = work_dir().join("ssh-cli-known-hosts");
     std::fs::create_dir_all(&dir).unwrap();

@@ -38,8 +38,9 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
     /// An OpenSSH option for the destination, as ssh -o (repeatable): HostName, User, Port,
-    /// IdentityFile, ProxyJump, ProxyCommand, ConnectTimeout, StrictHostKeyChecking, UserKnownHostsFile,
-    /// BatchMode, ExitOnForwardFailure; others are ignored with a warning.
+    /// IdentityFile, IdentitiesOnly, ProxyJump, ProxyCommand, ConnectTimeout,
+    /// StrictHostKeyChecking, UserKnownHostsFile, BatchMode, ExitOnForwardFailure; others
+    /// are ignored with a warning.
     #[arg(short = 'o', value_name = "KEY=VALUE")]
     options: Vec<String>,
     /// Connect through these jump hosts first, in order, as OpenSSH's ProxyJump.

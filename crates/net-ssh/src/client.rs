@@ -9,7 +9,7 @@ use base64::Engine as _;
 use ssh2::{CheckResult, HashType, HostKeyType, KnownHostFileKind, Session};
 
 use crate::Error;
-use crate::config::{Config, HostKeyPolicy};
+use crate::config::{Config, HostKeyPolicy, Identity};
 
 /// LIBSSH2_ERROR_EAGAIN: the non-blocking session would block.
 pub(crate) const EAGAIN: ssh2::ErrorCode = ssh2::ErrorCode::Session(-37);
@@ -229,6 +229,37 @@ impl Client {
         tried.push(what);
     }
 
+    /// Offers the agent's keys as OpenSSH orders them: those of `identities` first (known by
+    /// their `.pub` files), then the others unless `IdentitiesOnly`. A server allows only a
+    /// few failed keys (sshd's MaxAuthTries, 6), so an agent full of other keys would
+    /// otherwise use them up before the one the user named.
+    fn agent_authenticates(&self, config: &Config, identities: &[Identity]) -> bool {
+        let agent = self.session.agent().and_then(|mut agent| {
+            agent.connect()?;
+            agent.list_identities()?;
+            let keys = agent.identities()?;
+            Ok((agent, keys))
+        });
+        let (agent, mut keys) = match agent {
+            Ok(listed) => listed,
+            Err(e) => {
+                log::debug!("{}: ssh-agent: {e}", self.host);
+                return false;
+            }
+        };
+        let named: Vec<Vec<u8>> = identities
+            .iter()
+            .filter_map(Identity::public_blob)
+            .collect();
+        keys.sort_by_key(|key| !named.iter().any(|blob| blob == key.blob()));
+        keys.into_iter()
+            .filter(|key| !config.identities_only || named.iter().any(|b| b == key.blob()))
+            .any(|key| {
+                log::debug!("{}: offering agent key {}", self.host, key.comment());
+                agent.userauth(&config.user, &key).is_ok() && self.session.authenticated()
+            })
+    }
+
     /// Tries, like OpenSSH: the agent, the key files, then the password.
     fn authenticate(&self, config: &Config) -> Result<(), Error> {
         let user = &config.user;
@@ -239,13 +270,14 @@ impl Client {
         }
         log::debug!("{}: the server accepts {accepted} for {user}", self.host);
         let mut tried = Vec::new();
+        let identities = config.identities_to_try();
         if config.use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
             self.attempt(&mut tried, "agent");
-            if session.userauth_agent(user).is_ok() && session.authenticated() {
+            if self.agent_authenticates(config, &identities) {
                 return Ok(());
             }
         }
-        for identity in config.identities_to_try() {
+        for identity in identities {
             self.attempt(&mut tried, format!("publickey {}", identity.path.display()));
             let result = session.userauth_pubkey_file(
                 user,

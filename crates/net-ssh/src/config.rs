@@ -51,6 +51,9 @@ pub struct Config {
     pub default_identities: bool,
     /// Try the ssh-agent (`SSH_AUTH_SOCK`) first (default true).
     pub use_agent: bool,
+    /// Offer only the agent's keys that are among `identities` (OpenSSH's `IdentitiesOnly`;
+    /// default false: those first, then the agent's others).
+    pub identities_only: bool,
     /// A password to try last (never taken from argv by the CLI).
     pub password: Option<String>,
     /// Never ask a person for a password or passphrase (OpenSSH's `BatchMode yes`). The
@@ -102,24 +105,53 @@ impl Identity {
         {
             return true;
         }
-        let Some(body) = text
-            .split("-----BEGIN OPENSSH PRIVATE KEY-----")
-            .nth(1)
-            .and_then(|rest| rest.split("-----END").next())
-        else {
-            return false;
-        };
-        let encoded: String = body.split_whitespace().collect();
-        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(encoded) else {
-            return false;
-        };
-        // PROTOCOL.key: the magic, then the cipher name as a length-prefixed string.
-        let cipher = bytes.strip_prefix(b"openssh-key-v1\0").and_then(|rest| {
-            let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-            rest.get(4..4 + len)
-        });
-        cipher.is_some_and(|name| name != b"none")
+        let bytes = openssh_bytes(&text);
+        let cipher = bytes
+            .as_deref()
+            .and_then(|b| b.strip_prefix(b"openssh-key-v1\0"))
+            .and_then(length_prefixed);
+        cipher.is_some_and(|(name, _)| name != b"none")
     }
+
+    /// The public key blob (as an agent lists it): from the `.pub` file beside the key, or
+    /// from the OpenSSH private key file itself, which holds it in the clear.
+    pub(crate) fn public_blob(&self) -> Option<Vec<u8>> {
+        let mut pub_path = self.path.clone().into_os_string();
+        pub_path.push(".pub");
+        if let Ok(line) = std::fs::read_to_string(&pub_path) {
+            let encoded = line.split_whitespace().nth(1)?;
+            return base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok();
+        }
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        let bytes = openssh_bytes(&text)?;
+        let mut rest = bytes.strip_prefix(b"openssh-key-v1\0")?;
+        // The cipher, the KDF and its options, the key count, then the first public key.
+        for _ in 0..3 {
+            rest = length_prefixed(rest)?.1;
+        }
+        length_prefixed(rest.get(4..)?).map(|(blob, _)| blob.to_vec())
+    }
+}
+
+/// The decoded body of an OpenSSH-format private key (PROTOCOL.key).
+fn openssh_bytes(text: &str) -> Option<Vec<u8>> {
+    let body = text
+        .split("-----BEGIN OPENSSH PRIVATE KEY-----")
+        .nth(1)?
+        .split("-----END")
+        .next()?;
+    let encoded: String = body.split_whitespace().collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()
+}
+
+/// An SSH wire string: a 4-byte big-endian length, then that many bytes; and what follows.
+fn length_prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    Some((bytes.get(4..4 + len)?, bytes.get(4 + len..)?))
 }
 
 fn home() -> PathBuf {
@@ -142,6 +174,7 @@ impl Config {
             host_key_policy: HostKeyPolicy::Strict,
             identities: Vec::new(),
             use_agent: true,
+            identities_only: false,
             default_identities: true,
             password: None,
             batch_mode: false,
@@ -193,7 +226,7 @@ impl Config {
     /// Parses `dest` like [`Config::from_destination`], then applies the `Host` block of an
     /// OpenSSH client config that matches its host: `ssh_config`, or `~/.ssh/config` when it
     /// exists. What `dest` says wins. Read: `HostName`, `User`, `Port`, `IdentityFile`,
-    /// `ProxyJump`, `ProxyCommand`, `ConnectTimeout`, `StrictHostKeyChecking` (`no` adds unknown keys as
+    /// `IdentitiesOnly`, `ProxyJump`, `ProxyCommand`, `ConnectTimeout`, `StrictHostKeyChecking` (`no` adds unknown keys as
     /// `accept-new` does; a changed key is still refused), `UserKnownHostsFile`, `BatchMode`,
     /// `ExitOnForwardFailure`;
     /// other OpenSSH options are ignored. Jump hosts are resolved the same way, their own
@@ -331,6 +364,9 @@ impl Config {
                 None => PathBuf::from(file),
             };
         }
+        if let Some(only) = value("identitiesonly") {
+            self.identities_only = only.eq_ignore_ascii_case("yes");
+        }
         if let Some(batch) = value("batchmode") {
             self.batch_mode = batch.eq_ignore_ascii_case("yes");
         }
@@ -379,11 +415,12 @@ impl Config {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 11] = [
+const OPTIONS_READ: [&str; 12] = [
     "hostname",
     "user",
     "port",
     "identityfile",
+    "identitiesonly",
     "proxyjump",
     "proxycommand",
     "connecttimeout",

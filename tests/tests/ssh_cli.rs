@@ -1294,7 +1294,7 @@ fn dash_o_takes_openssh_options_and_refuses_unknown_ones() {
         port.clone(),
         "StrictHostKeyChecking=accept-new".into(),
         file.clone(),
-        "ServerAliveInterval 5".into(),
+        "ForwardX11 no".into(),
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
@@ -1303,12 +1303,26 @@ fn dash_o_takes_openssh_options_and_refuses_unknown_ones() {
         "{err}"
     );
     assert!(
-        err.contains("ServerAliveInterval"),
+        err.contains("ForwardX11"),
         "an ignored option is named: {err}"
     );
     assert!(
         std::fs::metadata(&known).unwrap().len() > 0,
         "the key was not added"
+    );
+    // The scripts' usual line: no known_hosts kept, nothing said (LogLevel ERROR), the
+    // keepalive interval taken.
+    let out = run(&[
+        port.clone(),
+        "StrictHostKeyChecking=no".into(),
+        "UserKnownHostsFile=/dev/null".into(),
+        "LogLevel=ERROR".into(),
+        "ServerAliveInterval=5".into(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice(), err.as_ref()),
+        (Some(0), &b"in\n"[..], "")
     );
 
     let empty = dir.join("empty");

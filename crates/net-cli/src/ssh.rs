@@ -39,8 +39,8 @@ pub struct ConnectArgs {
     timeout: Option<u64>,
     /// An OpenSSH option for the destination, as ssh -o (repeatable): HostName, User, Port,
     /// IdentityFile, IdentitiesOnly, ProxyJump, ProxyCommand, ConnectTimeout,
-    /// StrictHostKeyChecking, UserKnownHostsFile, BatchMode, ExitOnForwardFailure; others
-    /// are ignored with a warning.
+    /// StrictHostKeyChecking, UserKnownHostsFile, BatchMode, ExitOnForwardFailure,
+    /// ServerAliveInterval, LogLevel; others are ignored with a warning.
     #[arg(short = 'o', value_name = "KEY=VALUE")]
     options: Vec<String>,
     /// Connect through these jump hosts first, in order, as OpenSSH's ProxyJump.
@@ -60,14 +60,28 @@ pub struct ConnectArgs {
 }
 
 impl ConnectArgs {
-    /// The log filter -v or -q asks for, if either.
+    /// The log filter -v, -q or `-o LogLevel=...` asks for, if any (the flags win).
     pub fn log_filter(&self) -> Option<&'static str> {
+        // Our own steps, as ssh -v tells its own; the config parser's are not the user's.
+        const DEBUG: &str = "warn,net_ssh=debug,netkit=debug";
         if self.verbose {
-            Some("debug")
-        } else if self.quiet {
-            Some("error")
-        } else {
-            None
+            return Some(DEBUG);
+        }
+        if self.quiet {
+            return Some("error");
+        }
+        // The first -o LogLevel wins, as the first value obtained does in OpenSSH.
+        let level = self.options.iter().find_map(|option| {
+            let (name, value) = option
+                .trim()
+                .split_once(|c: char| c == '=' || c.is_whitespace())?;
+            name.eq_ignore_ascii_case("loglevel")
+                .then(|| value.trim_start_matches(['=', ' ']).to_ascii_uppercase())
+        })?;
+        match level.as_str() {
+            "QUIET" | "FATAL" | "ERROR" => Some("error"),
+            l if l.starts_with("DEBUG") => Some(DEBUG),
+            _ => None,
         }
     }
 

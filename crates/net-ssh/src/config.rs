@@ -364,6 +364,11 @@ impl Config {
                 None => PathBuf::from(file),
             };
         }
+        // A dead server is noticed through TCP keepalive probes rather than SSH messages;
+        // the interval is what the option is for.
+        if let Some(interval) = params.server_alive_interval.filter(|i| !i.is_zero()) {
+            self.keepalive = interval;
+        }
         if let Some(only) = value("identitiesonly") {
             self.identities_only = only.eq_ignore_ascii_case("yes");
         }
@@ -415,7 +420,7 @@ impl Config {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 12] = [
+const OPTIONS_READ: [&str; 14] = [
     "hostname",
     "user",
     "port",
@@ -428,6 +433,9 @@ const OPTIONS_READ: [&str; 12] = [
     "userknownhostsfile",
     "batchmode",
     "exitonforwardfailure",
+    "serveraliveinterval",
+    // Read by the program, for its own logging (`netkit ssh` maps it to -q or -v).
+    "loglevel",
 ];
 
 /// `option` as a config line, once it names an OpenSSH client option with a value; one

@@ -859,11 +859,19 @@ fn dash_v_tells_each_step_and_dash_q_keeps_warnings_quiet() {
     ] {
         assert!(err.contains(step), "{step}: {err}");
     }
+    assert!(err.contains("compression none"), "{err}");
+    // -C (or Compression yes) compresses, as ssh -C.
+    for flags in [&["-v", "-C"][..], &["-v", "-o", "Compression=yes"]] {
+        let out = ssh_with(flags, &["head -c 100000 /dev/zero | wc -c"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.stdout, b"100000\n", "{err}");
+        assert!(err.contains("compression zlib"), "{flags:?}: {err}");
+    }
     // An option netkit does not act on is a warning, which -q leaves out.
-    let out = ssh_with(&["-o", "Compression=yes"], &["true"], b"");
+    let out = ssh_with(&["-o", "ForwardX11=no"], &["true"], b"");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("warning: ignoring the option"), "{err}");
-    let out = ssh_with(&["-q", "-o", "Compression=yes"], &["true"], b"");
+    let out = ssh_with(&["-q", "-o", "ForwardX11=no"], &["true"], b"");
     assert_eq!(out.status.code(), Some(0));
     assert!(
         out.stderr.is_empty(),

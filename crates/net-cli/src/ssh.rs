@@ -28,6 +28,9 @@ pub struct ConnectArgs {
     /// Add an unknown host key to known_hosts (a changed key is still refused).
     #[arg(long, conflicts_with = "insecure")]
     accept_new: bool,
+    /// Compress the session (zlib, as ssh -C): for slow links; on fast ones it costs time.
+    #[arg(short = 'C')]
+    compress: bool,
     /// Accept any host key. Dangerous.
     #[arg(long)]
     insecure: bool,
@@ -40,7 +43,7 @@ pub struct ConnectArgs {
     /// An OpenSSH option for the destination, as ssh -o (repeatable): HostName, User, Port,
     /// IdentityFile, IdentitiesOnly, ProxyJump, ProxyCommand, ConnectTimeout,
     /// StrictHostKeyChecking, UserKnownHostsFile, BatchMode, ExitOnForwardFailure,
-    /// ServerAliveInterval, LogLevel; others are ignored with a warning.
+    /// Compression, ServerAliveInterval, LogLevel; others are ignored with a warning.
     #[arg(short = 'o', value_name = "KEY=VALUE")]
     options: Vec<String>,
     /// Connect through these jump hosts first, in order, as OpenSSH's ProxyJump.
@@ -132,6 +135,9 @@ impl ConnectArgs {
         // The flags win over -o and the config file; without them, those decide.
         if let Some(path) = &self.known_hosts {
             config.known_hosts.clone_from(path);
+        }
+        if self.compress {
+            config.compression = true;
         }
         if self.insecure {
             config.host_key_policy = HostKeyPolicy::Insecure;

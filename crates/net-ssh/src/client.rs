@@ -57,6 +57,7 @@ impl Client {
             }
         };
         let mut session = Session::new().map_err(|e| Error::ssh(&host, &e))?;
+        session.set_compress(config.compression);
         session.set_tcp_stream(stream);
         session.set_timeout(u32::try_from(config.timeout.as_millis()).unwrap_or(u32::MAX));
         session.handshake().map_err(|e| Error::Handshake {
@@ -71,11 +72,14 @@ impl Client {
             },
         })?;
         log::debug!(
-            "{host}: {} (kex {}, cipher {})",
+            "{host}: {} (kex {}, cipher {}, compression {})",
             session.banner().unwrap_or("no banner"),
             session.methods(ssh2::MethodType::Kex).unwrap_or("unknown"),
             session
                 .methods(ssh2::MethodType::CryptCs)
+                .unwrap_or("unknown"),
+            session
+                .methods(ssh2::MethodType::CompCs)
                 .unwrap_or("unknown"),
         );
         let client = Client {

@@ -49,6 +49,9 @@ pub struct Config {
     /// that drops keys the user named (ssh skips one after three wrong passphrases) clears it,
     /// as ssh never falls back to the default files once `-i` or `IdentityFile` named some.
     pub default_identities: bool,
+    /// Ask for zlib compression (OpenSSH's `Compression`, `ssh -C`; default false): worth it
+    /// on slow links only.
+    pub compression: bool,
     /// Try the ssh-agent (`SSH_AUTH_SOCK`) first (default true).
     pub use_agent: bool,
     /// Offer only the agent's keys that are among `identities` (OpenSSH's `IdentitiesOnly`;
@@ -173,6 +176,7 @@ impl Config {
             known_hosts: home().join(".ssh/known_hosts"),
             host_key_policy: HostKeyPolicy::Strict,
             identities: Vec::new(),
+            compression: false,
             use_agent: true,
             identities_only: false,
             default_identities: true,
@@ -226,7 +230,8 @@ impl Config {
     /// Parses `dest` like [`Config::from_destination`], then applies the `Host` block of an
     /// OpenSSH client config that matches its host: `ssh_config`, or `~/.ssh/config` when it
     /// exists. What `dest` says wins. Read: `HostName`, `User`, `Port`, `IdentityFile`,
-    /// `IdentitiesOnly`, `ProxyJump`, `ProxyCommand`, `ConnectTimeout`, `StrictHostKeyChecking` (`no` adds unknown keys as
+    /// `IdentitiesOnly`, `ProxyJump`, `ProxyCommand`, `ConnectTimeout`, `Compression`,
+    /// `ServerAliveInterval`, `StrictHostKeyChecking` (`no` adds unknown keys as
     /// `accept-new` does; a changed key is still refused), `UserKnownHostsFile`, `BatchMode`,
     /// `ExitOnForwardFailure`;
     /// other OpenSSH options are ignored. Jump hosts are resolved the same way, their own
@@ -366,6 +371,9 @@ impl Config {
         }
         // A dead server is noticed through TCP keepalive probes rather than SSH messages;
         // the interval is what the option is for.
+        if let Some(compression) = params.compression {
+            self.compression = compression;
+        }
         if let Some(interval) = params.server_alive_interval.filter(|i| !i.is_zero()) {
             self.keepalive = interval;
         }
@@ -420,7 +428,7 @@ impl Config {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 14] = [
+const OPTIONS_READ: [&str; 15] = [
     "hostname",
     "user",
     "port",
@@ -434,6 +442,7 @@ const OPTIONS_READ: [&str; 14] = [
     "batchmode",
     "exitonforwardfailure",
     "serveraliveinterval",
+    "compression",
     // Read by the program, for its own logging (`netkit ssh` maps it to -q or -v).
     "loglevel",
 ];

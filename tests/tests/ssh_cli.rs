@@ -697,6 +697,62 @@ fn sftp_put_get_ls_mkdir_mv_rm() {
 }
 
 #[test]
+fn sftp_wildcards_in_the_last_part_for_get_ls_and_rm() {
+    let remote = remote_dir("sftp-cli-wildcards");
+    let local = work_dir().join("sftp-cli-wildcards");
+    let _ = std::fs::remove_dir_all(&local);
+    std::fs::create_dir_all(local.join("in")).unwrap();
+    std::fs::create_dir_all(local.join("out")).unwrap();
+    let mut sources = Vec::new();
+    for name in ["a.log", "b.log", "c.txt", ".hidden.log"] {
+        let path = local.join("in").join(name);
+        std::fs::write(&path, name).unwrap();
+        sources.push(path.display().to_string());
+    }
+    let target = format!("{}:{}", dest(), remote.display());
+    let mut put = vec!["put"];
+    put.extend(sources.iter().map(String::as_str));
+    put.push(&target);
+    ok(sftp(&put));
+    let pattern = format!("{}:{}/*.log", dest(), remote.display());
+    let out_dir = local.join("out");
+    ok(sftp(&["get", &pattern, out_dir.to_str().unwrap()]));
+    let mut got: Vec<_> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        ["a.log", "b.log"],
+        "a leading dot is matched only by a dot"
+    );
+    assert_eq!(std::fs::read(out_dir.join("b.log")).unwrap(), b"b.log");
+    let out = sftp(&["ls", &pattern]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a.log\nb.log\n");
+    // Several files into one that is not a directory, a pattern that matches nothing,
+    // a wildcard before the last part: each named.
+    let file = out_dir.join("a.log");
+    let out = sftp(&["get", &pattern, file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
+    let none = format!("{}:{}/*.none", dest(), remote.display());
+    let out = sftp(&["get", &none, out_dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("*.none: no such file"));
+    let inner = format!("{}:{}/*/x", dest(), remote.display());
+    let out = sftp(&["ls", &inner]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wildcards only in the last part"));
+    ok(sftp(&["rm", &pattern]));
+    let mut left: Vec<_> = std::fs::read_dir(&remote)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, [".hidden.log", "c.txt"]);
+}
+
+#[test]
 fn an_upload_killed_midway_leaves_no_target() {
     let local = work_dir().join("sftp-kill.bin");
     std::fs::File::create(&local)

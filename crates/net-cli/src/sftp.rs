@@ -260,17 +260,31 @@ pub fn run(args: Args) -> Outcome {
         } => {
             let options = Transfer::new(recursive, preserve).with_fsync(common.fsync);
             let (client, path) = common.open(&remote)?;
-            let options = interruptible(options)?;
-            let dest = match path.file_name() {
-                Some(name) if local.is_dir() => local.join(name),
-                _ => local,
+            let sources = match client.glob(&path).code(GENERIC)? {
+                Some(found) => found.into_iter().map(|(path, _)| path).collect(),
+                None => vec![path],
             };
-            let bar = Bar::new(&remote);
-            client
-                .get(&path, &dest, options, &mut |done, total| {
-                    bar.update(done, total)
-                })
-                .map_err(transfer_failure)?;
+            if sources.len() > 1 && !local.is_dir() {
+                return Err(anyhow!(
+                    "{}: not a directory, and {remote} names {} files",
+                    local.display(),
+                    sources.len()
+                ))
+                .code(USAGE);
+            }
+            let options = interruptible(options)?;
+            for source in sources {
+                let dest = match source.file_name() {
+                    Some(name) if local.is_dir() => local.join(name),
+                    _ => local.clone(),
+                };
+                let bar = Bar::new(&source.display().to_string());
+                client
+                    .get(&source, &dest, options.clone(), &mut |done, total| {
+                        bar.update(done, total)
+                    })
+                    .map_err(transfer_failure)?;
+            }
         }
         Command::Ls {
             port,
@@ -279,7 +293,12 @@ pub fn run(args: Args) -> Outcome {
             remote,
         } => {
             let (client, path) = open(&connect, port, &remote)?;
-            for entry in client.ls(&path).code(GENERIC)? {
+            // A wildcard lists what it matches, directories by name (as sftp's ls).
+            let entries = match client.glob(&path).code(GENERIC)? {
+                Some(found) => found.into_iter().map(|(_, entry)| entry).collect(),
+                None => client.ls(&path).code(GENERIC)?,
+            };
+            for entry in entries {
                 let slash = if entry.is_dir { "/" } else { "" };
                 if long {
                     println!(
@@ -308,12 +327,18 @@ pub fn run(args: Args) -> Outcome {
             remote,
         } => {
             let (client, path) = common.open(&remote)?;
-            if dir {
-                client.rmdir(&path)
-            } else {
-                client.rm(&path)
+            let targets = match client.glob(&path).code(GENERIC)? {
+                Some(found) => found.into_iter().map(|(path, _)| path).collect(),
+                None => vec![path],
+            };
+            for target in targets {
+                if dir {
+                    client.rmdir(&target)
+                } else {
+                    client.rm(&target)
+                }
+                .code(GENERIC)?;
             }
-            .code(GENERIC)?;
         }
         Command::Mv { common, remote, to } => {
             let (client, path) = common.open(&remote)?;

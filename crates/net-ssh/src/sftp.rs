@@ -508,6 +508,61 @@ impl Client {
         Ok(entries)
     }
 
+    /// The remote paths `pattern` matches when its last part has wildcards (`*`, `?`,
+    /// `[...]`), with what they are, sorted by name; `None` when it has none (the path is
+    /// meant as written). As glob(3), which OpenSSH's sftp uses: a name starting with a dot
+    /// matches only a pattern that starts with one.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchFile`] when nothing matches, [`Error::Sftp`] for wildcards before the
+    /// last part or a bad pattern; as [`ls`](Self::ls) for the directory.
+    pub fn glob(&self, pattern: &Path) -> Result<Option<Vec<(PathBuf, Entry)>>, Error> {
+        let wild = |part: &std::ffi::OsStr| part.to_string_lossy().contains(['*', '?', '[']);
+        let Some(last) = pattern.file_name().filter(|name| wild(name)) else {
+            if pattern.iter().any(wild) {
+                return Err(self.bad_pattern(pattern, "wildcards only in the last part"));
+            }
+            return Ok(None);
+        };
+        let dir = pattern.parent().unwrap_or(Path::new("."));
+        if dir.iter().any(wild) {
+            return Err(self.bad_pattern(pattern, "wildcards only in the last part"));
+        }
+        let matcher = glob::Pattern::new(&last.to_string_lossy())
+            .map_err(|e| self.bad_pattern(pattern, &e.to_string()))?;
+        let options = glob::MatchOptions {
+            require_literal_leading_dot: true,
+            ..glob::MatchOptions::new()
+        };
+        let dir_for_ls = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let found: Vec<_> = self
+            .ls(dir_for_ls)?
+            .into_iter()
+            .filter(|e| e.name != "." && e.name != "..")
+            .filter(|e| matcher.matches_with(&e.name, options))
+            .map(|e| (dir.join(&e.name), e))
+            .collect();
+        if found.is_empty() {
+            return Err(Error::NoSuchFile {
+                host: self.host.clone(),
+                path: pattern.to_owned(),
+            });
+        }
+        Ok(Some(found))
+    }
+
+    fn bad_pattern(&self, pattern: &Path, reason: &str) -> Error {
+        Error::Sftp {
+            host: self.host.clone(),
+            path: pattern.to_owned(),
+            reason: format!("bad wildcard: {reason}"),
+        }
+    }
+
     /// Facts about one remote path.
     ///
     /// # Errors

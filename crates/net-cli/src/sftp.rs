@@ -280,7 +280,7 @@ pub fn run(args: Args) -> Outcome {
                 };
                 let bar = Bar::new(&source.display().to_string());
                 client
-                    .get(&source, &dest, options.clone(), &mut |done, total| {
+                    .get(&source, &dest, options, &mut |done, total| {
                         bar.update(done, total)
                     })
                     .map_err(transfer_failure)?;

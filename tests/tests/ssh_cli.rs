@@ -730,6 +730,20 @@ fn sftp_wildcards_in_the_last_part_for_get_ls_and_rm() {
     assert_eq!(std::fs::read(out_dir.join("b.log")).unwrap(), b"b.log");
     let out = sftp(&["ls", &pattern]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "a.log\nb.log\n");
+    // Without LOCAL, into the current directory (as sftp's get).
+    let here = local.join("here");
+    std::fs::create_dir_all(&here).unwrap();
+    let one = format!("{}:{}/c.txt", dest(), remote.display());
+    let out = Command::new(netkit_bin())
+        .args(["sftp", "get", "-P", &port().to_string()])
+        .args(common())
+        .arg(&one)
+        .current_dir(&here)
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    ok(out);
+    assert_eq!(std::fs::read(here.join("c.txt")).unwrap(), b"c.txt");
     // Several files into one that is not a directory, a pattern that matches nothing,
     // a wildcard before the last part: each named.
     let file = out_dir.join("a.log");

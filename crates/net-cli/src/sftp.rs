@@ -46,7 +46,7 @@ enum Command {
         #[arg(required = true, num_args = 2..)]
         paths: Vec<String>,
     },
-    /// Download: get [-r] [-p] [-f] [user@]host:PATH LOCAL
+    /// Download: get [-r] [-p] [-f] [user@]host:PATH [LOCAL]
     Get {
         #[command(flatten)]
         common: Common,
@@ -58,7 +58,8 @@ enum Command {
         preserve: bool,
         /// [user@]host:PATH
         remote: String,
-        /// Local file or directory.
+        /// Local file or directory (default: the current directory, as sftp's get).
+        #[arg(default_value = ".")]
         local: PathBuf,
     },
     /// List a directory: ls [-l] [user@]host:PATH

@@ -540,6 +540,54 @@ fn unknown_and_changed_host_keys_are_refused_loudly() {
 }
 
 #[test]
+fn a_command_that_runs_past_command_timeout_is_given_up_on() {
+    // A 30 s command and a 1 s limit: the host fails with a timeout long before the
+    // command would end (closing its channel the polite way waited for it to end).
+    let started = std::time::Instant::now();
+    let out = ssh_with(
+        &["--command-timeout", "1"],
+        &["echo started; sleep 30"],
+        b"",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert_eq!(out.stdout, b"started\n");
+    assert!(err.contains("ran longer than 1s"), "{err}");
+    let hosts = format!("{},{}", dest(), dest());
+    let args = [
+        "ssh",
+        "--command-timeout",
+        "1",
+        "-p",
+        &port().to_string(),
+        "--known-hosts",
+        &env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
+        "-i",
+        &key("id_ed25519").display().to_string(),
+        "--hosts",
+        &hosts,
+        "--",
+        "sleep 30",
+    ]
+    .map(str::to_owned);
+    let out = netkit(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        b"",
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(text.matches("ran longer than 1s").count(), 2, "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "waited for the commands: {:?}",
+        started.elapsed()
+    );
+    let out = ssh_with(&["--command-timeout", "0"], &["true"], b"");
+    assert_eq!(out.status.code(), Some(255));
+}
+
+#[test]
 fn many_hosts_summary_and_json() {
     let port = port().to_string();
     let closed = free_port();

@@ -398,6 +398,10 @@ pub struct Args {
     /// Sessions at once with --hosts.
     #[arg(long, value_name = "P", default_value_t = 10)]
     parallel: usize,
+    /// Give up on a command that runs longer than SECS (the host fails with a timeout), as
+    /// pssh's -t; by default a command may run as long as it likes.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    command_timeout: Option<u64>,
     /// With --hosts: one JSON document with every host's result.
     #[arg(long)]
     json: bool,
@@ -412,6 +416,13 @@ pub struct Args {
 }
 
 impl Args {
+    /// The connection config for `dest`, with the command's time limit.
+    fn config(&self, dest: &str) -> Result<Config, Failure> {
+        let mut config = self.connect.config(dest, self.port)?;
+        config.exec_timeout = self.command_timeout.map(Duration::from_secs);
+        Ok(config)
+    }
+
     /// DEST and the words after it, as given; empty with --hosts or --hosts-file, where no
     /// word is a destination.
     pub fn words_after_destination(&self) -> &[String] {
@@ -492,7 +503,7 @@ pub fn run(mut args: Args) -> Outcome {
         Some(spec) => Some(parse_host_port(spec)?),
         None => None,
     };
-    let mut config = args.connect.config(dest, args.port)?;
+    let mut config = args.config(dest)?;
     let client = connect(&mut config)?;
     if let Some((host, port)) = stdio_to {
         return stdio_forward(client, host, port, !args.no_stdin);
@@ -850,7 +861,7 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
     }
     let configs = hosts
         .iter()
-        .map(|h| args.connect.config(h, args.port))
+        .map(|h| args.config(h))
         .collect::<Result<Vec<_>, _>>()?;
     // Each host as given (an alias, a user): the resolved address alone can be ambiguous.
     let width = hosts.iter().map(String::len).max().unwrap_or(0);

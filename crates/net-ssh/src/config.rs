@@ -33,7 +33,8 @@ pub struct Config {
     /// default 30 s).
     pub timeout: Duration,
     /// Longest run of a command started by [`Client::exec`](crate::Client::exec)
-    /// (default: none; a silent command may run as long as it likes).
+    /// (default: none; a silent command may run as long as it likes). A command that runs
+    /// longer ends in [`Error::Timeout`](crate::Error::Timeout) and closes the connection.
     pub exec_timeout: Option<Duration>,
     /// TCP keepalive probing interval: a dead peer is noticed after about three times this
     /// without an answer, even while a command is silent (default 15 s).

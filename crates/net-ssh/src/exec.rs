@@ -323,6 +323,10 @@ impl Client {
             if let Some(limit) = self.exec_timeout
                 && started.elapsed() > limit
             {
+                // libssh2 closes a channel by waiting for the server's close, which sshd
+                // sends only when the command ends: the connection goes instead, as when ssh
+                // is killed, and the server hangs up on the command.
+                let _ = socket2::SockRef::from(&self.socket).shutdown(std::net::Shutdown::Both);
                 return Err(Error::Timeout {
                     host: self.host.clone(),
                     what: format!("the command ran longer than {limit:?}"),

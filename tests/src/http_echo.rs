@@ -11,7 +11,9 @@
 //! - `/hang`: reads the request and answers nothing for 30 s;
 //! - `/gzip`: a gzip-encoded `hello from gzip\n`; `/brotli`: `hello from brotli\n` in br;
 //!   `/latin1`: `café` in ISO-8859-1;
-//! - `/bytes/N`: N bytes (`i % 251`); `/truncate/N`: announces N bytes, sends half, closes.
+//! - `/bytes/N`: N bytes (`i % 251`); `/truncate/N`: announces N bytes, sends half, closes;
+//! - `/drip/sse` (`/drip/json`): `data: first`, then 30 s later `data: last`, typed as an
+//!   event stream (as JSON).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -239,6 +241,21 @@ fn serve(
                 let n: usize = n.parse().unwrap_or(0);
                 reply = (0..n).map(|i| (i % 251) as u8).collect();
                 content_type = "application/octet-stream";
+            }
+            ["drip", content] => {
+                let kind = if *content == "json" {
+                    "application/json"
+                } else {
+                    "text/event-stream"
+                };
+                let head =
+                    format!("HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nConnection: close\r\n\r\n");
+                let _ = writer.write_all(head.as_bytes());
+                let _ = writer.write_all(b"data: first\n\n");
+                let _ = writer.flush();
+                std::thread::sleep(Duration::from_secs(30));
+                let _ = writer.write_all(b"data: last\n\n");
+                return;
             }
             ["truncate", n] => {
                 let n: usize = n.parse().unwrap_or(0);

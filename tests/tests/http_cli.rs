@@ -495,6 +495,54 @@ fn verbose_shows_the_request_headers_that_go_on_the_wire() {
     );
 }
 
+/// Runs `netkit http ARGS` on a terminal of its own (util-linux `script`) and waits up to
+/// 10 s for `text` to be on its screen; true when it came. The command is killed after.
+fn shown_on_a_terminal_while_running(args: &str, text: &str) -> bool {
+    let command = format!("{} http {args}", netkit_bin().display());
+    let mut child = netkit_tests::Spawned::start(
+        Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped()),
+    );
+    let mut screen = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0; 4096];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut screen, &mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(bytes) => seen.extend(bytes),
+            Err(_) => break,
+        }
+        if String::from_utf8_lossy(&seen).contains(text) {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn a_terminal_shows_a_stream_as_it_comes() {
+    // An event stream's first event shows while the server holds the rest back for 30 s.
+    let server = EchoServer::start();
+    let sse = server.url("/drip/sse");
+    assert!(shown_on_a_terminal_while_running(&sse, "data: first"));
+    // JSON is pretty-printed whole, unless -S asks for it as it comes.
+    let json = server.url("/drip/json");
+    assert!(shown_on_a_terminal_while_running(
+        &format!("-S {json}"),
+        "data: first"
+    ));
+}
+
 #[test]
 fn a_terminal_gets_the_whole_of_a_text_body_too_long_to_format() {
     let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));

@@ -147,6 +147,10 @@ pub struct Args {
     /// Build and print the request; send nothing.
     #[arg(long)]
     offline: bool,
+    /// On a terminal, show a JSON body as it comes instead of pretty-printing it whole (other
+    /// text is always shown as it comes), as httpie's -S.
+    #[arg(short = 'S', long)]
+    stream: bool,
     /// Print nothing but errors and warnings (no body, no progress bar); twice, warnings
     /// too are left out, as httpie's -q and -qq.
     #[arg(short = 'q', long, action = clap::ArgAction::Count)]
@@ -297,7 +301,7 @@ pub fn run(mut args: Args) -> Outcome {
         std::io::copy(&mut response.reader(), &mut file)
             .with_context(|| format!("writing {}", path.display()))?;
     } else if what.contains('b') {
-        print_body(&mut out, response, stdout_tty, &style)?;
+        print_body(&mut out, response, stdout_tty, args.stream, &style)?;
     }
     out.flush()?;
     Ok(ExitCode::from(status_code(status, args.check_status)))
@@ -643,51 +647,65 @@ fn print_body(
     out: &mut impl Write,
     response: Response,
     tty: bool,
+    stream: bool,
     style: &Style,
 ) -> anyhow::Result<()> {
     let is_json = response
         .header("content-type")
         .is_some_and(|ct| ct.contains("json"));
+    let mut reader = response.reader();
     if !tty {
         // Piped: exactly the body, streamed.
-        std::io::copy(&mut response.reader(), out).context("reading the response body")?;
+        std::io::copy(&mut reader, out).context("reading the response body")?;
         return Ok(());
     }
-    // Formatting needs the whole body; past this much, text is passed on as it comes.
+    // Pretty JSON needs the whole body (up to this much); anything else is shown as it
+    // comes, since an event stream or a log may never end.
     const FORMAT_LIMIT: u64 = 64 << 20;
-    let mut reader = response.reader();
     let mut body = Vec::new();
-    (&mut reader)
-        .take(FORMAT_LIMIT)
-        .read_to_end(&mut body)
-        .context("reading the response body")?;
-    let whole = (body.len() as u64) < FORMAT_LIMIT;
-    if is_json
-        && whole
-        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body)
-    {
-        let pretty = serde_json::to_string_pretty(&value)?;
-        writeln!(
-            out,
-            "{}",
-            if style.on {
+    if is_json && !stream {
+        (&mut reader)
+            .take(FORMAT_LIMIT)
+            .read_to_end(&mut body)
+            .context("reading the response body")?;
+        if (body.len() as u64) < FORMAT_LIMIT
+            && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body)
+        {
+            let pretty = serde_json::to_string_pretty(&value)?;
+            let shown = if style.on {
                 colour_json(&pretty)
             } else {
                 pretty
-            }
-        )?;
-    } else if body.contains(&0) {
-        writeln!(
-            out,
-            "+-----------------------------------------+\n| NOTE: binary data not shown in terminal |\n+-----------------------------------------+"
-        )?;
-    } else {
-        out.write_all(&body)?;
-        if !whole {
-            std::io::copy(&mut reader, out).context("reading the response body")?;
-        } else if !body.ends_with(b"\n") {
-            writeln!(out)?;
+            };
+            writeln!(out, "{shown}")?;
+            return Ok(());
         }
+    }
+    let mut chunk = vec![0; 64 * 1024];
+    let mut last = b'\n';
+    loop {
+        if !body.is_empty() {
+            if body.contains(&0) {
+                writeln!(
+                    out,
+                    "+-----------------------------------------+\n| NOTE: binary data not shown in terminal |\n+-----------------------------------------+"
+                )?;
+                return Ok(());
+            }
+            out.write_all(&body)?;
+            out.flush()?;
+            last = body[body.len() - 1];
+            body.clear();
+        }
+        match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("reading the response body"),
+        }
+    }
+    if last != b'\n' {
+        writeln!(out)?;
     }
     Ok(())
 }

@@ -588,6 +588,41 @@ fn a_command_that_runs_past_command_timeout_is_given_up_on() {
 }
 
 #[test]
+fn a_closed_stdout_ends_the_session_as_in_ssh() {
+    // `netkit ssh HOST 'tail -f log' | head -1`: once head has its line and goes, the next
+    // output finds the pipe closed and netkit goes too (it ran on, writing into the closed
+    // pipe, for as long as the command did: here for ever).
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(ssh_args(
+                &[],
+                &["echo first; while :; do sleep 0.2; echo more; done"],
+            ))
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0; 6];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    assert_eq!(&first, b"first\n");
+    drop(stdout);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "netkit ran on with its stdout closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(255));
+}
+
+#[test]
 fn many_hosts_summary_and_json() {
     let port = port().to_string();
     let closed = free_port();

@@ -145,13 +145,44 @@ fn the_login_shell_reads_its_commands_from_stdin() {
         .shell_streaming(
             None,
             Some(rx),
-            &mut |d| out.extend_from_slice(d),
-            &mut |d| err.extend_from_slice(d),
+            &mut |d| {
+                out.extend_from_slice(d);
+                Ok(())
+            },
+            &mut |d| {
+                err.extend_from_slice(d);
+                Ok(())
+            },
         )
         .unwrap();
     assert_eq!(
         (status.code, out.as_slice(), err.as_slice()),
         (6, &b"one\n"[..], &b"two\n"[..])
+    );
+}
+
+#[test]
+fn an_output_callback_that_fails_ends_the_command_at_once() {
+    // As ssh when its stdout closes under `| head`: a command that would run for 30 s more
+    // is given up on as soon as its output has nowhere to go.
+    let client = Client::connect(&keyed()).unwrap();
+    let started = std::time::Instant::now();
+    let err = client
+        .exec_streaming(
+            "echo first; sleep 30; echo never",
+            None,
+            &mut |_| Err(std::io::ErrorKind::BrokenPipe.into()),
+            &mut |_| Ok(()),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, net_ssh::Error::Output { source } if source.kind() == std::io::ErrorKind::BrokenPipe),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
     );
 }
 
@@ -188,8 +219,9 @@ fn a_shell_on_a_remote_terminal_of_the_asked_size_then_resized() {
                     tx.send(WAIT_FOR_43X132.as_bytes().to_vec()).unwrap();
                     tx.send(b"stty size; exit 2\n".to_vec()).unwrap();
                 }
+                Ok(())
             },
-            &mut |_| {},
+            &mut |_| Ok(()),
         )
         .unwrap();
     let screen = String::from_utf8_lossy(&screen);
@@ -214,8 +246,11 @@ fn a_command_on_a_remote_terminal() {
             &terminal,
             None,
             None,
-            &mut |d| screen.extend_from_slice(d),
-            &mut |_| {},
+            &mut |d| {
+                screen.extend_from_slice(d);
+                Ok(())
+            },
+            &mut |_| Ok(()),
         )
         .unwrap();
     let screen = String::from_utf8_lossy(&screen);

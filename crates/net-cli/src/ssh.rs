@@ -540,11 +540,11 @@ pub fn run(mut args: Args) -> Outcome {
     });
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
-    let mut on_stdout = |d: &[u8]| {
-        let _ = stdout.write_all(d).and_then(|()| stdout.flush());
-    };
+    // A stdout that closes (`| head`) ends the session, as in ssh: a `tail -f` would run on.
+    let mut on_stdout = |d: &[u8]| stdout.write_all(d).and_then(|()| stdout.flush());
     let mut on_stderr = |d: &[u8]| {
         let _ = stderr.write_all(d).and_then(|()| stderr.flush());
+        Ok(())
     };
     // On a remote terminal, keys go to it as typed (Ctrl-C included) until the end. With
     // -tt and no local terminal there are no keys and no window to follow.
@@ -565,8 +565,16 @@ pub fn run(mut args: Args) -> Outcome {
             &mut on_stderr,
         ),
         (None, false) => client.exec_streaming(&command, rx, &mut on_stdout, &mut on_stderr),
-    }
-    .map_err(own)?;
+    };
+    let status = match status {
+        // Whoever read our output has gone: nothing to say to them, ssh's own status.
+        Err(net_ssh::Error::Output { source })
+            if source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            return Ok(ExitCode::from(OWN_ERROR));
+        }
+        other => other.map_err(own)?,
+    };
     end_forwards(&stop, forwards);
     if let Some(signal) = status.signal {
         eprintln!("netkit: remote command killed by signal {signal}");

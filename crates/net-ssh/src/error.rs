@@ -144,6 +144,13 @@ pub enum Error {
         /// The file being written (remote for a put, local for a get).
         path: PathBuf,
     },
+    /// An output callback of a streaming command failed (its reader went away, as `head`
+    /// does); the connection is closed and the command left to the server's hang-up.
+    #[error("writing the command's output: {source}")]
+    Output {
+        /// What the callback returned.
+        source: std::io::Error,
+    },
     /// Any other SSH failure.
     #[error("{host}: {reason}")]
     Ssh {

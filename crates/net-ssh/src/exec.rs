@@ -76,9 +76,13 @@ impl Client {
         let status = self.exec_streaming(
             command,
             Some(rx),
-            &mut |d| stdout.extend_from_slice(d),
+            &mut |d| {
+                stdout.extend_from_slice(d);
+                Ok(())
+            },
             &mut |d| {
                 stderr.extend_from_slice(d);
+                Ok(())
             },
         )?;
         Ok(Output {
@@ -88,19 +92,21 @@ impl Client {
         })
     }
 
-    /// Runs `command`, handing output chunks to the callbacks as they arrive.
+    /// Runs `command`, handing output chunks to the callbacks as they arrive; a callback
+    /// that fails (its reader went away) ends the command with [`Error::Output`] and closes
+    /// the connection, as ssh does when its stdout closes.
     ///
     /// `stdin` yields chunks to send; when its sender is dropped, EOF is sent. `None` sends
     /// EOF at once. A command may stay silent as long as it likes unless `exec_timeout` is set.
     ///
     /// # Errors
-    /// [`Error::Timeout`], [`Error::Ssh`].
+    /// [`Error::Timeout`], [`Error::Output`], [`Error::Ssh`].
     pub fn exec_streaming(
         &self,
         command: &str,
         stdin: Option<Receiver<Vec<u8>>>,
-        on_stdout: &mut dyn FnMut(&[u8]),
-        on_stderr: &mut dyn FnMut(&[u8]),
+        on_stdout: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+        on_stderr: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<ExitStatus, Error> {
         let start = Start {
             command: Some(command),
@@ -115,15 +121,15 @@ impl Client {
     /// into stdout, and `resize` resizes the terminal.
     ///
     /// # Errors
-    /// [`Error::Timeout`], [`Error::Ssh`].
+    /// [`Error::Timeout`], [`Error::Output`], [`Error::Ssh`].
     pub fn exec_on_terminal(
         &self,
         command: &str,
         terminal: &Terminal,
         stdin: Option<Receiver<Vec<u8>>>,
         resize: Option<Receiver<(u32, u32)>>,
-        on_stdout: &mut dyn FnMut(&[u8]),
-        on_stderr: &mut dyn FnMut(&[u8]),
+        on_stdout: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+        on_stderr: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<ExitStatus, Error> {
         let start = Start {
             command: Some(command),
@@ -141,13 +147,13 @@ impl Client {
     /// also follows resizes.
     ///
     /// # Errors
-    /// [`Error::Timeout`], [`Error::Ssh`].
+    /// [`Error::Timeout`], [`Error::Output`], [`Error::Ssh`].
     pub fn shell_streaming(
         &self,
         terminal: Option<&Terminal>,
         stdin: Option<Receiver<Vec<u8>>>,
-        on_stdout: &mut dyn FnMut(&[u8]),
-        on_stderr: &mut dyn FnMut(&[u8]),
+        on_stdout: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+        on_stderr: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<ExitStatus, Error> {
         let start = Start {
             command: None,
@@ -163,14 +169,14 @@ impl Client {
     /// [`shell_streaming`](Self::shell_streaming).
     ///
     /// # Errors
-    /// [`Error::Timeout`], [`Error::Ssh`].
+    /// [`Error::Timeout`], [`Error::Output`], [`Error::Ssh`].
     pub fn shell_on_terminal(
         &self,
         terminal: &Terminal,
         stdin: Option<Receiver<Vec<u8>>>,
         resize: Option<Receiver<(u32, u32)>>,
-        on_stdout: &mut dyn FnMut(&[u8]),
-        on_stderr: &mut dyn FnMut(&[u8]),
+        on_stdout: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+        on_stderr: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<ExitStatus, Error> {
         let start = Start {
             command: None,
@@ -184,8 +190,8 @@ impl Client {
         start: Start<'_>,
         stdin: Option<Receiver<Vec<u8>>>,
         resize: Option<Receiver<(u32, u32)>>,
-        on_stdout: &mut dyn FnMut(&[u8]),
-        on_stderr: &mut dyn FnMut(&[u8]),
+        on_stdout: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+        on_stderr: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<ExitStatus, Error> {
         let fail = |e: ssh2::Error| Error::ssh(&self.host, &e);
         let mut channel = self.open(ssh2::Session::channel_session)?;
@@ -209,13 +215,21 @@ impl Client {
         Ok(ExitStatus { code, signal })
     }
 
+    /// Closes the connection under a command that is given up on. libssh2 closes a channel
+    /// by waiting for the server's close, which sshd sends only once the command ends (a
+    /// `tail -f` never does): the connection goes instead, as when ssh is killed, and the
+    /// server hangs up on the command.
+    fn hang_up(&self) {
+        let _ = socket2::SockRef::from(&self.socket).shutdown(std::net::Shutdown::Both);
+    }
+
     fn pump(
         &self,
         channel: &mut ssh2::Channel,
         stdin: Option<Receiver<Vec<u8>>>,
         mut resize: Option<Receiver<(u32, u32)>>,
-        on_stdout: &mut dyn FnMut(&[u8]),
-        on_stderr: &mut dyn FnMut(&[u8]),
+        on_stdout: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+        on_stderr: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<(), Error> {
         let mut buf = vec![0; CHUNK];
         let mut pending: Vec<u8> = Vec::new();
@@ -298,10 +312,14 @@ impl Client {
                         }
                         Ok(n) => {
                             progress = true;
-                            if stream_id == 0 {
-                                on_stdout(&buf[..n]);
+                            let taken = if stream_id == 0 {
+                                on_stdout(&buf[..n])
                             } else {
-                                on_stderr(&buf[..n]);
+                                on_stderr(&buf[..n])
+                            };
+                            if let Err(source) = taken {
+                                self.hang_up();
+                                return Err(Error::Output { source });
                             }
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -323,10 +341,7 @@ impl Client {
             if let Some(limit) = self.exec_timeout
                 && started.elapsed() > limit
             {
-                // libssh2 closes a channel by waiting for the server's close, which sshd
-                // sends only when the command ends: the connection goes instead, as when ssh
-                // is killed, and the server hangs up on the command.
-                let _ = socket2::SockRef::from(&self.socket).shutdown(std::net::Shutdown::Both);
+                self.hang_up();
                 return Err(Error::Timeout {
                     host: self.host.clone(),
                     what: format!("the command ran longer than {limit:?}"),

@@ -205,6 +205,12 @@ fn credentials_from_argv_env_or_bearer() {
     one_line_error(&http(&["-a", "user", &url]), 2, "NETKIT_HTTP_PASSWORD");
     let got = ok_json(&http(&["--bearer", "t0k", &url]));
     assert_eq!(got["headers"]["authorization"], "Bearer t0k");
+    // In the URL, percent-encoded as curl reads it (s%40cret is s@cret); -a wins over it.
+    let with_user = url.replace("http://", "http://ann:s%40cret@");
+    let got = ok_json(&http(&[&with_user]));
+    assert_eq!(got["headers"]["authorization"], "Basic YW5uOnNAY3JldA==");
+    let got = ok_json(&http(&["-a", "user:pa ss", &with_user]));
+    assert_eq!(got["headers"]["authorization"], "Basic dXNlcjpwYSBzcw==");
     // -A digest (httpie's words): the challenge is answered, the password from the env.
     let digest = server.url("/digest-auth/auth/ann/s3cret/SHA-256");
     let out = http_env(

@@ -198,13 +198,15 @@ impl Client {
         };
         let method = http::Method::from_bytes(method.as_bytes())
             .map_err(|_| Error::BadRequest(format!("bad method {method:?}")))?;
+        let mut url = self.parse_url(url)?;
+        let auth = credentials_in(&mut url);
         Ok(Request {
             client: self.clone(),
             method,
-            url: self.parse_url(url)?,
+            url,
             headers: Vec::new(),
             removed: Vec::new(),
-            auth: None,
+            auth,
             body: Body::Empty,
         })
     }
@@ -436,6 +438,28 @@ impl<R: ureq::unversioned::resolver::Resolver> ureq::unversioned::resolver::Reso
         names.insert(key, (std::time::Instant::now(), addrs.clone()));
         Ok(addrs)
     }
+}
+
+/// Takes `user:password@` out of `url` as Basic credentials, percent-decoded as curl reads
+/// them (ureq would send `s%40cret` for `s@cret`); kept in the URL they would also be shown
+/// wherever the URL is. [`Request::auth`] replaces them.
+fn credentials_in(url: &mut Url) -> Option<Auth> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let auth = Auth::Basic {
+        user: decode(url.username()),
+        password: decode(url.password().unwrap_or_default()),
+    };
+    // Cannot fail for http(s) URLs, which have a host.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Some(auth)
 }
 
 /// Parses an absolute http(s) URL; a bare `host/path` or `:port/path` gets `http://`
@@ -1098,6 +1122,31 @@ mod tests {
             parse_url("http://exa mple.com/"),
             Err(Error::BadUrl { .. })
         ));
+    }
+
+    #[test]
+    fn credentials_in_the_url_become_basic_auth_decoded() {
+        let client = Client::new(ClientConfig::default()).unwrap();
+        let request = client.get("http://ann:s%40cret@example.com/x").unwrap();
+        assert_eq!(request.url(), "http://example.com/x");
+        let preview = request.preview();
+        let auth = preview
+            .headers
+            .iter()
+            .find(|(n, _)| n == "Authorization")
+            .map(|(_, v)| v.as_str());
+        // base64("ann:s@cret")
+        assert_eq!(auth, Some("Basic YW5uOnNAY3JldA=="));
+        let explicit = client
+            .get("http://ann:x@example.com/")
+            .unwrap()
+            .basic_auth("bob", "pw")
+            .preview();
+        assert!(
+            explicit
+                .headers
+                .contains(&("Authorization".into(), "Basic Ym9iOnB3".into()))
+        );
     }
 
     #[test]

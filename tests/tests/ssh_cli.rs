@@ -1680,6 +1680,20 @@ fn sftp_paths_relative_to_the_remote_home_and_into_directories_as_scp() {
     ]));
     assert_eq!(std::fs::read_to_string(&home_copy).unwrap(), "relative\n");
     std::fs::remove_file(&home_copy).unwrap();
+    // `host:~/DIR` and `host:~` are the home too, as scp reads them.
+    std::fs::remove_file(base.join("sftp-relative-up.txt")).unwrap();
+    ok(sftp(&[
+        "put",
+        local.to_str().unwrap(),
+        &format!("{}:~/{name}", dest()),
+    ]));
+    assert!(base.join("sftp-relative-up.txt").exists());
+    let out = sftp(&["ls", &format!("{}:~", dest())]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{name}/")),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A local directory as the target of get: the file goes in under its name.
     let into = work_dir().join("sftp-relative-into");
     let _ = std::fs::remove_dir_all(&into);

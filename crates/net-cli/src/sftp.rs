@@ -148,7 +148,9 @@ fn open(
     Ok((client, PathBuf::from(path)))
 }
 
-/// `[user@]host:PATH` (IPv6 as `[::1]:PATH`) into the destination and the path.
+/// `[user@]host:PATH` (IPv6 as `[::1]:PATH`) into the destination and the path. An empty
+/// PATH, `~` and `~/...` are the remote home, as scp reads them: SFTP resolves a relative
+/// path against it.
 fn split_remote(remote: &str) -> anyhow::Result<(&str, &str)> {
     let split = if remote.starts_with('[') {
         remote.find("]:").map(|i| i + 1)
@@ -158,6 +160,11 @@ fn split_remote(remote: &str) -> anyhow::Result<(&str, &str)> {
     match split {
         Some(i) if i > 0 => {
             let path = &remote[i + 1..];
+            let path = match path.strip_prefix("~/") {
+                Some(rest) => rest,
+                None if path == "~" => "",
+                None => path,
+            };
             Ok((&remote[..i], if path.is_empty() { "." } else { path }))
         }
         _ => Err(anyhow!(

@@ -211,6 +211,11 @@ fn credentials_from_argv_env_or_bearer() {
     assert_eq!(got["headers"]["authorization"], "Basic YW5uOnNAY3JldA==");
     let got = ok_json(&http(&["-a", "user:pa ss", &with_user]));
     assert_eq!(got["headers"]["authorization"], "Basic dXNlcjpwYSBzcw==");
+    // A user without a password in the URL is asked for one, as with -a USER.
+    let user_only = url.replace("http://", "http://ann@");
+    let got = ok_json(&http_env(&[&user_only], &[("NETKIT_HTTP_PASSWORD", "pw")]));
+    assert_eq!(got["headers"]["authorization"], "Basic YW5uOnB3");
+    one_line_error(&http(&[&user_only]), 2, "no password for ann");
     // -A digest (httpie's words): the challenge is answered, the password from the env.
     let digest = server.url("/digest-auth/auth/ann/s3cret/SHA-256");
     let out = http_env(

@@ -238,7 +238,7 @@ pub fn run(mut args: Args) -> Outcome {
     } else if let Some(path) = body_file {
         request = request.file(path);
     }
-    let auth = auth(&args)?;
+    let auth = auth(&args, &url)?;
     if let Some(auth) = &auth {
         request = request.auth(auth.clone());
     }
@@ -468,13 +468,16 @@ fn config(args: &Args, url: &str) -> Result<ClientConfig, Failure> {
     Ok(config)
 }
 
-fn auth(args: &Args) -> Result<Option<Auth>, Failure> {
+fn auth(args: &Args, url: &str) -> Result<Option<Auth>, Failure> {
     if let Some(token) = &args.bearer {
         return Ok(Some(Auth::Bearer(token.clone())));
     }
-    let Some(auth) = &args.auth else {
+    // A user in the URL without a password is asked for one, as httpie does (with both,
+    // net-http sends them as they are).
+    let Some(auth) = args.auth.clone().or_else(|| user_without_password(url)) else {
         return Ok(None);
     };
+    let auth = &auth;
     let (user, password) = match auth.split_once(':') {
         Some((user, password)) => (user.to_owned(), password.to_owned()),
         None => {
@@ -498,6 +501,14 @@ fn auth(args: &Args) -> Result<Option<Auth>, Failure> {
         AuthType::Basic => Auth::Basic { user, password },
         AuthType::Digest => Auth::Digest { user, password },
     }))
+}
+
+/// The user of `[scheme://]user@host...` when no password follows it.
+fn user_without_password(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    (!userinfo.is_empty() && !userinfo.contains(':')).then(|| userinfo.to_owned())
 }
 
 /// The schemes of `--auth-type`.

@@ -1688,7 +1688,14 @@ fn sftp_paths_relative_to_the_remote_home_and_into_directories_as_scp() {
         &format!("{}:~/{name}", dest()),
     ]));
     assert!(base.join("sftp-relative-up.txt").exists());
-    let out = sftp(&["ls", &format!("{}:~", dest())]);
+    // The connection's options before the operation, as sftp and scp users write them.
+    let port = port().to_string();
+    let mut args = vec!["sftp", "-P", &port];
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    let home = format!("{}:~", dest());
+    args.extend(["ls", &home]);
+    let out = netkit(&args, b"", &[]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!("{name}/")),
         "{}",

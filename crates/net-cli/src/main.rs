@@ -90,7 +90,10 @@ fn main() -> ExitCode {
 /// The command line, with `netkit ssh`'s options after the destination read as OpenSSH reads
 /// them (`ssh web -p 2222 -t top`): up to the command's first word or `--`.
 fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
-    let cli = Cli::try_parse_from(&argv)?;
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => return sftp_options_first(&argv).ok_or(e),
+    };
     let Command::Ssh(args) = &cli.command else {
         return Ok(cli);
     };
@@ -115,6 +118,25 @@ fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
         args.put_destination_first(dest)?;
     }
     Ok(cli)
+}
+
+/// `netkit sftp -P 2222 get ...` read as `netkit sftp get -P 2222 ...`: sftp and scp users
+/// put the connection's options first. Only tried once the line as given is refused, and
+/// taken only if the operation then parses.
+fn sftp_options_first(argv: &[std::ffi::OsString]) -> Option<Cli> {
+    if argv.get(1)? != "sftp" || !argv.get(2)?.to_string_lossy().starts_with('-') {
+        return None;
+    }
+    let op = argv
+        .iter()
+        .skip(3)
+        .position(|w| sftp::OPERATIONS.iter().any(|op| w == op))?
+        + 3;
+    let mut reordered = argv[..2].to_vec();
+    reordered.push(argv[op].clone());
+    reordered.extend_from_slice(&argv[2..op]);
+    reordered.extend_from_slice(&argv[op + 1..]);
+    Cli::try_parse_from(reordered).ok()
 }
 
 /// Help and version as clap prints them; any other argument error on one line, as ours are,
@@ -156,5 +178,25 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         use clap::CommandFactory as _;
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sftp_operations_are_named_as_clap_knows_them() {
+        use clap::CommandFactory as _;
+        let cli = super::Cli::command();
+        let sftp = cli.find_subcommand("sftp").unwrap();
+        let mut known: Vec<_> = sftp.get_subcommands().map(|c| c.get_name()).collect();
+        known.sort_unstable();
+        let mut ours = crate::sftp::OPERATIONS.to_vec();
+        ours.sort_unstable();
+        assert_eq!(known, ours);
+    }
+
+    #[test]
+    fn sftp_options_may_come_before_the_operation() {
+        let argv = |line: &str| line.split(' ').map(Into::into).collect::<Vec<_>>();
+        assert!(super::parse(argv("netkit sftp -P 2222 -v get h:/x /tmp")).is_ok());
+        assert!(super::parse(argv("netkit sftp -P 2222 -Z get h:/x /tmp")).is_err());
+        assert!(super::parse(argv("netkit sftp -P 2222")).is_err());
     }
 }

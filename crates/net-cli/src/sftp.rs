@@ -187,6 +187,9 @@ impl Args {
     }
 }
 
+/// The operations' names, as typed after `netkit sftp`.
+pub const OPERATIONS: [&str; 6] = ["put", "get", "ls", "mkdir", "rm", "mv"];
+
 /// Set by the first SIGINT or SIGTERM during a transfer, and which one it was.
 static CANCEL: AtomicBool = AtomicBool::new(false);
 static CANCELLED_BY: AtomicI32 = AtomicI32::new(0);

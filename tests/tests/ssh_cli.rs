@@ -230,6 +230,23 @@ fn on_a_terminal_without_a_command_an_interactive_shell_gets_a_remote_terminal_t
 }
 
 #[test]
+fn tilde_dot_after_a_newline_ends_a_terminal_session_as_in_ssh() {
+    // The way out of a session that no longer answers: the remote command would run 60 s.
+    let mut terminal = Terminal::start(&netkit_line(&["-t"], &["'echo ready; sleep 60'"]));
+    terminal.wait_for("ready");
+    // ~? lists the escapes; a ~ inside a line is just a key; ~. ends it all.
+    terminal.type_keys(b"\r~?");
+    terminal.wait_for("terminate connection");
+    terminal.type_keys(b"a~b\r~.");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(255), "{screen}");
+    assert!(
+        screen.contains("Connection to 127.0.0.1 closed."),
+        "{screen}"
+    );
+}
+
+#[test]
 fn dash_t_runs_the_command_on_a_remote_terminal_when_there_is_a_local_one() {
     let (code, screen) = Terminal::start(&netkit_line(&["-t"], &["'tty; exit 4'"])).finish();
     assert_eq!(code, Some(4), "{screen}");

@@ -525,13 +525,42 @@ pub fn run(mut args: Args) -> Outcome {
         return Ok(ExitCode::SUCCESS);
     }
     let forwards = start_forwards(&asked, &mut config, &mut None, &stop)?;
+    // On a remote terminal, keys go to it as typed (Ctrl-C included) until the end, but for
+    // ssh's escapes (`~.` after a newline ends the session: the way out of a hung one). With
+    // -tt and no local terminal there are no keys and no window to follow.
+    let local = terminal.is_some() && on_terminal;
+    let raw = local.then(RawMode::enter).transpose().map_err(own)?;
+    let mut escapes = raw.as_ref().map(|raw| (Escapes::new(), raw.saved.clone()));
+    let host = config.host.clone();
     let rx = (!args.no_stdin).then(|| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
         std::thread::spawn(move || {
             let mut stdin = std::io::stdin().lock();
             let mut buf = vec![0; 64 * 1024];
             while let Ok(n) = stdin.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                if n == 0 {
+                    break;
+                }
+                let keys = match &mut escapes {
+                    Some((escapes, saved)) => match escapes.filter(&buf[..n]) {
+                        (keys, None) => keys,
+                        (_, Some(Escape::Disconnect)) => {
+                            let _ = nix::sys::termios::tcsetattr(
+                                std::io::stdin(),
+                                nix::sys::termios::SetArg::TCSANOW,
+                                saved,
+                            );
+                            eprintln!("Connection to {host} closed.");
+                            std::process::exit(i32::from(OWN_ERROR));
+                        }
+                        (keys, Some(Escape::Help)) => {
+                            eprint!("{ESCAPE_HELP}");
+                            keys
+                        }
+                    },
+                    None => buf[..n].to_vec(),
+                };
+                if !keys.is_empty() && tx.send(keys).is_err() {
                     break;
                 }
             }
@@ -546,10 +575,6 @@ pub fn run(mut args: Args) -> Outcome {
         let _ = stderr.write_all(d).and_then(|()| stderr.flush());
         Ok(())
     };
-    // On a remote terminal, keys go to it as typed (Ctrl-C included) until the end. With
-    // -tt and no local terminal there are no keys and no window to follow.
-    let local = terminal.is_some() && on_terminal;
-    let _raw = local.then(RawMode::enter).transpose().map_err(own)?;
     let resize = local.then(window_changes).transpose().map_err(own)?;
     let status = match (&terminal, command.is_empty()) {
         (Some(terminal), true) => {
@@ -653,6 +678,60 @@ fn local_terminal() -> net_ssh::Terminal {
         term: std::env::var("TERM").unwrap_or_else(|_| "xterm".to_owned()),
         columns,
         rows,
+    }
+}
+
+/// What `~?` prints (raw mode: lines end in \r\n).
+const ESCAPE_HELP: &str = "Supported escape sequences:\r\n ~.   - terminate connection\r\n ~?   - this message\r\n ~~   - send the escape character by typing it twice\r\n(Note that escapes are only recognized immediately after newline.)\r\n";
+
+/// An escape typed on the terminal, as ssh's.
+#[derive(Debug, PartialEq)]
+enum Escape {
+    /// `~.`: end the session now.
+    Disconnect,
+    /// `~?`: list the escapes.
+    Help,
+}
+
+/// ssh's escape character, `~`, read from keys on their way to a remote terminal: it counts
+/// at the start of a line only, `~~` sends one `~`, and any other key after it sends both.
+struct Escapes {
+    at_line_start: bool,
+    tilde: bool,
+}
+
+impl Escapes {
+    fn new() -> Escapes {
+        Escapes {
+            at_line_start: true,
+            tilde: false,
+        }
+    }
+
+    /// The keys to send and the escape met, if any (keys after a `~.` are dropped).
+    fn filter(&mut self, keys: &[u8]) -> (Vec<u8>, Option<Escape>) {
+        let mut out = Vec::with_capacity(keys.len());
+        let mut escape = None;
+        for &key in keys {
+            if std::mem::take(&mut self.tilde) {
+                match key {
+                    b'.' => return (out, Some(Escape::Disconnect)),
+                    b'?' => {
+                        escape = Some(Escape::Help);
+                        continue;
+                    }
+                    b'~' => out.push(b'~'),
+                    other => out.extend([b'~', other]),
+                }
+            } else if self.at_line_start && key == b'~' {
+                self.tilde = true;
+                continue;
+            } else {
+                out.push(key);
+            }
+            self.at_line_start = matches!(key, b'\r' | b'\n');
+        }
+        (out, escape)
     }
 }
 
@@ -949,6 +1028,25 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_escape_character_counts_only_at_the_start_of_a_line() {
+        let mut e = Escapes::new();
+        assert_eq!(e.filter(b"a~b\r"), (b"a~b\r".to_vec(), None));
+        assert_eq!(e.filter(b"~~x~y"), (b"~x~y".to_vec(), None));
+        assert_eq!(e.filter(b"\r~"), (b"\r".to_vec(), None));
+        // Split across reads, as keys come one by one.
+        assert_eq!(e.filter(b"?"), (Vec::new(), Some(Escape::Help)));
+        assert_eq!(e.filter(b"~z"), (b"~z".to_vec(), None));
+        assert_eq!(
+            e.filter(b"\n~.rest"),
+            (b"\n".to_vec(), Some(Escape::Disconnect))
+        );
+        assert_eq!(
+            Escapes::new().filter(b"~."),
+            (Vec::new(), Some(Escape::Disconnect))
+        );
+    }
 
     #[test]
     fn forwarding_specifications_split_as_ssh_splits_them() {

@@ -867,6 +867,36 @@ fn sftp_wildcards_in_the_last_part_for_get_ls_and_rm() {
 }
 
 #[test]
+fn sftp_get_dash_a_goes_on_from_the_part_an_interrupted_get_left() {
+    let remote = remote_dir("sftp-cli-resume");
+    let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 253) as u8 + 1).collect();
+    std::fs::write(remote.join("big.bin"), &data).unwrap();
+    let source = format!("{}:{}/big.bin", dest(), remote.display());
+    let local = work_dir().join("sftp-cli-resume.bin");
+    let part = work_dir().join("sftp-cli-resume.bin.part");
+    let _ = std::fs::remove_file(&local);
+    // What an interrupted get left: its first 256 KiB. Zeros here, where the file has none,
+    // so that the result shows they were kept and not fetched again.
+    let kept = 256 << 10;
+    std::fs::write(&part, vec![0u8; kept]).unwrap();
+    ok(sftp(&["get", "-a", &source, local.to_str().unwrap()]));
+    let got = std::fs::read(&local).unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got[..kept].iter().all(|&b| b == 0), "the part was not kept");
+    assert!(got[kept..] == data[kept..], "the rest is not the file's");
+    assert!(!part.exists());
+    // Without -a, or with a part longer than the file, the whole file comes again.
+    for (flags, part_len) in [(&[][..], kept), (&["-a"][..], data.len() + 1)] {
+        std::fs::write(&part, vec![0u8; part_len]).unwrap();
+        let mut args = vec!["get"];
+        args.extend(flags);
+        args.extend([source.as_str(), local.to_str().unwrap()]);
+        ok(sftp(&args));
+        assert!(std::fs::read(&local).unwrap() == data, "{flags:?}");
+    }
+}
+
+#[test]
 fn an_upload_killed_midway_leaves_no_target() {
     let local = work_dir().join("sftp-kill.bin");
     std::fs::File::create(&local)

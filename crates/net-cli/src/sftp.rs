@@ -46,7 +46,7 @@ enum Command {
         #[arg(required = true, num_args = 2..)]
         paths: Vec<String>,
     },
-    /// Download: get [-r] [-p] [-f] [user@]host:PATH [LOCAL]
+    /// Download: get [-r] [-p] [-f] [-a] [user@]host:PATH [LOCAL]
     Get {
         #[command(flatten)]
         common: Common,
@@ -56,6 +56,10 @@ enum Command {
         /// Keep modes and modification times.
         #[arg(short = 'p', long)]
         preserve: bool,
+        /// Resume: go on from the `NAME.part` an interrupted get left, and keep it if this
+        /// one is interrupted too (as sftp's get -a).
+        #[arg(short = 'a', long = "resume")]
+        resume: bool,
         /// [user@]host:PATH
         remote: String,
         /// Local file or directory (default: the current directory, as sftp's get).
@@ -266,10 +270,13 @@ pub fn run(args: Args) -> Outcome {
             common,
             recursive,
             preserve,
+            resume,
             remote,
             local,
         } => {
-            let options = Transfer::new(recursive, preserve).with_fsync(common.fsync);
+            let options = Transfer::new(recursive, preserve)
+                .with_fsync(common.fsync)
+                .with_resume(resume);
             let (client, path) = common.open(&remote)?;
             let sources = match client.glob(&path).code(GENERIC)? {
                 Some(found) => found.into_iter().map(|(path, _)| path).collect(),

@@ -199,8 +199,13 @@ pub struct Transfer {
     /// machine crash soon after a transfer can lose it.
     pub fsync: bool,
     /// Stop when this turns true (as from a SIGINT handler): the transfer ends with
-    /// [`Error::Cancelled`] and leaves no partial file, as on any other failure.
+    /// [`Error::Cancelled`] and leaves no partial file, as on any other failure (but for a
+    /// download with `resume`).
     pub cancel: Option<&'static AtomicBool>,
+    /// Downloads: go on from what an earlier one left in `NAME.part` (sftp's `get -a`,
+    /// `reget`), and leave it there if this one fails too. The part is taken as it is, as
+    /// sftp takes it: only its length is checked against the remote file's.
+    pub resume: bool,
 }
 
 impl Transfer {
@@ -212,7 +217,14 @@ impl Transfer {
             preserve,
             fsync: false,
             cancel: None,
+            resume: false,
         }
+    }
+
+    /// The same with [`resume`](Transfer::resume) on or off.
+    #[must_use]
+    pub fn with_resume(self, resume: bool) -> Self {
+        Transfer { resume, ..self }
     }
 
     /// The same, stopped when `cancel` turns true.
@@ -430,12 +442,31 @@ impl Client {
         let mut part = local.as_os_str().to_owned();
         part.push(".part");
         let part = PathBuf::from(part);
+        // A part longer than the file is from another file: start over.
+        let done = match std::fs::metadata(&part) {
+            Ok(meta) if options.resume && meta.len() <= total => meta.len(),
+            _ => 0,
+        };
         // Errors name the file the caller asked for: `.part` is ours.
-        let target = File::create(&part).map_err(Self::local(local))?;
-        progress(0, total);
+        let target = if done > 0 {
+            use std::io::Seek as _;
+            source
+                .seek(std::io::SeekFrom::Start(done))
+                .map_err(|e| Error::Sftp {
+                    host: self.host.clone(),
+                    path: remote.to_owned(),
+                    reason: e.to_string(),
+                })?;
+            log::debug!("{}: resuming at {done} bytes", local.display());
+            File::options().append(true).open(&part)
+        } else {
+            File::create(&part)
+        }
+        .map_err(Self::local(local))?;
+        progress(done, total);
         let written = (|| {
             let target = receive_overlapped(&mut source, target, options.cancel, &mut |received| {
-                progress(received, total);
+                progress(done + received, total);
             })
             .map_err(|e| match e {
                 Copy::Read(e) => Error::Sftp {
@@ -468,8 +499,10 @@ impl Client {
             Ok(())
         })();
         if written.is_err() {
-            // A get does not resume: a partial file would only be litter.
-            let _ = std::fs::remove_file(&part);
+            // Without resume a partial file would only be litter.
+            if !options.resume {
+                let _ = std::fs::remove_file(&part);
+            }
             return written;
         }
         std::fs::rename(&part, local).map_err(Self::local(local))

@@ -897,6 +897,37 @@ fn sftp_get_dash_a_goes_on_from_the_part_an_interrupted_get_left() {
 }
 
 #[test]
+fn sftp_put_dash_a_goes_on_from_what_an_interrupted_put_left() {
+    let remote = remote_dir("sftp-cli-put-resume");
+    let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8 + 1).collect();
+    let local = work_dir().join("sftp-cli-put-resume.bin");
+    std::fs::write(&local, &data).unwrap();
+    let target = remote.join("up.bin");
+    let temp = net_ssh::upload_temp_name(&target);
+    let dest_path = format!("{}:{}", dest(), target.display());
+    // What a killed put left under the temporary name: zeros, where the file has none,
+    // written as the remote user would have.
+    let kept = 256 << 10;
+    let leave_part = || {
+        std::fs::write(&temp, vec![0u8; kept]).unwrap();
+        let owner = format!("{}:", env("NETKIT_TEST_SSH_USER"));
+        let chown = Command::new("chown").arg(owner).arg(&temp).status();
+        assert!(chown.is_ok_and(|s| s.success()));
+    };
+    leave_part();
+    ok(sftp(&["put", "-a", local.to_str().unwrap(), &dest_path]));
+    let got = std::fs::read(&target).unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got[..kept].iter().all(|&b| b == 0), "the part was not kept");
+    assert!(got[kept..] == data[kept..], "the rest is not the file's");
+    assert!(!temp.exists());
+    // Without -a the whole file goes again.
+    leave_part();
+    ok(sftp(&["put", local.to_str().unwrap(), &dest_path]));
+    assert!(std::fs::read(&target).unwrap() == data);
+}
+
+#[test]
 fn an_upload_killed_midway_leaves_no_target() {
     let local = work_dir().join("sftp-kill.bin");
     std::fs::File::create(&local)

@@ -32,7 +32,7 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 enum Command {
-    /// Upload files: put [-r] [-p] [-f] LOCAL... [user@]host:PATH
+    /// Upload files: put [-r] [-p] [-f] [-a] LOCAL... [user@]host:PATH
     Put {
         #[command(flatten)]
         common: Common,
@@ -42,6 +42,10 @@ enum Command {
         /// Keep modes and modification times.
         #[arg(short = 'p', long)]
         preserve: bool,
+        /// Resume: go on from what an interrupted put left under the temporary name, and
+        /// keep it if this one is interrupted too (as sftp's put -a).
+        #[arg(short = 'a', long = "resume")]
+        resume: bool,
         /// LOCAL... then [user@]host:PATH.
         #[arg(required = true, num_args = 2..)]
         paths: Vec<String>,
@@ -237,13 +241,16 @@ pub fn run(args: Args) -> Outcome {
             common,
             recursive,
             preserve,
+            resume,
             paths,
         } => {
             let (target, locals) = paths
                 .split_last()
                 .ok_or_else(|| anyhow!("nothing to upload"))
                 .code(USAGE)?;
-            let options = Transfer::new(recursive, preserve).with_fsync(common.fsync);
+            let options = Transfer::new(recursive, preserve)
+                .with_fsync(common.fsync)
+                .with_resume(resume);
             let (client, remote) = common.open(target)?;
             let options = interruptible(options)?;
             for local in locals {

@@ -199,12 +199,13 @@ pub struct Transfer {
     /// machine crash soon after a transfer can lose it.
     pub fsync: bool,
     /// Stop when this turns true (as from a SIGINT handler): the transfer ends with
-    /// [`Error::Cancelled`] and leaves no partial file, as on any other failure (but for a
-    /// download with `resume`).
+    /// [`Error::Cancelled`] and leaves no partial file, as on any other failure (but with
+    /// `resume`).
     pub cancel: Option<&'static AtomicBool>,
-    /// Downloads: go on from what an earlier one left in `NAME.part` (sftp's `get -a`,
-    /// `reget`), and leave it there if this one fails too. The part is taken as it is, as
-    /// sftp takes it: only its length is checked against the remote file's.
+    /// Go on from what an interrupted transfer left (a download's `NAME.part`, an upload's
+    /// [`upload_temp_name`]) and leave it there if this one fails too, as sftp's `get -a`
+    /// and `put -a`. The part is taken as it is, as sftp takes it: only its length is
+    /// checked against the file's.
     pub resume: bool,
 }
 
@@ -328,18 +329,38 @@ impl Client {
             0o644
         };
         let sftp_err = |e: ssh2::Error| Error::sftp(&self.host, remote, &e);
+        // What an interrupted upload left under the temporary name, when resuming; one
+        // longer than the file is from another file: start over.
+        let done = match sftp.stat(&temp) {
+            Ok(stat) if options.resume => stat.size.filter(|&size| size <= total).unwrap_or(0),
+            _ => 0,
+        };
+        let flags = if done > 0 {
+            OpenFlags::WRITE
+        } else {
+            OpenFlags::WRITE | OpenFlags::TRUNCATE
+        };
         let mut target = sftp
-            .open_mode(
-                &temp,
-                OpenFlags::WRITE | OpenFlags::TRUNCATE,
-                mode,
-                OpenType::File,
-            )
+            .open_mode(&temp, flags, mode, OpenType::File)
             .map_err(sftp_err)?;
-        progress(0, total);
+        if done > 0 {
+            use std::io::Seek as _;
+            log::debug!("{}: resuming at {done} bytes", remote.display());
+            source
+                .seek(std::io::SeekFrom::Start(done))
+                .map_err(Self::local(local))?;
+            target
+                .seek(std::io::SeekFrom::Start(done))
+                .map_err(|e| Error::Sftp {
+                    host: self.host.clone(),
+                    path: remote.to_owned(),
+                    reason: e.to_string(),
+                })?;
+        }
+        progress(done, total);
         let written = (|| {
             send_window(&mut source, &mut target, options.cancel, &mut |sent| {
-                progress(sent, total);
+                progress(done + sent, total);
             })
             .map_err(|e| match e {
                 Copy::Read(source) => Error::Local {
@@ -377,9 +398,9 @@ impl Client {
         })();
         drop(target);
         if let Err(error) = written {
-            // Nothing can resume an upload: a partial file would only be litter. A server that
-            // stopped answering would only make the removal wait out the timeout again.
-            if !matches!(error, Error::Timeout { .. }) {
+            // Without resume a partial file would only be litter. A server that stopped
+            // answering would only make the removal wait out the timeout again.
+            if !options.resume && !matches!(error, Error::Timeout { .. }) {
                 let _ = sftp.unlink(&temp);
             }
             return Err(error);

@@ -88,7 +88,8 @@ fn main() -> ExitCode {
 }
 
 /// The command line, with `netkit ssh`'s options after the destination read as OpenSSH reads
-/// them (`ssh web -p 2222 -t top`): up to the command's first word or `--`.
+/// them (`ssh web -p 2222 -t top`: up to the command's first word or `--`), and `netkit
+/// sftp`'s before the operation as sftp users write them.
 fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
     let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,

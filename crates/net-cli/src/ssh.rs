@@ -545,11 +545,8 @@ pub fn run(mut args: Args) -> Outcome {
                     Some((escapes, saved)) => match escapes.filter(&buf[..n]) {
                         (keys, None) => keys,
                         (_, Some(Escape::Disconnect)) => {
-                            let _ = nix::sys::termios::tcsetattr(
-                                std::io::stdin(),
-                                nix::sys::termios::SetArg::TCSANOW,
-                                saved,
-                            );
+                            // Exiting skips the guard's drop: put the terminal back here.
+                            restore_terminal(saved);
                             eprintln!("Connection to {host} closed.");
                             std::process::exit(i32::from(OWN_ERROR));
                         }
@@ -755,12 +752,14 @@ impl RawMode {
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        let _ = nix::sys::termios::tcsetattr(
-            std::io::stdin(),
-            nix::sys::termios::SetArg::TCSANOW,
-            &self.saved,
-        );
+        restore_terminal(&self.saved);
     }
+}
+
+/// Puts the terminal's settings back as `saved` holds them.
+fn restore_terminal(saved: &nix::sys::termios::Termios) {
+    let _ =
+        nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, saved);
 }
 
 type Forward = std::thread::JoinHandle<Result<(), Error>>;

@@ -234,7 +234,7 @@ impl Client {
     }
 
     /// Offers the agent's keys as OpenSSH orders them: those of `identities` first (known by
-    /// their `.pub` files), then the others unless `IdentitiesOnly`. A server allows only a
+    /// their public keys), then the others unless `IdentitiesOnly`. A server allows only a
     /// few failed keys (sshd's MaxAuthTries, 6), so an agent full of other keys would
     /// otherwise use them up before the one the user named.
     fn agent_authenticates(&self, config: &Config, identities: &[Identity]) -> bool {
@@ -255,9 +255,10 @@ impl Client {
             .iter()
             .filter_map(Identity::public_blob)
             .collect();
-        keys.sort_by_key(|key| !named.iter().any(|blob| blob == key.blob()));
+        let is_named = |key: &ssh2::PublicKey| named.iter().any(|blob| blob == key.blob());
+        keys.sort_by_key(|key| !is_named(key));
         keys.into_iter()
-            .filter(|key| !config.identities_only || named.iter().any(|b| b == key.blob()))
+            .filter(|key| !config.identities_only || is_named(key))
             .any(|key| {
                 log::debug!("{}: offering agent key {}", self.host, key.comment());
                 agent.userauth(&config.user, &key).is_ok() && self.session.authenticated()

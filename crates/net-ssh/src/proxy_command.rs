@@ -36,7 +36,8 @@ impl Drop for Running {
 }
 
 /// `command` with OpenSSH's tokens expanded: `%h` host, `%p` port, `%r` user, `%n` the
-/// host as given (the host here), `%%` a percent sign. `None` names the unknown token.
+/// host as given (the host here), `%%` a percent sign. The error names a token OpenSSH does
+/// not have.
 pub(crate) fn expand(command: &str, config: &Config) -> Result<String, String> {
     let mut out = String::with_capacity(command.len());
     let mut chars = command.chars();

@@ -410,25 +410,31 @@ fn split_words(words: &[String]) -> anyhow::Result<Words<'_>> {
 }
 
 /// The `--proxy` for `url`: one given as `http:URL` or `https:URL` (httpie's form) for its
-/// scheme, else one given as a bare URL.
-fn proxy_for<'a>(proxies: &'a [String], url: &str) -> Option<&'a str> {
+/// scheme, else one given as a bare URL; the error names a value with another protocol.
+fn proxy_for<'a>(proxies: &'a [String], url: &str) -> anyhow::Result<Option<&'a str>> {
     let scheme = if url.starts_with("https://") {
         "https"
     } else {
         "http"
     };
+    let mut chosen = None;
     let mut plain = None;
     for value in proxies {
         match value.split_once(':') {
             Some((protocol, proxy)) if proxy.contains("://") => {
-                if protocol.eq_ignore_ascii_case(scheme) {
-                    return Some(proxy);
+                if !["http", "https"].contains(&protocol) {
+                    anyhow::bail!(
+                        "--proxy {value:?}: the protocol before the URL is http or https"
+                    );
+                }
+                if protocol == scheme {
+                    chosen = chosen.or(Some(proxy));
                 }
             }
             _ => plain = plain.or(Some(value.as_str())),
         }
     }
-    plain
+    Ok(chosen.or(plain))
 }
 
 fn config(args: &Args, url: &str) -> Result<ClientConfig, Failure> {
@@ -447,17 +453,7 @@ fn config(args: &Args, url: &str) -> Result<ClientConfig, Failure> {
         config.timeout = None;
     }
     config.retry = Retry::times(args.retry);
-    if let Some(bad) = args.proxy.iter().find(|p| {
-        p.split_once(':').is_some_and(|(protocol, rest)| {
-            rest.contains("://") && !["http", "https"].contains(&protocol)
-        })
-    }) {
-        return Err(anyhow!(
-            "--proxy {bad:?}: the protocol before the URL is http or https"
-        ))
-        .code(USAGE);
-    }
-    config.proxy = proxy_for(&args.proxy, url).map(str::to_owned);
+    config.proxy = proxy_for(&args.proxy, url).code(USAGE)?.map(str::to_owned);
     config.client_cert.clone_from(&args.cert);
     config.client_key.clone_from(&args.cert_key);
     match args.verify.as_deref() {

@@ -349,13 +349,7 @@ impl Client {
             source
                 .seek(std::io::SeekFrom::Start(done))
                 .map_err(Self::local(local))?;
-            target
-                .seek(std::io::SeekFrom::Start(done))
-                .map_err(|e| Error::Sftp {
-                    host: self.host.clone(),
-                    path: remote.to_owned(),
-                    reason: e.to_string(),
-                })?;
+            self.resume_at(&mut target, remote, done)?;
         }
         progress(done, total);
         let written = (|| {
@@ -470,14 +464,7 @@ impl Client {
         };
         // Errors name the file the caller asked for: `.part` is ours.
         let target = if done > 0 {
-            use std::io::Seek as _;
-            source
-                .seek(std::io::SeekFrom::Start(done))
-                .map_err(|e| Error::Sftp {
-                    host: self.host.clone(),
-                    path: remote.to_owned(),
-                    reason: e.to_string(),
-                })?;
+            self.resume_at(&mut source, remote, done)?;
             log::debug!("{}: resuming at {done} bytes", local.display());
             File::options().append(true).open(&part)
         } else {
@@ -527,6 +514,18 @@ impl Client {
             return written;
         }
         std::fs::rename(&part, local).map_err(Self::local(local))
+    }
+
+    /// Moves an open remote file to `offset`, where a resumed transfer goes on.
+    fn resume_at(&self, file: &mut ssh2::File, remote: &Path, offset: u64) -> Result<(), Error> {
+        use std::io::Seek as _;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .map(drop)
+            .map_err(|e| Error::Sftp {
+                host: self.host.clone(),
+                path: remote.to_owned(),
+                reason: e.to_string(),
+            })
     }
 
     /// Lists a remote directory, sorted by name.

@@ -370,11 +370,11 @@ impl Config {
                 None => PathBuf::from(file),
             };
         }
-        // A dead server is noticed through TCP keepalive probes rather than SSH messages;
-        // the interval is what the option is for.
         if let Some(compression) = params.compression {
             self.compression = compression;
         }
+        // A dead server is noticed through TCP keepalive probes rather than SSH messages;
+        // the interval is what the option is for.
         if let Some(interval) = params.server_alive_interval.filter(|i| !i.is_zero()) {
             self.keepalive = interval;
         }

@@ -156,6 +156,14 @@ fn open(
     Ok((client, PathBuf::from(path)))
 }
 
+/// The remote paths `path` names: what its wildcard matches, or itself.
+fn matching(client: &Client, path: PathBuf) -> Result<Vec<PathBuf>, Failure> {
+    Ok(match client.glob(&path).code(GENERIC)? {
+        Some(found) => found.into_iter().map(|(path, _)| path).collect(),
+        None => vec![path],
+    })
+}
+
 /// `[user@]host:PATH` (IPv6 as `[::1]:PATH`) into the destination and the path. An empty
 /// PATH, `~` and `~/...` are the remote home, as scp reads them: SFTP resolves a relative
 /// path against it.
@@ -285,10 +293,7 @@ pub fn run(args: Args) -> Outcome {
                 .with_fsync(common.fsync)
                 .with_resume(resume);
             let (client, path) = common.open(&remote)?;
-            let sources = match client.glob(&path).code(GENERIC)? {
-                Some(found) => found.into_iter().map(|(path, _)| path).collect(),
-                None => vec![path],
-            };
+            let sources = matching(&client, path)?;
             if sources.len() > 1 && !local.is_dir() {
                 return Err(anyhow!(
                     "{}: not a directory, and {remote} names {} files",
@@ -352,10 +357,7 @@ pub fn run(args: Args) -> Outcome {
             remote,
         } => {
             let (client, path) = common.open(&remote)?;
-            let targets = match client.glob(&path).code(GENERIC)? {
-                Some(found) => found.into_iter().map(|(path, _)| path).collect(),
-                None => vec![path],
-            };
+            let targets = matching(&client, path)?;
             for target in targets {
                 if dir {
                     client.rmdir(&target)

@@ -1383,11 +1383,7 @@ fn dash_d_is_a_socks_proxy_through_the_server_and_dash_n_waits_for_a_signal() {
         .filter(|l| l.contains(&format!("pid={},", child.id())))
         .count();
     // -N: no command runs; SIGTERM ends it, with success.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    terminate(i32::try_from(child.id()).unwrap());
     let out = child.wait_with_output();
     assert!(
         out.status.success(),
@@ -1886,4 +1882,155 @@ fn on_a_terminal_the_password_is_asked_for_the_host_that_wants_it() {
     assert_eq!(code, Some(0), "{screen}");
     assert!(screen.contains("jumped-42"), "{screen}");
     assert_eq!(screen.matches("password:").count(), 1, "{screen}");
+}
+
+/// The pids of netkit processes whose command line holds `needle` (the remote shell runs on
+/// this machine too).
+fn pids_running(needle: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let netkit = netkit_bin().display().to_string();
+            (cmdline.starts_with(&netkit) && cmdline.contains(needle)).then_some(pid)
+        })
+        .collect()
+}
+
+/// `netkit ssh ARGS` with stdout and stderr to files: a background netkit keeps a pipe open
+/// for as long as it runs, as ssh -f does. Returns the status, bounded in time, and the two
+/// files.
+fn ssh_to_files(
+    args: &[String],
+    name: &str,
+) -> (std::process::ExitStatus, [std::path::PathBuf; 2]) {
+    let files = [
+        work_dir().join(format!("{name}.out")),
+        work_dir().join(format!("{name}.err")),
+    ];
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(args)
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&files[0]).unwrap())
+            .stderr(std::fs::File::create(&files[1]).unwrap()),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, files);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "netkit ssh {args:?} did not return: -f did not go to the background"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn terminate(pid: i32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+}
+
+#[test]
+fn dash_f_goes_to_the_background_once_authenticated_as_ssh_f() {
+    // -f -N -L: the tunnel is up when netkit returns, and goes on in the background.
+    let lport = free_port();
+    let spec = format!("127.0.0.1:{lport}:127.0.0.1:{}", port());
+    let (status, [_, err]) = ssh_to_files(&ssh_args(&["-f", "-N", "-L", &spec], &[]), "bg-n");
+    let background = pids_running(&spec);
+    let _kill = killed_on_drop(background.clone());
+    assert!(
+        status.success(),
+        "{status:?} {}",
+        std::fs::read_to_string(&err).unwrap()
+    );
+    assert_eq!(background.len(), 1, "one background netkit: {background:?}");
+    let mut tunnel = std::net::TcpStream::connect(("127.0.0.1", lport)).unwrap();
+    tunnel
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut banner = [0; 8];
+    std::io::Read::read_exact(&mut tunnel, &mut banner).unwrap();
+    assert_eq!(&banner, b"SSH-2.0-");
+    // Out of the terminal's session: its hang-up and Ctrl-C do not reach it.
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", background[0])).unwrap();
+    let session: i32 = stat
+        .rsplit(") ")
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(session, background[0], "{stat}");
+    terminate(background[0]);
+
+    // A command: netkit returns while it runs; its output still comes to ours.
+    let dir = remote_dir("dash-f");
+    let go = dir.join("go");
+    let line = format!(
+        "i=0; until [ -e {} ] || [ $i = 200 ]; do sleep 0.05; i=$((i+1)); done; echo ran-in-background",
+        go.display()
+    );
+    let (status, [out, err]) = ssh_to_files(&ssh_args(&["-f"], &[&line]), "bg-command");
+    assert!(
+        status.success(),
+        "{status:?} {}",
+        std::fs::read_to_string(&err).unwrap()
+    );
+    let background = pids_running(&line);
+    let _kill = killed_on_drop(background.clone());
+    assert_eq!(background.len(), 1, "one background netkit: {background:?}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "");
+    std::fs::write(&go, "").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !pids_running(&line).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never ended"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "ran-in-background\n"
+    );
+
+    // A failure before the session is up is the foreground's: its message and 255.
+    let mut refused = vec!["ssh".to_owned(), "-f".into(), "-p".into()];
+    refused.push(free_port().to_string());
+    refused.extend(common());
+    refused.extend([dest(), "true".into()]);
+    let (status, [_, err]) = ssh_to_files(&refused, "bg-refused");
+    let err = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(status.code(), Some(255), "{err}");
+    assert!(err.contains("refused"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // Nothing to run in the background is refused, as by ssh.
+    let (status, [_, err]) = ssh_to_files(&ssh_args(&["-f"], &[]), "bg-nothing");
+    let err = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(status.code(), Some(255), "{err}");
+    assert!(err.contains("-f needs a command"), "{err}");
+}
+
+/// Ends the background processes `pids` when dropped, so that a failing assertion leaves
+/// none running.
+fn killed_on_drop(pids: Vec<i32>) -> impl Drop {
+    struct Kill(Vec<i32>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            self.0.iter().copied().for_each(terminate);
+        }
+    }
+    Kill(pids)
 }

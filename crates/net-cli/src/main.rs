@@ -7,6 +7,7 @@
     reason = "printing is this binary's job"
 )]
 
+mod background;
 mod connect;
 mod exit;
 mod http;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use net_ssh::{Client, Config, Error, HostKeyPolicy, Identity};
 
+use crate::background;
 use crate::exit::{Failure, Outcome};
 
 /// OpenSSH exits 255 for its own errors: scripts tell them from the command's codes.
@@ -318,7 +319,7 @@ fn refused_hop<'a>(
     Some(hop)
 }
 
-fn own(error: impl Into<anyhow::Error>) -> Failure {
+pub(crate) fn own(error: impl Into<anyhow::Error>) -> Failure {
     Failure {
         code: OWN_ERROR,
         error: error.into(),
@@ -340,6 +341,7 @@ Examples:
   netkit ssh host                  (no COMMAND: an interactive login shell on a terminal)
   netkit ssh -t host sudo systemctl restart nginx   (COMMAND on a remote terminal)
   netkit ssh -W db:5432 bastion    (stdin and stdout to db:5432 through bastion, for ProxyCommand)
+  netkit ssh -f -N -L 5433:db:5432 web   (a tunnel left in the background once authenticated)
   netkit ssh host < script.sh      (no COMMAND, stdin not a terminal: the shell runs the script)
   netkit ssh --hosts web1,web2,db1 --parallel 10 --json -- uptime")]
 pub struct Args {
@@ -384,6 +386,10 @@ pub struct Args {
     /// No command: only forward ports, until interrupted (as ssh -N).
     #[arg(short = 'N', conflicts_with = "tty")]
     no_command: bool,
+    /// Go to the background once connected and authenticated, as ssh -f (for `-f -N -L ...`
+    /// tunnels, or a command left running): stdin is not read, output still goes to ours.
+    #[arg(short = 'f', conflicts_with_all = ["stdio_forward", "hosts", "hosts_file"])]
+    background: bool,
     /// Run on these hosts ([user@]host[:port], comma-separated) instead of DEST.
     #[arg(
         long,
@@ -482,6 +488,17 @@ pub fn run(mut args: Args) -> Outcome {
         )));
     };
     let command = words.collect::<Vec<_>>().join(" ");
+    if args.background {
+        if command.is_empty() && !args.no_command {
+            return Err(own(anyhow!(
+                "-f needs a command to run in the background, or -N"
+            )));
+        }
+        if !background::is_child() {
+            return background::start();
+        }
+        args.no_stdin = true;
+    }
     let on_terminal = !args.no_stdin && std::io::stdin().is_terminal();
     if args.tty == 1 && !on_terminal {
         eprintln!("netkit: no remote terminal: stdin is not a terminal (-tt forces one)");
@@ -514,6 +531,9 @@ pub fn run(mut args: Args) -> Outcome {
         // open, as by ssh -N).
         let mut spare = Some(client);
         let forwards = start_forwards(&asked, &mut config, &mut spare, &stop)?;
+        if args.background {
+            background::detach();
+        }
         let mut signals = signal_hook::iterator::Signals::new([
             signal_hook::consts::SIGINT,
             signal_hook::consts::SIGTERM,
@@ -525,6 +545,9 @@ pub fn run(mut args: Args) -> Outcome {
         return Ok(ExitCode::SUCCESS);
     }
     let forwards = start_forwards(&asked, &mut config, &mut None, &stop)?;
+    if args.background {
+        background::detach();
+    }
     // On a remote terminal, keys go to it as typed (Ctrl-C included) until the end, but for
     // ssh's escapes (`~.` after a newline ends the session: the way out of a hung one). With
     // -tt and no local terminal there are no keys and no window to follow.

@@ -247,6 +247,31 @@ fn tilde_dot_after_a_newline_ends_a_terminal_session_as_in_ssh() {
 }
 
 #[test]
+fn dash_e_sets_the_escape_character_as_in_ssh() {
+    // With -e '^]', a typed `~.` is just keys for the remote side, and Ctrl-] then `.` ends it.
+    let mut terminal = Terminal::start(&netkit_line(
+        &["-t", "-e", "'^]'"],
+        &["'echo ready; read line; echo got-$line; sleep 60'"],
+    ));
+    terminal.wait_for("ready");
+    terminal.type_keys(b"~.\r");
+    terminal.wait_for("got-~.");
+    terminal.type_keys(b"\x1d.");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(255), "{screen}");
+    // -e none: no escapes at all.
+    let mut terminal = Terminal::start(&netkit_line(
+        &["-t", "-e", "none"],
+        &["'echo ready; read line; echo got-$line'"],
+    ));
+    terminal.wait_for("ready");
+    terminal.type_keys(b"~.\r");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("got-~."), "{screen}");
+}
+
+#[test]
 fn dash_t_runs_the_command_on_a_remote_terminal_when_there_is_a_local_one() {
     let (code, screen) = Terminal::start(&netkit_line(&["-t"], &["'tty; exit 4'"])).finish();
     assert_eq!(code, Some(4), "{screen}");
@@ -2033,4 +2058,93 @@ fn killed_on_drop(pids: Vec<i32>) -> impl Drop {
         }
     }
     Kill(pids)
+}
+
+#[test]
+fn dash_4_and_dash_6_choose_the_address_family() {
+    let out = ssh_with(&["-4"], &["echo", "over-v4"], b"");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "over-v4\n");
+    for flags in [&["-6"][..], &["-o", "AddressFamily=inet6"]] {
+        let out = ssh_with(flags, &["true"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{flags:?}: {err}");
+        assert!(err.contains("no IPv6 address"), "{flags:?}: {err}");
+    }
+    let out = ssh_with(&["-o", "AddressFamily=ipx"], &["true"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("AddressFamily ipx"), "{err}");
+}
+
+/// The local addresses `pid` listens on.
+fn listening(pid: u32) -> Vec<String> {
+    let ss = Command::new("ss")
+        .args(["-tlnpH"])
+        .output()
+        .expect("ss (iproute2)");
+    String::from_utf8_lossy(&ss.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("pid={pid},")))
+        .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn dash_g_lets_local_forwards_listen_on_every_interface() {
+    for (flags, address) in [(&[][..], "127.0.0.1"), (&["-g"][..], "0.0.0.0")] {
+        let (lport, dport) = (free_port(), free_port());
+        let local = format!("{lport}:127.0.0.1:{}", port());
+        let mut args = flags.to_vec();
+        let dport_arg = dport.to_string();
+        args.extend(["-N", "-L", &local, "-D", &dport_arg]);
+        let child = netkit_tests::Spawned::start(
+            Command::new(netkit_bin())
+                .args(ssh_args(&args, &[]))
+                .env_remove("SSH_AUTH_SOCK")
+                .stdin(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut heard = listening(child.id());
+        while heard.len() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not listening: {heard:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+            heard = listening(child.id());
+        }
+        heard.sort();
+        let mut expected = vec![format!("{address}:{lport}"), format!("{address}:{dport}")];
+        expected.sort();
+        assert_eq!(heard, expected, "{flags:?}");
+        // Through the loopback address either way.
+        let mut tunnel = std::net::TcpStream::connect(("127.0.0.1", lport)).unwrap();
+        tunnel
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut banner = [0; 8];
+        std::io::Read::read_exact(&mut tunnel, &mut banner).unwrap();
+        assert_eq!(&banner, b"SSH-2.0-");
+    }
+}
+
+#[test]
+fn ssh_flags_for_forwarding_netkit_does_not_do_keep_scripts_working() {
+    // -x, -a, -k turn off what netkit never does: accepted silently, as scripts pass them.
+    let out = ssh_with(&["-x", "-a", "-k"], &["echo", "fine"], b"");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "fine\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    // -A and -X cannot be honoured: a warning, and the command still runs.
+    for flag in ["-A", "-X", "-Y"] {
+        let out = ssh_with(&[flag], &["echo", "ran"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "ran\n",
+            "{flag}: {err}"
+        );
+        assert!(err.contains("not supported"), "{flag}: {err}");
+        assert_eq!(err.lines().count(), 1, "{flag}: {err}");
+    }
 }

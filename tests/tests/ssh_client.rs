@@ -4,7 +4,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use net_ssh::{Client, Error, HostKeyPolicy, Identity, Transfer};
+use net_ssh::{AddressFamily, Client, Error, HostKeyPolicy, Identity, Transfer};
 use netkit_tests::ssh::{WAIT_FOR_43X132, config, key, keyed, port, remote_dir};
 use netkit_tests::{env, work_dir};
 use rand::RngCore as _;
@@ -32,6 +32,20 @@ fn every_authentication_method() {
         .expect("wrong passphrase must fail");
     assert!(matches!(err, Error::Key { .. }), "{err}");
     assert!(err.to_string().contains("id_encrypted"), "{err}");
+}
+
+#[test]
+fn the_address_family_limits_the_addresses_tried() {
+    let mut v4 = keyed();
+    v4.address_family = AddressFamily::Inet;
+    Client::connect(&v4).expect("IPv4 to 127.0.0.1");
+    let mut v6 = keyed();
+    v6.address_family = AddressFamily::Inet6;
+    let err = Client::connect(&v6)
+        .err()
+        .expect("127.0.0.1 has no IPv6 address");
+    assert!(matches!(err, Error::NoAddress { .. }), "{err}");
+    assert_eq!(err.to_string(), "127.0.0.1: no IPv6 address");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use net_ssh::{Client, Config, Error, HostKeyPolicy, Identity};
+use net_ssh::{AddressFamily, Client, Config, Error, HostKeyPolicy, Identity};
 
 use crate::background;
 use crate::exit::{Failure, Outcome};
@@ -29,6 +29,12 @@ pub struct ConnectArgs {
     /// Add an unknown host key to known_hosts (a changed key is still refused).
     #[arg(long, conflicts_with = "insecure")]
     accept_new: bool,
+    /// IPv4 addresses only (as ssh -4).
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    ipv4: bool,
+    /// IPv6 addresses only (as ssh -6).
+    #[arg(short = '6')]
+    ipv6: bool,
     /// Compress the session (zlib, as ssh -C): for slow links; on fast ones it costs time.
     #[arg(short = 'C')]
     compress: bool,
@@ -42,7 +48,7 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
     /// An OpenSSH option for the destination, as ssh -o (repeatable): HostName, User, Port,
-    /// IdentityFile, IdentitiesOnly, ProxyJump, ProxyCommand, ConnectTimeout,
+    /// IdentityFile, IdentitiesOnly, ProxyJump, ProxyCommand, AddressFamily, ConnectTimeout,
     /// StrictHostKeyChecking, UserKnownHostsFile, BatchMode, ExitOnForwardFailure,
     /// Compression, ServerAliveInterval, LogLevel; others are ignored with a warning.
     #[arg(short = 'o', value_name = "KEY=VALUE")]
@@ -139,6 +145,11 @@ impl ConnectArgs {
         }
         if self.compress {
             config.compression = true;
+        }
+        if self.ipv4 {
+            config.address_family = AddressFamily::Inet;
+        } else if self.ipv6 {
+            config.address_family = AddressFamily::Inet6;
         }
         if self.insecure {
             config.host_key_policy = HostKeyPolicy::Insecure;
@@ -386,6 +397,25 @@ pub struct Args {
     /// No command: only forward ports, until interrupted (as ssh -N).
     #[arg(short = 'N', conflicts_with = "tty")]
     no_command: bool,
+    /// Local forwards (-L, -D) without a bind address listen on every interface, not only
+    /// loopback (as ssh -g).
+    #[arg(short = 'g')]
+    gateway_ports: bool,
+    /// The escape character on a remote terminal (default `~`; `^X` for a control key,
+    /// `none` for none), as ssh -e.
+    #[arg(short = 'e', value_name = "CHAR", value_parser = escape_char)]
+    escape: Option<EscapeChar>,
+    /// ssh's -x, -a and -k turn X11, agent and GSSAPI forwarding off: netkit never does
+    /// them, so scripts written for ssh keep working.
+    #[arg(short = 'x', short_aliases = ['a', 'k'], action = clap::ArgAction::Count, hide = true)]
+    _no_forwarding: u8,
+    /// Agent forwarding (ssh -A): libssh2 cannot serve the channels the server opens for
+    /// it, so netkit warns and goes on without.
+    #[arg(short = 'A', action = clap::ArgAction::Count, hide = true)]
+    agent_forwarding: u8,
+    /// X11 forwarding (ssh -X, -Y): as -A.
+    #[arg(short = 'X', short_aliases = ['Y'], action = clap::ArgAction::Count, hide = true)]
+    x11: u8,
     /// Go to the background once connected and authenticated, as ssh -f (for `-f -N -L ...`
     /// tunnels, or a command left running): stdin is not read, output still goes to ours.
     #[arg(short = 'f', conflicts_with_all = ["stdio_forward", "hosts", "hosts_file"])]
@@ -463,6 +493,16 @@ pub fn unknown_option(word: &str) -> clap::Error {
 
 /// Runs `netkit ssh`.
 pub fn run(mut args: Args) -> Outcome {
+    for (asked, what) in [
+        (args.agent_forwarding, "-A: agent forwarding"),
+        (args.x11, "-X/-Y: X11 forwarding"),
+    ] {
+        if asked > 0 {
+            log::warn!(
+                "{what} is not supported (libssh2 cannot serve its channels); going on without it"
+            );
+        }
+    }
     if args.login.is_some() {
         args.connect.user = args.login.take();
     }
@@ -553,7 +593,11 @@ pub fn run(mut args: Args) -> Outcome {
     // -tt and no local terminal there are no keys and no window to follow.
     let local = terminal.is_some() && on_terminal;
     let raw = local.then(RawMode::enter).transpose().map_err(own)?;
-    let mut escapes = raw.as_ref().map(|raw| (Escapes::new(), raw.saved.clone()));
+    let escape = args.escape.map_or(Some(b'~'), |e| e.0);
+    let mut escapes = raw
+        .as_ref()
+        .zip(escape)
+        .map(|(raw, escape)| (Escapes::new(escape), raw.saved.clone()));
     let host = config.host.clone();
     let rx = (!args.no_stdin).then(|| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
@@ -574,7 +618,7 @@ pub fn run(mut args: Args) -> Outcome {
                             std::process::exit(i32::from(OWN_ERROR));
                         }
                         (keys, Some(Escape::Help)) => {
-                            eprint!("{ESCAPE_HELP}");
+                            eprint!("{}", escapes.help());
                             keys
                         }
                     },
@@ -701,8 +745,19 @@ fn local_terminal() -> net_ssh::Terminal {
     }
 }
 
-/// What `~?` prints (raw mode: lines end in \r\n).
-const ESCAPE_HELP: &str = "Supported escape sequences:\r\n ~.   - terminate connection\r\n ~?   - this message\r\n ~~   - send the escape character by typing it twice\r\n(Note that escapes are only recognized immediately after newline.)\r\n";
+/// ssh's -e: the escape character, or none.
+#[derive(Clone, Copy)]
+struct EscapeChar(Option<u8>);
+
+/// Parses -e as ssh does: one character, `^X` for a control key, or `none`.
+fn escape_char(value: &str) -> Result<EscapeChar, String> {
+    match value.as_bytes() {
+        b"none" => Ok(EscapeChar(None)),
+        &[c] if c.is_ascii() => Ok(EscapeChar(Some(c))),
+        &[b'^', c] if c.is_ascii_graphic() => Ok(EscapeChar(Some(c & 0x1f))),
+        _ => Err("expected one character, ^X or none".to_owned()),
+    }
+}
 
 /// An escape typed on the terminal, as ssh's.
 #[derive(Debug, PartialEq)]
@@ -713,19 +768,34 @@ enum Escape {
     Help,
 }
 
-/// ssh's escape character, `~`, read from keys on their way to a remote terminal: it counts
-/// at the start of a line only, `~~` sends one `~`, and any other key after it sends both.
+/// ssh's escape character (`~` unless -e says), read from keys on their way to a remote
+/// terminal: it counts at the start of a line only, typed twice it sends one, and any other
+/// key after it sends both.
 struct Escapes {
+    escape: u8,
     at_line_start: bool,
-    tilde: bool,
+    pending: bool,
 }
 
 impl Escapes {
-    fn new() -> Escapes {
+    fn new(escape: u8) -> Escapes {
         Escapes {
+            escape,
             at_line_start: true,
-            tilde: false,
+            pending: false,
         }
+    }
+
+    /// What `~?` prints, with the escape character in use (raw mode: lines end in \r\n).
+    fn help(&self) -> String {
+        let e = if self.escape < 0x20 {
+            format!("^{}", char::from(self.escape | 0x40))
+        } else {
+            char::from(self.escape).to_string()
+        };
+        format!(
+            "Supported escape sequences:\r\n {e}.   - terminate connection\r\n {e}?   - this message\r\n {e}{e}   - send the escape character by typing it twice\r\n(Note that escapes are only recognized immediately after newline.)\r\n"
+        )
     }
 
     /// The keys to send and the escape met, if any (keys after a `~.` are dropped).
@@ -733,18 +803,18 @@ impl Escapes {
         let mut out = Vec::with_capacity(keys.len());
         let mut escape = None;
         for &key in keys {
-            if std::mem::take(&mut self.tilde) {
+            if std::mem::take(&mut self.pending) {
                 match key {
                     b'.' => return (out, Some(Escape::Disconnect)),
                     b'?' => {
                         escape = Some(Escape::Help);
                         continue;
                     }
-                    b'~' => out.push(b'~'),
-                    other => out.extend([b'~', other]),
+                    key if key == self.escape => out.push(key),
+                    other => out.extend([self.escape, other]),
                 }
-            } else if self.at_line_start && key == b'~' {
-                self.tilde = true;
+            } else if self.at_line_start && key == self.escape {
+                self.pending = true;
                 continue;
             } else {
                 out.push(key);
@@ -797,6 +867,8 @@ struct ForwardSpecs<'a> {
     remote: Vec<Spec<'a>>,
     /// `-D` as `[BIND:]PORT`.
     dynamic: Vec<(&'a str, Option<&'a str>, u16)>,
+    /// -g: -L and -D without a bind address listen on every interface.
+    gateway_ports: bool,
 }
 
 impl<'a> ForwardSpecs<'a> {
@@ -827,6 +899,7 @@ impl<'a> ForwardSpecs<'a> {
             local: specs("-L", &args.forward).map_err(own)?,
             remote: specs("-R", &args.remote_forward).map_err(own)?,
             dynamic: dynamic.map_err(own)?,
+            gateway_ports: args.gateway_ports,
         })
     }
 
@@ -859,8 +932,10 @@ fn start_forwards(
         Ok(())
     };
     let listen = |flag: &str, spec: &str, bind: Option<&str>, port: u16| {
-        // As ssh: no address is the loopback one, an empty one or `*` every interface.
+        // As ssh: no address is the loopback one (every interface with -g), an empty one or
+        // `*` every interface.
         let host = match bind {
+            None if asked.gateway_ports => "0.0.0.0",
             None | Some("localhost") => "127.0.0.1",
             Some("" | "*") => "0.0.0.0",
             Some(host) => host,
@@ -1053,7 +1128,7 @@ mod tests {
 
     #[test]
     fn the_escape_character_counts_only_at_the_start_of_a_line() {
-        let mut e = Escapes::new();
+        let mut e = Escapes::new(b'~');
         assert_eq!(e.filter(b"a~b\r"), (b"a~b\r".to_vec(), None));
         assert_eq!(e.filter(b"~~x~y"), (b"~x~y".to_vec(), None));
         assert_eq!(e.filter(b"\r~"), (b"\r".to_vec(), None));
@@ -1065,9 +1140,28 @@ mod tests {
             (b"\n".to_vec(), Some(Escape::Disconnect))
         );
         assert_eq!(
-            Escapes::new().filter(b"~."),
+            Escapes::new(b'~').filter(b"~."),
             (Vec::new(), Some(Escape::Disconnect))
         );
+    }
+
+    #[test]
+    fn dash_e_changes_the_escape_character_as_in_ssh() {
+        let EscapeChar(Some(caret)) = escape_char("^]").unwrap() else {
+            panic!("^] is a control key");
+        };
+        assert_eq!(caret, 0x1d);
+        let mut e = Escapes::new(caret);
+        assert_eq!(e.filter(b"~."), (b"~.".to_vec(), None));
+        assert_eq!(e.filter(b"\r\x1d\x1d"), (b"\r\x1d".to_vec(), None));
+        assert_eq!(
+            e.filter(b"\r\x1d."),
+            (b"\r".to_vec(), Some(Escape::Disconnect))
+        );
+        assert!(e.help().contains(" ^]. "), "{}", e.help());
+        assert!(escape_char("none").is_ok_and(|e| e.0.is_none()));
+        assert_eq!(escape_char("%").map(|e| e.0), Ok(Some(b'%')));
+        assert!(escape_char("ab").is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use ssh2::{CheckResult, HashType, HostKeyType, KnownHostFileKind, Session};
 
 use crate::Error;
-use crate::config::{Config, HostKeyPolicy, Identity};
+use crate::config::{AddressFamily, Config, HostKeyPolicy, Identity};
 
 /// LIBSSH2_ERROR_EAGAIN: the non-blocking session would block.
 pub(crate) const EAGAIN: ssh2::ErrorCode = ssh2::ErrorCode::Session(-37);
@@ -361,7 +361,18 @@ fn tcp_connect(config: &Config) -> Result<TcpStream, Error> {
         .map_err(|_| Error::Resolve {
             host: config.host.clone(),
         })?
+        .filter(|addr| config.address_family.allows(addr))
         .collect();
+    if addrs.is_empty() {
+        return Err(Error::NoAddress {
+            host: config.host.clone(),
+            family: if config.address_family == AddressFamily::Inet {
+                "IPv4"
+            } else {
+                "IPv6"
+            },
+        });
+    }
     log::debug!("connecting to {}:{} ({addrs:?})", config.host, config.port);
     let stream = connect_any(&addrs, config.connect_timeout).map_err(|source| Error::Connect {
         host: format!("{}:{}", config.host, config.port),

@@ -17,6 +17,30 @@ pub enum HostKeyPolicy {
     Insecure,
 }
 
+/// Which addresses of a host name to connect to (OpenSSH's `AddressFamily`, `ssh -4`/`-6`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AddressFamily {
+    /// IPv4 and IPv6, in the resolver's order.
+    #[default]
+    Any,
+    /// IPv4 only (`inet`, `-4`).
+    Inet,
+    /// IPv6 only (`inet6`, `-6`).
+    Inet6,
+}
+
+impl AddressFamily {
+    /// Whether `addr` is of this family.
+    #[must_use]
+    pub fn allows(self, addr: &std::net::SocketAddr) -> bool {
+        match self {
+            AddressFamily::Any => true,
+            AddressFamily::Inet => addr.is_ipv4(),
+            AddressFamily::Inet6 => addr.is_ipv6(),
+        }
+    }
+}
+
 /// How to connect to one host.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -27,6 +51,8 @@ pub struct Config {
     pub port: u16,
     /// User name (default: `$USER`).
     pub user: String,
+    /// Which of the host's addresses to try (default: any).
+    pub address_family: AddressFamily,
     /// Time to open the TCP connection (default 10 s).
     pub connect_timeout: Duration,
     /// Longest wait for the server in any one protocol step (handshake, auth, SFTP call;
@@ -170,6 +196,7 @@ impl Config {
             host: host.to_owned(),
             port: 22,
             user: std::env::var("USER").unwrap_or_else(|_| "root".to_owned()),
+            address_family: AddressFamily::Any,
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(30),
             exec_timeout: None,
@@ -231,7 +258,7 @@ impl Config {
     /// Parses `dest` like [`Config::from_destination`], then applies the `Host` block of an
     /// OpenSSH client config that matches its host: `ssh_config`, or `~/.ssh/config` when it
     /// exists. What `dest` says wins. Read: `HostName`, `User`, `Port`, `IdentityFile`,
-    /// `IdentitiesOnly`, `ProxyJump`, `ProxyCommand`, `ConnectTimeout`, `Compression`,
+    /// `IdentitiesOnly`, `ProxyJump`, `ProxyCommand`, `AddressFamily`, `ConnectTimeout`, `Compression`,
     /// `ServerAliveInterval`, `StrictHostKeyChecking` (`no` adds unknown keys as
     /// `accept-new` does; a changed key is still refused), `UserKnownHostsFile`, `BatchMode`,
     /// `ExitOnForwardFailure`;
@@ -384,6 +411,18 @@ impl Config {
         if let Some(batch) = value("batchmode") {
             self.batch_mode = batch.eq_ignore_ascii_case("yes");
         }
+        if let Some(family) = value("addressfamily") {
+            self.address_family = match family.to_ascii_lowercase().as_str() {
+                "any" => AddressFamily::Any,
+                "inet" => AddressFamily::Inet,
+                "inet6" => AddressFamily::Inet6,
+                other => {
+                    return Err(format!(
+                        "AddressFamily {other}: expected any, inet or inet6"
+                    ));
+                }
+            };
+        }
         if let Some(exit) = value("exitonforwardfailure") {
             self.exit_on_forward_failure = exit.eq_ignore_ascii_case("yes");
         }
@@ -429,8 +468,9 @@ impl Config {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 15] = [
+const OPTIONS_READ: [&str; 16] = [
     "hostname",
+    "addressfamily",
     "user",
     "port",
     "identityfile",

@@ -13,6 +13,14 @@ pub enum Error {
         /// The host.
         host: String,
     },
+    /// The host name has no address of the family asked for (`ssh -4`/`-6`).
+    #[error("{host}: no {family} address")]
+    NoAddress {
+        /// The host.
+        host: String,
+        /// `IPv4` or `IPv6`.
+        family: &'static str,
+    },
     /// The TCP connection failed.
     #[error("{host}: cannot connect: {source}")]
     Connect {

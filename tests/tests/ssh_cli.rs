@@ -1978,13 +1978,7 @@ fn dash_f_goes_to_the_background_once_authenticated_as_ssh_f() {
         std::fs::read_to_string(&err).unwrap()
     );
     assert_eq!(background.len(), 1, "one background netkit: {background:?}");
-    let mut tunnel = std::net::TcpStream::connect(("127.0.0.1", lport)).unwrap();
-    tunnel
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut banner = [0; 8];
-    std::io::Read::read_exact(&mut tunnel, &mut banner).unwrap();
-    assert_eq!(&banner, b"SSH-2.0-");
+    assert_sshd_answers_at(lport);
     // Out of the terminal's session: its hang-up and Ctrl-C do not reach it.
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", background[0])).unwrap();
     let session: i32 = stat
@@ -2076,17 +2070,94 @@ fn dash_4_and_dash_6_choose_the_address_family() {
     assert!(err.contains("AddressFamily ipx"), "{err}");
 }
 
-/// The local addresses `pid` listens on.
-fn listening(pid: u32) -> Vec<String> {
-    let ss = Command::new("ss")
-        .args(["-tlnpH"])
-        .output()
-        .expect("ss (iproute2)");
-    String::from_utf8_lossy(&ss.stdout)
-        .lines()
-        .filter(|l| l.contains(&format!("pid={pid},")))
-        .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
-        .collect()
+/// The local addresses `pid` listens on, once there are `count` (waited for up to 10 s).
+fn listening(pid: u32, count: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ss = Command::new("ss")
+            .args(["-tlnpH"])
+            .output()
+            .expect("ss (iproute2)");
+        let heard: Vec<String> = String::from_utf8_lossy(&ss.stdout)
+            .lines()
+            .filter(|l| l.contains(&format!("pid={pid},")))
+            .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
+            .collect();
+        if heard.len() >= count {
+            return heard;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "listening on {heard:?}, not {count}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The test sshd's banner comes through `port` on loopback (a forward to it).
+fn assert_sshd_answers_at(port: u16) {
+    let mut tunnel = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tunnel
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut banner = [0; 8];
+    std::io::Read::read_exact(&mut tunnel, &mut banner).unwrap();
+    assert_eq!(&banner, b"SSH-2.0-");
+}
+
+#[test]
+fn forwards_from_the_config_file_add_to_the_flags_as_in_ssh() {
+    let (l1, l2, l3, d) = (free_port(), free_port(), free_port(), free_port());
+    let file = work_dir().join("ssh-config-forwards");
+    std::fs::write(
+        &file,
+        format!(
+            "Host netkit-forwards\n    HostName 127.0.0.1\n    Port {p}\n    User {}\n    \
+             IdentityFile {}\n    LocalForward {l1} 127.0.0.1:{p}\n    \
+             LocalForward 127.0.0.1:{l2} 127.0.0.1:{p}\n    DynamicForward {d}\n",
+            env("NETKIT_TEST_SSH_USER"),
+            key("id_ed25519").display(),
+            p = port(),
+        ),
+    )
+    .unwrap();
+    let by_flag = format!("{l3}:127.0.0.1:{}", port());
+    let child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(["ssh", "-F", file.to_str().unwrap(), "--known-hosts"])
+            .arg(env("NETKIT_TEST_SSH_KNOWN_HOSTS"))
+            .args(["-N", "-L", &by_flag, "netkit-forwards"])
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let mut heard = listening(child.id(), 4);
+    heard.sort();
+    let mut expected: Vec<_> = [l1, l2, l3, d]
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    expected.sort();
+    assert_eq!(heard, expected);
+    for port in [l1, l2, l3] {
+        assert_sshd_answers_at(port);
+    }
+    // A bad line is named as the file has it, before anything connects.
+    std::fs::write(&file, "Host netkit-forwards\n    LocalForward 8080\n").unwrap();
+    let out = netkit(
+        &[
+            "ssh",
+            "-F",
+            file.to_str().unwrap(),
+            "netkit-forwards",
+            "true",
+        ],
+        b"",
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("bad LocalForward \"8080\""), "{err}");
 }
 
 #[test]
@@ -2104,28 +2175,13 @@ fn dash_g_lets_local_forwards_listen_on_every_interface() {
                 .stdin(Stdio::null())
                 .stderr(Stdio::piped()),
         );
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let mut heard = listening(child.id());
-        while heard.len() < 2 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "not listening: {heard:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-            heard = listening(child.id());
-        }
+        let mut heard = listening(child.id(), 2);
         heard.sort();
         let mut expected = vec![format!("{address}:{lport}"), format!("{address}:{dport}")];
         expected.sort();
         assert_eq!(heard, expected, "{flags:?}");
         // Through the loopback address either way.
-        let mut tunnel = std::net::TcpStream::connect(("127.0.0.1", lport)).unwrap();
-        tunnel
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut banner = [0; 8];
-        std::io::Read::read_exact(&mut tunnel, &mut banner).unwrap();
-        assert_eq!(&banner, b"SSH-2.0-");
+        assert_sshd_answers_at(lport);
     }
 }
 

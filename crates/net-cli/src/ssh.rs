@@ -50,7 +50,8 @@ pub struct ConnectArgs {
     /// An OpenSSH option for the destination, as ssh -o (repeatable): HostName, User, Port,
     /// IdentityFile, IdentitiesOnly, ProxyJump, ProxyCommand, AddressFamily, ConnectTimeout,
     /// StrictHostKeyChecking, UserKnownHostsFile, BatchMode, ExitOnForwardFailure,
-    /// Compression, ServerAliveInterval, LogLevel; others are ignored with a warning.
+    /// LocalForward, RemoteForward, DynamicForward, Compression, ServerAliveInterval,
+    /// LogLevel; others are ignored with a warning.
     #[arg(short = 'o', value_name = "KEY=VALUE")]
     options: Vec<String>,
     /// Connect through these jump hosts first, in order, as OpenSSH's ProxyJump.
@@ -550,7 +551,13 @@ pub fn run(mut args: Args) -> Outcome {
     let wants_terminal =
         !args.no_tty && (args.tty >= 2 || ((args.tty == 1 || command.is_empty()) && on_terminal));
     let terminal = wants_terminal.then(local_terminal);
-    let asked = ForwardSpecs::parse(&args)?;
+    let mut config = args.config(dest)?;
+    // -W carries one connection and nothing else, as with ssh (ClearAllForwardings).
+    let from_file = match args.stdio_forward {
+        Some(_) => net_ssh::ConfiguredForwards::default(),
+        None => config.forwards.clone(),
+    };
+    let asked = ForwardSpecs::parse(&args, &from_file)?;
     let stdio_to = match &args.stdio_forward {
         Some(_) if !command.is_empty() => {
             return Err(own(anyhow!(
@@ -560,7 +567,6 @@ pub fn run(mut args: Args) -> Outcome {
         Some(spec) => Some(parse_host_port(spec)?),
         None => None,
     };
-    let mut config = args.config(dest)?;
     let client = connect(&mut config)?;
     if let Some((host, port)) = stdio_to {
         return stdio_forward(client, host, port, !args.no_stdin);
@@ -872,10 +878,17 @@ struct ForwardSpecs<'a> {
 }
 
 impl<'a> ForwardSpecs<'a> {
-    fn parse(args: &'a Args) -> Result<ForwardSpecs<'a>, Failure> {
-        let specs = |flag: &str, all: &'a [String]| {
+    /// The flags' forwards, then the config file's (OpenSSH adds both up).
+    fn parse(
+        args: &'a Args,
+        from_file: &'a net_ssh::ConfiguredForwards,
+    ) -> Result<ForwardSpecs<'a>, Failure> {
+        // Each named as the user wrote it, for the error.
+        let specs = |flag, option, all: &'a [String], file: &'a [String]| {
             all.iter()
-                .map(|spec| {
+                .map(|spec| (flag, spec))
+                .chain(file.iter().map(|spec| (option, spec)))
+                .map(|(flag, spec)| {
                     let (bind, listen, host, port) = parse_forward(flag, spec)?;
                     Ok((spec.as_str(), bind, listen, host, port))
                 })
@@ -884,8 +897,15 @@ impl<'a> ForwardSpecs<'a> {
         let dynamic = args
             .dynamic_forward
             .iter()
-            .map(|spec| {
-                let bad = || anyhow!("bad -D {spec:?}: expected [BIND:]PORT");
+            .map(|spec| ("-D", spec))
+            .chain(
+                from_file
+                    .dynamic
+                    .iter()
+                    .map(|spec| ("DynamicForward", spec)),
+            )
+            .map(|(flag, spec)| {
+                let bad = || anyhow!("bad {flag} {spec:?}: expected [BIND:]PORT");
                 let (bind, port) = match fields(spec).as_deref() {
                     Some(&[port]) => (None, port),
                     Some(&[bind, port]) => (Some(bind), port),
@@ -896,8 +916,14 @@ impl<'a> ForwardSpecs<'a> {
             })
             .collect::<anyhow::Result<Vec<_>>>();
         Ok(ForwardSpecs {
-            local: specs("-L", &args.forward).map_err(own)?,
-            remote: specs("-R", &args.remote_forward).map_err(own)?,
+            local: specs("-L", "LocalForward", &args.forward, &from_file.local).map_err(own)?,
+            remote: specs(
+                "-R",
+                "RemoteForward",
+                &args.remote_forward,
+                &from_file.remote,
+            )
+            .map_err(own)?,
             dynamic: dynamic.map_err(own)?,
             gateway_ports: args.gateway_ports,
         })

@@ -93,6 +93,11 @@ pub struct Config {
     /// yes`); otherwise it is a warning and the session goes on. Read by the program that
     /// sets the forwards up, as `netkit ssh -L/-R/-D`.
     pub exit_on_forward_failure: bool,
+    /// The config file's `LocalForward`, `RemoteForward` and `DynamicForward` lines for this
+    /// host, written as `ssh -L`, `-R` and `-D` take them (`[BIND:]PORT:HOST:PORT`,
+    /// `[BIND:]PORT`). Read by the program that sets forwards up, as `netkit ssh`; a program
+    /// that only copies files (as sftp) leaves them alone.
+    pub forwards: ConfiguredForwards,
     /// Reach the host through this one (OpenSSH's `ProxyJump`, `-J`): the connection is a
     /// direct-tcpip channel from the jump host, which may have a jump host of its own. The
     /// host key checked is still this host's.
@@ -101,6 +106,18 @@ pub struct Config {
     /// connecting (OpenSSH's `ProxyCommand`; `%h`, `%p`, `%r`, `%n` and `%%` are expanded).
     /// `jump` wins when both are set.
     pub proxy_command: Option<String>,
+}
+
+/// Port forwards asked for by an OpenSSH config file, as `ssh -L`, `-R` and `-D` write them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConfiguredForwards {
+    /// `LocalForward`s as `[BIND:]PORT:HOST:PORT`.
+    pub local: Vec<String>,
+    /// `RemoteForward`s as `[BIND:]PORT:HOST:PORT`.
+    pub remote: Vec<String>,
+    /// `DynamicForward`s as `[BIND:]PORT`.
+    pub dynamic: Vec<String>,
 }
 
 /// A private key file and its passphrase.
@@ -211,6 +228,7 @@ impl Config {
             password: None,
             batch_mode: false,
             exit_on_forward_failure: false,
+            forwards: ConfiguredForwards::default(),
             jump: None,
             proxy_command: None,
         }
@@ -261,7 +279,8 @@ impl Config {
     /// `IdentitiesOnly`, `ProxyJump`, `ProxyCommand`, `AddressFamily`, `ConnectTimeout`, `Compression`,
     /// `ServerAliveInterval`, `StrictHostKeyChecking` (`no` adds unknown keys as
     /// `accept-new` does; a changed key is still refused), `UserKnownHostsFile`, `BatchMode`,
-    /// `ExitOnForwardFailure`;
+    /// `ExitOnForwardFailure`, `LocalForward`, `RemoteForward`, `DynamicForward` (every line
+    /// that applies, as OpenSSH adds them up);
     /// other OpenSSH options are ignored. Jump hosts are resolved the same way, their own
     /// `ProxyJump`s included.
     ///
@@ -324,6 +343,7 @@ impl Config {
             .parse(&mut text.as_bytes(), rules)
             .map_err(|e| bad(e.to_string()))?;
         let params = parsed.query(&config.host);
+        config.forwards = forwards_for(&text, &config.host, rules).map_err(bad)?;
         let hops = config.take_params(params, dest).map_err(bad)?;
         if hops.iter().any(|h| !h.eq_ignore_ascii_case("none")) {
             if depth == 8 {
@@ -467,9 +487,70 @@ impl Config {
     }
 }
 
+/// The forwarding lines of an OpenSSH config `text` that apply to `host` (see
+/// [`Config::forwards`]). ssh2-config keeps one value of an option it does not read, where
+/// OpenSSH adds up every line, so each line is put to ssh2-config alone: its own `Host` and
+/// `Match` rules say whether the line applies.
+fn forwards_for(
+    text: &str,
+    host: &str,
+    rules: ssh2_config::ParseRule,
+) -> Result<ConfiguredForwards, String> {
+    const KINDS: [&str; 3] = ["localforward", "remoteforward", "dynamicforward"];
+    let lines: Vec<&str> = text.lines().collect();
+    let kind_of = |line: &str| {
+        let word = line
+            .trim_start()
+            .split(|c: char| c == '=' || c.is_whitespace())
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        KINDS.iter().position(|k| *k == word)
+    };
+    let mut forwards = ConfiguredForwards::default();
+    for (at, line) in lines.iter().enumerate() {
+        let Some(kind) = kind_of(line) else {
+            continue;
+        };
+        // This line alone, as an option ssh2-config keeps without reading it.
+        let mut alone = String::new();
+        for (i, other) in lines.iter().enumerate() {
+            if i == at {
+                alone.push_str("LocalForward x\n");
+            } else if kind_of(other).is_none() {
+                alone.push_str(other);
+                alone.push('\n');
+            }
+        }
+        let applies = ssh2_config::SshConfig::default()
+            .parse(&mut alone.as_bytes(), rules)
+            .map_err(|e| e.to_string())?
+            .query(host)
+            .unsupported_fields
+            .contains_key("localforward");
+        if !applies {
+            continue;
+        }
+        let args = line.trim_start()[KINDS[kind].len()..]
+            .trim_start_matches(|c: char| c == '=' || c.is_whitespace())
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(":");
+        match kind {
+            0 => forwards.local.push(args),
+            1 => forwards.remote.push(args),
+            _ => forwards.dynamic.push(args),
+        }
+    }
+    Ok(forwards)
+}
+
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 16] = [
+const OPTIONS_READ: [&str; 19] = [
     "hostname",
+    "localforward",
+    "remoteforward",
+    "dynamicforward",
     "addressfamily",
     "user",
     "port",
@@ -623,6 +704,32 @@ mod tests {
                 .unwrap()
                 .exit_on_forward_failure
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn every_forwarding_line_that_applies_is_kept_as_openssh_adds_them_up() {
+        let dir = std::env::temp_dir().join(format!("netkit-forwards-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config");
+        std::fs::write(
+            &file,
+            "Host web\n  LocalForward 8080 localhost:80\n  localforward=[::1]:8081 [::1]:81\n  \
+             DynamicForward 1080\nHost db*\n  LocalForward 5432 db:5432\nHost !db* *\n  \
+             RemoteForward 9000 localhost:9000\n",
+        )
+        .unwrap();
+        let options = ["LocalForward 1111 a:1".to_owned()];
+        let web = Config::resolve_with("web", Some(&file), &options).unwrap();
+        assert_eq!(
+            web.forwards.local,
+            ["1111:a:1", "8080:localhost:80", "[::1]:8081:[::1]:81"]
+        );
+        assert_eq!(web.forwards.remote, ["9000:localhost:9000"]);
+        assert_eq!(web.forwards.dynamic, ["1080"]);
+        let db = Config::resolve("db1", Some(&file)).unwrap();
+        assert_eq!(db.forwards.local, ["5432:db:5432"]);
+        assert!(db.forwards.remote.is_empty() && db.forwards.dynamic.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

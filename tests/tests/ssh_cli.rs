@@ -2204,3 +2204,73 @@ fn ssh_flags_for_forwarding_netkit_does_not_do_keep_scripts_working() {
         assert_eq!(err.lines().count(), 1, "{flag}: {err}");
     }
 }
+
+#[test]
+fn uri_destinations_as_ssh_and_sftp_take_them() {
+    let user = env("NETKIT_TEST_SSH_USER");
+    let uri = format!("ssh://{user}@127.0.0.1:{}", port());
+    let mut args = vec!["ssh".to_owned()];
+    args.extend(common());
+    args.extend([uri.clone(), "echo".into(), "by-uri".into()]);
+    let out = netkit(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        b"",
+        &[],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "by-uri\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // -p fills in a port the URI leaves out, as for user@host.
+    let mut args = vec!["ssh".to_owned(), "-p".into(), port().to_string()];
+    args.extend(common());
+    args.extend([format!("ssh://{user}@127.0.0.1/"), "true".into()]);
+    let out = netkit(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        b"",
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dir = remote_dir("sftp-uri");
+    std::fs::write(dir.join("in-dir.txt"), "absolute\n").unwrap();
+    let home = std::path::PathBuf::from(env("NETKIT_TEST_SSH_HOME"));
+    std::fs::write(home.join("sftp-uri-home.txt"), "home\n").unwrap();
+    let local = work_dir().join("sftp-uri");
+    let _ = std::fs::remove_dir_all(&local);
+    std::fs::create_dir_all(&local).unwrap();
+    let base = format!("sftp://{user}@127.0.0.1:{}", port());
+    for (remote, name, text) in [
+        (
+            format!("{base}{}/in-dir.txt", dir.display()),
+            "in-dir.txt",
+            "absolute\n",
+        ),
+        (
+            format!("{base}/~/sftp-uri-home.txt"),
+            "sftp-uri-home.txt",
+            "home\n",
+        ),
+    ] {
+        // No -P: the port is the URI's.
+        let mut args = vec!["sftp".to_owned(), "get".into()];
+        args.extend(common());
+        args.extend([remote.clone(), local.display().to_string()]);
+        ok(netkit(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            b"",
+            &[],
+        ));
+        assert_eq!(
+            std::fs::read_to_string(local.join(name)).unwrap(),
+            text,
+            "{remote}"
+        );
+    }
+}

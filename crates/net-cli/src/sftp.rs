@@ -166,8 +166,18 @@ fn matching(client: &Client, path: PathBuf) -> Result<Vec<PathBuf>, Failure> {
 
 /// `[user@]host:PATH` (IPv6 as `[::1]:PATH`) into the destination and the path. An empty
 /// PATH, `~` and `~/...` are the remote home, as scp reads them: SFTP resolves a relative
-/// path against it.
+/// path against it. The URI form `sftp://[user@]host[:port][/PATH]` (as sftp and curl take
+/// it) names an absolute PATH, the home with `/~/`.
 fn split_remote(remote: &str) -> anyhow::Result<(&str, &str)> {
+    if let Some(uri) = remote.strip_prefix("sftp://") {
+        let (dest, path) = uri.split_at(uri.find('/').unwrap_or(uri.len()));
+        let path = if path == "/~" {
+            ""
+        } else {
+            path.strip_prefix("/~/").unwrap_or(path)
+        };
+        return Ok((dest, if path.is_empty() { "." } else { path }));
+    }
     let split = if remote.starts_with('[') {
         remote.find("]:").map(|i| i + 1)
     } else {

@@ -130,13 +130,14 @@ impl ConnectArgs {
         port: Option<u16>,
         user: Option<&str>,
     ) -> Result<(), Failure> {
+        let named = net_ssh::Destination::parse(dest).ok();
         if let Some(port) = port
-            && !dest.contains(':')
+            && named.is_none_or(|d| d.port.is_none())
         {
             config.port = port;
         }
         if let Some(user) = user
-            && !dest.contains('@')
+            && named.is_none_or(|d| d.user.is_none())
         {
             user.clone_into(&mut config.user);
         }

@@ -108,6 +108,60 @@ pub struct Config {
     pub proxy_command: Option<String>,
 }
 
+/// What a destination names: `[user@]host[:port]` (IPv6 as `[::1]:port`) or
+/// `ssh://[user@]host[:port]`. A program that lets flags fill in what it leaves out (`-l`,
+/// `-p`) asks it what was named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Destination<'a> {
+    /// The user, if named.
+    pub user: Option<&'a str>,
+    /// The host name or address (an IPv6 one without its brackets).
+    pub host: &'a str,
+    /// The port, if named.
+    pub port: Option<u16>,
+}
+
+impl<'a> Destination<'a> {
+    /// Parses `dest`.
+    ///
+    /// # Errors
+    /// [`Error::BadDestination`] when the port is not a number, the host is empty or an
+    /// `ssh://` URI has a path.
+    pub fn parse(dest: &'a str) -> Result<Destination<'a>, Error> {
+        let bad = || Error::BadDestination(dest.to_owned());
+        let uri = dest.strip_prefix("ssh://");
+        let named = uri.map_or(dest, |rest| rest.strip_suffix('/').unwrap_or(rest));
+        if uri.is_some() && named.contains('/') {
+            return Err(bad());
+        }
+        let (user, rest) = match named.rsplit_once('@') {
+            Some((user, rest)) if !user.is_empty() => (Some(user), rest),
+            Some(_) => return Err(bad()),
+            None => (None, named),
+        };
+        let port_number = |p: &str| p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(bad);
+        let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
+            let (host, after) = inner.split_once(']').ok_or_else(bad)?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(port_number(p)?),
+                None if after.is_empty() => None,
+                None => return Err(bad()),
+            };
+            (host, port)
+        } else {
+            match rest.split_once(':') {
+                Some((host, p)) => (host, Some(port_number(p)?)),
+                None => (rest, None),
+            }
+        };
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(bad());
+        }
+        Ok(Destination { user, host, port })
+    }
+}
+
 /// Port forwards asked for by an OpenSSH config file, as `ssh -L`, `-R` and `-D` write them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -234,40 +288,18 @@ impl Config {
         }
     }
 
-    /// Parses `[user@]host[:port]` (IPv6 as `[::1]:port`) over the defaults.
+    /// Parses `[user@]host[:port]` (IPv6 as `[::1]:port`), or the URI form ssh takes,
+    /// `ssh://[user@]host[:port]`, over the defaults.
     ///
     /// # Errors
     /// [`Error::BadDestination`] when the port is not a number or the host is empty.
     pub fn from_destination(dest: &str) -> Result<Config, Error> {
-        let bad = || Error::BadDestination(dest.to_owned());
-        let (user, rest) = match dest.rsplit_once('@') {
-            Some((user, rest)) if !user.is_empty() => (Some(user), rest),
-            Some(_) => return Err(bad()),
-            None => (None, dest),
-        };
-        let port_number = |p: &str| p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(bad);
-        let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
-            let (host, after) = inner.split_once(']').ok_or_else(bad)?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => Some(port_number(p)?),
-                None if after.is_empty() => None,
-                None => return Err(bad()),
-            };
-            (host, port)
-        } else {
-            match rest.split_once(':') {
-                Some((host, p)) => (host, Some(port_number(p)?)),
-                None => (rest, None),
-            }
-        };
-        if host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(bad());
-        }
-        let mut config = Config::new(host);
-        if let Some(user) = user {
+        let named = Destination::parse(dest)?;
+        let mut config = Config::new(named.host);
+        if let Some(user) = named.user {
             config.user = user.to_owned();
         }
-        if let Some(port) = port {
+        if let Some(port) = named.port {
             config.port = port;
         }
         Ok(config)
@@ -369,9 +401,10 @@ impl Config {
         mut params: ssh2_config::HostParams,
         dest: &str,
     ) -> Result<Vec<String>, String> {
+        let named = Destination::parse(dest).ok();
         let (user_given, port_given) = (
-            dest.contains('@'),
-            dest.rsplit_once(']').map_or(dest, |(_, p)| p).contains(':'),
+            named.is_some_and(|d| d.user.is_some()),
+            named.is_some_and(|d| d.port.is_some()),
         );
         if let Some(host) = params.host_name {
             self.host = host;
@@ -623,6 +656,14 @@ mod tests {
         assert!(Config::from_destination("h:port").is_err());
         assert!(Config::from_destination("@h").is_err());
         assert!(Config::from_destination("").is_err());
+        let c = Config::from_destination("ssh://ann@example.org:2222/").unwrap();
+        assert_eq!(
+            (c.user.as_str(), c.host.as_str(), c.port),
+            ("ann", "example.org", 2222)
+        );
+        let c = Config::from_destination("ssh://[::1]").unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("::1", 22));
+        assert!(Config::from_destination("ssh://h/path").is_err());
     }
 
     #[test]

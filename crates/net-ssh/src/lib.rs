@@ -25,7 +25,7 @@ mod sftp;
 mod socks;
 
 pub use client::Client;
-pub use config::{AddressFamily, Config, ConfiguredForwards, HostKeyPolicy, Identity};
+pub use config::{AddressFamily, Config, ConfiguredForwards, Destination, HostKeyPolicy, Identity};
 pub use error::Error;
 pub use exec::{ExitStatus, Output, Terminal};
 pub use forward::Forwards;

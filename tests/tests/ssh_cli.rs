@@ -2237,6 +2237,19 @@ fn uri_destinations_as_ssh_and_sftp_take_them() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // And to an address in brackets (as IPv6 ones are written), which names no port.
+    args.truncate(args.len() - 2);
+    args.extend([format!("{user}@[127.0.0.1]"), "true".into()]);
+    let out = netkit(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        b"",
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let dir = remote_dir("sftp-uri");
     std::fs::write(dir.join("in-dir.txt"), "absolute\n").unwrap();

@@ -130,6 +130,96 @@ fn host_key_policies() {
     Client::connect(&insecure).expect("insecure accepts anything");
 }
 
+/// The test sshd's known_hosts lines of key type `kind`.
+fn known_lines_of(kind: &str) -> String {
+    std::fs::read_to_string(env("NETKIT_TEST_SSH_KNOWN_HOSTS"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some(kind))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn a_host_known_by_one_key_type_is_asked_for_that_type_as_openssh_does() {
+    let dir = work_dir().join("ssh-known-types");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // The server has Ed25519, ECDSA and RSA keys and prefers Ed25519; a file that knows it by
+    // one of the others must not read as a changed key.
+    for kind in ["ecdsa-sha2-nistp256", "ssh-rsa"] {
+        let file = dir.join(kind);
+        std::fs::write(&file, known_lines_of(kind)).unwrap();
+        let hashed = dir.join(format!("{kind}-hashed"));
+        std::fs::copy(&file, &hashed).unwrap();
+        let status = std::process::Command::new("ssh-keygen")
+            .arg("-H")
+            .arg("-f")
+            .arg(&hashed)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("ssh-keygen");
+        assert!(status.success());
+        assert!(std::fs::read_to_string(&hashed).unwrap().starts_with("|1|"));
+        for (path, policy) in [
+            (&file, HostKeyPolicy::Strict),
+            (&hashed, HostKeyPolicy::Strict),
+            (&file, HostKeyPolicy::AcceptNew),
+        ] {
+            let before = std::fs::read_to_string(path).unwrap();
+            let mut c = keyed();
+            c.known_hosts = path.clone();
+            c.host_key_policy = policy;
+            Client::connect(&c).unwrap_or_else(|e| panic!("{kind} {policy:?}: {e}"));
+            assert_eq!(std::fs::read_to_string(path).unwrap(), before, "{kind}");
+        }
+    }
+    // Another ECDSA key than the server's: a changed key, as before.
+    let ecdsa = std::fs::read_to_string(key("id_ecdsa").with_extension("pub")).unwrap();
+    let mut fields = ecdsa.split_whitespace();
+    let changed = dir.join("changed-ecdsa");
+    std::fs::write(
+        &changed,
+        format!(
+            "[127.0.0.1]:{} {} {}\n",
+            port(),
+            fields.next().unwrap(),
+            fields.next().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut c = keyed();
+    c.known_hosts = changed;
+    let err = Client::connect(&c).err().expect("a changed ECDSA key");
+    assert!(matches!(err, Error::HostKeyChanged { .. }), "{err}");
+    // Known only by a type the server does not have: unknown, not changed (OpenSSH's word).
+    let other = dir.join("id_p384");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ecdsa", "-b", "384", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success());
+    let p384 = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let mut fields = p384.split_whitespace();
+    let only_p384 = dir.join("only-p384");
+    std::fs::write(
+        &only_p384,
+        format!(
+            "[127.0.0.1]:{} {} {}\n",
+            port(),
+            fields.next().unwrap(),
+            fields.next().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut c = keyed();
+    c.known_hosts = only_p384;
+    let err = Client::connect(&c).err().expect("no key of a known type");
+    assert!(matches!(err, Error::UnknownHostKey { .. }), "{err}");
+}
+
 #[test]
 fn exec_exit_codes_signals_stdin_and_separate_streams() {
     let client = Client::connect(&keyed()).unwrap();

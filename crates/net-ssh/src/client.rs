@@ -1,15 +1,13 @@
 //! Connecting: TCP, handshake, host-key check against known_hosts, authentication.
 
-use std::io::Write as _;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
 
 use base64::Engine as _;
 use ssh2::{CheckResult, HashType, HostKeyType, KnownHostFileKind, Session};
 
-use crate::Error;
 use crate::config::{AddressFamily, Config, HostKeyPolicy, Identity};
+use crate::{Error, known_hosts};
 
 /// LIBSSH2_ERROR_EAGAIN: the non-blocking session would block.
 pub(crate) const EAGAIN: ssh2::ErrorCode = ssh2::ErrorCode::Session(-37);
@@ -60,6 +58,18 @@ impl Client {
         session.set_compress(config.compression);
         session.set_tcp_stream(stream);
         session.set_timeout(u32::try_from(config.timeout.as_millis()).unwrap_or(u32::MAX));
+        let known = known_hosts::key_types(&config.known_hosts, &config.host, config.port);
+        if !known.is_empty() {
+            let set = session
+                .supported_algs(ssh2::MethodType::HostKey)
+                .and_then(|supported| {
+                    let preferred = known_hosts::algorithms_preferring(&known, &supported);
+                    session.method_pref(ssh2::MethodType::HostKey, &preferred)
+                });
+            if let Err(e) = set {
+                log::debug!("{host}: cannot prefer the known host key types: {e}");
+            }
+        }
         session.handshake().map_err(|e| Error::Handshake {
             host: host.clone(),
             reason: if e.message().contains("banner") && config.proxy_command.is_some() {
@@ -90,7 +100,7 @@ impl Client {
             exec_timeout: config.exec_timeout,
             _proxy: proxy,
         };
-        client.check_host_key(config)?;
+        client.check_host_key(config, &known)?;
         client.authenticate(config)?;
         log::debug!("{}: authenticated as {}", client.host, config.user);
         Ok(client)
@@ -156,7 +166,9 @@ impl Client {
         &self.host
     }
 
-    fn check_host_key(&self, config: &Config) -> Result<(), Error> {
+    /// Checks the server's key against known_hosts, which holds keys of the `known` types
+    /// for this host.
+    fn check_host_key(&self, config: &Config, known: &[String]) -> Result<(), Error> {
         let (key, kind) = self.session.host_key().ok_or_else(|| Error::Handshake {
             host: self.host.clone(),
             reason: "the server sent no host key".into(),
@@ -169,16 +181,21 @@ impl Client {
             path: path.clone(),
             reason,
         };
-        let mut known = self
+        let mut known_keys = self
             .session
             .known_hosts()
             .map_err(|e| kh_error(e.message().to_owned()))?;
         if path.exists() {
-            known
+            known_keys
                 .read_file(path, KnownHostFileKind::OpenSSH)
                 .map_err(|e| kh_error(e.message().to_owned()))?;
         }
-        let result = known.check_port(&config.host, config.port, key);
+        let mut result = known_keys.check_port(&config.host, config.port, key);
+        // libssh2 calls a key of a type the file does not hold for the host a changed one;
+        // OpenSSH calls it unknown (the server offered none of the known types).
+        if matches!(result, CheckResult::Mismatch) && !known.contains(&algorithm) {
+            result = CheckResult::NotFound;
+        }
         match (result, config.host_key_policy) {
             (CheckResult::Match, _) => {
                 log::debug!("{name}: host key {algorithm} {fingerprint} is known");
@@ -195,7 +212,7 @@ impl Client {
                 known_hosts: path.clone(),
             }),
             (CheckResult::NotFound, HostKeyPolicy::AcceptNew) => {
-                append_known_host(path, &name, &algorithm, key)
+                known_hosts::append(path, &name, &algorithm, key)
                     .map_err(|e| kh_error(e.to_string()))?;
                 log::warn!(
                     "{name}: added {algorithm} {fingerprint} to {}",
@@ -422,21 +439,4 @@ fn algorithm_name(kind: HostKeyType) -> &'static str {
         HostKeyType::Ed25519 => "ssh-ed25519",
         HostKeyType::Unknown => "unknown",
     }
-}
-
-/// Appends one line to known_hosts (creating it 0600, as ssh does), leaving the rest as is.
-fn append_known_host(path: &Path, name: &str, algorithm: &str, key: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(key);
-    // One write per line: sessions of a parallel run may add hosts at the same moment, and
-    // O_APPEND keeps whole writes apart, not the pieces `writeln!` would make.
-    file.write_all(format!("{name} {algorithm} {encoded}\n").as_bytes())
 }

@@ -19,6 +19,7 @@ mod config;
 mod error;
 mod exec;
 mod forward;
+mod known_hosts;
 mod many;
 mod proxy_command;
 mod sftp;

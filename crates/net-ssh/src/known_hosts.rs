@@ -1,0 +1,193 @@
+//! What an OpenSSH known_hosts file holds for a host, read before the handshake, and the line
+//! added for a new one.
+//!
+//! libssh2 checks a key against the file once it has one, but the handshake picks the key
+//! type first: a host known by its ECDSA key that also has an Ed25519 one sends the Ed25519
+//! key, which libssh2 reports as a *changed* key. OpenSSH asks for the known types first
+//! (`order_hostkeyalgs`), and so do we.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use base64::Engine as _;
+
+/// The key types (`ssh-ed25519`, `ecdsa-sha2-nistp256`, `ssh-rsa`, ...) that `path` holds
+/// for `host` at `port`, in the file's order: plain, wildcard and hashed entries, as OpenSSH
+/// matches them. Revoked keys and certificate authorities are not host keys; an unreadable
+/// file holds none.
+pub(crate) fn key_types(path: &Path, host: &str, port: u16) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let name = if port == 22 {
+        host.to_ascii_lowercase()
+    } else {
+        format!("[{}]:{port}", host.to_ascii_lowercase())
+    };
+    let mut types = Vec::new();
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(hosts), Some(kind)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if hosts.starts_with('#') || hosts.starts_with('@') {
+            continue;
+        }
+        if names(hosts, &name) && !types.iter().any(|t| t == kind) {
+            types.push(kind.to_owned());
+        }
+    }
+    types
+}
+
+/// The host-key algorithms of `supported` (libssh2's, in its order of preference), those
+/// that sign with a key of a `known` type first.
+pub(crate) fn algorithms_preferring(known: &[String], supported: &[&str]) -> String {
+    let key_type = |algorithm: &str| match algorithm {
+        "rsa-sha2-512" | "rsa-sha2-256" => "ssh-rsa".to_owned(),
+        other => other.to_owned(),
+    };
+    let (mut first, rest): (Vec<&str>, Vec<&str>) =
+        supported.iter().partition(|a| known.contains(&key_type(a)));
+    first.extend(rest);
+    first.join(",")
+}
+
+/// Whether a known_hosts host field (`|1|salt|hash`, or comma-separated patterns with `*`,
+/// `?` and `!` negation) names `name`.
+fn names(field: &str, name: &str) -> bool {
+    if let Some(hashed) = field.strip_prefix("|1|") {
+        return hashed_names(hashed, name);
+    }
+    let mut matched = false;
+    for pattern in field.split(',') {
+        match pattern.strip_prefix('!') {
+            Some(negated) if wildcard(&negated.to_ascii_lowercase(), name) => return false,
+            Some(_) => {}
+            None => matched |= wildcard(&pattern.to_ascii_lowercase(), name),
+        }
+    }
+    matched
+}
+
+/// `salt|hash` (base64) of a hashed entry: HMAC-SHA1 of the name keyed by the salt.
+fn hashed_names(hashed: &str, name: &str) -> bool {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let Some((salt, hash)) = hashed.split_once('|') else {
+        return false;
+    };
+    let (Ok(salt), Ok(hash)) = (engine.decode(salt), engine.decode(hash)) else {
+        return false;
+    };
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &salt);
+    ring::hmac::verify(&key, name.as_bytes(), &hash).is_ok()
+}
+
+/// OpenSSH's pattern match: `*` any run of characters, `?` any one.
+fn wildcard(pattern: &str, name: &str) -> bool {
+    let (pattern, name) = (pattern.as_bytes(), name.as_bytes());
+    // The last `*` seen and where in `name` it stands for nothing more yet: on a mismatch
+    // it takes one more character.
+    let (mut p, mut n, mut star) = (0, 0, None);
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    star = Some((sp, sn + 1));
+                    p = sp + 1;
+                    n = sn + 1;
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Appends one line to known_hosts (creating it 0600, as ssh does), leaving the rest as is.
+pub(crate) fn append(path: &Path, name: &str, algorithm: &str, key: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(key);
+    // One write per line: sessions of a parallel run may add hosts at the same moment, and
+    // O_APPEND keeps whole writes apart, not the pieces `writeln!` would make.
+    file.write_all(format!("{name} {algorithm} {encoded}\n").as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_as_openssh_matches_them() {
+        assert!(wildcard("*.example.org", "db.example.org"));
+        assert!(wildcard("db?.example.org", "db1.example.org"));
+        assert!(!wildcard("db?.example.org", "db.example.org"));
+        assert!(wildcard("[10.0.0.*]:2222", "[10.0.0.7]:2222"));
+        assert!(wildcard("*", ""));
+        assert!(!wildcard("a*b", "acd"));
+        assert!(names("web,DB", "db"));
+        assert!(!names("*.org,!secret.org", "secret.org"));
+        assert!(names("*.org,!secret.org", "public.org"));
+        assert!(!names("!secret.org", "other.org"));
+    }
+
+    #[test]
+    fn known_types_are_found_for_plain_wildcard_and_hashed_entries() {
+        let dir = std::env::temp_dir().join(format!("netkit-kh-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("known_hosts");
+        // "|1|...": ssh-keygen -H of "[127.0.0.1]:2222" with this salt.
+        let salt = [7u8; 20];
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &salt);
+        let tag = ring::hmac::sign(&key, b"[127.0.0.1]:2222");
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        std::fs::write(
+            &path,
+            format!(
+                "# comment\n@revoked [127.0.0.1]:2222 ssh-dss AAAA\n\
+                 |1|{}|{} ecdsa-sha2-nistp256 AAAA\n[127.0.0.*]:2222 ssh-rsa AAAA\n\
+                 127.0.0.1 ssh-ed25519 AAAA\n",
+                b64(&salt),
+                b64(tag.as_ref())
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            key_types(&path, "127.0.0.1", 2222),
+            ["ecdsa-sha2-nistp256", "ssh-rsa"]
+        );
+        assert_eq!(key_types(&path, "127.0.0.1", 22), ["ssh-ed25519"]);
+        assert!(key_types(&dir.join("none"), "127.0.0.1", 22).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+        let supported = [
+            "ssh-ed25519",
+            "ecdsa-sha2-nistp256",
+            "rsa-sha2-512",
+            "ssh-rsa",
+        ];
+        assert_eq!(
+            algorithms_preferring(&["ssh-rsa".into()], &supported),
+            "rsa-sha2-512,ssh-rsa,ssh-ed25519,ecdsa-sha2-nistp256"
+        );
+        assert_eq!(
+            algorithms_preferring(&[], &supported),
+            "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,ssh-rsa"
+        );
+    }
+}

@@ -66,8 +66,9 @@ fn failures_list_what_was_tried_and_what_the_server_accepts() {
 fn host_key_policies() {
     let dir = work_dir().join("ssh-known-hosts");
     std::fs::create_dir_all(&dir).unwrap();
-    let empty = dir.join("empty");
-    let _ = std::fs::remove_file(&empty);
+    // In a directory yet to be made, as ~/.ssh on a new account.
+    let _ = std::fs::remove_dir_all(dir.join("fresh"));
+    let empty = dir.join("fresh/known_hosts");
 
     let mut strict = keyed();
     strict.known_hosts = empty.clone();
@@ -88,6 +89,11 @@ fn host_key_policies() {
         line.starts_with(&format!("[127.0.0.1]:{} ", port())),
         "{line}"
     );
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(&dir.join("fresh")), mode(&empty)), (0o700, 0o600));
+    }
     assert!(
         text.contains(&client.fingerprint()),
         "the refusal must show the fingerprint: {text}"

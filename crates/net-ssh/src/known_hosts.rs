@@ -114,9 +114,13 @@ fn wildcard(pattern: &str, name: &str) -> bool {
 
 /// Appends one line to known_hosts (creating it 0600, as ssh does), leaving the rest as is.
 pub(crate) fn append(path: &Path, name: &str, algorithm: &str, key: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // As ssh makes ~/.ssh: private.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
     let mut file = std::fs::OpenOptions::new()
         .create(true)

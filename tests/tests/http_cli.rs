@@ -346,6 +346,48 @@ fn sessions_keep_cookies_and_credentials_in_a_private_file() {
 }
 
 #[test]
+fn a_session_name_is_kept_per_host_as_httpie_keeps_it() {
+    let server = EchoServer::start();
+    let config = work_dir().join("http-named-session-config");
+    let _ = std::fs::remove_dir_all(&config);
+    let vars = [("XDG_CONFIG_HOME", config.to_str().unwrap())];
+    let out = http_env(
+        &["--session", "ann", &server.url("/set-cookie?c=sid%3D7")],
+        &vars,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = server
+        .url("/")
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let host_dir = config.join(format!("netkit/sessions/127.0.0.1_{port}"));
+    let file = host_dir.join("ann.json");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode(&host_dir), mode(&file)), (0o700, 0o600));
+    let got = ok_json(&http_env(
+        &["--session-read-only", "ann", &server.url("/echo")],
+        &vars,
+    ));
+    assert_eq!(got["headers"]["cookie"], "sid=7");
+    // Another host (the same server by its name) has sessions of its own.
+    let other = server.url("/echo").replace("127.0.0.1", "localhost");
+    let got = ok_json(&http_env(&["--session", "ann", &other], &vars));
+    assert!(got["headers"].get("cookie").is_none(), "{got}");
+    one_line_error(
+        &http_env(&["--session", "..", &server.url("/")], &vars),
+        2,
+        "session name",
+    );
+}
+
+#[test]
 fn the_proxy_carries_the_request() {
     let proxy = EchoServer::start();
     let got = ok_json(&http(&[

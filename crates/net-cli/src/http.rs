@@ -94,11 +94,13 @@ pub struct Args {
     /// Retries of idempotent requests after connection errors and 429/502/503/504.
     #[arg(long, value_name = "N", default_value_t = 0)]
     retry: u32,
-    /// Keep headers, credentials and cookies in this JSON file (mode 0600).
-    #[arg(long, value_name = "FILE")]
+    /// Keep headers, credentials and cookies in this JSON file (mode 0600); a NAME without
+    /// `/` or `.json` is kept per host in ~/.config/netkit/sessions, as httpie's.
+    #[arg(long, value_name = "FILE|NAME")]
     session: Option<PathBuf>,
-    /// Use the session in FILE without updating it (as httpie's --session-read-only).
-    #[arg(long, value_name = "FILE", conflicts_with = "session")]
+    /// Use the session in FILE (or NAME) without updating it (as httpie's
+    /// --session-read-only).
+    #[arg(long, value_name = "FILE|NAME", conflicts_with = "session")]
     session_read_only: Option<PathBuf>,
     /// `no` to skip TLS verification, or a CA bundle (PEM) to trust.
     #[arg(long, value_name = "no|yes|CA_FILE")]
@@ -199,7 +201,10 @@ pub fn run(mut args: Args) -> Outcome {
     });
     let client = Client::new(config(&args, &url)?).map_err(failure)?;
     let mut session = match args.session.as_ref().or(args.session_read_only.as_ref()) {
-        Some(path) => Some(Session::open(client.clone(), path).map_err(failure)?),
+        Some(given) => {
+            let path = session_path(given, &url).map_err(failure)?;
+            Some(Session::open(client.clone(), path).map_err(failure)?)
+        }
         None => None,
     };
     let has_data = items.iter().any(Item::is_data) || args.raw.is_some() || body_file.is_some();
@@ -305,6 +310,16 @@ pub fn run(mut args: Args) -> Outcome {
     }
     out.flush()?;
     Ok(ExitCode::from(status_code(status, args.check_status)))
+}
+
+/// The session file `given` names: a path when it has a `/` or ends in `.json`, else a
+/// session name kept per host, as httpie's `--session NAME`.
+fn session_path(given: &std::path::Path, url: &str) -> Result<PathBuf, net_http::Error> {
+    let text = given.to_string_lossy();
+    if text.contains('/') || text.ends_with(".json") {
+        return Ok(given.to_owned());
+    }
+    Session::named_path(&text, url)
 }
 
 /// Writes the session back, unless it is read-only.

@@ -116,7 +116,43 @@ impl Session {
         Ok(request)
     }
 
-    /// Writes the session file (mode 0600), atomically: a crash never leaves half a file.
+    /// Where the session `name` for the host of `url` lives, as httpie keeps named sessions:
+    /// `$XDG_CONFIG_HOME/netkit/sessions/HOST[_PORT]/NAME.json` (`~/.config` by default), so
+    /// that each host has its own.
+    ///
+    /// # Errors
+    /// [`Error::BadUrl`] when `url` has no host; [`Error::Session`] when `name` is not a plain
+    /// file name.
+    pub fn named_path(name: &str, url: &str) -> Result<PathBuf, Error> {
+        let bad_url = |reason: &str| Error::BadUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let parsed = url::Url::parse(url).map_err(|e| bad_url(&e.to_string()))?;
+        let host = parsed.host_str().ok_or_else(|| bad_url("no host"))?;
+        let host = match parsed.port() {
+            Some(port) => format!("{host}_{port}"),
+            None => host.to_owned(),
+        };
+        if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
+            return Err(Error::Session {
+                path: PathBuf::from(name),
+                reason: "a session name is a plain file name".to_owned(),
+            });
+        }
+        let config = std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".config")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(config
+            .join("netkit/sessions")
+            .join(host.replace(':', "_"))
+            .join(format!("{name}.json")))
+    }
+
+    /// Writes the session file (mode 0600), atomically: a crash never leaves half a file. A
+    /// missing directory is made, private (0700).
     ///
     /// # Errors
     /// [`Error::File`] when the file cannot be written.
@@ -137,6 +173,14 @@ impl Session {
             path: self.path.clone(),
             source,
         };
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            use std::os::unix::fs::DirBuilderExt as _;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(file_error)?;
+        }
         let mut tmp = self.path.clone().into_os_string();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);

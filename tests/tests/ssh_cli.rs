@@ -340,6 +340,42 @@ fn options_after_the_destination_are_read_as_ssh_reads_them() {
 }
 
 #[test]
+fn the_first_of_a_flag_and_the_destination_names_the_port_and_user_as_in_ssh() {
+    let user = env("NETKIT_TEST_SSH_USER");
+    let p = port().to_string();
+    let run = |words: &[&str]| {
+        let mut args = vec!["ssh".to_owned()];
+        args.extend(common());
+        args.extend(words.iter().map(|w| (*w).to_owned()));
+        netkit(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            b"",
+            &[],
+        )
+    };
+    let nobody_at = "nobody@127.0.0.1";
+    let user_at = format!("{user}@127.0.0.1");
+    let on_port_1 = format!("{user}@127.0.0.1:1");
+    let on_our_port = format!("{user}@127.0.0.1:{p}");
+    for words in [
+        // -l and -p before DEST win over what it names.
+        &["-p", &p, "-l", &user, nobody_at, "whoami"][..],
+        &["-p", &p, &on_port_1, "whoami"],
+        // After it, DEST's word was first.
+        &[&on_our_port, "-l", "nobody", "-p", "1", "whoami"],
+        &["-p", &p, &user_at, "-l", "nobody", "whoami"],
+    ] {
+        let out = run(words);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            user,
+            "{words:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn dash_j_goes_through_jump_hosts_for_ssh_and_sftp() {
     let jump = format!("{},{}", jump_dest(), jump_dest());
     let out = ssh_with(&["-J", &jump], &["echo jumped"], b"");

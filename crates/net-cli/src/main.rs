@@ -92,11 +92,11 @@ fn main() -> ExitCode {
 /// them (`ssh web -p 2222 -t top`: up to the command's first word or `--`), and `netkit
 /// sftp`'s before the operation as sftp users write them.
 fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
-    let cli = match Cli::try_parse_from(&argv) {
+    let mut cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
         Err(e) => return sftp_options_first(&argv).ok_or(e),
     };
-    let Command::Ssh(args) = &cli.command else {
+    let Command::Ssh(args) = &mut cli.command else {
         return Ok(cli);
     };
     let words = args.words_after_destination();
@@ -110,14 +110,17 @@ fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
         .get(1)
         .is_some_and(|w| w.len() > 1 && w.starts_with('-') && w != "--");
     let at = argv.len() - words.len();
+    let before = argv[..at].to_vec();
     if !option_follows || !argv[at..].iter().eq(words.iter().map(std::ffi::OsStr::new)) {
+        args.note_flags_before_destination(&before);
         return Ok(cli);
     }
-    let mut without_dest = argv[..at].to_vec();
+    let mut without_dest = before.clone();
     without_dest.extend_from_slice(&argv[at + 1..]);
     let mut cli = Cli::try_parse_from(without_dest)?;
     if let Command::Ssh(args) = &mut cli.command {
         args.put_destination_first(dest)?;
+        args.note_flags_before_destination(&before);
     }
     Ok(cli)
 }

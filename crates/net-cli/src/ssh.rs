@@ -451,6 +451,15 @@ pub struct Args {
         value_name = "DEST [--] COMMAND"
     )]
     words: Vec<String>,
+    #[arg(skip)]
+    flags_first: FlagsFirst,
+}
+
+/// Which of -p and -l came before DEST (see [`Args::note_flags_before_destination`]).
+#[derive(Clone, Copy, Default)]
+struct FlagsFirst {
+    port: bool,
+    user: bool,
 }
 
 impl Args {
@@ -458,7 +467,30 @@ impl Args {
     fn config(&self, dest: &str) -> Result<Config, Failure> {
         let mut config = self.connect.config(dest, self.port)?;
         config.exec_timeout = self.command_timeout.map(Duration::from_secs);
+        // ssh takes the first of a flag and DEST's word for the port and the user.
+        if let (true, Some(port)) = (self.flags_first.port, self.port) {
+            config.port = port;
+        }
+        if let (true, Some(user)) = (self.flags_first.user, &self.connect.user) {
+            user.clone_into(&mut config.user);
+        }
         Ok(config)
+    }
+
+    /// Notes which of -p and -l (or --login) come before DEST in `before` (the words ahead
+    /// of it): those win over what DEST names, as in ssh.
+    pub fn note_flags_before_destination(&mut self, before: &[std::ffi::OsString]) {
+        let given = |short: &str, long: Option<&str>| {
+            before.iter().any(|w| {
+                let w = w.to_string_lossy();
+                w.starts_with(short)
+                    || long.is_some_and(|l| w == l || w.starts_with(&format!("{l}=")))
+            })
+        };
+        self.flags_first = FlagsFirst {
+            port: given("-p", None),
+            user: given("-l", Some("--login")),
+        };
     }
 
     /// DEST and the words after it, as given; empty with --hosts or --hosts-file, where no

@@ -85,7 +85,11 @@ impl Member {
             .unwrap_or(line.len());
         match &line[..word_end] {
             b"/nick" => return self.nick(ctx, &line[word_end..]),
-            b"/quit" => return ctx.close(),
+            b"/quit" => {
+                // The others hear of it now, not once the client has closed its side too.
+                self.leave(ctx);
+                return ctx.close();
+            }
             b"/who" => return self.who(ctx),
             _ => {}
         }
@@ -96,6 +100,21 @@ impl Member {
         self.scratch.extend_from_slice(line);
         self.scratch.push(b'\n');
         self.room.broadcast(ctx, id, &self.scratch);
+    }
+
+    /// Leaves the room, telling the others; once only.
+    fn leave(&self, ctx: &mut Context<'_>) {
+        let id = ctx.id();
+        let removed = self
+            .room
+            .members
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        if let Some(name) = removed {
+            self.room
+                .broadcast(ctx, id, format!("* {name} left\n").as_bytes());
+        }
     }
 
     fn who(&self, ctx: &mut Context<'_>) {
@@ -201,17 +220,7 @@ impl Handler for Member {
     }
 
     fn on_close(&mut self, ctx: &mut Context<'_>) {
-        let id = ctx.id();
-        let removed = self
-            .room
-            .members
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&id);
-        if let Some(name) = removed {
-            self.room
-                .broadcast(ctx, id, format!("* {name} left\n").as_bytes());
-        }
+        self.leave(ctx);
     }
 }
 

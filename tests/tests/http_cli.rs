@@ -233,7 +233,24 @@ fn credentials_from_argv_env_or_bearer() {
     );
     let out = http(&["-A", "digest", "-a", "ann:wrong", "--check-status", &digest]);
     assert_eq!(out.status.code(), Some(4), "a refused answer is the 401");
+    // The URL's credentials answer the challenge too (they went as Basic, and were refused).
+    let in_url = digest.replace("http://", "http://ann:s3cret@");
+    let out = http(&["-A", "digest", "--check-status", &in_url]);
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(0), "authenticated ann"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     one_line_error(&http(&["-A", "kerberos", "-a", "u:p", &url]), 2, "kerberos");
+    one_line_error(
+        &http(&["-A", "digest", &url]),
+        2,
+        "-A digest needs credentials",
+    );
 }
 
 #[test]

@@ -70,14 +70,9 @@ pub struct Args {
     /// Credentials, USER or USER:PASS (prompted, or NETKIT_HTTP_PASSWORD, when absent).
     #[arg(short = 'a', long, value_name = "USER[:PASS]")]
     auth: Option<String>,
-    /// How --auth is sent: basic, or digest (answering the server's challenge).
-    #[arg(
-        short = 'A',
-        long,
-        value_name = "TYPE",
-        default_value = "basic",
-        requires = "auth"
-    )]
+    /// How --auth (or the URL's USER:PASS@) is sent: basic, or digest (answering the
+    /// server's challenge).
+    #[arg(short = 'A', long, value_name = "TYPE", default_value = "basic")]
     auth_type: AuthType,
     /// Bearer token.
     #[arg(long, value_name = "TOKEN", conflicts_with = "auth")]
@@ -483,43 +478,39 @@ fn auth(args: &Args, url: &str) -> Result<Option<Auth>, Failure> {
     if let Some(token) = &args.bearer {
         return Ok(Some(Auth::Bearer(token.clone())));
     }
-    // A user in the URL without a password is asked for one, as httpie does (with both,
-    // net-http sends them as they are).
-    let Some(auth) = args.auth.clone().or_else(|| user_without_password(url)) else {
-        return Ok(None);
+    // -a wins over the URL's user; a user without a password is asked for one, as httpie
+    // does; --auth-type applies to either.
+    let (user, password) = match (&args.auth, net_http::url_credentials(url)) {
+        (Some(auth), _) => match auth.split_once(':') {
+            Some((user, password)) => (user.to_owned(), Some(password.to_owned())),
+            None => (auth.clone(), None),
+        },
+        (None, Some(from_url)) => from_url,
+        (None, None) if matches!(args.auth_type, AuthType::Digest) => {
+            return Err(anyhow!(
+                "-A digest needs credentials: -a USER[:PASS] or USER[:PASS]@ in the URL"
+            ))
+            .code(USAGE);
+        }
+        (None, None) => return Ok(None),
     };
-    let auth = &auth;
-    let (user, password) = match auth.split_once(':') {
-        Some((user, password)) => (user.to_owned(), password.to_owned()),
-        None => {
-            let password = match std::env::var("NETKIT_HTTP_PASSWORD") {
-                Ok(password) => password,
-                Err(_) if std::io::stdin().is_terminal() => {
-                    rpassword::prompt_password(format!("http: password for {auth}: "))
-                        .context("cannot read the password")?
-                }
-                Err(_) => {
-                    return Err(anyhow!(
-                        "no password for {auth}: set NETKIT_HTTP_PASSWORD or run on a terminal"
-                    ))
-                    .code(USAGE);
-                }
-            };
-            (auth.clone(), password)
+    let password = match (password, std::env::var("NETKIT_HTTP_PASSWORD")) {
+        (Some(password), _) | (None, Ok(password)) => password,
+        (None, Err(_)) if std::io::stdin().is_terminal() => {
+            rpassword::prompt_password(format!("http: password for {user}: "))
+                .context("cannot read the password")?
+        }
+        (None, Err(_)) => {
+            return Err(anyhow!(
+                "no password for {user}: set NETKIT_HTTP_PASSWORD or run on a terminal"
+            ))
+            .code(USAGE);
         }
     };
     Ok(Some(match args.auth_type {
         AuthType::Basic => Auth::Basic { user, password },
         AuthType::Digest => Auth::Digest { user, password },
     }))
-}
-
-/// The user of `[scheme://]user@host...` when no password follows it.
-fn user_without_password(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let (userinfo, _) = authority.rsplit_once('@')?;
-    (!userinfo.is_empty() && !userinfo.contains(':')).then(|| userinfo.to_owned())
 }
 
 /// The schemes of `--auth-type`.

@@ -444,6 +444,18 @@ impl<R: ureq::unversioned::resolver::Resolver> ureq::unversioned::resolver::Reso
 /// them (ureq would send `s%40cret` for `s@cret`); kept in the URL they would also be shown
 /// wherever the URL is. [`Request::auth`] replaces them.
 fn credentials_in(url: &mut Url) -> Option<Auth> {
+    let (user, password) = decoded_credentials(url)?;
+    // Cannot fail for http(s) URLs, which have a host.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Some(Auth::Basic {
+        user,
+        password: password.unwrap_or_default(),
+    })
+}
+
+/// The user and password `url` carries, percent-decoded; `None` without either.
+fn decoded_credentials(url: &Url) -> Option<(String, Option<String>)> {
     if url.username().is_empty() && url.password().is_none() {
         return None;
     }
@@ -452,14 +464,16 @@ fn credentials_in(url: &mut Url) -> Option<Auth> {
             .decode_utf8_lossy()
             .into_owned()
     };
-    let auth = Auth::Basic {
-        user: decode(url.username()),
-        password: decode(url.password().unwrap_or_default()),
-    };
-    // Cannot fail for http(s) URLs, which have a host.
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    Some(auth)
+    Some((decode(url.username()), url.password().map(decode)))
+}
+
+/// The user and password a URL carries (`http://ann:s%40cret@host/`), percent-decoded as
+/// curl reads them; the password is `None` when the URL has none (`http://ann@host/`). A
+/// request sends them as Basic credentials unless given others; a program that asks for a
+/// missing password or takes another scheme (Digest) reads them here.
+#[must_use]
+pub fn url_credentials(url: &str) -> Option<(String, Option<String>)> {
+    decoded_credentials(&parse_url(url).ok()?)
 }
 
 /// Parses an absolute http(s) URL; a bare `host/path` or `:port/path` gets `http://`

@@ -30,7 +30,7 @@ mod items;
 mod response;
 mod session;
 
-pub use client::{Auth, Client, Part, Preview, Request};
+pub use client::{Auth, Client, Part, Preview, Request, url_credentials};
 pub use config::{ClientConfig, Retry};
 pub use download::{
     DownloadOptions, Downloaded, Progress, disposition_name, download_name, part_path,

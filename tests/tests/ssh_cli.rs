@@ -2323,3 +2323,63 @@ fn uri_destinations_as_ssh_and_sftp_take_them() {
         );
     }
 }
+
+#[test]
+fn hash_known_hosts_writes_what_openssh_reads() {
+    let known = work_dir().join("known-hosts-hashed");
+    let _ = std::fs::remove_file(&known);
+    let k = known.to_str().unwrap();
+    let args = [
+        "ssh",
+        "-p",
+        &port().to_string(),
+        "--accept-new",
+        "--known-hosts",
+        k,
+        "-o",
+        "HashKnownHosts=yes",
+        "-i",
+        key("id_ed25519").to_str().unwrap(),
+        &dest(),
+        "true",
+    ]
+    .map(str::to_owned);
+    let out = netkit(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        b"",
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = std::fs::read_to_string(&known).unwrap();
+    assert!(
+        line.starts_with("|1|") && !line.contains("127.0.0.1"),
+        "{line}"
+    );
+    // OpenSSH finds the host in it, and connects with strict checking.
+    let found = Command::new("ssh-keygen")
+        .args(["-F", &format!("[127.0.0.1]:{}", port()), "-f", k])
+        .output()
+        .expect("ssh-keygen");
+    assert!(found.status.success(), "ssh-keygen -F: {found:?}");
+    let out = Command::new("ssh")
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={k}"))
+        .args(["-o", "IdentitiesOnly=yes", "-i"])
+        .arg(key("id_ed25519"))
+        .args(["-p", &port().to_string(), &dest(), "echo", "openssh"])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssh");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "openssh\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -212,7 +212,7 @@ impl Client {
                 known_hosts: path.clone(),
             }),
             (CheckResult::NotFound, HostKeyPolicy::AcceptNew) => {
-                known_hosts::append(path, &name, &algorithm, key)
+                known_hosts::append(path, &name, &algorithm, key, config.hash_known_hosts)
                     .map_err(|e| kh_error(e.to_string()))?;
                 log::warn!(
                     "{name}: added {algorithm} {fingerprint} to {}",

@@ -69,6 +69,9 @@ pub struct Config {
     pub known_hosts: PathBuf,
     /// The host-key policy.
     pub host_key_policy: HostKeyPolicy,
+    /// Write the host names of keys added to known_hosts hashed, as OpenSSH's
+    /// `HashKnownHosts yes` (default false).
+    pub hash_known_hosts: bool,
     /// Private keys to offer, with their passphrases; empty means OpenSSH's default files
     /// when `default_identities` allows.
     pub identities: Vec<Identity>,
@@ -274,6 +277,7 @@ impl Config {
             keepalive: Duration::from_secs(15),
             known_hosts: home().join(".ssh/known_hosts"),
             host_key_policy: HostKeyPolicy::Strict,
+            hash_known_hosts: false,
             identities: Vec::new(),
             compression: false,
             use_agent: true,
@@ -311,7 +315,7 @@ impl Config {
     /// `IdentitiesOnly`, `ProxyJump`, `ProxyCommand`, `AddressFamily`, `ConnectTimeout`, `Compression`,
     /// `ServerAliveInterval`, `StrictHostKeyChecking` (`no` adds unknown keys as
     /// `accept-new` does; a changed key is still refused), `UserKnownHostsFile`, `BatchMode`,
-    /// `ExitOnForwardFailure`, `LocalForward`, `RemoteForward`, `DynamicForward` (every line
+    /// `HashKnownHosts`, `ExitOnForwardFailure`, `LocalForward`, `RemoteForward`, `DynamicForward` (every line
     /// that applies, as OpenSSH adds them up);
     /// other OpenSSH options are ignored. Jump hosts are resolved the same way, their own
     /// `ProxyJump`s included.
@@ -476,6 +480,9 @@ impl Config {
                 }
             };
         }
+        if let Some(hash) = value("hashknownhosts") {
+            self.hash_known_hosts = hash.eq_ignore_ascii_case("yes");
+        }
         if let Some(exit) = value("exitonforwardfailure") {
             self.exit_on_forward_failure = exit.eq_ignore_ascii_case("yes");
         }
@@ -579,8 +586,9 @@ fn forwards_for(
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 19] = [
+const OPTIONS_READ: [&str; 20] = [
     "hostname",
+    "hashknownhosts",
     "localforward",
     "remoteforward",
     "dynamicforward",

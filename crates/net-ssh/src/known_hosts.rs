@@ -112,8 +112,15 @@ fn wildcard(pattern: &str, name: &str) -> bool {
     pattern[p..].iter().all(|&c| c == b'*')
 }
 
-/// Appends one line to known_hosts (creating it 0600, as ssh does), leaving the rest as is.
-pub(crate) fn append(path: &Path, name: &str, algorithm: &str, key: &[u8]) -> std::io::Result<()> {
+/// Appends one line to known_hosts (creating it 0600, as ssh does), leaving the rest as is;
+/// with `hashed`, the host name as OpenSSH's `HashKnownHosts` writes it (`|1|salt|hash`).
+pub(crate) fn append(
+    path: &Path,
+    name: &str,
+    algorithm: &str,
+    key: &[u8],
+    hashed: bool,
+) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         // As ssh makes ~/.ssh: private.
@@ -127,7 +134,22 @@ pub(crate) fn append(path: &Path, name: &str, algorithm: &str, key: &[u8]) -> st
         .append(true)
         .mode(0o600)
         .open(path)?;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(key);
+    let engine = base64::engine::general_purpose::STANDARD;
+    let encoded = engine.encode(key);
+    let name = if hashed {
+        let mut salt = [0; 20];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
+            .map_err(|_| std::io::Error::other("no random bytes for the salt"))?;
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &salt);
+        let hash = ring::hmac::sign(&key, name.to_ascii_lowercase().as_bytes());
+        format!(
+            "|1|{}|{}",
+            engine.encode(salt),
+            engine.encode(hash.as_ref())
+        )
+    } else {
+        name.to_owned()
+    };
     // One write per line: sessions of a parallel run may add hosts at the same moment, and
     // O_APPEND keeps whole writes apart, not the pieces `writeln!` would make.
     file.write_all(format!("{name} {algorithm} {encoded}\n").as_bytes())
@@ -178,6 +200,16 @@ mod tests {
         );
         assert_eq!(key_types(&path, "127.0.0.1", 22), ["ssh-ed25519"]);
         assert!(key_types(&dir.join("none"), "127.0.0.1", 22).is_empty());
+        // What HashKnownHosts writes is found again.
+        let appended = dir.join("appended");
+        append(&appended, "[10.1.2.3]:2200", "ssh-ed25519", b"key", true).unwrap();
+        let line = std::fs::read_to_string(&appended).unwrap();
+        assert!(
+            line.starts_with("|1|") && !line.contains("10.1.2.3"),
+            "{line}"
+        );
+        assert_eq!(key_types(&appended, "10.1.2.3", 2200), ["ssh-ed25519"]);
+        assert!(key_types(&appended, "10.1.2.4", 2200).is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
         let supported = [
             "ssh-ed25519",

@@ -275,6 +275,14 @@ fn redirects_check_status_and_exit_codes() {
         Some(0)
     );
     assert_eq!(code(&[&server.url("/status/500")]), Some(0));
+    // Piped, stdout holds the body alone: the failed status goes to stderr, as httpie warns.
+    let out = http(&["--check-status", &server.url("/status/404")]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "netkit: warning: HTTP 404 Not Found\n"
+    );
+    let quiet = http(&["--check-status", "-qq", &server.url("/status/404")]);
+    assert_eq!((quiet.status.code(), quiet.stderr.len()), (Some(4), 0));
     let got = ok_json(&http(&["-F", "--check-status", &server.url("/redirect/2")]));
     assert_eq!(got["target"], "/echo");
     one_line_error(

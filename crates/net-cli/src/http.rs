@@ -289,6 +289,7 @@ pub fn run(mut args: Args) -> Outcome {
     let response = request.send().map_err(failure)?;
     save(session.as_ref(), &args)?;
     let status = response.status();
+    let reason = response.reason().to_owned();
     if what.contains('h') {
         print_head(&mut out, &response, &style)?;
     }
@@ -304,7 +305,12 @@ pub fn run(mut args: Args) -> Outcome {
         print_body(&mut out, response, stdout_tty, args.stream, &style)?;
     }
     out.flush()?;
-    Ok(ExitCode::from(status_code(status, args.check_status)))
+    let code = status_code(status, args.check_status);
+    // The body alone went to the file or pipe: the failed status is told, as httpie does.
+    if code != 0 && !stdout_tty {
+        log::warn!("HTTP {status} {reason}");
+    }
+    Ok(ExitCode::from(code))
 }
 
 /// The session file `given` names: a path when it has a `/` or ends in `.json`, else a

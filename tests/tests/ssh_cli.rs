@@ -855,6 +855,23 @@ fn sftp_put_get_ls_mkdir_mv_rm() {
     );
     let out = sftp(&["ls", "not-a-remote-path"]);
     assert_eq!(out.status.code(), Some(2));
+    // chmod MODE and rmdir, as sftp has them.
+    ok(sftp(&["chmod", "640", &remote("a/again.*")]));
+    let mode = std::fs::metadata(base.join("a/again.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o640);
+    let out = sftp(&["chmod", "u+x", &remote("a/again.txt")]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(sftp(&["mkdir", &remote("empty")]));
+    ok(sftp(&["rmdir", &remote("empty")]));
+    assert!(!base.join("empty").exists());
 }
 
 #[test]

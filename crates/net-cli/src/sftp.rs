@@ -103,6 +103,23 @@ enum Command {
         /// [user@]host:PATH
         remote: String,
     },
+    /// Remove an empty directory: rmdir [user@]host:PATH (as rm -d)
+    Rmdir {
+        #[command(flatten)]
+        common: Common,
+        /// [user@]host:PATH
+        remote: String,
+    },
+    /// Change permissions: chmod MODE [user@]host:PATH (MODE in octal, as sftp's chmod)
+    Chmod {
+        #[command(flatten)]
+        common: Common,
+        /// Octal mode, such as 644 or 0755.
+        #[arg(value_parser = octal_mode)]
+        mode: u32,
+        /// [user@]host:PATH (a wildcard in its last part, as for rm)
+        remote: String,
+    },
     /// Rename: mv [user@]host:FROM TO
     Mv {
         #[command(flatten)]
@@ -208,13 +225,15 @@ impl Args {
             | Command::Get { common, .. }
             | Command::Mkdir { common, .. }
             | Command::Rm { common, .. }
+            | Command::Rmdir { common, .. }
+            | Command::Chmod { common, .. }
             | Command::Mv { common, .. } => common.connect.log_filter(),
         }
     }
 }
 
 /// The operations' names, as typed after `netkit sftp`.
-pub const OPERATIONS: [&str; 6] = ["put", "get", "ls", "mkdir", "rm", "mv"];
+pub const OPERATIONS: [&str; 8] = ["put", "get", "ls", "mkdir", "rm", "rmdir", "chmod", "mv"];
 
 /// Set by the first SIGINT or SIGTERM during a transfer, and which one it was.
 static CANCEL: AtomicBool = AtomicBool::new(false);
@@ -365,16 +384,16 @@ pub fn run(args: Args) -> Outcome {
             common,
             dir,
             remote,
+        } => remove(common, &remote, dir)?,
+        Command::Rmdir { common, remote } => remove(common, &remote, true)?,
+        Command::Chmod {
+            common,
+            mode,
+            remote,
         } => {
             let (client, path) = common.open(&remote)?;
-            let targets = matching(&client, path)?;
-            for target in targets {
-                if dir {
-                    client.rmdir(&target)
-                } else {
-                    client.rm(&target)
-                }
-                .code(GENERIC)?;
+            for target in matching(&client, path)? {
+                client.chmod(&target, mode).code(GENERIC)?;
             }
         }
         Command::Mv { common, remote, to } => {
@@ -388,6 +407,28 @@ pub fn run(args: Args) -> Outcome {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// rm and rmdir: removes what `remote` names (a wildcard's matches), directories with `dir`.
+fn remove(common: Common, remote: &str, dir: bool) -> Result<(), Failure> {
+    let (client, path) = common.open(remote)?;
+    for target in matching(&client, path)? {
+        if dir {
+            client.rmdir(&target)
+        } else {
+            client.rm(&target)
+        }
+        .code(GENERIC)?;
+    }
+    Ok(())
+}
+
+/// A mode as chmod takes it: octal digits, at most 7777.
+fn octal_mode(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|mode| *mode <= 0o7777)
+        .ok_or_else(|| format!("{text:?} is not an octal mode such as 644"))
 }
 
 /// Seconds since the epoch as `YYYY-MM-DD HH:MM` in the local time zone (`ls -l

@@ -1190,6 +1190,30 @@ fn dash_v_tells_each_step_and_dash_q_keeps_warnings_quiet() {
 }
 
 #[test]
+fn dash_e_writes_the_log_to_a_file_as_ssh_e() {
+    let log = work_dir().join("ssh-dash-e.log");
+    let _ = std::fs::remove_file(&log);
+    let l = log.to_str().unwrap();
+    for _ in 0..2 {
+        let out = ssh_with(&["-v", "-E", l], &["true"], b"");
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    // Appended, as ssh -E: both runs are there.
+    assert_eq!(text.matches("authenticated as").count(), 2, "{text}");
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let out = ssh_with(&["-E", "/no/such/dir/log"], &["true"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(
+        err.contains("/no/such/dir/log") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+#[test]
 fn a_proxy_command_carries_the_session_and_ends_with_it() {
     // The host name cannot be resolved: only the ProxyCommand (our own `netkit connect`)
     // can reach the server, and it does so by the port it is given.

@@ -77,6 +77,29 @@ fn main() -> ExitCode {
             writeln!(out, "netkit: {level}: {}", record.args())
         });
     }
+    let log_file = match &cli.command {
+        Command::Ssh(args) => args.connect.log_file.as_ref(),
+        Command::Sftp(args) => args.log_file(),
+        _ => None,
+    };
+    if let Some(path) = log_file {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // 0600 as ssh makes it: host names and addresses are nobody else's business.
+        let opened = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path);
+        match opened {
+            Ok(file) => {
+                logger.target(env_logger::Target::Pipe(Box::new(file)));
+            }
+            Err(e) => {
+                eprintln!("netkit: error: -E {}: {e}", path.display());
+                return ExitCode::from(ssh::OWN_ERROR);
+            }
+        }
+    }
     logger.init();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),

@@ -219,15 +219,24 @@ fn split_remote(remote: &str) -> anyhow::Result<(&str, &str)> {
 impl Args {
     /// The log filter -v or -q asks for, if either.
     pub fn log_filter(&self) -> Option<&'static str> {
+        self.connect().log_filter()
+    }
+
+    /// The file -E names for the log, if any.
+    pub fn log_file(&self) -> Option<&PathBuf> {
+        self.connect().log_file.as_ref()
+    }
+
+    fn connect(&self) -> &ConnectArgs {
         match &self.command {
-            Command::Ls { connect, .. } => connect.log_filter(),
+            Command::Ls { connect, .. } => connect,
             Command::Put { common, .. }
             | Command::Get { common, .. }
             | Command::Mkdir { common, .. }
             | Command::Rm { common, .. }
             | Command::Rmdir { common, .. }
             | Command::Chmod { common, .. }
-            | Command::Mv { common, .. } => common.connect.log_filter(),
+            | Command::Mv { common, .. } => &common.connect,
         }
     }
 }

@@ -68,6 +68,9 @@ pub struct ConnectArgs {
     /// Errors only, no warnings (as ssh -q).
     #[arg(short = 'q', long, conflicts_with = "verbose")]
     quiet: bool,
+    /// Append warnings and -v's steps to FILE instead of stderr (as ssh -E).
+    #[arg(short = 'E', value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
 }
 
 impl ConnectArgs {

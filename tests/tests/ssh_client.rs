@@ -181,6 +181,16 @@ fn a_host_known_by_one_key_type_is_asked_for_that_type_as_openssh_does() {
             assert_eq!(std::fs::read_to_string(path).unwrap(), before, "{kind}");
         }
     }
+    // The system-wide file is trusted as well (GlobalKnownHostsFile), and never written.
+    let mut global = keyed();
+    global.known_hosts = dir.join("user-file-absent");
+    global.global_known_hosts = dir.join("ecdsa-sha2-nistp256-hashed");
+    global.host_key_policy = HostKeyPolicy::AcceptNew;
+    Client::connect(&global).expect("known from the global file");
+    assert!(
+        !global.known_hosts.exists(),
+        "nothing to add: the key was known"
+    );
     // Another ECDSA key than the server's: a changed key, as before.
     let ecdsa = std::fs::read_to_string(key("id_ecdsa").with_extension("pub")).unwrap();
     let mut fields = ecdsa.split_whitespace();

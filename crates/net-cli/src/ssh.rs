@@ -49,7 +49,8 @@ pub struct ConnectArgs {
     timeout: Option<u64>,
     /// An OpenSSH option for the destination, as ssh -o (repeatable): HostName, User, Port,
     /// IdentityFile, IdentitiesOnly, ProxyJump, ProxyCommand, AddressFamily, ConnectTimeout,
-    /// StrictHostKeyChecking, UserKnownHostsFile, HashKnownHosts, BatchMode, ExitOnForwardFailure,
+    /// StrictHostKeyChecking, UserKnownHostsFile, GlobalKnownHostsFile, HashKnownHosts,
+    /// BatchMode, ExitOnForwardFailure,
     /// LocalForward, RemoteForward, DynamicForward, Compression, ServerAliveInterval,
     /// LogLevel; others are ignored with a warning.
     #[arg(short = 'o', value_name = "KEY=VALUE")]

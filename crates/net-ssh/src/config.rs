@@ -65,8 +65,11 @@ pub struct Config {
     /// TCP keepalive probing interval: a dead peer is noticed after about three times this
     /// without an answer, even while a command is silent (default 15 s).
     pub keepalive: Duration,
-    /// The known_hosts file (default `~/.ssh/known_hosts`).
+    /// The known_hosts file (default `~/.ssh/known_hosts`), where keys accepted as new go.
     pub known_hosts: PathBuf,
+    /// The system-wide known_hosts file, also trusted (OpenSSH's `GlobalKnownHostsFile`,
+    /// default `/etc/ssh/ssh_known_hosts`); never written.
+    pub global_known_hosts: PathBuf,
     /// The host-key policy.
     pub host_key_policy: HostKeyPolicy,
     /// Write the host names of keys added to known_hosts hashed, as OpenSSH's
@@ -276,6 +279,7 @@ impl Config {
             exec_timeout: None,
             keepalive: Duration::from_secs(15),
             known_hosts: home().join(".ssh/known_hosts"),
+            global_known_hosts: PathBuf::from("/etc/ssh/ssh_known_hosts"),
             host_key_policy: HostKeyPolicy::Strict,
             hash_known_hosts: false,
             identities: Vec::new(),
@@ -315,7 +319,7 @@ impl Config {
     /// `IdentitiesOnly`, `ProxyJump`, `ProxyCommand`, `AddressFamily`, `ConnectTimeout`, `Compression`,
     /// `ServerAliveInterval`, `StrictHostKeyChecking` (`no` adds unknown keys as
     /// `accept-new` does; a changed key is still refused), `UserKnownHostsFile`, `BatchMode`,
-    /// `HashKnownHosts`, `ExitOnForwardFailure`, `LocalForward`, `RemoteForward`, `DynamicForward` (every line
+    /// `GlobalKnownHostsFile`, `HashKnownHosts`, `ExitOnForwardFailure`, `LocalForward`, `RemoteForward`, `DynamicForward` (every line
     /// that applies, as OpenSSH adds them up);
     /// other OpenSSH options are ignored. Jump hosts are resolved the same way, their own
     /// `ProxyJump`s included.
@@ -448,11 +452,15 @@ impl Config {
                 }
             };
         }
+        let expand = |file: String| match file.strip_prefix("~/") {
+            Some(rest) => home().join(rest),
+            None => PathBuf::from(file),
+        };
         if let Some(file) = value("userknownhostsfile") {
-            self.known_hosts = match file.strip_prefix("~/") {
-                Some(rest) => home().join(rest),
-                None => PathBuf::from(file),
-            };
+            self.known_hosts = expand(file);
+        }
+        if let Some(file) = value("globalknownhostsfile") {
+            self.global_known_hosts = expand(file);
         }
         if let Some(compression) = params.compression {
             self.compression = compression;
@@ -586,8 +594,9 @@ fn forwards_for(
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 20] = [
+const OPTIONS_READ: [&str; 21] = [
     "hostname",
+    "globalknownhostsfile",
     "hashknownhosts",
     "localforward",
     "remoteforward",
@@ -738,6 +747,7 @@ mod tests {
             "Port=2222",
             "StrictHostKeyChecking no",
             "UserKnownHostsFile=/dev/null",
+            "GlobalKnownHostsFile ~/global_known_hosts",
             "batchmode=yes",
             "ExitOnForwardFailure=yes",
             "ServerAliveInterval 5",
@@ -747,6 +757,7 @@ mod tests {
         assert_eq!((c.host.as_str(), c.port), ("10.0.0.9", 2222));
         assert_eq!(c.host_key_policy, HostKeyPolicy::AcceptNew);
         assert_eq!(c.known_hosts, PathBuf::from("/dev/null"));
+        assert_eq!(c.global_known_hosts, home().join("global_known_hosts"));
         assert!(c.batch_mode && c.exit_on_forward_failure);
         assert!(
             !Config::resolve("box", Some(&file))

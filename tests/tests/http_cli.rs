@@ -218,33 +218,26 @@ fn credentials_from_argv_env_or_bearer() {
     one_line_error(&http(&[&user_only]), 2, "no password for ann");
     // -A digest (httpie's words): the challenge is answered, the password from the env.
     let digest = server.url("/digest-auth/auth/ann/s3cret/SHA-256");
-    let out = http_env(
+    let authenticated = |out: Output| {
+        assert_eq!(
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).as_ref()
+            ),
+            (Some(0), "authenticated ann"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    authenticated(http_env(
         &["-A", "digest", "-a", "ann", "--check-status", &digest],
         &[("NETKIT_HTTP_PASSWORD", "s3cret")],
-    );
-    assert_eq!(
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).as_ref()
-        ),
-        (Some(0), "authenticated ann"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     let out = http(&["-A", "digest", "-a", "ann:wrong", "--check-status", &digest]);
     assert_eq!(out.status.code(), Some(4), "a refused answer is the 401");
     // The URL's credentials answer the challenge too (they went as Basic, and were refused).
     let in_url = digest.replace("http://", "http://ann:s3cret@");
-    let out = http(&["-A", "digest", "--check-status", &in_url]);
-    assert_eq!(
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).as_ref()
-        ),
-        (Some(0), "authenticated ann"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    authenticated(http(&["-A", "digest", "--check-status", &in_url]));
     one_line_error(&http(&["-A", "kerberos", "-a", "u:p", &url]), 2, "kerberos");
     one_line_error(
         &http(&["-A", "digest", &url]),

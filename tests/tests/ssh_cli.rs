@@ -2285,14 +2285,22 @@ fn ssh_flags_for_forwarding_netkit_does_not_do_keep_scripts_working() {
 #[test]
 fn uri_destinations_as_ssh_and_sftp_take_them() {
     let user = env("NETKIT_TEST_SSH_USER");
-    let uri = format!("ssh://{user}@127.0.0.1:{}", port());
-    let mut args = vec!["ssh".to_owned()];
-    args.extend(common());
-    args.extend([uri.clone(), "echo".into(), "by-uri".into()]);
-    let out = netkit(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        b"",
+    let ssh_to = |flags: &[String], dest: String, command: &[&str]| {
+        let mut args = vec!["ssh".to_owned()];
+        args.extend_from_slice(flags);
+        args.extend(common());
+        args.push(dest);
+        args.extend(command.iter().map(|w| (*w).to_owned()));
+        netkit(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            b"",
+            &[],
+        )
+    };
+    let out = ssh_to(
         &[],
+        format!("ssh://{user}@127.0.0.1:{}", port()),
+        &["echo", "by-uri"],
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
@@ -2300,33 +2308,20 @@ fn uri_destinations_as_ssh_and_sftp_take_them() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // -p fills in a port the URI leaves out, as for user@host.
-    let mut args = vec!["ssh".to_owned(), "-p".into(), port().to_string()];
-    args.extend(common());
-    args.extend([format!("ssh://{user}@127.0.0.1/"), "true".into()]);
-    let out = netkit(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        b"",
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // And to an address in brackets (as IPv6 ones are written), which names no port.
-    args.truncate(args.len() - 2);
-    args.extend([format!("{user}@[127.0.0.1]"), "true".into()]);
-    let out = netkit(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        b"",
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // -p fills in a port the URI leaves out, as for user@host; so for an address in brackets
+    // (as IPv6 ones are written), which names no port.
+    let p = ["-p".to_owned(), port().to_string()];
+    for dest in [
+        format!("ssh://{user}@127.0.0.1/"),
+        format!("{user}@[127.0.0.1]"),
+    ] {
+        let out = ssh_to(&p, dest.clone(), &["true"]);
+        assert!(
+            out.status.success(),
+            "{dest}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     let dir = remote_dir("sftp-uri");
     std::fs::write(dir.join("in-dir.txt"), "absolute\n").unwrap();

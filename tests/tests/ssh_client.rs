@@ -102,18 +102,7 @@ fn host_key_policies() {
 
     // A changed key: the file holds another key for this host.
     let changed = dir.join("changed");
-    let other = std::fs::read_to_string(key("id_unknown").with_extension("pub")).unwrap();
-    let mut fields = other.split_whitespace();
-    std::fs::write(
-        &changed,
-        format!(
-            "[127.0.0.1]:{} {} {}\n",
-            port(),
-            fields.next().unwrap(),
-            fields.next().unwrap()
-        ),
-    )
-    .unwrap();
+    known_as(&changed, &key("id_unknown").with_extension("pub"));
     for policy in [HostKeyPolicy::Strict, HostKeyPolicy::AcceptNew] {
         let mut c = keyed();
         c.known_hosts = changed.clone();
@@ -134,6 +123,15 @@ fn host_key_policies() {
     insecure.known_hosts = changed;
     insecure.host_key_policy = HostKeyPolicy::Insecure;
     Client::connect(&insecure).expect("insecure accepts anything");
+}
+
+/// Writes a known_hosts file at `path` that gives the test sshd the key in `public_key` (an
+/// OpenSSH `.pub` file): another key than its own.
+fn known_as(path: &Path, public_key: &Path) {
+    let text = std::fs::read_to_string(public_key).unwrap();
+    let mut fields = text.split_whitespace();
+    let (kind, key) = (fields.next().unwrap(), fields.next().unwrap());
+    std::fs::write(path, format!("[127.0.0.1]:{} {kind} {key}\n", port())).unwrap();
 }
 
 /// The test sshd's known_hosts lines of key type `kind`.
@@ -192,19 +190,8 @@ fn a_host_known_by_one_key_type_is_asked_for_that_type_as_openssh_does() {
         "nothing to add: the key was known"
     );
     // Another ECDSA key than the server's: a changed key, as before.
-    let ecdsa = std::fs::read_to_string(key("id_ecdsa").with_extension("pub")).unwrap();
-    let mut fields = ecdsa.split_whitespace();
     let changed = dir.join("changed-ecdsa");
-    std::fs::write(
-        &changed,
-        format!(
-            "[127.0.0.1]:{} {} {}\n",
-            port(),
-            fields.next().unwrap(),
-            fields.next().unwrap()
-        ),
-    )
-    .unwrap();
+    known_as(&changed, &key("id_ecdsa").with_extension("pub"));
     let mut c = keyed();
     c.known_hosts = changed;
     let err = Client::connect(&c).err().expect("a changed ECDSA key");
@@ -217,19 +204,8 @@ fn a_host_known_by_one_key_type_is_asked_for_that_type_as_openssh_does() {
         .status()
         .expect("ssh-keygen");
     assert!(status.success());
-    let p384 = std::fs::read_to_string(other.with_extension("pub")).unwrap();
-    let mut fields = p384.split_whitespace();
     let only_p384 = dir.join("only-p384");
-    std::fs::write(
-        &only_p384,
-        format!(
-            "[127.0.0.1]:{} {} {}\n",
-            port(),
-            fields.next().unwrap(),
-            fields.next().unwrap()
-        ),
-    )
-    .unwrap();
+    known_as(&only_p384, &other.with_extension("pub"));
     let mut c = keyed();
     c.known_hosts = only_p384;
     let err = Client::connect(&c).err().expect("no key of a known type");

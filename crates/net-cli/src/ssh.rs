@@ -50,9 +50,8 @@ pub struct ConnectArgs {
     /// An OpenSSH option for the destination, as ssh -o (repeatable): HostName, User, Port,
     /// IdentityFile, IdentitiesOnly, ProxyJump, ProxyCommand, AddressFamily, ConnectTimeout,
     /// StrictHostKeyChecking, UserKnownHostsFile, GlobalKnownHostsFile, HashKnownHosts,
-    /// BatchMode, ExitOnForwardFailure,
-    /// LocalForward, RemoteForward, DynamicForward, Compression, ServerAliveInterval,
-    /// LogLevel; others are ignored with a warning.
+    /// BatchMode, ExitOnForwardFailure, LocalForward, RemoteForward, DynamicForward,
+    /// Compression, ServerAliveInterval, LogLevel; others are ignored with a warning.
     #[arg(short = 'o', value_name = "KEY=VALUE")]
     options: Vec<String>,
     /// Connect through these jump hosts first, in order, as OpenSSH's ProxyJump.
@@ -531,11 +530,13 @@ pub fn unknown_option(word: &str) -> clap::Error {
 
 /// Runs `netkit ssh`.
 pub fn run(mut args: Args) -> Outcome {
+    // Said by the process that does the work: with -f, the one in the background.
+    let works_here = !args.background || background::is_child();
     for (asked, what) in [
         (args.agent_forwarding, "-A: agent forwarding"),
         (args.x11, "-X/-Y: X11 forwarding"),
     ] {
-        if asked > 0 {
+        if asked > 0 && works_here {
             log::warn!(
                 "{what} is not supported (libssh2 cannot serve its channels); going on without it"
             );

@@ -673,13 +673,20 @@ mod tests {
         assert!(Config::from_destination("h:port").is_err());
         assert!(Config::from_destination("@h").is_err());
         assert!(Config::from_destination("").is_err());
-        let c = Config::from_destination("ssh://ann@example.org:2222/").unwrap();
+        // What was named, for flags to fill in the rest; ssh's URI form too.
+        let named = |user, host, port| Destination { user, host, port };
         assert_eq!(
-            (c.user.as_str(), c.host.as_str(), c.port),
-            ("ann", "example.org", 2222)
+            Destination::parse("ssh://ann@example.org:2222/").unwrap(),
+            named(Some("ann"), "example.org", Some(2222))
         );
-        let c = Config::from_destination("ssh://[::1]").unwrap();
-        assert_eq!((c.host.as_str(), c.port), ("::1", 22));
+        assert_eq!(
+            Destination::parse("ssh://[::1]").unwrap(),
+            named(None, "::1", None)
+        );
+        assert_eq!(
+            Destination::parse("[::1]").unwrap(),
+            named(None, "::1", None)
+        );
         assert!(Config::from_destination("ssh://h/path").is_err());
     }
 

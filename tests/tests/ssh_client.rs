@@ -182,7 +182,10 @@ fn a_host_known_by_one_key_type_is_asked_for_that_type_as_openssh_does() {
     // The system-wide file is trusted as well (GlobalKnownHostsFile), and never written.
     let mut global = keyed();
     global.known_hosts = dir.join("user-file-absent");
-    global.global_known_hosts = dir.join("ecdsa-sha2-nistp256-hashed");
+    global.global_known_hosts = vec![
+        dir.join("no-such-global-file"),
+        dir.join("ecdsa-sha2-nistp256-hashed"),
+    ];
     global.host_key_policy = HostKeyPolicy::AcceptNew;
     Client::connect(&global).expect("known from the global file");
     assert!(

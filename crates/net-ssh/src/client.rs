@@ -58,10 +58,12 @@ impl Client {
         session.set_compress(config.compression);
         session.set_tcp_stream(stream);
         session.set_timeout(u32::try_from(config.timeout.as_millis()).unwrap_or(u32::MAX));
-        let mut known = known_hosts::key_types(&config.known_hosts, &config.host, config.port);
-        for kind in known_hosts::key_types(&config.global_known_hosts, &config.host, config.port) {
-            if !known.contains(&kind) {
-                known.push(kind);
+        let mut known = Vec::new();
+        for file in std::iter::once(&config.known_hosts).chain(&config.global_known_hosts) {
+            for kind in known_hosts::key_types(file, &config.host, config.port) {
+                if !known.contains(&kind) {
+                    known.push(kind);
+                }
             }
         }
         if !known.is_empty() {
@@ -195,13 +197,12 @@ impl Client {
                 .read_file(path, KnownHostFileKind::OpenSSH)
                 .map_err(|e| kh_error(e.message().to_owned()))?;
         }
-        // The system's file is the administrator's: a line libssh2 cannot read there does
-        // not stop the session (what it read before that line still counts).
-        let global = &config.global_known_hosts;
-        if global.exists()
-            && let Err(e) = known_keys.read_file(global, KnownHostFileKind::OpenSSH)
-        {
-            log::debug!("{}: {}", global.display(), e.message());
+        // The system's files are the administrator's: a line libssh2 cannot read there
+        // does not stop the session (what it read before that line still counts).
+        for global in config.global_known_hosts.iter().filter(|f| f.exists()) {
+            if let Err(e) = known_keys.read_file(global, KnownHostFileKind::OpenSSH) {
+                log::debug!("{}: {}", global.display(), e.message());
+            }
         }
         let mut result = known_keys.check_port(&config.host, config.port, key);
         // libssh2 calls a key of a type the file does not hold for the host a changed one;

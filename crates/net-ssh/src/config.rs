@@ -67,9 +67,9 @@ pub struct Config {
     pub keepalive: Duration,
     /// The known_hosts file (default `~/.ssh/known_hosts`), where keys accepted as new go.
     pub known_hosts: PathBuf,
-    /// The system-wide known_hosts file, also trusted (OpenSSH's `GlobalKnownHostsFile`,
-    /// default `/etc/ssh/ssh_known_hosts`); never written.
-    pub global_known_hosts: PathBuf,
+    /// The system-wide known_hosts files, also trusted (OpenSSH's `GlobalKnownHostsFile`,
+    /// default `/etc/ssh/ssh_known_hosts` and `/etc/ssh/ssh_known_hosts2`); never written.
+    pub global_known_hosts: Vec<PathBuf>,
     /// The host-key policy.
     pub host_key_policy: HostKeyPolicy,
     /// Write the host names of keys added to known_hosts hashed, as OpenSSH's
@@ -279,7 +279,9 @@ impl Config {
             exec_timeout: None,
             keepalive: Duration::from_secs(15),
             known_hosts: home().join(".ssh/known_hosts"),
-            global_known_hosts: PathBuf::from("/etc/ssh/ssh_known_hosts"),
+            global_known_hosts: ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"]
+                .map(PathBuf::from)
+                .to_vec(),
             host_key_policy: HostKeyPolicy::Strict,
             hash_known_hosts: false,
             identities: Vec::new(),
@@ -435,6 +437,8 @@ impl Config {
         if let Some(timeout) = params.connect_timeout {
             self.connect_timeout = timeout.max(Duration::from_secs(1));
         }
+        // Every file named, where the others take one value.
+        let global_files = params.unsupported_fields.remove("globalknownhostsfile");
         let mut value = |name: &str| {
             params
                 .unsupported_fields
@@ -459,8 +463,8 @@ impl Config {
         if let Some(file) = value("userknownhostsfile") {
             self.known_hosts = expand(file);
         }
-        if let Some(file) = value("globalknownhostsfile") {
-            self.global_known_hosts = expand(file);
+        if let Some(files) = global_files {
+            self.global_known_hosts = files.into_iter().map(expand).collect();
         }
         if let Some(compression) = params.compression {
             self.compression = compression;
@@ -754,7 +758,7 @@ mod tests {
             "Port=2222",
             "StrictHostKeyChecking no",
             "UserKnownHostsFile=/dev/null",
-            "GlobalKnownHostsFile ~/global_known_hosts",
+            "GlobalKnownHostsFile ~/global_known_hosts /etc/kh2",
             "batchmode=yes",
             "ExitOnForwardFailure=yes",
             "ServerAliveInterval 5",
@@ -764,7 +768,10 @@ mod tests {
         assert_eq!((c.host.as_str(), c.port), ("10.0.0.9", 2222));
         assert_eq!(c.host_key_policy, HostKeyPolicy::AcceptNew);
         assert_eq!(c.known_hosts, PathBuf::from("/dev/null"));
-        assert_eq!(c.global_known_hosts, home().join("global_known_hosts"));
+        assert_eq!(
+            c.global_known_hosts,
+            [home().join("global_known_hosts"), PathBuf::from("/etc/kh2")]
+        );
         assert!(c.batch_mode && c.exit_on_forward_failure);
         assert!(
             !Config::resolve("box", Some(&file))

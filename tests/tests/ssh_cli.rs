@@ -2070,6 +2070,33 @@ fn dash_f_goes_to_the_background_once_authenticated_as_ssh_f() {
     assert_eq!(session, background[0], "{stat}");
     terminate(background[0]);
 
+    // With -N it lets go of stdout and stderr, as ssh -f: a reader of its output (here a
+    // pipe, as `$(...)` in a script) gets EOF at once, though the tunnel runs on.
+    let lport = free_port();
+    let spec = format!("127.0.0.1:{lport}:127.0.0.1:{}", port());
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(ssh_args(&["-f", "-N", "-L", &spec], &[]))
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out, &mut text);
+        let _ = std::io::Read::read_to_end(&mut err, &mut text);
+        let _ = tx.send(text);
+    });
+    let released = rx.recv_timeout(Duration::from_secs(20));
+    let background = pids_running(&spec);
+    let _kill_too = killed_on_drop(background.clone());
+    assert!(released.is_ok(), "the background netkit held the pipes");
+    assert_eq!(background.len(), 1, "one background netkit: {background:?}");
+    assert_sshd_answers_at(lport);
+
     // A command: netkit returns while it runs; its output still comes to ours.
     let dir = remote_dir("dash-f");
     let go = dir.join("go");

@@ -58,8 +58,28 @@ pub fn start() -> Outcome {
 }
 
 /// In the child, once the session is up: leaves the terminal's session (its hang-up and
-/// Ctrl-C no longer reach us) and lets the parent exit.
-pub fn detach() {
+/// Ctrl-C no longer reach us), lets go of stdin (and of stdout and stderr unless a command's
+/// output goes there), and lets the parent exit. As ssh -f: whoever reads our output (a
+/// script's `$(...)`, a pipe) is not kept waiting by forwards that run on.
+pub fn detach(keep_output: bool) {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        Ok(null) => {
+            let mut redirected = nix::unistd::dup2_stdin(&null);
+            if !keep_output {
+                redirected = redirected
+                    .and_then(|()| nix::unistd::dup2_stdout(&null))
+                    .and_then(|()| nix::unistd::dup2_stderr(&null));
+            }
+            if let Err(e) = redirected {
+                log::debug!("to /dev/null: {e}");
+            }
+        }
+        Err(e) => log::debug!("/dev/null: {e}"),
+    }
     // The parent named, not whoever is the parent by then: one that is gone leaves init
     // in its place, which must not be signalled.
     let parent = getppid();

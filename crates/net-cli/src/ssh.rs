@@ -616,7 +616,7 @@ pub fn run(mut args: Args) -> Outcome {
         let mut spare = Some(client);
         let forwards = start_forwards(&asked, &mut config, &mut spare, &stop)?;
         if args.background {
-            background::detach();
+            background::detach(false);
         }
         let mut signals = signal_hook::iterator::Signals::new([
             signal_hook::consts::SIGINT,
@@ -630,7 +630,7 @@ pub fn run(mut args: Args) -> Outcome {
     }
     let forwards = start_forwards(&asked, &mut config, &mut None, &stop)?;
     if args.background {
-        background::detach();
+        background::detach(true);
     }
     // On a remote terminal, keys go to it as typed (Ctrl-C included) until the end, but for
     // ssh's escapes (`~.` after a newline ends the session: the way out of a hung one). With

@@ -394,6 +394,19 @@ fn a_session_name_is_kept_per_host_as_httpie_keeps_it() {
         &vars,
     ));
     assert_eq!(got["headers"]["cookie"], "sid=7");
+    // The shorthand URL (`:PORT/path`, as httpie) names localhost's sessions.
+    let shorthand = format!(":{port}/echo");
+    let out = http_env(&["--session", "ann", &shorthand], &vars);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        config
+            .join(format!("netkit/sessions/localhost_{port}/ann.json"))
+            .exists()
+    );
     // Another host (the same server by its name) has sessions of its own.
     let other = server.url("/echo").replace("127.0.0.1", "localhost");
     let got = ok_json(&http_env(&["--session", "ann", &other], &vars));

@@ -124,12 +124,12 @@ impl Session {
     /// [`Error::BadUrl`] when `url` has no host; [`Error::Session`] when `name` is not a plain
     /// file name.
     pub fn named_path(name: &str, url: &str) -> Result<PathBuf, Error> {
-        let bad_url = |reason: &str| Error::BadUrl {
+        // As requests read it: `:8000/x` and `host/x` too.
+        let parsed = crate::client::parse_url(url)?;
+        let host = parsed.host_str().ok_or_else(|| Error::BadUrl {
             url: url.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let parsed = url::Url::parse(url).map_err(|e| bad_url(&e.to_string()))?;
-        let host = parsed.host_str().ok_or_else(|| bad_url("no host"))?;
+            reason: "no host".to_owned(),
+        })?;
         let host = match parsed.port() {
             Some(port) => format!("{host}_{port}"),
             None => host.to_owned(),

@@ -493,6 +493,59 @@ fn an_upload_to_a_server_that_stops_reading_times_out() {
     drop(holder.join().unwrap());
 }
 
+/// A raw keep-alive server: each connection answers its requests with the connection's letter
+/// and the request's number on it; the second request on the first connection gets stray bytes
+/// after its body, the first on the second connection is followed by a close.
+fn spoiling_server() -> String {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for (letter, stream) in (b'A'..=b'D').zip(listener.incoming()) {
+            let mut stream = stream.unwrap();
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                for n in 1u8..=10 {
+                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(got) => seen.extend_from_slice(&buf[..got]),
+                        }
+                    }
+                    seen.clear();
+                    let mut answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}{n}",
+                        char::from(letter)
+                    );
+                    if (letter, n) == (b'A', 2) {
+                        answer.push_str("stray bytes");
+                    }
+                    stream.write_all(answer.as_bytes()).unwrap();
+                    if (letter, n) == (b'B', 1) {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn a_pooled_connection_is_reused_only_while_clean() {
+    let url = spoiling_server();
+    let client = client();
+    let mut bodies = Vec::new();
+    for _ in 0..4 {
+        // The close needs a moment to arrive before the next request looks at the pool.
+        std::thread::sleep(Duration::from_millis(100));
+        bodies.push(client.get(&url).unwrap().send().unwrap().text().unwrap());
+    }
+    // A2's stray bytes keep that connection out of the pool; B's close is seen before reuse.
+    assert_eq!(bodies, ["A1", "A2", "B1", "C1"]);
+}
+
 #[test]
 fn retries_honour_retry_after_and_only_for_idempotent_methods() {
     let server = EchoServer::start();

@@ -166,7 +166,10 @@ impl Client {
             .build();
         let agent = ureq::Agent::with_parts(
             config_ureq,
-            ureq::unversioned::transport::DefaultConnector::new(),
+            ureq::unversioned::transport::Connector::chain(
+                ureq::unversioned::transport::DefaultConnector::new(),
+                ProbeWhenTaken,
+            ),
             <CachingResolver>::default(),
         );
         Ok(Client {
@@ -437,6 +440,78 @@ impl<R: ureq::unversioned::resolver::Resolver> ureq::unversioned::resolver::Reso
         }
         names.insert(key, (std::time::Instant::now(), addrs.clone()));
         Ok(addrs)
+    }
+}
+
+/// ureq probes a connection (a non-blocking read, three syscalls) both when a response is done
+/// and when the connection is taken from the pool again: on a keep-alive loop that is six of
+/// eight syscalls per request. The probe when it is taken sees all the first one would (bytes
+/// the server sent past the body are still unread, a close is still there to read), so the
+/// first is answered without I/O.
+#[derive(Debug)]
+struct ProbeWhenTaken;
+
+impl ureq::unversioned::transport::Connector<Box<dyn ureq::unversioned::transport::Transport>>
+    for ProbeWhenTaken
+{
+    type Out = ProbeWhenTakenTransport;
+
+    fn connect(
+        &self,
+        _: &ureq::unversioned::transport::ConnectionDetails,
+        chained: Option<Box<dyn ureq::unversioned::transport::Transport>>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        Ok(chained.map(|inner| ProbeWhenTakenTransport { inner, used: false }))
+    }
+}
+
+/// A transport whose first `is_open` after I/O (a response put back in the pool) is `true`.
+#[derive(Debug)]
+struct ProbeWhenTakenTransport {
+    inner: Box<dyn ureq::unversioned::transport::Transport>,
+    /// I/O happened since the last `is_open`.
+    used: bool,
+}
+
+impl ureq::unversioned::transport::Transport for ProbeWhenTakenTransport {
+    fn buffers(&mut self) -> &mut dyn ureq::unversioned::transport::Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(
+        &mut self,
+        amount: usize,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<(), ureq::Error> {
+        self.used = true;
+        self.inner.transmit_output(amount, timeout)
+    }
+
+    fn maybe_await_input(
+        &mut self,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<bool, ureq::Error> {
+        self.used = true;
+        self.inner.maybe_await_input(timeout)
+    }
+
+    fn await_input(
+        &mut self,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<bool, ureq::Error> {
+        self.used = true;
+        self.inner.await_input(timeout)
+    }
+
+    fn is_open(&mut self) -> bool {
+        if std::mem::take(&mut self.used) {
+            return true;
+        }
+        self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
     }
 }
 

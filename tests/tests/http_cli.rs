@@ -119,6 +119,54 @@ fn items_become_headers_query_and_json_form_or_multipart_bodies() {
 }
 
 #[test]
+fn json_field_names_nest_and_separators_escape_as_in_httpie() {
+    let server = EchoServer::start();
+    let url = server.url("/echo");
+    let query = work_dir().join("http-cli-query.txt");
+    std::fs::write(&query, "from file").unwrap();
+    let got = ok_json(&http(&[
+        &url,
+        "user[name]=ann",
+        "user[admin]:=true",
+        "tags[]=a",
+        "tags[]=b",
+        "pets[1][kind]=cat",
+        r"time\:stamp=1",
+        r"a\=b=c\=d",
+        "X-Empty;",
+        &format!("q==@{}", query.display()),
+    ]));
+    let body: Value = serde_json::from_str(got["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "user": {"name": "ann", "admin": true},
+            "tags": ["a", "b"],
+            "pets": [null, {"kind": "cat"}],
+            "time:stamp": "1",
+            "a=b": "c=d",
+        })
+    );
+    assert_eq!(got["headers"]["x-empty"], "");
+    assert_eq!(got["target"], "/echo?q=from+file");
+
+    let got = ok_json(&http(&[&url, "[]:=1", "[]=two"]));
+    assert_eq!(got["body"], r#"[1,"two"]"#, "a top-level array");
+    // A form keeps the brackets: PHP and Rails read them themselves.
+    let got = ok_json(&http(&["-f", &url, "tags[]=a", "tags[]=b"]));
+    assert_eq!(got["body"], "tags%5B%5D=a&tags%5B%5D=b");
+
+    one_line_error(
+        &http(&[&url, "a=1", "a[b]=2"]),
+        2,
+        "a is a string, and [b] needs an object",
+    );
+    one_line_error(&http(&[&url, "a[b=1"]), 2, "expected ']'");
+    one_line_error(&http(&[&url, "a[-1]=1"]), 2, "negative");
+    one_line_error(&http(&[&url, "a[99999999999]=1"]), 2, "index");
+}
+
+#[test]
 fn json_defaults_give_way_to_the_users_headers_and_dash_j_asks_for_json() {
     let server = EchoServer::start();
     let url = server.url("/echo");

@@ -32,6 +32,10 @@ Items:
   param==value      query parameter           field@path     file upload (--form/--multipart)
   field=@file       string read from a file   field:=@file   JSON read from a file
   @file             the file is the body    @-             stdin is the body
+  Header;           empty header value        param==@file   query parameter read from a file
+
+JSON names nest as httpie's: user[name]=ann tags[]=a tags[]=b pets[0][id]:=1 ([]:=1 for a
+top-level array); a backslash makes a separator literal: 'a\\=b=c' sends {\"a=b\": \"c\"}.
 
 A stdin redirected from a file (`< data.json`) is the body when no item gives one (not with -I);
 so is a pipe into an explicit POST, PUT or PATCH, if its first bytes come within 5 s.

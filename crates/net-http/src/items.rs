@@ -1,5 +1,7 @@
 //! Request items in httpie's syntax: `Header:Value`, `field=value`, `field:=json`,
-//! `param==value`, `field@file`, `field=@file`, `field:=@file`, `Header:` to remove.
+//! `param==value`, `field@file`, `field=@file`, `field:=@file`, `param==@file`, `Header:` to
+//! remove, `Header;` for an empty value; a backslash makes a separator character literal
+//! (`a\=b=c`). JSON field names nest as httpie's: `user[name]=x`, `tags[]=a`, `[0][id]:=1`.
 
 use std::path::PathBuf;
 
@@ -16,6 +18,8 @@ pub enum Item {
     Header(String, String),
     /// `Name:`: do not send this header.
     RemoveHeader(String),
+    /// `Name;`: send this header with an empty value.
+    EmptyHeader(String),
     /// `name==value`: a query parameter.
     Query(String, String),
     /// `name=value`: a string field.
@@ -38,7 +42,43 @@ pub enum BodyKind {
     Multipart,
 }
 
-const SEPARATORS: [&str; 7] = ["==", ":=@", "=@", ":=", "=", ":", "@"];
+const SEPARATORS: [&str; 9] = ["==@", "==", ":=@", "=@", ":=", "=", ":", ";", "@"];
+
+/// The characters a backslash makes literal, so that a name or value can hold them.
+const SEPARATOR_CHARS: &[char] = &['=', ':', ';', '@'];
+
+/// Splits `item` at its first separator (the longest of those starting there) that is not
+/// escaped, and drops the backslashes of escaped separator characters, as httpie does.
+fn split_item(item: &str) -> Option<(String, &'static str, String)> {
+    // Each char, and whether a backslash made it literal.
+    let mut chars: Vec<(char, bool)> = Vec::with_capacity(item.len());
+    let mut rest = item.chars().peekable();
+    while let Some(c) = rest.next() {
+        match rest.peek() {
+            Some(&next) if c == '\\' && SEPARATOR_CHARS.contains(&next) => {
+                chars.push((next, true));
+                rest.next();
+            }
+            _ => chars.push((c, false)),
+        }
+    }
+    let starts_at = |at: usize, sep: &str| {
+        let mut here = chars[at..].iter();
+        sep.chars().all(|c| {
+            here.next()
+                .is_some_and(|&(got, escaped)| !escaped && got == c)
+        })
+    };
+    let (at, sep) = (0..chars.len()).find_map(|at| {
+        SEPARATORS
+            .iter()
+            .filter(|sep| starts_at(at, sep))
+            .max_by_key(|sep| sep.len())
+            .map(|sep| (at, *sep))
+    })?;
+    let text = |part: &[(char, bool)]| part.iter().map(|&(c, _)| c).collect::<String>();
+    Some((text(&chars[..at]), sep, text(&chars[at + sep.len()..])))
+}
 
 impl Item {
     /// Parses one item; `name=@file` and `name:=@file` read the file now.
@@ -48,17 +88,17 @@ impl Item {
     /// [`Error::File`] when a file it names cannot be read.
     pub fn parse(item: &str) -> Result<Item, Error> {
         let bad = |why: &str| Error::BadRequest(format!("bad item {item:?}: {why}"));
-        let (at, sep) = SEPARATORS
-            .iter()
-            .filter_map(|sep| item.find(sep).map(|at| (at, *sep)))
-            // The leftmost separator wins; at the same place, the longest.
-            .min_by_key(|(at, sep)| (*at, usize::MAX - sep.len()))
-            .ok_or_else(|| {
-                bad("expected Header:Value, field=value, field:=json, param==value or field@file")
-            })?;
-        let (name, value) = (&item[..at], &item[at + sep.len()..]);
-        if name.is_empty() {
+        let (name, sep, value) = split_item(item).ok_or_else(|| {
+            bad("expected Header:Value, field=value, field:=json, param==value or field@file")
+        })?;
+        // A JSON body may have an empty key (`=x` is {"": "x"}), a header or a file part not.
+        if name.is_empty() && !matches!(sep, "=" | ":=" | "=@" | ":=@") {
             return Err(bad("empty name"));
+        }
+        if sep == ";" && !value.is_empty() {
+            return Err(bad(
+                "`Header;` sends an empty header; a `;` in a name is written `\\;`",
+            ));
         }
         let read = |path: &str| {
             std::fs::read(path).map_err(|source| Error::File {
@@ -69,18 +109,20 @@ impl Item {
         let json = |text: &[u8]| {
             serde_json::from_slice::<Value>(text).map_err(|e| bad(&format!("not JSON: {e}")))
         };
+        let text = |path: &str| {
+            String::from_utf8(read(path)?).map_err(|_| bad("the file is not UTF-8 text"))
+        };
         Ok(match sep {
-            "==" => Item::Query(name.into(), value.into()),
-            ":=@" => Item::Json(name.into(), json(&read(value)?)?),
-            "=@" => Item::Field(
-                name.into(),
-                String::from_utf8(read(value)?).map_err(|_| bad("the file is not UTF-8 text"))?,
-            ),
-            ":=" => Item::Json(name.into(), json(value.as_bytes())?),
-            "=" => Item::Field(name.into(), value.into()),
-            ":" if value.is_empty() => Item::RemoveHeader(name.into()),
-            ":" => Item::Header(name.into(), value.trim_start().into()),
-            _ => Item::Upload(name.into(), PathBuf::from(value)),
+            "==@" => Item::Query(name, text(&value)?),
+            "==" => Item::Query(name, value),
+            ":=@" => Item::Json(name, json(&read(&value)?)?),
+            "=@" => Item::Field(name, text(&value)?),
+            ":=" => Item::Json(name, json(value.as_bytes())?),
+            "=" => Item::Field(name, value),
+            ";" => Item::EmptyHeader(name),
+            ":" if value.is_empty() => Item::RemoveHeader(name),
+            ":" => Item::Header(name, value.trim_start().into()),
+            _ => Item::Upload(name, PathBuf::from(value)),
         })
     }
 
@@ -99,7 +141,7 @@ impl Request {
     /// upload in JSON).
     pub fn items(mut self, items: &[Item], kind: BodyKind) -> Result<Request, Error> {
         let mut fields = Vec::new();
-        let mut object = Map::new();
+        let mut json = None;
         let mut parts = Vec::new();
         let uploads = items.iter().any(|i| matches!(i, Item::Upload(..)));
         let kind = if kind == BodyKind::Form && uploads {
@@ -111,9 +153,12 @@ impl Request {
             match item {
                 Item::Header(name, value) => self = self.header(name, value),
                 Item::RemoveHeader(name) => self = self.remove_header(name),
+                Item::EmptyHeader(name) => self = self.header(name, ""),
                 Item::Query(name, value) => self = self.query(name, value),
                 Item::Field(name, value) => {
-                    object.insert(name.clone(), Value::String(value.clone()));
+                    if kind == BodyKind::Json {
+                        nest(&mut json, name, Value::String(value.clone()))?;
+                    }
                     fields.push((name.clone(), value.clone()));
                     parts.push(Part::Text {
                         name: name.clone(),
@@ -126,7 +171,7 @@ impl Request {
                             "{name}:= is a JSON field: it cannot go in a form"
                         )));
                     }
-                    object.insert(name.clone(), value.clone());
+                    nest(&mut json, name, value.clone())?;
                 }
                 Item::Upload(name, path) => {
                     if kind == BodyKind::Json {
@@ -150,16 +195,358 @@ impl Request {
             return Ok(self);
         }
         Ok(match kind {
-            BodyKind::Json => self.json(&Value::Object(object))?,
+            BodyKind::Json => self.json(&json.unwrap_or_else(|| Value::Object(Map::new())))?,
             BodyKind::Form => self.form(&fields),
             BodyKind::Multipart => self.multipart(parts),
         })
     }
 }
 
+/// An index past this in a JSON field name is refused: `a[99999999999]=x` would otherwise
+/// build an array of that many nulls.
+const MAX_INDEX: usize = 1 << 20;
+
+/// One step of a nested JSON field name.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    /// `name` or `[name]`: a key of an object.
+    Key(String),
+    /// `[N]`: an index of an array.
+    Index(usize),
+    /// `[]`: a new element at the end of an array.
+    Append,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Key(key) => write!(f, "[{key}]"),
+            Step::Index(n) => write!(f, "[{n}]"),
+            Step::Append => f.write_str("[]"),
+        }
+    }
+}
+
+/// A piece of a field name: a bracket, or text with whether a backslash was in it (an
+/// escaped number like `\5` is a key, not an index).
+#[derive(Debug, PartialEq)]
+enum Token {
+    Open,
+    Close,
+    Text(String, bool),
+}
+
+/// Splits a field name at its brackets; `\[`, `\]` and `\\` are literal.
+fn tokens(name: &str) -> Vec<Token> {
+    let mut out = Vec::new();
+    let mut text = String::new();
+    let mut escaped = false;
+    let mut chars = name.chars().peekable();
+    let flush = |out: &mut Vec<Token>, text: &mut String, escaped: &mut bool| {
+        if !text.is_empty() {
+            out.push(Token::Text(std::mem::take(text), std::mem::take(escaped)));
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '[' | ']' => {
+                flush(&mut out, &mut text, &mut escaped);
+                out.push(if c == '[' { Token::Open } else { Token::Close });
+            }
+            '\\' => match chars.peek() {
+                Some(&next @ ('[' | ']' | '\\')) => {
+                    text.push(next);
+                    escaped = true;
+                    chars.next();
+                }
+                _ => text.push(c),
+            },
+            _ => text.push(c),
+        }
+    }
+    flush(&mut out, &mut text, &mut escaped);
+    out
+}
+
+/// What a text token means inside brackets: an index when it is a plain number, else a
+/// key (`\5` is the key "5").
+fn step_for(text: &str, escaped: bool, whole: &str) -> Result<Step, String> {
+    if !escaped {
+        if let Some(digits) = text.strip_prefix('-')
+            && !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(format!("{whole}: negative indexes are not supported"));
+        }
+        if text.bytes().all(|b| b.is_ascii_digit()) {
+            return match text.parse::<usize>() {
+                Ok(n) if n <= MAX_INDEX => Ok(Step::Index(n)),
+                _ => Err(format!("{whole}: index {text} is over {MAX_INDEX}")),
+            };
+        }
+        if let Some(number) = text.strip_prefix('\\')
+            && !number.is_empty()
+            && number.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Ok(Step::Key(number.to_owned()));
+        }
+    }
+    Ok(Step::Key(text.to_owned()))
+}
+
+/// Parses a JSON field name into steps, as httpie's nested JSON: a first key (or `[N]`,
+/// `[]` for a top-level array), then any of `[key]`, `[N]`, `[]`.
+fn path(name: &str) -> Result<Vec<Step>, String> {
+    let mut tokens = tokens(name).into_iter().peekable();
+    let mut steps = Vec::new();
+    let expected = |what: &str, after: &[Step]| match show(after) {
+        seen if seen.is_empty() => format!("{name}: expected {what} at the start"),
+        seen => format!("{name}: expected {what} after {seen}"),
+    };
+    if let Some(Token::Text(..)) = tokens.peek()
+        && let Some(Token::Text(text, escaped)) = tokens.next()
+    {
+        // A leading number is a key: `5=x` is {"5": "x"}, `-1=x` {"-1": "x"}.
+        steps.push(match step_for(&text, escaped, name) {
+            Ok(Step::Key(key)) => Step::Key(key),
+            _ => Step::Key(text),
+        });
+    } else if tokens.peek().is_none() {
+        steps.push(Step::Key(String::new()));
+    }
+    while let Some(token) = tokens.next() {
+        if token != Token::Open {
+            return Err(expected("'['", &steps));
+        }
+        let step = match tokens.next() {
+            Some(Token::Close) => Step::Append,
+            Some(Token::Text(text, escaped)) => {
+                let step = step_for(&text, escaped, name)?;
+                // Only a number or nothing may open a top-level array.
+                if steps.is_empty() && matches!(step, Step::Key(_)) {
+                    return Err(expected("a number or ']'", &steps));
+                }
+                if tokens.next() != Some(Token::Close) {
+                    return Err(expected("']'", &steps));
+                }
+                step
+            }
+            _ => return Err(expected("a text, a number or ']'", &steps)),
+        };
+        steps.push(step);
+    }
+    Ok(steps)
+}
+
+/// A JSON type's name, for errors.
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// An empty container for `step` to go into.
+fn container_for(step: &Step) -> Value {
+    match step {
+        Step::Key(_) => Value::Object(Map::new()),
+        Step::Index(_) | Step::Append => Value::Array(Vec::new()),
+    }
+}
+
+/// Steps written back as a field name: `a[b][0]`.
+fn show(steps: &[Step]) -> String {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| match step {
+            Step::Key(key) if i == 0 => key.clone(),
+            step => step.to_string(),
+        })
+        .collect()
+}
+
+/// Puts `value` into `body` at the place `name` says, creating objects and arrays on the way,
+/// as httpie's nested JSON does: `a[b]=1` then `a[c]=2` share the object `a`; a later value
+/// for the same place replaces the earlier one.
+fn nest(body: &mut Option<Value>, name: &str, value: Value) -> Result<(), Error> {
+    let bad = |why: String| Error::BadRequest(format!("bad JSON field name {why}"));
+    let steps = path(name).map_err(bad)?;
+    let mut here = body.get_or_insert_with(|| container_for(&steps[0]));
+    for (i, step) in steps.iter().enumerate() {
+        let next = steps.get(i + 1);
+        let wrong = |found: &Value, wanted: &str| {
+            let reached = match show(&steps[..i]) {
+                r if r.is_empty() => "the body".to_owned(),
+                r => r,
+            };
+            let found = type_name(found);
+            let article = if found.starts_with(['a', 'o']) {
+                "an"
+            } else {
+                "a"
+            };
+            let step = if i == 0 {
+                show(&steps[..1])
+            } else {
+                step.to_string()
+            };
+            bad(format!(
+                "{name}: {reached} is {article} {found}, and {step} needs {wanted}"
+            ))
+        };
+        here = match (step, here) {
+            (Step::Key(key), Value::Object(map)) => {
+                let Some(next) = next else {
+                    map.insert(key.clone(), value);
+                    return Ok(());
+                };
+                map.entry(key.clone())
+                    .or_insert_with(|| container_for(next))
+            }
+            (Step::Index(n), Value::Array(items)) => {
+                if items.len() <= *n {
+                    items.resize(n + 1, Value::Null);
+                }
+                let Some(next) = next else {
+                    items[*n] = value;
+                    return Ok(());
+                };
+                if items[*n].is_null() {
+                    items[*n] = container_for(next);
+                }
+                &mut items[*n]
+            }
+            (Step::Append, Value::Array(items)) => {
+                let Some(next) = next else {
+                    items.push(value);
+                    return Ok(());
+                };
+                items.push(container_for(next));
+                let last = items.len() - 1;
+                &mut items[last]
+            }
+            (Step::Key(_), found) => return Err(wrong(found, "an object")),
+            (Step::Index(_) | Step::Append, found) => return Err(wrong(found, "an array")),
+        };
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The JSON body the items make.
+    fn body(items: &[&str]) -> Result<Value, Error> {
+        let mut body = None;
+        for item in items {
+            match Item::parse(item)? {
+                Item::Field(name, value) => nest(&mut body, &name, Value::String(value))?,
+                Item::Json(name, value) => nest(&mut body, &name, value)?,
+                other => panic!("not a data item: {other:?}"),
+            }
+        }
+        Ok(body.unwrap_or_default())
+    }
+
+    #[test]
+    fn json_names_nest_as_in_httpie() {
+        use serde_json::json;
+        let cases: &[(&[&str], Value)] = &[
+            (
+                &["pet[0][kind]=dog", "pet[0][name]=Rex", "pet[1][kind]=cat"],
+                json!({"pet": [{"kind": "dog", "name": "Rex"}, {"kind": "cat"}]}),
+            ),
+            (
+                &["deep[a][2][b]=x"],
+                json!({"deep": {"a": [null, null, {"b": "x"}]}}),
+            ),
+            (
+                &["mix[]=s", "mix[2]=t", "mix[4]:=\"u\""],
+                json!({"mix": ["s", null, "t", null, "u"]}),
+            ),
+            (
+                &["[]:=0", "[]:=1", "[4]:=4", "[]:=5"],
+                json!([0, 1, null, null, 4, 5]),
+            ),
+            (
+                &["[][a][b][]:=1", "[0][a][b][]:=2", "[][]:=2"],
+                json!([{"a": {"b": [1, 2]}}, [2]]),
+            ),
+            (
+                &[r"\[\]:=1", r"escape\[d\]:=1", r"e\[s\][c][\[ed\]][]:=1"],
+                json!({"[]": 1, "escape[d]": 1, "e[s]": {"c": {"[ed]": [1]}}}),
+            ),
+            (
+                &[r"foo[\1][t]=m", r"\2012[x]:=2", "5=five", "-1=neg"],
+                json!({"foo": {"1": {"t": "m"}}, "2012": {"x": 2}, "5": "five", "-1": "neg"}),
+            ),
+            (
+                &["=empty", "k=v", "k=w", "x:=[1]", "x[]:=2"],
+                json!({"": "empty", "k": "w", "x": [1, 2]}),
+            ),
+            (&["key[]:=1", "key[][]:=2"], json!({"key": [1, [2]]})),
+        ];
+        for (items, want) in cases {
+            assert_eq!(&body(items).unwrap(), want, "{items:?}");
+        }
+        for (items, why) in [
+            (&["a[:=1"][..], "expected a text, a number or ']' after a"),
+            (&["a[1:=1"][..], "expected ']' after a"),
+            (&["a[x]1:=1"][..], "expected '[' after a[x]"),
+            (
+                &["a=1", "a[0]:=2"][..],
+                "a is a string, and [0] needs an array",
+            ),
+            (
+                &["d[k]=v", "d[]=w"][..],
+                "d is an object, and [] needs an array",
+            ),
+            (
+                &["x=y", "[]:=2"][..],
+                "the body is an object, and [] needs an array",
+            ),
+            (
+                &["[]:=2", "x=y"][..],
+                "the body is an array, and x needs an object",
+            ),
+            (&["[k]=v"][..], "expected a number or ']' at the start"),
+            (&["a[-10]:=1"][..], "negative indexes are not supported"),
+        ] {
+            match body(items) {
+                Err(Error::BadRequest(m)) => assert!(m.contains(why), "{items:?}: {m}"),
+                other => panic!("{items:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn backslashes_make_separators_literal() {
+        assert_eq!(
+            Item::parse(r"a\=b=c\@d").unwrap(),
+            Item::Field("a=b".into(), "c@d".into())
+        );
+        assert_eq!(
+            Item::parse(r"X\:Y:v").unwrap(),
+            Item::Header("X:Y".into(), "v".into())
+        );
+        // Other backslashes stay, for paths and for nested names.
+        assert_eq!(
+            Item::parse(r"p=C:\new").unwrap(),
+            Item::Field("p".into(), r"C:\new".into())
+        );
+        assert_eq!(
+            Item::parse("X-Empty;").unwrap(),
+            Item::EmptyHeader("X-Empty".into())
+        );
+        assert!(matches!(Item::parse("a;b"), Err(Error::BadRequest(m)) if m.contains("\\;")));
+        assert!(matches!(Item::parse(":v"), Err(Error::BadRequest(m)) if m.contains("empty name")));
+    }
 
     #[test]
     fn separators() {

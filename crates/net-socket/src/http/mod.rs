@@ -219,6 +219,27 @@ impl HttpConn {
                 Err(httparse::Error::Version) if asks_a_later_http(&input[used..]) => {
                     self.fail(ctx, 505, "HTTP Version Not Supported");
                 }
+                Err(httparse::Error::Version) => {
+                    // RFC 9112 2.3: a later 1.x minor is answered as 1.1, as nginx does.
+                    // Rare enough to pay for a copy of the head.
+                    let Some(at) = later_minor(&input[used..]) else {
+                        self.fail(ctx, 400, "Bad Request");
+                        continue;
+                    };
+                    let mut head = input[used..].to_vec();
+                    head[at] = b'1';
+                    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                    let mut parsed = httparse::Request::new(&mut headers);
+                    match parsed.parse(&head) {
+                        Ok(httparse::Status::Complete(n)) => {
+                            used += n;
+                            self.head_timer = false;
+                            self.respond(ctx, &parsed);
+                        }
+                        Ok(httparse::Status::Partial) => break,
+                        Err(_) => self.fail(ctx, 400, "Bad Request"),
+                    }
+                }
                 Err(_) => self.fail(ctx, 400, "Bad Request"),
             }
         }
@@ -686,6 +707,17 @@ fn asks_a_later_http(input: &[u8]) -> bool {
         .strip_prefix(b"HTTP/")
         .and_then(|v| v.first())
         .is_some_and(|major| (b'2'..=b'9').contains(major))
+}
+
+/// Where the minor digit of a request line's `HTTP/1.2` ... `HTTP/1.9` is, to be read as 1.1.
+fn later_minor(input: &[u8]) -> Option<usize> {
+    let end = input.iter().position(|&b| b == b'\n')?;
+    let line = input[..end].strip_suffix(b"\r").unwrap_or(&input[..end]);
+    let version = line.len().checked_sub(8).map(|at| (at, &line[at..]))?;
+    match version {
+        (at, [b'H', b'T', b'T', b'P', b'/', b'1', b'.', b'2'..=b'9']) if at > 0 => Some(at + 7),
+        _ => None,
+    }
 }
 
 fn access_log(ctx: &Context<'_>, method: &str, target: &str, minor: u8, status: u16, sent: u64) {

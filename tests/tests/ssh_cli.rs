@@ -1339,6 +1339,67 @@ fn host_aliases_from_an_ssh_config_file() {
 }
 
 #[test]
+fn remote_command_and_request_tty_from_the_config_file_as_in_ssh() {
+    let file = work_dir().join("ssh-config-remote-command");
+    let host = |name: &str, extra: &str| {
+        format!(
+            "Host {name}\n    HostName 127.0.0.1\n    Port {}\n    User {}\n    IdentityFile {}\n{extra}",
+            port(),
+            env("NETKIT_TEST_SSH_USER"),
+            key("id_ed25519").display()
+        )
+    };
+    std::fs::write(
+        &file,
+        [
+            host("netkit-rc", "    RemoteCommand echo ran for %r at %p\n"),
+            host("netkit-tty", "    RequestTTY force\n"),
+            host("netkit-plain", ""),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let kh = env("NETKIT_TEST_SSH_KNOWN_HOSTS");
+    let run = |words: &[&str]| {
+        let mut args = vec!["ssh", "-F", file.to_str().unwrap(), "--known-hosts", &kh];
+        args.extend_from_slice(words);
+        netkit(&args, b"", &[])
+    };
+    let text = |out: &Output| String::from_utf8_lossy(&out.stdout).into_owned();
+
+    let out = run(&["netkit-rc"]);
+    assert_eq!(
+        text(&out),
+        format!("ran for {} at {}\n", env("NETKIT_TEST_SSH_USER"), port()),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // As ssh: a command on the line and RemoteCommand together are refused, and `-o
+    // RemoteCommand=none` (first obtained wins) lets the line's command run.
+    let out = run(&["netkit-rc", "true"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RemoteCommand"));
+    let out = run(&["-o", "RemoteCommand=none", "netkit-rc", "echo", "mine"]);
+    assert_eq!(text(&out), "mine\n");
+    let out = run(&["-o", "RemoteCommand=echo from -o", "netkit-plain"]);
+    assert_eq!(text(&out), "from -o\n");
+
+    // RequestTTY force is -tt; -T on the command line wins over it.
+    let out = run(&["netkit-tty", "tty"]);
+    assert!(text(&out).contains("/dev/pts/"), "{}", text(&out));
+    let out = run(&["-T", "netkit-tty", "tty"]);
+    assert_eq!(
+        (out.status.code(), text(&out)),
+        (Some(1), "not a tty\n".into())
+    );
+    let out = run(&["-o", "RequestTTY=force", "netkit-plain", "tty"]);
+    assert!(text(&out).contains("/dev/pts/"), "{}", text(&out));
+    let out = run(&["-o", "RequestTTY=sometimes", "netkit-plain", "tty"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RequestTTY"));
+}
+
+#[test]
 fn remote_forwarding_carries_bytes_both_ways_while_the_command_runs() {
     let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
     let rport = free_port();

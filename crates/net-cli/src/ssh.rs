@@ -566,7 +566,28 @@ pub fn run(mut args: Args) -> Outcome {
             "a destination is required: netkit ssh [user@]host[:port] COMMAND"
         )));
     };
-    let command = words.collect::<Vec<_>>().join(" ");
+    let mut command = words.collect::<Vec<_>>().join(" ");
+    let mut config = args.config(dest)?;
+    // RemoteCommand runs when the command line gives none, as in ssh; -N and -W run nothing.
+    if !args.no_command
+        && args.stdio_forward.is_none()
+        && let Some(remote) = config.expanded_remote_command().map_err(own)?
+    {
+        if !command.is_empty() {
+            return Err(own(anyhow!(
+                "cannot run both the command line's command and RemoteCommand"
+            )));
+        }
+        command = remote;
+    }
+    // -t and -T win over RequestTTY: ssh keeps the first value it reads, flags first.
+    let (tty, no_tty) = match config.request_tty {
+        _ if args.tty > 0 || args.no_tty || args.no_command => (args.tty, args.no_tty),
+        Some(net_ssh::RequestTty::No) => (0, true),
+        Some(net_ssh::RequestTty::Yes) => (1, false),
+        Some(net_ssh::RequestTty::Force) => (2, false),
+        _ => (0, false),
+    };
     if args.background {
         if command.is_empty() && !args.no_command {
             return Err(own(anyhow!(
@@ -579,17 +600,15 @@ pub fn run(mut args: Args) -> Outcome {
         args.no_stdin = true;
     }
     let on_terminal = !args.no_stdin && std::io::stdin().is_terminal();
-    if args.tty == 1 && !on_terminal {
+    if tty == 1 && !on_terminal {
         eprintln!("netkit: no remote terminal: stdin is not a terminal (-tt forces one)");
     }
     if args.no_command && !command.is_empty() {
         return Err(own(anyhow!("-N runs no command, but one was given")));
     }
     // As ssh: -tt always, -t or a login shell when stdin is a terminal, -T never.
-    let wants_terminal =
-        !args.no_tty && (args.tty >= 2 || ((args.tty == 1 || command.is_empty()) && on_terminal));
+    let wants_terminal = !no_tty && (tty >= 2 || ((tty == 1 || command.is_empty()) && on_terminal));
     let terminal = wants_terminal.then(local_terminal);
-    let mut config = args.config(dest)?;
     // -W carries one connection and nothing else, as with ssh (ClearAllForwardings).
     let from_file = match args.stdio_forward {
         Some(_) => net_ssh::ConfiguredForwards::default(),

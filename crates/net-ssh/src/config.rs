@@ -112,6 +112,27 @@ pub struct Config {
     /// connecting (OpenSSH's `ProxyCommand`; `%h`, `%p`, `%r`, `%n` and `%%` are expanded).
     /// `jump` wins when both are set.
     pub proxy_command: Option<String>,
+    /// The command to run when none is given (OpenSSH's `RemoteCommand`), as written;
+    /// [`expanded_remote_command`](Self::expanded_remote_command) expands its tokens. Read by
+    /// the program that runs commands, as `netkit ssh`.
+    pub remote_command: Option<String>,
+    /// Whether to ask for a remote terminal (OpenSSH's `RequestTTY`); `None` when the config
+    /// does not say. Read by the program that runs commands; its own flags (`-t`, `-T`) win.
+    pub request_tty: Option<RequestTty>,
+}
+
+/// OpenSSH's `RequestTTY`: when a session asks the server for a terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestTty {
+    /// Never (`ssh -T`).
+    No,
+    /// When the local stdin is a terminal (`ssh -t`).
+    Yes,
+    /// Always, even without a local terminal (`ssh -tt`).
+    Force,
+    /// For a login shell on a terminal, not for a command (the default).
+    Auto,
 }
 
 /// What a destination names: `[user@]host[:port]` (IPv6 as `[::1]:port`) or
@@ -295,6 +316,8 @@ impl Config {
             forwards: ConfiguredForwards::default(),
             jump: None,
             proxy_command: None,
+            remote_command: None,
+            request_tty: None,
         }
     }
 
@@ -503,7 +526,58 @@ impl Config {
             let command = words.join(" ");
             self.proxy_command = (!command.eq_ignore_ascii_case("none")).then_some(command);
         }
+        // ssh2-config keeps RequestTTY among the options it does not act on, RemoteCommand
+        // among those it does not know, under the name as written.
+        let mut unknown = |name: &str| {
+            [&mut params.unsupported_fields, &mut params.ignored_fields]
+                .into_iter()
+                .find_map(|fields| {
+                    let key = fields
+                        .keys()
+                        .find(|k| k.eq_ignore_ascii_case(name))?
+                        .clone();
+                    fields.remove(&key)
+                })
+        };
+        if let Some(words) = unknown("remotecommand") {
+            let command = words.join(" ");
+            self.remote_command = (!command.eq_ignore_ascii_case("none")).then_some(command);
+        }
+        if let Some(words) = unknown("requesttty") {
+            let word = words
+                .first()
+                .map(|w| w.to_ascii_lowercase())
+                .unwrap_or_default();
+            self.request_tty = Some(match word.as_str() {
+                "no" | "false" => RequestTty::No,
+                "yes" | "true" => RequestTty::Yes,
+                "force" => RequestTty::Force,
+                "auto" => RequestTty::Auto,
+                other => {
+                    return Err(format!(
+                        "RequestTTY {other}: expected yes, no, force or auto"
+                    ));
+                }
+            });
+        }
         Ok(params.proxy_jump.unwrap_or_default())
+    }
+
+    /// [`remote_command`](Self::remote_command) with OpenSSH's tokens expanded (`%h` host,
+    /// `%p` port, `%r` user, `%n` the host, `%%`), as ssh runs it.
+    ///
+    /// # Errors
+    /// [`Error::BadOption`] naming a token OpenSSH does not have.
+    pub fn expanded_remote_command(&self) -> Result<Option<String>, Error> {
+        let Some(command) = &self.remote_command else {
+            return Ok(None);
+        };
+        crate::proxy_command::expand(command, self)
+            .map(Some)
+            .map_err(|reason| Error::BadOption {
+                option: format!("RemoteCommand {command}"),
+                reason,
+            })
     }
 
     /// The identities to try: the configured ones, or [`default_identities`](Self::default_identities).
@@ -598,8 +672,11 @@ fn forwards_for(
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 21] = [
+const OPTIONS_READ: [&str; 23] = [
     "hostname",
+    // Read by the program that runs commands (`netkit ssh`).
+    "remotecommand",
+    "requesttty",
     "globalknownhostsfile",
     "hashknownhosts",
     "localforward",
@@ -641,11 +718,14 @@ fn checked_option(option: &str) -> Result<String, Error> {
     if ["host", "match", "include"].contains(&name.to_ascii_lowercase().as_str()) {
         return Err(bad("not a command-line option"));
     }
+    // OpenSSH options ssh2-config has never heard of, which it would call unknown.
+    let rules = if name.eq_ignore_ascii_case("remotecommand") {
+        ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS
+    } else {
+        ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS
+    };
     let parsed = ssh2_config::SshConfig::default()
-        .parse(
-            &mut line.as_bytes(),
-            ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS,
-        )
+        .parse(&mut line.as_bytes(), rules)
         .map_err(|e| match e {
             ssh2_config::SshParserError::UnknownField(..) => bad("no such OpenSSH option"),
             e => bad(&e.to_string()),

@@ -26,7 +26,9 @@ mod sftp;
 mod socks;
 
 pub use client::Client;
-pub use config::{AddressFamily, Config, ConfiguredForwards, Destination, HostKeyPolicy, Identity};
+pub use config::{
+    AddressFamily, Config, ConfiguredForwards, Destination, HostKeyPolicy, Identity, RequestTty,
+};
 pub use error::Error;
 pub use exec::{ExitStatus, Output, Terminal};
 pub use forward::Forwards;

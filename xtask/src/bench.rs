@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 
 use crate::provision::{self, Need};
 use crate::service::{self, Service};
-use crate::test::{cargo, path_str, target_dir};
+use crate::test::{build_bins, path_str, target_dir};
 
 /// What the anchors need besides nginx and sshd (see their modules).
 const NEEDS: &[Need] = &[
@@ -182,7 +182,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
     };
     provision::ensure(&[NEEDS, crate::nginx::NEEDS, crate::sshd::NEEDS].concat())?;
-    service::run_ok(cargo().args(["build", "--release", "-p", "net-cli", "-p", "net-bench"]))?;
+    build_bins()?;
     let target = target_dir()?;
     let bin = target.join("release");
     let out = target.join("bench");

@@ -47,7 +47,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         ]))
         .context("cargo clippy found warnings")?;
     }
-    service::run_ok(cargo().args(["build", "--release", "--workspace", "--bins"]))?;
+    build_bins()?;
     service::run_ok(cargo().args(["test", "--release", "--workspace", "--no-run"]))?;
 
     let target = target_dir()?;
@@ -115,6 +115,13 @@ fn start_netkit_http(netkit: &Path, work: &Path) -> anyhow::Result<Started> {
 }
 
 /// `cargo`, as the one that runs xtask.
+/// Builds every binary in release. The whole workspace each time: cargo unifies features
+/// over the packages it is asked for, so building fewer (`-p net-cli`) rebuilds half the tree
+/// after a test run and again before the next.
+pub fn build_bins() -> anyhow::Result<()> {
+    service::run_ok(cargo().args(["build", "--release", "--workspace", "--bins"]))
+}
+
 pub fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }

@@ -702,9 +702,9 @@ fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
     let expected: Vec<u8> = (0..300_000).map(|i| (i % 251) as u8).collect();
     assert!(out.stdout == expected, "piped output is not the raw body");
 
-    let script = |extra_env: &str| {
+    let script = |env: &str, flags: &str| {
         let line = format!(
-            "{extra_env} {} http {}",
+            "{env} {} http {flags} {}",
             netkit_bin().display(),
             server.url("/echo")
         );
@@ -714,17 +714,32 @@ fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
             .expect("script (util-linux)");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let tty = script("");
+    let tty = script("", "");
     assert!(tty.contains("\x1b[1;32m200 OK\x1b[0m"), "{tty:?}");
     assert!(
         tty.contains("    \"method\": ") || tty.contains("  \x1b[34m\"method\""),
         "{tty:?}"
     );
-    let plain = script("NO_COLOR=1");
+    for plain in [script("NO_COLOR=1", ""), script("", "--pretty=format")] {
+        assert!(
+            !plain.contains('\x1b') && plain.contains("  \"method\": \"GET\""),
+            "{plain:?}"
+        );
+    }
+    let raw = script("", "--pretty=none -b");
     assert!(
-        !plain.contains('\x1b') && plain.contains("  \"method\": \"GET\""),
-        "{plain:?}"
+        !raw.contains('\x1b') && raw.starts_with("{\"method\":\"GET\""),
+        "{raw:?}"
     );
+
+    // --pretty asks for formatting and colours when piped too, as httpie's.
+    let url = server.url("/echo");
+    let formatted = http(&["--pretty=format", &url]);
+    let text = String::from_utf8_lossy(&formatted.stdout);
+    assert!(text.starts_with("{\n  \"method\": \"GET\""), "{text:?}");
+    let coloured = http(&["--pretty=all", &url]);
+    let text = String::from_utf8_lossy(&coloured.stdout);
+    assert!(text.contains("\x1b[34m\"method\""), "{text:?}");
 }
 
 #[test]

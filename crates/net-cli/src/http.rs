@@ -41,8 +41,8 @@ A stdin redirected from a file (`< data.json`) is the body when no item gives on
 so is a pipe into an explicit POST, PUT or PATCH, if its first bytes come within 5 s.
 
 Output: on a terminal, the response headers and body (JSON pretty-printed, colours unless
-NO_COLOR); piped, the raw body only. --print takes H (request headers), B (request body),
-h (response headers), b (response body).
+NO_COLOR); piped, the raw body only (--pretty all|colors|format|none changes either). --print
+takes H (request headers), B (request body), h (response headers), b (response body).
 
 Exit status: 0 done; 1 network or I/O failure; 2 bad input (URL, item, file, option);
 with --check-status 3 for an unfollowed 3xx, 4 for 4xx, 5 for 5xx; 6 too many redirects;
@@ -152,6 +152,10 @@ pub struct Args {
     /// text is always shown as it comes), as httpie's -S.
     #[arg(short = 'S', long)]
     stream: bool,
+    /// Colours and JSON formatting: all, colors, format or none (default: all on a terminal,
+    /// none when piped), as httpie's --pretty.
+    #[arg(long, value_enum, value_name = "STYLE")]
+    pretty: Option<Pretty>,
     /// Print nothing but errors and warnings (no body, no progress bar); twice, warnings
     /// too are left out, as httpie's -q and -qq.
     #[arg(short = 'q', long, action = clap::ArgAction::Count)]
@@ -278,7 +282,7 @@ pub fn run(mut args: Args) -> Outcome {
     if let Some(bad) = what.chars().find(|c| !"HBhb".contains(*c)) {
         return Err(anyhow!("--print takes H, B, h and b, not {bad:?}")).code(USAGE);
     }
-    let style = Style::new(stdout_tty);
+    let style = Style::new(stdout_tty, args.pretty);
     let mut out = std::io::stdout().lock();
     if what.contains('H') || what.contains('B') || args.offline {
         print_request(&mut out, &request.preview(), &what, &style)?;
@@ -568,16 +572,39 @@ fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome
     Ok(ExitCode::from(status_code(done.status, args.check_status)))
 }
 
-/// ANSI colours on a terminal unless NO_COLOR is set.
+/// What `--pretty` asks for, as httpie's.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Pretty {
+    /// Colours and formatting.
+    All,
+    /// Colours only.
+    Colors,
+    /// Formatting (indented JSON) only.
+    Format,
+    /// Neither: the body as it came.
+    None,
+}
+
+/// How output looks: ANSI colours (by default on a terminal unless NO_COLOR is set) and
+/// indented JSON (by default on a terminal).
 struct Style {
     on: bool,
+    format: bool,
 }
 
 impl Style {
-    fn new(tty: bool) -> Style {
-        Style {
-            on: tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        }
+    fn new(tty: bool, pretty: Option<Pretty>) -> Style {
+        let (on, format) = match pretty {
+            Some(Pretty::All) => (true, true),
+            Some(Pretty::Colors) => (true, false),
+            Some(Pretty::Format) => (false, true),
+            Some(Pretty::None) => (false, false),
+            None => (
+                tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+                tty,
+            ),
+        };
+        Style { on, format }
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -677,16 +704,11 @@ fn print_body(
         .header("content-type")
         .is_some_and(|ct| ct.contains("json"));
     let mut reader = response.reader();
-    if !tty {
-        // Piped: exactly the body, streamed.
-        std::io::copy(&mut reader, out).context("reading the response body")?;
-        return Ok(());
-    }
     // Pretty JSON needs the whole body (up to this much); anything else is shown as it
     // comes, since an event stream or a log may never end.
     const FORMAT_LIMIT: u64 = 64 << 20;
     let mut body = Vec::new();
-    if is_json && !stream {
+    if is_json && !stream && style.format {
         (&mut reader)
             .take(FORMAT_LIMIT)
             .read_to_end(&mut body)
@@ -703,6 +725,12 @@ fn print_body(
             writeln!(out, "{shown}")?;
             return Ok(());
         }
+    }
+    if !tty {
+        // Piped: exactly the body, streamed.
+        out.write_all(&body)?;
+        std::io::copy(&mut reader, out).context("reading the response body")?;
+        return Ok(());
     }
     let mut chunk = vec![0; 64 * 1024];
     let mut last = b'\n';

@@ -167,6 +167,23 @@ fn json_field_names_nest_and_separators_escape_as_in_httpie() {
 }
 
 #[test]
+fn a_bare_host_name_is_the_url_not_a_method() {
+    // A lower-case word is a method only when it names one; a word in capitals always is.
+    for (words, first_line) in [
+        (&["localhost", "a=1"][..], "POST / HTTP/1.1"),
+        (&["myhost", "q==1"][..], "GET /?q=1 HTTP/1.1"),
+        (&["delete", "myhost/x"][..], "DELETE /x HTTP/1.1"),
+        (&["PURGE", "myhost/x"][..], "PURGE /x HTTP/1.1"),
+    ] {
+        let mut args = vec!["--offline"];
+        args.extend_from_slice(words);
+        let out = http(&args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.lines().next(), Some(first_line), "{words:?}: {text}");
+    }
+}
+
+#[test]
 fn json_defaults_give_way_to_the_users_headers_and_dash_j_asks_for_json() {
     let server = EchoServer::start();
     let url = server.url("/echo");

@@ -403,8 +403,33 @@ fn pipe_has_body() -> bool {
 
 /// `[METHOD] URL [ITEM...]` into its parts; `@file` names the body file, `@-` stdin.
 fn split_words(words: &[String]) -> anyhow::Result<Words<'_>> {
-    let is_method =
-        |w: &str| !w.is_empty() && w.len() <= 16 && w.chars().all(|c| c.is_ascii_alphabetic());
+    // A word in capitals, or a method's name in any case: `netkit http localhost a=1` is a
+    // POST to localhost (httpie takes `localhost` for the method there).
+    const METHODS: [&str; 16] = [
+        "get",
+        "head",
+        "post",
+        "put",
+        "delete",
+        "connect",
+        "options",
+        "trace",
+        "patch",
+        "propfind",
+        "proppatch",
+        "mkcol",
+        "copy",
+        "move",
+        "lock",
+        "unlock",
+    ];
+    let is_method = |w: &str| {
+        !w.is_empty()
+            && w.len() <= 16
+            && w.chars().all(|c| c.is_ascii_alphabetic())
+            && (w.chars().all(|c| c.is_ascii_uppercase())
+                || METHODS.iter().any(|m| m.eq_ignore_ascii_case(w)))
+    };
     let (method, rest) = match words {
         [first, second, rest @ ..] if is_method(first) && !second.is_empty() => {
             (Some(first.as_str()), (second, rest))

@@ -358,6 +358,29 @@ fn redirects_check_status_and_exit_codes() {
         &format!("{}/redirect/3", env("NETKIT_TEST_NGINX_URL")),
     ]);
     assert_eq!(nginx.stdout, b"hello from nginx\n");
+    // --all shows each redirect, then the final response, as httpie's.
+    let all = http(&[
+        "-F",
+        "--all",
+        "--print=h",
+        &format!("{}/redirect/2", env("NETKIT_TEST_NGINX_URL")),
+    ]);
+    let text = String::from_utf8_lossy(&all.stdout);
+    let statuses: Vec<&str> = text.lines().filter(|l| l.starts_with("HTTP/")).collect();
+    assert_eq!(
+        statuses,
+        [
+            "HTTP/1.1 302 Found",
+            "HTTP/1.1 302 Found",
+            "HTTP/1.1 200 OK"
+        ],
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Location: ") && l.ends_with("/redirect/1")),
+        "{text}"
+    );
 }
 
 #[test]

@@ -425,6 +425,21 @@ fn redirects_are_followed_limited_or_returned() {
         .send()
         .unwrap();
     assert!(response.url().ends_with("/echo"), "{}", response.url());
+    // Every hop is kept, oldest first, as requests' `history`.
+    let hops: Vec<(u16, String, Option<&str>)> = response
+        .history()
+        .iter()
+        .map(|r| (r.status(), server_path(r.url()), r.header("location")))
+        .collect();
+    assert_eq!(
+        hops,
+        [
+            (302, "/redirect/3".into(), Some("/redirect/2")),
+            (302, "/redirect/2".into(), Some("/redirect/1")),
+            (302, "/redirect/1".into(), Some("/redirect/0")),
+            (302, "/redirect/0".into(), Some("/echo")),
+        ]
+    );
     let got = echo(response);
     // Every hop's cookie was kept and sent on.
     assert_eq!(cookies(&got), ["hop0=1", "hop1=1", "hop2=1", "hop3=1"]);
@@ -445,12 +460,27 @@ fn redirects_are_followed_limited_or_returned() {
         (unfollowed.status(), unfollowed.header("location")),
         (302, Some("/redirect/2"))
     );
-    let nginx = client
+    let mut nginx = client
         .get(&format!("{}/redirect/4", env("NETKIT_TEST_NGINX_URL")))
         .unwrap()
         .send()
         .unwrap();
+    // nginx's redirects carry a small HTML page: each hop's body is kept.
+    let history = nginx.take_history();
+    assert_eq!(history.len(), 4);
+    for hop in history {
+        let page = hop.text().unwrap();
+        assert!(page.contains("302 Found"), "{page}");
+    }
+    assert!(nginx.history().is_empty());
     assert_eq!(nginx.text().unwrap(), "hello from nginx\n");
+}
+
+/// The path (and query) of a URL on a test server.
+fn server_path(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.find('/')
+        .map_or("/".into(), |at| rest[at..].to_owned())
 }
 
 #[test]

@@ -87,6 +87,10 @@ pub struct Args {
     /// Redirects followed with --follow.
     #[arg(long, value_name = "N", default_value_t = 30)]
     max_redirects: u32,
+    /// With --follow, print the redirects too (as --print says), then the final response,
+    /// as httpie's --all.
+    #[arg(long)]
+    all: bool,
     /// Seconds to wait for the connection and for each read.
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
@@ -294,8 +298,19 @@ pub fn run(mut args: Args) -> Outcome {
     if args.download {
         return download(request, &args, session.as_ref());
     }
-    let response = request.send().map_err(failure)?;
+    let mut response = request.send().map_err(failure)?;
     save(session.as_ref(), &args)?;
+    if args.all {
+        for hop in response.take_history() {
+            if what.contains('h') {
+                print_head(&mut out, &hop, &style)?;
+            }
+            if what.contains('b') {
+                print_body(&mut out, hop, stdout_tty, args.stream, &style)?;
+                writeln!(out)?;
+            }
+        }
+    }
     let status = response.status();
     let reason = response.reason().to_owned();
     if what.contains('h') {

@@ -838,7 +838,7 @@ impl Request {
         // Moved, not cloned: a large bytes body would otherwise be held twice.
         let mut body = std::mem::take(&mut self.body);
         let mut auth = self.auth.clone();
-        let mut redirects = 0;
+        let mut history = Vec::new();
         let mut attempt = 0;
         // Our answer to the server's Digest challenge for the current URL, once it gave one.
         let mut digest: Option<String> = None;
@@ -926,13 +926,12 @@ impl Request {
                 && matches!(status, 301 | 302 | 303 | 307 | 308)
                 && let Some(location) = location
             {
-                if redirects == max_redirects {
+                if history.len() == max_redirects as usize {
                     return Err(Error::TooManyRedirects {
                         url: self.url.to_string(),
                         max: max_redirects,
                     });
                 }
-                redirects += 1;
                 let next = url.join(&location).map_err(|e| Error::BadUrl {
                     url: location.clone(),
                     reason: e.to_string(),
@@ -946,11 +945,14 @@ impl Request {
                     auth = None;
                 }
                 log::debug!("{status} {url} -> {next}");
+                history.push(Response::followed(response, url.into()));
                 url = next;
                 digest = None;
                 continue;
             }
-            return Ok(Response::new(response, url.into(), config.body_limit));
+            let mut response = Response::new(response, url.into(), config.body_limit);
+            response.set_history(history);
+            return Ok(response);
         }
     }
 

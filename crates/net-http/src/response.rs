@@ -18,7 +18,11 @@ pub struct Response {
     url: String,
     body: ureq::Body,
     limit: u64,
+    history: Vec<Response>,
 }
+
+/// How much of a followed redirect's body [`Response::history`] keeps.
+const HISTORY_BODY: u64 = 64 << 10;
 
 impl Response {
     pub(crate) fn new(response: http::Response<ureq::Body>, url: String, limit: u64) -> Self {
@@ -39,7 +43,42 @@ impl Response {
             url,
             body,
             limit,
+            history: Vec::new(),
         }
+    }
+
+    /// A redirect that was followed, its body read now (up to [`HISTORY_BODY`]), which also
+    /// frees the connection for the next hop.
+    pub(crate) fn followed(response: http::Response<ureq::Body>, url: String) -> Self {
+        let (parts, mut body) = response.into_parts();
+        let mut builder = ureq::Body::builder();
+        if let Some(mime) = body.mime_type() {
+            builder = builder.mime_type(mime);
+        }
+        if let Some(charset) = body.charset() {
+            builder = builder.charset(charset);
+        }
+        let mut data = Vec::new();
+        // The redirect is followed whatever became of its body; what was read is kept.
+        let _ = body.as_reader().take(HISTORY_BODY).read_to_end(&mut data);
+        let body = builder.data(data);
+        Response::new(http::Response::from_parts(parts, body), url, HISTORY_BODY)
+    }
+
+    pub(crate) fn set_history(&mut self, history: Vec<Response>) {
+        self.history = history;
+    }
+
+    /// The redirects followed to get here, oldest first, as requests' `history`: status,
+    /// headers, URL, and the first 64 KiB of each body.
+    #[must_use]
+    pub fn history(&self) -> &[Response] {
+        &self.history
+    }
+
+    /// Takes [`history`](Self::history) out, to read the bodies (which consume a response).
+    pub fn take_history(&mut self) -> Vec<Response> {
+        std::mem::take(&mut self.history)
     }
 
     /// The status code.

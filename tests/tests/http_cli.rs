@@ -620,6 +620,10 @@ fn print_options_and_offline() {
             && text.ends_with("{\"k\":\"v\"}\n\n"),
         "{text}"
     );
+    // Formatted as a response body is, when asked (by default on a terminal).
+    let out = http(&["--offline", "--pretty=format", &url, "k=v"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with("\n{\n  \"k\": \"v\"\n}\n\n"), "{text}");
 }
 
 #[test]

@@ -647,6 +647,15 @@ impl Style {
         Style { on, format }
     }
 
+    /// Pretty-printed JSON, coloured when colours are on.
+    fn json(&self, pretty: &str) -> String {
+        if self.on {
+            colour_json(pretty)
+        } else {
+            pretty.to_owned()
+        }
+    }
+
     fn paint(&self, code: &str, text: &str) -> String {
         if self.on {
             format!("\x1b[{code}m{text}\x1b[0m")
@@ -682,8 +691,22 @@ fn print_request(
     if what.contains('B')
         && let Some(body) = &preview.body
     {
-        out.write_all(body)?;
-        writeln!(out)?;
+        let is_json = preview.headers.iter().any(|(name, value)| {
+            name.eq_ignore_ascii_case("content-type") && value.contains("json")
+        });
+        match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(value) if is_json && style.format => {
+                writeln!(
+                    out,
+                    "{}",
+                    style.json(&serde_json::to_string_pretty(&value)?)
+                )?;
+            }
+            _ => {
+                out.write_all(body)?;
+                writeln!(out)?;
+            }
+        }
         writeln!(out)?;
     }
     Ok(())
@@ -756,13 +779,11 @@ fn print_body(
         if (body.len() as u64) < FORMAT_LIMIT
             && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body)
         {
-            let pretty = serde_json::to_string_pretty(&value)?;
-            let shown = if style.on {
-                colour_json(&pretty)
-            } else {
-                pretty
-            };
-            writeln!(out, "{shown}")?;
+            writeln!(
+                out,
+                "{}",
+                style.json(&serde_json::to_string_pretty(&value)?)
+            )?;
             return Ok(());
         }
     }

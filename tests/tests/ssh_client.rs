@@ -192,6 +192,12 @@ fn a_host_known_by_one_key_type_is_asked_for_that_type_as_openssh_does() {
         !global.known_hosts.exists(),
         "nothing to add: the key was known"
     );
+    // So are the user's other files (UserKnownHostsFile's rest, by default known_hosts2).
+    let mut second = keyed();
+    second.known_hosts = dir.join("user-file-absent");
+    second.more_known_hosts = vec![dir.join("ecdsa-sha2-nistp256-hashed")];
+    Client::connect(&second).expect("known from the user's second file");
+    assert!(!second.known_hosts.exists());
     // Another ECDSA key than the server's: a changed key, as before.
     let changed = dir.join("changed-ecdsa");
     known_as(&changed, &key("id_ecdsa").with_extension("pub"));

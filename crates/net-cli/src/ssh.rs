@@ -147,6 +147,8 @@ impl ConnectArgs {
         // The flags win over -o and the config file; without them, those decide.
         if let Some(path) = &self.known_hosts {
             config.known_hosts.clone_from(path);
+            // As `-o UserKnownHostsFile=FILE`: that file alone of the user's.
+            config.more_known_hosts.clear();
         }
         if self.compress {
             config.compression = true;

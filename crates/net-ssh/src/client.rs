@@ -59,7 +59,7 @@ impl Client {
         session.set_tcp_stream(stream);
         session.set_timeout(u32::try_from(config.timeout.as_millis()).unwrap_or(u32::MAX));
         let mut known = Vec::new();
-        for file in std::iter::once(&config.known_hosts).chain(&config.global_known_hosts) {
+        for file in std::iter::once(&config.known_hosts).chain(config.read_only_known_hosts()) {
             for kind in known_hosts::key_types(file, &config.host, config.port) {
                 if !known.contains(&kind) {
                     known.push(kind);
@@ -197,11 +197,11 @@ impl Client {
                 .read_file(path, KnownHostFileKind::OpenSSH)
                 .map_err(|e| kh_error(e.message().to_owned()))?;
         }
-        // The system's files are the administrator's: a line libssh2 cannot read there
-        // does not stop the session (what it read before that line still counts).
-        for global in config.global_known_hosts.iter().filter(|f| f.exists()) {
-            if let Err(e) = known_keys.read_file(global, KnownHostFileKind::OpenSSH) {
-                log::debug!("{}: {}", global.display(), e.message());
+        // Files only read are the administrator's or old ones: a line libssh2 cannot read
+        // there does not stop the session (what it read before that line still counts).
+        for other in config.read_only_known_hosts().filter(|f| f.exists()) {
+            if let Err(e) = known_keys.read_file(other, KnownHostFileKind::OpenSSH) {
+                log::debug!("{}: {}", other.display(), e.message());
             }
         }
         let mut result = known_keys.check_port(&config.host, config.port, key);

@@ -67,6 +67,9 @@ pub struct Config {
     pub keepalive: Duration,
     /// The known_hosts file (default `~/.ssh/known_hosts`), where keys accepted as new go.
     pub known_hosts: PathBuf,
+    /// More known_hosts files of the user, trusted as `known_hosts` but never written: the
+    /// rest of OpenSSH's `UserKnownHostsFile` (default `~/.ssh/known_hosts2`, as OpenSSH's).
+    pub more_known_hosts: Vec<PathBuf>,
     /// The system-wide known_hosts files, also trusted (OpenSSH's `GlobalKnownHostsFile`,
     /// default `/etc/ssh/ssh_known_hosts` and `/etc/ssh/ssh_known_hosts2`); never written.
     pub global_known_hosts: Vec<PathBuf>,
@@ -300,6 +303,7 @@ impl Config {
             exec_timeout: None,
             keepalive: Duration::from_secs(15),
             known_hosts: home().join(".ssh/known_hosts"),
+            more_known_hosts: vec![home().join(".ssh/known_hosts2")],
             global_known_hosts: ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"]
                 .map(PathBuf::from)
                 .to_vec(),
@@ -343,7 +347,7 @@ impl Config {
     /// exists. What `dest` says wins. Read: `HostName`, `User`, `Port`, `IdentityFile`,
     /// `IdentitiesOnly`, `ProxyJump`, `ProxyCommand`, `AddressFamily`, `ConnectTimeout`, `Compression`,
     /// `ServerAliveInterval`, `StrictHostKeyChecking` (`no` adds unknown keys as
-    /// `accept-new` does; a changed key is still refused), `UserKnownHostsFile`, `BatchMode`,
+    /// `accept-new` does; a changed key is still refused), `UserKnownHostsFile` (every file), `BatchMode`,
     /// `GlobalKnownHostsFile`, `HashKnownHosts`, `ExitOnForwardFailure`, `LocalForward`, `RemoteForward`, `DynamicForward` (every line
     /// that applies, as OpenSSH adds them up);
     /// other OpenSSH options are ignored. Jump hosts are resolved the same way, their own
@@ -462,6 +466,7 @@ impl Config {
         }
         // Every file named, where the others take one value.
         let global_files = params.unsupported_fields.remove("globalknownhostsfile");
+        let user_files = params.unsupported_fields.remove("userknownhostsfile");
         let mut value = |name: &str| {
             params
                 .unsupported_fields
@@ -483,8 +488,12 @@ impl Config {
             Some(rest) => home().join(rest),
             None => PathBuf::from(file),
         };
-        if let Some(file) = value("userknownhostsfile") {
-            self.known_hosts = expand(file);
+        if let Some(files) = user_files {
+            let mut files = files.into_iter().map(expand);
+            if let Some(first) = files.next() {
+                self.known_hosts = first;
+            }
+            self.more_known_hosts = files.collect();
         }
         if let Some(files) = global_files {
             self.global_known_hosts = files.into_iter().map(expand).collect();
@@ -600,6 +609,12 @@ impl Config {
             .filter(|path| path.exists())
             .map(|path| Identity::new(path, None))
             .collect()
+    }
+
+    /// The known_hosts files trusted besides [`known_hosts`](Self::known_hosts), never
+    /// written: the user's others, then the system's.
+    pub(crate) fn read_only_known_hosts(&self) -> impl Iterator<Item = &PathBuf> {
+        self.more_known_hosts.iter().chain(&self.global_known_hosts)
     }
 
     /// `host` for port 22, else `[host]:port`, as known_hosts writes it.
@@ -848,11 +863,22 @@ mod tests {
         assert_eq!((c.host.as_str(), c.port), ("10.0.0.9", 2222));
         assert_eq!(c.host_key_policy, HostKeyPolicy::AcceptNew);
         assert_eq!(c.known_hosts, PathBuf::from("/dev/null"));
+        assert!(c.more_known_hosts.is_empty(), "the file named alone");
         assert_eq!(
             c.global_known_hosts,
             [home().join("global_known_hosts"), PathBuf::from("/etc/kh2")]
         );
         assert!(c.batch_mode && c.exit_on_forward_failure);
+        let both = ["UserKnownHostsFile ~/kh /etc/kh_old".to_owned()];
+        let c = Config::resolve_with("box", Some(&file), &both).unwrap();
+        assert_eq!(
+            (c.known_hosts, c.more_known_hosts),
+            (home().join("kh"), vec![PathBuf::from("/etc/kh_old")])
+        );
+        assert_eq!(
+            Config::new("h").more_known_hosts,
+            [home().join(".ssh/known_hosts2")]
+        );
         assert!(
             !Config::resolve("box", Some(&file))
                 .unwrap()

@@ -135,6 +135,8 @@ fn quit_blank_lines_look_alike_commands_and_a_last_line_without_newline() {
         who.starts_with("* 2 here: ") && who.contains("carol") && who.contains("guest-"),
         "{who}"
     );
+    talker.say("/help");
+    assert!(talker.line().starts_with("* commands: /nick NAME, /who"));
     talker.say("/nickname is not a command");
     assert_eq!(listener.line(), "carol: /nickname is not a command");
     talker.say("/quit");

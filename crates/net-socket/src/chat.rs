@@ -16,7 +16,8 @@ const MAX_NICK: usize = 32;
 /// Each client is `guest-N` until it sends `/nick NAME`; its lines reach every other client
 /// as `NAME: line`, and the others see `* NAME joined`, `* NAME left` and
 /// `* OLD is now NEW`. `/who` lists who is here (`* N here: NAME, ...`, to the asker alone),
-/// `/quit` leaves; any other line, `/word`s included, is sent. Blank lines are not sent; a
+/// `/help` lists the commands (to the asker), `/quit` leaves; any other line, `/word`s
+/// included, is sent. Blank lines are not sent; a
 /// last line without a newline is sent when the client closes. A client never receives its
 /// own lines. A client joins when a loop accepts it and hears of those who join after it: of
 /// two clients connecting at the same moment to different loops, the one its loop accepted
@@ -91,6 +92,11 @@ impl Member {
                 return ctx.close();
             }
             b"/who" => return self.who(ctx),
+            b"/help" => {
+                return ctx.write(
+                    b"* commands: /nick NAME, /who, /quit, /help; any other line goes to everyone\n",
+                );
+            }
             _ => {}
         }
         let name = self.room.name_of(id);

@@ -54,12 +54,15 @@ fn split_item(item: &str) -> Option<(String, &'static str, String)> {
     let mut chars: Vec<(char, bool)> = Vec::with_capacity(item.len());
     let mut rest = item.chars().peekable();
     while let Some(c) = rest.next() {
-        match rest.peek() {
-            Some(&next) if c == '\\' && SEPARATOR_CHARS.contains(&next) => {
-                chars.push((next, true));
-                rest.next();
-            }
-            _ => chars.push((c, false)),
+        if c != '\\' {
+            chars.push((c, false));
+            continue;
+        }
+        // A backslash takes the next char with it: `\\=` is two backslashes, then `=`.
+        match rest.next() {
+            Some(next) if SEPARATOR_CHARS.contains(&next) => chars.push((next, true)),
+            Some(next) => chars.extend([(c, false), (next, false)]),
+            None => chars.push((c, false)),
         }
     }
     let starts_at = |at: usize, sep: &str| {
@@ -535,7 +538,11 @@ mod tests {
             Item::parse(r"X\:Y:v").unwrap(),
             Item::Header("X:Y".into(), "v".into())
         );
-        // Other backslashes stay, for paths and for nested names.
+        // Other backslashes stay, for paths and for nested names; `\\` is two of them.
+        assert_eq!(
+            Item::parse(r"a\\=b").unwrap(),
+            Item::Field(r"a\\".into(), "b".into())
+        );
         assert_eq!(
             Item::parse(r"p=C:\new").unwrap(),
             Item::Field("p".into(), r"C:\new".into())

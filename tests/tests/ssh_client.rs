@@ -301,6 +301,11 @@ fn a_shell_on_a_remote_terminal_of_the_asked_size_then_resized() {
     tx.send(b"tty; stty size; echo $TERM\n".to_vec()).unwrap();
     let (resize_tx, resize_rx) = std::sync::mpsc::channel();
     let mut next = Some((tx, resize_tx));
+    // Kept open until the shell exits, as a person's keyboard is: on an EOF, sshd drops
+    // what it has not yet written to the terminal (chan_shutdown_write resets the buffer),
+    // so keys sent right before it could be lost (a CI run saw the shell stop after its
+    // first line).
+    let mut held = None;
     let terminal = net_ssh::Terminal {
         term: "vt100".into(),
         columns: 100,
@@ -323,12 +328,14 @@ fn a_shell_on_a_remote_terminal_of_the_asked_size_then_resized() {
                     resize_tx.send((132, 43)).unwrap();
                     tx.send(WAIT_FOR_43X132.as_bytes().to_vec()).unwrap();
                     tx.send(b"stty size; exit 2\n".to_vec()).unwrap();
+                    held = Some((tx, resize_tx));
                 }
                 Ok(())
             },
             &mut |_| Ok(()),
         )
         .unwrap();
+    drop(held);
     let screen = String::from_utf8_lossy(&screen);
     assert_eq!(status.code, 2, "{screen}");
     assert!(screen.contains("/dev/pts/"), "{screen}");

@@ -530,34 +530,8 @@ impl Config {
         if let Some(exit) = value("exitonforwardfailure") {
             self.exit_on_forward_failure = exit.eq_ignore_ascii_case("yes");
         }
-        // The rest of the line is the command, as OpenSSH reads it; `none` is no command.
-        if let Some(words) = params.unsupported_fields.remove("proxycommand") {
-            let command = words.join(" ");
-            self.proxy_command = (!command.eq_ignore_ascii_case("none")).then_some(command);
-        }
-        // ssh2-config keeps RequestTTY among the options it does not act on, RemoteCommand
-        // among those it does not know, under the name as written.
-        let mut unknown = |name: &str| {
-            [&mut params.unsupported_fields, &mut params.ignored_fields]
-                .into_iter()
-                .find_map(|fields| {
-                    let key = fields
-                        .keys()
-                        .find(|k| k.eq_ignore_ascii_case(name))?
-                        .clone();
-                    fields.remove(&key)
-                })
-        };
-        if let Some(words) = unknown("remotecommand") {
-            let command = words.join(" ");
-            self.remote_command = (!command.eq_ignore_ascii_case("none")).then_some(command);
-        }
-        if let Some(words) = unknown("requesttty") {
-            let word = words
-                .first()
-                .map(|w| w.to_ascii_lowercase())
-                .unwrap_or_default();
-            self.request_tty = Some(match word.as_str() {
+        if let Some(tty) = value("requesttty") {
+            self.request_tty = Some(match tty.to_ascii_lowercase().as_str() {
                 "no" | "false" => RequestTty::No,
                 "yes" | "true" => RequestTty::Yes,
                 "force" => RequestTty::Force,
@@ -568,6 +542,23 @@ impl Config {
                     ));
                 }
             });
+        }
+        // The rest of the line is the command, as OpenSSH reads it; `none` is no command.
+        let command = |words: Vec<String>| {
+            let command = words.join(" ");
+            (!command.eq_ignore_ascii_case("none")).then_some(command)
+        };
+        if let Some(words) = params.unsupported_fields.remove("proxycommand") {
+            self.proxy_command = command(words);
+        }
+        // ssh2-config does not know RemoteCommand: it keeps it under the name as written.
+        let remote = params
+            .ignored_fields
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case("remotecommand"))
+            .cloned();
+        if let Some(words) = remote.and_then(|k| params.ignored_fields.remove(&k)) {
+            self.remote_command = command(words);
         }
         Ok(params.proxy_jump.unwrap_or_default())
     }

@@ -102,6 +102,15 @@ fn items_become_headers_query_and_json_form_or_multipart_bodies() {
             .starts_with("multipart/form-data"),
         "-f with a file goes multipart"
     );
+    let typed = format!("doc@{};type=application/x-netkit", file.display());
+    let got = ok_json(&http(&["-f", &url, &typed]));
+    assert!(
+        got["body"]
+            .as_str()
+            .unwrap()
+            .contains("filename=\"http-cli-upload.txt\"\r\nContent-Type: application/x-netkit\r\n"),
+        "httpie's ;type= names the part's type: {got}"
+    );
 
     let from_file = format!("note=@{}", file.display());
     let got = ok_json(&http(&[&url, &from_file]));

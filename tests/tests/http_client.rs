@@ -190,6 +190,12 @@ fn multipart_carries_fields_and_files() {
         Part::File {
             name: "doc".into(),
             path: path.clone(),
+            content_type: None,
+        },
+        Part::File {
+            name: "raw".into(),
+            path: path.clone(),
+            content_type: Some("application/x-netkit".into()),
         },
     ];
     let got = echo(
@@ -212,6 +218,27 @@ fn multipart_carries_fields_and_files() {
         "{body}"
     );
     assert!(body.contains("\r\n\r\nfile contents\n\r\n"), "{body}");
+    assert!(
+        body.contains("filename=\"http-client-part.txt\"\r\nContent-Type: text/plain\r\n"),
+        "the type guessed from the extension: {body}"
+    );
+    assert!(
+        body.contains("name=\"raw\"; filename=\"http-client-part.txt\"\r\nContent-Type: application/x-netkit\r\n"),
+        "the type asked for: {body}"
+    );
+
+    let bad = vec![Part::File {
+        name: "raw".into(),
+        path,
+        content_type: Some("not a type".into()),
+    }];
+    let err = client()
+        .post(&server.url("/echo"))
+        .unwrap()
+        .multipart(bad)
+        .send()
+        .unwrap_err();
+    assert!(err.to_string().contains("not a MIME type"), "{err}");
 }
 
 #[test]

@@ -31,8 +31,9 @@ Items:
   field=value       JSON (or form) string     field:=json    raw JSON value
   param==value      query parameter           field@path     file upload (--form/--multipart)
   field=@file       string read from a file   field:=@file   JSON read from a file
-  @file             the file is the body    @-             stdin is the body
+  @file             the file is the body      @-             stdin is the body
   Header;           empty header value        param==@file   query parameter read from a file
+  field@path;type=MIME   file upload with the part's Content-Type named (else from the extension)
 
 JSON names nest as httpie's: user[name]=ann tags[]=a tags[]=b pets[0][id]:=1 ([]:=1 for a
 top-level array); a backslash makes a separator literal: 'a\\=b=c' sends {\"a=b\": \"c\"}.

@@ -91,6 +91,8 @@ pub enum Part {
         name: String,
         /// The file.
         path: PathBuf,
+        /// Its `Content-Type`; `None` guesses it from the file name's extension.
+        content_type: Option<String>,
     },
 }
 
@@ -1012,11 +1014,25 @@ impl Request {
                 for part in parts {
                     form = match part {
                         Part::Text { name, value } => form.text(name, value),
-                        Part::File { name, path } => {
-                            form.file(name, path).map_err(|source| Error::File {
-                                path: path.clone(),
-                                source,
-                            })?
+                        Part::File {
+                            name,
+                            path,
+                            content_type,
+                        } => {
+                            let mut part = ureq::unversioned::multipart::Part::file(path).map_err(
+                                |source| Error::File {
+                                    path: path.clone(),
+                                    source,
+                                },
+                            )?;
+                            if let Some(mime) = content_type {
+                                part = part.mime_str(mime).map_err(|_| {
+                                    Error::BadRequest(format!(
+                                        "{name}: {mime:?} is not a MIME type"
+                                    ))
+                                })?;
+                            }
+                            form.part(name, part)
                         }
                     };
                 }

@@ -1,5 +1,5 @@
 //! Request items in httpie's syntax: `Header:Value`, `field=value`, `field:=json`,
-//! `param==value`, `field@file`, `field=@file`, `field:=@file`, `param==@file`, `Header:` to
+//! `param==value`, `field@file` (`field@file;type=MIME`), `field=@file`, `field:=@file`, `param==@file`, `Header:` to
 //! remove, `Header;` for an empty value; a backslash makes a separator character literal
 //! (`a\=b=c`). JSON field names nest as httpie's: `user[name]=x`, `tags[]=a`, `[0][id]:=1`.
 
@@ -26,8 +26,9 @@ pub enum Item {
     Field(String, String),
     /// `name:=json`: a raw JSON field.
     Json(String, Value),
-    /// `name@path`: a file upload (multipart).
-    Upload(String, PathBuf),
+    /// `name@path`, or `name@path;type=MIME` to name its `Content-Type`: a file upload
+    /// (multipart).
+    Upload(String, PathBuf, Option<String>),
 }
 
 /// How data items become the body.
@@ -125,7 +126,10 @@ impl Item {
             ";" => Item::EmptyHeader(name),
             ":" if value.is_empty() => Item::RemoveHeader(name),
             ":" => Item::Header(name, value.trim_start().into()),
-            _ => Item::Upload(name, PathBuf::from(value)),
+            _ => match value.rsplit_once(";type=") {
+                Some((path, mime)) => Item::Upload(name, path.into(), Some(mime.into())),
+                None => Item::Upload(name, value.into(), None),
+            },
         })
     }
 
@@ -176,7 +180,7 @@ impl Request {
                     }
                     nest(&mut json, name, value.clone())?;
                 }
-                Item::Upload(name, path) => {
+                Item::Upload(name, path, content_type) => {
                     if kind == BodyKind::Json {
                         return Err(Error::BadRequest(format!(
                             "{name}@{} uploads a file: use --form or --multipart",
@@ -190,6 +194,7 @@ impl Request {
                     parts.push(Part::File {
                         name: name.clone(),
                         path: path.clone(),
+                        content_type: content_type.clone(),
                     });
                 }
             }
@@ -579,7 +584,11 @@ mod tests {
         );
         assert_eq!(
             Item::parse("f@/tmp/x").unwrap(),
-            Item::Upload("f".into(), "/tmp/x".into())
+            Item::Upload("f".into(), "/tmp/x".into(), None)
+        );
+        assert_eq!(
+            Item::parse("f@/tmp/x.bin;type=image/png").unwrap(),
+            Item::Upload("f".into(), "/tmp/x.bin".into(), Some("image/png".into()))
         );
         assert!(
             matches!(Item::parse("n:={bad"), Err(Error::BadRequest(m)) if m.contains("n:={bad"))

@@ -41,9 +41,19 @@ pub fn run(args: Args) -> Outcome {
         Some(port) => format!("{}:{port}", args.target),
         None => args.target,
     };
+    // A well-formed HOST:PORT whose host does not resolve is named as such, as nc does.
+    let has_port = target
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
     let addrs: Vec<_> = target
         .to_socket_addrs()
-        .with_context(|| format!("bad address {target:?}: expected HOST:PORT"))
+        .with_context(|| {
+            if has_port {
+                format!("cannot resolve {target:?}")
+            } else {
+                format!("bad address {target:?}: expected HOST:PORT")
+            }
+        })
         .code(USAGE)?
         .collect();
     let mut last_error = None;

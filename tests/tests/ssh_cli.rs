@@ -1336,6 +1336,39 @@ fn host_aliases_from_an_ssh_config_file() {
     );
     assert_eq!(out.status.code(), Some(255));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/config"));
+
+    // `-F none` reads no file at all, not even ~/.ssh/config (here one sending every host to
+    // 127.0.0.2, where nothing listens).
+    let home = work_dir().join("ssh-config-none-home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(home.join(".ssh/config"), "Host *\n  HostName 127.0.0.2\n").unwrap();
+    let (port, kh, key) = (
+        port().to_string(),
+        env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
+        key("id_ed25519"),
+    );
+    let key = key.to_str().unwrap();
+    let dest = dest();
+    let vars = [("HOME", home.display().to_string())];
+    let run = |config: &[&str]| {
+        let common = ["-p", &port, "--known-hosts", &kh, "-i", key, &dest];
+        let args = [&["ssh"], config, &common, &["echo", "read-no-config"]].concat();
+        netkit(&args, b"", &vars)
+    };
+    let out = run(&["-F", "none"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"read-no-config\n");
+    let out = run(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(255),
+        "without -F none the home config applies: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -41,7 +41,7 @@ pub struct ConnectArgs {
     /// Accept any host key. Dangerous.
     #[arg(long)]
     insecure: bool,
-    /// OpenSSH client config for Host aliases [default: ~/.ssh/config].
+    /// OpenSSH client config for Host aliases [default: ~/.ssh/config; `none`: no file].
     #[arg(short = 'F', value_name = "FILE")]
     ssh_config: Option<PathBuf>,
     /// Seconds to wait for the server in any one step [default: 30].

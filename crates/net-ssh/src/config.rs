@@ -344,7 +344,7 @@ impl Config {
 
     /// Parses `dest` like [`Config::from_destination`], then applies the `Host` block of an
     /// OpenSSH client config that matches its host: `ssh_config`, or `~/.ssh/config` when it
-    /// exists. What `dest` says wins. Read: `HostName`, `User`, `Port`, `IdentityFile`,
+    /// exists; `none` reads no file, as `ssh -F none`. What `dest` says wins. Read: `HostName`, `User`, `Port`, `IdentityFile`,
     /// `IdentitiesOnly`, `ProxyJump`, `ProxyCommand`, `AddressFamily`, `ConnectTimeout`, `Compression`,
     /// `ServerAliveInterval`, `StrictHostKeyChecking` (`no` adds unknown keys as
     /// `accept-new` does; a changed key is still refused), `UserKnownHostsFile` (every file), `BatchMode`,
@@ -390,6 +390,7 @@ impl Config {
         let mut config = Config::from_destination(dest)?;
         let default = home().join(".ssh/config");
         let path = match ssh_config {
+            Some(path) if path == Path::new("none") => None,
             Some(path) => Some(path),
             None if default.exists() => Some(default.as_path()),
             None => None,

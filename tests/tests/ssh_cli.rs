@@ -1355,6 +1355,47 @@ fn host_aliases_from_an_ssh_config_file() {
         let args = [&["ssh"], config, &common, &["echo", "read-no-config"]].concat();
         netkit(&args, b"", &vars)
     };
+    // `-o` wins over the file, and a file's first value over its later ones, as in ssh.
+    let globals = work_dir().join("ssh-config-globals");
+    let file = format!(
+        "Port {port}\nPort 1\nUser {}\nUser nobody\n",
+        env("NETKIT_TEST_SSH_USER")
+    );
+    std::fs::write(&globals, file).unwrap();
+    let globals = globals.to_str().unwrap();
+    let run_globals = |options: &[&str]| {
+        let common = [
+            "-F",
+            globals,
+            "--known-hosts",
+            &kh,
+            "-i",
+            key,
+            "127.0.0.1",
+            "echo",
+            "ok",
+        ];
+        netkit(&[&["ssh"], options, &common].concat(), b"", &[])
+    };
+    let out = run_globals(&[]);
+    assert_eq!(
+        out.stdout,
+        b"ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_globals(&["-o", "Port=1", "-o", &format!("Port={port}")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(":1: cannot connect"),
+        "the first -o Port wins: {err}"
+    );
+    let out = run_globals(&["-o", "User=nobody"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nobody@127.0.0.1: authentication failed"),
+        "-o User wins: {err}"
+    );
     let out = run(&["-F", "none"]);
     assert!(
         out.status.success(),

@@ -344,7 +344,8 @@ impl Config {
 
     /// Parses `dest` like [`Config::from_destination`], then applies the `Host` block of an
     /// OpenSSH client config that matches its host: `ssh_config`, or `~/.ssh/config` when it
-    /// exists; `none` reads no file, as `ssh -F none`. What `dest` says wins. Read: `HostName`, `User`, `Port`, `IdentityFile`,
+    /// exists; `none` reads no file, as `ssh -F none`. What `dest` says wins; otherwise, as in
+    /// OpenSSH, an option's first value does (an earlier line, or block, over a later one). Read: `HostName`, `User`, `Port`, `IdentityFile`,
     /// `IdentitiesOnly`, `ProxyJump`, `ProxyCommand`, `AddressFamily`, `ConnectTimeout`, `Compression`,
     /// `ServerAliveInterval`, `StrictHostKeyChecking` (`no` adds unknown keys as
     /// `accept-new` does; a changed key is still refused), `UserKnownHostsFile` (every file), `BatchMode`,
@@ -407,6 +408,7 @@ impl Config {
         if let Some(path) = path {
             text.push_str(&std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?);
         }
+        let text = first_values(&text);
         let rules = ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS
             | ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
         let parsed = ssh2_config::SshConfig::default()
@@ -632,12 +634,7 @@ fn forwards_for(
     const KINDS: [&str; 3] = ["localforward", "remoteforward", "dynamicforward"];
     let lines: Vec<&str> = text.lines().collect();
     let kind_of = |line: &str| {
-        let word = line
-            .trim_start()
-            .split(|c: char| c == '=' || c.is_whitespace())
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+        let word = keyword(line);
         KINDS.iter().position(|k| *k == word)
     };
     let mut forwards = ConfiguredForwards::default();
@@ -676,6 +673,52 @@ fn forwards_for(
         }
     }
     Ok(forwards)
+}
+
+/// The option a config line sets, in lower case (empty for a blank line).
+fn keyword(line: &str) -> String {
+    line.trim_start()
+        .split(|c: char| c == '=' || c.is_whitespace())
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+/// Options every line of which counts in OpenSSH, where for the others the first value wins.
+const ADDED_UP: [&str; 9] = [
+    "host",
+    "match",
+    "include",
+    "identityfile",
+    "certificatefile",
+    "localforward",
+    "remoteforward",
+    "dynamicforward",
+    "sendenv",
+];
+
+/// `text` without the lines that repeat an option earlier in their `Host` or `Match` block,
+/// unless it is one OpenSSH adds up: OpenSSH keeps an option's first value and ssh2-config
+/// its last, which let a `Port` at the top of the file win over `ssh -o Port=...` (the
+/// command line's options come first in the same block).
+fn first_values(text: &str) -> String {
+    let mut seen = std::collections::HashSet::new();
+    let mut kept = String::with_capacity(text.len());
+    for line in text.lines() {
+        let word = keyword(line);
+        if word == "host" || word == "match" {
+            seen.clear();
+        }
+        if word.is_empty()
+            || word.starts_with('#')
+            || ADDED_UP.contains(&word.as_str())
+            || seen.insert(word)
+        {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    kept
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
@@ -749,6 +792,17 @@ fn checked_option(option: &str) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_options_first_value_in_a_block_wins_as_in_openssh() {
+        let text = "Port 1\nUser=a\n# Port 3\nport 2\nIdentityFile a\nIdentityFile b\n\
+                    Host x\n  Port 4\n  Port 5\n  LocalForward 1 h:1\n  LocalForward 2 h:2\n";
+        assert_eq!(
+            first_values(text),
+            "Port 1\nUser=a\n# Port 3\nIdentityFile a\nIdentityFile b\n\
+             Host x\n  Port 4\n  LocalForward 1 h:1\n  LocalForward 2 h:2\n"
+        );
+    }
 
     #[test]
     fn destinations() {

@@ -1396,6 +1396,38 @@ fn host_aliases_from_an_ssh_config_file() {
         err.contains("nobody@127.0.0.1: authentication failed"),
         "-o User wins: {err}"
     );
+    // Tokens in HostName (%h) and IdentityFile (%r), as ssh expands them.
+    let keys = work_dir().join("ssh-config-token-keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let user = env("NETKIT_TEST_SSH_USER");
+    std::fs::copy(key, keys.join(format!("id_{user}"))).unwrap();
+    let tokens = work_dir().join("ssh-config-tokens");
+    let file = format!(
+        "Host 127.0.0\n  HostName %h.1\n  Port {port}\n  User {user}\n  IdentityFile {}/id_%r\n",
+        keys.display()
+    );
+    std::fs::write(&tokens, file).unwrap();
+    let tokens = tokens.to_str().unwrap();
+    let out = netkit(
+        &[
+            "ssh",
+            "-F",
+            tokens,
+            "--known-hosts",
+            &kh,
+            "127.0.0",
+            "echo",
+            "tokens",
+        ],
+        b"",
+        &[],
+    );
+    assert_eq!(
+        out.stdout,
+        b"tokens\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = run(&["-F", "none"]);
     assert!(
         out.status.success(),

@@ -285,6 +285,28 @@ fn length_prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((bytes.get(4..4 + len)?, bytes.get(4 + len..)?))
 }
 
+/// `text` with OpenSSH's `%` tokens replaced by their values in `tokens` and `%%` by a
+/// percent sign; the error names a token that is not in `tokens`.
+pub(crate) fn expand_tokens(text: &str, tokens: &[(char, &str)]) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => out.push('%'),
+            Some(token) => match tokens.iter().find(|(name, _)| *name == token) {
+                Some((_, value)) => out.push_str(value),
+                None => return Err(format!("unknown token %{token}")),
+            },
+            None => return Err("a lone % at the end".into()),
+        }
+    }
+    Ok(out)
+}
+
 fn home() -> PathBuf {
     std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from)
 }
@@ -345,12 +367,15 @@ impl Config {
     /// Parses `dest` like [`Config::from_destination`], then applies the `Host` block of an
     /// OpenSSH client config that matches its host: `ssh_config`, or `~/.ssh/config` when it
     /// exists; `none` reads no file, as `ssh -F none`. What `dest` says wins; otherwise, as in
-    /// OpenSSH, an option's first value does (an earlier line, or block, over a later one). Read: `HostName`, `User`, `Port`, `IdentityFile`,
-    /// `IdentitiesOnly`, `ProxyJump`, `ProxyCommand`, `AddressFamily`, `ConnectTimeout`, `Compression`,
-    /// `ServerAliveInterval`, `StrictHostKeyChecking` (`no` adds unknown keys as
-    /// `accept-new` does; a changed key is still refused), `UserKnownHostsFile` (every file), `BatchMode`,
-    /// `GlobalKnownHostsFile`, `HashKnownHosts`, `ExitOnForwardFailure`, `LocalForward`, `RemoteForward`, `DynamicForward` (every line
-    /// that applies, as OpenSSH adds them up);
+    /// OpenSSH, an option's first value does (an earlier line, or block, over a later one).
+    ///
+    /// Read: `HostName` (`%h`: the host as given), `User`, `Port`, `IdentityFile` (OpenSSH's
+    /// `%d %h %i %l %n %p %r %u` tokens), `IdentitiesOnly`, `ProxyJump`, `ProxyCommand`,
+    /// `AddressFamily`, `ConnectTimeout`, `Compression`, `ServerAliveInterval`,
+    /// `StrictHostKeyChecking` (`no` adds unknown keys as `accept-new` does; a changed key is
+    /// still refused), `UserKnownHostsFile` (every file), `BatchMode`, `GlobalKnownHostsFile`,
+    /// `HashKnownHosts`, `ExitOnForwardFailure`, `LocalForward`, `RemoteForward`,
+    /// `DynamicForward` (every line that applies, as OpenSSH adds them up);
     /// other OpenSSH options are ignored. Jump hosts are resolved the same way, their own
     /// `ProxyJump`s included.
     ///
@@ -446,8 +471,11 @@ impl Config {
             named.is_some_and(|d| d.user.is_some()),
             named.is_some_and(|d| d.port.is_some()),
         );
+        // The host as given: HostName's `%h`, IdentityFile's `%n`.
+        let given = self.host.clone();
         if let Some(host) = params.host_name {
-            self.host = host;
+            self.host = expand_tokens(&host, &[('h', &given)])
+                .map_err(|e| format!("HostName {host}: {e}"))?;
         }
         if let (Some(user), false) = (params.user, user_given) {
             self.user = user;
@@ -461,8 +489,11 @@ impl Config {
         if let Some(files) = params.identity_file {
             self.identities = files
                 .into_iter()
-                .map(|path| Identity::new(path, None))
-                .collect();
+                .map(|path| {
+                    self.identity_file(path, &given)
+                        .map(|p| Identity::new(p, None))
+                })
+                .collect::<Result<_, _>>()?;
         }
         if let Some(timeout) = params.connect_timeout {
             self.connect_timeout = timeout.max(Duration::from_secs(1));
@@ -564,6 +595,31 @@ impl Config {
             self.remote_command = command(words);
         }
         Ok(params.proxy_jump.unwrap_or_default())
+    }
+
+    /// An `IdentityFile` with OpenSSH's tokens expanded for this host (`given` is the host
+    /// as given, `%n`); the error names the file and the token.
+    fn identity_file(&self, path: PathBuf, given: &str) -> Result<PathBuf, String> {
+        let Some(text) = path.to_str().filter(|t| t.contains('%')) else {
+            return Ok(path);
+        };
+        let (port, home) = (self.port.to_string(), home());
+        let local_host = nix::unistd::gethostname().unwrap_or_default();
+        let uid = nix::unistd::getuid().to_string();
+        let local_user = std::env::var("USER").unwrap_or_default();
+        let tokens = [
+            ('h', self.host.as_str()),
+            ('n', given),
+            ('p', &port),
+            ('r', &self.user),
+            ('d', &home.to_string_lossy()),
+            ('u', &local_user),
+            ('l', &local_host.to_string_lossy()),
+            ('i', &uid),
+        ];
+        expand_tokens(text, &tokens)
+            .map(PathBuf::from)
+            .map_err(|e| format!("IdentityFile {text}: {e}"))
     }
 
     /// [`remote_command`](Self::remote_command) with OpenSSH's tokens expanded (`%h` host,
@@ -792,6 +848,39 @@ fn checked_option(option: &str) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_name_and_identity_file_tokens_expand_as_in_openssh() {
+        let text = "Host *.internal\n  HostName %h.corp.example\n  User ann\n  Port 2222\n\
+                    IdentityFile /keys/%r@%h:%p-%n-100%%\n  IdentityFile %d/id\n";
+        let rules = ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
+        let parsed = ssh2_config::SshConfig::default()
+            .parse(&mut text.as_bytes(), rules)
+            .unwrap();
+        let mut config = Config::from_destination("db.internal").unwrap();
+        config
+            .take_params(parsed.query("db.internal"), "db.internal")
+            .unwrap();
+        assert_eq!(config.host, "db.internal.corp.example");
+        let files: Vec<_> = config.identities.iter().map(|i| i.path.clone()).collect();
+        assert_eq!(
+            files,
+            [
+                PathBuf::from("/keys/ann@db.internal.corp.example:2222-db.internal-100%"),
+                home().join("id")
+            ]
+        );
+
+        let text = "Host x\n  IdentityFile /keys/%z\n";
+        let parsed = ssh2_config::SshConfig::default()
+            .parse(&mut text.as_bytes(), rules)
+            .unwrap();
+        let err = Config::from_destination("x")
+            .unwrap()
+            .take_params(parsed.query("x"), "x")
+            .unwrap_err();
+        assert_eq!(err, "IdentityFile /keys/%z: unknown token %z");
+    }
 
     #[test]
     fn an_options_first_value_in_a_block_wins_as_in_openssh() {

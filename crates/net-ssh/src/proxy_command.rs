@@ -39,23 +39,14 @@ impl Drop for Running {
 /// host as given (the host here), `%%` a percent sign. The error names a token OpenSSH does
 /// not have.
 pub(crate) fn expand(command: &str, config: &Config) -> Result<String, String> {
-    let mut out = String::with_capacity(command.len());
-    let mut chars = command.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('h' | 'n') => out.push_str(&config.host),
-            Some('p') => out.push_str(&config.port.to_string()),
-            Some('r') => out.push_str(&config.user),
-            Some('%') => out.push('%'),
-            Some(other) => return Err(format!("unknown token %{other}")),
-            None => return Err("a lone % at the end".into()),
-        }
-    }
-    Ok(out)
+    let port = config.port.to_string();
+    let tokens = [
+        ('h', config.host.as_str()),
+        ('n', &config.host),
+        ('p', &port),
+        ('r', &config.user),
+    ];
+    crate::config::expand_tokens(command, &tokens)
 }
 
 /// Starts `command` under `/bin/sh` and joins its stdin and stdout to a local socket pair,

@@ -490,7 +490,7 @@ impl Config {
             self.identities = files
                 .into_iter()
                 .map(|path| {
-                    self.identity_file(path, &given)
+                    self.path_option("IdentityFile", path, &given)
                         .map(|p| Identity::new(p, None))
                 })
                 .collect::<Result<_, _>>()?;
@@ -518,19 +518,27 @@ impl Config {
                 }
             };
         }
-        let expand = |file: String| match file.strip_prefix("~/") {
-            Some(rest) => home().join(rest),
-            None => PathBuf::from(file),
+        let paths = |option: &str, files: Vec<String>| {
+            files
+                .into_iter()
+                .map(|file| self.path_option(option, file.into(), &given))
+                .collect::<Result<Vec<_>, _>>()
         };
+        let user_files = user_files
+            .map(|files| paths("UserKnownHostsFile", files))
+            .transpose()?;
+        let global_files = global_files
+            .map(|files| paths("GlobalKnownHostsFile", files))
+            .transpose()?;
         if let Some(files) = user_files {
-            let mut files = files.into_iter().map(expand);
+            let mut files = files.into_iter();
             if let Some(first) = files.next() {
                 self.known_hosts = first;
             }
             self.more_known_hosts = files.collect();
         }
         if let Some(files) = global_files {
-            self.global_known_hosts = files.into_iter().map(expand).collect();
+            self.global_known_hosts = files;
         }
         if let Some(compression) = params.compression {
             self.compression = compression;
@@ -597,29 +605,37 @@ impl Config {
         Ok(params.proxy_jump.unwrap_or_default())
     }
 
-    /// An `IdentityFile` with OpenSSH's tokens expanded for this host (`given` is the host
-    /// as given, `%n`); the error names the file and the token.
-    fn identity_file(&self, path: PathBuf, given: &str) -> Result<PathBuf, String> {
+    /// A file named by `option` (`IdentityFile`, `UserKnownHostsFile`, ...) with `~/` and
+    /// OpenSSH's tokens expanded for this host (`given` is the host as given, `%n`); the error
+    /// names the option, the file and the token.
+    fn path_option(&self, option: &str, path: PathBuf, given: &str) -> Result<PathBuf, String> {
+        let path = match path.strip_prefix("~") {
+            Ok(rest) => home().join(rest),
+            Err(_) => path,
+        };
         let Some(text) = path.to_str().filter(|t| t.contains('%')) else {
             return Ok(path);
         };
         let (port, home) = (self.port.to_string(), home());
         let local_host = nix::unistd::gethostname().unwrap_or_default();
+        let local_host = local_host.to_string_lossy();
         let uid = nix::unistd::getuid().to_string();
         let local_user = std::env::var("USER").unwrap_or_default();
         let tokens = [
             ('h', self.host.as_str()),
+            ('k', &self.host),
             ('n', given),
             ('p', &port),
             ('r', &self.user),
             ('d', &home.to_string_lossy()),
             ('u', &local_user),
-            ('l', &local_host.to_string_lossy()),
+            ('l', &local_host),
+            ('L', local_host.split('.').next().unwrap_or_default()),
             ('i', &uid),
         ];
         expand_tokens(text, &tokens)
             .map(PathBuf::from)
-            .map_err(|e| format!("IdentityFile {text}: {e}"))
+            .map_err(|e| format!("{option} {text}: {e}"))
     }
 
     /// [`remote_command`](Self::remote_command) with OpenSSH's tokens expanded (`%h` host,
@@ -852,7 +868,8 @@ mod tests {
     #[test]
     fn host_name_and_identity_file_tokens_expand_as_in_openssh() {
         let text = "Host *.internal\n  HostName %h.corp.example\n  User ann\n  Port 2222\n\
-                    IdentityFile /keys/%r@%h:%p-%n-100%%\n  IdentityFile %d/id\n";
+                    IdentityFile /keys/%r@%h:%p-%n-100%%\n  IdentityFile %d/id\n\
+                    UserKnownHostsFile ~/.ssh/known_%k /kh/%n\n";
         let rules = ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
         let parsed = ssh2_config::SshConfig::default()
             .parse(&mut text.as_bytes(), rules)
@@ -870,6 +887,11 @@ mod tests {
                 home().join("id")
             ]
         );
+        assert_eq!(
+            config.known_hosts,
+            home().join(".ssh/known_db.internal.corp.example")
+        );
+        assert_eq!(config.more_known_hosts, [PathBuf::from("/kh/db.internal")]);
 
         let text = "Host x\n  IdentityFile /keys/%z\n";
         let parsed = ssh2_config::SshConfig::default()

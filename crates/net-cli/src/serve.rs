@@ -116,13 +116,11 @@ fn resolve(bind: &str) -> anyhow::Result<Vec<SocketAddr>> {
 }
 
 fn serve<S: Service>(builder: ServerBuilder, service: S) -> Outcome {
-    let server = builder.build(service).code(GENERIC)?;
-    for addr in server.local_addrs() {
-        eprintln!("listening on {addr}");
-    }
-    let stop = server.shutdown_handle();
+    // Handlers first: a supervisor may signal as soon as it reads "listening on".
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .context("cannot install signal handlers")?;
+    let server = builder.build(service).code(GENERIC)?;
+    let stop = server.shutdown_handle();
     std::thread::spawn(move || {
         let mut signals = signals.forever();
         if signals.next().is_some() {
@@ -133,6 +131,9 @@ fn serve<S: Service>(builder: ServerBuilder, service: S) -> Outcome {
             std::process::exit(130);
         }
     });
+    for addr in server.local_addrs() {
+        eprintln!("listening on {addr}");
+    }
     server.run()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -615,6 +615,28 @@ fn unknown_and_changed_host_keys_are_refused_loudly() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
     );
+
+    // A key marked @revoked is refused even where the file also lists it as the host's, as
+    // ssh refuses it; --insecure goes on, with a warning.
+    let revoked = dir.join("revoked");
+    let marked: String = contents
+        .lines()
+        .map(|l| format!("@revoked * {}\n", l.split_once(' ').unwrap().1))
+        .collect();
+    std::fs::write(&revoked, marked + &contents).unwrap();
+    for extra in [&[][..], &["--accept-new"]] {
+        let out = run(revoked.to_str().unwrap(), extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{err}");
+        assert!(
+            err.contains("REVOKED HOST KEY DETECTED") && err.contains("SHA256:"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    let out = run(revoked.to_str().unwrap(), &["--insecure"]);
+    assert_eq!(out.stdout, b"in\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("REVOKED"));
 }
 
 #[test]

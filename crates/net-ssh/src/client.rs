@@ -34,7 +34,7 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::Resolve`], [`Error::Connect`], [`Error::Handshake`], [`Error::UnknownHostKey`],
-    /// [`Error::HostKeyChanged`], [`Error::Auth`], [`Error::Key`], [`Error::Timeout`].
+    /// [`Error::HostKeyChanged`], [`Error::HostKeyRevoked`], [`Error::Auth`], [`Error::Key`], [`Error::Timeout`].
     pub fn connect(config: &Config) -> Result<Client, Error> {
         let host = config.host.clone();
         let mut proxy = None;
@@ -203,6 +203,23 @@ impl Client {
             if let Err(e) = known_keys.read_file(other, KnownHostFileKind::OpenSSH) {
                 log::debug!("{}: {}", other.display(), e.message());
             }
+        }
+        let revoked_in = std::iter::once(path)
+            .chain(config.read_only_known_hosts())
+            .find(|file| known_hosts::revoked(file, key));
+        if let Some(file) = revoked_in {
+            if !matches!(config.host_key_policy, HostKeyPolicy::Insecure) {
+                return Err(Error::HostKeyRevoked {
+                    host: name,
+                    algorithm,
+                    fingerprint,
+                    known_hosts: file.clone(),
+                });
+            }
+            log::warn!(
+                "{name}: host key {algorithm} {fingerprint} is REVOKED in {}; going on: --insecure",
+                file.display()
+            );
         }
         let mut result = known_keys.check_port(&config.host, config.port, key);
         // libssh2 calls a key of a type the file does not hold for the host a changed one;

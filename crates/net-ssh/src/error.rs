@@ -61,6 +61,18 @@ pub enum Error {
         /// The file consulted.
         known_hosts: PathBuf,
     },
+    /// The host's key is marked `@revoked` in a known_hosts file.
+    #[error("WARNING: REVOKED HOST KEY DETECTED for {host}! The {algorithm} key sent ({fingerprint}) is marked as revoked in {}: a stolen key could be impersonating the host. Connection refused", known_hosts.display())]
+    HostKeyRevoked {
+        /// `host` or `[host]:port`.
+        host: String,
+        /// e.g. `ssh-ed25519`.
+        algorithm: String,
+        /// `SHA256:...` of the key the server sent.
+        fingerprint: String,
+        /// The file that marks it revoked.
+        known_hosts: PathBuf,
+    },
     /// An OpenSSH `-o` option that is not `Key=Value` of a client option.
     #[error("bad option {option:?}: {reason}")]
     BadOption {

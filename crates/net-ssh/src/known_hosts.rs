@@ -40,6 +40,22 @@ pub(crate) fn key_types(path: &Path, host: &str, port: u16) -> Vec<String> {
     types
 }
 
+/// Whether a `@revoked` line of `path` holds `key` (the server's public key blob). Such a
+/// key "must not ever be accepted" (sshd(8)), whatever host the line names.
+pub(crate) fn revoked(path: &Path, key: &[u8]) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    let engine = base64::engine::general_purpose::STANDARD;
+    text.lines().any(|line| {
+        let mut fields = line.split_whitespace();
+        fields.next() == Some("@revoked")
+            && fields
+                .nth(2)
+                .is_some_and(|blob| engine.decode(blob).is_ok_and(|k| k == key))
+    })
+}
+
 /// The host-key algorithms of `supported` (libssh2's, in its order of preference), those
 /// that sign with a key of a `known` type first.
 pub(crate) fn algorithms_preferring(known: &[String], supported: &[&str]) -> String {
@@ -200,6 +216,9 @@ mod tests {
         );
         assert_eq!(key_types(&path, "127.0.0.1", 22), ["ssh-ed25519"]);
         assert!(key_types(&dir.join("none"), "127.0.0.1", 22).is_empty());
+        assert!(revoked(&path, &[0, 0, 0]));
+        assert!(!revoked(&path, &[0, 0, 1]));
+        assert!(!revoked(&dir.join("none"), &[0, 0, 0]));
         // What HashKnownHosts writes is found again.
         let appended = dir.join("appended");
         append(&appended, "[10.1.2.3]:2200", "ssh-ed25519", b"key", true).unwrap();

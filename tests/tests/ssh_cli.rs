@@ -445,6 +445,55 @@ fn password_only_from_the_environment() {
         err.contains("authentication failed") && err.contains("password"),
         "{err}"
     );
+
+    // OpenSSH's switches for each method: with the key offered and the right password set,
+    // PubkeyAuthentication=no logs in by password, PasswordAuthentication=no by key, and
+    // both off try nothing.
+    let key = key("id_ed25519");
+    let password = [("NETKIT_SSH_PASSWORD", env("NETKIT_TEST_SSH_PASSWORD"))];
+    let with = |option: &str, password: &[(&str, String)]| {
+        let (head, tail) = args.split_at(5);
+        let options = ["-i", key.to_str().unwrap(), "-o", option];
+        netkit(&[head, &options, tail].concat(), b"", password)
+    };
+    let out = with("PubkeyAuthentication=no", &password);
+    assert_eq!(
+        out.stdout,
+        b"ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = with(
+        "PubkeyAuthentication=no",
+        &[("NETKIT_SSH_PASSWORD", "wrong".into())],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("(tried: password"),
+        "the key was not offered: {err}"
+    );
+    let out = with(
+        "PasswordAuthentication=no",
+        &[("NETKIT_SSH_PASSWORD", "wrong".into())],
+    );
+    assert_eq!(
+        out.stdout,
+        b"ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let both = ["-o", "PubkeyAuthentication=no"];
+    let (head, tail) = args.split_at(5);
+    let only_key = [
+        "-i",
+        key.to_str().unwrap(),
+        "-o",
+        "PasswordAuthentication=no",
+    ];
+    let out = netkit(&[head, &both, &only_key, tail].concat(), b"", &password);
+    assert_eq!(out.status.code(), Some(255));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("(tried: nothing"), "{err}");
 }
 
 #[test]

@@ -263,7 +263,7 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                 if unlocked_defaults.as_ref().is_none_or(|ids| !ids.is_empty())
                     && defaults.iter().any(Identity::is_encrypted)
                     && let Some(hop) = refused_hop(config, &host, &user, |c| {
-                        c.identities.is_empty() && c.default_identities
+                        c.identities.is_empty() && c.default_identities && c.pubkey_authentication
                     })
                 {
                     // Asked once: a jump host and the target behind it take the same answers.
@@ -285,7 +285,8 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                     hop.identities = unlocked_defaults.clone().unwrap_or_default();
                     continue;
                 }
-                let Some(hop) = refused_hop(config, &host, &user, |c| c.password.is_none()) else {
+                let open = |c: &Config| c.password.is_none() && c.password_authentication;
+                let Some(hop) = refused_hop(config, &host, &user, open) else {
                     return Err(own(Error::Auth {
                         host,
                         user,

@@ -323,8 +323,15 @@ impl Client {
         }
         log::debug!("{}: the server accepts {accepted} for {user}", self.host);
         let mut tried = Vec::new();
-        let identities = config.identities_to_try();
-        if config.use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
+        let identities = if config.pubkey_authentication {
+            config.identities_to_try()
+        } else {
+            Vec::new()
+        };
+        if config.pubkey_authentication
+            && config.use_agent
+            && std::env::var_os("SSH_AUTH_SOCK").is_some()
+        {
             self.attempt(&mut tried, "agent");
             if self.agent_authenticates(config, &identities) {
                 return Ok(());
@@ -352,7 +359,11 @@ impl Client {
                 _ => {}
             }
         }
-        if let Some(password) = &config.password {
+        if let Some(password) = config
+            .password
+            .as_ref()
+            .filter(|_| config.password_authentication)
+        {
             self.attempt(&mut tried, "password");
             if session.userauth_password(user, password).is_ok() && session.authenticated() {
                 return Ok(());

@@ -95,6 +95,13 @@ pub struct Config {
     pub identities_only: bool,
     /// A password to try last (never taken from argv by the CLI).
     pub password: Option<String>,
+    /// Authenticate with keys, the agent's or files (OpenSSH's `PubkeyAuthentication`;
+    /// default true).
+    pub pubkey_authentication: bool,
+    /// Authenticate with the password (OpenSSH's `PasswordAuthentication`; default true);
+    /// when false, [`password`](Self::password) is never sent and no program should ask for
+    /// one.
+    pub password_authentication: bool,
     /// Never ask a person for a password or passphrase (OpenSSH's `BatchMode yes`). The
     /// library never asks; a program that would (as `netkit ssh` on a terminal) reads this.
     pub batch_mode: bool,
@@ -337,6 +344,8 @@ impl Config {
             identities_only: false,
             default_identities: true,
             password: None,
+            pubkey_authentication: true,
+            password_authentication: true,
             batch_mode: false,
             exit_on_forward_failure: false,
             forwards: ConfiguredForwards::default(),
@@ -373,7 +382,8 @@ impl Config {
     /// `%d %h %i %l %n %p %r %u` tokens), `IdentitiesOnly`, `ProxyJump`, `ProxyCommand`,
     /// `AddressFamily`, `ConnectTimeout`, `Compression`, `ServerAliveInterval`,
     /// `StrictHostKeyChecking` (`no` adds unknown keys as `accept-new` does; a changed key is
-    /// still refused), `UserKnownHostsFile` (every file), `BatchMode`, `GlobalKnownHostsFile`,
+    /// still refused), `UserKnownHostsFile` (every file), `BatchMode`, `PubkeyAuthentication`,
+    /// `PasswordAuthentication`, `GlobalKnownHostsFile`,
     /// `HashKnownHosts`, `ExitOnForwardFailure`, `LocalForward`, `RemoteForward`,
     /// `DynamicForward` (every line that applies, as OpenSSH adds them up);
     /// other OpenSSH options are ignored. Jump hosts are resolved the same way, their own
@@ -550,6 +560,12 @@ impl Config {
         }
         if let Some(only) = value("identitiesonly") {
             self.identities_only = only.eq_ignore_ascii_case("yes");
+        }
+        if let Some(pubkey) = params.pubkey_authentication {
+            self.pubkey_authentication = pubkey;
+        }
+        if let Some(password) = value("passwordauthentication") {
+            self.password_authentication = password.eq_ignore_ascii_case("yes");
         }
         if let Some(batch) = value("batchmode") {
             self.batch_mode = batch.eq_ignore_ascii_case("yes");
@@ -794,7 +810,7 @@ fn first_values(text: &str) -> String {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 23] = [
+const OPTIONS_READ: [&str; 25] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
@@ -815,6 +831,8 @@ const OPTIONS_READ: [&str; 23] = [
     "stricthostkeychecking",
     "userknownhostsfile",
     "batchmode",
+    "pubkeyauthentication",
+    "passwordauthentication",
     "exitonforwardfailure",
     "serveraliveinterval",
     "compression",

@@ -946,6 +946,67 @@ fn sftp_put_get_ls_mkdir_mv_rm() {
 }
 
 #[test]
+fn recursive_sftp_skips_what_is_neither_file_nor_directory_as_sftp() {
+    // A FIFO would block the open forever, a dangling link cannot be read: both are left
+    // out with a warning, and the rest of the tree is copied, each way.
+    let tree = |dir: &std::path::Path| {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("file"), "kept\n").unwrap();
+        std::os::unix::fs::symlink("file", dir.join("link")).unwrap();
+        std::os::unix::fs::symlink("/no/such/target", dir.join("dangling")).unwrap();
+        let fifo = Command::new("mkfifo")
+            .arg(dir.join("fifo"))
+            .status()
+            .unwrap();
+        assert!(fifo.success());
+    };
+    let check = |out: Output, copied: &std::path::Path| {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(err.contains("fifo: not a regular file; skipped"), "{err}");
+        assert!(
+            err.contains("dangling: ") && err.contains("; skipped"),
+            "{err}"
+        );
+        let names = |d: &std::path::Path| {
+            let mut names: Vec<_> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(copied), ["file", "link"]);
+        assert_eq!(
+            std::fs::read_to_string(copied.join("link")).unwrap(),
+            "kept\n"
+        );
+    };
+    let local = work_dir().join("sftp-skip-local");
+    let _ = std::fs::remove_dir_all(&local);
+    tree(&local);
+    let base = remote_dir("sftp-skip");
+    let remote = format!("{}:{}/up", dest(), base.display());
+    check(
+        sftp(&["put", "-r", local.to_str().unwrap(), &remote]),
+        &base.join("up"),
+    );
+
+    let served = base.join("served");
+    tree(&served);
+    let status = Command::new("chown")
+        .args(["-R", "-h", &format!("{}:", env("NETKIT_TEST_SSH_USER"))])
+        .arg(&served)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let back = work_dir().join("sftp-skip-back");
+    let _ = std::fs::remove_dir_all(&back);
+    let remote = format!("{}:{}", dest(), served.display());
+    check(sftp(&["get", "-r", &remote, back.to_str().unwrap()]), &back);
+}
+
+#[test]
 fn sftp_wildcards_in_the_last_part_for_get_ls_and_rm() {
     let remote = remote_dir("sftp-cli-wildcards");
     let local = work_dir().join("sftp-cli-wildcards");

@@ -25,6 +25,13 @@ enum Copy {
     Cancelled,
 }
 
+/// Says that a recursive transfer left `path` out, as sftp does with what is neither a file
+/// nor a directory (a FIFO, which would block the open; a socket; a dangling link). Named
+/// alone, such a path is opened as asked (`put /dev/stdin host:f`).
+fn skipped(path: impl std::fmt::Display, why: &str) {
+    log::warn!("{path}: {why}; skipped");
+}
+
 /// Whether `cancel` says stop.
 fn cancelled(cancel: Option<&AtomicBool>) -> bool {
     cancel.is_some_and(|flag| flag.load(Ordering::Relaxed))
@@ -255,6 +262,11 @@ pub fn upload_temp_name(target: &Path) -> PathBuf {
 }
 
 impl Client {
+    /// `host:path`, to name a remote file in a message.
+    fn remote(&self, path: &Path) -> String {
+        format!("{}:{}", self.host, path.display())
+    }
+
     fn sftp(&self) -> Result<Sftp, Error> {
         self.open(ssh2::Session::sftp)
     }
@@ -309,13 +321,15 @@ impl Client {
                 .collect();
             entries.sort_by_key(std::fs::DirEntry::file_name);
             for entry in entries {
-                self.put_with(
-                    sftp,
-                    &entry.path(),
-                    &remote.join(entry.file_name()),
-                    options,
-                    progress,
-                )?;
+                let path = entry.path();
+                match std::fs::metadata(&path) {
+                    Ok(meta) if meta.is_dir() || meta.is_file() => {
+                        let target = remote.join(entry.file_name());
+                        self.put_with(sftp, &path, &target, options, progress)?;
+                    }
+                    Ok(_) => skipped(path.display(), "not a regular file"),
+                    Err(e) => skipped(path.display(), &e.to_string()),
+                }
             }
             return Ok(());
         }
@@ -444,11 +458,24 @@ impl Client {
             std::fs::create_dir_all(local).map_err(Self::local(local))?;
             let mut entries = sftp.readdir(remote).map_err(sftp_err)?;
             entries.sort_by(|a, b| a.0.cmp(&b.0));
-            for (path, _) in entries {
+            let wanted = |stat: &FileStat| stat.is_dir() || stat.is_file();
+            for (path, stat) in entries {
                 let Some(name) = path.file_name() else {
                     continue;
                 };
-                self.get_with(sftp, &path, &local.join(name), options, progress)?;
+                // readdir does not follow symbolic links; get does.
+                let followed = if wanted(&stat) {
+                    Ok(stat)
+                } else {
+                    sftp.stat(&path)
+                };
+                match followed {
+                    Ok(stat) if wanted(&stat) => {
+                        self.get_with(sftp, &path, &local.join(name), options, progress)?;
+                    }
+                    Ok(_) => skipped(self.remote(&path), "not a regular file"),
+                    Err(e) => skipped(self.remote(&path), e.message()),
+                }
             }
             return Ok(());
         }

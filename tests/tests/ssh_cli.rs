@@ -686,6 +686,33 @@ fn unknown_and_changed_host_keys_are_refused_loudly() {
     let out = run(revoked.to_str().unwrap(), &["--insecure"]);
     assert_eq!(out.stdout, b"in\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("REVOKED"));
+
+    // Host names are known in lower case, as OpenSSH lowercases the one it connects to.
+    let named = dir.join("named");
+    let _ = std::fs::remove_file(&named);
+    let user = env("NETKIT_TEST_SSH_USER");
+    let (lower, upper) = (format!("{user}@localhost"), format!("{user}@LocalHost"));
+    let named_path = named.to_str().unwrap();
+    let by_name = |dest: &str, extra: &[&str]| {
+        let head = ["ssh", "-p", &port, "-i", &key, "--known-hosts", named_path];
+        netkit(
+            &[&head[..], extra, &[dest, "echo", "in"]].concat(),
+            b"",
+            &[],
+        )
+    };
+    assert_eq!(by_name(&upper, &["--accept-new"]).stdout, b"in\n");
+    let line = std::fs::read_to_string(&named).unwrap();
+    assert!(line.starts_with(&format!("[localhost]:{port} ")), "{line}");
+    for dest in [&lower, &upper] {
+        let out = by_name(dest, &[]);
+        assert_eq!(
+            out.stdout,
+            b"in\n",
+            "{dest}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]

@@ -221,7 +221,9 @@ impl Client {
                 file.display()
             );
         }
-        let mut result = known_keys.check_port(&config.host, config.port, key);
+        // Names are looked up in lower case, as OpenSSH lowercases the host it connects to.
+        let host = config.host.to_ascii_lowercase();
+        let mut result = known_keys.check_port(&host, config.port, key);
         // libssh2 calls a key of a type the file does not hold for the host a changed one;
         // OpenSSH calls it unknown (the server offered none of the known types).
         if matches!(result, CheckResult::Mismatch) && !known.contains(&algorithm) {

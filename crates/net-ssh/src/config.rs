@@ -699,13 +699,14 @@ impl Config {
         self.more_known_hosts.iter().chain(&self.global_known_hosts)
     }
 
-    /// `host` for port 22, else `[host]:port`, as known_hosts writes it.
+    /// `host` for port 22, else `[host]:port`, in lower case, as known_hosts writes it.
     #[must_use]
     pub fn known_hosts_name(&self) -> String {
+        let host = self.host.to_ascii_lowercase();
         if self.port == 22 {
-            self.host.clone()
+            host
         } else {
-            format!("[{}]:{}", self.host, self.port)
+            format!("[{host}]:{}", self.port)
         }
     }
 }

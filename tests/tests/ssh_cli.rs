@@ -704,6 +704,34 @@ fn unknown_and_changed_host_keys_are_refused_loudly() {
     assert_eq!(by_name(&upper, &["--accept-new"]).stdout, b"in\n");
     let line = std::fs::read_to_string(&named).unwrap();
     assert!(line.starts_with(&format!("[localhost]:{port} ")), "{line}");
+    // HostKeyAlias: the key is known by that name, whatever the host and port.
+    let aliased = dir.join("aliased");
+    let _ = std::fs::remove_file(&aliased);
+    let alias = |extra: &[&str]| {
+        let head = [
+            "ssh",
+            "-p",
+            &port,
+            "-i",
+            &key,
+            "--known-hosts",
+            aliased.to_str().unwrap(),
+        ];
+        netkit(
+            &[&head[..], extra, &[lower.as_str(), "echo", "in"]].concat(),
+            b"",
+            &[],
+        )
+    };
+    assert_eq!(
+        alias(&["-o", "HostKeyAlias=MyBox", "--accept-new"]).stdout,
+        b"in\n"
+    );
+    let line = std::fs::read_to_string(&aliased).unwrap();
+    assert!(line.starts_with("mybox ssh-ed25519 "), "{line}");
+    assert_eq!(alias(&["-o", "HostKeyAlias=mybox"]).stdout, b"in\n");
+    let err = String::from_utf8_lossy(&alias(&[]).stderr).into_owned();
+    assert!(err.contains("host key is not known"), "{err}");
     for dest in [&lower, &upper] {
         let out = by_name(dest, &[]);
         assert_eq!(

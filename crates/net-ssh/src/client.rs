@@ -59,8 +59,9 @@ impl Client {
         session.set_tcp_stream(stream);
         session.set_timeout(u32::try_from(config.timeout.as_millis()).unwrap_or(u32::MAX));
         let mut known = Vec::new();
+        let (known_as, known_port) = config.known_as();
         for file in std::iter::once(&config.known_hosts).chain(config.read_only_known_hosts()) {
-            for kind in known_hosts::key_types(file, &config.host, config.port) {
+            for kind in known_hosts::key_types(file, &known_as, known_port) {
                 if !known.contains(&kind) {
                     known.push(kind);
                 }
@@ -221,9 +222,8 @@ impl Client {
                 file.display()
             );
         }
-        // Names are looked up in lower case, as OpenSSH lowercases the host it connects to.
-        let host = config.host.to_ascii_lowercase();
-        let mut result = known_keys.check_port(&host, config.port, key);
+        let (known_as, known_port) = config.known_as();
+        let mut result = known_keys.check_port(&known_as, known_port, key);
         // libssh2 calls a key of a type the file does not hold for the host a changed one;
         // OpenSSH calls it unknown (the server offered none of the known types).
         if matches!(result, CheckResult::Mismatch) && !known.contains(&algorithm) {

@@ -78,6 +78,10 @@ pub struct Config {
     /// Write the host names of keys added to known_hosts hashed, as OpenSSH's
     /// `HashKnownHosts yes` (default false).
     pub hash_known_hosts: bool,
+    /// The name the host's key is known by in known_hosts, in place of its name and port
+    /// (OpenSSH's `HostKeyAlias`; default none): for hosts reached through a tunnel or a
+    /// proxy command, or several behind one address.
+    pub host_key_alias: Option<String>,
     /// Private keys to offer, with their passphrases; empty means OpenSSH's default files
     /// when `default_identities` allows.
     pub identities: Vec<Identity>,
@@ -338,6 +342,7 @@ impl Config {
                 .to_vec(),
             host_key_policy: HostKeyPolicy::Strict,
             hash_known_hosts: false,
+            host_key_alias: None,
             identities: Vec::new(),
             compression: false,
             use_agent: true,
@@ -384,7 +389,7 @@ impl Config {
     /// `StrictHostKeyChecking` (`no` adds unknown keys as `accept-new` does; a changed key is
     /// still refused), `UserKnownHostsFile` (every file), `BatchMode`, `PubkeyAuthentication`,
     /// `PasswordAuthentication`, `GlobalKnownHostsFile`,
-    /// `HashKnownHosts`, `ExitOnForwardFailure`, `LocalForward`, `RemoteForward`,
+    /// `HashKnownHosts`, `HostKeyAlias`, `ExitOnForwardFailure`, `LocalForward`, `RemoteForward`,
     /// `DynamicForward` (every line that applies, as OpenSSH adds them up);
     /// other OpenSSH options are ignored. Jump hosts are resolved the same way, their own
     /// `ProxyJump`s included.
@@ -582,6 +587,9 @@ impl Config {
                 }
             };
         }
+        if let Some(alias) = value("hostkeyalias") {
+            self.host_key_alias = Some(alias);
+        }
         if let Some(hash) = value("hashknownhosts") {
             self.hash_known_hosts = hash.eq_ignore_ascii_case("yes");
         }
@@ -699,14 +707,22 @@ impl Config {
         self.more_known_hosts.iter().chain(&self.global_known_hosts)
     }
 
-    /// `host` for port 22, else `[host]:port`, in lower case, as known_hosts writes it.
+    /// The name and port the host's key is known by: its own in lower case, as OpenSSH
+    /// lowercases the host it connects to, or [`host_key_alias`](Self::host_key_alias).
+    pub(crate) fn known_as(&self) -> (String, u16) {
+        match &self.host_key_alias {
+            Some(alias) => (alias.to_ascii_lowercase(), 22),
+            None => (self.host.to_ascii_lowercase(), self.port),
+        }
+    }
+
+    /// `host` for port 22, else `[host]:port`, as known_hosts writes it (see
+    /// [`host_key_alias`](Self::host_key_alias)).
     #[must_use]
     pub fn known_hosts_name(&self) -> String {
-        let host = self.host.to_ascii_lowercase();
-        if self.port == 22 {
-            host
-        } else {
-            format!("[{host}]:{}", self.port)
+        match self.known_as() {
+            (host, 22) => host,
+            (host, port) => format!("[{host}]:{port}"),
         }
     }
 }
@@ -811,13 +827,14 @@ fn first_values(text: &str) -> String {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 25] = [
+const OPTIONS_READ: [&str; 26] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
     "requesttty",
     "globalknownhostsfile",
     "hashknownhosts",
+    "hostkeyalias",
     "localforward",
     "remoteforward",
     "dynamicforward",

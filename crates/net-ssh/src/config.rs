@@ -388,9 +388,9 @@ impl Config {
     /// `AddressFamily`, `ConnectTimeout`, `Compression`, `ServerAliveInterval`,
     /// `StrictHostKeyChecking` (`no` adds unknown keys as `accept-new` does; a changed key is
     /// still refused), `UserKnownHostsFile` (every file), `BatchMode`, `PubkeyAuthentication`,
-    /// `PasswordAuthentication`, `GlobalKnownHostsFile`,
-    /// `HashKnownHosts`, `HostKeyAlias`, `ExitOnForwardFailure`, `LocalForward`, `RemoteForward`,
-    /// `DynamicForward` (every line that applies, as OpenSSH adds them up);
+    /// `PasswordAuthentication`, `GlobalKnownHostsFile`, `HashKnownHosts`, `HostKeyAlias`,
+    /// `ExitOnForwardFailure`, `LocalForward`, `RemoteForward`, `DynamicForward` (every line
+    /// that applies, as OpenSSH adds them up);
     /// other OpenSSH options are ignored. Jump hosts are resolved the same way, their own
     /// `ProxyJump`s included.
     ///
@@ -647,7 +647,7 @@ impl Config {
         let local_user = std::env::var("USER").unwrap_or_default();
         let tokens = [
             ('h', self.host.as_str()),
-            ('k', &self.host),
+            ('k', given),
             ('n', given),
             ('p', &port),
             ('r', &self.user),
@@ -923,10 +923,7 @@ mod tests {
                 home().join("id")
             ]
         );
-        assert_eq!(
-            config.known_hosts,
-            home().join(".ssh/known_db.internal.corp.example")
-        );
+        assert_eq!(config.known_hosts, home().join(".ssh/known_db.internal"));
         assert_eq!(config.more_known_hosts, [PathBuf::from("/kh/db.internal")]);
 
         let text = "Host x\n  IdentityFile /keys/%z\n";

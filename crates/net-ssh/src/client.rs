@@ -34,7 +34,8 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::Resolve`], [`Error::Connect`], [`Error::Handshake`], [`Error::UnknownHostKey`],
-    /// [`Error::HostKeyChanged`], [`Error::HostKeyRevoked`], [`Error::Auth`], [`Error::Key`], [`Error::Timeout`].
+    /// [`Error::HostKeyChanged`], [`Error::HostKeyRevoked`], [`Error::Auth`], [`Error::Key`],
+    /// [`Error::Timeout`].
     pub fn connect(config: &Config) -> Result<Client, Error> {
         let host = config.host.clone();
         let mut proxy = None;

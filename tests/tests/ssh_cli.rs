@@ -1583,14 +1583,16 @@ fn host_aliases_from_an_ssh_config_file() {
         err.contains("nobody@127.0.0.1: authentication failed"),
         "-o User wins: {err}"
     );
-    // Tokens in HostName (%h) and IdentityFile (%r), as ssh expands them.
+    // Tokens in HostName (%h) and IdentityFile (%r), as ssh expands them; a key file that is
+    // not there is passed over, as ssh does.
     let keys = work_dir().join("ssh-config-token-keys");
     std::fs::create_dir_all(&keys).unwrap();
     let user = env("NETKIT_TEST_SSH_USER");
     std::fs::copy(key, keys.join(format!("id_{user}"))).unwrap();
     let tokens = work_dir().join("ssh-config-tokens");
     let file = format!(
-        "Host 127.0.0\n  HostName %h.1\n  Port {port}\n  User {user}\n  IdentityFile {}/id_%r\n",
+        "Host 127.0.0\n  HostName %h.1\n  Port {port}\n  User {user}\n\
+         IdentityFile {0}/absent_%r\n  IdentityFile {0}/id_%r\n",
         keys.display()
     );
     std::fs::write(&tokens, file).unwrap();

@@ -502,13 +502,19 @@ impl Config {
             self.port = port;
         }
         if let Some(files) = params.identity_file {
-            self.identities = files
-                .into_iter()
-                .map(|path| {
-                    self.path_option("IdentityFile", path, &given)
-                        .map(|p| Identity::new(p, None))
-                })
-                .collect::<Result<_, _>>()?;
+            let mut identities = Vec::with_capacity(files.len());
+            for path in files {
+                let path = self.path_option("IdentityFile", path, &given)?;
+                // As ssh, a config's key file that is not there is passed over (one config
+                // serves machines with different keys), and the default files stay unused.
+                if path.exists() {
+                    identities.push(Identity::new(path, None));
+                } else {
+                    log::debug!("IdentityFile {}: no such file; skipped", path.display());
+                }
+            }
+            self.identities = identities;
+            self.default_identities = false;
         }
         if let Some(timeout) = params.connect_timeout {
             self.connect_timeout = timeout.max(Duration::from_secs(1));
@@ -903,9 +909,16 @@ mod tests {
 
     #[test]
     fn host_name_and_identity_file_tokens_expand_as_in_openssh() {
-        let text = "Host *.internal\n  HostName %h.corp.example\n  User ann\n  Port 2222\n\
-                    IdentityFile /keys/%r@%h:%p-%n-100%%\n  IdentityFile %d/id\n\
-                    UserKnownHostsFile ~/.ssh/known_%k /kh/%n\n";
+        let dir = std::env::temp_dir().join(format!("netkit-tokens-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("ann@db.internal.corp.example:2222-db.internal-100%");
+        std::fs::write(&key, "").unwrap();
+        let text = format!(
+            "Host *.internal\n  HostName %h.corp.example\n  User ann\n  Port 2222\n\
+             IdentityFile {0}/%r@%h:%p-%n-100%%\n  IdentityFile {0}/absent-%r\n\
+             UserKnownHostsFile %d/.ssh/known_%k /kh/%n\n",
+            dir.display()
+        );
         let rules = ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
         let parsed = ssh2_config::SshConfig::default()
             .parse(&mut text.as_bytes(), rules)
@@ -914,15 +927,12 @@ mod tests {
         config
             .take_params(parsed.query("db.internal"), "db.internal")
             .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(config.host, "db.internal.corp.example");
+        // A key file that is not there is passed over, and the default ones stay unused.
         let files: Vec<_> = config.identities.iter().map(|i| i.path.clone()).collect();
-        assert_eq!(
-            files,
-            [
-                PathBuf::from("/keys/ann@db.internal.corp.example:2222-db.internal-100%"),
-                home().join("id")
-            ]
-        );
+        assert_eq!(files, [key]);
+        assert!(!config.default_identities);
         assert_eq!(config.known_hosts, home().join(".ssh/known_db.internal"));
         assert_eq!(config.more_known_hosts, [PathBuf::from("/kh/db.internal")]);
 

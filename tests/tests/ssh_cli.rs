@@ -1002,13 +1002,15 @@ fn sftp_put_get_ls_mkdir_mv_rm() {
 
 #[test]
 fn recursive_sftp_skips_what_is_neither_file_nor_directory_as_sftp() {
-    // A FIFO would block the open forever, a dangling link cannot be read: both are left
-    // out with a warning, and the rest of the tree is copied, each way.
+    // A FIFO would block the open forever, a dangling link cannot be read, a link back up
+    // the tree would be copied forever: each is left out with a warning, and the rest of the
+    // tree is copied, each way.
     let tree = |dir: &std::path::Path| {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("file"), "kept\n").unwrap();
         std::os::unix::fs::symlink("file", dir.join("link")).unwrap();
         std::os::unix::fs::symlink("/no/such/target", dir.join("dangling")).unwrap();
+        std::os::unix::fs::symlink("..", dir.join("up")).unwrap();
         let fifo = Command::new("mkfifo")
             .arg(dir.join("fifo"))
             .status()
@@ -1023,6 +1025,7 @@ fn recursive_sftp_skips_what_is_neither_file_nor_directory_as_sftp() {
             err.contains("dangling: ") && err.contains("; skipped"),
             "{err}"
         );
+        assert!(err.contains("up: a link to a directory"), "{err}");
         let names = |d: &std::path::Path| {
             let mut names: Vec<_> = std::fs::read_dir(d)
                 .unwrap()

@@ -25,6 +25,10 @@ enum Copy {
     Cancelled,
 }
 
+/// Why a recursive transfer leaves out a symbolic link to a directory: one that points back
+/// up the tree would make it copy forever.
+const LINKED_DIR: &str = "a link to a directory, which could loop";
+
 /// Says that a recursive transfer left `path` out, as sftp does with what is neither a file
 /// nor a directory (a FIFO, which would block the open; a socket; a dangling link). Named
 /// alone, such a path is opened as asked (`put /dev/stdin host:f`).
@@ -322,7 +326,9 @@ impl Client {
             entries.sort_by_key(std::fs::DirEntry::file_name);
             for entry in entries {
                 let path = entry.path();
+                let link = entry.file_type().is_ok_and(|t| t.is_symlink());
                 match std::fs::metadata(&path) {
+                    Ok(meta) if link && meta.is_dir() => skipped(path.display(), LINKED_DIR),
                     Ok(meta) if meta.is_dir() || meta.is_file() => {
                         let target = remote.join(entry.file_name());
                         self.put_with(sftp, &path, &target, options, progress)?;
@@ -464,12 +470,14 @@ impl Client {
                     continue;
                 };
                 // readdir does not follow symbolic links; get does.
+                let link = stat.file_type().is_symlink();
                 let followed = if wanted(&stat) {
                     Ok(stat)
                 } else {
                     sftp.stat(&path)
                 };
                 match followed {
+                    Ok(stat) if link && stat.is_dir() => skipped(self.remote(&path), LINKED_DIR),
                     Ok(stat) if wanted(&stat) => {
                         self.get_with(sftp, &path, &local.join(name), options, progress)?;
                     }

@@ -744,6 +744,53 @@ fn unknown_and_changed_host_keys_are_refused_loudly() {
 }
 
 #[test]
+fn set_env_and_send_env_ask_the_server_to_set_variables_as_in_ssh() {
+    // The test sshd accepts NETKIT_TEST_*; SendEnv sends the local variables its pattern
+    // matches, and no others.
+    let flags = [
+        "-o",
+        "SetEnv=NETKIT_TEST_SET=one",
+        "-o",
+        "SendEnv=NETKIT_TEST_SEN*",
+    ];
+    let words = [
+        "echo",
+        "${NETKIT_TEST_SET}-${NETKIT_TEST_SENT}-${NETKIT_TEST_OTHER}",
+    ];
+    let args = ssh_args(&flags, &words);
+    let vars = [
+        ("NETKIT_TEST_SENT", "two".to_owned()),
+        ("NETKIT_TEST_OTHER", "three".to_owned()),
+    ];
+    let out = netkit(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        b"",
+        &vars,
+    );
+    assert_eq!(
+        out.stdout,
+        b"one-two-\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One the server does not accept is left unset, as ssh leaves it, and the command runs.
+    let out = ssh_with(
+        &["-o", "SetEnv=NOT_ACCEPTED=x"],
+        &["echo", "${NOT_ACCEPTED}ran"],
+        b"",
+    );
+    assert_eq!(
+        out.stdout,
+        b"ran\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ssh_with(&["-o", "SetEnv=NO_VALUE"], &["true"], b"");
+    assert_eq!(out.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected NAME=VALUE"));
+}
+
+#[test]
 fn a_command_that_runs_past_command_timeout_is_given_up_on() {
     // A 30 s command and a 1 s limit: the host fails with a timeout long before the
     // command would end (closing its channel the polite way waited for it to end).

@@ -186,6 +186,7 @@ PubkeyAuthentication yes
 Subsystem sftp internal-sftp
 MaxStartups 200
 MaxSessions 100
+AcceptEnv NETKIT_TEST_*
 LogLevel INFO
 "
     );

@@ -24,6 +24,8 @@ pub struct Client {
     pub(crate) host: String,
     pub(crate) timeout: std::time::Duration,
     pub(crate) exec_timeout: Option<std::time::Duration>,
+    /// Asked for on every command's or shell's channel (`Config::env`).
+    pub(crate) env: Vec<(String, String)>,
     /// The ProxyCommand the session runs over, if any: after `session`, so that it is hung
     /// up on once the session is gone.
     _proxy: Option<crate::proxy_command::Running>,
@@ -107,6 +109,7 @@ impl Client {
             host,
             timeout: config.timeout,
             exec_timeout: config.exec_timeout,
+            env: config.env.clone(),
             _proxy: proxy,
         };
         client.check_host_key(config, &known)?;

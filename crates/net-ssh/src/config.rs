@@ -106,6 +106,10 @@ pub struct Config {
     /// when false, [`password`](Self::password) is never sent and no program should ask for
     /// one.
     pub password_authentication: bool,
+    /// Environment variables the server is asked to set for commands and shells: OpenSSH's
+    /// `SetEnv NAME=VALUE`, and `SendEnv NAME` (`*` and `?` patterns) for local variables. A
+    /// server sets only those its `AcceptEnv` names, and says nothing of the others.
+    pub env: Vec<(String, String)>,
     /// Never ask a person for a password or passphrase (OpenSSH's `BatchMode yes`). The
     /// library never asks; a program that would (as `netkit ssh` on a terminal) reads this.
     pub batch_mode: bool,
@@ -351,6 +355,7 @@ impl Config {
             password: None,
             pubkey_authentication: true,
             password_authentication: true,
+            env: Vec::new(),
             batch_mode: false,
             exit_on_forward_failure: false,
             forwards: ConfiguredForwards::default(),
@@ -389,6 +394,7 @@ impl Config {
     /// `StrictHostKeyChecking` (`no` adds unknown keys as `accept-new` does; a changed key is
     /// still refused), `UserKnownHostsFile` (every file), `BatchMode`, `PubkeyAuthentication`,
     /// `PasswordAuthentication`, `GlobalKnownHostsFile`, `HashKnownHosts`, `HostKeyAlias`,
+    /// `SetEnv`, `SendEnv`,
     /// `ExitOnForwardFailure`, `LocalForward`, `RemoteForward`, `DynamicForward` (every line
     /// that applies, as OpenSSH adds them up);
     /// other OpenSSH options are ignored. Jump hosts are resolved the same way, their own
@@ -522,6 +528,26 @@ impl Config {
         // Every file named, where the others take one value.
         let global_files = params.unsupported_fields.remove("globalknownhostsfile");
         let user_files = params.unsupported_fields.remove("userknownhostsfile");
+        for pair in params
+            .unsupported_fields
+            .remove("setenv")
+            .unwrap_or_default()
+        {
+            let (name, value) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("SetEnv {pair}: expected NAME=VALUE"))?;
+            self.env.push((name.to_owned(), value.to_owned()));
+        }
+        let patterns = params
+            .unsupported_fields
+            .remove("sendenv")
+            .unwrap_or_default();
+        let sent = std::env::vars().filter(|(name, _)| {
+            patterns
+                .iter()
+                .any(|p| crate::known_hosts::wildcard(p, name))
+        });
+        self.env.extend(sent);
         let mut value = |name: &str| {
             params
                 .unsupported_fields
@@ -833,7 +859,7 @@ fn first_values(text: &str) -> String {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 26] = [
+const OPTIONS_READ: [&str; 28] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
@@ -841,6 +867,8 @@ const OPTIONS_READ: [&str; 26] = [
     "globalknownhostsfile",
     "hashknownhosts",
     "hostkeyalias",
+    "setenv",
+    "sendenv",
     "localforward",
     "remoteforward",
     "dynamicforward",

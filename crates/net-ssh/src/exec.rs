@@ -195,6 +195,12 @@ impl Client {
     ) -> Result<ExitStatus, Error> {
         let fail = |e: ssh2::Error| Error::ssh(&self.host, &e);
         let mut channel = self.open(ssh2::Session::channel_session)?;
+        for (name, value) in &self.env {
+            // Refused unless the server's AcceptEnv names it; ssh goes on silently too.
+            if let Err(e) = channel.setenv(name, value) {
+                log::debug!("{}: {name} not set: {}", self.host, e.message());
+            }
+        }
         if let Some(t) = start.terminal {
             channel
                 .request_pty(&t.term, None, Some((t.columns, t.rows, 0, 0)))

@@ -100,7 +100,7 @@ fn hashed_names(hashed: &str, name: &str) -> bool {
 }
 
 /// OpenSSH's pattern match: `*` any run of characters, `?` any one.
-fn wildcard(pattern: &str, name: &str) -> bool {
+pub(crate) fn wildcard(pattern: &str, name: &str) -> bool {
     let (pattern, name) = (pattern.as_bytes(), name.as_bytes());
     // The last `*` seen and where in `name` it stands for nothing more yet: on a mismatch
     // it takes one more character.

@@ -1,7 +1,8 @@
 //! Request items in httpie's syntax: `Header:Value`, `field=value`, `field:=json`,
-//! `param==value`, `field@file` (`field@file;type=MIME`), `field=@file`, `field:=@file`, `param==@file`, `Header:` to
-//! remove, `Header;` for an empty value; a backslash makes a separator character literal
-//! (`a\=b=c`). JSON field names nest as httpie's: `user[name]=x`, `tags[]=a`, `[0][id]:=1`.
+//! `param==value`, `field@file` (`field@file;type=MIME`), `field=@file`, `field:=@file`,
+//! `param==@file`, `Header:` to remove, `Header;` for an empty value; a backslash makes a
+//! separator character literal (`a\=b=c`). JSON field names nest as httpie's: `user[name]=x`,
+//! `tags[]=a`, `[0][id]:=1`.
 
 use std::path::PathBuf;
 

@@ -1427,6 +1427,43 @@ fn dash_v_tells_each_step_and_dash_q_keeps_warnings_quiet() {
 }
 
 #[test]
+fn dash_c_and_ciphers_choose_the_cipher_as_ssh_c() {
+    let negotiated = |flags: &[&str]| {
+        let out = ssh_with(flags, &["echo", "ok"], b"");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.stdout, b"ok\n", "{flags:?}: {err}");
+        err
+    };
+    for (flags, cipher) in [
+        (&["-v", "-c", "aes256-ctr"][..], "aes256-ctr"),
+        (&["-v", "-o", "Ciphers=aes128-ctr,aes192-ctr"], "aes128-ctr"),
+        (&["-v", "-c", "^aes192-ctr"], "aes192-ctr"),
+        // The flag is the first value obtained, so it wins over -o.
+        (
+            &["-v", "-c", "aes256-ctr", "-o", "Ciphers=aes128-ctr"],
+            "aes256-ctr",
+        ),
+        (
+            &["-v", "-c", "chacha20-poly1305@openssh.com"],
+            "chacha20-poly1305@openssh.com",
+        ),
+    ] {
+        let err = negotiated(flags);
+        assert!(
+            err.contains(&format!("cipher {cipher},")),
+            "{flags:?}: {err}"
+        );
+    }
+    let err = negotiated(&["-v", "-c", "-aes128-gcm@openssh.com,aes256-gcm@openssh.com"]);
+    assert!(!err.contains("-gcm@openssh.com,"), "{err}");
+    let out = ssh_with(&["-c", "rot13"], &["true"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("rot13") && err.contains("aes128-ctr"), "{err}");
+}
+
+#[test]
 fn dash_e_writes_the_log_to_a_file_as_ssh_e() {
     let log = work_dir().join("ssh-dash-e.log");
     let _ = std::fs::remove_file(&log);

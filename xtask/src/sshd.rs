@@ -187,6 +187,7 @@ Subsystem sftp internal-sftp
 MaxStartups 200
 MaxSessions 100
 AcceptEnv NETKIT_TEST_*
+Ciphers +aes128-cbc,aes256-cbc
 LogLevel INFO
 "
     );

@@ -38,6 +38,10 @@ pub struct ConnectArgs {
     /// Compress the session (zlib, as ssh -C): for slow links; on fast ones it costs time.
     #[arg(short = 'C')]
     compress: bool,
+    /// Ciphers to offer, most wanted first, as ssh -c (a list, or `+`, `-` or `^` and a list to
+    /// add, drop or put first, as ssh_config's Ciphers).
+    #[arg(short = 'c', value_name = "CIPHER_SPEC")]
+    cipher: Option<String>,
     /// Accept any host key. Dangerous.
     #[arg(long)]
     insecure: bool,
@@ -51,7 +55,7 @@ pub struct ConnectArgs {
     /// IdentityFile, IdentitiesOnly, ProxyJump, ProxyCommand, AddressFamily, ConnectTimeout,
     /// StrictHostKeyChecking, UserKnownHostsFile, GlobalKnownHostsFile, HashKnownHosts,
     /// BatchMode, ExitOnForwardFailure, LocalForward, RemoteForward, DynamicForward,
-    /// Compression, ServerAliveInterval, LogLevel; others are ignored with a warning.
+    /// Compression, Ciphers, ServerAliveInterval, LogLevel; others are ignored with a warning.
     #[arg(short = 'o', value_name = "KEY=VALUE")]
     options: Vec<String>,
     /// Connect through these jump hosts first, in order, as OpenSSH's ProxyJump.
@@ -101,8 +105,15 @@ impl ConnectArgs {
 
     /// The connection config for `dest` (`[user@]host[:port]`); `port` applies when DEST has none.
     pub fn config(&self, dest: &str, port: Option<u16>) -> Result<Config, Failure> {
+        // The flag comes first, as the first value obtained wins.
+        let options: Vec<String> = self
+            .cipher
+            .iter()
+            .map(|spec| format!("Ciphers={spec}"))
+            .chain(self.options.iter().cloned())
+            .collect();
         let mut config =
-            Config::resolve_with(dest, self.ssh_config.as_deref(), &self.options).map_err(own)?;
+            Config::resolve_with(dest, self.ssh_config.as_deref(), &options).map_err(own)?;
         self.apply(&mut config, dest, port, self.user.as_deref())?;
         if !self.jump.is_empty() {
             // -J replaces the config file's ProxyJump (and ProxyCommand: the first obtained

@@ -59,6 +59,7 @@ impl Client {
         };
         let mut session = Session::new().map_err(|e| Error::ssh(&host, &e))?;
         session.set_compress(config.compression);
+        prefer_ciphers(&session, &host, &config.ciphers)?;
         session.set_tcp_stream(stream);
         session.set_timeout(u32::try_from(config.timeout.as_millis()).unwrap_or(u32::MAX));
         let mut known = Vec::new();
@@ -487,4 +488,28 @@ fn algorithm_name(kind: HostKeyType) -> &'static str {
         HostKeyType::Ed25519 => "ssh-ed25519",
         HostKeyType::Unknown => "unknown",
     }
+}
+
+/// Offers `ciphers` both ways, those libssh2 knows.
+fn prefer_ciphers(session: &Session, host: &str, ciphers: &[String]) -> Result<(), Error> {
+    let supported = session
+        .supported_algs(ssh2::MethodType::CryptCs)
+        .map_err(|e| Error::ssh(host, &e))?;
+    let known: Vec<&str> = ciphers
+        .iter()
+        .map(String::as_str)
+        .filter(|c| supported.contains(c))
+        .collect();
+    if known.is_empty() {
+        return Err(Error::BadOption {
+            option: format!("Ciphers {}", ciphers.join(",")),
+            reason: format!("no cipher netkit has (it has {})", supported.join(",")),
+        });
+    }
+    for way in [ssh2::MethodType::CryptCs, ssh2::MethodType::CryptSc] {
+        session
+            .method_pref(way, &known.join(","))
+            .map_err(|e| Error::ssh(host, &e))?;
+    }
+    Ok(())
 }

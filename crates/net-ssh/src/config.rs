@@ -92,6 +92,10 @@ pub struct Config {
     /// Ask for zlib compression (OpenSSH's `Compression`, `ssh -C`; default false): worth it
     /// on slow links only.
     pub compression: bool,
+    /// The ciphers to offer, most wanted first (OpenSSH's `Ciphers`, `ssh -c`, whose `+`, `-`
+    /// and `^` change [`default_ciphers`](Self::default_ciphers); names libssh2 does not know
+    /// are passed over).
+    pub ciphers: Vec<String>,
     /// Try the ssh-agent (`SSH_AUTH_SOCK`) first (default true).
     pub use_agent: bool,
     /// Offer only the agent's keys that are among `identities` (OpenSSH's `IdentitiesOnly`;
@@ -327,6 +331,23 @@ fn home() -> PathBuf {
 }
 
 impl Config {
+    /// OpenSSH's default ciphers, AES-GCM first when the CPU has AES instructions: OpenSSL's
+    /// AES-GCM then costs a fraction of the CPU of libssh2's portable chacha20-poly1305, which
+    /// bounds SFTP on fast links (see `vendor/libssh2-sys/NETKIT.md`); chacha20-poly1305
+    /// first otherwise, as OpenSSH.
+    #[must_use]
+    pub fn default_ciphers() -> Vec<String> {
+        let chacha = ["chacha20-poly1305@openssh.com"];
+        let gcm = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com"];
+        let ctr = ["aes128-ctr", "aes192-ctr", "aes256-ctr"];
+        let order = if aes_in_hardware() {
+            [&gcm[..], &chacha, &ctr]
+        } else {
+            [&chacha[..], &ctr, &gcm]
+        };
+        order.concat().into_iter().map(str::to_owned).collect()
+    }
+
     /// A config for `host` with the defaults.
     #[must_use]
     pub fn new(host: &str) -> Config {
@@ -349,6 +370,7 @@ impl Config {
             host_key_alias: None,
             identities: Vec::new(),
             compression: false,
+            ciphers: Config::default_ciphers(),
             use_agent: true,
             identities_only: false,
             default_identities: true,
@@ -458,6 +480,10 @@ impl Config {
         let rules = ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS
             | ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
         let parsed = ssh2_config::SshConfig::default()
+            .default_algorithms(ssh2_config::DefaultAlgorithms {
+                ciphers: Config::default_ciphers(),
+                ..ssh2_config::DefaultAlgorithms::default()
+            })
             .parse(&mut text.as_bytes(), rules)
             .map_err(|e| bad(e.to_string()))?;
         let params = parsed.query(&config.host);
@@ -589,6 +615,15 @@ impl Config {
         }
         if let Some(compression) = params.compression {
             self.compression = compression;
+        }
+        if !params.ciphers.is_default() {
+            // `^name` puts a default first, where ssh2-config would list it twice.
+            self.ciphers.clear();
+            for cipher in params.ciphers.algorithms() {
+                if !self.ciphers.contains(cipher) {
+                    self.ciphers.push(cipher.clone());
+                }
+            }
         }
         // A dead server is noticed through TCP keepalive probes rather than SSH messages;
         // the interval is what the option is for.
@@ -858,8 +893,24 @@ fn first_values(text: &str) -> String {
     kept
 }
 
+#[cfg(target_arch = "x86_64")]
+fn aes_in_hardware() -> bool {
+    std::arch::is_x86_feature_detected!("aes") && std::arch::is_x86_feature_detected!("pclmulqdq")
+}
+
+#[cfg(target_arch = "aarch64")]
+fn aes_in_hardware() -> bool {
+    std::arch::is_aarch64_feature_detected!("aes")
+        && std::arch::is_aarch64_feature_detected!("pmull")
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn aes_in_hardware() -> bool {
+    false
+}
+
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 28] = [
+const OPTIONS_READ: [&str; 29] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
@@ -888,6 +939,7 @@ const OPTIONS_READ: [&str; 28] = [
     "exitonforwardfailure",
     "serveraliveinterval",
     "compression",
+    "ciphers",
     // Read by the program, for its own logging (`netkit ssh` maps it to -q or -v).
     "loglevel",
 ];
@@ -1139,6 +1191,29 @@ mod tests {
         assert_eq!(db.forwards.local, ["5432:db:5432"]);
         assert!(db.forwards.remote.is_empty() && db.forwards.dynamic.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ciphers_change_netkit_defaults_as_in_openssh() {
+        let defaults = Config::default_ciphers();
+        assert!(defaults.len() == 6 && defaults.iter().all(|c| !c.contains("cbc")));
+        let ciphers = |option: &str| {
+            Config::resolve_with("h", Some(Path::new("/dev/null")), &[option.into()])
+                .unwrap()
+                .ciphers
+        };
+        assert_eq!(ciphers("HostName=h"), defaults);
+        assert_eq!(
+            ciphers("Ciphers aes256-ctr,aes128-ctr"),
+            ["aes256-ctr", "aes128-ctr"]
+        );
+        let head = ciphers("Ciphers=^aes192-ctr");
+        assert_eq!(head[0], "aes192-ctr");
+        assert_eq!(head.len(), defaults.len());
+        let less = ciphers("Ciphers -chacha20-poly1305@openssh.com");
+        assert_eq!(less.len(), defaults.len() - 1);
+        assert!(!less.iter().any(|c| c.starts_with("chacha20")));
+        assert_eq!(ciphers("Ciphers +aes128-cbc").last().unwrap(), "aes128-cbc");
     }
 
     #[test]

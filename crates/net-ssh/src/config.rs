@@ -533,6 +533,11 @@ impl Config {
             }
             self.port = port;
         }
+        // Before the files named, whose `%k` it is.
+        let alias = params.unsupported_fields.remove("hostkeyalias");
+        if let Some(alias) = alias.and_then(|a| a.into_iter().next()) {
+            self.host_key_alias = Some(alias);
+        }
         if let Some(files) = params.identity_file {
             let mut identities = Vec::with_capacity(files.len());
             for path in files {
@@ -654,9 +659,6 @@ impl Config {
                 }
             };
         }
-        if let Some(alias) = value("hostkeyalias") {
-            self.host_key_alias = Some(alias);
-        }
         if let Some(hash) = value("hashknownhosts") {
             self.hash_known_hosts = hash.eq_ignore_ascii_case("yes");
         }
@@ -697,7 +699,8 @@ impl Config {
     }
 
     /// A file named by `option` (`IdentityFile`, `UserKnownHostsFile`, ...) with `~/` and
-    /// OpenSSH's tokens expanded for this host (`given` is the host as given, `%n`); the error
+    /// OpenSSH's tokens expanded for this host (`given` is the host as given, `%n`, and `%k`
+    /// without a `HostKeyAlias`); the error
     /// names the option, the file and the token.
     fn path_option(&self, option: &str, path: PathBuf, given: &str) -> Result<PathBuf, String> {
         let path = match path.strip_prefix("~") {
@@ -714,7 +717,7 @@ impl Config {
         let local_user = std::env::var("USER").unwrap_or_default();
         let tokens = [
             ('h', self.host.as_str()),
-            ('k', given),
+            ('k', self.host_key_alias.as_deref().unwrap_or(given)),
             ('n', given),
             ('p', &port),
             ('r', &self.user),
@@ -1025,6 +1028,15 @@ mod tests {
             .take_params(parsed.query("x"), "x")
             .unwrap_err();
         assert_eq!(err, "IdentityFile /keys/%z: unknown token %z");
+
+        // %k is the HostKeyAlias when there is one, as in OpenSSH.
+        let text = "Host x\n  UserKnownHostsFile /kh/%k\n  HostKeyAlias shared\n";
+        let parsed = ssh2_config::SshConfig::default()
+            .parse(&mut text.as_bytes(), rules)
+            .unwrap();
+        let mut config = Config::from_destination("x").unwrap();
+        config.take_params(parsed.query("x"), "x").unwrap();
+        assert_eq!(config.known_hosts, PathBuf::from("/kh/shared"));
     }
 
     #[test]

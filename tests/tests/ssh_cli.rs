@@ -1704,6 +1704,39 @@ fn host_aliases_from_an_ssh_config_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // -l and -p come first, as ssh's: %r and %p see them, not the file's User and Port.
+    let flagged = work_dir().join("ssh-config-tokens-flagged");
+    let file = format!(
+        "Host 127.0.0\n  HostName %h.1\n  Port 1\n  User alice\n\
+         IdentityFile {0}/id_%r\n  UserKnownHostsFile {1}-%p\n",
+        keys.display(),
+        flagged.display()
+    );
+    std::fs::write(&flagged, file).unwrap();
+    std::fs::copy(&kh, format!("{}-{port}", flagged.display())).unwrap();
+    let port_flag = port.to_string();
+    let out = netkit(
+        &[
+            "ssh",
+            "-F",
+            flagged.to_str().unwrap(),
+            "-l",
+            &user,
+            "-p",
+            &port_flag,
+            "127.0.0",
+            "echo",
+            "flags",
+        ],
+        b"",
+        &[],
+    );
+    assert_eq!(
+        out.stdout,
+        b"flags\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = run(&["-F", "none"]);
     assert!(
         out.status.success(),

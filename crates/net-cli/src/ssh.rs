@@ -105,11 +105,11 @@ impl ConnectArgs {
 
     /// The connection config for `dest` (`[user@]host[:port]`); `port` applies when DEST has none.
     pub fn config(&self, dest: &str, port: Option<u16>) -> Result<Config, Failure> {
-        // The flag comes first, as the first value obtained wins.
-        let options: Vec<String> = self
-            .cipher
-            .iter()
-            .map(|spec| format!("Ciphers={spec}"))
+        // The flags come first, as the first value obtained wins: the config's tokens (%r,
+        // %p) then see them too, as ssh's do.
+        let options: Vec<String> = (self.user.iter().map(|user| format!("User={user}")))
+            .chain(port.map(|port| format!("Port={port}")))
+            .chain(self.cipher.iter().map(|spec| format!("Ciphers={spec}")))
             .chain(self.options.iter().cloned())
             .collect();
         let mut config =

@@ -633,6 +633,16 @@ fn print_options_and_offline() {
     let out = http(&["--offline", "--pretty=format", &url, "k=v"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.ends_with("\n{\n  \"k\": \"v\"\n}\n\n"), "{text}");
+    // A body from a file is shown too, as httpie shows it.
+    let file = work_dir().join("http-cli-offline-body.txt");
+    std::fs::write(&file, "from a file").unwrap();
+    let body = format!("@{}", file.display());
+    let out = http(&["--offline", "PUT", &url, &body]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\nContent-Length: 11\n") && text.ends_with("\n\nfrom a file\n\n"),
+        "{text}"
+    );
 }
 
 #[test]

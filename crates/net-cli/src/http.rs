@@ -689,8 +689,15 @@ fn print_request(
         }
         writeln!(out)?;
     }
+    // A file is read whole only to be shown, as httpie reads it.
+    let file_body = match (&preview.body, &preview.body_file) {
+        (None, Some(path)) if what.contains('B') => {
+            Some(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)
+        }
+        _ => None,
+    };
     if what.contains('B')
-        && let Some(body) = &preview.body
+        && let Some(body) = preview.body.as_ref().or(file_body.as_ref())
     {
         let is_json = preview.headers.iter().any(|(name, value)| {
             name.eq_ignore_ascii_case("content-type") && value.contains("json")

@@ -602,6 +602,8 @@ pub struct Preview {
     pub headers: Vec<(String, String)>,
     /// The body, when it is in memory.
     pub body: Option<Vec<u8>>,
+    /// The file the body is streamed from, when it is one.
+    pub body_file: Option<PathBuf>,
 }
 
 impl Request {
@@ -732,6 +734,7 @@ impl Request {
         headers.extend(self.automatic_headers());
         let authorization = self.auth.as_ref().and_then(Auth::header_value);
         headers.extend(self.wire_headers(&self.url, authorization.as_deref()));
+        let mut body_file = None;
         let body = match &self.body {
             Body::Bytes { data, content_type } => {
                 if let Some(ct) = content_type
@@ -752,6 +755,7 @@ impl Request {
                     }
                     _ => headers.push(("Transfer-Encoding".into(), "chunked".into())),
                 }
+                body_file = Some(path.clone());
                 None
             }
             Body::Multipart(_) => {
@@ -765,6 +769,7 @@ impl Request {
             url: self.url.to_string(),
             headers,
             body,
+            body_file,
         }
     }
 

@@ -7,6 +7,7 @@
 //! - `/status/N`: status N with body `status N`;
 //! - `/set-cookie?c=COOKIE`: 200 with `Set-Cookie: COOKIE` (repeat `c` for several);
 //! - `/redirect/N`: 302 to `/redirect/N-1` with `Set-Cookie: hopN=1`, `/redirect/0` to `/echo`;
+//! - `/redirect-to?url=URL&status=N`: N (default 302) to URL;
 //! - `/retry/KEY/N?after=S`: 503 with `Retry-After: S` for the first N calls of KEY, then 200;
 //! - `/hang`: reads the request and answers nothing for 30 s;
 //! - `/gzip`: a gzip-encoded `hello from gzip\n`; `/brotli`: `hello from brotli\n` in br;
@@ -175,6 +176,17 @@ fn serve(
                 };
                 extra.push(("Location".into(), next));
                 extra.push(("Set-Cookie".into(), format!("hop{n}=1; Path=/")));
+                reply = Vec::new();
+            }
+            ["redirect-to"] => {
+                status = query
+                    .iter()
+                    .find(|(k, _)| k == "status")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(302);
+                if let Some((_, to)) = query.iter().find(|(k, _)| k == "url") {
+                    extra.push(("Location".into(), to.clone()));
+                }
                 reply = Vec::new();
             }
             ["retry", key, n] => {

@@ -443,6 +443,43 @@ fn cookies_follow_the_rules_and_survive_the_session_file() {
 }
 
 #[test]
+fn a_redirect_to_another_origin_carries_no_credentials() {
+    let (here, there) = (EchoServer::start(), EchoServer::start());
+    let client = client();
+    let via = |server: &EchoServer, status: u16, method: &str| {
+        let to = server.url("/echo");
+        let url = format!("{}?status={status}&url={to}", here.url("/redirect-to"));
+        let request = client.request(method, &url).unwrap();
+        echo(
+            request
+                .header("Authorization", "Bearer mine")
+                .header("Cookie", "k=v")
+                .header("X-Kept", "1")
+                .basic_auth("ann", "pw")
+                .json(&serde_json::json!({"a": 1}))
+                .unwrap()
+                .send()
+                .unwrap(),
+        )
+    };
+    // Another port is another origin: the caller's Authorization and Cookie stay behind, as
+    // with curl and requests; other headers go on.
+    let got = via(&there, 307, "PUT");
+    assert_eq!(got["method"], "PUT");
+    assert_eq!(got["body"], "{\"a\":1}");
+    assert!(got["headers"]["authorization"].is_null(), "{got}");
+    assert!(got["headers"]["cookie"].is_null(), "{got}");
+    assert_eq!(got["headers"]["x-kept"], "1");
+    // The same origin keeps them; a 303 turns to a GET without the body or its type.
+    let got = via(&here, 303, "POST");
+    assert_eq!(got["method"], "GET");
+    assert_eq!(got["headers"]["authorization"], "Bearer mine");
+    assert_eq!(got["headers"]["cookie"], "k=v");
+    assert!(got["headers"]["content-type"].is_null(), "{got}");
+    assert_eq!(got["body_len"], 0);
+}
+
+#[test]
 fn redirects_are_followed_limited_or_returned() {
     let server = EchoServer::start();
     let client = client();

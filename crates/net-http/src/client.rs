@@ -946,10 +946,19 @@ impl Request {
                 if status == 303 || (matches!(status, 301 | 302) && method == http::Method::POST) {
                     method = http::Method::GET;
                     body = Body::Empty;
+                    // It described the body left behind, as requests drops it.
+                    self.headers
+                        .retain(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
                 }
                 if next.origin() != url.origin() {
-                    // Never hand credentials to another origin (as curl and requests do).
+                    // Never hand credentials to another origin, nor the caller's own
+                    // Authorization, Cookie or Host headers (as curl and requests do).
                     auth = None;
+                    self.headers.retain(|(name, _)| {
+                        !["authorization", "proxy-authorization", "cookie", "host"]
+                            .iter()
+                            .any(|h| name.eq_ignore_ascii_case(h))
+                    });
                 }
                 log::debug!("{status} {url} -> {next}");
                 history.push(Response::followed(response, url.into()));

@@ -745,22 +745,25 @@ fn unknown_and_changed_host_keys_are_refused_loudly() {
 
 #[test]
 fn set_env_and_send_env_ask_the_server_to_set_variables_as_in_ssh() {
-    // The test sshd accepts NETKIT_TEST_*; SendEnv sends the local variables its pattern
-    // matches, and no others.
+    // The test sshd accepts NETKIT_TEST_*; SendEnv sends the local variables its patterns
+    // match (every line's, as ssh adds them up), and no others.
     let flags = [
         "-o",
         "SetEnv=NETKIT_TEST_SET=one",
         "-o",
         "SendEnv=NETKIT_TEST_SEN*",
+        "-o",
+        "SendEnv NETKIT_TEST_ALSO",
     ];
     let words = [
         "echo",
-        "${NETKIT_TEST_SET}-${NETKIT_TEST_SENT}-${NETKIT_TEST_OTHER}",
+        "${NETKIT_TEST_SET}-${NETKIT_TEST_SENT}-${NETKIT_TEST_ALSO}-${NETKIT_TEST_OTHER}",
     ];
     let args = ssh_args(&flags, &words);
     let vars = [
         ("NETKIT_TEST_SENT", "two".to_owned()),
-        ("NETKIT_TEST_OTHER", "three".to_owned()),
+        ("NETKIT_TEST_ALSO", "three".to_owned()),
+        ("NETKIT_TEST_OTHER", "four".to_owned()),
     ];
     let out = netkit(
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -769,7 +772,7 @@ fn set_env_and_send_env_ask_the_server_to_set_variables_as_in_ssh() {
     );
     assert_eq!(
         out.stdout,
-        b"one-two-\n",
+        b"one-two-three-\n",
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -488,7 +488,15 @@ impl Config {
             .map_err(|e| bad(e.to_string()))?;
         let params = parsed.query(&config.host);
         config.forwards = forwards_for(&text, &config.host, rules).map_err(bad)?;
+        let patterns = send_env_for(&text, &config.host, rules).map_err(bad)?;
         let hops = config.take_params(params, dest).map_err(bad)?;
+        // After SetEnv's, which take_params sets, as ssh sends them.
+        let sent = std::env::vars().filter(|(name, _)| {
+            patterns
+                .iter()
+                .any(|p| crate::known_hosts::wildcard(p, name))
+        });
+        config.env.extend(sent);
         if hops.iter().any(|h| !h.eq_ignore_ascii_case("none")) {
             if depth == 8 {
                 return Err(bad(format!("ProxyJump for {dest} chains past 8 hosts")));
@@ -569,16 +577,6 @@ impl Config {
                 .ok_or_else(|| format!("SetEnv {pair}: expected NAME=VALUE"))?;
             self.env.push((name.to_owned(), value.to_owned()));
         }
-        let patterns = params
-            .unsupported_fields
-            .remove("sendenv")
-            .unwrap_or_default();
-        let sent = std::env::vars().filter(|(name, _)| {
-            patterns
-                .iter()
-                .any(|p| crate::known_hosts::wildcard(p, name))
-        });
-        self.env.extend(sent);
         let mut value = |name: &str| {
             params
                 .unsupported_fields
@@ -798,21 +796,62 @@ impl Config {
 }
 
 /// The forwarding lines of an OpenSSH config `text` that apply to `host` (see
-/// [`Config::forwards`]). ssh2-config keeps one value of an option it does not read, where
-/// OpenSSH adds up every line, so each line is put to ssh2-config alone: its own `Host` and
-/// `Match` rules say whether the line applies.
+/// [`Config::forwards`]), each written as `ssh -L`, `-R` or `-D` takes it.
 fn forwards_for(
     text: &str,
     host: &str,
     rules: ssh2_config::ParseRule,
 ) -> Result<ConfiguredForwards, String> {
     const KINDS: [&str; 3] = ["localforward", "remoteforward", "dynamicforward"];
+    let mut forwards = ConfiguredForwards::default();
+    for (kind, args) in every_line(text, host, rules, &KINDS)? {
+        let args = args.join(":");
+        match kind {
+            0 => forwards.local.push(args),
+            1 => forwards.remote.push(args),
+            _ => forwards.dynamic.push(args),
+        }
+    }
+    Ok(forwards)
+}
+
+/// The `SendEnv` patterns of an OpenSSH config `text` that apply to `host`, every line's, as
+/// OpenSSH adds them up; `-PATTERN` takes back what earlier ones gave.
+fn send_env_for(
+    text: &str,
+    host: &str,
+    rules: ssh2_config::ParseRule,
+) -> Result<Vec<String>, String> {
+    let mut patterns: Vec<String> = Vec::new();
+    for (_, args) in every_line(text, host, rules, &["sendenv"])? {
+        for arg in args {
+            match arg.strip_prefix('-') {
+                Some(taken) => {
+                    patterns.retain(|p| !crate::known_hosts::wildcard(taken, p));
+                }
+                None => patterns.push(arg),
+            }
+        }
+    }
+    Ok(patterns)
+}
+
+/// The lines of an OpenSSH config `text` setting one of `kinds` that apply to `host`, in
+/// order, as (index in `kinds`, arguments). ssh2-config keeps one value of an option it does
+/// not read, where OpenSSH adds up every line of these, so each line is put to ssh2-config
+/// alone: its own `Host` and `Match` rules say whether the line applies.
+fn every_line(
+    text: &str,
+    host: &str,
+    rules: ssh2_config::ParseRule,
+    kinds: &[&str],
+) -> Result<Vec<(usize, Vec<String>)>, String> {
     let lines: Vec<&str> = text.lines().collect();
     let kind_of = |line: &str| {
         let word = keyword(line);
-        KINDS.iter().position(|k| *k == word)
+        kinds.iter().position(|k| *k == word)
     };
-    let mut forwards = ConfiguredForwards::default();
+    let mut found = Vec::new();
     for (at, line) in lines.iter().enumerate() {
         let Some(kind) = kind_of(line) else {
             continue;
@@ -833,21 +872,16 @@ fn forwards_for(
             .query(host)
             .unsupported_fields
             .contains_key("localforward");
-        if !applies {
-            continue;
-        }
-        let args = line.trim_start()[KINDS[kind].len()..]
-            .trim_start_matches(|c: char| c == '=' || c.is_whitespace())
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(":");
-        match kind {
-            0 => forwards.local.push(args),
-            1 => forwards.remote.push(args),
-            _ => forwards.dynamic.push(args),
+        if applies {
+            let args = line.trim_start()[kinds[kind].len()..]
+                .trim_start_matches(|c: char| c == '=' || c.is_whitespace())
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+            found.push((kind, args));
         }
     }
-    Ok(forwards)
+    Ok(found)
 }
 
 /// The option a config line sets, in lower case (empty for a blank line).
@@ -1037,6 +1071,18 @@ mod tests {
         let mut config = Config::from_destination("x").unwrap();
         config.take_params(parsed.query("x"), "x").unwrap();
         assert_eq!(config.known_hosts, PathBuf::from("/kh/shared"));
+    }
+
+    #[test]
+    fn send_env_lines_add_up_as_in_openssh() {
+        let text = "SendEnv LANG\nHost x\n  SendEnv LC_*\n  SendEnv GIT_* TERM_X\n\
+                    Host y\n  SendEnv OTHER\nHost *\n  SendEnv -GIT_*\n";
+        let rules = ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
+        assert_eq!(
+            send_env_for(text, "x", rules).unwrap(),
+            ["LANG", "LC_*", "TERM_X"]
+        );
+        assert_eq!(send_env_for(text, "y", rules).unwrap(), ["LANG", "OTHER"]);
     }
 
     #[test]

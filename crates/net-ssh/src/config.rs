@@ -487,8 +487,11 @@ impl Config {
             .parse(&mut text.as_bytes(), rules)
             .map_err(|e| bad(e.to_string()))?;
         let params = parsed.query(&config.host);
-        config.forwards = forwards_for(&text, &config.host, rules).map_err(bad)?;
-        let patterns = send_env_for(&text, &config.host, rules).map_err(bad)?;
+        // ssh2-config reads Include files for what it reads; the lines it keeps one value of
+        // are added up here, the included ones too.
+        let every = with_includes(&text, 0);
+        config.forwards = forwards_for(&every, &config.host, rules).map_err(bad)?;
+        let patterns = send_env_for(&every, &config.host, rules).map_err(bad)?;
         let hops = config.take_params(params, dest).map_err(bad)?;
         // After SetEnv's, which take_params sets, as ssh sends them.
         let sent = std::env::vars().filter(|(name, _)| {
@@ -815,6 +818,53 @@ fn forwards_for(
     Ok(forwards)
 }
 
+/// OpenSSH's most nested `Include`s.
+const INCLUDE_DEPTH: usize = 16;
+
+/// `text` with each `Include` line replaced by the files it names, as OpenSSH reads them: `~`
+/// for the home directory, other relative paths under `~/.ssh`, wildcards expanded in sorted
+/// order, missing files passed over. After an `Include` inside a `Host` or `Match` block, that
+/// block's line comes again, so the lines after it keep their scope.
+fn with_includes(text: &str, depth: usize) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut block = None;
+    for line in text.lines() {
+        let word = keyword(line);
+        if word == "host" || word == "match" {
+            block = Some(line);
+        }
+        if word != "include" || depth == INCLUDE_DEPTH {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let patterns = line.trim_start()["include".len()..]
+            .trim_start_matches(|c: char| c == '=' || c.is_whitespace())
+            .split_whitespace();
+        for pattern in patterns {
+            let path = match pattern.strip_prefix("~/") {
+                Some(rest) => home().join(rest),
+                None if Path::new(pattern).is_absolute() => PathBuf::from(pattern),
+                None => home().join(".ssh").join(pattern),
+            };
+            let Ok(files) = glob::glob(&path.to_string_lossy()) else {
+                continue;
+            };
+            for file in files.flatten() {
+                match std::fs::read_to_string(&file) {
+                    Ok(included) => out.push_str(&with_includes(&included, depth + 1)),
+                    Err(e) => log::debug!("Include {}: {e}", file.display()),
+                }
+            }
+        }
+        if let Some(block) = block {
+            out.push_str(block);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// The `SendEnv` patterns of an OpenSSH config `text` that apply to `host`, every line's, as
 /// OpenSSH adds them up; `-PATTERN` takes back what earlier ones gave.
 fn send_env_for(
@@ -1071,6 +1121,40 @@ mod tests {
         let mut config = Config::from_destination("x").unwrap();
         config.take_params(parsed.query("x"), "x").unwrap();
         assert_eq!(config.known_hosts, PathBuf::from("/kh/shared"));
+    }
+
+    #[test]
+    fn forwards_and_send_env_in_included_files_count_as_in_openssh() {
+        let dir = std::env::temp_dir().join(format!("netkit-include-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+        std::fs::write(
+            dir.join("conf.d/a.conf"),
+            "Host x\n  LocalForward 1 h:1\n  SendEnv A_*",
+        )
+        .unwrap();
+        std::fs::write(dir.join("conf.d/b.conf"), "SendEnv B\n").unwrap();
+        let main = dir.join("config");
+        let text = format!(
+            "Host x\n  Include {0}/conf.d/*.conf {0}/absent\n  LocalForward 2 h:2\n\
+             Host y\n  Port 3\n",
+            dir.display()
+        );
+        std::fs::write(&main, text).unwrap();
+        let x = Config::resolve("x", Some(&main)).unwrap();
+        assert_eq!(x.forwards.local, ["1:h:1", "2:h:2"]);
+        let text = std::fs::read_to_string(&main).unwrap();
+        let rules = ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
+        let every = with_includes(&text, 0);
+        assert_eq!(send_env_for(&every, "x", rules).unwrap(), ["A_*", "B"]);
+        assert!(send_env_for(&every, "y", rules).unwrap().is_empty());
+        assert!(
+            Config::resolve("y", Some(&main))
+                .unwrap()
+                .forwards
+                .local
+                .is_empty()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

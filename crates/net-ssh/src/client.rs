@@ -86,6 +86,14 @@ impl Client {
             host: host.clone(),
             reason: if e.message().contains("banner") && config.proxy_command.is_some() {
                 format!("{}; did the ProxyCommand reach an SSH server?", e.message())
+            } else if e.message().contains("exchange encryption keys") {
+                // libssh2 does not say which list found nothing in common.
+                format!(
+                    "{}; the server takes none of the key exchange, host key or cipher \
+                     algorithms offered (ciphers: {})",
+                    e.message(),
+                    config.ciphers.join(",")
+                )
             } else if e.message().contains("banner") {
                 // It answered, but not with "SSH-2.0-...": a port that speaks something else.
                 format!("{}; is it an SSH server?", e.message())

@@ -1459,16 +1459,50 @@ fn dash_c_and_ciphers_choose_the_cipher_as_ssh_c() {
     }
     let err = negotiated(&["-v", "-c", "-aes128-gcm@openssh.com,aes256-gcm@openssh.com"]);
     assert!(!err.contains("-gcm@openssh.com,"), "{err}");
+    // -m and MACs, KexAlgorithms, as ssh's.
+    for (flags, chosen) in [
+        (
+            &["-v", "-c", "aes128-ctr", "-m", "hmac-sha2-512"][..],
+            "mac hmac-sha2-512,",
+        ),
+        (
+            &[
+                "-v",
+                "-c",
+                "aes256-ctr",
+                "-o",
+                "MACs=hmac-sha2-256-etm@openssh.com",
+            ],
+            "mac hmac-sha2-256-etm@openssh.com,",
+        ),
+        (
+            &["-v", "-o", "KexAlgorithms=diffie-hellman-group14-sha256"],
+            "kex diffie-hellman-group14-sha256,",
+        ),
+        (
+            &["-v", "-o", "KexAlgorithms=^ecdh-sha2-nistp256"],
+            "kex ecdh-sha2-nistp256,",
+        ),
+    ] {
+        let err = negotiated(flags);
+        assert!(err.contains(chosen), "{flags:?}: {err}");
+    }
     // One netkit has but the test sshd does not take: the error says what was offered.
     let out = ssh_with(&["-c", "aes192-cbc"], &["true"], b"");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(255), "{err}");
     assert!(err.contains("(ciphers: aes192-cbc)"), "{err}");
-    let out = ssh_with(&["-c", "rot13"], &["true"], b"");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(255), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("rot13") && err.contains("aes128-ctr"), "{err}");
+    for (flags, name, has) in [
+        (["-c", "rot13"], "rot13", "aes128-ctr"),
+        (["-m", "crc32"], "crc32", "hmac-sha2-256"),
+        (["-o", "KexAlgorithms=none"], "none", "curve25519-sha256"),
+    ] {
+        let out = ssh_with(&flags, &["true"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(name) && err.contains(has), "{err}");
+    }
 }
 
 #[test]

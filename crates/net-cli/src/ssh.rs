@@ -42,6 +42,9 @@ pub struct ConnectArgs {
     /// add, drop or put first, as ssh_config's Ciphers).
     #[arg(short = 'c', value_name = "CIPHER_SPEC")]
     cipher: Option<String>,
+    /// MACs to offer, most wanted first, as ssh -m (`+`, `-` and `^` as for -c).
+    #[arg(short = 'm', value_name = "MAC_SPEC")]
+    macs: Option<String>,
     /// Accept any host key. Dangerous.
     #[arg(long)]
     insecure: bool,
@@ -55,7 +58,8 @@ pub struct ConnectArgs {
     /// IdentityFile, IdentitiesOnly, ProxyJump, ProxyCommand, AddressFamily, ConnectTimeout,
     /// StrictHostKeyChecking, UserKnownHostsFile, GlobalKnownHostsFile, HashKnownHosts,
     /// BatchMode, ExitOnForwardFailure, LocalForward, RemoteForward, DynamicForward,
-    /// Compression, Ciphers, ServerAliveInterval, LogLevel; others are ignored with a warning.
+    /// Compression, Ciphers, KexAlgorithms, MACs, ServerAliveInterval, LogLevel; others are
+    /// ignored with a warning.
     #[arg(short = 'o', value_name = "KEY=VALUE")]
     options: Vec<String>,
     /// Connect through these jump hosts first, in order, as OpenSSH's ProxyJump.
@@ -110,6 +114,7 @@ impl ConnectArgs {
         let options: Vec<String> = (self.user.iter().map(|user| format!("User={user}")))
             .chain(port.map(|port| format!("Port={port}")))
             .chain(self.cipher.iter().map(|spec| format!("Ciphers={spec}")))
+            .chain(self.macs.iter().map(|spec| format!("MACs={spec}")))
             .chain(self.options.iter().cloned())
             .collect();
         let mut config =

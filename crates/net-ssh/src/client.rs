@@ -59,7 +59,7 @@ impl Client {
         };
         let mut session = Session::new().map_err(|e| Error::ssh(&host, &e))?;
         session.set_compress(config.compression);
-        prefer_ciphers(&session, &host, &config.ciphers)?;
+        offer_algorithms(&session, &host, config)?;
         session.set_tcp_stream(stream);
         session.set_timeout(u32::try_from(config.timeout.as_millis()).unwrap_or(u32::MAX));
         let mut known = Vec::new();
@@ -102,11 +102,14 @@ impl Client {
             },
         })?;
         log::debug!(
-            "{host}: {} (kex {}, cipher {}, compression {})",
+            "{host}: {} (kex {}, cipher {}, mac {}, compression {})",
             session.banner().unwrap_or("no banner"),
             session.methods(ssh2::MethodType::Kex).unwrap_or("unknown"),
             session
                 .methods(ssh2::MethodType::CryptCs)
+                .unwrap_or("unknown"),
+            session
+                .methods(ssh2::MethodType::MacCs)
                 .unwrap_or("unknown"),
             session
                 .methods(ssh2::MethodType::CompCs)
@@ -498,23 +501,68 @@ fn algorithm_name(kind: HostKeyType) -> &'static str {
     }
 }
 
-/// Offers `ciphers` both ways, those libssh2 knows.
-fn prefer_ciphers(session: &Session, host: &str, ciphers: &[String]) -> Result<(), Error> {
+/// Offers the config's ciphers, and its key exchanges and MACs when it names them.
+fn offer_algorithms(session: &Session, host: &str, config: &Config) -> Result<(), Error> {
+    use ssh2::MethodType::{CryptCs, CryptSc, Kex, MacCs, MacSc};
+    prefer(
+        session,
+        host,
+        "Ciphers",
+        &[CryptCs, CryptSc],
+        &config.ciphers,
+        &[],
+    )?;
+    if let Some(kex) = &config.kex_algorithms {
+        // Signals libssh2 lists among the key exchanges, which ssh sends whatever
+        // KexAlgorithms says: strict key exchange (against Terrapin) and the server's
+        // signature algorithms (RSA keys with SHA-2).
+        let signals = ["ext-info-c", "kex-strict-c-v00@openssh.com"];
+        prefer(session, host, "KexAlgorithms", &[Kex], kex, &signals)?;
+    }
+    if let Some(macs) = &config.macs {
+        prefer(session, host, "MACs", &[MacCs, MacSc], macs, &[])?;
+    }
+    Ok(())
+}
+
+/// Offers `wanted` for each of `ways`, those libssh2 knows, then `also`; `option` names the
+/// list in the error when it knows none of them.
+fn prefer(
+    session: &Session,
+    host: &str,
+    option: &str,
+    ways: &[ssh2::MethodType],
+    wanted: &[String],
+    also: &[&str],
+) -> Result<(), Error> {
     let supported = session
-        .supported_algs(ssh2::MethodType::CryptCs)
+        .supported_algs(ways[0])
         .map_err(|e| Error::ssh(host, &e))?;
-    let known: Vec<&str> = ciphers
+    let mut known: Vec<&str> = wanted
         .iter()
         .map(String::as_str)
         .filter(|c| supported.contains(c))
         .collect();
     if known.is_empty() {
         return Err(Error::BadOption {
-            option: format!("Ciphers {}", ciphers.join(",")),
-            reason: format!("no cipher netkit has (it has {})", supported.join(",")),
+            option: format!("{option} {}", wanted.join(",")),
+            reason: format!(
+                "netkit has none of them (it has {})",
+                supported
+                    .iter()
+                    .filter(|name| !also.contains(name))
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
         });
     }
-    for way in [ssh2::MethodType::CryptCs, ssh2::MethodType::CryptSc] {
+    for extra in also {
+        if supported.contains(extra) && !known.contains(extra) {
+            known.push(extra);
+        }
+    }
+    for &way in ways {
         session
             .method_pref(way, &known.join(","))
             .map_err(|e| Error::ssh(host, &e))?;

@@ -96,6 +96,13 @@ pub struct Config {
     /// and `^` change [`default_ciphers`](Self::default_ciphers); names libssh2 does not know
     /// are passed over).
     pub ciphers: Vec<String>,
+    /// The key exchange methods to offer, most wanted first (OpenSSH's `KexAlgorithms`, whose
+    /// `+`, `-` and `^` change OpenSSH's default list); `None` (the default) offers libssh2's.
+    /// Names libssh2 does not know are passed over.
+    pub kex_algorithms: Option<Vec<String>>,
+    /// The MACs to offer, as [`kex_algorithms`](Self::kex_algorithms) (OpenSSH's `MACs`,
+    /// `ssh -m`); ciphers with their own integrity check (AES-GCM, chacha20-poly1305) use none.
+    pub macs: Option<Vec<String>>,
     /// Try the ssh-agent (`SSH_AUTH_SOCK`) first (default true).
     pub use_agent: bool,
     /// Offer only the agent's keys that are among `identities` (OpenSSH's `IdentitiesOnly`;
@@ -371,6 +378,8 @@ impl Config {
             identities: Vec::new(),
             compression: false,
             ciphers: Config::default_ciphers(),
+            kex_algorithms: None,
+            macs: None,
             use_agent: true,
             identities_only: false,
             default_identities: true,
@@ -622,15 +631,11 @@ impl Config {
         if let Some(compression) = params.compression {
             self.compression = compression;
         }
-        if !params.ciphers.is_default() {
-            // `^name` puts a default first, where ssh2-config would list it twice.
-            self.ciphers.clear();
-            for cipher in params.ciphers.algorithms() {
-                if !self.ciphers.contains(cipher) {
-                    self.ciphers.push(cipher.clone());
-                }
-            }
+        if let Some(ciphers) = chosen(&params.ciphers) {
+            self.ciphers = ciphers;
         }
+        self.kex_algorithms = chosen(&params.kex_algorithms).or(self.kex_algorithms.take());
+        self.macs = chosen(&params.mac).or(self.macs.take());
         // A dead server is noticed through TCP keepalive probes rather than SSH messages;
         // the interval is what the option is for.
         if let Some(interval) = params.server_alive_interval.filter(|i| !i.is_zero()) {
@@ -818,6 +823,21 @@ fn forwards_for(
     Ok(forwards)
 }
 
+/// The list a config's `Ciphers`, `KexAlgorithms` or `MACs` line made, if one did.
+fn chosen(algorithms: &ssh2_config::Algorithms) -> Option<Vec<String>> {
+    if algorithms.is_default() {
+        return None;
+    }
+    // `^name` puts a default first, where ssh2-config would list it twice.
+    let mut list: Vec<String> = Vec::new();
+    for name in algorithms.algorithms() {
+        if !list.contains(name) {
+            list.push(name.clone());
+        }
+    }
+    Some(list)
+}
+
 /// OpenSSH's most nested `Include`s.
 const INCLUDE_DEPTH: usize = 16;
 
@@ -997,7 +1017,7 @@ fn aes_in_hardware() -> bool {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 29] = [
+const OPTIONS_READ: [&str; 31] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
@@ -1027,6 +1047,8 @@ const OPTIONS_READ: [&str; 29] = [
     "serveraliveinterval",
     "compression",
     "ciphers",
+    "kexalgorithms",
+    "macs",
     // Read by the program, for its own logging (`netkit ssh` maps it to -q or -v).
     "loglevel",
 ];
@@ -1356,6 +1378,21 @@ mod tests {
         assert_eq!(less.len(), defaults.len() - 1);
         assert!(!less.iter().any(|c| c.starts_with("chacha20")));
         assert_eq!(ciphers("Ciphers +aes128-cbc").last().unwrap(), "aes128-cbc");
+        // Key exchanges and MACs are libssh2's unless a line names them.
+        let config = |option: &str| {
+            Config::resolve_with("h", Some(Path::new("/dev/null")), &[option.into()]).unwrap()
+        };
+        let plain = config("HostName=h");
+        assert!(plain.kex_algorithms.is_none() && plain.macs.is_none());
+        let kex = config("KexAlgorithms -diffie-hellman-group14-sha256")
+            .kex_algorithms
+            .unwrap();
+        assert!(kex.contains(&"curve25519-sha256".to_owned()));
+        assert!(!kex.iter().any(|k| k.ends_with("group14-sha256")));
+        assert_eq!(
+            config("MACs hmac-sha2-512").macs.unwrap(),
+            ["hmac-sha2-512"]
+        );
     }
 
     #[test]

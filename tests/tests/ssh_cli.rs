@@ -1459,10 +1459,14 @@ fn dash_c_and_ciphers_choose_the_cipher_as_ssh_c() {
     }
     let err = negotiated(&["-v", "-c", "-aes128-gcm@openssh.com,aes256-gcm@openssh.com"]);
     assert!(!err.contains("-gcm@openssh.com,"), "{err}");
-    // -m and MACs, KexAlgorithms, as ssh's.
+    // -m and MACs, KexAlgorithms, HostKeyAlgorithms, as ssh's.
     for (flags, chosen) in [
         (
-            &["-v", "-c", "aes128-ctr", "-m", "hmac-sha2-512"][..],
+            &["-v", "-o", "HostKeyAlgorithms=ecdsa-sha2-nistp256"][..],
+            "host key ecdsa-sha2-nistp256 ",
+        ),
+        (
+            &["-v", "-c", "aes128-ctr", "-m", "hmac-sha2-512"],
             "mac hmac-sha2-512,",
         ),
         (

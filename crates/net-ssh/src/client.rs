@@ -71,7 +71,17 @@ impl Client {
                 }
             }
         }
-        if !known.is_empty() {
+        if let Some(chosen) = &config.host_key_algorithms {
+            // As ssh: a list the user chose is taken as it is, not reordered by known_hosts.
+            prefer(
+                &session,
+                &host,
+                "HostKeyAlgorithms",
+                &[ssh2::MethodType::HostKey],
+                chosen,
+                &[],
+            )?;
+        } else if !known.is_empty() {
             let set = session
                 .supported_algs(ssh2::MethodType::HostKey)
                 .and_then(|supported| {

@@ -103,6 +103,10 @@ pub struct Config {
     /// The MACs to offer, as [`kex_algorithms`](Self::kex_algorithms) (OpenSSH's `MACs`,
     /// `ssh -m`); ciphers with their own integrity check (AES-GCM, chacha20-poly1305) use none.
     pub macs: Option<Vec<String>>,
+    /// The host key types to ask for, most wanted first, as
+    /// [`kex_algorithms`](Self::kex_algorithms) (OpenSSH's `HostKeyAlgorithms`); `None` asks
+    /// first for the types known_hosts holds for the host, as OpenSSH does.
+    pub host_key_algorithms: Option<Vec<String>>,
     /// Try the ssh-agent (`SSH_AUTH_SOCK`) first (default true).
     pub use_agent: bool,
     /// Offer only the agent's keys that are among `identities` (OpenSSH's `IdentitiesOnly`;
@@ -380,6 +384,7 @@ impl Config {
             ciphers: Config::default_ciphers(),
             kex_algorithms: None,
             macs: None,
+            host_key_algorithms: None,
             use_agent: true,
             identities_only: false,
             default_identities: true,
@@ -636,6 +641,8 @@ impl Config {
         }
         self.kex_algorithms = chosen(&params.kex_algorithms).or(self.kex_algorithms.take());
         self.macs = chosen(&params.mac).or(self.macs.take());
+        self.host_key_algorithms =
+            chosen(&params.host_key_algorithms).or(self.host_key_algorithms.take());
         // A dead server is noticed through TCP keepalive probes rather than SSH messages;
         // the interval is what the option is for.
         if let Some(interval) = params.server_alive_interval.filter(|i| !i.is_zero()) {
@@ -1017,7 +1024,7 @@ fn aes_in_hardware() -> bool {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 31] = [
+const OPTIONS_READ: [&str; 32] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
@@ -1048,6 +1055,7 @@ const OPTIONS_READ: [&str; 31] = [
     "compression",
     "ciphers",
     "kexalgorithms",
+    "hostkeyalgorithms",
     "macs",
     // Read by the program, for its own logging (`netkit ssh` maps it to -q or -v).
     "loglevel",
@@ -1393,6 +1401,8 @@ mod tests {
             config("MACs hmac-sha2-512").macs.unwrap(),
             ["hmac-sha2-512"]
         );
+        let types = config("HostKeyAlgorithms=rsa-sha2-256,ssh-ed25519").host_key_algorithms;
+        assert_eq!(types.unwrap(), ["rsa-sha2-256", "ssh-ed25519"]);
     }
 
     #[test]

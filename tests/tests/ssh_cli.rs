@@ -1510,6 +1510,26 @@ fn dash_c_and_ciphers_choose_the_cipher_as_ssh_c() {
 }
 
 #[test]
+fn dash_b_and_bind_address_choose_where_the_connection_comes_from() {
+    // sshd names the client's address in SSH_CLIENT.
+    for flags in [&["-b", "127.0.0.2"][..], &["-o", "BindAddress=127.0.0.3"]] {
+        let out = ssh_with(flags, &["echo", "$SSH_CLIENT"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let from = flags[1].trim_start_matches("BindAddress=");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with(&format!("{from} ")),
+            "{flags:?}: {err}"
+        );
+    }
+    // An address of no local interface is refused by the system, and said so.
+    let out = ssh_with(&["-b", "192.0.2.1"], &["true"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("BindAddress 192.0.2.1"), "{err}");
+}
+
+#[test]
 fn dash_e_writes_the_log_to_a_file_as_ssh_e() {
     let log = work_dir().join("ssh-dash-e.log");
     let _ = std::fs::remove_file(&log);

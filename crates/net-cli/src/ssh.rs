@@ -386,6 +386,9 @@ pub struct Args {
     /// User to log in as.
     #[arg(short = 'l', value_name = "USER")]
     login: Option<String>,
+    /// Connect from this local address (as ssh -b; BindAddress in the config).
+    #[arg(short = 'b', value_name = "BIND_ADDRESS")]
+    bind_address: Option<String>,
     #[command(flatten)]
     pub connect: ConnectArgs,
     /// Run COMMAND on a remote terminal (for sudo, top, editors), as ssh -t; only when
@@ -560,6 +563,12 @@ pub fn run(mut args: Args) -> Outcome {
                 "{what} is not supported (libssh2 cannot serve its channels); going on without it"
             );
         }
+    }
+    if let Some(bind) = args.bind_address.take() {
+        // A flag is the first value obtained, ahead of -o and the file.
+        args.connect
+            .options
+            .insert(0, format!("BindAddress={bind}"));
     }
     if args.login.is_some() {
         args.connect.user = args.login.take();

@@ -460,30 +460,78 @@ fn tcp_connect(config: &Config) -> Result<TcpStream, Error> {
             },
         });
     }
-    log::debug!("connecting to {}:{} ({addrs:?})", config.host, config.port);
-    let stream = connect_any(&addrs, config.connect_timeout).map_err(|source| Error::Connect {
+    let connect_error = |source| Error::Connect {
         host: format!("{}:{}", config.host, config.port),
         source,
-    })?;
+    };
+    let from = match &config.bind_address {
+        Some(name) => (name.as_str(), 0)
+            .to_socket_addrs()
+            .map_err(|e| {
+                connect_error(std::io::Error::new(
+                    e.kind(),
+                    format!("BindAddress {name}: {e}"),
+                ))
+            })?
+            .map(|a| a.ip())
+            .collect(),
+        None => Vec::new(),
+    };
+    log::debug!("connecting to {}:{} ({addrs:?})", config.host, config.port);
+    let stream = connect_any(&addrs, config.connect_timeout, &from).map_err(connect_error)?;
     // One exec round trip: 48 ms without TCP_NODELAY, 4 ms with it.
     let _ = stream.set_nodelay(true);
     set_keepalive(&stream, config.keepalive);
     Ok(stream)
 }
 
-/// The first of `addrs` that accepts within `timeout`, else the last error.
+/// The first of `addrs` that accepts within `timeout`, else the last error; from the first
+/// of `from` of the same family when `from` names local addresses.
 pub(crate) fn connect_any(
     addrs: &[std::net::SocketAddr],
     timeout: std::time::Duration,
+    from: &[std::net::IpAddr],
 ) -> std::io::Result<TcpStream> {
     let mut last = None;
     for addr in addrs {
-        match TcpStream::connect_timeout(addr, timeout) {
+        let connected = if from.is_empty() {
+            TcpStream::connect_timeout(addr, timeout)
+        } else {
+            connect_from(addr, timeout, from)
+        };
+        match connected {
             Ok(stream) => return Ok(stream),
             Err(e) => last = Some(e),
         }
     }
     Err(last.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()))
+}
+
+/// Connects to `addr` from the first of `from` of its family.
+fn connect_from(
+    addr: &std::net::SocketAddr,
+    timeout: std::time::Duration,
+    from: &[std::net::IpAddr],
+) -> std::io::Result<TcpStream> {
+    let local = from
+        .iter()
+        .find(|ip| ip.is_ipv4() == addr.is_ipv4())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::AddrNotAvailable,
+                format!("no BindAddress of {addr}'s address family"),
+            )
+        })?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(*addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket
+        .bind(&std::net::SocketAddr::new(*local, 0).into())
+        .map_err(|e| std::io::Error::new(e.kind(), format!("BindAddress {local}: {e}")))?;
+    socket.connect_timeout(&(*addr).into(), timeout)?;
+    Ok(socket.into())
 }
 
 /// TCP keepalive probes so that a dead peer breaks the connection even when nothing is sent.

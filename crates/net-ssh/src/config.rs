@@ -53,6 +53,9 @@ pub struct Config {
     pub user: String,
     /// Which of the host's addresses to try (default: any).
     pub address_family: AddressFamily,
+    /// The local address to connect from, an IP address or a name (OpenSSH's `BindAddress`,
+    /// `ssh -b`); `None` (the default) lets the system choose.
+    pub bind_address: Option<String>,
     /// Time to open the TCP connection (default 10 s).
     pub connect_timeout: Duration,
     /// Longest wait for the server in any one protocol step (handshake, auth, SFTP call;
@@ -367,6 +370,7 @@ impl Config {
             port: 22,
             user: std::env::var("USER").unwrap_or_else(|_| "root".to_owned()),
             address_family: AddressFamily::Any,
+            bind_address: None,
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(30),
             exec_timeout: None,
@@ -641,6 +645,9 @@ impl Config {
         }
         self.kex_algorithms = chosen(&params.kex_algorithms).or(self.kex_algorithms.take());
         self.macs = chosen(&params.mac).or(self.macs.take());
+        if let Some(bind) = params.bind_address {
+            self.bind_address = Some(bind);
+        }
         self.host_key_algorithms =
             chosen(&params.host_key_algorithms).or(self.host_key_algorithms.take());
         // A dead server is noticed through TCP keepalive probes rather than SSH messages;
@@ -1024,7 +1031,7 @@ fn aes_in_hardware() -> bool {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 32] = [
+const OPTIONS_READ: [&str; 33] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
@@ -1055,6 +1062,7 @@ const OPTIONS_READ: [&str; 32] = [
     "compression",
     "ciphers",
     "kexalgorithms",
+    "bindaddress",
     "hostkeyalgorithms",
     "macs",
     // Read by the program, for its own logging (`netkit ssh` maps it to -q or -v).

@@ -240,7 +240,7 @@ impl Client {
                         let (host, port) = &target;
                         (host.as_str(), *port)
                             .to_socket_addrs()
-                            .and_then(|addrs| connect_any(&addrs.collect::<Vec<_>>(), timeout))
+                            .and_then(|addrs| connect_any(&addrs.collect::<Vec<_>>(), timeout, &[]))
                             .map_err(|e| {
                                 std::io::Error::new(e.kind(), format!("{host}:{port}: {e}"))
                             })

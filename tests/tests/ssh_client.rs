@@ -653,6 +653,42 @@ fn fifty_mib_on_both_streams_does_not_deadlock() {
 }
 
 #[test]
+fn connection_attempts_wait_for_a_server_that_comes_up() {
+    // A port nothing listens on yet; 300 ms later a relay to the sshd takes it.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay_port = free.local_addr().unwrap().port();
+    drop(free);
+    let sshd = format!("127.0.0.1:{}", port());
+    let relay = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let listener = std::net::TcpListener::bind(("127.0.0.1", relay_port)).unwrap();
+        let (client, _) = listener.accept().unwrap();
+        let server = TcpStream::connect(sshd).unwrap();
+        let (mut from_client, mut to_server) =
+            (client.try_clone().unwrap(), server.try_clone().unwrap());
+        let up = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from_client, &mut to_server);
+            let _ = to_server.shutdown(std::net::Shutdown::Write);
+        });
+        let (mut to_client, mut from_server) = (client, server);
+        let _ = std::io::copy(&mut from_server, &mut to_client);
+        let _ = to_client.shutdown(std::net::Shutdown::Write);
+        let _ = up.join();
+    });
+    let mut c = keyed();
+    c.port = relay_port;
+    // The relay's port has no known_hosts entry; host keys are not what this is about.
+    c.host_key_policy = HostKeyPolicy::Insecure;
+    let once = Client::connect(&c).err().expect("nothing listens yet");
+    assert!(matches!(once, Error::Connect { .. }), "{once}");
+    c.connection_attempts = 3;
+    let client = Client::connect(&c).unwrap();
+    assert_eq!(client.exec("echo up", b"").unwrap().stdout, b"up\n");
+    drop(client);
+    relay.join().unwrap();
+}
+
+#[test]
 fn a_silent_server_times_out() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut c = keyed();

@@ -478,7 +478,18 @@ fn tcp_connect(config: &Config) -> Result<TcpStream, Error> {
         None => Vec::new(),
     };
     log::debug!("connecting to {}:{} ({addrs:?})", config.host, config.port);
-    let stream = connect_any(&addrs, config.connect_timeout, &from).map_err(connect_error)?;
+    let mut attempt = 1;
+    let stream = loop {
+        match connect_any(&addrs, config.connect_timeout, &from) {
+            Ok(stream) => break stream,
+            Err(e) if attempt < config.connection_attempts => {
+                log::debug!("{}:{}: {e}; trying again in 1 s", config.host, config.port);
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            Err(e) => return Err(connect_error(e)),
+        }
+    };
     // One exec round trip: 48 ms without TCP_NODELAY, 4 ms with it.
     let _ = stream.set_nodelay(true);
     set_keepalive(&stream, config.keepalive);

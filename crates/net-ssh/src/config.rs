@@ -56,6 +56,9 @@ pub struct Config {
     /// The local address to connect from, an IP address or a name (OpenSSH's `BindAddress`,
     /// `ssh -b`); `None` (the default) lets the system choose.
     pub bind_address: Option<String>,
+    /// Rounds of connection attempts over the host's addresses, a second apart, before
+    /// giving up (OpenSSH's `ConnectionAttempts`; default 1): for a host that is booting.
+    pub connection_attempts: u32,
     /// Time to open the TCP connection (default 10 s).
     pub connect_timeout: Duration,
     /// Longest wait for the server in any one protocol step (handshake, auth, SFTP call;
@@ -371,6 +374,7 @@ impl Config {
             user: std::env::var("USER").unwrap_or_else(|_| "root".to_owned()),
             address_family: AddressFamily::Any,
             bind_address: None,
+            connection_attempts: 1,
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(30),
             exec_timeout: None,
@@ -647,6 +651,9 @@ impl Config {
         self.macs = chosen(&params.mac).or(self.macs.take());
         if let Some(bind) = params.bind_address {
             self.bind_address = Some(bind);
+        }
+        if let Some(attempts) = params.connection_attempts {
+            self.connection_attempts = u32::try_from(attempts.max(1)).unwrap_or(u32::MAX);
         }
         self.host_key_algorithms =
             chosen(&params.host_key_algorithms).or(self.host_key_algorithms.take());
@@ -1031,7 +1038,7 @@ fn aes_in_hardware() -> bool {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 33] = [
+const OPTIONS_READ: [&str; 34] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
@@ -1063,6 +1070,7 @@ const OPTIONS_READ: [&str; 33] = [
     "ciphers",
     "kexalgorithms",
     "bindaddress",
+    "connectionattempts",
     "hostkeyalgorithms",
     "macs",
     // Read by the program, for its own logging (`netkit ssh` maps it to -q or -v).

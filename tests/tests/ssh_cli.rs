@@ -524,6 +524,54 @@ fn agent_authentication_through_a_real_ssh_agent() {
 }
 
 #[test]
+fn identity_agent_names_the_agent_socket_or_turns_the_agent_off() {
+    let (port, kh, dest) = (
+        port().to_string(),
+        env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
+        dest(),
+    );
+    // No key files to fall back on: the agent decides.
+    let home = work_dir().join("ssh-cli-identity-agent");
+    std::fs::create_dir_all(&home).unwrap();
+    let agent = env("NETKIT_TEST_SSH_AGENT");
+    let run = |option: &str, vars: &[(&str, String)]| {
+        let mut all = vec![("HOME", home.display().to_string())];
+        all.extend_from_slice(vars);
+        let args = [
+            "ssh",
+            "-p",
+            &port,
+            "--known-hosts",
+            &kh,
+            "-o",
+            option,
+            &dest,
+            "echo",
+            "in",
+        ];
+        netkit(&args, b"", &all)
+    };
+    for (option, vars) in [
+        (format!("IdentityAgent={agent}"), vec![]),
+        (
+            "IdentityAgent=$NETKIT_AGENT".to_owned(),
+            vec![("NETKIT_AGENT", agent.clone())],
+        ),
+    ] {
+        let out = run(&option, &vars);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.stdout, b"in\n", "{option}: {err}");
+    }
+    let out = run("IdentityAgent=none", &[("SSH_AUTH_SOCK", agent.clone())]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(
+        err.contains("authentication failed") && !err.contains("agent"),
+        "{err}"
+    );
+}
+
+#[test]
 fn every_agent_key_is_offered_those_named_first_and_identities_only_keeps_to_them() {
     let dir = work_dir().join("ssh-cli-crowded-agent");
     let _ = std::fs::remove_dir_all(&dir);

@@ -315,6 +315,9 @@ impl Client {
     /// otherwise use them up before the one the user named.
     fn agent_authenticates(&self, config: &Config, identities: &[Identity]) -> bool {
         let agent = self.session.agent().and_then(|mut agent| {
+            if let Some(socket) = &config.agent_socket {
+                agent.set_identity_path(socket)?;
+            }
             agent.connect()?;
             agent.list_identities()?;
             let keys = agent.identities()?;
@@ -358,7 +361,7 @@ impl Client {
         };
         if config.pubkey_authentication
             && config.use_agent
-            && std::env::var_os("SSH_AUTH_SOCK").is_some()
+            && (config.agent_socket.is_some() || std::env::var_os("SSH_AUTH_SOCK").is_some())
         {
             self.attempt(&mut tried, "agent");
             if self.agent_authenticates(config, &identities) {

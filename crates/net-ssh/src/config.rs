@@ -115,6 +115,9 @@ pub struct Config {
     pub host_key_algorithms: Option<Vec<String>>,
     /// Try the ssh-agent (`SSH_AUTH_SOCK`) first (default true).
     pub use_agent: bool,
+    /// The ssh-agent's socket, where it is not `SSH_AUTH_SOCK`'s (OpenSSH's `IdentityAgent`:
+    /// a path, or `$NAME` for another variable's; `none` clears [`use_agent`](Self::use_agent)).
+    pub agent_socket: Option<PathBuf>,
     /// Offer only the agent's keys that are among `identities` (OpenSSH's `IdentitiesOnly`;
     /// default false: those first, then the agent's others).
     pub identities_only: bool,
@@ -394,6 +397,7 @@ impl Config {
             macs: None,
             host_key_algorithms: None,
             use_agent: true,
+            agent_socket: None,
             identities_only: false,
             default_identities: true,
             password: None,
@@ -661,6 +665,25 @@ impl Config {
         // the interval is what the option is for.
         if let Some(interval) = params.server_alive_interval.filter(|i| !i.is_zero()) {
             self.keepalive = interval;
+        }
+        if let Some(agent) = value("identityagent") {
+            match agent.as_str() {
+                "SSH_AUTH_SOCK" => {}
+                "none" => self.use_agent = false,
+                named if named.starts_with('$') => {
+                    // An unset variable means no agent, as in OpenSSH.
+                    match std::env::var_os(
+                        named.trim_start_matches(['$', '{']).trim_end_matches('}'),
+                    ) {
+                        Some(path) => self.agent_socket = Some(path.into()),
+                        None => self.use_agent = false,
+                    }
+                }
+                path => {
+                    self.agent_socket =
+                        Some(self.path_option("IdentityAgent", path.into(), &given)?);
+                }
+            }
         }
         if let Some(only) = value("identitiesonly") {
             self.identities_only = only.eq_ignore_ascii_case("yes");
@@ -1038,7 +1061,7 @@ fn aes_in_hardware() -> bool {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 34] = [
+const OPTIONS_READ: [&str; 35] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
@@ -1056,6 +1079,7 @@ const OPTIONS_READ: [&str; 34] = [
     "port",
     "identityfile",
     "identitiesonly",
+    "identityagent",
     "proxyjump",
     "proxycommand",
     "connecttimeout",

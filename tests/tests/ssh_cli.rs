@@ -494,6 +494,46 @@ fn password_only_from_the_environment() {
     assert_eq!(out.status.code(), Some(255));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("(tried: nothing"), "{err}");
+    // PreferredAuthentications: a method it leaves out is not tried.
+    let out = with("PreferredAuthentications=password", &password);
+    assert_eq!(
+        out.stdout,
+        b"ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wrong = [("NETKIT_SSH_PASSWORD", "wrong".to_owned())];
+    let out = with(
+        "PreferredAuthentications=keyboard-interactive,password",
+        &wrong,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("(tried: password"),
+        "the key was not offered: {err}"
+    );
+    // A key the server does not know and the right password: the password is not tried.
+    let unknown_key = netkit_tests::ssh::key("id_unknown");
+    let unknown = [
+        "-i",
+        unknown_key.to_str().unwrap(),
+        "-o",
+        "PreferredAuthentications=publickey",
+    ];
+    let out = netkit(&[head, &unknown, tail].concat(), b"", &password);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    let tried = err
+        .split("(tried: ")
+        .nth(1)
+        .and_then(|t| t.split(';').next());
+    assert!(
+        tried.is_some_and(|t| t.starts_with("publickey") && !t.contains("password")),
+        "the password was not sent: {err}"
+    );
+    let out = with("PreferredAuthentications=gssapi-with-mic", &password);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("(tried: nothing"), "{err}");
 }
 
 #[test]

@@ -694,6 +694,14 @@ impl Config {
         if let Some(password) = value("passwordauthentication") {
             self.password_authentication = password.eq_ignore_ascii_case("yes");
         }
+        // The methods it leaves out are not tried; keys still go before passwords.
+        if let Some(methods) = value("preferredauthentications") {
+            let methods: Vec<&str> = methods.split(',').map(str::trim).collect();
+            self.pubkey_authentication &= methods.contains(&"publickey");
+            self.password_authentication &= methods
+                .iter()
+                .any(|m| ["password", "keyboard-interactive"].contains(m));
+        }
         if let Some(batch) = value("batchmode") {
             self.batch_mode = batch.eq_ignore_ascii_case("yes");
         }
@@ -1061,7 +1069,7 @@ fn aes_in_hardware() -> bool {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 35] = [
+const OPTIONS_READ: [&str; 36] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
@@ -1088,6 +1096,7 @@ const OPTIONS_READ: [&str; 35] = [
     "batchmode",
     "pubkeyauthentication",
     "passwordauthentication",
+    "preferredauthentications",
     "exitonforwardfailure",
     "serveraliveinterval",
     "compression",

@@ -623,10 +623,18 @@ impl Config {
                 }
             };
         }
+        // `none` is no file, as in OpenSSH: nothing read, and a key accepted as new kept
+        // nowhere (`/dev/null`, where it was a file named `none` in the current directory).
         let paths = |option: &str, files: Vec<String>| {
             files
                 .into_iter()
-                .map(|file| self.path_option(option, file.into(), &given))
+                .map(|file| {
+                    if file.eq_ignore_ascii_case("none") {
+                        Ok(PathBuf::from("/dev/null"))
+                    } else {
+                        self.path_option(option, file.into(), &given)
+                    }
+                })
                 .collect::<Result<Vec<_>, _>>()
         };
         let user_files = user_files
@@ -1370,6 +1378,13 @@ mod tests {
             [home().join("global_known_hosts"), PathBuf::from("/etc/kh2")]
         );
         assert!(c.batch_mode && c.exit_on_forward_failure);
+        let none = [
+            "UserKnownHostsFile none".to_owned(),
+            "GlobalKnownHostsFile=none".to_owned(),
+        ];
+        let c = Config::resolve_with("box", Some(&file), &none).unwrap();
+        assert_eq!(c.known_hosts, PathBuf::from("/dev/null"));
+        assert_eq!(c.global_known_hosts, [PathBuf::from("/dev/null")]);
         let both = ["UserKnownHostsFile ~/kh /etc/kh_old".to_owned()];
         let c = Config::resolve_with("box", Some(&file), &both).unwrap();
         assert_eq!(

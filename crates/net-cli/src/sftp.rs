@@ -298,26 +298,7 @@ pub fn run(args: Args) -> Outcome {
                 .with_fsync(common.fsync)
                 .with_resume(resume);
             let (client, remote) = common.open(target)?;
-            let options = interruptible(options)?;
-            for local in locals {
-                let local = Path::new(local);
-                let name = local
-                    .file_name()
-                    .ok_or_else(|| anyhow!("bad local path {}", local.display()))
-                    .code(USAGE)?;
-                // Into a directory: keep the name (as scp and sftp do).
-                let dest = if client.stat(&remote).is_ok_and(|e| e.is_dir) {
-                    remote.join(name)
-                } else {
-                    remote.clone()
-                };
-                let bar = Bar::new(&local.display().to_string());
-                client
-                    .put(local, &dest, options, &mut |done, total| {
-                        bar.update(done, total)
-                    })
-                    .map_err(transfer_failure)?;
-            }
+            upload(&client, locals, &remote, options)?;
         }
         Command::Get {
             common,
@@ -331,28 +312,7 @@ pub fn run(args: Args) -> Outcome {
                 .with_fsync(common.fsync)
                 .with_resume(resume);
             let (client, path) = common.open(&remote)?;
-            let sources = matching(&client, path)?;
-            if sources.len() > 1 && !local.is_dir() {
-                return Err(anyhow!(
-                    "{}: not a directory, and {remote} names {} files",
-                    local.display(),
-                    sources.len()
-                ))
-                .code(USAGE);
-            }
-            let options = interruptible(options)?;
-            for source in sources {
-                let dest = match source.file_name() {
-                    Some(name) if local.is_dir() => local.join(name),
-                    _ => local.clone(),
-                };
-                let bar = Bar::new(&source.display().to_string());
-                client
-                    .get(&source, &dest, options, &mut |done, total| {
-                        bar.update(done, total)
-                    })
-                    .map_err(transfer_failure)?;
-            }
+            download(&client, path, &remote, &local, options)?;
         }
         Command::Ls {
             port,
@@ -361,25 +321,7 @@ pub fn run(args: Args) -> Outcome {
             remote,
         } => {
             let (client, path) = open(&connect, port, &remote)?;
-            // A wildcard lists what it matches, directories by name (as sftp's ls).
-            let entries = match client.glob(&path).code(GENERIC)? {
-                Some(found) => found.into_iter().map(|(_, entry)| entry).collect(),
-                None => client.ls(&path).code(GENERIC)?,
-            };
-            for entry in entries {
-                let slash = if entry.is_dir { "/" } else { "" };
-                if long {
-                    println!(
-                        "{} {:>12} {} {}{slash}",
-                        entry.permissions(),
-                        entry.size,
-                        local_time(entry.mtime),
-                        entry.name
-                    );
-                } else {
-                    println!("{}{slash}", entry.name);
-                }
-            }
+            list(&client, &path, long)?;
         }
         Command::Mkdir {
             common,
@@ -393,35 +335,121 @@ pub fn run(args: Args) -> Outcome {
             common,
             dir,
             remote,
-        } => remove(common, &remote, dir)?,
-        Command::Rmdir { common, remote } => remove(common, &remote, true)?,
+        } => {
+            let (client, path) = common.open(&remote)?;
+            remove(&client, path, dir)?;
+        }
+        Command::Rmdir { common, remote } => {
+            let (client, path) = common.open(&remote)?;
+            remove(&client, path, true)?;
+        }
         Command::Chmod {
             common,
             mode,
             remote,
         } => {
             let (client, path) = common.open(&remote)?;
-            for target in matching(&client, path)? {
-                client.chmod(&target, mode).code(GENERIC)?;
-            }
+            chmod(&client, path, mode)?;
         }
         Command::Mv { common, remote, to } => {
             let (client, path) = common.open(&remote)?;
-            // Into a directory: keep the name (as mv does).
-            let to = match path.file_name() {
-                Some(name) if client.stat(&to).is_ok_and(|e| e.is_dir) => to.join(name),
-                _ => to,
-            };
-            client.rename(&path, &to).code(GENERIC)?;
+            rename(&client, &path, to)?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// rm and rmdir: removes what `remote` names (a wildcard's matches), directories with `dir`.
-fn remove(common: Common, remote: &str, dir: bool) -> Result<(), Failure> {
-    let (client, path) = common.open(remote)?;
-    for target in matching(&client, path)? {
+/// Uploads `locals` to `remote`, into it when it is a directory (keeping the names, as scp
+/// and sftp do).
+fn upload<S: AsRef<str>>(
+    client: &Client,
+    locals: &[S],
+    remote: &Path,
+    options: Transfer,
+) -> Result<(), Failure> {
+    let options = interruptible(options)?;
+    for local in locals {
+        let local = Path::new(local.as_ref());
+        let name = local
+            .file_name()
+            .ok_or_else(|| anyhow!("bad local path {}", local.display()))
+            .code(USAGE)?;
+        let dest = if client.stat(remote).is_ok_and(|e| e.is_dir) {
+            remote.join(name)
+        } else {
+            remote.to_path_buf()
+        };
+        let bar = Bar::new(&local.display().to_string());
+        client
+            .put(local, &dest, options, &mut |done, total| {
+                bar.update(done, total)
+            })
+            .map_err(transfer_failure)?;
+    }
+    Ok(())
+}
+
+/// Downloads what `path` names (a wildcard's matches; `shown` is how it was written) to
+/// `local`, into it when it is a directory.
+fn download(
+    client: &Client,
+    path: PathBuf,
+    shown: &str,
+    local: &Path,
+    options: Transfer,
+) -> Result<(), Failure> {
+    let sources = matching(client, path)?;
+    if sources.len() > 1 && !local.is_dir() {
+        return Err(anyhow!(
+            "{}: not a directory, and {shown} names {} files",
+            local.display(),
+            sources.len()
+        ))
+        .code(USAGE);
+    }
+    let options = interruptible(options)?;
+    for source in sources {
+        let dest = match source.file_name() {
+            Some(name) if local.is_dir() => local.join(name),
+            _ => local.to_path_buf(),
+        };
+        let bar = Bar::new(&source.display().to_string());
+        client
+            .get(&source, &dest, options, &mut |done, total| {
+                bar.update(done, total)
+            })
+            .map_err(transfer_failure)?;
+    }
+    Ok(())
+}
+
+/// Prints a directory's entries, or what a wildcard matches (directories by name, as sftp's
+/// ls); `long` adds permissions, size and time.
+fn list(client: &Client, path: &Path, long: bool) -> Result<(), Failure> {
+    let entries = match client.glob(path).code(GENERIC)? {
+        Some(found) => found.into_iter().map(|(_, entry)| entry).collect(),
+        None => client.ls(path).code(GENERIC)?,
+    };
+    for entry in entries {
+        let slash = if entry.is_dir { "/" } else { "" };
+        if long {
+            println!(
+                "{} {:>12} {} {}{slash}",
+                entry.permissions(),
+                entry.size,
+                local_time(entry.mtime),
+                entry.name
+            );
+        } else {
+            println!("{}{slash}", entry.name);
+        }
+    }
+    Ok(())
+}
+
+/// rm and rmdir: removes what `path` names (a wildcard's matches), directories with `dir`.
+fn remove(client: &Client, path: PathBuf, dir: bool) -> Result<(), Failure> {
+    for target in matching(client, path)? {
         if dir {
             client.rmdir(&target)
         } else {
@@ -430,6 +458,23 @@ fn remove(common: Common, remote: &str, dir: bool) -> Result<(), Failure> {
         .code(GENERIC)?;
     }
     Ok(())
+}
+
+/// Sets the mode of what `path` names (a wildcard's matches).
+fn chmod(client: &Client, path: PathBuf, mode: u32) -> Result<(), Failure> {
+    for target in matching(client, path)? {
+        client.chmod(&target, mode).code(GENERIC)?;
+    }
+    Ok(())
+}
+
+/// Renames `path` to `to`, into `to` when it is a directory (keeping the name, as mv does).
+fn rename(client: &Client, path: &Path, to: PathBuf) -> Result<(), Failure> {
+    let to = match path.file_name() {
+        Some(name) if client.stat(&to).is_ok_and(|e| e.is_dir) => to.join(name),
+        _ => to,
+    };
+    client.rename(path, &to).code(GENERIC)
 }
 
 /// A mode as chmod takes it: octal digits, at most 7777.

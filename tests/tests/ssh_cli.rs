@@ -1203,6 +1203,88 @@ fn recursive_sftp_skips_what_is_neither_file_nor_directory_as_sftp() {
 }
 
 #[test]
+fn sftp_session_runs_commands_over_one_connection_as_sftp_does() {
+    let base = remote_dir("sftp-session");
+    let local = work_dir().join("sftp-session");
+    let _ = std::fs::remove_dir_all(&local);
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::write(local.join("up.txt"), "by batch\n").unwrap();
+    let made = base.join("made");
+    let batch = local.join("batch");
+    std::fs::write(
+        &batch,
+        format!(
+            "lcd {}\n-mkdir {}\n# a comment\ncd {}\nput up.txt\nput up.txt 'with space.txt'\n\
+             ls\nget up.txt back.txt\nrename up.txt moved.txt\nchmod 600 moved.txt\n@pwd\n\
+             rm nonexistent\nmkdir not-reached\n",
+            local.display(),
+            made.display(),
+            made.display()
+        ),
+    )
+    .unwrap();
+    let port = port().to_string();
+    let common = common();
+    let session = |first: &[&str], target: &str, stdin: &[u8]| {
+        let mut args = vec!["sftp"];
+        args.extend_from_slice(first);
+        args.extend(["-P", &port]);
+        args.extend(common.iter().map(String::as_str));
+        args.push(target);
+        netkit(&args, stdin, &[])
+    };
+    // A batch stops at the first command that fails, with its error.
+    let out = session(&["-b", batch.to_str().unwrap()], &dest(), b"");
+    let (stdout, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{err}");
+    assert!(stdout.contains("sftp> put up.txt\n"), "{stdout}");
+    assert!(
+        stdout.contains("sftp> ls\nup.txt\nwith space.txt\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("Remote working directory: {}\n", made.display()))
+            && !stdout.contains("sftp> pwd"),
+        "@ keeps the line from being echoed: {stdout}"
+    );
+    assert!(
+        err.contains("nonexistent") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(made.join("moved.txt")).unwrap(),
+        "by batch\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(made.join("with space.txt")).unwrap(),
+        "by batch\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(local.join("back.txt")).unwrap(),
+        "by batch\n"
+    );
+    let mode = std::fs::metadata(made.join("moved.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(!made.join("not-reached").exists());
+    // From stdin, starting in host:DIR: a failure is said and the session goes on; quit
+    // ends it.
+    let target = format!("{}:{}", dest(), made.display());
+    let typed = b"rm nonexistent\nrm moved.txt\nfrob\nquit\nrm 'with space.txt'\n";
+    let out = session(&[], &target, typed);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("nonexistent") && err.contains("frob"), "{err}");
+    assert!(!made.join("moved.txt").exists());
+    assert!(made.join("with space.txt").exists());
+}
+
+#[test]
 fn sftp_wildcards_in_the_last_part_for_get_ls_and_rm() {
     let remote = remote_dir("sftp-cli-wildcards");
     let local = work_dir().join("sftp-cli-wildcards");

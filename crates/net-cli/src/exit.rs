@@ -58,7 +58,7 @@ pub fn report(outcome: Outcome) -> ExitCode {
 /// The error and its causes joined by `: `, leaving out a cause whose text the line already
 /// holds: our library errors name their I/O cause in their own message and also expose it as
 /// `source()`, and anyhow's `{:#}` printed it twice ("Connection refused: Connection refused").
-fn one_line(error: &anyhow::Error) -> String {
+pub fn one_line(error: &anyhow::Error) -> String {
     let mut line = error.to_string();
     for cause in error.chain().skip(1) {
         let text = cause.to_string();

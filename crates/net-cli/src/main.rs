@@ -13,6 +13,7 @@ mod exit;
 mod http;
 mod serve;
 mod sftp;
+mod sftp_session;
 mod ssh;
 
 use std::io::Write as _;
@@ -117,7 +118,11 @@ fn main() -> ExitCode {
 fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
     let mut cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
-        Err(e) => return sftp_options_first(&argv).ok_or(e),
+        Err(e) => {
+            return sftp_options_first(&argv)
+                .or_else(|| sftp_session(&argv))
+                .ok_or(e);
+        }
     };
     let Command::Ssh(args) = &mut cli.command else {
         return Ok(cli);
@@ -167,6 +172,25 @@ fn sftp_options_first(argv: &[std::ffi::OsString]) -> Option<Cli> {
     Cli::try_parse_from(reordered).ok()
 }
 
+/// `netkit sftp [-b FILE] [OPTIONS] DEST` (no operation): a session, as `sftp DEST`.
+fn sftp_session(argv: &[std::ffi::OsString]) -> Option<Cli> {
+    if argv.get(1)? != "sftp" || argv.len() < 3 {
+        return None;
+    }
+    let rest = &argv[2..];
+    let asks_help = ["-h", "--help", "-V", "--version", "help"];
+    if rest
+        .iter()
+        .any(|w| sftp::OPERATIONS.iter().chain(&asks_help).any(|op| w == op))
+    {
+        return None;
+    }
+    let mut session = argv[..2].to_vec();
+    session.push("session".into());
+    session.extend_from_slice(rest);
+    Cli::try_parse_from(session).ok()
+}
+
 /// Help and version as clap prints them; any other argument error on one line, as ours are,
 /// with the accepted values when clap knows them, and exit 2.
 fn usage_error(e: &clap::Error) -> ExitCode {
@@ -213,7 +237,11 @@ mod tests {
         use clap::CommandFactory as _;
         let cli = super::Cli::command();
         let sftp = cli.find_subcommand("sftp").unwrap();
-        let mut known: Vec<_> = sftp.get_subcommands().map(|c| c.get_name()).collect();
+        let mut known: Vec<_> = sftp
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set())
+            .map(|c| c.get_name())
+            .collect();
         known.sort_unstable();
         let mut ours = crate::sftp::OPERATIONS.to_vec();
         ours.sort_unstable();

@@ -14,6 +14,11 @@ use crate::ssh::{ConnectArgs, connect};
 /// Arguments of `netkit sftp`.
 #[derive(clap::Args)]
 #[command(after_help = "\
+`netkit sftp [-b BATCHFILE] [user@]host[:DIR]` runs sftp's commands over one connection (put,
+get, ls, cd, lcd, pwd, lpwd, mkdir, rm, rmdir, chmod, rename, quit; `help` lists them), read from
+the batch file (`-`: stdin) or typed at the prompt; in a batch the first that fails ends it
+unless its line starts with `-`.
+
 Remote paths are [user@]host:PATH; the port is -P as in sftp and scp. Uploads go to a temporary
 name renamed into place: an interrupted upload never leaves a truncated file. Ctrl-C (SIGINT) or
 SIGTERM stops a transfer and removes its partial file; a second one exits at once.
@@ -119,6 +124,19 @@ enum Command {
         mode: u32,
         /// [user@]host:PATH (a wildcard in its last part, as for rm)
         remote: String,
+    },
+    /// A session over one connection, as sftp's: commands from a batch file (-b FILE, `-`
+    /// for stdin) or typed at the prompt. Reached as `netkit sftp [-b FILE] DEST`.
+    #[command(hide = true)]
+    Session {
+        #[command(flatten)]
+        common: Common,
+        /// The commands, one per line (`-`: stdin); the first that fails ends the session
+        /// unless it starts with `-`, as in sftp's batch mode.
+        #[arg(short = 'b', value_name = "BATCHFILE")]
+        batch: Option<PathBuf>,
+        /// [user@]host[:DIR]
+        dest: String,
     },
     /// Rename: mv [user@]host:FROM TO
     Mv {
@@ -236,7 +254,8 @@ impl Args {
             | Command::Rm { common, .. }
             | Command::Rmdir { common, .. }
             | Command::Chmod { common, .. }
-            | Command::Mv { common, .. } => &common.connect,
+            | Command::Mv { common, .. }
+            | Command::Session { common, .. } => &common.connect,
         }
     }
 }
@@ -253,16 +272,30 @@ static CANCELLED_BY: AtomicI32 = AtomicI32::new(0);
 /// server that went silent).
 fn interruptible(options: Transfer) -> Result<Transfer, Failure> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    std::thread::spawn(move || {
-        for signal in signals.forever() {
-            if CANCEL.swap(true, Ordering::Relaxed) {
-                std::process::exit(128 + signal);
-            }
-            CANCELLED_BY.store(signal, Ordering::Relaxed);
-        }
+    // Once per process: a session's second transfer must not add a second listener, which
+    // would take the first signal for the second one and exit.
+    static LISTENING: std::sync::Once = std::sync::Once::new();
+    let mut listening = Ok(());
+    LISTENING.call_once(|| {
+        listening = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map(|mut signals| {
+            std::thread::spawn(move || {
+                for signal in signals.forever() {
+                    if CANCEL.swap(true, Ordering::Relaxed) {
+                        std::process::exit(128 + signal);
+                    }
+                    CANCELLED_BY.store(signal, Ordering::Relaxed);
+                }
+            });
+        });
     });
+    listening?;
     Ok(options.with_cancel(&CANCEL))
+}
+
+/// Forgets a signal that stopped an earlier transfer (or came at a session's prompt), so the
+/// next one runs.
+pub(crate) fn forget_signals() {
+    CANCEL.store(false, Ordering::Relaxed);
 }
 
 /// A transfer's error with its exit code: 128 + the signal that stopped it (as a shell
@@ -355,13 +388,28 @@ pub fn run(args: Args) -> Outcome {
             let (client, path) = common.open(&remote)?;
             rename(&client, &path, to)?;
         }
+        Command::Session {
+            common,
+            batch,
+            dest,
+        } => {
+            let fsync = common.fsync;
+            // A bare destination starts in the login directory.
+            let remote = if split_remote(&dest).is_ok() {
+                dest
+            } else {
+                format!("{dest}:")
+            };
+            let (client, dir) = common.open(&remote)?;
+            return crate::sftp_session::run(&client, &dir, batch.as_deref(), fsync);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Uploads `locals` to `remote`, into it when it is a directory (keeping the names, as scp
 /// and sftp do).
-fn upload<S: AsRef<str>>(
+pub(crate) fn upload<S: AsRef<str>>(
     client: &Client,
     locals: &[S],
     remote: &Path,
@@ -391,7 +439,7 @@ fn upload<S: AsRef<str>>(
 
 /// Downloads what `path` names (a wildcard's matches; `shown` is how it was written) to
 /// `local`, into it when it is a directory.
-fn download(
+pub(crate) fn download(
     client: &Client,
     path: PathBuf,
     shown: &str,
@@ -425,7 +473,7 @@ fn download(
 
 /// Prints a directory's entries, or what a wildcard matches (directories by name, as sftp's
 /// ls); `long` adds permissions, size and time.
-fn list(client: &Client, path: &Path, long: bool) -> Result<(), Failure> {
+pub(crate) fn list(client: &Client, path: &Path, long: bool) -> Result<(), Failure> {
     let entries = match client.glob(path).code(GENERIC)? {
         Some(found) => found.into_iter().map(|(_, entry)| entry).collect(),
         None => client.ls(path).code(GENERIC)?,
@@ -448,7 +496,7 @@ fn list(client: &Client, path: &Path, long: bool) -> Result<(), Failure> {
 }
 
 /// rm and rmdir: removes what `path` names (a wildcard's matches), directories with `dir`.
-fn remove(client: &Client, path: PathBuf, dir: bool) -> Result<(), Failure> {
+pub(crate) fn remove(client: &Client, path: PathBuf, dir: bool) -> Result<(), Failure> {
     for target in matching(client, path)? {
         if dir {
             client.rmdir(&target)
@@ -461,7 +509,7 @@ fn remove(client: &Client, path: PathBuf, dir: bool) -> Result<(), Failure> {
 }
 
 /// Sets the mode of what `path` names (a wildcard's matches).
-fn chmod(client: &Client, path: PathBuf, mode: u32) -> Result<(), Failure> {
+pub(crate) fn chmod(client: &Client, path: PathBuf, mode: u32) -> Result<(), Failure> {
     for target in matching(client, path)? {
         client.chmod(&target, mode).code(GENERIC)?;
     }
@@ -469,7 +517,7 @@ fn chmod(client: &Client, path: PathBuf, mode: u32) -> Result<(), Failure> {
 }
 
 /// Renames `path` to `to`, into `to` when it is a directory (keeping the name, as mv does).
-fn rename(client: &Client, path: &Path, to: PathBuf) -> Result<(), Failure> {
+pub(crate) fn rename(client: &Client, path: &Path, to: PathBuf) -> Result<(), Failure> {
     let to = match path.file_name() {
         Some(name) if client.stat(&to).is_ok_and(|e| e.is_dir) => to.join(name),
         _ => to,
@@ -478,7 +526,7 @@ fn rename(client: &Client, path: &Path, to: PathBuf) -> Result<(), Failure> {
 }
 
 /// A mode as chmod takes it: octal digits, at most 7777.
-fn octal_mode(text: &str) -> Result<u32, String> {
+pub(crate) fn octal_mode(text: &str) -> Result<u32, String> {
     u32::from_str_radix(text, 8)
         .ok()
         .filter(|mode| *mode <= 0o7777)

@@ -651,6 +651,17 @@ impl Client {
         }
     }
 
+    /// The absolute, canonical form of a remote path (`.` is the login directory), as the
+    /// server resolves it.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`].
+    pub fn realpath(&self, remote: &Path) -> Result<PathBuf, Error> {
+        self.sftp()?
+            .realpath(remote)
+            .map_err(|e| Error::sftp(&self.host, remote, &e))
+    }
+
     /// Facts about one remote path.
     ///
     /// # Errors

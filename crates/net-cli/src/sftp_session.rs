@@ -1,0 +1,242 @@
+//! `netkit sftp [-b FILE] DEST`: sftp's commands over one connection, read from a batch file
+//! or typed at the prompt, as OpenSSH's `sftp` reads them.
+
+use std::io::{BufRead, IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, anyhow};
+use clap::Parser as _;
+use net_ssh::{Client, Transfer};
+
+use crate::exit::{Failure, GENERIC, Outcome, USAGE, WithCode, one_line};
+use crate::sftp;
+
+/// One command line of a session.
+#[derive(clap::Parser)]
+#[command(no_binary_name = true, disable_help_subcommand = true)]
+enum Line {
+    /// Upload: put [-r] [-p] [-a] LOCAL [REMOTE]
+    Put {
+        #[arg(short = 'r', short_alias = 'R')]
+        recursive: bool,
+        #[arg(short = 'p')]
+        preserve: bool,
+        #[arg(short = 'a')]
+        resume: bool,
+        local: String,
+        remote: Option<String>,
+    },
+    /// Download: get [-r] [-p] [-a] REMOTE [LOCAL]
+    Get {
+        #[arg(short = 'r', short_alias = 'R')]
+        recursive: bool,
+        #[arg(short = 'p')]
+        preserve: bool,
+        #[arg(short = 'a')]
+        resume: bool,
+        remote: String,
+        local: Option<PathBuf>,
+    },
+    /// List: ls [-l] [PATH]
+    #[command(alias = "dir")]
+    Ls {
+        #[arg(short = 'l')]
+        long: bool,
+        path: Option<String>,
+    },
+    /// Change the remote directory: cd [PATH] (the login directory without one)
+    Cd { path: Option<String> },
+    /// Change the local directory: lcd PATH
+    Lcd { path: PathBuf },
+    /// Print the remote directory
+    Pwd,
+    /// Print the local directory
+    Lpwd,
+    /// Create a directory: mkdir [-p] PATH
+    Mkdir {
+        #[arg(short = 'p')]
+        parents: bool,
+        path: String,
+    },
+    /// Remove a file: rm PATH
+    Rm { path: String },
+    /// Remove an empty directory: rmdir PATH
+    Rmdir { path: String },
+    /// Change permissions: chmod MODE PATH
+    Chmod {
+        #[arg(value_parser = sftp::octal_mode)]
+        mode: u32,
+        path: String,
+    },
+    /// Rename: rename FROM TO
+    #[command(alias = "mv")]
+    Rename { from: String, to: String },
+    /// End the session
+    #[command(aliases = ["exit", "bye"])]
+    Quit,
+}
+
+/// Where a session is: the remote directories, and what applies to every transfer.
+struct Session<'a> {
+    client: &'a Client,
+    home: PathBuf,
+    cwd: PathBuf,
+    fsync: bool,
+}
+
+/// Runs the commands of `batch` (`-`: stdin), or those typed at the prompt, starting in
+/// the remote directory `start`. In a batch, the first command that fails ends the session
+/// with its error unless the line starts with `-`; `@` keeps a line from being echoed.
+pub fn run(client: &Client, start: &Path, batch: Option<&Path>, fsync: bool) -> Outcome {
+    let home = client.realpath(Path::new(".")).code(GENERIC)?;
+    let cwd = client.realpath(start).code(GENERIC)?;
+    let mut session = Session {
+        client,
+        home,
+        cwd,
+        fsync,
+    };
+    let stdin = std::io::stdin();
+    let mut input: Box<dyn BufRead> = match batch {
+        Some(path) if path != Path::new("-") => Box::new(std::io::BufReader::new(
+            std::fs::File::open(path)
+                .with_context(|| format!("cannot read the batch file {}", path.display()))
+                .code(USAGE)?,
+        )),
+        _ => Box::new(stdin.lock()),
+    };
+    let prompt = batch.is_none() && std::io::stdin().is_terminal();
+    let mut line = String::new();
+    loop {
+        if prompt {
+            print!("sftp> ");
+            std::io::stdout().flush()?;
+        }
+        line.clear();
+        if input.read_line(&mut line)? == 0 {
+            break;
+        }
+        let mut text = line.trim();
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        let (mut go_on, mut echo) = (batch.is_none(), batch.is_some());
+        while let Some(rest) = text.strip_prefix('-').or_else(|| text.strip_prefix('@')) {
+            if text.starts_with('-') {
+                go_on = true;
+            } else {
+                echo = false;
+            }
+            text = rest.trim_start();
+        }
+        if echo {
+            println!("sftp> {text}");
+        }
+        match session.perform(text) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(failure) if go_on => eprintln!("netkit: error: {}", one_line(&failure.error)),
+            Err(failure) => return Err(failure),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+impl Session<'_> {
+    /// Carries out one command line; false when it ends the session.
+    fn perform(&mut self, text: &str) -> Result<bool, Failure> {
+        sftp::forget_signals();
+        let words = shlex::split(text)
+            .ok_or_else(|| anyhow!("{text}: an unbalanced quote"))
+            .code(USAGE)?;
+        if matches!(words.first().map(String::as_str), Some("help" | "?")) {
+            for command in <Line as clap::CommandFactory>::command().get_subcommands() {
+                let about = command.get_about().map(ToString::to_string);
+                println!("{:<8} {}", command.get_name(), about.unwrap_or_default());
+            }
+            return Ok(true);
+        }
+        let parsed = Line::try_parse_from(&words).map_err(|e| {
+            let first = e.to_string();
+            let first = first.lines().next().unwrap_or_default();
+            anyhow!("{}", first.trim_start_matches("error: "))
+        });
+        let transfer = |recursive, preserve, resume| {
+            Transfer::new(recursive, preserve)
+                .with_fsync(self.fsync)
+                .with_resume(resume)
+        };
+        match parsed.code(USAGE)? {
+            Line::Put {
+                recursive,
+                preserve,
+                resume,
+                local,
+                remote,
+            } => {
+                let remote = self.remote(remote.as_deref().unwrap_or("."));
+                let options = transfer(recursive, preserve, resume);
+                sftp::upload(self.client, &[local], &remote, options)?;
+            }
+            Line::Get {
+                recursive,
+                preserve,
+                resume,
+                remote,
+                local,
+            } => {
+                let options = transfer(recursive, preserve, resume);
+                let local = local.unwrap_or_else(|| PathBuf::from("."));
+                sftp::download(self.client, self.remote(&remote), &remote, &local, options)?;
+            }
+            Line::Ls { long, path } => {
+                sftp::list(
+                    self.client,
+                    &self.remote(path.as_deref().unwrap_or(".")),
+                    long,
+                )?;
+            }
+            Line::Cd { path } => {
+                let path = path.map_or_else(|| self.home.clone(), |p| self.remote(&p));
+                let dir = self.client.realpath(&path).code(GENERIC)?;
+                if !self.client.stat(&dir).code(GENERIC)?.is_dir {
+                    return Err(anyhow!("{}: not a directory", dir.display())).code(GENERIC);
+                }
+                self.cwd = dir;
+            }
+            Line::Lcd { path } => std::env::set_current_dir(&path)
+                .with_context(|| format!("cannot change to {}", path.display()))
+                .code(GENERIC)?,
+            Line::Pwd => println!("Remote working directory: {}", self.cwd.display()),
+            Line::Lpwd => println!(
+                "Local working directory: {}",
+                std::env::current_dir()?.display()
+            ),
+            Line::Mkdir { parents, path } => {
+                self.client
+                    .mkdir(&self.remote(&path), parents)
+                    .code(GENERIC)?;
+            }
+            Line::Rm { path } => sftp::remove(self.client, self.remote(&path), false)?,
+            Line::Rmdir { path } => sftp::remove(self.client, self.remote(&path), true)?,
+            Line::Chmod { mode, path } => sftp::chmod(self.client, self.remote(&path), mode)?,
+            Line::Rename { from, to } => {
+                sftp::rename(self.client, &self.remote(&from), self.remote(&to))?;
+            }
+            Line::Quit => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// A remote path as typed: `~` and `~/...` from the login directory, a relative one
+    /// from the current directory.
+    fn remote(&self, path: &str) -> PathBuf {
+        match path.strip_prefix("~/") {
+            Some(rest) => self.home.join(rest),
+            None if path == "~" => self.home.clone(),
+            None if path == "." => self.cwd.clone(),
+            None => self.cwd.join(path),
+        }
+    }
+}

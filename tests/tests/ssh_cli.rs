@@ -1275,13 +1275,24 @@ fn sftp_session_runs_commands_over_one_connection_as_sftp_does() {
     // From stdin, starting in host:DIR: a failure is said and the session goes on; quit
     // ends it.
     let target = format!("{}:{}", dest(), made.display());
-    let typed = b"rm nonexistent\nrm moved.txt\nfrob\nquit\nrm 'with space.txt'\n";
+    std::fs::write(local.join("a.log"), "a\n").unwrap();
+    std::fs::write(local.join("b.log"), "b\n").unwrap();
+    let typed = format!(
+        "rm nonexistent\nrm moved.txt\nfrob\nlcd {}\nput *.log\nput *.nothing\nquit\n\
+         rm 'with space.txt'\n",
+        local.display()
+    );
+    let typed = typed.as_bytes();
     let out = session(&[], &target, typed);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("nonexistent") && err.contains("frob"), "{err}");
     assert!(!made.join("moved.txt").exists());
     assert!(made.join("with space.txt").exists());
+    // A local wildcard names its matches, as sftp's put expands it.
+    assert_eq!(std::fs::read_to_string(made.join("a.log")).unwrap(), "a\n");
+    assert_eq!(std::fs::read_to_string(made.join("b.log")).unwrap(), "b\n");
+    assert!(err.contains("*.nothing: no such file"), "{err}");
 }
 
 #[test]

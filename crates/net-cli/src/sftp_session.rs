@@ -177,7 +177,16 @@ impl Session<'_> {
             } => {
                 let remote = self.remote(remote.as_deref().unwrap_or("."));
                 let options = transfer(recursive, preserve, resume);
-                sftp::upload(self.client, &[local], &remote, options)?;
+                let locals = local_matches(&local)?;
+                if locals.len() > 1 && !self.client.stat(&remote).is_ok_and(|e| e.is_dir) {
+                    return Err(anyhow!(
+                        "{}: not a directory, and {local} names {} files",
+                        remote.display(),
+                        locals.len()
+                    ))
+                    .code(USAGE);
+                }
+                sftp::upload(self.client, &locals, &remote, options)?;
             }
             Line::Get {
                 recursive,
@@ -239,4 +248,22 @@ impl Session<'_> {
             None => self.cwd.join(path),
         }
     }
+}
+
+/// The local files a `put` names: a wildcard's matches in sorted order (as sftp expands them
+/// with glob(3)), or the path itself.
+fn local_matches(local: &str) -> Result<Vec<String>, Failure> {
+    if !local.contains(['*', '?', '[']) {
+        return Ok(vec![local.to_owned()]);
+    }
+    let matches: Vec<String> = glob::glob(local)
+        .map_err(|e| anyhow!("{local}: bad wildcard: {e}"))
+        .code(USAGE)?
+        .flatten()
+        .map(|path| path.to_string_lossy().into_owned())
+        .collect();
+    if matches.is_empty() {
+        return Err(anyhow!("{local}: no such file")).code(GENERIC);
+    }
+    Ok(matches)
 }

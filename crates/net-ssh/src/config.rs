@@ -327,6 +327,15 @@ fn length_prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 /// `text` with OpenSSH's `%` tokens replaced by their values in `tokens` and `%%` by a
 /// percent sign; the error names a token that is not in `tokens`.
 pub(crate) fn expand_tokens(text: &str, tokens: &[(char, &str)]) -> Result<String, String> {
+    expand(text, tokens, false)
+}
+
+/// `text` with only `tokens` expanded, the others and `%%` left for a later expansion.
+fn expand_some(text: &str, tokens: &[(char, &str)]) -> String {
+    expand(text, tokens, true).unwrap_or_else(|_| text.to_owned())
+}
+
+fn expand(text: &str, tokens: &[(char, &str)], keep_others: bool) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
@@ -335,11 +344,17 @@ pub(crate) fn expand_tokens(text: &str, tokens: &[(char, &str)]) -> Result<Strin
             continue;
         }
         match chars.next() {
+            Some('%') if keep_others => out.push_str("%%"),
             Some('%') => out.push('%'),
             Some(token) => match tokens.iter().find(|(name, _)| *name == token) {
                 Some((_, value)) => out.push_str(value),
+                None if keep_others => {
+                    out.push('%');
+                    out.push(token);
+                }
                 None => return Err(format!("unknown token %{token}")),
             },
+            None if keep_others => out.push('%'),
             None => return Err("a lone % at the end".into()),
         }
     }
@@ -750,7 +765,9 @@ impl Config {
             (!command.eq_ignore_ascii_case("none")).then_some(command)
         };
         if let Some(words) = params.unsupported_fields.remove("proxycommand") {
-            self.proxy_command = command(words);
+            // `%n` is the host as given, which only this step knows; the rest are expanded
+            // when the command starts.
+            self.proxy_command = command(words).map(|c| expand_some(&c, &[('n', &given)]));
         }
         // ssh2-config does not know RemoteCommand: it keeps it under the name as written.
         let remote = params
@@ -1242,6 +1259,19 @@ mod tests {
                 .is_empty()
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn proxy_command_n_is_the_host_as_given() {
+        let text = "Host alias\n  HostName 10.1.2.3\n  ProxyCommand connect %n:%p %h %%n\n";
+        let rules = ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
+        let parsed = ssh2_config::SshConfig::default()
+            .parse(&mut text.as_bytes(), rules)
+            .unwrap();
+        let mut config = Config::from_destination("alias").unwrap();
+        config.take_params(parsed.query("alias"), "alias").unwrap();
+        let line = crate::proxy_command::expand(config.proxy_command.as_deref().unwrap(), &config);
+        assert_eq!(line.unwrap(), "connect alias:22 10.1.2.3 %n");
     }
 
     #[test]

@@ -36,7 +36,8 @@ impl Drop for Running {
 }
 
 /// `command` with OpenSSH's tokens expanded: `%h` host, `%p` port, `%r` user, `%n` the
-/// host as given (the host here), `%%` a percent sign. The error names a token OpenSSH does
+/// host as given (a config file's `%n` is expanded when it is read; one still here is
+/// this host), `%%` a percent sign. The error names a token OpenSSH does
 /// not have.
 pub(crate) fn expand(command: &str, config: &Config) -> Result<String, String> {
     let port = config.port.to_string();

@@ -58,7 +58,8 @@ pub struct ConnectArgs {
     /// IdentityFile, IdentitiesOnly, ProxyJump, ProxyCommand, AddressFamily, ConnectTimeout,
     /// StrictHostKeyChecking, UserKnownHostsFile, GlobalKnownHostsFile, HashKnownHosts,
     /// BatchMode, ExitOnForwardFailure, LocalForward, RemoteForward, DynamicForward,
-    /// Compression, Ciphers, KexAlgorithms, MACs, ServerAliveInterval, LogLevel; others are
+    /// Compression, Ciphers, KexAlgorithms, MACs, ServerAliveInterval, ServerAliveCountMax,
+    /// LogLevel, and more (README); others are
     /// ignored with a warning.
     #[arg(short = 'o', value_name = "KEY=VALUE")]
     options: Vec<String>,

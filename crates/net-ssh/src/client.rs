@@ -495,7 +495,7 @@ fn tcp_connect(config: &Config) -> Result<TcpStream, Error> {
     };
     // One exec round trip: 48 ms without TCP_NODELAY, 4 ms with it.
     let _ = stream.set_nodelay(true);
-    set_keepalive(&stream, config.keepalive);
+    set_keepalive(&stream, config.keepalive, config.keepalive_count);
     Ok(stream)
 }
 
@@ -549,13 +549,13 @@ fn connect_from(
 }
 
 /// TCP keepalive probes so that a dead peer breaks the connection even when nothing is sent.
-fn set_keepalive(stream: &TcpStream, every: std::time::Duration) {
+fn set_keepalive(stream: &TcpStream, every: std::time::Duration, count: u32) {
     use nix::sys::socket::{setsockopt, sockopt};
     let secs = u32::try_from(every.as_secs().max(1)).unwrap_or(u32::MAX);
     let set = setsockopt(stream, sockopt::KeepAlive, &true)
         .and_then(|()| setsockopt(stream, sockopt::TcpKeepIdle, &secs))
         .and_then(|()| setsockopt(stream, sockopt::TcpKeepInterval, &secs))
-        .and_then(|()| setsockopt(stream, sockopt::TcpKeepCount, &3));
+        .and_then(|()| setsockopt(stream, sockopt::TcpKeepCount, &count));
     if let Err(e) = set {
         log::debug!("TCP keepalive: {e}");
     }

@@ -68,9 +68,13 @@ pub struct Config {
     /// (default: none; a silent command may run as long as it likes). A command that runs
     /// longer ends in [`Error::Timeout`](crate::Error::Timeout) and closes the connection.
     pub exec_timeout: Option<Duration>,
-    /// TCP keepalive probing interval: a dead peer is noticed after about three times this
-    /// without an answer, even while a command is silent (default 15 s).
+    /// TCP keepalive probing interval: a dead peer is noticed after
+    /// [`keepalive_count`](Self::keepalive_count) times this without an answer, even while a
+    /// command is silent (default 15 s; OpenSSH's `ServerAliveInterval`).
     pub keepalive: Duration,
+    /// Unanswered keepalive probes after which the peer counts as gone (default 3, as
+    /// OpenSSH's `ServerAliveCountMax`).
+    pub keepalive_count: u32,
     /// The known_hosts file (default `~/.ssh/known_hosts`), where keys accepted as new go.
     pub known_hosts: PathBuf,
     /// More known_hosts files of the user, trusted as `known_hosts` but never written: the
@@ -397,6 +401,7 @@ impl Config {
             timeout: Duration::from_secs(30),
             exec_timeout: None,
             keepalive: Duration::from_secs(15),
+            keepalive_count: 3,
             known_hosts: home().join(".ssh/known_hosts"),
             more_known_hosts: vec![home().join(".ssh/known_hosts2")],
             global_known_hosts: ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"]
@@ -452,14 +457,16 @@ impl Config {
     /// OpenSSH, an option's first value does (an earlier line, or block, over a later one).
     ///
     /// Read: `HostName` (`%h`: the host as given), `User`, `Port`, `IdentityFile` (OpenSSH's
-    /// `%d %h %i %l %n %p %r %u` tokens), `IdentitiesOnly`, `ProxyJump`, `ProxyCommand`,
+    /// `%d %h %i %k %l %n %p %r %u` tokens), `IdentitiesOnly`, `ProxyJump`, `ProxyCommand`,
     /// `AddressFamily`, `ConnectTimeout`, `Compression`, `ServerAliveInterval`,
     /// `StrictHostKeyChecking` (`no` adds unknown keys as `accept-new` does; a changed key is
     /// still refused), `UserKnownHostsFile` (every file), `BatchMode`, `PubkeyAuthentication`,
     /// `PasswordAuthentication`, `GlobalKnownHostsFile`, `HashKnownHosts`, `HostKeyAlias`,
     /// `SetEnv`, `SendEnv`,
     /// `ExitOnForwardFailure`, `LocalForward`, `RemoteForward`, `DynamicForward` (every line
-    /// that applies, as OpenSSH adds them up);
+    /// that applies, as OpenSSH adds them up), `Ciphers`, `KexAlgorithms`, `MACs`,
+    /// `HostKeyAlgorithms`, `BindAddress`, `ConnectionAttempts`, `IdentityAgent`,
+    /// `PreferredAuthentications`, `ServerAliveCountMax`, in `Include`d files too;
     /// other OpenSSH options are ignored. Jump hosts are resolved the same way, their own
     /// `ProxyJump`s included.
     ///
@@ -707,6 +714,12 @@ impl Config {
                         Some(self.path_option("IdentityAgent", path.into(), &given)?);
                 }
             }
+        }
+        if let Some(count) = value("serveralivecountmax") {
+            self.keepalive_count =
+                count.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    format!("ServerAliveCountMax {count}: expected a number above 0")
+                })?;
         }
         if let Some(only) = value("identitiesonly") {
             self.identities_only = only.eq_ignore_ascii_case("yes");
@@ -1094,7 +1107,7 @@ fn aes_in_hardware() -> bool {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 36] = [
+const OPTIONS_READ: [&str; 37] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
@@ -1124,6 +1137,7 @@ const OPTIONS_READ: [&str; 36] = [
     "preferredauthentications",
     "exitonforwardfailure",
     "serveraliveinterval",
+    "serveralivecountmax",
     "compression",
     "ciphers",
     "kexalgorithms",
@@ -1408,6 +1422,16 @@ mod tests {
             [home().join("global_known_hosts"), PathBuf::from("/etc/kh2")]
         );
         assert!(c.batch_mode && c.exit_on_forward_failure);
+        assert_eq!(
+            (c.keepalive, c.keepalive_count),
+            (Duration::from_secs(5), 3)
+        );
+        let counted = ["ServerAliveCountMax 2".to_owned()];
+        let c = Config::resolve_with("box", Some(&file), &counted).unwrap();
+        assert_eq!(c.keepalive_count, 2);
+        let zero = ["ServerAliveCountMax=0".to_owned()];
+        let err = Config::resolve_with("box", Some(&file), &zero).unwrap_err();
+        assert!(err.to_string().contains("ServerAliveCountMax 0"), "{err}");
         let none = [
             "UserKnownHostsFile none".to_owned(),
             "GlobalKnownHostsFile=none".to_owned(),

@@ -41,16 +41,8 @@ enum Command {
     Put {
         #[command(flatten)]
         common: Common,
-        /// Copy directories recursively.
-        #[arg(short = 'r')]
-        recursive: bool,
-        /// Keep modes and modification times.
-        #[arg(short = 'p', long)]
-        preserve: bool,
-        /// Resume: go on from what an interrupted put left under the temporary name, and
-        /// keep it if this one is interrupted too (as sftp's put -a).
-        #[arg(short = 'a', long = "resume")]
-        resume: bool,
+        #[command(flatten)]
+        flags: TransferFlags,
         /// LOCAL... then [user@]host:PATH.
         #[arg(required = true, num_args = 2..)]
         paths: Vec<String>,
@@ -59,16 +51,8 @@ enum Command {
     Get {
         #[command(flatten)]
         common: Common,
-        /// Copy directories recursively.
-        #[arg(short = 'r')]
-        recursive: bool,
-        /// Keep modes and modification times.
-        #[arg(short = 'p', long)]
-        preserve: bool,
-        /// Resume: go on from the `NAME.part` an interrupted get left, and keep it if this
-        /// one is interrupted too (as sftp's get -a).
-        #[arg(short = 'a', long = "resume")]
-        resume: bool,
+        #[command(flatten)]
+        flags: TransferFlags,
         /// [user@]host:PATH
         remote: String,
         /// Local file or directory (default: the current directory, as sftp's get).
@@ -147,6 +131,30 @@ enum Command {
         /// The new path on the same host.
         to: PathBuf,
     },
+}
+
+/// The flags of put and get.
+#[derive(clap::Args)]
+pub(crate) struct TransferFlags {
+    /// Copy directories recursively.
+    #[arg(short = 'r', short_alias = 'R')]
+    recursive: bool,
+    /// Keep modes and modification times.
+    #[arg(short = 'p', long)]
+    preserve: bool,
+    /// Resume: go on from what an interrupted transfer left (a put's temporary name, a get's
+    /// `NAME.part`), and keep it if this one is interrupted too (as sftp's -a).
+    #[arg(short = 'a', long = "resume")]
+    resume: bool,
+}
+
+impl TransferFlags {
+    /// The transfer these flags ask for, flushed to disk first with `fsync`.
+    pub(crate) fn transfer(&self, fsync: bool) -> Transfer {
+        Transfer::new(self.recursive, self.preserve)
+            .with_fsync(fsync)
+            .with_resume(self.resume)
+    }
 }
 
 #[derive(clap::Args)]
@@ -318,32 +326,24 @@ pub fn run(args: Args) -> Outcome {
     match args.command {
         Command::Put {
             common,
-            recursive,
-            preserve,
-            resume,
+            flags,
             paths,
         } => {
             let (target, locals) = paths
                 .split_last()
                 .ok_or_else(|| anyhow!("nothing to upload"))
                 .code(USAGE)?;
-            let options = Transfer::new(recursive, preserve)
-                .with_fsync(common.fsync)
-                .with_resume(resume);
+            let options = flags.transfer(common.fsync);
             let (client, remote) = common.open(target)?;
             upload(&client, locals, &remote, options)?;
         }
         Command::Get {
             common,
-            recursive,
-            preserve,
-            resume,
+            flags,
             remote,
             local,
         } => {
-            let options = Transfer::new(recursive, preserve)
-                .with_fsync(common.fsync)
-                .with_resume(resume);
+            let options = flags.transfer(common.fsync);
             let (client, path) = common.open(&remote)?;
             download(&client, path, &remote, &local, options)?;
         }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, anyhow};
 use clap::Parser as _;
-use net_ssh::{Client, Transfer};
+use net_ssh::Client;
 
 use crate::exit::{Failure, GENERIC, Outcome, USAGE, WithCode, one_line};
 use crate::sftp;
@@ -18,23 +18,15 @@ use crate::sftp;
 enum Line {
     /// Upload: put [-r] [-p] [-a] LOCAL [REMOTE]
     Put {
-        #[arg(short = 'r', short_alias = 'R')]
-        recursive: bool,
-        #[arg(short = 'p')]
-        preserve: bool,
-        #[arg(short = 'a')]
-        resume: bool,
+        #[command(flatten)]
+        flags: sftp::TransferFlags,
         local: String,
         remote: Option<String>,
     },
     /// Download: get [-r] [-p] [-a] REMOTE [LOCAL]
     Get {
-        #[arg(short = 'r', short_alias = 'R')]
-        recursive: bool,
-        #[arg(short = 'p')]
-        preserve: bool,
-        #[arg(short = 'a')]
-        resume: bool,
+        #[command(flatten)]
+        flags: sftp::TransferFlags,
         remote: String,
         local: Option<PathBuf>,
     },
@@ -162,21 +154,14 @@ impl Session<'_> {
             let first = first.lines().next().unwrap_or_default();
             anyhow!("{}", first.trim_start_matches("error: "))
         });
-        let transfer = |recursive, preserve, resume| {
-            Transfer::new(recursive, preserve)
-                .with_fsync(self.fsync)
-                .with_resume(resume)
-        };
         match parsed.code(USAGE)? {
             Line::Put {
-                recursive,
-                preserve,
-                resume,
+                flags,
                 local,
                 remote,
             } => {
                 let remote = self.remote(remote.as_deref().unwrap_or("."));
-                let options = transfer(recursive, preserve, resume);
+                let options = flags.transfer(self.fsync);
                 let locals = local_matches(&local)?;
                 if locals.len() > 1 && !self.client.stat(&remote).is_ok_and(|e| e.is_dir) {
                     return Err(anyhow!(
@@ -189,13 +174,11 @@ impl Session<'_> {
                 sftp::upload(self.client, &locals, &remote, options)?;
             }
             Line::Get {
-                recursive,
-                preserve,
-                resume,
+                flags,
                 remote,
                 local,
             } => {
-                let options = transfer(recursive, preserve, resume);
+                let options = flags.transfer(self.fsync);
                 let local = local.unwrap_or_else(|| PathBuf::from("."));
                 sftp::download(self.client, self.remote(&remote), &remote, &local, options)?;
             }

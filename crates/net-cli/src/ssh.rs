@@ -59,8 +59,7 @@ pub struct ConnectArgs {
     /// StrictHostKeyChecking, UserKnownHostsFile, GlobalKnownHostsFile, HashKnownHosts,
     /// BatchMode, ExitOnForwardFailure, LocalForward, RemoteForward, DynamicForward,
     /// Compression, Ciphers, KexAlgorithms, MACs, ServerAliveInterval, ServerAliveCountMax,
-    /// LogLevel, and more (README); others are
-    /// ignored with a warning.
+    /// LogLevel, and more (README); others are ignored with a warning.
     #[arg(short = 'o', value_name = "KEY=VALUE")]
     options: Vec<String>,
     /// Connect through these jump hosts first, in order, as OpenSSH's ProxyJump.
@@ -112,7 +111,10 @@ impl ConnectArgs {
     pub fn config(&self, dest: &str, port: Option<u16>) -> Result<Config, Failure> {
         // The flags come first, as the first value obtained wins: the config's tokens (%r,
         // %p) then see them too, as ssh's do.
-        let options: Vec<String> = (self.user.iter().map(|user| format!("User={user}")))
+        let options: Vec<String> = self
+            .user
+            .iter()
+            .map(|user| format!("User={user}"))
             .chain(port.map(|port| format!("Port={port}")))
             .chain(self.cipher.iter().map(|spec| format!("Ciphers={spec}")))
             .chain(self.macs.iter().map(|spec| format!("MACs={spec}")))

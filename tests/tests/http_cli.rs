@@ -642,6 +642,19 @@ fn print_options_and_offline() {
     assert!(
         text.contains("\nContent-Length: 11\n") && text.ends_with("\n\nfrom a file\n\n"),
         "{text}"
+    ); // And a multipart one, boundary and all, as httpie shows it.
+    let upload = format!("doc@{}", file.display());
+    let out = http(&["--offline", "--multipart", &url, "title=t", &upload]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let boundary = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Type: multipart/form-data; boundary="))
+        .unwrap_or_else(|| panic!("no boundary: {text}"));
+    assert!(
+        text.contains(&format!("\n\n--{boundary}\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nt\r\n"))
+            && text.contains("filename=\"http-cli-offline-body.txt\"\r\nContent-Type: text/plain\r\n\r\nfrom a file\r\n")
+            && text.ends_with(&format!("--{boundary}--\r\n\n\n")),
+        "{text}"
     );
 }
 
@@ -765,38 +778,47 @@ fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
     let expected: Vec<u8> = (0..300_000).map(|i| (i % 251) as u8).collect();
     assert!(out.stdout == expected, "piped output is not the raw body");
 
-    let script = |env: &str, flags: &str| {
-        let line = format!(
-            "{env} {} http {flags} {}",
-            netkit_bin().display(),
-            server.url("/echo")
-        );
+    let url = server.url("/echo");
+    // `ARGS` go before the URL, `AFTER` after it.
+    let script = |env: &str, args: &str, after: &str| {
+        let line = format!("{env} {} http {args} {url} {after}", netkit_bin().display());
         let out = Command::new("script")
             .args(["-qec", &line, "/dev/null"])
             .output()
             .expect("script (util-linux)");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let tty = script("", "");
+    let tty = script("", "", "");
     assert!(tty.contains("\x1b[1;32m200 OK\x1b[0m"), "{tty:?}");
     assert!(
         tty.contains("    \"method\": ") || tty.contains("  \x1b[34m\"method\""),
         "{tty:?}"
     );
-    for plain in [script("NO_COLOR=1", ""), script("", "--pretty=format")] {
+    for plain in [
+        script("NO_COLOR=1", "", ""),
+        script("", "--pretty=format", ""),
+    ] {
         assert!(
             !plain.contains('\x1b') && plain.contains("  \"method\": \"GET\""),
             "{plain:?}"
         );
     }
-    let raw = script("", "--pretty=none -b");
+    let raw = script("", "--pretty=none -b", "");
     assert!(
         !raw.contains('\x1b') && raw.starts_with("{\"method\":\"GET\""),
         "{raw:?}"
     );
 
+    // A binary body sent is not written to the terminal either, only said to be there.
+    let binary = work_dir().join("http-cli-binary-body.bin");
+    std::fs::write(&binary, b"\x00\x01binary\x00").unwrap();
+    let sent = script("", "--offline PUT", &format!("@{}", binary.display()));
+    assert!(
+        sent.contains("NOTE: binary data not shown in terminal") && !sent.contains("binary\0"),
+        "{sent:?}"
+    );
+
     // --pretty asks for formatting and colours when piped too, as httpie's.
-    let url = server.url("/echo");
     let formatted = http(&["--pretty=format", &url]);
     let text = String::from_utf8_lossy(&formatted.stdout);
     assert!(text.starts_with("{\n  \"method\": \"GET\""), "{text:?}");

@@ -242,6 +242,44 @@ fn multipart_carries_fields_and_files() {
 }
 
 #[test]
+fn a_previewed_multipart_body_is_the_one_sent() {
+    let server = EchoServer::start();
+    let path = work_dir().join("http-client-shown-part.txt");
+    std::fs::write(&path, b"shown\n").unwrap();
+    let request = client().post(&server.url("/echo")).unwrap().multipart(vec![
+        Part::Text {
+            name: "title".into(),
+            value: "hello".into(),
+        },
+        Part::File {
+            name: "doc".into(),
+            path,
+            content_type: None,
+        },
+    ]);
+    let preview = request.preview();
+    let header = |name: &str| {
+        preview
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let shown = String::from_utf8(preview.body.clone().expect("the body is shown")).unwrap();
+    assert!(
+        header("content-type").starts_with("multipart/form-data; boundary=")
+            && header("content-length") == shown.len().to_string()
+            && shown.contains("filename=\"http-client-shown-part.txt\"\r\nContent-Type: text/plain\r\n\r\nshown\n\r\n"),
+        "{preview:?}"
+    );
+    // Each form draws its own boundary: what was shown must be what goes out.
+    let got = echo(request.send().unwrap());
+    assert_eq!(got["headers"]["content-type"], header("content-type"));
+    assert_eq!(got["body"], shown.as_str());
+}
+
+#[test]
 fn headers_and_credentials() {
     let server = EchoServer::start();
     let client = client();

@@ -290,7 +290,7 @@ pub fn run(mut args: Args) -> Outcome {
     let style = Style::new(stdout_tty, args.pretty);
     let mut out = std::io::stdout().lock();
     if what.contains('H') || what.contains('B') || args.offline {
-        print_request(&mut out, &request.preview(), &what, &style)?;
+        print_request(&mut out, &request.preview(), &what, stdout_tty, &style)?;
     }
     if args.offline {
         return Ok(ExitCode::SUCCESS);
@@ -670,6 +670,7 @@ fn print_request(
     out: &mut impl Write,
     preview: &Preview,
     what: &str,
+    tty: bool,
     style: &Style,
 ) -> anyhow::Result<()> {
     if what.contains('H') {
@@ -703,6 +704,7 @@ fn print_request(
             name.eq_ignore_ascii_case("content-type") && value.contains("json")
         });
         match serde_json::from_slice::<serde_json::Value>(body) {
+            _ if tty && body.contains(&0) => writeln!(out, "{BINARY_NOTE}")?,
             Ok(value) if is_json && style.format => {
                 writeln!(
                     out,
@@ -764,6 +766,9 @@ fn title_case(name: &str) -> String {
     out
 }
 
+/// Shown instead of a body with NUL bytes on a terminal, as httpie shows it.
+const BINARY_NOTE: &str = "+-----------------------------------------+\n| NOTE: binary data not shown in terminal |\n+-----------------------------------------+";
+
 fn print_body(
     out: &mut impl Write,
     response: Response,
@@ -806,10 +811,7 @@ fn print_body(
     loop {
         if !body.is_empty() {
             if body.contains(&0) {
-                writeln!(
-                    out,
-                    "+-----------------------------------------+\n| NOTE: binary data not shown in terminal |\n+-----------------------------------------+"
-                )?;
+                writeln!(out, "{BINARY_NOTE}")?;
                 return Ok(());
             }
             out.write_all(&body)?;

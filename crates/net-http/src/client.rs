@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -105,7 +105,12 @@ enum Body {
         content_type: Option<String>,
     },
     File(PathBuf),
-    Multipart(Vec<Part>),
+    Multipart {
+        parts: Vec<Part>,
+        /// The body as a [`Request::preview`] showed it (`Content-Type` with its boundary,
+        /// bytes): then sent as shown, since each ureq form draws its own boundary.
+        shown: OnceLock<(String, Vec<u8>)>,
+    },
 }
 
 impl Client {
@@ -674,10 +679,14 @@ impl Request {
         )
     }
 
-    /// A `multipart/form-data` body; files are streamed from disk.
+    /// A `multipart/form-data` body; files are streamed from disk (read whole only when a
+    /// [`preview`](Self::preview) shows the body).
     #[must_use]
     pub fn multipart(mut self, parts: Vec<Part>) -> Self {
-        self.body = Body::Multipart(parts);
+        self.body = Body::Multipart {
+            parts,
+            shown: OnceLock::new(),
+        };
         self
     }
 
@@ -758,9 +767,26 @@ impl Request {
                 body_file = Some(path.clone());
                 None
             }
-            Body::Multipart(_) => {
-                headers.push(("Content-Type".into(), "multipart/form-data".into()));
-                None
+            Body::Multipart { parts, shown } => {
+                let built = shown.get().cloned().or_else(|| {
+                    let mut form = form(parts).ok()?;
+                    let content_type = form_type(&form);
+                    let mut bytes = Vec::new();
+                    std::io::Read::read_to_end(&mut form, &mut bytes).ok()?;
+                    Some(shown.get_or_init(|| (content_type, bytes)).clone())
+                });
+                match built {
+                    Some((content_type, bytes)) => {
+                        headers.push(("Content-Type".into(), content_type));
+                        headers.push(("Content-Length".into(), bytes.len().to_string()));
+                        Some(bytes)
+                    }
+                    // A file that cannot be read: sending says which.
+                    None => {
+                        headers.push(("Content-Type".into(), "multipart/form-data".into()));
+                        None
+                    }
+                }
             }
             Body::Empty => None,
         };
@@ -1019,42 +1045,56 @@ impl Request {
                     self.run(builder.body(body).map_err(bad)?)
                 }
             }
-            Body::Multipart(parts) => {
-                let mut form = ureq::unversioned::multipart::Form::new();
-                builder = builder.header(
-                    "Content-Type",
-                    format!("multipart/form-data; boundary={}", form.boundary()),
-                );
-                for part in parts {
-                    form = match part {
-                        Part::Text { name, value } => form.text(name, value),
-                        Part::File {
-                            name,
-                            path,
-                            content_type,
-                        } => {
-                            let mut part = ureq::unversioned::multipart::Part::file(path).map_err(
-                                |source| Error::File {
-                                    path: path.clone(),
-                                    source,
-                                },
-                            )?;
-                            if let Some(mime) = content_type {
-                                part = part.mime_str(mime).map_err(|_| {
-                                    Error::BadRequest(format!(
-                                        "{name}: {mime:?} is not a MIME type"
-                                    ))
-                                })?;
-                            }
-                            form.part(name, part)
-                        }
-                    };
+            Body::Multipart { parts, shown } => match shown.get() {
+                Some((content_type, bytes)) => self.run(
+                    builder
+                        .header("Content-Type", content_type)
+                        .body(bytes.as_slice())
+                        .map_err(bad)?,
+                ),
+                None => {
+                    let form = form(parts)?;
+                    builder = builder.header("Content-Type", form_type(&form));
+                    self.run(builder.body(form).map_err(bad)?)
                 }
-                self.run(builder.body(form).map_err(bad)?)
-            }
+            },
         };
         result.map_err(|e| self.client.error_for(url, e))
     }
+}
+
+/// ureq's `multipart/form-data` body of `parts`, files opened (not read).
+fn form(parts: &[Part]) -> Result<ureq::unversioned::multipart::Form<'_>, Error> {
+    let mut form = ureq::unversioned::multipart::Form::new();
+    for part in parts {
+        form = match part {
+            Part::Text { name, value } => form.text(name, value),
+            Part::File {
+                name,
+                path,
+                content_type,
+            } => {
+                let mut part =
+                    ureq::unversioned::multipart::Part::file(path).map_err(|source| {
+                        Error::File {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
+                if let Some(mime) = content_type {
+                    part = part.mime_str(mime).map_err(|_| {
+                        Error::BadRequest(format!("{name}: {mime:?} is not a MIME type"))
+                    })?;
+                }
+                form.part(name, part)
+            }
+        };
+    }
+    Ok(form)
+}
+
+fn form_type(form: &ureq::unversioned::multipart::Form<'_>) -> String {
+    format!("multipart/form-data; boundary={}", form.boundary())
 }
 
 impl Request {

@@ -390,6 +390,36 @@ fn redirects_check_status_and_exit_codes() {
             .any(|l| l.starts_with("Location: ") && l.ends_with("/redirect/1")),
         "{text}"
     );
+    // With -v, each request that a redirect led to is shown before its response.
+    let server = EchoServer::start();
+    let all = http(&[
+        "-F",
+        "--all",
+        "-v",
+        "PUT",
+        &server.url("/redirect-to?status=307&url=/echo"),
+        "k=v",
+    ]);
+    let text = String::from_utf8_lossy(&all.stdout);
+    let starts: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("HTTP/") || l.starts_with("PUT "))
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            "PUT /redirect-to?status=307&url=/echo HTTP/1.1",
+            "HTTP/1.1 307 Temporary Redirect",
+            "PUT /echo HTTP/1.1",
+            "HTTP/1.1 200 OK"
+        ],
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("\n{\"k\":\"v\"}\n").count(),
+        2,
+        "a 307 sends the body again: {text}"
+    );
 }
 
 #[test]
@@ -642,7 +672,8 @@ fn print_options_and_offline() {
     assert!(
         text.contains("\nContent-Length: 11\n") && text.ends_with("\n\nfrom a file\n\n"),
         "{text}"
-    ); // And a multipart one, boundary and all, as httpie shows it.
+    );
+    // And a multipart one, boundary and all, as httpie shows it.
     let upload = format!("doc@{}", file.display());
     let out = http(&["--offline", "--multipart", &url, "title=t", &upload]);
     let text = String::from_utf8_lossy(&out.stdout);

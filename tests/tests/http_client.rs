@@ -542,6 +542,24 @@ fn redirects_are_followed_limited_or_returned() {
             (302, "/redirect/0".into(), Some("/echo")),
         ]
     );
+    // Each request a redirect led to is kept with its response, as it was sent.
+    let sent: Vec<Option<(String, String)>> = response
+        .history()
+        .iter()
+        .chain([&response])
+        .map(|r| {
+            r.redirected_request().map(|p| {
+                let cookie = p.headers.iter().find(|(n, _)| n == "Cookie");
+                (
+                    server_path(&p.url),
+                    cookie.map(|c| c.1.clone()).unwrap_or_default(),
+                )
+            })
+        })
+        .collect();
+    assert_eq!(sent[0], None, "the first request is the caller's");
+    assert_eq!(sent[1], Some(("/redirect/2".into(), "hop3=1".into())));
+    assert_eq!(sent[4].as_ref().map(|s| s.0.as_str()), Some("/echo"));
     let got = echo(response);
     // Every hop's cookie was kept and sent on.
     assert_eq!(cookies(&got), ["hop0=1", "hop1=1", "hop2=1", "hop3=1"]);
@@ -550,8 +568,8 @@ fn redirects_are_followed_limited_or_returned() {
         .unwrap()
         .send();
     assert!(
-        matches!(limited, Err(Error::TooManyRedirects { max: 2, .. })),
-        "{limited:?}"
+        matches!(&limited, Err(Error::TooManyRedirects { max: 2, url }) if url.ends_with("/redirect/3")),
+        "the URL asked for is named: {limited:?}"
     );
     let unfollowed = client_with(|c| c.max_redirects = 0)
         .get(&server.url("/redirect/3"))

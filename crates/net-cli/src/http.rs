@@ -301,8 +301,17 @@ pub fn run(mut args: Args) -> Outcome {
     }
     let mut response = request.send().map_err(failure)?;
     save(session.as_ref(), &args)?;
+    // Each request after the first, and each response but the last, as httpie's --all.
+    let print_sent =
+        |out: &mut std::io::StdoutLock<'_>, hop: &Response| match hop.redirected_request() {
+            Some(sent) if what.contains('H') || what.contains('B') => {
+                print_request(out, sent, &what, stdout_tty, &style)
+            }
+            _ => Ok(()),
+        };
     if args.all {
         for hop in response.take_history() {
+            print_sent(&mut out, &hop)?;
             if what.contains('h') {
                 print_head(&mut out, &hop, &style)?;
             }
@@ -314,6 +323,9 @@ pub fn run(mut args: Args) -> Outcome {
     }
     let status = response.status();
     let reason = response.reason().to_owned();
+    if args.all {
+        print_sent(&mut out, &response)?;
+    }
     if what.contains('h') {
         print_head(&mut out, &response, &style)?;
     }

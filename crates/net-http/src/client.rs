@@ -866,22 +866,22 @@ impl Request {
                 | http::Method::OPTIONS
                 | http::Method::TRACE
         );
-        let mut method = self.method.clone();
-        let mut url = self.url.clone();
-        // Moved, not cloned: a large bytes body would otherwise be held twice.
-        let mut body = std::mem::take(&mut self.body);
-        let mut auth = self.auth.clone();
+        // The request becomes each hop's in turn; the first URL is kept for the error that
+        // says too many redirects followed it.
+        let mut first_url = None;
         let mut history = Vec::new();
+        // The request that gets each response after a redirect, as sent.
+        let mut sent = None;
         let mut attempt = 0;
         // Our answer to the server's Digest challenge for the current URL, once it gave one.
         let mut digest: Option<String> = None;
         loop {
-            let authorization = match &auth {
+            let authorization = match &self.auth {
                 Some(Auth::Digest { .. }) => digest.clone(),
                 Some(auth) => auth.header_value(),
                 None => None,
             };
-            let outcome = self.send_once(&method, &url, &body, authorization.as_deref());
+            let outcome = self.send_once(authorization.as_deref());
             let retries_left = idempotent && attempt < retry.retries;
             let response = match outcome {
                 Ok(response) => response,
@@ -906,14 +906,14 @@ impl Request {
                     .iter()
                     .filter_map(|v| v.to_str().ok())
                     .filter_map(|v| cookie_store::RawCookie::parse(v.to_owned()).ok());
-                jar.store_response_cookies(cookies, &url);
+                jar.store_response_cookies(cookies, &self.url);
             });
             let status = response.status().as_u16();
             if status == 401
                 && digest.is_none()
-                && let Some(Auth::Digest { user, password }) = &auth
+                && let Some(Auth::Digest { user, password }) = &self.auth
             {
-                let uri = &url[url::Position::BeforePath..url::Position::AfterQuery];
+                let uri = &self.url[url::Position::BeforePath..url::Position::AfterQuery];
                 let cnonce = format!("{:016x}", rand::rng().random::<u64>());
                 digest = response
                     .headers()
@@ -925,7 +925,7 @@ impl Request {
                             c,
                             user,
                             password,
-                            method.as_str(),
+                            self.method.as_str(),
                             uri,
                             &cnonce,
                         )
@@ -943,7 +943,8 @@ impl Request {
                     .and_then(retry_after);
                 let wait = backoff(&retry, attempt, asked);
                 log::warn!(
-                    "{url} answered {status}; retry {attempt} of {} in {:.1} s",
+                    "{} answered {status}; retry {attempt} of {} in {:.1} s",
+                    self.url,
                     retry.retries,
                     wait.as_secs_f64()
                 );
@@ -960,51 +961,55 @@ impl Request {
                 && let Some(location) = location
             {
                 if history.len() == max_redirects as usize {
+                    let url = first_url.as_ref().unwrap_or(&self.url);
                     return Err(Error::TooManyRedirects {
-                        url: self.url.to_string(),
+                        url: url.to_string(),
                         max: max_redirects,
                     });
                 }
-                let next = url.join(&location).map_err(|e| Error::BadUrl {
+                let next = self.url.join(&location).map_err(|e| Error::BadUrl {
                     url: location.clone(),
                     reason: e.to_string(),
                 })?;
-                if status == 303 || (matches!(status, 301 | 302) && method == http::Method::POST) {
-                    method = http::Method::GET;
-                    body = Body::Empty;
+                if status == 303
+                    || (matches!(status, 301 | 302) && self.method == http::Method::POST)
+                {
+                    self.method = http::Method::GET;
+                    self.body = Body::Empty;
                     // It described the body left behind, as requests drops it.
                     self.headers
                         .retain(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
                 }
-                if next.origin() != url.origin() {
+                if next.origin() != self.url.origin() {
                     // Never hand credentials to another origin, nor the caller's own
                     // Authorization, Cookie or Host headers (as curl and requests do).
-                    auth = None;
+                    self.auth = None;
                     self.headers.retain(|(name, _)| {
                         !["authorization", "proxy-authorization", "cookie", "host"]
                             .iter()
                             .any(|h| name.eq_ignore_ascii_case(h))
                     });
                 }
-                log::debug!("{status} {url} -> {next}");
-                history.push(Response::followed(response, url.into()));
-                url = next;
+                log::debug!("{status} {} -> {next}", self.url);
+                let url = std::mem::replace(&mut self.url, next);
+                let mut hop = Response::followed(response, url.as_str().into());
+                hop.set_sent(sent.take());
+                history.push(hop);
+                first_url.get_or_insert(url);
+                sent = Some(self.preview());
                 digest = None;
                 continue;
             }
-            let mut response = Response::new(response, url.into(), config.body_limit);
+            let mut response = Response::new(response, self.url.as_str().into(), config.body_limit);
             response.set_history(history);
+            response.set_sent(sent);
             return Ok(response);
         }
     }
 
-    fn send_once(
-        &self,
-        method: &http::Method,
-        url: &Url,
-        body: &Body,
-        authorization: Option<&str>,
-    ) -> Result<http::Response<ureq::Body>, Error> {
+    /// One exchange of the request as it stands (method, URL and body of the current hop).
+    fn send_once(&self, authorization: Option<&str>) -> Result<http::Response<ureq::Body>, Error> {
+        let (method, url) = (&self.method, &self.url);
         let mut builder = http::Request::builder()
             .method(method.clone())
             .uri(url.as_str());
@@ -1012,7 +1017,7 @@ impl Request {
             builder = builder.header(name, value);
         }
         let bad = |e: http::Error| Error::BadRequest(e.to_string());
-        let result = match body {
+        let result = match &self.body {
             // A POST, PUT or PATCH without a body says `Content-Length: 0`, as curl and
             // requests do; ureq would announce an empty chunked body, which servers that take
             // no chunked requests refuse.

@@ -4,7 +4,7 @@ use std::io::Read;
 use serde::de::DeserializeOwned;
 use ureq::http;
 
-use crate::Error;
+use crate::{Error, Preview};
 
 /// A response: status, headers and a body read once, as text, bytes, JSON or a stream.
 pub struct Response {
@@ -19,6 +19,7 @@ pub struct Response {
     body: ureq::Body,
     limit: u64,
     history: Vec<Response>,
+    sent: Option<Preview>,
 }
 
 /// How much of a followed redirect's body [`Response::history`] keeps.
@@ -44,6 +45,7 @@ impl Response {
             body,
             limit,
             history: Vec::new(),
+            sent: None,
         }
     }
 
@@ -67,6 +69,17 @@ impl Response {
 
     pub(crate) fn set_history(&mut self, history: Vec<Response>) {
         self.history = history;
+    }
+
+    pub(crate) fn set_sent(&mut self, sent: Option<Preview>) {
+        self.sent = sent;
+    }
+
+    /// The request that got this response when a redirect led to it, as it was sent (the
+    /// first request is the caller's own: [`Request::preview`](crate::Request::preview)).
+    #[must_use]
+    pub fn redirected_request(&self) -> Option<&Preview> {
+        self.sent.as_ref()
     }
 
     /// The redirects followed to get here, oldest first, as requests' `history`: status,

@@ -67,13 +67,8 @@ impl Row {
         goal: f64,
     ) -> Row {
         Row {
-            work: work.into(),
-            unit,
-            netkit,
-            anchor_name,
-            anchor,
             higher_is_better: true,
-            goal,
+            ..Row::less(work, unit, netkit, anchor_name, anchor, goal)
         }
     }
 

@@ -13,7 +13,7 @@ use slab::Slab;
 
 use crate::handler::{ConnId, ConnInfo, Context, Handler, Service, TimerChange};
 use crate::output::Output;
-use crate::server::{Message, Shared};
+use crate::server::{Counters, Message, Shared};
 
 pub(crate) const WAKER: Token = Token(usize::MAX);
 /// Listener `i` has token `LISTENER_BASE - i`; connections use their slab key.
@@ -257,8 +257,8 @@ impl<S: Service> Worker<S> {
     }
 
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
-        let counters = &self.shared.counters;
-        if counters.open.load(Ordering::Relaxed) >= self.shared.config.max_connections as u64 {
+        let counters = &self.shared.counters[self.index];
+        if self.shared.sum(|c| &c.open) >= self.shared.config.max_connections as u64 {
             counters.refused.fetch_add(1, Ordering::Relaxed);
             log::warn!("refusing {peer}: max_connections open");
             return;
@@ -334,7 +334,7 @@ impl<S: Service> Worker<S> {
         };
         f(&mut conn.handler, &mut ctx);
         let written = ctx.written;
-        sent(conn, &self.shared, written);
+        sent(conn, &self.shared.counters[self.index], written);
         if close {
             conn.close_after_flush = true;
         }
@@ -383,8 +383,7 @@ impl<S: Service> Worker<S> {
                     return;
                 }
                 Ok(n) => {
-                    self.shared
-                        .counters
+                    self.shared.counters[self.index]
                         .bytes_in
                         .fetch_add(n as u64, Ordering::Relaxed);
                     conn.last_active = Instant::now();
@@ -433,7 +432,7 @@ impl<S: Service> Worker<S> {
             return;
         };
         match conn.output.write_to(&mut conn.stream) {
-            Ok(written) => sent(conn, &self.shared, written),
+            Ok(written) => sent(conn, &self.shared.counters[self.index], written),
             Err(e) => {
                 log::debug!("write to {}: {e}", conn.peer);
                 self.close_now(key);
@@ -441,10 +440,10 @@ impl<S: Service> Worker<S> {
             }
         }
         let buffered = conn.output.buffered();
-        let counter = &self.shared.counters.buffered;
+        let counter = &self.shared.counters[self.index].buffered;
         if buffered > conn.reported_buffered {
             counter.fetch_add(buffered - conn.reported_buffered, Ordering::Relaxed);
-        } else {
+        } else if buffered < conn.reported_buffered {
             counter.fetch_sub(conn.reported_buffered - buffered, Ordering::Relaxed);
         }
         conn.reported_buffered = buffered;
@@ -495,7 +494,7 @@ impl<S: Service> Worker<S> {
         }
         self.callback(key, |h, ctx| h.on_close(ctx));
         let conn = self.conns.remove(key);
-        let counters = &self.shared.counters;
+        let counters = &self.shared.counters[self.index];
         counters.open.fetch_sub(1, Ordering::Relaxed);
         counters
             .buffered
@@ -575,12 +574,9 @@ impl<S: Service> Worker<S> {
 }
 
 /// Counts `written` bytes as sent on `conn` and marks it active.
-fn sent<H>(conn: &mut Conn<H>, shared: &Shared, written: u64) {
+fn sent<H>(conn: &mut Conn<H>, counters: &Counters, written: u64) {
     if written > 0 {
         conn.last_active = Instant::now();
-        shared
-            .counters
-            .bytes_out
-            .fetch_add(written, Ordering::Relaxed);
+        counters.bytes_out.fetch_add(written, Ordering::Relaxed);
     }
 }

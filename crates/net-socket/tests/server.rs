@@ -179,6 +179,33 @@ fn max_connections_plus_one_is_refused_and_the_server_keeps_serving() {
 }
 
 #[test]
+fn counters_add_up_over_every_loop() {
+    let server = Running::start(ServerBuilder::new().threads(4), Echo::service());
+    let mut streams: Vec<TcpStream> = (0..24).map(|_| server.connect()).collect();
+    for (i, stream) in streams.iter_mut().enumerate() {
+        echo_round_trip(stream, &vec![i as u8; 1000 + i]);
+    }
+    let sent: u64 = (0..24).map(|i| 1000 + i).sum();
+    let snapshot = server.stats.snapshot();
+    assert_eq!(
+        (
+            snapshot.open_connections,
+            snapshot.total_connections,
+            snapshot.bytes_in,
+            snapshot.bytes_out,
+            snapshot.buffered_output
+        ),
+        (24, 24, sent, sent, 0),
+        "{snapshot:?}"
+    );
+    drop(streams);
+    wait_until("the closes are counted", Duration::from_secs(5), || {
+        server.stats.snapshot().open_connections == 0
+    });
+    server.stop_within(Duration::from_secs(5));
+}
+
+#[test]
 fn idle_connections_are_closed() {
     let server = Running::start(
         ServerBuilder::new().idle_timeout(Duration::from_millis(500)),

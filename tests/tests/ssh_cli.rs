@@ -1279,7 +1279,7 @@ fn sftp_session_runs_commands_over_one_connection_as_sftp_does() {
     std::fs::write(local.join("a.log"), "a\n").unwrap();
     std::fs::write(local.join("b.log"), "b\n").unwrap();
     let typed = format!(
-        "rm nonexistent\nrm moved.txt\nfrob\nlcd {}\nput *.log\nput *.nothing\nquit\n\
+        "rm nonexistent\nrm moved.txt\nfrob\nlcd {}\nput *.log\nput *.nothing\nls *.log\nquit\n\
          rm 'with space.txt'\n",
         local.display()
     );
@@ -1288,6 +1288,11 @@ fn sftp_session_runs_commands_over_one_connection_as_sftp_does() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("nonexistent") && err.contains("frob"), "{err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("\na.log\nb.log\n") || stdout.starts_with("a.log\nb.log\n"),
+        "a relative pattern's matches shown relative, as sftp shows them: {stdout}"
+    );
     assert!(!made.join("moved.txt").exists());
     assert!(made.join("with space.txt").exists());
     // A local wildcard names its matches, as sftp's put expands it.
@@ -1297,7 +1302,7 @@ fn sftp_session_runs_commands_over_one_connection_as_sftp_does() {
 }
 
 #[test]
-fn sftp_wildcards_in_the_last_part_for_get_ls_and_rm() {
+fn sftp_wildcards_for_get_ls_and_rm() {
     let remote = remote_dir("sftp-cli-wildcards");
     let local = work_dir().join("sftp-cli-wildcards");
     let _ = std::fs::remove_dir_all(&local);
@@ -1328,8 +1333,12 @@ fn sftp_wildcards_in_the_last_part_for_get_ls_and_rm() {
         "a leading dot is matched only by a dot"
     );
     assert_eq!(std::fs::read(out_dir.join("b.log")).unwrap(), b"b.log");
+    // ls shows the matches by path, as sftp's ls and a shell's `ls DIR/*.log` show them.
     let out = sftp(&["ls", &pattern]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "a.log\nb.log\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{0}/a.log\n{0}/b.log\n", remote.display())
+    );
     // Without LOCAL, into the current directory (as sftp's get).
     let here = local.join("here");
     std::fs::create_dir_all(&here).unwrap();
@@ -1354,16 +1363,33 @@ fn sftp_wildcards_in_the_last_part_for_get_ls_and_rm() {
     let out = sftp(&["get", &none, out_dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("*.none: no such file"));
-    let inner = format!("{}:{}/*/x", dest(), remote.display());
+    // Wildcards in any part, as glob(3): directories matched on the way, files at the end.
+    for (dir, file) in [("d1", "one.txt"), ("d2", "two.txt"), ("d2", "three.log")] {
+        std::fs::create_dir_all(remote.join(dir)).unwrap();
+        std::fs::write(remote.join(dir).join(file), file).unwrap();
+    }
+    std::fs::write(remote.join("dfile"), "not a directory").unwrap();
+    let inner = format!("{}:{}/d*/*.txt", dest(), remote.display());
     let out = sftp(&["ls", &inner]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("wildcards only in the last part"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{0}/d1/one.txt\n{0}/d2/two.txt\n", remote.display())
+    );
+    ok(sftp(&["get", &inner, out_dir.to_str().unwrap()]));
+    assert_eq!(std::fs::read(out_dir.join("two.txt")).unwrap(), b"two.txt");
+    let literal_last = format!("{}:{}/*/two.txt", dest(), remote.display());
+    let out = sftp(&["ls", &literal_last]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}/d2/two.txt\n", remote.display())
+    );
     ok(sftp(&["rm", &pattern]));
     let mut left: Vec<_> = std::fs::read_dir(&remote)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     left.sort();
-    assert_eq!(left, [".hidden.log", "c.txt"]);
+    assert_eq!(left, [".hidden.log", "c.txt", "d1", "d2", "dfile"]);
 }
 
 #[test]

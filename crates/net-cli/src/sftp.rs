@@ -106,7 +106,7 @@ enum Command {
         /// Octal mode, such as 644 or 0755.
         #[arg(value_parser = octal_mode)]
         mode: u32,
-        /// [user@]host:PATH (a wildcard in its last part, as for rm)
+        /// [user@]host:PATH (wildcards in any part, as for rm)
         remote: String,
     },
     /// A session over one connection, as sftp's: commands from a batch file (-b FILE, `-`
@@ -354,7 +354,7 @@ pub fn run(args: Args) -> Outcome {
             remote,
         } => {
             let (client, path) = open(&connect, port, &remote)?;
-            list(&client, &path, long)?;
+            list(&client, &path, long, Path::new(""))?;
         }
         Command::Mkdir {
             common,
@@ -471,25 +471,36 @@ pub(crate) fn download(
     Ok(())
 }
 
-/// Prints a directory's entries, or what a wildcard matches (directories by name, as sftp's
-/// ls); `long` adds permissions, size and time.
-pub(crate) fn list(client: &Client, path: &Path, long: bool) -> Result<(), Failure> {
+/// Prints a directory's entries by name, or what a wildcard matches by path, less the
+/// `strip` before it (as sftp's ls shows a relative pattern's matches: `logs/a.log`);
+/// `long` adds permissions, size and time.
+pub(crate) fn list(client: &Client, path: &Path, long: bool, strip: &Path) -> Result<(), Failure> {
     let entries = match client.glob(path).code(GENERIC)? {
-        Some(found) => found.into_iter().map(|(_, entry)| entry).collect(),
-        None => client.ls(path).code(GENERIC)?,
+        Some(found) => found
+            .into_iter()
+            .map(|(path, entry)| {
+                let shown = path.strip_prefix(strip).unwrap_or(&path);
+                (shown.display().to_string(), entry)
+            })
+            .collect(),
+        None => client
+            .ls(path)
+            .code(GENERIC)?
+            .into_iter()
+            .map(|entry| (entry.name.clone(), entry))
+            .collect::<Vec<_>>(),
     };
-    for entry in entries {
+    for (name, entry) in entries {
         let slash = if entry.is_dir { "/" } else { "" };
         if long {
             println!(
-                "{} {:>12} {} {}{slash}",
+                "{} {:>12} {} {name}{slash}",
                 entry.permissions(),
                 entry.size,
                 local_time(entry.mtime),
-                entry.name
             );
         } else {
-            println!("{}{slash}", entry.name);
+            println!("{name}{slash}");
         }
     }
     Ok(())

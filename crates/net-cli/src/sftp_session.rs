@@ -183,11 +183,14 @@ impl Session<'_> {
                 sftp::download(self.client, self.remote(&remote), &remote, &local, options)?;
             }
             Line::Ls { long, path } => {
-                sftp::list(
-                    self.client,
-                    &self.remote(path.as_deref().unwrap_or(".")),
-                    long,
-                )?;
+                let path = path.as_deref().unwrap_or(".");
+                // A relative pattern's matches are shown relative, as sftp shows them.
+                let strip = if path.starts_with(['/', '~']) {
+                    Path::new("")
+                } else {
+                    &self.cwd
+                };
+                sftp::list(self.client, &self.remote(path), long, strip)?;
             }
             Line::Cd { path } => {
                 let path = path.map_or_else(|| self.home.clone(), |p| self.remote(&p));

@@ -181,11 +181,23 @@ impl Entry {
         }
     }
 
-    /// `ls -l`-style permissions, e.g. `drwxr-xr-x`.
+    /// Whether it is a symbolic link (as listed: a listing does not follow links).
+    #[must_use]
+    pub fn is_link(&self) -> bool {
+        self.mode & 0o170_000 == 0o120_000
+    }
+
+    /// `ls -l`-style permissions, e.g. `drwxr-xr-x`, `lrwxrwxrwx`.
     #[must_use]
     pub fn permissions(&self) -> String {
         let mut text = String::with_capacity(10);
-        text.push(if self.is_dir { 'd' } else { '-' });
+        text.push(if self.is_dir {
+            'd'
+        } else if self.is_link() {
+            'l'
+        } else {
+            '-'
+        });
         for shift in [6, 3, 0] {
             let bits = (self.mode >> shift) & 7;
             text.push(if bits & 4 != 0 { 'r' } else { '-' });
@@ -596,43 +608,71 @@ impl Client {
         Ok(entries)
     }
 
-    /// The remote paths `pattern` matches when its last part has wildcards (`*`, `?`,
-    /// `[...]`), with what they are, sorted by name; `None` when it has none (the path is
-    /// meant as written). As glob(3), which OpenSSH's sftp uses: a name starting with a dot
-    /// matches only a pattern that starts with one.
+    /// The remote paths `pattern` matches when it has wildcards (`*`, `?`, `[...]`, in any
+    /// part: `logs/2026-*/*.log`), with what they are, sorted by path; `None` when it has
+    /// none (the path is meant as written). As glob(3), which OpenSSH's sftp uses: a name
+    /// starting with a dot matches only a pattern that starts with one, a directory that
+    /// cannot be read matches nothing, and a part without wildcards after one that has them
+    /// matches only what exists.
     ///
     /// # Errors
-    /// [`Error::NoSuchFile`] when nothing matches, [`Error::Sftp`] for wildcards before the
-    /// last part or a bad pattern; as [`ls`](Self::ls) for the directory.
+    /// [`Error::NoSuchFile`] when nothing matches, [`Error::Sftp`] for a bad pattern.
     pub fn glob(&self, pattern: &Path) -> Result<Option<Vec<(PathBuf, Entry)>>, Error> {
+        use std::path::Component;
         let wild = |part: &std::ffi::OsStr| part.to_string_lossy().contains(['*', '?', '[']);
-        let Some(last) = pattern.file_name().filter(|name| wild(name)) else {
-            if pattern.iter().any(wild) {
-                return Err(self.bad_pattern(pattern, "wildcards only in the last part"));
-            }
+        if !pattern.iter().any(wild) {
             return Ok(None);
-        };
-        let dir = pattern.parent().unwrap_or(Path::new("."));
-        if dir.iter().any(wild) {
-            return Err(self.bad_pattern(pattern, "wildcards only in the last part"));
         }
-        let matcher = glob::Pattern::new(&last.to_string_lossy())
-            .map_err(|e| self.bad_pattern(pattern, &e.to_string()))?;
         let options = glob::MatchOptions {
             require_literal_leading_dot: true,
             ..glob::MatchOptions::new()
         };
-        let dir_for_ls = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        let found: Vec<_> = self
-            .ls(dir_for_ls)?
+        let parts: Vec<Component<'_>> = pattern.components().collect();
+        // The paths matched so far, with their entries when a wildcard matched them last.
+        let mut found: Vec<(PathBuf, Option<Entry>)> = vec![(PathBuf::new(), None)];
+        for (i, part) in parts.iter().enumerate() {
+            let name = part.as_os_str();
+            if !matches!(part, Component::Normal(_)) || !wild(name) {
+                for (path, entry) in &mut found {
+                    path.push(name);
+                    *entry = None;
+                }
+                continue;
+            }
+            let matcher = glob::Pattern::new(&name.to_string_lossy())
+                .map_err(|e| self.bad_pattern(pattern, &e.to_string()))?;
+            let more = i + 1 < parts.len();
+            let mut next = Vec::new();
+            for (dir, entry) in &found {
+                // What a wildcard matched last is known: only directories (or links) go on.
+                if entry.as_ref().is_some_and(|e| !e.is_dir && !e.is_link()) {
+                    continue;
+                }
+                let listed = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                let Ok(entries) = self.ls(listed) else {
+                    continue;
+                };
+                next.extend(
+                    entries
+                        .into_iter()
+                        .filter(|e| e.name != "." && e.name != "..")
+                        .filter(|e| matcher.matches_with(&e.name, options))
+                        .filter(|e| !more || e.is_dir || e.is_link())
+                        .map(|e| (dir.join(&e.name), Some(e))),
+                );
+            }
+            found = next;
+        }
+        let mut found: Vec<(PathBuf, Entry)> = found
             .into_iter()
-            .filter(|e| e.name != "." && e.name != "..")
-            .filter(|e| matcher.matches_with(&e.name, options))
-            .map(|e| (dir.join(&e.name), e))
+            .filter_map(|(path, entry)| match entry {
+                Some(entry) => Some((path, entry)),
+                None => self.stat(&path).ok().map(|entry| (path, entry)),
+            })
             .collect();
         if found.is_empty() {
             return Err(Error::NoSuchFile {
@@ -640,6 +680,7 @@ impl Client {
                 path: pattern.to_owned(),
             });
         }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Some(found))
     }
 

@@ -1203,12 +1203,73 @@ fn recursive_sftp_skips_what_is_neither_file_nor_directory_as_sftp() {
     check(sftp(&["get", "-r", &remote, back.to_str().unwrap()]), &back);
 }
 
-#[test]
-fn sftp_session_runs_commands_over_one_connection_as_sftp_does() {
-    let base = remote_dir("sftp-session");
-    let local = work_dir().join("sftp-session");
+/// An empty remote directory and an empty local one, both named `name`.
+fn fresh_dirs(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let local = work_dir().join(name);
     let _ = std::fs::remove_dir_all(&local);
     std::fs::create_dir_all(&local).unwrap();
+    (remote_dir(name), local)
+}
+
+#[test]
+fn sftp_session_has_local_commands_links_and_resumes() {
+    let (remote, local) = fresh_dirs("sftp-session-more");
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(remote.join("data.bin"), &data).unwrap();
+    // What an interrupted get left, its first 10,000 bytes: reget goes on from there.
+    std::fs::write(local.join("data.bin.part"), &data[..10_000]).unwrap();
+    let batch = local.join("batch");
+    std::fs::write(
+        &batch,
+        format!(
+            "lcd {}\ncd {}\nversion\n!echo ran > bang.txt\nlmkdir made\nlls -d made\n\
+             ln -s data.bin link.bin\nreget data.bin\n!exit 3\nln data.bin hard.bin\nversion\n",
+            local.display(),
+            remote.display()
+        ),
+    )
+    .unwrap();
+    let mut args = vec!["sftp", "-b", batch.to_str().unwrap()];
+    let port = port().to_string();
+    args.extend(["-P", &port]);
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    let target = dest();
+    args.push(&target);
+    let out = netkit(&args, b"", &[]);
+    let (stdout, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.contains("sftp> version\nSFTP protocol version 3\n")
+            && stdout.contains("sftp> lls -d made\nmade\n"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(local.join("bang.txt")).unwrap(),
+        "ran\n"
+    );
+    assert!(local.join("made").is_dir());
+    assert_eq!(
+        std::fs::read_link(remote.join("link.bin")).unwrap(),
+        std::path::Path::new("data.bin")
+    );
+    assert!(std::fs::read(local.join("data.bin")).unwrap() == data);
+    // A failing local command is said and the batch goes on; a hard link ends it.
+    assert!(err.contains("Shell exited with status 3"), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}{err}");
+    assert!(err.contains("ln -s"), "{err}");
+    assert_eq!(
+        stdout.matches("SFTP protocol version").count(),
+        1,
+        "{stdout}"
+    );
+}
+
+#[test]
+fn sftp_session_runs_commands_over_one_connection_as_sftp_does() {
+    let (base, local) = fresh_dirs("sftp-session");
     std::fs::write(local.join("up.txt"), "by batch\n").unwrap();
     let made = base.join("made");
     let batch = local.join("batch");

@@ -891,6 +891,27 @@ fn sftp_directories_and_file_management() {
     client
         .rename(&base.join("x/old.txt"), &base.join("x/moved.txt"))
         .unwrap();
+    // A symbolic link holds its target as given; one that exists is not replaced.
+    client
+        .symlink(Path::new("moved.txt"), &base.join("x/link.txt"))
+        .unwrap();
+    assert_eq!(
+        std::fs::read_link(base.join("x/link.txt")).unwrap(),
+        Path::new("moved.txt")
+    );
+    assert!(
+        client
+            .ls(&base.join("x"))
+            .unwrap()
+            .iter()
+            .any(|e| e.name == "link.txt" && e.is_link())
+    );
+    assert!(
+        client
+            .symlink(Path::new("moved.txt"), &base.join("x/link.txt"))
+            .is_err()
+    );
+    client.rm(&base.join("x/link.txt")).unwrap();
     client.rm(&base.join("x/moved.txt")).unwrap();
     client.rmdir(&base.join("x/y/z")).unwrap();
     assert!(matches!(

@@ -41,6 +41,21 @@ enum Line {
     Cd { path: Option<String> },
     /// Change the local directory: lcd PATH
     Lcd { path: PathBuf },
+    /// List local files: lls [LS-OPTIONS] [PATH...] (the local ls)
+    Lls {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Create a local directory: lmkdir PATH
+    Lmkdir { path: PathBuf },
+    /// Make a symbolic link: ln -s TARGET LINK (or symlink TARGET LINK)
+    #[command(name = "ln", alias = "symlink")]
+    Ln {
+        #[arg(short = 's')]
+        symbolic: bool,
+        target: String,
+        link: String,
+    },
     /// Print the remote directory
     Pwd,
     /// Print the local directory
@@ -64,6 +79,8 @@ enum Line {
     /// Rename: rename FROM TO
     #[command(alias = "mv")]
     Rename { from: String, to: String },
+    /// Print the SFTP protocol version
+    Version,
     /// End the session
     #[command(aliases = ["exit", "bye"])]
     Quit,
@@ -139,9 +156,22 @@ impl Session<'_> {
     /// Carries out one command line; false when it ends the session.
     fn perform(&mut self, text: &str) -> Result<bool, Failure> {
         sftp::forget_signals();
-        let words = shlex::split(text)
+        if let Some(command) = text.strip_prefix('!') {
+            local_shell(command);
+            return Ok(true);
+        }
+        let mut words = shlex::split(text)
             .ok_or_else(|| anyhow!("{text}: an unbalanced quote"))
             .code(USAGE)?;
+        // reget and reput are get -a and put -a, as in sftp.
+        if let Some(first) = words.first_mut()
+            && let Some(verb) = first
+                .strip_prefix("re")
+                .filter(|v| ["get", "put"].contains(v))
+        {
+            *first = verb.to_owned();
+            words.insert(1, "-a".to_owned());
+        }
         if matches!(words.first().map(String::as_str), Some("help" | "?")) {
             for command in <Line as clap::CommandFactory>::command().get_subcommands() {
                 let about = command.get_about().map(ToString::to_string);
@@ -203,6 +233,31 @@ impl Session<'_> {
             Line::Lcd { path } => std::env::set_current_dir(&path)
                 .with_context(|| format!("cannot change to {}", path.display()))
                 .code(GENERIC)?,
+            Line::Lls { args } => {
+                let quoted = shlex::try_join(args.iter().map(String::as_str))
+                    .map_err(|e| anyhow!("lls: {e}"))
+                    .code(USAGE)?;
+                local_shell(&format!("ls {quoted}"));
+            }
+            Line::Lmkdir { path } => std::fs::create_dir(&path)
+                .with_context(|| format!("cannot create {}", path.display()))
+                .code(GENERIC)?,
+            Line::Ln {
+                symbolic,
+                target,
+                link,
+            } => {
+                if !symbolic {
+                    return Err(anyhow!(
+                        "ln: only symbolic links (ln -s): SFTP v3 makes no hard links"
+                    ))
+                    .code(GENERIC);
+                }
+                self.client
+                    .symlink(Path::new(&target), &self.remote(&link))
+                    .code(GENERIC)?;
+            }
+            Line::Version => println!("SFTP protocol version 3"),
             Line::Pwd => println!("Remote working directory: {}", self.cwd.display()),
             Line::Lpwd => println!(
                 "Local working directory: {}",
@@ -233,6 +288,22 @@ impl Session<'_> {
             None if path == "." => self.cwd.clone(),
             None => self.cwd.join(path),
         }
+    }
+}
+
+/// Runs `command` in the local shell (an interactive one when it is empty), as sftp's `!`:
+/// its failure is said and the session goes on.
+fn local_shell(command: &str) {
+    let command = command.trim();
+    let shell = std::env::var_os("SHELL").filter(|s| !s.is_empty());
+    let mut shell = std::process::Command::new(shell.unwrap_or_else(|| "/bin/sh".into()));
+    if !command.is_empty() {
+        shell.args(["-c", command]);
+    }
+    match shell.status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => eprintln!("Shell exited with status {}", status.code().unwrap_or(-1)),
+        Err(e) => eprintln!("netkit: error: cannot run the local shell: {e}"),
     }
 }
 

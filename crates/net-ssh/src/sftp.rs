@@ -810,6 +810,17 @@ impl Client {
         }
     }
 
+    /// Creates a symbolic link at `link` that points to `target` (as `ln -s TARGET LINK`;
+    /// `target` is stored as given, relative ones resolved from the link's directory).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`] (when `link` exists).
+    pub fn symlink(&self, target: &Path, link: &Path) -> Result<(), Error> {
+        self.sftp()?
+            .symlink(target, link)
+            .map_err(|e| Error::sftp(&self.host, link, &e))
+    }
+
     /// `error` on `path` as ours; SFTP v3's bare "failure" is replaced by what `why` makes of
     /// the path as it stands, when it exists and `why` knows. So is "no such file" for a path
     /// that exists: OpenSSH's server reports ENOTDIR so.

@@ -494,14 +494,19 @@ fn password_only_from_the_environment() {
     assert_eq!(out.status.code(), Some(255));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("(tried: nothing"), "{err}");
-    // PreferredAuthentications: a method it leaves out is not tried.
+    // PreferredAuthentications: the methods in its order, one it leaves out not at all.
     let wrong = [("NETKIT_SSH_PASSWORD", "wrong".to_owned())];
     for (option, vars, tried) in [
         ("PreferredAuthentications=password", &password, None),
         (
             "PreferredAuthentications=keyboard-interactive,password",
             &wrong,
-            Some("(tried: password"),
+            Some("(tried: keyboard-interactive, password;"),
+        ),
+        (
+            "PreferredAuthentications=password,keyboard-interactive",
+            &wrong,
+            Some("(tried: password, keyboard-interactive;"),
         ),
         (
             "PreferredAuthentications=gssapi-with-mic",
@@ -535,6 +540,16 @@ fn password_only_from_the_environment() {
         tried.is_some_and(|t| t.starts_with("publickey") && !t.contains("password")),
         "the password was not sent: {err}"
     );
+    // The password before the key when asked so.
+    let unknown = [
+        "-i",
+        unknown_key.to_str().unwrap(),
+        "-o",
+        "PreferredAuthentications=password,publickey",
+    ];
+    let out = netkit(&[head, &unknown, tail].concat(), b"", &wrong);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("(tried: password, publickey "), "{err}");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use base64::Engine as _;
 use ssh2::{CheckResult, HashType, HostKeyType, KnownHostFileKind, Session};
 
-use crate::config::{AddressFamily, Config, HostKeyPolicy, Identity};
+use crate::config::{AddressFamily, AuthMethod, Config, HostKeyPolicy, Identity};
 use crate::{Error, known_hosts};
 
 /// LIBSSH2_ERROR_EAGAIN: the non-blocking session would block.
@@ -344,32 +344,20 @@ impl Client {
             })
     }
 
-    /// Tries, like OpenSSH: the agent, the key files, then the password.
-    fn authenticate(&self, config: &Config) -> Result<(), Error> {
-        let user = &config.user;
-        let session = &self.session;
-        let accepted = session.auth_methods(user).unwrap_or("").to_owned();
-        if session.authenticated() {
-            return Ok(());
-        }
-        log::debug!("{}: the server accepts {accepted} for {user}", self.host);
-        let mut tried = Vec::new();
-        let identities = if config.pubkey_authentication {
-            config.identities_to_try()
-        } else {
-            Vec::new()
-        };
-        if config.pubkey_authentication
-            && config.use_agent
+    /// Tries the agent's keys, then the key files; true once one is taken.
+    fn keys_authenticate(&self, config: &Config, tried: &mut Vec<String>) -> Result<bool, Error> {
+        let (user, session) = (&config.user, &self.session);
+        let identities = config.identities_to_try();
+        if config.use_agent
             && (config.agent_socket.is_some() || std::env::var_os("SSH_AUTH_SOCK").is_some())
         {
-            self.attempt(&mut tried, "agent");
+            self.attempt(tried, "agent");
             if self.agent_authenticates(config, &identities) {
-                return Ok(());
+                return Ok(true);
             }
         }
         for identity in identities {
-            self.attempt(&mut tried, format!("publickey {}", identity.path.display()));
+            self.attempt(tried, format!("publickey {}", identity.path.display()));
             let result = session.userauth_pubkey_file(
                 user,
                 None,
@@ -377,7 +365,7 @@ impl Client {
                 identity.passphrase.as_deref(),
             );
             match result {
-                Ok(()) if session.authenticated() => return Ok(()),
+                Ok(()) if session.authenticated() => return Ok(true),
                 // LIBSSH2_ERROR_FILE: unreadable, malformed or wrongly decrypted key.
                 Err(e)
                     if e.code() == ssh2::ErrorCode::Session(-16)
@@ -390,26 +378,48 @@ impl Client {
                 _ => {}
             }
         }
-        if let Some(password) = config
+        Ok(false)
+    }
+
+    /// Tries, like OpenSSH, in [`Config::auth_order`]: the agent and the key files, then the
+    /// password (also as the answer to keyboard-interactive, for servers that offer that).
+    fn authenticate(&self, config: &Config) -> Result<(), Error> {
+        let user = &config.user;
+        let session = &self.session;
+        let accepted = session.auth_methods(user).unwrap_or("").to_owned();
+        if session.authenticated() {
+            return Ok(());
+        }
+        log::debug!("{}: the server accepts {accepted} for {user}", self.host);
+        let mut tried = Vec::new();
+        let password = config
             .password
             .as_ref()
-            .filter(|_| config.password_authentication)
-        {
-            self.attempt(&mut tried, "password");
-            if session.userauth_password(user, password).is_ok() && session.authenticated() {
-                return Ok(());
-            }
-            // Servers that take passwords only through PAM offer keyboard-interactive.
-            if accepted.contains("keyboard-interactive") {
-                self.attempt(&mut tried, "keyboard-interactive");
-                let mut answer = PasswordPrompt(password);
-                if session
-                    .userauth_keyboard_interactive(user, &mut answer)
-                    .is_ok()
-                    && session.authenticated()
-                {
-                    return Ok(());
+            .filter(|_| config.password_authentication);
+        for method in &config.auth_order {
+            let done = match method {
+                AuthMethod::PublicKey if config.pubkey_authentication => {
+                    self.keys_authenticate(config, &mut tried)?
                 }
+                AuthMethod::Password => password.is_some_and(|password| {
+                    self.attempt(&mut tried, "password");
+                    session.userauth_password(user, password).is_ok() && session.authenticated()
+                }),
+                // Servers that take passwords only through PAM offer keyboard-interactive.
+                AuthMethod::KeyboardInteractive if accepted.contains("keyboard-interactive") => {
+                    password.is_some_and(|password| {
+                        self.attempt(&mut tried, "keyboard-interactive");
+                        let mut answer = PasswordPrompt(password);
+                        session
+                            .userauth_keyboard_interactive(user, &mut answer)
+                            .is_ok()
+                            && session.authenticated()
+                    })
+                }
+                _ => false,
+            };
+            if done {
+                return Ok(());
             }
         }
         Err(Error::Auth {

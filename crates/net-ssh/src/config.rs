@@ -17,6 +17,36 @@ pub enum HostKeyPolicy {
     Insecure,
 }
 
+/// A way to authenticate, as OpenSSH's `PreferredAuthentications` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// Keys: the agent's, then the key files (`publickey`).
+    PublicKey,
+    /// The password (`password`).
+    Password,
+    /// The password as the answer to the server's prompt (`keyboard-interactive`), for
+    /// servers that take passwords only through PAM.
+    KeyboardInteractive,
+}
+
+impl AuthMethod {
+    /// The order tried unless told otherwise: keys, then the password both ways.
+    pub const DEFAULT_ORDER: [AuthMethod; 3] = [
+        AuthMethod::PublicKey,
+        AuthMethod::Password,
+        AuthMethod::KeyboardInteractive,
+    ];
+
+    fn from_name(name: &str) -> Option<AuthMethod> {
+        match name {
+            "publickey" => Some(AuthMethod::PublicKey),
+            "password" => Some(AuthMethod::Password),
+            "keyboard-interactive" => Some(AuthMethod::KeyboardInteractive),
+            _ => None,
+        }
+    }
+}
+
 /// Which addresses of a host name to connect to (OpenSSH's `AddressFamily`, `ssh -4`/`-6`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AddressFamily {
@@ -134,6 +164,10 @@ pub struct Config {
     /// when false, [`password`](Self::password) is never sent and no program should ask for
     /// one.
     pub password_authentication: bool,
+    /// The order the methods are tried in, those missing not at all (OpenSSH's
+    /// `PreferredAuthentications`; default [`AuthMethod::DEFAULT_ORDER`]). The server's own
+    /// list still decides which it takes.
+    pub auth_order: Vec<AuthMethod>,
     /// Environment variables the server is asked to set for commands and shells: OpenSSH's
     /// `SetEnv NAME=VALUE`, and `SendEnv NAME` (`*` and `?` patterns) for local variables. A
     /// server sets only those its `AcceptEnv` names, and says nothing of the others.
@@ -423,6 +457,7 @@ impl Config {
             password: None,
             pubkey_authentication: true,
             password_authentication: true,
+            auth_order: AuthMethod::DEFAULT_ORDER.to_vec(),
             env: Vec::new(),
             batch_mode: false,
             exit_on_forward_failure: false,
@@ -730,13 +765,17 @@ impl Config {
         if let Some(password) = value("passwordauthentication") {
             self.password_authentication = password.eq_ignore_ascii_case("yes");
         }
-        // The methods it leaves out are not tried; keys still go before passwords.
+        // Tried in its order; the methods it leaves out (or netkit lacks: hostbased,
+        // gssapi-with-mic) not at all.
         if let Some(methods) = value("preferredauthentications") {
-            let methods: Vec<&str> = methods.split(',').map(str::trim).collect();
-            self.pubkey_authentication &= methods.contains(&"publickey");
-            self.password_authentication &= methods
-                .iter()
-                .any(|m| ["password", "keyboard-interactive"].contains(m));
+            self.auth_order = methods
+                .split(',')
+                .filter_map(|m| AuthMethod::from_name(m.trim()))
+                .collect();
+            let has = |m| self.auth_order.contains(&m);
+            self.pubkey_authentication &= has(AuthMethod::PublicKey);
+            self.password_authentication &=
+                has(AuthMethod::Password) || has(AuthMethod::KeyboardInteractive);
         }
         if let Some(batch) = value("batchmode") {
             self.batch_mode = batch.eq_ignore_ascii_case("yes");

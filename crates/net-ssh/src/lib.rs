@@ -27,7 +27,8 @@ mod socks;
 
 pub use client::Client;
 pub use config::{
-    AddressFamily, Config, ConfiguredForwards, Destination, HostKeyPolicy, Identity, RequestTty,
+    AddressFamily, AuthMethod, Config, ConfiguredForwards, Destination, HostKeyPolicy, Identity,
+    RequestTty,
 };
 pub use error::Error;
 pub use exec::{ExitStatus, Output, Terminal};

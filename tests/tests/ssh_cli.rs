@@ -521,6 +521,18 @@ fn password_only_from_the_environment() {
             Some(tried) => assert!(err.contains(tried), "{option}: {err}"),
         }
     }
+    // KbdInteractiveAuthentication=no: the password is not given as a keyboard-interactive
+    // answer (the server offers both).
+    let no_keyboard = ["-o", "KbdInteractiveAuthentication=no"];
+    let out = netkit(&[head, &no_keyboard, tail].concat(), b"", &wrong);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("(tried: password;"), "{err}");
+    let out = netkit(&args, b"", &wrong);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("(tried: password, keyboard-interactive;"),
+        "{err}"
+    );
     // A key the server does not know and the right password: the password is not tried.
     let unknown_key = netkit_tests::ssh::key("id_unknown");
     let unknown = [

@@ -777,6 +777,13 @@ impl Config {
             self.password_authentication &=
                 has(AuthMethod::Password) || has(AuthMethod::KeyboardInteractive);
         }
+        // `ChallengeResponseAuthentication` is its old name.
+        let keyboard = value("kbdinteractiveauthentication")
+            .or_else(|| value("challengeresponseauthentication"));
+        if keyboard.is_some_and(|v| v.eq_ignore_ascii_case("no")) {
+            self.auth_order
+                .retain(|m| *m != AuthMethod::KeyboardInteractive);
+        }
         if let Some(batch) = value("batchmode") {
             self.batch_mode = batch.eq_ignore_ascii_case("yes");
         }
@@ -1146,7 +1153,7 @@ fn aes_in_hardware() -> bool {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 37] = [
+const OPTIONS_READ: [&str; 39] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
@@ -1174,6 +1181,8 @@ const OPTIONS_READ: [&str; 37] = [
     "pubkeyauthentication",
     "passwordauthentication",
     "preferredauthentications",
+    "kbdinteractiveauthentication",
+    "challengeresponseauthentication",
     "exitonforwardfailure",
     "serveraliveinterval",
     "serveralivecountmax",

@@ -501,7 +501,8 @@ impl Config {
     /// `ExitOnForwardFailure`, `LocalForward`, `RemoteForward`, `DynamicForward` (every line
     /// that applies, as OpenSSH adds them up), `Ciphers`, `KexAlgorithms`, `MACs`,
     /// `HostKeyAlgorithms`, `BindAddress`, `ConnectionAttempts`, `IdentityAgent`,
-    /// `PreferredAuthentications`, `ServerAliveCountMax`, in `Include`d files too;
+    /// `PreferredAuthentications`, `KbdInteractiveAuthentication`, `ServerAliveCountMax`, in
+    /// `Include`d files too;
     /// other OpenSSH options are ignored. Jump hosts are resolved the same way, their own
     /// `ProxyJump`s included.
     ///

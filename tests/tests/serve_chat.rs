@@ -137,9 +137,15 @@ fn quit_blank_lines_look_alike_commands_and_a_last_line_without_newline() {
     );
     talker.say("/help");
     assert!(talker.line().starts_with("* commands: /nick NAME, /who"));
+    // Taking the name one has already is no news.
+    talker.say("/nick carol");
     talker.say("/nickname is not a command");
     assert_eq!(listener.line(), "carol: /nickname is not a command");
-    talker.say("/quit");
+    // What follows /quit in the same write is dropped, not sent under no name.
+    talker
+        .writer
+        .write_all(b"/quit\nafter quit\n/nick ghost\n")
+        .unwrap();
     assert_eq!(talker.line(), "", "/quit closes the connection");
     // The others hear of it at once, though the talker has not closed its side: before a
     // client that joins after it (the leave notice waited for the connection's end).

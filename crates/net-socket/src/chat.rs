@@ -62,6 +62,7 @@ impl Service for Chat {
             room: Arc::clone(&self.room),
             partial: Vec::new(),
             scratch: Vec::new(),
+            left: false,
         }
     }
 }
@@ -71,12 +72,14 @@ pub struct Member {
     room: Arc<Room>,
     partial: Vec<u8>,
     scratch: Vec<u8>,
+    /// Gone with `/quit`: what it sent after that is dropped, as the connection is closing.
+    left: bool,
 }
 
 impl Member {
     fn line(&mut self, ctx: &mut Context<'_>, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
+        if self.left || line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
         let id = ctx.id();
@@ -109,7 +112,8 @@ impl Member {
     }
 
     /// Leaves the room, telling the others; once only.
-    fn leave(&self, ctx: &mut Context<'_>) {
+    fn leave(&mut self, ctx: &mut Context<'_>) {
+        self.left = true;
         let id = ctx.id();
         let removed = self
             .room
@@ -166,6 +170,9 @@ impl Member {
                 ctx.write(format!("* error: the name {new} is taken\n").as_bytes());
                 return;
             }
+            if members.get(&id) == Some(&new) {
+                return;
+            }
             members.insert(id, new.clone()).unwrap_or_default()
         };
         self.room
@@ -197,6 +204,9 @@ impl Handler for Member {
     fn on_data(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
         let mut rest = data;
         while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            if self.left {
+                return;
+            }
             if self.partial.len() + end > MAX_LINE {
                 too_long(ctx);
                 return;

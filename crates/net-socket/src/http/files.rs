@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2, readlinkat};
+use nix::sys::stat::Mode;
 use percent_encoding::percent_decode_str;
 
 /// Why a path maps to no file.
@@ -62,23 +63,117 @@ pub(crate) fn relative_path(target: &str) -> Result<String, Refusal> {
 }
 
 /// Opens `rel` under the directory `root` without ever leaving it: the kernel refuses `..`
-/// and symlinks that resolve outside (openat2 with `RESOLVE_BENEATH`).
-pub(crate) fn open_beneath(root: &OwnedFd, rel: &str) -> Result<File, Refusal> {
-    // O_NONBLOCK: opening a FIFO someone left in the root must not block the event loop.
+/// and symlinks that resolve outside (openat2 with `RESOLVE_BENEATH`), or, where openat2 is
+/// missing (`beneath` false), [`open_walking`] holds the path to the root the same way.
+pub(crate) fn open_beneath(root: &OwnedFd, rel: &str, beneath: bool) -> Result<File, Refusal> {
+    if !beneath {
+        return open_walking(root, rel);
+    }
     let how = OpenHow::new()
-        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK)
+        .flags(FILE_FLAGS)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    match openat2(root, rel, how) {
-        Ok(fd) => Ok(File::from(fd)),
-        Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ENAMETOOLONG | Errno::ELOOP) => {
-            Err(Refusal::NotFound)
-        }
-        Err(Errno::EXDEV | Errno::EACCES | Errno::EPERM) => Err(Refusal::Forbidden),
-        Err(e) => {
+    openat2(root, rel, how)
+        .map(File::from)
+        .map_err(|e| refusal(e, rel))
+}
+
+/// O_NONBLOCK: opening a FIFO someone left in the root must not block the event loop.
+const FILE_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_CLOEXEC)
+    .union(OFlag::O_NOCTTY)
+    .union(OFlag::O_NONBLOCK);
+
+/// Whether openat2 works here: Linux before 5.6 lacks it, and the seccomp filters of older
+/// container runtimes refuse it.
+pub(crate) fn has_openat2(root: &OwnedFd) -> bool {
+    let how = OpenHow::new()
+        .flags(FILE_FLAGS)
+        .resolve(ResolveFlag::RESOLVE_BENEATH);
+    !matches!(openat2(root, ".", how), Err(Errno::ENOSYS | Errno::EPERM))
+}
+
+fn refusal(e: Errno, rel: &str) -> Refusal {
+    match e {
+        Errno::ENOENT | Errno::ENOTDIR | Errno::ENAMETOOLONG | Errno::ELOOP => Refusal::NotFound,
+        Errno::EXDEV | Errno::EACCES | Errno::EPERM => Refusal::Forbidden,
+        e => {
             log::warn!("cannot open {rel:?} under the root: {e}");
-            Err(Refusal::NotFound)
+            Refusal::NotFound
         }
     }
+}
+
+/// The most symbolic links one path may go through, as Linux's limit.
+const MAX_LINKS: usize = 40;
+
+/// [`open_beneath`] without openat2: the path is walked a part at a time from the root with
+/// `O_NOFOLLOW`, and each symbolic link met is read and its target walked in its place, so
+/// that `..`, absolute links and links climbing out are refused as `RESOLVE_BENEATH` refuses
+/// them. Each step opens relative to a directory already held, so nothing renamed meanwhile
+/// can lead outside.
+fn open_walking(root: &OwnedFd, rel: &str) -> Result<File, Refusal> {
+    let split = |path: &str| -> Vec<String> {
+        path.split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .map(str::to_owned)
+            .collect()
+    };
+    let opened = |e| refusal(e, rel);
+    // The directories entered, the root first: `..` steps back to the one before.
+    let mut dirs = vec![root.try_clone().map_err(|_| Refusal::NotFound)?];
+    let mut todo = std::collections::VecDeque::from(split(rel));
+    let mut must_be_dir = rel.ends_with('/');
+    let mut links = 0;
+    while let Some(part) = todo.pop_front() {
+        if part == ".." {
+            if dirs.len() == 1 {
+                return Err(Refusal::Forbidden);
+            }
+            dirs.pop();
+            continue;
+        }
+        let last = todo.is_empty();
+        let flags = if !last {
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC
+        } else if must_be_dir {
+            FILE_FLAGS | OFlag::O_DIRECTORY
+        } else {
+            FILE_FLAGS
+        };
+        let Some(dir) = dirs.last() else {
+            return Err(Refusal::NotFound);
+        };
+        match openat(dir, part.as_str(), flags | OFlag::O_NOFOLLOW, Mode::empty()) {
+            Ok(fd) if last => return Ok(File::from(fd)),
+            Ok(fd) => dirs.push(fd),
+            // A link, or a file where a directory should be: readlinkat tells which.
+            Err(e @ (Errno::ELOOP | Errno::ENOTDIR)) => {
+                let target = readlinkat(dir, part.as_str()).map_err(|_| opened(e))?;
+                let target = target.to_str().ok_or(Refusal::NotFound)?;
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(Refusal::NotFound);
+                }
+                if target.starts_with('/') {
+                    return Err(Refusal::Forbidden);
+                }
+                if last {
+                    must_be_dir |= target.ends_with('/');
+                }
+                for part in split(target).into_iter().rev() {
+                    todo.push_front(part);
+                }
+            }
+            Err(e) => return Err(opened(e)),
+        }
+    }
+    // The path named a directory already entered (the root, or through `..` or a link).
+    let Some(dir) = dirs.last() else {
+        return Err(Refusal::NotFound);
+    };
+    openat(dir, ".", FILE_FLAGS | OFlag::O_DIRECTORY, Mode::empty())
+        .map(File::from)
+        .map_err(opened)
 }
 
 /// What part of a file a request gets.
@@ -308,6 +403,79 @@ fn html_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Where openat2 is missing the walk must open and refuse exactly what it does.
+    #[test]
+    fn walking_the_path_opens_and_refuses_what_openat2_does() {
+        use std::io::Read as _;
+        use std::os::unix::fs::symlink;
+        let top = tempfile::tempdir().unwrap();
+        let root = top.path().join("root");
+        std::fs::create_dir_all(root.join("sub/deeper")).unwrap();
+        std::fs::write(root.join("a.txt"), "a").unwrap();
+        std::fs::write(root.join("sub/b.txt"), "b").unwrap();
+        std::fs::write(top.path().join("secret"), "secret").unwrap();
+        for (target, name) in [
+            ("a.txt", "to-a"),
+            ("sub", "to-sub"),
+            ("../secret", "out"),
+            ("sub/../a.txt", "dot-dot-inside"),
+            ("loop-b", "loop-a"),
+            ("loop-a", "loop-b"),
+            ("to-sub/../../secret", "out-through-a-link"),
+            ("../b.txt", "sub/deeper/up"),
+            ("../../../secret", "sub/deeper/way-up"),
+            ("deeper/..", "sub/back"),
+        ] {
+            symlink(target, root.join(name)).unwrap();
+        }
+        symlink(top.path().join("secret"), root.join("absolute")).unwrap();
+        let fd = OwnedFd::from(File::open(&root).unwrap());
+        let what = |opened: Result<File, Refusal>| {
+            opened.map(|mut file| {
+                let mut text = String::new();
+                match file.read_to_string(&mut text) {
+                    Ok(_) => text,
+                    Err(_) => "a directory".to_owned(),
+                }
+            })
+        };
+        for rel in [
+            ".",
+            "a.txt",
+            "to-a",
+            "to-sub/",
+            "to-sub/b.txt",
+            "out",
+            "absolute",
+            "dot-dot-inside",
+            "loop-a",
+            "out-through-a-link",
+            "sub/deeper/up",
+            "sub/deeper/way-up",
+            "sub/back/b.txt",
+            "a.txt/",
+            "a.txt/x",
+            "missing",
+            "sub/",
+            "to-a/",
+        ] {
+            let kernel = what(open_beneath(&fd, rel, true));
+            assert_eq!(what(open_beneath(&fd, rel, false)), kernel, "{rel}");
+        }
+        assert_eq!(
+            what(open_beneath(&fd, "to-sub/b.txt", false)),
+            Ok("b".into())
+        );
+        assert_eq!(
+            what(open_beneath(&fd, "out", false)),
+            Err(Refusal::Forbidden)
+        );
+        assert_eq!(
+            what(open_beneath(&fd, "loop-a", false)),
+            Err(Refusal::NotFound)
+        );
+    }
 
     #[test]
     fn traversal_is_refused_raw_and_encoded() {

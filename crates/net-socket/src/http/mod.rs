@@ -32,7 +32,9 @@ const INLINE_BODY: u64 = 64 * 1024;
 /// `If-Range`; `Last-Modified` and `ETag` with
 /// `If-None-Match`/`If-Modified-Since` (304) and `If-Match`/`If-Unmodified-Since` (412);
 /// keep-alive, pipelining and HTTP/1.0. Paths that would leave the root get 403 or 404;
-/// the kernel enforces it (openat2 with `RESOLVE_BENEATH`), symlinks included.
+/// the kernel enforces it (openat2 with `RESOLVE_BENEATH`), symlinks included; where openat2 is
+/// missing (Linux before 5.6, some container seccomp filters), a walk that opens one part at
+/// a time and follows links by hand refuses the same paths.
 /// One access-log line per request goes to the `netkit::access` log target at info level.
 #[derive(Clone)]
 pub struct HttpFiles {
@@ -44,6 +46,8 @@ pub struct HttpFiles {
 struct Root {
     dir: OwnedFd,
     path: PathBuf,
+    /// openat2 works here (see [`files::has_openat2`]).
+    beneath: bool,
 }
 
 impl HttpFiles {
@@ -65,11 +69,16 @@ impl HttpFiles {
                 "not a directory",
             )));
         }
+        let dir = OwnedFd::from(dir);
+        let beneath = files::has_openat2(&dir);
+        if !beneath {
+            log::warn!(
+                "openat2 is not available (Linux before 5.6, or a seccomp filter): request \
+                 paths are walked one part at a time instead"
+            );
+        }
         Ok(HttpFiles {
-            root: Arc::new(Root {
-                dir: OwnedFd::from(dir),
-                path,
-            }),
+            root: Arc::new(Root { dir, path, beneath }),
             header_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(60),
         })
@@ -349,7 +358,7 @@ impl HttpConn {
             Ok(rel) => rel,
             Err(refusal) => return refused(self, ctx, refusal),
         };
-        let file = match files::open_beneath(&self.root.dir, &rel) {
+        let file = match files::open_beneath(&self.root.dir, &rel, self.root.beneath) {
             Ok(file) => file,
             Err(refusal) => return refused(self, ctx, refusal),
         };
@@ -555,7 +564,7 @@ impl HttpConn {
         } else {
             format!("{}/index.html", rel.trim_end_matches('/'))
         };
-        if let Ok(file) = files::open_beneath(&self.root.dir, &index)
+        if let Ok(file) = files::open_beneath(&self.root.dir, &index, self.root.beneath)
             && file.metadata().is_ok_and(|m| m.is_file())
         {
             let target = format!("{path}index.html");

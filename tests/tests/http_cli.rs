@@ -690,6 +690,29 @@ fn print_options_and_offline() {
 }
 
 #[test]
+fn path_as_is_sends_dot_segments_as_written() {
+    let server = EchoServer::start();
+    let written = format!("{}/a/./b/../../x%2e%2e?q=1", server.url(""));
+    let got = ok_json(&http(&["--path-as-is", &written]));
+    assert_eq!(got["target"], "/a/./b/../../x%2e%2e?q=1", "{got}");
+    let got = ok_json(&http(&[&written]));
+    assert_eq!(
+        got["target"], "/x%2e%2e?q=1",
+        "resolved by default, as curl: {got}"
+    );
+    // A server's traversal defence meets the raw path: netkit's own refuses it.
+    let serve = env("NETKIT_TEST_SERVE_URL");
+    let out = http(&[
+        "--path-as-is",
+        "--check-status",
+        "-h",
+        &format!("{serve}/../etc/passwd"),
+    ]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("HTTP/1.1 403"));
+}
+
+#[test]
 fn verbose_shows_the_request_headers_that_go_on_the_wire() {
     let server = EchoServer::start();
     let url = server.url("/echo");

@@ -280,6 +280,24 @@ fn a_previewed_multipart_body_is_the_one_sent() {
 }
 
 #[test]
+fn path_as_is_keeps_the_path_until_a_redirect() {
+    let server = EchoServer::start();
+    let client = client_with(|c| {
+        c.path_as_is = true;
+        c.max_redirects = 5;
+    });
+    let raw = format!("{}/x/../echo", server.url(""));
+    let request = client.get(&raw).unwrap();
+    assert!(request.preview().url.ends_with("/x/../echo"));
+    let got = echo(request.send().unwrap());
+    assert_eq!(got["target"], "/x/../echo");
+    // After a redirect the path is the Location's, resolved: not the one written.
+    let redirected = format!("{}/redirect-to?url=/y/../echo", server.url(""));
+    let got = echo(client.get(&redirected).unwrap().send().unwrap());
+    assert_eq!(got["target"], "/echo");
+}
+
+#[test]
 fn headers_and_credentials() {
     let server = EchoServer::start();
     let client = client();

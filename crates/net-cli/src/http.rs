@@ -82,6 +82,10 @@ pub struct Args {
     /// Bearer token.
     #[arg(long, value_name = "TOKEN", conflicts_with = "auth")]
     bearer: Option<String>,
+    /// Send the URL's path as written: `..` and `.` kept, nothing re-encoded (as curl's and
+    /// httpie's --path-as-is), for testing servers against such paths.
+    #[arg(long)]
+    path_as_is: bool,
     /// Follow redirects.
     #[arg(short = 'F', long)]
     follow: bool,
@@ -517,6 +521,7 @@ fn proxy_for<'a>(proxies: &'a [String], url: &str) -> anyhow::Result<Option<&'a 
 fn config(args: &Args, url: &str) -> Result<ClientConfig, Failure> {
     let mut config = ClientConfig::default();
     config.max_redirects = if args.follow { args.max_redirects } else { 0 };
+    config.path_as_is = args.path_as_is;
     if let Some(secs) = args.timeout {
         if !(secs.is_finite() && secs > 0.0) {
             return Err(anyhow!("--timeout must be a positive number of seconds")).code(USAGE);

@@ -208,12 +208,18 @@ impl Client {
         };
         let method = http::Method::from_bytes(method.as_bytes())
             .map_err(|_| Error::BadRequest(format!("bad method {method:?}")))?;
+        let raw_path = self
+            .config()
+            .path_as_is
+            .then(|| path_as_written(url))
+            .flatten();
         let mut url = self.parse_url(url)?;
         let auth = credentials_in(&mut url);
         Ok(Request {
             client: self.clone(),
             method,
             url,
+            raw_path,
             headers: Vec::new(),
             removed: Vec::new(),
             auth,
@@ -582,12 +588,23 @@ pub(crate) fn parse_url(url: &str) -> Result<Url, Error> {
     Ok(parsed)
 }
 
+/// The path of `url` as written (before `?` or `#`), when it has one.
+fn path_as_written(url: &str) -> Option<String> {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = &after_scheme[after_scheme.find('/')?..];
+    let end = path.find(['?', '#']).unwrap_or(path.len());
+    Some(path[..end].to_owned())
+}
+
 /// A request being built; [`send`](Request::send) it.
 #[derive(Clone)]
 pub struct Request {
     client: Client,
     method: http::Method,
     url: Url,
+    /// The path as written, sent in place of `url`'s until a redirect
+    /// ([`ClientConfig::path_as_is`]).
+    raw_path: Option<String>,
     headers: Vec<(String, String)>,
     /// Automatic headers (`User-Agent`, `Accept`, `Accept-Encoding`) not to send.
     removed: Vec<String>,
@@ -792,11 +809,25 @@ impl Request {
         };
         Preview {
             method: self.method.to_string(),
-            url: self.url.to_string(),
+            url: self.wire_url().into_owned(),
             headers,
             body,
             body_file,
         }
+    }
+
+    /// The URL as sent: with [`ClientConfig::path_as_is`], its path as written.
+    fn wire_url(&self) -> Cow<'_, str> {
+        let Some(path) = &self.raw_path else {
+            return Cow::Borrowed(self.url.as_str());
+        };
+        let mut url = self.url[..url::Position::BeforePath].to_owned();
+        url.push_str(path);
+        if let Some(query) = self.url.query() {
+            url.push('?');
+            url.push_str(query);
+        }
+        Cow::Owned(url)
     }
 
     /// The headers ureq adds unless the request sets or removes them, as they go on the wire.
@@ -992,6 +1023,7 @@ impl Request {
                 }
                 log::debug!("{status} {} -> {next}", self.url);
                 let url = std::mem::replace(&mut self.url, next);
+                self.raw_path = None;
                 let mut hop = Response::followed(response, url.as_str().into());
                 hop.set_sent(sent.take());
                 history.push(hop);
@@ -1012,7 +1044,7 @@ impl Request {
         let (method, url) = (&self.method, &self.url);
         let mut builder = http::Request::builder()
             .method(method.clone())
-            .uri(url.as_str());
+            .uri(self.wire_url().as_ref());
         for (name, value) in self.wire_headers(url, authorization) {
             builder = builder.header(name, value);
         }

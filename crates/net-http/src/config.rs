@@ -39,6 +39,11 @@ pub struct ClientConfig {
     /// [`bytes`](crate::Response::bytes) and [`json`](crate::Response::json) read
     /// (default 64 MiB); readers and downloads stream without limit.
     pub body_limit: u64,
+    /// Send the path of a URL given to [`Client::request`](crate::Client::request) as
+    /// written: `..` and `.` kept and nothing re-encoded, as curl's and httpie's
+    /// `--path-as-is` (default false: they are resolved, as browsers and curl do). Redirects
+    /// still go where the server says.
+    pub path_as_is: bool,
 }
 
 impl Default for ClientConfig {
@@ -56,6 +61,7 @@ impl Default for ClientConfig {
             insecure: false,
             retry: Retry::default(),
             body_limit: 64 << 20,
+            path_as_is: false,
         }
     }
 }

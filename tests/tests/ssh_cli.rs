@@ -535,13 +535,12 @@ fn password_only_from_the_environment() {
     );
     // A key the server does not know and the right password: the password is not tried.
     let unknown_key = netkit_tests::ssh::key("id_unknown");
-    let unknown = [
-        "-i",
-        unknown_key.to_str().unwrap(),
-        "-o",
-        "PreferredAuthentications=publickey",
-    ];
-    let out = netkit(&[head, &unknown, tail].concat(), b"", &password);
+    let with_unknown_key = |preferred: &str, vars: &[(&str, String)]| {
+        let option = format!("PreferredAuthentications={preferred}");
+        let unknown = ["-i", unknown_key.to_str().unwrap(), "-o", &option];
+        netkit(&[head, &unknown, tail].concat(), b"", vars)
+    };
+    let out = with_unknown_key("publickey", &password);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(255), "{err}");
     let tried = err
@@ -553,13 +552,7 @@ fn password_only_from_the_environment() {
         "the password was not sent: {err}"
     );
     // The password before the key when asked so.
-    let unknown = [
-        "-i",
-        unknown_key.to_str().unwrap(),
-        "-o",
-        "PreferredAuthentications=password,publickey",
-    ];
-    let out = netkit(&[head, &unknown, tail].concat(), b"", &wrong);
+    let out = with_unknown_key("password,publickey", &wrong);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("(tried: password, publickey "), "{err}");
 }

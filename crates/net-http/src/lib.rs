@@ -1,23 +1,47 @@
 //! net-http: a blocking HTTP client on ureq, with sessions, retries and downloads.
 //!
-//! ```no_run
+//! ```
 //! use net_http::{Client, ClientConfig};
+//! # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+//! # let base = format!("http://{}", listener.local_addr().unwrap());
+//! # // A server for the example: two answers on one keep-alive connection.
+//! # std::thread::spawn(move || {
+//! #     use std::io::{BufRead as _, Read as _, Write as _};
+//! #     let (mut stream, _) = listener.accept().unwrap();
+//! #     let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+//! #     for answer in [
+//! #         "200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n[{\"id\": 1}]",
+//! #         "201 Created\r\nContent-Length: 0\r\n\r\n",
+//! #     ] {
+//! #         let (mut line, mut length) = (String::new(), 0);
+//! #         while reader.read_line(&mut line).unwrap() > 2 {
+//! #             let lower = line.to_ascii_lowercase();
+//! #             if let Some(value) = lower.strip_prefix("content-length:") {
+//! #                 length = value.trim().parse().unwrap();
+//! #             }
+//! #             line.clear();
+//! #         }
+//! #         reader.by_ref().take(length).read_to_end(&mut Vec::new()).unwrap();
+//! #         write!(stream, "HTTP/1.1 {answer}").unwrap();
+//! #     }
+//! # });
 //!
 //! let client = Client::new(ClientConfig::default())?;
+//! // `base` is a server's address, such as http://127.0.0.1:8000.
 //! let response = client
-//!     .get("http://127.0.0.1:8000/api/items")?
+//!     .get(&format!("{base}/api/items"))?
 //!     .query("page", "2")
 //!     .bearer("s3cret")
 //!     .send()?
 //!     .error_for_status()?;
 //! let items: serde_json::Value = response.json()?;
+//! assert_eq!(items[0]["id"], 1);
 //!
 //! let created = client
-//!     .post("http://127.0.0.1:8000/api/items")?
+//!     .post(&format!("{base}/api/items"))?
 //!     .json(&serde_json::json!({ "name": "widget" }))?
 //!     .send()?;
 //! assert_eq!(created.status(), 201);
-//! # let _ = items;
 //! # Ok::<(), net_http::Error>(())
 //! ```
 

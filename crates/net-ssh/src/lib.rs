@@ -1,16 +1,31 @@
 //! net-ssh: an SSH client on libssh2 (ssh2): strict host keys by default, exec with exit
 //! status and separate streams, SFTP, and one command over many hosts.
 //!
-//! ```no_run
+//! ```
 //! use std::path::Path;
-//! use net_ssh::{Client, Config, Transfer};
+//! use net_ssh::{Client, Config, Identity, Transfer};
+//! # // The sshd that `cargo xtask test` starts, and its test account.
+//! # let var = |name: &str| std::env::var(name).expect("run by cargo xtask test");
+//! # let destination = format!(
+//! #     "{}@127.0.0.1:{}",
+//! #     var("NETKIT_TEST_SSH_USER"),
+//! #     var("NETKIT_TEST_SSH_PORT")
+//! # );
+//! # let keys = Path::new(&var("NETKIT_TEST_SSH_KEYS")).to_owned();
+//! # let local = std::env::temp_dir().join("net-ssh-doctest-app.tar");
+//! # std::fs::write(&local, b"an archive").unwrap();
+//! # let remote = Path::new(&var("NETKIT_TEST_SSH_HOME")).join("doctest-app.tar");
 //!
-//! let mut config = Config::from_destination("deploy@127.0.0.1:2222")?;
-//! config.password = std::env::var("NETKIT_SSH_PASSWORD").ok();
+//! // `destination` is [user@]host[:port] or an alias of ~/.ssh/config.
+//! let mut config = Config::from_destination(&destination)?;
+//! # config.known_hosts = var("NETKIT_TEST_SSH_KNOWN_HOSTS").into();
+//! config.identities = vec![Identity::new(keys.join("id_ed25519"), None)];
 //! let client = Client::connect(&config)?;
-//! let out = client.exec("uname -a", b"")?;
+//! let out = client.exec("uname -s", b"")?;
 //! assert!(out.status.success());
-//! client.put(Path::new("app.tar"), Path::new("/tmp/app.tar"), Transfer::default(), &mut |_, _| {})?;
+//! assert_eq!(out.stdout, b"Linux\n");
+//! client.put(&local, &remote, Transfer::default(), &mut |_, _| {})?;
+//! # assert_eq!(std::fs::read(&remote).unwrap(), b"an archive");
 //! # Ok::<(), net_ssh::Error>(())
 //! ```
 

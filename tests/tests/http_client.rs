@@ -277,6 +277,25 @@ fn a_previewed_multipart_body_is_the_one_sent() {
     let got = echo(request.send().unwrap());
     assert_eq!(got["headers"]["content-type"], header("content-type"));
     assert_eq!(got["body"], shown.as_str());
+    // Files over 16 MiB are not read to be shown: they stay streamed from disk.
+    let big = work_dir().join("http-client-big-part.bin");
+    std::fs::write(&big, vec![b'x'; (16 << 20) + 1]).unwrap();
+    let request = client()
+        .post(&server.url("/echo"))
+        .unwrap()
+        .multipart(vec![Part::File {
+            name: "big".into(),
+            path: big,
+            content_type: None,
+        }]);
+    assert!(request.preview().body.is_none());
+    let got = echo(request.send().unwrap());
+    let length: u64 = got["headers"]["content-length"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(length > 16 << 20, "{length}");
 }
 
 #[test]

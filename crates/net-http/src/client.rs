@@ -697,7 +697,7 @@ impl Request {
     }
 
     /// A `multipart/form-data` body; files are streamed from disk (read whole only when a
-    /// [`preview`](Self::preview) shows the body).
+    /// [`preview`](Self::preview) shows the body, up to 16 MiB of them).
     #[must_use]
     pub fn multipart(mut self, parts: Vec<Part>) -> Self {
         self.body = Body::Multipart {
@@ -786,6 +786,18 @@ impl Request {
             }
             Body::Multipart { parts, shown } => {
                 let built = shown.get().cloned().or_else(|| {
+                    // Larger files stay streamed from disk, and unshown.
+                    let files: u64 = parts
+                        .iter()
+                        .filter_map(|part| match part {
+                            Part::File { path, .. } => std::fs::metadata(path).ok(),
+                            Part::Text { .. } => None,
+                        })
+                        .map(|meta| meta.len())
+                        .sum();
+                    if files > SHOWN_FORM_LIMIT {
+                        return None;
+                    }
                     let mut form = form(parts).ok()?;
                     let content_type = form_type(&form);
                     let mut bytes = Vec::new();
@@ -798,7 +810,7 @@ impl Request {
                         headers.push(("Content-Length".into(), bytes.len().to_string()));
                         Some(bytes)
                     }
-                    // A file that cannot be read: sending says which.
+                    // Too large, or a file that cannot be read (sending says which).
                     None => {
                         headers.push(("Content-Type".into(), "multipart/form-data".into()));
                         None
@@ -1099,6 +1111,10 @@ impl Request {
         result.map_err(|e| self.client.error_for(url, e))
     }
 }
+
+/// The most file bytes a multipart [`Request::preview`] reads to show them (and then sends
+/// from memory).
+const SHOWN_FORM_LIMIT: u64 = 16 << 20;
 
 /// ureq's `multipart/form-data` body of `parts`, files opened (not read).
 fn form(parts: &[Part]) -> Result<ureq::unversioned::multipart::Form<'_>, Error> {

@@ -2,28 +2,29 @@
 //!
 //! ```
 //! use net_http::{Client, ClientConfig};
-//! # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-//! # let base = format!("http://{}", listener.local_addr().unwrap());
+//! # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+//! # let base = format!("http://{}", listener.local_addr()?);
 //! # // A server for the example: two answers on one keep-alive connection.
-//! # std::thread::spawn(move || {
+//! # std::thread::spawn(move || -> std::io::Result<()> {
 //! #     use std::io::{BufRead as _, Read as _, Write as _};
-//! #     let (mut stream, _) = listener.accept().unwrap();
-//! #     let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+//! #     let (mut stream, _) = listener.accept()?;
+//! #     let mut reader = std::io::BufReader::new(stream.try_clone()?);
 //! #     for answer in [
 //! #         "200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n[{\"id\": 1}]",
 //! #         "201 Created\r\nContent-Length: 0\r\n\r\n",
 //! #     ] {
 //! #         let (mut line, mut length) = (String::new(), 0);
-//! #         while reader.read_line(&mut line).unwrap() > 2 {
+//! #         while reader.read_line(&mut line)? > 2 {
 //! #             let lower = line.to_ascii_lowercase();
 //! #             if let Some(value) = lower.strip_prefix("content-length:") {
-//! #                 length = value.trim().parse().unwrap();
+//! #                 length = value.trim().parse().unwrap_or(0);
 //! #             }
 //! #             line.clear();
 //! #         }
-//! #         reader.by_ref().take(length).read_to_end(&mut Vec::new()).unwrap();
-//! #         write!(stream, "HTTP/1.1 {answer}").unwrap();
+//! #         reader.by_ref().take(length).read_to_end(&mut Vec::new())?;
+//! #         write!(stream, "HTTP/1.1 {answer}")?;
 //! #     }
+//! #     Ok(())
 //! # });
 //!
 //! let client = Client::new(ClientConfig::default())?;
@@ -42,7 +43,7 @@
 //!     .json(&serde_json::json!({ "name": "widget" }))?
 //!     .send()?;
 //! assert_eq!(created.status(), 201);
-//! # Ok::<(), net_http::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod client;

@@ -33,7 +33,7 @@
 //!
 //! drop(client);
 //! stop.shutdown();
-//! running.join().expect("server thread")?;
+//! running.join().map_err(|_| "the server thread panicked")??;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -5,28 +5,28 @@
 //! use std::path::Path;
 //! use net_ssh::{Client, Config, Identity, Transfer};
 //! # // The sshd that `cargo xtask test` starts, and its test account.
-//! # let var = |name: &str| std::env::var(name).expect("run by cargo xtask test");
+//! # let var = |name: &str| std::env::var(name);
 //! # let destination = format!(
 //! #     "{}@127.0.0.1:{}",
-//! #     var("NETKIT_TEST_SSH_USER"),
-//! #     var("NETKIT_TEST_SSH_PORT")
+//! #     var("NETKIT_TEST_SSH_USER")?,
+//! #     var("NETKIT_TEST_SSH_PORT")?
 //! # );
-//! # let keys = Path::new(&var("NETKIT_TEST_SSH_KEYS")).to_owned();
+//! # let keys = Path::new(&var("NETKIT_TEST_SSH_KEYS")?).to_owned();
 //! # let local = std::env::temp_dir().join("net-ssh-doctest-app.tar");
-//! # std::fs::write(&local, b"an archive").unwrap();
-//! # let remote = Path::new(&var("NETKIT_TEST_SSH_HOME")).join("doctest-app.tar");
+//! # std::fs::write(&local, b"an archive")?;
+//! # let remote = Path::new(&var("NETKIT_TEST_SSH_HOME")?).join("doctest-app.tar");
 //!
 //! // `destination` is [user@]host[:port] or an alias of ~/.ssh/config.
 //! let mut config = Config::from_destination(&destination)?;
-//! # config.known_hosts = var("NETKIT_TEST_SSH_KNOWN_HOSTS").into();
+//! # config.known_hosts = var("NETKIT_TEST_SSH_KNOWN_HOSTS")?.into();
 //! config.identities = vec![Identity::new(keys.join("id_ed25519"), None)];
 //! let client = Client::connect(&config)?;
 //! let out = client.exec("uname -s", b"")?;
 //! assert!(out.status.success());
 //! assert_eq!(out.stdout, b"Linux\n");
 //! client.put(&local, &remote, Transfer::default(), &mut |_, _| {})?;
-//! # assert_eq!(std::fs::read(&remote).unwrap(), b"an archive");
-//! # Ok::<(), net_ssh::Error>(())
+//! # assert_eq!(std::fs::read(&remote)?, b"an archive");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod client;

@@ -588,12 +588,12 @@ pub(crate) fn parse_url(url: &str) -> Result<Url, Error> {
     Ok(parsed)
 }
 
-/// The path of `url` as written (before `?` or `#`), when it has one.
+/// The path of `url` as written (after the host, before `?` or `#`), when it has one.
 fn path_as_written(url: &str) -> Option<String> {
     let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let path = &after_scheme[after_scheme.find('/')?..];
+    let path = &after_scheme[after_scheme.find(['/', '?', '#'])?..];
     let end = path.find(['?', '#']).unwrap_or(path.len());
-    Some(path[..end].to_owned())
+    Some(path[..end].to_owned()).filter(|p| !p.is_empty())
 }
 
 /// A request being built; [`send`](Request::send) it.
@@ -1225,6 +1225,18 @@ fn backoff(retry: &crate::Retry, attempt: u32, asked: Option<Duration>) -> Durat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_path_as_written_ends_at_the_query_and_starts_after_the_host() {
+        assert_eq!(
+            path_as_written("http://h:1/a/../b?x=/y#z").as_deref(),
+            Some("/a/../b")
+        );
+        assert_eq!(path_as_written("http://h?x=/y"), None);
+        assert_eq!(path_as_written(":8000/./x").as_deref(), Some("/./x"));
+        assert_eq!(path_as_written("h/%2e%2e/x").as_deref(), Some("/%2e%2e/x"));
+        assert_eq!(path_as_written("https://h"), None);
+    }
 
     #[test]
     fn names_are_resolved_once_a_minute_and_addresses_never() {

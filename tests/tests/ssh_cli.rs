@@ -558,6 +558,61 @@ fn password_only_from_the_environment() {
 }
 
 #[test]
+fn dash_g_prints_the_resolved_config_without_connecting() {
+    let dir = work_dir().join("ssh-cli-dash-g");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = key("id_ed25519");
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host web\n  HostName 127.0.0.9\n  User deploy\n  Port 2222\n  IdentityFile {}\n  \
+             ProxyJump jump1,admin@jump2:2200\n  LocalForward 5433 db:5432\n  \
+             SetEnv TOKEN=s3cret\n  PreferredAuthentications password,publickey\n\
+             Host jump1\n  User hopper\n",
+            key.display()
+        ),
+    )
+    .unwrap();
+    let out = netkit(
+        &[
+            "ssh",
+            "-F",
+            config.to_str().unwrap(),
+            "-G",
+            "-o",
+            "Compression=yes",
+            "-p",
+            "2223",
+            "web",
+        ],
+        b"",
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for line in [
+        "user deploy",
+        "hostname 127.0.0.9",
+        "port 2223",
+        "compression yes",
+        "stricthostkeychecking true",
+        "preferredauthentications password,publickey",
+        &format!("identityfile {}", key.display()),
+        "proxyjump hopper@jump1:22,admin@jump2:2200",
+        "localforward 5433:db:5432",
+        "sendenv TOKEN",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");
+    }
+    assert!(
+        !text.contains("s3cret"),
+        "no value of the environment: {text}"
+    );
+}
+
+#[test]
 fn agent_authentication_through_a_real_ssh_agent() {
     let port = port().to_string();
     let kh = env("NETKIT_TEST_SSH_KNOWN_HOSTS");

@@ -446,6 +446,10 @@ pub struct Args {
     /// X11 forwarding (ssh -X, -Y): as -A.
     #[arg(short = 'X', short_aliases = ['Y'], action = clap::ArgAction::Count, hide = true)]
     x11: u8,
+    /// Print the configuration netkit resolves for DEST (config file, -o and flags) and exit
+    /// without connecting, as ssh -G: one `keyword value` line per option netkit acts on.
+    #[arg(short = 'G', conflicts_with_all = ["hosts", "hosts_file"])]
+    print_config: bool,
     /// Go to the background once connected and authenticated, as ssh -f (for `-f -N -L ...`
     /// tunnels, or a command left running): stdin is not read, output still goes to ours.
     #[arg(short = 'f', conflicts_with_all = ["stdio_forward", "hosts", "hosts_file"])]
@@ -599,6 +603,10 @@ pub fn run(mut args: Args) -> Outcome {
     };
     let mut command = words.collect::<Vec<_>>().join(" ");
     let mut config = args.config(dest)?;
+    if args.print_config {
+        print!("{}", resolved(&config));
+        return Ok(ExitCode::SUCCESS);
+    }
     // RemoteCommand runs when the command line gives none, as in ssh; -N and -W run nothing.
     if !args.no_command
         && args.stdio_forward.is_none()
@@ -1234,6 +1242,144 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `config` as `ssh -G` prints one: `keyword value` lines, OpenSSH's keywords in lower case.
+fn resolved(config: &Config) -> String {
+    let yes_no = |on: bool| if on { "yes" } else { "no" };
+    let paths = |paths: &[PathBuf]| {
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut lines = vec![
+        ("user", config.user.clone()),
+        ("hostname", config.host.clone()),
+        ("port", config.port.to_string()),
+        (
+            "addressfamily",
+            match config.address_family {
+                AddressFamily::Any => "any",
+                AddressFamily::Inet => "inet",
+                AddressFamily::Inet6 => "inet6",
+            }
+            .into(),
+        ),
+        ("batchmode", yes_no(config.batch_mode).into()),
+        ("compression", yes_no(config.compression).into()),
+        ("connectionattempts", config.connection_attempts.to_string()),
+        (
+            "connecttimeout",
+            config.connect_timeout.as_secs().to_string(),
+        ),
+        (
+            "serveraliveinterval",
+            config.keepalive.as_secs().to_string(),
+        ),
+        ("serveralivecountmax", config.keepalive_count.to_string()),
+        (
+            "stricthostkeychecking",
+            match config.host_key_policy {
+                HostKeyPolicy::Strict => "true",
+                HostKeyPolicy::AcceptNew => "accept-new",
+                HostKeyPolicy::Insecure => "false",
+            }
+            .into(),
+        ),
+        ("userknownhostsfile", {
+            let mut files = vec![config.known_hosts.clone()];
+            files.extend(config.more_known_hosts.iter().cloned());
+            paths(&files)
+        }),
+        ("globalknownhostsfile", paths(&config.global_known_hosts)),
+        ("hashknownhosts", yes_no(config.hash_known_hosts).into()),
+        ("identitiesonly", yes_no(config.identities_only).into()),
+        (
+            "pubkeyauthentication",
+            yes_no(config.pubkey_authentication).into(),
+        ),
+        (
+            "passwordauthentication",
+            yes_no(config.password_authentication).into(),
+        ),
+        (
+            "preferredauthentications",
+            config
+                .auth_order
+                .iter()
+                .map(|m| m.name())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        ("ciphers", config.ciphers.join(",")),
+        (
+            "exitonforwardfailure",
+            yes_no(config.exit_on_forward_failure).into(),
+        ),
+    ];
+    let listed = [
+        ("kexalgorithms", &config.kex_algorithms),
+        ("macs", &config.macs),
+        ("hostkeyalgorithms", &config.host_key_algorithms),
+    ];
+    for (keyword, list) in listed {
+        if let Some(list) = list {
+            lines.push((keyword, list.join(",")));
+        }
+    }
+    let identities = if config.identities.is_empty() && config.default_identities {
+        Config::default_identities()
+    } else {
+        config.identities.clone()
+    };
+    lines.extend(
+        identities
+            .iter()
+            .map(|i| ("identityfile", i.path.display().to_string())),
+    );
+    let agent = match (&config.agent_socket, config.use_agent) {
+        (_, false) => Some("none".to_owned()),
+        (Some(socket), true) => Some(socket.display().to_string()),
+        (None, true) => None,
+    };
+    let optional = [
+        ("identityagent", agent),
+        ("bindaddress", config.bind_address.clone()),
+        ("hostkeyalias", config.host_key_alias.clone()),
+        ("proxycommand", config.proxy_command.clone()),
+        ("remotecommand", config.remote_command.clone()),
+    ];
+    lines.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+    // The jump hosts, the first one reached first.
+    let mut jumps = Vec::new();
+    let mut hop = config.jump.as_deref();
+    while let Some(jump) = hop {
+        jumps.push(format!("{}@{}:{}", jump.user, jump.host, jump.port));
+        hop = jump.jump.as_deref();
+    }
+    if !jumps.is_empty() {
+        jumps.reverse();
+        lines.push(("proxyjump", jumps.join(",")));
+    }
+    let forwards = [
+        ("localforward", &config.forwards.local),
+        ("remoteforward", &config.forwards.remote),
+        ("dynamicforward", &config.forwards.dynamic),
+    ];
+    for (keyword, specs) in forwards {
+        lines.extend(specs.iter().map(|spec| (keyword, spec.clone())));
+    }
+    // Names only: the values may be secrets of the local environment.
+    if !config.env.is_empty() {
+        let names: Vec<&str> = config.env.iter().map(|(name, _)| name.as_str()).collect();
+        lines.push(("sendenv", names.join(" ")));
+    }
+    lines
+        .into_iter()
+        .map(|(keyword, value)| format!("{keyword} {value}\n"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -37,13 +37,20 @@ impl AuthMethod {
         AuthMethod::KeyboardInteractive,
     ];
 
-    fn from_name(name: &str) -> Option<AuthMethod> {
-        match name {
-            "publickey" => Some(AuthMethod::PublicKey),
-            "password" => Some(AuthMethod::Password),
-            "keyboard-interactive" => Some(AuthMethod::KeyboardInteractive),
-            _ => None,
+    /// The method's name in `PreferredAuthentications`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::PublicKey => "publickey",
+            AuthMethod::Password => "password",
+            AuthMethod::KeyboardInteractive => "keyboard-interactive",
         }
+    }
+
+    fn from_name(name: &str) -> Option<AuthMethod> {
+        AuthMethod::DEFAULT_ORDER
+            .into_iter()
+            .find(|method| method.name() == name)
     }
 }
 

@@ -690,6 +690,41 @@ fn print_options_and_offline() {
 }
 
 #[test]
+fn chunked_sends_every_kind_of_body_without_a_length() {
+    let server = EchoServer::start();
+    let url = server.url("/echo");
+    let file = work_dir().join("http-cli-chunked.txt");
+    std::fs::write(&file, "from a file").unwrap();
+    let upload = format!("doc@{}", file.display());
+    let body = format!("@{}", file.display());
+    for (args, expected) in [
+        (vec!["a=b"], "{\"a\":\"b\"}"),
+        (vec!["--raw", "raw text"], "raw text"),
+        (vec![body.as_str()], "from a file"),
+        (
+            vec!["--multipart", "title=t", upload.as_str()],
+            "from a file",
+        ),
+    ] {
+        let mut all = vec!["--chunked", "POST", url.as_str()];
+        all.extend(args);
+        let got = ok_json(&http(&all));
+        assert_eq!(
+            got["headers"]["transfer-encoding"], "chunked",
+            "{all:?}: {got}"
+        );
+        assert!(
+            got["headers"].get("content-length").is_none(),
+            "{all:?}: {got}"
+        );
+        assert!(
+            got["body"].as_str().unwrap().contains(expected),
+            "{all:?}: {got}"
+        );
+    }
+}
+
+#[test]
 fn path_as_is_sends_dot_segments_as_written() {
     let server = EchoServer::start();
     let written = format!("{}/a/./b/../../x%2e%2e?q=1", server.url(""));

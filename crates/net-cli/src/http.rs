@@ -82,6 +82,10 @@ pub struct Args {
     /// Bearer token.
     #[arg(long, value_name = "TOKEN", conflicts_with = "auth")]
     bearer: Option<String>,
+    /// Send the body with Transfer-Encoding: chunked, its length not announced (as httpie's
+    /// --chunked).
+    #[arg(long)]
+    chunked: bool,
     /// Send the URL's path as written: `..` and `.` kept, nothing re-encoded (as curl's and
     /// httpie's --path-as-is), for testing servers against such paths.
     #[arg(long)]
@@ -254,6 +258,9 @@ pub fn run(mut args: Args) -> Outcome {
         request = request.raw(raw.as_bytes());
     } else if let Some(path) = body_file {
         request = request.file(path);
+    }
+    if args.chunked {
+        request = request.chunked();
     }
     let auth = auth(&args, &url)?;
     if let Some(auth) = &auth {

@@ -220,6 +220,7 @@ impl Client {
             method,
             url,
             raw_path,
+            chunked: false,
             headers: Vec::new(),
             removed: Vec::new(),
             auth,
@@ -605,6 +606,8 @@ pub struct Request {
     /// The path as written, sent in place of `url`'s until a redirect
     /// ([`ClientConfig::path_as_is`]).
     raw_path: Option<String>,
+    /// Send the body chunked ([`Request::chunked`]).
+    chunked: bool,
     headers: Vec<(String, String)>,
     /// Automatic headers (`User-Agent`, `Accept`, `Accept-Encoding`) not to send.
     removed: Vec<String>,
@@ -704,6 +707,14 @@ impl Request {
             parts,
             shown: OnceLock::new(),
         };
+        self
+    }
+
+    /// Sends the body with `Transfer-Encoding: chunked`, its length not announced (httpie's
+    /// `--chunked`): for servers that should be tried with a streamed upload.
+    #[must_use]
+    pub fn chunked(mut self) -> Self {
+        self.chunked = true;
         self
     }
 
@@ -819,6 +830,13 @@ impl Request {
             }
             Body::Empty => None,
         };
+        if self.chunked {
+            for header in &mut headers {
+                if header.0 == "Content-Length" {
+                    *header = ("Transfer-Encoding".into(), "chunked".into());
+                }
+            }
+        }
         Preview {
             method: self.method.to_string(),
             url: self.wire_url().into_owned(),
@@ -1061,6 +1079,16 @@ impl Request {
             builder = builder.header(name, value);
         }
         let bad = |e: http::Error| Error::BadRequest(e.to_string());
+        // Bytes in memory go with their length, or chunked when asked.
+        let bytes = |builder: http::request::Builder, data: &[u8]| {
+            if self.chunked {
+                let mut reader = data;
+                let body = ureq::SendBody::from_reader(&mut reader);
+                Ok(self.run(builder.body(body).map_err(bad)?))
+            } else {
+                Ok::<_, Error>(self.run(builder.body(data).map_err(bad)?))
+            }
+        };
         let result = match &self.body {
             // A POST, PUT or PATCH without a body says `Content-Length: 0`, as curl and
             // requests do; ureq would announce an empty chunked body, which servers that take
@@ -1078,7 +1106,7 @@ impl Request {
                 {
                     builder = builder.header("Content-Type", ct);
                 }
-                self.run(builder.body(data.as_slice()).map_err(bad)?)
+                bytes(builder, data)?
             }
             Body::File(path) => {
                 let file = open(path)?;
@@ -1087,7 +1115,7 @@ impl Request {
                 }
                 // A pipe or device (`/dev/stdin`, `<(cmd)`) has no length to announce: it goes
                 // chunked, where ureq would take its size of 0 and send nothing.
-                if file.metadata().is_ok_and(|m| m.is_file()) {
+                if !self.chunked && file.metadata().is_ok_and(|m| m.is_file()) {
                     self.run(builder.body(file).map_err(bad)?)
                 } else {
                     let body = ureq::SendBody::from_owned_reader(file);
@@ -1095,16 +1123,18 @@ impl Request {
                 }
             }
             Body::Multipart { parts, shown } => match shown.get() {
-                Some((content_type, bytes)) => self.run(
-                    builder
-                        .header("Content-Type", content_type)
-                        .body(bytes.as_slice())
-                        .map_err(bad)?,
-                ),
+                Some((content_type, data)) => {
+                    bytes(builder.header("Content-Type", content_type), data)?
+                }
                 None => {
-                    let form = form(parts)?;
+                    let mut form = form(parts)?;
                     builder = builder.header("Content-Type", form_type(&form));
-                    self.run(builder.body(form).map_err(bad)?)
+                    if self.chunked {
+                        let body = ureq::SendBody::from_reader(&mut form);
+                        self.run(builder.body(body).map_err(bad)?)
+                    } else {
+                        self.run(builder.body(form).map_err(bad)?)
+                    }
                 }
             },
         };

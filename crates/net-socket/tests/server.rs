@@ -186,18 +186,21 @@ fn counters_add_up_over_every_loop() {
         echo_round_trip(stream, &vec![i as u8; 1000 + i]);
     }
     let sent: u64 = (0..24).map(|i| 1000 + i).sum();
-    let snapshot = server.stats.snapshot();
-    assert_eq!(
+    let counts = || {
+        let s = server.stats.snapshot();
         (
-            snapshot.open_connections,
-            snapshot.total_connections,
-            snapshot.bytes_in,
-            snapshot.bytes_out,
-            snapshot.buffered_output
-        ),
-        (24, 24, sent, sent, 0),
-        "{snapshot:?}"
-    );
+            s.open_connections,
+            s.total_connections,
+            s.bytes_in,
+            s.bytes_out,
+            s.buffered_output,
+        )
+    };
+    // A loop counts what it wrote once the write returns, which can be after the client
+    // has read it.
+    wait_until("every loop's counts", Duration::from_secs(5), || {
+        counts() == (24, 24, sent, sent, 0)
+    });
     drop(streams);
     wait_until("the closes are counted", Duration::from_secs(5), || {
         server.stats.snapshot().open_connections == 0

@@ -1293,14 +1293,23 @@ fn sftp_session_has_local_commands_links_and_resumes() {
     std::fs::write(remote.join("data.bin"), &data).unwrap();
     // What an interrupted get left, its first 10,000 bytes: reget goes on from there.
     std::fs::write(local.join("data.bin.part"), &data[..10_000]).unwrap();
+    // The user's own directory, in root's group for now.
+    use std::os::unix::fs::MetadataExt as _;
+    let user = std::fs::metadata(&remote).unwrap();
+    let owned = remote.join("owned");
+    std::fs::create_dir(&owned).unwrap();
+    std::os::unix::fs::chown(&owned, Some(user.uid()), Some(0)).unwrap();
     let batch = local.join("batch");
     std::fs::write(
         &batch,
         format!(
             "lcd {}\ncd {}\nversion\n!echo ran > bang.txt\nlmkdir made\nlls -d made\n\
-             ln -s data.bin link.bin\nreget data.bin\n!exit 3\nln data.bin hard.bin\nversion\n",
+             ln -s data.bin link.bin\nreget data.bin\nchgrp {gid} owned\nchown {uid} owned\n\
+             -chown 0 owned\n!exit 3\nln data.bin hard.bin\nversion\n",
             local.display(),
-            remote.display()
+            remote.display(),
+            gid = user.gid(),
+            uid = user.uid(),
         ),
     )
     .unwrap();
@@ -1331,6 +1340,10 @@ fn sftp_session_has_local_commands_links_and_resumes() {
         std::path::Path::new("data.bin")
     );
     assert!(std::fs::read(local.join("data.bin")).unwrap() == data);
+    // chgrp changed the group; chown of the owner alone kept it; giving it away was refused.
+    let now = std::fs::metadata(&owned).unwrap();
+    assert_eq!((now.uid(), now.gid()), (user.uid(), user.gid()));
+    assert!(err.contains("owned: permission denied"), "{err}");
     // A failing local command is said and the batch goes on; a hard link ends it.
     assert!(err.contains("Shell exited with status 3"), "{err}");
     assert_eq!(out.status.code(), Some(1), "{stdout}{err}");

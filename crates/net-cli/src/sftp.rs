@@ -506,25 +506,42 @@ pub(crate) fn list(client: &Client, path: &Path, long: bool, strip: &Path) -> Re
     Ok(())
 }
 
-/// rm and rmdir: removes what `path` names (a wildcard's matches), directories with `dir`.
-pub(crate) fn remove(client: &Client, path: PathBuf, dir: bool) -> Result<(), Failure> {
+/// Does `change` to each path `path` names (a wildcard's matches, or itself).
+fn each_match(
+    client: &Client,
+    path: PathBuf,
+    change: impl Fn(&Path) -> Result<(), net_ssh::Error>,
+) -> Result<(), Failure> {
     for target in matching(client, path)? {
-        if dir {
-            client.rmdir(&target)
-        } else {
-            client.rm(&target)
-        }
-        .code(GENERIC)?;
+        change(&target).code(GENERIC)?;
     }
     Ok(())
 }
 
-/// Sets the mode of what `path` names (a wildcard's matches).
+/// rm and rmdir: removes what `path` names, directories with `dir`.
+pub(crate) fn remove(client: &Client, path: PathBuf, dir: bool) -> Result<(), Failure> {
+    each_match(client, path, |target| {
+        if dir {
+            client.rmdir(target)
+        } else {
+            client.rm(target)
+        }
+    })
+}
+
+/// Sets the mode of what `path` names.
 pub(crate) fn chmod(client: &Client, path: PathBuf, mode: u32) -> Result<(), Failure> {
-    for target in matching(client, path)? {
-        client.chmod(&target, mode).code(GENERIC)?;
-    }
-    Ok(())
+    each_match(client, path, |target| client.chmod(target, mode))
+}
+
+/// chown and chgrp: sets the owner or group (by number) of what `path` names.
+pub(crate) fn chown(
+    client: &Client,
+    path: PathBuf,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<(), Failure> {
+    each_match(client, path, |target| client.chown(target, uid, gid))
 }
 
 /// Renames `path` to `to`, into `to` when it is a directory (keeping the name, as mv does).

@@ -76,6 +76,10 @@ enum Line {
         mode: u32,
         path: String,
     },
+    /// Change the owner: chown UID PATH (a number, as sftp's)
+    Chown { uid: u32, path: String },
+    /// Change the group: chgrp GID PATH (a number, as sftp's)
+    Chgrp { gid: u32, path: String },
     /// Rename: rename FROM TO
     #[command(alias = "mv")]
     Rename { from: String, to: String },
@@ -271,6 +275,12 @@ impl Session<'_> {
             Line::Rm { path } => sftp::remove(self.client, self.remote(&path), false)?,
             Line::Rmdir { path } => sftp::remove(self.client, self.remote(&path), true)?,
             Line::Chmod { mode, path } => sftp::chmod(self.client, self.remote(&path), mode)?,
+            Line::Chown { uid, path } => {
+                sftp::chown(self.client, self.remote(&path), Some(uid), None)?;
+            }
+            Line::Chgrp { gid, path } => {
+                sftp::chown(self.client, self.remote(&path), None, Some(gid))?;
+            }
             Line::Rename { from, to } => {
                 sftp::rename(self.client, &self.remote(&from), self.remote(&to))?;
             }

@@ -208,6 +208,16 @@ impl Entry {
     }
 }
 
+/// A setstat that changes nothing: each call fills in what it changes.
+const UNCHANGED: FileStat = FileStat {
+    size: None,
+    uid: None,
+    gid: None,
+    perm: None,
+    atime: None,
+    mtime: None,
+};
+
 /// Options of [`Client::put`] and [`Client::get`].
 #[derive(Clone, Copy, Debug, Default)]
 #[non_exhaustive]
@@ -408,12 +418,10 @@ impl Client {
             })?;
             if options.preserve {
                 let stat = FileStat {
-                    size: None,
-                    uid: None,
-                    gid: None,
                     perm: Some(meta.mode() & 0o7777),
                     atime: Some(meta.atime().max(0) as u64),
                     mtime: Some(meta.mtime().max(0) as u64),
+                    ..UNCHANGED
                 };
                 target.setstat(stat).map_err(sftp_err)?;
             }
@@ -850,15 +858,33 @@ impl Client {
     /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`].
     pub fn chmod(&self, remote: &Path, mode: u32) -> Result<(), Error> {
         let stat = FileStat {
-            size: None,
-            uid: None,
-            gid: None,
             perm: Some(mode),
-            atime: None,
-            mtime: None,
+            ..UNCHANGED
         };
         self.sftp()?
             .setstat(remote, stat)
             .map_err(|e| Error::sftp(&self.host, remote, &e))
+    }
+
+    /// Changes the owner (`uid`) or the group (`gid`) of a remote path, by number as sftp's
+    /// `chown` and `chgrp`; the one not given stays as it is.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchFile`], [`Error::PermissionDenied`] (only root may give a file away),
+    /// [`Error::Sftp`].
+    pub fn chown(&self, remote: &Path, uid: Option<u32>, gid: Option<u32>) -> Result<(), Error> {
+        let sftp = self.sftp()?;
+        let error = |e: ssh2::Error| Error::sftp(&self.host, remote, &e);
+        // SFTP sets owner and group together: the one left alone is sent as it is now.
+        let now = match (uid, gid) {
+            (Some(_), Some(_)) => UNCHANGED,
+            _ => sftp.stat(remote).map_err(error)?,
+        };
+        let stat = FileStat {
+            uid: uid.or(now.uid),
+            gid: gid.or(now.gid),
+            ..UNCHANGED
+        };
+        sftp.setstat(remote, stat).map_err(error)
     }
 }

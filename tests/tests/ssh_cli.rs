@@ -2,11 +2,13 @@
 
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use netkit_tests::ssh::{WAIT_FOR_43X132, dest, key, port, remote_dir};
 use netkit_tests::{UNRESOLVABLE_HOST, env, netkit_bin, work_dir};
+use rand::RngCore as _;
 
 fn netkit(args: &[&str], stdin: &[u8], vars: &[(&str, String)]) -> Output {
     let mut child = netkit_tests::Spawned::start(
@@ -1097,6 +1099,11 @@ fn many_hosts_summary_and_json() {
 }
 
 fn sftp(args: &[&str]) -> Output {
+    sftp_fed(args, b"")
+}
+
+/// `netkit sftp` with `stdin` on its standard input.
+fn sftp_fed(args: &[&str], stdin: &[u8]) -> Output {
     let port = port().to_string();
     let mut all = vec![args[0], "-P", &port];
     let common = common();
@@ -1104,7 +1111,36 @@ fn sftp(args: &[&str]) -> Output {
     all.extend_from_slice(&args[1..]);
     let mut full = vec!["sftp"];
     full.extend(all);
-    netkit(&full, b"", &[])
+    netkit(&full, stdin, &[])
+}
+
+#[test]
+fn sftp_dash_is_standard_input_and_output() {
+    // As curl's `-T -` and `-o -`.
+    let base = remote_dir("sftp-dash");
+    let remote = |p: &str| format!("{}:{}/{p}", dest(), base.display());
+    let mut data = vec![0u8; (3 << 20) + 17];
+    rand::rng().fill_bytes(&mut data);
+    ok(sftp_fed(&["put", "-", &remote("in.bin")], &data));
+    assert!(std::fs::read(base.join("in.bin")).unwrap() == data);
+    let out = sftp(&["get", &remote("in.bin"), "-"]);
+    ok(out.clone());
+    assert!(out.stdout == data);
+    // A wildcard's matches one after the other, as cat prints them.
+    std::fs::write(base.join("a.txt"), "one\n").unwrap();
+    std::fs::write(base.join("b.txt"), "two\n").unwrap();
+    let out = sftp(&["get", &remote("*.txt"), "-"]);
+    ok(out.clone());
+    assert_eq!(out.stdout, b"one\ntwo\n");
+    assert!(!Path::new("-").exists());
+    // Standard input has no name to keep in a directory.
+    let out = sftp_fed(&["put", "-", &remote("")], b"x");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is a directory") && err.lines().count() == 1,
+        "{err}"
+    );
 }
 
 /// Fails the test unless `out` is of a command that succeeded.

@@ -737,6 +737,72 @@ fn sftp_round_trip_of_256_mib() {
     std::fs::remove_file(&back).unwrap();
 }
 
+/// A reader that yields `left` random bytes, then fails.
+struct FailingReader {
+    left: usize,
+}
+
+impl std::io::Read for FailingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::other("the source broke"));
+        }
+        let n = buf.len().min(self.left);
+        rand::rng().fill_bytes(&mut buf[..n]);
+        self.left -= n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn sftp_streams_from_a_reader_and_to_a_writer() {
+    let dir = remote_dir("sftp-streams");
+    let remote = dir.join("up.bin");
+    let client = Client::connect(&keyed()).unwrap();
+    let mut data = vec![0u8; (5 << 20) + 4093];
+    rand::rng().fill_bytes(&mut data);
+    let mut sent = 0;
+    client
+        .put_from(
+            &mut &data[..],
+            &remote,
+            Transfer::default(),
+            &mut |done, _| sent = done,
+        )
+        .unwrap();
+    assert_eq!(sent, data.len() as u64);
+    assert!(std::fs::read(&remote).unwrap() == data);
+    let mut back = Vec::new();
+    let n = client
+        .get_to(&remote, &mut back, Transfer::default(), &mut |_, _| {})
+        .unwrap();
+    assert_eq!(n, data.len() as u64);
+    assert!(back == data);
+
+    // A reader that breaks leaves the earlier file whole and no temporary name behind.
+    let broken = client.put_from(
+        &mut FailingReader { left: 3 << 20 },
+        &remote,
+        Transfer::default(),
+        &mut |_, _| {},
+    );
+    assert!(matches!(broken, Err(Error::Stream { .. })), "{broken:?}");
+    assert!(std::fs::read(&remote).unwrap() == data);
+    assert!(!net_ssh::upload_temp_name(&remote).exists());
+
+    // A writer that fails ends the download with its error; a directory is refused.
+    let mut full = [0u8; 1000];
+    let cut = client.get_to(
+        &remote,
+        &mut &mut full[..],
+        Transfer::default(),
+        &mut |_, _| {},
+    );
+    assert!(matches!(cut, Err(Error::Stream { .. })), "{cut:?}");
+    let dir_read = client.get_to(&dir, &mut Vec::new(), Transfer::default(), &mut |_, _| {});
+    assert!(matches!(dir_read, Err(Error::Sftp { .. })), "{dir_read:?}");
+}
+
 #[test]
 fn each_cipher_carries_files_and_streams_byte_exact() {
     // The vendored libssh2 hands AES whole packets rather than 16-byte blocks

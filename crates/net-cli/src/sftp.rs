@@ -43,7 +43,7 @@ enum Command {
         common: Common,
         #[command(flatten)]
         flags: TransferFlags,
-        /// LOCAL... then [user@]host:PATH.
+        /// LOCAL... then [user@]host:PATH; LOCAL `-` is standard input.
         #[arg(required = true, num_args = 2..)]
         paths: Vec<String>,
     },
@@ -55,7 +55,8 @@ enum Command {
         flags: TransferFlags,
         /// [user@]host:PATH
         remote: String,
-        /// Local file or directory (default: the current directory, as sftp's get).
+        /// Local file or directory (default: the current directory, as sftp's get); `-`:
+        /// standard output.
         #[arg(default_value = ".")]
         local: PathBuf,
     },
@@ -417,6 +418,22 @@ pub(crate) fn upload<S: AsRef<str>>(
 ) -> Result<(), Failure> {
     let options = interruptible(options)?;
     for local in locals {
+        if local.as_ref() == "-" {
+            if client.stat(remote).is_ok_and(|e| e.is_dir) {
+                return Err(anyhow!(
+                    "{}: is a directory; name the file to write standard input to",
+                    remote.display()
+                ))
+                .code(USAGE);
+            }
+            let bar = Bar::counting("-");
+            client
+                .put_from(&mut std::io::stdin(), remote, options, &mut |done, _| {
+                    bar.update(done, 0)
+                })
+                .map_err(transfer_failure)?;
+            continue;
+        }
         let local = Path::new(local.as_ref());
         let name = local
             .file_name()
@@ -447,6 +464,22 @@ pub(crate) fn download(
     options: Transfer,
 ) -> Result<(), Failure> {
     let sources = matching(client, path)?;
+    let options = interruptible(options)?;
+    if local == Path::new("-") {
+        // As curl's `-o -`: the files one after the other, as cat would print them.
+        for source in sources {
+            let bar = Bar::new(&source.display().to_string());
+            client
+                .get_to(
+                    &source,
+                    &mut std::io::stdout(),
+                    options,
+                    &mut |done, total| bar.update(done, total),
+                )
+                .map_err(transfer_failure)?;
+        }
+        return Ok(());
+    }
     if sources.len() > 1 && !local.is_dir() {
         return Err(anyhow!(
             "{}: not a directory, and {shown} names {} files",
@@ -455,7 +488,6 @@ pub(crate) fn download(
         ))
         .code(USAGE);
     }
-    let options = interruptible(options)?;
     for source in sources {
         let dest = match source.file_name() {
             Some(name) if local.is_dir() => local.join(name),
@@ -582,11 +614,21 @@ struct Bar(Option<indicatif::ProgressBar>);
 
 impl Bar {
     fn new(label: &str) -> Bar {
+        Bar::with_template(
+            label,
+            "{msg} {bytes}/{total_bytes} {wide_bar} {bytes_per_sec}",
+        )
+    }
+
+    /// For bytes whose total is not known (standard input).
+    fn counting(label: &str) -> Bar {
+        Bar::with_template(label, "{msg} {bytes} {bytes_per_sec}")
+    }
+
+    fn with_template(label: &str, template: &str) -> Bar {
         Bar(std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(0);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{msg} {bytes}/{total_bytes} {wide_bar} {bytes_per_sec}",
-            ) {
+            if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
                 bar.set_style(style);
             }
             bar.set_message(label.to_owned());

@@ -157,6 +157,13 @@ pub enum Error {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The reader given to [`Client::put_from`](crate::Client::put_from) or the writer given
+    /// to [`Client::get_to`](crate::Client::get_to) failed.
+    #[error("{source}")]
+    Stream {
+        /// What the reader or writer returned.
+        source: std::io::Error,
+    },
     /// A transfer was stopped through [`Transfer::with_cancel`](crate::Transfer::with_cancel);
     /// the partial file was removed.
     #[error("{}: transfer cancelled", path.display())]

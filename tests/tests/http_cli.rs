@@ -19,6 +19,8 @@ fn http_env(args: &[&str], vars: &[(&str, &str)]) -> Output {
         .arg("http")
         .args(args)
         .env_remove("NETKIT_HTTP_PASSWORD")
+        // Whatever ~/.netrc the machine has stays out of the tests.
+        .env("NETRC", "/nonexistent/netrc")
         .envs(vars.iter().copied())
         .stdin(std::process::Stdio::null())
         .output()
@@ -318,6 +320,53 @@ fn credentials_from_argv_env_or_bearer() {
         2,
         "-A digest needs credentials",
     );
+}
+
+#[test]
+fn credentials_from_netrc_when_none_are_given() {
+    let server = EchoServer::start();
+    let url = server.url("/echo");
+    let netrc = work_dir().join("http-cli-netrc");
+    std::fs::write(
+        &netrc,
+        "machine 127.0.0.1\n  login ann\n  password \"s3cret\"\nmachine other login x password y\n",
+    )
+    .unwrap();
+    let with = |args: &[&str], vars: &[(&str, &str)]| {
+        let mut all = vec![("NETRC", netrc.to_str().unwrap())];
+        all.extend_from_slice(vars);
+        http_env(args, &all)
+    };
+    // "ann:s3cret"
+    let basic = "Basic YW5uOnMzY3JldA==";
+    let got = ok_json(&with(&[&url], &[]));
+    assert_eq!(got["headers"]["authorization"], basic);
+    let got = ok_json(&with(&["--ignore-netrc", &url], &[]));
+    assert_eq!(got["headers"]["authorization"], Value::Null);
+    let got = ok_json(&with(&["-a", "bob:pw", &url], &[]));
+    assert_eq!(got["headers"]["authorization"], "Basic Ym9iOnB3");
+    // They answer a digest challenge too.
+    let digest = server.url("/digest-auth/auth/ann/s3cret/MD5");
+    let out = with(&["-A", "digest", "--check-status", &digest], &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "authenticated ann",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A session keeps what was given, not what the netrc holds (it stays the place for it).
+    let session = work_dir().join("http-cli-netrc-session.json");
+    let _ = std::fs::remove_file(&session);
+    let got = ok_json(&with(&["--session", session.to_str().unwrap(), &url], &[]));
+    assert_eq!(got["headers"]["authorization"], basic);
+    let kept = std::fs::read_to_string(&session).unwrap();
+    assert!(!kept.contains("ann"), "{kept}");
+    // A login without a password is asked for one, as with -a USER.
+    std::fs::write(&netrc, "default login ann\n").unwrap();
+    let got = ok_json(&with(&[&url], &[("NETKIT_HTTP_PASSWORD", "pw")]));
+    assert_eq!(got["headers"]["authorization"], "Basic YW5uOnB3");
+    std::fs::write(&netrc, "machine 127.0.0.1\nlogin ann\npasword x\n").unwrap();
+    one_line_error(&with(&[&url], &[]), 2, "line 3: unknown word \"pasword\"");
 }
 
 #[test]

@@ -75,6 +75,10 @@ pub struct Args {
     /// Credentials, USER or USER:PASS (prompted, or NETKIT_HTTP_PASSWORD, when absent).
     #[arg(short = 'a', long, value_name = "USER[:PASS]")]
     auth: Option<String>,
+    /// Do not take credentials from ~/.netrc (or the file $NETRC names), which are otherwise
+    /// sent to their host when no other credentials are given, as httpie's --ignore-netrc.
+    #[arg(long)]
+    ignore_netrc: bool,
     /// How --auth (or the URL's USER:PASS@) is sent: basic, or digest (answering the
     /// server's challenge).
     #[arg(short = 'A', long, value_name = "TYPE", default_value = "basic")]
@@ -262,7 +266,8 @@ pub fn run(mut args: Args) -> Outcome {
     if args.chunked {
         request = request.chunked();
     }
-    let auth = auth(&args, &url)?;
+    let session_auth = session.as_ref().is_some_and(|s| s.auth().is_some());
+    let (auth, from_netrc) = auth(&args, &url, session_auth)?;
     if let Some(auth) = &auth {
         request = request.auth(auth.clone());
     }
@@ -274,7 +279,8 @@ pub fn run(mut args: Args) -> Outcome {
                 _ => {}
             }
         }
-        if auth.is_some() {
+        // Not the netrc's: it stays the place they are kept, as with httpie.
+        if auth.is_some() && !from_netrc {
             session.set_auth(auth);
         }
     }
@@ -553,25 +559,45 @@ fn config(args: &Args, url: &str) -> Result<ClientConfig, Failure> {
     Ok(config)
 }
 
-fn auth(args: &Args, url: &str) -> Result<Option<Auth>, Failure> {
+/// The credentials to send: `--bearer`, else `--auth`, else the URL's, else (unless the
+/// session holds some, or `--ignore-netrc`) the netrc file's for the host, as httpie and xh
+/// take them; and whether they came from the netrc file.
+fn auth(args: &Args, url: &str, session_auth: bool) -> Result<(Option<Auth>, bool), Failure> {
     if let Some(token) = &args.bearer {
-        return Ok(Some(Auth::Bearer(token.clone())));
+        return Ok((Some(Auth::Bearer(token.clone())), false));
     }
+    let netrc = || -> Result<Option<(String, Option<String>)>, Failure> {
+        if args.ignore_netrc || session_auth {
+            return Ok(None);
+        }
+        let Some(path) = net_http::Netrc::default_path() else {
+            return Ok(None);
+        };
+        let netrc = net_http::Netrc::load(&path).code(USAGE)?;
+        Ok(netrc
+            .login_for_url(url)
+            .map(|login| (login.user.clone(), login.password.clone())))
+    };
     // -a wins over the URL's user; a user without a password is asked for one, as httpie
     // does; --auth-type applies to either.
+    let mut from_netrc = false;
     let (user, password) = match (&args.auth, net_http::url_credentials(url)) {
         (Some(auth), _) => match auth.split_once(':') {
             Some((user, password)) => (user.to_owned(), Some(password.to_owned())),
             None => (auth.clone(), None),
         },
         (None, Some(from_url)) => from_url,
+        (None, None) if let Some(login) = netrc()? => {
+            from_netrc = true;
+            login
+        }
         (None, None) if matches!(args.auth_type, AuthType::Digest) => {
             return Err(anyhow!(
                 "-A digest needs credentials: -a USER[:PASS] or USER[:PASS]@ in the URL"
             ))
             .code(USAGE);
         }
-        (None, None) => return Ok(None),
+        (None, None) => return Ok((None, false)),
     };
     let password = match (password, std::env::var("NETKIT_HTTP_PASSWORD")) {
         (Some(password), _) | (None, Ok(password)) => password,
@@ -586,10 +612,11 @@ fn auth(args: &Args, url: &str) -> Result<Option<Auth>, Failure> {
             .code(USAGE);
         }
     };
-    Ok(Some(match args.auth_type {
+    let auth = match args.auth_type {
         AuthType::Basic => Auth::Basic { user, password },
         AuthType::Digest => Auth::Digest { user, password },
-    }))
+    };
+    Ok((Some(auth), from_netrc))
 }
 
 /// The schemes of `--auth-type`.

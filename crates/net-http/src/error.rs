@@ -101,6 +101,14 @@ pub enum Error {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// A `.netrc` file does not parse.
+    #[error("bad netrc file {}: {reason}", path.display())]
+    Netrc {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line.
+        reason: String,
+    },
     /// The session file is not valid.
     #[error("bad session file {}: {reason}", path.display())]
     Session {

@@ -52,6 +52,7 @@ mod digest;
 mod download;
 mod error;
 mod items;
+mod netrc;
 mod response;
 mod session;
 
@@ -62,5 +63,6 @@ pub use download::{
 };
 pub use error::Error;
 pub use items::{BodyKind, Item};
+pub use netrc::{Login, Netrc};
 pub use response::Response;
 pub use session::Session;

@@ -94,6 +94,56 @@ fn connect_half_closes_and_prints_until_the_peer_closes() {
 }
 
 #[test]
+fn connect_z_only_connects_and_w_ends_a_silent_connection() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    // -z: connected, nothing sent, closed; -v says so.
+    let out = Command::new(netkit_bin())
+        .args(["connect", "-z", "-v", &addr])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("connected to {addr}")));
+    let (mut peer, _) = listener.accept().unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got).unwrap();
+    assert!(got.is_empty(), "-z sent {got:?}");
+
+    // -w 1: a peer and a stdin both silent end it (exit 0), while stdin is still open; one
+    // that keeps sending is not cut short by a peer that never answers (the last line goes at
+    // 1.2 s: the end comes a second after it, not a second after the start).
+    let started = Instant::now();
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(["connect", "-w", "1", &addr])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    let (mut peer, _) = listener.accept().unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for _ in 0..3 {
+        stdin.write_all(b"tick\n").unwrap();
+        std::thread::sleep(Duration::from_millis(600));
+    }
+    let out = child.wait_with_output();
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"tick\ntick\ntick\n");
+    drop(stdin);
+}
+
+#[test]
 fn connect_reports_bad_and_refused_addresses() {
     let out = Command::new(netkit_bin())
         .args(["connect", "no-port-here"])

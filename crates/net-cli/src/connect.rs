@@ -1,9 +1,11 @@
 //! `netkit connect`: argument parsing and printing only.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
 
@@ -15,11 +17,13 @@ use crate::exit::{GENERIC, Outcome, USAGE, WithCode};
 Copies stdin to the socket and the socket to stdout, like `nc`. At the end of stdin the \
 sending side is shut down and netkit keeps printing until the peer closes.
 
-Exit status: 0 when the peer closed, 1 when the connection failed, 2 for a bad address.
+Exit status: 0 when the peer closed (or, with -w, went quiet; with -z, once connected), 1 when \
+the connection failed, 2 for a bad address.
 
 Examples:
   printf 'GET / HTTP/1.0\\r\\n\\r\\n' | netkit connect 127.0.0.1:8000
-  netkit connect ::1 8000")]
+  netkit connect ::1 8000
+  netkit connect -z -w 2 db 5432 && echo up      is the port open?")]
 pub struct Args {
     /// Where to connect, as HOST:PORT (IPv6 as [::1]:PORT), or HOST PORT as nc.
     #[arg(value_name = "HOST:PORT")]
@@ -30,6 +34,16 @@ pub struct Args {
     /// Give up connecting after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     timeout: u64,
+    /// As nc's -w: give up connecting after SECS, and end once the connection has been
+    /// silent for SECS.
+    #[arg(short = 'w', value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    wait: Option<u64>,
+    /// As nc's -z: connect, then close without sending anything (is the port open?).
+    #[arg(short = 'z')]
+    zero_io: bool,
+    /// Say on stderr whether the connection was made, as nc's -v.
+    #[arg(short = 'v')]
+    verbose: bool,
 }
 
 /// Runs `netkit connect`.
@@ -58,8 +72,9 @@ pub fn run(args: Args) -> Outcome {
         .collect();
     let mut last_error = None;
     let mut stream = None;
+    let timeout = Duration::from_secs(args.wait.unwrap_or(args.timeout).max(1));
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, Duration::from_secs(args.timeout.max(1))) {
+        match TcpStream::connect_timeout(&addr, timeout) {
             Ok(connected) => {
                 stream = Some(connected);
                 break;
@@ -71,25 +86,69 @@ pub fn run(args: Args) -> Outcome {
         let why = last_error.map_or_else(|| "no address".to_owned(), |e| e.to_string());
         return Err(anyhow!("cannot connect to {target}: {why}")).code(GENERIC);
     };
+    if args.verbose {
+        eprintln!("netkit: connected to {target}");
+    }
+    if args.zero_io {
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut sender = stream.try_clone().context("cannot share the socket")?;
+    // When stdin last sent something, for -w: the connection is idle only when neither side
+    // spoke (a silent sink must not cut an upload short).
+    let start = Instant::now();
+    let sent_at = Arc::new(AtomicU64::new(0));
+    let sent = Arc::clone(&sent_at);
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin().lock();
-        if let Err(e) = std::io::copy(&mut stdin, &mut sender) {
-            log::debug!("sending stdin: {e}");
+        let mut buf = vec![0; 64 * 1024];
+        loop {
+            let n = match stdin.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("reading stdin: {e}");
+                    break;
+                }
+            };
+            if let Err(e) = sender.write_all(&buf[..n]) {
+                log::debug!("sending stdin: {e}");
+                break;
+            }
+            sent.store(millis(start.elapsed()), Ordering::Relaxed);
         }
         // Half-close, so the peer sees our EOF and we still read its answer.
         let _ = sender.shutdown(Shutdown::Write);
     });
     let mut stdout = std::io::stdout().lock();
     let mut buf = vec![0; 64 * 1024];
+    let mut received_at = 0;
     loop {
-        let n = stream
-            .read(&mut buf)
-            .with_context(|| format!("reading from {target}"))?;
+        if args.wait.is_some() {
+            let last = received_at.max(sent_at.load(Ordering::Relaxed));
+            let quiet = Duration::from_millis(millis(start.elapsed()).saturating_sub(last));
+            if quiet >= timeout {
+                // -w: silent both ways for that long; nc ends as quietly.
+                return Ok(ExitCode::SUCCESS);
+            }
+            stream
+                .set_read_timeout(Some(timeout - quiet))
+                .context("cannot set the read timeout")?;
+        }
+        let n = match stream.read(&mut buf) {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            other => other.with_context(|| format!("reading from {target}"))?,
+        };
         if n == 0 {
             return Ok(ExitCode::SUCCESS);
         }
+        received_at = millis(start.elapsed());
         stdout.write_all(&buf[..n]).context("writing to stdout")?;
         stdout.flush().context("writing to stdout")?;
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

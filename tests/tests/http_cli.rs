@@ -19,8 +19,6 @@ fn http_env(args: &[&str], vars: &[(&str, &str)]) -> Output {
         .arg("http")
         .args(args)
         .env_remove("NETKIT_HTTP_PASSWORD")
-        // Whatever ~/.netrc the machine has stays out of the tests.
-        .env("NETRC", "/nonexistent/netrc")
         .envs(vars.iter().copied())
         .stdin(std::process::Stdio::null())
         .output()

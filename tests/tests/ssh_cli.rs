@@ -1115,6 +1115,31 @@ fn sftp_fed(args: &[&str], stdin: &[u8]) -> Output {
 }
 
 #[test]
+fn sftp_chown_and_chgrp_as_one_operation() {
+    use std::os::unix::fs::MetadataExt as _;
+    let base = remote_dir("sftp-chown");
+    let user = std::fs::metadata(&base).unwrap();
+    let owned = base.join("owned");
+    std::fs::create_dir_all(&owned).unwrap();
+    std::os::unix::fs::chown(&owned, Some(user.uid()), Some(0)).unwrap();
+    let remote = format!("{}:{}", dest(), owned.display());
+    ok(sftp(&["chgrp", &user.gid().to_string(), &remote]));
+    ok(sftp(&["chown", &user.uid().to_string(), &remote]));
+    let now = std::fs::metadata(&owned).unwrap();
+    assert_eq!((now.uid(), now.gid()), (user.uid(), user.gid()));
+    // Giving it away is the server's to refuse.
+    let out = sftp(&["chown", "0", &remote]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("permission denied") && err.lines().count() == 1,
+        "{err}"
+    );
+    let out = sftp(&["chgrp", "staff", &remote]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn sftp_dash_is_standard_input_and_output() {
     // As curl's `-T -` and `-o -`.
     let base = remote_dir("sftp-dash");

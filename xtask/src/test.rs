@@ -82,6 +82,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         test.env_remove(format!("{proxy}_proxy"));
         test.env_remove(format!("{}_PROXY", proxy.to_uppercase()));
     }
+    // Nor may this machine's ~/.netrc send credentials to them; the netrc test names its own.
+    test.env("NETRC", work.join("no-netrc"));
     let status = service::run(&mut test)?;
     drop(started);
     if !status.success() {

@@ -110,6 +110,24 @@ enum Command {
         /// [user@]host:PATH (wildcards in any part, as for rm)
         remote: String,
     },
+    /// Change the owner: chown UID [user@]host:PATH (a number, as sftp's chown)
+    Chown {
+        #[command(flatten)]
+        common: Common,
+        /// The new owner's user id.
+        uid: u32,
+        /// [user@]host:PATH (wildcards in any part, as for rm)
+        remote: String,
+    },
+    /// Change the group: chgrp GID [user@]host:PATH (a number, as sftp's chgrp)
+    Chgrp {
+        #[command(flatten)]
+        common: Common,
+        /// The new group id.
+        gid: u32,
+        /// [user@]host:PATH (wildcards in any part, as for rm)
+        remote: String,
+    },
     /// A session over one connection, as sftp's: commands from a batch file (-b FILE, `-`
     /// for stdin) or typed at the prompt. Reached as `netkit sftp [-b FILE] DEST`.
     #[command(hide = true)]
@@ -263,6 +281,8 @@ impl Args {
             | Command::Rm { common, .. }
             | Command::Rmdir { common, .. }
             | Command::Chmod { common, .. }
+            | Command::Chown { common, .. }
+            | Command::Chgrp { common, .. }
             | Command::Mv { common, .. }
             | Command::Session { common, .. } => &common.connect,
         }
@@ -270,7 +290,9 @@ impl Args {
 }
 
 /// The operations' names, as typed after `netkit sftp`.
-pub const OPERATIONS: [&str; 8] = ["put", "get", "ls", "mkdir", "rm", "rmdir", "chmod", "mv"];
+pub const OPERATIONS: [&str; 10] = [
+    "put", "get", "ls", "mkdir", "rm", "rmdir", "chmod", "chown", "chgrp", "mv",
+];
 
 /// Set by the first SIGINT or SIGTERM during a transfer, and which one it was.
 static CANCEL: AtomicBool = AtomicBool::new(false);
@@ -336,7 +358,11 @@ pub fn run(args: Args) -> Outcome {
                 .code(USAGE)?;
             let options = flags.transfer(common.fsync);
             let (client, remote) = common.open(target)?;
-            upload(&client, locals, &remote, options)?;
+            if locals == ["-"] {
+                upload_stdin(&client, &remote, options)?;
+            } else {
+                upload(&client, locals, &remote, options)?;
+            }
         }
         Command::Get {
             common,
@@ -346,7 +372,11 @@ pub fn run(args: Args) -> Outcome {
         } => {
             let options = flags.transfer(common.fsync);
             let (client, path) = common.open(&remote)?;
-            download(&client, path, &remote, &local, options)?;
+            if local == Path::new("-") {
+                download_stdout(&client, path, options)?;
+            } else {
+                download(&client, path, &remote, &local, options)?;
+            }
         }
         Command::Ls {
             port,
@@ -385,6 +415,22 @@ pub fn run(args: Args) -> Outcome {
             let (client, path) = common.open(&remote)?;
             chmod(&client, path, mode)?;
         }
+        Command::Chown {
+            common,
+            uid,
+            remote,
+        } => {
+            let (client, path) = common.open(&remote)?;
+            chown(&client, path, Some(uid), None)?;
+        }
+        Command::Chgrp {
+            common,
+            gid,
+            remote,
+        } => {
+            let (client, path) = common.open(&remote)?;
+            chown(&client, path, None, Some(gid))?;
+        }
         Command::Mv { common, remote, to } => {
             let (client, path) = common.open(&remote)?;
             rename(&client, &path, to)?;
@@ -418,22 +464,6 @@ pub(crate) fn upload<S: AsRef<str>>(
 ) -> Result<(), Failure> {
     let options = interruptible(options)?;
     for local in locals {
-        if local.as_ref() == "-" {
-            if client.stat(remote).is_ok_and(|e| e.is_dir) {
-                return Err(anyhow!(
-                    "{}: is a directory; name the file to write standard input to",
-                    remote.display()
-                ))
-                .code(USAGE);
-            }
-            let bar = Bar::counting("-");
-            client
-                .put_from(&mut std::io::stdin(), remote, options, &mut |done, _| {
-                    bar.update(done, 0)
-                })
-                .map_err(transfer_failure)?;
-            continue;
-        }
         let local = Path::new(local.as_ref());
         let name = local
             .file_name()
@@ -464,22 +494,6 @@ pub(crate) fn download(
     options: Transfer,
 ) -> Result<(), Failure> {
     let sources = matching(client, path)?;
-    let options = interruptible(options)?;
-    if local == Path::new("-") {
-        // As curl's `-o -`: the files one after the other, as cat would print them.
-        for source in sources {
-            let bar = Bar::new(&source.display().to_string());
-            client
-                .get_to(
-                    &source,
-                    &mut std::io::stdout(),
-                    options,
-                    &mut |done, total| bar.update(done, total),
-                )
-                .map_err(transfer_failure)?;
-        }
-        return Ok(());
-    }
     if sources.len() > 1 && !local.is_dir() {
         return Err(anyhow!(
             "{}: not a directory, and {shown} names {} files",
@@ -488,6 +502,7 @@ pub(crate) fn download(
         ))
         .code(USAGE);
     }
+    let options = interruptible(options)?;
     for source in sources {
         let dest = match source.file_name() {
             Some(name) if local.is_dir() => local.join(name),
@@ -498,6 +513,42 @@ pub(crate) fn download(
             .get(&source, &dest, options, &mut |done, total| {
                 bar.update(done, total)
             })
+            .map_err(transfer_failure)?;
+    }
+    Ok(())
+}
+
+/// Uploads standard input to `remote` (`put - host:PATH`, as curl's `-T -`).
+fn upload_stdin(client: &Client, remote: &Path, options: Transfer) -> Result<(), Failure> {
+    if client.stat(remote).is_ok_and(|e| e.is_dir) {
+        return Err(anyhow!(
+            "{}: is a directory; name the file to write standard input to",
+            remote.display()
+        ))
+        .code(USAGE);
+    }
+    let options = interruptible(options)?;
+    let bar = Bar::counting("-");
+    client
+        .put_from(&mut std::io::stdin(), remote, options, &mut |done, _| {
+            bar.update(done, 0)
+        })
+        .map_err(transfer_failure)
+}
+
+/// Writes what `path` names to standard output (`get host:PATH -`, as curl's `-o -`): a
+/// wildcard's matches one after the other, as cat prints them.
+fn download_stdout(client: &Client, path: PathBuf, options: Transfer) -> Result<(), Failure> {
+    let options = interruptible(options)?;
+    for source in matching(client, path)? {
+        let bar = Bar::new(&source.display().to_string());
+        client
+            .get_to(
+                &source,
+                &mut std::io::stdout(),
+                options,
+                &mut |done, total| bar.update(done, total),
+            )
             .map_err(transfer_failure)?;
     }
     Ok(())

@@ -117,6 +117,14 @@ fn items_become_headers_query_and_json_form_or_multipart_bodies() {
     assert_eq!(got["body"], r#"{"note":"uploaded\n"}"#);
     let got = ok_json(&http(&[&url, "--raw", "just text"]));
     assert_eq!(got["body"], "just text");
+    // A whole body is of the kind asked for, JSON by default, as httpie takes it.
+    assert_eq!(got["headers"]["content-type"], "application/json");
+    assert_eq!(got["headers"]["accept"], "application/json, */*;q=0.5");
+    let got = ok_json(&http(&[&url, "--form", "--raw", "a=b"]));
+    assert_eq!(
+        got["headers"]["content-type"],
+        "application/x-www-form-urlencoded"
+    );
     let body_file = format!("@{}", file.display());
     let got = ok_json(&http(&[&url, &body_file]));
     assert_eq!(got["body"], "uploaded\n");
@@ -1217,6 +1225,7 @@ fn stdin_is_the_body_with_at_dash_when_redirected_or_piped_into_a_post() {
     assert_eq!(got["method"], "POST");
     assert_eq!(got["body"], "{\"from\": \"a file\"}");
     assert_eq!(got["headers"]["content-length"], "18");
+    assert_eq!(got["headers"]["content-type"], "application/json");
     // Unless -I, or another body is given.
     let got = ok_json(&run(
         &["-I", &url],

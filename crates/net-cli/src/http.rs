@@ -250,12 +250,20 @@ pub fn run(mut args: Args) -> Outcome {
             _ => false,
         })
     };
-    let json_data = kind == BodyKind::Json && items.iter().any(Item::is_data);
-    if (args.json || json_data) && !user_sets("Accept") {
+    // A body given whole (--raw, stdin: `echo '{...}' | netkit http PUT URL`) is taken to be
+    // of the kind asked for, JSON unless --form, as httpie takes it; a file's type is guessed
+    // from its name.
+    let whole_body = args.raw.is_some() || body_file.as_deref() == Some(Path::new(STDIN));
+    let json_body = kind == BodyKind::Json && has_data;
+    if (args.json || json_body) && !user_sets("Accept") {
         request = request.header("Accept", "application/json, */*;q=0.5");
     }
-    if args.json && !user_sets("Content-Type") {
-        request = request.header("Content-Type", "application/json");
+    if !user_sets("Content-Type") {
+        if args.json || (json_body && whole_body) {
+            request = request.header("Content-Type", "application/json");
+        } else if kind == BodyKind::Form && whole_body {
+            request = request.header("Content-Type", "application/x-www-form-urlencoded");
+        }
     }
     request = request.items(&items, kind).map_err(failure)?;
     if let Some(raw) = &args.raw {

@@ -772,6 +772,9 @@ impl Request {
         let authorization = self.auth.as_ref().and_then(Auth::header_value);
         headers.extend(self.wire_headers(&self.url, authorization.as_deref()));
         let mut body_file = None;
+        // How the body's end is told: a Content-Length or Transfer-Encoding of the user's goes
+        // instead (whatever it says, to test servers), as on the wire.
+        let mut framing = Vec::new();
         let body = match &self.body {
             Body::Bytes { data, content_type } => {
                 if let Some(ct) = content_type
@@ -779,7 +782,7 @@ impl Request {
                 {
                     headers.push(("Content-Type".into(), ct.clone()));
                 }
-                headers.push(("Content-Length".into(), data.len().to_string()));
+                framing.push(("Content-Length".into(), data.len().to_string()));
                 Some(data.clone())
             }
             Body::File(path) => {
@@ -788,9 +791,9 @@ impl Request {
                 }
                 match std::fs::metadata(path) {
                     Ok(meta) if meta.is_file() => {
-                        headers.push(("Content-Length".into(), meta.len().to_string()));
+                        framing.push(("Content-Length".into(), meta.len().to_string()));
                     }
-                    _ => headers.push(("Transfer-Encoding".into(), "chunked".into())),
+                    _ => framing.push(("Transfer-Encoding".into(), "chunked".into())),
                 }
                 body_file = Some(path.clone());
                 None
@@ -818,7 +821,7 @@ impl Request {
                 match built {
                     Some((content_type, bytes)) => {
                         headers.push(("Content-Type".into(), content_type));
-                        headers.push(("Content-Length".into(), bytes.len().to_string()));
+                        framing.push(("Content-Length".into(), bytes.len().to_string()));
                         Some(bytes)
                     }
                     // Too large, or a file that cannot be read (sending says which).
@@ -830,12 +833,11 @@ impl Request {
             }
             Body::Empty => None,
         };
-        if self.chunked {
-            for header in &mut headers {
-                if header.0 == "Content-Length" {
-                    *header = ("Transfer-Encoding".into(), "chunked".into());
-                }
-            }
+        if self.chunked && !framing.is_empty() {
+            framing = vec![("Transfer-Encoding".into(), "chunked".into())];
+        }
+        if !self.has_header("content-length") && !self.has_header("transfer-encoding") {
+            headers.extend(framing);
         }
         Preview {
             method: self.method.to_string(),
@@ -846,10 +848,11 @@ impl Request {
         }
     }
 
-    /// The URL as sent: with [`ClientConfig::path_as_is`], its path as written.
+    /// The URL as sent: no fragment (it never leaves the client) and, with
+    /// [`ClientConfig::path_as_is`], its path as written.
     fn wire_url(&self) -> Cow<'_, str> {
         let Some(path) = &self.raw_path else {
-            return Cow::Borrowed(self.url.as_str());
+            return Cow::Borrowed(&self.url[..url::Position::AfterQuery]);
         };
         let mut url = self.url[..url::Position::BeforePath].to_owned();
         url.push_str(path);
@@ -1255,6 +1258,32 @@ fn backoff(retry: &crate::Retry, attempt: u32, asked: Option<Duration>) -> Durat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_preview_shows_no_fragment_and_one_length() {
+        let client = Client::new(ClientConfig::default()).unwrap();
+        let preview = |request: Request| {
+            let shown = request.preview();
+            let lengths: Vec<_> = shown
+                .headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                .map(|(_, v)| v.clone())
+                .collect();
+            (shown.url, lengths)
+        };
+        let request = client.get("http://h/p?q=1#frag").unwrap().raw("hello");
+        assert_eq!(
+            preview(request),
+            ("http://h/p?q=1".into(), vec!["5".into()])
+        );
+        let own = client
+            .post("http://h/p#f")
+            .unwrap()
+            .header("Content-Length", "3")
+            .raw("hello");
+        assert_eq!(preview(own), ("http://h/p".into(), vec!["3".into()]));
+    }
 
     #[test]
     fn the_path_as_written_ends_at_the_query_and_starts_after_the_host() {

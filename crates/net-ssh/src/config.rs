@@ -4,6 +4,7 @@ use std::time::Duration;
 use base64::Engine as _;
 
 use crate::Error;
+use crate::matching;
 
 /// What to do with the server's host key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -509,7 +510,8 @@ impl Config {
     /// that applies, as OpenSSH adds them up), `Ciphers`, `KexAlgorithms`, `MACs`,
     /// `HostKeyAlgorithms`, `BindAddress`, `ConnectionAttempts`, `IdentityAgent`,
     /// `PreferredAuthentications`, `KbdInteractiveAuthentication`, `ServerAliveCountMax`, in
-    /// `Include`d files too;
+    /// `Include`d files too, and in `Match` blocks (`all`, `host`, `originalhost`, `user`,
+    /// `localuser`, `exec`, `final`, each negated with `!`; `exec` runs its command);
     /// other OpenSSH options are ignored. Jump hosts are resolved the same way, their own
     /// `ProxyJump`s included.
     ///
@@ -567,22 +569,43 @@ impl Config {
         if let Some(path) = path {
             text.push_str(&std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?);
         }
-        let text = first_values(&text);
         let rules = ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS
             | ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
-        let parsed = ssh2_config::SshConfig::default()
-            .default_algorithms(ssh2_config::DefaultAlgorithms {
-                ciphers: Config::default_ciphers(),
-                ..ssh2_config::DefaultAlgorithms::default()
-            })
-            .parse(&mut text.as_bytes(), rules)
-            .map_err(|e| bad(e.to_string()))?;
-        let params = parsed.query(&config.host);
-        // ssh2-config reads Include files for what it reads; the lines it keeps one value of
-        // are added up here, the included ones too.
-        let every = with_includes(&text, 0);
-        config.forwards = forwards_for(&every, &config.host, rules).map_err(bad)?;
-        let patterns = send_env_for(&every, &config.host, rules).map_err(bad)?;
+        let parse = |text: &str| {
+            ssh2_config::SshConfig::default()
+                .default_algorithms(ssh2_config::DefaultAlgorithms {
+                    ciphers: Config::default_ciphers(),
+                    ..ssh2_config::DefaultAlgorithms::default()
+                })
+                .parse(&mut text.as_bytes(), rules)
+                .map(|parsed| parsed.query(&config.host))
+                .map_err(|e| bad(e.to_string()))
+        };
+        // `Match host` and `user` see the host name and user the `Host` blocks give.
+        let without_matches = with_includes(&text, 0, &config.host, &mut |_| Ok(false));
+        let mut probe = config.clone();
+        probe
+            .take_names(parse(&first_values(&without_matches.map_err(bad)?))?, dest)
+            .map_err(bad)?;
+        let local_user = std::env::var("USER").unwrap_or_default();
+        let tokens = probe.percent_tokens(&config.host);
+        let tokens: Vec<(char, &str)> = tokens.iter().map(|(c, v)| (*c, v.as_str())).collect();
+        let target = matching::Target {
+            host: &probe.host,
+            original: &config.host,
+            user: &probe.user,
+            local_user: &local_user,
+            tokens: &tokens,
+        };
+        let text = with_includes(&text, 0, &config.host, &mut |criteria| {
+            matching::holds(criteria, &target)
+        })
+        .map_err(bad)?;
+        let text = first_values(&text);
+        let params = parse(&text)?;
+        // The lines ssh2-config keeps one value of are added up here.
+        config.forwards = forwards_for(&text, &config.host, rules).map_err(bad)?;
+        let patterns = send_env_for(&text, &config.host, rules).map_err(bad)?;
         let hops = config.take_params(params, dest).map_err(bad)?;
         // After SetEnv's, which take_params sets, as ssh sends them.
         let sent = std::env::vars().filter(|(name, _)| {
@@ -608,22 +631,15 @@ impl Config {
         Ok(config)
     }
 
-    /// Takes what it reads of `params` (see [`resolve`](Self::resolve)), leaving what `dest`
-    /// names; returns the `ProxyJump` hosts, or what is wrong with a value.
-    fn take_params(
-        &mut self,
-        mut params: ssh2_config::HostParams,
-        dest: &str,
-    ) -> Result<Vec<String>, String> {
+    /// Takes `HostName`, `User` and `Port` from `params`, leaving what `dest` names.
+    fn take_names(&mut self, params: ssh2_config::HostParams, dest: &str) -> Result<(), String> {
         let named = Destination::parse(dest).ok();
         let (user_given, port_given) = (
             named.is_some_and(|d| d.user.is_some()),
             named.is_some_and(|d| d.port.is_some()),
         );
-        // The host as given: HostName's `%h`, IdentityFile's `%n`.
-        let given = self.host.clone();
         if let Some(host) = params.host_name {
-            self.host = expand_tokens(&host, &[('h', &given)])
+            self.host = expand_tokens(&host, &[('h', &self.host)])
                 .map_err(|e| format!("HostName {host}: {e}"))?;
         }
         if let (Some(user), false) = (params.user, user_given) {
@@ -635,6 +651,41 @@ impl Config {
             }
             self.port = port;
         }
+        Ok(())
+    }
+
+    /// OpenSSH's `%` tokens for this destination, `given` being the host as given.
+    fn percent_tokens(&self, given: &str) -> Vec<(char, String)> {
+        let local_host = nix::unistd::gethostname().unwrap_or_default();
+        let local_host = local_host.to_string_lossy().into_owned();
+        let short = local_host.split('.').next().unwrap_or_default().to_owned();
+        vec![
+            ('h', self.host.clone()),
+            (
+                'k',
+                self.host_key_alias.as_deref().unwrap_or(given).to_owned(),
+            ),
+            ('n', given.to_owned()),
+            ('p', self.port.to_string()),
+            ('r', self.user.clone()),
+            ('d', home().to_string_lossy().into_owned()),
+            ('u', std::env::var("USER").unwrap_or_default()),
+            ('l', local_host),
+            ('L', short),
+            ('i', nix::unistd::getuid().to_string()),
+        ]
+    }
+
+    /// Takes what it reads of `params` (see [`resolve`](Self::resolve)), leaving what `dest`
+    /// names; returns the `ProxyJump` hosts, or what is wrong with a value.
+    fn take_params(
+        &mut self,
+        mut params: ssh2_config::HostParams,
+        dest: &str,
+    ) -> Result<Vec<String>, String> {
+        // The host as given: HostName's `%h`, IdentityFile's `%n`.
+        let given = self.host.clone();
+        self.take_names(params.clone(), dest)?;
         // Before the files named, whose `%k` it is.
         let alias = params.unsupported_fields.remove("hostkeyalias");
         if let Some(alias) = alias.and_then(|a| a.into_iter().next()) {
@@ -860,23 +911,8 @@ impl Config {
         let Some(text) = path.to_str().filter(|t| t.contains('%')) else {
             return Ok(path);
         };
-        let (port, home) = (self.port.to_string(), home());
-        let local_host = nix::unistd::gethostname().unwrap_or_default();
-        let local_host = local_host.to_string_lossy();
-        let uid = nix::unistd::getuid().to_string();
-        let local_user = std::env::var("USER").unwrap_or_default();
-        let tokens = [
-            ('h', self.host.as_str()),
-            ('k', self.host_key_alias.as_deref().unwrap_or(given)),
-            ('n', given),
-            ('p', &port),
-            ('r', &self.user),
-            ('d', &home.to_string_lossy()),
-            ('u', &local_user),
-            ('l', &local_host),
-            ('L', local_host.split('.').next().unwrap_or_default()),
-            ('i', &uid),
-        ];
+        let tokens = self.percent_tokens(given);
+        let tokens: Vec<(char, &str)> = tokens.iter().map(|(c, v)| (*c, v.as_str())).collect();
         expand_tokens(text, &tokens)
             .map(PathBuf::from)
             .map_err(|e| format!("{option} {text}: {e}"))
@@ -985,48 +1021,71 @@ fn chosen(algorithms: &ssh2_config::Algorithms) -> Option<Vec<String>> {
 /// OpenSSH's most nested `Include`s.
 const INCLUDE_DEPTH: usize = 16;
 
-/// `text` with each `Include` line replaced by the files it names, as OpenSSH reads them: `~`
-/// for the home directory, other relative paths under `~/.ssh`, wildcards expanded in sorted
-/// order, missing files passed over. After an `Include` inside a `Host` or `Match` block, that
-/// block's line comes again, so the lines after it keep their scope.
-fn with_includes(text: &str, depth: usize) -> String {
+/// `text` as the lines that concern `host`: each `Include` replaced by the files it names, as
+/// OpenSSH reads them (`~` for the home directory, other relative paths under `~/.ssh`,
+/// wildcards expanded in sorted order, missing files passed over), and each `Match` line by
+/// a `Host` line that matches every host or none, as `decide` says of its criteria
+/// (ssh2-config has no `Match`: it took a block's lines for the block above). An `Include`
+/// inside a `Host` or `Match` block that does not apply to `host` reads nothing, as in
+/// OpenSSH; after one that does, the block's line comes again, so the lines after it keep
+/// their scope.
+fn with_includes(
+    text: &str,
+    depth: usize,
+    host: &str,
+    decide: &mut dyn FnMut(&str) -> Result<bool, String>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
-    let mut block = None;
+    // The current block's line, as written out, and whether it applies to `host`.
+    let mut block: Option<(String, bool)> = None;
     for line in text.lines() {
         let word = keyword(line);
-        if word == "host" || word == "match" {
-            block = Some(line);
-        }
-        if word != "include" || depth == INCLUDE_DEPTH {
-            out.push_str(line);
-            out.push('\n');
-            continue;
-        }
-        let patterns = line.trim_start()["include".len()..]
-            .trim_start_matches(|c: char| c == '=' || c.is_whitespace())
-            .split_whitespace();
-        for pattern in patterns {
-            let path = match pattern.strip_prefix("~/") {
-                Some(rest) => home().join(rest),
-                None if Path::new(pattern).is_absolute() => PathBuf::from(pattern),
-                None => home().join(".ssh").join(pattern),
-            };
-            let Ok(files) = glob::glob(&path.to_string_lossy()) else {
-                continue;
-            };
-            for file in files.flatten() {
-                match std::fs::read_to_string(&file) {
-                    Ok(included) => out.push_str(&with_includes(&included, depth + 1)),
-                    Err(e) => log::debug!("Include {}: {e}", file.display()),
+        let args = line.trim_start()[word.len()..]
+            .trim_start_matches(|c: char| c == '=' || c.is_whitespace());
+        let line = match word.as_str() {
+            "host" => {
+                block = Some((line.to_owned(), matching::host_matches(args, host)));
+                line.to_owned()
+            }
+            "match" => {
+                let applies = decide(args)?;
+                let line = if applies { "Host *" } else { matching::NO_HOST };
+                block = Some((line.to_owned(), applies));
+                line.to_owned()
+            }
+            "include" if depth < INCLUDE_DEPTH => {
+                if block.as_ref().is_some_and(|(_, applies)| !applies) {
+                    continue;
+                }
+                for pattern in args.split_whitespace() {
+                    let path = match pattern.strip_prefix("~/") {
+                        Some(rest) => home().join(rest),
+                        None if Path::new(pattern).is_absolute() => PathBuf::from(pattern),
+                        None => home().join(".ssh").join(pattern),
+                    };
+                    let Ok(files) = glob::glob(&path.to_string_lossy()) else {
+                        continue;
+                    };
+                    for file in files.flatten() {
+                        match std::fs::read_to_string(&file) {
+                            Ok(included) => {
+                                out.push_str(&with_includes(&included, depth + 1, host, decide)?)
+                            }
+                            Err(e) => log::debug!("Include {}: {e}", file.display()),
+                        }
+                    }
+                }
+                match &block {
+                    Some((line, _)) => line.clone(),
+                    None => continue,
                 }
             }
-        }
-        if let Some(block) = block {
-            out.push_str(block);
-            out.push('\n');
-        }
+            _ => line.to_owned(),
+        };
+        out.push_str(&line);
+        out.push('\n');
     }
-    out
+    Ok(out)
 }
 
 /// The `SendEnv` patterns of an OpenSSH config `text` that apply to `host`, every line's, as
@@ -1298,6 +1357,50 @@ mod tests {
     }
 
     #[test]
+    fn match_blocks_apply_as_in_openssh() {
+        // Compared with `ssh -G` (OpenSSH 9.2) on the same files.
+        let dir = std::env::temp_dir().join(format!("netkit-match-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("extra.conf"),
+            "Match originalhost short\n  User from-include\n",
+        )
+        .unwrap();
+        let main = dir.join("config");
+        let text = format!(
+            "Host short\n  HostName long.example.com\nHost *.internal\n  User internal\n\
+             Match host long.example.com\n  Port 2201\n\
+             Match user internal exec \"test -d /\"\n  Port 2202\n\
+             Match !host *.example.com,!*.internal\n  User notexample\n\
+             Include {}/extra.conf\n\
+             Match originalhost x* !user root\n  Port 2203\nHost *\n  User last\n",
+            dir.display()
+        );
+        std::fs::write(&main, text).unwrap();
+        let got = |dest: &str| {
+            let c = Config::resolve(dest, Some(&main)).unwrap();
+            (c.host, c.user, c.port)
+        };
+        let want = |host: &str, user: &str, port| (host.to_owned(), user.to_owned(), port);
+        // The Include sits in a block that does not apply to long.example.com: not read.
+        assert_eq!(got("short"), want("long.example.com", "last", 2201));
+        assert_eq!(got("a.internal"), want("a.internal", "internal", 2202));
+        assert_eq!(got("root@xa"), want("xa", "root", 22));
+        assert_eq!(got("xb"), want("xb", "notexample", 2203));
+        std::fs::write(
+            &main,
+            "Host a\n  User ua\nMatch host b\n  User ub\nMatch all\n  Port 2022\n",
+        )
+        .unwrap();
+        // Not the block above the Match line's.
+        assert_eq!(got("a"), want("a", "ua", 2022));
+        std::fs::write(&main, "Match hots x\n").unwrap();
+        let err = Config::resolve("a", Some(&main)).unwrap_err().to_string();
+        assert!(err.contains("unknown criterion \"hots\""), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn forwards_and_send_env_in_included_files_count_as_in_openssh() {
         let dir = std::env::temp_dir().join(format!("netkit-include-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("conf.d")).unwrap();
@@ -1318,7 +1421,7 @@ mod tests {
         assert_eq!(x.forwards.local, ["1:h:1", "2:h:2"]);
         let text = std::fs::read_to_string(&main).unwrap();
         let rules = ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
-        let every = with_includes(&text, 0);
+        let every = with_includes(&text, 0, "x", &mut |_| Ok(true)).unwrap();
         assert_eq!(send_env_for(&every, "x", rules).unwrap(), ["A_*", "B"]);
         assert!(send_env_for(&every, "y", rules).unwrap().is_empty());
         assert!(

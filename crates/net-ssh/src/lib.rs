@@ -36,6 +36,7 @@ mod exec;
 mod forward;
 mod known_hosts;
 mod many;
+mod matching;
 mod proxy_command;
 mod sftp;
 mod socks;

@@ -1,0 +1,149 @@
+//! OpenSSH `Host` and `Match` lines, decided for one destination (ssh2-config has no
+//! `Match`; a `Match` line becomes `Host *` or [`NO_HOST`] before the text goes to it).
+
+use crate::known_hosts::wildcard;
+
+/// What `Match` criteria are decided against.
+pub(crate) struct Target<'a> {
+    /// The host name to connect to, after `HostName` (`Match host`).
+    pub host: &'a str,
+    /// The name as given (`Match originalhost`).
+    pub original: &'a str,
+    /// The remote user (`Match user`).
+    pub user: &'a str,
+    /// The local user (`Match localuser`).
+    pub local_user: &'a str,
+    /// `%` tokens for `Match exec`.
+    pub tokens: &'a [(char, &'a str)],
+}
+
+/// The `Host` line a block never matches under.
+pub(crate) const NO_HOST: &str = "Host !*";
+
+/// Whether a `Host` line's patterns (`*.prod !db.prod`, commas too) take in `host`.
+pub(crate) fn host_matches(patterns: &str, host: &str) -> bool {
+    list_matches(
+        &patterns.split_whitespace().collect::<Vec<_>>().join(","),
+        &host.to_ascii_lowercase(),
+    )
+}
+
+/// Whether the criteria of a `Match` line hold for `target`: each must (`!` negates one);
+/// `exec` runs its command through `sh -c` once the criteria before it hold, as OpenSSH does.
+pub(crate) fn holds(criteria: &str, target: &Target<'_>) -> Result<bool, String> {
+    let words =
+        shlex::split(criteria).ok_or_else(|| format!("Match {criteria}: unbalanced quotes"))?;
+    if words.is_empty() {
+        return Err("Match needs criteria (all, host, user, exec, ...)".into());
+    }
+    let mut words = words.iter();
+    let mut all = true;
+    while let Some(word) = words.next() {
+        let (negated, name) = match word.strip_prefix('!') {
+            Some(name) => (true, name.to_ascii_lowercase()),
+            None => (false, word.to_ascii_lowercase()),
+        };
+        let mut argument = || {
+            words
+                .next()
+                .ok_or_else(|| format!("Match {name} needs an argument"))
+        };
+        let result = match name.as_str() {
+            "all" | "final" => true,
+            // netkit does not canonicalize host names.
+            "canonical" => false,
+            "host" => list_matches(argument()?, &target.host.to_ascii_lowercase()),
+            "originalhost" => list_matches(argument()?, &target.original.to_ascii_lowercase()),
+            "user" => list_matches(argument()?, target.user),
+            "localuser" => list_matches(argument()?, target.local_user),
+            "exec" => {
+                let command = argument()?;
+                all && run(command, target.tokens)?
+            }
+            "localnetwork" | "tagged" | "command" | "sessiontype" | "version" => {
+                argument()?;
+                log::warn!("Match {name} is not supported: its block is not applied");
+                return Ok(false);
+            }
+            other => return Err(format!("Match: unknown criterion {other:?}")),
+        };
+        all &= result != negated;
+    }
+    Ok(all)
+}
+
+/// Whether `name` matches an OpenSSH pattern list (`a*,b?,!c`): a negated pattern that
+/// matches rules it out, else any other that matches lets it in.
+fn list_matches(list: &str, name: &str) -> bool {
+    let mut matched = false;
+    for pattern in list.split(',') {
+        match pattern.strip_prefix('!') {
+            Some(negated) if wildcard(&negated.to_ascii_lowercase(), name) => return false,
+            Some(_) => {}
+            None => matched |= wildcard(&pattern.to_ascii_lowercase(), name),
+        }
+    }
+    matched
+}
+
+/// Runs a `Match exec` command (its `%` tokens expanded); true when it exits 0.
+fn run(command: &str, tokens: &[(char, &str)]) -> Result<bool, String> {
+    let command = crate::config::expand_tokens(command, tokens)
+        .map_err(|e| format!("Match exec {command:?}: {e}"))?;
+    log::debug!("Match exec: {command}");
+    std::process::Command::new("sh")
+        .args(["-c", &command])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map(|status| status.success())
+        .map_err(|e| format!("Match exec {command:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Target, holds, host_matches};
+
+    fn target() -> Target<'static> {
+        Target {
+            host: "db1.prod.example.com",
+            original: "db1",
+            user: "deploy",
+            local_user: "ann",
+            tokens: &[('h', "db1.prod.example.com"), ('r', "deploy")],
+        }
+    }
+
+    #[test]
+    fn criteria_as_openssh_reads_them() {
+        let t = target();
+        let yes = |c: &str| holds(c, &t).unwrap();
+        assert!(yes("all"));
+        assert!(yes("host *.prod.example.com"));
+        assert!(yes("host DB1.PROD.example.com"));
+        assert!(!yes("host *.prod.example.com,!db1.*"));
+        assert!(yes("originalhost db? user deploy localuser ann"));
+        assert!(!yes("originalhost db? user root"));
+        assert!(yes("!user root"));
+        assert!(yes("exec \"test %h = db1.prod.example.com\""));
+        assert!(!yes("exec false"));
+        // exec runs only once the criteria before it hold.
+        assert!(!yes("user root exec \"touch /nonexistent/ran\""));
+        assert!(!yes("canonical"));
+        assert!(yes("final host db1*"));
+        assert!(!yes("localnetwork 10.0.0.0/8"));
+        let bad = |c: &str| holds(c, &t).unwrap_err();
+        assert!(bad("").contains("needs criteria"));
+        assert!(bad("host").contains("needs an argument"));
+        assert!(bad("hots x").contains("unknown criterion"));
+        assert!(bad("exec \"open").contains("unbalanced"));
+    }
+
+    #[test]
+    fn host_lines_as_openssh_reads_them() {
+        assert!(host_matches("web *.prod !db.prod", "app.PROD"));
+        assert!(!host_matches("*.prod !db.prod", "db.prod"));
+        assert!(!host_matches("!*", "anything"));
+        assert!(host_matches("a,b c", "b"));
+    }
+}

@@ -458,6 +458,9 @@ fn malformed_and_oversized_requests() {
         reply.starts_with("HTTP/1.1 400 "),
         "HTTP/1.1 without Host: {reply}"
     );
+    let reply =
+        String::from_utf8_lossy(&raw(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")).into_owned();
+    assert!(reply.starts_with("HTTP/1.1 400 "), "two Hosts: {reply}");
     // A later 1.x is answered as 1.1 (RFC 9112, nginx); HTTP/1.1 needs its Host then too.
     for (version, status) in [
         ("HTTP/2.0", 505),

@@ -295,6 +295,10 @@ impl HttpConn {
                     }
                 }
             } else if name.eq_ignore_ascii_case("host") {
+                // Two could name two sites to two servers on the way (RFC 9112 3.2).
+                if has_host {
+                    return self.fail(ctx, 400, "more than one Host");
+                }
                 has_host = true;
             } else if name.eq_ignore_ascii_case("content-length") {
                 match value.trim().parse::<u64>() {

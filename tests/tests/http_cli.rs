@@ -717,7 +717,7 @@ fn print_options_and_offline() {
     // Formatted as a response body is, when asked (by default on a terminal).
     let out = http(&["--offline", "--pretty=format", &url, "k=v"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.ends_with("\n{\n  \"k\": \"v\"\n}\n\n"), "{text}");
+    assert!(text.ends_with("\n{\n    \"k\": \"v\"\n}\n\n"), "{text}");
     // A body from a file is shown too, as httpie shows it.
     let file = work_dir().join("http-cli-offline-body.txt");
     std::fs::write(&file, "from a file").unwrap();
@@ -943,7 +943,7 @@ fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
         script("", "--pretty=format", ""),
     ] {
         assert!(
-            !plain.contains('\x1b') && plain.contains("  \"method\": \"GET\""),
+            !plain.contains('\x1b') && plain.contains("    \"method\": \"GET\""),
             "{plain:?}"
         );
     }
@@ -965,7 +965,7 @@ fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
     // --pretty asks for formatting and colours when piped too, as httpie's.
     let formatted = http(&["--pretty=format", &url]);
     let text = String::from_utf8_lossy(&formatted.stdout);
-    assert!(text.starts_with("{\n  \"method\": \"GET\""), "{text:?}");
+    assert!(text.starts_with("{\n    \"method\": \"GET\""), "{text:?}");
     let coloured = http(&["--pretty=all", &url]);
     let text = String::from_utf8_lossy(&coloured.stdout);
     assert!(text.contains("\x1b[34m\"method\""), "{text:?}");

@@ -707,13 +707,19 @@ impl Style {
         Style { on, format }
     }
 
-    /// Pretty-printed JSON, coloured when colours are on.
-    fn json(&self, pretty: &str) -> String {
-        if self.on {
-            colour_json(pretty)
+    /// `value` pretty-printed, four spaces an indent as httpie and xh print it, coloured when
+    /// colours are on.
+    fn json(&self, value: &serde_json::Value) -> anyhow::Result<String> {
+        use serde::Serialize as _;
+        let mut out = Vec::new();
+        let indent = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+        value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, indent))?;
+        let pretty = String::from_utf8(out)?;
+        Ok(if self.on {
+            colour_json(&pretty)
         } else {
-            pretty.to_owned()
-        }
+            pretty
+        })
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -768,7 +774,7 @@ fn print_request(
                 writeln!(
                     out,
                     "{}",
-                    style.json(&serde_json::to_string_pretty(&value)?)
+                    style.json(&value)?
                 )?;
             }
             _ => {
@@ -854,7 +860,7 @@ fn print_body(
             writeln!(
                 out,
                 "{}",
-                style.json(&serde_json::to_string_pretty(&value)?)
+                style.json(&value)?
             )?;
             return Ok(());
         }

@@ -713,7 +713,9 @@ impl Style {
         use serde::Serialize as _;
         let mut out = Vec::new();
         let indent = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-        value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, indent))?;
+        value.serialize(&mut serde_json::Serializer::with_formatter(
+            &mut out, indent,
+        ))?;
         let pretty = String::from_utf8(out)?;
         Ok(if self.on {
             colour_json(&pretty)
@@ -771,11 +773,7 @@ fn print_request(
         match serde_json::from_slice::<serde_json::Value>(body) {
             _ if tty && body.contains(&0) => writeln!(out, "{BINARY_NOTE}")?,
             Ok(value) if is_json && style.format => {
-                writeln!(
-                    out,
-                    "{}",
-                    style.json(&value)?
-                )?;
+                writeln!(out, "{}", style.json(&value)?)?;
             }
             _ => {
                 out.write_all(body)?;
@@ -857,11 +855,7 @@ fn print_body(
         if (body.len() as u64) < FORMAT_LIMIT
             && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body)
         {
-            writeln!(
-                out,
-                "{}",
-                style.json(&value)?
-            )?;
+            writeln!(out, "{}", style.json(&value)?)?;
             return Ok(());
         }
     }

@@ -75,8 +75,14 @@ fn names(field: &str, name: &str) -> bool {
     if let Some(hashed) = field.strip_prefix("|1|") {
         return hashed_names(hashed, name);
     }
+    pattern_list(field, name)
+}
+
+/// Whether `name` matches an OpenSSH pattern list (`a*,b?,!c`): a negated pattern that
+/// matches rules it out, else any other that matches lets it in.
+pub(crate) fn pattern_list(list: &str, name: &str) -> bool {
     let mut matched = false;
-    for pattern in field.split(',') {
+    for pattern in list.split(',') {
         match pattern.strip_prefix('!') {
             Some(negated) if wildcard(&negated.to_ascii_lowercase(), name) => return false,
             Some(_) => {}

@@ -1,7 +1,7 @@
 //! OpenSSH `Host` and `Match` lines, decided for one destination (ssh2-config has no
 //! `Match`; a `Match` line becomes `Host *` or [`NO_HOST`] before the text goes to it).
 
-use crate::known_hosts::wildcard;
+use crate::known_hosts::pattern_list;
 
 /// What `Match` criteria are decided against.
 pub(crate) struct Target<'a> {
@@ -22,7 +22,7 @@ pub(crate) const NO_HOST: &str = "Host !*";
 
 /// Whether a `Host` line's patterns (`*.prod !db.prod`, commas too) take in `host`.
 pub(crate) fn host_matches(patterns: &str, host: &str) -> bool {
-    list_matches(
+    pattern_list(
         &patterns.split_whitespace().collect::<Vec<_>>().join(","),
         &host.to_ascii_lowercase(),
     )
@@ -52,10 +52,10 @@ pub(crate) fn holds(criteria: &str, target: &Target<'_>) -> Result<bool, String>
             "all" | "final" => true,
             // netkit does not canonicalize host names.
             "canonical" => false,
-            "host" => list_matches(argument()?, &target.host.to_ascii_lowercase()),
-            "originalhost" => list_matches(argument()?, &target.original.to_ascii_lowercase()),
-            "user" => list_matches(argument()?, target.user),
-            "localuser" => list_matches(argument()?, target.local_user),
+            "host" => pattern_list(argument()?, &target.host.to_ascii_lowercase()),
+            "originalhost" => pattern_list(argument()?, &target.original.to_ascii_lowercase()),
+            "user" => pattern_list(argument()?, target.user),
+            "localuser" => pattern_list(argument()?, target.local_user),
             "exec" => {
                 let command = argument()?;
                 all && run(command, target.tokens)?
@@ -70,20 +70,6 @@ pub(crate) fn holds(criteria: &str, target: &Target<'_>) -> Result<bool, String>
         all &= result != negated;
     }
     Ok(all)
-}
-
-/// Whether `name` matches an OpenSSH pattern list (`a*,b?,!c`): a negated pattern that
-/// matches rules it out, else any other that matches lets it in.
-fn list_matches(list: &str, name: &str) -> bool {
-    let mut matched = false;
-    for pattern in list.split(',') {
-        match pattern.strip_prefix('!') {
-            Some(negated) if wildcard(&negated.to_ascii_lowercase(), name) => return false,
-            Some(_) => {}
-            None => matched |= wildcard(&pattern.to_ascii_lowercase(), name),
-        }
-    }
-    matched
 }
 
 /// Runs a `Match exec` command (its `%` tokens expanded); true when it exits 0.

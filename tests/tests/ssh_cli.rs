@@ -1348,6 +1348,69 @@ fn fresh_dirs(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
 }
 
 #[test]
+fn sftp_prompt_edits_lines_and_keeps_a_history() {
+    // A terminal, as `script` gives one (util-linux, on every Debian and Ubuntu).
+    let dir = work_dir().join("sftp-prompt");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut line = vec![netkit_bin().display().to_string(), "sftp".into()];
+    line.extend(["-P".into(), port().to_string()]);
+    line.extend(common());
+    line.push(dest());
+    let quoted: Vec<String> = line.iter().map(|w| format!("'{w}'")).collect();
+    let mut child = netkit_tests::Spawned::start(
+        Command::new("script")
+            .args(["-qfec", &quoted.join(" "), "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+    );
+    let mut keys = child.stdin.take().unwrap();
+    let mut screen = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut screen, &mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    // Reads the terminal until `done` holds of what it showed (20 s at most).
+    let mut shown = Vec::new();
+    let mut until = |done: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !done(&String::from_utf8_lossy(&shown)) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(bytes) => shown.extend(bytes),
+                Err(_) => panic!("{}", String::from_utf8_lossy(&shown)),
+            }
+        }
+    };
+    let prompts = |screen: &str| screen.matches("sftp> ").count();
+    until(&|screen| prompts(screen) >= 1);
+    // Keys go once the prompt reads them raw: the terminal's own line editing would take
+    // the arrow's bytes as text. A typo rubbed out; then the line back with the up arrow,
+    // its last letter changed.
+    let d = dir.display();
+    keys.write_all(format!("lmkdir {d}/ab\x7fc\r").as_bytes())
+        .unwrap();
+    until(&|screen| prompts(screen) >= 2 && dir.join("ac").exists());
+    keys.write_all(b"\x1b[A\x7fd\r").unwrap();
+    until(&|_| dir.join("ad").exists());
+    keys.write_all(b"quit\r").unwrap();
+    drop(keys);
+    let out = child.wait_with_output();
+    assert!(out.status.success(), "{out:?}");
+    let mut made: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    made.sort();
+    assert_eq!(made, ["ac", "ad"]);
+}
+
+#[test]
 fn sftp_session_has_local_commands_links_and_resumes() {
     let (remote, local) = fresh_dirs("sftp-session-more");
     let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();

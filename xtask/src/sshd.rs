@@ -36,6 +36,11 @@ pub const NEEDS: &[Need] = &[
         probe: "ssh-agent",
         package: "openssh-client",
     },
+    // A terminal for the tests of the interactive prompt and shell.
+    Need {
+        probe: "script",
+        package: "bsdutils",
+    },
 ];
 
 const USER: &str = "netkit-test";

@@ -1,7 +1,7 @@
 //! `netkit sftp [-b FILE] DEST`: sftp's commands over one connection, read from a batch file
 //! or typed at the prompt, as OpenSSH's `sftp` reads them.
 
-use std::io::{BufRead, IsTerminal as _, Write as _};
+use std::io::{BufRead, IsTerminal as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -110,26 +110,19 @@ pub fn run(client: &Client, start: &Path, batch: Option<&Path>, fsync: bool) -> 
         cwd,
         fsync,
     };
-    let stdin = std::io::stdin();
-    let mut input: Box<dyn BufRead> = match batch {
-        Some(path) if path != Path::new("-") => Box::new(std::io::BufReader::new(
-            std::fs::File::open(path)
-                .with_context(|| format!("cannot read the batch file {}", path.display()))
-                .code(USAGE)?,
-        )),
-        _ => Box::new(stdin.lock()),
+    let mut input = if batch.is_none() && std::io::stdin().is_terminal() {
+        Input::Terminal(rustyline::DefaultEditor::new().context("cannot set up the prompt")?)
+    } else {
+        Input::Lines(match batch {
+            Some(path) if path != Path::new("-") => Box::new(std::io::BufReader::new(
+                std::fs::File::open(path)
+                    .with_context(|| format!("cannot read the batch file {}", path.display()))
+                    .code(USAGE)?,
+            )),
+            _ => Box::new(std::io::stdin().lock()),
+        })
     };
-    let prompt = batch.is_none() && std::io::stdin().is_terminal();
-    let mut line = String::new();
-    loop {
-        if prompt {
-            print!("sftp> ");
-            std::io::stdout().flush()?;
-        }
-        line.clear();
-        if input.read_line(&mut line)? == 0 {
-            break;
-        }
+    while let Some(line) = input.next_line()? {
         let mut text = line.trim();
         if text.is_empty() || text.starts_with('#') {
             continue;
@@ -154,6 +147,38 @@ pub fn run(client: &Client, start: &Path, batch: Option<&Path>, fsync: bool) -> 
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where a session's command lines come from: a terminal, with line editing and history as
+/// sftp's prompt has them, or a batch file or pipe.
+enum Input {
+    Terminal(rustyline::DefaultEditor),
+    Lines(Box<dyn BufRead>),
+}
+
+impl Input {
+    /// The next line; `None` at the end (Ctrl-D at the prompt).
+    fn next_line(&mut self) -> anyhow::Result<Option<String>> {
+        use rustyline::error::ReadlineError;
+        match self {
+            Input::Terminal(editor) => loop {
+                match editor.readline("sftp> ") {
+                    Ok(line) => {
+                        let _ = editor.add_history_entry(line.as_str());
+                        return Ok(Some(line));
+                    }
+                    // Ctrl-C at the prompt drops the line typed, as at sftp's.
+                    Err(ReadlineError::Interrupted) => {}
+                    Err(ReadlineError::Eof) => return Ok(None),
+                    Err(e) => return Err(e).context("reading the command line"),
+                }
+            },
+            Input::Lines(reader) => {
+                let mut line = String::new();
+                Ok((reader.read_line(&mut line)? > 0).then_some(line))
+            }
+        }
+    }
 }
 
 impl Session<'_> {

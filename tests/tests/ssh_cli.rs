@@ -1379,7 +1379,11 @@ fn sftp_prompt_edits_lines_and_keeps_a_history() {
     let mut shown = Vec::new();
     let mut until = |done: &dyn Fn(&str) -> bool| {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !done(&String::from_utf8_lossy(&shown)) {
+        loop {
+            let screen = String::from_utf8_lossy(&shown);
+            if done(&screen) {
+                return screen.len();
+            }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
                 Ok(bytes) => shown.extend(bytes),
@@ -1387,17 +1391,42 @@ fn sftp_prompt_edits_lines_and_keeps_a_history() {
             }
         }
     };
-    let prompts = |screen: &str| screen.matches("sftp> ").count();
-    until(&|screen| prompts(screen) >= 1);
+    // A fresh prompt waits, with nothing typed after it (escape sequences aside).
+    let ready = |screen: &str| {
+        let mut plain = String::new();
+        let mut chars = screen.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\x1b' => {
+                    let _ = chars.find(|c| c.is_ascii_alphabetic() || *c == '~');
+                }
+                '\r' | '\x07' => {}
+                c => plain.push(c),
+            }
+        }
+        plain.ends_with("sftp> ")
+    };
+    let mut seen = until(&ready);
     // Keys go once the prompt reads them raw: the terminal's own line editing would take
     // the arrow's bytes as text. A typo rubbed out; then the line back with the up arrow,
-    // its last letter changed.
+    // its last letter changed; Tab completing a local path, then a remote one.
     let d = dir.display();
-    keys.write_all(format!("lmkdir {d}/ab\x7fc\r").as_bytes())
-        .unwrap();
-    until(&|screen| prompts(screen) >= 2 && dir.join("ac").exists());
-    keys.write_all(b"\x1b[A\x7fd\r").unwrap();
-    until(&|_| dir.join("ad").exists());
+    let remote = remote_dir("sftp-prompt");
+    std::fs::write(remote.join("only-one.txt"), "x").unwrap();
+    let steps: [(String, &dyn Fn() -> bool); 5] = [
+        (format!("lmkdir {d}/ab\x7fc\r"), &|| dir.join("ac").exists()),
+        ("\x1b[A\x7fd\r".into(), &|| dir.join("ad").exists()),
+        (format!("lmkdir {d}/ac\tx\r"), &|| dir.join("ac/x").exists()),
+        (format!("cd {}\r", remote.display()), &|| true),
+        ("rename on\t moved.txt\r".into(), &|| {
+            remote.join("moved.txt").exists()
+        }),
+    ];
+    for (typed, done) in steps {
+        keys.write_all(typed.as_bytes()).unwrap();
+        let before = seen;
+        seen = until(&|screen| screen.len() > before && ready(screen) && done());
+    }
     keys.write_all(b"quit\r").unwrap();
     drop(keys);
     let out = child.wait_with_output();
@@ -1408,6 +1437,7 @@ fn sftp_prompt_edits_lines_and_keeps_a_history() {
         .collect();
     made.sort();
     assert_eq!(made, ["ac", "ad"]);
+    assert!(!remote.join("only-one.txt").exists());
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod exit;
 mod http;
 mod serve;
 mod sftp;
+mod sftp_prompt;
 mod sftp_session;
 mod ssh;
 

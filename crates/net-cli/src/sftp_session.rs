@@ -1,7 +1,7 @@
 //! `netkit sftp [-b FILE] DEST`: sftp's commands over one connection, read from a batch file
 //! or typed at the prompt, as OpenSSH's `sftp` reads them.
 
-use std::io::{BufRead, IsTerminal as _};
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -11,6 +11,7 @@ use net_ssh::Client;
 
 use crate::exit::{Failure, GENERIC, Outcome, USAGE, WithCode, one_line};
 use crate::sftp;
+use crate::sftp_prompt::Input;
 
 /// One command line of a session.
 #[derive(clap::Parser)]
@@ -111,7 +112,7 @@ pub fn run(client: &Client, start: &Path, batch: Option<&Path>, fsync: bool) -> 
         fsync,
     };
     let mut input = if batch.is_none() && std::io::stdin().is_terminal() {
-        Input::Terminal(rustyline::DefaultEditor::new().context("cannot set up the prompt")?)
+        Input::terminal(client, command_names())?
     } else {
         Input::Lines(match batch {
             Some(path) if path != Path::new("-") => Box::new(std::io::BufReader::new(
@@ -122,7 +123,7 @@ pub fn run(client: &Client, start: &Path, batch: Option<&Path>, fsync: bool) -> 
             _ => Box::new(std::io::stdin().lock()),
         })
     };
-    while let Some(line) = input.next_line()? {
+    while let Some(line) = input.next_line(&session.cwd)? {
         let mut text = line.trim();
         if text.is_empty() || text.starts_with('#') {
             continue;
@@ -149,36 +150,17 @@ pub fn run(client: &Client, start: &Path, batch: Option<&Path>, fsync: bool) -> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where a session's command lines come from: a terminal, with line editing and history as
-/// sftp's prompt has them, or a batch file or pipe.
-enum Input {
-    Terminal(rustyline::DefaultEditor),
-    Lines(Box<dyn BufRead>),
-}
-
-impl Input {
-    /// The next line; `None` at the end (Ctrl-D at the prompt).
-    fn next_line(&mut self) -> anyhow::Result<Option<String>> {
-        use rustyline::error::ReadlineError;
-        match self {
-            Input::Terminal(editor) => loop {
-                match editor.readline("sftp> ") {
-                    Ok(line) => {
-                        let _ = editor.add_history_entry(line.as_str());
-                        return Ok(Some(line));
-                    }
-                    // Ctrl-C at the prompt drops the line typed, as at sftp's.
-                    Err(ReadlineError::Interrupted) => {}
-                    Err(ReadlineError::Eof) => return Ok(None),
-                    Err(e) => return Err(e).context("reading the command line"),
-                }
-            },
-            Input::Lines(reader) => {
-                let mut line = String::new();
-                Ok((reader.read_line(&mut line)? > 0).then_some(line))
-            }
-        }
-    }
+/// The words that start a command line, aliases and `help` too, for completion.
+fn command_names() -> Vec<String> {
+    use clap::CommandFactory as _;
+    let mut names: Vec<String> = Line::command()
+        .get_subcommands()
+        .flat_map(|c| std::iter::once(c.get_name()).chain(c.get_all_aliases()))
+        .chain(["help"])
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names
 }
 
 impl Session<'_> {

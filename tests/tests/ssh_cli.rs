@@ -1510,6 +1510,58 @@ fn sftp_session_has_local_commands_links_and_resumes() {
 }
 
 #[test]
+fn sftp_ls_takes_sftps_flags() {
+    let (dir, _) = fresh_dirs("sftp-ls-flags");
+    std::fs::write(dir.join(".hidden"), "").unwrap();
+    std::fs::write(dir.join("old.bin"), vec![0u8; 2048]).unwrap();
+    let old = std::fs::File::options()
+        .write(true)
+        .open(dir.join("old.bin"))
+        .unwrap();
+    old.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_577_880_000))
+        .unwrap();
+    std::fs::write(dir.join("new.bin"), "12345").unwrap();
+    let batch = format!(
+        "cd {}\nls\nls -a\nls -lh\nls -t\nls -S\nls -Sr\n",
+        dir.display()
+    );
+    let port = port().to_string();
+    let mut args = vec!["sftp", "-b", "-", "-P", &port];
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    let target = dest();
+    args.push(&target);
+    let out = netkit(&args, batch.as_bytes(), &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Dot files only with -a; -t newest first, -S largest first, -r the other way.
+    for listed in [
+        "sftp> ls\nnew.bin\nold.bin\n",
+        "sftp> ls -a\n.hidden\nnew.bin\nold.bin\n",
+        "sftp> ls -t\nnew.bin\nold.bin\n",
+        "sftp> ls -S\nold.bin\nnew.bin\n",
+        "sftp> ls -Sr\nnew.bin\nold.bin\n",
+    ] {
+        assert!(text.contains(listed), "{listed:?} in {text}");
+    }
+    assert!(
+        text.contains(" 2.0K 2020-01-01 ") && text.contains(" 5B "),
+        "{text}"
+    );
+    // The same flags after `netkit sftp ls`.
+    let remote = format!("{}:{}", dest(), dir.display());
+    let out = sftp(&["ls", "-1a", &remote]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        ".hidden\nnew.bin\nold.bin\n"
+    );
+}
+
+#[test]
 fn sftp_session_runs_commands_over_one_connection_as_sftp_does() {
     let (base, local) = fresh_dirs("sftp-session");
     std::fs::write(local.join("up.txt"), "by batch\n").unwrap();

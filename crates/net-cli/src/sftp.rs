@@ -60,16 +60,17 @@ enum Command {
         #[arg(default_value = ".")]
         local: PathBuf,
     },
-    /// List a directory: ls [-l] [user@]host:PATH
+    /// List a directory: ls [-1afhlnrSt] [user@]host:PATH (as sftp's ls; -l is the long
+    /// form here, so the user is `--login USER`)
+    #[command(disable_help_flag = true)]
     Ls {
         /// Port.
         #[arg(short = 'P', value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
         port: Option<u16>,
         #[command(flatten)]
         connect: ConnectArgs,
-        /// Long form: permissions, size, time (so the user is `--login USER` here).
-        #[arg(short = 'l')]
-        long: bool,
+        #[command(flatten)]
+        flags: ListFlags,
         /// [user@]host:PATH
         remote: String,
     },
@@ -150,6 +151,42 @@ enum Command {
         /// The new path on the same host.
         to: PathBuf,
     },
+}
+
+/// The flags of ls, as sftp's (`-h` is human sizes here: the help is `--help`).
+#[derive(clap::Args, Clone, Copy)]
+pub(crate) struct ListFlags {
+    /// Long form: permissions, size and modification time.
+    #[arg(short = 'l')]
+    long: bool,
+    /// Names that start with a dot too.
+    #[arg(short = 'a')]
+    all: bool,
+    /// One name per line (always so).
+    #[arg(short = '1')]
+    one_per_line: bool,
+    /// Sizes as 4.0K, 12M (with -l).
+    #[arg(short = 'h')]
+    human: bool,
+    /// The long form with numeric user and group ids, as sftp's (the long form shows
+    /// neither here).
+    #[arg(short = 'n')]
+    numeric: bool,
+    /// Newest first.
+    #[arg(short = 't')]
+    by_time: bool,
+    /// Largest first.
+    #[arg(short = 'S')]
+    by_size: bool,
+    /// The other way round.
+    #[arg(short = 'r')]
+    reverse: bool,
+    /// Not sorted: in the order the server lists them.
+    #[arg(short = 'f')]
+    unsorted: bool,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
 }
 
 /// The flags of put and get.
@@ -381,11 +418,11 @@ pub fn run(args: Args) -> Outcome {
         Command::Ls {
             port,
             connect,
-            long,
+            flags,
             remote,
         } => {
             let (client, path) = open(&connect, port, &remote)?;
-            list(&client, &path, long, Path::new(""))?;
+            list(&client, &path, flags, Path::new(""))?;
         }
         Command::Mkdir {
             common,
@@ -555,10 +592,15 @@ fn download_stdout(client: &Client, path: PathBuf, options: Transfer) -> Result<
 }
 
 /// Prints a directory's entries by name, or what a wildcard matches by path, less the
-/// `strip` before it (as sftp's ls shows a relative pattern's matches: `logs/a.log`);
-/// `long` adds permissions, size and time.
-pub(crate) fn list(client: &Client, path: &Path, long: bool, strip: &Path) -> Result<(), Failure> {
-    let entries = match client.glob(path).code(GENERIC)? {
+/// `strip` before it (as sftp's ls shows a relative pattern's matches: `logs/a.log`), as
+/// `flags` ask: names starting with a dot only with -a, sorted by name (or time or size).
+pub(crate) fn list(
+    client: &Client,
+    path: &Path,
+    flags: ListFlags,
+    strip: &Path,
+) -> Result<(), Failure> {
+    let mut entries = match client.glob(path).code(GENERIC)? {
         Some(found) => found
             .into_iter()
             .map(|(path, entry)| {
@@ -570,16 +612,31 @@ pub(crate) fn list(client: &Client, path: &Path, long: bool, strip: &Path) -> Re
             .ls(path)
             .code(GENERIC)?
             .into_iter()
+            .filter(|entry| flags.all || !entry.name.starts_with('.'))
             .map(|entry| (entry.name.clone(), entry))
             .collect::<Vec<_>>(),
     };
+    if !flags.unsorted {
+        if flags.by_time {
+            entries.sort_by_key(|(_, e)| std::cmp::Reverse(e.mtime));
+        } else if flags.by_size {
+            entries.sort_by_key(|(_, e)| std::cmp::Reverse(e.size));
+        }
+        if flags.reverse {
+            entries.reverse();
+        }
+    }
     for (name, entry) in entries {
         let slash = if entry.is_dir { "/" } else { "" };
-        if long {
+        if flags.long || flags.numeric {
+            let size = if flags.human {
+                human_size(entry.size)
+            } else {
+                entry.size.to_string()
+            };
             println!(
-                "{} {:>12} {} {name}{slash}",
+                "{} {size:>12} {} {name}{slash}",
                 entry.permissions(),
-                entry.size,
                 local_time(entry.mtime),
             );
         } else {
@@ -587,6 +644,22 @@ pub(crate) fn list(client: &Client, path: &Path, long: bool, strip: &Path) -> Re
         }
     }
     Ok(())
+}
+
+/// A size as sftp's `ls -lh` shows it: 512B, 4.0K, 12M.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "K", "M", "G", "T", "P", "E"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes}B"),
+        _ if value < 10.0 => format!("{value:.1}{}", UNITS[unit]),
+        _ => format!("{value:.0}{}", UNITS[unit]),
+    }
 }
 
 /// Does `change` to each path `path` names (a wildcard's matches, or itself).

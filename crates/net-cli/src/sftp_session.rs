@@ -31,11 +31,11 @@ enum Line {
         remote: String,
         local: Option<PathBuf>,
     },
-    /// List: ls [-l] [PATH]
-    #[command(alias = "dir")]
+    /// List: ls [-1afhlnrSt] [PATH]
+    #[command(alias = "dir", disable_help_flag = true)]
     Ls {
-        #[arg(short = 'l')]
-        long: bool,
+        #[command(flatten)]
+        flags: sftp::ListFlags,
         path: Option<String>,
     },
     /// Change the remote directory: cd [PATH] (the login directory without one)
@@ -223,7 +223,7 @@ impl Session<'_> {
                 let local = local.unwrap_or_else(|| PathBuf::from("."));
                 sftp::download(self.client, self.remote(&remote), &remote, &local, options)?;
             }
-            Line::Ls { long, path } => {
+            Line::Ls { flags, path } => {
                 let path = path.as_deref().unwrap_or(".");
                 // A relative pattern's matches are shown relative, as sftp shows them.
                 let strip = if path.starts_with(['/', '~']) {
@@ -231,7 +231,7 @@ impl Session<'_> {
                 } else {
                     &self.cwd
                 };
-                sftp::list(self.client, &self.remote(path), long, strip)?;
+                sftp::list(self.client, &self.remote(path), flags, strip)?;
             }
             Line::Cd { path } => {
                 let path = path.map_or_else(|| self.home.clone(), |p| self.remote(&p));

@@ -1457,7 +1457,7 @@ fn sftp_session_has_local_commands_links_and_resumes() {
     std::fs::write(
         &batch,
         format!(
-            "lcd {}\ncd {}\nversion\n!echo ran > bang.txt\nlmkdir made\nlls -d made\n\
+            "lcd {}\ncd {}\nversion\nprogress\n!echo ran > bang.txt\nlmkdir made\nlls -d made\n\
              ln -s data.bin link.bin\nreget data.bin\nchgrp {gid} owned\nchown {uid} owned\n\
              -chown 0 owned\n!exit 3\nln data.bin hard.bin\nversion\n",
             local.display(),
@@ -1481,6 +1481,7 @@ fn sftp_session_has_local_commands_links_and_resumes() {
     );
     assert!(
         stdout.contains("sftp> version\nSFTP protocol version 3\n")
+            && stdout.contains("sftp> progress\nProgress meter disabled\n")
             && stdout.contains("sftp> lls -d made\nmade\n"),
         "{stdout}"
     );

@@ -733,6 +733,9 @@ fn local_time(secs: u64) -> String {
         )
 }
 
+/// Whether transfers show a progress bar (a session's `progress` turns it off and on).
+pub(crate) static PROGRESS: AtomicBool = AtomicBool::new(true);
+
 /// A progress bar on stderr, only when it is a terminal.
 struct Bar(Option<indicatif::ProgressBar>);
 
@@ -750,7 +753,8 @@ impl Bar {
     }
 
     fn with_template(label: &str, template: &str) -> Bar {
-        Bar(std::io::stderr().is_terminal().then(|| {
+        let shown = PROGRESS.load(Ordering::Relaxed) && std::io::stderr().is_terminal();
+        Bar(shown.then(|| {
             let bar = indicatif::ProgressBar::new(0);
             if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
                 bar.set_style(style);

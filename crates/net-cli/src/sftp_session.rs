@@ -86,6 +86,8 @@ enum Line {
     Rename { from: String, to: String },
     /// Print the SFTP protocol version
     Version,
+    /// Turn the progress bar off, or on again
+    Progress,
     /// End the session
     #[command(aliases = ["exit", "bye"])]
     Quit,
@@ -269,6 +271,11 @@ impl Session<'_> {
                     .code(GENERIC)?;
             }
             Line::Version => println!("SFTP protocol version 3"),
+            Line::Progress => {
+                use std::sync::atomic::Ordering;
+                let on = !sftp::PROGRESS.fetch_xor(true, Ordering::Relaxed);
+                println!("Progress meter {}", if on { "enabled" } else { "disabled" });
+            }
             Line::Pwd => println!("Remote working directory: {}", self.cwd.display()),
             Line::Lpwd => println!(
                 "Local working directory: {}",

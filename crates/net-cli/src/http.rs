@@ -595,17 +595,19 @@ fn auth(args: &Args, url: &str, session_auth: bool) -> Result<(Option<Auth>, boo
             None => (auth.clone(), None),
         },
         (None, Some(from_url)) => from_url,
-        (None, None) if let Some(login) = netrc()? => {
-            from_netrc = true;
-            login
-        }
-        (None, None) if matches!(args.auth_type, AuthType::Digest) => {
-            return Err(anyhow!(
-                "-A digest needs credentials: -a USER[:PASS] or USER[:PASS]@ in the URL"
-            ))
-            .code(USAGE);
-        }
-        (None, None) => return Ok((None, false)),
+        (None, None) => match netrc()? {
+            Some(login) => {
+                from_netrc = true;
+                login
+            }
+            None if matches!(args.auth_type, AuthType::Digest) => {
+                return Err(anyhow!(
+                    "-A digest needs credentials: -a USER[:PASS] or USER[:PASS]@ in the URL"
+                ))
+                .code(USAGE);
+            }
+            None => return Ok((None, false)),
+        },
     };
     let password = match (password, std::env::var("NETKIT_HTTP_PASSWORD")) {
         (Some(password), _) | (None, Ok(password)) => password,

@@ -61,7 +61,6 @@ impl Client {
         session.set_compress(config.compression);
         offer_algorithms(&session, &host, config)?;
         session.set_tcp_stream(stream);
-        session.set_timeout(u32::try_from(config.timeout.as_millis()).unwrap_or(u32::MAX));
         let mut known = Vec::new();
         let (known_as, known_port) = config.known_as();
         for file in std::iter::once(&config.known_hosts).chain(config.read_only_known_hosts()) {
@@ -92,23 +91,40 @@ impl Client {
                 log::debug!("{host}: cannot prefer the known host key types: {e}");
             }
         }
-        session.handshake().map_err(|e| Error::Handshake {
-            host: host.clone(),
-            reason: if e.message().contains("banner") && config.proxy_command.is_some() {
-                format!("{}; did the ProxyCommand reach an SSH server?", e.message())
-            } else if e.message().contains("exchange encryption keys") {
-                // libssh2 does not say which list found nothing in common.
-                format!(
-                    "{}; the server takes none of the key exchange, host key or cipher \
+        // The handshake is part of connecting, as OpenSSH's ConnectTimeout covers the banner
+        // exchange: a port that accepts and then says nothing (or echoes, as an echo server
+        // does, which leaves libssh2 waiting on its own key exchange) fails in that time.
+        let millis = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+        session.set_timeout(millis(config.connect_timeout));
+        let shaken = session.handshake();
+        session.set_timeout(millis(config.timeout));
+        shaken.map_err(|e| match e.code() {
+            // LIBSSH2_ERROR_TIMEOUT
+            ssh2::ErrorCode::Session(-9) => Error::Timeout {
+                host: host.clone(),
+                what: format!(
+                    "no SSH handshake within the connect timeout of {} s; is it an SSH server?",
+                    config.connect_timeout.as_secs()
+                ),
+            },
+            _ => Error::Handshake {
+                host: host.clone(),
+                reason: if e.message().contains("banner") && config.proxy_command.is_some() {
+                    format!("{}; did the ProxyCommand reach an SSH server?", e.message())
+                } else if e.message().contains("exchange encryption keys") {
+                    // libssh2 does not say which list found nothing in common.
+                    format!(
+                        "{}; the server takes none of the key exchange, host key or cipher \
                      algorithms offered (ciphers: {})",
-                    e.message(),
-                    config.ciphers.join(",")
-                )
-            } else if e.message().contains("banner") {
-                // It answered, but not with "SSH-2.0-...": a port that speaks something else.
-                format!("{}; is it an SSH server?", e.message())
-            } else {
-                e.message().to_owned()
+                        e.message(),
+                        config.ciphers.join(",")
+                    )
+                } else if e.message().contains("banner") {
+                    // It answered, but not with "SSH-2.0-...": a port that speaks something else.
+                    format!("{}; is it an SSH server?", e.message())
+                } else {
+                    e.message().to_owned()
+                },
             },
         })?;
         log::debug!(

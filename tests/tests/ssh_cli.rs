@@ -164,6 +164,38 @@ fn free_port() -> u16 {
 }
 
 #[test]
+fn dash_s_starts_a_subsystem() {
+    // SSH_FXP_INIT, version 3: the sftp subsystem answers SSH_FXP_VERSION (type 2). Stdin
+    // stays open until it has: sftp-server drops its answer when EOF comes first.
+    let args = ssh_args(&["-s"], &["sftp"]);
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+    );
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"\0\0\0\x05\x01\0\0\0\x03").unwrap();
+    let mut answer = [0u8; 9];
+    let mut output = child.stdout.take().unwrap();
+    std::io::Read::read_exact(&mut output, &mut answer).unwrap();
+    assert_eq!(answer[4..], [2, 0, 0, 0, 3], "{answer:?}");
+    drop(input);
+    drop(output);
+    assert_eq!(child.wait_with_output().status.code(), Some(0));
+    // A subsystem the server does not have, and none named.
+    let out = ssh_with(&["-s"], &["no-such-subsystem"], b"");
+    assert_eq!(out.status.code(), Some(255));
+    let out = ssh_with(&["-s"], &[], b"");
+    assert_eq!(out.status.code(), Some(255));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("-s needs the subsystem's name") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+#[test]
 fn exit_status_streams_and_stdin_pass_through() {
     let out = ssh(&["--", "cat; echo to-err >&2; exit 42"], b"piped stdin\n");
     assert_eq!(

@@ -424,6 +424,9 @@ pub struct Args {
     /// Serve SOCKS4/5 on [BIND:]PORT, each client's connection made through the server.
     #[arg(short = 'D', value_name = "[BIND:]PORT")]
     dynamic_forward: Vec<String>,
+    /// The command names a subsystem of the server to start (as ssh -s: `sftp`, `netconf`).
+    #[arg(short = 's', conflicts_with_all = ["no_command", "tty"])]
+    subsystem: bool,
     /// No command: only forward ports, until interrupted (as ssh -N).
     #[arg(short = 'N', conflicts_with = "tty")]
     no_command: bool,
@@ -619,8 +622,14 @@ pub fn run(mut args: Args) -> Outcome {
         }
         command = remote;
     }
+    if args.subsystem && command.is_empty() {
+        return Err(own(anyhow!(
+            "-s needs the subsystem's name as the command: netkit ssh -s HOST sftp"
+        )));
+    }
     // -t and -T win over RequestTTY: ssh keeps the first value it reads, flags first.
     let (tty, no_tty) = match config.request_tty {
+        _ if args.subsystem => (0, true),
         _ if args.tty > 0 || args.no_tty || args.no_command => (args.tty, args.no_tty),
         Some(net_ssh::RequestTty::No) => (0, true),
         Some(net_ssh::RequestTty::Yes) => (1, false),
@@ -743,6 +752,9 @@ pub fn run(mut args: Args) -> Outcome {
     };
     let resize = local.then(window_changes).transpose().map_err(own)?;
     let status = match (&terminal, command.is_empty()) {
+        _ if args.subsystem => {
+            client.subsystem_streaming(&command, rx, &mut on_stdout, &mut on_stderr)
+        }
         (Some(terminal), true) => {
             client.shell_on_terminal(terminal, rx, resize, &mut on_stdout, &mut on_stderr)
         }

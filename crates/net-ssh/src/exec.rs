@@ -40,11 +40,16 @@ pub struct Terminal {
     pub rows: u32,
 }
 
-/// What a session channel starts: a command or the login shell (`None`), on a
-/// pseudo-terminal or not.
+/// What a session channel starts, on a pseudo-terminal or not.
 struct Start<'a> {
-    command: Option<&'a str>,
+    program: Program<'a>,
     terminal: Option<&'a Terminal>,
+}
+
+enum Program<'a> {
+    Shell,
+    Command(&'a str),
+    Subsystem(&'a str),
 }
 
 /// The full result of [`Client::exec`].
@@ -109,7 +114,27 @@ impl Client {
         on_stderr: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<ExitStatus, Error> {
         let start = Start {
-            command: Some(command),
+            program: Program::Command(command),
+            terminal: None,
+        };
+        self.run_streaming(start, stdin, None, on_stdout, on_stderr)
+    }
+
+    /// Starts the server's subsystem `name` (as `ssh -s`: `sftp`, `netconf`), its input and
+    /// output carried as [`exec_streaming`](Self::exec_streaming) carries a command's.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], [`Error::Output`], [`Error::Ssh`] (also for a subsystem the server
+    /// does not offer).
+    pub fn subsystem_streaming(
+        &self,
+        name: &str,
+        stdin: Option<Receiver<Vec<u8>>>,
+        on_stdout: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+        on_stderr: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<ExitStatus, Error> {
+        let start = Start {
+            program: Program::Subsystem(name),
             terminal: None,
         };
         self.run_streaming(start, stdin, None, on_stdout, on_stderr)
@@ -132,7 +157,7 @@ impl Client {
         on_stderr: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<ExitStatus, Error> {
         let start = Start {
-            command: Some(command),
+            program: Program::Command(command),
             terminal: Some(terminal),
         };
         self.run_streaming(start, stdin, resize, on_stdout, on_stderr)
@@ -156,7 +181,7 @@ impl Client {
         on_stderr: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<ExitStatus, Error> {
         let start = Start {
-            command: None,
+            program: Program::Shell,
             terminal,
         };
         self.run_streaming(start, stdin, None, on_stdout, on_stderr)
@@ -179,7 +204,7 @@ impl Client {
         on_stderr: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<ExitStatus, Error> {
         let start = Start {
-            command: None,
+            program: Program::Shell,
             terminal: Some(terminal),
         };
         self.run_streaming(start, stdin, resize, on_stdout, on_stderr)
@@ -206,9 +231,10 @@ impl Client {
                 .request_pty(&t.term, None, Some((t.columns, t.rows, 0, 0)))
                 .map_err(fail)?;
         }
-        match start.command {
-            Some(command) => channel.exec(command),
-            None => channel.shell(),
+        match start.program {
+            Program::Command(command) => channel.exec(command),
+            Program::Subsystem(name) => channel.subsystem(name),
+            Program::Shell => channel.shell(),
         }
         .map_err(fail)?;
         self.session.set_blocking(false);

@@ -1409,55 +1409,43 @@ fn sftp_prompt_edits_lines_and_keeps_a_history() {
     });
     // Reads the terminal until `done` holds of what it showed (20 s at most).
     let mut shown = Vec::new();
-    let mut until = |done: &dyn Fn(&str) -> bool| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let screen = String::from_utf8_lossy(&shown);
-            if done(&screen) {
-                return screen.len();
-            }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(bytes) => shown.extend(bytes),
-                Err(_) => panic!("{}", String::from_utf8_lossy(&shown)),
-            }
+    let mut until = |done: &dyn Fn(&str) -> bool| loop {
+        let screen = String::from_utf8_lossy(&shown);
+        if done(&screen) {
+            break screen.len();
+        }
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(bytes) => shown.extend(bytes),
+            Err(e) => panic!("{e}: {screen}"),
         }
     };
-    // A fresh prompt waits, with nothing typed after it (escape sequences aside).
-    let ready = |screen: &str| {
-        let mut plain = String::new();
-        let mut chars = screen.chars();
-        while let Some(c) = chars.next() {
-            match c {
-                '\x1b' => {
-                    let _ = chars.find(|c| c.is_ascii_alphabetic() || *c == '~');
-                }
-                '\r' | '\x07' => {}
-                c => plain.push(c),
-            }
-        }
-        plain.ends_with("sftp> ")
-    };
-    let mut seen = until(&ready);
-    // Keys go once the prompt reads them raw: the terminal's own line editing would take
-    // the arrow's bytes as text. A typo rubbed out; then the line back with the up arrow,
-    // its last letter changed; Tab completing a local path, then a remote one.
+    // An empty prompt drawn whole, so the editor reads keys raw (the terminal's own line
+    // editing would take an arrow's bytes as text): the prompt, the cursor put after it, the
+    // end of the synchronized update (rustyline's drawing, pinned by Cargo.lock).
+    let fresh = |screen: &str| screen.ends_with("sftp> \r\x1b[6C\x1b[?2026l");
+    let mut seen = until(&fresh);
+    // A typo rubbed out; the line back with the up arrow, its last letter changed; Tab
+    // completing a local path, then a remote one; two lines typed ahead at once.
     let d = dir.display();
     let remote = remote_dir("sftp-prompt");
     std::fs::write(remote.join("only-one.txt"), "x").unwrap();
+    let r = remote.display();
     let steps: [(String, &dyn Fn() -> bool); 5] = [
         (format!("lmkdir {d}/ab\x7fc\r"), &|| dir.join("ac").exists()),
         ("\x1b[A\x7fd\r".into(), &|| dir.join("ad").exists()),
         (format!("lmkdir {d}/ac\tx\r"), &|| dir.join("ac/x").exists()),
-        (format!("cd {}\r", remote.display()), &|| true),
-        ("rename on\t moved.txt\r".into(), &|| {
+        (format!("rename {r}/on\t {r}/moved.txt\r"), &|| {
             remote.join("moved.txt").exists()
+        }),
+        (format!("lmkdir {d}/t1\rlmkdir {d}/t2\r"), &|| {
+            dir.join("t2").exists()
         }),
     ];
     for (typed, done) in steps {
         keys.write_all(typed.as_bytes()).unwrap();
+        // Past what was shown before the keys: a prompt drawn after them.
         let before = seen;
-        seen = until(&|screen| screen.len() > before && ready(screen) && done());
+        seen = until(&|screen| screen.len() > before && fresh(screen) && done());
     }
     keys.write_all(b"quit\r").unwrap();
     drop(keys);
@@ -1468,7 +1456,7 @@ fn sftp_prompt_edits_lines_and_keeps_a_history() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     made.sort();
-    assert_eq!(made, ["ac", "ad"]);
+    assert_eq!(made, ["ac", "ad", "t1", "t2"]);
     assert!(!remote.join("only-one.txt").exists());
 }
 

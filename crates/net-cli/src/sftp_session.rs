@@ -152,13 +152,21 @@ pub fn run(client: &Client, start: &Path, batch: Option<&Path>, fsync: bool) -> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// The commands read before the parser sees the line, for `help`.
+const SPELLED_OUT: [(&str, &str); 4] = [
+    ("reget", "Resume a download: reget REMOTE [LOCAL] (get -a)"),
+    ("reput", "Resume an upload: reput LOCAL [REMOTE] (put -a)"),
+    ("!", "Run a local command: !COMMAND (a shell without one)"),
+    ("help", "List the commands (also ?)"),
+];
+
 /// The words that start a command line, aliases and `help` too, for completion.
 fn command_names() -> Vec<String> {
     use clap::CommandFactory as _;
     let mut names: Vec<String> = Line::command()
         .get_subcommands()
         .flat_map(|c| std::iter::once(c.get_name()).chain(c.get_all_aliases()))
-        .chain(["help"])
+        .chain(SPELLED_OUT.iter().map(|(name, _)| *name))
         .map(str::to_owned)
         .collect();
     names.sort();
@@ -189,6 +197,9 @@ impl Session<'_> {
             for command in <Line as clap::CommandFactory>::command().get_subcommands() {
                 let about = command.get_about().map(ToString::to_string);
                 println!("{:<8} {}", command.get_name(), about.unwrap_or_default());
+            }
+            for (name, about) in SPELLED_OUT {
+                println!("{name:<8} {about}");
             }
             return Ok(true);
         }

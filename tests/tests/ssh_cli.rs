@@ -1543,7 +1543,7 @@ fn sftp_ls_takes_sftps_flags() {
         .unwrap();
     std::fs::write(dir.join("new.bin"), "12345").unwrap();
     let batch = format!(
-        "cd {}\nls\nls -a\nls -lh\nls -t\nls -S\nls -Sr\n",
+        "cd {}\nls\nls -a\nls -lh\nls -t\nls -S\nls -Sr\nhelp\n",
         dir.display()
     );
     let port = port().to_string();
@@ -1571,6 +1571,11 @@ fn sftp_ls_takes_sftps_flags() {
     }
     assert!(
         text.contains(" 2.0K 2020-01-01 ") && text.contains(" 5B "),
+        "{text}"
+    );
+    // help lists the flags, and the commands read before the parser too.
+    assert!(
+        text.contains("ls       List: ls [-1afhlnrSt] [PATH]") && text.contains("\nreget    "),
         "{text}"
     );
     // The same flags after `netkit sftp ls`.

@@ -581,7 +581,16 @@ fn auth(args: &Args, url: &str, session_auth: bool) -> Result<(Option<Auth>, boo
         let Some(path) = net_http::Netrc::default_path() else {
             return Ok(None);
         };
-        let netrc = net_http::Netrc::load(&path).code(USAGE)?;
+        // A netrc file is the machine's, not this command's input: one that does not parse
+        // is said and left out, as httpie (requests) leaves it out, rather than failing
+        // every request.
+        let netrc = match net_http::Netrc::load(&path) {
+            Ok(netrc) => netrc,
+            Err(e) => {
+                log::warn!("{e}; not used");
+                return Ok(None);
+            }
+        };
         Ok(netrc
             .login_for_url(url)
             .map(|login| (login.user.clone(), login.password.clone())))

@@ -971,8 +971,34 @@ fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
     );
 
     // --pretty asks for formatting and colours when piped too, as httpie's.
-    let formatted = http(&["--pretty=format", &url]);
+    // Formatting sorts headers and JSON keys by name, as httpie; --unsorted keeps the order
+    // they came in (the echo server sends "method" first, then "target", "headers", "body").
+    let formatted = http(&["--pretty=format", "-p", "hb", &url, "Zed:1", "Abc:2"]);
     let text = String::from_utf8_lossy(&formatted.stdout);
+    let (head, body) = text.split_once("\n\n").unwrap();
+    let names: Vec<&str> = head
+        .lines()
+        .skip(1)
+        .map(|l| l.split(':').next().unwrap())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert!(names == sorted && names.len() > 1, "{head}");
+    assert!(body.starts_with("{\n    \"body\": \"\""), "{body:?}");
+    let keys = |json: &str| -> Vec<String> {
+        json.lines()
+            .filter(|l| l.starts_with("    \"") || l.starts_with("        \""))
+            .map(|l| l.trim().split('"').nth(1).unwrap().to_owned())
+            .collect()
+    };
+    let shown = keys(body);
+    let nested: Vec<&String> = shown
+        .iter()
+        .filter(|k| ["abc", "zed"].contains(&k.as_str()))
+        .collect();
+    assert!(nested == ["abc", "zed"], "nested keys unsorted: {body}");
+    let unsorted = http(&["--pretty=format", "--unsorted", &url]);
+    let text = String::from_utf8_lossy(&unsorted.stdout);
     assert!(text.starts_with("{\n    \"method\": \"GET\""), "{text:?}");
     let coloured = http(&["--pretty=all", &url]);
     let text = String::from_utf8_lossy(&coloured.stdout);

@@ -173,6 +173,13 @@ pub struct Args {
     /// none when piped), as httpie's --pretty.
     #[arg(long, value_enum, value_name = "STYLE")]
     pretty: Option<Pretty>,
+    /// When formatting, keep headers and JSON keys in the order they came instead of sorting
+    /// them by name, as httpie's --unsorted.
+    #[arg(long, overrides_with = "sorted")]
+    unsorted: bool,
+    /// When formatting, sort headers and JSON keys by name (the default), as httpie's --sorted.
+    #[arg(long, overrides_with = "unsorted")]
+    sorted: bool,
     /// Print nothing but errors and warnings (no body, no progress bar); twice, warnings
     /// too are left out, as httpie's -q and -qq.
     #[arg(short = 'q', long, action = clap::ArgAction::Count)]
@@ -312,7 +319,7 @@ pub fn run(mut args: Args) -> Outcome {
     if let Some(bad) = what.chars().find(|c| !"HBhb".contains(*c)) {
         return Err(anyhow!("--print takes H, B, h and b, not {bad:?}")).code(USAGE);
     }
-    let style = Style::new(stdout_tty, args.pretty);
+    let style = Style::new(stdout_tty, args.pretty, !args.unsorted);
     let mut out = std::io::stdout().lock();
     if what.contains('H') || what.contains('B') || args.offline {
         print_request(&mut out, &request.preview(), &what, stdout_tty, &style)?;
@@ -697,14 +704,16 @@ enum Pretty {
 }
 
 /// How output looks: ANSI colours (by default on a terminal unless NO_COLOR is set) and
-/// indented JSON (by default on a terminal).
+/// formatting (by default on a terminal): indented JSON, and headers and JSON keys sorted by
+/// name unless asked not to be, as httpie sorts them.
 struct Style {
     on: bool,
     format: bool,
+    sort: bool,
 }
 
 impl Style {
-    fn new(tty: bool, pretty: Option<Pretty>) -> Style {
+    fn new(tty: bool, pretty: Option<Pretty>, sort: bool) -> Style {
         let (on, format) = match pretty {
             Some(Pretty::All) => (true, true),
             Some(Pretty::Colors) => (true, false),
@@ -715,13 +724,30 @@ impl Style {
                 tty,
             ),
         };
-        Style { on, format }
+        Style {
+            on,
+            format,
+            sort: sort && format,
+        }
+    }
+
+    /// `headers` in the order they are shown: sorted by name when sorting, a name's own lines
+    /// kept in the order they came (Set-Cookie, Via).
+    fn order<'h, N: AsRef<str>, V>(&self, headers: &'h [(N, V)]) -> Vec<&'h (N, V)> {
+        let mut shown: Vec<_> = headers.iter().collect();
+        if self.sort {
+            shown.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+        }
+        shown
     }
 
     /// `value` pretty-printed, four spaces an indent as httpie and xh print it, coloured when
     /// colours are on.
-    fn json(&self, value: &serde_json::Value) -> anyhow::Result<String> {
+    fn json(&self, mut value: serde_json::Value) -> anyhow::Result<String> {
         use serde::Serialize as _;
+        if self.sort {
+            value.sort_all_objects();
+        }
         let mut out = Vec::new();
         let indent = serde_json::ser::PrettyFormatter::with_indent(b"    ");
         value.serialize(&mut serde_json::Serializer::with_formatter(
@@ -763,7 +789,7 @@ fn print_request(
             style.paint("1;36", &preview.method),
             target
         )?;
-        for (name, value) in &preview.headers {
+        for (name, value) in style.order(&preview.headers) {
             writeln!(out, "{}: {value}", style.paint("36", name))?;
         }
         writeln!(out)?;
@@ -784,7 +810,7 @@ fn print_request(
         match serde_json::from_slice::<serde_json::Value>(body) {
             _ if tty && body.contains(&0) => writeln!(out, "{BINARY_NOTE}")?,
             Ok(value) if is_json && style.format => {
-                writeln!(out, "{}", style.json(&value)?)?;
+                writeln!(out, "{}", style.json(value)?)?;
             }
             _ => {
                 out.write_all(body)?;
@@ -809,8 +835,13 @@ fn print_head(out: &mut impl Write, response: &Response, style: &Style) -> anyho
         response.version(),
         style.paint(colour, &status)
     )?;
-    for (name, value) in response.headers() {
-        writeln!(out, "{}: {value}", style.paint("36", &title_case(name)))?;
+    let headers: Vec<(String, &str)> = response
+        .headers()
+        .iter()
+        .map(|(name, value)| (title_case(name), value.as_str()))
+        .collect();
+    for (name, value) in style.order(&headers) {
+        writeln!(out, "{}: {value}", style.paint("36", name))?;
     }
     writeln!(out)?;
     Ok(())
@@ -866,7 +897,7 @@ fn print_body(
         if (body.len() as u64) < FORMAT_LIMIT
             && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body)
         {
-            writeln!(out, "{}", style.json(&value)?)?;
+            writeln!(out, "{}", style.json(value)?)?;
             return Ok(());
         }
     }

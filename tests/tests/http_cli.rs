@@ -360,6 +360,24 @@ fn credentials_from_netrc_when_none_are_given() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A redirect to another host takes that host's entry, as curl -n and requests do; the
+    // first host's never follow.
+    std::fs::write(
+        &netrc,
+        "machine 127.0.0.1 login ann password s3cret\nmachine localhost login lee password pw2\n",
+    )
+    .unwrap();
+    let elsewhere = server.url("/echo").replace("127.0.0.1", "localhost");
+    let hop = server.url(&format!("/redirect-to?url={elsewhere}"));
+    let got = ok_json(&with(&["-F", &hop], &[]));
+    assert_eq!(got["headers"]["authorization"], "Basic bGVlOnB3Mg==");
+    let got = ok_json(&with(&["-a", "bob:pw", "-F", &hop], &[]));
+    assert_eq!(got["headers"]["authorization"], "Basic bGVlOnB3Mg==");
+    let got = ok_json(&with(&["--ignore-netrc", "-a", "bob:pw", "-F", &hop], &[]));
+    assert_eq!(got["headers"]["authorization"], Value::Null);
+    std::fs::write(&netrc, "machine 127.0.0.1 login ann password s3cret\n").unwrap();
+    let got = ok_json(&with(&["-F", &hop], &[]));
+    assert_eq!(got["headers"]["authorization"], Value::Null);
     // A session keeps what was given, not what the netrc holds (it stays the place for it).
     let session = work_dir().join("http-cli-netrc-session.json");
     let _ = std::fs::remove_file(&session);

@@ -555,6 +555,32 @@ fn a_redirect_to_another_origin_carries_no_credentials() {
 }
 
 #[test]
+fn a_redirect_to_another_host_takes_its_netrc_credentials() {
+    let server = EchoServer::start();
+    let netrc = net_http::Netrc::parse(
+        "machine 127.0.0.1 login ann password a1\nmachine localhost login lee password l2\n",
+    )
+    .unwrap();
+    let elsewhere = server.url("/echo").replace("127.0.0.1", "localhost");
+    let hop = format!("{}?url={elsewhere}", server.url("/redirect-to"));
+    let send = |netrc: Option<&net_http::Netrc>| {
+        let mut request = client().get(&hop).unwrap().basic_auth("bob", "pw");
+        if let Some(netrc) = netrc {
+            request = request.netrc(netrc.clone());
+        }
+        echo(request.send().unwrap())
+    };
+    // "lee:l2": the new host's entry, never the caller's credentials for the first one.
+    assert_eq!(
+        send(Some(&netrc))["headers"]["authorization"],
+        "Basic bGVlOmwy"
+    );
+    assert!(send(None)["headers"]["authorization"].is_null());
+    let none_there = net_http::Netrc::parse("machine 127.0.0.1 login ann password a1").unwrap();
+    assert!(send(Some(&none_there))["headers"]["authorization"].is_null());
+}
+
+#[test]
 fn redirects_are_followed_limited_or_returned() {
     let server = EchoServer::start();
     let client = client();

@@ -282,9 +282,14 @@ pub fn run(mut args: Args) -> Outcome {
         request = request.chunked();
     }
     let session_auth = session.as_ref().is_some_and(|s| s.auth().is_some());
-    let (auth, from_netrc) = auth(&args, &url, session_auth)?;
+    let netrc = (!args.ignore_netrc).then(netrc).flatten();
+    let from_session = if session_auth { None } else { netrc.as_ref() };
+    let (auth, from_netrc) = auth(&args, &url, from_session)?;
     if let Some(auth) = &auth {
         request = request.auth(auth.clone());
+    }
+    if let Some(netrc) = netrc {
+        request = request.netrc(netrc);
     }
     if let Some(session) = &mut session {
         for item in &items {
@@ -574,34 +579,29 @@ fn config(args: &Args, url: &str) -> Result<ClientConfig, Failure> {
     Ok(config)
 }
 
-/// The credentials to send: `--bearer`, else `--auth`, else the URL's, else (unless the
-/// session holds some, or `--ignore-netrc`) the netrc file's for the host, as httpie and xh
-/// take them; and whether they came from the netrc file.
-fn auth(args: &Args, url: &str, session_auth: bool) -> Result<(Option<Auth>, bool), Failure> {
+/// The netrc file (`$NETRC`, else `~/.netrc`), when there is one. It is the machine's, not
+/// this command's input: one that does not parse is said and left out, as httpie (requests)
+/// leaves it out, rather than failing every request.
+fn netrc() -> Option<net_http::Netrc> {
+    let path = net_http::Netrc::default_path()?;
+    net_http::Netrc::load(&path)
+        .inspect_err(|e| log::warn!("{e}; not used"))
+        .ok()
+}
+
+/// The credentials to send: `--bearer`, else `--auth`, else the URL's, else `netrc`'s for the
+/// host, as httpie and xh take them; and whether they came from the netrc file.
+fn auth(
+    args: &Args,
+    url: &str,
+    netrc: Option<&net_http::Netrc>,
+) -> Result<(Option<Auth>, bool), Failure> {
     if let Some(token) = &args.bearer {
         return Ok((Some(Auth::Bearer(token.clone())), false));
     }
-    let netrc = || -> Result<Option<(String, Option<String>)>, Failure> {
-        if args.ignore_netrc || session_auth {
-            return Ok(None);
-        }
-        let Some(path) = net_http::Netrc::default_path() else {
-            return Ok(None);
-        };
-        // A netrc file is the machine's, not this command's input: one that does not parse
-        // is said and left out, as httpie (requests) leaves it out, rather than failing
-        // every request.
-        let netrc = match net_http::Netrc::load(&path) {
-            Ok(netrc) => netrc,
-            Err(e) => {
-                log::warn!("{e}; not used");
-                return Ok(None);
-            }
-        };
-        Ok(netrc
-            .login_for_url(url)
-            .map(|login| (login.user.clone(), login.password.clone())))
-    };
+    let from_netrc_file = netrc
+        .and_then(|netrc| netrc.login_for_url(url))
+        .map(|login| (login.user.clone(), login.password.clone()));
     // -a wins over the URL's user; a user without a password is asked for one, as httpie
     // does; --auth-type applies to either.
     let mut from_netrc = false;
@@ -611,7 +611,7 @@ fn auth(args: &Args, url: &str, session_auth: bool) -> Result<(Option<Auth>, boo
             None => (auth.clone(), None),
         },
         (None, Some(from_url)) => from_url,
-        (None, None) => match netrc()? {
+        (None, None) => match from_netrc_file {
             Some(login) => {
                 from_netrc = true;
                 login

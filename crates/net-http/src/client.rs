@@ -16,6 +16,7 @@ use url::Url;
 
 use crate::Error;
 use crate::config::ClientConfig;
+use crate::netrc::Netrc;
 use crate::response::Response;
 
 /// A blocking HTTP client: cheap to clone, clones share the connection pool and the
@@ -224,6 +225,7 @@ impl Client {
             headers: Vec::new(),
             removed: Vec::new(),
             auth,
+            netrc: None,
             body: Body::Empty,
         })
     }
@@ -612,6 +614,8 @@ pub struct Request {
     /// Automatic headers (`User-Agent`, `Accept`, `Accept-Encoding`) not to send.
     removed: Vec<String>,
     auth: Option<Auth>,
+    /// Where credentials for the host a redirect leads to come from ([`Request::netrc`]).
+    netrc: Option<Netrc>,
     body: Body,
 }
 
@@ -659,6 +663,16 @@ impl Request {
     #[must_use]
     pub fn auth(mut self, auth: Auth) -> Self {
         self.auth = Some(auth);
+        self
+    }
+
+    /// Looks up, in `netrc`, the credentials for each other origin a redirect leads to (sent
+    /// as Basic), as curl `-n` and requests do; without it no credentials follow a redirect
+    /// to another origin. The first URL's credentials are the caller's to give
+    /// ([`Request::auth`]), so that it can ask for a password the entry leaves out.
+    #[must_use]
+    pub fn netrc(mut self, netrc: Netrc) -> Self {
+        self.netrc = Some(netrc);
         self
     }
 
@@ -1046,8 +1060,15 @@ impl Request {
                 }
                 if next.origin() != self.url.origin() {
                     // Never hand credentials to another origin, nor the caller's own
-                    // Authorization, Cookie or Host headers (as curl and requests do).
-                    self.auth = None;
+                    // Authorization, Cookie or Host headers (as curl and requests do); the
+                    // netrc's for the new host go instead.
+                    self.auth = self.netrc.as_ref().and_then(|netrc| {
+                        let login = netrc.login_at(&next)?;
+                        Some(Auth::Basic {
+                            user: login.user.clone(),
+                            password: login.password.clone()?,
+                        })
+                    });
                     self.headers.retain(|(name, _)| {
                         !["authorization", "proxy-authorization", "cookie", "host"]
                             .iter()

@@ -117,7 +117,10 @@ impl Netrc {
     /// The login for the host of `url` (an http or https URL), as [`login`](Netrc::login).
     #[must_use]
     pub fn login_for_url(&self, url: &str) -> Option<&Login> {
-        let url = url::Url::parse(url).ok()?;
+        self.login_at(&url::Url::parse(url).ok()?)
+    }
+
+    pub(crate) fn login_at(&self, url: &url::Url) -> Option<&Login> {
         match url.host()? {
             url::Host::Domain(name) => self.login(name),
             url::Host::Ipv4(ip) => self.login(&ip.to_string()),

@@ -1598,7 +1598,7 @@ fn sftp_session_runs_commands_over_one_connection_as_sftp_does() {
         format!(
             "lcd {}\n-mkdir {}\n# a comment\ncd {}\nput up.txt\nput up.txt 'with space.txt'\n\
              ls\nget up.txt back.txt\nrename up.txt moved.txt\nchmod 600 moved.txt\n@pwd\n\
-             rm nonexistent\nmkdir not-reached\n",
+             mkdir sub\n-rename moved.txt sub\nrm nonexistent\nmkdir not-reached\n",
             local.display(),
             made.display(),
             made.display()
@@ -1632,14 +1632,18 @@ fn sftp_session_runs_commands_over_one_connection_as_sftp_does() {
             && !stdout.contains("sftp> pwd"),
         "@ keeps the line from being echoed: {stdout}"
     );
+    // rename onto a directory fails, as with sftp (mv moves into it).
     assert!(
-        err.contains("nonexistent") && err.lines().count() == 1,
+        err.contains("nonexistent")
+            && err.contains("a directory is in the way")
+            && err.lines().count() == 2,
         "{err}"
     );
     assert_eq!(
         std::fs::read_to_string(made.join("moved.txt")).unwrap(),
         "by batch\n"
     );
+    assert!(!made.join("sub/moved.txt").exists());
     assert_eq!(
         std::fs::read_to_string(made.join("with space.txt")).unwrap(),
         "by batch\n"

@@ -307,7 +307,10 @@ impl Session<'_> {
                 sftp::chown(self.client, self.remote(&path), None, Some(gid))?;
             }
             Line::Rename { from, to } => {
-                sftp::rename(self.client, &self.remote(&from), self.remote(&to))?;
+                // Never into a directory, as sftp's rename (mv's is sftp::rename).
+                self.client
+                    .rename(&self.remote(&from), &self.remote(&to))
+                    .code(GENERIC)?;
             }
             Line::Quit => return Ok(false),
         }

@@ -644,6 +644,19 @@ fn dash_g_prints_the_resolved_config_without_connecting() {
         !text.contains("s3cret"),
         "no value of the environment: {text}"
     );
+    assert!(text.starts_with("host web\n"), "{text}");
+    // Patterns match the host as given; the host name is shown in lower case, as ssh's.
+    std::fs::write(&config, "Host Mixed\n  HostName Db.Example.ORG\n").unwrap();
+    let out = netkit(
+        &["ssh", "-F", config.to_str().unwrap(), "-G", "Mixed"],
+        b"",
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("host Mixed\nuser ") && text.contains("\nhostname db.example.org\n"),
+        "{text}"
+    );
 }
 
 #[test]

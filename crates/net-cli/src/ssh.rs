@@ -607,7 +607,8 @@ pub fn run(mut args: Args) -> Outcome {
     let mut command = words.collect::<Vec<_>>().join(" ");
     let mut config = args.config(dest)?;
     if args.print_config {
-        print!("{}", resolved(&config));
+        let given = net_ssh::Destination::parse(dest).map_or(dest, |d| d.host);
+        print!("{}", resolved(given, &config));
         return Ok(ExitCode::SUCCESS);
     }
     // RemoteCommand runs when the command line gives none, as in ssh; -N and -W run nothing.
@@ -1256,8 +1257,9 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
     })
 }
 
-/// `config` as `ssh -G` prints one: `keyword value` lines, OpenSSH's keywords in lower case.
-fn resolved(config: &Config) -> String {
+/// `config` as `ssh -G` prints one: `keyword value` lines, OpenSSH's keywords in lower case,
+/// the host as `given` first and the host name in lower case (ssh connects to it so).
+fn resolved(given: &str, config: &Config) -> String {
     let yes_no = |on: bool| if on { "yes" } else { "no" };
     let paths = |paths: &[PathBuf]| {
         paths
@@ -1267,8 +1269,9 @@ fn resolved(config: &Config) -> String {
             .join(" ")
     };
     let mut lines = vec![
+        ("host", given.to_owned()),
         ("user", config.user.clone()),
-        ("hostname", config.host.clone()),
+        ("hostname", config.host.to_ascii_lowercase()),
         ("port", config.port.to_string()),
         (
             "addressfamily",

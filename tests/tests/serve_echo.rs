@@ -91,6 +91,94 @@ fn connect_half_closes_and_prints_until_the_peer_closes() {
             "{ip} {port}"
         );
     }
+
+    // A peer that half-closes first still gets the rest of a piped stdin, as with nc.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(["connect", &listener.local_addr().unwrap().to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+    );
+    let (mut peer, _) = listener.accept().unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    peer.write_all(b"banner\n").unwrap();
+    peer.shutdown(std::net::Shutdown::Write).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"late upload\n").unwrap();
+    drop(stdin);
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got).unwrap();
+    assert_eq!(String::from_utf8_lossy(&got), "late upload\n");
+    let out = child.wait_with_output();
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice()),
+        (Some(0), &b"banner\n"[..])
+    );
+}
+
+#[test]
+fn connect_l_takes_one_connection_and_copies_both_ways() {
+    use std::io::BufRead as _;
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(["connect", "-l", "-v", "0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let mut said = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    said.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("netkit: listening on ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_owned();
+    assert!(
+        addr.starts_with("127.0.0.1:"),
+        "a port alone is loopback: {addr}"
+    );
+    let mut peer = client(addr.parse().unwrap());
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"down\n").unwrap();
+    drop(stdin);
+    peer.write_all(b"up\n").unwrap();
+    peer.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"down\n");
+    // One connection, as nc -l: the listener is gone once it is taken.
+    assert!(
+        TcpStream::connect(&addr).is_err(),
+        "a second client was let in"
+    );
+    let out = child.wait_with_output();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, b"up\n");
+    line.clear();
+    said.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("netkit: connection from 127.0.0.1:"),
+        "{line:?}"
+    );
+
+    // An address that cannot be listened on is said in one line, exit 1.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let out = Command::new(netkit_bin())
+        .args(["connect", "-l", &taken])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on {taken}")) && err.lines().count() == 1,
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,10 +1,11 @@
 //! `netkit connect`: argument parsing and printing only.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::io::{ErrorKind, IsTerminal as _, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
@@ -15,17 +16,21 @@ use crate::exit::{GENERIC, Outcome, USAGE, WithCode};
 #[derive(clap::Args)]
 #[command(after_help = "\
 Copies stdin to the socket and the socket to stdout, like `nc`. At the end of stdin the \
-sending side is shut down and netkit keeps printing until the peer closes.
+sending side is shut down and netkit keeps printing until the peer closes. With -l, netkit \
+waits for one connection to HOST:PORT (a port alone: on 127.0.0.1) instead, as nc -l.
 
 Exit status: 0 when the peer closed (or, with -w, went quiet; with -z, once connected), 1 when \
-the connection failed, 2 for a bad address.
+the connection failed (or, with -l, the address could not be listened on), 2 for a bad \
+address.
 
 Examples:
   printf 'GET / HTTP/1.0\\r\\n\\r\\n' | netkit connect 127.0.0.1:8000
   netkit connect ::1 8000
-  netkit connect -z -w 2 db 5432 && echo up      is the port open?")]
+  netkit connect -z -w 2 db 5432 && echo up      is the port open?
+  netkit connect -l 9000 > got.bin                receive one upload on 127.0.0.1:9000")]
 pub struct Args {
-    /// Where to connect, as HOST:PORT (IPv6 as [::1]:PORT), or HOST PORT as nc.
+    /// Where to connect, as HOST:PORT (IPv6 as [::1]:PORT), or HOST PORT as nc; with -l,
+    /// where to listen, a port alone meaning 127.0.0.1.
     #[arg(value_name = "HOST:PORT")]
     target: String,
     /// The port, when given apart from the host (`netkit connect HOST PORT`, as nc).
@@ -41,9 +46,13 @@ pub struct Args {
     /// As nc's -z: connect, then close without sending anything (is the port open?).
     #[arg(short = 'z')]
     zero_io: bool,
-    /// Say on stderr whether the connection was made, as nc's -v.
+    /// Say on stderr whether the connection was made, as nc's -v (with -l: where netkit
+    /// listens, which it says anyway for port 0, and who connected).
     #[arg(short = 'v')]
     verbose: bool,
+    /// As nc's -l: wait for one connection to HOST:PORT, then copy as when connecting.
+    #[arg(short = 'l')]
+    listen: bool,
 }
 
 /// Runs `netkit connect`.
@@ -53,7 +62,10 @@ pub fn run(args: Args) -> Outcome {
             format!("[{}]:{port}", args.target)
         }
         Some(port) => format!("{}:{port}", args.target),
-        None => args.target,
+        None if args.listen && args.target.parse::<u16>().is_ok() => {
+            format!("127.0.0.1:{}", args.target)
+        }
+        None => args.target.clone(),
     };
     // A well-formed HOST:PORT whose host does not resolve is named as such, as nc does.
     let has_port = target
@@ -70,9 +82,30 @@ pub fn run(args: Args) -> Outcome {
         })
         .code(USAGE)?
         .collect();
+    let timeout = Duration::from_secs(args.wait.unwrap_or(args.timeout).max(1));
+    let (stream, peer) = if args.listen {
+        accept(&addrs, target, args.verbose)?
+    } else {
+        let stream = connect(addrs, target, timeout)?;
+        if args.verbose {
+            eprintln!("netkit: connected to {target}");
+        }
+        (stream, target.clone())
+    };
+    if args.zero_io {
+        return Ok(ExitCode::SUCCESS);
+    }
+    copy(stream, &peer, args.wait.map(|_| timeout))
+}
+
+/// The first of `addrs` that answers within `timeout`.
+fn connect(
+    addrs: Vec<std::net::SocketAddr>,
+    target: &str,
+    timeout: Duration,
+) -> Result<TcpStream, crate::exit::Failure> {
     let mut last_error = None;
     let mut stream = None;
-    let timeout = Duration::from_secs(args.wait.unwrap_or(args.timeout).max(1));
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, timeout) {
             Ok(connected) => {
@@ -82,23 +115,50 @@ pub fn run(args: Args) -> Outcome {
             Err(e) => last_error = Some(e),
         }
     }
-    let Some(mut stream) = stream else {
+    stream.ok_or_else(|| {
         let why = last_error.map_or_else(|| "no address".to_owned(), |e| e.to_string());
-        return Err(anyhow!("cannot connect to {target}: {why}")).code(GENERIC);
-    };
-    if args.verbose {
-        eprintln!("netkit: connected to {target}");
+        anyhow!("cannot connect to {target}: {why}").into()
+    })
+}
+
+/// Listens on the first of `addrs` and takes one connection; the listener is closed then,
+/// as nc -l closes it, so a second client is refused rather than left waiting.
+fn accept(
+    addrs: &[std::net::SocketAddr],
+    target: &str,
+    verbose: bool,
+) -> Result<(TcpStream, String), crate::exit::Failure> {
+    let listener = TcpListener::bind(addrs)
+        .with_context(|| format!("cannot listen on {target}"))
+        .code(GENERIC)?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    if verbose || addrs.iter().all(|a| a.port() == 0) {
+        eprintln!("netkit: listening on {local}");
     }
-    if args.zero_io {
-        return Ok(ExitCode::SUCCESS);
+    let (stream, peer) = listener
+        .accept()
+        .with_context(|| format!("cannot accept on {local}"))?;
+    if verbose {
+        eprintln!("netkit: connection from {peer}");
     }
+    Ok((stream, peer.to_string()))
+}
+
+/// Copies stdin to `stream` and `stream` to stdout until the peer closes, or (with `idle`)
+/// until neither side has spoken for that long.
+fn copy(mut stream: TcpStream, target: &str, idle: Option<Duration>) -> Outcome {
     let mut sender = stream.try_clone().context("cannot share the socket")?;
     // When stdin last sent something, for -w: the connection is idle only when neither side
     // spoke (a silent sink must not cut an upload short).
     let start = Instant::now();
     let sent_at = Arc::new(AtomicU64::new(0));
     let sent = Arc::clone(&sent_at);
+    // Disconnected once stdin is all sent (or can no longer be).
+    let (sending, sender_done) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
+        let _sending = sending;
         let mut stdin = std::io::stdin().lock();
         let mut buf = vec![0; 64 * 1024];
         loop {
@@ -123,16 +183,35 @@ pub fn run(args: Args) -> Outcome {
     let mut stdout = std::io::stdout().lock();
     let mut buf = vec![0; 64 * 1024];
     let mut received_at = 0;
+    let mut peer_done = false;
     loop {
-        if args.wait.is_some() {
-            let last = received_at.max(sent_at.load(Ordering::Relaxed));
-            let quiet = Duration::from_millis(millis(start.elapsed()).saturating_sub(last));
-            if quiet >= timeout {
-                // -w: silent both ways for that long; nc ends as quietly.
-                return Ok(ExitCode::SUCCESS);
+        let left = match idle {
+            Some(timeout) => {
+                let last = received_at.max(sent_at.load(Ordering::Relaxed));
+                let quiet = Duration::from_millis(millis(start.elapsed()).saturating_sub(last));
+                if quiet >= timeout {
+                    // -w: silent both ways for that long; nc ends as quietly.
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Some(timeout - quiet)
             }
+            None => None,
+        };
+        if peer_done {
+            let waited = match left {
+                Some(left) => sender_done.recv_timeout(left),
+                None => sender_done
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match waited {
+                Err(RecvTimeoutError::Timeout) => continue,
+                _ => return Ok(ExitCode::SUCCESS),
+            }
+        }
+        if let Some(left) = left {
             stream
-                .set_read_timeout(Some(timeout - quiet))
+                .set_read_timeout(Some(left))
                 .context("cannot set the read timeout")?;
         }
         let n = match stream.read(&mut buf) {
@@ -141,7 +220,14 @@ pub fn run(args: Args) -> Outcome {
             other => other.with_context(|| format!("reading from {target}"))?,
         };
         if n == 0 {
-            return Ok(ExitCode::SUCCESS);
+            // The peer has said all it will, but what stdin still holds goes to it before
+            // netkit ends, as nc sends it: a half-closing server must not lose a piped
+            // upload. A person at a terminal has nothing unsent to wait for.
+            if std::io::stdin().is_terminal() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            peer_done = true;
+            continue;
         }
         received_at = millis(start.elapsed());
         stdout.write_all(&buf[..n]).context("writing to stdout")?;

@@ -1601,6 +1601,57 @@ fn sftp_ls_takes_sftps_flags() {
 }
 
 #[test]
+fn sftp_destination_naming_a_file_fetches_it_as_sftp_does() {
+    let (base, local) = fresh_dirs("sftp-dest-file");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::write(base.join("wanted.txt"), "fetched\n").unwrap();
+    let port = port().to_string();
+    let mut args: Vec<String> = vec!["sftp".into(), "-P".into(), port];
+    args.extend(common());
+    let target = |path: &str| format!("{}:{}/{path}", dest(), base.display());
+    // Into the current directory under its own name; no session is started.
+    let out = Command::new(netkit_bin())
+        .args(&args)
+        .arg(target("wanted.txt"))
+        .current_dir(&local)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(local.join("wanted.txt")).unwrap(),
+        "fetched\n"
+    );
+    // To the path given second.
+    let to = local.join("renamed.txt");
+    let mut with_local: Vec<&str> = args.iter().map(String::as_str).collect();
+    let from = target("wanted.txt");
+    with_local.extend([from.as_str(), to.to_str().unwrap()]);
+    let out = netkit(&with_local, b"", &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&to).unwrap(), "fetched\n");
+    // A missing file is an error; a directory is where the session starts.
+    let mut missing: Vec<&str> = args.iter().map(String::as_str).collect();
+    let absent = target("absent.txt");
+    missing.push(&absent);
+    let out = netkit(&missing, b"pwd\n", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("absent.txt") && err.lines().count() == 1,
+        "{err}"
+    );
+    let mut dir: Vec<&str> = args.iter().map(String::as_str).collect();
+    let there = target("");
+    dir.push(&there);
+    let out = netkit(&dir, b"pwd\n", &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("Remote working directory: {}\n", base.display())
+    );
+}
+
+#[test]
 fn sftp_session_runs_commands_over_one_connection_as_sftp_does() {
     let (base, local) = fresh_dirs("sftp-session");
     std::fs::write(local.join("up.txt"), "by batch\n").unwrap();

@@ -17,7 +17,7 @@ use crate::ssh::{ConnectArgs, connect};
 `netkit sftp [-b BATCHFILE] [user@]host[:DIR]` runs sftp's commands over one connection (put,
 get, ls, cd, lcd, pwd, lpwd, mkdir, rm, rmdir, chmod, rename, quit; `help` lists them), read from
 the batch file (`-`: stdin) or typed at the prompt; in a batch the first that fails ends it
-unless its line starts with `-`.
+unless its line starts with `-`. `netkit sftp [user@]host:FILE [LOCAL]` fetches FILE, as sftp.
 
 Remote paths are [user@]host:PATH; the port is -P as in sftp and scp. Uploads go to a temporary
 name renamed into place: an interrupted upload never leaves a truncated file. Ctrl-C (SIGINT) or
@@ -139,8 +139,10 @@ enum Command {
         /// unless it starts with `-`, as in sftp's batch mode.
         #[arg(short = 'b', value_name = "BATCHFILE")]
         batch: Option<PathBuf>,
-        /// [user@]host[:DIR]
+        /// [user@]host[:DIR], or [user@]host:FILE to fetch FILE (into LOCAL), as sftp does.
         dest: String,
+        /// Where a FILE named by DEST goes (default: its name, here).
+        local: Option<PathBuf>,
     },
     /// Rename: mv [user@]host:FROM TO
     Mv {
@@ -476,6 +478,7 @@ pub fn run(args: Args) -> Outcome {
             common,
             batch,
             dest,
+            local,
         } => {
             let fsync = common.fsync;
             // A bare destination starts in the login directory.
@@ -484,8 +487,18 @@ pub fn run(args: Args) -> Outcome {
             } else {
                 format!("{dest}:")
             };
-            let (client, dir) = common.open(&remote)?;
-            return crate::sftp_session::run(&client, &dir, batch.as_deref(), fsync);
+            let (client, path) = common.open(&remote)?;
+            // As sftp: a path that is not a directory (or a second argument) is fetched, and
+            // that is all; a directory is where the session starts.
+            let is_dir = || client.stat(&path).is_ok_and(|e| e.is_dir);
+            if local.is_some() || (path != Path::new(".") && !is_dir()) {
+                let shown = path.display().to_string();
+                let options = Transfer::new(false, false).with_fsync(fsync);
+                let local = local.unwrap_or_else(|| PathBuf::from("."));
+                download(&client, path, &shown, &local, options)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            return crate::sftp_session::run(&client, &path, batch.as_deref(), fsync);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -113,6 +113,14 @@ fn ranges_give_206_and_416() {
     let got = curl(&["-r", "100-", &file]);
     assert_eq!(got.status, 416);
     assert_eq!(got.header("content-range").as_deref(), Some("bytes */13"));
+    // A malformed byte range is a 416 too (RFC 9110 14.2, as nginx); another unit is
+    // ignored.
+    for bad in ["bytes=9-1", "bytes=abc", "bytes=0-1,x"] {
+        let got = curl(&["-H", &format!("Range: {bad}"), &file]);
+        assert_eq!(got.status, 416, "{bad}");
+    }
+    let got = curl(&["-H", "Range: items=0-1", &file]);
+    assert_eq!((got.status, got.body.len()), (200, 13));
 }
 
 /// The parts of a `multipart/byteranges` reply: each part's Content-Range and bytes.

@@ -195,8 +195,9 @@ pub(crate) enum Span {
 const MAX_PARTS: usize = 16;
 
 /// Reads a `Range` header for a file of `len` bytes. Ranges that cannot be satisfied are
-/// dropped (416 when none is left); a malformed header, more than [`MAX_PARTS`] ranges or
-/// ranges that overlap get the whole file, as RFC 9110 allows.
+/// dropped (416 when none is left); a malformed `bytes=` range (`9-1`, `abc`) is a 416 too,
+/// as RFC 9110 14.2 asks and nginx answers. Another unit, an empty list, more than
+/// [`MAX_PARTS`] ranges or ranges that overlap get the whole file, as RFC 9110 allows.
 pub(crate) fn range(header: &str, len: u64) -> Span {
     let Some(spec) = header.trim().strip_prefix("bytes=") else {
         return Span::Whole;
@@ -209,7 +210,7 @@ pub(crate) fn range(header: &str, len: u64) -> Span {
         match one_range(one, len) {
             Some(Some(part)) => parts.push(part),
             Some(None) => {}
-            None => return Span::Whole,
+            None => return Span::Unsatisfiable,
         }
     }
     if asked == 0 || asked > MAX_PARTS {
@@ -579,7 +580,8 @@ mod tests {
         );
         assert_eq!(range("bytes=200-,300-", 100), Span::Unsatisfiable);
         assert_eq!(range("bytes=0-5,5-6", 100), Span::Whole);
-        assert_eq!(range("bytes=0-1,x", 100), Span::Whole);
+        assert_eq!(range("bytes=0-1,x", 100), Span::Unsatisfiable);
+        assert_eq!(range("bytes=abc", 100), Span::Unsatisfiable);
         assert_eq!(range("bytes=", 100), Span::Whole);
         let many = (0..17)
             .map(|i| format!("{i}-{i}"))
@@ -587,7 +589,7 @@ mod tests {
             .join(",");
         assert_eq!(range(&format!("bytes={many}"), 100), Span::Whole);
         assert_eq!(range("items=0-1", 100), Span::Whole);
-        assert_eq!(range("bytes=9-1", 100), Span::Whole);
+        assert_eq!(range("bytes=9-1", 100), Span::Unsatisfiable);
     }
 
     #[test]

@@ -332,6 +332,9 @@ pub(crate) fn evaluate(c: &Conditions<'_>, etag: &str, mtime: Option<SystemTime>
         }
     } else if let (Some(since), Some(modified)) = (c.if_modified_since.and_then(date), modified)
         && modified <= since
+        // A date still to come is no date the client saw from us: ignored, as Apache and
+        // RFC 2616 14.25 ignore it (a file can yet change before then).
+        && since <= secs(SystemTime::now())
     {
         return Verdict::NotModified;
     }
@@ -529,6 +532,7 @@ mod tests {
         assert_eq!(check(since(&at)), Verdict::NotModified);
         assert_eq!(check(since(before)), Verdict::Send);
         assert_eq!(check(since("yesterday")), Verdict::Send);
+        assert_eq!(check(since("Fri, 31 Dec 9999 23:59:59 GMT")), Verdict::Send);
         let matching = |list| Conditions {
             if_match: Some(list),
             ..Conditions::default()

@@ -942,6 +942,20 @@ fn a_terminal_gets_the_whole_of_a_text_body_too_long_to_format() {
 }
 
 #[test]
+fn a_body_cut_short_is_a_one_line_error() {
+    let server = EchoServer::start();
+    let out = http(&[&server.url("/truncate/1000")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("closed 500 bytes before the end of the body (500 of 1000 bytes came)")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(out.stdout.len(), 500);
+}
+
+#[test]
 fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
     let server = EchoServer::start();
     let out = http(&[&server.url("/bytes/300000")]);

@@ -808,6 +808,24 @@ fn retries_honour_retry_after_and_only_for_idempotent_methods() {
 }
 
 #[test]
+fn a_body_cut_short_says_how_much_came() {
+    let server = EchoServer::start();
+    let response = client()
+        .get(&server.url("/truncate/1000"))
+        .unwrap()
+        .send()
+        .unwrap();
+    let mut got = Vec::new();
+    let err = std::io::Read::read_to_end(&mut response.reader(), &mut got).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+    assert_eq!(got.len(), 500);
+    assert_eq!(
+        err.to_string(),
+        "the connection closed 500 bytes before the end of the body (500 of 1000 bytes came)"
+    );
+}
+
+#[test]
 fn downloads_never_leave_a_truncated_target_and_resume_byte_exact() {
     let server = EchoServer::start();
     let dir = work_dir().join("http-client-downloads");

@@ -222,10 +222,59 @@ impl Response {
         serde_json::from_slice(&bytes).map_err(|source| Error::Json { url, source })
     }
 
-    /// The body as a stream, decompressed (gzip, brotli), without size limit.
+    /// The body as a stream, decompressed (gzip, brotli), without size limit. A body the
+    /// server cuts short fails with [`std::io::ErrorKind::UnexpectedEof`], naming how much
+    /// came of how much was announced (as curl's "transfer closed with N bytes remaining").
     #[must_use]
     pub fn reader(self) -> impl Read + Send + 'static {
-        self.body.into_reader()
+        // A compressed body's length says nothing of the bytes read out of it.
+        // Read from ureq's map: the headers as strings cost a streaming caller too much.
+        let announced = if self.map.contains_key(http::header::CONTENT_ENCODING) {
+            None
+        } else {
+            self.map
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.trim().parse().ok())
+        };
+        Counted {
+            inner: self.body.into_reader(),
+            read: 0,
+            announced,
+        }
+    }
+}
+
+/// A body reader that counts what it gave, to say how much of the body a cut-short
+/// connection left out.
+struct Counted<R> {
+    inner: R,
+    read: u64,
+    announced: Option<u64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.read += n as u64;
+                Ok(n)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                let read = self.read;
+                let why = match self.announced {
+                    Some(len) if len > read => format!(
+                        "the connection closed {} bytes before the end of the body \
+                         ({read} of {len} bytes came)",
+                        len - read
+                    ),
+                    _ => format!(
+                        "the connection closed before the end of the body (after {read} bytes)"
+                    ),
+                };
+                Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, why))
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

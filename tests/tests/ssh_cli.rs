@@ -1660,8 +1660,8 @@ fn sftp_session_runs_commands_over_one_connection_as_sftp_does() {
     std::fs::write(
         &batch,
         format!(
-            "lcd {}\n-mkdir {}\n# a comment\ncd {}\nput up.txt\nput up.txt 'with space.txt'\n\
-             ls\nget up.txt back.txt\nrename up.txt moved.txt\nchmod 600 moved.txt\n@pwd\n\
+            "lcd {}\n-mkdir {}\n# a comment\ncd {}\nput up.txt\nmput up.txt 'with space.txt'\n\
+             ls\nmget up.txt back.txt\nrename up.txt moved.txt\nchmod 600 moved.txt\n@pwd\n\
              mkdir sub\n-rename moved.txt sub\nrm nonexistent\nmkdir not-reached\n",
             local.display(),
             made.display(),

@@ -18,6 +18,7 @@ use crate::sftp_prompt::Input;
 #[command(no_binary_name = true, disable_help_subcommand = true)]
 enum Line {
     /// Upload: put [-r] [-p] [-a] LOCAL [REMOTE]
+    #[command(alias = "mput")]
     Put {
         #[command(flatten)]
         flags: sftp::TransferFlags,
@@ -25,6 +26,7 @@ enum Line {
         remote: Option<String>,
     },
     /// Download: get [-r] [-p] [-a] REMOTE [LOCAL]
+    #[command(alias = "mget")]
     Get {
         #[command(flatten)]
         flags: sftp::TransferFlags,

@@ -511,7 +511,9 @@ impl Config {
     /// `HostKeyAlgorithms`, `BindAddress`, `ConnectionAttempts`, `IdentityAgent`,
     /// `PreferredAuthentications`, `KbdInteractiveAuthentication`, `ServerAliveCountMax`, in
     /// `Include`d files too, and in `Match` blocks (`all`, `host`, `originalhost`, `user`,
-    /// `localuser`, `exec`, `final`, each negated with `!`; `exec` runs its command);
+    /// `localuser`, `exec`, `final`, each negated with `!`; `exec` runs its command; each
+    /// decided against the host name and user the lines above it gave, as OpenSSH does, and
+    /// `final` in a second reading of the files);
     /// other OpenSSH options are ignored. Jump hosts are resolved the same way, their own
     /// `ProxyJump`s included.
     ///
@@ -581,27 +583,49 @@ impl Config {
                 .map(|parsed| parsed.query(&config.host))
                 .map_err(|e| bad(e.to_string()))
         };
-        // `Match host` and `user` see the host name and user the `Host` blocks give.
-        let without_matches = with_includes(&text, 0, &config.host, &mut |_| Ok(false));
-        let mut probe = config.clone();
-        probe
-            .take_names(parse(&first_values(&without_matches.map_err(bad)?))?, dest)
-            .map_err(bad)?;
-        let local_user = std::env::var("USER").unwrap_or_default();
-        let tokens = probe.percent_tokens(&config.host);
-        let tokens: Vec<(char, &str)> = tokens.iter().map(|(c, v)| (*c, v.as_str())).collect();
-        let target = matching::Target {
-            host: &probe.host,
-            original: &config.host,
-            user: &probe.user,
-            local_user: &local_user,
-            tokens: &tokens,
+        // The host name and user the lines read so far give, which `Match host` and `user`
+        // see, as OpenSSH decides each Match line when it reaches it.
+        let names = |so_far: &str| -> Result<Config, String> {
+            let mut probe = config.clone();
+            probe.take_names(
+                parse(&first_values(so_far)).map_err(|e| e.to_string())?,
+                dest,
+            )?;
+            Ok(probe)
         };
-        let text = with_includes(&text, 0, &config.host, &mut |criteria| {
-            matching::holds(criteria, &target)
+        let local_user = std::env::var("USER").unwrap_or_default();
+        let decide = |probe: &Config, criteria: &str, final_pass: bool| {
+            let tokens = probe.percent_tokens(&config.host);
+            let tokens: Vec<(char, &str)> = tokens.iter().map(|(c, v)| (*c, v.as_str())).collect();
+            matching::holds(
+                criteria,
+                &matching::Target {
+                    host: &probe.host,
+                    original: &config.host,
+                    user: &probe.user,
+                    local_user: &local_user,
+                    tokens: &tokens,
+                    final_pass,
+                },
+            )
+        };
+        let mut want_final = false;
+        let mut read = with_includes(&text, 0, &config.host, "", &mut |criteria, so_far| {
+            want_final |= matching::asks_final(criteria);
+            decide(&names(so_far)?, criteria, false)
         })
         .map_err(bad)?;
-        let text = first_values(&text);
+        if want_final {
+            // `Match final` asks OpenSSH to read the files again with the host name and user
+            // the first reading settled; what the first reading set stays (first wins).
+            let settled = names(&read).map_err(bad)?;
+            let again = with_includes(&text, 0, &config.host, "", &mut |criteria, _| {
+                decide(&settled, criteria, true)
+            })
+            .map_err(bad)?;
+            read.push_str(&again);
+        }
+        let text = first_values(&read);
         let params = parse(&text)?;
         // The lines ssh2-config keeps one value of are added up here.
         config.forwards = forwards_for(&text, &config.host, rules).map_err(bad)?;
@@ -994,10 +1018,14 @@ fn forwards_for(
     let mut forwards = ConfiguredForwards::default();
     for (kind, args) in every_line(text, host, rules, &KINDS)? {
         let args = args.join(":");
-        match kind {
-            0 => forwards.local.push(args),
-            1 => forwards.remote.push(args),
-            _ => forwards.dynamic.push(args),
+        let list = match kind {
+            0 => &mut forwards.local,
+            1 => &mut forwards.remote,
+            _ => &mut forwards.dynamic,
+        };
+        // OpenSSH adds a forward once, however many lines (or readings) name it.
+        if !list.contains(&args) {
+            list.push(args);
         }
     }
     Ok(forwards)
@@ -1033,7 +1061,8 @@ fn with_includes(
     text: &str,
     depth: usize,
     host: &str,
-    decide: &mut dyn FnMut(&str) -> Result<bool, String>,
+    before: &str,
+    decide: &mut dyn FnMut(&str, &str) -> Result<bool, String>,
 ) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     // The current block's line, as written out, and whether it applies to `host`.
@@ -1048,7 +1077,7 @@ fn with_includes(
                 line.to_owned()
             }
             "match" => {
-                let applies = decide(args)?;
+                let applies = decide(args, &format!("{before}{out}"))?;
                 let line = if applies { "Host *" } else { matching::NO_HOST };
                 block = Some((line.to_owned(), applies));
                 line.to_owned()
@@ -1069,7 +1098,10 @@ fn with_includes(
                     for file in files.flatten() {
                         match std::fs::read_to_string(&file) {
                             Ok(included) => {
-                                out.push_str(&with_includes(&included, depth + 1, host, decide)?)
+                                let before = format!("{before}{out}");
+                                let lines =
+                                    with_includes(&included, depth + 1, host, &before, decide)?;
+                                out.push_str(&lines);
                             }
                             Err(e) => log::debug!("Include {}: {e}", file.display()),
                         }
@@ -1394,6 +1426,27 @@ mod tests {
         .unwrap();
         // Not the block above the Match line's.
         assert_eq!(got("a"), want("a", "ua", 2022));
+        // A Match line sees the host name and user the lines above it gave, not those below.
+        std::fs::write(
+            &main,
+            "Match host *.example.com\n  User corp\nHost web\n  HostName web.example.com\n\
+             Match user ann\n  Port 2500\nHost web\n  User late\n",
+        )
+        .unwrap();
+        assert_eq!(got("ann@web"), want("web.example.com", "ann", 2500));
+        assert_eq!(got("web"), want("web.example.com", "late", 22));
+        assert_eq!(got("b.example.com"), want("b.example.com", "corp", 22));
+        // `Match final` reads the file again with the settled host name: what the first
+        // reading left unset, a block that applies now sets.
+        std::fs::write(
+            &main,
+            "Match host *.example.com\n  User corp\nHost web\n  HostName web.example.com\n\
+             LocalForward 1 h:1\nMatch final host web.*\n  Port 2300\n",
+        )
+        .unwrap();
+        assert_eq!(got("web"), want("web.example.com", "corp", 2300));
+        let forwards = Config::resolve("web", Some(&main)).unwrap().forwards;
+        assert_eq!(forwards.local, ["1:h:1"], "read twice, added once");
         std::fs::write(&main, "Match hots x\n").unwrap();
         let err = Config::resolve("a", Some(&main)).unwrap_err().to_string();
         assert!(err.contains("unknown criterion \"hots\""), "{err}");
@@ -1421,7 +1474,7 @@ mod tests {
         assert_eq!(x.forwards.local, ["1:h:1", "2:h:2"]);
         let text = std::fs::read_to_string(&main).unwrap();
         let rules = ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
-        let every = with_includes(&text, 0, "x", &mut |_| Ok(true)).unwrap();
+        let every = with_includes(&text, 0, "x", "", &mut |_, _| Ok(true)).unwrap();
         assert_eq!(send_env_for(&every, "x", rules).unwrap(), ["A_*", "B"]);
         assert!(send_env_for(&every, "y", rules).unwrap().is_empty());
         assert!(

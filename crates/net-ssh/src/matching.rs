@@ -15,6 +15,18 @@ pub(crate) struct Target<'a> {
     pub local_user: &'a str,
     /// `%` tokens for `Match exec`.
     pub tokens: &'a [(char, &'a str)],
+    /// Whether this is the second reading that `Match final` asks for.
+    pub final_pass: bool,
+}
+
+/// Whether a `Match` line's criteria name `final`, which asks for a second reading of the
+/// files once the first has settled the host name.
+pub(crate) fn asks_final(criteria: &str) -> bool {
+    shlex::split(criteria).is_some_and(|words| {
+        words
+            .iter()
+            .any(|w| w.trim_start_matches('!').eq_ignore_ascii_case("final"))
+    })
 }
 
 /// The `Host` line a block never matches under.
@@ -49,7 +61,8 @@ pub(crate) fn holds(criteria: &str, target: &Target<'_>) -> Result<bool, String>
                 .ok_or_else(|| format!("Match {name} needs an argument"))
         };
         let result = match name.as_str() {
-            "all" | "final" => true,
+            "all" => true,
+            "final" => target.final_pass,
             // netkit does not canonicalize host names.
             "canonical" => false,
             "host" => pattern_list(argument()?, &target.host.to_ascii_lowercase()),
@@ -97,6 +110,7 @@ mod tests {
             user: "deploy",
             local_user: "ann",
             tokens: &[('h', "db1.prod.example.com"), ('r', "deploy")],
+            final_pass: false,
         }
     }
 
@@ -116,7 +130,12 @@ mod tests {
         // exec runs only once the criteria before it hold.
         assert!(!yes("user root exec \"touch /nonexistent/ran\""));
         assert!(!yes("canonical"));
-        assert!(yes("final host db1*"));
+        assert!(!yes("final host db1*"));
+        let last = Target {
+            final_pass: true,
+            ..target()
+        };
+        assert!(holds("final host db1*", &last).unwrap());
         assert!(!yes("localnetwork 10.0.0.0/8"));
         let bad = |c: &str| holds(c, &t).unwrap_err();
         assert!(bad("").contains("needs criteria"));

@@ -942,6 +942,33 @@ fn a_terminal_gets_the_whole_of_a_text_body_too_long_to_format() {
 }
 
 #[test]
+fn meta_prints_the_elapsed_time_as_httpie() {
+    let server = EchoServer::start();
+    let url = server.url("/status/200");
+    let elapsed = |text: &str| {
+        let secs = text
+            .strip_prefix("Elapsed time: ")
+            .and_then(|rest| rest.strip_suffix("s\n\n"))
+            .unwrap_or_else(|| panic!("{text:?}"));
+        let (whole, fraction) = secs.split_once('.').unwrap();
+        assert!(
+            whole.parse::<u64>().is_ok() && fraction.len() == 9,
+            "{text:?}"
+        );
+    };
+    let out = http(&["-m", &url]);
+    assert_eq!(out.status.code(), Some(0));
+    elapsed(&String::from_utf8_lossy(&out.stdout));
+    // After a piped body, a blank line, as httpie lays it out.
+    let out = http(&["-p", "bm", &url]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    elapsed(
+        text.strip_prefix("status 200\n\n")
+            .unwrap_or_else(|| panic!("{text:?}")),
+    );
+}
+
+#[test]
 fn a_body_cut_short_is_a_one_line_error() {
     let server = EchoServer::start();
     let out = http(&[&server.url("/truncate/1000")]);

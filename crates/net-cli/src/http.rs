@@ -150,9 +150,13 @@ pub struct Args {
     /// Exit 3, 4 or 5 for 3xx, 4xx, 5xx responses.
     #[arg(long)]
     check_status: bool,
-    /// What to print: H request headers, B request body, h response headers, b response body.
+    /// What to print: H request headers, B request body, h response headers, b response body,
+    /// m the time the response took (as httpie's).
     #[arg(short = 'p', long, value_name = "WHAT")]
     print: Option<String>,
+    /// Print the time the response took only (--print=m), as httpie's --meta.
+    #[arg(short = 'm', long)]
+    meta: bool,
     /// Print the request and the response (--print=HBhb).
     #[arg(short = 'v', long)]
     verbose: bool,
@@ -315,14 +319,16 @@ pub fn run(mut args: Args) -> Outcome {
             "HB".into()
         } else if args.headers {
             "h".into()
+        } else if args.meta {
+            "m".into()
         } else if args.body || !stdout_tty || args.download {
             "b".into()
         } else {
             "hb".into()
         }
     });
-    if let Some(bad) = what.chars().find(|c| !"HBhb".contains(*c)) {
-        return Err(anyhow!("--print takes H, B, h and b, not {bad:?}")).code(USAGE);
+    if let Some(bad) = what.chars().find(|c| !"HBhbm".contains(*c)) {
+        return Err(anyhow!("--print takes H, B, h, b and m, not {bad:?}")).code(USAGE);
     }
     let style = Style::new(stdout_tty, args.pretty, !args.unsorted);
     let mut out = std::io::stdout().lock();
@@ -336,7 +342,10 @@ pub fn run(mut args: Args) -> Outcome {
     if args.download {
         return download(request, &args, session.as_ref());
     }
+    let started = std::time::Instant::now();
     let mut response = request.send().map_err(failure)?;
+    // From sending to the response's head, as httpie (requests) times it.
+    let elapsed = started.elapsed();
     save(session.as_ref(), &args)?;
     // Each request after the first, and each response but the last, as httpie's --all.
     let print_sent =
@@ -376,6 +385,13 @@ pub fn run(mut args: Args) -> Outcome {
             .with_context(|| format!("writing {}", path.display()))?;
     } else if what.contains('b') {
         print_body(&mut out, response, stdout_tty, args.stream, &style)?;
+        if what.contains('m') {
+            // A piped body ends as it came; on a terminal it ended with a newline.
+            write!(out, "{}", if stdout_tty { "\n" } else { "\n\n" })?;
+        }
+    }
+    if what.contains('m') {
+        writeln!(out, "Elapsed time: {:.9}s\n", elapsed.as_secs_f64())?;
     }
     out.flush()?;
     let code = status_code(status, args.check_status);

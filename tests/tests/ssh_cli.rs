@@ -592,6 +592,46 @@ fn password_only_from_the_environment() {
 }
 
 #[test]
+fn dash_q_lists_the_algorithms_as_ssh_does() {
+    let list = |query: &str| {
+        let out = netkit(&["ssh", "-Q", query], b"", &[]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let ciphers = list("cipher");
+    assert!(
+        ciphers.iter().any(|c| c == "aes128-gcm@openssh.com"),
+        "{ciphers:?}"
+    );
+    assert!(ciphers.iter().any(|c| c == "chacha20-poly1305@openssh.com"));
+    assert_eq!(list("Ciphers"), ciphers);
+    let kex = list("kex");
+    assert!(kex.iter().any(|k| k == "curve25519-sha256"), "{kex:?}");
+    assert!(
+        !kex.iter()
+            .any(|k| k.starts_with("ext-info") || k.starts_with("kex-strict"))
+    );
+    assert!(list("mac").iter().any(|m| m == "hmac-sha2-256"));
+    assert!(list("key").iter().any(|k| k == "ssh-ed25519"));
+    // What -Q lists, -c takes, against the real sshd.
+    let port = port().to_string();
+    let mut args = vec!["ssh", "-p", &port, "-c", "aes128-ctr"];
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    let dest = dest();
+    args.extend([dest.as_str(), "true"]);
+    assert!(ciphers.iter().any(|c| c == "aes128-ctr"));
+    assert_eq!(netkit(&args, b"", &[]).status.code(), Some(0));
+    let out = netkit(&["ssh", "-Q", "bogus"], b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("unsupported query \"bogus\"") && err.lines().count() == 1);
+}
+
+#[test]
 fn dash_g_prints_the_resolved_config_without_connecting() {
     let dir = work_dir().join("ssh-cli-dash-g");
     let _ = std::fs::remove_dir_all(&dir);

@@ -453,6 +453,10 @@ pub struct Args {
     /// without connecting, as ssh -G: one `keyword value` line per option netkit acts on.
     #[arg(short = 'G', conflicts_with_all = ["hosts", "hosts_file"])]
     print_config: bool,
+    /// List the algorithms netkit supports, as ssh -Q: cipher, mac, kex, key (or Ciphers,
+    /// MACs, KexAlgorithms, HostKeyAlgorithms); help lists these.
+    #[arg(short = 'Q', value_name = "QUERY")]
+    query: Option<String>,
     /// Go to the background once connected and authenticated, as ssh -f (for `-f -N -L ...`
     /// tunnels, or a command left running): stdin is not read, output still goes to ours.
     #[arg(short = 'f', conflicts_with_all = ["stdio_forward", "hosts", "hosts_file"])]
@@ -582,6 +586,9 @@ pub fn run(mut args: Args) -> Outcome {
     }
     if args.login.is_some() {
         args.connect.user = args.login.take();
+    }
+    if let Some(query) = &args.query {
+        return list_algorithms(query);
     }
     let mut hosts = args.hosts.clone();
     if let Some(file) = &args.hosts_file {
@@ -1255,6 +1262,40 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Prints the algorithms `query` names, one a line, as ssh -Q.
+fn list_algorithms(query: &str) -> Outcome {
+    use net_ssh::AlgorithmKind::{Cipher, HostKey, Kex, Mac};
+    const QUERIES: [(&str, net_ssh::AlgorithmKind); 11] = [
+        ("cipher", Cipher),
+        ("ciphers", Cipher),
+        ("mac", Mac),
+        ("macs", Mac),
+        ("kex", Kex),
+        ("kexalgorithms", Kex),
+        ("key", HostKey),
+        ("key-plain", HostKey),
+        ("sig", HostKey),
+        ("hostkeyalgorithms", HostKey),
+        ("pubkeyacceptedalgorithms", HostKey),
+    ];
+    let mut out = std::io::stdout().lock();
+    if query.eq_ignore_ascii_case("help") {
+        for name in ["cipher", "mac", "kex", "key", "sig", "help"] {
+            writeln!(out, "{name}")?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some((_, kind)) = QUERIES.iter().find(|(n, _)| n.eq_ignore_ascii_case(query)) else {
+        return Err(own(anyhow!(
+            "unsupported query {query:?} (-Q help lists them)"
+        )));
+    };
+    for name in net_ssh::supported_algorithms(*kind).map_err(own)? {
+        writeln!(out, "{name}")?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `config` as `ssh -G` prints one: `keyword value` lines, OpenSSH's keywords in lower case,

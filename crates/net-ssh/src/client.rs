@@ -599,6 +599,41 @@ fn algorithm_name(kind: HostKeyType) -> &'static str {
     }
 }
 
+/// A kind of algorithm, as `ssh -Q` asks for one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AlgorithmKind {
+    /// Ciphers (`Ciphers`).
+    Cipher,
+    /// Message authentication codes (`MACs`).
+    Mac,
+    /// Key exchanges (`KexAlgorithms`).
+    Kex,
+    /// Host key types (`HostKeyAlgorithms`).
+    HostKey,
+}
+
+/// The algorithms of `kind` netkit can use, libssh2's, in its order of preference, as
+/// `ssh -Q` lists OpenSSH's.
+///
+/// # Errors
+/// [`Error::Ssh`] when libssh2 cannot be asked.
+pub fn supported_algorithms(kind: AlgorithmKind) -> Result<Vec<&'static str>, Error> {
+    let session = Session::new().map_err(|e| Error::ssh("localhost", &e))?;
+    let method = match kind {
+        AlgorithmKind::Cipher => ssh2::MethodType::CryptCs,
+        AlgorithmKind::Mac => ssh2::MethodType::MacCs,
+        AlgorithmKind::Kex => ssh2::MethodType::Kex,
+        AlgorithmKind::HostKey => ssh2::MethodType::HostKey,
+    };
+    let mut names = session
+        .supported_algs(method)
+        .map_err(|e| Error::ssh("localhost", &e))?;
+    // Signals in the key exchange list, not key exchanges (ssh -Q kex leaves them out).
+    names.retain(|name| !name.starts_with("ext-info-") && !name.starts_with("kex-strict-"));
+    Ok(names)
+}
+
 /// Offers the config's ciphers, and its key exchanges and MACs when it names them.
 fn offer_algorithms(session: &Session, host: &str, config: &Config) -> Result<(), Error> {
     use ssh2::MethodType::{CryptCs, CryptSc, Kex, MacCs, MacSc};

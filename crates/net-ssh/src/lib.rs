@@ -41,7 +41,7 @@ mod proxy_command;
 mod sftp;
 mod socks;
 
-pub use client::Client;
+pub use client::{AlgorithmKind, Client, supported_algorithms};
 pub use config::{
     AddressFamily, AuthMethod, Config, ConfiguredForwards, Destination, HostKeyPolicy, Identity,
     RequestTty,

@@ -1130,7 +1130,7 @@ fn downloads_take_the_name_the_server_gives_or_the_last_url() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let nginx = env("NETKIT_TEST_NGINX_URL");
-    let download = |args: &[&str]| {
+    let piped = |args: &[&str]| {
         let out = Command::new(netkit_bin())
             .args(["http", "--download"])
             .args(args)
@@ -1145,11 +1145,32 @@ fn downloads_take_the_name_the_server_gives_or_the_last_url() {
         );
         out.stdout
     };
-    // `-o -` is stdout, as in curl: no file named `-`.
+    // `-o -` is stdout, as in curl: no file named `-`; and so is a redirected stdout
+    // without -o, as httpie and xh take `http -d URL | tar x`.
+    let named = format!("{nginx}/named.txt");
+    assert_eq!(piped(&["-o", "-", &named]), b"named\n");
+    assert_eq!(piped(&[&named]), b"named\n");
     assert_eq!(
-        download(&["-o", "-", &format!("{nginx}/named.txt")]),
-        b"named\n"
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "a file was written"
     );
+    let out = http(&["-d", "-c", &named]);
+    one_line_error(&out, 2, "--continue needs --output FILE");
+    // On a terminal, the file is named by the server or the URL.
+    let download = |args: &[&str]| {
+        let line = format!(
+            "cd {} && {} http --download {} < /dev/null",
+            dir.display(),
+            netkit_bin().display(),
+            args.join(" ")
+        );
+        let out = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .output()
+            .expect("script (util-linux)");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
     // A name with a path is cut to its last part: nothing is written outside the directory.
     download(&[&format!("{nginx}/named/named.txt")]);
     download(&[&format!("{nginx}/named/named.txt")]);

@@ -135,7 +135,7 @@ pub struct Args {
     proxy: Vec<String>,
     /// Save the body to a file with a progress bar: -o FILE, or the name the server gives in
     /// Content-Disposition, or the URL's file name (NAME-1, NAME-2, ... when NAME exists, as
-    /// httpie).
+    /// httpie); without -o and with stdout redirected, to stdout (`-d URL | tar x`).
     #[arg(short = 'd', long)]
     download: bool,
     /// Save the body to FILE (`-` writes it to stdout as it comes, as curl).
@@ -205,8 +205,17 @@ impl Args {
 
 /// Runs `netkit http`.
 pub fn run(mut args: Args) -> Outcome {
-    // `-o -` is standard output, as in curl: the body as it comes, with no file to name.
-    let raw_stdout = args.output.as_deref() == Some(Path::new("-"));
+    // `-o -` is standard output, as in curl: the body as it comes, with no file to name;
+    // so is --download without -o when stdout is redirected, as httpie and xh take
+    // `http -d URL | tar x`.
+    let piped_download = args.download && args.output.is_none() && !std::io::stdout().is_terminal();
+    if piped_download && args.resume {
+        return Err(anyhow!(
+            "--continue needs --output FILE: stdout is redirected, and a pipe cannot be resumed"
+        ))
+        .code(USAGE);
+    }
+    let raw_stdout = args.output.as_deref() == Some(Path::new("-")) || piped_download;
     if raw_stdout {
         args.download = false;
     }

@@ -727,6 +727,44 @@ fn agent_authentication_through_a_real_ssh_agent() {
 }
 
 #[test]
+fn a_key_file_that_cannot_be_read_is_said_and_passed_over_as_ssh_does() {
+    let port = port().to_string();
+    let kh = env("NETKIT_TEST_SSH_KNOWN_HOSTS");
+    let key = key("id_ed25519").display().to_string();
+    let dest = dest();
+    let missing = work_dir().join("no-such-key");
+    let missing = missing.to_str().unwrap();
+    let args = |keys: &[&str]| {
+        let mut args = vec!["ssh", "-p", &port, "--known-hosts", &kh];
+        for k in keys {
+            args.extend(["-i", k]);
+        }
+        args.extend([dest.as_str(), "echo", "in"]);
+        netkit(&args, b"", &[])
+    };
+    let out = args(&[missing, &key]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(0), "in\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("identity file {missing} not accessible"))
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    // Alone, it leaves nothing to log in with: the failure says so.
+    let out = args(&[missing]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("authentication failed"), "{err}");
+}
+
+#[test]
 fn identity_agent_names_the_agent_socket_or_turns_the_agent_off() {
     let (port, kh, dest) = (
         port().to_string(),

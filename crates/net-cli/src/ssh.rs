@@ -198,7 +198,14 @@ impl ConnectArgs {
             config.identities.clear();
         }
         for path in &self.identity {
-            std::fs::metadata(path).map_err(|e| own(anyhow!("{}: {e}", path.display())))?;
+            // As ssh: a key file that cannot be read is said (once, for the target) and passed
+            // over; the other keys and the agent may still let the user in.
+            if let Err(e) = std::fs::metadata(path) {
+                if !dest.is_empty() {
+                    log::warn!("identity file {} not accessible: {e}", path.display());
+                }
+                continue;
+            }
             config
                 .identities
                 .push(Identity::new(path, passphrase.clone()));

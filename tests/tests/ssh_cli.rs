@@ -1,7 +1,7 @@
 //! `netkit ssh` and `netkit sftp` as processes against the real sshd.
 
 use std::io::Write as _;
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -1239,7 +1239,6 @@ fn sftp_fed(args: &[&str], stdin: &[u8]) -> Output {
 
 #[test]
 fn sftp_chown_and_chgrp_as_one_operation() {
-    use std::os::unix::fs::MetadataExt as _;
     let base = remote_dir("sftp-chown");
     let user = std::fs::metadata(&base).unwrap();
     let owned = base.join("owned");
@@ -1326,6 +1325,10 @@ fn sftp_put_get_ls_mkdir_mv_rm() {
         text.contains("-rw-r--r--") && text.contains("sftp-cli-up.txt"),
         "{text}"
     );
+    // The owner and group as numbers, as sftp's ls -n.
+    let meta = std::fs::metadata(base.join("a/b/sftp-cli-up.txt")).unwrap();
+    let owner = format!("-rw-r--r-- {:<8} {:<8} ", meta.uid(), meta.gid());
+    assert!(text.contains(&owner), "{owner:?} in {text}");
     // The date as `ls -l --time-style=long-iso` shows it, in the local time zone.
     let date = Command::new("date")
         .args(["+%Y-%m-%d"])
@@ -1559,7 +1562,6 @@ fn sftp_session_has_local_commands_links_and_resumes() {
     // What an interrupted get left, its first 10,000 bytes: reget goes on from there.
     std::fs::write(local.join("data.bin.part"), &data[..10_000]).unwrap();
     // The user's own directory, in root's group for now.
-    use std::os::unix::fs::MetadataExt as _;
     let user = std::fs::metadata(&remote).unwrap();
     let owned = remote.join("owned");
     std::fs::create_dir(&owned).unwrap();

@@ -170,8 +170,8 @@ pub(crate) struct ListFlags {
     /// Sizes as 4.0K, 12M (with -l).
     #[arg(short = 'h')]
     human: bool,
-    /// The long form with numeric user and group ids, as sftp's (the long form shows
-    /// neither here).
+    /// The long form with numeric user and group ids, as sftp's (the long form shows them
+    /// as numbers too: SFTP v3 carries no names).
     #[arg(short = 'n')]
     numeric: bool,
     /// Newest first.
@@ -647,9 +647,13 @@ pub(crate) fn list(
             } else {
                 entry.size.to_string()
             };
+            // Owner and group as numbers, as sftp's ls -n: SFTP v3 carries no names.
+            let id = |id: Option<u32>| id.map_or_else(|| "?".to_owned(), |id| id.to_string());
             println!(
-                "{} {size:>12} {} {name}{slash}",
+                "{} {:<8} {:<8} {size:>12} {} {name}{slash}",
                 entry.permissions(),
+                id(entry.uid),
+                id(entry.gid),
                 local_time(entry.mtime),
             );
         } else {

@@ -168,6 +168,10 @@ pub struct Entry {
     pub mtime: u64,
     /// Whether it is a directory.
     pub is_dir: bool,
+    /// The owner's user id, when the server says.
+    pub uid: Option<u32>,
+    /// The group id, when the server says.
+    pub gid: Option<u32>,
 }
 
 impl Entry {
@@ -178,6 +182,8 @@ impl Entry {
             mode: stat.perm.unwrap_or(0),
             mtime: stat.mtime.unwrap_or(0),
             is_dir: stat.is_dir(),
+            uid: stat.uid,
+            gid: stat.gid,
         }
     }
 

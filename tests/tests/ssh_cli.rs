@@ -727,6 +727,46 @@ fn agent_authentication_through_a_real_ssh_agent() {
 }
 
 #[test]
+fn known_hosts_lines_libssh2_cannot_read_are_passed_over_as_ssh_does() {
+    let known = std::fs::read_to_string(env("NETKIT_TEST_SSH_KNOWN_HOSTS")).unwrap();
+    // A damaged line and a key type libssh2 lacks, ahead of the server's key.
+    let file = work_dir().join("known-hosts-odd-lines");
+    std::fs::write(
+        &file,
+        format!("garbage line here\nhost1 ssh-foo AAAA\n# a comment\n\n{known}"),
+    )
+    .unwrap();
+    let port = port().to_string();
+    let key = key("id_ed25519").display().to_string();
+    let dest = dest();
+    let run = |options: &[&str]| {
+        let mut args = vec!["ssh", "-p", &port, "-i", &key];
+        args.extend_from_slice(options);
+        args.extend([dest.as_str(), "echo", "in"]);
+        netkit(&args, b"", &[])
+    };
+    let file = file.to_str().unwrap();
+    for options in [
+        vec!["--known-hosts", file],
+        // Read-only files too: the key after the odd lines still counts.
+        vec![
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            &format!("GlobalKnownHostsFile={file}"),
+        ],
+    ] {
+        let out = run(&options);
+        assert_eq!(
+            out.stdout,
+            b"in\n",
+            "{options:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn a_key_file_that_cannot_be_read_is_said_and_passed_over_as_ssh_does() {
     let port = port().to_string();
     let kh = env("NETKIT_TEST_SSH_KNOWN_HOSTS");

@@ -236,15 +236,13 @@ impl Client {
             .known_hosts()
             .map_err(|e| kh_error(e.message().to_owned()))?;
         if path.exists() {
-            known_keys
-                .read_file(path, KnownHostFileKind::OpenSSH)
-                .map_err(|e| kh_error(e.message().to_owned()))?;
+            read_known_hosts(&mut known_keys, path).map_err(|e| kh_error(e.to_string()))?;
         }
-        // Files only read are the administrator's or old ones: a line libssh2 cannot read
-        // there does not stop the session (what it read before that line still counts).
+        // Files only read are the administrator's or old ones: one that cannot be read does
+        // not stop the session.
         for other in config.read_only_known_hosts().filter(|f| f.exists()) {
-            if let Err(e) = known_keys.read_file(other, KnownHostFileKind::OpenSSH) {
-                log::debug!("{}: {}", other.display(), e.message());
+            if let Err(e) = read_known_hosts(&mut known_keys, other) {
+                log::debug!("{}: {e}", other.display());
             }
         }
         let revoked_in = std::iter::once(path)
@@ -597,6 +595,27 @@ fn algorithm_name(kind: HostKeyType) -> &'static str {
         HostKeyType::Ed25519 => "ssh-ed25519",
         HostKeyType::Unknown => "unknown",
     }
+}
+
+/// Adds the keys of the known_hosts `file` to `known_keys`, a line at a time: a line libssh2
+/// cannot read (a key type it lacks, a damaged line) is passed over, as ssh passes it over,
+/// where reading the file whole would stop at it and lose every key after it.
+fn read_known_hosts(
+    known_keys: &mut ssh2::KnownHosts,
+    file: &std::path::Path,
+) -> std::io::Result<()> {
+    let text = std::fs::read(file)?;
+    for (number, line) in String::from_utf8_lossy(&text).lines().enumerate() {
+        if let Err(e) = known_keys.read_str(line, KnownHostFileKind::OpenSSH) {
+            log::debug!(
+                "{}:{}: {} (passed over)",
+                file.display(),
+                number + 1,
+                e.message()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A kind of algorithm, as `ssh -Q` asks for one.

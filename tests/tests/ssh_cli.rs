@@ -764,6 +764,31 @@ fn known_hosts_lines_libssh2_cannot_read_are_passed_over_as_ssh_does() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // A line naming the host by a wildcard holds its key, as for ssh; another key under the
+    // same wildcard is a changed one.
+    let (name, rest) = known
+        .lines()
+        .find(|l| l.contains("ssh-ed25519"))
+        .and_then(|l| l.split_once(' '))
+        .unwrap();
+    let wildcard = name.replace("127.0.0.1", "127.0.0.*");
+    std::fs::write(file, format!("{wildcard} {rest}\n")).unwrap();
+    let out = run(&["--known-hosts", file]);
+    assert_eq!(
+        out.stdout,
+        b"in\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other = rest.replace(
+        rest.split(' ').nth(1).unwrap(),
+        "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+    );
+    std::fs::write(file, format!("{wildcard} {other}\n")).unwrap();
+    let out = run(&["--known-hosts", file, "--accept-new"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("CHANGED"), "{err}");
 }
 
 #[test]

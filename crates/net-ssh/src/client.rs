@@ -264,6 +264,21 @@ impl Client {
         }
         let (known_as, known_port) = config.known_as();
         let mut result = known_keys.check_port(&known_as, known_port, key);
+        if !matches!(result, CheckResult::Match) {
+            // libssh2 matches plain names only; a line with a wildcard (`*.example.com`,
+            // `[10.0.0.?]:2222`) names the host for OpenSSH, and so for us.
+            let said = std::iter::once(path)
+                .chain(config.read_only_known_hosts())
+                .filter_map(|file| known_hosts::holds(file, &known_as, known_port, &algorithm, key))
+                .reduce(|a, b| a || b);
+            match said {
+                Some(true) => result = CheckResult::Match,
+                Some(false) if matches!(result, CheckResult::NotFound) => {
+                    result = CheckResult::Mismatch;
+                }
+                _ => {}
+            }
+        }
         // libssh2 calls a key of a type the file does not hold for the host a changed one;
         // OpenSSH calls it unknown (the server offered none of the known types).
         if matches!(result, CheckResult::Mismatch) && !known.contains(&algorithm) {

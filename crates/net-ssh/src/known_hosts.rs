@@ -19,25 +19,51 @@ pub(crate) fn key_types(path: &Path, host: &str, port: u16) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
     };
+    let mut types: Vec<String> = Vec::new();
+    for (kind, _) in entries(&text, host, port) {
+        if !types.iter().any(|t| t == kind) {
+            types.push(kind.to_owned());
+        }
+    }
+    types
+}
+
+/// What the lines of `path` naming `host` at `port` say of `key`, the server's key blob of
+/// type `kind`: `Some(true)` when one holds it, `Some(false)` when they hold only other keys
+/// of that type (a changed key), `None` when none is of that type. Names are matched as
+/// OpenSSH matches them, wildcards and negations included, which libssh2's check does not.
+pub(crate) fn holds(path: &Path, host: &str, port: u16, kind: &str, key: &[u8]) -> Option<bool> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut seen = None;
+    for (_, blob) in entries(&text, host, port).filter(|(k, _)| *k == kind) {
+        if blob.is_some_and(|blob| engine.decode(blob).is_ok_and(|k| k == key)) {
+            return Some(true);
+        }
+        seen = Some(false);
+    }
+    seen
+}
+
+/// The host-key lines of a known_hosts `text` that name `host` at `port` (`[host]:port` when
+/// not 22), as (key type, base64 key): revoked keys and certificate authorities are not host
+/// keys.
+fn entries<'t>(
+    text: &'t str,
+    host: &str,
+    port: u16,
+) -> impl Iterator<Item = (&'t str, Option<&'t str>)> {
     let name = if port == 22 {
         host.to_ascii_lowercase()
     } else {
         format!("[{}]:{port}", host.to_ascii_lowercase())
     };
-    let mut types = Vec::new();
-    for line in text.lines() {
+    text.lines().filter_map(move |line| {
         let mut fields = line.split_whitespace();
-        let (Some(hosts), Some(kind)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        if hosts.starts_with('#') || hosts.starts_with('@') {
-            continue;
-        }
-        if names(hosts, &name) && !types.iter().any(|t| t == kind) {
-            types.push(kind.to_owned());
-        }
-    }
-    types
+        let (hosts, kind) = (fields.next()?, fields.next()?);
+        let listed = !hosts.starts_with('#') && !hosts.starts_with('@') && names(hosts, &name);
+        listed.then(|| (kind, fields.next()))
+    })
 }
 
 /// Whether a `@revoked` line of `path` holds `key` (the server's public key blob). Such a
@@ -222,6 +248,20 @@ mod tests {
         );
         assert_eq!(key_types(&path, "127.0.0.1", 22), ["ssh-ed25519"]);
         assert!(key_types(&dir.join("none"), "127.0.0.1", 22).is_empty());
+        // "AAAA" is the key [0, 0, 0]; the wildcard line names 127.0.0.1 at 2222.
+        assert_eq!(
+            holds(&path, "127.0.0.1", 2222, "ssh-rsa", &[0, 0, 0]),
+            Some(true)
+        );
+        assert_eq!(
+            holds(&path, "127.0.0.1", 2222, "ssh-rsa", &[0, 0, 1]),
+            Some(false)
+        );
+        assert_eq!(
+            holds(&path, "127.0.0.1", 2222, "ssh-ed25519", &[0, 0, 0]),
+            None
+        );
+        assert_eq!(holds(&path, "127.0.0.2", 2223, "ssh-rsa", &[0, 0, 0]), None);
         assert!(revoked(&path, &[0, 0, 0]));
         assert!(!revoked(&path, &[0, 0, 1]));
         assert!(!revoked(&dir.join("none"), &[0, 0, 0]));

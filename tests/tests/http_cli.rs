@@ -349,6 +349,10 @@ fn credentials_from_netrc_when_none_are_given() {
     assert_eq!(got["headers"]["authorization"], basic);
     let got = ok_json(&with(&["--ignore-netrc", &url], &[]));
     assert_eq!(got["headers"]["authorization"], Value::Null);
+    // The URL as typed without its scheme names the same host.
+    let bare = url.trim_start_matches("http://");
+    let got = ok_json(&with(&[bare], &[]));
+    assert_eq!(got["headers"]["authorization"], basic);
     let got = ok_json(&with(&["-a", "bob:pw", &url], &[]));
     assert_eq!(got["headers"]["authorization"], "Basic Ym9iOnB3");
     // They answer a digest challenge too.

@@ -696,6 +696,13 @@ fn dash_g_prints_the_resolved_config_without_connecting() {
     assert!(
         text.starts_with("host Mixed\nuser ") && text.contains("\nhostname db.example.org\n"),
         "{text}"
+    ); // A bare IPv6 address is a host, as ssh takes it (not host `:` and port 1).
+    let out = netkit(&["ssh", "-F", "none", "-G", "ann@::1"], b"", &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\nuser ann\nhostname ::1\nport 22\n"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -264,6 +264,9 @@ impl<'a> Destination<'a> {
                 None => return Err(bad()),
             };
             (host, port)
+        } else if rest.matches(':').count() > 1 {
+            // A bare IPv6 address (`::1`, `fe80::1`): ssh takes it whole, with no port.
+            (rest, None)
         } else {
             match rest.split_once(':') {
                 Some((host, p)) => (host, Some(port_number(p)?)),
@@ -1551,6 +1554,12 @@ mod tests {
             Destination::parse("[::1]").unwrap(),
             named(None, "::1", None)
         );
+        // A bare IPv6 address is a host, as ssh takes it.
+        assert_eq!(
+            Destination::parse("ann@fe80::1").unwrap(),
+            named(Some("ann"), "fe80::1", None)
+        );
+        assert_eq!(Destination::parse("::1").unwrap(), named(None, "::1", None));
         assert!(Config::from_destination("ssh://h/path").is_err());
     }
 

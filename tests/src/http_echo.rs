@@ -9,7 +9,7 @@
 //! - `/redirect/N`: 302 to `/redirect/N-1` with `Set-Cookie: hopN=1`, `/redirect/0` to `/echo`;
 //! - `/redirect-to?url=URL&status=N`: N (default 302) to URL;
 //! - `/retry/KEY/N?after=S`: 503 with `Retry-After: S` for the first N calls of KEY, then 200;
-//! - `/hang`: reads the request and answers nothing for 30 s;
+//! - `/hang`: reads the request and answers nothing for 30 s; `/close`: reads it and closes;
 //! - `/gzip`: a gzip-encoded `hello from gzip\n`; `/brotli`: `hello from brotli\n` in br;
 //!   `/latin1`: `café` in ISO-8859-1;
 //! - `/bytes/N`: N bytes (`i % 251`); `/truncate/N`: announces N bytes, sends half, closes;
@@ -211,6 +211,7 @@ fn serve(
                 std::thread::sleep(Duration::from_secs(30));
                 return;
             }
+            ["close"] => return,
             ["brotli"] => {
                 reply = vec![
                     27, 17, 0, 224, 37, 21, 210, 216, 114, 16, 67, 52, 137, 28, 98, 171, 124, 244,

@@ -973,6 +973,16 @@ fn meta_prints_the_elapsed_time_as_httpie() {
 }
 
 #[test]
+fn a_server_that_closes_without_answering_is_named_so() {
+    let server = EchoServer::start();
+    one_line_error(
+        &http(&[&server.url("/close")]),
+        1,
+        "the server closed the connection without answering",
+    );
+}
+
+#[test]
 fn a_body_cut_short_is_a_one_line_error() {
     let server = EchoServer::start();
     let out = http(&[&server.url("/truncate/1000")]);

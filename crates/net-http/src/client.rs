@@ -249,6 +249,16 @@ impl Client {
     /// ureq's error for `url` as ours. ureq reports a proxy it cannot reach as if the target
     /// were down: name the proxy, as curl does.
     fn error_for(&self, url: &Url, error: ureq::Error) -> Error {
+        // ureq's bare "Peer disconnected": here, before any response came.
+        if let ureq::Error::Io(e) = &error
+            && e.kind() == std::io::ErrorKind::UnexpectedEof
+        {
+            return Error::Io {
+                url: url.to_string(),
+                reason: "the server closed the connection without answering (an empty reply)"
+                    .into(),
+            };
+        }
         let error = Error::from_ureq(url.as_str(), error);
         let Some(proxy) = &self.inner.proxy else {
             return error;

@@ -4,7 +4,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, OwnedFd};
 
 use base64::Engine as _;
-use ssh2::{CheckResult, HashType, HostKeyType, KnownHostFileKind, Session};
+use ssh2::{HashType, HostKeyType, Session};
 
 use crate::config::{AddressFamily, AuthMethod, Config, HostKeyPolicy, Identity};
 use crate::{Error, known_hosts};
@@ -63,7 +63,7 @@ impl Client {
         session.set_tcp_stream(stream);
         let mut known = Vec::new();
         let (known_as, known_port) = config.known_as();
-        for file in std::iter::once(&config.known_hosts).chain(config.read_only_known_hosts()) {
+        for file in config.known_hosts_files() {
             for kind in known_hosts::key_types(file, &known_as, known_port) {
                 if !known.contains(&kind) {
                     known.push(kind);
@@ -150,7 +150,7 @@ impl Client {
             env: config.env.clone(),
             _proxy: proxy,
         };
-        client.check_host_key(config, &known)?;
+        client.check_host_key(config)?;
         client.authenticate(config)?;
         log::debug!("{}: authenticated as {}", client.host, config.user);
         Ok(client)
@@ -216,9 +216,8 @@ impl Client {
         &self.host
     }
 
-    /// Checks the server's key against known_hosts, which holds keys of the `known` types
-    /// for this host.
-    fn check_host_key(&self, config: &Config, known: &[String]) -> Result<(), Error> {
+    /// Checks the server's key against the known_hosts files.
+    fn check_host_key(&self, config: &Config) -> Result<(), Error> {
         let (key, kind) = self.session.host_key().ok_or_else(|| Error::Handshake {
             host: self.host.clone(),
             reason: "the server sent no host key".into(),
@@ -231,22 +230,15 @@ impl Client {
             path: path.clone(),
             reason,
         };
-        let mut known_keys = self
-            .session
-            .known_hosts()
-            .map_err(|e| kh_error(e.message().to_owned()))?;
-        if path.exists() {
-            read_known_hosts(&mut known_keys, path).map_err(|e| kh_error(e.to_string()))?;
-        }
         // Files only read are the administrator's or old ones: one that cannot be read does
-        // not stop the session.
-        for other in config.read_only_known_hosts().filter(|f| f.exists()) {
-            if let Err(e) = read_known_hosts(&mut known_keys, other) {
-                log::debug!("{}: {e}", other.display());
-            }
+        // not stop the session; the user's own must be readable, as it is written to.
+        if let Err(e) = std::fs::File::open(path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(kh_error(e.to_string()));
         }
-        let revoked_in = std::iter::once(path)
-            .chain(config.read_only_known_hosts())
+        let revoked_in = config
+            .known_hosts_files()
             .find(|file| known_hosts::revoked(file, key));
         if let Some(file) = revoked_in {
             if !matches!(config.host_key_policy, HostKeyPolicy::Insecure) {
@@ -262,30 +254,17 @@ impl Client {
                 file.display()
             );
         }
+        // Matched as OpenSSH matches names (plain, hashed, patterns such as `*.example.com`),
+        // which libssh2's own check does not, and a line that does not parse is passed over,
+        // where libssh2 stopped reading the file. Only keys of the server's type count: a
+        // host known by another type is unknown, not changed, as for OpenSSH.
         let (known_as, known_port) = config.known_as();
-        let mut result = known_keys.check_port(&known_as, known_port, key);
-        if !matches!(result, CheckResult::Match) {
-            // libssh2 matches plain names only; a line with a wildcard (`*.example.com`,
-            // `[10.0.0.?]:2222`) names the host for OpenSSH, and so for us.
-            let said = std::iter::once(path)
-                .chain(config.read_only_known_hosts())
-                .filter_map(|file| known_hosts::holds(file, &known_as, known_port, &algorithm, key))
-                .reduce(|a, b| a || b);
-            match said {
-                Some(true) => result = CheckResult::Match,
-                Some(false) if matches!(result, CheckResult::NotFound) => {
-                    result = CheckResult::Mismatch;
-                }
-                _ => {}
-            }
-        }
-        // libssh2 calls a key of a type the file does not hold for the host a changed one;
-        // OpenSSH calls it unknown (the server offered none of the known types).
-        if matches!(result, CheckResult::Mismatch) && !known.contains(&algorithm) {
-            result = CheckResult::NotFound;
-        }
+        let result = config
+            .known_hosts_files()
+            .filter_map(|file| known_hosts::holds(file, &known_as, known_port, &algorithm, key))
+            .reduce(|a, b| a || b);
         match (result, config.host_key_policy) {
-            (CheckResult::Match, _) => {
+            (Some(true), _) => {
                 log::debug!("{name}: host key {algorithm} {fingerprint} is known");
                 Ok(())
             }
@@ -293,13 +272,13 @@ impl Client {
                 log::warn!("{name}: host key NOT checked ({algorithm} {fingerprint}): --insecure");
                 Ok(())
             }
-            (CheckResult::Mismatch, _) => Err(Error::HostKeyChanged {
+            (Some(false), _) => Err(Error::HostKeyChanged {
                 host: name,
                 algorithm,
                 fingerprint,
                 known_hosts: path.clone(),
             }),
-            (CheckResult::NotFound, HostKeyPolicy::AcceptNew) => {
+            (None, HostKeyPolicy::AcceptNew) => {
                 known_hosts::append(path, &name, &algorithm, key, config.hash_known_hosts)
                     .map_err(|e| kh_error(e.to_string()))?;
                 log::warn!(
@@ -308,7 +287,7 @@ impl Client {
                 );
                 Ok(())
             }
-            (CheckResult::NotFound | CheckResult::Failure, _) => Err(Error::UnknownHostKey {
+            (None, _) => Err(Error::UnknownHostKey {
                 host: name,
                 algorithm,
                 fingerprint,
@@ -610,27 +589,6 @@ fn algorithm_name(kind: HostKeyType) -> &'static str {
         HostKeyType::Ed25519 => "ssh-ed25519",
         HostKeyType::Unknown => "unknown",
     }
-}
-
-/// Adds the keys of the known_hosts `file` to `known_keys`, a line at a time: a line libssh2
-/// cannot read (a key type it lacks, a damaged line) is passed over, as ssh passes it over,
-/// where reading the file whole would stop at it and lose every key after it.
-fn read_known_hosts(
-    known_keys: &mut ssh2::KnownHosts,
-    file: &std::path::Path,
-) -> std::io::Result<()> {
-    let text = std::fs::read(file)?;
-    for (number, line) in String::from_utf8_lossy(&text).lines().enumerate() {
-        if let Err(e) = known_keys.read_str(line, KnownHostFileKind::OpenSSH) {
-            log::debug!(
-                "{}:{}: {} (passed over)",
-                file.display(),
-                number + 1,
-                e.message()
-            );
-        }
-    }
-    Ok(())
 }
 
 /// A kind of algorithm, as `ssh -Q` asks for one.

@@ -984,10 +984,12 @@ impl Config {
             .collect()
     }
 
-    /// The known_hosts files trusted besides [`known_hosts`](Self::known_hosts), never
-    /// written: the user's others, then the system's.
-    pub(crate) fn read_only_known_hosts(&self) -> impl Iterator<Item = &PathBuf> {
-        self.more_known_hosts.iter().chain(&self.global_known_hosts)
+    /// Every known_hosts file trusted: [`known_hosts`](Self::known_hosts), the one keys are
+    /// added to, then those never written (the user's others, then the system's).
+    pub(crate) fn known_hosts_files(&self) -> impl Iterator<Item = &PathBuf> {
+        std::iter::once(&self.known_hosts)
+            .chain(&self.more_known_hosts)
+            .chain(&self.global_known_hosts)
     }
 
     /// The name and port the host's key is known by: its own in lower case, as OpenSSH

@@ -1,10 +1,11 @@
-//! What an OpenSSH known_hosts file holds for a host, read before the handshake, and the line
-//! added for a new one.
+//! What an OpenSSH known_hosts file holds for a host: the key types, read before the
+//! handshake; whether it holds the server's key, after it; and the line added for a new one.
+//! Names match as OpenSSH matches them (plain, hashed, patterns), which libssh2's own check
+//! does not.
 //!
-//! libssh2 checks a key against the file once it has one, but the handshake picks the key
-//! type first: a host known by its ECDSA key that also has an Ed25519 one sends the Ed25519
-//! key, which libssh2 reports as a *changed* key. OpenSSH asks for the known types first
-//! (`order_hostkeyalgs`), and so do we.
+//! The handshake picks the key type first: a host known by its ECDSA key that also has an
+//! Ed25519 one would send the Ed25519 key, unknown to the file. OpenSSH asks for the known
+//! types first (`order_hostkeyalgs`), and so do we.
 
 use std::io::Write as _;
 use std::path::Path;

@@ -254,6 +254,14 @@ fn bad_input_is_a_one_line_error_with_exit_2() {
         "/no/such/ca.pem",
     );
     one_line_error(&http(&[&server.url("/echo"), "-p", "Hx"]), 2, "--print");
+    // A timeout past what the clock can hold is refused, not a panic.
+    for secs in ["1e19", "nan", "0"] {
+        one_line_error(
+            &http(&["--timeout", secs, &server.url("/echo")]),
+            2,
+            "--timeout must be",
+        );
+    }
     // What is missing is named on the one line (clap lists it on the lines below).
     one_line_error(&http(&[]), 2, "not provided: <[METHOD] URL");
     // The file asked for is named, not the `.part` beside it.

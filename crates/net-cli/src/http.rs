@@ -581,8 +581,12 @@ fn config(args: &Args, url: &str) -> Result<ClientConfig, Failure> {
     config.max_redirects = if args.follow { args.max_redirects } else { 0 };
     config.path_as_is = args.path_as_is;
     if let Some(secs) = args.timeout {
-        if !(secs.is_finite() && secs > 0.0) {
-            return Err(anyhow!("--timeout must be a positive number of seconds")).code(USAGE);
+        // Past a billion seconds (31 years) a deadline no longer fits the clock's range.
+        if !(secs > 0.0 && secs <= 1e9) {
+            return Err(anyhow!(
+                "--timeout must be a positive number of seconds, at most 1000000000"
+            ))
+            .code(USAGE);
         }
         let timeout = Duration::from_secs_f64(secs);
         config.connect_timeout = timeout;

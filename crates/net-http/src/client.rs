@@ -584,7 +584,7 @@ pub(crate) fn parse_url(url: &str) -> Result<Url, Error> {
         url: url.to_owned(),
         reason,
     };
-    let parsed = if url.contains("://") {
+    let parsed = if has_scheme(url) {
         Url::parse(url)
     } else if let Some(rest) = url.strip_prefix(':') {
         Url::parse(&format!("http://localhost:{rest}"))
@@ -601,9 +601,23 @@ pub(crate) fn parse_url(url: &str) -> Result<Url, Error> {
     Ok(parsed)
 }
 
+/// Whether `url` starts with `SCHEME://`, as httpie decides it: a `://` further on, in a query
+/// such as `?next=http://a`, does not make `host/path?...` a URL with a scheme.
+fn has_scheme(url: &str) -> bool {
+    url.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    })
+}
+
 /// The path of `url` as written (after the host, before `?` or `#`), when it has one.
 fn path_as_written(url: &str) -> Option<String> {
-    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let after_scheme = match url.split_once("://") {
+        Some((_, rest)) if has_scheme(url) => rest,
+        _ => url,
+    };
     let path = &after_scheme[after_scheme.find(['/', '?', '#'])?..];
     let end = path.find(['?', '#']).unwrap_or(path.len());
     Some(path[..end].to_owned()).filter(|p| !p.is_empty())
@@ -1434,6 +1448,21 @@ mod tests {
         );
         assert!(matches!(parse_url("ftp://x/"), Err(Error::BadUrl { .. })));
         assert!(matches!(parse_url("http://"), Err(Error::BadUrl { .. })));
+        // A URL in the query is no scheme of the whole.
+        assert_eq!(
+            parse_url("localhost:8401/cb?to=http://a/b")
+                .unwrap()
+                .as_str(),
+            "http://localhost:8401/cb?to=http://a/b"
+        );
+        assert_eq!(
+            parse_url(":8401/cb?to=http://a").unwrap().as_str(),
+            "http://localhost:8401/cb?to=http://a"
+        );
+        assert_eq!(
+            path_as_written("localhost:8401/a/../b?to=http://a").as_deref(),
+            Some("/a/../b")
+        );
         assert!(matches!(
             parse_url("http://exa mple.com/"),
             Err(Error::BadUrl { .. })

@@ -307,7 +307,9 @@ pub fn run(mut args: Args) -> Outcome {
     if let Some(session) = &mut session {
         for item in &items {
             match item {
-                Item::Header(name, value) => session.set_header(name, value),
+                Item::Header(name, value) if Session::keeps_header(name) => {
+                    session.set_header(name, value);
+                }
                 Item::RemoveHeader(name) => session.remove_header(name),
                 _ => {}
             }

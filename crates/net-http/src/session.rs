@@ -79,6 +79,15 @@ impl Session {
         self.headers.push((name.to_owned(), value.to_owned()));
     }
 
+    /// Whether a header given for one request belongs in the session, as httpie decides:
+    /// not `Content-*` and `If-*`, which describe that request's body and conditions (an
+    /// `If-None-Match` kept would make every later request a 304).
+    #[must_use]
+    pub fn keeps_header(name: &str) -> bool {
+        let lower = name.to_ascii_lowercase();
+        !(lower.starts_with("content-") || lower.starts_with("if-"))
+    }
+
     /// Removes a default header.
     pub fn remove_header(&mut self, name: &str) {
         self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));

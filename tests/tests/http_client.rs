@@ -552,6 +552,15 @@ fn a_redirect_to_another_origin_carries_no_credentials() {
     assert_eq!(got["headers"]["cookie"], "k=v");
     assert!(got["headers"]["content-type"].is_null(), "{got}");
     assert_eq!(got["body_len"], 0);
+    // A HEAD stays a HEAD after a 303, as curl and httpie keep it.
+    let url = format!(
+        "{}?status=303&url={}",
+        here.url("/redirect-to"),
+        here.url("/echo")
+    );
+    let response = client.request("HEAD", &url).unwrap().send().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.redirected_request().unwrap().method, "HEAD");
 }
 
 #[test]

@@ -227,6 +227,7 @@ impl Client {
             auth,
             netrc: None,
             body: Body::Empty,
+            replay: Arc::default(),
         })
     }
 
@@ -641,6 +642,46 @@ pub struct Request {
     /// Where credentials for the host a redirect leads to come from ([`Request::netrc`]).
     netrc: Option<Netrc>,
     body: Body,
+    /// What was read of a body file that cannot be read twice (a pipe), to send it again.
+    replay: Arc<Mutex<Replay>>,
+}
+
+/// The bytes a body from a pipe gave so far, kept (up to [`REPLAY_LIMIT`]) for a second
+/// sending after a 307/308 redirect, a retry or a Digest challenge, as httpie sends such a
+/// body again; opened again, the pipe would give only what is left, an empty body.
+#[derive(Debug, Default)]
+struct Replay {
+    data: Vec<u8>,
+    /// More than [`REPLAY_LIMIT`] came: what was kept is dropped and no second sending is
+    /// possible.
+    overflowed: bool,
+    /// The body was sent once already.
+    started: bool,
+}
+
+/// The most bytes of a piped body kept to send it again.
+const REPLAY_LIMIT: usize = 16 << 20;
+
+/// A pipe read as a body, adding what it gives to the [`Replay`].
+struct Recorded {
+    file: File,
+    replay: Arc<Mutex<Replay>>,
+}
+
+impl std::io::Read for Recorded {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        let mut replay = self.replay.lock().unwrap_or_else(PoisonError::into_inner);
+        if !replay.overflowed {
+            if replay.data.len() + n > REPLAY_LIMIT {
+                replay.overflowed = true;
+                replay.data = Vec::new();
+            } else {
+                replay.data.extend_from_slice(&buf[..n]);
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// The request as it will go on the wire, for printing (`--offline`, `--print=HB`).
@@ -1073,7 +1114,8 @@ impl Request {
                     url: location.clone(),
                     reason: e.to_string(),
                 })?;
-                if status == 303
+                // A HEAD stays a HEAD, as curl and httpie keep it (RFC 9110 15.4.4).
+                if (status == 303 && self.method != http::Method::HEAD)
                     || (matches!(status, 301 | 302) && self.method == http::Method::POST)
                 {
                     self.method = http::Method::GET;
@@ -1161,12 +1203,18 @@ impl Request {
                 if let Some(ct) = self.guessed_type(path) {
                     builder = builder.header("Content-Type", ct);
                 }
-                // A pipe or device (`/dev/stdin`, `<(cmd)`) has no length to announce: it goes
-                // chunked, where ureq would take its size of 0 and send nothing.
-                if !self.chunked && file.metadata().is_ok_and(|m| m.is_file()) {
-                    self.run(builder.body(file).map_err(bad)?)
+                if file.metadata().is_ok_and(|m| m.is_file()) {
+                    if self.chunked {
+                        let body = ureq::SendBody::from_owned_reader(file);
+                        self.run(builder.body(body).map_err(bad)?)
+                    } else {
+                        self.run(builder.body(file).map_err(bad)?)
+                    }
                 } else {
-                    let body = ureq::SendBody::from_owned_reader(file);
+                    // A pipe or device (`/dev/stdin`, `<(cmd)`) has no length to announce: it
+                    // goes chunked, where ureq would take its size of 0 and send nothing.
+                    let body = self.replayed(path, file)?;
+                    let body = ureq::SendBody::from_owned_reader(body);
                     self.run(builder.body(body).map_err(bad)?)
                 }
             }
@@ -1230,6 +1278,31 @@ fn form_type(form: &ureq::unversioned::multipart::Form<'_>) -> String {
 
 impl Request {
     /// Runs one exchange on the agent, without the automatic headers the user removed.
+    /// The body of a pipe `file`: what an earlier sending read of it, then the rest.
+    fn replayed(&self, path: &Path, file: File) -> Result<impl std::io::Read + use<>, Error> {
+        let mut replay = self.replay.lock().unwrap_or_else(PoisonError::into_inner);
+        if replay.overflowed {
+            return Err(Error::BadRequest(format!(
+                "{} asks for the body again, and the body read from {} cannot be sent twice \
+                 (over {} MiB of it came, more than is kept)",
+                self.url,
+                path.display(),
+                REPLAY_LIMIT >> 20
+            )));
+        }
+        let before = if replay.started {
+            replay.data.clone()
+        } else {
+            Vec::new()
+        };
+        replay.started = true;
+        let rest = Recorded {
+            file,
+            replay: Arc::clone(&self.replay),
+        };
+        Ok(std::io::Read::chain(std::io::Cursor::new(before), rest))
+    }
+
     fn run<S: ureq::AsSendBody>(
         &self,
         request: http::Request<S>,

@@ -1015,6 +1015,26 @@ fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
     let out = http(&[&server.url("/bytes/300000")]);
     let expected: Vec<u8> = (0..300_000).map(|i| (i % 251) as u8).collect();
     assert!(out.stdout == expected, "piped output is not the raw body");
+    // A text body in another charset too, piped or saved with -o or -d (they were turned
+    // into UTF-8, and -d failed: more bytes came than were announced).
+    let latin1 = server.url("/latin1");
+    assert_eq!(http(&[&latin1]).stdout, b"caf\xe9");
+    let saved = work_dir().join("http-cli-latin1.txt");
+    for flags in [&["-o"][..], &["-d", "-o"]] {
+        let _ = std::fs::remove_file(&saved);
+        let mut args = flags.to_vec();
+        args.extend([saved.to_str().unwrap(), latin1.as_str()]);
+        let out = http(&args);
+        assert!(out.status.success(), "{flags:?}: {out:?}");
+        assert_eq!(std::fs::read(&saved).unwrap(), b"caf\xe9", "{flags:?}");
+    }
+    // -h shows the headers as they came, gzip's included (ureq's decoding dropped them).
+    let head = http(&["-h", &server.url("/gzip")]);
+    let head = String::from_utf8_lossy(&head.stdout);
+    assert!(
+        head.contains("Content-Encoding: gzip") && head.contains("Content-Length: 36"),
+        "{head}"
+    );
 
     let url = server.url("/echo");
     // `ARGS` go before the URL, `AFTER` after it.

@@ -427,7 +427,13 @@ fn responses_expose_status_headers_and_bodies() {
         other => panic!("expected a status error, got {other:?}"),
     }
     let gz = client.get(&server.url("/gzip")).unwrap().send().unwrap();
+    // The headers stay as the server sent them (ureq's decoding dropped these two).
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert_eq!(gz.content_length(), Some(36));
     assert_eq!(gz.text().unwrap(), "hello from gzip\n");
+    // A body-less answer that names gzip (a HEAD's, a 304's) is empty, not a failed decoding.
+    let head = client.request("HEAD", &server.url("/gzip")).unwrap();
+    assert_eq!(head.send().unwrap().bytes().unwrap(), b"");
     let br = client.get(&server.url("/brotli")).unwrap().send().unwrap();
     assert_eq!(br.text().unwrap(), "hello from brotli\n");
 
@@ -992,4 +998,20 @@ fn text_honours_the_charset() {
         .text()
         .unwrap();
     assert_eq!(text, "café");
+    // The bytes are the body's own, as a download saves them: ureq's charset decoding turned
+    // them into UTF-8 (a byte longer than announced, so a download of it failed).
+    let latin1 = || {
+        client()
+            .get(&server.url("/latin1"))
+            .unwrap()
+            .send()
+            .unwrap()
+    };
+    assert_eq!(latin1().bytes().unwrap(), b"caf\xe9");
+    let mut streamed = Vec::new();
+    std::io::Read::read_to_end(&mut latin1().reader(), &mut streamed).unwrap();
+    assert_eq!(streamed, b"caf\xe9");
+    let mut shown = String::new();
+    std::io::Read::read_to_string(&mut latin1().text_reader(), &mut shown).unwrap();
+    assert_eq!(shown, "café");
 }

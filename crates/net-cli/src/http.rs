@@ -915,7 +915,13 @@ fn print_body(
     let is_json = response
         .header("content-type")
         .is_some_and(|ct| ct.contains("json"));
-    let mut reader = response.reader();
+    // A terminal shows text in its charset turned into UTF-8, as httpie shows it; piped, the
+    // bytes are the body's own.
+    let mut reader: Box<dyn std::io::Read> = if tty {
+        Box::new(response.text_reader())
+    } else {
+        Box::new(response.reader())
+    };
     // Pretty JSON needs the whole body (up to this much); anything else is shown as it
     // comes, since an event stream or a log may never end.
     const FORMAT_LIMIT: u64 = 64 << 20;

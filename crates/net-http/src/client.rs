@@ -160,6 +160,7 @@ impl Client {
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(config.user_agent.as_str())
+            .accept_encoding(ACCEPT_ENCODING)
             .timeout_connect(Some(config.connect_timeout))
             .timeout_global(config.timeout)
             .timeout_per_read(Some(config.read_timeout))
@@ -945,8 +946,7 @@ impl Request {
     /// The headers ureq adds unless the request sets or removes them, as they go on the wire.
     fn automatic_headers(&self) -> Vec<(String, String)> {
         let user_agent = self.client.config().user_agent.clone();
-        // What ureq sends with the `gzip` and `brotli` features this crate turns on.
-        let accept_encoding = "gzip, br".to_owned();
+        let accept_encoding = ACCEPT_ENCODING.to_owned();
         [
             ("User-Agent", user_agent),
             ("Accept-Encoding", accept_encoding),
@@ -1237,6 +1237,10 @@ impl Request {
         result.map_err(|e| self.client.error_for(url, e))
     }
 }
+
+/// The codings asked for, all of which a [`Response`] undoes (as curl's `--compressed` and
+/// httpie ask, zstd aside).
+const ACCEPT_ENCODING: &str = "gzip, deflate, br";
 
 /// The most file bytes a multipart [`Request::preview`] reads to show them (and then sends
 /// from memory).

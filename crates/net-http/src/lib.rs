@@ -48,6 +48,7 @@
 
 mod client;
 mod config;
+mod decode;
 mod digest;
 mod download;
 mod error;

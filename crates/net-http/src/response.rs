@@ -4,7 +4,7 @@ use std::io::Read;
 use serde::de::DeserializeOwned;
 use ureq::http;
 
-use crate::{Error, Preview};
+use crate::{Error, Preview, decode};
 
 /// A response: status, headers and a body read once, as text, bytes, JSON or a stream.
 pub struct Response {
@@ -53,17 +53,10 @@ impl Response {
     /// frees the connection for the next hop.
     pub(crate) fn followed(response: http::Response<ureq::Body>, url: String) -> Self {
         let (parts, mut body) = response.into_parts();
-        let mut builder = ureq::Body::builder();
-        if let Some(mime) = body.mime_type() {
-            builder = builder.mime_type(mime);
-        }
-        if let Some(charset) = body.charset() {
-            builder = builder.charset(charset);
-        }
         let mut data = Vec::new();
         // The redirect is followed whatever became of its body; what was read is kept.
         let _ = body.as_reader().take(HISTORY_BODY).read_to_end(&mut data);
-        let body = builder.data(data);
+        let body = ureq::Body::builder().data(data);
         Response::new(http::Response::from_parts(parts, body), url, HISTORY_BODY)
     }
 
@@ -189,27 +182,27 @@ impl Response {
     ///
     /// # Errors
     /// [`Error::BodyTooLarge`] past the body limit; [`Error::Io`] when reading fails.
-    pub fn text(mut self) -> Result<String, Error> {
-        let url = self.url.clone();
-        self.body
-            .with_config()
-            .limit(self.limit)
-            .lossy_utf8(true)
-            .read_to_string()
-            .map_err(|e| Error::from_ureq(&url, e))
+    pub fn text(self) -> Result<String, Error> {
+        let content_type = value(&self.map, http::header::CONTENT_TYPE).map(str::to_owned);
+        let bytes = self.bytes()?;
+        Ok(decode::text(&bytes, content_type.as_deref()))
     }
 
     /// The body as bytes.
     ///
     /// # Errors
     /// [`Error::BodyTooLarge`] past the body limit; [`Error::Io`] when reading fails.
-    pub fn bytes(mut self) -> Result<Vec<u8>, Error> {
-        let url = self.url.clone();
-        self.body
-            .with_config()
-            .limit(self.limit)
-            .read_to_vec()
-            .map_err(|e| Error::from_ureq(&url, e))
+    pub fn bytes(self) -> Result<Vec<u8>, Error> {
+        let (url, limit) = (self.url.clone(), self.limit);
+        let mut data = Vec::new();
+        self.reader()
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut data)
+            .map_err(|e| Error::from_ureq(&url, e.into()))?;
+        if data.len() as u64 > limit {
+            return Err(Error::BodyTooLarge { url, limit });
+        }
+        Ok(data)
     }
 
     /// The body parsed as JSON into `T` (any `Deserialize`, or `serde_json::Value`).
@@ -222,26 +215,40 @@ impl Response {
         serde_json::from_slice(&bytes).map_err(|source| Error::Json { url, source })
     }
 
-    /// The body as a stream, decompressed (gzip, brotli), without size limit. A body the
-    /// server cuts short fails with [`std::io::ErrorKind::UnexpectedEof`], naming how much
-    /// came of how much was announced (as curl's "transfer closed with N bytes remaining").
+    /// The body as a stream of its bytes, decompressed (gzip, deflate, brotli) but otherwise
+    /// as they came, without size limit. A body the server cuts short fails with
+    /// [`std::io::ErrorKind::UnexpectedEof`], naming how much came of how much was announced
+    /// (as curl's "transfer closed with N bytes remaining").
     #[must_use]
     pub fn reader(self) -> impl Read + Send + 'static {
-        // A compressed body's length says nothing of the bytes read out of it.
         // Read from ureq's map: the headers as strings cost a streaming caller too much.
-        let announced = if self.map.contains_key(http::header::CONTENT_ENCODING) {
+        let encoding = value(&self.map, http::header::CONTENT_ENCODING);
+        // A compressed body's length says nothing of the bytes read out of it.
+        let announced = if decode::is_decoded(encoding) {
             None
         } else {
-            self.map
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.trim().parse().ok())
+            value(&self.map, http::header::CONTENT_LENGTH).and_then(|v| v.trim().parse().ok())
         };
+        let inner = decode::decoded(self.body.into_reader(), encoding);
         Counted {
-            inner: self.body.into_reader(),
+            inner,
             read: 0,
             announced,
         }
     }
+
+    /// As [`reader`](Self::reader), text turned into UTF-8 from the charset the
+    /// `Content-Type` names, as it comes (for showing it; a body saved wants its bytes).
+    #[must_use]
+    pub fn text_reader(self) -> impl Read + Send + 'static {
+        let content_type = value(&self.map, http::header::CONTENT_TYPE).map(str::to_owned);
+        decode::text_reader(self.reader(), content_type.as_deref())
+    }
+}
+
+/// The first value of a header as ureq parsed it, when it is text.
+fn value(map: &http::HeaderMap, name: http::header::HeaderName) -> Option<&str> {
+    map.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// A body reader that counts what it gave, to say how much of the body a cut-short

@@ -1,0 +1,224 @@
+//! Undoing a body's `Content-Encoding` (gzip, deflate, brotli) and reading text in the
+//! charset its `Content-Type` names.
+//!
+//! ureq can do both, but its decompression drops the `Content-Encoding` and `Content-Length`
+//! headers a caller asks to see (`netkit http -h`), fails on the empty body of a 304 or HEAD
+//! answer that names an encoding, and its charset decoding changes the bytes of every text
+//! body read, so a Latin-1 file saved came out as UTF-8 and longer than announced.
+
+use std::io::{self, BufRead, BufReader, Read};
+
+use encoding_rs::Encoding;
+
+/// A `Content-Encoding` this crate undoes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Coding {
+    Gzip,
+    Deflate,
+    Brotli,
+}
+
+impl Coding {
+    fn name(self) -> &'static str {
+        match self {
+            Coding::Gzip => "gzip",
+            Coding::Deflate => "deflate",
+            Coding::Brotli => "brotli",
+        }
+    }
+}
+
+/// The codings `content_encoding` lists, in the order they were applied; `None` when it names
+/// one this crate cannot undo, whose body is then given as it came (as httpie and curl give
+/// it).
+fn codings(content_encoding: Option<&str>) -> Option<Vec<Coding>> {
+    let Some(value) = content_encoding else {
+        return Some(Vec::new());
+    };
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
+        .map(|c| match c.to_ascii_lowercase().as_str() {
+            "gzip" | "x-gzip" => Some(Coding::Gzip),
+            "deflate" => Some(Coding::Deflate),
+            "br" => Some(Coding::Brotli),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether a body with this `Content-Encoding` is given decoded (its `Content-Length` then
+/// counts other bytes than those read).
+pub(crate) fn is_decoded(content_encoding: Option<&str>) -> bool {
+    codings(content_encoding).is_some_and(|c| !c.is_empty())
+}
+
+/// `raw` with the codings of `content_encoding` undone. An empty body stays empty whatever
+/// the header says, as the body of a 304 or a HEAD answer is.
+pub(crate) fn decoded<R: Read + Send + 'static>(
+    raw: R,
+    content_encoding: Option<&str>,
+) -> Box<dyn Read + Send> {
+    match codings(content_encoding) {
+        Some(codings) if !codings.is_empty() => Box::new(Decoded::Pending {
+            raw: BufReader::new(Box::new(raw)),
+            codings,
+        }),
+        _ => Box::new(raw),
+    }
+}
+
+/// A body whose decoders are set up at its first byte.
+enum Decoded {
+    Pending {
+        raw: BufReader<Box<dyn Read + Send>>,
+        codings: Vec<Coding>,
+    },
+    Reading {
+        reader: Box<dyn Read + Send>,
+        /// The outermost coding, named in errors.
+        coding: Coding,
+    },
+    Empty,
+}
+
+impl Read for Decoded {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Decoded::Pending { raw, .. } = self {
+            if raw.fill_buf()?.is_empty() {
+                *self = Decoded::Empty;
+            } else if let Decoded::Pending { raw, codings } =
+                std::mem::replace(self, Decoded::Empty)
+            {
+                let coding = codings[codings.len() - 1];
+                let mut reader: Box<dyn Read + Send> = Box::new(raw);
+                // The last coding applied is undone first.
+                for &coding in codings.iter().rev() {
+                    reader = undo(coding, BufReader::new(reader));
+                }
+                *self = Decoded::Reading { reader, coding };
+            }
+        }
+        match self {
+            Decoded::Reading { reader, coding } => reader.read(buf).map_err(|e| {
+                io::Error::new(e.kind(), format!("{} decoding failed: {e}", coding.name()))
+            }),
+            Decoded::Pending { .. } | Decoded::Empty => Ok(0),
+        }
+    }
+}
+
+fn undo(coding: Coding, mut raw: BufReader<Box<dyn Read + Send>>) -> Box<dyn Read + Send> {
+    match coding {
+        Coding::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(raw)),
+        Coding::Deflate => {
+            // `deflate` means zlib-wrapped (RFC 9110 8.4.1.2), but some servers send the
+            // bare stream, as browsers and curl also accept.
+            let head = raw.fill_buf().map(<[u8]>::to_vec).unwrap_or_default();
+            let zlib = head.len() >= 2
+                && head[0] & 0x0f == 8
+                && (u16::from(head[0]) << 8 | u16::from(head[1])) % 31 == 0;
+            if zlib {
+                Box::new(flate2::bufread::ZlibDecoder::new(raw))
+            } else {
+                Box::new(flate2::bufread::DeflateDecoder::new(raw))
+            }
+        }
+        Coding::Brotli => Box::new(brotli_decompressor::Decompressor::new(raw, 4096)),
+    }
+}
+
+/// The encoding a `Content-Type`'s `charset` names, when it is one encoding_rs knows.
+fn charset(content_type: Option<&str>) -> Option<&'static Encoding> {
+    content_type?
+        .split(';')
+        .skip(1)
+        .filter_map(|param| param.split_once('='))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("charset"))
+        .and_then(|(_, value)| Encoding::for_label(value.trim().trim_matches('"').as_bytes()))
+}
+
+/// `bytes` as text in the charset `content_type` names (UTF-8 when it names none; a BOM wins,
+/// as browsers decide), bad sequences replaced.
+pub(crate) fn text(bytes: &[u8], content_type: Option<&str>) -> String {
+    let encoding = charset(content_type).unwrap_or(encoding_rs::UTF_8);
+    encoding.decode(bytes).0.into_owned()
+}
+
+/// `reader` turned into UTF-8 from the charset `content_type` names, as it comes; a body in
+/// UTF-8, or in no charset named, passes unchanged.
+pub(crate) fn text_reader<R: Read + Send + 'static>(
+    reader: R,
+    content_type: Option<&str>,
+) -> Box<dyn Read + Send> {
+    match charset(content_type) {
+        Some(encoding) if encoding != encoding_rs::UTF_8 => Box::new(
+            encoding_rs_io::DecodeReaderBytesBuilder::new()
+                .encoding(Some(encoding))
+                .build(reader),
+        ),
+        _ => Box::new(reader),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    fn read(raw: Vec<u8>, encoding: &str) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        decoded(io::Cursor::new(raw), Some(encoding)).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn codings_are_undone_last_first_and_an_empty_body_stays_empty() {
+        assert_eq!(read(gzip(b"hello"), "gzip").unwrap(), b"hello");
+        assert_eq!(read(gzip(b"hello"), "X-GZIP").unwrap(), b"hello");
+        assert_eq!(read(gzip(&gzip(b"twice")), "gzip, gzip").unwrap(), b"twice");
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        zlib.write_all(b"zlib").unwrap();
+        assert_eq!(read(zlib.finish().unwrap(), "deflate").unwrap(), b"zlib");
+        let mut bare = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        bare.write_all(b"bare deflate").unwrap();
+        assert_eq!(
+            read(bare.finish().unwrap(), "deflate").unwrap(),
+            b"bare deflate"
+        );
+        // A 304 or HEAD answer naming gzip has no body to decode.
+        assert_eq!(read(Vec::new(), "gzip").unwrap(), b"");
+        assert_eq!(read(Vec::new(), "br").unwrap(), b"");
+        // An encoding this crate does not know leaves the body as it came.
+        assert_eq!(read(b"zstd bytes".to_vec(), "zstd").unwrap(), b"zstd bytes");
+        let err = read(b"not gzip".to_vec(), "gzip").unwrap_err();
+        assert!(err.to_string().starts_with("gzip decoding failed"), "{err}");
+        assert!(is_decoded(Some("br")) && !is_decoded(Some("identity")) && !is_decoded(None));
+    }
+
+    #[test]
+    fn text_follows_the_charset() {
+        assert_eq!(
+            text(b"caf\xe9", Some("text/plain; charset=ISO-8859-1")),
+            "café"
+        );
+        assert_eq!(text(b"caf\xc3\xa9", Some("text/plain")), "café");
+        assert_eq!(
+            text(b"caf\xc3\xa9", Some("text/html; charset=\"utf-8\"")),
+            "café"
+        );
+        let mut out = String::new();
+        text_reader(&b"caf\xe9"[..], Some("text/plain;charset=latin1"))
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "café");
+    }
+}

@@ -1028,6 +1028,17 @@ fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
         assert!(out.status.success(), "{flags:?}: {out:?}");
         assert_eq!(std::fs::read(&saved).unwrap(), b"caf\xe9", "{flags:?}");
     }
+    // A download keeps a body as it came, as curl -o: it asks for no coding, so one sent
+    // anyway is the file's own (a .tar.gz a server labels gzip).
+    let _ = std::fs::remove_file(&saved);
+    let gzip = server.url("/gzip");
+    assert!(
+        http(&["-d", "-o", saved.to_str().unwrap(), &gzip])
+            .status
+            .success()
+    );
+    let kept = std::fs::read(&saved).unwrap();
+    assert!(kept.len() == 36 && kept.starts_with(&[31, 139]), "{kept:?}");
     // -h shows the headers as they came, gzip's included (ureq's decoding dropped them).
     let head = http(&["-h", &server.url("/gzip")]);
     let head = String::from_utf8_lossy(&head.stdout);

@@ -320,7 +320,7 @@ impl Request {
             let file = File::create(&part).map_err(file_error(dest))?;
             (file, 0, total)
         };
-        let mut reader = response.reader();
+        let mut reader = response.raw_reader();
         let mut buf = vec![0; CHUNK];
         let mut done = start;
         progress(Progress { done, total });

@@ -221,17 +221,19 @@ impl Response {
     /// (as curl's "transfer closed with N bytes remaining").
     #[must_use]
     pub fn reader(self) -> impl Read + Send + 'static {
+        let codings = decode::Codings::of(value(&self.map, http::header::CONTENT_ENCODING));
+        codings.undo(self.raw_reader())
+    }
+
+    /// The body as it came, compressed or not: what a download saves, as curl `-o` does
+    /// (it asks for no coding, so one sent anyway is the file's own, as a `.tar.gz` a
+    /// server labels gzip), and what `Content-Length` counts.
+    pub(crate) fn raw_reader(self) -> Counted<ureq::BodyReader<'static>> {
         // Read from ureq's map: the headers as strings cost a streaming caller too much.
-        let encoding = value(&self.map, http::header::CONTENT_ENCODING);
-        // A compressed body's length says nothing of the bytes read out of it.
-        let announced = if decode::is_decoded(encoding) {
-            None
-        } else {
-            value(&self.map, http::header::CONTENT_LENGTH).and_then(|v| v.trim().parse().ok())
-        };
-        let inner = decode::decoded(self.body.into_reader(), encoding);
+        let announced =
+            value(&self.map, http::header::CONTENT_LENGTH).and_then(|v| v.trim().parse().ok());
         Counted {
-            inner,
+            inner: self.body.into_reader(),
             read: 0,
             announced,
         }
@@ -253,7 +255,7 @@ fn value(map: &http::HeaderMap, name: http::header::HeaderName) -> Option<&str> 
 
 /// A body reader that counts what it gave, to say how much of the body a cut-short
 /// connection left out.
-struct Counted<R> {
+pub(crate) struct Counted<R> {
     inner: R,
     read: u64,
     announced: Option<u64>,

@@ -525,6 +525,10 @@ fn timeouts_and_retries() {
         "timed out",
     );
     assert!(started.elapsed() < Duration::from_secs(10));
+    // A body that stops coming is a timeout too (it was exit 1).
+    let out = http(&["--timeout", "1", &server.url("/drip/text")]);
+    assert_eq!(out.stdout, b"data: first\n\n");
+    one_line_error(&out, 7, "timed out reading the body");
     let out = http(&["--retry", "2", &server.url("/retry/cli/1?after=1")]);
     assert!(out.status.success());
     assert_eq!(out.stdout, b"ok");

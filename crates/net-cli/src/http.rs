@@ -204,7 +204,22 @@ impl Args {
 }
 
 /// Runs `netkit http`.
-pub fn run(mut args: Args) -> Outcome {
+pub fn run(args: Args) -> Outcome {
+    // A body that stops coming times out as a silent server does: exit 7, not 1.
+    request(args).map_err(|mut failure| {
+        let timed_out = failure.error.chain().any(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+        });
+        if failure.code == GENERIC && timed_out {
+            failure.code = TIMEOUT;
+        }
+        failure
+    })
+}
+
+fn request(mut args: Args) -> Outcome {
     // `-o -` is standard output, as in curl: the body as it comes, with no file to name;
     // so is --download without -o when stdout is redirected, as httpie and xh take
     // `http -d URL | tar x`.

@@ -282,7 +282,14 @@ impl<R: Read> Read for Counted<R> {
                 };
                 Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, why))
             }
-            Err(e) => Err(e),
+            // ureq's timeouts come wrapped as "other" errors; said as one, a caller can tell.
+            Err(e) => Err(match ureq::Error::from(e) {
+                ureq::Error::Timeout(what) => std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("timed out reading the body ({what})"),
+                ),
+                other => other.into_io(),
+            }),
         }
     }
 }

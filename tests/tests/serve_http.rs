@@ -237,6 +237,25 @@ fn if_modified_since_gives_304() {
         &file,
     ]);
     assert_eq!(got.status, 200);
+    // A file from before 1970 (an archive's, a broken clock's) is served, dated 1970 as nginx
+    // dates it: the date formatting panicked, and the server's loop with it.
+    let old = dir.join("old.txt");
+    std::fs::write(&old, b"old\n").unwrap();
+    let decade = std::time::Duration::from_secs(10 * 365 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::UNIX_EPOCH - decade)
+        .unwrap();
+    for _ in 0..3 {
+        let got = curl(&[&format!("{url}/old.txt")]);
+        assert_eq!((got.status, got.body.as_slice()), (200, &b"old\n"[..]));
+        assert_eq!(
+            got.header("last-modified").as_deref(),
+            Some("Thu, 01 Jan 1970 00:00:00 GMT")
+        );
+    }
 }
 
 #[test]
@@ -521,6 +540,100 @@ fn malformed_and_oversized_requests() {
         reply.starts_with("HTTP/1.1 414 "),
         "unfinished long request line: {reply}"
     );
+    // Framing and Host as RFC 9112 wants them (and nginx refuses them): a Content-Length
+    // of digits only (`+5` was read as 5, a request smuggled past a proxy reading it
+    // otherwise), a Transfer-Encoding that ends in chunked, a Host that can be one.
+    for (header, what) in [
+        ("Content-Length: +5", "signed length"),
+        ("Transfer-Encoding: gzip", "no chunked last"),
+        ("Host: a b", "Host with a space"),
+        ("Host: x/y", "Host with a slash"),
+    ] {
+        let host = if header.starts_with("Host") {
+            ""
+        } else {
+            "Host: t\r\n"
+        };
+        let request = format!(
+            "GET / HTTP/1.1\r\n{host}{header}\r\n\r\nabcdeGET / HTTP/1.1\r\nHost: t\r\n\r\n"
+        );
+        let reply = String::from_utf8_lossy(&raw(request.as_bytes())).into_owned();
+        assert!(
+            reply.starts_with("HTTP/1.1 400 ") && reply.matches("HTTP/1.1").count() == 1,
+            "{what}: {reply}"
+        );
+    }
+    // A body too large to be worth throwing away: answered, then closed, not waited for.
+    let reply = String::from_utf8_lossy(&raw(
+        b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 18446744073709551615\r\n\r\n",
+    ))
+    .into_owned();
+    assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+}
+
+#[test]
+fn head_answers_carry_no_body_whatever_the_status() {
+    let (url, dir) = site("head");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("a.txt"), b"abc").unwrap();
+    let path = url
+        .trim_start_matches(&env("NETKIT_TEST_SERVE_URL"))
+        .to_owned();
+    // A 404, a 301 and a 416 to HEADs, then a GET on the same connection: each head right
+    // after the last (the error bodies came in between, where the next status line goes).
+    let request = format!(
+        "HEAD {path}/missing HTTP/1.1\r\nHost: t\r\n\r\n\
+         HEAD {path}/sub HTTP/1.1\r\nHost: t\r\n\r\n\
+         HEAD {path}/a.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=50-\r\n\r\n\
+         GET {path}/a.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    );
+    let reply = String::from_utf8_lossy(&raw(request.as_bytes())).into_owned();
+    let heads: Vec<&str> = reply.split("\r\n\r\n").collect();
+    assert_eq!(heads.len(), 5, "{reply}");
+    for (head, status) in heads.iter().zip(["404", "301", "416", "200"]) {
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{reply}");
+    }
+    assert_eq!(heads[4], "abc");
+}
+
+#[test]
+fn a_redirect_stays_on_this_host_and_a_silent_connection_is_closed() {
+    let (_, dir) = site("evil.example");
+    std::fs::write(dir.join("x.txt"), b"x").unwrap();
+    // `//evil.example` is a directory here: its slash is added without making the Location
+    // a scheme-relative URL to another host (CVE-2021-28861 in python's http.server).
+    let reply = String::from_utf8_lossy(&raw(
+        b"GET //evil.example HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    ))
+    .into_owned();
+    assert!(reply.starts_with("HTTP/1.1 301 "), "{reply}");
+    assert!(
+        reply.contains("\r\nLocation: /evil.example/\r\n"),
+        "{reply}"
+    );
+
+    // A connection that sends nothing is closed once the header timeout passes, without a
+    // word: it held its slot as long as it liked.
+    let root = netkit_tests::work_dir().join("silent-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let served = Served::start(&[
+        "http",
+        "--bind",
+        "127.0.0.1:0",
+        "--header-timeout",
+        "1",
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    let mut silent = TcpStream::connect(served.addrs[0]).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut reply = Vec::new();
+    silent.read_to_end(&mut reply).unwrap();
+    assert!(reply.is_empty(), "{}", String::from_utf8_lossy(&reply));
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[test]

@@ -143,7 +143,7 @@ impl Member {
     fn nick(&mut self, ctx: &mut Context<'_>, arg: &[u8]) {
         let new = String::from_utf8_lossy(arg).trim().to_owned();
         let valid = !new.is_empty()
-            && new.len() <= MAX_NICK
+            && new.chars().count() <= MAX_NICK
             && new
                 .chars()
                 .all(|c| c.is_alphanumeric() || "-_.".contains(c));
@@ -190,8 +190,17 @@ impl Handler for Member {
             .members
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let n = self.room.guests.fetch_add(1, Ordering::Relaxed) + 1;
-        let name = format!("guest-{n}");
+        // A number whose name someone took with /nick is passed over: two can't share one.
+        let name = loop {
+            let n = self.room.guests.fetch_add(1, Ordering::Relaxed) + 1;
+            let name = format!("guest-{n}");
+            if !members
+                .values()
+                .any(|taken| taken.eq_ignore_ascii_case(&name))
+            {
+                break name;
+            }
+        };
         send_to_others(
             &members,
             ctx,

@@ -199,8 +199,12 @@ const MAX_PARTS: usize = 16;
 /// as RFC 9110 14.2 asks and nginx answers. Another unit, an empty list, more than
 /// [`MAX_PARTS`] ranges or ranges that overlap get the whole file, as RFC 9110 allows.
 pub(crate) fn range(header: &str, len: u64) -> Span {
-    let Some(spec) = header.trim().strip_prefix("bytes=") else {
-        return Span::Whole;
+    // The unit is case-insensitive (RFC 9110 14.1). An empty file has no range to give: it
+    // goes whole, as from nginx.
+    let header = header.trim();
+    let spec = match header.split_at_checked(6) {
+        Some((unit, spec)) if unit.eq_ignore_ascii_case("bytes=") && len > 0 => spec,
+        _ => return Span::Whole,
     };
     let mut asked = 0;
     let mut parts = Vec::new();
@@ -358,7 +362,10 @@ pub(crate) fn listing(dir: &Path, url_path: &str) -> std::io::Result<String> {
     let mut names: Vec<(String, bool)> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
         .map(|entry| {
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            // A link to a directory is listed as one, as nginx lists it.
+            let is_dir = entry.file_type().is_ok_and(|t| {
+                t.is_dir() || (t.is_symlink() && entry.path().metadata().is_ok_and(|m| m.is_dir()))
+            });
             (entry.file_name().to_string_lossy().into_owned(), is_dir)
         })
         .collect();
@@ -587,6 +594,11 @@ mod tests {
         assert_eq!(range("bytes=0-1,x", 100), Span::Unsatisfiable);
         assert_eq!(range("bytes=abc", 100), Span::Unsatisfiable);
         assert_eq!(range("bytes=", 100), Span::Whole);
+        // The unit in any case; an empty file whole, whatever is asked, as from nginx.
+        assert_eq!(range("Bytes=0-4", 100), Span::Part { start: 0, end: 4 });
+        assert_eq!(range("bytes=0-", 0), Span::Whole);
+        assert_eq!(range("bytes=-1", 0), Span::Whole);
+        assert_eq!(range("items=0-4", 100), Span::Whole);
         let many = (0..17)
             .map(|i| format!("{i}-{i}"))
             .collect::<Vec<_>>()

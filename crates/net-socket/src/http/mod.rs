@@ -113,6 +113,7 @@ impl Service for HttpFiles {
             head_timer: false,
             eof: false,
             done: false,
+            head_only: false,
         }
     }
 }
@@ -132,6 +133,9 @@ pub struct HttpConn {
     eof: bool,
     /// The connection closes after the responses already queued.
     done: bool,
+    /// The request being answered is a HEAD: no response to it has a body, an error's
+    /// included (RFC 9110 9.3.2), or the next response's head would come after those bytes.
+    head_only: bool,
 }
 
 /// The parts of a request the responder reads.
@@ -299,17 +303,37 @@ impl HttpConn {
                 if has_host {
                     return self.fail(ctx, 400, "more than one Host");
                 }
+                if !valid_host(value) {
+                    return self.fail(ctx, 400, "bad Host");
+                }
                 has_host = true;
             } else if name.eq_ignore_ascii_case("content-length") {
-                match value.trim().parse::<u64>() {
-                    Ok(len) if self.skip_body == 0 || self.skip_body == len => {
+                // Digits only (RFC 9112 6.3): `+5` read as 5 where a proxy in front refuses
+                // it or reads it otherwise is how requests are smuggled.
+                let value = value.trim();
+                let len = value
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+                    .then(|| value.parse::<u64>().ok())
+                    .flatten();
+                match len {
+                    Some(len) if len > MAX_DISCARDED_BODY => {
+                        // Not worth reading to throw away: answered, then closed.
+                        keep_alive = false;
+                    }
+                    Some(len) if self.skip_body == 0 || self.skip_body == len => {
                         self.skip_body = len;
                     }
                     _ => return self.fail(ctx, 400, "bad Content-Length"),
                 }
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                // We never read request bodies, and cannot find where a chunked one ends
-                // without decoding it: answer this request, then close.
+                // A body whose end cannot be found (its last coding not chunked) is refused
+                // (RFC 9112 6.3). We never read request bodies, and cannot find where a
+                // chunked one ends without decoding it: answer this request, then close.
+                let last = value.rsplit(',').next().unwrap_or_default().trim();
+                if !last.eq_ignore_ascii_case("chunked") {
+                    return self.fail(ctx, 400, "a Transfer-Encoding not ending in chunked");
+                }
                 keep_alive = false;
             } else if name.eq_ignore_ascii_case("range") {
                 request.range = Some(value);
@@ -331,6 +355,7 @@ impl HttpConn {
         if !keep_alive {
             self.done = true;
         }
+        self.head_only = method == "HEAD";
         let (status, sent) = match method {
             "GET" | "HEAD" => self.serve(ctx, &request, keep_alive),
             // Methods are case-sensitive (RFC 9110 9.1): a known one is not allowed here, any
@@ -344,6 +369,7 @@ impl HttpConn {
                 (501, 0)
             }
         };
+        self.head_only = false;
         access_log(ctx, method, target, minor, status, sent);
     }
 
@@ -375,7 +401,9 @@ impl HttpConn {
         if !meta.is_file() {
             return refused(self, ctx, Refusal::Forbidden);
         }
-        let mtime = meta.modified().ok();
+        // A time before 1970 (from an archive, a broken clock) is told as 1970, as nginx
+        // tells it: HTTP dates cannot say it, and httpdate panics on one.
+        let mtime = meta.modified().ok().map(|t| t.max(SystemTime::UNIX_EPOCH));
         let content_type = mime_guess::from_path(&rel)
             .first_raw()
             .unwrap_or("application/octet-stream");
@@ -555,6 +583,9 @@ impl HttpConn {
     ) -> (u16, u64) {
         let path = req.target.split(['?', '#']).next().unwrap_or("/");
         if !path.ends_with('/') {
+            // `//evil.com` would send a browser to another host: slashes merge, as nginx
+            // merges them (python's http.server had this hole, CVE-2021-28861).
+            let path = format!("/{}", path.trim_start_matches('/'));
             // The query goes along, as nginx and python's http.server keep it.
             let location = match req.target.split('#').next().and_then(|t| t.split_once('?')) {
                 Some((_, query)) => format!("{path}/?{query}"),
@@ -629,7 +660,9 @@ impl HttpConn {
                 extra,
             },
         );
-        let _ = writeln!(ctx.output_buffer(), "{status} {reason}");
+        if !self.head_only {
+            let _ = writeln!(ctx.output_buffer(), "{status} {reason}");
+        }
     }
 
     fn head(&mut self, ctx: &mut Context<'_>, head: &Head<'_>) {
@@ -684,6 +717,14 @@ fn boundary() -> String {
 }
 
 impl Handler for HttpConn {
+    fn on_connect(&mut self, ctx: &mut Context<'_>) {
+        // A connection that never sends a byte is closed, silently (a browser's unused
+        // preconnect would show a 408), once the header timeout passes, as nginx's
+        // client_header_timeout counts from the accept: it would hold a connection slot
+        // for as long as it liked.
+        ctx.set_timer(self.header_timeout);
+    }
+
     fn on_data(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
         self.feed(ctx, data);
     }
@@ -706,6 +747,18 @@ impl Handler for HttpConn {
         ctx.close();
     }
 }
+
+/// Whether a `Host` value can be a host and port (RFC 9112 3.2: otherwise 400, as nginx
+/// answers `a b` or `x/y`): no spaces or other delimiters of a URL.
+fn valid_host(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b))
+}
+
+/// The largest request body read to be thrown away, to keep the connection open: past it the
+/// request is answered and the connection closed.
+const MAX_DISCARDED_BODY: u64 = 1 << 20;
 
 /// Whether a request line httparse refused names an HTTP version past 1.x (`HTTP/2.0`,
 /// `HTTP/3`): that gets 505, as in nginx, where a garbled version gets 400.

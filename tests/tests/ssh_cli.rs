@@ -352,16 +352,42 @@ fn options_after_the_destination_are_read_as_ssh_reads_them() {
         "{:?}",
         String::from_utf8_lossy(&out.stdout)
     );
-    // Options after DEST, up to the command's first word; the command keeps its own.
-    let out = ssh(&["-q", "-p", &port().to_string(), "cat", "-n"], b"line\n");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(255), "{err}");
-    assert!(err.contains("'-p"), "a repeated -p is named: {err}");
-    let out = ssh(&["-q", "cat", "-n"], b"line\n");
+    // Options after DEST, up to the command's first word; the command keeps its own. A
+    // second -p is passed over: the first counts, as in ssh.
+    let out = ssh(&["-q", "-p", "1", "cat", "-n"], b"line\n");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1\tline");
-    // After `--`, everything is the command's.
+    // After `--`, everything is the command's, a later `--` included (`rm -- -x`).
     let out = ssh(&["--", "-n"], b"");
     assert_ne!(out.status.code(), Some(255));
+    let out = ssh(&["--", "echo", "a", "--", "b", "--"], b"");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a -- b --\n");
+    let out = ssh(&["echo", "--"], b"");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "--\n");
+    // A value joined to its letter, as getopt takes it (`-p2222`, `-oKey=value`, `-Cp2222`):
+    // these were taken for the command.
+    let (key, p) = (key("id_ed25519").display().to_string(), port().to_string());
+    for flags in [
+        vec![format!("-p{p}"), format!("-i{key}")],
+        vec![format!("-oPort={p}"), "-oStrictHostKeyChecking yes".into()],
+        vec![format!("-Cqp{p}"), format!("-oIdentityFile={key}")],
+    ] {
+        let mut args = vec!["ssh".to_owned()];
+        args.extend(flags.iter().cloned());
+        args.extend(common());
+        args.push(dest());
+        args.extend(["echo".into(), format!("-p{p}")]);
+        let out = netkit(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            b"",
+            &[],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("-p{p}\n"),
+            "{flags:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     // An option netkit does not know is an error, before DEST or after it.
     for words in [&["-Z", "true"][..], &["-q", "-Z"]] {
         let out = ssh(words, b"");
@@ -3796,4 +3822,66 @@ fn hash_known_hosts_writes_what_openssh_reads() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn openssh_sftp_and_scp_take_netkit_ssh_as_their_dash_s_program() {
+    // They pass options as getopt reads them: `-oForwardX11 no`, `-oPermitLocalCommand=no`,
+    // `-l USER`, `-p PORT`, `-s -- HOST sftp`.
+    let dir = work_dir().join("ssh-cli-dash-s");
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrapper = dir.join("netkit-ssh");
+    let mut script = format!("#!/bin/sh\nexec {} ssh", netkit_bin().display());
+    for word in common() {
+        script.push_str(&format!(" '{word}'"));
+    }
+    script.push_str(" \"$@\"\n");
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let remote = remote_dir("dash-s");
+    std::fs::write(remote.join("fetched.txt"), b"through netkit\n").unwrap();
+    let (user, host, p) = (
+        env("NETKIT_TEST_SSH_USER"),
+        env("NETKIT_TEST_SSH_HOST"),
+        port().to_string(),
+    );
+    let target = dir.join("fetched.txt");
+    let _ = std::fs::remove_file(&target);
+    let out = Command::new("scp")
+        .args(["-S", wrapper.to_str().unwrap(), "-P", &p])
+        .arg(format!(
+            "{user}@{host}:{}",
+            remote.join("fetched.txt").display()
+        ))
+        .arg(&target)
+        .stdin(Stdio::null())
+        .output()
+        .expect("scp (openssh-client)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"through netkit\n");
+    let mut sftp = Command::new("sftp")
+        .args(["-S", wrapper.to_str().unwrap(), "-P", &p, "-b", "-"])
+        .arg(format!("{user}@{host}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sftp (openssh-client)");
+    let listing = format!("ls {}\n", remote.display());
+    sftp.stdin
+        .take()
+        .unwrap()
+        .write_all(listing.as_bytes())
+        .unwrap();
+    let out = sftp.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("fetched.txt"));
 }

@@ -117,6 +117,7 @@ fn main() -> ExitCode {
 /// them (`ssh web -p 2222 -t top`: up to the command's first word or `--`), and `netkit
 /// sftp`'s before the operation as sftp users write them.
 fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
+    let argv = split_joined_values(argv);
     let mut cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
         Err(e) => {
@@ -152,6 +153,72 @@ fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
         args.note_flags_before_destination(&before);
     }
     Ok(cli)
+}
+
+/// `netkit ssh`'s words with each value joined to its option letter split off, as getopt
+/// reads them (`-p2222`, `-oStrictHostKeyChecking=no`, `-i~/.ssh/k`, `-Cp2222`; sftp -S and
+/// scp -S pass `-oForwardX11 no`): clap, whose last positional takes words starting with `-`
+/// for the command, took such a word for the command. Options end at `--`, or at the word
+/// after DEST (the command's first), as in ssh.
+fn split_joined_values(argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use clap::CommandFactory as _;
+    let mut cli = Cli::command();
+    // Built, clap has settled how many values each option takes.
+    cli.build();
+    let (Some(ssh), Some("ssh")) = (
+        cli.find_subcommand("ssh"),
+        argv.get(1).and_then(|w| w.to_str()),
+    ) else {
+        return argv;
+    };
+    let takes_value = |arg: &clap::Arg| arg.get_num_args().is_some_and(|n| n.takes_values());
+    let short = |c: char| ssh.get_arguments().find(|a| a.get_short() == Some(c));
+    let long_with_value = |name: &str| {
+        ssh.get_arguments()
+            .any(|a| a.get_long() == Some(name) && takes_value(a))
+    };
+    let mut out = argv[..2].to_vec();
+    let mut words = argv[2..].iter();
+    // With --hosts there is no DEST: the first word that is no option is the command's.
+    let mut dest_seen = false;
+    while let Some(word) = words.next() {
+        out.push(word.clone());
+        let Some(text) = word.to_str() else { continue };
+        if text == "--" {
+            break;
+        }
+        if let Some(long) = text.strip_prefix("--") {
+            dest_seen |= long.starts_with("hosts");
+            if !long.contains('=') && long_with_value(long) {
+                out.extend(words.next().cloned());
+            }
+            continue;
+        }
+        let Some(cluster) = text.strip_prefix('-').filter(|c| !c.is_empty()) else {
+            if dest_seen {
+                break;
+            }
+            dest_seen = true;
+            continue;
+        };
+        for (at, c) in cluster.char_indices() {
+            let Some(arg) = short(c) else { break };
+            if !takes_value(arg) {
+                continue;
+            }
+            let value = &cluster[at + c.len_utf8()..];
+            if value.is_empty() {
+                out.extend(words.next().cloned());
+            } else {
+                out.pop();
+                out.push(format!("-{}", &cluster[..at + c.len_utf8()]).into());
+                out.push(value.into());
+            }
+            break;
+        }
+    }
+    out.extend(words.cloned());
+    out
 }
 
 /// `netkit sftp -P 2222 get ...` read as `netkit sftp get -P 2222 ...`: sftp and scp users

@@ -48,9 +48,10 @@ pub struct ConnectArgs {
     /// Accept any host key. Dangerous.
     #[arg(long)]
     insecure: bool,
-    /// OpenSSH client config for Host aliases [default: ~/.ssh/config; `none`: no file].
-    #[arg(short = 'F', value_name = "FILE")]
-    ssh_config: Option<PathBuf>,
+    /// OpenSSH client config for Host aliases [default: ~/.ssh/config; `none`: no file];
+    /// given twice, the first counts, as in ssh.
+    #[arg(short = 'F', value_name = "FILE", action = clap::ArgAction::Append)]
+    ssh_config: Vec<PathBuf>,
     /// Seconds to wait for the server in any one step [default: 30].
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
@@ -107,6 +108,10 @@ impl ConnectArgs {
         }
     }
 
+    fn ssh_config(&self) -> Option<&std::path::Path> {
+        self.ssh_config.first().map(PathBuf::as_path)
+    }
+
     /// The connection config for `dest` (`[user@]host[:port]`); `port` applies when DEST has none.
     pub fn config(&self, dest: &str, port: Option<u16>) -> Result<Config, Failure> {
         // The flags come first, as the first value obtained wins: the config's tokens (%r,
@@ -120,8 +125,7 @@ impl ConnectArgs {
             .chain(self.macs.iter().map(|spec| format!("MACs={spec}")))
             .chain(self.options.iter().cloned())
             .collect();
-        let mut config =
-            Config::resolve_with(dest, self.ssh_config.as_deref(), &options).map_err(own)?;
+        let mut config = Config::resolve_with(dest, self.ssh_config(), &options).map_err(own)?;
         self.apply(&mut config, dest, port, self.user.as_deref())?;
         if !self.jump.is_empty() {
             // -J replaces the config file's ProxyJump (and ProxyCommand: the first obtained
@@ -130,7 +134,7 @@ impl ConnectArgs {
             config.jump = None;
             config.proxy_command = None;
             for hop in &self.jump {
-                let mut via = Config::resolve(hop, self.ssh_config.as_deref()).map_err(own)?;
+                let mut via = Config::resolve(hop, self.ssh_config()).map_err(own)?;
                 via.jump = config.jump.take();
                 config.jump = Some(Box::new(via));
             }
@@ -390,12 +394,17 @@ Examples:
   netkit ssh host < script.sh      (no COMMAND, stdin not a terminal: the shell runs the script)
   netkit ssh --hosts web1,web2,db1 --parallel 10 --json -- uptime")]
 pub struct Args {
-    /// Port, when DEST has none.
-    #[arg(short = 'p', value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    port: Option<u16>,
-    /// User to log in as.
-    #[arg(short = 'l', value_name = "USER")]
-    login: Option<String>,
+    /// Port, when DEST has none (given twice, the first counts, as in ssh).
+    #[arg(
+        short = 'p',
+        value_name = "PORT",
+        value_parser = clap::value_parser!(u16).range(1..),
+        action = clap::ArgAction::Append
+    )]
+    port: Vec<u16>,
+    /// User to log in as (given twice, the first counts, as in ssh).
+    #[arg(short = 'l', value_name = "USER", action = clap::ArgAction::Append)]
+    login: Vec<String>,
     /// Connect from this local address (as ssh -b; BindAddress in the config).
     #[arg(short = 'b', value_name = "BIND_ADDRESS")]
     bind_address: Option<String>,
@@ -511,10 +520,11 @@ struct FlagsFirst {
 impl Args {
     /// The connection config for `dest`, with the command's time limit.
     fn config(&self, dest: &str) -> Result<Config, Failure> {
-        let mut config = self.connect.config(dest, self.port)?;
+        let port = self.port.first().copied();
+        let mut config = self.connect.config(dest, port)?;
         config.exec_timeout = self.command_timeout.map(Duration::from_secs);
         // ssh takes the first of a flag and DEST's word for the port and the user.
-        if let (true, Some(port)) = (self.flags_first.port, self.port) {
+        if let (true, Some(port)) = (self.flags_first.port, port) {
             config.port = port;
         }
         if let (true, Some(user)) = (self.flags_first.user, &self.connect.user) {
@@ -591,8 +601,8 @@ pub fn run(mut args: Args) -> Outcome {
             .options
             .insert(0, format!("BindAddress={bind}"));
     }
-    if args.login.is_some() {
-        args.connect.user = args.login.take();
+    if let Some(login) = args.login.first() {
+        args.connect.user = Some(login.clone());
     }
     if let Some(query) = &args.query {
         return list_algorithms(query);
@@ -608,7 +618,10 @@ pub fn run(mut args: Args) -> Outcome {
                 .map(str::to_owned),
         );
     }
-    let mut words = args.words.iter().map(String::as_str).filter(|w| *w != "--");
+    // getopt's `--` ends the options, before DEST or right after it; any other `--` is the
+    // command's own (`rm -- -x`, `git checkout -- file`).
+    let mut words = args.words.iter().map(String::as_str).peekable();
+    words.next_if_eq(&"--");
     if !hosts.is_empty() || args.hosts_file.is_some() {
         let command = words.collect::<Vec<_>>().join(" ");
         return many(&args, &hosts, &command);
@@ -618,6 +631,7 @@ pub fn run(mut args: Args) -> Outcome {
             "a destination is required: netkit ssh [user@]host[:port] COMMAND"
         )));
     };
+    words.next_if_eq(&"--");
     let mut command = words.collect::<Vec<_>>().join(" ");
     let mut config = args.config(dest)?;
     if args.print_config {

@@ -1301,6 +1301,17 @@ const OPTIONS_READ: [&str; 39] = [
     "loglevel",
 ];
 
+/// Options for what netkit never does (X11 and agent forwarding, local commands, connection
+/// sharing): set to `no`, they change nothing.
+const NEVER_DONE: [&str; 6] = [
+    "forwardx11",
+    "forwardx11trusted",
+    "forwardagent",
+    "permitlocalcommand",
+    "controlmaster",
+    "gssapiauthentication",
+];
+
 /// `option` as a config line, once it names an OpenSSH client option with a value; one
 /// netkit does not act on is logged (an `ssh -o` line that does nothing should not be silent).
 fn checked_option(option: &str) -> Result<String, Error> {
@@ -1334,7 +1345,12 @@ fn checked_option(option: &str) -> Result<String, Error> {
     Config::new("-")
         .take_params(parsed.query("-"), "-")
         .map_err(|reason| bad(&reason))?;
-    if !OPTIONS_READ.contains(&name.to_ascii_lowercase().as_str()) {
+    let lower = name.to_ascii_lowercase();
+    // `ForwardX11 no` and the like, which sftp -S and scp -S pass, ask for what netkit never
+    // does anyway: nothing to warn of.
+    let value = line[name.len()..].trim_start_matches(|c: char| c == '=' || c.is_whitespace());
+    let never_done = NEVER_DONE.contains(&lower.as_str()) && value.eq_ignore_ascii_case("no");
+    if !OPTIONS_READ.contains(&lower.as_str()) && !never_done {
         log::warn!("ignoring the option {option:?}: netkit does not act on {name}");
     }
     Ok(line.to_owned())

@@ -3885,3 +3885,56 @@ fn openssh_sftp_and_scp_take_netkit_ssh_as_their_dash_s_program() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("fetched.txt"));
 }
+
+#[test]
+fn sftp_files_keep_their_permissions_and_a_wrong_target_writes_nothing() {
+    let base = remote_dir("sftp-modes");
+    let remote = |p: &str| format!("{}:{}/{p}", dest(), base.display());
+    let dir = work_dir().join("sftp-modes");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let (script, secret) = (dir.join("run.sh"), dir.join("secret.txt"));
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(&secret, "key\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // As sftp and scp: a new file takes its source's permissions both ways (it was 0644,
+    // a private file made readable by all); a file replaced keeps its own.
+    let (s, k) = (script.to_str().unwrap(), secret.to_str().unwrap());
+    ok(sftp(&["put", s, k, &remote("")]));
+    assert_eq!(mode(&base.join("run.sh")), 0o755);
+    assert_eq!(mode(&base.join("secret.txt")), 0o600);
+    let fetched = dir.join("fetched.txt");
+    ok(sftp(&[
+        "get",
+        &remote("secret.txt"),
+        fetched.to_str().unwrap(),
+    ]));
+    assert_eq!(mode(&fetched), 0o600);
+    std::fs::set_permissions(&fetched, std::fs::Permissions::from_mode(0o640)).unwrap();
+    ok(sftp(&[
+        "get",
+        &remote("secret.txt"),
+        fetched.to_str().unwrap(),
+    ]));
+    assert_eq!(mode(&fetched), 0o640);
+    std::fs::set_permissions(base.join("run.sh"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    ok(sftp(&["put", s, &remote("run.sh")]));
+    assert_eq!(mode(&base.join("run.sh")), 0o700);
+
+    // Several files into a name that is no directory: refused, as sftp refuses it (each
+    // went over the one before); a directory that is not there: refused, nothing left.
+    let out = sftp(&["put", s, k, &remote("one-file")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
+    let out = sftp(&["put", s, &remote("no-such-dir/")]);
+    assert!(!out.status.success());
+    let names: Vec<_> = std::fs::read_dir(&base)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let mut names = names;
+    names.sort();
+    assert_eq!(names, ["run.sh", "secret.txt"]);
+}

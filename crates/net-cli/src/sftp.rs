@@ -512,6 +512,21 @@ pub(crate) fn upload<S: AsRef<str>>(
     remote: &Path,
     options: Transfer,
 ) -> Result<(), Failure> {
+    let into_dir = client.stat(remote).is_ok_and(|e| e.is_dir);
+    // Each file would overwrite the one before (as sftp and scp refuse it); a name ending in
+    // `/` names a directory that is not there.
+    if !into_dir && (locals.len() > 1 || remote.as_os_str().as_encoded_bytes().ends_with(b"/")) {
+        return Err(anyhow!(
+            "{}: not a directory{}",
+            remote.display(),
+            if locals.len() > 1 {
+                ", and there are several files to put in it"
+            } else {
+                ""
+            }
+        ))
+        .code(USAGE);
+    }
     let options = interruptible(options)?;
     for local in locals {
         let local = Path::new(local.as_ref());
@@ -519,7 +534,7 @@ pub(crate) fn upload<S: AsRef<str>>(
             .file_name()
             .ok_or_else(|| anyhow!("bad local path {}", local.display()))
             .code(USAGE)?;
-        let dest = if client.stat(remote).is_ok_and(|e| e.is_dir) {
+        let dest = if into_dir {
             remote.join(name)
         } else {
             remote.to_path_buf()

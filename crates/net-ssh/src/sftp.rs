@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -357,7 +358,9 @@ impl Client {
                 });
             }
             if sftp.stat(remote).is_err() {
-                sftp.mkdir(remote, 0o755)
+                use std::os::unix::fs::PermissionsExt as _;
+                let mode = meta.permissions().mode() & 0o777 | 0o700;
+                sftp.mkdir(remote, mode as i32)
                     .map_err(|e| Error::sftp(&self.host, remote, &e))?;
             }
             let mut entries: Vec<_> = std::fs::read_dir(local)
@@ -395,14 +398,18 @@ impl Client {
                 .seek(std::io::SeekFrom::Start(done))
                 .map_err(Self::local(local))?;
         }
+        // As sftp and scp: a new file takes the local one's permissions (a 0600 key stays
+        // private, a script runnable), one replaced keeps its own.
+        let mode = if options.preserve {
+            meta.permissions().mode() & 0o7777
+        } else {
+            self.kept_mode(sftp, remote)
+                .unwrap_or(meta.permissions().mode() & 0o777)
+        };
         let outgoing = Outgoing {
             source: &mut source,
             local: Some(local),
-            mode: if options.preserve {
-                (meta.permissions().mode() & 0o7777) as i32
-            } else {
-                0o644
-            },
+            mode: mode as i32,
             done,
             total,
             kept: options.preserve.then(|| FileStat {
@@ -415,8 +422,15 @@ impl Client {
         self.send(sftp, outgoing, remote, options, progress)
     }
 
+    /// The permissions of the file at `remote`, which an upload replacing it keeps.
+    fn kept_mode(&self, sftp: &Sftp, remote: &Path) -> Option<u32> {
+        let stat = sftp.stat(remote).ok()?;
+        stat.is_file().then_some(stat.perm? & 0o7777)
+    }
+
     /// Uploads everything `source` yields to `remote` (as paramiko's `putfo`), through a
-    /// temporary name renamed into place as [`put`](Client::put) does, with mode 0644.
+    /// temporary name renamed into place as [`put`](Client::put) does, with mode 0644 (or
+    /// the replaced file's).
     /// `progress` gets the bytes sent so far and 0 for the total, which is not known. Of
     /// `options`, `fsync` and `cancel` apply; there is nothing to resume from.
     ///
@@ -434,7 +448,7 @@ impl Client {
         let outgoing = Outgoing {
             source,
             local: None,
-            mode: 0o644,
+            mode: self.kept_mode(&sftp, remote).unwrap_or(0o644) as i32,
             done: 0,
             total: 0,
             kept: None,
@@ -493,10 +507,17 @@ impl Client {
         }
         // SFTP v3 (OpenSSH) refuses to rename over an existing file: remove it first. The
         // target is missing for a moment, never truncated.
-        if sftp.stat(remote).is_ok() {
-            sftp.unlink(remote).map_err(sftp_err)?;
-        }
-        sftp.rename(&temp, remote, None).map_err(sftp_err)
+        let renamed = (|| {
+            if sftp.stat(remote).is_ok() {
+                sftp.unlink(remote)?;
+            }
+            sftp.rename(&temp, remote, None)
+        })();
+        renamed.map_err(|e| {
+            // The whole file under its temporary name would be left as litter.
+            let _ = sftp.unlink(&temp);
+            sftp_err(e)
+        })
     }
 
     /// A copy's failure in our terms: `local` names the local side (`None`: a caller's
@@ -563,7 +584,13 @@ impl Client {
                     reason: "is a directory (use -r)".into(),
                 });
             }
-            std::fs::create_dir_all(local).map_err(Self::local(local))?;
+            // The remote directory's permissions (the umask applied), as sftp gives them:
+            // a private directory stays private.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(stat.perm.map_or(0o777, |perm| perm & 0o777 | 0o700))
+                .create(local)
+                .map_err(Self::local(local))?;
             let mut entries = sftp.readdir(remote).map_err(sftp_err)?;
             entries.sort_by(|a, b| a.0.cmp(&b.0));
             let wanted = |stat: &FileStat| stat.is_dir() || stat.is_file();
@@ -599,15 +626,32 @@ impl Client {
             Ok(meta) if options.resume && meta.len() <= total => meta.len(),
             _ => 0,
         };
+        // As sftp and scp: a new file takes the remote one's permissions (the umask
+        // applied: a 0600 key stays private), one replaced keeps its own.
+        let replaced = std::fs::metadata(local)
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .map(|meta| meta.permissions());
         // Errors name the file the caller asked for: `.part` is ours.
         let target = if done > 0 {
             self.resume_at(&mut source, remote, done)?;
             log::debug!("{}: resuming at {done} bytes", local.display());
             File::options().append(true).open(&part)
         } else {
-            File::create(&part)
+            // A part left by another get keeps the mode it was made with: made anew.
+            let _ = std::fs::remove_file(&part);
+            File::options()
+                .write(true)
+                .create_new(true)
+                .mode(stat.perm.map_or(0o666, |perm| perm & 0o777))
+                .open(&part)
         }
         .map_err(Self::local(local))?;
+        if let Some(permissions) = replaced {
+            target
+                .set_permissions(permissions)
+                .map_err(Self::local(local))?;
+        }
         progress(done, total);
         let written = (|| {
             let target = receive_overlapped(&mut source, target, options.cancel, &mut |received| {

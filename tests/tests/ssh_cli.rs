@@ -860,6 +860,32 @@ fn a_key_file_that_cannot_be_read_is_said_and_passed_over_as_ssh_does() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(255), "{err}");
     assert!(err.contains("authentication failed"), "{err}");
+    // A key that cannot be used (malformed, a .pub, a directory) is passed over too, with a
+    // warning once in; alone, the one-line error names it.
+    let garbage = work_dir().join("garbage-key");
+    std::fs::write(&garbage, "not a key\n").unwrap();
+    std::fs::set_permissions(&garbage, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let public = format!("{key}.pub");
+    for bad in [
+        garbage.to_str().unwrap(),
+        &public,
+        work_dir().to_str().unwrap(),
+    ] {
+        let out = args(&[bad, &key]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{bad}: {err}");
+        assert!(
+            err.contains(&format!("{bad}: cannot use the key")) && err.lines().count() == 1,
+            "{err}"
+        );
+    }
+    let out = args(&[garbage.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(
+        err.contains("garbage-key: cannot use the key") && err.lines().count() == 1,
+        "{err}"
+    );
 }
 
 #[test]

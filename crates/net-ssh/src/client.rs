@@ -352,8 +352,15 @@ impl Client {
             })
     }
 
-    /// Tries the agent's keys, then the key files; true once one is taken.
-    fn keys_authenticate(&self, config: &Config, tried: &mut Vec<String>) -> Result<bool, Error> {
+    /// Tries the agent's keys, then the key files; true once one is taken. A key file that
+    /// cannot be used (malformed, a public key, a wrong passphrase) is passed over, as ssh
+    /// passes it over, and noted in `unusable`.
+    fn keys_authenticate(
+        &self,
+        config: &Config,
+        tried: &mut Vec<String>,
+        unusable: &mut Vec<std::path::PathBuf>,
+    ) -> bool {
         let (user, session) = (&config.user, &self.session);
         let identities = config.identities_to_try();
         if config.use_agent
@@ -361,7 +368,7 @@ impl Client {
         {
             self.attempt(tried, "agent");
             if self.agent_authenticates(config, &identities) {
-                return Ok(true);
+                return true;
             }
         }
         for identity in identities {
@@ -373,20 +380,18 @@ impl Client {
                 identity.passphrase.as_deref(),
             );
             match result {
-                Ok(()) if session.authenticated() => return Ok(true),
+                Ok(()) if session.authenticated() => return true,
                 // LIBSSH2_ERROR_FILE: unreadable, malformed or wrongly decrypted key.
                 Err(e)
                     if e.code() == ssh2::ErrorCode::Session(-16)
                         && !config.identities.is_empty() =>
                 {
-                    return Err(Error::Key {
-                        path: identity.path,
-                    });
+                    unusable.push(identity.path);
                 }
                 _ => {}
             }
         }
-        Ok(false)
+        false
     }
 
     /// Tries, like OpenSSH, in [`Config::auth_order`]: the agent and the key files, then the
@@ -400,6 +405,7 @@ impl Client {
         }
         log::debug!("{}: the server accepts {accepted} for {user}", self.host);
         let mut tried = Vec::new();
+        let mut unusable = Vec::new();
         let password = config
             .password
             .as_ref()
@@ -407,7 +413,7 @@ impl Client {
         for method in &config.auth_order {
             let done = match method {
                 AuthMethod::PublicKey if config.pubkey_authentication => {
-                    self.keys_authenticate(config, &mut tried)?
+                    self.keys_authenticate(config, &mut tried, &mut unusable)
                 }
                 AuthMethod::Password => password.is_some_and(|password| {
                     self.attempt(&mut tried, "password");
@@ -427,8 +433,18 @@ impl Client {
                 _ => false,
             };
             if done {
+                for path in &unusable {
+                    log::warn!(
+                        "{}: cannot use the key (unreadable, malformed, or a wrong passphrase); passed over",
+                        path.display()
+                    );
+                }
                 return Ok(());
             }
+        }
+        // Nothing got in: the key named that could not be used is the likely reason.
+        if let Some(path) = unusable.into_iter().next() {
+            return Err(Error::Key { path });
         }
         Err(Error::Auth {
             host: self.host.clone(),

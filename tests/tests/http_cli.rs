@@ -1284,6 +1284,79 @@ fn verify_flag() {
 }
 
 #[test]
+fn a_self_signed_certificate_in_the_ca_file_is_trusted_as_by_curl_cacert() {
+    // What `openssl req -x509` makes is marked as a CA, which webpki refused as a server's
+    // own certificate (CaUsedAsEndEntity) even when the CA file held it.
+    let dir = work_dir().join("http-cli-self-signed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("openssl (cargo xtask test installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for (name, san) in [("self", "DNS:localhost"), ("other", "DNS:localhost")] {
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            &format!("subjectAltName={san}"),
+        ]);
+    }
+    let port = free_port().to_string();
+    let _server = netkit_tests::Spawned::start(
+        Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept", &port])
+            .args(["-cert", "self.pem", "-key", "self.key"])
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null()),
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "openssl s_server"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("https://localhost:{port}/");
+    let trusted = dir.join("self.pem");
+    let out = http(&["-b", "--verify", trusted.to_str().unwrap(), &url]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("s_server"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Another certificate with the same name, or none, is still refused.
+    let other = dir.join("other.pem");
+    one_line_error(
+        &http(&["--verify", other.to_str().unwrap(), &url]),
+        1,
+        "TLS",
+    );
+    one_line_error(&http(&[&url]), 1, "self-signed");
+}
+
+#[test]
 fn a_client_certificate_opens_a_server_that_asks_for_one() {
     let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
     std::fs::write(root.join("mtls.txt"), "mutual\n").unwrap();

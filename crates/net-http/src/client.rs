@@ -123,6 +123,7 @@ impl Client {
     /// certificate, [`Error::BadUrl`] for a bad proxy URL.
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
         let mut tls = ureq::tls::TlsConfig::builder().disable_verification(config.insecure);
+        let mut ca_file_tls = None;
         if let Some(ca_file) = &config.ca_file {
             let pem = std::fs::read(ca_file).map_err(|source| Error::File {
                 path: ca_file.clone(),
@@ -139,6 +140,17 @@ impl Client {
                     url: ca_file.display().to_string(),
                     reason: "no PEM certificate in the CA file".into(),
                 });
+            }
+            if !config.insecure {
+                let trusted = certs
+                    .iter()
+                    .map(|c| rustls::pki_types::CertificateDer::from(c.der().to_vec()))
+                    .collect();
+                let client = config
+                    .client_cert
+                    .as_deref()
+                    .map(|cert| (cert, config.client_key.as_deref().unwrap_or(cert)));
+                ca_file_tls = Some(crate::tls::CaFileTls::new(trusted, client)?);
             }
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
         }
@@ -173,14 +185,24 @@ impl Client {
             .proxy(proxy.clone())
             .tls_config(tls.build())
             .build();
-        let agent = ureq::Agent::with_parts(
-            config_ureq,
-            ureq::unversioned::transport::Connector::chain(
-                ureq::unversioned::transport::DefaultConnector::new(),
-                ProbeWhenTaken,
+        use ureq::unversioned::transport::{self as transport, Connector as _};
+        let agent = match ca_file_tls {
+            // ureq's default chain, with TLS of our own for the CA file.
+            Some(tls) => ureq::Agent::with_parts(
+                config_ureq,
+                ().chain(transport::SocksConnector::default())
+                    .chain(transport::ConnectProxyConnector::default())
+                    .chain(transport::TcpConnector::default())
+                    .chain(tls)
+                    .chain(ProbeWhenTaken),
+                <CachingResolver>::default(),
             ),
-            <CachingResolver>::default(),
-        );
+            None => ureq::Agent::with_parts(
+                config_ureq,
+                transport::DefaultConnector::new().chain(ProbeWhenTaken),
+                <CachingResolver>::default(),
+            ),
+        };
         Ok(Client {
             inner: Arc::new(Inner {
                 agent,

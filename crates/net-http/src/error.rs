@@ -145,7 +145,7 @@ impl Error {
             },
             ureq::Error::Rustls(e) => Error::Tls {
                 url,
-                reason: e.to_string(),
+                reason: tls_reason(e.to_string()),
             },
             ureq::Error::Pem(e) => Error::Tls {
                 url,
@@ -185,7 +185,10 @@ impl Error {
             };
         }
         if text.contains("peer certificate") || text.contains("TLS") || text.contains("handshake") {
-            return Error::Tls { url, reason: text };
+            return Error::Tls {
+                url,
+                reason: tls_reason(text),
+            };
         }
         match e.kind() {
             K::ConnectionRefused
@@ -215,4 +218,17 @@ impl Error {
             Error::Connect { .. } | Error::Timeout { .. } | Error::Io { .. }
         )
     }
+}
+
+/// rustls's words for a refused certificate, with what they mean where that is not plain.
+fn tls_reason(text: String) -> String {
+    if text.contains("CaUsedAsEndEntity") {
+        // As curl's "self-signed certificate": webpki names it by the CA flag such
+        // certificates carry.
+        return format!(
+            "{text}: the server's certificate is self-signed (a CA certificate of its own) \
+             and not trusted; a CA file holding it (--verify FILE) trusts it"
+        );
+    }
+    text
 }

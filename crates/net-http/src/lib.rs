@@ -56,6 +56,7 @@ mod items;
 mod netrc;
 mod response;
 mod session;
+mod tls;
 
 pub use client::{Auth, Client, Part, Preview, Request, url_credentials};
 pub use config::{ClientConfig, Retry};

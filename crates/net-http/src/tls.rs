@@ -1,0 +1,215 @@
+//! TLS for a client given a CA file: the file's certificates are trusted as curl's
+//! `--cacert` and requests' `verify=` trust them, a server's own certificate among them
+//! included.
+//!
+//! ureq's rustls setup takes a CA file as roots for webpki, which refuses a certificate
+//! marked as a CA when a server presents it as its own (`CaUsedAsEndEntity`): exactly what
+//! `openssl req -x509` makes for a test or intranet server, and what curl, OpenSSL and
+//! python accept once the file holds it. So this connector stands where ureq's would.
+
+use std::io::{Read as _, Write as _};
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme, StreamOwned,
+};
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, Transport, TransportAdapter,
+};
+
+use crate::Error;
+
+/// The connector doing TLS with the certificates of a CA file.
+#[derive(Debug)]
+pub(crate) struct CaFileTls {
+    config: Arc<rustls::ClientConfig>,
+}
+
+impl CaFileTls {
+    /// For the certificates `trusted` (DER) and, when the server asks for one, the client
+    /// certificate chain and key in the PEM files `client`.
+    pub(crate) fn new(
+        trusted: Vec<CertificateDer<'static>>,
+        client: Option<(&Path, &Path)>,
+    ) -> Result<CaFileTls, Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = RootCertStore::empty();
+        roots.add_parsable_certificates(trusted.iter().cloned());
+        let tls_error = |reason: String| Error::Tls {
+            url: "the CA file".into(),
+            reason,
+        };
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| tls_error(e.to_string()))?;
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(rustls::ALL_VERSIONS)
+            .map_err(|e| tls_error(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(TrustedFile { webpki, trusted }));
+        let config = match client {
+            Some((cert_file, key_file)) => {
+                let bad = |path: &Path, reason: String| Error::File {
+                    path: path.to_owned(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
+                };
+                let chain = CertificateDer::pem_file_iter(cert_file)
+                    .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                    .map_err(|e| bad(cert_file, e.to_string()))?;
+                let key = PrivateKeyDer::from_pem_file(key_file)
+                    .map_err(|e| bad(key_file, e.to_string()))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| tls_error(e.to_string()))?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        Ok(CaFileTls {
+            config: Arc::new(config),
+        })
+    }
+}
+
+impl<In: Transport> Connector<In> for CaFileTls {
+    type Out = Box<dyn Transport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        let Some(transport) = chained else {
+            return Ok(None);
+        };
+        if !details.needs_tls() || transport.is_tls() {
+            return Ok(Some(transport.boxed()));
+        }
+        let host = details
+            .uri
+            .host()
+            .ok_or(ureq::Error::Tls("no host to check the certificate against"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|_| ureq::Error::Tls("not a host name a certificate can name"))?;
+        let mut conn = ClientConnection::new(Arc::clone(&self.config), name)?;
+        let mut sock = TransportAdapter::new(transport.boxed(), details.current_time.clone());
+        sock.set_timeout(details.timeout);
+        conn.complete_io(&mut sock)?;
+        let buffers = LazyBuffers::new(
+            details.config.input_buffer_size(),
+            details.config.output_buffer_size(),
+        );
+        Ok(Some(Box::new(TlsTransport {
+            buffers,
+            stream: StreamOwned { conn, sock },
+        })))
+    }
+}
+
+/// webpki's verification against the CA file, and the file's own certificates accepted as
+/// the server's when they name it.
+#[derive(Debug)]
+struct TrustedFile {
+    webpki: Arc<WebPkiServerVerifier>,
+    trusted: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for TrustedFile {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        match verified {
+            Err(_)
+                if self
+                    .trusted
+                    .iter()
+                    .any(|c| c.as_ref() == end_entity.as_ref()) =>
+            {
+                let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+                rustls::client::verify_server_name(&parsed, server_name)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// A TLS connection as ureq's transports are driven.
+struct TlsTransport {
+    buffers: LazyBuffers,
+    stream: StreamOwned<ClientConnection, TransportAdapter>,
+}
+
+impl std::fmt::Debug for TlsTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsTransport").finish_non_exhaustive()
+    }
+}
+
+impl Transport for TlsTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.stream.get_mut().set_timeout(timeout);
+        let output = &self.buffers.output()[..amount];
+        self.stream.write_all(output)?;
+        Ok(())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.stream.get_mut().set_timeout(timeout);
+        let input = self.buffers.input_append_buf();
+        let amount = self.stream.read(input)?;
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.stream.get_mut().get_mut().is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        true
+    }
+}

@@ -3003,6 +3003,44 @@ fn local_forwarding_carries_bytes_both_ways_while_the_command_runs() {
         std::net::TcpStream::connect(("127.0.0.1", lport)).is_err(),
         "the forward outlived the command"
     );
+    // A connection still carrying when the command exits finishes first, as with ssh
+    // (`ssh -f -L ... sleep 10` then one connection): it was cut off.
+    let slow = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let spec = format!("{lport}:127.0.0.1:{}", slow.local_addr().unwrap().port());
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = slow.accept().unwrap();
+        for i in 0..4 {
+            conn.write_all(format!("chunk {i}\n").as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(ssh_args(&["-L", &spec], &["sleep", "1"]))
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null()),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut stream = loop {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", lport)) {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the forward never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut got).unwrap();
+    assert_eq!(got, "chunk 0\nchunk 1\nchunk 2\nchunk 3\n");
+    server.join().unwrap();
+    // Closed on our side too, the connection is done, and so is netkit.
+    drop(stream);
+    assert!(child.wait().unwrap().success());
     // A local port in use.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let spec = format!("{}:127.0.0.1:9", taken.local_addr().unwrap().port());

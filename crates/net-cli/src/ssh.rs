@@ -705,7 +705,7 @@ pub fn run(mut args: Args) -> Outcome {
     if let Some((host, port)) = stdio_to {
         return stdio_forward(client, host, port, !args.no_stdin);
     }
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = std::sync::Arc::new(StopForwards::default());
     if args.no_command {
         // The session has nothing to run: the forwards take it (without forwards it is held
         // open, as by ssh -N).
@@ -721,7 +721,7 @@ pub fn run(mut args: Args) -> Outcome {
         .context("cannot watch for signals")
         .map_err(own)?;
         signals.forever().next();
-        end_forwards(&stop, forwards);
+        end_forwards(&stop, forwards, false);
         return Ok(ExitCode::SUCCESS);
     }
     let forwards = start_forwards(&asked, &mut config, &mut None, &stop)?;
@@ -807,7 +807,7 @@ pub fn run(mut args: Args) -> Outcome {
         }
         other => other.map_err(own)?,
     };
-    end_forwards(&stop, forwards);
+    end_forwards(&stop, forwards, true);
     if let Some(signal) = status.signal {
         eprintln!("netkit: remote command killed by signal {signal}");
         return Ok(ExitCode::from(OWN_ERROR));
@@ -1080,7 +1080,7 @@ fn start_forwards(
     asked: &ForwardSpecs<'_>,
     config: &mut Config,
     spare: &mut Option<Client>,
-    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: &std::sync::Arc<StopForwards>,
 ) -> Result<Option<Forward>, Failure> {
     if asked.is_empty() {
         return Ok(None);
@@ -1138,12 +1138,28 @@ fn start_forwards(
         }
     }
     let stop = std::sync::Arc::clone(stop);
-    Ok(Some(std::thread::spawn(move || forwards.run(&stop))))
+    Ok(Some(std::thread::spawn(move || {
+        forwards.run_until(&stop.now, &stop.after_open_ones)
+    })))
 }
 
-/// Stops the forwards and waits for them; a failure is reported.
-fn end_forwards(stop: &std::sync::atomic::AtomicBool, forwards: Option<Forward>) {
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+/// When the forwards end: `now` (a signal), or `after_open_ones` (the command exited: the
+/// connections already carried finish first, as in ssh).
+#[derive(Default)]
+struct StopForwards {
+    now: std::sync::atomic::AtomicBool,
+    after_open_ones: std::sync::atomic::AtomicBool,
+}
+
+/// Ends the forwards (at once, or after the open connections when `drain`) and waits for
+/// them; a failure is reported.
+fn end_forwards(stop: &StopForwards, forwards: Option<Forward>, drain: bool) {
+    let flag = if drain {
+        &stop.after_open_ones
+    } else {
+        &stop.now
+    };
+    flag.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(Ok(Err(e))) = forwards.map(std::thread::JoinHandle::join) {
         log::warn!("forwarding: {e}");
     }

@@ -191,7 +191,19 @@ impl Forwards {
     /// # Errors
     /// [`Error::Local`] when a local listener fails, [`Error::Ssh`] when the session does.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<(), Error> {
-        self.client.carry(&mut self.sources, stop)
+        self.client
+            .carry(&mut self.sources, stop, &AtomicBool::new(false))
+    }
+
+    /// As [`run`](Self::run), and once `finish` is set, no new connection is taken and the
+    /// carrying ends when the open ones have closed, as ssh ends once its command has exited
+    /// and the forwarded connections are done (`ssh -f -L ... sleep 10`, a tunnel for one
+    /// connection); `stop` still ends it at once.
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub fn run_until(&mut self, stop: &AtomicBool, finish: &AtomicBool) -> Result<(), Error> {
+        self.client.carry(&mut self.sources, stop, finish)
     }
 }
 
@@ -253,9 +265,14 @@ impl Client {
         }
     }
 
-    /// Moves bytes between the tunnels of every source's connections until `stop` is set;
-    /// the local listeners are polled with the session.
-    fn carry(&self, sources: &mut [Source], stop: &AtomicBool) -> Result<(), Error> {
+    /// Moves bytes between the tunnels of every source's connections until `stop` is set, or
+    /// `finish` is and none is left open; the local listeners are polled with the session.
+    fn carry(
+        &self,
+        sources: &mut Vec<Source>,
+        stop: &AtomicBool,
+        finish: &AtomicBool,
+    ) -> Result<(), Error> {
         let (mut woken, wake) = UnixStream::pair().map_err(|source| Error::Local {
             path: "forwarding wake-up socket pair".into(),
             source,
@@ -272,7 +289,13 @@ impl Client {
         let mut opens: VecDeque<Open> = VecDeque::new();
         let mut buf = vec![0; CHUNK];
         let result = loop {
-            if stop.load(Ordering::Relaxed) {
+            let finishing = finish.load(Ordering::Relaxed);
+            if finishing {
+                // Closed, a listener turns new connections away instead of holding them.
+                sources.clear();
+            }
+            let idle = tunnels.is_empty() && opens.is_empty() && waiting.is_empty();
+            if stop.load(Ordering::Relaxed) || (finishing && idle) {
                 break Ok(());
             }
             // Before looking at `waiting`: a thread that finishes after that wakes the poll.

@@ -254,6 +254,18 @@ fn bad_input_is_a_one_line_error_with_exit_2() {
         "/no/such/ca.pem",
     );
     one_line_error(&http(&[&server.url("/echo"), "-p", "Hx"]), 2, "--print");
+    // One body: a second one was dropped without a word (httpie refuses it too).
+    let body = work_dir().join("http-cli-one-body.json");
+    std::fs::write(&body, "{}").unwrap();
+    let at_body = format!("@{}", body.display());
+    for args in [
+        &[&server.url("/echo"), at_body.as_str(), "a=1"][..],
+        &["--raw", "R", &server.url("/echo"), "a=1"],
+        &["--raw", "R", &server.url("/echo"), &at_body],
+        &[&server.url("/echo"), &at_body, &at_body],
+    ] {
+        one_line_error(&http(args), 2, "the body is given twice");
+    }
     // A timeout past what the clock can hold is refused, not a panic.
     for secs in ["1e19", "nan", "0"] {
         one_line_error(

@@ -242,6 +242,26 @@ fn request(mut args: Args) -> Outcome {
     } = split_words(&args.words).code(USAGE)?;
     // As httpie: stdin redirected from a file (`< data.json`) is the body when nothing else
     // is, and so is a pipe into an explicit POST, PUT or PATCH.
+    // One body, as httpie allows one: the rest would be dropped without a word.
+    let data = items.iter().any(Item::is_data);
+    if let (Some(file), true) = (&body_file, data || args.raw.is_some()) {
+        return Err(anyhow!(
+            "the body is given twice: @{} and {}; give one",
+            file.display(),
+            if data {
+                "data items (key=value)"
+            } else {
+                "--raw"
+            }
+        ))
+        .code(USAGE);
+    }
+    if args.raw.is_some() && data {
+        return Err(anyhow!(
+            "the body is given twice: --raw and data items (key=value); give one"
+        ))
+        .code(USAGE);
+    }
     let body_file = body_file.or_else(|| {
         let no_body = !args.ignore_stdin && !items.iter().any(Item::is_data) && args.raw.is_none();
         let stdin = no_body.then(|| std::fs::metadata(STDIN).ok()).flatten()?;
@@ -548,13 +568,20 @@ fn split_words(words: &[String]) -> anyhow::Result<Words<'_>> {
     let mut items = Vec::new();
     let mut body_file = None;
     for word in rest {
-        if word == "@-" {
-            body_file = Some(PathBuf::from(STDIN));
+        let file = if word == "@-" {
+            Some(PathBuf::from(STDIN))
         } else if let Some(path) = word.strip_prefix('@') {
             std::fs::metadata(path).with_context(|| format!("cannot read the body file {path}"))?;
-            body_file = Some(PathBuf::from(path));
+            Some(PathBuf::from(path))
         } else {
             items.push(Item::parse(word)?);
+            None
+        };
+        if let Some(file) = file {
+            if body_file.is_some() {
+                anyhow::bail!("the body is given twice ({word} and an @file before it)");
+            }
+            body_file = Some(file);
         }
     }
     Ok(Words {

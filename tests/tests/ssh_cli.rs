@@ -4002,3 +4002,42 @@ fn sftp_files_keep_their_permissions_and_a_wrong_target_writes_nothing() {
     names.sort();
     assert_eq!(names, ["run.sh", "secret.txt"]);
 }
+
+#[test]
+fn a_recursive_get_goes_past_a_file_it_cannot_read_as_sftp_and_scp() {
+    let base = remote_dir("sftp-unreadable");
+    let tree = base.join("mix");
+    std::fs::create_dir_all(&tree).unwrap();
+    for name in ["1a", "2b", "3c"] {
+        std::fs::write(tree.join(name), name).unwrap();
+    }
+    let user = env("NETKIT_TEST_SSH_USER");
+    let chown = Command::new("chown")
+        .args(["-R", &format!("{user}:")])
+        .arg(&tree)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    // Root's own, and private: the test account cannot read it.
+    std::os::unix::fs::chown(tree.join("2b"), Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(tree.join("2b"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let local = work_dir().join("sftp-unreadable");
+    let _ = std::fs::remove_dir_all(&local);
+    std::fs::create_dir_all(&local).unwrap();
+    let out = sftp(&[
+        "get",
+        "-r",
+        &format!("{}:{}", dest(), tree.display()),
+        local.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("2b") && err.contains("1 file could not be copied"),
+        "{err}"
+    );
+    // The files after it came too.
+    assert_eq!(std::fs::read(local.join("mix/1a")).unwrap(), b"1a");
+    assert_eq!(std::fs::read(local.join("mix/3c")).unwrap(), b"3c");
+    assert!(!local.join("mix/2b").exists());
+}

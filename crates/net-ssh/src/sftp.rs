@@ -37,6 +37,40 @@ fn skipped(path: impl std::fmt::Display, why: &str) {
     log::warn!("{path}: {why}; skipped");
 }
 
+/// The end of a recursive transfer over `dir`: the files that failed were told as they
+/// failed (the others went on, as sftp and scp go on), and make it fail as a whole.
+fn failed_in(host: &str, dir: &Path, failed: usize) -> Result<(), Error> {
+    if failed == 0 {
+        return Ok(());
+    }
+    Err(Error::Sftp {
+        host: host.to_owned(),
+        path: dir.to_owned(),
+        reason: format!(
+            "{failed} {} could not be copied (said above)",
+            if failed == 1 { "file" } else { "files" }
+        ),
+    })
+}
+
+/// A failure of one file in a recursive transfer, told and gone past; any other (the
+/// connection, a cancel) ends the transfer.
+fn go_past(result: Result<(), Error>, failed: &mut usize) -> Result<(), Error> {
+    match result {
+        Err(
+            e @ (Error::NoSuchFile { .. }
+            | Error::PermissionDenied { .. }
+            | Error::Local { .. }
+            | Error::Sftp { .. }),
+        ) => {
+            log::error!("{e}");
+            *failed += 1;
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 /// Whether `cancel` says stop.
 fn cancelled(cancel: Option<&AtomicBool>) -> bool {
     cancel.is_some_and(|flag| flag.load(Ordering::Relaxed))
@@ -338,9 +372,13 @@ impl Client {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(), Error> {
         let sftp = self.sftp()?;
-        self.put_with(&sftp, local, remote, options, progress)
+        let mut failed = 0;
+        self.put_with(&sftp, local, remote, options, progress, &mut failed)?;
+        failed_in(&self.host, remote, failed)
     }
 
+    /// Uploads `local`; `failed` counts the files of a directory that could not be, told
+    /// and gone past.
     fn put_with(
         &self,
         sftp: &Sftp,
@@ -348,6 +386,7 @@ impl Client {
         remote: &Path,
         options: Transfer,
         progress: &mut dyn FnMut(u64, u64),
+        failed: &mut usize,
     ) -> Result<(), Error> {
         let meta = std::fs::metadata(local).map_err(Self::local(local))?;
         if meta.is_dir() {
@@ -375,7 +414,8 @@ impl Client {
                     Ok(meta) if link && meta.is_dir() => skipped(path.display(), LINKED_DIR),
                     Ok(meta) if meta.is_dir() || meta.is_file() => {
                         let target = remote.join(entry.file_name());
-                        self.put_with(sftp, &path, &target, options, progress)?;
+                        let put = self.put_with(sftp, &path, &target, options, progress, failed);
+                        go_past(put, failed)?;
                     }
                     Ok(_) => skipped(path.display(), "not a regular file"),
                     Err(e) => skipped(path.display(), &e.to_string()),
@@ -563,9 +603,13 @@ impl Client {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(), Error> {
         let sftp = self.sftp()?;
-        self.get_with(&sftp, remote, local, options, progress)
+        let mut failed = 0;
+        self.get_with(&sftp, remote, local, options, progress, &mut failed)?;
+        failed_in(&self.host, remote, failed)
     }
 
+    /// Downloads `remote`; `failed` counts the files of a directory that could not be, told
+    /// and gone past.
     fn get_with(
         &self,
         sftp: &Sftp,
@@ -573,6 +617,7 @@ impl Client {
         local: &Path,
         options: Transfer,
         progress: &mut dyn FnMut(u64, u64),
+        failed: &mut usize,
     ) -> Result<(), Error> {
         let sftp_err = |e: ssh2::Error| Error::sftp(&self.host, remote, &e);
         let stat = sftp.stat(remote).map_err(sftp_err)?;
@@ -608,7 +653,9 @@ impl Client {
                 match followed {
                     Ok(stat) if link && stat.is_dir() => skipped(self.remote(&path), LINKED_DIR),
                     Ok(stat) if wanted(&stat) => {
-                        self.get_with(sftp, &path, &local.join(name), options, progress)?;
+                        let to = local.join(name);
+                        let got = self.get_with(sftp, &path, &to, options, progress, failed);
+                        go_past(got, failed)?;
                     }
                     Ok(_) => skipped(self.remote(&path), "not a regular file"),
                     Err(e) => skipped(self.remote(&path), e.message()),

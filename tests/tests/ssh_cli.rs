@@ -4001,6 +4001,24 @@ fn sftp_files_keep_their_permissions_and_a_wrong_target_writes_nothing() {
     let mut names = names;
     names.sort();
     assert_eq!(names, ["run.sh", "secret.txt"]);
+
+    // A symbolic link is written through, both ways, as sftp writes (renamed over, it
+    // became a file of its own and the linked file stayed as it was).
+    std::os::unix::fs::symlink("secret.txt", base.join("link")).unwrap();
+    let new = dir.join("new.txt");
+    std::fs::write(&new, "new\n").unwrap();
+    ok(sftp(&["put", new.to_str().unwrap(), &remote("link")]));
+    assert!(
+        std::fs::symlink_metadata(base.join("link"))
+            .unwrap()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read(base.join("secret.txt")).unwrap(), b"new\n");
+    let link = dir.join("local-link");
+    std::os::unix::fs::symlink(&fetched, &link).unwrap();
+    ok(sftp(&["get", &remote("run.sh"), link.to_str().unwrap()]));
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert_eq!(std::fs::read(&fetched).unwrap(), b"#!/bin/sh\n");
 }
 
 #[test]

@@ -424,6 +424,7 @@ impl Client {
             return Ok(());
         }
         use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let remote = &self.through_link(sftp, remote);
         let total = meta.len();
         let mut source = File::open(local).map_err(Self::local(local))?;
         // What an interrupted upload left under the temporary name, when resuming; one
@@ -462,6 +463,18 @@ impl Client {
         self.send(sftp, outgoing, remote, options, progress)
     }
 
+    /// Where writing `remote` lands: the file a symbolic link there names, as sftp writes
+    /// through it (renamed over, the link would become a file and the linked one stay as it
+    /// was).
+    fn through_link(&self, sftp: &Sftp, remote: &Path) -> PathBuf {
+        match sftp.lstat(remote) {
+            Ok(stat) if stat.file_type().is_symlink() => {
+                sftp.realpath(remote).unwrap_or_else(|_| remote.to_owned())
+            }
+            _ => remote.to_owned(),
+        }
+    }
+
     /// The permissions of the file at `remote`, which an upload replacing it keeps.
     fn kept_mode(&self, sftp: &Sftp, remote: &Path) -> Option<u32> {
         let stat = sftp.stat(remote).ok()?;
@@ -485,6 +498,7 @@ impl Client {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(), Error> {
         let sftp = self.sftp()?;
+        let remote = &self.through_link(&sftp, remote);
         let outgoing = Outgoing {
             source,
             local: None,
@@ -665,6 +679,12 @@ impl Client {
         }
         let total = stat.size.unwrap_or(0);
         let mut source = sftp.open(remote).map_err(sftp_err)?;
+        // Through a symbolic link to the file it names, as sftp writes.
+        let through = std::fs::symlink_metadata(local)
+            .is_ok_and(|m| m.file_type().is_symlink())
+            .then(|| std::fs::canonicalize(local).ok())
+            .flatten();
+        let local = through.as_deref().unwrap_or(local);
         let mut part = local.as_os_str().to_owned();
         part.push(".part");
         let part = PathBuf::from(part);

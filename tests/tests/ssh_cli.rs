@@ -1986,6 +1986,19 @@ fn sftp_wildcards_for_get_ls_and_rm() {
         "a leading dot is matched only by a dot"
     );
     assert_eq!(std::fs::read(out_dir.join("b.log")).unwrap(), b"b.log");
+    // A name with wildcard characters of its own: by its name when it matches nothing else
+    // (as scp finds it), or with backslashes before them (as sftp takes it).
+    std::fs::write(remote.join("report[1].txt"), b"report").unwrap();
+    for name in ["report[1].txt", "report\\[1\\].txt"] {
+        let _ = std::fs::remove_file(out_dir.join("report[1].txt"));
+        let path = format!("{}:{}/{name}", dest(), remote.display());
+        ok(sftp(&["get", &path, out_dir.to_str().unwrap()]));
+        assert_eq!(
+            std::fs::read(out_dir.join("report[1].txt")).unwrap(),
+            b"report"
+        );
+    }
+    std::fs::remove_file(remote.join("report[1].txt")).unwrap();
     // ls shows the matches by path, as sftp's ls and a shell's `ls DIR/*.log` show them.
     let out = sftp(&["ls", &pattern]);
     assert_eq!(

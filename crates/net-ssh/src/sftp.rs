@@ -71,6 +71,56 @@ fn go_past(result: Result<(), Error>, failed: &mut usize) -> Result<(), Error> {
     }
 }
 
+/// A part of a wildcard path, backslashes read as glob(3) reads them: `\*`, `\?`, `\[` are
+/// those characters, not wildcards (`report\[1\].txt` names `report[1].txt`).
+struct Escaped {
+    /// For the glob crate, which takes no backslashes: a plain character as `[c]`.
+    pattern: String,
+    /// The name with its backslashes dropped.
+    literal: String,
+    /// A wildcard not escaped is in it.
+    wild: bool,
+}
+
+impl Escaped {
+    fn of(part: &std::ffi::OsStr) -> Escaped {
+        let text = part.to_string_lossy();
+        let mut escaped = Escaped {
+            pattern: String::with_capacity(text.len()),
+            literal: String::with_capacity(text.len()),
+            wild: false,
+        };
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    let Some(plain) = chars.next() else {
+                        escaped.pattern.push('\\');
+                        escaped.literal.push('\\');
+                        break;
+                    };
+                    if matches!(plain, '*' | '?' | '[' | ']') {
+                        escaped.pattern.extend(['[', plain, ']']);
+                    } else {
+                        escaped.pattern.push(plain);
+                    }
+                    escaped.literal.push(plain);
+                }
+                '*' | '?' | '[' => {
+                    escaped.wild = true;
+                    escaped.pattern.push(c);
+                    escaped.literal.push(c);
+                }
+                _ => {
+                    escaped.pattern.push(c);
+                    escaped.literal.push(c);
+                }
+            }
+        }
+        escaped
+    }
+}
+
 /// Whether `cancel` says stop.
 fn cancelled(cancel: Option<&AtomicBool>) -> bool {
     cancel.is_some_and(|flag| flag.load(Ordering::Relaxed))
@@ -844,9 +894,15 @@ impl Client {
     /// [`Error::NoSuchFile`] when nothing matches, [`Error::Sftp`] for a bad pattern.
     pub fn glob(&self, pattern: &Path) -> Result<Option<Vec<(PathBuf, Entry)>>, Error> {
         use std::path::Component;
-        let wild = |part: &std::ffi::OsStr| part.to_string_lossy().contains(['*', '?', '[']);
+        let wild = |part: &std::ffi::OsStr| Escaped::of(part).wild;
         if !pattern.iter().any(wild) {
-            return Ok(None);
+            // A backslash made each wildcard character a plain one: the path without them.
+            let literal: PathBuf = pattern.iter().map(|p| Escaped::of(p).literal).collect();
+            if literal == pattern {
+                return Ok(None);
+            }
+            let entry = self.stat(&literal)?;
+            return Ok(Some(vec![(literal, entry)]));
         }
         let options = glob::MatchOptions {
             require_literal_leading_dot: true,
@@ -858,13 +914,14 @@ impl Client {
         for (i, part) in parts.iter().enumerate() {
             let name = part.as_os_str();
             if !matches!(part, Component::Normal(_)) || !wild(name) {
+                let name = Escaped::of(name).literal;
                 for (path, entry) in &mut found {
-                    path.push(name);
+                    path.push(&name);
                     *entry = None;
                 }
                 continue;
             }
-            let matcher = glob::Pattern::new(&name.to_string_lossy())
+            let matcher = glob::Pattern::new(&Escaped::of(name).pattern)
                 .map_err(|e| self.bad_pattern(pattern, &e.to_string()))?;
             let more = i + 1 < parts.len();
             let mut next = Vec::new();
@@ -900,10 +957,15 @@ impl Client {
             })
             .collect();
         if found.is_empty() {
-            return Err(Error::NoSuchFile {
-                host: self.host.clone(),
-                path: pattern.to_owned(),
-            });
+            // A name holding wildcard characters of its own (`report[1].txt`) is that file
+            // when it matches nothing else, as scp's remote shell leaves such a word.
+            return match self.stat(pattern) {
+                Ok(entry) => Ok(Some(vec![(pattern.to_owned(), entry)])),
+                Err(_) => Err(Error::NoSuchFile {
+                    host: self.host.clone(),
+                    path: pattern.to_owned(),
+                }),
+            };
         }
         found.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Some(found))

@@ -4079,3 +4079,66 @@ fn a_recursive_get_goes_past_a_file_it_cannot_read_as_sftp_and_scp() {
     assert_eq!(std::fs::read(local.join("mix/3c")).unwrap(), b"3c");
     assert!(!local.join("mix/2b").exists());
 }
+
+#[test]
+fn server_alive_gives_up_on_a_server_that_stops_answering_as_ssh_does() {
+    // A relay to the sshd that goes silent both ways while the command runs, holding its
+    // sockets open: TCP keepalive probes are still answered (by the relay), so only
+    // keepalives that want an SSH answer tell the server is gone.
+    let relay = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay_port = relay.local_addr().unwrap().port();
+    let frozen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let freeze = std::sync::Arc::clone(&frozen);
+    std::thread::spawn(move || {
+        let (client, _) = relay.accept().unwrap();
+        let server = std::net::TcpStream::connect(("127.0.0.1", port())).unwrap();
+        let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+            let frozen = std::sync::Arc::clone(&freeze);
+            std::thread::spawn(move || {
+                let mut buf = [0; 16 * 1024];
+                while let Ok(n @ 1..) = std::io::Read::read(&mut from, &mut buf) {
+                    if frozen.load(std::sync::atomic::Ordering::Relaxed) {
+                        // Held, never passed on (nor closed) until the test ends.
+                        std::thread::sleep(Duration::from_secs(60));
+                        return;
+                    }
+                    if to.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            })
+        };
+        let _a = pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+        let _b = pipe(server, client);
+    });
+    let known = work_dir().join("ssh-cli-server-alive-known-hosts");
+    let _ = std::fs::remove_file(&known);
+    let p = relay_port.to_string();
+    let file = format!("UserKnownHostsFile={}", known.display());
+    let key = key("id_ed25519").display().to_string();
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(["ssh", "-p", &p, "--accept-new", "-i", &key, "-o", &file])
+            .args(["-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2"])
+            .args([dest().as_str(), "echo started; sleep 30"])
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let mut stdout = child.stdout.take().unwrap();
+    let mut line = [0; 8];
+    std::io::Read::read_exact(&mut stdout, &mut line).unwrap();
+    assert_eq!(&line, b"started\n");
+    frozen.store(true, std::sync::atomic::Ordering::Relaxed);
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("did not answer 2 keepalives"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -24,6 +24,10 @@ pub struct Client {
     pub(crate) host: String,
     pub(crate) timeout: std::time::Duration,
     pub(crate) exec_timeout: Option<std::time::Duration>,
+    /// How long the server may stay silent before a keepalive asks it for an answer, and
+    /// how many go unanswered before it counts as gone (`ServerAliveInterval`,
+    /// `ServerAliveCountMax`).
+    pub(crate) keepalive: (std::time::Duration, u32),
     /// Asked for on every command's or shell's channel (`Config::env`).
     pub(crate) env: Vec<(String, String)>,
     /// The ProxyCommand the session runs over, if any: after `session`, so that it is hung
@@ -141,12 +145,17 @@ impl Client {
                 .methods(ssh2::MethodType::CompCs)
                 .unwrap_or("unknown"),
         );
+        // Each keepalive asks for an answer: one that never comes tells a server gone (a
+        // link that drops everything, where TCP's own probes are answered on the way).
+        let every = u32::try_from(config.keepalive.as_secs().max(1)).unwrap_or(u32::MAX);
+        session.set_keepalive(true, every);
         let client = Client {
             session,
             socket,
             host,
             timeout: config.timeout,
             exec_timeout: config.exec_timeout,
+            keepalive: (config.keepalive, config.keepalive_count),
             env: config.env.clone(),
             _proxy: proxy,
         };
@@ -191,8 +200,9 @@ impl Client {
     }
 
     /// Waits up to `timeout_ms` for the session's socket or one of `locals` to have
-    /// something, or for the session to be able to send what it could not.
-    pub(crate) fn wait(&self, locals: &[&dyn AsFd], timeout_ms: u16) {
+    /// something, or for the session to be able to send what it could not; true when the
+    /// server sent something.
+    pub(crate) fn wait(&self, locals: &[&dyn AsFd], timeout_ms: u16) -> bool {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
         let mut session = PollFlags::POLLIN;
         if matches!(
@@ -208,6 +218,9 @@ impl Client {
                 .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)),
         );
         let _ = poll(&mut fds, PollTimeout::from(timeout_ms));
+        fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP))
     }
 
     /// The host this client is connected to.

@@ -272,6 +272,10 @@ impl Client {
         let mut waker = None;
         let (mut out_done, mut err_done) = (false, false);
         let started = Instant::now();
+        // When the server last sent anything, and the keepalives sent since, unanswered.
+        let mut heard = Instant::now();
+        let mut unanswered = 0;
+        let mut pinged = Instant::now();
         loop {
             let mut progress = false;
             // Only the latest size matters; one that would block is sent on a later turn.
@@ -368,7 +372,21 @@ impl Client {
                 return Ok(());
             }
             if progress {
+                (heard, unanswered) = (Instant::now(), 0);
                 continue;
+            }
+            let (every, count) = self.keepalive;
+            if heard.elapsed() >= every && pinged.elapsed() >= every {
+                if unanswered >= count {
+                    // As ssh's "Timeout, server not responding".
+                    self.hang_up();
+                    return Err(Error::Timeout {
+                        host: self.host.clone(),
+                        what: format!("the server did not answer {count} keepalives"),
+                    });
+                }
+                let _ = self.session.keepalive_send();
+                (pinged, unanswered) = (Instant::now(), unanswered + 1);
             }
             if let Some(limit) = self.exec_timeout
                 && started.elapsed() > limit
@@ -387,14 +405,18 @@ impl Client {
             if input_open && waker.is_none() {
                 waker = wake_on_input(&mut stdin, &mut resize);
             }
-            match (&waker, input_open) {
+            let answered = match (&waker, input_open) {
                 (Some(waker), true) => {
-                    self.wait(&[waker], 100);
+                    let answered = self.wait(&[waker], 100);
                     let mut drained = [0; 64];
                     while matches!((&*waker).read(&mut drained), Ok(1..)) {}
+                    answered
                 }
                 (None, true) => self.wait(&[], 5),
                 (_, false) => self.wait(&[], 100),
+            };
+            if answered {
+                (heard, unanswered) = (Instant::now(), 0);
             }
         }
     }

@@ -106,8 +106,9 @@ pub struct Config {
     /// (default: none; a silent command may run as long as it likes). A command that runs
     /// longer ends in [`Error::Timeout`](crate::Error::Timeout) and closes the connection.
     pub exec_timeout: Option<Duration>,
-    /// TCP keepalive probing interval: a dead peer is noticed after
-    /// [`keepalive_count`](Self::keepalive_count) times this without an answer, even while a
+    /// Keepalive interval: after this long without a word from the server, a keepalive
+    /// asks it for an answer (and TCP probes the connection as often); a server gone is
+    /// noticed after [`keepalive_count`](Self::keepalive_count) unanswered, even while a
     /// command is silent (default 15 s; OpenSSH's `ServerAliveInterval`).
     pub keepalive: Duration,
     /// Unanswered keepalive probes after which the peer counts as gone (default 3, as

@@ -614,17 +614,7 @@ fn a_redirect_stays_on_this_host_and_a_silent_connection_is_closed() {
 
     // A connection that sends nothing is closed once the header timeout passes, without a
     // word: it held its slot as long as it liked.
-    let root = netkit_tests::work_dir().join("silent-root");
-    std::fs::create_dir_all(&root).unwrap();
-    let served = Served::start(&[
-        "http",
-        "--bind",
-        "127.0.0.1:0",
-        "--header-timeout",
-        "1",
-        "--root",
-        root.to_str().unwrap(),
-    ]);
+    let served = with_header_timeout_of_1_s("silent-root");
     let mut silent = TcpStream::connect(served.addrs[0]).unwrap();
     silent
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -636,11 +626,11 @@ fn a_redirect_stays_on_this_host_and_a_silent_connection_is_closed() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
-#[test]
-fn a_client_sending_headers_too_slowly_gets_408() {
-    let root = netkit_tests::work_dir().join("slow-root");
+/// `netkit serve http` of an empty directory `root`, with a header timeout of 1 s.
+fn with_header_timeout_of_1_s(root: &str) -> Served {
+    let root = netkit_tests::work_dir().join(root);
     std::fs::create_dir_all(&root).unwrap();
-    let served = Served::start(&[
+    Served::start(&[
         "http",
         "--bind",
         "127.0.0.1:0",
@@ -648,7 +638,12 @@ fn a_client_sending_headers_too_slowly_gets_408() {
         "1",
         "--root",
         root.to_str().unwrap(),
-    ]);
+    ])
+}
+
+#[test]
+fn a_client_sending_headers_too_slowly_gets_408() {
+    let served = with_header_timeout_of_1_s("slow-root");
     let mut slow = TcpStream::connect(served.addrs[0]).unwrap();
     slow.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();

@@ -2977,19 +2977,10 @@ fn dash_w_joins_stdin_and_stdout_to_a_port_and_serves_openssh_as_a_proxy_command
     }
 }
 
-#[test]
-fn local_forwarding_carries_bytes_both_ways_while_the_command_runs() {
-    let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
-    let lport = free_port();
-    let spec = format!("{lport}:127.0.0.1:{}", echo.addrs[0].port());
-    let mut child = netkit_tests::Spawned::start(
-        Command::new(netkit_bin())
-            .args(ssh_args(&["-L", &spec], &["sleep", "3"]))
-            .env_remove("SSH_AUTH_SOCK")
-            .stdin(Stdio::null()),
-    );
+/// A connection to the forward listening on `lport`, once it listens (waited for up to 10 s).
+fn forwarded(lport: u16) -> std::net::TcpStream {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut stream = loop {
+    let stream = loop {
         if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", lport)) {
             break s;
         }
@@ -3002,6 +2993,21 @@ fn local_forwarding_carries_bytes_both_ways_while_the_command_runs() {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
+    stream
+}
+
+#[test]
+fn local_forwarding_carries_bytes_both_ways_while_the_command_runs() {
+    let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
+    let lport = free_port();
+    let spec = format!("{lport}:127.0.0.1:{}", echo.addrs[0].port());
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(ssh_args(&["-L", &spec], &["sleep", "3"]))
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null()),
+    );
+    let mut stream = forwarded(lport);
     let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i * 13 % 256) as u8).collect();
     let mut writer = stream.try_clone().unwrap();
     let sent = data.clone();
@@ -3040,20 +3046,7 @@ fn local_forwarding_carries_bytes_both_ways_while_the_command_runs() {
             .env_remove("SSH_AUTH_SOCK")
             .stdin(Stdio::null()),
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut stream = loop {
-        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", lport)) {
-            break s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the forward never listened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = forwarded(lport);
     let mut got = String::new();
     std::io::Read::read_to_string(&mut stream, &mut got).unwrap();
     assert_eq!(got, "chunk 0\nchunk 1\nchunk 2\nchunk 3\n");

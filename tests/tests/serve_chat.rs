@@ -158,3 +158,22 @@ fn quit_blank_lines_look_alike_commands_and_a_last_line_without_newline() {
     assert_eq!(listener.line(), "dave: no newline");
     assert_eq!(listener.line(), "* dave left");
 }
+
+#[test]
+fn a_guest_number_taken_as_a_nick_is_passed_over() {
+    let served = Served::start(&["chat", "--bind", "127.0.0.1:0", "--threads", "1"]);
+    let addr = served.addrs[0];
+    let mut a = Client::join(addr);
+    // The first guest is guest-1: A takes the name the next guest would get.
+    a.say("/nick guest-2");
+    a.say("/who");
+    assert_eq!(a.line(), "* 1 here: guest-2");
+    let mut b = Client::join(addr);
+    assert_eq!(a.line(), "* guest-3 joined");
+    b.say("/who");
+    let who = b.line();
+    assert!(who.contains("guest-2") && who.contains("guest-3"), "{who}");
+    // A name's length counts letters, not bytes: 20 ü are 40 bytes.
+    b.say(&format!("/nick {}", "ü".repeat(20)));
+    assert_eq!(a.line(), format!("* guest-3 is now {}", "ü".repeat(20)));
+}

@@ -121,6 +121,19 @@ fn ranges_give_206_and_416() {
     }
     let got = curl(&["-H", "Range: items=0-1", &file]);
     assert_eq!((got.status, got.body.len()), (200, 13));
+    // The unit in any case (RFC 9110 14.1); an empty file whole, as from nginx (a resuming
+    // client got a 416 for it).
+    let got = curl(&["-H", "Range: Bytes=0-4", &file]);
+    assert_eq!((got.status, got.body.as_slice()), (206, &b"hello"[..]));
+    std::fs::write(dir.join("empty.txt"), b"").unwrap();
+    for range in ["bytes=0-", "bytes=-1"] {
+        let got = curl(&[
+            "-H",
+            &format!("Range: {range}"),
+            &format!("{url}/empty.txt"),
+        ]);
+        assert_eq!((got.status, got.body.len()), (200, 0), "{range}");
+    }
 }
 
 /// The parts of a `multipart/byteranges` reply: each part's Content-Range and bytes.
@@ -366,6 +379,7 @@ fn directories_list_their_entries_or_serve_index_html() {
     std::fs::write(dir.join("a&b <c>.txt"), b"x").unwrap();
     std::fs::create_dir(dir.join("with-index")).unwrap();
     std::fs::write(dir.join("with-index/index.html"), b"<h1>index</h1>").unwrap();
+    std::os::unix::fs::symlink("sub dir", dir.join("linked")).unwrap();
 
     let got = curl(&[&format!("{url}/")]);
     assert_eq!(got.status, 200);
@@ -377,6 +391,8 @@ fn directories_list_their_entries_or_serve_index_html() {
     assert!(html.contains(">a&amp;b &lt;c&gt;.txt</a>"), "{html}");
     assert!(html.contains("href=\"a%26b%20%3Cc%3E.txt\""), "{html}");
     assert!(html.contains("href=\"sub%20dir/\""), "{html}");
+    // A link to a directory is listed as one, as nginx lists it.
+    assert!(html.contains("href=\"linked/\">linked/</a>"), "{html}");
     // A listing is made per request: it offers no ranges (nginx's autoindex neither); a file does.
     let got = curl(&[&format!("{url}/")]);
     assert_eq!(got.header("accept-ranges"), None);

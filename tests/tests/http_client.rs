@@ -558,6 +558,13 @@ fn a_redirect_to_another_origin_carries_no_credentials() {
     assert_eq!(got["headers"]["cookie"], "k=v");
     assert!(got["headers"]["content-type"].is_null(), "{got}");
     assert_eq!(got["body_len"], 0);
+    // A Location in raw UTF-8 is followed, percent-encoded, as curl follows it.
+    let url = format!(
+        "{}?status=302&url=%2Fecho%3Fq%3Dcaf%C3%A9",
+        here.url("/redirect-to")
+    );
+    let got = echo(client.get(&url).unwrap().send().unwrap());
+    assert_eq!(got["target"], "/echo?q=caf%C3%A9");
     // A HEAD stays a HEAD after a 303, as curl and httpie keep it.
     let url = format!(
         "{}?status=303&url={}",

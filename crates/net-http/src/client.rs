@@ -1116,10 +1116,12 @@ impl Request {
                 std::thread::sleep(wait);
                 continue;
             }
+            // Raw UTF-8 (`/café`) is taken too, and percent-encoded by the join, as curl and
+            // browsers take it; to_str refused it and the redirect was not followed.
             let location = response
                 .headers()
                 .get(http::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
+                .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
                 .map(str::to_owned);
             if max_redirects > 0
                 && matches!(status, 301 | 302 | 303 | 307 | 308)

@@ -1149,4 +1149,25 @@ fn preserve_keeps_mode_and_mtime() {
         .unwrap();
     let meta = std::fs::metadata(&back).unwrap();
     assert_eq!((meta.mode() & 0o777, meta.mtime()), (0o751, 1_000_000_000));
+
+    // Recursive, a directory keeps its own too, set after its files (as sftp -rp).
+    let tree = work_dir().join("sftp-preserve-tree");
+    let _ = std::fs::remove_dir_all(&tree);
+    std::fs::create_dir_all(tree.join("inner")).unwrap();
+    std::fs::write(tree.join("inner/f.txt"), "f").unwrap();
+    std::fs::set_permissions(tree.join("inner"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::File::open(tree.join("inner"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let remote = remote_dir("sftp-preserve-tree").join("tree");
+    let both = Transfer::new(true, true);
+    client.put(&tree, &remote, both, &mut |_, _| {}).unwrap();
+    let meta = std::fs::metadata(remote.join("inner")).unwrap();
+    assert_eq!((meta.mode() & 0o777, meta.mtime()), (0o700, 1_000_000_000));
+    let back = work_dir().join("sftp-preserve-tree-back");
+    let _ = std::fs::remove_dir_all(&back);
+    client.get(&remote, &back, both, &mut |_, _| {}).unwrap();
+    let meta = std::fs::metadata(back.join("inner")).unwrap();
+    assert_eq!((meta.mode() & 0o777, meta.mtime()), (0o700, 1_000_000_000));
 }

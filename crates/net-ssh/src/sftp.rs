@@ -471,6 +471,18 @@ impl Client {
                     Err(e) => skipped(path.display(), &e.to_string()),
                 }
             }
+            if options.preserve {
+                // After its files, whose writing moved its time, as sftp -p sets it.
+                use std::os::unix::fs::MetadataExt as _;
+                let kept = FileStat {
+                    perm: Some(meta.mode() & 0o7777),
+                    atime: Some(meta.atime().max(0) as u64),
+                    mtime: Some(meta.mtime().max(0) as u64),
+                    ..UNCHANGED
+                };
+                sftp.setstat(remote, kept)
+                    .map_err(|e| Error::sftp(&self.host, remote, &e))?;
+            }
             return Ok(());
         }
         use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
@@ -723,6 +735,20 @@ impl Client {
                     }
                     Ok(_) => skipped(self.remote(&path), "not a regular file"),
                     Err(e) => skipped(self.remote(&path), e.message()),
+                }
+            }
+            if options.preserve {
+                // After its files, whose writing moved its time, as sftp -p sets it.
+                use std::os::unix::fs::PermissionsExt as _;
+                if let Some(perm) = stat.perm {
+                    std::fs::set_permissions(local, std::fs::Permissions::from_mode(perm & 0o7777))
+                        .map_err(Self::local(local))?;
+                }
+                if let Some(mtime) = stat.mtime {
+                    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+                    File::open(local)
+                        .and_then(|dir| dir.set_modified(when))
+                        .map_err(Self::local(local))?;
                 }
             }
             return Ok(());

@@ -241,6 +241,17 @@ fn connect_reports_bad_and_refused_addresses() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("bad address \"no-port-here\""), "{err}");
+    // The port given twice is said so (it was read as an IPv6 host that did not resolve).
+    let out = Command::new(netkit_bin())
+        .args(["connect", "127.0.0.1:9", "9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the port is given twice") && err.lines().count() == 1,
+        "{err}"
+    );
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

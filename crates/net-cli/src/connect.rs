@@ -57,6 +57,18 @@ pub struct Args {
 
 /// Runs `netkit connect`.
 pub fn run(args: Args) -> Outcome {
+    // `HOST:PORT PORT`: the port twice, which the IPv6 reading below would make a host.
+    if let (Some(port), Some((host, given))) = (args.port, args.target.rsplit_once(':'))
+        && given.parse::<u16>().is_ok()
+        && host.parse::<std::net::Ipv6Addr>().is_err()
+        && !host.contains(':')
+    {
+        return Err(anyhow!(
+            "the port is given twice ({} and {port}): HOST:PORT or HOST PORT",
+            args.target
+        ))
+        .code(USAGE);
+    }
     let target = &match args.port {
         Some(port) if args.target.contains(':') && !args.target.starts_with('[') => {
             format!("[{}]:{port}", args.target)

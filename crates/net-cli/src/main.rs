@@ -162,13 +162,13 @@ fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
 /// after DEST (the command's first), as in ssh.
 fn split_joined_values(argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     use clap::CommandFactory as _;
+    if argv.get(1).is_none_or(|w| w != "ssh") {
+        return argv;
+    }
     let mut cli = Cli::command();
     // Built, clap has settled how many values each option takes.
     cli.build();
-    let (Some(ssh), Some("ssh")) = (
-        cli.find_subcommand("ssh"),
-        argv.get(1).and_then(|w| w.to_str()),
-    ) else {
+    let Some(ssh) = cli.find_subcommand("ssh") else {
         return argv;
     };
     let takes_value = |arg: &clap::Arg| arg.get_num_args().is_some_and(|n| n.takes_values());

@@ -486,7 +486,8 @@ impl Client {
             return Ok(());
         }
         use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-        let remote = &self.through_link(sftp, remote);
+        let (remote, replaced_mode) = self.written_at(sftp, remote);
+        let remote = &remote;
         let total = meta.len();
         let mut source = File::open(local).map_err(Self::local(local))?;
         // What an interrupted upload left under the temporary name, when resuming; one
@@ -506,8 +507,7 @@ impl Client {
         let mode = if options.preserve {
             meta.permissions().mode() & 0o7777
         } else {
-            self.kept_mode(sftp, remote)
-                .unwrap_or(meta.permissions().mode() & 0o777)
+            replaced_mode.unwrap_or(meta.permissions().mode() & 0o777)
         };
         let outgoing = Outgoing {
             source: &mut source,
@@ -525,22 +525,23 @@ impl Client {
         self.send(sftp, outgoing, remote, options, progress)
     }
 
-    /// Where writing `remote` lands: the file a symbolic link there names, as sftp writes
-    /// through it (renamed over, the link would become a file and the linked one stay as it
+    /// Where writing `remote` lands, and the permissions of the file there, which an upload
+    /// replacing it keeps: a symbolic link is written through to the file it names, as sftp
+    /// writes (renamed over, the link would become a file and the linked one stay as it
     /// was).
-    fn through_link(&self, sftp: &Sftp, remote: &Path) -> PathBuf {
+    fn written_at(&self, sftp: &Sftp, remote: &Path) -> (PathBuf, Option<u32>) {
+        let mode = |stat: &FileStat| stat.perm.filter(|_| stat.is_file()).map(|p| p & 0o7777);
         match sftp.lstat(remote) {
-            Ok(stat) if stat.file_type().is_symlink() => {
-                sftp.realpath(remote).unwrap_or_else(|_| remote.to_owned())
-            }
-            _ => remote.to_owned(),
+            Ok(stat) if stat.file_type().is_symlink() => match sftp.realpath(remote) {
+                Ok(real) => {
+                    let kept = sftp.stat(&real).ok().and_then(|s| mode(&s));
+                    (real, kept)
+                }
+                Err(_) => (remote.to_owned(), None),
+            },
+            Ok(stat) => (remote.to_owned(), mode(&stat)),
+            Err(_) => (remote.to_owned(), None),
         }
-    }
-
-    /// The permissions of the file at `remote`, which an upload replacing it keeps.
-    fn kept_mode(&self, sftp: &Sftp, remote: &Path) -> Option<u32> {
-        let stat = sftp.stat(remote).ok()?;
-        stat.is_file().then_some(stat.perm? & 0o7777)
     }
 
     /// Uploads everything `source` yields to `remote` (as paramiko's `putfo`), through a
@@ -560,11 +561,12 @@ impl Client {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(), Error> {
         let sftp = self.sftp()?;
-        let remote = &self.through_link(&sftp, remote);
+        let (remote, replaced_mode) = self.written_at(&sftp, remote);
+        let remote = &remote;
         let outgoing = Outgoing {
             source,
             local: None,
-            mode: self.kept_mode(&sftp, remote).unwrap_or(0o644) as i32,
+            mode: replaced_mode.unwrap_or(0o644) as i32,
             done: 0,
             total: 0,
             kept: None,

@@ -447,6 +447,13 @@ fn redirects_check_status_and_exit_codes() {
         Some(0)
     );
     assert_eq!(code(&[&server.url("/status/500")]), Some(0));
+    // A download refused for its status exits as --check-status would, as httpie's -d.
+    let target = work_dir().join("http-cli-refused-download");
+    let target = target.to_str().unwrap();
+    for (status, exit) in [("404", 4), ("503", 5)] {
+        let url = server.url(&format!("/status/{status}"));
+        one_line_error(&http(&["-d", "-o", target, &url]), exit, status);
+    }
     // Piped, stdout holds the body alone: the failed status goes to stderr, as httpie warns.
     let out = http(&["--check-status", &server.url("/status/404")]);
     assert_eq!(

@@ -46,7 +46,7 @@ NO_COLOR); piped, the raw body only (--pretty all|colors|format|none changes eit
 takes H (request headers), B (request body), h (response headers), b (response body).
 
 Exit status: 0 done; 1 network or I/O failure; 2 bad input (URL, item, file, option);
-with --check-status 3 for an unfollowed 3xx, 4 for 4xx, 5 for 5xx; 6 too many redirects;
+with --check-status (or --download) 3 for an unfollowed 3xx, 4 for 4xx, 5 for 5xx; 6 too many redirects;
 7 timeout. The password of --auth USER comes from NETKIT_HTTP_PASSWORD or a prompt.
 
 Examples:
@@ -474,6 +474,8 @@ fn failure(error: Error) -> Failure {
         | Error::Session { .. } => USAGE,
         Error::TooManyRedirects { .. } => TOO_MANY_REDIRECTS,
         Error::Timeout { .. } => TIMEOUT,
+        // A download refused for its status exits as --check-status would, as httpie's -d.
+        Error::Status { status, .. } => status_code(*status, true),
         _ => GENERIC,
     };
     Failure {

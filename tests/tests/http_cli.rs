@@ -454,6 +454,8 @@ fn redirects_check_status_and_exit_codes() {
         let url = server.url(&format!("/status/{status}"));
         one_line_error(&http(&["-d", "-o", target, &url]), exit, status);
     }
+    let unfollowed = http(&["-d", "-o", target, &server.url("/redirect/1")]);
+    assert_eq!(unfollowed.status.code(), Some(3));
     // Piped, stdout holds the body alone: the failed status goes to stderr, as httpie warns.
     let out = http(&["--check-status", &server.url("/status/404")]);
     assert_eq!(
@@ -1194,9 +1196,10 @@ fn downloads_write_the_file_and_resume_after_a_kill() {
         "-o",
         dir.join("nope").to_str().unwrap(),
     ]);
+    // 4 for the 404, as httpie's --download exits.
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(4),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -762,7 +762,8 @@ fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome
     if args.quiet == 0 && std::io::stderr().is_terminal() {
         eprintln!("saved {} ({} bytes)", done.path.display(), done.bytes);
     }
-    Ok(ExitCode::from(status_code(done.status, args.check_status)))
+    // An unfollowed 3xx too, as httpie's --download checks the status.
+    Ok(ExitCode::from(status_code(done.status, true)))
 }
 
 /// What `--pretty` asks for, as httpie's.

@@ -141,6 +141,9 @@ impl Client {
                     reason: "no PEM certificate in the CA file".into(),
                 });
             }
+            // The file's certificates go to our own TLS connector alone: ureq's, which would
+            // take them as roots, is not in the chain then (and with --insecure nothing is
+            // checked against them).
             if !config.insecure {
                 let trusted = certs
                     .iter()
@@ -152,7 +155,6 @@ impl Client {
                     .map(|cert| (cert, config.client_key.as_deref().unwrap_or(cert)));
                 ca_file_tls = Some(crate::tls::CaFileTls::new(trusted, client)?);
             }
-            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
         }
         if let Some(cert_file) = &config.client_cert {
             let cert = client_cert(cert_file, config.client_key.as_deref())?;

@@ -32,6 +32,9 @@ pub struct EchoServer {
     pub retry_calls: Arc<Mutex<HashMap<String, Vec<Instant>>>>,
     /// The targets of `CONNECT` requests: as a proxy, the server opens a "tunnel" to itself.
     pub tunnels: Arc<Mutex<Vec<String>>>,
+    /// The absolute-form targets (`GET http://host/path`) it was sent: as a proxy, it answers
+    /// them itself, routed by their path (`target` in the echo is the whole URL).
+    pub forwarded: Arc<Mutex<Vec<String>>>,
 }
 
 impl EchoServer {
@@ -45,10 +48,15 @@ impl EchoServer {
         let addr = listener.local_addr().expect("local address");
         let retry_calls = Arc::new(Mutex::new(HashMap::new()));
         let tunnels = Arc::new(Mutex::new(Vec::new()));
-        let (calls, seen) = (Arc::clone(&retry_calls), Arc::clone(&tunnels));
+        let forwarded = Arc::new(Mutex::new(Vec::new()));
+        let seen = Proxied {
+            tunnels: Arc::clone(&tunnels),
+            forwarded: Arc::clone(&forwarded),
+        };
+        let calls = Arc::clone(&retry_calls);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (calls, seen) = (Arc::clone(&calls), Arc::clone(&seen));
+                let (calls, seen) = (Arc::clone(&calls), seen.clone());
                 std::thread::spawn(move || serve(stream, &calls, &seen));
             }
         });
@@ -56,6 +64,7 @@ impl EchoServer {
             addr,
             retry_calls,
             tunnels,
+            forwarded,
         }
     }
 
@@ -66,11 +75,14 @@ impl EchoServer {
     }
 }
 
-fn serve(
-    stream: TcpStream,
-    calls: &Mutex<HashMap<String, Vec<Instant>>>,
-    tunnels: &Mutex<Vec<String>>,
-) {
+/// What the server saw as a proxy (see [`EchoServer`]).
+#[derive(Clone)]
+struct Proxied {
+    tunnels: Arc<Mutex<Vec<String>>>,
+    forwarded: Arc<Mutex<Vec<String>>>,
+}
+
+fn serve(stream: TcpStream, calls: &Mutex<HashMap<String, Vec<Instant>>>, seen: &Proxied) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let mut writer = match stream.try_clone() {
         Ok(w) => w,
@@ -102,7 +114,7 @@ fn serve(
             }
         }
         if method == "CONNECT" {
-            tunnels.lock().unwrap().push(target);
+            seen.tunnels.lock().unwrap().push(target);
             if writer
                 .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 .is_err()
@@ -141,8 +153,17 @@ fn serve(
                 return;
             }
         }
-        let path = target.split('?').next().unwrap_or("").to_owned();
-        let query: Vec<(String, String)> = target
+        let origin_form = match target.strip_prefix("http://") {
+            Some(rest) => {
+                seen.forwarded.lock().unwrap().push(target.clone());
+                rest.find('/')
+                    .map_or("/", |slash| &rest[slash..])
+                    .to_owned()
+            }
+            None => target.clone(),
+        };
+        let path = origin_form.split('?').next().unwrap_or("").to_owned();
+        let query: Vec<(String, String)> = origin_form
             .split_once('?')
             .map(|(_, q)| url_decode_pairs(q))
             .unwrap_or_default();

@@ -676,13 +676,32 @@ fn the_proxy_carries_the_request() {
         &proxy.url(""),
         "http://example.invalid/through?x=1",
     ]));
-    // The request went through the proxy's tunnel, never to example.invalid itself.
-    assert_eq!(
-        proxy.tunnels.lock().unwrap().as_slice(),
-        ["example.invalid:80"]
-    );
-    assert_eq!(got["target"], "/through?x=1");
+    // The request went to the proxy naming the whole URL (as curl and httpie send it), never
+    // to example.invalid itself, and no tunnel was asked for.
+    assert_eq!(got["target"], "http://example.invalid/through?x=1");
     assert_eq!(got["headers"]["host"], "example.invalid");
+    assert!(proxy.tunnels.lock().unwrap().is_empty());
+    // On one kept-alive connection every request names its URL; a body is sent as it is, even
+    // one that reads like a request.
+    let body = "GET /not-a-request HTTP/1.1\r\n";
+    let got = ok_json(&http(&[
+        "--follow",
+        "--proxy",
+        &proxy.url(""),
+        "--raw",
+        body,
+        "POST",
+        "http://example.invalid:8080/redirect-to?url=/echo&status=307",
+    ]));
+    assert_eq!(got["body"], body);
+    assert_eq!(
+        proxy.forwarded.lock().unwrap().as_slice(),
+        [
+            "http://example.invalid/through?x=1",
+            "http://example.invalid:8080/redirect-to?url=/echo&status=307",
+            "http://example.invalid:8080/echo",
+        ]
+    );
     // httpie's PROTOCOL:URL: the one for the URL's scheme is used, one for another is not.
     let closed_proxy = format!("https:http://127.0.0.1:{}", free_port());
     let http_proxy = format!("http:{}", proxy.url(""));
@@ -693,7 +712,7 @@ fn the_proxy_carries_the_request() {
         &http_proxy,
         "http://example.invalid/by-scheme",
     ]));
-    assert_eq!(proxy.tunnels.lock().unwrap().len(), 2);
+    assert_eq!(proxy.forwarded.lock().unwrap().len(), 4);
     one_line_error(
         &http(&[
             "--proxy",
@@ -729,6 +748,62 @@ fn the_proxy_carries_the_request() {
         &[("NO_PROXY", "localhost, 127.0.0.1")],
     ));
     assert_eq!(got["target"], "/never");
+}
+
+#[test]
+fn a_real_proxy_forwards_plain_http_and_tunnels_only_to_its_tls_port() {
+    // tinyproxy, set up as proxies are by default: CONNECT only to one TLS port (443 there).
+    let proxy = env("NETKIT_TEST_PROXY");
+    let with_login = format!("http://netkit:pr0xy-s3cret@{proxy}");
+    let origin = EchoServer::start();
+    let got = ok_json(&http(&["--proxy", &with_login, &origin.url("/via?x=1")]));
+    assert_eq!(got["target"], "/via?x=1");
+    assert!(
+        got["headers"]["via"]
+            .as_str()
+            .is_some_and(|via| via.contains("tinyproxy")),
+        "{got}"
+    );
+    // The proxy's credentials are for the proxy: the origin never sees them.
+    assert!(got["headers"].get("proxy-authorization").is_none(), "{got}");
+    assert!(origin.tunnels.lock().unwrap().is_empty());
+    // From the environment, as curl and httpie read it.
+    let got = ok_json(&http_env(
+        &[&origin.url("/from-env")],
+        &[("http_proxy", with_login.as_str())],
+    ));
+    assert!(got["headers"]["via"].is_string(), "{got}");
+    // Without credentials the proxy's 407 is the answer, with httpie's exit status for a 4xx
+    // under --check-status.
+    let out = http(&[
+        "--check-status",
+        "--proxy",
+        &format!("http://{proxy}"),
+        &origin.url("/"),
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("407"),
+        "{out:?}"
+    );
+    // https goes through a tunnel, with the certificate checked end to end.
+    let tls = format!("{}/hello.txt", env("NETKIT_TEST_NGINX_TLS_URL"));
+    let out = http(&[
+        "-b",
+        "--proxy",
+        &format!("https:{with_login}"),
+        "--verify",
+        &env("NETKIT_TEST_NGINX_CA"),
+        &tls,
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello from nginx\n",
+        "{out:?}"
+    );
+    let log = std::fs::read_to_string(env("NETKIT_TEST_PROXY_LOG")).unwrap();
+    assert!(log.contains("GET http://127.0.0.1:"), "{log}");
+    assert!(log.contains("CONNECT 127.0.0.1:"), "{log}");
 }
 
 #[test]

@@ -15,6 +15,7 @@ mod provision;
 mod service;
 mod sshd;
 mod test;
+mod tinyproxy;
 
 use std::process::ExitCode;
 

@@ -32,8 +32,15 @@ pub const NEEDS: &[Need] = &[
     },
 ];
 
+/// The nginx of a test run.
+pub struct Nginx {
+    pub started: Started,
+    /// The port of `NETKIT_TEST_NGINX_TLS_URL`.
+    pub tls_port: u16,
+}
+
 /// Starts nginx on a free 127.0.0.1 port; sets `NETKIT_TEST_NGINX_URL` and `NETKIT_TEST_NGINX_ROOT`.
-pub fn start(work: &Path) -> anyhow::Result<Started> {
+pub fn start(work: &Path) -> anyhow::Result<Nginx> {
     let dir = work.join("nginx");
     let root = dir.join("root");
     std::fs::create_dir_all(dir.join("tmp"))?;
@@ -96,7 +103,7 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
 "
     );
     let nginx = run(&dir, 1, &http, port)?;
-    Ok(Started {
+    let started = Started {
         services: vec![nginx],
         env: vec![
             (
@@ -115,7 +122,8 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
             ),
             ("NETKIT_TEST_NGINX_CLIENT_DIR".into(), d.clone()),
         ],
-    })
+    };
+    Ok(Nginx { started, tls_port })
 }
 
 /// Runs nginx in the foreground from `dir` (pid, logs and temp files inside it) with

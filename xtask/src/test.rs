@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 
 use crate::provision::{self, Need};
 use crate::service::{self, Service, Started};
-use crate::{nginx, sshd};
+use crate::{nginx, sshd, tinyproxy};
 
 /// What building and running the tests needs besides the servers.
 const NEEDS: &[Need] = &[
@@ -31,7 +31,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let lint = !args.iter().any(|a| a == "--no-lint");
     let test_args: Vec<&String> = args.iter().filter(|a| *a != "--no-lint").collect();
 
-    let needs: Vec<Need> = [NEEDS, nginx::NEEDS, sshd::NEEDS].concat();
+    let needs: Vec<Need> = [NEEDS, nginx::NEEDS, sshd::NEEDS, tinyproxy::NEEDS].concat();
     provision::ensure(&needs)?;
 
     if lint {
@@ -65,7 +65,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .env
         .push(("NETKIT_TEST_WORK".into(), path_str(&work)));
     started.extend(start_netkit_http(&netkit, &work)?);
-    started.extend(nginx::start(&work)?);
+    let nginx = nginx::start(&work)?;
+    started.extend(tinyproxy::start(&work, nginx.tls_port)?);
+    started.extend(nginx.started);
     started.extend(sshd::start(&work)?);
 
     let mut test = cargo();

@@ -167,7 +167,7 @@ impl Client {
             })?),
             None => ureq::Proxy::try_from_env(),
         }
-        .map(with_no_proxy);
+        .map(crate::proxy::with_no_proxy);
         let config_ureq = ureq::Agent::config_builder()
             // We show error bodies, follow redirects ourselves (to keep every hop's cookies
             // and drop credentials across origins) and never wait forever.
@@ -188,20 +188,24 @@ impl Client {
             .tls_config(tls.build())
             .build();
         use ureq::unversioned::transport::{self as transport, Connector as _};
+        // ureq's default chain, with plain http:// sent to an HTTP proxy as curl sends it, and
+        // TLS of our own for a CA file.
+        let to_target =
+            ().chain(transport::SocksConnector::default())
+                .chain(crate::proxy::ForwardProxy)
+                .chain(transport::ConnectProxyConnector::default())
+                .chain(transport::TcpConnector::default());
         let agent = match ca_file_tls {
-            // ureq's default chain, with TLS of our own for the CA file.
             Some(tls) => ureq::Agent::with_parts(
                 config_ureq,
-                ().chain(transport::SocksConnector::default())
-                    .chain(transport::ConnectProxyConnector::default())
-                    .chain(transport::TcpConnector::default())
-                    .chain(tls)
-                    .chain(ProbeWhenTaken),
+                to_target.chain(tls).chain(ProbeWhenTaken),
                 <CachingResolver>::default(),
             ),
             None => ureq::Agent::with_parts(
                 config_ureq,
-                transport::DefaultConnector::new().chain(ProbeWhenTaken),
+                to_target
+                    .chain(transport::RustlsConnector::default())
+                    .chain(ProbeWhenTaken),
                 <CachingResolver>::default(),
             ),
         };
@@ -384,49 +388,6 @@ fn client_cert(cert_file: &Path, key_file: Option<&Path>) -> Result<ureq::tls::C
     Ok(ureq::tls::ClientCert::new_with_certs(&certs, key))
 }
 
-/// `proxy`, bypassed for the hosts in `NO_PROXY` (or `no_proxy`), as curl reads it. ureq reads
-/// the variable only for a proxy from the environment.
-fn with_no_proxy(proxy: ureq::Proxy) -> ureq::Proxy {
-    match ["NO_PROXY", "no_proxy"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok())
-    {
-        Some(list) => bypassing(proxy, &list),
-        None => proxy,
-    }
-}
-
-/// `proxy`, bypassed for the hosts in `list` (comma-separated) as curl matches them: `*` is
-/// every host, and a name matches itself and its subdomains, with or without a leading dot
-/// (ureq alone would match an entry without a dot as that host only).
-fn bypassing(proxy: ureq::Proxy, list: &str) -> ureq::Proxy {
-    let mut builder = ureq::Proxy::builder(proxy.protocol())
-        .host(proxy.host())
-        .port(proxy.port())
-        .resolve_target(proxy.resolve_target());
-    if let Some(user) = proxy.username() {
-        builder = builder.username(user);
-    }
-    if let Some(password) = proxy.password() {
-        builder = builder.password(password);
-    }
-    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        if entry == "*" {
-            builder = builder.no_proxy("*");
-            continue;
-        }
-        let name = entry.trim_start_matches('*').trim_start_matches('.');
-        // A target's IPv6 host comes bracketed, as in its URL.
-        if name.parse::<std::net::Ipv6Addr>().is_ok() {
-            builder = builder.no_proxy(&format!("[{name}]"));
-        } else {
-            builder = builder.no_proxy(name).no_proxy(&format!(".{name}"));
-        }
-    }
-    // The parts came from a proxy that was built, so they build again.
-    builder.build().unwrap_or(proxy)
-}
-
 /// How long a host name's addresses are reused: curl's default DNS cache timeout.
 const NAME_TTL: Duration = Duration::from_secs(60);
 
@@ -503,7 +464,7 @@ impl<R: ureq::unversioned::resolver::Resolver> ureq::unversioned::resolver::Reso
 #[derive(Debug)]
 struct ProbeWhenTaken;
 
-impl ureq::unversioned::transport::Connector<Box<dyn ureq::unversioned::transport::Transport>>
+impl<In: ureq::unversioned::transport::Transport> ureq::unversioned::transport::Connector<In>
     for ProbeWhenTaken
 {
     type Out = ProbeWhenTakenTransport;
@@ -511,9 +472,12 @@ impl ureq::unversioned::transport::Connector<Box<dyn ureq::unversioned::transpor
     fn connect(
         &self,
         _: &ureq::unversioned::transport::ConnectionDetails,
-        chained: Option<Box<dyn ureq::unversioned::transport::Transport>>,
+        chained: Option<In>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
-        Ok(chained.map(|inner| ProbeWhenTakenTransport { inner, used: false }))
+        Ok(chained.map(|inner| ProbeWhenTakenTransport {
+            inner: inner.boxed(),
+            used: false,
+        }))
     }
 }
 
@@ -1498,45 +1462,6 @@ mod tests {
             resolver.inner.0.load(std::sync::atomic::Ordering::Relaxed),
             2
         );
-    }
-
-    #[test]
-    fn no_proxy_entries_match_as_curl_reads_them() {
-        let proxy = ureq::Proxy::new("http://user:pw@127.0.0.1:3128").unwrap();
-        let proxy = bypassing(proxy, " example.org, .internal,*.corp, 10.1.2.3,::1,");
-        let bypassed = |url: &str| proxy.is_no_proxy(&url.parse::<http::Uri>().unwrap());
-        for url in [
-            "http://example.org/",
-            "http://www.example.org/",
-            "http://internal/",
-            "http://a.b.internal/",
-            "http://corp/",
-            "http://x.corp:8080/",
-            "http://10.1.2.3/",
-            "http://[::1]:80/",
-        ] {
-            assert!(bypassed(url), "{url}");
-        }
-        for url in [
-            "http://example.com/",
-            "http://notexample.org/",
-            "http://10.1.2.30/",
-            "http://127.0.0.1/",
-        ] {
-            assert!(!bypassed(url), "{url}");
-        }
-        assert_eq!(
-            (
-                proxy.host(),
-                proxy.port(),
-                proxy.username(),
-                proxy.password()
-            ),
-            ("127.0.0.1", 3128, Some("user"), Some("pw"))
-        );
-        let all = bypassing(ureq::Proxy::new("socks5://127.0.0.1:1080").unwrap(), "*");
-        assert!(all.is_no_proxy(&"https://anything.example/".parse::<http::Uri>().unwrap()));
-        assert_eq!(all.protocol(), ureq::ProxyProtocol::Socks5);
     }
 
     #[test]

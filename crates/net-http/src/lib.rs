@@ -54,6 +54,7 @@ mod download;
 mod error;
 mod items;
 mod netrc;
+mod proxy;
 mod response;
 mod session;
 mod tls;

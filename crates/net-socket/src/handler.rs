@@ -61,7 +61,9 @@ where
 /// Per-connection protocol state, driven by the server's event loop.
 ///
 /// Every callback gets a [`Context`] to write to this connection, close it, or send to other
-/// connections. Callbacks must not block: they run on the event loop thread.
+/// connections. Callbacks must not block: they run on the event loop thread. A callback that
+/// panics closes its own connection (the panic is logged), as a panicking tokio task drops its
+/// socket; the loop and its other connections go on.
 pub trait Handler: 'static {
     /// The connection was accepted.
     fn on_connect(&mut self, _ctx: &mut Context<'_>) {}
@@ -79,7 +81,9 @@ pub trait Handler: 'static {
     /// a handler that stopped producing output because of [`Context::over_limit`] resumes here.
     fn on_drain(&mut self, _ctx: &mut Context<'_>) {}
 
-    /// The timer set with [`Context::set_timer`] expired.
+    /// The timer set with [`Context::set_timer`] expired. By default the connection is closed
+    /// once the pending output has been flushed (a timer is most often a deadline); override
+    /// it for a heartbeat or a retry.
     fn on_timer(&mut self, ctx: &mut Context<'_>) {
         ctx.close();
     }
@@ -122,6 +126,11 @@ impl Context<'_> {
     /// Queues bytes for this connection; they are written when the callback returns. A large
     /// write with nothing queued before it goes to the socket at once, and only what the
     /// socket does not take is queued.
+    ///
+    /// Every byte given is kept until the peer takes it, whatever `max_pending_output` says
+    /// (that limit pauses reading): a handler with much to send writes it in pieces, stopping
+    /// when [`Context::over_limit`] and going on in [`Handler::on_drain`], so that a slow
+    /// reader holds at most about the limit in memory.
     pub fn write(&mut self, bytes: &[u8]) {
         let mut rest = bytes;
         // Copying a stream's chunks into the queue first cost a memcpy per byte (46 % of an

@@ -204,11 +204,18 @@ fn refuse_if_taken(addr: SocketAddr) -> Result<(), Error> {
     if addr.port() == 0 {
         return Ok(());
     }
-    match std::net::TcpListener::bind(addr) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(Error::AddrInUse { addr }),
-        Err(source) => Err(Error::Bind { addr, source }),
-    }
+    let probe = || -> io::Result<()> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        if addr.is_ipv6() {
+            // As `listen` binds it: a dual-stack probe would collide with our own 0.0.0.0:P.
+            socket.set_only_v6(true)?;
+        }
+        socket.bind(&addr.into())
+    };
+    probe().map_err(|source| match source.kind() {
+        io::ErrorKind::AddrInUse => Error::AddrInUse { addr },
+        _ => Error::Bind { addr, source },
+    })
 }
 
 fn listen(addr: SocketAddr) -> Result<TcpListener, Error> {
@@ -309,6 +316,10 @@ pub struct ShutdownHandle {
 
 impl ShutdownHandle {
     /// Starts the graceful shutdown: stop accepting, flush pending output, close, return.
+    ///
+    /// A connection whose output is flushed is half-closed, and what its peer still sends is
+    /// read and dropped for up to 2 s before the close, so that a response in flight is not
+    /// destroyed by a reset; `shutdown_timeout` bounds the whole shutdown.
     pub fn shutdown(&self) {
         self.shared.stop();
     }

@@ -2,6 +2,7 @@
 
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
@@ -332,8 +333,18 @@ impl<S: Service> Worker<S> {
             timer: &mut timer,
             max_pending_output: self.shared.config.max_pending_output,
         };
-        f(&mut conn.handler, &mut ctx);
+        // A panicking handler costs its own connection only, as a panicking tokio task does:
+        // unwinding out of here would end the loop and every connection on it.
+        let panicked = panic::catch_unwind(AssertUnwindSafe(|| f(&mut conn.handler, &mut ctx)));
         let written = ctx.written;
+        if panicked.is_err() {
+            log::error!(
+                "the handler of the connection from {} panicked; closing it",
+                conn.peer
+            );
+            close = true;
+            conn.read_open = false;
+        }
         sent(conn, &self.shared.counters[self.index], written);
         if close {
             conn.close_after_flush = true;

@@ -362,4 +362,50 @@ fn ipv6_and_port_zero_report_the_real_address() {
     }
     stop.shutdown();
     thread.join().unwrap().unwrap();
+    // Every IPv4 and every IPv6 address on one port, in either order (as nginx's
+    // `listen P; listen [::]:P ipv6only=on`).
+    for order in [["0.0.0.0", "[::]"], ["[::]", "0.0.0.0"]] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = order
+            .iter()
+            .fold(ServerBuilder::new(), |b, host| {
+                b.bind(format!("{host}:{port}").parse().unwrap())
+            })
+            .build(Echo::service())
+            .unwrap_or_else(|e| panic!("{order:?}: {e}"));
+        assert_eq!(server.local_addrs().len(), 2);
+    }
+}
+
+/// Echoes, and panics on a line `PANIC`: a bug in one connection's handler.
+struct Fragile;
+
+impl Handler for Fragile {
+    fn on_data(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+        assert!(data != b"PANIC\n", "a handler bug");
+        ctx.write(data);
+    }
+}
+
+#[test]
+fn a_panicking_handler_costs_its_own_connection_only() {
+    // One loop: the panic lands on the loop of every other connection.
+    let server = Running::start(ServerBuilder::new().threads(1), |_: &ConnInfo| Fragile);
+    let mut bystander = server.connect();
+    echo_round_trip(&mut bystander, b"before\n");
+    let mut culprit = server.connect();
+    culprit.write_all(b"PANIC\n").unwrap();
+    let mut rest = Vec::new();
+    let _ = culprit.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{rest:?}");
+    echo_round_trip(&mut bystander, b"after\n");
+    echo_round_trip(&mut server.connect(), b"a new client\n");
+    wait_until("the bystander alone open", Duration::from_secs(5), || {
+        server.stats.snapshot().open_connections == 1
+    });
+    server.stop_within(Duration::from_secs(5));
 }

@@ -426,6 +426,19 @@ fn responses_expose_status_headers_and_bodies() {
         }
         other => panic!("expected a status error, got {other:?}"),
     }
+    // nginx's error page spans lines; the error is shown on one.
+    let error = client
+        .get(&format!("{}/status/404", env("NETKIT_TEST_NGINX_URL")))
+        .unwrap()
+        .send()
+        .unwrap()
+        .error_for_status()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        !error.contains('\n') && error.contains("answered 404 Not Found: <html> <head>"),
+        "{error}"
+    );
     let gz = client.get(&server.url("/gzip")).unwrap().send().unwrap();
     // The headers stay as the server sent them (ureq's decoding dropped these two).
     assert_eq!(gz.header("content-encoding"), Some("gzip"));
@@ -521,6 +534,28 @@ fn cookies_follow_the_rules_and_survive_the_session_file() {
     assert_eq!(cookies(&got), ["persist=1", "sid=abc"]);
     let fresh = echo(client().get(&server.url("/echo")).unwrap().send().unwrap());
     assert!(fresh["headers"].get("cookie").is_none());
+
+    // Sessions on clones of one client keep their cookies apart.
+    let shared = client();
+    let ann = Session::open(shared.clone(), &path).unwrap();
+    let bob_path = work_dir().join("http-client-bob.json");
+    let _ = std::fs::remove_file(&bob_path);
+    let bob = Session::open(shared.clone(), bob_path).unwrap();
+    bob.request("GET", &server.url("/set-cookie?c=who%3Dbob"))
+        .unwrap()
+        .send()
+        .unwrap();
+    let sent = |session: &Session| {
+        cookies(&echo(
+            session
+                .request("GET", &server.url("/echo"))
+                .unwrap()
+                .send()
+                .unwrap(),
+        ))
+    };
+    assert_eq!(sent(&ann), ["persist=1", "sid=abc"]);
+    assert_eq!(sent(&bob), ["who=bob"]);
 }
 
 #[test]
@@ -905,6 +940,19 @@ fn downloads_never_leave_a_truncated_target_and_resume_byte_exact() {
         "the resumed file differs"
     );
     assert!(!net_http::part_path(&dest).exists());
+
+    // A timeout that ends a download is named as one (not as the server's truncation), and
+    // the part is kept.
+    let dest = dir.join("timed-out.bin");
+    let result = client_with(|c| c.timeout = Some(Duration::from_millis(500)))
+        .get(&format!("{}/slow/resume.bin", env("NETKIT_TEST_NGINX_URL")))
+        .unwrap()
+        .download(&dest, false, &mut |_| {});
+    match result {
+        Err(Error::Timeout { what, .. }) => assert!(what.contains("timed-out.bin.part"), "{what}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!dest.exists() && net_http::part_path(&dest).exists());
 
     let served = std::path::PathBuf::from(env("NETKIT_TEST_SERVE_ROOT")).join("download.bin");
     std::fs::write(&served, &data).unwrap();

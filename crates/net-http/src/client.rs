@@ -38,8 +38,8 @@ struct Inner {
     last_url: Mutex<Option<(Box<str>, Url)>>,
 }
 
-/// Credentials sent with a request.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Credentials sent with a request (`Debug` shows no password or token).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Auth {
     /// `Authorization: Basic`.
@@ -59,6 +59,25 @@ pub enum Auth {
         /// The password.
         password: String,
     },
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const REDACTED: &str = "<redacted>";
+        match self {
+            Auth::Basic { user, .. } => f
+                .debug_struct("Basic")
+                .field("user", user)
+                .field("password", &REDACTED)
+                .finish(),
+            Auth::Bearer(_) => f.debug_tuple("Bearer").field(&REDACTED).finish(),
+            Auth::Digest { user, .. } => f
+                .debug_struct("Digest")
+                .field("user", user)
+                .field("password", &REDACTED)
+                .finish(),
+        }
+    }
 }
 
 impl Auth {
@@ -327,6 +346,19 @@ impl Client {
         let parsed = parse_url(url)?;
         *last = Some((url.into(), parsed.clone()));
         Ok(parsed)
+    }
+
+    /// A client on the same connections and settings with `jar` as its own cookie jar.
+    pub(crate) fn with_own_jar(&self, jar: CookieStore) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                agent: self.inner.agent.clone(),
+                proxy: self.inner.proxy.clone(),
+                config: self.inner.config.clone(),
+                jar: Mutex::new(jar),
+                last_url: Mutex::new(None),
+            }),
+        }
     }
 
     pub(crate) fn with_jar<T>(&self, f: impl FnOnce(&mut CookieStore) -> T) -> T {
@@ -1362,7 +1394,9 @@ fn retry_after(value: &str) -> Option<Duration> {
 fn backoff(retry: &crate::Retry, attempt: u32, asked: Option<Duration>) -> Duration {
     let wait = asked.unwrap_or_else(|| {
         let exp = retry.backoff.saturating_mul(1 << (attempt - 1).min(16));
-        exp.mul_f64(rand::rng().random_range(0.75..1.25))
+        let jittered = exp.as_secs_f64() * rand::rng().random_range(0.75..1.25);
+        // Past Duration's range (a backoff of Duration::MAX, meant as "no limit"), max_wait.
+        Duration::try_from_secs_f64(jittered).unwrap_or(Duration::MAX)
     });
     wait.min(retry.max_wait)
 }
@@ -1370,6 +1404,34 @@ fn backoff(retry: &crate::Retry, attempt: u32, asked: Option<Duration>) -> Durat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_shows_no_password_or_token() {
+        let shown = format!(
+            "{:?} {:?} {:?}",
+            Auth::Basic {
+                user: "ann".into(),
+                password: "hunter2".into()
+            },
+            Auth::Bearer("t0ken".into()),
+            Auth::Digest {
+                user: "bob".into(),
+                password: "s3cret".into()
+            }
+        );
+        assert_eq!(
+            shown,
+            r#"Basic { user: "ann", password: "<redacted>" } Bearer("<redacted>") Digest { user: "bob", password: "<redacted>" }"#
+        );
+    }
+
+    #[test]
+    fn a_backoff_past_durations_range_waits_max_wait() {
+        let mut retry = crate::Retry::times(3);
+        retry.backoff = Duration::MAX;
+        retry.max_wait = Duration::from_millis(10);
+        assert_eq!(backoff(&retry, 3, None), Duration::from_millis(10));
+    }
 
     #[test]
     fn the_preview_shows_no_fragment_and_one_length() {

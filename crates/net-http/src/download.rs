@@ -193,7 +193,9 @@ impl Request {
     ///
     /// # Errors
     /// [`Error::Status`], [`Error::Truncated`] (the part is kept for a resume),
-    /// [`Error::File`] for local files, and the errors of [`Request::send`].
+    /// [`Error::Timeout`] when a timeout ends it (the part is kept too; the client's whole-request
+    /// `timeout` counts the download's time as well), [`Error::File`] for local files, and the
+    /// errors of [`Request::send`].
     pub fn download(
         self,
         dest: &Path,
@@ -331,14 +333,22 @@ impl Request {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let _ = file.flush();
-                    return Err(match total {
-                        Some(expected) => Error::Truncated {
+                    return Err(match (Error::from_io(url.clone(), &e), total) {
+                        // Our timeout, not the server's doing: named as such, part and all.
+                        (Error::Timeout { url, what }, _) => Error::Timeout {
+                            url,
+                            what: format!(
+                                "{what}; {done} bytes kept in {} to resume from",
+                                part.display()
+                            ),
+                        },
+                        (_, Some(expected)) => Error::Truncated {
                             url,
                             got: done,
                             expected,
                             part,
                         },
-                        None => Error::from_io(url, &e),
+                        (error, None) => error,
                     });
                 }
             };

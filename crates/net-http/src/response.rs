@@ -159,7 +159,8 @@ impl Response {
         self
     }
 
-    /// Turns a 4xx or 5xx response into [`Error::Status`], with the start of its body.
+    /// Turns a 4xx or 5xx response into [`Error::Status`], with the start of its body on one
+    /// line.
     ///
     /// # Errors
     /// [`Error::Status`] for 4xx and 5xx.
@@ -168,13 +169,16 @@ impl Response {
             return Ok(self);
         }
         let (url, status, reason) = (self.url.clone(), self.status, self.reason.to_owned());
-        let mut excerpt = String::new();
-        let _ = self.reader().take(200).read_to_string(&mut excerpt);
+        let mut start = Vec::new();
+        let _ = self.reader().take(200).read_to_end(&mut start);
+        // On one line, as every error is shown; a character cut at the end is dropped.
+        let text = String::from_utf8_lossy(&start);
+        let excerpt = text.trim_end_matches('\u{FFFD}').split_whitespace();
         Err(Error::Status {
             url,
             status,
             reason,
-            excerpt: excerpt.trim().to_owned(),
+            excerpt: excerpt.collect::<Vec<_>>().join(" "),
         })
     }
 

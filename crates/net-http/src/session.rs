@@ -33,8 +33,9 @@ struct SessionFile {
 }
 
 impl Session {
-    /// Opens the session in `path` (a missing file starts an empty session) on `client`,
-    /// whose cookie jar it fills.
+    /// Opens the session in `path` (a missing file starts an empty session) on `client`'s
+    /// connections and settings, with a cookie jar of its own: sessions opened on clones of
+    /// one client keep their cookies apart, as two `requests.Session`s do.
     ///
     /// # Errors
     /// [`Error::File`] when the file cannot be read, [`Error::Session`] when it is not a
@@ -52,16 +53,15 @@ impl Session {
             Err(source) => return Err(Error::File { path, source }),
         };
         let jar = CookieStore::from_cookies(file.cookies.into_iter().map(Ok::<_, Error>), false)?;
-        client.with_jar(|current| *current = jar);
         Ok(Session {
-            client,
+            client: client.with_own_jar(jar),
             path,
             headers: file.headers,
             auth: file.auth,
         })
     }
 
-    /// The client, sharing this session's cookie jar.
+    /// The client the session sends with; its cookie jar is the session's.
     #[must_use]
     pub fn client(&self) -> &Client {
         &self.client

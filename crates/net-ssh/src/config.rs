@@ -80,7 +80,7 @@ impl AddressFamily {
 }
 
 /// How to connect to one host.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
     /// Host name or address.
@@ -210,6 +210,97 @@ pub struct Config {
     pub request_tty: Option<RequestTty>,
 }
 
+/// What `Debug` shows for a secret: configs get logged, passwords must not be.
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured without `..`: a new field must be placed here, shown or redacted.
+        let Config {
+            host,
+            port,
+            user,
+            address_family,
+            bind_address,
+            connection_attempts,
+            connect_timeout,
+            timeout,
+            exec_timeout,
+            keepalive,
+            keepalive_count,
+            known_hosts,
+            more_known_hosts,
+            global_known_hosts,
+            host_key_policy,
+            hash_known_hosts,
+            host_key_alias,
+            identities,
+            default_identities,
+            compression,
+            ciphers,
+            kex_algorithms,
+            macs,
+            host_key_algorithms,
+            use_agent,
+            agent_socket,
+            identities_only,
+            password,
+            pubkey_authentication,
+            password_authentication,
+            auth_order,
+            env,
+            batch_mode,
+            exit_on_forward_failure,
+            forwards,
+            jump,
+            proxy_command,
+            remote_command,
+            request_tty,
+        } = self;
+        f.debug_struct("Config")
+            .field("host", host)
+            .field("port", port)
+            .field("user", user)
+            .field("address_family", address_family)
+            .field("bind_address", bind_address)
+            .field("connection_attempts", connection_attempts)
+            .field("connect_timeout", connect_timeout)
+            .field("timeout", timeout)
+            .field("exec_timeout", exec_timeout)
+            .field("keepalive", keepalive)
+            .field("keepalive_count", keepalive_count)
+            .field("known_hosts", known_hosts)
+            .field("more_known_hosts", more_known_hosts)
+            .field("global_known_hosts", global_known_hosts)
+            .field("host_key_policy", host_key_policy)
+            .field("hash_known_hosts", hash_known_hosts)
+            .field("host_key_alias", host_key_alias)
+            .field("identities", identities)
+            .field("default_identities", default_identities)
+            .field("compression", compression)
+            .field("ciphers", ciphers)
+            .field("kex_algorithms", kex_algorithms)
+            .field("macs", macs)
+            .field("host_key_algorithms", host_key_algorithms)
+            .field("use_agent", use_agent)
+            .field("agent_socket", agent_socket)
+            .field("identities_only", identities_only)
+            .field("password", &password.as_ref().map(|_| REDACTED))
+            .field("pubkey_authentication", pubkey_authentication)
+            .field("password_authentication", password_authentication)
+            .field("auth_order", auth_order)
+            .field("env", env)
+            .field("batch_mode", batch_mode)
+            .field("exit_on_forward_failure", exit_on_forward_failure)
+            .field("forwards", forwards)
+            .field("jump", jump)
+            .field("proxy_command", proxy_command)
+            .field("remote_command", remote_command)
+            .field("request_tty", request_tty)
+            .finish()
+    }
+}
+
 /// OpenSSH's `RequestTTY`: when a session asks the server for a terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -294,13 +385,22 @@ pub struct ConfiguredForwards {
 }
 
 /// A private key file and its passphrase.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Identity {
     /// The private key file (OpenSSH or PEM format).
     pub path: PathBuf,
     /// Its passphrase, if encrypted.
     pub passphrase: Option<String>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("path", &self.path)
+            .field("passphrase", &self.passphrase.as_ref().map(|_| REDACTED))
+            .finish()
+    }
 }
 
 impl Identity {
@@ -1360,6 +1460,19 @@ fn checked_option(option: &str) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_shows_no_password_or_passphrase() {
+        let mut config = Config::from_destination("ann@example.org").unwrap();
+        config.password = Some("hunter2".into());
+        config.identities = vec![Identity::new("/k", Some("open sesame".into()))];
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("open sesame"),
+            "{shown}"
+        );
+        assert!(shown.contains("ann") && shown.contains("\"/k\""), "{shown}");
+    }
 
     #[test]
     fn host_name_and_identity_file_tokens_expand_as_in_openssh() {

@@ -14,8 +14,16 @@ pub(crate) const EAGAIN: ssh2::ErrorCode = ssh2::ErrorCode::Session(-37);
 
 /// An authenticated SSH connection to one host.
 ///
-/// One session carries one operation at a time (libssh2 serialises everything); use one
-/// client per thread for parallel work, as [`run_many`](crate::run_many) does.
+/// One session carries one operation at a time: each switches the session between blocking
+/// and non-blocking modes, which another thread's operation would see mid-way. So a client
+/// moves between threads (`Send`) but is not shared by them (not `Sync`: the compiler refuses
+/// `&Client` in two threads); use one client per thread for parallel work, as
+/// [`run_many`](crate::run_many) does.
+///
+/// ```compile_fail
+/// fn shared<T: Sync>() {}
+/// shared::<net_ssh::Client>();
+/// ```
 pub struct Client {
     pub(crate) session: Session,
     /// A second handle on the socket (TCP, or the local end of a jump host's relay), to wait
@@ -33,6 +41,8 @@ pub struct Client {
     /// The ProxyCommand the session runs over, if any: after `session`, so that it is hung
     /// up on once the session is gone.
     _proxy: Option<crate::proxy_command::Running>,
+    /// Not `Sync` (see above); `Cell` is `Send`, so the client still moves.
+    _one_thread_at_a_time: std::marker::PhantomData<std::cell::Cell<()>>,
 }
 
 impl Client {
@@ -158,6 +168,7 @@ impl Client {
             keepalive: (config.keepalive, config.keepalive_count),
             env: config.env.clone(),
             _proxy: proxy,
+            _one_thread_at_a_time: std::marker::PhantomData,
         };
         client.check_host_key(config)?;
         client.authenticate(config)?;

@@ -794,7 +794,15 @@ fn sftp_streams_from_a_reader_and_to_a_writer() {
         Transfer::default(),
         &mut |_, _| {},
     );
-    assert!(matches!(broken, Err(Error::Stream { .. })), "{broken:?}");
+    match broken {
+        Err(error @ Error::Stream { .. }) => assert!(
+            error
+                .to_string()
+                .ends_with(&format!("{}:{})", client.host(), remote.display())),
+            "{error}"
+        ),
+        other => panic!("{other:?}"),
+    }
     assert!(std::fs::read(&remote).unwrap() == data);
     assert!(!net_ssh::upload_temp_name(&remote).exists());
 

@@ -159,8 +159,12 @@ pub enum Error {
     },
     /// The reader given to [`Client::put_from`](crate::Client::put_from) or the writer given
     /// to [`Client::get_to`](crate::Client::get_to) failed.
-    #[error("{source}")]
+    #[error("{source} (copying {host}:{})", path.display())]
     Stream {
+        /// The host.
+        host: String,
+        /// The remote file.
+        path: PathBuf,
         /// What the reader or writer returned.
         source: std::io::Error,
     },

@@ -652,7 +652,11 @@ impl Client {
                 path: path.to_owned(),
                 source,
             },
-            (Copy::Local(source), None) => Error::Stream { source },
+            (Copy::Local(source), None) => Error::Stream {
+                host: self.host.clone(),
+                path: remote.to_owned(),
+                source,
+            },
             (Copy::Remote(e), _) if e.kind() == std::io::ErrorKind::TimedOut => Error::Timeout {
                 host: self.host.clone(),
                 what: format!("on {}", remote.display()),
@@ -862,7 +866,11 @@ impl Client {
             progress(n, total);
         })
         .map_err(|e| self.copy_failed(e, remote, None, remote))?;
-        out.flush().map_err(|source| Error::Stream { source })?;
+        out.flush().map_err(|source| Error::Stream {
+            host: self.host.clone(),
+            path: remote.to_owned(),
+            source,
+        })?;
         Ok(received)
     }
 

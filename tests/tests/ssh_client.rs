@@ -1095,6 +1095,17 @@ fn silent_commands_may_outlive_the_step_timeout_and_exec_timeout_stops_them() {
     let err = client.exec("sleep 30", b"").unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
+    // The connection went with the command; what comes after says so.
+    let after = client
+        .ls(std::path::Path::new("/"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        after.ends_with(
+            "the connection was closed when a command ran longer than exec_timeout; connect again"
+        ),
+        "{after}"
+    );
 }
 
 #[test]

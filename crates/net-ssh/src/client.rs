@@ -41,8 +41,9 @@ pub struct Client {
     /// The ProxyCommand the session runs over, if any: after `session`, so that it is hung
     /// up on once the session is gone.
     _proxy: Option<crate::proxy_command::Running>,
-    /// Not `Sync` (see above); `Cell` is `Send`, so the client still moves.
-    _one_thread_at_a_time: std::marker::PhantomData<std::cell::Cell<()>>,
+    /// Why the connection was closed under a command given up on, if it was: what comes
+    /// after says so. A `Cell`, which also makes the client `Send` but not `Sync` (see above).
+    pub(crate) hung_up: std::cell::Cell<Option<&'static str>>,
 }
 
 impl Client {
@@ -168,7 +169,7 @@ impl Client {
             keepalive: (config.keepalive, config.keepalive_count),
             env: config.env.clone(),
             _proxy: proxy,
-            _one_thread_at_a_time: std::marker::PhantomData,
+            hung_up: std::cell::Cell::new(None),
         };
         client.check_host_key(config)?;
         client.authenticate(config)?;
@@ -196,6 +197,12 @@ impl Client {
         &self,
         open: impl Fn(&Session) -> Result<T, ssh2::Error>,
     ) -> Result<T, Error> {
+        if let Some(why) = self.hung_up.get() {
+            return Err(Error::Ssh {
+                host: self.host.clone(),
+                reason: format!("the connection was closed when {why}; connect again"),
+            });
+        }
         let blocking = self.session.is_blocking();
         self.session.set_blocking(false);
         let first = open(&self.session);

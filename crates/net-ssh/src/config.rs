@@ -104,7 +104,8 @@ pub struct Config {
     pub timeout: Duration,
     /// Longest run of a command started by [`Client::exec`](crate::Client::exec)
     /// (default: none; a silent command may run as long as it likes). A command that runs
-    /// longer ends in [`Error::Timeout`](crate::Error::Timeout) and closes the connection.
+    /// longer ends in [`Error::Timeout`](crate::Error::Timeout) and closes the connection
+    /// (later calls on the client say so: connect again).
     pub exec_timeout: Option<Duration>,
     /// Keepalive interval: after this long without a word from the server, a keepalive
     /// asks it for an answer (and TCP probes the connection as often); a server gone is

@@ -251,7 +251,8 @@ impl Client {
     /// by waiting for the server's close, which sshd sends only once the command ends (a
     /// `tail -f` never does): the connection goes instead, as when ssh is killed, and the
     /// server hangs up on the command.
-    fn hang_up(&self) {
+    fn hang_up(&self, why: &'static str) {
+        self.hung_up.set(Some(why));
         let _ = socket2::SockRef::from(&self.socket).shutdown(std::net::Shutdown::Both);
     }
 
@@ -354,7 +355,7 @@ impl Client {
                                 on_stderr(&buf[..n])
                             };
                             if let Err(source) = taken {
-                                self.hang_up();
+                                self.hang_up("the command's output could not be taken");
                                 return Err(Error::Output { source });
                             }
                         }
@@ -379,7 +380,7 @@ impl Client {
             if heard.elapsed() >= every && pinged.elapsed() >= every {
                 if unanswered >= count {
                     // As ssh's "Timeout, server not responding".
-                    self.hang_up();
+                    self.hang_up("the server did not answer keepalives");
                     return Err(Error::Timeout {
                         host: self.host.clone(),
                         what: format!("the server did not answer {count} keepalives"),
@@ -391,7 +392,7 @@ impl Client {
             if let Some(limit) = self.exec_timeout
                 && started.elapsed() > limit
             {
-                self.hang_up();
+                self.hang_up("a command ran longer than exec_timeout");
                 return Err(Error::Timeout {
                     host: self.host.clone(),
                     what: format!("the command ran longer than {limit:?}"),

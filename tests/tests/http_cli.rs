@@ -454,8 +454,24 @@ fn redirects_check_status_and_exit_codes() {
         let url = server.url(&format!("/status/{status}"));
         one_line_error(&http(&["-d", "-o", target, &url]), exit, status);
     }
-    let unfollowed = http(&["-d", "-o", target, &server.url("/redirect/1")]);
-    assert_eq!(unfollowed.status.code(), Some(3));
+    // A download follows redirects by itself, as httpie's; past --max-redirects it exits 6,
+    // and the file asked for keeps what it held.
+    let followed = http(&["-d", "-o", target, &server.url("/redirect/2")]);
+    assert_eq!(followed.status.code(), Some(0), "{followed:?}");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&std::fs::read(target).unwrap()).unwrap()["target"],
+        "/echo"
+    );
+    let too_many = http(&[
+        "-d",
+        "--max-redirects",
+        "1",
+        "-o",
+        target,
+        &server.url("/redirect/2"),
+    ]);
+    assert_eq!(too_many.status.code(), Some(6), "{too_many:?}");
+    assert!(std::fs::read(target).unwrap().starts_with(b"{"));
     // Piped, stdout holds the body alone: the failed status goes to stderr, as httpie warns.
     let out = http(&["--check-status", &server.url("/status/404")]);
     assert_eq!(
@@ -1263,6 +1279,27 @@ fn downloads_write_the_file_and_resume_after_a_kill() {
         hex(&sha2::Sha256::digest(&data))
     );
     assert!(!part.exists());
+
+    // A partial file of another tool's at the -o name is continued, as httpie's -c -o: only
+    // the rest is asked for (nginx logs the bytes it sent).
+    let other = dir.join("from-curl.bin");
+    std::fs::write(&other, &data[..3_000_000]).unwrap();
+    let out = http(&["-d", "-c", &full, "-o", other.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        std::fs::read(&other).unwrap() == data,
+        "the continued file differs"
+    );
+    let log = std::fs::read_to_string(
+        std::path::Path::new(&env("NETKIT_TEST_NGINX_ROOT")).join("../access.log"),
+    )
+    .unwrap();
+    let rest = format!(" 206 {} ", data.len() - 3_000_000);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("GET /cli-resume.bin") && l.contains(&rest)),
+        "{log}"
+    );
 
     let out = http(&[
         "--download",

@@ -624,7 +624,12 @@ fn proxy_for<'a>(proxies: &'a [String], url: &str) -> anyhow::Result<Option<&'a 
 
 fn config(args: &Args, url: &str) -> Result<ClientConfig, Failure> {
     let mut config = ClientConfig::default();
-    config.max_redirects = if args.follow { args.max_redirects } else { 0 };
+    // httpie's --download follows redirects by itself (a release asset, a "latest" link).
+    config.max_redirects = if args.follow || args.download {
+        args.max_redirects
+    } else {
+        0
+    };
     config.path_as_is = args.path_as_is;
     if let Some(secs) = args.timeout {
         // Past a billion seconds (31 years) a deadline no longer fits the clock's range.
@@ -762,7 +767,6 @@ fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome
     if args.quiet == 0 && std::io::stderr().is_terminal() {
         eprintln!("saved {} ({} bytes)", done.path.display(), done.bytes);
     }
-    // An unfollowed 3xx too, as httpie's --download checks the status.
     Ok(ExitCode::from(status_code(done.status, true)))
 }
 

@@ -189,7 +189,9 @@ impl Request {
     /// Bytes go to `dest.part`, renamed to `dest` only when the length matches what the
     /// server announced, so `dest` is never a truncated file. With `resume`, an existing
     /// part is continued with a `Range` request (a server that ignores it makes us start
-    /// over). A 4xx/5xx answer is an [`Error::Status`] and writes nothing.
+    /// over); with no part, `dest` itself is, as httpie's `-c -o FILE` continues it. A
+    /// 3xx (a redirect not followed), 4xx or 5xx answer is an [`Error::Status`] and writes
+    /// nothing.
     ///
     /// # Errors
     /// [`Error::Status`], [`Error::Truncated`] (the part is kept for a resume),
@@ -249,16 +251,23 @@ impl Request {
             let path = path.to_owned();
             move |source| Error::File { path, source }
         };
+        let named = matches!(target, Target::File(_));
         let (known, dir) = match target {
             Target::File(dest) => (Some(dest.to_owned()), Path::new("")),
             Target::Dir(dir) if options.resume => (Some(download_name(self.url(), dir, true)), dir),
             Target::Dir(dir) => (None, dir),
         };
-        let have = match &known {
-            Some(dest) if options.resume => std::fs::metadata(part_path(dest))
-                .map(|m| m.len())
-                .unwrap_or(0),
-            _ => 0,
+        let size = |path: &Path| std::fs::metadata(path).ok().map(|m| m.len());
+        // What a resume continues: our part file, else a file named by the caller itself,
+        // as httpie's `-c -o FILE` and curl's `-C - -o FILE` continue it (a name we chose
+        // could be an unrelated file).
+        let (have, from_dest) = match &known {
+            Some(dest) if options.resume => match size(&part_path(dest)) {
+                Some(have) => (have, false),
+                None if named => (size(dest).unwrap_or(0), true),
+                None => (0, false),
+            },
+            _ => (0, false),
         };
         // Byte ranges count encoded bytes: ask for the identity encoding.
         let mut request = self.header("Accept-Encoding", "identity");
@@ -285,7 +294,9 @@ impl Request {
                 .and_then(|v| v.rsplit('/').next())
                 .and_then(|v| v.trim().parse::<u64>().ok());
             if total == Some(have) {
-                std::fs::rename(&part, dest).map_err(file_error(dest))?;
+                if !from_dest {
+                    std::fs::rename(&part, dest).map_err(file_error(dest))?;
+                }
                 return Ok(Downloaded {
                     path: dest.to_owned(),
                     bytes: have,
@@ -295,6 +306,16 @@ impl Request {
             }
         }
         let response = response.error_for_status()?;
+        if (300..400).contains(&status) {
+            // Its body is not the file: nothing is written.
+            let to = response.header("location").unwrap_or("nowhere");
+            return Err(Error::Status {
+                url,
+                status,
+                reason: response.reason().to_owned(),
+                excerpt: format!("a redirect to {to}, not followed"),
+            });
+        }
         let (mut file, start, total) = if status == 206 && have > 0 {
             let range_start = response
                 .header("content-range")
@@ -311,6 +332,10 @@ impl Request {
                 .header("content-range")
                 .and_then(|v| v.rsplit('/').next())
                 .and_then(|v| v.trim().parse::<u64>().ok());
+            if from_dest {
+                // From here the file is a part like any other: whole again only at the end.
+                std::fs::rename(dest, &part).map_err(file_error(dest))?;
+            }
             let file = OpenOptions::new()
                 .append(true)
                 .open(&part)

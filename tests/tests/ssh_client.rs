@@ -119,6 +119,36 @@ fn host_key_policies() {
                 .contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
         );
     }
+    // Known only by its RSA key, the host shows an ed25519 one, as a man in the middle
+    // without the RSA key would: a changed key too (as OpenSSH 9 says), and nothing is added.
+    let rsa_only = dir.join("rsa-only");
+    let rsa: String = std::fs::read_to_string(env("NETKIT_TEST_SSH_KNOWN_HOSTS"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(" ssh-rsa "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(!rsa.is_empty());
+    std::fs::write(&rsa_only, &rsa).unwrap();
+    for policy in [HostKeyPolicy::Strict, HostKeyPolicy::AcceptNew] {
+        let mut c = keyed();
+        c.known_hosts = rsa_only.clone();
+        c.host_key_policy = policy;
+        c.host_key_algorithms = Some(vec!["ssh-ed25519".into()]);
+        let err = Client::connect(&c)
+            .err()
+            .expect("a key of another type must be refused");
+        assert!(
+            matches!(err, Error::HostKeyChanged { .. }),
+            "{policy:?}: {err}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&rsa_only).unwrap(), rsa);
+    // Offered every type, the server's RSA key is the one asked for: in.
+    let mut known_by_rsa = keyed();
+    known_by_rsa.known_hosts = rsa_only;
+    Client::connect(&known_by_rsa).expect("the recorded type is negotiated");
+
     let mut insecure = keyed();
     insecure.known_hosts = changed;
     insecure.host_key_policy = HostKeyPolicy::Insecure;
@@ -205,7 +235,7 @@ fn a_host_known_by_one_key_type_is_asked_for_that_type_as_openssh_does() {
     c.known_hosts = changed;
     let err = Client::connect(&c).err().expect("a changed ECDSA key");
     assert!(matches!(err, Error::HostKeyChanged { .. }), "{err}");
-    // Known only by a type the server does not have: unknown, not changed (OpenSSH's word).
+    // Known only by a type the server does not have: changed, as OpenSSH 9.2 says of it.
     let other = dir.join("id_p384");
     let status = std::process::Command::new("ssh-keygen")
         .args(["-q", "-t", "ecdsa", "-b", "384", "-N", "", "-f"])
@@ -218,7 +248,7 @@ fn a_host_known_by_one_key_type_is_asked_for_that_type_as_openssh_does() {
     let mut c = keyed();
     c.known_hosts = only_p384;
     let err = Client::connect(&c).err().expect("no key of a known type");
-    assert!(matches!(err, Error::UnknownHostKey { .. }), "{err}");
+    assert!(matches!(err, Error::HostKeyChanged { .. }), "{err}");
 }
 
 #[test]

@@ -287,8 +287,8 @@ impl Client {
         }
         // Matched as OpenSSH matches names (plain, hashed, patterns such as `*.example.com`),
         // which libssh2's own check does not, and a line that does not parse is passed over,
-        // where libssh2 stopped reading the file. Only keys of the server's type count: a
-        // host known by another type is unknown, not changed, as for OpenSSH.
+        // where libssh2 stopped reading the file. A host known by a key of another type has
+        // changed its key (see `known_hosts::holds`).
         let (known_as, known_port) = config.known_as();
         let result = config
             .known_hosts_files()

@@ -31,14 +31,19 @@ pub(crate) fn key_types(path: &Path, host: &str, port: u16) -> Vec<String> {
 
 /// What the lines of `path` naming `host` at `port` say of `key`, the server's key blob of
 /// type `kind`: `Some(true)` when one holds it, `Some(false)` when they hold only other keys
-/// of that type (a changed key), `None` when none is of that type. Names are matched as
-/// OpenSSH matches them, wildcards and negations included, which libssh2's check does not.
+/// (a changed key), `None` when none names the host. A host known by a key of another type
+/// counts as changed, as OpenSSH 9 refuses it ("REMOTE HOST IDENTIFICATION HAS CHANGED",
+/// accept-new included): else a man in the middle would only have to offer a type the real
+/// server's recorded key is not. Names are matched as OpenSSH matches them, wildcards and
+/// negations included, which libssh2's check does not.
 pub(crate) fn holds(path: &Path, host: &str, port: u16, kind: &str, key: &[u8]) -> Option<bool> {
     let text = std::fs::read_to_string(path).ok()?;
     let engine = base64::engine::general_purpose::STANDARD;
     let mut seen = None;
-    for (_, blob) in entries(&text, host, port).filter(|(k, _)| *k == kind) {
-        if blob.is_some_and(|blob| engine.decode(blob).is_ok_and(|k| k == key)) {
+    for (line_kind, blob) in entries(&text, host, port) {
+        let same = line_kind == kind
+            && blob.is_some_and(|blob| engine.decode(blob).is_ok_and(|k| k == key));
+        if same {
             return Some(true);
         }
         seen = Some(false);

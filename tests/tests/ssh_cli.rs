@@ -1234,7 +1234,7 @@ fn a_command_that_runs_past_command_timeout_is_given_up_on() {
         "--hosts",
         &hosts,
         "--",
-        "sleep 30",
+        "printf 'caf\\351\\n'; sleep 30",
     ]
     .map(str::to_owned);
     let out = netkit(
@@ -1245,6 +1245,11 @@ fn a_command_that_runs_past_command_timeout_is_given_up_on() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert_eq!(text.matches("ran longer than 1s").count(), 2, "{text}");
+    // What a host printed before it was given up on is shown, byte for byte (Latin-1 here).
+    let mut printed = format!("{} | caf", dest()).into_bytes();
+    printed.extend([0xe9, b'\n']);
+    let shown = out.stdout.windows(printed.len()).filter(|w| *w == printed);
+    assert_eq!(shown.count(), 2, "{text}");
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "waited for the commands: {:?}",
@@ -1312,6 +1317,7 @@ fn many_hosts_summary_and_json() {
         "as given"
     );
     assert_eq!(results[0]["exit_code"], 0);
+    assert!(results[1]["exit_code"].is_null() && results[1]["signal"].is_null());
     assert!(
         results[1]["error"]
             .as_str()
@@ -1319,6 +1325,30 @@ fn many_hosts_summary_and_json() {
             .contains("cannot connect")
     );
     assert_eq!(results[2]["ok"], true);
+    // A command killed by a signal has no exit code.
+    let mut args = vec![
+        "ssh".to_owned(),
+        "--hosts".into(),
+        format!("{user}@127.0.0.1:{port}"),
+        "--json".into(),
+    ];
+    args.extend(common());
+    args.extend(["--".into(), "kill -TERM $$".into()]);
+    let out = netkit(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        b"",
+        &[],
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&doc[0]["exit_code"], &doc[0]["signal"], &doc[0]["ok"]),
+        (
+            &serde_json::Value::Null,
+            &serde_json::json!("TERM"),
+            &serde_json::json!(false)
+        ),
+        "{doc}"
+    );
 
     let file = work_dir().join("ssh-hosts.txt");
     std::fs::write(
@@ -1694,8 +1724,9 @@ fn sftp_session_has_local_commands_links_and_resumes() {
     std::fs::write(
         &batch,
         format!(
-            "lcd {}\ncd {}\nversion\nprogress\n!echo ran > bang.txt\nlmkdir made\nlls -d made\n\
-             ln -s data.bin link.bin\nreget data.bin\nchgrp {gid} owned\nchown {uid} owned\n\
+            "lchdir {}\nchdir {}\nversion\nprogress\n!echo ran > bang.txt\nlmkdir made\nlls -d made\n\
+             ln -s data.bin link.bin\nsymlink data.bin other-link.bin\nreget data.bin\n\
+             get -P data.bin kept.bin\nchgrp {gid} owned\nchown {uid} owned\n\
              -chown 0 owned\n!exit 3\nln data.bin hard.bin\nversion\n",
             local.display(),
             remote.display(),
@@ -1731,7 +1762,17 @@ fn sftp_session_has_local_commands_links_and_resumes() {
         std::fs::read_link(remote.join("link.bin")).unwrap(),
         std::path::Path::new("data.bin")
     );
+    assert_eq!(
+        std::fs::read_link(remote.join("other-link.bin")).unwrap(),
+        std::path::Path::new("data.bin")
+    );
     assert!(std::fs::read(local.join("data.bin")).unwrap() == data);
+    // sftp's get -P is its -p: the time is kept.
+    let modified = |p: &std::path::Path| std::fs::metadata(p).unwrap().mtime();
+    assert_eq!(
+        modified(&local.join("kept.bin")),
+        modified(&remote.join("data.bin"))
+    );
     // chgrp changed the group; chown of the owner alone kept it; giving it away was refused.
     let now = std::fs::metadata(&owned).unwrap();
     assert_eq!((now.uid(), now.gid()), (user.uid(), user.gid()));

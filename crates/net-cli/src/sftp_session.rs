@@ -41,8 +41,10 @@ enum Line {
         path: Option<String>,
     },
     /// Change the remote directory: cd [PATH] (the login directory without one)
+    #[command(alias = "chdir")]
     Cd { path: Option<String> },
     /// Change the local directory: lcd PATH
+    #[command(alias = "lchdir")]
     Lcd { path: PathBuf },
     /// List local files: lls [LS-OPTIONS] [PATH...] (the local ls)
     Lls {
@@ -51,14 +53,15 @@ enum Line {
     },
     /// Create a local directory: lmkdir PATH
     Lmkdir { path: PathBuf },
-    /// Make a symbolic link: ln -s TARGET LINK (or symlink TARGET LINK)
-    #[command(name = "ln", alias = "symlink")]
+    /// Make a symbolic link: ln -s TARGET LINK
     Ln {
         #[arg(short = 's')]
         symbolic: bool,
         target: String,
         link: String,
     },
+    /// Make a symbolic link: symlink TARGET LINK
+    Symlink { target: String, link: String },
     /// Print the remote directory
     Pwd,
     /// Print the local directory
@@ -195,6 +198,17 @@ impl Session<'_> {
             *first = verb.to_owned();
             words.insert(1, "-a".to_owned());
         }
+        // sftp(1)'s -P on a transfer is its -p.
+        if matches!(
+            words.first().map(String::as_str),
+            Some("get" | "put" | "mget" | "mput")
+        ) {
+            for word in words.iter_mut().skip(1).take_while(|w| *w != "--") {
+                if word.starts_with('-') && word[1..].chars().all(|c| c.is_ascii_alphabetic()) {
+                    *word = word.replace('P', "p");
+                }
+            }
+        }
         if matches!(words.first().map(String::as_str), Some("help" | "?")) {
             for command in <Line as clap::CommandFactory>::command().get_subcommands() {
                 let about = command.get_about().map(ToString::to_string);
@@ -269,20 +283,18 @@ impl Session<'_> {
                 .with_context(|| format!("cannot create {}", path.display()))
                 .code(GENERIC)?,
             Line::Ln {
-                symbolic,
-                target,
-                link,
+                symbolic: false, ..
             } => {
-                if !symbolic {
-                    return Err(anyhow!(
-                        "ln: only symbolic links (ln -s): SFTP v3 makes no hard links"
-                    ))
-                    .code(GENERIC);
-                }
-                self.client
-                    .symlink(Path::new(&target), &self.remote(&link))
-                    .code(GENERIC)?;
+                return Err(anyhow!(
+                    "ln: hard links need OpenSSH's hardlink@openssh.com request, which libssh2 \
+                     cannot send; ln -s makes a symbolic link"
+                ))
+                .code(GENERIC);
             }
+            Line::Ln { target, link, .. } | Line::Symlink { target, link } => self
+                .client
+                .symlink(Path::new(&target), &self.remote(&link))
+                .code(GENERIC)?,
             Line::Version => println!("SFTP protocol version 3"),
             Line::Progress => {
                 use std::sync::atomic::Ordering;

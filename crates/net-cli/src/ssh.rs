@@ -1230,37 +1230,42 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
     let width = hosts.iter().map(String::len).max().unwrap_or(0);
     // Without --json, a host's output shows as soon as it is done, the summary at the end.
     let show = |i: usize, r: &net_ssh::HostResult| {
-        if let (false, Ok(o)) = (args.json, &r.outcome) {
+        if !args.json {
             let host = &hosts[i];
-            let mut out = std::io::stdout().lock();
-            for line in String::from_utf8_lossy(&o.stdout).lines() {
-                let _ = writeln!(out, "{host:width$} | {line}");
-            }
-            let _ = out.flush();
-            for line in String::from_utf8_lossy(&o.stderr).lines() {
-                eprintln!("{host:width$} | {line}");
-            }
+            // Bytes as they came (not every program writes UTF-8), a prefix per line.
+            let prefixed = |out: &mut dyn std::io::Write, bytes: &[u8]| {
+                for line in bytes.split_inclusive(|&b| b == b'\n') {
+                    let _ = write!(out, "{host:width$} | ");
+                    let _ = out.write_all(line);
+                    if !line.ends_with(b"\n") {
+                        let _ = out.write_all(b"\n");
+                    }
+                }
+                let _ = out.flush();
+            };
+            prefixed(&mut std::io::stdout().lock(), &r.stdout);
+            prefixed(&mut std::io::stderr().lock(), &r.stderr);
         }
     };
     let results = net_ssh::run_many_with(&configs, command, args.parallel, &show);
     let results: Vec<_> = hosts.iter().map(String::as_str).zip(&results).collect();
-    let all_ok = results
-        .iter()
-        .all(|(_, r)| r.outcome.as_ref().is_ok_and(|o| o.status.success()));
+    let all_ok = results.iter().all(|(_, r)| r.success());
     let mut out = std::io::stdout().lock();
     if args.json {
         let doc: Vec<serde_json::Value> = results
             .iter()
-            .map(|(host, r)| match &r.outcome {
-                Ok(o) => serde_json::json!({
-                    "host": host, "ok": o.status.success(), "exit_code": o.status.code, "signal": o.status.signal,
-                    "stdout": String::from_utf8_lossy(&o.stdout), "stderr": String::from_utf8_lossy(&o.stderr),
-                    "duration_ms": r.duration.as_millis(), "error": null,
-                }),
-                Err(e) => serde_json::json!({
-                    "host": host, "ok": false, "exit_code": null, "signal": null, "stdout": "", "stderr": "",
-                    "duration_ms": r.duration.as_millis(), "error": e.to_string(),
-                }),
+            .map(|(host, r)| {
+                let (code, signal, error) = match &r.outcome {
+                    // A command killed by a signal has no exit code.
+                    Ok(status) if status.signal.is_some() => (None, status.signal.clone(), None),
+                    Ok(status) => (Some(status.code), None, None),
+                    Err(e) => (None, None, Some(e.to_string())),
+                };
+                serde_json::json!({
+                    "host": host, "ok": r.success(), "exit_code": code, "signal": signal,
+                    "stdout": String::from_utf8_lossy(&r.stdout), "stderr": String::from_utf8_lossy(&r.stderr),
+                    "duration_ms": r.duration.as_millis(), "error": error,
+                })
             })
             .collect();
         serde_json::to_writer_pretty(&mut out, &doc).context("writing JSON")?;
@@ -1273,11 +1278,11 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
         )?;
         for (host, r) in &results {
             let (status, result) = match &r.outcome {
-                Ok(o) => match &o.status.signal {
+                Ok(status) => match &status.signal {
                     Some(sig) => ("-".to_owned(), format!("killed by {sig}")),
                     None => (
-                        o.status.code.to_string(),
-                        if o.status.success() {
+                        status.code.to_string(),
+                        if status.success() {
                             "ok".into()
                         } else {
                             "failed".into()

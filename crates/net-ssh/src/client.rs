@@ -310,12 +310,18 @@ impl Client {
                 known_hosts: path.clone(),
             }),
             (None, HostKeyPolicy::AcceptNew) => {
-                known_hosts::append(path, &name, &algorithm, key, config.hash_known_hosts)
-                    .map_err(|e| kh_error(e.to_string()))?;
-                log::warn!(
-                    "{name}: added {algorithm} {fingerprint} to {}",
-                    path.display()
-                );
+                // A file that cannot be written (a read-only home) costs the memory of the
+                // key, not the session, as with ssh.
+                match known_hosts::append(path, &name, &algorithm, key, config.hash_known_hosts) {
+                    Ok(()) => log::warn!(
+                        "{name}: added {algorithm} {fingerprint} to {}",
+                        path.display()
+                    ),
+                    Err(e) => log::warn!(
+                        "{name}: accepted {algorithm} {fingerprint} but cannot add it to {}: {e}",
+                        path.display()
+                    ),
+                }
                 Ok(())
             }
             (None, _) => Err(Error::UnknownHostKey {

@@ -203,7 +203,18 @@ impl Error {
         }
         Error::Ssh {
             host: host.to_owned(),
-            reason: error.message().to_owned(),
+            reason: Error::reason(error.message()),
+        }
+    }
+
+    /// libssh2's words for what failed, with a connection that went away under it said as
+    /// ssh says it.
+    pub(crate) fn reason(message: &str) -> String {
+        match message {
+            "transport read" | "socket disconnect" | "Socket disconnect" => {
+                format!("connection closed by the remote host ({message})")
+            }
+            _ => message.to_owned(),
         }
     }
 

@@ -363,7 +363,7 @@ impl Client {
                         Err(e) => {
                             return Err(Error::Ssh {
                                 host: self.host.clone(),
-                                reason: e.to_string(),
+                                reason: Error::reason(&e.to_string()),
                             });
                         }
                     }

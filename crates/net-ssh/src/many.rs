@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::Error;
 use crate::client::Client;
 use crate::config::Config;
-use crate::exec::Output;
+use crate::exec::ExitStatus;
 
 /// What happened on one host.
 #[derive(Debug)]
@@ -15,10 +15,23 @@ use crate::exec::Output;
 pub struct HostResult {
     /// The host (as configured, with its port when not 22).
     pub host: String,
-    /// The command's output, or why there is none.
-    pub outcome: Result<Output, Error>,
+    /// How the command ended, or why it did not run or finish.
+    pub outcome: Result<ExitStatus, Error>,
+    /// What the command wrote to stdout, also before an error (a timeout, a lost connection)
+    /// ended it: that is when it tells most.
+    pub stdout: Vec<u8>,
+    /// What it wrote to stderr, likewise.
+    pub stderr: Vec<u8>,
     /// Connect + authenticate + run.
     pub duration: Duration,
+}
+
+impl HostResult {
+    /// Whether the command ran and exited 0.
+    #[must_use]
+    pub fn success(&self) -> bool {
+        self.outcome.as_ref().is_ok_and(ExitStatus::success)
+    }
 }
 
 /// Runs `command` on every host, at most `parallel` at once. One host's failure never stops
@@ -47,11 +60,26 @@ pub fn run_many_with(
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(config) = hosts.get(i) else { break };
                     let started = Instant::now();
-                    let outcome =
-                        Client::connect(config).and_then(|client| client.exec(command, &[]));
+                    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+                    let outcome = Client::connect(config).and_then(|client| {
+                        client.exec_streaming(
+                            command,
+                            None,
+                            &mut |b| {
+                                stdout.extend_from_slice(b);
+                                Ok(())
+                            },
+                            &mut |b| {
+                                stderr.extend_from_slice(b);
+                                Ok(())
+                            },
+                        )
+                    });
                     let result = HostResult {
                         host: display_name(config),
                         outcome,
+                        stdout,
+                        stderr,
                         duration: started.elapsed(),
                     };
                     on_done(i, &result);

@@ -37,10 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         let hosts = vec![config; many.max(1)];
         let results = net_ssh::run_many(&hosts, "true", hosts.len());
-        if let Some(failed) = results
-            .iter()
-            .find(|r| !r.outcome.as_ref().is_ok_and(|o| o.status.success()))
-        {
+        if let Some(failed) = results.iter().find(|r| !r.success()) {
             return Err(format!("{}: {:?}", failed.host, failed.outcome).into());
         }
         println!("total_ms={:.1}", started.elapsed().as_secs_f64() * 1000.0);

@@ -253,6 +253,21 @@ fn connect_reports_bad_and_refused_addresses() {
         "{err}"
     );
 
+    // A name that does not resolve is a connection that failed: 1, as nc exits.
+    let out = Command::new(netkit_bin())
+        .args([
+            "connect",
+            &format!("{}:80", netkit_tests::UNRESOLVABLE_HOST),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot resolve") && err.lines().count() == 1,
+        "{err}"
+    );
+
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -83,17 +83,17 @@ pub fn run(args: Args) -> Outcome {
     let has_port = target
         .rsplit_once(':')
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-    let addrs: Vec<_> = target
-        .to_socket_addrs()
-        .with_context(|| {
-            if has_port {
-                format!("cannot resolve {target:?}")
-            } else {
-                format!("bad address {target:?}: expected HOST:PORT")
-            }
-        })
-        .code(USAGE)?
-        .collect();
+    // A name that does not resolve is a failed connection (exit 1, as nc), a malformed
+    // address a usage error.
+    let addrs: Vec<_> = match target.to_socket_addrs() {
+        Ok(addrs) => addrs.collect(),
+        Err(e) if has_port => {
+            return Err(anyhow!("cannot resolve {target:?}: {e}")).code(GENERIC);
+        }
+        Err(e) => {
+            return Err(anyhow!("bad address {target:?}: expected HOST:PORT ({e})")).code(USAGE);
+        }
+    };
     let timeout = Duration::from_secs(args.wait.unwrap_or(args.timeout).max(1));
     let (stream, peer) = if args.listen {
         accept(&addrs, target, args.verbose)?

@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_connections: usize,
     /// Close connections idle for this many seconds [default: never; http closes idle
-    /// keep-alive connections after 60 s].
+    /// keep-alive connections after 60 s, or after this many seconds when given].
     #[arg(long, value_name = "SECS")]
     idle_timeout: Option<u64>,
     /// `http`: seconds a client may take to send a request's headers before 408.
@@ -82,9 +82,12 @@ pub fn run(args: Args) -> Outcome {
     match args.service {
         Kind::Http => {
             let root = args.root.unwrap_or_else(|| PathBuf::from("."));
-            let files = HttpFiles::new(root)
+            let mut files = HttpFiles::new(root)
                 .code(USAGE)?
                 .header_timeout(Duration::from_secs(args.header_timeout));
+            if let Some(secs) = args.idle_timeout {
+                files = files.keep_alive_timeout(Duration::from_secs(secs));
+            }
             serve(builder, files)
         }
         Kind::Echo | Kind::Chat if args.root.is_some() => {

@@ -106,7 +106,13 @@ impl Member {
         self.scratch.clear();
         self.scratch.extend_from_slice(name.as_bytes());
         self.scratch.extend_from_slice(b": ");
-        self.scratch.extend_from_slice(line);
+        // Control characters other than TAB are dropped: a CR or an escape sequence would let
+        // one member's text overwrite its own name on the others' terminals and pass for
+        // another member's line or a server notice.
+        self.scratch.extend(
+            line.iter()
+                .filter(|&&b| b == b'\t' || !(b.is_ascii_control())),
+        );
         self.scratch.push(b'\n');
         self.room.broadcast(ctx, id, &self.scratch);
     }

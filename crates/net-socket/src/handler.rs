@@ -95,6 +95,14 @@ pub trait Handler: 'static {
 /// Writes at least this large skip the queue when it is empty.
 const DIRECT_WRITE: usize = 16 * 1024;
 
+/// How a callback asked its connection to close.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Close {
+    No,
+    AfterFlush,
+    Now,
+}
+
 /// What a handler can do from a callback.
 pub struct Context<'a> {
     pub(crate) id: ConnId,
@@ -105,7 +113,7 @@ pub struct Context<'a> {
     /// Bytes written to `socket` directly in this callback.
     pub(crate) written: u64,
     pub(crate) outbox: &'a mut Vec<(ConnId, Vec<u8>)>,
-    pub(crate) close: &'a mut bool,
+    pub(crate) close: &'a mut Close,
     pub(crate) timer: &'a mut TimerChange,
     pub(crate) max_pending_output: usize,
 }
@@ -172,7 +180,15 @@ impl Context<'_> {
 
     /// Closes the connection once its pending output has been written.
     pub fn close(&mut self) {
-        *self.close = true;
+        if *self.close == Close::No {
+            *self.close = Close::AfterFlush;
+        }
+    }
+
+    /// Closes the connection at once, dropping the output not written yet: for a peer that
+    /// stopped reading, whose output would never be flushed.
+    pub fn abort(&mut self) {
+        *self.close = Close::Now;
     }
 
     /// Bytes queued for this connection and not written yet.

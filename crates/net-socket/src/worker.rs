@@ -12,7 +12,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::handler::{ConnId, ConnInfo, Context, Handler, Service, TimerChange};
+use crate::handler::{Close, ConnId, ConnInfo, Context, Handler, Service, TimerChange};
 use crate::output::Output;
 use crate::server::{Counters, Message, Shared};
 
@@ -319,7 +319,7 @@ impl<S: Service> Worker<S> {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let mut close = false;
+        let mut close = Close::No;
         let mut timer = TimerChange::Keep;
         let writable = !conn.close_after_flush && conn.lingering.is_none();
         let mut ctx = Context {
@@ -342,12 +342,18 @@ impl<S: Service> Worker<S> {
                 "the handler of the connection from {} panicked; closing it",
                 conn.peer
             );
-            close = true;
-            conn.read_open = false;
+            close = Close::Now;
         }
         sent(conn, &self.shared.counters[self.index], written);
-        if close {
-            conn.close_after_flush = true;
+        match close {
+            Close::No => {}
+            Close::AfterFlush => conn.close_after_flush = true,
+            Close::Now => {
+                // With nothing left to write and nothing more to read, the next flush closes.
+                conn.output = Output::default();
+                conn.close_after_flush = true;
+                conn.read_open = false;
+            }
         }
         match timer {
             TimerChange::Keep => {}

@@ -409,3 +409,47 @@ fn a_panicking_handler_costs_its_own_connection_only() {
     });
     server.stop_within(Duration::from_secs(5));
 }
+
+#[test]
+fn an_http_client_that_stops_reading_is_dropped_one_that_reads_slowly_is_not() {
+    let root = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.path().join("big.bin"), &data).unwrap();
+    let timeout = Duration::from_millis(300);
+    let server = Running::start(
+        ServerBuilder::new().threads(1),
+        HttpFiles::new(root.path())
+            .unwrap()
+            .keep_alive_timeout(timeout),
+    );
+    // As nginx's send_timeout: a whole timeout with no byte taken, and the slot is free.
+    let mut stuck = server.connect();
+    stuck
+        .write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    wait_until("the stuck client dropped", Duration::from_secs(5), || {
+        server.stats.snapshot().open_connections == 0
+    });
+    // A client taking a little now and then gets every byte.
+    let mut slow = server.connect();
+    slow.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = vec![0; 1 << 20];
+    loop {
+        let n = slow.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        if started.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let body = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| &got[at + 4..]);
+    assert!(body == Some(&data[..]), "{} bytes", got.len());
+}

@@ -2,7 +2,6 @@
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
-use std::path::Path;
 use std::time::SystemTime;
 
 use nix::errno::Errno;
@@ -358,17 +357,31 @@ pub(crate) fn range_applies(if_range: Option<&str>, etag: &str, mtime: Option<Sy
 }
 
 /// An HTML listing of `dir`, whose URL path is `url_path` (ending with `/`).
-pub(crate) fn listing(dir: &Path, url_path: &str) -> std::io::Result<String> {
-    let mut names: Vec<(String, bool)> = std::fs::read_dir(dir)?
-        .filter_map(Result::ok)
-        .map(|entry| {
-            // A link to a directory is listed as one, as nginx lists it.
-            let is_dir = entry.file_type().is_ok_and(|t| {
-                t.is_dir() || (t.is_symlink() && entry.path().metadata().is_ok_and(|m| m.is_dir()))
-            });
-            (entry.file_name().to_string_lossy().into_owned(), is_dir)
-        })
-        .collect();
+pub(crate) fn listing(
+    dir: File,
+    url_path: &str,
+    leads_to_dir: impl Fn(&str) -> bool,
+) -> std::io::Result<String> {
+    // Read through the descriptor opened beneath the root: read again by name, it could be
+    // another directory by now (a symlink swapped under us to point out of the root).
+    let mut dir = nix::dir::Dir::from_fd(OwnedFd::from(dir))?;
+    let mut names: Vec<(String, bool)> = Vec::new();
+    for entry in dir.iter() {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        let name = String::from_utf8_lossy(name).into_owned();
+        // A link to a directory is listed as one, as nginx lists it, if a request for it
+        // would reach one; so is an entry whose type the file system does not tell.
+        let is_dir = match entry.file_type() {
+            Some(nix::dir::Type::Directory) => true,
+            Some(nix::dir::Type::Symlink) | None => leads_to_dir(&name),
+            Some(_) => false,
+        };
+        names.push((name, is_dir));
+    }
     names.sort();
     let title = html_escape(url_path);
     let mut html = format!(
@@ -613,7 +626,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("netkit-listing-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("sub")).unwrap();
         std::fs::write(dir.join("<b>&\"x\".txt"), b"").unwrap();
-        let html = listing(&dir, "/d/").unwrap();
+        let html = listing(File::open(&dir).unwrap(), "/d/", |_| false).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(
             html.contains("&lt;b&gt;&amp;&quot;x&quot;.txt</a>"),

@@ -16,11 +16,13 @@ use self::files::{Refusal, Span, Verdict};
 use crate::Error;
 use crate::handler::{ConnInfo, Context, Handler, Service};
 
-/// Requests whose head (request line and headers) grows past this get 431.
-const MAX_HEAD: usize = 16 * 1024;
+/// Requests whose head (request line and headers) is longer get 431, however TCP split it:
+/// nginx's default `large_client_header_buffers` hold 4 x 8 KiB.
+const MAX_HEAD: usize = 32 * 1024;
 /// Request lines longer than this get 414, as nginx's default `large_client_header_buffers`.
 const MAX_REQUEST_LINE: usize = 8 * 1024;
-const MAX_HEADERS: usize = 64;
+/// More header fields get 431 (python's http.server takes 100; nginx counts only bytes).
+const MAX_HEADERS: usize = 128;
 /// Bodies up to this size are copied behind the response head, so both leave in one write;
 /// larger ones go by sendfile(2).
 const INLINE_BODY: u64 = 64 * 1024;
@@ -45,9 +47,45 @@ pub struct HttpFiles {
 
 struct Root {
     dir: OwnedFd,
-    path: PathBuf,
+    /// The root with every symbolic link resolved, to tell where a link leads.
+    canonical: PathBuf,
     /// openat2 works here (see [`files::has_openat2`]).
     beneath: bool,
+}
+
+impl Root {
+    /// Opens `rel` without leaving the root (see [`files::open_beneath`]). A path refused
+    /// for a link that is absolute or climbs out through `..` is tried again by where it
+    /// leads, as nginx and python follow it: inside the root (a deploy's `current ->
+    /// /srv/www/releases/v2`), that place is opened the same safe way; outside, refused.
+    fn open(&self, rel: &str) -> Result<File, Refusal> {
+        let refused = match files::open_beneath(&self.dir, rel, self.beneath) {
+            Err(Refusal::Forbidden) => Refusal::Forbidden,
+            opened => return opened,
+        };
+        let Some(inside) = std::fs::canonicalize(self.canonical.join(rel))
+            .ok()
+            .and_then(|real| {
+                Some(
+                    real.strip_prefix(&self.canonical)
+                        .ok()?
+                        .to_str()?
+                        .to_owned(),
+                )
+            })
+        else {
+            return Err(refused);
+        };
+        let mut inside = if inside.is_empty() {
+            ".".to_owned()
+        } else {
+            inside
+        };
+        if rel.ends_with('/') {
+            inside.push('/');
+        }
+        files::open_beneath(&self.dir, &inside, self.beneath)
+    }
 }
 
 impl HttpFiles {
@@ -69,6 +107,7 @@ impl HttpFiles {
                 "not a directory",
             )));
         }
+        let canonical = std::fs::canonicalize(&path).map_err(root_error)?;
         let dir = OwnedFd::from(dir);
         let beneath = files::has_openat2(&dir);
         if !beneath {
@@ -78,7 +117,11 @@ impl HttpFiles {
             );
         }
         Ok(HttpFiles {
-            root: Arc::new(Root { dir, path, beneath }),
+            root: Arc::new(Root {
+                dir,
+                canonical,
+                beneath,
+            }),
             header_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(60),
         })
@@ -113,6 +156,7 @@ impl Service for HttpFiles {
             head_timer: false,
             eof: false,
             done: false,
+            pending_at_timer: None,
             head_only: false,
         }
     }
@@ -136,6 +180,9 @@ pub struct HttpConn {
     /// The request being answered is a HEAD: no response to it has a body, an error's
     /// included (RFC 9110 9.3.2), or the next response's head would come after those bytes.
     head_only: bool,
+    /// The output still pending when the keep-alive timer last found some: the same again a
+    /// timeout later, and the client has stopped reading.
+    pending_at_timer: Option<u64>,
 }
 
 /// The parts of a request the responder reads.
@@ -210,6 +257,9 @@ impl HttpConn {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut parsed = httparse::Request::new(&mut headers);
             match parsed.parse(&input[used..]) {
+                Ok(httparse::Status::Complete(n)) if n > MAX_HEAD => {
+                    self.fail(ctx, 431, "Request Header Fields Too Large");
+                }
                 Ok(httparse::Status::Complete(n)) => {
                     used += n;
                     self.head_timer = false;
@@ -388,7 +438,7 @@ impl HttpConn {
             Ok(rel) => rel,
             Err(refusal) => return refused(self, ctx, refusal),
         };
-        let file = match files::open_beneath(&self.root.dir, &rel, self.root.beneath) {
+        let file = match self.root.open(&rel) {
             Ok(file) => file,
             Err(refusal) => return refused(self, ctx, refusal),
         };
@@ -396,7 +446,7 @@ impl HttpConn {
             return refused(self, ctx, Refusal::NotFound);
         };
         if meta.is_dir() {
-            return self.serve_dir(ctx, req, &rel, keep_alive);
+            return self.serve_dir(ctx, req, &rel, file, keep_alive);
         }
         if !meta.is_file() {
             return refused(self, ctx, Refusal::Forbidden);
@@ -579,6 +629,7 @@ impl HttpConn {
         ctx: &mut Context<'_>,
         req: &Request<'_>,
         rel: &str,
+        dir: File,
         keep_alive: bool,
     ) -> (u16, u64) {
         let path = req.target.split(['?', '#']).next().unwrap_or("/");
@@ -599,7 +650,7 @@ impl HttpConn {
         } else {
             format!("{}/index.html", rel.trim_end_matches('/'))
         };
-        if let Ok(file) = files::open_beneath(&self.root.dir, &index, self.root.beneath)
+        if let Ok(file) = self.root.open(&index)
             && file.metadata().is_ok_and(|m| m.is_file())
         {
             let target = format!("{path}index.html");
@@ -610,7 +661,17 @@ impl HttpConn {
             return self.serve(ctx, &inner, keep_alive);
         }
         let decoded_path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-        match files::listing(&self.root.path.join(rel), &decoded_path) {
+        let leads_to_dir = |name: &str| {
+            let path = if rel == "." {
+                name.to_owned()
+            } else {
+                format!("{}/{name}", rel.trim_end_matches('/'))
+            };
+            self.root
+                .open(&path)
+                .is_ok_and(|f| f.metadata().is_ok_and(|m| m.is_dir()))
+        };
+        match files::listing(dir, &decoded_path, leads_to_dir) {
             Ok(html) => {
                 let len = html.len() as u64;
                 self.head(
@@ -744,7 +805,28 @@ impl Handler for HttpConn {
             self.error(ctx, 408, false, &[]);
             access_log(ctx, "-", "-", 1, 408, 0);
         }
-        ctx.close();
+        let pending = ctx.pending_output();
+        if pending == 0 {
+            ctx.close();
+            return;
+        }
+        // A response still going out: as nginx's send_timeout, a client that took none of it
+        // for a whole timeout is dropped (waiting to flush would hold its slot and file for
+        // ever); one that reads, however slowly, gets it all.
+        if self.pending_at_timer == Some(pending) {
+            log::info!(
+                "{}: took no response bytes in {:?}; closing",
+                ctx.peer(),
+                self.keep_alive_timeout
+            );
+            ctx.abort();
+            return;
+        }
+        self.pending_at_timer = Some(pending);
+        ctx.set_timer(self.keep_alive_timeout);
+        if self.done {
+            ctx.close();
+        }
     }
 }
 

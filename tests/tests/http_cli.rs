@@ -764,6 +764,33 @@ fn the_proxy_carries_the_request() {
         &[("NO_PROXY", "localhost, 127.0.0.1")],
     ));
     assert_eq!(got["target"], "/never");
+    let dead = format!("http://127.0.0.1:{closed_port}");
+    // And by a CIDR block, as curl and requests read it.
+    let got = ok_json(&http_env(
+        &[&target],
+        &[
+            ("http_proxy", dead.as_str()),
+            ("NO_PROXY", "10.0.0.0/8,127.0.0.0/8"),
+        ],
+    ));
+    assert_eq!(got["target"], "/never");
+    // Each scheme's variable is for that scheme alone: HTTPS_PROXY does not carry http://.
+    let got = ok_json(&http_env(&[&target], &[("HTTPS_PROXY", dead.as_str())]));
+    assert_eq!(got["target"], "/never");
+    let both = ok_json(&http_env(
+        &[&proxy.url("/by-its-variable")],
+        &[
+            ("HTTPS_PROXY", dead.as_str()),
+            ("http_proxy", proxy.url("").as_str()),
+        ],
+    ));
+    assert_eq!(both["target"], proxy.url("/by-its-variable"));
+    // A proxy variable that does not parse is an error, not a way around the proxy.
+    one_line_error(
+        &http_env(&[&target], &[("http_proxy", "garbage url")]),
+        2,
+        "http_proxy",
+    );
 }
 
 #[test]

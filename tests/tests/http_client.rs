@@ -517,6 +517,18 @@ fn cookies_follow_the_rules_and_survive_the_session_file() {
             .unwrap(),
     );
     assert_eq!(cookies(&got), ["deep=1", "persist=1", "sid=abc"]);
+    // In one order every time: the longer path first (RFC 6265 5.4), then by name.
+    assert_eq!(got["headers"]["cookie"], "deep=1; persist=1; sid=abc");
+    // A Cookie header given joins the jar's in one field (two would lose one at many servers).
+    let got = echo(
+        session
+            .request("GET", &server.url("/echo"))
+            .unwrap()
+            .header("Cookie", "mine=1")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(got["headers"]["cookie"], "mine=1; persist=1; sid=abc");
     session.save().unwrap();
     assert_eq!(
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,

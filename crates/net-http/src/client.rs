@@ -28,8 +28,8 @@ pub struct Client {
 
 struct Inner {
     agent: ureq::Agent,
-    /// The agent's proxy, to name it when it cannot be reached.
-    proxy: Option<ureq::Proxy>,
+    /// The proxies requests go through.
+    proxies: crate::proxy::Proxies,
     config: ClientConfig,
     jar: Mutex<CookieStore>,
     /// The last URL parsed, as given and as parsed: a loop over one URL (polling, paging by
@@ -179,14 +179,7 @@ impl Client {
             let cert = client_cert(cert_file, config.client_key.as_deref())?;
             tls = tls.client_cert(Some(cert));
         }
-        let proxy = match &config.proxy {
-            Some(url) => Some(ureq::Proxy::new(url).map_err(|e| Error::BadUrl {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?),
-            None => ureq::Proxy::try_from_env(),
-        }
-        .map(crate::proxy::with_no_proxy);
+        let proxies = crate::proxy::Proxies::new(config.proxy.as_deref())?;
         let config_ureq = ureq::Agent::config_builder()
             // We show error bodies, follow redirects ourselves (to keep every hop's cookies
             // and drop credentials across origins) and never wait forever.
@@ -203,7 +196,8 @@ impl Client {
             .timeout_per_write(Some(config.read_timeout))
             .no_delay(true)
             .allow_non_standard_methods(true)
-            .proxy(proxy.clone())
+            // Chosen per request, by scheme and NO_PROXY (`Proxies::for_url`).
+            .proxy(None)
             .tls_config(tls.build())
             .build();
         use ureq::unversioned::transport::{self as transport, Connector as _};
@@ -231,7 +225,7 @@ impl Client {
         Ok(Client {
             inner: Arc::new(Inner {
                 agent,
-                proxy,
+                proxies,
                 config,
                 jar: Mutex::new(CookieStore::default()),
                 last_url: Mutex::new(None),
@@ -309,13 +303,9 @@ impl Client {
             };
         }
         let error = Error::from_ureq(url.as_str(), error);
-        let Some(proxy) = &self.inner.proxy else {
+        let Some(proxy) = self.inner.proxies.for_url(url) else {
             return error;
         };
-        let target = http::Uri::try_from(url.as_str());
-        if target.is_ok_and(|uri| proxy.is_no_proxy(&uri)) {
-            return error;
-        }
         let via = format!("proxy {}:{}", proxy.host(), proxy.port());
         match error {
             Error::Connect { url, reason } => Error::Connect {
@@ -353,7 +343,7 @@ impl Client {
         Client {
             inner: Arc::new(Inner {
                 agent: self.inner.agent.clone(),
-                proxy: self.inner.proxy.clone(),
+                proxies: self.inner.proxies.clone(),
                 config: self.inner.config.clone(),
                 jar: Mutex::new(jar),
                 last_url: Mutex::new(None),
@@ -418,6 +408,33 @@ fn client_cert(cert_file: &Path, key_file: Option<&Path>) -> Result<ureq::tls::C
         })?,
     };
     Ok(ureq::tls::ClientCert::new_with_certs(&certs, key))
+}
+
+/// `cookie` as RFC 6265 (5.3, step 5) takes it: a `Domain` that is a public suffix (`com`,
+/// `co.uk`, `github.io`) would reach every site under it, so it is refused, unless it names
+/// the host itself, whose cookie it then is alone; as curl (libpsl) and browsers take it.
+fn not_for_a_public_suffix(
+    mut cookie: cookie_store::RawCookie<'static>,
+    host: Option<&str>,
+) -> Option<cookie_store::RawCookie<'static>> {
+    let Some(domain) = cookie
+        .domain()
+        .map(|d| d.trim_start_matches('.').to_ascii_lowercase())
+    else {
+        return Some(cookie);
+    };
+    if psl::suffix_str(&domain) != Some(domain.as_str()) {
+        return Some(cookie);
+    }
+    if host.is_some_and(|host| host.eq_ignore_ascii_case(&domain)) {
+        cookie.unset_domain();
+        return Some(cookie);
+    }
+    log::warn!(
+        "cookie {} refused: its domain {domain} is a public suffix",
+        cookie.name()
+    );
+    None
 }
 
 /// How long a host name's addresses are reused: curl's default DNS cache timeout.
@@ -992,13 +1009,34 @@ impl Request {
     fn wire_headers(&self, url: &Url, authorization: Option<&str>) -> Vec<(String, String)> {
         let mut headers = self.headers.clone();
         let cookies = self.client.with_jar(|jar| {
-            jar.get_request_values(url)
-                .map(|(n, v)| format!("{n}={v}"))
+            let mut cookies = jar.matches(url);
+            // RFC 6265 5.4: longer paths first; then by name, so that every request sends
+            // them in one order (the jar's is a hash map's).
+            cookies.sort_by(|a, b| {
+                b.path
+                    .as_ref()
+                    .len()
+                    .cmp(&a.path.as_ref().len())
+                    .then_with(|| a.name().cmp(b.name()))
+            });
+            cookies
+                .iter()
+                .map(|c| format!("{}={}", c.name(), c.value()))
                 .collect::<Vec<_>>()
                 .join("; ")
         });
-        if !cookies.is_empty() {
-            headers.push(("Cookie".into(), cookies));
+        // One Cookie field, the caller's cookies first (RFC 6265 5.4): a server that keeps
+        // one of two fields would lose either the caller's or the jar's.
+        match headers
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+        {
+            _ if cookies.is_empty() => {}
+            Some((_, given)) => {
+                given.push_str("; ");
+                given.push_str(&cookies);
+            }
+            None => headers.push(("Cookie".into(), cookies)),
         }
         if let Some(value) = authorization
             && !self.has_header("authorization")
@@ -1068,7 +1106,8 @@ impl Request {
                     .get_all(http::header::SET_COOKIE)
                     .iter()
                     .filter_map(|v| v.to_str().ok())
-                    .filter_map(|v| cookie_store::RawCookie::parse(v.to_owned()).ok());
+                    .filter_map(|v| cookie_store::RawCookie::parse(v.to_owned()).ok())
+                    .filter_map(|c| not_for_a_public_suffix(c, self.url.host_str()));
                 jar.store_response_cookies(cookies, &self.url);
             });
             let status = response.status().as_u16();
@@ -1334,10 +1373,11 @@ impl Request {
         request: http::Request<S>,
     ) -> Result<http::Response<ureq::Body>, ureq::Error> {
         let agent = &self.client.inner.agent;
-        if self.removed.is_empty() {
+        let proxy = self.client.inner.proxies.for_url(&self.url);
+        if self.removed.is_empty() && proxy.is_none() {
             return agent.run(request);
         }
-        let mut config = agent.configure_request(request);
+        let mut config = agent.configure_request(request).proxy(proxy.cloned());
         let none = || ureq::config::AutoHeaderValue::None;
         for name in &self.removed {
             config = match name.as_str() {
@@ -1404,6 +1444,25 @@ fn backoff(retry: &crate::Retry, attempt: u32, asked: Option<Duration>) -> Durat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cookies_for_a_public_suffix_are_refused() {
+        let taken = |set: &str, host: &str| {
+            let cookie = cookie_store::RawCookie::parse(set.to_owned()).unwrap();
+            not_for_a_public_suffix(cookie, Some(host)).map(|c| c.domain().map(str::to_owned))
+        };
+        assert_eq!(taken("a=1; Domain=co.uk", "evil.co.uk"), None);
+        assert_eq!(taken("a=1; Domain=.com", "evil.com"), None);
+        assert_eq!(taken("a=1; Domain=github.io", "evil.github.io"), None);
+        assert_eq!(taken("a=1; Domain=test", "a.test"), None);
+        assert_eq!(
+            taken("a=1; Domain=example.co.uk", "www.example.co.uk"),
+            Some(Some("example.co.uk".into()))
+        );
+        // The suffix as the host itself: the host's cookie alone.
+        assert_eq!(taken("a=1; Domain=localhost", "localhost"), Some(None));
+        assert_eq!(taken("a=1", "evil.co.uk"), Some(None));
+    }
 
     #[test]
     fn debug_shows_no_password_or_token() {

@@ -4,51 +4,137 @@
 //! 443 (squid's and tinyproxy's default), so they refuse the tunnel to port 80.
 
 use base64::Engine as _;
+
+use crate::Error;
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, NextTimeout, TcpConnector, Transport,
 };
 
-/// `proxy`, bypassed for the hosts in `NO_PROXY` (or `no_proxy`), as curl reads it. ureq reads
-/// the variable only for a proxy from the environment.
-pub(crate) fn with_no_proxy(proxy: ureq::Proxy) -> ureq::Proxy {
-    match ["NO_PROXY", "no_proxy"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok())
-    {
-        Some(list) => bypassing(proxy, &list),
-        None => proxy,
+/// The proxies a client sends through, one per scheme, and the hosts that bypass them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Proxies {
+    http: Option<ureq::Proxy>,
+    https: Option<ureq::Proxy>,
+    /// `NO_PROXY`'s entries.
+    bypass: Vec<String>,
+}
+
+impl Proxies {
+    /// `explicit` for both schemes, else the environment's as curl and requests read it:
+    /// `http_proxy` for http:// URLs, `https_proxy` for https://, `all_proxy` for either
+    /// when its own is unset (each also in capitals). `NO_PROXY` applies either way.
+    ///
+    /// # Errors
+    /// [`Error::BadUrl`] for a proxy URL that does not parse, the variable named: traffic
+    /// must not go around a proxy the user set because of a typo.
+    pub(crate) fn new(explicit: Option<&str>) -> Result<Proxies, Error> {
+        let parse = |url: &str, from: &str| {
+            ureq::Proxy::new(url).map(Some).map_err(|e| Error::BadUrl {
+                url: url.to_owned(),
+                reason: format!("{from}: not a proxy URL: {e}"),
+            })
+        };
+        let from_env = |names: [&str; 2]| -> Result<Option<ureq::Proxy>, Error> {
+            let set = names
+                .into_iter()
+                .chain(["all_proxy", "ALL_PROXY"])
+                .find_map(|name| {
+                    Some(name).zip(std::env::var(name).ok().filter(|v| !v.is_empty()))
+                });
+            match set {
+                Some((name, url)) => parse(&url, name),
+                None => Ok(None),
+            }
+        };
+        let (http, https) = match explicit {
+            Some(url) => {
+                let proxy = parse(url, "the proxy")?;
+                (proxy.clone(), proxy)
+            }
+            None => (
+                from_env(["http_proxy", "HTTP_PROXY"])?,
+                from_env(["https_proxy", "HTTPS_PROXY"])?,
+            ),
+        };
+        let bypass = ["NO_PROXY", "no_proxy"]
+            .iter()
+            .find_map(|name| std::env::var(name).ok())
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty())
+                    .map(str::to_ascii_lowercase)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Proxies {
+            http,
+            https,
+            bypass,
+        })
+    }
+
+    /// The proxy for `url`: its scheme's, unless `NO_PROXY` lets its host go direct.
+    pub(crate) fn for_url(&self, url: &url::Url) -> Option<&ureq::Proxy> {
+        let proxy = match url.scheme() {
+            "http" => self.http.as_ref(),
+            _ => self.https.as_ref(),
+        }?;
+        let host = url.host()?;
+        let port = url.port_or_known_default();
+        (!self.bypass.iter().any(|entry| bypasses(entry, &host, port))).then_some(proxy)
     }
 }
 
-/// `proxy`, bypassed for the hosts in `list` (comma-separated) as curl matches them: `*` is
-/// every host, and a name matches itself and its subdomains, with or without a leading dot
-/// (ureq alone would match an entry without a dot as that host only).
-fn bypassing(proxy: ureq::Proxy, list: &str) -> ureq::Proxy {
-    let mut builder = ureq::Proxy::builder(proxy.protocol())
-        .host(proxy.host())
-        .port(proxy.port())
-        .resolve_target(proxy.resolve_target());
-    if let Some(user) = proxy.username() {
-        builder = builder.username(user);
+/// Whether the `NO_PROXY` entry (lower case) lets `host` at `port` go direct, as curl and
+/// requests read it: `*` is every host; a name matches itself and its subdomains, with or
+/// without a leading `.` or `*.`; an address matches itself, a CIDR block (`10.0.0.0/8`)
+/// every address in it; `name:port` that name on that port only.
+fn bypasses(entry: &str, host: &url::Host<&str>, port: Option<u16>) -> bool {
+    use std::net::IpAddr;
+    if entry == "*" {
+        return true;
     }
-    if let Some(password) = proxy.password() {
-        builder = builder.password(password);
+    let ip = match host {
+        url::Host::Ipv4(ip) => Some(IpAddr::V4(*ip)),
+        url::Host::Ipv6(ip) => Some(IpAddr::V6(*ip)),
+        url::Host::Domain(_) => None,
+    };
+    if let Some((net, bits)) = entry.split_once('/') {
+        let net = net.trim_start_matches('[').trim_end_matches(']');
+        return match (ip, net.parse::<IpAddr>(), bits.parse::<u32>()) {
+            (Some(IpAddr::V4(ip)), Ok(IpAddr::V4(net)), Ok(bits)) if bits <= 32 => {
+                let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+                u32::from(ip) & mask == u32::from(net) & mask
+            }
+            (Some(IpAddr::V6(ip)), Ok(IpAddr::V6(net)), Ok(bits)) if bits <= 128 => {
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                u128::from(ip) & mask == u128::from(net) & mask
+            }
+            _ => false,
+        };
     }
-    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        if entry == "*" {
-            builder = builder.no_proxy("*");
-            continue;
-        }
-        let name = entry.trim_start_matches('*').trim_start_matches('.');
-        // A target's IPv6 host comes bracketed, as in its URL.
-        if name.parse::<std::net::Ipv6Addr>().is_ok() {
-            builder = builder.no_proxy(&format!("[{name}]"));
-        } else {
-            builder = builder.no_proxy(name).no_proxy(&format!(".{name}"));
-        }
+    let bare = entry.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(listed) = bare.parse::<IpAddr>() {
+        return ip == Some(listed);
     }
-    // The parts came from a proxy that was built, so they build again.
-    builder.build().unwrap_or(proxy)
+    let (name, only_port) = match entry.rsplit_once(':') {
+        Some((name, p)) if !name.contains(':') => match p.parse::<u16>() {
+            Ok(p) => (name, Some(p)),
+            Err(_) => return false,
+        },
+        _ => (entry, None),
+    };
+    if only_port.is_some_and(|p| Some(p) != port) {
+        return false;
+    }
+    let name = name.trim_start_matches('*').trim_start_matches('.');
+    let host = match host {
+        url::Host::Domain(d) => d.to_ascii_lowercase(),
+        url::Host::Ipv4(ip) => ip.to_string(),
+        url::Host::Ipv6(_) => return false,
+    };
+    host == name || host.ends_with(&format!(".{name}"))
 }
 
 /// Connects a plain `http://` request to its HTTP proxy itself, in ureq's chain before its
@@ -72,9 +158,7 @@ impl<In: Transport> Connector<In> for ForwardProxy {
         };
         // Through an HTTPS proxy the request would need TLS to the proxy: ureq's tunnel does
         // that, so it keeps those.
-        if proxy.protocol() != ureq::ProxyProtocol::Http
-            || details.uri.scheme_str() != Some("http")
-            || proxy.is_no_proxy(details.uri)
+        if proxy.protocol() != ureq::ProxyProtocol::Http || details.uri.scheme_str() != Some("http")
         {
             return Ok(None);
         }
@@ -227,10 +311,23 @@ mod tests {
     }
 
     #[test]
-    fn no_proxy_entries_match_as_curl_reads_them() {
-        let proxy = ureq::Proxy::new("http://user:pw@127.0.0.1:3128").unwrap();
-        let proxy = bypassing(proxy, " example.org, .internal,*.corp, 10.1.2.3,::1,");
-        let bypassed = |url: &str| proxy.is_no_proxy(&url.parse::<ureq::http::Uri>().unwrap());
+    fn no_proxy_entries_match_as_curl_and_requests_read_them() {
+        let list = [
+            "example.org",
+            ".internal",
+            "*.corp",
+            "10.1.2.3",
+            "::1",
+            "192.168.0.0/16",
+            "fd00::/8",
+            "local.test:8080",
+        ];
+        let bypassed = |url: &str| {
+            let url = url::Url::parse(url).unwrap();
+            let host = url.host().unwrap();
+            list.iter()
+                .any(|e| bypasses(e, &host, url.port_or_known_default()))
+        };
         for url in [
             "http://example.org/",
             "http://www.example.org/",
@@ -240,6 +337,9 @@ mod tests {
             "http://x.corp:8080/",
             "http://10.1.2.3/",
             "http://[::1]:80/",
+            "http://192.168.4.5/",
+            "http://[fd12::1]/",
+            "http://local.test:8080/",
         ] {
             assert!(bypassed(url), "{url}");
         }
@@ -248,26 +348,12 @@ mod tests {
             "http://notexample.org/",
             "http://10.1.2.30/",
             "http://127.0.0.1/",
+            "http://192.169.0.1/",
+            "http://local.test/",
         ] {
             assert!(!bypassed(url), "{url}");
         }
-        assert_eq!(
-            (
-                proxy.host(),
-                proxy.port(),
-                proxy.username(),
-                proxy.password()
-            ),
-            ("127.0.0.1", 3128, Some("user"), Some("pw"))
-        );
-        let all = bypassing(ureq::Proxy::new("socks5://127.0.0.1:1080").unwrap(), "*");
-        assert!(
-            all.is_no_proxy(
-                &"https://anything.example/"
-                    .parse::<ureq::http::Uri>()
-                    .unwrap()
-            )
-        );
-        assert_eq!(all.protocol(), ureq::ProxyProtocol::Socks5);
+        let all = url::Url::parse("https://anything.example/").unwrap();
+        assert!(bypasses("*", &all.host().unwrap(), None));
     }
 }

@@ -10,6 +10,7 @@
 //! - `/redirect-to?url=URL&status=N`: N (default 302) to URL;
 //! - `/retry/KEY/N?after=S`: 503 with `Retry-After: S` for the first N calls of KEY, then 200;
 //! - `/hang`: reads the request and answers nothing for 30 s; `/close`: reads it and closes;
+//! - `/reject-early`: answers 413 to the head alone and closes without reading the body;
 //! - `/gzip`: a gzip-encoded `hello from gzip\n`; `/brotli`: `hello from brotli\n` in br;
 //!   `/latin1`: `café` in ISO-8859-1;
 //! - `/bytes/N`: N bytes (`i % 251`); `/truncate/N`: announces N bytes, sends half, closes;
@@ -129,6 +130,15 @@ fn serve(stream: TcpStream, calls: &Mutex<HashMap<String, Vec<Instant>>>, seen: 
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.clone())
         };
+        if target.ends_with("/reject-early") {
+            // As a server refusing an upload from its head alone: answer, close, never read
+            // the body (the unread bytes make the close a reset).
+            let _ = writer.write_all(
+                b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large",
+            );
+            std::thread::sleep(Duration::from_millis(100));
+            return;
+        }
         let mut body = Vec::new();
         if header("transfer-encoding").is_some_and(|te| te.contains("chunked")) {
             loop {

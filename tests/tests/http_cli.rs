@@ -102,6 +102,39 @@ fn items_become_headers_query_and_json_form_or_multipart_bodies() {
             .starts_with("multipart/form-data"),
         "-f with a file goes multipart"
     );
+    // A server that refuses an upload from its head and closes (RFC 9112 9.6): its answer is
+    // shown, as curl and httpie show it, not a broken pipe.
+    let big = work_dir().join("http-cli-big-upload.bin");
+    std::fs::write(&big, vec![0u8; 8 << 20]).unwrap();
+    let out = http(&[
+        "-b",
+        "--check-status",
+        "PUT",
+        &server.url("/reject-early"),
+        &format!("@{}", big.display()),
+    ]);
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice()),
+        (Some(4), &b"too large"[..]),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Quotes and line ends in names are encoded as browsers encode them (WHATWG), so that
+    // they cannot end the name early or add a header.
+    let odd = work_dir().join("q\"uote\r\nX-Evil: 1.txt");
+    std::fs::write(&odd, "odd\n").unwrap();
+    let got = ok_json(&http(&[
+        "--multipart",
+        &url,
+        &format!("f@{}", odd.display()),
+        "na\"me=v",
+    ]));
+    let body = got["body"].as_str().unwrap();
+    assert!(
+        body.contains("name=\"f\"; filename=\"q%22uote%0D%0AX-Evil: 1.txt\"\r\n")
+            && body.contains("name=\"na%22me\"\r\n"),
+        "{body}"
+    );
     let typed = format!("doc@{};type=application/x-netkit", file.display());
     let got = ok_json(&http(&["-f", &url, &typed]));
     assert!(
@@ -491,6 +524,12 @@ fn redirects_check_status_and_exit_codes() {
         ]),
         6,
         "too many redirects",
+    );
+    // Following none, as curl --max-redirs 0: a redirect is one too many.
+    one_line_error(
+        &http(&["-F", "--max-redirects", "0", &server.url("/redirect/1")]),
+        6,
+        "too many redirects (more than 0)",
     );
     let nginx = http(&[
         "-F",

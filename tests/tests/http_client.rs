@@ -568,6 +568,20 @@ fn cookies_follow_the_rules_and_survive_the_session_file() {
     };
     assert_eq!(sent(&ann), ["persist=1", "sid=abc"]);
     assert_eq!(sent(&bob), ["who=bob"]);
+
+    // A session file that is a link is written where it leads; the link stays.
+    let kept = work_dir().join("http-client-dotfiles-session.json");
+    let link = work_dir().join("http-client-linked-session.json");
+    let _ = std::fs::remove_file(&link);
+    std::fs::write(&kept, "{}").unwrap();
+    std::os::unix::fs::symlink(&kept, &link).unwrap();
+    Session::open(client(), &link).unwrap().save().unwrap();
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert!(
+        std::fs::read_to_string(&kept)
+            .unwrap()
+            .contains("\"cookies\"")
+    );
 }
 
 #[test]

@@ -392,6 +392,18 @@ fn request(mut args: Args) -> Outcome {
     let mut response = request.send().map_err(failure)?;
     // From sending to the response's head, as httpie (requests) times it.
     let elapsed = started.elapsed();
+    // The library's 0 means "return the 3xx"; asked to follow none, a redirect is one too
+    // many, as httpie and curl --max-redirs 0 say.
+    if args.follow
+        && args.max_redirects == 0
+        && (300..400).contains(&response.status())
+        && response.header("location").is_some()
+    {
+        return Err(failure(net_http::Error::TooManyRedirects {
+            url: url.clone(),
+            max: 0,
+        }));
+    }
     save(session.as_ref(), &args)?;
     // Each request after the first, and each response but the last, as httpie's --all.
     let print_sent =

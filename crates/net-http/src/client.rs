@@ -526,6 +526,7 @@ impl<In: ureq::unversioned::transport::Transport> ureq::unversioned::transport::
         Ok(chained.map(|inner| ProbeWhenTakenTransport {
             inner: inner.boxed(),
             used: false,
+            write_refused: false,
         }))
     }
 }
@@ -536,6 +537,10 @@ struct ProbeWhenTakenTransport {
     inner: Box<dyn ureq::unversioned::transport::Transport>,
     /// I/O happened since the last `is_open`.
     used: bool,
+    /// The server stopped taking the request: it answered early and closed (RFC 9112 9.6:
+    /// a 401 or 413 before the upload's end). The rest of the request is dropped so that
+    /// the answer already sent is read, as curl and httpie read it, not lost behind EPIPE.
+    write_refused: bool,
 }
 
 impl ureq::unversioned::transport::Transport for ProbeWhenTakenTransport {
@@ -549,7 +554,22 @@ impl ureq::unversioned::transport::Transport for ProbeWhenTakenTransport {
         timeout: ureq::unversioned::transport::NextTimeout,
     ) -> Result<(), ureq::Error> {
         self.used = true;
-        self.inner.transmit_output(amount, timeout)
+        if self.write_refused {
+            return Ok(());
+        }
+        match self.inner.transmit_output(amount, timeout) {
+            Err(ureq::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                log::debug!("the server stopped reading the request ({e}); reading its answer");
+                self.write_refused = true;
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     fn maybe_await_input(
@@ -569,6 +589,9 @@ impl ureq::unversioned::transport::Transport for ProbeWhenTakenTransport {
     }
 
     fn is_open(&mut self) -> bool {
+        if self.write_refused {
+            return false;
+        }
         if std::mem::take(&mut self.used) {
             return true;
         }
@@ -608,12 +631,21 @@ fn decoded_credentials(url: &Url) -> Option<(String, Option<String>)> {
 }
 
 /// The user and password a URL carries (`http://ann:s%40cret@host/`), percent-decoded as
-/// curl reads them; the password is `None` when the URL has none (`http://ann@host/`). A
+/// curl reads them; the password is `None` when the URL has none (`http://ann@host/`), empty
+/// for `http://ann:@host/`. A
 /// request sends them as Basic credentials unless given others; a program that asks for a
 /// missing password or takes another scheme (Digest) reads them here.
 #[must_use]
 pub fn url_credentials(url: &str) -> Option<(String, Option<String>)> {
-    decoded_credentials(&parse_url(url).ok()?)
+    let (user, password) = decoded_credentials(&parse_url(url).ok()?)?;
+    // `user:@host` gives an empty password, as curl and httpie read it; the URL parser
+    // keeps no empty password to tell it from `user@host`.
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = authority.split(['/', '?', '#']).next().unwrap_or_default();
+    let given = authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    Some((user, password.or_else(|| given.then(String::new))))
 }
 
 /// Parses an absolute http(s) URL; a bare `host/path` or `:port/path` gets `http://`
@@ -819,7 +851,11 @@ impl Request {
     /// A `multipart/form-data` body; files are streamed from disk (read whole only when a
     /// [`preview`](Self::preview) shows the body, up to 16 MiB of them).
     #[must_use]
-    pub fn multipart(mut self, parts: Vec<Part>) -> Self {
+    pub fn multipart(mut self, mut parts: Vec<Part>) -> Self {
+        for part in &mut parts {
+            let (Part::Text { name, .. } | Part::File { name, .. }) = part;
+            *name = quotable(name);
+        }
         self.body = Body::Multipart {
             parts,
             shown: OnceLock::new(),
@@ -1325,6 +1361,9 @@ fn form(parts: &[Part]) -> Result<ureq::unversioned::multipart::Form<'_>, Error>
                             source,
                         }
                     })?;
+                if let Some(file_name) = path.file_name().map(|n| n.to_string_lossy()) {
+                    part = part.file_name(&quotable(&file_name));
+                }
                 if let Some(mime) = content_type {
                     part = part.mime_str(mime).map_err(|_| {
                         Error::BadRequest(format!("{name}: {mime:?} is not a MIME type"))
@@ -1335,6 +1374,14 @@ fn form(parts: &[Part]) -> Result<ureq::unversioned::multipart::Form<'_>, Error>
         };
     }
     Ok(form)
+}
+
+/// `text` as a quoted name in a part's `Content-Disposition` may hold it, encoded as browsers
+/// encode it (WHATWG): `"`, CR and LF would end the name early or start a header of their own.
+fn quotable(text: &str) -> String {
+    text.replace('"', "%22")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn form_type(form: &ureq::unversioned::multipart::Form<'_>) -> String {
@@ -1444,6 +1491,21 @@ fn backoff(retry: &crate::Retry, attempt: u32, asked: Option<Duration>) -> Durat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_credentials_tell_an_empty_password_from_none() {
+        let got = |url: &str| url_credentials(url);
+        assert_eq!(got("http://ann@h/"), Some(("ann".into(), None)));
+        assert_eq!(
+            got("http://ann:@h/"),
+            Some(("ann".into(), Some(String::new())))
+        );
+        assert_eq!(
+            got("http://ann:s%40cret@h/x@y"),
+            Some(("ann".into(), Some("s@cret".into())))
+        );
+        assert_eq!(got("http://h/a:b@c"), None);
+    }
 
     #[test]
     fn cookies_for_a_public_suffix_are_refused() {

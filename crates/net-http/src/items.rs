@@ -1,6 +1,6 @@
 //! Request items in httpie's syntax: `Header:Value`, `field=value`, `field:=json`,
 //! `param==value`, `field@file` (`field@file;type=MIME`), `field=@file`, `field:=@file`,
-//! `param==@file`, `Header:` to remove, `Header;` for an empty value; a backslash makes a
+//! `param==@file`, `Header:@file`, `Header:` to remove, `Header;` for an empty value; a backslash makes a
 //! separator character literal (`a\=b=c`). JSON field names nest as httpie's: `user[name]=x`,
 //! `tags[]=a`, `[0][id]:=1`.
 
@@ -117,8 +117,11 @@ impl Item {
         let text = |path: &str| {
             String::from_utf8(read(path)?).map_err(|_| bad("the file is not UTF-8 text"))
         };
+        // A query value or header from a file loses its last line's end, as httpie's: a
+        // token written by `echo` must not send `%0A`.
+        let line = |path: &str| text(path).map(|t| t.trim_end_matches(['\r', '\n']).to_owned());
         Ok(match sep {
-            "==@" => Item::Query(name, text(&value)?),
+            "==@" => Item::Query(name, line(&value)?),
             "==" => Item::Query(name, value),
             ":=@" => Item::Json(name, json(&read(&value)?)?),
             "=@" => Item::Field(name, text(&value)?),
@@ -126,6 +129,8 @@ impl Item {
             "=" => Item::Field(name, value),
             ";" => Item::EmptyHeader(name),
             ":" if value.is_empty() => Item::RemoveHeader(name),
+            // httpie 3's `Header:@file`: the value from a file.
+            ":" if value.starts_with('@') => Item::Header(name, line(&value[1..])?),
             ":" => Item::Header(name, value.trim_start().into()),
             _ => match value.rsplit_once(";type=") {
                 Some((path, mime)) => Item::Upload(name, path.into(), Some(mime.into())),
@@ -461,6 +466,27 @@ mod tests {
             }
         }
         Ok(body.unwrap_or_default())
+    }
+
+    #[test]
+    fn values_from_files_lose_their_last_line_end_where_httpie_drops_it() {
+        let file = std::env::temp_dir().join(format!("netkit-item-{}", std::process::id()));
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let path = file.to_str().unwrap();
+        let items = [
+            Item::parse(&format!("X-Token:@{path}")),
+            Item::parse(&format!("q==@{path}")),
+            Item::parse(&format!("f=@{path}")),
+        ];
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(
+            items.map(Result::unwrap),
+            [
+                Item::Header("X-Token".into(), "s3cret".into()),
+                Item::Query("q".into(), "s3cret".into()),
+                Item::Field("f".into(), "s3cret\n".into()),
+            ]
+        );
     }
 
     #[test]

@@ -190,7 +190,15 @@ impl Session {
                 .create(dir)
                 .map_err(file_error)?;
         }
-        let mut tmp = self.path.clone().into_os_string();
+        // A session file that is a link (kept in a dotfiles repository) is written where it
+        // leads, as httpie writes it; the link stays.
+        let path = match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) if meta.is_symlink() => {
+                std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone())
+            }
+            _ => self.path.clone(),
+        };
+        let mut tmp = path.clone().into_os_string();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
         let _ = std::fs::remove_file(&tmp);
@@ -203,6 +211,6 @@ impl Session {
             .map_err(file_error)?;
         out.write_all(&json).map_err(file_error)?;
         out.sync_all().map_err(file_error)?;
-        std::fs::rename(&tmp, &self.path).map_err(file_error)
+        std::fs::rename(&tmp, &path).map_err(file_error)
     }
 }

@@ -1162,7 +1162,7 @@ fn set_env_and_send_env_ask_the_server_to_set_variables_as_in_ssh() {
     // match (every line's, as ssh adds them up), and no others.
     let flags = [
         "-o",
-        "SetEnv=NETKIT_TEST_SET=one",
+        "SetEnv=NETKIT_TEST_SET=\"one and\"",
         "-o",
         "SendEnv=NETKIT_TEST_SEN*",
         "-o",
@@ -1183,9 +1183,10 @@ fn set_env_and_send_env_ask_the_server_to_set_variables_as_in_ssh() {
         b"",
         &vars,
     );
+    // A quoted value loses its quotes, as ssh_config(5) quotes one with spaces.
     assert_eq!(
         out.stdout,
-        b"one-two-three-\n",
+        b"one and-two-three-\n",
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -2127,6 +2128,19 @@ fn sftp_get_dash_a_goes_on_from_the_part_an_interrupted_get_left() {
         ok(sftp(&args));
         assert!(std::fs::read(&local).unwrap() == data, "{flags:?}");
     }
+    // With no part, the file itself is what an earlier get left, as sftp's reget takes it.
+    std::fs::write(&local, vec![0u8; kept]).unwrap();
+    ok(sftp(&["get", "-a", &source, local.to_str().unwrap()]));
+    let got = std::fs::read(&local).unwrap();
+    assert!(got[..kept].iter().all(|&b| b == 0) && got[kept..] == data[kept..]);
+    // One longer than the remote file is something else: left alone, as sftp leaves it.
+    let longer = vec![7u8; data.len() + 1];
+    std::fs::write(&local, &longer).unwrap();
+    let out = sftp(&["get", "-a", &source, local.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("is larger than the remote file"), "{err}");
+    assert!(std::fs::read(&local).unwrap() == longer);
 }
 
 #[test]

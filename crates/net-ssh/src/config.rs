@@ -87,7 +87,7 @@ pub struct Config {
     pub host: String,
     /// Port (default 22).
     pub port: u16,
-    /// User name (default: `$USER`).
+    /// User name (default: the local user, as ssh takes it).
     pub user: String,
     /// Which of the host's addresses to try (default: any).
     pub address_family: AddressFamily,
@@ -540,7 +540,7 @@ impl Config {
         Config {
             host: host.to_owned(),
             port: 22,
-            user: std::env::var("USER").unwrap_or_else(|_| "root".to_owned()),
+            user: local_user(),
             address_family: AddressFamily::Any,
             bind_address: None,
             connection_attempts: 1,
@@ -698,7 +698,7 @@ impl Config {
             )?;
             Ok(probe)
         };
-        let local_user = std::env::var("USER").unwrap_or_default();
+        let local_user = local_user();
         let decide = |probe: &Config, criteria: &str, final_pass: bool| {
             let tokens = probe.percent_tokens(&config.host);
             let tokens: Vec<(char, &str)> = tokens.iter().map(|(c, v)| (*c, v.as_str())).collect();
@@ -798,7 +798,7 @@ impl Config {
             ('p', self.port.to_string()),
             ('r', self.user.clone()),
             ('d', home().to_string_lossy().into_owned()),
-            ('u', std::env::var("USER").unwrap_or_default()),
+            ('u', local_user()),
             ('l', local_host),
             ('L', short),
             ('i', nix::unistd::getuid().to_string()),
@@ -846,6 +846,7 @@ impl Config {
             .remove("setenv")
             .unwrap_or_default()
         {
+            let pair = unquote(&pair);
             let (name, value) = pair
                 .split_once('=')
                 .ok_or_else(|| format!("SetEnv {pair}: expected NAME=VALUE"))?;
@@ -1458,9 +1459,44 @@ fn checked_option(option: &str) -> Result<String, Error> {
     Ok(line.to_owned())
 }
 
+/// The local user's name, as ssh takes it: from the password database (cron, systemd units
+/// and `env -i` run without `$USER`), else `$USER`.
+fn local_user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|user| user.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_default()
+}
+
+/// An argument as ssh_config(5) quotes it (`NAME="two words"`): double or single quotes
+/// group, a backslash takes the next character as it is; the quotes are not part of it.
+fn unquote(arg: &str) -> String {
+    let (mut out, mut quote, mut chars) = (String::new(), None, arg.chars());
+    while let Some(c) = chars.next() {
+        match (c, quote) {
+            ('\\', q) if q != Some('\'') => out.extend(chars.next()),
+            ('"' | '\'', None) => quote = Some(c),
+            (c, Some(q)) if c == q => quote = None,
+            (c, _) => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_env_values_lose_their_quotes_as_in_ssh() {
+        assert_eq!(unquote("B=\"two words\""), "B=two words");
+        assert_eq!(unquote("\"C=x y\""), "C=x y");
+        assert_eq!(unquote("D='it''s'"), "D=its");
+        assert_eq!(unquote("E=a\\\"b"), "E=a\"b");
+        assert_eq!(unquote("F=plain"), "F=plain");
+    }
 
     #[test]
     fn debug_shows_no_password_or_passphrase() {

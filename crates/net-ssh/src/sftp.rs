@@ -770,17 +770,33 @@ impl Client {
         let mut part = local.as_os_str().to_owned();
         part.push(".part");
         let part = PathBuf::from(part);
-        // A part longer than the file is from another file: start over.
-        let done = match std::fs::metadata(&part) {
-            Ok(meta) if options.resume && meta.len() <= total => meta.len(),
-            _ => 0,
-        };
         // As sftp and scp: a new file takes the remote one's permissions (the umask
         // applied: a 0600 key stays private), one replaced keeps its own.
         let replaced = std::fs::metadata(local)
             .ok()
             .filter(std::fs::Metadata::is_file)
             .map(|meta| meta.permissions());
+        // A part longer than the file is from another file: start over. With no part, the
+        // file itself is what an earlier get left, as sftp's reget takes it; one longer than
+        // the remote file is something else, and sftp refuses to touch it too.
+        let done = match (std::fs::metadata(&part), std::fs::metadata(local)) {
+            (Ok(meta), _) if options.resume && meta.len() <= total => meta.len(),
+            (Err(_), Ok(meta)) if options.resume && meta.is_file() && meta.len() > total => {
+                return Err(Error::Sftp {
+                    host: self.host.clone(),
+                    path: remote.to_owned(),
+                    reason: format!(
+                        "cannot resume: {} is larger than the remote file",
+                        local.display()
+                    ),
+                });
+            }
+            (Err(_), Ok(meta)) if options.resume && meta.is_file() && meta.len() > 0 => {
+                std::fs::rename(local, &part).map_err(Self::local(local))?;
+                meta.len()
+            }
+            _ => 0,
+        };
         // Errors name the file the caller asked for: `.part` is ours.
         let target = if done > 0 {
             self.resume_at(&mut source, remote, done)?;

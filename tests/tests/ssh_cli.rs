@@ -1029,6 +1029,11 @@ fn every_agent_key_is_offered_those_named_first_and_identities_only_keeps_to_the
     for named in [&right, &bare] {
         run(&["-i", named.to_str().unwrap()]);
     }
+    // A public key alone names the agent's key, as ssh takes `IdentityFile key.pub` for a
+    // private half held only by the agent.
+    let selector = dir.join("selector.pub");
+    std::fs::copy(right.with_extension("pub"), &selector).unwrap();
+    run(&["-i", selector.to_str().unwrap(), "-o", "IdentitiesOnly=yes"]);
     // The agent holding only strangers: IdentitiesOnly offers none of them, the file works.
     crowd.pop();
     load(&crowd);

@@ -434,8 +434,9 @@ impl Identity {
         cipher.is_some_and(|(name, _)| name != b"none")
     }
 
-    /// The public key blob (as an agent lists it): from the `.pub` file beside the key, or
-    /// from the OpenSSH private key file itself, which holds it in the clear.
+    /// The public key blob (as an agent lists it): from the `.pub` file beside the key, from
+    /// the file itself when it is a public key, or from an OpenSSH private key file, which
+    /// holds it in the clear.
     pub(crate) fn public_blob(&self) -> Option<Vec<u8>> {
         let mut pub_path = self.path.clone().into_os_string();
         pub_path.push(".pub");
@@ -446,6 +447,14 @@ impl Identity {
                 .ok();
         }
         let text = std::fs::read_to_string(&self.path).ok()?;
+        // A public key named itself (`IdentityFile key.pub` with the private half only in
+        // the agent), as ssh takes it to pick that agent key.
+        let mut fields = text.split_whitespace();
+        if let (Some(kind), Some(encoded)) = (fields.next(), fields.next())
+            && (kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-"))
+        {
+            return base64::engine::general_purpose::STANDARD.decode(encoded).ok();
+        }
         let bytes = openssh_bytes(&text)?;
         let mut rest = bytes.strip_prefix(b"openssh-key-v1\0")?;
         // The cipher, the KDF and its options, the key count, then the first public key.

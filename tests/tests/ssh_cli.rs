@@ -1331,6 +1331,19 @@ fn many_hosts_summary_and_json() {
             .contains("cannot connect")
     );
     assert_eq!(results[2]["ok"], true);
+    // Forwards and terminals are one session's: with many hosts they are refused, not
+    // passed over without a word.
+    for flag in [&["-L", "9:127.0.0.1:9"][..], &["-t"], &["-N"]] {
+        let mut args = vec!["ssh", "--hosts", "127.0.0.1"];
+        args.extend(flag);
+        args.extend(["--", "true"]);
+        let out = netkit(&args, b"", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code() == Some(255) && err.contains("cannot be used with"),
+            "{flag:?}: {err}"
+        );
+    }
     // A command killed by a signal has no exit code.
     let mut args = vec![
         "ssh".to_owned(),

@@ -482,11 +482,17 @@ pub struct Args {
         long,
         value_name = "DEST,DEST,...",
         value_delimiter = ',',
-        conflicts_with = "hosts_file"
+        conflicts_with_all = ["hosts_file", "forward", "remote_forward", "dynamic_forward", "tty", "no_command", "subsystem"]
     )]
     hosts: Vec<String>,
     /// Run on the hosts listed in FILE, one per line (# comments).
-    #[arg(long, value_name = "FILE")]
+    // Many hosts run one command each, with no forwards, terminal or subsystem: refused, not
+    // passed over without a word.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["forward", "remote_forward", "dynamic_forward", "tty", "no_command", "subsystem"]
+    )]
     hosts_file: Option<PathBuf>,
     /// Sessions at once with --hosts.
     #[arg(long, value_name = "P", default_value_t = 10)]

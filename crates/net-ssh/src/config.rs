@@ -453,7 +453,9 @@ impl Identity {
         if let (Some(kind), Some(encoded)) = (fields.next(), fields.next())
             && (kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-"))
         {
-            return base64::engine::general_purpose::STANDARD.decode(encoded).ok();
+            return base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok();
         }
         let bytes = openssh_bytes(&text)?;
         let mut rest = bytes.strip_prefix(b"openssh-key-v1\0")?;

@@ -749,12 +749,25 @@ fn the_proxy_carries_the_request() {
         "http://example.invalid:8080/redirect-to?url=/echo&status=307",
     ]));
     assert_eq!(got["body"], body);
+    // Nor after a head that waits for 100 Continue (here it never comes: ureq sends the body
+    // after a second).
+    let got = ok_json(&http(&[
+        "--proxy",
+        &proxy.url(""),
+        "--raw",
+        body,
+        "POST",
+        "http://example.invalid:8080/continued",
+        "Expect:100-continue",
+    ]));
+    assert_eq!(got["body"], body);
     assert_eq!(
         proxy.forwarded.lock().unwrap().as_slice(),
         [
             "http://example.invalid/through?x=1",
             "http://example.invalid:8080/redirect-to?url=/echo&status=307",
             "http://example.invalid:8080/echo",
+            "http://example.invalid:8080/continued",
         ]
     );
     // httpie's PROTOCOL:URL: the one for the URL's scheme is used, one for another is not.
@@ -767,7 +780,7 @@ fn the_proxy_carries_the_request() {
         &http_proxy,
         "http://example.invalid/by-scheme",
     ]));
-    assert_eq!(proxy.forwarded.lock().unwrap().len(), 4);
+    assert_eq!(proxy.forwarded.lock().unwrap().len(), 5);
     one_line_error(
         &http(&[
             "--proxy",
@@ -882,6 +895,19 @@ fn a_real_proxy_forwards_plain_http_and_tunnels_only_to_its_tls_port() {
         String::from_utf8_lossy(&out.stdout),
         "hello from nginx\n",
         "{out:?}"
+    );
+    // A tunnel refused for want of credentials says what is missing.
+    let out = http(&[
+        "--proxy",
+        &format!("https:http://{proxy}"),
+        "--verify",
+        &env("NETKIT_TEST_NGINX_CA"),
+        &tls,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(1) && err.contains("407") && err.contains("credentials"),
+        "{err}"
     );
     let log = std::fs::read_to_string(env("NETKIT_TEST_PROXY_LOG")).unwrap();
     assert!(log.contains("GET http://127.0.0.1:"), "{log}");
@@ -1412,6 +1438,22 @@ fn downloads_take_the_name_the_server_gives_or_the_last_url() {
     let named = format!("{nginx}/named.txt");
     assert_eq!(piped(&["-o", "-", &named]), b"named\n");
     assert_eq!(piped(&[&named]), b"named\n");
+    // Piped, it is still a download: redirects followed, and a refusal writes nothing and
+    // exits as httpie's (4 for the 404).
+    assert_eq!(
+        piped(&[&format!("{nginx}/redirect/2")]),
+        b"hello from nginx\n"
+    );
+    let refused = Command::new(netkit_bin())
+        .args(["http", "--download", &format!("{nginx}/status/404")])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        (refused.status.code(), refused.stdout.len()),
+        (Some(4), 0),
+        "{refused:?}"
+    );
     assert_eq!(
         std::fs::read_dir(&dir).unwrap().count(),
         0,

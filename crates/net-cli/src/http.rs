@@ -234,6 +234,12 @@ fn request(mut args: Args) -> Outcome {
     if raw_stdout {
         args.download = false;
     }
+    // Still a download: it follows redirects and an answer that is not the file (3xx, 4xx,
+    // 5xx) writes nothing and exits 3/4/5, as httpie's `-d URL | tar x`.
+    if piped_download {
+        args.follow = true;
+        args.check_status = true;
+    }
     let Words {
         method,
         url,
@@ -433,8 +439,12 @@ fn request(mut args: Args) -> Outcome {
     if what.contains('h') {
         print_head(&mut out, &response, &style)?;
     }
+    // A piped download's refused answer is not the file: the warning of --check-status says
+    // why nothing came.
     if raw_stdout {
-        std::io::copy(&mut response.reader(), &mut out).context("writing the body")?;
+        if !(piped_download && status >= 300) {
+            std::io::copy(&mut response.reader(), &mut out).context("writing the body")?;
+        }
     } else if let Some(path) = &args.output {
         let mut file = std::fs::File::create(path)
             .with_context(|| format!("cannot create {}", path.display()))

@@ -157,6 +157,21 @@ impl Error {
                 reason: "connection failed".into(),
             },
             ureq::Error::Io(e) => Error::from_io(url, &e),
+            // ureq words it "proxy server responded 407/407".
+            ureq::Error::ConnectProxyFailed(reason) => Error::Connect {
+                url,
+                reason: match reason.rsplit_once('/') {
+                    Some((_, "407")) => "the proxy refused the tunnel: 407, it wants \
+                                         credentials (http://USER:PASS@proxy:port)"
+                        .into(),
+                    Some((_, code)) => format!("the proxy refused the tunnel: {code}"),
+                    None => format!("the proxy: {reason}"),
+                },
+            },
+            ureq::Error::LargeResponseHeader(_, limit) => Error::Io {
+                url,
+                reason: format!("the response's head is larger than {limit} bytes"),
+            },
             // Most often a port that speaks something else (TLS, SSH, a line protocol).
             ureq::Error::Protocol(e) => Error::Io {
                 url,

@@ -203,6 +203,7 @@ impl<In: Transport> Connector<In> for ForwardProxy {
             prefix,
             credentials,
             head_next: true,
+            body_after_continue: false,
         })))
     }
 }
@@ -218,6 +219,9 @@ pub(crate) struct AbsoluteForm {
     credentials: Option<String>,
     /// The next bytes sent start a request: the first, and the first after reading an answer.
     head_next: bool,
+    /// The last head asked for `100 Continue`: the next bytes sent, after that interim
+    /// answer, are its body.
+    body_after_continue: bool,
 }
 
 impl Transport for AbsoluteForm {
@@ -227,15 +231,17 @@ impl Transport for AbsoluteForm {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         let head_next = std::mem::take(&mut self.head_next);
+        // What follows a head that expects `100 Continue` is its body, whatever it reads like.
+        let body_next = std::mem::take(&mut self.body_after_continue);
         let output = &self.inner.buffers().output()[..amount];
-        // ureq writes a request's head in its first write; what comes after reading an
-        // answer is a body only after a `100 Continue`, which does not start like a head.
-        let rewritten = head_next
+        // ureq writes a request's head in its first write, and the next after an answer.
+        let rewritten = (head_next && !body_next)
             .then(|| absolute_form(output, &self.prefix, self.credentials.as_deref()))
             .flatten();
         let Some(rewritten) = rewritten else {
             return self.inner.transmit_output(amount, timeout);
         };
+        self.body_after_continue = expects_continue(output);
         for piece in rewritten.chunks(self.inner.buffers().output().len().max(1)) {
             self.inner.buffers().output()[..piece.len()].copy_from_slice(piece);
             self.inner.transmit_output(piece.len(), timeout)?;
@@ -244,12 +250,12 @@ impl Transport for AbsoluteForm {
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.head_next = true;
+        self.head_next = !self.body_after_continue;
         self.inner.await_input(timeout)
     }
 
     fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.head_next = true;
+        self.head_next = !self.body_after_continue;
         self.inner.maybe_await_input(timeout)
     }
 
@@ -260,6 +266,20 @@ impl Transport for AbsoluteForm {
     fn is_tls(&self) -> bool {
         false
     }
+}
+
+/// Whether a request head asks for `100 Continue` before its body.
+fn expects_continue(head: &[u8]) -> bool {
+    let end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(head.len());
+    head[..end].split(|&b| b == b'\n').any(|line| {
+        let line = line.trim_ascii();
+        line.len() >= 7
+            && line[..7].eq_ignore_ascii_case(b"expect:")
+            && line[7..].trim_ascii().eq_ignore_ascii_case(b"100-continue")
+    })
 }
 
 /// `head` with `prefix` (the URL's scheme and authority) before its origin-form target and
@@ -308,6 +328,12 @@ mod tests {
         ] {
             assert_eq!(absolute_form(body, "http://h", None), None);
         }
+        assert!(expects_continue(
+            b"PUT /a HTTP/1.1\r\nHost: h\r\nexpect:  100-Continue\r\n\r\n"
+        ));
+        assert!(!expects_continue(
+            b"PUT /a HTTP/1.1\r\nHost: h\r\n\r\nExpect: 100-continue\r\n"
+        ));
     }
 
     #[test]

@@ -665,7 +665,28 @@ fn sessions_keep_cookies_and_credentials_in_a_private_file() {
         &http(&["--session", s, "--session-read-only", s, &server.url("/")]),
         2,
         "--session",
-    );
+    ); // A header given replaces the session's of that name (one field, not the old one and
+    // the new), and a Cookie given joins the jar's cookies in it.
+    let got = ok_json(&http(&[
+        "--session-read-only",
+        s,
+        &server.url("/echo"),
+        "X-Team:green",
+    ]));
+    assert_eq!(got["headers"]["x-team"], "green");
+    ok_json(&http(&[
+        "--session",
+        s,
+        &server.url("/echo"),
+        "Cookie:mine=1",
+    ]));
+    let got = ok_json(&http(&[
+        "--session",
+        s,
+        &server.url("/echo"),
+        "Cookie:mine=9",
+    ]));
+    assert_eq!(got["headers"]["cookie"], "mine=9; sid=42");
 }
 
 #[test]
@@ -837,11 +858,17 @@ fn the_proxy_carries_the_request() {
         ],
     ));
     assert_eq!(both["target"], proxy.url("/by-its-variable"));
-    // A proxy variable that does not parse is an error, not a way around the proxy.
+    // A proxy variable that does not parse is an error, not a way around the proxy; so is a
+    // port that cannot be (ureq read it as 80).
     one_line_error(
         &http_env(&[&target], &[("http_proxy", "garbage url")]),
         2,
         "http_proxy",
+    );
+    one_line_error(
+        &http(&["--proxy", "http://127.0.0.1:99999", &target]),
+        2,
+        "invalid port number",
     );
 }
 

@@ -785,6 +785,12 @@ impl Request {
         self
     }
 
+    /// Drops the headers named `name` added so far (a session's), for one given anew.
+    pub(crate) fn without_header(mut self, name: &str) -> Self {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self
+    }
+
     /// Removes every header named `name` added so far, and does not send it even when it
     /// is one ureq adds by itself (`User-Agent`, `Accept`, `Accept-Encoding`).
     #[must_use]

@@ -156,6 +156,13 @@ impl Request {
         let mut fields = Vec::new();
         let mut json = None;
         let mut parts = Vec::new();
+        // A header given replaces one of its name set before (a session's), as httpie's;
+        // the items' own repeats all go.
+        for item in items {
+            if let Item::Header(name, _) | Item::EmptyHeader(name) = item {
+                self = self.without_header(name);
+            }
+        }
         let uploads = items.iter().any(|i| matches!(i, Item::Upload(..)));
         let kind = if kind == BodyKind::Form && uploads {
             BodyKind::Multipart

@@ -29,10 +29,18 @@ impl Proxies {
     /// must not go around a proxy the user set because of a typo.
     pub(crate) fn new(explicit: Option<&str>) -> Result<Proxies, Error> {
         let parse = |url: &str, from: &str| {
-            ureq::Proxy::new(url).map(Some).map_err(|e| Error::BadUrl {
+            let bad = |e: &dyn std::fmt::Display| Error::BadUrl {
                 url: url.to_owned(),
                 reason: format!("{from}: not a proxy URL: {e}"),
-            })
+            };
+            // ureq takes a port it cannot read for none (80); the URL parser refuses it.
+            let full = if url.contains("://") {
+                url.to_owned()
+            } else {
+                format!("http://{url}")
+            };
+            url::Url::parse(&full).map_err(|e| bad(&e))?;
+            ureq::Proxy::new(url).map(Some).map_err(|e| bad(&e))
         };
         let from_env = |names: [&str; 2]| -> Result<Option<ureq::Proxy>, Error> {
             let set = names
@@ -56,7 +64,7 @@ impl Proxies {
                 from_env(["https_proxy", "HTTPS_PROXY"])?,
             ),
         };
-        let bypass = ["NO_PROXY", "no_proxy"]
+        let bypass = ["no_proxy", "NO_PROXY"]
             .iter()
             .find_map(|name| std::env::var(name).ok())
             .map(|list| {

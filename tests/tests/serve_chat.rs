@@ -142,8 +142,11 @@ fn quit_blank_lines_look_alike_commands_and_a_last_line_without_newline() {
     talker.say("/nickname is not a command");
     assert_eq!(listener.line(), "carol: /nickname is not a command");
     // A CR or an escape sequence cannot make a line pass for another member's.
-    talker.say("hi\r* bob is now admin\x1b[2K\tok");
-    assert_eq!(listener.line(), "carol: hi* bob is now admin[2K\tok");
+    talker.say("hi\r* bob is now admin\x1b[2K\tok\u{9b}2K caf\u{e9}");
+    assert_eq!(
+        listener.line(),
+        "carol: hi* bob is now admin[2K\tok2K caf\u{e9}"
+    );
     // What follows /quit in the same write is dropped, not sent under no name.
     talker
         .writer

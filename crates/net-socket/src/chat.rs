@@ -106,13 +106,17 @@ impl Member {
         self.scratch.clear();
         self.scratch.extend_from_slice(name.as_bytes());
         self.scratch.extend_from_slice(b": ");
-        // Control characters other than TAB are dropped: a CR or an escape sequence would let
-        // one member's text overwrite its own name on the others' terminals and pass for
-        // another member's line or a server notice.
-        self.scratch.extend(
-            line.iter()
-                .filter(|&&b| b == b'\t' || !(b.is_ascii_control())),
-        );
+        // Control characters other than TAB are dropped (C1 too, such as CSI, and bytes that
+        // are not UTF-8 become U+FFFD): a CR or an escape sequence would let one member's text
+        // overwrite its own name on the others' terminals and pass for another member's line
+        // or a server notice.
+        for c in String::from_utf8_lossy(line).chars() {
+            if c == '\t' || !c.is_control() {
+                let mut utf8 = [0; 4];
+                self.scratch
+                    .extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+            }
+        }
         self.scratch.push(b'\n');
         self.room.broadcast(ctx, id, &self.scratch);
     }

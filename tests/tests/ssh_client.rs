@@ -543,7 +543,10 @@ fn remote_and_local_forwarding_on_one_session() {
         "python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', {port})); \
          print(b''.join(iter(lambda: s.recv(100), b'')).decode())\""
     );
-    let out = Client::connect(&keyed()).unwrap().exec(&cmd, b"").unwrap();
+    // Bounded: a forward that never carries the connection fails the test, not hangs it.
+    let mut bounded = keyed();
+    bounded.exec_timeout = Some(Duration::from_secs(60));
+    let out = Client::connect(&bounded).unwrap().exec(&cmd, b"").unwrap();
     assert_eq!(
         out.stdout,
         b"from-here\n",

@@ -226,9 +226,8 @@ impl Request {
 
     /// As [`download_with`](Request::download_with), into a file in `dir` named as httpie's
     /// `--download` names it: by the response's `Content-Disposition` (see
-    /// [`disposition_name`]), else by the last URL after redirects (see [`download_name`]);
-    /// never over an existing file. A resumed download needs its part file before it asks,
-    /// so it keeps the request URL's name.
+    /// [`disposition_name`]), else by the URL asked for, not where it redirected (see
+    /// [`download_name`]); never over an existing file.
     ///
     /// # Errors
     /// As [`download`](Request::download).
@@ -283,7 +282,9 @@ impl Request {
                 .and_then(disposition_name);
             match named {
                 Some(name) => free_name(dir, &name, false),
-                None => download_name(response.url(), dir, false),
+                // The URL asked for, not where it redirected: a redirect must not choose the
+                // file written (httpie's CVE-2019-10751 let one write a dot file); as curl -O.
+                None => download_name(&url, dir, false),
             }
         });
         let dest = dest.as_path();

@@ -865,6 +865,14 @@ fn the_proxy_carries_the_request() {
         2,
         "http_proxy",
     );
+    // Only the variable that would carry the request counts, as curl reads them.
+    for vars in [
+        &[("https_proxy", "garbage url")][..],
+        &[("http_proxy", "garbage url"), ("no_proxy", "127.0.0.1")],
+    ] {
+        let got = ok_json(&http_env(&[&target], vars));
+        assert_eq!(got["target"], "/never", "{vars:?}");
+    }
     one_line_error(
         &http(&["--proxy", "http://127.0.0.1:99999", &target]),
         2,

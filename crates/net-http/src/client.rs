@@ -1265,6 +1265,7 @@ impl Request {
     /// One exchange of the request as it stands (method, URL and body of the current hop).
     fn send_once(&self, authorization: Option<&str>) -> Result<http::Response<ureq::Body>, Error> {
         let (method, url) = (&self.method, &self.url);
+        self.client.inner.proxies.check(url)?;
         let mut builder = http::Request::builder()
             .method(method.clone())
             .uri(self.wire_url().as_ref());

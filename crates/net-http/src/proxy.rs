@@ -11,12 +11,29 @@ use ureq::unversioned::transport::{
 };
 
 /// The proxies a client sends through, one per scheme, and the hosts that bypass them.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct Proxies {
-    http: Option<ureq::Proxy>,
-    https: Option<ureq::Proxy>,
+    http: Result<Option<ureq::Proxy>, BadProxy>,
+    https: Result<Option<ureq::Proxy>, BadProxy>,
     /// `NO_PROXY`'s entries.
     bypass: Vec<String>,
+}
+
+/// A proxy URL from the environment that does not parse: an error for the requests it would
+/// carry, and only those (curl reads only the variable of the URL's scheme).
+#[derive(Clone, Debug)]
+struct BadProxy {
+    url: String,
+    reason: String,
+}
+
+impl From<BadProxy> for Error {
+    fn from(bad: BadProxy) -> Error {
+        Error::BadUrl {
+            url: bad.url,
+            reason: bad.reason,
+        }
+    }
 }
 
 impl Proxies {
@@ -25,11 +42,11 @@ impl Proxies {
     /// when its own is unset (each also in capitals). `NO_PROXY` applies either way.
     ///
     /// # Errors
-    /// [`Error::BadUrl`] for a proxy URL that does not parse, the variable named: traffic
-    /// must not go around a proxy the user set because of a typo.
+    /// [`Error::BadUrl`] for an explicit proxy URL that does not parse (one from the
+    /// environment fails the requests it would carry: see [`Proxies::check`]).
     pub(crate) fn new(explicit: Option<&str>) -> Result<Proxies, Error> {
         let parse = |url: &str, from: &str| {
-            let bad = |e: &dyn std::fmt::Display| Error::BadUrl {
+            let bad = |e: &dyn std::fmt::Display| BadProxy {
                 url: url.to_owned(),
                 reason: format!("{from}: not a proxy URL: {e}"),
             };
@@ -42,7 +59,7 @@ impl Proxies {
             url::Url::parse(&full).map_err(|e| bad(&e))?;
             ureq::Proxy::new(url).map(Some).map_err(|e| bad(&e))
         };
-        let from_env = |names: [&str; 2]| -> Result<Option<ureq::Proxy>, Error> {
+        let from_env = |names: [&str; 2]| {
             let set = names
                 .into_iter()
                 .chain(["all_proxy", "ALL_PROXY"])
@@ -57,11 +74,11 @@ impl Proxies {
         let (http, https) = match explicit {
             Some(url) => {
                 let proxy = parse(url, "the proxy")?;
-                (proxy.clone(), proxy)
+                (Ok(proxy.clone()), Ok(proxy))
             }
             None => (
-                from_env(["http_proxy", "HTTP_PROXY"])?,
-                from_env(["https_proxy", "HTTPS_PROXY"])?,
+                from_env(["http_proxy", "HTTP_PROXY"]),
+                from_env(["https_proxy", "HTTPS_PROXY"]),
             ),
         };
         let bypass = ["no_proxy", "NO_PROXY"]
@@ -84,13 +101,31 @@ impl Proxies {
 
     /// The proxy for `url`: its scheme's, unless `NO_PROXY` lets its host go direct.
     pub(crate) fn for_url(&self, url: &url::Url) -> Option<&ureq::Proxy> {
-        let proxy = match url.scheme() {
-            "http" => self.http.as_ref(),
-            _ => self.https.as_ref(),
-        }?;
-        let host = url.host()?;
+        self.slot(url).ok().flatten()
+    }
+
+    /// Whether a request for `url` can go: not when the variable naming its proxy does not
+    /// parse (traffic must not go around a proxy the user set because of a typo).
+    ///
+    /// # Errors
+    /// [`Error::BadUrl`] naming the variable.
+    pub(crate) fn check(&self, url: &url::Url) -> Result<(), Error> {
+        self.slot(url).map(|_| ()).map_err(|bad| bad.clone().into())
+    }
+
+    fn slot(&self, url: &url::Url) -> Result<Option<&ureq::Proxy>, &BadProxy> {
+        let Some(host) = url.host() else {
+            return Ok(None);
+        };
         let port = url.port_or_known_default();
-        (!self.bypass.iter().any(|entry| bypasses(entry, &host, port))).then_some(proxy)
+        if self.bypass.iter().any(|entry| bypasses(entry, &host, port)) {
+            return Ok(None);
+        }
+        let slot = match url.scheme() {
+            "http" => &self.http,
+            _ => &self.https,
+        };
+        slot.as_ref().map(Option::as_ref)
     }
 }
 

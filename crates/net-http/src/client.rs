@@ -82,7 +82,7 @@ impl std::fmt::Debug for Auth {
 
 impl Auth {
     /// The header sent before any challenge: none for Digest, which needs one.
-    fn header_value(&self) -> Option<String> {
+    pub(crate) fn header_value(&self) -> Option<String> {
         match self {
             Auth::Basic { user, password } => Some(format!(
                 "Basic {}",

@@ -3,8 +3,6 @@
 //! a CONNECT tunnel. ureq 3 tunnels every request; proxies commonly allow CONNECT only to port
 //! 443 (squid's and tinyproxy's default), so they refuse the tunnel to port 80.
 
-use base64::Engine as _;
-
 use crate::Error;
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, NextTimeout, TcpConnector, Transport,
@@ -230,17 +228,15 @@ impl<In: Transport> Connector<In> for ForwardProxy {
         else {
             return Ok(None);
         };
-        let credentials = (proxy.username().is_some() || proxy.password().is_some()).then(|| {
-            let pair = format!(
-                "{}:{}",
-                proxy.username().unwrap_or_default(),
-                proxy.password().unwrap_or_default()
-            );
-            format!(
-                "Proxy-Authorization: Basic {}\r\n",
-                base64::engine::general_purpose::STANDARD.encode(pair)
-            )
+        let basic = (proxy.username().is_some() || proxy.password().is_some()).then(|| {
+            crate::client::Auth::Basic {
+                user: proxy.username().unwrap_or_default().to_owned(),
+                password: proxy.password().unwrap_or_default().to_owned(),
+            }
         });
+        let credentials = basic
+            .and_then(|auth| auth.header_value())
+            .map(|value| format!("Proxy-Authorization: {value}\r\n"));
         Ok(Some(Either::B(AbsoluteForm {
             inner: tcp.boxed(),
             prefix,

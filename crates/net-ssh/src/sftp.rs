@@ -882,11 +882,8 @@ impl Client {
             progress(n, total);
         })
         .map_err(|e| self.copy_failed(e, remote, None, remote))?;
-        out.flush().map_err(|source| Error::Stream {
-            host: self.host.clone(),
-            path: remote.to_owned(),
-            source,
-        })?;
+        out.flush()
+            .map_err(|e| self.copy_failed(Copy::Local(e), remote, None, remote))?;
         Ok(received)
     }
 

@@ -865,7 +865,11 @@ fn a_key_file_that_cannot_be_read_is_said_and_passed_over_as_ssh_does() {
     let garbage = work_dir().join("garbage-key");
     std::fs::write(&garbage, "not a key\n").unwrap();
     std::fs::set_permissions(&garbage, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let public = format!("{key}.pub");
+    // A public key made private (ssh-keygen writes it 0644, refused below for that alone).
+    let public = work_dir().join("public-key.pub");
+    std::fs::copy(format!("{key}.pub"), &public).unwrap();
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let public = public.display().to_string();
     for bad in [
         garbage.to_str().unwrap(),
         &public,
@@ -884,6 +888,28 @@ fn a_key_file_that_cannot_be_read_is_said_and_passed_over_as_ssh_does() {
     assert_eq!(out.status.code(), Some(255), "{err}");
     assert!(
         err.contains("garbage-key: cannot use the key") && err.lines().count() == 1,
+        "{err}"
+    );
+    // The right key, readable by others: refused as ssh refuses an unprotected private key
+    // (it is no longer a secret), even though the server would take it.
+    let open = work_dir().join("open-key");
+    std::fs::copy(&key, &open).unwrap();
+    for mode in [0o644, 0o640, 0o604] {
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = args(&[open.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{mode:o}: {err}");
+        assert!(
+            err.contains(&format!("open-key: permissions 0{mode:o} are too open"))
+                && err.lines().count() == 1,
+            "{err}"
+        );
+    }
+    let out = args(&[open.to_str().unwrap(), &key]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("too open") && err.lines().count() == 1,
         "{err}"
     );
 }

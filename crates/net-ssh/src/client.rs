@@ -390,18 +390,19 @@ impl Client {
     }
 
     /// Tries the agent's keys, then the key files; true once one is taken. A key file that
-    /// cannot be used (malformed, a public key, a wrong passphrase) is passed over, as ssh
-    /// passes it over, and noted in `unusable`.
+    /// cannot be used (malformed, a public key, a wrong passphrase, readable by others) is
+    /// passed over, as ssh passes it over, and a named one is noted in `unusable`.
     fn keys_authenticate(
         &self,
         config: &Config,
         tried: &mut Vec<String>,
-        unusable: &mut Vec<std::path::PathBuf>,
+        unusable: &mut Vec<Error>,
     ) -> bool {
         let (user, session) = (&config.user, &self.session);
         let identities = config.identities_to_try();
         if config.use_agent
-            && (config.agent_socket.is_some() || std::env::var_os("SSH_AUTH_SOCK").is_some())
+            && (config.agent_socket.is_some()
+                || std::env::var_os("SSH_AUTH_SOCK").is_some_and(|socket| !socket.is_empty()))
         {
             self.attempt(tried, "agent");
             if self.agent_authenticates(config, &identities) {
@@ -409,6 +410,18 @@ impl Client {
             }
         }
         for identity in identities {
+            if let Some(mode) = too_open(&identity.path) {
+                let refused = Error::KeyPermissions {
+                    path: identity.path,
+                    mode,
+                };
+                if config.identities.is_empty() {
+                    log::warn!("{refused}; passed over");
+                } else {
+                    unusable.push(refused);
+                }
+                continue;
+            }
             self.attempt(tried, format!("publickey {}", identity.path.display()));
             let result = session.userauth_pubkey_file(
                 user,
@@ -423,7 +436,9 @@ impl Client {
                     if e.code() == ssh2::ErrorCode::Session(-16)
                         && !config.identities.is_empty() =>
                 {
-                    unusable.push(identity.path);
+                    unusable.push(Error::Key {
+                        path: identity.path,
+                    });
                 }
                 _ => {}
             }
@@ -470,18 +485,15 @@ impl Client {
                 _ => false,
             };
             if done {
-                for path in &unusable {
-                    log::warn!(
-                        "{}: cannot use the key (unreadable, malformed, or a wrong passphrase); passed over",
-                        path.display()
-                    );
+                for problem in &unusable {
+                    log::warn!("{problem}; passed over");
                 }
                 return Ok(());
             }
         }
         // Nothing got in: the key named that could not be used is the likely reason.
-        if let Some(path) = unusable.into_iter().next() {
-            return Err(Error::Key { path });
+        if let Some(problem) = unusable.into_iter().next() {
+            return Err(problem);
         }
         Err(Error::Auth {
             host: self.host.clone(),
@@ -490,6 +502,18 @@ impl Client {
             accepted,
         })
     }
+}
+
+/// The permission bits of a private key file of ours that others may read or write, which
+/// OpenSSH refuses to use ("UNPROTECTED PRIVATE KEY FILE"): a key others can read is no
+/// longer a secret. Like OpenSSH, a file owned by someone else (root's keys read by a
+/// service) is left to its owner.
+fn too_open(path: &std::path::Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path).ok()?;
+    let mode = meta.mode() & 0o777;
+    let ours = meta.is_file() && meta.uid() == nix::unistd::getuid().as_raw();
+    (ours && mode & 0o077 != 0).then_some(mode)
 }
 
 /// Answers every keyboard-interactive prompt that hides its echo with the password.

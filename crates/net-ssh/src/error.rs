@@ -115,6 +115,14 @@ pub enum Error {
         /// The key file.
         path: PathBuf,
     },
+    /// A private key file that others may read, refused as OpenSSH refuses it.
+    #[error("{}: permissions {mode:04o} are too open: a private key must not be accessible by others (chmod 600 it)", path.display())]
+    KeyPermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// An operation took longer than the timeout.
     #[error("{host}: timed out ({what})")]
     Timeout {

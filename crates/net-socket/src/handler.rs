@@ -90,6 +90,15 @@ pub trait Handler: 'static {
 
     /// The connection is gone; writes to it are discarded, sends to others still go out.
     fn on_close(&mut self, _ctx: &mut Context<'_>) {}
+
+    /// Whether the connection only waits for its peer, with nothing under way (a keep-alive
+    /// connection between requests): when `max_connections` are open, the loop that accepts a
+    /// newcomer closes its longest-waiting idle connection to make room, as nginx reuses its
+    /// idle keep-alive connections, instead of refusing the newcomer. Asked only of
+    /// connections with no output pending. By default a connection is never idle.
+    fn is_idle(&self) -> bool {
+        false
+    }
 }
 
 /// Writes at least this large skip the queue when it is empty.

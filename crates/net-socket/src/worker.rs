@@ -258,9 +258,12 @@ impl<S: Service> Worker<S> {
     }
 
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
-        let counters = &self.shared.counters[self.index];
-        if self.shared.sum(|c| &c.open) >= self.shared.config.max_connections as u64 {
-            counters.refused.fetch_add(1, Ordering::Relaxed);
+        if self.shared.sum(|c| &c.open) >= self.shared.config.max_connections as u64
+            && !self.close_idle()
+        {
+            self.shared.counters[self.index]
+                .refused
+                .fetch_add(1, Ordering::Relaxed);
             log::warn!("refusing {peer}: max_connections open");
             return;
         }
@@ -307,6 +310,7 @@ impl<S: Service> Worker<S> {
             lingering: None,
             reported_buffered: 0,
         });
+        let counters = &self.shared.counters[self.index];
         counters.open.fetch_add(1, Ordering::Relaxed);
         counters.total.fetch_add(1, Ordering::Relaxed);
         self.callback(key, |h, ctx| h.on_connect(ctx));
@@ -499,6 +503,30 @@ impl<S: Service> Worker<S> {
         }
         self.read(key, false);
         self.flush_queued();
+    }
+
+    /// Closes the connection of this loop that has waited longest while idle (see
+    /// [`Handler::is_idle`]); false when there is none.
+    fn close_idle(&mut self) -> bool {
+        let idle = self
+            .conns
+            .iter()
+            .filter(|(_, conn)| {
+                !conn.close_after_flush
+                    && conn.lingering.is_none()
+                    && conn.output.is_empty()
+                    // A handler's panic here would end the loop, as in a callback.
+                    && panic::catch_unwind(AssertUnwindSafe(|| conn.handler.is_idle()))
+                        .unwrap_or(false)
+            })
+            .min_by_key(|(_, conn)| conn.last_active)
+            .map(|(key, conn)| (key, conn.peer));
+        let Some((key, peer)) = idle else {
+            return false;
+        };
+        log::info!("closing idle {peer} to make room: max_connections open");
+        self.close_now(key);
+        true
     }
 
     fn close_now(&mut self, key: usize) {

@@ -179,6 +179,65 @@ fn max_connections_plus_one_is_refused_and_the_server_keeps_serving() {
 }
 
 #[test]
+fn at_max_connections_an_idle_keep_alive_connection_makes_room() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("small.txt"), b"small\n").unwrap();
+    let server = Running::start(
+        ServerBuilder::new().threads(1).max_connections(2),
+        HttpFiles::new(root.path()).unwrap(),
+    );
+    let request = b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n";
+    let get = |stream: &mut TcpStream| {
+        let mut reply = Vec::new();
+        let mut buf = [0; 1024];
+        while !reply.ends_with(b"\r\n\r\nsmall\n") {
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&reply));
+            reply.extend_from_slice(&buf[..n]);
+        }
+        assert!(reply.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    };
+    let closed = |stream: &mut TcpStream| {
+        let mut buf = [0; 64];
+        matches!(stream.read(&mut buf), Ok(0) | Err(_))
+    };
+    let received = |bytes: u64| {
+        wait_until("the server read", Duration::from_secs(5), || {
+            server.stats.snapshot().bytes_in == bytes
+        });
+    };
+    let mut first = server.connect();
+    first.write_all(request).unwrap();
+    get(&mut first);
+    // Part-way through its head: not idle, never closed for room.
+    let mut partial = server.connect();
+    partial.write_all(b"GET /small.txt HTTP/1.1\r\n").unwrap();
+    received(request.len() as u64 + 25);
+    // A newcomer is served, and the idle keep-alive connection gave way to it, as nginx does.
+    let mut second = server.connect();
+    second.write_all(request).unwrap();
+    get(&mut second);
+    assert!(closed(&mut first), "the idle connection stayed open");
+    let mut third = server.connect();
+    third.write_all(request).unwrap();
+    get(&mut third);
+    assert!(closed(&mut second), "the idle connection stayed open");
+    partial.write_all(b"Host: t\r\n\r\n").unwrap();
+    get(&mut partial);
+    assert_eq!(server.stats.snapshot().refused_connections, 0);
+    // Nobody idle (both part-way through a head): the newcomer is refused.
+    partial.write_all(b"GET /small.txt HTTP/1.1\r\n").unwrap();
+    third.write_all(b"GET /small.txt HTTP/1.1\r\n").unwrap();
+    received(4 * request.len() as u64 + 2 * 25);
+    let mut refused = server.connect();
+    let _ = refused.write_all(request);
+    assert!(closed(&mut refused), "served past max_connections");
+    assert_eq!(server.stats.snapshot().refused_connections, 1);
+    third.write_all(b"Host: t\r\n\r\n").unwrap();
+    get(&mut third);
+}
+
+#[test]
 fn counters_add_up_over_every_loop() {
     let server = Running::start(ServerBuilder::new().threads(4), Echo::service());
     let mut streams: Vec<TcpStream> = (0..24).map(|_| server.connect()).collect();

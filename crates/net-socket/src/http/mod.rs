@@ -799,6 +799,11 @@ impl Handler for HttpConn {
         self.feed(ctx, &[]);
     }
 
+    fn is_idle(&self) -> bool {
+        // Between requests: not part-way through a head or a body, not closing.
+        !self.done && self.input.is_empty() && self.skip_body == 0
+    }
+
     fn on_timer(&mut self, ctx: &mut Context<'_>) {
         if self.head_timer && !self.done {
             self.done = true;

@@ -509,7 +509,10 @@ fn expand(text: &str, tokens: &[(char, &str)], keep_others: bool) -> Result<Stri
             Some('%') if keep_others => out.push_str("%%"),
             Some('%') => out.push('%'),
             Some(token) => match tokens.iter().find(|(name, _)| *name == token) {
-                Some((_, value)) => out.push_str(value),
+                Some((_, value)) => {
+                    shell_safe(token, value)?;
+                    out.push_str(value);
+                }
                 None if keep_others => {
                     out.push('%');
                     out.push(token);
@@ -521,6 +524,35 @@ fn expand(text: &str, tokens: &[(char, &str)], keep_others: bool) -> Result<Stri
         }
     }
     Ok(out)
+}
+
+/// Refuses a host or user name for `%h`, `%n` or `%r` that would make a shell running the
+/// expanded text (a `ProxyCommand`, `Match exec`) do more than name it, as OpenSSH 9.6
+/// refuses them (CVE-2023-51385): a destination may come from a hosts list or a git URL,
+/// not from the user's hand. The characters are OpenSSH's.
+fn shell_safe(token: char, value: &str) -> Result<(), String> {
+    let chars: Vec<char> = value.chars().collect();
+    let bad_at = |i: usize| {
+        let c = chars[i];
+        match token {
+            'h' | 'n' => "'`\"$\\;&<>|(){}".contains(c) || c.is_whitespace() || c.is_control(),
+            _ => {
+                "'`\";&<>|(){}".contains(c)
+                    || c.is_control()
+                    || (c.is_whitespace() && chars.get(i + 1) == Some(&'-'))
+                    || (c == '\\' && i + 1 == chars.len())
+            }
+        }
+    };
+    let what = match token {
+        'h' | 'n' => "hostname",
+        'r' => "remote username",
+        _ => return Ok(()),
+    };
+    if value.starts_with('-') || (0..chars.len()).any(bad_at) {
+        return Err(format!("{what} {value:?} contains invalid characters"));
+    }
+    Ok(())
 }
 
 fn home() -> PathBuf {
@@ -857,7 +889,7 @@ impl Config {
             .remove("setenv")
             .unwrap_or_default()
         {
-            let pair = unquote(&pair);
+            let pair = words(&pair).join(" ");
             let (name, value) = pair
                 .split_once('=')
                 .ok_or_else(|| format!("SetEnv {pair}: expected NAME=VALUE"))?;
@@ -882,8 +914,9 @@ impl Config {
         }
         // `none` is no file, as in OpenSSH: nothing read, and a key accepted as new kept
         // nowhere (`/dev/null`, where it was a file named `none` in the current directory).
+        // ssh2-config keeps the quotes of each of several arguments (`a "/b c"`).
         let paths = |option: &str, files: Vec<String>| {
-            files
+            words(&files.join(" "))
                 .into_iter()
                 .map(|file| {
                     if file.eq_ignore_ascii_case("none") {
@@ -1191,8 +1224,12 @@ fn with_includes(
         let args = line.trim_start()[word.len()..]
             .trim_start_matches(|c: char| c == '=' || c.is_whitespace());
         let line = match word.as_str() {
+            // Decided here, as quotes are read (ssh2-config takes `"db"` for a pattern with
+            // quotes in it): the block then applies to `Host *` or to no host.
             "host" => {
-                block = Some((line.to_owned(), matching::host_matches(args, host)));
+                let applies = matching::host_matches(args, host);
+                let line = if applies { "Host *" } else { matching::NO_HOST };
+                block = Some((line.to_owned(), applies));
                 line.to_owned()
             }
             "match" => {
@@ -1205,7 +1242,8 @@ fn with_includes(
                 if block.as_ref().is_some_and(|(_, applies)| !applies) {
                     continue;
                 }
-                for pattern in args.split_whitespace() {
+                for pattern in words(args) {
+                    let pattern = pattern.as_str();
                     let path = match pattern.strip_prefix("~/") {
                         Some(rest) => home().join(rest),
                         None if Path::new(pattern).is_absolute() => PathBuf::from(pattern),
@@ -1298,11 +1336,8 @@ fn every_line(
             .contains_key("localforward");
         if applies {
             let args = line.trim_start()[kinds[kind].len()..]
-                .trim_start_matches(|c: char| c == '=' || c.is_whitespace())
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
-            found.push((kind, args));
+                .trim_start_matches(|c: char| c == '=' || c.is_whitespace());
+            found.push((kind, words(args)));
         }
     }
     Ok(found)
@@ -1481,19 +1516,27 @@ fn local_user() -> String {
         .unwrap_or_default()
 }
 
-/// An argument as ssh_config(5) quotes it (`NAME="two words"`): double or single quotes
-/// group, a backslash takes the next character as it is; the quotes are not part of it.
-fn unquote(arg: &str) -> String {
-    let (mut out, mut quote, mut chars) = (String::new(), None, arg.chars());
+/// A line's arguments as ssh_config(5) splits and quotes them (`"/a b" /c`,
+/// `NAME="two words"`): whitespace separates, double or single quotes group, a backslash
+/// takes the next character as it is; the quotes are not part of an argument.
+pub(crate) fn words(args: &str) -> Vec<String> {
+    let (mut words, mut word, mut quote, mut chars) = (Vec::new(), None, None, args.chars());
     while let Some(c) = chars.next() {
         match (c, quote) {
-            ('\\', q) if q != Some('\'') => out.extend(chars.next()),
-            ('"' | '\'', None) => quote = Some(c),
+            (c, None) if c.is_whitespace() => words.extend(word.take()),
+            ('\\', q) if q != Some('\'') => {
+                word.get_or_insert_with(String::new).extend(chars.next())
+            }
+            ('"' | '\'', None) => {
+                word.get_or_insert_with(String::new);
+                quote = Some(c);
+            }
             (c, Some(q)) if c == q => quote = None,
-            (c, _) => out.push(c),
+            (c, _) => word.get_or_insert_with(String::new).push(c),
         }
     }
-    out
+    words.extend(word);
+    words
 }
 
 #[cfg(test)]
@@ -1501,12 +1544,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn set_env_values_lose_their_quotes_as_in_ssh() {
-        assert_eq!(unquote("B=\"two words\""), "B=two words");
-        assert_eq!(unquote("\"C=x y\""), "C=x y");
-        assert_eq!(unquote("D='it''s'"), "D=its");
-        assert_eq!(unquote("E=a\\\"b"), "E=a\"b");
-        assert_eq!(unquote("F=plain"), "F=plain");
+    fn arguments_lose_their_quotes_as_in_ssh() {
+        assert_eq!(words("B=\"two words\""), ["B=two words"]);
+        assert_eq!(words("\"C=x y\""), ["C=x y"]);
+        assert_eq!(words("D='it''s'"), ["D=its"]);
+        assert_eq!(words("E=a\\\"b"), ["E=a\"b"]);
+        assert_eq!(words(" /a  \"/b c\" '' d\\ e "), ["/a", "/b c", "", "d e"]);
+    }
+
+    #[test]
+    fn quoted_patterns_and_files_among_several_count_as_in_ssh() {
+        let dir = std::env::temp_dir().join(format!("netkit-quoted-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config");
+        std::fs::write(
+            &file,
+            "Host db2 \"db\"\n  HostName db.internal\n  \
+             UserKnownHostsFile /k/one \"/k/two words\" '/k/three'\n  \
+             GlobalKnownHostsFile \"/g/one\" /g/two\n",
+        )
+        .unwrap();
+        let config = Config::resolve("db", Some(&file)).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(config.host, "db.internal");
+        let files: Vec<&Path> = config.known_hosts_files().map(PathBuf::as_path).collect();
+        for expected in ["/k/one", "/k/two words", "/k/three", "/g/one", "/g/two"] {
+            assert!(files.contains(&Path::new(expected)), "{files:?}");
+        }
     }
 
     #[test]
@@ -1659,6 +1723,7 @@ mod tests {
         let rules = ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
         let every = with_includes(&text, 0, "x", "", &mut |_, _| Ok(true)).unwrap();
         assert_eq!(send_env_for(&every, "x", rules).unwrap(), ["A_*", "B"]);
+        let every = with_includes(&text, 0, "y", "", &mut |_, _| Ok(true)).unwrap();
         assert!(send_env_for(&every, "y", rules).unwrap().is_empty());
         assert!(
             Config::resolve("y", Some(&main))

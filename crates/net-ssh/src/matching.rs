@@ -35,7 +35,7 @@ pub(crate) const NO_HOST: &str = "Host !*";
 /// Whether a `Host` line's patterns (`*.prod !db.prod`, commas too) take in `host`.
 pub(crate) fn host_matches(patterns: &str, host: &str) -> bool {
     pattern_list(
-        &patterns.split_whitespace().collect::<Vec<_>>().join(","),
+        &crate::config::words(patterns).join(","),
         &host.to_ascii_lowercase(),
     )
 }

@@ -733,6 +733,50 @@ fn dash_g_prints_the_resolved_config_without_connecting() {
 }
 
 #[test]
+fn names_that_would_run_commands_in_a_proxy_command_are_refused_as_openssh_does() {
+    // CVE-2023-51385: a destination from a hosts list or a git URL, put in by %h or %r,
+    // must not run commands in the shell that runs ProxyCommand or Match exec.
+    let dir = work_dir().join("ssh-cli-shell-names");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pwned = dir.join("pwned");
+    let touch = format!("$(touch${{IFS}}{})", pwned.display());
+    let config = dir.join("config");
+    std::fs::write(&config, "Match exec \"test %h = x\"\n  User y\n").unwrap();
+    let config = config.to_str().unwrap();
+    let host = format!("x{touch}");
+    let user_host = format!("u{touch}@127.0.0.1");
+    let proxy_host = ["-F", "none", "-o", "ProxyCommand=nc %h %p", &host, "true"];
+    let proxy_user = [
+        "-F",
+        "none",
+        "-o",
+        "ProxyCommand=true %r",
+        &user_host,
+        "true",
+    ];
+    let match_exec = ["-F", config, "-G", &host];
+    for (args, what) in [
+        (&proxy_host[..], "hostname"),
+        (&proxy_user[..], "remote username"),
+        (&match_exec[..], "hostname"),
+    ] {
+        let mut line = vec!["ssh"];
+        line.extend(args);
+        let out = netkit(&line, b"", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("{what} ")) && err.contains("contains invalid characters"),
+            "{err}"
+        );
+        assert!(!pwned.exists(), "{args:?} ran a command");
+    }
+    // Names with nothing for a shell to act on still reach it.
+    let out = netkit(&["ssh", "-F", config, "-G", "db-1.example.com"], b"", &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+#[test]
 fn agent_authentication_through_a_real_ssh_agent() {
     let port = port().to_string();
     let kh = env("NETKIT_TEST_SSH_KNOWN_HOSTS");

@@ -91,6 +91,15 @@ pub trait Handler: 'static {
     /// The connection is gone; writes to it are discarded, sends to others still go out.
     fn on_close(&mut self, _ctx: &mut Context<'_>) {}
 
+    /// The server is shutting down gracefully (it accepts no one new). By default the
+    /// connection is closed once its pending output has been written, a response still
+    /// produced through [`Handler::on_drain`] included; a handler with an answer still to
+    /// come (after a timer, or from another connection) overrides this and closes when it
+    /// is done. Connections still open at the server's `shutdown_timeout` are cut.
+    fn on_shutdown(&mut self, ctx: &mut Context<'_>) {
+        ctx.close();
+    }
+
     /// Whether the connection only waits for its peer, with nothing under way (a keep-alive
     /// connection between requests): when `max_connections` are open, the loop that accepts a
     /// newcomer closes its longest-waiting idle connection to make room, as nginx reuses its
@@ -187,7 +196,10 @@ impl Context<'_> {
         self.outbox.push((to, bytes.to_vec()));
     }
 
-    /// Closes the connection once its pending output has been written.
+    /// Closes the connection once its pending output has been written (and any
+    /// [`Handler::on_drain`] that asks for more). While the peer still sends, our side is shut
+    /// first and its input is read and dropped for up to 2 s, so that closing with unread
+    /// input does not reset the connection and destroy the last response in flight.
     pub fn close(&mut self) {
         if *self.close == Close::No {
             *self.close = Close::AfterFlush;
@@ -213,7 +225,9 @@ impl Context<'_> {
         self.output.pending() > self.max_pending_output as u64
     }
 
-    /// Calls [`Handler::on_timer`] after `after`, unless reset or cleared before.
+    /// Calls [`Handler::on_timer`] after `after` (within about a millisecond, load
+    /// permitting), unless reset or cleared before. A connection has one timer: setting it
+    /// again moves it.
     pub fn set_timer(&mut self, after: Duration) {
         *self.timer = TimerChange::Set(after);
     }

@@ -54,7 +54,9 @@ impl ServerBuilder {
         ServerBuilder::default()
     }
 
-    /// Adds an address to listen on (IPv4 or IPv6; port 0 picks a free port).
+    /// Adds an address to listen on (IPv4 or IPv6; port 0 picks a free port). An IPv6
+    /// address takes IPv6 clients only (`[::]` too, as nginx's `listen [::]`): add
+    /// `0.0.0.0:P` beside `[::]:P` for both.
     #[must_use]
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.addrs.push(addr);
@@ -210,6 +212,9 @@ fn refuse_if_taken(addr: SocketAddr) -> Result<(), Error> {
             // As `listen` binds it: a dual-stack probe would collide with our own 0.0.0.0:P.
             socket.set_only_v6(true)?;
         }
+        // As the listener: without it the connections of a server just stopped (TIME_WAIT,
+        // a minute) would keep a restart from binding; a listening socket still collides.
+        socket.set_reuse_address(true)?;
         socket.bind(&addr.into())
     };
     probe().map_err(|source| match source.kind() {

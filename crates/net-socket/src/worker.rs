@@ -72,6 +72,8 @@ pub(crate) struct Worker<S: Service> {
     accept_paused_until: Option<Instant>,
     shutdown_deadline: Option<Instant>,
     next_tick: Instant,
+    /// The earliest timer due before `next_tick`, which the loop wakes for.
+    next_timer: Option<Instant>,
 }
 
 impl<S: Service> Worker<S> {
@@ -101,6 +103,7 @@ impl<S: Service> Worker<S> {
             accept_paused_until: None,
             shutdown_deadline: None,
             next_tick: Instant::now() + TICK,
+            next_timer: None,
         }
     }
 
@@ -171,8 +174,12 @@ impl<S: Service> Worker<S> {
             again.append(&mut self.ready_again);
             self.ready_again = again;
             let now = Instant::now();
-            if now >= self.next_tick {
-                self.next_tick = now + TICK;
+            let timer_due = self.next_timer.is_some_and(|at| now >= at);
+            if now >= self.next_tick || timer_due {
+                if now >= self.next_tick {
+                    self.next_tick = now + TICK;
+                }
+                self.next_timer = None;
                 self.tick(now);
             }
             if self.accept_paused_until.is_some_and(|until| now >= until) {
@@ -194,6 +201,9 @@ impl<S: Service> Worker<S> {
         if !self.conns.is_empty() {
             consider(self.next_tick);
         }
+        if let Some(at) = self.next_timer {
+            consider(at);
+        }
         if let Some(until) = self.accept_paused_until {
             consider(until);
         }
@@ -208,10 +218,9 @@ impl<S: Service> Worker<S> {
         // Dropping the listeners closes them: new clients are refused from now on.
         self.listeners.clear();
         self.for_each_conn(|worker, key| {
-            if let Some(conn) = worker.conns.get_mut(key) {
-                conn.close_after_flush = true;
-            }
+            worker.callback(key, |h, ctx| h.on_shutdown(ctx));
             worker.flush(key);
+            worker.deliver();
         });
         log::info!(
             "shutting down: {} connections left on loop {}",
@@ -293,7 +302,14 @@ impl<S: Service> Worker<S> {
             key,
             serial: self.next_serial,
         };
-        let handler = self.service.connect(&ConnInfo { id, peer, local });
+        let info = ConnInfo { id, peer, local };
+        // As in a callback: a panic costs the newcomer, not the loop.
+        let Ok(handler) = panic::catch_unwind(AssertUnwindSafe(|| self.service.connect(&info)))
+        else {
+            log::error!("the service panicked creating the handler for {peer}; closing it");
+            // Registered above; dropping the stream deregisters it.
+            return;
+        };
         entry.insert(Conn {
             stream,
             handler,
@@ -355,17 +371,22 @@ impl<S: Service> Worker<S> {
             Close::Now => {
                 // With nothing left to write and nothing more to read, the next flush closes.
                 conn.output = Output::default();
+                conn.paused = false;
                 conn.close_after_flush = true;
                 conn.read_open = false;
             }
         }
-        match timer {
-            TimerChange::Keep => {}
-            TimerChange::Set(after) => conn.timer = Instant::now().checked_add(after),
-            TimerChange::Clear => conn.timer = None,
-        }
         if conn.output.pending() > self.shared.config.max_pending_output as u64 {
             conn.paused = true;
+        }
+        match timer {
+            TimerChange::Keep => {}
+            TimerChange::Set(after) => {
+                conn.timer = Instant::now().checked_add(after);
+                let at = conn.timer;
+                self.note_timer(at);
+            }
+            TimerChange::Clear => conn.timer = None,
         }
     }
 
@@ -469,7 +490,18 @@ impl<S: Service> Worker<S> {
         }
         conn.reported_buffered = buffered;
 
-        if conn.output.is_empty() && conn.close_after_flush && conn.lingering.is_none() {
+        // A handler waiting for the drain (streaming under `max_pending_output`) is asked for
+        // more, in `resume`, before a close after the flush: closing as soon as the queue
+        // emptied cut its response short.
+        if conn.paused && conn.output.pending() <= self.shared.config.max_pending_output as u64 {
+            conn.paused = false;
+            conn.drained = true;
+            self.ready_again.push(key);
+        } else if conn.output.is_empty()
+            && conn.close_after_flush
+            && conn.lingering.is_none()
+            && !conn.drained
+        {
             if !conn.read_open {
                 self.close_now(key);
                 return;
@@ -481,12 +513,6 @@ impl<S: Service> Worker<S> {
                 return;
             }
             conn.lingering = Some(Instant::now() + LINGER);
-            self.ready_again.push(key);
-        } else if conn.paused
-            && conn.output.pending() <= self.shared.config.max_pending_output as u64
-        {
-            conn.paused = false;
-            conn.drained = true;
             self.ready_again.push(key);
         }
     }
@@ -544,8 +570,11 @@ impl<S: Service> Worker<S> {
         counters
             .buffered
             .fetch_sub(conn.reported_buffered, Ordering::Relaxed);
-        // Dropping the stream closes the socket, which also removes it from the poller.
-        drop(conn);
+        // Dropping the stream closes the socket, which also removes it from the poller; a
+        // handler whose Drop panics costs nothing more than its connection.
+        if panic::catch_unwind(AssertUnwindSafe(|| drop(conn))).is_err() {
+            log::error!("a connection's handler panicked when dropped");
+        }
         self.deliver();
     }
 
@@ -613,8 +642,19 @@ impl<S: Service> Worker<S> {
                 worker.callback(key, |h, ctx| h.on_timer(ctx));
                 worker.flush(key);
                 worker.deliver();
+            } else {
+                let at = conn.timer;
+                worker.note_timer(at);
             }
         });
+    }
+
+    /// Wakes the loop for a timer due before the next tick (the tick alone would fire it up
+    /// to 100 ms late); a later one is found by the tick that comes before it.
+    fn note_timer(&mut self, at: Option<Instant>) {
+        if let Some(at) = at.filter(|&at| at < self.next_tick) {
+            self.next_timer = Some(self.next_timer.map_or(at, |t| t.min(at)));
+        }
     }
 }
 

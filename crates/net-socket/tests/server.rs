@@ -512,3 +512,260 @@ fn an_http_client_that_stops_reading_is_dropped_one_that_reads_slowly_is_not() {
         .map(|at| &got[at + 4..]);
     assert!(body == Some(&data[..]), "{} bytes", got.len());
 }
+
+/// Answers a line `N` with N MiB of a pattern, produced as the docs say a handler with much
+/// to send does: under `over_limit`, going on in `on_drain`.
+struct Stream {
+    left: u64,
+    sent: u64,
+    /// The pattern from every phase, made once: a handler slower than the reader leaves
+    /// the queue never empty, which hid the cut.
+    pattern: Vec<u8>,
+}
+
+const PIECE: usize = 64 * 1024;
+
+fn pattern(from: u64, len: usize) -> Vec<u8> {
+    (from..from + len as u64).map(|i| (i % 251) as u8).collect()
+}
+
+impl Stream {
+    fn pump(&mut self, ctx: &mut Context<'_>) {
+        while self.left > 0 && !ctx.over_limit() {
+            let n = self.left.min(PIECE as u64) as usize;
+            let at = (self.sent % 251) as usize;
+            ctx.write(&self.pattern[at..at + n]);
+            self.left -= n as u64;
+            self.sent += n as u64;
+        }
+    }
+}
+
+impl Handler for Stream {
+    fn on_data(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+        let mib: u64 = String::from_utf8_lossy(data).trim().parse().unwrap();
+        self.left = mib << 20;
+        self.pump(ctx);
+    }
+
+    fn on_drain(&mut self, ctx: &mut Context<'_>) {
+        self.pump(ctx);
+    }
+}
+
+fn streams() -> impl Fn(&ConnInfo) -> Stream {
+    let made = pattern(0, PIECE + 251);
+    move |_: &ConnInfo| Stream {
+        left: 0,
+        sent: 0,
+        pattern: made.clone(),
+    }
+}
+
+#[test]
+fn a_client_that_half_closes_gets_a_streamed_response_whole() {
+    // The default on_eof closes after the flush: that must wait for what on_drain adds.
+    let server = Running::start(ServerBuilder::new().threads(1), streams());
+    for mib in [16, 64] {
+        let mut client = server.connect();
+        client.write_all(format!("{mib}\n").as_bytes()).unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        assert_eq!(got.len(), mib << 20, "a response cut short");
+        assert!(got == pattern(0, got.len()), "bytes changed");
+    }
+}
+
+#[test]
+fn a_graceful_shutdown_finishes_a_streamed_response() {
+    let server = Running::start(
+        ServerBuilder::new()
+            .threads(1)
+            .max_pending_output(256 * 1024),
+        streams(),
+    );
+    let mut client = server.connect();
+    client.write_all(b"32\n").unwrap();
+    let mut first = vec![0; PIECE];
+    client.read_exact(&mut first).unwrap();
+    server.stop.shutdown();
+    // Slowly, so that the shutdown finds most of the response not produced yet.
+    let mut rest = Vec::new();
+    let mut buf = vec![0; PIECE];
+    loop {
+        let n = client.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        rest.extend_from_slice(&buf[..n]);
+        if rest.len() < 2 << 20 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    first.extend(rest);
+    assert_eq!(first.len(), 32 << 20, "a response cut short");
+    assert!(first == pattern(0, first.len()), "bytes changed");
+    server.stop_within(Duration::from_secs(10));
+}
+
+/// Answers each line after a delay, from its timer; finishes its answer when the server
+/// shuts down rather than being closed at once.
+struct Later {
+    asked: Vec<u8>,
+}
+
+impl Handler for Later {
+    fn on_data(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+        self.asked.extend_from_slice(data);
+        ctx.set_timer(Duration::from_millis(300));
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_>) {
+        ctx.write(b"late: ");
+        ctx.write(&std::mem::take(&mut self.asked));
+        ctx.close();
+    }
+
+    fn on_shutdown(&mut self, ctx: &mut Context<'_>) {
+        if self.asked.is_empty() {
+            ctx.close();
+        }
+    }
+}
+
+#[test]
+fn a_handler_may_finish_its_answer_during_a_graceful_shutdown() {
+    let server = Running::start(ServerBuilder::new().threads(1), |_: &ConnInfo| Later {
+        asked: Vec::new(),
+    });
+    let mut waiting = server.connect();
+    let mut idle = server.connect();
+    waiting.write_all(b"question\n").unwrap();
+    wait_until("the question read", Duration::from_secs(5), || {
+        server.stats.snapshot().bytes_in == 9
+    });
+    server.stop.shutdown();
+    let mut nothing = Vec::new();
+    idle.read_to_end(&mut nothing).unwrap();
+    assert!(nothing.is_empty());
+    let mut answer = String::new();
+    waiting.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "late: question\n");
+    server.stop_within(Duration::from_secs(5));
+}
+
+/// Rings its timer `rings` times, 1 ms apart, then says how long that took.
+struct Ticker {
+    rings: u32,
+    started: Instant,
+}
+
+impl Handler for Ticker {
+    fn on_data(&mut self, ctx: &mut Context<'_>, _data: &[u8]) {
+        self.started = Instant::now();
+        ctx.set_timer(Duration::from_millis(1));
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_>) {
+        self.rings -= 1;
+        if self.rings > 0 {
+            ctx.set_timer(Duration::from_millis(1));
+        } else {
+            let took = self.started.elapsed().as_millis();
+            ctx.write(format!("{took}\n").as_bytes());
+        }
+    }
+}
+
+#[test]
+fn a_short_timer_is_not_held_to_the_loop_tick() {
+    // 20 timers of 1 ms in a row took 2 s when timers waited for the 100 ms tick; the bound
+    // is loose on purpose (a loaded machine), it only tells the two apart.
+    let server = Running::start(ServerBuilder::new().threads(1), |_: &ConnInfo| Ticker {
+        rings: 20,
+        started: Instant::now(),
+    });
+    let mut client = server.connect();
+    client.write_all(b"go\n").unwrap();
+    let mut took = String::new();
+    let mut buf = [0; 32];
+    while !took.ends_with('\n') {
+        let n = client.read(&mut buf).unwrap();
+        assert!(n > 0);
+        took.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+    }
+    let took: u64 = took.trim().parse().unwrap();
+    assert!(took < 1000, "20 timers of 1 ms took {took} ms");
+}
+
+#[test]
+fn a_server_restarts_on_its_port_after_closing_connections_itself() {
+    let first = Running::start(ServerBuilder::new().threads(1), Echo::service());
+    let addr = first.addr;
+    let mut clients: Vec<TcpStream> = (0..3).map(|_| first.connect()).collect();
+    for client in &mut clients {
+        echo_round_trip(client, b"hello");
+    }
+    // The shutdown closes them from the server's side: their ports stay in TIME_WAIT.
+    first.stop.shutdown();
+    for client in &mut clients {
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).unwrap();
+    }
+    drop(clients);
+    first.stop_within(Duration::from_secs(5));
+    let again = ServerBuilder::new()
+        .threads(1)
+        .bind(addr)
+        .build(Echo::service())
+        .unwrap();
+    let stop = again.shutdown_handle();
+    let thread = std::thread::spawn(move || again.run());
+    echo_round_trip(&mut TcpStream::connect(addr).unwrap(), b"back again");
+    stop.shutdown();
+    thread.join().unwrap().unwrap();
+}
+
+/// Panics when dropped, or makes a service that panics creating one: bugs outside callbacks.
+struct DropBomb;
+
+impl Handler for DropBomb {
+    fn on_data(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+        if data == b"close\n" {
+            ctx.close();
+        } else {
+            ctx.write(data);
+        }
+    }
+}
+
+impl Drop for DropBomb {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("a handler bug in Drop");
+        }
+    }
+}
+
+#[test]
+fn a_panic_making_or_dropping_a_handler_costs_one_connection_only() {
+    let made = std::sync::atomic::AtomicU32::new(0);
+    let server = Running::start(ServerBuilder::new().threads(1), move |_: &ConnInfo| {
+        // The second connection's handler cannot be made.
+        let n = made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        assert!(n != 1, "a service bug");
+        DropBomb
+    });
+    let mut bystander = server.connect();
+    echo_round_trip(&mut bystander, b"before\n");
+    let mut refused = server.connect();
+    let mut rest = Vec::new();
+    let _ = refused.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+    let mut closing = server.connect();
+    closing.write_all(b"close\n").unwrap();
+    let _ = closing.read_to_end(&mut rest);
+    echo_round_trip(&mut bystander, b"after\n");
+    echo_round_trip(&mut server.connect(), b"a new client\n");
+}

@@ -394,6 +394,7 @@ fn directories_list_their_entries_or_serve_index_html() {
     let (url, dir) = site("listing");
     std::fs::create_dir(dir.join("sub dir")).unwrap();
     std::fs::write(dir.join("a&b <c>.txt"), b"x").unwrap();
+    std::fs::write(dir.join(".env"), b"SECRET=1").unwrap();
     std::fs::create_dir(dir.join("with-index")).unwrap();
     std::fs::write(dir.join("with-index/index.html"), b"<h1>index</h1>").unwrap();
     std::os::unix::fs::symlink("sub dir", dir.join("linked")).unwrap();
@@ -406,6 +407,9 @@ fn directories_list_their_entries_or_serve_index_html() {
     );
     let html = String::from_utf8(got.body).unwrap();
     assert!(html.contains(">a&amp;b &lt;c&gt;.txt</a>"), "{html}");
+    // Hidden files are left out, as nginx's autoindex leaves them out; named, they are served.
+    assert!(!html.contains(".env"), "{html}");
+    assert_eq!(curl(&[&format!("{url}/.env")]).status, 200);
     assert!(html.contains("href=\"a%26b%20%3Cc%3E.txt\""), "{html}");
     assert!(html.contains("href=\"sub%20dir/\""), "{html}");
     // A link to a directory is listed as one, as nginx lists it.
@@ -537,6 +541,25 @@ fn malformed_and_oversized_requests() {
     let reply =
         String::from_utf8_lossy(&raw(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")).into_owned();
     assert!(reply.starts_with("HTTP/1.1 400 "), "two Hosts: {reply}");
+    // Framing a proxy in front could read otherwise: refused, and the body never taken for
+    // a request (nginx answers 400 to each).
+    for framing in [
+        &b"Content-Length: 36\xff\r\n"[..],
+        b"Content-Length: 0\r\nContent-Length: 36\r\n",
+        b"Content-Length: 36\r\nContent-Length: 2000000\r\n",
+        b"Transfer-Encoding: chunked\xff\r\n",
+        b"Host: \xff\r\n",
+    ] {
+        let mut request = b"GET / HTTP/1.1\r\nHost: t\r\n".to_vec();
+        request.extend_from_slice(framing);
+        request.extend_from_slice(b"\r\nGET /hidden HTTP/1.1\r\nHost: t\r\n\r\n");
+        let reply = String::from_utf8_lossy(&raw(&request)).into_owned();
+        assert!(
+            reply.starts_with("HTTP/1.1 400 ") && reply.matches("HTTP/1.1").count() == 1,
+            "{}: {reply}",
+            String::from_utf8_lossy(framing)
+        );
+    }
     // A later 1.x is answered as 1.1 (RFC 9112, nginx); HTTP/1.1 needs its Host then too.
     for (version, status) in [
         ("HTTP/2.0", 505),
@@ -665,6 +688,28 @@ fn a_redirect_stays_on_this_host_and_a_silent_connection_is_closed() {
         reply.contains("\r\nLocation: /evil.example/\r\n"),
         "{reply}"
     );
+    // The Location names the directory as resolved: `/\evil.com/..` is the root (a browser
+    // reads `/\evil.com/` as another host), an absolute-form target its path (any case).
+    for (target, location) in [
+        ("/\\evil.example/..", "/"),
+        ("/evil.example/x/%2e%2e", "/evil.example/"),
+        ("http://other.example/evil.example", "/evil.example/"),
+        (
+            "HTTP://other.example/evil.example?a=1",
+            "/evil.example/?a=1",
+        ),
+    ] {
+        let reply = String::from_utf8_lossy(&raw(format!(
+            "GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes()))
+        .into_owned();
+        assert!(
+            reply.starts_with("HTTP/1.1 301 ")
+                && reply.contains(&format!("\r\nLocation: {location}\r\n")),
+            "{target}: {reply}"
+        );
+    }
 
     // A connection that sends nothing is closed once the header timeout passes, without a
     // word: it held its slot as long as it liked.
@@ -717,6 +762,126 @@ fn a_client_sending_headers_too_slowly_gets_408() {
     let reply = String::from_utf8_lossy(&reply);
     assert!(reply.starts_with("HTTP/1.1 408 "), "{reply}");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_body_trickled_to_be_thrown_away_does_not_hold_the_connection() {
+    // One byte of a declared body every 300 ms kept the keep-alive timer fresh for ever.
+    let served = with_header_timeout_of_1_s("slow-body-root");
+    let mut slow = TcpStream::connect(served.addrs[0]).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n")
+        .unwrap();
+    while started.elapsed() < Duration::from_secs(4) && slow.write_all(b"x").is_ok() {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let mut reply = Vec::new();
+    let _ = slow.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
+    assert!(!reply.contains("408"), "{reply}");
+    assert!(started.elapsed() < Duration::from_secs(5), "held open");
+}
+
+#[test]
+fn a_file_dated_past_9999_is_served_with_the_last_date_http_can_say() {
+    // ext4 clamps such times; tmpfs keeps them (archives and broken clocks make them).
+    let root =
+        std::path::Path::new("/dev/shm").join(format!("netkit-future-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let file = root.join("future.txt");
+    std::fs::write(&file, b"future").unwrap();
+    let year_10000 = std::time::UNIX_EPOCH + Duration::from_secs(253_402_300_800);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(year_10000)
+        .unwrap();
+    let served = Served::start(&[
+        "http",
+        "--bind",
+        "127.0.0.1:0",
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    let url = format!("http://{}/future.txt", served.addrs[0]);
+    let got = curl(&[&url]);
+    let _ = std::fs::remove_dir_all(&root);
+    assert_eq!((got.status, got.body.as_slice()), (200, &b"future"[..]));
+    assert_eq!(
+        got.header("last-modified").as_deref(),
+        Some("Fri, 31 Dec 9999 23:59:59 GMT")
+    );
+}
+
+#[test]
+fn a_root_whose_name_moves_to_another_directory_is_followed() {
+    // A deploy's `current -> releases/vN` swap, or a rebuilt output directory: the old tree
+    // was served, then 404 once removed.
+    let base = netkit_tests::work_dir().join("root-by-name");
+    let _ = std::fs::remove_dir_all(&base);
+    for version in ["v1", "v2"] {
+        std::fs::create_dir_all(base.join(version)).unwrap();
+        std::fs::write(base.join(version).join("version.txt"), version).unwrap();
+    }
+    let current = base.join("current");
+    std::os::unix::fs::symlink("v1", &current).unwrap();
+    let served = Served::start(&[
+        "http",
+        "--bind",
+        "127.0.0.1:0",
+        "--root",
+        current.to_str().unwrap(),
+    ]);
+    let url = format!("http://{}/version.txt", served.addrs[0]);
+    assert_eq!(curl(&[&url]).body, b"v1");
+    let swap = base.join("swap");
+    std::os::unix::fs::symlink("v2", &swap).unwrap();
+    std::fs::rename(&swap, &current).unwrap();
+    std::fs::remove_dir_all(base.join("v1")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = curl(&[&url]);
+        if got.body == b"v2" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {} {:?}",
+            got.status,
+            String::from_utf8_lossy(&got.body)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_header_timeout_counts_from_the_accept() {
+    // Waiting 0.9 s and then trickling gave a client nearly twice the timeout.
+    let served = with_header_timeout_of_1_s("late-head-root");
+    let mut late = TcpStream::connect(served.addrs[0]).unwrap();
+    late.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut writer = late.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(900));
+        for byte in b"GET / HTTP/1.1\r\nHost: t\r\n" {
+            if writer.write_all(&[*byte]).is_err() || started.elapsed() > Duration::from_secs(3) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let mut first = [0; 13];
+    late.read_exact(&mut first).unwrap();
+    let answered = started.elapsed();
+    trickle.join().unwrap();
+    assert_eq!(&first, b"HTTP/1.1 408 ");
+    assert!(answered < Duration::from_millis(1700), "{answered:?}");
 }
 
 #[test]

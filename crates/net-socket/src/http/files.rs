@@ -23,15 +23,7 @@ pub(crate) enum Refusal {
 /// request never names anything above the root. A path ending in `/` (or `/.`) keeps its
 /// trailing `/`, so that it opens only a directory: `/file.txt/` is 404, as in nginx.
 pub(crate) fn relative_path(target: &str) -> Result<String, Refusal> {
-    let path = target.split(['?', '#']).next().unwrap_or_default();
-    let path = if let Some(rest) = path
-        .strip_prefix("http://")
-        .or_else(|| path.strip_prefix("https://"))
-    {
-        rest.find('/').map_or("/", |i| &rest[i..])
-    } else {
-        path
-    };
+    let path = target_path(target);
     if !path.starts_with('/') {
         return Err(Refusal::BadRequest);
     }
@@ -59,6 +51,37 @@ pub(crate) fn relative_path(target: &str) -> Result<String, Refusal> {
         rel.push('/');
     }
     Ok(rel)
+}
+
+/// The path of a request target, without its query or fragment: in absolute form
+/// (`http://host/p`, the scheme in any case, RFC 3986) without the scheme and authority.
+pub(crate) fn target_path(target: &str) -> &str {
+    let path = target.split(['?', '#']).next().unwrap_or_default();
+    let after_scheme = ["http://", "https://"].iter().find_map(|scheme| {
+        path.get(..scheme.len())
+            .filter(|start| start.eq_ignore_ascii_case(scheme))
+            .map(|_| &path[scheme.len()..])
+    });
+    match after_scheme {
+        Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => path,
+    }
+}
+
+/// The URL path of `rel` (as [`relative_path`] gives it) as a directory, encoded: what a
+/// redirect to it says, whatever the target that named it looked like (`/\evil.com/..`).
+pub(crate) fn dir_url(rel: &str) -> String {
+    let rel = rel.trim_end_matches('/');
+    if rel == "." {
+        return "/".to_owned();
+    }
+    let mut url = String::with_capacity(rel.len() + 2);
+    for part in rel.split('/') {
+        url.push('/');
+        url.extend(percent_encoding::utf8_percent_encode(part, HREF));
+    }
+    url.push('/');
+    url
 }
 
 /// Opens `rel` under the directory `root` without ever leaving it: the kernel refuses `..`
@@ -369,7 +392,9 @@ pub(crate) fn listing(
     for entry in dir.iter() {
         let entry = entry?;
         let name = entry.file_name().to_bytes();
-        if name == b"." || name == b".." {
+        // `.`, `..`, and the hidden files nginx's autoindex leaves out (`.git/`, `.env`);
+        // they are still served to whoever names them.
+        if name.starts_with(b".") {
             continue;
         }
         let name = String::from_utf8_lossy(name).into_owned();

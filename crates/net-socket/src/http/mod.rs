@@ -5,10 +5,11 @@ mod files;
 use std::fs::File;
 use std::io::Write as _;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::FileExt as _;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::os::unix::fs::{FileExt as _, MetadataExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use httpdate::HttpDate;
 
@@ -40,13 +41,76 @@ const INLINE_BODY: u64 = 64 * 1024;
 /// One access-log line per request goes to the `netkit::access` log target at info level.
 #[derive(Clone)]
 pub struct HttpFiles {
-    root: Arc<Root>,
+    root: Arc<RootByName>,
     header_timeout: Duration,
     keep_alive_timeout: Duration,
 }
 
+/// The directory served, looked up again by its name at most once a second: a deploy that
+/// points the name at another directory (`current -> releases/v3`, `rm -rf dist && mkdir
+/// dist`) is served within a second, as nginx (which opens by name per request) serves it,
+/// where a descriptor held from the start served the old tree, then 404s once it was gone.
+struct RootByName {
+    path: PathBuf,
+    current: RwLock<Arc<Root>>,
+    /// When the name was last looked up, in ms after `since`.
+    checked: AtomicU64,
+    since: Instant,
+}
+
+impl RootByName {
+    fn get(&self) -> Arc<Root> {
+        let now = self.since.elapsed().as_millis() as u64;
+        let last = self.checked.load(Ordering::Relaxed);
+        // One loop looks, the others go on with what they have.
+        if now.saturating_sub(last) >= 1000
+            && self
+                .checked
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.look_up();
+        }
+        self.current()
+    }
+
+    fn current(&self) -> Arc<Root> {
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn look_up(&self) {
+        // A name gone for a moment (between a deploy's two renames) leaves the old tree served.
+        let Ok(meta) = std::fs::metadata(&self.path) else {
+            return;
+        };
+        let now = (meta.dev(), meta.ino());
+        if now == self.current().id {
+            return;
+        }
+        match Root::open_dir(&self.path) {
+            Ok(root) => {
+                log::info!(
+                    "{}: now names another directory; serving it",
+                    self.path.display()
+                );
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(root);
+            }
+            Err(e) => log::warn!(
+                "{}: still serving the directory it named: {e}",
+                self.path.display()
+            ),
+        }
+    }
+
+    fn open(&self, rel: &str) -> Result<File, Refusal> {
+        self.get().open(rel)
+    }
+}
+
 struct Root {
     dir: OwnedFd,
+    /// The directory's device and inode, to tell when its name has moved on.
+    id: (u64, u64),
     /// The root with every symbolic link resolved, to tell where a link leads.
     canonical: PathBuf,
     /// openat2 works here (see [`files::has_openat2`]).
@@ -54,6 +118,27 @@ struct Root {
 }
 
 impl Root {
+    /// Opens the directory `path` names.
+    fn open_dir(path: &Path) -> std::io::Result<Root> {
+        let dir = File::open(path)?;
+        let meta = dir.metadata()?;
+        if !meta.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                "not a directory",
+            ));
+        }
+        let canonical = std::fs::canonicalize(path)?;
+        let dir = OwnedFd::from(dir);
+        let beneath = files::has_openat2(&dir);
+        Ok(Root {
+            dir,
+            id: (meta.dev(), meta.ino()),
+            canonical,
+            beneath,
+        })
+    }
+
     /// Opens `rel` without leaving the root (see [`files::open_beneath`]). A path refused
     /// for a link that is absolute or climbs out through `..` is tried again by where it
     /// leads, as nginx and python follow it: inside the root (a deploy's `current ->
@@ -99,28 +184,19 @@ impl HttpFiles {
             path: path.clone(),
             source,
         };
-        let dir = File::open(&path).map_err(root_error)?;
-        let meta = dir.metadata().map_err(root_error)?;
-        if !meta.is_dir() {
-            return Err(root_error(std::io::Error::new(
-                std::io::ErrorKind::NotADirectory,
-                "not a directory",
-            )));
-        }
-        let canonical = std::fs::canonicalize(&path).map_err(root_error)?;
-        let dir = OwnedFd::from(dir);
-        let beneath = files::has_openat2(&dir);
-        if !beneath {
+        let root = Root::open_dir(&path).map_err(root_error)?;
+        if !root.beneath {
             log::warn!(
                 "openat2 is not available (Linux before 5.6, or a seccomp filter): request \
                  paths are walked one part at a time instead"
             );
         }
         Ok(HttpFiles {
-            root: Arc::new(Root {
-                dir,
-                canonical,
-                beneath,
+            root: Arc::new(RootByName {
+                path,
+                current: RwLock::new(Arc::new(root)),
+                checked: AtomicU64::new(0),
+                since: Instant::now(),
             }),
             header_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(60),
@@ -154,6 +230,7 @@ impl Service for HttpFiles {
             input: Vec::new(),
             skip_body: 0,
             head_timer: false,
+            body_timer: false,
             eof: false,
             done: false,
             pending_at_timer: None,
@@ -164,7 +241,7 @@ impl Service for HttpFiles {
 
 /// One HTTP connection of [`HttpFiles`].
 pub struct HttpConn {
-    root: Arc<Root>,
+    root: Arc<RootByName>,
     header_timeout: Duration,
     keep_alive_timeout: Duration,
     /// Received bytes not yet handled (a partial request, or requests held back while the
@@ -172,8 +249,11 @@ pub struct HttpConn {
     input: Vec<u8>,
     /// Request body bytes still to discard.
     skip_body: u64,
-    /// The header timer runs for the partial request in `input`.
+    /// The header timer runs for the partial request in `input` (from the accept for the
+    /// first).
     head_timer: bool,
+    /// The timer runs out the body being discarded (`skip_body`).
+    body_timer: bool,
     eof: bool,
     /// The connection closes after the responses already queued.
     done: bool,
@@ -230,8 +310,16 @@ impl HttpConn {
         if partial && !self.head_timer {
             self.head_timer = true;
             ctx.set_timer(self.header_timeout);
+        } else if self.skip_body > 0 {
+            // A body we only throw away gets the header timeout once, from its head, not a
+            // keep-alive timeout per byte: one byte a minute held the slot for ever (nginx
+            // gives up on such a body after 5 s, its lingering_timeout).
+            if !std::mem::replace(&mut self.body_timer, true) {
+                ctx.set_timer(self.header_timeout);
+            }
         } else if self.input.is_empty() {
             self.head_timer = false;
+            self.body_timer = false;
             ctx.set_timer(self.keep_alive_timeout);
         }
         if self.eof && (self.input.is_empty() || partial) {
@@ -335,11 +423,20 @@ impl HttpConn {
         };
         let mut keep_alive = minor >= 1;
         let mut has_host = false;
+        let mut length = None;
         for header in parsed.headers.iter() {
+            let name = header.name;
             let Ok(value) = std::str::from_utf8(header.value) else {
+                // Passed over, the body of `Content-Length: 36\xff` would be read as the next
+                // request, where a proxy in front took it for a body: refused, as nginx does.
+                if ["content-length", "transfer-encoding", "host"]
+                    .iter()
+                    .any(|framing| name.eq_ignore_ascii_case(framing))
+                {
+                    return self.fail(ctx, 400, "a framing field that is not text");
+                }
                 continue;
             };
-            let name = header.name;
             if name.eq_ignore_ascii_case("connection") {
                 for token in value.split(',').map(str::trim) {
                     if token.eq_ignore_ascii_case("close") {
@@ -366,14 +463,9 @@ impl HttpConn {
                     .all(|b| b.is_ascii_digit())
                     .then(|| value.parse::<u64>().ok())
                     .flatten();
+                // Two that differ frame the request two ways (RFC 9112 6.3).
                 match len {
-                    Some(len) if len > MAX_DISCARDED_BODY => {
-                        // Not worth reading to throw away: answered, then closed.
-                        keep_alive = false;
-                    }
-                    Some(len) if self.skip_body == 0 || self.skip_body == len => {
-                        self.skip_body = len;
-                    }
+                    Some(len) if length.is_none_or(|seen| seen == len) => length = Some(len),
                     _ => return self.fail(ctx, 400, "bad Content-Length"),
                 }
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
@@ -401,6 +493,12 @@ impl HttpConn {
         }
         if minor >= 1 && !has_host {
             return self.fail(ctx, 400, "HTTP/1.1 request without Host");
+        }
+        match length {
+            // Not worth reading to throw away: answered, then closed.
+            Some(len) if len > MAX_DISCARDED_BODY => keep_alive = false,
+            Some(len) => self.skip_body = len,
+            None => {}
         }
         if !keep_alive {
             self.done = true;
@@ -451,9 +549,13 @@ impl HttpConn {
         if !meta.is_file() {
             return refused(self, ctx, Refusal::Forbidden);
         }
-        // A time before 1970 (from an archive, a broken clock) is told as 1970, as nginx
-        // tells it: HTTP dates cannot say it, and httpdate panics on one.
-        let mtime = meta.modified().ok().map(|t| t.max(SystemTime::UNIX_EPOCH));
+        // A time before 1970 or after 9999 (from an archive, a broken clock) is told as the
+        // nearest one an HTTP date can say, as nginx tells it: httpdate panics on others.
+        let latest = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+        let mtime = meta
+            .modified()
+            .ok()
+            .map(|t| t.clamp(SystemTime::UNIX_EPOCH, latest));
         let content_type = mime_guess::from_path(&rel)
             .first_raw()
             .unwrap_or("application/octet-stream");
@@ -632,15 +734,16 @@ impl HttpConn {
         dir: File,
         keep_alive: bool,
     ) -> (u16, u64) {
-        let path = req.target.split(['?', '#']).next().unwrap_or("/");
+        let path = files::target_path(req.target);
         if !path.ends_with('/') {
-            // `//evil.com` would send a browser to another host: slashes merge, as nginx
-            // merges them (python's http.server had this hole, CVE-2021-28861).
-            let path = format!("/{}", path.trim_start_matches('/'));
+            // Made from the path as resolved, not as sent: `//evil.com` or `/\evil.com/..`
+            // would send a browser to another host (python's http.server had this hole,
+            // CVE-2021-28861); nginx redirects to the resolved path too.
+            let path = files::dir_url(rel);
             // The query goes along, as nginx and python's http.server keep it.
             let location = match req.target.split('#').next().and_then(|t| t.split_once('?')) {
-                Some((_, query)) => format!("{path}/?{query}"),
-                None => format!("{path}/"),
+                Some((_, query)) => format!("{path}?{query}"),
+                None => path,
             };
             self.error(ctx, 301, keep_alive, &[("Location", &location)]);
             return (301, 0);
@@ -650,15 +753,28 @@ impl HttpConn {
         } else {
             format!("{}/index.html", rel.trim_end_matches('/'))
         };
-        if let Ok(file) = self.root.open(&index)
-            && file.metadata().is_ok_and(|m| m.is_file())
-        {
-            let target = format!("{path}index.html");
-            let inner = Request {
-                target: &target,
-                ..*req
-            };
-            return self.serve(ctx, &inner, keep_alive);
+        match self.root.open(&index) {
+            Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => {
+                let target = format!("{path}index.html");
+                let inner = Request {
+                    target: &target,
+                    ..*req
+                };
+                return self.serve(ctx, &inner, keep_alive);
+            }
+            // An index there but not readable still hides the directory, as nginx's 403.
+            Err(Refusal::Forbidden)
+                if nix::sys::stat::fstatat(
+                    &dir,
+                    "index.html",
+                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .is_ok() =>
+            {
+                self.error(ctx, 403, keep_alive, &[]);
+                return (403, 0);
+            }
+            _ => {}
         }
         let decoded_path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
         let leads_to_dir = |name: &str| {
@@ -779,10 +895,11 @@ fn boundary() -> String {
 
 impl Handler for HttpConn {
     fn on_connect(&mut self, ctx: &mut Context<'_>) {
-        // A connection that never sends a byte is closed, silently (a browser's unused
-        // preconnect would show a 408), once the header timeout passes, as nginx's
-        // client_header_timeout counts from the accept: it would hold a connection slot
-        // for as long as it liked.
+        // nginx's client_header_timeout counts from the accept: a connection that never sends
+        // a byte, or sends its first late, would hold a slot for as long as it liked (or for
+        // twice the timeout). One that sent nothing is closed silently (a browser's unused
+        // preconnect would show a 408).
+        self.head_timer = true;
         ctx.set_timer(self.header_timeout);
     }
 
@@ -805,10 +922,14 @@ impl Handler for HttpConn {
     }
 
     fn on_timer(&mut self, ctx: &mut Context<'_>) {
-        if self.head_timer && !self.done {
-            self.done = true;
+        if self.head_timer && !self.done && !self.input.is_empty() {
             self.error(ctx, 408, false, &[]);
             access_log(ctx, "-", "-", 1, 408, 0);
+        }
+        if (self.head_timer || self.body_timer) && !self.done {
+            self.done = true;
+            self.input.clear();
+            self.skip_body = 0;
         }
         let pending = ctx.pending_output();
         if pending == 0 {
@@ -874,6 +995,13 @@ fn later_minor(input: &[u8]) -> Option<usize> {
 }
 
 fn access_log(ctx: &Context<'_>, method: &str, target: &str, minor: u8, status: u16, sent: u64) {
+    // A `"` or `\` from the client is written as nginx writes it (`\x22`), so that a target
+    // cannot end the quoted field and forge the ones after it.
+    let target: std::borrow::Cow<'_, str> = if target.contains(['"', '\\']) {
+        target.replace('\\', "\\x5C").replace('"', "\\x22").into()
+    } else {
+        target.into()
+    };
     log::info!(target: "netkit::access", "{} \"{method} {target} HTTP/1.{minor}\" {status} {sent}", ctx.peer());
 }
 

@@ -117,6 +117,39 @@ fn connect_half_closes_and_prints_until_the_peer_closes() {
         (out.status.code(), out.stdout.as_slice()),
         (Some(0), &b"banner\n"[..])
     );
+
+    // A peer that resets the connection while stdin is still going out: the upload was
+    // lost, which is no success (it exited 0 without a word).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(["connect", &listener.local_addr().unwrap().to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    let feeding = std::thread::spawn(move || {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(3) && stdin.write_all(&[0; 65536]).is_ok() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let (peer, _) = listener.accept().unwrap();
+    peer.shutdown(std::net::Shutdown::Write).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    socket2::SockRef::from(&peer)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(peer);
+    let out = child.wait_with_output();
+    feeding.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("closed the connection before stdin was all sent"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -733,6 +733,36 @@ fn dash_g_prints_the_resolved_config_without_connecting() {
 }
 
 #[test]
+fn an_empty_home_never_makes_the_current_directory_the_users() {
+    // `~/.ssh/config` was `./.ssh/config` with HOME empty: a cloned repository's config
+    // chose the host, the keys trusted, and a ProxyCommand to run.
+    let dir = work_dir().join("ssh-cli-empty-home");
+    std::fs::create_dir_all(dir.join(".ssh")).unwrap();
+    std::fs::write(
+        dir.join(".ssh/config"),
+        "Host planted\n  HostName 127.0.0.9\n  User evil\n",
+    )
+    .unwrap();
+    for home in ["", "relative"] {
+        let out = Command::new(netkit_bin())
+            .args(["ssh", "-G", "planted"])
+            .env("HOME", home)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("\nhostname planted\n"),
+            "HOME={home:?}: {text}"
+        );
+        assert!(
+            !text.contains("evil") && !text.contains(" .ssh/"),
+            "HOME={home:?}: {text}"
+        );
+    }
+}
+
+#[test]
 fn names_that_would_run_commands_in_a_proxy_command_are_refused_as_openssh_does() {
     // CVE-2023-51385: a destination from a hosts list or a git URL, put in by %h or %r,
     // must not run commands in the shell that runs ProxyCommand or Match exec.

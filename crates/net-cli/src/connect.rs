@@ -100,7 +100,7 @@ pub fn run(args: Args) -> Outcome {
     } else {
         let stream = connect(addrs, target, timeout)?;
         if args.verbose {
-            eprintln!("netkit: connected to {target}");
+            crate::exit::say(format_args!("netkit: connected to {target}"));
         }
         (stream, target.clone())
     };
@@ -147,13 +147,13 @@ fn accept(
         .local_addr()
         .context("cannot read the bound address")?;
     if verbose || addrs.iter().all(|a| a.port() == 0) {
-        eprintln!("netkit: listening on {local}");
+        crate::exit::say(format_args!("netkit: listening on {local}"));
     }
     let (stream, peer) = listener
         .accept()
         .with_context(|| format!("cannot accept on {local}"))?;
     if verbose {
-        eprintln!("netkit: connection from {peer}");
+        crate::exit::say(format_args!("netkit: connection from {peer}"));
     }
     Ok((stream, peer.to_string()))
 }
@@ -167,10 +167,9 @@ fn copy(mut stream: TcpStream, target: &str, idle: Option<Duration>) -> Outcome 
     let start = Instant::now();
     let sent_at = Arc::new(AtomicU64::new(0));
     let sent = Arc::clone(&sent_at);
-    // Disconnected once stdin is all sent (or can no longer be).
-    let (sending, sender_done) = std::sync::mpsc::channel::<()>();
+    // Disconnected once stdin is all sent, or given why it cannot be.
+    let (sending, sender_done) = std::sync::mpsc::channel::<std::io::Error>();
     std::thread::spawn(move || {
-        let _sending = sending;
         let mut stdin = std::io::stdin().lock();
         let mut buf = vec![0; 64 * 1024];
         loop {
@@ -184,7 +183,7 @@ fn copy(mut stream: TcpStream, target: &str, idle: Option<Duration>) -> Outcome 
                 }
             };
             if let Err(e) = sender.write_all(&buf[..n]) {
-                log::debug!("sending stdin: {e}");
+                let _ = sending.send(e);
                 break;
             }
             sent.store(millis(start.elapsed()), Ordering::Relaxed);
@@ -218,7 +217,15 @@ fn copy(mut stream: TcpStream, target: &str, idle: Option<Duration>) -> Outcome 
             };
             match waited {
                 Err(RecvTimeoutError::Timeout) => continue,
-                _ => return Ok(ExitCode::SUCCESS),
+                // Said in words: a broken pipe here is the peer's, not a reader of our stdout
+                // gone (which `exit::report` lets pass), and stdin was not all delivered.
+                Ok(e) => {
+                    return Err(anyhow::anyhow!(
+                        "{target} closed the connection before stdin was all sent ({e})"
+                    )
+                    .into());
+                }
+                Err(RecvTimeoutError::Disconnected) => return Ok(ExitCode::SUCCESS),
             }
         }
         if let Some(left) = left {

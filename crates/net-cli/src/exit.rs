@@ -1,5 +1,6 @@
 //! Errors that carry the process exit code, and the one place that prints them.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 /// A failure of a subcommand: the error to print and the exit code to leave with.
@@ -49,10 +50,32 @@ pub fn report(outcome: Outcome) -> ExitCode {
                 // `netkit ... | head` closing early is not an error (as ripgrep does).
                 return ExitCode::SUCCESS;
             }
-            eprintln!("netkit: error: {}", one_line(&failure.error));
+            crate::exit::say(format_args!("netkit: error: {}", one_line(&failure.error)));
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// Writes a line to stderr. A stderr that cannot take it (closed, a full disk) changes
+/// nothing else: `eprintln!` panicked there, exit 101 in place of the documented code.
+pub fn say(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// As [`say`], without the line end.
+pub fn say_part(text: std::fmt::Arguments<'_>) {
+    let _ = write!(std::io::stderr(), "{text}");
+}
+
+/// Writes a line to stdout; the error (a full disk, a reader gone) is the caller's to
+/// report, where `println!` panicked.
+pub fn out(line: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    writeln!(std::io::stdout(), "{line}")
+}
+
+/// As [`out`], without the line end.
+pub fn out_part(text: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    write!(std::io::stdout(), "{text}")
 }
 
 /// The error and its causes joined by `: `, leaving out a cause whose text the line already

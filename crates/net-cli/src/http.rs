@@ -539,10 +539,10 @@ fn pipe_has_body() -> bool {
     let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
     match poll(&mut fds, PollTimeout::from(PIPE_WAIT_MS)) {
         Ok(0) => {
-            eprintln!(
+            crate::exit::say(format_args!(
                 "netkit: warning: nothing came through the pipe on stdin in {} s; sending no body (`@-` waits for it, -I skips it)",
                 PIPE_WAIT_MS / 1000
-            );
+            ));
             false
         }
         Ok(_) => fds[0]
@@ -787,7 +787,11 @@ fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome
     let done = done?;
     save(session, args)?;
     if args.quiet == 0 && std::io::stderr().is_terminal() {
-        eprintln!("saved {} ({} bytes)", done.path.display(), done.bytes);
+        crate::exit::say(format_args!(
+            "saved {} ({} bytes)",
+            done.path.display(),
+            done.bytes
+        ));
     }
     Ok(ExitCode::from(status_code(done.status, true)))
 }

@@ -97,7 +97,7 @@ fn main() -> ExitCode {
                 logger.target(env_logger::Target::Pipe(Box::new(file)));
             }
             Err(e) => {
-                eprintln!("netkit: error: -E {}: {e}", path.display());
+                crate::exit::say(format_args!("netkit: error: -E {}: {e}", path.display()));
                 return ExitCode::from(ssh::OWN_ERROR);
             }
         }
@@ -274,7 +274,9 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     let text = e.render().to_string();
     let first = text.lines().next().unwrap_or("bad arguments");
     let mut line = first.trim_start_matches("error: ").to_owned();
-    if let Some(ContextValue::Strings(values)) = e.get(ContextKind::ValidValue) {
+    if let Some(ContextValue::Strings(values)) = e.get(ContextKind::ValidValue)
+        && !values.is_empty()
+    {
         line.push_str(&format!(" (one of: {})", values.join(", ")));
     }
     // clap lists what is missing on the lines below the first.
@@ -283,10 +285,10 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     {
         line.push_str(&format!(" {}", missing.join(", ")));
     }
-    eprintln!("netkit: error: {line}; see --help");
+    exit::say(format_args!("netkit: error: {line}; see --help"));
     // `netkit ssh` keeps OpenSSH's codes: 255 for its own errors, bad arguments included, so
     // that scripts tell them from the remote command's.
-    if std::env::args().nth(1).as_deref() == Some("ssh") {
+    if std::env::args_os().nth(1).is_some_and(|arg| arg == "ssh") {
         return ExitCode::from(ssh::OWN_ERROR);
     }
     ExitCode::from(exit::USAGE)

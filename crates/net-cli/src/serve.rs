@@ -135,7 +135,7 @@ fn serve<S: Service>(builder: ServerBuilder, service: S) -> Outcome {
         }
     });
     for addr in server.local_addrs() {
-        eprintln!("listening on {addr}");
+        crate::exit::say(format_args!("listening on {addr}"));
     }
     server.run()?;
     Ok(ExitCode::SUCCESS)

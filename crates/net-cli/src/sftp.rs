@@ -664,15 +664,15 @@ pub(crate) fn list(
             };
             // Owner and group as numbers, as sftp's ls -n: SFTP v3 carries no names.
             let id = |id: Option<u32>| id.map_or_else(|| "?".to_owned(), |id| id.to_string());
-            println!(
+            crate::exit::out(format_args!(
                 "{} {:<8} {:<8} {size:>12} {} {name}{slash}",
                 entry.permissions(),
                 id(entry.uid),
                 id(entry.gid),
                 local_time(entry.mtime),
-            );
+            ))?;
         } else {
-            println!("{name}{slash}");
+            crate::exit::out(format_args!("{name}{slash}"))?;
         }
     }
     Ok(())

@@ -145,12 +145,14 @@ pub fn run(client: &Client, start: &Path, batch: Option<&Path>, fsync: bool) -> 
             text = rest.trim_start();
         }
         if echo {
-            println!("sftp> {text}");
+            crate::exit::out(format_args!("sftp> {text}"))?;
         }
         match session.perform(text) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(failure) if go_on => eprintln!("netkit: error: {}", one_line(&failure.error)),
+            Err(failure) if go_on => {
+                crate::exit::say(format_args!("netkit: error: {}", one_line(&failure.error)))
+            }
             Err(failure) => return Err(failure),
         }
     }
@@ -212,10 +214,14 @@ impl Session<'_> {
         if matches!(words.first().map(String::as_str), Some("help" | "?")) {
             for command in <Line as clap::CommandFactory>::command().get_subcommands() {
                 let about = command.get_about().map(ToString::to_string);
-                println!("{:<8} {}", command.get_name(), about.unwrap_or_default());
+                crate::exit::out(format_args!(
+                    "{:<8} {}",
+                    command.get_name(),
+                    about.unwrap_or_default()
+                ))?;
             }
             for (name, about) in SPELLED_OUT {
-                println!("{name:<8} {about}");
+                crate::exit::out(format_args!("{name:<8} {about}"))?;
             }
             return Ok(true);
         }
@@ -295,17 +301,23 @@ impl Session<'_> {
                 .client
                 .symlink(Path::new(&target), &self.remote(&link))
                 .code(GENERIC)?,
-            Line::Version => println!("SFTP protocol version 3"),
+            Line::Version => crate::exit::out(format_args!("SFTP protocol version 3"))?,
             Line::Progress => {
                 use std::sync::atomic::Ordering;
                 let on = !sftp::PROGRESS.fetch_xor(true, Ordering::Relaxed);
-                println!("Progress meter {}", if on { "enabled" } else { "disabled" });
+                crate::exit::out(format_args!(
+                    "Progress meter {}",
+                    if on { "enabled" } else { "disabled" }
+                ))?;
             }
-            Line::Pwd => println!("Remote working directory: {}", self.cwd.display()),
-            Line::Lpwd => println!(
+            Line::Pwd => crate::exit::out(format_args!(
+                "Remote working directory: {}",
+                self.cwd.display()
+            ))?,
+            Line::Lpwd => crate::exit::out(format_args!(
                 "Local working directory: {}",
                 std::env::current_dir()?.display()
-            ),
+            ))?,
             Line::Mkdir { parents, path } => {
                 self.client
                     .mkdir(&self.remote(&path), parents)
@@ -354,8 +366,13 @@ fn local_shell(command: &str) {
     }
     match shell.status() {
         Ok(status) if status.success() => {}
-        Ok(status) => eprintln!("Shell exited with status {}", status.code().unwrap_or(-1)),
-        Err(e) => eprintln!("netkit: error: cannot run the local shell: {e}"),
+        Ok(status) => crate::exit::say(format_args!(
+            "Shell exited with status {}",
+            status.code().unwrap_or(-1)
+        )),
+        Err(e) => crate::exit::say(format_args!(
+            "netkit: error: cannot run the local shell: {e}"
+        )),
     }
 }
 

@@ -642,7 +642,7 @@ pub fn run(mut args: Args) -> Outcome {
     let mut config = args.config(dest)?;
     if args.print_config {
         let given = net_ssh::Destination::parse(dest).map_or(dest, |d| d.host);
-        print!("{}", resolved(given, &config));
+        crate::exit::out_part(format_args!("{}", resolved(given, &config)))?;
         return Ok(ExitCode::SUCCESS);
     }
     // RemoteCommand runs when the command line gives none, as in ssh; -N and -W run nothing.
@@ -684,7 +684,9 @@ pub fn run(mut args: Args) -> Outcome {
     }
     let on_terminal = !args.no_stdin && std::io::stdin().is_terminal();
     if tty == 1 && !on_terminal {
-        eprintln!("netkit: no remote terminal: stdin is not a terminal (-tt forces one)");
+        crate::exit::say(format_args!(
+            "netkit: no remote terminal: stdin is not a terminal (-tt forces one)"
+        ));
     }
     if args.no_command && !command.is_empty() {
         return Err(own(anyhow!("-N runs no command, but one was given")));
@@ -760,11 +762,11 @@ pub fn run(mut args: Args) -> Outcome {
                         (_, Some(Escape::Disconnect)) => {
                             // Exiting skips the guard's drop: put the terminal back here.
                             restore_terminal(saved);
-                            eprintln!("Connection to {host} closed.");
+                            crate::exit::say(format_args!("Connection to {host} closed."));
                             std::process::exit(i32::from(OWN_ERROR));
                         }
                         (keys, Some(Escape::Help)) => {
-                            eprint!("{}", escapes.help());
+                            crate::exit::say_part(format_args!("{}", escapes.help()));
                             keys
                         }
                     },
@@ -815,7 +817,9 @@ pub fn run(mut args: Args) -> Outcome {
     };
     end_forwards(&stop, forwards, true);
     if let Some(signal) = status.signal {
-        eprintln!("netkit: remote command killed by signal {signal}");
+        crate::exit::say(format_args!(
+            "netkit: remote command killed by signal {signal}"
+        ));
         return Ok(ExitCode::from(OWN_ERROR));
     }
     Ok(ExitCode::from(
@@ -1132,7 +1136,9 @@ fn start_forwards(
     for &(spec, bind, rport, host, port) in &asked.remote {
         match forwards.remote(bind, rport, host, port) {
             Ok(allocated) if rport == 0 => {
-                eprintln!("netkit: allocated port {allocated} for remote forward to {host}:{port}");
+                crate::exit::say(format_args!(
+                    "netkit: allocated port {allocated} for remote forward to {host}:{port}"
+                ));
             }
             Ok(_) => {}
             Err(e) => failed("-R", spec, e.to_string())?,

@@ -29,7 +29,7 @@ impl Netrc {
     pub fn default_path() -> Option<PathBuf> {
         match std::env::var_os("NETRC") {
             Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
-            _ => std::env::var_os("HOME").map(|home| Path::new(&home).join(".netrc")),
+            _ => crate::session::home().map(|home| home.join(".netrc")),
         }
     }
 

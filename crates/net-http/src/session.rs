@@ -149,11 +149,16 @@ impl Session {
                 reason: "a session name is a plain file name".to_owned(),
             });
         }
+        // Never a relative directory (an empty or unset HOME): the current directory's
+        // session files would be read as ours.
         let config = std::env::var_os("XDG_CONFIG_HOME")
-            .filter(|dir| !dir.is_empty())
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".config")))
-            .unwrap_or_else(|| PathBuf::from("."));
+            .filter(|dir| dir.is_absolute())
+            .or_else(|| home().map(|home| home.join(".config")))
+            .ok_or_else(|| Error::Session {
+                path: PathBuf::from(name),
+                reason: "no home directory to keep sessions in".to_owned(),
+            })?;
         Ok(config
             .join("netkit/sessions")
             .join(host.replace(':', "_"))
@@ -213,4 +218,18 @@ impl Session {
         out.sync_all().map_err(file_error)?;
         std::fs::rename(&tmp, &path).map_err(file_error)
     }
+}
+
+/// The user's home: `$HOME` when it names an absolute path, else the password database's,
+/// as httpie and curl find it; never the current directory.
+pub(crate) fn home() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|home| home.is_absolute())
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|user| user.dir)
+        })
 }

@@ -555,8 +555,20 @@ fn shell_safe(token: char, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The user's home: `$HOME` when it names an absolute path, else the password database's,
+/// as OpenSSH takes it. An empty `HOME` made `~/.ssh/config` the current directory's
+/// `.ssh/config` (a cloned repository's, and its ProxyCommand ran).
 fn home() -> PathBuf {
-    std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from)
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|home| home.is_absolute())
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|user| user.dir)
+        })
+        .unwrap_or_else(|| PathBuf::from("/"))
 }
 
 impl Config {

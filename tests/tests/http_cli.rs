@@ -1574,7 +1574,11 @@ fn a_self_signed_certificate_in_the_ca_file_is_trusted_as_by_curl_cacert() {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    for (name, san) in [("self", "DNS:localhost"), ("other", "DNS:localhost")] {
+    for (name, usage) in [
+        ("self", "serverAuth"),
+        ("other", "serverAuth"),
+        ("client-only", "clientAuth"),
+    ] {
         openssl(&[
             "req",
             "-x509",
@@ -1590,28 +1594,47 @@ fn a_self_signed_certificate_in_the_ca_file_is_trusted_as_by_curl_cacert() {
             "-subj",
             "/CN=localhost",
             "-addext",
-            &format!("subjectAltName={san}"),
+            "subjectAltName=DNS:localhost",
+            "-addext",
+            &format!("extendedKeyUsage={usage}"),
         ]);
     }
-    let port = free_port().to_string();
-    let _server = netkit_tests::Spawned::start(
-        Command::new("openssl")
-            .args(["s_server", "-quiet", "-www", "-accept", &port])
-            .args(["-cert", "self.pem", "-key", "self.key"])
-            .current_dir(&dir)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null()),
-    );
-    let addr = format!("127.0.0.1:{port}");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "openssl s_server"
+    let serve = |name: &str| {
+        let port = free_port().to_string();
+        let server = netkit_tests::Spawned::start(
+            Command::new("openssl")
+                .args(["s_server", "-quiet", "-www", "-accept", &port])
+                .args([
+                    "-cert",
+                    &format!("{name}.pem"),
+                    "-key",
+                    &format!("{name}.key"),
+                ])
+                .current_dir(&dir)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null()),
         );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let url = format!("https://localhost:{port}/");
+        let addr = format!("127.0.0.1:{port}");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "openssl s_server"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (server, format!("https://localhost:{port}/"))
+    };
+    // Pinned, a certificate is still checked as curl checks it: one made for clients only
+    // is no server's (nor is an expired one).
+    let (_client_only, url) = serve("client-only");
+    let pinned = dir.join("client-only.pem");
+    one_line_error(
+        &http(&["--verify", pinned.to_str().unwrap(), &url]),
+        1,
+        "TLS",
+    );
+    let (_server, url) = serve("self");
     let trusted = dir.join("self.pem");
     let out = http(&["-b", "--verify", trusted.to_str().unwrap(), &url]);
     assert!(

@@ -119,6 +119,31 @@ struct TrustedFile {
     trusted: Vec<CertificateDer<'static>>,
 }
 
+/// What webpki checks of a chain and a certificate pinned by its bytes still needs (curl,
+/// through OpenSSL, checks it of a trusted self-signed one too): its dates, and that it is
+/// meant for a server.
+fn pinned_still_valid(cert: &CertificateDer<'_>, now: UnixTime) -> Result<(), rustls::Error> {
+    use rustls::CertificateError;
+    let invalid = rustls::Error::InvalidCertificate;
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|_| invalid(CertificateError::BadEncoding))?;
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let validity = parsed.validity();
+    if now < validity.not_before.timestamp() {
+        return Err(invalid(CertificateError::NotValidYet));
+    }
+    if now > validity.not_after.timestamp() {
+        return Err(invalid(CertificateError::Expired));
+    }
+    match parsed.extended_key_usage() {
+        Ok(Some(usage)) if !usage.value.any && !usage.value.server_auth => {
+            Err(invalid(CertificateError::InvalidPurpose))
+        }
+        Ok(_) => Ok(()),
+        Err(_) => Err(invalid(CertificateError::BadEncoding)),
+    }
+}
+
 impl ServerCertVerifier for TrustedFile {
     fn verify_server_cert(
         &self,
@@ -144,6 +169,7 @@ impl ServerCertVerifier for TrustedFile {
             {
                 let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
                 rustls::client::verify_server_name(&parsed, server_name)?;
+                pinned_still_valid(end_entity, now)?;
                 Ok(ServerCertVerified::assertion())
             }
             other => other,

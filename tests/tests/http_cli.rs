@@ -1282,6 +1282,22 @@ fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
     );
     let kept = std::fs::read(&saved).unwrap();
     assert!(kept.len() == 36 && kept.starts_with(&[31, 139]), "{kept:?}");
+    // A file replaced keeps its permissions and a link is written through, as curl -o
+    // writes into them (-d renamed its part over them: a 0600 file came out 0644).
+    let private = work_dir().join("http-cli-private.txt");
+    let link = work_dir().join("http-cli-link.txt");
+    let _ = std::fs::remove_file(&link);
+    std::fs::write(&private, "old").unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(&private, &link).unwrap();
+    for dest in [&private, &link] {
+        let out = http(&["-d", "-o", dest.to_str().unwrap(), &latin1]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert_eq!(std::fs::read(&private).unwrap(), b"caf\xe9");
+    let mode = std::fs::metadata(&private).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
     // -h shows the headers as they came, gzip's included (ureq's decoding dropped them).
     let head = http(&["-h", &server.url("/gzip")]);
     let head = String::from_utf8_lossy(&head.stdout);
@@ -1694,6 +1710,26 @@ fn a_client_certificate_opens_a_server_that_asks_for_one() {
         2,
         "/nonexistent.pem",
     );
+    // A key that is not the certificate's (ureq panicked on it), with or without a CA file.
+    let other = work_dir().join("http-cli-other-client.key");
+    let made = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    for verify in [&["--verify", "no"][..], &["--verify", &ca]] {
+        let mut args = verify.to_vec();
+        args.extend(["--cert", &cert, "--cert-key", other.to_str().unwrap(), &url]);
+        one_line_error(&http(&args), 2, "not the client certificate's");
+    }
 }
 
 #[test]

@@ -410,7 +410,9 @@ fn request(mut args: Args) -> Outcome {
             max: 0,
         }));
     }
-    save(session.as_ref(), &args)?;
+    // Told after the response, which was had (its request may have changed the server's
+    // state: a script must not take it for one never made and send it again).
+    let saved = save(session.as_ref(), &args);
     // Each request after the first, and each response but the last, as httpie's --all.
     let print_sent =
         |out: &mut std::io::StdoutLock<'_>, hop: &Response| match hop.redirected_request() {
@@ -462,6 +464,7 @@ fn request(mut args: Args) -> Outcome {
         writeln!(out, "Elapsed time: {:.9}s\n", elapsed.as_secs_f64())?;
     }
     out.flush()?;
+    saved?;
     let code = status_code(status, args.check_status);
     // The body alone went to the file or pipe: the failed status is told, as httpie does.
     if code != 0 && !stdout_tty {
@@ -480,20 +483,32 @@ fn session_path(given: &std::path::Path, url: &str) -> Result<PathBuf, net_http:
     Session::named_path(&text, url)
 }
 
-/// Writes the session back, unless it is read-only.
+/// Writes the session back, unless it is read-only. Failing is an I/O failure (1), not bad
+/// input: the request was made.
 fn save(session: Option<&Session>, args: &Args) -> Result<(), Failure> {
     match session {
-        Some(session) if args.session_read_only.is_none() => session.save().map_err(failure),
+        Some(session) if args.session_read_only.is_none() => session.save().code(GENERIC),
         _ => Ok(()),
     }
 }
 
 fn failure(error: Error) -> Failure {
     let code = match &error {
-        Error::BadUrl { .. }
-        | Error::BadRequest(_)
-        | Error::File { .. }
-        | Error::Session { .. } => USAGE,
+        Error::BadUrl { .. } | Error::BadRequest(_) | Error::Session { .. } => USAGE,
+        // A file named that is not there or not a file is bad input; one that cannot be
+        // written (a full disk, no permission) is an I/O failure, as curl's 23.
+        Error::File { source, .. }
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::IsADirectory
+                    | std::io::ErrorKind::NotADirectory
+                    | std::io::ErrorKind::InvalidData
+                    | std::io::ErrorKind::InvalidInput
+            ) =>
+        {
+            USAGE
+        }
         Error::TooManyRedirects { .. } => TOO_MANY_REDIRECTS,
         Error::Timeout { .. } => TIMEOUT,
         // A download refused for its status exits as --check-status would, as httpie's -d.

@@ -138,10 +138,16 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::File`] when the CA file or a client certificate or key file cannot be read
-    /// (or the latter hold no certificate or key), [`Error::Tls`] when the CA file holds no
+    /// (or the latter hold no certificate or key, or a key not the certificate's), [`Error::Tls`] when the CA file holds no
     /// certificate, [`Error::BadUrl`] for a bad proxy URL.
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
         let mut tls = ureq::tls::TlsConfig::builder().disable_verification(config.insecure);
+        // First: a key that is not the certificate's is named as such, not as the CA file's.
+        let client_cert = config
+            .client_cert
+            .as_deref()
+            .map(|cert_file| client_cert(cert_file, config.client_key.as_deref()))
+            .transpose()?;
         let mut ca_file_tls = None;
         if let Some(ca_file) = &config.ca_file {
             let pem = std::fs::read(ca_file).map_err(|source| Error::File {
@@ -175,9 +181,8 @@ impl Client {
                 ca_file_tls = Some(crate::tls::CaFileTls::new(trusted, client)?);
             }
         }
-        if let Some(cert_file) = &config.client_cert {
-            let cert = client_cert(cert_file, config.client_key.as_deref())?;
-            tls = tls.client_cert(Some(cert));
+        if client_cert.is_some() {
+            tls = tls.client_cert(client_cert);
         }
         let proxies = crate::proxy::Proxies::new(config.proxy.as_deref())?;
         let config_ureq = ureq::Agent::config_builder()
@@ -407,6 +412,26 @@ fn client_cert(cert_file: &Path, key_file: Option<&Path>) -> Result<ureq::tls::C
             )
         })?,
     };
+    // ureq panics on a key that is not the certificate's (a renewed certificate with the
+    // old key is common): said here, naming the files, as curl and httpie refuse it.
+    let mismatch = || {
+        bad(
+            key_file.unwrap_or(cert_file),
+            "the private key is not the client certificate's",
+        )
+    };
+    let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.der()).map_err(|_| mismatch())?;
+    let signing = rustls::crypto::ring::default_provider()
+        .key_provider
+        .load_private_key(key_der.clone_key())
+        .map_err(|_| mismatch())?;
+    let chain = certs
+        .iter()
+        .map(|c| rustls::pki_types::CertificateDer::from(c.der().to_vec()))
+        .collect();
+    rustls::sign::CertifiedKey::new(chain, signing)
+        .keys_match()
+        .map_err(|_| mismatch())?;
     Ok(ureq::tls::ClientCert::new_with_certs(&certs, key))
 }
 

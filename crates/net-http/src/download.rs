@@ -60,6 +60,38 @@ pub struct Downloaded {
     pub status: u16,
 }
 
+/// Where a download named `dest` goes, as curl -o writes into an existing file: a link is
+/// written through to the file it names, a file replaced keeps its permissions (a 0600 token
+/// came out 0644), and one we may not write is refused before anything is fetched (the
+/// rename over it needed only the directory's permission).
+fn write_through(dest: &Path) -> Result<(PathBuf, Option<std::fs::Permissions>), Error> {
+    let file_error = |source| Error::File {
+        path: dest.to_owned(),
+        source,
+    };
+    let dest = match std::fs::symlink_metadata(dest) {
+        Ok(meta) if meta.is_symlink() => match std::fs::canonicalize(dest) {
+            Ok(target) => target,
+            // A dangling link: the file it names is made, as curl makes it.
+            Err(_) => match std::fs::read_link(dest) {
+                Ok(target) => dest.parent().unwrap_or(Path::new("")).join(target),
+                Err(e) => return Err(file_error(e)),
+            },
+        },
+        _ => dest.to_owned(),
+    };
+    match std::fs::metadata(&dest) {
+        Ok(meta) if meta.is_file() => {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&dest)
+                .map_err(file_error)?;
+            Ok((dest, Some(meta.permissions())))
+        }
+        _ => Ok((dest, None)),
+    }
+}
+
 /// The partial file of a download to `dest`.
 #[must_use]
 pub fn part_path(dest: &Path) -> PathBuf {
@@ -251,8 +283,13 @@ impl Request {
             move |source| Error::File { path, source }
         };
         let named = matches!(target, Target::File(_));
+        let mut kept_mode = None;
         let (known, dir) = match target {
-            Target::File(dest) => (Some(dest.to_owned()), Path::new("")),
+            Target::File(dest) => {
+                let (dest, mode) = write_through(dest)?;
+                kept_mode = mode;
+                (Some(dest), Path::new(""))
+            }
             Target::Dir(dir) if options.resume => (Some(download_name(self.url(), dir, true)), dir),
             Target::Dir(dir) => (None, dir),
         };
@@ -394,6 +431,9 @@ impl Request {
                 expected,
                 part,
             });
+        }
+        if let Some(mode) = kept_mode {
+            std::fs::set_permissions(&part, mode).map_err(file_error(dest))?;
         }
         std::fs::rename(&part, dest).map_err(file_error(dest))?;
         Ok(Downloaded {

@@ -1,7 +1,6 @@
 //! Sessions: a client plus default headers, credentials and cookies, kept in a JSON file.
 
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use cookie_store::{Cookie, CookieStore};
@@ -203,20 +202,21 @@ impl Session {
             }
             _ => self.path.clone(),
         };
-        let mut tmp = path.clone().into_os_string();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let _ = std::fs::remove_file(&tmp);
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
+        // A new file of a name no one can guess, made 0600 beside the session: a fixed
+        // `FILE.tmp` in a shared directory could be another user's file or link, which then
+        // got the credentials or was overwritten.
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut out = tempfile::Builder::new()
+            .prefix(".netkit-session")
+            .tempfile_in(dir)
             .map_err(file_error)?;
         out.write_all(&json).map_err(file_error)?;
-        out.sync_all().map_err(file_error)?;
-        std::fs::rename(&tmp, &path).map_err(file_error)
+        out.as_file().sync_all().map_err(file_error)?;
+        out.persist(&path).map_err(|e| file_error(e.error))?;
+        Ok(())
     }
 }
 

@@ -1535,6 +1535,90 @@ fn sftp_chown_and_chgrp_as_one_operation() {
 }
 
 #[test]
+fn sftp_is_safe_with_what_others_can_put_on_the_server() {
+    let base = remote_dir("sftp-hostile");
+    let user = std::fs::metadata(&base).unwrap();
+    let owned = |path: &Path| {
+        std::os::unix::fs::lchown(path, Some(user.uid()), Some(user.gid())).unwrap();
+    };
+    let remote = |p: &str| format!("{}:{}/{p}", dest(), base.display());
+    let local = work_dir().join("sftp-hostile-local");
+    let _ = std::fs::remove_dir_all(&local);
+    std::fs::create_dir_all(&local).unwrap();
+    // Setuid, setgid and sticky bits are not carried by -p either way, as sftp drops them.
+    let suid = base.join("suid.sh");
+    std::fs::write(&suid, "#!/bin/sh\n").unwrap();
+    owned(&suid);
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    ok(sftp(&[
+        "get",
+        "-p",
+        &remote("suid.sh"),
+        local.to_str().unwrap(),
+    ]));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&local.join("suid.sh")), 0o755);
+    let mine = local.join("mine.sh");
+    std::fs::write(&mine, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&mine, std::fs::Permissions::from_mode(0o2755)).unwrap();
+    ok(sftp(&[
+        "put",
+        "-p",
+        mine.to_str().unwrap(),
+        &remote("mine.sh"),
+    ]));
+    assert_eq!(mode(&base.join("mine.sh")), 0o755);
+    // A name with terminal escapes is listed as sftp lists it, escaped.
+    let escape = base.join("f\x1b[2Jforged\x07");
+    std::fs::write(&escape, "").unwrap();
+    owned(&escape);
+    let out = sftp(&["ls", &remote("")]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !listed.contains('\x1b') && !listed.contains('\x07'),
+        "{listed:?}"
+    );
+    assert!(listed.contains("f\\033[2Jforged\\007"), "{listed:?}");
+    // A link planted at the upload's temporary name is not written through.
+    let victim = base.join("victim.txt");
+    std::fs::write(&victim, "precious\n").unwrap();
+    owned(&victim);
+    let planted = base.join(".up.txt.netkit-upload");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    owned(&planted);
+    let upload = local.join("up.txt");
+    std::fs::write(&upload, "uploaded\n").unwrap();
+    ok(sftp(&["put", upload.to_str().unwrap(), &remote("up.txt")]));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    let up = base.join("up.txt");
+    assert!(std::fs::symlink_metadata(&up).unwrap().is_file());
+    assert_eq!(std::fs::read_to_string(&up).unwrap(), "uploaded\n");
+    // A file the server's user may not write is refused, as sftp refuses it.
+    let read_only = base.join("read-only.txt");
+    std::fs::write(&read_only, "kept\n").unwrap();
+    owned(&read_only);
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let out = sftp(&["put", upload.to_str().unwrap(), &remote("read-only.txt")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ermission denied") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&read_only).unwrap(), "kept\n");
+    // The same for a download resumed into a local part that is a link.
+    let local_victim = local.join("local-victim.txt");
+    std::fs::write(&local_victim, "mine\n").unwrap();
+    std::os::unix::fs::symlink(&local_victim, local.join("up.txt.part")).unwrap();
+    std::fs::remove_file(&upload).unwrap();
+    let out = sftp(&["get", "-a", &remote("up.txt"), local.to_str().unwrap()]);
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&local_victim).unwrap(), "mine\n");
+    // -vvv is taken, as ssh and sftp take it.
+    ok(sftp(&["ls", "-vvv", &remote("")]));
+}
+
+#[test]
 fn sftp_dash_is_standard_input_and_output() {
     // As curl's `-T -` and `-o -`.
     let base = remote_dir("sftp-dash");

@@ -655,6 +655,7 @@ pub(crate) fn list(
         }
     }
     for (name, entry) in entries {
+        let name = shown(&name);
         let slash = if entry.is_dir { "/" } else { "" };
         if flags.long || flags.numeric {
             let size = if flags.human {
@@ -676,6 +677,26 @@ pub(crate) fn list(
         }
     }
     Ok(())
+}
+
+/// A remote name as sftp's `ls` prints it: control characters as octal escapes (`\033`),
+/// so that a name cannot clear the screen, forge lines or write the clipboard (OSC 52) of
+/// whoever lists its directory.
+fn shown(name: &str) -> std::borrow::Cow<'_, str> {
+    if !name.chars().any(char::is_control) {
+        return name.into();
+    }
+    let mut out = String::with_capacity(name.len() + 8);
+    for c in name.chars() {
+        if c.is_control() {
+            for byte in c.to_string().bytes() {
+                out.push_str(&format!("\\{byte:03o}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
 }
 
 /// A size as sftp's `ls -lh` shows it: 512B, 4.0K, 12M.

@@ -71,9 +71,9 @@ pub struct ConnectArgs {
     )]
     jump: Vec<String>,
     /// Say what happens, as ssh -v: addresses, the server's banner and algorithms, the host
-    /// key, each authentication method tried.
-    #[arg(short = 'v', long)]
-    verbose: bool,
+    /// key, each authentication method tried (-vv and -vvv are taken, as ssh takes them).
+    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
+    verbose: u8,
     /// Errors only, no warnings (as ssh -q).
     #[arg(short = 'q', long, conflicts_with = "verbose")]
     quiet: bool,
@@ -87,7 +87,7 @@ impl ConnectArgs {
     pub fn log_filter(&self) -> Option<&'static str> {
         // Our own steps, as ssh -v tells its own; the config parser's are not the user's.
         const DEBUG: &str = "warn,net_ssh=debug,netkit=debug";
-        if self.verbose {
+        if self.verbose > 0 {
             return Some(DEBUG);
         }
         if self.quiet {
@@ -219,11 +219,19 @@ impl ConnectArgs {
     }
 }
 
-/// Connects; on a terminal (unless BatchMode), asks for a key's passphrase when it is needed
+/// Connects; with a terminal (unless BatchMode), asks for a key's passphrase when it is needed
 /// (a default key's only once the server has refused the others) and for the password when
 /// the other methods fail, as ssh does, each for the host (target or jump) that wants it.
 pub fn connect(config: &mut Config) -> Result<Client, Failure> {
-    let may_ask = !config.batch_mode && std::io::stdin().is_terminal();
+    // The controlling terminal, as ssh asks on /dev/tty: stdin may be the data piped to the
+    // remote command (`tar cz . | netkit ssh host 'tar xz'`) with a person still at the
+    // terminal to answer.
+    let may_ask = !config.batch_mode
+        && std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .is_ok();
     let ask_passphrase = |path: &std::path::Path| {
         let prompt = format!("Enter passphrase for key '{}': ", path.display());
         rpassword::prompt_password(prompt).map_err(own)

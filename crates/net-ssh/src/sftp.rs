@@ -475,7 +475,7 @@ impl Client {
                 // After its files, whose writing moved its time, as sftp -p sets it.
                 use std::os::unix::fs::MetadataExt as _;
                 let kept = FileStat {
-                    perm: Some(meta.mode() & 0o7777),
+                    perm: Some(meta.mode() & 0o777),
                     atime: Some(meta.atime().max(0) as u64),
                     mtime: Some(meta.mtime().max(0) as u64),
                     ..UNCHANGED
@@ -492,8 +492,10 @@ impl Client {
         let mut source = File::open(local).map_err(Self::local(local))?;
         // What an interrupted upload left under the temporary name, when resuming; one
         // longer than the file is from another file: start over.
-        let done = match sftp.stat(&upload_temp_name(remote)) {
-            Ok(stat) if options.resume => stat.size.filter(|&size| size <= total).unwrap_or(0),
+        let done = match sftp.lstat(&upload_temp_name(remote)) {
+            Ok(stat) if options.resume && stat.is_file() => {
+                stat.size.filter(|&size| size <= total).unwrap_or(0)
+            }
             _ => 0,
         };
         if done > 0 {
@@ -503,9 +505,11 @@ impl Client {
                 .map_err(Self::local(local))?;
         }
         // As sftp and scp: a new file takes the local one's permissions (a 0600 key stays
-        // private, a script runnable), one replaced keeps its own.
+        // private, a script runnable), one replaced keeps its own. Setuid, setgid and sticky
+        // bits are never carried, either way, as sftp and scp drop them: a get -p as root
+        // made a setuid-root file of whatever the server offered.
         let mode = if options.preserve {
-            meta.permissions().mode() & 0o7777
+            meta.permissions().mode() & 0o777
         } else {
             replaced_mode.unwrap_or(meta.permissions().mode() & 0o777)
         };
@@ -516,7 +520,7 @@ impl Client {
             done,
             total,
             kept: options.preserve.then(|| FileStat {
-                perm: Some(meta.mode() & 0o7777),
+                perm: Some(meta.mode() & 0o777),
                 atime: Some(meta.atime().max(0) as u64),
                 mtime: Some(meta.mtime().max(0) as u64),
                 ..UNCHANGED
@@ -530,7 +534,7 @@ impl Client {
     /// writes (renamed over, the link would become a file and the linked one stay as it
     /// was).
     fn written_at(&self, sftp: &Sftp, remote: &Path) -> (PathBuf, Option<u32>) {
-        let mode = |stat: &FileStat| stat.perm.filter(|_| stat.is_file()).map(|p| p & 0o7777);
+        let mode = |stat: &FileStat| stat.perm.filter(|_| stat.is_file()).map(|p| p & 0o777);
         match sftp.lstat(remote) {
             Ok(stat) if stat.file_type().is_symlink() => match sftp.realpath(remote) {
                 Ok(real) => {
@@ -588,10 +592,19 @@ impl Client {
         let (done, total) = (file.done, file.total);
         let temp = upload_temp_name(remote);
         let sftp_err = |e: ssh2::Error| Error::sftp(&self.host, remote, &e);
+        // A file we may not write is refused, as sftp refuses it (it opens the file itself;
+        // renaming over it needs only the directory's permission).
+        if sftp.lstat(remote).is_ok_and(|stat| stat.is_file()) {
+            sftp.open_mode(remote, OpenFlags::WRITE, 0, OpenType::File)
+                .map_err(sftp_err)?;
+        }
+        // The temporary name is predictable: what is there (another user's link in a shared
+        // directory, which we would write through) is removed, and ours made new, exclusively.
         let flags = if done > 0 {
             OpenFlags::WRITE
         } else {
-            OpenFlags::WRITE | OpenFlags::TRUNCATE
+            let _ = sftp.unlink(&temp);
+            OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUSIVE | OpenFlags::TRUNCATE
         };
         let mut target = sftp
             .open_mode(&temp, flags, file.mode, OpenType::File)
@@ -747,7 +760,7 @@ impl Client {
                 // After its files, whose writing moved its time, as sftp -p sets it.
                 use std::os::unix::fs::PermissionsExt as _;
                 if let Some(perm) = stat.perm {
-                    std::fs::set_permissions(local, std::fs::Permissions::from_mode(perm & 0o7777))
+                    std::fs::set_permissions(local, std::fs::Permissions::from_mode(perm & 0o777))
                         .map_err(Self::local(local))?;
                 }
                 if let Some(mtime) = stat.mtime {
@@ -801,7 +814,11 @@ impl Client {
         let target = if done > 0 {
             self.resume_at(&mut source, remote, done)?;
             log::debug!("{}: resuming at {done} bytes", local.display());
-            File::options().append(true).open(&part)
+            // Never through a link planted at the predictable name.
+            File::options()
+                .append(true)
+                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+                .open(&part)
         } else {
             // A part left by another get keeps the mode it was made with: made anew.
             let _ = std::fs::remove_file(&part);
@@ -829,7 +846,7 @@ impl Client {
             if options.preserve {
                 use std::os::unix::fs::PermissionsExt as _;
                 if let Some(perm) = stat.perm {
-                    std::fs::set_permissions(&part, std::fs::Permissions::from_mode(perm & 0o7777))
+                    std::fs::set_permissions(&part, std::fs::Permissions::from_mode(perm & 0o777))
                         .map_err(Self::local(&part))?;
                 }
                 if let Some(mtime) = stat.mtime {

@@ -435,6 +435,14 @@ fn credentials_from_netrc_when_none_are_given() {
     std::fs::write(&netrc, "machine 127.0.0.1 login ann password s3cret\n").unwrap();
     let got = ok_json(&with(&["-F", &hop], &[]));
     assert_eq!(got["headers"]["authorization"], Value::Null);
+    // Credentials a server writes into its Location for another host are not sent there,
+    // as curl and httpie send none; a redirect to a scheme we do not speak is refused.
+    let planted = elsewhere.replace("http://", "http://u2:p2@");
+    let hop_with_login = server.url(&format!("/redirect-to?url={planted}"));
+    let got = ok_json(&with(&["-F", &hop_with_login], &[]));
+    assert_eq!(got["headers"]["authorization"], Value::Null);
+    let socks = server.url("/redirect-to?url=socks5://127.0.0.1:1/x");
+    one_line_error(&with(&["-F", &socks], &[]), 2, "unsupported scheme socks5");
     // A session keeps what was given, not what the netrc holds (it stays the place for it).
     let session = work_dir().join("http-cli-netrc-session.json");
     let _ = std::fs::remove_file(&session);

@@ -1238,10 +1238,25 @@ impl Request {
                         max: max_redirects,
                     });
                 }
-                let next = self.url.join(&location).map_err(|e| Error::BadUrl {
+                let mut next = self.url.join(&location).map_err(|e| Error::BadUrl {
                     url: location.clone(),
                     reason: e.to_string(),
                 })?;
+                // `socks5://` was followed as plain HTTP to its host and port; refused as a URL
+                // given with it is, and as curl and httpie refuse it.
+                if !matches!(next.scheme(), "http" | "https") {
+                    return Err(Error::BadUrl {
+                        url: location,
+                        reason: format!("a redirect to the unsupported scheme {}", next.scheme()),
+                    });
+                }
+                // Credentials a server writes into a Location for another origin are not sent
+                // there, as curl and httpie send none: a server must not make us log in to a
+                // third party.
+                if next.origin() != self.url.origin() {
+                    let _ = next.set_username("");
+                    let _ = next.set_password(None);
+                }
                 // A HEAD stays a HEAD, as curl and httpie keep it (RFC 9110 15.4.4).
                 if (status == 303 && self.method != http::Method::HEAD)
                     || (matches!(status, 301 | 302) && self.method == http::Method::POST)

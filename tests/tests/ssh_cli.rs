@@ -1176,12 +1176,24 @@ fn unknown_and_changed_host_keys_are_refused_loudly() {
         .lines()
         .map(|l| format!("{}AAAA\n", &l[..l.len() - 4]))
         .collect();
-    std::fs::write(&changed, forged).unwrap();
+    std::fs::write(&changed, format!("# a comment\n{forged}")).unwrap();
     let out = run(changed.to_str().unwrap(), &["--accept-new"]);
     assert_eq!(out.status.code(), Some(255));
+    // The file and line of the offending key are named, as ssh names them, and how to
+    // remove it; also when the key is in a file other than the first (a global one).
+    let offending = format!("offending key in {}:2", changed.display());
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        err.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+            && err.contains(&offending)
+            && err.contains("ssh-keygen -f"),
+        "{err}"
     );
+    let global = format!("GlobalKnownHostsFile={}", changed.display());
+    let none = dir.join("none-here");
+    let out = run(none.to_str().unwrap(), &["-o", &global]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&offending), "{err}");
 
     // A key marked @revoked is refused even where the file also lists it as the host's, as
     // ssh refuses it; --insecure goes on, with a warning.

@@ -290,12 +290,21 @@ impl Client {
         // where libssh2 stopped reading the file. A host known by a key of another type has
         // changed its key (see `known_hosts::holds`).
         let (known_as, known_port) = config.known_as();
-        let result = config
-            .known_hosts_files()
-            .filter_map(|file| known_hosts::holds(file, &known_as, known_port, &algorithm, key))
-            .reduce(|a, b| a || b);
+        // Known if any file holds the key; else changed if any names the host otherwise,
+        // told with the first such file and line.
+        let mut result = None;
+        for file in config.known_hosts_files() {
+            match known_hosts::holds(file, &known_as, known_port, &algorithm, key) {
+                Some(Ok(())) => {
+                    result = Some(Ok(()));
+                    break;
+                }
+                Some(Err(line)) if result.is_none() => result = Some(Err((file, line))),
+                _ => {}
+            }
+        }
         match (result, config.host_key_policy) {
-            (Some(true), _) => {
+            (Some(Ok(())), _) => {
                 log::debug!("{name}: host key {algorithm} {fingerprint} is known");
                 Ok(())
             }
@@ -303,11 +312,12 @@ impl Client {
                 log::warn!("{name}: host key NOT checked ({algorithm} {fingerprint}): --insecure");
                 Ok(())
             }
-            (Some(false), _) => Err(Error::HostKeyChanged {
+            (Some(Err((file, line))), _) => Err(Error::HostKeyChanged {
                 host: name,
                 algorithm,
                 fingerprint,
-                known_hosts: path.clone(),
+                known_hosts: file.clone(),
+                line,
             }),
             (None, HostKeyPolicy::AcceptNew) => {
                 // A file that cannot be written (a read-only home) costs the memory of the

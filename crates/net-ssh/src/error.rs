@@ -50,7 +50,7 @@ pub enum Error {
         known_hosts: PathBuf,
     },
     /// The host's key differs from the one in known_hosts.
-    #[error("WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED for {host}! Someone could be eavesdropping on you right now (man-in-the-middle attack), or the host key has just been changed. The {algorithm} key sent is {fingerprint}; {} holds a different one. Connection refused", known_hosts.display())]
+    #[error("WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED for {host}! Someone could be eavesdropping on you right now (man-in-the-middle attack), or the host key has just been changed. The {algorithm} key sent is {fingerprint}; offending key in {}:{line} (remove it with: ssh-keygen -f \"{}\" -R \"{host}\"). Host key verification failed", known_hosts.display(), known_hosts.display())]
     HostKeyChanged {
         /// `host` or `[host]:port`.
         host: String,
@@ -58,8 +58,10 @@ pub enum Error {
         algorithm: String,
         /// `SHA256:...` of the key the server sent.
         fingerprint: String,
-        /// The file consulted.
+        /// The known_hosts file whose line names the host with another key.
         known_hosts: PathBuf,
+        /// That line, from 1.
+        line: usize,
     },
     /// The host's key is marked `@revoked` in a known_hosts file.
     #[error("WARNING: REVOKED HOST KEY DETECTED for {host}! The {algorithm} key sent ({fingerprint}) is marked as revoked in {}: a stolen key could be impersonating the host. Connection refused", known_hosts.display())]

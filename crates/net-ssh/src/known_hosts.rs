@@ -21,7 +21,7 @@ pub(crate) fn key_types(path: &Path, host: &str, port: u16) -> Vec<String> {
         return Vec::new();
     };
     let mut types: Vec<String> = Vec::new();
-    for (kind, _) in entries(&text, host, port) {
+    for (_, kind, _) in entries(&text, host, port) {
         if !types.iter().any(|t| t == kind) {
             types.push(kind.to_owned());
         }
@@ -36,39 +36,49 @@ pub(crate) fn key_types(path: &Path, host: &str, port: u16) -> Vec<String> {
 /// accept-new included): else a man in the middle would only have to offer a type the real
 /// server's recorded key is not. Names are matched as OpenSSH matches them, wildcards and
 /// negations included, which libssh2's check does not.
-pub(crate) fn holds(path: &Path, host: &str, port: u16, kind: &str, key: &[u8]) -> Option<bool> {
+pub(crate) fn holds(
+    path: &Path,
+    host: &str,
+    port: u16,
+    kind: &str,
+    key: &[u8],
+) -> Option<Result<(), usize>> {
     let text = std::fs::read_to_string(path).ok()?;
     let engine = base64::engine::general_purpose::STANDARD;
-    let mut seen = None;
-    for (line_kind, blob) in entries(&text, host, port) {
-        let same = line_kind == kind
-            && blob.is_some_and(|blob| engine.decode(blob).is_ok_and(|k| k == key));
-        if same {
-            return Some(true);
+    // The line to name when the key is not there: OpenSSH's "Offending key", one of the
+    // type sent if there is one.
+    let (mut first, mut of_kind) = (None, None);
+    for (line, line_kind, blob) in entries(&text, host, port) {
+        if line_kind != kind {
+            first = first.or(Some(line));
+            continue;
         }
-        seen = Some(false);
+        if blob.is_some_and(|blob| engine.decode(blob).is_ok_and(|k| k == key)) {
+            return Some(Ok(()));
+        }
+        of_kind = of_kind.or(Some(line));
     }
-    seen
+    of_kind.or(first).map(Err)
 }
 
 /// The host-key lines of a known_hosts `text` that name `host` at `port` (`[host]:port` when
-/// not 22), as (key type, base64 key): revoked keys and certificate authorities are not host
-/// keys.
+/// not 22), as (line number from 1, key type, base64 key): revoked keys and certificate
+/// authorities are not host keys.
 fn entries<'t>(
     text: &'t str,
     host: &str,
     port: u16,
-) -> impl Iterator<Item = (&'t str, Option<&'t str>)> {
+) -> impl Iterator<Item = (usize, &'t str, Option<&'t str>)> {
     let name = if port == 22 {
         host.to_ascii_lowercase()
     } else {
         format!("[{}]:{port}", host.to_ascii_lowercase())
     };
-    text.lines().filter_map(move |line| {
+    text.lines().enumerate().filter_map(move |(at, line)| {
         let mut fields = line.split_whitespace();
         let (hosts, kind) = (fields.next()?, fields.next()?);
         let listed = !hosts.starts_with('#') && !hosts.starts_with('@') && names(hosts, &name);
-        listed.then(|| (kind, fields.next()))
+        listed.then(|| (at + 1, kind, fields.next()))
     })
 }
 
@@ -257,16 +267,17 @@ mod tests {
         // "AAAA" is the key [0, 0, 0]; the wildcard line names 127.0.0.1 at 2222.
         assert_eq!(
             holds(&path, "127.0.0.1", 2222, "ssh-rsa", &[0, 0, 0]),
-            Some(true)
+            Some(Ok(()))
         );
+        // Changed: the line named is the one of the type sent, as OpenSSH's offending key.
         assert_eq!(
             holds(&path, "127.0.0.1", 2222, "ssh-rsa", &[0, 0, 1]),
-            Some(false)
+            Some(Err(4))
         );
         // Known by keys of other types only: changed, as OpenSSH 9 judges it.
         assert_eq!(
             holds(&path, "127.0.0.1", 2222, "ssh-ed25519", &[0, 0, 0]),
-            Some(false)
+            Some(Err(3))
         );
         assert_eq!(holds(&path, "127.0.0.2", 2223, "ssh-rsa", &[0, 0, 0]), None);
         assert!(revoked(&path, &[0, 0, 0]));

@@ -133,6 +133,8 @@ pub struct Context<'a> {
     pub(crate) outbox: &'a mut Vec<(ConnId, Vec<u8>)>,
     pub(crate) close: &'a mut Close,
     pub(crate) timer: &'a mut TimerChange,
+    /// Whether the handler wants input: `Some` when a callback paused or resumed reading.
+    pub(crate) reading: &'a mut Option<bool>,
     pub(crate) max_pending_output: usize,
 }
 
@@ -235,6 +237,19 @@ impl Context<'_> {
     /// Cancels the timer.
     pub fn clear_timer(&mut self) {
         *self.timer = TimerChange::Clear;
+    }
+
+    /// Stops reading this connection until [`Context::resume_reading`]: a handler whose
+    /// answers wait (on a timer, another connection, a backend) takes no more requests than
+    /// it can hold, and TCP makes the peer wait, as a tokio task that stops calling `read`.
+    pub fn pause_reading(&mut self) {
+        *self.reading = Some(false);
+    }
+
+    /// Reads this connection again after [`Context::pause_reading`]; what arrived meanwhile
+    /// comes to [`Handler::on_data`] first.
+    pub fn resume_reading(&mut self) {
+        *self.reading = Some(true);
     }
 }
 

@@ -39,6 +39,8 @@ struct Conn<H> {
     timer: Option<Instant>,
     /// Reading is paused until the output drains under the limit.
     paused: bool,
+    /// Reading is paused until the handler resumes it (`Context::pause_reading`).
+    held: bool,
     /// `on_drain` is due once the loop comes back to this connection.
     drained: bool,
     /// The connection is in `to_flush`: output waits for the end of this turn's events.
@@ -319,6 +321,7 @@ impl<S: Service> Worker<S> {
             last_active: Instant::now(),
             timer: None,
             paused: false,
+            held: false,
             drained: false,
             flush_queued: false,
             read_open: true,
@@ -341,6 +344,7 @@ impl<S: Service> Worker<S> {
         };
         let mut close = Close::No;
         let mut timer = TimerChange::Keep;
+        let mut reading = None;
         let writable = !conn.close_after_flush && conn.lingering.is_none();
         let mut ctx = Context {
             id: conn.id,
@@ -351,6 +355,7 @@ impl<S: Service> Worker<S> {
             outbox: &mut self.outbox,
             close: &mut close,
             timer: &mut timer,
+            reading: &mut reading,
             max_pending_output: self.shared.config.max_pending_output,
         };
         // A panicking handler costs its own connection only, as a panicking tokio task does:
@@ -378,6 +383,12 @@ impl<S: Service> Worker<S> {
         }
         if conn.output.pending() > self.shared.config.max_pending_output as u64 {
             conn.paused = true;
+        }
+        match reading {
+            Some(false) => conn.held = true,
+            // Input that came while held raised no new edge: read it on the next turn.
+            Some(true) if std::mem::take(&mut conn.held) => self.ready_again.push(key),
+            _ => {}
         }
         match timer {
             TimerChange::Keep => {}
@@ -409,7 +420,9 @@ impl<S: Service> Worker<S> {
                 return;
             };
             let discarding = conn.lingering.is_some();
-            if !conn.read_open || (!discarding && (conn.paused || conn.close_after_flush)) {
+            if !conn.read_open
+                || (!discarding && (conn.paused || conn.held || conn.close_after_flush))
+            {
                 return;
             }
             match conn.stream.read(&mut self.read_buf) {

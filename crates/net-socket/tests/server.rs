@@ -769,3 +769,53 @@ fn a_panic_making_or_dropping_a_handler_costs_one_connection_only() {
     echo_round_trip(&mut bystander, b"after\n");
     echo_round_trip(&mut server.connect(), b"a new client\n");
 }
+
+/// Takes input a little at a time: pauses reading once it holds more than 64 KiB, and
+/// drops what it holds every 200 ms before reading again (a backend answering slowly).
+struct Sipping {
+    held: usize,
+}
+
+impl Handler for Sipping {
+    fn on_data(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+        self.held += data.len();
+        if self.held > 64 * 1024 {
+            ctx.pause_reading();
+            ctx.set_timer(Duration::from_millis(200));
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_>) {
+        self.held = 0;
+        ctx.resume_reading();
+    }
+}
+
+#[test]
+fn a_handler_that_pauses_reading_makes_the_peer_wait() {
+    // Without it, a handler whose answers wait had to keep all a client sent: 99 MiB of
+    // requests from a client that never read took 380 MB.
+    let server = Running::start(ServerBuilder::new().threads(1), |_: &ConnInfo| Sipping {
+        held: 0,
+    });
+    let mut client = server.connect();
+    let writer = std::thread::spawn(move || {
+        let started = Instant::now();
+        let chunk = vec![7u8; 64 * 1024];
+        let mut sent = 0usize;
+        while sent < 64 << 20 && started.elapsed() < Duration::from_secs(3) {
+            match client.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(_) => break,
+            }
+        }
+        sent
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let taken = server.stats.snapshot().bytes_in;
+    // Five resumes a second of at most two buffers each, against the 64 MiB offered.
+    assert!(taken < 8 << 20, "read {taken} bytes in a second");
+    assert!(taken > 64 * 1024, "never resumed: {taken}");
+    let offered = writer.join().unwrap();
+    assert!(offered < 64 << 20, "the peer was not made to wait");
+}

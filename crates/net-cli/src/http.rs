@@ -445,14 +445,17 @@ fn request(mut args: Args) -> Outcome {
     // why nothing came.
     if raw_stdout {
         if !(piped_download && status >= 300) {
-            std::io::copy(&mut response.reader(), &mut out).context("writing the body")?;
+            pass_body(&mut response.reader(), &mut out, "writing the output")?;
         }
     } else if let Some(path) = &args.output {
         let mut file = std::fs::File::create(path)
             .with_context(|| format!("cannot create {}", path.display()))
             .code(USAGE)?;
-        std::io::copy(&mut response.reader(), &mut file)
-            .with_context(|| format!("writing {}", path.display()))?;
+        pass_body(
+            &mut response.reader(),
+            &mut file,
+            &format!("writing {}", path.display()),
+        )?;
     } else if what.contains('b') {
         print_body(&mut out, response, stdout_tty, args.stream, &style)?;
         if what.contains('m') {
@@ -471,6 +474,25 @@ fn request(mut args: Args) -> Outcome {
         log::warn!("HTTP {status} {reason}");
     }
     Ok(ExitCode::from(code))
+}
+
+/// Copies a body to `out`, saying which side failed: a full disk was "reading the response
+/// body" (`writing` names the other side).
+fn pass_body(
+    body: &mut dyn std::io::Read,
+    out: &mut dyn Write,
+    writing: &str,
+) -> anyhow::Result<()> {
+    let mut chunk = vec![0; 64 * 1024];
+    loop {
+        let n = match body.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("reading the response body"),
+        };
+        out.write_all(&chunk[..n]).context(writing.to_owned())?;
+    }
 }
 
 /// The session file `given` names: a path when it has a `/` or ends in `.json`, else a
@@ -1031,7 +1053,7 @@ fn print_body(
     if !tty {
         // Piped: exactly the body, streamed.
         out.write_all(&body)?;
-        std::io::copy(&mut reader, out).context("reading the response body")?;
+        pass_body(&mut reader, out, "writing the output")?;
         return Ok(());
     }
     let mut chunk = vec![0; 64 * 1024];

@@ -130,8 +130,9 @@ fn serve<S: Service>(builder: ServerBuilder, service: S) -> Outcome {
             log::info!("signal received: finishing open connections (again to quit at once)");
             stop.shutdown();
         }
-        if signals.next().is_some() {
-            std::process::exit(130);
+        // A second one ends at once, with the code a shell gives its signal (143, 130).
+        if let Some(signal) = signals.next() {
+            std::process::exit(128 + signal);
         }
     });
     for addr in server.local_addrs() {

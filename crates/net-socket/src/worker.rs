@@ -376,7 +376,9 @@ impl<S: Service> Worker<S> {
             Close::Now => {
                 // With nothing left to write and nothing more to read, the next flush closes.
                 conn.output = Output::default();
+                // Nor is the handler asked for more (`on_drain`) after aborting.
                 conn.paused = false;
+                conn.drained = false;
                 conn.close_after_flush = true;
                 conn.read_open = false;
             }

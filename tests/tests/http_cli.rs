@@ -1297,6 +1297,8 @@ fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
     let _ = std::fs::remove_file(&link);
     std::fs::write(&private, "old").unwrap();
     std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Another user's (nobody's), refreshed by root: still theirs after.
+    std::os::unix::fs::chown(&private, Some(65534), Some(65534)).unwrap();
     std::os::unix::fs::symlink(&private, &link).unwrap();
     for dest in [&private, &link] {
         let out = http(&["-d", "-o", dest.to_str().unwrap(), &latin1]);
@@ -1306,6 +1308,27 @@ fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
     assert_eq!(std::fs::read(&private).unwrap(), b"caf\xe9");
     let mode = std::fs::metadata(&private).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
+    use std::os::unix::fs::MetadataExt as _;
+    assert_eq!(std::fs::metadata(&private).unwrap().uid(), 65534);
+    // A device is written into (`-d -o /dev/null`), not replaced by a file: a null device of
+    // our own, so that a failure here cannot take the machine's.
+    let null = work_dir().join("http-cli-null");
+    let _ = std::fs::remove_file(&null);
+    let made = Command::new("mknod")
+        .arg(&null)
+        .args(["c", "1", "3"])
+        .status()
+        .expect("mknod (coreutils)");
+    assert!(made.success(), "mknod needs root, as cargo xtask test runs");
+    let out = http(&["-d", "-o", null.to_str().unwrap(), &latin1]);
+    assert!(out.status.success(), "{out:?}");
+    use std::os::unix::fs::FileTypeExt as _;
+    assert!(
+        std::fs::metadata(&null)
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
     // -h shows the headers as they came, gzip's included (ureq's decoding dropped them).
     let head = http(&["-h", &server.url("/gzip")]);
     let head = String::from_utf8_lossy(&head.stdout);

@@ -61,10 +61,10 @@ pub struct Downloaded {
 }
 
 /// Where a download named `dest` goes, as curl -o writes into an existing file: a link is
-/// written through to the file it names, a file replaced keeps its permissions (a 0600 token
-/// came out 0644), and one we may not write is refused before anything is fetched (the
+/// written through to the file it names, a file replaced keeps its permissions and owner (a
+/// 0600 token came out 0644), and one we may not write is refused before anything is fetched (the
 /// rename over it needed only the directory's permission).
-fn write_through(dest: &Path) -> Result<(PathBuf, Option<std::fs::Permissions>), Error> {
+fn write_through(dest: &Path) -> Result<(PathBuf, Option<std::fs::Metadata>), Error> {
     let file_error = |source| Error::File {
         path: dest.to_owned(),
         source,
@@ -86,7 +86,7 @@ fn write_through(dest: &Path) -> Result<(PathBuf, Option<std::fs::Permissions>),
                 .write(true)
                 .open(&dest)
                 .map_err(file_error)?;
-            Ok((dest, Some(meta.permissions())))
+            Ok((dest, Some(meta)))
         }
         _ => Ok((dest, None)),
     }
@@ -284,10 +284,14 @@ impl Request {
         };
         let named = matches!(target, Target::File(_));
         let mut kept_mode = None;
+        // A device or FIFO named (`-o /dev/null`) is written into, as curl writes into it:
+        // a part renamed over it replaced the device with a file (/dev/null itself, as root).
+        let mut direct = false;
         let (known, dir) = match target {
             Target::File(dest) => {
                 let (dest, mode) = write_through(dest)?;
                 kept_mode = mode;
+                direct = std::fs::metadata(&dest).is_ok_and(|m| !m.is_file() && !m.is_dir());
                 (Some(dest), Path::new(""))
             }
             Target::Dir(dir) if options.resume => (Some(download_name(self.url(), dir, true)), dir),
@@ -298,7 +302,7 @@ impl Request {
         // as httpie's `-c -o FILE` and curl's `-C - -o FILE` continue it (a name we chose
         // could be an unrelated file).
         let (have, from_dest) = match &known {
-            Some(dest) if options.resume => match size(&part_path(dest)) {
+            Some(dest) if options.resume && !direct => match size(&part_path(dest)) {
                 Some(have) => (have, false),
                 None if named => (size(dest).unwrap_or(0), true),
                 None => (0, false),
@@ -325,7 +329,11 @@ impl Request {
             }
         });
         let dest = dest.as_path();
-        let part = part_path(dest);
+        let part = if direct {
+            dest.to_owned()
+        } else {
+            part_path(dest)
+        };
         if status == 416 && have > 0 {
             let total = response
                 .header("content-range")
@@ -432,10 +440,18 @@ impl Request {
                 part,
             });
         }
-        if let Some(mode) = kept_mode {
-            std::fs::set_permissions(&part, mode).map_err(file_error(dest))?;
+        if let Some(kept) = &kept_mode {
+            use std::os::unix::fs::MetadataExt as _;
+            std::fs::set_permissions(&part, kept.permissions()).map_err(file_error(dest))?;
+            // And its owner, where we may give it (root refreshing a user's file locked the
+            // user out of it).
+            if let Err(e) = std::os::unix::fs::chown(&part, Some(kept.uid()), Some(kept.gid())) {
+                log::debug!("{}: owner not kept: {e}", dest.display());
+            }
         }
-        std::fs::rename(&part, dest).map_err(file_error(dest))?;
+        if !direct {
+            std::fs::rename(&part, dest).map_err(file_error(dest))?;
+        }
         Ok(Downloaded {
             path: dest.to_owned(),
             bytes: done,

@@ -350,7 +350,9 @@ impl HttpConn {
                 }
                 Ok(httparse::Status::Complete(n)) => {
                     used += n;
+                    // Each request's body (pipelined ones too) gets a timeout of its own.
                     self.head_timer = false;
+                    self.body_timer = false;
                     self.respond(ctx, &parsed);
                 }
                 Ok(httparse::Status::Partial) => {
@@ -385,6 +387,7 @@ impl HttpConn {
                         Ok(httparse::Status::Complete(n)) => {
                             used += n;
                             self.head_timer = false;
+                            self.body_timer = false;
                             self.respond(ctx, &parsed);
                         }
                         Ok(httparse::Status::Partial) => break,
@@ -917,8 +920,10 @@ impl Handler for HttpConn {
     }
 
     fn is_idle(&self) -> bool {
-        // Between requests: not part-way through a head or a body, not closing.
-        !self.done && self.input.is_empty() && self.skip_body == 0
+        // Between requests: one answered, not part-way through a head or a body, not
+        // closing. Not a connection waiting for its first request: in a burst at the limit
+        // each newcomer closed the one before it, its request sent but not yet read.
+        !self.done && !self.head_timer && self.input.is_empty() && self.skip_body == 0
     }
 
     fn on_timer(&mut self, ctx: &mut Context<'_>) {

@@ -20,8 +20,8 @@ sending side is shut down and netkit keeps printing until the peer closes. With 
 waits for one connection to HOST:PORT (a port alone: on 127.0.0.1) instead, as nc -l.
 
 Exit status: 0 when the peer closed (or, with -w, went quiet; with -z, once connected), 1 when \
-the connection failed (or, with -l, the address could not be listened on), 2 for a bad \
-address.
+the connection failed, the peer closed before stdin could all be sent, or (with -l) the \
+address could not be listened on, 2 for a bad address.
 
 Examples:
   printf 'GET / HTTP/1.0\\r\\n\\r\\n' | netkit connect 127.0.0.1:8000

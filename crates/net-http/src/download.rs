@@ -63,7 +63,8 @@ pub struct Downloaded {
 /// Where a download named `dest` goes, as curl -o writes into an existing file: a link is
 /// written through to the file it names, a file replaced keeps its permissions and owner (a
 /// 0600 token came out 0644), and one we may not write is refused before anything is fetched (the
-/// rename over it needed only the directory's permission).
+/// rename over it needed only the directory's permission). Gives what is there now, if
+/// anything.
 fn write_through(dest: &Path) -> Result<(PathBuf, Option<std::fs::Metadata>), Error> {
     let file_error = |source| Error::File {
         path: dest.to_owned(),
@@ -81,14 +82,16 @@ fn write_through(dest: &Path) -> Result<(PathBuf, Option<std::fs::Metadata>), Er
         _ => dest.to_owned(),
     };
     match std::fs::metadata(&dest) {
-        Ok(meta) if meta.is_file() => {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&dest)
-                .map_err(file_error)?;
+        Ok(meta) => {
+            if meta.is_file() {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&dest)
+                    .map_err(file_error)?;
+            }
             Ok((dest, Some(meta)))
         }
-        _ => Ok((dest, None)),
+        Err(_) => Ok((dest, None)),
     }
 }
 
@@ -283,15 +286,16 @@ impl Request {
             move |source| Error::File { path, source }
         };
         let named = matches!(target, Target::File(_));
-        let mut kept_mode = None;
+        // The file replaced, whose permissions and owner the new one takes.
+        let mut replaced = None;
         // A device or FIFO named (`-o /dev/null`) is written into, as curl writes into it:
         // a part renamed over it replaced the device with a file (/dev/null itself, as root).
         let mut direct = false;
         let (known, dir) = match target {
             Target::File(dest) => {
-                let (dest, mode) = write_through(dest)?;
-                kept_mode = mode;
-                direct = std::fs::metadata(&dest).is_ok_and(|m| !m.is_file() && !m.is_dir());
+                let (dest, there) = write_through(dest)?;
+                direct = there.as_ref().is_some_and(|m| !m.is_file() && !m.is_dir());
+                replaced = there.filter(std::fs::Metadata::is_file);
                 (Some(dest), Path::new(""))
             }
             Target::Dir(dir) if options.resume => (Some(download_name(self.url(), dir, true)), dir),
@@ -440,7 +444,7 @@ impl Request {
                 part,
             });
         }
-        if let Some(kept) = &kept_mode {
+        if let Some(kept) = &replaced {
             use std::os::unix::fs::MetadataExt as _;
             std::fs::set_permissions(&part, kept.permissions()).map_err(file_error(dest))?;
             // And its owner, where we may give it (root refreshing a user's file locked the

@@ -384,6 +384,8 @@ struct Outgoing<'a> {
     /// Where the bytes come from, for errors: `None` for a caller's reader.
     local: Option<&'a Path>,
     mode: i32,
+    /// The target is a file already there (found by `written_at`).
+    replaces: bool,
     /// What an interrupted upload already sent, and the whole length (0: not known).
     done: u64,
     total: u64,
@@ -517,6 +519,7 @@ impl Client {
             source: &mut source,
             local: Some(local),
             mode: mode as i32,
+            replaces: replaced_mode.is_some(),
             done,
             total,
             kept: options.preserve.then(|| FileStat {
@@ -571,6 +574,7 @@ impl Client {
             source,
             local: None,
             mode: replaced_mode.unwrap_or(0o644) as i32,
+            replaces: replaced_mode.is_some(),
             done: 0,
             total: 0,
             kept: None,
@@ -594,7 +598,7 @@ impl Client {
         let sftp_err = |e: ssh2::Error| Error::sftp(&self.host, remote, &e);
         // A file we may not write is refused, as sftp refuses it (it opens the file itself;
         // renaming over it needs only the directory's permission).
-        if sftp.lstat(remote).is_ok_and(|stat| stat.is_file()) {
+        if file.replaces {
             sftp.open_mode(remote, OpenFlags::WRITE, 0, OpenType::File)
                 .map_err(sftp_err)?;
         }

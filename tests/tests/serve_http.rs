@@ -548,7 +548,7 @@ fn malformed_and_oversized_requests() {
         b"Content-Length: 0\r\nContent-Length: 36\r\n",
         b"Content-Length: 36\r\nContent-Length: 2000000\r\n",
         b"Transfer-Encoding: chunked\xff\r\n",
-        b"Host: \xff\r\n",
+        b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
     ] {
         let mut request = b"GET / HTTP/1.1\r\nHost: t\r\n".to_vec();
         request.extend_from_slice(framing);
@@ -559,6 +559,22 @@ fn malformed_and_oversized_requests() {
             "{}: {reply}",
             String::from_utf8_lossy(framing)
         );
+    }
+    let reply = String::from_utf8_lossy(&raw(
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ))
+    .into_owned();
+    assert!(
+        reply.starts_with("HTTP/1.1 400 "),
+        "chunked in 1.0: {reply}"
+    );
+    // A name past ASCII, sent as it is rather than as punycode, is still a Host (nginx 200).
+    for host in [&b"caf\xc3\xa9.example"[..], b"\xff"] {
+        let mut request = b"GET / HTTP/1.1\r\nConnection: close\r\nHost: ".to_vec();
+        request.extend_from_slice(host);
+        request.extend_from_slice(b"\r\n\r\n");
+        let reply = String::from_utf8_lossy(&raw(&request)).into_owned();
+        assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
     }
     // A later 1.x is answered as 1.1 (RFC 9112, nginx); HTTP/1.1 needs its Host then too.
     for (version, status) in [
@@ -856,6 +872,24 @@ fn a_root_whose_name_moves_to_another_directory_is_followed() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // A name that comes to name a file is warned of once, not each second, and the tree
+    // served before goes on being served.
+    std::fs::remove_file(&current).unwrap();
+    std::fs::write(&current, "not a directory").unwrap();
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(curl(&[&url]).body, b"v2");
+    let warned = served
+        .stderr
+        .lock()
+        .unwrap()
+        .matches("still serving")
+        .count();
+    assert_eq!(warned, 1, "{}", served.stderr.lock().unwrap());
+    // A root removed is gone, as nginx's 404: not an empty listing.
+    std::fs::remove_dir_all(base.join("v2")).unwrap();
+    let root = format!("http://{}/", served.addrs[0]);
+    let got = curl(&[&root]);
+    assert_eq!(got.status, 404, "{:?}", String::from_utf8_lossy(&got.body));
 }
 
 #[test]

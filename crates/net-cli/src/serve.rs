@@ -29,8 +29,9 @@ pub struct Args {
     /// for several. Port 0 picks one.
     #[arg(long, short, value_name = "ADDR", default_value = "127.0.0.1:8000")]
     bind: Vec<String>,
-    /// Event-loop threads [default: the number of cores].
-    #[arg(long, value_name = "N")]
+    /// Event-loop threads, 1 to 1024 [default: the number of cores].
+    #[arg(long, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     threads: Option<usize>,
     /// Connections open at once; more are closed as soon as accepted.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
@@ -64,7 +65,6 @@ pub fn run(args: Args) -> Outcome {
     }
     // A zero would make a server that serves nobody.
     for (flag, value) in [
-        ("--threads", args.threads.map(|n| n as u64)),
         ("--max-connections", Some(args.max_connections as u64)),
         ("--idle-timeout", args.idle_timeout),
         ("--header-timeout", Some(args.header_timeout)),

@@ -8,7 +8,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use httpdate::HttpDate;
@@ -56,6 +56,9 @@ struct RootByName {
     /// When the name was last looked up, in ms after `since`.
     checked: AtomicU64,
     since: Instant,
+    /// What the name last named that could not be served, warned of once rather than each
+    /// second.
+    refused: Mutex<Option<(u64, u64)>>,
 }
 
 impl RootByName {
@@ -87,6 +90,10 @@ impl RootByName {
         if now == self.current().id {
             return;
         }
+        let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+        if *refused == Some(now) {
+            return;
+        }
         match Root::open_dir(&self.path) {
             Ok(root) => {
                 log::info!(
@@ -95,10 +102,13 @@ impl RootByName {
                 );
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(root);
             }
-            Err(e) => log::warn!(
-                "{}: still serving the directory it named: {e}",
-                self.path.display()
-            ),
+            Err(e) => {
+                *refused = Some(now);
+                log::warn!(
+                    "{}: still serving the directory it named: {e}",
+                    self.path.display()
+                );
+            }
         }
     }
 
@@ -197,6 +207,7 @@ impl HttpFiles {
                 current: RwLock::new(Arc::new(root)),
                 checked: AtomicU64::new(0),
                 since: Instant::now(),
+                refused: Mutex::new(None),
             }),
             header_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(60),
@@ -427,12 +438,24 @@ impl HttpConn {
         let mut keep_alive = minor >= 1;
         let mut has_host = false;
         let mut length = None;
+        let mut chunked = false;
         for header in parsed.headers.iter() {
             let name = header.name;
+            if name.eq_ignore_ascii_case("host") {
+                // Two could name two sites to two servers on the way (RFC 9112 3.2).
+                if has_host {
+                    return self.fail(ctx, 400, "more than one Host");
+                }
+                if !valid_host(header.value) {
+                    return self.fail(ctx, 400, "bad Host");
+                }
+                has_host = true;
+                continue;
+            }
             let Ok(value) = std::str::from_utf8(header.value) else {
                 // Passed over, the body of `Content-Length: 36\xff` would be read as the next
                 // request, where a proxy in front took it for a body: refused, as nginx does.
-                if ["content-length", "transfer-encoding", "host"]
+                if ["content-length", "transfer-encoding"]
                     .iter()
                     .any(|framing| name.eq_ignore_ascii_case(framing))
                 {
@@ -448,15 +471,6 @@ impl HttpConn {
                         keep_alive = true;
                     }
                 }
-            } else if name.eq_ignore_ascii_case("host") {
-                // Two could name two sites to two servers on the way (RFC 9112 3.2).
-                if has_host {
-                    return self.fail(ctx, 400, "more than one Host");
-                }
-                if !valid_host(value) {
-                    return self.fail(ctx, 400, "bad Host");
-                }
-                has_host = true;
             } else if name.eq_ignore_ascii_case("content-length") {
                 // Digits only (RFC 9112 6.3): `+5` read as 5 where a proxy in front refuses
                 // it or reads it otherwise is how requests are smuggled.
@@ -479,6 +493,7 @@ impl HttpConn {
                 if !last.eq_ignore_ascii_case("chunked") {
                     return self.fail(ctx, 400, "a Transfer-Encoding not ending in chunked");
                 }
+                chunked = true;
                 keep_alive = false;
             } else if name.eq_ignore_ascii_case("range") {
                 request.range = Some(value);
@@ -496,6 +511,11 @@ impl HttpConn {
         }
         if minor >= 1 && !has_host {
             return self.fail(ctx, 400, "HTTP/1.1 request without Host");
+        }
+        // Framed two ways, or chunked where HTTP/1.0 has no chunks: a proxy in front may
+        // have read it the other way (RFC 9112 6.1), so refused, as nginx refuses both.
+        if chunked && (length.is_some() || minor == 0) {
+            return self.fail(ctx, 400, "a body framed by Transfer-Encoding and otherwise");
         }
         match length {
             // Not worth reading to throw away: answered, then closed.
@@ -737,6 +757,11 @@ impl HttpConn {
         dir: File,
         keep_alive: bool,
     ) -> (u16, u64) {
+        // A removed directory still open here would list as empty; it is gone, as nginx's 404.
+        if dir.metadata().is_ok_and(|m| m.nlink() == 0) {
+            self.error(ctx, 404, keep_alive, &[]);
+            return (404, 0);
+        }
         let path = files::target_path(req.target);
         if !path.ends_with('/') {
             // Made from the path as resolved, not as sent: `//evil.com` or `/\evil.com/..`
@@ -962,11 +987,12 @@ impl Handler for HttpConn {
 }
 
 /// Whether a `Host` value can be a host and port (RFC 9112 3.2: otherwise 400, as nginx
-/// answers `a b` or `x/y`): no spaces or other delimiters of a URL.
-fn valid_host(value: &str) -> bool {
+/// answers `a b` or `x/y`): no spaces or other delimiters of a URL. Bytes past ASCII pass, as
+/// in nginx: an internationalized name a client did not turn into punycode is still a name.
+fn valid_host(value: &[u8]) -> bool {
     value
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b))
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b >= 0x80 || b"-._~%!$&'()*+,;=:[]".contains(&b))
 }
 
 /// The largest request body read to be thrown away, to keep the connection open: past it the

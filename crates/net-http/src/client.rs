@@ -462,6 +462,84 @@ fn not_for_a_public_suffix(
     None
 }
 
+/// Whether `cookie`, sent by `url`, leaves what only secure origins may set alone, as curl
+/// and browsers take it (RFC 6265bis 4.1.3 and 5.7): a plain-http answer (a network in the
+/// way can forge one) may not set a `Secure` cookie, one named `__Secure-` or `__Host-`, nor
+/// replace or shadow a `Secure` cookie of the same name, domain and path; `__Host-` also
+/// needs `Secure`, `Path=/` and no `Domain` from anyone. Loopback counts as secure, as in
+/// curl and in the jar, which sends `Secure` cookies there.
+fn secure_origin_kept(
+    cookie: &cookie_store::RawCookie<'static>,
+    url: &url::Url,
+    jar: &CookieStore,
+) -> bool {
+    let secure_origin = url.scheme() == "https"
+        || match url.host() {
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+    let name = cookie.name();
+    let secure = cookie.secure() == Some(true);
+    let refused = if name.starts_with("__Host-") {
+        (!secure || cookie.domain().is_some() || cookie.path() != Some("/"))
+            .then_some("a __Host- cookie needs Secure, Path=/ and no Domain")
+    } else if name.starts_with("__Secure-") && !secure {
+        Some("a __Secure- cookie needs Secure")
+    } else {
+        None
+    };
+    let refused = refused.or_else(|| {
+        if secure_origin {
+            None
+        } else if secure || name.starts_with("__Secure-") || name.starts_with("__Host-") {
+            Some("only https may set a secure cookie")
+        } else if shadows_a_secure_cookie(cookie, url, jar) {
+            Some("only https may replace a secure cookie")
+        } else {
+            None
+        }
+    });
+    if let Some(why) = refused {
+        log::warn!("cookie {name} from {url} refused: {why}");
+    }
+    refused.is_none()
+}
+
+/// Whether the jar holds a `Secure` cookie named as `cookie` whose domain and `cookie`'s
+/// domain-match one way or the other and whose path `cookie`'s path lies under.
+fn shadows_a_secure_cookie(
+    cookie: &cookie_store::RawCookie<'static>,
+    url: &url::Url,
+    jar: &CookieStore,
+) -> bool {
+    let Ok(new) = cookie_store::Cookie::try_from_raw_cookie(cookie, url) else {
+        return false;
+    };
+    let domain = |d: &cookie_store::CookieDomain| {
+        d.as_cow()
+            .map(|d| d.to_ascii_lowercase())
+            .unwrap_or_default()
+    };
+    let under = |inner: &str, outer: &str| {
+        inner == outer
+            || inner
+                .strip_suffix(outer)
+                .is_some_and(|rest| rest.ends_with('.') || outer.starts_with('.'))
+    };
+    let (new_domain, new_path) = (domain(&new.domain), String::from(&new.path));
+    jar.iter_unexpired().any(|old| {
+        let (old_domain, old_path) = (domain(&old.domain), String::from(&old.path));
+        old.secure() == Some(true)
+            && old.name() == new.name()
+            && (under(&new_domain, &old_domain) || under(&old_domain, &new_domain))
+            && new_path.strip_prefix(&old_path).is_some_and(|rest| {
+                rest.is_empty() || old_path.ends_with('/') || rest.starts_with('/')
+            })
+    })
+}
+
 /// How long a host name's addresses are reused: curl's default DNS cache timeout.
 const NAME_TTL: Duration = Duration::from_secs(60);
 
@@ -1174,8 +1252,10 @@ impl Request {
                     .iter()
                     .filter_map(|v| v.to_str().ok())
                     .filter_map(|v| cookie_store::RawCookie::parse(v.to_owned()).ok())
-                    .filter_map(|c| not_for_a_public_suffix(c, self.url.host_str()));
-                jar.store_response_cookies(cookies, &self.url);
+                    .filter_map(|c| not_for_a_public_suffix(c, self.url.host_str()))
+                    .filter(|c| secure_origin_kept(c, &self.url, jar))
+                    .collect::<Vec<_>>();
+                jar.store_response_cookies(cookies.into_iter(), &self.url);
             });
             let status = response.status().as_u16();
             if status == 401
@@ -1238,17 +1318,16 @@ impl Request {
                         max: max_redirects,
                     });
                 }
-                let mut next = self.url.join(&location).map_err(|e| Error::BadUrl {
-                    url: location.clone(),
-                    reason: e.to_string(),
-                })?;
+                let bad = |reason: String| Error::BadRedirect {
+                    url: self.url.to_string(),
+                    location: location.clone(),
+                    reason,
+                };
+                let mut next = self.url.join(&location).map_err(|e| bad(e.to_string()))?;
                 // `socks5://` was followed as plain HTTP to its host and port; refused as a URL
                 // given with it is, and as curl and httpie refuse it.
                 if !matches!(next.scheme(), "http" | "https") {
-                    return Err(Error::BadUrl {
-                        url: location,
-                        reason: format!("a redirect to the unsupported scheme {}", next.scheme()),
-                    });
+                    return Err(bad(format!("unsupported scheme {}", next.scheme())));
                 }
                 // Credentials a server writes into a Location for another origin are not sent
                 // there, as curl and httpie send none: a server must not make us log in to a
@@ -1571,6 +1650,67 @@ mod tests {
         // The suffix as the host itself: the host's cookie alone.
         assert_eq!(taken("a=1; Domain=localhost", "localhost"), Some(None));
         assert_eq!(taken("a=1", "evil.co.uk"), Some(None));
+    }
+
+    #[test]
+    fn only_secure_origins_set_or_replace_secure_cookies() {
+        let url = |u: &str| url::Url::parse(u).unwrap();
+        let raw = |set: &str| cookie_store::RawCookie::parse(set.to_owned()).unwrap();
+        let mut jar = CookieStore::default();
+        let kept =
+            |jar: &CookieStore, set: &str, at: &str| secure_origin_kept(&raw(set), &url(at), jar);
+        for (set, plain, https) in [
+            ("a=1", true, true),
+            ("a=1; Secure", false, true),
+            ("__Secure-a=1; Secure", false, true),
+            ("__Secure-a=1", false, false),
+            ("__Host-a=1; Secure; Path=/", false, true),
+            (
+                "__Host-a=1; Secure; Path=/; Domain=example.test",
+                false,
+                false,
+            ),
+            ("__Host-a=1; Secure", false, false),
+            ("__Host-a=1; Path=/", false, false),
+        ] {
+            assert_eq!(
+                kept(&jar, set, "http://example.test/"),
+                plain,
+                "{set} over http"
+            );
+            assert_eq!(
+                kept(&jar, set, "https://example.test/"),
+                https,
+                "{set} over https"
+            );
+        }
+        // Loopback is a secure origin, as in curl.
+        assert!(kept(&jar, "a=1; Secure", "http://127.0.0.1/"));
+        assert!(kept(&jar, "a=1; Secure", "http://localhost/"));
+        jar.store_response_cookies(
+            [raw("sid=good; Secure; Path=/app"), raw("other=1; Secure")].into_iter(),
+            &url("https://www.example.test/"),
+        );
+        for (set, at, taken) in [
+            ("sid=forged", "http://www.example.test/app/page", false),
+            ("sid=forged; Path=/app/x", "http://www.example.test/", false),
+            (
+                "sid=forged; Domain=example.test; Path=/app",
+                "http://a.example.test/app",
+                false,
+            ),
+            (
+                "sid=forged; Path=/application",
+                "http://www.example.test/",
+                true,
+            ),
+            ("sid=forged; Path=/", "http://www.example.test/", true),
+            ("sid=x", "http://elsewhere.test/app", true),
+            ("sid=new", "https://www.example.test/app", true),
+            ("third=1", "http://www.example.test/", true),
+        ] {
+            assert_eq!(kept(&jar, set, at), taken, "{set} from {at}");
+        }
     }
 
     #[test]

@@ -53,6 +53,17 @@ pub enum Error {
         /// The limit.
         max: u32,
     },
+    /// A redirect's `Location` does not parse or names a scheme other than http(s): the
+    /// server's doing, not the caller's.
+    #[error("{url} redirected to {location:?}: {reason}")]
+    BadRedirect {
+        /// The URL that answered with the redirect.
+        url: String,
+        /// Its `Location`, as sent.
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The response status is 4xx or 5xx ([`Response::error_for_status`](crate::Response::error_for_status)).
     #[error("{url} answered {status} {reason}{}", if excerpt.is_empty() { String::new() } else { format!(": {excerpt}") })]
     Status {

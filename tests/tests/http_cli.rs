@@ -166,6 +166,14 @@ fn items_become_headers_query_and_json_form_or_multipart_bodies() {
         got["headers"].get("user-agent").is_none(),
         "User-Agent: must remove it"
     );
+    // The body's own type goes too, as httpie leaves it out: data, a form, a typed file.
+    for body in [&["a=1"][..], &["--form", "a=1"], &[&body_file]] {
+        let got = ok_json(&http(&[&[url.as_str(), "Content-Type:"], body].concat()));
+        assert!(
+            got["headers"].get("content-type").is_none(),
+            "{body:?}: {got}"
+        );
+    }
 }
 
 #[test]
@@ -1799,6 +1807,73 @@ fn download_progress_only_on_a_terminal() {
         text.contains(&format!("saved {} (500000 bytes)", tty.display())),
         "{text:?}"
     );
+}
+
+#[test]
+fn stdin_is_read_where_it_stands_and_a_piped_body_shown_is_still_sent() {
+    let server = EchoServer::start();
+    let url = server.url("/echo");
+    let piped = |args: &[&str], body: &'static [u8]| {
+        let mut child = netkit_tests::Spawned::start(
+            Command::new(netkit_bin())
+                .arg("http")
+                .args(args)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        );
+        let mut pipe = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || pipe.write_all(body));
+        let out = child.wait_with_output();
+        let _ = writer.join();
+        out
+    };
+    // Shown, the pipe was read dry to show it and an empty body went, exit 0.
+    for shown in ["-v", "--print=Bb"] {
+        let out = piped(&[shown, "POST", &url], b"{\"k\": \"piped\"}");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(r#""body":"{\"k\": \"piped\"}""#),
+            "{shown}: {text}"
+        );
+    }
+    // A multipart file from a pipe has no length to take from its metadata (ureq's 0 made a
+    // body longer than announced: "the answer is not HTTP/1.x").
+    let got = ok_json(&piped(&["-f", "POST", &url, "f@/dev/stdin"], b"piped file"));
+    assert!(
+        got["body"]
+            .as_str()
+            .unwrap()
+            .contains("\r\n\r\npiped file\r\n"),
+        "{got}"
+    );
+    // A stdin whose first line a script has read gives the rest, as curl and httpie send it
+    // (opened again by name, the whole file went).
+    let file = work_dir().join("http-cli-stdin-offset.txt");
+    std::fs::write(&file, b"HEADER\n{\"rest\": 1}").unwrap();
+    let mut stdin = std::fs::File::open(&file).unwrap();
+    std::io::Seek::seek(&mut stdin, std::io::SeekFrom::Start(7)).unwrap();
+    let out = Command::new(netkit_bin())
+        .args(["http", "POST", &url])
+        .stdin(stdin)
+        .output()
+        .unwrap();
+    assert_eq!(ok_json(&out)["body"], "{\"rest\": 1}");
+    // A socket on stdin (socket activation, a parent's socketpair) cannot be opened by name.
+    let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.write_all(b"through a socket").unwrap();
+    ours.shutdown(std::net::Shutdown::Write).unwrap();
+    let out = Command::new(netkit_bin())
+        .args(["http", "POST", &url, "@-"])
+        .stdin(std::os::fd::OwnedFd::from(theirs))
+        .output()
+        .unwrap();
+    assert_eq!(ok_json(&out)["body"], "through a socket");
 }
 
 #[test]

@@ -326,11 +326,32 @@ fn request(mut args: Args) -> Outcome {
             request = request.header("Content-Type", "application/x-www-form-urlencoded");
         }
     }
+    let stdout_tty = std::io::stdout().is_terminal();
+    let what = args.print.clone().unwrap_or_else(|| {
+        if args.quiet > 0 {
+            String::new()
+        } else if args.verbose {
+            "HBhb".into()
+        } else if args.offline {
+            "HB".into()
+        } else if args.headers {
+            "h".into()
+        } else if args.meta {
+            "m".into()
+        } else if args.body || !stdout_tty || args.download {
+            "b".into()
+        } else {
+            "hb".into()
+        }
+    });
+    if let Some(bad) = what.chars().find(|c| !"HBhbm".contains(*c)) {
+        return Err(anyhow!("--print takes H, B, h, b and m, not {bad:?}")).code(USAGE);
+    }
     request = request.items(&items, kind).map_err(failure)?;
     if let Some(raw) = &args.raw {
         request = request.raw(raw.as_bytes());
     } else if let Some(path) = body_file {
-        request = request.file(path);
+        request = with_body(request, path, what.contains('B'))?;
     }
     if args.chunked {
         request = request.chunked();
@@ -361,27 +382,6 @@ fn request(mut args: Args) -> Outcome {
         }
     }
 
-    let stdout_tty = std::io::stdout().is_terminal();
-    let what = args.print.clone().unwrap_or_else(|| {
-        if args.quiet > 0 {
-            String::new()
-        } else if args.verbose {
-            "HBhb".into()
-        } else if args.offline {
-            "HB".into()
-        } else if args.headers {
-            "h".into()
-        } else if args.meta {
-            "m".into()
-        } else if args.body || !stdout_tty || args.download {
-            "b".into()
-        } else {
-            "hb".into()
-        }
-    });
-    if let Some(bad) = what.chars().find(|c| !"HBhbm".contains(*c)) {
-        return Err(anyhow!("--print takes H, B, h, b and m, not {bad:?}")).code(USAGE);
-    }
     let style = Style::new(stdout_tty, args.pretty, !args.unsorted);
     let mut out = std::io::stdout().lock();
     if what.contains('H') || what.contains('B') || args.offline {
@@ -560,8 +560,42 @@ struct Words<'a> {
     body_file: Option<PathBuf>,
 }
 
-/// Where the body of `@-` and of a redirected stdin is read from.
+/// The name standing for stdin as the body (`@-`, or stdin redirected); it is read as it
+/// is open, never opened again by this name.
 const STDIN: &str = "/dev/stdin";
+
+/// `request` with the body of `path` ([`STDIN`] for stdin, read from where it stands: a
+/// caller may have read its first line, and a socket cannot be opened again by name). A body
+/// to be shown that cannot be read twice (a pipe) is read first and sent as read: reading it
+/// to show it left nothing to send.
+fn with_body(request: Request, path: PathBuf, shown: bool) -> Result<Request, Failure> {
+    let stdin = path == Path::new(STDIN);
+    let regular = !stdin && std::fs::metadata(&path).is_ok_and(|m| m.is_file());
+    let cannot_read = |e: std::io::Error| {
+        failure(net_http::Error::File {
+            path: path.clone(),
+            source: e,
+        })
+    };
+    if shown && !regular {
+        let mut data = Vec::new();
+        if stdin {
+            std::io::stdin().lock().read_to_end(&mut data)
+        } else {
+            std::fs::File::open(&path).and_then(|mut f| f.read_to_end(&mut data))
+        }
+        .map_err(cannot_read)?;
+        return Ok(request.raw(data));
+    }
+    if stdin {
+        let fd = std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(cannot_read)?;
+        return Ok(request.open_body(std::fs::File::from(fd)));
+    }
+    Ok(request.file(path))
+}
 
 /// How long a pipe into POST, PUT or PATCH may stay silent before the request goes without it.
 const PIPE_WAIT_MS: u16 = 5000;

@@ -125,6 +125,12 @@ enum Body {
         content_type: Option<String>,
     },
     File(PathBuf),
+    /// A file already open (stdin, a socket), read from where it stood when given: `start`,
+    /// for a regular file (sought back to for each sending).
+    Open {
+        file: Arc<File>,
+        start: Option<u64>,
+    },
     Multipart {
         parts: Vec<Part>,
         /// The body as a [`Request::preview`] showed it (`Content-Type` with its boundary,
@@ -1008,9 +1014,27 @@ impl Request {
         self
     }
 
+    /// An open file as the body, read from where it stands: stdin (`< data.json`, a pipe, a
+    /// socket), which opened again by name would start over from its first byte, or fail for a
+    /// socket. A regular file from its start goes with its length; anything else chunked, the
+    /// bytes kept (up to 16 MiB) to send again after a 307/308 redirect or a retry.
+    #[must_use]
+    pub fn open_body(mut self, mut file: File) -> Self {
+        let start = file
+            .metadata()
+            .is_ok_and(|m| m.is_file())
+            .then(|| std::io::Seek::stream_position(&mut file).ok())
+            .flatten();
+        self.body = Body::Open {
+            file: Arc::new(file),
+            start,
+        };
+        self
+    }
+
     /// The type of a body file by its extension, when no header gives one.
     fn guessed_type(&self, path: &Path) -> Option<&'static str> {
-        if self.has_header("content-type") {
+        if !self.body_typed_by_us() {
             return None;
         }
         mime_guess::from_path(path).first_raw()
@@ -1040,7 +1064,7 @@ impl Request {
         let body = match &self.body {
             Body::Bytes { data, content_type } => {
                 if let Some(ct) = content_type
-                    && !self.has_header("content-type")
+                    && self.body_typed_by_us()
                 {
                     headers.push(("Content-Type".into(), ct.clone()));
                 }
@@ -1058,6 +1082,10 @@ impl Request {
                     _ => framing.push(("Transfer-Encoding".into(), "chunked".into())),
                 }
                 body_file = Some(path.clone());
+                None
+            }
+            Body::Open { .. } => {
+                framing.push(("Transfer-Encoding".into(), "chunked".into()));
                 None
             }
             Body::Multipart { parts, shown } => {
@@ -1142,6 +1170,12 @@ impl Request {
         })
         .map(|(name, value)| (name.to_owned(), value))
         .collect()
+    }
+
+    /// Whether the body's `Content-Type` is ours to give: not when the caller gave one, or
+    /// removed it (httpie's `Content-Type:` item sends none).
+    fn body_typed_by_us(&self) -> bool {
+        !self.has_header("content-type") && !self.removed.iter().any(|r| r == "content-type")
     }
 
     fn has_header(&self, name: &str) -> bool {
@@ -1415,7 +1449,7 @@ impl Request {
             Body::Empty => self.run(builder.body(ureq::SendBody::none()).map_err(bad)?),
             Body::Bytes { data, content_type } => {
                 if let Some(ct) = content_type
-                    && !self.has_header("content-type")
+                    && self.body_typed_by_us()
                 {
                     builder = builder.header("Content-Type", ct);
                 }
@@ -1439,6 +1473,31 @@ impl Request {
                     let body = self.replayed(path, file)?;
                     let body = ureq::SendBody::from_owned_reader(body);
                     self.run(builder.body(body).map_err(bad)?)
+                }
+            }
+            Body::Open { file, start } => {
+                let name = Path::new("the open body file");
+                let cannot = |source| Error::File {
+                    path: name.into(),
+                    source,
+                };
+                let mut file = file.try_clone().map_err(cannot)?;
+                match start {
+                    Some(start) => {
+                        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(*start))
+                            .map_err(cannot)?;
+                        // ureq announces a file's whole length: right from its first byte.
+                        if *start == 0 && !self.chunked {
+                            self.run(builder.body(file).map_err(bad)?)
+                        } else {
+                            let body = ureq::SendBody::from_owned_reader(file);
+                            self.run(builder.body(body).map_err(bad)?)
+                        }
+                    }
+                    None => {
+                        let body = ureq::SendBody::from_owned_reader(self.replayed(name, file)?);
+                        self.run(builder.body(body).map_err(bad)?)
+                    }
                 }
             }
             Body::Multipart { parts, shown } => match shown.get() {
@@ -1480,13 +1539,25 @@ fn form(parts: &[Part]) -> Result<ureq::unversioned::multipart::Form<'_>, Error>
                 path,
                 content_type,
             } => {
-                let mut part =
+                let file = open(path)?;
+                // ureq takes a file's size from its metadata: a pipe's 0 (`f@<(cmd)`) made
+                // the form's length wrong. One without a length goes chunked.
+                let mut part = if file.metadata().is_ok_and(|m| m.is_file()) {
                     ureq::unversioned::multipart::Part::file(path).map_err(|source| {
                         Error::File {
                             path: path.clone(),
                             source,
                         }
-                    })?;
+                    })?
+                } else {
+                    let part = ureq::unversioned::multipart::Part::owned_reader(file);
+                    match mime_guess::from_path(path).first_raw() {
+                        Some(mime) => part.mime_str(mime).map_err(|_| {
+                            Error::BadRequest(format!("{name}: {mime:?} is not a MIME type"))
+                        })?,
+                        None => part,
+                    }
+                };
                 if let Some(file_name) = path.file_name().map(|n| n.to_string_lossy()) {
                     part = part.file_name(&quotable(&file_name));
                 }

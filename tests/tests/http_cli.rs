@@ -1591,6 +1591,73 @@ fn downloads_take_the_name_the_server_gives_or_the_last_url() {
 }
 
 #[test]
+fn downloads_never_write_through_a_planted_part_nor_over_a_file_not_theirs() {
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    std::fs::write(root.join("fresh.txt"), "fresh\n").unwrap();
+    let url = format!("{}/fresh.txt", env("NETKIT_TEST_NGINX_URL"));
+    let dir = work_dir().join("http-cli-planted");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let victim = work_dir().join("http-cli-victim.txt");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let in_dir = |args: &[&str]| {
+        Command::new(netkit_bin())
+            .args(["http", "--download"])
+            .args(args)
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // In a shared directory another user can name our next part: its link was written through.
+    std::os::unix::fs::symlink(&victim, dir.join("got.txt.part")).unwrap();
+    let out = in_dir(&["-o", "got.txt", &url]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
+    assert_eq!(std::fs::read(dir.join("got.txt")).unwrap(), b"fresh\n");
+    assert!(
+        !std::fs::symlink_metadata(dir.join("got.txt"))
+            .unwrap()
+            .is_symlink()
+    );
+    // Nor is one followed to go on with it.
+    std::os::unix::fs::symlink(&victim, dir.join("again.txt.part")).unwrap();
+    let out = in_dir(&["-c", "-o", "again.txt", &url]);
+    assert!(!out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
+    // A directory named is refused before anything is fetched, and no part is left.
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    one_line_error(&in_dir(&["-o", "sub", &url]), 2, "is a directory");
+    assert!(!dir.join("sub.part").exists());
+    // A legal name too long to take `.part` is downloaded.
+    let long = "l".repeat(253);
+    let out = in_dir(&["-o", &long, &url]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read(dir.join(&long)).unwrap(), b"fresh\n");
+    // -c without -o goes on only with a part of ours: a file of the URL's name without one
+    // is not ours, and is left alone as a plain -d leaves it (it was replaced).
+    std::fs::write(dir.join("fresh.txt"), "my notes\n").unwrap();
+    let line = format!(
+        "cd {} && {} http -d -c {url} < /dev/null",
+        dir.display(),
+        netkit_bin().display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .expect("script (util-linux)");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read(dir.join("fresh.txt")).unwrap(), b"my notes\n");
+    assert_eq!(std::fs::read(dir.join("fresh.txt-1")).unwrap(), b"fresh\n");
+    // Piped, the body is the file as the server holds it, as with -o (a `.tar.gz` labelled
+    // gzip came unpacked).
+    let server = EchoServer::start();
+    let out = in_dir(&[&server.url("/gzip")]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout[..2], [31, 139]);
+}
+
+#[test]
 fn verify_flag() {
     let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
     std::fs::write(root.join("tls-cli.txt"), "tls cli\n").unwrap();

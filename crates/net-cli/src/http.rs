@@ -356,6 +356,9 @@ fn request(mut args: Args) -> Outcome {
     if args.chunked {
         request = request.chunked();
     }
+    if piped_download && !user_sets("Accept-Encoding") {
+        request = request.header("Accept-Encoding", "identity");
+    }
     let session_auth = session.as_ref().is_some_and(|s| s.auth().is_some());
     let netrc = (!args.ignore_netrc).then(netrc).flatten();
     let from_session = if session_auth { None } else { netrc.as_ref() };
@@ -443,10 +446,18 @@ fn request(mut args: Args) -> Outcome {
     }
     // A piped download's refused answer is not the file: the warning of --check-status says
     // why nothing came.
-    if raw_stdout {
-        if !(piped_download && status >= 300) {
-            pass_body(&mut response.reader(), &mut out, "writing the output")?;
+    if piped_download {
+        // The file as the server holds it, as a download to a file saves it: `-d URL | tar
+        // xz` of a `.tar.gz` labelled gzip got it unpacked once already.
+        if status < 300 {
+            pass_body(
+                &mut response.encoded_reader(),
+                &mut out,
+                "writing the output",
+            )?;
         }
+    } else if raw_stdout {
+        pass_body(&mut response.reader(), &mut out, "writing the output")?;
     } else if let Some(path) = &args.output {
         let mut file = std::fs::File::create(path)
             .with_context(|| format!("cannot create {}", path.display()))

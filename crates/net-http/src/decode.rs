@@ -141,7 +141,8 @@ pub(crate) fn text(bytes: &[u8], content_type: Option<&str>) -> String {
     encoding.decode(bytes).0.into_owned()
 }
 
-/// `reader` turned into UTF-8 from the charset `content_type` names, as it comes; a body in
+/// `reader` turned into UTF-8 from the charset `content_type` names, as it comes (a BOM
+/// wins, as in [`text`]: `charset=utf-16` with a big-endian BOM came out garbled); a body in
 /// UTF-8, or in no charset named, passes unchanged.
 pub(crate) fn text_reader<R: Read + Send + 'static>(
     reader: R,
@@ -151,6 +152,7 @@ pub(crate) fn text_reader<R: Read + Send + 'static>(
         Some(encoding) if encoding != encoding_rs::UTF_8 => Box::new(
             encoding_rs_io::DecodeReaderBytesBuilder::new()
                 .encoding(Some(encoding))
+                .bom_override(true)
                 .build(reader),
         ),
         _ => Box::new(reader),
@@ -216,5 +218,13 @@ mod tests {
             .read_to_string(&mut out)
             .unwrap();
         assert_eq!(out, "café");
+        // A BOM says which UTF-16 it is, whatever the label, in both.
+        let big_endian = b"\xfe\xff\x00h\x00i";
+        assert_eq!(text(big_endian, Some("text/plain; charset=utf-16")), "hi");
+        let mut out = String::new();
+        text_reader(&big_endian[..], Some("text/plain; charset=utf-16"))
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "hi");
     }
 }

@@ -82,6 +82,11 @@ fn write_through(dest: &Path) -> Result<(PathBuf, Option<std::fs::Metadata>), Er
         _ => dest.to_owned(),
     };
     match std::fs::metadata(&dest) {
+        // Refused before anything is fetched, as curl refuses it (the whole body came, then
+        // the rename failed and left its part behind).
+        Ok(meta) if meta.is_dir() => Err(file_error(std::io::Error::from(
+            std::io::ErrorKind::IsADirectory,
+        ))),
         Ok(meta) => {
             if meta.is_file() {
                 std::fs::OpenOptions::new()
@@ -95,12 +100,39 @@ fn write_through(dest: &Path) -> Result<(PathBuf, Option<std::fs::Metadata>), Er
     }
 }
 
-/// The partial file of a download to `dest`.
+/// The partial file of a download to `dest`: `dest.part`, its name cut to leave room for
+/// `.part` when `dest`'s is near the longest a file system takes (a 251-byte name, legal,
+/// could not be downloaded).
 #[must_use]
 pub fn part_path(dest: &Path) -> PathBuf {
-    let mut name = dest.as_os_str().to_owned();
-    name.push(".part");
-    PathBuf::from(name)
+    use std::os::unix::ffi::OsStrExt as _;
+    let name = dest.file_name().map_or(&[][..], |n| n.as_bytes());
+    let kept = &name[..name.len().min(MAX_NAME - ".part".len())];
+    let mut part = kept.to_vec();
+    part.extend_from_slice(b".part");
+    dest.with_file_name(std::ffi::OsStr::from_bytes(&part))
+}
+
+/// The longest file name Linux file systems take, in bytes.
+const MAX_NAME: usize = 255;
+
+/// `name` cut to leave room for a `-N` in [`MAX_NAME`] bytes, its extension kept, as httpie
+/// trims a long name a server gives.
+fn fitting(name: &str) -> std::borrow::Cow<'_, str> {
+    const ROOM: usize = MAX_NAME - 8;
+    if name.len() <= ROOM {
+        return name.into();
+    }
+    let ext = name
+        .rfind('.')
+        .map(|dot| &name[dot..])
+        .filter(|ext| ext.len() <= 16);
+    let ext = ext.unwrap_or_default();
+    let mut end = ROOM - ext.len();
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ext}", &name[..end]).into()
 }
 
 /// Where a download of `url` goes when no file is named, as httpie: the last segment of the
@@ -122,10 +154,13 @@ pub fn download_name(url: &str, dir: &Path, resume: bool) -> PathBuf {
     free_name(dir, name, resume)
 }
 
-/// `dir/name`, or `dir/name-N` with the first N that names no file (unless `resume`).
+/// `dir/name`, or `dir/name-N` with the first N that names no file; with `resume`, `name`
+/// when its partial file is there to go on with (a file of that name is left alone: with
+/// no part of ours beside it, it is not ours to continue or replace).
 fn free_name(dir: &Path, name: &str, resume: bool) -> PathBuf {
-    let first = dir.join(name);
-    if resume {
+    let name = fitting(name);
+    let first = dir.join(name.as_ref());
+    if resume && part_path(&first).exists() {
         return first;
     }
     let mut candidate = first;
@@ -386,15 +421,17 @@ impl Request {
                 // From here the file is a part like any other: whole again only at the end.
                 std::fs::rename(dest, &part).map_err(file_error(dest))?;
             }
-            let file = OpenOptions::new()
-                .append(true)
-                .open(&part)
-                .map_err(file_error(&part))?;
+            let file = open_part(&part, true).map_err(file_error(&part))?;
             (file, have, total)
         } else {
             let total = response.content_length();
             // Errors writing name the file asked for: `.part` is ours.
-            let file = File::create(&part).map_err(file_error(dest))?;
+            let file = if direct {
+                File::create(&part)
+            } else {
+                open_part(&part, false)
+            }
+            .map_err(file_error(dest))?;
             (file, 0, total)
         };
         let mut reader = response.raw_reader();
@@ -465,6 +502,28 @@ impl Request {
     }
 }
 
+/// Opens a download's partial file: to go on with it (`resume`), never through a link, and
+/// only a regular file; else made new, exclusively, after what is there under its name is
+/// removed. Its name is known in advance: in a shared directory another user could plant a
+/// link there, through which our download overwrote a file of ours it named.
+fn open_part(part: &Path, resume: bool) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if resume {
+        let file = OpenOptions::new()
+            .append(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(part)?;
+        if !file.metadata()?.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        return Ok(file);
+    }
+    if std::fs::symlink_metadata(part).is_ok() {
+        std::fs::remove_file(part)?;
+    }
+    OpenOptions::new().write(true).create_new(true).open(part)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,8 +547,21 @@ mod tests {
         std::fs::write(dir.path().join("b.txt"), b"mine").unwrap();
         std::fs::write(dir.path().join("b.txt-1"), b"mine too").unwrap();
         assert_eq!(name("/b.txt", false), "b.txt-2");
-        // Resuming goes on with the name the interrupted download had.
+        // Resuming goes on with the name the interrupted download had, when its part is
+        // there: else a file of that name is not ours to continue or replace.
+        assert_eq!(name("/b.txt", true), "b.txt-2");
+        std::fs::write(dir.path().join("b.txt.part"), b"half").unwrap();
         assert_eq!(name("/b.txt", true), "b.txt");
+        // A name too long to take `.part` or `-N` is cut, its extension kept.
+        let long = format!("/{}.tar.gz", "n".repeat(300));
+        let chosen = name(&long, false);
+        assert!(
+            chosen.len() <= 247 && chosen.ends_with("nnn.gz"),
+            "{chosen}"
+        );
+        let part = part_path(&dir.path().join("p".repeat(255)));
+        assert_eq!(part.file_name().unwrap().len(), 255);
+        assert!(part.to_string_lossy().ends_with("pp.part"));
     }
 
     #[test]

@@ -229,6 +229,14 @@ impl Response {
         codings.undo(self.raw_reader())
     }
 
+    /// The body as it came, any `Content-Encoding` left on: what a download saves, as curl
+    /// `-o` does (a `.tar.gz` a server labels gzip stays the `.tar.gz` file). It fails as
+    /// [`reader`](Response::reader) does when the body is cut short.
+    #[must_use]
+    pub fn encoded_reader(self) -> impl Read + Send + 'static {
+        self.raw_reader()
+    }
+
     /// The body as it came, compressed or not: what a download saves, as curl `-o` does
     /// (it asks for no coding, so one sent anyway is the file's own, as a `.tar.gz` a
     /// server labels gzip), and what `Content-Length` counts.

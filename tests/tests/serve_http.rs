@@ -953,3 +953,98 @@ fn sigterm_during_a_large_download_lets_it_finish_and_exits_0() {
         "still accepting after shutdown"
     );
 }
+
+#[test]
+fn a_stderr_nobody_reads_stops_neither_serving_nor_sigterm() {
+    // `netkit serve http 2>&1 | less` left on a screenful: the access log filled the pipe,
+    // every loop blocked writing it, and SIGTERM (logged before acting) did nothing.
+    let (_, root) = site("stderr-unread");
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_tests::netkit_bin())
+            .args(["serve", "http", "--bind", "127.0.0.1:0", "--root"])
+            .arg(&root)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped()),
+    );
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    let addr = line.trim().rsplit(' ').next().unwrap().to_owned();
+    // Some 100 bytes of log each: ten times what a pipe holds.
+    let mut conn = TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let request = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n".repeat(100);
+    let mut reply = Vec::new();
+    let mut buf = vec![0; 1 << 16];
+    for round in 1..=70 {
+        conn.write_all(&request).unwrap();
+        while reply.windows(8).filter(|w| w == b"HTTP/1.1").count() < 100 {
+            let n = conn
+                .read(&mut buf)
+                .unwrap_or_else(|e| panic!("stalled after {} answers: {e}", round * 100 - 100));
+            assert!(n > 0, "closed");
+            reply.extend_from_slice(&buf[..n]);
+        }
+        reply.clear();
+    }
+    // Read from now on: the lines that found the queue full are counted, and said.
+    let reader = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stderr.read_to_string(&mut rest);
+        rest
+    });
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    let rest = reader.join().unwrap();
+    assert!(
+        rest.contains("log lines dropped"),
+        "{}",
+        &rest[rest.len().saturating_sub(500)..]
+    );
+}
+
+#[test]
+fn out_of_descriptors_a_file_that_is_there_is_500_not_404() {
+    // 404 told caches and crawlers that the file was gone; nginx answers 500.
+    let (_, root) = site("few-descriptors");
+    std::fs::write(root.join("there.txt"), "there\n").unwrap();
+    let line = format!(
+        "ulimit -n 40 && exec {} serve http --threads 1 --bind 127.0.0.1:0 --root {}",
+        netkit_tests::netkit_bin().display(),
+        root.display()
+    );
+    let served = Served::start_with(Command::new("sh").args(["-c", &line]));
+    let conns: Vec<TcpStream> = (0..60)
+        .map(|_| TcpStream::connect(served.addrs[0]).unwrap())
+        .collect();
+    let mut statuses = Vec::new();
+    // Each held open: an answered connection keeps its descriptor in the server.
+    for conn in &conns {
+        let mut conn = conn;
+        conn.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let _ = conn.write_all(b"GET /there.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        let mut head = [0; 12];
+        // Those still waiting to be accepted time out: only answers count.
+        if conn.read_exact(&mut head).is_ok() {
+            statuses.push(String::from_utf8_lossy(&head[9..]).into_owned());
+        }
+    }
+    assert!(!statuses.iter().any(|s| s == "404"), "{statuses:?}");
+    assert!(statuses.iter().any(|s| s == "500"), "{statuses:?}");
+}

@@ -11,6 +11,7 @@ mod background;
 mod connect;
 mod exit;
 mod http;
+mod log_queue;
 mod serve;
 mod sftp;
 mod sftp_prompt;
@@ -101,6 +102,9 @@ fn main() -> ExitCode {
                 return ExitCode::from(ssh::OWN_ERROR);
             }
         }
+    }
+    if log_file.is_none() && matches!(cli.command, Command::Serve(_)) {
+        logger.target(env_logger::Target::Pipe(Box::new(log_queue::start())));
     }
     logger.init();
     let result = match cli.command {

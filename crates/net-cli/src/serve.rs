@@ -127,8 +127,8 @@ fn serve<S: Service>(builder: ServerBuilder, service: S) -> Outcome {
     std::thread::spawn(move || {
         let mut signals = signals.forever();
         if signals.next().is_some() {
-            log::info!("signal received: finishing open connections (again to quit at once)");
             stop.shutdown();
+            log::info!("signal received: finishing open connections (again to quit at once)");
         }
         // A second one ends at once, with the code a shell gives its signal (143, 130).
         if let Some(signal) = signals.next() {
@@ -138,6 +138,8 @@ fn serve<S: Service>(builder: ServerBuilder, service: S) -> Outcome {
     for addr in server.local_addrs() {
         crate::exit::say(format_args!("listening on {addr}"));
     }
-    server.run()?;
+    let ran = server.run();
+    crate::log_queue::drain(Duration::from_secs(2));
+    ran?;
     Ok(ExitCode::SUCCESS)
 }

@@ -15,6 +15,9 @@ pub(crate) enum Refusal {
     BadRequest,
     Forbidden,
     NotFound,
+    /// The server could not look (out of descriptors or memory, an I/O error): 500, as
+    /// nginx answers, where 404 told caches and crawlers the file was gone.
+    Failed,
 }
 
 /// The path relative to the root (no leading `/`, `.` for the root), or why there is none.
@@ -120,7 +123,7 @@ fn refusal(e: Errno, rel: &str) -> Refusal {
         Errno::EXDEV | Errno::EACCES | Errno::EPERM => Refusal::Forbidden,
         e => {
             log::warn!("cannot open {rel:?} under the root: {e}");
-            Refusal::NotFound
+            Refusal::Failed
         }
     }
 }
@@ -142,7 +145,7 @@ fn open_walking(root: &OwnedFd, rel: &str) -> Result<File, Refusal> {
     };
     let opened = |e| refusal(e, rel);
     // The directories entered, the root first: `..` steps back to the one before.
-    let mut dirs = vec![root.try_clone().map_err(|_| Refusal::NotFound)?];
+    let mut dirs = vec![root.try_clone().map_err(|_| Refusal::Failed)?];
     let mut todo = std::collections::VecDeque::from(split(rel));
     let mut must_be_dir = rel.ends_with('/');
     let mut links = 0;

@@ -551,6 +551,7 @@ impl HttpConn {
                 Refusal::BadRequest => 400,
                 Refusal::Forbidden => 403,
                 Refusal::NotFound => 404,
+                Refusal::Failed => 500,
             };
             this.error(ctx, status, keep_alive, &[]);
             (status, 0)
@@ -1051,6 +1052,7 @@ fn reason(status: u16) -> &'static str {
         414 => "URI Too Long",
         416 => "Range Not Satisfiable",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         501 => "Not Implemented",
         505 => "HTTP Version Not Supported",
         _ => "Unknown",

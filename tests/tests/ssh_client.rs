@@ -745,6 +745,56 @@ fn a_silent_server_times_out() {
     drop(listener);
 }
 
+#[test]
+fn a_server_quiet_for_longer_than_the_keepalive_is_waited_for_up_to_the_timeout() {
+    // libssh2 cut each blocking wait at the next keepalive and took that for a timeout: a
+    // server quiet for 3 s (a slow disk, a busy host) failed a stat after at most the
+    // keepalive interval, whatever the timeout said.
+    use std::io::{Read as _, Write as _};
+    use std::sync::{Arc, Mutex};
+    let relay = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay_port = relay.local_addr().unwrap().port();
+    let hold: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let held = Arc::clone(&hold);
+    std::thread::spawn(move || {
+        let (client, _) = relay.accept().unwrap();
+        let server = TcpStream::connect(("127.0.0.1", port())).unwrap();
+        let (mut up_from, mut up_to) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+        std::thread::spawn(move || std::io::copy(&mut up_from, &mut up_to));
+        let (mut down_from, mut down_to) = (server, client);
+        let mut buf = vec![0; 65536];
+        // The server's bytes, each held back until the hold set last has passed.
+        while let Ok(n @ 1..) = down_from.read(&mut buf) {
+            let until = held.lock().unwrap().take();
+            if let Some(until) = until {
+                std::thread::sleep(until.saturating_duration_since(Instant::now()));
+            }
+            if down_to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    let mut c = keyed();
+    c.proxy_command = Some(format!(
+        "{} connect 127.0.0.1:{relay_port}",
+        netkit_tests::netkit_bin().display()
+    ));
+    c.keepalive = Duration::from_secs(1);
+    c.timeout = Duration::from_secs(20);
+    let client = Client::connect(&c).unwrap();
+    let home = remote_dir("quiet-server");
+    for round in 0..2 {
+        *hold.lock().unwrap() = Some(Instant::now() + Duration::from_secs(3));
+        let started = Instant::now();
+        let got = client.stat(&home);
+        assert!(
+            got.is_ok(),
+            "round {round} after {:?}: {got:?}",
+            started.elapsed()
+        );
+    }
+}
+
 fn sha(path: &Path) -> Vec<u8> {
     let mut hasher = sha2::Sha256::new();
     let mut file = std::fs::File::open(path).unwrap();

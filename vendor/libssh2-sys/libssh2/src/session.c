@@ -573,15 +573,18 @@ int ssh2_wait_socket(LIBSSH2_SESSION *session, ssh2_time_t start_time)
         time_to_next = ssh2_ms_to_timediff(1000);
     }
 
-    if(api_timeout > 0 &&
-       (seconds_to_next == 0 || time_to_next > api_timeout)) {
+    /* netkit: the wait ends at the next keepalive or at what is left of the
+       API timeout, whichever comes first (it was compared with the whole
+       timeout, so a keepalive due later than what was left overran it). */
+    if(api_timeout > 0) {
         ssh2_time_t now = ssh2_now();
         elapsed_time = now > start_time ? (now - start_time) : 0;
         if(elapsed_time > api_timeout)
             return ssh2_err(session, LIBSSH2_ERROR_TIMEOUT,
                             "API timeout expired");
 
-        time_to_next = api_timeout - elapsed_time;
+        if(seconds_to_next == 0 || time_to_next > api_timeout - elapsed_time)
+            time_to_next = api_timeout - elapsed_time;
         has_timeout = 1;
     }
     else if(time_to_next > 0)
@@ -652,9 +655,19 @@ int ssh2_wait_socket(LIBSSH2_SESSION *session, ssh2_time_t start_time)
                     has_timeout ? &tv : NULL);
     }
 #endif
-    if(rc == 0)
+    if(rc == 0) {
+        /* netkit: a wait cut short for the next keepalive (or the one-second
+           wait when there is nothing to wait for) is not a timeout: the
+           caller tries again, which sends the keepalive. A quiet server
+           failed any blocking call once the next keepalive fell due, long
+           before the API timeout. */
+        ssh2_time_t now = ssh2_now();
+        elapsed_time = now > start_time ? (now - start_time) : 0;
+        if(api_timeout == 0 || elapsed_time < api_timeout)
+            return 0;
         return ssh2_err(session, LIBSSH2_ERROR_TIMEOUT,
                         "Timed out waiting on socket");
+    }
 
     if(rc < 0) {
         /* Profiling tools that use SIGPROF can cause EINTR responses.

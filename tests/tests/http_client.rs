@@ -1096,3 +1096,37 @@ fn text_honours_the_charset() {
     std::io::Read::read_to_string(&mut latin1().text_reader(), &mut shown).unwrap();
     assert_eq!(shown, "café");
 }
+
+#[test]
+fn duration_max_is_no_limit_not_a_panic() {
+    // The usual "no limit" went to ureq as it was: every send panicked adding it to an instant.
+    let server = EchoServer::start();
+    let client = client_with(|c| {
+        c.connect_timeout = Duration::MAX;
+        c.timeout = Some(Duration::MAX);
+        c.read_timeout = Duration::MAX;
+    });
+    let response = client.get(&server.url("/echo")).unwrap().send().unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[test]
+fn a_head_of_many_fields_is_named_as_such() {
+    // It was "the answer is not HTTP/1.x", which sends the user looking for a TLS port.
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = [0; 4096];
+        let _ = conn.read(&mut buf);
+        let mut head = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n".to_vec();
+        for i in 0..1000 {
+            head.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        let _ = conn.write_all(&head);
+    });
+    let err = client().get(&url).unwrap().send().err().expect("refused");
+    assert!(err.to_string().contains("more fields"), "{err}");
+}

@@ -198,13 +198,13 @@ impl Client {
             .max_redirects(0)
             .user_agent(config.user_agent.as_str())
             .accept_encoding(ACCEPT_ENCODING)
-            .timeout_connect(Some(config.connect_timeout))
-            .timeout_global(config.timeout)
-            .timeout_per_read(Some(config.read_timeout))
+            .timeout_connect(limit(config.connect_timeout))
+            .timeout_global(config.timeout.and_then(limit))
+            .timeout_per_read(limit(config.read_timeout))
             // A server that stops reading our request fails like one that stops answering. A
             // constant write timeout also spares a setsockopt per request: without it the
             // socket's send timeout followed the shrinking whole-request budget.
-            .timeout_per_write(Some(config.read_timeout))
+            .timeout_per_write(limit(config.read_timeout))
             .no_delay(true)
             .allow_non_standard_methods(true)
             // Chosen per request, by scheme and NO_PROXY (`Proxies::for_url`).
@@ -546,6 +546,14 @@ fn shadows_a_secure_cookie(
     })
 }
 
+/// `timeout` as ureq's limit: one too long to add to an instant (`Duration::MAX`, the usual
+/// "no limit") made every request panic in ureq ("overflow when adding duration to
+/// instant"); it is no limit.
+fn limit(timeout: Duration) -> Option<Duration> {
+    const NO_LIMIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    (timeout < NO_LIMIT).then_some(timeout)
+}
+
 /// How long a host name's addresses are reused: curl's default DNS cache timeout.
 const NAME_TTL: Duration = Duration::from_secs(60);
 
@@ -761,7 +769,7 @@ pub fn url_credentials(url: &str) -> Option<(String, Option<String>)> {
 /// (as httpie does).
 pub(crate) fn parse_url(url: &str) -> Result<Url, Error> {
     let bad = |reason: String| Error::BadUrl {
-        url: url.to_owned(),
+        url: crate::error::redacted(url),
         reason,
     };
     let parsed = if has_scheme(url) {
@@ -1782,6 +1790,41 @@ mod tests {
         ] {
             assert_eq!(kept(&jar, set, at), taken, "{set} from {at}");
         }
+    }
+
+    #[test]
+    fn configs_logins_and_bad_urls_show_no_password() {
+        let config = ClientConfig {
+            proxy: Some("http://pu:proxy-secret@127.0.0.1:3128".into()),
+            ..ClientConfig::default()
+        };
+        let login = crate::Login {
+            user: "u".into(),
+            password: Some("netrc-secret".into()),
+        };
+        let bad = parse_url("http://user:url-secret@127.0.0.1:99999/").unwrap_err();
+        let shown = format!("{config:?} {login:?} {bad} {bad:?}");
+        for secret in ["proxy-secret", "netrc-secret", "url-secret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(
+            shown.contains("http://pu:<redacted>@127.0.0.1:3128"),
+            "{shown}"
+        );
+        assert_eq!(
+            crate::error::redacted("http://ann@h:8080/p:q@r"),
+            "http://ann@h:8080/p:q@r",
+            "no password: the colon is the port's"
+        );
+        assert_eq!(
+            crate::error::redacted("http://a@b:c@h/"),
+            "http://a@b:<redacted>@h/"
+        );
+        assert_eq!(crate::error::redacted("h:1/x"), "h:1/x");
+        assert_eq!(
+            crate::error::redacted("socks5://u:p@h"),
+            "socks5://u:<redacted>@h"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::time::Duration;
 /// How a [`Client`](crate::Client) connects, waits, follows and retries.
 ///
 /// Every default is finite: no request can hang forever.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {
     /// Time to open the TCP (and TLS) connection (default 10 s).
@@ -44,6 +44,27 @@ pub struct ClientConfig {
     /// `--path-as-is` (default false: they are resolved, as browsers and curl do). Redirects
     /// still go where the server says.
     pub path_as_is: bool,
+}
+
+/// The proxy's password left out: a `{:?}` of the config may reach a log.
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("max_redirects", &self.max_redirects)
+            .field("user_agent", &self.user_agent)
+            .field("proxy", &self.proxy.as_deref().map(crate::error::redacted))
+            .field("ca_file", &self.ca_file)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
+            .field("insecure", &self.insecure)
+            .field("retry", &self.retry)
+            .field("body_limit", &self.body_limit)
+            .field("path_as_is", &self.path_as_is)
+            .finish()
+    }
 }
 
 impl Default for ClientConfig {

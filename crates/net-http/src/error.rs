@@ -138,6 +138,22 @@ pub enum Error {
     },
 }
 
+/// `url` with the password of its `user:password@` replaced, for errors and Debug output that
+/// may reach a log: a URL as typed, even one that does not parse, may carry one.
+pub(crate) fn redacted(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let Some(at) = url[start..end].rfind('@').map(|i| start + i) else {
+        return url.to_owned();
+    };
+    match url[start..at].find(':') {
+        Some(colon) => format!("{}<redacted>{}", &url[..=start + colon], &url[at..]),
+        None => url.to_owned(),
+    }
+}
+
 impl Error {
     /// Turns a ureq error for `url` into ours.
     pub(crate) fn from_ureq(url: &str, error: ureq::Error) -> Error {
@@ -149,7 +165,10 @@ impl Error {
                 what: what.to_string(),
             },
             ureq::Error::BodyExceedsLimit(limit) => Error::BodyTooLarge { url, limit },
-            ureq::Error::BadUri(reason) => Error::BadUrl { url, reason },
+            ureq::Error::BadUri(reason) => Error::BadUrl {
+                url: redacted(&url),
+                reason,
+            },
             ureq::Error::Tls(reason) => Error::Tls {
                 url,
                 reason: reason.to_owned(),
@@ -182,6 +201,10 @@ impl Error {
             ureq::Error::LargeResponseHeader(_, limit) => Error::Io {
                 url,
                 reason: format!("the response's head is larger than {limit} bytes"),
+            },
+            ureq::Error::Protocol(e) if e.to_string().contains("too many headers") => Error::Io {
+                url,
+                reason: format!("the response's head has more fields than are taken ({e})"),
             },
             // Most often a port that speaks something else (TLS, SSH, a line protocol).
             ureq::Error::Protocol(e) => Error::Io {

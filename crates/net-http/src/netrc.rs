@@ -6,13 +6,23 @@ use crate::Error;
 
 /// A login from a `.netrc` file; the password is `None` when the entry has none (the caller
 /// may ask for it, as for `--auth USER`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Login {
     /// The user name (empty when the entry gives only a password).
     pub user: String,
     /// The password.
     pub password: Option<String>,
+}
+
+/// The password left out: a `{:?}` of a login, or of the [`Netrc`] holding it, may reach a log.
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// The parsed `machine` entries of a `.netrc` file and its `default`.

@@ -28,7 +28,7 @@ struct BadProxy {
 impl From<BadProxy> for Error {
     fn from(bad: BadProxy) -> Error {
         Error::BadUrl {
-            url: bad.url,
+            url: crate::error::redacted(&bad.url),
             reason: bad.reason,
         }
     }

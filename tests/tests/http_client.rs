@@ -1127,6 +1127,6 @@ fn a_head_of_many_fields_is_named_as_such() {
         head.extend_from_slice(b"\r\n");
         let _ = conn.write_all(&head);
     });
-    let err = client().get(&url).unwrap().send().err().expect("refused");
+    let err = client().get(&url).unwrap().send().expect_err("refused");
     assert!(err.to_string().contains("more fields"), "{err}");
 }

@@ -2211,6 +2211,47 @@ fn sftp_session_runs_commands_over_one_connection_as_sftp_does() {
 }
 
 #[test]
+fn a_file_of_several_that_fails_is_gone_past_as_sftp_goes_on() {
+    // The first file that failed ended a wildcard's get (or a put of several): the rest were
+    // never copied; sftp copies them and exits 1.
+    use std::os::unix::fs::PermissionsExt as _;
+    let remote = remote_dir("sftp-cli-go-past");
+    let local = work_dir().join("sftp-cli-go-past");
+    let _ = std::fs::remove_dir_all(&local);
+    std::fs::create_dir_all(local.join("out")).unwrap();
+    for name in ["a.log", "b.log", "c.log"] {
+        std::fs::write(remote.join(name), name).unwrap();
+    }
+    // Root's, and closed to the test user the sshd runs as.
+    std::fs::set_permissions(remote.join("b.log"), std::fs::Permissions::from_mode(0)).unwrap();
+    let pattern = format!("{}:{}/*.log", dest(), remote.display());
+    let out = sftp(&["get", &pattern, local.join("out").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("b.log") && err.contains("1 file could not be copied"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(local.join("out/a.log")).unwrap(), b"a.log");
+    assert_eq!(std::fs::read(local.join("out/c.log")).unwrap(), b"c.log");
+    // The same for a put of several, past a dangling link.
+    let up = remote_dir("sftp-cli-go-past-up");
+    std::fs::write(local.join("one.txt"), "one").unwrap();
+    std::os::unix::fs::symlink("nowhere", local.join("gone.txt")).unwrap();
+    std::fs::write(local.join("two.txt"), "two").unwrap();
+    let target = format!("{}:{}", dest(), up.display());
+    let files: Vec<String> = ["one.txt", "gone.txt", "two.txt"]
+        .iter()
+        .map(|n| local.join(n).display().to_string())
+        .collect();
+    let out = sftp(&["put", &files[0], &files[1], &files[2], &target]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("1 file could not be copied"), "{err}");
+    assert_eq!(std::fs::read(up.join("two.txt")).unwrap(), b"two");
+}
+
+#[test]
 fn sftp_wildcards_for_get_ls_and_rm() {
     let remote = remote_dir("sftp-cli-wildcards");
     let local = work_dir().join("sftp-cli-wildcards");

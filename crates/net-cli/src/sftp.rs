@@ -528,6 +528,7 @@ pub(crate) fn upload<S: AsRef<str>>(
         .code(USAGE);
     }
     let options = interruptible(options)?;
+    let mut pairs = Vec::new();
     for local in locals {
         let local = Path::new(local.as_ref());
         let name = local
@@ -539,12 +540,39 @@ pub(crate) fn upload<S: AsRef<str>>(
         } else {
             remote.to_path_buf()
         };
+        pairs.push((local, dest));
+    }
+    each_file(pairs, |(local, dest)| {
         let bar = Bar::new(&local.display().to_string());
-        client
-            .put(local, &dest, options, &mut |done, total| {
-                bar.update(done, total)
-            })
-            .map_err(transfer_failure)?;
+        client.put(local, &dest, options, &mut |done, total| {
+            bar.update(done, total)
+        })
+    })
+}
+
+/// Copies each of `files`, going past one that fails (told as it fails) to the next, as
+/// sftp goes on with the rest of a wildcard's files; the whole then fails. A lost connection
+/// or a cancel ends it at once. One file's failure is the error itself.
+fn each_file<T>(
+    files: Vec<T>,
+    mut copy: impl FnMut(T) -> Result<(), net_ssh::Error>,
+) -> Result<(), Failure> {
+    let several = files.len() > 1;
+    let mut failed = 0;
+    for file in files {
+        match copy(file) {
+            Err(e) if !several => return Err(transfer_failure(e)),
+            Ok(()) => {}
+            Err(e) if e.is_one_files() => {
+                crate::exit::say(format_args!("netkit: error: {e}"));
+                failed += 1;
+            }
+            Err(e) => return Err(transfer_failure(e)),
+        }
+    }
+    if failed > 0 {
+        let files = if failed == 1 { "file" } else { "files" };
+        return Err(anyhow!("{failed} {files} could not be copied (said above)")).code(GENERIC);
     }
     Ok(())
 }
@@ -568,19 +596,16 @@ pub(crate) fn download(
         .code(USAGE);
     }
     let options = interruptible(options)?;
-    for source in sources {
+    each_file(sources, |source| {
         let dest = match source.file_name() {
             Some(name) if local.is_dir() => local.join(name),
             _ => local.to_path_buf(),
         };
         let bar = Bar::new(&source.display().to_string());
-        client
-            .get(&source, &dest, options, &mut |done, total| {
-                bar.update(done, total)
-            })
-            .map_err(transfer_failure)?;
-    }
-    Ok(())
+        client.get(&source, &dest, options, &mut |done, total| {
+            bar.update(done, total)
+        })
+    })
 }
 
 /// Uploads standard input to `remote` (`put - host:PATH`, as curl's `-T -`).

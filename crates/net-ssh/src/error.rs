@@ -203,6 +203,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the failure is one file's (not there, refused, a local file, an SFTP status),
+    /// so that a transfer of several files can go past it to the next, as sftp and scp go
+    /// on; a lost connection or a cancel ends the whole transfer.
+    #[must_use]
+    pub fn is_one_files(&self) -> bool {
+        matches!(
+            self,
+            Error::NoSuchFile { .. }
+                | Error::PermissionDenied { .. }
+                | Error::Local { .. }
+                | Error::Sftp { .. }
+        )
+    }
+}
+
+impl Error {
     pub(crate) fn ssh(host: &str, error: &ssh2::Error) -> Error {
         // LIBSSH2_ERROR_TIMEOUT
         if error.code() == ssh2::ErrorCode::Session(-9) {

@@ -57,12 +57,7 @@ fn failed_in(host: &str, dir: &Path, failed: usize) -> Result<(), Error> {
 /// connection, a cancel) ends the transfer.
 fn go_past(result: Result<(), Error>, failed: &mut usize) -> Result<(), Error> {
     match result {
-        Err(
-            e @ (Error::NoSuchFile { .. }
-            | Error::PermissionDenied { .. }
-            | Error::Local { .. }
-            | Error::Sftp { .. }),
-        ) => {
+        Err(e) if e.is_one_files() => {
             log::error!("{e}");
             *failed += 1;
             Ok(())

@@ -2223,7 +2223,7 @@ fn a_file_of_several_that_fails_is_gone_past_as_sftp_goes_on() {
         std::fs::write(remote.join(name), name).unwrap();
     }
     // Root's, and closed to the test user the sshd runs as.
-    std::fs::set_permissions(remote.join("b.log"), std::fs::Permissions::from_mode(0)).unwrap();
+    std::fs::set_permissions(remote.join("b.log"), std::fs::Permissions::from_mode(0o000)).unwrap();
     let pattern = format!("{}:{}/*.log", dest(), remote.display());
     let out = sftp(&["get", &pattern, local.join("out").to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);

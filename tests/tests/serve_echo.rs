@@ -457,3 +457,42 @@ fn a_bare_port_listens_on_loopback() {
     conn.read_exact(&mut back).unwrap();
     assert_eq!(&back, b"port");
 }
+
+#[test]
+fn clients_that_send_and_never_read_hold_little_of_the_servers_memory() {
+    // Each held 1.1 MiB of the server's memory (a thousand: 1.1 GB, where tokio's echo holds
+    // 12 MB); what is not read back now waits in the kernel's buffers and 64 KiB of ours.
+    let served = Served::start(&["echo", "--bind", "127.0.0.1:0", "--threads", "1"]);
+    let rss = || {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", served.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = rss();
+    let mut writers = Vec::new();
+    for _ in 0..16 {
+        let mut conn = client(served.addrs[0]);
+        conn.set_write_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        writers.push(std::thread::spawn(move || {
+            let chunk = vec![b'x'; 64 << 10];
+            // Until the server stops taking more (its reads paused, and the kernel's buffers
+            // both ways, some 20 MB on loopback, full).
+            for _ in 0..1024 {
+                if conn.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+            conn
+        }));
+    }
+    let conns: Vec<TcpStream> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let grown_kib = rss().saturating_sub(before);
+    assert!(grown_kib < 8 << 10, "{grown_kib} KiB for 16 clients");
+    drop(conns);
+}

@@ -58,10 +58,12 @@ enum Kind {
 /// Runs `netkit serve`.
 pub fn run(args: Args) -> Outcome {
     let mut builder = ServerBuilder::new().max_connections(args.max_connections);
+    let mut addrs = Vec::new();
     for bind in &args.bind {
-        for addr in resolve(bind).code(USAGE)? {
-            builder = builder.bind(addr);
-        }
+        addrs.extend(resolve(bind).code(USAGE)?);
+    }
+    for addr in listened(addrs) {
+        builder = builder.bind(addr);
     }
     // A zero would make a server that serves nobody.
     for (flag, value) in [
@@ -93,9 +95,35 @@ pub fn run(args: Args) -> Outcome {
         Kind::Echo | Kind::Chat if args.root.is_some() => {
             Err(anyhow!("--root only applies to `netkit serve http`")).code(USAGE)
         }
-        Kind::Echo => serve(builder, Echo::service()),
+        // What a client sends and does not read back waits here up to this: at the default
+        // 1 MiB, a thousand such clients held 1.1 GB (tokio's echo, 12 MB); the kernel's
+        // socket buffers already keep a stream going.
+        Kind::Echo => serve(builder.max_pending_output(64 << 10), Echo::service()),
         Kind::Chat => serve(builder, Chat::new()),
     }
+}
+
+/// The addresses to listen on: each once, and one a wildcard of its family on the same port
+/// covers (`0.0.0.0:80` covers `127.0.0.1:80`) left to it, as nginx binds only the wildcard
+/// then: listening on both failed with "address already in use", netkit against itself.
+/// Port 0 asks for a new port each time, so those stay.
+fn listened(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    let covered = |addr: &SocketAddr| {
+        addr.port() != 0
+            && !addr.ip().is_unspecified()
+            && addrs.iter().any(|other| {
+                other.ip().is_unspecified()
+                    && other.is_ipv4() == addr.is_ipv4()
+                    && other.port() == addr.port()
+            })
+    };
+    let mut kept: Vec<SocketAddr> = Vec::new();
+    for addr in &addrs {
+        if !covered(addr) && (addr.port() == 0 || !kept.contains(addr)) {
+            kept.push(*addr);
+        }
+    }
+    kept
 }
 
 fn resolve(bind: &str) -> anyhow::Result<Vec<SocketAddr>> {
@@ -142,4 +170,38 @@ fn serve<S: Service>(builder: ServerBuilder, service: S) -> Outcome {
     crate::log_queue::drain(Duration::from_secs(2));
     ran?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_twice_or_under_a_wildcard_is_listened_on_once() {
+        let addrs = |list: &[&str]| -> Vec<SocketAddr> {
+            list.iter().map(|a| a.parse().unwrap()).collect()
+        };
+        assert_eq!(
+            listened(addrs(&["127.0.0.1:80", "0.0.0.0:80", "127.0.0.1:80"])),
+            addrs(&["0.0.0.0:80"])
+        );
+        assert_eq!(
+            listened(addrs(&[
+                "127.0.0.1:80",
+                "127.0.0.1:80",
+                "[::1]:80",
+                "0.0.0.0:81"
+            ])),
+            addrs(&["127.0.0.1:80", "[::1]:80", "0.0.0.0:81"])
+        );
+        assert_eq!(
+            listened(addrs(&[
+                "[::1]:80",
+                "[::]:80",
+                "127.0.0.1:0",
+                "127.0.0.1:0"
+            ])),
+            addrs(&["[::]:80", "127.0.0.1:0", "127.0.0.1:0"])
+        );
+    }
 }

@@ -1413,6 +1413,52 @@ fn a_closed_stdout_ends_the_session_as_in_ssh() {
 }
 
 #[test]
+fn an_interrupted_run_over_many_hosts_reports_the_hosts_done_and_the_rest() {
+    // Ctrl-C lost the summary and the --json document (stdout empty): which hosts had run
+    // was gone; pssh marks the rest "Interrupted".
+    let port = port().to_string();
+    let user = env("NETKIT_TEST_SSH_USER");
+    let host = format!("{user}@127.0.0.1:{port}");
+    for json in [true, false] {
+        let mut args = vec!["ssh".to_owned(), "--hosts".into(), format!("{host},{host}")];
+        args.extend(["--parallel".into(), "1".into()]);
+        if json {
+            args.push("--json".into());
+        }
+        args.extend(common());
+        // One at a time: the first done at 2 s and a bit, the second until 4 s and more.
+        args.extend(["--".into(), "sleep 2".into()]);
+        let child = netkit_tests::Spawned::start(
+            Command::new(netkit_bin())
+                .args(&args)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        );
+        std::thread::sleep(Duration::from_millis(3000));
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output();
+        assert_eq!(out.status.code(), Some(130), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        if json {
+            let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(doc[0]["ok"], true, "{text}");
+            assert_eq!(doc[1]["error"], "interrupted", "{text}");
+        } else {
+            let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(&host)).collect();
+            assert_eq!(lines.len(), 2, "{text}");
+            assert!(
+                lines[0].ends_with(" ok") && lines[1].ends_with(" interrupted"),
+                "{text}"
+            );
+        }
+    }
+}
+
+#[test]
 fn many_hosts_summary_and_json() {
     let port = port().to_string();
     let closed = free_port();

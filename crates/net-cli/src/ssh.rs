@@ -3,6 +3,7 @@
 use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
@@ -1246,6 +1247,53 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
         .iter()
         .map(|h| args.config(h))
         .collect::<Result<Vec<_>, _>>()?;
+    // Each host's row as it finishes; `None` once reported (the last word is said once).
+    let rows: Mutex<Option<Vec<Option<Row>>>> = Mutex::new(Some(vec![None; hosts.len()]));
+    // Ctrl-C or SIGTERM: the hosts done so far are reported and the rest marked interrupted,
+    // as pssh marks them (the process died and the summary and --json were lost); the
+    // remote commands go on, as with ssh.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("cannot install signal handlers")
+    .map_err(own)?;
+    let handle = signals.handle();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            if let Some(signal) = signals.forever().next() {
+                let taken = rows.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some(rows) = taken {
+                    let _ = report(hosts, &rows, args.json);
+                }
+                std::process::exit(128 + signal);
+            }
+        });
+        let outcome = run_and_report(args, hosts, &configs, command, &rows);
+        handle.close();
+        outcome
+    })
+}
+
+/// One host's end, as the summary and `--json` show it.
+#[derive(Clone)]
+struct Row {
+    ok: bool,
+    code: Option<i32>,
+    signal: Option<String>,
+    error: Option<String>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    duration: std::time::Duration,
+}
+
+fn run_and_report(
+    args: &Args,
+    hosts: &[String],
+    configs: &[net_ssh::Config],
+    command: &str,
+    rows: &Mutex<Option<Vec<Option<Row>>>>,
+) -> Outcome {
     // Each host as given (an alias, a user): the resolved address alone can be ambiguous.
     let width = hosts.iter().map(String::len).max().unwrap_or(0);
     // Without --json, a host's output shows as soon as it is done, the summary at the end.
@@ -1266,26 +1314,60 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
             prefixed(&mut std::io::stdout().lock(), &r.stdout);
             prefixed(&mut std::io::stderr().lock(), &r.stderr);
         }
+        let (code, signal, error) = match &r.outcome {
+            // A command killed by a signal has no exit code.
+            Ok(status) if status.signal.is_some() => (None, status.signal.clone(), None),
+            Ok(status) => (Some(status.code), None, None),
+            Err(e) => (None, None, Some(e.to_string())),
+        };
+        let row = Row {
+            ok: r.success(),
+            code,
+            signal,
+            error,
+            stdout: r.stdout.clone(),
+            stderr: r.stderr.clone(),
+            duration: r.duration,
+        };
+        if let Some(rows) = rows.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            rows[i] = Some(row);
+        }
     };
-    let results = net_ssh::run_many_with(&configs, command, args.parallel, &show);
-    let results: Vec<_> = hosts.iter().map(String::as_str).zip(&results).collect();
-    let all_ok = results.iter().all(|(_, r)| r.success());
+    let _ = net_ssh::run_many_with(configs, command, args.parallel, &show);
+    let taken = rows.lock().unwrap_or_else(PoisonError::into_inner).take();
+    let Some(rows) = taken else {
+        // A signal's report is being written; the process ends with it.
+        loop {
+            std::thread::park();
+        }
+    };
+    report(hosts, &rows, args.json)?;
+    Ok(if rows.iter().all(|r| r.as_ref().is_some_and(|r| r.ok)) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The summary table (or the `--json` document) of `rows`; a host without one was
+/// interrupted.
+fn report(hosts: &[String], rows: &[Option<Row>], json: bool) -> anyhow::Result<()> {
+    let width = hosts.iter().map(String::len).max().unwrap_or(0);
     let mut out = std::io::stdout().lock();
-    if args.json {
-        let doc: Vec<serde_json::Value> = results
+    if json {
+        let doc: Vec<serde_json::Value> = hosts
             .iter()
-            .map(|(host, r)| {
-                let (code, signal, error) = match &r.outcome {
-                    // A command killed by a signal has no exit code.
-                    Ok(status) if status.signal.is_some() => (None, status.signal.clone(), None),
-                    Ok(status) => (Some(status.code), None, None),
-                    Err(e) => (None, None, Some(e.to_string())),
-                };
-                serde_json::json!({
-                    "host": host, "ok": r.success(), "exit_code": code, "signal": signal,
+            .zip(rows)
+            .map(|(host, r)| match r {
+                Some(r) => serde_json::json!({
+                    "host": host, "ok": r.ok, "exit_code": r.code, "signal": r.signal,
                     "stdout": String::from_utf8_lossy(&r.stdout), "stderr": String::from_utf8_lossy(&r.stderr),
-                    "duration_ms": r.duration.as_millis(), "error": error,
-                })
+                    "duration_ms": r.duration.as_millis(), "error": r.error,
+                }),
+                None => serde_json::json!({
+                    "host": host, "ok": false, "exit_code": null, "signal": null,
+                    "stdout": "", "stderr": "", "duration_ms": null, "error": "interrupted",
+                }),
             })
             .collect();
         serde_json::to_writer_pretty(&mut out, &doc).context("writing JSON")?;
@@ -1296,20 +1378,19 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
             "\n{:width$}  {:>6}  {:>8}  result",
             "host", "status", "time"
         )?;
-        for (host, r) in &results {
-            let (status, result) = match &r.outcome {
-                Ok(status) => match &status.signal {
-                    Some(sig) => ("-".to_owned(), format!("killed by {sig}")),
-                    None => (
-                        status.code.to_string(),
-                        if status.success() {
-                            "ok".into()
-                        } else {
-                            "failed".into()
-                        },
-                    ),
-                },
-                Err(e) => ("-".to_owned(), format!("error: {e}")),
+        for (host, r) in hosts.iter().zip(rows) {
+            let Some(r) = r else {
+                writeln!(out, "{host:width$}  {:>6}  {:>8}  interrupted", "-", "-")?;
+                continue;
+            };
+            let (status, result) = match (&r.signal, &r.error, r.code) {
+                (Some(sig), _, _) => ("-".to_owned(), format!("killed by {sig}")),
+                (_, Some(e), _) => ("-".to_owned(), format!("error: {e}")),
+                (_, _, Some(code)) => (
+                    code.to_string(),
+                    if r.ok { "ok".into() } else { "failed".into() },
+                ),
+                _ => ("-".to_owned(), String::new()),
             };
             writeln!(
                 out,
@@ -1319,11 +1400,7 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
         }
     }
     out.flush()?;
-    Ok(if all_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(())
 }
 
 /// Prints the algorithms `query` names, one a line, as ssh -Q.

@@ -363,6 +363,22 @@ impl Transfer {
     }
 }
 
+/// A write the server refused with SFTP v3's bare "failure", said with its likely cause: a
+/// full disk, which the upload's temporary copy reaches sooner (a file replaced needs room
+/// for both copies until the rename); "failure" alone sent the user looking elsewhere.
+fn refused_write(error: Error) -> Error {
+    match error {
+        Error::Sftp { host, path, reason } if reason == "failure" => Error::Sftp {
+            host,
+            path,
+            reason: "the server could not write (its disk full? the upload goes to a temporary \
+                     copy first, so replacing a file needs room for both)"
+                .into(),
+        },
+        other => other,
+    }
+}
+
 /// The temporary name an upload is written to before it is renamed into place.
 #[must_use]
 pub fn upload_temp_name(target: &Path) -> PathBuf {
@@ -617,7 +633,7 @@ impl Client {
             send_window(file.source, &mut target, options.cancel, &mut |sent| {
                 progress(done + sent, total);
             })
-            .map_err(|e| self.copy_failed(e, remote, file.local, remote))?;
+            .map_err(|e| refused_write(self.copy_failed(e, remote, file.local, remote)))?;
             if let Some(stat) = file.kept {
                 target.setstat(stat).map_err(sftp_err)?;
             }

@@ -561,9 +561,8 @@ fn each_file<T>(
     let mut failed = 0;
     for file in files {
         match copy(file) {
-            Err(e) if !several => return Err(transfer_failure(e)),
             Ok(()) => {}
-            Err(e) if e.is_one_files() => {
+            Err(e) if several && e.is_one_files() => {
                 crate::exit::say(format_args!("netkit: error: {e}"));
                 failed += 1;
             }

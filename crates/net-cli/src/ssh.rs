@@ -1265,8 +1265,9 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
                 let taken = rows.lock().unwrap_or_else(PoisonError::into_inner).take();
                 if let Some(rows) = taken {
                     let _ = report(hosts, &rows, args.json);
+                    std::process::exit(128 + signal);
                 }
-                std::process::exit(128 + signal);
+                // Every host was done and the report is being written: it is let finish.
             }
         });
         let outcome = run_and_report(args, hosts, &configs, command, &rows);

@@ -1092,8 +1092,14 @@ impl Request {
                 body_file = Some(path.clone());
                 None
             }
-            Body::Open { .. } => {
-                framing.push(("Transfer-Encoding".into(), "chunked".into()));
+            Body::Open { file, start } => {
+                // As it will be sent: a regular file from its start with its length.
+                match (start, file.metadata()) {
+                    (Some(0), Ok(meta)) => {
+                        framing.push(("Content-Length".into(), meta.len().to_string()));
+                    }
+                    _ => framing.push(("Transfer-Encoding".into(), "chunked".into())),
+                }
                 None
             }
             Body::Multipart { parts, shown } => {

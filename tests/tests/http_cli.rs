@@ -36,6 +36,18 @@ fn ok_json(out: &Output) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// `netkit http ARGS` started with a pipe on each of its standard streams.
+fn http_with_stdin_pipe(args: &[&str]) -> netkit_tests::Spawned {
+    netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .arg("http")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    )
+}
+
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
@@ -1881,14 +1893,7 @@ fn stdin_is_read_where_it_stands_and_a_piped_body_shown_is_still_sent() {
     let server = EchoServer::start();
     let url = server.url("/echo");
     let piped = |args: &[&str], body: &'static [u8]| {
-        let mut child = netkit_tests::Spawned::start(
-            Command::new(netkit_bin())
-                .arg("http")
-                .args(args)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped()),
-        );
+        let mut child = http_with_stdin_pipe(args);
         let mut pipe = child.stdin.take().unwrap();
         let writer = std::thread::spawn(move || pipe.write_all(body));
         let out = child.wait_with_output();
@@ -2044,14 +2049,7 @@ fn stdin_is_the_body_with_at_dash_when_redirected_or_piped_into_a_post() {
     // A pipe left open and silent (a script's stdin) holds a POST up for a few seconds and is
     // then left out with a warning; a GET never waits for it.
     let open = |args: &[&str]| {
-        let mut child = netkit_tests::Spawned::start(
-            Command::new(netkit_bin())
-                .arg("http")
-                .args(args)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped()),
-        );
+        let mut child = http_with_stdin_pipe(args);
         let open_pipe = child.stdin.take().unwrap();
         let started = std::time::Instant::now();
         let out = child.wait_with_output();

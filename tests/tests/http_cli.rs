@@ -1936,6 +1936,14 @@ fn stdin_is_read_where_it_stands_and_a_piped_body_shown_is_still_sent() {
         .output()
         .unwrap();
     assert_eq!(ok_json(&out)["body"], "{\"rest\": 1}");
+    // Previewed as it goes: a file from its start with its length.
+    let out = Command::new(netkit_bin())
+        .args(["http", "--offline", "--print=H", "POST", &url])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout);
+    assert!(head.contains("Content-Length: 18"), "{head}");
     // A socket on stdin (socket activation, a parent's socketpair) cannot be opened by name.
     let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
     ours.write_all(b"through a socket").unwrap();

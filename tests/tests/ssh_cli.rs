@@ -1459,6 +1459,44 @@ fn an_interrupted_run_over_many_hosts_reports_the_hosts_done_and_the_rest() {
 }
 
 #[test]
+fn a_run_over_many_hosts_whose_output_nobody_reads_still_ends_at_sigterm() {
+    // The report after a signal waited for a stdout nobody read (`| less` on its first
+    // screen), and the signal did nothing: only SIGKILL ended it.
+    let port = port().to_string();
+    let user = env("NETKIT_TEST_SSH_USER");
+    let host = format!("{user}@127.0.0.1:{port}");
+    let mut args = vec!["ssh".to_owned(), "--hosts".into(), format!("{host},{host}")];
+    args.extend(common());
+    args.extend(["--".into(), "head -c 300000 /dev/zero".into()]);
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null()),
+    );
+    // Held, never read.
+    let _stdout = child.stdout.take().unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(143));
+}
+
+#[test]
 fn many_hosts_summary_and_json() {
     let port = port().to_string();
     let closed = free_port();

@@ -1264,7 +1264,14 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
             if let Some(signal) = signals.forever().next() {
                 let taken = rows.lock().unwrap_or_else(PoisonError::into_inner).take();
                 if let Some(rows) = taken {
-                    let _ = report(hosts, &rows, args.json);
+                    // A stdout nobody reads (`| less` on its first screen) must not keep a
+                    // signal from ending the run: the report gets a moment, then we go.
+                    let (written, done) = std::sync::mpsc::channel();
+                    scope.spawn(move || {
+                        let _ = report(hosts, &rows, args.json);
+                        let _ = written.send(());
+                    });
+                    let _ = done.recv_timeout(Duration::from_secs(2));
                     std::process::exit(128 + signal);
                 }
                 // Every host was done and the report is being written: it is let finish.

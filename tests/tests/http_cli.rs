@@ -1936,6 +1936,16 @@ fn stdin_is_read_where_it_stands_and_a_piped_body_shown_is_still_sent() {
         .output()
         .unwrap();
     assert_eq!(ok_json(&out)["body"], "{\"rest\": 1}");
+    // A file of /proc says it is empty and is not: it went as an empty body.
+    let version = std::fs::read_to_string("/proc/version").unwrap();
+    let got = ok_json(&http(&["PUT", &url, "@/proc/version"]));
+    assert_eq!(got["body"], version.as_str());
+    let out = Command::new(netkit_bin())
+        .args(["http", "PUT", &url])
+        .stdin(std::fs::File::open("/proc/version").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(ok_json(&out)["body"], version.as_str());
     // Previewed as it goes: a file from its start with its length.
     let out = Command::new(netkit_bin())
         .args(["http", "--offline", "--print=H", "POST", &url])

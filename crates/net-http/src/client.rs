@@ -546,6 +546,13 @@ fn shadows_a_secure_cookie(
     })
 }
 
+/// Whether a body file has a length to announce: a regular file's, unless 0, which files in
+/// /proc and /sys say whatever they hold (`< /proc/version` went as an empty body); those
+/// go as pipes go, chunked.
+fn sized(meta: &std::fs::Metadata) -> bool {
+    meta.is_file() && meta.len() > 0
+}
+
 /// `timeout` as ureq's limit: one too long to add to an instant (`Duration::MAX`, the usual
 /// "no limit") made every request panic in ureq ("overflow when adding duration to
 /// instant"); it is no limit.
@@ -1030,7 +1037,7 @@ impl Request {
     pub fn open_body(mut self, mut file: File) -> Self {
         let start = file
             .metadata()
-            .is_ok_and(|m| m.is_file())
+            .is_ok_and(|m| sized(&m))
             .then(|| std::io::Seek::stream_position(&mut file).ok())
             .flatten();
         self.body = Body::Open {
@@ -1084,7 +1091,7 @@ impl Request {
                     headers.push(("Content-Type".into(), ct.into()));
                 }
                 match std::fs::metadata(path) {
-                    Ok(meta) if meta.is_file() => {
+                    Ok(meta) if sized(&meta) => {
                         framing.push(("Content-Length".into(), meta.len().to_string()));
                     }
                     _ => framing.push(("Transfer-Encoding".into(), "chunked".into())),
@@ -1474,7 +1481,7 @@ impl Request {
                 if let Some(ct) = self.guessed_type(path) {
                     builder = builder.header("Content-Type", ct);
                 }
-                if file.metadata().is_ok_and(|m| m.is_file()) {
+                if file.metadata().is_ok_and(|m| sized(&m)) {
                     if self.chunked {
                         let body = ureq::SendBody::from_owned_reader(file);
                         self.run(builder.body(body).map_err(bad)?)
@@ -1556,7 +1563,7 @@ fn form(parts: &[Part]) -> Result<ureq::unversioned::multipart::Form<'_>, Error>
                 let file = open(path)?;
                 // ureq takes a file's size from its metadata: a pipe's 0 (`f@<(cmd)`) made
                 // the form's length wrong. One without a length goes chunked.
-                let mut part = if file.metadata().is_ok_and(|m| m.is_file()) {
+                let mut part = if file.metadata().is_ok_and(|m| sized(&m)) {
                     ureq::unversioned::multipart::Part::file(path).map_err(|source| {
                         Error::File {
                             path: path.clone(),

@@ -105,6 +105,13 @@ fn main() -> ExitCode {
     }
     if log_file.is_none() && matches!(cli.command, Command::Serve(_)) {
         logger.target(env_logger::Target::Pipe(Box::new(log_queue::start())));
+        // A pipe target is never coloured by itself; on a terminal the log was.
+        if std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && std::env::var_os("RUST_LOG_STYLE").is_none()
+            && std::env::var_os("NO_COLOR").is_none()
+        {
+            logger.write_style(env_logger::WriteStyle::Always);
+        }
     }
     logger.init();
     let result = match cli.command {

@@ -45,6 +45,29 @@ pub fn work_dir() -> PathBuf {
 pub struct Spawned(Option<std::process::Child>);
 
 impl Spawned {
+    /// Sends SIGTERM and waits, at most `within`, for the exit.
+    ///
+    /// # Panics
+    /// When it has not exited by then.
+    pub fn terminate(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
+        let pid = self.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still running {within:?} after SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Starts `command`.
     ///
     /// # Panics
@@ -197,21 +220,6 @@ impl Served {
     /// # Panics
     /// When the process does not exit in time.
     pub fn terminate(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "netkit serve did not exit within {within:?} of SIGTERM"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        self.child.terminate(within)
     }
 }

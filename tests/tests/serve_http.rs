@@ -994,21 +994,7 @@ fn a_stderr_nobody_reads_stops_neither_serving_nor_sigterm() {
         let _ = stderr.read_to_string(&mut rest);
         rest
     });
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still running 10 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = child.terminate(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
     let rest = reader.join().unwrap();
     // Where they were lost: after the lines kept while stderr was not read.

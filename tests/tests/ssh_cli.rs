@@ -1478,21 +1478,7 @@ fn a_run_over_many_hosts_whose_output_nobody_reads_still_ends_at_sigterm() {
     // Held, never read.
     let _stdout = child.stdout.take().unwrap();
     std::thread::sleep(Duration::from_millis(2000));
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still running 10 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = child.terminate(Duration::from_secs(10));
     assert_eq!(status.code(), Some(143));
 }
 

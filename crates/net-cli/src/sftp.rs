@@ -562,7 +562,7 @@ fn each_file<T>(
     for file in files {
         match copy(file) {
             Ok(()) => {}
-            Err(e) if several && e.is_one_files() => {
+            Err(e) if several && e.concerns_one_file() => {
                 crate::exit::say(format_args!("netkit: error: {e}"));
                 failed += 1;
             }

@@ -207,7 +207,7 @@ impl Error {
     /// so that a transfer of several files can go past it to the next, as sftp and scp go
     /// on; a lost connection or a cancel ends the whole transfer.
     #[must_use]
-    pub fn is_one_files(&self) -> bool {
+    pub fn concerns_one_file(&self) -> bool {
         matches!(
             self,
             Error::NoSuchFile { .. }

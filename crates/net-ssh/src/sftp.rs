@@ -57,7 +57,7 @@ fn failed_in(host: &str, dir: &Path, failed: usize) -> Result<(), Error> {
 /// connection, a cancel) ends the transfer.
 fn go_past(result: Result<(), Error>, failed: &mut usize) -> Result<(), Error> {
     match result {
-        Err(e) if e.is_one_files() => {
+        Err(e) if e.concerns_one_file() => {
             log::error!("{e}");
             *failed += 1;
             Ok(())

@@ -107,7 +107,12 @@ fn write_through(dest: &Path) -> Result<(PathBuf, Option<std::fs::Metadata>), Er
 pub fn part_path(dest: &Path) -> PathBuf {
     use std::os::unix::ffi::OsStrExt as _;
     let name = dest.file_name().map_or(&[][..], |n| n.as_bytes());
-    let kept = &name[..name.len().min(MAX_NAME - ".part".len())];
+    let mut end = name.len().min(MAX_NAME - ".part".len());
+    // Not inside a UTF-8 character: a name cut there would not be text any more.
+    while end < name.len() && end > 0 && name[end] & 0xC0 == 0x80 {
+        end -= 1;
+    }
+    let kept = &name[..end];
     let mut part = kept.to_vec();
     part.extend_from_slice(b".part");
     dest.with_file_name(std::ffi::OsStr::from_bytes(&part))
@@ -562,6 +567,10 @@ mod tests {
         let part = part_path(&dir.path().join("p".repeat(255)));
         assert_eq!(part.file_name().unwrap().len(), 255);
         assert!(part.to_string_lossy().ends_with("pp.part"));
+        // 'é' is two bytes: a name of 253 cut at 250 would split the 125th.
+        let part = part_path(&dir.path().join(format!("a{}", "é".repeat(126))));
+        let part = part.file_name().unwrap().to_str().expect("still UTF-8");
+        assert_eq!(part, format!("a{}.part", "é".repeat(124)));
     }
 
     #[test]

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use sha2::Digest;
 
 /// A running echo server (it lives until the test process ends).
+#[derive(Debug)]
 pub struct EchoServer {
     /// Where it listens.
     pub addr: SocketAddr,

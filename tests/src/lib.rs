@@ -42,6 +42,7 @@ pub fn work_dir() -> PathBuf {
 /// A process a test started, killed (SIGKILL) and reaped when dropped: a test that fails while
 /// it runs must not leave it running, holding the run's output open (a `cargo xtask test | grep`
 /// would wait for it).
+#[derive(Debug)]
 pub struct Spawned(Option<std::process::Child>);
 
 impl Spawned {
@@ -140,6 +141,7 @@ pub fn wait_for_file_size(path: &std::path::Path, bytes: u64, child: &mut std::p
 }
 
 /// A `netkit serve ...` process started by a test, stopped (SIGKILL) when dropped.
+#[derive(Debug)]
 pub struct Served {
     /// The process.
     pub child: Spawned,

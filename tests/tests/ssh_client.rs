@@ -27,9 +27,7 @@ fn every_authentication_method() {
     )];
     Client::connect(&encrypted).expect("encrypted key");
     encrypted.identities = vec![Identity::new(key("id_encrypted"), Some("wrong".into()))];
-    let err = Client::connect(&encrypted)
-        .err()
-        .expect("wrong passphrase must fail");
+    let err = Client::connect(&encrypted).expect_err("wrong passphrase must fail");
     assert!(matches!(err, Error::Key { .. }), "{err}");
     assert!(err.to_string().contains("id_encrypted"), "{err}");
 }
@@ -41,9 +39,7 @@ fn the_address_family_limits_the_addresses_tried() {
     Client::connect(&v4).expect("IPv4 to 127.0.0.1");
     let mut v6 = keyed();
     v6.address_family = AddressFamily::Inet6;
-    let err = Client::connect(&v6)
-        .err()
-        .expect("127.0.0.1 has no IPv6 address");
+    let err = Client::connect(&v6).expect_err("127.0.0.1 has no IPv6 address");
     assert!(matches!(err, Error::NoAddress { .. }), "{err}");
     assert_eq!(err.to_string(), "127.0.0.1: no IPv6 address");
 }
@@ -53,7 +49,7 @@ fn failures_list_what_was_tried_and_what_the_server_accepts() {
     let mut c = config();
     c.identities = vec![Identity::new(key("id_unknown"), None)];
     c.password = Some("not the password".into());
-    let err = Client::connect(&c).err().expect("must fail");
+    let err = Client::connect(&c).expect_err("must fail");
     let text = err.to_string();
     assert!(matches!(err, Error::Auth { .. }), "{text}");
     assert!(
@@ -72,9 +68,7 @@ fn host_key_policies() {
 
     let mut strict = keyed();
     strict.known_hosts = empty.clone();
-    let err = Client::connect(&strict)
-        .err()
-        .expect("unknown host must be refused");
+    let err = Client::connect(&strict).expect_err("unknown host must be refused");
     let text = err.to_string();
     assert!(
         matches!(err, Error::UnknownHostKey { .. }) && text.contains("SHA256:"),
@@ -115,9 +109,7 @@ fn host_key_policies() {
             c.known_hosts = known.to_owned();
             c.host_key_policy = policy;
             c.host_key_algorithms = algorithms.clone();
-            let err = Client::connect(&c)
-                .err()
-                .expect("a changed key must be refused");
+            let err = Client::connect(&c).expect_err("a changed key must be refused");
             assert!(
                 matches!(err, Error::HostKeyChanged { .. })
                     && err
@@ -230,7 +222,7 @@ fn a_host_known_by_one_key_type_is_asked_for_that_type_as_openssh_does() {
     known_as(&changed, &key("id_ecdsa").with_extension("pub"));
     let mut c = keyed();
     c.known_hosts = changed;
-    let err = Client::connect(&c).err().expect("a changed ECDSA key");
+    let err = Client::connect(&c).expect_err("a changed ECDSA key");
     assert!(matches!(err, Error::HostKeyChanged { .. }), "{err}");
     // Known only by a type the server does not have: changed, as OpenSSH 9.2 says of it.
     let other = dir.join("id_p384");
@@ -244,7 +236,7 @@ fn a_host_known_by_one_key_type_is_asked_for_that_type_as_openssh_does() {
     known_as(&only_p384, &other.with_extension("pub"));
     let mut c = keyed();
     c.known_hosts = only_p384;
-    let err = Client::connect(&c).err().expect("no key of a known type");
+    let err = Client::connect(&c).expect_err("no key of a known type");
     assert!(matches!(err, Error::HostKeyChanged { .. }), "{err}");
 }
 
@@ -436,7 +428,7 @@ fn through_jump_hosts() {
     target.port = closed.local_addr().unwrap().port();
     drop(closed);
     target.jump = Some(Box::new(keyed()));
-    let err = Client::connect(&target).err().expect("a closed port");
+    let err = Client::connect(&target).expect_err("a closed port");
     assert!(
         matches!(err, Error::Connect { .. }) && err.to_string().contains("through"),
         "{err}"
@@ -716,7 +708,7 @@ fn connection_attempts_wait_for_a_server_that_comes_up() {
     c.port = relay_port;
     // The relay's port has no known_hosts entry; host keys are not what this is about.
     c.host_key_policy = HostKeyPolicy::Insecure;
-    let once = Client::connect(&c).err().expect("nothing listens yet");
+    let once = Client::connect(&c).expect_err("nothing listens yet");
     assert!(matches!(once, Error::Connect { .. }), "{once}");
     c.connection_attempts = 3;
     let client = Client::connect(&c).unwrap();
@@ -738,7 +730,7 @@ fn a_silent_server_times_out() {
         c.connect_timeout = Duration::from_secs(1);
         c.timeout = Duration::from_secs(60);
         let started = Instant::now();
-        let err = Client::connect(&c).err().expect("no SSH server there");
+        let err = Client::connect(&c).expect_err("no SSH server there");
         assert!(matches!(err, Error::Timeout { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10), "{err}");
     }
@@ -1205,9 +1197,7 @@ fn keyboard_interactive_carries_the_password() {
     let client = Client::connect(&c).expect("keyboard-interactive with the password");
     assert!(client.exec("true", b"").unwrap().status.success());
     c.password = Some("wrong".into());
-    let err = Client::connect(&c)
-        .err()
-        .expect("a wrong password must fail");
+    let err = Client::connect(&c).expect_err("a wrong password must fail");
     assert!(err.to_string().contains("keyboard-interactive"), "{err}");
 }
 

@@ -38,6 +38,14 @@ struct Inner {
     last_url: Mutex<Option<(Box<str>, Url)>>,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Credentials sent with a request (`Debug` shows no password or token).
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
@@ -838,6 +846,19 @@ pub struct Request {
     body: Body,
     /// What was read of a body file that cannot be read twice (a pipe), to send it again.
     replay: Arc<Mutex<Replay>>,
+}
+
+/// Header values and the body are left out: they may hold tokens.
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("url", &crate::error::redacted(self.url.as_str()))
+            .field("headers", &names)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The bytes a body from a pipe gave so far, kept (up to [`REPLAY_LIMIT`]) for a second
@@ -1858,6 +1879,17 @@ mod tests {
             shown,
             r#"Basic { user: "ann", password: "<redacted>" } Bearer("<redacted>") Digest { user: "bob", password: "<redacted>" }"#
         );
+        let client = Client::new(ClientConfig::default()).unwrap();
+        let request = client
+            .get("http://ann:hunter2@h/x")
+            .unwrap()
+            .header("X-Api-Key", "t0ken")
+            .auth(Auth::Bearer("b3arer".into()));
+        let shown = format!("{client:?} {request:?}");
+        assert!(shown.contains("X-Api-Key"), "{shown}");
+        for secret in ["hunter2", "t0ken", "b3arer"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 
     #[test]

@@ -21,6 +21,18 @@ pub struct Session {
     auth: Option<Auth>,
 }
 
+/// Header values are left out: they may hold tokens.
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("Session")
+            .field("path", &self.path)
+            .field("headers", &names)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(serde::Serialize, serde::Deserialize, Default)]
 struct SessionFile {
     #[serde(default)]

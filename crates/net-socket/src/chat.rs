@@ -33,6 +33,13 @@ struct Room {
     guests: AtomicU64,
 }
 
+impl std::fmt::Debug for Chat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let members = self.room.members.lock().map_or(0, |m| m.len());
+        f.debug_struct("Chat").field("members", &members).finish()
+    }
+}
+
 impl Room {
     /// Sends `line` to every member but `from`; `line` ends with a newline.
     fn broadcast(&self, ctx: &mut Context<'_>, from: ConnId, line: &[u8]) {
@@ -74,6 +81,14 @@ pub struct Member {
     scratch: Vec<u8>,
     /// Gone with `/quit`: what it sent after that is dropped, as the connection is closing.
     left: bool,
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("left", &self.left)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Member {

@@ -138,6 +138,15 @@ pub struct Context<'a> {
     pub(crate) max_pending_output: usize,
 }
 
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("id", &self.id)
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Context<'_> {
     /// This connection's id.
     #[must_use]

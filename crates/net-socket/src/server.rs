@@ -251,6 +251,15 @@ pub struct Server<S: Service> {
     workers: Vec<(Poll, Vec<TcpListener>, Receiver<Message>)>,
 }
 
+impl<S: Service> std::fmt::Debug for Server<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addrs", &self.local_addrs)
+            .field("event_loops", &self.workers.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S: Service> Server<S> {
     /// The addresses really bound, in the order given (the real port where 0 was asked).
     #[must_use]
@@ -319,6 +328,12 @@ pub struct ShutdownHandle {
     shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for ShutdownHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShutdownHandle").finish_non_exhaustive()
+    }
+}
+
 impl ShutdownHandle {
     /// Starts the graceful shutdown: stop accepting, flush pending output, close, return.
     ///
@@ -334,6 +349,13 @@ impl ShutdownHandle {
 #[derive(Clone)]
 pub struct Stats {
     shared: Arc<Shared>,
+}
+
+/// Shows the counters at the moment it is formatted.
+impl std::fmt::Debug for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Stats").field(&self.snapshot()).finish()
+    }
 }
 
 /// The counters at one moment.

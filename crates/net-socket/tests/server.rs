@@ -409,8 +409,7 @@ fn port_in_use_is_a_clear_error() {
     let err = ServerBuilder::new()
         .bind(addr)
         .build(Echo::service())
-        .err()
-        .expect("bind must fail");
+        .expect_err("bind must fail");
     assert_eq!(
         err.to_string(),
         format!("cannot listen on {addr}: address already in use")
@@ -423,8 +422,7 @@ fn port_in_use_is_a_clear_error() {
     let err = ServerBuilder::new()
         .bind(addr)
         .build(Echo::service())
-        .err()
-        .expect("a second server must not share the port");
+        .expect_err("a second server must not share the port");
     assert!(err.to_string().contains("address already in use"), "{err}");
 }
 

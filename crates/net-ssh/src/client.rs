@@ -46,6 +46,15 @@ pub struct Client {
     pub(crate) hung_up: std::cell::Cell<Option<&'static str>>,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("host", &self.host)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Client {
     /// Connects, checks the host key, and authenticates.
     ///

@@ -121,6 +121,15 @@ pub struct Forwards {
     sources: Vec<Source>,
 }
 
+impl std::fmt::Debug for Forwards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwards")
+            .field("client", &self.client)
+            .field("sources", &self.sources.len())
+            .finish()
+    }
+}
+
 impl Client {
     /// This session, to carry forwards and nothing else.
     #[must_use]

@@ -46,6 +46,16 @@ pub struct HttpFiles {
     keep_alive_timeout: Duration,
 }
 
+impl std::fmt::Debug for HttpFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpFiles")
+            .field("root", &self.root.path)
+            .field("header_timeout", &self.header_timeout)
+            .field("keep_alive_timeout", &self.keep_alive_timeout)
+            .finish()
+    }
+}
+
 /// The directory served, looked up again by its name at most once a second: a deploy that
 /// points the name at another directory (`current -> releases/v3`, `rm -rf dist && mkdir
 /// dist`) is served within a second, as nginx (which opens by name per request) serves it,
@@ -274,6 +284,15 @@ pub struct HttpConn {
     /// The output still pending when the keep-alive timer last found some: the same again a
     /// timeout later, and the client has stopped reading.
     pending_at_timer: Option<u64>,
+}
+
+impl std::fmt::Debug for HttpConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConn")
+            .field("root", &self.root.path)
+            .field("buffered", &self.input.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The parts of a request the responder reads.

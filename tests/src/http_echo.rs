@@ -14,8 +14,8 @@
 //! - `/gzip`: a gzip-encoded `hello from gzip\n`; `/brotli`: `hello from brotli\n` in br;
 //!   `/latin1`: `café` in ISO-8859-1;
 //! - `/bytes/N`: N bytes (`i % 251`); `/truncate/N`: announces N bytes, sends half, closes;
-//! - `/drip/sse` (`/drip/json`): `data: first`, then 30 s later `data: last`, typed as an
-//!   event stream (as JSON).
+//! - `/drip/sse` (`/drip/json`, `/drip/text`): `data: first`, then 30 s later `data: last`,
+//!   typed as an event stream (as JSON, as plain text).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -288,10 +288,10 @@ fn serve(stream: TcpStream, calls: &Mutex<HashMap<String, Vec<Instant>>>, seen: 
                 content_type = "application/octet-stream";
             }
             ["drip", content] => {
-                let kind = if *content == "json" {
-                    "application/json"
-                } else {
-                    "text/event-stream"
+                let kind = match *content {
+                    "json" => "application/json",
+                    "text" => "text/plain",
+                    _ => "text/event-stream",
                 };
                 let head =
                     format!("HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nConnection: close\r\n\r\n");

@@ -1202,6 +1202,9 @@ fn a_terminal_shows_a_stream_as_it_comes() {
     let server = EchoServer::start();
     let sse = server.url("/drip/sse");
     assert!(shown_on_a_terminal_while_running(&sse, "data: first"));
+    // Text is formatted when it is JSON, but a log that does not start as JSON streams.
+    let text = server.url("/drip/text");
+    assert!(shown_on_a_terminal_while_running(&text, "data: first"));
     // JSON is pretty-printed whole, unless -S asks for it as it comes.
     let json = server.url("/drip/json");
     assert!(shown_on_a_terminal_while_running(
@@ -1431,6 +1434,34 @@ fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
     let coloured = http(&["--pretty=all", &url]);
     let text = String::from_utf8_lossy(&coloured.stdout);
     assert!(text.contains("\x1b[34m\"method\""), "{text:?}");
+
+    // JSON sent as text or JavaScript, or after a byte order mark or an anti-XSSI guard, is
+    // formatted too, the prefix kept, as httpie formats it; text that is not JSON is as sent.
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    let nginx = env("NETKIT_TEST_NGINX_URL");
+    for (name, body, shown) in [
+        (
+            "api.txt",
+            "{\"a\":[1]}",
+            "{\n    \"a\": [\n        1\n    ]\n}\n",
+        ),
+        ("api.js", "[2]", "[\n    2\n]\n"),
+        (
+            "guarded.txt",
+            ")]}',\n{\"b\":3}",
+            ")]}',\n{\n    \"b\": 3\n}\n",
+        ),
+        (
+            "bom.txt",
+            "\u{feff}{\"c\":4}",
+            "\u{feff}{\n    \"c\": 4\n}\n",
+        ),
+        ("plain.txt", "not {json", "not {json"),
+    ] {
+        std::fs::write(root.join(name), body).unwrap();
+        let out = http(&["--pretty=format", "-b", &format!("{nginx}/{name}")]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), shown, "{name}");
+    }
 }
 
 #[test]

@@ -931,6 +931,17 @@ impl Style {
         shown
     }
 
+    /// Writes `body` formatted, with a line end, when it is JSON (perhaps after a prefix, see
+    /// [`prefixed_json`]); false, and nothing written, when it is not.
+    fn write_json(&self, out: &mut impl Write, body: &[u8]) -> anyhow::Result<bool> {
+        let Some((prefix, value)) = prefixed_json(body) else {
+            return Ok(false);
+        };
+        out.write_all(prefix)?;
+        writeln!(out, "{}", self.json(value)?)?;
+        Ok(true)
+    }
+
     /// `value` pretty-printed, four spaces an indent as httpie and xh print it, coloured when
     /// colours are on.
     fn json(&self, mut value: serde_json::Value) -> anyhow::Result<String> {
@@ -994,18 +1005,15 @@ fn print_request(
     if what.contains('B')
         && let Some(body) = preview.body.as_ref().or(file_body.as_ref())
     {
-        let is_json = preview.headers.iter().any(|(name, value)| {
-            name.eq_ignore_ascii_case("content-type") && value.contains("json")
-        });
-        match serde_json::from_slice::<serde_json::Value>(body) {
-            _ if tty && body.contains(&0) => writeln!(out, "{BINARY_NOTE}")?,
-            Ok(value) if is_json && style.format => {
-                writeln!(out, "{}", style.json(value)?)?;
-            }
-            _ => {
-                out.write_all(body)?;
-                writeln!(out)?;
-            }
+        let may_be_json = preview
+            .headers
+            .iter()
+            .any(|(name, value)| name.eq_ignore_ascii_case("content-type") && may_be_json(value));
+        if tty && body.contains(&0) {
+            writeln!(out, "{BINARY_NOTE}")?;
+        } else if !(may_be_json && style.format && style.write_json(out, body)?) {
+            out.write_all(body)?;
+            writeln!(out)?;
         }
         writeln!(out)?;
     }
@@ -1061,6 +1069,36 @@ fn title_case(name: &str) -> String {
     out
 }
 
+/// Whether a body of this type is formatted when it parses as JSON: httpie formats JSON sent
+/// as JavaScript or text (`text/plain` APIs, JSONP-less `application/javascript`).
+fn may_be_json(content_type: &str) -> bool {
+    let content_type = content_type.to_ascii_lowercase();
+    ["json", "javascript", "text/"]
+        .iter()
+        .any(|kind| content_type.contains(kind))
+        && !content_type.contains("event-stream")
+}
+
+/// `body` as JSON after what comes before its first `{` or `[`: a byte order mark or an
+/// anti-XSSI guard (`)]}',`), which httpie keeps in front of the formatted JSON.
+fn prefixed_json(body: &[u8]) -> Option<(&[u8], serde_json::Value)> {
+    if let Ok(value) = serde_json::from_slice(body) {
+        return Some((&[], value));
+    }
+    let start = body.iter().position(|&b| b == b'{' || b == b'[')?;
+    let value = serde_json::from_slice(&body[start..]).ok()?;
+    Some((&body[..start], value))
+}
+
+/// Whether text begins as JSON does, perhaps after a byte order mark or an anti-XSSI guard.
+fn starts_as_json(text: &[u8]) -> bool {
+    let text = text.strip_prefix("\u{feff}".as_bytes()).unwrap_or(text);
+    let text = text.strip_prefix(b")]}'").unwrap_or(text);
+    text.iter()
+        .find(|b| !b.is_ascii_whitespace() && **b != b',')
+        .is_some_and(|b| *b == b'{' || *b == b'[')
+}
+
 /// Shown instead of a body with NUL bytes on a terminal, as httpie shows it.
 const BINARY_NOTE: &str = "+-----------------------------------------+\n| NOTE: binary data not shown in terminal |\n+-----------------------------------------+";
 
@@ -1071,9 +1109,9 @@ fn print_body(
     stream: bool,
     style: &Style,
 ) -> anyhow::Result<()> {
-    let is_json = response
-        .header("content-type")
-        .is_some_and(|ct| ct.contains("json"));
+    let content_type = response.header("content-type").unwrap_or_default();
+    let is_json = content_type.to_ascii_lowercase().contains("json");
+    let may_be_json = may_be_json(content_type);
     // A terminal shows text in its charset turned into UTF-8, as httpie shows it; piped, the
     // bytes are the body's own.
     let mut reader: Box<dyn std::io::Read> = if tty {
@@ -1085,15 +1123,23 @@ fn print_body(
     // comes, since an event stream or a log may never end.
     const FORMAT_LIMIT: u64 = 64 << 20;
     let mut body = Vec::new();
-    if is_json && !stream && style.format {
+    if may_be_json && !is_json && !stream && style.format {
+        // Text may be a log that never ends: it is read whole only when it starts as JSON.
+        let mut start = vec![0; 1024];
+        let n = loop {
+            match reader.read(&mut start) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                read => break read.context("reading the response body")?,
+            }
+        };
+        body.extend_from_slice(&start[..n]);
+    }
+    if (is_json || starts_as_json(&body)) && !stream && style.format {
         (&mut reader)
             .take(FORMAT_LIMIT)
             .read_to_end(&mut body)
             .context("reading the response body")?;
-        if (body.len() as u64) < FORMAT_LIMIT
-            && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body)
-        {
-            writeln!(out, "{}", style.json(value)?)?;
+        if (body.len() as u64) < FORMAT_LIMIT && style.write_json(out, &body)? {
             return Ok(());
         }
     }

@@ -291,6 +291,19 @@ fn etags_drive_304_412_and_if_range() {
     assert_eq!(curl(&["-H", &weak, &file]).status, 304);
     let stale = "If-None-Match: \"other\"";
     assert_eq!(curl(&["-H", stale, &file]).status, 200);
+    // A list in two field lines is one list (RFC 9110 5.3), as a proxy may split it.
+    let two_lines = ["-H", &weak, "-H", stale];
+    assert_eq!(
+        curl(&[&two_lines[..], &[file.as_str()]].concat()).status,
+        304
+    );
+    let (this, other) = (format!("If-Match: {etag}"), "If-Match: \"other\"");
+    assert_eq!(curl(&["-H", &this, "-H", other, &file]).status, 200);
+    // A listing has no tag, but `If-Match` and `If-None-Match: *` still guard it.
+    let listing = format!("{url}/");
+    assert_eq!(curl(&["-H", other, &listing]).status, 412);
+    assert_eq!(curl(&["-H", "If-None-Match: *", &listing]).status, 304);
+    assert_eq!(curl(&["-H", "If-Match: *", &listing]).status, 200);
 
     let if_match = format!("If-Match: {etag}");
     assert_eq!(curl(&["-H", &if_match, &file]).status, 200);
@@ -472,6 +485,13 @@ fn keep_alive_and_http_1_0() {
     assert_eq!(got.header("connection").as_deref(), Some("close"));
     let got = curl(&["-H", "Connection: close", &format!("{url}/a.txt")]);
     assert_eq!(got.header("connection").as_deref(), Some("close"));
+    // `close` wins over a `keep-alive` beside it (RFC 9112 9.6): the connection ends.
+    let path = url.rsplit_once('/').map_or("", |(_, site)| site);
+    for connection in ["close, keep-alive", "keep-alive\r\nConnection: close"] {
+        let request = format!("GET /{path}/a.txt HTTP/1.0\r\nConnection: {connection}\r\n\r\n");
+        let reply = parse(&raw(request.as_bytes()));
+        assert_eq!(reply.header("connection").as_deref(), Some("close"));
+    }
 }
 
 fn raw(request: &[u8]) -> Vec<u8> {
@@ -802,20 +822,23 @@ fn a_body_trickled_to_be_thrown_away_does_not_hold_the_connection() {
 }
 
 #[test]
-fn a_file_dated_past_9999_is_served_with_the_last_date_http_can_say() {
-    // ext4 clamps such times; tmpfs keeps them (archives and broken clocks make them).
+fn a_file_dated_in_the_future_is_served_dated_now() {
+    // ext4 clamps times past 9999; tmpfs keeps them (archives and broken clocks make them).
     let root =
         std::path::Path::new("/dev/shm").join(format!("netkit-future-{}", std::process::id()));
     std::fs::create_dir_all(&root).unwrap();
-    let file = root.join("future.txt");
-    std::fs::write(&file, b"future").unwrap();
+    let in_two_hours = std::time::SystemTime::now() + Duration::from_secs(7200);
     let year_10000 = std::time::UNIX_EPOCH + Duration::from_secs(253_402_300_800);
-    std::fs::File::options()
-        .write(true)
-        .open(&file)
-        .unwrap()
-        .set_modified(year_10000)
-        .unwrap();
+    for (name, mtime) in [("soon.txt", in_two_hours), ("y10k.txt", year_10000)] {
+        let file = root.join(name);
+        std::fs::write(&file, b"future").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
     let served = Served::start(&[
         "http",
         "--bind",
@@ -823,14 +846,22 @@ fn a_file_dated_past_9999_is_served_with_the_last_date_http_can_say() {
         "--root",
         root.to_str().unwrap(),
     ]);
-    let url = format!("http://{}/future.txt", served.addrs[0]);
-    let got = curl(&[&url]);
+    let replies: Vec<Reply> = ["soon.txt", "y10k.txt"]
+        .iter()
+        .map(|name| curl(&[&format!("http://{}/{name}", served.addrs[0])]))
+        .collect();
+    // The tag stays (it is the file's), so a cache still gets its 304.
+    let url = format!("http://{}/soon.txt", served.addrs[0]);
+    let tag = replies[0].header("etag").unwrap_or_default();
+    let again = curl(&["-H", &format!("If-None-Match: {tag}"), &url]);
     let _ = std::fs::remove_dir_all(&root);
-    assert_eq!((got.status, got.body.as_slice()), (200, &b"future"[..]));
-    assert_eq!(
-        got.header("last-modified").as_deref(),
-        Some("Fri, 31 Dec 9999 23:59:59 GMT")
-    );
+    for got in replies {
+        assert_eq!((got.status, got.body.as_slice()), (200, &b"future"[..]));
+        // Not later than the Date (RFC 9110 8.8.2.1); the date formatting panicked past 9999.
+        let date = |name| httpdate::parse_http_date(&got.header(name).unwrap()).unwrap();
+        assert!(date("last-modified") <= date("date"), "{}", got.head);
+    }
+    assert_eq!(again.status, 304);
 }
 
 #[test]

@@ -265,7 +265,14 @@ pub(crate) fn range(header: &str, len: u64) -> Span {
 fn one_range(spec: &str, len: u64) -> Option<Option<(u64, u64)>> {
     let (first, last) = spec.split_once('-')?;
     let (first, last) = (first.trim(), last.trim());
-    let parse = |s: &str| s.parse::<u64>().ok();
+    // Digits only (RFC 9110 14.1.1): `+3`, which `parse` takes, may be read otherwise by a
+    // cache in front.
+    let parse = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
     let (start, end) = if first.is_empty() {
         let suffix = parse(last)?;
         if suffix == 0 {
@@ -310,11 +317,12 @@ pub(crate) fn etag(mtime: Option<SystemTime>, len: u64) -> String {
     )
 }
 
-/// The conditional headers of a request (RFC 9110 section 13.1).
-#[derive(Clone, Copy, Default)]
+/// The conditional headers of a request (RFC 9110 section 13.1); a list sent as several
+/// field lines is one list, joined with commas (RFC 9110 5.3).
+#[derive(Clone, Default)]
 pub(crate) struct Conditions<'a> {
-    pub(crate) if_match: Option<&'a str>,
-    pub(crate) if_none_match: Option<&'a str>,
+    pub(crate) if_match: Option<std::borrow::Cow<'a, str>>,
+    pub(crate) if_none_match: Option<std::borrow::Cow<'a, str>>,
     pub(crate) if_modified_since: Option<&'a str>,
     pub(crate) if_unmodified_since: Option<&'a str>,
 }
@@ -329,24 +337,27 @@ pub(crate) enum Verdict {
     PreconditionFailed,
 }
 
-/// Whether a comma-separated list of entity tags (or `*`) holds `etag`. The weak comparison
-/// (If-None-Match) ignores `W/`; the strong one (If-Match, If-Range) never matches a weak tag.
+/// Whether a comma-separated list of entity tags (or `*`) holds `etag` (empty: the
+/// representation has none, as a listing, and only `*` matches). The weak comparison
+/// (If-None-Match) ignores `W/`; the strong one (If-Match) never matches a weak tag.
 fn tag_listed(list: &str, etag: &str, weak: bool) -> bool {
     list.split(',')
         .map(str::trim)
         .any(|tag| match tag.strip_prefix("W/") {
             _ if tag == "*" => true,
+            _ if etag.is_empty() => false,
             Some(tag) => weak && tag == etag,
             None => tag == etag,
         })
 }
 
 /// Evaluates the conditions in RFC 9110 section 13.2.2's order against a file's validators:
-/// If-Match, else If-Unmodified-Since; then If-None-Match, else If-Modified-Since.
+/// If-Match, else If-Unmodified-Since; then If-None-Match, else If-Modified-Since. `etag`
+/// is empty and `mtime` `None` for a representation without validators (a listing).
 pub(crate) fn evaluate(c: &Conditions<'_>, etag: &str, mtime: Option<SystemTime>) -> Verdict {
     let date = |header: &str| httpdate::parse_http_date(header).ok().map(secs);
     let modified = mtime.map(secs);
-    if let Some(list) = c.if_match {
+    if let Some(list) = &c.if_match {
         if !tag_listed(list, etag, false) {
             return Verdict::PreconditionFailed;
         }
@@ -355,7 +366,7 @@ pub(crate) fn evaluate(c: &Conditions<'_>, etag: &str, mtime: Option<SystemTime>
     {
         return Verdict::PreconditionFailed;
     }
-    if let Some(list) = c.if_none_match {
+    if let Some(list) = &c.if_none_match {
         if tag_listed(list, etag, true) {
             return Verdict::NotModified;
         }
@@ -370,16 +381,19 @@ pub(crate) fn evaluate(c: &Conditions<'_>, etag: &str, mtime: Option<SystemTime>
     Verdict::Send
 }
 
-/// Whether a Range request applies under its `If-Range`: an entity tag must match strongly,
-/// a date must be the file's Last-Modified exactly; otherwise the whole file is sent.
+/// Whether a Range request applies under its `If-Range`: its one entity tag must match
+/// strongly, its date (in any of HTTP's three forms) must be the file's Last-Modified
+/// exactly; otherwise the whole file is sent.
 pub(crate) fn range_applies(if_range: Option<&str>, etag: &str, mtime: Option<SystemTime>) -> bool {
     let Some(validator) = if_range.map(str::trim) else {
         return true;
     };
     if validator.starts_with('"') || validator.starts_with("W/") {
-        return tag_listed(validator, etag, false) && validator != "*";
+        return validator == etag;
     }
-    mtime.is_some_and(|mtime| validator == httpdate::HttpDate::from(mtime).to_string())
+    let date = httpdate::parse_http_date(validator).ok();
+    date.zip(mtime)
+        .is_some_and(|(date, mtime)| secs(date) == secs(mtime))
 }
 
 /// An HTML listing of `dir`, whose URL path is `url_path` (ending with `/`).
@@ -562,8 +576,8 @@ mod tests {
         let at = httpdate::HttpDate::from(mtime).to_string();
         let check = |c: Conditions<'_>| evaluate(&c, &tag, Some(mtime));
         assert_eq!(check(Conditions::default()), Verdict::Send);
-        let none_match = |list| Conditions {
-            if_none_match: Some(list),
+        let none_match = |list: &str| Conditions {
+            if_none_match: Some(list.to_owned().into()),
             // Ignored when If-None-Match is present.
             if_modified_since: Some(&at),
             ..Conditions::default()
@@ -581,8 +595,8 @@ mod tests {
         assert_eq!(check(since(before)), Verdict::Send);
         assert_eq!(check(since("yesterday")), Verdict::Send);
         assert_eq!(check(since("Fri, 31 Dec 9999 23:59:59 GMT")), Verdict::Send);
-        let matching = |list| Conditions {
-            if_match: Some(list),
+        let matching = |list: &str| Conditions {
+            if_match: Some(list.to_owned().into()),
             ..Conditions::default()
         };
         assert_eq!(check(matching(&tag)), Verdict::Send);
@@ -602,6 +616,25 @@ mod tests {
         assert!(!range_applies(Some(&weak_only), &tag, Some(mtime)));
         assert!(!range_applies(Some("\"other\""), &tag, Some(mtime)));
         assert!(!range_applies(Some(before), &tag, Some(mtime)));
+        // The date in HTTP's two obsolete forms (RFC 9110 5.6.7), one tag and not a list.
+        let rfc850 = "Sunday, 09-Sep-01 01:46:40 GMT";
+        let asctime = "Sun Sep  9 01:46:40 2001";
+        assert_eq!(at, "Sun, 09 Sep 2001 01:46:40 GMT");
+        assert!(range_applies(Some(rfc850), &tag, Some(mtime)));
+        assert!(range_applies(Some(asctime), &tag, Some(mtime)));
+        assert!(!range_applies(
+            Some(&format!("\"x\", {tag}")),
+            &tag,
+            Some(mtime)
+        ));
+        // A listing has no validators: only `*` matches.
+        let listing = |c: Conditions<'_>| evaluate(&c, "", None);
+        assert_eq!(listing(matching("*")), Verdict::Send);
+        assert_eq!(listing(matching("\"x\"")), Verdict::PreconditionFailed);
+        assert_eq!(listing(matching(",")), Verdict::PreconditionFailed);
+        assert_eq!(listing(none_match("*")), Verdict::NotModified);
+        assert_eq!(listing(none_match("\"x\", ,")), Verdict::Send);
+        assert_eq!(listing(since(&at)), Verdict::Send);
         let later = mtime + std::time::Duration::from_nanos(1);
         assert_ne!(etag(Some(later), 13), tag);
         assert_ne!(etag(Some(mtime), 14), tag);
@@ -618,6 +651,8 @@ mod tests {
         );
         assert_eq!(range("bytes=100-", 100), Span::Unsatisfiable);
         assert_eq!(range("bytes=-0", 100), Span::Unsatisfiable);
+        assert_eq!(range("bytes=+0-+3", 100), Span::Unsatisfiable);
+        assert_eq!(range("bytes=-+3", 100), Span::Unsatisfiable);
         assert_eq!(
             range("bytes=0-1, 5-6,", 100),
             Span::Parts(vec![(0, 1), (5, 6)])

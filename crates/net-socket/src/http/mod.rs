@@ -296,6 +296,7 @@ impl std::fmt::Debug for HttpConn {
 }
 
 /// The parts of a request the responder reads.
+#[derive(Clone)]
 struct Request<'a> {
     method: &'a str,
     target: &'a str,
@@ -455,6 +456,8 @@ impl HttpConn {
             conditions: files::Conditions::default(),
         };
         let mut keep_alive = minor >= 1;
+        // `close` wins over a `keep-alive` beside it or after it (RFC 9112 9.6).
+        let mut close = false;
         let mut has_host = false;
         let mut length = None;
         let mut chunked = false;
@@ -485,8 +488,9 @@ impl HttpConn {
             if name.eq_ignore_ascii_case("connection") {
                 for token in value.split(',').map(str::trim) {
                     if token.eq_ignore_ascii_case("close") {
+                        close = true;
                         keep_alive = false;
-                    } else if token.eq_ignore_ascii_case("keep-alive") && minor == 0 {
+                    } else if token.eq_ignore_ascii_case("keep-alive") && minor == 0 && !close {
                         keep_alive = true;
                     }
                 }
@@ -523,9 +527,9 @@ impl HttpConn {
             } else if name.eq_ignore_ascii_case("if-unmodified-since") {
                 request.conditions.if_unmodified_since = Some(value);
             } else if name.eq_ignore_ascii_case("if-none-match") {
-                request.conditions.if_none_match = Some(value);
+                joined(&mut request.conditions.if_none_match, value);
             } else if name.eq_ignore_ascii_case("if-match") {
-                request.conditions.if_match = Some(value);
+                joined(&mut request.conditions.if_match, value);
             }
         }
         if minor >= 1 && !has_host {
@@ -595,7 +599,7 @@ impl HttpConn {
         // A time before 1970 or after 9999 (from an archive, a broken clock) is told as the
         // nearest one an HTTP date can say, as nginx tells it: httpdate panics on others.
         let latest = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799);
-        let mtime = meta
+        let modified = meta
             .modified()
             .ok()
             .map(|t| t.clamp(SystemTime::UNIX_EPOCH, latest));
@@ -603,28 +607,12 @@ impl HttpConn {
             .first_raw()
             .unwrap_or("application/octet-stream");
         let len = meta.len();
-        let etag = files::etag(mtime, len);
-        match files::evaluate(&req.conditions, &etag, mtime) {
-            Verdict::Send => {}
-            Verdict::NotModified => {
-                self.head(
-                    ctx,
-                    &Head {
-                        status: 304,
-                        keep_alive,
-                        content_type: "",
-                        length: 0,
-                        last_modified: mtime,
-                        etag: &etag,
-                        extra: &[],
-                    },
-                );
-                return (304, 0);
-            }
-            Verdict::PreconditionFailed => {
-                self.error(ctx, 412, keep_alive, &[]);
-                return (412, 0);
-            }
+        let etag = files::etag(modified, len);
+        // A time still to come (a fast clock on the build host, an archive's local time) is
+        // told as now: a Last-Modified must not be later than the Date (RFC 9110 8.8.2.1).
+        let mtime = modified.map(|t| t.min(SystemTime::now()));
+        if let Some(answered) = self.preconditions(ctx, req, &etag, mtime, keep_alive) {
+            return answered;
         }
         let span = match req.range {
             Some(range) if files::range_applies(req.if_range, &etag, mtime) => {
@@ -806,7 +794,7 @@ impl HttpConn {
                 let target = format!("{path}index.html");
                 let inner = Request {
                     target: &target,
-                    ..*req
+                    ..req.clone()
                 };
                 return self.serve(ctx, &inner, keep_alive);
             }
@@ -823,6 +811,10 @@ impl HttpConn {
                 return (403, 0);
             }
             _ => {}
+        }
+        // A listing has no validators, but `If-Match` and `If-None-Match: *` still guard it.
+        if let Some(answered) = self.preconditions(ctx, req, "", None, keep_alive) {
+            return answered;
         }
         let decoded_path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
         let leads_to_dir = |name: &str| {
@@ -860,6 +852,40 @@ impl HttpConn {
                 log::warn!("listing {rel}: {e}");
                 self.error(ctx, 403, keep_alive, &[]);
                 (403, 0)
+            }
+        }
+    }
+
+    /// Answers 304 or 412 when the request's conditions ask for it, with the status and the
+    /// body bytes queued; `None` when the representation is to be sent.
+    fn preconditions(
+        &mut self,
+        ctx: &mut Context<'_>,
+        req: &Request<'_>,
+        etag: &str,
+        mtime: Option<SystemTime>,
+        keep_alive: bool,
+    ) -> Option<(u16, u64)> {
+        match files::evaluate(&req.conditions, etag, mtime) {
+            Verdict::Send => None,
+            Verdict::NotModified => {
+                self.head(
+                    ctx,
+                    &Head {
+                        status: 304,
+                        keep_alive,
+                        content_type: "",
+                        length: 0,
+                        last_modified: mtime,
+                        etag,
+                        extra: &[],
+                    },
+                );
+                Some((304, 0))
+            }
+            Verdict::PreconditionFailed => {
+                self.error(ctx, 412, keep_alive, &[]);
+                Some((412, 0))
             }
         }
     }
@@ -1013,6 +1039,14 @@ fn valid_host(value: &[u8]) -> bool {
     value
         .iter()
         .all(|&b| b.is_ascii_alphanumeric() || b >= 0x80 || b"-._~%!$&'()*+,;=:[]".contains(&b))
+}
+
+/// `list` with the elements of one more field line of it (RFC 9110 5.3).
+fn joined<'a>(list: &mut Option<std::borrow::Cow<'a, str>>, line: &'a str) {
+    *list = Some(match list.take() {
+        None => line.into(),
+        Some(before) => format!("{before}, {line}").into(),
+    });
 }
 
 /// The largest request body read to be thrown away, to keep the connection open: past it the

@@ -209,8 +209,10 @@ impl Context<'_> {
 
     /// Closes the connection once its pending output has been written (and any
     /// [`Handler::on_drain`] that asks for more). While the peer still sends, our side is shut
-    /// first and its input is read and dropped for up to 2 s, so that closing with unread
-    /// input does not reset the connection and destroy the last response in flight.
+    /// first and its input is read and dropped while it comes, for up to 30 s (5 s of
+    /// silence ends it; 2 s once the server shuts down), as nginx's lingering close, so that
+    /// closing with unread input does not reset the connection and destroy the last response
+    /// in flight.
     pub fn close(&mut self) {
         if *self.close == Close::No {
             *self.close = Close::AfterFlush;

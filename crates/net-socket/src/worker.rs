@@ -26,8 +26,14 @@ const READS_PER_TURN: usize = 16;
 const TICK: Duration = Duration::from_millis(100);
 /// After an accept error such as EMFILE, retrying at once would spin the CPU.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
-/// How long a closing connection may keep sending before it is cut off.
-const LINGER: Duration = Duration::from_secs(2);
+/// How long a closing connection may keep sending before it is cut off, and how long it may
+/// be silent meanwhile: nginx's `lingering_time` and `lingering_timeout`. A client that sends
+/// a whole upload before it reads (python's http.client, most SDKs) reads the answer refusing
+/// it only if the upload is taken until it ends; with 2 s, a 3 MB upload at 1 MB/s got a reset.
+const LINGER: Duration = Duration::from_secs(30);
+const LINGER_SILENCE: Duration = Duration::from_secs(5);
+/// Once the server is shutting down, it waits this long at most for a closing connection.
+const SHUTDOWN_LINGER: Duration = Duration::from_secs(2);
 
 struct Conn<H> {
     stream: TcpStream,
@@ -216,10 +222,14 @@ impl<S: Service> Worker<S> {
     }
 
     fn begin_shutdown(&mut self) {
-        self.shutdown_deadline = Some(Instant::now() + self.shared.config.shutdown_timeout);
+        let now = Instant::now();
+        self.shutdown_deadline = Some(now + self.shared.config.shutdown_timeout);
         // Dropping the listeners closes them: new clients are refused from now on.
         self.listeners.clear();
         self.for_each_conn(|worker, key| {
+            if let Some(conn) = worker.conns.get_mut(key) {
+                conn.lingering = conn.lingering.map(|until| until.min(now + SHUTDOWN_LINGER));
+            }
             worker.callback(key, |h, ctx| h.on_shutdown(ctx));
             worker.flush(key);
             worker.deliver();
@@ -527,7 +537,14 @@ impl<S: Service> Worker<S> {
                 self.close_now(key);
                 return;
             }
-            conn.lingering = Some(Instant::now() + LINGER);
+            let now = Instant::now();
+            let within = if self.shutdown_deadline.is_some() {
+                SHUTDOWN_LINGER
+            } else {
+                LINGER
+            };
+            conn.lingering = Some(now + within);
+            conn.last_active = now;
             self.ready_again.push(key);
         }
     }
@@ -648,8 +665,11 @@ impl<S: Service> Worker<S> {
             let Some(conn) = worker.conns.get_mut(key) else {
                 return;
             };
-            if conn.lingering.is_some_and(|until| now >= until)
-                || idle.is_some_and(|idle| now.duration_since(conn.last_active) >= idle)
+            let silent = now.duration_since(conn.last_active);
+            if conn
+                .lingering
+                .is_some_and(|until| now >= until || silent >= LINGER_SILENCE)
+                || idle.is_some_and(|idle| silent >= idle)
             {
                 worker.close_now(key);
             } else if conn.timer.is_some_and(|at| now >= at) {

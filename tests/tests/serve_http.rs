@@ -887,7 +887,12 @@ fn a_root_whose_name_moves_to_another_directory_is_followed() {
     assert_eq!(curl(&[&url]).body, b"v1");
     let swap = base.join("swap");
     std::os::unix::fs::symlink("v2", &swap).unwrap();
+    std::fs::write(base.join("v2").join("app.2.js"), "new").unwrap();
     std::fs::rename(&swap, &current).unwrap();
+    // A file only the new tree has is there at once, not a 404 for up to a second (which a
+    // CDN in front may keep): a missing file has the name looked up again.
+    let new = curl(&[&format!("http://{}/app.2.js", served.addrs[0])]);
+    assert_eq!((new.status, new.body.as_slice()), (200, &b"new"[..]));
     std::fs::remove_dir_all(base.join("v1")).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {

@@ -123,7 +123,21 @@ impl RootByName {
     }
 
     fn open(&self, rel: &str) -> Result<File, Refusal> {
-        self.get().open(rel)
+        let root = self.get();
+        match root.open(rel) {
+            // A deploy's new file, asked for within the second after the name moved to its
+            // tree, would be a 404 a CDN keeps: the name is looked up again at once.
+            Err(Refusal::NotFound) => {
+                self.look_up();
+                let now = self.current();
+                if Arc::ptr_eq(&now, &root) {
+                    Err(Refusal::NotFound)
+                } else {
+                    now.open(rel)
+                }
+            }
+            opened => opened,
+        }
     }
 }
 

@@ -104,14 +104,17 @@ pub struct Args {
     /// as httpie's --all.
     #[arg(long)]
     all: bool,
-    /// Seconds to wait for the connection and for each read.
+    /// Seconds to wait for the connection and for each read [default: 10 to connect, 30 for
+    /// each read]; as with curl and httpie, no limit on the whole exchange (an event stream
+    /// may run for hours).
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
     /// Retries of idempotent requests after connection errors and 429/502/503/504.
     #[arg(long, value_name = "N", default_value_t = 0)]
     retry: u32,
     /// Keep headers, credentials and cookies in this JSON file (mode 0600); a NAME without
-    /// `/` or `.json` is kept per host in ~/.config/netkit/sessions, as httpie's.
+    /// `/` or `.json` is kept per host in ~/.config/netkit/sessions ($XDG_CONFIG_HOME/netkit/
+    /// sessions when that is set), as httpie's.
     #[arg(long, value_name = "FILE|NAME")]
     session: Option<PathBuf>,
     /// Use the session in FILE (or NAME) without updating it (as httpie's
@@ -129,8 +132,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE", alias = "key", requires = "cert")]
     cert_key: Option<PathBuf>,
     /// Proxy URL (http://, socks5://), or httpie's PROTOCOL:URL for http or https URLs only
-    /// (repeatable); default from HTTP_PROXY, HTTPS_PROXY; hosts in NO_PROXY are reached
-    /// directly either way, as with curl.
+    /// (repeatable); default from http_proxy, https_proxy or all_proxy (lower case first,
+    /// then upper case), as curl; hosts in NO_PROXY are reached directly either way.
     #[arg(long, value_name = "[PROTOCOL:]URL")]
     proxy: Vec<String>,
     /// Save the body to a file with a progress bar: -o FILE, or the name the server gives in
@@ -747,10 +750,10 @@ fn config(args: &Args, url: &str) -> Result<ClientConfig, Failure> {
         config.connect_timeout = timeout;
         config.read_timeout = timeout;
     }
-    if args.download {
-        // Big downloads take long; the read timeout still catches a dead server.
-        config.timeout = None;
-    }
+    // A big download, a slow upload or an event stream takes as long as it takes, as with
+    // curl and httpie; the read timeout still catches a dead server. (The library's 300 s
+    // total cut a stream still flowing at 5 minutes, exit 7.)
+    config.timeout = None;
     config.retry = Retry::times(args.retry);
     config.proxy = proxy_for(&args.proxy, url).code(USAGE)?.map(str::to_owned);
     config.client_cert.clone_from(&args.cert);

@@ -14,8 +14,10 @@ use crate::exit::{GENERIC, Outcome, USAGE, WithCode};
 /// Arguments of `netkit serve`.
 #[derive(clap::Args)]
 #[command(after_help = "\
-Exit status: 0 after a graceful shutdown (SIGINT or SIGTERM), 1 when the server cannot start \
-(address in use, permission), 2 for bad arguments (bad address, missing --root directory).
+Exit status: 0 after a graceful shutdown (SIGINT or SIGTERM), 130 or 143 when a second \
+signal cuts it short, 129 at SIGHUP (which ends the server at once: there is no reload), 1 when \
+the server cannot start (address in use, permission), 2 for bad arguments (bad address, \
+missing --root directory).
 
 Examples:
   netkit serve http --root .                  serve the current directory on 127.0.0.1:8000
@@ -33,7 +35,8 @@ pub struct Args {
     #[arg(long, value_name = "N",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     threads: Option<usize>,
-    /// Connections open at once; more are closed as soon as accepted.
+    /// Connections open at once; past it, an idle keep-alive connection (http) gives way to
+    /// the newcomer, else the newcomer is closed as soon as accepted.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_connections: usize,
     /// Close connections idle for this many seconds [default: never; http closes idle

@@ -18,7 +18,8 @@ pub const OWN_ERROR: u8 = 255;
 /// Connection flags shared by `netkit ssh` and `netkit sftp`.
 #[derive(clap::Args, Clone)]
 pub struct ConnectArgs {
-    /// User to log in as (default: the one in the destination, else $USER).
+    /// User to log in as (default: the one in the destination, else the local account, as
+    /// ssh).
     #[arg(long = "login", value_name = "USER")]
     pub user: Option<String>,
     /// Private key file; repeat for several (passphrase from NETKIT_SSH_PASSPHRASE or a prompt).
@@ -61,7 +62,8 @@ pub struct ConnectArgs {
     /// StrictHostKeyChecking, UserKnownHostsFile, GlobalKnownHostsFile, HashKnownHosts,
     /// BatchMode, ExitOnForwardFailure, LocalForward, RemoteForward, DynamicForward,
     /// Compression, Ciphers, KexAlgorithms, MACs, ServerAliveInterval, ServerAliveCountMax,
-    /// LogLevel, and more (README); others are ignored with a warning.
+    /// LogLevel, and more (README); an option netkit does not act on is ignored with a
+    /// warning, an unknown one is an error.
     #[arg(short = 'o', value_name = "KEY=VALUE")]
     options: Vec<String>,
     /// Connect through these jump hosts first, in order, as OpenSSH's ProxyJump.
@@ -391,7 +393,9 @@ The password comes from NETKIT_SSH_PASSWORD or a prompt on a terminal, never fro
 Host keys are checked against known_hosts: unknown hosts are refused unless --accept-new.
 
 Exit status: the remote command's; 255 for netkit's own errors and for a command killed by a
-signal (as OpenSSH). With --hosts: 0 when every host ran the command with status 0, else 1.
+signal (as OpenSSH). With --hosts: 0 when every host ran the command with status 0, else 1;
+130 or 143 after Ctrl-C or SIGTERM (the hosts done are reported, the rest marked interrupted);
+255 for bad arguments.
 
 Examples:
   netkit ssh deploy@10.0.0.5 -- uname -a

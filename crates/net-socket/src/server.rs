@@ -70,8 +70,10 @@ impl ServerBuilder {
         self
     }
 
-    /// Connections open at once across all threads; more are closed as soon as accepted
-    /// (default 10,000). [`build`](Self::build) raises the process's soft open-file limit
+    /// Connections open at once across all threads (default 10,000). Past it, the loop that
+    /// accepts closes one of its connections whose handler says it is idle
+    /// ([`Handler::is_idle`](crate::Handler::is_idle)) to let the newcomer in, as nginx
+    /// lets an idle keep-alive connection go; with none, the newcomer is closed at once. [`build`](Self::build) raises the process's soft open-file limit
     /// towards two descriptors per connection, up to the hard limit, and warns if that falls
     /// short.
     #[must_use]

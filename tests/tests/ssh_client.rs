@@ -824,6 +824,40 @@ fn sftp_round_trip_of_256_mib() {
     std::fs::remove_file(&back).unwrap();
 }
 
+#[test]
+fn sftp_get_writes_into_a_fifo_or_device_and_leaves_it_one() {
+    let remote = remote_dir("sftp-device").join("data.bin");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&remote, &data).unwrap();
+    let client = Client::connect(&keyed()).unwrap();
+    let dir = work_dir().join("sftp-device");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // A FIFO stands for devices too (`/dev/null`, `/dev/stdout`), which a failing run of this
+    // test would replace with a file; the FIFO is named directly and through a link.
+    let fifo = dir.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let link = dir.join("link");
+    std::os::unix::fs::symlink("fifo", &link).unwrap();
+    for target in [&fifo, &link] {
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        let got = client.get(&remote, target, Transfer::default(), &mut |_, _| {});
+        if got.is_err() {
+            // Unblocks the reader: it waits for a writer.
+            let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+        }
+        got.unwrap();
+        // Before the join: a FIFO replaced would leave the reader waiting for ever.
+        use std::os::unix::fs::FileTypeExt as _;
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert!(reader.join().unwrap() == data, "{}", target.display());
+    }
+}
+
 /// A reader that yields `left` random bytes, then fails.
 struct FailingReader {
     left: usize,

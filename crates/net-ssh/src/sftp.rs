@@ -789,6 +789,20 @@ impl Client {
         }
         let total = stat.size.unwrap_or(0);
         let mut source = sftp.open(remote).map_err(sftp_err)?;
+        // A device, a FIFO, or a link to one (`/dev/null`, `/dev/stdout`) is written into, as
+        // sftp writes it: a part renamed over it replaced the device with a file.
+        if std::fs::metadata(local).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            let target = File::options()
+                .write(true)
+                .open(local)
+                .map_err(Self::local(local))?;
+            progress(0, total);
+            receive_overlapped(&mut source, target, options.cancel, &mut |received| {
+                progress(received, total);
+            })
+            .map_err(|e| self.copy_failed(e, remote, Some(local), local))?;
+            return Ok(());
+        }
         // Through a symbolic link to the file it names, as sftp writes.
         let through = std::fs::symlink_metadata(local)
             .is_ok_and(|m| m.file_type().is_symlink())

@@ -14,6 +14,7 @@
 //! - `/gzip`: a gzip-encoded `hello from gzip\n`; `/brotli`: `hello from brotli\n` in br;
 //!   `/latin1`: `café` in ISO-8859-1;
 //! - `/bytes/N`: N bytes (`i % 251`); `/truncate/N`: announces N bytes, sends half, closes;
+//! - `/reset/N`: N bytes of a body that ends at the close, then a reset (an aborted server);
 //! - `/drip/sse` (`/drip/json`, `/drip/text`): `data: first`, then 30 s later `data: last`,
 //!   typed as an event stream (as JSON, as plain text).
 
@@ -300,6 +301,17 @@ fn serve(stream: TcpStream, calls: &Mutex<HashMap<String, Vec<Instant>>>, seen: 
                 let _ = writer.flush();
                 std::thread::sleep(Duration::from_secs(30));
                 let _ = writer.write_all(b"data: last\n\n");
+                return;
+            }
+            ["reset", n] => {
+                let n: usize = n.parse().unwrap_or(0);
+                let head = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
+                let _ = writer.write_all(head.as_bytes());
+                let _ = writer.write_all(&vec![7u8; n]);
+                let _ = writer.flush();
+                std::thread::sleep(Duration::from_millis(300));
+                // A close with linger 0 sends a reset, as an aborted worker or proxy does.
+                let _ = socket2::SockRef::from(&writer).set_linger(Some(Duration::ZERO));
                 return;
             }
             ["truncate", n] => {

@@ -1285,6 +1285,23 @@ fn a_body_cut_short_is_a_one_line_error() {
 }
 
 #[test]
+fn a_body_ending_at_the_close_cut_by_a_reset_is_an_error_not_the_end() {
+    // ureq read the reset as the body's end: exit 0, and -d named the part as the file.
+    let server = EchoServer::start();
+    let url = server.url("/reset/500000");
+    let out = http(&[&url]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("reset") && err.lines().count() == 1, "{err}");
+    let dest = work_dir().join("http-cli-reset.bin");
+    let _ = std::fs::remove_file(&dest);
+    let out = http(&["-d", "-o", dest.to_str().unwrap(), &url]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(!dest.exists(), "a cut download was named as the whole file");
+}
+
+#[test]
 fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
     let server = EchoServer::start();
     let out = http(&[&server.url("/bytes/300000")]);

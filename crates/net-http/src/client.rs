@@ -709,7 +709,7 @@ impl ureq::unversioned::transport::Transport for ProbeWhenTakenTransport {
         timeout: ureq::unversioned::transport::NextTimeout,
     ) -> Result<bool, ureq::Error> {
         self.used = true;
-        self.inner.maybe_await_input(timeout)
+        reset_is_no_end(self.inner.maybe_await_input(timeout))
     }
 
     fn await_input(
@@ -717,7 +717,7 @@ impl ureq::unversioned::transport::Transport for ProbeWhenTakenTransport {
         timeout: ureq::unversioned::transport::NextTimeout,
     ) -> Result<bool, ureq::Error> {
         self.used = true;
-        self.inner.await_input(timeout)
+        reset_is_no_end(self.inner.await_input(timeout))
     }
 
     fn is_open(&mut self) -> bool {
@@ -732,6 +732,23 @@ impl ureq::unversioned::transport::Transport for ProbeWhenTakenTransport {
 
     fn is_tls(&self) -> bool {
         self.inner.is_tls()
+    }
+}
+
+/// A reset read as an error of another kind: ureq takes a reset (or an abort) while it reads a
+/// body that ends where the connection closes for the body's end, so a download a server or a
+/// proxy aborted was whole, exit 0, where curl reports error 56 and httpie fails.
+fn reset_is_no_end(read: Result<bool, ureq::Error>) -> Result<bool, ureq::Error> {
+    match read {
+        Err(ureq::Error::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+            ) =>
+        {
+            Err(ureq::Error::Io(std::io::Error::other(e)))
+        }
+        other => other,
     }
 }
 

@@ -4453,37 +4453,70 @@ fn a_recursive_get_goes_past_a_file_it_cannot_read_as_sftp_and_scp() {
     assert!(!local.join("mix/2b").exists());
 }
 
+/// A relay to the sshd for one connection, to lose the server under a running netkit:
+/// `freeze` makes it silent both ways with its sockets held open (TCP keepalive probes are
+/// still answered, by the relay, so only keepalives that want an SSH answer tell the server is
+/// gone); `cut` closes them, as a server that died.
+struct Relay {
+    port: u16,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sockets: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Relay {
+    fn start() -> Relay {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let relay = Relay {
+            port: listener.local_addr().unwrap().port(),
+            frozen: std::sync::Arc::default(),
+            sockets: std::sync::Arc::default(),
+        };
+        let (frozen, sockets) = (relay.frozen.clone(), relay.sockets.clone());
+        std::thread::spawn(move || {
+            let (client, _) = listener.accept().unwrap();
+            let server = std::net::TcpStream::connect(("127.0.0.1", port())).unwrap();
+            sockets
+                .lock()
+                .unwrap()
+                .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+            let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                let frozen = std::sync::Arc::clone(&frozen);
+                std::thread::spawn(move || {
+                    let mut buf = [0; 16 * 1024];
+                    while let Ok(n @ 1..) = std::io::Read::read(&mut from, &mut buf) {
+                        if frozen.load(std::sync::atomic::Ordering::Relaxed) {
+                            // Held, never passed on (nor closed) until the test ends.
+                            std::thread::sleep(Duration::from_secs(60));
+                            return;
+                        }
+                        if to.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                })
+            };
+            let _a = pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+            let _b = pipe(server, client);
+        });
+        relay
+    }
+
+    fn freeze(&self) {
+        self.frozen
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn cut(&self) {
+        for socket in self.sockets.lock().unwrap().iter() {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
 #[test]
 fn server_alive_gives_up_on_a_server_that_stops_answering_as_ssh_does() {
-    // A relay to the sshd that goes silent both ways while the command runs, holding its
-    // sockets open: TCP keepalive probes are still answered (by the relay), so only
-    // keepalives that want an SSH answer tell the server is gone.
-    let relay = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let relay_port = relay.local_addr().unwrap().port();
-    let frozen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let freeze = std::sync::Arc::clone(&frozen);
-    std::thread::spawn(move || {
-        let (client, _) = relay.accept().unwrap();
-        let server = std::net::TcpStream::connect(("127.0.0.1", port())).unwrap();
-        let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
-            let frozen = std::sync::Arc::clone(&freeze);
-            std::thread::spawn(move || {
-                let mut buf = [0; 16 * 1024];
-                while let Ok(n @ 1..) = std::io::Read::read(&mut from, &mut buf) {
-                    if frozen.load(std::sync::atomic::Ordering::Relaxed) {
-                        // Held, never passed on (nor closed) until the test ends.
-                        std::thread::sleep(Duration::from_secs(60));
-                        return;
-                    }
-                    if to.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
-                }
-            })
-        };
-        let _a = pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-        let _b = pipe(server, client);
-    });
+    let relay = Relay::start();
+    let relay_port = relay.port;
     let known = work_dir().join("ssh-cli-server-alive-known-hosts");
     let _ = std::fs::remove_file(&known);
     let p = relay_port.to_string();
@@ -4503,7 +4536,7 @@ fn server_alive_gives_up_on_a_server_that_stops_answering_as_ssh_does() {
     let mut line = [0; 8];
     std::io::Read::read_exact(&mut stdout, &mut line).unwrap();
     assert_eq!(&line, b"started\n");
-    frozen.store(true, std::sync::atomic::Ordering::Relaxed);
+    relay.freeze();
     let started = std::time::Instant::now();
     let out = child.wait_with_output();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -4513,5 +4546,119 @@ fn server_alive_gives_up_on_a_server_that_stops_answering_as_ssh_does() {
         started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
+    );
+}
+
+#[test]
+fn a_tunnel_is_idle_when_unused_and_ends_with_255_when_its_server_is_lost() {
+    // Each connection sends up to 64 MiB; the clients read a little, then reset.
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target_port = target.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in target.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let chunk = vec![b'x'; 64 * 1024];
+                for _ in 0..1024 {
+                    if conn.write_all(&chunk).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let rss_kib = |pid: u32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let cpu_ticks = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    let key = key("id_ed25519").display().to_string();
+    let tunnel = |relay: &Relay, name: &str| {
+        let known = work_dir().join(format!("ssh-cli-tunnel-{name}-known-hosts"));
+        let _ = std::fs::remove_file(&known);
+        let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let local = listen.local_addr().unwrap().port();
+        drop(listen);
+        let spec = format!("{local}:127.0.0.1:{target_port}");
+        let child = netkit_tests::Spawned::start(
+            Command::new(netkit_bin())
+                .args([
+                    "ssh",
+                    "-p",
+                    &relay.port.to_string(),
+                    "--accept-new",
+                    "-i",
+                    &key,
+                ])
+                .args(["-o", &format!("UserKnownHostsFile={}", known.display())])
+                .args(["-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2"])
+                .args(["-N", "-L", &spec, dest().as_str()])
+                .env_remove("SSH_AUTH_SOCK")
+                .stdin(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", local)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "-L never listened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (child, local)
+    };
+    let relay = Relay::start();
+    let (child, local) = tunnel(&relay, "cut");
+    // Clients that reset mid-transfer: each left about 1 MB in libssh2 for good.
+    let before = rss_kib(child.id());
+    for _ in 0..60 {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", local)).unwrap();
+        let mut buf = vec![0; 200 * 1024];
+        std::io::Read::read_exact(&mut conn, &mut buf).unwrap();
+        socket2::SockRef::from(&conn)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let grown = rss_kib(child.id()).saturating_sub(before);
+    assert!(grown < 20 * 1024, "RSS grew {grown} KiB over 60 resets");
+    // Idle, it sleeps (the server's packets nobody read kept its poll awake: 50-85 % of a
+    // core); a busy loop takes about 100 ticks a second.
+    let ticks = cpu_ticks(child.id());
+    std::thread::sleep(Duration::from_secs(2));
+    let spent = cpu_ticks(child.id()) - ticks;
+    assert!(spent < 40, "{spent} ticks of CPU in 2 s of idling");
+    relay.cut();
+    let lost = std::time::Instant::now();
+    let out = child.wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("connection was closed"), "{err}");
+    assert!(
+        lost.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        lost.elapsed()
+    );
+
+    // A server that stops answering: the keepalives go unanswered, as with a command.
+    let relay = Relay::start();
+    let (child, _) = tunnel(&relay, "frozen");
+    relay.freeze();
+    let frozen = std::time::Instant::now();
+    let out = child.wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("did not answer 2 keepalives"), "{err}");
+    assert!(
+        frozen.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        frozen.elapsed()
     );
 }

@@ -741,9 +741,29 @@ pub fn run(mut args: Args) -> Outcome {
         ])
         .context("cannot watch for signals")
         .map_err(own)?;
-        signals.forever().next();
-        end_forwards(&stop, forwards, false);
-        return Ok(ExitCode::SUCCESS);
+        // The forwards end by themselves only when the connection is lost: then, as ssh,
+        // this ends too, with 255 (a tunnel that stayed up carrying nothing looked healthy to
+        // its supervisor).
+        let closer = signals.handle();
+        let forwards = forwards.map(|forwards| {
+            std::thread::spawn(move || {
+                let ended = forwards.join();
+                closer.close();
+                ended
+            })
+        });
+        let signalled = signals.forever().next().is_some();
+        stop.now.store(true, std::sync::atomic::Ordering::Relaxed);
+        let ended = forwards.and_then(|f| f.join().ok()).and_then(Result::ok);
+        return match ended {
+            Some(Err(e)) if !signalled => Err(own(anyhow!(e))),
+            Some(Err(e)) => {
+                log::warn!("forwarding: {e}");
+                Ok(ExitCode::SUCCESS)
+            }
+            _ if !signalled => Err(own(anyhow!("the forwarding ended"))),
+            _ => Ok(ExitCode::SUCCESS),
+        };
     }
     let forwards = start_forwards(&asked, &mut config, &mut None, &stop)?;
     if args.background {
@@ -1105,7 +1125,9 @@ fn start_forwards(
     spare: &mut Option<Client>,
     stop: &std::sync::Arc<StopForwards>,
 ) -> Result<Option<Forward>, Failure> {
-    if asked.is_empty() {
+    // A spare session (-N) is carried even with nothing to forward, as ssh -N holds it: its
+    // keepalives run, and its loss ends the process.
+    if asked.is_empty() && spare.is_none() {
         return Ok(None);
     }
     let exit_on_failure = config.exit_on_forward_failure;

@@ -251,7 +251,7 @@ impl Client {
     /// by waiting for the server's close, which sshd sends only once the command ends (a
     /// `tail -f` never does): the connection goes instead, as when ssh is killed, and the
     /// server hangs up on the command.
-    fn hang_up(&self, why: &'static str) {
+    pub(crate) fn hang_up(&self, why: &'static str) {
         self.hung_up.set(Some(why));
         let _ = socket2::SockRef::from(&self.socket).shutdown(std::net::Shutdown::Both);
     }

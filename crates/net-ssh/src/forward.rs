@@ -296,7 +296,15 @@ impl Client {
         // in progress, and an open once begun is never given up (a later one would get its
         // channel, to the wrong host).
         let mut opens: VecDeque<Open> = VecDeque::new();
+        // Channels of tunnels that ended, until the server confirms the close: dropped before,
+        // a channel stays in libssh2 with what it had queued (about 1 MB for each client that
+        // reset a connection mid-transfer, never given back).
+        let mut closing: Vec<ssh2::Channel> = Vec::new();
         let mut buf = vec![0; CHUNK];
+        // When the server last sent anything, and the keepalives sent since, unanswered: a
+        // server gone or frozen ends the forwarding as it ends a command (`exec.rs`).
+        let (every, count) = self.keepalive;
+        let (mut heard, mut pinged, mut unanswered) = (Instant::now(), Instant::now(), 0);
         let result = loop {
             let finishing = finish.load(Ordering::Relaxed);
             if finishing {
@@ -359,17 +367,58 @@ impl Client {
             for tunnel in &mut tunnels {
                 progress |= tunnel.pump(&mut buf);
             }
-            tunnels.retain(|t| !t.closed);
-            if !progress {
-                let mut locals: Vec<&dyn AsFd> = vec![&woken];
-                locals.extend(sources.iter().filter_map(|source| match source {
-                    Source::Local { listener, .. } | Source::Dynamic(listener) => {
-                        Some(listener as &dyn AsFd)
-                    }
-                    Source::Remote { .. } => None,
-                }));
-                locals.extend(tunnels.iter().map(|t| &t.local as &dyn AsFd));
-                self.wait(&locals, 50);
+            if tunnels.iter().any(|t| t.closed) {
+                let (ended, open) = std::mem::take(&mut tunnels)
+                    .into_iter()
+                    .partition(|t| t.closed);
+                tunnels = open;
+                closing.extend(ended.into_iter().map(|t: Tunnel<TcpStream>| t.channel));
+            }
+            closing.retain_mut(|channel| matches!(channel.close(), Err(e) if e.code() == EAGAIN));
+            if progress {
+                (heard, unanswered) = (Instant::now(), 0);
+                continue;
+            }
+            if heard.elapsed() >= every && pinged.elapsed() >= every {
+                if unanswered >= count {
+                    // Else the session's drop waits (blocking) on the silent server.
+                    self.hang_up("the server did not answer keepalives");
+                    break Err(Error::Timeout {
+                        host: self.host.clone(),
+                        what: format!("the server did not answer {count} keepalives"),
+                    });
+                }
+                let _ = self.session.keepalive_send();
+                (pinged, unanswered) = (Instant::now(), unanswered + 1);
+            }
+            let mut locals: Vec<&dyn AsFd> = vec![&woken];
+            locals.extend(sources.iter().filter_map(|source| match source {
+                Source::Local { listener, .. } | Source::Dynamic(listener) => {
+                    Some(listener as &dyn AsFd)
+                }
+                Source::Remote { .. } => None,
+            }));
+            // Not a client that has sent its EOF (always readable: the poll never slept)
+            // nor one whose bytes wait for the channel's window.
+            locals.extend(
+                tunnels
+                    .iter()
+                    .filter(|t| t.reads())
+                    .map(|t| &t.local as &dyn AsFd),
+            );
+            if self.wait(&locals, 50) {
+                (heard, unanswered) = (Instant::now(), 0);
+                // What the server sent with no channel to read it (its host keys after
+                // authentication, keepalive answers, the end of the connection) is taken in
+                // here: left unread, it kept the poll awake, and a closed connection went
+                // unnoticed (the patched `libssh2_keepalive_send` reads first, NETKIT.md).
+                if let Err(e) = self.session.keepalive_send() {
+                    self.hang_up("the connection was closed");
+                    break Err(Error::Ssh {
+                        host: self.host.clone(),
+                        reason: format!("the connection was closed ({})", e.message()),
+                    });
+                }
             }
         };
         self.session.set_blocking(true);
@@ -410,7 +459,12 @@ impl Client {
             let mut buf = vec![0; CHUNK];
             while !tunnel.closed {
                 if !tunnel.pump(&mut buf) {
-                    self.wait(&[&tunnel.local], 50);
+                    let local: &[&dyn AsFd] = if tunnel.reads() {
+                        &[&tunnel.local]
+                    } else {
+                        &[]
+                    };
+                    self.wait(local, 50);
                 }
             }
             log::debug!("tunnel through {} closed", self.host);
@@ -507,6 +561,12 @@ impl<S: Local> Tunnel<S> {
             eof_sent: false,
             closed: false,
         }
+    }
+
+    /// Whether the next turn reads the local side: not after its EOF, nor while what it sent
+    /// waits for the channel.
+    fn reads(&self) -> bool {
+        !self.client_eof && self.up.is_empty()
     }
 
     /// Moves what can move without blocking; returns whether anything did.

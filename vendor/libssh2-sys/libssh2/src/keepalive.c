@@ -56,6 +56,18 @@ int libssh2_keepalive_send(LIBSSH2_SESSION *session, int *seconds_to_next)
     if(!session)
         return LIBSSH2_ERROR_BAD_USE;
 
+    /* netkit: take in what has arrived first, as a channel read does, so that a caller with
+       no channel to read (port forwarding waiting for connections) still consumes the
+       server's packets and learns that the connection is gone (see NETKIT.md). */
+    {
+        int rc;
+        do {
+            rc = ssh2_transport_read(session);
+        } while(rc > 0);
+        if(rc < 0 && rc != LIBSSH2_ERROR_EAGAIN)
+            return ssh2_err(session, rc, "transport read");
+    }
+
     if(!session->keepalive_interval) {
         if(seconds_to_next)
             *seconds_to_next = 0;

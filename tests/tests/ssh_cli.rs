@@ -4662,3 +4662,67 @@ fn a_tunnel_is_idle_when_unused_and_ends_with_255_when_its_server_is_lost() {
         frozen.elapsed()
     );
 }
+
+#[test]
+fn a_tunnel_out_of_descriptors_accepts_again_once_they_are_free() {
+    // One EMFILE on accept ended every forward for good, the process still running.
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target_port = target.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in target.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let _ = conn.write_all(b"hello\n");
+                let _ = std::io::Read::read(&mut conn, &mut [0; 16]);
+            });
+        }
+    });
+    let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let local = listen.local_addr().unwrap().port();
+    drop(listen);
+    let known = work_dir().join("ssh-cli-tunnel-emfile-known-hosts");
+    let _ = std::fs::remove_file(&known);
+    let command = format!(
+        "ulimit -n 32 && exec {} ssh -p {} --accept-new -i {} -o UserKnownHostsFile={} -N -L {local}:127.0.0.1:{target_port} {}",
+        netkit_bin().display(),
+        port(),
+        key("id_ed25519").display(),
+        known.display(),
+        dest()
+    );
+    let mut child = netkit_tests::Spawned::start(
+        Command::new("sh")
+            .args(["-c", &command])
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let hello = || -> Option<String> {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", local)).ok()?;
+        conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        let mut got = [0; 6];
+        std::io::Read::read_exact(&mut conn, &mut got).ok()?;
+        Some(String::from_utf8_lossy(&got).into_owned())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while hello().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tunnel never worked"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Held open at once: more than 32 descriptors' worth.
+    let held: Vec<_> = (0..40)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", local)).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(held);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        hello().as_deref(),
+        Some("hello\n"),
+        "no forwarding after EMFILE"
+    );
+    child.terminate(Duration::from_secs(5));
+}

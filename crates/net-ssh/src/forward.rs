@@ -77,6 +77,27 @@ enum Waiting {
 enum Arrival {
     Open(Open),
     Waiting(Waiting),
+    /// The accept failed for want of descriptors or memory: it is tried again a little later.
+    Busy(std::io::Error),
+}
+
+/// After an accept that failed for want of resources, the listeners wait this long: at once,
+/// the poll would wake at once again (a busy loop while the descriptors are all taken).
+const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A local listener's failed accept: nothing this turn, a pause for want of resources (as
+/// ssh, which accepts again once descriptors are free: one EMFILE ended every forward), or
+/// an error that ends the forwarding.
+fn accept_failed(e: std::io::Error) -> Result<Option<Arrival>, Error> {
+    use nix::errno::Errno;
+    match e.raw_os_error().map(Errno::from_raw) {
+        _ if e.kind() == ErrorKind::WouldBlock => Ok(None),
+        Some(Errno::ECONNABORTED | Errno::EINTR | Errno::EPROTO) => Ok(None),
+        Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM) => {
+            Ok(Some(Arrival::Busy(e)))
+        }
+        _ => Err(listener_error(e)),
+    }
 }
 
 /// Runs `work` on a thread of its own and sends its result back, then wakes the forward's
@@ -239,16 +260,14 @@ impl Client {
                     port: *port,
                     socks: None,
                 }))),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
-                Err(e) => Err(listener_error(e)),
+                Err(e) => accept_failed(e),
             },
             Source::Dynamic(listener) => match listener.accept() {
                 Ok((tcp, _)) => Ok(Some(Arrival::Waiting(Waiting::Handshake(on_thread(
                     wake,
                     move || read_socks_request(tcp),
                 ))))),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
-                Err(e) => Err(listener_error(e)),
+                Err(e) => accept_failed(e),
             },
             Source::Remote {
                 listener,
@@ -305,122 +324,138 @@ impl Client {
         // server gone or frozen ends the forwarding as it ends a command (`exec.rs`).
         let (every, count) = self.keepalive;
         let (mut heard, mut pinged, mut unanswered) = (Instant::now(), Instant::now(), 0);
-        let result = loop {
-            let finishing = finish.load(Ordering::Relaxed);
-            if finishing {
-                // Closed, a listener turns new connections away instead of holding them.
-                sources.clear();
-            }
-            let idle = tunnels.is_empty() && opens.is_empty() && waiting.is_empty();
-            if stop.load(Ordering::Relaxed) || (finishing && idle) {
-                break Ok(());
-            }
-            // Before looking at `waiting`: a thread that finishes after that wakes the poll.
-            while woken.read(&mut buf).is_ok_and(|n| n > 0) {}
-            let mut progress = false;
-            let mut failed = None;
-            for source in sources.iter_mut() {
-                match self.arrival(source, &wake) {
-                    Ok(Some(Arrival::Open(open))) => opens.push_back(open),
-                    Ok(Some(Arrival::Waiting(w))) => waiting.push(w),
-                    Ok(None) => {}
-                    Err(e) => failed = Some(e),
+        let mut accepts_paused_until: Option<Instant> = None;
+        let result =
+            loop {
+                let finishing = finish.load(Ordering::Relaxed);
+                if finishing {
+                    // Closed, a listener turns new connections away instead of holding them.
+                    sources.clear();
                 }
-            }
-            if let Some(e) = failed {
-                break Err(e);
-            }
-            for w in std::mem::take(&mut waiting) {
-                match w {
-                    Waiting::Handshake(rx) => match rx.try_recv() {
-                        Ok(Some(open)) => opens.push_back(open),
-                        Ok(None) | Err(TryRecvError::Disconnected) => {}
-                        Err(TryRecvError::Empty) => waiting.push(Waiting::Handshake(rx)),
-                    },
-                    Waiting::Connect(channel, rx) => match rx.try_recv() {
-                        Ok(Ok(tcp)) => {
-                            progress = true;
-                            tunnels.push(Tunnel::over(tcp, channel));
+                let idle = tunnels.is_empty() && opens.is_empty() && waiting.is_empty();
+                if stop.load(Ordering::Relaxed) || (finishing && idle) {
+                    break Ok(());
+                }
+                // Before looking at `waiting`: a thread that finishes after that wakes the poll.
+                while woken.read(&mut buf).is_ok_and(|n| n > 0) {}
+                let mut progress = false;
+                let mut failed = None;
+                let accepting = accepts_paused_until.is_none_or(|until| Instant::now() >= until);
+                for source in sources.iter_mut().filter(|_| accepting) {
+                    match self.arrival(source, &wake) {
+                        Ok(Some(Arrival::Open(open))) => opens.push_back(open),
+                        Ok(Some(Arrival::Waiting(w))) => waiting.push(w),
+                        Ok(Some(Arrival::Busy(e))) => {
+                            if accepts_paused_until.is_none() {
+                                log::warn!("forwarding: accept: {e} (trying again)");
+                            }
+                            accepts_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
                         }
-                        Ok(Err(e)) => log::warn!("remote forward: {e}"),
-                        Err(TryRecvError::Disconnected) => {}
-                        Err(TryRecvError::Empty) => waiting.push(Waiting::Connect(channel, rx)),
-                    },
+                        Ok(None) => {}
+                        Err(e) => failed = Some(e),
+                    }
                 }
-            }
-            if let Some(open) = opens.front() {
-                match self
-                    .session
-                    .channel_direct_tcpip(&open.host, open.port, None)
-                {
-                    Err(e) if e.code() == EAGAIN => self.ack_at_once(),
-                    result => {
-                        progress = true;
-                        if let Some(open) = opens.pop_front()
-                            && let Some(tunnel) = open.finish(result)
-                        {
-                            tunnels.push(tunnel);
+                if accepting && accepts_paused_until.is_some_and(|until| Instant::now() >= until) {
+                    accepts_paused_until = None;
+                }
+                if let Some(e) = failed {
+                    break Err(e);
+                }
+                for w in std::mem::take(&mut waiting) {
+                    match w {
+                        Waiting::Handshake(rx) => match rx.try_recv() {
+                            Ok(Some(open)) => opens.push_back(open),
+                            Ok(None) | Err(TryRecvError::Disconnected) => {}
+                            Err(TryRecvError::Empty) => waiting.push(Waiting::Handshake(rx)),
+                        },
+                        Waiting::Connect(channel, rx) => match rx.try_recv() {
+                            Ok(Ok(tcp)) => {
+                                progress = true;
+                                tunnels.push(Tunnel::over(tcp, channel));
+                            }
+                            Ok(Err(e)) => log::warn!("remote forward: {e}"),
+                            Err(TryRecvError::Disconnected) => {}
+                            Err(TryRecvError::Empty) => waiting.push(Waiting::Connect(channel, rx)),
+                        },
+                    }
+                }
+                if let Some(open) = opens.front() {
+                    match self
+                        .session
+                        .channel_direct_tcpip(&open.host, open.port, None)
+                    {
+                        Err(e) if e.code() == EAGAIN => self.ack_at_once(),
+                        result => {
+                            progress = true;
+                            if let Some(open) = opens.pop_front()
+                                && let Some(tunnel) = open.finish(result)
+                            {
+                                tunnels.push(tunnel);
+                            }
                         }
                     }
                 }
-            }
-            for tunnel in &mut tunnels {
-                progress |= tunnel.pump(&mut buf);
-            }
-            if tunnels.iter().any(|t| t.closed) {
-                let (ended, open) = std::mem::take(&mut tunnels)
-                    .into_iter()
-                    .partition(|t| t.closed);
-                tunnels = open;
-                closing.extend(ended.into_iter().map(|t: Tunnel<TcpStream>| t.channel));
-            }
-            closing.retain_mut(|channel| matches!(channel.close(), Err(e) if e.code() == EAGAIN));
-            if progress {
-                (heard, unanswered) = (Instant::now(), 0);
-                continue;
-            }
-            if heard.elapsed() >= every && pinged.elapsed() >= every {
-                if unanswered >= count {
-                    // Else the session's drop waits (blocking) on the silent server.
-                    self.hang_up("the server did not answer keepalives");
-                    break Err(Error::Timeout {
-                        host: self.host.clone(),
-                        what: format!("the server did not answer {count} keepalives"),
-                    });
+                for tunnel in &mut tunnels {
+                    progress |= tunnel.pump(&mut buf);
                 }
-                let _ = self.session.keepalive_send();
-                (pinged, unanswered) = (Instant::now(), unanswered + 1);
-            }
-            let mut locals: Vec<&dyn AsFd> = vec![&woken];
-            locals.extend(sources.iter().filter_map(|source| match source {
-                Source::Local { listener, .. } | Source::Dynamic(listener) => {
-                    Some(listener as &dyn AsFd)
+                if tunnels.iter().any(|t| t.closed) {
+                    let (ended, open) = std::mem::take(&mut tunnels)
+                        .into_iter()
+                        .partition(|t| t.closed);
+                    tunnels = open;
+                    closing.extend(ended.into_iter().map(|t: Tunnel<TcpStream>| t.channel));
                 }
-                Source::Remote { .. } => None,
-            }));
-            // Not a client that has sent its EOF (always readable: the poll never slept)
-            // nor one whose bytes wait for the channel's window.
-            locals.extend(
-                tunnels
-                    .iter()
-                    .filter(|t| t.reads())
-                    .map(|t| &t.local as &dyn AsFd),
-            );
-            if self.wait(&locals, 50) {
-                (heard, unanswered) = (Instant::now(), 0);
-                // What the server sent with no channel to read it (its host keys after
-                // authentication, keepalive answers, the end of the connection) is taken in
-                // here: left unread, it kept the poll awake, and a closed connection went
-                // unnoticed (the patched `libssh2_keepalive_send` reads first, NETKIT.md).
-                if let Err(e) = self.session.keepalive_send() {
-                    self.hang_up("the connection was closed");
-                    break Err(Error::Ssh {
-                        host: self.host.clone(),
-                        reason: format!("the connection was closed ({})", e.message()),
-                    });
+                closing
+                    .retain_mut(|channel| matches!(channel.close(), Err(e) if e.code() == EAGAIN));
+                if progress {
+                    (heard, unanswered) = (Instant::now(), 0);
+                    continue;
                 }
-            }
-        };
+                if heard.elapsed() >= every && pinged.elapsed() >= every {
+                    if unanswered >= count {
+                        // Else the session's drop waits (blocking) on the silent server.
+                        self.hang_up("the server did not answer keepalives");
+                        break Err(Error::Timeout {
+                            host: self.host.clone(),
+                            what: format!("the server did not answer {count} keepalives"),
+                        });
+                    }
+                    let _ = self.session.keepalive_send();
+                    (pinged, unanswered) = (Instant::now(), unanswered + 1);
+                }
+                let mut locals: Vec<&dyn AsFd> = vec![&woken];
+                let accepting = accepts_paused_until.is_none();
+                locals.extend(sources.iter().filter(|_| accepting).filter_map(
+                    |source| match source {
+                        Source::Local { listener, .. } | Source::Dynamic(listener) => {
+                            Some(listener as &dyn AsFd)
+                        }
+                        Source::Remote { .. } => None,
+                    },
+                ));
+                // Not a client that has sent its EOF (always readable: the poll never slept)
+                // nor one whose bytes wait for the channel's window.
+                locals.extend(
+                    tunnels
+                        .iter()
+                        .filter(|t| t.reads())
+                        .map(|t| &t.local as &dyn AsFd),
+                );
+                if self.wait(&locals, 50) {
+                    (heard, unanswered) = (Instant::now(), 0);
+                    // What the server sent with no channel to read it (its host keys after
+                    // authentication, keepalive answers, the end of the connection) is taken in
+                    // here: left unread, it kept the poll awake, and a closed connection went
+                    // unnoticed (the patched `libssh2_keepalive_send` reads first, NETKIT.md).
+                    if let Err(e) = self.session.keepalive_send() {
+                        self.hang_up("the connection was closed");
+                        break Err(Error::Ssh {
+                            host: self.host.clone(),
+                            reason: format!("the connection was closed ({})", e.message()),
+                        });
+                    }
+                }
+            };
         self.session.set_blocking(true);
         result
     }

@@ -496,3 +496,28 @@ fn clients_that_send_and_never_read_hold_little_of_the_servers_memory() {
     assert!(grown_kib < 8 << 10, "{grown_kib} KiB for 16 clients");
     drop(conns);
 }
+
+#[test]
+fn out_of_threads_serve_and_connect_say_so_in_one_line() {
+    // A stack no mmap can give makes every new thread fail, as a process or cgroup limit
+    // does; std's spawn panicked (exit 101).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    for args in [
+        &["connect", addr.as_str()][..],
+        &["serve", "echo", "--bind", "127.0.0.1:0"],
+    ] {
+        let out = Command::new(netkit_bin())
+            .args(args)
+            .env("RUST_MIN_STACK", (1u64 << 40).to_string())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("cannot start a thread") && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+}

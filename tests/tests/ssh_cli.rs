@@ -4726,3 +4726,35 @@ fn a_tunnel_out_of_descriptors_accepts_again_once_they_are_free() {
     );
     child.terminate(Duration::from_secs(5));
 }
+
+#[test]
+fn out_of_threads_ssh_and_sftp_say_so_in_one_line() {
+    // A stack no mmap can give makes every new thread fail, as a process or cgroup limit
+    // does; std's spawn panicked (exit 101).
+    let huge = [("RUST_MIN_STACK", (1u64 << 40).to_string())];
+    let forward = format!("{}:127.0.0.1:{}", free_port(), port());
+    let args = ssh_args(&["-N", "-L", &forward], &[]);
+    let sftp = [
+        "sftp".to_owned(),
+        "get".into(),
+        "-P".into(),
+        port().to_string(),
+    ]
+    .into_iter()
+    .chain(common())
+    .chain([format!("{}:/etc/hostname", dest()), "-".into()])
+    .collect::<Vec<_>>();
+    for (args, code) in [(args, 255), (ssh_args(&[], &["true"]), 255), (sftp, 1)] {
+        let out = netkit(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            b"",
+            &huge,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(
+            err.contains("cannot start a thread") && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+}

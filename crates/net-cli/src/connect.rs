@@ -169,7 +169,7 @@ fn copy(mut stream: TcpStream, target: &str, idle: Option<Duration>) -> Outcome 
     let sent = Arc::clone(&sent_at);
     // Disconnected once stdin is all sent, or given why it cannot be.
     let (sending, sender_done) = std::sync::mpsc::channel::<std::io::Error>();
-    std::thread::spawn(move || {
+    crate::spawn(move || {
         let mut stdin = std::io::stdin().lock();
         let mut buf = vec![0; 64 * 1024];
         loop {
@@ -190,7 +190,7 @@ fn copy(mut stream: TcpStream, target: &str, idle: Option<Duration>) -> Outcome 
         }
         // Half-close, so the peer sees our EOF and we still read its answer.
         let _ = sender.shutdown(Shutdown::Write);
-    });
+    })?;
     let mut stdout = std::io::stdout().lock();
     let mut buf = vec![0; 64 * 1024];
     let mut received_at = 0;

@@ -22,11 +22,12 @@ pub struct Queue {
     lines: SyncSender<Vec<u8>>,
 }
 
-/// Starts the thread that writes to stderr; gives the logger's end.
-pub fn start() -> Queue {
+/// Starts the thread that writes to stderr; gives the logger's end, or the error when no
+/// thread can be started (the log then goes to stderr directly).
+pub fn start() -> std::io::Result<Queue> {
     let (lines, rx) = sync_channel(QUEUED_LINES);
-    std::thread::spawn(move || write_out(&rx));
-    Queue { lines }
+    std::thread::Builder::new().spawn(move || write_out(&rx))?;
+    Ok(Queue { lines })
 }
 
 fn write_out(lines: &Receiver<Vec<u8>>) {

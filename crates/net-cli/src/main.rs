@@ -103,8 +103,11 @@ fn main() -> ExitCode {
             }
         }
     }
-    if log_file.is_none() && matches!(cli.command, Command::Serve(_)) {
-        logger.target(env_logger::Target::Pipe(Box::new(log_queue::start())));
+    if log_file.is_none()
+        && matches!(cli.command, Command::Serve(_))
+        && let Ok(queue) = log_queue::start()
+    {
+        logger.target(env_logger::Target::Pipe(Box::new(queue)));
         // A pipe target is never coloured by itself; on a terminal the log was.
         if std::io::IsTerminal::is_terminal(&std::io::stderr())
             && std::env::var_os("RUST_LOG_STYLE").is_none()
@@ -303,6 +306,17 @@ fn usage_error(e: &clap::Error) -> ExitCode {
         return ExitCode::from(ssh::OWN_ERROR);
     }
     ExitCode::from(exit::USAGE)
+}
+
+/// Starts `work` on a thread of its own: out of threads (a process or cgroup limit), an error
+/// saying so, where `std::thread::spawn` panics (exit 101).
+fn spawn<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<std::thread::JoinHandle<T>> {
+    use anyhow::Context as _;
+    std::thread::Builder::new()
+        .spawn(work)
+        .context("cannot start a thread")
 }
 
 #[cfg(test)]

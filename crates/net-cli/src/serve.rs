@@ -155,7 +155,7 @@ fn serve<S: Service>(builder: ServerBuilder, service: S) -> Outcome {
         .context("cannot install signal handlers")?;
     let server = builder.build(service).code(GENERIC)?;
     let stop = server.shutdown_handle();
-    std::thread::spawn(move || {
+    crate::spawn(move || {
         let mut signals = signals.forever();
         if signals.next().is_some() {
             stop.shutdown();
@@ -165,7 +165,8 @@ fn serve<S: Service>(builder: ServerBuilder, service: S) -> Outcome {
         if let Some(signal) = signals.next() {
             std::process::exit(128 + signal);
         }
-    });
+    })
+    .code(GENERIC)?;
     for addr in server.local_addrs() {
         crate::exit::say(format_args!("listening on {addr}"));
     }

@@ -347,16 +347,20 @@ fn interruptible(options: Transfer) -> Result<Transfer, Failure> {
     static LISTENING: std::sync::Once = std::sync::Once::new();
     let mut listening = Ok(());
     LISTENING.call_once(|| {
-        listening = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map(|mut signals| {
-            std::thread::spawn(move || {
-                for signal in signals.forever() {
-                    if CANCEL.swap(true, Ordering::Relaxed) {
-                        std::process::exit(128 + signal);
+        listening =
+            signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).and_then(|mut signals| {
+                let watching = crate::spawn(move || {
+                    for signal in signals.forever() {
+                        if CANCEL.swap(true, Ordering::Relaxed) {
+                            std::process::exit(128 + signal);
+                        }
+                        CANCELLED_BY.store(signal, Ordering::Relaxed);
                     }
-                    CANCELLED_BY.store(signal, Ordering::Relaxed);
-                }
+                });
+                watching
+                    .map(drop)
+                    .map_err(|e| std::io::Error::other(format!("{e:#}")))
             });
-        });
     });
     listening?;
     Ok(options.with_cancel(&CANCEL))

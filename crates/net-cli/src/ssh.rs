@@ -745,13 +745,16 @@ pub fn run(mut args: Args) -> Outcome {
         // this ends too, with 255 (a tunnel that stayed up carrying nothing looked healthy to
         // its supervisor).
         let closer = signals.handle();
-        let forwards = forwards.map(|forwards| {
-            std::thread::spawn(move || {
-                let ended = forwards.join();
-                closer.close();
-                ended
+        let forwards = forwards
+            .map(|forwards| {
+                crate::spawn(move || {
+                    let ended = forwards.join();
+                    closer.close();
+                    ended
+                })
             })
-        });
+            .transpose()
+            .map_err(own)?;
         let signalled = signals.forever().next().is_some();
         stop.now.store(true, std::sync::atomic::Ordering::Relaxed);
         let ended = forwards.and_then(|f| f.join().ok()).and_then(Result::ok);
@@ -782,7 +785,7 @@ pub fn run(mut args: Args) -> Outcome {
     let host = config.host.clone();
     let rx = (!args.no_stdin).then(|| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-        std::thread::spawn(move || {
+        crate::spawn(move || {
             let mut stdin = std::io::stdin().lock();
             let mut buf = vec![0; 64 * 1024];
             while let Ok(n) = stdin.read(&mut buf) {
@@ -809,9 +812,10 @@ pub fn run(mut args: Args) -> Outcome {
                     break;
                 }
             }
-        });
-        rx
+        })
+        .map(|_| rx)
     });
+    let rx = rx.transpose().map_err(own)?;
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
     // A stdout that closes (`| head`) ends the session, as in ssh: a `tail -f` would run on.
@@ -874,12 +878,13 @@ fn parse_host_port(spec: &str) -> Result<(&str, u16), Failure> {
 fn stdio_forward(client: Client, host: &str, port: u16, read_stdin: bool) -> Outcome {
     let tunnel = client.tunnel(host, port).map_err(own)?;
     let mut up = tunnel.try_clone().context("tunnel").map_err(own)?;
-    std::thread::spawn(move || {
+    crate::spawn(move || {
         if read_stdin {
             let _ = std::io::copy(&mut std::io::stdin().lock(), &mut up);
         }
         let _ = up.shutdown(std::net::Shutdown::Write);
-    });
+    })
+    .map_err(own)?;
     // Flushed at every read: stdout is line-buffered, and a protocol's bytes (an SSH
     // handshake behind a ProxyCommand) must not wait for a newline.
     let mut stdout = std::io::stdout().lock();
@@ -909,7 +914,7 @@ fn window_changes() -> anyhow::Result<std::sync::mpsc::Receiver<(u32, u32)>> {
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGWINCH])
         .context("cannot watch the terminal's size")?;
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    crate::spawn(move || {
         for _ in signals.forever() {
             if let Some(size) = window_size()
                 && tx.send(size).is_err()
@@ -917,7 +922,7 @@ fn window_changes() -> anyhow::Result<std::sync::mpsc::Receiver<(u32, u32)>> {
                 break;
             }
         }
-    });
+    })?;
     Ok(rx)
 }
 
@@ -1185,9 +1190,8 @@ fn start_forwards(
         }
     }
     let stop = std::sync::Arc::clone(stop);
-    Ok(Some(std::thread::spawn(move || {
-        forwards.run_until(&stop.now, &stop.after_open_ones)
-    })))
+    let carrying = crate::spawn(move || forwards.run_until(&stop.now, &stop.after_open_ones));
+    Ok(Some(carrying.map_err(own)?))
 }
 
 /// When the forwards end: `now` (a signal), or `after_open_ones` (the command exited: the

@@ -558,6 +558,19 @@ impl ssh2::KeyboardInteractivePrompt for PasswordPrompt<'_> {
     }
 }
 
+/// Starts `work` on a thread of its own: out of threads (a process or cgroup limit), an
+/// [`Error::Local`], where `std::thread::spawn` panics.
+pub(crate) fn spawn<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<T>, Error> {
+    std::thread::Builder::new()
+        .spawn(work)
+        .map_err(|source| Error::Local {
+            path: "cannot start a thread".into(),
+            source,
+        })
+}
+
 /// The TCP connection to `config`'s host, with TCP_NODELAY and keepalive.
 fn tcp_connect(config: &Config) -> Result<TcpStream, Error> {
     let addrs: Vec<_> = (config.host.as_str(), config.port)

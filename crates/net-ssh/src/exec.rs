@@ -404,7 +404,7 @@ impl Client {
             // (polling every 5 ms instead cost 200 wake-ups a second in an idle shell).
             let input_open = stdin.is_some() || resize.is_some();
             if input_open && waker.is_none() {
-                waker = wake_on_input(&mut stdin, &mut resize);
+                waker = wake_on_input(&mut stdin, &mut resize)?;
             }
             let answered = match (&waker, input_open) {
                 (Some(waker), true) => {
@@ -426,24 +426,41 @@ impl Client {
 /// Passes `stdin` and `resize` on through threads that write a byte to a socket pair after
 /// each item and at the end; returns its readable end. `None` (and nothing changed) when the
 /// pair cannot be made: the caller then polls.
+///
+/// # Errors
+/// [`Error::Local`] when a thread cannot be started.
 fn wake_on_input(
     stdin: &mut Option<Receiver<Vec<u8>>>,
     resize: &mut Option<Receiver<(u32, u32)>>,
-) -> Option<UnixStream> {
-    let (reader, writer) = UnixStream::pair().ok()?;
-    reader.set_nonblocking(true).ok()?;
+) -> Result<Option<UnixStream>, Error> {
+    let Ok((reader, writer)) = UnixStream::pair() else {
+        return Ok(None);
+    };
     let waker = || writer.try_clone().ok();
-    let (stdin_waker, resize_waker) = (waker()?, waker()?);
-    *stdin = stdin.take().map(|rx| pass_on(rx, stdin_waker));
-    *resize = resize.take().map(|rx| pass_on(rx, resize_waker));
-    Some(reader)
+    let (Ok(()), Some(stdin_waker), Some(resize_waker)) =
+        (reader.set_nonblocking(true), waker(), waker())
+    else {
+        return Ok(None);
+    };
+    *stdin = stdin
+        .take()
+        .map(|rx| pass_on(rx, stdin_waker))
+        .transpose()?;
+    *resize = resize
+        .take()
+        .map(|rx| pass_on(rx, resize_waker))
+        .transpose()?;
+    Ok(Some(reader))
 }
 
 /// A receiver of what `from` receives, with a byte written to `waker` after each item and
 /// when `from` ends.
-fn pass_on<T: Send + 'static>(from: Receiver<T>, mut waker: UnixStream) -> Receiver<T> {
+fn pass_on<T: Send + 'static>(
+    from: Receiver<T>,
+    mut waker: UnixStream,
+) -> Result<Receiver<T>, Error> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    std::thread::spawn(move || {
+    crate::client::spawn(move || {
         for item in from {
             if tx.send(item).is_err() {
                 return;
@@ -452,6 +469,6 @@ fn pass_on<T: Send + 'static>(from: Receiver<T>, mut waker: UnixStream) -> Recei
         }
         drop(tx);
         let _ = waker.write_all(&[1]);
-    });
-    rx
+    })?;
+    Ok(rx)
 }

@@ -77,7 +77,8 @@ enum Waiting {
 enum Arrival {
     Open(Open),
     Waiting(Waiting),
-    /// The accept failed for want of descriptors or memory: it is tried again a little later.
+    /// The accept failed, or the thread for what came, for want of descriptors, memory or
+    /// threads: the listeners are tried again a little later.
     Busy(std::io::Error),
 }
 
@@ -101,20 +102,21 @@ fn accept_failed(e: std::io::Error) -> Result<Option<Arrival>, Error> {
 }
 
 /// Runs `work` on a thread of its own and sends its result back, then wakes the forward's
-/// loop through `wake` (its poll cannot watch a channel).
+/// loop through `wake` (its poll cannot watch a channel). Out of threads, the error (and
+/// `work` is dropped, with the connection it holds).
 fn on_thread<T: Send + 'static>(
     wake: &UnixStream,
     work: impl FnOnce() -> T + Send + 'static,
-) -> Receiver<T> {
+) -> std::io::Result<Receiver<T>> {
     let (tx, rx) = mpsc::channel();
     let wake = wake.try_clone();
-    std::thread::spawn(move || {
+    std::thread::Builder::new().spawn(move || {
         let _ = tx.send(work());
         if let Ok(mut wake) = wake {
             let _ = wake.write_all(&[1]);
         }
-    });
-    rx
+    })?;
+    Ok(rx)
 }
 
 /// Where one forward's connections come from, and where they go.
@@ -263,10 +265,12 @@ impl Client {
                 Err(e) => accept_failed(e),
             },
             Source::Dynamic(listener) => match listener.accept() {
-                Ok((tcp, _)) => Ok(Some(Arrival::Waiting(Waiting::Handshake(on_thread(
-                    wake,
-                    move || read_socks_request(tcp),
-                ))))),
+                Ok((tcp, _)) => Ok(Some(
+                    match on_thread(wake, move || read_socks_request(tcp)) {
+                        Ok(handshake) => Arrival::Waiting(Waiting::Handshake(handshake)),
+                        Err(e) => Arrival::Busy(e),
+                    },
+                )),
                 Err(e) => accept_failed(e),
             },
             Source::Remote {
@@ -285,7 +289,10 @@ impl Client {
                                 std::io::Error::new(e.kind(), format!("{host}:{port}: {e}"))
                             })
                     });
-                    Ok(Some(Arrival::Waiting(Waiting::Connect(channel, tcp))))
+                    Ok(Some(match tcp {
+                        Ok(tcp) => Arrival::Waiting(Waiting::Connect(channel, tcp)),
+                        Err(e) => Arrival::Busy(e),
+                    }))
                 }
                 Err(e) if e.code() == EAGAIN => Ok(None),
                 Err(e) => Err(Error::ssh(&self.host, &e)),
@@ -489,7 +496,7 @@ impl Client {
         let channel = self.open_tunnel(host, port).map_err(unreachable)?;
         let (ours, theirs) = UnixStream::pair().map_err(local)?;
         theirs.set_nonblocking(true).map_err(local)?;
-        std::thread::spawn(move || {
+        crate::client::spawn(move || {
             let mut tunnel = Tunnel::new(theirs, channel);
             let mut buf = vec![0; CHUNK];
             while !tunnel.closed {
@@ -503,7 +510,7 @@ impl Client {
                 }
             }
             log::debug!("tunnel through {} closed", self.host);
-        });
+        })?;
         Ok(ours)
     }
 

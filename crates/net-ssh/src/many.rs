@@ -54,40 +54,50 @@ pub fn run_many_with(
     let results: Mutex<Vec<Option<HostResult>>> =
         Mutex::new((0..hosts.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
-        for _ in 0..parallel.clamp(1, hosts.len().max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(config) = hosts.get(i) else { break };
-                    let started = Instant::now();
-                    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-                    let outcome = Client::connect(config).and_then(|client| {
-                        client.exec_streaming(
-                            command,
-                            None,
-                            &mut |b| {
-                                stdout.extend_from_slice(b);
-                                Ok(())
-                            },
-                            &mut |b| {
-                                stderr.extend_from_slice(b);
-                                Ok(())
-                            },
-                        )
-                    });
-                    let result = HostResult {
-                        host: display_name(config),
-                        outcome,
-                        stdout,
-                        stderr,
-                        duration: started.elapsed(),
-                    };
-                    on_done(i, &result);
-                    if let Ok(mut all) = results.lock() {
-                        all[i] = Some(result);
-                    }
+        let work = || {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(config) = hosts.get(i) else { break };
+                let started = Instant::now();
+                let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+                let outcome = Client::connect(config).and_then(|client| {
+                    client.exec_streaming(
+                        command,
+                        None,
+                        &mut |b| {
+                            stdout.extend_from_slice(b);
+                            Ok(())
+                        },
+                        &mut |b| {
+                            stderr.extend_from_slice(b);
+                            Ok(())
+                        },
+                    )
+                });
+                let result = HostResult {
+                    host: display_name(config),
+                    outcome,
+                    stdout,
+                    stderr,
+                    duration: started.elapsed(),
+                };
+                on_done(i, &result);
+                if let Ok(mut all) = results.lock() {
+                    all[i] = Some(result);
                 }
-            });
+            }
+        };
+        // Out of threads (a process or cgroup limit), the hosts are run by those that
+        // started, or by this one.
+        let started = (0..parallel.clamp(1, hosts.len().max(1)))
+            .filter(|_| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, work)
+                    .is_ok()
+            })
+            .count();
+        if started == 0 {
+            work();
         }
     });
     results

@@ -79,14 +79,15 @@ pub(crate) fn start(config: &Config, command: &str) -> Result<(OwnedFd, OwnedFd,
         let _ = child.kill();
         return Err(failed("no pipes to the command".into()));
     };
-    std::thread::spawn(move || {
+    let running = Running(child);
+    crate::client::spawn(move || {
         let _ = copy(&mut from_child, &mut down_to);
         let _ = down_to.shutdown(std::net::Shutdown::Write);
-    });
-    std::thread::spawn(move || {
+    })?;
+    crate::client::spawn(move || {
         let _ = copy(&mut up_from, &mut to_child);
-    });
-    Ok((OwnedFd::from(ours), OwnedFd::from(ours2), Running(child)))
+    })?;
+    Ok((OwnedFd::from(ours), OwnedFd::from(ours2), running))
 }
 
 /// Copies until EOF, flushing each piece: the protocol waits for every packet.

@@ -191,14 +191,17 @@ fn receive_overlapped<W: Write + Send>(
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(4);
     let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     std::thread::scope(|scope| {
-        let writer = scope.spawn(move || {
-            for (buf, len) in full_rx {
-                target.write_all(&buf[..len])?;
-                // The reader may be gone after an error of its own; the buffer is then freed.
-                let _ = empty_tx.send(buf);
-            }
-            Ok(target)
-        });
+        let writer = std::thread::Builder::new()
+            .spawn_scoped(scope, move || {
+                for (buf, len) in full_rx {
+                    target.write_all(&buf[..len])?;
+                    // The reader may be gone after an error of its own; the buffer is then
+                    // freed.
+                    let _ = empty_tx.send(buf);
+                }
+                Ok(target)
+            })
+            .map_err(Copy::Local)?;
         let read = (|| {
             let mut received = 0u64;
             loop {

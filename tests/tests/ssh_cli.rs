@@ -4515,6 +4515,16 @@ impl Relay {
 
 #[test]
 fn server_alive_gives_up_on_a_server_that_stops_answering_as_ssh_does() {
+    // A server that answers is kept, at the shortest interval too (libssh2 takes 1 s as 2 s
+    // and sends nothing before: each call was counted as unanswered, exit 255 after 2 s).
+    let alive = ["-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=1"];
+    let out = ssh_with(&alive, &["sleep 5; echo done"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice()),
+        (Some(0), &b"done\n"[..]),
+        "{err}"
+    );
     let relay = Relay::start();
     let relay_port = relay.port;
     let known = work_dir().join("ssh-cli-server-alive-known-hosts");

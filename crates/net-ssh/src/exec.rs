@@ -273,10 +273,7 @@ impl Client {
         let mut waker = None;
         let (mut out_done, mut err_done) = (false, false);
         let started = Instant::now();
-        // When the server last sent anything, and the keepalives sent since, unanswered.
-        let mut heard = Instant::now();
-        let mut unanswered = 0;
-        let mut pinged = Instant::now();
+        let mut alive = crate::server_alive::ServerAlive::new(self);
         loop {
             let mut progress = false;
             // Only the latest size matters; one that would block is sent on a later turn.
@@ -373,22 +370,10 @@ impl Client {
                 return Ok(());
             }
             if progress {
-                (heard, unanswered) = (Instant::now(), 0);
+                alive.heard();
                 continue;
             }
-            let (every, count) = self.keepalive;
-            if heard.elapsed() >= every && pinged.elapsed() >= every {
-                if unanswered >= count {
-                    // As ssh's "Timeout, server not responding".
-                    self.hang_up("the server did not answer keepalives");
-                    return Err(Error::Timeout {
-                        host: self.host.clone(),
-                        what: format!("the server did not answer {count} keepalives"),
-                    });
-                }
-                let _ = self.session.keepalive_send();
-                (pinged, unanswered) = (Instant::now(), unanswered + 1);
-            }
+            alive.check(self)?;
             if let Some(limit) = self.exec_timeout
                 && started.elapsed() > limit
             {
@@ -417,7 +402,7 @@ impl Client {
                 (_, false) => self.wait(&[], 100),
             };
             if answered {
-                (heard, unanswered) = (Instant::now(), 0);
+                alive.heard();
             }
         }
     }

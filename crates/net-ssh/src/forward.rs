@@ -327,10 +327,8 @@ impl Client {
         // reset a connection mid-transfer, never given back).
         let mut closing: Vec<ssh2::Channel> = Vec::new();
         let mut buf = vec![0; CHUNK];
-        // When the server last sent anything, and the keepalives sent since, unanswered: a
-        // server gone or frozen ends the forwarding as it ends a command (`exec.rs`).
-        let (every, count) = self.keepalive;
-        let (mut heard, mut pinged, mut unanswered) = (Instant::now(), Instant::now(), 0);
+        // A server gone or frozen ends the forwarding as it ends a command (`exec.rs`).
+        let mut alive = crate::server_alive::ServerAlive::new(self);
         let mut accepts_paused_until: Option<Instant> = None;
         let result =
             loop {
@@ -415,20 +413,11 @@ impl Client {
                 closing
                     .retain_mut(|channel| matches!(channel.close(), Err(e) if e.code() == EAGAIN));
                 if progress {
-                    (heard, unanswered) = (Instant::now(), 0);
+                    alive.heard();
                     continue;
                 }
-                if heard.elapsed() >= every && pinged.elapsed() >= every {
-                    if unanswered >= count {
-                        // Else the session's drop waits (blocking) on the silent server.
-                        self.hang_up("the server did not answer keepalives");
-                        break Err(Error::Timeout {
-                            host: self.host.clone(),
-                            what: format!("the server did not answer {count} keepalives"),
-                        });
-                    }
-                    let _ = self.session.keepalive_send();
-                    (pinged, unanswered) = (Instant::now(), unanswered + 1);
+                if let Err(e) = alive.check(self) {
+                    break Err(e);
                 }
                 let mut locals: Vec<&dyn AsFd> = vec![&woken];
                 let accepting = accepts_paused_until.is_none();
@@ -449,7 +438,7 @@ impl Client {
                         .map(|t| &t.local as &dyn AsFd),
                 );
                 if self.wait(&locals, 50) {
-                    (heard, unanswered) = (Instant::now(), 0);
+                    alive.heard();
                     // What the server sent with no channel to read it (its host keys after
                     // authentication, keepalive answers, the end of the connection) is taken in
                     // here: left unread, it kept the poll awake, and a closed connection went

@@ -38,6 +38,7 @@ mod known_hosts;
 mod many;
 mod matching;
 mod proxy_command;
+mod server_alive;
 mod sftp;
 mod socks;
 

@@ -4768,3 +4768,41 @@ fn out_of_threads_ssh_and_sftp_say_so_in_one_line() {
         );
     }
 }
+
+#[test]
+fn a_get_into_a_fifo_whose_reader_leaves_early_is_an_error() {
+    // The broken pipe was taken for `| head` closing our stdout: exit 0, the data lost.
+    let remote = remote_dir("sftp-cli-fifo").join("big.bin");
+    std::fs::write(&remote, vec![5u8; 1 << 20]).unwrap();
+    let fifo = work_dir().join("sftp-cli-fifo");
+    let _ = std::fs::remove_file(&fifo);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut first = [0; 10];
+            std::io::Read::read_exact(&mut std::fs::File::open(fifo).unwrap(), &mut first)
+        })
+    };
+    let mut args = vec![
+        "sftp".to_owned(),
+        "get".into(),
+        "-P".into(),
+        port().to_string(),
+    ];
+    args.extend(common());
+    args.push(format!("{}:{}", dest(), remote.display()));
+    args.push(fifo.display().to_string());
+    let out = netkit(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        b"",
+        &[],
+    );
+    reader.join().unwrap().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("sftp-cli-fifo") && err.contains("Broken pipe"),
+        "{err}"
+    );
+}

@@ -93,12 +93,24 @@ pub fn one_line(error: &anyhow::Error) -> String {
     line
 }
 
+/// A reader of our output gone: quiet, as `cat | head`. Not a file named on the command line
+/// (a FIFO or `/dev/stdout` given as the target of a download or an sftp get), whose reader
+/// leaving early lost data: that is an error, as curl and sftp report it.
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
+    let named_file = error.chain().any(|cause| {
         cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+            .downcast_ref::<net_ssh::Error>()
+            .is_some_and(|e| matches!(e, net_ssh::Error::Local { .. }))
+            || cause
+                .downcast_ref::<net_http::Error>()
+                .is_some_and(|e| matches!(e, net_http::Error::File { .. }))
+    });
+    !named_file
+        && error.chain().any(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        })
 }
 
 #[cfg(test)]

@@ -1093,13 +1093,29 @@ fn prefixed_json(body: &[u8]) -> Option<(&[u8], serde_json::Value)> {
     Some((&body[..start], value))
 }
 
-/// Whether text begins as JSON does, perhaps after a byte order mark or an anti-XSSI guard.
+/// Whether text begins as a JSON object or array does, perhaps after a byte order mark or an
+/// anti-XSSI guard: its start parses, or runs out before an error (a log line such as
+/// `[INFO] up` or `[2026-12-05 10:00] up` is no JSON, and streams).
 fn starts_as_json(text: &[u8]) -> bool {
     let text = text.strip_prefix("\u{feff}".as_bytes()).unwrap_or(text);
     let text = text.strip_prefix(b")]}'").unwrap_or(text);
-    text.iter()
-        .find(|b| !b.is_ascii_whitespace() && **b != b',')
-        .is_some_and(|b| *b == b'{' || *b == b'[')
+    let Some(start) = text
+        .iter()
+        .position(|b| !b.is_ascii_whitespace() && *b != b',')
+    else {
+        return false;
+    };
+    let text = &text[start..];
+    if !text.starts_with(b"{") && !text.starts_with(b"[") {
+        return false;
+    }
+    let mut values =
+        serde_json::Deserializer::from_slice(text).into_iter::<serde::de::IgnoredAny>();
+    match values.next() {
+        Some(Ok(_)) => true,
+        Some(Err(e)) => e.is_eof(),
+        None => false,
+    }
 }
 
 /// Shown instead of a body with NUL bytes on a terminal, as httpie shows it.
@@ -1214,4 +1230,32 @@ fn colour_value(value: &str) -> String {
         return value.to_owned();
     };
     format!("\x1b[{code}m{core}\x1b[0m{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::starts_as_json;
+
+    #[test]
+    fn text_is_held_to_be_formatted_only_when_it_starts_as_json() {
+        for json in [
+            &b"{\"a\": [1, 2"[..],
+            b"[\"x\"]\n",
+            b"\xef\xbb\xbf{\"c\":4}",
+            b")]}',\n{\"b\":3}",
+            b"  [\n  {\"id\": 1}",
+        ] {
+            assert!(starts_as_json(json), "{}", String::from_utf8_lossy(json));
+        }
+        // Logs that stream as they come.
+        for log in [
+            &b"[INFO] server up\n"[..],
+            b"[2026-12-05 10:00:00] up\n",
+            b"{not json}",
+            b"hello [1]",
+            b"",
+        ] {
+            assert!(!starts_as_json(log), "{}", String::from_utf8_lossy(log));
+        }
+    }
 }

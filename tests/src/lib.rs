@@ -39,6 +39,22 @@ pub fn work_dir() -> PathBuf {
     PathBuf::from(env("NETKIT_TEST_WORK"))
 }
 
+/// The CPU time (user and system, in clock ticks: 100 a second) process `pid` has used.
+///
+/// # Panics
+/// When the process is gone.
+#[must_use]
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process is there");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields[i].parse::<u64>().expect("a number of ticks");
+    ticks(11) + ticks(12)
+}
+
 /// A process a test started, killed (SIGKILL) and reaped when dropped: a test that fails while
 /// it runs must not leave it running, holding the run's output open (a `cargo xtask test | grep`
 /// would wait for it).

@@ -419,19 +419,9 @@ fn running_out_of_file_descriptors_neither_crashes_nor_spins() {
         .filter_map(|_| TcpStream::connect(addr).ok())
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let cpu = |pid: u32| -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
-        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-    };
-    let before = cpu(served.child.id());
+    let before = netkit_tests::cpu_ticks(served.child.id());
     std::thread::sleep(Duration::from_secs(2));
-    let ticks = cpu(served.child.id()) - before;
+    let ticks = netkit_tests::cpu_ticks(served.child.id()) - before;
     // A spinning accept loop burns ~200 ticks in 2 s; a paused one a handful.
     assert!(
         ticks < 60,

@@ -498,15 +498,21 @@ fn raw(request: &[u8]) -> Vec<u8> {
     raw_split(request, request.len())
 }
 
-/// [`raw`], sending the first `at` bytes, then the rest a moment later (a second read).
-fn raw_split(request: &[u8], at: usize) -> Vec<u8> {
+/// A connection to the run's `netkit serve http`, reads cut at 20 s.
+fn connect_to_serve() -> TcpStream {
     let addr = env("NETKIT_TEST_SERVE_URL")
         .trim_start_matches("http://")
         .to_owned();
-    let mut stream = TcpStream::connect(addr).unwrap();
+    let stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
+    stream
+}
+
+/// [`raw`], sending the first `at` bytes, then the rest a moment later (a second read).
+fn raw_split(request: &[u8], at: usize) -> Vec<u8> {
+    let mut stream = connect_to_serve();
     stream.write_all(&request[..at]).unwrap();
     if at < request.len() {
         std::thread::sleep(Duration::from_millis(200));
@@ -1079,13 +1085,7 @@ fn out_of_descriptors_a_file_that_is_there_is_500_not_404() {
 fn an_upload_refused_before_it_ends_still_gets_its_answer() {
     // As python's http.client and most SDKs send: the whole body, then read. 3 MB over 3 s
     // was reset after 2 s (the answer, 405, lost); nginx reads on for up to 30 s.
-    let addr = env("NETKIT_TEST_SERVE_URL")
-        .trim_start_matches("http://")
-        .to_owned();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    let mut stream = connect_to_serve();
     let chunk = vec![b'x'; 100_000];
     let head = format!(
         "PUT /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",

@@ -330,130 +330,158 @@ impl Client {
         // A server gone or frozen ends the forwarding as it ends a command (`exec.rs`).
         let mut alive = crate::server_alive::ServerAlive::new(self);
         let mut accepts_paused_until: Option<Instant> = None;
-        let result =
-            loop {
-                let finishing = finish.load(Ordering::Relaxed);
-                if finishing {
-                    // Closed, a listener turns new connections away instead of holding them.
-                    sources.clear();
-                }
-                let idle = tunnels.is_empty() && opens.is_empty() && waiting.is_empty();
-                if stop.load(Ordering::Relaxed) || (finishing && idle) {
-                    break Ok(());
-                }
-                // Before looking at `waiting`: a thread that finishes after that wakes the poll.
-                while woken.read(&mut buf).is_ok_and(|n| n > 0) {}
-                let mut progress = false;
-                let mut failed = None;
-                let accepting = accepts_paused_until.is_none_or(|until| Instant::now() >= until);
-                for source in sources.iter_mut().filter(|_| accepting) {
-                    match self.arrival(source, &wake) {
-                        Ok(Some(Arrival::Open(open))) => opens.push_back(open),
-                        Ok(Some(Arrival::Waiting(w))) => waiting.push(w),
-                        Ok(Some(Arrival::Busy(e))) => {
-                            if accepts_paused_until.is_none() {
-                                log::warn!("forwarding: accept: {e} (trying again)");
-                            }
-                            accepts_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
-                        }
-                        Ok(None) => {}
-                        Err(e) => failed = Some(e),
-                    }
-                }
-                if accepting && accepts_paused_until.is_some_and(|until| Instant::now() >= until) {
-                    accepts_paused_until = None;
-                }
-                if let Some(e) = failed {
-                    break Err(e);
-                }
-                for w in std::mem::take(&mut waiting) {
-                    match w {
-                        Waiting::Handshake(rx) => match rx.try_recv() {
-                            Ok(Some(open)) => opens.push_back(open),
-                            Ok(None) | Err(TryRecvError::Disconnected) => {}
-                            Err(TryRecvError::Empty) => waiting.push(Waiting::Handshake(rx)),
-                        },
-                        Waiting::Connect(channel, rx) => match rx.try_recv() {
-                            Ok(Ok(tcp)) => {
-                                progress = true;
-                                tunnels.push(Tunnel::over(tcp, channel));
-                            }
-                            Ok(Err(e)) => log::warn!("remote forward: {e}"),
-                            Err(TryRecvError::Disconnected) => {}
-                            Err(TryRecvError::Empty) => waiting.push(Waiting::Connect(channel, rx)),
-                        },
-                    }
-                }
-                if let Some(open) = opens.front() {
-                    match self
-                        .session
-                        .channel_direct_tcpip(&open.host, open.port, None)
-                    {
-                        Err(e) if e.code() == EAGAIN => self.ack_at_once(),
-                        result => {
-                            progress = true;
-                            if let Some(open) = opens.pop_front()
-                                && let Some(tunnel) = open.finish(result)
-                            {
-                                tunnels.push(tunnel);
-                            }
-                        }
-                    }
-                }
-                for tunnel in &mut tunnels {
-                    progress |= tunnel.pump(&mut buf);
-                }
-                if tunnels.iter().any(|t| t.closed) {
-                    let (ended, open) = std::mem::take(&mut tunnels)
-                        .into_iter()
-                        .partition(|t| t.closed);
-                    tunnels = open;
-                    closing.extend(ended.into_iter().map(|t: Tunnel<TcpStream>| t.channel));
-                }
-                closing
-                    .retain_mut(|channel| matches!(channel.close(), Err(e) if e.code() == EAGAIN));
-                if progress {
-                    alive.heard();
-                    continue;
-                }
-                if let Err(e) = alive.check(self) {
-                    break Err(e);
-                }
-                let mut locals: Vec<&dyn AsFd> = vec![&woken];
-                let accepting = accepts_paused_until.is_none();
-                locals.extend(sources.iter().filter(|_| accepting).filter_map(
-                    |source| match source {
-                        Source::Local { listener, .. } | Source::Dynamic(listener) => {
-                            Some(listener as &dyn AsFd)
-                        }
-                        Source::Remote { .. } => None,
+        let result = loop {
+            let finishing = finish.load(Ordering::Relaxed);
+            if finishing {
+                // Closed, a listener turns new connections away instead of holding them.
+                sources.clear();
+            }
+            let idle = tunnels.is_empty() && opens.is_empty() && waiting.is_empty();
+            if stop.load(Ordering::Relaxed) || (finishing && idle) {
+                break Ok(());
+            }
+            // Before looking at `waiting`: a thread that finishes after that wakes the poll.
+            while woken.read(&mut buf).is_ok_and(|n| n > 0) {}
+            let mut progress = false;
+            let arrived = self.take_arrivals(
+                sources,
+                &wake,
+                (&mut opens, &mut waiting),
+                &mut accepts_paused_until,
+            );
+            if let Err(e) = arrived {
+                break Err(e);
+            }
+            for w in std::mem::take(&mut waiting) {
+                match w {
+                    Waiting::Handshake(rx) => match rx.try_recv() {
+                        Ok(Some(open)) => opens.push_back(open),
+                        Ok(None) | Err(TryRecvError::Disconnected) => {}
+                        Err(TryRecvError::Empty) => waiting.push(Waiting::Handshake(rx)),
                     },
-                ));
-                // Not a client that has sent its EOF (always readable: the poll never slept)
-                // nor one whose bytes wait for the channel's window.
-                locals.extend(
-                    tunnels
-                        .iter()
-                        .filter(|t| t.reads())
-                        .map(|t| &t.local as &dyn AsFd),
-                );
-                if self.wait(&locals, 50) {
-                    alive.heard();
-                    // What the server sent with no channel to read it (its host keys after
-                    // authentication, keepalive answers, the end of the connection) is taken in
-                    // here: left unread, it kept the poll awake, and a closed connection went
-                    // unnoticed (the patched `libssh2_keepalive_send` reads first, NETKIT.md).
-                    if let Err(e) = self.session.keepalive_send() {
-                        self.hang_up("the connection was closed");
-                        break Err(Error::Ssh {
-                            host: self.host.clone(),
-                            reason: format!("the connection was closed ({})", e.message()),
-                        });
+                    Waiting::Connect(channel, rx) => match rx.try_recv() {
+                        Ok(Ok(tcp)) => {
+                            progress = true;
+                            tunnels.push(Tunnel::over(tcp, channel));
+                        }
+                        Ok(Err(e)) => log::warn!("remote forward: {e}"),
+                        Err(TryRecvError::Disconnected) => {}
+                        Err(TryRecvError::Empty) => waiting.push(Waiting::Connect(channel, rx)),
+                    },
+                }
+            }
+            if let Some(open) = opens.front() {
+                match self
+                    .session
+                    .channel_direct_tcpip(&open.host, open.port, None)
+                {
+                    Err(e) if e.code() == EAGAIN => self.ack_at_once(),
+                    result => {
+                        progress = true;
+                        if let Some(open) = opens.pop_front()
+                            && let Some(tunnel) = open.finish(result)
+                        {
+                            tunnels.push(tunnel);
+                        }
                     }
                 }
-            };
+            }
+            for tunnel in &mut tunnels {
+                progress |= tunnel.pump(&mut buf);
+            }
+            if tunnels.iter().any(|t| t.closed) {
+                let (ended, open) = std::mem::take(&mut tunnels)
+                    .into_iter()
+                    .partition(|t| t.closed);
+                tunnels = open;
+                closing.extend(ended.into_iter().map(|t: Tunnel<TcpStream>| t.channel));
+            }
+            closing.retain_mut(|channel| matches!(channel.close(), Err(e) if e.code() == EAGAIN));
+            if progress {
+                alive.heard();
+                continue;
+            }
+            let waited = alive.check(self).and_then(|()| {
+                let accepting = accepts_paused_until.is_none();
+                self.wait_idle(&woken, sources.iter().filter(|_| accepting), &tunnels)
+            });
+            match waited {
+                Ok(true) => alive.heard(),
+                Ok(false) => {}
+                Err(e) => break Err(e),
+            }
+        };
         self.session.set_blocking(true);
         result
+    }
+
+    /// Takes what the listeners turned up into `opens` and `waiting`, unless they are paused
+    /// for want of resources (`paused_until`, set here when an accept finds none).
+    fn take_arrivals(
+        &self,
+        sources: &mut [Source],
+        wake: &UnixStream,
+        (opens, waiting): (&mut VecDeque<Open>, &mut Vec<Waiting>),
+        paused_until: &mut Option<Instant>,
+    ) -> Result<(), Error> {
+        if paused_until.is_some_and(|until| Instant::now() < until) {
+            return Ok(());
+        }
+        let mut busy = false;
+        for source in sources {
+            match self.arrival(source, wake)? {
+                Some(Arrival::Open(open)) => opens.push_back(open),
+                Some(Arrival::Waiting(w)) => waiting.push(w),
+                Some(Arrival::Busy(e)) => {
+                    if paused_until.is_none() {
+                        log::warn!("forwarding: accept: {e} (trying again)");
+                    }
+                    busy = true;
+                }
+                None => {}
+            }
+        }
+        *paused_until = busy.then(|| Instant::now() + ACCEPT_PAUSE);
+        Ok(())
+    }
+
+    /// Sleeps (at most 50 ms) until the session, a listener of `sources` or a tunnel's client
+    /// has something; whether the server sent anything. What it sent with no channel to read
+    /// it (its host keys after authentication, keepalive answers, the end of the connection)
+    /// is taken in here: left unread, it kept the poll awake, and a closed connection went
+    /// unnoticed (the patched `libssh2_keepalive_send` reads first, NETKIT.md).
+    fn wait_idle<'a>(
+        &self,
+        woken: &UnixStream,
+        sources: impl Iterator<Item = &'a Source>,
+        tunnels: &[Tunnel<TcpStream>],
+    ) -> Result<bool, Error> {
+        let mut locals: Vec<&dyn AsFd> = vec![woken];
+        locals.extend(sources.filter_map(|source| match source {
+            Source::Local { listener, .. } | Source::Dynamic(listener) => {
+                Some(listener as &dyn AsFd)
+            }
+            Source::Remote { .. } => None,
+        }));
+        // Not a client that has sent its EOF (always readable: the poll never slept) nor one
+        // whose bytes wait for the channel's window.
+        locals.extend(
+            tunnels
+                .iter()
+                .filter(|t| t.reads())
+                .map(|t| &t.local as &dyn AsFd),
+        );
+        if !self.wait(&locals, 50) {
+            return Ok(false);
+        }
+        if let Err(e) = self.session.keepalive_send() {
+            self.hang_up("the connection was closed");
+            return Err(Error::Ssh {
+                host: self.host.clone(),
+                reason: format!("the connection was closed ({})", e.message()),
+            });
+        }
+        Ok(true)
     }
 
     /// Opens a connection to `host:port` as the server sees it and relays it, on a thread

@@ -265,14 +265,7 @@ pub(crate) fn range(header: &str, len: u64) -> Span {
 fn one_range(spec: &str, len: u64) -> Option<Option<(u64, u64)>> {
     let (first, last) = spec.split_once('-')?;
     let (first, last) = (first.trim(), last.trim());
-    // Digits only (RFC 9110 14.1.1): `+3`, which `parse` takes, may be read otherwise by a
-    // cache in front.
-    let parse = |s: &str| {
-        s.bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| s.parse::<u64>().ok())
-            .flatten()
-    };
+    let parse = digits;
     let (start, end) = if first.is_empty() {
         let suffix = parse(last)?;
         if suffix == 0 {
@@ -295,6 +288,16 @@ fn one_range(spec: &str, len: u64) -> Option<Option<(u64, u64)>> {
         return Some(None);
     }
     Some(Some((start, end)))
+}
+
+/// A number written in digits only, as HTTP's grammar writes them (RFC 9110 14.1.1, 9112 6.3):
+/// `+3`, which `u64::from_str` takes, may be read otherwise, or refused, by a cache or a proxy
+/// in front (how requests are smuggled).
+pub(crate) fn digits(s: &str) -> Option<u64> {
+    s.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| s.parse().ok())
+        .flatten()
 }
 
 /// Seconds since the epoch: HTTP dates have whole seconds, so they compare at that precision.

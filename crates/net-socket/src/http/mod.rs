@@ -509,14 +509,7 @@ impl HttpConn {
                     }
                 }
             } else if name.eq_ignore_ascii_case("content-length") {
-                // Digits only (RFC 9112 6.3): `+5` read as 5 where a proxy in front refuses
-                // it or reads it otherwise is how requests are smuggled.
-                let value = value.trim();
-                let len = value
-                    .bytes()
-                    .all(|b| b.is_ascii_digit())
-                    .then(|| value.parse::<u64>().ok())
-                    .flatten();
+                let len = files::digits(value.trim());
                 // Two that differ frame the request two ways (RFC 9112 6.3).
                 match len {
                     Some(len) if length.is_none_or(|seen| seen == len) => length = Some(len),

@@ -265,19 +265,18 @@ pub(crate) fn range(header: &str, len: u64) -> Span {
 fn one_range(spec: &str, len: u64) -> Option<Option<(u64, u64)>> {
     let (first, last) = spec.split_once('-')?;
     let (first, last) = (first.trim(), last.trim());
-    let parse = digits;
     let (start, end) = if first.is_empty() {
-        let suffix = parse(last)?;
+        let suffix = digits(last)?;
         if suffix == 0 {
             return Some(None);
         }
         (len.saturating_sub(suffix), len.saturating_sub(1))
     } else {
-        let start = parse(first)?;
+        let start = digits(first)?;
         let end = if last.is_empty() {
             len.saturating_sub(1)
         } else {
-            match parse(last)? {
+            match digits(last)? {
                 end if end >= start => end.min(len.saturating_sub(1)),
                 _ => return None,
             }

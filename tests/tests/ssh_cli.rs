@@ -3172,11 +3172,17 @@ fn remote_forwarding_carries_bytes_both_ways_while_the_command_runs() {
     );
     // A port the server cannot listen on (taken on both loopbacks) is a warning and the
     // command still runs, as in OpenSSH; with ExitOnForwardFailure it is a one-line error.
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let taken_port = taken.local_addr().unwrap().port();
-    let _taken6 = std::net::TcpListener::bind(("::1", taken_port));
+    let (taken_port, _taken) = taken_on_both_loopbacks();
     let spec = format!("{taken_port}:127.0.0.1:{}", echo.addrs[0].port());
     a_forward_that_cannot_listen_warns_unless_exit_on_forward_failure("-R", &spec);
+}
+
+/// A port taken on 127.0.0.1 and on ::1 while the listeners are held.
+fn taken_on_both_loopbacks() -> (u16, [std::net::TcpListener; 2]) {
+    let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = v4.local_addr().unwrap().port();
+    let v6 = std::net::TcpListener::bind(("::1", port)).unwrap();
+    (port, [v4, v6])
 }
 
 /// A `flag spec` forward that cannot listen: a one-line warning and the command runs, as in
@@ -3435,8 +3441,8 @@ fn local_forwarding_carries_bytes_both_ways_while_the_command_runs() {
     drop(stream);
     assert!(child.wait().unwrap().success());
     // A local port in use.
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let spec = format!("{}:127.0.0.1:9", taken.local_addr().unwrap().port());
+    let (taken_port, _taken) = taken_on_both_loopbacks();
+    let spec = format!("{taken_port}:127.0.0.1:9");
     a_forward_that_cannot_listen_warns_unless_exit_on_forward_failure("-L", &spec);
 }
 
@@ -3889,7 +3895,7 @@ fn dash_f_goes_to_the_background_once_authenticated_as_ssh_f() {
         std::fs::read_to_string(&err).unwrap()
     );
     assert_eq!(background.len(), 1, "one background netkit: {background:?}");
-    assert_sshd_answers_at(lport);
+    assert_sshd_answers_at("127.0.0.1", lport);
     // Out of the terminal's session: its hang-up and Ctrl-C do not reach it.
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", background[0])).unwrap();
     let session: i32 = stat
@@ -3929,7 +3935,7 @@ fn dash_f_goes_to_the_background_once_authenticated_as_ssh_f() {
     let _kill_too = killed_on_drop(background.clone());
     assert!(released.is_ok(), "the background netkit held the pipes");
     assert_eq!(background.len(), 1, "one background netkit: {background:?}");
-    assert_sshd_answers_at(lport);
+    assert_sshd_answers_at("127.0.0.1", lport);
 
     // A command: netkit returns while it runs; its output still comes to ours.
     let dir = remote_dir("dash-f");
@@ -4032,9 +4038,9 @@ fn listening(pid: u32, count: usize) -> Vec<String> {
     }
 }
 
-/// The test sshd's banner comes through `port` on loopback (a forward to it).
-fn assert_sshd_answers_at(port: u16) {
-    let mut tunnel = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+/// The test sshd's banner comes through `host`'s `port` (a forward to it).
+fn assert_sshd_answers_at(host: &str, port: u16) {
+    let mut tunnel = std::net::TcpStream::connect((host, port)).unwrap();
     tunnel
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -4069,16 +4075,18 @@ fn forwards_from_the_config_file_add_to_the_flags_as_in_ssh() {
             .stdin(Stdio::null())
             .stderr(Stdio::piped()),
     );
-    let mut heard = listening(child.id(), 4);
+    let mut heard = listening(child.id(), 7);
     heard.sort();
+    // The one given 127.0.0.1 listens there only; the others on both loopbacks.
     let mut expected: Vec<_> = [l1, l2, l3, d]
         .iter()
         .map(|p| format!("127.0.0.1:{p}"))
+        .chain([l1, l3, d].iter().map(|p| format!("[::1]:{p}")))
         .collect();
     expected.sort();
     assert_eq!(heard, expected);
     for port in [l1, l2, l3] {
-        assert_sshd_answers_at(port);
+        assert_sshd_answers_at("127.0.0.1", port);
     }
     // A bad line is named as the file has it, before anything connects.
     std::fs::write(&file, "Host netkit-forwards\n    LocalForward 8080\n").unwrap();
@@ -4099,8 +4107,11 @@ fn forwards_from_the_config_file_add_to_the_flags_as_in_ssh() {
 }
 
 #[test]
-fn dash_g_lets_local_forwards_listen_on_every_interface() {
-    for (flags, address) in [(&[][..], "127.0.0.1"), (&["-g"][..], "0.0.0.0")] {
+fn local_forwards_listen_on_both_loopbacks_or_with_dash_g_on_every_interface() {
+    for (flags, addresses) in [
+        (&[][..], ["127.0.0.1", "[::1]"]),
+        (&["-g"][..], ["0.0.0.0", "[::]"]),
+    ] {
         let (lport, dport) = (free_port(), free_port());
         let local = format!("{lport}:127.0.0.1:{}", port());
         let mut args = flags.to_vec();
@@ -4113,13 +4124,17 @@ fn dash_g_lets_local_forwards_listen_on_every_interface() {
                 .stdin(Stdio::null())
                 .stderr(Stdio::piped()),
         );
-        let mut heard = listening(child.id(), 2);
+        let mut heard = listening(child.id(), 4);
         heard.sort();
-        let mut expected = vec![format!("{address}:{lport}"), format!("{address}:{dport}")];
+        let mut expected: Vec<String> = addresses
+            .iter()
+            .flat_map(|address| [format!("{address}:{lport}"), format!("{address}:{dport}")])
+            .collect();
         expected.sort();
         assert_eq!(heard, expected, "{flags:?}");
-        // Through the loopback address either way.
-        assert_sshd_answers_at(lport);
+        // Through either loopback address either way, as a client of `localhost` may pick.
+        assert_sshd_answers_at("127.0.0.1", lport);
+        assert_sshd_answers_at("::1", lport);
     }
 }
 

@@ -1144,32 +1144,35 @@ fn start_forwards(
         log::warn!("{message}; going on without it");
         Ok(())
     };
-    let listen = |flag: &str, spec: &str, bind: Option<&str>, port: u16| {
-        // As ssh: no address is the loopback one (every interface with -g), an empty one or
-        // `*` every interface.
-        let host = match bind {
-            None if asked.gateway_ports => "0.0.0.0",
-            None | Some("localhost") => "127.0.0.1",
-            Some("" | "*") => "0.0.0.0",
-            Some(host) => host,
+    let listen =
+        |flag: &str, spec: &str, bind: Option<&str>, port: u16| match net_ssh::forward_listeners(
+            bind,
+            port,
+            asked.gateway_ports,
+        ) {
+            Ok(listeners) => Ok(listeners),
+            Err(e) => {
+                let host = match bind {
+                    None if asked.gateway_ports => "*",
+                    None => "localhost",
+                    Some("") => "*",
+                    Some(host) => host,
+                };
+                failed(
+                    flag,
+                    spec,
+                    format!("cannot listen on {host} port {port}: {e}"),
+                )
+                .map(|()| Vec::new())
+            }
         };
-        match std::net::TcpListener::bind((host, port)) {
-            Ok(listener) => Ok(Some(listener)),
-            Err(e) => failed(
-                flag,
-                spec,
-                format!("cannot listen on {host} port {port}: {e}"),
-            )
-            .map(|()| None),
-        }
-    };
     let client = match spare.take() {
         Some(client) => client,
         None => connect(config)?,
     };
     let mut forwards = client.into_forwards();
     for &(spec, bind, lport, host, port) in &asked.local {
-        if let Some(listener) = listen("-L", spec, bind, lport)? {
+        for listener in listen("-L", spec, bind, lport)? {
             forwards.local(listener, host, port).map_err(own)?;
         }
     }
@@ -1185,7 +1188,7 @@ fn start_forwards(
         }
     }
     for &(spec, bind, port) in &asked.dynamic {
-        if let Some(listener) = listen("-D", spec, bind, port)? {
+        for listener in listen("-D", spec, bind, port)? {
             forwards.dynamic(listener).map_err(own)?;
         }
     }

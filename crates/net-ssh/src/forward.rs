@@ -246,6 +246,70 @@ fn listener_error(source: std::io::Error) -> Error {
     }
 }
 
+/// The listeners of a `-L` or `-D` forward on `port`, as ssh opens them: no `bind` (or
+/// `localhost`) is loopback, 127.0.0.1 and ::1 (every interface when `gateway_ports`, ssh's
+/// `-g`); `""` or `*` every interface, 0.0.0.0 and [::]; a name, each of its addresses. IPv6
+/// sockets take IPv6 only, so both families share the port; port 0 is one port the system
+/// picks, the same on each address. An address that cannot listen is left out when another
+/// can (a host without IPv6), as ssh does.
+///
+/// # Errors
+/// The first address's error when none can listen, or the name's when it does not resolve.
+pub fn forward_listeners(
+    bind: Option<&str>,
+    port: u16,
+    gateway_ports: bool,
+) -> std::io::Result<Vec<TcpListener>> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    let both = |v4: Ipv4Addr, v6: Ipv6Addr| {
+        vec![
+            SocketAddr::new(IpAddr::V4(v4), port),
+            SocketAddr::new(IpAddr::V6(v6), port),
+        ]
+    };
+    let addrs = match bind {
+        None if gateway_ports => both(Ipv4Addr::UNSPECIFIED, Ipv6Addr::UNSPECIFIED),
+        None | Some("localhost") => both(Ipv4Addr::LOCALHOST, Ipv6Addr::LOCALHOST),
+        Some("" | "*") => both(Ipv4Addr::UNSPECIFIED, Ipv6Addr::UNSPECIFIED),
+        Some(host) => (host, port).to_socket_addrs()?.collect(),
+    };
+    let mut listeners = Vec::new();
+    let mut first_error = None;
+    let mut port = port;
+    for mut addr in addrs {
+        addr.set_port(port);
+        match listen_on(addr) {
+            Ok(listener) => {
+                port = listener.local_addr()?.port();
+                listeners.push(listener);
+            }
+            Err(e) => {
+                log::debug!("cannot listen on {addr}: {e}");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if listeners.is_empty() {
+        return Err(first_error.unwrap_or_else(|| {
+            std::io::Error::new(ErrorKind::AddrNotAvailable, "the name has no address")
+        }));
+    }
+    Ok(listeners)
+}
+
+fn listen_on(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // As std's bind: a port whose last connections are in TIME_WAIT can be listened on again.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(128)?;
+    Ok(socket.into())
+}
+
 impl Client {
     /// What `source` turned up this turn, if anything. Work that can be slow (a SOCKS
     /// handshake, `-R`'s local connect) goes to a thread that wakes the loop through `wake`.
@@ -690,5 +754,45 @@ impl<S: Local> Tunnel<S> {
             }
         }
         progress
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forward_listeners;
+
+    fn listened(bind: Option<&str>, gateway_ports: bool) -> Vec<String> {
+        let listeners = forward_listeners(bind, 0, gateway_ports).unwrap();
+        let port = listeners[0].local_addr().unwrap().port();
+        listeners
+            .iter()
+            .map(|l| {
+                let addr = l.local_addr().unwrap();
+                assert_eq!(addr.port(), port, "one port on every address");
+                addr.ip().to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn listeners_are_those_ssh_opens_for_each_bind_address() {
+        assert_eq!(listened(None, false), ["127.0.0.1", "::1"]);
+        assert_eq!(listened(Some("localhost"), false), ["127.0.0.1", "::1"]);
+        assert_eq!(listened(None, true), ["0.0.0.0", "::"]);
+        assert_eq!(listened(Some("*"), false), ["0.0.0.0", "::"]);
+        assert_eq!(listened(Some(""), false), ["0.0.0.0", "::"]);
+        assert_eq!(listened(Some("127.0.0.2"), true), ["127.0.0.2"]);
+        assert_eq!(listened(Some("::1"), false), ["::1"]);
+    }
+
+    #[test]
+    fn an_address_taken_is_left_out_unless_none_can_listen() {
+        let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = v4.local_addr().unwrap().port();
+        let only_v6 = forward_listeners(None, port, false).unwrap();
+        assert_eq!(only_v6.len(), 1);
+        assert!(only_v6[0].local_addr().unwrap().is_ipv6());
+        let e = forward_listeners(None, port, false).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
     }
 }

@@ -685,6 +685,10 @@ fn dash_g_prints_the_resolved_config_without_connecting() {
             "Compression=yes",
             "-p",
             "2223",
+            "-L",
+            "127.0.0.1:8080:[::1]:80",
+            "-D",
+            "1080",
             "web",
         ],
         b"",
@@ -701,7 +705,10 @@ fn dash_g_prints_the_resolved_config_without_connecting() {
         "preferredauthentications password,publickey",
         &format!("identityfile {}", key.display()),
         "proxyjump hopper@jump1:22,admin@jump2:2200",
-        "localforward 5433:db:5432",
+        // The flags' forwards and the file's, written as ssh -G writes them.
+        "localforward [127.0.0.1]:8080 [::1]:80",
+        "localforward 5433 [db]:5432",
+        "dynamicforward 1080",
         "sendenv TOKEN",
     ] {
         assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");

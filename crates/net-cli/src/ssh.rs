@@ -655,7 +655,8 @@ pub fn run(mut args: Args) -> Outcome {
     let mut config = args.config(dest)?;
     if args.print_config {
         let given = net_ssh::Destination::parse(dest).map_or(dest, |d| d.host);
-        crate::exit::out_part(format_args!("{}", resolved(given, &config)))?;
+        let forwards = ForwardSpecs::parse(&args, &config.forwards)?;
+        crate::exit::out_part(format_args!("{}", resolved(given, &config, &forwards)))?;
         return Ok(ExitCode::SUCCESS);
     }
     // RemoteCommand runs when the command line gives none, as in ssh; -N and -W run nothing.
@@ -1480,7 +1481,7 @@ fn list_algorithms(query: &str) -> Outcome {
 
 /// `config` as `ssh -G` prints one: `keyword value` lines, OpenSSH's keywords in lower case,
 /// the host as `given` first and the host name in lower case (ssh connects to it so).
-fn resolved(given: &str, config: &Config) -> String {
+fn resolved(given: &str, config: &Config, forwards: &ForwardSpecs<'_>) -> String {
     let yes_no = |on: bool| if on { "yes" } else { "no" };
     let paths = |paths: &[PathBuf]| {
         paths
@@ -1599,14 +1600,28 @@ fn resolved(given: &str, config: &Config) -> String {
         jumps.reverse();
         lines.push(("proxyjump", jumps.join(",")));
     }
-    let forwards = [
-        ("localforward", &config.forwards.local),
-        ("remoteforward", &config.forwards.remote),
-        ("dynamicforward", &config.forwards.dynamic),
-    ];
-    for (keyword, specs) in forwards {
-        lines.extend(specs.iter().map(|spec| (keyword, spec.clone())));
+    // The flags' and the file's, in ssh's form: `[bind]:port` or a port, then `[host]:port`.
+    let listen = |bind: Option<&str>, port: u16| match bind {
+        Some(bind) => format!("[{bind}]:{port}"),
+        None => port.to_string(),
+    };
+    for (keyword, specs) in [
+        ("localforward", &forwards.local),
+        ("remoteforward", &forwards.remote),
+    ] {
+        lines.extend(specs.iter().map(|&(_, bind, port, host, to_port)| {
+            (
+                keyword,
+                format!("{} [{host}]:{to_port}", listen(bind, port)),
+            )
+        }));
     }
+    lines.extend(
+        forwards
+            .dynamic
+            .iter()
+            .map(|&(_, bind, port)| ("dynamicforward", listen(bind, port))),
+    );
     // Names only: the values may be secrets of the local environment.
     if !config.env.is_empty() {
         let names: Vec<&str> = config.env.iter().map(|(name, _)| name.as_str()).collect();

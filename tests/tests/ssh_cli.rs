@@ -2822,6 +2822,45 @@ fn dash_e_writes_the_log_to_a_file_as_ssh_e() {
 }
 
 #[test]
+fn host_names_that_would_be_known_hosts_patterns_are_never_recorded() {
+    // `foo,*` recorded by --accept-new made its key every host's, for ssh reading the file
+    // too; a ProxyCommand that ignores %h lets such a name reach the handshake.
+    let kh = work_dir().join("ssh-pattern-known-hosts");
+    let _ = std::fs::remove_file(&kh);
+    let proxy = format!(
+        "ProxyCommand={} connect 127.0.0.1:{}",
+        netkit_bin().display(),
+        port()
+    );
+    let key = key("id_ed25519");
+    let user = env("NETKIT_TEST_SSH_USER");
+    let run = |extra: &[&str], dest: &str| {
+        let mut args = vec!["ssh", "-F", "none", "--known-hosts", kh.to_str().unwrap()];
+        args.extend(["--accept-new", "-i", key.to_str().unwrap(), "-l", &user]);
+        args.extend(["-o", &proxy]);
+        args.extend(extra);
+        args.extend([dest, "echo", "ran"]);
+        netkit(&args, b"", &[])
+    };
+    // Given as the destination: refused before anything, as OpenSSH refuses it.
+    let out = run(&[], "foo,*");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(
+        err.contains("invalid characters") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(!kh.exists());
+    // Named by the config's HostKeyAlias: accepted for this session, never written.
+    let out = run(&["-o", "HostKeyAlias=foo,*"], "127.0.0.1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.stdout, b"ran\n", "{err}");
+    assert!(err.contains("cannot add"), "{err}");
+    let recorded = std::fs::read_to_string(&kh).unwrap_or_default();
+    assert!(!recorded.contains('*'), "{recorded}");
+}
+
+#[test]
 fn a_proxy_command_carries_the_session_and_ends_with_it() {
     // The host name cannot be resolved: only the ProxyCommand (our own `netkit connect`)
     // can reach the server, and it does so by the port it is given.

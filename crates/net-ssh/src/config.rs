@@ -335,7 +335,8 @@ impl<'a> Destination<'a> {
     ///
     /// # Errors
     /// [`Error::BadDestination`] when the port is not a number, the host is empty or an
-    /// `ssh://` URI has a path.
+    /// `ssh://` URI has a path; [`Error::BadHostName`] when the host name holds a character
+    /// no host name has.
     pub fn parse(dest: &'a str) -> Result<Destination<'a>, Error> {
         let bad = || Error::BadDestination(dest.to_owned());
         let uri = dest.strip_prefix("ssh://");
@@ -366,11 +367,23 @@ impl<'a> Destination<'a> {
                 None => (rest, None),
             }
         };
-        if host.is_empty() || host.contains(char::is_whitespace) {
+        if host.is_empty() {
             return Err(bad());
+        }
+        if !valid_host_name(host) {
+            return Err(Error::BadHostName(dest.to_owned()));
         }
         Ok(Destination { user, host, port })
     }
+}
+
+/// As OpenSSH's `valid_hostname`, and no known_hosts pattern character: the name is written
+/// there as the host's pattern, where `foo,*` would make its key every host's.
+fn valid_host_name(host: &str) -> bool {
+    !host.starts_with('-')
+        && !host
+            .chars()
+            .any(|c| "'`\"$\\;&<>|(){},*?!".contains(c) || c.is_whitespace() || c.is_control())
 }
 
 /// Port forwards asked for by an OpenSSH config file, as `ssh -L`, `-R` and `-D` write them.
@@ -1818,6 +1831,24 @@ mod tests {
         );
         assert_eq!(Destination::parse("::1").unwrap(), named(None, "::1", None));
         assert!(Config::from_destination("ssh://h/path").is_err());
+        // Names no host has, among them known_hosts' pattern characters: `foo,*` would be
+        // recorded as every host's pattern.
+        for bad in [
+            "foo,*",
+            "*",
+            "web?",
+            "-oProxyCommand=x",
+            "a;b",
+            "a b",
+            "a\u{1b}b",
+            "!h",
+        ] {
+            assert!(
+                matches!(Destination::parse(bad), Err(Error::BadHostName(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(Destination::parse("[fe80::1%lo]:22").is_ok());
     }
 
     #[test]

@@ -7,6 +7,11 @@ pub enum Error {
     /// The destination is not `[user@]host[:port]`.
     #[error("bad destination {0:?}: expected [user@]host[:port]")]
     BadDestination(String),
+    /// The destination's host name holds a character no host name has: a shell
+    /// metacharacter, a comma or wildcard of known_hosts' patterns, a space, or a leading
+    /// `-` (OpenSSH refuses them too).
+    #[error("bad destination {0:?}: the host name contains invalid characters")]
+    BadHostName(String),
     /// The host name does not resolve.
     #[error("{host}: cannot resolve the host name")]
     Resolve {

@@ -186,6 +186,15 @@ pub(crate) fn append(
     hashed: bool,
 ) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    // The name is written as the line's pattern: a comma, wildcard or negation would make
+    // the key other hosts' too (a HostKeyAlias or HostName of the config file may hold one).
+    let pattern_like = |c: char| ",*?!".contains(c) || c.is_whitespace() || c.is_control();
+    if name.is_empty() || name.starts_with(['|', '@', '#']) || name.contains(pattern_like) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{name:?} is not a host name known_hosts can hold"),
+        ));
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         // As ssh makes ~/.ssh: private.
         std::fs::DirBuilder::new()
@@ -293,6 +302,11 @@ mod tests {
         );
         assert_eq!(key_types(&appended, "10.1.2.3", 2200), ["ssh-ed25519"]);
         assert!(key_types(&appended, "10.1.2.4", 2200).is_empty());
+        // A name that would be a pattern there (other hosts' key too) is not written.
+        for pattern in ["foo,*", "*", "h?", "!h", "a b", "|1|x", "@revoked"] {
+            assert!(append(&appended, pattern, "ssh-ed25519", b"key", false).is_err());
+        }
+        assert_eq!(std::fs::read_to_string(&appended).unwrap(), line);
         std::fs::remove_dir_all(&dir).unwrap();
         let supported = [
             "ssh-ed25519",

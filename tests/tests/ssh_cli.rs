@@ -770,6 +770,62 @@ fn an_empty_home_never_makes_the_current_directory_the_users() {
 }
 
 #[test]
+fn a_config_file_others_can_write_is_refused_as_openssh_does() {
+    use std::os::unix::fs::PermissionsExt as _;
+    // Whoever can write it could name a ProxyCommand that runs as us.
+    let home = work_dir().join("ssh-cli-config-modes");
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    let config = home.join(".ssh/config");
+    let included = home.join(".ssh/included.conf");
+    std::fs::write(&config, "Include included.conf\nHost a\n  User ann\n").unwrap();
+    std::fs::write(&included, "Host b\n  User bob\n").unwrap();
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let show = |host: &str, file: Option<&std::path::Path>| {
+        let mut command = Command::new(netkit_bin());
+        command.arg("ssh");
+        if let Some(file) = file {
+            command.arg("-F").arg(file);
+        }
+        command
+            .args(["-G", host])
+            .env("HOME", &home)
+            .output()
+            .unwrap()
+    };
+    for (file, writable) in [(&config, 0o600), (&included, 0o644)] {
+        mode(file, writable);
+    }
+    let out = show("b", None);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\nuser bob\n"),
+        "{out:?}"
+    );
+    for (file, other) in [(&config, &included), (&included, &config)] {
+        mode(other, 0o600);
+        mode(file, 0o666);
+        let out = show("a", None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{err}");
+        assert!(
+            err.contains(&format!("bad owner or permissions on {}", file.display()))
+                && err.lines().count() == 1,
+            "{err}"
+        );
+        mode(file, 0o600);
+    }
+    // A file given with -F is the user's own choice, as in OpenSSH.
+    mode(&config, 0o666);
+    let out = show("a", Some(&config));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\nuser ann\n"),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn names_that_would_run_commands_in_a_proxy_command_are_refused_as_openssh_does() {
     // CVE-2023-51385: a destination from a hosts list or a git URL, put in by %h or %r,
     // must not run commands in the shell that runs ProxyCommand or Match exec.

@@ -571,6 +571,39 @@ fn shell_safe(token: char, value: &str) -> Result<(), String> {
 /// The user's home: `$HOME` when it names an absolute path, else the password database's,
 /// as OpenSSH takes it. An empty `HOME` made `~/.ssh/config` the current directory's
 /// `.ssh/config` (a cloned repository's, and its ProxyCommand ran).
+/// The text of the user's config file or of an included one, which must be safe from other
+/// users, as OpenSSH reads them: one they can write could name a `ProxyCommand` to run as us.
+/// A file is safe when root or we own it and no one else can write it; a group may write it
+/// when it is the owner's own (Debian's user-private groups, which OpenSSH there accepts).
+fn read_guarded(path: &Path) -> Result<String, String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    let uid = nix::unistd::getuid().as_raw();
+    let private_group = || {
+        let owner = nix::unistd::User::from_uid(meta.uid().into())
+            .ok()
+            .flatten();
+        let group = nix::unistd::Group::from_gid(meta.gid().into())
+            .ok()
+            .flatten();
+        owner.zip(group).is_some_and(|(owner, group)| {
+            owner.gid == group.gid
+                && owner.name == group.name
+                && group.mem.iter().all(|member| *member == owner.name)
+        })
+    };
+    let safe = (meta.uid() == 0 || meta.uid() == uid)
+        && meta.mode() & 0o002 == 0
+        && (meta.mode() & 0o020 == 0 || private_group());
+    if !safe {
+        return Err(format!(
+            "bad owner or permissions on {} (others could write it; chmod go-w it)",
+            path.display()
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|e| e.to_string())
+}
+
 fn home() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
@@ -732,6 +765,8 @@ impl Config {
             None if default.exists() => Some(default.as_path()),
             None => None,
         };
+        // As OpenSSH: the file given by -F is the user's choice; the default one is guarded.
+        let guarded = ssh_config.is_none();
         if path.is_none() && text.is_empty() {
             return Ok(config);
         }
@@ -742,7 +777,12 @@ impl Config {
         };
         // Lines ahead of the first `Host` are command-line options: they win over the file.
         if let Some(path) = path {
-            text.push_str(&std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?);
+            let read = if guarded {
+                read_guarded(path)
+            } else {
+                std::fs::read_to_string(path).map_err(|e| e.to_string())
+            };
+            text.push_str(&read.map_err(bad)?);
         }
         let rules = ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS
             | ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
@@ -1278,15 +1318,14 @@ fn with_includes(
                         continue;
                     };
                     for file in files.flatten() {
-                        match std::fs::read_to_string(&file) {
-                            Ok(included) => {
-                                let before = format!("{before}{out}");
-                                let lines =
-                                    with_includes(&included, depth + 1, host, &before, decide)?;
-                                out.push_str(&lines);
-                            }
-                            Err(e) => log::debug!("Include {}: {e}", file.display()),
+                        if !file.is_file() {
+                            log::debug!("Include {}: not a file", file.display());
+                            continue;
                         }
+                        let included = read_guarded(&file)?;
+                        let before = format!("{before}{out}");
+                        let lines = with_includes(&included, depth + 1, host, &before, decide)?;
+                        out.push_str(&lines);
                     }
                 }
                 match &block {

@@ -10,7 +10,7 @@ pub enum Error {
     /// The destination's host name holds a character no host name has: a shell
     /// metacharacter, a comma or wildcard of known_hosts' patterns, a space, or a leading
     /// `-` (OpenSSH refuses them too).
-    #[error("bad destination {0:?}: the host name contains invalid characters")]
+    #[error("bad destination {0:?}: the hostname contains invalid characters")]
     BadHostName(String),
     /// The host name does not resolve.
     #[error("{host}: cannot resolve the host name")]

@@ -202,7 +202,11 @@ impl Context<'_> {
     }
 
     /// Queues bytes for another connection, on any thread. Sends to a closed connection are
-    /// dropped.
+    /// dropped. They join its output as they are, after what it had queued when they
+    /// arrived: between two pieces of a response it streams under
+    /// [`over_limit`](Self::over_limit), so a framed protocol should send whole frames to a
+    /// connection that is not streaming. One whose messages from others wait unwritten past
+    /// the server's `max_pending_output` is closed.
     pub fn send(&mut self, to: ConnId, bytes: &[u8]) {
         self.outbox.push((to, bytes.to_vec()));
     }

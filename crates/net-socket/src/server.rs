@@ -90,8 +90,10 @@ impl ServerBuilder {
     }
 
     /// Output bytes queued for one connection above which the server stops reading from it
-    /// until it drains (default 1 MiB). Messages sent to a connection from other connections
-    /// past this limit close it, so a client that never reads cannot grow the server's memory.
+    /// until it drains (default 1 MiB). A connection to which other connections' messages
+    /// wait unwritten past this limit is closed, so a client that never reads cannot grow the
+    /// server's memory; its own streamed output does not count there. Size it for the
+    /// largest burst sent to one connection at once.
     #[must_use]
     pub fn max_pending_output(mut self, bytes: usize) -> Self {
         self.config.max_pending_output = bytes.max(1);
@@ -99,10 +101,11 @@ impl ServerBuilder {
     }
 
     /// How long a graceful shutdown may spend flushing before closing what is left
-    /// (default 30 s).
+    /// (default 30 s; `Duration::MAX` for as long as it takes).
     #[must_use]
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.config.shutdown_timeout = timeout;
+        // A century is "no limit", and an Instant can be moved that far without overflow.
+        self.config.shutdown_timeout = timeout.min(Duration::from_secs(100 * 365 * 86_400));
         self
     }
 

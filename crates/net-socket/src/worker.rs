@@ -58,6 +58,10 @@ struct Conn<H> {
     lingering: Option<Instant>,
     /// This connection's share of the server's `buffered_output` counter.
     reported_buffered: u64,
+    /// What other connections sent it that may still be queued: counted up by each send and
+    /// down by every byte written, so that the handler's own output (a response streamed
+    /// under the limit) does not count against its peers' messages.
+    from_sends: u64,
 }
 
 pub(crate) struct Worker<S: Service> {
@@ -227,8 +231,12 @@ impl<S: Service> Worker<S> {
         // Dropping the listeners closes them: new clients are refused from now on.
         self.listeners.clear();
         self.for_each_conn(|worker, key| {
-            if let Some(conn) = worker.conns.get_mut(key) {
-                conn.lingering = conn.lingering.map(|until| until.min(now + SHUTDOWN_LINGER));
+            let Some(conn) = worker.conns.get_mut(key) else {
+                return;
+            };
+            if let Some(until) = conn.lingering {
+                conn.lingering = Some(until.min(now + SHUTDOWN_LINGER));
+                return;
             }
             worker.callback(key, |h, ctx| h.on_shutdown(ctx));
             worker.flush(key);
@@ -337,6 +345,7 @@ impl<S: Service> Worker<S> {
             read_open: true,
             close_after_flush: false,
             lingering: None,
+            from_sends: 0,
             reported_buffered: 0,
         });
         let counters = &self.shared.counters[self.index];
@@ -546,6 +555,15 @@ impl<S: Service> Worker<S> {
             conn.lingering = Some(now + within);
             conn.last_active = now;
             self.ready_again.push(key);
+            // Done as far as the handler can tell: it hears of the close now, not once the
+            // peer stops sending (up to LINGER later), so a chat member closed for a long
+            // line leaves the room at once.
+            self.callback(key, |h, ctx| h.on_close(ctx));
+            // What it wrote there cannot go out: our side is shut.
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.output = Output::default();
+            }
+            self.deliver();
         }
     }
 
@@ -595,7 +613,13 @@ impl<S: Service> Worker<S> {
         if let Some(conn) = self.conns.get_mut(key) {
             conn.close_after_flush = true;
         }
-        self.callback(key, |h, ctx| h.on_close(ctx));
+        if self
+            .conns
+            .get(key)
+            .is_some_and(|conn| conn.lingering.is_none())
+        {
+            self.callback(key, |h, ctx| h.on_close(ctx));
+        }
         let conn = self.conns.remove(key);
         let counters = &self.shared.counters[self.index];
         counters.open.fetch_sub(1, Ordering::Relaxed);
@@ -643,11 +667,12 @@ impl<S: Service> Worker<S> {
         if conn.id != to || conn.close_after_flush {
             return;
         }
-        if conn.output.buffered() > self.shared.config.max_pending_output as u64 {
+        if conn.from_sends > self.shared.config.max_pending_output as u64 {
             log::warn!("closing {}: it does not read what is sent to it", conn.peer);
             self.close_now(to.key);
             return;
         }
+        conn.from_sends += bytes.len() as u64;
         conn.output.push_bytes(bytes);
         self.flush(to.key);
     }
@@ -672,7 +697,7 @@ impl<S: Service> Worker<S> {
                 || idle.is_some_and(|idle| silent >= idle)
             {
                 worker.close_now(key);
-            } else if conn.timer.is_some_and(|at| now >= at) {
+            } else if conn.lingering.is_none() && conn.timer.is_some_and(|at| now >= at) {
                 conn.timer = None;
                 worker.callback(key, |h, ctx| h.on_timer(ctx));
                 worker.flush(key);
@@ -695,6 +720,7 @@ impl<S: Service> Worker<S> {
 
 /// Counts `written` bytes as sent on `conn` and marks it active.
 fn sent<H>(conn: &mut Conn<H>, counters: &Counters, written: u64) {
+    conn.from_sends = conn.from_sends.saturating_sub(written);
     if written > 0 {
         conn.last_active = Instant::now();
         counters.bytes_out.fetch_add(written, Ordering::Relaxed);

@@ -324,8 +324,11 @@ fn shutdown_flushes_pending_output_then_returns() {
             ctx.write(&vec![b'x'; 16 << 20]);
         }
     }
+    // No limit on the flush (Duration::MAX, as callers write "no limit") is no panic either.
     let server = Running::start(
-        ServerBuilder::new().max_pending_output(32 << 20),
+        ServerBuilder::new()
+            .max_pending_output(32 << 20)
+            .shutdown_timeout(Duration::MAX),
         |_: &ConnInfo| Firehose,
     );
     let mut client = server.connect();
@@ -598,6 +601,69 @@ fn a_client_that_half_closes_gets_a_streamed_response_whole() {
         assert_eq!(got.len(), mib << 20, "a response cut short");
         assert!(got == pattern(0, got.len()), "bytes changed");
     }
+}
+
+#[test]
+fn messages_to_a_connection_streaming_a_response_do_not_close_it() {
+    // Its own output sits at the limit while it streams (the documented over_limit and
+    // on_drain pattern): counted against a peer's message, it closed a client that read.
+    struct Notified {
+        clients: Arc<Mutex<Vec<ConnId>>>,
+        stream: Stream,
+    }
+    impl Handler for Notified {
+        fn on_connect(&mut self, ctx: &mut Context<'_>) {
+            self.clients.lock().unwrap().push(ctx.id());
+        }
+        fn on_data(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
+            // Each `notify` (two may come in one read) sends one byte to the others.
+            if data.starts_with(b"notify") {
+                for &to in self.clients.lock().unwrap().iter() {
+                    if to != ctx.id() {
+                        ctx.send(to, &vec![b'!'; data.len() / 6]);
+                    }
+                }
+            } else {
+                self.stream.on_data(ctx, data);
+            }
+        }
+        fn on_drain(&mut self, ctx: &mut Context<'_>) {
+            self.stream.pump(ctx);
+        }
+    }
+    let clients = Arc::new(Mutex::new(Vec::new()));
+    let make = streams();
+    let registry = Arc::clone(&clients);
+    let server = Running::start(ServerBuilder::new().threads(1), move |info: &ConnInfo| {
+        Notified {
+            clients: Arc::clone(&registry),
+            stream: make(info),
+        }
+    });
+    let mut reader = server.connect();
+    let mut notifier = server.connect();
+    wait_until("both connected", Duration::from_secs(5), || {
+        clients.lock().unwrap().len() == 2
+    });
+    reader.write_all(b"16\n").unwrap();
+    let notifies = 20;
+    let sender = std::thread::spawn(move || {
+        for _ in 0..notifies {
+            notifier.write_all(b"notify").unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        notifier
+    });
+    // Read at a steady pace, as a client on a slower link: about 250 ms for the 16 MiB.
+    let mut got = 0;
+    let mut buf = vec![0; 64 << 10];
+    while got < (16 << 20) + notifies {
+        let n = reader.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {got} bytes");
+        got += n;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    sender.join().unwrap();
 }
 
 #[test]

@@ -1680,6 +1680,45 @@ fn sftp_chown_and_chgrp_as_one_operation() {
 }
 
 #[test]
+fn sftp_takes_a_host_in_brackets_after_a_user_as_scp_does() {
+    // `user@[::1]:PATH`: the colons inside the brackets are the address's (IPv4 here: the
+    // test sshd listens there only, and the brackets are read the same way).
+    let base = remote_dir("sftp-brackets");
+    std::fs::write(base.join("seen.txt"), "x").unwrap();
+    let user = env("NETKIT_TEST_SSH_USER");
+    let bracketed = format!("{user}@[127.0.0.1]");
+    let out = sftp(&["ls", &format!("{bracketed}:{}", base.display())]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "seen.txt\n");
+    // With IPv6, whose colons were taken for the path's (sshd is not there: a connection
+    // error, not a bad destination).
+    let out = sftp(&["ls", &format!("{user}@[::1]:{}", base.display())]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("::1") && !err.contains("bad"), "{err}");
+    // A session's destination without a path: the host alone, a bare IPv6 address too.
+    let port = port().to_string();
+    let common = common();
+    for target in [bracketed.as_str(), "::1"] {
+        let mut args = vec!["sftp", "-b", "-", "-P", &port];
+        args.extend(common.iter().map(String::as_str));
+        args.push(target);
+        let out = netkit(&args, b"pwd\n", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        if target == "::1" {
+            // Read as a host (sshd is not there): a connection error, not a bad path.
+            assert!(
+                err.contains("::1") && !err.contains("bad remote path"),
+                "{err}"
+            );
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{err}");
+            assert!(String::from_utf8_lossy(&out.stdout).contains("Remote working directory"));
+        }
+    }
+}
+
+#[test]
 fn sftp_is_safe_with_what_others_can_put_on_the_server() {
     let base = remote_dir("sftp-hostile");
     let user = std::fs::metadata(&base).unwrap();
@@ -2677,6 +2716,9 @@ fn bad_forwarding_and_arguments_are_refused_before_connecting() {
         (&["-L", "1234:db:99999"], &["true"], "bad -L"),
         (&["-R", "80"], &["true"], "bad -R \"80\""),
         (&["-D", "notaport"], &["true"], "bad -D \"notaport\""),
+        // Port 0 for a local listener, whose port no one would be told, as ssh refuses it.
+        (&["-L", "0:db:5432"], &["true"], "cannot listen on port 0"),
+        (&["-D", "0"], &["true"], "bad -D \"0\""),
         (&["-N", "-D", "1080"], &["uptime"], "-N runs no command"),
         // Bad arguments are netkit's own errors too: 255, as OpenSSH.
         (&["--no-such-flag"], &["true"], "--no-such-flag"),
@@ -3277,6 +3319,41 @@ fn remote_forwarding_carries_bytes_both_ways_while_the_command_runs() {
     let (taken_port, _taken) = taken_on_both_loopbacks();
     let spec = format!("{taken_port}:127.0.0.1:{}", echo.addrs[0].port());
     a_forward_that_cannot_listen_warns_unless_exit_on_forward_failure("-R", &spec);
+}
+
+#[test]
+fn remote_forwards_without_an_address_listen_on_the_servers_loopback() {
+    // The test sshd lets the client choose (GatewayPorts clientspecified): asking for no
+    // address in particular must still mean loopback, as ssh asks, not every interface.
+    let rport = free_port();
+    let spec = format!("{rport}:127.0.0.1:9");
+    let _child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(ssh_args(&["-N", "-R", &spec], &[]))
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null()),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ss = Command::new("ss")
+            .args(["-tlnH"])
+            .output()
+            .expect("ss (iproute2)");
+        let mut heard: Vec<String> = String::from_utf8_lossy(&ss.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
+            .filter(|addr| addr.ends_with(&format!(":{rport}")))
+            .collect();
+        heard.sort();
+        if heard.len() >= 2 || std::time::Instant::now() > deadline {
+            assert_eq!(
+                heard,
+                [format!("127.0.0.1:{rport}"), format!("[::1]:{rport}")]
+            );
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A port taken on 127.0.0.1 and on ::1 while the listeners are held.

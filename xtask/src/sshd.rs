@@ -191,6 +191,7 @@ PubkeyAuthentication yes
 Subsystem sftp internal-sftp
 MaxStartups 200
 MaxSessions 100
+GatewayPorts clientspecified
 AcceptEnv NETKIT_TEST_*
 Ciphers +aes128-cbc,aes256-cbc
 LogLevel INFO

@@ -279,12 +279,7 @@ fn split_remote(remote: &str) -> anyhow::Result<(&str, &str)> {
         };
         return Ok((dest, if path.is_empty() { "." } else { path }));
     }
-    let split = if remote.starts_with('[') {
-        remote.find("]:").map(|i| i + 1)
-    } else {
-        remote.find(':')
-    };
-    match split {
+    match path_colon(remote) {
         Some(i) if i > 0 => {
             let path = &remote[i + 1..];
             let path = match path.strip_prefix("~/") {
@@ -298,6 +293,25 @@ fn split_remote(remote: &str) -> anyhow::Result<(&str, &str)> {
             "bad remote path {remote:?}: expected [user@]host:PATH"
         )),
     }
+}
+
+/// The colon that starts the path of `[user@]host:PATH`, as OpenSSH's `colon()` finds it: a
+/// host in brackets (`[::1]:PATH`, `user@[::1]:PATH`) ends at `]:`; none before a `/` or at
+/// the start (local names).
+fn path_colon(remote: &str) -> Option<usize> {
+    let bytes = remote.as_bytes();
+    let mut bracketed = bytes.first() == Some(&b'[');
+    for (i, &b) in bytes.iter().enumerate() {
+        let next = bytes.get(i + 1).copied();
+        match b {
+            b'@' if next == Some(b'[') => bracketed = true,
+            b']' if bracketed && next == Some(b':') => return Some(i + 1),
+            b':' if !bracketed => return Some(i),
+            b'/' => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 impl Args {
@@ -486,10 +500,16 @@ pub fn run(args: Args) -> Outcome {
         } => {
             let fsync = common.fsync;
             // A bare destination starts in the login directory.
+            // A plain host otherwise, as sftp takes it: a bare IPv6 address (`::1`) in
+            // brackets, so that its colons are not the path's.
             let remote = if split_remote(&dest).is_ok() {
                 dest
             } else {
-                format!("{dest}:")
+                match dest.rsplit_once('@') {
+                    Some((user, host)) if host.contains(':') => format!("{user}@[{host}]:"),
+                    None if dest.contains(':') => format!("[{dest}]:"),
+                    _ => format!("{dest}:"),
+                }
             };
             let (client, path) = common.open(&remote)?;
             // As sftp: a path that is not a directory (or a second argument) is fetched, and

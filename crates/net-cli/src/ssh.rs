@@ -1076,6 +1076,11 @@ impl<'a> ForwardSpecs<'a> {
                 .chain(file.iter().map(|spec| (option, spec)))
                 .map(|(flag, spec)| {
                     let (bind, listen, host, port) = parse_forward(flag, spec)?;
+                    // Port 0 is the server's to pick for -R (and said); ssh refuses it for a
+                    // local listener, whose port no one would know.
+                    if listen == 0 && !flag.starts_with("-R") && !flag.starts_with("Remote") {
+                        return Err(anyhow!("bad {flag} {spec:?}: cannot listen on port 0"));
+                    }
                     Ok((spec.as_str(), bind, listen, host, port))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()
@@ -1097,7 +1102,7 @@ impl<'a> ForwardSpecs<'a> {
                     Some(&[bind, port]) => (Some(bind), port),
                     _ => return Err(bad()),
                 };
-                let port = port.parse().map_err(|_| bad())?;
+                let port = port.parse().ok().filter(|&p| p != 0).ok_or_else(bad)?;
                 Ok((spec.as_str(), bind, port))
             })
             .collect::<anyhow::Result<Vec<_>>>();

@@ -193,7 +193,7 @@ impl Forwards {
     }
 
     /// `-R`: asks the server to listen on `bind:port` on its side (`port` 0: one it picks;
-    /// `bind` `None`: its default, loopback for OpenSSH); what arrives there goes to
+    /// `bind` `None`: its loopback, `*`: every interface, as ssh asks); what arrives there goes to
     /// `host:to_port` as seen from here. Returns the port the server listens on.
     ///
     /// # Errors
@@ -205,10 +205,18 @@ impl Forwards {
         host: &str,
         to_port: u16,
     ) -> Result<u16, Error> {
+        // As ssh asks: no address is `localhost`, the server's loopback (libssh2 would ask
+        // for 0.0.0.0, every interface where the server lets the client choose); `*` is
+        // every interface.
+        let bind = match bind {
+            None => "localhost",
+            Some("*") => "",
+            Some(bind) => bind,
+        };
         let (listener, port) = self
             .client
             .session
-            .channel_forward_listen(port, bind, None)
+            .channel_forward_listen(port, Some(bind), None)
             .map_err(|e| Error::ssh(&self.client.host, &e))?;
         self.sources.push(Source::Remote {
             listener,

@@ -2004,6 +2004,28 @@ fn recursive_sftp_skips_what_is_neither_file_nor_directory_as_sftp() {
     let _ = std::fs::remove_dir_all(&back);
     let remote = format!("{}:{}", dest(), served.display());
     check(sftp(&["get", "-r", &remote, back.to_str().unwrap()]), &back);
+    // Named, or matched by a wildcard, a FIFO is refused at once (it was read until the
+    // timeout), and the other matches are fetched, as sftp does.
+    let matched = work_dir().join("sftp-skip-matched");
+    let _ = std::fs::remove_dir_all(&matched);
+    std::fs::create_dir_all(&matched).unwrap();
+    let started = std::time::Instant::now();
+    let pattern = format!("{}:{}/fi*", dest(), served.display());
+    let out = sftp(&[
+        "get",
+        "--timeout",
+        "20",
+        &pattern,
+        matched.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("fifo: not a regular file"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(matched.join("file")).unwrap(),
+        "kept\n"
+    );
 }
 
 /// An empty remote directory and an empty local one, both named `name`.

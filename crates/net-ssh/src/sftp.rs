@@ -790,6 +790,15 @@ impl Client {
             }
             return Ok(());
         }
+        // A FIFO or a device would be opened and read until the timeout, or forever (sftp
+        // refuses them too); a server that gives no type is taken at its word.
+        if stat.perm.is_some() && !stat.is_file() {
+            return Err(Error::Sftp {
+                host: self.host.clone(),
+                path: remote.to_owned(),
+                reason: "not a regular file".into(),
+            });
+        }
         let total = stat.size.unwrap_or(0);
         let mut source = sftp.open(remote).map_err(sftp_err)?;
         // A device, a FIFO, or a link to one (`/dev/null`, `/dev/stdout`) is written into, as

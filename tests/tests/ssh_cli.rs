@@ -1763,6 +1763,13 @@ fn sftp_is_safe_with_what_others_can_put_on_the_server() {
         "{listed:?}"
     );
     assert!(listed.contains("f\\033[2Jforged\\007"), "{listed:?}");
+    // So is such a name in an error or a warning.
+    let out = sftp(&["get", &remote("g\x1b]0;title\x07"), local.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains('\x1b') && err.contains("g\\033]0;title\\007"),
+        "{err:?}"
+    );
     // A link planted at the upload's temporary name is not written through.
     let victim = base.join("victim.txt");
     std::fs::write(&victim, "precious\n").unwrap();

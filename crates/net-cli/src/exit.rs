@@ -50,7 +50,8 @@ pub fn report(outcome: Outcome) -> ExitCode {
                 // `netkit ... | head` closing early is not an error (as ripgrep does).
                 return ExitCode::SUCCESS;
             }
-            crate::exit::say(format_args!("netkit: error: {}", one_line(&failure.error)));
+            let line = one_line(&failure.error);
+            crate::exit::say(format_args!("netkit: error: {}", shown(&line)));
             ExitCode::from(failure.code)
         }
     }
@@ -76,6 +77,26 @@ pub fn out(line: std::fmt::Arguments<'_>) -> std::io::Result<()> {
 /// As [`out`], without the line end.
 pub fn out_part(text: std::fmt::Arguments<'_>) -> std::io::Result<()> {
     write!(std::io::stdout(), "{text}")
+}
+
+/// Text from elsewhere (a server's name, message or path) as sftp and ssh print it: control
+/// characters as octal escapes (`\\033`), so that it cannot clear the screen, forge lines or
+/// write the clipboard (OSC 52) of whoever reads it on a terminal.
+pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            for byte in c.to_string().bytes() {
+                out.push_str(&format!("\\{byte:03o}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
 }
 
 /// The error and its causes joined by `: `, leaving out a cause whose text the line already

@@ -77,7 +77,9 @@ fn main() -> ExitCode {
                 log::Level::Debug => "debug",
                 log::Level::Trace => "trace",
             };
-            writeln!(out, "netkit: {level}: {}", record.args())
+            // Warnings name what servers sent (paths, names): escaped, as errors are.
+            let text = record.args().to_string();
+            writeln!(out, "netkit: {level}: {}", crate::exit::shown(&text))
         });
     }
     let log_file = match &cli.command {

@@ -703,7 +703,7 @@ pub(crate) fn list(
         }
     }
     for (name, entry) in entries {
-        let name = shown(&name);
+        let name = crate::exit::shown(&name);
         let slash = if entry.is_dir { "/" } else { "" };
         if flags.long || flags.numeric {
             let size = if flags.human {
@@ -725,26 +725,6 @@ pub(crate) fn list(
         }
     }
     Ok(())
-}
-
-/// A remote name as sftp's `ls` prints it: control characters as octal escapes (`\033`),
-/// so that a name cannot clear the screen, forge lines or write the clipboard (OSC 52) of
-/// whoever lists its directory.
-fn shown(name: &str) -> std::borrow::Cow<'_, str> {
-    if !name.chars().any(char::is_control) {
-        return name.into();
-    }
-    let mut out = String::with_capacity(name.len() + 8);
-    for c in name.chars() {
-        if c.is_control() {
-            for byte in c.to_string().bytes() {
-                out.push_str(&format!("\\{byte:03o}"));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out.into()
 }
 
 /// A size as sftp's `ls -lh` shows it: 512B, 4.0K, 12M.
@@ -860,7 +840,7 @@ impl Bar {
             if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
                 bar.set_style(style);
             }
-            bar.set_message(label.to_owned());
+            bar.set_message(crate::exit::shown(label).into_owned());
             bar
         }))
     }

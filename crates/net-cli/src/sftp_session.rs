@@ -312,7 +312,7 @@ impl Session<'_> {
             }
             Line::Pwd => crate::exit::out(format_args!(
                 "Remote working directory: {}",
-                self.cwd.display()
+                crate::exit::shown(&self.cwd.to_string_lossy())
             ))?,
             Line::Lpwd => crate::exit::out(format_args!(
                 "Local working directory: {}",

@@ -856,7 +856,8 @@ pub fn run(mut args: Args) -> Outcome {
     end_forwards(&stop, forwards, true);
     if let Some(signal) = status.signal {
         crate::exit::say(format_args!(
-            "netkit: remote command killed by signal {signal}"
+            "netkit: remote command killed by signal {}",
+            crate::exit::shown(&signal)
         ));
         return Ok(ExitCode::from(OWN_ERROR));
     }

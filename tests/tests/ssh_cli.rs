@@ -669,6 +669,7 @@ fn dash_g_prints_the_resolved_config_without_connecting() {
         format!(
             "Host web\n  HostName 127.0.0.9\n  User deploy\n  Port 2222\n  IdentityFile {}\n  \
              ProxyJump jump1,admin@jump2:2200\n  LocalForward 5433 db:5432\n  \
+             LocalForward /tmp/netkit-g.sock db:22\n  RemoteForward 8080\n  \
              SetEnv TOKEN=s3cret\n  PreferredAuthentications password,publickey\n\
              Host jump1\n  User hopper\n",
             key.display()
@@ -709,6 +710,8 @@ fn dash_g_prints_the_resolved_config_without_connecting() {
         "localforward [127.0.0.1]:8080 [::1]:80",
         "localforward 5433 [db]:5432",
         "dynamicforward 1080",
+        // Forwards netkit cannot carry (a Unix socket, remote SOCKS) do not stop -G.
+        "remoteforward 8080",
         "sendenv TOKEN",
     ] {
         assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");
@@ -1699,18 +1702,16 @@ fn sftp_takes_a_host_in_brackets_after_a_user_as_scp_does() {
     // A session's destination without a path: the host alone, a bare IPv6 address too.
     let port = port().to_string();
     let common = common();
-    for target in [bracketed.as_str(), "::1"] {
+    let v6_user = format!("{user}@[::1]");
+    for target in [bracketed.as_str(), "::1", "[::1]", &v6_user] {
         let mut args = vec!["sftp", "-b", "-", "-P", &port];
         args.extend(common.iter().map(String::as_str));
         args.push(target);
         let out = netkit(&args, b"pwd\n", &[]);
         let err = String::from_utf8_lossy(&out.stderr);
-        if target == "::1" {
+        if target.contains("::1") {
             // Read as a host (sshd is not there): a connection error, not a bad path.
-            assert!(
-                err.contains("::1") && !err.contains("bad remote path"),
-                "{err}"
-            );
+            assert!(err.contains("::1") && !err.contains("bad"), "{err}");
         } else {
             assert_eq!(out.status.code(), Some(0), "{err}");
             assert!(String::from_utf8_lossy(&out.stdout).contains("Remote working directory"));
@@ -4344,6 +4345,17 @@ fn local_forwards_listen_on_both_loopbacks_or_with_dash_g_on_every_interface() {
         assert_sshd_answers_at("127.0.0.1", lport);
         assert_sshd_answers_at("::1", lport);
     }
+    // One loopback's port held by another program, which would take the clients that pick
+    // it: the other is listened on, and the user told, as ssh tells.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = ssh_with(&["-L", &format!("{port}:127.0.0.1:9")], &["true"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
 }
 
 #[test]

@@ -506,6 +506,7 @@ pub fn run(args: Args) -> Outcome {
                 dest
             } else {
                 match dest.rsplit_once('@') {
+                    _ if dest.ends_with(']') => format!("{dest}:"),
                     Some((user, host)) if host.contains(':') => format!("{user}@[{host}]:"),
                     None if dest.contains(':') => format!("[{dest}]:"),
                     _ => format!("{dest}:"),

@@ -655,8 +655,9 @@ pub fn run(mut args: Args) -> Outcome {
     let mut config = args.config(dest)?;
     if args.print_config {
         let given = net_ssh::Destination::parse(dest).map_or(dest, |d| d.host);
-        let forwards = ForwardSpecs::parse(&args, &config.forwards)?;
-        crate::exit::out_part(format_args!("{}", resolved(given, &config, &forwards)))?;
+        // A bad flag is an error, as in ssh; the file's forwards are shown whatever they are.
+        ForwardSpecs::parse(&args, &net_ssh::ConfiguredForwards::default())?;
+        crate::exit::out_part(format_args!("{}", resolved(given, &config, &args)))?;
         return Ok(ExitCode::SUCCESS);
     }
     // RemoteCommand runs when the command line gives none, as in ssh; -N and -W run nothing.
@@ -1487,7 +1488,7 @@ fn list_algorithms(query: &str) -> Outcome {
 
 /// `config` as `ssh -G` prints one: `keyword value` lines, OpenSSH's keywords in lower case,
 /// the host as `given` first and the host name in lower case (ssh connects to it so).
-fn resolved(given: &str, config: &Config, forwards: &ForwardSpecs<'_>) -> String {
+fn resolved(given: &str, config: &Config, args: &Args) -> String {
     let yes_no = |on: bool| if on { "yes" } else { "no" };
     let paths = |paths: &[PathBuf]| {
         paths
@@ -1606,28 +1607,30 @@ fn resolved(given: &str, config: &Config, forwards: &ForwardSpecs<'_>) -> String
         jumps.reverse();
         lines.push(("proxyjump", jumps.join(",")));
     }
-    // The flags' and the file's, in ssh's form: `[bind]:port` or a port, then `[host]:port`.
-    let listen = |bind: Option<&str>, port: u16| match bind {
-        Some(bind) => format!("[{bind}]:{port}"),
-        None => port.to_string(),
-    };
-    for (keyword, specs) in [
-        ("localforward", &forwards.local),
-        ("remoteforward", &forwards.remote),
-    ] {
-        lines.extend(specs.iter().map(|&(_, bind, port, host, to_port)| {
-            (
-                keyword,
-                format!("{} [{host}]:{to_port}", listen(bind, port)),
-            )
-        }));
+    // The flags' and the file's, in ssh's order.
+    let forwards = [
+        (
+            "dynamicforward",
+            "-D",
+            &args.dynamic_forward,
+            &config.forwards.dynamic,
+        ),
+        ("localforward", "-L", &args.forward, &config.forwards.local),
+        (
+            "remoteforward",
+            "-R",
+            &args.remote_forward,
+            &config.forwards.remote,
+        ),
+    ];
+    for (keyword, flag, flags, file) in forwards {
+        lines.extend(
+            flags
+                .iter()
+                .chain(file)
+                .map(|spec| (keyword, forward_shown(flag, spec))),
+        );
     }
-    lines.extend(
-        forwards
-            .dynamic
-            .iter()
-            .map(|&(_, bind, port)| ("dynamicforward", listen(bind, port))),
-    );
     // Names only: the values may be secrets of the local environment.
     if !config.env.is_empty() {
         let names: Vec<&str> = config.env.iter().map(|(name, _)| name.as_str()).collect();
@@ -1637,6 +1640,28 @@ fn resolved(given: &str, config: &Config, forwards: &ForwardSpecs<'_>) -> String
         .into_iter()
         .map(|(keyword, value)| format!("{keyword} {value}\n"))
         .collect()
+}
+
+/// A forward of `flag` as ssh -G writes it: `[bind]:port` or a port, then `[host]:port`; one
+/// netkit cannot carry (a Unix socket, remote SOCKS) as written.
+fn forward_shown(flag: &str, spec: &str) -> String {
+    let listen = |bind: Option<&str>, port: &str| match bind {
+        Some(bind) => format!("[{bind}]:{port}"),
+        None => port.to_owned(),
+    };
+    if flag == "-D" {
+        return match fields(spec).as_deref() {
+            Some(&[port]) => port.to_owned(),
+            Some(&[bind, port]) => listen(Some(bind), port),
+            _ => spec.to_owned(),
+        };
+    }
+    match parse_forward(flag, spec) {
+        Ok((bind, port, host, to_port)) => {
+            format!("{} [{host}]:{to_port}", listen(bind, &port.to_string()))
+        }
+        Err(_) => spec.to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -292,7 +292,13 @@ pub fn forward_listeners(
                 listeners.push(listener);
             }
             Err(e) => {
-                log::debug!("cannot listen on {addr}: {e}");
+                // Another program on one loopback would take the clients that pick it, so
+                // the user is told (as ssh tells); a family this host lacks is no news.
+                if e.kind() == ErrorKind::AddrInUse {
+                    log::warn!("cannot listen on {addr}: {e}");
+                } else {
+                    log::debug!("cannot listen on {addr}: {e}");
+                }
                 first_error.get_or_insert(e);
             }
         }

@@ -155,12 +155,23 @@ impl Terminal {
 }
 
 /// A port nothing listens on (free a moment ago).
+/// A port free on both loopbacks for netkit to listen on, below the ephemeral range: one the
+/// system hands out there may become the local port of another test's connection before
+/// netkit binds it (a forward then found it taken, now and then, in a full run).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::hash::{BuildHasher as _, Hasher as _};
+    for _ in 0..1000 {
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let port = 20_000 + (random % 12_000) as u16;
+        let v4 = std::net::TcpListener::bind(("127.0.0.1", port));
+        let v6 = std::net::TcpListener::bind(("::1", port));
+        if v4.is_ok() && v6.is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000");
 }
 
 #[test]
@@ -1716,6 +1727,29 @@ fn sftp_takes_a_host_in_brackets_after_a_user_as_scp_does() {
             assert_eq!(out.status.code(), Some(0), "{err}");
             assert!(String::from_utf8_lossy(&out.stdout).contains("Remote working directory"));
         }
+    }
+}
+
+#[test]
+fn sftp_ls_lists_a_directory_named_with_wildcard_characters_as_sftp() {
+    let base = remote_dir("sftp-ls-brackets");
+    for (dir, file) in [("a[1]", "f.txt"), ("b[x", "g.txt"), ("c", "h.txt")] {
+        std::fs::create_dir_all(base.join(dir)).unwrap();
+        std::fs::write(base.join(dir).join(file), "x").unwrap();
+    }
+    let status = Command::new("chown")
+        .args(["-R", &format!("{}:", env("NETKIT_TEST_SSH_USER"))])
+        .arg(&base)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // A pattern that is its own name, one no pattern at all (`[` unclosed), and one
+    // matching a single directory: each lists the directory's contents.
+    for (path, listed) in [("a[1]", "f.txt\n"), ("b[x", "g.txt\n"), ("[c]", "h.txt\n")] {
+        let out = sftp(&["ls", &format!("{}:{}/{path}", dest(), base.display())]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{path}: {err}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), listed, "{path}");
     }
 }
 

@@ -677,7 +677,27 @@ pub(crate) fn list(
     flags: ListFlags,
     strip: &Path,
 ) -> Result<(), Failure> {
-    let mut entries = match client.glob(path).code(GENERIC)? {
+    let found = match client.glob(path) {
+        Ok(found) => found,
+        // A name with a `[` of its own (`b[x`) is no pattern: found by its name, as glob(3)'s
+        // GLOB_NOCHECK finds it.
+        Err(e) => match client.stat(path) {
+            Ok(entry) => Some(vec![(path.to_owned(), entry)]),
+            Err(_) => return Err(e).code(GENERIC),
+        },
+    };
+    let contents = |dir: &Path| -> Result<Vec<(String, net_ssh::Entry)>, Failure> {
+        Ok(client
+            .ls(dir)
+            .code(GENERIC)?
+            .into_iter()
+            .filter(|entry| flags.all || !entry.name.starts_with('.'))
+            .map(|entry| (entry.name.clone(), entry))
+            .collect())
+    };
+    let mut entries = match found {
+        // One directory matched (`a[1]` naming itself too): its contents, as sftp lists it.
+        Some(found) if found.len() == 1 && found[0].1.is_dir => contents(&found[0].0)?,
         Some(found) => found
             .into_iter()
             .map(|(path, entry)| {
@@ -685,13 +705,7 @@ pub(crate) fn list(
                 (shown.display().to_string(), entry)
             })
             .collect(),
-        None => client
-            .ls(path)
-            .code(GENERIC)?
-            .into_iter()
-            .filter(|entry| flags.all || !entry.name.starts_with('.'))
-            .map(|entry| (entry.name.clone(), entry))
-            .collect::<Vec<_>>(),
+        None => contents(path)?,
     };
     if !flags.unsorted {
         if flags.by_time {

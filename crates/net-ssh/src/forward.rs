@@ -282,7 +282,7 @@ pub fn forward_listeners(
         Some(host) => (host, port).to_socket_addrs()?.collect(),
     };
     let mut listeners = Vec::new();
-    let mut first_error = None;
+    let mut failures = Vec::new();
     let mut port = port;
     for mut addr in addrs {
         addr.set_port(port);
@@ -291,22 +291,23 @@ pub fn forward_listeners(
                 port = listener.local_addr()?.port();
                 listeners.push(listener);
             }
-            Err(e) => {
-                // Another program on one loopback would take the clients that pick it, so
-                // the user is told (as ssh tells); a family this host lacks is no news.
-                if e.kind() == ErrorKind::AddrInUse {
-                    log::warn!("cannot listen on {addr}: {e}");
-                } else {
-                    log::debug!("cannot listen on {addr}: {e}");
-                }
-                first_error.get_or_insert(e);
-            }
+            Err(e) => failures.push((addr, e)),
         }
     }
     if listeners.is_empty() {
-        return Err(first_error.unwrap_or_else(|| {
-            std::io::Error::new(ErrorKind::AddrNotAvailable, "the name has no address")
-        }));
+        return Err(failures.into_iter().next().map_or_else(
+            || std::io::Error::new(ErrorKind::AddrNotAvailable, "the name has no address"),
+            |(_, e)| e,
+        ));
+    }
+    for (addr, e) in failures {
+        // Another program on one loopback would take the clients that pick it, so the
+        // user is told (as ssh tells); a family this host lacks is no news.
+        if e.kind() == ErrorKind::AddrInUse {
+            log::warn!("cannot listen on {addr}: {e}");
+        } else {
+            log::debug!("cannot listen on {addr}: {e}");
+        }
     }
     Ok(listeners)
 }

@@ -631,9 +631,10 @@ pub fn run(mut args: Args) -> Outcome {
         let text =
             std::fs::read_to_string(file).map_err(|e| own(anyhow!("{}: {e}", file.display())))?;
         hosts.extend(
+            // A comment may follow a host too, as in pssh's host files.
             text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| l.split_once('#').map_or(l, |(host, _)| host).trim())
+                .filter(|l| !l.is_empty())
                 .map(str::to_owned),
         );
     }

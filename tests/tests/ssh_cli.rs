@@ -1819,6 +1819,22 @@ fn sftp_is_safe_with_what_others_can_put_on_the_server() {
     let up = base.join("up.txt");
     assert!(std::fs::symlink_metadata(&up).unwrap().is_file());
     assert_eq!(std::fs::read_to_string(&up).unwrap(), "uploaded\n");
+    // Another user's file at that name in a shared (sticky) directory, which cannot be
+    // removed, does not stop the upload: it goes by a name of its own.
+    let shared = base.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let squatter = shared.join(".up.txt.netkit-upload");
+    std::fs::write(&squatter, "root's\n").unwrap();
+    let out = sftp(&["put", upload.to_str().unwrap(), &remote("shared/up.txt")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(shared.join("up.txt")).unwrap(),
+        "uploaded\n"
+    );
+    assert_eq!(std::fs::read_to_string(&squatter).unwrap(), "root's\n");
+    assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 2, "no litter");
     // A file the server's user may not write is refused, as sftp refuses it.
     let read_only = base.join("read-only.txt");
     std::fs::write(&read_only, "kept\n").unwrap();

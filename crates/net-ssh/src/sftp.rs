@@ -392,6 +392,16 @@ pub fn upload_temp_name(target: &Path) -> PathBuf {
     target.with_file_name(format!(".{name}.netkit-upload"))
 }
 
+/// `temp` with a random suffix (`.NAME.netkit-upload.3f9a...`); `None` without randomness.
+fn unguessable(temp: &Path) -> Option<PathBuf> {
+    let mut random = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random).ok()?;
+    let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let mut name = temp.as_os_str().to_owned();
+    name.push(format!(".{suffix}"));
+    Some(PathBuf::from(name))
+}
+
 /// One file's bytes on their way to a remote temporary name.
 struct Outgoing<'a> {
     source: &'a mut dyn Read,
@@ -624,9 +634,20 @@ impl Client {
             let _ = sftp.unlink(&temp);
             OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUSIVE | OpenFlags::TRUNCATE
         };
-        let mut target = sftp
-            .open_mode(&temp, flags, file.mode, OpenType::File)
-            .map_err(sftp_err)?;
+        let (temp, mut target) = match sftp.open_mode(&temp, flags, file.mode, OpenType::File) {
+            Ok(target) => (temp, target),
+            // Another user's file holds the name in a shared (sticky) directory, where we
+            // cannot remove it: a name of our own beside it, unguessable (sftp would write
+            // in place; one planted file stopped every upload of that name).
+            Err(e) if done == 0 && sftp.lstat(&temp).is_ok() => {
+                let ours = unguessable(&temp).ok_or_else(|| sftp_err(e))?;
+                let target = sftp
+                    .open_mode(&ours, flags, file.mode, OpenType::File)
+                    .map_err(sftp_err)?;
+                (ours, target)
+            }
+            Err(e) => return Err(sftp_err(e)),
+        };
         if done > 0 {
             log::debug!("{}: resuming at {done} bytes", remote.display());
             self.resume_at(&mut target, remote, done)?;

@@ -77,7 +77,13 @@ fn entries<'t>(
     text.lines().enumerate().filter_map(move |(at, line)| {
         let mut fields = line.split_whitespace();
         let (hosts, kind) = (fields.next()?, fields.next()?);
-        let listed = !hosts.starts_with('#') && !hosts.starts_with('@') && names(hosts, &name);
+        // Every key type's name has a dash (`ssh-rsa`, `ecdsa-sha2-nistp256`) and base64
+        // none: a line without its type (`host AAAA...`) is skipped, as OpenSSH skips a key it
+        // cannot read, not taken for another key of the host's (a "changed" key).
+        let listed = kind.contains('-')
+            && !hosts.starts_with('#')
+            && !hosts.starts_with('@')
+            && names(hosts, &name);
         listed.then(|| (at + 1, kind, fields.next()))
     })
 }
@@ -261,7 +267,7 @@ mod tests {
             format!(
                 "# comment\n@revoked [127.0.0.1]:2222 ssh-dss AAAA\n\
                  |1|{}|{} ecdsa-sha2-nistp256 AAAA\n[127.0.0.*]:2222 ssh-rsa AAAA\n\
-                 127.0.0.1 ssh-ed25519 AAAA\n",
+                 127.0.0.1 ssh-ed25519 AAAA\n127.0.0.1 AAAAC3NzaC1lZDI1NTE5 typeless\n",
                 b64(&salt),
                 b64(tag.as_ref())
             ),

@@ -568,9 +568,6 @@ fn shell_safe(token: char, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The user's home: `$HOME` when it names an absolute path, else the password database's,
-/// as OpenSSH takes it. An empty `HOME` made `~/.ssh/config` the current directory's
-/// `.ssh/config` (a cloned repository's, and its ProxyCommand ran).
 /// The text of the user's config file or of an included one, which must be safe from other
 /// users, as OpenSSH reads them: one they can write could name a `ProxyCommand` to run as us.
 /// A file is safe when root or we own it and no one else can write it; a group may write it
@@ -604,6 +601,9 @@ fn read_guarded(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| e.to_string())
 }
 
+/// The user's home: `$HOME` when it names an absolute path, else the password database's,
+/// as OpenSSH takes it. An empty `HOME` made `~/.ssh/config` the current directory's
+/// `.ssh/config` (a cloned repository's, and its ProxyCommand ran).
 fn home() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)

@@ -193,8 +193,8 @@ impl Forwards {
     }
 
     /// `-R`: asks the server to listen on `bind:port` on its side (`port` 0: one it picks;
-    /// `bind` `None`: its loopback, `*`: every interface, as ssh asks); what arrives there goes to
-    /// `host:to_port` as seen from here. Returns the port the server listens on.
+    /// `bind` `None`: its loopback, `*`: every interface, as ssh asks); what arrives there
+    /// goes to `host:to_port` as seen from here. Returns the port the server listens on.
     ///
     /// # Errors
     /// [`Error::Ssh`] when the server refuses (the port is taken, or forwarding is off).

@@ -1209,7 +1209,11 @@ impl Config {
     pub(crate) fn known_as(&self) -> (String, u16) {
         match &self.host_key_alias {
             Some(alias) => (alias.to_ascii_lowercase(), 22),
-            None => (self.host.to_ascii_lowercase(), self.port),
+            // An address in its one written form, as OpenSSH records it: `0::1` is `::1`.
+            None => match self.host.parse::<std::net::IpAddr>() {
+                Ok(ip) => (ip.to_string(), self.port),
+                Err(_) => (self.host.to_ascii_lowercase(), self.port),
+            },
         }
     }
 
@@ -1888,6 +1892,11 @@ mod tests {
             );
         }
         assert!(Destination::parse("[fe80::1%lo]:22").is_ok());
+        // known_hosts names an address in its one written form, as OpenSSH does.
+        let name = |dest| Config::from_destination(dest).unwrap().known_hosts_name();
+        assert_eq!(name("[0:0::1]:2222"), "[::1]:2222");
+        assert_eq!(name("0::1"), "::1");
+        assert_eq!(name("Web.Example.org"), "web.example.org");
     }
 
     #[test]

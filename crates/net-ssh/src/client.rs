@@ -75,7 +75,7 @@ impl Client {
             (None, None) => {
                 let stream = tcp_connect(config)?;
                 let socket = stream.try_clone().map_err(|source| Error::Connect {
-                    host: format!("{}:{}", config.host, config.port),
+                    host: crate::config::host_port(&config.host, config.port),
                     source,
                 })?;
                 (OwnedFd::from(stream), OwnedFd::from(socket))
@@ -591,7 +591,7 @@ fn tcp_connect(config: &Config) -> Result<TcpStream, Error> {
         });
     }
     let connect_error = |source| Error::Connect {
-        host: format!("{}:{}", config.host, config.port),
+        host: crate::config::host_port(&config.host, config.port),
         source,
     };
     let from = match &config.bind_address {

@@ -377,6 +377,15 @@ impl<'a> Destination<'a> {
     }
 }
 
+/// `host:port` as messages write it, an IPv6 address in brackets (`[::1]:22`).
+pub(crate) fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// As OpenSSH's `valid_hostname`, and no known_hosts pattern character: the name is written
 /// there as the host's pattern, where `foo,*` would make its key every host's.
 fn valid_host_name(host: &str) -> bool {

@@ -18,6 +18,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::Error;
 use crate::client::{Client, EAGAIN, connect_any};
+use crate::config::host_port;
 use crate::socks;
 
 const CHUNK: usize = 32 * 1024;
@@ -365,7 +366,10 @@ impl Client {
                             .to_socket_addrs()
                             .and_then(|addrs| connect_any(&addrs.collect::<Vec<_>>(), timeout, &[]))
                             .map_err(|e| {
-                                std::io::Error::new(e.kind(), format!("{host}:{port}: {e}"))
+                                std::io::Error::new(
+                                    e.kind(),
+                                    format!("{}: {e}", host_port(host, *port)),
+                                )
                             })
                     });
                     Ok(Some(match tcp {
@@ -574,11 +578,7 @@ impl Client {
     /// [`Error::Local`] when the local stream cannot be made.
     pub fn tunnel(self, host: &str, port: u16) -> Result<UnixStream, Error> {
         let unreachable = |e: Error| Error::Connect {
-            host: if host.contains(':') {
-                format!("[{host}]:{port}")
-            } else {
-                format!("{host}:{port}")
-            },
+            host: host_port(host, port),
             source: std::io::Error::other(match e {
                 Error::Ssh { reason, .. } => format!("through {}: {reason}", self.host),
                 e => e.to_string(),

@@ -112,6 +112,6 @@ fn display_name(config: &Config) -> String {
     if config.port == 22 {
         config.host.clone()
     } else {
-        format!("{}:{}", config.host, config.port)
+        crate::config::host_port(&config.host, config.port)
     }
 }

@@ -56,7 +56,7 @@ pub(crate) fn expand(command: &str, config: &Config) -> Result<String, String> {
 /// ours, so its complaints are seen; it gets EOF once the session closes its end.
 pub(crate) fn start(config: &Config, command: &str) -> Result<(OwnedFd, OwnedFd, Running), Error> {
     let failed = |reason: String| Error::Connect {
-        host: format!("{}:{}", config.host, config.port),
+        host: crate::config::host_port(&config.host, config.port),
         source: std::io::Error::other(format!("ProxyCommand {command:?}: {reason}")),
     };
     let line = expand(command, config).map_err(&failed)?;

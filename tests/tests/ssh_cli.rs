@@ -1745,7 +1745,13 @@ fn sftp_ls_lists_a_directory_named_with_wildcard_characters_as_sftp() {
     assert!(status.success());
     // A pattern that is its own name, one no pattern at all (`[` unclosed), and one
     // matching a single directory: each lists the directory's contents.
-    for (path, listed) in [("a[1]", "f.txt\n"), ("b[x", "g.txt\n"), ("[c]", "h.txt\n")] {
+    std::os::unix::fs::symlink("c", base.join("ld")).unwrap();
+    for (path, listed) in [
+        ("a[1]", "f.txt\n"),
+        ("b[x", "g.txt\n"),
+        ("[c]", "h.txt\n"),
+        ("l[d]", "h.txt\n"),
+    ] {
         let out = sftp(&["ls", &format!("{}:{}/{path}", dest(), base.display())]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{path}: {err}");
@@ -1800,6 +1806,20 @@ fn sftp_is_safe_with_what_others_can_put_on_the_server() {
     assert!(listed.contains("f\\033[2Jforged\\007"), "{listed:?}");
     // So is such a name in an error or a warning.
     let out = sftp(&["get", &remote("g\x1b]0;title\x07"), local.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains('\x1b') && err.contains("g\\033]0;title\\007"),
+        "{err:?}"
+    );
+    // And in a session's errors (commands piped in, without -b: it goes on past them).
+    let line = format!("get \"{}/g\x1b]0;title\x07\"\n", base.display());
+    let port = port().to_string();
+    let mut args = vec!["sftp", "-P", &port];
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    let target = dest();
+    args.push(&target);
+    let out = netkit(&args, line.as_bytes(), &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !err.contains('\x1b') && err.contains("g\\033]0;title\\007"),

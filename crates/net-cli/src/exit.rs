@@ -50,11 +50,15 @@ pub fn report(outcome: Outcome) -> ExitCode {
                 // `netkit ... | head` closing early is not an error (as ripgrep does).
                 return ExitCode::SUCCESS;
             }
-            let line = one_line(&failure.error);
-            crate::exit::say(format_args!("netkit: error: {}", shown(&line)));
+            say_error(&failure.error);
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// `netkit: error: ...` on stderr, in one line, what a server sent in it escaped.
+pub fn say_error(error: &anyhow::Error) {
+    say(format_args!("netkit: error: {}", shown(&one_line(error))));
 }
 
 /// Writes a line to stderr. A stderr that cannot take it (closed, a full disk) changes

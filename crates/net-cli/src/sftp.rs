@@ -588,7 +588,10 @@ fn each_file<T>(
         match copy(file) {
             Ok(()) => {}
             Err(e) if several && e.concerns_one_file() => {
-                crate::exit::say(format_args!("netkit: error: {e}"));
+                crate::exit::say(format_args!(
+                    "netkit: error: {}",
+                    crate::exit::shown(&e.to_string())
+                ));
                 failed += 1;
             }
             Err(e) => return Err(transfer_failure(e)),
@@ -696,8 +699,16 @@ pub(crate) fn list(
             .collect())
     };
     let mut entries = match found {
-        // One directory matched (`a[1]` naming itself too): its contents, as sftp lists it.
-        Some(found) if found.len() == 1 && found[0].1.is_dir => contents(&found[0].0)?,
+        // One directory matched (`a[1]` naming itself too), or a link to one: its contents,
+        // as sftp lists it.
+        Some(found)
+            if found.len() == 1
+                && (found[0].1.is_dir
+                    || found[0].1.is_link()
+                        && client.stat(&found[0].0).is_ok_and(|e| e.is_dir)) =>
+        {
+            contents(&found[0].0)?
+        }
         Some(found) => found
             .into_iter()
             .map(|(path, entry)| {

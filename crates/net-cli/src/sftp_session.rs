@@ -9,7 +9,7 @@ use anyhow::{Context as _, anyhow};
 use clap::Parser as _;
 use net_ssh::Client;
 
-use crate::exit::{Failure, GENERIC, Outcome, USAGE, WithCode, one_line};
+use crate::exit::{Failure, GENERIC, Outcome, USAGE, WithCode};
 use crate::sftp;
 use crate::sftp_prompt::Input;
 
@@ -150,9 +150,7 @@ pub fn run(client: &Client, start: &Path, batch: Option<&Path>, fsync: bool) -> 
         match session.perform(text) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(failure) if go_on => {
-                crate::exit::say(format_args!("netkit: error: {}", one_line(&failure.error)))
-            }
+            Err(failure) if go_on => crate::exit::say_error(&failure.error),
             Err(failure) => return Err(failure),
         }
     }

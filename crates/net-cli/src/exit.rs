@@ -58,7 +58,12 @@ pub fn report(outcome: Outcome) -> ExitCode {
 
 /// `netkit: error: ...` on stderr, in one line, what a server sent in it escaped.
 pub fn say_error(error: &anyhow::Error) {
-    say(format_args!("netkit: error: {}", shown(&one_line(error))));
+    say_error_line(&one_line(error));
+}
+
+/// As [`say_error`], for an error already in one line.
+pub fn say_error_line(line: &str) {
+    say(format_args!("netkit: error: {}", shown(line)));
 }
 
 /// Writes a line to stderr. A stderr that cannot take it (closed, a full disk) changes

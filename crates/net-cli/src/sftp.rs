@@ -588,10 +588,7 @@ fn each_file<T>(
         match copy(file) {
             Ok(()) => {}
             Err(e) if several && e.concerns_one_file() => {
-                crate::exit::say(format_args!(
-                    "netkit: error: {}",
-                    crate::exit::shown(&e.to_string())
-                ));
+                crate::exit::say_error_line(&e.to_string());
                 failed += 1;
             }
             Err(e) => return Err(transfer_failure(e)),

@@ -1855,6 +1855,29 @@ fn sftp_is_safe_with_what_others_can_put_on_the_server() {
     );
     assert_eq!(std::fs::read_to_string(&squatter).unwrap(), "root's\n");
     assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 2, "no litter");
+    // Nor is it resumed from, read-only or writable by all: the upload would start with
+    // its bytes, and stay its owner's.
+    for mode in [0o644, 0o666] {
+        std::fs::set_permissions(&squatter, std::fs::Permissions::from_mode(mode)).unwrap();
+        std::fs::remove_file(shared.join("up.txt")).unwrap();
+        let out = sftp(&[
+            "put",
+            "-a",
+            upload.to_str().unwrap(),
+            &remote("shared/up.txt"),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{mode:o}: {err}");
+        let up = shared.join("up.txt");
+        assert_eq!(
+            std::fs::read_to_string(&up).unwrap(),
+            "uploaded\n",
+            "{mode:o}"
+        );
+        assert_ne!(std::fs::metadata(&up).unwrap().uid(), 0, "{mode:o}");
+        assert_eq!(std::fs::read_to_string(&squatter).unwrap(), "root's\n");
+        assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 2, "no litter");
+    }
     // A file the server's user may not write is refused, as sftp refuses it.
     let read_only = base.join("read-only.txt");
     std::fs::write(&read_only, "kept\n").unwrap();

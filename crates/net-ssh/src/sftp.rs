@@ -517,11 +517,29 @@ impl Client {
         let total = meta.len();
         let mut source = File::open(local).map_err(Self::local(local))?;
         // What an interrupted upload left under the temporary name, when resuming; one
-        // longer than the file is from another file: start over.
-        let done = match sftp.lstat(&upload_temp_name(remote)) {
-            Ok(stat) if options.resume && stat.is_file() => {
-                stat.size.filter(|&size| size <= total).unwrap_or(0)
-            }
+        // longer than the file is from another file: start over. So is another user's: in
+        // a shared directory anyone can put bytes there for us to finish (the upload would
+        // start with them, and stay theirs to change).
+        let temp = upload_temp_name(remote);
+        let done = match sftp.lstat(&temp) {
+            Ok(stat) if options.resume && stat.is_file() => match stat.size {
+                Some(size)
+                    if size <= total
+                        && stat
+                            .uid
+                            .is_some_and(|uid| Self::our_uid(sftp, &temp) == Some(uid)) =>
+                {
+                    size
+                }
+                _ => {
+                    log::warn!(
+                        "{}: another user's, or longer than the file: not resumed, \
+                         starting over",
+                        self.remote(&temp)
+                    );
+                    0
+                }
+            },
             _ => 0,
         };
         if done > 0 {
@@ -554,6 +572,18 @@ impl Client {
             }),
         };
         self.send(sftp, outgoing, remote, options, progress)
+    }
+
+    /// The remote user id files we create get, found by creating one beside `near` (SFTP
+    /// has no call that tells it); `None` when that cannot be done.
+    fn our_uid(sftp: &Sftp, near: &Path) -> Option<u32> {
+        let probe = unguessable(near)?;
+        let flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUSIVE;
+        let mut file = sftp.open_mode(&probe, flags, 0o600, OpenType::File).ok()?;
+        let uid = file.stat().ok().and_then(|stat| stat.uid);
+        drop(file);
+        let _ = sftp.unlink(&probe);
+        uid
     }
 
     /// Where writing `remote` lands, and the permissions of the file there, which an upload
@@ -668,9 +698,11 @@ impl Client {
         })();
         drop(target);
         if let Err(error) = written {
-            // Without resume a partial file would only be litter. A server that stopped
-            // answering would only make the removal wait out the timeout again.
-            if !options.resume && !matches!(error, Error::Timeout { .. }) {
+            // Without resume (or under a name of our own, which no resume finds) a partial
+            // file would only be litter. A server that stopped answering would only make
+            // the removal wait out the timeout again.
+            let resumable = options.resume && temp == upload_temp_name(remote);
+            if !resumable && !matches!(error, Error::Timeout { .. }) {
                 let _ = sftp.unlink(&temp);
             }
             return Err(error);

@@ -3145,6 +3145,45 @@ fn a_proxy_command_carries_the_session_and_ends_with_it() {
 }
 
 #[test]
+fn a_key_given_by_dash_i_is_tried_before_the_config_files_keys_not_instead_of_them() {
+    // An encrypted -i key with no one to ask its passphrase (no terminal; always so with
+    // --hosts) is passed over and the config file's key lets us in, as ssh does.
+    let file = work_dir().join("ssh-config-identities");
+    std::fs::write(
+        &file,
+        format!(
+            "Host box\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n  \
+             UserKnownHostsFile {}\n  BatchMode yes\n",
+            port(),
+            env("NETKIT_TEST_SSH_USER"),
+            key("id_ed25519").display(),
+            env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
+        ),
+    )
+    .unwrap();
+    let (file, encrypted) = (file.display().to_string(), key("id_encrypted"));
+    let encrypted = encrypted.to_str().unwrap();
+    let out = netkit(
+        &["ssh", "-F", &file, "-i", encrypted, "box", "echo", "in"],
+        b"",
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.stdout, b"in\n", "{err}");
+    assert!(err.contains("passed over"), "{err}");
+    let out = netkit(
+        &[
+            "ssh", "-F", &file, "-i", encrypted, "--hosts", "box", "--", "echo in",
+        ],
+        b"",
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("box | in"), "{text}");
+}
+
+#[test]
 fn host_aliases_from_an_ssh_config_file() {
     let file = work_dir().join("ssh-config");
     std::fs::write(

@@ -195,15 +195,15 @@ impl ConnectArgs {
             config.connect_timeout = secs.min(Duration::from_secs(10));
         }
         let passphrase = std::env::var("NETKIT_SSH_PASSPHRASE").ok();
-        if passphrase.is_some() && config.identities.is_empty() {
+        if passphrase.is_some() && config.identities.is_empty() && self.identity.is_empty() {
             config.identities = Config::default_identities();
         }
         for identity in &mut config.identities {
             identity.passphrase.clone_from(&passphrase);
         }
-        if !self.identity.is_empty() {
-            config.identities.clear();
-        }
+        // As ssh: `-i` files are tried first, then the config file's (a key of its that
+        // cannot be used, encrypted with no one to ask, leaves the others to try).
+        let from_file = std::mem::take(&mut config.identities);
         for path in &self.identity {
             // As ssh: a key file that cannot be read is said (once, for the target) and passed
             // over; the other keys and the agent may still let the user in.
@@ -216,6 +216,11 @@ impl ConnectArgs {
             config
                 .identities
                 .push(Identity::new(path, passphrase.clone()));
+        }
+        for identity in from_file {
+            if !config.identities.iter().any(|i| i.path == identity.path) {
+                config.identities.push(identity);
+            }
         }
         config.password = std::env::var("NETKIT_SSH_PASSWORD").ok();
         Ok(())

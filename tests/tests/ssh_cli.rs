@@ -1989,6 +1989,41 @@ fn sftp_put_get_ls_mkdir_mv_rm() {
         &remote("a/sftp-cli-up.txt"),
         &format!("{}/a/renamed.txt", base.display()),
     ]));
+    // A second name of the same file changes nothing (it was removed, then "no such file").
+    let at = |p: &str| format!("{}/{p}", base.display());
+    ok(sftp(&[
+        "mv",
+        &remote("a/renamed.txt"),
+        &at("a/./renamed.txt"),
+    ]));
+    let read = |p: &str| std::fs::read_to_string(base.join(p)).unwrap();
+    assert_eq!(read("a/renamed.txt"), "uploaded by netkit\n");
+    // Nothing in the way is removed by a rename that cannot be: a directory onto a file, a
+    // file out of a directory we may not write. A file in the way of one that can is.
+    std::fs::write(base.join("kept.txt"), "kept\n").unwrap();
+    std::fs::create_dir(base.join("dir")).unwrap();
+    std::fs::create_dir(base.join("ro")).unwrap();
+    std::fs::write(base.join("ro/f"), "f\n").unwrap();
+    std::fs::set_permissions(base.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    for (from, why) in [("dir", "in the way"), ("ro/f", "permission denied")] {
+        let out = sftp(&["mv", &remote(from), &at("kept.txt")]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{from}: {err}");
+        assert!(
+            err.contains(why) && err.lines().count() == 1,
+            "{from}: {err}"
+        );
+        assert_eq!(read("kept.txt"), "kept\n", "{from}");
+        assert_eq!(
+            std::fs::read_dir(&base).unwrap().count(),
+            4,
+            "{from}: no litter"
+        );
+    }
+    std::fs::write(base.join("new.txt"), "new\n").unwrap();
+    ok(sftp(&["mv", &remote("new.txt"), &at("kept.txt")]));
+    assert_eq!(read("kept.txt"), "new\n");
+    assert_eq!(std::fs::read_dir(&base).unwrap().count(), 4, "no litter");
     let back = work_dir().join("sftp-cli-back.txt");
     ok(sftp(&[
         "get",

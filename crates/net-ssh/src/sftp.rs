@@ -1231,29 +1231,64 @@ impl Client {
     }
 
     /// Renames `from` to `to`, replacing a file at `to` as `mv` and OpenSSH's sftp do (SFTP
-    /// v3 refuses to rename over a file: it is removed first, so `to` is missing for a moment).
+    /// v3 refuses to rename over a file: it is moved aside first, so `to` is missing for a
+    /// moment, and put back when the rename is refused). A second name of the same path
+    /// (`a` to `./a`) changes nothing, as POSIX `rename` does.
     ///
     /// # Errors
     /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`] (saying so when `to`
-    /// is a directory).
+    /// is a directory, or a file that `from`, a directory, would replace).
     pub fn rename(&self, from: &Path, to: &Path) -> Result<(), Error> {
         let sftp = self.sftp()?;
         let Err(e) = sftp.rename(from, to, None) else {
             return Ok(());
         };
-        match sftp.stat(to) {
-            Ok(stat) if stat.is_dir() => Err(Error::Sftp {
-                host: self.host.clone(),
-                path: to.to_owned(),
-                reason: "a directory is in the way".into(),
-            }),
-            Ok(_) if sftp.stat(from).is_ok() => {
-                sftp.unlink(to)
-                    .map_err(|e| Error::sftp(&self.host, to, &e))?;
-                sftp.rename(from, to, None)
-                    .map_err(|e| Error::sftp(&self.host, from, &e))
+        let in_the_way = |reason: &str| Error::Sftp {
+            host: self.host.clone(),
+            path: to.to_owned(),
+            reason: reason.into(),
+        };
+        // The server's bare "failure" (SSH_FX_FAILURE) says neither why nor whether `to` is
+        // the obstacle: nothing is removed until the rename has gone through without it.
+        let (Ok(target), Ok(source)) = (sftp.lstat(to), sftp.lstat(from)) else {
+            return Err(Error::sftp(&self.host, from, &e));
+        };
+        let named = |path: &Path| -> Option<PathBuf> {
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+            let dir = sftp.realpath(parent.unwrap_or(Path::new("."))).ok()?;
+            Some(dir.join(path.file_name()?))
+        };
+        if named(from).is_some_and(|f| named(to).is_some_and(|t| f == t)) {
+            return Ok(());
+        }
+        if target.is_dir() {
+            return Err(in_the_way("a directory is in the way"));
+        }
+        if source.is_dir() {
+            return Err(in_the_way("a file is in the way of a directory"));
+        }
+        if e.code() != ssh2::ErrorCode::SFTP(4) {
+            return Err(Error::sftp(&self.host, from, &e));
+        }
+        let aside =
+            unguessable(&upload_temp_name(to)).ok_or_else(|| Error::sftp(&self.host, from, &e))?;
+        sftp.rename(to, &aside, None)
+            .map_err(|e| Error::sftp(&self.host, to, &e))?;
+        match sftp.rename(from, to, None) {
+            Ok(()) => {
+                let _ = sftp.unlink(&aside);
+                Ok(())
             }
-            _ => Err(Error::sftp(&self.host, from, &e)),
+            Err(e) => {
+                if sftp.rename(&aside, to, None).is_err() {
+                    log::warn!(
+                        "{}: the file replaced is left as {}",
+                        self.remote(to),
+                        aside.display()
+                    );
+                }
+                Err(Error::sftp(&self.host, from, &e))
+            }
         }
     }
 

@@ -1560,6 +1560,65 @@ fn a_run_over_many_hosts_whose_output_nobody_reads_still_ends_at_sigterm() {
 }
 
 #[test]
+fn each_of_many_hosts_reads_all_of_stdin() {
+    // stdin was dropped: `cat > conf < app.conf` on every host wrote empty files, exit 0.
+    // Each command gets all of it, the later ones of --parallel 1 too, as pssh -I sends it.
+    let port = port().to_string();
+    let user = env("NETKIT_TEST_SSH_USER");
+    let host = format!("{user}@127.0.0.1:{port}");
+    let hosts = format!("{host},{host},{host}");
+    let mut data = vec![0u8; 300_000];
+    rand::rng().fill_bytes(&mut data);
+    let run = |flags: &[&str], command: &str, stdin: &[u8]| {
+        let mut args = vec!["ssh", "--hosts", &hosts, "--parallel", "1"];
+        args.extend(flags);
+        let common = common();
+        args.extend(common.iter().map(String::as_str));
+        args.extend(["--", command]);
+        netkit(&args, stdin, &[])
+    };
+    let out = run(&[], "cksum", &data);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let mut cksum = netkit_tests::Spawned::start(
+        Command::new("cksum")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+    );
+    cksum.stdin.take().unwrap().write_all(&data).unwrap();
+    let sum = String::from_utf8(cksum.wait_with_output().stdout).unwrap();
+    let sum = format!(" | {}", sum.replace(" -", ""));
+    assert_eq!(text.matches(&sum).count(), 3, "{sum}: {text}");
+    let out = run(&["-n"], "wc -c", &data);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches(" | 0\n").count(), 3, "{text}");
+    // A stdin that never ends does not hold up commands that do not read it.
+    let mut args = vec!["ssh".to_owned(), "--hosts".into(), hosts.clone()];
+    args.extend(common());
+    args.extend(["--".into(), "echo done".into()]);
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let _open = child.stdin.take().unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "held up by stdin"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(text.matches(" | done\n").count(), 3, "{text}");
+}
+
+#[test]
 fn many_hosts_summary_and_json() {
     let port = port().to_string();
     let closed = free_port();

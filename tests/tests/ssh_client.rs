@@ -1170,6 +1170,27 @@ fn many_hosts_with_some_unreachable() {
 }
 
 #[test]
+fn every_host_reads_all_of_a_shared_input_however_late_its_turn() {
+    // One at a time: the first host's command takes the bytes as they come, the second
+    // starts after the input was closed and gets them all from the start.
+    let hosts = [keyed(), keyed()];
+    let input = net_ssh::SharedInput::open();
+    let feed = input.clone();
+    let feeder = std::thread::spawn(move || {
+        feed.push(b"one\n");
+        std::thread::sleep(Duration::from_millis(500));
+        feed.push(b"two\n");
+        feed.close();
+    });
+    let results = net_ssh::run_many_with(&hosts, "cat", 1, &input, &|_, _| {});
+    feeder.join().unwrap();
+    for result in &results {
+        assert!(result.success(), "{result:?}");
+        assert_eq!(result.stdout, b"one\ntwo\n");
+    }
+}
+
+#[test]
 fn each_host_is_reported_as_soon_as_it_is_done() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -1181,7 +1202,8 @@ fn each_host_is_reported_as_soon_as_it_is_done() {
     let hosts = [keyed(), unreachable];
     let started = Instant::now();
     let done = std::sync::Mutex::new(Vec::new());
-    let results = net_ssh::run_many_with(&hosts, "sleep 1; echo late", 2, &|i, r| {
+    let input = net_ssh::SharedInput::from_bytes(b"late\n".to_vec());
+    let results = net_ssh::run_many_with(&hosts, "sleep 1; cat", 2, &input, &|i, r| {
         done.lock()
             .unwrap()
             .push((i, r.outcome.is_ok(), started.elapsed()));

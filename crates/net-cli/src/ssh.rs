@@ -495,7 +495,8 @@ pub struct Args {
     /// tunnels, or a command left running): stdin is not read, output still goes to ours.
     #[arg(short = 'f', conflicts_with_all = ["stdio_forward", "hosts", "hosts_file"])]
     background: bool,
-    /// Run on these hosts ([user@]host[:port], comma-separated) instead of DEST.
+    /// Run on these hosts ([user@]host[:port], comma-separated) instead of DEST. Each
+    /// host's command reads all of stdin (unless -n or a terminal), as pssh -I sends it.
     #[arg(
         long,
         value_name = "DEST,DEST,...",
@@ -1388,7 +1389,7 @@ fn run_and_report(
             rows[i] = Some(row);
         }
     };
-    let _ = net_ssh::run_many_with(configs, command, args.parallel, &show);
+    let _ = net_ssh::run_many_with(configs, command, args.parallel, &input(args), &show);
     let taken = rows.lock().unwrap_or_else(PoisonError::into_inner).take();
     let Some(rows) = taken else {
         // A signal's report is being written; the process ends with it.
@@ -1402,6 +1403,37 @@ fn run_and_report(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// What every host's command reads: our stdin, all of it for each (as pssh -I), read as it
+/// comes while the hosts run; nothing with -n or from a terminal.
+fn input(args: &Args) -> net_ssh::SharedInput {
+    if args.no_stdin || std::io::stdin().is_terminal() {
+        return net_ssh::SharedInput::from_bytes(Vec::new());
+    }
+    let input = net_ssh::SharedInput::open();
+    let feed = input.clone();
+    let read = crate::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0; 64 * 1024];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => feed.push(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::warn!("cannot read stdin: {e}; the commands get EOF");
+                    break;
+                }
+            }
+        }
+        feed.close();
+    });
+    if let Err(e) = read {
+        log::warn!("{e}; the commands get no stdin");
+        input.close();
+    }
+    input
 }
 
 /// The summary table (or the `--json` document) of `rows`; a host without one was

@@ -1,7 +1,8 @@
 //! One command on many hosts, at most P sessions at once; each host gets its own result.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::Error;
@@ -34,20 +35,93 @@ impl HostResult {
     }
 }
 
-/// Runs `command` on every host, at most `parallel` at once. One host's failure never stops
-/// the others; results come back in the order of `hosts`.
-#[must_use]
-pub fn run_many(hosts: &[Config], command: &str, parallel: usize) -> Vec<HostResult> {
-    run_many_with(hosts, command, parallel, &|_, _| {})
+/// The standard input of one command run on many hosts, as `pssh -I` sends it: every host's
+/// command gets all of it, from its first byte, however late its turn comes, then EOF once
+/// it is [closed](SharedInput::close). The bytes are kept until the run ends, for the hosts
+/// still to come. Clones share it: one thread can feed it while the hosts run.
+#[derive(Clone, Debug)]
+pub struct SharedInput(Arc<Mutex<Shared>>);
+
+#[derive(Debug)]
+struct Shared {
+    bytes: Vec<u8>,
+    closed: bool,
+    /// The commands running now, each taking what comes.
+    readers: Vec<Sender<Vec<u8>>>,
 }
 
-/// [`run_many`], calling `on_done` with each host's index in `hosts` and result as soon as
-/// that host is done (from the thread that ran it), to show progress as it comes.
+impl SharedInput {
+    /// An input still open: [`push`](Self::push) adds to it, [`close`](Self::close) ends it.
+    #[must_use]
+    pub fn open() -> Self {
+        SharedInput(Arc::new(Mutex::new(Shared {
+            bytes: Vec::new(),
+            closed: false,
+            readers: Vec::new(),
+        })))
+    }
+
+    /// An input of `bytes` and nothing more (empty: every command gets EOF at once).
+    #[must_use]
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        let input = SharedInput::open();
+        input.lock().bytes = bytes;
+        input.close();
+        input
+    }
+
+    /// Adds `bytes`, sent at once to the commands running and later to the others.
+    pub fn push(&self, bytes: &[u8]) {
+        let mut shared = self.lock();
+        shared.bytes.extend_from_slice(bytes);
+        // A command that ended has dropped its end.
+        shared
+            .readers
+            .retain(|reader| reader.send(bytes.to_vec()).is_ok());
+    }
+
+    /// Ends the input: each command gets EOF after the bytes pushed.
+    pub fn close(&self) {
+        let mut shared = self.lock();
+        shared.closed = true;
+        shared.readers.clear();
+    }
+
+    /// What one command reads: everything pushed so far, then what comes.
+    fn reader(&self) -> Receiver<Vec<u8>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut shared = self.lock();
+        if !shared.bytes.is_empty() {
+            let _ = tx.send(shared.bytes.clone());
+        }
+        if !shared.closed {
+            shared.readers.push(tx);
+        }
+        rx
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Runs `command` on every host, at most `parallel` at once, with no input (EOF at once).
+/// One host's failure never stops the others; results come back in the order of `hosts`.
+#[must_use]
+pub fn run_many(hosts: &[Config], command: &str, parallel: usize) -> Vec<HostResult> {
+    let input = SharedInput::from_bytes(Vec::new());
+    run_many_with(hosts, command, parallel, &input, &|_, _| {})
+}
+
+/// [`run_many`], feeding each command `input`, and calling `on_done` with each host's index
+/// in `hosts` and result as soon as that host is done (from the thread that ran it), to show
+/// progress as it comes.
 #[must_use]
 pub fn run_many_with(
     hosts: &[Config],
     command: &str,
     parallel: usize,
+    input: &SharedInput,
     on_done: &(dyn Fn(usize, &HostResult) + Sync),
 ) -> Vec<HostResult> {
     let next = AtomicUsize::new(0);
@@ -63,7 +137,7 @@ pub fn run_many_with(
                 let outcome = Client::connect(config).and_then(|client| {
                     client.exec_streaming(
                         command,
-                        None,
+                        Some(input.reader()),
                         &mut |b| {
                             stdout.extend_from_slice(b);
                             Ok(())

@@ -664,6 +664,10 @@ fn malformed_and_oversized_requests() {
     // otherwise), a Transfer-Encoding that ends in chunked, a Host that can be one.
     for (header, what) in [
         ("Content-Length: +5", "signed length"),
+        (
+            "Content-Length: 5\u{a0}",
+            "a Unicode space after the length",
+        ),
         ("Transfer-Encoding: gzip", "no chunked last"),
         ("Host: a b", "Host with a space"),
         ("Host: x/y", "Host with a slash"),
@@ -804,6 +808,34 @@ fn a_client_sending_headers_too_slowly_gets_408() {
     let reply = String::from_utf8_lossy(&reply);
     assert!(reply.starts_with("HTTP/1.1 408 "), "{reply}");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_body_announced_with_expect_100_continue_is_asked_for_and_the_connection_kept_in_step() {
+    // Answered at once without 100 Continue, curl had its answer, sent its next request
+    // instead of the body, and that request was thrown away as the body.
+    let mut stream = connect_to_serve();
+    stream
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+        )
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0; 4096];
+    while !seen.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut buf[..1]).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(seen, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream
+        .write_all(b"abcdeGET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert_eq!(reply.matches("HTTP/1.1 200 ").count(), 2, "{reply}");
+    assert!(!reply.contains("400"), "{reply}");
 }
 
 #[test]

@@ -1170,6 +1170,18 @@ fn many_hosts_with_some_unreachable() {
 }
 
 #[test]
+fn a_keepalive_interval_too_long_to_count_to_is_never_reached() {
+    // Duration::MAX (or ServerAliveInterval=18446744073709551615) panicked in every exec.
+    let mut config = keyed();
+    config.keepalive = Duration::MAX;
+    let out = Client::connect(&config)
+        .unwrap()
+        .exec("echo up", b"")
+        .unwrap();
+    assert_eq!(out.stdout, b"up\n");
+}
+
+#[test]
 fn every_host_reads_all_of_a_shared_input_however_late_its_turn() {
     // One at a time: the first host's command takes the bytes as they come, the second
     // starts after the input was closed and gets them all from the start.

@@ -35,7 +35,9 @@ impl ServerAlive {
     /// responding").
     pub(crate) fn check(&mut self, client: &Client) -> Result<(), Error> {
         let silent = self.heard.elapsed();
-        if silent >= self.every * self.count.saturating_add(1) {
+        // An interval too long to count to (`Duration::MAX`) never runs out.
+        let limit = self.every.checked_mul(self.count.saturating_add(1));
+        if limit.is_some_and(|limit| silent >= limit) {
             // Else closing the session would wait (blocking) on the silent server.
             client.hang_up("the server did not answer keepalives");
             return Err(Error::Timeout {

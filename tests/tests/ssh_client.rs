@@ -1071,6 +1071,20 @@ fn sftp_directories_and_file_management() {
         "a file is in the way",
     );
     says(client.rm(&base.join("x")), "is a directory");
+    // A local directory as the file to write is refused before a byte comes: the whole
+    // download was left as its part when the rename at the end failed.
+    let into = work_dir().join("sftp-get-into-dir");
+    let _ = std::fs::remove_dir_all(&into);
+    std::fs::create_dir_all(&into).unwrap();
+    std::fs::write(base.join("f"), "f\n").unwrap();
+    let mut slashed = into.clone().into_os_string();
+    slashed.push("/");
+    for to in [into.clone(), slashed.into()] {
+        let got = client.get(&base.join("f"), &to, Transfer::default(), &mut |_, _| {});
+        says(got, "is a directory");
+        assert_eq!(std::fs::read_dir(&into).unwrap().count(), 0, "{to:?}");
+        assert!(!into.with_extension("part").exists(), "{to:?}");
+    }
     says(client.rmdir(&base.join("x")), "not empty");
     says(client.rmdir(&base.join("x/moved.txt")), "not a directory");
     says(

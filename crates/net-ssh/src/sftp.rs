@@ -868,6 +868,20 @@ impl Client {
             .map_err(|e| self.copy_failed(e, remote, Some(local), local))?;
             return Ok(());
         }
+        // Refused before a byte comes: only the rename at the end would have failed, the
+        // whole download left as its part.
+        let names_dir = local.as_os_str().as_encoded_bytes().ends_with(b"/");
+        let is_dir = std::fs::metadata(local).map(|m| m.is_dir());
+        if names_dir || is_dir.as_ref().is_ok_and(|&dir| dir) {
+            let source = match is_dir {
+                Ok(_) => std::io::ErrorKind::IsADirectory.into(),
+                Err(e) => e,
+            };
+            return Err(Error::Local {
+                path: local.to_owned(),
+                source,
+            });
+        }
         // Through a symbolic link to the file it names, as sftp writes.
         let through = std::fs::symlink_metadata(local)
             .is_ok_and(|m| m.file_type().is_symlink())

@@ -1504,7 +1504,7 @@ fn an_interrupted_run_over_many_hosts_reports_the_hosts_done_and_the_rest() {
         }
         args.extend(common());
         // One at a time: the first done at 2 s and a bit, the second until 4 s and more.
-        args.extend(["--".into(), "sleep 2".into()]);
+        args.extend(["--".into(), "echo begun; sleep 2; echo ended".into()]);
         let child = netkit_tests::Spawned::start(
             Command::new(netkit_bin())
                 .args(&args)
@@ -1524,13 +1524,20 @@ fn an_interrupted_run_over_many_hosts_reports_the_hosts_done_and_the_rest() {
             let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             assert_eq!(doc[0]["ok"], true, "{text}");
             assert_eq!(doc[1]["error"], "interrupted", "{text}");
+            // What it said before is kept (it was lost: a stuck host told nothing).
+            assert_eq!(doc[1]["stdout"], "begun\n", "{text}");
         } else {
-            let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(&host)).collect();
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with(&host) && !l.contains(" | "))
+                .collect();
             assert_eq!(lines.len(), 2, "{text}");
             assert!(
                 lines[0].ends_with(" ok") && lines[1].ends_with(" interrupted"),
                 "{text}"
             );
+            assert_eq!(text.matches(" | begun\n").count(), 2, "{text}");
+            assert_eq!(text.matches(" | ended\n").count(), 1, "{text}");
         }
     }
 }

@@ -4,7 +4,9 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use net_ssh::{AddressFamily, Client, Config, Error, HostKeyPolicy, Identity, Transfer};
+use net_ssh::{
+    AddressFamily, Client, Config, Error, HostKeyPolicy, HostResult, Identity, Transfer,
+};
 use netkit_tests::ssh::{WAIT_FOR_43X132, config, key, keyed, port, remote_dir};
 use netkit_tests::{env, work_dir};
 use rand::RngCore as _;
@@ -1208,7 +1210,7 @@ fn every_host_reads_all_of_a_shared_input_however_late_its_turn() {
         feed.push(b"two\n");
         feed.close();
     });
-    let results = net_ssh::run_many_with(&hosts, "cat", 1, &input, &|_, _| {});
+    let results = net_ssh::run_many_with(&hosts, "cat", 1, &input, &|_: usize, _: &HostResult| {});
     feeder.join().unwrap();
     for result in &results {
         assert!(result.success(), "{result:?}");
@@ -1229,11 +1231,17 @@ fn each_host_is_reported_as_soon_as_it_is_done() {
     let started = Instant::now();
     let done = std::sync::Mutex::new(Vec::new());
     let input = net_ssh::SharedInput::from_bytes(b"late\n".to_vec());
-    let results = net_ssh::run_many_with(&hosts, "sleep 1; cat", 2, &input, &|i, r| {
-        done.lock()
-            .unwrap()
-            .push((i, r.outcome.is_ok(), started.elapsed()));
-    });
+    let results = net_ssh::run_many_with(
+        &hosts,
+        "sleep 1; cat",
+        2,
+        &input,
+        &|i: usize, r: &HostResult| {
+            done.lock()
+                .unwrap()
+                .push((i, r.outcome.is_ok(), started.elapsed()));
+        },
+    );
     let done = done.into_inner().unwrap();
     // The host that cannot be reached is told at once, not after the slow one.
     assert_eq!(

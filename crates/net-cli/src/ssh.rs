@@ -399,8 +399,8 @@ Host keys are checked against known_hosts: unknown hosts are refused unless --ac
 
 Exit status: the remote command's; 255 for netkit's own errors and for a command killed by a
 signal (as OpenSSH). With --hosts: 0 when every host ran the command with status 0, else 1;
-130 or 143 after Ctrl-C or SIGTERM (the hosts done are reported, the rest marked interrupted);
-255 for bad arguments.
+130 or 143 after Ctrl-C or SIGTERM (the hosts done are reported, the rest marked interrupted
+with what they printed so far); 255 for bad arguments.
 
 Examples:
   netkit ssh deploy@10.0.0.5 -- uname -a
@@ -1297,6 +1297,8 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
         .collect::<Result<Vec<_>, _>>()?;
     // Each host's row as it finishes; `None` once reported (the last word is said once).
     let rows: Mutex<Option<Vec<Option<Row>>>> = Mutex::new(Some(vec![None; hosts.len()]));
+    // What the hosts still running have said: shown if the run is cut short.
+    let partial = Mutex::new(vec![Said::default(); hosts.len()]);
     // Ctrl-C or SIGTERM: the hosts done so far are reported and the rest marked interrupted,
     // as pssh marks them (the process died and the summary and --json were lost); the
     // remote commands go on, as with ssh.
@@ -1310,13 +1312,14 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
     std::thread::scope(|scope| {
         scope.spawn(|| {
             if let Some(signal) = signals.forever().next() {
-                let taken = rows.lock().unwrap_or_else(PoisonError::into_inner).take();
+                let taken = lock(&rows).take();
                 if let Some(rows) = taken {
                     // A stdout nobody reads (`| less` on its first screen) must not keep a
                     // signal from ending the run: the report gets a moment, then we go.
                     let (written, done) = std::sync::mpsc::channel();
+                    let partial = std::mem::take(&mut *lock(&partial));
                     scope.spawn(move || {
-                        let _ = report(hosts, &rows, args.json);
+                        let _ = report(hosts, &rows, &partial, args.json);
                         let _ = written.send(());
                     });
                     let _ = done.recv_timeout(Duration::from_secs(2));
@@ -1325,10 +1328,86 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
                 // Every host was done and the report is being written: it is let finish.
             }
         });
-        let outcome = run_and_report(args, hosts, &configs, command, &rows);
+        let outcome = run_and_report(args, hosts, &configs, command, &rows, &partial);
         handle.close();
         outcome
     })
+}
+
+/// What one host's command wrote.
+#[derive(Clone, Default)]
+struct Said {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Each line of `bytes` after `host`'s prefix, as they came (not every program writes
+/// UTF-8); a last line without its newline gets one.
+fn prefixed(out: &mut dyn std::io::Write, host: &str, width: usize, bytes: &[u8]) {
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        let _ = write!(out, "{host:width$} | ");
+        let _ = out.write_all(line);
+        if !line.ends_with(b"\n") {
+            let _ = out.write_all(b"\n");
+        }
+    }
+    let _ = out.flush();
+}
+
+/// A run's progress as `netkit ssh --hosts` shows it: each host's output once it is done
+/// (what one still running said kept in `partial`), its row kept for the summary.
+struct Shown<'a> {
+    json: bool,
+    hosts: &'a [String],
+    width: usize,
+    rows: &'a Mutex<Option<Vec<Option<Row>>>>,
+    partial: &'a Mutex<Vec<Said>>,
+}
+
+impl net_ssh::Progress for Shown<'_> {
+    fn output(&self, host: usize, stderr: bool, bytes: &[u8]) {
+        if let Some(said) = lock(self.partial).get_mut(host) {
+            let stream = if stderr {
+                &mut said.stderr
+            } else {
+                &mut said.stdout
+            };
+            stream.extend_from_slice(bytes);
+        }
+    }
+
+    fn done(&self, i: usize, r: &net_ssh::HostResult) {
+        if let Some(said) = lock(self.partial).get_mut(i) {
+            *said = Said::default();
+        }
+        if !self.json {
+            let host = &self.hosts[i];
+            prefixed(&mut std::io::stdout().lock(), host, self.width, &r.stdout);
+            prefixed(&mut std::io::stderr().lock(), host, self.width, &r.stderr);
+        }
+        let (code, signal, error) = match &r.outcome {
+            // A command killed by a signal has no exit code.
+            Ok(status) if status.signal.is_some() => (None, status.signal.clone(), None),
+            Ok(status) => (Some(status.code), None, None),
+            Err(e) => (None, None, Some(e.to_string())),
+        };
+        let row = Row {
+            ok: r.success(),
+            code,
+            signal,
+            error,
+            stdout: r.stdout.clone(),
+            stderr: r.stderr.clone(),
+            duration: r.duration,
+        };
+        if let Some(rows) = lock(self.rows).as_mut() {
+            rows[i] = Some(row);
+        }
+    }
 }
 
 /// One host's end, as the summary and `--json` show it.
@@ -1349,55 +1428,26 @@ fn run_and_report(
     configs: &[net_ssh::Config],
     command: &str,
     rows: &Mutex<Option<Vec<Option<Row>>>>,
+    partial: &Mutex<Vec<Said>>,
 ) -> Outcome {
     // Each host as given (an alias, a user): the resolved address alone can be ambiguous.
-    let width = hosts.iter().map(String::len).max().unwrap_or(0);
     // Without --json, a host's output shows as soon as it is done, the summary at the end.
-    let show = |i: usize, r: &net_ssh::HostResult| {
-        if !args.json {
-            let host = &hosts[i];
-            // Bytes as they came (not every program writes UTF-8), a prefix per line.
-            let prefixed = |out: &mut dyn std::io::Write, bytes: &[u8]| {
-                for line in bytes.split_inclusive(|&b| b == b'\n') {
-                    let _ = write!(out, "{host:width$} | ");
-                    let _ = out.write_all(line);
-                    if !line.ends_with(b"\n") {
-                        let _ = out.write_all(b"\n");
-                    }
-                }
-                let _ = out.flush();
-            };
-            prefixed(&mut std::io::stdout().lock(), &r.stdout);
-            prefixed(&mut std::io::stderr().lock(), &r.stderr);
-        }
-        let (code, signal, error) = match &r.outcome {
-            // A command killed by a signal has no exit code.
-            Ok(status) if status.signal.is_some() => (None, status.signal.clone(), None),
-            Ok(status) => (Some(status.code), None, None),
-            Err(e) => (None, None, Some(e.to_string())),
-        };
-        let row = Row {
-            ok: r.success(),
-            code,
-            signal,
-            error,
-            stdout: r.stdout.clone(),
-            stderr: r.stderr.clone(),
-            duration: r.duration,
-        };
-        if let Some(rows) = rows.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
-            rows[i] = Some(row);
-        }
+    let shown = Shown {
+        json: args.json,
+        hosts,
+        width: hosts.iter().map(String::len).max().unwrap_or(0),
+        rows,
+        partial,
     };
-    let _ = net_ssh::run_many_with(configs, command, args.parallel, &input(args), &show);
-    let taken = rows.lock().unwrap_or_else(PoisonError::into_inner).take();
+    let _ = net_ssh::run_many_with(configs, command, args.parallel, &input(args), &shown);
+    let taken = lock(rows).take();
     let Some(rows) = taken else {
         // A signal's report is being written; the process ends with it.
         loop {
             std::thread::park();
         }
     };
-    report(hosts, &rows, args.json)?;
+    report(hosts, &rows, &[], args.json)?;
     Ok(if rows.iter().all(|r| r.as_ref().is_some_and(|r| r.ok)) {
         ExitCode::SUCCESS
     } else {
@@ -1437,15 +1487,29 @@ fn input(args: &Args) -> net_ssh::SharedInput {
 }
 
 /// The summary table (or the `--json` document) of `rows`; a host without one was
-/// interrupted.
-fn report(hosts: &[String], rows: &[Option<Row>], json: bool) -> anyhow::Result<()> {
+/// interrupted, having said what `partial` holds.
+fn report(
+    hosts: &[String],
+    rows: &[Option<Row>],
+    partial: &[Said],
+    json: bool,
+) -> anyhow::Result<()> {
     let width = hosts.iter().map(String::len).max().unwrap_or(0);
+    let nothing = Said::default();
+    let said = |i: usize| partial.get(i).unwrap_or(&nothing);
+    if !json {
+        for (i, host) in hosts.iter().enumerate().filter(|(i, _)| rows[*i].is_none()) {
+            prefixed(&mut std::io::stdout().lock(), host, width, &said(i).stdout);
+            prefixed(&mut std::io::stderr().lock(), host, width, &said(i).stderr);
+        }
+    }
     let mut out = std::io::stdout().lock();
     if json {
         let doc: Vec<serde_json::Value> = hosts
             .iter()
             .zip(rows)
-            .map(|(host, r)| match r {
+            .enumerate()
+            .map(|(i, (host, r))| match r {
                 Some(r) => serde_json::json!({
                     "host": host, "ok": r.ok, "exit_code": r.code, "signal": r.signal,
                     "stdout": String::from_utf8_lossy(&r.stdout), "stderr": String::from_utf8_lossy(&r.stderr),
@@ -1453,7 +1517,9 @@ fn report(hosts: &[String], rows: &[Option<Row>], json: bool) -> anyhow::Result<
                 }),
                 None => serde_json::json!({
                     "host": host, "ok": false, "exit_code": null, "signal": null,
-                    "stdout": "", "stderr": "", "duration_ms": null, "error": "interrupted",
+                    "stdout": String::from_utf8_lossy(&said(i).stdout),
+                    "stderr": String::from_utf8_lossy(&said(i).stderr),
+                    "duration_ms": null, "error": "interrupted",
                 }),
             })
             .collect();

@@ -105,24 +105,51 @@ impl SharedInput {
     }
 }
 
+/// What a run over many hosts tells as it goes, each call from the thread running that
+/// host (`host` is its index in `hosts`). A closure `Fn(usize, &HostResult)` is one that
+/// hears only when each host is done.
+pub trait Progress: Sync {
+    /// Bytes the command wrote to stdout (`stderr` false) or stderr, as they come: what a
+    /// host still running has said, when the run is cut short.
+    fn output(&self, host: usize, stderr: bool, bytes: &[u8]) {
+        let _ = (host, stderr, bytes);
+    }
+
+    /// The host is done.
+    fn done(&self, host: usize, result: &HostResult) {
+        let _ = (host, result);
+    }
+}
+
+impl<F: Fn(usize, &HostResult) + Sync> Progress for F {
+    fn done(&self, host: usize, result: &HostResult) {
+        self(host, result);
+    }
+}
+
 /// Runs `command` on every host, at most `parallel` at once, with no input (EOF at once).
 /// One host's failure never stops the others; results come back in the order of `hosts`.
 #[must_use]
 pub fn run_many(hosts: &[Config], command: &str, parallel: usize) -> Vec<HostResult> {
     let input = SharedInput::from_bytes(Vec::new());
-    run_many_with(hosts, command, parallel, &input, &|_, _| {})
+    run_many_with(
+        hosts,
+        command,
+        parallel,
+        &input,
+        &|_: usize, _: &HostResult| {},
+    )
 }
 
-/// [`run_many`], feeding each command `input`, and calling `on_done` with each host's index
-/// in `hosts` and result as soon as that host is done (from the thread that ran it), to show
-/// progress as it comes.
+/// [`run_many`], feeding each command `input`, and telling `progress` each host's output
+/// and end as they come (a host is done as soon as it is, to show it then).
 #[must_use]
 pub fn run_many_with(
     hosts: &[Config],
     command: &str,
     parallel: usize,
     input: &SharedInput,
-    on_done: &(dyn Fn(usize, &HostResult) + Sync),
+    progress: &dyn Progress,
 ) -> Vec<HostResult> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<HostResult>>> =
@@ -139,10 +166,12 @@ pub fn run_many_with(
                         command,
                         Some(input.reader()),
                         &mut |b| {
+                            progress.output(i, false, b);
                             stdout.extend_from_slice(b);
                             Ok(())
                         },
                         &mut |b| {
+                            progress.output(i, true, b);
                             stderr.extend_from_slice(b);
                             Ok(())
                         },
@@ -155,7 +184,7 @@ pub fn run_many_with(
                     stderr,
                     duration: started.elapsed(),
                 };
-                on_done(i, &result);
+                progress.done(i, &result);
                 if let Ok(mut all) = results.lock() {
                     all[i] = Some(result);
                 }

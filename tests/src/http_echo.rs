@@ -14,6 +14,7 @@
 //! - `/gzip`: a gzip-encoded `hello from gzip\n`; `/brotli`: `hello from brotli\n` in br;
 //!   `/latin1`: `café` in ISO-8859-1;
 //! - `/bytes/N`: N bytes (`i % 251`); `/truncate/N`: announces N bytes, sends half, closes;
+//! - `/chunked-with-length`: `hello` chunked, with a `Content-Length: 3` that framing overrides;
 //! - `/reset/N`: N bytes of a body that ends at the close, then a reset (an aborted server);
 //! - `/drip/sse` (`/drip/json`, `/drip/text`): `data: first`, then 30 s later `data: last`,
 //!   typed as an event stream (as JSON, as plain text).
@@ -312,6 +313,13 @@ fn serve(stream: TcpStream, calls: &Mutex<HashMap<String, Vec<Instant>>>, seen: 
                 std::thread::sleep(Duration::from_millis(300));
                 // A close with linger 0 sends a reset, as an aborted worker or proxy does.
                 let _ = socket2::SockRef::from(&writer).set_linger(Some(Duration::ZERO));
+                return;
+            }
+            ["chunked-with-length"] => {
+                let _ = writer.write_all(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\
+                      Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                );
                 return;
             }
             ["truncate", n] => {

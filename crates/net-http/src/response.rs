@@ -144,9 +144,13 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The `Content-Length` announced, if any.
+    /// The `Content-Length` announced, if any, and if the body is not framed by a
+    /// `Transfer-Encoding` instead, which overrides it (RFC 9112 6.3).
     #[must_use]
     pub fn content_length(&self) -> Option<u64> {
+        if self.header("transfer-encoding").is_some() {
+            return None;
+        }
         self.header("content-length")
             .and_then(|v| v.trim().parse().ok())
     }

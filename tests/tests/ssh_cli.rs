@@ -679,7 +679,7 @@ fn dash_g_prints_the_resolved_config_without_connecting() {
         &config,
         format!(
             "Host web\n  HostName 127.0.0.9\n  User deploy\n  Port 2222\n  IdentityFile {}\n  \
-             ProxyJump jump1,admin@jump2:2200\n  LocalForward 5433 db:5432\n  \
+             ProxyJump jump1,admin@jump2:2200,ops@[::1]:2201\n  LocalForward 5433 db:5432\n  \
              LocalForward /tmp/netkit-g.sock db:22\n  RemoteForward 8080\n  \
              SetEnv TOKEN=s3cret\n  PreferredAuthentications password,publickey\n\
              Host jump1\n  User hopper\n",
@@ -716,7 +716,7 @@ fn dash_g_prints_the_resolved_config_without_connecting() {
         "stricthostkeychecking true",
         "preferredauthentications password,publickey",
         &format!("identityfile {}", key.display()),
-        "proxyjump hopper@jump1:22,admin@jump2:2200",
+        "proxyjump hopper@jump1:22,admin@jump2:2200,ops@[::1]:2201",
         // The flags' forwards and the file's, written as ssh -G writes them.
         "localforward [127.0.0.1]:8080 [::1]:80",
         "localforward 5433 [db]:5432",

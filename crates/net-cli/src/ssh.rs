@@ -1704,7 +1704,8 @@ fn resolved(given: &str, config: &Config, args: &Args) -> String {
     let mut jumps = Vec::new();
     let mut hop = config.jump.as_deref();
     while let Some(jump) = hop {
-        jumps.push(format!("{}@{}:{}", jump.user, jump.host, jump.port));
+        let at = net_ssh::host_port(&jump.host, jump.port);
+        jumps.push(format!("{}@{at}", jump.user));
         hop = jump.jump.as_deref();
     }
     if !jumps.is_empty() {

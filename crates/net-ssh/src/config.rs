@@ -377,8 +377,9 @@ impl<'a> Destination<'a> {
     }
 }
 
-/// `host:port` as messages write it, an IPv6 address in brackets (`[::1]:22`).
-pub(crate) fn host_port(host: &str, port: u16) -> String {
+/// `host:port` as ssh writes it, an IPv6 address in brackets (`[::1]:22`).
+#[must_use]
+pub fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
     } else {

@@ -3141,6 +3141,10 @@ fn dash_e_writes_the_log_to_a_file_as_ssh_e() {
         err.contains("/no/such/dir/log") && err.lines().count() == 1,
         "{err}"
     );
+    // sftp's code for its failures is 1 (it was ssh's 255, which sftp never documents).
+    let out = sftp(&["ls", "-E", "/no/such/dir/log", &format!("{}:", dest())]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
 }
 
 #[test]

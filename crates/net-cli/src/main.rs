@@ -101,7 +101,12 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 crate::exit::say(format_args!("netkit: error: -E {}: {e}", path.display()));
-                return ExitCode::from(ssh::OWN_ERROR);
+                // Each command's own code for its failures: ssh's 255, sftp's 1.
+                let code = match cli.command {
+                    Command::Sftp(_) => exit::GENERIC,
+                    _ => ssh::OWN_ERROR,
+                };
+                return ExitCode::from(code);
             }
         }
     }

@@ -1573,7 +1573,8 @@ fn each_of_many_hosts_reads_all_of_stdin() {
     let port = port().to_string();
     let user = env("NETKIT_TEST_SSH_USER");
     let host = format!("{user}@127.0.0.1:{port}");
-    let hosts = format!("{host},{host},{host}");
+    // Spaces between hosts and a last comma, as pssh -H and generated lists have them.
+    let hosts = format!("{host}, {host},{host},");
     let mut data = vec![0u8; 300_000];
     rand::rng().fill_bytes(&mut data);
     let run = |flags: &[&str], command: &str, stdin: &[u8]| {

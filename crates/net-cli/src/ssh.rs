@@ -514,8 +514,8 @@ pub struct Args {
     )]
     hosts_file: Option<PathBuf>,
     /// Sessions at once with --hosts.
-    #[arg(long, value_name = "P", default_value_t = 10)]
-    parallel: usize,
+    #[arg(long, value_name = "P", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    parallel: u64,
     /// Give up on a command that runs longer than SECS (the host fails with a timeout), as
     /// pssh's -t; by default a command may run as long as it likes.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
@@ -632,7 +632,13 @@ pub fn run(mut args: Args) -> Outcome {
     if let Some(query) = &args.query {
         return list_algorithms(query);
     }
-    let mut hosts = args.hosts.clone();
+    // As pssh's -H: spaces separate hosts too, and a list built by a loop may end in a comma.
+    let mut hosts: Vec<String> = args
+        .hosts
+        .iter()
+        .flat_map(|h| h.split_whitespace())
+        .map(str::to_owned)
+        .collect();
     if let Some(file) = &args.hosts_file {
         let text =
             std::fs::read_to_string(file).map_err(|e| own(anyhow!("{}: {e}", file.display())))?;
@@ -1439,7 +1445,8 @@ fn run_and_report(
         rows,
         partial,
     };
-    let _ = net_ssh::run_many_with(configs, command, args.parallel, &input(args), &shown);
+    let parallel = usize::try_from(args.parallel).unwrap_or(usize::MAX);
+    let _ = net_ssh::run_many_with(configs, command, parallel, &input(args), &shown);
     let taken = lock(rows).take();
     let Some(rows) = taken else {
         // A signal's report is being written; the process ends with it.

@@ -2091,6 +2091,11 @@ fn sftp_put_get_ls_mkdir_mv_rm() {
     ok(sftp(&["mv", &remote("new.txt"), &at("kept.txt")]));
     assert_eq!(read("kept.txt"), "new\n");
     assert_eq!(std::fs::read_dir(&base).unwrap().count(), 4, "no litter");
+    // The file in the way of a name near NAME_MAX is moved aside under a short name.
+    let long = "l".repeat(240);
+    std::fs::write(base.join(&long), "old\n").unwrap();
+    ok(sftp(&["mv", &remote("kept.txt"), &at(&long)]));
+    assert_eq!(read(&long), "new\n");
     let back = work_dir().join("sftp-cli-back.txt");
     ok(sftp(&[
         "get",

@@ -1305,6 +1305,9 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
     let rows: Mutex<Option<Vec<Option<Row>>>> = Mutex::new(Some(vec![None; hosts.len()]));
     // What the hosts still running have said: shown if the run is cut short.
     let partial = Mutex::new(vec![Said::default(); hosts.len()]);
+    // Set once a signal's report has taken `partial`: a host done after that is told there,
+    // not again here.
+    let interrupted = std::sync::atomic::AtomicBool::new(false);
     // Ctrl-C or SIGTERM: the hosts done so far are reported and the rest marked interrupted,
     // as pssh marks them (the process died and the summary and --json were lost); the
     // remote commands go on, as with ssh.
@@ -1323,6 +1326,7 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
                     // A stdout nobody reads (`| less` on its first screen) must not keep a
                     // signal from ending the run: the report gets a moment, then we go.
                     let (written, done) = std::sync::mpsc::channel();
+                    interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
                     let partial = std::mem::take(&mut *lock(&partial));
                     scope.spawn(move || {
                         let _ = report(hosts, &rows, &partial, args.json);
@@ -1334,7 +1338,15 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
                 // Every host was done and the report is being written: it is let finish.
             }
         });
-        let outcome = run_and_report(args, hosts, &configs, command, &rows, &partial);
+        let shown = Shown {
+            json: args.json,
+            hosts,
+            width: hosts.iter().map(String::len).max().unwrap_or(0),
+            rows: &rows,
+            partial: &partial,
+            interrupted: &interrupted,
+        };
+        let outcome = run_and_report(args, &configs, command, &shown);
         handle.close();
         outcome
     })
@@ -1372,6 +1384,7 @@ struct Shown<'a> {
     width: usize,
     rows: &'a Mutex<Option<Vec<Option<Row>>>>,
     partial: &'a Mutex<Vec<Said>>,
+    interrupted: &'a std::sync::atomic::AtomicBool,
 }
 
 impl net_ssh::Progress for Shown<'_> {
@@ -1390,7 +1403,9 @@ impl net_ssh::Progress for Shown<'_> {
         if let Some(said) = lock(self.partial).get_mut(i) {
             *said = Said::default();
         }
-        if !self.json {
+        // After the signal's report took what the host had said, it is the report's to tell.
+        let told = self.interrupted.load(std::sync::atomic::Ordering::SeqCst);
+        if !self.json && !told {
             let host = &self.hosts[i];
             prefixed(&mut std::io::stdout().lock(), host, self.width, &r.stdout);
             prefixed(&mut std::io::stderr().lock(), host, self.width, &r.stderr);
@@ -1430,31 +1445,20 @@ struct Row {
 
 fn run_and_report(
     args: &Args,
-    hosts: &[String],
     configs: &[net_ssh::Config],
     command: &str,
-    rows: &Mutex<Option<Vec<Option<Row>>>>,
-    partial: &Mutex<Vec<Said>>,
+    shown: &Shown<'_>,
 ) -> Outcome {
-    // Each host as given (an alias, a user): the resolved address alone can be ambiguous.
-    // Without --json, a host's output shows as soon as it is done, the summary at the end.
-    let shown = Shown {
-        json: args.json,
-        hosts,
-        width: hosts.iter().map(String::len).max().unwrap_or(0),
-        rows,
-        partial,
-    };
     let parallel = usize::try_from(args.parallel).unwrap_or(usize::MAX);
-    let _ = net_ssh::run_many_with(configs, command, parallel, &input(args), &shown);
-    let taken = lock(rows).take();
+    let _ = net_ssh::run_many_with(configs, command, parallel, &input(args), shown);
+    let taken = lock(shown.rows).take();
     let Some(rows) = taken else {
         // A signal's report is being written; the process ends with it.
         loop {
             std::thread::park();
         }
     };
-    report(hosts, &rows, &[], args.json)?;
+    report(shown.hosts, &rows, &[], args.json)?;
     Ok(if rows.iter().all(|r| r.as_ref().is_some_and(|r| r.ok)) {
         ExitCode::SUCCESS
     } else {

@@ -522,24 +522,24 @@ impl Client {
         // start with them, and stay theirs to change).
         let temp = upload_temp_name(remote);
         let done = match sftp.lstat(&temp) {
-            Ok(stat) if options.resume && stat.is_file() => match stat.size {
-                Some(size)
-                    if size <= total
-                        && stat
-                            .uid
-                            .is_some_and(|uid| Self::our_uid(sftp, &temp) == Some(uid)) =>
-                {
-                    size
+            Ok(stat) if options.resume && stat.is_file() => {
+                let why_not = match (stat.size, stat.uid) {
+                    (Some(size), _) if size > total => Some("longer than the file"),
+                    (_, None) => Some("the server does not say whose it is"),
+                    (_, Some(uid)) => match Self::our_uid(sftp, &temp) {
+                        None => Some("cannot tell whose it is (no file can be made beside it)"),
+                        Some(ours) if ours != uid => Some("another user's"),
+                        Some(_) => None,
+                    },
+                };
+                match why_not {
+                    None => stat.size.unwrap_or(0),
+                    Some(why) => {
+                        log::warn!("{}: {why}: not resumed, starting over", self.remote(&temp));
+                        0
+                    }
                 }
-                _ => {
-                    log::warn!(
-                        "{}: another user's, or longer than the file: not resumed, \
-                         starting over",
-                        self.remote(&temp)
-                    );
-                    0
-                }
-            },
+            }
             _ => 0,
         };
         if done > 0 {
@@ -1284,8 +1284,9 @@ impl Client {
         if e.code() != ssh2::ErrorCode::SFTP(4) {
             return Err(Error::sftp(&self.host, from, &e));
         }
-        let aside =
-            unguessable(&upload_temp_name(to)).ok_or_else(|| Error::sftp(&self.host, from, &e))?;
+        // A short name: one longer than the target's could pass NAME_MAX.
+        let aside = unguessable(&to.with_file_name(".netkit-aside"))
+            .ok_or_else(|| Error::sftp(&self.host, from, &e))?;
         sftp.rename(to, &aside, None)
             .map_err(|e| Error::sftp(&self.host, to, &e))?;
         match sftp.rename(from, to, None) {

@@ -4030,6 +4030,24 @@ fn on_a_terminal_the_passphrase_of_a_key_is_asked_for() {
     let default_key = home.join(".ssh/id_ed25519");
     std::fs::copy(key("id_ed25519"), &default_key).unwrap();
     std::fs::set_permissions(&default_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // An -i key is asked for when its turn comes, before a config file's key after it gets
+    // in (who logs in can depend on the key), as ssh asks.
+    let file = work_dir().join("ssh-config-after-dash-i");
+    std::fs::write(
+        &file,
+        format!("IdentityFile {}\n", key("id_ed25519").display()),
+    )
+    .unwrap();
+    let with_file = line.replacen(" ssh ", &format!(" ssh -F {} ", file.display()), 1);
+    let mut terminal = Terminal::start(&with_file);
+    terminal.wait_for("Enter passphrase for key");
+    terminal.type_keys(format!("{}\r", env("NETKIT_TEST_SSH_PASSPHRASE")).as_bytes());
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains("unlocked-42") && !screen.contains("passed over"),
+        "{screen}"
+    );
     let mut terminal = Terminal::start(&format!("HOME={} {line}", home.display()));
     terminal.wait_for("Enter passphrase for key");
     terminal.type_keys(b"\r");

@@ -240,6 +240,7 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
             .write(true)
             .open("/dev/tty")
             .is_ok();
+    for_each_hop(config, |hop| hop.asks_passphrases = may_ask);
     let ask_passphrase = |path: &std::path::Path| {
         let prompt = format!("Enter passphrase for key '{}': ", path.display());
         rpassword::prompt_password(prompt).map_err(own)

@@ -458,6 +458,10 @@ impl Client {
                     unusable.push(Error::Key {
                         path: identity.path,
                     });
+                    // Its passphrase is asked for now, before a key after it gets in.
+                    if config.asks_passphrases {
+                        return false;
+                    }
                 }
                 _ => {}
             }

@@ -139,6 +139,11 @@ pub struct Config {
     /// that drops keys the user named (ssh skips one after three wrong passphrases) clears it,
     /// as ssh never falls back to the default files once `-i` or `IdentityFile` named some.
     pub default_identities: bool,
+    /// The caller can ask a person for passphrases (default false): a key of `identities`
+    /// that cannot be opened without one (or with the one given) ends authentication with
+    /// [`Error::Key`](crate::Error::Key) when its turn comes, to be asked for and tried
+    /// again, as ssh asks then; otherwise it is passed over for the keys after it.
+    pub asks_passphrases: bool,
     /// Ask for zlib compression (OpenSSH's `Compression`, `ssh -C`; default false): worth it
     /// on slow links only.
     pub compression: bool,
@@ -237,6 +242,7 @@ impl std::fmt::Debug for Config {
             host_key_alias,
             identities,
             default_identities,
+            asks_passphrases,
             compression,
             ciphers,
             kex_algorithms,
@@ -278,6 +284,7 @@ impl std::fmt::Debug for Config {
             .field("host_key_alias", host_key_alias)
             .field("identities", identities)
             .field("default_identities", default_identities)
+            .field("asks_passphrases", asks_passphrases)
             .field("compression", compression)
             .field("ciphers", ciphers)
             .field("kex_algorithms", kex_algorithms)
@@ -678,6 +685,7 @@ impl Config {
             agent_socket: None,
             identities_only: false,
             default_identities: true,
+            asks_passphrases: false,
             password: None,
             pubkey_authentication: true,
             password_authentication: true,

@@ -28,6 +28,12 @@
 //! # assert_eq!(std::fs::read(&remote)?, b"an archive");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! libssh2 is patched in this workspace (`vendor/libssh2-sys`, see its `NETKIT.md`): among
+//! others, a keepalive reads what has come before it counts the server silent. Cargo does not
+//! carry a `[patch]` to the crates that depend on us: a program outside the workspace adds
+//! the same `libssh2-sys = { path = ".../vendor/libssh2-sys" }` under `[patch.crates-io]`,
+//! or a quiet server may be taken for a lost one after the keepalive interval.
 
 mod client;
 mod config;

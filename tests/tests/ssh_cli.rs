@@ -1627,6 +1627,29 @@ fn each_of_many_hosts_reads_all_of_stdin() {
 }
 
 #[test]
+fn a_stdin_too_large_to_keep_for_many_hosts_fails_the_run_in_bounded_memory() {
+    // `< /dev/zero` took 2.7 GB in 6 s: stdin is kept for the hosts to come, up to 64 MiB.
+    let port = port().to_string();
+    let user = env("NETKIT_TEST_SSH_USER");
+    let host = format!("{user}@127.0.0.1:{port}");
+    let mut args = vec!["ssh".to_owned(), "--hosts".into(), format!("{host},{host}")];
+    args.extend(common());
+    args.extend(["--".into(), "sleep 1".into()]);
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    let child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(&args)
+            .stdin(Stdio::from(zero))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let out = child.wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("stdin is over 64 MiB"), "{err}");
+}
+
+#[test]
 fn many_hosts_summary_and_json() {
     let port = port().to_string();
     let closed = free_port();

@@ -3,7 +3,8 @@
 use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
@@ -497,7 +498,8 @@ pub struct Args {
     #[arg(short = 'f', conflicts_with_all = ["stdio_forward", "hosts", "hosts_file"])]
     background: bool,
     /// Run on these hosts ([user@]host[:port], comma-separated) instead of DEST. Each
-    /// host's command reads all of stdin (unless -n or a terminal), as pssh -I sends it.
+    /// host's command reads all of stdin (unless -n or a terminal; up to 64 MiB), as pssh -I
+    /// sends it.
     #[arg(
         long,
         value_name = "DEST,DEST,...",
@@ -1223,8 +1225,8 @@ fn start_forwards(
 /// connections already carried finish first, as in ssh).
 #[derive(Default)]
 struct StopForwards {
-    now: std::sync::atomic::AtomicBool,
-    after_open_ones: std::sync::atomic::AtomicBool,
+    now: AtomicBool,
+    after_open_ones: AtomicBool,
 }
 
 /// Ends the forwards (at once, or after the open connections when `drain`) and waits for
@@ -1308,7 +1310,7 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
     let partial = Mutex::new(vec![Said::default(); hosts.len()]);
     // Set once a signal's report has taken `partial`: a host done after that is told there,
     // not again here.
-    let interrupted = std::sync::atomic::AtomicBool::new(false);
+    let interrupted = AtomicBool::new(false);
     // Ctrl-C or SIGTERM: the hosts done so far are reported and the rest marked interrupted,
     // as pssh marks them (the process died and the summary and --json were lost); the
     // remote commands go on, as with ssh.
@@ -1327,7 +1329,7 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
                     // A stdout nobody reads (`| less` on its first screen) must not keep a
                     // signal from ending the run: the report gets a moment, then we go.
                     let (written, done) = std::sync::mpsc::channel();
-                    interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
+                    interrupted.store(true, Ordering::SeqCst);
                     let partial = std::mem::take(&mut *lock(&partial));
                     scope.spawn(move || {
                         let _ = report(hosts, &rows, &partial, args.json);
@@ -1385,7 +1387,7 @@ struct Shown<'a> {
     width: usize,
     rows: &'a Mutex<Option<Vec<Option<Row>>>>,
     partial: &'a Mutex<Vec<Said>>,
-    interrupted: &'a std::sync::atomic::AtomicBool,
+    interrupted: &'a AtomicBool,
 }
 
 impl net_ssh::Progress for Shown<'_> {
@@ -1405,7 +1407,7 @@ impl net_ssh::Progress for Shown<'_> {
             *said = Said::default();
         }
         // After the signal's report took what the host had said, it is the report's to tell.
-        let told = self.interrupted.load(std::sync::atomic::Ordering::SeqCst);
+        let told = self.interrupted.load(Ordering::SeqCst);
         if !self.json && !told {
             let host = &self.hosts[i];
             prefixed(&mut std::io::stdout().lock(), host, self.width, &r.stdout);
@@ -1451,7 +1453,8 @@ fn run_and_report(
     shown: &Shown<'_>,
 ) -> Outcome {
     let parallel = usize::try_from(args.parallel).unwrap_or(usize::MAX);
-    let _ = net_ssh::run_many_with(configs, command, parallel, &input(args), shown);
+    let (input, cut) = input(args);
+    let _ = net_ssh::run_many_with(configs, command, parallel, &input, shown);
     let taken = lock(shown.rows).take();
     let Some(rows) = taken else {
         // A signal's report is being written; the process ends with it.
@@ -1460,6 +1463,13 @@ fn run_and_report(
         }
     };
     report(shown.hosts, &rows, &[], args.json)?;
+    if cut.load(Ordering::SeqCst) {
+        return Err(own(anyhow!(
+            "stdin is over {} MiB, the most --hosts keeps for every host: the commands got \
+             only its first {0} MiB (send a file with netkit sftp put)",
+            STDIN_KEPT >> 20
+        )));
+    }
     Ok(if rows.iter().all(|r| r.as_ref().is_some_and(|r| r.ok)) {
         ExitCode::SUCCESS
     } else {
@@ -1467,21 +1477,35 @@ fn run_and_report(
     })
 }
 
+/// The most of stdin `--hosts` keeps (each host to come gets all of it): a stream such as
+/// `tar c . |` is a file to send with sftp, and `/dev/zero` would take all memory.
+const STDIN_KEPT: usize = 64 << 20;
+
 /// What every host's command reads: our stdin, all of it for each (as pssh -I), read as it
-/// comes while the hosts run; nothing with -n or from a terminal.
-fn input(args: &Args) -> net_ssh::SharedInput {
+/// comes while the hosts run; nothing with -n or from a terminal. The flag is set when stdin
+/// went past [`STDIN_KEPT`] and the commands got only that much.
+fn input(args: &Args) -> (net_ssh::SharedInput, Arc<AtomicBool>) {
+    let cut = Arc::new(AtomicBool::new(false));
     if args.no_stdin || std::io::stdin().is_terminal() {
-        return net_ssh::SharedInput::from_bytes(Vec::new());
+        return (net_ssh::SharedInput::from_bytes(Vec::new()), cut);
     }
     let input = net_ssh::SharedInput::open();
-    let feed = input.clone();
+    let (feed, cut_short) = (input.clone(), cut.clone());
     let read = crate::spawn(move || {
         let mut stdin = std::io::stdin().lock();
         let mut buf = vec![0; 64 * 1024];
+        let mut kept = 0;
         loop {
             match stdin.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => feed.push(&buf[..n]),
+                Ok(n) if kept + n > STDIN_KEPT => {
+                    cut_short.store(true, Ordering::SeqCst);
+                    break;
+                }
+                Ok(n) => {
+                    kept += n;
+                    feed.push(&buf[..n]);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     log::warn!("cannot read stdin: {e}; the commands get EOF");
@@ -1495,7 +1519,7 @@ fn input(args: &Args) -> net_ssh::SharedInput {
         log::warn!("{e}; the commands get no stdin");
         input.close();
     }
-    input
+    (input, cut)
 }
 
 /// The summary table (or the `--json` document) of `rows`; a host without one was

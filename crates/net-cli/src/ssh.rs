@@ -1383,6 +1383,7 @@ fn prefixed(out: &mut dyn std::io::Write, host: &str, width: usize, bytes: &[u8]
 /// (what one still running said kept in `partial`), its row kept for the summary.
 struct Shown<'a> {
     json: bool,
+    /// Each host as given (an alias, a user): the resolved address alone can be ambiguous.
     hosts: &'a [String],
     width: usize,
     rows: &'a Mutex<Option<Vec<Option<Row>>>>,
@@ -1424,8 +1425,10 @@ impl net_ssh::Progress for Shown<'_> {
             code,
             signal,
             error,
-            stdout: r.stdout.clone(),
-            stderr: r.stderr.clone(),
+            said: Said {
+                stdout: r.stdout.clone(),
+                stderr: r.stderr.clone(),
+            },
             duration: r.duration,
         };
         if let Some(rows) = lock(self.rows).as_mut() {
@@ -1441,8 +1444,7 @@ struct Row {
     code: Option<i32>,
     signal: Option<String>,
     error: Option<String>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+    said: Said,
     duration: std::time::Duration,
 }
 
@@ -1548,7 +1550,7 @@ fn report(
             .map(|(i, (host, r))| match r {
                 Some(r) => serde_json::json!({
                     "host": host, "ok": r.ok, "exit_code": r.code, "signal": r.signal,
-                    "stdout": String::from_utf8_lossy(&r.stdout), "stderr": String::from_utf8_lossy(&r.stderr),
+                    "stdout": String::from_utf8_lossy(&r.said.stdout), "stderr": String::from_utf8_lossy(&r.said.stderr),
                     "duration_ms": r.duration.as_millis(), "error": r.error,
                 }),
                 None => serde_json::json!({

@@ -935,6 +935,52 @@ fn sftp_streams_from_a_reader_and_to_a_writer() {
 }
 
 #[test]
+fn files_with_names_up_to_the_longest_allowed_go_up_and_come_back() {
+    // The temporary names (`.NAME.netkit-upload`, `NAME.part`) are longer than the name: a
+    // 241-byte name, legal, could not be uploaded ("bad message"), nor a 251-byte one fetched.
+    let base = remote_dir("long-names");
+    let client = Client::connect(&keyed()).unwrap();
+    for name in [
+        "a".repeat(241),
+        "b".repeat(250),
+        "c".repeat(255),
+        format!("{}.tar.gz", "é".repeat(124)),
+    ] {
+        let local = work_dir().join(&name);
+        std::fs::write(&local, name.as_bytes()).unwrap();
+        let remote = base.join(&name);
+        client
+            .put(
+                &local,
+                &remote,
+                Transfer::default().with_resume(true),
+                &mut |_, _| {},
+            )
+            .unwrap_or_else(|e| panic!("put {}: {e}", name.len()));
+        assert_eq!(std::fs::read(&remote).unwrap(), name.as_bytes());
+        std::fs::remove_file(&local).unwrap();
+        client
+            .get(
+                &remote,
+                &local,
+                Transfer::default().with_resume(true),
+                &mut |_, _| {},
+            )
+            .unwrap_or_else(|e| panic!("get {}: {e}", name.len()));
+        assert_eq!(std::fs::read(&local).unwrap(), name.as_bytes());
+        let temp = net_ssh::upload_temp_name(&remote);
+        let temp_name = temp.file_name().unwrap().to_str().unwrap();
+        assert!(temp_name.len() <= 255 - 17, "{temp_name}");
+        std::fs::remove_file(&local).unwrap();
+    }
+    // Two long names alike in their first 240 bytes have temporary names of their own.
+    let one = net_ssh::upload_temp_name(&base.join(format!("{}1", "d".repeat(250))));
+    let two = net_ssh::upload_temp_name(&base.join(format!("{}2", "d".repeat(250))));
+    assert_ne!(one, two);
+    assert!(std::fs::read_dir(&base).unwrap().count() == 4);
+}
+
+#[test]
 fn each_cipher_carries_files_and_streams_byte_exact() {
     // The vendored libssh2 hands AES whole packets rather than 16-byte blocks
     // (vendor/libssh2-sys/NETKIT.md): every cipher, both ways, at a size that fills no packet.

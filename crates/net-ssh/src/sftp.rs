@@ -325,7 +325,7 @@ pub struct Transfer {
     /// `resume`).
     pub cancel: Option<&'static AtomicBool>,
     /// Go on from what an interrupted transfer left (a download's `NAME.part`, an upload's
-    /// [`upload_temp_name`]) and leave it there if this one fails too, as sftp's `get -a`
+    /// [`upload_temp_name`]; a long `NAME` cut to leave room) and leave it there if this one fails too, as sftp's `get -a`
     /// and `put -a`. The part is taken as it is, as sftp takes it: only its length is
     /// checked against the file's.
     pub resume: bool,
@@ -382,14 +382,41 @@ fn refused_write(error: Error) -> Error {
     }
 }
 
-/// The temporary name an upload is written to before it is renamed into place.
+/// The temporary name an upload is written to before it is renamed into place,
+/// `.NAME.netkit-upload` (a long `NAME` cut, see [`beside`]).
 #[must_use]
 pub fn upload_temp_name(target: &Path) -> PathBuf {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    target.with_file_name(format!(".{name}.netkit-upload"))
+    beside(target, ".", ".netkit-upload")
+}
+
+/// `target`'s name between `prefix` and `suffix`, in its directory. A name too long for them
+/// (with room for [`unguessable`]'s suffix) within the 255 bytes a file name may take is cut,
+/// and a digest of the whole name added, so that two long names sharing a beginning do not
+/// share a temporary file: a legal 241-byte name could not be uploaded.
+fn beside(target: &Path, prefix: &str, suffix: &str) -> PathBuf {
+    use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
+    const MAX_NAME: usize = 255;
+    const ROOM: usize = MAX_NAME - ".0123456789abcdef".len();
+    let name = target.file_name().map_or(&[][..], |n| n.as_bytes());
+    let mut out = prefix.as_bytes().to_vec();
+    if prefix.len() + name.len() + suffix.len() <= ROOM {
+        out.extend_from_slice(name);
+    } else {
+        let digest = ring::digest::digest(&ring::digest::SHA256, name);
+        let tag: String = digest.as_ref()[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let mut end = ROOM - prefix.len() - suffix.len() - tag.len() - 1;
+        // Not inside a UTF-8 character: a name cut there would not be text any more.
+        while end > 0 && name[end] & 0xC0 == 0x80 {
+            end -= 1;
+        }
+        out.extend_from_slice(&name[..end]);
+        out.extend_from_slice(format!("~{tag}").as_bytes());
+    }
+    out.extend_from_slice(suffix.as_bytes());
+    target.with_file_name(std::ffi::OsString::from_vec(out))
 }
 
 /// `temp` with a random suffix (`.NAME.netkit-upload.3f9a...`); `None` without randomness.
@@ -888,9 +915,7 @@ impl Client {
             .then(|| std::fs::canonicalize(local).ok())
             .flatten();
         let local = through.as_deref().unwrap_or(local);
-        let mut part = local.as_os_str().to_owned();
-        part.push(".part");
-        let part = PathBuf::from(part);
+        let part = beside(local, "", ".part");
         // As sftp and scp: a new file takes the remote one's permissions (the umask
         // applied: a 0600 key stays private), one replaced keeps its own.
         let replaced = std::fs::metadata(local)

@@ -226,7 +226,7 @@ const MAX_PARTS: usize = 16;
 pub(crate) fn range(header: &str, len: u64) -> Span {
     // The unit is case-insensitive (RFC 9110 14.1). An empty file has no range to give: it
     // goes whole, as from nginx.
-    let header = header.trim();
+    let header = super::ows(header);
     let spec = match header.split_at_checked(6) {
         Some((unit, spec)) if unit.eq_ignore_ascii_case("bytes=") && len > 0 => spec,
         _ => return Span::Whole,
@@ -234,7 +234,11 @@ pub(crate) fn range(header: &str, len: u64) -> Span {
     let mut asked = 0;
     let mut parts = Vec::new();
     // Empty list elements are allowed (RFC 9110 5.6.1).
-    for one in spec.split(',').map(str::trim).filter(|one| !one.is_empty()) {
+    for one in spec
+        .split(',')
+        .map(super::ows)
+        .filter(|one| !one.is_empty())
+    {
         asked += 1;
         match one_range(one, len) {
             Some(Some(part)) => parts.push(part),
@@ -264,7 +268,7 @@ pub(crate) fn range(header: &str, len: u64) -> Span {
 /// it lies past the end of the file.
 fn one_range(spec: &str, len: u64) -> Option<Option<(u64, u64)>> {
     let (first, last) = spec.split_once('-')?;
-    let (first, last) = (first.trim(), last.trim());
+    let (first, last) = (super::ows(first), super::ows(last));
     let (start, end) = if first.is_empty() {
         let suffix = digits(last)?;
         if suffix == 0 {
@@ -344,7 +348,7 @@ pub(crate) enum Verdict {
 /// (If-None-Match) ignores `W/`; the strong one (If-Match) never matches a weak tag.
 fn tag_listed(list: &str, etag: &str, weak: bool) -> bool {
     list.split(',')
-        .map(str::trim)
+        .map(super::ows)
         .any(|tag| match tag.strip_prefix("W/") {
             _ if tag == "*" => true,
             _ if etag.is_empty() => false,
@@ -387,7 +391,7 @@ pub(crate) fn evaluate(c: &Conditions<'_>, etag: &str, mtime: Option<SystemTime>
 /// strongly, its date (in any of HTTP's three forms) must be the file's Last-Modified
 /// exactly; otherwise the whole file is sent.
 pub(crate) fn range_applies(if_range: Option<&str>, etag: &str, mtime: Option<SystemTime>) -> bool {
-    let Some(validator) = if_range.map(str::trim) else {
+    let Some(validator) = if_range.map(super::ows) else {
         return true;
     };
     if validator.starts_with('"') || validator.starts_with("W/") {
@@ -471,6 +475,22 @@ fn html_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only spaces and tabs are HTTP's whitespace: a range or a tag with a Unicode space
+    /// beside it is not the one without (nginx answers 416 for `0-4` and a no-break space).
+    #[test]
+    fn ranges_and_tags_take_only_spaces_and_tabs_around_them() {
+        let five = Span::Part { start: 0, end: 4 };
+        assert_eq!(range(" bytes=0-4\t", 13), five);
+        assert_eq!(range("bytes= 0 - 4 ,", 13), five);
+        for odd in ["bytes=0-4\u{a0}", "bytes=\u{2003}0-4", "bytes=0-\u{3000}4"] {
+            assert_eq!(range(odd, 13), Span::Unsatisfiable, "{odd:?}");
+        }
+        assert!(tag_listed(" \"a\"\t, \"b\"", "\"b\"", false));
+        assert!(!tag_listed("\"b\"\u{a0}", "\"b\"", false));
+        assert!(range_applies(Some("\t\"a\" "), "\"a\"", None));
+        assert!(!range_applies(Some("\"a\"\u{a0}"), "\"a\"", None));
+    }
 
     /// Where openat2 is missing the walk must open and refuse exactly what it does.
     #[test]

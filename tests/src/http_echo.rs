@@ -15,6 +15,7 @@
 //!   `/latin1`: `café` in ISO-8859-1;
 //! - `/bytes/N`: N bytes (`i % 251`); `/truncate/N`: announces N bytes, sends half, closes;
 //! - `/chunked-with-length`: `hello` chunked, with a `Content-Length: 3` that framing overrides;
+//! - `/slice`: 206 with `hello`, the first 5 of 10 bytes, whatever was asked (a cache's slice);
 //! - `/reset/N`: N bytes of a body that ends at the close, then a reset (an aborted server);
 //! - `/drip/sse` (`/drip/json`, `/drip/text`): `data: first`, then 30 s later `data: last`,
 //!   typed as an event stream (as JSON, as plain text).
@@ -313,6 +314,13 @@ fn serve(stream: TcpStream, calls: &Mutex<HashMap<String, Vec<Instant>>>, seen: 
                 std::thread::sleep(Duration::from_millis(300));
                 // A close with linger 0 sends a reset, as an aborted worker or proxy does.
                 let _ = socket2::SockRef::from(&writer).set_linger(Some(Duration::ZERO));
+                return;
+            }
+            ["slice"] => {
+                let _ = writer.write_all(
+                    b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-4/10\r\n\
+                      Content-Length: 5\r\nConnection: close\r\n\r\nhello",
+                );
                 return;
             }
             ["chunked-with-length"] => {

@@ -1008,6 +1008,92 @@ fn downloads_never_leave_a_truncated_target_and_resume_byte_exact() {
 }
 
 #[test]
+fn a_download_keeps_its_part_from_what_is_not_the_rest_of_the_file() {
+    let server = EchoServer::start();
+    let dir = work_dir().join("http-client-kept-parts");
+    std::fs::create_dir_all(&dir).unwrap();
+    let resume = DownloadOptions::default().with_resume(true);
+    // A server that ignores the range: the part stays as it was, as curl and wget keep it
+    // (it was thrown away for whatever came: a portal's page was saved under its name).
+    let dest = dir.join("ignored.bin");
+    let part = net_http::part_path(&dest);
+    std::fs::write(&part, [7u8; 4000]).unwrap();
+    let result = client()
+        .get(&server.url("/bytes/9000"))
+        .unwrap()
+        .download_with(&dest, resume, &mut |_| {});
+    match result {
+        Err(error @ Error::Io { .. }) => {
+            assert!(error.to_string().contains("does not resume"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&part).unwrap(), [7u8; 4000]);
+    assert!(!dest.exists());
+
+    // A part longer than the whole file: a 416 that says so, the part kept.
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    std::fs::write(root.join("shorter.bin"), [1u8; 100]).unwrap();
+    let url = format!("{}/shorter.bin", env("NETKIT_TEST_NGINX_URL"));
+    let dest = dir.join("shorter.bin");
+    let part = net_http::part_path(&dest);
+    std::fs::write(&part, [2u8; 150]).unwrap();
+    let result = client()
+        .get(&url)
+        .unwrap()
+        .download_with(&dest, resume, &mut |_| {});
+    match result {
+        Err(error @ Error::Status { status: 416, .. }) => {
+            let text = error.to_string();
+            assert!(
+                text.contains("holds 150 bytes, more than the whole file's 100"),
+                "{text}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&part).unwrap(), [2u8; 150]);
+
+    // Part of the file to a request for all of it is not saved as the file.
+    let dest = dir.join("slice.bin");
+    let result = client()
+        .get(&server.url("/slice"))
+        .unwrap()
+        .download(&dest, false, &mut |_| {});
+    assert!(matches!(result, Err(Error::Io { .. })), "{result:?}");
+    assert!(!dest.exists());
+
+    // A part another download is writing is refused, to go on with or to replace: two
+    // downloads of one name wrote into one part, and the first renamed the other's.
+    let dest = dir.join("busy.bin");
+    let part = net_http::part_path(&dest);
+    std::fs::write(&part, [3u8; 10]).unwrap();
+    let held = std::fs::File::open(&part).unwrap();
+    held.lock().unwrap();
+    for options in [resume, DownloadOptions::default()] {
+        let result = client()
+            .get(&url)
+            .unwrap()
+            .download_with(&dest, options, &mut |_| {});
+        match result {
+            Err(error @ Error::File { .. }) => {
+                assert!(error.to_string().contains("another download"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(std::fs::read(&part).unwrap(), [3u8; 10]);
+        assert!(!dest.exists());
+    }
+    drop(held);
+    client()
+        .get(&url)
+        .unwrap()
+        .download(&dest, false, &mut |_| {})
+        .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), [1u8; 100]);
+}
+
+#[test]
 fn bad_urls_and_unreachable_hosts_are_typed_errors() {
     let client = client();
     assert!(matches!(client.get("ftp://x/"), Err(Error::BadUrl { .. })));

@@ -261,15 +261,19 @@ enum Target<'a> {
 impl Request {
     /// Streams the response body to `dest` in constant memory.
     ///
-    /// Bytes go to `dest.part`, renamed to `dest` only when the length matches what the
-    /// server announced, so `dest` is never a truncated file. With `resume`, an existing
-    /// part is continued with a `Range` request (a server that ignores it makes us start
-    /// over); with no part, `dest` itself is, as httpie's `-c -o FILE` continues it. A
-    /// 3xx (a redirect not followed), 4xx or 5xx answer is an [`Error::Status`] and writes
-    /// nothing.
+    /// Bytes go to `dest.part`, locked while it is written (a second download of the same
+    /// name is refused), renamed to `dest` only when the length matches what the server
+    /// announced, so `dest` is never a truncated file. With `resume`, an existing part is
+    /// continued with a `Range` request; with no part, `dest` itself is, as httpie's
+    /// `-c -o FILE` continues it. A server that does not answer the range with the rest of
+    /// the file (it ignores ranges, or the part is longer than the file) leaves the part as
+    /// it was, as curl and wget leave it. A 3xx (a redirect not followed), 4xx or 5xx
+    /// answer is an [`Error::Status`] and writes nothing.
     ///
     /// # Errors
-    /// [`Error::Status`], [`Error::Truncated`] (the part is kept for a resume),
+    /// [`Error::Status`], [`Error::Truncated`] (the part is kept for a resume), [`Error::Io`]
+    /// for an answer that is not the rest of the file (or, to a request for all of it, is
+    /// only part of it),
     /// [`Error::Timeout`] when a timeout ends it (the part is kept too; the client's whole-request
     /// `timeout` counts the download's time as well), [`Error::File`] for local files, and the
     /// errors of [`Request::send`].
@@ -394,6 +398,19 @@ impl Request {
                     status,
                 });
             }
+            if let Some(total) = total.filter(|total| *total < have) {
+                let kept = if from_dest { dest } else { &part };
+                return Err(Error::Status {
+                    url,
+                    status,
+                    reason: response.reason().to_owned(),
+                    excerpt: format!(
+                        "{} holds {have} bytes, more than the whole file's {total}: it is not \
+                         part of this file (remove it to download again)",
+                        kept.display()
+                    ),
+                });
+            }
         }
         let response = response.error_for_status()?;
         if (300..400).contains(&status) {
@@ -428,6 +445,26 @@ impl Request {
             }
             let file = open_part(&part, true).map_err(file_error(&part))?;
             (file, have, total)
+        } else if have > 0 {
+            // A server that ignores the range sends the whole file, or a page that is not the
+            // file at all (a proxy, a captive portal): what is kept stays, as curl and wget
+            // keep it, rather than being thrown away for whatever comes.
+            let kept = if from_dest { dest } else { &part };
+            return Err(Error::Io {
+                url,
+                reason: format!(
+                    "the server does not resume (it answered {status}, not 206, to a range): \
+                     {} kept as it was; without resuming the download starts over",
+                    kept.display()
+                ),
+            });
+        } else if status == 206 {
+            // Part of the file to a request for all of it (a cache answering with a slice):
+            // saved, it would be taken for the whole file.
+            return Err(Error::Io {
+                url,
+                reason: "the server sent part of the file (206) to a request for all of it".into(),
+            });
         } else {
             let total = response.content_length();
             // Errors writing name the file asked for: `.part` is ours.
@@ -496,6 +533,19 @@ impl Request {
             }
         }
         if !direct {
+            // Still the file we wrote, and only we: another program could have replaced or
+            // written to it (curl, or a user), and renamed, it would be taken as complete.
+            let ours = file.metadata().map_err(file_error(&part))?;
+            let there = std::fs::symlink_metadata(&part).map_err(file_error(&part))?;
+            use std::os::unix::fs::MetadataExt as _;
+            if (ours.dev(), ours.ino(), ours.len()) != (there.dev(), there.ino(), done) {
+                return Err(Error::File {
+                    path: part,
+                    source: std::io::Error::other(
+                        "changed by another program during the download; not renamed",
+                    ),
+                });
+            }
             std::fs::rename(&part, dest).map_err(file_error(dest))?;
         }
         Ok(Downloaded {
@@ -507,13 +557,15 @@ impl Request {
     }
 }
 
-/// Opens a download's partial file: to go on with it (`resume`), never through a link, and
-/// only a regular file; else made new, exclusively, after what is there under its name is
-/// removed. Its name is known in advance: in a shared directory another user could plant a
-/// link there, through which our download overwrote a file of ours it named.
+/// Opens a download's partial file, locked for as long as it is open: to go on with it
+/// (`resume`), never through a link, and only a regular file; else made new, exclusively,
+/// after what is there under its name is removed. Its name is known in advance: in a shared
+/// directory another user could plant a link there, through which our download overwrote a
+/// file of ours it named. A part another download holds is refused: two downloads of one
+/// name wrote into one part, and the first renamed the second's, short or too long.
 fn open_part(part: &Path, resume: bool) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    if resume {
+    let existing = || {
         let file = OpenOptions::new()
             .append(true)
             .custom_flags(nix::libc::O_NOFOLLOW)
@@ -521,12 +573,39 @@ fn open_part(part: &Path, resume: bool) -> std::io::Result<File> {
         if !file.metadata()?.is_file() {
             return Err(std::io::Error::other("not a regular file"));
         }
-        return Ok(file);
+        locked(file)
+    };
+    if resume {
+        return existing();
     }
-    if std::fs::symlink_metadata(part).is_ok() {
-        std::fs::remove_file(part)?;
+    match std::fs::symlink_metadata(part) {
+        Ok(meta) => {
+            if meta.is_file() {
+                existing()?;
+            }
+            log::warn!(
+                "{}: what an earlier download left there is replaced (a resume would have \
+                 gone on from it)",
+                part.display()
+            );
+            std::fs::remove_file(part)?;
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
     }
-    OpenOptions::new().write(true).create_new(true).open(part)
+    locked(OpenOptions::new().write(true).create_new(true).open(part)?)
+}
+
+/// `file` with an exclusive lock, held until it is closed; refused when another holds it.
+fn locked(file: File) -> std::io::Result<File> {
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            "another download is writing it",
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -225,21 +225,24 @@ pub fn run(args: Args) -> Outcome {
 fn request(mut args: Args) -> Outcome {
     // `-o -` is standard output, as in curl: the body as it comes, with no file to name;
     // so is --download without -o when stdout is redirected, as httpie and xh take
-    // `http -d URL | tar x`.
-    let piped_download = args.download && args.output.is_none() && !std::io::stdout().is_terminal();
-    if piped_download && args.resume {
+    // `http -d URL | tar x`. `-d -o -`, as curl users write it, is that download too (it
+    // was a plain GET: a 404 page written, a redirect not followed, exit 0).
+    let to_stdout = args.output.as_deref() == Some(Path::new("-"));
+    let download_to_stdout =
+        args.download && (to_stdout || args.output.is_none() && !std::io::stdout().is_terminal());
+    if download_to_stdout && args.resume {
         return Err(anyhow!(
-            "--continue needs --output FILE: stdout is redirected, and a pipe cannot be resumed"
+            "--continue needs --output FILE: the download goes to stdout, which cannot be resumed"
         ))
         .code(USAGE);
     }
-    let raw_stdout = args.output.as_deref() == Some(Path::new("-")) || piped_download;
+    let raw_stdout = to_stdout || download_to_stdout;
     if raw_stdout {
         args.download = false;
     }
     // Still a download: it follows redirects and an answer that is not the file (3xx, 4xx,
     // 5xx) writes nothing and exits 3/4/5, as httpie's `-d URL | tar x`.
-    if piped_download {
+    if download_to_stdout {
         args.follow = true;
         args.check_status = true;
     }
@@ -359,7 +362,7 @@ fn request(mut args: Args) -> Outcome {
     if args.chunked {
         request = request.chunked();
     }
-    if piped_download && !user_sets("Accept-Encoding") {
+    if download_to_stdout && !user_sets("Accept-Encoding") {
         request = request.header("Accept-Encoding", "identity");
     }
     let session_auth = session.as_ref().is_some_and(|s| s.auth().is_some());
@@ -449,7 +452,7 @@ fn request(mut args: Args) -> Outcome {
     }
     // A piped download's refused answer is not the file: the warning of --check-status says
     // why nothing came.
-    if piped_download {
+    if download_to_stdout {
         // The file as the server holds it, as a download to a file saves it: `-d URL | tar
         // xz` of a `.tar.gz` labelled gzip got it unpacked once already.
         if status < 300 {
@@ -850,12 +853,23 @@ fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome
         );
         bar
     });
+    let mut started = false;
     let mut progress = |p: net_http::Progress| {
-        if let Some(bar) = &bar {
-            if let Some(total) = p.total {
-                bar.set_length(total);
+        let Some(bar) = &bar else { return };
+        bar.set_position(p.done);
+        if !started {
+            started = true;
+            match p.total {
+                Some(total) => bar.set_length(total),
+                // No length to fill a bar against: how much and how fast.
+                None => bar.set_style(
+                    indicatif::ProgressStyle::with_template("{spinner} {bytes} {bytes_per_sec}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                ),
             }
-            bar.set_position(p.done);
+            // A resumed part was not fetched now: counted, it made the speed hundreds of
+            // MiB/s and the time left "0s" for the whole download.
+            bar.reset_eta();
         }
     };
     let options = net_http::DownloadOptions::default()
@@ -871,7 +885,9 @@ fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome
     }
     let done = done?;
     save(session, args)?;
-    if args.quiet == 0 && std::io::stderr().is_terminal() {
+    // Said on a terminal or not, as httpie says it: without `-o` the name is the server's
+    // or `NAME-1`, and a CI log would not tell where the file went.
+    if args.quiet == 0 {
         crate::exit::say(format_args!(
             "saved {} ({} bytes)",
             done.path.display(),

@@ -887,6 +887,15 @@ fn the_proxy_carries_the_request() {
         ],
     ));
     assert_eq!(both["target"], proxy.url("/by-its-variable"));
+    // HTTP_PROXY in capitals carries http:// too, but not under CGI, where a visitor's
+    // `Proxy:` header sets it (httpoxy: it got the request's credentials), as requests.
+    let upper = [("HTTP_PROXY", proxy.url(""))];
+    let upper: Vec<(&str, &str)> = upper.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let got = ok_json(&http_env(&[&target], &upper));
+    assert_eq!(got["target"], target);
+    let cgi = [upper.as_slice(), &[("REQUEST_METHOD", "GET")]].concat();
+    let got = ok_json(&http_env(&[&target], &cgi));
+    assert_eq!(got["target"], "/never");
     // A proxy variable that does not parse is an error, not a way around the proxy; so is a
     // port that cannot be (ureq read it as 80).
     one_line_error(

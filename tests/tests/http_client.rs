@@ -489,6 +489,48 @@ fn nginx_gzip_is_decoded() {
 }
 
 #[test]
+fn a_request_header_replaces_the_session_one_and_debug_output_keeps_secrets() {
+    let server = EchoServer::start();
+    let path = work_dir().join("http-client-session-headers.json");
+    let _ = std::fs::remove_file(&path);
+    let mut session = Session::open(client(), &path).unwrap();
+    session.set_header("X-Api-Version", "1");
+    session.set_header("X-Kept", "k");
+    // As requests merges them: the request's alone (both went, the session's first, and
+    // servers read that one); a request's own repeats all go.
+    let got = echo(
+        session
+            .request("GET", &server.url("/echo"))
+            .unwrap()
+            .header("x-api-version", "2")
+            .header("X-Twice", "a")
+            .header("X-Twice", "b")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(got["headers"]["x-api-version"], "2");
+    assert_eq!(got["headers"]["x-twice"], "a, b");
+    assert_eq!(got["headers"]["x-kept"], "k");
+
+    // `{:?}` is how a response reaches a log: no cookie, no token in it.
+    let request = session
+        .request("GET", &server.url("/set-cookie?c=sid%3Dtopsecret"))
+        .unwrap()
+        .bearer("tokensecret");
+    let preview = request.preview();
+    let response = request.send().unwrap();
+    let shown = format!("{response:?} {preview:?}");
+    assert!(
+        !shown.contains("sid=topsecret") && !shown.contains("tokensecret"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("set-cookie") && shown.contains("X-Kept"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn cookies_follow_the_rules_and_survive_the_session_file() {
     let server = EchoServer::start();
     let path = work_dir().join("http-client-session.json");

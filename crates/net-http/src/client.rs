@@ -284,6 +284,7 @@ impl Client {
             raw_path,
             chunked: false,
             headers: Vec::new(),
+            defaults: 0,
             removed: Vec::new(),
             auth,
             netrc: None,
@@ -855,6 +856,9 @@ pub struct Request {
     /// Send the body chunked ([`Request::chunked`]).
     chunked: bool,
     headers: Vec<(String, String)>,
+    /// How many of `headers`, first, are a session's defaults, which one given for this
+    /// request replaces.
+    defaults: usize,
     /// Automatic headers (`User-Agent`, `Accept`, `Accept-Encoding`) not to send.
     removed: Vec<String>,
     auth: Option<Auth>,
@@ -916,8 +920,9 @@ impl std::io::Read for Recorded {
     }
 }
 
-/// The request as it will go on the wire, for printing (`--offline`, `--print=HB`).
-#[derive(Clone, Debug)]
+/// The request as it will go on the wire, for printing (`--offline`, `--print=HB`). Its
+/// `Debug` leaves out credentials, cookies and the body; its fields hold them.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Preview {
     /// The method.
@@ -932,6 +937,17 @@ pub struct Preview {
     pub body_file: Option<PathBuf>,
 }
 
+impl std::fmt::Debug for Preview {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Preview")
+            .field("method", &self.method)
+            .field("url", &crate::error::redacted(&self.url))
+            .field("headers", &crate::error::redacted_headers(&self.headers))
+            .field("body_file", &self.body_file)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Request {
     /// Adds a query parameter (percent-encoded as needed).
     #[must_use]
@@ -940,16 +956,41 @@ impl Request {
         self
     }
 
-    /// Adds a header (repeat for several values).
+    /// Adds a header (repeat for several values). One of the same name from a
+    /// [`Session`](crate::Session)'s defaults is replaced, as requests merges a request's
+    /// headers over its session's: both went, the session's first, and servers read it.
     #[must_use]
     pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.drop_named(name, true);
         self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Drops the headers named `name` (only a session's defaults, with `only_defaults`).
+    fn drop_named(&mut self, name: &str, only_defaults: bool) {
+        let defaults = self.defaults;
+        let (mut i, mut defaults_gone) = (0, 0);
+        self.headers.retain(|(n, _)| {
+            let default = i < defaults;
+            i += 1;
+            let gone = (default || !only_defaults) && n.eq_ignore_ascii_case(name);
+            defaults_gone += usize::from(gone && default);
+            !gone
+        });
+        self.defaults -= defaults_gone;
+    }
+
+    /// Adds a session's default header, which one given for the request replaces.
+    pub(crate) fn default_header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .insert(self.defaults, (name.to_owned(), value.to_owned()));
+        self.defaults += 1;
         self
     }
 
     /// Drops the headers named `name` added so far (a session's), for one given anew.
     pub(crate) fn without_header(mut self, name: &str) -> Self {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.drop_named(name, false);
         self
     }
 
@@ -957,7 +998,7 @@ impl Request {
     /// is one ureq adds by itself (`User-Agent`, `Accept`, `Accept-Encoding`).
     #[must_use]
     pub fn remove_header(mut self, name: &str) -> Self {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.drop_named(name, false);
         self.removed.push(name.to_ascii_lowercase());
         self
     }

@@ -3,7 +3,16 @@ use std::time::Duration;
 
 /// How a [`Client`](crate::Client) connects, waits, follows and retries.
 ///
-/// Every default is finite: no request can hang forever.
+/// Every default is finite: no request can hang forever. Fields are set on the default
+/// (a struct literal with `..Default::default()` is refused: the struct may grow):
+///
+/// ```
+/// let mut config = net_http::ClientConfig::default();
+/// config.timeout = Some(std::time::Duration::from_secs(10));
+/// config.max_redirects = 0;
+/// let client = net_http::Client::new(config)?;
+/// # Ok::<(), net_http::Error>(())
+/// ```
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {

@@ -138,6 +138,27 @@ pub enum Error {
     },
 }
 
+/// Headers as `Debug` shows them: the values that carry credentials or a session (a token,
+/// a cookie) replaced, since a `{:?}` is how a response or a preview reaches a log.
+pub(crate) fn redacted_headers(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    const SECRET: [&str; 4] = [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+    ];
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let secret = SECRET.iter().any(|s| name.eq_ignore_ascii_case(s));
+            (
+                name.as_str(),
+                if secret { "<redacted>" } else { value.as_str() },
+            )
+        })
+        .collect()
+}
+
 /// `url` with the password of its `user:password@` replaced, for errors and Debug output that
 /// may reach a log: a URL as typed, even one that does not parse, may carry one.
 pub(crate) fn redacted(url: &str) -> String {

@@ -37,7 +37,8 @@ impl From<BadProxy> for Error {
 impl Proxies {
     /// `explicit` for both schemes, else the environment's as curl and requests read it:
     /// `http_proxy` for http:// URLs, `https_proxy` for https://, `all_proxy` for either
-    /// when its own is unset (each also in capitals). `NO_PROXY` applies either way.
+    /// when its own is unset (each also in capitals, but `HTTP_PROXY` when run as CGI, as
+    /// requests reads them). `NO_PROXY` applies either way.
     ///
     /// # Errors
     /// [`Error::BadUrl`] for an explicit proxy URL that does not parse (one from the
@@ -57,9 +58,14 @@ impl Proxies {
             url::Url::parse(&full).map_err(|e| bad(&e))?;
             ureq::Proxy::new(url).map(Some).map_err(|e| bad(&e))
         };
+        // Under CGI a request's `Proxy:` header arrives as `HTTP_PROXY`: a visitor chose the
+        // proxy for our requests, credentials and all ("httpoxy"). Python and Go ignore it
+        // there; curl never reads it in capitals.
+        let cgi = std::env::var_os("REQUEST_METHOD").is_some();
         let from_env = |names: [&str; 2]| {
             let set = names
                 .into_iter()
+                .filter(|name| !(cgi && *name == "HTTP_PROXY"))
                 .chain(["all_proxy", "ALL_PROXY"])
                 .find_map(|name| {
                     Some(name).zip(std::env::var(name).ok().filter(|v| !v.is_empty()))

@@ -314,8 +314,8 @@ impl std::fmt::Debug for Response {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Response")
             .field("status", &self.status)
-            .field("url", &self.url)
-            .field("headers", &self.headers())
+            .field("url", &crate::error::redacted(&self.url))
+            .field("headers", &crate::error::redacted_headers(self.headers()))
             .finish_non_exhaustive()
     }
 }

@@ -121,14 +121,16 @@ impl Session {
         self.auth.as_ref()
     }
 
-    /// Starts a request carrying the session's headers, credentials and cookies.
+    /// Starts a request carrying the session's headers, credentials and cookies. A header
+    /// given to the request replaces the session's of that name; credentials given replace
+    /// the session's.
     ///
     /// # Errors
     /// [`Error::BadUrl`] when `url` is not an absolute http(s) URL.
     pub fn request(&self, method: &str, url: &str) -> Result<Request, Error> {
         let mut request = self.client.request(method, url)?;
         for (name, value) in &self.headers {
-            request = request.header(name, value);
+            request = request.default_header(name, value);
         }
         if let Some(auth) = &self.auth {
             request = request.auth(auth.clone());

@@ -935,6 +935,45 @@ fn sftp_streams_from_a_reader_and_to_a_writer() {
 }
 
 #[test]
+fn a_get_leaves_a_users_own_part_file_alone() {
+    // `thesis.part` is a name people give their own files: every get of `thesis` removed it.
+    let remote = remote_dir("users-part").join("thesis");
+    std::fs::write(&remote, b"the remote thesis").unwrap();
+    let dir = work_dir().join("users-part");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (local, part) = (dir.join("thesis"), dir.join("thesis.part"));
+    let mine = b"my own notes, longer than the remote file";
+    std::fs::write(&part, mine).unwrap();
+    let client = Client::connect(&keyed()).unwrap();
+    client
+        .get(&remote, &local, Transfer::default(), &mut |_, _| {})
+        .unwrap();
+    assert_eq!(std::fs::read(&local).unwrap(), b"the remote thesis");
+    assert_eq!(std::fs::read(&part).unwrap(), mine);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2, "litter left");
+    // Resuming from a part longer than the file is refused, as from such a file itself.
+    std::fs::remove_file(&local).unwrap();
+    let resumed = client.get(
+        &remote,
+        &local,
+        Transfer::default().with_resume(true),
+        &mut |_, _| {},
+    );
+    match resumed {
+        Err(error @ Error::Sftp { .. }) => {
+            assert!(
+                error.to_string().contains("thesis.part is larger"),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&part).unwrap(), mine);
+    assert!(!local.exists());
+}
+
+#[test]
 fn files_with_names_up_to_the_longest_allowed_go_up_and_come_back() {
     // The temporary names (`.NAME.netkit-upload`, `NAME.part`) are longer than the name: a
     // 241-byte name, legal, could not be uploaded ("bad message"), nor a 251-byte one fetched.

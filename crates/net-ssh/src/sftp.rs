@@ -915,27 +915,39 @@ impl Client {
             .then(|| std::fs::canonicalize(local).ok())
             .flatten();
         let local = through.as_deref().unwrap_or(local);
-        let part = beside(local, "", ".part");
+        // `NAME.part` only when resuming, where the caller asks for what it holds: a user's own
+        // `NAME.part` (a split archive, a browser's download) was removed by every get of
+        // NAME. Else a name of our own, made new beside the file, removed on failure.
+        let part = if options.resume {
+            beside(local, "", ".part")
+        } else {
+            unguessable(&beside(local, ".", ".netkit-get")).ok_or_else(|| Error::Local {
+                path: local.to_owned(),
+                source: std::io::Error::other("no randomness for a temporary name"),
+            })?
+        };
         // As sftp and scp: a new file takes the remote one's permissions (the umask
         // applied: a 0600 key stays private), one replaced keeps its own.
         let replaced = std::fs::metadata(local)
             .ok()
             .filter(std::fs::Metadata::is_file)
             .map(|meta| meta.permissions());
-        // A part longer than the file is from another file: start over. With no part, the
-        // file itself is what an earlier get left, as sftp's reget takes it; one longer than
-        // the remote file is something else, and sftp refuses to touch it too.
+        // A part longer than the remote file is from another file, and so is the file itself
+        // (taken when there is no part, as sftp's reget takes it) when longer: sftp refuses
+        // to touch it, and so do we.
+        let larger = |what: &Path| Error::Sftp {
+            host: self.host.clone(),
+            path: remote.to_owned(),
+            reason: format!(
+                "cannot resume: {} is larger than the remote file",
+                what.display()
+            ),
+        };
         let done = match (std::fs::metadata(&part), std::fs::metadata(local)) {
             (Ok(meta), _) if options.resume && meta.len() <= total => meta.len(),
+            (Ok(_), _) if options.resume => return Err(larger(&part)),
             (Err(_), Ok(meta)) if options.resume && meta.is_file() && meta.len() > total => {
-                return Err(Error::Sftp {
-                    host: self.host.clone(),
-                    path: remote.to_owned(),
-                    reason: format!(
-                        "cannot resume: {} is larger than the remote file",
-                        local.display()
-                    ),
-                });
+                return Err(larger(local));
             }
             (Err(_), Ok(meta)) if options.resume && meta.is_file() && meta.len() > 0 => {
                 std::fs::rename(local, &part).map_err(Self::local(local))?;
@@ -953,7 +965,7 @@ impl Client {
                 .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
                 .open(&part)
         } else {
-            // A part left by another get keeps the mode it was made with: made anew.
+            // An empty part left by another get keeps the mode it was made with: made anew.
             let _ = std::fs::remove_file(&part);
             File::options()
                 .write(true)

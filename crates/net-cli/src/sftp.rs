@@ -442,7 +442,7 @@ pub fn run(args: Args) -> Outcome {
             remote,
         } => {
             let (client, path) = open(&connect, port, &remote)?;
-            list(&client, &path, flags, Path::new(""))?;
+            list(&client, &path, flags, None)?;
         }
         Command::Mkdir {
             common,
@@ -668,14 +668,17 @@ fn download_stdout(client: &Client, path: PathBuf, options: Transfer) -> Result<
     Ok(())
 }
 
-/// Prints a directory's entries by name, or what a wildcard matches by path, less the
-/// `strip` before it (as sftp's ls shows a relative pattern's matches: `logs/a.log`), as
-/// `flags` ask: names starting with a dot only with -a, sorted by name (or time or size).
+/// Prints a directory's entries or what a wildcard matches (directories marked with a `/`)
+/// by path less the `strip` before it, as sftp's ls shows them: `ls logs` from the start
+/// directory prints `logs/a.log`, the name a later `get` finds (a bare `a.log` fetched another
+/// file of that name). With no `strip`, a directory's entries by name, as `ssh host ls DIR`
+/// shows them. As `flags` ask: names starting with a dot only with -a, sorted by name (or
+/// time or size).
 pub(crate) fn list(
     client: &Client,
     path: &Path,
     flags: ListFlags,
-    strip: &Path,
+    strip: Option<&Path>,
 ) -> Result<(), Failure> {
     let found = match client.glob(path) {
         Ok(found) => found,
@@ -686,13 +689,22 @@ pub(crate) fn list(
             Err(_) => return Err(e).code(GENERIC),
         },
     };
+    let shown = |path: &Path| {
+        let path = path
+            .strip_prefix(strip.unwrap_or(Path::new("")))
+            .unwrap_or(path);
+        path.display().to_string()
+    };
     let contents = |dir: &Path| -> Result<Vec<(String, net_ssh::Entry)>, Failure> {
         Ok(client
             .ls(dir)
             .code(GENERIC)?
             .into_iter()
             .filter(|entry| flags.all || !entry.name.starts_with('.'))
-            .map(|entry| (entry.name.clone(), entry))
+            .map(|entry| match strip {
+                Some(_) => (shown(&dir.join(&entry.name)), entry),
+                None => (entry.name.clone(), entry),
+            })
             .collect())
     };
     let mut entries = match found {
@@ -709,8 +721,8 @@ pub(crate) fn list(
         Some(found) => found
             .into_iter()
             .map(|(path, entry)| {
-                let shown = path.strip_prefix(strip).unwrap_or(&path);
-                (shown.display().to_string(), entry)
+                let slash = if entry.is_dir { "/" } else { "" };
+                (format!("{}{slash}", shown(&path)), entry)
             })
             .collect(),
         None => contents(path)?,
@@ -727,7 +739,6 @@ pub(crate) fn list(
     }
     for (name, entry) in entries {
         let name = crate::exit::shown(&name);
-        let slash = if entry.is_dir { "/" } else { "" };
         if flags.long || flags.numeric {
             let size = if flags.human {
                 human_size(entry.size)
@@ -737,14 +748,14 @@ pub(crate) fn list(
             // Owner and group as numbers, as sftp's ls -n: SFTP v3 carries no names.
             let id = |id: Option<u32>| id.map_or_else(|| "?".to_owned(), |id| id.to_string());
             crate::exit::out(format_args!(
-                "{} {:<8} {:<8} {size:>12} {} {name}{slash}",
+                "{} {:<8} {:<8} {size:>12} {} {name}",
                 entry.permissions(),
                 id(entry.uid),
                 id(entry.gid),
                 local_time(entry.mtime),
             ))?;
         } else {
-            crate::exit::out(format_args!("{name}{slash}"))?;
+            crate::exit::out(format_args!("{name}"))?;
         }
     }
     Ok(())

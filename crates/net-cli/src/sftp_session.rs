@@ -258,13 +258,14 @@ impl Session<'_> {
             }
             Line::Ls { flags, path } => {
                 let path = path.as_deref().unwrap_or(".");
-                // A relative pattern's matches are shown relative, as sftp shows them.
+                // A relative path's entries and matches are shown relative, as sftp shows
+                // them.
                 let strip = if path.starts_with(['/', '~']) {
                     Path::new("")
                 } else {
                     &self.cwd
                 };
-                sftp::list(self.client, &self.remote(path), flags, strip)?;
+                sftp::list(self.client, &self.remote(path), flags, Some(strip))?;
             }
             Line::Cd { path } => {
                 let path = path.map_or_else(|| self.home.clone(), |p| self.remote(&p));

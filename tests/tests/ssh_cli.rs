@@ -2787,6 +2787,16 @@ fn sftp_wildcards_for_get_ls_and_rm() {
         .collect();
     left.sort();
     assert_eq!(left, [".hidden.log", "c.txt", "d1", "d2", "dfile"]);
+    // A match rm cannot remove (a directory first among them) is told, and the others are
+    // removed all the same, as sftp removes them; the command fails.
+    let out = sftp(&["rm", &format!("{}:{}/d*", dest(), remote.display())]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/d1") && err.contains("/d2") && err.contains("2 files could not be removed"),
+        "{err}"
+    );
+    assert!(!remote.join("dfile").exists() && remote.join("d1").exists());
 }
 
 #[test]

@@ -567,7 +567,7 @@ pub(crate) fn upload<S: AsRef<str>>(
         };
         pairs.push((local, dest));
     }
-    each_file(pairs, |(local, dest)| {
+    each_file(pairs, "copied", |(local, dest)| {
         let bar = Bar::new(&local.display().to_string());
         client.put(local, &dest, options, &mut |done, total| {
             bar.update(done, total)
@@ -575,11 +575,13 @@ pub(crate) fn upload<S: AsRef<str>>(
     })
 }
 
-/// Copies each of `files`, going past one that fails (told as it fails) to the next, as
-/// sftp goes on with the rest of a wildcard's files; the whole then fails. A lost connection
-/// or a cancel ends it at once. One file's failure is the error itself.
+/// Copies (or changes, as `done` says) each of `files`, going past one that fails (told as it
+/// fails) to the next, as sftp goes on with the rest of a wildcard's files; the whole then
+/// fails. A lost connection or a cancel ends it at once. One file's failure is the error
+/// itself.
 fn each_file<T>(
     files: Vec<T>,
+    done: &str,
     mut copy: impl FnMut(T) -> Result<(), net_ssh::Error>,
 ) -> Result<(), Failure> {
     let several = files.len() > 1;
@@ -596,7 +598,7 @@ fn each_file<T>(
     }
     if failed > 0 {
         let files = if failed == 1 { "file" } else { "files" };
-        return Err(anyhow!("{failed} {files} could not be copied (said above)")).code(GENERIC);
+        return Err(anyhow!("{failed} {files} could not be {done} (said above)")).code(GENERIC);
     }
     Ok(())
 }
@@ -620,7 +622,7 @@ pub(crate) fn download(
         .code(USAGE);
     }
     let options = interruptible(options)?;
-    each_file(sources, |source| {
+    each_file(sources, "copied", |source| {
         let dest = match source.file_name() {
             Some(name) if local.is_dir() => local.join(name),
             _ => local.to_path_buf(),
@@ -777,21 +779,21 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
-/// Does `change` to each path `path` names (a wildcard's matches, or itself).
+/// Does `change` to each path `path` names (a wildcard's matches, or itself), going past
+/// one it fails for, as sftp's rm goes on (`rm a*` stopped at a directory among the matches
+/// and removed none of the files after it).
 fn each_match(
     client: &Client,
     path: PathBuf,
+    done: &str,
     change: impl Fn(&Path) -> Result<(), net_ssh::Error>,
 ) -> Result<(), Failure> {
-    for target in matching(client, path)? {
-        change(&target).code(GENERIC)?;
-    }
-    Ok(())
+    each_file(matching(client, path)?, done, |target| change(&target))
 }
 
 /// rm and rmdir: removes what `path` names, directories with `dir`.
 pub(crate) fn remove(client: &Client, path: PathBuf, dir: bool) -> Result<(), Failure> {
-    each_match(client, path, |target| {
+    each_match(client, path, "removed", |target| {
         if dir {
             client.rmdir(target)
         } else {
@@ -802,7 +804,7 @@ pub(crate) fn remove(client: &Client, path: PathBuf, dir: bool) -> Result<(), Fa
 
 /// Sets the mode of what `path` names.
 pub(crate) fn chmod(client: &Client, path: PathBuf, mode: u32) -> Result<(), Failure> {
-    each_match(client, path, |target| client.chmod(target, mode))
+    each_match(client, path, "changed", |target| client.chmod(target, mode))
 }
 
 /// chown and chgrp: sets the owner or group (by number) of what `path` names.
@@ -812,7 +814,9 @@ pub(crate) fn chown(
     uid: Option<u32>,
     gid: Option<u32>,
 ) -> Result<(), Failure> {
-    each_match(client, path, |target| client.chown(target, uid, gid))
+    each_match(client, path, "changed", |target| {
+        client.chown(target, uid, gid)
+    })
 }
 
 /// Renames `path` to `to`, into `to` when it is a directory (keeping the name, as mv does).

@@ -2878,6 +2878,15 @@ fn sftp_put_dash_a_goes_on_from_what_an_interrupted_put_left() {
     leave_part();
     ok(sftp(&["put", local.to_str().unwrap(), &dest_path]));
     assert!(std::fs::read(&target).unwrap() == data);
+    // With -a and nothing of ours to go on from, a longer file where the upload goes is
+    // refused, as sftp's reput refuses it (it was replaced without a word).
+    let longer = vec![7u8; data.len() + 1];
+    std::fs::write(&target, &longer).unwrap();
+    let out = sftp(&["put", "-a", local.to_str().unwrap(), &dest_path]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot resume: it is larger than"), "{err}");
+    assert!(std::fs::read(&target).unwrap() == longer);
 }
 
 #[test]

@@ -567,6 +567,23 @@ impl Client {
                     }
                 }
             }
+            // Nothing of ours to go on from, and a longer file where the upload goes: not
+            // what an interrupted upload of this one left, and sftp's reput refuses it
+            // rather than replace it (we replaced it, saying nothing).
+            Err(_) if options.resume => match sftp.stat(remote) {
+                Ok(there) if there.is_file() && there.size.is_some_and(|size| size > total) => {
+                    return Err(Error::Sftp {
+                        host: self.host.clone(),
+                        path: remote.to_owned(),
+                        reason: format!(
+                            "cannot resume: it is larger than {} (put without resuming \
+                             replaces it)",
+                            local.display()
+                        ),
+                    });
+                }
+                _ => 0,
+            },
             _ => 0,
         };
         if done > 0 {

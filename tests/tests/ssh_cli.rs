@@ -2890,6 +2890,39 @@ fn sftp_put_dash_a_goes_on_from_what_an_interrupted_put_left() {
 }
 
 #[test]
+fn sftp_put_updates_a_writable_file_in_a_directory_it_may_not_write() {
+    // A deploy user's file in a root-owned directory (`/etc/app/app.conf`): sftp writes it in
+    // place; we could not make our temporary file there, and said the file was not writable.
+    let base = remote_dir("sftp-read-only-dir");
+    let user = format!("{}:", env("NETKIT_TEST_SSH_USER"));
+    let target = base.join("app.conf");
+    std::fs::write(&target, "old = 1\n").unwrap();
+    let chown = Command::new("chown").arg(&user).arg(&target).status();
+    assert!(chown.is_ok_and(|s| s.success()));
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let local = work_dir().join("sftp-read-only-dir.conf");
+    std::fs::write(&local, "new = 2\n").unwrap();
+    let out = sftp(&[
+        "put",
+        local.to_str().unwrap(),
+        &format!("{}:{}", dest(), target.display()),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("written in place"), "{err}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "new = 2\n");
+    // A new file has nowhere to go there.
+    let out = sftp(&[
+        "put",
+        local.to_str().unwrap(),
+        &format!("{}:{}/other.conf", dest(), base.display()),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(std::fs::read_dir(&base).unwrap().count(), 1);
+}
+
+#[test]
 fn an_upload_killed_midway_leaves_no_target() {
     let local = work_dir().join("sftp-kill.bin");
     std::fs::File::create(&local)

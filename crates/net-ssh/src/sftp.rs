@@ -720,8 +720,28 @@ impl Client {
                     .map_err(sftp_err)?;
                 (ours, target)
             }
+            // A directory we may not write, holding a file we may: written in place, as sftp
+            // writes every upload (a deploy user's file in root's /etc/app could not be
+            // updated, and the error named the file, which is writable).
+            Err(e) if done == 0 && file.replaces && e.code() == ssh2::ErrorCode::SFTP(3) => {
+                log::warn!(
+                    "{}: no temporary file can be made beside it: written in place (an \
+                     interrupted upload leaves it cut short)",
+                    self.remote(remote)
+                );
+                let target = sftp
+                    .open_mode(
+                        remote,
+                        OpenFlags::WRITE | OpenFlags::TRUNCATE,
+                        file.mode,
+                        OpenType::File,
+                    )
+                    .map_err(sftp_err)?;
+                (remote.to_owned(), target)
+            }
             Err(e) => return Err(sftp_err(e)),
         };
+        let in_place = temp == remote;
         if done > 0 {
             log::debug!("{}: resuming at {done} bytes", remote.display());
             self.resume_at(&mut target, remote, done)?;
@@ -746,10 +766,13 @@ impl Client {
             // file would only be litter. A server that stopped answering would only make
             // the removal wait out the timeout again.
             let resumable = options.resume && temp == upload_temp_name(remote);
-            if !resumable && !matches!(error, Error::Timeout { .. }) {
+            if !resumable && !in_place && !matches!(error, Error::Timeout { .. }) {
                 let _ = sftp.unlink(&temp);
             }
             return Err(error);
+        }
+        if in_place {
+            return Ok(());
         }
         // SFTP v3 (OpenSSH) refuses to rename over an existing file: remove it first. The
         // target is missing for a moment, never truncated.

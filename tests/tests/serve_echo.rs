@@ -274,6 +274,21 @@ fn connect_reports_bad_and_refused_addresses() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("bad address \"no-port-here\""), "{err}");
+    // An IPv6 address alone has no port (its last group was taken for one: "cannot
+    // resolve \"::1\"", exit 1), with -l too.
+    for args in [
+        &["connect", "::1"][..],
+        &["connect", "-l", "::1"],
+        &["connect", "fe80::1"],
+    ] {
+        let out = Command::new(netkit_bin()).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(": no port") && err.lines().count() == 1,
+            "{err}"
+        );
+    }
     // The port given twice is said so (it was read as an IPv6 host that did not resolve).
     let out = Command::new(netkit_bin())
         .args(["connect", "127.0.0.1:9", "9"])

@@ -80,9 +80,11 @@ pub fn run(args: Args) -> Outcome {
         None => args.target.clone(),
     };
     // A well-formed HOST:PORT whose host does not resolve is named as such, as nc does.
-    let has_port = target
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    // An IPv6 address's last group is no port: `::1` alone was "cannot resolve".
+    let has_port = target.rsplit_once(':').is_some_and(|(host, port)| {
+        let bracketed = host.starts_with('[') && host.ends_with(']');
+        !host.is_empty() && (bracketed || !host.contains(':')) && port.parse::<u16>().is_ok()
+    });
     // A name that does not resolve is a failed connection (exit 1, as nc), a malformed
     // address a usage error.
     let addrs: Vec<_> = match target.to_socket_addrs() {
@@ -91,7 +93,12 @@ pub fn run(args: Args) -> Outcome {
             return Err(anyhow!("cannot resolve {target:?}: {e}")).code(GENERIC);
         }
         Err(e) => {
-            return Err(anyhow!("bad address {target:?}: expected HOST:PORT ({e})")).code(USAGE);
+            let missing = if target.parse::<std::net::Ipv6Addr>().is_ok() {
+                "no port: HOST PORT, or [HOST]:PORT".to_owned()
+            } else {
+                format!("expected HOST:PORT ({e})")
+            };
+            return Err(anyhow!("bad address {target:?}: {missing}")).code(USAGE);
         }
     };
     let timeout = Duration::from_secs(args.wait.unwrap_or(args.timeout).max(1));

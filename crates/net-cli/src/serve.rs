@@ -53,8 +53,13 @@ pub struct Args {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Kind {
+    /// Every byte back as it came; at most 64 KiB held for a client that does not read
+    /// them back (then its input waits).
     Echo,
+    /// A line chat room: each line goes to everyone else; /nick NAME, /who, /quit, /help;
+    /// lines up to 64 KiB; a client too slow to take what is said is dropped.
     Chat,
+    /// Static files and directory listings from --root over HTTP/1.1 (GET and HEAD).
     Http,
 }
 

@@ -659,6 +659,7 @@ fn sessions_keep_cookies_and_credentials_in_a_private_file() {
         "ann:pw",
         &server.url("/set-cookie?c=sid%3D42"),
         "X-Team:blue",
+        "Accept:application/vnd.api+json",
         "If-None-Match:\"v1\"",
         "Content-Language:de",
     ]);
@@ -671,6 +672,9 @@ fn sessions_keep_cookies_and_credentials_in_a_private_file() {
     assert_eq!(got["headers"]["cookie"], "sid=42");
     assert_eq!(got["headers"]["authorization"], "Basic YW5uOnB3");
     assert_eq!(got["headers"]["x-team"], "blue");
+    // The session's Accept stands against the one --json would give, as httpie keeps it.
+    let json = ok_json(&http(&["--session", s, "-j", &server.url("/echo")]));
+    assert_eq!(json["headers"]["accept"], "application/vnd.api+json");
     // Conditions and body headers were for that one request, as httpie keeps them.
     assert!(got["headers"].get("if-none-match").is_none(), "{got}");
     assert!(got["headers"].get("content-language").is_none(), "{got}");

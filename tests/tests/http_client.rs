@@ -1096,7 +1096,8 @@ fn a_download_keeps_its_part_from_what_is_not_the_rest_of_the_file() {
     }
     assert_eq!(std::fs::read(&part).unwrap(), [2u8; 150]);
 
-    // Part of the file to a request for all of it is not saved as the file.
+    // Part of the file to a request for all of it is not saved as the file; to a range the
+    // caller asked for, it is what is wanted (curl -r).
     let dest = dir.join("slice.bin");
     let result = client()
         .get(&server.url("/slice"))
@@ -1104,6 +1105,13 @@ fn a_download_keeps_its_part_from_what_is_not_the_rest_of_the_file() {
         .download(&dest, false, &mut |_| {});
     assert!(matches!(result, Err(Error::Io { .. })), "{result:?}");
     assert!(!dest.exists());
+    client()
+        .get(&server.url("/slice"))
+        .unwrap()
+        .header("Range", "bytes=0-4")
+        .download(&dest, false, &mut |_| {})
+        .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
 
     // A part another download is writing is refused, to go on with or to replace: two
     // downloads of one name wrote into one part, and the first renamed the other's.

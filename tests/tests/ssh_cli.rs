@@ -2445,7 +2445,7 @@ fn sftp_ls_takes_sftps_flags() {
     std::fs::write(sub.join("in.txt"), "in").unwrap();
     let batch = format!(
         "cd {}\nls\nls -a\nls -lh\nls -t\nls -S\nls -Sr\nls ../sftp-ls-flags-sub\n\
-         ls -l ../sftp-ls-flags-sub\nls ../sftp-ls-flags*\nhelp\n",
+         ls -l ../sftp-ls-flags-sub\nls ../sftp-ls-flags*\nls ../sftp-ls-flags-sub/in.txt\nhelp\n",
         dir.display()
     );
     let port = port().to_string();
@@ -2473,6 +2473,7 @@ fn sftp_ls_takes_sftps_flags() {
         "sftp> ls -Sr\nnew.bin\nold.bin\n",
         "sftp> ls ../sftp-ls-flags-sub\n../sftp-ls-flags-sub/deeper\n../sftp-ls-flags-sub/in.txt\n",
         " ../sftp-ls-flags-sub/in.txt\nsftp> ls ../sftp-ls-flags*\n../sftp-ls-flags/\n../sftp-ls-flags-sub/\n",
+        "sftp> ls ../sftp-ls-flags-sub/in.txt\n../sftp-ls-flags-sub/in.txt\n",
     ] {
         assert!(text.contains(listed), "{listed:?} in {text}");
     }

@@ -310,12 +310,19 @@ fn request(mut args: Args) -> Outcome {
     } else {
         BodyKind::Json
     };
-    // Defaults, as httpie's: the user's own header (or its removal) wins.
+    // Defaults, as httpie's: the user's own header (or its removal) wins, and so does the
+    // session's (a default given would replace it).
     let user_sets = |name: &str| {
-        items.iter().any(|i| match i {
-            Item::Header(n, _) | Item::RemoveHeader(n) => n.eq_ignore_ascii_case(name),
-            _ => false,
-        })
+        let in_session = session.as_ref().is_some_and(|s| {
+            s.headers()
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        });
+        in_session
+            || items.iter().any(|i| match i {
+                Item::Header(n, _) | Item::RemoveHeader(n) => n.eq_ignore_ascii_case(name),
+                _ => false,
+            })
     };
     // A body given whole (--raw, stdin: `echo '{...}' | netkit http PUT URL`) is taken to be
     // of the kind asked for, JSON unless --form, as httpie takes it; a file's type is guessed

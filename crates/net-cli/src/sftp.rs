@@ -727,7 +727,20 @@ pub(crate) fn list(
                 (format!("{}{slash}", shown(&path)), entry)
             })
             .collect(),
-        None => contents(path)?,
+        // A file named is itself, by the path given (`dir/b.txt`, not `dir/b.txt/b.txt`).
+        None => match client.stat(path) {
+            Ok(entry) if !entry.is_dir => {
+                let name = match strip {
+                    Some(_) => shown(path),
+                    None => path.file_name().map_or_else(
+                        || path.display().to_string(),
+                        |name| name.to_string_lossy().into_owned(),
+                    ),
+                };
+                vec![(name, entry)]
+            }
+            _ => contents(path)?,
+        },
     };
     if !flags.unsorted {
         if flags.by_time {

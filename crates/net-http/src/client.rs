@@ -1278,7 +1278,8 @@ impl Request {
         !self.has_header("content-type") && !self.removed.iter().any(|r| r == "content-type")
     }
 
-    fn has_header(&self, name: &str) -> bool {
+    /// Whether a header named `name` has been added.
+    pub(crate) fn has_header(&self, name: &str) -> bool {
         self.headers
             .iter()
             .any(|(n, _)| n.eq_ignore_ascii_case(name))

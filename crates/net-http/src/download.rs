@@ -267,7 +267,7 @@ impl Request {
     /// continued with a `Range` request; with no part, `dest` itself is, as httpie's
     /// `-c -o FILE` continues it. A server that does not answer the range with the rest of
     /// the file (it ignores ranges, or the part is longer than the file) leaves the part as
-    /// it was, as curl and wget leave it. A 3xx (a redirect not followed), 4xx or 5xx
+    /// it was, as curl leaves it (wget and httpie start over). A 3xx (a redirect not followed), 4xx or 5xx
     /// answer is an [`Error::Status`] and writes nothing.
     ///
     /// # Errors
@@ -357,6 +357,8 @@ impl Request {
             },
             _ => (0, false),
         };
+        // A range the caller asked for itself is what it wants saved (curl -r).
+        let asked_range = self.has_header("Range");
         // Byte ranges count encoded bytes: ask for the identity encoding.
         let mut request = self.header("Accept-Encoding", "identity");
         if have > 0 {
@@ -447,8 +449,8 @@ impl Request {
             (file, have, total)
         } else if have > 0 {
             // A server that ignores the range sends the whole file, or a page that is not the
-            // file at all (a proxy, a captive portal): what is kept stays, as curl and wget
-            // keep it, rather than being thrown away for whatever comes.
+            // file at all (a proxy, a captive portal): what is kept stays, as curl
+            // keeps it, rather than being thrown away for whatever comes.
             let kept = if from_dest { dest } else { &part };
             return Err(Error::Io {
                 url,
@@ -458,7 +460,7 @@ impl Request {
                     kept.display()
                 ),
             });
-        } else if status == 206 {
+        } else if status == 206 && !asked_range {
             // Part of the file to a request for all of it (a cache answering with a slice):
             // saved, it would be taken for the whole file.
             return Err(Error::Io {
@@ -580,8 +582,13 @@ fn open_part(part: &Path, resume: bool) -> std::io::Result<File> {
     }
     match std::fs::symlink_metadata(part) {
         Ok(meta) => {
-            if meta.is_file() {
-                existing()?;
+            // Only a download holding it stops us: one we may not open (read-only) goes as
+            // it went before the lock.
+            if meta.is_file()
+                && let Err(e) = existing()
+                && e.kind() == std::io::ErrorKind::WouldBlock
+            {
+                return Err(e);
             }
             log::warn!(
                 "{}: what an earlier download left there is replaced (a resume would have \

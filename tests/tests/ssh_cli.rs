@@ -2987,7 +2987,14 @@ fn sigterm_or_sigint_stops_a_transfer_and_removes_its_partial_file() {
             Some(net_ssh::upload_temp_name(&target)),
             nix::sys::signal::Signal::SIGTERM,
         ),
-        ("get", download, None, nix::sys::signal::Signal::SIGINT),
+        (
+            "get",
+            download.clone(),
+            None,
+            nix::sys::signal::Signal::SIGINT,
+        ),
+        // A closed terminal too: it left the get's hidden temporary file behind.
+        ("get", download, None, nix::sys::signal::Signal::SIGHUP),
     ];
     for (verb, paths, partial, signal) in cases {
         let mut args = vec!["sftp", verb, "-P", &port];

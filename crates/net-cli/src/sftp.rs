@@ -20,11 +20,12 @@ the batch file (`-`: stdin) or typed at the prompt; in a batch the first that fa
 unless its line starts with `-`. `netkit sftp [user@]host:FILE [LOCAL]` fetches FILE, as sftp.
 
 Remote paths are [user@]host:PATH; the port is -P as in sftp and scp. Uploads go to a temporary
-name renamed into place: an interrupted upload never leaves a truncated file. Ctrl-C (SIGINT) or
-SIGTERM stops a transfer and removes its partial file; a second one exits at once.
+name renamed into place: an interrupted upload never leaves a truncated file. Ctrl-C (SIGINT),
+SIGTERM or SIGHUP (the terminal closed) stops a transfer and removes its partial file; a second one
+exits at once.
 
 Exit status: 0 done, 1 failure (connection, authentication, remote or local file), 2 bad
-arguments, 130/143 stopped by SIGINT/SIGTERM. The password comes from NETKIT_SSH_PASSWORD or a prompt, never from argv.
+arguments, 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP. The password comes from NETKIT_SSH_PASSWORD or a prompt, never from argv.
 
 Examples:
   netkit sftp put -r ./site deploy@host:/srv/www
@@ -347,22 +348,23 @@ pub const OPERATIONS: [&str; 10] = [
     "put", "get", "ls", "mkdir", "rm", "rmdir", "chmod", "chown", "chgrp", "mv",
 ];
 
-/// Set by the first SIGINT or SIGTERM during a transfer, and which one it was.
+/// Set by the first SIGINT, SIGTERM or SIGHUP during a transfer, and which one it was.
 static CANCEL: AtomicBool = AtomicBool::new(false);
 static CANCELLED_BY: AtomicI32 = AtomicI32::new(0);
 
-/// `options` stopped by SIGINT or SIGTERM: the transfer removes its partial file and ends
-/// with `Error::Cancelled`; a second signal exits at once (a transfer can be waiting on a
-/// server that went silent).
+/// `options` stopped by SIGINT, SIGTERM or SIGHUP (a closed terminal left a get's hidden
+/// temporary file behind): the transfer removes its partial file and ends with
+/// `Error::Cancelled`; a second signal exits at once (a transfer can be waiting on a server
+/// that went silent).
 fn interruptible(options: Transfer) -> Result<Transfer, Failure> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     // Once per process: a session's second transfer must not add a second listener, which
     // would take the first signal for the second one and exit.
     static LISTENING: std::sync::Once = std::sync::Once::new();
     let mut listening = Ok(());
     LISTENING.call_once(|| {
-        listening =
-            signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).and_then(|mut signals| {
+        listening = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).and_then(
+            |mut signals| {
                 let watching = crate::spawn(move || {
                     for signal in signals.forever() {
                         if CANCEL.swap(true, Ordering::Relaxed) {
@@ -374,7 +376,8 @@ fn interruptible(options: Transfer) -> Result<Transfer, Failure> {
                 watching
                     .map(drop)
                     .map_err(|e| std::io::Error::other(format!("{e:#}")))
-            });
+            },
+        );
     });
     listening?;
     Ok(options.with_cancel(&CANCEL))

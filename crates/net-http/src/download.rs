@@ -267,8 +267,8 @@ impl Request {
     /// continued with a `Range` request; with no part, `dest` itself is, as httpie's
     /// `-c -o FILE` continues it. A server that does not answer the range with the rest of
     /// the file (it ignores ranges, or the part is longer than the file) leaves the part as
-    /// it was, as curl leaves it (wget and httpie start over). A 3xx (a redirect not followed), 4xx or 5xx
-    /// answer is an [`Error::Status`] and writes nothing.
+    /// it was, as curl leaves it (wget and httpie start over). A 3xx (a redirect not
+    /// followed), 4xx or 5xx answer is an [`Error::Status`] and writes nothing.
     ///
     /// # Errors
     /// [`Error::Status`], [`Error::Truncated`] (the part is kept for a resume), [`Error::Io`]

@@ -700,16 +700,18 @@ pub(crate) fn list(
             .unwrap_or(path);
         path.display().to_string()
     };
+    // A directory's entry, or a file named: by path, or by name with no `strip`.
+    let named = |path: &Path| match (strip, path.file_name()) {
+        (None, Some(name)) => name.to_string_lossy().into_owned(),
+        _ => shown(path),
+    };
     let contents = |dir: &Path| -> Result<Vec<(String, net_ssh::Entry)>, Failure> {
         Ok(client
             .ls(dir)
             .code(GENERIC)?
             .into_iter()
             .filter(|entry| flags.all || !entry.name.starts_with('.'))
-            .map(|entry| match strip {
-                Some(_) => (shown(&dir.join(&entry.name)), entry),
-                None => (entry.name.clone(), entry),
-            })
+            .map(|entry| (named(&dir.join(&entry.name)), entry))
             .collect())
     };
     let mut entries = match found {
@@ -732,16 +734,7 @@ pub(crate) fn list(
             .collect(),
         // A file named is itself, by the path given (`dir/b.txt`, not `dir/b.txt/b.txt`).
         None => match client.stat(path) {
-            Ok(entry) if !entry.is_dir => {
-                let name = match strip {
-                    Some(_) => shown(path),
-                    None => path.file_name().map_or_else(
-                        || path.display().to_string(),
-                        |name| name.to_string_lossy().into_owned(),
-                    ),
-                };
-                vec![(name, entry)]
-            }
+            Ok(entry) if !entry.is_dir => vec![(named(path), entry)],
             _ => contents(path)?,
         },
     };

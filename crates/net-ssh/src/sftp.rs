@@ -402,11 +402,7 @@ fn beside(target: &Path, prefix: &str, suffix: &str) -> PathBuf {
     if prefix.len() + name.len() + suffix.len() <= ROOM {
         out.extend_from_slice(name);
     } else {
-        let digest = ring::digest::digest(&ring::digest::SHA256, name);
-        let tag: String = digest.as_ref()[..4]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let tag = hex(&ring::digest::digest(&ring::digest::SHA256, name).as_ref()[..4]);
         let mut end = ROOM - prefix.len() - suffix.len() - tag.len() - 1;
         // Not inside a UTF-8 character: a name cut there would not be text any more.
         while end > 0 && name[end] & 0xC0 == 0x80 {
@@ -423,10 +419,14 @@ fn beside(target: &Path, prefix: &str, suffix: &str) -> PathBuf {
 fn unguessable(temp: &Path) -> Option<PathBuf> {
     let mut random = [0u8; 8];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random).ok()?;
-    let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
     let mut name = temp.as_os_str().to_owned();
-    name.push(format!(".{suffix}"));
+    name.push(format!(".{}", hex(&random)));
     Some(PathBuf::from(name))
+}
+
+/// `bytes` in lower-case hexadecimal.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One file's bytes on their way to a remote temporary name.

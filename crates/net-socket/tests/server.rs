@@ -521,7 +521,7 @@ fn an_http_client_that_stops_reading_is_dropped_one_that_reads_slowly_is_not() {
         .unwrap();
     let started = Instant::now();
     let mut got = Vec::new();
-    let mut buf = vec![0; 1 << 20];
+    let mut buf = vec![0; 16 << 10];
     loop {
         let n = slow.read(&mut buf).unwrap();
         if n == 0 {
@@ -907,4 +907,61 @@ fn a_handler_that_pauses_reading_makes_the_peer_wait() {
     assert!(taken > 64 * 1024, "never resumed: {taken}");
     let offered = writer.join().unwrap();
     assert!(offered < 64 << 20, "the peer was not made to wait");
+}
+
+#[test]
+fn clients_streaming_in_bulk_leave_an_interactive_client_its_turn() {
+    // One loop, as `netkit serve echo --threads 1`: four clients stream 1 MiB writes and read
+    // their echo; a fifth sends a line every 20 ms. Each turn once listed every streaming
+    // connection again per reason to come back, the list grew each turn, and after three
+    // seconds the fifth waited 100-600 ms a round trip (tokio's echo: ~2 ms).
+    let server = Running::start(
+        ServerBuilder::new()
+            .threads(1)
+            .max_pending_output(64 * 1024),
+        Echo::service(),
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut streams = Vec::new();
+    for _ in 0..4 {
+        let mut writer = server.connect();
+        let mut reader = writer.try_clone().unwrap();
+        let stop_writing = Arc::clone(&stop);
+        streams.push(std::thread::spawn(move || {
+            let chunk = vec![9u8; 1 << 20];
+            while !stop_writing.load(std::sync::atomic::Ordering::Relaxed) {
+                if writer.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+            let _ = writer.shutdown(std::net::Shutdown::Write);
+        }));
+        streams.push(std::thread::spawn(move || {
+            let mut buf = vec![0; 16 << 10];
+            while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
+        }));
+    }
+    let mut pinger = server.connect();
+    pinger.set_nodelay(true).unwrap();
+    let started = Instant::now();
+    let mut late = Vec::new();
+    while started.elapsed() < Duration::from_secs(5) {
+        let sent = Instant::now();
+        echo_round_trip(&mut pinger, b"ping\n");
+        if started.elapsed() > Duration::from_secs(2) {
+            late.push(sent.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for thread in streams {
+        thread.join().unwrap();
+    }
+    late.sort();
+    let p90 = late[late.len() * 9 / 10];
+    // Generous: this guards against starvation, not for speed (that is `cargo xtask bench`).
+    assert!(
+        p90 < Duration::from_millis(30),
+        "one interactive round trip in ten took {p90:?} or more beside bulk streams"
+    );
 }

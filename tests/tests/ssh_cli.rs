@@ -477,6 +477,150 @@ fn dash_j_goes_through_jump_hosts_for_ssh_and_sftp() {
     );
 }
 
+#[test]
+fn a_config_line_no_openssh_option_names_is_warned_of() {
+    // ssh refuses such a file; netkit dropped the line without a word, and a typo in a
+    // security option (`IdentitesOnly yes`) went unseen.
+    let dir = work_dir().join("ssh-cli-config-typo");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        "IgnoreUnknown AddKeysTo*\nHost box\n  IdentitesOnly yes\n  ChannelTimeout session=5m\n  \
+         AddKeysToMacKeychain yes\nHost other\n  Bogus 1\n",
+    )
+    .unwrap();
+    let out = netkit(
+        &["ssh", "-F", config.to_str().unwrap(), "-G", "box"],
+        b"",
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("ignoring IdentitesOnly"), "{err}");
+    assert_eq!(err.lines().count(), 1, "only the typo, of this host: {err}");
+}
+
+#[test]
+fn dash_j_names_a_jump_host_reached_through_its_own_proxy_jump() {
+    // As ssh, whose `-J j3` runs `ssh -W` for j3, which reads j3's ProxyJump: netkit
+    // connected to j3 directly.
+    let dir = work_dir().join("ssh-cli-jump-alias");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    let write = |j3_via: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "Host j3 j2\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n  \
+                 UserKnownHostsFile {}\nHost j3\n  ProxyJump {j3_via}\n",
+                port(),
+                env("NETKIT_TEST_SSH_USER"),
+                key("id_ed25519").display(),
+                env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
+            ),
+        )
+        .unwrap();
+    };
+    let run = || {
+        let mut args = vec!["ssh", "-F", config.to_str().unwrap(), "-J", "j3"];
+        let common = common();
+        args.extend(common.iter().map(String::as_str));
+        let port = port().to_string();
+        let dest = dest();
+        args.extend(["-p", &port, &dest, "echo", "jumped"]);
+        netkit(&args, b"", &[])
+    };
+    write(UNRESOLVABLE_HOST);
+    let out = run();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains(UNRESOLVABLE_HOST), "{err}");
+    write("j2");
+    let out = run();
+    assert_eq!(
+        out.stdout,
+        b"jumped\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn revoked_host_keys_and_a_known_hosts_file_of_none_refuse_as_in_openssh() {
+    let dir = work_dir().join("ssh-cli-revoked-host-keys");
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = port().to_string();
+    let key = key("id_ed25519").display().to_string();
+    let kh = env("NETKIT_TEST_SSH_KNOWN_HOSTS");
+    let dest = dest();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["ssh", "-p", &port, "-i", &key];
+        args.extend_from_slice(extra);
+        args.extend([dest.as_str(), "echo", "in"]);
+        netkit(&args, b"", &[])
+    };
+    // Every key the server may send, as `TYPE BASE64` lines.
+    let server_keys: String = std::fs::read_to_string(&kh)
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.len() >= 3 && !line.starts_with(['#', '@']))
+                .then(|| format!("{} {} revoked\n", fields[1], fields[2]))
+        })
+        .collect();
+    assert!(!server_keys.is_empty());
+    let revoked = dir.join("revoked");
+    let option = format!("RevokedHostKeys={}", revoked.display());
+    std::fs::write(&revoked, &server_keys).unwrap();
+    let out = run(&["--known-hosts", &kh, "-o", &option]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("REVOKED HOST KEY"), "{err}");
+    std::fs::write(&revoked, "# nothing revoked\n").unwrap();
+    assert_eq!(run(&["--known-hosts", &kh, "-o", &option]).stdout, b"in\n");
+    // A KRL netkit cannot read, or no file, refuses the key, as a file ssh cannot read.
+    std::fs::write(&revoked, b"SSHKRL\n\0\0\0\0\x01").unwrap();
+    let out = run(&["--known-hosts", &kh, "-o", &option]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("KRL") && err.lines().count() == 1, "{err}");
+    std::fs::remove_file(&revoked).unwrap();
+    assert_eq!(
+        run(&["--known-hosts", &kh, "-o", &option]).status.code(),
+        Some(255)
+    );
+    // `none` keeps no key: accepting a new one would accept any key on every connection.
+    for policy in ["--accept-new", "-oStrictHostKeyChecking=no"] {
+        let out = run(&[
+            "-o",
+            "UserKnownHostsFile=none",
+            "-o",
+            "GlobalKnownHostsFile=none",
+            policy,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{policy}: {err}");
+        assert!(err.contains("could not be kept"), "{err}");
+    }
+    // The idiom of scripts that want no check: the key is "kept" in /dev/null, as in ssh.
+    let out = run(&[
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=no",
+    ]);
+    assert_eq!(
+        out.stdout,
+        b"in\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The test sshd as a jump host: `user@127.0.0.1:PORT`.
 fn jump_dest() -> String {
     format!("{}:{}", dest(), port())
@@ -1211,6 +1355,11 @@ fn every_agent_key_is_offered_those_named_first_and_identities_only_keeps_to_the
     let selector = dir.join("selector.pub");
     std::fs::copy(right.with_extension("pub"), &selector).unwrap();
     run(&["-i", selector.to_str().unwrap(), "-o", "IdentitiesOnly=yes"]);
+    // Named by its `.pub` alone where the key file would be (a key kept only in a hardware
+    // or password-manager agent), as ssh reads an IdentityFile: the agent's key it names.
+    std::fs::copy(right.with_extension("pub"), dir.join("kept-away.pub")).unwrap();
+    let kept_away = format!("IdentityFile={}", dir.join("kept-away").display());
+    run(&["-o", &kept_away, "-o", "IdentitiesOnly=yes"]);
     // The agent holding only strangers: IdentitiesOnly offers none of them, the file works.
     crowd.pop();
     load(&crowd);

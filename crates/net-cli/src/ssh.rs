@@ -119,11 +119,13 @@ impl ConnectArgs {
     /// The connection config for `dest` (`[user@]host[:port]`); `port` applies when DEST has none.
     pub fn config(&self, dest: &str, port: Option<u16>) -> Result<Config, Failure> {
         // The flags come first, as the first value obtained wins: the config's tokens (%r,
-        // %p) then see them too, as ssh's do.
-        let options: Vec<String> = self
-            .user
-            .iter()
-            .map(|user| format!("User={user}"))
+        // %p) then see them too, as ssh's do. -J is ProxyJump: it replaces the file's
+        // ProxyJump and ProxyCommand, and the first hop is reached through its own
+        // ProxyJump, as ssh's `-W` for it is.
+        let options: Vec<String> = (!self.jump.is_empty())
+            .then(|| format!("ProxyJump={}", self.jump.join(",")))
+            .into_iter()
+            .chain(self.user.iter().map(|user| format!("User={user}")))
             .chain(port.map(|port| format!("Port={port}")))
             .chain(self.cipher.iter().map(|spec| format!("Ciphers={spec}")))
             .chain(self.macs.iter().map(|spec| format!("MACs={spec}")))
@@ -131,18 +133,6 @@ impl ConnectArgs {
             .collect();
         let mut config = Config::resolve_with(dest, self.ssh_config(), &options).map_err(own)?;
         self.apply(&mut config, dest, port, self.user.as_deref())?;
-        if !self.jump.is_empty() {
-            // -J replaces the config file's ProxyJump (and ProxyCommand: the first obtained
-            // wins in OpenSSH, and the command line comes first); each hop is reached
-            // through the one before it.
-            config.jump = None;
-            config.proxy_command = None;
-            for hop in &self.jump {
-                let mut via = Config::resolve(hop, self.ssh_config()).map_err(own)?;
-                via.jump = config.jump.take();
-                config.jump = Some(Box::new(via));
-            }
-        }
         // The flags apply to every hop; --login and -p to the target only.
         let mut hop = config.jump.as_deref_mut();
         while let Some(via) = hop {

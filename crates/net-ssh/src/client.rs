@@ -277,9 +277,22 @@ impl Client {
         {
             return Err(kh_error(e.to_string()));
         }
-        let revoked_in = config
-            .known_hosts_files()
-            .find(|file| known_hosts::revoked(file, key));
+        // As OpenSSH, a RevokedHostKeys file that cannot be read refuses the key.
+        let listed = match &config.revoked_host_keys {
+            Some(file) => {
+                known_hosts::listed_revoked(file, key).map_err(|reason| Error::KnownHosts {
+                    path: file.clone(),
+                    reason: format!("RevokedHostKeys: {reason}; host key not accepted"),
+                })?
+            }
+            None => false,
+        };
+        let revoked_in = match &config.revoked_host_keys {
+            Some(file) if listed => Some(file),
+            _ => config
+                .known_hosts_files()
+                .find(|file| known_hosts::revoked(file, key)),
+        };
         if let Some(file) = revoked_in {
             if !matches!(config.host_key_policy, HostKeyPolicy::Insecure) {
                 return Err(Error::HostKeyRevoked {
@@ -327,6 +340,12 @@ impl Client {
                 fingerprint,
                 known_hosts: file.clone(),
                 line,
+            }),
+            (None, HostKeyPolicy::AcceptNew) if !config.keeps_new_keys => Err(Error::KnownHosts {
+                path: std::path::PathBuf::from("UserKnownHostsFile none"),
+                reason: format!(
+                    "{name}: host key {algorithm} {fingerprint} is not known and could not be kept, so it is not accepted (as OpenSSH); name a known_hosts file"
+                ),
             }),
             (None, HostKeyPolicy::AcceptNew) => {
                 // A file that cannot be written (a read-only home) costs the memory of the
@@ -429,6 +448,10 @@ impl Client {
             }
         }
         for identity in identities {
+            // Named for the agent by its `.pub` alone.
+            if !identity.path.exists() {
+                continue;
+            }
             if let Some(mode) = too_open(&identity.path) {
                 let refused = Error::KeyPermissions {
                     path: identity.path,

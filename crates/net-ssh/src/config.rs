@@ -123,6 +123,15 @@ pub struct Config {
     /// The system-wide known_hosts files, also trusted (OpenSSH's `GlobalKnownHostsFile`,
     /// default `/etc/ssh/ssh_known_hosts` and `/etc/ssh/ssh_known_hosts2`); never written.
     pub global_known_hosts: Vec<PathBuf>,
+    /// Whether a key accepted as new can be kept: false for OpenSSH's `UserKnownHostsFile
+    /// none`, where [`HostKeyPolicy::AcceptNew`] then refuses an unknown key as OpenSSH does
+    /// (kept nowhere, any key would be accepted on every connection). `/dev/null` named as
+    /// the file keeps them "there", as in OpenSSH.
+    pub keeps_new_keys: bool,
+    /// A file of public keys the server's must not be, one per line (OpenSSH's
+    /// `RevokedHostKeys`); one that cannot be read, or a binary KRL, which netkit cannot
+    /// read, refuses every key, as OpenSSH refuses on an error reading it.
+    pub revoked_host_keys: Option<PathBuf>,
     /// The host-key policy.
     pub host_key_policy: HostKeyPolicy,
     /// Write the host names of keys added to known_hosts hashed, as OpenSSH's
@@ -205,7 +214,7 @@ pub struct Config {
     pub jump: Option<Box<Config>>,
     /// Run this command under `/bin/sh` and speak SSH over its stdin and stdout instead of
     /// connecting (OpenSSH's `ProxyCommand`; `%h`, `%p`, `%r`, `%n` and `%%` are expanded).
-    /// `jump` wins when both are set.
+    /// `jump` wins when both are set; a config file sets only the one it names first.
     pub proxy_command: Option<String>,
     /// The command to run when none is given (OpenSSH's `RemoteCommand`), as written;
     /// [`expanded_remote_command`](Self::expanded_remote_command) expands its tokens. Read by
@@ -237,6 +246,8 @@ impl std::fmt::Debug for Config {
             known_hosts,
             more_known_hosts,
             global_known_hosts,
+            keeps_new_keys,
+            revoked_host_keys,
             host_key_policy,
             hash_known_hosts,
             host_key_alias,
@@ -279,6 +290,8 @@ impl std::fmt::Debug for Config {
             .field("known_hosts", known_hosts)
             .field("more_known_hosts", more_known_hosts)
             .field("global_known_hosts", global_known_hosts)
+            .field("keeps_new_keys", keeps_new_keys)
+            .field("revoked_host_keys", revoked_host_keys)
             .field("host_key_policy", host_key_policy)
             .field("hash_known_hosts", hash_known_hosts)
             .field("host_key_alias", host_key_alias)
@@ -672,6 +685,8 @@ impl Config {
             global_known_hosts: ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"]
                 .map(PathBuf::from)
                 .to_vec(),
+            keeps_new_keys: true,
+            revoked_host_keys: None,
             host_key_policy: HostKeyPolicy::Strict,
             hash_known_hosts: false,
             host_key_alias: None,
@@ -812,7 +827,19 @@ impl Config {
                 })
                 .parse(&mut text.as_bytes(), rules)
                 .map(|parsed| parsed.query(&config.host))
-                .map_err(|e| bad(e.to_string()))
+                .map_err(|e| {
+                    // The line, which ssh2-config does not name: in a long file with
+                    // Includes, "expected port number" alone left the user to guess.
+                    let line = text.lines().find(|line| {
+                        ssh2_config::SshConfig::default()
+                            .parse(&mut line.as_bytes(), rules)
+                            .is_err()
+                    });
+                    bad(match line {
+                        Some(line) => format!("{}: {e}", line.trim()),
+                        None => e.to_string(),
+                    })
+                })
         };
         // The host name and user the lines read so far give, which `Match host` and `user`
         // see, as OpenSSH decides each Match line when it reaches it.
@@ -857,7 +884,17 @@ impl Config {
             read.push_str(&again);
         }
         let text = first_values(&read);
-        let params = parse(&text)?;
+        let mut params = parse(&text)?;
+        warn_unknown(&params, shown);
+        // One setting in OpenSSH, where the first obtained wins: `-o ProxyCommand=...` over
+        // the file's ProxyJump, a host's own line over a `Host *` one below it.
+        match first_set(&text, &["proxycommand", "proxyjump"]) {
+            Some("proxycommand") => params.proxy_jump = None,
+            Some(_) => {
+                params.unsupported_fields.remove("proxycommand");
+            }
+            None => {}
+        }
         // The lines ssh2-config keeps one value of are added up here.
         config.forwards = forwards_for(&text, &config.host, rules).map_err(bad)?;
         let patterns = send_env_for(&text, &config.host, rules).map_err(bad)?;
@@ -941,6 +978,9 @@ impl Config {
         // The host as given: HostName's `%h`, IdentityFile's `%n`.
         let given = self.host.clone();
         self.take_names(params.clone(), dest)?;
+        // Options ssh2-config does not know, kept under their names as written.
+        let challenge_response = take_unknown(&mut params, "challengeresponseauthentication");
+        let remote_command = take_unknown(&mut params, "remotecommand");
         // Before the files named, whose `%k` it is.
         let alias = params.unsupported_fields.remove("hostkeyalias");
         if let Some(alias) = alias.and_then(|a| a.into_iter().next()) {
@@ -951,8 +991,12 @@ impl Config {
             for path in files {
                 let path = self.path_option("IdentityFile", path, &given)?;
                 // As ssh, a config's key file that is not there is passed over (one config
-                // serves machines with different keys), and the default files stay unused.
-                if path.exists() {
+                // serves machines with different keys), and the default files stay unused;
+                // one with only its `.pub` beside it names the agent's key to offer (a key
+                // kept in a hardware or password-manager agent).
+                let mut public = path.clone().into_os_string();
+                public.push(".pub");
+                if path.exists() || Path::new(&public).exists() {
                     identities.push(Identity::new(path, None));
                 } else {
                     log::debug!("IdentityFile {}: no such file; skipped", path.display());
@@ -986,11 +1030,11 @@ impl Config {
         };
         if let Some(policy) = value("stricthostkeychecking") {
             self.host_key_policy = match policy.to_ascii_lowercase().as_str() {
-                "yes" | "ask" => HostKeyPolicy::Strict,
-                "accept-new" | "no" | "off" => HostKeyPolicy::AcceptNew,
+                "yes" | "true" | "ask" => HostKeyPolicy::Strict,
+                "accept-new" | "no" | "false" | "off" => HostKeyPolicy::AcceptNew,
                 other => {
                     return Err(format!(
-                        "StrictHostKeyChecking {other}: expected yes, accept-new or no"
+                        "StrictHostKeyChecking {other}: expected yes, ask, accept-new, no or off"
                     ));
                 }
             };
@@ -1002,11 +1046,17 @@ impl Config {
             words(&files.join(" "))
                 .into_iter()
                 .map(|file| {
-                    if file.eq_ignore_ascii_case("none") {
-                        Ok(PathBuf::from("/dev/null"))
+                    Ok::<_, String>(if file.eq_ignore_ascii_case("none") {
+                        Named {
+                            path: PathBuf::from("/dev/null"),
+                            is_none: true,
+                        }
                     } else {
-                        self.path_option(option, file.into(), &given)
-                    }
+                        Named {
+                            path: self.path_option(option, file.into(), &given)?,
+                            is_none: false,
+                        }
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()
         };
@@ -1017,14 +1067,20 @@ impl Config {
             .map(|files| paths("GlobalKnownHostsFile", files))
             .transpose()?;
         if let Some(files) = user_files {
-            let mut files = files.into_iter();
+            self.keeps_new_keys = files.first().is_none_or(|first| !first.is_none);
+            let mut files = files.into_iter().map(|file| file.path);
             if let Some(first) = files.next() {
                 self.known_hosts = first;
             }
             self.more_known_hosts = files.collect();
         }
         if let Some(files) = global_files {
-            self.global_known_hosts = files;
+            self.global_known_hosts = files.into_iter().map(|file| file.path).collect();
+        }
+        if let Some(file) = value("revokedhostkeys") {
+            self.revoked_host_keys = (!file.eq_ignore_ascii_case("none"))
+                .then(|| self.path_option("RevokedHostKeys", file.into(), &given))
+                .transpose()?;
         }
         if let Some(compression) = params.compression {
             self.compression = compression;
@@ -1073,13 +1129,13 @@ impl Config {
                 })?;
         }
         if let Some(only) = value("identitiesonly") {
-            self.identities_only = only.eq_ignore_ascii_case("yes");
+            self.identities_only = flag("IdentitiesOnly", &only)?;
         }
         if let Some(pubkey) = params.pubkey_authentication {
             self.pubkey_authentication = pubkey;
         }
         if let Some(password) = value("passwordauthentication") {
-            self.password_authentication = password.eq_ignore_ascii_case("yes");
+            self.password_authentication = flag("PasswordAuthentication", &password)?;
         }
         // Tried in its order; the methods it leaves out (or netkit lacks: hostbased,
         // gssapi-with-mic) not at all.
@@ -1093,15 +1149,17 @@ impl Config {
             self.password_authentication &=
                 has(AuthMethod::Password) || has(AuthMethod::KeyboardInteractive);
         }
-        // `ChallengeResponseAuthentication` is its old name.
+        // `ChallengeResponseAuthentication` is its old name, which ssh2-config does not know.
         let keyboard = value("kbdinteractiveauthentication")
-            .or_else(|| value("challengeresponseauthentication"));
-        if keyboard.is_some_and(|v| v.eq_ignore_ascii_case("no")) {
+            .or_else(|| challenge_response.and_then(|args| args.into_iter().next()));
+        if let Some(keyboard) = keyboard
+            && !flag("KbdInteractiveAuthentication", &keyboard)?
+        {
             self.auth_order
                 .retain(|m| *m != AuthMethod::KeyboardInteractive);
         }
         if let Some(batch) = value("batchmode") {
-            self.batch_mode = batch.eq_ignore_ascii_case("yes");
+            self.batch_mode = flag("BatchMode", &batch)?;
         }
         if let Some(family) = value("addressfamily") {
             self.address_family = match family.to_ascii_lowercase().as_str() {
@@ -1116,10 +1174,10 @@ impl Config {
             };
         }
         if let Some(hash) = value("hashknownhosts") {
-            self.hash_known_hosts = hash.eq_ignore_ascii_case("yes");
+            self.hash_known_hosts = flag("HashKnownHosts", &hash)?;
         }
         if let Some(exit) = value("exitonforwardfailure") {
-            self.exit_on_forward_failure = exit.eq_ignore_ascii_case("yes");
+            self.exit_on_forward_failure = flag("ExitOnForwardFailure", &exit)?;
         }
         if let Some(tty) = value("requesttty") {
             self.request_tty = Some(match tty.to_ascii_lowercase().as_str() {
@@ -1144,13 +1202,7 @@ impl Config {
             // when the command starts.
             self.proxy_command = command(words).map(|c| expand_some(&c, &[('n', &given)]));
         }
-        // ssh2-config does not know RemoteCommand: it keeps it under the name as written.
-        let remote = params
-            .ignored_fields
-            .keys()
-            .find(|k| k.eq_ignore_ascii_case("remotecommand"))
-            .cloned();
-        if let Some(words) = remote.and_then(|k| params.ignored_fields.remove(&k)) {
+        if let Some(words) = remote_command {
             self.remote_command = command(words);
         }
         Ok(params.proxy_jump.unwrap_or_default())
@@ -1438,6 +1490,21 @@ fn keyword(line: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// The first of `options` (in lower case) that a line applying to the host sets, in a text
+/// [`with_includes`] wrote, whose blocks read `Host *` where they apply.
+fn first_set<'o>(text: &str, options: &[&'o str]) -> Option<&'o str> {
+    let mut applies = true;
+    for line in text.lines() {
+        let word = keyword(line);
+        if word == "host" {
+            applies = line.trim() == "Host *";
+        } else if applies && let Some(option) = options.iter().find(|o| **o == word) {
+            return Some(option);
+        }
+    }
+    None
+}
+
 /// Options every line of which counts in OpenSSH, where for the others the first value wins.
 const ADDED_UP: [&str; 9] = [
     "host",
@@ -1492,7 +1559,7 @@ fn aes_in_hardware() -> bool {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 39] = [
+const OPTIONS_READ: [&str; 40] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
@@ -1532,6 +1599,7 @@ const OPTIONS_READ: [&str; 39] = [
     "connectionattempts",
     "hostkeyalgorithms",
     "macs",
+    "revokedhostkeys",
     // Read by the program, for its own logging (`netkit ssh` maps it to -q or -v).
     "loglevel",
 ];
@@ -1577,8 +1645,9 @@ fn checked_option(option: &str) -> Result<String, Error> {
             ssh2_config::SshParserError::UnknownField(..) => bad("no such OpenSSH option"),
             e => bad(&e.to_string()),
         })?;
-    Config::new("-")
-        .take_params(parsed.query("-"), "-")
+    // Any valid host name: `-` made `HostName=%h.example` an invalid name.
+    Config::new("host")
+        .take_params(parsed.query("host"), "host")
         .map_err(|reason| bad(&reason))?;
     let lower = name.to_ascii_lowercase();
     // `ForwardX11 no` and the like, which sftp -S and scp -S pass, ask for what netkit never
@@ -1589,6 +1658,82 @@ fn checked_option(option: &str) -> Result<String, Error> {
         log::warn!("ignoring the option {option:?}: netkit does not act on {name}");
     }
     Ok(line.to_owned())
+}
+
+/// The arguments of `option` (in lower case), an OpenSSH option ssh2-config does not know and
+/// keeps under the name as written.
+fn take_unknown(params: &mut ssh2_config::HostParams, option: &str) -> Option<Vec<String>> {
+    let name = params
+        .ignored_fields
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(option))
+        .cloned()?;
+    params.ignored_fields.remove(&name)
+}
+
+/// OpenSSH client options ssh2-config does not know (newer, deprecated or distributions'),
+/// which are no typo.
+const UNKNOWN_TO_THE_PARSER: [&str; 24] = [
+    "remotecommand",
+    "challengeresponseauthentication",
+    "tunnel",
+    "tunneldevice",
+    "channeltimeout",
+    "obscurekeystroketiming",
+    "tag",
+    "enableescapecommandline",
+    "requiredrsasize",
+    "securitykeyprovider",
+    "streamlocalbindunlink",
+    "gssapikeyexchange",
+    "gssapitrustdns",
+    "gssapiclientidentity",
+    "gssapiserveridentity",
+    "gssapirenewalforcesrekey",
+    "gssapikexalgorithms",
+    "smartcarddevice",
+    "protocol",
+    "useroaming",
+    "cipher",
+    "compressionlevel",
+    "refuseconnection",
+    "warnweakcrypto",
+];
+
+/// Warns of each option applying to the host that OpenSSH does not have either (a typo such
+/// as `IdentitesOnly yes`, which ssh refuses and netkit would silently drop), unless
+/// `IgnoreUnknown` names it, as ssh reads that.
+fn warn_unknown(params: &ssh2_config::HostParams, file: &Path) {
+    let ignored = params.ignore_unknown.as_deref().unwrap_or_default();
+    for name in params.ignored_fields.keys() {
+        let lower = name.to_ascii_lowercase();
+        let known = UNKNOWN_TO_THE_PARSER.contains(&lower.as_str())
+            || ignored
+                .iter()
+                .any(|pattern| crate::known_hosts::wildcard(&pattern.to_ascii_lowercase(), &lower));
+        if !known {
+            log::warn!(
+                "{}: ignoring {name}: no OpenSSH option by that name",
+                file.display()
+            );
+        }
+    }
+}
+
+/// A known_hosts file as named: `none` is no file, read as `/dev/null`.
+struct Named {
+    path: PathBuf,
+    is_none: bool,
+}
+
+/// A yes-or-no option's value, as OpenSSH reads one (`true` and `false` too); anything else
+/// is an error, as in OpenSSH, not a quiet `no` (`IdentitiesOnly true` offered every key).
+fn flag(option: &str, value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(format!("{option} {value}: expected yes or no")),
+    }
 }
 
 /// The local user's name, as ssh takes it: from the password database (cron, systemd units
@@ -1964,6 +2109,71 @@ mod tests {
     }
 
     #[test]
+    fn yes_and_no_options_read_as_openssh_reads_them() {
+        let dir = std::env::temp_dir().join(format!("netkit-flags-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config");
+        std::fs::write(
+            &file,
+            "Host box\n  IdentitiesOnly true\n  BatchMode TRUE\n  HashKnownHosts true\n  \
+             ExitOnForwardFailure true\n  PasswordAuthentication false\n  \
+             StrictHostKeyChecking true\n  RevokedHostKeys ~/revoked\n",
+        )
+        .unwrap();
+        let c = Config::resolve("box", Some(&file)).unwrap();
+        assert!(c.identities_only && c.batch_mode && c.hash_known_hosts);
+        assert!(c.exit_on_forward_failure && !c.password_authentication);
+        assert_eq!(c.host_key_policy, HostKeyPolicy::Strict);
+        assert_eq!(c.revoked_host_keys, Some(home().join("revoked")));
+        let off = ["StrictHostKeyChecking=false".to_owned()];
+        let c = Config::resolve_with("box", Some(&file), &off).unwrap();
+        assert_eq!(c.host_key_policy, HostKeyPolicy::AcceptNew);
+        // Anything else is an error, as in ssh: `yess` was a quiet `no`.
+        std::fs::write(&file, "Host box\n  IdentitiesOnly yess\n").unwrap();
+        let err = Config::resolve("box", Some(&file)).unwrap_err().to_string();
+        assert!(
+            err.contains("IdentitiesOnly yess: expected yes or no"),
+            "{err}"
+        );
+        // A value ssh2-config refuses is told with its line.
+        std::fs::write(&file, "Host box\n  User u\n  Compression maybe\n").unwrap();
+        let err = Config::resolve("box", Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("Compression maybe: expected boolean"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_first_of_proxy_command_and_proxy_jump_wins_as_in_openssh() {
+        let dir = std::env::temp_dir().join(format!("netkit-route-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config");
+        std::fs::write(
+            &file,
+            "Host special\n  ProxyCommand nc %h %p\nHost * !bastion !gw\n  ProxyJump bastion\n",
+        )
+        .unwrap();
+        let c = Config::resolve("special", Some(&file)).unwrap();
+        assert_eq!(c.proxy_command.as_deref(), Some("nc %h %p"));
+        assert!(c.jump.is_none(), "the host's own ProxyCommand came first");
+        let c = Config::resolve("other", Some(&file)).unwrap();
+        assert_eq!(c.jump.map(|j| j.host).as_deref(), Some("bastion"));
+        let command = ["ProxyCommand=ssh -W %h:%p gw".to_owned()];
+        let c = Config::resolve_with("other", Some(&file), &command).unwrap();
+        assert!(
+            c.jump.is_none(),
+            "-o ProxyCommand beats the file's ProxyJump"
+        );
+        let direct = ["ProxyCommand=none".to_owned()];
+        let c = Config::resolve_with("other", Some(&file), &direct).unwrap();
+        assert!(c.jump.is_none() && c.proxy_command.is_none());
+        let jump = ["ProxyJump=gw".to_owned()];
+        let c = Config::resolve_with("special", Some(&file), &jump).unwrap();
+        assert!(c.proxy_command.is_none());
+        assert_eq!(c.jump.map(|j| j.host).as_deref(), Some("gw"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn command_line_options_win_over_the_file() {
         let dir = std::env::temp_dir().join(format!("netkit-options-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -2014,6 +2224,16 @@ mod tests {
         let c = Config::resolve_with("box", Some(&file), &none).unwrap();
         assert_eq!(c.known_hosts, PathBuf::from("/dev/null"));
         assert_eq!(c.global_known_hosts, [PathBuf::from("/dev/null")]);
+        assert!(
+            !c.keeps_new_keys,
+            "none keeps no key, so accepts none as new"
+        );
+        let dev_null = ["UserKnownHostsFile /dev/null".to_owned()];
+        let c = Config::resolve_with("box", Some(&file), &dev_null).unwrap();
+        assert!(
+            c.keeps_new_keys,
+            "the /dev/null idiom keeps them there, as ssh"
+        );
         let both = ["UserKnownHostsFile ~/kh /etc/kh_old".to_owned()];
         let c = Config::resolve_with("box", Some(&file), &both).unwrap();
         assert_eq!(

@@ -104,6 +104,26 @@ pub(crate) fn revoked(path: &Path, key: &[u8]) -> bool {
     })
 }
 
+/// Whether `key` is among the public keys of `path`, an OpenSSH `RevokedHostKeys` list: one
+/// key a line (`TYPE BASE64 [comment]`).
+///
+/// # Errors
+/// The file cannot be read, or is a binary KRL (`ssh-keygen -k`), which netkit cannot read.
+pub(crate) fn listed_revoked(path: &Path, key: &[u8]) -> Result<bool, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    if bytes.starts_with(b"SSHKRL\n\0") {
+        return Err(
+            "a KRL (ssh-keygen -k), which netkit cannot read: list the keys one a line".into(),
+        );
+    }
+    let engine = base64::engine::general_purpose::STANDARD;
+    Ok(String::from_utf8_lossy(&bytes).lines().any(|line| {
+        line.split_whitespace()
+            .nth(1)
+            .is_some_and(|blob| engine.decode(blob).is_ok_and(|k| k == key))
+    }))
+}
+
 /// The host-key algorithms of `supported` (libssh2's, in its order of preference), those
 /// that sign with a key of a `known` type first.
 pub(crate) fn algorithms_preferring(known: &[String], supported: &[&str]) -> String {

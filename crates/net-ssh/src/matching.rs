@@ -1,7 +1,7 @@
 //! OpenSSH `Host` and `Match` lines, decided for one destination (ssh2-config has no
 //! `Match`; a `Match` line becomes `Host *` or [`NO_HOST`] before the text goes to it).
 
-use crate::known_hosts::pattern_list;
+use crate::known_hosts::{pattern_list, wildcard};
 
 /// What `Match` criteria are decided against.
 pub(crate) struct Target<'a> {
@@ -32,12 +32,19 @@ pub(crate) fn asks_final(criteria: &str) -> bool {
 /// The `Host` line a block never matches under.
 pub(crate) const NO_HOST: &str = "Host !*";
 
-/// Whether a `Host` line's patterns (`*.prod !db.prod`, commas too) take in `host`.
+/// Whether a `Host` line's patterns (`*.prod !db.prod`) take in `host`, as OpenSSH matches
+/// them: the host as given, case and all, and a comma part of a pattern (`Match host` lists
+/// are another matter).
 pub(crate) fn host_matches(patterns: &str, host: &str) -> bool {
-    pattern_list(
-        &crate::config::words(patterns).join(","),
-        &host.to_ascii_lowercase(),
-    )
+    let mut matched = false;
+    for pattern in crate::config::words(patterns) {
+        match pattern.strip_prefix('!') {
+            Some(negated) if wildcard(negated, host) => return false,
+            Some(_) => {}
+            None => matched |= wildcard(&pattern, host),
+        }
+    }
+    matched
 }
 
 /// Whether the criteria of a `Match` line hold for `target`: each must (`!` negates one);
@@ -146,9 +153,14 @@ mod tests {
 
     #[test]
     fn host_lines_as_openssh_reads_them() {
-        assert!(host_matches("web *.prod !db.prod", "app.PROD"));
+        assert!(host_matches("web *.prod !db.prod", "app.prod"));
         assert!(!host_matches("*.prod !db.prod", "db.prod"));
         assert!(!host_matches("!*", "anything"));
-        assert!(host_matches("a,b c", "b"));
+        // As ssh 9 reads them (`ssh -G WEB` gets port 22 under `Host web`): the name as
+        // given, and no list in a pattern.
+        assert!(!host_matches("web *.prod", "WEB"));
+        assert!(!host_matches("*.prod", "app.PROD"));
+        assert!(!host_matches("a,b c", "b"));
+        assert!(host_matches("a,b c", "a,b"));
     }
 }

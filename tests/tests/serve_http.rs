@@ -787,6 +787,44 @@ fn with_header_timeout_of_1_s(root: &str) -> Served {
 }
 
 #[test]
+fn a_closed_connection_whose_peer_keeps_its_side_open_costs_no_cpu() {
+    // The header timer set at the accept fell due while the answered connection lingered
+    // (the client neither closed nor went quiet): the loop polled without blocking until the
+    // linger ended, a core for up to 30 s.
+    let served = with_header_timeout_of_1_s("linger-root");
+    let mut client = TcpStream::connect(served.addrs[0]).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = Vec::new();
+    client.read_to_end(&mut reply).unwrap();
+    assert!(
+        reply.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    let started = std::time::Instant::now();
+    let mut before = None;
+    while started.elapsed() < Duration::from_millis(3500) {
+        std::thread::sleep(Duration::from_millis(500));
+        // Not silent, so still lingering: a byte a second.
+        client.write_all(b"x").unwrap();
+        if before.is_none() && started.elapsed() >= Duration::from_millis(1500) {
+            before = Some(netkit_tests::cpu_ticks(served.child.id()));
+        }
+    }
+    let ticks = netkit_tests::cpu_ticks(served.child.id()) - before.unwrap();
+    // Spinning: ~200 ticks in 2 s; waiting: a handful.
+    assert!(
+        ticks < 60,
+        "the server used {ticks} CPU ticks in 2 s with one lingering client"
+    );
+}
+
+#[test]
 fn a_client_sending_headers_too_slowly_gets_408() {
     let served = with_header_timeout_of_1_s("slow-root");
     let mut slow = TcpStream::connect(served.addrs[0]).unwrap();

@@ -715,7 +715,11 @@ impl<S: Service> Worker<S> {
                 || idle.is_some_and(|idle| silent >= idle)
             {
                 worker.close_now(key);
-            } else if conn.lingering.is_none() && conn.timer.is_some_and(|at| now >= at) {
+            } else if conn.lingering.is_some() {
+                // Its handler is done (`on_close` came): a timer it left set is not fired,
+                // nor waited for: noted, the past one had the loop poll without blocking for
+                // as long as the peer kept its side open (a core, up to LINGER).
+            } else if conn.timer.is_some_and(|at| now >= at) {
                 conn.timer = None;
                 worker.callback(key, |h, ctx| h.on_timer(ctx));
                 worker.flush(key);

@@ -5132,6 +5132,23 @@ fn sftp_files_keep_their_permissions_and_a_wrong_target_writes_nothing() {
     std::fs::set_permissions(base.join("run.sh"), std::fs::Permissions::from_mode(0o700)).unwrap();
     ok(sftp(&["put", s, &remote("run.sh")]));
     assert_eq!(mode(&base.join("run.sh")), 0o700);
+    // Group-writable, in a shared deploy directory: the server's umask (022) made it 0644.
+    std::fs::set_permissions(base.join("run.sh"), std::fs::Permissions::from_mode(0o664)).unwrap();
+    ok(sftp(&["put", s, &remote("run.sh")]));
+    assert_eq!(mode(&base.join("run.sh")), 0o664);
+    // A FIFO is no file to send, as sftp says: opening it waited for a writer, past SIGTERM.
+    let fifo = dir.join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = sftp(&["put", fifo.to_str().unwrap(), &remote("fifo")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
 
     // Several files into a name that is no directory: refused, as sftp refuses it (each
     // went over the one before); a directory that is not there: refused, nothing left.

@@ -538,6 +538,13 @@ impl Client {
             }
             return Ok(());
         }
+        // As sftp: opening a FIFO waited for a writer that might never come, past SIGTERM.
+        if !meta.is_file() {
+            return Err(Error::Local {
+                path: local.to_owned(),
+                source: std::io::Error::other("not a regular file (put - sends a stream)"),
+            });
+        }
         use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
         let (remote, replaced_mode) = self.written_at(sftp, remote);
         let remote = &remote;
@@ -752,7 +759,16 @@ impl Client {
                 progress(done + sent, total);
             })
             .map_err(|e| refused_write(self.copy_failed(e, remote, file.local, remote)))?;
-            if let Some(stat) = file.kept {
+            // The server's umask took bits from the mode it was made with: a replaced file
+            // keeps its own (a group-writable 0664 in a shared deploy directory became
+            // 0644, as scp never does).
+            let kept = file
+                .kept
+                .or((file.replaces && !in_place).then_some(FileStat {
+                    perm: Some(file.mode as u32),
+                    ..UNCHANGED
+                }));
+            if let Some(stat) = kept {
                 target.setstat(stat).map_err(sftp_err)?;
             }
             if options.fsync {

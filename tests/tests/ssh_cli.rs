@@ -487,7 +487,7 @@ fn a_config_line_no_openssh_option_names_is_warned_of() {
     std::fs::write(
         &config,
         "IgnoreUnknown AddKeysTo*\nHost box\n  IdentitesOnly yes\n  ChannelTimeout session=5m\n  \
-         AddKeysToMacKeychain yes\nHost other\n  Bogus 1\n",
+         AddKeysToMacKeychain yes\n  CanonicalizeFallbackLocal yes\nHost other\n  Bogus 1\n",
     )
     .unwrap();
     let out = netkit(
@@ -604,6 +604,23 @@ fn revoked_host_keys_and_a_known_hosts_file_of_none_refuse_as_in_openssh() {
         assert_eq!(out.status.code(), Some(255), "{policy}: {err}");
         assert!(err.contains("could not be kept"), "{err}");
     }
+    // A file named on the command line wins over the config's `none`.
+    let fresh = dir.join("fresh_known_hosts");
+    let _ = std::fs::remove_file(&fresh);
+    let fresh = fresh.to_str().unwrap();
+    let out = run(&[
+        "-o",
+        "UserKnownHostsFile=none",
+        "--known-hosts",
+        fresh,
+        "--accept-new",
+    ]);
+    assert_eq!(
+        out.stdout,
+        b"in\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The idiom of scripts that want no check: the key is "kept" in /dev/null, as in ssh.
     let out = run(&[
         "-o",

@@ -164,6 +164,7 @@ impl ConnectArgs {
         // The flags win over -o and the config file; without them, those decide.
         if let Some(path) = &self.known_hosts {
             config.known_hosts.clone_from(path);
+            config.keeps_new_keys = true;
             // As `-o UserKnownHostsFile=FILE`: that file alone of the user's.
             config.more_known_hosts.clear();
         }

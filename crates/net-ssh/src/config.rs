@@ -885,7 +885,10 @@ impl Config {
         }
         let text = first_values(&read);
         let mut params = parse(&text)?;
-        warn_unknown(&params, shown);
+        // Once, for the destination: its jump hosts read the same files.
+        if depth == 0 {
+            warn_unknown(&params);
+        }
         // One setting in OpenSSH, where the first obtained wins: `-o ProxyCommand=...` over
         // the file's ProxyJump, a host's own line over a `Host *` one below it.
         match first_set(&text, &["proxycommand", "proxyjump"]) {
@@ -1634,7 +1637,7 @@ fn checked_option(option: &str) -> Result<String, Error> {
         return Err(bad("not a command-line option"));
     }
     // OpenSSH options ssh2-config has never heard of, which it would call unknown.
-    let rules = if name.eq_ignore_ascii_case("remotecommand") {
+    let rules = if UNKNOWN_TO_THE_PARSER.contains(&name.to_ascii_lowercase().as_str()) {
         ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS
     } else {
         ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS
@@ -1673,7 +1676,15 @@ fn take_unknown(params: &mut ssh2_config::HostParams, option: &str) -> Option<Ve
 
 /// OpenSSH client options ssh2-config does not know (newer, deprecated or distributions'),
 /// which are no typo.
-const UNKNOWN_TO_THE_PARSER: [&str; 24] = [
+const UNKNOWN_TO_THE_PARSER: [&str; 31] = [
+    // ssh2-config spells it `canonicalizefallbacklock`.
+    "canonicalizefallbacklocal",
+    "useprivilegedport",
+    "fallbacktorsh",
+    "usersh",
+    "rhostsrsaauthentication",
+    "rsaauthentication",
+    "useblacklistedkeys",
     "remotecommand",
     "challengeresponseauthentication",
     "tunnel",
@@ -1703,19 +1714,18 @@ const UNKNOWN_TO_THE_PARSER: [&str; 24] = [
 /// Warns of each option applying to the host that OpenSSH does not have either (a typo such
 /// as `IdentitesOnly yes`, which ssh refuses and netkit would silently drop), unless
 /// `IgnoreUnknown` names it, as ssh reads that.
-fn warn_unknown(params: &ssh2_config::HostParams, file: &Path) {
+fn warn_unknown(params: &ssh2_config::HostParams) {
     let ignored = params.ignore_unknown.as_deref().unwrap_or_default();
-    for name in params.ignored_fields.keys() {
+    let mut names: Vec<&String> = params.ignored_fields.keys().collect();
+    names.sort();
+    for name in names {
         let lower = name.to_ascii_lowercase();
         let known = UNKNOWN_TO_THE_PARSER.contains(&lower.as_str())
             || ignored
                 .iter()
                 .any(|pattern| crate::known_hosts::wildcard(&pattern.to_ascii_lowercase(), &lower));
         if !known {
-            log::warn!(
-                "{}: ignoring {name}: no OpenSSH option by that name",
-                file.display()
-            );
+            log::warn!("ssh config: ignoring {name}: no OpenSSH option by that name");
         }
     }
 }

@@ -526,3 +526,52 @@ fn out_of_threads_serve_and_connect_say_so_in_one_line() {
         );
     }
 }
+
+#[test]
+fn sigquit_stops_gracefully_within_the_shutdown_timeout_and_sigusr1_changes_nothing() {
+    // nginx's habits: `kill -QUIT` is its graceful stop, logrotate sends it USR1 to reopen
+    // its logs. Both ended netkit at once (status 131 and 138), cutting transfers.
+    let mut served = Served::start(&["echo", "--bind", "127.0.0.1:0", "--shutdown-timeout", "1"]);
+    let addr = served.addrs[0];
+    let signal = |signal: nix::sys::signal::Signal, served: &Served| {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(served.child.id()).unwrap());
+        nix::sys::signal::kill(pid, signal).unwrap();
+    };
+    signal(nix::sys::signal::Signal::SIGUSR1, &served);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut talker = client(addr);
+    talker.write_all(b"still here").unwrap();
+    let mut back = [0; 10];
+    talker.read_exact(&mut back).unwrap();
+    // A client that sends and never reads: its echo cannot be flushed, so the shutdown
+    // waits for it until --shutdown-timeout (30 s by default).
+    let hog = client(addr);
+    hog.set_nonblocking(true).unwrap();
+    let chunk = vec![7u8; 64 << 10];
+    let mut hog_writer = &hog;
+    for _ in 0..64 {
+        if hog_writer.write(&chunk).is_err() {
+            break;
+        }
+    }
+    let started = Instant::now();
+    signal(nix::sys::signal::Signal::SIGQUIT, &served);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = served.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 10 s after SIGQUIT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "stopped after {took:?}: a graceful stop waits for the client, 1 s at most"
+    );
+    drop(hog);
+}

@@ -7,17 +7,21 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use net_socket::{Chat, Echo, HttpFiles, ServerBuilder, Service};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 
 use crate::exit::{GENERIC, Outcome, USAGE, WithCode};
 
 /// Arguments of `netkit serve`.
 #[derive(clap::Args)]
 #[command(after_help = "\
-Exit status: 0 after a graceful shutdown (SIGINT or SIGTERM), 130 or 143 when a second \
-signal cuts it short, 129 at SIGHUP (which ends the server at once: there is no reload), 1 when \
-the server cannot start (address in use, permission), 2 for bad arguments (bad address, \
-missing --root directory).
+Signals: SIGINT, SIGTERM and SIGQUIT (nginx's graceful stop) stop accepting and let open \
+connections finish, for --shutdown-timeout at most; a second one ends the server at once. \
+SIGUSR1 (logrotate's \"reopen the logs\") is taken and changes nothing: netkit logs to stderr. \
+SIGHUP ends the server at once: there is no reload.
+
+Exit status: 0 after a graceful shutdown, 130, 143 or 131 when a second signal cuts it short, \
+129 at SIGHUP, 1 when the server cannot start (address in use, permission, a thread limit), 2 \
+for bad arguments (bad address, missing --root directory).
 
 Examples:
   netkit serve http --root .                  serve the current directory on 127.0.0.1:8000
@@ -43,6 +47,10 @@ pub struct Args {
     /// keep-alive connections after 60 s, or after this many seconds when given].
     #[arg(long, value_name = "SECS")]
     idle_timeout: Option<u64>,
+    /// Seconds open connections get to finish after SIGINT, SIGTERM or SIGQUIT (a download
+    /// still running then is cut, with a warning).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    shutdown_timeout: u64,
     /// `http`: seconds a client may take to send a request's headers before 408.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     header_timeout: u64,
@@ -65,7 +73,9 @@ enum Kind {
 
 /// Runs `netkit serve`.
 pub fn run(args: Args) -> Outcome {
-    let mut builder = ServerBuilder::new().max_connections(args.max_connections);
+    let mut builder = ServerBuilder::new()
+        .max_connections(args.max_connections)
+        .shutdown_timeout(Duration::from_secs(args.shutdown_timeout));
     let mut addrs = Vec::new();
     for bind in &args.bind {
         addrs.extend(resolve(bind).code(USAGE)?);
@@ -156,26 +166,32 @@ fn resolve(bind: &str) -> anyhow::Result<Vec<SocketAddr>> {
 
 fn serve<S: Service>(builder: ServerBuilder, service: S) -> Outcome {
     // Handlers first: a supervisor may signal as soon as it reads "listening on".
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGUSR1])
         .context("cannot install signal handlers")?;
     let server = builder.build(service).code(GENERIC)?;
     let stop = server.shutdown_handle();
     crate::spawn(move || {
-        let mut signals = signals.forever();
-        if signals.next().is_some() {
-            stop.shutdown();
-            log::info!("signal received: finishing open connections (again to quit at once)");
-        }
-        // A second one ends at once, with the code a shell gives its signal (143, 130).
-        if let Some(signal) = signals.next() {
-            std::process::exit(128 + signal);
+        let mut stopping = false;
+        for signal in signals.forever() {
+            if signal == SIGUSR1 {
+                log::info!("SIGUSR1: no log file to reopen (netkit logs to stderr)");
+            } else if stopping {
+                // Ends at once, with the code a shell gives its signal (143, 130).
+                std::process::exit(128 + signal);
+            } else {
+                stopping = true;
+                stop.shutdown();
+                log::info!("signal received: finishing open connections (again to quit at once)");
+            }
         }
     })
     .code(GENERIC)?;
-    for addr in server.local_addrs() {
-        crate::exit::say(format_args!("listening on {addr}"));
-    }
-    let ran = server.run();
+    let addrs = server.local_addrs().to_vec();
+    let ran = server.run_ready(|| {
+        for addr in addrs {
+            crate::exit::say(format_args!("listening on {addr}"));
+        }
+    });
     crate::log_queue::drain(Duration::from_secs(2));
     ran?;
     Ok(ExitCode::SUCCESS)

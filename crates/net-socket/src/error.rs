@@ -30,7 +30,18 @@ pub enum Error {
         /// What the OS said.
         source: std::io::Error,
     },
-    /// The event loop itself failed (creating the poller or a worker thread).
+    /// The event loop itself failed (creating the poller or polling).
     #[error("event loop failed: {0}")]
     EventLoop(#[source] std::io::Error),
+    /// An event loop's thread could not be started (a process, thread or memory limit);
+    /// the loops started are stopped.
+    #[error("cannot start event loop thread {index} of {threads}: {source}")]
+    Thread {
+        /// Its number, from 1.
+        index: usize,
+        /// The loops asked for.
+        threads: usize,
+        /// What the OS said.
+        source: std::io::Error,
+    },
 }

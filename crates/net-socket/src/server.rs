@@ -292,8 +292,20 @@ impl<S: Service> Server<S> {
     /// (within the shutdown timeout) and returns.
     ///
     /// # Errors
-    /// [`Error::EventLoop`] when a worker thread cannot be started or its poller fails.
+    /// [`Error::Thread`] when a loop's thread cannot be started, [`Error::EventLoop`] when
+    /// a poller fails.
     pub fn run(self) -> Result<(), Error> {
+        self.run_ready(|| {})
+    }
+
+    /// As [`run`](Self::run), calling `ready` once every event loop has started: where a
+    /// program says it is listening (a supervisor takes that line for "up", and a server
+    /// whose threads could not start should never print it).
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub fn run_ready(self, ready: impl FnOnce()) -> Result<(), Error> {
+        let threads = self.workers.len();
         let mut workers = self.workers.into_iter().enumerate();
         let Some((_, first)) = workers.next() else {
             return Ok(());
@@ -304,12 +316,17 @@ impl<S: Service> Server<S> {
             let handle = std::thread::Builder::new()
                 .name(format!("netkit-loop-{index}"))
                 .spawn(move || Worker::new(index, poll, listeners, inbox, &service, &shared).run())
-                .map_err(|e| {
+                .map_err(|source| {
                     self.shared.stop();
-                    Error::EventLoop(e)
+                    Error::Thread {
+                        index: index + 1,
+                        threads,
+                        source,
+                    }
                 })?;
             handles.push(handle);
         }
+        ready();
         let (poll, listeners, inbox) = first;
         let mut result = Worker::new(0, poll, listeners, inbox, &self.service, &self.shared).run();
         if result.is_err() {

@@ -255,11 +255,15 @@ impl<S: Service> Worker<S> {
             worker.flush(key);
             worker.deliver();
         });
-        log::info!(
-            "shutting down: {} connections left on loop {}",
-            self.conns.len(),
-            self.index
-        );
+        // Said only where some are left: a server whose other loops could not start stopped
+        // every loop, each with a line that told nothing.
+        if !self.conns.is_empty() {
+            log::info!(
+                "shutting down: {} connections left on loop {}",
+                self.conns.len(),
+                self.index
+            );
+        }
     }
 
     fn for_each_conn(&mut self, mut f: impl FnMut(&mut Self, usize)) {

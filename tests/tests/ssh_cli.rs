@@ -5146,6 +5146,44 @@ fn sftp_files_keep_their_permissions_and_a_wrong_target_writes_nothing() {
         fetched.to_str().unwrap(),
     ]));
     assert_eq!(mode(&fetched), 0o640);
+    // A service's file replaced by root keeps its owner and group, as sftp and scp write in
+    // place (it became root's, and the service could read it no more).
+    if nix::unistd::geteuid().is_root() {
+        let user = env("NETKIT_TEST_SSH_USER");
+        assert!(
+            Command::new("chown")
+                .arg(format!("{user}:"))
+                .arg(&fetched)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let owner = |path: &Path| {
+            use std::os::unix::fs::MetadataExt as _;
+            let meta = std::fs::metadata(path).unwrap();
+            (meta.uid(), meta.gid())
+        };
+        let before = owner(&fetched);
+        assert_ne!(before.0, 0);
+        ok(sftp(&[
+            "get",
+            &remote("secret.txt"),
+            fetched.to_str().unwrap(),
+        ]));
+        assert_eq!(owner(&fetched), before);
+        assert_eq!(mode(&fetched), 0o640);
+    }
+    // A tree into a directory that is not there is refused, as scp -r refuses it (a
+    // mistyped target made every directory on the way).
+    let astray = dir.join("no-such-parent").join("tree");
+    let out = sftp(&["get", "-r", &remote(""), astray.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.join("no-such-parent").exists());
     std::fs::set_permissions(base.join("run.sh"), std::fs::Permissions::from_mode(0o700)).unwrap();
     ok(sftp(&["put", s, &remote("run.sh")]));
     assert_eq!(mode(&base.join("run.sh")), 0o700);

@@ -879,12 +879,15 @@ impl Client {
                 });
             }
             // The remote directory's permissions (the umask applied), as sftp gives them:
-            // a private directory stays private.
-            std::fs::DirBuilder::new()
-                .recursive(true)
+            // a private directory stays private. Its parent must be there, as scp -r
+            // requires: a mistyped target made a tree of directories somewhere new.
+            let made = std::fs::DirBuilder::new()
                 .mode(stat.perm.map_or(0o777, |perm| perm & 0o777 | 0o700))
-                .create(local)
-                .map_err(Self::local(local))?;
+                .create(local);
+            match made {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && local.is_dir() => {}
+                made => made.map_err(Self::local(local))?,
+            }
             let mut entries = sftp.readdir(remote).map_err(sftp_err)?;
             entries.sort_by(|a, b| a.0.cmp(&b.0));
             let wanted = |stat: &FileStat| stat.is_dir() || stat.is_file();
@@ -983,11 +986,12 @@ impl Client {
             })?
         };
         // As sftp and scp: a new file takes the remote one's permissions (the umask
-        // applied: a 0600 key stays private), one replaced keeps its own.
+        // applied: a 0600 key stays private), one replaced keeps its own, and its owner and
+        // group where we may give them (root: a service's 0640 file became root's, which
+        // the service could no longer read; sftp and scp write in place).
         let replaced = std::fs::metadata(local)
             .ok()
-            .filter(std::fs::Metadata::is_file)
-            .map(|meta| meta.permissions());
+            .filter(std::fs::Metadata::is_file);
         // A part longer than the remote file is from another file, and so is the file itself
         // (taken when there is no part, as sftp's reget takes it) when longer: sftp refuses
         // to touch it, and so do we.
@@ -1030,9 +1034,13 @@ impl Client {
                 .open(&part)
         }
         .map_err(Self::local(local))?;
-        if let Some(permissions) = replaced {
+        if let Some(meta) = replaced {
+            use std::os::unix::fs::MetadataExt as _;
+            if let Err(e) = std::os::unix::fs::fchown(&target, Some(meta.uid()), Some(meta.gid())) {
+                log::debug!("{}: owner not kept: {e}", local.display());
+            }
             target
-                .set_permissions(permissions)
+                .set_permissions(meta.permissions())
                 .map_err(Self::local(local))?;
         }
         progress(done, total);

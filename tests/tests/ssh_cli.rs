@@ -5615,3 +5615,75 @@ fn a_get_into_a_fifo_whose_reader_leaves_early_is_an_error() {
         "{err}"
     );
 }
+
+#[test]
+fn two_transfers_of_one_name_at_once_lose_nothing() {
+    // Two uploads shared one temporary name: each removed the other's, the file was lost
+    // and one of them exited 0. Two `get -a` appended to one part: a file twice as long.
+    let base = remote_dir("sftp-two-at-once");
+    let dir = work_dir().join("sftp-two-at-once");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut bytes = vec![0u8; 48 << 20];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    let local = dir.join("big.bin");
+    std::fs::write(&local, &bytes).unwrap();
+    let target = format!("{}:{}/big.bin", dest(), base.display());
+    let both = |args: &[&str]| {
+        let first = std::thread::scope(|scope| {
+            let first = scope.spawn(|| sftp(args));
+            std::thread::sleep(Duration::from_millis(150));
+            let second = sftp(args);
+            (first.join().unwrap(), second)
+        });
+        first
+    };
+    for _ in 0..2 {
+        let (a, b) = both(&["put", local.to_str().unwrap(), &target]);
+        ok(a);
+        ok(b);
+        assert!(
+            std::fs::read(base.join("big.bin")).unwrap() == bytes,
+            "the uploaded file is not the file"
+        );
+    }
+    let fetched = dir.join("fetched.bin");
+    let (a, b) = both(&["get", "-a", &target, fetched.to_str().unwrap()]);
+    let succeeded = [&a, &b].iter().filter(|o| o.status.success()).count();
+    assert!(succeeded >= 1, "{}", String::from_utf8_lossy(&a.stderr));
+    for out in [&a, &b] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || err.contains("another download"),
+            "{err}"
+        );
+    }
+    assert!(
+        std::fs::read(&fetched).unwrap() == bytes,
+        "the download is not the file"
+    );
+    // Another user's part is not finished: the file would start with their bytes and stay
+    // theirs to change (put -a refuses theirs too).
+    if nix::unistd::geteuid().is_root() {
+        let part = dir.join("theirs.bin.part");
+        std::fs::write(&part, &bytes[..1 << 20]).unwrap();
+        let user = env("NETKIT_TEST_SSH_USER");
+        assert!(
+            Command::new("chown")
+                .arg(format!("{user}:"))
+                .arg(&part)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let out = sftp(&[
+            "get",
+            "-a",
+            &target,
+            dir.join("theirs.bin").to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("another user's"), "{err}");
+    }
+}

@@ -699,7 +699,17 @@ impl Client {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(), Error> {
         let (done, total) = (file.done, file.total);
-        let temp = upload_temp_name(remote);
+        // The name a resume finds only when resuming (`put -a`); else one of this upload's
+        // own: two uploads of one name shared the fixed one, each removed the other's, and
+        // the file was lost (one of them exiting 0).
+        let temp = if options.resume {
+            upload_temp_name(remote)
+        } else {
+            unguessable(&upload_temp_name(remote)).ok_or_else(|| Error::Local {
+                path: remote.to_owned(),
+                source: std::io::Error::other("no randomness for a temporary name"),
+            })?
+        };
         let sftp_err = |e: ssh2::Error| Error::sftp(&self.host, remote, &e);
         // A file we may not write is refused, as sftp refuses it (it opens the file itself;
         // renaming over it needs only the directory's permission).
@@ -791,12 +801,26 @@ impl Client {
             return Ok(());
         }
         // SFTP v3 (OpenSSH) refuses to rename over an existing file: remove it first. The
-        // target is missing for a moment, never truncated.
+        // target is missing for a moment, never truncated. Another upload of the name may
+        // put its file there in between: the rename is tried again over it (the last one
+        // wins, as with sftp), where giving up lost both.
+        let no_such_file = |e: &ssh2::Error| e.code() == ssh2::ErrorCode::SFTP(2);
         let renamed = (|| {
-            if sftp.stat(remote).is_ok() {
-                sftp.unlink(remote)?;
+            let mut tries = 0;
+            loop {
+                if sftp.lstat(remote).is_ok() {
+                    sftp.unlink(remote)
+                        .or_else(|e| if no_such_file(&e) { Ok(()) } else { Err(e) })?;
+                }
+                match sftp.rename(&temp, remote, None) {
+                    Err(_)
+                        if tries < 5 && sftp.lstat(remote).is_ok() && sftp.lstat(&temp).is_ok() =>
+                    {
+                        tries += 1;
+                    }
+                    renamed => return renamed,
+                }
             }
-            sftp.rename(&temp, remote, None)
         })();
         renamed.map_err(|e| {
             // The whole file under its temporary name would be left as litter.
@@ -1003,7 +1027,19 @@ impl Client {
                 what.display()
             ),
         };
+        let theirs = |meta: &std::fs::Metadata| {
+            use std::os::unix::fs::MetadataExt as _;
+            meta.uid() != nix::unistd::geteuid().as_raw()
+        };
         let done = match (std::fs::metadata(&part), std::fs::metadata(local)) {
+            // In a shared directory anyone may leave a part for us to finish: the file would
+            // start with their bytes and stay theirs to change (put -a refuses it too).
+            (Ok(meta), _) if options.resume && theirs(&meta) => {
+                return Err(Error::Local {
+                    path: part,
+                    source: std::io::Error::other("another user's: not resumed"),
+                });
+            }
             (Ok(meta), _) if options.resume && meta.len() <= total => meta.len(),
             (Ok(_), _) if options.resume => return Err(larger(&part)),
             (Err(_), Ok(meta)) if options.resume && meta.is_file() && meta.len() > total => {
@@ -1034,13 +1070,25 @@ impl Client {
                 .open(&part)
         }
         .map_err(Self::local(local))?;
+        // Two `get -a` of one file appended to one part (a 300 MB file became 595 MB, and one
+        // of them exited 0); a plain get's part is a name of its own.
+        if let Err(std::fs::TryLockError::WouldBlock) = target.try_lock() {
+            return Err(Error::Local {
+                path: part,
+                source: std::io::Error::other("another download is writing it"),
+            });
+        }
         if let Some(meta) = replaced {
-            use std::os::unix::fs::MetadataExt as _;
-            if let Err(e) = std::os::unix::fs::fchown(&target, Some(meta.uid()), Some(meta.gid())) {
+            use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+            let owned = std::os::unix::fs::fchown(&target, Some(meta.uid()), Some(meta.gid()));
+            if let Err(e) = &owned {
                 log::debug!("{}: owner not kept: {e}", local.display());
             }
+            // Setuid and setgid bits only on a file still its owner's: root's get over a
+            // user's setuid program made a setuid-root one of what the server sent.
+            let bits = if owned.is_ok() { 0o7777 } else { 0o777 };
             target
-                .set_permissions(meta.permissions())
+                .set_permissions(std::fs::Permissions::from_mode(meta.mode() & bits))
                 .map_err(Self::local(local))?;
         }
         progress(done, total);

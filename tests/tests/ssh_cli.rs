@@ -5630,13 +5630,12 @@ fn two_transfers_of_one_name_at_once_lose_nothing() {
     std::fs::write(&local, &bytes).unwrap();
     let target = format!("{}:{}/big.bin", dest(), base.display());
     let both = |args: &[&str]| {
-        let first = std::thread::scope(|scope| {
+        std::thread::scope(|scope| {
             let first = scope.spawn(|| sftp(args));
             std::thread::sleep(Duration::from_millis(150));
             let second = sftp(args);
             (first.join().unwrap(), second)
-        });
-        first
+        })
     };
     for _ in 0..2 {
         let (a, b) = both(&["put", local.to_str().unwrap(), &target]);

@@ -391,7 +391,8 @@ The password comes from NETKIT_SSH_PASSWORD or a prompt on a terminal, never fro
 Host keys are checked against known_hosts: unknown hosts are refused unless --accept-new.
 
 Exit status: the remote command's; 255 for netkit's own errors and for a command killed by a
-signal (as OpenSSH). With --hosts: 0 when every host ran the command with status 0, else 1;
+signal (as OpenSSH); 141 when whoever read the output went (`| head -1`); 130 or 143 after
+Ctrl-C or SIGTERM. With --hosts: 0 when every host ran the command with status 0, else 1;
 130 or 143 after Ctrl-C or SIGTERM (the hosts done are reported, the rest marked interrupted
 with what they printed so far); 255 for bad arguments.
 
@@ -853,11 +854,13 @@ pub fn run(mut args: Args) -> Outcome {
         (None, false) => client.exec_streaming(&command, rx, &mut on_stdout, &mut on_stderr),
     };
     let status = match status {
-        // Whoever read our output has gone: nothing to say to them, ssh's own status.
+        // Whoever read our output has gone: nothing to say to them, and the status a shell
+        // gives ssh killed by SIGPIPE (141), as ssh mostly ends then; 255 was "could not
+        // connect" to a `pipefail` script, with no line saying otherwise.
         Err(net_ssh::Error::Output { source })
             if source.kind() == std::io::ErrorKind::BrokenPipe =>
         {
-            return Ok(ExitCode::from(OWN_ERROR));
+            return Ok(ExitCode::from(128 + 13));
         }
         other => other.map_err(own)?,
     };

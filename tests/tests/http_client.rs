@@ -951,6 +951,42 @@ fn a_body_cut_short_says_how_much_came() {
 }
 
 #[test]
+fn a_private_files_download_is_private_while_it_comes_and_no_ones_part_is_finished() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let server = EchoServer::start();
+    let dir = work_dir().join("http-client-private-part");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // A private file refreshed: its new content was readable by all in a 0644 part while
+    // it came, and after an interruption.
+    let dest = dir.join("secret.bin");
+    std::fs::write(&dest, b"old secret").unwrap();
+    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let result = client()
+        .get(&server.url("/truncate/1000000"))
+        .unwrap()
+        .download(&dest, false, &mut |_| {});
+    assert!(matches!(result, Err(Error::Truncated { .. })), "{result:?}");
+    let part = net_http::part_path(&dest);
+    let mode = std::fs::metadata(&part).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the part of a private file is {mode:o}");
+    // Another user's part is not gone on from: the file would start with their bytes and
+    // stay theirs to change.
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::chown(&part, Some(65534), None).unwrap();
+        let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+        std::fs::write(root.join("private.bin"), vec![7u8; 1_000_000]).unwrap();
+        let url = format!("{}/private.bin", env("NETKIT_TEST_NGINX_URL"));
+        let result = client()
+            .get(&url)
+            .unwrap()
+            .download(&dest, true, &mut |_| {});
+        let err = result.unwrap_err().to_string();
+        assert!(err.contains("another user's part"), "{err}");
+    }
+}
+
+#[test]
 fn downloads_never_leave_a_truncated_target_and_resume_byte_exact() {
     let server = EchoServer::start();
     let dir = work_dir().join("http-client-downloads");

@@ -445,7 +445,7 @@ impl Request {
                 // From here the file is a part like any other: whole again only at the end.
                 std::fs::rename(dest, &part).map_err(file_error(dest))?;
             }
-            let file = open_part(&part, true).map_err(file_error(&part))?;
+            let file = open_part(&part, true, replaced.as_ref()).map_err(file_error(&part))?;
             (file, have, total)
         } else if have > 0 {
             // A server that ignores the range sends the whole file, or a page that is not the
@@ -473,7 +473,7 @@ impl Request {
             let file = if direct {
                 File::create(&part)
             } else {
-                open_part(&part, false)
+                open_part(&part, false, replaced.as_ref())
             }
             .map_err(file_error(dest))?;
             (file, 0, total)
@@ -564,9 +564,15 @@ impl Request {
 /// after what is there under its name is removed. Its name is known in advance: in a shared
 /// directory another user could plant a link there, through which our download overwrote a
 /// file of ours it named. A part another download holds is refused: two downloads of one
-/// name wrote into one part, and the first renamed the second's, short or too long.
-fn open_part(part: &Path, resume: bool) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
+/// name wrote into one part, and the first renamed the second's, short or too long. Made
+/// new, it has the permissions of the file it will replace (`replaced`): a private file's
+/// new content was readable by all while it came (and after an interruption).
+fn open_part(
+    part: &Path,
+    resume: bool,
+    replaced: Option<&std::fs::Metadata>,
+) -> std::io::Result<File> {
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
     let existing = || {
         let file = OpenOptions::new()
             .append(true)
@@ -578,7 +584,13 @@ fn open_part(part: &Path, resume: bool) -> std::io::Result<File> {
         locked(file)
     };
     if resume {
-        return existing();
+        // In a shared directory anyone may leave a part for us to finish: the file would
+        // start with their bytes and stay theirs to change (sftp's put -a refuses it too).
+        let file = existing()?;
+        if file.metadata()?.uid() != nix::unistd::geteuid().as_raw() {
+            return Err(std::io::Error::other("another user's part: not resumed"));
+        }
+        return Ok(file);
     }
     match std::fs::symlink_metadata(part) {
         Ok(meta) => {
@@ -600,7 +612,14 @@ fn open_part(part: &Path, resume: bool) -> std::io::Result<File> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         Err(_) => {}
     }
-    locked(OpenOptions::new().write(true).create_new(true).open(part)?)
+    let mode = replaced.map_or(0o666, |meta| meta.mode() & 0o777);
+    locked(
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(part)?,
+    )
 }
 
 /// `file` with an exclusive lock, held until it is closed; refused when another holds it.

@@ -2165,3 +2165,33 @@ fn stdin_is_the_body_with_at_dash_when_redirected_or_piped_into_a_post() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("nothing came through the pipe"), "{stderr}");
 }
+
+#[test]
+fn an_output_file_that_cannot_be_written_is_refused_before_the_request() {
+    // A POST reached the server and its answer was thrown away for a mistyped directory,
+    // with exit 2 (nothing happened): a script that fixed the path posted twice.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/orders", listener.local_addr().unwrap());
+    let dir = netkit_tests::work_dir().join("http-cli-unwritable-output");
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("no-such-dir").join("reply.json");
+    let dir_arg = dir.to_str().unwrap();
+    for args in [
+        vec!["-o", missing.to_str().unwrap(), "POST", &url, "item=1"],
+        vec!["-d", "-o", missing.to_str().unwrap(), &url],
+        vec!["-o", dir_arg, "POST", &url, "item=1"],
+    ] {
+        let out = http(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("cannot write") && err.lines().count() == 1,
+            "{err}"
+        );
+        assert!(
+            listener.accept().is_err(),
+            "{args:?}: the request was sent anyway"
+        );
+    }
+}

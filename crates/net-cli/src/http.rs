@@ -240,6 +240,25 @@ fn request(mut args: Args) -> Outcome {
     if raw_stdout {
         args.download = false;
     }
+    // Before a byte is sent, as httpie checks: a POST reached the server and its answer was
+    // thrown away for a mistyped directory, with the exit code that says nothing happened.
+    if let Some(path) = args.output.as_deref().filter(|_| !to_stdout) {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        if path.is_dir() {
+            return Err(anyhow!("cannot write {}: is a directory", path.display())).code(USAGE);
+        }
+        if !dir.is_dir() {
+            return Err(anyhow!(
+                "cannot write {}: no directory {}",
+                path.display(),
+                dir.display()
+            ))
+            .code(USAGE);
+        }
+    }
     // Still a download: it follows redirects and an answer that is not the file (3xx, 4xx,
     // 5xx) writes nothing and exits 3/4/5, as httpie's `-d URL | tar x`.
     if download_to_stdout {

@@ -677,6 +677,31 @@ fn password_only_from_the_environment() {
         err.contains("authentication failed") && err.contains("password"),
         "{err}"
     );
+    // No password and no terminal to ask on (setsid: none, as under cron or CI): the error
+    // says how to give one; an encrypted key's, its passphrase.
+    let encrypted = key("id_encrypted");
+    for (extra, hint) in [
+        (&[][..], "set NETKIT_SSH_PASSWORD"),
+        (
+            &["-i", encrypted.to_str().unwrap()][..],
+            "set NETKIT_SSH_PASSPHRASE",
+        ),
+    ] {
+        let (head, tail) = args.split_at(5);
+        let out = Command::new("setsid")
+            .arg("-w")
+            .arg(netkit_bin())
+            .args([head, extra, tail].concat())
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("NETKIT_SSH_PASSWORD")
+            .env_remove("NETKIT_SSH_PASSPHRASE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{err}");
+        assert!(err.contains(hint) && err.lines().count() == 1, "{err}");
+    }
 
     // OpenSSH's switches for each method: with the key offered and the right password set,
     // PubkeyAuthentication=no logs in by password, PasswordAuthentication=no by key, and

@@ -336,9 +336,35 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                 let prompt = format!("{user}@{host}'s password: ");
                 hop.password = Some(rpassword::prompt_password(prompt).map_err(own)?);
             }
-            Err(error) => return Err(own(error)),
+            Err(error) => return Err(own(without_prompt(error, config, may_ask))),
             Ok(client) => return Ok(client),
         }
+    }
+}
+
+/// `error`, with the variable to set when there was no terminal to ask on (a script's
+/// "authentication failed" did not say that a password or passphrase could be given).
+fn without_prompt(error: Error, config: &Config, may_ask: bool) -> anyhow::Error {
+    let hint = match &error {
+        _ if may_ask || config.batch_mode => None,
+        Error::Auth { accepted, .. }
+            if config.password.is_none()
+                && config.password_authentication
+                && (accepted.contains("password") || accepted.contains("keyboard-interactive")) =>
+        {
+            Some("set NETKIT_SSH_PASSWORD for a password (no terminal to ask on)")
+        }
+        Error::Key { path }
+            if Identity::new(path, None).is_encrypted()
+                && std::env::var_os("NETKIT_SSH_PASSPHRASE").is_none() =>
+        {
+            Some("set NETKIT_SSH_PASSPHRASE for its passphrase (no terminal to ask on)")
+        }
+        _ => None,
+    };
+    match hint {
+        Some(hint) => anyhow::anyhow!("{error}; {hint}"),
+        None => error.into(),
     }
 }
 

@@ -156,6 +156,31 @@ pub fn wait_for_file_size(path: &std::path::Path, bytes: u64, child: &mut std::p
     }
 }
 
+/// The first file in `dir` whose name starts with `prefix`, waited for (20 s at most): a
+/// transfer's temporary file, whose name ends in a random part.
+///
+/// # Panics
+/// When none comes in 20 s.
+#[must_use]
+pub fn temporary_file(dir: &std::path::Path, prefix: &str) -> std::path::PathBuf {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let found = std::fs::read_dir(dir)
+            .expect("the directory is there")
+            .filter_map(Result::ok)
+            .find(|entry| entry.file_name().to_string_lossy().starts_with(prefix));
+        if let Some(entry) = found {
+            return entry.path();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {prefix}* in {} in 20 s",
+            dir.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A `netkit serve ...` process started by a test, stopped (SIGKILL) when dropped.
 #[derive(Debug)]
 pub struct Served {

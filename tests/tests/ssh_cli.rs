@@ -3135,7 +3135,7 @@ fn an_upload_killed_midway_leaves_no_target() {
             .args(&args)
             .env_remove("SSH_AUTH_SOCK"),
     );
-    let temp = net_ssh::upload_temp_name(&target);
+    let temp = netkit_tests::temporary_file(&base, ".big.bin.netkit-upload");
     netkit_tests::wait_for_file_size(&temp, 16 << 20, &mut child);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -3156,8 +3156,8 @@ fn sigterm_or_sigint_stops_a_transfer_and_removes_its_partial_file() {
             .unwrap();
     }
     let target = base.join("up.bin");
-    // In a directory of its own: a get's temporary name is unguessable, found as the one
-    // file there.
+    // Temporary names are unguessable: found by their beginning, a get's as the one file in
+    // a directory of its own.
     let fetched_in = work_dir().join("sftp-stop-down");
     let _ = std::fs::remove_dir_all(&fetched_in);
     std::fs::create_dir_all(&fetched_in).unwrap();
@@ -3176,19 +3176,24 @@ fn sigterm_or_sigint_stops_a_transfer_and_removes_its_partial_file() {
         (
             "put",
             upload,
-            Some(net_ssh::upload_temp_name(&target)),
+            (&base, ".up.bin.netkit-upload"),
             nix::sys::signal::Signal::SIGTERM,
         ),
         (
             "get",
             download.clone(),
-            None,
+            (&fetched_in, ""),
             nix::sys::signal::Signal::SIGINT,
         ),
         // A closed terminal too: it left the get's hidden temporary file behind.
-        ("get", download, None, nix::sys::signal::Signal::SIGHUP),
+        (
+            "get",
+            download,
+            (&fetched_in, ""),
+            nix::sys::signal::Signal::SIGHUP,
+        ),
     ];
-    for (verb, paths, partial, signal) in cases {
+    for (verb, paths, (temp_dir, temp_prefix), signal) in cases {
         let mut args = vec!["sftp", verb, "-P", &port];
         args.extend(common.iter().map(String::as_str));
         args.extend(paths.iter().map(String::as_str));
@@ -3198,16 +3203,7 @@ fn sigterm_or_sigint_stops_a_transfer_and_removes_its_partial_file() {
                 .env_remove("SSH_AUTH_SOCK")
                 .stderr(Stdio::piped()),
         );
-        let partial = partial.unwrap_or_else(|| {
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            loop {
-                if let Some(entry) = std::fs::read_dir(&fetched_in).unwrap().next() {
-                    break entry.unwrap().path();
-                }
-                assert!(std::time::Instant::now() < deadline, "no temporary file");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
+        let partial = netkit_tests::temporary_file(temp_dir, temp_prefix);
         netkit_tests::wait_for_file_size(&partial, 16 << 20, &mut child);
         let started = std::time::Instant::now();
         nix::sys::signal::kill(

@@ -382,8 +382,9 @@ fn refused_write(error: Error) -> Error {
     }
 }
 
-/// The temporary name an upload is written to before it is renamed into place,
-/// `.NAME.netkit-upload` (a long `NAME` cut, see [`beside`]).
+/// The temporary name a resumable upload ([`Transfer::resume`]) is written to before it is
+/// renamed into place, `.NAME.netkit-upload` (a long `NAME` cut, see [`beside`]); any other
+/// upload adds a random part, so that two uploads of one name do not share one.
 #[must_use]
 pub fn upload_temp_name(target: &Path) -> PathBuf {
     beside(target, ".", ".netkit-upload")
@@ -826,7 +827,13 @@ impl Client {
             // The whole file under its temporary name would be left as litter.
             let _ = sftp.unlink(&temp);
             sftp_err(e)
-        })
+        })?;
+        // What an interrupted upload left for `put -a` is superseded by the whole file: a
+        // later `put -a` would have gone on from it over the file just put.
+        if !options.resume {
+            let _ = sftp.unlink(&upload_temp_name(remote));
+        }
+        Ok(())
     }
 
     /// A copy's failure in our terms: `local` names the local side (`None`: a caller's

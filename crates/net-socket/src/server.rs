@@ -15,7 +15,8 @@ use crate::Error;
 use crate::handler::{ConnId, Service};
 use crate::worker::{WAKER, Worker};
 
-/// Configures and binds a [`Server`].
+/// Configures and binds a [`Server`]. Accepted connections have `TCP_NODELAY` set: a handler's
+/// output goes out whole at the end of each turn, and Nagle's wait would only delay answers.
 #[derive(Clone, Debug)]
 pub struct ServerBuilder {
     addrs: Vec<SocketAddr>,
@@ -110,6 +111,11 @@ impl ServerBuilder {
     }
 
     /// Binds every address on every thread; the server starts serving with [`Server::run`].
+    ///
+    /// A closure as the service names its argument's type, `|_: &ConnInfo| MyHandler`:
+    /// Rust infers a closure good for any lifetime only from a bound that asks for one, which
+    /// the `Service` trait cannot give it, and `|_| MyHandler` fails with "implementation of
+    /// `FnOnce` is not general enough".
     ///
     /// # Errors
     /// [`Error::AddrInUse`] when another socket listens on an address, [`Error::Bind`] for other

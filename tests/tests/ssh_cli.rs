@@ -638,6 +638,60 @@ fn revoked_host_keys_and_a_known_hosts_file_of_none_refuse_as_in_openssh() {
     );
 }
 
+#[test]
+fn a_host_known_by_its_name_alone_is_known_at_any_port_as_in_ssh() {
+    // known_hosts lines without `[host]:port` (ssh-keyscan without -p, a host that moved its
+    // port): ssh takes them ("found matching key w/out port"); netkit refused the host.
+    let dir = work_dir().join("ssh-cli-known-without-port");
+    std::fs::create_dir_all(&dir).unwrap();
+    let kh = std::fs::read_to_string(env("NETKIT_TEST_SSH_KNOWN_HOSTS")).unwrap();
+    let bracketed = format!("[{}]:{}", env("NETKIT_TEST_SSH_HOST"), port());
+    assert!(kh.contains(&bracketed), "{kh}");
+    let no_port = dir.join("no_port");
+    std::fs::write(
+        &no_port,
+        kh.replace(&bracketed, &env("NETKIT_TEST_SSH_HOST")),
+    )
+    .unwrap();
+    let port = port().to_string();
+    let key = key("id_ed25519").display().to_string();
+    let dest = dest();
+    let run = |file: &Path| {
+        let file = file.to_str().unwrap();
+        let args = [
+            "ssh",
+            "-p",
+            &port,
+            "-i",
+            &key,
+            "--known-hosts",
+            file,
+            &dest,
+            "echo",
+            "in",
+        ];
+        netkit(&args, b"", &[])
+    };
+    let out = run(&no_port);
+    assert_eq!(
+        out.stdout,
+        b"in\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Another key under the name alone is no proof: still unknown, not "changed".
+    let forged: String = std::fs::read_to_string(&no_port)
+        .unwrap()
+        .lines()
+        .map(|l| format!("{}AAAA\n", &l[..l.len() - 4]))
+        .collect();
+    std::fs::write(&no_port, forged).unwrap();
+    let out = run(&no_port);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("host key is not known"), "{err}");
+}
+
 /// The test sshd as a jump host: `user@127.0.0.1:PORT`.
 fn jump_dest() -> String {
     format!("{}:{}", dest(), port())

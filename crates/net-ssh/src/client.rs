@@ -325,6 +325,18 @@ impl Client {
                 _ => {}
             }
         }
+        // A host not known at its port may be known by its name alone (ssh-keyscan without
+        // -p, a host that moved its port): its key there is taken, as ssh takes it ("found
+        // matching key w/out port"); another key there is no change, the host stays unknown.
+        if result.is_none()
+            && known_port != 22
+            && config.known_hosts_files().any(|file| {
+                known_hosts::holds(file, &known_as, 22, &algorithm, key) == Some(Ok(()))
+            })
+        {
+            log::debug!("{name}: host key {algorithm} {fingerprint} known without the port");
+            result = Some(Ok(()));
+        }
         match (result, config.host_key_policy) {
             (Some(Ok(())), _) => {
                 log::debug!("{name}: host key {algorithm} {fingerprint} is known");

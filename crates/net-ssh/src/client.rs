@@ -278,17 +278,14 @@ impl Client {
             return Err(kh_error(e.to_string()));
         }
         // As OpenSSH, a RevokedHostKeys file that cannot be read refuses the key.
-        let listed = match &config.revoked_host_keys {
-            Some(file) => {
-                known_hosts::listed_revoked(file, key).map_err(|reason| Error::KnownHosts {
-                    path: file.clone(),
-                    reason: format!("RevokedHostKeys: {reason}; host key not accepted"),
-                })?
-            }
-            None => false,
+        let listed = |file: &std::path::Path| {
+            known_hosts::listed_revoked(file, key).map_err(|reason| Error::KnownHosts {
+                path: file.to_owned(),
+                reason: format!("RevokedHostKeys: {reason}; host key not accepted"),
+            })
         };
         let revoked_in = match &config.revoked_host_keys {
-            Some(file) if listed => Some(file),
+            Some(file) if listed(file)? => Some(file),
             _ => config
                 .known_hosts_files()
                 .find(|file| known_hosts::revoked(file, key)),

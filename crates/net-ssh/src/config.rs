@@ -1049,20 +1049,19 @@ impl Config {
             words(&files.join(" "))
                 .into_iter()
                 .map(|file| {
-                    Ok::<_, String>(if file.eq_ignore_ascii_case("none") {
-                        Named {
-                            path: PathBuf::from("/dev/null"),
-                            is_none: true,
-                        }
+                    if file.eq_ignore_ascii_case("none") {
+                        Ok(PathBuf::from("/dev/null"))
                     } else {
-                        Named {
-                            path: self.path_option(option, file.into(), &given)?,
-                            is_none: false,
-                        }
-                    })
+                        self.path_option(option, file.into(), &given)
+                    }
                 })
                 .collect::<Result<Vec<_>, _>>()
         };
+        // `none` first: a key accepted as new is kept nowhere (`/dev/null` named is "kept").
+        let none_first = user_files
+            .as_ref()
+            .and_then(|files| words(&files.join(" ")).into_iter().next())
+            .is_some_and(|first| first.eq_ignore_ascii_case("none"));
         let user_files = user_files
             .map(|files| paths("UserKnownHostsFile", files))
             .transpose()?;
@@ -1070,15 +1069,15 @@ impl Config {
             .map(|files| paths("GlobalKnownHostsFile", files))
             .transpose()?;
         if let Some(files) = user_files {
-            self.keeps_new_keys = files.first().is_none_or(|first| !first.is_none);
-            let mut files = files.into_iter().map(|file| file.path);
+            self.keeps_new_keys = !none_first;
+            let mut files = files.into_iter();
             if let Some(first) = files.next() {
                 self.known_hosts = first;
             }
             self.more_known_hosts = files.collect();
         }
         if let Some(files) = global_files {
-            self.global_known_hosts = files.into_iter().map(|file| file.path).collect();
+            self.global_known_hosts = files;
         }
         if let Some(file) = value("revokedhostkeys") {
             self.revoked_host_keys = (!file.eq_ignore_ascii_case("none"))
@@ -1728,12 +1727,6 @@ fn warn_unknown(params: &ssh2_config::HostParams) {
             log::warn!("ssh config: ignoring {name}: no OpenSSH option by that name");
         }
     }
-}
-
-/// A known_hosts file as named: `none` is no file, read as `/dev/null`.
-struct Named {
-    path: PathBuf,
-    is_none: bool,
 }
 
 /// A yes-or-no option's value, as OpenSSH reads one (`true` and `false` too); anything else

@@ -5451,6 +5451,62 @@ fn server_alive_gives_up_on_a_server_that_stops_answering_as_ssh_does() {
     gives_up_on_2_keepalives(child);
 }
 
+#[test]
+fn sftp_timeout_bounds_each_step_as_its_help_says() {
+    // After a call timed out, closing the file, the SFTP channel and the session each waited
+    // the timeout again: a frozen server took `--timeout 2` 8 s to give up on.
+    let remote = remote_dir("sftp-frozen").join("big");
+    std::fs::File::create(&remote)
+        .and_then(|f| f.set_len(1 << 30))
+        .unwrap();
+    let local = work_dir().join("sftp-frozen");
+    let _ = std::fs::remove_dir_all(&local);
+    std::fs::create_dir_all(&local).unwrap();
+    let relay = Relay::start();
+    let known = work_dir().join("sftp-frozen-known-hosts");
+    let _ = std::fs::remove_file(&known);
+    let child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(["sftp", "get", "-q", "--timeout", "2", "--accept-new"])
+            .args(["-P", &relay.port.to_string(), "-i"])
+            .arg(key("id_ed25519"))
+            .arg(format!("-oUserKnownHostsFile={}", known.display()))
+            .arg(format!("{}:{}", dest(), remote.display()))
+            .arg(local.join("big"))
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let receiving = || {
+        std::fs::read_dir(&local)
+            .unwrap()
+            .any(|e| e.unwrap().metadata().unwrap().len() > 1 << 20)
+    };
+    let started = std::time::Instant::now();
+    while !receiving() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    relay.freeze();
+    let frozen = std::time::Instant::now();
+    let out = child.wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("timed out"), "{err}");
+    assert!(
+        frozen.elapsed() < Duration::from_millis(4500),
+        "{:?}: {err}",
+        frozen.elapsed()
+    );
+    // And connecting waits as long as asked (it stopped at 10 s whatever --timeout said).
+    let out = netkit(
+        &["ssh", "-F", "none", "-G", "--timeout", "60", "box"],
+        b"",
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\nconnecttimeout 60\n"), "{text}");
+}
+
 /// Waits for `child`, whose server just went silent, to give up on it as ssh does.
 fn gives_up_on_2_keepalives(child: netkit_tests::Spawned) {
     let started = std::time::Instant::now();

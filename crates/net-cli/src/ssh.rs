@@ -55,7 +55,10 @@ pub struct ConnectArgs {
     /// given twice, the first counts, as in ssh.
     #[arg(short = 'F', value_name = "FILE", action = clap::ArgAction::Append)]
     ssh_config: Vec<PathBuf>,
-    /// Seconds to wait for the server in any one step [default: 30].
+    /// Seconds to wait for the server in any one step: connecting with its handshake (10 s
+    /// unless given, or ConnectTimeout), authentication, each SFTP call [default: 30]. A
+    /// running command may stay silent: a server that stops answering then is given up after
+    /// ServerAliveInterval x (ServerAliveCountMax + 1) seconds (15 x 4 unless set with -o).
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
     /// An OpenSSH option for the destination, as ssh -o (repeatable): HostName, User, Port,
@@ -184,7 +187,7 @@ impl ConnectArgs {
         if let Some(secs) = self.timeout {
             let secs = Duration::from_secs(secs.max(1));
             config.timeout = secs;
-            config.connect_timeout = secs.min(Duration::from_secs(10));
+            config.connect_timeout = secs;
         }
         let passphrase = std::env::var("NETKIT_SSH_PASSPHRASE").ok();
         if passphrase.is_some() && config.identities.is_empty() && self.identity.is_empty() {

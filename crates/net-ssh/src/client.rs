@@ -223,7 +223,17 @@ impl Client {
             }
             other => other,
         }
-        .map_err(|e| Error::ssh(&self.host, &e))
+        .map_err(|e| self.given_up(Error::ssh(&self.host, &e)))
+    }
+
+    /// `error`, after hanging up on a server that let a call time out: each later call
+    /// (closing the file, the SFTP channel, the session) would wait out the timeout again,
+    /// and `--timeout 5` took 20 s to give up on a frozen server.
+    pub(crate) fn given_up(&self, error: Error) -> Error {
+        if matches!(error, Error::Timeout { .. }) {
+            self.hang_up("the server did not answer in time");
+        }
+        error
     }
 
     /// Waits up to `timeout_ms` for the session's socket or one of `locals` to have

@@ -218,7 +218,7 @@ impl Client {
         on_stdout: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
         on_stderr: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<ExitStatus, Error> {
-        let fail = |e: ssh2::Error| Error::ssh(&self.host, &e);
+        let fail = |e: ssh2::Error| self.given_up(Error::ssh(&self.host, &e));
         let mut channel = self.open(ssh2::Session::channel_session)?;
         for (name, value) in &self.env {
             // Refused unless the server's AcceptEnv names it; ssh goes on silently too.

@@ -504,7 +504,7 @@ impl Client {
                 use std::os::unix::fs::PermissionsExt as _;
                 let mode = meta.permissions().mode() & 0o777 | 0o700;
                 sftp.mkdir(remote, mode as i32)
-                    .map_err(|e| Error::sftp(&self.host, remote, &e))?;
+                    .map_err(|e| self.sftp_error(remote, &e))?;
             }
             let mut entries: Vec<_> = std::fs::read_dir(local)
                 .map_err(Self::local(local))?
@@ -535,7 +535,7 @@ impl Client {
                     ..UNCHANGED
                 };
                 sftp.setstat(remote, kept)
-                    .map_err(|e| Error::sftp(&self.host, remote, &e))?;
+                    .map_err(|e| self.sftp_error(remote, &e))?;
             }
             return Ok(());
         }
@@ -711,7 +711,7 @@ impl Client {
                 source: std::io::Error::other("no randomness for a temporary name"),
             })?
         };
-        let sftp_err = |e: ssh2::Error| Error::sftp(&self.host, remote, &e);
+        let sftp_err = |e: ssh2::Error| self.sftp_error(remote, &e);
         // A file we may not write is refused, as sftp refuses it (it opens the file itself;
         // renaming over it needs only the directory's permission).
         if file.replaces {
@@ -836,6 +836,11 @@ impl Client {
         Ok(())
     }
 
+    /// `error` on `path` in our terms.
+    fn sftp_error(&self, path: &Path, error: &ssh2::Error) -> Error {
+        self.given_up(Error::sftp(&self.host, path, error))
+    }
+
     /// A copy's failure in our terms: `local` names the local side (`None`: a caller's
     /// stream), `cancelled` the file being written.
     fn copy_failed(
@@ -855,10 +860,12 @@ impl Client {
                 path: remote.to_owned(),
                 source,
             },
-            (Copy::Remote(e), _) if e.kind() == std::io::ErrorKind::TimedOut => Error::Timeout {
-                host: self.host.clone(),
-                what: format!("on {}", remote.display()),
-            },
+            (Copy::Remote(e), _) if e.kind() == std::io::ErrorKind::TimedOut => {
+                self.given_up(Error::Timeout {
+                    host: self.host.clone(),
+                    what: format!("on {}", remote.display()),
+                })
+            }
             (Copy::Remote(e), _) => Error::Sftp {
                 host: self.host.clone(),
                 path: remote.to_owned(),
@@ -899,7 +906,7 @@ impl Client {
         progress: &mut dyn FnMut(u64, u64),
         failed: &mut usize,
     ) -> Result<(), Error> {
-        let sftp_err = |e: ssh2::Error| Error::sftp(&self.host, remote, &e);
+        let sftp_err = |e: ssh2::Error| self.sftp_error(remote, &e);
         let stat = sftp.stat(remote).map_err(sftp_err)?;
         if stat.is_dir() {
             if !options.recursive {
@@ -1145,7 +1152,7 @@ impl Client {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<u64, Error> {
         let sftp = self.sftp()?;
-        let sftp_err = |e: ssh2::Error| Error::sftp(&self.host, remote, &e);
+        let sftp_err = |e: ssh2::Error| self.sftp_error(remote, &e);
         let stat = sftp.stat(remote).map_err(sftp_err)?;
         if stat.is_dir() {
             return Err(Error::Sftp {
@@ -1186,9 +1193,7 @@ impl Client {
     /// [`Error::NoSuchFile`], [`Error::PermissionDenied`], [`Error::Sftp`].
     pub fn ls(&self, remote: &Path) -> Result<Vec<Entry>, Error> {
         let sftp = self.sftp()?;
-        let stat = sftp
-            .stat(remote)
-            .map_err(|e| Error::sftp(&self.host, remote, &e))?;
+        let stat = sftp.stat(remote).map_err(|e| self.sftp_error(remote, &e))?;
         if !stat.is_dir() {
             let name = remote
                 .file_name()
@@ -1198,7 +1203,7 @@ impl Client {
         }
         let mut entries: Vec<Entry> = sftp
             .readdir(remote)
-            .map_err(|e| Error::sftp(&self.host, remote, &e))?
+            .map_err(|e| self.sftp_error(remote, &e))?
             .into_iter()
             .map(|(path, stat)| {
                 Entry::new(
@@ -1317,7 +1322,7 @@ impl Client {
     pub fn realpath(&self, remote: &Path) -> Result<PathBuf, Error> {
         self.sftp()?
             .realpath(remote)
-            .map_err(|e| Error::sftp(&self.host, remote, &e))
+            .map_err(|e| self.sftp_error(remote, &e))
     }
 
     /// Facts about one remote path.
@@ -1328,7 +1333,7 @@ impl Client {
         let stat = self
             .sftp()?
             .stat(remote)
-            .map_err(|e| Error::sftp(&self.host, remote, &e))?;
+            .map_err(|e| self.sftp_error(remote, &e))?;
         let name = remote
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -1421,7 +1426,7 @@ impl Client {
         // The server's bare "failure" (SSH_FX_FAILURE) says neither why nor whether `to` is
         // the obstacle: nothing is removed until the rename has gone through without it.
         let (Ok(target), Ok(source)) = (sftp.lstat(to), sftp.lstat(from)) else {
-            return Err(Error::sftp(&self.host, from, &e));
+            return Err(self.sftp_error(from, &e));
         };
         let named = |path: &Path| -> Option<PathBuf> {
             let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
@@ -1438,13 +1443,13 @@ impl Client {
             return Err(in_the_way("a file is in the way of a directory"));
         }
         if e.code() != ssh2::ErrorCode::SFTP(4) {
-            return Err(Error::sftp(&self.host, from, &e));
+            return Err(self.sftp_error(from, &e));
         }
         // A short name: one longer than the target's could pass NAME_MAX.
         let aside = unguessable(&to.with_file_name(".netkit-aside"))
-            .ok_or_else(|| Error::sftp(&self.host, from, &e))?;
+            .ok_or_else(|| self.sftp_error(from, &e))?;
         sftp.rename(to, &aside, None)
-            .map_err(|e| Error::sftp(&self.host, to, &e))?;
+            .map_err(|e| self.sftp_error(to, &e))?;
         match sftp.rename(from, to, None) {
             Ok(()) => {
                 let _ = sftp.unlink(&aside);
@@ -1458,7 +1463,7 @@ impl Client {
                         aside.display()
                     );
                 }
-                Err(Error::sftp(&self.host, from, &e))
+                Err(self.sftp_error(from, &e))
             }
         }
     }
@@ -1471,7 +1476,7 @@ impl Client {
     pub fn symlink(&self, target: &Path, link: &Path) -> Result<(), Error> {
         self.sftp()?
             .symlink(target, link)
-            .map_err(|e| Error::sftp(&self.host, link, &e))
+            .map_err(|e| self.sftp_error(link, &e))
     }
 
     /// `error` on `path` as ours; SFTP v3's bare "failure" is replaced by what `why` makes of
@@ -1494,7 +1499,7 @@ impl Client {
                 reason: reason.into(),
             };
         }
-        Error::sftp(&self.host, path, error)
+        self.sftp_error(path, error)
     }
 
     /// Changes the permission bits of a remote path.
@@ -1508,7 +1513,7 @@ impl Client {
         };
         self.sftp()?
             .setstat(remote, stat)
-            .map_err(|e| Error::sftp(&self.host, remote, &e))
+            .map_err(|e| self.sftp_error(remote, &e))
     }
 
     /// Changes the owner (`uid`) or the group (`gid`) of a remote path, by number as sftp's
@@ -1519,7 +1524,7 @@ impl Client {
     /// [`Error::Sftp`].
     pub fn chown(&self, remote: &Path, uid: Option<u32>, gid: Option<u32>) -> Result<(), Error> {
         let sftp = self.sftp()?;
-        let error = |e: ssh2::Error| Error::sftp(&self.host, remote, &e);
+        let error = |e: ssh2::Error| self.sftp_error(remote, &e);
         // SFTP sets owner and group together: the one left alone is sent as it is now.
         let now = match (uid, gid) {
             (Some(_), Some(_)) => UNCHANGED,

@@ -37,6 +37,11 @@ fn skipped(path: impl std::fmt::Display, why: &str) {
     log::warn!("{path}: {why}; skipped");
 }
 
+/// Whether `path`, a name the server listed in `dir` joined to it, is a plain name in it.
+fn listed_in(dir: &Path, path: &Path) -> bool {
+    path.parent() == Some(dir) && path.file_name().is_some()
+}
+
 /// The end of a recursive transfer over `dir`: the files that failed were told as they
 /// failed (the others went on, as sftp and scp go on), and make it fail as a whole.
 fn failed_in(host: &str, dir: &Path, failed: usize) -> Result<(), Error> {
@@ -453,6 +458,22 @@ impl Client {
 
     fn sftp(&self) -> Result<Sftp, Error> {
         self.open(ssh2::Session::sftp)
+    }
+
+    /// The entries of the remote directory `dir`, without those whose name is not a plain
+    /// name in it (`../x`, `/etc/x`, `sub/x`), skipped with a warning as OpenSSH's sftp skips
+    /// a "suspect path": a hostile server could have them read from outside the tree asked
+    /// for, or one listed file saved over another of the same last name.
+    fn read_dir(&self, sftp: &Sftp, dir: &Path) -> Result<Vec<(PathBuf, FileStat)>, Error> {
+        let mut entries = sftp.readdir(dir).map_err(|e| self.sftp_error(dir, &e))?;
+        entries.retain(|(path, _)| {
+            let plain = listed_in(dir, path);
+            if !plain {
+                skipped(self.remote(path), "a suspect name sent by the server");
+            }
+            plain
+        });
+        Ok(entries)
     }
 
     fn local(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
@@ -926,7 +947,7 @@ impl Client {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && local.is_dir() => {}
                 made => made.map_err(Self::local(local))?,
             }
-            let mut entries = sftp.readdir(remote).map_err(sftp_err)?;
+            let mut entries = self.read_dir(sftp, remote)?;
             entries.sort_by(|a, b| a.0.cmp(&b.0));
             let wanted = |stat: &FileStat| stat.is_dir() || stat.is_file();
             for (path, stat) in entries {
@@ -1201,9 +1222,8 @@ impl Client {
                 .unwrap_or_default();
             return Ok(vec![Entry::new(name, &stat)]);
         }
-        let mut entries: Vec<Entry> = sftp
-            .readdir(remote)
-            .map_err(|e| self.sftp_error(remote, &e))?
+        let mut entries: Vec<Entry> = self
+            .read_dir(&sftp, remote)?
             .into_iter()
             .map(|(path, stat)| {
                 Entry::new(
@@ -1536,5 +1556,37 @@ impl Client {
             ..UNCHANGED
         };
         sftp.setstat(remote, stat).map_err(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listed_name_is_taken_only_when_it_is_a_plain_name_in_the_directory() {
+        // ssh2 joins each name the server lists to the directory: a hostile server's
+        // `zz/report.txt` would be saved over the listed `report.txt`, and `../x` or `/etc/x`
+        // read from outside the tree.
+        let dir = Path::new("/srv/data");
+        for name in ["report.txt", ".hidden", "with space", "a\u{1b}b"] {
+            assert!(listed_in(dir, &dir.join(name)), "{name}");
+            assert!(
+                listed_in(Path::new("/srv/data/"), &dir.join(name)),
+                "{name}"
+            );
+        }
+        for name in [
+            "zz/report.txt",
+            "../x",
+            "../../x",
+            "/etc/passwd",
+            "sub/../../x",
+            "..",
+        ] {
+            assert!(!listed_in(dir, &dir.join(name)), "{name}");
+        }
+        assert!(listed_in(Path::new("."), Path::new("./x")));
+        assert!(!listed_in(Path::new("."), Path::new("./a/x")));
     }
 }

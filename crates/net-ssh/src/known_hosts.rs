@@ -44,7 +44,6 @@ pub(crate) fn holds(
     key: &[u8],
 ) -> Option<Result<(), usize>> {
     let text = std::fs::read_to_string(path).ok()?;
-    let engine = base64::engine::general_purpose::STANDARD;
     // The line to name when the key is not there: OpenSSH's "Offending key", one of the
     // type sent if there is one.
     let (mut first, mut of_kind) = (None, None);
@@ -53,7 +52,7 @@ pub(crate) fn holds(
             first = first.or(Some(line));
             continue;
         }
-        if blob.is_some_and(|blob| engine.decode(blob).is_ok_and(|k| k == key)) {
+        if blob == key {
             return Some(Ok(()));
         }
         of_kind = of_kind.or(Some(line));
@@ -62,13 +61,14 @@ pub(crate) fn holds(
 }
 
 /// The host-key lines of a known_hosts `text` that name `host` at `port` (`[host]:port` when
-/// not 22), as (line number from 1, key type, base64 key): revoked keys and certificate
-/// authorities are not host keys.
+/// not 22), as (line number from 1, key type, key blob): revoked keys and certificate
+/// authorities are not host keys, and a line whose key cannot be read is passed over, as
+/// OpenSSH passes it over.
 fn entries<'t>(
     text: &'t str,
     host: &str,
     port: u16,
-) -> impl Iterator<Item = (usize, &'t str, Option<&'t str>)> {
+) -> impl Iterator<Item = (usize, &'t str, Vec<u8>)> {
     let name = if port == 22 {
         host.to_ascii_lowercase()
     } else {
@@ -84,8 +84,30 @@ fn entries<'t>(
             && !hosts.starts_with('#')
             && !hosts.starts_with('@')
             && names(hosts, &name);
-        listed.then(|| (at + 1, kind, fields.next()))
+        if !listed {
+            return None;
+        }
+        Some((at + 1, kind, key_blob(kind, fields.next()?)?))
     })
+}
+
+/// The key blob that `field`, a known_hosts line's base64 key, holds when it is a whole key
+/// of type `kind`: length-prefixed fields, the first naming the type, as OpenSSH reads one.
+/// A line cut short (a disk that filled while accept-new wrote it) was taken for another key
+/// of the host's, a "changed" key that refused the host for good.
+fn key_blob(kind: &str, field: &str) -> Option<Vec<u8>> {
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(field)
+        .ok()?;
+    let (mut rest, mut first, mut fields) = (blob.as_slice(), None, 0);
+    while !rest.is_empty() {
+        let len = usize::try_from(u32::from_be_bytes(rest.get(..4)?.try_into().ok()?)).ok()?;
+        let end = len.checked_add(4)?;
+        first = first.or(Some(rest.get(4..end)?));
+        rest = &rest[end..];
+        fields += 1;
+    }
+    (first == Some(kind.as_bytes()) && fields >= 2).then_some(blob)
 }
 
 /// Whether a `@revoked` line of `path` holds `key` (the server's public key blob). Such a
@@ -251,7 +273,16 @@ pub(crate) fn append(
     };
     // One write per line: sessions of a parallel run may add hosts at the same moment, and
     // O_APPEND keeps whole writes apart, not the pieces `writeln!` would make.
-    file.write_all(format!("{name} {algorithm} {encoded}\n").as_bytes())
+    let line = format!("{name} {algorithm} {encoded}\n");
+    let written = file.write(line.as_bytes())?;
+    if written < line.len() {
+        // A disk that took only part of the line: the torn line goes, not to be read back
+        // as a key the host does not have.
+        let len = file.metadata()?.len();
+        file.set_len(len.saturating_sub(written as u64))?;
+        return Err(nix::errno::Errno::ENOSPC.into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -282,14 +313,30 @@ mod tests {
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &salt);
         let tag = ring::hmac::sign(&key, b"[127.0.0.1]:2222");
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        // A key blob of `kind` whose key is `k`, as the fields of a real one are laid out.
+        let blob = |kind: &str, k: u8| {
+            let mut blob = (kind.len() as u32).to_be_bytes().to_vec();
+            blob.extend_from_slice(kind.as_bytes());
+            blob.extend_from_slice(&[0, 0, 0, 1, k]);
+            blob
+        };
+        let (rsa, ed) = (blob("ssh-rsa", 0), blob("ssh-ed25519", 0));
         std::fs::write(
             &path,
             format!(
-                "# comment\n@revoked [127.0.0.1]:2222 ssh-dss AAAA\n\
-                 |1|{}|{} ecdsa-sha2-nistp256 AAAA\n[127.0.0.*]:2222 ssh-rsa AAAA\n\
-                 127.0.0.1 ssh-ed25519 AAAA\n127.0.0.1 AAAAC3NzaC1lZDI1NTE5 typeless\n",
+                "# comment\n@revoked [127.0.0.1]:2222 ssh-dss {}\n\
+                 |1|{}|{} ecdsa-sha2-nistp256 {}\n[127.0.0.*]:2222 ssh-rsa {}\n\
+                 127.0.0.1 ssh-ed25519 {}\n127.0.0.1 AAAAC3NzaC1lZDI1NTE5 typeless\n\
+                 [10.0.0.9]:2222 ssh-ed25519 AAAAC3NzaC\n[10.0.0.9]:2222 ssh-ed2\n\
+                 [10.0.0.9]:2222 ssh-ed25519 {}\n[10.0.0.9]:2222 ssh-rsa {}\n",
+                b64(&blob("ssh-dss", 0)),
                 b64(&salt),
-                b64(tag.as_ref())
+                b64(tag.as_ref()),
+                b64(&blob("ecdsa-sha2-nistp256", 0)),
+                b64(&rsa),
+                b64(&ed),
+                b64(&ed[..ed.len() - 1]),
+                b64(&ed),
             ),
         )
         .unwrap();
@@ -299,28 +346,32 @@ mod tests {
         );
         assert_eq!(key_types(&path, "127.0.0.1", 22), ["ssh-ed25519"]);
         assert!(key_types(&dir.join("none"), "127.0.0.1", 22).is_empty());
-        // "AAAA" is the key [0, 0, 0]; the wildcard line names 127.0.0.1 at 2222.
+        // The wildcard line names 127.0.0.1 at 2222.
         assert_eq!(
-            holds(&path, "127.0.0.1", 2222, "ssh-rsa", &[0, 0, 0]),
+            holds(&path, "127.0.0.1", 2222, "ssh-rsa", &rsa),
             Some(Ok(()))
         );
         // Changed: the line named is the one of the type sent, as OpenSSH's offending key.
         assert_eq!(
-            holds(&path, "127.0.0.1", 2222, "ssh-rsa", &[0, 0, 1]),
+            holds(&path, "127.0.0.1", 2222, "ssh-rsa", &blob("ssh-rsa", 1)),
             Some(Err(4))
         );
         // Known by keys of other types only: changed, as OpenSSH 9 judges it.
         assert_eq!(
-            holds(&path, "127.0.0.1", 2222, "ssh-ed25519", &[0, 0, 0]),
+            holds(&path, "127.0.0.1", 2222, "ssh-ed25519", &ed),
             Some(Err(3))
         );
-        assert_eq!(holds(&path, "127.0.0.2", 2223, "ssh-rsa", &[0, 0, 0]), None);
-        assert!(revoked(&path, &[0, 0, 0]));
-        assert!(!revoked(&path, &[0, 0, 1]));
-        assert!(!revoked(&dir.join("none"), &[0, 0, 0]));
+        assert_eq!(holds(&path, "127.0.0.2", 2223, "ssh-rsa", &rsa), None);
+        // Lines whose key cannot be read (cut short by a full disk, a type cut, a key of
+        // another type than the line says) are passed over: the host is unknown, not changed.
+        assert_eq!(holds(&path, "10.0.0.9", 2222, "ssh-ed25519", &ed), None);
+        assert!(key_types(&path, "10.0.0.9", 2222).is_empty());
+        assert!(revoked(&path, &blob("ssh-dss", 0)));
+        assert!(!revoked(&path, &rsa));
+        assert!(!revoked(&dir.join("none"), &rsa));
         // What HashKnownHosts writes is found again.
         let appended = dir.join("appended");
-        append(&appended, "[10.1.2.3]:2200", "ssh-ed25519", b"key", true).unwrap();
+        append(&appended, "[10.1.2.3]:2200", "ssh-ed25519", &ed, true).unwrap();
         let line = std::fs::read_to_string(&appended).unwrap();
         assert!(
             line.starts_with("|1|") && !line.contains("10.1.2.3"),
@@ -330,7 +381,7 @@ mod tests {
         assert!(key_types(&appended, "10.1.2.4", 2200).is_empty());
         // A name that would be a pattern there (other hosts' key too) is not written.
         for pattern in ["foo,*", "*", "h?", "!h", "a b", "|1|x", "@revoked"] {
-            assert!(append(&appended, pattern, "ssh-ed25519", b"key", false).is_err());
+            assert!(append(&appended, pattern, "ssh-ed25519", &ed, false).is_err());
         }
         assert_eq!(std::fs::read_to_string(&appended).unwrap(), line);
         std::fs::remove_dir_all(&dir).unwrap();

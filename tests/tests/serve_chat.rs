@@ -122,6 +122,42 @@ fn a_line_over_64_kib_gets_an_error_and_the_connection_closes() {
     assert!(listener.line().ends_with(" joined"));
     assert!(listener.line().ends_with(" is now bob"));
     assert_eq!(listener.line(), "bob: ok now");
+    // A CRLF line's CR is its newline's, not one byte of the 64 KiB: such a line of
+    // exactly 64 KiB from a Windows or telnet client was refused.
+    let longest = "y".repeat(64 * 1024);
+    talker.writer.write_all(longest.as_bytes()).unwrap();
+    talker.writer.write_all(b"\r\n").unwrap();
+    assert_eq!(listener.line(), format!("bob: {longest}"));
+}
+
+#[test]
+fn a_member_that_floods_is_held_back_as_irc_servers_do() {
+    // One member's paste reached the others faster than they read it, and each was dropped
+    // as too slow: a 9 MB paste emptied the room of all but its sender.
+    let served = Served::start(&["chat", "--bind", "127.0.0.1:0"]);
+    let mut flooder = Client::join(served.addrs[0]);
+    let mut listener = Client::join(served.addrs[0]);
+    assert!(flooder.line().ends_with(" joined"));
+    flooder.say("/nick f");
+    assert!(listener.line().ends_with(" is now f"));
+    let started = std::time::Instant::now();
+    // 96 KiB: the first 64 KiB go at once, the rest at 16 KiB a second.
+    let mut writer = flooder.writer.try_clone().unwrap();
+    let paste = std::thread::spawn(move || {
+        let line = format!("{}\n", "z".repeat(1023));
+        for _ in 0..96 {
+            writer.write_all(line.as_bytes()).unwrap();
+        }
+    });
+    for _ in 0..96 {
+        assert_eq!(listener.line().len(), 3 + 1023);
+    }
+    paste.join().unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "96 KiB went through in {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -144,11 +180,17 @@ fn quit_blank_lines_look_alike_commands_and_a_last_line_without_newline() {
         who.starts_with("* 2 here: ") && who.contains("carol") && who.contains("guest-"),
         "{who}"
     );
-    talker.say("/help");
+    talker.say("/HELP");
     assert!(talker.line().starts_with("* commands: /nick NAME, /who"));
     // Taking the name one has already is no news.
-    talker.say("/nick carol");
-    talker.say("/nickname is not a command");
+    talker.say("/Nick carol");
+    // A mistyped command is not said to everyone; `//` says a line starting with `/`.
+    talker.say("/msgg bob my password");
+    assert_eq!(
+        talker.line(),
+        "* error: unknown command /msgg (not sent); /help lists them, //TEXT says /TEXT"
+    );
+    talker.say("//nickname is not a command");
     assert_eq!(listener.line(), "carol: /nickname is not a command");
     // A CR or an escape sequence cannot make a line pass for another member's.
     talker.say("hi\r* bob is now admin\x1b[2K\tok\u{9b}2K caf\u{e9}");
@@ -172,6 +214,11 @@ fn quit_blank_lines_look_alike_commands_and_a_last_line_without_newline() {
     assert!(listener.line().ends_with(" is now dave"));
     assert_eq!(listener.line(), "dave: no newline");
     assert_eq!(listener.line(), "* dave left");
+    // /quit says why to those who stay.
+    let mut erin = Client::join(served.addrs[0]);
+    assert!(listener.line().ends_with(" joined"));
+    erin.say("/quit  back \x1b[2Jtomorrow ");
+    assert!(listener.line().ends_with(" left: back [2Jtomorrow"));
 }
 
 #[test]
@@ -188,7 +235,14 @@ fn a_guest_number_taken_as_a_nick_is_passed_over() {
     b.say("/who");
     let who = b.line();
     assert!(who.contains("guest-2") && who.contains("guest-3"), "{who}");
-    // A name's length counts letters, not bytes: 20 ü are 40 bytes.
-    b.say(&format!("/nick {}", "ü".repeat(20)));
-    assert_eq!(a.line(), format!("* guest-3 is now {}", "ü".repeat(20)));
+    // Names are ASCII, as IRC nicknames: a Cyrillic а or a fullwidth ａ passed for a.
+    a.say("/nick alice");
+    assert_eq!(b.line(), "* guest-2 is now alice");
+    for lookalike in ["\u{430}lice", "\u{ff41}lice", "al\u{131}ce", "\u{e9}lodie"] {
+        b.say(&format!("/nick {lookalike}"));
+        let answer = b.line();
+        assert!(answer.starts_with("* error: usage: /nick NAME"), "{answer}");
+    }
+    b.say("/who");
+    assert_eq!(b.line(), "* 2 here: alice, guest-3");
 }

@@ -3,23 +3,37 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::handler::{ConnId, ConnInfo, Context, Handler, Service};
 
-/// The longest line accepted, newline excluded; a longer one gets an error and the
-/// connection is closed.
+/// The longest line accepted, newline (LF or CRLF) excluded; a longer one gets an error and
+/// the connection is closed.
 pub const MAX_LINE: usize = 64 * 1024;
 const MAX_NICK: usize = 32;
 
+/// Bytes a member may send at once, and then each second: past them its input waits (TCP
+/// holds the sender back), as an IRC server delays a flooder. Without it, one member's paste
+/// reached the others faster than their links took it and each was dropped as too slow to
+/// read (a 9 MB paste emptied the room of all but its sender).
+const BURST: f64 = 64.0 * 1024.0;
+const RATE: f64 = 16.0 * 1024.0;
+
+const HELP: &[u8] = b"* commands: /nick NAME, /who, /quit [MESSAGE], /help; //TEXT says /TEXT; \
+any other line goes to everyone\n";
+
 /// A chat room over a line protocol, shared by every thread of the server.
 ///
-/// Each client is `guest-N` until it sends `/nick NAME`; its lines reach every other client
-/// as `NAME: line`, and the others see `* NAME joined`, `* NAME left` and
-/// `* OLD is now NEW`. `/who` lists who is here (`* N here: NAME, ...`, to the asker alone),
-/// `/help` lists the commands (to the asker), `/quit` leaves; any other line, `/word`s
-/// included, is sent. Blank lines are not sent; a
-/// last line without a newline is sent when the client closes. A client never receives its
-/// own lines. A client joins when a loop accepts it and hears of those who join after it: of
+/// Each client is `guest-N` until it sends `/nick NAME` (ASCII letters, digits, `-_.`, as IRC
+/// nicknames: a Cyrillic `а` could pass for `a`); its lines reach every other client as
+/// `NAME: line`, and the others see `* NAME joined`, `* NAME left` (`* NAME left: MESSAGE`
+/// after `/quit MESSAGE`) and `* OLD is now NEW`. `/who` lists who is here
+/// (`* N here: NAME, ...`, to the asker alone), `/help` lists the commands (to the asker),
+/// `/quit` leaves; commands take any case, another `/word` is an error to its sender alone
+/// (a mistyped `/msg bob secret` went to everyone), and `//TEXT` says `/TEXT`. Any other line
+/// is sent, its control characters dropped; blank lines are not sent; a last line without a
+/// newline is sent when the client closes. A client never receives its own lines. A member
+/// sends up to 64 KiB at once and 16 KiB a second after that: faster, its input waits. A client joins when a loop accepts it and hears of those who join after it: of
 /// two clients connecting at the same moment to different loops, the one its loop accepted
 /// first hears of the other.
 #[derive(Clone, Default)]
@@ -70,6 +84,9 @@ impl Service for Chat {
             partial: Vec::new(),
             scratch: Vec::new(),
             left: false,
+            allowance: BURST,
+            counted: Instant::now(),
+            held: Vec::new(),
         }
     }
 }
@@ -81,6 +98,11 @@ pub struct Member {
     scratch: Vec<u8>,
     /// Gone with `/quit`: what it sent after that is dropped, as the connection is closing.
     left: bool,
+    /// Bytes it may still send before its input waits (see [`BURST`]), as of `counted`.
+    allowance: f64,
+    counted: Instant,
+    /// What came past the allowance, taken once it is earned again.
+    held: Vec<u8>,
 }
 
 impl std::fmt::Debug for Member {
@@ -98,46 +120,49 @@ impl Member {
             return;
         }
         let id = ctx.id();
-        let word_end = line
-            .iter()
-            .position(u8::is_ascii_whitespace)
-            .unwrap_or(line.len());
-        match &line[..word_end] {
-            b"/nick" => return self.nick(ctx, &line[word_end..]),
-            b"/quit" => {
-                // The others hear of it now, not once the client has closed its side too.
-                self.leave(ctx);
-                return ctx.close();
-            }
-            b"/who" => return self.who(ctx),
-            b"/help" => {
-                return ctx.write(
-                    b"* commands: /nick NAME, /who, /quit, /help; any other line goes to everyone\n",
-                );
-            }
-            _ => {}
-        }
+        let text = match line.strip_prefix(b"/") {
+            Some(escaped) if escaped.starts_with(b"/") => escaped,
+            Some(_) => return self.command(ctx, line),
+            None => line,
+        };
         let name = self.room.name_of(id);
         self.scratch.clear();
         self.scratch.extend_from_slice(name.as_bytes());
         self.scratch.extend_from_slice(b": ");
-        // Control characters other than TAB are dropped (C1 too, such as CSI, and bytes that
-        // are not UTF-8 become U+FFFD): a CR or an escape sequence would let one member's text
-        // overwrite its own name on the others' terminals and pass for another member's line
-        // or a server notice.
-        for c in String::from_utf8_lossy(line).chars() {
-            if c == '\t' || !c.is_control() {
-                let mut utf8 = [0; 4];
-                self.scratch
-                    .extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
-            }
-        }
+        printable(&mut self.scratch, text);
         self.scratch.push(b'\n');
         self.room.broadcast(ctx, id, &self.scratch);
     }
 
-    /// Leaves the room, telling the others; once only.
-    fn leave(&mut self, ctx: &mut Context<'_>) {
+    /// A line starting with `/` (not `//`), answered to its sender when it is no command.
+    fn command(&mut self, ctx: &mut Context<'_>, line: &[u8]) {
+        let word_end = line
+            .iter()
+            .position(u8::is_ascii_whitespace)
+            .unwrap_or(line.len());
+        let (word, arg) = line.split_at(word_end);
+        match word.to_ascii_lowercase().as_slice() {
+            b"/nick" => self.nick(ctx, arg),
+            b"/quit" => {
+                // The others hear of it now, not once the client has closed its side too.
+                self.leave(ctx, arg);
+                ctx.close();
+            }
+            b"/who" => self.who(ctx),
+            b"/help" => ctx.write(HELP),
+            _ => {
+                self.scratch.clear();
+                self.scratch.extend_from_slice(b"* error: unknown command ");
+                printable(&mut self.scratch, word);
+                self.scratch
+                    .extend_from_slice(b" (not sent); /help lists them, //TEXT says /TEXT\n");
+                ctx.write(&self.scratch);
+            }
+        }
+    }
+
+    /// Leaves the room, telling the others, with `message` when there is one; once only.
+    fn leave(&mut self, ctx: &mut Context<'_>, message: &[u8]) {
         self.left = true;
         let id = ctx.id();
         let removed = self
@@ -147,9 +172,66 @@ impl Member {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id);
         if let Some(name) = removed {
-            self.room
-                .broadcast(ctx, id, format!("* {name} left\n").as_bytes());
+            self.scratch.clear();
+            self.scratch.extend_from_slice(b"* ");
+            self.scratch.extend_from_slice(name.as_bytes());
+            self.scratch.extend_from_slice(b" left");
+            let message = message.trim_ascii();
+            if !message.is_empty() {
+                self.scratch.extend_from_slice(b": ");
+                printable(&mut self.scratch, message);
+            }
+            self.scratch.push(b'\n');
+            self.room.broadcast(ctx, id, &self.scratch);
         }
+    }
+
+    /// Takes the lines of `data` while the member's allowance lasts; past it, the rest is
+    /// held, reading paused, until the allowance is earned again. True when it held some.
+    fn take(&mut self, ctx: &mut Context<'_>, data: &[u8]) -> bool {
+        let now = Instant::now();
+        let earned = now.duration_since(self.counted).as_secs_f64() * RATE;
+        self.counted = now;
+        self.allowance = (self.allowance + earned).min(BURST);
+        let mut rest = data;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            if self.left {
+                return false;
+            }
+            if self.allowance < 0.0 {
+                self.held.extend_from_slice(rest);
+                ctx.pause_reading();
+                ctx.set_timer(Duration::from_secs_f64(-self.allowance / RATE));
+                return true;
+            }
+            // A CRLF line's CR is part of its newline.
+            let cr = match end {
+                0 => self.partial.last() == Some(&b'\r'),
+                _ => rest[end - 1] == b'\r',
+            };
+            if self.partial.len() + end - usize::from(cr) > MAX_LINE {
+                too_long(ctx);
+                return false;
+            }
+            self.allowance -= (self.partial.len() + end + 1) as f64;
+            if self.partial.is_empty() {
+                self.line(ctx, &rest[..end]);
+            } else {
+                self.partial.extend_from_slice(&rest[..end]);
+                let line = std::mem::take(&mut self.partial);
+                self.line(ctx, &line);
+                self.partial = line;
+                self.partial.clear();
+            }
+            rest = &rest[end + 1..];
+        }
+        // One byte more may be the CR of a CRLF still to come.
+        if self.partial.len() + rest.len() > MAX_LINE + usize::from(rest.last() == Some(&b'\r')) {
+            too_long(ctx);
+            return false;
+        }
+        self.partial.extend_from_slice(rest);
+        false
     }
 
     fn who(&self, ctx: &mut Context<'_>) {
@@ -168,14 +250,16 @@ impl Member {
     fn nick(&mut self, ctx: &mut Context<'_>, arg: &[u8]) {
         let new = String::from_utf8_lossy(arg).trim().to_owned();
         let valid = !new.is_empty()
-            && new.chars().count() <= MAX_NICK
+            && new.len() <= MAX_NICK
             && new
                 .chars()
-                .all(|c| c.is_alphanumeric() || "-_.".contains(c));
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         if !valid {
             ctx.write(
-                format!("* error: usage: /nick NAME (1 to {MAX_NICK} letters, digits, - _ .)\n")
-                    .as_bytes(),
+                format!(
+                    "* error: usage: /nick NAME (1 to {MAX_NICK} ASCII letters, digits, - _ .)\n"
+                )
+                .as_bytes(),
             );
             return;
         }
@@ -236,31 +320,14 @@ impl Handler for Member {
     }
 
     fn on_data(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
-        let mut rest = data;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-            if self.left {
-                return;
-            }
-            if self.partial.len() + end > MAX_LINE {
-                too_long(ctx);
-                return;
-            }
-            if self.partial.is_empty() {
-                self.line(ctx, &rest[..end]);
-            } else {
-                self.partial.extend_from_slice(&rest[..end]);
-                let line = std::mem::take(&mut self.partial);
-                self.line(ctx, &line);
-                self.partial = line;
-                self.partial.clear();
-            }
-            rest = &rest[end + 1..];
+        self.take(ctx, data);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_>) {
+        let held = std::mem::take(&mut self.held);
+        if !self.take(ctx, &held) {
+            ctx.resume_reading();
         }
-        if self.partial.len() + rest.len() > MAX_LINE {
-            too_long(ctx);
-            return;
-        }
-        self.partial.extend_from_slice(rest);
     }
 
     fn on_eof(&mut self, ctx: &mut Context<'_>) {
@@ -270,7 +337,7 @@ impl Handler for Member {
     }
 
     fn on_close(&mut self, ctx: &mut Context<'_>) {
-        self.leave(ctx);
+        self.leave(ctx, b"");
     }
 }
 
@@ -283,6 +350,19 @@ fn send_to_others(
     for &id in members.keys() {
         if id != from {
             ctx.send(id, line);
+        }
+    }
+}
+
+/// Appends `text` to `out` without its control characters other than TAB (C1 too, such as
+/// CSI; bytes that are not UTF-8 become U+FFFD): a CR or an escape sequence would let one
+/// member's text overwrite its own name on the others' terminals and pass for another
+/// member's line or a server notice.
+fn printable(out: &mut Vec<u8>, text: &[u8]) {
+    for c in String::from_utf8_lossy(text).chars() {
+        if c == '\t' || !c.is_control() {
+            let mut utf8 = [0; 4];
+            out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
         }
     }
 }

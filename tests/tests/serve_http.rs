@@ -250,6 +250,18 @@ fn if_modified_since_gives_304() {
         &file,
     ]);
     assert_eq!(got.status, 200);
+    // A file rolled back to an older one is sent to a client that has the newer one's date,
+    // as nginx sends it (`wget -N` kept the newer, broken file).
+    let seen = curl(&[&file]).header("last-modified").unwrap();
+    let earlier = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(earlier)
+        .unwrap();
+    let got = curl(&["-H", &format!("If-Modified-Since: {seen}"), &file]);
+    assert_eq!(got.status, 200);
     // A file from before 1970 (an archive's, a broken clock's) is served, dated 1970 as nginx
     // dates it: the date formatting panicked, and the server's loop with it.
     let old = dir.join("old.txt");

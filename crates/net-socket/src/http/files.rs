@@ -377,10 +377,10 @@ pub(crate) fn evaluate(c: &Conditions<'_>, etag: &str, mtime: Option<SystemTime>
             return Verdict::NotModified;
         }
     } else if let (Some(since), Some(modified)) = (c.if_modified_since.and_then(date), modified)
-        && modified <= since
-        // A date still to come is no date the client saw from us: ignored, as Apache and
-        // RFC 2616 14.25 ignore it (a file can yet change before then).
-        && since <= secs(SystemTime::now())
+        // The file's own date only, as nginx's `if_modified_since exact`: a file rolled back
+        // to an older one (`current -> releases/v2`) is older than the date a client has, and
+        // `wget -N` or a cache keeping only Last-Modified kept the newer, broken file.
+        && modified == since
     {
         return Verdict::NotModified;
     }
@@ -615,6 +615,9 @@ mod tests {
         };
         assert_eq!(check(since(&at)), Verdict::NotModified);
         assert_eq!(check(since(before)), Verdict::Send);
+        let later =
+            httpdate::HttpDate::from(mtime + std::time::Duration::from_secs(60)).to_string();
+        assert_eq!(check(since(&later)), Verdict::Send);
         assert_eq!(check(since("yesterday")), Verdict::Send);
         assert_eq!(check(since("Fri, 31 Dec 9999 23:59:59 GMT")), Verdict::Send);
         let matching = |list: &str| Conditions {

@@ -136,7 +136,7 @@ impl Proxies {
 /// Whether the `NO_PROXY` entry (lower case) lets `host` at `port` go direct, as curl and
 /// requests read it: `*` is every host; a name matches itself and its subdomains, with or
 /// without a leading `.` or `*.`; an address matches itself, a CIDR block (`10.0.0.0/8`)
-/// every address in it; `name:port` that name on that port only.
+/// every address in it; `name:port` (`[::1]:port`) that name on that port only.
 fn bypasses(entry: &str, host: &url::Host<&str>, port: Option<u16>) -> bool {
     use std::net::IpAddr;
     if entry == "*" {
@@ -166,6 +166,12 @@ fn bypasses(entry: &str, host: &url::Host<&str>, port: Option<u16>) -> bool {
         return ip == Some(listed);
     }
     let (name, only_port) = match entry.rsplit_once(':') {
+        // `[::1]:8080`: an IPv6 address on that port only.
+        Some((name, p)) if name.starts_with('[') && name.ends_with(']') => {
+            let listed = name[1..name.len() - 1].parse::<IpAddr>();
+            return listed.is_ok_and(|listed| ip == Some(listed))
+                && p.parse::<u16>().is_ok_and(|p| Some(p) == port);
+        }
         Some((name, p)) if !name.contains(':') => match p.parse::<u16>() {
             Ok(p) => (name, Some(p)),
             Err(_) => return false,
@@ -392,6 +398,7 @@ mod tests {
             "192.168.0.0/16",
             "fd00::/8",
             "local.test:8080",
+            "[fe80::1]:8080",
         ];
         let bypassed = |url: &str| {
             let url = url::Url::parse(url).unwrap();
@@ -411,6 +418,7 @@ mod tests {
             "http://192.168.4.5/",
             "http://[fd12::1]/",
             "http://local.test:8080/",
+            "http://[fe80::1]:8080/",
         ] {
             assert!(bypassed(url), "{url}");
         }
@@ -421,6 +429,8 @@ mod tests {
             "http://127.0.0.1/",
             "http://192.169.0.1/",
             "http://local.test/",
+            "http://[fe80::1]:8081/",
+            "http://[fe80::2]:8080/",
         ] {
             assert!(!bypassed(url), "{url}");
         }

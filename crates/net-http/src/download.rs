@@ -508,7 +508,18 @@ impl Request {
                     });
                 }
             };
-            file.write_all(&buf[..n]).map_err(file_error(dest))?;
+            file.write_all(&buf[..n]).map_err(|e| {
+                // A full disk: where the bytes are, to go on from once there is room.
+                let kept = format!(
+                    "{e}; {done} bytes kept in {} to resume from",
+                    part.display()
+                );
+                file_error(dest)(if direct {
+                    e
+                } else {
+                    std::io::Error::new(e.kind(), kept)
+                })
+            })?;
             done += n as u64;
             progress(Progress { done, total });
         }
@@ -548,7 +559,14 @@ impl Request {
                     ),
                 });
             }
-            std::fs::rename(&part, dest).map_err(file_error(dest))?;
+            std::fs::rename(&part, dest).map_err(|e| {
+                // Another user's file in a sticky directory, an immutable one.
+                let kept = format!(
+                    "cannot be replaced with the download: {e}; it is in {}",
+                    part.display()
+                );
+                file_error(dest)(std::io::Error::new(e.kind(), kept))
+            })?;
         }
         Ok(Downloaded {
             path: dest.to_owned(),

@@ -1155,7 +1155,15 @@ impl Client {
             }
             return written;
         }
-        std::fs::rename(&part, local).map_err(Self::local(local))
+        std::fs::rename(&part, local).map_err(|e| {
+            // Refused (another user's file in a sticky directory, an immutable one): the
+            // whole file received would stay as a hidden copy, one more each try.
+            if !options.resume {
+                let _ = std::fs::remove_file(&part);
+            }
+            let why = format!("cannot be replaced with the file received: {e}");
+            Self::local(local)(std::io::Error::new(e.kind(), why))
+        })
     }
 
     /// Streams `remote` into `out` as it arrives (as paramiko's `getfo`), for output that goes

@@ -511,7 +511,7 @@ impl Request {
             file.write_all(&buf[..n]).map_err(|e| {
                 // A full disk: where the bytes are, to go on from once there is room.
                 let kept = format!(
-                    "{e}; {done} bytes kept in {} to resume from",
+                    "{e}; what came is kept in {} to resume from",
                     part.display()
                 );
                 file_error(dest)(if direct {

@@ -36,11 +36,12 @@ pub struct Args {
     /// The port, when given apart from the host (`netkit connect HOST PORT`, as nc).
     #[arg(value_name = "PORT")]
     port: Option<u16>,
-    /// Give up connecting after this many seconds.
+    /// Give up connecting to each address of HOST after this many seconds (a name with an
+    /// IPv6 and an IPv4 address may take twice as long, as with nc's -w).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     timeout: u64,
-    /// As nc's -w: give up connecting after SECS, and end once the connection has been
-    /// silent for SECS.
+    /// As nc's -w: give up connecting (to each address) after SECS, and end once the
+    /// connection has been silent for SECS.
     #[arg(short = 'w', value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     wait: Option<u64>,
     /// As nc's -z: connect, then close without sending anything (is the port open?).
@@ -105,9 +106,12 @@ pub fn run(args: Args) -> Outcome {
     let (stream, peer) = if args.listen {
         accept(&addrs, target, args.verbose)?
     } else {
-        let stream = connect(addrs, target, timeout)?;
+        let stream = connect(addrs, target, timeout, args.verbose)?;
         if args.verbose {
-            crate::exit::say(format_args!("netkit: connected to {target}"));
+            let addr = stream
+                .peer_addr()
+                .map_or_else(|_| String::new(), |a| format!(" ({a})"));
+            crate::exit::say(format_args!("netkit: connected to {target}{addr}"));
         }
         (stream, target.clone())
     };
@@ -117,27 +121,37 @@ pub fn run(args: Args) -> Outcome {
     copy(stream, &peer, args.wait.map(|_| timeout))
 }
 
-/// The first of `addrs` that answers within `timeout`.
+/// The first of `addrs` that answers within `timeout`; each one that does not is said with
+/// `verbose`, as nc -v says it (a name whose IPv6 address is silent cost the whole timeout
+/// with no word of which address).
 fn connect(
     addrs: Vec<std::net::SocketAddr>,
     target: &str,
     timeout: Duration,
+    verbose: bool,
 ) -> Result<TcpStream, crate::exit::Failure> {
-    let mut last_error = None;
-    let mut stream = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(connected) => {
-                stream = Some(connected);
-                break;
+    let mut failed = Vec::new();
+    for addr in &addrs {
+        match TcpStream::connect_timeout(addr, timeout) {
+            Ok(connected) => return Ok(connected),
+            Err(e) => {
+                if verbose {
+                    crate::exit::say(format_args!("netkit: connect to {addr} failed: {e}"));
+                }
+                failed.push((addr, e));
             }
-            Err(e) => last_error = Some(e),
         }
     }
-    stream.ok_or_else(|| {
-        let why = last_error.map_or_else(|| "no address".to_owned(), |e| e.to_string());
-        anyhow!("cannot connect to {target}: {why}").into()
-    })
+    let why = match failed.as_slice() {
+        [] => "no address".to_owned(),
+        [(_, e)] => e.to_string(),
+        all => all
+            .iter()
+            .map(|(addr, e)| format!("{addr}: {e}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    };
+    Err(anyhow!("cannot connect to {target}: {why}").into())
 }
 
 /// Listens on the first of `addrs` and takes one connection; the listener is closed then,

@@ -1893,6 +1893,30 @@ fn a_stdin_too_large_to_keep_for_many_hosts_fails_the_run_in_bounded_memory() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(255), "{err}");
     assert!(err.contains("stdin is over 64 MiB"), "{err}");
+    // What the hosts made of the first 64 MiB is no success (the table said ok).
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("stdin was cut short").count(), 2, "{text}");
+    // A file is known to be too large before any host starts: each host's `cat > FILE`
+    // wrote its first 64 MiB.
+    let big = work_dir().join("ssh-hosts-stdin-65m");
+    std::fs::File::create(&big)
+        .and_then(|f| f.set_len(65 << 20))
+        .unwrap();
+    let out = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(&args)
+            .stdin(Stdio::from(std::fs::File::open(&big).unwrap()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice()),
+        (Some(255), &b""[..]),
+        "{err}"
+    );
+    assert!(err.contains("stdin is over 64 MiB"), "{err}");
 }
 
 #[test]

@@ -1478,28 +1478,57 @@ fn run_and_report(
     shown: &Shown<'_>,
 ) -> Outcome {
     let parallel = usize::try_from(args.parallel).unwrap_or(usize::MAX);
+    let too_much = || {
+        anyhow!(
+            "stdin is over {} MiB, the most --hosts keeps for every host (send a file with \
+             netkit sftp put)",
+            STDIN_KEPT >> 20
+        )
+    };
+    // A file too large is refused before any host starts: every host's `cat > FILE` wrote
+    // its first 64 MiB, and the table said ok.
+    if !args.no_stdin && stdin_file_left().is_some_and(|left| left > STDIN_KEPT as u64) {
+        return Err(own(too_much()));
+    }
     let (input, cut) = input(args);
     let _ = net_ssh::run_many_with(configs, command, parallel, &input, shown);
     let taken = lock(shown.rows).take();
-    let Some(rows) = taken else {
+    let Some(mut rows) = taken else {
         // A signal's report is being written; the process ends with it.
         loop {
             std::thread::park();
         }
     };
+    let cut = cut.load(Ordering::SeqCst);
+    if cut {
+        // A pipe is known to be too much only once read: what the hosts made of its first
+        // 64 MiB is no success.
+        for row in rows.iter_mut().flatten() {
+            row.ok = false;
+            row.error
+                .get_or_insert_with(|| "stdin was cut short".to_owned());
+        }
+    }
     report(shown.hosts, &rows, &[], args.json)?;
-    if cut.load(Ordering::SeqCst) {
-        return Err(own(anyhow!(
-            "stdin is over {} MiB, the most --hosts keeps for every host: the commands got \
-             only its first {0} MiB (send a file with netkit sftp put)",
-            STDIN_KEPT >> 20
-        )));
+    if cut {
+        return Err(own(
+            too_much().context("the commands got only the first part")
+        ));
     }
     Ok(if rows.iter().all(|r| r.as_ref().is_some_and(|r| r.ok)) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The bytes left to read in stdin when it is a regular file (`< FILE`).
+fn stdin_file_left() -> Option<u64> {
+    use std::io::Seek as _;
+    use std::os::fd::AsFd as _;
+    let mut file = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned().ok()?);
+    let meta = file.metadata().ok().filter(std::fs::Metadata::is_file)?;
+    Some(meta.len().saturating_sub(file.stream_position().ok()?))
 }
 
 /// The most of stdin `--hosts` keeps (each host to come gets all of it): a stream such as

@@ -421,7 +421,8 @@ Host keys are checked against known_hosts: unknown hosts are refused unless --ac
 
 Exit status: the remote command's; 255 for netkit's own errors and for a command killed by a
 signal (as OpenSSH); 141 when whoever read the output went (`| head -1`); 130 or 143 after
-Ctrl-C or SIGTERM. With --hosts: 0 when every host ran the command with status 0, else 1;
+Ctrl-C or SIGTERM (0 with -N or -W: a tunnel stopped so has done its job, as a supervisor
+expects of SIGTERM). With --hosts: 0 when every host ran the command with status 0, else 1;
 130 or 143 after Ctrl-C or SIGTERM (the hosts done are reported, the rest marked interrupted
 with what they printed so far); 255 for bad arguments.
 

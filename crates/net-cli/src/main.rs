@@ -351,6 +351,31 @@ mod tests {
     }
 
     #[test]
+    fn every_command_s_help_has_examples_and_exit_codes() {
+        // As the README promises: the sftp operations had neither.
+        use clap::CommandFactory as _;
+        fn check(command: &clap::Command, path: &str) {
+            let path = format!("{path} {}", command.get_name());
+            let visible: Vec<_> = command
+                .get_subcommands()
+                .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+                .collect();
+            if visible.is_empty() {
+                let after = command
+                    .get_after_help()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                assert!(after.contains("Examples:"), "{path}: no examples");
+                assert!(after.contains("Exit status"), "{path}: no exit status");
+            }
+            for sub in visible {
+                check(sub, &path);
+            }
+        }
+        check(&super::Cli::command(), "");
+    }
+
+    #[test]
     fn sftp_options_may_come_before_the_operation() {
         let argv = |line: &str| line.split(' ').map(Into::into).collect::<Vec<_>>();
         assert!(super::parse(argv("netkit sftp -P 2222 -v get h:/x /tmp")).is_ok());

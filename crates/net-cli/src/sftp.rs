@@ -11,6 +11,18 @@ use net_ssh::{Client, Transfer};
 use crate::exit::{Failure, GENERIC, Outcome, USAGE, WithCode};
 use crate::ssh::{ConnectArgs, connect};
 
+/// An operation's `--help` end: its example, then the exit status all of them share.
+macro_rules! op_help {
+    ($($example:literal),+) => {
+        concat!(
+            "Examples:\n",
+            $("  ", $example, "\n",)+
+            "\nExit status: 0 done, 1 failure (connection, authentication, remote or local \
+             file), 2 bad arguments, 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP."
+        )
+    };
+}
+
 /// Arguments of `netkit sftp`.
 #[derive(clap::Args)]
 #[command(after_help = "\
@@ -39,6 +51,7 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Command {
     /// Upload files: put [-r] [-p] [-f] [-a] LOCAL... [user@]host:PATH
+    #[command(after_help = op_help!("netkit sftp put -r ./site deploy@host:/srv/www", "netkit sftp put -a big.iso host:/data/   (go on from an interrupted put)", "tar c . | netkit sftp put - host:/backup/site.tar"))]
     Put {
         #[command(flatten)]
         common: Common,
@@ -49,6 +62,7 @@ enum Command {
         paths: Vec<String>,
     },
     /// Download: get [-r] [-p] [-f] [-a] [user@]host:PATH [LOCAL]
+    #[command(after_help = op_help!("netkit sftp get -P 2222 host:/var/log/syslog ./syslog", "netkit sftp get -r host:'/srv/logs/2026-*' ./logs", "netkit sftp get host:/etc/hosts - | grep db"))]
     Get {
         #[command(flatten)]
         common: Common,
@@ -64,6 +78,7 @@ enum Command {
     /// List a directory: ls [-1afhlnrSt] [user@]host:PATH (as sftp's ls; -l is the long
     /// form here, so the user is `--login USER`)
     #[command(disable_help_flag = true)]
+    #[command(after_help = op_help!("netkit sftp ls -l host:/tmp", "netkit sftp ls -lt --login deploy host:/srv/www"))]
     Ls {
         /// Port.
         #[arg(short = 'P', value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
@@ -76,6 +91,7 @@ enum Command {
         remote: String,
     },
     /// Create a directory: mkdir [-p] [user@]host:PATH
+    #[command(after_help = op_help!("netkit sftp mkdir -p host:/srv/www/releases/v3"))]
     Mkdir {
         #[command(flatten)]
         common: Common,
@@ -86,6 +102,7 @@ enum Command {
         remote: String,
     },
     /// Remove a file (or, with -d, an empty directory).
+    #[command(after_help = op_help!("netkit sftp rm host:'/tmp/upload-*.tmp'", "netkit sftp rm -d host:/tmp/empty-dir"))]
     Rm {
         #[command(flatten)]
         common: Common,
@@ -96,6 +113,7 @@ enum Command {
         remote: String,
     },
     /// Remove an empty directory: rmdir [user@]host:PATH (as rm -d)
+    #[command(after_help = op_help!("netkit sftp rmdir host:/tmp/empty-dir"))]
     Rmdir {
         #[command(flatten)]
         common: Common,
@@ -103,6 +121,7 @@ enum Command {
         remote: String,
     },
     /// Change permissions: chmod MODE [user@]host:PATH (MODE in octal, as sftp's chmod)
+    #[command(after_help = op_help!("netkit sftp chmod 640 host:'/etc/app/*.conf'"))]
     Chmod {
         #[command(flatten)]
         common: Common,
@@ -113,6 +132,7 @@ enum Command {
         remote: String,
     },
     /// Change the owner: chown UID [user@]host:PATH (a number, as sftp's chown)
+    #[command(after_help = op_help!("netkit sftp chown 1000 host:/srv/www/index.html"))]
     Chown {
         #[command(flatten)]
         common: Common,
@@ -122,6 +142,7 @@ enum Command {
         remote: String,
     },
     /// Change the group: chgrp GID [user@]host:PATH (a number, as sftp's chgrp)
+    #[command(after_help = op_help!("netkit sftp chgrp 33 host:/srv/www/index.html"))]
     Chgrp {
         #[command(flatten)]
         common: Common,
@@ -146,6 +167,7 @@ enum Command {
         local: Option<PathBuf>,
     },
     /// Rename: mv [user@]host:FROM TO
+    #[command(after_help = op_help!("netkit sftp mv host:/srv/www/new /srv/www/current"))]
     Mv {
         #[command(flatten)]
         common: Common,

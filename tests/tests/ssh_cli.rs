@@ -2073,8 +2073,8 @@ fn sftp_takes_a_host_in_brackets_after_a_user_as_scp_does() {
     // A session's destination without a path: the host alone, a bare IPv6 address too.
     let port = port().to_string();
     let common = common();
-    let v6_user = format!("{user}@[::1]");
-    for target in [bracketed.as_str(), "::1", "[::1]", &v6_user] {
+    let (v6_user, bare_v6_user) = (format!("{user}@[::1]"), format!("{user}@::1"));
+    for target in [bracketed.as_str(), "::1", "[::1]", &v6_user, &bare_v6_user] {
         let mut args = vec!["sftp", "-b", "-", "-P", &port];
         args.extend(common.iter().map(String::as_str));
         args.push(target);
@@ -2088,6 +2088,15 @@ fn sftp_takes_a_host_in_brackets_after_a_user_as_scp_does() {
             assert!(String::from_utf8_lossy(&out.stdout).contains("Remote working directory"));
         }
     }
+    // Unbracketed before a path, the address's colons cannot be told from the path's: said
+    // so (it named "user@" as the host), a bad argument as any bad destination.
+    let out = sftp(&["get", &format!("{user}@::1:/etc/hostname"), "."]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("goes in brackets"), "{err}");
+    let out = sftp(&["get", &format!("{user}@bad host:/x"), "."]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
 }
 
 #[test]

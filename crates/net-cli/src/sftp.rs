@@ -270,9 +270,13 @@ fn open(
     remote: &str,
 ) -> Result<(Client, PathBuf), Failure> {
     let (dest, path) = split_remote(remote).code(USAGE)?;
-    // sftp exits 1 for connection failures, not ssh's 255.
+    // sftp exits 1 for connection failures, not ssh's 255; 2 for a destination that is no
+    // host name.
     let generic = |f: Failure| Failure {
-        code: GENERIC,
+        code: match f.error.downcast_ref::<net_ssh::Error>() {
+            Some(net_ssh::Error::BadDestination(_) | net_ssh::Error::BadHostName(_)) => USAGE,
+            _ => GENERIC,
+        },
         error: f.error,
     };
     let mut config = connect_args.config(dest, port).map_err(generic)?;
@@ -301,6 +305,15 @@ fn split_remote(remote: &str) -> anyhow::Result<(&str, &str)> {
             path.strip_prefix("/~/").unwrap_or(path)
         };
         return Ok((dest, if path.is_empty() { "." } else { path }));
+    }
+    // `user@::1:/tmp`: split at its first colon, the host was "user@", and the message named it.
+    let host = remote.split('/').next().unwrap_or(remote);
+    let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
+    let ipv6 = |text: &str| text.parse::<std::net::Ipv6Addr>().is_ok();
+    if ipv6(host) || host.rsplit_once(':').is_some_and(|(host, _)| ipv6(host)) {
+        return Err(anyhow!(
+            "bad remote path {remote:?}: an IPv6 address goes in brackets, [user@][::1]:PATH"
+        ));
     }
     match path_colon(remote) {
         Some(i) if i > 0 => {

@@ -174,7 +174,7 @@ pub enum Error {
     },
     /// The reader given to [`Client::put_from`](crate::Client::put_from) or the writer given
     /// to [`Client::get_to`](crate::Client::get_to) failed.
-    #[error("{source} (copying {host}:{})", path.display())]
+    #[error("the local side: {source} (copying {host}:{})", path.display())]
     Stream {
         /// The host.
         host: String,

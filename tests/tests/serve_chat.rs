@@ -246,3 +246,29 @@ fn a_guest_number_taken_as_a_nick_is_passed_over() {
     b.say("/who");
     assert_eq!(b.line(), "* 2 here: alice, guest-3");
 }
+
+#[test]
+fn a_telnet_client_s_commands_are_answered_not_sent_as_text() {
+    // Ctrl-C in telnet sends IAC IP IAC DO TIMING-MARK: the bytes were garbage before the
+    // user's next line, and telnet showed nothing more while it waited for the answer.
+    let served = Served::start(&["chat", "--bind", "127.0.0.1:0"]);
+    let mut telnet = Client::join(served.addrs[0]);
+    let mut listener = Client::join(served.addrs[0]);
+    assert!(telnet.line().ends_with(" joined"));
+    telnet.say("/nick tel");
+    assert!(listener.line().ends_with(" is now tel"));
+    telnet
+        .writer
+        .write_all(b"\xff\xf4\xff\xfd\x06typed after ctrl-c\r\n\xff\xfa\x18\x01\xff")
+        .unwrap();
+    telnet.writer.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    // A command split across writes, and a subnegotiation's end in the next one.
+    telnet.writer.write_all(b"\xf0\xff\xfb\x01ok\r\n").unwrap();
+    assert_eq!(listener.line(), "tel: typed after ctrl-c");
+    assert_eq!(listener.line(), "tel: ok");
+    let mut answers = [0; 6];
+    std::io::Read::read_exact(&mut telnet.reader, &mut answers).unwrap();
+    // WONT TIMING-MARK, DONT ECHO.
+    assert_eq!(answers, [0xff, 0xfc, 0x06, 0xff, 0xfe, 0x01]);
+}

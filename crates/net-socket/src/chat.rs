@@ -33,7 +33,8 @@ any other line goes to everyone\n";
 /// (a mistyped `/msg bob secret` went to everyone), and `//TEXT` says `/TEXT`. Any other line
 /// is sent, its control characters dropped; blank lines are not sent; a last line without a
 /// newline is sent when the client closes. A client never receives its own lines. A member
-/// sends up to 64 KiB at once and 16 KiB a second after that: faster, its input waits. A client joins when a loop accepts it and hears of those who join after it: of
+/// sends up to 64 KiB at once and 16 KiB a second after that: faster, its input waits.
+/// Telnet's commands are taken out of the input, its option requests refused. A client joins when a loop accepts it and hears of those who join after it: of
 /// two clients connecting at the same moment to different loops, the one its loop accepted
 /// first hears of the other.
 #[derive(Clone, Default)]
@@ -87,6 +88,8 @@ impl Service for Chat {
             allowance: BURST,
             counted: Instant::now(),
             held: Vec::new(),
+            telnet: Telnet::Data,
+            unescaped: Vec::new(),
         }
     }
 }
@@ -103,6 +106,61 @@ pub struct Member {
     counted: Instant,
     /// What came past the allowance, taken once it is earned again.
     held: Vec<u8>,
+    /// Where the input is in a telnet command, and the input without them.
+    telnet: Telnet,
+    unescaped: Vec<u8>,
+}
+
+/// Telnet's commands in the input: `IAC` (255) and what follows it. A telnet client sends
+/// them (Ctrl-C is `IAC IP IAC DO TIMING-MARK`): taken as text, they were garbage before the
+/// user's next line, and telnet showed nothing more while it waited for an answer.
+#[derive(Clone, Copy)]
+enum Telnet {
+    Data,
+    Iac,
+    /// `WILL`, `WONT`, `DO` or `DONT`, its option to come.
+    Option(u8),
+    /// In a subnegotiation (`SB ... IAC SE`).
+    Sub,
+    SubIac,
+}
+
+const IAC: u8 = 255;
+
+impl Member {
+    /// Puts `data` without telnet's commands in `unescaped`, answering each `DO` with `WONT`
+    /// and each `WILL` with `DONT` (a line server has no options); false when `data` has
+    /// none, and is taken as it is.
+    fn unescape(&mut self, ctx: &mut Context<'_>, data: &[u8]) -> bool {
+        if matches!(self.telnet, Telnet::Data) && !data.contains(&IAC) {
+            return false;
+        }
+        self.unescaped.clear();
+        for &b in data {
+            self.telnet = match (self.telnet, b) {
+                (Telnet::Data, IAC) => Telnet::Iac,
+                (Telnet::Data, _) => {
+                    self.unescaped.push(b);
+                    Telnet::Data
+                }
+                (Telnet::Iac, 251..=254) => Telnet::Option(b),
+                (Telnet::Iac, 250) => Telnet::Sub,
+                (Telnet::Iac, _) => Telnet::Data,
+                (Telnet::Option(command), option) => {
+                    match command {
+                        253 => ctx.write(&[IAC, 252, option]),
+                        251 => ctx.write(&[IAC, 254, option]),
+                        _ => {}
+                    }
+                    Telnet::Data
+                }
+                (Telnet::Sub, IAC) => Telnet::SubIac,
+                (Telnet::Sub, _) | (Telnet::SubIac, IAC) => Telnet::Sub,
+                (Telnet::SubIac, _) => Telnet::Data,
+            };
+        }
+        true
+    }
 }
 
 impl std::fmt::Debug for Member {
@@ -320,7 +378,13 @@ impl Handler for Member {
     }
 
     fn on_data(&mut self, ctx: &mut Context<'_>, data: &[u8]) {
-        self.take(ctx, data);
+        if self.unescape(ctx, data) {
+            let unescaped = std::mem::take(&mut self.unescaped);
+            self.take(ctx, &unescaped);
+            self.unescaped = unescaped;
+        } else {
+            self.take(ctx, data);
+        }
     }
 
     fn on_timer(&mut self, ctx: &mut Context<'_>) {

@@ -4359,6 +4359,27 @@ fn dash_o_takes_openssh_options_and_refuses_unknown_ones() {
 }
 
 #[test]
+fn ctrl_c_at_a_passphrase_prompt_leaves_the_terminal_as_it_was() {
+    // The prompt read in raw mode and raised SIGINT before putting the terminal back: the
+    // shell was left with no echo, no line editing and no Ctrl-C.
+    let line = format!(
+        "{} ssh -p {} --known-hosts {} -i {} {} true; echo status-$?; \
+         stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(isig|icanon|echo)' | tr '\\n' ' '",
+        netkit_bin().display(),
+        port(),
+        env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
+        key("id_encrypted").display(),
+        dest()
+    );
+    let mut terminal = Terminal::start(&line);
+    terminal.wait_for("Enter passphrase for key");
+    terminal.type_keys(b"\x03");
+    let (_, screen) = terminal.finish();
+    assert!(screen.contains("status-130"), "{screen}");
+    assert!(screen.contains("isig icanon echo "), "{screen}");
+}
+
+#[test]
 fn on_a_terminal_the_passphrase_of_a_key_is_asked_for() {
     let line = [
         netkit_bin().display().to_string(),

@@ -844,7 +844,7 @@ fn auth(
     let password = match (password, std::env::var("NETKIT_HTTP_PASSWORD")) {
         (Some(password), _) | (None, Ok(password)) => password,
         (None, Err(_)) if std::io::stdin().is_terminal() => {
-            rpassword::prompt_password(format!("http: password for {user}: "))
+            crate::prompt_password(format!("http: password for {user}: "))
                 .context("cannot read the password")?
         }
         (None, Err(_)) => {

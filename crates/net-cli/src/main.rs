@@ -326,6 +326,22 @@ fn spawn<T: Send + 'static>(
         .context("cannot start a thread")
 }
 
+/// Asks for a password on the terminal, its echo off. rpassword reads in raw mode and, on
+/// Ctrl-C, raises SIGINT before it puts the terminal back: the process died and left the
+/// shell with no echo, line editing or Ctrl-C. SIGINT is held for this thread meanwhile,
+/// and comes once the terminal is back (ending the process as Ctrl-C does, or going to
+/// whoever watches for it).
+fn prompt_password(prompt: impl ToString) -> std::io::Result<String> {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+    let mut held = SigSet::empty();
+    held.add(Signal::SIGINT);
+    let mut before = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&held), Some(&mut before))?;
+    let password = rpassword::prompt_password(prompt);
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None)?;
+    password
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

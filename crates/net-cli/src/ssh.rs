@@ -238,7 +238,7 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
     for_each_hop(config, |hop| hop.asks_passphrases = may_ask);
     let ask_passphrase = |path: &std::path::Path| {
         let prompt = format!("Enter passphrase for key '{}': ", path.display());
-        rpassword::prompt_password(prompt).map_err(own)
+        crate::prompt_password(prompt).map_err(own)
     };
     // The default keys with the passphrases given (none when every one was skipped).
     let mut unlocked_defaults: Option<Vec<Identity>> = None;
@@ -266,7 +266,7 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                     Some(true) if tries < 2 => {
                         retries.push(path.clone());
                         let prompt = format!("Bad passphrase, try again for {}: ", path.display());
-                        rpassword::prompt_password(prompt).map_err(own)?
+                        crate::prompt_password(prompt).map_err(own)?
                     }
                     Some(true) => String::new(),
                 };
@@ -337,7 +337,7 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                     }));
                 };
                 let prompt = format!("{user}@{host}'s password: ");
-                hop.password = Some(rpassword::prompt_password(prompt).map_err(own)?);
+                hop.password = Some(crate::prompt_password(prompt).map_err(own)?);
             }
             Err(error) => return Err(own(without_prompt(error, config, may_ask))),
             Ok(client) => return Ok(client),

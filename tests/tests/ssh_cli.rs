@@ -5832,6 +5832,28 @@ fn two_transfers_of_one_name_at_once_lose_nothing() {
             "the uploaded file is not the file"
         );
     }
+    // `put -a` shares the name a resume finds: of two at once, one replaces the file, the
+    // other says it did not (each removed what the other had put: no file, one exit 0).
+    for second in [["put", "-a"], ["put", "-p"]] {
+        let _ = std::fs::remove_file(base.join("big.bin"));
+        let (a, b) = std::thread::scope(|scope| {
+            let first = scope.spawn(|| sftp(&["put", "-a", local.to_str().unwrap(), &target]));
+            std::thread::sleep(Duration::from_millis(150));
+            let other = sftp(&[second[0], second[1], local.to_str().unwrap(), &target]);
+            (first.join().unwrap(), other)
+        });
+        for out in [&a, &b] {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() || err.contains("another upload of it"),
+                "{second:?}: {err}"
+            );
+        }
+        assert!(
+            std::fs::read(base.join("big.bin")).is_ok_and(|got| got == bytes),
+            "{second:?}: the uploaded file is not the file"
+        );
+    }
     let fetched = dir.join("fetched.bin");
     let (a, b) = both(&["get", "-a", &target, fetched.to_str().unwrap()]);
     let succeeded = [&a, &b].iter().filter(|o| o.status.success()).count();

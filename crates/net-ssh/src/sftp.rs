@@ -822,6 +822,29 @@ impl Client {
         if in_place {
             return Ok(());
         }
+        // `put -a`'s part has a name every upload of NAME shares: it is claimed first, under
+        // a name of our own, so that of two at once only one replaces NAME (each removed the
+        // file the other had just put, and NAME was lost while one exited 0).
+        let temp = if temp == upload_temp_name(remote) {
+            let raced = |what: &str| Error::Sftp {
+                host: self.host.clone(),
+                path: remote.to_owned(),
+                reason: format!("another upload of it {what}; nothing replaced"),
+            };
+            let claimed = unguessable(&temp).ok_or_else(|| Error::Local {
+                path: remote.to_owned(),
+                source: std::io::Error::other("no randomness for a temporary name"),
+            })?;
+            sftp.rename(&temp, &claimed, None)
+                .map_err(|_| raced("took the part this one wrote"))?;
+            if total > 0 && sftp.stat(&claimed).ok().and_then(|s| s.size) != Some(total) {
+                let _ = sftp.unlink(&claimed);
+                return Err(raced("wrote into the same part"));
+            }
+            claimed
+        } else {
+            temp
+        };
         // SFTP v3 (OpenSSH) refuses to rename over an existing file: remove it first. The
         // target is missing for a moment, never truncated. Another upload of the name may
         // put its file there in between: the rename is tried again over it (the last one

@@ -159,18 +159,24 @@ pub fn download_name(url: &str, dir: &Path, resume: bool) -> PathBuf {
     free_name(dir, name, resume)
 }
 
-/// `dir/name`, or `dir/name-N` with the first N that names no file; with `resume`, `name`
-/// when its partial file is there to go on with (a file of that name is left alone: with
-/// no part of ours beside it, it is not ours to continue or replace).
+/// `dir/name`, or `dir/name-N` with the first N that names no file nor a part another
+/// download is writing (of five downloads of one URL at once, four failed as httpie gives
+/// them `-1`, `-2`, ...); with `resume`, `name` when its partial file is there to go on with
+/// (a file of that name is left alone: with no part of ours beside it, it is not ours to
+/// continue or replace).
 fn free_name(dir: &Path, name: &str, resume: bool) -> PathBuf {
     let name = fitting(name);
     let first = dir.join(name.as_ref());
     if resume && part_path(&first).exists() {
         return first;
     }
+    let held = |path: &Path| {
+        File::open(part_path(path))
+            .is_ok_and(|part| matches!(part.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+    };
     let mut candidate = first;
     let mut n = 0;
-    while candidate.exists() {
+    while candidate.exists() || held(&candidate) {
         n += 1;
         candidate = dir.join(format!("{name}-{n}"));
     }
@@ -443,7 +449,16 @@ impl Request {
                 .and_then(|v| v.trim().parse::<u64>().ok());
             if from_dest {
                 // From here the file is a part like any other: whole again only at the end.
-                std::fs::rename(dest, &part).map_err(file_error(dest))?;
+                std::fs::rename(dest, &part).map_err(|e| {
+                    // Gone since we looked: another `-c` of it took it as its part.
+                    file_error(dest)(match e.kind() {
+                        std::io::ErrorKind::NotFound if part.exists() => std::io::Error::new(
+                            std::io::ErrorKind::WouldBlock,
+                            "another download is writing it",
+                        ),
+                        _ => e,
+                    })
+                })?;
             }
             let file = open_part(&part, true, replaced.as_ref()).map_err(file_error(&part))?;
             (file, have, total)
@@ -680,6 +695,13 @@ mod tests {
         assert_eq!(name("/b.txt", true), "b.txt-2");
         std::fs::write(dir.path().join("b.txt.part"), b"half").unwrap();
         assert_eq!(name("/b.txt", true), "b.txt");
+        // A name whose part another download is writing is taken: the next one is ours.
+        assert_eq!(name("/c.txt", false), "c.txt");
+        let writing = File::create(dir.path().join("c.txt.part")).unwrap();
+        writing.lock().unwrap();
+        assert_eq!(name("/c.txt", false), "c.txt-1");
+        drop(writing);
+        assert_eq!(name("/c.txt", false), "c.txt");
         // A name too long to take `.part` or `-N` is cut, its extension kept.
         let long = format!("/{}.tar.gz", "n".repeat(300));
         let chosen = name(&long, false);

@@ -3359,9 +3359,17 @@ fn a_port_that_is_not_ssh_is_named_as_such() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(255), "{err}");
     assert!(
-        err.contains("is it an SSH server?") && err.lines().count() == 1,
+        err.contains("is it an SSH server") && err.lines().count() == 1,
         "{err}"
     );
+    // A server that drops a newcomer before its banner (sshd over MaxStartups) may be one
+    // over its limit: "Failed getting banner" sent users looking for a port mistake.
+    let dropping = serve_each(drop);
+    let p = dropping.to_string();
+    let out = netkit(&["ssh", "-p", &p, "nobody@127.0.0.1", "true"], b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("MaxStartups"), "{err}");
 }
 
 #[test]

@@ -143,6 +143,13 @@ impl Client {
                         e.message(),
                         config.ciphers.join(",")
                     )
+                } else if e.message().contains("banner") && closed(&socket) {
+                    // sshd over its MaxStartups drops a newcomer before its banner, as do
+                    // fail2ban and firewalls' connection limits: not only a port speaking
+                    // another protocol (which netkit cannot tell from it).
+                    "the server closed the connection without an SSH banner: is it an SSH \
+                     server, or one over its connection limit (sshd's MaxStartups)?"
+                        .to_owned()
                 } else if e.message().contains("banner") {
                     // It answered, but not with "SSH-2.0-...": a port that speaks something else.
                     format!("{}; is it an SSH server?", e.message())
@@ -615,6 +622,19 @@ pub(crate) fn spawn<T: Send + 'static>(
             path: "cannot start a thread".into(),
             source,
         })
+}
+
+/// Whether the peer of `socket` has closed the connection (or reset it) and sent nothing
+/// more to read.
+fn closed(socket: &OwnedFd) -> bool {
+    use nix::sys::socket::{MsgFlags, recv};
+    use std::os::fd::AsRawFd as _;
+    let peeked = recv(
+        socket.as_raw_fd(),
+        &mut [0; 1],
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+    );
+    matches!(peeked, Ok(0) | Err(nix::errno::Errno::ECONNRESET))
 }
 
 /// The TCP connection to `config`'s host, with TCP_NODELAY and keepalive.

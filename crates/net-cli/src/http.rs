@@ -481,12 +481,19 @@ fn request(mut args: Args) -> Outcome {
     if download_to_stdout {
         // The file as the server holds it, as a download to a file saves it: `-d URL | tar
         // xz` of a `.tar.gz` labelled gzip got it unpacked once already.
+        // With its progress on the terminal, as when saved to a file (it showed nothing).
         if status < 300 {
-            pass_body(
-                &mut response.encoded_reader(),
-                &mut out,
-                "writing the output",
-            )?;
+            let bar = download_bar(args.quiet, response.content_length());
+            let body = response.encoded_reader();
+            let mut body: Box<dyn std::io::Read> = match &bar {
+                Some(bar) => Box::new(bar.wrap_read(body)),
+                None => Box::new(body),
+            };
+            let passed = pass_body(&mut body, &mut out, "writing the output");
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            passed?;
         }
     } else if raw_stdout {
         pass_body(&mut response.reader(), &mut out, "writing the output")?;
@@ -868,34 +875,39 @@ enum AuthType {
     Digest,
 }
 
-fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome {
-    let bar = (args.quiet == 0 && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
+/// A download's progress bar on stderr when it is a terminal (unless -q), for `total`
+/// bytes when known: how much and how fast otherwise.
+fn download_bar(quiet: u8, total: Option<u64>) -> Option<indicatif::ProgressBar> {
+    (quiet == 0 && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(total.unwrap_or(0));
+        let style = match total {
+            Some(_) => indicatif::ProgressStyle::with_template(
                 "{bytes}/{total_bytes} {wide_bar} {bytes_per_sec} {eta}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
+            None => indicatif::ProgressStyle::with_template("{spinner} {bytes} {bytes_per_sec}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        };
+        bar.set_style(style);
         bar
-    });
-    let mut started = false;
+    })
+}
+
+fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome {
+    let mut bar = None;
     let mut progress = |p: net_http::Progress| {
-        let Some(bar) = &bar else { return };
-        bar.set_position(p.done);
-        if !started {
-            started = true;
-            match p.total {
-                Some(total) => bar.set_length(total),
-                // No length to fill a bar against: how much and how fast.
-                None => bar.set_style(
-                    indicatif::ProgressStyle::with_template("{spinner} {bytes} {bytes_per_sec}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-                ),
+        // Made once the length is known, and from there on: a resumed part was not fetched
+        // now, and counted it made the speed hundreds of MiB/s and the time left "0s".
+        let bar = bar.get_or_insert_with(|| {
+            let bar = download_bar(args.quiet, p.total);
+            if let Some(bar) = &bar {
+                bar.set_position(p.done);
+                bar.reset_eta();
             }
-            // A resumed part was not fetched now: counted, it made the speed hundreds of
-            // MiB/s and the time left "0s" for the whole download.
-            bar.reset_eta();
+            bar
+        });
+        if let Some(bar) = bar {
+            bar.set_position(p.done);
         }
     };
     let options = net_http::DownloadOptions::default()
@@ -906,7 +918,7 @@ fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome
         None => request.download_into(Path::new("."), options, &mut progress),
     }
     .map_err(failure);
-    if let Some(bar) = &bar {
+    if let Some(Some(bar)) = &bar {
         bar.finish_and_clear();
     }
     let done = done?;

@@ -4388,6 +4388,26 @@ fn ctrl_c_at_a_passphrase_prompt_leaves_the_terminal_as_it_was() {
 }
 
 #[test]
+fn a_remote_terminal_ended_by_a_signal_leaves_the_terminal_as_it_was() {
+    // Raw for the remote terminal, `timeout 60 netkit ssh -t ...` left the shell without
+    // echo, line editing or Ctrl-C.
+    let ssh = format!(
+        "{} 'echo raw-mode-test; sleep 30'",
+        netkit_line(&["-t"], &[])
+    );
+    let line = format!(
+        "(sleep 2; pkill -TERM -f '^{} ssh .*raw-mode-test') & {ssh}; echo status-$?; \
+         stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(isig|icanon|echo)' | tr '\\n' ' '",
+        netkit_bin().display()
+    );
+    let terminal = Terminal::start(&line);
+    terminal.wait_for("raw-mode-test");
+    let (_, screen) = terminal.finish();
+    assert!(screen.contains("status-143"), "{screen}");
+    assert!(screen.contains("isig icanon echo "), "{screen}");
+}
+
+#[test]
 fn on_a_terminal_the_passphrase_of_a_key_is_asked_for() {
     let line = [
         netkit_bin().display().to_string(),

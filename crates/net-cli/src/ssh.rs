@@ -1063,22 +1063,37 @@ impl Escapes {
 /// lives: the remote terminal does all of that. Restored when dropped.
 struct RawMode {
     saved: nix::sys::termios::Termios,
+    /// Ends the process on a signal once the terminal is put back (`timeout 60 netkit ssh
+    /// -t ...` left the shell without echo); closed with the raw mode.
+    watch: signal_hook::iterator::Handle,
 }
 
 impl RawMode {
     fn enter() -> anyhow::Result<RawMode> {
         use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
         let stdin = std::io::stdin();
         let saved = tcgetattr(&stdin).context("cannot read the terminal's settings")?;
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
+            .context("cannot watch for signals")?;
+        let watch = signals.handle();
+        let kept = saved.clone();
+        crate::spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                restore_terminal(&kept);
+                std::process::exit(128 + signal);
+            }
+        })?;
         let mut raw = saved.clone();
         cfmakeraw(&mut raw);
         tcsetattr(&stdin, SetArg::TCSANOW, &raw).context("cannot set the terminal to raw")?;
-        Ok(RawMode { saved })
+        Ok(RawMode { saved, watch })
     }
 }
 
 impl Drop for RawMode {
     fn drop(&mut self) {
+        self.watch.close();
         restore_terminal(&self.saved);
     }
 }

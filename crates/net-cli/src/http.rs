@@ -889,6 +889,9 @@ fn download_bar(quiet: u8, total: Option<u64>) -> Option<indicatif::ProgressBar>
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         };
         bar.set_style(style);
+        // Redrawn while nothing comes, its speed falling: a stalled download looked like a
+        // running one.
+        bar.enable_steady_tick(std::time::Duration::from_millis(500));
         bar
     })
 }

@@ -463,6 +463,24 @@ fn not_for_a_public_suffix(
     else {
         return Some(cookie);
     };
+    // An address matches only itself (RFC 6265 5.1.3): `Domain=::1` was refused as "a public
+    // suffix", which sent users to public suffix lists.
+    let bare = |name: &str| {
+        name.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned()
+    };
+    if bare(&domain).parse::<std::net::IpAddr>().is_ok() {
+        if host.is_some_and(|host| bare(host).eq_ignore_ascii_case(&bare(&domain))) {
+            cookie.unset_domain();
+            return Some(cookie);
+        }
+        log::warn!(
+            "cookie {} refused: its domain {domain} is an address, and not the host's",
+            cookie.name()
+        );
+        return None;
+    }
     if psl::suffix_str(&domain) != Some(domain.as_str()) {
         return Some(cookie);
     }
@@ -1822,6 +1840,11 @@ mod tests {
         // The suffix as the host itself: the host's cookie alone.
         assert_eq!(taken("a=1; Domain=localhost", "localhost"), Some(None));
         assert_eq!(taken("a=1", "evil.co.uk"), Some(None));
+        // An address is the host's own or refused (it was "a public suffix").
+        assert_eq!(taken("a=1; Domain=::1", "[::1]"), Some(None));
+        assert_eq!(taken("a=1; Domain=127.0.0.1", "127.0.0.1"), Some(None));
+        assert_eq!(taken("a=1; Domain=127.0.0.1", "127.0.0.2"), None);
+        assert_eq!(taken("a=1; Domain=::1", "localhost"), None);
     }
 
     #[test]

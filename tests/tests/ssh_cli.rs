@@ -5579,14 +5579,23 @@ fn sftp_timeout_bounds_each_step_as_its_help_says() {
         "{:?}: {err}",
         frozen.elapsed()
     );
-    // And connecting waits as long as asked (it stopped at 10 s whatever --timeout said).
-    let out = netkit(
-        &["ssh", "-F", "none", "-G", "--timeout", "60", "box"],
-        b"",
-        &[],
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("\nconnecttimeout 60\n"), "{text}");
+    // Connecting is bounded by ConnectTimeout, which a shorter --timeout shortens.
+    for (flags, bound) in [
+        (&["--timeout", "60"][..], "10"),
+        (&["--timeout", "3"], "3"),
+        (&["--timeout", "60", "-o", "ConnectTimeout=30"], "30"),
+        (&["--timeout", "6", "-o", "ConnectTimeout=2"], "2"),
+    ] {
+        let mut args = vec!["ssh", "-F", "none", "-G"];
+        args.extend(flags);
+        args.push("box");
+        let out = netkit(&args, b"", &[]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&format!("\nconnecttimeout {bound}\n")),
+            "{flags:?}: {text}"
+        );
+    }
 }
 
 /// Waits for `child`, whose server just went silent, to give up on it as ssh does.

@@ -55,8 +55,8 @@ pub struct ConnectArgs {
     /// given twice, the first counts, as in ssh.
     #[arg(short = 'F', value_name = "FILE", action = clap::ArgAction::Append)]
     ssh_config: Vec<PathBuf>,
-    /// Seconds to wait for the server in any one step: connecting with its handshake (10 s
-    /// unless given, or ConnectTimeout), authentication, each SFTP call [default: 30]. A
+    /// Seconds to wait for the server in any one step: connecting with its handshake (at most
+    /// ConnectTimeout, 10 s unless set with -o), authentication, each SFTP call [default: 30]. A
     /// running command may stay silent: a server that stops answering then is given up after
     /// ServerAliveInterval x (ServerAliveCountMax + 1) seconds (15 x 4 unless set with -o).
     #[arg(long, value_name = "SECS")]
@@ -187,7 +187,9 @@ impl ConnectArgs {
         if let Some(secs) = self.timeout {
             let secs = Duration::from_secs(secs.max(1));
             config.timeout = secs;
-            config.connect_timeout = secs;
+            // Shorter only: connecting keeps ConnectTimeout's bound (10 s unless set), or a
+            // dead host of a --hosts run cost all of a long --timeout.
+            config.connect_timeout = config.connect_timeout.min(secs);
         }
         let passphrase = std::env::var("NETKIT_SSH_PASSPHRASE").ok();
         if passphrase.is_some() && config.identities.is_empty() && self.identity.is_empty() {

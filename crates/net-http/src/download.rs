@@ -170,9 +170,18 @@ fn free_name(dir: &Path, name: &str, resume: bool) -> PathBuf {
     if resume && part_path(&first).exists() {
         return first;
     }
+    // Opened without blocking and never through a link: a FIFO planted as the part held
+    // the download for ever.
     let held = |path: &Path| {
-        File::open(part_path(path))
-            .is_ok_and(|part| matches!(part.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+        use std::os::unix::fs::OpenOptionsExt as _;
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
+            .open(part_path(path))
+            .is_ok_and(|part| {
+                part.metadata().is_ok_and(|m| m.is_file())
+                    && matches!(part.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+            })
     };
     let mut candidate = first;
     let mut n = 0;
@@ -702,6 +711,14 @@ mod tests {
         assert_eq!(name("/c.txt", false), "c.txt-1");
         drop(writing);
         assert_eq!(name("/c.txt", false), "c.txt");
+        // A FIFO there is no part being written, and looking at it does not wait for a
+        // writer.
+        nix::unistd::mkfifo(
+            &dir.path().join("d.txt.part"),
+            nix::sys::stat::Mode::S_IRWXU,
+        )
+        .unwrap();
+        assert_eq!(name("/d.txt", false), "d.txt");
         // A name too long to take `.part` or `-N` is cut, its extension kept.
         let long = format!("/{}.tar.gz", "n".repeat(300));
         let chosen = name(&long, false);

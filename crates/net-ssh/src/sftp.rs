@@ -786,8 +786,10 @@ impl Client {
             self.resume_at(&mut target, remote, done)?;
         }
         progress(done, total);
+        let mut sent_here = 0;
         let written = (|| {
             send_window(file.source, &mut target, options.cancel, &mut |sent| {
+                sent_here = sent;
                 progress(done + sent, total);
             })
             .map_err(|e| refused_write(self.copy_failed(e, remote, file.local, remote)))?;
@@ -837,7 +839,8 @@ impl Client {
             })?;
             sftp.rename(&temp, &claimed, None)
                 .map_err(|_| raced("took the part this one wrote"))?;
-            if total > 0 && sftp.stat(&claimed).ok().and_then(|s| s.size) != Some(total) {
+            // Its size is what this upload wrote (a file that grew while sent included).
+            if sftp.stat(&claimed).ok().and_then(|s| s.size) != Some(done + sent_here) {
                 let _ = sftp.unlink(&claimed);
                 return Err(raced("wrote into the same part"));
             }

@@ -188,10 +188,15 @@ fn quit_blank_lines_look_alike_commands_and_a_last_line_without_newline() {
     talker.say("/msgg bob my password");
     assert_eq!(
         talker.line(),
-        "* error: unknown command /msgg (not sent); /help lists them, //TEXT says /TEXT"
+        "* error: unknown command /msgg (not sent); /help lists them, //WORD says /WORD"
     );
     talker.say("//nickname is not a command");
     assert_eq!(listener.line(), "carol: /nickname is not a command");
+    // Pasted code and paths are no commands.
+    for said in ["/usr/bin/env python3", "// a note", "/* c */"] {
+        talker.say(said);
+        assert_eq!(listener.line(), format!("carol: {said}"));
+    }
     // A CR or an escape sequence cannot make a line pass for another member's.
     talker.say("hi\r* bob is now admin\x1b[2K\tok\u{9b}2K caf\u{e9}");
     assert_eq!(
@@ -271,4 +276,12 @@ fn a_telnet_client_s_commands_are_answered_not_sent_as_text() {
     std::io::Read::read_exact(&mut telnet.reader, &mut answers).unwrap();
     // WONT TIMING-MARK, DONT ECHO.
     assert_eq!(answers, [0xff, 0xfc, 0x06, 0xff, 0xfe, 0x01]);
+    // 255 is also `я` in 8-bit Cyrillic (CP1251): such lines still arrive, one by one.
+    telnet
+        .writer
+        .write_all(b"\xff\nb\xff\xfd\xe0\n\xff\xfa\xe0c\n")
+        .unwrap();
+    assert_eq!(listener.line(), "tel: \u{fffd}");
+    assert_eq!(listener.line(), "tel: b\u{fffd}\u{fffd}\u{fffd}");
+    assert_eq!(listener.line(), "tel: \u{fffd}\u{fffd}\u{fffd}c");
 }

@@ -65,7 +65,7 @@ enum Kind {
     /// them back (then its input waits).
     Echo,
     /// A line chat room: each line goes to everyone else; /nick NAME, /who, /quit [MESSAGE],
-    /// /help, //TEXT says /TEXT; lines up to 64 KiB; a member sends 64 KiB at once and
+    /// /help, //WORD says /WORD; lines up to 64 KiB; a member sends 64 KiB at once and
     /// 16 KiB/s after (faster, its input waits); one that leaves 256 KiB unread is dropped.
     Chat,
     /// Static files and directory listings from --root over HTTP/1.1 (GET and HEAD).

@@ -19,7 +19,7 @@ const MAX_NICK: usize = 32;
 const BURST: f64 = 64.0 * 1024.0;
 const RATE: f64 = 16.0 * 1024.0;
 
-const HELP: &[u8] = b"* commands: /nick NAME, /who, /quit [MESSAGE], /help; //TEXT says /TEXT; \
+const HELP: &[u8] = b"* commands: /nick NAME, /who, /quit [MESSAGE], /help; //WORD says /WORD; \
 any other line goes to everyone\n";
 
 /// A chat room over a line protocol, shared by every thread of the server.
@@ -29,8 +29,9 @@ any other line goes to everyone\n";
 /// `NAME: line`, and the others see `* NAME joined`, `* NAME left` (`* NAME left: MESSAGE`
 /// after `/quit MESSAGE`) and `* OLD is now NEW`. `/who` lists who is here
 /// (`* N here: NAME, ...`, to the asker alone), `/help` lists the commands (to the asker),
-/// `/quit` leaves; commands take any case, another `/word` is an error to its sender alone
-/// (a mistyped `/msg bob secret` went to everyone), and `//TEXT` says `/TEXT`. Any other line
+/// `/quit` leaves; commands take any case, another `/word` of letters is an error to its
+/// sender alone (a mistyped `/msg bob secret` went to everyone), and `//word` says `/word`;
+/// other lines starting with `/` (`/usr/bin/env`, `// note`) are said as they are. Any other line
 /// is sent, its control characters dropped; blank lines are not sent; a last line without a
 /// newline is sent when the client closes. A client never receives its own lines. A member
 /// sends up to 64 KiB at once and 16 KiB a second after that: faster, its input waits.
@@ -113,19 +114,30 @@ pub struct Member {
 
 /// Telnet's commands in the input: `IAC` (255) and what follows it. A telnet client sends
 /// them (Ctrl-C is `IAC IP IAC DO TIMING-MARK`): taken as text, they were garbage before the
-/// user's next line, and telnet showed nothing more while it waited for an answer.
+/// user's next line, and telnet showed nothing more while it waited for an answer. Only what
+/// telnet sends is taken for one (an option below 128, a subnegotiation within a line and
+/// 64 bytes): 255 is also `я` in an 8-bit Cyrillic text, whose lines must still arrive.
 #[derive(Clone, Copy)]
 enum Telnet {
     Data,
     Iac,
     /// `WILL`, `WONT`, `DO` or `DONT`, its option to come.
     Option(u8),
-    /// In a subnegotiation (`SB ... IAC SE`).
-    Sub,
-    SubIac,
+    /// `SB`, its option to come.
+    SubOption,
+    /// In a subnegotiation (`SB ... IAC SE`), so many bytes in.
+    Sub(u8),
+    SubIac(u8),
 }
 
 const IAC: u8 = 255;
+const SB: u8 = 250;
+const SE: u8 = 240;
+
+/// Whether `b` can be a telnet option's code.
+fn option_code(b: u8) -> bool {
+    b < 0x80 && b != b'\n' && b != b'\r'
+}
 
 impl Member {
     /// Puts `data` without telnet's commands in `unescaped`, answering each `DO` with `WONT`
@@ -137,16 +149,18 @@ impl Member {
         }
         self.unescaped.clear();
         for &b in data {
+            let out = &mut self.unescaped;
             self.telnet = match (self.telnet, b) {
                 (Telnet::Data, IAC) => Telnet::Iac,
-                (Telnet::Data, _) => {
-                    self.unescaped.push(b);
+                (Telnet::Iac, 251..=254) => Telnet::Option(b),
+                (Telnet::Iac, SB) => Telnet::SubOption,
+                // NOP, IP, AYT and the like: the command is all.
+                (Telnet::Iac, 240..=249) => Telnet::Data,
+                (Telnet::Iac, _) => {
+                    out.extend_from_slice(&[IAC, b]);
                     Telnet::Data
                 }
-                (Telnet::Iac, 251..=254) => Telnet::Option(b),
-                (Telnet::Iac, 250) => Telnet::Sub,
-                (Telnet::Iac, _) => Telnet::Data,
-                (Telnet::Option(command), option) => {
+                (Telnet::Option(command), option) if option_code(option) => {
                     match command {
                         253 => ctx.write(&[IAC, 252, option]),
                         251 => ctx.write(&[IAC, 254, option]),
@@ -154,9 +168,29 @@ impl Member {
                     }
                     Telnet::Data
                 }
-                (Telnet::Sub, IAC) => Telnet::SubIac,
-                (Telnet::Sub, _) | (Telnet::SubIac, IAC) => Telnet::Sub,
-                (Telnet::SubIac, _) => Telnet::Data,
+                (Telnet::Option(command), _) => {
+                    out.extend_from_slice(&[IAC, command, b]);
+                    Telnet::Data
+                }
+                (Telnet::SubOption, option) if option_code(option) => Telnet::Sub(0),
+                (Telnet::SubOption, _) => {
+                    out.extend_from_slice(&[IAC, SB, b]);
+                    Telnet::Data
+                }
+                // A line's end, or 64 bytes, ends what was no subnegotiation after all.
+                (Telnet::Sub(_) | Telnet::SubIac(_), b'\n') => {
+                    out.push(b);
+                    Telnet::Data
+                }
+                (Telnet::Sub(64..) | Telnet::SubIac(64..), _) | (Telnet::SubIac(_), SE) => {
+                    Telnet::Data
+                }
+                (Telnet::Sub(n), IAC) => Telnet::SubIac(n + 1),
+                (Telnet::Sub(n) | Telnet::SubIac(n), _) => Telnet::Sub(n + 1),
+                (Telnet::Data, _) => {
+                    out.push(b);
+                    Telnet::Data
+                }
             };
         }
         true
@@ -178,10 +212,12 @@ impl Member {
             return;
         }
         let id = ctx.id();
-        let text = match line.strip_prefix(b"/") {
-            Some(escaped) if escaped.starts_with(b"/") => escaped,
-            Some(_) => return self.command(ctx, line),
-            None => line,
+        let text = if command_like(line) {
+            return self.command(ctx, line);
+        } else if line.starts_with(b"//") && command_like(&line[1..]) {
+            &line[1..]
+        } else {
+            line
         };
         let name = self.room.name_of(id);
         self.scratch.clear();
@@ -213,7 +249,7 @@ impl Member {
                 self.scratch.extend_from_slice(b"* error: unknown command ");
                 printable(&mut self.scratch, word);
                 self.scratch
-                    .extend_from_slice(b" (not sent); /help lists them, //TEXT says /TEXT\n");
+                    .extend_from_slice(b" (not sent); /help lists them, //WORD says /WORD\n");
                 ctx.write(&self.scratch);
             }
         }
@@ -416,6 +452,18 @@ fn send_to_others(
             ctx.send(id, line);
         }
     }
+}
+
+/// Whether `line` starts with `/` and a word of letters (`/nick`, `/msg`): pasted code and
+/// paths (`/* ... */`, `// note`, `/usr/bin/env`) are said as they are.
+fn command_like(line: &[u8]) -> bool {
+    line.strip_prefix(b"/").is_some_and(|rest| {
+        let word = rest
+            .split(u8::is_ascii_whitespace)
+            .next()
+            .unwrap_or_default();
+        !word.is_empty() && word.iter().all(u8::is_ascii_alphabetic)
+    })
 }
 
 /// Appends `text` to `out` without its control characters other than TAB (C1 too, such as

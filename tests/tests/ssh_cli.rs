@@ -5598,6 +5598,42 @@ fn sftp_timeout_bounds_each_step_as_its_help_says() {
     }
 }
 
+#[test]
+fn an_sftp_session_ends_once_a_call_timed_out() {
+    // The connection is hung up on after a timeout: each later command failed, one by one,
+    // a `-` line's included, and the session went on.
+    let relay = Relay::start();
+    let known = work_dir().join("sftp-session-frozen-known-hosts");
+    let _ = std::fs::remove_file(&known);
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(["sftp", "-b", "-", "--timeout", "1", "--accept-new"])
+            .args(["-P", &relay.port.to_string(), "-i"])
+            .arg(key("id_ed25519"))
+            .arg(format!("-oUserKnownHostsFile={}", known.display()))
+            .arg(dest())
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    stdin.write_all(b"pwd\n").unwrap();
+    let mut line = String::new();
+    while !line.contains("Remote working directory") {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() > 0);
+    }
+    relay.freeze();
+    stdin.write_all(b"-ls /\n-ls /tmp\npwd\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("error").count(), 1, "{err}");
+}
+
 /// Waits for `child`, whose server just went silent, to give up on it as ssh does.
 fn gives_up_on_2_keepalives(child: netkit_tests::Spawned) {
     let started = std::time::Instant::now();

@@ -150,7 +150,9 @@ pub fn run(client: &Client, start: &Path, batch: Option<&Path>, fsync: bool) -> 
         match session.perform(text) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(failure) if go_on => crate::exit::say_error(&failure.error),
+            // A server that let a call time out has been hung up on: the commands after it
+            // would each fail, a `-` line's included.
+            Err(failure) if go_on && !client.is_closed() => crate::exit::say_error(&failure.error),
             Err(failure) => return Err(failure),
         }
     }

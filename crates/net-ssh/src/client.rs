@@ -233,6 +233,13 @@ impl Client {
         .map_err(|e| self.given_up(Error::ssh(&self.host, &e)))
     }
 
+    /// Whether the connection was closed under this client (a call that timed out hangs up
+    /// on the server): every later call fails; connect again.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.hung_up.get().is_some()
+    }
+
     /// `error`, after hanging up on a server that let a call time out: each later call
     /// (closing the file, the SFTP channel, the session) would wait out the timeout again,
     /// and `--timeout 5` took 20 s to give up on a frozen server.

@@ -430,6 +430,14 @@ fn unguessable(temp: &Path) -> Option<PathBuf> {
     Some(PathBuf::from(name))
 }
 
+/// [`unguessable`] for the transfer of `path`, or the error that names it.
+fn unguessable_for(temp: &Path, path: &Path) -> Result<PathBuf, Error> {
+    unguessable(temp).ok_or_else(|| Error::Local {
+        path: path.to_owned(),
+        source: std::io::Error::other("no randomness for a temporary name"),
+    })
+}
+
 /// `bytes` in lower-case hexadecimal.
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -727,10 +735,7 @@ impl Client {
         let temp = if options.resume {
             upload_temp_name(remote)
         } else {
-            unguessable(&upload_temp_name(remote)).ok_or_else(|| Error::Local {
-                path: remote.to_owned(),
-                source: std::io::Error::other("no randomness for a temporary name"),
-            })?
+            unguessable_for(&upload_temp_name(remote), remote)?
         };
         let sftp_err = |e: ssh2::Error| self.sftp_error(remote, &e);
         // A file we may not write is refused, as sftp refuses it (it opens the file itself;
@@ -833,10 +838,7 @@ impl Client {
                 path: remote.to_owned(),
                 reason: format!("another upload of it {what}; nothing replaced"),
             };
-            let claimed = unguessable(&temp).ok_or_else(|| Error::Local {
-                path: remote.to_owned(),
-                source: std::io::Error::other("no randomness for a temporary name"),
-            })?;
+            let claimed = unguessable_for(&temp, remote)?;
             sftp.rename(&temp, &claimed, None)
                 .map_err(|_| raced("took the part this one wrote"))?;
             // Its size is what this upload wrote (a file that grew while sent included).
@@ -1065,10 +1067,7 @@ impl Client {
         let part = if options.resume {
             beside(local, "", ".part")
         } else {
-            unguessable(&beside(local, ".", ".netkit-get")).ok_or_else(|| Error::Local {
-                path: local.to_owned(),
-                source: std::io::Error::other("no randomness for a temporary name"),
-            })?
+            unguessable_for(&beside(local, ".", ".netkit-get"), local)?
         };
         // As sftp and scp: a new file takes the remote one's permissions (the umask
         // applied: a 0600 key stays private), one replaced keeps its own, and its owner and

@@ -110,7 +110,7 @@ fn a_line_over_64_kib_gets_an_error_and_the_connection_closes() {
     let started = std::time::Instant::now();
     let _ = talker.writer.write_all(&[b'x'; 4096]);
     let left = listener.line();
-    assert!(left.ends_with(" left") && !left.contains('x'), "{left}");
+    assert!(left.ends_with(" left (line too long)"), "{left}");
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "left after {:?}",
@@ -284,4 +284,58 @@ fn a_telnet_client_s_commands_are_answered_not_sent_as_text() {
     assert_eq!(listener.line(), "tel: \u{fffd}");
     assert_eq!(listener.line(), "tel: b\u{fffd}\u{fffd}\u{fffd}");
     assert_eq!(listener.line(), "tel: \u{fffd}\u{fffd}\u{fffd}c");
+}
+
+#[test]
+fn the_others_hear_why_a_member_left_and_a_newcomer_to_a_full_room_hears_it_is_full() {
+    let served = Served::start(&[
+        "chat",
+        "--bind",
+        "127.0.0.1:0",
+        "--threads",
+        "1",
+        "--idle-timeout",
+        "2",
+        "--max-connections",
+        "3",
+    ]);
+    let addr = served.addrs[0];
+    let mut keeper = Client::join(addr);
+    let mut quiet = Client::join(addr);
+    let quiet_name = keeper.line().replace(" joined", "").replace("* ", "");
+    let reset = Client::join(addr);
+    let reset_name = keeper.line().replace(" joined", "").replace("* ", "");
+    assert!(quiet.line().ends_with(" joined"));
+
+    // A fourth is refused and told why (it was closed without a word).
+    let mut refused = Client::connect(addr);
+    assert_eq!(refused.line(), "* error: the room is full; try again later");
+    assert_eq!(refused.line(), "");
+
+    // Closed with a line unread, the connection is reset: lost, not quit.
+    keeper.say("for everyone");
+    assert!(quiet.line().ends_with(": for everyone"));
+    std::thread::sleep(Duration::from_millis(200));
+    drop(reset);
+    assert_eq!(
+        keeper.line(),
+        format!("* {reset_name} left (connection lost)")
+    );
+    assert_eq!(
+        quiet.line(),
+        format!("* {reset_name} left (connection lost)")
+    );
+
+    // The keeper's /who keeps it busy; the quiet one says and hears nothing for 2 s.
+    let mut heard = Vec::new();
+    for _ in 0..20 {
+        keeper.say("/who");
+        let line = keeper.line();
+        if line.contains(" left") {
+            heard.push(line);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(heard, [format!("* {quiet_name} left (timed out)")]);
 }

@@ -1188,3 +1188,41 @@ fn an_upload_refused_before_it_ends_still_gets_its_answer() {
     stream.read_to_end(&mut reply).unwrap();
     assert_eq!(parse(&reply).status, 405);
 }
+
+#[test]
+fn a_client_past_max_connections_gets_503_as_from_a_full_proxy() {
+    // It was closed without a word: curl said "Empty reply from server", which reads as a
+    // broken server rather than a busy one.
+    let root = netkit_tests::work_dir().join("full-house");
+    std::fs::create_dir_all(&root).unwrap();
+    let served = Served::start(&[
+        "http",
+        "--bind",
+        "127.0.0.1:0",
+        "--threads",
+        "1",
+        "--max-connections",
+        "1",
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    // Half a request: busy, so not closed to make room as an idle keep-alive would be.
+    let mut busy = TcpStream::connect(served.addrs[0]).unwrap();
+    busy.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let out = Command::new("curl")
+        .args(["-s", "-S", "-i", "--max-time", "20"])
+        .arg(format!("http://{}/", served.addrs[0]))
+        .output()
+        .unwrap();
+    let reply = parse(&out.stdout);
+    assert_eq!(
+        reply.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(reply.header("connection").as_deref(), Some("close"));
+    assert_eq!(reply.body, b"503 Service Unavailable\n");
+    drop(busy);
+}

@@ -40,7 +40,8 @@ pub struct Args {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     threads: Option<usize>,
     /// Connections open at once; past it, an idle keep-alive connection (http) gives way to
-    /// the newcomer, else the newcomer is closed as soon as accepted.
+    /// the newcomer, else the newcomer is closed as soon as accepted (http answers it 503,
+    /// chat says the room is full).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_connections: usize,
     /// Close connections idle for this many seconds [default: never; http closes idle

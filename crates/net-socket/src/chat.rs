@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::handler::{ConnId, ConnInfo, Context, Handler, Service};
+use crate::handler::{CloseReason, ConnId, ConnInfo, Context, Handler, Service};
 
 /// The longest line accepted, newline (LF or CRLF) excluded; a longer one gets an error and
 /// the connection is closed.
@@ -27,7 +27,9 @@ any other line goes to everyone\n";
 /// Each client is `guest-N` until it sends `/nick NAME` (ASCII letters, digits, `-_.`, as IRC
 /// nicknames: a Cyrillic `а` could pass for `a`); its lines reach every other client as
 /// `NAME: line`, and the others see `* NAME joined`, `* NAME left` (`* NAME left: MESSAGE`
-/// after `/quit MESSAGE`) and `* OLD is now NEW`. `/who` lists who is here
+/// after `/quit MESSAGE`; `* NAME left (timed out)`, `(connection lost)`, `(dropped: not
+/// reading)` or `(line too long)` when the server closed it) and `* OLD is now NEW`. A client
+/// refused because the server is full is told so. `/who` lists who is here, in name order
 /// (`* N here: NAME, ...`, to the asker alone), `/help` lists the commands (to the asker),
 /// `/quit` leaves; commands take any case, another `/word` of letters is an error to its
 /// sender alone (a mistyped `/msg bob secret` went to everyone), and `//word` says `/word`;
@@ -79,6 +81,10 @@ impl Chat {
 
 impl Service for Chat {
     type Handler = Member;
+
+    fn refusal(&self) -> &[u8] {
+        b"* error: the room is full; try again later\n"
+    }
 
     fn connect(&self, _info: &ConnInfo) -> Member {
         Member {
@@ -206,6 +212,13 @@ impl std::fmt::Debug for Member {
 }
 
 impl Member {
+    /// Refuses a line over [`MAX_LINE`] and closes the connection.
+    fn too_long(&mut self, ctx: &mut Context<'_>) {
+        ctx.write(format!("* error: line longer than {MAX_LINE} bytes\n").as_bytes());
+        self.leave(ctx, b"", " (line too long)");
+        ctx.close();
+    }
+
     fn line(&mut self, ctx: &mut Context<'_>, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if self.left || line.iter().all(u8::is_ascii_whitespace) {
@@ -239,7 +252,7 @@ impl Member {
             b"/nick" => self.nick(ctx, arg),
             b"/quit" => {
                 // The others hear of it now, not once the client has closed its side too.
-                self.leave(ctx, arg);
+                self.leave(ctx, arg, "");
                 ctx.close();
             }
             b"/who" => self.who(ctx),
@@ -255,8 +268,9 @@ impl Member {
         }
     }
 
-    /// Leaves the room, telling the others, with `message` when there is one; once only.
-    fn leave(&mut self, ctx: &mut Context<'_>, message: &[u8]) {
+    /// Leaves the room, telling the others, with the member's `message` or the server's
+    /// `why` when there is one; once only.
+    fn leave(&mut self, ctx: &mut Context<'_>, message: &[u8], why: &str) {
         self.left = true;
         let id = ctx.id();
         let removed = self
@@ -270,6 +284,7 @@ impl Member {
             self.scratch.extend_from_slice(b"* ");
             self.scratch.extend_from_slice(name.as_bytes());
             self.scratch.extend_from_slice(b" left");
+            self.scratch.extend_from_slice(why.as_bytes());
             let message = message.trim_ascii();
             if !message.is_empty() {
                 self.scratch.extend_from_slice(b": ");
@@ -304,7 +319,7 @@ impl Member {
                 _ => rest[end - 1] == b'\r',
             };
             if self.partial.len() + end - usize::from(cr) > MAX_LINE {
-                too_long(ctx);
+                self.too_long(ctx);
                 return false;
             }
             self.allowance -= (self.partial.len() + end + 1) as f64;
@@ -321,7 +336,7 @@ impl Member {
         }
         // One byte more may be the CR of a CRLF still to come.
         if self.partial.len() + rest.len() > MAX_LINE + usize::from(rest.last() == Some(&b'\r')) {
-            too_long(ctx);
+            self.too_long(ctx);
             return false;
         }
         self.partial.extend_from_slice(rest);
@@ -337,7 +352,7 @@ impl Member {
             .values()
             .cloned()
             .collect();
-        names.sort_unstable();
+        names.sort_unstable_by(|a, b| natural_order(a, b));
         ctx.write(format!("* {} here: {}\n", names.len(), names.join(", ")).as_bytes());
     }
 
@@ -437,7 +452,17 @@ impl Handler for Member {
     }
 
     fn on_close(&mut self, ctx: &mut Context<'_>) {
-        self.leave(ctx, b"");
+        // The others are told why, as IRC's `Ping timeout`: a member who timed out or fell
+        // behind looked as if it had quit.
+        let why = match ctx.close_reason() {
+            Some(CloseReason::Lost) => " (connection lost)",
+            Some(CloseReason::IdleTimeout) => " (timed out)",
+            Some(CloseReason::NotReading) => " (dropped: not reading)",
+            Some(CloseReason::ShutdownTimeout) => " (server shut down)",
+            Some(CloseReason::Panicked) => " (server error)",
+            _ => "",
+        };
+        self.leave(ctx, b"", why);
     }
 }
 
@@ -479,7 +504,56 @@ fn printable(out: &mut Vec<u8>, text: &[u8]) {
     }
 }
 
-fn too_long(ctx: &mut Context<'_>) {
-    ctx.write(format!("* error: line longer than {MAX_LINE} bytes\n").as_bytes());
-    ctx.close();
+/// Orders names as a person reads them: `guest-2` before `guest-10`.
+fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let (na, rest_a) = split_number(a);
+                let (nb, rest_b) = split_number(b);
+                // With leading zeros dropped, fewer digits is the smaller number.
+                let (va, vb) = (without_zeros(na), without_zeros(nb));
+                let order = va
+                    .len()
+                    .cmp(&vb.len())
+                    .then(va.cmp(vb))
+                    .then(na.len().cmp(&nb.len()));
+                if order.is_ne() {
+                    return order;
+                }
+                (a, b) = (rest_a, rest_b);
+            }
+            (Some(x), Some(y)) if x == y => (a, b) = (&a[1..], &b[1..]),
+            (x, y) => return x.cmp(&y),
+        }
+    }
+}
+
+/// The leading digits of `s`, and the rest.
+fn split_number(s: &[u8]) -> (&[u8], &[u8]) {
+    s.split_at(s.iter().take_while(|b| b.is_ascii_digit()).count())
+}
+
+fn without_zeros(digits: &[u8]) -> &[u8] {
+    &digits[digits.iter().take_while(|&&d| d == b'0').count()..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::natural_order;
+
+    #[test]
+    fn names_sort_with_their_numbers_as_numbers() {
+        let mut names = vec![
+            "guest-10", "bob", "guest-2", "guest-02", "Alice", "guest-1x", "g",
+        ];
+        names.sort_by(|a, b| natural_order(a, b));
+        assert_eq!(
+            names,
+            [
+                "Alice", "bob", "g", "guest-1x", "guest-2", "guest-02", "guest-10"
+            ]
+        );
+    }
 }

@@ -44,6 +44,14 @@ pub trait Service: Send + Sync + 'static {
 
     /// Creates the handler of a freshly accepted connection.
     fn connect(&self, info: &ConnInfo) -> Self::Handler;
+
+    /// What a client refused because `max_connections` are open is sent before it is closed
+    /// (once, as far as the socket takes it): an HTTP 503, a line saying the room is full.
+    /// By default nothing: the connection is just closed, and the client cannot tell a full
+    /// server from a broken one.
+    fn refusal(&self) -> &[u8] {
+        &[]
+    }
 }
 
 impl<F, H> Service for F
@@ -88,7 +96,8 @@ pub trait Handler: 'static {
         ctx.close();
     }
 
-    /// The connection is gone; writes to it are discarded, sends to others still go out.
+    /// The connection is gone ([`Context::close_reason`] says why); writes to it are
+    /// discarded, sends to others still go out.
     fn on_close(&mut self, _ctx: &mut Context<'_>) {}
 
     /// The server is shutting down gracefully (it accepts no one new). By default the
@@ -108,6 +117,28 @@ pub trait Handler: 'static {
     fn is_idle(&self) -> bool {
         false
     }
+}
+
+/// Why a connection closed, as [`Context::close_reason`] tells [`Handler::on_close`]: a chat
+/// room says `left (timed out)` as an IRC server says `Ping timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The handler closed it, or the peer closed its side and the handler let it end.
+    Done,
+    /// Reading or writing failed: the peer reset it, or the network is gone.
+    Lost,
+    /// Silent for the server's `idle_timeout`.
+    IdleTimeout,
+    /// What other connections sent it waited unwritten past `max_pending_output`: the peer
+    /// does not read.
+    NotReading,
+    /// Idle (see [`Handler::is_idle`]), it made room for a newcomer at `max_connections`.
+    MadeRoom,
+    /// Still open when the server's `shutdown_timeout` passed.
+    ShutdownTimeout,
+    /// One of its handler's callbacks panicked.
+    Panicked,
 }
 
 /// Writes at least this large skip the queue when it is empty.
@@ -136,6 +167,7 @@ pub struct Context<'a> {
     /// Whether the handler wants input: `Some` when a callback paused or resumed reading.
     pub(crate) reading: &'a mut Option<bool>,
     pub(crate) max_pending_output: usize,
+    pub(crate) close_reason: Option<CloseReason>,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -227,6 +259,12 @@ impl Context<'_> {
     /// stopped reading, whose output would never be flushed.
     pub fn abort(&mut self) {
         *self.close = Close::Now;
+    }
+
+    /// Why the connection closed, in [`Handler::on_close`]; `None` before.
+    #[must_use]
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.close_reason
     }
 
     /// Bytes queued for this connection and not written yet.

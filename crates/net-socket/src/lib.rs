@@ -49,6 +49,6 @@ mod worker;
 pub use chat::{Chat, MAX_LINE, Member};
 pub use echo::Echo;
 pub use error::Error;
-pub use handler::{ConnId, ConnInfo, Context, Handler, Service};
+pub use handler::{CloseReason, ConnId, ConnInfo, Context, Handler, Service};
 pub use http::{HttpConn, HttpFiles};
 pub use server::{Server, ServerBuilder, ShutdownHandle, Stats, StatsSnapshot};

@@ -1,6 +1,6 @@
 //! One event loop: a `mio::Poll`, its listeners and the connections it accepted.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
@@ -12,7 +12,9 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::handler::{Close, ConnId, ConnInfo, Context, Handler, Service, TimerChange};
+use crate::handler::{
+    Close, CloseReason, ConnId, ConnInfo, Context, Handler, Service, TimerChange,
+};
 use crate::output::Output;
 use crate::server::{Counters, Message, Shared};
 
@@ -68,6 +70,8 @@ struct Conn<H> {
     /// down by every byte written, so that the handler's own output (a response streamed
     /// under the limit) does not count against its peers' messages.
     from_sends: u64,
+    /// Why it is closing, once that is known.
+    close_reason: Option<CloseReason>,
 }
 
 pub(crate) struct Worker<S: Service> {
@@ -147,7 +151,9 @@ impl<S: Service> Worker<S> {
                         "shutdown deadline passed: closing {} connections",
                         self.conns.len()
                     );
-                    self.for_each_conn(Self::close_now);
+                    self.for_each_conn(|worker, key| {
+                        worker.close_now(key, CloseReason::ShutdownTimeout);
+                    });
                     return Ok(());
                 }
             }
@@ -311,6 +317,7 @@ impl<S: Service> Worker<S> {
                 .refused
                 .fetch_add(1, Ordering::Relaxed);
             log::warn!("refusing {peer}: max_connections open");
+            self.refuse(stream);
             return;
         }
         if let Err(e) = stream.set_nodelay(true) {
@@ -364,6 +371,7 @@ impl<S: Service> Worker<S> {
             close_after_flush: false,
             lingering: None,
             from_sends: 0,
+            close_reason: None,
             reported_buffered: 0,
         });
         let counters = &self.shared.counters[self.index];
@@ -372,6 +380,20 @@ impl<S: Service> Worker<S> {
         self.callback(key, |h, ctx| h.on_connect(ctx));
         self.flush(key);
         self.deliver();
+    }
+
+    /// Tells a client refused at `max_connections` why, as far as its fresh socket takes it
+    /// at once. What it sent already is read first: closing with unread input resets the
+    /// connection, which would destroy the answer before the client reads it.
+    fn refuse(&mut self, mut stream: TcpStream) {
+        let refusal = self.service.refusal();
+        if refusal.is_empty() {
+            return;
+        }
+        let _ = stream.read(&mut self.read_buf);
+        if stream.write(refusal).is_ok() {
+            let _ = stream.shutdown(Shutdown::Write);
+        }
     }
 
     /// Runs one handler callback with a context for connection `key`.
@@ -394,6 +416,7 @@ impl<S: Service> Worker<S> {
             timer: &mut timer,
             reading: &mut reading,
             max_pending_output: self.shared.config.max_pending_output,
+            close_reason: conn.close_reason,
         };
         // A panicking handler costs its own connection only, as a panicking tokio task does:
         // unwinding out of here would end the loop and every connection on it.
@@ -405,6 +428,7 @@ impl<S: Service> Worker<S> {
                 conn.peer
             );
             close = Close::Now;
+            conn.close_reason.get_or_insert(CloseReason::Panicked);
         }
         sent(conn, &self.shared.counters[self.index], written);
         match close {
@@ -470,7 +494,7 @@ impl<S: Service> Worker<S> {
                 Ok(0) => {
                     conn.read_open = false;
                     if discarding {
-                        self.close_now(key);
+                        self.close_now(key, CloseReason::Done);
                     } else {
                         self.callback(key, |h, ctx| h.on_eof(ctx));
                         self.flush(key);
@@ -501,7 +525,7 @@ impl<S: Service> Worker<S> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     log::debug!("read from {}: {e}", conn.peer);
-                    self.close_now(key);
+                    self.close_now(key, CloseReason::Lost);
                     return;
                 }
             }
@@ -533,7 +557,7 @@ impl<S: Service> Worker<S> {
             Ok(written) => sent(conn, &self.shared.counters[self.index], written),
             Err(e) => {
                 log::debug!("write to {}: {e}", conn.peer);
-                self.close_now(key);
+                self.close_now(key, CloseReason::Lost);
                 return;
             }
         }
@@ -559,13 +583,13 @@ impl<S: Service> Worker<S> {
             && !conn.drained
         {
             if !conn.read_open {
-                self.close_now(key);
+                self.close_now(key, CloseReason::Done);
                 return;
             }
             // Closing with unread input would reset the connection and could destroy the
             // last response in flight; shut our side and drain theirs for a while instead.
             if conn.stream.shutdown(Shutdown::Write).is_err() {
-                self.close_now(key);
+                self.close_now(key, CloseReason::Lost);
                 return;
             }
             let now = Instant::now();
@@ -575,6 +599,7 @@ impl<S: Service> Worker<S> {
                 LINGER
             };
             conn.lingering = Some(now + within);
+            conn.close_reason.get_or_insert(CloseReason::Done);
             conn.last_active = now;
             come_back(&mut self.ready_again, conn, key);
             // Done as far as the handler can tell: it hears of the close now, not once the
@@ -623,18 +648,18 @@ impl<S: Service> Worker<S> {
             return false;
         };
         log::info!("closing idle {peer} to make room: max_connections open");
-        self.close_now(key);
+        self.close_now(key, CloseReason::MadeRoom);
         true
     }
 
-    fn close_now(&mut self, key: usize) {
-        if !self.conns.contains(key) {
-            return;
-        }
+    /// Closes the connection for `reason`, unless it was closing for another already.
+    fn close_now(&mut self, key: usize, reason: CloseReason) {
         // Writes to the closing connection itself are dropped with it below.
-        if let Some(conn) = self.conns.get_mut(key) {
-            conn.close_after_flush = true;
-        }
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.close_after_flush = true;
+        conn.close_reason.get_or_insert(reason);
         if self
             .conns
             .get(key)
@@ -691,7 +716,7 @@ impl<S: Service> Worker<S> {
         }
         if conn.from_sends > self.shared.config.max_pending_output as u64 {
             log::warn!("closing {}: it does not read what is sent to it", conn.peer);
-            self.close_now(to.key);
+            self.close_now(to.key, CloseReason::NotReading);
             return;
         }
         conn.from_sends += bytes.len() as u64;
@@ -716,9 +741,10 @@ impl<S: Service> Worker<S> {
             if conn
                 .lingering
                 .is_some_and(|until| now >= until || silent >= LINGER_SILENCE)
-                || idle.is_some_and(|idle| silent >= idle)
             {
-                worker.close_now(key);
+                worker.close_now(key, CloseReason::Done);
+            } else if idle.is_some_and(|idle| silent >= idle) {
+                worker.close_now(key, CloseReason::IdleTimeout);
             } else if conn.lingering.is_some() {
                 // Its handler is done (`on_close` came): a timer it left set is not fired,
                 // nor waited for: noted, the past one had the loop poll without blocking for

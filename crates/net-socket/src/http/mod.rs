@@ -254,8 +254,17 @@ impl HttpFiles {
     }
 }
 
+/// The answer of a client refused at `max_connections` (RFC 9110 allows a 5xx without Date).
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nServer: netkit\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Length: 24\r\nConnection: close\r\n\r\n\
+503 Service Unavailable\n";
+
 impl Service for HttpFiles {
     type Handler = HttpConn;
+
+    fn refusal(&self) -> &[u8] {
+        REFUSAL
+    }
 
     fn connect(&self, _info: &ConnInfo) -> HttpConn {
         HttpConn {

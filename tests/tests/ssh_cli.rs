@@ -2668,7 +2668,8 @@ fn sftp_session_has_local_commands_links_and_resumes() {
     );
     assert!(
         stdout.contains("sftp> version\nSFTP protocol version 3\n")
-            && stdout.contains("sftp> progress\nProgress meter disabled\n")
+            // A batch starts with the meter off, as sftp -b: `progress` turns it on.
+            && stdout.contains("sftp> progress\nProgress meter enabled\n")
             && stdout.contains("sftp> lls -d made\nmade\n"),
         "{stdout}"
     );

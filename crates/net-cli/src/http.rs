@@ -880,15 +880,10 @@ enum AuthType {
 fn download_bar(quiet: u8, total: Option<u64>) -> Option<indicatif::ProgressBar> {
     (quiet == 0 && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(total.unwrap_or(0));
-        let style = match total {
-            Some(_) => indicatif::ProgressStyle::with_template(
-                "{bytes}/{total_bytes} {wide_bar} {bytes_per_sec} {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            None => indicatif::ProgressStyle::with_template("{spinner} {bytes} {bytes_per_sec}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        };
-        bar.set_style(style);
+        bar.set_style(crate::progress::style(match total {
+            Some(_) => "{bytes}/{total_bytes} {wide_bar} {bytes_per_sec} {eta}",
+            None => "{spinner} {bytes} {bytes_per_sec}",
+        }));
         // Redrawn while nothing comes, its speed falling: a stalled download looked like a
         // running one.
         bar.enable_steady_tick(std::time::Duration::from_millis(500));

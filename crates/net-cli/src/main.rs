@@ -12,6 +12,7 @@ mod connect;
 mod exit;
 mod http;
 mod log_queue;
+mod progress;
 mod serve;
 mod sftp;
 mod sftp_prompt;

@@ -27,9 +27,11 @@ macro_rules! op_help {
 #[derive(clap::Args)]
 #[command(after_help = "\
 `netkit sftp [-b BATCHFILE] [user@]host[:DIR]` runs sftp's commands over one connection (put,
-get, ls, cd, lcd, pwd, lpwd, mkdir, rm, rmdir, chmod, rename, quit; `help` lists them), read from
-the batch file (`-`: stdin) or typed at the prompt; in a batch the first that fails ends it
-unless its line starts with `-`. `netkit sftp [user@]host:FILE [LOCAL]` fetches FILE, as sftp.
+get, reput, reget, ls, cd, pwd, mkdir, rm, rmdir, chmod, chown, chgrp, rename, ln -s, symlink,
+lcd, lls, lpwd, lmkdir, !COMMAND, progress, version, quit; `help` lists them), read from the
+batch file (`-`: stdin) or typed at the prompt; in a batch the first that fails ends it unless
+its line starts with `-`, and no progress bars are drawn until `progress`, as in sftp -b.
+`netkit sftp [user@]host:FILE [LOCAL]` fetches FILE, as sftp.
 
 Remote paths are [user@]host:PATH; the port is -P as in sftp and scp. Uploads go to a temporary
 name renamed into place: an interrupted upload never leaves a truncated file. Ctrl-C (SIGINT),
@@ -896,7 +898,8 @@ fn local_time(secs: u64) -> String {
         )
 }
 
-/// Whether transfers show a progress bar (a session's `progress` turns it off and on).
+/// Whether transfers show a progress bar (a session's `progress` turns it off and on; a
+/// batch starts with it off, as sftp's).
 pub(crate) static PROGRESS: AtomicBool = AtomicBool::new(true);
 
 /// A progress bar on stderr, only when it is a terminal.
@@ -919,9 +922,7 @@ impl Bar {
         let shown = PROGRESS.load(Ordering::Relaxed) && std::io::stderr().is_terminal();
         Bar(shown.then(|| {
             let bar = indicatif::ProgressBar::new(0);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
-                bar.set_style(style);
-            }
+            bar.set_style(crate::progress::style(template));
             bar.set_message(crate::exit::shown(label).into_owned());
             bar
         }))

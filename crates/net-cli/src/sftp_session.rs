@@ -118,6 +118,10 @@ pub fn run(client: &Client, start: &Path, batch: Option<&Path>, fsync: bool) -> 
         cwd,
         fsync,
     };
+    if batch.is_some() {
+        // As sftp -b: a batch's transfers draw no bars on the terminal that started it.
+        sftp::PROGRESS.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
     let mut input = if batch.is_none() && std::io::stdin().is_terminal() {
         Input::terminal(client, command_names())?
     } else {
@@ -304,8 +308,7 @@ impl Session<'_> {
                 .code(GENERIC)?,
             Line::Version => crate::exit::out(format_args!("SFTP protocol version 3"))?,
             Line::Progress => {
-                use std::sync::atomic::Ordering;
-                let on = !sftp::PROGRESS.fetch_xor(true, Ordering::Relaxed);
+                let on = !sftp::PROGRESS.fetch_xor(true, std::sync::atomic::Ordering::Relaxed);
                 crate::exit::out(format_args!(
                     "Progress meter {}",
                     if on { "enabled" } else { "disabled" }

@@ -1444,3 +1444,62 @@ fn preserve_keeps_mode_and_mtime() {
     let meta = std::fs::metadata(back.join("inner")).unwrap();
     assert_eq!((meta.mode() & 0o777, meta.mtime()), (0o700, 1_000_000_000));
 }
+
+#[test]
+fn a_host_certificate_is_never_taken_for_the_host_key() {
+    // libssh2 asked for the server's host certificate first and checked nothing in it: under
+    // accept-new an `unknown` line was written that never matched (any later key passed),
+    // and a revoked key wrapped in any certificate was let in. OpenSSH checks the plain key
+    // when no @cert-authority matches, as we now always do.
+    let kbd_port: u16 = env("NETKIT_TEST_SSH_KBD_PORT").parse().unwrap();
+    let dir = work_dir().join("host-certificate");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let host_ed25519 = std::fs::read_to_string(env("NETKIT_TEST_SSH_KNOWN_HOSTS"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with(&format!("[127.0.0.1]:{kbd_port} ssh-ed25519 ")))
+        .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        .unwrap();
+    let with = |name: &str, lines: &str, policy: HostKeyPolicy| {
+        let path = dir.join(name);
+        std::fs::write(&path, lines).unwrap();
+        let mut c = keyed();
+        c.port = kbd_port;
+        c.known_hosts = path.clone();
+        c.host_key_policy = policy;
+        (c, path)
+    };
+
+    let (accept, path) = with("accept-new", "", HostKeyPolicy::AcceptNew);
+    Client::connect(&accept).expect("accept-new takes the plain key");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("[127.0.0.1]:{kbd_port} {host_ed25519}\n")
+    );
+
+    let (revoked, _) = with(
+        "revoked",
+        &format!("@revoked * {host_ed25519}\n"),
+        HostKeyPolicy::AcceptNew,
+    );
+    let err = Client::connect(&revoked).expect_err("a revoked key must be refused");
+    assert!(matches!(err, Error::HostKeyRevoked { .. }), "{err}");
+
+    let ca = std::fs::read_to_string(env("NETKIT_TEST_SSH_HOST_CA")).unwrap();
+    let (by_authority, _) = with(
+        "cert-authority",
+        &format!("@cert-authority [127.0.0.1]:{kbd_port} {ca}"),
+        HostKeyPolicy::Strict,
+    );
+    let err = Client::connect(&by_authority).expect_err("netkit cannot check certificates");
+    assert!(
+        matches!(&err, Error::UnknownHostKey { algorithm, .. } if algorithm == "ssh-ed25519"),
+        "{err}"
+    );
+
+    let mut certificates_only = accept.clone();
+    certificates_only.host_key_algorithms = Some(vec!["ssh-ed25519-cert-v01@openssh.com".into()]);
+    let err = Client::connect(&certificates_only).expect_err("no algorithm left");
+    assert!(matches!(err, Error::BadOption { .. }), "{err}");
+}

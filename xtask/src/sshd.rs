@@ -11,7 +11,9 @@
 //! - `NETKIT_TEST_SSH_KNOWN_HOSTS`: a known_hosts file with the server's three host keys;
 //! - `NETKIT_TEST_SSH_AGENT`: the socket of a running ssh-agent holding `id_ecdsa`;
 //! - `NETKIT_TEST_SSH_KBD_PORT`: a second sshd, same host keys and account, that takes the
-//!   password only through keyboard-interactive (PAM), as many servers do.
+//!   password only through keyboard-interactive (PAM), as many servers do, and also holds a
+//!   host certificate for its ed25519 key, signed by `NETKIT_TEST_SSH_HOST_CA` (a public key),
+//!   as servers in organisations that use certificates do.
 
 use std::path::Path;
 use std::process::Command;
@@ -63,6 +65,14 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
     for kind in ["ed25519", "ecdsa", "rsa"] {
         keygen(&dir.join(format!("host_{kind}")), kind, "", &[])?;
     }
+    keygen(&dir.join("host_ca"), "ed25519", "", &[])?;
+    service::run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-s"])
+            .arg(dir.join("host_ca"))
+            .args(["-I", "netkit-test-host", "-h", "-n", "127.0.0.1"])
+            .arg(dir.join("host_ed25519.pub")),
+    )?;
     keygen(&keys.join("id_ed25519"), "ed25519", "", &[])?;
     keygen(&keys.join("id_ecdsa"), "ecdsa", "", &[])?;
     keygen(&keys.join("id_rsa"), "rsa", "", &[])?;
@@ -108,7 +118,10 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
     let (kbd_sshd, kbd_port) = spawn_sshd(
         &dir,
         "kbd",
-        "UsePAM yes\nPasswordAuthentication no\n",
+        &format!(
+            "UsePAM yes\nPasswordAuthentication no\nHostCertificate {}\n",
+            path_str(&dir.join("host_ed25519-cert.pub"))
+        ),
         &pam_sshd,
     )?;
 
@@ -162,6 +175,7 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
         ("KEYS", path_str(&keys)),
         ("KNOWN_HOSTS", path_str(&known_hosts_path)),
         ("AGENT", path_str(&agent_sock)),
+        ("HOST_CA", path_str(&dir.join("host_ca.pub"))),
     ];
     Ok(Started {
         services: vec![main_sshd, kbd_sshd, agent],

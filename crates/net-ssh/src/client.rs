@@ -104,15 +104,15 @@ impl Client {
                 chosen,
                 &[],
             )?;
-        } else if !known.is_empty() {
-            let set = session
-                .supported_algs(ssh2::MethodType::HostKey)
-                .and_then(|supported| {
-                    let preferred = known_hosts::algorithms_preferring(&known, &supported);
-                    session.method_pref(ssh2::MethodType::HostKey, &preferred)
-                });
+        } else {
+            let set = supported(&session, ssh2::MethodType::HostKey).and_then(|supported| {
+                let preferred = known_hosts::algorithms_preferring(&known, &supported);
+                session.method_pref(ssh2::MethodType::HostKey, &preferred)
+            });
+            // Not asking leaves libssh2 offering host certificates first, which no check of
+            // ours could match: refuse rather than connect unchecked.
             if let Err(e) = set {
-                log::debug!("{host}: cannot prefer the known host key types: {e}");
+                return Err(Error::ssh(&host, &e));
             }
         }
         // The handshake is part of connecting, as OpenSSH's ConnectTimeout covers the banner
@@ -289,6 +289,18 @@ impl Client {
         let algorithm = algorithm_name(kind).to_owned();
         let fingerprint = self.fingerprint();
         let name = config.known_hosts_name();
+        // No line can hold a key of a type we cannot name: without this, accept-new wrote an
+        // `unknown` line that never matched, and any later key passed.
+        if matches!(kind, HostKeyType::Unknown)
+            && !matches!(config.host_key_policy, HostKeyPolicy::Insecure)
+        {
+            return Err(Error::Handshake {
+                host: self.host.clone(),
+                reason: format!(
+                    "the server's host key ({fingerprint}) is of a type netkit cannot check"
+                ),
+            });
+        }
         let path = &config.known_hosts;
         let kh_error = |reason: String| Error::KnownHosts {
             path: path.clone(),
@@ -395,12 +407,23 @@ impl Client {
                 }
                 Ok(())
             }
-            (None, _) => Err(Error::UnknownHostKey {
-                host: name,
-                algorithm,
-                fingerprint,
-                known_hosts: path.clone(),
-            }),
+            (None, _) => {
+                if config
+                    .known_hosts_files()
+                    .any(|file| known_hosts::names_authority(file, &known_as, known_port))
+                {
+                    log::warn!(
+                        "{name}: known_hosts trusts a @cert-authority for it, but netkit cannot \
+                         check host certificates: add the host's own key"
+                    );
+                }
+                Err(Error::UnknownHostKey {
+                    host: name,
+                    algorithm,
+                    fingerprint,
+                    known_hosts: path.clone(),
+                })
+            }
         }
     }
 
@@ -800,11 +823,24 @@ pub fn supported_algorithms(kind: AlgorithmKind) -> Result<Vec<&'static str>, Er
         AlgorithmKind::Kex => ssh2::MethodType::Kex,
         AlgorithmKind::HostKey => ssh2::MethodType::HostKey,
     };
-    let mut names = session
-        .supported_algs(method)
-        .map_err(|e| Error::ssh("localhost", &e))?;
+    let mut names = supported(&session, method).map_err(|e| Error::ssh("localhost", &e))?;
     // Signals in the key exchange list, not key exchanges (ssh -Q kex leaves them out).
     names.retain(|name| !name.starts_with("ext-info-") && !name.starts_with("kex-strict-"));
+    Ok(names)
+}
+
+/// The algorithms of `method` libssh2 has and netkit offers: no host certificates
+/// (`*-cert-v01@openssh.com`), which libssh2 takes without checking their signer, dates or
+/// names, so that the server's plain key is sent and checked, as OpenSSH falls back to it
+/// when no `@cert-authority` matches.
+fn supported(
+    session: &Session,
+    method: ssh2::MethodType,
+) -> Result<Vec<&'static str>, ssh2::Error> {
+    let mut names = session.supported_algs(method)?;
+    if matches!(method, ssh2::MethodType::HostKey) {
+        names.retain(|name| !name.contains("-cert-"));
+    }
     Ok(names)
 }
 
@@ -842,9 +878,7 @@ fn prefer(
     wanted: &[String],
     also: &[&str],
 ) -> Result<(), Error> {
-    let supported = session
-        .supported_algs(ways[0])
-        .map_err(|e| Error::ssh(host, &e))?;
+    let supported = supported(session, ways[0]).map_err(|e| Error::ssh(host, &e))?;
     let mut known: Vec<&str> = wanted
         .iter()
         .map(String::as_str)

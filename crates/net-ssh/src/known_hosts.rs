@@ -110,6 +110,23 @@ fn key_blob(kind: &str, field: &str) -> Option<Vec<u8>> {
     (first == Some(kind.as_bytes()) && fields >= 2).then_some(blob)
 }
 
+/// Whether a `@cert-authority` line of `path` names `host` at `port`: the host may be known
+/// only through its certificate, which netkit cannot check.
+pub(crate) fn names_authority(path: &Path, host: &str, port: u16) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    let name = if port == 22 {
+        host.to_ascii_lowercase()
+    } else {
+        format!("[{}]:{port}", host.to_ascii_lowercase())
+    };
+    text.lines().any(|line| {
+        let mut fields = line.split_whitespace();
+        fields.next() == Some("@cert-authority") && fields.next().is_some_and(|h| names(h, &name))
+    })
+}
+
 /// Whether a `@revoked` line of `path` holds `key` (the server's public key blob). Such a
 /// key "must not ever be accepted" (sshd(8)), whatever host the line names.
 pub(crate) fn revoked(path: &Path, key: &[u8]) -> bool {

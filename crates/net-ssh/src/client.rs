@@ -172,10 +172,6 @@ impl Client {
                 .methods(ssh2::MethodType::CompCs)
                 .unwrap_or("unknown"),
         );
-        // Each keepalive asks for an answer: one that never comes tells a server gone (a
-        // link that drops everything, where TCP's own probes are answered on the way).
-        let every = u32::try_from(config.keepalive.as_secs().max(1)).unwrap_or(u32::MAX);
-        session.set_keepalive(true, every);
         let client = Client {
             session,
             socket,
@@ -190,6 +186,12 @@ impl Client {
         client.check_host_key(config)?;
         client.authenticate(config)?;
         log::debug!("{}: authenticated as {}", client.host, config.user);
+        // Each keepalive asks for an answer: one that never comes tells a server gone (a
+        // link that drops everything, where TCP's own probes are answered on the way). Not
+        // before authentication, as OpenSSH: Dropbear hangs up on any request then ("message
+        // 80 before userauth"), and libssh2 sends its first keepalive at its first wait.
+        let every = u32::try_from(config.keepalive.as_secs().max(1)).unwrap_or(u32::MAX);
+        client.session.set_keepalive(true, every);
         Ok(client)
     }
 
@@ -213,12 +215,7 @@ impl Client {
         &self,
         open: impl Fn(&Session) -> Result<T, ssh2::Error>,
     ) -> Result<T, Error> {
-        if let Some(why) = self.hung_up.get() {
-            return Err(Error::Ssh {
-                host: self.host.clone(),
-                reason: format!("the connection was closed when {why}; connect again"),
-            });
-        }
+        self.still_open()?;
         let blocking = self.session.is_blocking();
         self.session.set_blocking(false);
         let first = open(&self.session);
@@ -231,6 +228,17 @@ impl Client {
             other => other,
         }
         .map_err(|e| self.given_up(Error::ssh(&self.host, &e)))
+    }
+
+    /// Fails once the connection was closed under this client (see [`Client::is_closed`]).
+    pub(crate) fn still_open(&self) -> Result<(), Error> {
+        match self.hung_up.get() {
+            Some(why) => Err(Error::Ssh {
+                host: self.host.clone(),
+                reason: format!("the connection was closed when {why}; connect again"),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Whether the connection was closed under this client (a call that timed out hangs up

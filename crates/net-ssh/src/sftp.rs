@@ -121,6 +121,10 @@ impl Escaped {
     }
 }
 
+/// Writes in a row that libssh2 says took nothing before an upload is given up: a guard
+/// against spinning, should a call ever return at once with nothing sent.
+const MAX_ZERO_WRITES: u32 = 100_000;
+
 /// Whether `cancel` says stop.
 fn cancelled(cancel: Option<&AtomicBool>) -> bool {
     cancel.is_some_and(|flag| flag.load(Ordering::Relaxed))
@@ -139,7 +143,7 @@ fn send_window(
 ) -> Result<(), Copy> {
     let mut buf = vec![0; SEND_WINDOW];
     let (mut start, mut end, mut eof) = (0, 0, false);
-    let mut sent = 0u64;
+    let (mut sent, mut zeros) = (0u64, 0);
     // Why the upload stops early. What was handed to libssh2 is still written out first:
     // leaving its requests unacknowledged confuses the SFTP channel, and the next call (the
     // removal of the partial file) waited out the whole timeout.
@@ -171,8 +175,18 @@ fn send_window(
             return stop.map_or(Ok(()), Err);
         }
         match target.write(&buf[start..end]) {
-            Ok(0) => return Err(Copy::Remote(std::io::ErrorKind::WriteZero.into())),
+            // libssh2 sent what the channel's window took and nothing is acknowledged yet (a
+            // server with a small window, as Dropbear's 24 KiB): the next call goes on with
+            // it. Each such call waits for the socket; a server that never takes more ends it
+            // with the session's timeout.
+            Ok(0) => {
+                zeros += 1;
+                if zeros > MAX_ZERO_WRITES {
+                    return Err(Copy::Remote(std::io::ErrorKind::WriteZero.into()));
+                }
+            }
             Ok(n) => {
+                zeros = 0;
                 start += n;
                 sent += n as u64;
                 progress(sent);
@@ -464,8 +478,14 @@ impl Client {
         format!("{}:{}", self.host, path.display())
     }
 
+    /// Starts an SFTP channel plainly, not as [`Client::open`] starts an exec: an SFTP start
+    /// resumed after a non-blocking first try never reached Dropbear's sftp-server (every
+    /// put timed out), and the stall that saves costs an SFTP call nothing measurable.
     fn sftp(&self) -> Result<Sftp, Error> {
-        self.open(ssh2::Session::sftp)
+        self.still_open()?;
+        self.session
+            .sftp()
+            .map_err(|e| self.given_up(Error::ssh(&self.host, &e)))
     }
 
     /// The entries of the remote directory `dir`, without those whose name is not a plain

@@ -2299,6 +2299,27 @@ fn sftp_dash_is_standard_input_and_output() {
         err.contains("is a directory") && err.lines().count() == 1,
         "{err}"
     );
+    // A closed standard input (`<&-`, which Rust makes /dev/null) emptied the file, exit 0;
+    // an empty pipe still means an empty file.
+    let port = port().to_string();
+    let mut args = vec!["sftp", "put", "-P", &port];
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    let target = remote("in.bin");
+    args.extend(["-", &target]);
+    let out = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(&args)
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .wait_with_output();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(std::fs::read(base.join("in.bin")).unwrap() == data);
+    ok(sftp_fed(&["put", "-", &remote("in.bin")], b""));
+    assert_eq!(std::fs::metadata(base.join("in.bin")).unwrap().len(), 0);
 }
 
 /// Fails the test unless `out` is of a command that succeeded.

@@ -674,11 +674,34 @@ pub(crate) fn download(
     })
 }
 
+/// Whether standard input is /dev/null, as it is once closed.
+fn stdin_is_null() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    // /dev/stdin is fd 0's file, followed through /proc/self/fd.
+    match (
+        std::fs::metadata("/dev/stdin"),
+        std::fs::metadata("/dev/null"),
+    ) {
+        (Ok(stdin), Ok(null)) => (stdin.dev(), stdin.ino()) == (null.dev(), null.ino()),
+        _ => false,
+    }
+}
+
 /// Uploads standard input to `remote` (`put - host:PATH`, as curl's `-T -`).
 fn upload_stdin(client: &Client, remote: &Path, options: Transfer) -> Result<(), Failure> {
     if client.stat(remote).is_ok_and(|e| e.is_dir) {
         return Err(anyhow!(
             "{}: is a directory; name the file to write standard input to",
+            remote.display()
+        ))
+        .code(USAGE);
+    }
+    // Rust opens /dev/null in place of a closed stdin (`<&-`, a daemon's job): read, it
+    // replaced the remote file with nothing, exit 0. An empty upload is meant with a pipe.
+    if stdin_is_null() {
+        return Err(anyhow!(
+            "standard input is closed or /dev/null: {} not replaced with nothing (pipe an empty \
+             input to mean it: printf '' | netkit sftp put - ...)",
             remote.display()
         ))
         .code(USAGE);

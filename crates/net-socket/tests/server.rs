@@ -510,21 +510,31 @@ fn an_http_client_that_stops_reading_is_dropped_one_that_reads_slowly_is_not() {
     let root = tempfile::tempdir().unwrap();
     let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
     std::fs::write(root.path().join("big.bin"), &data).unwrap();
-    let timeout = Duration::from_millis(300);
+    let timeout = Duration::from_secs(2);
     let server = Running::start(
         ServerBuilder::new().threads(1),
         HttpFiles::new(root.path())
             .unwrap()
             .keep_alive_timeout(timeout),
     );
-    // As nginx's send_timeout: a whole timeout with no byte taken, and the slot is free.
+    // As nginx's send_timeout: a whole timeout with no byte taken, and the slot is free; not
+    // two or three (looked at once a timeout, a stuck client held it 180 s for 60).
     let mut stuck = server.connect();
+    let asked = Instant::now();
     stuck
         .write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
-    wait_until("the stuck client dropped", Duration::from_secs(5), || {
+    wait_until("the stuck client served", Duration::from_secs(5), || {
+        server.stats.snapshot().bytes_out > 0
+    });
+    wait_until("the stuck client dropped", Duration::from_secs(10), || {
         server.stats.snapshot().open_connections == 0
     });
+    let dropped = asked.elapsed();
+    assert!(
+        dropped >= timeout && dropped < timeout * 7 / 4,
+        "dropped after {dropped:?}"
+    );
     // A client taking a little now and then gets every byte.
     let mut slow = server.connect();
     slow.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")

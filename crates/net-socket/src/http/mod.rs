@@ -277,7 +277,7 @@ impl Service for HttpFiles {
             body_timer: false,
             eof: false,
             done: false,
-            pending_at_timer: None,
+            stalled: None,
             head_only: false,
         }
     }
@@ -304,9 +304,9 @@ pub struct HttpConn {
     /// The request being answered is a HEAD: no response to it has a body, an error's
     /// included (RFC 9110 9.3.2), or the next response's head would come after those bytes.
     head_only: bool,
-    /// The output still pending when the keep-alive timer last found some: the same again a
-    /// timeout later, and the client has stopped reading.
-    pending_at_timer: Option<u64>,
+    /// While a response goes out: the output pending, and since when it has been that much.
+    /// The same for a whole keep-alive timeout, and the client has stopped reading.
+    stalled: Option<(u64, Instant)>,
 }
 
 impl std::fmt::Debug for HttpConn {
@@ -374,7 +374,7 @@ impl HttpConn {
         } else if self.input.is_empty() {
             self.head_timer = false;
             self.body_timer = false;
-            ctx.set_timer(self.keep_alive_timeout);
+            self.watch(ctx);
         }
         if self.eof && (self.input.is_empty() || partial) {
             ctx.close();
@@ -919,6 +919,23 @@ impl HttpConn {
     }
 
     /// Writes a short plain-text error response.
+    /// Sets the timer that ends an idle keep-alive connection or, while a response goes out,
+    /// looks a quarter of the timeout later whether the client took any of it: looking once
+    /// a timeout, a client that stopped reading held its slot for two or three (180 s where
+    /// nginx's send_timeout takes 60).
+    fn watch(&mut self, ctx: &mut Context<'_>) {
+        let pending = ctx.pending_output();
+        if pending == 0 {
+            self.stalled = None;
+            ctx.set_timer(self.keep_alive_timeout);
+            return;
+        }
+        if self.stalled.is_none_or(|(before, _)| before != pending) {
+            self.stalled = Some((pending, Instant::now()));
+        }
+        ctx.set_timer(self.keep_alive_timeout / 4);
+    }
+
     fn error(
         &mut self,
         ctx: &mut Context<'_>,
@@ -1036,14 +1053,17 @@ impl Handler for HttpConn {
             self.skip_body = 0;
         }
         let pending = ctx.pending_output();
-        if pending == 0 {
+        if pending == 0 && self.stalled.is_none() {
             ctx.close();
             return;
         }
         // A response still going out: as nginx's send_timeout, a client that took none of it
         // for a whole timeout is dropped (waiting to flush would hold its slot and file for
         // ever); one that reads, however slowly, gets it all.
-        if self.pending_at_timer == Some(pending) {
+        if let Some((before, since)) = self.stalled
+            && before == pending
+            && since.elapsed() >= self.keep_alive_timeout
+        {
             log::info!(
                 "{}: took no response bytes in {:?}; closing",
                 ctx.peer(),
@@ -1052,8 +1072,7 @@ impl Handler for HttpConn {
             ctx.abort();
             return;
         }
-        self.pending_at_timer = Some(pending);
-        ctx.set_timer(self.keep_alive_timeout);
+        self.watch(ctx);
         if self.done {
             ctx.close();
         }

@@ -1311,3 +1311,64 @@ fn a_head_of_many_fields_is_named_as_such() {
     let err = client().get(&url).unwrap().send().expect_err("refused");
     assert!(err.to_string().contains("more fields"), "{err}");
 }
+
+#[test]
+fn a_body_from_a_named_pipe_goes_again_after_a_307_without_opening_it_again() {
+    // Opened again for the second sending, a FIFO waited for a new writer for ever: every
+    // 307, retry and Digest challenge hung. Multipart parts from a pipe went again empty.
+    let server = EchoServer::start();
+    let redirect = server.url("/redirect-to?status=307&url=/echo");
+    let fifo = work_dir().join("http-client-replay.fifo");
+    let feed = |data: &'static [u8]| {
+        let _ = std::fs::remove_file(&fifo);
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            std::fs::write(&fifo, data).unwrap();
+            // Should the client open it again, this lets it go (and the test fail) instead
+            // of hanging.
+            std::thread::sleep(Duration::from_secs(10));
+            let _ = std::os::unix::fs::OpenOptionsExt::custom_flags(
+                std::fs::OpenOptions::new().write(true),
+                nix::libc::O_NONBLOCK,
+            )
+            .open(&fifo);
+        })
+    };
+    let started = Instant::now();
+    let _writer = feed(b"piped body");
+    let got = echo(
+        client()
+            .request("PUT", &redirect)
+            .unwrap()
+            .file(&fifo)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(
+        (got["method"].as_str(), got["body"].as_str()),
+        (Some("PUT"), Some("piped body"))
+    );
+    let _writer = feed(b"piped part");
+    let parts = vec![Part::File {
+        name: "doc".into(),
+        path: fifo.clone(),
+        content_type: None,
+    }];
+    let got = echo(
+        client()
+            .post(&redirect)
+            .unwrap()
+            .multipart(parts)
+            .send()
+            .unwrap(),
+    );
+    let body = got["body"].as_str().unwrap();
+    assert!(body.contains("\r\n\r\npiped part\r\n"), "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -141,6 +141,8 @@ enum Body {
     },
     Multipart {
         parts: Vec<Part>,
+        /// Per part, what a part read from a pipe gave, to send it again.
+        replays: Vec<Arc<Mutex<Replay>>>,
         /// The body as a [`Request::preview`] showed it (`Content-Type` with its boundary,
         /// bytes): then sent as shown, since each ureq form draws its own boundary.
         shown: OnceLock<(String, Vec<u8>)>,
@@ -911,6 +913,9 @@ struct Replay {
     overflowed: bool,
     /// The body was sent once already.
     started: bool,
+    /// The pipe read, kept for the next sending: a named FIFO opened again waited for a new
+    /// writer for ever (each 307, retry and Digest challenge hung).
+    file: Option<File>,
 }
 
 /// The most bytes of a piped body kept to send it again.
@@ -1084,6 +1089,7 @@ impl Request {
             *name = quotable(name);
         }
         self.body = Body::Multipart {
+            replays: parts.iter().map(|_| Arc::default()).collect(),
             parts,
             shown: OnceLock::new(),
         };
@@ -1206,7 +1212,11 @@ impl Request {
                 }
                 None
             }
-            Body::Multipart { parts, shown } => {
+            Body::Multipart {
+                parts,
+                replays,
+                shown,
+            } => {
                 let built = shown.get().cloned().or_else(|| {
                     // Larger files stay streamed from disk, and unshown.
                     let files: u64 = parts
@@ -1220,7 +1230,7 @@ impl Request {
                     if files > SHOWN_FORM_LIMIT {
                         return None;
                     }
-                    let mut form = form(parts).ok()?;
+                    let mut form = form(parts, replays, &self.url).ok()?;
                     let content_type = form_type(&form);
                     let mut bytes = Vec::new();
                     std::io::Read::read_to_end(&mut form, &mut bytes).ok()?;
@@ -1575,7 +1585,7 @@ impl Request {
                 bytes(builder, data)?
             }
             Body::File(path) => {
-                let file = open(path)?;
+                let file = kept_or_open(&self.replay, path)?;
                 if let Some(ct) = self.guessed_type(path) {
                     builder = builder.header("Content-Type", ct);
                 }
@@ -1589,7 +1599,7 @@ impl Request {
                 } else {
                     // A pipe or device (`/dev/stdin`, `<(cmd)`) has no length to announce: it
                     // goes chunked, where ureq would take its size of 0 and send nothing.
-                    let body = self.replayed(path, file)?;
+                    let body = replayed(&self.replay, &self.url, path, file)?;
                     let body = ureq::SendBody::from_owned_reader(body);
                     self.run(builder.body(body).map_err(bad)?)
                 }
@@ -1614,17 +1624,22 @@ impl Request {
                         }
                     }
                     None => {
-                        let body = ureq::SendBody::from_owned_reader(self.replayed(name, file)?);
+                        let body = replayed(&self.replay, &self.url, name, file)?;
+                        let body = ureq::SendBody::from_owned_reader(body);
                         self.run(builder.body(body).map_err(bad)?)
                     }
                 }
             }
-            Body::Multipart { parts, shown } => match shown.get() {
+            Body::Multipart {
+                parts,
+                replays,
+                shown,
+            } => match shown.get() {
                 Some((content_type, data)) => {
                     bytes(builder.header("Content-Type", content_type), data)?
                 }
                 None => {
-                    let mut form = form(parts)?;
+                    let mut form = form(parts, replays, &self.url)?;
                     builder = builder.header("Content-Type", form_type(&form));
                     if self.chunked {
                         let body = ureq::SendBody::from_reader(&mut form);
@@ -1647,10 +1662,15 @@ const ACCEPT_ENCODING: &str = "gzip, deflate, br";
 /// from memory).
 const SHOWN_FORM_LIMIT: u64 = 16 << 20;
 
-/// ureq's `multipart/form-data` body of `parts`, files opened (not read).
-fn form(parts: &[Part]) -> Result<ureq::unversioned::multipart::Form<'_>, Error> {
+/// ureq's `multipart/form-data` body of `parts`, files opened (not read); one read from a
+/// pipe sends what its replay kept first.
+fn form<'a>(
+    parts: &'a [Part],
+    replays: &[Arc<Mutex<Replay>>],
+    url: &Url,
+) -> Result<ureq::unversioned::multipart::Form<'a>, Error> {
     let mut form = ureq::unversioned::multipart::Form::new();
-    for part in parts {
+    for (part, replay) in parts.iter().zip(replays) {
         form = match part {
             Part::Text { name, value } => form.text(name, value),
             Part::File {
@@ -1658,9 +1678,10 @@ fn form(parts: &[Part]) -> Result<ureq::unversioned::multipart::Form<'_>, Error>
                 path,
                 content_type,
             } => {
-                let file = open(path)?;
+                let file = kept_or_open(replay, path)?;
                 // ureq takes a file's size from its metadata: a pipe's 0 (`f@<(cmd)`) made
-                // the form's length wrong. One without a length goes chunked.
+                // the form's length wrong. One without a length goes chunked; sent again, it
+                // was an empty part.
                 let mut part = if file.metadata().is_ok_and(|m| sized(&m)) {
                     ureq::unversioned::multipart::Part::file(path).map_err(|source| {
                         Error::File {
@@ -1669,7 +1690,9 @@ fn form(parts: &[Part]) -> Result<ureq::unversioned::multipart::Form<'_>, Error>
                         }
                     })?
                 } else {
-                    let part = ureq::unversioned::multipart::Part::owned_reader(file);
+                    let part = ureq::unversioned::multipart::Part::owned_reader(replayed(
+                        replay, url, path, file,
+                    )?);
                     match mime_guess::from_path(path).first_raw() {
                         Some(mime) => part.mime_str(mime).map_err(|_| {
                             Error::BadRequest(format!("{name}: {mime:?} is not a MIME type"))
@@ -1707,30 +1730,6 @@ fn form_type(form: &ureq::unversioned::multipart::Form<'_>) -> String {
 impl Request {
     /// Runs one exchange on the agent, without the automatic headers the user removed.
     /// The body of a pipe `file`: what an earlier sending read of it, then the rest.
-    fn replayed(&self, path: &Path, file: File) -> Result<impl std::io::Read + use<>, Error> {
-        let mut replay = self.replay.lock().unwrap_or_else(PoisonError::into_inner);
-        if replay.overflowed {
-            return Err(Error::BadRequest(format!(
-                "{} asks for the body again, and the body read from {} cannot be sent twice \
-                 (over {} MiB of it came, more than is kept)",
-                self.url,
-                path.display(),
-                REPLAY_LIMIT >> 20
-            )));
-        }
-        let before = if replay.started {
-            replay.data.clone()
-        } else {
-            Vec::new()
-        };
-        replay.started = true;
-        let rest = Recorded {
-            file,
-            replay: Arc::clone(&self.replay),
-        };
-        Ok(std::io::Read::chain(std::io::Cursor::new(before), rest))
-    }
-
     fn run<S: ureq::AsSendBody>(
         &self,
         request: http::Request<S>,
@@ -1764,6 +1763,51 @@ fn check_header(name: &str, value: &str) -> Result<(), Error> {
         return Ok(());
     };
     Err(Error::BadRequest(format!("bad header {name:?}: {reason}")))
+}
+
+/// The pipe a first sending of `replay`'s body opened, or `path` opened now.
+fn kept_or_open(replay: &Mutex<Replay>, path: &Path) -> Result<File, Error> {
+    let replay = replay.lock().unwrap_or_else(PoisonError::into_inner);
+    match &replay.file {
+        Some(file) => file.try_clone().map_err(|source| Error::File {
+            path: path.to_owned(),
+            source,
+        }),
+        None => open(path),
+    }
+}
+
+/// The body read from the pipe `file` (named `path`): what earlier sendings read of it,
+/// kept in `replay`, then what it still gives, added to `replay` as it comes.
+fn replayed(
+    replay: &Arc<Mutex<Replay>>,
+    url: &Url,
+    path: &Path,
+    file: File,
+) -> Result<impl std::io::Read + use<>, Error> {
+    let mut kept = replay.lock().unwrap_or_else(PoisonError::into_inner);
+    if kept.overflowed {
+        return Err(Error::BadRequest(format!(
+            "{url} asks for the body again, and the body read from {} cannot be sent twice \
+             (over {} MiB of it came, more than is kept)",
+            path.display(),
+            REPLAY_LIMIT >> 20
+        )));
+    }
+    let before = if kept.started {
+        kept.data.clone()
+    } else {
+        Vec::new()
+    };
+    kept.started = true;
+    if kept.file.is_none() {
+        kept.file = file.try_clone().ok();
+    }
+    let rest = Recorded {
+        file,
+        replay: Arc::clone(replay),
+    };
+    Ok(std::io::Read::chain(std::io::Cursor::new(before), rest))
 }
 
 fn open(path: &Path) -> Result<File, Error> {

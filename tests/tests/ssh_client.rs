@@ -1503,3 +1503,33 @@ fn a_host_certificate_is_never_taken_for_the_host_key() {
     let err = Client::connect(&certificates_only).expect_err("no algorithm left");
     assert!(matches!(err, Error::BadOption { .. }), "{err}");
 }
+
+#[test]
+fn an_encrypted_pem_key_asks_for_its_passphrase_and_a_key_may_be_a_first_factor() {
+    // An encrypted PEM key without its passphrase failed as "authentication failed", never
+    // as a key to unlock: the CLI asked for the password instead (and sent the answer).
+    let mut pem = config();
+    pem.identities = vec![Identity::new(key("id_encrypted_pem"), None)];
+    let err = Client::connect(&pem).expect_err("no passphrase");
+    assert!(matches!(err, Error::Key { .. }), "{err}");
+    pem.identities = vec![Identity::new(
+        key("id_encrypted_pem"),
+        Some(env("NETKIT_TEST_SSH_PASSPHRASE")),
+    )];
+    Client::connect(&pem).expect("the passphrase unlocks it");
+
+    // `AuthenticationMethods publickey,keyboard-interactive`: the key is accepted, then PAM
+    // wants the password. The methods were read once, before the key, and keyboard-
+    // interactive was never tried.
+    let mut two = keyed();
+    two.port = env("NETKIT_TEST_SSH_TWO_FACTOR_PORT").parse().unwrap();
+    let err = Client::connect(&two).expect_err("the second factor is missing");
+    assert!(
+        matches!(&err, Error::Auth { accepted, .. } if accepted == "keyboard-interactive"),
+        "{err}"
+    );
+    two.password = Some(env("NETKIT_TEST_SSH_PASSWORD"));
+    let client = Client::connect(&two).expect("key, then password");
+    let out = client.exec("echo in", b"").unwrap();
+    assert_eq!(out.stdout, b"in\n");
+}

@@ -7,13 +7,16 @@
 //!   `NETKIT_TEST_SSH_PASSWORD`, `NETKIT_TEST_SSH_HOME` (the account's home directory);
 //! - `NETKIT_TEST_SSH_KEYS`: a directory of client keys the account accepts: `id_ed25519`,
 //!   `id_ecdsa`, `id_rsa` (OpenSSH format), `id_rsa_pem` (PEM), `id_encrypted` (ed25519 with
-//!   the passphrase in `NETKIT_TEST_SSH_PASSPHRASE`), and `id_unknown` (not accepted);
+//!   the passphrase in `NETKIT_TEST_SSH_PASSPHRASE`), `id_encrypted_pem` (RSA, PEM, the same
+//!   passphrase), and `id_unknown` (not accepted);
 //! - `NETKIT_TEST_SSH_KNOWN_HOSTS`: a known_hosts file with the server's three host keys;
 //! - `NETKIT_TEST_SSH_AGENT`: the socket of a running ssh-agent holding `id_ecdsa`;
 //! - `NETKIT_TEST_SSH_KBD_PORT`: a second sshd, same host keys and account, that takes the
 //!   password only through keyboard-interactive (PAM), as many servers do, and also holds a
 //!   host certificate for its ed25519 key, signed by `NETKIT_TEST_SSH_HOST_CA` (a public key),
-//!   as servers in organisations that use certificates do.
+//!   as servers in organisations that use certificates do;
+//! - `NETKIT_TEST_SSH_TWO_FACTOR_PORT`: a third, that wants a key and then the password
+//!   through keyboard-interactive (`AuthenticationMethods publickey,keyboard-interactive`).
 
 use std::path::Path;
 use std::process::Command;
@@ -78,6 +81,12 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
     keygen(&keys.join("id_rsa"), "rsa", "", &[])?;
     keygen(&keys.join("id_rsa_pem"), "rsa", "", &["-m", "PEM"])?;
     keygen(&keys.join("id_encrypted"), "ed25519", PASSPHRASE, &[])?;
+    keygen(
+        &keys.join("id_encrypted_pem"),
+        "rsa",
+        PASSPHRASE,
+        &["-m", "PEM"],
+    )?;
     keygen(&keys.join("id_unknown"), "ed25519", "", &[])?;
 
     let mut authorized = String::new();
@@ -87,6 +96,7 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
         "id_rsa",
         "id_rsa_pem",
         "id_encrypted",
+        "id_encrypted_pem",
     ] {
         authorized.push_str(&std::fs::read_to_string(keys.join(format!("{name}.pub")))?);
     }
@@ -125,6 +135,14 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
         &pam_sshd,
     )?;
 
+    // A key and then PAM's password, as a second factor often is.
+    let (two_factor_sshd, two_factor_port) = spawn_sshd(
+        &dir,
+        "two-factor",
+        "UsePAM yes\nPasswordAuthentication no\nAuthenticationMethods publickey,keyboard-interactive\n",
+        &pam_sshd,
+    )?;
+
     let mut known_hosts = String::new();
     for kind in ["ed25519", "ecdsa", "rsa"] {
         let public = std::fs::read_to_string(dir.join(format!("host_{kind}.pub")))?;
@@ -133,7 +151,7 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
             fields.next().unwrap_or_default(),
             fields.next().unwrap_or_default(),
         );
-        for p in [port, kbd_port] {
+        for p in [port, kbd_port, two_factor_port] {
             known_hosts.push_str(&format!("[127.0.0.1]:{p} {algo} {key}\n"));
         }
     }
@@ -168,6 +186,7 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
         ("HOST", "127.0.0.1".to_owned()),
         ("PORT", port.to_string()),
         ("KBD_PORT", kbd_port.to_string()),
+        ("TWO_FACTOR_PORT", two_factor_port.to_string()),
         ("USER", USER.to_owned()),
         ("PASSWORD", PASSWORD.to_owned()),
         ("PASSPHRASE", PASSPHRASE.to_owned()),
@@ -178,7 +197,7 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
         ("HOST_CA", path_str(&dir.join("host_ca.pub"))),
     ];
     Ok(Started {
-        services: vec![main_sshd, kbd_sshd, agent],
+        services: vec![main_sshd, kbd_sshd, two_factor_sshd, agent],
         env: vars
             .into_iter()
             .map(|(k, v)| (format!("NETKIT_TEST_SSH_{k}"), v))

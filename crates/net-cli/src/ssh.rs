@@ -329,7 +329,12 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                     hop.identities = unlocked_defaults.clone().unwrap_or_default();
                     continue;
                 }
-                let open = |c: &Config| c.password.is_none() && c.password_authentication;
+                // Not for a server that takes no password, as ssh never asks for one then.
+                let takes_password =
+                    accepted.contains("password") || accepted.contains("keyboard-interactive");
+                let open = |c: &Config| {
+                    takes_password && c.password.is_none() && c.password_authentication
+                };
                 let Some(hop) = refused_hop(config, &host, &user, open) else {
                     return Err(own(Error::Auth {
                         host,

@@ -537,10 +537,13 @@ impl Client {
             );
             match result {
                 Ok(()) if session.authenticated() => return true,
-                // LIBSSH2_ERROR_FILE: unreadable, malformed or wrongly decrypted key.
+                // LIBSSH2_ERROR_FILE: unreadable, malformed or wrongly decrypted key; an
+                // encrypted PEM or PKCS#8 key without its passphrase fails otherwise (and was
+                // never asked for: the password was, which the server may not even take).
                 Err(e)
-                    if e.code() == ssh2::ErrorCode::Session(-16)
-                        && !config.identities.is_empty() =>
+                    if !config.identities.is_empty()
+                        && (e.code() == ssh2::ErrorCode::Session(-16)
+                            || (identity.passphrase.is_none() && identity.is_encrypted())) =>
                 {
                     unusable.push(Error::Key {
                         path: identity.path,
@@ -572,26 +575,34 @@ impl Client {
             .password
             .as_ref()
             .filter(|_| config.password_authentication);
+        // What the server lists now: a key may have been a first factor, after which it wants
+        // another method (`AuthenticationMethods publickey,keyboard-interactive`).
+        let offered = |method: &str| {
+            session
+                .auth_methods(user)
+                .is_ok_and(|now| now.split(',').any(|m| m == method))
+        };
         for method in &config.auth_order {
             let done = match method {
                 AuthMethod::PublicKey if config.pubkey_authentication => {
                     self.keys_authenticate(config, &mut tried, &mut unusable)
                 }
-                AuthMethod::Password => password.is_some_and(|password| {
+                // Only while the server lists it, as OpenSSH: after a key that was a first
+                // factor it may want keyboard-interactive alone.
+                AuthMethod::Password if offered("password") => password.is_some_and(|password| {
                     self.attempt(&mut tried, "password");
                     session.userauth_password(user, password).is_ok() && session.authenticated()
                 }),
                 // Servers that take passwords only through PAM offer keyboard-interactive.
-                AuthMethod::KeyboardInteractive if accepted.contains("keyboard-interactive") => {
-                    password.is_some_and(|password| {
+                AuthMethod::KeyboardInteractive if offered("keyboard-interactive") => password
+                    .is_some_and(|password| {
                         self.attempt(&mut tried, "keyboard-interactive");
                         let mut answer = PasswordPrompt(password);
                         session
                             .userauth_keyboard_interactive(user, &mut answer)
                             .is_ok()
                             && session.authenticated()
-                    })
-                }
+                    }),
                 _ => false,
             };
             if done {
@@ -609,7 +620,8 @@ impl Client {
             host: self.host.clone(),
             user: user.clone(),
             tried,
-            accepted,
+            // What it wants now: after a key that was a first factor, the second.
+            accepted: session.auth_methods(user).map_or(accepted, str::to_owned),
         })
     }
 }

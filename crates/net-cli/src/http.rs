@@ -989,27 +989,33 @@ impl Style {
     /// Writes `body` formatted, with a line end, when it is JSON (perhaps after a prefix, see
     /// [`prefixed_json`]); false, and nothing written, when it is not.
     fn write_json(&self, out: &mut impl Write, body: &[u8]) -> anyhow::Result<bool> {
-        let Some((prefix, value)) = prefixed_json(body) else {
+        let Some((prefix, json)) = prefixed_json(body) else {
             return Ok(false);
         };
         out.write_all(prefix)?;
-        writeln!(out, "{}", self.json(value)?)?;
+        writeln!(out, "{}", self.json(json)?)?;
         Ok(true)
     }
 
-    /// `value` pretty-printed, four spaces an indent as httpie and xh print it, coloured when
-    /// colours are on.
-    fn json(&self, mut value: serde_json::Value) -> anyhow::Result<String> {
-        use serde::Serialize as _;
-        if self.sort {
+    /// `json` (valid JSON) pretty-printed, four spaces an indent as httpie and xh print it,
+    /// coloured when colours are on. Its tokens are kept as they are, as xh keeps them: read
+    /// into values, a number past 64 bits became a float (`18446744073709551617` showed as
+    /// `1.8446744073709552e19`) and of two equal keys one was lost. Sorted (`--sorted`), it
+    /// is read into values, as it must be to sort them.
+    fn json(&self, json: &str) -> anyhow::Result<String> {
+        let pretty = if self.sort {
+            use serde::Serialize as _;
+            let mut value: serde_json::Value = serde_json::from_str(json)?;
             value.sort_all_objects();
-        }
-        let mut out = Vec::new();
-        let indent = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-        value.serialize(&mut serde_json::Serializer::with_formatter(
-            &mut out, indent,
-        ))?;
-        let pretty = String::from_utf8(out)?;
+            let mut out = Vec::new();
+            let indent = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+            value.serialize(&mut serde_json::Serializer::with_formatter(
+                &mut out, indent,
+            ))?;
+            String::from_utf8(out)?
+        } else {
+            reindented(json, "    ")
+        };
         Ok(if self.on {
             colour_json(&pretty)
         } else {
@@ -1136,13 +1142,74 @@ fn may_be_json(content_type: &str) -> bool {
 
 /// `body` as JSON after what comes before its first `{` or `[`: a byte order mark or an
 /// anti-XSSI guard (`)]}',`), which httpie keeps in front of the formatted JSON.
-fn prefixed_json(body: &[u8]) -> Option<(&[u8], serde_json::Value)> {
-    if let Ok(value) = serde_json::from_slice(body) {
-        return Some((&[], value));
+fn prefixed_json(body: &[u8]) -> Option<(&[u8], &str)> {
+    let valid = |json: &[u8]| serde_json::from_slice::<serde::de::IgnoredAny>(json).is_ok();
+    let start = if valid(body) {
+        0
+    } else {
+        let start = body.iter().position(|&b| b == b'{' || b == b'[')?;
+        valid(&body[start..]).then_some(start)?
+    };
+    Some((&body[..start], std::str::from_utf8(&body[start..]).ok()?))
+}
+
+/// `json` (valid JSON) laid out as serde_json's pretty printer lays it out, `indent` a
+/// level, each token as it was.
+fn reindented(json: &str, indent: &str) -> String {
+    let mut out = String::with_capacity(json.len() * 2);
+    let mut depth = 0;
+    let line = |out: &mut String, depth: usize| {
+        out.push('\n');
+        for _ in 0..depth {
+            out.push_str(indent);
+        }
+    };
+    let mut rest = json.trim();
+    while let Some(c) = rest.chars().next() {
+        rest = &rest[c.len_utf8()..];
+        match c {
+            '"' => {
+                // The string as it was, escapes included, up to its closing quote.
+                let mut escaped = false;
+                let end = rest
+                    .char_indices()
+                    .find(|&(_, c)| {
+                        let closing = c == '"' && !escaped;
+                        escaped = c == '\\' && !escaped;
+                        closing
+                    })
+                    .map_or(rest.len(), |(at, _)| at + 1);
+                out.push('"');
+                out.push_str(&rest[..end]);
+                rest = &rest[end..];
+            }
+            '{' | '[' => {
+                let after = rest.trim_start();
+                if after.starts_with(['}', ']']) {
+                    out.push(c);
+                    out.push_str(&after[..1]);
+                    rest = &after[1..];
+                } else {
+                    out.push(c);
+                    depth += 1;
+                    line(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                line(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(',');
+                line(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_ascii_whitespace() => {}
+            c => out.push(c),
+        }
     }
-    let start = body.iter().position(|&b| b == b'{' || b == b'[')?;
-    let value = serde_json::from_slice(&body[start..]).ok()?;
-    Some((&body[..start], value))
+    out
 }
 
 /// Whether text begins as a JSON object or array does, perhaps after a byte order mark or an
@@ -1286,7 +1353,39 @@ fn colour_value(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::starts_as_json;
+    use super::{reindented, starts_as_json};
+
+    #[test]
+    fn json_is_laid_out_as_serde_json_does_with_every_token_kept() {
+        for json in [
+            r#"{"a":1,"b":[true,null,{"c":"d, e: [f]"}],"g":{},"h":[ ],"i":"q\"uo\\te"}"#,
+            "[ ]",
+            r#"  { "x" : [ 1 , 2.5 , -3 ] }  "#,
+            r#""just a string""#,
+        ] {
+            let value: serde_json::Value = serde_json::from_str(json).unwrap();
+            let mut expected = Vec::new();
+            let indent = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+            serde::Serialize::serialize(
+                &value,
+                &mut serde_json::Serializer::with_formatter(&mut expected, indent),
+            )
+            .unwrap();
+            assert_eq!(
+                reindented(json, "    "),
+                String::from_utf8(expected).unwrap()
+            );
+        }
+        // What a reading into values changed: a number past 64 bits, a second equal key, an
+        // escape.
+        assert_eq!(
+            reindented(
+                r#"{"n":18446744073709551617,"a":1,"a":2,"e":"\u00e9"}"#,
+                "  "
+            ),
+            "{\n  \"n\": 18446744073709551617,\n  \"a\": 1,\n  \"a\": 2,\n  \"e\": \"\\u00e9\"\n}"
+        );
+    }
 
     #[test]
     fn text_is_held_to_be_formatted_only_when_it_starts_as_json() {

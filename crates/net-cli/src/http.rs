@@ -998,24 +998,12 @@ impl Style {
     }
 
     /// `json` (valid JSON) pretty-printed, four spaces an indent as httpie and xh print it,
-    /// coloured when colours are on. Its tokens are kept as they are, as xh keeps them: read
-    /// into values, a number past 64 bits became a float (`18446744073709551617` showed as
-    /// `1.8446744073709552e19`) and of two equal keys one was lost. Sorted (`--sorted`), it
-    /// is read into values, as it must be to sort them.
+    /// coloured when colours are on, keys sorted when asked. Its tokens are kept as they
+    /// are, as xh keeps them: read into values, a number past 64 bits became a float
+    /// (`18446744073709551617` showed as `1.8446744073709552e19`) and of two equal keys one
+    /// was lost.
     fn json(&self, json: &str) -> anyhow::Result<String> {
-        let pretty = if self.sort {
-            use serde::Serialize as _;
-            let mut value: serde_json::Value = serde_json::from_str(json)?;
-            value.sort_all_objects();
-            let mut out = Vec::new();
-            let indent = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-            value.serialize(&mut serde_json::Serializer::with_formatter(
-                &mut out, indent,
-            ))?;
-            String::from_utf8(out)?
-        } else {
-            reindented(json, "    ")
-        };
+        let pretty = reindented(json, "    ", self.sort);
         Ok(if self.on {
             colour_json(&pretty)
         } else {
@@ -1154,62 +1142,152 @@ fn prefixed_json(body: &[u8]) -> Option<(&[u8], &str)> {
 }
 
 /// `json` (valid JSON) laid out as serde_json's pretty printer lays it out, `indent` a
-/// level, each token as it was.
-fn reindented(json: &str, indent: &str) -> String {
+/// level, each token as it was; with `sort`, each object's keys in order (equal ones kept).
+fn reindented(json: &str, indent: &str, sort: bool) -> String {
     let mut out = String::with_capacity(json.len() * 2);
-    let mut depth = 0;
-    let line = |out: &mut String, depth: usize| {
-        out.push('\n');
-        for _ in 0..depth {
-            out.push_str(indent);
-        }
-    };
-    let mut rest = json.trim();
-    while let Some(c) = rest.chars().next() {
-        rest = &rest[c.len_utf8()..];
-        match c {
-            '"' => {
-                // The string as it was, escapes included, up to its closing quote.
+    let mut rest = json;
+    Json::read(&mut rest).write(&mut out, 0, indent, sort);
+    out
+}
+
+/// `token` as shown: a string's escapes of printable characters written out (`"caf\u00e9"`
+/// shows as `"café"`, as httpie and serde_json show it); anything else as it is.
+fn shown_string(token: &str) -> std::borrow::Cow<'_, str> {
+    if token.starts_with('"')
+        && token.contains('\\')
+        && let Ok(text) = serde_json::from_str::<String>(token)
+        && let Ok(shown) = serde_json::to_string(&text)
+    {
+        return shown.into();
+    }
+    token.into()
+}
+
+/// A JSON text's values with their tokens as written.
+enum Json<'a> {
+    /// A string (quotes and escapes included), number, `true`, `false` or `null`.
+    Token(&'a str),
+    List(Vec<Json<'a>>),
+    Object(Vec<(&'a str, Json<'a>)>),
+}
+
+impl<'a> Json<'a> {
+    /// The value at the start of `rest` (valid JSON), which is left after it.
+    fn read(rest: &mut &'a str) -> Json<'a> {
+        *rest = rest.trim_start();
+        // Past an opening bracket: false when its closing one follows at once.
+        let opened = |rest: &mut &'a str, close: char| {
+            *rest = rest[1..].trim_start();
+            match rest.strip_prefix(close) {
+                Some(after) => {
+                    *rest = after;
+                    false
+                }
+                None => true,
+            }
+        };
+        // Past an element and what follows it: true when a comma announced another.
+        let more = |rest: &mut &'a str| {
+            *rest = rest.trim_start();
+            let comma = rest.starts_with(',');
+            *rest = &rest[1.min(rest.len())..];
+            comma
+        };
+        match rest.chars().next() {
+            Some('{') => {
+                let mut entries = Vec::new();
+                if opened(rest, '}') {
+                    while let Json::Token(key) = Json::read(rest) {
+                        let after_key = rest.trim_start();
+                        *rest = after_key.strip_prefix(':').unwrap_or(after_key);
+                        entries.push((key, Json::read(rest)));
+                        if !more(rest) {
+                            break;
+                        }
+                    }
+                }
+                Json::Object(entries)
+            }
+            Some('[') => {
+                let mut items = Vec::new();
+                if opened(rest, ']') {
+                    loop {
+                        items.push(Json::read(rest));
+                        if !more(rest) {
+                            break;
+                        }
+                    }
+                }
+                Json::List(items)
+            }
+            Some('"') => {
                 let mut escaped = false;
-                let end = rest
+                let end = rest[1..]
                     .char_indices()
                     .find(|&(_, c)| {
                         let closing = c == '"' && !escaped;
                         escaped = c == '\\' && !escaped;
                         closing
                     })
-                    .map_or(rest.len(), |(at, _)| at + 1);
-                out.push('"');
-                out.push_str(&rest[..end]);
-                rest = &rest[end..];
+                    .map_or(rest.len(), |(at, _)| at + 2);
+                let (token, after) = rest.split_at(end);
+                *rest = after;
+                Json::Token(token)
             }
-            '{' | '[' => {
-                let after = rest.trim_start();
-                if after.starts_with(['}', ']']) {
-                    out.push(c);
-                    out.push_str(&after[..1]);
-                    rest = &after[1..];
-                } else {
-                    out.push(c);
-                    depth += 1;
-                    line(&mut out, depth);
-                }
+            _ => {
+                let end = rest
+                    .find(|c: char| c == ',' || c == ']' || c == '}' || c.is_ascii_whitespace())
+                    .unwrap_or(rest.len());
+                let (token, after) = rest.split_at(end);
+                *rest = after;
+                Json::Token(token)
             }
-            '}' | ']' => {
-                depth = depth.saturating_sub(1);
-                line(&mut out, depth);
-                out.push(c);
-            }
-            ',' => {
-                out.push(',');
-                line(&mut out, depth);
-            }
-            ':' => out.push_str(": "),
-            c if c.is_ascii_whitespace() => {}
-            c => out.push(c),
         }
     }
-    out
+
+    fn write(&self, out: &mut String, depth: usize, indent: &str, sort: bool) {
+        let line = |out: &mut String, depth: usize| {
+            out.push('\n');
+            for _ in 0..depth {
+                out.push_str(indent);
+            }
+        };
+        match self {
+            Json::Token(token) => out.push_str(&shown_string(token)),
+            Json::List(items) if items.is_empty() => out.push_str("[]"),
+            Json::Object(entries) if entries.is_empty() => out.push_str("{}"),
+            Json::List(items) => {
+                out.push('[');
+                for (at, item) in items.iter().enumerate() {
+                    if at > 0 {
+                        out.push(',');
+                    }
+                    line(out, depth + 1);
+                    item.write(out, depth + 1, indent, sort);
+                }
+                line(out, depth);
+                out.push(']');
+            }
+            Json::Object(entries) => {
+                let mut shown: Vec<&(&str, Json)> = entries.iter().collect();
+                if sort {
+                    shown.sort_by_key(|(key, _)| *key);
+                }
+                out.push('{');
+                for (at, (key, value)) in shown.into_iter().enumerate() {
+                    if at > 0 {
+                        out.push(',');
+                    }
+                    line(out, depth + 1);
+                    out.push_str(&shown_string(key));
+                    out.push_str(": ");
+                    value.write(out, depth + 1, indent, sort);
+                }
+                line(out, depth);
+                out.push('}');
+            }
+        }
+    }
 }
 
 /// Whether text begins as a JSON object or array does, perhaps after a byte order mark or an
@@ -1372,18 +1450,23 @@ mod tests {
             )
             .unwrap();
             assert_eq!(
-                reindented(json, "    "),
+                reindented(json, "    ", false),
                 String::from_utf8(expected).unwrap()
             );
         }
-        // What a reading into values changed: a number past 64 bits, a second equal key, an
-        // escape.
+        // What a reading into values changed: a number past 64 bits, a second equal key.
         assert_eq!(
             reindented(
-                r#"{"n":18446744073709551617,"a":1,"a":2,"e":"\u00e9"}"#,
-                "  "
+                r#"{"n":18446744073709551617,"a":1,"a":2,"e":"\u00e9\n"}"#,
+                "  ",
+                false
             ),
-            "{\n  \"n\": 18446744073709551617,\n  \"a\": 1,\n  \"a\": 2,\n  \"e\": \"\\u00e9\"\n}"
+            "{\n  \"n\": 18446744073709551617,\n  \"a\": 1,\n  \"a\": 2,\n  \"e\": \"é\\n\"\n}"
+        );
+        // Sorted, equal keys stay, in the order they came.
+        assert_eq!(
+            reindented(r#"{"b":[{"z":1,"y":2}],"a":3,"b":4}"#, " ", true),
+            "{\n \"a\": 3,\n \"b\": [\n  {\n   \"y\": 2,\n   \"z\": 1\n  }\n ],\n \"b\": 4\n}"
         );
     }
 

@@ -96,6 +96,22 @@ fn get_and_head_with_content_types() {
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-length").as_deref(), Some("3000000"));
     assert!(head.body.is_empty());
+
+    // nginx's types where mime_guess's first surprises: a package came as RealAudio, HLS as
+    // DLNA and audio types.
+    for (name, expected) in [
+        ("pkg.rpm", "application/x-redhat-package-manager"),
+        ("seg.TS", "video/mp2t"),
+        ("live.m3u8", "application/vnd.apple.mpegurl"),
+    ] {
+        std::fs::write(dir.join(name), b"x").unwrap();
+        let head = curl(&["-I", &format!("{url}/{name}")]);
+        assert_eq!(
+            head.header("content-type").as_deref(),
+            Some(expected),
+            "{name}"
+        );
+    }
 }
 
 #[test]

@@ -631,9 +631,7 @@ impl HttpConn {
             .modified()
             .ok()
             .map(|t| t.clamp(SystemTime::UNIX_EPOCH, latest));
-        let content_type = mime_guess::from_path(&rel)
-            .first_raw()
-            .unwrap_or("application/octet-stream");
+        let content_type = content_type(Path::new(&rel));
         let len = meta.len();
         let etag = files::etag(modified, len);
         // A time still to come (a fast clock on the build host, an archive's local time) is
@@ -1076,6 +1074,24 @@ impl Handler for HttpConn {
         if self.done {
             ctx.close();
         }
+    }
+}
+
+/// The `Content-Type` of a file by its extension: mime_guess's first, but nginx's where the
+/// first is a surprise (`.rpm` came as RealAudio, HLS segments and playlists as DLNA and
+/// audio types: a browser took a package for audio, players refused the stream).
+fn content_type(path: &Path) -> &'static str {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("rpm") => "application/x-redhat-package-manager",
+        Some("ts") => "video/mp2t",
+        Some("m3u8") => "application/vnd.apple.mpegurl",
+        _ => mime_guess::from_path(path)
+            .first_raw()
+            .unwrap_or("application/octet-stream"),
     }
 }
 

@@ -5989,3 +5989,29 @@ fn two_transfers_of_one_name_at_once_lose_nothing() {
         assert!(err.contains("another user's"), "{err}");
     }
 }
+
+#[test]
+fn a_certificate_file_beside_a_key_is_said_to_go_unused() {
+    // OpenSSH offers KEY-cert.pub; libssh2 cannot, and the login failed without a word.
+    let dir = work_dir().join("cert-beside-key");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("id_ed25519");
+    std::fs::copy(key("id_ed25519"), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::copy(key("id_ed25519.pub"), dir.join("id_ed25519.pub")).unwrap();
+    let ca = env("NETKIT_TEST_SSH_HOST_CA");
+    let signed = Command::new("ssh-keygen")
+        .args(["-q", "-s", ca.trim_end_matches(".pub"), "-I", "user", "-n"])
+        .arg(env("NETKIT_TEST_SSH_USER"))
+        .arg(dir.join("id_ed25519.pub"))
+        .status();
+    assert!(signed.is_ok_and(|s| s.success()), "ssh-keygen -s");
+    let out = ssh_with(&["-i", copy.to_str().unwrap()], &["true"], b"");
+    ok(out.clone());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("id_ed25519-cert.pub: netkit cannot offer a certificate from a file"),
+        "{err}"
+    );
+}

@@ -528,6 +528,17 @@ impl Client {
                 }
                 continue;
             }
+            // OpenSSH offers KEY-cert.pub beside a key; libssh2 cannot offer a certificate
+            // from a file, and the login failed with nothing said of it.
+            let mut certificate = identity.path.clone().into_os_string();
+            certificate.push("-cert.pub");
+            if std::path::Path::new(&certificate).exists() {
+                log::warn!(
+                    "{}: netkit cannot offer a certificate from a file (the key is offered \
+                     alone); load the key into ssh-agent (ssh-add), which offers it",
+                    std::path::Path::new(&certificate).display()
+                );
+            }
             self.attempt(tried, format!("publickey {}", identity.path.display()));
             let result = session.userauth_pubkey_file(
                 user,

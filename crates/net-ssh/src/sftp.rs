@@ -483,9 +483,24 @@ impl Client {
     /// put timed out), and the stall that saves costs an SFTP call nothing measurable.
     fn sftp(&self) -> Result<Sftp, Error> {
         self.still_open()?;
-        self.session
-            .sftp()
-            .map_err(|e| self.given_up(Error::ssh(&self.host, &e)))
+        self.session.sftp().map_err(|e| {
+            self.given_up(match Error::ssh(&self.host, &e) {
+                // libssh2 says "no other error listed", or a timeout that was none, when
+                // what came back was no SFTP: a shell that prints at login (OpenSSH's sftp
+                // warns of it), or a forced command.
+                Error::Ssh { host, reason } if !reason.starts_with("connection closed") => {
+                    Error::Ssh {
+                        host,
+                        reason: format!(
+                            "the SFTP subsystem did not start ({reason}): is SFTP enabled for \
+                             this account, and does its shell print nothing for a command (a \
+                             .bashrc that prints breaks SFTP)?"
+                        ),
+                    }
+                }
+                other => other,
+            })
+        })
     }
 
     /// The entries of the remote directory `dir`, without those whose name is not a plain

@@ -221,8 +221,10 @@ const MAX_PARTS: usize = 16;
 
 /// Reads a `Range` header for a file of `len` bytes. Ranges that cannot be satisfied are
 /// dropped (416 when none is left); a malformed `bytes=` range (`9-1`, `abc`) is a 416 too,
-/// as RFC 9110 14.2 asks and nginx answers. Another unit, an empty list, more than
-/// [`MAX_PARTS`] ranges or ranges that overlap get the whole file, as RFC 9110 allows.
+/// as RFC 9110 14.2 asks and nginx answers. Ranges that overlap are joined, in the order of
+/// the file (RFC 9110 14.2 lets a server coalesce them; whole, `0-10,5-20` of a 5 GiB file
+/// was 5 GiB). Another unit, an empty list or more than [`MAX_PARTS`] ranges get the whole
+/// file, as RFC 9110 allows.
 pub(crate) fn range(header: &str, len: u64) -> Span {
     // The unit is case-insensitive (RFC 9110 14.1). An empty file has no range to give: it
     // goes whole, as from nginx.
@@ -252,7 +254,13 @@ pub(crate) fn range(header: &str, len: u64) -> Span {
     let mut sorted = parts.clone();
     sorted.sort_unstable();
     if sorted.windows(2).any(|pair| pair[1].0 <= pair[0].1) {
-        return Span::Whole;
+        parts.clear();
+        for (start, end) in sorted {
+            match parts.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => parts.push((start, end)),
+            }
+        }
     }
     match parts.as_slice() {
         [] => Span::Unsatisfiable,
@@ -691,7 +699,11 @@ mod tests {
             Span::Part { start: 0, end: 1 }
         );
         assert_eq!(range("bytes=200-,300-", 100), Span::Unsatisfiable);
-        assert_eq!(range("bytes=0-5,5-6", 100), Span::Whole);
+        assert_eq!(range("bytes=0-5,5-6", 100), Span::Part { start: 0, end: 6 });
+        assert_eq!(
+            range("bytes=50-60,0-1,55-70,3-4", 100),
+            Span::Parts(vec![(0, 1), (3, 4), (50, 70)])
+        );
         assert_eq!(range("bytes=0-1,x", 100), Span::Unsatisfiable);
         assert_eq!(range("bytes=abc", 100), Span::Unsatisfiable);
         assert_eq!(range("bytes=", 100), Span::Whole);

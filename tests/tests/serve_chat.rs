@@ -288,7 +288,7 @@ fn a_telnet_client_s_commands_are_answered_not_sent_as_text() {
 
 #[test]
 fn the_others_hear_why_a_member_left_and_a_newcomer_to_a_full_room_hears_it_is_full() {
-    let served = Served::start(&[
+    let mut served = Served::start(&[
         "chat",
         "--bind",
         "127.0.0.1:0",
@@ -338,4 +338,14 @@ fn the_others_hear_why_a_member_left_and_a_newcomer_to_a_full_room_hears_it_is_f
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(heard, [format!("* {quiet_name} left (timed out)")]);
+
+    // Stopped, the server says so, as IRC's "Server shutdown".
+    assert!(served.terminate(Duration::from_secs(10)).success());
+    let rest: Vec<String> = std::iter::from_fn(|| Some(keeper.line()).filter(|l| !l.is_empty()))
+        .take(10)
+        .collect();
+    assert!(
+        rest.iter().any(|l| l == "* the server is shutting down"),
+        "{rest:?}"
+    );
 }

@@ -29,7 +29,7 @@ any other line goes to everyone\n";
 /// `NAME: line`, and the others see `* NAME joined`, `* NAME left` (`* NAME left: MESSAGE`
 /// after `/quit MESSAGE`; `* NAME left (timed out)`, `(connection lost)`, `(dropped: not
 /// reading)` or `(line too long)` when the server closed it) and `* OLD is now NEW`. A client
-/// refused because the server is full is told so. `/who` lists who is here, in name order
+/// refused because the server is full is told so, and each member when the server shuts down. `/who` lists who is here, in name order
 /// (`* N here: NAME, ...`, to the asker alone), `/help` lists the commands (to the asker),
 /// `/quit` leaves; commands take any case, another `/word` of letters is an error to its
 /// sender alone (a mistyped `/msg bob secret` went to everyone), and `//word` says `/word`;
@@ -448,6 +448,13 @@ impl Handler for Member {
     fn on_eof(&mut self, ctx: &mut Context<'_>) {
         let last = std::mem::take(&mut self.partial);
         self.line(ctx, &last);
+        ctx.close();
+    }
+
+    fn on_shutdown(&mut self, ctx: &mut Context<'_>) {
+        // As an IRC server's "Server shutdown": the others' "left" notices that follow read
+        // as if each had quit.
+        ctx.write(b"* the server is shutting down\n");
         ctx.close();
     }
 

@@ -2195,3 +2195,26 @@ fn an_output_file_that_cannot_be_written_is_refused_before_the_request() {
         );
     }
 }
+
+#[test]
+fn an_empty_part_is_replaced_without_a_warning() {
+    // A download stopped before its first byte leaves an empty part: `-c` then warned that
+    // "a resume would have gone on from it", when there was nothing to go on from.
+    let server = EchoServer::start();
+    let url = server.url("/bytes/1000");
+    let dest = work_dir().join("http-cli-empty-part.bin");
+    let mut part = dest.clone().into_os_string();
+    part.push(".part");
+    for (flags, held, warned) in [(&["-c"][..], &b""[..], false), (&[][..], b"earlier", true)] {
+        let _ = std::fs::remove_file(&dest);
+        std::fs::write(&part, held).unwrap();
+        let mut args = vec!["-d"];
+        args.extend_from_slice(flags);
+        args.extend(["-o", dest.to_str().unwrap(), &url]);
+        let out = http(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert_eq!(err.contains("is replaced"), warned, "{flags:?}: {err}");
+        assert_eq!(std::fs::metadata(&dest).unwrap().len(), 1000);
+    }
+}

@@ -644,11 +644,14 @@ fn open_part(
             {
                 return Err(e);
             }
-            log::warn!(
-                "{}: what an earlier download left there is replaced (a resume would have \
-                 gone on from it)",
-                part.display()
-            );
+            // An empty one holds nothing to lose (one stopped before its first byte came).
+            if meta.len() > 0 {
+                log::warn!(
+                    "{}: what an earlier download left there is replaced (a resume would have \
+                     gone on from it)",
+                    part.display()
+                );
+            }
             std::fs::remove_file(part)?;
         }
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),

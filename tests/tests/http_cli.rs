@@ -2218,3 +2218,17 @@ fn an_empty_part_is_replaced_without_a_warning() {
         assert_eq!(std::fs::metadata(&dest).unwrap().len(), 1000);
     }
 }
+
+#[test]
+fn at_dash_with_a_closed_stdin_sends_nothing() {
+    // A closed stdin (a cron job's, `<&-`), which Rust makes /dev/null, sent an empty body,
+    // exit 0: a PUT wiped what it was meant to replace.
+    let server = EchoServer::start();
+    let out = http(&["PUT", &server.url("/echo"), "@-"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("standard input is closed or /dev/null"),
+        "{err}"
+    );
+}

@@ -620,6 +620,13 @@ const STDIN: &str = "/dev/stdin";
 /// to show it left nothing to send.
 fn with_body(request: Request, path: PathBuf, shown: bool) -> Result<Request, Failure> {
     let stdin = path == Path::new(STDIN);
+    if stdin && crate::stdin_is_null() {
+        return Err(anyhow!(
+            "@-: standard input is closed or /dev/null: no body sent in place of the data \
+             meant (pipe an empty input to send an empty body)"
+        ))
+        .code(USAGE);
+    }
     let regular = !stdin && std::fs::metadata(&path).is_ok_and(|m| m.is_file());
     let cannot_read = |e: std::io::Error| {
         failure(net_http::Error::File {
@@ -1271,7 +1278,11 @@ impl<'a> Json<'a> {
             Json::Object(entries) => {
                 let mut shown: Vec<&(&str, Json)> = entries.iter().collect();
                 if sort {
-                    shown.sort_by_key(|(key, _)| *key);
+                    // By the keys as read, escapes undone: raw, `"\u0041"` came before `"B"`
+                    // and `"a b"` before `"a"`.
+                    shown.sort_by_cached_key(|(key, _)| {
+                        serde_json::from_str::<String>(key).unwrap_or_default()
+                    });
                 }
                 out.push('{');
                 for (at, (key, value)) in shown.into_iter().enumerate() {
@@ -1463,7 +1474,11 @@ mod tests {
             ),
             "{\n  \"n\": 18446744073709551617,\n  \"a\": 1,\n  \"a\": 2,\n  \"e\": \"é\\n\"\n}"
         );
-        // Sorted, equal keys stay, in the order they came.
+        // Sorted by the keys as read, equal keys staying in the order they came.
+        assert_eq!(
+            reindented(r#"{"B":1,"\u0041":2,"a b":3,"a":4}"#, "", true),
+            "{\n\"A\": 2,\n\"B\": 1,\n\"a\": 4,\n\"a b\": 3\n}"
+        );
         assert_eq!(
             reindented(r#"{"b":[{"z":1,"y":2}],"a":3,"b":4}"#, " ", true),
             "{\n \"a\": 3,\n \"b\": [\n  {\n   \"y\": 2,\n   \"z\": 1\n  }\n ],\n \"b\": 4\n}"

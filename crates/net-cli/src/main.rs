@@ -327,6 +327,20 @@ fn spawn<T: Send + 'static>(
         .context("cannot start a thread")
 }
 
+/// Whether standard input is /dev/null, as it is once closed (Rust opens /dev/null in
+/// place of a closed one): read as a body, it sent nothing in place of the data meant.
+pub(crate) fn stdin_is_null() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    // /dev/stdin is fd 0's file, followed through /proc/self/fd.
+    match (
+        std::fs::metadata("/dev/stdin"),
+        std::fs::metadata("/dev/null"),
+    ) {
+        (Ok(stdin), Ok(null)) => (stdin.dev(), stdin.ino()) == (null.dev(), null.ino()),
+        _ => false,
+    }
+}
+
 /// Asks for a password on the terminal, its echo off. rpassword reads in raw mode and, on
 /// Ctrl-C, raises SIGINT before it puts the terminal back: the process died and left the
 /// shell with no echo, line editing or Ctrl-C. SIGINT is held for this thread meanwhile,

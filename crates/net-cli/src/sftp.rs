@@ -674,19 +674,6 @@ pub(crate) fn download(
     })
 }
 
-/// Whether standard input is /dev/null, as it is once closed.
-fn stdin_is_null() -> bool {
-    use std::os::unix::fs::MetadataExt as _;
-    // /dev/stdin is fd 0's file, followed through /proc/self/fd.
-    match (
-        std::fs::metadata("/dev/stdin"),
-        std::fs::metadata("/dev/null"),
-    ) {
-        (Ok(stdin), Ok(null)) => (stdin.dev(), stdin.ino()) == (null.dev(), null.ino()),
-        _ => false,
-    }
-}
-
 /// Uploads standard input to `remote` (`put - host:PATH`, as curl's `-T -`).
 fn upload_stdin(client: &Client, remote: &Path, options: Transfer) -> Result<(), Failure> {
     if client.stat(remote).is_ok_and(|e| e.is_dir) {
@@ -698,7 +685,7 @@ fn upload_stdin(client: &Client, remote: &Path, options: Transfer) -> Result<(),
     }
     // Rust opens /dev/null in place of a closed stdin (`<&-`, a daemon's job): read, it
     // replaced the remote file with nothing, exit 0. An empty upload is meant with a pipe.
-    if stdin_is_null() {
+    if crate::stdin_is_null() {
         return Err(anyhow!(
             "standard input is closed or /dev/null: {} not replaced with nothing (pipe an empty \
              input to mean it: printf '' | netkit sftp put - ...)",

@@ -1532,4 +1532,9 @@ fn an_encrypted_pem_key_asks_for_its_passphrase_and_a_key_may_be_a_first_factor(
     let client = Client::connect(&two).expect("key, then password");
     let out = client.exec("echo in", b"").unwrap();
     assert_eq!(out.stdout, b"in\n");
+    // `password,publickey`: the key, tried first, was not tried again once the password had
+    // been taken.
+    two.port = env("NETKIT_TEST_SSH_PASSWORD_FIRST_PORT").parse().unwrap();
+    let client = Client::connect(&two).expect("password, then key");
+    assert_eq!(client.exec("echo in", b"").unwrap().stdout, b"in\n");
 }

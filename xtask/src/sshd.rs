@@ -16,7 +16,9 @@
 //!   host certificate for its ed25519 key, signed by `NETKIT_TEST_SSH_HOST_CA` (a public key),
 //!   as servers in organisations that use certificates do;
 //! - `NETKIT_TEST_SSH_TWO_FACTOR_PORT`: a third, that wants a key and then the password
-//!   through keyboard-interactive (`AuthenticationMethods publickey,keyboard-interactive`).
+//!   through keyboard-interactive (`AuthenticationMethods publickey,keyboard-interactive`);
+//! - `NETKIT_TEST_SSH_PASSWORD_FIRST_PORT`: a fourth, that wants the password and then a key
+//!   (`AuthenticationMethods password,publickey`).
 
 use std::path::Path;
 use std::process::Command;
@@ -142,6 +144,13 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
         "UsePAM yes\nPasswordAuthentication no\nAuthenticationMethods publickey,keyboard-interactive\n",
         &pam_sshd,
     )?;
+    // The password first, then a key.
+    let (password_first_sshd, password_first_port) = spawn_sshd(
+        &dir,
+        "password-first",
+        "UsePAM no\nPasswordAuthentication yes\nAuthenticationMethods password,publickey\n",
+        Path::new(sshd()),
+    )?;
 
     let mut known_hosts = String::new();
     for kind in ["ed25519", "ecdsa", "rsa"] {
@@ -151,7 +160,7 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
             fields.next().unwrap_or_default(),
             fields.next().unwrap_or_default(),
         );
-        for p in [port, kbd_port, two_factor_port] {
+        for p in [port, kbd_port, two_factor_port, password_first_port] {
             known_hosts.push_str(&format!("[127.0.0.1]:{p} {algo} {key}\n"));
         }
     }
@@ -187,6 +196,7 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
         ("PORT", port.to_string()),
         ("KBD_PORT", kbd_port.to_string()),
         ("TWO_FACTOR_PORT", two_factor_port.to_string()),
+        ("PASSWORD_FIRST_PORT", password_first_port.to_string()),
         ("USER", USER.to_owned()),
         ("PASSWORD", PASSWORD.to_owned()),
         ("PASSPHRASE", PASSPHRASE.to_owned()),
@@ -197,7 +207,13 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
         ("HOST_CA", path_str(&dir.join("host_ca.pub"))),
     ];
     Ok(Started {
-        services: vec![main_sshd, kbd_sshd, two_factor_sshd, agent],
+        services: vec![
+            main_sshd,
+            kbd_sshd,
+            two_factor_sshd,
+            password_first_sshd,
+            agent,
+        ],
         env: vars
             .into_iter()
             .map(|(k, v)| (format!("NETKIT_TEST_SSH_{k}"), v))

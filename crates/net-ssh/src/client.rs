@@ -586,41 +586,23 @@ impl Client {
             .password
             .as_ref()
             .filter(|_| config.password_authentication);
-        // What the server lists now: a key may have been a first factor, after which it wants
-        // another method (`AuthenticationMethods publickey,keyboard-interactive`).
-        let offered = |method: &str| {
-            session
-                .auth_methods(user)
-                .is_ok_and(|now| now.split(',').any(|m| m == method))
-        };
-        for method in &config.auth_order {
-            let done = match method {
-                AuthMethod::PublicKey if config.pubkey_authentication => {
-                    self.keys_authenticate(config, &mut tried, &mut unusable)
-                }
-                // Only while the server lists it, as OpenSSH: after a key that was a first
-                // factor it may want keyboard-interactive alone.
-                AuthMethod::Password if offered("password") => password.is_some_and(|password| {
-                    self.attempt(&mut tried, "password");
-                    session.userauth_password(user, password).is_ok() && session.authenticated()
-                }),
-                // Servers that take passwords only through PAM offer keyboard-interactive.
-                AuthMethod::KeyboardInteractive if offered("keyboard-interactive") => password
-                    .is_some_and(|password| {
-                        self.attempt(&mut tried, "keyboard-interactive");
-                        let mut answer = PasswordPrompt(password);
-                        session
-                            .userauth_keyboard_interactive(user, &mut answer)
-                            .is_ok()
-                            && session.authenticated()
-                    }),
-                _ => false,
-            };
-            if done {
-                for problem in &unusable {
-                    log::warn!("{problem}; passed over");
-                }
+        // A method that was a first factor changes what the server lists: a second pass takes
+        // the methods it lists then (`publickey,keyboard-interactive` wants PAM after the
+        // key; `password,publickey` the key after the password, which came first). The list
+        // is asked for again only then: past the first, each asking counts against sshd's
+        // MaxAuthTries.
+        let mut listed = accepted.clone();
+        for pass in 0..2 {
+            if self.pass(config, password, &listed, &mut tried, &mut unusable) {
                 return Ok(());
+            }
+            match session.auth_methods(user) {
+                Ok(now) if pass == 0 && now != listed => listed = now.to_owned(),
+                Ok(now) => {
+                    listed = now.to_owned();
+                    break;
+                }
+                Err(_) => break,
             }
         }
         // Nothing got in: the key named that could not be used is the likely reason.
@@ -632,8 +614,52 @@ impl Client {
             user: user.clone(),
             tried,
             // What it wants now: after a key that was a first factor, the second.
-            accepted: session.auth_methods(user).map_or(accepted, str::to_owned),
+            accepted: listed,
         })
+    }
+
+    /// Tries each method of [`Config::auth_order`] that `listed` (the server's list) names,
+    /// once, as OpenSSH tries only those; true when in.
+    fn pass(
+        &self,
+        config: &Config,
+        password: Option<&String>,
+        listed: &str,
+        tried: &mut Vec<String>,
+        unusable: &mut Vec<Error>,
+    ) -> bool {
+        let (user, session) = (&config.user, &self.session);
+        // A server that would not list them (the request failed) is tried with each.
+        let offered = |method: &str| listed.is_empty() || listed.split(',').any(|m| m == method);
+        for method in &config.auth_order {
+            let done = match method {
+                AuthMethod::PublicKey if config.pubkey_authentication && offered("publickey") => {
+                    self.keys_authenticate(config, tried, unusable)
+                }
+                AuthMethod::Password if offered("password") => password.is_some_and(|password| {
+                    self.attempt(tried, "password");
+                    session.userauth_password(user, password).is_ok() && session.authenticated()
+                }),
+                // Servers that take passwords only through PAM offer keyboard-interactive.
+                AuthMethod::KeyboardInteractive if offered("keyboard-interactive") => password
+                    .is_some_and(|password| {
+                        self.attempt(tried, "keyboard-interactive");
+                        let mut answer = PasswordPrompt(password);
+                        session
+                            .userauth_keyboard_interactive(user, &mut answer)
+                            .is_ok()
+                            && session.authenticated()
+                    }),
+                _ => false,
+            };
+            if done {
+                for problem in unusable.iter() {
+                    log::warn!("{problem}; passed over");
+                }
+                return true;
+            }
+        }
+        false
     }
 }
 

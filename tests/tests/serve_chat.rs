@@ -340,12 +340,22 @@ fn the_others_hear_why_a_member_left_and_a_newcomer_to_a_full_room_hears_it_is_f
     assert_eq!(heard, [format!("* {quiet_name} left (timed out)")]);
 
     // Stopped, the server says so, as IRC's "Server shutdown".
+    let _other = Client::join(addr);
+    assert!(keeper.line().ends_with(" joined"));
     assert!(served.terminate(Duration::from_secs(10)).success());
     let rest: Vec<String> = std::iter::from_fn(|| Some(keeper.line()).filter(|l| !l.is_empty()))
         .take(10)
         .collect();
     assert!(
         rest.iter().any(|l| l == "* the server is shutting down"),
+        "{rest:?}"
+    );
+    // The others it hears of before its own close leave as the server closes them, not as
+    // if each had quit.
+    assert!(
+        rest.iter()
+            .filter(|l| l.contains(" left"))
+            .all(|l| l.ends_with(" left (server shutting down)")),
         "{rest:?}"
     );
 }

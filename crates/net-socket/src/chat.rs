@@ -455,6 +455,7 @@ impl Handler for Member {
         // As an IRC server's "Server shutdown": the others' "left" notices that follow read
         // as if each had quit.
         ctx.write(b"* the server is shutting down\n");
+        self.leave(ctx, b"", " (server shutting down)");
         ctx.close();
     }
 

@@ -28,18 +28,19 @@ any other line goes to everyone\n";
 /// nicknames: a Cyrillic `а` could pass for `a`); its lines reach every other client as
 /// `NAME: line`, and the others see `* NAME joined`, `* NAME left` (`* NAME left: MESSAGE`
 /// after `/quit MESSAGE`; `* NAME left (timed out)`, `(connection lost)`, `(dropped: not
-/// reading)` or `(line too long)` when the server closed it) and `* OLD is now NEW`. A client
-/// refused because the server is full is told so, and each member when the server shuts down. `/who` lists who is here, in name order
+/// reading)`, `(line too long)` or `(server shutting down)` when the server closed it) and
+/// `* OLD is now NEW`. A client refused because the server is full is told so, and each
+/// member when the server shuts down. `/who` lists who is here, in name order
 /// (`* N here: NAME, ...`, to the asker alone), `/help` lists the commands (to the asker),
 /// `/quit` leaves; commands take any case, another `/word` of letters is an error to its
 /// sender alone (a mistyped `/msg bob secret` went to everyone), and `//word` says `/word`;
-/// other lines starting with `/` (`/usr/bin/env`, `// note`) are said as they are. Any other line
-/// is sent, its control characters dropped; blank lines are not sent; a last line without a
-/// newline is sent when the client closes. A client never receives its own lines. A member
+/// other lines starting with `/` (`/usr/bin/env`, `// note`) are said as they are. Any other
+/// line is sent, its control characters dropped; blank lines are not sent; a last line without
+/// a newline is sent when the client closes. A client never receives its own lines. A member
 /// sends up to 64 KiB at once and 16 KiB a second after that: faster, its input waits.
-/// Telnet's commands are taken out of the input, its option requests refused. A client joins when a loop accepts it and hears of those who join after it: of
-/// two clients connecting at the same moment to different loops, the one its loop accepted
-/// first hears of the other.
+/// Telnet's commands are taken out of the input, its option requests refused. A client joins
+/// when a loop accepts it and hears of those who join after it: of two clients connecting at
+/// the same moment to different loops, the one its loop accepted first hears of the other.
 #[derive(Clone, Default)]
 pub struct Chat {
     room: Arc<Room>,

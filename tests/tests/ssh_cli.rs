@@ -2988,6 +2988,74 @@ fn a_file_of_several_that_fails_is_gone_past_as_sftp_goes_on() {
 }
 
 #[test]
+fn in_a_session_quotes_and_backslashes_keep_wildcard_characters_plain_as_in_sftp() {
+    let (remote, local) = fresh_dirs("sftp-quoted-wildcards");
+    for name in ["star*", "star1", "keep1", "log[1]", "log1", "b[x", "a\\b"] {
+        std::fs::write(remote.join(name), name).unwrap();
+    }
+    std::fs::create_dir(remote.join("e1")).unwrap();
+    std::fs::create_dir(remote.join("e*")).unwrap();
+    for name in ["a.txt", ".env", "report[1].txt", "report1.txt"] {
+        std::fs::write(local.join(name), name).unwrap();
+    }
+    let batch = local.join("batch");
+    std::fs::write(
+        &batch,
+        format!(
+            "lcd {}\ncd {}\nrm \"star*\"\nrm log\\[1\\]\n-rm 'keep*'\nrmdir e*\nget b[x\n\
+             get 'a\\b'\nmkdir up\nput * up\nput \"report[1].txt\" q1\nput report\\[1\\].txt q2\n",
+            local.display(),
+            remote.display(),
+        ),
+    )
+    .unwrap();
+    let port = port().to_string();
+    let mut args = vec!["sftp", "-b", batch.to_str().unwrap(), "-P", &port];
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    let target = dest();
+    args.push(&target);
+    let out = netkit(&args, b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // Only the files named went: `star*` not `star1`, `log[1]` not `log1`, no `keep*` at
+    // all (an error the `-` went past), the directory `e*` not `e1`.
+    let left = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        left(&remote),
+        [
+            "a\\b", "b[x", "e1", "keep1", "log1", "q1", "q2", "star1", "up"
+        ]
+    );
+    assert!(err.contains("keep*: no such file"), "{err}");
+    assert_eq!(std::fs::read(local.join("b[x")).unwrap(), b"b[x");
+    assert_eq!(std::fs::read(local.join("a\\b")).unwrap(), b"a\\b");
+    // `put *` leaves the dot file at home, as glob(3); a quoted or escaped `[1]` is the file
+    // of that name, not report1.txt.
+    assert_eq!(
+        left(&remote.join("up")),
+        [
+            "a.txt",
+            "a\\b",
+            "b[x",
+            "batch",
+            "report1.txt",
+            "report[1].txt"
+        ]
+    );
+    for copy in ["q1", "q2"] {
+        assert_eq!(std::fs::read(remote.join(copy)).unwrap(), b"report[1].txt");
+    }
+}
+
+#[test]
 fn sftp_wildcards_for_get_ls_and_rm() {
     let remote = remote_dir("sftp-cli-wildcards");
     let local = work_dir().join("sftp-cli-wildcards");

@@ -1090,6 +1090,61 @@ fn a_cancelled_transfer_leaves_no_partial_file_and_the_session_goes_on() {
 }
 
 #[test]
+fn sftp_calls_share_one_channel_and_one_that_died_is_started_again() {
+    let base = remote_dir("sftp-one-channel");
+    let local = work_dir().join("sftp-one-channel.txt");
+    std::fs::write(&local, "one channel\n").unwrap();
+    let client = Client::connect(&keyed()).unwrap();
+    let who = client.exec("echo $SSH_CLIENT", b"").unwrap();
+    let port = String::from_utf8(who.stdout).unwrap();
+    let port = port.split_whitespace().nth(1).unwrap().to_owned();
+    let put = |name: &str| {
+        client.put(
+            &local,
+            &base.join(name),
+            Transfer::default(),
+            &mut |_, _| {},
+        )
+    };
+    put("a.txt").unwrap();
+    client.ls(&base).unwrap();
+    client
+        .get(
+            &base.join("a.txt"),
+            &work_dir().join("sftp-one-channel.back"),
+            Transfer::default(),
+            &mut |_, _| {},
+        )
+        .unwrap();
+    client.rm(&base.join("a.txt")).unwrap();
+    // sshd says so when a channel asks for SFTP (LogLevel VERBOSE), naming the client's port.
+    let starts = || {
+        std::fs::read_to_string(env("NETKIT_TEST_SSH_LOG"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("subsystem 'sftp'") && l.contains(&format!(" port {port} ")))
+            .count()
+    };
+    assert_eq!(starts(), 1);
+    // The SFTP server's process killed under the kept channel (the exec's siblings are the
+    // connection's channels): the next call fails, the one after starts a new channel.
+    let killed = client
+        .exec(
+            "for p in $(pgrep -P $PPID); do [ $p = $$ ] || kill -9 $p; done",
+            b"",
+        )
+        .unwrap();
+    assert!(killed.status.success(), "{killed:?}");
+    let err = put("b.txt").expect_err("the channel is gone");
+    assert!(
+        err.to_string().contains("the next call starts another"),
+        "{err}"
+    );
+    put("c.txt").unwrap();
+    assert_eq!(starts(), 2);
+}
+
+#[test]
 fn sftp_directories_and_file_management() {
     let base = remote_dir("sftp-manage");
     let local = work_dir().join("sftp-tree");

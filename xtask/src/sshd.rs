@@ -205,6 +205,7 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
         ("KNOWN_HOSTS", path_str(&known_hosts_path)),
         ("AGENT", path_str(&agent_sock)),
         ("HOST_CA", path_str(&dir.join("host_ca.pub"))),
+        ("LOG", path_str(&dir.join("sshd-main.log"))),
     ];
     Ok(Started {
         services: vec![
@@ -243,7 +244,7 @@ MaxSessions 100
 GatewayPorts clientspecified
 AcceptEnv NETKIT_TEST_*
 Ciphers +aes128-cbc,aes256-cbc
-LogLevel INFO
+LogLevel VERBOSE
 "
     );
     let conf = dir.join(format!("sshd_config-{name}"));

@@ -388,12 +388,15 @@ pub const OPERATIONS: [&str; 10] = [
 /// Set by the first SIGINT, SIGTERM or SIGHUP during a transfer, and which one it was.
 static CANCEL: AtomicBool = AtomicBool::new(false);
 static CANCELLED_BY: AtomicI32 = AtomicI32::new(0);
+/// Set while a session's local command runs: a SIGINT (Ctrl-C) is the command's, as
+/// system(3) leaves it to the child.
+pub(crate) static LOCAL_COMMAND: AtomicBool = AtomicBool::new(false);
 
 /// `options` stopped by SIGINT, SIGTERM or SIGHUP (a closed terminal left a get's hidden
 /// temporary file behind): the transfer removes its partial file and ends with
 /// `Error::Cancelled`; a second signal exits at once (a transfer can be waiting on a server
 /// that went silent).
-fn interruptible(options: Transfer) -> Result<Transfer, Failure> {
+pub(crate) fn interruptible(options: Transfer) -> Result<Transfer, Failure> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     // Once per process: a session's second transfer must not add a second listener, which
     // would take the first signal for the second one and exit.
@@ -404,6 +407,9 @@ fn interruptible(options: Transfer) -> Result<Transfer, Failure> {
             |mut signals| {
                 let watching = crate::spawn(move || {
                     for signal in signals.forever() {
+                        if signal == SIGINT && LOCAL_COMMAND.load(Ordering::Relaxed) {
+                            continue;
+                        }
                         if CANCEL.swap(true, Ordering::Relaxed) {
                             std::process::exit(128 + signal);
                         }
@@ -571,7 +577,7 @@ pub fn run(args: Args) -> Outcome {
 
 /// Uploads `locals` to `remote`, into it when it is a directory (keeping the names, as scp
 /// and sftp do).
-pub(crate) fn upload<S: AsRef<str>>(
+pub(crate) fn upload<S: AsRef<Path>>(
     client: &Client,
     locals: &[S],
     remote: &Path,
@@ -595,7 +601,7 @@ pub(crate) fn upload<S: AsRef<str>>(
     let options = interruptible(options)?;
     let mut pairs = Vec::new();
     for local in locals {
-        let local = Path::new(local.as_ref());
+        let local = local.as_ref();
         let name = local
             .file_name()
             .ok_or_else(|| anyhow!("bad local path {}", local.display()))

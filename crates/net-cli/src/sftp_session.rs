@@ -17,21 +17,27 @@ use crate::sftp_prompt::Input;
 #[derive(clap::Parser)]
 #[command(no_binary_name = true, disable_help_subcommand = true)]
 enum Line {
-    /// Upload: put [-r] [-p] [-a] LOCAL [REMOTE]
+    /// Upload: put [-r] [-p] [-a] [-f] LOCAL [REMOTE]
     #[command(alias = "mput")]
     Put {
         #[command(flatten)]
         flags: sftp::TransferFlags,
+        /// Flush each file to disk before it takes its name (as sftp's put -f).
+        #[arg(short = 'f')]
+        fsync: bool,
         local: String,
         remote: Option<String>,
     },
-    /// Download: get [-r] [-p] [-a] REMOTE [LOCAL]
+    /// Download: get [-r] [-p] [-a] [-f] REMOTE [LOCAL]
     #[command(alias = "mget")]
     Get {
         #[command(flatten)]
         flags: sftp::TransferFlags,
+        /// Flush each file to disk before it takes its name (as sftp's get -f).
+        #[arg(short = 'f')]
+        fsync: bool,
         remote: String,
-        local: Option<PathBuf>,
+        local: Option<String>,
     },
     /// List: ls [-1afhlnrSt] [PATH]
     #[command(alias = "dir", disable_help_flag = true)]
@@ -43,16 +49,16 @@ enum Line {
     /// Change the remote directory: cd [PATH] (the login directory without one)
     #[command(alias = "chdir")]
     Cd { path: Option<String> },
-    /// Change the local directory: lcd PATH
+    /// Change the local directory: lcd [PATH] (the home directory without one)
     #[command(alias = "lchdir")]
-    Lcd { path: PathBuf },
+    Lcd { path: Option<String> },
     /// List local files: lls [LS-OPTIONS] [PATH...] (the local ls)
     Lls {
         #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
         args: Vec<String>,
     },
     /// Create a local directory: lmkdir PATH
-    Lmkdir { path: PathBuf },
+    Lmkdir { path: String },
     /// Make a symbolic link: ln -s TARGET LINK
     Ln {
         #[arg(short = 's')]
@@ -189,11 +195,11 @@ impl Session<'_> {
     fn perform(&mut self, text: &str) -> Result<bool, Failure> {
         sftp::forget_signals();
         if let Some(command) = text.strip_prefix('!') {
-            local_shell(command);
+            local_shell(command)?;
             return Ok(true);
         }
-        let mut words = shlex::split(text)
-            .ok_or_else(|| anyhow!("{text}: an unbalanced quote"))
+        let mut words = words(text)
+            .ok_or_else(|| anyhow!("{text}: an unbalanced quote, or a backslash at the end"))
             .code(USAGE)?;
         // reget and reput are get -a and put -a, as in sftp.
         if let Some(first) = words.first_mut()
@@ -237,11 +243,12 @@ impl Session<'_> {
         match parsed.code(USAGE)? {
             Line::Put {
                 flags,
+                fsync,
                 local,
                 remote,
             } => {
-                let remote = self.remote(remote.as_deref().unwrap_or("."));
-                let options = flags.transfer(self.fsync);
+                let remote = self.remote_plain(remote.as_deref().unwrap_or("."));
+                let options = flags.transfer(self.fsync || fsync);
                 let locals = local_matches(&local)?;
                 if locals.len() > 1 && !self.client.stat(&remote).is_ok_and(|e| e.is_dir) {
                     return Err(anyhow!(
@@ -255,11 +262,12 @@ impl Session<'_> {
             }
             Line::Get {
                 flags,
+                fsync,
                 remote,
                 local,
             } => {
-                let options = flags.transfer(self.fsync);
-                let local = local.unwrap_or_else(|| PathBuf::from("."));
+                let options = flags.transfer(self.fsync || fsync);
+                let local = local_path(local.as_deref().unwrap_or("."));
                 sftp::download(self.client, self.remote(&remote), &remote, &local, options)?;
             }
             Line::Ls { flags, path } => {
@@ -274,25 +282,30 @@ impl Session<'_> {
                 sftp::list(self.client, &self.remote(path), flags, Some(strip))?;
             }
             Line::Cd { path } => {
-                let path = path.map_or_else(|| self.home.clone(), |p| self.remote(&p));
+                let path = path.map_or_else(|| self.home.clone(), |p| self.remote_plain(&p));
                 let dir = self.client.realpath(&path).code(GENERIC)?;
                 if !self.client.stat(&dir).code(GENERIC)?.is_dir {
                     return Err(anyhow!("{}: not a directory", dir.display())).code(GENERIC);
                 }
                 self.cwd = dir;
             }
-            Line::Lcd { path } => std::env::set_current_dir(&path)
-                .with_context(|| format!("cannot change to {}", path.display()))
-                .code(GENERIC)?,
-            Line::Lls { args } => {
-                let quoted = shlex::try_join(args.iter().map(String::as_str))
-                    .map_err(|e| anyhow!("lls: {e}"))
-                    .code(USAGE)?;
-                local_shell(&format!("ls {quoted}"));
+            Line::Lcd { path } => {
+                let path = local_path(path.as_deref().unwrap_or("~"));
+                std::env::set_current_dir(&path)
+                    .with_context(|| format!("cannot change to {}", path.display()))
+                    .code(GENERIC)?;
             }
-            Line::Lmkdir { path } => std::fs::create_dir(&path)
-                .with_context(|| format!("cannot create {}", path.display()))
-                .code(GENERIC)?,
+            // As sftp's: the local shell reads the rest of the line, its wildcards too.
+            Line::Lls { .. } => {
+                let rest = text.trim_start().split_once(char::is_whitespace);
+                local_shell(&format!("ls {}", rest.map_or("", |(_, args)| args)))?;
+            }
+            Line::Lmkdir { path } => {
+                let path = local_path(&path);
+                std::fs::create_dir(&path)
+                    .with_context(|| format!("cannot create {}", path.display()))
+                    .code(GENERIC)?;
+            }
             Line::Ln {
                 symbolic: false, ..
             } => {
@@ -304,7 +317,7 @@ impl Session<'_> {
             }
             Line::Ln { target, link, .. } | Line::Symlink { target, link } => self
                 .client
-                .symlink(Path::new(&target), &self.remote(&link))
+                .symlink(Path::new(&plain(&target)), &self.remote_plain(&link))
                 .code(GENERIC)?,
             Line::Version => crate::exit::out(format_args!("SFTP protocol version 3"))?,
             Line::Progress => {
@@ -324,11 +337,12 @@ impl Session<'_> {
             ))?,
             Line::Mkdir { parents, path } => {
                 self.client
-                    .mkdir(&self.remote(&path), parents)
+                    .mkdir(&self.remote_plain(&path), parents)
                     .code(GENERIC)?;
             }
             Line::Rm { path } => sftp::remove(self.client, self.remote(&path), false)?,
-            Line::Rmdir { path } => sftp::remove(self.client, self.remote(&path), true)?,
+            // As sftp's, which expands no wildcard of rmdir's.
+            Line::Rmdir { path } => self.client.rmdir(&self.remote_plain(&path)).code(GENERIC)?,
             Line::Chmod { mode, path } => sftp::chmod(self.client, self.remote(&path), mode)?,
             Line::Chown { uid, path } => {
                 sftp::chown(self.client, self.remote(&path), Some(uid), None)?;
@@ -339,7 +353,7 @@ impl Session<'_> {
             Line::Rename { from, to } => {
                 // Never into a directory, as sftp's rename (mv's is sftp::rename).
                 self.client
-                    .rename(&self.remote(&from), &self.remote(&to))
+                    .rename(&self.remote_plain(&from), &self.remote_plain(&to))
                     .code(GENERIC)?;
             }
             Line::Quit => return Ok(false),
@@ -347,53 +361,161 @@ impl Session<'_> {
         Ok(true)
     }
 
-    /// A remote path as typed: `~` and `~/...` from the login directory, a relative one
-    /// from the current directory.
-    fn remote(&self, path: &str) -> PathBuf {
-        match path.strip_prefix("~/") {
-            Some(rest) => self.home.join(rest),
-            None if path == "~" => self.home.clone(),
-            None if path == "." => self.cwd.clone(),
-            None => self.cwd.join(path),
+    /// A remote pattern as typed (a word as [`words`] gives it): `~` and `~/...` from the
+    /// login directory, a relative one from the current directory, whose own wildcard
+    /// characters are made plain (in `dir[1]`, `get *.txt` looked in `dir1`).
+    fn remote(&self, word: &str) -> PathBuf {
+        let (home, cwd) = (escaped_all(&self.home), escaped_all(&self.cwd));
+        match word.strip_prefix("~/") {
+            Some(rest) => PathBuf::from(home).join(rest),
+            None if word == "~" => PathBuf::from(home),
+            None if word == "." => PathBuf::from(cwd),
+            None => PathBuf::from(cwd).join(word),
         }
+    }
+
+    /// A remote path as typed, for a command that expands no wildcard (cd, mkdir, rename,
+    /// put's target, as sftp's).
+    fn remote_plain(&self, word: &str) -> PathBuf {
+        PathBuf::from(plain(&self.remote(word).to_string_lossy()))
     }
 }
 
+/// The characters a glob reads, which a quote or a backslash makes plain.
+const WILDCARD: [char; 5] = ['*', '?', '[', ']', '\\'];
+
+/// Splits a command line into words as sftp(1) does: quotes and backslashes as a shell reads
+/// them, but a wildcard character quoted or after a backslash stays escaped (`\*`) for the
+/// wildcard expansion that follows, which reads it as plain: `rm "star*"` and `rm star\*`
+/// remove the file named `star*`, not every name starting with `star` (a batch that quoted a
+/// name to be safe removed other files). `None` for an unclosed quote or a last backslash.
+fn words(text: &str) -> Option<Vec<String>> {
+    let escape = |word: &mut String, c: char| {
+        if WILDCARD.contains(&c) {
+            word.push('\\');
+        }
+        word.push(c);
+    };
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote = None;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_default();
+            }
+            (None, '\\') => escape(word.get_or_insert_default(), chars.next()?),
+            (Some(q), c) if c == q => quote = None,
+            // In double quotes a backslash escapes a quote, itself or a wildcard character,
+            // and is plain before anything else, as a shell reads it.
+            (Some('"'), '\\') => {
+                let w = word.get_or_insert_default();
+                match chars.next()? {
+                    '"' => w.push('"'),
+                    next if WILDCARD.contains(&next) => escape(w, next),
+                    next => {
+                        escape(w, '\\');
+                        escape(w, next);
+                    }
+                }
+            }
+            (Some(_), c) => escape(word.get_or_insert_default(), c),
+            (None, c) => word.get_or_insert_default().push(c),
+        }
+    }
+    if quote.is_some() {
+        return None;
+    }
+    words.extend(word);
+    Some(words)
+}
+
+/// A word with the escapes [`words`] kept for the wildcard expansion undone, for what
+/// expands none.
+fn plain(word: &str) -> String {
+    let mut plain = String::with_capacity(word.len());
+    let mut chars = word.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => plain.extend(chars.next()),
+            c => plain.push(c),
+        }
+    }
+    plain
+}
+
+/// `path` with its wildcard characters escaped, to stand in a pattern as itself.
+fn escaped_all(path: &Path) -> String {
+    let mut escaped = String::new();
+    for c in path.to_string_lossy().chars() {
+        if WILDCARD.contains(&c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// A local word of [`words`] with `~` and `~/...` read from the home directory, as sftp's
+/// lcd reads them.
+fn tilde(word: &str) -> String {
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+    match (word.strip_prefix('~'), home) {
+        (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
+            format!("{}{rest}", escaped_all(Path::new(&home)))
+        }
+        _ => word.to_owned(),
+    }
+}
+
+/// A local path as typed, for what expands no wildcard (lcd, lmkdir).
+fn local_path(word: &str) -> PathBuf {
+    PathBuf::from(plain(&tilde(word)))
+}
+
 /// Runs `command` in the local shell (an interactive one when it is empty), as sftp's `!`:
-/// its failure is said and the session goes on.
-fn local_shell(command: &str) {
+/// its failure is said and the session goes on, a Ctrl-C stopping it included.
+fn local_shell(command: &str) -> Result<(), Failure> {
+    use std::sync::atomic::Ordering;
+    // The signals are ours to watch from here on: a Ctrl-C before any transfer ended the
+    // session (SIGINT's default) where it should end only the command.
+    sftp::interruptible(net_ssh::Transfer::default())?;
     let command = command.trim();
     let shell = std::env::var_os("SHELL").filter(|s| !s.is_empty());
     let mut shell = std::process::Command::new(shell.unwrap_or_else(|| "/bin/sh".into()));
     if !command.is_empty() {
         shell.args(["-c", command]);
     }
-    match shell.status() {
+    sftp::LOCAL_COMMAND.store(true, Ordering::Relaxed);
+    let status = shell.status();
+    sftp::LOCAL_COMMAND.store(false, Ordering::Relaxed);
+    match status {
         Ok(status) if status.success() => {}
-        Ok(status) => crate::exit::say(format_args!(
-            "Shell exited with status {}",
-            status.code().unwrap_or(-1)
-        )),
+        Ok(status) => match status.code() {
+            Some(code) => crate::exit::say(format_args!("Shell exited with status {code}")),
+            None => crate::exit::say(format_args!("Shell exited abnormally")),
+        },
         Err(e) => crate::exit::say(format_args!(
             "netkit: error: cannot run the local shell: {e}"
         )),
     }
+    Ok(())
 }
 
-/// The local files a `put` names: a wildcard's matches in sorted order (as sftp expands them
-/// with glob(3)), or the path itself.
-fn local_matches(local: &str) -> Result<Vec<String>, Failure> {
-    if !local.contains(['*', '?', '[']) {
-        return Ok(vec![local.to_owned()]);
-    }
-    let matches: Vec<String> = glob::glob(local)
-        .map_err(|e| anyhow!("{local}: bad wildcard: {e}"))
-        .code(USAGE)?
-        .flatten()
-        .map(|path| path.to_string_lossy().into_owned())
-        .collect();
-    if matches.is_empty() {
-        return Err(anyhow!("{local}: no such file")).code(GENERIC);
-    }
-    Ok(matches)
+/// The local files a `put` names (a word of [`words`]): a wildcard's matches in sorted
+/// order, as sftp expands them with glob(3), or the path itself.
+fn local_matches(local: &str) -> Result<Vec<PathBuf>, Failure> {
+    net_ssh::local_glob(Path::new(&tilde(local)))
+        .map_err(|e| match e {
+            net_ssh::Error::Local { source, .. }
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                anyhow!("{}: no such file", plain(local))
+            }
+            other => other.into(),
+        })
+        .code(GENERIC)
 }

@@ -25,6 +25,9 @@ pub(crate) const EAGAIN: ssh2::ErrorCode = ssh2::ErrorCode::Session(-37);
 /// shared::<net_ssh::Client>();
 /// ```
 pub struct Client {
+    /// The session's one SFTP channel, started at the first SFTP call and kept, as OpenSSH's
+    /// sftp keeps its one: before `session`, so that it is shut down first.
+    pub(crate) sftp: std::cell::RefCell<Option<std::sync::Arc<ssh2::Sftp>>>,
     pub(crate) session: Session,
     /// A second handle on the socket (TCP, or the local end of a jump host's relay), to wait
     /// for readiness in non-blocking loops.
@@ -173,6 +176,7 @@ impl Client {
                 .unwrap_or("unknown"),
         );
         let client = Client {
+            sftp: std::cell::RefCell::new(None),
             session,
             socket,
             host,

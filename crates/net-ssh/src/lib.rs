@@ -57,4 +57,4 @@ pub use error::Error;
 pub use exec::{ExitStatus, Output, Terminal};
 pub use forward::{Forwards, forward_listeners};
 pub use many::{HostResult, Progress, SharedInput, run_many, run_many_with};
-pub use sftp::{Entry, Transfer, upload_temp_name};
+pub use sftp::{Entry, Transfer, local_glob, upload_temp_name};

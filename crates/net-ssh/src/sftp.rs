@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ssh2::{FileStat, OpenFlags, OpenType, Sftp};
@@ -106,6 +107,12 @@ impl Escaped {
                     }
                     escaped.literal.push(plain);
                 }
+                // A `[` that no `]` closes is a plain character, as glob(3) reads it: an
+                // escape sequence's `ESC[0m` named no set, and failed as a bad wildcard.
+                '[' if !closed(chars.as_str()) => {
+                    escaped.pattern.push_str("[[]");
+                    escaped.literal.push(c);
+                }
                 '*' | '?' | '[' => {
                     escaped.wild = true;
                     escaped.pattern.push(c);
@@ -118,6 +125,114 @@ impl Escaped {
             }
         }
         escaped
+    }
+}
+
+/// Whether `rest`, what follows a `[`, closes it: a `]` first (or after `!`) is a member.
+fn closed(rest: &str) -> bool {
+    let rest = rest.strip_prefix('!').unwrap_or(rest);
+    let rest = rest.strip_prefix(']').unwrap_or(rest);
+    rest.contains(']')
+}
+
+/// The paths a wildcard `pattern` matches, part by part as glob(3) walks them (`logs/2026-*/
+/// *.log`), each with what `list` said of it when a wildcard matched it last. `list` gives a
+/// directory's entries by name (`None`: it cannot be read, so it matches nothing), `dir`
+/// whether an entry can hold more. A name starting with a dot matches only a part that
+/// starts with one, and a part without wildcards after one that has them only what exists.
+fn walk<E>(
+    pattern: &Path,
+    mut list: impl FnMut(&Path) -> Option<Vec<(String, E)>>,
+    dir: impl Fn(&E) -> bool,
+) -> Result<Vec<(PathBuf, Option<E>)>, glob::PatternError> {
+    use std::path::Component;
+    let options = glob::MatchOptions {
+        require_literal_leading_dot: true,
+        ..glob::MatchOptions::new()
+    };
+    let parts: Vec<Component<'_>> = pattern.components().collect();
+    let mut found: Vec<(PathBuf, Option<E>)> = vec![(PathBuf::new(), None)];
+    for (i, part) in parts.iter().enumerate() {
+        let name = Escaped::of(part.as_os_str());
+        if !matches!(part, Component::Normal(_)) || !name.wild {
+            for (path, entry) in &mut found {
+                path.push(&name.literal);
+                *entry = None;
+            }
+            continue;
+        }
+        let matcher = glob::Pattern::new(&name.pattern)?;
+        let more = i + 1 < parts.len();
+        let mut next = Vec::new();
+        for (path, entry) in &found {
+            // What a wildcard matched last is known: only directories (or links) go on.
+            if entry.as_ref().is_some_and(|e| !dir(e)) {
+                continue;
+            }
+            let listed = if path.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                path
+            };
+            let Some(entries) = list(listed) else {
+                continue;
+            };
+            next.extend(
+                entries
+                    .into_iter()
+                    .filter(|(name, _)| name != "." && name != "..")
+                    .filter(|(name, _)| matcher.matches_with(name, options))
+                    .filter(|(_, e)| !more || dir(e))
+                    .map(|(name, e)| (path.join(name), Some(e))),
+            );
+        }
+        found = next;
+    }
+    Ok(found)
+}
+
+/// The local paths `pattern` names for an upload, as sftp's `put` expands it with glob(3):
+/// the matches of its wildcards in sorted order, a name starting with a dot only when the
+/// pattern's does (`put *` sends no `.env`), a backslash making a wildcard character plain
+/// (`report\[1\].txt`), and a name holding such characters of its own found by that name
+/// when it matches nothing else. A pattern with no wildcard is the path, backslashes dropped.
+///
+/// # Errors
+/// [`Error::Local`] when nothing matches or the pattern cannot be read.
+pub fn local_glob(pattern: &Path) -> Result<Vec<PathBuf>, Error> {
+    let parts: Vec<Escaped> = pattern.iter().map(Escaped::of).collect();
+    let literal: PathBuf = parts.iter().map(|p| p.literal.as_str()).collect();
+    if !parts.iter().any(|p| p.wild) {
+        return Ok(vec![literal]);
+    }
+    let list = |dir: &Path| {
+        let entries = std::fs::read_dir(dir).ok()?.flatten().map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // A link to a directory goes on, as glob(3) follows it.
+            (name, e.path().is_dir())
+        });
+        Some(entries.collect())
+    };
+    let mut matches: Vec<PathBuf> = walk(pattern, list, |is_dir| *is_dir)
+        .map_err(|e| Error::Local {
+            path: pattern.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("bad wildcard: {e}"),
+            ),
+        })?
+        .into_iter()
+        .map(|(path, _)| path)
+        .filter(|path| path.symlink_metadata().is_ok())
+        .collect();
+    matches.sort();
+    match matches.is_empty() {
+        false => Ok(matches),
+        true if literal.symlink_metadata().is_ok() => Ok(vec![literal]),
+        true => Err(Error::Local {
+            path: pattern.to_owned(),
+            source: std::io::ErrorKind::NotFound.into(),
+        }),
     }
 }
 
@@ -478,11 +593,30 @@ impl Client {
         format!("{}:{}", self.host, path.display())
     }
 
-    /// Starts an SFTP channel plainly, not as [`Client::open`] starts an exec: an SFTP start
-    /// resumed after a non-blocking first try never reached Dropbear's sftp-server (every
-    /// put timed out), and the stall that saves costs an SFTP call nothing measurable.
-    fn sftp(&self) -> Result<Sftp, Error> {
+    /// The session's SFTP channel, started at the first call and kept for the next ones: a
+    /// channel per call cost a round trip and an sftp-server process each (a batch of 100 puts
+    /// started 100), and Dropbear's sftp-server now and then never answered a start.
+    ///
+    /// It starts plainly, not as [`Client::open`] starts an exec: an SFTP start resumed after
+    /// a non-blocking first try never reached Dropbear's sftp-server (every put timed out).
+    fn sftp(&self) -> Result<Arc<Sftp>, Error> {
         self.still_open()?;
+        if let Some(sftp) = self.sftp.borrow().as_ref() {
+            return Ok(Arc::clone(sftp));
+        }
+        let sftp = Arc::new(self.start_sftp()?);
+        *self.sftp.borrow_mut() = Some(Arc::clone(&sftp));
+        Ok(sftp)
+    }
+
+    /// Lets the next call start a new SFTP channel: after a failure that was not the server's
+    /// plain answer to a request (a closed channel, a cancelled transfer's requests still in
+    /// flight), the kept one may be of no more use.
+    fn forget_sftp(&self) {
+        self.sftp.borrow_mut().take();
+    }
+
+    fn start_sftp(&self) -> Result<Sftp, Error> {
         self.session.sftp().map_err(|e| {
             self.given_up(match Error::ssh(&self.host, &e) {
                 // libssh2 says "no other error listed", or a timeout that was none, when
@@ -922,7 +1056,23 @@ impl Client {
 
     /// `error` on `path` in our terms.
     fn sftp_error(&self, path: &Path, error: &ssh2::Error) -> Error {
-        self.given_up(Error::sftp(&self.host, path, error))
+        let code = error.code();
+        let error = Error::sftp(&self.host, path, error);
+        match error {
+            Error::Sftp { host, path, reason } if !matches!(code, ssh2::ErrorCode::SFTP(_)) => {
+                // The channel, not the file, failed (its server gone: libssh2 says "Timeout
+                // waiting for status message" then, at once).
+                self.forget_sftp();
+                Error::Sftp {
+                    host,
+                    path,
+                    reason: format!(
+                        "{reason}; the SFTP channel was given up, the next call starts another"
+                    ),
+                }
+            }
+            other => self.given_up(other),
+        }
     }
 
     /// A copy's failure in our terms: `local` names the local side (`None`: a caller's
@@ -934,6 +1084,9 @@ impl Client {
         local: Option<&Path>,
         cancelled: &Path,
     ) -> Error {
+        if !matches!(error, Copy::Local(_)) {
+            self.forget_sftp();
+        }
         match (error, local) {
             (Copy::Local(source), Some(path)) => Error::Local {
                 path: path.to_owned(),
@@ -1316,9 +1469,7 @@ impl Client {
     /// # Errors
     /// [`Error::NoSuchFile`] when nothing matches, [`Error::Sftp`] for a bad pattern.
     pub fn glob(&self, pattern: &Path) -> Result<Option<Vec<(PathBuf, Entry)>>, Error> {
-        use std::path::Component;
-        let wild = |part: &std::ffi::OsStr| Escaped::of(part).wild;
-        if !pattern.iter().any(wild) {
+        if !pattern.iter().any(|part| Escaped::of(part).wild) {
             // A backslash made each wildcard character a plain one: the path without them.
             let literal: PathBuf = pattern.iter().map(|p| Escaped::of(p).literal).collect();
             if literal == pattern {
@@ -1327,51 +1478,12 @@ impl Client {
             let entry = self.stat(&literal)?;
             return Ok(Some(vec![(literal, entry)]));
         }
-        let options = glob::MatchOptions {
-            require_literal_leading_dot: true,
-            ..glob::MatchOptions::new()
+        let list = |dir: &Path| {
+            let entries = self.ls(dir).ok()?;
+            Some(entries.into_iter().map(|e| (e.name.clone(), e)).collect())
         };
-        let parts: Vec<Component<'_>> = pattern.components().collect();
-        // The paths matched so far, with their entries when a wildcard matched them last.
-        let mut found: Vec<(PathBuf, Option<Entry>)> = vec![(PathBuf::new(), None)];
-        for (i, part) in parts.iter().enumerate() {
-            let name = part.as_os_str();
-            if !matches!(part, Component::Normal(_)) || !wild(name) {
-                let name = Escaped::of(name).literal;
-                for (path, entry) in &mut found {
-                    path.push(&name);
-                    *entry = None;
-                }
-                continue;
-            }
-            let matcher = glob::Pattern::new(&Escaped::of(name).pattern)
-                .map_err(|e| self.bad_pattern(pattern, &e.to_string()))?;
-            let more = i + 1 < parts.len();
-            let mut next = Vec::new();
-            for (dir, entry) in &found {
-                // What a wildcard matched last is known: only directories (or links) go on.
-                if entry.as_ref().is_some_and(|e| !e.is_dir && !e.is_link()) {
-                    continue;
-                }
-                let listed = if dir.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    dir
-                };
-                let Ok(entries) = self.ls(listed) else {
-                    continue;
-                };
-                next.extend(
-                    entries
-                        .into_iter()
-                        .filter(|e| e.name != "." && e.name != "..")
-                        .filter(|e| matcher.matches_with(&e.name, options))
-                        .filter(|e| !more || e.is_dir || e.is_link())
-                        .map(|e| (dir.join(&e.name), Some(e))),
-                );
-            }
-            found = next;
-        }
+        let found = walk(pattern, list, |e: &Entry| e.is_dir || e.is_link())
+            .map_err(|e| self.bad_pattern(pattern, &e.to_string()))?;
         let mut found: Vec<(PathBuf, Entry)> = found
             .into_iter()
             .filter_map(|(path, entry)| match entry {
@@ -1656,5 +1768,72 @@ mod tests {
         }
         assert!(listed_in(Path::new("."), Path::new("./x")));
         assert!(!listed_in(Path::new("."), Path::new("./a/x")));
+    }
+
+    #[test]
+    fn a_bracket_no_bracket_closes_is_a_plain_character() {
+        let of = |s: &str| {
+            let e = Escaped::of(std::ffi::OsStr::new(s));
+            (e.pattern, e.literal, e.wild)
+        };
+        assert_eq!(
+            of("\u{1b}[0m"),
+            ("\u{1b}[[]0m".into(), "\u{1b}[0m".into(), false)
+        );
+        assert_eq!(of("a[1]"), ("a[1]".into(), "a[1]".into(), true));
+        assert_eq!(of("a[]]"), ("a[]]".into(), "a[]]".into(), true));
+        assert_eq!(of("a[!]x"), ("a[[]!]x".into(), "a[!]x".into(), false));
+        assert_eq!(of("a\\[1\\]"), ("a[[]1[]]".into(), "a[1]".into(), false));
+    }
+
+    #[test]
+    fn local_wildcards_as_glob_3_expands_them() {
+        let dir = std::env::temp_dir().join(format!("net-ssh-local-glob-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in [
+            "a.txt",
+            "b.txt",
+            ".env",
+            "report[1].txt",
+            "report1.txt",
+            "star*",
+            "starfish",
+        ] {
+            std::fs::write(dir.join(name), name).unwrap();
+        }
+        let names = |pattern: &str| -> Vec<String> {
+            local_glob(&dir.join(pattern))
+                .unwrap()
+                .iter()
+                .map(|p| p.strip_prefix(&dir).unwrap().display().to_string())
+                .collect()
+        };
+        assert_eq!(
+            names("*.txt"),
+            ["a.txt", "b.txt", "report1.txt", "report[1].txt"]
+        );
+        // The dot file is left out, `[1]` is a set, and a backslash makes it plain.
+        let all = [
+            "a.txt",
+            "b.txt",
+            "report1.txt",
+            "report[1].txt",
+            "star*",
+            "starfish",
+        ];
+        assert_eq!(names("*"), all);
+        assert_eq!(names("report[1].txt"), ["report1.txt"]);
+        assert_eq!(names("report\\[1\\].txt"), ["report[1].txt"]);
+        assert_eq!(names("star\\*"), ["star*"]);
+        assert_eq!(names(".e*"), [".env"]);
+        std::fs::remove_file(dir.join("report1.txt")).unwrap();
+        // Matching nothing else, a name holding wildcard characters is that file.
+        assert_eq!(names("report[1].txt"), ["report[1].txt"]);
+        assert!(matches!(
+            local_glob(&dir.join("none*")),
+            Err(Error::Local { .. })
+        ));
+        assert_eq!(names("plain"), ["plain"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

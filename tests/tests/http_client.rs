@@ -175,6 +175,46 @@ fn json_form_raw_and_file_bodies_arrive_byte_exact() {
     let got = echo(client.post(&server.url("/echo")).unwrap().send().unwrap());
     assert_eq!(got["headers"]["content-length"], "0", "{got}");
     assert!(got["headers"].get("transfer-encoding").is_none(), "{got}");
+
+    // A Content-Length of the user's that the body does not have: refused, where ureq
+    // waited for ever at full CPU for bytes that would never come (or sent part of it).
+    for (length, body) in [("100", "a=1"), ("0", "a=1"), ("5", ""), ("x", "a")] {
+        let err = client
+            .post(&server.url("/echo"))
+            .unwrap()
+            .header("Content-Length", length)
+            .raw(body)
+            .send()
+            .expect_err(length);
+        assert!(matches!(err, net_http::Error::BadRequest(_)), "{err}");
+        assert!(err.to_string().contains("Content-Length"), "{err}");
+    }
+    let got = client
+        .post(&server.url("/echo"))
+        .unwrap()
+        .header("Content-Length", "3")
+        .raw("a=1")
+        .send()
+        .unwrap();
+    assert_eq!(echo(got)["body_len"], 3);
+    // A pipe that ends before the length given: an error, at once.
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, b"abc").unwrap())
+    };
+    let err = client
+        .request("PUT", &server.url("/echo"))
+        .unwrap()
+        .header("Content-Length", "10")
+        .file(&fifo)
+        .send()
+        .expect_err("a short pipe");
+    writer.join().unwrap();
+    assert!(
+        err.to_string()
+            .contains("7 bytes short of its Content-Length"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -2474,6 +2474,37 @@ fn sftp_put_get_ls_mkdir_mv_rm() {
 }
 
 #[test]
+fn a_recursive_put_that_cannot_read_a_file_fails_as_sftp() {
+    // A file under a path past PATH_MAX is listed but cannot be read by its name: not sent,
+    // and said to have failed, as sftp's lstat failing fails the put (it was skipped, exit 0).
+    let local = work_dir().join("sftp-too-deep");
+    let _ = std::fs::remove_dir_all(&local);
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::write(local.join("first"), "sent\n").unwrap();
+    let deep = "d".repeat(200);
+    let made = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "for i in $(seq 24); do mkdir {deep} && cd -P {deep} || exit 1; done; echo lost > f"
+        ))
+        .current_dir(&local)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let base = remote_dir("sftp-too-deep");
+    let remote = format!("{}:{}/up", dest(), base.display());
+    let out = sftp(&["put", "-r", local.to_str().unwrap(), &remote]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("could not be copied"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(base.join("up/first")).unwrap(),
+        "sent\n"
+    );
+    std::fs::remove_dir_all(&local).unwrap();
+}
+
+#[test]
 fn recursive_sftp_skips_what_is_neither_file_nor_directory_as_sftp() {
     // A FIFO would block the open forever, a dangling link cannot be read, a link back up
     // the tree would be copied forever: each is left out with a warning, and the rest of the

@@ -559,9 +559,49 @@ fn session_path(given: &std::path::Path, url: &str) -> Result<PathBuf, net_http:
 /// input: the request was made.
 fn save(session: Option<&Session>, args: &Args) -> Result<(), Failure> {
     match session {
-        Some(session) if args.session_read_only.is_none() => session.save().code(GENERIC),
+        Some(session) if args.session_read_only.is_none() => {
+            holding_signals(|| session.save()).code(GENERIC)
+        }
         _ => Ok(()),
     }
+}
+
+/// Runs `work` with SIGINT, SIGTERM and SIGHUP held until it is done, then taken as they
+/// would have been: killed while the session was written, the process left the hidden copy
+/// it was writing (cookies and credentials) beside the session, for good.
+fn holding_signals<T>(work: impl FnOnce() -> T) -> T {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    /// Whether a `work` runs, and the signal that came meanwhile.
+    static HELD: std::sync::Mutex<(bool, Option<i32>)> = std::sync::Mutex::new((false, None));
+    let held = || {
+        HELD.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    static WATCHING: std::sync::Once = std::sync::Once::new();
+    WATCHING.call_once(|| {
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            return;
+        };
+        let _ = crate::spawn(move || {
+            for signal in signals.forever() {
+                let mut held = held();
+                match *held {
+                    (true, _) => held.1 = Some(signal),
+                    // The default: the process ends, killed by it.
+                    (false, _) => {
+                        let _ = signal_hook::low_level::emulate_default_handler(signal);
+                    }
+                }
+            }
+        });
+    });
+    held().0 = true;
+    let done = work();
+    let came = std::mem::take(&mut *held()).1;
+    if let Some(signal) = came {
+        let _ = signal_hook::low_level::emulate_default_handler(signal);
+    }
+    done
 }
 
 fn failure(error: Error) -> Failure {

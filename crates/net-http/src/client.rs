@@ -1307,6 +1307,41 @@ impl Request {
     }
 
     /// Whether a header named `name` has been added.
+    /// The `Content-Length` the user gave, checked against a body whose length is known: one
+    /// longer than the body left ureq waiting for ever for the rest (at full CPU, no timeout
+    /// applying), a shorter one sent part of it and read the rest as the next request.
+    fn declared_length(&self) -> Result<Option<u64>, Error> {
+        let Some((_, value)) = self
+            .headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        else {
+            return Ok(None);
+        };
+        let declared: u64 = value.trim().parse().map_err(|_| {
+            Error::BadRequest(format!("Content-Length: {value} is not a number of bytes"))
+        })?;
+        let sized = |meta: std::fs::Metadata| sized(&meta).then_some(meta.len());
+        let known = match &self.body {
+            Body::Empty => Some(0),
+            Body::Bytes { data, .. } => Some(data.len() as u64),
+            Body::File(path) => std::fs::metadata(path).ok().and_then(sized),
+            Body::Open {
+                file,
+                start: Some(0),
+            } => file.metadata().ok().and_then(sized),
+            Body::Open { .. } => None,
+            Body::Multipart { shown, .. } => shown.get().map(|(_, data)| data.len() as u64),
+        };
+        match known {
+            Some(known) if known != declared && !self.chunked => Err(Error::BadRequest(format!(
+                "Content-Length: {declared} given for a body of {known} bytes; leave the header \
+                 out and the body's length is sent"
+            ))),
+            _ => Ok(Some(declared)),
+        }
+    }
+
     pub(crate) fn has_header(&self, name: &str) -> bool {
         self.headers
             .iter()
@@ -1546,6 +1581,7 @@ impl Request {
 
     /// One exchange of the request as it stands (method, URL and body of the current hop).
     fn send_once(&self, authorization: Option<&str>) -> Result<http::Response<ureq::Body>, Error> {
+        let declared = self.declared_length()?;
         let (method, url) = (&self.method, &self.url);
         self.client.inner.proxies.check(url)?;
         let mut builder = http::Request::builder()
@@ -1600,7 +1636,7 @@ impl Request {
                     // A pipe or device (`/dev/stdin`, `<(cmd)`) has no length to announce: it
                     // goes chunked, where ureq would take its size of 0 and send nothing.
                     let body = replayed(&self.replay, &self.url, path, file)?;
-                    let body = ureq::SendBody::from_owned_reader(body);
+                    let body = ureq::SendBody::from_owned_reader(Declared::new(body, declared));
                     self.run(builder.body(body).map_err(bad)?)
                 }
             }
@@ -1625,7 +1661,7 @@ impl Request {
                     }
                     None => {
                         let body = replayed(&self.replay, &self.url, name, file)?;
-                        let body = ureq::SendBody::from_owned_reader(body);
+                        let body = ureq::SendBody::from_owned_reader(Declared::new(body, declared));
                         self.run(builder.body(body).map_err(bad)?)
                     }
                 }
@@ -1779,6 +1815,39 @@ fn kept_or_open(replay: &Mutex<Replay>, path: &Path) -> Result<File, Error> {
 
 /// The body read from the pipe `file` (named `path`): what earlier sendings read of it,
 /// kept in `replay`, then what it still gives, added to `replay` as it comes.
+/// A body read from a pipe under a `Content-Length` of the user's: a pipe that ends before it
+/// is an error, where ureq asked for the rest again and again for ever.
+struct Declared<R> {
+    body: R,
+    left: Option<u64>,
+}
+
+impl<R: std::io::Read> Declared<R> {
+    fn new(body: R, declared: Option<u64>) -> Self {
+        Declared {
+            body,
+            left: declared,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Declared<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.body.read(buf)?;
+        if let Some(left) = &mut self.left {
+            if n == 0 && *left > 0 && !buf.is_empty() {
+                // Not UnexpectedEof, which is the server's hanging up to ureq.
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("the body ended {left} bytes short of its Content-Length"),
+                ));
+            }
+            *left = left.saturating_sub(n as u64);
+        }
+        Ok(n)
+    }
+}
+
 fn replayed(
     replay: &Arc<Mutex<Replay>>,
     url: &Url,

@@ -151,9 +151,24 @@ pub fn download_name(url: &str, dir: &Path, resume: bool) -> PathBuf {
         .and_then(|u| u.path_segments()?.next_back().map(str::to_owned))
         .unwrap_or_default();
     let decoded = percent_encoding::percent_decode_str(&segment).decode_utf8_lossy();
-    let name = match decoded.as_ref() {
+    // Control characters stay encoded, as wget leaves them: `%1B` decoded into the name put
+    // an escape sequence on the terminal with the `saved` line.
+    let decoded: String = decoded
+        .chars()
+        .map(|c| match c {
+            c if c.is_control() => {
+                let mut utf8 = [0; 4];
+                c.encode_utf8(&mut utf8)
+                    .bytes()
+                    .map(|b| format!("%{b:02X}"))
+                    .collect()
+            }
+            c => c.to_string(),
+        })
+        .collect();
+    let name = match decoded.as_str() {
         "" | "." | ".." => "index.html",
-        name if name.contains(['/', '\\', '\0']) => "index.html",
+        name if name.contains(['/', '\\']) => "index.html",
         name => name,
     };
     free_name(dir, name, resume)
@@ -209,7 +224,11 @@ pub fn disposition_name(value: &str) -> Option<String> {
     }
     let name = extended.or(plain)?;
     let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
-    let clean = last.trim().trim_start_matches('.').trim();
+    // Dots and spaces in any mix: `. .bashrc` trimmed, then undotted, then trimmed again was
+    // `.bashrc`.
+    let clean = last
+        .trim_start_matches(|c: char| c == '.' || c.is_whitespace())
+        .trim_end();
     (!clean.is_empty() && !clean.chars().any(char::is_control)).then(|| clean.to_owned())
 }
 
@@ -696,6 +715,9 @@ mod tests {
         };
         assert_eq!(name("/a/b.txt?x=1#f", false), "b.txt");
         assert_eq!(name("/a%20b.txt", false), "a b.txt");
+        // Control characters stay encoded: none reaches the terminal in the `saved` line.
+        assert_eq!(name("/x%1B%5B2J%0Ay%00", false), "x%1B[2J%0Ay%00");
+        assert_eq!(name("/a%C2%85b", false), "a%C2%85b");
         for path in ["/", "/dir/", "/a/%2e%2e", "/x%2Fy"] {
             assert_eq!(name(path, false), "index.html", "{path}");
         }
@@ -760,6 +782,13 @@ mod tests {
                 Some("y.txt"),
             ),
             ("attachment; filename=.bashrc", Some("bashrc")),
+            ("attachment; filename=\". .bashrc\"", Some("bashrc")),
+            ("attachment; filename=\".. .netrc \"", Some("netrc")),
+            (
+                "attachment; filename*=UTF-8''%2E%20%2Eprofile",
+                Some("profile"),
+            ),
+            ("attachment; filename=\". .\"", None),
             ("attachment; filename=\"..\"", None),
             ("attachment; filename=\"a\u{7}b\"", None),
             ("attachment; filename*=koi8-r''x", None),

@@ -720,7 +720,10 @@ impl Client {
                         go_past(put, failed)?;
                     }
                     Ok(_) => skipped(path.display(), "not a regular file"),
-                    Err(e) => skipped(path.display(), &e.to_string()),
+                    Err(_) if link => skipped(path.display(), "a link to nothing"),
+                    // As sftp, whose lstat failing fails the transfer: the file is not sent
+                    // (a name too long, a directory we may not enter), exit 0 said otherwise.
+                    Err(source) => go_past(Err(Error::Local { path, source }), failed)?,
                 }
             }
             if options.preserve {
@@ -1185,7 +1188,8 @@ impl Client {
                         go_past(got, failed)?;
                     }
                     Ok(_) => skipped(self.remote(&path), "not a regular file"),
-                    Err(e) => skipped(self.remote(&path), e.message()),
+                    Err(_) if link => skipped(self.remote(&path), "a link to nothing"),
+                    Err(e) => go_past(Err(self.sftp_error(&path, &e)), failed)?,
                 }
             }
             if options.preserve {

@@ -1112,6 +1112,37 @@ fn sigterm_during_a_large_download_lets_it_finish_and_exits_0() {
 }
 
 #[test]
+fn the_access_log_writes_what_the_client_sent_past_ascii_as_nginx_does() {
+    // A raw right-to-left override turned the line around on the screen of whoever read the
+    // log; quotes and backslashes could end the quoted field.
+    let (_, root) = site("log-escapes");
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_tests::netkit_bin())
+            .args(["serve", "http", "--bind", "127.0.0.1:0", "--root"])
+            .arg(&root)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped()),
+    );
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    let addr = line.trim().rsplit(' ').next().unwrap().to_owned();
+    let mut conn = TcpStream::connect(&addr).unwrap();
+    conn.write_all("GET /a\"b\\c\u{202e}txt.exe HTTP/1.0\r\n\r\n".as_bytes())
+        .unwrap();
+    let mut reply = Vec::new();
+    conn.read_to_end(&mut reply).unwrap();
+    let status = child.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(
+        rest.contains("\"GET /a\\x22b\\x5Cc\\xE2\\x80\\xAEtxt.exe HTTP/1.0\" 404"),
+        "{rest}"
+    );
+}
+
+#[test]
 fn a_stderr_nobody_reads_stops_neither_serving_nor_sigterm() {
     // `netkit serve http 2>&1 | less` left on a screenful: the access log filled the pipe,
     // every loop blocked writing it, and SIGTERM (logged before acting) did nothing.

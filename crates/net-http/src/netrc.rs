@@ -48,7 +48,8 @@ impl Netrc {
     /// # Errors
     /// [`Error::File`] when it cannot be read, [`Error::Netrc`] when it does not parse.
     pub fn load(path: &Path) -> Result<Netrc, Error> {
-        match std::fs::read_to_string(path) {
+        // A byte that is no UTF-8 (a Latin-1 comment) is read as U+FFFD, as curl reads on.
+        match std::fs::read(path).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()) {
             Ok(text) => Netrc::parse(&text).map_err(|reason| Error::Netrc {
                 path: path.to_owned(),
                 reason,
@@ -223,6 +224,9 @@ impl<'a> Tokens<'a> {
             match c {
                 '\n' if empty => return,
                 '\n' => empty = true,
+                // A CRLF file's empty line is `\r\n`: else the macro never ended, and took
+                // every machine after it.
+                '\r' => {}
                 _ => empty = false,
             }
         }
@@ -268,6 +272,17 @@ mod tests {
         );
         let login = netrc.login_for_url("https://ann:x@API.example.com:8443/p?q");
         assert_eq!(login.map(|l| l.user.as_str()), Some("ann"));
+        // Written on Windows: the macro ends at its empty line all the same.
+        let netrc =
+            Netrc::parse("macdef init\r\ncd /pub\r\n\r\nmachine after login ann password pw\r\n")
+                .unwrap();
+        assert_eq!(
+            netrc.login("after"),
+            Some(&super::Login {
+                user: "ann".into(),
+                password: Some("pw".into())
+            })
+        );
     }
 
     #[test]

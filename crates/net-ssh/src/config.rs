@@ -628,7 +628,16 @@ fn read_guarded(path: &Path) -> Result<String, String> {
             path.display()
         ));
     }
-    std::fs::read_to_string(path).map_err(|e| e.to_string())
+    read_config(path)
+}
+
+/// The text of an ssh config file: a byte that is not UTF-8 (a Latin-1 comment) read as
+/// U+FFFD, where it failed every connection; a byte-order mark left out, where it made the
+/// first line unknown, and its `Host` block's options apply to every host.
+fn read_config(path: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 
 /// The user's home: `$HOME` when it names an absolute path, else the password database's,
@@ -813,7 +822,7 @@ impl Config {
             let read = if guarded {
                 read_guarded(path)
             } else {
-                std::fs::read_to_string(path).map_err(|e| e.to_string())
+                read_config(path)
             };
             text.push_str(&read.map_err(bad)?);
         }
@@ -1867,6 +1876,28 @@ mod tests {
         let mut config = Config::from_destination("x").unwrap();
         config.take_params(parsed.query("x"), "x").unwrap();
         assert_eq!(config.known_hosts, PathBuf::from("/kh/shared"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_or_a_latin_1_byte_changes_nothing() {
+        let dir = std::env::temp_dir().join(format!("netkit-bom-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let main = dir.join("config");
+        // Saved by Notepad: a BOM, CRLF, a Latin-1 comment.
+        std::fs::write(
+            &main,
+            b"\xEF\xBB\xBFHost box\r\n  HostName box.example.com\r\n  Port 2200\r\n\
+              # Ren\xe9\r\nHost *\r\n  User last\r\n",
+        )
+        .unwrap();
+        let got = |dest: &str| {
+            let c = Config::resolve(dest, Some(&main)).unwrap();
+            (c.host, c.user, c.port)
+        };
+        assert_eq!(got("box"), ("box.example.com".into(), "last".into(), 2200));
+        // The first block's options were everyone's.
+        assert_eq!(got("other"), ("other".into(), "last".into(), 22));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

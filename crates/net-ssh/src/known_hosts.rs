@@ -12,12 +12,20 @@ use std::path::Path;
 
 use base64::Engine as _;
 
+/// The text of a known_hosts file, a line that is not UTF-8 (a comment saying `René` in
+/// Latin-1) read with U+FFFD in it: read whole, such a byte made the file read as empty, and
+/// accept-new took a changed or revoked key as new.
+fn read(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// The key types (`ssh-ed25519`, `ecdsa-sha2-nistp256`, `ssh-rsa`, ...) that `path` holds
 /// for `host` at `port`, in the file's order: plain, wildcard and hashed entries, as OpenSSH
 /// matches them. Revoked keys and certificate authorities are not host keys; an unreadable
 /// file holds none.
 pub(crate) fn key_types(path: &Path, host: &str, port: u16) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    let Some(text) = read(path) else {
         return Vec::new();
     };
     let mut types: Vec<String> = Vec::new();
@@ -43,7 +51,7 @@ pub(crate) fn holds(
     kind: &str,
     key: &[u8],
 ) -> Option<Result<(), usize>> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = read(path)?;
     // The line to name when the key is not there: OpenSSH's "Offending key", one of the
     // type sent if there is one.
     let (mut first, mut of_kind) = (None, None);
@@ -113,7 +121,7 @@ fn key_blob(kind: &str, field: &str) -> Option<Vec<u8>> {
 /// Whether a `@cert-authority` line of `path` names `host` at `port`: the host may be known
 /// only through its certificate, which netkit cannot check.
 pub(crate) fn names_authority(path: &Path, host: &str, port: u16) -> bool {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    let Some(text) = read(path) else {
         return false;
     };
     let name = if port == 22 {
@@ -130,7 +138,7 @@ pub(crate) fn names_authority(path: &Path, host: &str, port: u16) -> bool {
 /// Whether a `@revoked` line of `path` holds `key` (the server's public key blob). Such a
 /// key "must not ever be accepted" (sshd(8)), whatever host the line names.
 pub(crate) fn revoked(path: &Path, key: &[u8]) -> bool {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    let Some(text) = read(path) else {
         return false;
     };
     let engine = base64::engine::general_purpose::STANDARD;
@@ -386,6 +394,27 @@ mod tests {
         assert!(revoked(&path, &blob("ssh-dss", 0)));
         assert!(!revoked(&path, &rsa));
         assert!(!revoked(&dir.join("none"), &rsa));
+        // A Latin-1 comment does not make the file empty: the key is still known, changed
+        // and revoked keys still refused.
+        let mut latin = b"# Ren\xe9's servers\n".to_vec();
+        latin.extend(std::fs::read(&path).unwrap());
+        let latin_path = dir.join("latin1");
+        std::fs::write(&latin_path, latin).unwrap();
+        assert_eq!(
+            holds(&latin_path, "127.0.0.1", 2222, "ssh-rsa", &rsa),
+            Some(Ok(()))
+        );
+        assert_eq!(
+            holds(
+                &latin_path,
+                "127.0.0.1",
+                2222,
+                "ssh-rsa",
+                &blob("ssh-rsa", 1)
+            ),
+            Some(Err(5))
+        );
+        assert!(revoked(&latin_path, &blob("ssh-dss", 0)));
         // What HashKnownHosts writes is found again.
         let appended = dir.join("appended");
         append(&appended, "[10.1.2.3]:2200", "ssh-ed25519", &ed, true).unwrap();

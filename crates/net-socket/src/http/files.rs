@@ -419,7 +419,7 @@ pub(crate) fn listing(
     // Read through the descriptor opened beneath the root: read again by name, it could be
     // another directory by now (a symlink swapped under us to point out of the root).
     let mut dir = nix::dir::Dir::from_fd(OwnedFd::from(dir))?;
-    let mut names: Vec<(String, bool)> = Vec::new();
+    let mut names: Vec<(Vec<u8>, bool)> = Vec::new();
     for entry in dir.iter() {
         let entry = entry?;
         let name = entry.file_name().to_bytes();
@@ -428,15 +428,16 @@ pub(crate) fn listing(
         if name.starts_with(b".") {
             continue;
         }
-        let name = String::from_utf8_lossy(name).into_owned();
         // A link to a directory is listed as one, as nginx lists it, if a request for it
         // would reach one; so is an entry whose type the file system does not tell.
         let is_dir = match entry.file_type() {
             Some(nix::dir::Type::Directory) => true,
-            Some(nix::dir::Type::Symlink) | None => leads_to_dir(&name),
+            Some(nix::dir::Type::Symlink) | None => {
+                std::str::from_utf8(name).is_ok_and(&leads_to_dir)
+            }
             Some(_) => false,
         };
-        names.push((name, is_dir));
+        names.push((name.to_vec(), is_dir));
     }
     names.sort();
     let title = html_escape(url_path);
@@ -448,8 +449,10 @@ pub(crate) fn listing(
     }
     for (name, is_dir) in names {
         let slash = if is_dir { "/" } else { "" };
-        let href = percent_encoding::utf8_percent_encode(&name, HREF);
-        let text = html_escape(&name);
+        // The name's own bytes, not its UTF-8 reading: a link to `latin\xe9` shown as
+        // `latin\u{fffd}` fetched another file of that name.
+        let href = percent_encoding::percent_encode(&name, HREF);
+        let text = html_escape(&String::from_utf8_lossy(&name));
         html.push_str(&format!(
             "<li><a href=\"{href}{slash}\">{text}{slash}</a></li>\n"
         ));
@@ -726,7 +729,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("netkit-listing-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("sub")).unwrap();
         std::fs::write(dir.join("<b>&\"x\".txt"), b"").unwrap();
+        use std::os::unix::ffi::OsStrExt as _;
+        let latin = std::ffi::OsStr::from_bytes(b"latin\xe9");
+        std::fs::write(dir.join(latin), b"").unwrap();
         let html = listing(File::open(&dir).unwrap(), "/d/", |_| false).unwrap();
+        // A name that is no UTF-8 is linked by its own bytes, shown with U+FFFD.
+        assert!(
+            html.contains("href=\"latin%E9\">latin\u{fffd}</a>"),
+            "{html}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(
             html.contains("&lt;b&gt;&amp;&quot;x&quot;.txt</a>"),

@@ -1144,11 +1144,22 @@ fn later_minor(input: &[u8]) -> Option<usize> {
 
 fn access_log(ctx: &Context<'_>, method: &str, target: &str, minor: u8, status: u16, sent: u64) {
     // A `"` or `\` from the client is written as nginx writes it (`\x22`), so that a target
-    // cannot end the quoted field and forge the ones after it.
-    let target: std::borrow::Cow<'_, str> = if target.contains(['"', '\\']) {
-        target.replace('\\', "\\x5C").replace('"', "\\x22").into()
-    } else {
+    // cannot end the quoted field and forge the ones after it; so is every byte past ASCII,
+    // as nginx's log has it: a raw right-to-left override or C1 control turned the line
+    // around or worked on the terminal of whoever read the log.
+    let plain = |b: u8| b.is_ascii_graphic() && b != b'"' && b != b'\\';
+    let target: std::borrow::Cow<'_, str> = if target.bytes().all(plain) {
         target.into()
+    } else {
+        let mut escaped = String::with_capacity(target.len() + 16);
+        for b in target.bytes() {
+            if plain(b) {
+                escaped.push(char::from(b));
+            } else {
+                escaped.push_str(&format!("\\x{b:02X}"));
+            }
+        }
+        escaped.into()
     };
     log::info!(target: "netkit::access", "{} \"{method} {target} HTTP/1.{minor}\" {status} {sent}", ctx.peer());
 }

@@ -178,7 +178,13 @@ fn json_form_raw_and_file_bodies_arrive_byte_exact() {
 
     // A Content-Length of the user's that the body does not have: refused, where ureq
     // waited for ever at full CPU for bytes that would never come (or sent part of it).
-    for (length, body) in [("100", "a=1"), ("0", "a=1"), ("5", ""), ("x", "a")] {
+    for (length, body) in [
+        ("100", "a=1"),
+        ("0", "a=1"),
+        ("5", ""),
+        ("x", "a"),
+        ("+1", "a"),
+    ] {
         let err = client
             .post(&server.url("/echo"))
             .unwrap()
@@ -197,6 +203,31 @@ fn json_form_raw_and_file_bodies_arrive_byte_exact() {
         .send()
         .unwrap();
     assert_eq!(echo(got)["body_len"], 3);
+    // A form: its length is known once built; chunked, none is.
+    let form = || {
+        client
+            .post(&server.url("/echo"))
+            .unwrap()
+            .multipart(vec![Part::Text {
+                name: "a".into(),
+                value: "1".into(),
+            }])
+    };
+    let built = form().preview().body.unwrap().len().to_string();
+    let got = form().header("Content-Length", &built).send().unwrap();
+    assert_eq!(echo(got)["body_len"].to_string(), built);
+    for request in [
+        form().header("Content-Length", "5"),
+        client
+            .post(&server.url("/echo"))
+            .unwrap()
+            .raw("abc")
+            .chunked()
+            .header("Content-Length", "3"),
+    ] {
+        let err = request.send().expect_err("refused");
+        assert!(matches!(err, net_http::Error::BadRequest(_)), "{err}");
+    }
     // A pipe that ends before the length given: an error, at once.
     let writer = {
         let fifo = fifo.clone();
@@ -466,6 +497,37 @@ fn responses_expose_status_headers_and_bodies() {
         }
         other => panic!("expected a status error, got {other:?}"),
     }
+    // A 500 whose body stalls after its first bytes: told at once, not after the read
+    // timeout, and what the server put in it does not reach a terminal or log raw.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stalling = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut request = [0; 4096];
+        let _ = std::io::Read::read(&mut conn, &mut request);
+        let head = "HTTP/1.1 500 Oops\r\nContent-Length: 1000\r\n\r\n";
+        let body = "bad \u{1b}[2J \u{202e}thing";
+        std::io::Write::write_all(&mut conn, format!("{head}{body}").as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_secs(8));
+    });
+    let started = Instant::now();
+    let response = client
+        .get(&format!("http://{addr}/"))
+        .unwrap()
+        .send()
+        .unwrap();
+    match response.error_for_status() {
+        Err(Error::Status { excerpt, .. }) => {
+            assert_eq!(excerpt, "bad \\u{1b}[2J \\u{202e}thing");
+        }
+        other => panic!("expected a status error, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    stalling.join().unwrap();
     // nginx's error page spans lines; the error is shown on one.
     let error = client
         .get(&format!("{}/status/404", env("NETKIT_TEST_NGINX_URL")))
@@ -567,6 +629,38 @@ fn a_request_header_replaces_the_session_one_and_debug_output_keeps_secrets() {
     assert!(
         shown.contains("set-cookie") && shown.contains("X-Kept"),
         "{shown}"
+    );
+}
+
+#[test]
+fn a_cookie_given_to_a_session_is_the_servers_to_change_or_delete_as_httpie_keeps_it() {
+    let server = EchoServer::start();
+    let path = work_dir().join("http-client-session-cookie-item.json");
+    let _ = std::fs::remove_file(&path);
+    let session = Session::open(client(), &path).unwrap();
+    assert!(!Session::keeps_header("Cookie"));
+    session.set_cookies(&server.url("/"), "x=1; y=2").unwrap();
+    let cookie = |request: net_http::Request| {
+        let got = echo(request.send().unwrap());
+        got["headers"]["cookie"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let get = |path: &str| session.request("GET", &server.url(path)).unwrap();
+    assert_eq!(cookie(get("/echo")), "x=1; y=2");
+    // The server changes one, then deletes it (a logout).
+    get("/set-cookie?c=x%3D3").send().unwrap();
+    assert_eq!(cookie(get("/echo")), "x=3; y=2");
+    get("/set-cookie?c=x%3D%3B%20Max-Age%3D0").send().unwrap();
+    assert_eq!(cookie(get("/echo")), "y=2");
+    // A Cookie field given to one request wins over the jar's cookie of that name, sent once.
+    assert_eq!(cookie(get("/echo").header("Cookie", "y=9")), "y=9");
+    session.save().unwrap();
+    let saved = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !saved.to_ascii_lowercase().contains("\"cookie\""),
+        "{saved}"
     );
 }
 

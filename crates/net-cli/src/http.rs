@@ -404,6 +404,9 @@ fn request(mut args: Args) -> Outcome {
     if let Some(session) = &mut session {
         for item in &items {
             match item {
+                Item::Header(name, value) if name.eq_ignore_ascii_case("cookie") => {
+                    session.set_cookies(&url, value).map_err(failure)?;
+                }
                 Item::Header(name, value) if Session::keeps_header(name) => {
                     session.set_header(name, value);
                 }
@@ -566,6 +569,18 @@ fn save(session: Option<&Session>, args: &Args) -> Result<(), Failure> {
     }
 }
 
+/// The signals this process ignores, bit N-1 for signal N (`SigIgn` of /proc/self/status:
+/// reading the disposition through sigaction takes unsafe code); none when it cannot tell.
+fn ignored_signals() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+        .unwrap_or(0)
+}
+
 /// Runs `work` with SIGINT, SIGTERM and SIGHUP held until it is done, then taken as they
 /// would have been: killed while the session was written, the process left the hidden copy
 /// it was writing (cookies and credentials) beside the session, for good.
@@ -579,7 +594,13 @@ fn holding_signals<T>(work: impl FnOnce() -> T) -> T {
     };
     static WATCHING: std::sync::Once = std::sync::Once::new();
     WATCHING.call_once(|| {
-        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        // One the caller ignores stays ignored: `nohup netkit http --session ...` died at
+        // the SIGHUP of its terminal's closing.
+        let ignored = ignored_signals();
+        let heeded = [SIGINT, SIGTERM, SIGHUP]
+            .into_iter()
+            .filter(|s| ignored & (1 << (s - 1)) == 0);
+        let Ok(mut signals) = signal_hook::iterator::Signals::new(heeded) else {
             return;
         };
         let _ = crate::spawn(move || {

@@ -446,9 +446,21 @@ fn client_cert(cert_file: &Path, key_file: Option<&Path>) -> Result<ureq::tls::C
         .iter()
         .map(|c| rustls::pki_types::CertificateDer::from(c.der().to_vec()))
         .collect();
-    rustls::sign::CertifiedKey::new(chain, signing)
-        .keys_match()
-        .map_err(|_| mismatch())?;
+    match rustls::sign::CertifiedKey::new(chain, signing).keys_match() {
+        Ok(()) => {}
+        Err(rustls::Error::InconsistentKeys(_)) => return Err(mismatch()),
+        // rustls reads X.509 version 3 alone: a version 1 certificate (`openssl x509 -req`
+        // without extensions) was said to be another key's.
+        Err(e) => {
+            return Err(bad(
+                cert_file,
+                &format!(
+                    "the client certificate cannot be used ({e}): an X.509 version 1 \
+                     certificate cannot; make it again with extensions (version 3)"
+                ),
+            ));
+        }
+    }
     Ok(ureq::tls::ClientCert::new_with_certs(&certs, key))
 }
 
@@ -1318,9 +1330,14 @@ impl Request {
         else {
             return Ok(None);
         };
-        let declared: u64 = value.trim().parse().map_err(|_| {
-            Error::BadRequest(format!("Content-Length: {value} is not a number of bytes"))
-        })?;
+        let digits = value.trim();
+        let declared: u64 = digits
+            .parse()
+            .ok()
+            .filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| {
+                Error::BadRequest(format!("Content-Length: {value} is not a number of bytes"))
+            })?;
         let sized = |meta: std::fs::Metadata| sized(&meta).then_some(meta.len());
         let known = match &self.body {
             Body::Empty => Some(0),
@@ -1331,13 +1348,27 @@ impl Request {
                 start: Some(0),
             } => file.metadata().ok().and_then(sized),
             Body::Open { .. } => None,
-            Body::Multipart { shown, .. } => shown.get().map(|(_, data)| data.len() as u64),
+            Body::Multipart { shown, .. } => {
+                // Built and kept by a preview, when small enough to be.
+                if shown.get().is_none() {
+                    let _ = self.preview();
+                }
+                shown.get().map(|(_, data)| data.len() as u64)
+            }
+        };
+        let refused = |what: String| {
+            Err(Error::BadRequest(format!(
+                "Content-Length: {declared} given for {what}; leave the header out and the \
+                 body's length is sent"
+            )))
         };
         match known {
-            Some(known) if known != declared && !self.chunked => Err(Error::BadRequest(format!(
-                "Content-Length: {declared} given for a body of {known} bytes; leave the header \
-                 out and the body's length is sent"
-            ))),
+            _ if self.chunked => refused("a chunked body".into()),
+            Some(known) if known != declared => refused(format!("a body of {known} bytes")),
+            // A form streamed from its files: ureq would wait for ever for what it lacks.
+            None if matches!(self.body, Body::Multipart { .. }) => {
+                refused("a multipart body whose length is not known beforehand".into())
+            }
             _ => Ok(Some(declared)),
         }
     }
@@ -1369,7 +1400,19 @@ impl Request {
                 .join("; ")
         });
         // One Cookie field, the caller's cookies first (RFC 6265 5.4): a server that keeps
-        // one of two fields would lose either the caller's or the jar's.
+        // one of two fields would lose either the caller's or the jar's. A name the caller
+        // gives is not sent again with the jar's value (`x=1; x=2`: a server reading the
+        // first took the caller's, one reading the last the jar's).
+        let given: Vec<String> = headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+            .flat_map(|(_, v)| v.split(';').map(|pair| cookie_name(pair).to_owned()))
+            .collect();
+        let cookies = cookies
+            .split("; ")
+            .filter(|pair| !pair.is_empty() && !given.iter().any(|g| g == cookie_name(pair)))
+            .collect::<Vec<_>>()
+            .join("; ");
         match headers
             .iter_mut()
             .find(|(n, _)| n.eq_ignore_ascii_case("cookie"))
@@ -1815,6 +1858,11 @@ fn kept_or_open(replay: &Mutex<Replay>, path: &Path) -> Result<File, Error> {
 
 /// The body read from the pipe `file` (named `path`): what earlier sendings read of it,
 /// kept in `replay`, then what it still gives, added to `replay` as it comes.
+/// The name of a `name=value` pair of a Cookie field.
+pub(crate) fn cookie_name(pair: &str) -> &str {
+    pair.split_once('=').map_or(pair, |(name, _)| name).trim()
+}
+
 /// A body read from a pipe under a `Content-Length` of the user's: a pipe that ends before it
 /// is an error, where ureq asked for the rest again and again for ever.
 struct Declared<R> {

@@ -164,7 +164,9 @@ impl Response {
     }
 
     /// Turns a 4xx or 5xx response into [`Error::Status`], with the start of its body on one
-    /// line.
+    /// line: what one read gives of its first 200 bytes (it waits for the first bytes, up to
+    /// the read timeout, but not for all 200 of a body that trickles), control and
+    /// direction-changing characters escaped, as the server may have sent anything.
     ///
     /// # Errors
     /// [`Error::Status`] for 4xx and 5xx.
@@ -173,16 +175,31 @@ impl Response {
             return Ok(self);
         }
         let (url, status, reason) = (self.url.clone(), self.status, self.reason.to_owned());
-        let mut start = Vec::new();
-        let _ = self.reader().take(200).read_to_end(&mut start);
+        let mut start = [0; 200];
+        let got = self.reader().read(&mut start).unwrap_or(0);
         // On one line, as every error is shown; a character cut at the end is dropped.
-        let text = String::from_utf8_lossy(&start);
-        let excerpt = text.trim_end_matches('\u{FFFD}').split_whitespace();
+        let text = String::from_utf8_lossy(&start[..got]);
+        let words: Vec<&str> = text
+            .trim_end_matches('\u{FFFD}')
+            .split_whitespace()
+            .collect();
+        let excerpt = words
+            .join(" ")
+            .chars()
+            .map(|c| match c {
+                c if c.is_control()
+                    || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') =>
+                {
+                    c.escape_unicode().to_string()
+                }
+                c => c.to_string(),
+            })
+            .collect();
         Err(Error::Status {
             url,
             status,
             reason,
-            excerpt: excerpt.collect::<Vec<_>>().join(" "),
+            excerpt,
         })
     }
 

@@ -96,7 +96,30 @@ impl Session {
     #[must_use]
     pub fn keeps_header(name: &str) -> bool {
         let lower = name.to_ascii_lowercase();
-        !(lower.starts_with("content-") || lower.starts_with("if-"))
+        !(lower.starts_with("content-") || lower.starts_with("if-") || lower == "cookie")
+    }
+
+    /// Keeps the cookies of a `Cookie` field given for a request to `url` in the jar, for
+    /// its host and every path, as httpie keeps a `Cookie:` item: there the server can
+    /// change or delete them (kept as a header, a cookie the server deleted at logout went
+    /// on being sent).
+    ///
+    /// # Errors
+    /// [`Error::BadUrl`] when `url` is not an absolute http(s) URL.
+    pub fn set_cookies(&self, url: &str, field: &str) -> Result<(), Error> {
+        let url = crate::client::parse_url(url)?;
+        self.client.with_jar(|jar| {
+            for pair in field.split(';') {
+                let Some((name, value)) = pair.split_once('=') else {
+                    continue;
+                };
+                let mut cookie =
+                    cookie_store::RawCookie::new(name.trim().to_owned(), value.trim().to_owned());
+                cookie.set_path("/");
+                let _ = jar.insert_raw(&cookie, &url);
+            }
+        });
+        Ok(())
     }
 
     /// Removes a default header.

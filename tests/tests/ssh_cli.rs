@@ -3034,7 +3034,8 @@ fn in_a_session_quotes_and_backslashes_keep_wildcard_characters_plain_as_in_sftp
         &batch,
         format!(
             "lcd {}\ncd {}\nrm \"star*\"\nrm log\\[1\\]\n-rm 'keep*'\nrmdir e*\nget b[x\n\
-             get 'a\\b'\nmkdir up\nput * up\nput \"report[1].txt\" q1\nput report\\[1\\].txt q2\n",
+             get 'a\\b'\nmkdir up\nput * up\nput \"report[1].txt\" q1\nput report\\[1\\].txt q2\n\
+             mkdir \"~\" # a comment, as in a shell\nput a.txt \"~/t.txt\"\n",
             local.display(),
             remote.display(),
         ),
@@ -3062,7 +3063,7 @@ fn in_a_session_quotes_and_backslashes_keep_wildcard_characters_plain_as_in_sftp
     assert_eq!(
         left(&remote),
         [
-            "a\\b", "b[x", "e1", "keep1", "log1", "q1", "q2", "star1", "up"
+            "a\\b", "b[x", "e1", "keep1", "log1", "q1", "q2", "star1", "up", "~"
         ]
     );
     assert!(err.contains("keep*: no such file"), "{err}");
@@ -3081,6 +3082,8 @@ fn in_a_session_quotes_and_backslashes_keep_wildcard_characters_plain_as_in_sftp
             "report[1].txt"
         ]
     );
+    // A quoted `~` is a name, not the home.
+    assert_eq!(std::fs::read(remote.join("~/t.txt")).unwrap(), b"a.txt");
     for copy in ["q1", "q2"] {
         assert_eq!(std::fs::read(remote.join(copy)).unwrap(), b"report[1].txt");
     }

@@ -1592,4 +1592,10 @@ fn an_encrypted_pem_key_asks_for_its_passphrase_and_a_key_may_be_a_first_factor(
     two.port = env("NETKIT_TEST_SSH_PASSWORD_FIRST_PORT").parse().unwrap();
     let client = Client::connect(&two).expect("password, then key");
     assert_eq!(client.exec("echo in", b"").unwrap().stdout, b"in\n");
+    // That sshd takes one channel at a time (MaxSessions 1): the kept SFTP channel gives
+    // way to a command (every command failed after an SFTP call).
+    let home = std::path::PathBuf::from(env("NETKIT_TEST_SSH_HOME"));
+    let client = Client::connect(&two).unwrap();
+    client.ls(&home).expect("an SFTP call");
+    assert_eq!(client.exec("echo again", b"").unwrap().stdout, b"again\n");
 }

@@ -144,11 +144,13 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
         "UsePAM yes\nPasswordAuthentication no\nAuthenticationMethods publickey,keyboard-interactive\n",
         &pam_sshd,
     )?;
-    // The password first, then a key.
+    // The password first, then a key; one channel at a time (sshd takes a keyword's first
+    // value: this MaxSessions wins over the template's).
     let (password_first_sshd, password_first_port) = spawn_sshd(
         &dir,
         "password-first",
-        "UsePAM no\nPasswordAuthentication yes\nAuthenticationMethods password,publickey\n",
+        "UsePAM no\nPasswordAuthentication yes\nAuthenticationMethods password,publickey\n\
+         MaxSessions 1\n",
         Path::new(sshd()),
     )?;
 

@@ -788,7 +788,10 @@ pub(crate) fn list(
         // A file named is itself, by the path given (`dir/b.txt`, not `dir/b.txt/b.txt`).
         None => match client.stat(path) {
             Ok(entry) if !entry.is_dir => vec![(named(path), entry)],
-            _ => contents(path)?,
+            // A directory we may not look at may still be listed; any other failure (a
+            // connection or channel lost) is told, not taken for a directory to list.
+            Ok(_) | Err(net_ssh::Error::PermissionDenied { .. }) => contents(path)?,
+            Err(e) => return Err(e).code(GENERIC),
         },
     };
     if !flags.unsorted {

@@ -388,10 +388,12 @@ const WILDCARD: [char; 5] = ['*', '?', '[', ']', '\\'];
 /// them, but a wildcard character quoted or after a backslash stays escaped (`\*`) for the
 /// wildcard expansion that follows, which reads it as plain: `rm "star*"` and `rm star\*`
 /// remove the file named `star*`, not every name starting with `star` (a batch that quoted a
-/// name to be safe removed other files). `None` for an unclosed quote or a last backslash.
+/// name to be safe removed other files), and a quoted `~` is no home (`rm "~/x"` removed the
+/// home's `x`). A `#` starting a word starts a comment. `None` for an unclosed quote or a
+/// last backslash.
 fn words(text: &str) -> Option<Vec<String>> {
     let escape = |word: &mut String, c: char| {
-        if WILDCARD.contains(&c) {
+        if WILDCARD.contains(&c) || c == '~' {
             word.push('\\');
         }
         word.push(c);
@@ -403,6 +405,7 @@ fn words(text: &str) -> Option<Vec<String>> {
     while let Some(c) = chars.next() {
         match (quote, c) {
             (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, '#') if word.is_none() => break,
             (None, '\'' | '"') => {
                 quote = Some(c);
                 word.get_or_insert_default();

@@ -224,14 +224,27 @@ impl Client {
         self.session.set_blocking(false);
         let first = open(&self.session);
         self.session.set_blocking(blocking);
-        match first {
+        let opened = match first {
             Err(e) if e.code() == EAGAIN && blocking => {
                 self.ack_at_once();
                 open(&self.session)
             }
             other => other,
-        }
-        .map_err(|e| self.given_up(Error::ssh(&self.host, &e)))
+        };
+        // A server that takes one channel at a time (MaxSessions 1) refuses a second while
+        // the kept SFTP channel is open: that one goes, the next SFTP call starts it again.
+        let opened = match opened {
+            Err(e) if self.sftp.borrow().is_some() && !self.is_closed() => {
+                log::debug!(
+                    "{}: {e}; closing the SFTP channel and trying again",
+                    self.host
+                );
+                self.forget_sftp();
+                open(&self.session)
+            }
+            other => other,
+        };
+        opened.map_err(|e| self.given_up(Error::ssh(&self.host, &e)))
     }
 
     /// Fails once the connection was closed under this client (see [`Client::is_closed`]).

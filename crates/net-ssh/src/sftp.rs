@@ -612,7 +612,7 @@ impl Client {
     /// Lets the next call start a new SFTP channel: after a failure that was not the server's
     /// plain answer to a request (a closed channel, a cancelled transfer's requests still in
     /// flight), the kept one may be of no more use.
-    fn forget_sftp(&self) {
+    pub(crate) fn forget_sftp(&self) {
         self.sftp.borrow_mut().take();
     }
 
@@ -720,7 +720,9 @@ impl Client {
                         go_past(put, failed)?;
                     }
                     Ok(_) => skipped(path.display(), "not a regular file"),
-                    Err(_) if link => skipped(path.display(), "a link to nothing"),
+                    Err(e) if link => {
+                        skipped(path.display(), &format!("a link that leads nowhere ({e})"))
+                    }
                     // As sftp, whose lstat failing fails the transfer: the file is not sent
                     // (a name too long, a directory we may not enter), exit 0 said otherwise.
                     Err(source) => go_past(Err(Error::Local { path, source }), failed)?,
@@ -1188,7 +1190,10 @@ impl Client {
                         go_past(got, failed)?;
                     }
                     Ok(_) => skipped(self.remote(&path), "not a regular file"),
-                    Err(_) if link => skipped(self.remote(&path), "a link to nothing"),
+                    Err(e) if link => skipped(
+                        self.remote(&path),
+                        &format!("a link that leads nowhere ({})", e.message()),
+                    ),
                     Err(e) => go_past(Err(self.sftp_error(&path, &e)), failed)?,
                 }
             }

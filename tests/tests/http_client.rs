@@ -1360,6 +1360,13 @@ fn tls_is_verified_unless_told_otherwise() {
     );
     let insecure = client_with(|c| c.insecure = true);
     assert_eq!(insecure.get(&url).unwrap().send().unwrap().status(), 200);
+    // Saved by a Windows editor, with a byte-order mark first: read as curl reads it.
+    let bom = work_dir().join("ca-with-bom.pem");
+    let mut pem = b"\xEF\xBB\xBF".to_vec();
+    pem.extend(std::fs::read(env("NETKIT_TEST_NGINX_CA")).unwrap());
+    std::fs::write(&bom, pem).unwrap();
+    let trusted = client_with(|c| c.ca_file = Some(bom.clone()));
+    assert_eq!(trusted.get(&url).unwrap().send().unwrap().status(), 200);
 }
 
 #[test]

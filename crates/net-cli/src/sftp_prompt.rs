@@ -98,7 +98,7 @@ impl Completer for Completion<'_> {
             "get" | "reget" => position == 1,
             _ => false,
         };
-        let typed = word.replace("\\ ", " ");
+        let typed = crate::sftp_session::plain(word);
         let (dir, prefix) = match typed.rfind('/') {
             Some(i) => typed.split_at(i + 1),
             None => ("", typed.as_str()),
@@ -116,10 +116,13 @@ impl Completer for Completion<'_> {
             .map(|(name, is_dir)| Pair {
                 replacement: format!(
                     "{}{}",
-                    format!("{dir}{name}").replace(' ', "\\ "),
+                    escaped(&format!("{dir}{name}")),
                     if is_dir { "/" } else { " " }
                 ),
-                display: if is_dir { format!("{name}/") } else { name },
+                // A name's control characters as sftp shows them (`\033`), not sent to the
+                // terminal.
+                display: crate::exit::shown(&if is_dir { format!("{name}/") } else { name })
+                    .into_owned(),
             })
             .collect();
         pairs.sort_by(|a, b| a.display.cmp(&b.display));
@@ -159,6 +162,20 @@ fn local_entries(dir: &str) -> Vec<(String, bool)> {
         .unwrap_or_default()
 }
 
+/// `path` as a word of a command line: a backslash before each character the line's
+/// splitting or the wildcard expansion would read (`apos'x`, `back\slash` and `a*b` were
+/// inserted as they are, an unbalanced quote or another file).
+fn escaped(path: &str) -> String {
+    let mut word = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c.is_whitespace() || "\\'\"*?[]#~".contains(c) {
+            word.push('\\');
+        }
+        word.push(c);
+    }
+    word
+}
+
 /// Where the word being typed starts: after the last space that no backslash escapes.
 fn word_start(before: &str) -> usize {
     let bytes = before.as_bytes();
@@ -180,7 +197,24 @@ impl Helper for Completion<'_> {}
 
 #[cfg(test)]
 mod tests {
-    use super::word_start;
+    use super::{escaped, word_start};
+    use crate::sftp_session::plain;
+
+    #[test]
+    fn completed_names_are_escaped_for_the_line() {
+        for name in [
+            "apos'x",
+            "back\\slash",
+            "a b",
+            "star*",
+            "log[1]",
+            "~home",
+            "q\"uote",
+        ] {
+            assert_eq!(plain(&escaped(name)), name);
+        }
+        assert_eq!(escaped("dir/a b*"), "dir/a\\ b\\*");
+    }
 
     #[test]
     fn words_start_after_unescaped_spaces() {

@@ -438,7 +438,7 @@ fn words(text: &str) -> Option<Vec<String>> {
 
 /// A word with the escapes [`words`] kept for the wildcard expansion undone, for what
 /// expands none.
-fn plain(word: &str) -> String {
+pub(crate) fn plain(word: &str) -> String {
     let mut plain = String::with_capacity(word.len());
     let mut chars = word.chars();
     while let Some(c) = chars.next() {

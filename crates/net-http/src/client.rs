@@ -166,10 +166,7 @@ impl Client {
             .transpose()?;
         let mut ca_file_tls = None;
         if let Some(ca_file) = &config.ca_file {
-            let pem = std::fs::read(ca_file).map_err(|source| Error::File {
-                path: ca_file.clone(),
-                source,
-            })?;
+            let pem = read_pem(ca_file)?;
             let certs: Vec<_> = ureq::tls::parse_pem(&pem)
                 .filter_map(|item| match item {
                     Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
@@ -382,20 +379,27 @@ impl Client {
     }
 }
 
+/// The bytes of a PEM file, without the byte-order mark a Windows editor puts first (the
+/// file was said to hold no certificate, where curl reads it).
+fn read_pem(path: &Path) -> Result<Vec<u8>, Error> {
+    let pem = std::fs::read(path).map_err(|source| Error::File {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(match pem.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) => rest.to_vec(),
+        None => pem,
+    })
+}
+
 /// The client certificate chain of `cert_file` with the private key of `key_file`, or of
 /// `cert_file` itself when there is none.
 fn client_cert(cert_file: &Path, key_file: Option<&Path>) -> Result<ureq::tls::ClientCert, Error> {
-    let read = |path: &Path| {
-        std::fs::read(path).map_err(|source| Error::File {
-            path: path.to_owned(),
-            source,
-        })
-    };
     let bad = |path: &Path, reason: &str| Error::File {
         path: path.to_owned(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
     };
-    let pem = read(cert_file)?;
+    let pem = read_pem(cert_file)?;
     let mut certs = Vec::new();
     let mut key = None;
     for item in ureq::tls::parse_pem(&pem).flatten() {
@@ -413,7 +417,7 @@ fn client_cert(cert_file: &Path, key_file: Option<&Path>) -> Result<ureq::tls::C
     }
     let key = match key_file {
         Some(path) => {
-            let pem = read(path)?;
+            let pem = read_pem(path)?;
             ureq::tls::parse_pem(&pem)
                 .flatten()
                 .find_map(|item| match item {

@@ -131,7 +131,16 @@ fn charset(content_type: Option<&str>) -> Option<&'static Encoding> {
         .skip(1)
         .filter_map(|param| param.split_once('='))
         .find(|(name, _)| name.trim().eq_ignore_ascii_case("charset"))
-        .and_then(|(_, value)| Encoding::for_label(value.trim().trim_matches('"').as_bytes()))
+        .and_then(|(_, value)| {
+            let label = value.trim().trim_matches('"');
+            // Python's and PHP's spelling, which the WHATWG list lacks (`latin1` is in it).
+            let label = if label.eq_ignore_ascii_case("latin-1") {
+                "latin1"
+            } else {
+                label
+            };
+            Encoding::for_label(label.as_bytes())
+        })
 }
 
 /// `bytes` as text in the charset `content_type` names (UTF-8 when it names none; a BOM wins,
@@ -209,6 +218,10 @@ mod tests {
             "café"
         );
         assert_eq!(text(b"caf\xc3\xa9", Some("text/plain")), "café");
+        assert_eq!(
+            text(b"caf\xe9", Some("text/plain; charset=Latin-1")),
+            "café"
+        );
         assert_eq!(
             text(b"caf\xc3\xa9", Some("text/html; charset=\"utf-8\"")),
             "café"

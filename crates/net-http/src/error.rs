@@ -212,8 +212,10 @@ impl Error {
             ureq::Error::ConnectProxyFailed(reason) => Error::Connect {
                 url,
                 reason: match reason.rsplit_once('/') {
+                    // ureq does not say whether credentials went: both are named.
                     Some((_, "407")) => "the proxy refused the tunnel: 407, it wants \
-                                         credentials (http://USER:PASS@proxy:port)"
+                                         credentials (http://USER:PASS@proxy:port) or \
+                                         refused those given"
                         .into(),
                     Some((_, code)) => format!("the proxy refused the tunnel: {code}"),
                     None => format!("the proxy: {reason}"),

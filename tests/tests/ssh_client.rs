@@ -1598,4 +1598,6 @@ fn an_encrypted_pem_key_asks_for_its_passphrase_and_a_key_may_be_a_first_factor(
     let client = Client::connect(&two).unwrap();
     client.ls(&home).expect("an SFTP call");
     assert_eq!(client.exec("echo again", b"").unwrap().stdout, b"again\n");
+    // And the other way: right after a command, its place is free a moment later.
+    client.stat(&home).expect("SFTP after the command");
 }

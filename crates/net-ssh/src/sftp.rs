@@ -617,7 +617,18 @@ impl Client {
     }
 
     fn start_sftp(&self) -> Result<Sftp, Error> {
-        self.session.sftp().map_err(|e| {
+        // LIBSSH2_ERROR_CHANNEL_FAILURE: the channel was refused. On a server taking one
+        // channel at a time, right after a command the closed channel's place is not free
+        // yet (sshd frees it once its loop comes round): asked again a moment later, it is.
+        let refused = ssh2::ErrorCode::Session(-21);
+        let started = match self.session.sftp() {
+            Err(e) if e.code() == refused => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                self.session.sftp()
+            }
+            other => other,
+        };
+        started.map_err(|e| {
             self.given_up(match Error::ssh(&self.host, &e) {
                 // libssh2 says "no other error listed", or a timeout that was none, when
                 // what came back was no SFTP: a shell that prints at login (OpenSSH's sftp

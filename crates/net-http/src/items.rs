@@ -111,7 +111,10 @@ impl Item {
                 source,
             })
         };
+        // A byte-order mark (a file saved by a Windows editor) is passed over, as RFC 8259
+        // lets a parser: it was "expected value at line 1 column 1".
         let json = |text: &[u8]| {
+            let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
             serde_json::from_slice::<Value>(text).map_err(|e| bad(&format!("not JSON: {e}")))
         };
         let text = |path: &str| {
@@ -565,6 +568,15 @@ mod tests {
                 other => panic!("{items:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_json_file_with_a_byte_order_mark_is_read() {
+        let path = std::env::temp_dir().join(format!("netkit-bom-{}.json", std::process::id()));
+        std::fs::write(&path, b"\xEF\xBB\xBF{\"a\": 1}\r\n").unwrap();
+        let item = Item::parse(&format!("x:=@{}", path.display())).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(item, Item::Json("x".into(), serde_json::json!({"a": 1})));
     }
 
     #[test]

@@ -662,6 +662,21 @@ fn a_cookie_given_to_a_session_is_the_servers_to_change_or_delete_as_httpie_keep
         !saved.to_ascii_lowercase().contains("\"cookie\""),
         "{saved}"
     );
+    // Edited by hand and saved with a byte-order mark: still the session.
+    std::fs::write(&path, format!("\u{feff}{saved}")).unwrap();
+    let reopened = Session::open(client(), &path).unwrap();
+    let got = echo(
+        reopened
+            .request("GET", &server.url("/echo"))
+            .unwrap()
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(got["headers"]["cookie"], "y=2");
+    // A pair with no name is no cookie: kept, it made the session file unreadable.
+    session.set_cookies(&server.url("/"), "=v; ok=1").unwrap();
+    session.save().unwrap();
+    Session::open(client(), &path).expect("the session file still reads");
 }
 
 #[test]
@@ -1385,6 +1400,21 @@ fn a_client_certificate_is_presented_when_configured() {
     });
     let response = known.get(&url).unwrap().send().unwrap();
     assert_eq!(response.text().unwrap(), "mutual tls\n");
+    // Saved with a byte-order mark, the pair is read once, as curl reads it (with a CA file
+    // it was read a second time, BOM and all, and refused).
+    let with_bom = |name: &str| {
+        let path = work_dir().join(format!("bom-{name}"));
+        let mut pem = b"\xEF\xBB\xBF".to_vec();
+        pem.extend(std::fs::read(dir.join(name)).unwrap());
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    let bom = client_with(|c| {
+        c.ca_file = ca();
+        c.client_cert = Some(with_bom("client.pem"));
+        c.client_key = Some(with_bom("client.key"));
+    });
+    assert_eq!(bom.get(&url).unwrap().send().unwrap().status(), 200);
     let mut keyless = ClientConfig::default();
     keyless.client_cert = Some(dir.join("client.pem"));
     assert!(matches!(Client::new(keyless), Err(Error::File { .. })));

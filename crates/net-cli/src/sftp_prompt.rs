@@ -108,21 +108,22 @@ impl Completer for Completion<'_> {
         } else {
             self.remote_entries(dir)
         };
+        // The directory as typed (`~/` stays the home), the name escaped for the line.
+        let typed_dir = &word[..word.rfind('/').map_or(0, |i| i + 1)];
         let mut pairs: Vec<Pair> = entries
             .into_iter()
+            // A control character cannot be typed back in: such a name is not offered.
+            .filter(|(name, _)| !name.chars().any(char::is_control))
             .filter(|(name, _)| {
                 name.starts_with(prefix) && (prefix.starts_with('.') || !name.starts_with('.'))
             })
             .map(|(name, is_dir)| Pair {
                 replacement: format!(
-                    "{}{}",
-                    escaped(&format!("{dir}{name}")),
+                    "{typed_dir}{}{}",
+                    escaped(&name),
                     if is_dir { "/" } else { " " }
                 ),
-                // A name's control characters as sftp shows them (`\033`), not sent to the
-                // terminal.
-                display: crate::exit::shown(&if is_dir { format!("{name}/") } else { name })
-                    .into_owned(),
+                display: if is_dir { format!("{name}/") } else { name },
             })
             .collect();
         pairs.sort_by(|a, b| a.display.cmp(&b.display));

@@ -187,11 +187,7 @@ impl Client {
                     .iter()
                     .map(|c| rustls::pki_types::CertificateDer::from(c.der().to_vec()))
                     .collect();
-                let client = config
-                    .client_cert
-                    .as_deref()
-                    .map(|cert| (cert, config.client_key.as_deref().unwrap_or(cert)));
-                ca_file_tls = Some(crate::tls::CaFileTls::new(trusted, client)?);
+                ca_file_tls = Some(crate::tls::CaFileTls::new(trusted, client_cert.as_ref())?);
             }
         }
         if client_cert.is_some() {
@@ -456,12 +452,11 @@ fn client_cert(cert_file: &Path, key_file: Option<&Path>) -> Result<ureq::tls::C
         // rustls reads X.509 version 3 alone: a version 1 certificate (`openssl x509 -req`
         // without extensions) was said to be another key's.
         Err(e) => {
+            log::debug!("{}: {e:?}", cert_file.display());
             return Err(bad(
                 cert_file,
-                &format!(
-                    "the client certificate cannot be used ({e}): an X.509 version 1 \
-                     certificate cannot; make it again with extensions (version 3)"
-                ),
+                "the client certificate cannot be read as X.509 version 3, the only one \
+                 rustls takes (openssl x509 -req without extensions makes version 1)",
             ));
         }
     }
@@ -1367,7 +1362,10 @@ impl Request {
             )))
         };
         match known {
-            _ if self.chunked => refused("a chunked body".into()),
+            _ if self.chunked => Err(Error::BadRequest(format!(
+                "Content-Length: {declared} given for a chunked body, which announces no length; \
+                 leave one of them out"
+            ))),
             Some(known) if known != declared => refused(format!("a body of {known} bytes")),
             // A form streamed from its files: ureq would wait for ever for what it lacks.
             None if matches!(self.body, Body::Multipart { .. }) => {

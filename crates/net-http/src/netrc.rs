@@ -117,6 +117,22 @@ impl Netrc {
     }
 
     fn finish(&mut self, entry: Option<(Option<String>, Login)>) {
+        // A login or password with a byte that is no UTF-8 (read as U+FFFD) would go out
+        // changed: such an entry is passed over, said once.
+        let entry = entry.filter(|(machine, login)| {
+            let changed = login.user.contains('\u{FFFD}')
+                || login
+                    .password
+                    .as_deref()
+                    .is_some_and(|p| p.contains('\u{FFFD}'));
+            if changed {
+                log::warn!(
+                    "netrc: the entry for {} holds bytes that are not UTF-8; passed over",
+                    machine.as_deref().unwrap_or("default")
+                );
+            }
+            !changed
+        });
         match entry {
             Some((Some(machine), login)) => self.machines.push((machine, login)),
             // The first `default` counts, as the first matching machine does.
@@ -283,6 +299,11 @@ mod tests {
                 password: Some("pw".into())
             })
         );
+        // A password whose Latin-1 byte was read as U+FFFD would go out changed: left out.
+        let netrc = Netrc::parse("machine a login ann password p\u{FFFD}ss\nmachine b login bob\n")
+            .unwrap();
+        assert_eq!(netrc.login("a"), None);
+        assert!(netrc.login("b").is_some());
     }
 
     #[test]

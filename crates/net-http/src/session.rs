@@ -55,7 +55,9 @@ impl Session {
         let path = path.into();
         let file = match std::fs::read(&path) {
             Ok(bytes) => {
-                serde_json::from_slice::<SessionFile>(&bytes).map_err(|e| Error::Session {
+                // Edited by hand in a Windows editor: its byte-order mark passed over.
+                let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+                serde_json::from_slice::<SessionFile>(bytes).map_err(|e| Error::Session {
                     path: path.clone(),
                     reason: e.to_string(),
                 })?
@@ -110,7 +112,9 @@ impl Session {
         let url = crate::client::parse_url(url)?;
         self.client.with_jar(|jar| {
             for pair in field.split(';') {
-                let Some((name, value)) = pair.split_once('=') else {
+                let Some((name, value)) =
+                    pair.split_once('=').filter(|(n, _)| !n.trim().is_empty())
+                else {
                     continue;
                 };
                 let mut cookie =

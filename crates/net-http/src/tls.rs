@@ -8,12 +8,10 @@
 //! python accept once the file holds it. So this connector stands where ureq's would.
 
 use std::io::{Read as _, Write as _};
-use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme, StreamOwned,
@@ -32,10 +30,11 @@ pub(crate) struct CaFileTls {
 
 impl CaFileTls {
     /// For the certificates `trusted` (DER) and, when the server asks for one, the client
-    /// certificate chain and key in the PEM files `client`.
+    /// certificate chain and key `client` (read once, by the client's own reading, which
+    /// passes a byte-order mark over).
     pub(crate) fn new(
         trusted: Vec<CertificateDer<'static>>,
-        client: Option<(&Path, &Path)>,
+        client: Option<&ureq::tls::ClientCert>,
     ) -> Result<CaFileTls, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
@@ -53,16 +52,14 @@ impl CaFileTls {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(TrustedFile { webpki, trusted }));
         let config = match client {
-            Some((cert_file, key_file)) => {
-                let bad = |path: &Path, reason: String| Error::File {
-                    path: path.to_owned(),
-                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
-                };
-                let chain = CertificateDer::pem_file_iter(cert_file)
-                    .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-                    .map_err(|e| bad(cert_file, e.to_string()))?;
-                let key = PrivateKeyDer::from_pem_file(key_file)
-                    .map_err(|e| bad(key_file, e.to_string()))?;
+            Some(client) => {
+                let chain = client
+                    .certs()
+                    .iter()
+                    .map(|c| CertificateDer::from(c.der().to_vec()))
+                    .collect();
+                let key = PrivateKeyDer::try_from(client.private_key().der().to_vec())
+                    .map_err(|e| tls_error(e.to_string()))?;
                 builder
                     .with_client_auth_cert(chain, key)
                     .map_err(|e| tls_error(e.to_string()))?

@@ -582,12 +582,7 @@ impl<S: Service> Worker<S> {
             && conn.lingering.is_none()
             && !conn.drained
         {
-            // At a shutdown, one with no input waiting (an idle keep-alive connection whose
-            // client keeps it in a pool, reading nothing) is closed at once, as nginx closes
-            // it: its close sends a FIN after the output, no reset; waiting for the client to
-            // hang up held every stop for 2 s.
-            let unread = || !matches!(conn.stream.peek(&mut [0; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
-            if !conn.read_open || (self.shutdown_deadline.is_some() && !unread()) {
+            if !conn.read_open {
                 self.close_now(key, CloseReason::Done);
                 return;
             }

@@ -358,21 +358,6 @@ fn shutdown_flushes_pending_output_then_returns() {
 }
 
 #[test]
-fn a_shutdown_closes_a_connection_with_nothing_to_read_at_once() {
-    // A client keeping its connection in a pool reads nothing and never hangs up: the stop
-    // waited 2 s for it (nginx closes it at once).
-    let server = Running::start(ServerBuilder::new().threads(1), Echo::service());
-    let mut client = server.connect();
-    client.write_all(b"ping").unwrap();
-    let mut back = [0; 4];
-    client.read_exact(&mut back).unwrap();
-    server.stop_within(Duration::from_millis(1500));
-    let mut rest = Vec::new();
-    client.read_to_end(&mut rest).unwrap();
-    assert!(rest.is_empty());
-}
-
-#[test]
 fn handlers_send_to_connections_on_other_threads() {
     /// Says which thread it is on; a line `N text` sends `text` to the Nth client.
     #[derive(Clone, Default)]

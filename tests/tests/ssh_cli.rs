@@ -2914,6 +2914,8 @@ fn sftp_session_runs_commands_over_one_connection_as_sftp_does() {
     );
     assert_eq!(out.status.code(), Some(1), "{stdout}{err}");
     assert!(stdout.contains("sftp> put up.txt\n"), "{stdout}");
+    // A `-` line is echoed as written, as sftp echoes it.
+    assert!(stdout.contains("sftp> -rename moved.txt sub\n"), "{stdout}");
     assert!(
         stdout.contains("sftp> ls\nup.txt\nwith space.txt\n"),
         "{stdout}"

@@ -1233,6 +1233,12 @@ fn sftp_directories_and_file_management() {
         client.rename(&base.join("x/moved.txt"), &base.join("x/y")),
         "a directory is in the way",
     );
+    // Into a directory that is not there: the target is named, not the file still in place.
+    let err = client
+        .rename(&base.join("x/moved.txt"), &base.join("nowhere/moved.txt"))
+        .unwrap_err();
+    assert!(err.to_string().contains("nowhere/moved.txt"), "{err}");
+    assert!(base.join("x/moved.txt").exists());
     // A rename over a file replaces it, as mv and OpenSSH's sftp do.
     std::fs::write(base.join("x/old.txt"), "old").unwrap();
     client

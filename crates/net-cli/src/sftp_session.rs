@@ -154,8 +154,9 @@ pub fn run(client: &Client, start: &Path, batch: Option<&Path>, fsync: bool) -> 
             }
             text = rest.trim_start();
         }
+        // As written, a `-` kept: a transcript shows which errors were meant to be gone past.
         if echo {
-            crate::exit::out(format_args!("sftp> {text}"))?;
+            crate::exit::out(format_args!("sftp> {}", line.trim()))?;
         }
         match session.perform(text) {
             Ok(true) => {}

@@ -166,12 +166,32 @@ pub fn download_name(url: &str, dir: &Path, resume: bool) -> PathBuf {
             c => c.to_string(),
         })
         .collect();
+    let decoded = invisible_dropped(&decoded);
     let name = match decoded.as_str() {
         "" | "." | ".." => "index.html",
         name if name.contains(['/', '\\']) => "index.html",
         name => name,
     };
     free_name(dir, name, resume)
+}
+
+/// `name` without the characters that show nothing or turn text around (zero-width spaces
+/// and joiners, bidi overrides and isolates, the BOM, the soft hyphen): `.\u{200b}.bashrc`
+/// showed as `.bashrc`, `x\u{202e}txt.exe` as `xexe.txt`.
+fn invisible_dropped(name: &str) -> String {
+    name.chars()
+        .filter(|c| {
+            !matches!(
+                c,
+                '\u{00AD}'
+                    | '\u{200B}'..='\u{200F}'
+                    | '\u{202A}'..='\u{202E}'
+                    | '\u{2060}'..='\u{2064}'
+                    | '\u{2066}'..='\u{2069}'
+                    | '\u{FEFF}'
+            )
+        })
+        .collect()
 }
 
 /// `dir/name`, or `dir/name-N` with the first N that names no file nor a part another
@@ -222,7 +242,7 @@ pub fn disposition_name(value: &str) -> Option<String> {
             plain = Some(raw);
         }
     }
-    let name = extended.or(plain)?;
+    let name = invisible_dropped(&extended.or(plain)?);
     let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
     // Dots and spaces in any mix: `. .bashrc` trimmed, then undotted, then trimmed again was
     // `.bashrc`.
@@ -789,6 +809,14 @@ mod tests {
                 Some("profile"),
             ),
             ("attachment; filename=\". .\"", None),
+            (
+                "attachment; filename*=UTF-8''.%E2%80%8B.bashrc",
+                Some("bashrc"),
+            ),
+            (
+                "attachment; filename*=UTF-8''invoice%E2%80%AEfdp.exe",
+                Some("invoicefdp.exe"),
+            ),
             ("attachment; filename=\"..\"", None),
             ("attachment; filename=\"a\u{7}b\"", None),
             ("attachment; filename*=koi8-r''x", None),

@@ -296,9 +296,22 @@ pub(crate) fn append(
     } else {
         name.to_owned()
     };
+    // After a last line without its end (a file edited by hand), a line of its own: joined
+    // to it, both keys were lost.
+    let unended = {
+        use std::io::{Read as _, Seek as _};
+        let mut last = [0; 1];
+        let mut reader = std::fs::File::open(path)?;
+        reader.seek(std::io::SeekFrom::End(-1)).is_ok()
+            && reader.read_exact(&mut last).is_ok()
+            && last[0] != b'\n'
+    };
     // One write per line: sessions of a parallel run may add hosts at the same moment, and
     // O_APPEND keeps whole writes apart, not the pieces `writeln!` would make.
-    let line = format!("{name} {algorithm} {encoded}\n");
+    let line = format!(
+        "{}{name} {algorithm} {encoded}\n",
+        if unended { "\n" } else { "" }
+    );
     let written = file.write(line.as_bytes())?;
     if written < line.len() {
         // A disk that took only part of the line: the torn line goes, not to be read back
@@ -430,6 +443,12 @@ mod tests {
             assert!(append(&appended, pattern, "ssh-ed25519", &ed, false).is_err());
         }
         assert_eq!(std::fs::read_to_string(&appended).unwrap(), line);
+        // After a last line left without its end, the key goes on a line of its own.
+        let unended = dir.join("unended");
+        std::fs::write(&unended, line.trim_end()).unwrap();
+        append(&unended, "10.9.9.9", "ssh-ed25519", &ed, false).unwrap();
+        assert_eq!(key_types(&unended, "10.1.2.3", 2200), ["ssh-ed25519"]);
+        assert_eq!(key_types(&unended, "10.9.9.9", 22), ["ssh-ed25519"]);
         std::fs::remove_dir_all(&dir).unwrap();
         let supported = [
             "ssh-ed25519",

@@ -1645,8 +1645,13 @@ impl Client {
         };
         // The server's bare "failure" (SSH_FX_FAILURE) says neither why nor whether `to` is
         // the obstacle: nothing is removed until the rename has gone through without it.
-        let (Ok(target), Ok(source)) = (sftp.lstat(to), sftp.lstat(from)) else {
-            return Err(self.sftp_error(from, &e));
+        let (target, source) = match (sftp.lstat(to), sftp.lstat(from)) {
+            (Ok(target), Ok(source)) => (target, source),
+            // The source is there: the target's side failed (its directory missing, or not
+            // ours to write), which the error names, as sftp names both (it blamed the
+            // source, and the user looked for a file that had not gone).
+            (Err(_), Ok(_)) => return Err(self.sftp_error(to, &e)),
+            _ => return Err(self.sftp_error(from, &e)),
         };
         let named = |path: &Path| -> Option<PathBuf> {
             let parent = path.parent().filter(|p| !p.as_os_str().is_empty());

@@ -1111,11 +1111,16 @@ fn sigterm_during_a_large_download_lets_it_finish_and_exits_0() {
     );
 }
 
-#[test]
-fn the_access_log_writes_what_the_client_sent_past_ascii_as_nginx_does() {
-    // A raw right-to-left override turned the line around on the screen of whoever read the
-    // log; quotes and backslashes could end the quoted field.
-    let (_, root) = site("log-escapes");
+/// `netkit serve http` on a site of its own, its log to be read by the test, and where it
+/// listens.
+fn serving_with_its_log(
+    name: &str,
+) -> (
+    netkit_tests::Spawned,
+    std::io::BufReader<std::process::ChildStderr>,
+    String,
+) {
+    let (_, root) = site(name);
     let mut child = netkit_tests::Spawned::start(
         Command::new(netkit_tests::netkit_bin())
             .args(["serve", "http", "--bind", "127.0.0.1:0", "--root"])
@@ -1127,6 +1132,14 @@ fn the_access_log_writes_what_the_client_sent_past_ascii_as_nginx_does() {
     let mut line = String::new();
     std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
     let addr = line.trim().rsplit(' ').next().unwrap().to_owned();
+    (child, stderr, addr)
+}
+
+#[test]
+fn the_access_log_writes_what_the_client_sent_past_ascii_as_nginx_does() {
+    // A raw right-to-left override turned the line around on the screen of whoever read the
+    // log; quotes and backslashes could end the quoted field.
+    let (mut child, mut stderr, addr) = serving_with_its_log("log-escapes");
     let mut conn = TcpStream::connect(&addr).unwrap();
     conn.write_all("GET /a\"b\\c\u{202e}txt.exe HTTP/1.0\r\n\r\n".as_bytes())
         .unwrap();
@@ -1146,18 +1159,7 @@ fn the_access_log_writes_what_the_client_sent_past_ascii_as_nginx_does() {
 fn a_stderr_nobody_reads_stops_neither_serving_nor_sigterm() {
     // `netkit serve http 2>&1 | less` left on a screenful: the access log filled the pipe,
     // every loop blocked writing it, and SIGTERM (logged before acting) did nothing.
-    let (_, root) = site("stderr-unread");
-    let mut child = netkit_tests::Spawned::start(
-        Command::new(netkit_tests::netkit_bin())
-            .args(["serve", "http", "--bind", "127.0.0.1:0", "--root"])
-            .arg(&root)
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped()),
-    );
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
-    let addr = line.trim().rsplit(' ').next().unwrap().to_owned();
+    let (mut child, mut stderr, addr) = serving_with_its_log("stderr-unread");
     // Some 100 bytes of log each: ten times what a pipe holds.
     let mut conn = TcpStream::connect(&addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))

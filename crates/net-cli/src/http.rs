@@ -606,12 +606,11 @@ fn holding_signals<T>(work: impl FnOnce() -> T) -> T {
         let _ = crate::spawn(move || {
             for signal in signals.forever() {
                 let mut held = held();
-                match *held {
-                    (true, _) => held.1 = Some(signal),
+                if held.0 {
+                    held.1 = Some(signal);
+                } else {
                     // The default: the process ends, killed by it.
-                    (false, _) => {
-                        let _ = signal_hook::low_level::emulate_default_handler(signal);
-                    }
+                    let _ = signal_hook::low_level::emulate_default_handler(signal);
                 }
             }
         });

@@ -375,17 +375,14 @@ impl Client {
     }
 }
 
-/// The bytes of a PEM file, without the byte-order mark a Windows editor puts first (the
-/// file was said to hold no certificate, where curl reads it).
+/// The bytes of a PEM file, without a byte-order mark (the file was said to hold no
+/// certificate, where curl reads it).
 fn read_pem(path: &Path) -> Result<Vec<u8>, Error> {
     let pem = std::fs::read(path).map_err(|source| Error::File {
         path: path.to_owned(),
         source,
     })?;
-    Ok(match pem.strip_prefix(b"\xEF\xBB\xBF") {
-        Some(rest) => rest.to_vec(),
-        None => pem,
-    })
+    Ok(crate::decode::without_bom(&pem).to_vec())
 }
 
 /// The client certificate chain of `cert_file` with the private key of `key_file`, or of
@@ -1317,7 +1314,6 @@ impl Request {
         !self.has_header("content-type") && !self.removed.iter().any(|r| r == "content-type")
     }
 
-    /// Whether a header named `name` has been added.
     /// The `Content-Length` the user gave, checked against a body whose length is known: one
     /// longer than the body left ureq waiting for ever for the rest (at full CPU, no timeout
     /// applying), a shorter one sent part of it and read the rest as the next request.
@@ -1375,6 +1371,7 @@ impl Request {
         }
     }
 
+    /// Whether a header named `name` has been added.
     pub(crate) fn has_header(&self, name: &str) -> bool {
         self.headers
             .iter()
@@ -1384,6 +1381,15 @@ impl Request {
     /// Our headers for `url`: the user's, then cookies from the jar and credentials.
     fn wire_headers(&self, url: &Url, authorization: Option<&str>) -> Vec<(String, String)> {
         let mut headers = self.headers.clone();
+        // A name the caller's Cookie field gives is not sent again with the jar's value
+        // (`x=1; x=2`: a server reading the first took the caller's, one reading the last the
+        // jar's).
+        let given: Vec<&str> = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+            .flat_map(|(_, v)| v.split(';').map(cookie_name))
+            .collect();
         let cookies = self.client.with_jar(|jar| {
             let mut cookies = jar.matches(url);
             // RFC 6265 5.4: longer paths first; then by name, so that every request sends
@@ -1397,24 +1403,13 @@ impl Request {
             });
             cookies
                 .iter()
+                .filter(|c| !given.contains(&c.name()))
                 .map(|c| format!("{}={}", c.name(), c.value()))
                 .collect::<Vec<_>>()
                 .join("; ")
         });
         // One Cookie field, the caller's cookies first (RFC 6265 5.4): a server that keeps
-        // one of two fields would lose either the caller's or the jar's. A name the caller
-        // gives is not sent again with the jar's value (`x=1; x=2`: a server reading the
-        // first took the caller's, one reading the last the jar's).
-        let given: Vec<String> = headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
-            .flat_map(|(_, v)| v.split(';').map(|pair| cookie_name(pair).to_owned()))
-            .collect();
-        let cookies = cookies
-            .split("; ")
-            .filter(|pair| !pair.is_empty() && !given.iter().any(|g| g == cookie_name(pair)))
-            .collect::<Vec<_>>()
-            .join("; ");
+        // one of two fields would lose either the caller's or the jar's.
         match headers
             .iter_mut()
             .find(|(n, _)| n.eq_ignore_ascii_case("cookie"))
@@ -1858,10 +1853,8 @@ fn kept_or_open(replay: &Mutex<Replay>, path: &Path) -> Result<File, Error> {
     }
 }
 
-/// The body read from the pipe `file` (named `path`): what earlier sendings read of it,
-/// kept in `replay`, then what it still gives, added to `replay` as it comes.
 /// The name of a `name=value` pair of a Cookie field.
-pub(crate) fn cookie_name(pair: &str) -> &str {
+fn cookie_name(pair: &str) -> &str {
     pair.split_once('=').map_or(pair, |(name, _)| name).trim()
 }
 
@@ -1898,6 +1891,8 @@ impl<R: std::io::Read> std::io::Read for Declared<R> {
     }
 }
 
+/// The body read from the pipe `file` (named `path`): what earlier sendings read of it,
+/// kept in `replay`, then what it still gives, added to `replay` as it comes.
 fn replayed(
     replay: &Arc<Mutex<Replay>>,
     url: &Url,

@@ -124,6 +124,12 @@ fn undo(coding: Coding, mut raw: BufReader<Box<dyn Read + Send>>) -> Box<dyn Rea
     }
 }
 
+/// `bytes` without the UTF-8 byte-order mark a Windows editor puts first, which JSON and PEM
+/// readers take for a first character (RFC 8259 lets a parser pass over it).
+pub(crate) fn without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
 /// The encoding a `Content-Type`'s `charset` names, when it is one encoding_rs knows.
 fn charset(content_type: Option<&str>) -> Option<&'static Encoding> {
     content_type?

@@ -111,11 +111,10 @@ impl Item {
                 source,
             })
         };
-        // A byte-order mark (a file saved by a Windows editor) is passed over, as RFC 8259
-        // lets a parser: it was "expected value at line 1 column 1".
+        // A byte-order mark was "expected value at line 1 column 1".
         let json = |text: &[u8]| {
-            let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
-            serde_json::from_slice::<Value>(text).map_err(|e| bad(&format!("not JSON: {e}")))
+            serde_json::from_slice::<Value>(crate::decode::without_bom(text))
+                .map_err(|e| bad(&format!("not JSON: {e}")))
         };
         let text = |path: &str| {
             String::from_utf8(read(path)?).map_err(|_| bad("the file is not UTF-8 text"))

@@ -56,7 +56,7 @@ impl Session {
         let file = match std::fs::read(&path) {
             Ok(bytes) => {
                 // Edited by hand in a Windows editor: its byte-order mark passed over.
-                let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+                let bytes = crate::decode::without_bom(&bytes);
                 serde_json::from_slice::<SessionFile>(bytes).map_err(|e| Error::Session {
                     path: path.clone(),
                     reason: e.to_string(),

@@ -3023,7 +3023,9 @@ fn a_file_of_several_that_fails_is_gone_past_as_sftp_goes_on() {
 #[test]
 fn in_a_session_quotes_and_backslashes_keep_wildcard_characters_plain_as_in_sftp() {
     let (remote, local) = fresh_dirs("sftp-quoted-wildcards");
-    for name in ["star*", "star1", "keep1", "log[1]", "log1", "b[x", "a\\b"] {
+    for name in [
+        "star*", "star1", "keep1", "log[1]", "log1", "b[x", "a\\b", "trail ",
+    ] {
         std::fs::write(remote.join(name), name).unwrap();
     }
     std::fs::create_dir(remote.join("e1")).unwrap();
@@ -3037,7 +3039,7 @@ fn in_a_session_quotes_and_backslashes_keep_wildcard_characters_plain_as_in_sftp
         format!(
             "lcd {}\ncd {}\nrm \"star*\"\nrm log\\[1\\]\n-rm 'keep*'\nrmdir e*\nget b[x\n\
              get 'a\\b'\nmkdir up\nput * up\nput \"report[1].txt\" q1\nput report\\[1\\].txt q2\n\
-             mkdir \"~\" # a comment, as in a shell\nput a.txt \"~/t.txt\"\n",
+             mkdir \"~\" # a comment, as in a shell\nput a.txt \"~/t.txt\"\nget trail\\ \n",
             local.display(),
             remote.display(),
         ),
@@ -3065,12 +3067,14 @@ fn in_a_session_quotes_and_backslashes_keep_wildcard_characters_plain_as_in_sftp
     assert_eq!(
         left(&remote),
         [
-            "a\\b", "b[x", "e1", "keep1", "log1", "q1", "q2", "star1", "up", "~"
+            "a\\b", "b[x", "e1", "keep1", "log1", "q1", "q2", "star1", "trail ", "up", "~"
         ]
     );
     assert!(err.contains("keep*: no such file"), "{err}");
     assert_eq!(std::fs::read(local.join("b[x")).unwrap(), b"b[x");
     assert_eq!(std::fs::read(local.join("a\\b")).unwrap(), b"a\\b");
+    // A name ending in a space, as Tab completion writes it, keeps its escaped space.
+    assert_eq!(std::fs::read(local.join("trail ")).unwrap(), b"trail ");
     // `put *` leaves the dot file at home, as glob(3); a quoted or escaped `[1]` is the file
     // of that name, not report1.txt.
     assert_eq!(

@@ -141,7 +141,9 @@ pub fn run(client: &Client, start: &Path, batch: Option<&Path>, fsync: bool) -> 
         })
     };
     while let Some(line) = input.next_line(&session.cwd)? {
-        let mut text = line.trim();
+        // Only the line's end goes: a name completed as `name\ ` keeps its escaped space.
+        let line = line.trim_start().trim_end_matches(['\r', '\n']);
+        let mut text = line;
         if text.is_empty() || text.starts_with('#') {
             continue;
         }
@@ -156,7 +158,7 @@ pub fn run(client: &Client, start: &Path, batch: Option<&Path>, fsync: bool) -> 
         }
         // As written, a `-` kept: a transcript shows which errors were meant to be gone past.
         if echo {
-            crate::exit::out(format_args!("sftp> {}", line.trim()))?;
+            crate::exit::out(format_args!("sftp> {line}"))?;
         }
         match session.perform(text) {
             Ok(true) => {}

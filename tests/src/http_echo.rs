@@ -185,7 +185,12 @@ fn serve(stream: TcpStream, calls: &Mutex<HashMap<String, Vec<Instant>>>, seen: 
         let mut extra: Vec<(String, String)> = Vec::new();
         let mut content_type = "application/json";
         let reply: Vec<u8>;
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        // `.` segments resolved, as nginx resolves them: a target sent as written still routes.
+        let segments: Vec<&str> = path
+            .trim_start_matches('/')
+            .split('/')
+            .filter(|s| *s != ".")
+            .collect();
         match segments.as_slice() {
             ["status", code] => {
                 status = code.parse().unwrap_or(500);

@@ -370,6 +370,75 @@ fn a_previewed_multipart_body_is_the_one_sent() {
 }
 
 #[test]
+fn digest_answers_for_the_path_as_sent() {
+    let server = EchoServer::start();
+    let client = client_with(|c| c.path_as_is = true);
+    let url = format!("{}/digest-auth/./auth/ann/s3cret/MD5", server.url(""));
+    let response = client
+        .get(&url)
+        .unwrap()
+        .auth(Auth::Digest {
+            user: "ann".into(),
+            password: "s3cret".into(),
+        })
+        .send()
+        .unwrap();
+    assert_eq!(
+        (response.status(), response.text().unwrap().as_str()),
+        (200, "authenticated ann")
+    );
+}
+
+#[test]
+fn odd_locations_and_tokens_as_curl_takes_them() {
+    use std::io::{BufRead as _, Write as _};
+    // Answers `/latin` with a Latin-1 Location, `/empty` with an empty one, anything else
+    // with its own request-target.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(3) {
+            let mut stream = stream.unwrap();
+            let mut line = String::new();
+            std::io::BufReader::new(&stream)
+                .read_line(&mut line)
+                .unwrap();
+            let target = line.split(' ').nth(1).unwrap_or_default().to_owned();
+            let head: &[u8] = match target.as_str() {
+                "/latin" => b"HTTP/1.1 302 Found\r\nLocation: /caf\xe9\r\n",
+                "/empty" => b"HTTP/1.1 302 Found\r\nLocation: \r\n",
+                _ => b"HTTP/1.1 200 OK\r\n",
+            };
+            let _ = stream.write_all(head);
+            let _ = write!(
+                stream,
+                "Content-Length: {}\r\nConnection: close\r\n\r\n{target}",
+                target.len()
+            );
+        }
+    });
+    let client = client_with(|c| c.max_redirects = 5);
+    let response = client.get(&format!("{url}/latin")).unwrap().send().unwrap();
+    assert_eq!(
+        (response.status(), response.text().unwrap().as_str()),
+        (200, "/caf%E9")
+    );
+    // An empty Location is no redirect: the 3xx is the answer, not 6 requests and an error.
+    let response = client.get(&format!("{url}/empty")).unwrap().send().unwrap();
+    assert_eq!((response.status(), response.history().len()), (302, 0));
+    // A token ureq cannot send is refused here, not blamed on the server.
+    let refused = client
+        .get(&format!("{url}/never"))
+        .unwrap()
+        .auth(Auth::Bearer("t\u{f8}k".into()))
+        .send();
+    match refused {
+        Err(Error::BadRequest(reason)) => assert!(reason.contains("outside ASCII"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
 fn path_as_is_keeps_the_path_until_a_redirect() {
     let server = EchoServer::start();
     let client = client_with(|c| {

@@ -1438,6 +1438,15 @@ impl Request {
         for (name, value) in &self.headers {
             check_header(name, value)?;
         }
+        // ureq sends an Authorization only as ASCII, and its refusal read as the server's
+        // fault; RFC 6750's tokens are ASCII.
+        if let Some(Auth::Bearer(token)) = &self.auth
+            && !token.is_ascii()
+        {
+            return Err(Error::BadRequest(
+                "the bearer token has characters outside ASCII, which a token cannot hold".into(),
+            ));
+        }
         let config = self.client.config();
         let retry = config.retry.clone();
         let max_redirects = config.max_redirects;
@@ -1500,7 +1509,10 @@ impl Request {
                 && digest.is_none()
                 && let Some(Auth::Digest { user, password }) = &self.auth
             {
-                let uri = &self.url[url::Position::BeforePath..url::Position::AfterQuery];
+                // The request-target as sent, `--path-as-is` dot segments and all: a server
+                // checks `uri` against it (RFC 7616 3.4.6).
+                let wire = self.wire_url();
+                let uri = &wire[self.url[..url::Position::BeforePath].len()..];
                 let cnonce = format!("{:016x}", rand::rng().random::<u64>());
                 digest = response
                     .headers()
@@ -1538,13 +1550,13 @@ impl Request {
                 std::thread::sleep(wait);
                 continue;
             }
-            // Raw UTF-8 (`/café`) is taken too, and percent-encoded by the join, as curl and
-            // browsers take it; to_str refused it and the redirect was not followed.
+            // An empty one is no redirect (curl and requests hand the 3xx back): it was
+            // followed to the same URL until the limit.
             let location = response
                 .headers()
                 .get(http::header::LOCATION)
-                .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
-                .map(str::to_owned);
+                .map(|v| location_text(v.as_bytes()))
+                .filter(|l| !l.trim().is_empty());
             if max_redirects > 0
                 && matches!(status, 301 | 302 | 303 | 307 | 308)
                 && let Some(location) = location
@@ -1936,6 +1948,17 @@ fn host_header(url: &Url) -> String {
         (Some(host), Some(port)) => format!("{host}:{port}"),
         (Some(host), None) => host.to_owned(),
         _ => String::new(),
+    }
+}
+
+/// A `Location` value as text: raw UTF-8 (`/café`) as it is, for the join to percent-encode
+/// as curl and browsers do; other bytes (a Latin-1 `/caf\xe9`) percent-encoded one by one, as
+/// curl follows them (the redirect was dropped, the 3xx shown as the answer).
+fn location_text(value: &[u8]) -> String {
+    match std::str::from_utf8(value) {
+        Ok(text) => text.to_owned(),
+        // percent_encode encodes every byte past ASCII, whatever the set.
+        Err(_) => percent_encoding::percent_encode(value, percent_encoding::CONTROLS).to_string(),
     }
 }
 

@@ -53,10 +53,19 @@ pub(crate) fn authorization(
         Some(qop) => hash(&format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")),
         None => hash(&format!("{ha1}:{nonce}:{ha2}")),
     };
+    // A name past ASCII cannot be a quoted string on the wire (ureq sends ASCII only):
+    // RFC 7616 3.4.4's extended notation carries it, UTF-8 percent-encoded.
+    let username = if user.is_ascii() {
+        format!("username=\"{}\"", quote(user))
+    } else {
+        format!(
+            "username*=UTF-8''{}",
+            percent_encoding::utf8_percent_encode(user, NOT_ATTR_CHAR)
+        )
+    };
     let mut header = format!(
-        "Digest username=\"{}\", realm=\"{}\", nonce=\"{}\", uri=\"{}\", algorithm={algorithm}, \
+        "Digest {username}, realm=\"{}\", nonce=\"{}\", uri=\"{}\", algorithm={algorithm}, \
          response=\"{response}\"",
-        quote(user),
         quote(realm),
         quote(nonce),
         quote(uri)
@@ -72,6 +81,21 @@ pub(crate) fn authorization(
     }
     Some(header)
 }
+
+/// What RFC 8187's `attr-char` leaves out, percent-encoded in `username*`.
+const NOT_ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
 
 /// `key=value` and `key="quoted, value"` pairs, comma-separated.
 fn parse_params(input: &str) -> Vec<(String, String)> {
@@ -121,6 +145,25 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 7616 section 3.4.4's example: a name past ASCII goes as `username*`.
+    #[test]
+    fn a_name_past_ascii_goes_in_the_extended_notation() {
+        let answer = authorization(
+            "Digest realm=\"r\", nonce=\"n\", qop=\"auth\"",
+            "J\u{e4}s\u{f8}n Doe",
+            "p",
+            "GET",
+            "/",
+            "c",
+        )
+        .unwrap();
+        assert!(
+            answer.starts_with("Digest username*=UTF-8''J%C3%A4s%C3%B8n%20Doe, realm=\"r\""),
+            "{answer}"
+        );
+        assert!(answer.is_ascii(), "{answer}");
+    }
 
     /// RFC 7616 section 3.9.1: the same request answered with MD5 and with SHA-256.
     #[test]

@@ -1042,6 +1042,30 @@ fn print_options_and_offline() {
             && text.ends_with("{\"k\":\"v\"}\n\n"),
         "{text}"
     );
+    // What a send refuses is refused unsent too, naming what is wrong: a preview showed
+    // `X-Evil: 1` as a header of its own, and a directory as an empty multipart body.
+    let dir = work_dir().join("http-cli-offline-dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (unsent, part) = (format!("http://{closed}/x"), format!("f@{}", dir.display()));
+    for (args, named) in [
+        (vec![&unsent, "X:a\r\nX-Evil: 1"], "\"X\""),
+        (
+            vec!["--bearer", "tok\r\nX-Evil: 1", &unsent],
+            "\"Authorization\"",
+        ),
+        (
+            vec!["-f", "POST", &unsent, &part],
+            "http-cli-offline-dir: a directory",
+        ),
+    ] {
+        let out = http(&[&["--offline"][..], &args].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            out.stdout.is_empty() && err.contains(named),
+            "{args:?}: {err}"
+        );
+    }
     // Formatted as a response body is, when asked (by default on a terminal).
     let out = http(&["--offline", "--pretty=format", &url, "k=v"]);
     let text = String::from_utf8_lossy(&out.stdout);

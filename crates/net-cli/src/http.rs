@@ -422,6 +422,8 @@ fn request(mut args: Args) -> Outcome {
 
     let style = Style::new(stdout_tty, args.pretty, !args.unsorted);
     let mut out = std::io::stdout().lock();
+    // Nothing shown that would not be sent (a header holding a line break).
+    request.check().map_err(failure)?;
     if what.contains('H') || what.contains('B') || args.offline {
         print_request(&mut out, &request.preview(), &what, stdout_tty, &style)?;
     }
@@ -1197,8 +1199,13 @@ fn may_be_json(content_type: &str) -> bool {
 
 /// `body` as JSON after what comes before its first `{` or `[`: a byte order mark or an
 /// anti-XSSI guard (`)]}',`), which httpie keeps in front of the formatted JSON.
+/// Deeper JSON is shown as it came: the formatter recurses once a level, and a 100 KB
+/// `[[[...` overflowed the stack (serde_json's own parser stops at 128 levels too).
 fn prefixed_json(body: &[u8]) -> Option<(&[u8], &str)> {
-    let valid = |json: &[u8]| serde_json::from_slice::<serde::de::IgnoredAny>(json).is_ok();
+    let valid = |json: &[u8]| {
+        nesting(json) <= MAX_NESTING
+            && serde_json::from_slice::<serde::de::IgnoredAny>(json).is_ok()
+    };
     let start = if valid(body) {
         0
     } else {
@@ -1206,6 +1213,32 @@ fn prefixed_json(body: &[u8]) -> Option<(&[u8], &str)> {
         valid(&body[start..]).then_some(start)?
     };
     Some((&body[..start], std::str::from_utf8(&body[start..]).ok()?))
+}
+
+/// How deep a formatted JSON text may nest.
+const MAX_NESTING: usize = 128;
+
+/// The deepest nesting of brackets in `json`, those in strings not counted.
+fn nesting(json: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in json {
+        if in_string {
+            in_string = escaped || b != b'"';
+            escaped = !escaped && b == b'\\';
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// `json` (valid JSON) laid out as serde_json's pretty printer lays it out, `indent` a
@@ -1502,7 +1535,17 @@ fn colour_value(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{reindented, starts_as_json};
+    use super::{MAX_NESTING, prefixed_json, reindented, starts_as_json};
+
+    #[test]
+    fn json_too_deep_to_format_is_left_as_it_came() {
+        let deep = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        assert!(prefixed_json(deep(MAX_NESTING).as_bytes()).is_some());
+        // 100 KB of brackets overflowed the stack; brackets in strings do not count.
+        assert!(prefixed_json(deep(50_000).as_bytes()).is_none());
+        let quoted = format!("[\"{}\\\"\"]", "[".repeat(500));
+        assert!(prefixed_json(quoted.as_bytes()).is_some(), "{quoted}");
+    }
 
     #[test]
     fn json_is_laid_out_as_serde_json_does_with_every_token_kept() {

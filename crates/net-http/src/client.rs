@@ -1429,24 +1429,44 @@ impl Request {
         headers
     }
 
+    /// What [`send`](Self::send) refuses before anything goes out, for a caller showing the
+    /// request unsent (httpie's `--offline`): a header that cannot go on the wire, a bearer
+    /// token that cannot, a file part that is a directory.
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] or [`Error::File`], naming the header or the file.
+    pub fn check(&self) -> Result<(), Error> {
+        for (name, value) in &self.headers {
+            check_header(name, value)?;
+        }
+        if let Some(Auth::Bearer(token)) = &self.auth {
+            // ureq sends an Authorization only as ASCII, and its refusal read as the
+            // server's fault; RFC 6750's tokens are ASCII.
+            if !token.is_ascii() {
+                return Err(Error::BadRequest(
+                    "the bearer token has characters outside ASCII, which a token cannot hold"
+                        .into(),
+                ));
+            }
+            check_header("Authorization", token)?;
+        }
+        if let Body::Multipart { parts, .. } = &self.body {
+            for part in parts {
+                if let Part::File { path, .. } = part {
+                    upload_file(path)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Sends the request, following redirects and retrying as configured.
     ///
     /// # Errors
     /// Any [`Error`] but [`Error::Status`]: a 4xx or 5xx is a normal [`Response`] until
     /// [`Response::error_for_status`].
     pub fn send(mut self) -> Result<Response, Error> {
-        for (name, value) in &self.headers {
-            check_header(name, value)?;
-        }
-        // ureq sends an Authorization only as ASCII, and its refusal read as the server's
-        // fault; RFC 6750's tokens are ASCII.
-        if let Some(Auth::Bearer(token)) = &self.auth
-            && !token.is_ascii()
-        {
-            return Err(Error::BadRequest(
-                "the bearer token has characters outside ASCII, which a token cannot hold".into(),
-            ));
-        }
+        self.check()?;
         let config = self.client.config();
         let retry = config.retry.clone();
         let max_redirects = config.max_redirects;
@@ -1934,6 +1954,22 @@ fn replayed(
         replay: Arc::clone(replay),
     };
     Ok(std::io::Read::chain(std::io::Cursor::new(before), rest))
+}
+
+/// A file to upload as a part, looked at before anything is sent: a directory opens (on
+/// Linux) and failed only when read, blamed on the URL.
+pub(crate) fn upload_file(path: &Path) -> Result<(), Error> {
+    let fail = |source| Error::File {
+        path: path.to_owned(),
+        source,
+    };
+    if std::fs::metadata(path).map_err(fail)?.is_dir() {
+        return Err(fail(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "a directory, not a file to upload",
+        )));
+    }
+    Ok(())
 }
 
 fn open(path: &Path) -> Result<File, Error> {

@@ -202,10 +202,7 @@ impl Request {
                             path.display()
                         )));
                     }
-                    std::fs::metadata(path).map_err(|source| Error::File {
-                        path: path.clone(),
-                        source,
-                    })?;
+                    crate::client::upload_file(path)?;
                     parts.push(Part::File {
                         name: name.clone(),
                         path: path.clone(),

@@ -1920,6 +1920,52 @@ fn a_stdin_too_large_to_keep_for_many_hosts_fails_the_run_in_bounded_memory() {
 }
 
 #[test]
+fn many_hosts_lines_are_whole_in_one_stream_and_a_reader_gone_is_141() {
+    let user = env("NETKIT_TEST_SSH_USER");
+    let host = format!("{user}@127.0.0.1:{}", port());
+    let many = |command: &str, redirect: &str| {
+        let mut line = vec![
+            netkit_bin().display().to_string(),
+            "ssh".into(),
+            "-n".into(),
+            "--hosts".into(),
+            [host.as_str(); 4].join(","),
+        ];
+        line.extend(common());
+        line.extend(["--".into(), format!("'{command}'"), redirect.into()]);
+        let out = Command::new("bash")
+            .args(["-c", &format!("set -o pipefail; {}", line.join(" "))])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    // stdout and stderr in one place (`2>&1`, a terminal): four hosts done at once tore
+    // each other's lines (`HOST | HOST | 17`).
+    for _ in 0..3 {
+        let (code, text) = many("seq 1 300; seq 1 300 >&2", "2>&1");
+        assert_eq!(code, Some(0), "{text}");
+        let torn: Vec<&str> = text
+            .lines()
+            .filter(|line| {
+                let number = line.strip_prefix(&format!("{host} | "));
+                number.is_none_or(|n| n.parse::<u32>().is_err())
+                    && !line.is_empty()
+                    && !line.starts_with("host ")
+                    && !line.ends_with("  ok")
+            })
+            .collect();
+        assert!(torn.is_empty(), "{torn:?}");
+    }
+    // Whoever read the output went: 141 as with one host, where the run said 0 and every
+    // host's failure was lost to a `pipefail` script.
+    let (code, _) = many("seq 1 300000; exit 3", "| head -1");
+    assert_eq!(code, Some(141));
+}
+
+#[test]
 fn many_hosts_summary_and_json() {
     let port = port().to_string();
     let closed = free_port();

@@ -1412,17 +1412,29 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// What `host` said, each line after its prefix, stdout's on stdout and stderr's on stderr.
+/// One host's at a time, each stream in one write: with both streams in one place (`2>&1`,
+/// a terminal), two hosts done at once tore each other's lines (`web1 | web2 | out`).
+fn show_said(host: &str, width: usize, stdout: &[u8], stderr: &[u8]) {
+    static SHOWING: Mutex<()> = Mutex::new(());
+    let _showing = lock(&SHOWING);
+    let _ = std::io::stdout().write_all(&prefixed(host, width, stdout));
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().write_all(&prefixed(host, width, stderr));
+}
+
 /// Each line of `bytes` after `host`'s prefix, as they came (not every program writes
 /// UTF-8); a last line without its newline gets one.
-fn prefixed(out: &mut dyn std::io::Write, host: &str, width: usize, bytes: &[u8]) {
+fn prefixed(host: &str, width: usize, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 64);
     for line in bytes.split_inclusive(|&b| b == b'\n') {
         let _ = write!(out, "{host:width$} | ");
-        let _ = out.write_all(line);
+        out.extend_from_slice(line);
         if !line.ends_with(b"\n") {
-            let _ = out.write_all(b"\n");
+            out.push(b'\n');
         }
     }
-    let _ = out.flush();
+    out
 }
 
 /// A run's progress as `netkit ssh --hosts` shows it: each host's output once it is done
@@ -1456,9 +1468,7 @@ impl net_ssh::Progress for Shown<'_> {
         // After the signal's report took what the host had said, it is the report's to tell.
         let told = self.interrupted.load(Ordering::SeqCst);
         if !self.json && !told {
-            let host = &self.hosts[i];
-            prefixed(&mut std::io::stdout().lock(), host, self.width, &r.stdout);
-            prefixed(&mut std::io::stderr().lock(), host, self.width, &r.stderr);
+            show_said(&self.hosts[i], self.width, &r.stdout, &r.stderr);
         }
         let (code, signal, error) = match &r.outcome {
             // A command killed by a signal has no exit code.
@@ -1471,9 +1481,14 @@ impl net_ssh::Progress for Shown<'_> {
             code,
             signal,
             error,
-            said: Said {
-                stdout: r.stdout.clone(),
-                stderr: r.stderr.clone(),
+            // Only --json shows it again: another copy of a big output was held for nothing.
+            said: if self.json {
+                Said {
+                    stdout: r.stdout.clone(),
+                    stderr: r.stderr.clone(),
+                }
+            } else {
+                Said::default()
             },
             duration: r.duration,
         };
@@ -1532,7 +1547,22 @@ fn run_and_report(
                 .get_or_insert_with(|| "stdin was cut short".to_owned());
         }
     }
-    report(shown.hosts, &rows, &[], args.json)?;
+    if let Err(e) = report(shown.hosts, &rows, &[], args.json) {
+        // Whoever read the summary went (`| head -1`): 141 as with one host, where the
+        // quiet success of a broken pipe hid every host's failure.
+        let gone = e.chain().any(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .map(std::io::Error::kind)
+                .or_else(|| cause.downcast_ref::<serde_json::Error>()?.io_error_kind())
+                == Some(std::io::ErrorKind::BrokenPipe)
+        });
+        return if gone {
+            Ok(ExitCode::from(128 + 13))
+        } else {
+            Err(e.into())
+        };
+    }
     if cut {
         return Err(own(
             too_much().context("the commands got only the first part")
@@ -1612,8 +1642,7 @@ fn report(
     let said = |i: usize| partial.get(i).unwrap_or(&nothing);
     if !json {
         for (i, host) in hosts.iter().enumerate().filter(|(i, _)| rows[*i].is_none()) {
-            prefixed(&mut std::io::stdout().lock(), host, width, &said(i).stdout);
-            prefixed(&mut std::io::stderr().lock(), host, width, &said(i).stderr);
+            show_said(host, width, &said(i).stdout, &said(i).stderr);
         }
     }
     let mut out = std::io::stdout().lock();

@@ -613,6 +613,20 @@ impl Client {
             if self.pass(config, password, &listed, &mut tried, &mut unusable) {
                 return Ok(());
             }
+            // A server that stopped answering (a home on a hung NFS mount) was "authentication
+            // failed", and asking it for its methods again waited a second timeout.
+            if ssh2::Error::last_session_error(session)
+                .is_some_and(|e| e.code() == ssh2::ErrorCode::Session(-9))
+            {
+                return Err(Error::Timeout {
+                    host: self.host.clone(),
+                    what: format!(
+                        "no answer to authentication ({}) within the timeout of {} s",
+                        tried.last().map_or("nothing tried", String::as_str),
+                        config.timeout.as_secs()
+                    ),
+                });
+            }
             match session.auth_methods(user) {
                 Ok(now) if pass == 0 && now != listed => listed = now.to_owned(),
                 Ok(now) => {

@@ -430,8 +430,8 @@ Exit status: the remote command's; 255 for netkit's own errors and for a command
 signal (as OpenSSH); 141 when whoever read the output went (`| head -1`); 130 or 143 after
 Ctrl-C or SIGTERM (0 with -N or -W: a tunnel stopped so has done its job, as a supervisor
 expects of SIGTERM). With --hosts: 0 when every host ran the command with status 0, else 1;
-130 or 143 after Ctrl-C or SIGTERM (the hosts done are reported, the rest marked interrupted
-with what they printed so far); 255 for bad arguments.
+141 when the reader went; 130 or 143 after Ctrl-C or SIGTERM (the hosts done are reported, the
+rest marked interrupted with what they printed so far); 255 for bad arguments.
 
 Examples:
   netkit ssh deploy@10.0.0.5 -- uname -a

@@ -42,7 +42,11 @@ impl ServerAlive {
             client.hang_up("the server did not answer keepalives");
             return Err(Error::Timeout {
                 host: client.host.clone(),
-                what: format!("the server did not answer {} keepalives", self.count),
+                what: format!(
+                    "the server did not answer {} keepalive{}",
+                    self.count,
+                    if self.count == 1 { "" } else { "s" }
+                ),
             });
         }
         if silent >= self.every {

@@ -441,6 +441,20 @@ const UNCHANGED: FileStat = FileStat {
     mtime: None,
 };
 
+/// What `sftp put -p` keeps of a local file: its mode and times. SFTP carries a time in 32
+/// bits: one past 2106 is sent as the last it holds, as one before 1970 is sent as 1970 (a
+/// file of 2107 arrived dated 1970-11-24, as OpenSSH's does).
+fn kept(meta: &std::fs::Metadata) -> FileStat {
+    use std::os::unix::fs::MetadataExt as _;
+    let time = |t: i64| Some(t.clamp(0, i64::from(u32::MAX)) as u64);
+    FileStat {
+        perm: Some(meta.mode() & 0o777),
+        atime: time(meta.atime()),
+        mtime: time(meta.mtime()),
+        ..UNCHANGED
+    }
+}
+
 /// Options of [`Client::put`] and [`Client::get`].
 #[derive(Clone, Copy, Debug, Default)]
 #[non_exhaustive]
@@ -741,14 +755,7 @@ impl Client {
             }
             if options.preserve {
                 // After its files, whose writing moved its time, as sftp -p sets it.
-                use std::os::unix::fs::MetadataExt as _;
-                let kept = FileStat {
-                    perm: Some(meta.mode() & 0o777),
-                    atime: Some(meta.atime().max(0) as u64),
-                    mtime: Some(meta.mtime().max(0) as u64),
-                    ..UNCHANGED
-                };
-                sftp.setstat(remote, kept)
+                sftp.setstat(remote, kept(&meta))
                     .map_err(|e| self.sftp_error(remote, &e))?;
             }
             return Ok(());
@@ -760,7 +767,7 @@ impl Client {
                 source: std::io::Error::other("not a regular file (put - sends a stream)"),
             });
         }
-        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        use std::os::unix::fs::PermissionsExt as _;
         let (remote, replaced_mode) = self.written_at(sftp, remote);
         let remote = &remote;
         let total = meta.len();
@@ -830,12 +837,7 @@ impl Client {
             replaces: replaced_mode.is_some(),
             done,
             total,
-            kept: options.preserve.then(|| FileStat {
-                perm: Some(meta.mode() & 0o777),
-                atime: Some(meta.atime().max(0) as u64),
-                mtime: Some(meta.mtime().max(0) as u64),
-                ..UNCHANGED
-            }),
+            kept: options.preserve.then(|| kept(&meta)),
         };
         self.send(sftp, outgoing, remote, options, progress)
     }
@@ -1767,6 +1769,20 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kept_times_are_held_to_what_sftp_carries() {
+        let path = std::env::temp_dir().join(format!("net-ssh-kept-{}", std::process::id()));
+        let file = std::fs::File::create(&path).unwrap();
+        for (secs, sent) in [(4_354_819_200_i64, u64::from(u32::MAX)), (1_000, 1_000)] {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.unsigned_abs());
+            file.set_times(std::fs::FileTimes::new().set_modified(at).set_accessed(at))
+                .unwrap();
+            let stat = kept(&file.metadata().unwrap());
+            assert_eq!((stat.mtime, stat.atime), (Some(sent), Some(sent)), "{secs}");
+        }
+        let _ = std::fs::remove_file(path);
+    }
 
     #[test]
     fn a_listed_name_is_taken_only_when_it_is_a_plain_name_in_the_directory() {

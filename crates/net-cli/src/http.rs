@@ -488,7 +488,7 @@ fn request(mut args: Args) -> Outcome {
         // xz` of a `.tar.gz` labelled gzip got it unpacked once already.
         // With its progress on the terminal, as when saved to a file (it showed nothing).
         if status < 300 {
-            let bar = download_bar(args.quiet, response.content_length());
+            let bar = download_bar(args.quiet, response.content_length(), 0);
             let body = response.encoded_reader();
             let mut body: Box<dyn std::io::Read> = match &bar {
                 Some(bar) => Box::new(bar.wrap_read(body)),
@@ -946,13 +946,13 @@ enum AuthType {
 
 /// A download's progress bar on stderr when it is a terminal (unless -q), for `total`
 /// bytes when known: how much and how fast otherwise.
-fn download_bar(quiet: u8, total: Option<u64>) -> Option<indicatif::ProgressBar> {
+fn download_bar(quiet: u8, total: Option<u64>, done: u64) -> Option<indicatif::ProgressBar> {
     (quiet == 0 && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(total.unwrap_or(0));
-        bar.set_style(crate::progress::style(match total {
+        let template = match total {
             Some(_) => "{bytes}/{total_bytes} {wide_bar} {bytes_per_sec} {eta}",
             None => "{spinner} {bytes} {bytes_per_sec}",
-        }));
+        };
+        let bar = crate::progress::bar(template, "", total.unwrap_or(0), done);
         // Redrawn while nothing comes, its speed falling: a stalled download looked like a
         // running one.
         bar.enable_steady_tick(std::time::Duration::from_millis(500));
@@ -963,16 +963,8 @@ fn download_bar(quiet: u8, total: Option<u64>) -> Option<indicatif::ProgressBar>
 fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome {
     let mut bar = None;
     let mut progress = |p: net_http::Progress| {
-        // Made once the length is known, and from there on: a resumed part was not fetched
-        // now, and counted it made the speed hundreds of MiB/s and the time left "0s".
-        let bar = bar.get_or_insert_with(|| {
-            let bar = download_bar(args.quiet, p.total);
-            if let Some(bar) = &bar {
-                bar.set_position(p.done);
-                bar.reset_eta();
-            }
-            bar
-        });
+        // Made once the length is known, and from there on (see progress::bar).
+        let bar = bar.get_or_insert_with(|| download_bar(args.quiet, p.total, p.done));
         if let Some(bar) = bar {
             bar.set_position(p.done);
         }

@@ -921,8 +921,13 @@ fn local_time(secs: u64) -> String {
 /// batch starts with it off, as sftp's).
 pub(crate) static PROGRESS: AtomicBool = AtomicBool::new(true);
 
-/// A progress bar on stderr, only when it is a terminal.
-struct Bar(Option<indicatif::ProgressBar>);
+/// A progress bar on stderr, only when it is a terminal; drawn from the first progress on
+/// (drawn before, it showed a full `0 B/0 B` bar).
+struct Bar {
+    /// The label and the template, when bars are shown.
+    shown: Option<(String, &'static str)>,
+    bar: std::cell::OnceCell<indicatif::ProgressBar>,
+}
 
 impl Bar {
     fn new(label: &str) -> Bar {
@@ -937,27 +942,29 @@ impl Bar {
         Bar::with_template(label, "{msg} {bytes} {bytes_per_sec}")
     }
 
-    fn with_template(label: &str, template: &str) -> Bar {
+    fn with_template(label: &str, template: &'static str) -> Bar {
         let shown = PROGRESS.load(Ordering::Relaxed) && std::io::stderr().is_terminal();
-        Bar(shown.then(|| {
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(crate::progress::style(template));
-            bar.set_message(crate::exit::shown(label).into_owned());
-            bar
-        }))
+        Bar {
+            shown: shown.then(|| (crate::exit::shown(label).into_owned(), template)),
+            bar: std::cell::OnceCell::new(),
+        }
     }
 
     fn update(&self, done: u64, total: u64) {
-        if let Some(bar) = &self.0 {
-            bar.set_length(total);
-            bar.set_position(done);
-        }
+        let Some((label, template)) = &self.shown else {
+            return;
+        };
+        let bar = self
+            .bar
+            .get_or_init(|| crate::progress::bar(template, label, total, done));
+        bar.set_length(total);
+        bar.set_position(done);
     }
 }
 
 impl Drop for Bar {
     fn drop(&mut self) {
-        if let Some(bar) = &self.0 {
+        if let Some(bar) = self.bar.get() {
             bar.finish_and_clear();
         }
     }

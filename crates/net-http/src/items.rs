@@ -156,7 +156,7 @@ impl Request {
     /// upload in JSON).
     pub fn items(mut self, items: &[Item], kind: BodyKind) -> Result<Request, Error> {
         let mut fields = Vec::new();
-        let mut json = None;
+        let (mut json, mut padded) = (None, 0);
         let mut parts = Vec::new();
         // A header given replaces one of its name set before (a session's), as httpie's;
         // the items' own repeats all go.
@@ -179,7 +179,7 @@ impl Request {
                 Item::Query(name, value) => self = self.query(name, value),
                 Item::Field(name, value) => {
                     if kind == BodyKind::Json {
-                        nest(&mut json, name, Value::String(value.clone()))?;
+                        nest(&mut json, &mut padded, name, Value::String(value.clone()))?;
                     }
                     fields.push((name.clone(), value.clone()));
                     parts.push(Part::Text {
@@ -193,7 +193,7 @@ impl Request {
                             "{name}:= is a JSON field: it cannot go in a form"
                         )));
                     }
-                    nest(&mut json, name, value.clone())?;
+                    nest(&mut json, &mut padded, name, value.clone())?;
                 }
                 Item::Upload(name, path, content_type) => {
                     if kind == BodyKind::Json {
@@ -225,6 +225,10 @@ impl Request {
 /// An index past this in a JSON field name is refused: `a[99999999999]=x` would otherwise
 /// build an array of that many nulls.
 const MAX_INDEX: usize = 1 << 20;
+
+/// The places all indexes together may add to arrays: held per index only, forty
+/// `a[N][1048576]=x` items took 2 GB.
+const MAX_PADDING: usize = 2 * MAX_INDEX;
 
 /// One step of a nested JSON field name.
 #[derive(Debug, Clone, PartialEq)]
@@ -393,7 +397,12 @@ fn show(steps: &[Step]) -> String {
 /// Puts `value` into `body` at the place `name` says, creating objects and arrays on the way,
 /// as httpie's nested JSON does: `a[b]=1` then `a[c]=2` share the object `a`; a later value
 /// for the same place replaces the earlier one.
-fn nest(body: &mut Option<Value>, name: &str, value: Value) -> Result<(), Error> {
+fn nest(
+    body: &mut Option<Value>,
+    padded: &mut usize,
+    name: &str,
+    value: Value,
+) -> Result<(), Error> {
     let bad = |why: String| Error::BadRequest(format!("bad JSON field name {why}"));
     let steps = path(name).map_err(bad)?;
     let mut here = body.get_or_insert_with(|| container_for(&steps[0]));
@@ -430,6 +439,13 @@ fn nest(body: &mut Option<Value>, name: &str, value: Value) -> Result<(), Error>
             }
             (Step::Index(n), Value::Array(items)) => {
                 if items.len() <= *n {
+                    *padded += n + 1 - items.len();
+                    if *padded > MAX_PADDING {
+                        return Err(bad(format!(
+                            "{name}: the field names' indexes add up to over {MAX_PADDING} \
+                             array places"
+                        )));
+                    }
                     items.resize(n + 1, Value::Null);
                 }
                 let Some(next) = next else {
@@ -463,11 +479,13 @@ mod tests {
 
     /// The JSON body the items make.
     fn body(items: &[&str]) -> Result<Value, Error> {
-        let mut body = None;
+        let (mut body, mut padded) = (None, 0);
         for item in items {
             match Item::parse(item)? {
-                Item::Field(name, value) => nest(&mut body, &name, Value::String(value))?,
-                Item::Json(name, value) => nest(&mut body, &name, value)?,
+                Item::Field(name, value) => {
+                    nest(&mut body, &mut padded, &name, Value::String(value))?;
+                }
+                Item::Json(name, value) => nest(&mut body, &mut padded, &name, value)?,
                 other => panic!("not a data item: {other:?}"),
             }
         }
@@ -493,6 +511,17 @@ mod tests {
                 Item::Field("f".into(), "s3cret\n".into()),
             ]
         );
+    }
+
+    #[test]
+    fn array_places_are_bounded_in_all_not_only_each() {
+        assert!(body(&["a[0][1048575]=x"]).is_ok());
+        let many: Vec<String> = (0..4).map(|i| format!("a[{i}][600000]=x")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        match body(&many) {
+            Err(Error::BadRequest(why)) => assert!(why.contains("add up to over"), "{why}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 
     #[test]

@@ -552,7 +552,8 @@ pub struct Args {
     /// pssh's -t; by default a command may run as long as it likes.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     command_timeout: Option<u64>,
-    /// With --hosts: one JSON document with every host's result.
+    /// With --hosts: one JSON document with every host's result (output that is not UTF-8 has
+    /// U+FFFD in place of its bytes).
     #[arg(long)]
     json: bool,
     /// DEST then COMMAND (DEST is absent with --hosts). As with ssh, options may also follow

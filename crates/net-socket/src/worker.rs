@@ -436,7 +436,7 @@ impl<S: Service> Worker<S> {
             Close::AfterFlush => conn.close_after_flush = true,
             Close::Now => {
                 // With nothing left to write and nothing more to read, the next flush closes.
-                conn.output = Output::default();
+                conn.output.discard();
                 // Nor is the handler asked for more (`on_drain`) after aborting.
                 conn.paused = false;
                 conn.drained = false;
@@ -550,17 +550,39 @@ impl<S: Service> Worker<S> {
 
     /// Writes what is pending; closes, lingers or resumes reading as the state asks.
     fn flush(&mut self, key: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            match conn.output.write_to(&mut conn.stream) {
+                Ok(written) => sent(conn, &self.shared.counters[self.index], written),
+                Err(e) => {
+                    log::debug!("write to {}: {e}", conn.peer);
+                    // A file range that ends early: the handler is told, so that it can say
+                    // which (nginx logs an alert naming the file).
+                    let reason = if e.kind() == io::ErrorKind::UnexpectedEof {
+                        CloseReason::FileShrank
+                    } else {
+                        CloseReason::Lost
+                    };
+                    self.close_now(key, reason);
+                    return;
+                }
+            }
+            if !conn.output.take_mark() {
+                break;
+            }
+            let was_empty = conn.output.is_empty();
+            self.callback(key, |h, ctx| h.on_sent(ctx));
+            // Written now only what the callback queued behind an empty queue: a socket that
+            // was full raises its WRITABLE edge for the rest.
+            if !(was_empty && self.conns.get(key).is_some_and(|c| !c.output.is_empty())) {
+                break;
+            }
+        }
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        match conn.output.write_to(&mut conn.stream) {
-            Ok(written) => sent(conn, &self.shared.counters[self.index], written),
-            Err(e) => {
-                log::debug!("write to {}: {e}", conn.peer);
-                self.close_now(key, CloseReason::Lost);
-                return;
-            }
-        }
         let buffered = conn.output.buffered();
         let counter = &self.shared.counters[self.index].buffered;
         if buffered > conn.reported_buffered {
@@ -608,7 +630,7 @@ impl<S: Service> Worker<S> {
             self.callback(key, |h, ctx| h.on_close(ctx));
             // What it wrote there cannot go out: our side is shut.
             if let Some(conn) = self.conns.get_mut(key) {
-                conn.output = Output::default();
+                conn.output.discard();
             }
             self.deliver();
         }

@@ -1120,10 +1120,24 @@ fn serving_with_its_log(
     std::io::BufReader<std::process::ChildStderr>,
     String,
 ) {
+    serving_with_its_log_and(name, &[])
+}
+
+/// [`serving_with_its_log`], with more arguments for `netkit serve http`.
+fn serving_with_its_log_and(
+    name: &str,
+    args: &[&str],
+) -> (
+    netkit_tests::Spawned,
+    std::io::BufReader<std::process::ChildStderr>,
+    String,
+) {
     let (_, root) = site(name);
     let mut child = netkit_tests::Spawned::start(
         Command::new(netkit_tests::netkit_bin())
-            .args(["serve", "http", "--bind", "127.0.0.1:0", "--root"])
+            .args(["serve", "http", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .arg("--root")
             .arg(&root)
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped()),
@@ -1422,4 +1436,37 @@ fn a_request_that_cannot_be_parsed_is_logged_as_received_with_its_status_and_bod
     assert_eq!(logged(&log, "HEAD /nope HTTP/1.1"), [(404, 0)], "{log}");
     let capped = format!("BAD\\x01{}", "a".repeat(2044));
     assert_eq!(logged(&log, &capped), [(400, 16)], "{log}");
+}
+
+#[test]
+fn clients_refused_at_max_connections_are_in_the_access_log_and_warned_of_once_a_second() {
+    // Their 503s never reached the access log, where overload shows, and each had a warning
+    // of its own: 35,000 lines a minute under load.
+    let (child, stderr, addr) =
+        serving_with_its_log_and("log-refused", &["--threads", "1", "--max-connections", "1"]);
+    // Half a request: busy, so not closed to make room as an idle keep-alive would be.
+    let mut busy = TcpStream::connect(&addr).unwrap();
+    busy.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..20 {
+        let mut conn = TcpStream::connect(&addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = conn.write_all(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+        let mut reply = Vec::new();
+        let _ = conn.read_to_end(&mut reply);
+        assert_eq!(parse(&reply).status, 503);
+    }
+    drop(busy);
+    let log = stopped_log(child, stderr);
+    let refused = log
+        .lines()
+        .filter(|line| line.contains("netkit::access") && line.ends_with("\" 503 24"))
+        .count();
+    assert_eq!(refused, 20, "{log}");
+    let warnings = log
+        .lines()
+        .filter(|line| line.contains("WARN") && line.contains("refus"))
+        .count();
+    assert!((1..=3).contains(&warnings), "{log}");
 }

@@ -52,6 +52,11 @@ pub trait Service: Send + Sync + 'static {
     fn refusal(&self) -> &[u8] {
         &[]
     }
+
+    /// A client from `peer` was refused at `max_connections`: `received` is what it had sent
+    /// by then, `sent` how much of the [`Service::refusal`] its socket took (an access log
+    /// writes the 503's line here).
+    fn on_refused(&self, _peer: SocketAddr, _received: &[u8], _sent: usize) {}
 }
 
 impl<F, H> Service for F

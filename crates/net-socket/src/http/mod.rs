@@ -5,6 +5,7 @@ mod files;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
@@ -261,12 +262,20 @@ impl HttpFiles {
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nServer: netkit\r\n\
 Content-Type: text/plain; charset=utf-8\r\nContent-Length: 24\r\nConnection: close\r\n\r\n\
 503 Service Unavailable\n";
+/// The body of [`REFUSAL`], which its access-log line counts.
+const REFUSAL_BODY: usize = b"503 Service Unavailable\n".len();
 
 impl Service for HttpFiles {
     type Handler = HttpConn;
 
     fn refusal(&self) -> &[u8] {
         REFUSAL
+    }
+
+    fn on_refused(&self, peer: SocketAddr, received: &[u8], sent: usize) {
+        // As nginx logs its limit_conn 503s: they are the lines an overload shows in.
+        let body = sent.saturating_sub(REFUSAL.len() - REFUSAL_BODY);
+        access_log(peer, request_line(received), 503, body as u64);
     }
 
     fn connect(&self, _info: &ConnInfo) -> HttpConn {
@@ -1084,7 +1093,7 @@ impl Handler for HttpConn {
         {
             let (from, to) = logged.line;
             access_log(
-                ctx,
+                ctx.peer(),
                 &self.requests[from..to],
                 logged.status,
                 logged.body.1 - logged.body.0,
@@ -1131,7 +1140,7 @@ impl Handler for HttpConn {
                     end - start
                 );
             }
-            access_log(ctx, request, status, went);
+            access_log(ctx.peer(), request, status, went);
         }
         self.requests.clear();
     }
@@ -1249,8 +1258,8 @@ fn later_minor(input: &[u8]) -> Option<usize> {
 
 /// Writes a response's access-log line: the request line, the status and the body bytes
 /// sent.
-fn access_log(ctx: &Context<'_>, request: &[u8], status: u16, sent: u64) {
-    log::info!(target: "netkit::access", "{} \"{}\" {status} {sent}", ctx.peer(), Escaped(request));
+fn access_log(peer: SocketAddr, request: &[u8], status: u16, sent: u64) {
+    log::info!(target: "netkit::access", "{peer} \"{}\" {status} {sent}", Escaped(request));
 }
 
 /// The request line at the start of `input` as received, for the log of a request that

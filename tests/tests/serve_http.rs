@@ -1120,10 +1120,24 @@ fn serving_with_its_log(
     std::io::BufReader<std::process::ChildStderr>,
     String,
 ) {
+    serving_with_its_log_and(name, &[])
+}
+
+/// [`serving_with_its_log`], with more arguments for `netkit serve http`.
+fn serving_with_its_log_and(
+    name: &str,
+    args: &[&str],
+) -> (
+    netkit_tests::Spawned,
+    std::io::BufReader<std::process::ChildStderr>,
+    String,
+) {
     let (_, root) = site(name);
     let mut child = netkit_tests::Spawned::start(
         Command::new(netkit_tests::netkit_bin())
-            .args(["serve", "http", "--bind", "127.0.0.1:0", "--root"])
+            .args(["serve", "http", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .arg("--root")
             .arg(&root)
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped()),
@@ -1287,4 +1301,172 @@ fn a_client_past_max_connections_gets_503_as_from_a_full_proxy() {
     assert_eq!(reply.header("connection").as_deref(), Some("close"));
     assert_eq!(reply.body, b"503 Service Unavailable\n");
     drop(busy);
+}
+
+/// The access-log lines of `log` naming `request` (`GET /x HTTP/1.1`), each as its status and
+/// body bytes.
+fn logged(log: &str, request: &str) -> Vec<(u16, u64)> {
+    let quoted = format!("\"{request}\" ");
+    log.lines()
+        .filter(|line| line.contains("netkit::access"))
+        .filter_map(|line| {
+            let (_, rest) = line.split_once(&quoted)?;
+            let (status, sent) = rest.trim().split_once(' ')?;
+            Some((status.parse().ok()?, sent.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Stops a server started by [`serving_with_its_log`] and gives all it logged.
+fn stopped_log(
+    mut child: netkit_tests::Spawned,
+    mut stderr: std::io::BufReader<std::process::ChildStderr>,
+) -> String {
+    let status = child.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    rest
+}
+
+#[test]
+fn a_download_cut_short_is_logged_with_the_body_bytes_that_went_as_nginx_logs_it() {
+    // The line was written when the response was queued, with the whole file's length: a
+    // client that read 64 KiB of 100 MB and hung up was logged as having taken 100 MB.
+    let (child, stderr, addr) = serving_with_its_log("log-cut");
+    let root = PathBuf::from(env("NETKIT_TEST_SERVE_ROOT")).join("log-cut");
+    let whole = 64u64 << 20;
+    std::fs::File::create(root.join("big.bin"))
+        .unwrap()
+        .set_len(whole)
+        .unwrap();
+    std::fs::write(root.join("small.txt"), "small").unwrap();
+    let mut conn = TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // Pipelined: the first goes whole, the second is cut.
+    conn.write_all(
+        b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .unwrap();
+    let mut got = vec![0; 64 * 1024];
+    conn.read_exact(&mut got).unwrap();
+    // Unread bytes left behind: the close resets the connection, as the QA client did.
+    drop(conn);
+    std::thread::sleep(Duration::from_millis(300));
+    let log = stopped_log(child, stderr);
+    assert_eq!(logged(&log, "GET /small.txt HTTP/1.1"), [(200, 5)], "{log}");
+    let big = logged(&log, "GET /big.bin HTTP/1.1");
+    assert!(
+        big.len() == 1 && big[0].0 == 200 && big[0].1 < whole / 2,
+        "{log}"
+    );
+}
+
+#[test]
+fn a_file_that_shrinks_while_sent_is_warned_of_and_logged_with_what_went() {
+    // The connection was cut, rightly, but without a word, and the log claimed the whole
+    // file had gone; nginx logs an alert and the bytes it sent.
+    let (child, stderr, addr) = serving_with_its_log("log-shrinks");
+    let path = PathBuf::from(env("NETKIT_TEST_SERVE_ROOT")).join("log-shrinks/shrinks.bin");
+    let whole = 64u64 << 20;
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(whole)
+        .unwrap();
+    let mut conn = TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(b"GET /shrinks.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut got = vec![0; 64 * 1024];
+    conn.read_exact(&mut got).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let _ = conn.read_to_end(&mut got);
+    let head = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let body = (got.len() - head) as u64;
+    assert!(body < whole, "the whole file came");
+    let log = stopped_log(child, stderr);
+    assert_eq!(
+        logged(&log, "GET /shrinks.bin HTTP/1.1"),
+        [(200, body)],
+        "{log}"
+    );
+    assert!(
+        log.lines().any(|line| line.contains("WARN")
+            && line.contains("shrank")
+            && line.contains("/shrinks.bin")),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_request_that_cannot_be_parsed_is_logged_as_received_with_its_status_and_body_bytes() {
+    // Such requests were all `"- - HTTP/1.1"` (an HTTP/2 preface as HTTP/1.1), and every error
+    // body was logged as 0 bytes.
+    let (child, stderr, addr) = serving_with_its_log("log-unparsed");
+    let long = format!("BAD\x01{}", "a".repeat(3000));
+    let requests = [
+        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_owned(),
+        "GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_owned(),
+        "GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".to_owned(),
+        "GET /sub/a.txt\r\n\r\n".to_owned(),
+        "HEAD /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_owned(),
+        format!("{long}\r\n\r\n"),
+    ];
+    for request in &requests {
+        let mut conn = TcpStream::connect(&addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(request.as_bytes()).unwrap();
+        let mut reply = Vec::new();
+        conn.read_to_end(&mut reply).unwrap();
+    }
+    let log = stopped_log(child, stderr);
+    // Bodies: "505 HTTP Version Not Supported\n", "404 Not Found\n", "400 Bad Request\n".
+    assert_eq!(logged(&log, "PRI * HTTP/2.0"), [(505, 31)], "{log}");
+    assert_eq!(logged(&log, "GET /nope HTTP/1.1"), [(404, 14)], "{log}");
+    assert_eq!(logged(&log, "GET /x HTTP/1.1"), [(400, 16)], "{log}");
+    assert_eq!(logged(&log, "GET /sub/a.txt"), [(400, 16)], "{log}");
+    assert_eq!(logged(&log, "HEAD /nope HTTP/1.1"), [(404, 0)], "{log}");
+    let capped = format!("BAD\\x01{}", "a".repeat(2044));
+    assert_eq!(logged(&log, &capped), [(400, 16)], "{log}");
+}
+
+#[test]
+fn clients_refused_at_max_connections_are_in_the_access_log_and_warned_of_once_a_second() {
+    // Their 503s never reached the access log, where overload shows, and each had a warning
+    // of its own: 35,000 lines a minute under load.
+    let (child, stderr, addr) =
+        serving_with_its_log_and("log-refused", &["--threads", "1", "--max-connections", "1"]);
+    // Half a request: busy, so not closed to make room as an idle keep-alive would be.
+    let mut busy = TcpStream::connect(&addr).unwrap();
+    busy.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..20 {
+        let mut conn = TcpStream::connect(&addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = conn.write_all(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+        let mut reply = Vec::new();
+        let _ = conn.read_to_end(&mut reply);
+        assert_eq!(parse(&reply).status, 503);
+    }
+    drop(busy);
+    let log = stopped_log(child, stderr);
+    let refused = log
+        .lines()
+        .filter(|line| line.contains("netkit::access") && line.ends_with("\" 503 24"))
+        .count();
+    assert_eq!(refused, 20, "{log}");
+    let warnings = log
+        .lines()
+        .filter(|line| line.contains("WARN") && line.contains("refus"))
+        .count();
+    assert!((1..=3).contains(&warnings), "{log}");
 }

@@ -8,8 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
-/// Lines kept while stderr is not read.
+/// Lines kept while the writer is behind (stderr not read, or written slower than the loops
+/// log).
 const QUEUED_LINES: usize = 4096;
+/// The most one write takes of the lines waiting.
+const BATCH: usize = 1 << 20;
 
 /// Lines queued and not yet written.
 static PENDING: AtomicU64 = AtomicU64::new(0);
@@ -31,10 +34,24 @@ pub fn start() -> std::io::Result<Queue> {
 }
 
 fn write_out(lines: &Receiver<Vec<u8>>) {
-    let mut log = Log::new(std::io::stderr());
-    for line in lines {
-        log.write_line(&line);
-        PENDING.fetch_sub(1, Ordering::Relaxed);
+    write_batches(lines, &mut Log::new(std::io::stderr()));
+}
+
+/// Writes every line waiting by the time the writer comes back in one write: a write per line
+/// fell behind two loops' access logs under pipelined load, to a plain file too, and lines
+/// were dropped.
+fn write_batches<W: Write>(lines: &Receiver<Vec<u8>>, log: &mut Log<W>) {
+    while let Ok(line) = lines.recv() {
+        log.add(&line);
+        let mut taken = 1;
+        while log.buf.len() < BATCH
+            && let Ok(line) = lines.try_recv()
+        {
+            log.add(&line);
+            taken += 1;
+        }
+        log.write();
+        PENDING.fetch_sub(taken, Ordering::Relaxed);
     }
 }
 
@@ -47,7 +64,13 @@ struct Log<W> {
     lost: Option<(u64, std::io::Error)>,
     /// What was last written ended in the middle of a line.
     torn: bool,
+    /// What the next write takes: the lines added since the last, after what `torn` and
+    /// `lost` ask to be said first.
     buf: Vec<u8>,
+    /// How many lines `buf` holds.
+    lines: u64,
+    /// Where the lines start in `buf`, after that preamble.
+    preamble: usize,
 }
 
 impl<W: Write> Log<W> {
@@ -57,49 +80,73 @@ impl<W: Write> Log<W> {
             lost: None,
             torn: false,
             buf: Vec::new(),
+            lines: 0,
+            preamble: 0,
         }
     }
 
-    fn write_line(&mut self, line: &[u8]) {
-        self.buf.clear();
-        if self.torn {
-            self.buf.push(b'\n');
-        }
-        if let Some((count, error)) = &self.lost {
-            self.buf.extend_from_slice(
-                format!("netkit: {count} log lines lost here: {error}\n").as_bytes(),
-            );
+    /// Adds `line` to what the next [`Log::write`] writes.
+    fn add(&mut self, line: &[u8]) {
+        if self.buf.is_empty() {
+            if self.torn {
+                self.buf.push(b'\n');
+            }
+            if let Some((count, error)) = &self.lost {
+                self.buf.extend_from_slice(
+                    format!("netkit: {count} log lines lost here: {error}\n").as_bytes(),
+                );
+            }
+            self.preamble = self.buf.len();
         }
         self.buf.extend_from_slice(line);
+        self.lines += 1;
+    }
+
+    /// Writes the lines added since the last write.
+    fn write(&mut self) {
         let mut done = 0;
         while done < self.buf.len() {
             match self.out.write(&self.buf[done..]) {
                 Ok(0) => {
                     self.failed(done, std::io::ErrorKind::WriteZero.into());
-                    return;
+                    break;
                 }
                 Ok(n) => done += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.failed(done, e);
-                    return;
+                    break;
                 }
             }
         }
-        (self.lost, self.torn) = (None, false);
+        if done == self.buf.len() {
+            (self.lost, self.torn) = (None, false);
+        }
+        self.buf.clear();
+        self.lines = 0;
     }
 
     fn failed(&mut self, written: usize, error: std::io::Error) {
         if written > 0 {
             self.torn = self.buf[written - 1] != b'\n';
         }
-        let count = self.lost.as_ref().map_or(0, |(count, _)| *count);
-        self.lost = Some((count + 1, error));
+        // Lines are lost from the first one not written whole; the count said before them
+        // is said again if it did not get out whole itself.
+        let count = if written < self.preamble {
+            self.lost.as_ref().map_or(0, |(count, _)| *count) + self.lines
+        } else {
+            self.buf[written..].iter().filter(|&&b| b == b'\n').count() as u64
+        };
+        self.lost = Some((count, error));
     }
 }
 
 fn dropped_line(lost: u64) -> Vec<u8> {
-    format!("netkit: {lost} log lines dropped here: stderr was not read\n").into_bytes()
+    format!(
+        "netkit: {lost} log lines dropped here: the log writer fell behind \
+         ({QUEUED_LINES} lines were waiting to be written)\n"
+    )
+    .into_bytes()
 }
 
 impl Queue {
@@ -178,16 +225,83 @@ mod tests {
             written: Vec::new(),
             room: 15,
         });
-        log.write_line(b"first line\n");
-        log.write_line(b"second line\n");
-        log.write_line(b"third line\n");
+        for line in ["first line\n", "second line\n", "third line\n"] {
+            log.add(line.as_bytes());
+            log.write();
+        }
         log.out.room = 1000;
-        log.write_line(b"fourth line\n");
+        log.add(b"fourth line\n");
+        log.write();
         let text = String::from_utf8(log.out.written).unwrap();
         assert_eq!(
             text,
             "first line\nseco\nnetkit: 2 log lines lost here: No space left on device \
              (os error 28)\nfourth line\n"
         );
+    }
+
+    /// Counts the writes it takes.
+    struct Counted {
+        written: Vec<u8>,
+        writes: usize,
+    }
+
+    impl Write for Counted {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.writes += 1;
+            self.written.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_waiting_go_out_in_one_write() {
+        // A write per line fell behind the loops under pipelined load and dropped lines.
+        let (tx, rx) = sync_channel(QUEUED_LINES);
+        for i in 0..1000 {
+            tx.send(format!("line {i}\n").into_bytes()).unwrap();
+        }
+        drop(tx);
+        let mut log = Log::new(Counted {
+            written: Vec::new(),
+            writes: 0,
+        });
+        write_batches(&rx, &mut log);
+        assert_eq!(log.out.writes, 1);
+        let text = String::from_utf8(log.out.written).unwrap();
+        assert_eq!(text.lines().count(), 1000);
+        assert!(text.ends_with("line 999\n"));
+    }
+
+    #[test]
+    fn a_line_lost_in_the_middle_of_a_batch_counts_from_there() {
+        let mut log = Log::new(Disk {
+            written: Vec::new(),
+            room: 15,
+        });
+        for line in ["first line\n", "second line\n", "third line\n"] {
+            log.add(line.as_bytes());
+        }
+        log.write();
+        log.out.room = 1000;
+        log.add(b"fourth line\n");
+        log.write();
+        let text = String::from_utf8(log.out.written).unwrap();
+        assert_eq!(
+            text,
+            "first line\nseco\nnetkit: 2 log lines lost here: No space left on device \
+             (os error 28)\nfourth line\n"
+        );
+    }
+
+    #[test]
+    fn the_drop_count_says_the_writer_fell_behind_and_blames_no_reader() {
+        let line = String::from_utf8(dropped_line(3)).unwrap();
+        assert!(line.starts_with("netkit: 3 log lines dropped here: the log writer fell behind"));
+        assert!(!line.contains("not read"), "{line}");
     }
 }

@@ -52,6 +52,11 @@ pub trait Service: Send + Sync + 'static {
     fn refusal(&self) -> &[u8] {
         &[]
     }
+
+    /// A client from `peer` was refused at `max_connections`: `received` is what it had sent
+    /// by then, `sent` how much of the [`Service::refusal`] its socket took (an access log
+    /// writes the 503's line here).
+    fn on_refused(&self, _peer: SocketAddr, _received: &[u8], _sent: usize) {}
 }
 
 impl<F, H> Service for F
@@ -96,6 +101,10 @@ pub trait Handler: 'static {
         ctx.close();
     }
 
+    /// [`Context::sent`] has reached the mark set with [`Context::notify_sent`]: the bytes
+    /// before it have all gone to the kernel (an access log writes a response's line here).
+    fn on_sent(&mut self, _ctx: &mut Context<'_>) {}
+
     /// The connection is gone ([`Context::close_reason`] says why); writes to it are
     /// discarded, sends to others still go out.
     fn on_close(&mut self, _ctx: &mut Context<'_>) {}
@@ -139,6 +148,9 @@ pub enum CloseReason {
     ShutdownTimeout,
     /// One of its handler's callbacks panicked.
     Panicked,
+    /// A file range queued with [`Context::write_file`] ran past the end of the file, which
+    /// shrank after it was queued: the bytes promised cannot be sent.
+    FileShrank,
 }
 
 /// Writes at least this large skip the queue when it is empty.
@@ -212,6 +224,7 @@ impl Context<'_> {
             match socket.write(bytes) {
                 Ok(n) => {
                     self.written += n as u64;
+                    self.output.note_sent(n as u64);
                     rest = &bytes[n..];
                 }
                 // Queued instead: the flush writes it once the socket takes more, or meets
@@ -271,6 +284,28 @@ impl Context<'_> {
     #[must_use]
     pub fn pending_output(&self) -> u64 {
         self.output.pending()
+    }
+
+    /// Bytes of this connection's output handed to the kernel since it was accepted.
+    #[must_use]
+    pub fn sent(&self) -> u64 {
+        self.output.sent()
+    }
+
+    /// Where the output queued so far ends, counted as [`Context::sent`] counts: noted
+    /// before and after a response is queued, it tells which bytes of the connection are the
+    /// response's, and with [`Context::notify_sent`] when they have gone.
+    #[must_use]
+    pub fn output_end(&self) -> u64 {
+        self.output.end()
+    }
+
+    /// Calls [`Handler::on_sent`] once [`Context::sent`] reaches `at` (at once after this
+    /// callback if it has already). One mark per connection: setting it again moves it; it is
+    /// cleared when reached, and never reached once the connection closes
+    /// ([`Handler::on_close`] comes instead).
+    pub fn notify_sent(&mut self, at: u64) {
+        self.output.set_mark(at);
     }
 
     /// Whether the pending output is over the server's `max_pending_output`: a handler that

@@ -23,6 +23,12 @@ enum Segment {
 pub(crate) struct Output {
     segments: VecDeque<Segment>,
     spare: Vec<u8>,
+    /// Bytes handed to the kernel since the connection opened, kept when the queue is
+    /// discarded: a handler tells from it how much of a response went (an access log's
+    /// bytes sent).
+    sent: u64,
+    /// The handler asked to hear when `sent` reaches this.
+    mark: Option<u64>,
 }
 
 impl Output {
@@ -53,6 +59,40 @@ impl Output {
             // The branch above just made the last segment a byte buffer.
             _ => unreachable!("the output queue ends with a byte buffer"),
         }
+    }
+
+    /// Drops what is queued and not written yet; the count of bytes sent stays.
+    pub(crate) fn discard(&mut self) {
+        self.segments.clear();
+        self.spare = Vec::new();
+    }
+
+    /// Counts bytes written to the socket past the queue (`Context::write`).
+    pub(crate) fn note_sent(&mut self, n: u64) {
+        self.sent += n;
+    }
+
+    /// Bytes handed to the kernel since the connection opened.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Where the output queued so far ends, counted as [`Output::sent`].
+    pub(crate) fn end(&self) -> u64 {
+        self.sent + self.pending()
+    }
+
+    pub(crate) fn set_mark(&mut self, at: u64) {
+        self.mark = Some(at);
+    }
+
+    /// Whether `sent` has reached the mark; the mark is cleared when it has.
+    pub(crate) fn take_mark(&mut self) -> bool {
+        let reached = self.mark.is_some_and(|at| self.sent >= at);
+        if reached {
+            self.mark = None;
+        }
+        reached
     }
 
     /// Bytes still to write, file ranges included.
@@ -154,6 +194,7 @@ impl Output {
                 }
             };
             written += step as u64;
+            self.sent += step as u64;
         }
         Ok(written)
     }

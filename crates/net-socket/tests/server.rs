@@ -985,3 +985,63 @@ fn clients_streaming_in_bulk_leave_an_interactive_client_its_turn() {
         "one interactive round trip in ten took {p90:?} or more beside bulk streams"
     );
 }
+
+/// Writes `SENT_TEST_LEN` bytes on the first input and notes `Context::sent` when it hears
+/// they have gone (`on_sent`) and when the connection ends.
+struct Tells {
+    heard: Arc<Mutex<Vec<(&'static str, u64)>>>,
+}
+
+const SENT_TEST_LEN: usize = 64 << 20;
+
+impl Handler for Tells {
+    fn on_data(&mut self, ctx: &mut Context<'_>, _data: &[u8]) {
+        ctx.write(&vec![b'x'; SENT_TEST_LEN]);
+        let end = ctx.output_end();
+        ctx.notify_sent(end);
+    }
+
+    fn on_sent(&mut self, ctx: &mut Context<'_>) {
+        self.heard.lock().unwrap().push(("sent", ctx.sent()));
+    }
+
+    fn on_close(&mut self, ctx: &mut Context<'_>) {
+        self.heard.lock().unwrap().push(("closed", ctx.sent()));
+    }
+}
+
+#[test]
+fn a_handler_hears_when_its_output_has_gone_and_how_much_went_when_cut() {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let shared = Arc::clone(&heard);
+    let server = Running::start(ServerBuilder::new().threads(1), move |_: &ConnInfo| Tells {
+        heard: Arc::clone(&shared),
+    });
+    let mut whole = server.connect();
+    whole.write_all(b"go").unwrap();
+    let mut got = vec![0; SENT_TEST_LEN];
+    whole.read_exact(&mut got).unwrap();
+    let len = SENT_TEST_LEN as u64;
+    wait_until("on_sent", Duration::from_secs(10), || {
+        heard.lock().unwrap().contains(&("sent", len))
+    });
+    drop(whole);
+    wait_until("on_close", Duration::from_secs(10), || {
+        heard.lock().unwrap().len() == 2
+    });
+    heard.lock().unwrap().clear();
+    // Read a little, then reset: told at the close how much went, never that all did.
+    let mut cut = server.connect();
+    cut.write_all(b"go").unwrap();
+    cut.read_exact(&mut got[..64 * 1024]).unwrap();
+    drop(cut);
+    wait_until("on_close", Duration::from_secs(10), || {
+        !heard.lock().unwrap().is_empty()
+    });
+    let told = heard.lock().unwrap().clone();
+    assert!(
+        matches!(told[..], [("closed", went)] if went >= 64 * 1024 && went < len),
+        "{told:?}"
+    );
+    server.stop_within(Duration::from_secs(5));
+}

@@ -2,8 +2,10 @@
 
 mod files;
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
@@ -15,7 +17,7 @@ use httpdate::HttpDate;
 
 use self::files::{Refusal, Span, Verdict};
 use crate::Error;
-use crate::handler::{ConnInfo, Context, Handler, Service};
+use crate::handler::{CloseReason, ConnInfo, Context, Handler, Service};
 
 /// Requests whose head (request line and headers) is longer get 431, however TCP split it:
 /// nginx's default `large_client_header_buffers` hold 4 x 8 KiB.
@@ -24,6 +26,8 @@ const MAX_HEAD: usize = 32 * 1024;
 const MAX_REQUEST_LINE: usize = 8 * 1024;
 /// More header fields get 431 (python's http.server takes 100; nginx counts only bytes).
 const MAX_HEADERS: usize = 128;
+/// The longest request line an access-log line gives of a request that could not be parsed.
+const LOGGED_LINE: usize = 2048;
 /// Bodies up to this size are copied behind the response head, so both leave in one write;
 /// larger ones go by sendfile(2).
 const INLINE_BODY: u64 = 64 * 1024;
@@ -258,12 +262,20 @@ impl HttpFiles {
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nServer: netkit\r\n\
 Content-Type: text/plain; charset=utf-8\r\nContent-Length: 24\r\nConnection: close\r\n\r\n\
 503 Service Unavailable\n";
+/// The body of [`REFUSAL`], which its access-log line counts.
+const REFUSAL_BODY: usize = b"503 Service Unavailable\n".len();
 
 impl Service for HttpFiles {
     type Handler = HttpConn;
 
     fn refusal(&self) -> &[u8] {
         REFUSAL
+    }
+
+    fn on_refused(&self, peer: SocketAddr, received: &[u8], sent: usize) {
+        // As nginx logs its limit_conn 503s: they are the lines an overload shows in.
+        let body = sent.saturating_sub(REFUSAL.len() - REFUSAL_BODY);
+        access_log(peer, request_line(received), 503, body as u64);
     }
 
     fn connect(&self, _info: &ConnInfo) -> HttpConn {
@@ -279,6 +291,9 @@ impl Service for HttpFiles {
             done: false,
             stalled: None,
             head_only: false,
+            requests: Vec::new(),
+            logs: VecDeque::new(),
+            body_start: 0,
         }
     }
 }
@@ -307,6 +322,22 @@ pub struct HttpConn {
     /// While a response goes out: the output pending, and since when it has been that much.
     /// The same for a whole keep-alive timeout, and the client has stopped reading.
     stalled: Option<(u64, Instant)>,
+    /// The request lines of the responses in `logs`, one after another.
+    requests: Vec<u8>,
+    /// Access-log lines of responses queued and not all gone yet, in request order: nginx's
+    /// `$body_bytes_sent` counts what went, so a download cut short is not logged whole.
+    logs: VecDeque<Logged>,
+    /// Where the body of the response whose head was queued last starts in the output.
+    body_start: u64,
+}
+
+/// The access-log line of a response, waiting for the response to go.
+struct Logged {
+    /// Where its request line lies in `HttpConn::requests`.
+    line: (usize, usize),
+    status: u16,
+    /// Where its body starts and ends in the connection's output (`Context::output_end`).
+    body: (u64, u64),
 }
 
 impl std::fmt::Debug for HttpConn {
@@ -400,37 +431,37 @@ impl HttpConn {
             let mut parsed = httparse::Request::new(&mut headers);
             match parsed.parse(&input[used..]) {
                 Ok(httparse::Status::Complete(n)) if n > MAX_HEAD => {
-                    self.fail(ctx, 431, "Request Header Fields Too Large");
+                    self.fail(ctx, &input[used..], 431, "Request Header Fields Too Large");
                 }
                 Ok(httparse::Status::Complete(n)) => {
                     used += n;
                     // Each request's body (pipelined ones too) gets a timeout of its own.
                     self.head_timer = false;
                     self.body_timer = false;
-                    self.respond(ctx, &parsed);
+                    self.respond(ctx, &input[used - n..], &parsed);
                 }
                 Ok(httparse::Status::Partial) => {
                     let pending = &input[used..];
                     if pending.len() > MAX_REQUEST_LINE
                         && !pending[..MAX_REQUEST_LINE].contains(&b'\n')
                     {
-                        self.fail(ctx, 414, "URI Too Long");
+                        self.fail(ctx, &input[used..], 414, "URI Too Long");
                     } else if pending.len() > MAX_HEAD {
-                        self.fail(ctx, 431, "Request Header Fields Too Large");
+                        self.fail(ctx, &input[used..], 431, "Request Header Fields Too Large");
                     }
                     break;
                 }
                 Err(httparse::Error::TooManyHeaders) => {
-                    self.fail(ctx, 431, "Request Header Fields Too Large");
+                    self.fail(ctx, &input[used..], 431, "Request Header Fields Too Large");
                 }
                 Err(httparse::Error::Version) if asks_a_later_http(&input[used..]) => {
-                    self.fail(ctx, 505, "HTTP Version Not Supported");
+                    self.fail(ctx, &input[used..], 505, "HTTP Version Not Supported");
                 }
                 Err(httparse::Error::Version) => {
                     // RFC 9112 2.3: a later 1.x minor is answered as 1.1, as nginx does.
                     // Rare enough to pay for a copy of the head.
                     let Some(at) = later_minor(&input[used..]) else {
-                        self.fail(ctx, 400, "Bad Request");
+                        self.fail(ctx, &input[used..], 400, "Bad Request");
                         continue;
                     };
                     let mut head = input[used..].to_vec();
@@ -442,34 +473,52 @@ impl HttpConn {
                             used += n;
                             self.head_timer = false;
                             self.body_timer = false;
-                            self.respond(ctx, &parsed);
+                            self.respond(ctx, &head, &parsed);
                         }
                         Ok(httparse::Status::Partial) => break,
-                        Err(_) => self.fail(ctx, 400, "Bad Request"),
+                        Err(_) => self.fail(ctx, &input[used..], 400, "Bad Request"),
                     }
                 }
-                Err(_) => self.fail(ctx, 400, "Bad Request"),
+                Err(_) => self.fail(ctx, &input[used..], 400, "Bad Request"),
             }
         }
         used
     }
 
-    /// Answers a request that could not be parsed, and closes.
-    fn fail(&mut self, ctx: &mut Context<'_>, status: u16, reason: &str) {
+    /// Answers a request that could not be parsed, and closes; `raw` is where it starts in
+    /// the input, its request line logged as received, as nginx logs it.
+    fn fail(&mut self, ctx: &mut Context<'_>, raw: &[u8], status: u16, reason: &str) {
         self.done = true;
         self.error(ctx, status, false, &[]);
-        access_log(ctx, "-", "-", 1, status, 0);
+        let line_start = self.requests.len();
+        self.requests.extend_from_slice(request_line(raw));
+        self.record(ctx, line_start, status);
         log::debug!("{}: {reason}", ctx.peer());
     }
 
-    fn respond(&mut self, ctx: &mut Context<'_>, parsed: &httparse::Request<'_, '_>) {
+    /// Notes the access-log line of the response just queued, whose request line `requests`
+    /// holds from `line_start`; it is written once the response has gone.
+    fn record(&mut self, ctx: &mut Context<'_>, line_start: usize, status: u16) {
+        let end = ctx.output_end();
+        self.logs.push_back(Logged {
+            line: (line_start, self.requests.len()),
+            status,
+            body: (self.body_start.min(end), end),
+        });
+        if self.logs.len() == 1 {
+            ctx.notify_sent(end);
+        }
+    }
+
+    /// Answers the request `parsed` from `raw`, the bytes it was parsed from.
+    fn respond(&mut self, ctx: &mut Context<'_>, raw: &[u8], parsed: &httparse::Request<'_, '_>) {
         let (Some(method), Some(target), Some(minor)) =
             (parsed.method, parsed.path, parsed.version)
         else {
-            return self.fail(ctx, 400, "incomplete request line");
+            return self.fail(ctx, raw, 400, "incomplete request line");
         };
         if target.len() > MAX_REQUEST_LINE {
-            return self.fail(ctx, 414, "URI Too Long");
+            return self.fail(ctx, raw, 414, "URI Too Long");
         }
         let mut request = Request {
             method,
@@ -490,10 +539,10 @@ impl HttpConn {
             if name.eq_ignore_ascii_case("host") {
                 // Two could name two sites to two servers on the way (RFC 9112 3.2).
                 if has_host {
-                    return self.fail(ctx, 400, "more than one Host");
+                    return self.fail(ctx, raw, 400, "more than one Host");
                 }
                 if !valid_host(header.value) {
-                    return self.fail(ctx, 400, "bad Host");
+                    return self.fail(ctx, raw, 400, "bad Host");
                 }
                 has_host = true;
                 continue;
@@ -505,7 +554,7 @@ impl HttpConn {
                     .iter()
                     .any(|framing| name.eq_ignore_ascii_case(framing))
                 {
-                    return self.fail(ctx, 400, "a framing field that is not text");
+                    return self.fail(ctx, raw, 400, "a framing field that is not text");
                 }
                 continue;
             };
@@ -523,7 +572,7 @@ impl HttpConn {
                 // Two that differ frame the request two ways (RFC 9112 6.3).
                 match len {
                     Some(len) if length.is_none_or(|seen| seen == len) => length = Some(len),
-                    _ => return self.fail(ctx, 400, "bad Content-Length"),
+                    _ => return self.fail(ctx, raw, 400, "bad Content-Length"),
                 }
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 // A body whose end cannot be found (its last coding not chunked) is refused
@@ -531,7 +580,7 @@ impl HttpConn {
                 // chunked one ends without decoding it: answer this request, then close.
                 let last = ows(value.rsplit(',').next().unwrap_or_default());
                 if !last.eq_ignore_ascii_case("chunked") {
-                    return self.fail(ctx, 400, "a Transfer-Encoding not ending in chunked");
+                    return self.fail(ctx, raw, 400, "a Transfer-Encoding not ending in chunked");
                 }
                 chunked = true;
                 keep_alive = false;
@@ -552,12 +601,17 @@ impl HttpConn {
             }
         }
         if minor >= 1 && !has_host {
-            return self.fail(ctx, 400, "HTTP/1.1 request without Host");
+            return self.fail(ctx, raw, 400, "HTTP/1.1 request without Host");
         }
         // Framed two ways, or chunked where HTTP/1.0 has no chunks: a proxy in front may
         // have read it the other way (RFC 9112 6.1), so refused, as nginx refuses both.
         if chunked && (length.is_some() || minor == 0) {
-            return self.fail(ctx, 400, "a body framed by Transfer-Encoding and otherwise");
+            return self.fail(
+                ctx,
+                raw,
+                400,
+                "a body framed by Transfer-Encoding and otherwise",
+            );
         }
         match length {
             // Not worth reading to throw away: answered, then closed.
@@ -578,25 +632,27 @@ impl HttpConn {
             self.done = true;
         }
         self.head_only = method == "HEAD";
-        let (status, sent) = match method {
+        let line_start = self.requests.len();
+        let _ = write!(self.requests, "{method} {target} HTTP/1.{minor}");
+        let status = match method {
             "GET" | "HEAD" => self.serve(ctx, &request, keep_alive),
             // Methods are case-sensitive (RFC 9110 9.1): a known one is not allowed here, any
             // other (`get`, `FOO`) is not implemented.
             "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "TRACE" | "CONNECT" => {
                 self.error(ctx, 405, keep_alive, &[("Allow", "GET, HEAD")]);
-                (405, 0)
+                405
             }
             _ => {
                 self.error(ctx, 501, keep_alive, &[("Allow", "GET, HEAD")]);
-                (501, 0)
+                501
             }
         };
         self.head_only = false;
-        access_log(ctx, method, target, minor, status, sent);
+        self.record(ctx, line_start, status);
     }
 
-    /// Answers a GET or HEAD; returns the status and the body bytes queued.
-    fn serve(&mut self, ctx: &mut Context<'_>, req: &Request<'_>, keep_alive: bool) -> (u16, u64) {
+    /// Answers a GET or HEAD; returns the status.
+    fn serve(&mut self, ctx: &mut Context<'_>, req: &Request<'_>, keep_alive: bool) -> u16 {
         let refused = |this: &mut Self, ctx: &mut Context<'_>, refusal| {
             let status = match refusal {
                 Refusal::BadRequest => 400,
@@ -605,7 +661,7 @@ impl HttpConn {
                 Refusal::Failed => 500,
             };
             this.error(ctx, status, keep_alive, &[]);
-            (status, 0)
+            status
         };
         let rel = match files::relative_path(req.target) {
             Ok(rel) => rel,
@@ -664,7 +720,7 @@ impl HttpConn {
             Span::Unsatisfiable => {
                 let unsatisfied = format!("bytes */{len}");
                 self.error(ctx, 416, keep_alive, &[("Content-Range", &unsatisfied)]);
-                return (416, 0);
+                return 416;
             }
         };
         let status = if content_range.is_empty() { 200 } else { 206 };
@@ -685,13 +741,10 @@ impl HttpConn {
                 extra,
             },
         );
-        if req.method == "HEAD" || count == 0 {
-            return (status, 0);
+        if req.method != "HEAD" && count > 0 {
+            self.queue_body(ctx, Ok(file), req.target, start, count);
         }
-        if !self.queue_body(ctx, Ok(file), req.target, start, count) {
-            return (status, 0);
-        }
-        (status, count)
+        status
     }
 
     /// A 206 with several parts of one file, as a `multipart/byteranges` body laid out as
@@ -704,7 +757,7 @@ impl HttpConn {
         parts: &[(u64, u64)],
         (len, mtime, etag, content_type): (u64, Option<SystemTime>, &str, &str),
         keep_alive: bool,
-    ) -> (u16, u64) {
+    ) -> u16 {
         let boundary = boundary();
         let heads: Vec<String> = parts
             .iter()
@@ -736,17 +789,17 @@ impl HttpConn {
             },
         );
         if req.method == "HEAD" {
-            return (206, 0);
+            return 206;
         }
         for (head, (start, end)) in heads.iter().zip(parts) {
             ctx.output_buffer().extend_from_slice(head.as_bytes());
             // A duplicate descriptor per part: the output queue owns what it sends from.
             if !self.queue_body(ctx, file.try_clone(), req.target, *start, end - start + 1) {
-                return (206, 0);
+                return 206;
             }
         }
         ctx.output_buffer().extend_from_slice(tail.as_bytes());
-        (206, length)
+        206
     }
 
     /// Queues `count` bytes of `file` from `start`: copied behind what is queued when small,
@@ -790,11 +843,11 @@ impl HttpConn {
         rel: &str,
         dir: File,
         keep_alive: bool,
-    ) -> (u16, u64) {
+    ) -> u16 {
         // A removed directory still open here would list as empty; it is gone, as nginx's 404.
         if dir.metadata().is_ok_and(|m| m.nlink() == 0) {
             self.error(ctx, 404, keep_alive, &[]);
-            return (404, 0);
+            return 404;
         }
         let path = files::target_path(req.target);
         if !path.ends_with('/') {
@@ -808,7 +861,7 @@ impl HttpConn {
                 None => path,
             };
             self.error(ctx, 301, keep_alive, &[("Location", &location)]);
-            return (301, 0);
+            return 301;
         }
         let index = if rel == "." {
             "index.html".to_owned()
@@ -834,7 +887,7 @@ impl HttpConn {
                 .is_ok() =>
             {
                 self.error(ctx, 403, keep_alive, &[]);
-                return (403, 0);
+                return 403;
             }
             _ => {}
         }
@@ -870,20 +923,19 @@ impl HttpConn {
                 );
                 if req.method == "GET" {
                     ctx.write(html.as_bytes());
-                    return (200, len);
                 }
-                (200, 0)
+                200
             }
             Err(e) => {
                 log::warn!("listing {rel}: {e}");
                 self.error(ctx, 403, keep_alive, &[]);
-                (403, 0)
+                403
             }
         }
     }
 
-    /// Answers 304 or 412 when the request's conditions ask for it, with the status and the
-    /// body bytes queued; `None` when the representation is to be sent.
+    /// Answers 304 or 412 when the request's conditions ask for it, with the status; `None`
+    /// when the representation is to be sent.
     fn preconditions(
         &mut self,
         ctx: &mut Context<'_>,
@@ -891,7 +943,7 @@ impl HttpConn {
         etag: &str,
         mtime: Option<SystemTime>,
         keep_alive: bool,
-    ) -> Option<(u16, u64)> {
+    ) -> Option<u16> {
         match files::evaluate(&req.conditions, etag, mtime) {
             Verdict::Send => None,
             Verdict::NotModified => {
@@ -907,11 +959,11 @@ impl HttpConn {
                         extra: &[],
                     },
                 );
-                Some((304, 0))
+                Some(304)
             }
             Verdict::PreconditionFailed => {
                 self.error(ctx, 412, keep_alive, &[]);
-                Some((412, 0))
+                Some(412)
             }
         }
     }
@@ -993,6 +1045,7 @@ impl HttpConn {
         } else {
             b"Connection: close\r\n\r\n"
         });
+        self.body_start = ctx.output_end();
     }
 }
 
@@ -1033,6 +1086,65 @@ impl Handler for HttpConn {
         self.feed(ctx, &[]);
     }
 
+    fn on_sent(&mut self, ctx: &mut Context<'_>) {
+        let sent = ctx.sent();
+        while let Some(logged) = self.logs.front()
+            && logged.body.1 <= sent
+        {
+            let (from, to) = logged.line;
+            access_log(
+                ctx.peer(),
+                &self.requests[from..to],
+                logged.status,
+                logged.body.1 - logged.body.0,
+            );
+            self.logs.pop_front();
+        }
+        let Some(next) = self.logs.front() else {
+            self.requests.clear();
+            return;
+        };
+        ctx.notify_sent(next.body.1);
+        // A client that pipelines without a pause never lets `logs` empty: the lines logged
+        // are cut off once they are half of what is held, or `requests` would grow for ever.
+        let done = next.line.0;
+        if done > self.requests.len() / 2 {
+            self.requests.drain(..done);
+            for logged in &mut self.logs {
+                logged.line = (logged.line.0 - done, logged.line.1 - done);
+            }
+        }
+    }
+
+    fn on_close(&mut self, ctx: &mut Context<'_>) {
+        // Each response not all gone is logged with what went of its body, as nginx's
+        // `$body_bytes_sent`.
+        let sent = ctx.sent();
+        let shrank = ctx.close_reason() == Some(CloseReason::FileShrank);
+        for Logged {
+            line,
+            status,
+            body: (start, end),
+        } in self.logs.drain(..)
+        {
+            let request = &self.requests[line.0..line.1];
+            let went = sent.clamp(start, end) - start;
+            // Only the response being sent when its file came up short (nginx's alert names
+            // the file and the offset).
+            if shrank && (start..end).contains(&sent) {
+                log::warn!(
+                    "{} \"{}\": the file shrank while it was sent: the response was cut after \
+                     {went} of {} body bytes",
+                    ctx.peer(),
+                    Escaped(request),
+                    end - start
+                );
+            }
+            access_log(ctx.peer(), request, status, went);
+        }
+        self.requests.clear();
+    }
+
     fn is_idle(&self) -> bool {
         // Between requests: one answered, not part-way through a head or a body, not
         // closing. Not a connection waiting for its first request: in a burst at the limit
@@ -1043,7 +1155,9 @@ impl Handler for HttpConn {
     fn on_timer(&mut self, ctx: &mut Context<'_>) {
         if self.head_timer && !self.done && !self.input.is_empty() {
             self.error(ctx, 408, false, &[]);
-            access_log(ctx, "-", "-", 1, 408, 0);
+            let line_start = self.requests.len();
+            self.requests.extend_from_slice(request_line(&self.input));
+            self.record(ctx, line_start, 408);
         }
         if (self.head_timer || self.body_timer) && !self.done {
             self.done = true;
@@ -1142,26 +1256,44 @@ fn later_minor(input: &[u8]) -> Option<usize> {
     }
 }
 
-fn access_log(ctx: &Context<'_>, method: &str, target: &str, minor: u8, status: u16, sent: u64) {
-    // A `"` or `\` from the client is written as nginx writes it (`\x22`), so that a target
-    // cannot end the quoted field and forge the ones after it; so is every byte past ASCII,
-    // as nginx's log has it: a raw right-to-left override or C1 control turned the line
-    // around or worked on the terminal of whoever read the log.
-    let plain = |b: u8| b.is_ascii_graphic() && b != b'"' && b != b'\\';
-    let target: std::borrow::Cow<'_, str> = if target.bytes().all(plain) {
-        target.into()
-    } else {
-        let mut escaped = String::with_capacity(target.len() + 16);
-        for b in target.bytes() {
-            if plain(b) {
-                escaped.push(char::from(b));
+/// Writes a response's access-log line: the request line, the status and the body bytes
+/// sent.
+fn access_log(peer: SocketAddr, request: &[u8], status: u16, sent: u64) {
+    log::info!(target: "netkit::access", "{peer} \"{}\" {status} {sent}", Escaped(request));
+}
+
+/// The request line at the start of `input` as received, for the log of a request that
+/// could not be parsed: up to its end of line, at most [`LOGGED_LINE`] bytes.
+fn request_line(input: &[u8]) -> &[u8] {
+    let line = input.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    &line[..line.len().min(LOGGED_LINE)]
+}
+
+/// Bytes from the client as the access log writes them: a `"` or `\` as nginx writes it
+/// (`\x22`), so that a target cannot end the quoted field and forge the ones after it; so is
+/// every control byte and every byte past ASCII, as nginx's log has it: a raw right-to-left
+/// override or C1 control turned the line around or worked on the terminal of whoever read
+/// the log.
+struct Escaped<'a>(&'a [u8]);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plain = |b: u8| (b.is_ascii_graphic() || b == b' ') && b != b'"' && b != b'\\';
+        let mut rest = self.0;
+        while !rest.is_empty() {
+            let run = rest.iter().position(|&b| !plain(b)).unwrap_or(rest.len());
+            // Plain bytes are ASCII, so always UTF-8.
+            f.write_str(std::str::from_utf8(&rest[..run]).map_err(|_| std::fmt::Error)?)?;
+            if let Some(b) = rest.get(run) {
+                write!(f, "\\x{b:02X}")?;
+                rest = &rest[run + 1..];
             } else {
-                escaped.push_str(&format!("\\x{b:02X}"));
+                rest = &[];
             }
         }
-        escaped.into()
-    };
-    log::info!(target: "netkit::access", "{} \"{method} {target} HTTP/1.{minor}\" {status} {sent}", ctx.peer());
+        Ok(())
+    }
 }
 
 fn reason(status: u16) -> &'static str {

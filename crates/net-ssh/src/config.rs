@@ -1290,10 +1290,15 @@ impl Config {
     pub(crate) fn known_as(&self) -> (String, u16) {
         match &self.host_key_alias {
             Some(alias) => (alias.to_ascii_lowercase(), 22),
-            // An address in its one written form, as OpenSSH records it: `0::1` is `::1`.
+            // An address in its one written form, as OpenSSH records it: `0::1` is `::1`,
+            // `127.1` is `127.0.0.1` (the same host, connected to so: under the name as
+            // typed, a changed key was "not known" and --accept-new took it).
             None => match self.host.parse::<std::net::IpAddr>() {
                 Ok(ip) => (ip.to_string(), self.port),
-                Err(_) => (self.host.to_ascii_lowercase(), self.port),
+                Err(_) => match inet_aton(&self.host) {
+                    Some(ip) => (ip.to_string(), self.port),
+                    None => (self.host.to_ascii_lowercase(), self.port),
+                },
             },
         }
     }
@@ -1307,6 +1312,43 @@ impl Config {
             (host, port) => format!("[{host}]:{port}"),
         }
     }
+}
+
+/// `text` as an IPv4 address in the forms inet_aton(3) reads, which getaddrinfo and so the
+/// connection take: one to four parts, each decimal, octal (`0177`) or hex (`0x7f`), the
+/// last filling the bytes left (`127.1`, `2130706433`).
+fn inet_aton(text: &str) -> Option<std::net::Ipv4Addr> {
+    let parts: Vec<&str> = text.split('.').collect();
+    if parts.len() > 4 {
+        return None;
+    }
+    let mut address = 0u32;
+    for (i, part) in parts.iter().enumerate() {
+        let (digits, radix) = match part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+            Some(hex) => (hex, 16),
+            None if part.len() > 1 && part.starts_with('0') => (&part[1..], 8),
+            None => (*part, 10),
+        };
+        // from_str_radix takes a sign, inet_aton does not.
+        if digits.is_empty() && radix != 16 || digits.starts_with(['+', '-']) {
+            return None;
+        }
+        let value = if digits.is_empty() {
+            0
+        } else {
+            u32::from_str_radix(digits, radix).ok()?
+        };
+        let bits = if i + 1 == parts.len() {
+            32 - 8 * i as u32
+        } else {
+            8
+        };
+        if bits < 32 && value >> bits != 0 {
+            return None;
+        }
+        address |= value << (32 - 8 * i as u32 - bits);
+    }
+    Some(std::net::Ipv4Addr::from(address))
 }
 
 /// The forwarding lines of an OpenSSH config `text` that apply to `host` (see
@@ -2090,9 +2132,20 @@ mod tests {
         }
         assert!(Destination::parse("[fe80::1%lo]:22").is_ok());
         // known_hosts names an address in its one written form, as OpenSSH does.
-        let name = |dest| Config::from_destination(dest).unwrap().known_hosts_name();
+        let name = |dest: &str| Config::from_destination(dest).unwrap().known_hosts_name();
         assert_eq!(name("[0:0::1]:2222"), "[::1]:2222");
         assert_eq!(name("0::1"), "::1");
+        for typed in ["127.1", "2130706433", "0x7f.1", "0177.0.0.1", "127.0.1"] {
+            assert_eq!(
+                name(&format!("[{typed}]:2222")),
+                "[127.0.0.1]:2222",
+                "{typed}"
+            );
+        }
+        assert_eq!(name("10.0x10203"), "10.1.2.3");
+        for not_an_address in ["127.0.0.256", "1.2.3.4.5", "08.1", "1..2", "1.2.3.com"] {
+            assert_eq!(name(not_an_address), not_an_address, "{not_an_address}");
+        }
         assert_eq!(name("Web.Example.org"), "web.example.org");
     }
 

@@ -1037,29 +1037,25 @@ impl Client {
         } else {
             temp
         };
-        // SFTP v3 (OpenSSH) refuses to rename over an existing file: remove it first. The
-        // target is missing for a moment, never truncated. Another upload of the name may
-        // put its file there in between: the rename is tried again over it (the last one
-        // wins, as with sftp), where giving up lost both.
-        let no_such_file = |e: &ssh2::Error| e.code() == ssh2::ErrorCode::SFTP(2);
+        // The target is missing for a moment, never truncated. Another upload of the name
+        // may put its file there in between: the rename is tried again over it (the last
+        // one wins, as with sftp), where giving up lost both.
         let renamed = (|| {
             let mut tries = 0;
             loop {
-                if sftp.lstat(remote).is_ok() {
-                    sftp.unlink(remote)
-                        .or_else(|e| if no_such_file(&e) { Ok(()) } else { Err(e) })?;
-                }
-                match sftp.rename(&temp, remote, None) {
-                    Err(_)
-                        if tries < 5 && sftp.lstat(remote).is_ok() && sftp.lstat(&temp).is_ok() =>
-                    {
-                        tries += 1;
-                    }
+                let renamed = if sftp.lstat(remote).is_ok() {
+                    self.moved_over(sftp, &temp, remote)
+                } else {
+                    sftp.rename(&temp, remote, None)
+                        .map_err(|e| (temp.clone(), e))
+                };
+                match renamed {
+                    Err(_) if tries < 5 && sftp.lstat(&temp).is_ok() => tries += 1,
                     renamed => return renamed,
                 }
             }
         })();
-        renamed.map_err(|e| {
+        renamed.map_err(|(_, e)| {
             // The whole file under its temporary name would be left as litter.
             let _ = sftp.unlink(&temp);
             sftp_err(e)
@@ -1672,25 +1668,46 @@ impl Client {
         if e.code() != ssh2::ErrorCode::SFTP(4) {
             return Err(self.sftp_error(from, &e));
         }
+        self.moved_over(&sftp, from, to)
+            .map_err(|(path, e)| self.sftp_error(&path, &e))
+    }
+
+    /// Renames `from` over the file `to`: SFTP v3 (OpenSSH) refuses to rename over a file,
+    /// so `to` is moved aside first, removed once `from` took its place and put back when
+    /// the rename is refused (an upload removed it first, and a server refusing renames
+    /// lost the file, the new one never written). The error comes with the path its step
+    /// was about.
+    fn moved_over(
+        &self,
+        sftp: &Sftp,
+        from: &Path,
+        to: &Path,
+    ) -> Result<(), (PathBuf, ssh2::Error)> {
         // A short name: one longer than the target's could pass NAME_MAX.
-        let aside = unguessable(&to.with_file_name(".netkit-aside"))
-            .ok_or_else(|| self.sftp_error(from, &e))?;
+        let short = to.with_file_name(".netkit-aside");
+        let aside = unguessable(&short).unwrap_or(short);
         sftp.rename(to, &aside, None)
-            .map_err(|e| self.sftp_error(to, &e))?;
+            .map_err(|e| (to.to_owned(), e))?;
+        let left = |why: &str| {
+            log::warn!(
+                "{}: the file replaced is left as {} ({why})",
+                self.remote(to),
+                aside.display()
+            );
+        };
         match sftp.rename(from, to, None) {
             Ok(()) => {
-                let _ = sftp.unlink(&aside);
+                // A server that takes no removals (sftp-server -P remove) keeps it.
+                if sftp.unlink(&aside).is_err() {
+                    left("the server would not remove it");
+                }
                 Ok(())
             }
             Err(e) => {
                 if sftp.rename(&aside, to, None).is_err() {
-                    log::warn!(
-                        "{}: the file replaced is left as {}",
-                        self.remote(to),
-                        aside.display()
-                    );
+                    left("it could not be put back");
                 }
-                Err(self.sftp_error(from, &e))
+                Err((from.to_owned(), e))
             }
         }
     }

@@ -775,6 +775,15 @@ fn a_session_name_is_kept_per_host_as_httpie_keeps_it() {
         2,
         "session name",
     );
+    // A host of dots is no host: `..` put the file above sessions/.
+    for dots in ["http://../", "http://%2e%2e/", "http://./"] {
+        one_line_error(
+            &http_env(&["--offline", "--session", "ann", dots], &vars),
+            2,
+            "no host",
+        );
+    }
+    assert!(!config.join("netkit/ann.json").exists());
 }
 
 #[test]
@@ -1049,6 +1058,11 @@ fn print_options_and_offline() {
     let (unsent, part) = (format!("http://{closed}/x"), format!("f@{}", dir.display()));
     for (args, named) in [
         (vec![&unsent, "X:a\r\nX-Evil: 1"], "\"X\""),
+        (
+            vec![&unsent, "Host:b\u{fc}cher.example"],
+            "xn--bcher-kva.example",
+        ),
+        (vec!["http://127.0.0.1:9/a\nb"], "a tab or line break"),
         (
             vec!["--bearer", "tok\r\nX-Evil: 1", &unsent],
             "\"Authorization\"",

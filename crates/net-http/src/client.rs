@@ -833,6 +833,10 @@ pub(crate) fn parse_url(url: &str) -> Result<Url, Error> {
         url: crate::error::redacted(url),
         reason,
     };
+    // The URL standard drops them without a word: `/a<LF>b` was fetched as `/ab`.
+    if url.contains(['\t', '\r', '\n']) {
+        return Err(bad("a tab or line break in it".into()));
+    }
     let parsed = if has_scheme(url) {
         Url::parse(url)
     } else if let Some(rest) = url.strip_prefix(':') {
@@ -1438,6 +1442,18 @@ impl Request {
     pub fn check(&self) -> Result<(), Error> {
         for (name, value) in &self.headers {
             check_header(name, value)?;
+            // ureq sends these two only as ASCII; its refusal came after connecting, as
+            // the server's fault.
+            if !value.is_ascii() && ["host", "authorization"].contains(&&*name.to_ascii_lowercase())
+            {
+                let hint = url::Host::parse(value)
+                    .ok()
+                    .map(|host| format!(" (in ASCII: {host})"))
+                    .unwrap_or_default();
+                return Err(Error::BadRequest(format!(
+                    "bad header {name:?}: it cannot carry characters outside ASCII{hint}"
+                )));
+            }
         }
         if let Some(Auth::Bearer(token)) = &self.auth {
             // ureq sends an Authorization only as ASCII, and its refusal read as the
@@ -2154,6 +2170,16 @@ mod tests {
             "http://a@b:<redacted>@h/"
         );
         assert_eq!(crate::error::redacted("h:1/x"), "h:1/x");
+        // A password holding `/`, `?` or `#` (the URL does not parse) is still not shown.
+        for (typed, shown) in [
+            ("http://u:se/cret@h:99999/", "http://u:<redacted>@h:99999/"),
+            ("http://u:se?cret@h/", "http://u:<redacted>@h/"),
+            ("http://u:se#cret@h/", "http://u:<redacted>@h/"),
+            ("http:/u:secret@h/", "http:<redacted>@h/"),
+            ("http://h:8080/@who", "http://h:8080/@who"),
+        ] {
+            assert_eq!(crate::error::redacted(typed), shown, "{typed}");
+        }
         assert_eq!(
             crate::error::redacted("socks5://u:p@h"),
             "socks5://u:<redacted>@h"

@@ -163,22 +163,39 @@ pub(crate) fn redacted_headers(headers: &[(String, String)]) -> Vec<(&str, &str)
 /// may reach a log: a URL as typed, even one that does not parse, may carry one.
 pub(crate) fn redacted(url: &str) -> String {
     let start = url.find("://").map_or(0, |i| i + 3);
-    let end = url[start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| start + i);
-    let Some(at) = url[start..end].rfind('@').map(|i| start + i) else {
+    let rest = &url[start..];
+    let Some(colon) = rest.find(':') else {
         return url.to_owned();
     };
-    match url[start..at].find(':') {
-        Some(colon) => format!("{}<redacted>{}", &url[..=start + colon], &url[at..]),
-        None => url.to_owned(),
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = match rest[..end].rfind('@') {
+        Some(at) => at,
+        // A password with `/`, `?` or `#` ends the authority early for a parser, not for
+        // the person who typed it (it was printed whole): the last `@` then, unless the
+        // colon is a port's.
+        None => {
+            let after = &rest[colon + 1..];
+            let port = &after[..after.find(['/', '?', '#']).unwrap_or(after.len())];
+            if colon < end && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+                return url.to_owned();
+            }
+            match rest.rfind('@') {
+                Some(at) => at,
+                None => return url.to_owned(),
+            }
+        }
+    };
+    if colon > at {
+        return url.to_owned();
     }
+    format!("{}<redacted>{}", &url[..=start + colon], &url[start + at..])
 }
 
 impl Error {
     /// Turns a ureq error for `url` into ours.
     pub(crate) fn from_ureq(url: &str, error: ureq::Error) -> Error {
-        let url = url.to_owned();
+        // `http:/u:pw@host` parses with the password in the path.
+        let url = redacted(url);
         match error {
             ureq::Error::HostNotFound => Error::Dns { url },
             ureq::Error::Timeout(what) => Error::Timeout {
@@ -186,10 +203,7 @@ impl Error {
                 what: what.to_string(),
             },
             ureq::Error::BodyExceedsLimit(limit) => Error::BodyTooLarge { url, limit },
-            ureq::Error::BadUri(reason) => Error::BadUrl {
-                url: redacted(&url),
-                reason,
-            },
+            ureq::Error::BadUri(reason) => Error::BadUrl { url, reason },
             ureq::Error::Tls(reason) => Error::Tls {
                 url,
                 reason: reason.to_owned(),

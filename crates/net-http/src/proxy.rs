@@ -181,9 +181,13 @@ fn bypasses(entry: &str, host: &url::Host<&str>, port: Option<u16>) -> bool {
     if only_port.is_some_and(|p| Some(p) != port) {
         return false;
     }
-    let name = name.trim_start_matches('*').trim_start_matches('.');
+    // `intranet.example.` is the same name (curl goes direct either way round).
+    let name = name
+        .trim_start_matches('*')
+        .trim_start_matches('.')
+        .trim_end_matches('.');
     let host = match host {
-        url::Host::Domain(d) => d.to_ascii_lowercase(),
+        url::Host::Domain(d) => d.trim_end_matches('.').to_ascii_lowercase(),
         url::Host::Ipv4(ip) => ip.to_string(),
         url::Host::Ipv6(_) => return false,
     };
@@ -419,6 +423,7 @@ mod tests {
             "http://[fd12::1]/",
             "http://local.test:8080/",
             "http://[fe80::1]:8080/",
+            "http://example.org./",
         ] {
             assert!(bypassed(url), "{url}");
         }
@@ -436,5 +441,7 @@ mod tests {
         }
         let all = url::Url::parse("https://anything.example/").unwrap();
         assert!(bypasses("*", &all.host().unwrap(), None));
+        let plain = url::Url::parse("http://intranet.example/").unwrap();
+        assert!(bypasses("intranet.example.", &plain.host().unwrap(), None));
     }
 }

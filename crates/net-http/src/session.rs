@@ -175,10 +175,14 @@ impl Session {
     pub fn named_path(name: &str, url: &str) -> Result<PathBuf, Error> {
         // As requests read it: `:8000/x` and `host/x` too.
         let parsed = crate::client::parse_url(url)?;
-        let host = parsed.host_str().ok_or_else(|| Error::BadUrl {
-            url: url.to_owned(),
-            reason: "no host".to_owned(),
-        })?;
+        // `..` (or `%2e%2e`, `。。`) as a directory put the file above sessions/.
+        let host = parsed
+            .host_str()
+            .filter(|host| !host.trim_matches('.').is_empty())
+            .ok_or_else(|| Error::BadUrl {
+                url: crate::error::redacted(url),
+                reason: "no host".to_owned(),
+            })?;
         let host = match parsed.port() {
             Some(port) => format!("{host}_{port}"),
             None => host.to_owned(),

@@ -2037,7 +2037,8 @@ fn many_hosts_summary_and_json() {
     let file = work_dir().join("ssh-hosts.txt");
     std::fs::write(
         &file,
-        format!("# web\n{user}@127.0.0.1:{port}  # the first\n\n{user}@127.0.0.1:{port}\n"),
+        // With Notepad's byte-order mark, which was read as part of a host.
+        format!("\u{feff}# web\n{user}@127.0.0.1:{port}  # the first\n\n{user}@127.0.0.1:{port}\n"),
     )
     .unwrap();
     let mut args = vec![

@@ -443,7 +443,8 @@ Examples:
   netkit ssh host < script.sh      (no COMMAND, stdin not a terminal: the shell runs the script)
   netkit ssh --hosts web1,web2,db1 --parallel 10 --json -- uptime")]
 pub struct Args {
-    /// Port, when DEST has none (given twice, the first counts, as in ssh).
+    /// Port: before DEST it wins over DEST's own, after DEST it counts only when DEST has none
+    /// (given twice, the first counts, as in ssh).
     #[arg(
         short = 'p',
         value_name = "PORT",
@@ -676,8 +677,10 @@ pub fn run(mut args: Args) -> Outcome {
         let text =
             std::fs::read_to_string(file).map_err(|e| own(anyhow!("{}: {e}", file.display())))?;
         hosts.extend(
-            // A comment may follow a host too, as in pssh's host files.
-            text.lines()
+            // A comment may follow a host too, as in pssh's host files; a byte-order mark
+            // (Notepad's) was part of the first host's name.
+            text.trim_start_matches('\u{feff}')
+                .lines()
                 .map(|l| l.split_once('#').map_or(l, |(host, _)| host).trim())
                 .filter(|l| !l.is_empty())
                 .map(str::to_owned),

@@ -1518,7 +1518,7 @@ impl Request {
                     .get_all(http::header::SET_COOKIE)
                     .iter()
                     .filter_map(|v| v.to_str().ok())
-                    .filter_map(|v| cookie_store::RawCookie::parse(v.to_owned()).ok())
+                    .filter_map(crate::cookie_date::set_cookie)
                     .filter_map(|c| not_for_a_public_suffix(c, self.url.host_str()))
                     .filter(|c| secure_origin_kept(c, &self.url, jar))
                     .collect::<Vec<_>>();

@@ -2270,3 +2270,33 @@ fn at_dash_with_a_closed_stdin_sends_nothing() {
         "{err}"
     );
 }
+
+#[test]
+fn a_session_with_the_clock_past_9999_keeps_its_session_cookies_and_does_not_panic() {
+    // Every look at a cookie's expiry panicked in the time crate (QA clocks finding 3).
+    const LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    assert!(
+        std::path::Path::new(LIB).exists(),
+        "{LIB} missing: run via cargo xtask test"
+    );
+    let server = EchoServer::start();
+    let path = work_dir().join("http-cli-session-year-10000.json");
+    let _ = std::fs::remove_file(&path);
+    let session = path.to_str().unwrap();
+    let set = server.url("/set-cookie?c=sid%3D1&c=ma%3D1%3B%20Max-Age%3D7200");
+    let out = http(&["-b", &set, "--session", session]);
+    assert!(out.status.success(), "{out:?}");
+    let far = [("LD_PRELOAD", LIB), ("FAKETIME", "+8000y")];
+    let echo = server.url("/echo");
+    let out = http_env(&["-b", &echo, "--session", session], &far);
+    assert!(out.status.success(), "{out:?}");
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["headers"]["cookie"], "sid=1");
+    let out = http_env(&["-b", &set, "--session", session], &far);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the clock is past 9999"), "{stderr}");
+    let saved = std::fs::read_to_string(&path).unwrap();
+    assert!(saved.contains("\"raw_cookie\": \"sid=1\""), "{saved}");
+    assert!(!saved.contains("ma=1"), "{saved}");
+}

@@ -749,6 +749,60 @@ fn a_cookie_given_to_a_session_is_the_servers_to_change_or_delete_as_httpie_keep
 }
 
 #[test]
+fn cookie_expiry_dates_in_lenient_forms_are_obeyed_as_rfc_6265_reads_them() {
+    // Forms the strict parser dropped, making each cookie a session cookie that the session
+    // file kept for ever (QA clocks finding 1).
+    let server = EchoServer::start();
+    let path = work_dir().join("http-client-session-lenient-expires.json");
+    let _ = std::fs::remove_file(&path);
+    let session = Session::open(client(), &path).unwrap();
+    let set = |cookie: &str| {
+        let query: String = cookie
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => char::from(b).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        session
+            .request("GET", &server.url(&format!("/set-cookie?c={query}")))
+            .unwrap()
+            .send()
+            .unwrap();
+    };
+    let sent = || {
+        cookies(&echo(
+            session
+                .request("GET", &server.url("/echo"))
+                .unwrap()
+                .send()
+                .unwrap(),
+        ))
+    };
+    for past in [
+        "Sat, 01 Jan 2000 00:00:00 UTC",
+        "Sat, 1 Jan 2000 00:00:00 GMT",
+        "Sat, 01 Jan 2000 00:00:00 +0000",
+        "Sat, 01 Jan 2000 00:00:00",
+        "sat, 01 jan 2000 00:00:00 gmt",
+        "Sat, 01 Jan 2000 0:0:0 GMT",
+    ] {
+        set("tok=secret");
+        assert_eq!(sent(), ["tok=secret"]);
+        set(&format!("tok=secret; Expires={past}"));
+        assert_eq!(sent(), Vec::<String>::new(), "deleted with {past}");
+    }
+    set("later=1; Expires=fri, 1 jan 2100 0:0:0 UTC");
+    // Max-Age wins over Expires; a date the algorithm refuses is no expiry at all.
+    set("kept=1; Max-Age=3600; Expires=Sat, 1 Jan 2000 0:0:0 UTC");
+    set("session=1; Expires=some day");
+    assert_eq!(sent(), ["kept=1", "later=1", "session=1"]);
+    session.save().unwrap();
+    let saved = std::fs::read_to_string(&path).unwrap();
+    assert!(saved.contains("2100-01-01T00:00:00Z"), "{saved}");
+}
+
+#[test]
 fn cookies_follow_the_rules_and_survive_the_session_file() {
     let server = EchoServer::start();
     let path = work_dir().join("http-client-session.json");

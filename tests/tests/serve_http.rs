@@ -1470,3 +1470,46 @@ fn clients_refused_at_max_connections_are_in_the_access_log_and_warned_of_once_a
         .count();
     assert!((1..=3).contains(&warnings), "{log}");
 }
+
+/// libfaketime, installed by `cargo xtask test`: the clock `netkit` sees is `at`.
+fn at_clock(command: &mut Command, at: &str) {
+    const LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    assert!(
+        std::path::Path::new(LIB).exists(),
+        "{LIB} missing: run via cargo xtask test"
+    );
+    command.env("LD_PRELOAD", LIB).env("FAKETIME", at);
+}
+
+#[test]
+fn clocks_before_1970_and_past_9999_give_the_nearest_dates_not_empty_replies() {
+    // Before 1970 building the Date header panicked; past 9999 the access log's timestamp
+    // did, and then the report of that panic, which ended the process (QA clocks 2 and 3).
+    let (_, dir) = site("clocks");
+    std::fs::write(dir.join("a.txt"), b"a\n").unwrap();
+    for (clock, date) in [
+        ("@1960-01-01 00:00:00", "Thu, 01 Jan 1970 00:00:00 GMT"),
+        ("@9999-12-31 23:59:58", "Fri, 31 Dec 9999 23:59:58 GMT"),
+        ("+8000y", "Fri, 31 Dec 9999 23:59:59 GMT"),
+    ] {
+        let mut command = Command::new(netkit_tests::netkit_bin());
+        command.args(["serve", "http", "--bind", "127.0.0.1:0", "--root"]);
+        command.arg(&dir);
+        at_clock(&mut command, clock);
+        let mut served = Served::start_with(&mut command);
+        for _ in 0..2 {
+            let got = curl(&[&format!("{}/a.txt", served.url())]);
+            assert_eq!(got.status, 200, "{clock}");
+            assert_eq!(got.body, b"a\n");
+            let shown = got.header("date").unwrap();
+            assert!(
+                clock.starts_with("@9999") || shown == date,
+                "{clock}: {shown}"
+            );
+        }
+        let status = served.terminate(Duration::from_secs(10));
+        let log = served.stderr.lock().unwrap().clone();
+        assert!(status.success(), "{clock}: {status:?} {log}");
+        assert!(!log.contains("panicked"), "{clock}: {log}");
+    }
+}

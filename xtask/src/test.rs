@@ -24,6 +24,11 @@ const NEEDS: &[Need] = &[
         probe: "curl",
         package: "curl",
     },
+    // Clocks before 1970 and past 9999 for `serve http` and `http --session`.
+    Need {
+        probe: "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        package: "libfaketime",
+    },
 ];
 
 /// Runs `cargo xtask test [--no-lint] [CARGO_TEST_ARGS...]`.

@@ -82,6 +82,25 @@ fn main() -> ExitCode {
             let text = record.args().to_string();
             writeln!(out, "netkit: {level}: {}", crate::exit::shown(&text))
         });
+    } else {
+        // env_logger's own format, with a timestamp that always formats: its own failed past
+        // 9999-12-30, which made every log line (the access log's too) panic.
+        logger.format(|out, record| {
+            let level = out.default_level_style(record.level());
+            let subtle = if level == env_logger::fmt::style::Style::new() {
+                level
+            } else {
+                env_logger::fmt::style::AnsiColor::BrightBlack.on_default()
+            };
+            writeln!(
+                out,
+                "{subtle}[{subtle:#}{:.0} {level}{:<5}{level:#} {}{subtle}]{subtle:#} {}",
+                log_timestamp(std::time::SystemTime::now()),
+                record.level(),
+                record.target(),
+                record.args()
+            )
+        });
     }
     let log_file = match &cli.command {
         Command::Ssh(args) => args.connect.log_file.as_ref(),
@@ -357,8 +376,29 @@ fn prompt_password(prompt: impl ToString) -> std::io::Result<String> {
     password
 }
 
+/// `now` as a log line's timestamp, or the nearest one jiff can say (its range ends a day
+/// short of 9999-12-31 and begins in -9999).
+fn log_timestamp(now: std::time::SystemTime) -> jiff::Timestamp {
+    jiff::Timestamp::try_from(now).unwrap_or(if now > std::time::SystemTime::UNIX_EPOCH {
+        jiff::Timestamp::MAX
+    } else {
+        jiff::Timestamp::MIN
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn log_timestamps_past_9999_or_before_1970_still_format() {
+        use std::time::{Duration, SystemTime};
+        let year_10000 = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_387_200);
+        let shown = format!("{:.0}", super::log_timestamp(year_10000));
+        assert_eq!(shown, "9999-12-30T22:00:00Z");
+        let year_1960 = SystemTime::UNIX_EPOCH - Duration::from_secs(315_619_200);
+        let shown = format!("{:.0}", super::log_timestamp(year_1960));
+        assert_eq!(shown, "1960-01-01T00:00:00Z");
+    }
+
     #[test]
     fn the_command_line_definition_is_consistent() {
         use clap::CommandFactory as _;

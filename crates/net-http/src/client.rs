@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use base64::Engine as _;
-use cookie_store::CookieStore;
+use cookie_store::{CookieExpiration, CookieStore};
 use rand::Rng as _;
 use serde::Serialize;
 use ureq::http;
@@ -581,6 +581,17 @@ fn shadows_a_secure_cookie(
                 rest.is_empty() || old_path.ends_with('/') || rest.starts_with('/')
             })
     })
+}
+
+/// Whether the clock is past 9999-12-31T23:59:59Z, the last time the cookie jar's dates can
+/// hold: there cookie_store panicked at every look at a cookie's expiry (`http --session` with
+/// the clock in year 10000 exited 101). Every dated cookie has expired by then, so the jar
+/// sends its session cookies only, takes no new ones, and is never asked for the time.
+pub(crate) fn clock_past_cookie_dates() -> bool {
+    const LAST: u64 = 253_402_300_799;
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .is_ok_and(|since| since.as_secs() > LAST)
 }
 
 /// Whether a body file has a length to announce: a regular file's, unless 0, which files in
@@ -1395,7 +1406,13 @@ impl Request {
             .flat_map(|(_, v)| v.split(';').map(cookie_name))
             .collect();
         let cookies = self.client.with_jar(|jar| {
-            let mut cookies = jar.matches(url);
+            let mut cookies = if clock_past_cookie_dates() {
+                jar.iter_any()
+                    .filter(|c| c.expires == CookieExpiration::SessionEnd && c.matches(url))
+                    .collect()
+            } else {
+                jar.matches(url)
+            };
             // RFC 6265 5.4: longer paths first; then by name, so that every request sends
             // them in one order (the jar's is a hash map's).
             cookies.sort_by(|a, b| {
@@ -1528,18 +1545,26 @@ impl Request {
                 }
                 Err(e) => return Err(e),
             };
-            self.client.with_jar(|jar| {
-                let cookies = response
-                    .headers()
-                    .get_all(http::header::SET_COOKIE)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .filter_map(|v| cookie_store::RawCookie::parse(v.to_owned()).ok())
-                    .filter_map(|c| not_for_a_public_suffix(c, self.url.host_str()))
-                    .filter(|c| secure_origin_kept(c, &self.url, jar))
-                    .collect::<Vec<_>>();
-                jar.store_response_cookies(cookies.into_iter(), &self.url);
-            });
+            let set_cookie = response.headers().contains_key(http::header::SET_COOKIE);
+            if set_cookie && clock_past_cookie_dates() {
+                log::warn!(
+                    "the clock is past 9999: cookies from {} not stored",
+                    self.url
+                );
+            } else if set_cookie {
+                self.client.with_jar(|jar| {
+                    let cookies = response
+                        .headers()
+                        .get_all(http::header::SET_COOKIE)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .filter_map(crate::cookie_date::set_cookie)
+                        .filter_map(|c| not_for_a_public_suffix(c, self.url.host_str()))
+                        .filter(|c| secure_origin_kept(c, &self.url, jar))
+                        .collect::<Vec<_>>();
+                    jar.store_response_cookies(cookies.into_iter(), &self.url);
+                });
+            }
             let status = response.status().as_u16();
             if status == 401
                 && digest.is_none()

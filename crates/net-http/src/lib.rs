@@ -48,6 +48,7 @@
 
 mod client;
 mod config;
+mod cookie_date;
 mod decode;
 mod digest;
 mod download;

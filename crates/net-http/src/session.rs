@@ -3,7 +3,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use cookie_store::{Cookie, CookieStore};
+use cookie_store::{Cookie, CookieExpiration, CookieStore};
 
 use crate::Error;
 use crate::client::{Auth, Client, Request};
@@ -65,7 +65,10 @@ impl Session {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => SessionFile::default(),
             Err(source) => return Err(Error::File { path, source }),
         };
-        let jar = CookieStore::from_cookies(file.cookies.into_iter().map(Ok::<_, Error>), false)?;
+        // Past 9999 the dated cookies are all expired, and asking which panicked; they are
+        // never sent then (see `clock_past_cookie_dates`).
+        let past = crate::client::clock_past_cookie_dates();
+        let jar = CookieStore::from_cookies(file.cookies.into_iter().map(Ok::<_, Error>), past)?;
         Ok(Session {
             client: client.with_own_jar(jar),
             path,
@@ -110,6 +113,10 @@ impl Session {
     /// [`Error::BadUrl`] when `url` is not an absolute http(s) URL.
     pub fn set_cookies(&self, url: &str, field: &str) -> Result<(), Error> {
         let url = crate::client::parse_url(url)?;
+        if crate::client::clock_past_cookie_dates() {
+            log::warn!("the clock is past 9999: cookies given for {url} not kept");
+            return Ok(());
+        }
         self.client.with_jar(|jar| {
             for pair in field.split(';') {
                 let Some((name, value)) =
@@ -215,9 +222,16 @@ impl Session {
     /// # Errors
     /// [`Error::File`] when the file cannot be written.
     pub fn save(&self) -> Result<(), Error> {
-        let cookies = self
-            .client
-            .with_jar(|jar| jar.iter_unexpired().cloned().collect());
+        let cookies = self.client.with_jar(|jar| {
+            if crate::client::clock_past_cookie_dates() {
+                jar.iter_any()
+                    .filter(|c| c.expires == CookieExpiration::SessionEnd)
+                    .cloned()
+                    .collect()
+            } else {
+                jar.iter_unexpired().cloned().collect()
+            }
+        });
         let file = SessionFile {
             headers: self.headers.clone(),
             auth: self.auth.clone(),

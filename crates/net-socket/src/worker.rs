@@ -19,6 +19,14 @@ use crate::output::Output;
 use crate::server::{Counters, Message, Shared};
 
 pub(crate) const WAKER: Token = Token(usize::MAX);
+/// Logs that a service or handler panicked, and that the panic was caught. The logger can
+/// panic as well (env_logger's timestamp did with a clock past 9999, the same panic the handler
+/// had hit writing its access-log line): unwinding from here ended the loop, and with it the
+/// server; the report is lost instead.
+fn report_panic(what: std::fmt::Arguments<'_>) {
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| log::error!("{what}")));
+}
+
 /// Listener `i` has token `LISTENER_BASE - i`; connections use their slab key.
 const LISTENER_BASE: usize = usize::MAX - 1;
 const READ_BUFFER: usize = 64 * 1024;
@@ -359,7 +367,9 @@ impl<S: Service> Worker<S> {
         // As in a callback: a panic costs the newcomer, not the loop.
         let Ok(handler) = panic::catch_unwind(AssertUnwindSafe(|| self.service.connect(&info)))
         else {
-            log::error!("the service panicked creating the handler for {peer}; closing it");
+            report_panic(format_args!(
+                "the service panicked creating the handler for {peer}; closing it"
+            ));
             // Registered above; dropping the stream deregisters it.
             return;
         };
@@ -411,7 +421,9 @@ impl<S: Service> Worker<S> {
         }))
         .is_err()
         {
-            log::error!("the service panicked hearing of the refusal of {peer}");
+            report_panic(format_args!(
+                "the service panicked hearing of the refusal of {peer}"
+            ));
         }
     }
 
@@ -463,10 +475,10 @@ impl<S: Service> Worker<S> {
         let panicked = panic::catch_unwind(AssertUnwindSafe(|| f(&mut conn.handler, &mut ctx)));
         let written = ctx.written;
         if panicked.is_err() {
-            log::error!(
+            report_panic(format_args!(
                 "the handler of the connection from {} panicked; closing it",
                 conn.peer
-            );
+            ));
             close = Close::Now;
             conn.close_reason.get_or_insert(CloseReason::Panicked);
         }
@@ -738,7 +750,7 @@ impl<S: Service> Worker<S> {
         // Dropping the stream closes the socket, which also removes it from the poller; a
         // handler whose Drop panics costs nothing more than its connection.
         if panic::catch_unwind(AssertUnwindSafe(|| drop(conn))).is_err() {
-            log::error!("a connection's handler panicked when dropped");
+            report_panic(format_args!("a connection's handler panicked when dropped"));
         }
         self.deliver();
     }

@@ -680,19 +680,13 @@ impl HttpConn {
         if !meta.is_file() {
             return refused(self, ctx, Refusal::Forbidden);
         }
-        // A time before 1970 or after 9999 (from an archive, a broken clock) is told as the
-        // nearest one an HTTP date can say, as nginx tells it: httpdate panics on others.
-        let latest = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799);
-        let modified = meta
-            .modified()
-            .ok()
-            .map(|t| t.clamp(SystemTime::UNIX_EPOCH, latest));
+        let modified = meta.modified().ok().map(http_time);
         let content_type = content_type(Path::new(&rel));
         let len = meta.len();
         let etag = files::etag(modified, len);
         // A time still to come (a fast clock on the build host, an archive's local time) is
         // told as now: a Last-Modified must not be later than the Date (RFC 9110 8.8.2.1).
-        let mtime = modified.map(|t| t.min(SystemTime::now()));
+        let mtime = modified.map(|t| t.min(now()));
         if let Some(answered) = self.preconditions(ctx, req, &etag, mtime, keep_alive) {
             return answered;
         }
@@ -1019,7 +1013,7 @@ impl HttpConn {
             "HTTP/1.1 {} {}\r\nServer: netkit\r\nDate: {}\r\n",
             head.status,
             reason(head.status),
-            HttpDate::from(SystemTime::now())
+            HttpDate::from(now())
         );
         if !head.content_type.is_empty() {
             let _ = write!(buf, "Content-Type: {}\r\n", head.content_type);
@@ -1047,6 +1041,19 @@ impl HttpConn {
         });
         self.body_start = ctx.output_end();
     }
+}
+
+/// `t`, or the nearest time an HTTP date can say when it is before 1970 or after 9999 (a file
+/// from an archive, a broken clock), as nginx tells it: httpdate panics on others.
+fn http_time(t: SystemTime) -> SystemTime {
+    let latest = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+    t.clamp(SystemTime::UNIX_EPOCH, latest)
+}
+
+/// The clock's time as an HTTP date can say it: with a clock before 1970 (a board without a
+/// working RTC) every response panicked building its `Date`.
+fn now() -> SystemTime {
+    http_time(SystemTime::now())
 }
 
 /// A `multipart/byteranges` boundary, different for every response (nginx counts; the

@@ -295,6 +295,37 @@ fn the_login_shell_reads_its_commands_from_stdin() {
 }
 
 #[test]
+fn a_put_over_a_directory_or_a_link_to_one_fails_and_leaves_it() {
+    let local = work_dir().join("put-over-dir.txt");
+    std::fs::write(&local, "new").unwrap();
+    let dir = remote_dir("put-over-dir");
+    std::fs::create_dir_all(dir.join("there/inner")).unwrap();
+    std::fs::write(dir.join("there/inner/kept"), "kept").unwrap();
+    std::os::unix::fs::symlink(dir.join("there"), dir.join("link")).unwrap();
+    let client = Client::connect(&keyed()).unwrap();
+    for name in ["there", "link"] {
+        let put = client.put(&local, &dir.join(name), Transfer::default(), &mut |_, _| {});
+        assert!(put.is_err(), "{name}");
+    }
+    // It was moved aside, files and all, and the put said it went.
+    assert_eq!(
+        std::fs::read(dir.join("there/inner/kept")).unwrap(),
+        b"kept"
+    );
+    assert!(
+        std::fs::symlink_metadata(dir.join("link"))
+            .unwrap()
+            .is_symlink()
+    );
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["link", "there"]);
+}
+
+#[test]
 fn an_output_callback_that_fails_ends_the_command_at_once() {
     // As ssh when its stdout closes under `| head`: a command that would run for 30 s more
     // is given up on as soon as its output has nowhere to go.

@@ -2202,6 +2202,11 @@ mod tests {
             ("http://u:se#cret@h/", "http://u:<redacted>@h/"),
             ("http:/u:secret@h/", "http:<redacted>@h/"),
             ("http://h:8080/@who", "http://h:8080/@who"),
+            (
+                "http://h/?q=mailto:bob@example.com",
+                "http://h/?q=mailto:bob@example.com",
+            ),
+            ("http://h/wiki/User:Bob@home", "http://h/wiki/User:Bob@home"),
         ] {
             assert_eq!(crate::error::redacted(typed), shown, "{typed}");
         }

@@ -176,7 +176,8 @@ pub(crate) fn redacted(url: &str) -> String {
         None => {
             let after = &rest[colon + 1..];
             let port = &after[..after.find(['/', '?', '#']).unwrap_or(after.len())];
-            if colon < end && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+            // Past the authority (`?q=mailto:bob@example.com`) it is no password.
+            if colon > end || (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())) {
                 return url.to_owned();
             }
             match rest.rfind('@') {

@@ -1043,7 +1043,15 @@ impl Client {
         let renamed = (|| {
             let mut tries = 0;
             loop {
-                let renamed = if sftp.lstat(remote).is_ok() {
+                let renamed = if let Ok(there) = sftp.lstat(remote) {
+                    // A directory there (or one a link leads to) is not replaced by a file:
+                    // it was moved aside, files and all, and the put said it went.
+                    if there.is_dir() || sftp.stat(remote).is_ok_and(|s| s.is_dir()) {
+                        return Err((
+                            remote.to_owned(),
+                            ssh2::Error::new(ssh2::ErrorCode::SFTP(4), "a directory is in the way"),
+                        ));
+                    }
                     self.moved_over(sftp, &temp, remote)
                 } else {
                     sftp.rename(&temp, remote, None)
@@ -1705,6 +1713,11 @@ impl Client {
             }
             Err(e) => {
                 if sftp.rename(&aside, to, None).is_err() {
+                    // Another upload of the name put its file there meanwhile: the file
+                    // replaced is superseded, as it would have been by that upload.
+                    if sftp.lstat(to).is_ok() && sftp.unlink(&aside).is_ok() {
+                        return Err((from.to_owned(), e));
+                    }
                     left("it could not be put back");
                 }
                 Err((from.to_owned(), e))

@@ -1418,6 +1418,8 @@ fn a_request_that_cannot_be_parsed_is_logged_as_received_with_its_status_and_bod
         "GET /sub/a.txt\r\n\r\n".to_owned(),
         "HEAD /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_owned(),
         format!("{long}\r\n\r\n"),
+        // Answered as 1.1 (RFC 9112 2.3), logged as sent, as nginx logs it.
+        "GET /nope HTTP/1.7\r\nHost: t\r\nConnection: close\r\n\r\n".to_owned(),
     ];
     for request in &requests {
         let mut conn = TcpStream::connect(&addr).unwrap();
@@ -1436,6 +1438,7 @@ fn a_request_that_cannot_be_parsed_is_logged_as_received_with_its_status_and_bod
     assert_eq!(logged(&log, "HEAD /nope HTTP/1.1"), [(404, 0)], "{log}");
     let capped = format!("BAD\\x01{}", "a".repeat(2044));
     assert_eq!(logged(&log, &capped), [(400, 16)], "{log}");
+    assert_eq!(logged(&log, "GET /nope HTTP/1.7"), [(404, 14)], "{log}");
 }
 
 #[test]

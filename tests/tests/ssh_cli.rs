@@ -5277,9 +5277,12 @@ fn uri_destinations_as_ssh_and_sftp_take_them() {
     // -p fills in a port the URI leaves out, as for user@host; so for an address in brackets
     // (as IPv6 ones are written), which names no port.
     let p = ["-p".to_owned(), port().to_string()];
+    // A URI's user is percent-decoded (`alice%40corp` is how a user with an `@` is written).
+    let encoded: String = user.bytes().map(|b| format!("%{b:02X}")).collect();
     for dest in [
         format!("ssh://{user}@127.0.0.1/"),
         format!("{user}@[127.0.0.1]"),
+        format!("ssh://{encoded};fingerprint=SHA256-x@127.0.0.1"),
     ] {
         let out = ssh_to(&p, dest.clone(), &["true"]);
         assert!(
@@ -5291,6 +5294,7 @@ fn uri_destinations_as_ssh_and_sftp_take_them() {
 
     let dir = remote_dir("sftp-uri");
     std::fs::write(dir.join("in-dir.txt"), "absolute\n").unwrap();
+    std::fs::write(dir.join("in dir%.txt"), "decoded\n").unwrap();
     let home = std::path::PathBuf::from(env("NETKIT_TEST_SSH_HOME"));
     std::fs::write(home.join("sftp-uri-home.txt"), "home\n").unwrap();
     let local = work_dir().join("sftp-uri");
@@ -5308,6 +5312,16 @@ fn uri_destinations_as_ssh_and_sftp_take_them() {
             "sftp-uri-home.txt",
             "home\n",
         ),
+        // The user and the path percent-decoded, as sftp and curl read them.
+        (
+            format!(
+                "sftp://{encoded}@127.0.0.1:{}{}/in%20dir%25.txt",
+                port(),
+                dir.display()
+            ),
+            "in dir%.txt",
+            "decoded\n",
+        ),
     ] {
         // No -P: the port is the URI's.
         let mut args = vec!["sftp".to_owned(), "get".into()];
@@ -5324,6 +5338,47 @@ fn uri_destinations_as_ssh_and_sftp_take_them() {
             "{remote}"
         );
     }
+}
+
+#[test]
+fn default_keys_are_tried_in_openssh_order() {
+    // ~/.ssh/id_ed25519 went first: where keys are tied to accounts (deploy keys, gitolite,
+    // `command=` lines) ssh and netkit logged in as different identities.
+    let home = work_dir().join("ssh-cli-default-key-order");
+    let ssh = home.join(".ssh");
+    std::fs::create_dir_all(&ssh).unwrap();
+    for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
+        let path = ssh.join(name);
+        std::fs::copy(key("id_unknown"), &path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let out = netkit(
+        &[
+            "ssh",
+            "-p",
+            &port().to_string(),
+            "--known-hosts",
+            &env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
+            "-o",
+            "BatchMode=yes",
+            &dest(),
+            "true",
+        ],
+        b"",
+        &[
+            ("HOME", home.display().to_string()),
+            ("SSH_AUTH_SOCK", String::new()),
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{said}");
+    let at = |name: &str| said.find(&format!(".ssh/{name}")).unwrap_or(usize::MAX);
+    assert!(
+        at("id_rsa") < at("id_ecdsa")
+            && at("id_ecdsa") < at("id_ed25519")
+            && at("id_ed25519") < said.len(),
+        "{said}"
+    );
 }
 
 #[test]

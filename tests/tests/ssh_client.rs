@@ -1637,4 +1637,19 @@ fn an_encrypted_pem_key_asks_for_its_passphrase_and_a_key_may_be_a_first_factor(
     assert_eq!(client.exec("echo again", b"").unwrap().stdout, b"again\n");
     // And the other way: right after a command, its place is free a moment later.
     client.stat(&home).expect("SFTP after the command");
+    // Its SFTP server refuses fsync, as one without fsync@openssh.com (rclone, paramiko)
+    // does: the file is uploaded unflushed, as sftp -f uploads it (the upload was thrown
+    // away).
+    let local = work_dir().join("fsync-refused.txt");
+    std::fs::write(&local, "flushed or not\n").unwrap();
+    let remote = remote_dir("fsync-refused").join("f.txt");
+    client
+        .put(
+            &local,
+            &remote,
+            Transfer::default().with_fsync(true),
+            &mut |_, _| {},
+        )
+        .expect("put -f to a server refusing fsync");
+    assert_eq!(std::fs::read(&remote).unwrap(), b"flushed or not\n");
 }

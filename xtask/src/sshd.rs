@@ -145,12 +145,13 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
         &pam_sshd,
     )?;
     // The password first, then a key; one channel at a time (sshd takes a keyword's first
-    // value: this MaxSessions wins over the template's).
+    // value: this MaxSessions wins over the template's); an SFTP server refusing fsync, as
+    // servers without fsync@openssh.com do.
     let (password_first_sshd, password_first_port) = spawn_sshd(
         &dir,
         "password-first",
         "UsePAM no\nPasswordAuthentication yes\nAuthenticationMethods password,publickey\n\
-         MaxSessions 1\n",
+         MaxSessions 1\nSubsystem sftp internal-sftp -P fsync\n",
         Path::new(sshd()),
     )?;
 
@@ -228,6 +229,12 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
 fn spawn_sshd(dir: &Path, name: &str, auth: &str, binary: &Path) -> anyhow::Result<(Service, u16)> {
     let port = service::free_port()?;
     let d = path_str(dir);
+    // sshd refuses a subsystem defined twice: `auth` may give its own.
+    let sftp = if auth.contains("Subsystem ") {
+        ""
+    } else {
+        "Subsystem sftp internal-sftp\n"
+    };
     let config = format!(
         "Port {port}
 ListenAddress 127.0.0.1
@@ -240,8 +247,7 @@ StrictModes no
 PermitRootLogin no
 {auth}KbdInteractiveAuthentication yes
 PubkeyAuthentication yes
-Subsystem sftp internal-sftp
-MaxStartups 200
+{sftp}MaxStartups 200
 MaxSessions 100
 GatewayPorts clientspecified
 AcceptEnv NETKIT_TEST_*

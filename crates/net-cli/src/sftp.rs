@@ -1,6 +1,8 @@
 //! `netkit sftp`: argument parsing and printing only (OpenSSH sftp/scp words and flags).
 
+use std::borrow::Cow;
 use std::io::IsTerminal as _;
+use std::os::unix::ffi::OsStringExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -281,9 +283,9 @@ fn open(
         },
         error: f.error,
     };
-    let mut config = connect_args.config(dest, port).map_err(generic)?;
+    let mut config = connect_args.config(&dest, port).map_err(generic)?;
     let client = connect(&mut config).map_err(generic)?;
-    Ok((client, PathBuf::from(path)))
+    Ok((client, path))
 }
 
 /// The remote paths `path` names: what its wildcard matches, or itself.
@@ -297,8 +299,9 @@ fn matching(client: &Client, path: PathBuf) -> Result<Vec<PathBuf>, Failure> {
 /// `[user@]host:PATH` (IPv6 as `[::1]:PATH`) into the destination and the path. An empty
 /// PATH, `~` and `~/...` are the remote home, as scp reads them: SFTP resolves a relative
 /// path against it. The URI form `sftp://[user@]host[:port][/PATH]` (as sftp and curl take
-/// it) names an absolute PATH, the home with `/~/`.
-fn split_remote(remote: &str) -> anyhow::Result<(&str, &str)> {
+/// it) names an absolute PATH, the home with `/~/`; its user and PATH are percent-decoded, as
+/// sftp and curl decode them.
+fn split_remote(remote: &str) -> anyhow::Result<(Cow<'_, str>, PathBuf)> {
     if let Some(uri) = remote.strip_prefix("sftp://") {
         let (dest, path) = uri.split_at(uri.find('/').unwrap_or(uri.len()));
         let path = if path == "/~" {
@@ -306,7 +309,14 @@ fn split_remote(remote: &str) -> anyhow::Result<(&str, &str)> {
         } else {
             path.strip_prefix("/~/").unwrap_or(path)
         };
-        return Ok((dest, if path.is_empty() { "." } else { path }));
+        let path: Vec<u8> = percent_encoding::percent_decode_str(path).collect();
+        let path = if path.is_empty() {
+            PathBuf::from(".")
+        } else {
+            PathBuf::from(std::ffi::OsString::from_vec(path))
+        };
+        // As an `ssh://` URI the user is read as a URI's.
+        return Ok((Cow::Owned(format!("ssh://{dest}")), path));
     }
     // `user@::1:/tmp`: split at its first colon, the host was "user@", and the message named it.
     let host = remote.split('/').next().unwrap_or(remote);
@@ -325,7 +335,8 @@ fn split_remote(remote: &str) -> anyhow::Result<(&str, &str)> {
                 None if path == "~" => "",
                 None => path,
             };
-            Ok((&remote[..i], if path.is_empty() { "." } else { path }))
+            let path = if path.is_empty() { "." } else { path };
+            Ok((Cow::Borrowed(&remote[..i]), PathBuf::from(path)))
         }
         _ => Err(anyhow!(
             "bad remote path {remote:?}: expected [user@]host:PATH"

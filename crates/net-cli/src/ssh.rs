@@ -155,12 +155,12 @@ impl ConnectArgs {
     ) -> Result<(), Failure> {
         let named = net_ssh::Destination::parse(dest).ok();
         if let Some(port) = port
-            && named.is_none_or(|d| d.port.is_none())
+            && named.as_ref().is_none_or(|d| d.port.is_none())
         {
             config.port = port;
         }
         if let Some(user) = user
-            && named.is_none_or(|d| d.user.is_none())
+            && named.as_ref().is_none_or(|d| d.user.is_none())
         {
             user.clone_into(&mut config.user);
         }

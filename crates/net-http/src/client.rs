@@ -1697,9 +1697,19 @@ impl Request {
         let declared = self.declared_length()?;
         let (method, url) = (&self.method, &self.url);
         self.client.inner.proxies.check(url)?;
+        let target = self.wire_url();
+        // The http crate's Uri holds at most this many bytes (curl sends more; nginx answers
+        // 414 past 8 KiB); its own refusal said only "uri too long", after a redirect too.
+        const MAX_URL: usize = u16::MAX as usize - 1;
+        if target.len() > MAX_URL {
+            return Err(Error::BadRequest(format!(
+                "the URL is {} bytes long, and at most {MAX_URL} can be sent",
+                target.len()
+            )));
+        }
         let mut builder = http::Request::builder()
             .method(method.clone())
-            .uri(self.wire_url().as_ref());
+            .uri(target.as_ref());
         for (name, value) in self.wire_headers(url, authorization) {
             builder = builder.header(name, value);
         }
@@ -2244,6 +2254,22 @@ mod tests {
         assert!(shown.contains("X-Api-Key"), "{shown}");
         for secret in ["hunter2", "t0ken", "b3arer"] {
             assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_url_too_long_to_send_is_refused_naming_its_length() {
+        let client = Client::new(ClientConfig::default()).unwrap();
+        // Refused before connecting: nothing listens on port 9 of this address.
+        let url = format!("http://127.0.0.9:9/{}", "a".repeat(70_000));
+        match client.get(&url).unwrap().send() {
+            Err(Error::BadRequest(why)) => {
+                assert!(
+                    why.contains("70019 bytes") && why.contains("65534"),
+                    "{why}"
+                );
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -47,6 +47,8 @@ pub struct Client {
     /// Why the connection was closed under a command given up on, if it was: what comes
     /// after says so. A `Cell`, which also makes the client `Send` but not `Sync` (see above).
     pub(crate) hung_up: std::cell::Cell<Option<&'static str>>,
+    /// Whether the server refused an upload's fsync, said once.
+    pub(crate) fsync_refused: std::cell::Cell<bool>,
 }
 
 impl std::fmt::Debug for Client {
@@ -186,6 +188,7 @@ impl Client {
             env: config.env.clone(),
             _proxy: proxy,
             hung_up: std::cell::Cell::new(None),
+            fsync_refused: std::cell::Cell::new(false),
         };
         client.check_host_key(config)?;
         client.authenticate(config)?;

@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -337,13 +338,13 @@ pub enum RequestTty {
 }
 
 /// What a destination names: `[user@]host[:port]` (IPv6 as `[::1]:port`) or
-/// `ssh://[user@]host[:port]`. A program that lets flags fill in what it leaves out (`-l`,
-/// `-p`) asks it what was named.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// `ssh://[user[;params]@]host[:port]` (the user percent-decoded, as OpenSSH reads it). A
+/// program that lets flags fill in what it leaves out (`-l`, `-p`) asks it what was named.
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Destination<'a> {
     /// The user, if named.
-    pub user: Option<&'a str>,
+    pub user: Option<Cow<'a, str>>,
     /// The host name or address (an IPv6 one without its brackets).
     pub host: &'a str,
     /// The port, if named.
@@ -364,8 +365,27 @@ impl<'a> Destination<'a> {
         if uri.is_some() && named.contains('/') {
             return Err(bad());
         }
-        let (user, rest) = match named.rsplit_once('@') {
-            Some((user, rest)) if !user.is_empty() => (Some(user), rest),
+        // A URI's user ends at its first `@` and may be percent-encoded (`alice%40corp`), as
+        // RFC 3986 and OpenSSH's parse_uri read it; `ssh://a@b@host` is then no host. Plain
+        // `user@host` ends at the last, as ssh's command line takes it.
+        let at = if uri.is_some() {
+            named.split_once('@')
+        } else {
+            named.rsplit_once('@')
+        };
+        let (user, rest) = match at {
+            Some((user, rest)) if uri.is_some() => {
+                // `;fingerprint=...` connection parameters (RFC draft) are ignored, as OpenSSH does.
+                let user = user.split_once(';').map_or(user, |(user, _)| user);
+                let user = percent_encoding::percent_decode_str(user)
+                    .decode_utf8()
+                    .map_err(|_| bad())?;
+                if user.is_empty() || rest.contains('@') {
+                    return Err(bad());
+                }
+                (Some(user), rest)
+            }
+            Some((user, rest)) if !user.is_empty() => (Some(Cow::Borrowed(user)), rest),
             Some(_) => return Err(bad()),
             None => (None, named),
         };
@@ -734,7 +754,7 @@ impl Config {
         let named = Destination::parse(dest)?;
         let mut config = Config::new(named.host);
         if let Some(user) = named.user {
-            config.user = user.to_owned();
+            config.user = user.into_owned();
         }
         if let Some(port) = named.port {
             config.port = port;
@@ -939,8 +959,8 @@ impl Config {
     fn take_names(&mut self, params: ssh2_config::HostParams, dest: &str) -> Result<(), String> {
         let named = Destination::parse(dest).ok();
         let (user_given, port_given) = (
-            named.is_some_and(|d| d.user.is_some()),
-            named.is_some_and(|d| d.port.is_some()),
+            named.as_ref().is_some_and(|d| d.user.is_some()),
+            named.as_ref().is_some_and(|d| d.port.is_some()),
         );
         if let Some(host) = params.host_name {
             self.host = expand_tokens(&host, &[('h', &self.host)])
@@ -1263,13 +1283,14 @@ impl Config {
         Config::default_identities()
     }
 
-    /// OpenSSH's default key files that exist (`~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`),
-    /// without passphrases: tried when no identity is configured. One that is encrypted is
-    /// then skipped; a program that may ask a person can set these with the passphrases, as
-    /// ssh asks for them.
+    /// OpenSSH's default key files that exist, in its order (`~/.ssh/id_rsa`, `id_ecdsa`,
+    /// `id_ed25519`: where keys are tied to accounts, as deploy keys and gitolite's are, the
+    /// first that gets in says who logs in), without passphrases: tried when no identity is
+    /// configured. One that is encrypted is then skipped; a program that may ask a person can
+    /// set these with the passphrases, as ssh asks for them.
     #[must_use]
     pub fn default_identities() -> Vec<Identity> {
-        ["id_ed25519", "id_ecdsa", "id_rsa"]
+        ["id_rsa", "id_ecdsa", "id_ed25519"]
             .iter()
             .map(|name| home().join(".ssh").join(name))
             .filter(|path| path.exists())
@@ -2093,10 +2114,34 @@ mod tests {
         assert!(Config::from_destination("@h").is_err());
         assert!(Config::from_destination("").is_err());
         // What was named, for flags to fill in the rest; ssh's URI form too.
-        let named = |user, host, port| Destination { user, host, port };
+        let named = |user: Option<&'static str>, host, port| Destination {
+            user: user.map(Cow::Borrowed),
+            host,
+            port,
+        };
         assert_eq!(
             Destination::parse("ssh://ann@example.org:2222/").unwrap(),
             named(Some("ann"), "example.org", Some(2222))
+        );
+        // A URI's user is percent-decoded and ends at the first `@`, as OpenSSH reads it.
+        assert_eq!(
+            Destination::parse("ssh://alice%40corp;fingerprint=SHA256-x@example.org").unwrap(),
+            named(Some("alice@corp"), "example.org", None)
+        );
+        for bad in [
+            "ssh://a@b@host",
+            "ssh://%ff@host",
+            "ssh://;x@host",
+            "ssh://@host",
+        ] {
+            assert!(
+                matches!(Destination::parse(bad), Err(Error::BadDestination(_))),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            Destination::parse("a@b@host").unwrap(),
+            named(Some("a@b"), "host", None)
         );
         assert_eq!(
             Destination::parse("ssh://[::1]").unwrap(),

@@ -464,7 +464,8 @@ pub struct Transfer {
     /// Keep the mode and modification time.
     pub preserve: bool,
     /// Flush each file to disk before it takes its final name, as `sftp -f` (uploads need
-    /// the server's `fsync@openssh.com`). Off by default, as in OpenSSH: the temporary name
+    /// the server's `fsync@openssh.com`: one without it gets them unflushed, with a warning,
+    /// as sftp sends them). Off by default, as in OpenSSH: the temporary name
     /// already keeps an interrupted transfer from leaving a truncated file, and only a
     /// machine crash soon after a transfer can lose it.
     pub fsync: bool,
@@ -998,7 +999,23 @@ impl Client {
                 target.setstat(stat).map_err(sftp_err)?;
             }
             if options.fsync {
-                target.fsync().map_err(sftp_err)?;
+                match target.fsync() {
+                    // As sftp's -f, which sends it and reads no answer: a server without
+                    // fsync@openssh.com (rclone, paramiko), or one refusing it, gets the file
+                    // unflushed, where the whole upload was thrown away.
+                    Err(e)
+                        if [ssh2::ErrorCode::SFTP(8), ssh2::ErrorCode::SFTP(3)]
+                            .contains(&e.code()) =>
+                    {
+                        if !self.fsync_refused.replace(true) {
+                            log::warn!(
+                                "{}: the server does not flush files to its disk on request                                  ({e}); they are written without",
+                                self.host
+                            );
+                        }
+                    }
+                    flushed => flushed.map_err(sftp_err)?,
+                }
             }
             Ok(())
         })();
@@ -1673,7 +1690,9 @@ impl Client {
         if source.is_dir() {
             return Err(in_the_way("a file is in the way of a directory"));
         }
-        if e.code() != ssh2::ErrorCode::SFTP(4) {
+        // SSH_FX_FAILURE from OpenSSH; ProFTPD says FILE_ALREADY_EXISTS (11), where the
+        // source was named as the file that exists.
+        if ![ssh2::ErrorCode::SFTP(4), ssh2::ErrorCode::SFTP(11)].contains(&e.code()) {
             return Err(self.sftp_error(from, &e));
         }
         self.moved_over(&sftp, from, to)

@@ -470,10 +470,12 @@ impl HttpConn {
                     let mut parsed = httparse::Request::new(&mut headers);
                     match parsed.parse(&head) {
                         Ok(httparse::Status::Complete(n)) => {
+                            // The bytes as received, for the log line to say `HTTP/1.7`.
+                            let raw = &input[used..used + n];
                             used += n;
                             self.head_timer = false;
                             self.body_timer = false;
-                            self.respond(ctx, &head, &parsed);
+                            self.respond(ctx, raw, &parsed);
                         }
                         Ok(httparse::Status::Partial) => break,
                         Err(_) => self.fail(ctx, &input[used..], 400, "Bad Request"),
@@ -633,7 +635,12 @@ impl HttpConn {
         }
         self.head_only = method == "HEAD";
         let line_start = self.requests.len();
-        let _ = write!(self.requests, "{method} {target} HTTP/1.{minor}");
+        let _ = write!(self.requests, "{method} {target} HTTP/1.");
+        // The minor version as sent (a later one was parsed as 1.1), where the one space
+        // httparse allows each side of the target puts it.
+        let sent = raw.get(method.len() + target.len() + 9).copied();
+        self.requests
+            .push(sent.filter(u8::is_ascii_digit).unwrap_or(b'0' + minor));
         let status = match method {
             "GET" | "HEAD" => self.serve(ctx, &request, keep_alive),
             // Methods are case-sensitive (RFC 9110 9.1): a known one is not allowed here, any

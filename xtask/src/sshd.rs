@@ -104,7 +104,7 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
     }
     let ssh_dir = home.join(".ssh");
     std::fs::create_dir_all(&ssh_dir)?;
-    std::fs::write(ssh_dir.join("authorized_keys"), authorized)?;
+    std::fs::write(home.join(authorized_keys(&dir)), authorized)?;
     service::run_ok(
         Command::new("chown")
             .args(["-R", &format!("{USER}:")])
@@ -225,10 +225,21 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
     })
 }
 
+/// The test user's authorized_keys for the run working in `dir`, relative to the user's home:
+/// one of its own, as two clones' runs at once rewrote one file under each other and one's key
+/// logins failed. In the home, which the user can always read, unlike a clone under /root.
+fn authorized_keys(dir: &Path) -> String {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::hash::DefaultHasher::new();
+    dir.hash(&mut hasher);
+    format!(".ssh/authorized_keys-{:016x}", hasher.finish())
+}
+
 /// Starts `binary` (sshd) on a free port with the shared host keys and `auth` settings.
 fn spawn_sshd(dir: &Path, name: &str, auth: &str, binary: &Path) -> anyhow::Result<(Service, u16)> {
     let port = service::free_port()?;
     let d = path_str(dir);
+    let authorized = authorized_keys(dir);
     // sshd refuses a subsystem defined twice: `auth` may give its own.
     let sftp = if auth.contains("Subsystem ") {
         ""
@@ -242,7 +253,7 @@ HostKey {d}/host_ed25519
 HostKey {d}/host_ecdsa
 HostKey {d}/host_rsa
 PidFile {d}/sshd-{name}.pid
-AuthorizedKeysFile .ssh/authorized_keys
+AuthorizedKeysFile {authorized}
 StrictModes no
 PermitRootLogin no
 {auth}KbdInteractiveAuthentication yes

@@ -98,11 +98,12 @@ fn get_and_head_with_content_types() {
     assert!(head.body.is_empty());
 
     // nginx's types where mime_guess's first surprises: a package came as RealAudio, HLS as
-    // DLNA and audio types.
+    // DLNA and audio types; Markdown with the charset its type requires (RFC 7763).
     for (name, expected) in [
         ("pkg.rpm", "application/x-redhat-package-manager"),
         ("seg.TS", "video/mp2t"),
         ("live.m3u8", "application/vnd.apple.mpegurl"),
+        ("README.md", "text/markdown; charset=utf-8"),
     ] {
         std::fs::write(dir.join(name), b"x").unwrap();
         let head = curl(&["-I", &format!("{url}/{name}")]);
@@ -712,6 +713,10 @@ fn malformed_and_oversized_requests() {
         ("Transfer-Encoding: gzip", "no chunked last"),
         ("Host: a b", "Host with a space"),
         ("Host: x/y", "Host with a slash"),
+        ("Host: x:abc", "Host with a port that is not a number"),
+        ("Host: x:80:80", "Host with two ports"),
+        ("Host: ::1", "an IPv6 Host without brackets"),
+        ("Host: [::1", "an IPv6 Host unclosed"),
     ] {
         let host = if header.starts_with("Host") {
             ""
@@ -725,6 +730,25 @@ fn malformed_and_oversized_requests() {
         assert!(
             reply.starts_with("HTTP/1.1 400 ") && reply.matches("HTTP/1.1").count() == 1,
             "{what}: {reply}"
+        );
+    }
+    // An absolute-form target's authority stands for Host (RFC 9112 3.2.2): none, or one
+    // with userinfo (RFC 9110 4.2.4), is refused, as is a `%` that encodes nothing; nginx
+    // refuses them too. A Host in brackets with a port is one.
+    for (line, status) in [
+        ("GET http:///a.txt HTTP/1.1\r\nHost: t", 400),
+        ("GET http://u:p@t/ HTTP/1.1\r\nHost: t", 400),
+        ("GET /p%zz HTTP/1.1\r\nHost: t", 400),
+        ("GET http://t/ HTTP/1.1\r\nHost: t", 200),
+        ("GET / HTTP/1.1\r\nHost: [::1]:80", 200),
+    ] {
+        let reply = String::from_utf8_lossy(&raw(
+            format!("{line}\r\nConnection: close\r\n\r\n").as_bytes()
+        ))
+        .into_owned();
+        assert!(
+            reply.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{line}: {reply}"
         );
     }
     // A body too large to be worth throwing away: answered, then closed, not waited for.

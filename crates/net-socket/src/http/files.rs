@@ -26,7 +26,28 @@ pub(crate) enum Refusal {
 /// request never names anything above the root. A path ending in `/` (or `/.`) keeps its
 /// trailing `/`, so that it opens only a directory: `/file.txt/` is 404, as in nginx.
 pub(crate) fn relative_path(target: &str) -> Result<String, Refusal> {
+    // An absolute-form target's authority takes the place of Host (RFC 9112 3.2.2): none
+    // (`http:///x`, RFC 9110 4.2.1) or one with userinfo (4.2.4: a phisher's way to hide the
+    // host) is refused, as nginx refuses them; a proxy in front could read it otherwise.
+    if let Some(authority) = authority(target)
+        && (authority.is_empty()
+            || authority.contains('@')
+            || !super::valid_host(authority.as_bytes()))
+    {
+        return Err(Refusal::BadRequest);
+    }
     let path = target_path(target);
+    // `%` not followed by two hex digits is no URL (RFC 3986 2.1); taken literally, `/p%zz`
+    // and `/p%25zz` were one file. 400, as nginx.
+    let bytes = path.as_bytes();
+    if bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    }) {
+        return Err(Refusal::BadRequest);
+    }
     if !path.starts_with('/') {
         return Err(Refusal::BadRequest);
     }
@@ -60,15 +81,27 @@ pub(crate) fn relative_path(target: &str) -> Result<String, Refusal> {
 /// (`http://host/p`, the scheme in any case, RFC 3986) without the scheme and authority.
 pub(crate) fn target_path(target: &str) -> &str {
     let path = target.split(['?', '#']).next().unwrap_or_default();
-    let after_scheme = ["http://", "https://"].iter().find_map(|scheme| {
-        path.get(..scheme.len())
-            .filter(|start| start.eq_ignore_ascii_case(scheme))
-            .map(|_| &path[scheme.len()..])
-    });
-    match after_scheme {
+    match after_scheme(path) {
         Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
         None => path,
     }
+}
+
+/// The authority of an absolute-form target (`http://host:1/p` gives `host:1`).
+fn authority(target: &str) -> Option<&str> {
+    let rest = after_scheme(target)?;
+    Some(rest.split(['/', '?', '#']).next().unwrap_or_default())
+}
+
+/// What follows `http://` or `https://` (the scheme in any case, RFC 3986), if one starts
+/// `target`.
+fn after_scheme(target: &str) -> Option<&str> {
+    ["http://", "https://"].iter().find_map(|scheme| {
+        target
+            .get(..scheme.len())
+            .filter(|start| start.eq_ignore_ascii_case(scheme))
+            .map(|_| &target[scheme.len()..])
+    })
 }
 
 /// The URL path of `rel` (as [`relative_path`] gives it) as a directory, encoded: what a
@@ -599,6 +632,21 @@ mod tests {
         assert_eq!(relative_path("/a/..").as_deref(), Ok("."));
         assert_eq!(relative_path("/with%20space").as_deref(), Ok("with space"));
         assert_eq!(relative_path("http://host:1/x/y").as_deref(), Ok("x/y"));
+        // No host, userinfo, a port that is not one: refused, as nginx refuses them.
+        for bad in [
+            "http:///a.txt",
+            "http://u:p@host/a.txt",
+            "http://evil.example@host/",
+            "http://host:abc/",
+            "HTTP://[::1/x",
+            "/p%zz",
+            "/a.txt%",
+            "/a.txt%2",
+        ] {
+            assert_eq!(relative_path(bad), Err(Refusal::BadRequest), "{bad}");
+        }
+        assert_eq!(relative_path("HTTP://[::1]:80").as_deref(), Ok("."));
+        assert_eq!(relative_path("/p%25zz?q=%zz").as_deref(), Ok("p%zz"));
     }
 
     #[test]

@@ -1217,6 +1217,8 @@ fn content_type(path: &Path) -> &'static str {
         Some("rpm") => "application/x-redhat-package-manager",
         Some("ts") => "video/mp2t",
         Some("m3u8") => "application/vnd.apple.mpegurl",
+        // Its charset is required (RFC 7763), and has no default a client could fall back on.
+        Some("md" | "markdown") => "text/markdown; charset=utf-8",
         _ => mime_guess::from_path(path)
             .first_raw()
             .unwrap_or("application/octet-stream"),
@@ -1227,9 +1229,25 @@ fn content_type(path: &Path) -> &'static str {
 /// answers `a b` or `x/y`): no spaces or other delimiters of a URL. Bytes past ASCII pass, as
 /// in nginx: an internationalized name a client did not turn into punycode is still a name.
 fn valid_host(value: &[u8]) -> bool {
-    value
+    let characters = value
         .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b >= 0x80 || b"-._~%!$&'()*+,;=:[]".contains(&b))
+        .all(|&b| b.is_ascii_alphanumeric() || b >= 0x80 || b"-._~%!$&'()*+,;=:[]".contains(&b));
+    // `host [":" port]`, the port digits (RFC 9112 3.2: `x:abc`, `x:80:80`, `[::1` and a bare
+    // `::1` are no Host); an IPv6 address in brackets.
+    let (host, port) = match value.iter().position(|&b| b == b']') {
+        Some(end) if value.first() == Some(&b'[') => (&value[1..end], &value[end + 1..]),
+        _ => match value.iter().rposition(|&b| b == b':') {
+            Some(colon) => (&value[..colon], &value[colon..]),
+            None => (value, &[][..]),
+        },
+    };
+    let bracketed = value.first() == Some(&b'[');
+    characters
+        && (bracketed || !host.iter().any(|b| b":[]".contains(b)))
+        && (!bracketed || value.contains(&b']'))
+        && port
+            .split_first()
+            .is_none_or(|(&colon, digits)| colon == b':' && digits.iter().all(u8::is_ascii_digit))
 }
 
 /// `list` with the elements of one more field line of it (RFC 9110 5.3).

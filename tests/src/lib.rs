@@ -33,7 +33,8 @@ pub fn netkit_bin() -> PathBuf {
     PathBuf::from(env("NETKIT_BIN"))
 }
 
-/// A scratch directory for this run, removed by `cargo xtask test` when it ends.
+/// A scratch directory for this run, emptied by the next `cargo xtask test` (what a failed
+/// test left there can be looked at).
 #[must_use]
 pub fn work_dir() -> PathBuf {
     PathBuf::from(env("NETKIT_TEST_WORK"))

@@ -5480,21 +5480,21 @@ fn openssh_sftp_and_scp_take_netkit_ssh_as_their_dash_s_program() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(std::fs::read(&target).unwrap(), b"through netkit\n");
-    let mut sftp = Command::new("sftp")
-        .args(["-S", wrapper.to_str().unwrap(), "-P", &p, "-b", "-"])
-        .arg(format!("{user}@{host}"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sftp (openssh-client)");
+    let mut sftp = netkit_tests::Spawned::start(
+        Command::new("sftp")
+            .args(["-S", wrapper.to_str().unwrap(), "-P", &p, "-b", "-"])
+            .arg(format!("{user}@{host}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     let listing = format!("ls {}\n", remote.display());
     sftp.stdin
         .take()
         .unwrap()
         .write_all(listing.as_bytes())
         .unwrap();
-    let out = sftp.wait_with_output().unwrap();
+    let out = sftp.wait_with_output();
     assert!(
         out.status.success(),
         "{}",

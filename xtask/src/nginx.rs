@@ -156,7 +156,7 @@ http {{
     let conf = dir.join("nginx.conf");
     std::fs::write(&conf, config)?;
     let nginx_at = || {
-        let mut cmd = Command::new("nginx");
+        let mut cmd = Command::new(crate::provision::program("nginx"));
         cmd.arg("-p").arg(dir).arg("-c").arg(&conf);
         cmd
     };

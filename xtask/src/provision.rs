@@ -1,7 +1,7 @@
 //! Installs the system packages the tests and benchmarks need: with apt-get when running as
 //! root, otherwise a one-line error that says what to install.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::bail;
@@ -79,10 +79,19 @@ fn present(probe: &str) -> bool {
     if probe.starts_with('/') {
         return Path::new(probe).exists();
     }
+    program(probe).is_absolute()
+}
+
+/// Where the program `name` is, looked up as its need was (`PATH`, then `/usr/sbin` and
+/// `/sbin`, which a user's `PATH` on Debian lacks: nginx was found there, then started from
+/// `PATH` and not found); `name` itself when it is nowhere.
+pub fn program(name: &str) -> PathBuf {
     let path = std::env::var("PATH").unwrap_or_default();
     path.split(':')
         .chain(["/usr/sbin", "/sbin"])
-        .any(|dir| Path::new(dir).join(probe).is_file())
+        .map(|dir| Path::new(dir).join(name))
+        .find(|candidate| candidate.is_absolute() && candidate.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 /// Whether this process runs as root (and so may install packages and add users).

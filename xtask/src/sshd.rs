@@ -115,7 +115,7 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
         &dir,
         "main",
         "UsePAM no\nPasswordAuthentication yes\n",
-        Path::new(sshd()),
+        &sshd(),
     )?;
     // sshd names its PAM service after its own file name: a link gives it one of ours, so
     // the system's sshd PAM stack (loginuid, motd, ...) stays out of the way.
@@ -152,7 +152,7 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
         "password-first",
         "UsePAM no\nPasswordAuthentication yes\nAuthenticationMethods password,publickey\n\
          MaxSessions 1\nSubsystem sftp internal-sftp -P fsync\n",
-        Path::new(sshd()),
+        &sshd(),
     )?;
 
     let mut known_hosts = String::new();
@@ -280,12 +280,8 @@ LogLevel VERBOSE
     Ok((sshd, port))
 }
 
-fn sshd() -> &'static str {
-    if Path::new("/usr/sbin/sshd").exists() {
-        "/usr/sbin/sshd"
-    } else {
-        "sshd"
-    }
+fn sshd() -> std::path::PathBuf {
+    crate::provision::program("sshd")
 }
 
 /// Creates the test account with `/bin/sh` and its password; returns its home.

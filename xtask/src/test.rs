@@ -9,6 +9,16 @@ use crate::provision::{self, Need};
 use crate::service::{self, Service, Started};
 use crate::{nginx, sshd, tinyproxy};
 
+const HELP: &str = "usage: cargo xtask test [--no-lint] [CARGO_TEST_ARGS...]
+
+As root: installs what the tests need (apt-get), checks `cargo fmt` and clippy (not with
+--no-lint), builds, starts the local servers (netkit serve http, nginx with TLS, tinyproxy,
+four OpenSSH sshds and the test account netkit-test), runs `cargo test --release
+CARGO_TEST_ARGS` (the whole workspace when there are none) against them, and stops them.
+
+One test file, or the tests whose names hold a word:
+  cargo xtask test --no-lint -p netkit-tests --test ssh_cli dash_";
+
 /// What building and running the tests needs besides the servers.
 const NEEDS: &[Need] = &[
     // libssh2-sys builds libssh2 against the system OpenSSL.
@@ -33,8 +43,20 @@ const NEEDS: &[Need] = &[
 
 /// Runs `cargo xtask test [--no-lint] [CARGO_TEST_ARGS...]`.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let lint = !args.iter().any(|a| a == "--no-lint");
+    // Flags past `--` are the test binaries'.
+    let ours = args.iter().take_while(|a| *a != "--");
+    if ours.clone().any(|a| a == "--help" || a == "-h") {
+        println!("{HELP}");
+        return Ok(());
+    }
+    let lint = !ours.clone().any(|a| a == "--no-lint");
     let test_args: Vec<&String> = args.iter().filter(|a| *a != "--no-lint").collect();
+    // Said before anything is built: the SSH tests need a local account.
+    if !provision::is_root() {
+        bail!(
+            "the SSH tests create a local test account: run `cargo xtask test` as root (or with sudo)"
+        );
+    }
 
     let needs: Vec<Need> = [NEEDS, nginx::NEEDS, sshd::NEEDS, tinyproxy::NEEDS].concat();
     provision::ensure(&needs)?;
@@ -53,7 +75,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .context("cargo clippy found warnings")?;
     }
     build_bins()?;
-    service::run_ok(cargo().args(["test", "--release", "--workspace", "--no-run"]))?;
+    // The tests asked for, built as they will run (built as the workspace, a `-p` run then
+    // rebuilt crates under other features); a mistyped flag is refused here, before any
+    // server starts.
+    service::run_ok(&mut test_command(&test_args, true))?;
 
     let target = target_dir()?;
     let work = target.join("xtask-test");
@@ -75,13 +100,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     started.extend(nginx.started);
     started.extend(sshd::start(&work)?);
 
-    let mut test = cargo();
-    test.args(["test", "--release"]);
-    if test_args.is_empty() {
-        test.arg("--workspace");
-    } else {
-        test.args(test_args);
-    }
+    let mut test = test_command(&test_args, false);
     test.envs(started.env.iter().map(|(k, v)| (k, v)));
     // The tests talk to loopback servers only: a proxy set for this machine must not carry
     // them (the build above has fetched what it needed).
@@ -123,7 +142,24 @@ fn start_netkit_http(netkit: &Path, work: &Path) -> anyhow::Result<Started> {
     })
 }
 
-/// `cargo`, as the one that runs xtask.
+/// `cargo test --release` with `args` (the whole workspace when there are none), or only
+/// their cargo flags and `--no-run` to build what they ask for.
+fn test_command(args: &[&String], no_run: bool) -> Command {
+    let mut test = cargo();
+    test.args(["test", "--release"]);
+    if args.is_empty() {
+        test.arg("--workspace");
+    }
+    // What follows `--` is for the test binaries.
+    let binaries = args.iter().position(|a| a.as_str() == "--");
+    match (no_run, binaries) {
+        (true, Some(at)) => test.args(&args[..at]).arg("--no-run"),
+        (true, None) => test.args(args).arg("--no-run"),
+        (false, _) => test.args(args),
+    };
+    test
+}
+
 /// Builds every binary in release. The whole workspace each time: cargo unifies features
 /// over the packages it is asked for, so building fewer (`-p net-cli`) rebuilds half the tree
 /// after a test run and again before the next.
@@ -131,6 +167,7 @@ pub fn build_bins() -> anyhow::Result<()> {
     service::run_ok(cargo().args(["build", "--release", "--workspace", "--bins"]))
 }
 
+/// `cargo`, as the one that runs xtask.
 pub fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }

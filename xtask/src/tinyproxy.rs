@@ -42,7 +42,10 @@ ConnectPort {connect_port}
     // -d: in the foreground, so the guard's signal stops it.
     let mut proxy = Service::spawn(
         "tinyproxy",
-        Command::new("tinyproxy").arg("-d").arg("-c").arg(&conf),
+        Command::new(crate::provision::program("tinyproxy"))
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf),
         &log,
     )?;
     proxy.wait_for_port(format!("127.0.0.1:{port}").parse()?, &log)?;

@@ -257,7 +257,7 @@ fn listener_error(source: std::io::Error) -> Error {
 
 /// The listeners of a `-L` or `-D` forward on `port`, as ssh opens them: no `bind` (or
 /// `localhost`) is loopback, 127.0.0.1 and ::1 (every interface when `gateway_ports`, ssh's
-/// `-g`); `""` or `*` every interface, 0.0.0.0 and [::]; a name, each of its addresses. IPv6
+/// `-g`); `""` or `*` every interface, 0.0.0.0 and `[::]`; a name, each of its addresses. IPv6
 /// sockets take IPv6 only, so both families share the port; port 0 is one port the system
 /// picks, the same on each address. An address that cannot listen is left out when another
 /// can (a host without IPv6), as ssh does.

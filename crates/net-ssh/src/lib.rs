@@ -5,7 +5,9 @@
 //! use std::path::Path;
 //! use net_ssh::{Client, Config, Identity, Transfer};
 //! # // The sshd that `cargo xtask test` starts, and its test account.
-//! # let var = |name: &str| std::env::var(name);
+//! # let var = |name: &str| {
+//! #     std::env::var(name).map_err(|_| format!("{name} is not set: run `cargo xtask test`"))
+//! # };
 //! # let destination = format!(
 //! #     "{}@127.0.0.1:{}",
 //! #     var("NETKIT_TEST_SSH_USER")?,

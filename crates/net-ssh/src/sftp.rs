@@ -532,7 +532,7 @@ fn refused_write(error: Error) -> Error {
 }
 
 /// The temporary name a resumable upload ([`Transfer::resume`]) is written to before it is
-/// renamed into place, `.NAME.netkit-upload` (a long `NAME` cut, see [`beside`]); any other
+/// renamed into place, `.NAME.netkit-upload` (a long `NAME` cut to fit); any other
 /// upload adds a random part, so that two uploads of one name do not share one.
 #[must_use]
 pub fn upload_temp_name(target: &Path) -> PathBuf {

@@ -51,7 +51,6 @@ pub const NEEDS: &[Need] = &[
 ];
 
 const USER: &str = "netkit-test";
-const PASSWORD: &str = "netkit-test-password";
 const PASSPHRASE: &str = "correct horse battery staple";
 
 /// Starts sshd on a free 127.0.0.1 port; sets the `NETKIT_TEST_SSH_*` variables.
@@ -61,7 +60,8 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
             "the SSH tests create a local test account: run `cargo xtask test` as root (or with sudo)"
         );
     }
-    let home = ensure_user()?;
+    let password = password()?;
+    let home = ensure_user(&password)?;
     let dir = work.join("sshd");
     let keys = dir.join("keys");
     std::fs::create_dir_all(&keys)?;
@@ -201,7 +201,7 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
         ("TWO_FACTOR_PORT", two_factor_port.to_string()),
         ("PASSWORD_FIRST_PORT", password_first_port.to_string()),
         ("USER", USER.to_owned()),
-        ("PASSWORD", PASSWORD.to_owned()),
+        ("PASSWORD", password),
         ("PASSPHRASE", PASSPHRASE.to_owned()),
         ("HOME", path_str(&home)),
         ("KEYS", path_str(&keys)),
@@ -284,8 +284,56 @@ fn sshd() -> std::path::PathBuf {
     crate::provision::program("sshd")
 }
 
-/// Creates the test account with `/bin/sh` and its password; returns its home.
-fn ensure_user() -> anyhow::Result<std::path::PathBuf> {
+/// The test account's password: random, made once for the machine and kept where only root
+/// reads it (`PASSWORD_FILE`), the same for every clone's run (one run changing it would fail
+/// another's logins). It was a constant in the source: with the system's sshd installed, an
+/// account anyone could log in to.
+fn password() -> anyhow::Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    let file = Path::new(PASSWORD_FILE);
+    if let Ok(kept) = std::fs::read_to_string(file)
+        && kept.trim().len() >= 20
+    {
+        return Ok(kept.trim().to_owned());
+    }
+    if let Some(dir) = file.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let mut random = [0u8; 24];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut random)?;
+    const LETTERS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let password: String = random
+        .iter()
+        .map(|&b| char::from(LETTERS[usize::from(b) % LETTERS.len()]))
+        .collect();
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(file)?;
+    std::io::Write::write_all(&mut out, password.as_bytes())?;
+    Ok(password)
+}
+
+/// Where the test account's password is kept.
+const PASSWORD_FILE: &str = "/var/lib/netkit-test/password";
+
+/// Creates the test account with `/bin/sh` and `password`; returns its home. The system's own
+/// sshd (its config reads `sshd_config.d`) is told to refuse the account: it is for the run's
+/// sshds alone.
+fn ensure_user(password: &str) -> anyhow::Result<std::path::PathBuf> {
+    let drop_in = Path::new("/etc/ssh/sshd_config.d");
+    if drop_in.is_dir() {
+        std::fs::write(
+            drop_in.join("netkit-test.conf"),
+            format!("# cargo xtask test's account, for its own sshds only\nDenyUsers {USER}\n"),
+        )?;
+    }
     let exists = Command::new("id")
         .arg(USER)
         .output()
@@ -302,7 +350,7 @@ fn ensure_user() -> anyhow::Result<std::path::PathBuf> {
         .stdin(std::process::Stdio::piped())
         .spawn()?;
     if let Some(stdin) = chpasswd.stdin.as_mut() {
-        std::io::Write::write_all(stdin, format!("{USER}:{PASSWORD}\n").as_bytes())?;
+        std::io::Write::write_all(stdin, format!("{USER}:{password}\n").as_bytes())?;
     }
     if !chpasswd.wait()?.success() {
         bail!("chpasswd failed for {USER}");

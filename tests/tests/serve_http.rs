@@ -1388,6 +1388,52 @@ fn a_download_cut_short_is_logged_with_the_body_bytes_that_went_as_nginx_logs_it
 }
 
 #[test]
+fn a_stop_at_once_logs_the_responses_it_cuts_short_with_the_bytes_that_went() {
+    // A second SIGTERM, or a SIGHUP, ended the process where it stood: responses in flight
+    // never reached the access log.
+    for (signals, code) in [(&["-TERM", "-TERM"][..], 143), (&["-HUP"][..], 129)] {
+        let (mut child, mut stderr, addr) = serving_with_its_log("log-stop-at-once");
+        let root = PathBuf::from(env("NETKIT_TEST_SERVE_ROOT")).join("log-stop-at-once");
+        let whole = 64u64 << 20;
+        std::fs::File::create(root.join("big.bin"))
+            .unwrap()
+            .set_len(whole)
+            .unwrap();
+        let mut conn = TcpStream::connect(&addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let mut got = vec![0; 64 * 1024];
+        conn.read_exact(&mut got).unwrap();
+        for signal in signals {
+            let sent = Command::new("kill")
+                .args([*signal, &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(std::time::Instant::now() < deadline, "still running");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.code(), Some(code), "{signals:?}");
+        let mut log = String::new();
+        stderr.read_to_string(&mut log).unwrap();
+        let big = logged(&log, "GET /big.bin HTTP/1.1");
+        assert!(
+            big.len() == 1 && big[0].0 == 200 && big[0].1 > 0 && big[0].1 < whole,
+            "{signals:?}: {log}"
+        );
+    }
+}
+
+#[test]
 fn a_file_that_shrinks_while_sent_is_warned_of_and_logged_with_what_went() {
     // The connection was cut, rightly, but without a word, and the log claimed the whole
     // file had gone; nginx logs an alert and the bytes it sent.

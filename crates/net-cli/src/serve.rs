@@ -3,11 +3,12 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use net_socket::{Chat, Echo, HttpFiles, ServerBuilder, Service};
-use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 
 use crate::exit::{GENERIC, Outcome, USAGE, WithCode};
 
@@ -171,18 +172,26 @@ fn resolve(bind: &str) -> anyhow::Result<Vec<SocketAddr>> {
 
 fn serve<S: Service>(builder: ServerBuilder, service: S) -> Outcome {
     // Handlers first: a supervisor may signal as soon as it reads "listening on".
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGUSR1])
-        .context("cannot install signal handlers")?;
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1])
+            .context("cannot install signal handlers")?;
     let server = builder.build(service).code(GENERIC)?;
     let stop = server.shutdown_handle();
+    // The signal that cut the shutdown short, for the exit code a shell gives it (143, 130).
+    static CUT_SHORT: AtomicI32 = AtomicI32::new(0);
     crate::spawn(move || {
         let mut stopping = false;
         for signal in signals.forever() {
             if signal == SIGUSR1 {
                 log::info!("SIGUSR1: no log file to reopen (netkit logs to stderr)");
-            } else if stopping {
-                // Ends at once, with the code a shell gives its signal (143, 130).
+            } else if CUT_SHORT.load(Ordering::SeqCst) != 0 {
                 std::process::exit(128 + signal);
+            } else if stopping || signal == SIGHUP {
+                // The connections are closed now, and their access-log lines written with
+                // the bytes that went (nginx's fast shutdown drops them), then the log is
+                // drained; a third signal ends it there.
+                CUT_SHORT.store(signal, Ordering::SeqCst);
+                stop.shutdown_now();
             } else {
                 stopping = true;
                 stop.shutdown();
@@ -199,7 +208,10 @@ fn serve<S: Service>(builder: ServerBuilder, service: S) -> Outcome {
     });
     crate::log_queue::drain(Duration::from_secs(2));
     ran?;
-    Ok(ExitCode::SUCCESS)
+    match CUT_SHORT.load(Ordering::SeqCst) {
+        0 => Ok(ExitCode::SUCCESS),
+        signal => Ok(ExitCode::from(u8::try_from(128 + signal).unwrap_or(1))),
+    }
 }
 
 #[cfg(test)]

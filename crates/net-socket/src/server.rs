@@ -157,6 +157,7 @@ impl ServerBuilder {
             shared: Arc::new(Shared {
                 config: self.config,
                 shutdown: AtomicBool::new(false),
+                abort: AtomicBool::new(false),
                 counters: remotes.iter().map(|_| Counters::default()).collect(),
                 remotes,
             }),
@@ -371,6 +372,15 @@ impl ShutdownHandle {
     pub fn shutdown(&self) {
         self.shared.stop();
     }
+
+    /// Ends the server at once, as when the shutdown timeout passes: every connection is
+    /// closed, its handler told ([`CloseReason::ShutdownTimeout`](crate::CloseReason::ShutdownTimeout)), so that what they were
+    /// doing is accounted for (an access log's line with the bytes that went), and
+    /// [`Server::run`] returns.
+    pub fn shutdown_now(&self) {
+        self.shared.abort.store(true, Ordering::SeqCst);
+        self.shared.stop();
+    }
 }
 
 /// Live counters of a server (cheap to clone, readable from any thread).
@@ -424,6 +434,8 @@ impl Stats {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) shutdown: AtomicBool,
+    /// Set by [`ShutdownHandle::shutdown_now`]: the shutdown's deadline is now.
+    pub(crate) abort: AtomicBool,
     pub(crate) remotes: Vec<Remote>,
     /// One set per event loop, each written by its loop alone.
     pub(crate) counters: Vec<Counters>,

@@ -162,9 +162,15 @@ impl<S: Service> Worker<S> {
                 if self.conns.is_empty() {
                     return Ok(());
                 }
-                if Instant::now() >= deadline {
+                let now = self.shared.abort.load(Ordering::SeqCst);
+                if now || Instant::now() >= deadline {
                     log::warn!(
-                        "shutdown deadline passed: closing {} connections",
+                        "{}: closing {} connections",
+                        if now {
+                            "stopping at once"
+                        } else {
+                            "shutdown deadline passed"
+                        },
                         self.conns.len()
                     );
                     self.for_each_conn(|worker, key| {

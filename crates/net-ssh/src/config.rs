@@ -943,9 +943,13 @@ impl Config {
                 return Err(bad(format!("ProxyJump for {dest} chains past 8 hosts")));
             }
             // Each hop is reached through the one before it; the first through its own
-            // ProxyJump, if it has one (as OpenSSH's `ssh -W` for it would).
-            for hop in &hops {
-                let mut via = Config::resolve_hop(hop, ssh_config, String::new(), depth + 1)?;
+            // ProxyJump, if it has one (as OpenSSH's `ssh -W` for it would). The others'
+            // own ProxyJump lines are not read: OpenSSH reaches them with `ssh -J PREVIOUS`,
+            // whose command line wins (`Host * !gw` / `ProxyJump gw,gw2` took gw2 through
+            // itself, a loop).
+            for (i, hop) in hops.iter().enumerate() {
+                let given = if i == 0 { "" } else { "ProxyJump none\n" };
+                let mut via = Config::resolve_hop(hop, ssh_config, given.to_owned(), depth + 1)?;
                 if config.jump.is_some() {
                     via.jump = config.jump.take();
                 }
@@ -1474,12 +1478,14 @@ fn with_includes(
                         let before = format!("{before}{out}");
                         let lines = with_includes(&included, depth + 1, host, &before, decide)?;
                         out.push_str(&lines);
+                        // What follows (the next file, the lines after the Include) is back
+                        // in the Include's scope, as OpenSSH reads it: a file ending in a
+                        // `Host orb` block took the global lines after it for that host's.
+                        out.push_str(block.as_ref().map_or("Host *", |(line, _)| line));
+                        out.push('\n');
                     }
                 }
-                match &block {
-                    Some((line, _)) => line.clone(),
-                    None => continue,
-                }
+                continue;
             }
             _ => line.to_owned(),
         };
@@ -2275,6 +2281,33 @@ mod tests {
     }
 
     #[test]
+    fn lines_after_an_include_are_back_in_its_scope() {
+        // As OrbStack's `Include ~/.orbstack/ssh/config`, which ends in `Host orb`: the global
+        // lines after it were taken for that host alone.
+        let dir = std::env::temp_dir().join(format!("netkit-scope-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+        std::fs::write(dir.join("orb.conf"), "Host orb\n  HostName 127.0.0.9\n").unwrap();
+        let main = dir.join("config");
+        let include = |what: &str, after: &str| {
+            std::fs::write(&main, format!("Include {}/{what}\n{after}", dir.display())).unwrap();
+        };
+        let got = |dest: &str| {
+            let c = Config::resolve(dest, Some(&main)).unwrap();
+            (c.host, c.user, c.port)
+        };
+        include("orb.conf", "User global\nPort 2222\n");
+        assert_eq!(got("web"), ("web".into(), "global".into(), 2222));
+        assert_eq!(got("orb"), ("127.0.0.9".into(), "global".into(), 2222));
+        // The files of one glob each start where the Include stands.
+        std::fs::write(dir.join("conf.d/a.conf"), "Host a\n  User ua\n").unwrap();
+        std::fs::write(dir.join("conf.d/b.conf"), "Port 2223\n").unwrap();
+        include("conf.d/*.conf", "");
+        assert_eq!(got("web").2, 2223);
+        assert_eq!(got("a"), ("a".into(), "ua".into(), 2223));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn the_first_of_proxy_command_and_proxy_jump_wins_as_in_openssh() {
         let dir = std::env::temp_dir().join(format!("netkit-route-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -2302,6 +2335,15 @@ mod tests {
         let c = Config::resolve_with("special", Some(&file), &jump).unwrap();
         assert!(c.proxy_command.is_none());
         assert_eq!(c.jump.map(|j| j.host).as_deref(), Some("gw"));
+        // Two bastions for every host but the first: the second is reached through the
+        // first, its own `Host *` ProxyJump not read (it was "chains past 8 hosts").
+        std::fs::write(&file, "Host * !gw\n  ProxyJump gw,gw2\n").unwrap();
+        let c = Config::resolve("web", Some(&file)).unwrap();
+        let gw2 = c.jump.unwrap();
+        assert_eq!(gw2.host, "gw2");
+        let gw = gw2.jump.unwrap();
+        assert_eq!(gw.host, "gw");
+        assert!(gw.jump.is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -5341,6 +5341,23 @@ fn uri_destinations_as_ssh_and_sftp_take_them() {
 }
 
 #[test]
+fn a_local_user_without_a_name_is_told_to_name_one() {
+    // A uid missing from the password database (containers run as `--user 4242`) logged in
+    // as "" and read as a key problem; OpenSSH says so before connecting.
+    let out = Command::new("setpriv")
+        .args(["--reuid=4242", "--regid=4242", "--clear-groups"])
+        .arg(netkit_bin())
+        .args(["ssh", "-p", &port().to_string(), "127.0.0.1", "true"])
+        .env_remove("USER")
+        .env("HOME", work_dir().join("no-such-home"))
+        .output()
+        .expect("setpriv (util-linux)");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{said}");
+    assert!(said.contains("no user name for uid 4242"), "{said}");
+}
+
+#[test]
 fn default_keys_are_tried_in_openssh_order() {
     // ~/.ssh/id_ed25519 went first: where keys are tied to accounts (deploy keys, gitolite,
     // `command=` lines) ssh and netkit logged in as different identities.

@@ -138,7 +138,7 @@ fn main() -> ExitCode {
         // A pipe target is never coloured by itself; on a terminal the log was.
         if std::io::IsTerminal::is_terminal(&std::io::stderr())
             && std::env::var_os("RUST_LOG_STYLE").is_none()
-            && std::env::var_os("NO_COLOR").is_none()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         {
             logger.write_style(env_logger::WriteStyle::Always);
         }

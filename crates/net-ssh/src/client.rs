@@ -68,6 +68,12 @@ impl Client {
     /// [`Error::HostKeyChanged`], [`Error::HostKeyRevoked`], [`Error::Auth`], [`Error::Key`],
     /// [`Error::Timeout`].
     pub fn connect(config: &Config) -> Result<Client, Error> {
+        // As OpenSSH, before connecting: logging in as "" failed as if the key were wrong.
+        if config.user.is_empty() {
+            return Err(Error::NoUser {
+                uid: nix::unistd::getuid().as_raw(),
+            });
+        }
         let host = config.host.clone();
         let mut proxy = None;
         let (stream, socket) = match (&config.jump, &config.proxy_command) {

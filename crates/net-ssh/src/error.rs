@@ -12,6 +12,15 @@ pub enum Error {
     /// `-` (OpenSSH refuses them too).
     #[error("bad destination {0:?}: the hostname contains invalid characters")]
     BadHostName(String),
+    /// No user to log in as: none named, and the local one has no name (a uid missing from
+    /// the password database, as in some containers, and no `$USER`).
+    #[error(
+        "no user name for uid {uid} (it has no password database entry): name the user to log in as"
+    )]
+    NoUser {
+        /// The local user id.
+        uid: u32,
+    },
     /// The host name does not resolve.
     #[error("{host}: cannot resolve the host name")]
     Resolve {

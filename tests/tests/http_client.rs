@@ -620,6 +620,12 @@ fn responses_expose_status_headers_and_bodies() {
     assert_eq!(head.send().unwrap().bytes().unwrap(), b"");
     let br = client.get(&server.url("/brotli")).unwrap().send().unwrap();
     assert_eq!(br.text().unwrap(), "hello from brotli\n");
+    // Codings in two fields are one list, undone in order (only the first was: gzip bytes
+    // came out, or a false "gzip decoding failed").
+    for path in ["/gzip-gzip", "/gzip-br"] {
+        let twice = client.get(&server.url(path)).unwrap().send().unwrap();
+        assert_eq!(twice.text().unwrap(), "hello from gzip twice\n", "{path}");
+    }
 
     let big = client_with(|c| c.body_limit = 1 << 20)
         .get(&server.url("/bytes/2000000"))

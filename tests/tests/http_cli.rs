@@ -1382,6 +1382,24 @@ fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
     );
     let kept = std::fs::read(&saved).unwrap();
     assert!(kept.len() == 36 && kept.starts_with(&[31, 139]), "{kept:?}");
+    // What -v shows a download sending is what it sends, and a user's Accept-Encoding is
+    // sent alone (-v showed gzip, deflate, br and identity went; a user's went with identity).
+    for (item, expected) in [(None, "identity"), (Some("Accept-Encoding:gzip"), "gzip")] {
+        let _ = std::fs::remove_file(&saved);
+        let echo = server.url("/echo");
+        let mut args = vec!["-v", "-d", "-o", saved.to_str().unwrap(), echo.as_str()];
+        args.extend(item);
+        let out = http(&args);
+        assert!(out.status.success(), "{out:?}");
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            shown.contains(&format!("Accept-Encoding: {expected}\n"))
+                && shown.matches("Accept-Encoding").count() == 1,
+            "{shown}"
+        );
+        let got: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+        assert_eq!(got["headers"]["accept-encoding"], expected, "{item:?}");
+    }
     // A file replaced keeps its permissions and a link is written through, as curl -o
     // writes into them (-d renamed its part over them: a 0600 file came out 0644).
     let private = work_dir().join("http-cli-private.txt");

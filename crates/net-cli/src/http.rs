@@ -388,7 +388,8 @@ fn request(mut args: Args) -> Outcome {
     if args.chunked {
         request = request.chunked();
     }
-    if download_to_stdout && !user_sets("Accept-Encoding") {
+    // What a download asks for, set here so that -v and --offline show what is sent.
+    if (args.download || download_to_stdout) && !user_sets("Accept-Encoding") {
         request = request.header("Accept-Encoding", "identity");
     }
     let session_auth = session.as_ref().is_some_and(|s| s.auth().is_some());

@@ -1386,6 +1386,11 @@ impl Request {
         }
     }
 
+    /// Whether the caller chose header `name`: gave it, or removed it.
+    pub(crate) fn chose_header(&self, name: &str) -> bool {
+        self.has_header(name) || self.removed.iter().any(|r| r.eq_ignore_ascii_case(name))
+    }
+
     /// Whether a header named `name` has been added.
     pub(crate) fn has_header(&self, name: &str) -> bool {
         self.headers

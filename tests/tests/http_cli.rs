@@ -1811,6 +1811,19 @@ fn verify_flag() {
         b"tls cli\n"
     );
     assert_eq!(http(&["--verify", "no", &url]).stdout, b"tls cli\n");
+    // The system's roots are trusted as curl's, SSL_CERT_FILE naming them (only the bundled
+    // Mozilla roots were); one naming no certificate is bad input.
+    let ca = env("NETKIT_TEST_NGINX_CA");
+    let out = http_env(&[&url], &[("SSL_CERT_FILE", &ca), ("SSL_CERT_DIR", "")]);
+    assert_eq!(out.stdout, b"tls cli\n", "{out:?}");
+    one_line_error(
+        &http_env(
+            &[&url],
+            &[("SSL_CERT_FILE", "/dev/null"), ("SSL_CERT_DIR", "")],
+        ),
+        2,
+        "SSL_CERT_FILE",
+    );
     // https:// to a port that speaks plain HTTP is named as such.
     let plain = env("NETKIT_TEST_NGINX_URL").replace("http://", "https://");
     one_line_error(&http(&[&plain]), 1, "does not answer in TLS; plain HTTP?");

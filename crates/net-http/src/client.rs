@@ -190,6 +190,9 @@ impl Client {
                 ca_file_tls = Some(crate::tls::CaFileTls::new(trusted, client_cert.as_ref())?);
             }
         }
+        if config.ca_file.is_none() && !config.insecure {
+            tls = tls.root_certs(crate::tls::system_roots()?);
+        }
         if client_cert.is_some() {
             tls = tls.client_cert(client_cert);
         }

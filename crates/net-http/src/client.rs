@@ -154,8 +154,9 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::File`] when the CA file or a client certificate or key file cannot be read
-    /// (or the latter hold no certificate or key, or a key not the certificate's), [`Error::Tls`] when the CA file holds no
-    /// certificate, [`Error::BadUrl`] for a bad proxy URL.
+    /// (or the latter hold no certificate or key, or a key not the certificate's), or when the CA
+    /// file, or what `SSL_CERT_FILE`/`SSL_CERT_DIR` name, holds no usable certificate;
+    /// [`Error::BadUrl`] for a bad proxy URL.
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
         let mut tls = ureq::tls::TlsConfig::builder().disable_verification(config.insecure);
         // First: a key that is not the certificate's is named as such, not as the CA file's.
@@ -174,9 +175,13 @@ impl Client {
                 })
                 .collect();
             if certs.is_empty() {
-                return Err(Error::Tls {
-                    url: ca_file.display().to_string(),
-                    reason: "no PEM certificate in the CA file".into(),
+                // Bad input, as a file that is not there: the caller's to fix, not the network.
+                return Err(Error::File {
+                    path: ca_file.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "no usable PEM certificate in the CA file",
+                    ),
                 });
             }
             // The file's certificates go to our own TLS connector alone: ureq's, which would

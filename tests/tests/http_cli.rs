@@ -1265,6 +1265,16 @@ fn a_terminal_shows_a_stream_as_it_comes() {
 }
 
 #[test]
+fn binary_bytes_before_json_are_not_written_to_a_terminal() {
+    // As httpie: the body is binary (its NUL was written raw, then the formatted JSON).
+    let server = EchoServer::start();
+    assert!(shown_on_a_terminal_while_running(
+        &server.url("/binary-json"),
+        "binary data not shown"
+    ));
+}
+
+#[test]
 fn a_terminal_gets_the_whole_of_a_text_body_too_long_to_format() {
     let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
     let line = "netkit prints every line of this on a terminal\n";

@@ -173,7 +173,8 @@ pub struct Args {
     #[arg(long)]
     offline: bool,
     /// On a terminal, show a JSON body as it comes instead of pretty-printing it whole (other
-    /// text is always shown as it comes), as httpie's -S.
+    /// text is shown as it comes, unless it starts as JSON: that is held to be formatted, as
+    /// httpie holds it), as httpie's -S.
     #[arg(short = 'S', long)]
     stream: bool,
     /// Colours and JSON formatting: all, colors, format or none (default: all on a terminal,
@@ -1452,7 +1453,10 @@ fn print_body(
             .take(FORMAT_LIMIT)
             .read_to_end(&mut body)
             .context("reading the response body")?;
-        if (body.len() as u64) < FORMAT_LIMIT && style.write_json(out, &body)? {
+        // Bytes before the JSON that hold a NUL are binary, shown as any other binary body
+        // is on a terminal (they were written raw, a zstd frame's head included).
+        let binary = tty && body.contains(&0);
+        if (body.len() as u64) < FORMAT_LIMIT && !binary && style.write_json(out, &body)? {
             return Ok(());
         }
     }

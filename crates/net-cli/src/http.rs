@@ -47,7 +47,7 @@ takes H (request headers), B (request body), h (response headers), b (response b
 
 Exit status: 0 done; 1 network or I/O failure; 2 bad input (URL, item, file, option);
 with --check-status (or --download) 3 for an unfollowed 3xx, 4 for 4xx, 5 for 5xx; 6 too many redirects;
-7 timeout. The password of --auth USER comes from NETKIT_HTTP_PASSWORD or a prompt.
+7 timeout; 130/143 after Ctrl-C or SIGTERM. The password of --auth USER comes from NETKIT_HTTP_PASSWORD or a prompt.
 
 Examples:
   netkit http example.org/api/items page==2
@@ -104,9 +104,10 @@ pub struct Args {
     /// as httpie's --all.
     #[arg(long)]
     all: bool,
-    /// Seconds to wait for the connection and for each read [default: 10 to connect, 30 for
-    /// each read]; as with curl and httpie, no limit on the whole exchange (an event stream
-    /// may run for hours).
+    /// Seconds to wait for the connection and for each read or write [default: 10 to connect,
+    /// 30 for each read or write; a write the server takes only part of starts the timer again,
+    /// so a stalled upload may fail only after about three times as long]; as with curl and
+    /// httpie, no limit on the whole exchange (an event stream may run for hours).
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
     /// Retries of idempotent requests after connection errors and 429/502/503/504.
@@ -218,6 +219,10 @@ pub fn run(args: Args) -> Outcome {
         });
         if failure.code == GENERIC && timed_out {
             failure.code = TIMEOUT;
+        }
+        // The library names the time waited; how to wait longer is the command line's to say.
+        if failure.code == TIMEOUT {
+            failure.error = anyhow!("{:#}; --timeout SECS waits longer", failure.error);
         }
         failure
     })

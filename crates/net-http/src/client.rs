@@ -325,7 +325,21 @@ impl Client {
                     .into(),
             };
         }
-        let error = Error::from_ureq(url.as_str(), error);
+        let error = match Error::from_ureq(url.as_str(), error) {
+            // ureq says only which timer; how long it waited tells how much longer to.
+            Error::Timeout { url, what } if what == "per read" || what == "per write" => {
+                let secs = self.config().read_timeout.as_secs_f64();
+                Error::Timeout {
+                    url,
+                    what: if what == "per read" {
+                        format!("no data for {secs} s")
+                    } else {
+                        format!("the server took no data for {secs} s")
+                    },
+                }
+            }
+            other => other,
+        };
         let Some(proxy) = self.inner.proxies.for_url(url) else {
             return error;
         };

@@ -574,6 +574,21 @@ impl Request {
                             expected,
                             part,
                         },
+                        // Cut with no length announced (chunked): where it went, as above.
+                        (Error::Io { url, reason }, None) if !direct => Error::Io {
+                            url,
+                            reason: format!(
+                                "{reason}; {done} bytes kept in {} to resume from",
+                                part.display()
+                            ),
+                        },
+                        (Error::Connect { url, reason }, None) if !direct => Error::Connect {
+                            url,
+                            reason: format!(
+                                "{reason}; {done} bytes kept in {} to resume from",
+                                part.display()
+                            ),
+                        },
                         (error, None) => error,
                     });
                 }

@@ -12,7 +12,9 @@
 //! - `/hang`: reads the request and answers nothing for 30 s; `/close`: reads it and closes;
 //! - `/reject-early`: answers 413 to the head alone and closes without reading the body;
 //! - `/gzip`: a gzip-encoded `hello from gzip\n`; `/brotli`: `hello from brotli\n` in br;
-//!   `/latin1`: `café` in ISO-8859-1;
+//!   `/latin1`: `café` in ISO-8859-1; `/gzip-gzip` and `/gzip-br`: `hello from gzip twice\n`
+//!   coded twice, each coding in a `Content-Encoding` field of its own; `/binary-json`: JSON
+//!   after binary bytes (a NUL among them);
 //! - `/bytes/N`: N bytes (`i % 251`); `/truncate/N`: announces N bytes, sends half, closes;
 //! - `/chunked-with-length`: `hello` chunked, with a `Content-Length: 3` that framing overrides;
 //! - `/slice`: 206 with `hello`, the first 5 of 10 bytes, whatever was asked (a cache's slice);
@@ -271,6 +273,33 @@ fn serve(stream: TcpStream, calls: &Mutex<HashMap<String, Vec<Instant>>>, seen: 
                 ];
                 extra.push(("Content-Encoding".into(), "gzip".into()));
                 content_type = "text/plain";
+            }
+            // Coded twice, one Content-Encoding field per coding, as a proxy adding its own
+            // coding sends them.
+            ["gzip-gzip"] => {
+                reply = vec![
+                    31, 139, 8, 0, 0, 0, 0, 0, 2, 3, 147, 239, 230, 96, 0, 1, 38, 230, 211, 30,
+                    103, 79, 158, 12, 247, 208, 62, 117, 62, 212, 99, 253, 41, 157, 0, 13, 205,
+                    243, 62, 126, 79, 153, 24, 14, 31, 41, 153, 39, 6, 84, 1, 0, 50, 229, 155, 113,
+                    42, 0, 0, 0,
+                ];
+                extra.push(("Content-Encoding".into(), "gzip".into()));
+                extra.push(("Content-Encoding".into(), "gzip".into()));
+                content_type = "text/plain";
+            }
+            ["gzip-br"] => {
+                reply = vec![
+                    139, 20, 128, 31, 139, 8, 0, 0, 0, 0, 0, 2, 3, 203, 72, 205, 201, 201, 87, 72,
+                    43, 202, 207, 85, 72, 175, 202, 44, 80, 40, 41, 207, 76, 78, 229, 2, 0, 195,
+                    196, 116, 158, 22, 0, 0, 0, 3,
+                ];
+                extra.push(("Content-Encoding".into(), "gzip".into()));
+                extra.push(("Content-Encoding".into(), "br".into()));
+                content_type = "text/plain";
+            }
+            // A zstd frame's head before JSON: binary, though it ends as JSON.
+            ["binary-json"] => {
+                reply = b"\x28\xb5\x2f\xfd\x20\x1c\xe1\x00\x00{\"a\": 1}".to_vec();
             }
             // As httpbin's /digest-auth/auth/USER/PASS/ALGORITHM (MD5 or SHA-256).
             ["digest-auth", "auth", user, pass, algorithm] => {

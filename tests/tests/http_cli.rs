@@ -1265,6 +1265,16 @@ fn a_terminal_shows_a_stream_as_it_comes() {
 }
 
 #[test]
+fn binary_bytes_before_json_are_not_written_to_a_terminal() {
+    // As httpie: the body is binary (its NUL was written raw, then the formatted JSON).
+    let server = EchoServer::start();
+    assert!(shown_on_a_terminal_while_running(
+        &server.url("/binary-json"),
+        "binary data not shown"
+    ));
+}
+
+#[test]
 fn a_terminal_gets_the_whole_of_a_text_body_too_long_to_format() {
     let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
     let line = "netkit prints every line of this on a terminal\n";
@@ -1382,6 +1392,24 @@ fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
     );
     let kept = std::fs::read(&saved).unwrap();
     assert!(kept.len() == 36 && kept.starts_with(&[31, 139]), "{kept:?}");
+    // What -v shows a download sending is what it sends, and a user's Accept-Encoding is
+    // sent alone (-v showed gzip, deflate, br and identity went; a user's went with identity).
+    for (item, expected) in [(None, "identity"), (Some("Accept-Encoding:gzip"), "gzip")] {
+        let _ = std::fs::remove_file(&saved);
+        let echo = server.url("/echo");
+        let mut args = vec!["-v", "-d", "-o", saved.to_str().unwrap(), echo.as_str()];
+        args.extend(item);
+        let out = http(&args);
+        assert!(out.status.success(), "{out:?}");
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            shown.contains(&format!("Accept-Encoding: {expected}\n"))
+                && shown.matches("Accept-Encoding").count() == 1,
+            "{shown}"
+        );
+        let got: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+        assert_eq!(got["headers"]["accept-encoding"], expected, "{item:?}");
+    }
     // A file replaced keeps its permissions and a link is written through, as curl -o
     // writes into them (-d renamed its part over them: a 0600 file came out 0644).
     let private = work_dir().join("http-cli-private.txt");
@@ -1793,6 +1821,19 @@ fn verify_flag() {
         b"tls cli\n"
     );
     assert_eq!(http(&["--verify", "no", &url]).stdout, b"tls cli\n");
+    // The system's roots are trusted as curl's, SSL_CERT_FILE naming them (only the bundled
+    // Mozilla roots were); one naming no certificate is bad input.
+    let ca = env("NETKIT_TEST_NGINX_CA");
+    let out = http_env(&[&url], &[("SSL_CERT_FILE", &ca), ("SSL_CERT_DIR", "")]);
+    assert_eq!(out.stdout, b"tls cli\n", "{out:?}");
+    one_line_error(
+        &http_env(
+            &[&url],
+            &[("SSL_CERT_FILE", "/dev/null"), ("SSL_CERT_DIR", "")],
+        ),
+        2,
+        "SSL_CERT_FILE",
+    );
     // https:// to a port that speaks plain HTTP is named as such.
     let plain = env("NETKIT_TEST_NGINX_URL").replace("http://", "https://");
     one_line_error(&http(&[&plain]), 1, "does not answer in TLS; plain HTTP?");
@@ -1891,7 +1932,87 @@ fn a_self_signed_certificate_in_the_ca_file_is_trusted_as_by_curl_cacert() {
         1,
         "TLS",
     );
-    one_line_error(&http(&[&url]), 1, "self-signed");
+    one_line_error(&http(&[&url]), 1, "a CA certificate (CA:TRUE)");
+}
+
+#[test]
+fn refused_certificates_are_named_in_one_line_as_curl_names_them() {
+    let dir = work_dir().join("http-cli-tls-words");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A root, and a leaf it signs for each way a certificate is refused.
+    let script = r#"set -e
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -keyout root.key -out root.pem \
+            -subj /CN=root -addext basicConstraints=critical,CA:TRUE 2>/dev/null
+        leaf() { # NAME KEY DIGEST EXTENSIONS
+            openssl req -new -newkey "$2" -nodes -keyout "$1.key" -subj /CN=localhost \
+                -out "$1.csr" 2>/dev/null
+            printf "$4" > "$1.ext"
+            openssl x509 -req -in "$1.csr" -CA root.pem -CAkey root.key -CAcreateserial \
+                "-$3" -days 2 -extfile "$1.ext" -out "$1.pem" 2>/dev/null
+        }
+        san='subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n'
+        leaf ca rsa:2048 sha256 "${san}basicConstraints=critical,CA:TRUE\n"
+        leaf sha1 rsa:2048 sha1 "$san"
+        leaf rsa1024 rsa:1024 sha256 "$san"
+        leaf cn-only rsa:2048 sha256 'extendedKeyUsage=serverAuth\n'
+        echo 'no certificate here' > nocert.pem
+    "#;
+    let made = Command::new("sh")
+        .args(["-c", script])
+        .current_dir(&dir)
+        .output()
+        .expect("sh and openssl (cargo xtask test installs it)");
+    assert!(made.status.success(), "{made:?}");
+    let root = dir.join("root.pem");
+    let root = root.to_str().unwrap();
+    for (name, words, not) in [
+        ("ca", "a CA certificate (CA:TRUE)", "self-signed"),
+        (
+            "sha1",
+            "signed with SHA-1, too weak",
+            "supported_algorithms",
+        ),
+        ("rsa1024", "RSA key under 2048 bits", "BadSignature"),
+        (
+            "cn-only",
+            "has no subjectAltName",
+            "according to its subjectAltName",
+        ),
+    ] {
+        let port = free_port().to_string();
+        let _server = netkit_tests::Spawned::start(
+            Command::new("openssl")
+                .args(["s_server", "-quiet", "-www", "-accept", &port])
+                .args([
+                    "-cert",
+                    &format!("{name}.pem"),
+                    "-key",
+                    &format!("{name}.key"),
+                ])
+                .args(["-auth_level", "0", "-cipher", "DEFAULT:@SECLEVEL=0"])
+                .current_dir(&dir)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null()),
+        );
+        let started = Instant::now();
+        while std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "s_server");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = http(&["--verify", root, &format!("https://localhost:{port}/")]);
+        one_line_error(&out, 1, words);
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains(not),
+            "{name}: {out:?}"
+        );
+    }
+    // A CA file with no certificate is bad input, as one that is not there.
+    let nocert = dir.join("nocert.pem");
+    one_line_error(
+        &http(&["--verify", nocert.to_str().unwrap(), "https://localhost:1/"]),
+        2,
+        "no usable PEM certificate",
+    );
 }
 
 #[test]

@@ -620,6 +620,12 @@ fn responses_expose_status_headers_and_bodies() {
     assert_eq!(head.send().unwrap().bytes().unwrap(), b"");
     let br = client.get(&server.url("/brotli")).unwrap().send().unwrap();
     assert_eq!(br.text().unwrap(), "hello from brotli\n");
+    // Codings in two fields are one list, undone in order (only the first was: gzip bytes
+    // came out, or a false "gzip decoding failed").
+    for path in ["/gzip-gzip", "/gzip-br"] {
+        let twice = client.get(&server.url(path)).unwrap().send().unwrap();
+        assert_eq!(twice.text().unwrap(), "hello from gzip twice\n", "{path}");
+    }
 
     let big = client_with(|c| c.body_limit = 1 << 20)
         .get(&server.url("/bytes/2000000"))
@@ -1069,7 +1075,11 @@ fn timeouts_fire_on_a_server_that_never_answers() {
     let client = client_with(|c| c.read_timeout = Duration::from_millis(700));
     let started = Instant::now();
     let result = client.get(&server.url("/hang")).unwrap().send();
-    assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
+    // How long it waited is named (it said only "per read"), never a command line's flag.
+    match &result {
+        Err(Error::Timeout { what, .. }) => assert_eq!(what, "no data for 0.7 s"),
+        other => panic!("{other:?}"),
+    }
     assert!(started.elapsed() < Duration::from_secs(10));
     // A listener that never accepts: the connection itself hangs in the backlog... or the
     // total timeout catches it.
@@ -1338,6 +1348,21 @@ fn downloads_never_leave_a_truncated_target_and_resume_byte_exact() {
         other => panic!("{other:?}"),
     }
     assert!(!dest.exists() && net_http::part_path(&dest).exists());
+    // A body of no announced length cut short says where it went too, as one of a known
+    // length does (it said nothing of the part).
+    let server = EchoServer::start();
+    let dest = dir.join("cut.bin");
+    let _ = std::fs::remove_file(net_http::part_path(&dest));
+    let error = client()
+        .get(&server.url("/reset/50000"))
+        .unwrap()
+        .download(&dest, false, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("bytes kept in") && error.contains("cut.bin.part"),
+        "{error}"
+    );
 
     let served = std::path::PathBuf::from(env("NETKIT_TEST_SERVE_ROOT")).join("download.bin");
     std::fs::write(&served, &data).unwrap();

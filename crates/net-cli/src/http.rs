@@ -47,7 +47,7 @@ takes H (request headers), B (request body), h (response headers), b (response b
 
 Exit status: 0 done; 1 network or I/O failure; 2 bad input (URL, item, file, option);
 with --check-status (or --download) 3 for an unfollowed 3xx, 4 for 4xx, 5 for 5xx; 6 too many redirects;
-7 timeout. The password of --auth USER comes from NETKIT_HTTP_PASSWORD or a prompt.
+7 timeout; 130/143 after Ctrl-C or SIGTERM. The password of --auth USER comes from NETKIT_HTTP_PASSWORD or a prompt.
 
 Examples:
   netkit http example.org/api/items page==2
@@ -104,9 +104,10 @@ pub struct Args {
     /// as httpie's --all.
     #[arg(long)]
     all: bool,
-    /// Seconds to wait for the connection and for each read [default: 10 to connect, 30 for
-    /// each read]; as with curl and httpie, no limit on the whole exchange (an event stream
-    /// may run for hours).
+    /// Seconds to wait for the connection and for each read or write [default: 10 to connect,
+    /// 30 for each read or write; a write the server takes only part of starts the timer again,
+    /// so a stalled upload may fail only after about three times as long]; as with curl and
+    /// httpie, no limit on the whole exchange (an event stream may run for hours).
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
     /// Retries of idempotent requests after connection errors and 429/502/503/504.
@@ -173,7 +174,8 @@ pub struct Args {
     #[arg(long)]
     offline: bool,
     /// On a terminal, show a JSON body as it comes instead of pretty-printing it whole (other
-    /// text is always shown as it comes), as httpie's -S.
+    /// text is shown as it comes, unless it starts as JSON: that is held to be formatted, as
+    /// httpie holds it), as httpie's -S.
     #[arg(short = 'S', long)]
     stream: bool,
     /// Colours and JSON formatting: all, colors, format or none (default: all on a terminal,
@@ -217,6 +219,10 @@ pub fn run(args: Args) -> Outcome {
         });
         if failure.code == GENERIC && timed_out {
             failure.code = TIMEOUT;
+        }
+        // The library names the time waited; how to wait longer is the command line's to say.
+        if failure.code == TIMEOUT {
+            failure.error = anyhow!("{:#}; --timeout SECS waits longer", failure.error);
         }
         failure
     })
@@ -388,7 +394,8 @@ fn request(mut args: Args) -> Outcome {
     if args.chunked {
         request = request.chunked();
     }
-    if download_to_stdout && !user_sets("Accept-Encoding") {
+    // What a download asks for, set here so that -v and --offline show what is sent.
+    if (args.download || download_to_stdout) && !user_sets("Accept-Encoding") {
         request = request.header("Accept-Encoding", "identity");
     }
     let session_auth = session.as_ref().is_some_and(|s| s.auth().is_some());
@@ -1451,7 +1458,10 @@ fn print_body(
             .take(FORMAT_LIMIT)
             .read_to_end(&mut body)
             .context("reading the response body")?;
-        if (body.len() as u64) < FORMAT_LIMIT && style.write_json(out, &body)? {
+        // Bytes before the JSON that hold a NUL are binary, shown as any other binary body
+        // is on a terminal (they were written raw, a zstd frame's head included).
+        let binary = tty && body.contains(&0);
+        if (body.len() as u64) < FORMAT_LIMIT && !binary && style.write_json(out, &body)? {
             return Ok(());
         }
     }

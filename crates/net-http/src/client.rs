@@ -154,8 +154,9 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::File`] when the CA file or a client certificate or key file cannot be read
-    /// (or the latter hold no certificate or key, or a key not the certificate's), [`Error::Tls`] when the CA file holds no
-    /// certificate, [`Error::BadUrl`] for a bad proxy URL.
+    /// (or the latter hold no certificate or key, or a key not the certificate's), or when the CA
+    /// file, or what `SSL_CERT_FILE`/`SSL_CERT_DIR` name, holds no usable certificate;
+    /// [`Error::BadUrl`] for a bad proxy URL.
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
         let mut tls = ureq::tls::TlsConfig::builder().disable_verification(config.insecure);
         // First: a key that is not the certificate's is named as such, not as the CA file's.
@@ -174,9 +175,13 @@ impl Client {
                 })
                 .collect();
             if certs.is_empty() {
-                return Err(Error::Tls {
-                    url: ca_file.display().to_string(),
-                    reason: "no PEM certificate in the CA file".into(),
+                // Bad input, as a file that is not there: the caller's to fix, not the network.
+                return Err(Error::File {
+                    path: ca_file.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "no usable PEM certificate in the CA file",
+                    ),
                 });
             }
             // The file's certificates go to our own TLS connector alone: ureq's, which would
@@ -189,6 +194,9 @@ impl Client {
                     .collect();
                 ca_file_tls = Some(crate::tls::CaFileTls::new(trusted, client_cert.as_ref())?);
             }
+        }
+        if config.ca_file.is_none() && !config.insecure {
+            tls = tls.root_certs(crate::tls::system_roots()?);
         }
         if client_cert.is_some() {
             tls = tls.client_cert(client_cert);
@@ -317,7 +325,21 @@ impl Client {
                     .into(),
             };
         }
-        let error = Error::from_ureq(url.as_str(), error);
+        let error = match Error::from_ureq(url.as_str(), error) {
+            // ureq says only which timer; how long it waited tells how much longer to.
+            Error::Timeout { url, what } if what == "per read" || what == "per write" => {
+                let secs = self.config().read_timeout.as_secs_f64();
+                Error::Timeout {
+                    url,
+                    what: if what == "per read" {
+                        format!("no data for {secs} s")
+                    } else {
+                        format!("the server took no data for {secs} s")
+                    },
+                }
+            }
+            other => other,
+        };
         let Some(proxy) = self.inner.proxies.for_url(url) else {
             return error;
         };
@@ -1384,6 +1406,11 @@ impl Request {
             }
             _ => Ok(Some(declared)),
         }
+    }
+
+    /// Whether the caller chose header `name`: gave it, or removed it.
+    pub(crate) fn chose_header(&self, name: &str) -> bool {
+        self.has_header(name) || self.removed.iter().any(|r| r.eq_ignore_ascii_case(name))
     }
 
     /// Whether a header named `name` has been added.

@@ -28,26 +28,37 @@ impl Coding {
     }
 }
 
-/// The codings a `Content-Encoding` lists, in the order they were applied; none when it
-/// names one this crate cannot undo, whose body is then given as it came (as httpie and curl
-/// give it).
+/// The codings a response's `Content-Encoding` fields list, in the order they were applied;
+/// none when one names a coding this crate cannot undo, whose body is then given as it came
+/// (as httpie and curl give it).
 pub(crate) struct Codings(Vec<Coding>);
 
 impl Codings {
-    pub(crate) fn of(content_encoding: Option<&str>) -> Codings {
-        let listed = content_encoding.map_or(Some(Vec::new()), |value| {
-            value
-                .split(',')
-                .map(str::trim)
-                .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
-                .map(|c| match c.to_ascii_lowercase().as_str() {
-                    "gzip" | "x-gzip" => Some(Coding::Gzip),
-                    "deflate" => Some(Coding::Deflate),
-                    "br" => Some(Coding::Brotli),
-                    _ => None,
-                })
-                .collect()
-        });
+    /// The codings of every `Content-Encoding` field, in order: a proxy or CDN that adds a
+    /// coding often adds a field of its own, and RFC 9110 5.3 reads two fields as one list
+    /// (`gzip` then `br` is `gzip, br`), as curl and httpie undo them.
+    pub(crate) fn of<'a>(fields: impl IntoIterator<Item = &'a [u8]>) -> Codings {
+        let listed: Option<Vec<Coding>> = fields
+            .into_iter()
+            .flat_map(|field| match std::str::from_utf8(field) {
+                Ok(value) => value.split(',').map(Some).collect::<Vec<_>>(),
+                // A coding named past ASCII is none this crate knows.
+                Err(_) => vec![None],
+            })
+            .filter_map(|c| {
+                let c = c.map(str::trim);
+                match c {
+                    Some(c) if c.is_empty() || c.eq_ignore_ascii_case("identity") => None,
+                    Some(c) => Some(match c.to_ascii_lowercase().as_str() {
+                        "gzip" | "x-gzip" => Some(Coding::Gzip),
+                        "deflate" => Some(Coding::Deflate),
+                        "br" => Some(Coding::Brotli),
+                        _ => None,
+                    }),
+                    None => Some(None),
+                }
+            })
+            .collect();
         Codings(listed.unwrap_or_default())
     }
 
@@ -182,7 +193,7 @@ mod tests {
 
     fn read(raw: Vec<u8>, encoding: &str) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        Codings::of(Some(encoding))
+        Codings::of(encoding.split('\n').map(str::as_bytes))
             .undo(io::Cursor::new(raw))
             .read_to_end(&mut out)?;
         Ok(out)
@@ -199,6 +210,19 @@ mod tests {
         assert_eq!(read(gzip(b"hello"), "gzip").unwrap(), b"hello");
         assert_eq!(read(gzip(b"hello"), "X-GZIP").unwrap(), b"hello");
         assert_eq!(read(gzip(&gzip(b"twice")), "gzip, gzip").unwrap(), b"twice");
+        // Two fields are one list, as one field with a comma.
+        assert_eq!(
+            read(gzip(&gzip(b"fields")), "gzip\ngzip").unwrap(),
+            b"fields"
+        );
+        // br(gzip(...)), made by Python's brotli (no compressor is built here).
+        let br = vec![
+            139, 20, 128, 31, 139, 8, 0, 0, 0, 0, 0, 2, 3, 203, 72, 205, 201, 201, 87, 72, 43, 202,
+            207, 85, 72, 175, 202, 44, 80, 40, 41, 207, 76, 78, 229, 2, 0, 195, 196, 116, 158, 22,
+            0, 0, 0, 3,
+        ];
+        assert_eq!(read(br, "gzip\nbr").unwrap(), b"hello from gzip twice\n");
+        assert_eq!(read(b"raw".to_vec(), "gzip\nzstd").unwrap(), b"raw");
         let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
         zlib.write_all(b"zlib").unwrap();
         assert_eq!(read(zlib.finish().unwrap(), "deflate").unwrap(), b"zlib");

@@ -319,7 +319,9 @@ impl Request {
     /// name is refused), renamed to `dest` only when the length matches what the server
     /// announced, so `dest` is never a truncated file. With `resume`, an existing part is
     /// continued with a `Range` request; with no part, `dest` itself is, as httpie's
-    /// `-c -o FILE` continues it. A server that does not answer the range with the rest of
+    /// `-c -o FILE` continues it. It asks for `Accept-Encoding: identity` (ranges count the
+    /// bytes as sent) unless the request gives or removes that header itself. A server that
+    /// does not answer the range with the rest of
     /// the file (it ignores ranges, or the part is longer than the file) leaves the part as
     /// it was, as curl leaves it (wget and httpie start over). A 3xx (a redirect not
     /// followed), 4xx or 5xx answer is an [`Error::Status`] and writes nothing.
@@ -413,8 +415,13 @@ impl Request {
         };
         // A range the caller asked for itself is what it wants saved (curl -r).
         let asked_range = self.has_header("Range");
-        // Byte ranges count encoded bytes: ask for the identity encoding.
-        let mut request = self.header("Accept-Encoding", "identity");
+        // Byte ranges count encoded bytes: ask for the identity encoding, unless the caller
+        // chose an Accept-Encoding of its own (or none), which is what it showed and sends.
+        let mut request = if self.chose_header("Accept-Encoding") {
+            self
+        } else {
+            self.header("Accept-Encoding", "identity")
+        };
         if have > 0 {
             request = request.header("Range", &format!("bytes={have}-"));
         }
@@ -566,6 +573,21 @@ impl Request {
                             got: done,
                             expected,
                             part,
+                        },
+                        // Cut with no length announced (chunked): where it went, as above.
+                        (Error::Io { url, reason }, None) if !direct => Error::Io {
+                            url,
+                            reason: format!(
+                                "{reason}; {done} bytes kept in {} to resume from",
+                                part.display()
+                            ),
+                        },
+                        (Error::Connect { url, reason }, None) if !direct => Error::Connect {
+                            url,
+                            reason: format!(
+                                "{reason}; {done} bytes kept in {} to resume from",
+                                part.display()
+                            ),
                         },
                         (error, None) => error,
                     });

@@ -211,7 +211,7 @@ impl Error {
             },
             ureq::Error::Rustls(e) => Error::Tls {
                 url,
-                reason: tls_reason(e.to_string()),
+                reason: tls_reason(&e),
             },
             ureq::Error::Pem(e) => Error::Tls {
                 url,
@@ -264,6 +264,16 @@ impl Error {
 
     pub(crate) fn from_io(url: String, e: &std::io::Error) -> Error {
         use std::io::ErrorKind as K;
+        // rustls's own error, where a handshake failed inside a read or write.
+        if let Some(tls) = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Error::Tls {
+                url,
+                reason: tls_reason(tls),
+            };
+        }
         // std reports resolver failures (getaddrinfo) as an uncategorized error.
         let text = e.to_string();
         if text.contains("failed to lookup address") {
@@ -278,10 +288,7 @@ impl Error {
             };
         }
         if text.contains("peer certificate") || text.contains("TLS") || text.contains("handshake") {
-            return Error::Tls {
-                url,
-                reason: tls_reason(text),
-            };
+            return Error::Tls { url, reason: text };
         }
         match e.kind() {
             K::ConnectionRefused
@@ -313,15 +320,93 @@ impl Error {
     }
 }
 
-/// rustls's words for a refused certificate, with what they mean where that is not plain.
-fn tls_reason(text: String) -> String {
-    if text.contains("CaUsedAsEndEntity") {
-        // As curl's "self-signed certificate": webpki names it by the CA flag such
-        // certificates carry.
-        return format!(
-            "{text}: the server's certificate is self-signed (a CA certificate of its own) \
-             and not trusted; a CA file holding it (--verify FILE) trusts it"
-        );
+/// rustls's refusal in one line naming the problem, as curl's (rustls's own words are its
+/// type names, UNIX seconds, or a dump of algorithm identifiers).
+fn tls_reason(error: &rustls::Error) -> String {
+    use rustls::AlertDescription as Alert;
+    match error {
+        rustls::Error::InvalidCertificate(why) => certificate_reason(why),
+        // What rustls reads when the first bytes back are not a TLS record.
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+            "the server does not answer in TLS; plain HTTP?".into()
+        }
+        rustls::Error::AlertReceived(Alert::ProtocolVersion) => {
+            "the server speaks no TLS version netkit does (1.2 or 1.3): an older one only?".into()
+        }
+        rustls::Error::AlertReceived(Alert::CertificateRequired) => {
+            "the server wants a client certificate".into()
+        }
+        rustls::Error::AlertReceived(Alert::HandshakeFailure) => {
+            "the server refused the handshake: no cipher or TLS version in common, or it \
+             wants a client certificate"
+                .into()
+        }
+        other => other.to_string(),
     }
-    text
+}
+
+fn certificate_reason(why: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as C;
+    let date = |t: &rustls::pki_types::UnixTime| {
+        httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.as_secs()))
+    };
+    match why {
+        C::ExpiredContext { not_after, .. } => {
+            format!("the server's certificate expired on {}", date(not_after))
+        }
+        C::Expired => "the server's certificate has expired".into(),
+        C::NotValidYetContext { not_before, .. } => format!(
+            "the server's certificate is not valid before {}",
+            date(not_before)
+        ),
+        C::NotValidYet => "the server's certificate is not valid yet".into(),
+        // No subjectAltName at all: the name is in the Common Name alone, which browsers and
+        // rustls no longer read (curl 7 still did).
+        C::NotValidForNameContext {
+            expected,
+            presented,
+        } if presented.is_empty() => format!(
+            "the server's certificate has no subjectAltName, so it names no host; {:?} only \
+             in its Common Name is no longer accepted",
+            expected.to_str()
+        ),
+        C::UnsupportedSignatureAlgorithmContext {
+            signature_algorithm_id,
+            ..
+        } => match weak_hash(signature_algorithm_id) {
+            Some(hash) => format!("a certificate of the server's is signed with {hash}, too weak"),
+            None => {
+                "a certificate of the server's is signed with an algorithm not supported".into()
+            }
+        },
+        // ring refuses an RSA key under 2048 bits as a signature that does not verify.
+        C::BadSignature => "a signature in the server's certificate chain does not verify \
+                            (an RSA key under 2048 bits is refused this way)"
+            .into(),
+        C::UnknownIssuer => "the server's certificate is not signed by a trusted CA (self-signed, \
+                             a private CA, or an intermediate the server does not send)"
+            .into(),
+        // webpki's name for a certificate marked CA:TRUE presented as a server's; a
+        // self-signed one (`openssl req -x509`) is trusted from a CA file holding it.
+        C::Other(other) if other.to_string().contains("CaUsedAsEndEntity") => {
+            "the server presents a CA certificate (CA:TRUE) as its own, which is for signing \
+             others; a CA file holding that very certificate trusts it (a test server's)"
+                .into()
+        }
+        other => format!("invalid certificate: {other}"),
+    }
+}
+
+/// The hash of a signature algorithm too weak to be supported, by its DER identifier.
+fn weak_hash(algorithm_id: &[u8]) -> Option<&'static str> {
+    const WEAK: [(&[u8], &str); 4] = [
+        // sha1WithRSAEncryption, ecdsa-with-SHA1, dsa-with-sha1, md5WithRSAEncryption.
+        (b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x05", "SHA-1"),
+        (b"\x2a\x86\x48\xce\x3d\x04\x01", "SHA-1"),
+        (b"\x2a\x86\x48\xce\x38\x04\x03", "SHA-1"),
+        (b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x04", "MD5"),
+    ];
+    WEAK.iter()
+        .find(|(oid, _)| algorithm_id.windows(oid.len()).any(|w| w == *oid))
+        .map(|(_, hash)| *hash)
 }

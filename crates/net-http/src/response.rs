@@ -246,7 +246,12 @@ impl Response {
     /// (as curl's "transfer closed with N bytes remaining").
     #[must_use]
     pub fn reader(self) -> impl Read + Send + 'static {
-        let codings = decode::Codings::of(value(&self.map, http::header::CONTENT_ENCODING));
+        let codings = decode::Codings::of(
+            self.map
+                .get_all(http::header::CONTENT_ENCODING)
+                .iter()
+                .map(http::HeaderValue::as_bytes),
+        );
         codings.undo(self.raw_reader())
     }
 

@@ -22,6 +22,41 @@ use ureq::unversioned::transport::{
 
 use crate::Error;
 
+/// The roots trusted without a CA file: the system's, as curl and OpenSSL read them
+/// (`SSL_CERT_FILE` and `SSL_CERT_DIR` when set, else the distribution's bundle, where a
+/// company CA is installed), not only the bundled Mozilla ones.
+///
+/// A system with no store at all (a bare container) gets the bundled Mozilla roots, with a
+/// warning in the log; `SSL_CERT_FILE` or `SSL_CERT_DIR` naming nothing usable is an error,
+/// as curl refuses a CA bundle it cannot read.
+pub(crate) fn system_roots() -> Result<ureq::tls::RootCerts, Error> {
+    let found = rustls_native_certs::load_native_certs();
+    if !found.certs.is_empty() {
+        return Ok(found
+            .certs
+            .iter()
+            .map(|der| ureq::tls::Certificate::from_der(der.as_ref()).to_owned())
+            .into());
+    }
+    for var in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
+        if let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+            let why = found.errors.first().map_or_else(
+                || "no PEM certificate there".to_owned(),
+                ToString::to_string,
+            );
+            return Err(Error::File {
+                path: path.into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{var} names no usable certificate ({why})"),
+                ),
+            });
+        }
+    }
+    log::warn!("no trusted certificates in the system's store: the bundled Mozilla roots are used");
+    Ok(ureq::tls::RootCerts::WebPki)
+}
+
 /// The connector doing TLS with the certificates of a CA file.
 #[derive(Debug)]
 pub(crate) struct CaFileTls {

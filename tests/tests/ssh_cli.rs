@@ -3495,6 +3495,165 @@ fn sigterm_or_sigint_stops_a_transfer_and_removes_its_partial_file() {
     std::fs::remove_file(&remote_big).unwrap();
 }
 
+/// The sshd processes at the far end of `client`'s SSH connection, stopped (SIGSTOP) so that
+/// the server stops answering as a hung one does, and resumed when dropped.
+struct Frozen(Vec<nix::unistd::Pid>);
+
+impl Frozen {
+    fn server_of(client: u32) -> Frozen {
+        let sockets = Command::new("ss").args(["-tnpH"]).output().unwrap();
+        let sockets = String::from_utf8_lossy(&sockets.stdout).into_owned();
+        // `ESTAB 0 0 127.0.0.1:LOCAL 127.0.0.1:PEER users:(("name",pid=N,fd=M),...)`
+        let rows: Vec<Vec<&str>> = sockets
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .filter(|r: &Vec<&str>| r.len() >= 6)
+            .collect();
+        let ours = rows
+            .iter()
+            .find(|r| {
+                r[5].contains(&format!("pid={client},")) && r[4].ends_with(&format!(":{}", port()))
+            })
+            .unwrap_or_else(|| panic!("no SSH connection of pid {client} in {sockets}"));
+        let theirs = rows
+            .iter()
+            .find(|r| r[3] == ours[4] && r[4] == ours[3])
+            .unwrap_or_else(|| panic!("no sshd end of {} in {sockets}", ours[3]));
+        let pids: Vec<_> = theirs[5]
+            .split("pid=")
+            .skip(1)
+            .map(|p| nix::unistd::Pid::from_raw(p.split(',').next().unwrap().parse().unwrap()))
+            .collect();
+        for pid in &pids {
+            nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        }
+        Frozen(pids)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGCONT);
+        }
+    }
+}
+
+#[test]
+fn a_signal_stops_a_transfer_the_server_stopped_answering_at_once() {
+    let base = remote_dir("sftp-frozen");
+    let local = work_dir().join("sftp-frozen-up.bin");
+    let remote_big = base.join("down.bin");
+    for big in [&local, &remote_big] {
+        std::fs::File::create(big)
+            .unwrap()
+            .set_len(1 << 30)
+            .unwrap();
+    }
+    let fetched_in = work_dir().join("sftp-frozen-down");
+    let _ = std::fs::remove_dir_all(&fetched_in);
+    std::fs::create_dir_all(&fetched_in).unwrap();
+    let port = port().to_string();
+    let common = common();
+    let upload = [
+        local.display().to_string(),
+        format!("{}:{}", dest(), base.join("up.bin").display()),
+    ];
+    let download = [
+        format!("{}:{}", dest(), remote_big.display()),
+        fetched_in.join("down.bin").display().to_string(),
+    ];
+    use nix::sys::signal::Signal::{SIGINT, SIGTERM};
+    // (verb, paths, where its temporary file is, signals sent (none: wait for the timeout),
+    // exit code, what the error says)
+    let cases = [
+        (
+            "get",
+            &download,
+            (&fetched_in, ""),
+            &[SIGINT][..],
+            130,
+            "transfer cancelled",
+        ),
+        // The second exits at once, and took the hidden temporary file with it no more.
+        (
+            "get",
+            &download,
+            (&fetched_in, ""),
+            &[SIGINT, SIGINT],
+            130,
+            "",
+        ),
+        (
+            "put",
+            &upload,
+            (&base, ".up.bin.netkit-upload"),
+            &[SIGTERM],
+            143,
+            "the part sent is left on the server as",
+        ),
+        (
+            "put",
+            &upload,
+            (&base, ".up.bin.netkit-upload"),
+            &[],
+            1,
+            "the part sent is left on the server as",
+        ),
+    ];
+    for (verb, paths, (temp_dir, temp_prefix), signals, code, says) in cases {
+        let mut args = vec!["sftp", verb, "--timeout", "20", "-P", &port];
+        if signals.is_empty() {
+            args[3] = "3";
+        }
+        args.extend(common.iter().map(String::as_str));
+        args.extend(paths.iter().map(String::as_str));
+        let mut child = netkit_tests::Spawned::start(
+            Command::new(netkit_bin())
+                .args(&args)
+                .env_remove("SSH_AUTH_SOCK")
+                .stderr(Stdio::piped()),
+        );
+        let partial = netkit_tests::temporary_file(temp_dir, temp_prefix);
+        netkit_tests::wait_for_file_size(&partial, 16 << 20, &mut child);
+        let frozen = Frozen::server_of(child.id());
+        // What was on its way is taken in first.
+        std::thread::sleep(Duration::from_millis(500));
+        let started = std::time::Instant::now();
+        for signal in signals {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+                *signal,
+            )
+            .unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let out = child.wait_with_output();
+        let took = started.elapsed();
+        drop(frozen);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{verb} {signals:?}: {err}");
+        assert!(err.contains(says), "{verb} {signals:?}: {err}");
+        assert!(
+            took < Duration::from_secs(8),
+            "{verb} {signals:?}: {took:?}"
+        );
+        if verb == "get" {
+            assert!(
+                !partial.exists(),
+                "{verb} {signals:?} left {}",
+                partial.display()
+            );
+        } else {
+            assert!(err.contains(&partial.display().to_string()), "{err}");
+            std::fs::remove_file(&partial).unwrap();
+        }
+    }
+    assert!(std::fs::read_dir(&fetched_in).unwrap().next().is_none());
+    std::fs::remove_file(&local).unwrap();
+    std::fs::remove_file(&remote_big).unwrap();
+}
+
 #[test]
 fn bad_forwarding_and_arguments_are_refused_before_connecting() {
     // Nothing listens there: an error about connecting would mean the check came too late.

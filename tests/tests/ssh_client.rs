@@ -766,8 +766,39 @@ fn a_silent_server_times_out() {
         let err = Client::connect(&c).expect_err("no SSH server there");
         assert!(matches!(err, Error::Timeout { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+        assert!(err.to_string().contains("is it an SSH server?"), "{err}");
+        assert!(
+            err.to_string().contains(&format!("127.0.0.1:{port}")),
+            "{err}"
+        );
     }
     drop(listener);
+}
+
+#[test]
+fn a_server_that_stalls_after_its_banner_is_said_to_stall_in_the_key_exchange() {
+    use std::io::Write as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.write_all(b"SSH-2.0-OpenSSH_9.2p1 stalled\r\n")
+            .unwrap();
+        // Held open, silent, until the client gives up.
+        let _ = std::io::Read::read_to_end(&mut conn, &mut Vec::new());
+    });
+    let mut c = keyed();
+    c.port = port;
+    c.connect_timeout = Duration::from_secs(1);
+    let err = Client::connect(&c).expect_err("the key exchange stalls");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "127.0.0.1:{port}: timed out (the server (SSH-2.0-OpenSSH_9.2p1 stalled) stopped \
+             answering during key exchange (connect timeout 1 s))"
+        )
+    );
+    server.join().unwrap();
 }
 
 #[test]

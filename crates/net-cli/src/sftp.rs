@@ -399,6 +399,8 @@ pub const OPERATIONS: [&str; 10] = [
 /// Set by the first SIGINT, SIGTERM or SIGHUP during a transfer, and which one it was.
 static CANCEL: AtomicBool = AtomicBool::new(false);
 static CANCELLED_BY: AtomicI32 = AtomicI32::new(0);
+/// The hidden file a download is writing, removed by a second signal's exit.
+static PARTIAL: std::sync::Mutex<Option<std::path::PathBuf>> = std::sync::Mutex::new(None);
 /// Set while a session's local command runs: a SIGINT (Ctrl-C) is the command's, as
 /// system(3) leaves it to the child.
 pub(crate) static LOCAL_COMMAND: AtomicBool = AtomicBool::new(false);
@@ -406,7 +408,7 @@ pub(crate) static LOCAL_COMMAND: AtomicBool = AtomicBool::new(false);
 /// `options` stopped by SIGINT, SIGTERM or SIGHUP (a closed terminal left a get's hidden
 /// temporary file behind): the transfer removes its partial file and ends with
 /// `Error::Cancelled`; a second signal exits at once (a transfer can be waiting on a server
-/// that went silent).
+/// that went silent), removing a download's hidden temporary file.
 pub(crate) fn interruptible(options: Transfer) -> Result<Transfer, Failure> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     // Once per process: a session's second transfer must not add a second listener, which
@@ -422,6 +424,12 @@ pub(crate) fn interruptible(options: Transfer) -> Result<Transfer, Failure> {
                             continue;
                         }
                         if CANCEL.swap(true, Ordering::Relaxed) {
+                            let partial = PARTIAL
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            if let Some(path) = partial.as_ref() {
+                                let _ = std::fs::remove_file(path);
+                            }
                             std::process::exit(128 + signal);
                         }
                         CANCELLED_BY.store(signal, Ordering::Relaxed);
@@ -434,7 +442,7 @@ pub(crate) fn interruptible(options: Transfer) -> Result<Transfer, Failure> {
         );
     });
     listening?;
-    Ok(options.with_cancel(&CANCEL))
+    Ok(options.with_cancel(&CANCEL).with_partial(&PARTIAL))
 }
 
 /// Forgets a signal that stopped an earlier transfer (or came at a session's prompt), so the

@@ -33,6 +33,8 @@ pub struct Client {
     /// for readiness in non-blocking loops.
     pub(crate) socket: OwnedFd,
     pub(crate) host: String,
+    /// `host:port`, for the errors of a server that stopped answering at some stage.
+    pub(crate) address: String,
     pub(crate) timeout: std::time::Duration,
     pub(crate) exec_timeout: Option<std::time::Duration>,
     /// How long the server may stay silent before a keepalive asks it for an answer, and
@@ -92,6 +94,7 @@ impl Client {
                 (OwnedFd::from(stream), OwnedFd::from(socket))
             }
         };
+        let at = crate::config::host_port(&host, config.port);
         let mut session = Session::new().map_err(|e| Error::ssh(&host, &e))?;
         session.set_compress(config.compression);
         offer_algorithms(&session, &host, config)?;
@@ -134,13 +137,23 @@ impl Client {
         let shaken = session.handshake();
         session.set_timeout(millis(config.timeout));
         shaken.map_err(|e| match e.code() {
-            // LIBSSH2_ERROR_TIMEOUT
+            // LIBSSH2_ERROR_TIMEOUT. A banner that came says it is an SSH server, which then
+            // stalled in the key exchange: "is it an SSH server?" sent users the wrong way.
             ssh2::ErrorCode::Session(-9) => Error::Timeout {
-                host: host.clone(),
-                what: format!(
-                    "no SSH handshake within the connect timeout of {} s; is it an SSH server?",
-                    config.connect_timeout.as_secs()
-                ),
+                host: at.clone(),
+                what: match session.banner() {
+                    // libssh2's own: an echo server sent it back.
+                    Some(banner) if !banner.starts_with("SSH-2.0-libssh2_") => format!(
+                        "the server ({banner}) stopped answering during key exchange (connect \
+                         timeout {} s)",
+                        config.connect_timeout.as_secs()
+                    ),
+                    _ => format!(
+                        "no SSH handshake within the connect timeout of {} s; is it an SSH \
+                         server?",
+                        config.connect_timeout.as_secs()
+                    ),
+                },
             },
             _ => Error::Handshake {
                 host: host.clone(),
@@ -188,6 +201,7 @@ impl Client {
             session,
             socket,
             host,
+            address: at,
             timeout: config.timeout,
             exec_timeout: config.exec_timeout,
             keepalive: (config.keepalive, config.keepalive_count),
@@ -253,7 +267,19 @@ impl Client {
             }
             other => other,
         };
-        opened.map_err(|e| self.given_up(Error::ssh(&self.host, &e)))
+        opened.map_err(|e| {
+            self.given_up(match Error::ssh(&self.host, &e) {
+                // libssh2 says only "Timed out waiting on socket".
+                Error::Timeout { .. } => Error::Timeout {
+                    host: self.address.clone(),
+                    what: format!(
+                        "the server stopped answering while a channel was opened (timeout {} s)",
+                        self.timeout.as_secs()
+                    ),
+                },
+                other => other,
+            })
+        })
     }
 
     /// Fails once the connection was closed under this client (see [`Client::is_closed`]).
@@ -601,7 +627,23 @@ impl Client {
     fn authenticate(&self, config: &Config) -> Result<(), Error> {
         let user = &config.user;
         let session = &self.session;
-        let accepted = session.auth_methods(user).unwrap_or("").to_owned();
+        let stopped = |what: &str| Error::Timeout {
+            host: self.address.clone(),
+            what: format!(
+                "the server stopped answering during authentication ({what} within the \
+                 timeout of {} s)",
+                config.timeout.as_secs()
+            ),
+        };
+        let accepted = match session.auth_methods(user) {
+            Ok(methods) => methods.to_owned(),
+            // A server stalled from the start (a user looked up on a hung LDAP) was asked
+            // again with a key, which waited a second timeout and took the blame.
+            Err(e) if e.code() == ssh2::ErrorCode::Session(-9) => {
+                return Err(stopped("no list of its methods"));
+            }
+            Err(_) => String::new(),
+        };
         if session.authenticated() {
             return Ok(());
         }
@@ -627,14 +669,10 @@ impl Client {
             if ssh2::Error::last_session_error(session)
                 .is_some_and(|e| e.code() == ssh2::ErrorCode::Session(-9))
             {
-                return Err(Error::Timeout {
-                    host: self.host.clone(),
-                    what: format!(
-                        "no answer to authentication ({}) within the timeout of {} s",
-                        tried.last().map_or("nothing tried", String::as_str),
-                        config.timeout.as_secs()
-                    ),
-                });
+                return Err(stopped(&format!(
+                    "no answer to {}",
+                    tried.last().map_or("nothing tried", String::as_str)
+                )));
             }
             match session.auth_methods(user) {
                 Ok(now) if pass == 0 && now != listed => listed = now.to_owned(),

@@ -193,11 +193,14 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A transfer was stopped through [`Transfer::with_cancel`](crate::Transfer::with_cancel);
-    /// the partial file was removed.
-    #[error("{}: transfer cancelled", path.display())]
+    /// the partial file was removed, unless `left` says what remains.
+    #[error("{}: transfer cancelled{}", path.display(), left.as_ref().map_or(String::new(), |left| format!("; the server stopped answering: {left}")))]
     Cancelled {
         /// The file being written (remote for a put, local for a get).
         path: PathBuf,
+        /// What could not be cleaned up on a server that stopped answering (the connection
+        /// was closed).
+        left: Option<String>,
     },
     /// An output callback of a streaming command failed (its reader went away, as `head`
     /// does); the connection is closed and the command left to the server's hang-up.

@@ -46,6 +46,7 @@ struct Start<'a> {
     terminal: Option<&'a Terminal>,
 }
 
+#[derive(Clone, Copy)]
 enum Program<'a> {
     Shell,
     Command(&'a str),
@@ -231,12 +232,28 @@ impl Client {
                 .request_pty(&t.term, None, Some((t.columns, t.rows, 0, 0)))
                 .map_err(fail)?;
         }
-        match start.program {
-            Program::Command(command) => channel.exec(command),
-            Program::Subsystem(name) => channel.subsystem(name),
-            Program::Shell => channel.shell(),
-        }
-        .map_err(fail)?;
+        let (started, request) = match start.program {
+            Program::Command(command) => (channel.exec(command), "exec"),
+            Program::Subsystem(name) => (channel.subsystem(name), "subsystem"),
+            Program::Shell => (channel.shell(), "shell"),
+        };
+        started.map_err(|e| {
+            // LIBSSH2_ERROR_CHANNEL_REQUEST_DENIED: an SFTP-only server (ProFTPD, rclone,
+            // `ForceCommand internal-sftp` elsewhere), where libssh2 says only "Unable to
+            // complete request for channel-process-startup".
+            if e.code() == ssh2::ErrorCode::Session(-22) {
+                let what = match start.program {
+                    Program::Command(_) => "to run the command".to_owned(),
+                    Program::Subsystem(name) => format!("the {name} subsystem"),
+                    Program::Shell => "a shell".to_owned(),
+                };
+                return Error::Ssh {
+                    host: self.host.clone(),
+                    reason: format!("the server refused {what} ({request} request failed)"),
+                };
+            }
+            fail(e)
+        })?;
         self.session.set_blocking(false);
         let result = self.pump(&mut channel, stdin, resize, on_stdout, on_stderr);
         self.session.set_blocking(true);

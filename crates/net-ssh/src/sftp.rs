@@ -245,6 +245,98 @@ fn cancelled(cancel: Option<&AtomicBool>) -> bool {
     cancel.is_some_and(|flag| flag.load(Ordering::Relaxed))
 }
 
+/// How long a transfer waits for the socket at a time: a cancel is seen within it.
+const SLICE_MS: u16 = 100;
+
+/// How long a cancelled transfer still waits for a silent server to take or answer what was
+/// already asked of it (a channel left with requests in flight is of no more use) before it
+/// hangs up.
+const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// An SFTP file read or written without blocking, waiting for the socket in slices: a
+/// blocking call on a server that stopped answering held a cancel (Ctrl-C) until the
+/// session's timeout, which then won over it. After a cancel it waits [`CANCEL_GRACE`] at
+/// most, then hangs up, so that closing the file and what follows fail at once. Closed the
+/// same way when dropped.
+struct Sliced<'a> {
+    file: ssh2::File,
+    client: &'a Client,
+    cancel: Option<&'a AtomicBool>,
+}
+
+impl<'a> Sliced<'a> {
+    fn new(file: ssh2::File, client: &'a Client, cancel: Option<&'a AtomicBool>) -> Self {
+        Sliced {
+            file,
+            client,
+            cancel,
+        }
+    }
+
+    /// `op` tried again until it no longer would block, within the session's timeout (or
+    /// the grace after a cancel).
+    fn retry<R>(
+        &mut self,
+        mut op: impl FnMut(&mut ssh2::File) -> std::io::Result<R>,
+    ) -> std::io::Result<R> {
+        let session = &self.client.session;
+        let started = std::time::Instant::now();
+        let mut cancelled_at = None;
+        loop {
+            let blocking = session.is_blocking();
+            session.set_blocking(false);
+            let result = op(&mut self.file);
+            session.set_blocking(blocking);
+            match result {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                done => return done,
+            }
+            if cancelled(self.cancel) {
+                let since = *cancelled_at.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= CANCEL_GRACE {
+                    self.client
+                        .hang_up("a transfer was cancelled while the server did not answer");
+                    return Err(std::io::Error::other("cancelled"));
+                }
+            } else if !self.client.timeout.is_zero() && started.elapsed() >= self.client.timeout {
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+            self.client.wait(&[], SLICE_MS);
+        }
+    }
+}
+
+impl Read for Sliced<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.retry(|file| file.read(buf))
+    }
+}
+
+impl Write for Sliced<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.retry(|file| file.write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.retry(Write::flush)
+    }
+}
+
+impl Drop for Sliced<'_> {
+    /// Closes the file as ssh2 would on drop, but in slices: ssh2 closes it blocking, and a
+    /// cancelled get waited there for the whole timeout. A close that does not finish hangs
+    /// up, so that ssh2's own close fails at once.
+    fn drop(&mut self) {
+        if !self.client.is_closed()
+            && self
+                .retry(|file| file.close().map_err(std::io::Error::from))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+        {
+            self.client.hang_up("the server did not answer in time");
+        }
+    }
+}
+
 /// Uploads everything `source` holds through an SFTP file with a sliding window: libssh2's
 /// write returns once the first packet is acknowledged and takes the unacknowledged rest again
 /// at the front of the next call, so the buffer passed is refilled before it runs low. With
@@ -307,6 +399,8 @@ fn send_window(
                 progress(sent);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // A cancel wins over the timeout it may have run into.
+            Err(_) if cancelled(cancel) => return Err(Copy::Cancelled),
             Err(e) => return Err(Copy::Remote(e)),
         }
     }
@@ -348,6 +442,8 @@ fn receive_overlapped<W: Write + Send>(
                 let len = loop {
                     match source.read(&mut buf) {
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        // A cancel wins over the timeout it may have run into.
+                        Err(_) if cancelled(cancel) => return Err(Copy::Cancelled),
                         other => break other.map_err(Copy::Remote)?,
                     }
                 };
@@ -478,6 +574,10 @@ pub struct Transfer {
     /// and `put -a`. The part is taken as it is, as sftp takes it: only its length is
     /// checked against the file's.
     pub resume: bool,
+    /// Holds the local file a download writes under a temporary name while it is written,
+    /// so that a process that must exit at once (a second Ctrl-C) can remove it: nothing
+    /// else would ever find it.
+    pub partial: Option<&'static std::sync::Mutex<Option<PathBuf>>>,
 }
 
 impl Transfer {
@@ -490,6 +590,7 @@ impl Transfer {
             fsync: false,
             cancel: None,
             resume: false,
+            partial: None,
         }
     }
 
@@ -504,6 +605,16 @@ impl Transfer {
     pub fn with_cancel(self, cancel: &'static AtomicBool) -> Self {
         Transfer {
             cancel: Some(cancel),
+            ..self
+        }
+    }
+
+    /// The same, noting a download's temporary file in `slot` (see
+    /// [`partial`](Transfer::partial)).
+    #[must_use]
+    pub fn with_partial(self, slot: &'static std::sync::Mutex<Option<PathBuf>>) -> Self {
+        Transfer {
+            partial: Some(slot),
             ..self
         }
     }
@@ -978,6 +1089,7 @@ impl Client {
             log::debug!("{}: resuming at {done} bytes", remote.display());
             self.resume_at(&mut target, remote, done)?;
         }
+        let mut target = Sliced::new(target, self, options.cancel);
         progress(done, total);
         let mut sent_here = 0;
         let written = (|| {
@@ -996,10 +1108,10 @@ impl Client {
                     ..UNCHANGED
                 }));
             if let Some(stat) = kept {
-                target.setstat(stat).map_err(sftp_err)?;
+                target.file.setstat(stat).map_err(sftp_err)?;
             }
             if options.fsync {
-                match target.fsync() {
+                match target.file.fsync() {
                     // As sftp's -f, which sends it and reads no answer: a server without
                     // fsync@openssh.com (rclone, paramiko), or one refusing it, gets the file
                     // unflushed, where the whole upload was thrown away.
@@ -1022,13 +1134,32 @@ impl Client {
         drop(target);
         if let Err(error) = written {
             // Without resume (or under a name of our own, which no resume finds) a partial
-            // file would only be litter. A server that stopped answering would only make
-            // the removal wait out the timeout again.
+            // file would only be litter. A server that stopped answering was hung up on
+            // (the removal would only wait out the timeout again): the error names what is
+            // left there, a hidden file no one would find otherwise.
             let resumable = options.resume && temp == upload_temp_name(remote);
-            if !resumable && !in_place && !matches!(error, Error::Timeout { .. }) {
-                let _ = sftp.unlink(&temp);
+            if resumable {
+                return Err(error);
             }
-            return Err(error);
+            if !in_place && !self.is_closed() && sftp.unlink(&temp).is_ok() {
+                return Err(error);
+            }
+            let left = if in_place {
+                format!("{} is left cut short", remote.display())
+            } else {
+                format!("the part sent is left on the server as {}", temp.display())
+            };
+            return Err(match error {
+                Error::Timeout { host, what } => Error::Timeout {
+                    host,
+                    what: format!("{what}; {left}"),
+                },
+                Error::Cancelled { path, .. } if self.is_closed() => Error::Cancelled {
+                    path,
+                    left: Some(left),
+                },
+                other => other,
+            });
         }
         if in_place {
             return Ok(());
@@ -1149,6 +1280,7 @@ impl Client {
             },
             (Copy::Cancelled, _) => Error::Cancelled {
                 path: cancelled.to_owned(),
+                left: None,
             },
         }
     }
@@ -1266,6 +1398,7 @@ impl Client {
                 .open(local)
                 .map_err(Self::local(local))?;
             progress(0, total);
+            let mut source = Sliced::new(source, self, options.cancel);
             receive_overlapped(&mut source, target, options.cancel, &mut |received| {
                 progress(received, total);
             })
@@ -1383,6 +1516,15 @@ impl Client {
                 .map_err(Self::local(local))?;
         }
         progress(done, total);
+        let mut source = Sliced::new(source, self, options.cancel);
+        let note = |part: Option<&Path>| {
+            if let Some(slot) = options.partial.filter(|_| !options.resume) {
+                *slot
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = part.map(Path::to_owned);
+            }
+        };
+        note(Some(&part));
         let written = (|| {
             let target = receive_overlapped(&mut source, target, options.cancel, &mut |received| {
                 progress(done + received, total);
@@ -1409,9 +1551,12 @@ impl Client {
             if !options.resume {
                 let _ = std::fs::remove_file(&part);
             }
+            note(None);
             return written;
         }
-        std::fs::rename(&part, local).map_err(|e| {
+        let renamed = std::fs::rename(&part, local);
+        note(None);
+        renamed.map_err(|e| {
             // Refused (another user's file in a sticky directory, an immutable one): the
             // whole file received would stay as a hidden copy, one more each try.
             if !options.resume {
@@ -1447,7 +1592,8 @@ impl Client {
             });
         }
         let total = stat.size.unwrap_or(0);
-        let mut source = sftp.open(remote).map_err(sftp_err)?;
+        let source = sftp.open(remote).map_err(sftp_err)?;
+        let mut source = Sliced::new(source, self, options.cancel);
         let mut received = 0;
         progress(0, total);
         let out = receive_overlapped(&mut source, out, options.cancel, &mut |n| {

@@ -165,7 +165,7 @@ impl Client {
             .as_deref()
             .map(|cert_file| client_cert(cert_file, config.client_key.as_deref()))
             .transpose()?;
-        let mut ca_file_tls = None;
+        let mut roots_tls = None;
         if let Some(ca_file) = &config.ca_file {
             let pem = read_pem(ca_file)?;
             let certs: Vec<_> = ureq::tls::parse_pem(&pem)
@@ -192,11 +192,11 @@ impl Client {
                     .iter()
                     .map(|c| rustls::pki_types::CertificateDer::from(c.der().to_vec()))
                     .collect();
-                ca_file_tls = Some(crate::tls::CaFileTls::new(trusted, client_cert.as_ref())?);
+                roots_tls = Some(crate::tls::RootsTls::new(trusted, client_cert.as_ref())?);
             }
         }
         if config.ca_file.is_none() && !config.insecure {
-            tls = tls.root_certs(crate::tls::system_roots()?);
+            roots_tls = Some(crate::tls::RootsTls::system(client_cert.clone()));
         }
         if client_cert.is_some() {
             tls = tls.client_cert(client_cert);
@@ -230,7 +230,7 @@ impl Client {
                 .chain(crate::proxy::ForwardProxy)
                 .chain(transport::ConnectProxyConnector::default())
                 .chain(transport::TcpConnector::default());
-        let agent = match ca_file_tls {
+        let agent = match roots_tls {
             Some(tls) => ureq::Agent::with_parts(
                 config_ureq,
                 to_target.chain(tls).chain(ProbeWhenTaken),

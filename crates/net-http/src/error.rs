@@ -264,6 +264,16 @@ impl Error {
 
     pub(crate) fn from_io(url: String, e: &std::io::Error) -> Error {
         use std::io::ErrorKind as K;
+        // Bad input, found at the first TLS connection.
+        if let Some(roots) = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<crate::tls::SystemRootsError>())
+        {
+            return Error::File {
+                path: roots.path.clone(),
+                source: std::io::Error::new(K::InvalidData, roots.why.clone()),
+            };
+        }
         // rustls's own error, where a handshake failed inside a read or write.
         if let Some(tls) = e
             .get_ref()

@@ -24,90 +24,135 @@ use crate::Error;
 
 /// The roots trusted without a CA file: the system's, as curl and OpenSSL read them
 /// (`SSL_CERT_FILE` and `SSL_CERT_DIR` when set, else the distribution's bundle, where a
-/// company CA is installed), not only the bundled Mozilla ones.
+/// company CA is installed), not only the bundled Mozilla ones. Read at the first TLS
+/// connection, not before: some 1,000 system calls (a bundle, and a directory of hundreds of
+/// files) made every plain-http run ten times dearer to start.
 ///
 /// A system with no store at all (a bare container) gets the bundled Mozilla roots, with a
-/// warning in the log; `SSL_CERT_FILE` or `SSL_CERT_DIR` naming nothing usable is an error,
-/// as curl refuses a CA bundle it cannot read.
-pub(crate) fn system_roots() -> Result<ureq::tls::RootCerts, Error> {
+/// warning in the log; `SSL_CERT_FILE` or `SSL_CERT_DIR` naming nothing usable is an error
+/// ([`SystemRootsError`]), as curl refuses a CA bundle it cannot read.
+fn system_roots() -> Result<RootCertStore, SystemRootsError> {
     let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
     if !found.certs.is_empty() {
-        return Ok(found
-            .certs
-            .iter()
-            .map(|der| ureq::tls::Certificate::from_der(der.as_ref()).to_owned())
-            .into());
+        roots.add_parsable_certificates(found.certs);
+        return Ok(roots);
     }
     for var in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
         if let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            let why = found.errors.first().map_or_else(
-                || "no PEM certificate there".to_owned(),
-                ToString::to_string,
-            );
-            return Err(Error::File {
+            return Err(SystemRootsError {
                 path: path.into(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{var} names no usable certificate ({why})"),
+                why: format!(
+                    "{var} names no usable certificate ({})",
+                    found.errors.first().map_or_else(
+                        || "no PEM certificate there".to_owned(),
+                        ToString::to_string
+                    )
                 ),
             });
         }
     }
     log::warn!("no trusted certificates in the system's store: the bundled Mozilla roots are used");
-    Ok(ureq::tls::RootCerts::WebPki)
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    Ok(roots)
 }
 
-/// The connector doing TLS with the certificates of a CA file.
+/// `SSL_CERT_FILE` or `SSL_CERT_DIR` names no usable certificate: carried out of a
+/// connection in an I/O error, to be told as bad input about that file.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{why}")]
+pub(crate) struct SystemRootsError {
+    pub(crate) path: std::path::PathBuf,
+    pub(crate) why: String,
+}
+
+/// The connector doing TLS with the certificates of a CA file, or with the system's roots
+/// (read at its first TLS connection).
 #[derive(Debug)]
-pub(crate) struct CaFileTls {
-    config: Arc<rustls::ClientConfig>,
+pub(crate) struct RootsTls {
+    config: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, SystemRootsError>>,
+    /// The client certificate, kept to build the configuration from the system's roots.
+    client: Option<ureq::tls::ClientCert>,
 }
 
-impl CaFileTls {
+impl RootsTls {
     /// For the certificates `trusted` (DER) and, when the server asks for one, the client
     /// certificate chain and key `client` (read once, by the client's own reading, which
     /// passes a byte-order mark over).
     pub(crate) fn new(
         trusted: Vec<CertificateDer<'static>>,
         client: Option<&ureq::tls::ClientCert>,
-    ) -> Result<CaFileTls, Error> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+    ) -> Result<RootsTls, Error> {
         let mut roots = RootCertStore::empty();
         roots.add_parsable_certificates(trusted.iter().cloned());
-        let tls_error = |reason: String| Error::Tls {
-            url: "the CA file".into(),
-            reason,
-        };
-        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| tls_error(e.to_string()))?;
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(rustls::ALL_VERSIONS)
-            .map_err(|e| tls_error(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(TrustedFile { webpki, trusted }));
-        let config = match client {
-            Some(client) => {
-                let chain = client
-                    .certs()
-                    .iter()
-                    .map(|c| CertificateDer::from(c.der().to_vec()))
-                    .collect();
-                let key = PrivateKeyDer::try_from(client.private_key().der().to_vec())
-                    .map_err(|e| tls_error(e.to_string()))?;
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|e| tls_error(e.to_string()))?
-            }
-            None => builder.with_no_client_auth(),
-        };
-        Ok(CaFileTls {
-            config: Arc::new(config),
+        Ok(RootsTls {
+            config: std::sync::OnceLock::from(Ok(client_config(roots, trusted, client)?)),
+            client: None,
         })
+    }
+
+    /// For the system's roots (see [`system_roots`]), read when first needed, and the
+    /// client certificate `client`.
+    pub(crate) fn system(client: Option<ureq::tls::ClientCert>) -> RootsTls {
+        RootsTls {
+            config: std::sync::OnceLock::new(),
+            client,
+        }
+    }
+
+    fn config(&self) -> Result<Arc<rustls::ClientConfig>, ureq::Error> {
+        let built = self.config.get_or_init(|| {
+            let roots = system_roots()?;
+            client_config(roots, Vec::new(), self.client.as_ref()).map_err(|e| SystemRootsError {
+                path: "the system's certificates".into(),
+                why: e.to_string(),
+            })
+        });
+        built
+            .clone()
+            .map_err(|e| ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
     }
 }
 
-impl<In: Transport> Connector<In> for CaFileTls {
+/// The rustls configuration trusting `roots`, and `trusted` as servers' own certificates,
+/// with the client certificate `client`.
+fn client_config(
+    roots: RootCertStore,
+    trusted: Vec<CertificateDer<'static>>,
+    client: Option<&ureq::tls::ClientCert>,
+) -> Result<Arc<rustls::ClientConfig>, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls_error = |reason: String| Error::Tls {
+        url: "the CA file".into(),
+        reason,
+    };
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| tls_error(e.to_string()))?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .map_err(|e| tls_error(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(TrustedFile { webpki, trusted }));
+    let config = match client {
+        Some(client) => {
+            let chain = client
+                .certs()
+                .iter()
+                .map(|c| CertificateDer::from(c.der().to_vec()))
+                .collect();
+            let key = PrivateKeyDer::try_from(client.private_key().der().to_vec())
+                .map_err(|e| tls_error(e.to_string()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| tls_error(e.to_string()))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+impl<In: Transport> Connector<In> for RootsTls {
     type Out = Box<dyn Transport>;
 
     fn connect(
@@ -128,7 +173,7 @@ impl<In: Transport> Connector<In> for CaFileTls {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(host.to_owned())
             .map_err(|_| ureq::Error::Tls("not a host name a certificate can name"))?;
-        let mut conn = ClientConnection::new(Arc::clone(&self.config), name)?;
+        let mut conn = ClientConnection::new(self.config()?, name)?;
         let mut sock = TransportAdapter::new(transport.boxed(), details.current_time.clone());
         sock.set_timeout(details.timeout);
         conn.complete_io(&mut sock)?;

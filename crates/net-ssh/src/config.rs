@@ -555,6 +555,30 @@ pub(crate) fn expand_tokens(text: &str, tokens: &[(char, &str)]) -> Result<Strin
     expand(text, tokens, false)
 }
 
+/// `text` with each `${NAME}` replaced by the environment variable's value, as OpenSSH's
+/// `dollar_expand`; one not set is an error, as there.
+fn expand_variables(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| "a ${ without its }".to_owned())?;
+        let name = &after[..end];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("${{{name}}} is no environment variable name"));
+        }
+        let value = std::env::var(name)
+            .map_err(|_| format!("the environment variable {name} is not set"))?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// `text` with only `tokens` expanded, the others and `%%` left for a later expansion.
 fn expand_some(text: &str, tokens: &[(char, &str)]) -> String {
     expand(text, tokens, true).unwrap_or_else(|_| text.to_owned())
@@ -1248,6 +1272,14 @@ impl Config {
     /// without a `HostKeyAlias`); the error
     /// names the option, the file and the token.
     fn path_option(&self, option: &str, path: PathBuf, given: &str) -> Result<PathBuf, String> {
+        // `${HOME}/.ssh/id_work`, as OpenSSH 8.4 expands them in these options: taken as
+        // written, the key was never offered and known hosts went to a `./${HOME}` directory.
+        let path = match path.to_str().filter(|t| t.contains("${")) {
+            Some(text) => {
+                PathBuf::from(expand_variables(text).map_err(|e| format!("{option} {text}: {e}"))?)
+            }
+            None => path,
+        };
         let path = match path.strip_prefix("~") {
             Ok(rest) => home().join(rest),
             Err(_) => path,
@@ -1487,12 +1519,70 @@ fn with_includes(
                 }
                 continue;
             }
-            _ => line.to_owned(),
+            _ => normalized(&word, args, line).into_owned(),
         };
         out.push_str(&line);
         out.push('\n');
     }
     Ok(out)
+}
+
+/// A line OpenSSH takes whose value ssh2-config refuses, in a form it reads (its refusal
+/// ended every connection): times (`ServerAliveInterval 1m`, `ConnectTimeout 10s`) in
+/// seconds, `Port ssh` as 22, `AddKeysToAgent confirm` (or `ask`, a time) and
+/// `PubkeyAuthentication unbound` (or `host-bound`) as `yes`, which is all netkit makes of
+/// them, and `ServerAliveCountMax 0` as 1: ssh then gives up at the first keepalive.
+fn normalized<'a>(word: &str, args: &str, line: &'a str) -> Cow<'a, str> {
+    let lower = args.trim().to_ascii_lowercase();
+    let value = match word {
+        "connecttimeout" | "serveraliveinterval" => seconds(&lower).map(|s| s.to_string()),
+        "port" if lower == "ssh" => Some("22".to_owned()),
+        "addkeystoagent" if !["yes", "no"].contains(&lower.as_str()) => Some("yes".to_owned()),
+        "pubkeyauthentication" if ["unbound", "host-bound"].contains(&lower.as_str()) => {
+            Some("yes".to_owned())
+        }
+        "serveralivecountmax" if lower == "0" => Some("1".to_owned()),
+        _ => None,
+    };
+    match value {
+        Some(value) => Cow::Owned(format!("{word} {value}")),
+        None => Cow::Borrowed(line),
+    }
+}
+
+/// A time as OpenSSH's `convtime` reads it (`90`, `1m30s`, `2h`, `1w`), in seconds; `None`
+/// for plain seconds (left as written) and for what is no time.
+fn seconds(value: &str) -> Option<u64> {
+    if value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (mut total, mut number) = (0u64, None::<u64>);
+    for c in value.chars() {
+        match c.to_digit(10) {
+            Some(digit) => {
+                number = Some(
+                    number
+                        .unwrap_or(0)
+                        .checked_mul(10)?
+                        .checked_add(digit.into())?,
+                );
+            }
+            None => {
+                let unit = match c {
+                    's' => 1,
+                    'm' => 60,
+                    'h' => 3600,
+                    'd' => 86_400,
+                    'w' => 604_800,
+                    _ => return None,
+                };
+                total = total.checked_add(number.take()?.checked_mul(unit)?)?;
+            }
+        }
+    }
+    total
+        .checked_add(number.unwrap_or(0))
+        .filter(|&t| t > 0 || value.starts_with('0'))
 }
 
 /// The `SendEnv` patterns of an OpenSSH config `text` that apply to `host`, every line's, as
@@ -2066,6 +2156,59 @@ mod tests {
                 .local
                 .is_empty()
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn values_openssh_takes_are_read_not_refused() {
+        assert_eq!(seconds("1m30s"), Some(90));
+        assert_eq!(seconds("2h"), Some(7200));
+        assert_eq!(
+            (seconds("90"), seconds("1x"), seconds("m")),
+            (None, None, None)
+        );
+        let dir = std::env::temp_dir().join(format!("netkit-values-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config");
+        std::fs::write(
+            &file,
+            "Host *\n  AddKeysToAgent confirm 1h\n  ServerAliveInterval 1m\n  \
+             ConnectTimeout 10s\n  Port ssh\n  PubkeyAuthentication unbound\n  \
+             ServerAliveCountMax 0\n",
+        )
+        .unwrap();
+        let c = Config::resolve("h", Some(&file)).unwrap();
+        assert_eq!(c.connect_timeout, Duration::from_secs(10));
+        assert_eq!(c.port, 22);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn environment_variables_in_file_options_are_expanded_as_in_openssh() {
+        let home = std::env::var("HOME").unwrap();
+        assert_eq!(
+            expand_variables("${HOME}/.ssh/id").unwrap(),
+            format!("{home}/.ssh/id")
+        );
+        let unset = expand_variables("${NETKIT_SURELY_UNSET}/x").unwrap_err();
+        assert!(unset.contains("NETKIT_SURELY_UNSET is not set"), "{unset}");
+        assert!(expand_variables("${HOME/x").is_err());
+        let dir = std::env::temp_dir().join(format!("netkit-dollar-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config");
+        std::fs::write(
+            &file,
+            "Host *\n  IdentityFile ${CARGO_MANIFEST_DIR}/Cargo.toml\n  \
+             UserKnownHostsFile ${HOME}/kh\n",
+        )
+        .unwrap();
+        let c = Config::resolve("h", Some(&file)).unwrap();
+        // An identity file that is there is kept (a missing one is passed over).
+        assert_eq!(
+            c.identities[0].path,
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")
+        );
+        assert_eq!(c.known_hosts, PathBuf::from(format!("{home}/kh")));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

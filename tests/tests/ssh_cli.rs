@@ -5517,6 +5517,40 @@ fn a_local_user_without_a_name_is_told_to_name_one() {
 }
 
 #[test]
+fn a_config_whose_key_files_are_all_missing_names_them() {
+    // The failure said "tried: nothing", the path looked for (a typo) shown only with -v.
+    let config = work_dir().join("ssh-config-missing-key");
+    std::fs::write(
+        &config,
+        "Host *\n  IdentityFile ~/.ssh/id_typo_work\n  IdentitiesOnly yes\n",
+    )
+    .unwrap();
+    let out = netkit(
+        &[
+            "ssh",
+            "-F",
+            config.to_str().unwrap(),
+            "-p",
+            &port().to_string(),
+            "--known-hosts",
+            &env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
+            "-o",
+            "BatchMode=yes",
+            &dest(),
+            "true",
+        ],
+        b"",
+        &[("SSH_AUTH_SOCK", String::new())],
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{said}");
+    assert!(
+        said.contains("no such identity: ") && said.contains("id_typo_work"),
+        "{said}"
+    );
+}
+
+#[test]
 fn default_keys_are_tried_in_openssh_order() {
     // ~/.ssh/id_ed25519 went first: where keys are tied to accounts (deploy keys, gitolite,
     // `command=` lines) ssh and netkit logged in as different identities.

@@ -1048,6 +1048,7 @@ impl Config {
         }
         if let Some(files) = params.identity_file {
             let mut identities = Vec::with_capacity(files.len());
+            let mut missing = Vec::new();
             for path in files {
                 let path = self.path_option("IdentityFile", path, &given)?;
                 // As ssh, a config's key file that is not there is passed over (one config
@@ -1060,7 +1061,13 @@ impl Config {
                     identities.push(Identity::new(path, None));
                 } else {
                     log::debug!("IdentityFile {}: no such file; skipped", path.display());
+                    missing.push(path.display().to_string());
                 }
+            }
+            // None left: the failure would say "tried: nothing" and leave the user to guess
+            // the path looked for (a typo, an unset variable), which ssh names.
+            if identities.is_empty() && !missing.is_empty() {
+                log::warn!("no such identity: {} (IdentityFile)", missing.join(", "));
             }
             self.identities = identities;
             self.default_identities = false;

@@ -5517,6 +5517,42 @@ fn a_local_user_without_a_name_is_told_to_name_one() {
 }
 
 #[test]
+fn a_home_that_is_no_directory_holds_no_known_hosts() {
+    // `HOME=/dev/null`, as service accounts and CI sandboxes have: every login failed on
+    // "Not a directory", even with the host's key in the global file.
+    let home = work_dir().join("ssh-home-is-a-file");
+    std::fs::write(&home, "").unwrap();
+    let global = format!(
+        "GlobalKnownHostsFile={}",
+        env("NETKIT_TEST_SSH_KNOWN_HOSTS")
+    );
+    let out = netkit(
+        &[
+            "ssh",
+            "-F",
+            "none",
+            "-p",
+            &port().to_string(),
+            "-i",
+            key("id_ed25519").to_str().unwrap(),
+            "-o",
+            &global,
+            &dest(),
+            "echo",
+            "in",
+        ],
+        b"",
+        &[("HOME", home.display().to_string())],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "in\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn a_config_whose_key_files_are_all_missing_names_them() {
     // The failure said "tried: nothing", the path looked for (a typo) shown only with -v.
     let config = work_dir().join("ssh-config-missing-key");

@@ -368,8 +368,14 @@ impl Client {
         };
         // Files only read are the administrator's or old ones: one that cannot be read does
         // not stop the session; the user's own must be readable, as it is written to.
+        // A HOME that is no directory (`HOME=/dev/null`, as service accounts have) holds no
+        // file either.
         if let Err(e) = std::fs::File::open(path)
-            && e.kind() != std::io::ErrorKind::NotFound
+            && ![
+                std::io::ErrorKind::NotFound,
+                std::io::ErrorKind::NotADirectory,
+            ]
+            .contains(&e.kind())
         {
             return Err(kh_error(e.to_string()));
         }

@@ -269,11 +269,13 @@ pub(crate) fn append(
         ));
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        // As ssh makes ~/.ssh: private.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
+        // As ssh makes ~/.ssh: private, and one level only. Every missing level was made,
+        // so a HOME that is not there (`/nonexistent`, many service users') or a typo in
+        // UserKnownHostsFile grew a tree where no one would look for the keys.
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
     }
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -339,6 +341,32 @@ mod tests {
         assert!(!names("*.org,!secret.org", "secret.org"));
         assert!(names("*.org,!secret.org", "public.org"));
         assert!(!names("!secret.org", "other.org"));
+    }
+
+    #[test]
+    fn a_new_line_makes_one_missing_directory_not_a_tree() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("netkit-kh-dirs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = [0, 0, 0, 1, 7];
+        append(
+            &dir.join(".ssh/known_hosts"),
+            "h",
+            "ssh-ed25519",
+            &key,
+            false,
+        )
+        .unwrap();
+        let mode = std::fs::metadata(dir.join(".ssh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // A HOME that is not there, a typo's directory: nothing made, the write refused.
+        let deep = dir.join("nonexistent/.ssh/known_hosts");
+        assert!(append(&deep, "h", "ssh-ed25519", &key, false).is_err());
+        assert!(!dir.join("nonexistent").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

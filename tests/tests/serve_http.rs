@@ -1488,8 +1488,10 @@ fn a_request_that_cannot_be_parsed_is_logged_as_received_with_its_status_and_bod
         "GET /sub/a.txt\r\n\r\n".to_owned(),
         "HEAD /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_owned(),
         format!("{long}\r\n\r\n"),
-        // Answered as 1.1 (RFC 9112 2.3), logged as sent, as nginx logs it.
+        // Answered as 1.1 (RFC 9112 2.3), logged as sent, as nginx logs it; so is a 1.0
+        // after the empty line a server passes over (RFC 9112 2.2).
         "GET /nope HTTP/1.7\r\nHost: t\r\nConnection: close\r\n\r\n".to_owned(),
+        "\r\nGET /gone HTTP/1.0\r\n\r\n".to_owned(),
     ];
     for request in &requests {
         let mut conn = TcpStream::connect(&addr).unwrap();
@@ -1509,6 +1511,7 @@ fn a_request_that_cannot_be_parsed_is_logged_as_received_with_its_status_and_bod
     let capped = format!("BAD\\x01{}", "a".repeat(2044));
     assert_eq!(logged(&log, &capped), [(400, 16)], "{log}");
     assert_eq!(logged(&log, "GET /nope HTTP/1.7"), [(404, 14)], "{log}");
+    assert_eq!(logged(&log, "GET /gone HTTP/1.0"), [(404, 14)], "{log}");
 }
 
 #[test]

@@ -389,9 +389,12 @@ fn certificate_reason(why: &rustls::CertificateError) -> String {
                 "a certificate of the server's is signed with an algorithm not supported".into()
             }
         },
-        // ring refuses an RSA key under 2048 bits as a signature that does not verify.
+        // ring refuses an RSA key under 2048 bits as a signature that does not verify; so
+        // reads a self-signed `CN=localhost` checked against a trusted certificate of the
+        // same name (Debian's ssl-cert snakeoil in /etc/ssl/certs).
         C::BadSignature => "a signature in the server's certificate chain does not verify \
-                            (an RSA key under 2048 bits is refused this way)"
+                            (not signed by the trusted certificate of its issuer's name, as a \
+                            self-signed one named like it; or an RSA key under 2048 bits)"
             .into(),
         C::UnknownIssuer => "the server's certificate is not signed by a trusted CA (self-signed, \
                              a private CA, or an intermediate the server does not send)"

@@ -637,8 +637,13 @@ impl HttpConn {
         let line_start = self.requests.len();
         let _ = write!(self.requests, "{method} {target} HTTP/1.");
         // The minor version as sent (a later one was parsed as 1.1), where the one space
-        // httparse allows each side of the target puts it.
-        let sent = raw.get(method.len() + target.len() + 9).copied();
+        // httparse allows each side of the target puts it, past the empty lines it skips
+        // before a request line.
+        let line = raw
+            .iter()
+            .position(|b| !matches!(b, b'\r' | b'\n'))
+            .unwrap_or(0);
+        let sent = raw.get(line + method.len() + target.len() + 9).copied();
         self.requests
             .push(sent.filter(u8::is_ascii_digit).unwrap_or(b'0' + minor));
         let status = match method {

@@ -1628,6 +1628,21 @@ fn a_host_certificate_is_never_taken_for_the_host_key() {
 }
 
 #[test]
+fn a_command_too_long_for_one_request_says_so() {
+    // libssh2 said "Unable to send channel request" of a 35 KB command, a generated one or
+    // a script given as the command, which ssh sends.
+    let client = Client::connect(&keyed()).unwrap();
+    let long = format!("echo {}", "a".repeat(40_000));
+    let err = client.exec(&long, b"").unwrap_err().to_string();
+    assert!(
+        err.contains("40005 bytes") && err.contains("sh -s"),
+        "{err}"
+    );
+    let fits = format!("echo {}", "a".repeat(30_000));
+    assert_eq!(client.exec(&fits, b"").unwrap().stdout.len(), 30_001);
+}
+
+#[test]
 fn an_encrypted_pem_key_asks_for_its_passphrase_and_a_key_may_be_a_first_factor() {
     // An encrypted PEM key without its passphrase failed as "authentication failed", never
     // as a key to unlock: the CLI asked for the password instead (and sent the answer).

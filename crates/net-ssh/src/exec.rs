@@ -11,6 +11,10 @@ use crate::client::{Client, EAGAIN};
 
 const CHUNK: usize = 64 * 1024;
 
+/// A command longer than this that fails to start is taken to be too long for libssh2's one
+/// request packet (it sends some 34,700 bytes and no more).
+const LONG_COMMAND: usize = 32 * 1024;
+
 /// How a remote command ended.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
@@ -241,6 +245,20 @@ impl Client {
             // LIBSSH2_ERROR_CHANNEL_REQUEST_DENIED: an SFTP-only server (ProFTPD, rclone,
             // `ForceCommand internal-sftp` elsewhere), where libssh2 says only "Unable to
             // complete request for channel-process-startup".
+            // libssh2 sends a request in one packet of at most ~35 KB, and said only "Unable
+            // to send channel request" of a longer command (sshd takes 256 KB, ssh sends it).
+            if let Program::Command(command) = start.program
+                && command.len() > LONG_COMMAND
+            {
+                return Error::Ssh {
+                    host: self.host.clone(),
+                    reason: format!(
+                        "the command is {} bytes, more than can be sent in one request (about \
+                         34 KB): send a long script on stdin instead (sh -s < script)",
+                        command.len()
+                    ),
+                };
+            }
             if e.code() == ssh2::ErrorCode::Session(-22) {
                 let what = match start.program {
                     Program::Command(_) => "to run the command".to_owned(),

@@ -5553,6 +5553,57 @@ fn a_home_that_is_no_directory_holds_no_known_hosts() {
 }
 
 #[test]
+fn keys_netkit_cannot_offer_are_named_as_such() {
+    // A DSA key was "unreadable, malformed, or a wrong passphrase"; a security key (-sk) was
+    // said to be tried and refused, never offered.
+    let dir = work_dir().join("ssh-cli-unusable-keys");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let dsa = dir.join("id_dsa");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "dsa", "-N", "", "-f"])
+        .arg(&dsa)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // A security key's file: its public half says its type (no token is needed to read it).
+    let sk = dir.join("id_ed25519_sk");
+    std::fs::copy(key("id_unknown"), &sk).unwrap();
+    std::fs::set_permissions(&sk, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let kind = b"sk-ssh-ed25519@openssh.com";
+    let mut blob = (kind.len() as u32).to_be_bytes().to_vec();
+    blob.extend_from_slice(kind);
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &blob);
+    std::fs::write(
+        dir.join("id_ed25519_sk.pub"),
+        format!("sk-ssh-ed25519@openssh.com {encoded} test\n"),
+    )
+    .unwrap();
+    for (file, said) in [(&dsa, "a DSA key"), (&sk, "a security key")] {
+        let out = netkit(
+            &[
+                "ssh",
+                "-p",
+                &port().to_string(),
+                "--known-hosts",
+                &env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
+                "-i",
+                file.to_str().unwrap(),
+                "-o",
+                "BatchMode=yes",
+                &dest(),
+                "true",
+            ],
+            b"",
+            &[("SSH_AUTH_SOCK", String::new())],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{err}");
+        assert!(err.contains(&format!("netkit cannot use {said}")), "{err}");
+    }
+}
+
+#[test]
 fn a_config_whose_key_files_are_all_missing_names_them() {
     // The failure said "tried: nothing", the path looked for (a typo) shown only with -v.
     let config = work_dir().join("ssh-config-missing-key");

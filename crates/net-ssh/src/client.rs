@@ -550,7 +550,8 @@ impl Client {
     }
 
     /// Tries the agent's keys, then the key files; true once one is taken. A key file that
-    /// cannot be used (malformed, a public key, a wrong passphrase, readable by others) is
+    /// cannot be used (malformed, a public key, a wrong passphrase, readable by others, a DSA or
+    /// security key) is
     /// passed over, as ssh passes it over, and a named one is noted in `unusable`.
     fn keys_authenticate(
         &self,
@@ -574,11 +575,18 @@ impl Client {
             if !identity.path.exists() {
                 continue;
             }
-            if let Some(mode) = too_open(&identity.path) {
-                let refused = Error::KeyPermissions {
-                    path: identity.path,
+            let refused = match (too_open(&identity.path), identity.unusable_kind()) {
+                (Some(mode), _) => Some(Error::KeyPermissions {
+                    path: identity.path.clone(),
                     mode,
-                };
+                }),
+                (None, Some(what)) => Some(Error::KeyKind {
+                    path: identity.path.clone(),
+                    what,
+                }),
+                (None, None) => None,
+            };
+            if let Some(refused) = refused {
                 if config.identities.is_empty() {
                     log::warn!("{refused}; passed over");
                 } else {

@@ -497,6 +497,26 @@ impl Identity {
         cipher.is_some_and(|(name, _)| name != b"none")
     }
 
+    /// What this key is when netkit cannot offer it from a file: a security key (`sk-…`,
+    /// FIDO), which libssh2 signs with only through an agent, or a DSA key, which OpenSSH
+    /// 9.8 dropped and servers refuse. Offered, they failed as if refused by the server, or
+    /// a DSA key was called malformed.
+    pub(crate) fn unusable_kind(&self) -> Option<&'static str> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        if text.contains("-----BEGIN DSA PRIVATE KEY-----") {
+            return Some("a DSA key (ssh-dss), which OpenSSH 9.8 dropped");
+        }
+        let blob = self.public_blob()?;
+        let (kind, _) = length_prefixed(&blob)?;
+        if kind.starts_with(b"sk-") {
+            Some("a security key (FIDO, -sk) from a file: load it into ssh-agent (ssh-add)")
+        } else if kind == b"ssh-dss" {
+            Some("a DSA key (ssh-dss), which OpenSSH 9.8 dropped")
+        } else {
+            None
+        }
+    }
+
     /// The public key blob (as an agent lists it): from the `.pub` file beside the key, from
     /// the file itself when it is a public key, or from an OpenSSH private key file, which
     /// holds it in the clear.

@@ -131,6 +131,14 @@ pub enum Error {
         /// The key file.
         path: PathBuf,
     },
+    /// A private key file of a kind netkit cannot offer from a file.
+    #[error("{}: netkit cannot use {what}", path.display())]
+    KeyKind {
+        /// The key file.
+        path: PathBuf,
+        /// The kind, and what to do instead.
+        what: &'static str,
+    },
     /// A private key file that others may read, refused as OpenSSH refuses it.
     #[error("{}: permissions {mode:04o} are too open: a private key must not be accessible by others (chmod 600 it)", path.display())]
     KeyPermissions {

@@ -4678,6 +4678,21 @@ fn dash_o_takes_openssh_options_and_refuses_unknown_ones() {
         (out.status.code(), out.stdout.as_slice(), err.as_ref()),
         (Some(0), &b"in\n"[..], "")
     );
+    // So in a config file (it was followed only as -o).
+    let quiet = dir.join("quiet.conf");
+    std::fs::write(&quiet, "Host *\n  LogLevel ERROR\n").unwrap();
+    let mut args = vec!["ssh", "-F", quiet.to_str().unwrap(), "-i", &key];
+    let port_option = port.clone();
+    args.extend(["-o", &port_option, "-o", "StrictHostKeyChecking=no"]);
+    args.extend(["-o", "UserKnownHostsFile=/dev/null"]);
+    let destination = dest();
+    args.extend([destination.as_str(), "echo", "in"]);
+    let out = netkit(&args, b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice(), err.as_ref()),
+        (Some(0), &b"in\n"[..], "")
+    );
 
     let empty = dir.join("empty");
     std::fs::write(&empty, b"").unwrap();

@@ -135,6 +135,17 @@ impl ConnectArgs {
             .chain(self.options.iter().cloned())
             .collect();
         let mut config = Config::resolve_with(dest, self.ssh_config(), &options).map_err(own)?;
+        // The config file's LogLevel too (-o's was read before the logger started): only a
+        // quieter one can be followed now, the common `LogLevel ERROR` that hushes warnings.
+        let quiet = ["QUIET", "FATAL", "ERROR"];
+        if self.verbose == 0
+            && config
+                .log_level
+                .as_deref()
+                .is_some_and(|level| quiet.contains(&level.to_ascii_uppercase().as_str()))
+        {
+            log::set_max_level(log::LevelFilter::Error);
+        }
         self.apply(&mut config, dest, port, self.user.as_deref())?;
         // The flags apply to every hop; --login and -p to the target only.
         let mut hop = config.jump.as_deref_mut();

@@ -200,6 +200,9 @@ pub struct Config {
     /// Never ask a person for a password or passphrase (OpenSSH's `BatchMode yes`). The
     /// library never asks; a program that would (as `netkit ssh` on a terminal) reads this.
     pub batch_mode: bool,
+    /// The config file's `LogLevel` (`ERROR`, `QUIET`, ...), as written, for a program that
+    /// logs to follow (the library only logs).
+    pub log_level: Option<String>,
     /// A forward that cannot be set up ends the session (OpenSSH's `ExitOnForwardFailure
     /// yes`); otherwise it is a warning and the session goes on. Read by the program that
     /// sets the forwards up, as `netkit ssh -L/-R/-D`.
@@ -269,6 +272,7 @@ impl std::fmt::Debug for Config {
             auth_order,
             env,
             batch_mode,
+            log_level,
             exit_on_forward_failure,
             forwards,
             jump,
@@ -313,6 +317,7 @@ impl std::fmt::Debug for Config {
             .field("auth_order", auth_order)
             .field("env", env)
             .field("batch_mode", batch_mode)
+            .field("log_level", log_level)
             .field("exit_on_forward_failure", exit_on_forward_failure)
             .field("forwards", forwards)
             .field("jump", jump)
@@ -780,6 +785,7 @@ impl Config {
             auth_order: AuthMethod::DEFAULT_ORDER.to_vec(),
             env: Vec::new(),
             batch_mode: false,
+            log_level: None,
             exit_on_forward_failure: false,
             forwards: ConfiguredForwards::default(),
             jump: None,
@@ -1061,6 +1067,14 @@ impl Config {
         // Options ssh2-config does not know, kept under their names as written.
         let challenge_response = take_unknown(&mut params, "challengeresponseauthentication");
         let remote_command = take_unknown(&mut params, "remotecommand");
+        if let Some(level) = params
+            .unsupported_fields
+            .remove("loglevel")
+            .or_else(|| take_unknown(&mut params, "loglevel"))
+            .and_then(|values| values.into_iter().next())
+        {
+            self.log_level = Some(level);
+        }
         // Before the files named, whose `%k` it is.
         let alias = params.unsupported_fields.remove("hostkeyalias");
         if let Some(alias) = alias.and_then(|a| a.into_iter().next()) {
@@ -2207,6 +2221,9 @@ mod tests {
         let c = Config::resolve("h", Some(&file)).unwrap();
         assert_eq!(c.connect_timeout, Duration::from_secs(10));
         assert_eq!(c.port, 22);
+        std::fs::write(&file, "Host *\n  LogLevel ERROR\n").unwrap();
+        let c = Config::resolve("h", Some(&file)).unwrap();
+        assert_eq!(c.log_level.as_deref(), Some("ERROR"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -2,7 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -1387,6 +1387,24 @@ fn a_download_cut_short_is_logged_with_the_body_bytes_that_went_as_nginx_logs_it
     );
 }
 
+/// The size of [`big_download_begun`]'s file.
+const BIG: u64 = 64 << 20;
+
+/// Makes `path` a sparse file of [`BIG`] bytes under the root served at `addr` and starts
+/// downloading it: the connection, and the first 64 KiB read from it.
+fn big_download_begun(addr: &str, path: &Path) -> (TcpStream, Vec<u8>) {
+    std::fs::File::create(path).unwrap().set_len(BIG).unwrap();
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(format!("GET /{name} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut got = vec![0; 64 * 1024];
+    conn.read_exact(&mut got).unwrap();
+    (conn, got)
+}
+
 #[test]
 fn a_stop_at_once_logs_the_responses_it_cuts_short_with_the_bytes_that_went() {
     // A second SIGTERM, or a SIGHUP, ended the process where it stood: responses in flight
@@ -1394,18 +1412,7 @@ fn a_stop_at_once_logs_the_responses_it_cuts_short_with_the_bytes_that_went() {
     for (signals, code) in [(&["-TERM", "-TERM"][..], 143), (&["-HUP"][..], 129)] {
         let (mut child, mut stderr, addr) = serving_with_its_log("log-stop-at-once");
         let root = PathBuf::from(env("NETKIT_TEST_SERVE_ROOT")).join("log-stop-at-once");
-        let whole = 64u64 << 20;
-        std::fs::File::create(root.join("big.bin"))
-            .unwrap()
-            .set_len(whole)
-            .unwrap();
-        let mut conn = TcpStream::connect(&addr).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        conn.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
-            .unwrap();
-        let mut got = vec![0; 64 * 1024];
-        conn.read_exact(&mut got).unwrap();
+        let (_conn, _) = big_download_begun(&addr, &root.join("big.bin"));
         for signal in signals {
             let sent = Command::new("kill")
                 .args([*signal, &child.id().to_string()])
@@ -1427,7 +1434,7 @@ fn a_stop_at_once_logs_the_responses_it_cuts_short_with_the_bytes_that_went() {
         stderr.read_to_string(&mut log).unwrap();
         let big = logged(&log, "GET /big.bin HTTP/1.1");
         assert!(
-            big.len() == 1 && big[0].0 == 200 && big[0].1 > 0 && big[0].1 < whole,
+            big.len() == 1 && big[0].0 == 200 && big[0].1 > 0 && big[0].1 < BIG,
             "{signals:?}: {log}"
         );
     }
@@ -1439,18 +1446,7 @@ fn a_file_that_shrinks_while_sent_is_warned_of_and_logged_with_what_went() {
     // file had gone; nginx logs an alert and the bytes it sent.
     let (child, stderr, addr) = serving_with_its_log("log-shrinks");
     let path = PathBuf::from(env("NETKIT_TEST_SERVE_ROOT")).join("log-shrinks/shrinks.bin");
-    let whole = 64u64 << 20;
-    std::fs::File::create(&path)
-        .unwrap()
-        .set_len(whole)
-        .unwrap();
-    let mut conn = TcpStream::connect(&addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    conn.write_all(b"GET /shrinks.bin HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
-    let mut got = vec![0; 64 * 1024];
-    conn.read_exact(&mut got).unwrap();
+    let (mut conn, mut got) = big_download_begun(&addr, &path);
     std::fs::OpenOptions::new()
         .write(true)
         .open(&path)
@@ -1460,7 +1456,7 @@ fn a_file_that_shrinks_while_sent_is_warned_of_and_logged_with_what_went() {
     let _ = conn.read_to_end(&mut got);
     let head = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let body = (got.len() - head) as u64;
-    assert!(body < whole, "the whole file came");
+    assert!(body < BIG, "the whole file came");
     let log = stopped_log(child, stderr);
     assert_eq!(
         logged(&log, "GET /shrinks.bin HTTP/1.1"),

@@ -5595,25 +5595,7 @@ fn keys_netkit_cannot_offer_are_named_as_such() {
     )
     .unwrap();
     for (file, said) in [(&dsa, "a DSA key"), (&sk, "a security key")] {
-        let out = netkit(
-            &[
-                "ssh",
-                "-p",
-                &port().to_string(),
-                "--known-hosts",
-                &env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
-                "-i",
-                file.to_str().unwrap(),
-                "-o",
-                "BatchMode=yes",
-                &dest(),
-                "true",
-            ],
-            b"",
-            &[("SSH_AUTH_SOCK", String::new())],
-        );
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(255), "{err}");
+        let err = refused_login(&["-i", file.to_str().unwrap()], &[]);
         assert!(err.contains(&format!("netkit cannot use {said}")), "{err}");
     }
 }
@@ -5627,29 +5609,36 @@ fn a_config_whose_key_files_are_all_missing_names_them() {
         "Host *\n  IdentityFile ~/.ssh/id_typo_work\n  IdentitiesOnly yes\n",
     )
     .unwrap();
-    let out = netkit(
-        &[
-            "ssh",
-            "-F",
-            config.to_str().unwrap(),
-            "-p",
-            &port().to_string(),
-            "--known-hosts",
-            &env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
-            "-o",
-            "BatchMode=yes",
-            &dest(),
-            "true",
-        ],
-        b"",
-        &[("SSH_AUTH_SOCK", String::new())],
-    );
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(255), "{said}");
+    let said = refused_login(&["-F", config.to_str().unwrap()], &[]);
     assert!(
         said.contains("no such identity: ") && said.contains("id_typo_work"),
         "{said}"
     );
+}
+
+/// `netkit ssh FLAGS DEST true` against the test sshd with no agent and no prompt, which must
+/// fail with 255: what it said.
+fn refused_login(flags: &[&str], vars: &[(&str, String)]) -> String {
+    let port = port().to_string();
+    let known = env("NETKIT_TEST_SSH_KNOWN_HOSTS");
+    let destination = dest();
+    let mut args = vec![
+        "ssh",
+        "-p",
+        &port,
+        "--known-hosts",
+        &known,
+        "-o",
+        "BatchMode=yes",
+    ];
+    args.extend(flags);
+    args.extend([destination.as_str(), "true"]);
+    let mut vars = vars.to_vec();
+    vars.push(("SSH_AUTH_SOCK", String::new()));
+    let out = netkit(&args, b"", &vars);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(255), "{said}");
+    said
 }
 
 #[test]
@@ -5664,26 +5653,7 @@ fn default_keys_are_tried_in_openssh_order() {
         std::fs::copy(key("id_unknown"), &path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
-    let out = netkit(
-        &[
-            "ssh",
-            "-p",
-            &port().to_string(),
-            "--known-hosts",
-            &env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
-            "-o",
-            "BatchMode=yes",
-            &dest(),
-            "true",
-        ],
-        b"",
-        &[
-            ("HOME", home.display().to_string()),
-            ("SSH_AUTH_SOCK", String::new()),
-        ],
-    );
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(255), "{said}");
+    let said = refused_login(&[], &[("HOME", home.display().to_string())]);
     let at = |name: &str| said.find(&format!(".ssh/{name}")).unwrap_or(usize::MAX);
     assert!(
         at("id_rsa") < at("id_ecdsa")

@@ -559,14 +559,17 @@ impl Request {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let _ = file.flush();
+                    let kept = |why: String| {
+                        format!(
+                            "{why}; {done} bytes kept in {} to resume from",
+                            part.display()
+                        )
+                    };
                     return Err(match (Error::from_io(url.clone(), &e), total) {
                         // Our timeout, not the server's doing: named as such, part and all.
                         (Error::Timeout { url, what }, _) => Error::Timeout {
                             url,
-                            what: format!(
-                                "{what}; {done} bytes kept in {} to resume from",
-                                part.display()
-                            ),
+                            what: kept(what),
                         },
                         (_, Some(expected)) => Error::Truncated {
                             url,
@@ -577,17 +580,11 @@ impl Request {
                         // Cut with no length announced (chunked): where it went, as above.
                         (Error::Io { url, reason }, None) if !direct => Error::Io {
                             url,
-                            reason: format!(
-                                "{reason}; {done} bytes kept in {} to resume from",
-                                part.display()
-                            ),
+                            reason: kept(reason),
                         },
                         (Error::Connect { url, reason }, None) if !direct => Error::Connect {
                             url,
-                            reason: format!(
-                                "{reason}; {done} bytes kept in {} to resume from",
-                                part.display()
-                            ),
+                            reason: kept(reason),
                         },
                         (error, None) => error,
                     });

@@ -550,9 +550,9 @@ impl Client {
     }
 
     /// Tries the agent's keys, then the key files; true once one is taken. A key file that
-    /// cannot be used (malformed, a public key, a wrong passphrase, readable by others, a DSA or
-    /// security key) is
-    /// passed over, as ssh passes it over, and a named one is noted in `unusable`.
+    /// cannot be used (malformed, a public key, a wrong passphrase, readable by others, a DSA
+    /// or security key) is passed over, as ssh passes it over, and a named one is noted in
+    /// `unusable`.
     fn keys_authenticate(
         &self,
         config: &Config,

@@ -723,6 +723,99 @@ fn sessions_keep_cookies_and_credentials_in_a_private_file() {
 }
 
 #[test]
+fn a_session_behind_a_link_or_a_tilde_is_written_where_httpie_writes_it() {
+    let server = EchoServer::start();
+    let dir = work_dir().join("http-session-places");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("dotfiles")).unwrap();
+    std::fs::create_dir_all(dir.join("home")).unwrap();
+    // A dotfiles link made before the first run leads nowhere yet: the file is made where
+    // it leads and the link stays (it was replaced by a file beside it).
+    let link = dir.join("api.json");
+    std::os::unix::fs::symlink("dotfiles/api.json", &link).unwrap();
+    let set = server.url("/set-cookie?c=sid%3D1");
+    assert!(
+        http(&["--session", link.to_str().unwrap(), &set])
+            .status
+            .success()
+    );
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    let kept = std::fs::read_to_string(dir.join("dotfiles/api.json")).unwrap();
+    assert!(kept.contains("sid"), "{kept}");
+    // `--session=~/s.json` reaches netkit unexpanded by the shell; `~` is the home, as in
+    // httpie (it made a directory named `~`).
+    let home = dir.join("home");
+    let out = Command::new(netkit_bin())
+        .args(["http", "--session=~/s.json", &set])
+        .current_dir(&dir)
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(home.join("s.json").exists());
+    assert!(!dir.join("~").exists());
+}
+
+#[test]
+fn another_tools_cookie_file_is_named_and_oversized_cookies_are_refused_as_curl_refuses_them() {
+    let server = EchoServer::start();
+    let dir = work_dir().join("http-session-foreign");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let jar = dir.join("jar.txt");
+    std::fs::write(
+        &jar,
+        "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\ta\t1\n",
+    )
+    .unwrap();
+    let echo = server.url("/echo");
+    one_line_error(
+        &http(&["--session", jar.to_str().unwrap(), &echo]),
+        2,
+        "a curl (Netscape) cookie jar",
+    );
+    let httpie = dir.join("httpie.json");
+    std::fs::write(
+        &httpie,
+        r#"{"__meta__": {"httpie": "3.2.4"}, "auth": {"type": null}, "cookies": [], "headers": []}"#,
+    )
+    .unwrap();
+    one_line_error(
+        &http(&["--session", httpie.to_str().unwrap(), &echo]),
+        2,
+        "an httpie session file",
+    );
+    // A 5000-byte cookie would go back with every request; 60 cookies in one response
+    // fill the jar: 4096 bytes and 50 a response, as curl takes them. `Domain=localhost`
+    // from 127.0.0.1 is not the host's: refused without being called a public suffix.
+    let session = dir.join("s.json");
+    let s = session.to_str().unwrap();
+    let big = format!("big%3D{}", "x".repeat(5000));
+    let mut many = vec![
+        "c=lh%3D1%3B%20Domain%3Dlocalhost".to_owned(),
+        format!("c={big}"),
+    ];
+    many.extend((0..60).map(|i| format!("c=n{i}%3D1")));
+    let out = http(&[
+        "--session",
+        s,
+        &server.url(&format!("/set-cookie?{}", many.join("&"))),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("public suffix"), "{err}");
+    let got = ok_json(&http(&["--session-read-only", s, &echo]));
+    let sent = got["headers"]["cookie"].as_str().unwrap().to_owned();
+    // The first 50 taken, less the one for localhost.
+    assert_eq!(sent.split("; ").count(), 49, "{sent}");
+    assert!(!sent.contains("big=") && !sent.contains("lh="), "{sent}");
+}
+
+#[test]
 fn a_session_name_is_kept_per_host_as_httpie_keeps_it() {
     let server = EchoServer::start();
     let config = work_dir().join("http-named-session-config");

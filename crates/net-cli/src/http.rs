@@ -314,7 +314,7 @@ fn request(mut args: Args) -> Outcome {
     let client = Client::new(config(&args, &url)?).map_err(failure)?;
     let mut session = match args.session.as_ref().or(args.session_read_only.as_ref()) {
         Some(given) => {
-            let path = session_path(given, &url).map_err(failure)?;
+            let path = Session::path_for(given, &url).map_err(failure)?;
             Some(Session::open(client.clone(), path).map_err(failure)?)
         }
         None => None,
@@ -559,14 +559,6 @@ fn pass_body(
 
 /// The session file `given` names: a path when it has a `/` or ends in `.json`, else a
 /// session name kept per host, as httpie's `--session NAME`.
-fn session_path(given: &std::path::Path, url: &str) -> Result<PathBuf, net_http::Error> {
-    let text = given.to_string_lossy();
-    if text.contains('/') || text.ends_with(".json") {
-        return Ok(given.to_owned());
-    }
-    Session::named_path(&text, url)
-}
-
 /// Writes the session back, unless it is read-only. Failing is an I/O failure (1), not bad
 /// input: the request was made.
 fn save(session: Option<&Session>, args: &Args) -> Result<(), Failure> {

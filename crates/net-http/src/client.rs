@@ -482,6 +482,26 @@ fn client_cert(cert_file: &Path, key_file: Option<&Path>) -> Result<ureq::tls::C
     Ok(ureq::tls::ClientCert::new_with_certs(&certs, key))
 }
 
+/// Bytes of a cookie's name and value past which it is refused, as curl and browsers refuse
+/// it (RFC 6265 6.1 asks for at least 4096): kept, it went back with every request to its
+/// host, which then answered 431 until the session file was edited by hand.
+const MAX_COOKIE_BYTES: usize = 4096;
+
+/// `Set-Cookie` fields of one response that are taken, as curl takes them; the rest are
+/// dropped, so that one response cannot fill the jar.
+const MAX_COOKIES_PER_RESPONSE: usize = 50;
+
+fn not_oversized(cookie: &cookie_store::RawCookie<'static>) -> bool {
+    let bytes = cookie.name().len() + cookie.value().len();
+    if bytes > MAX_COOKIE_BYTES {
+        log::warn!(
+            "cookie {} refused: {bytes} bytes, over the {MAX_COOKIE_BYTES} a cookie may have",
+            cookie.name()
+        );
+    }
+    bytes <= MAX_COOKIE_BYTES
+}
+
 /// `cookie` as RFC 6265 (5.3, step 5) takes it: a `Domain` that is a public suffix (`com`,
 /// `co.uk`, `github.io`) would reach every site under it, so it is refused, unless it names
 /// the host itself, whose cookie it then is alone; as curl (libpsl) and browsers take it.
@@ -513,7 +533,13 @@ fn not_for_a_public_suffix(
         );
         return None;
     }
-    if psl::suffix_str(&domain) != Some(domain.as_str()) {
+    // A domain the host is not in is refused by the jar, without a word, as curl refuses it:
+    // `Domain=localhost` from 127.0.0.1 was told as "a public suffix".
+    let in_domain = host.is_some_and(|host| {
+        let host = host.to_ascii_lowercase();
+        host == domain || host.ends_with(&format!(".{domain}"))
+    });
+    if !in_domain || psl::suffix_str(&domain) != Some(domain.as_str()) {
         return Some(cookie);
     }
     if host.is_some_and(|host| host.eq_ignore_ascii_case(&domain)) {
@@ -1586,6 +1612,8 @@ impl Request {
                         .iter()
                         .filter_map(|v| v.to_str().ok())
                         .filter_map(crate::cookie_date::set_cookie)
+                        .filter(not_oversized)
+                        .take(MAX_COOKIES_PER_RESPONSE)
                         .filter_map(|c| not_for_a_public_suffix(c, self.url.host_str()))
                         .filter(|c| secure_origin_kept(c, &self.url, jar))
                         .collect::<Vec<_>>();

@@ -59,7 +59,7 @@ impl Session {
                 let bytes = crate::decode::without_bom(&bytes);
                 serde_json::from_slice::<SessionFile>(bytes).map_err(|e| Error::Session {
                     path: path.clone(),
-                    reason: e.to_string(),
+                    reason: foreign_format(bytes).map_or_else(|| e.to_string(), str::to_owned),
                 })?
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => SessionFile::default(),
@@ -172,6 +172,29 @@ impl Session {
         Ok(request)
     }
 
+    /// Where the session given as `given` for `url` lives, as httpie reads `--session`: a
+    /// path when it holds a `/` or ends with `.json` (a leading `~/` is the home directory,
+    /// which a shell leaves unexpanded in `--session=~/s.json`), else a session name (see
+    /// [`Session::named_path`]).
+    ///
+    /// # Errors
+    /// As [`Session::named_path`]; [`Error::Session`] when `~` is given and there is no
+    /// home directory.
+    pub fn path_for(given: &Path, url: &str) -> Result<PathBuf, Error> {
+        let text = given.to_string_lossy();
+        if !text.contains('/') && !text.ends_with(".json") {
+            return Session::named_path(&text, url);
+        }
+        let Ok(below_home) = given.strip_prefix("~") else {
+            return Ok(given.to_owned());
+        };
+        let home = home().ok_or_else(|| Error::Session {
+            path: given.to_owned(),
+            reason: "no home directory for `~`".to_owned(),
+        })?;
+        Ok(home.join(below_home))
+    }
+
     /// Where the session `name` for the host of `url` lives, as httpie keeps named sessions:
     /// `$XDG_CONFIG_HOME/netkit/sessions/HOST[_PORT]/NAME.json` (`~/.config` by default), so
     /// that each host has its own.
@@ -245,7 +268,8 @@ impl Session {
             path: self.path.clone(),
             source,
         };
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let path = link_target(&self.path);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             use std::os::unix::fs::DirBuilderExt as _;
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -253,14 +277,6 @@ impl Session {
                 .create(dir)
                 .map_err(file_error)?;
         }
-        // A session file that is a link (kept in a dotfiles repository) is written where it
-        // leads, as httpie writes it; the link stays.
-        let path = match std::fs::symlink_metadata(&self.path) {
-            Ok(meta) if meta.is_symlink() => {
-                std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone())
-            }
-            _ => self.path.clone(),
-        };
         // A new file of a name no one can guess, made 0600 beside the session: a fixed
         // `FILE.tmp` in a shared directory could be another user's file or link, which then
         // got the credentials or was overwritten.
@@ -277,6 +293,39 @@ impl Session {
         out.persist(&path).map_err(|e| file_error(e.error))?;
         Ok(())
     }
+}
+
+/// Where a session file that is a link (kept in a dotfiles repository) is written, as httpie
+/// writes it: where the link leads, the link kept, even when it leads nowhere yet (made
+/// before the first run); `path` itself when it is no link.
+fn link_target(path: &Path) -> PathBuf {
+    let mut path = path.to_owned();
+    // As many links as the kernel follows (ELOOP past 40), so a loop ends.
+    for _ in 0..40 {
+        let Ok(target) = std::fs::read_link(&path) else {
+            break;
+        };
+        path = match path.parent() {
+            Some(dir) => dir.join(target),
+            None => target,
+        };
+    }
+    path
+}
+
+/// What a file that is no session file is, when it is another tool's: the message then
+/// says so rather than where the JSON parser stopped.
+fn foreign_format(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"# Netscape HTTP Cookie File") || bytes.starts_with(b"# HTTP Cookie File")
+    {
+        return Some(
+            "a curl (Netscape) cookie jar, not a netkit session file (netkit keeps its own JSON)",
+        );
+    }
+    let value = serde_json::from_slice::<serde_json::Value>(bytes).ok()?;
+    value.get("__meta__").is_some().then_some(
+        "an httpie session file, not a netkit one (netkit keeps its own JSON: headers, auth, cookies)",
+    )
 }
 
 /// The user's home: `$HOME` when it names an absolute path, else the password database's,

@@ -1037,11 +1037,15 @@ impl Config {
         let local_host = nix::unistd::gethostname().unwrap_or_default();
         let local_host = local_host.to_string_lossy().into_owned();
         let short = local_host.split('.').next().unwrap_or_default().to_owned();
+        // ssh lowercases the host and the alias (not the host as given, `%n`): a
+        // `UserKnownHostsFile kh_%k` of `HostKeyAlias Prod-DB` is ssh's `kh_prod-db`.
         vec![
-            ('h', self.host.clone()),
+            ('h', self.host.to_lowercase()),
             (
                 'k',
-                self.host_key_alias.as_deref().unwrap_or(given).to_owned(),
+                self.host_key_alias
+                    .as_deref()
+                    .map_or_else(|| given.to_owned(), str::to_lowercase),
             ),
             ('n', given.to_owned()),
             ('p', self.port.to_string()),
@@ -1123,6 +1127,17 @@ impl Config {
                 .ok_or_else(|| format!("SetEnv {pair}: expected NAME=VALUE"))?;
             self.env.push((name.to_owned(), value.to_owned()));
         }
+        // A second word is a slip ssh refuses (`StrictHostKeyChecking no yes`, an `-o` that
+        // swallowed the next one): taking the first applied a security option in a sense
+        // not meant, without a word.
+        for (name, args) in &params.unsupported_fields {
+            if SINGLE_VALUED.contains(&name.as_str()) && args.len() > 1 {
+                return Err(format!(
+                    "{name} {}: extra arguments at end of line",
+                    args.join(" ")
+                ));
+            }
+        }
         let mut value = |name: &str| {
             params
                 .unsupported_fields
@@ -1142,9 +1157,8 @@ impl Config {
         }
         // `none` is no file, as in OpenSSH: nothing read, and a key accepted as new kept
         // nowhere (`/dev/null`, where it was a file named `none` in the current directory).
-        // ssh2-config keeps the quotes of each of several arguments (`a "/b c"`).
         let paths = |option: &str, files: Vec<String>| {
-            words(&files.join(" "))
+            arguments(files)
                 .into_iter()
                 .map(|file| {
                     if file.eq_ignore_ascii_case("none") {
@@ -1158,7 +1172,7 @@ impl Config {
         // `none` first: a key accepted as new is kept nowhere (`/dev/null` named is "kept").
         let none_first = user_files
             .as_ref()
-            .and_then(|files| words(&files.join(" ")).into_iter().next())
+            .and_then(|files| arguments(files.clone()).into_iter().next())
             .is_some_and(|first| first.eq_ignore_ascii_case("none"));
         let user_files = user_files
             .map(|files| paths("UserKnownHostsFile", files))
@@ -1959,6 +1973,34 @@ fn local_user() -> String {
         .unwrap_or_default()
 }
 
+/// The options read with `value` in `take_params`, which take one word.
+const SINGLE_VALUED: &[&str] = &[
+    "stricthostkeychecking",
+    "revokedhostkeys",
+    "identityagent",
+    "serveralivecountmax",
+    "identitiesonly",
+    "passwordauthentication",
+    "preferredauthentications",
+    "kbdinteractiveauthentication",
+    "batchmode",
+    "addressfamily",
+    "hashknownhosts",
+    "exitonforwardfailure",
+    "requesttty",
+];
+
+/// The arguments of an option of several (`UserKnownHostsFile`), from what ssh2-config makes
+/// of them: a lone double-quoted argument comes unquoted (`"/Users/John Smith/kh"`, one
+/// file, which splitting again made two, the second read from the current directory);
+/// several come with their quotes kept (`/a "/b c"`), taken apart here as ssh takes them.
+fn arguments(given: Vec<String>) -> Vec<String> {
+    match given.as_slice() {
+        [one] if one.contains(char::is_whitespace) => given,
+        _ => words(&given.join(" ")),
+    }
+}
+
 /// A line's arguments as ssh_config(5) splits and quotes them (`"/a b" /c`,
 /// `NAME="two words"`): whitespace separates, double or single quotes group, a backslash
 /// takes the next character as it is; the quotes are not part of an argument.
@@ -2008,11 +2050,24 @@ mod tests {
         )
         .unwrap();
         let config = Config::resolve("db", Some(&file)).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(config.host, "db.internal");
         let files: Vec<&Path> = config.known_hosts_files().map(PathBuf::as_path).collect();
         for expected in ["/k/one", "/k/two words", "/k/three", "/g/one", "/g/two"] {
             assert!(files.contains(&Path::new(expected)), "{files:?}");
+        }
+        // One quoted file with a space is one file, in a file or with -o.
+        std::fs::write(
+            &file,
+            "Host x\n  UserKnownHostsFile \"/Users/John Smith/kh\"\n",
+        )
+        .unwrap();
+        let from_file = Config::resolve("x", Some(&file)).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let option = ["UserKnownHostsFile=\"/Users/John Smith/kh\"".to_owned()];
+        let from_option = Config::resolve_with("x", Some(Path::new("none")), &option).unwrap();
+        for config in [from_file, from_option] {
+            assert_eq!(config.known_hosts, Path::new("/Users/John Smith/kh"));
+            assert!(config.more_known_hosts.is_empty(), "{config:?}");
         }
     }
 
@@ -2068,14 +2123,29 @@ mod tests {
             .unwrap_err();
         assert_eq!(err, "IdentityFile /keys/%z: unknown token %z");
 
-        // %k is the HostKeyAlias when there is one, as in OpenSSH.
-        let text = "Host x\n  UserKnownHostsFile /kh/%k\n  HostKeyAlias shared\n";
+        // %k is the HostKeyAlias when there is one, as in OpenSSH, which lowercases it and
+        // %h (not %n).
+        let text = "Host X\n  UserKnownHostsFile /kh/%k /kh/%h_%n\n  HostKeyAlias Prod-DB\n  \
+                    HostName LocalHost\n";
+        let parsed = ssh2_config::SshConfig::default()
+            .parse(&mut text.as_bytes(), rules)
+            .unwrap();
+        let mut config = Config::from_destination("X").unwrap();
+        config.take_params(parsed.query("X"), "X").unwrap();
+        assert_eq!(config.known_hosts, PathBuf::from("/kh/prod-db"));
+        assert_eq!(config.more_known_hosts[0], PathBuf::from("/kh/localhost_X"));
+
+        // A second word is refused, as ssh refuses it, not dropped.
+        let text = "Host x\n  StrictHostKeyChecking no yes\n";
         let parsed = ssh2_config::SshConfig::default()
             .parse(&mut text.as_bytes(), rules)
             .unwrap();
         let mut config = Config::from_destination("x").unwrap();
-        config.take_params(parsed.query("x"), "x").unwrap();
-        assert_eq!(config.known_hosts, PathBuf::from("/kh/shared"));
+        let err = config.take_params(parsed.query("x"), "x").unwrap_err();
+        assert_eq!(
+            err,
+            "stricthostkeychecking no yes: extra arguments at end of line"
+        );
     }
 
     #[test]

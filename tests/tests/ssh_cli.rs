@@ -1216,6 +1216,75 @@ fn known_hosts_lines_libssh2_cannot_read_are_passed_over_as_ssh_does() {
 }
 
 #[test]
+fn a_known_hosts_file_that_cannot_be_read_is_passed_over_as_ssh_does() {
+    // A link to itself cannot be opened, even by root (a root-owned ~/.ssh cannot by its
+    // user): the global file still vouches for the host, and --insecure needs neither.
+    let looped = work_dir().join("known-hosts-loop");
+    let _ = std::fs::remove_file(&looped);
+    std::os::unix::fs::symlink(&looped, &looped).unwrap();
+    let port = port().to_string();
+    let key = key("id_ed25519").display().to_string();
+    let dest = dest();
+    let user = format!("UserKnownHostsFile={}", looped.display());
+    let global = format!(
+        "GlobalKnownHostsFile={}",
+        env("NETKIT_TEST_SSH_KNOWN_HOSTS")
+    );
+    for options in [vec!["-o", &global], vec!["--insecure"]] {
+        let mut args = vec!["ssh", "-p", &port, "-i", &key, "-o", &user];
+        args.extend_from_slice(&options);
+        args.extend([dest.as_str(), "echo", "in"]);
+        let out = netkit(&args, b"", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.stdout, b"in\n", "{options:?}: {err}");
+        assert!(
+            err.contains("known-hosts-loop") && err.contains("passed over"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_default_key_its_user_cannot_read_is_named_as_ssh_names_it() {
+    use std::os::unix::fs::PermissionsExt as _;
+    // Copied in with `sudo cp`: root's key in the user's ~/.ssh. The login failed as if the
+    // server had refused the key.
+    let home = work_dir().join("home-with-root-key");
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    for dir in [&home, &home.join(".ssh")] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let root_key = home.join(".ssh/id_ed25519");
+    std::fs::copy(key("id_ed25519"), &root_key).unwrap();
+    std::fs::set_permissions(&root_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = Command::new("runuser")
+        .args(["-u", "netkit-test", "--", "env"])
+        .arg(format!("HOME={}", home.display()))
+        .arg(netkit_bin())
+        .args([
+            "ssh",
+            "-p",
+            &port().to_string(),
+            "--insecure",
+            "-o",
+            "BatchMode=yes",
+        ])
+        .args([dest().as_str(), "true"])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    let named = format!(
+        "cannot load the key {}: Permission denied",
+        root_key.display()
+    );
+    assert!(err.contains(&named), "{err}");
+}
+
+#[test]
 fn a_key_file_that_cannot_be_read_is_said_and_passed_over_as_ssh_does() {
     let port = port().to_string();
     let kh = env("NETKIT_TEST_SSH_KNOWN_HOSTS");

@@ -362,14 +362,11 @@ impl Client {
             });
         }
         let path = &config.known_hosts;
-        let kh_error = |reason: String| Error::KnownHosts {
-            path: path.clone(),
-            reason,
-        };
-        // Files only read are the administrator's or old ones: one that cannot be read does
-        // not stop the session; the user's own must be readable, as it is written to.
+        // A file that cannot be read is passed over, as ssh passes it over: hosts the other
+        // files know still connect, the others are unknown. It used to stop every session,
+        // `--insecure` ones too, after a `sudo -E` run had left a root-owned ~/.ssh behind.
         // A HOME that is no directory (`HOME=/dev/null`, as service accounts have) holds no
-        // file either.
+        // file, without a word.
         if let Err(e) = std::fs::File::open(path)
             && ![
                 std::io::ErrorKind::NotFound,
@@ -377,7 +374,10 @@ impl Client {
             ]
             .contains(&e.kind())
         {
-            return Err(kh_error(e.to_string()));
+            log::warn!(
+                "{}: {e}: passed over (is ~/.ssh owned by another user, left by a sudo run?)",
+                path.display()
+            );
         }
         // As OpenSSH, a RevokedHostKeys file that cannot be read refuses the key.
         let listed = |file: &std::path::Path| {
@@ -586,6 +586,17 @@ impl Client {
                 }),
                 (None, None) => None,
             };
+            // A default key the user cannot read (copied in by `sudo cp`) was offered, and
+            // the login failed as if the server had refused it; ssh says "Load key".
+            if config.identities.is_empty()
+                && let Err(e) = std::fs::File::open(&identity.path)
+            {
+                log::warn!(
+                    "cannot load the key {}: {e}; passed over",
+                    identity.path.display()
+                );
+                continue;
+            }
             if let Some(refused) = refused {
                 if config.identities.is_empty() {
                     log::warn!("{refused}; passed over");

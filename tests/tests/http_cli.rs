@@ -471,18 +471,39 @@ fn credentials_from_netrc_when_none_are_given() {
     assert_eq!(got["headers"]["authorization"], basic);
     let kept = std::fs::read_to_string(&session).unwrap();
     assert!(!kept.contains("ann"), "{kept}");
-    // A login without a password is asked for one, as with -a USER.
+    // A login without a password goes with an empty one, as curl 8 and httpie send it
+    // (it stopped netkit off a terminal); a password given for it is not the netrc's.
     std::fs::write(&netrc, "default login ann\n").unwrap();
+    let got = ok_json(&with(&[&url], &[]));
+    assert_eq!(got["headers"]["authorization"], "Basic YW5uOg==");
     let got = ok_json(&with(&[&url], &[("NETKIT_HTTP_PASSWORD", "pw")]));
-    assert_eq!(got["headers"]["authorization"], "Basic YW5uOnB3");
+    assert_eq!(got["headers"]["authorization"], "Basic YW5uOg==");
+    // Words it does not know are passed over, as curl passes them: the file stays (it was
+    // dropped whole), and the warning names the line, never the word (a password after a
+    // misspelt keyword).
+    std::fs::write(
+        &netrc,
+        "machine 127.0.0.1\nlogin ann\npasword hunter2\npassword s3cret\n",
+    )
+    .unwrap();
+    let out = with(&[&url], &[]);
+    let got = ok_json(&out);
+    assert_eq!(got["headers"]["authorization"], basic);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 3: a word netkit does not know passed over (and 1 more)")
+            && !err.contains("hunter2")
+            && err.lines().count() == 1,
+        "{err}"
+    );
     // One that does not parse is said and left out: the request goes without credentials.
-    std::fs::write(&netrc, "machine 127.0.0.1\nlogin ann\npasword x\n").unwrap();
+    std::fs::write(&netrc, "machine 127.0.0.1 login ann password \"open\n").unwrap();
     let out = with(&[&url], &[]);
     let got = ok_json(&out);
     assert_eq!(got["headers"]["authorization"], Value::Null);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("line 3: unknown word \"pasword\"; not used") && err.lines().count() == 1,
+        err.contains("line 1: a quote is not closed; not used") && err.lines().count() == 1,
         "{err}"
     );
 }

@@ -900,7 +900,7 @@ fn auth(
     }
     let from_netrc_file = netrc
         .and_then(|netrc| netrc.login_for_url(url))
-        .map(|login| (login.user.clone(), login.password.clone()));
+        .map(|login| (login.user.clone(), Some(login.password.clone())));
     // -a wins over the URL's user; a user without a password is asked for one, as httpie
     // does; --auth-type applies to either.
     let mut from_netrc = false;

@@ -1582,6 +1582,52 @@ fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
 }
 
 #[test]
+fn a_download_stopped_by_a_signal_says_where_its_part_is_kept() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    let data: Vec<u8> = (0..(8u32 << 20)).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.join("cli-signal.bin"), &data).unwrap();
+    let dir = work_dir().join("http-cli-signal");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let slow = format!("{}/slow/cli-signal.bin", env("NETKIT_TEST_NGINX_URL"));
+    let absolute = dir.join("absolute.bin");
+    // Ctrl-C and SIGTERM, a name relative to the working directory and an absolute one:
+    // the part was kept and nothing said so, nor how to go on from it.
+    for (signal, number, output) in [
+        ("-INT", 2, "relative.bin"),
+        ("-TERM", 15, absolute.to_str().unwrap()),
+    ] {
+        let mut child = netkit_tests::Spawned::start(
+            Command::new(netkit_bin())
+                .current_dir(&dir)
+                .args(["http", "-d", &slow, "-o", output])
+                .stderr(std::process::Stdio::piped()),
+        );
+        let part = dir.join(format!("{output}.part"));
+        netkit_tests::wait_for_file_size(&part, 1 << 20, &mut child);
+        let pid = child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let out = child.wait_with_output();
+        // Killed by it as before, for the shell's 130/143.
+        assert_eq!(out.status.signal(), Some(number), "{out:?}");
+        let have = std::fs::metadata(&part).unwrap().len();
+        let err = String::from_utf8_lossy(&out.stderr);
+        let said = format!(
+            "netkit: stopped; {have} bytes kept in {output}.part to resume from with --continue (-c)\n"
+        );
+        assert_eq!(err, said);
+        assert!(have < data.len() as u64, "{have}");
+    }
+}
+
+#[test]
 fn downloads_write_the_file_and_resume_after_a_kill() {
     let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
     let data: Vec<u8> = (0..(16u32 << 20))

@@ -471,18 +471,39 @@ fn credentials_from_netrc_when_none_are_given() {
     assert_eq!(got["headers"]["authorization"], basic);
     let kept = std::fs::read_to_string(&session).unwrap();
     assert!(!kept.contains("ann"), "{kept}");
-    // A login without a password is asked for one, as with -a USER.
+    // A login without a password goes with an empty one, as curl 8 and httpie send it
+    // (it stopped netkit off a terminal); a password given for it is not the netrc's.
     std::fs::write(&netrc, "default login ann\n").unwrap();
+    let got = ok_json(&with(&[&url], &[]));
+    assert_eq!(got["headers"]["authorization"], "Basic YW5uOg==");
     let got = ok_json(&with(&[&url], &[("NETKIT_HTTP_PASSWORD", "pw")]));
-    assert_eq!(got["headers"]["authorization"], "Basic YW5uOnB3");
+    assert_eq!(got["headers"]["authorization"], "Basic YW5uOg==");
+    // Words it does not know are passed over, as curl passes them: the file stays (it was
+    // dropped whole), and the warning names the line, never the word (a password after a
+    // misspelt keyword).
+    std::fs::write(
+        &netrc,
+        "machine 127.0.0.1\nlogin ann\npasword hunter2\npassword s3cret\n",
+    )
+    .unwrap();
+    let out = with(&[&url], &[]);
+    let got = ok_json(&out);
+    assert_eq!(got["headers"]["authorization"], basic);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 3: a word netkit does not know passed over (and 1 more)")
+            && !err.contains("hunter2")
+            && err.lines().count() == 1,
+        "{err}"
+    );
     // One that does not parse is said and left out: the request goes without credentials.
-    std::fs::write(&netrc, "machine 127.0.0.1\nlogin ann\npasword x\n").unwrap();
+    std::fs::write(&netrc, "machine 127.0.0.1 login ann password \"open\n").unwrap();
     let out = with(&[&url], &[]);
     let got = ok_json(&out);
     assert_eq!(got["headers"]["authorization"], Value::Null);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("line 3: unknown word \"pasword\"; not used") && err.lines().count() == 1,
+        err.contains("line 1: a quote is not closed; not used") && err.lines().count() == 1,
         "{err}"
     );
 }
@@ -1650,6 +1671,52 @@ fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
         std::fs::write(root.join(name), body).unwrap();
         let out = http(&["--pretty=format", "-b", &format!("{nginx}/{name}")]);
         assert_eq!(String::from_utf8_lossy(&out.stdout), shown, "{name}");
+    }
+}
+
+#[test]
+fn a_download_stopped_by_a_signal_says_where_its_part_is_kept() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    let data: Vec<u8> = (0..(8u32 << 20)).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.join("cli-signal.bin"), &data).unwrap();
+    let dir = work_dir().join("http-cli-signal");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let slow = format!("{}/slow/cli-signal.bin", env("NETKIT_TEST_NGINX_URL"));
+    let absolute = dir.join("absolute.bin");
+    // Ctrl-C and SIGTERM, a name relative to the working directory and an absolute one:
+    // the part was kept and nothing said so, nor how to go on from it.
+    for (signal, number, output) in [
+        ("-INT", 2, "relative.bin"),
+        ("-TERM", 15, absolute.to_str().unwrap()),
+    ] {
+        let mut child = netkit_tests::Spawned::start(
+            Command::new(netkit_bin())
+                .current_dir(&dir)
+                .args(["http", "-d", &slow, "-o", output])
+                .stderr(std::process::Stdio::piped()),
+        );
+        let part = dir.join(format!("{output}.part"));
+        netkit_tests::wait_for_file_size(&part, 1 << 20, &mut child);
+        let pid = child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let out = child.wait_with_output();
+        // Killed by it as before, for the shell's 130/143.
+        assert_eq!(out.status.signal(), Some(number), "{out:?}");
+        let have = std::fs::metadata(&part).unwrap().len();
+        let err = String::from_utf8_lossy(&out.stderr);
+        let said = format!(
+            "netkit: stopped; {have} bytes kept in {output}.part to resume from with --continue (-c)\n"
+        );
+        assert_eq!(err, said);
+        assert!(have < data.len() as u64, "{have}");
     }
 }
 

@@ -582,17 +582,33 @@ fn ignored_signals() -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs `work` with SIGINT, SIGTERM and SIGHUP held until it is done, then taken as they
-/// would have been: killed while the session was written, the process left the hidden copy
-/// it was writing (cookies and credentials) beside the session, for good.
-fn holding_signals<T>(work: impl FnOnce() -> T) -> T {
+/// What the watcher of SIGINT, SIGTERM and SIGHUP does with one.
+struct Watch {
+    /// A session file is being written: the signal waits for its end.
+    holding: bool,
+    /// The signal that came meanwhile.
+    came: Option<i32>,
+    /// A download's partial file, its size and its progress bar: said on the way out, since
+    /// nothing told that the part was kept nor how to go on from it.
+    part: Option<(PathBuf, u64, Option<indicatif::ProgressBar>)>,
+}
+
+static WATCH: std::sync::Mutex<Watch> = std::sync::Mutex::new(Watch {
+    holding: false,
+    came: None,
+    part: None,
+});
+
+fn watch_state() -> std::sync::MutexGuard<'static, Watch> {
+    WATCH
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The signal watcher's state, the watcher started the first time: a signal ends the
+/// process as the default would (130/143/129), unless it is held.
+fn watch() -> std::sync::MutexGuard<'static, Watch> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    /// Whether a `work` runs, and the signal that came meanwhile.
-    static HELD: std::sync::Mutex<(bool, Option<i32>)> = std::sync::Mutex::new((false, None));
-    let held = || {
-        HELD.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    };
     static WATCHING: std::sync::Once = std::sync::Once::new();
     WATCHING.call_once(|| {
         // One the caller ignores stays ignored: `nohup netkit http --session ...` died at
@@ -606,19 +622,41 @@ fn holding_signals<T>(work: impl FnOnce() -> T) -> T {
         };
         let _ = crate::spawn(move || {
             for signal in signals.forever() {
-                let mut held = held();
-                if held.0 {
-                    held.1 = Some(signal);
-                } else {
-                    // The default: the process ends, killed by it.
-                    let _ = signal_hook::low_level::emulate_default_handler(signal);
+                let mut watch = watch_state();
+                if watch.holding {
+                    watch.came = Some(signal);
+                    continue;
                 }
+                if let Some((part, done, bar)) = &watch.part {
+                    if let Some(bar) = bar {
+                        bar.abandon();
+                    }
+                    // What is on disk: a chunk may be written and not yet counted.
+                    let done = std::fs::metadata(part).map_or(*done, |m| m.len());
+                    crate::exit::say(format_args!(
+                        "netkit: stopped; {} with --continue (-c)",
+                        net_http::kept_part(done, part)
+                    ));
+                }
+                // The default: the process ends, killed by it.
+                let _ = signal_hook::low_level::emulate_default_handler(signal);
             }
         });
     });
-    held().0 = true;
+    watch_state()
+}
+
+/// Runs `work` with SIGINT, SIGTERM and SIGHUP held until it is done, then taken as they
+/// would have been: killed while the session was written, the process left the hidden copy
+/// it was writing (cookies and credentials) beside the session, for good.
+fn holding_signals<T>(work: impl FnOnce() -> T) -> T {
+    watch().holding = true;
     let done = work();
-    let came = std::mem::take(&mut *held()).1;
+    let came = {
+        let mut watch = watch();
+        watch.holding = false;
+        watch.came.take()
+    };
     if let Some(signal) = came {
         let _ = signal_hook::low_level::emulate_default_handler(signal);
     }
@@ -892,7 +930,7 @@ fn auth(
     }
     let from_netrc_file = netrc
         .and_then(|netrc| netrc.login_for_url(url))
-        .map(|login| (login.user.clone(), login.password.clone()));
+        .map(|login| (login.user.clone(), Some(login.password.clone())));
     // -a wins over the URL's user; a user without a password is asked for one, as httpie
     // does; --auth-type applies to either.
     let mut from_netrc = false;
@@ -961,11 +999,17 @@ fn download_bar(quiet: u8, total: Option<u64>, done: u64) -> Option<indicatif::P
 
 fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome {
     let mut bar = None;
-    let mut progress = |p: net_http::Progress| {
+    let mut progress = |p: net_http::Progress<'_>| {
         // Made once the length is known, and from there on (see progress::bar).
         let bar = bar.get_or_insert_with(|| download_bar(args.quiet, p.total, p.done));
         if let Some(bar) = bar {
             bar.set_position(p.done);
+        }
+        if let Some(part) = p.part {
+            match &mut watch().part {
+                Some((kept, done, _)) if kept == part => *done = p.done,
+                slot => *slot = Some((part.to_owned(), p.done, bar.clone())),
+            }
         }
     };
     let options = net_http::DownloadOptions::default()
@@ -976,6 +1020,7 @@ fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome
         None => request.download_into(Path::new("."), options, &mut progress),
     }
     .map_err(failure);
+    watch().part = None;
     if let Some(Some(bar)) = &bar {
         bar.finish_and_clear();
     }

@@ -1720,7 +1720,7 @@ impl Request {
                         let login = netrc.login_at(&next)?;
                         Some(Auth::Basic {
                             user: login.user.clone(),
-                            password: login.password.clone()?,
+                            password: login.password.clone(),
                         })
                     });
                     self.headers.retain(|(name, _)| {
@@ -2239,7 +2239,7 @@ mod tests {
         };
         let login = crate::Login {
             user: "u".into(),
-            password: Some("netrc-secret".into()),
+            password: "netrc-secret".into(),
         };
         let bad = parse_url("http://user:url-secret@127.0.0.1:99999/").unwrap_err();
         let shown = format!("{config:?} {login:?} {bad} {bad:?}");

@@ -12,11 +12,21 @@ const CHUNK: usize = 256 * 1024;
 /// Progress of a download, given to the progress callback after every chunk.
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
-pub struct Progress {
+pub struct Progress<'a> {
     /// Bytes in the file so far (a resumed part included).
     pub done: u64,
     /// The full size, when the server announced it.
     pub total: Option<u64>,
+    /// The partial file, kept for a resume if the download stops now (none when written
+    /// straight into a device): a caller killed meanwhile can say where it is.
+    pub part: Option<&'a Path>,
+}
+
+/// How a kept partial file is told, the one wording of every message that names one:
+/// `N bytes kept in PART to resume from`.
+#[must_use]
+pub fn kept_part(done: u64, part: &Path) -> String {
+    format!("{done} bytes kept in {} to resume from", part.display())
 }
 
 /// How [`Request::download`] saves the body.
@@ -551,7 +561,12 @@ impl Request {
         let mut reader = response.raw_reader();
         let mut buf = vec![0; CHUNK];
         let mut done = start;
-        progress(Progress { done, total });
+        let resumable = (!direct).then_some(part.as_path());
+        progress(Progress {
+            done,
+            total,
+            part: resumable,
+        });
         loop {
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
@@ -559,12 +574,7 @@ impl Request {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let _ = file.flush();
-                    let kept = |why: String| {
-                        format!(
-                            "{why}; {done} bytes kept in {} to resume from",
-                            part.display()
-                        )
-                    };
+                    let kept = |why: String| format!("{why}; {}", kept_part(done, &part));
                     return Err(match (Error::from_io(url.clone(), &e), total) {
                         // Our timeout, not the server's doing: named as such, part and all.
                         (Error::Timeout { url, what }, _) => Error::Timeout {
@@ -603,7 +613,11 @@ impl Request {
                 })
             })?;
             done += n as u64;
-            progress(Progress { done, total });
+            progress(Progress {
+                done,
+                total,
+                part: resumable,
+            });
         }
         if options.fsync {
             file.sync_all().map_err(file_error(dest))?;

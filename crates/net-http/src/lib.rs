@@ -63,7 +63,7 @@ mod tls;
 pub use client::{Auth, Client, Part, Preview, Request, url_credentials};
 pub use config::{ClientConfig, Retry};
 pub use download::{
-    DownloadOptions, Downloaded, Progress, disposition_name, download_name, part_path,
+    DownloadOptions, Downloaded, Progress, disposition_name, download_name, kept_part, part_path,
 };
 pub use error::Error;
 pub use items::{BodyKind, Item};

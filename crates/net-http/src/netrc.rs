@@ -4,15 +4,14 @@ use std::path::{Path, PathBuf};
 
 use crate::Error;
 
-/// A login from a `.netrc` file; the password is `None` when the entry has none (the caller
-/// may ask for it, as for `--auth USER`).
+/// A login from a `.netrc` file.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Login {
     /// The user name (empty when the entry gives only a password).
     pub user: String,
-    /// The password.
-    pub password: Option<String>,
+    /// The password (empty when the entry gives only a login: curl sends it so).
+    pub password: String,
 }
 
 /// The password left out: a `{:?}` of a login, or of the [`Netrc`] holding it, may reach a log.
@@ -20,7 +19,7 @@ impl std::fmt::Debug for Login {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Login")
             .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password", &"<redacted>")
             .finish()
     }
 }
@@ -50,10 +49,14 @@ impl Netrc {
     pub fn load(path: &Path) -> Result<Netrc, Error> {
         // A byte that is no UTF-8 (a Latin-1 comment) is read as U+FFFD, as curl reads on.
         match std::fs::read(path).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()) {
-            Ok(text) => Netrc::parse(&text).map_err(|reason| Error::Netrc {
-                path: path.to_owned(),
-                reason,
-            }),
+            Ok(text) => {
+                Netrc::parse_in(&text, &format!("netrc {}", path.display())).map_err(|reason| {
+                    Error::Netrc {
+                        path: path.to_owned(),
+                        reason,
+                    }
+                })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Netrc::default()),
             Err(source) => Err(Error::File {
                 path: path.to_owned(),
@@ -63,81 +66,104 @@ impl Netrc {
     }
 
     /// Parses a netrc text: `machine NAME`, `default`, `login`, `password` and `account`
-    /// tokens separated by any white space, double-quoted tokens with `\` escapes (as curl
-    /// reads them), `#` comments, and `macdef` bodies (up to an empty line) skipped.
+    /// tokens separated by any white space, double-quoted tokens with `\\` escapes (as curl
+    /// reads them), `#` comments, and `macdef` bodies (up to an empty line) skipped. Words it
+    /// does not know, and a last keyword with no value, are passed over as curl passes them
+    /// over, said in one warning that names the line and never the word (it may be a
+    /// password after a misspelt `password`).
     ///
     /// # Errors
-    /// What is wrong, naming the line.
+    /// What is wrong, naming the line: a quote left open.
     pub fn parse(text: &str) -> Result<Netrc, String> {
+        Netrc::parse_in(text, "netrc")
+    }
+
+    /// As [`parse`](Netrc::parse), its warning starting with `source`.
+    fn parse_in(text: &str, source: &str) -> Result<Netrc, String> {
         let mut netrc = Netrc::default();
         // The entry being read: its machine name (`None`: `default`) and login.
-        let mut entry: Option<(Option<String>, Login)> = None;
+        let mut entry: Option<(Option<String>, Option<String>, Option<String>)> = None;
+        // The lines of words passed over.
+        let mut passed = Vec::new();
         let mut tokens = Tokens::new(text);
         while let Some((line, token)) = tokens.next_token()? {
-            let mut value = |what: &str| -> Result<String, String> {
+            let keyword = matches!(
+                token.as_str(),
+                "machine" | "default" | "login" | "password" | "account" | "macdef"
+            );
+            let value = if keyword && token != "default" {
                 match tokens.next_token()? {
-                    Some((_, value)) => Ok(value),
-                    None => Err(format!("line {line}: {what} has no value")),
-                }
-            };
-            match token.as_str() {
-                "machine" | "default" => {
-                    let name = if token == "machine" {
-                        Some(value("machine")?)
-                    } else {
-                        None
-                    };
-                    netrc.finish(entry.take());
-                    let login = Login {
-                        user: String::new(),
-                        password: None,
-                    };
-                    entry = Some((name, login));
-                }
-                "login" | "password" | "account" => {
-                    let value = value(&token)?;
-                    let Some((_, login)) = entry.as_mut() else {
-                        return Err(format!("line {line}: {token} before any machine"));
-                    };
-                    match token.as_str() {
-                        "login" => login.user = value,
-                        "password" => login.password = Some(value),
-                        _ => {}
+                    Some((_, value)) => Some(value),
+                    None => {
+                        passed.push(line);
+                        break;
                     }
                 }
-                "macdef" => {
-                    value("macdef")?;
-                    tokens.skip_macro();
+            } else {
+                None
+            };
+            match (token.as_str(), value) {
+                ("machine", name) => {
+                    netrc.finish(entry.take());
+                    entry = Some((name, None, None));
                 }
-                other => return Err(format!("line {line}: unknown word {other:?}")),
+                ("default", _) => {
+                    netrc.finish(entry.take());
+                    entry = Some((None, None, None));
+                }
+                ("macdef", _) => tokens.skip_macro(),
+                (keyword @ ("login" | "password" | "account"), Some(value)) => {
+                    match (entry.as_mut(), keyword) {
+                        (Some((_, user, _)), "login") => *user = Some(value),
+                        (Some((_, _, password)), "password") => *password = Some(value),
+                        (Some(_), _) => {}
+                        // Before any machine: curl reads no entry there.
+                        (None, _) => passed.push(line),
+                    }
+                }
+                _ => passed.push(line),
             }
         }
         netrc.finish(entry);
+        if let Some(first) = passed.first() {
+            let more = match passed.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            log::warn!("{source}: line {first}: a word netkit does not know passed over{more}");
+        }
         Ok(netrc)
     }
 
-    fn finish(&mut self, entry: Option<(Option<String>, Login)>) {
+    /// Keeps an entry read: its machine (`None`: `default`), login and password.
+    fn finish(&mut self, entry: Option<(Option<String>, Option<String>, Option<String>)>) {
+        let Some((machine, user, password)) = entry else {
+            return;
+        };
+        // With neither, it gives nothing: curl goes on to the next entry for the host, or
+        // `default`.
+        if user.is_none() && password.is_none() {
+            return;
+        }
+        // A login alone goes with an empty password, as curl 8 and httpie send it.
+        let login = Login {
+            user: user.unwrap_or_default(),
+            password: password.unwrap_or_default(),
+        };
         // A login or password with a byte that is no UTF-8 (read as U+FFFD) would go out
         // changed: such an entry is passed over, said once.
-        let entry = entry.filter(|(machine, login)| {
-            let changed = login.user.contains('\u{FFFD}')
-                || login
-                    .password
-                    .as_deref()
-                    .is_some_and(|p| p.contains('\u{FFFD}'));
-            if changed {
-                log::warn!(
-                    "netrc: the entry for {} holds bytes that are not UTF-8; passed over",
-                    machine.as_deref().unwrap_or("default")
-                );
-            }
-            !changed
-        });
-        match entry {
-            Some((Some(machine), login)) => self.machines.push((machine, login)),
+        if login.user.contains('\u{FFFD}') || login.password.contains('\u{FFFD}') {
+            log::warn!(
+                "netrc: the entry for {} holds bytes that are not UTF-8; passed over",
+                machine.as_deref().unwrap_or("default")
+            );
+            return;
+        }
+        match machine {
+            Some(machine) => self.machines.push((machine, login)),
             // The first `default` counts, as the first matching machine does.
-            Some((None, login)) if self.default.is_none() => self.default = Some(login),
-            _ => {}
+            None if self.default.is_none() => self.default = Some(login),
+            None => {}
         }
     }
 
@@ -253,10 +279,10 @@ impl<'a> Tokens<'a> {
 mod tests {
     use super::{Login, Netrc};
 
-    fn login(user: &str, password: Option<&str>) -> Login {
+    fn login(user: &str, password: &str) -> Login {
         Login {
             user: user.into(),
-            password: password.map(Into::into),
+            password: password.into(),
         }
     }
 
@@ -273,32 +299,23 @@ mod tests {
         .unwrap();
         assert_eq!(
             netrc.login("api.example.com"),
-            Some(&login("ann", Some("s3cret")))
+            Some(&login("ann", "s3cret"))
         );
-        assert_eq!(netrc.login("other.example"), Some(&login("bob", None)));
-        assert_eq!(
-            netrc.login("quoted"),
-            Some(&login("a b", Some("q\"uote\\")))
-        );
+        assert_eq!(netrc.login("other.example"), Some(&login("bob", "")));
+        assert_eq!(netrc.login("quoted"), Some(&login("a b", "q\"uote\\")));
         // The macro's body is not read as entries.
-        assert_eq!(netrc.login("evil"), Some(&login("anonymous", Some("me@"))));
+        assert_eq!(netrc.login("evil"), Some(&login("anonymous", "me@")));
         assert_eq!(
             netrc.login("elsewhere").map(|l| l.user.as_str()),
             Some("anonymous")
         );
-        let login = netrc.login_for_url("https://ann:x@API.example.com:8443/p?q");
-        assert_eq!(login.map(|l| l.user.as_str()), Some("ann"));
+        let from_url = netrc.login_for_url("https://ann:x@API.example.com:8443/p?q");
+        assert_eq!(from_url.map(|l| l.user.as_str()), Some("ann"));
         // Written on Windows: the macro ends at its empty line all the same.
         let netrc =
             Netrc::parse("macdef init\r\ncd /pub\r\n\r\nmachine after login ann password pw\r\n")
                 .unwrap();
-        assert_eq!(
-            netrc.login("after"),
-            Some(&super::Login {
-                user: "ann".into(),
-                password: Some("pw".into())
-            })
-        );
+        assert_eq!(netrc.login("after"), Some(&login("ann", "pw")));
         // A password whose Latin-1 byte was read as U+FFFD would go out changed: left out.
         let netrc = Netrc::parse("machine a login ann password p\u{FFFD}ss\nmachine b login bob\n")
             .unwrap();
@@ -311,10 +328,53 @@ mod tests {
         let netrc = Netrc::parse("machine a login u password p").unwrap();
         assert_eq!(netrc.login("b"), None);
         assert_eq!(Netrc::parse("").unwrap().login("a"), None);
-        let bad = |text: &str| Netrc::parse(text).unwrap_err();
-        assert!(bad("login u").contains("line 1"));
-        assert!(bad("machine a\n\nlogin").contains("line 3"));
-        assert!(bad("machine a\nusername u").contains("line 2: unknown word"));
-        assert!(bad("machine a login \"open").contains("not closed"));
+        assert!(
+            Netrc::parse("machine a login \"open")
+                .unwrap_err()
+                .contains("line 1: a quote is not closed")
+        );
+    }
+
+    /// As curl 8 reads them (libcurl 8.23 checked on a loopback server): a login alone goes
+    /// with an empty password, words it does not know are passed over one by one, and an
+    /// entry with no credentials gives none.
+    #[test]
+    fn logins_without_passwords_and_unknown_words_read_as_curl_reads_them() {
+        let read = |text: &str, host: &str| Netrc::parse(text).unwrap().login(host).cloned();
+        let host = "127.0.0.1";
+        assert_eq!(
+            read("machine 127.0.0.1 login bob", host),
+            Some(login("bob", ""))
+        );
+        // The first entry for the host counts, one with a login alone too.
+        let text = "machine 127.0.0.1 login bob\nmachine 127.0.0.1 login ann password pw";
+        assert_eq!(read(text, host), Some(login("bob", "")));
+        let text = "machine 127.0.0.1 login bob\ndefault login anon password x";
+        assert_eq!(read(text, host), Some(login("bob", "")));
+        // No credentials: the next entry for the host, or default.
+        let text = "machine 127.0.0.1\nmachine 127.0.0.1 login ann password pw";
+        assert_eq!(read(text, host), Some(login("ann", "pw")));
+        let text = "machine 127.0.0.1\ndefault login anon password x";
+        assert_eq!(read(text, host), Some(login("anon", "x")));
+        assert_eq!(read("default\nmachine x login a password b", host), None);
+        // Unknown words, one at a time: the entry's own words still count.
+        let text = "machine 127.0.0.1 login bob bogus word password pw";
+        assert_eq!(read(text, host), Some(login("bob", "pw")));
+        let text = "machine 127.0.0.1 login bob passwd s3 port 80";
+        assert_eq!(read(text, host), Some(login("bob", "")));
+        let text =
+            "machine other login x password y\nfoo bar\nmachine 127.0.0.1 login ann password pw";
+        assert_eq!(read(text, host), Some(login("ann", "pw")));
+        // Words before any machine, and a last keyword with nothing after it.
+        let text = "login zed\nmachine 127.0.0.1 login ann password pw";
+        assert_eq!(read(text, host), Some(login("ann", "pw")));
+        assert_eq!(
+            read("machine 127.0.0.1 login bob password", host),
+            Some(login("bob", ""))
+        );
+        assert_eq!(
+            read("machine 127.0.0.1 password pw login", host),
+            Some(login("", "pw"))
+        );
     }
 }

@@ -51,8 +51,9 @@ pub struct ConnectArgs {
     /// Accept any host key. Dangerous.
     #[arg(long)]
     insecure: bool,
-    /// OpenSSH client config for Host aliases [default: ~/.ssh/config; `none`: no file];
-    /// given twice, the first counts, as in ssh.
+    /// OpenSSH client config for Host aliases [default: ~/.ssh/config, then
+    /// /etc/ssh/ssh_config or $NETKIT_SSH_SYSTEM_CONFIG; `none`: no file]; given twice, the
+    /// first counts, as in ssh.
     #[arg(short = 'F', value_name = "FILE", action = clap::ArgAction::Append)]
     ssh_config: Vec<PathBuf>,
     /// Seconds to wait for the server in any one step: connecting with its handshake (at most
@@ -134,7 +135,11 @@ impl ConnectArgs {
             .chain(self.macs.iter().map(|spec| format!("MACs={spec}")))
             .chain(self.options.iter().cloned())
             .collect();
-        let mut config = Config::resolve_with(dest, self.ssh_config(), &options).map_err(own)?;
+        // The system file a test (or an unusual install) names instead of /etc/ssh/ssh_config.
+        let system = std::env::var_os("NETKIT_SSH_SYSTEM_CONFIG")
+            .map_or_else(|| PathBuf::from(net_ssh::SYSTEM_CONFIG), PathBuf::from);
+        let mut config =
+            Config::resolve_files(dest, self.ssh_config(), Some(&system), &options).map_err(own)?;
         // The config file's LogLevel too (-o's was read before the logger started): only a
         // quieter one can be followed now, the common `LogLevel ERROR` that hushes warnings.
         let quiet = ["QUIET", "FATAL", "ERROR"];

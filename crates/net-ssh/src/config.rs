@@ -709,6 +709,17 @@ fn read_config(path: &Path) -> Result<String, String> {
     Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 
+/// OpenSSH's system-wide client config, read after the user's unless `-F` names a file.
+pub const SYSTEM_CONFIG: &str = "/etc/ssh/ssh_config";
+
+/// The config files a resolution reads: the user's (`-F`, or `None` for `~/.ssh/config`) and
+/// the system-wide one, if any.
+#[derive(Clone, Copy)]
+struct Files<'a> {
+    user: Option<&'a Path>,
+    system: Option<&'a Path>,
+}
+
 /// The user's home: `$HOME` when it names an absolute path, else the password database's,
 /// as OpenSSH takes it. An empty `HOME` made `~/.ssh/config` the current directory's
 /// `.ssh/config` (a cloned repository's, and its ProxyCommand ran).
@@ -855,20 +866,44 @@ impl Config {
         ssh_config: Option<&Path>,
         options: &[String],
     ) -> Result<Config, Error> {
+        Config::resolve_files(dest, ssh_config, Some(Path::new(SYSTEM_CONFIG)), options)
+    }
+
+    /// As [`resolve_with`](Self::resolve_with), naming the system-wide file read after the
+    /// user's when `ssh_config` is `None` ([`SYSTEM_CONFIG`] there; `None` here reads none).
+    /// As in OpenSSH, `-F` (`ssh_config` given, `none` too) leaves the system file unread.
+    /// Its lines come after the user's, so the user's values win; an option in it that
+    /// OpenSSH does not have either is passed over without a warning (the user did not write
+    /// it, and a distribution's ssh may know more options), and relative `Include`s in it
+    /// are under its own directory, as OpenSSH reads `/etc/ssh/ssh_config.d/*.conf`.
+    ///
+    /// # Errors
+    /// As [`resolve_with`](Self::resolve_with).
+    pub fn resolve_files(
+        dest: &str,
+        ssh_config: Option<&Path>,
+        system_config: Option<&Path>,
+        options: &[String],
+    ) -> Result<Config, Error> {
         let mut text = String::new();
         for option in options {
             text.push_str(&checked_option(option)?);
             text.push('\n');
         }
-        Config::resolve_hop(dest, ssh_config, text, 0)
+        let files = Files {
+            user: ssh_config,
+            system: system_config.filter(|_| ssh_config.is_none()),
+        };
+        Config::resolve_hop(dest, files, text, 0)
     }
 
     fn resolve_hop(
         dest: &str,
-        ssh_config: Option<&Path>,
+        files: Files<'_>,
         mut text: String,
         depth: usize,
     ) -> Result<Config, Error> {
+        let ssh_config = files.user;
         let mut config = Config::from_destination(dest)?;
         let default = home().join(".ssh/config");
         let path = match ssh_config {
@@ -879,7 +914,15 @@ impl Config {
         };
         // As OpenSSH: the file given by -F is the user's choice; the default one is guarded.
         let guarded = ssh_config.is_none();
-        if path.is_none() && text.is_empty() {
+        // As OpenSSH, root's file unguarded, and passed over when it cannot be read.
+        let system = files.system.and_then(|path| match read_config(path) {
+            Ok(text) => Some((path, text)),
+            Err(e) => {
+                log::debug!("{}: {e}; not read", path.display());
+                None
+            }
+        });
+        if path.is_none() && system.is_none() && text.is_empty() {
             return Ok(config);
         }
         let shown = path.unwrap_or(Path::new("-o"));
@@ -946,8 +989,21 @@ impl Config {
                 },
             )
         };
+        let user_dir = home().join(".ssh");
+        // The user's lines (the options' and the file's), then the system file's, each file
+        // starting in the global scope as OpenSSH reads it; with the user's part alone.
+        let read_all = |decide: &mut dyn FnMut(&str, &str) -> Result<bool, String>| {
+            let user = with_includes(&text, 0, &config.host, "", &user_dir, decide)?;
+            let mut all = user.clone();
+            if let Some((path, system)) = &system {
+                let dir = path.parent().unwrap_or(Path::new("/"));
+                all.push_str("Host *\n");
+                all.push_str(&with_includes(system, 0, &config.host, &all, dir, decide)?);
+            }
+            Ok::<_, String>((user, all))
+        };
         let mut want_final = false;
-        let mut read = with_includes(&text, 0, &config.host, "", &mut |criteria, so_far| {
+        let (user, mut read) = read_all(&mut |criteria, so_far| {
             want_final |= matching::asks_final(criteria);
             decide(&names(so_far)?, criteria, false)
         })
@@ -956,18 +1012,18 @@ impl Config {
             // `Match final` asks OpenSSH to read the files again with the host name and user
             // the first reading settled; what the first reading set stays (first wins).
             let settled = names(&read).map_err(bad)?;
-            let again = with_includes(&text, 0, &config.host, "", &mut |criteria, _| {
-                decide(&settled, criteria, true)
-            })
-            .map_err(bad)?;
+            let (_, again) =
+                read_all(&mut |criteria, _| decide(&settled, criteria, true)).map_err(bad)?;
+            read.push_str("Host *\n");
             read.push_str(&again);
+        }
+        // Once, for the destination (its jump hosts read the same files), and for the
+        // user's lines only: the system file's unknown options are the distribution's.
+        if depth == 0 {
+            warn_unknown(&parse(&first_values(&user))?);
         }
         let text = first_values(&read);
         let mut params = parse(&text)?;
-        // Once, for the destination: its jump hosts read the same files.
-        if depth == 0 {
-            warn_unknown(&params);
-        }
         // One setting in OpenSSH, where the first obtained wins: `-o ProxyCommand=...` over
         // the file's ProxyJump, a host's own line over a `Host *` one below it.
         match first_set(&text, &["proxycommand", "proxyjump"]) {
@@ -999,7 +1055,7 @@ impl Config {
             // itself, a loop).
             for (i, hop) in hops.iter().enumerate() {
                 let given = if i == 0 { "" } else { "ProxyJump none\n" };
-                let mut via = Config::resolve_hop(hop, ssh_config, given.to_owned(), depth + 1)?;
+                let mut via = Config::resolve_hop(hop, files, given.to_owned(), depth + 1)?;
                 if config.jump.is_some() {
                     via.jump = config.jump.take();
                 }
@@ -1492,7 +1548,7 @@ fn chosen(algorithms: &ssh2_config::Algorithms) -> Option<Vec<String>> {
 const INCLUDE_DEPTH: usize = 16;
 
 /// `text` as the lines that concern `host`: each `Include` replaced by the files it names, as
-/// OpenSSH reads them (`~` for the home directory, other relative paths under `~/.ssh`,
+/// OpenSSH reads them (`~` for the home directory, other relative paths under `dir`,
 /// wildcards expanded in sorted order, missing files passed over), and each `Match` line by
 /// a `Host` line that matches every host or none, as `decide` says of its criteria
 /// (ssh2-config has no `Match`: it took a block's lines for the block above). An `Include`
@@ -1504,6 +1560,7 @@ fn with_includes(
     depth: usize,
     host: &str,
     before: &str,
+    dir: &Path,
     decide: &mut dyn FnMut(&str, &str) -> Result<bool, String>,
 ) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
@@ -1537,7 +1594,7 @@ fn with_includes(
                     let path = match pattern.strip_prefix("~/") {
                         Some(rest) => home().join(rest),
                         None if Path::new(pattern).is_absolute() => PathBuf::from(pattern),
-                        None => home().join(".ssh").join(pattern),
+                        None => dir.join(pattern),
                     };
                     let Ok(files) = glob::glob(&path.to_string_lossy()) else {
                         continue;
@@ -1549,7 +1606,8 @@ fn with_includes(
                         }
                         let included = read_guarded(&file)?;
                         let before = format!("{before}{out}");
-                        let lines = with_includes(&included, depth + 1, host, &before, decide)?;
+                        let lines =
+                            with_includes(&included, depth + 1, host, &before, dir, decide)?;
                         out.push_str(&lines);
                         // What follows (the next file, the lines after the Include) is back
                         // in the Include's scope, as OpenSSH reads it: a file ending in a
@@ -2186,9 +2244,9 @@ mod tests {
         assert_eq!(x.forwards.local, ["1:h:1", "2:h:2"]);
         let text = std::fs::read_to_string(&main).unwrap();
         let rules = ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
-        let every = with_includes(&text, 0, "x", "", &mut |_, _| Ok(true)).unwrap();
+        let every = with_includes(&text, 0, "x", "", &dir, &mut |_, _| Ok(true)).unwrap();
         assert_eq!(send_env_for(&every, "x", rules).unwrap(), ["A_*", "B"]);
-        let every = with_includes(&text, 0, "y", "", &mut |_, _| Ok(true)).unwrap();
+        let every = with_includes(&text, 0, "y", "", &dir, &mut |_, _| Ok(true)).unwrap();
         assert!(send_env_for(&every, "y", rules).unwrap().is_empty());
         assert!(
             Config::resolve("y", Some(&main))
@@ -2198,6 +2256,34 @@ mod tests {
                 .is_empty()
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_system_file_counts_after_the_users_unless_dash_f_names_one_as_in_openssh() {
+        let dir = std::env::temp_dir().join(format!("netkit-system-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("etc/ssh_config.d")).unwrap();
+        let (user, system) = (dir.join("config"), dir.join("etc/ssh_config"));
+        std::fs::write(&user, "Host box\n  User ann\n").unwrap();
+        // Options OpenSSH has, or a distribution's ssh, that netkit does not act on or know
+        // are no error; its relative Include is under its own directory.
+        std::fs::write(
+            &system,
+            "Include ssh_config.d/*.conf\nHost *\n  User sysadmin\n  Port 2200\n  \
+             Compression yes\n  GSSAPIAuthentication yes\n  VendorPatchedOption yes\n\
+             Match final all\n  HashKnownHosts yes\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("etc/ssh_config.d/50-site.conf"), "Port 2222\n").unwrap();
+        let files = Files {
+            user: Some(&user),
+            system: Some(&system),
+        };
+        let c = Config::resolve_hop("box", files, "Compression no\n".into(), 0).unwrap();
+        let got = (c.user.as_str(), c.port, c.compression, c.hash_known_hosts);
+        assert_eq!(got, ("ann", 2222, false, true));
+        let c = Config::resolve_files("box", Some(&user), Some(&system), &[]).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!((c.port, c.hash_known_hosts), (22, false), "-F: not read");
     }
 
     #[test]

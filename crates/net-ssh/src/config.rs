@@ -706,7 +706,72 @@ fn read_guarded(path: &Path) -> Result<String, String> {
 fn read_config(path: &Path) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    Ok(String::from_utf8_lossy(bytes).into_owned())
+    let text = String::from_utf8_lossy(bytes);
+    let mut read = String::with_capacity(text.len());
+    for line in text.lines() {
+        read.push_str(&without_comment(line));
+        read.push('\n');
+    }
+    Ok(read)
+}
+
+/// `line` without its comment, as OpenSSH reads one: from a word that starts with `#` (outside
+/// quotes) to the end. A `#` within a word is part of it (`IdentityFile ~/.ssh/id#work`), where
+/// ssh2-config cuts the line at any `#` outside double quotes: such a word is written in
+/// double quotes, which it and [`words`] read back as the same word.
+fn without_comment(line: &str) -> Cow<'_, str> {
+    if !line.contains('#') {
+        return Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 2);
+    let mut rest = line;
+    let mut first = true;
+    loop {
+        let word_at = rest.len() - rest.trim_start().len();
+        let (space, after) = rest.split_at(word_at);
+        if after.is_empty() || after.starts_with('#') {
+            break;
+        }
+        out.push_str(space);
+        let (mut word, next) = after.split_at(word_end(after));
+        if first && let Some((keyword, value)) = word.split_once('=') {
+            out.push_str(keyword);
+            out.push('=');
+            word = value;
+        }
+        if word.contains('#') {
+            out.push('"');
+            for c in words(word).concat().chars() {
+                if c == '"' || c == '\\' {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out.push('"');
+        } else {
+            out.push_str(word);
+        }
+        first = false;
+        rest = next;
+    }
+    Cow::Owned(out)
+}
+
+/// Where the word `text` starts with ends, as [`words`] splits them: at whitespace outside
+/// quotes.
+fn word_end(text: &str) -> usize {
+    let (mut quote, mut escaped) = (None, false);
+    for (at, c) in text.char_indices() {
+        match (c, quote) {
+            _ if escaped => escaped = false,
+            ('\\', q) if q != Some('\'') => escaped = true,
+            (c, None) if c.is_whitespace() => return at,
+            ('"' | '\'', None) => quote = Some(c),
+            (c, Some(q)) if c == q => quote = None,
+            _ => {}
+        }
+    }
+    text.len()
 }
 
 /// OpenSSH's system-wide client config, read after the user's unless `-F` names a file.
@@ -1891,7 +1956,8 @@ fn checked_option(option: &str) -> Result<String, Error> {
         option: option.to_owned(),
         reason: reason.to_owned(),
     };
-    let line = option.trim();
+    let line = without_comment(option.trim());
+    let line = line.as_ref();
     if line.contains(['\n', '\r']) {
         return Err(bad("more than one line"));
     }
@@ -2284,6 +2350,48 @@ mod tests {
         let c = Config::resolve_files("box", Some(&user), Some(&system), &[]).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!((c.port, c.hash_known_hosts), (22, false), "-F: not read");
+    }
+
+    #[test]
+    fn a_hash_starts_a_comment_only_at_the_start_of_a_word_as_in_openssh() {
+        let dir = std::env::temp_dir().join(format!("netkit-hash-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("id#work"), "").unwrap();
+        std::fs::write(dir.join("id b#2"), "").unwrap();
+        let file = dir.join("config");
+        std::fs::write(
+            &file,
+            format!(
+                "# a comment\nHost box # not a pattern: other\n  \
+                 IdentityFile {0}/id#work # the work key\n  IdentityFile=\"{0}/id b#2\"\n  \
+                 UserKnownHostsFile {0}/k#1 {0}/k2 #{0}/k3\nHost other\n  User bob\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let c = Config::resolve("box", Some(&file)).unwrap();
+        let other = Config::resolve("other", Some(&file)).unwrap();
+        let given = [
+            format!("IdentityFile={}/id#work", dir.display()),
+            "User=ann #c".into(),
+        ];
+        let options = Config::resolve_with("box", Some(Path::new("none")), &given).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(options.user, "ann");
+        assert_eq!(options.identities[0].path, dir.join("id#work"));
+        let paths: Vec<&Path> = c.identities.iter().map(|i| i.path.as_path()).collect();
+        assert_eq!(paths, [dir.join("id#work"), dir.join("id b#2")]);
+        assert_eq!(c.known_hosts, dir.join("k#1"));
+        assert_eq!(c.more_known_hosts, [dir.join("k2")]);
+        assert_eq!(other.user, "bob", "a Host line's comment is no pattern");
+        assert_eq!(
+            without_comment("LocalForward 1 h:1 #x"),
+            "LocalForward 1 h:1"
+        );
+        assert_eq!(
+            without_comment("SetEnv A=a#b 'c#d' \"e f#\""),
+            "SetEnv \"A=a#b\" \"c#d\" \"e f#\""
+        );
     }
 
     #[test]

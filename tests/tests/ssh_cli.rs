@@ -4986,6 +4986,54 @@ fn on_a_terminal_the_passphrase_of_a_key_is_asked_for() {
 }
 
 #[test]
+fn a_wrong_passphrase_is_asked_again_for_every_key_as_ssh_asks() {
+    // A default key and a config file's, each answered wrongly once: ssh asks again ("Bad
+    // passphrase, try again") up to three times in all.
+    let home = work_dir().join("ssh-cli-passphrase-again");
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    let default_key = home.join(".ssh/id_ed25519");
+    std::fs::copy(key("id_encrypted"), &default_key).unwrap();
+    std::fs::set_permissions(&default_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let file = home.join("config");
+    std::fs::write(
+        &file,
+        format!("IdentityFile {}\n", key("id_encrypted").display()),
+    )
+    .unwrap();
+    let base = format!(
+        "HOME={} {} ssh -p {} --known-hosts {} -o PasswordAuthentication=no",
+        home.display(),
+        netkit_bin().display(),
+        port(),
+        env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
+    );
+    let right = format!("{}\r", env("NETKIT_TEST_SSH_PASSPHRASE"));
+    for flags in ["", &format!("-F {}", file.display())] {
+        let line = format!("{base} {flags} {} echo unlocked-$((6*7))", dest());
+        let mut terminal = Terminal::start(&line);
+        terminal.wait_for("Enter passphrase for key");
+        terminal.type_keys(b"wrong\r");
+        terminal.wait_for("Bad passphrase, try again");
+        terminal.type_keys(right.as_bytes());
+        let (code, screen) = terminal.finish();
+        assert_eq!(code, Some(0), "{line}: {screen}");
+        assert!(screen.contains("unlocked-42"), "{line}: {screen}");
+    }
+    // A passphrase from NETKIT_SSH_PASSPHRASE is no answer of a person's: a wrong one is
+    // said, not turned into a question.
+    let line = format!(
+        "NETKIT_SSH_PASSPHRASE=wrong {base} -i {} {} echo unlocked-$((6*7))",
+        key("id_encrypted").display(),
+        dest()
+    );
+    let terminal = Terminal::start(&line);
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(255), "{screen}");
+    assert!(!screen.contains("passphrase, try again"), "{screen}");
+}
+
+#[test]
 fn sftp_paths_relative_to_the_remote_home_and_into_directories_as_scp() {
     let base = remote_dir("sftp-relative");
     let name = base.file_name().unwrap().to_str().unwrap().to_owned();

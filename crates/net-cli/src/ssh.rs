@@ -263,6 +263,9 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
     // Three tries per key, as ssh gives, and the keys given up on.
     let mut retries = Vec::new();
     let mut skipped = Vec::new();
+    // The keys whose passphrase a person typed: one from NETKIT_SSH_PASSPHRASE that is wrong
+    // is passed over, not asked again as if someone had mistyped it.
+    let mut asked = Vec::new();
     loop {
         match Client::connect(config) {
             Err(Error::Key { path }) if may_ask => {
@@ -280,8 +283,11 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                 });
                 let answer = match had_passphrase {
                     None => return Err(own(Error::Key { path })),
-                    Some(false) => ask_passphrase(&path)?,
-                    Some(true) if tries < 2 => {
+                    Some(false) => {
+                        asked.push(path.clone());
+                        ask_passphrase(&path)?
+                    }
+                    Some(true) if tries < 2 && asked.contains(&path) => {
                         retries.push(path.clone());
                         let prompt = format!("Bad passphrase, try again for {}: ", path.display());
                         crate::prompt_password(prompt).map_err(own)?
@@ -332,6 +338,7 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                         for mut identity in defaults {
                             if identity.is_encrypted() {
                                 // An empty answer skips the key, as in ssh.
+                                asked.push(identity.path.clone());
                                 let passphrase = ask_passphrase(&identity.path)?;
                                 if passphrase.is_empty() {
                                     continue;

@@ -2142,6 +2142,35 @@ fn sftp_fed(args: &[&str], stdin: &[u8]) -> Output {
 }
 
 #[test]
+fn sftp_lcd_tilde_without_home_is_the_password_databases_home() {
+    let out = Command::new(netkit_bin())
+        .args(["sftp", "-P", &port().to_string()])
+        .args(common())
+        .arg(dest())
+        .env_remove("HOME")
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(b"lcd ~\nlpwd\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let home = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .unwrap()
+        .dir;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(&home.display().to_string()),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn sftp_chown_and_chgrp_as_one_operation() {
     let base = remote_dir("sftp-chown");
     let user = std::fs::metadata(&base).unwrap();

@@ -788,7 +788,8 @@ struct Files<'a> {
 /// The user's home: `$HOME` when it names an absolute path, else the password database's,
 /// as OpenSSH takes it. An empty `HOME` made `~/.ssh/config` the current directory's
 /// `.ssh/config` (a cloned repository's, and its ProxyCommand ran).
-fn home() -> PathBuf {
+#[must_use]
+pub fn home() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
         .filter(|home| home.is_absolute())

@@ -994,6 +994,71 @@ fn dash_g_prints_the_resolved_config_without_connecting() {
 }
 
 #[test]
+fn the_system_config_is_read_after_the_users_unless_dash_f_names_a_file_as_in_ssh() {
+    // /etc/ssh/ssh_config was never read: what a distribution or an administrator set
+    // there (ssh_config.d's files included) did not apply, where ssh applies it.
+    let dir = work_dir().join("ssh-cli-system-config");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("home/.ssh")).unwrap();
+    std::fs::create_dir_all(dir.join("etc/ssh_config.d")).unwrap();
+    let user = dir.join("home/.ssh/config");
+    std::fs::write(&user, "Host box\n  User ann\n").unwrap();
+    let system = dir.join("etc/ssh_config");
+    // Debian's, with Fedora's crypto-policies lines (algorithms libssh2 lacks among them)
+    // and an option of a distribution's patched ssh: valid there, so not to be refused or
+    // warned of on every run.
+    std::fs::write(
+        &system,
+        "Include ssh_config.d/*.conf\nHost *\n  User sysadmin\n  Port 2200\n  \
+         SendEnv LANG LC_*\n  HashKnownHosts yes\n  GSSAPIAuthentication yes\n  \
+         GSSAPIKeyExchange yes\n  VendorPatchedOption yes\n\
+         Match final all\n  \
+         Ciphers aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-ctr\n  \
+         KexAlgorithms mlkem768x25519-sha256,sntrup761x25519-sha512,curve25519-sha256\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("etc/ssh_config.d/50-site.conf"),
+        "Host *\n  Port 2222\n",
+    )
+    .unwrap();
+    let show = |flags: &[&str]| {
+        let out = Command::new(netkit_bin())
+            .arg("ssh")
+            .args(flags)
+            .args(["-G", "box"])
+            .env_clear()
+            .env("HOME", dir.join("home"))
+            .env("LANG", "C")
+            .env("NETKIT_SSH_SYSTEM_CONFIG", &system)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{flags:?}: {err}");
+        (text, err)
+    };
+    let (text, err) = show(&[]);
+    for line in [
+        // The user's file first, then the system file's Include, then its own lines.
+        "user ann",
+        "port 2222",
+        "sendenv LANG",
+        "hashknownhosts yes",
+        "ciphers aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-ctr",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");
+    }
+    assert_eq!(err, "", "nothing to say of a file the user did not write");
+    // -F (a file or none) leaves the system file unread, as in ssh.
+    for flags in [["-F", user.to_str().unwrap()], ["-F", "none"]] {
+        let (text, _) = show(&flags);
+        assert!(text.lines().any(|l| l == "port 22"), "{flags:?}: {text}");
+        assert!(!text.contains("sendenv"), "{flags:?}: {text}");
+    }
+}
+
+#[test]
 fn an_empty_home_never_makes_the_current_directory_the_users() {
     // `~/.ssh/config` was `./.ssh/config` with HOME empty: a cloned repository's config
     // chose the host, the keys trusted, and a ProxyCommand to run.
@@ -2143,6 +2208,35 @@ fn sftp_fed(args: &[&str], stdin: &[u8]) -> Output {
     let mut full = vec!["sftp"];
     full.extend(all);
     netkit(&full, stdin, &[])
+}
+
+#[test]
+fn sftp_lcd_tilde_without_home_is_the_password_databases_home() {
+    let out = Command::new(netkit_bin())
+        .args(["sftp", "-P", &port().to_string()])
+        .args(common())
+        .arg(dest())
+        .env_remove("HOME")
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(b"lcd ~\nlpwd\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let home = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .unwrap()
+        .dir;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(&home.display().to_string()),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -4987,6 +5081,54 @@ fn on_a_terminal_the_passphrase_of_a_key_is_asked_for() {
         assert!(screen.contains("both-42"), "{line}: {screen}");
         assert_eq!(screen.matches("passphrase").count(), 1, "{line}: {screen}");
     }
+}
+
+#[test]
+fn a_wrong_passphrase_is_asked_again_for_every_key_as_ssh_asks() {
+    // A default key and a config file's, each answered wrongly once: ssh asks again ("Bad
+    // passphrase, try again") up to three times in all.
+    let home = work_dir().join("ssh-cli-passphrase-again");
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    let default_key = home.join(".ssh/id_ed25519");
+    std::fs::copy(key("id_encrypted"), &default_key).unwrap();
+    std::fs::set_permissions(&default_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let file = home.join("config");
+    std::fs::write(
+        &file,
+        format!("IdentityFile {}\n", key("id_encrypted").display()),
+    )
+    .unwrap();
+    let base = format!(
+        "HOME={} {} ssh -p {} --known-hosts {} -o PasswordAuthentication=no",
+        home.display(),
+        netkit_bin().display(),
+        port(),
+        env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
+    );
+    let right = format!("{}\r", env("NETKIT_TEST_SSH_PASSPHRASE"));
+    for flags in ["", &format!("-F {}", file.display())] {
+        let line = format!("{base} {flags} {} echo unlocked-$((6*7))", dest());
+        let mut terminal = Terminal::start(&line);
+        terminal.wait_for("Enter passphrase for key");
+        terminal.type_keys(b"wrong\r");
+        terminal.wait_for("Bad passphrase, try again");
+        terminal.type_keys(right.as_bytes());
+        let (code, screen) = terminal.finish();
+        assert_eq!(code, Some(0), "{line}: {screen}");
+        assert!(screen.contains("unlocked-42"), "{line}: {screen}");
+    }
+    // A passphrase from NETKIT_SSH_PASSPHRASE is no answer of a person's: a wrong one is
+    // said, not turned into a question.
+    let line = format!(
+        "NETKIT_SSH_PASSPHRASE=wrong {base} -i {} {} echo unlocked-$((6*7))",
+        key("id_encrypted").display(),
+        dest()
+    );
+    let terminal = Terminal::start(&line);
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(255), "{screen}");
+    assert!(!screen.contains("passphrase, try again"), "{screen}");
 }
 
 #[test]

@@ -110,6 +110,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     }
     // Nor may this machine's ~/.netrc send credentials to them; the netrc test names its own.
     test.env("NETRC", work.join("no-netrc"));
+    // Nor its /etc/ssh/ssh_config (HashKnownHosts, SendEnv...) change what `netkit ssh` does.
+    test.env("NETKIT_SSH_SYSTEM_CONFIG", work.join("no-ssh_config"));
     let status = service::run(&mut test)?;
     drop(started);
     if !status.success() {

@@ -466,12 +466,11 @@ fn escaped_all(path: &Path) -> String {
 }
 
 /// A local word of [`words`] with `~` and `~/...` read from the home directory, as sftp's
-/// lcd reads them.
+/// lcd reads them (the password database's without `HOME`, as ssh takes it).
 fn tilde(word: &str) -> String {
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
-    match (word.strip_prefix('~'), home) {
-        (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
-            format!("{}{rest}", escaped_all(Path::new(&home)))
+    match word.strip_prefix('~') {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            format!("{}{rest}", escaped_all(&net_ssh::home()))
         }
         _ => word.to_owned(),
     }

@@ -51,8 +51,9 @@ pub struct ConnectArgs {
     /// Accept any host key. Dangerous.
     #[arg(long)]
     insecure: bool,
-    /// OpenSSH client config for Host aliases [default: ~/.ssh/config; `none`: no file];
-    /// given twice, the first counts, as in ssh.
+    /// OpenSSH client config for Host aliases [default: ~/.ssh/config, then
+    /// /etc/ssh/ssh_config or $NETKIT_SSH_SYSTEM_CONFIG; `none`: no file]; given twice, the
+    /// first counts, as in ssh.
     #[arg(short = 'F', value_name = "FILE", action = clap::ArgAction::Append)]
     ssh_config: Vec<PathBuf>,
     /// Seconds to wait for the server in any one step: connecting with its handshake (at most
@@ -134,7 +135,11 @@ impl ConnectArgs {
             .chain(self.macs.iter().map(|spec| format!("MACs={spec}")))
             .chain(self.options.iter().cloned())
             .collect();
-        let mut config = Config::resolve_with(dest, self.ssh_config(), &options).map_err(own)?;
+        // The system file a test (or an unusual install) names instead of /etc/ssh/ssh_config.
+        let system = std::env::var_os("NETKIT_SSH_SYSTEM_CONFIG")
+            .map_or_else(|| PathBuf::from(net_ssh::SYSTEM_CONFIG), PathBuf::from);
+        let mut config =
+            Config::resolve_files(dest, self.ssh_config(), Some(&system), &options).map_err(own)?;
         // The config file's LogLevel too (-o's was read before the logger started): only a
         // quieter one can be followed now, the common `LogLevel ERROR` that hushes warnings.
         let quiet = ["QUIET", "FATAL", "ERROR"];
@@ -258,6 +263,9 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
     // Three tries per key, as ssh gives, and the keys given up on.
     let mut retries = Vec::new();
     let mut skipped = Vec::new();
+    // The keys whose passphrase a person typed: one from NETKIT_SSH_PASSPHRASE that is wrong
+    // is passed over, not asked again as if someone had mistyped it.
+    let mut asked = Vec::new();
     loop {
         match Client::connect(config) {
             Err(Error::Key { path }) if may_ask => {
@@ -275,8 +283,11 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                 });
                 let answer = match had_passphrase {
                     None => return Err(own(Error::Key { path })),
-                    Some(false) => ask_passphrase(&path)?,
-                    Some(true) if tries < 2 => {
+                    Some(false) => {
+                        asked.push(path.clone());
+                        ask_passphrase(&path)?
+                    }
+                    Some(true) if tries < 2 && asked.contains(&path) => {
                         retries.push(path.clone());
                         let prompt = format!("Bad passphrase, try again for {}: ", path.display());
                         crate::prompt_password(prompt).map_err(own)?
@@ -327,6 +338,7 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                         for mut identity in defaults {
                             if identity.is_encrypted() {
                                 // An empty answer skips the key, as in ssh.
+                                asked.push(identity.path.clone());
                                 let passphrase = ask_passphrase(&identity.path)?;
                                 if passphrase.is_empty() {
                                     continue;

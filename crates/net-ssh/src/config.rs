@@ -706,13 +706,90 @@ fn read_guarded(path: &Path) -> Result<String, String> {
 fn read_config(path: &Path) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    Ok(String::from_utf8_lossy(bytes).into_owned())
+    let text = String::from_utf8_lossy(bytes);
+    let mut read = String::with_capacity(text.len());
+    for line in text.lines() {
+        read.push_str(&without_comment(line));
+        read.push('\n');
+    }
+    Ok(read)
+}
+
+/// `line` without its comment, as OpenSSH reads one: from a word that starts with `#` (outside
+/// quotes) to the end. A `#` within a word is part of it (`IdentityFile ~/.ssh/id#work`), where
+/// ssh2-config cuts the line at any `#` outside double quotes: such a word is written in
+/// double quotes, which it and [`words`] read back as the same word.
+fn without_comment(line: &str) -> Cow<'_, str> {
+    if !line.contains('#') {
+        return Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 2);
+    let mut rest = line;
+    let mut first = true;
+    loop {
+        let word_at = rest.len() - rest.trim_start().len();
+        let (space, after) = rest.split_at(word_at);
+        if after.is_empty() || after.starts_with('#') {
+            break;
+        }
+        out.push_str(space);
+        let (mut word, next) = after.split_at(word_end(after));
+        if first && let Some((keyword, value)) = word.split_once('=') {
+            out.push_str(keyword);
+            out.push('=');
+            word = value;
+        }
+        if word.contains('#') {
+            out.push('"');
+            for c in words(word).concat().chars() {
+                if c == '"' || c == '\\' {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out.push('"');
+        } else {
+            out.push_str(word);
+        }
+        first = false;
+        rest = next;
+    }
+    Cow::Owned(out)
+}
+
+/// Where the word `text` starts with ends, as [`words`] splits them: at whitespace outside
+/// quotes.
+fn word_end(text: &str) -> usize {
+    let (mut quote, mut escaped) = (None, false);
+    for (at, c) in text.char_indices() {
+        match (c, quote) {
+            _ if escaped => escaped = false,
+            ('\\', q) if q != Some('\'') => escaped = true,
+            (c, None) if c.is_whitespace() => return at,
+            ('"' | '\'', None) => quote = Some(c),
+            (c, Some(q)) if c == q => quote = None,
+            _ => {}
+        }
+    }
+    text.len()
+}
+
+/// OpenSSH's system-wide client config, read after the user's unless `-F` names a file.
+pub const SYSTEM_CONFIG: &str = "/etc/ssh/ssh_config";
+
+/// The config files a resolution reads: the user's (`-F`, or `None` for `~/.ssh/config`) and
+/// the system-wide one, if any.
+#[derive(Clone, Copy)]
+struct Files<'a> {
+    user: Option<&'a Path>,
+    system: Option<&'a Path>,
 }
 
 /// The user's home: `$HOME` when it names an absolute path, else the password database's,
 /// as OpenSSH takes it. An empty `HOME` made `~/.ssh/config` the current directory's
 /// `.ssh/config` (a cloned repository's, and its ProxyCommand ran).
-fn home() -> PathBuf {
+#[must_use]
+pub fn home() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
         .filter(|home| home.is_absolute())
@@ -855,20 +932,44 @@ impl Config {
         ssh_config: Option<&Path>,
         options: &[String],
     ) -> Result<Config, Error> {
+        Config::resolve_files(dest, ssh_config, Some(Path::new(SYSTEM_CONFIG)), options)
+    }
+
+    /// As [`resolve_with`](Self::resolve_with), naming the system-wide file read after the
+    /// user's when `ssh_config` is `None` ([`SYSTEM_CONFIG`] there; `None` here reads none).
+    /// As in OpenSSH, `-F` (`ssh_config` given, `none` too) leaves the system file unread.
+    /// Its lines come after the user's, so the user's values win; an option in it that
+    /// OpenSSH does not have either is passed over without a warning (the user did not write
+    /// it, and a distribution's ssh may know more options), and relative `Include`s in it
+    /// are under its own directory, as OpenSSH reads `/etc/ssh/ssh_config.d/*.conf`.
+    ///
+    /// # Errors
+    /// As [`resolve_with`](Self::resolve_with).
+    pub fn resolve_files(
+        dest: &str,
+        ssh_config: Option<&Path>,
+        system_config: Option<&Path>,
+        options: &[String],
+    ) -> Result<Config, Error> {
         let mut text = String::new();
         for option in options {
             text.push_str(&checked_option(option)?);
             text.push('\n');
         }
-        Config::resolve_hop(dest, ssh_config, text, 0)
+        let files = Files {
+            user: ssh_config,
+            system: system_config.filter(|_| ssh_config.is_none()),
+        };
+        Config::resolve_hop(dest, files, text, 0)
     }
 
     fn resolve_hop(
         dest: &str,
-        ssh_config: Option<&Path>,
+        files: Files<'_>,
         mut text: String,
         depth: usize,
     ) -> Result<Config, Error> {
+        let ssh_config = files.user;
         let mut config = Config::from_destination(dest)?;
         let default = home().join(".ssh/config");
         let path = match ssh_config {
@@ -879,7 +980,15 @@ impl Config {
         };
         // As OpenSSH: the file given by -F is the user's choice; the default one is guarded.
         let guarded = ssh_config.is_none();
-        if path.is_none() && text.is_empty() {
+        // As OpenSSH, root's file unguarded, and passed over when it cannot be read.
+        let system = files.system.and_then(|path| match read_config(path) {
+            Ok(text) => Some((path, text)),
+            Err(e) => {
+                log::debug!("{}: {e}; not read", path.display());
+                None
+            }
+        });
+        if path.is_none() && system.is_none() && text.is_empty() {
             return Ok(config);
         }
         let shown = path.unwrap_or(Path::new("-o"));
@@ -946,8 +1055,21 @@ impl Config {
                 },
             )
         };
+        let user_dir = home().join(".ssh");
+        // The user's lines (the options' and the file's), then the system file's, each file
+        // starting in the global scope as OpenSSH reads it; with the user's part alone.
+        let read_all = |decide: &mut dyn FnMut(&str, &str) -> Result<bool, String>| {
+            let user = with_includes(&text, 0, &config.host, "", &user_dir, decide)?;
+            let mut all = user.clone();
+            if let Some((path, system)) = &system {
+                let dir = path.parent().unwrap_or(Path::new("/"));
+                all.push_str("Host *\n");
+                all.push_str(&with_includes(system, 0, &config.host, &all, dir, decide)?);
+            }
+            Ok::<_, String>((user, all))
+        };
         let mut want_final = false;
-        let mut read = with_includes(&text, 0, &config.host, "", &mut |criteria, so_far| {
+        let (user, mut read) = read_all(&mut |criteria, so_far| {
             want_final |= matching::asks_final(criteria);
             decide(&names(so_far)?, criteria, false)
         })
@@ -956,18 +1078,18 @@ impl Config {
             // `Match final` asks OpenSSH to read the files again with the host name and user
             // the first reading settled; what the first reading set stays (first wins).
             let settled = names(&read).map_err(bad)?;
-            let again = with_includes(&text, 0, &config.host, "", &mut |criteria, _| {
-                decide(&settled, criteria, true)
-            })
-            .map_err(bad)?;
+            let (_, again) =
+                read_all(&mut |criteria, _| decide(&settled, criteria, true)).map_err(bad)?;
+            read.push_str("Host *\n");
             read.push_str(&again);
+        }
+        // Once, for the destination (its jump hosts read the same files), and for the
+        // user's lines only: the system file's unknown options are the distribution's.
+        if depth == 0 {
+            warn_unknown(&parse(&first_values(&user))?);
         }
         let text = first_values(&read);
         let mut params = parse(&text)?;
-        // Once, for the destination: its jump hosts read the same files.
-        if depth == 0 {
-            warn_unknown(&params);
-        }
         // One setting in OpenSSH, where the first obtained wins: `-o ProxyCommand=...` over
         // the file's ProxyJump, a host's own line over a `Host *` one below it.
         match first_set(&text, &["proxycommand", "proxyjump"]) {
@@ -999,7 +1121,7 @@ impl Config {
             // itself, a loop).
             for (i, hop) in hops.iter().enumerate() {
                 let given = if i == 0 { "" } else { "ProxyJump none\n" };
-                let mut via = Config::resolve_hop(hop, ssh_config, given.to_owned(), depth + 1)?;
+                let mut via = Config::resolve_hop(hop, files, given.to_owned(), depth + 1)?;
                 if config.jump.is_some() {
                     via.jump = config.jump.take();
                 }
@@ -1506,7 +1628,7 @@ fn chosen(algorithms: &ssh2_config::Algorithms) -> Option<Vec<String>> {
 const INCLUDE_DEPTH: usize = 16;
 
 /// `text` as the lines that concern `host`: each `Include` replaced by the files it names, as
-/// OpenSSH reads them (`~` for the home directory, other relative paths under `~/.ssh`,
+/// OpenSSH reads them (`~` for the home directory, other relative paths under `dir`,
 /// wildcards expanded in sorted order, missing files passed over), and each `Match` line by
 /// a `Host` line that matches every host or none, as `decide` says of its criteria
 /// (ssh2-config has no `Match`: it took a block's lines for the block above). An `Include`
@@ -1518,6 +1640,7 @@ fn with_includes(
     depth: usize,
     host: &str,
     before: &str,
+    dir: &Path,
     decide: &mut dyn FnMut(&str, &str) -> Result<bool, String>,
 ) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
@@ -1551,7 +1674,7 @@ fn with_includes(
                     let path = match pattern.strip_prefix("~/") {
                         Some(rest) => home().join(rest),
                         None if Path::new(pattern).is_absolute() => PathBuf::from(pattern),
-                        None => home().join(".ssh").join(pattern),
+                        None => dir.join(pattern),
                     };
                     let Ok(files) = glob::glob(&path.to_string_lossy()) else {
                         continue;
@@ -1563,7 +1686,8 @@ fn with_includes(
                         }
                         let included = read_guarded(&file)?;
                         let before = format!("{before}{out}");
-                        let lines = with_includes(&included, depth + 1, host, &before, decide)?;
+                        let lines =
+                            with_includes(&included, depth + 1, host, &before, dir, decide)?;
                         out.push_str(&lines);
                         // What follows (the next file, the lines after the Include) is back
                         // in the Include's scope, as OpenSSH reads it: a file ending in a
@@ -1847,7 +1971,8 @@ fn checked_option(option: &str) -> Result<String, Error> {
         option: option.to_owned(),
         reason: reason.to_owned(),
     };
-    let line = option.trim();
+    let line = without_comment(option.trim());
+    let line = line.as_ref();
     if line.contains(['\n', '\r']) {
         return Err(bad("more than one line"));
     }
@@ -2256,9 +2381,9 @@ mod tests {
         assert_eq!(x.forwards.local, ["1:h:1", "2:h:2"]);
         let text = std::fs::read_to_string(&main).unwrap();
         let rules = ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
-        let every = with_includes(&text, 0, "x", "", &mut |_, _| Ok(true)).unwrap();
+        let every = with_includes(&text, 0, "x", "", &dir, &mut |_, _| Ok(true)).unwrap();
         assert_eq!(send_env_for(&every, "x", rules).unwrap(), ["A_*", "B"]);
-        let every = with_includes(&text, 0, "y", "", &mut |_, _| Ok(true)).unwrap();
+        let every = with_includes(&text, 0, "y", "", &dir, &mut |_, _| Ok(true)).unwrap();
         assert!(send_env_for(&every, "y", rules).unwrap().is_empty());
         assert!(
             Config::resolve("y", Some(&main))
@@ -2268,6 +2393,76 @@ mod tests {
                 .is_empty()
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_system_file_counts_after_the_users_unless_dash_f_names_one_as_in_openssh() {
+        let dir = std::env::temp_dir().join(format!("netkit-system-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("etc/ssh_config.d")).unwrap();
+        let (user, system) = (dir.join("config"), dir.join("etc/ssh_config"));
+        std::fs::write(&user, "Host box\n  User ann\n").unwrap();
+        // Options OpenSSH has, or a distribution's ssh, that netkit does not act on or know
+        // are no error; its relative Include is under its own directory.
+        std::fs::write(
+            &system,
+            "Include ssh_config.d/*.conf\nHost *\n  User sysadmin\n  Port 2200\n  \
+             Compression yes\n  GSSAPIAuthentication yes\n  VendorPatchedOption yes\n\
+             Match final all\n  HashKnownHosts yes\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("etc/ssh_config.d/50-site.conf"), "Port 2222\n").unwrap();
+        let files = Files {
+            user: Some(&user),
+            system: Some(&system),
+        };
+        let c = Config::resolve_hop("box", files, "Compression no\n".into(), 0).unwrap();
+        let got = (c.user.as_str(), c.port, c.compression, c.hash_known_hosts);
+        assert_eq!(got, ("ann", 2222, false, true));
+        let c = Config::resolve_files("box", Some(&user), Some(&system), &[]).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!((c.port, c.hash_known_hosts), (22, false), "-F: not read");
+    }
+
+    #[test]
+    fn a_hash_starts_a_comment_only_at_the_start_of_a_word_as_in_openssh() {
+        let dir = std::env::temp_dir().join(format!("netkit-hash-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("id#work"), "").unwrap();
+        std::fs::write(dir.join("id b#2"), "").unwrap();
+        let file = dir.join("config");
+        std::fs::write(
+            &file,
+            format!(
+                "# a comment\nHost box # not a pattern: other\n  \
+                 IdentityFile {0}/id#work # the work key\n  IdentityFile=\"{0}/id b#2\"\n  \
+                 UserKnownHostsFile {0}/k#1 {0}/k2 #{0}/k3\nHost other\n  User bob\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let c = Config::resolve("box", Some(&file)).unwrap();
+        let other = Config::resolve("other", Some(&file)).unwrap();
+        let given = [
+            format!("IdentityFile={}/id#work", dir.display()),
+            "User=ann #c".into(),
+        ];
+        let options = Config::resolve_with("box", Some(Path::new("none")), &given).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(options.user, "ann");
+        assert_eq!(options.identities[0].path, dir.join("id#work"));
+        let paths: Vec<&Path> = c.identities.iter().map(|i| i.path.as_path()).collect();
+        assert_eq!(paths, [dir.join("id#work"), dir.join("id b#2")]);
+        assert_eq!(c.known_hosts, dir.join("k#1"));
+        assert_eq!(c.more_known_hosts, [dir.join("k2")]);
+        assert_eq!(other.user, "bob", "a Host line's comment is no pattern");
+        assert_eq!(
+            without_comment("LocalForward 1 h:1 #x"),
+            "LocalForward 1 h:1"
+        );
+        assert_eq!(
+            without_comment("SetEnv A=a#b 'c#d' \"e f#\""),
+            "SetEnv \"A=a#b\" \"c#d\" \"e f#\""
+        );
     }
 
     #[test]

@@ -53,7 +53,7 @@ mod socks;
 pub use client::{AlgorithmKind, Client, supported_algorithms};
 pub use config::{
     AddressFamily, AuthMethod, Config, ConfiguredForwards, Destination, HostKeyPolicy, Identity,
-    RequestTty, host_port,
+    RequestTty, SYSTEM_CONFIG, home, host_port,
 };
 pub use error::Error;
 pub use exec::{ExitStatus, Output, Terminal};

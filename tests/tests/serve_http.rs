@@ -1585,3 +1585,81 @@ fn clocks_before_1970_and_past_9999_give_the_nearest_dates_not_empty_replies() {
         assert!(!log.contains("panicked"), "{clock}: {log}");
     }
 }
+
+/// `netkit serve http --bind 127.0.0.1:0`, to be run as the unprivileged user `netkit-test`:
+/// the tests run as root, which may read anything, and permission answers are to be an
+/// ordinary user's.
+fn unprivileged_serve_http() -> Command {
+    use std::os::unix::process::CommandExt as _;
+    let id = |flag| {
+        let out = Command::new("id")
+            .args([flag, "netkit-test"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u32>()
+            .expect("the user netkit-test, made by cargo xtask test")
+    };
+    let mut command = Command::new(netkit_tests::netkit_bin());
+    command
+        .args(["serve", "http", "--bind", "127.0.0.1:0"])
+        .uid(id("-u"))
+        .gid(id("-g"));
+    command
+}
+
+/// [`unprivileged_serve_http`] serving `root`.
+fn served_unprivileged(root: &Path) -> Served {
+    Served::start_with(unprivileged_serve_http().arg("--root").arg(root))
+}
+
+/// Asks for `url` until it answers `status` with `body`, for 5 s at most.
+fn until_answered(url: &str, status: u16, body: &[u8]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = curl(&[url]);
+        if got.status == status && got.body == body {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {} {:?}",
+            got.status,
+            String::from_utf8_lossy(&got.body)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Sets the mode of each path.
+fn chmod(paths: &[(&Path, u32)]) {
+    use std::os::unix::fs::PermissionsExt as _;
+    for (path, mode) in paths {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode)).unwrap();
+    }
+}
+
+#[test]
+fn a_root_unreadable_for_a_moment_is_served_once_its_permissions_are_fixed() {
+    // A deploy whose new tree is 0700 for a moment (`cp -a` of a build directory, umask
+    // 077), then chmod'ed: the directory was remembered as refused by its inode, which a
+    // chmod keeps, and every request was 404 until a restart. nginx serves it at once.
+    let base = netkit_tests::work_dir().join("root-chmod");
+    let _ = std::fs::remove_dir_all(&base);
+    let site = base.join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("f.txt"), "old").unwrap();
+    let served = served_unprivileged(&site);
+    let url = format!("{}/f.txt", served.url());
+    assert_eq!(curl(&[&url]).body, b"old");
+    std::fs::remove_dir_all(&site).unwrap();
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(site.join("f.txt"), "new").unwrap();
+    chmod(&[(&site, 0o700), (&site.join("f.txt"), 0o600)]);
+    // The name is looked at once a second.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_ne!(curl(&[&url]).status, 200);
+    chmod(&[(&site, 0o755), (&site.join("f.txt"), 0o644)]);
+    until_answered(&url, 200, b"new");
+}

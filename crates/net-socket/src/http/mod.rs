@@ -71,7 +71,7 @@ struct RootByName {
     checked: AtomicU64,
     since: Instant,
     /// What the name last named that could not be served, warned of once rather than each
-    /// second.
+    /// second, and tried again only by the check once a second, not by each 404.
     refused: Mutex<Option<(u64, u64)>>,
 }
 
@@ -86,7 +86,7 @@ impl RootByName {
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            self.look_up();
+            self.look_up(true);
         }
         self.current()
     }
@@ -95,7 +95,10 @@ impl RootByName {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    fn look_up(&self) {
+    /// Serves what the name names now, if it can; `retry` tries again a directory it could
+    /// not open before: its permissions may have been fixed since (a deploy's 0700 build
+    /// directory, chmod'ed a moment later), which keeps its inode.
+    fn look_up(&self, retry: bool) {
         // A name gone for a moment (between a deploy's two renames) leaves the old tree served.
         let Ok(meta) = std::fs::metadata(&self.path) else {
             return;
@@ -105,7 +108,8 @@ impl RootByName {
             return;
         }
         let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
-        if *refused == Some(now) {
+        let warned = *refused == Some(now);
+        if warned && !retry {
             return;
         }
         match Root::open_dir(&self.path) {
@@ -115,7 +119,9 @@ impl RootByName {
                     self.path.display()
                 );
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(root);
+                *refused = None;
             }
+            Err(_) if warned => {}
             Err(e) => {
                 *refused = Some(now);
                 log::warn!(
@@ -132,7 +138,7 @@ impl RootByName {
             // A deploy's new file, asked for within the second after the name moved to its
             // tree, would be a 404 a CDN keeps: the name is looked up again at once.
             Err(Refusal::NotFound) => {
-                self.look_up();
+                self.look_up(false);
                 let now = self.current();
                 if Arc::ptr_eq(&now, &root) {
                     Err(Refusal::NotFound)

@@ -1663,3 +1663,44 @@ fn a_root_unreadable_for_a_moment_is_served_once_its_permissions_are_fixed() {
     chmod(&[(&site, 0o755), (&site.join("f.txt"), 0o644)]);
     until_answered(&url, 200, b"new");
 }
+
+#[test]
+fn a_root_that_may_be_entered_but_not_listed_serves_its_files_and_refuses_its_listing() {
+    // Mode 0711: nginx and python serve its files and refuse only its listing; netkit did not
+    // start (exit 2, and `cannot serve .` when run in it).
+    let base = netkit_tests::work_dir().join("exec-only-root");
+    let _ = std::fs::remove_dir_all(&base);
+    let root = base.join("root");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("f.txt"), "f").unwrap();
+    std::fs::write(base.join("plain.txt"), "not a directory").unwrap();
+    chmod(&[(&root, 0o711)]);
+    let served = served_unprivileged(&root);
+    let got = curl(&[&format!("{}/f.txt", served.url())]);
+    assert_eq!((got.status, got.body.as_slice()), (200, &b"f"[..]));
+    assert_eq!(curl(&[&format!("{}/", served.url())]).status, 403);
+    assert_eq!(curl(&[&format!("{}/sub/", served.url())]).status, 200);
+    // One it may not enter is a server that cannot start, exit 1 as --help says (2 is for
+    // bad arguments), named by its whole path.
+    chmod(&[(&root, 0o700)]);
+    let started = |root: &str| {
+        let out = unprivileged_serve_http()
+            .args(["--root", root])
+            .current_dir(&base)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = started("root/sub");
+    assert_eq!(code, Some(1), "{stderr}");
+    let named = format!("cannot serve {}: ", root.join("sub").display());
+    assert!(stderr.contains(&named), "{stderr}");
+    // A root that is not there, or no directory, is a bad argument.
+    for bad in ["missing", "plain.txt"] {
+        let (code, stderr) = started(bad);
+        assert_eq!(code, Some(2), "{bad}: {stderr}");
+    }
+}

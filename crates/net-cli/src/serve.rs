@@ -22,7 +22,7 @@ SIGHUP ends the server at once: there is no reload.
 
 Exit status: 0 after a graceful shutdown, 130, 143 or 131 when a second signal cuts it short, \
 129 at SIGHUP, 1 when the server cannot start (address in use, permission, a thread limit), 2 \
-for bad arguments (bad address, missing --root directory).
+for bad arguments (bad address, a missing --root directory or one that is no directory).
 
 Examples:
   netkit serve http --root .                  serve the current directory on 127.0.0.1:8000
@@ -105,9 +105,26 @@ pub fn run(args: Args) -> Outcome {
     match args.service {
         Kind::Http => {
             let root = args.root.unwrap_or_else(|| PathBuf::from("."));
-            let mut files = HttpFiles::new(root)
-                .code(USAGE)?
-                .header_timeout(Duration::from_secs(args.header_timeout));
+            let files = match HttpFiles::new(root) {
+                Ok(files) => files,
+                Err(e) => {
+                    // A --root that is no directory is a bad argument; one the user may not
+                    // enter is a server that cannot start, as --help says.
+                    let code = match &e {
+                        net_socket::Error::Root { source, .. }
+                            if matches!(
+                                source.kind(),
+                                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                            ) =>
+                        {
+                            USAGE
+                        }
+                        _ => GENERIC,
+                    };
+                    return Err(e).code(code);
+                }
+            };
+            let mut files = files.header_timeout(Duration::from_secs(args.header_timeout));
             if let Some(secs) = args.idle_timeout {
                 files = files.keep_alive_timeout(Duration::from_secs(secs));
             }

@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use httpdate::HttpDate;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 use self::files::{Refusal, Span, Verdict};
 use crate::Error;
@@ -164,16 +166,16 @@ struct Root {
 impl Root {
     /// Opens the directory `path` names.
     fn open_dir(path: &Path) -> std::io::Result<Root> {
-        let dir = File::open(path)?;
-        let meta = dir.metadata()?;
-        if !meta.is_dir() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::NotADirectory,
-                "not a directory",
-            ));
-        }
+        // O_PATH, which asks for no read permission: a root that may be entered but not
+        // listed (0711) has files to serve, as nginx and python serve them; its listing is
+        // refused (403) when a request opens it for reading.
+        let dir = nix::fcntl::open(
+            path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let meta = File::from(dir.try_clone()?).metadata()?;
         let canonical = std::fs::canonicalize(path)?;
-        let dir = OwnedFd::from(dir);
         let beneath = files::has_openat2(&dir);
         Ok(Root {
             dir,
@@ -218,14 +220,16 @@ impl Root {
 }
 
 impl HttpFiles {
-    /// Serves `root`, which must be a readable directory.
+    /// Serves `root`, a directory the process may enter (its listing needs read permission
+    /// too).
     ///
     /// # Errors
-    /// [`Error::Root`] when `root` is missing, unreadable or not a directory.
+    /// [`Error::Root`] when `root` is missing, cannot be entered or is not a directory; its
+    /// path is absolute, so that `.` is named.
     pub fn new(root: impl Into<PathBuf>) -> Result<Self, Error> {
         let path = root.into();
         let root_error = |source| Error::Root {
-            path: path.clone(),
+            path: std::path::absolute(&path).unwrap_or_else(|_| path.clone()),
             source,
         };
         let root = Root::open_dir(&path).map_err(root_error)?;

@@ -1704,3 +1704,44 @@ fn a_root_that_may_be_entered_but_not_listed_serves_its_files_and_refuses_its_li
         assert_eq!(code, Some(2), "{bad}: {stderr}");
     }
 }
+
+/// Waits (5 s at most) for `served` to have logged `line`; the log reaches stderr through a
+/// queue, maybe after the answer.
+fn wait_for_log(served: &Served, line: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !served.stderr.lock().unwrap().contains(line) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {line:?} in {}",
+            served.stderr.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_403_is_logged_with_its_reason_and_answered_without_it() {
+    // Only `"GET /secret.txt HTTP/1.1" 403 14`: a file the server's user may not read looked
+    // like a link out of the root. nginx's error log says `(13: Permission denied)`.
+    let root = netkit_tests::work_dir().join("forbidden-reasons");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("secret.txt"), "secret").unwrap();
+    chmod(&[(&root.join("secret.txt"), 0o600)]);
+    std::os::unix::fs::symlink("/etc/hostname", root.join("out")).unwrap();
+    let served = served_unprivileged(&root);
+    for (path, reason) in [
+        (
+            "/secret.txt",
+            "cannot open it: Permission denied (os error 13)",
+        ),
+        ("/out", "it leads outside the root"),
+    ] {
+        let got = curl(&[&format!("{}{path}", served.url())]);
+        assert_eq!(
+            (got.status, got.body.as_slice()),
+            (403, &b"403 Forbidden\n"[..])
+        );
+        wait_for_log(&served, &format!("\"{path}\": 403: {reason}"));
+    }
+}

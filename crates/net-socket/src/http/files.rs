@@ -13,11 +13,34 @@ use percent_encoding::percent_decode_str;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
     BadRequest,
-    Forbidden,
+    Forbidden(Denial),
     NotFound,
     /// The server could not look (out of descriptors or memory, an I/O error): 500, as
     /// nginx answers, where 404 told caches and crawlers the file was gone.
     Failed,
+}
+
+/// Why a path gets 403: the client is told no more, the log is (as nginx's error log says
+/// `open() "..." failed (13: Permission denied)`), or a file the server's user may not read
+/// looked like a link out of the root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Denial {
+    /// The system refused to open it (EACCES, EPERM).
+    Denied(Errno),
+    /// It, or a link on the way to it, leads outside the root.
+    Outside,
+    /// Neither a regular file nor a directory (a FIFO, a socket, a device).
+    NotAFile,
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Denial::Denied(e) => write!(f, "cannot open it: {}", std::io::Error::from(*e)),
+            Denial::Outside => f.write_str("it leads outside the root"),
+            Denial::NotAFile => f.write_str("it is not a regular file"),
+        }
+    }
 }
 
 /// The path relative to the root (no leading `/`, `.` for the root), or why there is none.
@@ -63,7 +86,7 @@ pub(crate) fn relative_path(target: &str) -> Result<String, Refusal> {
         match part {
             "" | "." => {}
             ".." => {
-                parts.pop().ok_or(Refusal::Forbidden)?;
+                parts.pop().ok_or(Refusal::Forbidden(Denial::Outside))?;
             }
             part => parts.push(part),
         }
@@ -153,7 +176,8 @@ pub(crate) fn has_openat2(root: &OwnedFd) -> bool {
 fn refusal(e: Errno, rel: &str) -> Refusal {
     match e {
         Errno::ENOENT | Errno::ENOTDIR | Errno::ENAMETOOLONG | Errno::ELOOP => Refusal::NotFound,
-        Errno::EXDEV | Errno::EACCES | Errno::EPERM => Refusal::Forbidden,
+        Errno::EXDEV => Refusal::Forbidden(Denial::Outside),
+        Errno::EACCES | Errno::EPERM => Refusal::Forbidden(Denial::Denied(e)),
         e => {
             log::warn!("cannot open {rel:?} under the root: {e}");
             Refusal::Failed
@@ -185,7 +209,7 @@ fn open_walking(root: &OwnedFd, rel: &str) -> Result<File, Refusal> {
     while let Some(part) = todo.pop_front() {
         if part == ".." {
             if dirs.len() == 1 {
-                return Err(Refusal::Forbidden);
+                return Err(Refusal::Forbidden(Denial::Outside));
             }
             dirs.pop();
             continue;
@@ -213,7 +237,7 @@ fn open_walking(root: &OwnedFd, rel: &str) -> Result<File, Refusal> {
                     return Err(Refusal::NotFound);
                 }
                 if target.starts_with('/') {
-                    return Err(Refusal::Forbidden);
+                    return Err(Refusal::Forbidden(Denial::Outside));
                 }
                 if last {
                     must_be_dir |= target.ends_with('/');
@@ -601,7 +625,7 @@ mod tests {
         );
         assert_eq!(
             what(open_beneath(&fd, "out", false)),
-            Err(Refusal::Forbidden)
+            Err(Refusal::Forbidden(Denial::Outside))
         );
         assert_eq!(
             what(open_beneath(&fd, "loop-a", false)),
@@ -611,9 +635,18 @@ mod tests {
 
     #[test]
     fn traversal_is_refused_raw_and_encoded() {
-        assert_eq!(relative_path("/../etc/passwd"), Err(Refusal::Forbidden));
-        assert_eq!(relative_path("/a/%2e%2e/%2E%2E/x"), Err(Refusal::Forbidden));
-        assert_eq!(relative_path("/a/..%2f..%2fb"), Err(Refusal::Forbidden));
+        assert_eq!(
+            relative_path("/../etc/passwd"),
+            Err(Refusal::Forbidden(Denial::Outside))
+        );
+        assert_eq!(
+            relative_path("/a/%2e%2e/%2E%2E/x"),
+            Err(Refusal::Forbidden(Denial::Outside))
+        );
+        assert_eq!(
+            relative_path("/a/..%2f..%2fb"),
+            Err(Refusal::Forbidden(Denial::Outside))
+        );
         assert_eq!(relative_path("etc/passwd"), Err(Refusal::BadRequest));
         assert_eq!(relative_path("/a%00b"), Err(Refusal::BadRequest));
     }

@@ -17,7 +17,7 @@ use httpdate::HttpDate;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use self::files::{Refusal, Span, Verdict};
+use self::files::{Denial, Refusal, Span, Verdict};
 use crate::Error;
 use crate::handler::{CloseReason, ConnInfo, Context, Handler, Service};
 
@@ -191,7 +191,7 @@ impl Root {
     /// /srv/www/releases/v2`), that place is opened the same safe way; outside, refused.
     fn open(&self, rel: &str) -> Result<File, Refusal> {
         let refused = match files::open_beneath(&self.dir, rel, self.beneath) {
-            Err(Refusal::Forbidden) => Refusal::Forbidden,
+            Err(Refusal::Forbidden(why)) => Refusal::Forbidden(why),
             opened => return opened,
         };
         let Some(inside) = std::fs::canonicalize(self.canonical.join(rel))
@@ -678,7 +678,7 @@ impl HttpConn {
         let refused = |this: &mut Self, ctx: &mut Context<'_>, refusal| {
             let status = match refusal {
                 Refusal::BadRequest => 400,
-                Refusal::Forbidden => 403,
+                Refusal::Forbidden(why) => return this.forbid(ctx, req.target, why, keep_alive),
                 Refusal::NotFound => 404,
                 Refusal::Failed => 500,
             };
@@ -700,7 +700,7 @@ impl HttpConn {
             return self.serve_dir(ctx, req, &rel, file, keep_alive);
         }
         if !meta.is_file() {
-            return refused(self, ctx, Refusal::Forbidden);
+            return refused(self, ctx, Refusal::Forbidden(Denial::NotAFile));
         }
         let modified = meta.modified().ok().map(http_time);
         let content_type = content_type(Path::new(&rel));
@@ -894,7 +894,7 @@ impl HttpConn {
                 return self.serve(ctx, &inner, keep_alive);
             }
             // An index there but not readable still hides the directory, as nginx's 403.
-            Err(Refusal::Forbidden)
+            Err(Refusal::Forbidden(why))
                 if nix::sys::stat::fstatat(
                     &dir,
                     "index.html",
@@ -902,8 +902,8 @@ impl HttpConn {
                 )
                 .is_ok() =>
             {
-                self.error(ctx, 403, keep_alive, &[]);
-                return 403;
+                let target = format!("{path}index.html");
+                return self.forbid(ctx, &target, why, keep_alive);
             }
             _ => {}
         }
@@ -948,6 +948,23 @@ impl HttpConn {
                 403
             }
         }
+    }
+
+    /// Answers 403 to a request for `target`, and logs why.
+    fn forbid(
+        &mut self,
+        ctx: &mut Context<'_>,
+        target: &str,
+        why: Denial,
+        keep_alive: bool,
+    ) -> u16 {
+        log::info!(
+            "{} \"{}\": 403: {why}",
+            ctx.peer(),
+            Escaped(target.as_bytes())
+        );
+        self.error(ctx, 403, keep_alive, &[]);
+        403
     }
 
     /// Answers 304 or 412 when the request's conditions ask for it, with the status; `None`

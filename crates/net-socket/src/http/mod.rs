@@ -66,19 +66,32 @@ impl std::fmt::Debug for HttpFiles {
 /// points the name at another directory (`current -> releases/v3`, `rm -rf dist && mkdir
 /// dist`) is served within a second, as nginx (which opens by name per request) serves it,
 /// where a descriptor held from the start served the old tree, then 404s once it was gone.
+/// A name that no longer names a directory it can serve (`mv share private-archive`) takes
+/// the old tree offline within that second too, as in nginx and python: held on to, it was
+/// served for the life of the process.
 struct RootByName {
     path: PathBuf,
-    current: RwLock<Arc<Root>>,
+    /// `None` while the name names nothing that can be served: every request is 404.
+    current: RwLock<Option<Arc<Root>>>,
     /// When the name was last looked up, in ms after `since`.
     checked: AtomicU64,
     since: Instant,
-    /// What the name last named that could not be served, warned of once rather than each
-    /// second, and tried again only by the check once a second, not by each 404.
-    refused: Mutex<Option<(u64, u64)>>,
+    /// Why the name last could not be served, warned of once rather than each second; a
+    /// directory refused is tried again only by the check once a second, not by each 404.
+    unserved: Mutex<Option<Unserved>>,
+}
+
+/// What a root's name came to name that cannot be served.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unserved {
+    /// Nothing (moved away, removed), or something that cannot be looked at.
+    Gone,
+    /// The file or directory of this device and inode, which could not be opened as one.
+    Refused((u64, u64)),
 }
 
 impl RootByName {
-    fn get(&self) -> Arc<Root> {
+    fn get(&self) -> Option<Arc<Root>> {
         let now = self.since.elapsed().as_millis() as u64;
         let last = self.checked.load(Ordering::Relaxed);
         // One loop looks, the others go on with what they have.
@@ -93,41 +106,47 @@ impl RootByName {
         self.current()
     }
 
-    fn current(&self) -> Arc<Root> {
-        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    fn current(&self) -> Option<Arc<Root>> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
-    /// Serves what the name names now, if it can; `retry` tries again a directory it could
-    /// not open before: its permissions may have been fixed since (a deploy's 0700 build
-    /// directory, chmod'ed a moment later), which keeps its inode.
+    /// Serves what the name names now, if it can, else nothing; `retry` tries again a
+    /// directory it could not open before: its permissions may have been fixed since (a
+    /// deploy's 0700 build directory, chmod'ed a moment later), which keeps its inode.
     fn look_up(&self, retry: bool) {
-        // A name gone for a moment (between a deploy's two renames) leaves the old tree served.
-        let Ok(meta) = std::fs::metadata(&self.path) else {
-            return;
-        };
-        let now = (meta.dev(), meta.ino());
-        if now == self.current().id {
+        let named = std::fs::metadata(&self.path).map(|meta| (meta.dev(), meta.ino()));
+        if let (Ok(id), Some(root)) = (&named, self.current())
+            && *id == root.id
+        {
             return;
         }
-        let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
-        let warned = *refused == Some(now);
-        if warned && !retry {
+        let mut unserved = self.unserved.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = named
+            .as_ref()
+            .map_or(Unserved::Gone, |id| Unserved::Refused(*id));
+        let warned = *unserved == Some(now);
+        if warned && (!retry || now == Unserved::Gone) {
             return;
         }
-        match Root::open_dir(&self.path) {
+        match named.and_then(|_| Root::open_dir(&self.path)) {
             Ok(root) => {
                 log::info!(
-                    "{}: now names another directory; serving it",
+                    "{}: serving the directory it names now",
                     self.path.display()
                 );
-                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(root);
-                *refused = None;
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) =
+                    Some(Arc::new(root));
+                *unserved = None;
             }
             Err(_) if warned => {}
             Err(e) => {
-                *refused = Some(now);
+                *unserved = Some(now);
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = None;
                 log::warn!(
-                    "{}: still serving the directory it named: {e}",
+                    "{}: {e}: every request is 404 until it names a directory again",
                     self.path.display()
                 );
             }
@@ -136,16 +155,19 @@ impl RootByName {
 
     fn open(&self, rel: &str) -> Result<File, Refusal> {
         let root = self.get();
-        match root.open(rel) {
+        let opened = root
+            .as_ref()
+            .map_or(Err(Refusal::NotFound), |root| root.open(rel));
+        match opened {
             // A deploy's new file, asked for within the second after the name moved to its
             // tree, would be a 404 a CDN keeps: the name is looked up again at once.
             Err(Refusal::NotFound) => {
                 self.look_up(false);
-                let now = self.current();
-                if Arc::ptr_eq(&now, &root) {
-                    Err(Refusal::NotFound)
-                } else {
-                    now.open(rel)
+                match self.current() {
+                    Some(now) if !root.is_some_and(|root| Arc::ptr_eq(&now, &root)) => {
+                        now.open(rel)
+                    }
+                    _ => Err(Refusal::NotFound),
                 }
             }
             opened => opened,
@@ -242,10 +264,10 @@ impl HttpFiles {
         Ok(HttpFiles {
             root: Arc::new(RootByName {
                 path,
-                current: RwLock::new(Arc::new(root)),
+                current: RwLock::new(Some(Arc::new(root))),
                 checked: AtomicU64::new(0),
                 since: Instant::now(),
-                refused: Mutex::new(None),
+                unserved: Mutex::new(None),
             }),
             header_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(60),

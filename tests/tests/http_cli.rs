@@ -2446,35 +2446,136 @@ fn stdin_is_the_body_with_at_dash_when_redirected_or_piped_into_a_post() {
     // A pipe closed empty is no body: a POST says Content-Length: 0.
     let got = ok_json(&run(&["POST", &url], std::process::Stdio::piped()));
     assert_eq!(got["headers"]["content-length"], "0");
-    // A pipe left open and silent (a script's stdin) holds a POST up for a few seconds and is
-    // then left out with a warning; a GET never waits for it.
-    let open = |args: &[&str]| {
-        let mut child = http_with_stdin_pipe(args);
-        let open_pipe = child.stdin.take().unwrap();
-        let started = std::time::Instant::now();
-        let out = child.wait_with_output();
-        drop(open_pipe);
-        (out, started.elapsed())
-    };
-    let (out, took) = open(&[&url]);
+    // A GET never waits for a pipe left open.
+    let mut child = http_with_stdin_pipe(&[&url]);
+    let open_pipe = child.stdin.take().unwrap();
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output();
+    drop(open_pipe);
     let got = ok_json(&out);
     assert_eq!(
         (got["method"].as_str(), got["body"].as_str()),
         (Some("GET"), Some(""))
     );
-    assert!(took < Duration::from_secs(3), "{took:?}");
-    let (out, took) = open(&["POST", &url]);
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn a_pipe_slow_to_start_is_waited_for_not_dropped() {
+    // `pg_dump db | netkit http PUT URL`: a producer silent for over 5 s had the PUT sent
+    // empty, exit 0, the server's file replaced by nothing. It is waited for, with a note
+    // saying how to send no body.
+    let server = EchoServer::start();
+    let mut child = http_with_stdin_pipe(&["PUT", &server.url("/echo")]);
+    let mut pipe = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(6500));
+    pipe.write_all(b"late backup").unwrap();
+    drop(pipe);
+    let out = child.wait_with_output();
     let got = ok_json(&out);
     assert_eq!(
-        (
-            got["method"].as_str(),
-            got["headers"]["content-length"].as_str()
-        ),
-        (Some("POST"), Some("0"))
+        (got["method"].as_str(), got["body"].as_str()),
+        (Some("PUT"), Some("late backup"))
     );
-    assert!(took < Duration::from_secs(30), "{took:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("nothing came through the pipe"), "{stderr}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("waiting for the body on stdin") && err.contains("< /dev/null"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_empty_body_file_goes_with_a_length_of_0() {
+    // It went chunked, and servers that need a length answered 411 (curl and httpie send
+    // Content-Length: 0).
+    let server = EchoServer::start();
+    let url = server.url("/echo");
+    let empty = work_dir().join("http-cli-empty-body.dat");
+    std::fs::write(&empty, b"").unwrap();
+    let by_name = http(&["PUT", &url, &format!("@{}", empty.display())]);
+    let redirected = Command::new(netkit_bin())
+        .args(["http", "PUT", &url])
+        .stdin(std::fs::File::open(&empty).unwrap())
+        .output()
+        .unwrap();
+    for out in [by_name, redirected] {
+        let got = ok_json(&out);
+        assert_eq!(got["headers"]["content-length"], "0", "{got}");
+        assert!(got["headers"].get("transfer-encoding").is_none(), "{got}");
+    }
+    let shown = http(&["--offline", "PUT", &url, &format!("@{}", empty.display())]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("Content-Length: 0"), "{shown}");
+}
+
+#[test]
+fn a_directory_as_the_body_is_refused_before_connecting() {
+    // `@dir` connected, sent a chunked head and failed naming the URL, exit 1; `< dir` sent
+    // an empty PUT, exit 0.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/x", listener.local_addr().unwrap());
+    let dir = work_dir().join("http-cli-dir-body");
+    std::fs::create_dir_all(&dir).unwrap();
+    let by_name = http(&["PUT", &url, &format!("@{}", dir.display())]);
+    let redirected = Command::new(netkit_bin())
+        .args(["http", "PUT", &url])
+        .stdin(std::fs::File::open(&dir).unwrap())
+        .output()
+        .unwrap();
+    for out in [by_name, redirected] {
+        one_line_error(&out, 2, "a directory");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(dir.to_str().unwrap()), "{err}");
+        assert!(listener.accept().is_err(), "the request was sent anyway");
+    }
+}
+
+#[test]
+fn a_file_not_ours_to_read_or_write_is_bad_input_whatever_flag_names_it() {
+    // `-d -o`, `f@`, `@file`, `--cert`, `--verify` exited 1 (a network failure, to a script
+    // that retries), `-o`, `a=@` and `H:@` 2; no request is sent in any of them.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/x", listener.local_addr().unwrap());
+    let dir = work_dir().join("http-cli-not-ours");
+    let locked = dir.join("locked");
+    std::fs::create_dir_all(&locked).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let secret = dir.join("secret.pem");
+    std::fs::write(&secret, b"secret").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let secret = secret.to_str().unwrap();
+    let out_file = locked.join("out.txt");
+    let out_file = out_file.to_str().unwrap();
+    let https = url.replace("http:", "https:");
+    let cases: [Vec<String>; 8] = [
+        vec!["-o".into(), out_file.into(), url.clone()],
+        vec!["-d".into(), "-o".into(), out_file.into(), url.clone()],
+        vec!["-f".into(), url.clone(), format!("f@{secret}")],
+        vec!["PUT".into(), url.clone(), format!("@{secret}")],
+        vec!["--cert".into(), secret.into(), https.clone()],
+        vec!["--verify".into(), secret.into(), https.clone()],
+        vec![url.clone(), format!("a=@{secret}")],
+        vec![url.clone(), format!("H:@{secret}")],
+    ];
+    for args in cases {
+        // As nobody: root reads and writes whatever the modes say.
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(netkit_bin())
+            .args(["http", "--ignore-netrc"])
+            .args(&args)
+            .env("HOME", &dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("Permission denied"), "{args:?}: {err}");
+        assert!(listener.accept().is_err(), "{args:?}: the request was sent");
+    }
 }
 
 #[test]
@@ -2572,4 +2673,36 @@ fn a_session_with_the_clock_past_9999_keeps_its_session_cookies_and_does_not_pan
     let saved = std::fs::read_to_string(&path).unwrap();
     assert!(saved.contains("\"raw_cookie\": \"sid=1\""), "{saved}");
     assert!(!saved.contains("ma=1"), "{saved}");
+}
+
+#[test]
+fn a_large_body_file_is_shown_by_verbose_without_being_read_whole() {
+    // `-v PUT URL @disk.img` read the whole file into memory to show it (1.2 GB of it), even
+    // on a terminal, where only the binary note is printed.
+    let server = EchoServer::start();
+    let file = work_dir().join("http-cli-verbose-large.bin");
+    let size = 96 << 20;
+    std::fs::write(&file, vec![b'x'; size]).unwrap();
+    let shown = work_dir().join("http-cli-verbose-large.out");
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "maxrss %M"])
+        .arg(netkit_bin())
+        .args(["http", "-p", "Bh", "PUT", &server.url("/echo")])
+        .arg(format!("@{}", file.display()))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&shown).unwrap())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let kib: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("maxrss "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(kib < 48 << 10, "{kib} KiB for a {size}-byte file");
+    // All of it shown, then the response's head.
+    let shown = std::fs::read(&shown).unwrap();
+    assert!(shown.starts_with(&vec![b'x'; size]), "{}", shown.len());
+    assert!(String::from_utf8_lossy(&shown[size..]).contains("200 OK"));
 }

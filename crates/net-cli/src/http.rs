@@ -39,7 +39,7 @@ JSON names nest as httpie's: user[name]=ann tags[]=a tags[]=b pets[0][id]:=1 ([]
 top-level array); a backslash makes a separator literal: 'a\\=b=c' sends {\"a=b\": \"c\"}.
 
 A stdin redirected from a file (`< data.json`) is the body when no item gives one (not with -I);
-so is a pipe into an explicit POST, PUT or PATCH, if its first bytes come within 5 s.
+so is a pipe into an explicit POST, PUT or PATCH, waited for however long it takes to come.
 
 Output: on a terminal, the response headers and body (JSON pretty-printed, colours unless
 NO_COLOR); piped, the raw body only (--pretty all|colors|format|none changes either). --print
@@ -264,6 +264,23 @@ fn request(mut args: Args) -> Outcome {
             ))
             .code(USAGE);
         }
+        // One not ours to write was found only once the answer came.
+        let writable = if path.exists() {
+            nix::unistd::access(path, nix::unistd::AccessFlags::W_OK)
+        } else {
+            nix::unistd::access(
+                dir,
+                nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+            )
+        };
+        if let Err(errno) = writable {
+            return Err(anyhow!(
+                "cannot write {}: {}",
+                path.display(),
+                std::io::Error::from(errno)
+            ))
+            .code(USAGE);
+        }
     }
     // Still a download: it follows redirects and an answer that is not the file (3xx, 4xx,
     // 5xx) writes nothing and exits 3/4/5, as httpie's `-d URL | tar x`.
@@ -299,18 +316,11 @@ fn request(mut args: Args) -> Outcome {
         ))
         .code(USAGE);
     }
-    let body_file = body_file.or_else(|| {
-        let no_body = !args.ignore_stdin && !items.iter().any(Item::is_data) && args.raw.is_none();
-        let stdin = no_body.then(|| std::fs::metadata(STDIN).ok()).flatten()?;
-        let takes_body = method.is_some_and(|m| {
-            ["POST", "PUT", "PATCH"]
-                .iter()
-                .any(|b| m.eq_ignore_ascii_case(b))
-        });
-        let body =
-            stdin.is_file() || (stdin.file_type().is_fifo() && takes_body && pipe_has_body());
-        body.then(|| PathBuf::from(STDIN))
-    });
+    let body_file = match body_file {
+        Some(file) => Some(file),
+        None if args.ignore_stdin || data || args.raw.is_some() => None,
+        None => stdin_body(method, args.quiet < 2)?,
+    };
     let client = Client::new(config(&args, &url)?).map_err(failure)?;
     let mut session = match args.session.as_ref().or(args.session_read_only.as_ref()) {
         Some(given) => {
@@ -666,12 +676,14 @@ fn holding_signals<T>(work: impl FnOnce() -> T) -> T {
 fn failure(error: Error) -> Failure {
     let code = match &error {
         Error::BadUrl { .. } | Error::BadRequest(_) | Error::Session { .. } => USAGE,
-        // A file named that is not there or not a file is bad input; one that cannot be
-        // written (a full disk, no permission) is an I/O failure, as curl's 23.
+        // A file named that is not there, not a file, or not ours to read or write is bad
+        // input, whatever flag names it (`--cert`, `@file` and `f@file` exited 1, `a=@file`
+        // 2); one the disk cannot take (full) is an I/O failure, as curl's 23.
         Error::File { source, .. }
             if matches!(
                 source.kind(),
                 std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::PermissionDenied
                     | std::io::ErrorKind::IsADirectory
                     | std::io::ErrorKind::NotADirectory
                     | std::io::ErrorKind::InvalidData
@@ -753,29 +765,68 @@ fn with_body(request: Request, path: PathBuf, shown: bool) -> Result<Request, Fa
     Ok(request.file(path))
 }
 
-/// How long a pipe into POST, PUT or PATCH may stay silent before the request goes without it.
-const PIPE_WAIT_MS: u16 = 5000;
+/// stdin as the body when nothing else is one, as httpie takes it: redirected from a file
+/// (`< data.json`), or a pipe into an explicit POST, PUT or PATCH (`pg_dump | netkit http
+/// PUT URL`), waited for however long its first bytes take (`note` says after a while that
+/// it waits, and how not to).
+fn stdin_body(method: Option<&str>, note: bool) -> Result<Option<PathBuf>, Failure> {
+    let Ok(stdin) = std::fs::metadata(STDIN) else {
+        return Ok(None);
+    };
+    if stdin.is_dir() {
+        // It sent an empty body, exit 0.
+        let name = std::fs::read_link("/proc/self/fd/0")
+            .map_or_else(|_| "stdin".into(), |path| path.display().to_string());
+        return Err(anyhow!(
+            "{name}: a directory on stdin, not a body to send (-I leaves stdin alone)"
+        ))
+        .code(USAGE);
+    }
+    let takes_body = method.is_some_and(|m| {
+        ["POST", "PUT", "PATCH"]
+            .iter()
+            .any(|b| m.eq_ignore_ascii_case(b))
+    });
+    let body =
+        stdin.is_file() || (stdin.file_type().is_fifo() && takes_body && pipe_has_body(note));
+    Ok(body.then(|| PathBuf::from(STDIN)))
+}
 
-/// Whether the pipe on stdin brings a body: its first bytes arrive within [`PIPE_WAIT_MS`]
-/// (after them it is read to its end, however slowly). A pipe closed empty brings none, and
-/// one that stays open and silent, as a script's stdin may, is left alone with a warning
-/// rather than holding the request up for ever (httpie waits for ever).
-fn pipe_has_body() -> bool {
+/// How long a pipe into POST, PUT or PATCH stays silent before a note says the request waits
+/// for it.
+const PIPE_NOTE_MS: u16 = 5000;
+
+/// Whether the pipe on stdin brings a body: it does unless it closes with nothing in it.
+/// Its first bytes are waited for however long they take, as httpie and curl `-T -` wait: a
+/// dump or an archive may take minutes to start, and the request went without them, an
+/// empty file put in place of the last good one, exit 0. A pipe left open and silent (a
+/// script's stdin) holds the request up; after [`PIPE_NOTE_MS`] a note says so, and how to
+/// send no body.
+fn pipe_has_body(note: bool) -> bool {
+    use nix::errno::Errno;
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let stdin = std::io::stdin();
     let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
-    match poll(&mut fds, PollTimeout::from(PIPE_WAIT_MS)) {
-        Ok(0) => {
-            crate::exit::say(format_args!(
-                "netkit: warning: nothing came through the pipe on stdin in {} s; sending no body (`@-` waits for it, -I skips it)",
-                PIPE_WAIT_MS / 1000
-            ));
-            false
+    let mut wait = PollTimeout::from(PIPE_NOTE_MS);
+    loop {
+        match poll(&mut fds, wait) {
+            Ok(0) => {
+                if note {
+                    crate::exit::say(format_args!(
+                        "netkit: waiting for the body on stdin (a pipe); `< /dev/null` or -I sends none"
+                    ));
+                }
+                wait = PollTimeout::NONE;
+            }
+            Ok(_) => {
+                return fds[0]
+                    .revents()
+                    .is_some_and(|r| r.contains(PollFlags::POLLIN));
+            }
+            Err(Errno::EINTR) => {}
+            // Reading it tells what is wrong with it.
+            Err(_) => return true,
         }
-        Ok(_) => fds[0]
-            .revents()
-            .is_some_and(|r| r.contains(PollFlags::POLLIN)),
-        Err(_) => false,
     }
 }
 
@@ -1149,29 +1200,75 @@ fn print_request(
         }
         writeln!(out)?;
     }
-    // A file is read whole only to be shown, as httpie reads it.
-    let file_body = match (&preview.body, &preview.body_file) {
-        (None, Some(path)) if what.contains('B') => {
-            Some(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)
+    if !what.contains('B') {
+        return Ok(());
+    }
+    let body = match (&preview.body, &preview.body_file) {
+        (Some(body), _) => std::borrow::Cow::Borrowed(body),
+        // A file is read whole to be shown only when small enough to be formatted: `-v` of
+        // a disk image read all of it into memory, even to print only the binary note.
+        (None, Some(path)) => {
+            let cannot = |e| anyhow!("cannot read {}: {e}", path.display());
+            let mut file = std::fs::File::open(path).map_err(cannot)?;
+            let mut head = Vec::new();
+            (&mut file)
+                .take(SHOWN_WHOLE)
+                .read_to_end(&mut head)
+                .map_err(cannot)?;
+            if head.len() as u64 == SHOWN_WHOLE {
+                print_streamed(out, &head, &mut file, tty).map_err(cannot)?;
+                writeln!(out)?;
+                return Ok(());
+            }
+            std::borrow::Cow::Owned(head)
         }
-        _ => None,
+        (None, None) => return Ok(()),
     };
-    if what.contains('B')
-        && let Some(body) = preview.body.as_ref().or(file_body.as_ref())
-    {
-        let may_be_json = preview
-            .headers
-            .iter()
-            .any(|(name, value)| name.eq_ignore_ascii_case("content-type") && may_be_json(value));
-        if tty && body.contains(&0) {
-            writeln!(out, "{BINARY_NOTE}")?;
-        } else if !(may_be_json && style.format && style.write_json(out, body)?) {
-            out.write_all(body)?;
-            writeln!(out)?;
-        }
+    let may_be_json = preview
+        .headers
+        .iter()
+        .any(|(name, value)| name.eq_ignore_ascii_case("content-type") && may_be_json(value));
+    if tty && body.contains(&0) {
+        writeln!(out, "{BINARY_NOTE}")?;
+    } else if !(may_be_json && style.format && style.write_json(out, &body)?) {
+        out.write_all(&body)?;
         writeln!(out)?;
     }
+    writeln!(out)?;
     Ok(())
+}
+
+/// The most of a body file read at once to be shown (and formatted, when JSON); past it, it
+/// is shown as it is read.
+const SHOWN_WHOLE: u64 = 16 << 20;
+
+/// A body file too large to be read whole, shown as read: `head`, then the rest of `file`;
+/// on a terminal up to the first chunk with a NUL byte, where the binary note goes, as
+/// httpie shows it.
+fn print_streamed(
+    out: &mut impl Write,
+    head: &[u8],
+    file: &mut std::fs::File,
+    tty: bool,
+) -> std::io::Result<()> {
+    if tty && head.contains(&0) {
+        return writeln!(out, "{BINARY_NOTE}");
+    }
+    out.write_all(head)?;
+    let mut chunk = vec![0; 64 << 10];
+    loop {
+        let n = match file.read(&mut chunk) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            read => read?,
+        };
+        if n == 0 {
+            return writeln!(out);
+        }
+        if tty && chunk[..n].contains(&0) {
+            return writeln!(out, "{BINARY_NOTE}");
+        }
+        out.write_all(&chunk[..n])?;
+    }
 }
 
 fn print_head(out: &mut impl Write, response: &Response, style: &Style) -> anyhow::Result<()> {

@@ -642,11 +642,37 @@ pub(crate) fn clock_past_cookie_dates() -> bool {
         .is_ok_and(|since| since.as_secs() > LAST)
 }
 
-/// Whether a body file has a length to announce: a regular file's, unless 0, which files in
-/// /proc and /sys say whatever they hold (`< /proc/version` went as an empty body); those
-/// go as pipes go, chunked.
-fn sized(meta: &std::fs::Metadata) -> bool {
-    meta.is_file() && meta.len() > 0
+/// The length a body file announces (`meta` is its metadata): a regular file's, 0 too when it
+/// holds nothing (an empty file went chunked, and servers that need a length answered 411);
+/// but files in /proc and /sys say 0 whatever they hold (`< /proc/version` went as an empty
+/// body), so a 0 is believed only when reading the first byte (`first`) finds none. Anything
+/// else goes as pipes go, chunked.
+fn announced_length(
+    meta: &std::fs::Metadata,
+    first: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
+) -> Option<u64> {
+    if !meta.is_file() {
+        return None;
+    }
+    if meta.len() > 0 {
+        return Some(meta.len());
+    }
+    first(&mut [0]).is_ok_and(|n| n == 0).then_some(0)
+}
+
+/// [`announced_length`] of an open file, read where it stands left as it was.
+fn file_length(file: &File) -> Option<u64> {
+    use std::os::unix::fs::FileExt as _;
+    let meta = file.metadata().ok()?;
+    announced_length(&meta, |buf| file.read_at(buf, 0))
+}
+
+/// [`announced_length`] of the file at `path`, opened only when regular (a FIFO's opening
+/// would wait for a writer).
+fn path_length(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::FileExt as _;
+    let meta = std::fs::metadata(path).ok()?;
+    announced_length(&meta, |buf| File::open(path)?.read_at(buf, 0))
 }
 
 /// `timeout` as ureq's limit: one too long to add to an instant (`Duration::MAX`, the usual
@@ -1209,11 +1235,7 @@ impl Request {
     /// bytes kept (up to 16 MiB) to send again after a 307/308 redirect or a retry.
     #[must_use]
     pub fn open_body(mut self, mut file: File) -> Self {
-        let start = file
-            .metadata()
-            .is_ok_and(|m| sized(&m))
-            .then(|| std::io::Seek::stream_position(&mut file).ok())
-            .flatten();
+        let start = file_length(&file).and_then(|_| std::io::Seek::stream_position(&mut file).ok());
         self.body = Body::Open {
             file: Arc::new(file),
             start,
@@ -1264,9 +1286,9 @@ impl Request {
                 if let Some(ct) = self.guessed_type(path) {
                     headers.push(("Content-Type".into(), ct.into()));
                 }
-                match std::fs::metadata(path) {
-                    Ok(meta) if sized(&meta) => {
-                        framing.push(("Content-Length".into(), meta.len().to_string()));
+                match path_length(path) {
+                    Some(length) => {
+                        framing.push(("Content-Length".into(), length.to_string()));
                     }
                     _ => framing.push(("Transfer-Encoding".into(), "chunked".into())),
                 }
@@ -1396,15 +1418,14 @@ impl Request {
             .ok_or_else(|| {
                 Error::BadRequest(format!("Content-Length: {value} is not a number of bytes"))
             })?;
-        let sized = |meta: std::fs::Metadata| sized(&meta).then_some(meta.len());
         let known = match &self.body {
             Body::Empty => Some(0),
             Body::Bytes { data, .. } => Some(data.len() as u64),
-            Body::File(path) => std::fs::metadata(path).ok().and_then(sized),
+            Body::File(path) => path_length(path),
             Body::Open {
                 file,
                 start: Some(0),
-            } => file.metadata().ok().and_then(sized),
+            } => file_length(file),
             Body::Open { .. } => None,
             Body::Multipart { shown, .. } => {
                 // Built and kept by a preview, when small enough to be.
@@ -1505,7 +1526,7 @@ impl Request {
 
     /// What [`send`](Self::send) refuses before anything goes out, for a caller showing the
     /// request unsent (httpie's `--offline`): a header that cannot go on the wire, a bearer
-    /// token that cannot, a file part that is a directory.
+    /// token that cannot, a body file or file part that is a directory.
     ///
     /// # Errors
     /// [`Error::BadRequest`] or [`Error::File`], naming the header or the file.
@@ -1536,12 +1557,16 @@ impl Request {
             }
             check_header("Authorization", token)?;
         }
-        if let Body::Multipart { parts, .. } = &self.body {
-            for part in parts {
-                if let Part::File { path, .. } = part {
-                    upload_file(path)?;
+        match &self.body {
+            Body::Multipart { parts, .. } => {
+                for part in parts {
+                    if let Part::File { path, .. } = part {
+                        upload_file(path)?;
+                    }
                 }
             }
+            Body::File(path) => upload_file(path)?,
+            _ => {}
         }
         Ok(())
     }
@@ -1803,7 +1828,7 @@ impl Request {
                 if let Some(ct) = self.guessed_type(path) {
                     builder = builder.header("Content-Type", ct);
                 }
-                if file.metadata().is_ok_and(|m| sized(&m)) {
+                if file_length(&file).is_some() {
                     if self.chunked {
                         let body = ureq::SendBody::from_owned_reader(file);
                         self.run(builder.body(body).map_err(bad)?)
@@ -1896,7 +1921,7 @@ fn form<'a>(
                 // ureq takes a file's size from its metadata: a pipe's 0 (`f@<(cmd)`) made
                 // the form's length wrong. One without a length goes chunked; sent again, it
                 // was an empty part.
-                let mut part = if file.metadata().is_ok_and(|m| sized(&m)) {
+                let mut part = if file_length(&file).is_some() {
                     ureq::unversioned::multipart::Part::file(path).map_err(|source| {
                         Error::File {
                             path: path.clone(),
@@ -2062,8 +2087,8 @@ fn replayed(
     Ok(std::io::Read::chain(std::io::Cursor::new(before), rest))
 }
 
-/// A file to upload as a part, looked at before anything is sent: a directory opens (on
-/// Linux) and failed only when read, blamed on the URL.
+/// A file to upload (a part, or the body), looked at before anything is sent: a directory
+/// opens (on Linux) and failed only when read, blamed on the URL, after connecting.
 pub(crate) fn upload_file(path: &Path) -> Result<(), Error> {
     let fail = |source| Error::File {
         path: path.to_owned(),

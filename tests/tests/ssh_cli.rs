@@ -3306,6 +3306,126 @@ fn sftp_get_dash_a_goes_on_from_the_part_an_interrupted_get_left() {
     assert!(std::fs::read(&local).unwrap() == longer);
 }
 
+/// A directory of the SSH test account's own, holding a copy of its key and known hosts, and
+/// `netkit sftp` run as that account (not root, which may write any file) in it.
+struct AsTestUser {
+    dir: std::path::PathBuf,
+    uid: u32,
+    gid: u32,
+}
+
+impl AsTestUser {
+    fn new(name: &str) -> AsTestUser {
+        let home = std::fs::metadata(env("NETKIT_TEST_SSH_HOME")).unwrap();
+        let (uid, gid) = (home.uid(), home.gid());
+        let dir = work_dir().join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+        for (from, to) in [
+            (key("id_ed25519"), "key"),
+            (env("NETKIT_TEST_SSH_KNOWN_HOSTS").into(), "known_hosts"),
+        ] {
+            std::fs::copy(from, dir.join(to)).unwrap();
+            std::os::unix::fs::chown(dir.join(to), Some(uid), Some(gid)).unwrap();
+        }
+        AsTestUser { dir, uid, gid }
+    }
+
+    /// `netkit sftp VERB [FLAGS...] REMOTE LOCAL`, run as the test account.
+    fn sftp(&self, verb: &str, flags: &[&str], remote: &Path, local: &Path) -> Output {
+        use std::os::unix::process::CommandExt as _;
+        let mut args = vec![
+            "sftp".to_owned(),
+            verb.into(),
+            "-P".into(),
+            port().to_string(),
+        ];
+        args.extend(flags.iter().map(|f| (*f).to_owned()));
+        for (flag, file) in [("--known-hosts", "known_hosts"), ("-i", "key")] {
+            args.extend([flag.to_owned(), self.dir.join(file).display().to_string()]);
+        }
+        args.push(format!("{}:{}", dest(), remote.display()));
+        args.push(local.display().to_string());
+        netkit_tests::Spawned::start(
+            Command::new(netkit_bin())
+                .args(&args)
+                .uid(self.uid)
+                .gid(self.gid)
+                .env("HOME", &self.dir)
+                .env_remove("SSH_AUTH_SOCK")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .wait_with_output()
+    }
+
+    /// `path` (in its directory) made with `data`, owned by the test account unless `root`.
+    fn file(&self, path: &str, data: &[u8], mode: u32, root: bool) -> std::path::PathBuf {
+        let path = self.dir.join(path);
+        std::fs::write(&path, data).unwrap();
+        if !root {
+            std::os::unix::fs::chown(&path, Some(self.uid), Some(self.gid)).unwrap();
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+}
+
+#[test]
+fn sftp_get_refuses_a_local_file_its_user_may_not_write_as_sftp() {
+    let remote = remote_dir("sftp-not-writable");
+    std::fs::write(
+        remote.join("r.txt"),
+        b"remote-data, longer than what is here\n",
+    )
+    .unwrap();
+    std::fs::create_dir(remote.join("tree")).unwrap();
+    std::fs::write(remote.join("tree/r.txt"), b"remote-data\n").unwrap();
+    std::process::Command::new("chown")
+        .args(["-R", &format!("{}:", env("NETKIT_TEST_SSH_USER"))])
+        .arg(&remote)
+        .status()
+        .unwrap();
+    let user = AsTestUser::new("sftp-not-writable");
+    // Write-protected, another user's in a directory the user may write, or the file a
+    // resumed get takes as its part: each left as it is, named, as sftp, curl and wget do;
+    // renaming over it only needs the directory, and replaced it.
+    let read_only = user.file("keep.txt", b"PRECIOUS\n", 0o444, false);
+    let roots = user.file("roots.txt", b"ROOT'S\n", 0o644, true);
+    std::fs::create_dir(user.dir.join("tree")).unwrap();
+    std::os::unix::fs::chown(user.dir.join("tree"), Some(user.uid), Some(user.gid)).unwrap();
+    let in_tree = user.file("tree/r.txt", b"PRECIOUS\n", 0o444, false);
+    // (flags, remote, local, the file refused)
+    let cases = [
+        (&[][..], remote.join("r.txt"), &read_only, &read_only),
+        (&[], remote.join("r.txt"), &roots, &roots),
+        (&["-a"], remote.join("r.txt"), &read_only, &read_only),
+        (&["-r"], remote.join("tree"), &user.dir, &in_tree),
+    ];
+    for (flags, from, to, named) in cases {
+        let before = std::fs::read(named).unwrap();
+        let out = user.sftp("get", flags, &from, to);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flags:?} {err}");
+        assert!(
+            err.contains(&format!("{}: Permission denied", named.display())),
+            "{flags:?} {err}"
+        );
+        assert_eq!(std::fs::read(named).unwrap(), before, "{flags:?}");
+        assert!(!named.with_extension("txt.part").exists(), "{flags:?}");
+    }
+    assert_eq!(std::fs::metadata(&roots).unwrap().uid(), 0);
+    // What the user may write is still fetched.
+    let own = user.file("own.txt", b"old\n", 0o644, false);
+    ok(user.sftp("get", &[], &remote.join("r.txt"), &own));
+    assert_eq!(
+        std::fs::read(&own).unwrap(),
+        std::fs::read(remote.join("r.txt")).unwrap()
+    );
+}
+
 #[test]
 fn sftp_put_dash_a_goes_on_from_what_an_interrupted_put_left() {
     let remote = remote_dir("sftp-cli-put-resume");

@@ -1425,6 +1425,16 @@ impl Client {
             .then(|| std::fs::canonicalize(local).ok())
             .flatten();
         let local = through.as_deref().unwrap_or(local);
+        // A file its user may not write (mode 0444, another user's) is refused as sftp, curl
+        // and `http -o` refuse it: renaming over it needs only the directory, and replaced it.
+        if local.is_file() {
+            nix::unistd::access(local, nix::unistd::AccessFlags::W_OK).map_err(|errno| {
+                Error::Local {
+                    path: local.to_owned(),
+                    source: errno.into(),
+                }
+            })?;
+        }
         // `NAME.part` only when resuming, where the caller asks for what it holds: a user's own
         // `NAME.part` (a split archive, a browser's download) was removed by every get of
         // NAME. Else a name of our own, made new beside the file, removed on failure.
@@ -1455,6 +1465,16 @@ impl Client {
             use std::os::unix::fs::MetadataExt as _;
             meta.uid() != nix::unistd::geteuid().as_raw()
         };
+        // The file taken as the part is opened before it is renamed: one that could not be
+        // opened was left only as `NAME.part`, and the error named a file that was gone.
+        let mut adopted = None;
+        // Never through a link planted at the predictable name.
+        let append = |path: &Path| {
+            File::options()
+                .append(true)
+                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+                .open(path)
+        };
         let done = match (std::fs::metadata(&part), std::fs::metadata(local)) {
             // In a shared directory anyone may leave a part for us to finish: the file would
             // start with their bytes and stay theirs to change (put -a refuses it too).
@@ -1470,20 +1490,21 @@ impl Client {
                 return Err(larger(local));
             }
             (Err(_), Ok(meta)) if options.resume && meta.is_file() && meta.len() > 0 => {
+                adopted = Some(append(local).map_err(Self::local(local))?);
                 std::fs::rename(local, &part).map_err(Self::local(local))?;
                 meta.len()
             }
             _ => 0,
         };
         // Errors name the file the caller asked for: `.part` is ours.
-        let target = if done > 0 {
+        if done > 0 {
             self.resume_at(&mut source, remote, done)?;
             log::debug!("{}: resuming at {done} bytes", local.display());
-            // Never through a link planted at the predictable name.
-            File::options()
-                .append(true)
-                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-                .open(&part)
+        }
+        let target = if let Some(file) = adopted {
+            Ok(file)
+        } else if done > 0 {
+            append(&part)
         } else {
             // An empty part left by another get keeps the mode it was made with: made anew.
             let _ = std::fs::remove_file(&part);

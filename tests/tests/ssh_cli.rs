@@ -3427,6 +3427,55 @@ fn sftp_get_refuses_a_local_file_its_user_may_not_write_as_sftp() {
 }
 
 #[test]
+fn sftp_get_dash_a_fetches_whole_what_was_written_before_the_remote_file_changed() {
+    let remote = remote_dir("sftp-cli-older");
+    let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8 + 1).collect();
+    std::fs::write(remote.join("new.bin"), &data).unwrap();
+    let changed = std::fs::metadata(remote.join("new.bin"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let source = format!("{}:{}/new.bin", dest(), remote.display());
+    let local = work_dir().join("sftp-cli-older.bin");
+    let part = work_dir().join("sftp-cli-older.bin.part");
+    let leave = |path: &Path, len: usize, when: std::time::SystemTime| {
+        let _ = std::fs::remove_file(&local);
+        let _ = std::fs::remove_file(&part);
+        let file = std::fs::File::create(path).unwrap();
+        file.set_len(len as u64).unwrap();
+        file.set_modified(when).unwrap();
+    };
+    let before = changed - Duration::from_secs(3600);
+    // The old copy an interrupted plain get left as it was (shorter, or as long), or a part
+    // of the version before: appending to it made a file of both versions, exit 0.
+    for (path, len) in [
+        (&local, 256 << 10),
+        (&local, data.len()),
+        (&part, 256 << 10),
+    ] {
+        leave(path, len, before);
+        let out = sftp(&["get", "-a", &source, local.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        ok(out);
+        assert!(std::fs::read(&local).unwrap() == data, "{}", path.display());
+        assert!(
+            err.contains(&format!(
+                "{}: older than the remote file: not resumed, fetched whole",
+                path.display()
+            )),
+            "{err}"
+        );
+        assert!(!part.exists());
+    }
+    // Written since (a complete one `-p` gave the remote file's time, as `get -r -a` finds
+    // it): taken as it is, nothing fetched.
+    leave(&local, data.len(), changed);
+    ok(sftp(&["get", "-a", &source, local.to_str().unwrap()]));
+    assert!(std::fs::read(&local).unwrap().iter().all(|&b| b == 0));
+    std::fs::remove_file(&local).unwrap();
+}
+
+#[test]
 fn sftp_put_dash_a_goes_on_from_what_an_interrupted_put_left() {
     let remote = remote_dir("sftp-cli-put-resume");
     let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8 + 1).collect();

@@ -572,7 +572,8 @@ pub struct Transfer {
     /// Go on from what an interrupted transfer left (a download's `NAME.part`, an upload's
     /// [`upload_temp_name`]; a long `NAME` cut to leave room) and leave it there if this one fails too, as sftp's `get -a`
     /// and `put -a`. The part is taken as it is, as sftp takes it: only its length is
-    /// checked against the file's.
+    /// checked against the file's, and a download's time (one last written before the
+    /// remote file changed is of an older version, and is fetched whole).
     pub resume: bool,
     /// Holds the local file a download writes under a temporary name while it is written,
     /// so that a process that must exit at once (a second Ctrl-C) can remove it: nothing
@@ -1465,6 +1466,24 @@ impl Client {
             use std::os::unix::fs::MetadataExt as _;
             meta.uid() != nix::unistd::geteuid().as_raw()
         };
+        // Last written before the remote file changed, it holds an older version: appending
+        // the new one's tail to it made a file of both, and `-p` then gave it the remote
+        // size and time, so that nothing (rsync's quick check included) saw it. A file
+        // written since (a part, or one `-p` gave the remote time) may be this version's.
+        let older = |what: &Path, meta: &std::fs::Metadata| {
+            use std::os::unix::fs::MetadataExt as _;
+            let older = stat
+                .mtime
+                .and_then(|mtime| i64::try_from(mtime).ok())
+                .is_some_and(|mtime| meta.mtime() < mtime);
+            if older {
+                log::warn!(
+                    "{}: older than the remote file: not resumed, fetched whole",
+                    what.display()
+                );
+            }
+            older
+        };
         // The file taken as the part is opened before it is renamed: one that could not be
         // opened was left only as `NAME.part`, and the error named a file that was gone.
         let mut adopted = None;
@@ -1484,12 +1503,14 @@ impl Client {
                     source: std::io::Error::other("another user's: not resumed"),
                 });
             }
-            (Ok(meta), _) if options.resume && meta.len() <= total => meta.len(),
-            (Ok(_), _) if options.resume => return Err(larger(&part)),
+            (Ok(meta), _) if options.resume && meta.len() > total => return Err(larger(&part)),
+            (Ok(meta), _) if options.resume && !older(&part, &meta) => meta.len(),
             (Err(_), Ok(meta)) if options.resume && meta.is_file() && meta.len() > total => {
                 return Err(larger(local));
             }
-            (Err(_), Ok(meta)) if options.resume && meta.is_file() && meta.len() > 0 => {
+            (Err(_), Ok(meta))
+                if options.resume && meta.is_file() && meta.len() > 0 && !older(local, &meta) =>
+            {
                 adopted = Some(append(local).map_err(Self::local(local))?);
                 std::fs::rename(local, &part).map_err(Self::local(local))?;
                 meta.len()

@@ -3668,31 +3668,36 @@ fn sigterm_or_sigint_stops_a_transfer_and_removes_its_partial_file() {
 /// the server stops answering as a hung one does, and resumed when dropped.
 struct Frozen(Vec<nix::unistd::Pid>);
 
+/// The sshd processes at the far end of `client`'s SSH connection.
+fn server_of(client: u32) -> Vec<nix::unistd::Pid> {
+    let sockets = Command::new("ss").args(["-tnpH"]).output().unwrap();
+    let sockets = String::from_utf8_lossy(&sockets.stdout).into_owned();
+    // `ESTAB 0 0 127.0.0.1:LOCAL 127.0.0.1:PEER users:(("name",pid=N,fd=M),...)`
+    let rows: Vec<Vec<&str>> = sockets
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .filter(|r: &Vec<&str>| r.len() >= 6)
+        .collect();
+    let ours = rows
+        .iter()
+        .find(|r| {
+            r[5].contains(&format!("pid={client},")) && r[4].ends_with(&format!(":{}", port()))
+        })
+        .unwrap_or_else(|| panic!("no SSH connection of pid {client} in {sockets}"));
+    let theirs = rows
+        .iter()
+        .find(|r| r[3] == ours[4] && r[4] == ours[3])
+        .unwrap_or_else(|| panic!("no sshd end of {} in {sockets}", ours[3]));
+    theirs[5]
+        .split("pid=")
+        .skip(1)
+        .map(|p| nix::unistd::Pid::from_raw(p.split(',').next().unwrap().parse().unwrap()))
+        .collect()
+}
+
 impl Frozen {
     fn server_of(client: u32) -> Frozen {
-        let sockets = Command::new("ss").args(["-tnpH"]).output().unwrap();
-        let sockets = String::from_utf8_lossy(&sockets.stdout).into_owned();
-        // `ESTAB 0 0 127.0.0.1:LOCAL 127.0.0.1:PEER users:(("name",pid=N,fd=M),...)`
-        let rows: Vec<Vec<&str>> = sockets
-            .lines()
-            .map(|l| l.split_whitespace().collect())
-            .filter(|r: &Vec<&str>| r.len() >= 6)
-            .collect();
-        let ours = rows
-            .iter()
-            .find(|r| {
-                r[5].contains(&format!("pid={client},")) && r[4].ends_with(&format!(":{}", port()))
-            })
-            .unwrap_or_else(|| panic!("no SSH connection of pid {client} in {sockets}"));
-        let theirs = rows
-            .iter()
-            .find(|r| r[3] == ours[4] && r[4] == ours[3])
-            .unwrap_or_else(|| panic!("no sshd end of {} in {sockets}", ours[3]));
-        let pids: Vec<_> = theirs[5]
-            .split("pid=")
-            .skip(1)
-            .map(|p| nix::unistd::Pid::from_raw(p.split(',').next().unwrap().parse().unwrap()))
-            .collect();
+        let pids = server_of(client);
         for pid in &pids {
             nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
         }
@@ -3706,6 +3711,94 @@ impl Drop for Frozen {
             let _ = nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGCONT);
         }
     }
+}
+
+#[test]
+fn a_lost_connection_is_said_once_and_ends_a_recursive_transfer_as_sftp() {
+    let remote = remote_dir("sftp-lost");
+    let local = work_dir().join("sftp-lost");
+    let _ = std::fs::remove_dir_all(&local);
+    std::fs::create_dir_all(local.join("up")).unwrap();
+    std::fs::create_dir(remote.join("down")).unwrap();
+    for i in 1..=4 {
+        for dir in [remote.join("down"), local.join("up")] {
+            std::fs::File::create(dir.join(format!("f{i}")))
+                .unwrap()
+                .set_len(1 << 30)
+                .unwrap();
+        }
+    }
+    let host = |path: &Path| format!("{}:{}", dest(), path.display());
+    let port = port().to_string();
+    let common = common();
+    // (direction, paths, where the file being copied is written, what keeps it with -a)
+    let cases = [
+        (
+            "get",
+            [host(&remote.join("down")), local.display().to_string()],
+            local.join("down"),
+            "",
+        ),
+        (
+            "put",
+            [local.join("up").display().to_string(), host(&remote)],
+            remote.join("up"),
+            ".f1.netkit-upload",
+        ),
+    ];
+    for (verb, paths, written_in, upload_part) in &cases {
+        for resume in [false, true] {
+            let _ = std::fs::remove_dir_all(written_in);
+            let mut args = vec!["sftp", verb, "-r", "-P", &port];
+            if resume {
+                args.push("-a");
+            }
+            args.extend(common.iter().map(String::as_str));
+            args.extend(paths.iter().map(String::as_str));
+            let mut child = netkit_tests::Spawned::start(
+                Command::new(netkit_bin())
+                    .args(&args)
+                    .env_remove("SSH_AUTH_SOCK")
+                    .stderr(Stdio::piped()),
+            );
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while !written_in.is_dir() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{verb}: no directory made"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let prefix = match (resume, *verb) {
+                (true, "get") => "f1.part",
+                (_, "get") => ".f1",
+                (true, _) => upload_part,
+                _ => ".f1.netkit-upload.",
+            };
+            let partial = netkit_tests::temporary_file(written_in, prefix);
+            netkit_tests::wait_for_file_size(&partial, 16 << 20, &mut child);
+            for pid in server_of(child.id()) {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+            let out = child.wait_with_output();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{verb} -a {resume}: {err}");
+            // One line, saying it as sftp's "Connection closed", not libssh2's words and
+            // not once for each file left.
+            assert_eq!(err.lines().count(), 1, "{verb} -a {resume}: {err}");
+            assert!(
+                err.contains("connection closed (copying ") && err.contains("f1)"),
+                "{verb} -a {resume}: {err}"
+            );
+            if resume {
+                assert!(
+                    err.contains(&format!("kept as {}", partial.display())),
+                    "{verb} -a {resume}: {err}"
+                );
+            }
+        }
+    }
+    std::fs::remove_dir_all(&local).unwrap();
 }
 
 #[test]

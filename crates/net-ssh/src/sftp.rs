@@ -72,6 +72,19 @@ fn go_past(result: Result<(), Error>, failed: &mut usize) -> Result<(), Error> {
     }
 }
 
+/// `error` naming where what was copied is kept, when it is the connection's loss: the
+/// user then knows that a rerun with `-a` goes on from there.
+fn kept_in(error: Error, kept: impl FnOnce() -> String) -> Error {
+    match error {
+        Error::ConnectionLost { host, path, .. } => Error::ConnectionLost {
+            host,
+            path,
+            kept: Some(kept()),
+        },
+        other => other,
+    }
+}
+
 /// A part of a wildcard path, backslashes read as glob(3) reads them: `\*`, `\?`, `\[` are
 /// those characters, not wildcards (`report\[1\].txt` names `report[1].txt`).
 struct Escaped {
@@ -1140,7 +1153,12 @@ impl Client {
             // left there, a hidden file no one would find otherwise.
             let resumable = options.resume && temp == upload_temp_name(remote);
             if resumable {
-                return Err(error);
+                return Err(kept_in(error, || {
+                    format!(
+                        "the part sent is kept as {}: put -a goes on from it",
+                        temp.display()
+                    )
+                }));
             }
             if !in_place && !self.is_closed() && sftp.unlink(&temp).is_ok() {
                 return Err(error);
@@ -1159,7 +1177,7 @@ impl Client {
                     path,
                     left: Some(left),
                 },
-                other => other,
+                other => kept_in(other, || left),
             });
         }
         if in_place {
@@ -1230,6 +1248,16 @@ impl Client {
         let code = error.code();
         let error = Error::sftp(&self.host, path, error);
         match error {
+            Error::Sftp { host, path, .. }
+                if !matches!(code, ssh2::ErrorCode::SFTP(_)) && self.lost() =>
+            {
+                self.forget_sftp();
+                Error::ConnectionLost {
+                    host,
+                    path,
+                    kept: None,
+                }
+            }
             Error::Sftp { host, path, reason } if !matches!(code, ssh2::ErrorCode::SFTP(_)) => {
                 // The channel, not the file, failed (its server gone: libssh2 says "Timeout
                 // waiting for status message" then, at once).
@@ -1274,6 +1302,11 @@ impl Client {
                     what: format!("on {}", remote.display()),
                 })
             }
+            (Copy::Remote(_), _) if self.lost() => Error::ConnectionLost {
+                host: self.host.clone(),
+                path: remote.to_owned(),
+                kept: None,
+            },
             (Copy::Remote(e), _) => Error::Sftp {
                 host: self.host.clone(),
                 path: remote.to_owned(),
@@ -1588,13 +1621,19 @@ impl Client {
             }
             Ok(())
         })();
-        if written.is_err() {
+        if let Err(error) = written {
+            note(None);
             // Without resume a partial file would only be litter.
             if !options.resume {
                 let _ = std::fs::remove_file(&part);
+                return Err(error);
             }
-            note(None);
-            return written;
+            return Err(kept_in(error, || {
+                format!(
+                    "the part received is kept as {}: get -a goes on from it",
+                    part.display()
+                )
+            }));
         }
         let renamed = std::fs::rename(&part, local);
         note(None);

@@ -3516,6 +3516,51 @@ fn sftp_put_dash_a_goes_on_from_what_an_interrupted_put_left() {
 }
 
 #[test]
+fn sftp_put_r_dash_a_sends_no_file_again_that_is_already_there_as_get_r_a() {
+    let remote = remote_dir("sftp-put-r-a");
+    let local = work_dir().join("sftp-put-r-a");
+    let _ = std::fs::remove_dir_all(&local);
+    std::fs::create_dir(&local).unwrap();
+    let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 249) as u8 + 1).collect();
+    for name in ["a", "b", "c"] {
+        std::fs::write(local.join(name), &data).unwrap();
+    }
+    // What an interrupted `put -r -a` left: `a` sent whole (zeros here, so that sending it
+    // again shows), `b` not begun; `c` as long, but of before the local file changed.
+    let sent = remote.join("sftp-put-r-a");
+    std::fs::create_dir(&sent).unwrap();
+    for name in ["a", "c"] {
+        std::fs::write(sent.join(name), vec![0u8; data.len()]).unwrap();
+    }
+    let changed = std::fs::metadata(local.join("c"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(sent.join("c"))
+        .unwrap()
+        .set_modified(changed - Duration::from_secs(3600))
+        .unwrap();
+    std::process::Command::new("chown")
+        .args(["-R", &format!("{}:", env("NETKIT_TEST_SSH_USER"))])
+        .arg(&remote)
+        .status()
+        .unwrap();
+    let to = format!("{}:{}", dest(), remote.display());
+    ok(sftp(&["put", "-r", "-a", local.to_str().unwrap(), &to]));
+    assert!(
+        std::fs::read(sent.join("a"))
+            .unwrap()
+            .iter()
+            .all(|&b| b == 0)
+    );
+    assert!(std::fs::read(sent.join("b")).unwrap() == data);
+    assert!(std::fs::read(sent.join("c")).unwrap() == data);
+    std::fs::remove_dir_all(&local).unwrap();
+}
+
+#[test]
 fn sftp_put_updates_a_writable_file_in_a_directory_it_may_not_write() {
     // A deploy user's file in a root-owned directory (`/etc/app/app.conf`): sftp writes it in
     // place; we could not make our temporary file there, and said the file was not writable.

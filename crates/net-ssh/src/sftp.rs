@@ -937,6 +937,25 @@ impl Client {
                         ),
                     });
                 }
+                // As long, and written since the local file last changed: what an earlier
+                // `put -r -a` sent whole, as `get -r -a` takes a complete file; sending it
+                // again made a resumed tree upload send everything it had already sent.
+                Ok(there)
+                    if there.is_file()
+                        && there.size == Some(total)
+                        && there.mtime.is_some_and(|mtime| {
+                            use std::os::unix::fs::MetadataExt as _;
+                            i64::try_from(mtime).is_ok_and(|mtime| mtime >= meta.mtime())
+                        }) =>
+                {
+                    log::debug!("{}: already there", self.remote(remote));
+                    progress(total, total);
+                    if options.preserve {
+                        sftp.setstat(remote, kept(&meta))
+                            .map_err(|e| self.sftp_error(remote, &e))?;
+                    }
+                    return Ok(());
+                }
                 _ => 0,
             },
             _ => 0,

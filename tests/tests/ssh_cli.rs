@@ -3469,6 +3469,175 @@ fn sftp_get_dash_a_goes_on_from_the_part_an_interrupted_get_left() {
     assert!(std::fs::read(&local).unwrap() == longer);
 }
 
+/// A directory of the SSH test account's own, holding a copy of its key and known hosts, and
+/// `netkit sftp` run as that account (not root, which may write any file) in it.
+struct AsTestUser {
+    dir: std::path::PathBuf,
+    uid: u32,
+    gid: u32,
+}
+
+impl AsTestUser {
+    fn new(name: &str) -> AsTestUser {
+        let home = std::fs::metadata(env("NETKIT_TEST_SSH_HOME")).unwrap();
+        let (uid, gid) = (home.uid(), home.gid());
+        let dir = work_dir().join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+        for (from, to) in [
+            (key("id_ed25519"), "key"),
+            (env("NETKIT_TEST_SSH_KNOWN_HOSTS").into(), "known_hosts"),
+        ] {
+            std::fs::copy(from, dir.join(to)).unwrap();
+            std::os::unix::fs::chown(dir.join(to), Some(uid), Some(gid)).unwrap();
+        }
+        AsTestUser { dir, uid, gid }
+    }
+
+    /// `netkit sftp VERB [FLAGS...] REMOTE LOCAL`, run as the test account.
+    fn sftp(&self, verb: &str, flags: &[&str], remote: &Path, local: &Path) -> Output {
+        use std::os::unix::process::CommandExt as _;
+        let mut args = vec![
+            "sftp".to_owned(),
+            verb.into(),
+            "-P".into(),
+            port().to_string(),
+        ];
+        args.extend(flags.iter().map(|f| (*f).to_owned()));
+        for (flag, file) in [("--known-hosts", "known_hosts"), ("-i", "key")] {
+            args.extend([flag.to_owned(), self.dir.join(file).display().to_string()]);
+        }
+        args.push(format!("{}:{}", dest(), remote.display()));
+        args.push(local.display().to_string());
+        netkit_tests::Spawned::start(
+            Command::new(netkit_bin())
+                .args(&args)
+                .uid(self.uid)
+                .gid(self.gid)
+                .env("HOME", &self.dir)
+                .env_remove("SSH_AUTH_SOCK")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .wait_with_output()
+    }
+
+    /// `path` (in its directory) made with `data`, owned by the test account unless `root`.
+    fn file(&self, path: &str, data: &[u8], mode: u32, root: bool) -> std::path::PathBuf {
+        let path = self.dir.join(path);
+        std::fs::write(&path, data).unwrap();
+        if !root {
+            std::os::unix::fs::chown(&path, Some(self.uid), Some(self.gid)).unwrap();
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+}
+
+#[test]
+fn sftp_get_refuses_a_local_file_its_user_may_not_write_as_sftp() {
+    let remote = remote_dir("sftp-not-writable");
+    std::fs::write(
+        remote.join("r.txt"),
+        b"remote-data, longer than what is here\n",
+    )
+    .unwrap();
+    std::fs::create_dir(remote.join("tree")).unwrap();
+    std::fs::write(remote.join("tree/r.txt"), b"remote-data\n").unwrap();
+    std::process::Command::new("chown")
+        .args(["-R", &format!("{}:", env("NETKIT_TEST_SSH_USER"))])
+        .arg(&remote)
+        .status()
+        .unwrap();
+    let user = AsTestUser::new("sftp-not-writable");
+    // Write-protected, another user's in a directory the user may write, or the file a
+    // resumed get takes as its part: each left as it is, named, as sftp, curl and wget do;
+    // renaming over it only needs the directory, and replaced it.
+    let read_only = user.file("keep.txt", b"PRECIOUS\n", 0o444, false);
+    let roots = user.file("roots.txt", b"ROOT'S\n", 0o644, true);
+    std::fs::create_dir(user.dir.join("tree")).unwrap();
+    std::os::unix::fs::chown(user.dir.join("tree"), Some(user.uid), Some(user.gid)).unwrap();
+    let in_tree = user.file("tree/r.txt", b"PRECIOUS\n", 0o444, false);
+    // (flags, remote, local, the file refused)
+    let cases = [
+        (&[][..], remote.join("r.txt"), &read_only, &read_only),
+        (&[], remote.join("r.txt"), &roots, &roots),
+        (&["-a"], remote.join("r.txt"), &read_only, &read_only),
+        (&["-r"], remote.join("tree"), &user.dir, &in_tree),
+    ];
+    for (flags, from, to, named) in cases {
+        let before = std::fs::read(named).unwrap();
+        let out = user.sftp("get", flags, &from, to);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flags:?} {err}");
+        assert!(
+            err.contains(&format!("{}: Permission denied", named.display())),
+            "{flags:?} {err}"
+        );
+        assert_eq!(std::fs::read(named).unwrap(), before, "{flags:?}");
+        assert!(!named.with_extension("txt.part").exists(), "{flags:?}");
+    }
+    assert_eq!(std::fs::metadata(&roots).unwrap().uid(), 0);
+    // What the user may write is still fetched.
+    let own = user.file("own.txt", b"old\n", 0o644, false);
+    ok(user.sftp("get", &[], &remote.join("r.txt"), &own));
+    assert_eq!(
+        std::fs::read(&own).unwrap(),
+        std::fs::read(remote.join("r.txt")).unwrap()
+    );
+}
+
+#[test]
+fn sftp_get_dash_a_fetches_whole_what_was_written_before_the_remote_file_changed() {
+    let remote = remote_dir("sftp-cli-older");
+    let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8 + 1).collect();
+    std::fs::write(remote.join("new.bin"), &data).unwrap();
+    let changed = std::fs::metadata(remote.join("new.bin"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let source = format!("{}:{}/new.bin", dest(), remote.display());
+    let local = work_dir().join("sftp-cli-older.bin");
+    let part = work_dir().join("sftp-cli-older.bin.part");
+    let leave = |path: &Path, len: usize, when: std::time::SystemTime| {
+        let _ = std::fs::remove_file(&local);
+        let _ = std::fs::remove_file(&part);
+        let file = std::fs::File::create(path).unwrap();
+        file.set_len(len as u64).unwrap();
+        file.set_modified(when).unwrap();
+    };
+    let before = changed - Duration::from_secs(3600);
+    // The old copy an interrupted plain get left as it was (shorter, or as long), or a part
+    // of the version before: appending to it made a file of both versions, exit 0.
+    for (path, len) in [
+        (&local, 256 << 10),
+        (&local, data.len()),
+        (&part, 256 << 10),
+    ] {
+        leave(path, len, before);
+        let out = sftp(&["get", "-a", &source, local.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        ok(out);
+        assert!(std::fs::read(&local).unwrap() == data, "{}", path.display());
+        assert!(
+            err.contains(&format!(
+                "{}: older than the remote file: not resumed, fetched whole",
+                path.display()
+            )),
+            "{err}"
+        );
+        assert!(!part.exists());
+    }
+    // Written since (a complete one `-p` gave the remote file's time, as `get -r -a` finds
+    // it): taken as it is, nothing fetched.
+    leave(&local, data.len(), changed);
+    ok(sftp(&["get", "-a", &source, local.to_str().unwrap()]));
+    assert!(std::fs::read(&local).unwrap().iter().all(|&b| b == 0));
+    std::fs::remove_file(&local).unwrap();
+}
+
 #[test]
 fn sftp_put_dash_a_goes_on_from_what_an_interrupted_put_left() {
     let remote = remote_dir("sftp-cli-put-resume");
@@ -3507,6 +3676,51 @@ fn sftp_put_dash_a_goes_on_from_what_an_interrupted_put_left() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("cannot resume: it is larger than"), "{err}");
     assert!(std::fs::read(&target).unwrap() == longer);
+}
+
+#[test]
+fn sftp_put_r_dash_a_sends_no_file_again_that_is_already_there_as_get_r_a() {
+    let remote = remote_dir("sftp-put-r-a");
+    let local = work_dir().join("sftp-put-r-a");
+    let _ = std::fs::remove_dir_all(&local);
+    std::fs::create_dir(&local).unwrap();
+    let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 249) as u8 + 1).collect();
+    for name in ["a", "b", "c"] {
+        std::fs::write(local.join(name), &data).unwrap();
+    }
+    // What an interrupted `put -r -a` left: `a` sent whole (zeros here, so that sending it
+    // again shows), `b` not begun; `c` as long, but of before the local file changed.
+    let sent = remote.join("sftp-put-r-a");
+    std::fs::create_dir(&sent).unwrap();
+    for name in ["a", "c"] {
+        std::fs::write(sent.join(name), vec![0u8; data.len()]).unwrap();
+    }
+    let changed = std::fs::metadata(local.join("c"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(sent.join("c"))
+        .unwrap()
+        .set_modified(changed - Duration::from_secs(3600))
+        .unwrap();
+    std::process::Command::new("chown")
+        .args(["-R", &format!("{}:", env("NETKIT_TEST_SSH_USER"))])
+        .arg(&remote)
+        .status()
+        .unwrap();
+    let to = format!("{}:{}", dest(), remote.display());
+    ok(sftp(&["put", "-r", "-a", local.to_str().unwrap(), &to]));
+    assert!(
+        std::fs::read(sent.join("a"))
+            .unwrap()
+            .iter()
+            .all(|&b| b == 0)
+    );
+    assert!(std::fs::read(sent.join("b")).unwrap() == data);
+    assert!(std::fs::read(sent.join("c")).unwrap() == data);
+    std::fs::remove_dir_all(&local).unwrap();
 }
 
 #[test]
@@ -3662,31 +3876,36 @@ fn sigterm_or_sigint_stops_a_transfer_and_removes_its_partial_file() {
 /// the server stops answering as a hung one does, and resumed when dropped.
 struct Frozen(Vec<nix::unistd::Pid>);
 
+/// The sshd processes at the far end of `client`'s SSH connection.
+fn server_of(client: u32) -> Vec<nix::unistd::Pid> {
+    let sockets = Command::new("ss").args(["-tnpH"]).output().unwrap();
+    let sockets = String::from_utf8_lossy(&sockets.stdout).into_owned();
+    // `ESTAB 0 0 127.0.0.1:LOCAL 127.0.0.1:PEER users:(("name",pid=N,fd=M),...)`
+    let rows: Vec<Vec<&str>> = sockets
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .filter(|r: &Vec<&str>| r.len() >= 6)
+        .collect();
+    let ours = rows
+        .iter()
+        .find(|r| {
+            r[5].contains(&format!("pid={client},")) && r[4].ends_with(&format!(":{}", port()))
+        })
+        .unwrap_or_else(|| panic!("no SSH connection of pid {client} in {sockets}"));
+    let theirs = rows
+        .iter()
+        .find(|r| r[3] == ours[4] && r[4] == ours[3])
+        .unwrap_or_else(|| panic!("no sshd end of {} in {sockets}", ours[3]));
+    theirs[5]
+        .split("pid=")
+        .skip(1)
+        .map(|p| nix::unistd::Pid::from_raw(p.split(',').next().unwrap().parse().unwrap()))
+        .collect()
+}
+
 impl Frozen {
     fn server_of(client: u32) -> Frozen {
-        let sockets = Command::new("ss").args(["-tnpH"]).output().unwrap();
-        let sockets = String::from_utf8_lossy(&sockets.stdout).into_owned();
-        // `ESTAB 0 0 127.0.0.1:LOCAL 127.0.0.1:PEER users:(("name",pid=N,fd=M),...)`
-        let rows: Vec<Vec<&str>> = sockets
-            .lines()
-            .map(|l| l.split_whitespace().collect())
-            .filter(|r: &Vec<&str>| r.len() >= 6)
-            .collect();
-        let ours = rows
-            .iter()
-            .find(|r| {
-                r[5].contains(&format!("pid={client},")) && r[4].ends_with(&format!(":{}", port()))
-            })
-            .unwrap_or_else(|| panic!("no SSH connection of pid {client} in {sockets}"));
-        let theirs = rows
-            .iter()
-            .find(|r| r[3] == ours[4] && r[4] == ours[3])
-            .unwrap_or_else(|| panic!("no sshd end of {} in {sockets}", ours[3]));
-        let pids: Vec<_> = theirs[5]
-            .split("pid=")
-            .skip(1)
-            .map(|p| nix::unistd::Pid::from_raw(p.split(',').next().unwrap().parse().unwrap()))
-            .collect();
+        let pids = server_of(client);
         for pid in &pids {
             nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
         }
@@ -3700,6 +3919,94 @@ impl Drop for Frozen {
             let _ = nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGCONT);
         }
     }
+}
+
+#[test]
+fn a_lost_connection_is_said_once_and_ends_a_recursive_transfer_as_sftp() {
+    let remote = remote_dir("sftp-lost");
+    let local = work_dir().join("sftp-lost");
+    let _ = std::fs::remove_dir_all(&local);
+    std::fs::create_dir_all(local.join("up")).unwrap();
+    std::fs::create_dir(remote.join("down")).unwrap();
+    for i in 1..=4 {
+        for dir in [remote.join("down"), local.join("up")] {
+            std::fs::File::create(dir.join(format!("f{i}")))
+                .unwrap()
+                .set_len(1 << 30)
+                .unwrap();
+        }
+    }
+    let host = |path: &Path| format!("{}:{}", dest(), path.display());
+    let port = port().to_string();
+    let common = common();
+    // (direction, paths, where the file being copied is written, what keeps it with -a)
+    let cases = [
+        (
+            "get",
+            [host(&remote.join("down")), local.display().to_string()],
+            local.join("down"),
+            "",
+        ),
+        (
+            "put",
+            [local.join("up").display().to_string(), host(&remote)],
+            remote.join("up"),
+            ".f1.netkit-upload",
+        ),
+    ];
+    for (verb, paths, written_in, upload_part) in &cases {
+        for resume in [false, true] {
+            let _ = std::fs::remove_dir_all(written_in);
+            let mut args = vec!["sftp", verb, "-r", "-P", &port];
+            if resume {
+                args.push("-a");
+            }
+            args.extend(common.iter().map(String::as_str));
+            args.extend(paths.iter().map(String::as_str));
+            let mut child = netkit_tests::Spawned::start(
+                Command::new(netkit_bin())
+                    .args(&args)
+                    .env_remove("SSH_AUTH_SOCK")
+                    .stderr(Stdio::piped()),
+            );
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while !written_in.is_dir() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{verb}: no directory made"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let prefix = match (resume, *verb) {
+                (true, "get") => "f1.part",
+                (_, "get") => ".f1",
+                (true, _) => upload_part,
+                _ => ".f1.netkit-upload.",
+            };
+            let partial = netkit_tests::temporary_file(written_in, prefix);
+            netkit_tests::wait_for_file_size(&partial, 16 << 20, &mut child);
+            for pid in server_of(child.id()) {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+            let out = child.wait_with_output();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{verb} -a {resume}: {err}");
+            // One line, saying it as sftp's "Connection closed", not libssh2's words and
+            // not once for each file left.
+            assert_eq!(err.lines().count(), 1, "{verb} -a {resume}: {err}");
+            assert!(
+                err.contains("connection closed (copying ") && err.contains("f1)"),
+                "{verb} -a {resume}: {err}"
+            );
+            if resume {
+                assert!(
+                    err.contains(&format!("kept as {}", partial.display())),
+                    "{verb} -a {resume}: {err}"
+                );
+            }
+        }
+    }
+    std::fs::remove_dir_all(&local).unwrap();
 }
 
 #[test]

@@ -293,6 +293,12 @@ impl Client {
         }
     }
 
+    /// Whether the server closed the connection or it was reset: libssh2 then reports what
+    /// it was doing ("Failure while draining incoming flow"), not that.
+    pub(crate) fn lost(&self) -> bool {
+        closed(&self.socket)
+    }
+
     /// Whether the connection was closed under this client (a call that timed out hangs up
     /// on the server): every later call fails; connect again.
     #[must_use]

@@ -155,6 +155,18 @@ pub enum Error {
         /// What was going on.
         what: String,
     },
+    /// The connection was lost (the server or the network went away) while a file was
+    /// copied: a transfer of several files stops there, as sftp's does.
+    #[error("{host}: connection closed (copying {}){}", path.display(), kept.as_ref().map_or(String::new(), |kept| format!("; {kept}")))]
+    ConnectionLost {
+        /// The host.
+        host: String,
+        /// The remote file being copied.
+        path: PathBuf,
+        /// Where what was copied so far is kept (a resumable part, or a temporary file
+        /// that could not be removed).
+        kept: Option<String>,
+    },
     /// A remote file does not exist.
     #[error("{host}:{}: no such file or directory", path.display())]
     NoSuchFile {

@@ -72,6 +72,19 @@ fn go_past(result: Result<(), Error>, failed: &mut usize) -> Result<(), Error> {
     }
 }
 
+/// `error` naming where what was copied is kept, when it is the connection's loss: the
+/// user then knows that a rerun with `-a` goes on from there.
+fn kept_in(error: Error, kept: impl FnOnce() -> String) -> Error {
+    match error {
+        Error::ConnectionLost { host, path, .. } => Error::ConnectionLost {
+            host,
+            path,
+            kept: Some(kept()),
+        },
+        other => other,
+    }
+}
+
 /// A part of a wildcard path, backslashes read as glob(3) reads them: `\*`, `\?`, `\[` are
 /// those characters, not wildcards (`report\[1\].txt` names `report[1].txt`).
 struct Escaped {
@@ -572,7 +585,8 @@ pub struct Transfer {
     /// Go on from what an interrupted transfer left (a download's `NAME.part`, an upload's
     /// [`upload_temp_name`]; a long `NAME` cut to leave room) and leave it there if this one fails too, as sftp's `get -a`
     /// and `put -a`. The part is taken as it is, as sftp takes it: only its length is
-    /// checked against the file's.
+    /// checked against the file's, and a download's time (one last written before the
+    /// remote file changed is of an older version, and is fetched whole).
     pub resume: bool,
     /// Holds the local file a download writes under a temporary name while it is written,
     /// so that a process that must exit at once (a second Ctrl-C) can remove it: nothing
@@ -923,6 +937,25 @@ impl Client {
                         ),
                     });
                 }
+                // As long, and written since the local file last changed: what an earlier
+                // `put -r -a` sent whole, as `get -r -a` takes a complete file; sending it
+                // again made a resumed tree upload send everything it had already sent.
+                Ok(there)
+                    if there.is_file()
+                        && there.size == Some(total)
+                        && there.mtime.is_some_and(|mtime| {
+                            use std::os::unix::fs::MetadataExt as _;
+                            i64::try_from(mtime).is_ok_and(|mtime| mtime >= meta.mtime())
+                        }) =>
+                {
+                    log::debug!("{}: already there", self.remote(remote));
+                    progress(total, total);
+                    if options.preserve {
+                        sftp.setstat(remote, kept(&meta))
+                            .map_err(|e| self.sftp_error(remote, &e))?;
+                    }
+                    return Ok(());
+                }
                 _ => 0,
             },
             _ => 0,
@@ -1139,7 +1172,12 @@ impl Client {
             // left there, a hidden file no one would find otherwise.
             let resumable = options.resume && temp == upload_temp_name(remote);
             if resumable {
-                return Err(error);
+                return Err(kept_in(error, || {
+                    format!(
+                        "the part sent is kept as {}: put -a goes on from it",
+                        temp.display()
+                    )
+                }));
             }
             if !in_place && !self.is_closed() && sftp.unlink(&temp).is_ok() {
                 return Err(error);
@@ -1158,7 +1196,7 @@ impl Client {
                     path,
                     left: Some(left),
                 },
-                other => other,
+                other => kept_in(other, || left),
             });
         }
         if in_place {
@@ -1229,6 +1267,16 @@ impl Client {
         let code = error.code();
         let error = Error::sftp(&self.host, path, error);
         match error {
+            Error::Sftp { host, path, .. }
+                if !matches!(code, ssh2::ErrorCode::SFTP(_)) && self.lost() =>
+            {
+                self.forget_sftp();
+                Error::ConnectionLost {
+                    host,
+                    path,
+                    kept: None,
+                }
+            }
             Error::Sftp { host, path, reason } if !matches!(code, ssh2::ErrorCode::SFTP(_)) => {
                 // The channel, not the file, failed (its server gone: libssh2 says "Timeout
                 // waiting for status message" then, at once).
@@ -1273,6 +1321,11 @@ impl Client {
                     what: format!("on {}", remote.display()),
                 })
             }
+            (Copy::Remote(_), _) if self.lost() => Error::ConnectionLost {
+                host: self.host.clone(),
+                path: remote.to_owned(),
+                kept: None,
+            },
             (Copy::Remote(e), _) => Error::Sftp {
                 host: self.host.clone(),
                 path: remote.to_owned(),
@@ -1425,6 +1478,16 @@ impl Client {
             .then(|| std::fs::canonicalize(local).ok())
             .flatten();
         let local = through.as_deref().unwrap_or(local);
+        // A file its user may not write (mode 0444, another user's) is refused as sftp, curl
+        // and `http -o` refuse it: renaming over it needs only the directory, and replaced it.
+        if local.is_file() {
+            nix::unistd::access(local, nix::unistd::AccessFlags::W_OK).map_err(|errno| {
+                Error::Local {
+                    path: local.to_owned(),
+                    source: errno.into(),
+                }
+            })?;
+        }
         // `NAME.part` only when resuming, where the caller asks for what it holds: a user's own
         // `NAME.part` (a split archive, a browser's download) was removed by every get of
         // NAME. Else a name of our own, made new beside the file, removed on failure.
@@ -1455,6 +1518,34 @@ impl Client {
             use std::os::unix::fs::MetadataExt as _;
             meta.uid() != nix::unistd::geteuid().as_raw()
         };
+        // Last written before the remote file changed, it holds an older version: appending
+        // the new one's tail to it made a file of both, and `-p` then gave it the remote
+        // size and time, so that nothing (rsync's quick check included) saw it. A file
+        // written since (a part, or one `-p` gave the remote time) may be this version's.
+        let older = |what: &Path, meta: &std::fs::Metadata| {
+            use std::os::unix::fs::MetadataExt as _;
+            let older = stat
+                .mtime
+                .and_then(|mtime| i64::try_from(mtime).ok())
+                .is_some_and(|mtime| meta.mtime() < mtime);
+            if older {
+                log::warn!(
+                    "{}: older than the remote file: not resumed, fetched whole",
+                    what.display()
+                );
+            }
+            older
+        };
+        // The file taken as the part is opened before it is renamed: one that could not be
+        // opened was left only as `NAME.part`, and the error named a file that was gone.
+        let mut adopted = None;
+        // Never through a link planted at the predictable name.
+        let append = |path: &Path| {
+            File::options()
+                .append(true)
+                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+                .open(path)
+        };
         let done = match (std::fs::metadata(&part), std::fs::metadata(local)) {
             // In a shared directory anyone may leave a part for us to finish: the file would
             // start with their bytes and stay theirs to change (put -a refuses it too).
@@ -1464,26 +1555,29 @@ impl Client {
                     source: std::io::Error::other("another user's: not resumed"),
                 });
             }
-            (Ok(meta), _) if options.resume && meta.len() <= total => meta.len(),
-            (Ok(_), _) if options.resume => return Err(larger(&part)),
+            (Ok(meta), _) if options.resume && meta.len() > total => return Err(larger(&part)),
+            (Ok(meta), _) if options.resume && !older(&part, &meta) => meta.len(),
             (Err(_), Ok(meta)) if options.resume && meta.is_file() && meta.len() > total => {
                 return Err(larger(local));
             }
-            (Err(_), Ok(meta)) if options.resume && meta.is_file() && meta.len() > 0 => {
+            (Err(_), Ok(meta))
+                if options.resume && meta.is_file() && meta.len() > 0 && !older(local, &meta) =>
+            {
+                adopted = Some(append(local).map_err(Self::local(local))?);
                 std::fs::rename(local, &part).map_err(Self::local(local))?;
                 meta.len()
             }
             _ => 0,
         };
         // Errors name the file the caller asked for: `.part` is ours.
-        let target = if done > 0 {
+        if done > 0 {
             self.resume_at(&mut source, remote, done)?;
             log::debug!("{}: resuming at {done} bytes", local.display());
-            // Never through a link planted at the predictable name.
-            File::options()
-                .append(true)
-                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-                .open(&part)
+        }
+        let target = if let Some(file) = adopted {
+            Ok(file)
+        } else if done > 0 {
+            append(&part)
         } else {
             // An empty part left by another get keeps the mode it was made with: made anew.
             let _ = std::fs::remove_file(&part);
@@ -1546,13 +1640,19 @@ impl Client {
             }
             Ok(())
         })();
-        if written.is_err() {
+        if let Err(error) = written {
+            note(None);
             // Without resume a partial file would only be litter.
             if !options.resume {
                 let _ = std::fs::remove_file(&part);
+                return Err(error);
             }
-            note(None);
-            return written;
+            return Err(kept_in(error, || {
+                format!(
+                    "the part received is kept as {}: get -a goes on from it",
+                    part.display()
+                )
+            }));
         }
         let renamed = std::fs::rename(&part, local);
         note(None);

@@ -84,6 +84,16 @@ struct Terminal {
 impl Terminal {
     /// Starts `line`; every wait below ends within 30 s of this.
     fn start(line: &str) -> Terminal {
+        Terminal::start_paced(line, None)
+    }
+
+    /// Starts `line` on a terminal that takes 4 KB of output a millisecond at most, as one busy
+    /// drawing it; the screen keeps the last 64 KiB or more of a flood.
+    fn start_reading_slowly(line: &str) -> Terminal {
+        Terminal::start_paced(line, Some(Duration::from_millis(1)))
+    }
+
+    fn start_paced(line: &str, pause: Option<Duration>) -> Terminal {
         let mut child = netkit_tests::Spawned::start(
             Command::new("script")
                 .args(["-q", "-e", "-c", line, "/dev/null"])
@@ -99,10 +109,14 @@ impl Terminal {
             std::thread::spawn(move || {
                 let mut buf = [0; 4096];
                 while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buf) {
-                    screen
-                        .lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                    let mut screen = screen.lock().unwrap();
+                    screen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    if let Some(pause) = pause {
+                        if screen.len() > 128 * 1024 {
+                            *screen = tail(&screen, 64 * 1024).to_owned();
+                        }
+                        std::thread::sleep(pause);
+                    }
                 }
             })
         };
@@ -152,6 +166,15 @@ impl Terminal {
         let screen = self.screen.lock().unwrap().clone();
         (status.code(), screen)
     }
+}
+
+/// The last `bytes` of `text`, or a few less to start on a character.
+fn tail(text: &str, bytes: usize) -> &str {
+    let mut start = text.len().saturating_sub(bytes);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
 }
 
 /// A port nothing listens on (free a moment ago).
@@ -292,6 +315,20 @@ fn tilde_dot_after_a_newline_ends_a_terminal_session_as_in_ssh() {
 }
 
 #[test]
+fn ctrl_c_stops_a_remote_command_whose_output_outruns_the_terminal() {
+    // The keys were sent only once the output paused: a `yes` ran on after Ctrl-C.
+    let mut terminal =
+        Terminal::start_reading_slowly(&netkit_line(&["-t"], &["'echo ready; sleep 1; exec yes'"]));
+    terminal.wait_for("ready");
+    std::thread::sleep(Duration::from_secs(3));
+    terminal.type_keys(b"\x03");
+    let (code, screen) = terminal.finish();
+    let end = tail(&screen, 200);
+    assert_eq!(code, Some(255), "{end}");
+    assert!(end.contains("killed by signal INT"), "{end}");
+}
+
+#[test]
 fn dash_e_sets_the_escape_character_as_in_ssh() {
     // With -e '^]', a typed `~.` is just keys for the remote side, and Ctrl-] then `.` ends it.
     let mut terminal = Terminal::start(&netkit_line(
@@ -314,6 +351,104 @@ fn dash_e_sets_the_escape_character_as_in_ssh() {
     let (code, screen) = terminal.finish();
     assert_eq!(code, Some(0), "{screen}");
     assert!(screen.contains("got-~."), "{screen}");
+}
+
+#[test]
+fn escape_char_from_the_config_or_dash_o_is_used_and_dash_e_wins() {
+    // EscapeChar was warned of and ignored: with `EscapeChar none`, a typed `~.` still cut
+    // the connection.
+    let dir = work_dir().join("ssh-cli-escape-char");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    std::fs::write(&config, "Host *\n  EscapeChar none\n").unwrap();
+    let config = config.to_str().unwrap();
+    let read_line = "'echo ready; read line; echo got-$line'";
+    let mut terminal = Terminal::start(&netkit_line(&["-t", "-F", config], &[read_line]));
+    terminal.wait_for("ready");
+    terminal.type_keys(b"~.\r");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("got-~."), "{screen}");
+    // -o sets it too (its ^X form as well), and is not warned of.
+    let mut terminal =
+        Terminal::start(&netkit_line(&["-t", "-o", "EscapeChar='^]'"], &[read_line]));
+    terminal.wait_for("ready");
+    terminal.type_keys(b"~.\r");
+    terminal.wait_for("got-~.");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(!screen.contains("warning"), "{screen}");
+    // -e wins over both.
+    let mut terminal = Terminal::start(&netkit_line(
+        &["-t", "-F", config, "-o", "EscapeChar=none", "-e", "'~'"],
+        &["'echo ready; sleep 60'"],
+    ));
+    terminal.wait_for("ready");
+    terminal.type_keys(b"\r~.");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(255), "{screen}");
+    // As ssh -G shows it.
+    for (flags, shown) in [
+        (&["-F", config][..], "none"),
+        (&["-F", "none"], "~"),
+        (&["-F", config, "-e", "^]"], "^]"),
+        (&["-F", "none", "-o", "EscapeChar=%"], "%"),
+    ] {
+        let mut args = vec!["ssh", "-G"];
+        args.extend(flags);
+        args.push("box");
+        let out = netkit(&args, b"", &[]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&format!("\nescapechar {shown}\n")),
+            "{flags:?}: {text}"
+        );
+    }
+    let out = netkit(
+        &["ssh", "-F", "none", "-o", "EscapeChar=ab", "-G", "box"],
+        b"",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(255));
+}
+
+#[test]
+fn tilde_ctrl_z_suspends_netkit_and_fg_resumes_the_session_as_in_ssh() {
+    // ~^Z went to the remote side as a Ctrl-Z, stopping the remote program instead.
+    let mut terminal = Terminal::start("bash --norc --noprofile -i");
+    // Waited for by what the command prints, not by its words that the shell echoes.
+    let line = netkit_line(
+        &["-t"],
+        &["'echo up-$((6 * 7)); read line; echo got-$line'"],
+    );
+    terminal.type_keys(format!("PS1=prompt-; {line}\r").as_bytes());
+    terminal.wait_for("up-42");
+    terminal.type_keys(b"~\x1a");
+    terminal.wait_for("[suspend netkit]");
+    terminal.wait_for("Stopped");
+    // The local shell has the terminal back, cooked: it runs a command, then resumes netkit.
+    terminal.type_keys(b"echo local-$((6 * 8))\r");
+    terminal.wait_for("local-48");
+    terminal.type_keys(b"fg\r");
+    std::thread::sleep(Duration::from_millis(500));
+    terminal.type_keys(b"remote\r");
+    terminal.wait_for("got-remote");
+    terminal.type_keys(b"echo status-$?; exit\r");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("status-0"), "{screen}");
+}
+
+#[test]
+fn a_signal_that_kills_the_remote_command_is_told_on_a_terminal_put_back() {
+    // The message came while the terminal was still raw: its bare \n left the next prompt
+    // mid-line.
+    let (code, screen) = Terminal::start(&netkit_line(&["-t"], &["'kill -9 $$'"])).finish();
+    assert_eq!(code, Some(255), "{screen}");
+    assert!(
+        screen.contains("remote command killed by signal KILL\r\n"),
+        "{screen:?}"
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use net_ssh::{AddressFamily, Client, Config, Error, HostKeyPolicy, Identity};
+use net_ssh::{AddressFamily, Client, Config, Error, EscapeChar, HostKeyPolicy, Identity};
 
 use crate::background;
 use crate::exit::{Failure, Outcome};
@@ -524,7 +524,7 @@ pub struct Args {
     #[arg(short = 'g')]
     gateway_ports: bool,
     /// The escape character on a remote terminal (default `~`; `^X` for a control key,
-    /// `none` for none), as ssh -e.
+    /// `none` for none), as ssh -e; it wins over EscapeChar.
     #[arg(short = 'e', value_name = "CHAR", value_parser = escape_char)]
     escape: Option<EscapeChar>,
     /// ssh's -x, -a and -k turn X11, agent and GSSAPI forwarding off: netkit never does
@@ -851,7 +851,7 @@ pub fn run(mut args: Args) -> Outcome {
     // -tt and no local terminal there are no keys and no window to follow.
     let local = terminal.is_some() && on_terminal;
     let raw = local.then(RawMode::enter).transpose().map_err(own)?;
-    let escape = args.escape.map_or(Some(b'~'), |e| e.0);
+    let escape = escape_in_use(&args, &config).0;
     let mut escapes = raw
         .as_ref()
         .zip(escape)
@@ -877,6 +877,14 @@ pub fn run(mut args: Args) -> Outcome {
                         }
                         (keys, Some(Escape::Help)) => {
                             crate::exit::say_part(format_args!("{}", escapes.help()));
+                            keys
+                        }
+                        (keys, Some(Escape::Suspend)) => {
+                            crate::exit::say_part(format_args!(
+                                "{}^Z [suspend netkit]\r\n",
+                                EscapeChar(Some(escapes.escape))
+                            ));
+                            suspend(saved);
                             keys
                         }
                     },
@@ -929,6 +937,8 @@ pub fn run(mut args: Args) -> Outcome {
         other => other.map_err(own)?,
     };
     end_forwards(&stop, forwards, true);
+    // Said on a terminal put back: in raw mode a bare \n left the shell's prompt mid-line.
+    drop(raw);
     if let Some(signal) = status.signal {
         crate::exit::say(format_args!(
             "netkit: remote command killed by signal {}",
@@ -1013,18 +1023,16 @@ fn local_terminal() -> net_ssh::Terminal {
     }
 }
 
-/// ssh's -e: the escape character, or none.
-#[derive(Clone, Copy)]
-struct EscapeChar(Option<u8>);
+/// The escape character: -e's, else the config's, else `~`, as in ssh.
+fn escape_in_use(args: &Args, config: &Config) -> EscapeChar {
+    args.escape
+        .or(config.escape_char)
+        .unwrap_or(EscapeChar(Some(b'~')))
+}
 
 /// Parses -e as ssh does: one character, `^X` for a control key, or `none`.
 fn escape_char(value: &str) -> Result<EscapeChar, String> {
-    match value.as_bytes() {
-        b"none" => Ok(EscapeChar(None)),
-        &[c] if c.is_ascii() => Ok(EscapeChar(Some(c))),
-        &[b'^', c] if c.is_ascii_graphic() => Ok(EscapeChar(Some(c & 0x1f))),
-        _ => Err("expected one character, ^X or none".to_owned()),
-    }
+    EscapeChar::parse(value).ok_or_else(|| "expected one character, ^X or none".to_owned())
 }
 
 /// An escape typed on the terminal, as ssh's.
@@ -1034,6 +1042,8 @@ enum Escape {
     Disconnect,
     /// `~?`: list the escapes.
     Help,
+    /// `~^Z`: suspend netkit (not the remote program).
+    Suspend,
 }
 
 /// ssh's escape character (`~` unless -e says), read from keys on their way to a remote
@@ -1056,13 +1066,9 @@ impl Escapes {
 
     /// What `~?` prints, with the escape character in use (raw mode: lines end in \r\n).
     fn help(&self) -> String {
-        let e = if self.escape < 0x20 {
-            format!("^{}", char::from(self.escape | 0x40))
-        } else {
-            char::from(self.escape).to_string()
-        };
+        let e = EscapeChar(Some(self.escape));
         format!(
-            "Supported escape sequences:\r\n {e}.   - terminate connection\r\n {e}?   - this message\r\n {e}{e}   - send the escape character by typing it twice\r\n(Note that escapes are only recognized immediately after newline.)\r\n"
+            "Supported escape sequences:\r\n {e}.   - terminate connection\r\n {e}^Z  - suspend netkit\r\n {e}?   - this message\r\n {e}{e}   - send the escape character by typing it twice\r\n(Note that escapes are only recognized immediately after newline.)\r\n"
         )
     }
 
@@ -1076,6 +1082,10 @@ impl Escapes {
                     b'.' => return (out, Some(Escape::Disconnect)),
                     b'?' => {
                         escape = Some(Escape::Help);
+                        continue;
+                    }
+                    b'\x1a' => {
+                        escape = Some(Escape::Suspend);
                         continue;
                     }
                     key if key == self.escape => out.push(key),
@@ -1129,6 +1139,19 @@ impl Drop for RawMode {
     fn drop(&mut self) {
         self.watch.close();
         restore_terminal(&self.saved);
+    }
+}
+
+/// `~^Z`: stops netkit as ssh stops itself, the terminal put back meanwhile and made raw again
+/// once resumed (`fg`); the session waits for it.
+fn suspend(saved: &nix::sys::termios::Termios) {
+    use nix::sys::termios::{SetArg, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    let raw = tcgetattr(&stdin);
+    restore_terminal(saved);
+    let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGTSTP);
+    if let Ok(raw) = raw {
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &raw);
     }
 }
 
@@ -1835,6 +1858,7 @@ fn resolved(given: &str, config: &Config, args: &Args) -> String {
             "exitonforwardfailure",
             yes_no(config.exit_on_forward_failure).into(),
         ),
+        ("escapechar", escape_in_use(args, config).to_string()),
     ];
     let listed = [
         ("kexalgorithms", &config.kex_algorithms),
@@ -1958,6 +1982,10 @@ mod tests {
         assert_eq!(
             Escapes::new(b'~').filter(b"~."),
             (Vec::new(), Some(Escape::Disconnect))
+        );
+        assert_eq!(
+            Escapes::new(b'~').filter(b"~\x1aa"),
+            (b"a".to_vec(), Some(Escape::Suspend))
         );
     }
 

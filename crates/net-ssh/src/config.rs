@@ -227,6 +227,9 @@ pub struct Config {
     /// Whether to ask for a remote terminal (OpenSSH's `RequestTTY`); `None` when the config
     /// does not say. Read by the program that runs commands; its own flags (`-t`, `-T`) win.
     pub request_tty: Option<RequestTty>,
+    /// The escape character on a remote terminal (OpenSSH's `EscapeChar`); `None` when the
+    /// config does not say. Read by the program that runs commands; its `-e` wins.
+    pub escape_char: Option<EscapeChar>,
 }
 
 /// What `Debug` shows for a secret: configs get logged, passwords must not be.
@@ -279,6 +282,7 @@ impl std::fmt::Debug for Config {
             proxy_command,
             remote_command,
             request_tty,
+            escape_char,
         } = self;
         f.debug_struct("Config")
             .field("host", host)
@@ -324,6 +328,7 @@ impl std::fmt::Debug for Config {
             .field("proxy_command", proxy_command)
             .field("remote_command", remote_command)
             .field("request_tty", request_tty)
+            .field("escape_char", escape_char)
             .finish()
     }
 }
@@ -340,6 +345,35 @@ pub enum RequestTty {
     Force,
     /// For a login shell on a terminal, not for a command (the default).
     Auto,
+}
+
+/// OpenSSH's `EscapeChar` (and `ssh -e`): the key that starts an escape such as `~.` on a
+/// remote terminal, or none (`EscapeChar none`: every key goes to the remote side).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EscapeChar(pub Option<u8>);
+
+impl EscapeChar {
+    /// Parses `value` as OpenSSH does: one character, `^X` for a control key (`^]` is 0x1d), or
+    /// `none`; `None` for anything else.
+    pub fn parse(value: &str) -> Option<EscapeChar> {
+        match value.as_bytes() {
+            b"none" => Some(EscapeChar(None)),
+            &[c] if c.is_ascii() => Some(EscapeChar(Some(c))),
+            &[b'^', c @ 64..128] => Some(EscapeChar(Some(c & 0x1f))),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for EscapeChar {
+    /// As `ssh -G` shows it: `none`, `^]` for a control key, or the character.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            None => f.write_str("none"),
+            Some(c) if c < 0x20 => write!(f, "^{}", char::from(c | 0x40)),
+            Some(c) => write!(f, "{}", char::from(c)),
+        }
+    }
 }
 
 /// What a destination names: `[user@]host[:port]` (IPv6 as `[::1]:port`) or
@@ -869,6 +903,7 @@ impl Config {
             proxy_command: None,
             remote_command: None,
             request_tty: None,
+            escape_char: None,
         }
     }
 
@@ -1428,6 +1463,11 @@ impl Config {
                 }
             });
         }
+        if let Some(escape) = value("escapechar") {
+            self.escape_char = Some(EscapeChar::parse(&escape).ok_or_else(|| {
+                format!("EscapeChar {escape}: expected one character, ^X or none")
+            })?);
+        }
         // The rest of the line is the command, as OpenSSH reads it; `none` is no command.
         let command = |words: Vec<String>| {
             let command = words.join(" ");
@@ -1908,11 +1948,12 @@ fn aes_in_hardware() -> bool {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 40] = [
+const OPTIONS_READ: [&str; 41] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
     "requesttty",
+    "escapechar",
     "globalknownhostsfile",
     "hashknownhosts",
     "hostkeyalias",

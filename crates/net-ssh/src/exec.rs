@@ -370,34 +370,33 @@ impl Client {
                     Err(_) => eof_sent = true,
                 }
             }
+            // One read per stream and turn, not until it would block: when the output comes
+            // faster than it is taken (a `yes` on a slow terminal) the socket never runs dry,
+            // and keys (Ctrl-C) and resizes, sent at the top of the loop, would wait for ever.
             for (stream_id, done) in [(0, &mut out_done), (1, &mut err_done)] {
-                while !*done {
-                    match channel.stream(stream_id).read(&mut buf) {
-                        Ok(0) => {
-                            if channel.eof() {
-                                *done = true;
-                            }
-                            break;
+                if *done {
+                    continue;
+                }
+                match channel.stream(stream_id).read(&mut buf) {
+                    Ok(0) => *done = channel.eof(),
+                    Ok(n) => {
+                        progress = true;
+                        let taken = if stream_id == 0 {
+                            on_stdout(&buf[..n])
+                        } else {
+                            on_stderr(&buf[..n])
+                        };
+                        if let Err(source) = taken {
+                            self.hang_up("the command's output could not be taken");
+                            return Err(Error::Output { source });
                         }
-                        Ok(n) => {
-                            progress = true;
-                            let taken = if stream_id == 0 {
-                                on_stdout(&buf[..n])
-                            } else {
-                                on_stderr(&buf[..n])
-                            };
-                            if let Err(source) = taken {
-                                self.hang_up("the command's output could not be taken");
-                                return Err(Error::Output { source });
-                            }
-                        }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                        Err(e) => {
-                            return Err(Error::Ssh {
-                                host: self.host.clone(),
-                                reason: Error::reason(&e.to_string()),
-                            });
-                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        return Err(Error::Ssh {
+                            host: self.host.clone(),
+                            reason: Error::reason(&e.to_string()),
+                        });
                     }
                 }
             }

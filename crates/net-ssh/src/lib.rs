@@ -52,8 +52,8 @@ mod socks;
 
 pub use client::{AlgorithmKind, Client, supported_algorithms};
 pub use config::{
-    AddressFamily, AuthMethod, Config, ConfiguredForwards, Destination, HostKeyPolicy, Identity,
-    RequestTty, SYSTEM_CONFIG, home, host_port,
+    AddressFamily, AuthMethod, Config, ConfiguredForwards, Destination, EscapeChar, HostKeyPolicy,
+    Identity, RequestTty, SYSTEM_CONFIG, home, host_port,
 };
 pub use error::Error;
 pub use exec::{ExitStatus, Output, Terminal};

@@ -1270,6 +1270,15 @@ fn a_config_file_others_can_write_is_refused_as_openssh_does() {
         );
         mode(file, 0o600);
     }
+    // Another user's file is mended with chown, not with the chmod the hint said.
+    std::os::unix::fs::chown(&config, Some(65534), None).unwrap();
+    let out = show("a", None);
+    std::os::unix::fs::chown(&config, Some(0), None).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("owned by uid 65534; chown it to yourself") && !err.contains("chmod"),
+        "{err}"
+    );
     // A file given with -F is the user's own choice, as in OpenSSH.
     mode(&config, 0o666);
     let out = show("a", Some(&config));

@@ -726,8 +726,14 @@ fn read_guarded(path: &Path) -> Result<String, String> {
         && meta.mode() & 0o002 == 0
         && (meta.mode() & 0o020 == 0 || private_group());
     if !safe {
+        // Another user's file cannot be mended with chmod, which the hint said.
+        let hint = if meta.uid() == 0 || meta.uid() == uid {
+            "others could write it; chmod go-w it".to_owned()
+        } else {
+            format!("owned by uid {}; chown it to yourself", meta.uid())
+        };
         return Err(format!(
-            "bad owner or permissions on {} (others could write it; chmod go-w it)",
+            "bad owner or permissions on {} ({hint})",
             path.display()
         ));
     }

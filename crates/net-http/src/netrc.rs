@@ -258,7 +258,8 @@ impl<'a> Tokens<'a> {
         Ok(Some((line, token)))
     }
 
-    /// Skips a macro definition's body: the rest of its line and every line up to an empty one.
+    /// Skips a macro definition's body: the rest of its line and every line up to an empty one
+    /// (blanks alone count as empty, as libcurl 8 counts them).
     fn skip_macro(&mut self) {
         while self.bump().is_some_and(|c| c != '\n') {}
         let mut empty = true;
@@ -266,9 +267,9 @@ impl<'a> Tokens<'a> {
             match c {
                 '\n' if empty => return,
                 '\n' => empty = true,
-                // A CRLF file's empty line is `\r\n`: else the macro never ended, and took
-                // every machine after it.
-                '\r' => {}
+                // A CRLF file's empty line is `\r\n`, and a line of spaces looks empty: else
+                // the macro never ended, and took every machine after it.
+                '\r' | ' ' | '\t' => {}
                 _ => empty = false,
             }
         }
@@ -314,6 +315,10 @@ mod tests {
         // Written on Windows: the macro ends at its empty line all the same.
         let netrc =
             Netrc::parse("macdef init\r\ncd /pub\r\n\r\nmachine after login ann password pw\r\n")
+                .unwrap();
+        assert_eq!(netrc.login("after"), Some(&login("ann", "pw")));
+        let netrc =
+            Netrc::parse("macdef init\ncd /pub\n  \t\nmachine after login ann password pw\n")
                 .unwrap();
         assert_eq!(netrc.login("after"), Some(&login("ann", "pw")));
         // A password whose Latin-1 byte was read as U+FFFD would go out changed: left out.

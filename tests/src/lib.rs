@@ -40,6 +40,22 @@ pub fn work_dir() -> PathBuf {
     PathBuf::from(env("NETKIT_TEST_WORK"))
 }
 
+/// The uid and gid of the unprivileged SSH test account (made by `cargo xtask test`).
+#[must_use]
+pub fn test_user_ids() -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt as _;
+    let home = std::fs::metadata(env("NETKIT_TEST_SSH_HOME")).unwrap();
+    (home.uid(), home.gid())
+}
+
+/// `command` to be run as the SSH test account: the tests run as root, which may read and
+/// write whatever the modes say, and permission answers are to be an ordinary user's.
+pub fn as_test_user(command: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt as _;
+    let (uid, gid) = test_user_ids();
+    command.uid(uid).gid(gid)
+}
+
 /// The CPU time (user and system, in clock ticks: 100 a second) process `pid` has used.
 ///
 /// # Panics

@@ -2561,10 +2561,7 @@ fn a_file_not_ours_to_read_or_write_is_bad_input_whatever_flag_names_it() {
         vec![url.clone(), format!("H:@{secret}")],
     ];
     for args in cases {
-        // As nobody: root reads and writes whatever the modes say.
-        let out = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(netkit_bin())
+        let out = netkit_tests::as_test_user(&mut Command::new(netkit_bin()))
             .args(["http", "--ignore-netrc"])
             .args(&args)
             .env("HOME", &dir)

@@ -65,6 +65,14 @@ fn ssh(extra: &[&str], stdin: &[u8]) -> Output {
 }
 
 /// `netkit ssh ...` (as [`ssh_args`]) as one shell command line.
+/// An empty home of a test's own, with its `~/.ssh`.
+fn fresh_home(name: &str) -> std::path::PathBuf {
+    let home = work_dir().join(name);
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    home
+}
+
 fn netkit_line(flags: &[&str], words: &[&str]) -> String {
     let mut line = vec![netkit_bin().display().to_string()];
     line.extend(ssh_args(flags, words));
@@ -1227,9 +1235,7 @@ fn an_empty_home_never_makes_the_current_directory_the_users() {
 fn a_config_file_others_can_write_is_refused_as_openssh_does() {
     use std::os::unix::fs::PermissionsExt as _;
     // Whoever can write it could name a ProxyCommand that runs as us.
-    let home = work_dir().join("ssh-cli-config-modes");
-    let _ = std::fs::remove_dir_all(&home);
-    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    let home = fresh_home("ssh-cli-config-modes");
     let config = home.join(".ssh/config");
     let included = home.join(".ssh/included.conf");
     std::fs::write(&config, "Include included.conf\nHost a\n  User ann\n").unwrap();
@@ -1458,19 +1464,15 @@ fn a_default_key_its_user_cannot_read_is_named_as_ssh_names_it() {
     use std::os::unix::fs::PermissionsExt as _;
     // Copied in with `sudo cp`: root's key in the user's ~/.ssh. The login failed as if the
     // server had refused the key.
-    let home = work_dir().join("home-with-root-key");
-    let _ = std::fs::remove_dir_all(&home);
-    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    let home = fresh_home("home-with-root-key");
     for dir in [&home, &home.join(".ssh")] {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let root_key = home.join(".ssh/id_ed25519");
     std::fs::copy(key("id_ed25519"), &root_key).unwrap();
     std::fs::set_permissions(&root_key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = Command::new("runuser")
-        .args(["-u", "netkit-test", "--", "env"])
-        .arg(format!("HOME={}", home.display()))
-        .arg(netkit_bin())
+    let out = netkit_tests::as_test_user(&mut Command::new(netkit_bin()))
+        .env("HOME", &home)
         .args([
             "ssh",
             "-p",
@@ -3623,8 +3625,7 @@ struct AsTestUser {
 
 impl AsTestUser {
     fn new(name: &str) -> AsTestUser {
-        let home = std::fs::metadata(env("NETKIT_TEST_SSH_HOME")).unwrap();
-        let (uid, gid) = (home.uid(), home.gid());
+        let (uid, gid) = netkit_tests::test_user_ids();
         let dir = work_dir().join(name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -3641,7 +3642,6 @@ impl AsTestUser {
 
     /// `netkit sftp VERB [FLAGS...] REMOTE LOCAL`, run as the test account.
     fn sftp(&self, verb: &str, flags: &[&str], remote: &Path, local: &Path) -> Output {
-        use std::os::unix::process::CommandExt as _;
         let mut args = vec![
             "sftp".to_owned(),
             verb.into(),
@@ -3655,10 +3655,8 @@ impl AsTestUser {
         args.push(format!("{}:{}", dest(), remote.display()));
         args.push(local.display().to_string());
         netkit_tests::Spawned::start(
-            Command::new(netkit_bin())
+            netkit_tests::as_test_user(&mut Command::new(netkit_bin()))
                 .args(&args)
-                .uid(self.uid)
-                .gid(self.gid)
                 .env("HOME", &self.dir)
                 .env_remove("SSH_AUTH_SOCK")
                 .stdin(Stdio::null())
@@ -5538,9 +5536,7 @@ fn on_a_terminal_the_passphrase_of_a_key_is_asked_for() {
 fn a_wrong_passphrase_is_asked_again_for_every_key_as_ssh_asks() {
     // A default key and a config file's, each answered wrongly once: ssh asks again ("Bad
     // passphrase, try again") up to three times in all.
-    let home = work_dir().join("ssh-cli-passphrase-again");
-    let _ = std::fs::remove_dir_all(&home);
-    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    let home = fresh_home("ssh-cli-passphrase-again");
     let default_key = home.join(".ssh/id_ed25519");
     std::fs::copy(key("id_encrypted"), &default_key).unwrap();
     std::fs::set_permissions(&default_key, std::fs::Permissions::from_mode(0o600)).unwrap();

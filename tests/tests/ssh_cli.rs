@@ -2621,8 +2621,13 @@ fn sftp_is_safe_with_what_others_can_put_on_the_server() {
     std::fs::write(&local_victim, "mine\n").unwrap();
     std::os::unix::fs::symlink(&local_victim, local.join("up.txt.part")).unwrap();
     std::fs::remove_file(&upload).unwrap();
-    let out = sftp(&["get", "-a", &remote("up.txt"), local.to_str().unwrap()]);
-    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    // (Not read through, it is no part of the file: fetched whole beside it.)
+    ok(sftp(&[
+        "get",
+        "-a",
+        &remote("up.txt"),
+        local.to_str().unwrap(),
+    ]));
     assert_eq!(std::fs::read_to_string(&local_victim).unwrap(), "mine\n");
     // -vvv is taken, as ssh and sftp take it.
     ok(sftp(&["ls", "-vvv", &remote("")]));
@@ -3574,14 +3579,17 @@ fn sftp_get_dash_a_goes_on_from_the_part_an_interrupted_get_left() {
     let local = work_dir().join("sftp-cli-resume.bin");
     let part = work_dir().join("sftp-cli-resume.bin.part");
     let _ = std::fs::remove_file(&local);
-    // What an interrupted get left: its first 256 KiB. Zeros here, where the file has none,
-    // so that the result shows they were kept and not fetched again.
+    // What an interrupted get left: its first 256 KiB. The first byte a zero here, where the
+    // file has none, so that the result shows the part was kept and not fetched again (its
+    // last 64 KiB, compared with the file's, are the file's).
     let kept = 256 << 10;
-    std::fs::write(&part, vec![0u8; kept]).unwrap();
+    let mut left = data[..kept].to_vec();
+    left[0] = 0;
+    std::fs::write(&part, &left).unwrap();
     ok(sftp(&["get", "-a", &source, local.to_str().unwrap()]));
     let got = std::fs::read(&local).unwrap();
     assert_eq!(got.len(), data.len());
-    assert!(got[..kept].iter().all(|&b| b == 0), "the part was not kept");
+    assert!(got[0] == 0, "the part was not kept");
     assert!(got[kept..] == data[kept..], "the rest is not the file's");
     assert!(!part.exists());
     // Without -a the whole file comes again and the part is not ours to touch (a user's
@@ -3601,10 +3609,10 @@ fn sftp_get_dash_a_goes_on_from_the_part_an_interrupted_get_left() {
     );
     std::fs::remove_file(&part).unwrap();
     // With no part, the file itself is what an earlier get left, as sftp's reget takes it.
-    std::fs::write(&local, vec![0u8; kept]).unwrap();
+    std::fs::write(&local, &left).unwrap();
     ok(sftp(&["get", "-a", &source, local.to_str().unwrap()]));
     let got = std::fs::read(&local).unwrap();
-    assert!(got[..kept].iter().all(|&b| b == 0) && got[kept..] == data[kept..]);
+    assert!(got[0] == 0 && got[1..] == data[1..]);
     // One longer than the remote file is something else: left alone, as sftp leaves it.
     let longer = vec![7u8; data.len() + 1];
     std::fs::write(&local, &longer).unwrap();
@@ -3732,7 +3740,7 @@ fn sftp_get_refuses_a_local_file_its_user_may_not_write_as_sftp() {
 }
 
 #[test]
-fn sftp_get_dash_a_fetches_whole_what_was_written_before_the_remote_file_changed() {
+fn sftp_get_dash_a_fetches_whole_a_file_of_another_version_whatever_the_clocks_say() {
     let remote = remote_dir("sftp-cli-older");
     let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8 + 1).collect();
     std::fs::write(remote.join("new.bin"), &data).unwrap();
@@ -3743,40 +3751,52 @@ fn sftp_get_dash_a_fetches_whole_what_was_written_before_the_remote_file_changed
     let source = format!("{}:{}/new.bin", dest(), remote.display());
     let local = work_dir().join("sftp-cli-older.bin");
     let part = work_dir().join("sftp-cli-older.bin.part");
-    let leave = |path: &Path, len: usize, when: std::time::SystemTime| {
+    let leave = |path: &Path, bytes: &[u8], when: std::time::SystemTime| {
         let _ = std::fs::remove_file(&local);
         let _ = std::fs::remove_file(&part);
-        let file = std::fs::File::create(path).unwrap();
-        file.set_len(len as u64).unwrap();
-        file.set_modified(when).unwrap();
+        std::fs::write(path, bytes).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
     };
-    let before = changed - Duration::from_secs(3600);
-    // The old copy an interrupted plain get left as it was (shorter, or as long), or a part
-    // of the version before: appending to it made a file of both versions, exit 0.
-    for (path, len) in [
-        (&local, 256 << 10),
-        (&local, data.len()),
-        (&part, 256 << 10),
-    ] {
-        leave(path, len, before);
+    let get = || {
         let out = sftp(&["get", "-a", &source, local.to_str().unwrap()]);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         ok(out);
-        assert!(std::fs::read(&local).unwrap() == data, "{}", path.display());
-        assert!(
-            err.contains(&format!(
-                "{}: older than the remote file: not resumed, fetched whole",
-                path.display()
-            )),
-            "{err}"
-        );
+        assert!(std::fs::read(&local).unwrap() == data);
         assert!(!part.exists());
+        err
+    };
+    // The old copy an interrupted plain get left as it was (shorter, or as long), or a part
+    // of the version before, written since the remote file changed: appending to it made a
+    // file of both versions, exit 0.
+    let old = vec![0u8; data.len()];
+    let later = changed + Duration::from_secs(60);
+    for (path, bytes) in [
+        (&local, &old[..256 << 10]),
+        (&local, &old[..]),
+        (&part, &old[..256 << 10]),
+    ] {
+        leave(path, bytes, later);
+        let err = get();
+        let told = format!(
+            "{}: its last bytes are not the remote file's: not resumed, fetched whole",
+            path.display()
+        );
+        assert!(err.contains(&told), "{err}");
     }
-    // Written since (a complete one `-p` gave the remote file's time, as `get -r -a` finds
-    // it): taken as it is, nothing fetched.
-    leave(&local, data.len(), changed);
-    ok(sftp(&["get", "-a", &source, local.to_str().unwrap()]));
-    assert!(std::fs::read(&local).unwrap().iter().all(|&b| b == 0));
+    // A part of this version goes on, however old it looks (a server whose clock is ahead
+    // dates the remote file after it: by time, every part was fetched whole again).
+    leave(
+        &part,
+        &data[..256 << 10],
+        changed - Duration::from_secs(3600),
+    );
+    let err = get();
+    assert!(!err.contains("fetched whole"), "{err}");
     std::fs::remove_file(&local).unwrap();
 }
 
@@ -3830,23 +3850,15 @@ fn sftp_put_r_dash_a_sends_no_file_again_that_is_already_there_as_get_r_a() {
     for name in ["a", "b", "c"] {
         std::fs::write(local.join(name), &data).unwrap();
     }
-    // What an interrupted `put -r -a` left: `a` sent whole (zeros here, so that sending it
-    // again shows), `b` not begun; `c` as long, but of before the local file changed.
+    // What an interrupted `put -r -a` left: `a` sent whole (its first byte changed here, so
+    // that sending it again shows: the last 64 KiB are compared), `b` not begun; `c` as long
+    // and written later, but of other content (a version remote, by time it was kept).
     let sent = remote.join("sftp-put-r-a");
     std::fs::create_dir(&sent).unwrap();
-    for name in ["a", "c"] {
-        std::fs::write(sent.join(name), vec![0u8; data.len()]).unwrap();
-    }
-    let changed = std::fs::metadata(local.join("c"))
-        .unwrap()
-        .modified()
-        .unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(sent.join("c"))
-        .unwrap()
-        .set_modified(changed - Duration::from_secs(3600))
-        .unwrap();
+    let mut marked = data.clone();
+    marked[0] = 0;
+    std::fs::write(sent.join("a"), &marked).unwrap();
+    std::fs::write(sent.join("c"), vec![0u8; data.len()]).unwrap();
     std::process::Command::new("chown")
         .args(["-R", &format!("{}:", env("NETKIT_TEST_SSH_USER"))])
         .arg(&remote)
@@ -3854,12 +3866,7 @@ fn sftp_put_r_dash_a_sends_no_file_again_that_is_already_there_as_get_r_a() {
         .unwrap();
     let to = format!("{}:{}", dest(), remote.display());
     ok(sftp(&["put", "-r", "-a", local.to_str().unwrap(), &to]));
-    assert!(
-        std::fs::read(sent.join("a"))
-            .unwrap()
-            .iter()
-            .all(|&b| b == 0)
-    );
+    assert!(std::fs::read(sent.join("a")).unwrap() == marked);
     assert!(std::fs::read(sent.join("b")).unwrap() == data);
     assert!(std::fs::read(sent.join("c")).unwrap() == data);
     std::fs::remove_dir_all(&local).unwrap();

@@ -584,9 +584,9 @@ pub struct Transfer {
     pub cancel: Option<&'static AtomicBool>,
     /// Go on from what an interrupted transfer left (a download's `NAME.part`, an upload's
     /// [`upload_temp_name`]; a long `NAME` cut to leave room) and leave it there if this one fails too, as sftp's `get -a`
-    /// and `put -a`. The part is taken as it is, as sftp takes it: only its length is
-    /// checked against the file's, and a download's time (one last written before the
-    /// remote file changed is of an older version, and is fetched whole).
+    /// and `put -a`. The part is checked against the file by its length and its last 64
+    /// KiB: one of another version is not resumed (a download is fetched whole, an upload
+    /// of a file already there as long sent whole).
     pub resume: bool,
     /// Holds the local file a download writes under a temporary name while it is written,
     /// so that a process that must exit at once (a second Ctrl-C) can remove it: nothing
@@ -937,16 +937,16 @@ impl Client {
                         ),
                     });
                 }
-                // As long, and written since the local file last changed: what an earlier
-                // `put -r -a` sent whole, as `get -r -a` takes a complete file; sending it
-                // again made a resumed tree upload send everything it had already sent.
+                // As long, and ending as the local file does: what an earlier `put -r -a`
+                // sent whole, as `get -r -a` takes a complete file; sending it again made a
+                // resumed tree upload send everything it had already sent. (By time, a
+                // same-size file of other content written later was left as it was.)
                 Ok(there)
                     if there.is_file()
                         && there.size == Some(total)
-                        && there.mtime.is_some_and(|mtime| {
-                            use std::os::unix::fs::MetadataExt as _;
-                            i64::try_from(mtime).is_ok_and(|mtime| mtime >= meta.mtime())
-                        }) =>
+                        && sftp
+                            .open(remote)
+                            .is_ok_and(|mut file| same_tail(local, &mut file, total)) =>
                 {
                     log::debug!("{}: already there", self.remote(remote));
                     progress(total, total);
@@ -1518,19 +1518,15 @@ impl Client {
             use std::os::unix::fs::MetadataExt as _;
             meta.uid() != nix::unistd::geteuid().as_raw()
         };
-        // Last written before the remote file changed, it holds an older version: appending
-        // the new one's tail to it made a file of both, and `-p` then gave it the remote
-        // size and time, so that nothing (rsync's quick check included) saw it. A file
-        // written since (a part, or one `-p` gave the remote time) may be this version's.
-        let older = |what: &Path, meta: &std::fs::Metadata| {
-            use std::os::unix::fs::MetadataExt as _;
-            let older = stat
-                .mtime
-                .and_then(|mtime| i64::try_from(mtime).ok())
-                .is_some_and(|mtime| meta.mtime() < mtime);
+        // One of an older version (a plain get's target left by an interrupted get) ends
+        // otherwise than the remote file does at its length: appending the new one's tail
+        // to it made a file of both, and `-p` then gave it the remote size and time, so that
+        // nothing (rsync's quick check included) saw it.
+        let older = |what: &Path, meta: &std::fs::Metadata, source: &mut ssh2::File| {
+            let older = !same_tail(what, source, meta.len());
             if older {
                 log::warn!(
-                    "{}: older than the remote file: not resumed, fetched whole",
+                    "{}: its last bytes are not the remote file's: not resumed, fetched whole",
                     what.display()
                 );
             }
@@ -1556,12 +1552,15 @@ impl Client {
                 });
             }
             (Ok(meta), _) if options.resume && meta.len() > total => return Err(larger(&part)),
-            (Ok(meta), _) if options.resume && !older(&part, &meta) => meta.len(),
+            (Ok(meta), _) if options.resume && !older(&part, &meta, &mut source) => meta.len(),
             (Err(_), Ok(meta)) if options.resume && meta.is_file() && meta.len() > total => {
                 return Err(larger(local));
             }
             (Err(_), Ok(meta))
-                if options.resume && meta.is_file() && meta.len() > 0 && !older(local, &meta) =>
+                if options.resume
+                    && meta.is_file()
+                    && meta.len() > 0
+                    && !older(local, &meta, &mut source) =>
             {
                 adopted = Some(append(local).map_err(Self::local(local))?);
                 std::fs::rename(local, &part).map_err(Self::local(local))?;
@@ -2059,6 +2058,35 @@ impl Client {
         };
         sftp.setstat(remote, stat).map_err(error)
     }
+}
+
+/// Bytes of a resumed file compared with the remote file's at the same place.
+const TAIL: u64 = 64 << 10;
+
+/// Whether the first `len` bytes of the local file `local` end as the remote `file`'s first
+/// `len` bytes do (their last [`TAIL`] bytes compared), the remote file read from its start
+/// again afterwards: a part of another version (or a same-size file of other content)
+/// differs there, whatever the clocks say; by time, a server whose clock was ahead had every
+/// part refetched whole. Any error reads as "not the same".
+fn same_tail(local: &Path, file: &mut ssh2::File, len: u64) -> bool {
+    use std::io::{Read as _, Seek as _};
+    use std::os::unix::fs::FileExt as _;
+    let from = len.saturating_sub(TAIL);
+    let Ok(size) = usize::try_from(len - from) else {
+        return false;
+    };
+    let mut mine = vec![0; size];
+    let mut theirs = vec![0; size];
+    // Never through a link planted at the part's name.
+    let opened = File::options()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(local);
+    let same = opened.is_ok_and(|f| f.read_exact_at(&mut mine, from).is_ok())
+        && file.seek(std::io::SeekFrom::Start(from)).is_ok()
+        && file.read_exact(&mut theirs).is_ok()
+        && mine == theirs;
+    file.seek(std::io::SeekFrom::Start(0)).is_ok() && same
 }
 
 #[cfg(test)]

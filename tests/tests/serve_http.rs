@@ -1730,6 +1730,10 @@ fn a_root_that_may_be_entered_but_not_listed_serves_its_files_and_refuses_its_li
     assert_eq!(code, Some(1), "{stderr}");
     let named = format!("cannot serve {}: ", root.join("sub").display());
     assert!(stderr.contains(&named), "{stderr}");
+    // The root itself too (opened without asking to read it, it started and 403'd all).
+    let (code, stderr) = started("root");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("Permission denied"), "{stderr}");
     // A root that is not there, or no directory, is a bad argument.
     for bad in ["missing", "plain.txt"] {
         let (code, stderr) = started(bad);

@@ -196,6 +196,9 @@ impl Root {
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )?;
+        // O_PATH asks for no search permission either: a root that may not be entered
+        // started, and answered 403 to everything without a word.
+        nix::unistd::access(path, nix::unistd::AccessFlags::X_OK)?;
         let meta = File::from(dir.try_clone()?).metadata()?;
         let canonical = std::fs::canonicalize(path)?;
         let beneath = files::has_openat2(&dir);

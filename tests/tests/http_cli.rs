@@ -779,6 +779,14 @@ fn a_session_behind_a_link_or_a_tilde_is_written_where_httpie_writes_it() {
     );
     assert!(home.join("s.json").exists());
     assert!(!dir.join("~").exists());
+    // `~USER/` is that user's home, as a shell and httpie read it.
+    let out = Command::new(netkit_bin())
+        .args(["http", "--session=~nobody-such-user/s.json", &set])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    one_line_error(&out, 2, "no home directory for `~nobody-such-user`");
+    assert!(!dir.join("~nobody-such-user").exists());
 }
 
 #[test]

@@ -185,14 +185,24 @@ impl Session {
         if !text.contains('/') && !text.ends_with(".json") {
             return Session::named_path(&text, url);
         }
-        let Ok(below_home) = given.strip_prefix("~") else {
+        // `~/` is ours, `~ann/` ann's, as a shell (and httpie) reads them.
+        let Some(rest) = text.strip_prefix('~') else {
             return Ok(given.to_owned());
         };
-        let home = home().ok_or_else(|| Error::Session {
+        let (user, below) = rest.split_once('/').unwrap_or((rest, ""));
+        let home = if user.is_empty() {
+            home()
+        } else {
+            nix::unistd::User::from_name(user)
+                .ok()
+                .flatten()
+                .map(|user| user.dir)
+        };
+        let home = home.ok_or_else(|| Error::Session {
             path: given.to_owned(),
-            reason: "no home directory for `~`".to_owned(),
+            reason: format!("no home directory for `~{user}`"),
         })?;
-        Ok(home.join(below_home))
+        Ok(home.join(below))
     }
 
     /// Where the session `name` for the host of `url` lives, as httpie keeps named sessions:

@@ -1285,6 +1285,15 @@ fn a_config_file_others_can_write_is_refused_as_openssh_does() {
         err.contains("owned by uid 65534; chown it to yourself") && !err.contains("chmod"),
         "{err}"
     );
+    // One its user cannot open (root's, after `sudo vi`) is passed over, as ssh passes it.
+    let shown = netkit_tests::as_test_user(&mut Command::new(netkit_bin()))
+        .args(["ssh", "-G", "a"])
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&shown.stderr);
+    assert_eq!(shown.status.code(), Some(0), "{err}");
+    assert!(err.contains("Permission denied: passed over"), "{err}");
     // A file given with -F is the user's own choice, as in OpenSSH.
     mode(&config, 0o666);
     let out = show("a", Some(&config));

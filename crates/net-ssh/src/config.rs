@@ -1038,7 +1038,18 @@ impl Config {
             reason,
         };
         // Lines ahead of the first `Host` are command-line options: they win over the file.
-        if let Some(path) = path {
+        // The default file its user cannot open (root's, after `sudo vi ~/.ssh/config`) is
+        // passed over, as ssh passes it over: it refused every connection. One named with -F
+        // is still an error, as in ssh.
+        let unreadable = guarded
+            && std::fs::File::open(path.unwrap_or(Path::new("")))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+        if let Some(path) = path.filter(|_| unreadable) {
+            log::warn!(
+                "{}: Permission denied: passed over, as ssh passes it over",
+                path.display()
+            );
+        } else if let Some(path) = path {
             let read = if guarded {
                 read_guarded(path)
             } else {

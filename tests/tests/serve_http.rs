@@ -1706,12 +1706,17 @@ fn a_root_that_may_be_entered_but_not_listed_serves_its_files_and_refuses_its_li
     std::fs::create_dir_all(root.join("sub")).unwrap();
     std::fs::write(root.join("f.txt"), "f").unwrap();
     std::fs::write(base.join("plain.txt"), "not a directory").unwrap();
-    chmod(&[(&root, 0o711)]);
+    std::fs::create_dir_all(root.join("site")).unwrap();
+    std::fs::write(root.join("site/index.html"), "home").unwrap();
+    chmod(&[(&root, 0o711), (&root.join("site"), 0o711)]);
     let served = served_unprivileged(&root);
     let got = curl(&[&format!("{}/f.txt", served.url())]);
     assert_eq!((got.status, got.body.as_slice()), (200, &b"f"[..]));
     assert_eq!(curl(&[&format!("{}/", served.url())]).status, 403);
     assert_eq!(curl(&[&format!("{}/sub/", served.url())]).status, 200);
+    // Its index is served all the same, as nginx serves it (it was 403).
+    let got = curl(&[&format!("{}/site/", served.url())]);
+    assert_eq!((got.status, got.body.as_slice()), (200, &b"home"[..]));
     // One it may not enter is a server that cannot start, exit 1 as --help says (2 is for
     // bad arguments), named by its whole path.
     chmod(&[(&root, 0o700)]);

@@ -716,6 +716,16 @@ impl HttpConn {
         };
         let file = match self.root.open(&rel) {
             Ok(file) => file,
+            // A directory that may be entered but not listed (0711) still has its index to
+            // serve, as nginx serves it; only its listing is refused.
+            Err(refusal @ Refusal::Forbidden(Denial::Denied(_)))
+                if files::target_path(req.target).ends_with('/') =>
+            {
+                return match self.serve_index(ctx, req, &rel, keep_alive) {
+                    Some(status) => status,
+                    None => refused(self, ctx, refusal),
+                };
+            }
             Err(refusal) => return refused(self, ctx, refusal),
         };
         let Ok(meta) = file.metadata() else {
@@ -904,20 +914,10 @@ impl HttpConn {
             self.error(ctx, 301, keep_alive, &[("Location", &location)]);
             return 301;
         }
-        let index = if rel == "." {
-            "index.html".to_owned()
-        } else {
-            format!("{}/index.html", rel.trim_end_matches('/'))
-        };
-        match self.root.open(&index) {
-            Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => {
-                let target = format!("{path}index.html");
-                let inner = Request {
-                    target: &target,
-                    ..req.clone()
-                };
-                return self.serve(ctx, &inner, keep_alive);
-            }
+        if let Some(status) = self.serve_index(ctx, req, rel, keep_alive) {
+            return status;
+        }
+        match self.root.open(&index_of(rel)) {
             // An index there but not readable still hides the directory, as nginx's 403.
             Err(Refusal::Forbidden(why))
                 if nix::sys::stat::fstatat(
@@ -973,6 +973,27 @@ impl HttpConn {
                 403
             }
         }
+    }
+
+    /// Serves the `index.html` of the directory `rel` (requested as a path ending in `/`),
+    /// with its status; `None` when there is no such file to serve.
+    fn serve_index(
+        &mut self,
+        ctx: &mut Context<'_>,
+        req: &Request<'_>,
+        rel: &str,
+        keep_alive: bool,
+    ) -> Option<u16> {
+        let file = self.root.open(&index_of(rel)).ok()?;
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return None;
+        }
+        let target = format!("{}index.html", files::target_path(req.target));
+        let inner = Request {
+            target: &target,
+            ..req.clone()
+        };
+        Some(self.serve(ctx, &inner, keep_alive))
     }
 
     /// Answers 403 to a request for `target`, and logs why.
@@ -1412,4 +1433,13 @@ fn reason(status: u16) -> &'static str {
 /// (`Content-Length: 5\u{a0}`).
 fn ows(value: &str) -> &str {
     value.trim_matches([' ', '\t'])
+}
+
+/// The path of the `index.html` of the directory `rel` (`.` for the root).
+fn index_of(rel: &str) -> String {
+    if rel == "." {
+        "index.html".to_owned()
+    } else {
+        format!("{}/index.html", rel.trim_end_matches('/'))
+    }
 }

@@ -3806,6 +3806,24 @@ fn sftp_get_dash_a_fetches_whole_a_file_of_another_version_whatever_the_clocks_s
     );
     let err = get();
     assert!(!err.contains("fetched whole"), "{err}");
+    // The file itself, of this version's bytes at its end but last written before the
+    // remote file changed (an edit before its last 64 KiB), is fetched whole.
+    let mut edited = data.clone();
+    edited[10] = 0;
+    leave(&local, &edited, changed - Duration::from_secs(3600));
+    let err = get();
+    assert!(err.contains("fetched whole"), "{err}");
+    // A FIFO at the part's name is not waited on.
+    let _ = std::fs::remove_file(&local);
+    assert!(
+        Command::new("mkfifo")
+            .arg(&part)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let err = get();
+    assert!(err.contains("fetched whole"), "{err}");
     std::fs::remove_file(&local).unwrap();
 }
 
@@ -3850,7 +3868,7 @@ fn sftp_put_dash_a_goes_on_from_what_an_interrupted_put_left() {
 }
 
 #[test]
-fn sftp_put_r_dash_a_sends_no_file_again_that_is_already_there_as_get_r_a() {
+fn sftp_put_r_dash_a_sends_whole_a_remote_file_as_long_whatever_it_holds() {
     let remote = remote_dir("sftp-put-r-a");
     let local = work_dir().join("sftp-put-r-a");
     let _ = std::fs::remove_dir_all(&local);
@@ -3859,9 +3877,9 @@ fn sftp_put_r_dash_a_sends_no_file_again_that_is_already_there_as_get_r_a() {
     for name in ["a", "b", "c"] {
         std::fs::write(local.join(name), &data).unwrap();
     }
-    // What an interrupted `put -r -a` left: `a` sent whole (its first byte changed here, so
-    // that sending it again shows: the last 64 KiB are compared), `b` not begun; `c` as long
-    // and written later, but of other content (a version remote, by time it was kept).
+    // A remote file as long as the local one is no part of it: `a` differs before its last
+    // 64 KiB, `c` in them; a check by the tail (or by time) kept the stale version, exit 0,
+    // so both are sent whole (as before, at the cost of a tree sent again). `b` is new.
     let sent = remote.join("sftp-put-r-a");
     std::fs::create_dir(&sent).unwrap();
     let mut marked = data.clone();
@@ -3875,7 +3893,7 @@ fn sftp_put_r_dash_a_sends_no_file_again_that_is_already_there_as_get_r_a() {
         .unwrap();
     let to = format!("{}:{}", dest(), remote.display());
     ok(sftp(&["put", "-r", "-a", local.to_str().unwrap(), &to]));
-    assert!(std::fs::read(sent.join("a")).unwrap() == marked);
+    assert!(std::fs::read(sent.join("a")).unwrap() == data);
     assert!(std::fs::read(sent.join("b")).unwrap() == data);
     assert!(std::fs::read(sent.join("c")).unwrap() == data);
     std::fs::remove_dir_all(&local).unwrap();

@@ -584,9 +584,9 @@ pub struct Transfer {
     pub cancel: Option<&'static AtomicBool>,
     /// Go on from what an interrupted transfer left (a download's `NAME.part`, an upload's
     /// [`upload_temp_name`]; a long `NAME` cut to leave room) and leave it there if this one fails too, as sftp's `get -a`
-    /// and `put -a`. The part is checked against the file by its length and its last 64
-    /// KiB: one of another version is not resumed (a download is fetched whole, an upload
-    /// of a file already there as long sent whole).
+    /// and `put -a`. A download's part is checked against the file by its length and its
+    /// last 64 KiB, and `NAME` itself also by its time (one last written before the remote
+    /// file changed is of an older version): one of another version is fetched whole.
     pub resume: bool,
     /// Holds the local file a download writes under a temporary name while it is written,
     /// so that a process that must exit at once (a second Ctrl-C) can remove it: nothing
@@ -936,25 +936,6 @@ impl Client {
                             local.display()
                         ),
                     });
-                }
-                // As long, and ending as the local file does: what an earlier `put -r -a`
-                // sent whole, as `get -r -a` takes a complete file; sending it again made a
-                // resumed tree upload send everything it had already sent. (By time, a
-                // same-size file of other content written later was left as it was.)
-                Ok(there)
-                    if there.is_file()
-                        && there.size == Some(total)
-                        && sftp
-                            .open(remote)
-                            .is_ok_and(|mut file| same_tail(local, &mut file, total)) =>
-                {
-                    log::debug!("{}: already there", self.remote(remote));
-                    progress(total, total);
-                    if options.preserve {
-                        sftp.setstat(remote, kept(&meta))
-                            .map_err(|e| self.sftp_error(remote, &e))?;
-                    }
-                    return Ok(());
                 }
                 _ => 0,
             },
@@ -1518,12 +1499,22 @@ impl Client {
             use std::os::unix::fs::MetadataExt as _;
             meta.uid() != nix::unistd::geteuid().as_raw()
         };
-        // One of an older version (a plain get's target left by an interrupted get) ends
-        // otherwise than the remote file does at its length: appending the new one's tail
-        // to it made a file of both, and `-p` then gave it the remote size and time, so that
-        // nothing (rsync's quick check included) saw it.
+        // One of an older version ends otherwise than the remote file does at its length:
+        // appending the new one's tail to it made a file of both, and `-p` then gave it the
+        // remote size and time, so that nothing (rsync's quick check included) saw it. The
+        // file itself (a plain get's target, left as it was by an interrupted get) must also
+        // be written since the remote file changed: an edit before its last 64 KiB is
+        // otherwise missed. A part, written by get -a itself, is not judged by time: a
+        // server whose clock was ahead had every one fetched whole. Neither is a FIFO, which
+        // would be waited on.
         let older = |what: &Path, meta: &std::fs::Metadata, source: &mut ssh2::File| {
-            let older = !same_tail(what, source, meta.len());
+            use std::os::unix::fs::MetadataExt as _;
+            let before_remote = what == local
+                && stat
+                    .mtime
+                    .and_then(|mtime| i64::try_from(mtime).ok())
+                    .is_some_and(|mtime| meta.mtime() < mtime);
+            let older = !meta.is_file() || before_remote || !same_tail(what, source, meta.len());
             if older {
                 log::warn!(
                     "{}: its last bytes are not the remote file's: not resumed, fetched whole",
@@ -2080,7 +2071,7 @@ fn same_tail(local: &Path, file: &mut ssh2::File, len: u64) -> bool {
     // Never through a link planted at the part's name.
     let opened = File::options()
         .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
         .open(local);
     let same = opened.is_ok_and(|f| f.read_exact_at(&mut mine, from).is_ok())
         && file.seek(std::io::SeekFrom::Start(from)).is_ok()

@@ -189,7 +189,10 @@ impl Session {
         let Some(rest) = text.strip_prefix('~') else {
             return Ok(given.to_owned());
         };
-        let (user, below) = rest.split_once('/').unwrap_or((rest, ""));
+        // `~backup.json` names no home: a file of that name, as a shell leaves it.
+        let Some((user, below)) = rest.split_once('/') else {
+            return Ok(given.to_owned());
+        };
         let home = if user.is_empty() {
             home()
         } else {

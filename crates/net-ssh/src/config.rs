@@ -1041,21 +1041,23 @@ impl Config {
         // The default file its user cannot open (root's, after `sudo vi ~/.ssh/config`) is
         // passed over, as ssh passes it over: it refused every connection. One named with -F
         // is still an error, as in ssh.
-        let unreadable = guarded
-            && std::fs::File::open(path.unwrap_or(Path::new("")))
-                .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
-        if let Some(path) = path.filter(|_| unreadable) {
-            log::warn!(
-                "{}: Permission denied: passed over, as ssh passes it over",
-                path.display()
-            );
-        } else if let Some(path) = path {
-            let read = if guarded {
-                read_guarded(path)
+        if let Some(path) = path {
+            let unreadable = guarded
+                && std::fs::File::open(path)
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+            if unreadable {
+                log::warn!(
+                    "{}: Permission denied: passed over, as ssh passes it over",
+                    path.display()
+                );
             } else {
-                read_config(path)
-            };
-            text.push_str(&read.map_err(bad)?);
+                let read = if guarded {
+                    read_guarded(path)
+                } else {
+                    read_config(path)
+                };
+                text.push_str(&read.map_err(bad)?);
+            }
         }
         let rules = ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS
             | ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;

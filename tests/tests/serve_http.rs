@@ -1717,6 +1717,10 @@ fn a_root_that_may_be_entered_but_not_listed_serves_its_files_and_refuses_its_li
     // Its index is served all the same, as nginx serves it (it was 403).
     let got = curl(&[&format!("{}/site/", served.url())]);
     assert_eq!((got.status, got.body.as_slice()), (200, &b"home"[..]));
+    // Named without its `/`, it is redirected there, as nginx and a listable one (it was 403).
+    let got = curl(&[&format!("{}/site?x=1", served.url())]);
+    assert_eq!(got.status, 301, "{}", got.head);
+    assert!(got.head.contains("Location: /site/?x=1"), "{}", got.head);
     // One it may not enter is a server that cannot start, exit 1 as --help says (2 is for
     // bad arguments), named by its whole path.
     chmod(&[(&root, 0o700)]);

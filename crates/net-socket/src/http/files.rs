@@ -146,12 +146,18 @@ pub(crate) fn dir_url(rel: &str) -> String {
 /// Opens `rel` under the directory `root` without ever leaving it: the kernel refuses `..`
 /// and symlinks that resolve outside (openat2 with `RESOLVE_BENEATH`), or, where openat2 is
 /// missing (`beneath` false), [`open_walking`] holds the path to the root the same way.
-pub(crate) fn open_beneath(root: &OwnedFd, rel: &str, beneath: bool) -> Result<File, Refusal> {
+/// `flags` are those of the last part ([`FILE_FLAGS`] to read it).
+pub(crate) fn open_beneath(
+    root: &OwnedFd,
+    rel: &str,
+    beneath: bool,
+    flags: OFlag,
+) -> Result<File, Refusal> {
     if !beneath {
-        return open_walking(root, rel);
+        return open_walking(root, rel, flags);
     }
     let how = OpenHow::new()
-        .flags(FILE_FLAGS)
+        .flags(flags)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
     openat2(root, rel, how)
         .map(File::from)
@@ -159,7 +165,7 @@ pub(crate) fn open_beneath(root: &OwnedFd, rel: &str, beneath: bool) -> Result<F
 }
 
 /// O_NONBLOCK: opening a FIFO someone left in the root must not block the event loop.
-const FILE_FLAGS: OFlag = OFlag::O_RDONLY
+pub(crate) const FILE_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_CLOEXEC)
     .union(OFlag::O_NOCTTY)
     .union(OFlag::O_NONBLOCK);
@@ -193,7 +199,7 @@ const MAX_LINKS: usize = 40;
 /// that `..`, absolute links and links climbing out are refused as `RESOLVE_BENEATH` refuses
 /// them. Each step opens relative to a directory already held, so nothing renamed meanwhile
 /// can lead outside.
-fn open_walking(root: &OwnedFd, rel: &str) -> Result<File, Refusal> {
+fn open_walking(root: &OwnedFd, rel: &str, last_flags: OFlag) -> Result<File, Refusal> {
     let split = |path: &str| -> Vec<String> {
         path.split('/')
             .filter(|p| !p.is_empty() && *p != ".")
@@ -218,9 +224,9 @@ fn open_walking(root: &OwnedFd, rel: &str) -> Result<File, Refusal> {
         let flags = if !last {
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC
         } else if must_be_dir {
-            FILE_FLAGS | OFlag::O_DIRECTORY
+            last_flags | OFlag::O_DIRECTORY
         } else {
-            FILE_FLAGS
+            last_flags
         };
         let Some(dir) = dirs.last() else {
             return Err(Refusal::NotFound);
@@ -253,7 +259,7 @@ fn open_walking(root: &OwnedFd, rel: &str) -> Result<File, Refusal> {
     let Some(dir) = dirs.last() else {
         return Err(Refusal::NotFound);
     };
-    openat(dir, ".", FILE_FLAGS | OFlag::O_DIRECTORY, Mode::empty())
+    openat(dir, ".", last_flags | OFlag::O_DIRECTORY, Mode::empty())
         .map(File::from)
         .map_err(opened)
 }
@@ -616,19 +622,23 @@ mod tests {
             "sub/",
             "to-a/",
         ] {
-            let kernel = what(open_beneath(&fd, rel, true));
-            assert_eq!(what(open_beneath(&fd, rel, false)), kernel, "{rel}");
+            let kernel = what(open_beneath(&fd, rel, true, FILE_FLAGS));
+            assert_eq!(
+                what(open_beneath(&fd, rel, false, FILE_FLAGS)),
+                kernel,
+                "{rel}"
+            );
         }
         assert_eq!(
-            what(open_beneath(&fd, "to-sub/b.txt", false)),
+            what(open_beneath(&fd, "to-sub/b.txt", false, FILE_FLAGS)),
             Ok("b".into())
         );
         assert_eq!(
-            what(open_beneath(&fd, "out", false)),
+            what(open_beneath(&fd, "out", false, FILE_FLAGS)),
             Err(Refusal::Forbidden(Denial::Outside))
         );
         assert_eq!(
-            what(open_beneath(&fd, "loop-a", false)),
+            what(open_beneath(&fd, "loop-a", false, FILE_FLAGS)),
             Err(Refusal::NotFound)
         );
     }

@@ -153,6 +153,11 @@ impl RootByName {
         }
     }
 
+    /// Whether `rel` is a directory under the root (see [`Root::is_dir`]).
+    fn is_dir(&self, rel: &str) -> bool {
+        self.get().is_some_and(|root| root.is_dir(rel))
+    }
+
     fn open(&self, rel: &str) -> Result<File, Refusal> {
         let root = self.get();
         let opened = root
@@ -215,7 +220,19 @@ impl Root {
     /// leads, as nginx and python follow it: inside the root (a deploy's `current ->
     /// /srv/www/releases/v2`), that place is opened the same safe way; outside, refused.
     fn open(&self, rel: &str) -> Result<File, Refusal> {
-        let refused = match files::open_beneath(&self.dir, rel, self.beneath) {
+        self.open_with(rel, files::FILE_FLAGS)
+    }
+
+    /// Whether `rel` is a directory, told without reading it: one that may be entered but
+    /// not listed (0711) cannot be opened to be read.
+    fn is_dir(&self, rel: &str) -> bool {
+        self.open_with(rel, OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .is_ok_and(|f| f.metadata().is_ok_and(|m| m.is_dir()))
+    }
+
+    /// [`open`](Self::open) with `flags` for the last part of the path.
+    fn open_with(&self, rel: &str, flags: OFlag) -> Result<File, Refusal> {
+        let refused = match files::open_beneath(&self.dir, rel, self.beneath, flags) {
             Err(Refusal::Forbidden(why)) => Refusal::Forbidden(why),
             opened => return opened,
         };
@@ -240,7 +257,7 @@ impl Root {
         if rel.ends_with('/') {
             inside.push('/');
         }
-        files::open_beneath(&self.dir, &inside, self.beneath)
+        files::open_beneath(&self.dir, &inside, self.beneath, flags)
     }
 }
 
@@ -726,6 +743,11 @@ impl HttpConn {
                     None => refused(self, ctx, refusal),
                 };
             }
+            // Named without its `/`, it is redirected to it as a listable one is (nginx's
+            // 301), for its index to be found there.
+            Err(Refusal::Forbidden(Denial::Denied(_))) if self.root.is_dir(&rel) => {
+                return self.redirect_to_dir(ctx, req, &rel, keep_alive);
+            }
             Err(refusal) => return refused(self, ctx, refusal),
         };
         let Ok(meta) = file.metadata() else {
@@ -902,17 +924,7 @@ impl HttpConn {
         }
         let path = files::target_path(req.target);
         if !path.ends_with('/') {
-            // Made from the path as resolved, not as sent: `//evil.com` or `/\evil.com/..`
-            // would send a browser to another host (python's http.server had this hole,
-            // CVE-2021-28861); nginx redirects to the resolved path too.
-            let path = files::dir_url(rel);
-            // The query goes along, as nginx and python's http.server keep it.
-            let location = match req.target.split('#').next().and_then(|t| t.split_once('?')) {
-                Some((_, query)) => format!("{path}?{query}"),
-                None => path,
-            };
-            self.error(ctx, 301, keep_alive, &[("Location", &location)]);
-            return 301;
+            return self.redirect_to_dir(ctx, req, rel, keep_alive);
         }
         if let Some(status) = self.serve_index(ctx, req, rel, keep_alive) {
             return status;
@@ -973,6 +985,27 @@ impl HttpConn {
                 403
             }
         }
+    }
+
+    /// Answers 301 to the directory `rel` named without its trailing `/`.
+    fn redirect_to_dir(
+        &mut self,
+        ctx: &mut Context<'_>,
+        req: &Request<'_>,
+        rel: &str,
+        keep_alive: bool,
+    ) -> u16 {
+        // Made from the path as resolved, not as sent: `//evil.com` or `/\evil.com/..`
+        // would send a browser to another host (python's http.server had this hole,
+        // CVE-2021-28861); nginx redirects to the resolved path too.
+        let path = files::dir_url(rel);
+        // The query goes along, as nginx and python's http.server keep it.
+        let location = match req.target.split('#').next().and_then(|t| t.split_once('?')) {
+            Some((_, query)) => format!("{path}?{query}"),
+            None => path,
+        };
+        self.error(ctx, 301, keep_alive, &[("Location", &location)]);
+        301
     }
 
     /// Serves the `index.html` of the directory `rel` (requested as a path ending in `/`),

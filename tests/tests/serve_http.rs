@@ -914,6 +914,36 @@ fn a_client_sending_headers_too_slowly_gets_408() {
 }
 
 #[test]
+fn a_short_idle_timeout_leaves_a_head_its_header_timeout() {
+    // `--idle-timeout` was also the event loop's timeout from the last byte: a head stopped
+    // part-way was closed at 1 s without a 408 or a log line (and a slow reader's download
+    // was cut between two writes seconds apart), as nginx's keepalive_timeout does neither.
+    let root = netkit_tests::work_dir().join("idle-head-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let served = Served::start(&[
+        "http",
+        "--bind",
+        "127.0.0.1:0",
+        "--idle-timeout",
+        "1",
+        "--header-timeout",
+        "3",
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    let mut slow = TcpStream::connect(served.addrs[0]).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n").unwrap();
+    let mut reply = Vec::new();
+    let _ = slow.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 408 "), "{reply}");
+    assert!(started.elapsed() >= Duration::from_secs(2), "{reply}");
+}
+
+#[test]
 fn a_body_announced_with_expect_100_continue_is_asked_for_and_the_connection_kept_in_step() {
     // Answered at once without 100 Continue, curl had its answer, sent its next request
     // instead of the body, and that request was thrown away as the body.

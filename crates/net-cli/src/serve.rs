@@ -49,6 +49,10 @@ pub struct Args {
     /// keep-alive connections after 60 s, or after this many seconds when given].
     #[arg(long, value_name = "SECS")]
     idle_timeout: Option<u64>,
+    /// `http`: drop a client that takes none of a response for this many seconds, as
+    /// nginx's send_timeout (a slow reader takes bytes seconds apart: keep it long).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    send_timeout: u64,
     /// Seconds open connections get to finish after SIGINT, SIGTERM or SIGQUIT (a download
     /// still running then is cut, with a warning).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
@@ -91,6 +95,7 @@ pub fn run(args: Args) -> Outcome {
         ("--max-connections", Some(args.max_connections as u64)),
         ("--idle-timeout", args.idle_timeout),
         ("--header-timeout", Some(args.header_timeout)),
+        ("--send-timeout", Some(args.send_timeout)),
     ] {
         if value == Some(0) {
             return Err(anyhow!("{flag} must be at least 1")).code(USAGE);
@@ -99,7 +104,10 @@ pub fn run(args: Args) -> Outcome {
     if let Some(threads) = args.threads {
         builder = builder.threads(threads);
     }
-    if let Some(secs) = args.idle_timeout {
+    // The http service keeps its own times (header, keep-alive, send): the loop's idle
+    // timeout, counted from the last write, cut slow readers whose socket buffers took
+    // seconds to drain, and heads sent slowly, without a 408.
+    if let (Some(secs), Kind::Echo | Kind::Chat) = (args.idle_timeout, args.service) {
         builder = builder.idle_timeout(Duration::from_secs(secs));
     }
     match args.service {
@@ -124,7 +132,9 @@ pub fn run(args: Args) -> Outcome {
                     return Err(e).code(code);
                 }
             };
-            let mut files = files.header_timeout(Duration::from_secs(args.header_timeout));
+            let mut files = files
+                .header_timeout(Duration::from_secs(args.header_timeout))
+                .send_timeout(Duration::from_secs(args.send_timeout));
             if let Some(secs) = args.idle_timeout {
                 files = files.keep_alive_timeout(Duration::from_secs(secs));
             }

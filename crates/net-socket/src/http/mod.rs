@@ -50,6 +50,7 @@ pub struct HttpFiles {
     root: Arc<RootByName>,
     header_timeout: Duration,
     keep_alive_timeout: Duration,
+    send_timeout: Duration,
 }
 
 impl std::fmt::Debug for HttpFiles {
@@ -58,6 +59,7 @@ impl std::fmt::Debug for HttpFiles {
             .field("root", &self.root.path)
             .field("header_timeout", &self.header_timeout)
             .field("keep_alive_timeout", &self.keep_alive_timeout)
+            .field("send_timeout", &self.send_timeout)
             .finish()
     }
 }
@@ -291,6 +293,7 @@ impl HttpFiles {
             }),
             header_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
         })
     }
 
@@ -306,6 +309,16 @@ impl HttpFiles {
     #[must_use]
     pub fn keep_alive_timeout(mut self, timeout: Duration) -> Self {
         self.keep_alive_timeout = timeout;
+        self
+    }
+
+    /// How long a client may take none of a response before it is dropped (default 60 s),
+    /// as nginx's `send_timeout`: counted between writes, which a slow reader leaves
+    /// seconds apart once the socket buffers (megabytes) are full, so it is apart from the
+    /// keep-alive timeout, which proxies want short.
+    #[must_use]
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = timeout;
         self
     }
 }
@@ -335,6 +348,7 @@ impl Service for HttpFiles {
             root: Arc::clone(&self.root),
             header_timeout: self.header_timeout,
             keep_alive_timeout: self.keep_alive_timeout,
+            send_timeout: self.send_timeout,
             input: Vec::new(),
             skip_body: 0,
             head_timer: false,
@@ -355,6 +369,7 @@ pub struct HttpConn {
     root: Arc<RootByName>,
     header_timeout: Duration,
     keep_alive_timeout: Duration,
+    send_timeout: Duration,
     /// Received bytes not yet handled (a partial request, or requests held back while the
     /// output is over the limit).
     input: Vec<u8>,
@@ -372,7 +387,7 @@ pub struct HttpConn {
     /// included (RFC 9110 9.3.2), or the next response's head would come after those bytes.
     head_only: bool,
     /// While a response goes out: the output pending, and since when it has been that much.
-    /// The same for a whole keep-alive timeout, and the client has stopped reading.
+    /// The same for a whole send timeout, and the client has stopped reading.
     stalled: Option<(u64, Instant)>,
     /// The request lines of the responses in `logs`, one after another.
     requests: Vec<u8>,
@@ -1082,9 +1097,9 @@ impl HttpConn {
 
     /// Writes a short plain-text error response.
     /// Sets the timer that ends an idle keep-alive connection or, while a response goes out,
-    /// looks a quarter of the timeout later whether the client took any of it: looking once
-    /// a timeout, a client that stopped reading held its slot for two or three (180 s where
-    /// nginx's send_timeout takes 60).
+    /// looks a quarter of the send timeout later whether the client took any of it: looking
+    /// once a timeout, a client that stopped reading held its slot for two or three (180 s
+    /// where nginx's send_timeout takes 60).
     fn watch(&mut self, ctx: &mut Context<'_>) {
         let pending = ctx.pending_output();
         if pending == 0 {
@@ -1095,7 +1110,7 @@ impl HttpConn {
         if self.stalled.is_none_or(|(before, _)| before != pending) {
             self.stalled = Some((pending, Instant::now()));
         }
-        ctx.set_timer(self.keep_alive_timeout / 4);
+        ctx.set_timer(self.send_timeout / 4);
     }
 
     fn error(
@@ -1299,12 +1314,12 @@ impl Handler for HttpConn {
         // ever); one that reads, however slowly, gets it all.
         if let Some((before, since)) = self.stalled
             && before == pending
-            && since.elapsed() >= self.keep_alive_timeout
+            && since.elapsed() >= self.send_timeout
         {
             log::info!(
                 "{}: took no response bytes in {:?}; closing",
                 ctx.peer(),
-                self.keep_alive_timeout
+                self.send_timeout
             );
             ctx.abort();
             return;

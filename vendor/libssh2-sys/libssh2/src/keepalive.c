@@ -32,6 +32,7 @@
 
 #include "libssh2_priv.h"
 #include "transport.h" /* ssh2_transport_write() */
+#include "session.h" /* ssh2_keepalive_due() */
 
 /* Keep-alive stuff. */
 
@@ -51,14 +52,16 @@ void libssh2_keepalive_config(LIBSSH2_SESSION *session,
 
 int libssh2_keepalive_send(LIBSSH2_SESSION *session, int *seconds_to_next)
 {
-    ssh2_time_t now;
-
     if(!session)
         return LIBSSH2_ERROR_BAD_USE;
 
     /* netkit: take in what has arrived first, as a channel read does, so that a caller with
        no channel to read (port forwarding waiting for connections) still consumes the
-       server's packets and learns that the connection is gone (see NETKIT.md). */
+       server's packets and learns that the connection is gone (see NETKIT.md). Only here,
+       where the application calls: ssh2_wait_socket sends keepalives through
+       ssh2_keepalive_due, since a read there, in the middle of the banner, a key exchange
+       or an authentication, took the bytes or the packet that step was waiting for (a
+       handshake failed or stalled to its timeout, about once in a hundred under load). */
     {
         int rc;
         do {
@@ -67,6 +70,12 @@ int libssh2_keepalive_send(LIBSSH2_SESSION *session, int *seconds_to_next)
         if(rc < 0 && rc != LIBSSH2_ERROR_EAGAIN)
             return ssh2_err(session, rc, "transport read");
     }
+    return ssh2_keepalive_due(session, seconds_to_next);
+}
+
+int ssh2_keepalive_due(LIBSSH2_SESSION *session, int *seconds_to_next)
+{
+    ssh2_time_t now;
 
     if(!session->keepalive_interval) {
         if(seconds_to_next)

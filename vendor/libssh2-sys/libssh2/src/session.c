@@ -556,7 +556,7 @@ int ssh2_wait_socket(LIBSSH2_SESSION *session, ssh2_time_t start_time)
        being stored as error when a blocking function has returned */
     session->err_code = LIBSSH2_ERROR_NONE;
 
-    rc = libssh2_keepalive_send(session, &seconds_to_next);
+    rc = ssh2_keepalive_due(session, &seconds_to_next);
     if(rc)
         return rc;
 

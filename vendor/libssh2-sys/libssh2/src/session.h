@@ -79,6 +79,10 @@
 
 int ssh2_wait_socket(LIBSSH2_SESSION *session, ssh2_time_t start_time);
 
+/* netkit: libssh2_keepalive_send without its read first (keepalive.c), for waits inside
+   blocking calls. */
+int ssh2_keepalive_due(LIBSSH2_SESSION *session, int *seconds_to_next);
+
 /* this is the lib-internal set blocking function */
 int ssh2_session_set_blocking(LIBSSH2_SESSION *session, int blocking);
 

@@ -621,6 +621,23 @@ fn dash_j_goes_through_jump_hosts_for_ssh_and_sftp() {
 }
 
 #[test]
+fn a_variable_that_is_not_utf8_in_the_environment_is_no_crash() {
+    // bash exports PWD as the bytes of a Latin-1 directory name: every ssh and sftp panicked
+    // (exit 101), as ssh does not.
+    use std::os::unix::ffi::OsStrExt as _;
+    let odd = std::ffi::OsStr::from_bytes(b"caf\xe9");
+    let out = Command::new(netkit_tests::netkit_bin())
+        .args(["ssh", "-G", "-o", "SendEnv=NETKIT_ODD", "example.org"])
+        .env("NETKIT_ODD", odd)
+        .env("PWD", odd)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("NETKIT_ODD is not UTF-8"), "{err}");
+}
+
+#[test]
 fn a_config_line_no_openssh_option_names_is_warned_of() {
     // ssh refuses such a file; netkit dropped the line without a word, and a typo in a
     // security option (`IdentitesOnly yes`) went unseen.

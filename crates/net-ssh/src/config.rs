@@ -1158,10 +1158,22 @@ impl Config {
         let patterns = send_env_for(&text, &config.host, rules).map_err(bad)?;
         let hops = config.take_params(params, dest).map_err(bad)?;
         // After SetEnv's, which take_params sets, as ssh sends them.
-        let sent = std::env::vars().filter(|(name, _)| {
-            patterns
+        // vars_os: one variable that is not UTF-8 (bash exports PWD as a directory name's
+        // bytes) made std::env::vars() panic, every connection. libssh2 takes text only:
+        // such a variable is not sent.
+        let sent = std::env::vars_os().filter_map(|(name, value)| {
+            let name = name.into_string().ok()?;
+            if !patterns
                 .iter()
-                .any(|p| crate::known_hosts::wildcard(p, name))
+                .any(|p| crate::known_hosts::wildcard(p, &name))
+            {
+                return None;
+            }
+            let value = value.into_string().ok();
+            if value.is_none() {
+                log::warn!("SendEnv: {name} is not UTF-8; not sent");
+            }
+            Some((name, value?))
         });
         config.env.extend(sent);
         if hops.iter().any(|h| !h.eq_ignore_ascii_case("none")) {

@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use netkit_tests::ssh::{WAIT_FOR_43X132, dest, key, port, remote_dir};
-use netkit_tests::{UNRESOLVABLE_HOST, env, netkit_bin, work_dir};
+use netkit_tests::{UNRESOLVABLE_HOST, env, free_port, netkit_bin, work_dir};
 use rand::RngCore as _;
 
 fn netkit(args: &[&str], stdin: &[u8], vars: &[(&str, String)]) -> Output {
@@ -183,26 +183,6 @@ fn tail(text: &str, bytes: usize) -> &str {
         start += 1;
     }
     &text[start..]
-}
-
-/// A port nothing listens on (free a moment ago).
-/// A port free on both loopbacks for netkit to listen on, below the ephemeral range: one the
-/// system hands out there may become the local port of another test's connection before
-/// netkit binds it (a forward then found it taken, now and then, in a full run).
-fn free_port() -> u16 {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    for _ in 0..1000 {
-        let random = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        let port = 20_000 + (random % 12_000) as u16;
-        let v4 = std::net::TcpListener::bind(("127.0.0.1", port));
-        let v6 = std::net::TcpListener::bind(("::1", port));
-        if v4.is_ok() && v6.is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port between 20000 and 32000");
 }
 
 #[test]
@@ -6886,9 +6866,7 @@ fn a_tunnel_is_idle_when_unused_and_ends_with_255_when_its_server_is_lost() {
     let tunnel = |relay: &Relay, name: &str| {
         let known = work_dir().join(format!("ssh-cli-tunnel-{name}-known-hosts"));
         let _ = std::fs::remove_file(&known);
-        let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let local = listen.local_addr().unwrap().port();
-        drop(listen);
+        let local = free_port();
         let spec = format!("{local}:127.0.0.1:{target_port}");
         let child = netkit_tests::Spawned::start(
             Command::new(netkit_bin())
@@ -6961,9 +6939,7 @@ fn a_tunnel_out_of_descriptors_accepts_again_once_they_are_free() {
         let _ = conn.write_all(b"hello\n");
         let _ = std::io::Read::read(&mut conn, &mut [0; 16]);
     });
-    let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let local = listen.local_addr().unwrap().port();
-    drop(listen);
+    let local = free_port();
     let known = work_dir().join("ssh-cli-tunnel-emfile-known-hosts");
     let _ = std::fs::remove_file(&known);
     let command = format!(

@@ -6723,7 +6723,10 @@ fn server_alive_gives_up_on_a_server_that_stops_answering_as_ssh_does() {
 fn sftp_timeout_bounds_each_step_as_its_help_says() {
     // After a call timed out, closing the file, the SFTP channel and the session each waited
     // the timeout again: a frozen server took `--timeout 2` 8 s to give up on.
-    let remote = remote_dir("sftp-frozen").join("big");
+    // A directory of its own: remote_dir empties the one it names, and
+    // a_signal_stops_a_transfer_the_server_stopped_answering_at_once, which may run at the
+    // same time in another thread, had its files in "sftp-frozen" too.
+    let remote = remote_dir("sftp-timeout-frozen").join("big");
     std::fs::File::create(&remote)
         .and_then(|f| f.set_len(1 << 30))
         .unwrap();

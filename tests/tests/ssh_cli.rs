@@ -2018,8 +2018,20 @@ fn an_interrupted_run_over_many_hosts_reports_the_hosts_done_and_the_rest() {
             args.push("--json".into());
         }
         args.extend(common());
-        // One at a time: the first done at 2 s and a bit, the second until 4 s and more.
-        args.extend(["--".into(), "echo begun; sleep 2; echo ended".into()]);
+        // One at a time: the first to make the directory ends at once, the second says it
+        // has begun by a file and runs on until the signal. (A fixed 3 s before Ctrl-C, with
+        // each host sleeping 2 s, raced the first host's handshake: on a loaded machine it
+        // was not done yet.)
+        let marks = remote_dir(&format!("ssh-cli-interrupted-{json}"));
+        let (first, second) = (marks.join("first"), marks.join("second-begun"));
+        args.extend([
+            "--".into(),
+            format!(
+                "echo begun; if mkdir {}; then echo ended; else touch {}; sleep 20; fi",
+                first.display(),
+                second.display()
+            ),
+        ]);
         let child = netkit_tests::Spawned::start(
             Command::new(netkit_bin())
                 .args(&args)
@@ -2027,7 +2039,10 @@ fn an_interrupted_run_over_many_hosts_reports_the_hosts_done_and_the_rest() {
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped()),
         );
-        std::thread::sleep(Duration::from_millis(3000));
+        let _ = netkit_tests::temporary_file(&marks, "second-begun");
+        // The second host's "begun", written before its file, has still to travel through
+        // sshd to netkit.
+        std::thread::sleep(Duration::from_millis(500));
         Command::new("kill")
             .args(["-INT", &child.id().to_string()])
             .status()

@@ -1732,6 +1732,10 @@ fn downloads_write_the_file_and_resume_after_a_kill() {
     std::fs::create_dir_all(&dir).unwrap();
     let dest = dir.join("resumed.bin");
     let part = dir.join("resumed.bin.part");
+    // What a run before this one in the same work directory finished there (a second
+    // `cargo test` after `cargo xtask test`) is no target left by the kill below.
+    let _ = std::fs::remove_file(&dest);
+    let _ = std::fs::remove_file(&part);
     let slow = format!("{}/slow/cli-resume.bin", env("NETKIT_TEST_NGINX_URL"));
     let mut child = netkit_tests::Spawned::start(Command::new(netkit_bin()).args([
         "http",

@@ -40,6 +40,31 @@ pub fn work_dir() -> PathBuf {
     PathBuf::from(env("NETKIT_TEST_WORK"))
 }
 
+/// A port free on both loopbacks a moment ago, for a server to listen on later or for a
+/// connection to be refused at, below the ephemeral range (32768 and up): one the system
+/// hands out for `127.0.0.1:0` may become another test's listener, or the local port of
+/// another test's connection, before it is used (a forward then found it taken, now and
+/// then, in a full run).
+///
+/// # Panics
+/// When none of 1000 random ports between 20000 and 32000 is free.
+#[must_use]
+pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    for _ in 0..1000 {
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let port = 20_000 + u16::try_from(random % 12_000).expect("below 12000");
+        let v4 = std::net::TcpListener::bind(("127.0.0.1", port));
+        let v6 = std::net::TcpListener::bind(("::1", port));
+        if v4.is_ok() && v6.is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000");
+}
+
 /// The uid and gid of the unprivileged SSH test account (made by `cargo xtask test`).
 #[must_use]
 pub fn test_user_ids() -> (u32, u32) {

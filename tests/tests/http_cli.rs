@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use netkit_tests::http_echo::{EchoServer, hex};
-use netkit_tests::{env, netkit_bin, work_dir};
+use netkit_tests::{env, free_port, netkit_bin, work_dir};
 use serde_json::Value;
 use sha2::Digest as _;
 
@@ -46,11 +46,6 @@ fn http_with_stdin_pipe(args: &[&str]) -> netkit_tests::Spawned {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped()),
     )
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 fn one_line_error(out: &Output, code: i32, needle: &str) {
@@ -976,9 +971,7 @@ fn the_proxy_carries_the_request() {
         "http or https",
     );
     // A proxy that cannot be reached is named, not taken for the target (as curl).
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let closed_port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let closed_port = free_port();
     let target = proxy.url("/never");
     let out = http(&[
         "--proxy",
@@ -1739,6 +1732,10 @@ fn downloads_write_the_file_and_resume_after_a_kill() {
     std::fs::create_dir_all(&dir).unwrap();
     let dest = dir.join("resumed.bin");
     let part = dir.join("resumed.bin.part");
+    // What a run before this one in the same work directory finished there (a second
+    // `cargo test` after `cargo xtask test`) is no target left by the kill below.
+    let _ = std::fs::remove_file(&dest);
+    let _ = std::fs::remove_file(&part);
     let slow = format!("{}/slow/cli-resume.bin", env("NETKIT_TEST_NGINX_URL"));
     let mut child = netkit_tests::Spawned::start(Command::new(netkit_bin()).args([
         "http",

@@ -1189,6 +1189,9 @@ fn sigterm_during_a_large_download_lets_it_finish_and_exits_0() {
         root.to_str().unwrap(),
     ]);
     let out_path = netkit_tests::work_dir().join("sigterm-download.bin");
+    // A whole file left by a run before this one in the same work directory would pass for
+    // the download begun, and the signal would go before curl had connected.
+    let _ = std::fs::remove_file(&out_path);
     let mut download = netkit_tests::Spawned::start(
         Command::new("curl")
             .args(["-s", "-S", "--limit-rate", "16M", "-o"])

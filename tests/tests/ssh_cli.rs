@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use netkit_tests::ssh::{WAIT_FOR_43X132, dest, key, port, remote_dir};
-use netkit_tests::{UNRESOLVABLE_HOST, env, netkit_bin, work_dir};
+use netkit_tests::{UNRESOLVABLE_HOST, env, free_port, netkit_bin, work_dir};
 use rand::RngCore as _;
 
 fn netkit(args: &[&str], stdin: &[u8], vars: &[(&str, String)]) -> Output {
@@ -183,26 +183,6 @@ fn tail(text: &str, bytes: usize) -> &str {
         start += 1;
     }
     &text[start..]
-}
-
-/// A port nothing listens on (free a moment ago).
-/// A port free on both loopbacks for netkit to listen on, below the ephemeral range: one the
-/// system hands out there may become the local port of another test's connection before
-/// netkit binds it (a forward then found it taken, now and then, in a full run).
-fn free_port() -> u16 {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    for _ in 0..1000 {
-        let random = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        let port = 20_000 + (random % 12_000) as u16;
-        let v4 = std::net::TcpListener::bind(("127.0.0.1", port));
-        let v6 = std::net::TcpListener::bind(("::1", port));
-        if v4.is_ok() && v6.is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port between 20000 and 32000");
 }
 
 #[test]
@@ -2055,8 +2035,20 @@ fn an_interrupted_run_over_many_hosts_reports_the_hosts_done_and_the_rest() {
             args.push("--json".into());
         }
         args.extend(common());
-        // One at a time: the first done at 2 s and a bit, the second until 4 s and more.
-        args.extend(["--".into(), "echo begun; sleep 2; echo ended".into()]);
+        // One at a time: the first to make the directory ends at once, the second says it
+        // has begun by a file and runs on until the signal. (A fixed 3 s before Ctrl-C, with
+        // each host sleeping 2 s, raced the first host's handshake: on a loaded machine it
+        // was not done yet.)
+        let marks = remote_dir(&format!("ssh-cli-interrupted-{json}"));
+        let (first, second) = (marks.join("first"), marks.join("second-begun"));
+        args.extend([
+            "--".into(),
+            format!(
+                "echo begun; if mkdir {}; then echo ended; else touch {}; sleep 20; fi",
+                first.display(),
+                second.display()
+            ),
+        ]);
         let child = netkit_tests::Spawned::start(
             Command::new(netkit_bin())
                 .args(&args)
@@ -2064,7 +2056,10 @@ fn an_interrupted_run_over_many_hosts_reports_the_hosts_done_and_the_rest() {
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped()),
         );
-        std::thread::sleep(Duration::from_millis(3000));
+        let _ = netkit_tests::temporary_file(&marks, "second-begun");
+        // The second host's "begun", written before its file, has still to travel through
+        // sshd to netkit.
+        std::thread::sleep(Duration::from_millis(500));
         Command::new("kill")
             .args(["-INT", &child.id().to_string()])
             .status()
@@ -6760,7 +6755,10 @@ fn server_alive_gives_up_on_a_server_that_stops_answering_as_ssh_does() {
 fn sftp_timeout_bounds_each_step_as_its_help_says() {
     // After a call timed out, closing the file, the SFTP channel and the session each waited
     // the timeout again: a frozen server took `--timeout 2` 8 s to give up on.
-    let remote = remote_dir("sftp-frozen").join("big");
+    // A directory of its own: remote_dir empties the one it names, and
+    // a_signal_stops_a_transfer_the_server_stopped_answering_at_once, which may run at the
+    // same time in another thread, had its files in "sftp-frozen" too.
+    let remote = remote_dir("sftp-timeout-frozen").join("big");
     std::fs::File::create(&remote)
         .and_then(|f| f.set_len(1 << 30))
         .unwrap();
@@ -6903,9 +6901,7 @@ fn a_tunnel_is_idle_when_unused_and_ends_with_255_when_its_server_is_lost() {
     let tunnel = |relay: &Relay, name: &str| {
         let known = work_dir().join(format!("ssh-cli-tunnel-{name}-known-hosts"));
         let _ = std::fs::remove_file(&known);
-        let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let local = listen.local_addr().unwrap().port();
-        drop(listen);
+        let local = free_port();
         let spec = format!("{local}:127.0.0.1:{target_port}");
         let child = netkit_tests::Spawned::start(
             Command::new(netkit_bin())
@@ -6978,9 +6974,7 @@ fn a_tunnel_out_of_descriptors_accepts_again_once_they_are_free() {
         let _ = conn.write_all(b"hello\n");
         let _ = std::io::Read::read(&mut conn, &mut [0; 16]);
     });
-    let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let local = listen.local_addr().unwrap().port();
-    drop(listen);
+    let local = free_port();
     let known = work_dir().join("ssh-cli-tunnel-emfile-known-hosts");
     let _ = std::fs::remove_file(&known);
     let command = format!(

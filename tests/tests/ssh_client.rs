@@ -456,10 +456,8 @@ fn through_jump_hosts() {
     drop(client);
 
     // What the jump host cannot reach is the target's error, said to come through it.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut target = keyed();
-    target.port = closed.local_addr().unwrap().port();
-    drop(closed);
+    target.port = netkit_tests::free_port();
     target.jump = Some(Box::new(keyed()));
     let err = Client::connect(&target).expect_err("a closed port");
     assert!(
@@ -717,9 +715,7 @@ fn fifty_mib_on_both_streams_does_not_deadlock() {
 #[test]
 fn connection_attempts_wait_for_a_server_that_comes_up() {
     // A port nothing listens on yet; 300 ms later a relay to the sshd takes it.
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let relay_port = free.local_addr().unwrap().port();
-    drop(free);
+    let relay_port = netkit_tests::free_port();
     let sshd = format!("127.0.0.1:{}", port());
     let relay = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));

@@ -189,6 +189,64 @@ fn items_become_headers_query_and_json_form_or_multipart_bodies() {
 }
 
 #[test]
+fn an_early_answer_is_shown_at_once_without_reading_the_rest_of_the_upload() {
+    // A server that answers from the head alone and closes (RFC 9112 9.6): the body source was
+    // read to its end before the answer was shown, for ever from an endless pipe (`tail -f`,
+    // `/dev/zero`); curl shows the answer at once.
+    let server = EchoServer::start();
+    let url = server.url("/reject-early");
+    let shown_at_once = |out: &Output, started: Instant, what: &str| {
+        assert_eq!(
+            (out.status.code(), out.stdout.as_slice()),
+            (Some(4), &b"too large"[..]),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{what}: {:?}",
+            started.elapsed()
+        );
+    };
+    // An endless pipe, chunked or under a Content-Length of the user's; the writer gives up
+    // after 20 s, which ends a netkit that drains it.
+    for length in [None, Some("Content-Length:100000000000")] {
+        let args = [
+            &["-b", "--check-status", "PUT", &url][..],
+            length.as_slice(),
+        ]
+        .concat();
+        let mut child = http_with_stdin_pipe(&args);
+        let mut pipe = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            let chunk = vec![b'x'; 1 << 16];
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(20) && pipe.write_all(&chunk).is_ok() {}
+        });
+        let started = Instant::now();
+        let out = child.wait_with_output();
+        shown_at_once(&out, started, &format!("pipe {length:?}"));
+        writer.join().unwrap();
+    }
+    // A file as large as no disk holds (sparse): read to its end, it took minutes.
+    let huge = work_dir().join("http-cli-sparse-upload.bin");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(1 << 38)
+        .unwrap();
+    let started = Instant::now();
+    let out = http(&[
+        "-b",
+        "--check-status",
+        "PUT",
+        &url,
+        &format!("@{}", huge.display()),
+    ]);
+    shown_at_once(&out, started, "sparse file");
+    std::fs::remove_file(&huge).unwrap();
+}
+
+#[test]
 fn json_field_names_nest_and_separators_escape_as_in_httpie() {
     let server = EchoServer::start();
     let url = server.url("/echo");

@@ -2,6 +2,7 @@
 //! (redirects, cookies on every hop, retries).
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -777,6 +778,41 @@ impl<In: ureq::unversioned::transport::Transport> ureq::unversioned::transport::
     }
 }
 
+/// What the transport saw of the request being sent on this thread, read by the body source
+/// and by [`Request::send`]. ureq sends a request, body and all, on the caller's thread, and
+/// the transport (one per connection, pooled) and the body (one per request) meet nowhere
+/// else.
+struct Sending {
+    /// The server stopped taking the request (see [`ProbeWhenTakenTransport`]).
+    refused: Cell<bool>,
+    /// Bytes of the request (head and body) the connection took.
+    sent: Cell<u64>,
+}
+
+thread_local! {
+    static SENDING: Sending = const {
+        Sending {
+            refused: Cell::new(false),
+            sent: Cell::new(0),
+        }
+    };
+}
+
+impl Sending {
+    /// Starts the record of a new request.
+    fn start() {
+        SENDING.with(|s| {
+            s.refused.set(false);
+            s.sent.set(0);
+        });
+    }
+
+    /// Whether the server stopped taking the request being sent.
+    fn refused() -> bool {
+        SENDING.with(|s| s.refused.get())
+    }
+}
+
 /// A transport whose first `is_open` after I/O (a response put back in the pool) is `true`.
 #[derive(Debug)]
 struct ProbeWhenTakenTransport {
@@ -812,6 +848,13 @@ impl ureq::unversioned::transport::Transport for ProbeWhenTakenTransport {
             {
                 log::debug!("the server stopped reading the request ({e}); reading its answer");
                 self.write_refused = true;
+                // The body source stops on it ([`Declared`]): ureq reads the answer only once
+                // the body has ended.
+                SENDING.with(|s| s.refused.set(true));
+                Ok(())
+            }
+            Ok(()) => {
+                SENDING.with(|s| s.sent.set(s.sent.get() + amount as u64));
                 Ok(())
             }
             other => other,
@@ -1828,19 +1871,14 @@ impl Request {
                 if let Some(ct) = self.guessed_type(path) {
                     builder = builder.header("Content-Type", ct);
                 }
-                if file_length(&file).is_some() {
-                    if self.chunked {
-                        let body = ureq::SendBody::from_owned_reader(file);
-                        self.run(builder.body(body).map_err(bad)?)
-                    } else {
-                        self.run(builder.body(file).map_err(bad)?)
-                    }
-                } else {
+                match file_length(&file) {
+                    Some(length) => self.streamed(builder, file, Some(length), declared)?,
                     // A pipe or device (`/dev/stdin`, `<(cmd)`) has no length to announce: it
                     // goes chunked, where ureq would take its size of 0 and send nothing.
-                    let body = replayed(&self.replay, &self.url, path, file)?;
-                    let body = ureq::SendBody::from_owned_reader(Declared::new(body, declared));
-                    self.run(builder.body(body).map_err(bad)?)
+                    None => {
+                        let body = replayed(&self.replay, &self.url, path, file)?;
+                        self.streamed(builder, body, None, declared)?
+                    }
                 }
             }
             Body::Open { file, start } => {
@@ -1854,18 +1892,13 @@ impl Request {
                     Some(start) => {
                         std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(*start))
                             .map_err(cannot)?;
-                        // ureq announces a file's whole length: right from its first byte.
-                        if *start == 0 && !self.chunked {
-                            self.run(builder.body(file).map_err(bad)?)
-                        } else {
-                            let body = ureq::SendBody::from_owned_reader(file);
-                            self.run(builder.body(body).map_err(bad)?)
-                        }
+                        // Its whole length is right from its first byte alone.
+                        let length = file_length(&file).filter(|_| *start == 0);
+                        self.streamed(builder, file, length, declared)?
                     }
                     None => {
                         let body = replayed(&self.replay, &self.url, name, file)?;
-                        let body = ureq::SendBody::from_owned_reader(Declared::new(body, declared));
-                        self.run(builder.body(body).map_err(bad)?)
+                        self.streamed(builder, body, None, declared)?
                     }
                 }
             }
@@ -1929,9 +1962,10 @@ fn form<'a>(
                         }
                     })?
                 } else {
-                    let part = ureq::unversioned::multipart::Part::owned_reader(replayed(
-                        replay, url, path, file,
-                    )?);
+                    let part = ureq::unversioned::multipart::Part::owned_reader(Declared::new(
+                        replayed(replay, url, path, file)?,
+                        None,
+                    ));
                     match mime_guess::from_path(path).first_raw() {
                         Some(mime) => part.mime_str(mime).map_err(|_| {
                             Error::BadRequest(format!("{name}: {mime:?} is not a MIME type"))
@@ -1967,12 +2001,35 @@ fn form_type(form: &ureq::unversioned::multipart::Form<'_>) -> String {
 }
 
 impl Request {
+    /// Runs one exchange with a streamed `body` of `length` bytes when known (sent chunked when
+    /// not, or when asked), or of the `declared` length the user gave.
+    fn streamed(
+        &self,
+        mut builder: http::request::Builder,
+        body: impl std::io::Read + 'static,
+        length: Option<u64>,
+        declared: Option<u64>,
+    ) -> Result<Result<http::Response<ureq::Body>, ureq::Error>, Error> {
+        let length = length.filter(|_| !self.chunked);
+        // ureq announces a reader's body as chunked; a length announced here goes instead.
+        if let Some(length) = length
+            && declared.is_none()
+        {
+            builder = builder.header("Content-Length", length);
+        }
+        let body = ureq::SendBody::from_owned_reader(Declared::new(body, length.or(declared)));
+        let request = builder
+            .body(body)
+            .map_err(|e| Error::BadRequest(e.to_string()))?;
+        Ok(self.run(request))
+    }
+
     /// Runs one exchange on the agent, without the automatic headers the user removed.
-    /// The body of a pipe `file`: what an earlier sending read of it, then the rest.
     fn run<S: ureq::AsSendBody>(
         &self,
         request: http::Request<S>,
     ) -> Result<http::Response<ureq::Body>, ureq::Error> {
+        Sending::start();
         let agent = &self.client.inner.agent;
         let proxy = self.client.inner.proxies.for_url(&self.url);
         if self.removed.is_empty() && proxy.is_none() {
@@ -2021,25 +2078,40 @@ fn cookie_name(pair: &str) -> &str {
     pair.split_once('=').map_or(pair, |(name, _)| name).trim()
 }
 
-/// A body read from a pipe under a `Content-Length` of the user's: a pipe that ends before it
-/// is an error, where ureq asked for the rest again and again for ever.
+/// A streamed body (a file, a pipe) as it goes out.
+///
+/// Under a known length (the file's, or a `Content-Length` of the user's) it ends neither
+/// short of it (a pipe that ends before is an error, where ureq asked for the rest again and
+/// again for ever) nor past it (a file that grows while it goes).
+///
+/// Once the server stopped taking the request (it answered early, 401/413/503, and closed:
+/// RFC 9112 9.6) the source is read no more: a pipe from an endless producer (`tail -f`,
+/// `/dev/zero`) was drained until its end, for ever, before the answer was shown, where curl
+/// shows it at once. ureq reads the answer only once the body has ended: a chunked body ends
+/// there; under a length, the rest is told as sent without being read, and the transport,
+/// which takes no more of the request, drops it.
 struct Declared<R> {
     body: R,
     left: Option<u64>,
 }
 
 impl<R: std::io::Read> Declared<R> {
-    fn new(body: R, declared: Option<u64>) -> Self {
-        Declared {
-            body,
-            left: declared,
-        }
+    fn new(body: R, length: Option<u64>) -> Self {
+        Declared { body, left: length }
     }
 }
 
 impl<R: std::io::Read> std::io::Read for Declared<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.body.read(buf)?;
+        // At most what is left: bounded by `buf.len()`, so back in usize.
+        let cap = self
+            .left
+            .map_or(buf.len(), |left| left.min(buf.len() as u64) as usize);
+        let n = if Sending::refused() {
+            self.left.map_or(0, |_| cap)
+        } else {
+            self.body.read(&mut buf[..cap])?
+        };
         if let Some(left) = &mut self.left {
             if n == 0 && *left > 0 && !buf.is_empty() {
                 // Not UnexpectedEof, which is the server's hanging up to ureq.
@@ -2048,7 +2120,7 @@ impl<R: std::io::Read> std::io::Read for Declared<R> {
                     format!("the body ended {left} bytes short of its Content-Length"),
                 ));
             }
-            *left = left.saturating_sub(n as u64);
+            *left -= n as u64;
         }
         Ok(n)
     }

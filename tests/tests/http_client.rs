@@ -1191,6 +1191,21 @@ fn retries_honour_retry_after_and_only_for_idempotent_methods() {
         .send()
         .unwrap();
     assert_eq!(response.status(), 503, "POST must not be retried");
+    // A POST a 303 turned into a GET: the GET is retried (it was not, the POST's method
+    // deciding for every hop), as urllib3 and curl retry it.
+    let response = retrying
+        .post(&server.url("/redirect-to"))
+        .unwrap()
+        .query("url", "/retry/post-303/1?after=0")
+        .query("status", "303")
+        .send()
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "the GET after a 303 must be retried"
+    );
+    assert_eq!(server.retry_calls.lock().unwrap()["post-303"].len(), 2);
     let response = client()
         .get(&server.url("/retry/none/1"))
         .unwrap()

@@ -1624,15 +1624,6 @@ impl Request {
         let config = self.client.config();
         let retry = config.retry.clone();
         let max_redirects = config.max_redirects;
-        let idempotent = matches!(
-            self.method,
-            http::Method::GET
-                | http::Method::HEAD
-                | http::Method::PUT
-                | http::Method::DELETE
-                | http::Method::OPTIONS
-                | http::Method::TRACE
-        );
         // The request becomes each hop's in turn; the first URL is kept for the error that
         // says too many redirects followed it.
         let mut first_url = None;
@@ -1649,7 +1640,9 @@ impl Request {
                 None => None,
             };
             let outcome = self.send_once(authorization.as_deref());
-            let retries_left = idempotent && attempt < retry.retries;
+            // Of this hop's method: a POST a 303 made a GET is retried as a GET, as urllib3
+            // and curl retry it.
+            let retries_left = self.idempotent() && attempt < retry.retries;
             let response = match outcome {
                 Ok(response) => response,
                 Err(e) if retries_left && e.is_transient() => {
@@ -1813,6 +1806,19 @@ impl Request {
             response.set_sent(sent);
             return Ok(response);
         }
+    }
+
+    /// Whether the method may be sent again without another effect (RFC 9110 9.2.2).
+    fn idempotent(&self) -> bool {
+        matches!(
+            self.method,
+            http::Method::GET
+                | http::Method::HEAD
+                | http::Method::PUT
+                | http::Method::DELETE
+                | http::Method::OPTIONS
+                | http::Method::TRACE
+        )
     }
 
     /// One exchange of the request as it stands (method, URL and body of the current hop).

@@ -1230,6 +1230,73 @@ fn retries_honour_retry_after_and_only_for_idempotent_methods() {
 }
 
 #[test]
+fn a_request_on_a_kept_alive_connection_closed_under_it_goes_again_on_a_new_one() {
+    // The server closes a kept-alive connection as the next request (a redirect's) goes on
+    // it: curl and Go's net/http send it again on a new connection, where it failed as "an
+    // empty reply", half the time. Here the close comes after that request was read, every
+    // time. Idempotent methods only, and only on a reused connection.
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = std::sync::Arc::clone(&seen);
+    // Lives until the test process ends, blocked in accept.
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = || {
+                let mut first = String::new();
+                reader.read_line(&mut first).unwrap_or(0);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                }
+                log.lock().unwrap().push(first.trim().to_owned());
+                first
+            };
+            let first = head();
+            if first.contains("/start") {
+                stream
+                    .write_all(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /ok\r\nContent-Length: 0\r\n\r\n")
+                    .unwrap();
+                // Read the next request on this connection, then close it unanswered.
+                head();
+            } else if first.contains("/ok") {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            }
+        }
+    });
+    let url = |path: &str| format!("http://{addr}{path}");
+    let taken = || std::mem::take(&mut *seen.lock().unwrap());
+    let response = client().get(&url("/start")).unwrap().send().unwrap();
+    assert_eq!(
+        (response.status(), response.text().unwrap().as_str()),
+        (200, "ok")
+    );
+    assert_eq!(
+        taken(),
+        [
+            "GET /start HTTP/1.1",
+            "GET /ok HTTP/1.1",
+            "GET /ok HTTP/1.1"
+        ]
+    );
+    // A POST may have been acted on: not sent again.
+    let result = client().post(&url("/start")).unwrap().send();
+    assert!(matches!(result, Err(Error::Io { .. })), "{result:?}");
+    assert_eq!(taken(), ["POST /start HTTP/1.1", "POST /ok HTTP/1.1"]);
+    // Nor a request that a new connection's server closed unanswered.
+    let result = client().get(&url("/drop")).unwrap().send();
+    assert!(matches!(result, Err(Error::Io { .. })), "{result:?}");
+    assert_eq!(taken(), ["GET /drop HTTP/1.1"]);
+}
+
+#[test]
 fn a_body_cut_short_says_how_much_came() {
     let server = EchoServer::start();
     let response = client()

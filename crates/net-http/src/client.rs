@@ -774,6 +774,7 @@ impl<In: ureq::unversioned::transport::Transport> ureq::unversioned::transport::
             inner: inner.boxed(),
             used: false,
             write_refused: false,
+            carried: None,
         }))
     }
 }
@@ -783,17 +784,29 @@ impl<In: ureq::unversioned::transport::Transport> ureq::unversioned::transport::
 /// the transport (one per connection, pooled) and the body (one per request) meet nowhere
 /// else.
 struct Sending {
+    /// The number of the request, unique in the process ([`REQUESTS`]).
+    request: Cell<u64>,
     /// The server stopped taking the request (see [`ProbeWhenTakenTransport`]).
     refused: Cell<bool>,
     /// Bytes of the request (head and body) the connection took.
     sent: Cell<u64>,
+    /// The connection carried an earlier request: kept alive, and taken from the pool.
+    reused: Cell<bool>,
+    /// A byte of the answer came.
+    answered: Cell<bool>,
 }
+
+/// Requests sent so far, by every thread: numbers them for [`Sending::request`].
+static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 thread_local! {
     static SENDING: Sending = const {
         Sending {
+            request: Cell::new(0),
             refused: Cell::new(false),
             sent: Cell::new(0),
+            reused: Cell::new(false),
+            answered: Cell::new(false),
         }
     };
 }
@@ -801,15 +814,26 @@ thread_local! {
 impl Sending {
     /// Starts the record of a new request.
     fn start() {
+        let request = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         SENDING.with(|s| {
+            s.request.set(request);
             s.refused.set(false);
             s.sent.set(0);
+            s.reused.set(false);
+            s.answered.set(false);
         });
     }
 
     /// Whether the server stopped taking the request being sent.
     fn refused() -> bool {
         SENDING.with(|s| s.refused.get())
+    }
+
+    /// Whether the request went on a kept-alive connection that closed before any answer
+    /// came: one the server had closed as it was taken, a race no probe before the reuse
+    /// can see.
+    fn on_a_stale_connection() -> bool {
+        SENDING.with(|s| s.reused.get() && !s.answered.get())
     }
 }
 
@@ -823,6 +847,17 @@ struct ProbeWhenTakenTransport {
     /// a 401 or 413 before the upload's end). The rest of the request is dropped so that
     /// the answer already sent is read, as curl and httpie read it, not lost behind EPIPE.
     write_refused: bool,
+    /// The request ([`Sending::request`]) it carried last.
+    carried: Option<u64>,
+}
+
+impl ProbeWhenTakenTransport {
+    /// Notes in [`SENDING`] that a byte of the answer came, after a read.
+    fn note_answer(&mut self, read: &Result<bool, ureq::Error>) {
+        if read.is_ok() && !self.inner.buffers().input().is_empty() {
+            SENDING.with(|s| s.answered.set(true));
+        }
+    }
 }
 
 impl ureq::unversioned::transport::Transport for ProbeWhenTakenTransport {
@@ -836,6 +871,13 @@ impl ureq::unversioned::transport::Transport for ProbeWhenTakenTransport {
         timeout: ureq::unversioned::transport::NextTimeout,
     ) -> Result<(), ureq::Error> {
         self.used = true;
+        SENDING.with(|s| {
+            let request = s.request.get();
+            if self.carried.is_some_and(|carried| carried != request) {
+                s.reused.set(true);
+            }
+            self.carried = Some(request);
+        });
         if self.write_refused {
             return Ok(());
         }
@@ -866,7 +908,9 @@ impl ureq::unversioned::transport::Transport for ProbeWhenTakenTransport {
         timeout: ureq::unversioned::transport::NextTimeout,
     ) -> Result<bool, ureq::Error> {
         self.used = true;
-        reset_is_no_end(self.inner.maybe_await_input(timeout))
+        let read = reset_is_no_end(self.inner.maybe_await_input(timeout));
+        self.note_answer(&read);
+        read
     }
 
     fn await_input(
@@ -874,7 +918,9 @@ impl ureq::unversioned::transport::Transport for ProbeWhenTakenTransport {
         timeout: ureq::unversioned::transport::NextTimeout,
     ) -> Result<bool, ureq::Error> {
         self.used = true;
-        reset_is_no_end(self.inner.await_input(timeout))
+        let read = reset_is_no_end(self.inner.await_input(timeout));
+        self.note_answer(&read);
+        read
     }
 
     fn is_open(&mut self) -> bool {
@@ -1633,6 +1679,8 @@ impl Request {
         let mut attempt = 0;
         // Our answer to the server's Digest challenge for the current URL, once it gave one.
         let mut digest: Option<String> = None;
+        // Sendings again on a new connection for one the server had closed under us.
+        let mut stale = 0;
         loop {
             let authorization = match &self.auth {
                 Some(Auth::Digest { .. }) => digest.clone(),
@@ -1640,6 +1688,20 @@ impl Request {
                 None => None,
             };
             let outcome = self.send_once(authorization.as_deref());
+            // A kept-alive connection the server closed as we took it (the close racing the
+            // next request, a redirect's most often): the request is sent again on a new
+            // one, without a word, as curl and Go's net/http send it again; idempotent
+            // methods only (curl sends any), since the server may have acted on it. ureq
+            // keeps up to 3 idle connections per host, each maybe stale.
+            if let Err(e @ (Error::Io { .. } | Error::Connect { .. })) = &outcome
+                && stale < 3
+                && self.idempotent()
+                && Sending::on_a_stale_connection()
+            {
+                stale += 1;
+                log::debug!("{e}, on a kept-alive connection: sent again on a new one");
+                continue;
+            }
             // Of this hop's method: a POST a 303 made a GET is retried as a GET, as urllib3
             // and curl retry it.
             let retries_left = self.idempotent() && attempt < retry.retries;

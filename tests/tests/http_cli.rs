@@ -247,6 +247,33 @@ fn an_early_answer_is_shown_at_once_without_reading_the_rest_of_the_upload() {
 }
 
 #[test]
+fn an_upload_cut_by_a_reset_is_said_as_cut_with_how_much_went() {
+    // It was "closed the connection without answering (an empty reply)".
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/x", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut got = 0;
+        let mut buf = vec![0; 1 << 16];
+        while got < 100_000 {
+            match std::io::Read::read(&mut stream, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        // A close with linger 0 sends a reset.
+        socket2::SockRef::from(&stream)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+    });
+    let big = work_dir().join("http-cli-cut-upload.bin");
+    std::fs::write(&big, vec![7u8; 20 << 20]).unwrap();
+    let out = http(&["-b", "POST", &url, &format!("@{}", big.display())]);
+    server.join().unwrap();
+    one_line_error(&out, 1, "the upload was cut after ");
+}
+
+#[test]
 fn json_field_names_nest_and_separators_escape_as_in_httpie() {
     let server = EchoServer::start();
     let url = server.url("/echo");

@@ -1990,7 +1990,21 @@ impl Request {
                 }
             },
         };
-        result.map_err(|e| self.client.error_for(url, e))
+        result.map_err(|e| match self.client.error_for(url, e) {
+            // The reset or close that cut the upload was read as "an empty reply": said as
+            // the upload's end, with how much of it went (curl: "Recv failure: Connection
+            // reset by peer").
+            Error::Io { url, reason } | Error::Connect { url, reason } if Sending::refused() => {
+                Error::Io {
+                    url,
+                    reason: format!(
+                        "the upload was cut after {} bytes of the request went: {reason}",
+                        SENDING.with(|s| s.sent.get())
+                    ),
+                }
+            }
+            other => other,
+        })
     }
 }
 

@@ -274,6 +274,28 @@ fn an_upload_cut_by_a_reset_is_said_as_cut_with_how_much_went() {
 }
 
 #[test]
+fn a_piped_body_too_large_to_keep_is_not_retried_and_its_answer_handed_back() {
+    // It exited 2, "bad request: ... asks for the body again", the 503 lost.
+    let server = EchoServer::start();
+    let url = server.url("/retry/piped-big/1?after=0");
+    let mut child = http_with_stdin_pipe(&["--retry", "2", "PUT", &url]);
+    let mut pipe = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || pipe.write_all(&vec![b'x'; 17 << 20]));
+    let out = child.wait_with_output();
+    let _ = writer.join();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice()),
+        (Some(0), &b"try later"[..]),
+        "{err}"
+    );
+    assert!(
+        err.contains("not retried: the piped body (over 16 MiB) was not kept for a retry"),
+        "{err}"
+    );
+}
+
+#[test]
 fn json_field_names_nest_and_separators_escape_as_in_httpie() {
     let server = EchoServer::start();
     let url = server.url("/echo");

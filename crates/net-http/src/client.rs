@@ -1707,7 +1707,7 @@ impl Request {
             let retries_left = self.idempotent() && attempt < retry.retries;
             let response = match outcome {
                 Ok(response) => response,
-                Err(e) if retries_left && e.is_transient() => {
+                Err(e) if retries_left && e.is_transient() && self.kept_for_a_retry() => {
                     attempt += 1;
                     let wait = backoff(&retry, attempt, None);
                     // Said as curl says it: a person waiting should know why.
@@ -1772,7 +1772,7 @@ impl Request {
                     continue;
                 }
             }
-            if retries_left && matches!(status, 429 | 502 | 503 | 504) {
+            if retries_left && matches!(status, 429 | 502 | 503 | 504) && self.kept_for_a_retry() {
                 attempt += 1;
                 let asked = response
                     .headers()
@@ -2005,6 +2005,31 @@ impl Request {
             }
             other => other,
         })
+    }
+
+    /// Whether the body can be sent again for a retry: not one read from a pipe past what is
+    /// kept of it, which is said. The answer (or failure) is then handed back, where the
+    /// retry failed as a bad request the server "asked the body again" for (curl -T - stops
+    /// with "necessary data rewind wasn't possible").
+    fn kept_for_a_retry(&self) -> bool {
+        let overflowed = |replay: &Mutex<Replay>| {
+            replay
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .overflowed
+        };
+        let kept = match &self.body {
+            Body::Multipart { replays, .. } => !replays.iter().any(|r| overflowed(r)),
+            _ => !overflowed(&self.replay),
+        };
+        if !kept {
+            log::warn!(
+                "{}: not retried: the piped body (over {} MiB) was not kept for a retry",
+                self.url,
+                REPLAY_LIMIT >> 20
+            );
+        }
+        kept
     }
 }
 

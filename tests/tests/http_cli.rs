@@ -184,6 +184,113 @@ fn items_become_headers_query_and_json_form_or_multipart_bodies() {
 }
 
 #[test]
+fn an_early_answer_is_shown_at_once_without_reading_the_rest_of_the_upload() {
+    // A server that answers from the head alone and closes (RFC 9112 9.6): the body source was
+    // read to its end before the answer was shown, for ever from an endless pipe (`tail -f`,
+    // `/dev/zero`); curl shows the answer at once.
+    let server = EchoServer::start();
+    let url = server.url("/reject-early");
+    let shown_at_once = |out: &Output, started: Instant, what: &str| {
+        assert_eq!(
+            (out.status.code(), out.stdout.as_slice()),
+            (Some(4), &b"too large"[..]),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{what}: {:?}",
+            started.elapsed()
+        );
+    };
+    // An endless pipe, chunked or under a Content-Length of the user's; the writer gives up
+    // after 20 s, which ends a netkit that drains it.
+    for length in [None, Some("Content-Length:100000000000")] {
+        let args = [
+            &["-b", "--check-status", "PUT", &url][..],
+            length.as_slice(),
+        ]
+        .concat();
+        let mut child = http_with_stdin_pipe(&args);
+        let mut pipe = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            let chunk = vec![b'x'; 1 << 16];
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(20) && pipe.write_all(&chunk).is_ok() {}
+        });
+        let started = Instant::now();
+        let out = child.wait_with_output();
+        shown_at_once(&out, started, &format!("pipe {length:?}"));
+        writer.join().unwrap();
+    }
+    // A file as large as no disk holds (sparse): read to its end, it took minutes.
+    let huge = work_dir().join("http-cli-sparse-upload.bin");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(1 << 38)
+        .unwrap();
+    let started = Instant::now();
+    let out = http(&[
+        "-b",
+        "--check-status",
+        "PUT",
+        &url,
+        &format!("@{}", huge.display()),
+    ]);
+    shown_at_once(&out, started, "sparse file");
+    std::fs::remove_file(&huge).unwrap();
+}
+
+#[test]
+fn an_upload_cut_by_a_reset_is_said_as_cut_with_how_much_went() {
+    // It was "closed the connection without answering (an empty reply)".
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/x", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut got = 0;
+        let mut buf = vec![0; 1 << 16];
+        while got < 100_000 {
+            match std::io::Read::read(&mut stream, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        // A close with linger 0 sends a reset.
+        socket2::SockRef::from(&stream)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+    });
+    let big = work_dir().join("http-cli-cut-upload.bin");
+    std::fs::write(&big, vec![7u8; 20 << 20]).unwrap();
+    let out = http(&["-b", "POST", &url, &format!("@{}", big.display())]);
+    server.join().unwrap();
+    one_line_error(&out, 1, "the upload was cut after ");
+}
+
+#[test]
+fn a_piped_body_too_large_to_keep_is_not_retried_and_its_answer_handed_back() {
+    // It exited 2, "bad request: ... asks for the body again", the 503 lost.
+    let server = EchoServer::start();
+    let url = server.url("/retry/piped-big/1?after=0");
+    let mut child = http_with_stdin_pipe(&["--retry", "2", "PUT", &url]);
+    let mut pipe = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || pipe.write_all(&vec![b'x'; 17 << 20]));
+    let out = child.wait_with_output();
+    let _ = writer.join();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice()),
+        (Some(0), &b"try later"[..]),
+        "{err}"
+    );
+    assert!(
+        err.contains("not retried: the piped body (over 16 MiB) was not kept for a retry"),
+        "{err}"
+    );
+}
+
+#[test]
 fn json_field_names_nest_and_separators_escape_as_in_httpie() {
     let server = EchoServer::start();
     let url = server.url("/echo");

@@ -1191,6 +1191,21 @@ fn retries_honour_retry_after_and_only_for_idempotent_methods() {
         .send()
         .unwrap();
     assert_eq!(response.status(), 503, "POST must not be retried");
+    // A POST a 303 turned into a GET: the GET is retried (it was not, the POST's method
+    // deciding for every hop), as urllib3 and curl retry it.
+    let response = retrying
+        .post(&server.url("/redirect-to"))
+        .unwrap()
+        .query("url", "/retry/post-303/1?after=0")
+        .query("status", "303")
+        .send()
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "the GET after a 303 must be retried"
+    );
+    assert_eq!(server.retry_calls.lock().unwrap()["post-303"].len(), 2);
     let response = client()
         .get(&server.url("/retry/none/1"))
         .unwrap()
@@ -1212,6 +1227,73 @@ fn retries_honour_retry_after_and_only_for_idempotent_methods() {
         started.elapsed() >= Duration::from_millis(200),
         "connection errors were not retried"
     );
+}
+
+#[test]
+fn a_request_on_a_kept_alive_connection_closed_under_it_goes_again_on_a_new_one() {
+    // The server closes a kept-alive connection as the next request (a redirect's) goes on
+    // it: curl and Go's net/http send it again on a new connection, where it failed as "an
+    // empty reply", half the time. Here the close comes after that request was read, every
+    // time. Idempotent methods only, and only on a reused connection.
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = std::sync::Arc::clone(&seen);
+    // Lives until the test process ends, blocked in accept.
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = || {
+                let mut first = String::new();
+                reader.read_line(&mut first).unwrap_or(0);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                }
+                log.lock().unwrap().push(first.trim().to_owned());
+                first
+            };
+            let first = head();
+            if first.contains("/start") {
+                stream
+                    .write_all(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /ok\r\nContent-Length: 0\r\n\r\n")
+                    .unwrap();
+                // Read the next request on this connection, then close it unanswered.
+                head();
+            } else if first.contains("/ok") {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            }
+        }
+    });
+    let url = |path: &str| format!("http://{addr}{path}");
+    let taken = || std::mem::take(&mut *seen.lock().unwrap());
+    let response = client().get(&url("/start")).unwrap().send().unwrap();
+    assert_eq!(
+        (response.status(), response.text().unwrap().as_str()),
+        (200, "ok")
+    );
+    assert_eq!(
+        taken(),
+        [
+            "GET /start HTTP/1.1",
+            "GET /ok HTTP/1.1",
+            "GET /ok HTTP/1.1"
+        ]
+    );
+    // A POST may have been acted on: not sent again.
+    let result = client().post(&url("/start")).unwrap().send();
+    assert!(matches!(result, Err(Error::Io { .. })), "{result:?}");
+    assert_eq!(taken(), ["POST /start HTTP/1.1", "POST /ok HTTP/1.1"]);
+    // Nor a request that a new connection's server closed unanswered.
+    let result = client().get(&url("/drop")).unwrap().send();
+    assert!(matches!(result, Err(Error::Io { .. })), "{result:?}");
+    assert_eq!(taken(), ["GET /drop HTTP/1.1"]);
 }
 
 #[test]

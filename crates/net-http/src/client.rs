@@ -2,6 +2,7 @@
 //! (redirects, cookies on every hop, retries).
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -773,7 +774,66 @@ impl<In: ureq::unversioned::transport::Transport> ureq::unversioned::transport::
             inner: inner.boxed(),
             used: false,
             write_refused: false,
+            carried: None,
         }))
+    }
+}
+
+/// What the transport saw of the request being sent on this thread, read by the body source
+/// and by [`Request::send`]. ureq sends a request, body and all, on the caller's thread, and
+/// the transport (one per connection, pooled) and the body (one per request) meet nowhere
+/// else.
+struct Sending {
+    /// The number of the request, unique in the process ([`REQUESTS`]).
+    request: Cell<u64>,
+    /// The server stopped taking the request (see [`ProbeWhenTakenTransport`]).
+    refused: Cell<bool>,
+    /// Bytes of the request (head and body) the connection took.
+    sent: Cell<u64>,
+    /// The connection carried an earlier request: kept alive, and taken from the pool.
+    reused: Cell<bool>,
+    /// A byte of the answer came.
+    answered: Cell<bool>,
+}
+
+/// Requests sent so far, by every thread: numbers them for [`Sending::request`].
+static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+thread_local! {
+    static SENDING: Sending = const {
+        Sending {
+            request: Cell::new(0),
+            refused: Cell::new(false),
+            sent: Cell::new(0),
+            reused: Cell::new(false),
+            answered: Cell::new(false),
+        }
+    };
+}
+
+impl Sending {
+    /// Starts the record of a new request.
+    fn start() {
+        let request = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        SENDING.with(|s| {
+            s.request.set(request);
+            s.refused.set(false);
+            s.sent.set(0);
+            s.reused.set(false);
+            s.answered.set(false);
+        });
+    }
+
+    /// Whether the server stopped taking the request being sent.
+    fn refused() -> bool {
+        SENDING.with(|s| s.refused.get())
+    }
+
+    /// Whether the request went on a kept-alive connection that closed before any answer
+    /// came: one the server had closed as it was taken, a race no probe before the reuse
+    /// can see.
+    fn on_a_stale_connection() -> bool {
+        SENDING.with(|s| s.reused.get() && !s.answered.get())
     }
 }
 
@@ -787,6 +847,17 @@ struct ProbeWhenTakenTransport {
     /// a 401 or 413 before the upload's end). The rest of the request is dropped so that
     /// the answer already sent is read, as curl and httpie read it, not lost behind EPIPE.
     write_refused: bool,
+    /// The request ([`Sending::request`]) it carried last.
+    carried: Option<u64>,
+}
+
+impl ProbeWhenTakenTransport {
+    /// Notes in [`SENDING`] that a byte of the answer came, after a read.
+    fn note_answer(&mut self, read: &Result<bool, ureq::Error>) {
+        if read.is_ok() && !self.inner.buffers().input().is_empty() {
+            SENDING.with(|s| s.answered.set(true));
+        }
+    }
 }
 
 impl ureq::unversioned::transport::Transport for ProbeWhenTakenTransport {
@@ -800,6 +871,13 @@ impl ureq::unversioned::transport::Transport for ProbeWhenTakenTransport {
         timeout: ureq::unversioned::transport::NextTimeout,
     ) -> Result<(), ureq::Error> {
         self.used = true;
+        SENDING.with(|s| {
+            let request = s.request.get();
+            if self.carried.is_some_and(|carried| carried != request) {
+                s.reused.set(true);
+            }
+            self.carried = Some(request);
+        });
         if self.write_refused {
             return Ok(());
         }
@@ -812,6 +890,13 @@ impl ureq::unversioned::transport::Transport for ProbeWhenTakenTransport {
             {
                 log::debug!("the server stopped reading the request ({e}); reading its answer");
                 self.write_refused = true;
+                // The body source stops on it ([`Declared`]): ureq reads the answer only once
+                // the body has ended.
+                SENDING.with(|s| s.refused.set(true));
+                Ok(())
+            }
+            Ok(()) => {
+                SENDING.with(|s| s.sent.set(s.sent.get() + amount as u64));
                 Ok(())
             }
             other => other,
@@ -823,7 +908,9 @@ impl ureq::unversioned::transport::Transport for ProbeWhenTakenTransport {
         timeout: ureq::unversioned::transport::NextTimeout,
     ) -> Result<bool, ureq::Error> {
         self.used = true;
-        reset_is_no_end(self.inner.maybe_await_input(timeout))
+        let read = reset_is_no_end(self.inner.maybe_await_input(timeout));
+        self.note_answer(&read);
+        read
     }
 
     fn await_input(
@@ -831,7 +918,9 @@ impl ureq::unversioned::transport::Transport for ProbeWhenTakenTransport {
         timeout: ureq::unversioned::transport::NextTimeout,
     ) -> Result<bool, ureq::Error> {
         self.used = true;
-        reset_is_no_end(self.inner.await_input(timeout))
+        let read = reset_is_no_end(self.inner.await_input(timeout));
+        self.note_answer(&read);
+        read
     }
 
     fn is_open(&mut self) -> bool {
@@ -1581,15 +1670,6 @@ impl Request {
         let config = self.client.config();
         let retry = config.retry.clone();
         let max_redirects = config.max_redirects;
-        let idempotent = matches!(
-            self.method,
-            http::Method::GET
-                | http::Method::HEAD
-                | http::Method::PUT
-                | http::Method::DELETE
-                | http::Method::OPTIONS
-                | http::Method::TRACE
-        );
         // The request becomes each hop's in turn; the first URL is kept for the error that
         // says too many redirects followed it.
         let mut first_url = None;
@@ -1599,6 +1679,8 @@ impl Request {
         let mut attempt = 0;
         // Our answer to the server's Digest challenge for the current URL, once it gave one.
         let mut digest: Option<String> = None;
+        // Sendings again on a new connection for one the server had closed under us.
+        let mut stale = 0;
         loop {
             let authorization = match &self.auth {
                 Some(Auth::Digest { .. }) => digest.clone(),
@@ -1606,10 +1688,26 @@ impl Request {
                 None => None,
             };
             let outcome = self.send_once(authorization.as_deref());
-            let retries_left = idempotent && attempt < retry.retries;
+            // A kept-alive connection the server closed as we took it (the close racing the
+            // next request, a redirect's most often): the request is sent again on a new
+            // one, without a word, as curl and Go's net/http send it again; idempotent
+            // methods only (curl sends any), since the server may have acted on it. ureq
+            // keeps up to 3 idle connections per host, each maybe stale.
+            if let Err(e @ (Error::Io { .. } | Error::Connect { .. })) = &outcome
+                && stale < 3
+                && self.idempotent()
+                && Sending::on_a_stale_connection()
+            {
+                stale += 1;
+                log::debug!("{e}, on a kept-alive connection: sent again on a new one");
+                continue;
+            }
+            // Of this hop's method: a POST a 303 made a GET is retried as a GET, as urllib3
+            // and curl retry it.
+            let retries_left = self.idempotent() && attempt < retry.retries;
             let response = match outcome {
                 Ok(response) => response,
-                Err(e) if retries_left && e.is_transient() => {
+                Err(e) if retries_left && e.is_transient() && self.kept_for_a_retry() => {
                     attempt += 1;
                     let wait = backoff(&retry, attempt, None);
                     // Said as curl says it: a person waiting should know why.
@@ -1674,7 +1772,7 @@ impl Request {
                     continue;
                 }
             }
-            if retries_left && matches!(status, 429 | 502 | 503 | 504) {
+            if retries_left && matches!(status, 429 | 502 | 503 | 504) && self.kept_for_a_retry() {
                 attempt += 1;
                 let asked = response
                     .headers()
@@ -1772,6 +1870,19 @@ impl Request {
         }
     }
 
+    /// Whether the method may be sent again without another effect (RFC 9110 9.2.2).
+    fn idempotent(&self) -> bool {
+        matches!(
+            self.method,
+            http::Method::GET
+                | http::Method::HEAD
+                | http::Method::PUT
+                | http::Method::DELETE
+                | http::Method::OPTIONS
+                | http::Method::TRACE
+        )
+    }
+
     /// One exchange of the request as it stands (method, URL and body of the current hop).
     fn send_once(&self, authorization: Option<&str>) -> Result<http::Response<ureq::Body>, Error> {
         let declared = self.declared_length()?;
@@ -1828,19 +1939,14 @@ impl Request {
                 if let Some(ct) = self.guessed_type(path) {
                     builder = builder.header("Content-Type", ct);
                 }
-                if file_length(&file).is_some() {
-                    if self.chunked {
-                        let body = ureq::SendBody::from_owned_reader(file);
-                        self.run(builder.body(body).map_err(bad)?)
-                    } else {
-                        self.run(builder.body(file).map_err(bad)?)
-                    }
-                } else {
+                match file_length(&file) {
+                    Some(length) => self.streamed(builder, file, Some(length), declared)?,
                     // A pipe or device (`/dev/stdin`, `<(cmd)`) has no length to announce: it
                     // goes chunked, where ureq would take its size of 0 and send nothing.
-                    let body = replayed(&self.replay, &self.url, path, file)?;
-                    let body = ureq::SendBody::from_owned_reader(Declared::new(body, declared));
-                    self.run(builder.body(body).map_err(bad)?)
+                    None => {
+                        let body = replayed(&self.replay, &self.url, path, file)?;
+                        self.streamed(builder, body, None, declared)?
+                    }
                 }
             }
             Body::Open { file, start } => {
@@ -1854,18 +1960,13 @@ impl Request {
                     Some(start) => {
                         std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(*start))
                             .map_err(cannot)?;
-                        // ureq announces a file's whole length: right from its first byte.
-                        if *start == 0 && !self.chunked {
-                            self.run(builder.body(file).map_err(bad)?)
-                        } else {
-                            let body = ureq::SendBody::from_owned_reader(file);
-                            self.run(builder.body(body).map_err(bad)?)
-                        }
+                        // Its whole length is right from its first byte alone.
+                        let length = file_length(&file).filter(|_| *start == 0);
+                        self.streamed(builder, file, length, declared)?
                     }
                     None => {
                         let body = replayed(&self.replay, &self.url, name, file)?;
-                        let body = ureq::SendBody::from_owned_reader(Declared::new(body, declared));
-                        self.run(builder.body(body).map_err(bad)?)
+                        self.streamed(builder, body, None, declared)?
                     }
                 }
             }
@@ -1889,7 +1990,46 @@ impl Request {
                 }
             },
         };
-        result.map_err(|e| self.client.error_for(url, e))
+        result.map_err(|e| match self.client.error_for(url, e) {
+            // The reset or close that cut the upload was read as "an empty reply": said as
+            // the upload's end, with how much of it went (curl: "Recv failure: Connection
+            // reset by peer").
+            Error::Io { url, reason } | Error::Connect { url, reason } if Sending::refused() => {
+                Error::Io {
+                    url,
+                    reason: format!(
+                        "the upload was cut after {} bytes of the request went: {reason}",
+                        SENDING.with(|s| s.sent.get())
+                    ),
+                }
+            }
+            other => other,
+        })
+    }
+
+    /// Whether the body can be sent again for a retry: not one read from a pipe past what is
+    /// kept of it, which is said. The answer (or failure) is then handed back, where the
+    /// retry failed as a bad request the server "asked the body again" for (curl -T - stops
+    /// with "necessary data rewind wasn't possible").
+    fn kept_for_a_retry(&self) -> bool {
+        let overflowed = |replay: &Mutex<Replay>| {
+            replay
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .overflowed
+        };
+        let kept = match &self.body {
+            Body::Multipart { replays, .. } => !replays.iter().any(|r| overflowed(r)),
+            _ => !overflowed(&self.replay),
+        };
+        if !kept {
+            log::warn!(
+                "{}: not retried: the piped body (over {} MiB) was not kept for a retry",
+                self.url,
+                REPLAY_LIMIT >> 20
+            );
+        }
+        kept
     }
 }
 
@@ -1929,9 +2069,10 @@ fn form<'a>(
                         }
                     })?
                 } else {
-                    let part = ureq::unversioned::multipart::Part::owned_reader(replayed(
-                        replay, url, path, file,
-                    )?);
+                    let part = ureq::unversioned::multipart::Part::owned_reader(Declared::new(
+                        replayed(replay, url, path, file)?,
+                        None,
+                    ));
                     match mime_guess::from_path(path).first_raw() {
                         Some(mime) => part.mime_str(mime).map_err(|_| {
                             Error::BadRequest(format!("{name}: {mime:?} is not a MIME type"))
@@ -1967,12 +2108,35 @@ fn form_type(form: &ureq::unversioned::multipart::Form<'_>) -> String {
 }
 
 impl Request {
+    /// Runs one exchange with a streamed `body` of `length` bytes when known (sent chunked when
+    /// not, or when asked), or of the `declared` length the user gave.
+    fn streamed(
+        &self,
+        mut builder: http::request::Builder,
+        body: impl std::io::Read + 'static,
+        length: Option<u64>,
+        declared: Option<u64>,
+    ) -> Result<Result<http::Response<ureq::Body>, ureq::Error>, Error> {
+        let length = length.filter(|_| !self.chunked);
+        // ureq announces a reader's body as chunked; a length announced here goes instead.
+        if let Some(length) = length
+            && declared.is_none()
+        {
+            builder = builder.header("Content-Length", length);
+        }
+        let body = ureq::SendBody::from_owned_reader(Declared::new(body, length.or(declared)));
+        let request = builder
+            .body(body)
+            .map_err(|e| Error::BadRequest(e.to_string()))?;
+        Ok(self.run(request))
+    }
+
     /// Runs one exchange on the agent, without the automatic headers the user removed.
-    /// The body of a pipe `file`: what an earlier sending read of it, then the rest.
     fn run<S: ureq::AsSendBody>(
         &self,
         request: http::Request<S>,
     ) -> Result<http::Response<ureq::Body>, ureq::Error> {
+        Sending::start();
         let agent = &self.client.inner.agent;
         let proxy = self.client.inner.proxies.for_url(&self.url);
         if self.removed.is_empty() && proxy.is_none() {
@@ -2021,25 +2185,40 @@ fn cookie_name(pair: &str) -> &str {
     pair.split_once('=').map_or(pair, |(name, _)| name).trim()
 }
 
-/// A body read from a pipe under a `Content-Length` of the user's: a pipe that ends before it
-/// is an error, where ureq asked for the rest again and again for ever.
+/// A streamed body (a file, a pipe) as it goes out.
+///
+/// Under a known length (the file's, or a `Content-Length` of the user's) it ends neither
+/// short of it (a pipe that ends before is an error, where ureq asked for the rest again and
+/// again for ever) nor past it (a file that grows while it goes).
+///
+/// Once the server stopped taking the request (it answered early, 401/413/503, and closed:
+/// RFC 9112 9.6) the source is read no more: a pipe from an endless producer (`tail -f`,
+/// `/dev/zero`) was drained until its end, for ever, before the answer was shown, where curl
+/// shows it at once. ureq reads the answer only once the body has ended: a chunked body ends
+/// there; under a length, the rest is told as sent without being read, and the transport,
+/// which takes no more of the request, drops it.
 struct Declared<R> {
     body: R,
     left: Option<u64>,
 }
 
 impl<R: std::io::Read> Declared<R> {
-    fn new(body: R, declared: Option<u64>) -> Self {
-        Declared {
-            body,
-            left: declared,
-        }
+    fn new(body: R, length: Option<u64>) -> Self {
+        Declared { body, left: length }
     }
 }
 
 impl<R: std::io::Read> std::io::Read for Declared<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.body.read(buf)?;
+        // At most what is left: bounded by `buf.len()`, so back in usize.
+        let cap = self
+            .left
+            .map_or(buf.len(), |left| left.min(buf.len() as u64) as usize);
+        let n = if Sending::refused() {
+            self.left.map_or(0, |_| cap)
+        } else {
+            self.body.read(&mut buf[..cap])?
+        };
         if let Some(left) = &mut self.left {
             if n == 0 && *left > 0 && !buf.is_empty() {
                 // Not UnexpectedEof, which is the server's hanging up to ureq.
@@ -2048,7 +2227,7 @@ impl<R: std::io::Read> std::io::Read for Declared<R> {
                     format!("the body ended {left} bytes short of its Content-Length"),
                 ));
             }
-            *left = left.saturating_sub(n as u64);
+            *left -= n as u64;
         }
         Ok(n)
     }

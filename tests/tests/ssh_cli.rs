@@ -7199,3 +7199,135 @@ fn a_certificate_file_beside_a_key_is_said_to_go_unused() {
         "{err}"
     );
 }
+
+/// Sets O_NONBLOCK on `fd`, as rsync sets it on the pipes it hands its ssh.
+fn set_nonblocking(fd: impl std::os::fd::AsFd) {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_retain(fcntl(&fd, FcntlArg::F_GETFL).unwrap());
+    fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).unwrap();
+}
+
+/// `netkit ssh` (as [`ssh_args`]) with these stdin, stdout and stderr.
+fn ssh_on(
+    flags: &[&str],
+    words: &[&str],
+    (stdin, stdout, stderr): (Stdio, Stdio, Stdio),
+) -> netkit_tests::Spawned {
+    netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(ssh_args(flags, words))
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(stderr),
+    )
+}
+
+/// All `reader` holds once it has waited a second: the writer fills the pipe meanwhile.
+fn read_late(mut reader: std::io::PipeReader) -> Vec<u8> {
+    std::thread::sleep(Duration::from_secs(1));
+    let mut all = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut all).unwrap();
+    all
+}
+
+/// `data` written to `writer` in 5 parts a fifth of a second apart, then closed.
+fn write_slowly(mut writer: std::io::PipeWriter, data: &[u8]) -> std::thread::JoinHandle<()> {
+    let parts: Vec<Vec<u8>> = data
+        .chunks(data.len().div_ceil(5))
+        .map(<[u8]>::to_vec)
+        .collect();
+    std::thread::spawn(move || {
+        for part in parts {
+            std::thread::sleep(Duration::from_millis(200));
+            writer.write_all(&part).unwrap();
+        }
+    })
+}
+
+#[test]
+fn non_blocking_stdin_stdout_and_stderr_lose_nothing_as_with_ssh() {
+    // rsync hands its ssh non-blocking pipes: EAGAIN on a full stdout was an error (exit 255
+    // after 64 KiB), on an empty stdin an EOF (the remote got 0 bytes, exit 0) and on a full
+    // stderr the rest of it was dropped (exit 0). ssh waits for the pipe.
+    let (reader, writer) = std::io::pipe().unwrap();
+    set_nonblocking(&writer);
+    let child = ssh_on(
+        &[],
+        &["head -c 5000000 /dev/zero"],
+        (Stdio::null(), writer.into(), Stdio::piped()),
+    );
+    let stdout = read_late(reader);
+    let out = child.wait_with_output();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        (stdout.len(), out.status.code()),
+        (5_000_000, Some(0)),
+        "{said}"
+    );
+
+    let (reader, writer) = std::io::pipe().unwrap();
+    set_nonblocking(&reader);
+    let child = ssh_on(
+        &[],
+        &["wc -c"],
+        (reader.into(), Stdio::piped(), Stdio::piped()),
+    );
+    let feeder = write_slowly(writer, &[b'x'; 5000]);
+    let out = child.wait_with_output();
+    feeder.join().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "5000",
+        "{said}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{said}");
+
+    let (reader, writer) = std::io::pipe().unwrap();
+    set_nonblocking(&writer);
+    let child = ssh_on(
+        &[],
+        &["head -c 3000000 /dev/zero >&2; echo done"],
+        (Stdio::null(), Stdio::piped(), writer.into()),
+    );
+    let stderr = read_late(reader);
+    let out = child.wait_with_output();
+    assert_eq!(
+        (stderr.len(), out.status.code()),
+        (3_000_000, Some(0)),
+        "{}",
+        String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(300)..])
+    );
+    assert_eq!(out.stdout, b"done\n");
+}
+
+#[test]
+fn dash_w_with_non_blocking_stdin_and_stdout_loses_nothing_as_with_ssh() {
+    // -W took EAGAIN on stdin for its end (the tunnel got EOF early) and on stdout for a
+    // reader gone (exit 0, the rest dropped).
+    let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
+    let to = format!("127.0.0.1:{}", echo.addrs[0].port());
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let (in_reader, in_writer) = std::io::pipe().unwrap();
+    let (out_reader, out_writer) = std::io::pipe().unwrap();
+    set_nonblocking(&in_reader);
+    set_nonblocking(&out_writer);
+    let child = ssh_on(
+        &["-W", &to],
+        &[],
+        (in_reader.into(), out_writer.into(), Stdio::piped()),
+    );
+    let feeder = write_slowly(in_writer, &data);
+    let echoed = read_late(out_reader);
+    feeder.join().unwrap();
+    let out = child.wait_with_output();
+    assert!(
+        echoed == data,
+        "{} of {} bytes; {}",
+        echoed.len(),
+        data.len(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0));
+}

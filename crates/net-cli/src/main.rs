@@ -18,6 +18,7 @@ mod sftp;
 mod sftp_prompt;
 mod sftp_session;
 mod ssh;
+mod stdio;
 
 use std::io::Write as _;
 use std::process::ExitCode;

@@ -860,12 +860,18 @@ pub fn run(mut args: Args) -> Outcome {
     let rx = (!args.no_stdin).then(|| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
         crate::spawn(move || {
-            let mut stdin = std::io::stdin().lock();
+            let mut stdin = crate::stdio::stdin();
             let mut buf = vec![0; 64 * 1024];
-            while let Ok(n) = stdin.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
+            loop {
+                let n = match stdin.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    // The remote gets EOF, as from ssh: said, as a short input is no end.
+                    Err(e) => {
+                        log::warn!("reading stdin: {e}");
+                        break;
+                    }
+                };
                 let keys = match &mut escapes {
                     Some((escapes, saved)) => match escapes.filter(&buf[..n]) {
                         (keys, None) => keys,
@@ -898,12 +904,19 @@ pub fn run(mut args: Args) -> Outcome {
         .map(|_| rx)
     });
     let rx = rx.transpose().map_err(own)?;
-    let mut stdout = std::io::stdout();
-    let mut stderr = std::io::stderr();
+    let mut stdout = crate::stdio::stdout();
+    let mut stderr = Some(crate::stdio::stderr());
     // A stdout that closes (`| head`) ends the session, as in ssh: a `tail -f` would run on.
     let mut on_stdout = |d: &[u8]| stdout.write_all(d).and_then(|()| stdout.flush());
+    // A stderr that fails is given up and the session goes on, as ssh closes its write-efd;
+    // said in the log (-E FILE may hold it).
     let mut on_stderr = |d: &[u8]| {
-        let _ = stderr.write_all(d).and_then(|()| stderr.flush());
+        if let Some(err) = &mut stderr
+            && let Err(e) = err.write_all(d).and_then(|()| err.flush())
+        {
+            stderr = None;
+            log::warn!("writing the command's stderr: {e}; the rest of it is dropped");
+        }
         Ok(())
     };
     let resize = local.then(window_changes).transpose().map_err(own)?;
@@ -966,15 +979,15 @@ fn stdio_forward(client: Client, host: &str, port: u16, read_stdin: bool) -> Out
     let tunnel = client.tunnel(host, port).map_err(own)?;
     let mut up = tunnel.try_clone().context("tunnel").map_err(own)?;
     crate::spawn(move || {
-        if read_stdin {
-            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut up);
+        if read_stdin && let Err(e) = std::io::copy(&mut crate::stdio::stdin(), &mut up) {
+            log::warn!("-W: reading stdin: {e}");
         }
         let _ = up.shutdown(std::net::Shutdown::Write);
     })
     .map_err(own)?;
     // Flushed at every read: stdout is line-buffered, and a protocol's bytes (an SSH
     // handshake behind a ProxyCommand) must not wait for a newline.
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::stdio::stdout();
     let mut buf = vec![0; 64 * 1024];
     loop {
         let n = match (&tunnel).read(&mut buf) {
@@ -1468,9 +1481,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn show_said(host: &str, width: usize, stdout: &[u8], stderr: &[u8]) {
     static SHOWING: Mutex<()> = Mutex::new(());
     let _showing = lock(&SHOWING);
-    let _ = std::io::stdout().write_all(&prefixed(host, width, stdout));
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().write_all(&prefixed(host, width, stderr));
+    let _ = crate::stdio::stdout().write_all(&prefixed(host, width, stdout));
+    let _ = crate::stdio::stdout().flush();
+    let _ = crate::stdio::stderr().write_all(&prefixed(host, width, stderr));
 }
 
 /// Each line of `bytes` after `host`'s prefix, as they came (not every program writes
@@ -1649,7 +1662,7 @@ fn input(args: &Args) -> (net_ssh::SharedInput, Arc<AtomicBool>) {
     let input = net_ssh::SharedInput::open();
     let (feed, cut_short) = (input.clone(), cut.clone());
     let read = crate::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
+        let mut stdin = crate::stdio::stdin();
         let mut buf = vec![0; 64 * 1024];
         let mut kept = 0;
         loop {
@@ -1695,7 +1708,7 @@ fn report(
             show_said(host, width, &said(i).stdout, &said(i).stderr);
         }
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::stdio::stdout();
     if json {
         let doc: Vec<serde_json::Value> = hosts
             .iter()

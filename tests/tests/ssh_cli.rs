@@ -7331,3 +7331,53 @@ fn dash_w_with_non_blocking_stdin_and_stdout_loses_nothing_as_with_ssh() {
     );
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn flags_and_option_forms_openssh_takes_are_taken() {
+    // sshfs and pdsh pass -2, git-annex -S, Kerberos sites -K: refused as unknown, the tool
+    // failed (sshfs: "read: Connection reset by peer"). -P is a flag ssh 9.2 takes and
+    // ignores; KeepAlive is TCPKeepAlive's old name; ssh takes single quotes off as double.
+    let user = env("NETKIT_TEST_SSH_USER");
+    let as_user = format!("User='{user}'");
+    let taken: [&[&str]; 8] = [
+        &["-2"],
+        &["-2", "-a", "-x"],
+        &["-P"],
+        &["-y"],
+        &["-K"],
+        &["-M", "-S", "/nonexistent/ctl", "-o", "ControlPersist=yes"],
+        &["-B", "lo"],
+        &["-o", "KeepAlive=yes"],
+    ];
+    for flags in taken {
+        let out = ssh_with(flags, &["echo", "ok"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.stdout, b"ok\n", "{flags:?}: {err}");
+        assert!(!err.contains("KeepAlive"), "{flags:?}: {err}");
+    }
+    // The user from -o alone: the destination names none.
+    let mut args = vec!["ssh".to_owned(), "-p".into(), port().to_string()];
+    args.extend(["-o".to_owned(), as_user]);
+    args.extend(common());
+    args.extend([env("NETKIT_TEST_SSH_HOST"), "echo".into(), "ok".into()]);
+    let out = netkit(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        b"",
+        &[],
+    );
+    assert_eq!(
+        out.stdout,
+        b"ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // As ssh says it, exit 255.
+    let out = ssh_with(&["-1"], &["echo", "ok"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(
+        err.contains("SSH protocol v.1 is no longer supported"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}

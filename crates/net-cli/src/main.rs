@@ -42,7 +42,8 @@ enum Command {
     /// Send an HTTP request (httpie/xh syntax).
     Http(http::Args),
     /// Run a command over SSH on one or many hosts.
-    Ssh(ssh::Args),
+    // Boxed: its many flags (ssh takes all of OpenSSH's) made every command as large.
+    Ssh(Box<ssh::Args>),
     /// Transfer and manage files over SFTP.
     Sftp(sftp::Args),
 }
@@ -149,7 +150,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Connect(args) => connect::run(args),
         Command::Http(args) => http::run(args),
-        Command::Ssh(args) => ssh::run(args),
+        Command::Ssh(args) => ssh::run(*args),
         Command::Sftp(args) => sftp::run(args),
     };
     exit::report(result)

@@ -116,6 +116,11 @@ impl ConnectArgs {
         }
     }
 
+    /// Puts `options` ahead of -o's (the first value of an option counts).
+    fn put_options_first(&mut self, options: Vec<String>) {
+        self.options.splice(0..0, options);
+    }
+
     fn ssh_config(&self) -> Option<&std::path::Path> {
         self.ssh_config.first().map(PathBuf::as_path)
     }
@@ -531,6 +536,26 @@ pub struct Args {
     /// them, so scripts written for ssh keep working.
     #[arg(short = 'x', short_aliases = ['a', 'k'], action = clap::ArgAction::Count, hide = true)]
     _no_forwarding: u8,
+    /// ssh's -2 (protocol 2, the only one), -P (a flag ssh 9.2 takes and ignores) and -y
+    /// (ssh's log to syslog; netkit's stays on stderr or in -E FILE): taken, as sshfs and
+    /// pdsh pass -2.
+    #[arg(short = '2', short_aliases = ['P', 'y'], action = clap::ArgAction::Count, hide = true)]
+    _taken: u8,
+    /// ssh -1: protocol 1, which ssh refuses too.
+    #[arg(short = '1', hide = true)]
+    protocol_1: bool,
+    /// ssh -S: the connection-sharing socket (ControlPath; netkit shares no connection).
+    #[arg(short = 'S', value_name = "CTL_PATH", hide = true)]
+    control_path: Option<String>,
+    /// ssh -M: ControlMaster yes (twice: ask).
+    #[arg(short = 'M', action = clap::ArgAction::Count, hide = true)]
+    control_master: u8,
+    /// ssh -K: GSSAPI authentication with credentials delegated.
+    #[arg(short = 'K', hide = true)]
+    gssapi: bool,
+    /// ssh -B: connect from this interface's address (BindInterface).
+    #[arg(short = 'B', value_name = "BIND_INTERFACE", hide = true)]
+    bind_interface: Option<String>,
     /// Agent forwarding (ssh -A): libssh2 cannot serve the channels the server opens for
     /// it, so netkit warns and goes on without.
     #[arg(short = 'A', action = clap::ArgAction::Count, hide = true)]
@@ -654,6 +679,43 @@ impl Args {
     }
 }
 
+impl Args {
+    /// ssh's flags that stand for options (-b, -B, -S, -M, -K) as those options, ahead of
+    /// -o's: a flag is the first value obtained, and the first counts. The options decide
+    /// what is done and said (netkit shares no connection: ControlPath is warned of, as with
+    /// -o).
+    fn flags_as_options(&mut self) -> Result<(), Failure> {
+        if self.protocol_1 {
+            return Err(own(anyhow!("SSH protocol v.1 is no longer supported")));
+        }
+        let master = match self.control_master {
+            0 => None,
+            1 => Some("ControlMaster=yes"),
+            _ => Some("ControlMaster=ask"),
+        };
+        let gssapi = ["GSSAPIAuthentication=yes", "GSSAPIDelegateCredentials=yes"];
+        let option =
+            |name: &str, value: &Option<String>| value.as_ref().map(|v| format!("{name}={v}"));
+        let options = [
+            option("BindAddress", &self.bind_address),
+            option("BindInterface", &self.bind_interface),
+            option("ControlPath", &self.control_path),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(master.into_iter().map(str::to_owned))
+        .chain(
+            gssapi
+                .iter()
+                .filter(|_| self.gssapi)
+                .map(|o| (*o).to_owned()),
+        )
+        .collect();
+        self.connect.put_options_first(options);
+        Ok(())
+    }
+}
+
 /// The error for a word that looks like an option and is none of ours: the positional words
 /// take hyphens (for the command's own options), so clap does not say it.
 pub fn unknown_option(word: &str) -> clap::Error {
@@ -677,12 +739,7 @@ pub fn run(mut args: Args) -> Outcome {
             );
         }
     }
-    if let Some(bind) = args.bind_address.take() {
-        // A flag is the first value obtained, ahead of -o and the file.
-        args.connect
-            .options
-            .insert(0, format!("BindAddress={bind}"));
-    }
+    args.flags_as_options()?;
     if let Some(login) = args.login.first() {
         args.connect.user = Some(login.clone());
     }

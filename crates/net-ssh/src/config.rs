@@ -2024,6 +2024,10 @@ const NEVER_DONE: [&str; 6] = [
     "gssapiauthentication",
 ];
 
+/// Options for what netkit always does (TCP keepalive probes): set to `yes`, they change
+/// nothing.
+const ALWAYS_DONE: [&str; 2] = ["tcpkeepalive", "keepalive"];
+
 /// `option` as a config line, once it names an OpenSSH client option with a value; one
 /// netkit does not act on is logged (an `ssh -o` line that does nothing should not be silent).
 fn checked_option(option: &str) -> Result<String, Error> {
@@ -2043,6 +2047,8 @@ fn checked_option(option: &str) -> Result<String, Error> {
     if ["host", "match", "include"].contains(&name.to_ascii_lowercase().as_str()) {
         return Err(bad("not a command-line option"));
     }
+    let unquoted = single_quotes_undone(name, line);
+    let line = unquoted.as_deref().unwrap_or(line);
     // OpenSSH options ssh2-config has never heard of, which it would call unknown.
     let rules = if UNKNOWN_TO_THE_PARSER.contains(&name.to_ascii_lowercase().as_str()) {
         ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS
@@ -2061,13 +2067,43 @@ fn checked_option(option: &str) -> Result<String, Error> {
         .map_err(|reason| bad(&reason))?;
     let lower = name.to_ascii_lowercase();
     // `ForwardX11 no` and the like, which sftp -S and scp -S pass, ask for what netkit never
-    // does anyway: nothing to warn of.
+    // does anyway, `KeepAlive yes` for what it always does: nothing to warn of.
     let value = line[name.len()..].trim_start_matches(|c: char| c == '=' || c.is_whitespace());
-    let never_done = NEVER_DONE.contains(&lower.as_str()) && value.eq_ignore_ascii_case("no");
-    if !OPTIONS_READ.contains(&lower.as_str()) && !never_done {
+    let as_done = NEVER_DONE.contains(&lower.as_str()) && value.eq_ignore_ascii_case("no")
+        || ALWAYS_DONE.contains(&lower.as_str()) && value.eq_ignore_ascii_case("yes");
+    if !OPTIONS_READ.contains(&lower.as_str()) && !as_done {
         log::warn!("ignoring the option {option:?}: netkit does not act on {name}");
     }
     Ok(line.to_owned())
+}
+
+/// `line` (an option named `name`) with its value's single quotes taken off, as OpenSSH
+/// takes them off (`-o "User='x'"` is user x): ssh2-config knows only double quotes and kept
+/// them, and the login was as `'x'`. `None` when there are none, or for a command, whose
+/// quotes are its shell's.
+fn single_quotes_undone(name: &str, line: &str) -> Option<String> {
+    const COMMANDS: [&str; 4] = [
+        "proxycommand",
+        "remotecommand",
+        "localcommand",
+        "knownhostscommand",
+    ];
+    let value = line[name.len()..].trim_start_matches(|c: char| c == '=' || c.is_whitespace());
+    if !value.contains('\'') || COMMANDS.contains(&name.to_ascii_lowercase().as_str()) {
+        return None;
+    }
+    // An argument with spaces stays one, in the double quotes ssh2-config knows.
+    let args: Vec<String> = words(value)
+        .into_iter()
+        .map(|arg| {
+            if arg.is_empty() || arg.contains(char::is_whitespace) {
+                format!("\"{arg}\"")
+            } else {
+                arg
+            }
+        })
+        .collect();
+    Some(format!("{name} {}", args.join(" ")))
 }
 
 /// The arguments of `option` (in lower case), an OpenSSH option ssh2-config does not know and
@@ -2083,7 +2119,9 @@ fn take_unknown(params: &mut ssh2_config::HostParams, option: &str) -> Option<Ve
 
 /// OpenSSH client options ssh2-config does not know (newer, deprecated or distributions'),
 /// which are no typo.
-const UNKNOWN_TO_THE_PARSER: [&str; 31] = [
+const UNKNOWN_TO_THE_PARSER: [&str; 32] = [
+    // TCPKeepAlive's old name, which OpenSSH still takes.
+    "keepalive",
     // ssh2-config spells it `canonicalizefallbacklock`.
     "canonicalizefallbacklocal",
     "useprivilegedport",

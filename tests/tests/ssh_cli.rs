@@ -7381,3 +7381,127 @@ fn flags_and_option_forms_openssh_takes_are_taken() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// An askpass program that logs each prompt it is given to `log` and answers `answer`.
+fn askpass_script(dir: &Path, answer: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let script = dir.join("askpass.sh");
+    let log = dir.join("askpass.log");
+    let _ = std::fs::remove_file(&log);
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\nprintf '%s\\n' '{answer}'\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script, log)
+}
+
+/// `netkit ssh` by password only, without a controlling terminal (setsid, as under ansible),
+/// with these variables.
+fn ssh_by_password_without_terminal(flags: &[&str], vars: &[(&str, &Path)]) -> Output {
+    let mut args = vec!["-o", "PubkeyAuthentication=no"];
+    args.extend(flags);
+    Command::new("setsid")
+        .arg("-w")
+        .arg(netkit_bin())
+        .args(ssh_args(&args, &["echo", "ok"]))
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("NETKIT_SSH_PASSWORD")
+        .env_remove("SSH_ASKPASS_REQUIRE")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn ssh_askpass_answers_for_the_password_as_ssh_asks_it() {
+    // ansible-core 2.19's default password method sets SSH_ASKPASS and
+    // SSH_ASKPASS_REQUIRE=force: netkit prompted on the terminal nobody reads, for ever.
+    let dir = work_dir().join("ssh-cli-askpass");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (script, log) = askpass_script(&dir, &env("NETKIT_TEST_SSH_PASSWORD"));
+    let force = Path::new("force");
+    let out = ssh_by_password_without_terminal(
+        &[],
+        &[("SSH_ASKPASS", &script), ("SSH_ASKPASS_REQUIRE", force)],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.stdout, b"ok\n", "{err}");
+    let asked = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        asked.ends_with("'s password: \n") && asked.lines().count() == 1,
+        "{asked}"
+    );
+    // Without a terminal, a display lets ssh use it too; `never` does not.
+    let _ = std::fs::remove_file(&log);
+    let display = Path::new(":0");
+    let out =
+        ssh_by_password_without_terminal(&[], &[("SSH_ASKPASS", &script), ("DISPLAY", display)]);
+    assert_eq!(
+        out.stdout,
+        b"ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let never = Path::new("never");
+    let out = ssh_by_password_without_terminal(
+        &[],
+        &[
+            ("SSH_ASKPASS", &script),
+            ("DISPLAY", display),
+            ("SSH_ASKPASS_REQUIRE", never),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(255));
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
+    // A cancelled askpass (status 1) is no password.
+    let out = ssh_by_password_without_terminal(
+        &[],
+        &[
+            ("SSH_ASKPASS", Path::new("/bin/false")),
+            ("SSH_ASKPASS_REQUIRE", force),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(255));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn number_of_password_prompts_is_how_many_times_a_password_is_asked_for() {
+    // pssh and ansible pass NumberOfPasswordPrompts=1: warned of on every connection, and a
+    // wrong password was never asked again (ssh asks 3 times); 0 asks never.
+    let dir = work_dir().join("ssh-cli-password-prompts");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (script, log) = askpass_script(&dir, "wrong");
+    let force = Path::new("force");
+    let vars = [
+        ("SSH_ASKPASS", script.as_path()),
+        ("SSH_ASKPASS_REQUIRE", force),
+    ];
+    for (option, asked) in [
+        (None, 3),
+        (Some("NumberOfPasswordPrompts=1"), 1),
+        (Some("NumberOfPasswordPrompts=2"), 2),
+        (Some("NumberOfPasswordPrompts=0"), 0),
+    ] {
+        let _ = std::fs::remove_file(&log);
+        let flags: Vec<&str> = option.iter().flat_map(|o| ["-o", o]).collect();
+        let out = ssh_by_password_without_terminal(&flags, &vars);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{err}");
+        let prompts = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(prompts.lines().count(), asked, "{option:?}: {prompts}");
+        assert!(!err.contains("NumberOfPasswordPrompts"), "{err}");
+        assert_eq!(
+            err.matches("Permission denied, please try again.").count(),
+            asked.saturating_sub(1),
+            "{err}"
+        );
+    }
+}

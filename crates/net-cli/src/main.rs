@@ -7,6 +7,7 @@
     reason = "printing is this binary's job"
 )]
 
+mod askpass;
 mod background;
 mod connect;
 mod exit;

@@ -245,23 +245,24 @@ impl ConnectArgs {
     }
 }
 
-/// Connects; with a terminal (unless BatchMode), asks for a key's passphrase when it is needed
-/// (a default key's only once the server has refused the others) and for the password when
-/// the other methods fail, as ssh does, each for the host (target or jump) that wants it.
+/// Connects; with a terminal or an askpass program (unless BatchMode), asks for a key's
+/// passphrase when it is needed (a default key's only once the server has refused the others)
+/// and for the password when the other methods fail, as ssh does, each for the host (target or
+/// jump) that wants it.
 pub fn connect(config: &mut Config) -> Result<Client, Failure> {
-    // The controlling terminal, as ssh asks on /dev/tty: stdin may be the data piped to the
-    // remote command (`tar cz . | netkit ssh host 'tar xz'`) with a person still at the
-    // terminal to answer.
-    let may_ask = !config.batch_mode
-        && std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/tty")
-            .is_ok();
+    let asker = (!config.batch_mode)
+        .then(crate::askpass::Asker::find)
+        .flatten();
+    let may_ask = asker.is_some();
     for_each_hop(config, |hop| hop.asks_passphrases = may_ask);
+    // A cancelled askpass skips the key, as an empty answer does.
+    let ask = |prompt: &str| match &asker {
+        Some(asker) => asker.ask(prompt).map_err(own),
+        None => Ok(None),
+    };
     let ask_passphrase = |path: &std::path::Path| {
         let prompt = format!("Enter passphrase for key '{}': ", path.display());
-        crate::prompt_password(prompt).map_err(own)
+        Ok::<_, Failure>(ask(&prompt)?.unwrap_or_default())
     };
     // The default keys with the passphrases given (none when every one was skipped).
     let mut unlocked_defaults: Option<Vec<Identity>> = None;
@@ -271,6 +272,8 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
     // The keys whose passphrase a person typed: one from NETKIT_SSH_PASSPHRASE that is wrong
     // is passed over, not asked again as if someone had mistyped it.
     let mut asked = Vec::new();
+    // The (host, user) of each password a person typed.
+    let mut typed: Vec<(String, String)> = Vec::new();
     loop {
         match Client::connect(config) {
             Err(Error::Key { path }) if may_ask => {
@@ -295,7 +298,7 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                     Some(true) if tries < 2 && asked.contains(&path) => {
                         retries.push(path.clone());
                         let prompt = format!("Bad passphrase, try again for {}: ", path.display());
-                        crate::prompt_password(prompt).map_err(own)?
+                        ask(&prompt)?.unwrap_or_default()
                     }
                     Some(true) => String::new(),
                 };
@@ -360,8 +363,17 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                 // Not for a server that takes no password, as ssh never asks for one then.
                 let takes_password =
                     accepted.contains("password") || accepted.contains("keyboard-interactive");
+                // Asked again after a typed one failed, NumberOfPasswordPrompts times in
+                // all (0: never), as ssh asks; one from NETKIT_SSH_PASSWORD is not asked over.
+                let typed_tries = typed
+                    .iter()
+                    .filter(|(h, u)| *h == host && *u == user)
+                    .count();
                 let open = |c: &Config| {
-                    takes_password && c.password.is_none() && c.password_authentication
+                    takes_password
+                        && c.password_authentication
+                        && (c.password.is_none() || typed_tries > 0)
+                        && u32::try_from(typed_tries).is_ok_and(|n| n < c.password_prompts)
                 };
                 let Some(hop) = refused_hop(config, &host, &user, open) else {
                     return Err(own(Error::Auth {
@@ -371,8 +383,20 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                         accepted,
                     }));
                 };
+                if typed_tries > 0 {
+                    crate::exit::say(format_args!("Permission denied, please try again."));
+                }
                 let prompt = format!("{user}@{host}'s password: ");
-                hop.password = Some(crate::prompt_password(prompt).map_err(own)?);
+                let Some(password) = ask(&prompt)? else {
+                    return Err(own(Error::Auth {
+                        host,
+                        user,
+                        tried,
+                        accepted,
+                    }));
+                };
+                hop.password = Some(password);
+                typed.push((host, user));
             }
             Err(error) => return Err(own(without_prompt(error, config, may_ask))),
             Ok(client) => return Ok(client),
@@ -1929,6 +1953,10 @@ fn resolved(given: &str, config: &Config, args: &Args) -> String {
             yes_no(config.exit_on_forward_failure).into(),
         ),
         ("escapechar", escape_in_use(args, config).to_string()),
+        (
+            "numberofpasswordprompts",
+            config.password_prompts.to_string(),
+        ),
     ];
     let listed = [
         ("kexalgorithms", &config.kex_algorithms),

@@ -212,6 +212,10 @@ pub struct Config {
     /// `[BIND:]PORT`). Read by the program that sets forwards up, as `netkit ssh`; a program
     /// that only copies files (as sftp) leaves them alone.
     pub forwards: ConfiguredForwards,
+    /// How many times a person is asked for a password, each wrong one asked again
+    /// (OpenSSH's `NumberOfPasswordPrompts`, 3 unless set); 0 never asks. Read by the program
+    /// that asks.
+    pub password_prompts: u32,
     /// Reach the host through this one (OpenSSH's `ProxyJump`, `-J`): the connection is a
     /// direct-tcpip channel from the jump host, which may have a jump host of its own. The
     /// host key checked is still this host's.
@@ -278,6 +282,7 @@ impl std::fmt::Debug for Config {
             log_level,
             exit_on_forward_failure,
             forwards,
+            password_prompts,
             jump,
             proxy_command,
             remote_command,
@@ -324,6 +329,7 @@ impl std::fmt::Debug for Config {
             .field("log_level", log_level)
             .field("exit_on_forward_failure", exit_on_forward_failure)
             .field("forwards", forwards)
+            .field("password_prompts", password_prompts)
             .field("jump", jump)
             .field("proxy_command", proxy_command)
             .field("remote_command", remote_command)
@@ -905,6 +911,7 @@ impl Config {
             log_level: None,
             exit_on_forward_failure: false,
             forwards: ConfiguredForwards::default(),
+            password_prompts: 3,
             jump: None,
             proxy_command: None,
             remote_command: None,
@@ -1469,6 +1476,11 @@ impl Config {
         if let Some(exit) = value("exitonforwardfailure") {
             self.exit_on_forward_failure = flag("ExitOnForwardFailure", &exit)?;
         }
+        if let Some(prompts) = value("numberofpasswordprompts") {
+            self.password_prompts = prompts
+                .parse()
+                .map_err(|_| format!("NumberOfPasswordPrompts {prompts}: expected a number"))?;
+        }
         if let Some(tty) = value("requesttty") {
             self.request_tty = Some(match tty.to_ascii_lowercase().as_str() {
                 "no" | "false" => RequestTty::No,
@@ -1967,7 +1979,7 @@ fn aes_in_hardware() -> bool {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 41] = [
+const OPTIONS_READ: [&str; 42] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
@@ -1999,6 +2011,7 @@ const OPTIONS_READ: [&str; 41] = [
     "kbdinteractiveauthentication",
     "challengeresponseauthentication",
     "exitonforwardfailure",
+    "numberofpasswordprompts",
     "serveraliveinterval",
     "serveralivecountmax",
     "compression",
@@ -2211,6 +2224,7 @@ const SINGLE_VALUED: &[&str] = &[
     "hashknownhosts",
     "exitonforwardfailure",
     "requesttty",
+    "numberofpasswordprompts",
 ];
 
 /// The arguments of an option of several (`UserKnownHostsFile`), from what ssh2-config makes

@@ -7382,6 +7382,50 @@ fn flags_and_option_forms_openssh_takes_are_taken() {
     assert!(out.stdout.is_empty());
 }
 
+#[test]
+fn clear_all_forwardings_drops_every_forward_as_ssh_does() {
+    // scp, sftp and sshfs pass ClearAllForwardings=yes: netkit warned that it ignored it and
+    // opened the config file's forwards, failing with ExitOnForwardFailure when the user's
+    // own tunnel held the port.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let held = taken.local_addr().unwrap().port();
+    let dir = work_dir().join("ssh-cli-clear-all-forwardings");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host *\n  LocalForward 127.0.0.1:{held} 127.0.0.1:22\n  ExitOnForwardFailure yes\n"
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let flag = format!("127.0.0.1:{held}:127.0.0.1:22");
+    for clear in ["ClearAllForwardings=yes", "ClearAllForwardings yes"] {
+        let out = ssh_with(
+            &["-F", config, "-o", clear, "-L", &flag],
+            &["echo", "ran"],
+            b"",
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.stdout, b"ran\n", "{err}");
+        assert!(err.is_empty(), "{err}");
+    }
+    // Without it the forward is made, and fails here.
+    let out = ssh_with(&["-F", config], &["echo", "ran"], b"");
+    assert_eq!(out.status.code(), Some(255));
+    let out = ssh_with(
+        &["-F", config, "-o", "ClearAllForwardings=yes", "-G"],
+        &[],
+        b"",
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("clearallforwardings yes\n") && !shown.contains("localforward"),
+        "{shown}"
+    );
+}
+
 /// An askpass program that logs each prompt it is given to `log` and answers `answer`.
 fn askpass_script(dir: &Path, answer: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let script = dir.join("askpass.sh");

@@ -806,6 +806,13 @@ pub fn run(mut args: Args) -> Outcome {
     words.next_if_eq(&"--");
     let mut command = words.collect::<Vec<_>>().join(" ");
     let mut config = args.config(dest)?;
+    // ClearAllForwardings drops the flags' forwards too, as ssh drops them (the file's are
+    // gone already).
+    if config.clear_all_forwardings {
+        args.forward.clear();
+        args.remote_forward.clear();
+        args.dynamic_forward.clear();
+    }
     if args.print_config {
         let given = net_ssh::Destination::parse(dest).map_or(dest, |d| d.host);
         // A bad flag is an error, as in ssh; the file's forwards are shown whatever they are.
@@ -1953,6 +1960,10 @@ fn resolved(given: &str, config: &Config, args: &Args) -> String {
             yes_no(config.exit_on_forward_failure).into(),
         ),
         ("escapechar", escape_in_use(args, config).to_string()),
+        (
+            "clearallforwardings",
+            yes_no(config.clear_all_forwardings).into(),
+        ),
         (
             "numberofpasswordprompts",
             config.password_prompts.to_string(),

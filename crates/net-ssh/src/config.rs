@@ -212,6 +212,11 @@ pub struct Config {
     /// `[BIND:]PORT`). Read by the program that sets forwards up, as `netkit ssh`; a program
     /// that only copies files (as sftp) leaves them alone.
     pub forwards: ConfiguredForwards,
+    /// Every forward is dropped, the flags' (`-L`, `-R`, `-D`) as the config file's
+    /// ([`forwards`](Self::forwards) is left empty): OpenSSH's `ClearAllForwardings yes`,
+    /// which scp, sftp and sshfs pass so that a file transfer opens no tunnel of the user's.
+    /// Read by the program that sets forwards up.
+    pub clear_all_forwardings: bool,
     /// How many times a person is asked for a password, each wrong one asked again
     /// (OpenSSH's `NumberOfPasswordPrompts`, 3 unless set); 0 never asks. Read by the program
     /// that asks.
@@ -282,6 +287,7 @@ impl std::fmt::Debug for Config {
             log_level,
             exit_on_forward_failure,
             forwards,
+            clear_all_forwardings,
             password_prompts,
             jump,
             proxy_command,
@@ -329,6 +335,7 @@ impl std::fmt::Debug for Config {
             .field("log_level", log_level)
             .field("exit_on_forward_failure", exit_on_forward_failure)
             .field("forwards", forwards)
+            .field("clear_all_forwardings", clear_all_forwardings)
             .field("password_prompts", password_prompts)
             .field("jump", jump)
             .field("proxy_command", proxy_command)
@@ -911,6 +918,7 @@ impl Config {
             log_level: None,
             exit_on_forward_failure: false,
             forwards: ConfiguredForwards::default(),
+            clear_all_forwardings: false,
             password_prompts: 3,
             jump: None,
             proxy_command: None,
@@ -1164,6 +1172,10 @@ impl Config {
         config.forwards = forwards_for(&text, &config.host, rules).map_err(bad)?;
         let patterns = send_env_for(&text, &config.host, rules).map_err(bad)?;
         let hops = config.take_params(params, dest).map_err(bad)?;
+        // Whichever line came first, as ssh clears them once all is read.
+        if config.clear_all_forwardings {
+            config.forwards = ConfiguredForwards::default();
+        }
         // After SetEnv's, which take_params sets, as ssh sends them.
         let sent = std::env::vars().filter(|(name, _)| {
             patterns
@@ -1475,6 +1487,9 @@ impl Config {
         }
         if let Some(exit) = value("exitonforwardfailure") {
             self.exit_on_forward_failure = flag("ExitOnForwardFailure", &exit)?;
+        }
+        if let Some(clear) = value("clearallforwardings") {
+            self.clear_all_forwardings = flag("ClearAllForwardings", &clear)?;
         }
         if let Some(prompts) = value("numberofpasswordprompts") {
             self.password_prompts = prompts
@@ -1979,7 +1994,7 @@ fn aes_in_hardware() -> bool {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 42] = [
+const OPTIONS_READ: [&str; 43] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
@@ -2011,6 +2026,7 @@ const OPTIONS_READ: [&str; 42] = [
     "kbdinteractiveauthentication",
     "challengeresponseauthentication",
     "exitonforwardfailure",
+    "clearallforwardings",
     "numberofpasswordprompts",
     "serveraliveinterval",
     "serveralivecountmax",
@@ -2224,6 +2240,7 @@ const SINGLE_VALUED: &[&str] = &[
     "hashknownhosts",
     "exitonforwardfailure",
     "requesttty",
+    "clearallforwardings",
     "numberofpasswordprompts",
 ];
 

@@ -7210,3 +7210,353 @@ fn a_certificate_file_beside_a_key_is_said_to_go_unused() {
         "{err}"
     );
 }
+
+/// Sets O_NONBLOCK on `fd`, as rsync sets it on the pipes it hands its ssh.
+fn set_nonblocking(fd: impl std::os::fd::AsFd) {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_retain(fcntl(&fd, FcntlArg::F_GETFL).unwrap());
+    fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).unwrap();
+}
+
+/// `netkit ssh` (as [`ssh_args`]) with these stdin, stdout and stderr.
+fn ssh_on(
+    flags: &[&str],
+    words: &[&str],
+    (stdin, stdout, stderr): (Stdio, Stdio, Stdio),
+) -> netkit_tests::Spawned {
+    netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(ssh_args(flags, words))
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(stderr),
+    )
+}
+
+/// All `reader` holds once it has waited a second: the writer fills the pipe meanwhile.
+fn read_late(mut reader: std::io::PipeReader) -> Vec<u8> {
+    std::thread::sleep(Duration::from_secs(1));
+    let mut all = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut all).unwrap();
+    all
+}
+
+/// `data` written to `writer` in 5 parts a fifth of a second apart, then closed.
+fn write_slowly(mut writer: std::io::PipeWriter, data: &[u8]) -> std::thread::JoinHandle<()> {
+    let parts: Vec<Vec<u8>> = data
+        .chunks(data.len().div_ceil(5))
+        .map(<[u8]>::to_vec)
+        .collect();
+    std::thread::spawn(move || {
+        for part in parts {
+            std::thread::sleep(Duration::from_millis(200));
+            writer.write_all(&part).unwrap();
+        }
+    })
+}
+
+#[test]
+fn non_blocking_stdin_stdout_and_stderr_lose_nothing_as_with_ssh() {
+    // rsync hands its ssh non-blocking pipes: EAGAIN on a full stdout was an error (exit 255
+    // after 64 KiB), on an empty stdin an EOF (the remote got 0 bytes, exit 0) and on a full
+    // stderr the rest of it was dropped (exit 0). ssh waits for the pipe.
+    let (reader, writer) = std::io::pipe().unwrap();
+    set_nonblocking(&writer);
+    let child = ssh_on(
+        &[],
+        &["head -c 5000000 /dev/zero"],
+        (Stdio::null(), writer.into(), Stdio::piped()),
+    );
+    let stdout = read_late(reader);
+    let out = child.wait_with_output();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        (stdout.len(), out.status.code()),
+        (5_000_000, Some(0)),
+        "{said}"
+    );
+
+    let (reader, writer) = std::io::pipe().unwrap();
+    set_nonblocking(&reader);
+    let child = ssh_on(
+        &[],
+        &["wc -c"],
+        (reader.into(), Stdio::piped(), Stdio::piped()),
+    );
+    let feeder = write_slowly(writer, &[b'x'; 5000]);
+    let out = child.wait_with_output();
+    feeder.join().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "5000",
+        "{said}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{said}");
+
+    let (reader, writer) = std::io::pipe().unwrap();
+    set_nonblocking(&writer);
+    let child = ssh_on(
+        &[],
+        &["head -c 3000000 /dev/zero >&2; echo done"],
+        (Stdio::null(), Stdio::piped(), writer.into()),
+    );
+    let stderr = read_late(reader);
+    let out = child.wait_with_output();
+    assert_eq!(
+        (stderr.len(), out.status.code()),
+        (3_000_000, Some(0)),
+        "{}",
+        String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(300)..])
+    );
+    assert_eq!(out.stdout, b"done\n");
+}
+
+#[test]
+fn dash_w_with_non_blocking_stdin_and_stdout_loses_nothing_as_with_ssh() {
+    // -W took EAGAIN on stdin for its end (the tunnel got EOF early) and on stdout for a
+    // reader gone (exit 0, the rest dropped).
+    let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
+    let to = format!("127.0.0.1:{}", echo.addrs[0].port());
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let (in_reader, in_writer) = std::io::pipe().unwrap();
+    let (out_reader, out_writer) = std::io::pipe().unwrap();
+    set_nonblocking(&in_reader);
+    set_nonblocking(&out_writer);
+    let child = ssh_on(
+        &["-W", &to],
+        &[],
+        (in_reader.into(), out_writer.into(), Stdio::piped()),
+    );
+    let feeder = write_slowly(in_writer, &data);
+    let echoed = read_late(out_reader);
+    feeder.join().unwrap();
+    let out = child.wait_with_output();
+    assert!(
+        echoed == data,
+        "{} of {} bytes; {}",
+        echoed.len(),
+        data.len(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn flags_and_option_forms_openssh_takes_are_taken() {
+    // sshfs and pdsh pass -2, git-annex -S, Kerberos sites -K: refused as unknown, the tool
+    // failed (sshfs: "read: Connection reset by peer"). -P is a flag ssh 9.2 takes and
+    // ignores; KeepAlive is TCPKeepAlive's old name; ssh takes single quotes off as double.
+    let user = env("NETKIT_TEST_SSH_USER");
+    let as_user = format!("User='{user}'");
+    let taken: [&[&str]; 8] = [
+        &["-2"],
+        &["-2", "-a", "-x"],
+        &["-P"],
+        &["-y"],
+        &["-K"],
+        &["-M", "-S", "/nonexistent/ctl", "-o", "ControlPersist=yes"],
+        &["-B", "lo"],
+        &["-o", "KeepAlive=yes"],
+    ];
+    for flags in taken {
+        let out = ssh_with(flags, &["echo", "ok"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.stdout, b"ok\n", "{flags:?}: {err}");
+        assert!(!err.contains("KeepAlive"), "{flags:?}: {err}");
+    }
+    // The user from -o alone: the destination names none.
+    let mut args = vec!["ssh".to_owned(), "-p".into(), port().to_string()];
+    args.extend(["-o".to_owned(), as_user]);
+    args.extend(common());
+    args.extend([env("NETKIT_TEST_SSH_HOST"), "echo".into(), "ok".into()]);
+    let out = netkit(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        b"",
+        &[],
+    );
+    assert_eq!(
+        out.stdout,
+        b"ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // As ssh says it, exit 255.
+    let out = ssh_with(&["-1"], &["echo", "ok"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(
+        err.contains("SSH protocol v.1 is no longer supported"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn clear_all_forwardings_drops_every_forward_as_ssh_does() {
+    // scp, sftp and sshfs pass ClearAllForwardings=yes: netkit warned that it ignored it and
+    // opened the config file's forwards, failing with ExitOnForwardFailure when the user's
+    // own tunnel held the port.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let held = taken.local_addr().unwrap().port();
+    let dir = work_dir().join("ssh-cli-clear-all-forwardings");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host *\n  LocalForward 127.0.0.1:{held} 127.0.0.1:22\n  ExitOnForwardFailure yes\n"
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let flag = format!("127.0.0.1:{held}:127.0.0.1:22");
+    for clear in ["ClearAllForwardings=yes", "ClearAllForwardings yes"] {
+        let out = ssh_with(
+            &["-F", config, "-o", clear, "-L", &flag],
+            &["echo", "ran"],
+            b"",
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.stdout, b"ran\n", "{err}");
+        assert!(err.is_empty(), "{err}");
+    }
+    // Without it the forward is made, and fails here.
+    let out = ssh_with(&["-F", config], &["echo", "ran"], b"");
+    assert_eq!(out.status.code(), Some(255));
+    let out = ssh_with(
+        &["-F", config, "-o", "ClearAllForwardings=yes", "-G"],
+        &[],
+        b"",
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("clearallforwardings yes\n") && !shown.contains("localforward"),
+        "{shown}"
+    );
+}
+
+/// An askpass program that logs each prompt it is given to `log` and answers `answer`.
+fn askpass_script(dir: &Path, answer: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let script = dir.join("askpass.sh");
+    let log = dir.join("askpass.log");
+    let _ = std::fs::remove_file(&log);
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\nprintf '%s\\n' '{answer}'\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script, log)
+}
+
+/// `netkit ssh` by password only, without a controlling terminal (setsid, as under ansible),
+/// with these variables.
+fn ssh_by_password_without_terminal(flags: &[&str], vars: &[(&str, &Path)]) -> Output {
+    let mut args = vec!["-o", "PubkeyAuthentication=no"];
+    args.extend(flags);
+    Command::new("setsid")
+        .arg("-w")
+        .arg(netkit_bin())
+        .args(ssh_args(&args, &["echo", "ok"]))
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("NETKIT_SSH_PASSWORD")
+        .env_remove("SSH_ASKPASS_REQUIRE")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn ssh_askpass_answers_for_the_password_as_ssh_asks_it() {
+    // ansible-core 2.19's default password method sets SSH_ASKPASS and
+    // SSH_ASKPASS_REQUIRE=force: netkit prompted on the terminal nobody reads, for ever.
+    let dir = work_dir().join("ssh-cli-askpass");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (script, log) = askpass_script(&dir, &env("NETKIT_TEST_SSH_PASSWORD"));
+    let force = Path::new("force");
+    let out = ssh_by_password_without_terminal(
+        &[],
+        &[("SSH_ASKPASS", &script), ("SSH_ASKPASS_REQUIRE", force)],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.stdout, b"ok\n", "{err}");
+    let asked = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        asked.ends_with("'s password: \n") && asked.lines().count() == 1,
+        "{asked}"
+    );
+    // Without a terminal, a display lets ssh use it too; `never` does not.
+    let _ = std::fs::remove_file(&log);
+    let display = Path::new(":0");
+    let out =
+        ssh_by_password_without_terminal(&[], &[("SSH_ASKPASS", &script), ("DISPLAY", display)]);
+    assert_eq!(
+        out.stdout,
+        b"ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let never = Path::new("never");
+    let out = ssh_by_password_without_terminal(
+        &[],
+        &[
+            ("SSH_ASKPASS", &script),
+            ("DISPLAY", display),
+            ("SSH_ASKPASS_REQUIRE", never),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(255));
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
+    // A cancelled askpass (status 1) is no password.
+    let out = ssh_by_password_without_terminal(
+        &[],
+        &[
+            ("SSH_ASKPASS", Path::new("/bin/false")),
+            ("SSH_ASKPASS_REQUIRE", force),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(255));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn number_of_password_prompts_is_how_many_times_a_password_is_asked_for() {
+    // pssh and ansible pass NumberOfPasswordPrompts=1: warned of on every connection, and a
+    // wrong password was never asked again (ssh asks 3 times); 0 asks never.
+    let dir = work_dir().join("ssh-cli-password-prompts");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (script, log) = askpass_script(&dir, "wrong");
+    let force = Path::new("force");
+    let vars = [
+        ("SSH_ASKPASS", script.as_path()),
+        ("SSH_ASKPASS_REQUIRE", force),
+    ];
+    for (option, asked) in [
+        (None, 3),
+        (Some("NumberOfPasswordPrompts=1"), 1),
+        (Some("NumberOfPasswordPrompts=2"), 2),
+        (Some("NumberOfPasswordPrompts=0"), 0),
+    ] {
+        let _ = std::fs::remove_file(&log);
+        let flags: Vec<&str> = option.iter().flat_map(|o| ["-o", o]).collect();
+        let out = ssh_by_password_without_terminal(&flags, &vars);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{err}");
+        let prompts = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(prompts.lines().count(), asked, "{option:?}: {prompts}");
+        assert!(!err.contains("NumberOfPasswordPrompts"), "{err}");
+        assert_eq!(
+            err.matches("Permission denied, please try again.").count(),
+            asked.saturating_sub(1),
+            "{err}"
+        );
+    }
+}

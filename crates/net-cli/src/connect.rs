@@ -191,7 +191,7 @@ fn copy(mut stream: TcpStream, target: &str, idle: Option<Duration>) -> Outcome 
     // Disconnected once stdin is all sent, or given why it cannot be.
     let (sending, sender_done) = std::sync::mpsc::channel::<std::io::Error>();
     crate::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
+        let mut stdin = crate::stdio::stdin();
         let mut buf = vec![0; 64 * 1024];
         loop {
             let n = match stdin.read(&mut buf) {
@@ -212,7 +212,7 @@ fn copy(mut stream: TcpStream, target: &str, idle: Option<Duration>) -> Outcome 
         // Half-close, so the peer sees our EOF and we still read its answer.
         let _ = sender.shutdown(Shutdown::Write);
     })?;
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::stdio::stdout();
     let mut buf = vec![0; 64 * 1024];
     let mut received_at = 0;
     let mut peer_done = false;

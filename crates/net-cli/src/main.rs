@@ -7,6 +7,7 @@
     reason = "printing is this binary's job"
 )]
 
+mod askpass;
 mod background;
 mod connect;
 mod exit;
@@ -18,6 +19,7 @@ mod sftp;
 mod sftp_prompt;
 mod sftp_session;
 mod ssh;
+mod stdio;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -41,7 +43,8 @@ enum Command {
     /// Send an HTTP request (httpie/xh syntax).
     Http(http::Args),
     /// Run a command over SSH on one or many hosts.
-    Ssh(ssh::Args),
+    // Boxed: its many flags (ssh takes all of OpenSSH's) made every command as large.
+    Ssh(Box<ssh::Args>),
     /// Transfer and manage files over SFTP.
     Sftp(sftp::Args),
 }
@@ -148,7 +151,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Connect(args) => connect::run(args),
         Command::Http(args) => http::run(args),
-        Command::Ssh(args) => ssh::run(args),
+        Command::Ssh(args) => ssh::run(*args),
         Command::Sftp(args) => sftp::run(args),
     };
     exit::report(result)

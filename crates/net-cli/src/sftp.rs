@@ -721,9 +721,12 @@ fn upload_stdin(client: &Client, remote: &Path, options: Transfer) -> Result<(),
     let options = interruptible(options)?;
     let bar = Bar::counting("-");
     client
-        .put_from(&mut std::io::stdin(), remote, options, &mut |done, _| {
-            bar.update(done, 0)
-        })
+        .put_from(
+            &mut crate::stdio::stdin(),
+            remote,
+            options,
+            &mut |done, _| bar.update(done, 0),
+        )
         .map_err(transfer_failure)
 }
 
@@ -736,7 +739,7 @@ fn download_stdout(client: &Client, path: PathBuf, options: Transfer) -> Result<
         client
             .get_to(
                 &source,
-                &mut std::io::stdout(),
+                &mut crate::stdio::stdout(),
                 options,
                 &mut |done, total| bar.update(done, total),
             )

@@ -116,6 +116,11 @@ impl ConnectArgs {
         }
     }
 
+    /// Puts `options` ahead of -o's (the first value of an option counts).
+    fn put_options_first(&mut self, options: Vec<String>) {
+        self.options.splice(0..0, options);
+    }
+
     fn ssh_config(&self) -> Option<&std::path::Path> {
         self.ssh_config.first().map(PathBuf::as_path)
     }
@@ -240,23 +245,24 @@ impl ConnectArgs {
     }
 }
 
-/// Connects; with a terminal (unless BatchMode), asks for a key's passphrase when it is needed
-/// (a default key's only once the server has refused the others) and for the password when
-/// the other methods fail, as ssh does, each for the host (target or jump) that wants it.
+/// Connects; with a terminal or an askpass program (unless BatchMode), asks for a key's
+/// passphrase when it is needed (a default key's only once the server has refused the others)
+/// and for the password when the other methods fail, as ssh does, each for the host (target or
+/// jump) that wants it.
 pub fn connect(config: &mut Config) -> Result<Client, Failure> {
-    // The controlling terminal, as ssh asks on /dev/tty: stdin may be the data piped to the
-    // remote command (`tar cz . | netkit ssh host 'tar xz'`) with a person still at the
-    // terminal to answer.
-    let may_ask = !config.batch_mode
-        && std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/tty")
-            .is_ok();
+    let asker = (!config.batch_mode)
+        .then(crate::askpass::Asker::find)
+        .flatten();
+    let may_ask = asker.is_some();
     for_each_hop(config, |hop| hop.asks_passphrases = may_ask);
+    // A cancelled askpass skips the key, as an empty answer does.
+    let ask = |prompt: &str| match &asker {
+        Some(asker) => asker.ask(prompt).map_err(own),
+        None => Ok(None),
+    };
     let ask_passphrase = |path: &std::path::Path| {
         let prompt = format!("Enter passphrase for key '{}': ", path.display());
-        crate::prompt_password(prompt).map_err(own)
+        Ok::<_, Failure>(ask(&prompt)?.unwrap_or_default())
     };
     // The default keys with the passphrases given (none when every one was skipped).
     let mut unlocked_defaults: Option<Vec<Identity>> = None;
@@ -266,6 +272,8 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
     // The keys whose passphrase a person typed: one from NETKIT_SSH_PASSPHRASE that is wrong
     // is passed over, not asked again as if someone had mistyped it.
     let mut asked = Vec::new();
+    // The (host, user) of each password a person typed.
+    let mut typed: Vec<(String, String)> = Vec::new();
     loop {
         match Client::connect(config) {
             Err(Error::Key { path }) if may_ask => {
@@ -290,7 +298,7 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                     Some(true) if tries < 2 && asked.contains(&path) => {
                         retries.push(path.clone());
                         let prompt = format!("Bad passphrase, try again for {}: ", path.display());
-                        crate::prompt_password(prompt).map_err(own)?
+                        ask(&prompt)?.unwrap_or_default()
                     }
                     Some(true) => String::new(),
                 };
@@ -355,8 +363,17 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                 // Not for a server that takes no password, as ssh never asks for one then.
                 let takes_password =
                     accepted.contains("password") || accepted.contains("keyboard-interactive");
+                // Asked again after a typed one failed, NumberOfPasswordPrompts times in
+                // all (0: never), as ssh asks; one from NETKIT_SSH_PASSWORD is not asked over.
+                let typed_tries = typed
+                    .iter()
+                    .filter(|(h, u)| *h == host && *u == user)
+                    .count();
                 let open = |c: &Config| {
-                    takes_password && c.password.is_none() && c.password_authentication
+                    takes_password
+                        && c.password_authentication
+                        && (c.password.is_none() || typed_tries > 0)
+                        && u32::try_from(typed_tries).is_ok_and(|n| n < c.password_prompts)
                 };
                 let Some(hop) = refused_hop(config, &host, &user, open) else {
                     return Err(own(Error::Auth {
@@ -366,8 +383,20 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                         accepted,
                     }));
                 };
+                if typed_tries > 0 {
+                    crate::exit::say(format_args!("Permission denied, please try again."));
+                }
                 let prompt = format!("{user}@{host}'s password: ");
-                hop.password = Some(crate::prompt_password(prompt).map_err(own)?);
+                let Some(password) = ask(&prompt)? else {
+                    return Err(own(Error::Auth {
+                        host,
+                        user,
+                        tried,
+                        accepted,
+                    }));
+                };
+                hop.password = Some(password);
+                typed.push((host, user));
             }
             Err(error) => return Err(own(without_prompt(error, config, may_ask))),
             Ok(client) => return Ok(client),
@@ -531,6 +560,26 @@ pub struct Args {
     /// them, so scripts written for ssh keep working.
     #[arg(short = 'x', short_aliases = ['a', 'k'], action = clap::ArgAction::Count, hide = true)]
     _no_forwarding: u8,
+    /// ssh's -2 (protocol 2, the only one), -P (a flag ssh 9.2 takes and ignores) and -y
+    /// (ssh's log to syslog; netkit's stays on stderr or in -E FILE): taken, as sshfs and
+    /// pdsh pass -2.
+    #[arg(short = '2', short_aliases = ['P', 'y'], action = clap::ArgAction::Count, hide = true)]
+    _taken: u8,
+    /// ssh -1: protocol 1, which ssh refuses too.
+    #[arg(short = '1', hide = true)]
+    protocol_1: bool,
+    /// ssh -S: the connection-sharing socket (ControlPath; netkit shares no connection).
+    #[arg(short = 'S', value_name = "CTL_PATH", hide = true)]
+    control_path: Option<String>,
+    /// ssh -M: ControlMaster yes (twice: ask).
+    #[arg(short = 'M', action = clap::ArgAction::Count, hide = true)]
+    control_master: u8,
+    /// ssh -K: GSSAPI authentication with credentials delegated.
+    #[arg(short = 'K', hide = true)]
+    gssapi: bool,
+    /// ssh -B: connect from this interface's address (BindInterface).
+    #[arg(short = 'B', value_name = "BIND_INTERFACE", hide = true)]
+    bind_interface: Option<String>,
     /// Agent forwarding (ssh -A): libssh2 cannot serve the channels the server opens for
     /// it, so netkit warns and goes on without.
     #[arg(short = 'A', action = clap::ArgAction::Count, hide = true)]
@@ -654,6 +703,43 @@ impl Args {
     }
 }
 
+impl Args {
+    /// ssh's flags that stand for options (-b, -B, -S, -M, -K) as those options, ahead of
+    /// -o's: a flag is the first value obtained, and the first counts. The options decide
+    /// what is done and said (netkit shares no connection: ControlPath is warned of, as with
+    /// -o).
+    fn flags_as_options(&mut self) -> Result<(), Failure> {
+        if self.protocol_1 {
+            return Err(own(anyhow!("SSH protocol v.1 is no longer supported")));
+        }
+        let master = match self.control_master {
+            0 => None,
+            1 => Some("ControlMaster=yes"),
+            _ => Some("ControlMaster=ask"),
+        };
+        let gssapi = ["GSSAPIAuthentication=yes", "GSSAPIDelegateCredentials=yes"];
+        let option =
+            |name: &str, value: &Option<String>| value.as_ref().map(|v| format!("{name}={v}"));
+        let options = [
+            option("BindAddress", &self.bind_address),
+            option("BindInterface", &self.bind_interface),
+            option("ControlPath", &self.control_path),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(master.into_iter().map(str::to_owned))
+        .chain(
+            gssapi
+                .iter()
+                .filter(|_| self.gssapi)
+                .map(|o| (*o).to_owned()),
+        )
+        .collect();
+        self.connect.put_options_first(options);
+        Ok(())
+    }
+}
+
 /// The error for a word that looks like an option and is none of ours: the positional words
 /// take hyphens (for the command's own options), so clap does not say it.
 pub fn unknown_option(word: &str) -> clap::Error {
@@ -677,12 +763,7 @@ pub fn run(mut args: Args) -> Outcome {
             );
         }
     }
-    if let Some(bind) = args.bind_address.take() {
-        // A flag is the first value obtained, ahead of -o and the file.
-        args.connect
-            .options
-            .insert(0, format!("BindAddress={bind}"));
-    }
+    args.flags_as_options()?;
     if let Some(login) = args.login.first() {
         args.connect.user = Some(login.clone());
     }
@@ -725,6 +806,13 @@ pub fn run(mut args: Args) -> Outcome {
     words.next_if_eq(&"--");
     let mut command = words.collect::<Vec<_>>().join(" ");
     let mut config = args.config(dest)?;
+    // ClearAllForwardings drops the flags' forwards too, as ssh drops them (the file's are
+    // gone already).
+    if config.clear_all_forwardings {
+        args.forward.clear();
+        args.remote_forward.clear();
+        args.dynamic_forward.clear();
+    }
     if args.print_config {
         let given = net_ssh::Destination::parse(dest).map_or(dest, |d| d.host);
         // A bad flag is an error, as in ssh; the file's forwards are shown whatever they are.
@@ -860,12 +948,18 @@ pub fn run(mut args: Args) -> Outcome {
     let rx = (!args.no_stdin).then(|| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
         crate::spawn(move || {
-            let mut stdin = std::io::stdin().lock();
+            let mut stdin = crate::stdio::stdin();
             let mut buf = vec![0; 64 * 1024];
-            while let Ok(n) = stdin.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
+            loop {
+                let n = match stdin.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    // The remote gets EOF, as from ssh: said, as a short input is no end.
+                    Err(e) => {
+                        log::warn!("reading stdin: {e}");
+                        break;
+                    }
+                };
                 let keys = match &mut escapes {
                     Some((escapes, saved)) => match escapes.filter(&buf[..n]) {
                         (keys, None) => keys,
@@ -898,12 +992,19 @@ pub fn run(mut args: Args) -> Outcome {
         .map(|_| rx)
     });
     let rx = rx.transpose().map_err(own)?;
-    let mut stdout = std::io::stdout();
-    let mut stderr = std::io::stderr();
+    let mut stdout = crate::stdio::stdout();
+    let mut stderr = Some(crate::stdio::stderr());
     // A stdout that closes (`| head`) ends the session, as in ssh: a `tail -f` would run on.
     let mut on_stdout = |d: &[u8]| stdout.write_all(d).and_then(|()| stdout.flush());
+    // A stderr that fails is given up and the session goes on, as ssh closes its write-efd;
+    // said in the log (-E FILE may hold it).
     let mut on_stderr = |d: &[u8]| {
-        let _ = stderr.write_all(d).and_then(|()| stderr.flush());
+        if let Some(err) = &mut stderr
+            && let Err(e) = err.write_all(d).and_then(|()| err.flush())
+        {
+            stderr = None;
+            log::warn!("writing the command's stderr: {e}; the rest of it is dropped");
+        }
         Ok(())
     };
     let resize = local.then(window_changes).transpose().map_err(own)?;
@@ -966,15 +1067,15 @@ fn stdio_forward(client: Client, host: &str, port: u16, read_stdin: bool) -> Out
     let tunnel = client.tunnel(host, port).map_err(own)?;
     let mut up = tunnel.try_clone().context("tunnel").map_err(own)?;
     crate::spawn(move || {
-        if read_stdin {
-            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut up);
+        if read_stdin && let Err(e) = std::io::copy(&mut crate::stdio::stdin(), &mut up) {
+            log::warn!("-W: reading stdin: {e}");
         }
         let _ = up.shutdown(std::net::Shutdown::Write);
     })
     .map_err(own)?;
     // Flushed at every read: stdout is line-buffered, and a protocol's bytes (an SSH
     // handshake behind a ProxyCommand) must not wait for a newline.
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::stdio::stdout();
     let mut buf = vec![0; 64 * 1024];
     loop {
         let n = match (&tunnel).read(&mut buf) {
@@ -1468,9 +1569,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn show_said(host: &str, width: usize, stdout: &[u8], stderr: &[u8]) {
     static SHOWING: Mutex<()> = Mutex::new(());
     let _showing = lock(&SHOWING);
-    let _ = std::io::stdout().write_all(&prefixed(host, width, stdout));
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().write_all(&prefixed(host, width, stderr));
+    let _ = crate::stdio::stdout().write_all(&prefixed(host, width, stdout));
+    let _ = crate::stdio::stdout().flush();
+    let _ = crate::stdio::stderr().write_all(&prefixed(host, width, stderr));
 }
 
 /// Each line of `bytes` after `host`'s prefix, as they came (not every program writes
@@ -1649,7 +1750,7 @@ fn input(args: &Args) -> (net_ssh::SharedInput, Arc<AtomicBool>) {
     let input = net_ssh::SharedInput::open();
     let (feed, cut_short) = (input.clone(), cut.clone());
     let read = crate::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
+        let mut stdin = crate::stdio::stdin();
         let mut buf = vec![0; 64 * 1024];
         let mut kept = 0;
         loop {
@@ -1695,7 +1796,7 @@ fn report(
             show_said(host, width, &said(i).stdout, &said(i).stderr);
         }
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::stdio::stdout();
     if json {
         let doc: Vec<serde_json::Value> = hosts
             .iter()
@@ -1859,6 +1960,14 @@ fn resolved(given: &str, config: &Config, args: &Args) -> String {
             yes_no(config.exit_on_forward_failure).into(),
         ),
         ("escapechar", escape_in_use(args, config).to_string()),
+        (
+            "clearallforwardings",
+            yes_no(config.clear_all_forwardings).into(),
+        ),
+        (
+            "numberofpasswordprompts",
+            config.password_prompts.to_string(),
+        ),
     ];
     let listed = [
         ("kexalgorithms", &config.kex_algorithms),

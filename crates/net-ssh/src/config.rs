@@ -212,6 +212,15 @@ pub struct Config {
     /// `[BIND:]PORT`). Read by the program that sets forwards up, as `netkit ssh`; a program
     /// that only copies files (as sftp) leaves them alone.
     pub forwards: ConfiguredForwards,
+    /// Every forward is dropped, the flags' (`-L`, `-R`, `-D`) as the config file's
+    /// ([`forwards`](Self::forwards) is left empty): OpenSSH's `ClearAllForwardings yes`,
+    /// which scp, sftp and sshfs pass so that a file transfer opens no tunnel of the user's.
+    /// Read by the program that sets forwards up.
+    pub clear_all_forwardings: bool,
+    /// How many times a person is asked for a password, each wrong one asked again
+    /// (OpenSSH's `NumberOfPasswordPrompts`, 3 unless set); 0 never asks. Read by the program
+    /// that asks.
+    pub password_prompts: u32,
     /// Reach the host through this one (OpenSSH's `ProxyJump`, `-J`): the connection is a
     /// direct-tcpip channel from the jump host, which may have a jump host of its own. The
     /// host key checked is still this host's.
@@ -278,6 +287,8 @@ impl std::fmt::Debug for Config {
             log_level,
             exit_on_forward_failure,
             forwards,
+            clear_all_forwardings,
+            password_prompts,
             jump,
             proxy_command,
             remote_command,
@@ -324,6 +335,8 @@ impl std::fmt::Debug for Config {
             .field("log_level", log_level)
             .field("exit_on_forward_failure", exit_on_forward_failure)
             .field("forwards", forwards)
+            .field("clear_all_forwardings", clear_all_forwardings)
+            .field("password_prompts", password_prompts)
             .field("jump", jump)
             .field("proxy_command", proxy_command)
             .field("remote_command", remote_command)
@@ -905,6 +918,8 @@ impl Config {
             log_level: None,
             exit_on_forward_failure: false,
             forwards: ConfiguredForwards::default(),
+            clear_all_forwardings: false,
+            password_prompts: 3,
             jump: None,
             proxy_command: None,
             remote_command: None,
@@ -1157,6 +1172,10 @@ impl Config {
         config.forwards = forwards_for(&text, &config.host, rules).map_err(bad)?;
         let patterns = send_env_for(&text, &config.host, rules).map_err(bad)?;
         let hops = config.take_params(params, dest).map_err(bad)?;
+        // Whichever line came first, as ssh clears them once all is read.
+        if config.clear_all_forwardings {
+            config.forwards = ConfiguredForwards::default();
+        }
         // After SetEnv's, which take_params sets, as ssh sends them.
         // vars_os: one variable that is not UTF-8 (bash exports PWD as a directory name's
         // bytes) made std::env::vars() panic, every connection. libssh2 takes text only:
@@ -1480,6 +1499,14 @@ impl Config {
         }
         if let Some(exit) = value("exitonforwardfailure") {
             self.exit_on_forward_failure = flag("ExitOnForwardFailure", &exit)?;
+        }
+        if let Some(clear) = value("clearallforwardings") {
+            self.clear_all_forwardings = flag("ClearAllForwardings", &clear)?;
+        }
+        if let Some(prompts) = value("numberofpasswordprompts") {
+            self.password_prompts = prompts
+                .parse()
+                .map_err(|_| format!("NumberOfPasswordPrompts {prompts}: expected a number"))?;
         }
         if let Some(tty) = value("requesttty") {
             self.request_tty = Some(match tty.to_ascii_lowercase().as_str() {
@@ -1979,7 +2006,7 @@ fn aes_in_hardware() -> bool {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 41] = [
+const OPTIONS_READ: [&str; 43] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
@@ -2011,6 +2038,8 @@ const OPTIONS_READ: [&str; 41] = [
     "kbdinteractiveauthentication",
     "challengeresponseauthentication",
     "exitonforwardfailure",
+    "clearallforwardings",
+    "numberofpasswordprompts",
     "serveraliveinterval",
     "serveralivecountmax",
     "compression",
@@ -2036,6 +2065,10 @@ const NEVER_DONE: [&str; 6] = [
     "gssapiauthentication",
 ];
 
+/// Options for what netkit always does (TCP keepalive probes): set to `yes`, they change
+/// nothing.
+const ALWAYS_DONE: [&str; 2] = ["tcpkeepalive", "keepalive"];
+
 /// `option` as a config line, once it names an OpenSSH client option with a value; one
 /// netkit does not act on is logged (an `ssh -o` line that does nothing should not be silent).
 fn checked_option(option: &str) -> Result<String, Error> {
@@ -2055,6 +2088,8 @@ fn checked_option(option: &str) -> Result<String, Error> {
     if ["host", "match", "include"].contains(&name.to_ascii_lowercase().as_str()) {
         return Err(bad("not a command-line option"));
     }
+    let unquoted = single_quotes_undone(name, line);
+    let line = unquoted.as_deref().unwrap_or(line);
     // OpenSSH options ssh2-config has never heard of, which it would call unknown.
     let rules = if UNKNOWN_TO_THE_PARSER.contains(&name.to_ascii_lowercase().as_str()) {
         ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS
@@ -2073,13 +2108,43 @@ fn checked_option(option: &str) -> Result<String, Error> {
         .map_err(|reason| bad(&reason))?;
     let lower = name.to_ascii_lowercase();
     // `ForwardX11 no` and the like, which sftp -S and scp -S pass, ask for what netkit never
-    // does anyway: nothing to warn of.
+    // does anyway, `KeepAlive yes` for what it always does: nothing to warn of.
     let value = line[name.len()..].trim_start_matches(|c: char| c == '=' || c.is_whitespace());
-    let never_done = NEVER_DONE.contains(&lower.as_str()) && value.eq_ignore_ascii_case("no");
-    if !OPTIONS_READ.contains(&lower.as_str()) && !never_done {
+    let as_done = NEVER_DONE.contains(&lower.as_str()) && value.eq_ignore_ascii_case("no")
+        || ALWAYS_DONE.contains(&lower.as_str()) && value.eq_ignore_ascii_case("yes");
+    if !OPTIONS_READ.contains(&lower.as_str()) && !as_done {
         log::warn!("ignoring the option {option:?}: netkit does not act on {name}");
     }
     Ok(line.to_owned())
+}
+
+/// `line` (an option named `name`) with its value's single quotes taken off, as OpenSSH
+/// takes them off (`-o "User='x'"` is user x): ssh2-config knows only double quotes and kept
+/// them, and the login was as `'x'`. `None` when there are none, or for a command, whose
+/// quotes are its shell's.
+fn single_quotes_undone(name: &str, line: &str) -> Option<String> {
+    const COMMANDS: [&str; 4] = [
+        "proxycommand",
+        "remotecommand",
+        "localcommand",
+        "knownhostscommand",
+    ];
+    let value = line[name.len()..].trim_start_matches(|c: char| c == '=' || c.is_whitespace());
+    if !value.contains('\'') || COMMANDS.contains(&name.to_ascii_lowercase().as_str()) {
+        return None;
+    }
+    // An argument with spaces stays one, in the double quotes ssh2-config knows.
+    let args: Vec<String> = words(value)
+        .into_iter()
+        .map(|arg| {
+            if arg.is_empty() || arg.contains(char::is_whitespace) {
+                format!("\"{arg}\"")
+            } else {
+                arg
+            }
+        })
+        .collect();
+    Some(format!("{name} {}", args.join(" ")))
 }
 
 /// The arguments of `option` (in lower case), an OpenSSH option ssh2-config does not know and
@@ -2095,7 +2160,9 @@ fn take_unknown(params: &mut ssh2_config::HostParams, option: &str) -> Option<Ve
 
 /// OpenSSH client options ssh2-config does not know (newer, deprecated or distributions'),
 /// which are no typo.
-const UNKNOWN_TO_THE_PARSER: [&str; 31] = [
+const UNKNOWN_TO_THE_PARSER: [&str; 32] = [
+    // TCPKeepAlive's old name, which OpenSSH still takes.
+    "keepalive",
     // ssh2-config spells it `canonicalizefallbacklock`.
     "canonicalizefallbacklocal",
     "useprivilegedport",
@@ -2185,6 +2252,8 @@ const SINGLE_VALUED: &[&str] = &[
     "hashknownhosts",
     "exitonforwardfailure",
     "requesttty",
+    "clearallforwardings",
+    "numberofpasswordprompts",
 ];
 
 /// The arguments of an option of several (`UserKnownHostsFile`), from what ssh2-config makes

@@ -5000,6 +5000,31 @@ fn remote_forwards_without_an_address_listen_on_the_servers_loopback() {
     }
 }
 
+#[test]
+fn every_remote_forward_is_taken_when_the_server_opens_it() {
+    // The first keepalive goes out while the first -R waits for its answer, and sshd answers
+    // it (REQUEST_FAILURE) after the forward's SUCCESS: libssh2 left that reply queued, and
+    // the second -R took it for its own, so it "failed" though sshd listened on it. As ssh,
+    // each -R gets its own answer; the command sees all three ports listening.
+    let ports = [free_port(), free_port(), free_port()];
+    let mut flags = vec!["-o", "ExitOnForwardFailure=yes"];
+    let specs: Vec<String> = ports.iter().map(|p| format!("{p}:127.0.0.1:9")).collect();
+    for spec in &specs {
+        flags.extend(["-R", spec.as_str()]);
+    }
+    let out = ssh_with(&flags, &["ss -tlnH"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+    let listening = String::from_utf8_lossy(&out.stdout);
+    for port in ports {
+        assert!(
+            listening.contains(&format!("127.0.0.1:{port} ")),
+            "{port} not listening:\n{listening}"
+        );
+    }
+}
+
 /// A port taken on 127.0.0.1 and on ::1 while the listeners are held.
 fn taken_on_both_loopbacks() -> (u16, [std::net::TcpListener; 2]) {
     let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

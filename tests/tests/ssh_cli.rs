@@ -6728,6 +6728,36 @@ impl Relay {
 }
 
 #[test]
+fn server_alive_count_max_0_gives_up_after_one_silent_interval_from_dash_o_and_a_file() {
+    // `-o ServerAliveCountMax=0` was refused (exit 255, "expected a number above 0") while
+    // the same line in a file was taken as 1. ssh takes both: a server silent through one
+    // interval is given up, with no keepalive sent ("Timeout, server not responding"), even
+    // one that would answer. netkit's shortest interval is 2 s (libssh2's).
+    let dir = work_dir().join("ssh-cli-alive-count-0");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        "Host *\n  ServerAliveInterval 1\n  ServerAliveCountMax 0\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let dash_o = ["-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=0"];
+    for flags in [&dash_o[..], &["-F", config][..]] {
+        let started = std::time::Instant::now();
+        let out = ssh_with(flags, &["sleep 8; echo done"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            (out.status.code(), out.stdout.as_slice()),
+            (Some(255), &b""[..]),
+            "{flags:?}: {err}"
+        );
+        assert!(err.contains("the server sent nothing for 2 s"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(6), "{flags:?}");
+    }
+}
+
+#[test]
 fn server_alive_gives_up_on_a_server_that_stops_answering_as_ssh_does() {
     // A server that answers is kept, at the shortest interval too (libssh2 takes 1 s as 2 s
     // and sends nothing before: each call was counted as unanswered, exit 255 after 2 s).

@@ -944,7 +944,8 @@ fn set_keepalive(stream: &TcpStream, every: std::time::Duration, count: u32) {
     let set = setsockopt(stream, sockopt::KeepAlive, &true)
         .and_then(|()| setsockopt(stream, sockopt::TcpKeepIdle, &secs))
         .and_then(|()| setsockopt(stream, sockopt::TcpKeepInterval, &secs))
-        .and_then(|()| setsockopt(stream, sockopt::TcpKeepCount, &count));
+        // TCP takes no count of 0 (EINVAL); ServerAlive gives up before its probes then.
+        .and_then(|()| setsockopt(stream, sockopt::TcpKeepCount, &count.max(1)));
     if let Err(e) = set {
         log::debug!("TCP keepalive: {e}");
     }

@@ -4344,6 +4344,11 @@ fn a_port_that_is_not_ssh_is_named_as_such() {
         err.contains("is it an SSH server") && err.lines().count() == 1,
         "{err}"
     );
+    // Named with its port, as the timeouts name it (it was "127.0.0.1: SSH handshake ...").
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}: SSH handshake failed")),
+        "{err}"
+    );
     // A server that drops a newcomer before its banner (sshd over MaxStartups) may be one
     // over its limit: "Failed getting banner" sent users looking for a port mistake.
     let dropping = serve_each(drop);

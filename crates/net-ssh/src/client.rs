@@ -155,8 +155,9 @@ impl Client {
                     ),
                 },
             },
+            // host:port, as the timeout above: a jump host and its target may share a host.
             _ => Error::Handshake {
-                host: host.clone(),
+                host: at.clone(),
                 reason: if e.message().contains("banner") && config.proxy_command.is_some() {
                     format!("{}; did the ProxyCommand reach an SSH server?", e.message())
                 } else if e.message().contains("exchange encryption keys") {

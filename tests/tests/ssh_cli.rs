@@ -4356,6 +4356,11 @@ fn a_port_that_is_not_ssh_is_named_as_such() {
         err.contains("is it an SSH server") && err.lines().count() == 1,
         "{err}"
     );
+    // Named with its port, as the timeouts name it (it was "127.0.0.1: SSH handshake ...").
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}: SSH handshake failed")),
+        "{err}"
+    );
     // A server that drops a newcomer before its banner (sshd over MaxStartups) may be one
     // over its limit: "Failed getting banner" sent users looking for a port mistake.
     let dropping = serve_each(drop);
@@ -5009,6 +5014,31 @@ fn remote_forwards_without_an_address_listen_on_the_servers_loopback() {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn every_remote_forward_is_taken_when_the_server_opens_it() {
+    // The first keepalive goes out while the first -R waits for its answer, and sshd answers
+    // it (REQUEST_FAILURE) after the forward's SUCCESS: libssh2 left that reply queued, and
+    // the second -R took it for its own, so it "failed" though sshd listened on it. As ssh,
+    // each -R gets its own answer; the command sees all three ports listening.
+    let ports = [free_port(), free_port(), free_port()];
+    let mut flags = vec!["-o", "ExitOnForwardFailure=yes"];
+    let specs: Vec<String> = ports.iter().map(|p| format!("{p}:127.0.0.1:9")).collect();
+    for spec in &specs {
+        flags.extend(["-R", spec.as_str()]);
+    }
+    let out = ssh_with(&flags, &["ss -tlnH"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+    let listening = String::from_utf8_lossy(&out.stdout);
+    for port in ports {
+        assert!(
+            listening.contains(&format!("127.0.0.1:{port} ")),
+            "{port} not listening:\n{listening}"
+        );
     }
 }
 
@@ -6711,6 +6741,36 @@ impl Relay {
         for socket in self.sockets.lock().unwrap().iter() {
             let _ = socket.shutdown(std::net::Shutdown::Both);
         }
+    }
+}
+
+#[test]
+fn server_alive_count_max_0_gives_up_after_one_silent_interval_from_dash_o_and_a_file() {
+    // `-o ServerAliveCountMax=0` was refused (exit 255, "expected a number above 0") while
+    // the same line in a file was taken as 1. ssh takes both: a server silent through one
+    // interval is given up, with no keepalive sent ("Timeout, server not responding"), even
+    // one that would answer. netkit's shortest interval is 2 s (libssh2's).
+    let dir = work_dir().join("ssh-cli-alive-count-0");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        "Host *\n  ServerAliveInterval 1\n  ServerAliveCountMax 0\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let dash_o = ["-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=0"];
+    for flags in [&dash_o[..], &["-F", config][..]] {
+        let started = std::time::Instant::now();
+        let out = ssh_with(flags, &["sleep 8; echo done"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            (out.status.code(), out.stdout.as_slice()),
+            (Some(255), &b""[..]),
+            "{flags:?}: {err}"
+        );
+        assert!(err.contains("the server sent nothing for 2 s"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(6), "{flags:?}");
     }
 }
 

@@ -155,8 +155,9 @@ impl Client {
                     ),
                 },
             },
+            // host:port, as the timeout above: a jump host and its target may share a host.
             _ => Error::Handshake {
-                host: host.clone(),
+                host: at.clone(),
                 reason: if e.message().contains("banner") && config.proxy_command.is_some() {
                     format!("{}; did the ProxyCommand reach an SSH server?", e.message())
                 } else if e.message().contains("exchange encryption keys") {
@@ -944,7 +945,8 @@ fn set_keepalive(stream: &TcpStream, every: std::time::Duration, count: u32) {
     let set = setsockopt(stream, sockopt::KeepAlive, &true)
         .and_then(|()| setsockopt(stream, sockopt::TcpKeepIdle, &secs))
         .and_then(|()| setsockopt(stream, sockopt::TcpKeepInterval, &secs))
-        .and_then(|()| setsockopt(stream, sockopt::TcpKeepCount, &count));
+        // TCP takes no count of 0 (EINVAL); ServerAlive gives up before its probes then.
+        .and_then(|()| setsockopt(stream, sockopt::TcpKeepCount, &count.max(1)));
     if let Err(e) = set {
         log::debug!("TCP keepalive: {e}");
     }

@@ -114,7 +114,8 @@ pub struct Config {
     /// command is silent (default 15 s; OpenSSH's `ServerAliveInterval`).
     pub keepalive: Duration,
     /// Unanswered keepalive probes after which the peer counts as gone (default 3, as
-    /// OpenSSH's `ServerAliveCountMax`).
+    /// OpenSSH's `ServerAliveCountMax`); 0 gives it up once silent through one interval,
+    /// with no probe sent, as OpenSSH does.
     pub keepalive_count: u32,
     /// The known_hosts file (default `~/.ssh/known_hosts`), where keys accepted as new go.
     pub known_hosts: PathBuf,
@@ -1443,11 +1444,12 @@ impl Config {
                 }
             }
         }
+        // 0 as OpenSSH: the server is given up once silent through one interval, with no
+        // keepalive sent (`ssh -o ServerAliveCountMax=0` ends a quiet `sleep` so).
         if let Some(count) = value("serveralivecountmax") {
-            self.keepalive_count =
-                count.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    format!("ServerAliveCountMax {count}: expected a number above 0")
-                })?;
+            self.keepalive_count = count
+                .parse()
+                .map_err(|_| format!("ServerAliveCountMax {count}: expected a whole number"))?;
         }
         if let Some(only) = value("identitiesonly") {
             self.identities_only = flag("IdentitiesOnly", &only)?;
@@ -1807,8 +1809,8 @@ fn with_includes(
 /// A line OpenSSH takes whose value ssh2-config refuses, in a form it reads (its refusal
 /// ended every connection): times (`ServerAliveInterval 1m`, `ConnectTimeout 10s`) in
 /// seconds, `Port ssh` as 22, `AddKeysToAgent confirm` (or `ask`, a time) and
-/// `PubkeyAuthentication unbound` (or `host-bound`) as `yes`, which is all netkit makes of
-/// them, and `ServerAliveCountMax 0` as 1: ssh then gives up at the first keepalive.
+/// `PubkeyAuthentication unbound` (or `host-bound`) as `yes`, which is all netkit makes
+/// of them.
 fn normalized<'a>(word: &str, args: &str, line: &'a str) -> Cow<'a, str> {
     let lower = args.trim().to_ascii_lowercase();
     let value = match word {
@@ -1818,7 +1820,6 @@ fn normalized<'a>(word: &str, args: &str, line: &'a str) -> Cow<'a, str> {
         "pubkeyauthentication" if ["unbound", "host-bound"].contains(&lower.as_str()) => {
             Some("yes".to_owned())
         }
-        "serveralivecountmax" if lower == "0" => Some("1".to_owned()),
         _ => None,
     };
     match value {
@@ -2627,6 +2628,7 @@ mod tests {
         let c = Config::resolve("h", Some(&file)).unwrap();
         assert_eq!(c.connect_timeout, Duration::from_secs(10));
         assert_eq!(c.port, 22);
+        assert_eq!(c.keepalive_count, 0);
         std::fs::write(&file, "Host *\n  LogLevel ERROR\n").unwrap();
         let c = Config::resolve("h", Some(&file)).unwrap();
         assert_eq!(c.log_level.as_deref(), Some("ERROR"));
@@ -2981,9 +2983,13 @@ mod tests {
         let counted = ["ServerAliveCountMax 2".to_owned()];
         let c = Config::resolve_with("box", Some(&file), &counted).unwrap();
         assert_eq!(c.keepalive_count, 2);
+        // 0 is taken as OpenSSH takes it, from -o as from a file (below).
         let zero = ["ServerAliveCountMax=0".to_owned()];
-        let err = Config::resolve_with("box", Some(&file), &zero).unwrap_err();
-        assert!(err.to_string().contains("ServerAliveCountMax 0"), "{err}");
+        let c = Config::resolve_with("box", Some(&file), &zero).unwrap();
+        assert_eq!(c.keepalive_count, 0);
+        let bad = ["ServerAliveCountMax=-1".to_owned()];
+        let err = Config::resolve_with("box", Some(&file), &bad).unwrap_err();
+        assert!(err.to_string().contains("ServerAliveCountMax -1"), "{err}");
         let none = [
             "UserKnownHostsFile none".to_owned(),
             "GlobalKnownHostsFile=none".to_owned(),

@@ -580,7 +580,8 @@ impl Client {
         let unreachable = |e: Error| Error::Connect {
             host: host_port(host, port),
             source: std::io::Error::other(match e {
-                Error::Ssh { reason, .. } => format!("through {}: {reason}", self.host),
+                // The hop with its port, as the timeouts name it: two hops may share a host.
+                Error::Ssh { reason, .. } => format!("through {}: {reason}", self.address),
                 e => e.to_string(),
             }),
         };

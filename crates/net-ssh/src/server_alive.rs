@@ -42,11 +42,12 @@ impl ServerAlive {
             client.hang_up("the server did not answer keepalives");
             return Err(Error::Timeout {
                 host: client.host.clone(),
-                what: format!(
-                    "the server did not answer {} keepalive{}",
-                    self.count,
-                    if self.count == 1 { "" } else { "s" }
-                ),
+                what: match self.count {
+                    // ServerAliveCountMax 0: no keepalive was sent to be answered.
+                    0 => format!("the server sent nothing for {} s", self.every.as_secs()),
+                    1 => "the server did not answer 1 keepalive".to_owned(),
+                    count => format!("the server did not answer {count} keepalives"),
+                },
             });
         }
         if silent >= self.every {

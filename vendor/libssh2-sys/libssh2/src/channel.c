@@ -567,6 +567,10 @@ static LIBSSH2_LISTENER *channel_forward_listen(LIBSSH2_SESSION *session,
         }
         SSH2_SAFEFREE(session, session->fwdLstn_packet);
         session->fwdLstn_state = ssh2_NB_state_sent;
+        /* netkit: the replies to the keepalives sent before this request
+           come before its own (packet.c). */
+        session->fwdLstn_awaiting_reply = 1;
+        session->fwdLstn_keepalives_before = session->keepalive_unanswered;
     }
 
     if(session->fwdLstn_state == ssh2_NB_state_sent) {

@@ -92,6 +92,10 @@ int ssh2_keepalive_due(LIBSSH2_SESSION *session, int *seconds_to_next)
             "\x50\x00\x00\x00\x15keepalive@libssh2.orgW";
         size_t len = sizeof(keepalive_data) - 1;
         int rc;
+        /* netkit: a keepalive cut short by EAGAIN stays in the output
+           buffer (it was counted then) and is finished by this call. */
+        int finishing = session->packet.olen &&
+            session->packet.odata == keepalive_data;
 
         keepalive_data[len - 1] = (unsigned char)session->keepalive_want_reply;
 
@@ -103,6 +107,15 @@ int ssh2_keepalive_due(LIBSSH2_SESSION *session, int *seconds_to_next)
                      "Unable to send keepalive message");
             return rc;
         }
+        /* netkit: count the replies owed, so that packet.c takes them in
+           and does not leave them queued as the answer to the next global
+           request (a second -R failed on the first keepalive's
+           REQUEST_FAILURE). Counted once the packet is committed: sent, or
+           in the output buffer to be finished (EAGAIN). */
+        if(session->keepalive_want_reply && !finishing &&
+           (rc == LIBSSH2_ERROR_NONE ||
+            (session->packet.olen && session->packet.odata == keepalive_data)))
+            session->keepalive_unanswered++;
 
         session->keepalive_last_sent = now;
     }

@@ -975,6 +975,14 @@ struct _LIBSSH2_SESSION {
     ssh2_timediff_t keepalive_interval;
     int keepalive_want_reply;
     ssh2_time_t keepalive_last_sent;
+    /* netkit: keepalives sent with want_reply and not yet answered, and
+       how many of them went before the pending tcpip-forward request
+       (fwdLstn_awaiting_reply). Replies to global requests come in the order
+       of the requests (RFC 4254 4) and carry nothing else to tell them
+       apart, so these say which reply is whose (packet.c). */
+    size_t keepalive_unanswered;
+    size_t fwdLstn_keepalives_before;
+    int fwdLstn_awaiting_reply;
 
     /* Configurable timeout for packets. Replaces LIBSSH2_READ_TIMEOUT */
     ssh2_timediff_t packet_read_timeout;

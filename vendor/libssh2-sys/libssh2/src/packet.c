@@ -883,6 +883,35 @@ int ssh2_packet_add(LIBSSH2_SESSION *session, unsigned char *data,
             return rc;
 
             /*
+               byte      SSH_MSG_REQUEST_SUCCESS or SSH_MSG_REQUEST_FAILURE
+               ....      response specific data
+             */
+
+        case SSH_MSG_REQUEST_SUCCESS:
+        case SSH_MSG_REQUEST_FAILURE:
+            /* netkit: replies come in the order of the requests (RFC 4254
+               4). A tcpip-forward request's own reply is queued for it; a
+               keepalive's (all owed before a pending forward request, or
+               any when none is pending) is taken in here. Queued, nobody
+               read them: the next forward request took the first
+               keepalive's REQUEST_FAILURE as its answer, and the rest
+               piled up for the session's life. */
+            if(session->fwdLstn_awaiting_reply &&
+               !session->fwdLstn_keepalives_before) {
+                session->fwdLstn_awaiting_reply = 0;
+                break;
+            }
+            if(session->keepalive_unanswered) {
+                session->keepalive_unanswered--;
+                if(session->fwdLstn_awaiting_reply)
+                    session->fwdLstn_keepalives_before--;
+                SSH2_FREE(session, data);
+                session->packAdd_state = ssh2_NB_state_idle;
+                return 0;
+            }
+            break;
+
+            /*
                byte      SSH_MSG_GLOBAL_REQUEST
                string    request name in US-ASCII only
                boolean   want reply
@@ -1609,10 +1638,15 @@ int ssh2_packet_requirev(LIBSSH2_SESSION *session,
 
         if(strchr((const char *)packet_types, ret)) {
             /* Be lazy, let packet_askv() pull it out of the brigade */
-            ret = packet_askv(session, packet_types, data, data_len,
-                              match_ofs, match_buf, match_len);
+            int found = packet_askv(session, packet_types, data, data_len,
+                                    match_ofs, match_buf, match_len);
+            /* netkit: a keepalive's reply, which ssh2_packet_add took in,
+               is not in the brigade: read on for the one asked for. */
+            if(found && (ret == SSH_MSG_REQUEST_SUCCESS ||
+                         ret == SSH_MSG_REQUEST_FAILURE))
+                continue;
             state->start = 0;
-            return ret;
+            return found;
         }
     }
 

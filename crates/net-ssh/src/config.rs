@@ -2089,7 +2089,7 @@ fn checked_option(option: &str) -> Result<String, Error> {
     if ["host", "match", "include"].contains(&name.to_ascii_lowercase().as_str()) {
         return Err(bad("not a command-line option"));
     }
-    let unquoted = single_quotes_undone(name, line);
+    let unquoted = single_quotes_undone(name, line).map_err(bad)?;
     let line = unquoted.as_deref().unwrap_or(line);
     // OpenSSH options ssh2-config has never heard of, which it would call unknown.
     let rules = if UNKNOWN_TO_THE_PARSER.contains(&name.to_ascii_lowercase().as_str()) {
@@ -2123,7 +2123,7 @@ fn checked_option(option: &str) -> Result<String, Error> {
 /// takes them off (`-o "User='x'"` is user x): ssh2-config knows only double quotes and kept
 /// them, and the login was as `'x'`. `None` when there are none, or for a command, whose
 /// quotes are its shell's.
-fn single_quotes_undone(name: &str, line: &str) -> Option<String> {
+fn single_quotes_undone(name: &str, line: &str) -> Result<Option<String>, &'static str> {
     const COMMANDS: [&str; 4] = [
         "proxycommand",
         "remotecommand",
@@ -2132,10 +2132,23 @@ fn single_quotes_undone(name: &str, line: &str) -> Option<String> {
     ];
     let value = line[name.len()..].trim_start_matches(|c: char| c == '=' || c.is_whitespace());
     if !value.contains('\'') || COMMANDS.contains(&name.to_ascii_lowercase().as_str()) {
-        return None;
+        return Ok(None);
+    }
+    let (args, open) = split_words(value);
+    // As ssh: `IdentityFile=/tmp/bob's_key` lost its quote and named another file.
+    if open {
+        return Err("invalid quotes");
+    }
+    if args.iter().all(String::is_empty) {
+        return Err("missing argument");
+    }
+    // A quote left in an argument (`SetEnv A="it's here"`) would be read again as one by
+    // what takes the line apart later: the line goes as it is, as it went before.
+    if args.iter().any(|arg| arg.contains(['\'', '"', '\\'])) {
+        return Ok(None);
     }
     // An argument with spaces stays one, in the double quotes ssh2-config knows.
-    let args: Vec<String> = words(value)
+    let args: Vec<String> = args
         .into_iter()
         .map(|arg| {
             if arg.is_empty() || arg.contains(char::is_whitespace) {
@@ -2145,7 +2158,7 @@ fn single_quotes_undone(name: &str, line: &str) -> Option<String> {
             }
         })
         .collect();
-    Some(format!("{name} {}", args.join(" ")))
+    Ok(Some(format!("{name} {}", args.join(" "))))
 }
 
 /// The arguments of `option` (in lower case), an OpenSSH option ssh2-config does not know and
@@ -2272,6 +2285,11 @@ fn arguments(given: Vec<String>) -> Vec<String> {
 /// `NAME="two words"`): whitespace separates, double or single quotes group, a backslash
 /// takes the next character as it is; the quotes are not part of an argument.
 pub(crate) fn words(args: &str) -> Vec<String> {
+    split_words(args).0
+}
+
+/// [`words`], and whether a quote was left open at the end (OpenSSH's "invalid quotes").
+fn split_words(args: &str) -> (Vec<String>, bool) {
     let (mut words, mut word, mut quote, mut chars) = (Vec::new(), None, None, args.chars());
     while let Some(c) = chars.next() {
         match (c, quote) {
@@ -2288,12 +2306,37 @@ pub(crate) fn words(args: &str) -> Vec<String> {
         }
     }
     words.extend(word);
-    words
+    (words, quote.is_some())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quotes_in_dash_o_values_as_ssh_reads_them() {
+        let with = |option: &str| {
+            Config::resolve_files("h", Some(Path::new("none")), None, &[option.to_owned()])
+        };
+        assert_eq!(with("User='a b'").unwrap().user, "a b");
+        // A quote inside another kind stays (it was taken as a quote again: `its here`).
+        let env = with("SetEnv A=\"it's here\" B=\"say 'hi'\"").unwrap().env;
+        assert_eq!(
+            env,
+            [
+                ("A".to_owned(), "it's here".to_owned()),
+                ("B".to_owned(), "say 'hi'".to_owned())
+            ]
+        );
+        // ssh: "invalid quotes" and "Missing argument" (another file and user were used).
+        for (option, why) in [
+            ("IdentityFile=/tmp/bob's_key", "invalid quotes"),
+            ("User=''", "missing argument"),
+        ] {
+            let e = with(option).unwrap_err().to_string();
+            assert!(e.contains(why), "{option}: {e}");
+        }
+    }
 
     #[test]
     fn arguments_lose_their_quotes_as_in_ssh() {

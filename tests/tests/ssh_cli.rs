@@ -7588,6 +7588,29 @@ fn ssh_askpass_answers_for_the_password_as_ssh_asks_it() {
 }
 
 #[test]
+fn an_askpass_program_that_cannot_be_run_passes_the_locked_key_over_as_ssh() {
+    // With a display and no terminal, ssh-askpass not installed: the login stopped at the
+    // locked key ("SSH_ASKPASS /usr/bin/ssh-askpass: No such file"), where ssh, its askpass
+    // child failing, takes no passphrase and goes on to the next key.
+    let encrypted = key("id_encrypted").display().to_string();
+    let out = Command::new("setsid")
+        .arg("-w")
+        .arg(netkit_bin())
+        .args(ssh_args(&["-i", &encrypted], &["echo", "ok"]))
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("NETKIT_SSH_PASSPHRASE")
+        .env_remove("SSH_ASKPASS_REQUIRE")
+        .env("DISPLAY", ":0")
+        .env("SSH_ASKPASS", "/nonexistent/ssh-askpass")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.stdout, b"ok\n", "{err}");
+    assert!(err.contains("/nonexistent/ssh-askpass"), "{err}");
+}
+
+#[test]
 fn number_of_password_prompts_is_how_many_times_a_password_is_asked_for() {
     // pssh and ansible pass NumberOfPasswordPrompts=1: warned of on every connection, and a
     // wrong password was never asked again (ssh asks 3 times); 0 asks never.

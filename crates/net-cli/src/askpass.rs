@@ -63,19 +63,27 @@ impl Asker {
     /// zero).
     ///
     /// # Errors
-    /// The terminal cannot be read, or the program cannot be run.
+    /// The terminal cannot be read, or the program's output cannot.
     pub fn ask(&self, prompt: &str) -> anyhow::Result<Option<String>> {
         let program = match self {
             Asker::Terminal => return Ok(Some(crate::prompt_password(prompt)?)),
             Asker::Program(program) => program,
         };
         let shown = std::path::Path::new(program).display();
-        // stdin and stderr are ours, as ssh leaves them to it.
-        let mut child = Command::new(program)
+        // stdin and stderr are ours, as ssh leaves them to it. One that cannot be run (not
+        // installed) is a cancel, as ssh's child that fails to exec it: the next key or
+        // method is tried (the login stopped here, where a locked key is passed over).
+        let mut child = match Command::new(program)
             .arg(prompt)
             .stdout(Stdio::piped())
             .spawn()
-            .with_context(|| format!("SSH_ASKPASS {shown}"))?;
+        {
+            Ok(child) => child,
+            Err(e) => {
+                log::warn!("SSH_ASKPASS {shown}: {e}");
+                return Ok(None);
+            }
+        };
         let mut output = Vec::new();
         let read = child
             .stdout

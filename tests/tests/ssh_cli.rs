@@ -2267,6 +2267,19 @@ fn many_hosts_lines_are_whole_in_one_stream_and_a_reader_gone_is_141() {
 }
 
 #[test]
+fn an_empty_hosts_list_is_refused_not_read_as_one_destination() {
+    // `--hosts "$HOSTS"` with a script's empty list took the command's first word for DEST:
+    // here the test sshd, run as a plain ssh, --json dropped. pssh refuses an empty -H.
+    for list in ["", ",,,", "  "] {
+        let out = ssh_with(&["--hosts", list, "--json"], &["echo", "ran"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{list:?}: {err}");
+        assert!(out.stdout.is_empty(), "{list:?}");
+        assert_eq!(err, "netkit: error: --hosts names no host\n", "{list:?}");
+    }
+}
+
+#[test]
 fn many_hosts_summary_and_json() {
     let port = port().to_string();
     let closed = free_port();

@@ -602,13 +602,15 @@ pub struct Args {
     /// Run on these hosts ([user@]host[:port], comma-separated) instead of DEST. Each
     /// host's command reads all of stdin (unless -n or a terminal; up to 64 MiB), as pssh -I
     /// sends it.
+    // An Option, so that a list given empty (`--hosts "$NONE"`) is told from no --hosts: it
+    // is refused, where taking the command's first word for DEST ran it elsewhere.
     #[arg(
         long,
         value_name = "DEST,DEST,...",
         value_delimiter = ',',
         conflicts_with_all = ["hosts_file", "forward", "remote_forward", "dynamic_forward", "tty", "no_command", "subsystem"]
     )]
-    hosts: Vec<String>,
+    hosts: Option<Vec<String>>,
     /// Run on the hosts listed in FILE, one per line (# comments).
     // Many hosts run one command each, with no forwards, terminal or subsystem: refused, not
     // passed over without a word.
@@ -683,7 +685,7 @@ impl Args {
     /// DEST and the words after it, as given; empty with --hosts or --hosts-file, where no
     /// word is a destination.
     pub fn words_after_destination(&self) -> &[String] {
-        if !self.hosts.is_empty() || self.hosts_file.is_some() {
+        if self.hosts.is_some() || self.hosts_file.is_some() {
             return &[];
         }
         &self.words
@@ -774,6 +776,7 @@ pub fn run(mut args: Args) -> Outcome {
     let mut hosts: Vec<String> = args
         .hosts
         .iter()
+        .flatten()
         .flat_map(|h| h.split_whitespace())
         .map(str::to_owned)
         .collect();
@@ -794,7 +797,7 @@ pub fn run(mut args: Args) -> Outcome {
     // command's own (`rm -- -x`, `git checkout -- file`).
     let mut words = args.words.iter().map(String::as_str).peekable();
     words.next_if_eq(&"--");
-    if !hosts.is_empty() || args.hosts_file.is_some() {
+    if args.hosts.is_some() || args.hosts_file.is_some() {
         let command = words.collect::<Vec<_>>().join(" ");
         return many(&args, &hosts, &command);
     }
@@ -1492,7 +1495,13 @@ fn fields(spec: &str) -> Option<Vec<&str>> {
 
 fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
     if hosts.is_empty() {
-        return Err(own(anyhow!("the hosts file lists no host")));
+        // As pssh refuses an empty -H: nothing would run, and saying so beats exit 0.
+        let source = if args.hosts.is_some() {
+            "--hosts names"
+        } else {
+            "the hosts file lists"
+        };
+        return Err(own(anyhow!("{source} no host")));
     }
     if command.is_empty() {
         return Err(own(anyhow!("a command is required after --")));

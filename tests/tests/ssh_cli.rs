@@ -2490,6 +2490,47 @@ fn sftp_takes_a_host_in_brackets_after_a_user_as_scp_does() {
 }
 
 #[test]
+fn sftp_bad_connection_options_are_bad_arguments_exit_2() {
+    // sftp's --help says 2 for bad arguments; a bad -o, -c, -m, -J or -F exited 1, as a
+    // connection failure does. The session form (no operation) too.
+    let user = env("NETKIT_TEST_SSH_USER");
+    let remote = format!("{user}@127.0.0.1:/");
+    let missing = work_dir().join("sftp-no-such-config");
+    let missing = missing.to_str().unwrap();
+    for flags in [
+        &["-o", "Bogus=1"][..],
+        &["-o", "Port=abc"],
+        &["-o", "StrictHostKeyChecking=maybe"],
+        &["-c", "nosuchcipher"],
+        &["-m", "nosuchmac"],
+        &["-J", ""],
+        &["-F", missing],
+    ] {
+        let mut args = vec!["ls"];
+        args.extend(flags);
+        args.push(&remote);
+        let out = sftp(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+    }
+    let port = port().to_string();
+    let out = netkit(
+        &["sftp", "-P", &port, "-o", "Bogus=1", &dest()],
+        b"pwd\n",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    // A connection failure stays 1.
+    let closed = free_port().to_string();
+    let out = netkit(
+        &["sftp", "ls", "-P", &closed, &format!("{user}@127.0.0.1:/")],
+        b"",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
+
+#[test]
 fn sftp_ls_lists_a_directory_named_with_wildcard_characters_as_sftp() {
     let base = remote_dir("sftp-ls-brackets");
     for (dir, file) in [("a[1]", "f.txt"), ("b[x", "g.txt"), ("c", "h.txt")] {

@@ -121,7 +121,8 @@ impl ConnectArgs {
         self.options.splice(0..0, options);
     }
 
-    fn ssh_config(&self) -> Option<&std::path::Path> {
+    /// The file -F names (the first, as ssh counts it), if any.
+    pub fn ssh_config(&self) -> Option<&std::path::Path> {
         self.ssh_config.first().map(PathBuf::as_path)
     }
 

@@ -446,6 +446,37 @@ fn bad_input_is_a_one_line_error_with_exit_2() {
 }
 
 #[test]
+fn an_argument_error_names_its_problem_on_its_one_line() {
+    // Only clap's first line was kept: a value with a newline lost the flag, a conflict with
+    // several flags ended in "cannot be used with:".
+    let run = |args: &[&str]| Command::new(netkit_bin()).args(args).output().unwrap();
+    for (args, code, needle) in [
+        (
+            &["http", "-A", "a\nb", ":1/"][..],
+            2,
+            "invalid value 'a\\012b' for '--auth-type <TYPE>' (one of: basic, digest)",
+        ),
+        (
+            &["serve", "--threads", "a\nb", "echo"],
+            2,
+            "invalid value 'a\\012b' for '--threads <N>': invalid digit",
+        ),
+        (
+            &["connect", "127.0.0.1", "\n"],
+            2,
+            "invalid value '\\012' for '[PORT]'",
+        ),
+        (
+            &["ssh", "--hosts", "127.0.0.1", "-G", "-N", "x"],
+            255,
+            "cannot be used with: -G, -N",
+        ),
+    ] {
+        one_line_error(&run(args), code, needle);
+    }
+}
+
+#[test]
 fn credentials_from_argv_env_or_bearer() {
     let server = EchoServer::start();
     let url = server.url("/echo");

@@ -2420,6 +2420,23 @@ fn sftp_lcd_tilde_without_home_is_the_password_databases_home() {
 }
 
 #[test]
+fn a_batch_command_missing_its_arguments_names_them() {
+    // The session kept clap's first line: "the following required arguments were not
+    // provided:", naming nothing.
+    let port = port().to_string();
+    let mut args = vec!["sftp", "-b", "-", "-P", &port];
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    let dest = dest();
+    args.push(&dest);
+    let out = netkit(&args, b"rename\n", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("were not provided: <"), "{err}");
+}
+
+#[test]
 fn sftp_chown_and_chgrp_as_one_operation() {
     let base = remote_dir("sftp-chown");
     let user = std::fs::metadata(&base).unwrap();

@@ -2390,6 +2390,42 @@ fn sftp_fed(args: &[&str], stdin: &[u8]) -> Output {
     netkit(&full, stdin, &[])
 }
 
+/// `netkit ARGS` with its address space held to 1.5 GB, as a small machine's memory would
+/// hold it.
+fn netkit_in_little_memory(args: &[&str]) -> Output {
+    Command::new("sh")
+        .args(["-c", "ulimit -v 1500000 && exec \"$0\" \"$@\""])
+        .arg(netkit_bin())
+        .args(args)
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_hosts_file_or_batch_that_never_ends_is_refused_at_a_cap() {
+    // Read whole: /dev/zero grew past 2 GB ("out of memory"); `sftp -b /dev/zero` read one
+    // line with no end until an allocation of 4 GiB failed and the process aborted (134).
+    let out = netkit_in_little_memory(&["ssh", "--hosts-file", "/dev/zero", "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(
+        err.starts_with("netkit: error: /dev/zero: ") && err.contains("64 MiB"),
+        "{err}"
+    );
+    let port = port().to_string();
+    let mut args = vec!["sftp", "-b", "/dev/zero", "-P", &port];
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    let dest = dest();
+    args.push(&dest);
+    let out = netkit_in_little_memory(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("longer than 64 KiB"), "{err}");
+}
+
 #[test]
 fn sftp_lcd_tilde_without_home_is_the_password_databases_home() {
     let out = Command::new(netkit_bin())

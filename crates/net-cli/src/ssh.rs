@@ -782,8 +782,13 @@ pub fn run(mut args: Args) -> Outcome {
         .map(str::to_owned)
         .collect();
     if let Some(file) = &args.hosts_file {
-        let text =
-            std::fs::read_to_string(file).map_err(|e| own(anyhow!("{}: {e}", file.display())))?;
+        let text = net_http::files::read_capped(file, net_http::files::SETTINGS_CAP)
+            .and_then(|bytes| {
+                String::from_utf8(bytes).map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")
+                })
+            })
+            .map_err(|e| own(anyhow!("{}: {e}", file.display())))?;
         hosts.extend(
             // A comment may follow a host too, as in pssh's host files; a byte-order mark
             // (Notepad's) was part of the first host's name.

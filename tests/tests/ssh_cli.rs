@@ -4644,6 +4644,29 @@ fn dash_e_writes_the_log_to_a_file_as_ssh_e() {
 }
 
 #[test]
+fn dash_e_makes_no_log_file_for_a_line_that_is_refused() {
+    // The file was made before the arguments were checked: an empty file for every typo.
+    // OpenSSH makes none.
+    let dir = work_dir().join("dash-e-refused");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = |name: &str| dir.join(name).display().to_string();
+    let (e1, e2, e3) = (log("e1"), log("e2"), log("e3"));
+    for args in [
+        &["ssh", "-E", &e1, "-W", "", "127.0.0.1"][..],
+        &["ssh", "-E", &e2, "127.0.0.1:99999", "true"],
+        &["sftp", "get", "-E", &e3, "bad"],
+    ] {
+        let out = netkit(args, b"", &[]);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
 fn host_names_that_would_be_known_hosts_patterns_are_never_recorded() {
     // `foo,*` recorded by --accept-new made its key every host's, for ssh reading the file
     // too; a ProxyCommand that ignores %h lets such a name reach the handshake.

@@ -12,6 +12,7 @@ mod background;
 mod connect;
 mod exit;
 mod http;
+mod log_file;
 mod log_queue;
 mod progress;
 mod serve;
@@ -111,16 +112,9 @@ fn main() -> ExitCode {
         _ => None,
     };
     if let Some(path) = log_file {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        // 0600 as ssh makes it: host names and addresses are nobody else's business.
-        let opened = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path);
-        match opened {
+        match log_file::target(path) {
             Ok(file) => {
-                logger.target(env_logger::Target::Pipe(Box::new(file)));
+                logger.target(env_logger::Target::Pipe(file));
             }
             Err(e) => {
                 crate::exit::say(format_args!("netkit: error: -E {}: {e}", path.display()));

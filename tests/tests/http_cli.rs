@@ -58,6 +58,64 @@ fn one_line_error(out: &Output, code: i32, needle: &str) {
     );
 }
 
+/// `netkit http ARGS` with `vars`, its address space held to 1.5 GB, as a small machine's
+/// memory would hold it.
+fn http_in_little_memory(args: &[&str], vars: &[(&str, &str)]) -> Output {
+    Command::new("sh")
+        .args(["-c", "ulimit -v 1500000 && exec \"$0\" http \"$@\""])
+        .arg(netkit_bin())
+        .args(args)
+        .env_remove("NETKIT_HTTP_PASSWORD")
+        .envs(vars.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_file_named_for_settings_or_items_is_read_up_to_a_cap() {
+    // /dev/zero named by a flag, an item or a variable was read whole: past 2 GB, then "out
+    // of memory" (or the OOM killer), where curl refuses `--cacert /dev/zero` at once.
+    let server = EchoServer::start();
+    let url = server.url("/echo");
+    let started = Instant::now();
+    for (args, cap) in [
+        (&["--verify", "/dev/zero", &url][..], "64 MiB"),
+        (&["--cert", "/dev/zero", &url], "64 MiB"),
+        (&["--session", "/dev/zero", &url], "64 MiB"),
+        (&["--session-read-only", "/dev/zero", &url], "64 MiB"),
+        (&[&url, "a=@/dev/zero"], "256 MiB"),
+        (&[&url, "a:=@/dev/zero"], "256 MiB"),
+        (&[&url, "q==@/dev/zero"], "256 MiB"),
+        (&[&url, "X-A:@/dev/zero"], "256 MiB"),
+    ] {
+        let out = http_in_little_memory(args, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("netkit: error: /dev/zero: ") && err.contains(cap),
+            "{args:?}: {err}"
+        );
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    }
+    // A netrc that cannot be read is passed over with a warning, and the request goes.
+    let out = http_in_little_memory(&[&url], &[("NETRC", "/dev/zero")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("/dev/zero") && err.contains("64 MiB"), "{err}");
+    // The system's roots named by SSL_CERT_FILE, read at the first TLS connection.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let https = format!("https://{}/", listener.local_addr().unwrap());
+    let out = http_in_little_memory(
+        &["--timeout", "5", &https],
+        &[("SSL_CERT_FILE", "/dev/zero")],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("/dev/zero") && err.contains("64 MiB"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
 #[test]
 fn items_become_headers_query_and_json_form_or_multipart_bodies() {
     let server = EchoServer::start();
@@ -443,6 +501,37 @@ fn bad_input_is_a_one_line_error_with_exit_2() {
     // A port that speaks something else (here an echo server) is named as such.
     let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
     one_line_error(&http(&[&echo.url()]), 1, "the answer is not HTTP/1.x");
+}
+
+#[test]
+fn an_argument_error_names_its_problem_on_its_one_line() {
+    // Only clap's first line was kept: a value with a newline lost the flag, a conflict with
+    // several flags ended in "cannot be used with:".
+    let run = |args: &[&str]| Command::new(netkit_bin()).args(args).output().unwrap();
+    for (args, code, needle) in [
+        (
+            &["http", "-A", "a\nb", ":1/"][..],
+            2,
+            "invalid value 'a\\012b' for '--auth-type <TYPE>' (one of: basic, digest)",
+        ),
+        (
+            &["serve", "--threads", "a\nb", "echo"],
+            2,
+            "invalid value 'a\\012b' for '--threads <N>': invalid digit",
+        ),
+        (
+            &["connect", "127.0.0.1", "\n"],
+            2,
+            "invalid value '\\012' for '[PORT]'",
+        ),
+        (
+            &["ssh", "--hosts", "127.0.0.1", "-G", "-N", "x"],
+            255,
+            "cannot be used with: -G, -N",
+        ),
+    ] {
+        one_line_error(&run(args), code, needle);
+    }
 }
 
 #[test]

@@ -2267,6 +2267,19 @@ fn many_hosts_lines_are_whole_in_one_stream_and_a_reader_gone_is_141() {
 }
 
 #[test]
+fn an_empty_hosts_list_is_refused_not_read_as_one_destination() {
+    // `--hosts "$HOSTS"` with a script's empty list took the command's first word for DEST:
+    // here the test sshd, run as a plain ssh, --json dropped. pssh refuses an empty -H.
+    for list in ["", ",,,", "  "] {
+        let out = ssh_with(&["--hosts", list, "--json"], &["echo", "ran"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{list:?}: {err}");
+        assert!(out.stdout.is_empty(), "{list:?}");
+        assert_eq!(err, "netkit: error: --hosts names no host\n", "{list:?}");
+    }
+}
+
+#[test]
 fn many_hosts_summary_and_json() {
     let port = port().to_string();
     let closed = free_port();
@@ -2377,6 +2390,42 @@ fn sftp_fed(args: &[&str], stdin: &[u8]) -> Output {
     netkit(&full, stdin, &[])
 }
 
+/// `netkit ARGS` with its address space held to 1.5 GB, as a small machine's memory would
+/// hold it.
+fn netkit_in_little_memory(args: &[&str]) -> Output {
+    Command::new("sh")
+        .args(["-c", "ulimit -v 1500000 && exec \"$0\" \"$@\""])
+        .arg(netkit_bin())
+        .args(args)
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_hosts_file_or_batch_that_never_ends_is_refused_at_a_cap() {
+    // Read whole: /dev/zero grew past 2 GB ("out of memory"); `sftp -b /dev/zero` read one
+    // line with no end until an allocation of 4 GiB failed and the process aborted (134).
+    let out = netkit_in_little_memory(&["ssh", "--hosts-file", "/dev/zero", "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(
+        err.starts_with("netkit: error: /dev/zero: ") && err.contains("64 MiB"),
+        "{err}"
+    );
+    let port = port().to_string();
+    let mut args = vec!["sftp", "-b", "/dev/zero", "-P", &port];
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    let dest = dest();
+    args.push(&dest);
+    let out = netkit_in_little_memory(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("longer than 64 KiB"), "{err}");
+}
+
 #[test]
 fn sftp_lcd_tilde_without_home_is_the_password_databases_home() {
     let out = Command::new(netkit_bin())
@@ -2404,6 +2453,23 @@ fn sftp_lcd_tilde_without_home_is_the_password_databases_home() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_batch_command_missing_its_arguments_names_them() {
+    // The session kept clap's first line: "the following required arguments were not
+    // provided:", naming nothing.
+    let port = port().to_string();
+    let mut args = vec!["sftp", "-b", "-", "-P", &port];
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    let dest = dest();
+    args.push(&dest);
+    let out = netkit(&args, b"rename\n", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("were not provided: <"), "{err}");
 }
 
 #[test]
@@ -2474,6 +2540,47 @@ fn sftp_takes_a_host_in_brackets_after_a_user_as_scp_does() {
     let out = sftp(&["get", &format!("{user}@bad host:/x"), "."]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
+}
+
+#[test]
+fn sftp_bad_connection_options_are_bad_arguments_exit_2() {
+    // sftp's --help says 2 for bad arguments; a bad -o, -c, -m, -J or -F exited 1, as a
+    // connection failure does. The session form (no operation) too.
+    let user = env("NETKIT_TEST_SSH_USER");
+    let remote = format!("{user}@127.0.0.1:/");
+    let missing = work_dir().join("sftp-no-such-config");
+    let missing = missing.to_str().unwrap();
+    for flags in [
+        &["-o", "Bogus=1"][..],
+        &["-o", "Port=abc"],
+        &["-o", "StrictHostKeyChecking=maybe"],
+        &["-c", "nosuchcipher"],
+        &["-m", "nosuchmac"],
+        &["-J", ""],
+        &["-F", missing],
+    ] {
+        let mut args = vec!["ls"];
+        args.extend(flags);
+        args.push(&remote);
+        let out = sftp(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+    }
+    let port = port().to_string();
+    let out = netkit(
+        &["sftp", "-P", &port, "-o", "Bogus=1", &dest()],
+        b"pwd\n",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    // A connection failure stays 1.
+    let closed = free_port().to_string();
+    let out = netkit(
+        &["sftp", "ls", "-P", &closed, &format!("{user}@127.0.0.1:/")],
+        b"",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
 
 #[test]
@@ -4539,6 +4646,29 @@ fn dash_e_writes_the_log_to_a_file_as_ssh_e() {
     let out = sftp(&["ls", "-E", "/no/such/dir/log", &format!("{}:", dest())]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
+}
+
+#[test]
+fn dash_e_makes_no_log_file_for_a_line_that_is_refused() {
+    // The file was made before the arguments were checked: an empty file for every typo.
+    // OpenSSH makes none.
+    let dir = work_dir().join("dash-e-refused");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = |name: &str| dir.join(name).display().to_string();
+    let (e1, e2, e3) = (log("e1"), log("e2"), log("e3"));
+    for args in [
+        &["ssh", "-E", &e1, "-W", "", "127.0.0.1"][..],
+        &["ssh", "-E", &e2, "127.0.0.1:99999", "true"],
+        &["sftp", "get", "-E", &e3, "bad"],
+    ] {
+        let out = netkit(args, b"", &[]);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

@@ -123,6 +123,47 @@ pub fn one_line(error: &anyhow::Error) -> String {
     line
 }
 
+/// A clap error as one line, as ours are (the command line's and the sftp session's). clap
+/// puts what is missing or conflicting on the lines below its first (`cannot be used with:`,
+/// `were not provided:`): those are joined onto it. The value or argument at fault is escaped
+/// as [`shown`] escapes, as a newline in it cut the line in two. The accepted values come last
+/// when clap knows them.
+pub fn clap_line(error: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let mut text = error.render().to_string();
+    for kind in [ContextKind::InvalidValue, ContextKind::InvalidArg] {
+        if let Some(ContextValue::String(word)) = error.get(kind)
+            && shown(word) != word.as_str()
+        {
+            // Quoted, so a lone `\n` replaces the value's newline, not the message's.
+            text = text.replacen(&format!("'{word}'"), &format!("'{}'", shown(word)), 1);
+        }
+    }
+    // The message ends at the first blank line; usage, tips and "For more information" follow.
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        // Given below as "one of", in our words.
+        .filter(|l| !l.starts_with("[possible values"));
+    let mut line = lines
+        .next()
+        .unwrap_or("bad arguments")
+        .trim_start_matches("error: ")
+        .to_owned();
+    let listed: Vec<&str> = lines.collect();
+    if !listed.is_empty() {
+        line.push(' ');
+        line.push_str(&listed.join(", "));
+    }
+    if let Some(ContextValue::Strings(values)) = error.get(ContextKind::ValidValue)
+        && !values.is_empty()
+    {
+        line.push_str(&format!(" (one of: {})", values.join(", ")));
+    }
+    line
+}
+
 /// A reader of our output gone: quiet, as `cat | head`. Not a file named on the command line
 /// (a FIFO or `/dev/stdout` given as the target of a download or an sftp get), whose reader
 /// leaving early lost data: that is an error, as curl and sftp report it.

@@ -678,7 +678,8 @@ fn failure(error: Error) -> Failure {
         Error::BadUrl { .. } | Error::BadRequest(_) | Error::Session { .. } => USAGE,
         // A file named that is not there, not a file, or not ours to read or write is bad
         // input, whatever flag names it (`--cert`, `@file` and `f@file` exited 1, `a=@file`
-        // 2); one the disk cannot take (full) is an I/O failure, as curl's 23.
+        // 2), as is one over the cap of such files (`--verify /dev/zero`); one the disk
+        // cannot take (full) is an I/O failure, as curl's 23.
         Error::File { source, .. }
             if matches!(
                 source.kind(),
@@ -688,6 +689,7 @@ fn failure(error: Error) -> Failure {
                     | std::io::ErrorKind::NotADirectory
                     | std::io::ErrorKind::InvalidData
                     | std::io::ErrorKind::InvalidInput
+                    | std::io::ErrorKind::FileTooLarge
             ) =>
         {
             USAGE

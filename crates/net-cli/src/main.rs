@@ -12,6 +12,7 @@ mod background;
 mod connect;
 mod exit;
 mod http;
+mod log_file;
 mod log_queue;
 mod progress;
 mod serve;
@@ -111,16 +112,9 @@ fn main() -> ExitCode {
         _ => None,
     };
     if let Some(path) = log_file {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        // 0600 as ssh makes it: host names and addresses are nobody else's business.
-        let opened = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path);
-        match opened {
+        match log_file::target(path) {
             Ok(file) => {
-                logger.target(env_logger::Target::Pipe(Box::new(file)));
+                logger.target(env_logger::Target::Pipe(file));
             }
             Err(e) => {
                 crate::exit::say(format_args!("netkit: error: -E {}: {e}", path.display()));
@@ -306,7 +300,7 @@ fn sftp_session(argv: &[std::ffi::OsString]) -> Option<Cli> {
 /// Help and version as clap prints them; any other argument error on one line, as ours are,
 /// with the accepted values when clap knows them, and exit 2.
 fn usage_error(e: &clap::Error) -> ExitCode {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::error::ErrorKind;
     if matches!(
         e.kind(),
         ErrorKind::DisplayHelp
@@ -315,20 +309,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     ) {
         e.exit();
     }
-    let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or("bad arguments");
-    let mut line = first.trim_start_matches("error: ").to_owned();
-    if let Some(ContextValue::Strings(values)) = e.get(ContextKind::ValidValue)
-        && !values.is_empty()
-    {
-        line.push_str(&format!(" (one of: {})", values.join(", ")));
-    }
-    // clap lists what is missing on the lines below the first.
-    if let Some(ContextValue::Strings(missing)) = e.get(ContextKind::InvalidArg)
-        && e.kind() == ErrorKind::MissingRequiredArgument
-    {
-        line.push_str(&format!(" {}", missing.join(", ")));
-    }
+    let line = exit::clap_line(e);
     exit::say(format_args!("netkit: error: {line}; see --help"));
     // `netkit ssh` keeps OpenSSH's codes: 255 for its own errors, bad arguments included, so
     // that scripts tell them from the remote command's.

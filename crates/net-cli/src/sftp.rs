@@ -274,11 +274,21 @@ fn open(
     remote: &str,
 ) -> Result<(Client, PathBuf), Failure> {
     let (dest, path) = split_remote(remote).code(USAGE)?;
-    // sftp exits 1 for connection failures, not ssh's 255; 2 for a destination that is no
-    // host name.
+    // sftp exits 1 for connection failures, not ssh's 255; 2 (as its --help says) for bad
+    // arguments: a destination that is no host name, a bad -o, -c, -m or -J (all read as -o
+    // options), or a -F file that cannot be read or parsed.
     let generic = |f: Failure| Failure {
         code: match f.error.downcast_ref::<net_ssh::Error>() {
-            Some(net_ssh::Error::BadDestination(_) | net_ssh::Error::BadHostName(_)) => USAGE,
+            Some(
+                net_ssh::Error::BadDestination(_)
+                | net_ssh::Error::BadHostName(_)
+                | net_ssh::Error::BadOption { .. },
+            ) => USAGE,
+            Some(net_ssh::Error::SshConfig { path, .. })
+                if connect_args.ssh_config() == Some(path.as_path()) =>
+            {
+                USAGE
+            }
             _ => GENERIC,
         },
         error: f.error,

@@ -12,6 +12,10 @@ use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{CompletionType, Context, Editor, Helper};
 
+/// The longest command line read from a batch or pipe: far past any real one (two paths of
+/// PATH_MAX and flags).
+const LINE_CAP: u64 = 64 << 10;
+
 /// The session's command lines.
 pub(crate) enum Input<'a> {
     Terminal(Box<Editor<Completion<'a>, DefaultHistory>>),
@@ -55,8 +59,15 @@ impl<'a> Input<'a> {
                 }
             },
             Input::Lines(reader) => {
+                // Read up to a cap, as sftp reads a batch in lines of a fixed size: a file
+                // with no line end (`-b /dev/zero`) grew one line until allocation failed and
+                // the process aborted.
                 let mut line = String::new();
-                Ok((reader.read_line(&mut line)? > 0).then_some(line))
+                let read = std::io::Read::take(&mut *reader, LINE_CAP).read_line(&mut line)?;
+                if read as u64 == LINE_CAP && !line.ends_with('\n') {
+                    anyhow::bail!("a command line longer than {} KiB", LINE_CAP >> 10);
+                }
+                Ok((read > 0).then_some(line))
             }
         }
     }

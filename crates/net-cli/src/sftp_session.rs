@@ -238,11 +238,8 @@ impl Session<'_> {
             }
             return Ok(true);
         }
-        let parsed = Line::try_parse_from(&words).map_err(|e| {
-            let first = e.to_string();
-            let first = first.lines().next().unwrap_or_default();
-            anyhow!("{}", first.trim_start_matches("error: "))
-        });
+        let parsed =
+            Line::try_parse_from(&words).map_err(|e| anyhow!("{}", crate::exit::clap_line(&e)));
         match parsed.code(USAGE)? {
             Line::Put {
                 flags,

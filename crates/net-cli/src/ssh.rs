@@ -121,7 +121,8 @@ impl ConnectArgs {
         self.options.splice(0..0, options);
     }
 
-    fn ssh_config(&self) -> Option<&std::path::Path> {
+    /// The file -F names (the first, as ssh counts it), if any.
+    pub fn ssh_config(&self) -> Option<&std::path::Path> {
         self.ssh_config.first().map(PathBuf::as_path)
     }
 
@@ -602,13 +603,15 @@ pub struct Args {
     /// Run on these hosts ([user@]host[:port], comma-separated) instead of DEST. Each
     /// host's command reads all of stdin (unless -n or a terminal; up to 64 MiB), as pssh -I
     /// sends it.
+    // An Option, so that a list given empty (`--hosts "$NONE"`) is told from no --hosts: it
+    // is refused, where taking the command's first word for DEST ran it elsewhere.
     #[arg(
         long,
         value_name = "DEST,DEST,...",
         value_delimiter = ',',
         conflicts_with_all = ["hosts_file", "forward", "remote_forward", "dynamic_forward", "tty", "no_command", "subsystem"]
     )]
-    hosts: Vec<String>,
+    hosts: Option<Vec<String>>,
     /// Run on the hosts listed in FILE, one per line (# comments).
     // Many hosts run one command each, with no forwards, terminal or subsystem: refused, not
     // passed over without a word.
@@ -683,7 +686,7 @@ impl Args {
     /// DEST and the words after it, as given; empty with --hosts or --hosts-file, where no
     /// word is a destination.
     pub fn words_after_destination(&self) -> &[String] {
-        if !self.hosts.is_empty() || self.hosts_file.is_some() {
+        if self.hosts.is_some() || self.hosts_file.is_some() {
             return &[];
         }
         &self.words
@@ -774,12 +777,18 @@ pub fn run(mut args: Args) -> Outcome {
     let mut hosts: Vec<String> = args
         .hosts
         .iter()
+        .flatten()
         .flat_map(|h| h.split_whitespace())
         .map(str::to_owned)
         .collect();
     if let Some(file) = &args.hosts_file {
-        let text =
-            std::fs::read_to_string(file).map_err(|e| own(anyhow!("{}: {e}", file.display())))?;
+        let text = net_http::files::read_capped(file, net_http::files::SETTINGS_CAP)
+            .and_then(|bytes| {
+                String::from_utf8(bytes).map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")
+                })
+            })
+            .map_err(|e| own(anyhow!("{}: {e}", file.display())))?;
         hosts.extend(
             // A comment may follow a host too, as in pssh's host files; a byte-order mark
             // (Notepad's) was part of the first host's name.
@@ -794,7 +803,7 @@ pub fn run(mut args: Args) -> Outcome {
     // command's own (`rm -- -x`, `git checkout -- file`).
     let mut words = args.words.iter().map(String::as_str).peekable();
     words.next_if_eq(&"--");
-    if !hosts.is_empty() || args.hosts_file.is_some() {
+    if args.hosts.is_some() || args.hosts_file.is_some() {
         let command = words.collect::<Vec<_>>().join(" ");
         return many(&args, &hosts, &command);
     }
@@ -1492,7 +1501,13 @@ fn fields(spec: &str) -> Option<Vec<&str>> {
 
 fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
     if hosts.is_empty() {
-        return Err(own(anyhow!("the hosts file lists no host")));
+        // As pssh refuses an empty -H: nothing would run, and saying so beats exit 0.
+        let source = if args.hosts.is_some() {
+            "--hosts names"
+        } else {
+            "the hosts file lists"
+        };
+        return Err(own(anyhow!("{source} no host")));
     }
     if command.is_empty() {
         return Err(own(anyhow!("a command is required after --")));

@@ -401,9 +401,11 @@ impl Client {
 /// The bytes of a PEM file, without a byte-order mark (the file was said to hold no
 /// certificate, where curl reads it).
 fn read_pem(path: &Path) -> Result<Vec<u8>, Error> {
-    let pem = std::fs::read(path).map_err(|source| Error::File {
-        path: path.to_owned(),
-        source,
+    let pem = crate::files::read_capped(path, crate::files::SETTINGS_CAP).map_err(|source| {
+        Error::File {
+            path: path.to_owned(),
+            source,
+        }
     })?;
     Ok(crate::decode::without_bom(&pem).to_vec())
 }

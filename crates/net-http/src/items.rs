@@ -4,7 +4,7 @@
 //! separator character literal (`a\=b=c`). JSON field names nest as httpie's: `user[name]=x`,
 //! `tags[]=a`, `[0][id]:=1`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
@@ -106,9 +106,11 @@ impl Item {
             ));
         }
         let read = |path: &str| {
-            std::fs::read(path).map_err(|source| Error::File {
-                path: PathBuf::from(path),
-                source,
+            crate::files::read_capped(Path::new(path), crate::files::DATA_CAP).map_err(|source| {
+                Error::File {
+                    path: PathBuf::from(path),
+                    source,
+                }
             })
         };
         // A byte-order mark was "expected value at line 1 column 1".

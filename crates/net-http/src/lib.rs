@@ -53,6 +53,7 @@ mod decode;
 mod digest;
 mod download;
 mod error;
+pub mod files;
 mod items;
 mod netrc;
 mod proxy;

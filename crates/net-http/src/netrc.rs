@@ -48,7 +48,9 @@ impl Netrc {
     /// [`Error::File`] when it cannot be read, [`Error::Netrc`] when it does not parse.
     pub fn load(path: &Path) -> Result<Netrc, Error> {
         // A byte that is no UTF-8 (a Latin-1 comment) is read as U+FFFD, as curl reads on.
-        match std::fs::read(path).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()) {
+        match crate::files::read_capped(path, crate::files::SETTINGS_CAP)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        {
             Ok(text) => {
                 Netrc::parse_in(&text, &format!("netrc {}", path.display())).map_err(|reason| {
                     Error::Netrc {

@@ -53,7 +53,7 @@ impl Session {
     /// session file.
     pub fn open(client: Client, path: impl Into<PathBuf>) -> Result<Session, Error> {
         let path = path.into();
-        let file = match std::fs::read(&path) {
+        let file = match crate::files::read_capped(&path, crate::files::SETTINGS_CAP) {
             Ok(bytes) => {
                 // Edited by hand in a Windows editor: its byte-order mark passed over.
                 let bytes = crate::decode::without_bom(&bytes);

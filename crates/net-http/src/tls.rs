@@ -32,6 +32,19 @@ use crate::Error;
 /// warning in the log; `SSL_CERT_FILE` or `SSL_CERT_DIR` naming nothing usable is an error
 /// ([`SystemRootsError`]), as curl refuses a CA bundle it cannot read.
 fn system_roots() -> Result<RootCertStore, SystemRootsError> {
+    // rustls_native_certs reads SSL_CERT_FILE whole, with no bound: a device or a huge file
+    // named there is refused at the cap first (its read is the page cache's the second time).
+    if let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
+        let path = std::path::PathBuf::from(path);
+        if let Err(e) = crate::files::read_capped(&path, crate::files::SETTINGS_CAP)
+            && e.kind() == std::io::ErrorKind::FileTooLarge
+        {
+            return Err(SystemRootsError {
+                why: format!("SSL_CERT_FILE names a file that {e}"),
+                path,
+            });
+        }
+    }
     let found = rustls_native_certs::load_native_certs();
     let mut roots = RootCertStore::empty();
     if !found.certs.is_empty() {

@@ -6785,13 +6785,13 @@ fn server_alive_gives_up_on_a_server_that_stops_answering_as_ssh_does() {
 fn sftp_put_on_a_slow_link_that_keeps_moving_outlasts_the_timeout_as_sftp_does() {
     // One write hands libssh2 the whole send window, and the timeout counted from its start:
     // below about 1 Mbit/s every put of a few MiB failed after 30 s while moving; OpenSSH's
-    // sftp (no timeout) finished. 2 MiB at 256 KiB/s takes about 8 s, the timeout is 1 s.
+    // sftp (no timeout) finished. 6 MiB at 768 KiB/s takes about 8 s, the timeout is 1 s.
     let remote = remote_dir("sftp-slow-link").join("up.bin");
     let local = work_dir().join("sftp-slow-link.bin");
-    let mut data = vec![0; 2 << 20];
+    let mut data = vec![0; 6 << 20];
     rand::rng().fill_bytes(&mut data);
     std::fs::write(&local, &data).unwrap();
-    let relay = Relay::throttled(Some(256 * 1024));
+    let relay = Relay::throttled(Some(768 * 1024));
     let known = work_dir().join("sftp-slow-link-known-hosts");
     let _ = std::fs::remove_file(&known);
     let started = std::time::Instant::now();

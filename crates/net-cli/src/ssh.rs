@@ -57,8 +57,8 @@ pub struct ConnectArgs {
     #[arg(short = 'F', value_name = "FILE", action = clap::ArgAction::Append)]
     ssh_config: Vec<PathBuf>,
     /// Seconds to wait for the server in any one step: connecting with its handshake (at most
-    /// ConnectTimeout, 10 s unless set with -o), authentication, each SFTP call (a transfer
-    /// waits as long as bytes move) [default: 30]. A running command may stay silent: a server that stops answering then is given up after
+    /// ConnectTimeout, 10 s unless set with -o), authentication, each SFTP call [default: 30]. A
+    /// running command may stay silent: a server that stops answering then is given up after
     /// ServerAliveInterval x (ServerAliveCountMax + 1) seconds (15 x 4 unless set with -o).
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,

@@ -2,7 +2,6 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::AsFd as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -287,19 +286,14 @@ impl<'a> Sliced<'a> {
         }
     }
 
-    /// `op` tried again until it no longer would block, given up once the connection showed
-    /// no progress for the session's timeout (or after the grace after a cancel). Progress,
-    /// not the call's start: one write hands libssh2 the whole send window (up to
-    /// [`SEND_WINDOW`]) and returns only once all of it is in the socket, so at 512 kbit/s an
-    /// upload timed out after 30 s while moving; OpenSSH's sftp has no such timeout and took
-    /// 53 s. A server that stopped (a frozen sshd, a link that drops everything) moves nothing
-    /// and is still given up on after the timeout.
+    /// `op` tried again until it no longer would block, within the session's timeout (or
+    /// the grace after a cancel).
     fn retry<R>(
         &mut self,
         mut op: impl FnMut(&mut ssh2::File) -> std::io::Result<R>,
     ) -> std::io::Result<R> {
         let session = &self.client.session;
-        let mut moved = std::time::Instant::now();
+        let started = std::time::Instant::now();
         let mut cancelled_at = None;
         loop {
             let blocking = session.is_blocking();
@@ -317,35 +311,11 @@ impl<'a> Sliced<'a> {
                         .hang_up("a transfer was cancelled while the server did not answer");
                     return Err(std::io::Error::other("cancelled"));
                 }
-            } else if !self.client.timeout.is_zero() && moved.elapsed() >= self.client.timeout {
+            } else if !self.client.timeout.is_zero() && started.elapsed() >= self.client.timeout {
                 return Err(std::io::ErrorKind::TimedOut.into());
             }
-            if self.waited_for_progress() {
-                moved = std::time::Instant::now();
-            }
+            self.client.wait(&[], SLICE_MS);
         }
-    }
-
-    /// Waits a slice for the socket; true when the connection moved meanwhile: a send
-    /// buffer libssh2 had filled took more (the peer acknowledged bytes), or, when libssh2
-    /// waited only to read, something arrived. A readable socket while libssh2 is blocked
-    /// sending is no sign: libssh2 reads only between packets, so bytes that arrived before
-    /// the server stopped stay unread and keep the socket readable.
-    fn waited_for_progress(&self) -> bool {
-        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-        let sending = matches!(
-            self.client.session.block_directions(),
-            ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both
-        );
-        let arrived = self.client.wait(&[], SLICE_MS);
-        if !sending {
-            return arrived;
-        }
-        let mut fds = [PollFd::new(self.client.socket.as_fd(), PollFlags::POLLOUT)];
-        poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
-            && fds[0]
-                .revents()
-                .is_some_and(|r| r.contains(PollFlags::POLLOUT))
     }
 }
 

@@ -15,8 +15,15 @@ fn http(args: &[&str]) -> Output {
 }
 
 fn http_env(args: &[&str], vars: &[(&str, &str)]) -> Output {
-    Command::new(netkit_bin())
-        .arg("http")
+    let mut command = Command::new(netkit_bin());
+    command.arg("http");
+    run_http(command, args, vars)
+}
+
+/// Runs `command` (which starts `netkit http`) with `args`, `vars`, no password from the
+/// environment and an empty stdin.
+fn run_http(mut command: Command, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    command
         .args(args)
         .env_remove("NETKIT_HTTP_PASSWORD")
         .envs(vars.iter().copied())
@@ -61,15 +68,11 @@ fn one_line_error(out: &Output, code: i32, needle: &str) {
 /// `netkit http ARGS` with `vars`, its address space held to 1.5 GB, as a small machine's
 /// memory would hold it.
 fn http_in_little_memory(args: &[&str], vars: &[(&str, &str)]) -> Output {
-    Command::new("sh")
+    let mut command = Command::new("sh");
+    command
         .args(["-c", "ulimit -v 1500000 && exec \"$0\" http \"$@\""])
-        .arg(netkit_bin())
-        .args(args)
-        .env_remove("NETKIT_HTTP_PASSWORD")
-        .envs(vars.iter().copied())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
+        .arg(netkit_bin());
+    run_http(command, args, vars)
 }
 
 #[test]

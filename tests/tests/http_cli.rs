@@ -2198,6 +2198,35 @@ fn verify_flag() {
         2,
         "SSL_CERT_FILE",
     );
+    // A FIFO (or `<(cat ca.pem)`) can be read once: read twice, the second open waited for
+    // ever.
+    let fifo = netkit_tests::work_dir().join("http-cli-ca.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let writer = {
+        let (fifo, ca) = (fifo.clone(), ca.clone());
+        std::thread::spawn(move || {
+            let _ = std::fs::write(&fifo, std::fs::read(&ca).unwrap());
+        })
+    };
+    let mut bounded = Command::new("timeout");
+    bounded.arg("20").arg(netkit_bin()).arg("http");
+    let out = run_http(
+        bounded,
+        &[&url],
+        &[
+            ("SSL_CERT_FILE", fifo.to_str().unwrap()),
+            ("SSL_CERT_DIR", ""),
+        ],
+    );
+    assert_eq!(out.stdout, b"tls cli\n", "{out:?}");
+    writer.join().unwrap();
     // https:// to a port that speaks plain HTTP is named as such.
     let plain = env("NETKIT_TEST_NGINX_URL").replace("http://", "https://");
     one_line_error(&http(&[&plain]), 1, "does not answer in TLS; plain HTTP?");

@@ -25,15 +25,7 @@ pub const DATA_CAP: u64 = 256 << 20;
 pub fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
     let file = std::fs::File::open(path)?;
     let meta = file.metadata()?;
-    let too_big = || {
-        std::io::Error::new(
-            std::io::ErrorKind::FileTooLarge,
-            format!(
-                "holds more than {} MiB, the most netkit reads of such a file",
-                cap >> 20
-            ),
-        )
-    };
+    let too_big = || too_large(cap);
     if meta.is_file() && meta.len() > cap {
         return Err(too_big());
     }
@@ -43,6 +35,17 @@ pub fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
         return Err(too_big());
     }
     Ok(bytes)
+}
+
+/// The error of a file over `cap` bytes.
+pub(crate) fn too_large(cap: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::FileTooLarge,
+        format!(
+            "holds more than {} MiB, the most netkit reads of such a file",
+            cap >> 20
+        ),
+    )
 }
 
 #[cfg(test)]

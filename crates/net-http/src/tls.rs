@@ -32,17 +32,44 @@ use crate::Error;
 /// warning in the log; `SSL_CERT_FILE` or `SSL_CERT_DIR` naming nothing usable is an error
 /// ([`SystemRootsError`]), as curl refuses a CA bundle it cannot read.
 fn system_roots() -> Result<RootCertStore, SystemRootsError> {
-    // rustls_native_certs reads SSL_CERT_FILE whole, with no bound: a device or a huge file
-    // named there is refused at the cap first (its read is the page cache's the second time).
+    // rustls_native_certs reads SSL_CERT_FILE whole, with no bound: a huge file named there
+    // is refused by its size first.
     if let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
         let path = std::path::PathBuf::from(path);
-        if let Err(e) = crate::files::read_capped(&path, crate::files::SETTINGS_CAP)
-            && e.kind() == std::io::ErrorKind::FileTooLarge
-        {
-            return Err(SystemRootsError {
-                why: format!("SSL_CERT_FILE names a file that {e}"),
-                path,
-            });
+        let cap = crate::files::SETTINGS_CAP;
+        let refused = |e: std::io::Error| SystemRootsError {
+            why: format!("SSL_CERT_FILE names a file that {e}"),
+            path: path.clone(),
+        };
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() && meta.len() > cap => {
+                return Err(refused(crate::files::too_large(cap)));
+            }
+            Ok(meta) if !meta.is_file() => {
+                // A pipe (`<(cat ca.pem)`, a FIFO) can be read once only, and a device may
+                // never end: read here, up to the cap, and trusted from these bytes (read
+                // twice, a FIFO's second open waited for ever).
+                let pem = crate::files::read_capped(&path, cap).map_err(refused)?;
+                let mut roots = RootCertStore::empty();
+                roots.add_parsable_certificates(ureq::tls::parse_pem(&pem).flatten().filter_map(
+                    |item| match item {
+                        ureq::tls::PemItem::Certificate(cert) => {
+                            Some(CertificateDer::from(cert.der().to_vec()))
+                        }
+                        _ => None,
+                    },
+                ));
+                if roots.is_empty() {
+                    return Err(SystemRootsError {
+                        why: "SSL_CERT_FILE names no usable certificate (no PEM certificate \
+                              there)"
+                            .to_owned(),
+                        path,
+                    });
+                }
+                return Ok(roots);
+            }
+            _ => {}
         }
     }
     let found = rustls_native_certs::load_native_certs();

@@ -168,14 +168,8 @@ impl Client {
             .transpose()?;
         let mut roots_tls = None;
         if let Some(ca_file) = &config.ca_file {
-            let pem = read_pem(ca_file)?;
-            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-                .filter_map(|item| match item {
-                    Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
-                    _ => None,
-                })
-                .collect();
-            if certs.is_empty() {
+            let trusted = crate::tls::certificates(&read_pem(ca_file)?);
+            if trusted.is_empty() {
                 // Bad input, as a file that is not there: the caller's to fix, not the network.
                 return Err(Error::File {
                     path: ca_file.clone(),
@@ -189,10 +183,6 @@ impl Client {
             // take them as roots, is not in the chain then (and with --insecure nothing is
             // checked against them).
             if !config.insecure {
-                let trusted = certs
-                    .iter()
-                    .map(|c| rustls::pki_types::CertificateDer::from(c.der().to_vec()))
-                    .collect();
                 roots_tls = Some(crate::tls::RootsTls::new(trusted, client_cert.as_ref())?);
             }
         }

@@ -51,14 +51,7 @@ fn system_roots() -> Result<RootCertStore, SystemRootsError> {
                 // twice, a FIFO's second open waited for ever).
                 let pem = crate::files::read_capped(&path, cap).map_err(refused)?;
                 let mut roots = RootCertStore::empty();
-                roots.add_parsable_certificates(ureq::tls::parse_pem(&pem).flatten().filter_map(
-                    |item| match item {
-                        ureq::tls::PemItem::Certificate(cert) => {
-                            Some(CertificateDer::from(cert.der().to_vec()))
-                        }
-                        _ => None,
-                    },
-                ));
+                roots.add_parsable_certificates(certificates(&pem));
                 if roots.is_empty() {
                     return Err(SystemRootsError {
                         why: "SSL_CERT_FILE names no usable certificate (no PEM certificate \
@@ -95,6 +88,18 @@ fn system_roots() -> Result<RootCertStore, SystemRootsError> {
     log::warn!("no trusted certificates in the system's store: the bundled Mozilla roots are used");
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     Ok(roots)
+}
+
+/// The certificates of a PEM file's bytes (a byte-order mark before them passed over).
+pub(crate) fn certificates(pem: &[u8]) -> Vec<CertificateDer<'static>> {
+    ureq::tls::parse_pem(crate::decode::without_bom(pem))
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => {
+                Some(CertificateDer::from(cert.der().to_vec()))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// `SSL_CERT_FILE` or `SSL_CERT_DIR` names no usable certificate: carried out of a

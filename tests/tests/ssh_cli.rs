@@ -4431,6 +4431,9 @@ fn bad_forwarding_and_arguments_are_refused_before_connecting() {
         // Port 0 for a local listener, whose port no one would be told, as ssh refuses it.
         (&["-L", "0:db:5432"], &["true"], "cannot listen on port 0"),
         (&["-D", "0"], &["true"], "bad -D \"0\""),
+        // A destination port 0 reaches nothing, for -L and -R alike (ssh: "Bad ... specification").
+        (&["-L", "8000:db:0"], &["true"], "bad -L \"8000:db:0\""),
+        (&["-R", "8000:db:0"], &["true"], "bad -R \"8000:db:0\""),
         (&["-N", "-D", "1080"], &["uptime"], "-N runs no command"),
         // Bad arguments are netkit's own errors too: 255, as OpenSSH.
         (&["--no-such-flag"], &["true"], "--no-such-flag"),

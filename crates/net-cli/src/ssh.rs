@@ -1464,7 +1464,8 @@ fn parse_forward<'a>(
     let (Ok(listen), Ok(port)) = (listen.parse(), port.parse()) else {
         return Err(bad());
     };
-    if host.is_empty() {
+    // Port 0 can be connected to by no one: ssh refuses it for -L and -R alike.
+    if host.is_empty() || port == 0 {
         return Err(bad());
     }
     Ok((bind, listen, host, port))
@@ -2152,6 +2153,7 @@ mod tests {
             "8080::80",
             "[::1:8080:db:80",
             "1:2:3:4:5",
+            "8080:db:0",
         ] {
             assert!(parse_forward("-L", bad).is_err(), "{bad}");
         }

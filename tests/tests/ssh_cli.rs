@@ -286,6 +286,27 @@ fn on_a_terminal_without_a_command_an_interactive_shell_gets_a_remote_terminal_t
 }
 
 #[test]
+fn a_login_goes_on_without_a_terminal_the_server_refuses_but_dash_t_does_not() {
+    // The key is authorized with `no-pty`, as a restricted account's: ssh says "PTY
+    // allocation request failed" and runs the shell without a terminal.
+    let no_pty = key("id_no_pty").display().to_string();
+    let mut terminal = Terminal::start(&netkit_line(&["-i", &no_pty], &[]));
+    terminal.wait_for("going on without one");
+    // Our terminal is out of raw mode again, as with ssh: Enter ends the line.
+    terminal.type_keys(b"echo no-tty-$((6*7)); tty; exit 3\n");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(3), "{screen}");
+    assert!(screen.contains("no-tty-42"), "{screen}");
+    assert!(screen.contains("not a tty"), "{screen}");
+    // Asked for with -t, a terminal is a must, as in ssh (255).
+    let out = ssh_with(&["-i", &no_pty, "-tt"], &["echo", "ran"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("refused a remote terminal"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("ran"));
+}
+
+#[test]
 fn tilde_dot_after_a_newline_ends_a_terminal_session_as_in_ssh() {
     // The way out of a session that no longer answers: the remote command would run 60 s.
     let mut terminal = Terminal::start(&netkit_line(&["-t"], &["'echo ready; sleep 60'"]));

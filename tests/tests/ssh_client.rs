@@ -369,6 +369,8 @@ fn a_shell_on_a_remote_terminal_of_the_asked_size_then_resized() {
         term: "vt100".into(),
         columns: 100,
         rows: 30,
+        required: true,
+        refused: None,
     };
     let mut screen = Vec::new();
     let status = client
@@ -409,6 +411,8 @@ fn a_command_on_a_remote_terminal() {
         term: "vt100".into(),
         columns: 90,
         rows: 20,
+        required: true,
+        refused: None,
     };
     let mut screen = Vec::new();
     let status = client

@@ -90,6 +90,7 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
         &["-m", "PEM"],
     )?;
     keygen(&keys.join("id_unknown"), "ed25519", "", &[])?;
+    keygen(&keys.join("id_no_pty"), "ed25519", "", &[])?;
 
     let mut authorized = String::new();
     for name in [
@@ -102,6 +103,9 @@ pub fn start(work: &Path) -> anyhow::Result<Started> {
     ] {
         authorized.push_str(&std::fs::read_to_string(keys.join(format!("{name}.pub")))?);
     }
+    // A restricted account's key: the server refuses it a terminal.
+    authorized.push_str("no-pty ");
+    authorized.push_str(&std::fs::read_to_string(keys.join("id_no_pty.pub"))?);
     let ssh_dir = home.join(".ssh");
     std::fs::create_dir_all(&ssh_dir)?;
     std::fs::write(home.join(authorized_keys(&dir)), authorized)?;

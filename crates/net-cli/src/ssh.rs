@@ -877,7 +877,9 @@ pub fn run(mut args: Args) -> Outcome {
     }
     // As ssh: -tt always, -t or a login shell when stdin is a terminal, -T never.
     let wants_terminal = !no_tty && (tty >= 2 || ((tty == 1 || command.is_empty()) && on_terminal));
-    let terminal = wants_terminal.then(local_terminal);
+    // Only an asked-for terminal is a must (ssh's RequestTTY yes/force): a login goes on
+    // without one.
+    let mut terminal = wants_terminal.then(|| local_terminal(tty >= 1));
     // -W carries one connection and nothing else, as with ssh (ClearAllForwardings).
     let from_file = match args.stdio_forward {
         Some(_) => net_ssh::ConfiguredForwards::default(),
@@ -948,6 +950,19 @@ pub fn run(mut args: Args) -> Outcome {
     // -tt and no local terminal there are no keys and no window to follow.
     let local = terminal.is_some() && on_terminal;
     let raw = local.then(RawMode::enter).transpose().map_err(own)?;
+    // A terminal the server refused (a login goes on without one): ours is put back, as ssh
+    // leaves raw mode then, for the keys to be edited and echoed here and Enter to end a line.
+    if let (Some(raw), Some(terminal)) = (&raw, &mut terminal) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        terminal.refused = Some(tx);
+        let saved = raw.saved.clone();
+        crate::spawn(move || {
+            if rx.recv().is_ok() {
+                restore_terminal(&saved);
+            }
+        })
+        .map_err(own)?;
+    }
     let escape = escape_in_use(&args, &config).0;
     let mut escapes = raw
         .as_ref()
@@ -1124,12 +1139,14 @@ fn window_changes() -> anyhow::Result<std::sync::mpsc::Receiver<(u32, u32)>> {
 }
 
 /// The terminal to ask the server for: ours, by `$TERM` and the size of stdout.
-fn local_terminal() -> net_ssh::Terminal {
+fn local_terminal(required: bool) -> net_ssh::Terminal {
     let (columns, rows) = window_size().unwrap_or((80, 24));
     net_ssh::Terminal {
         term: std::env::var("TERM").unwrap_or_else(|_| "xterm".to_owned()),
         columns,
         rows,
+        required,
+        refused: None,
     }
 }
 

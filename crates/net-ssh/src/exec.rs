@@ -33,8 +33,11 @@ impl ExitStatus {
     }
 }
 
+/// LIBSSH2_ERROR_CHANNEL_REQUEST_DENIED: the server answered a channel request with a failure.
+const REQUEST_DENIED: ssh2::ErrorCode = ssh2::ErrorCode::Session(-22);
+
 /// The pseudo-terminal asked for an interactive shell or a command that needs one.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Terminal {
     /// The terminal type, as `$TERM` (e.g. `xterm-256color`).
     pub term: String,
@@ -42,6 +45,15 @@ pub struct Terminal {
     pub columns: u32,
     /// Height in lines.
     pub rows: u32,
+    /// Whether the program may not run without it (`ssh -t`, `-tt`). When not (an
+    /// interactive login, ssh's `RequestTTY auto`), a server that refuses terminals
+    /// (`PermitTTY no`, `no-pty` on the key) is warned of and the program runs without one,
+    /// as with ssh: restricted accounts are still reachable.
+    pub required: bool,
+    /// Told when the server refused the terminal and the program runs without one: an
+    /// interactive client takes its own terminal out of raw mode then, as ssh does, so that
+    /// lines are edited and echoed locally (Enter sends a newline the remote shell sees).
+    pub refused: Option<std::sync::mpsc::Sender<()>>,
 }
 
 /// What a session channel starts, on a pseudo-terminal or not.
@@ -231,10 +243,25 @@ impl Client {
                 log::debug!("{}: {name} not set: {}", self.host, e.message());
             }
         }
-        if let Some(t) = start.terminal {
-            channel
-                .request_pty(&t.term, None, Some((t.columns, t.rows, 0, 0)))
-                .map_err(fail)?;
+        if let Some(t) = start.terminal
+            && let Err(e) = channel.request_pty(&t.term, None, Some((t.columns, t.rows, 0, 0)))
+        {
+            // The channel stays open after a refused request: the program can still start.
+            let refused = e.code() == REQUEST_DENIED;
+            if !refused {
+                return Err(fail(e));
+            }
+            let said = "the server refused a remote terminal (PTY allocation request failed)";
+            if t.required {
+                return Err(self.given_up(Error::Ssh {
+                    host: self.host.clone(),
+                    reason: said.to_owned(),
+                }));
+            }
+            log::warn!("{}: {said}; going on without one", self.host);
+            if let Some(refused) = &t.refused {
+                let _ = refused.send(());
+            }
         }
         let (started, request) = match start.program {
             Program::Command(command) => (channel.exec(command), "exec"),
@@ -242,7 +269,7 @@ impl Client {
             Program::Shell => (channel.shell(), "shell"),
         };
         started.map_err(|e| {
-            // LIBSSH2_ERROR_CHANNEL_REQUEST_DENIED: an SFTP-only server (ProFTPD, rclone,
+            // Request denied: an SFTP-only server (ProFTPD, rclone,
             // `ForceCommand internal-sftp` elsewhere), where libssh2 says only "Unable to
             // complete request for channel-process-startup".
             // libssh2 sends a request in one packet of at most ~35 KB, and said only "Unable
@@ -259,7 +286,7 @@ impl Client {
                     ),
                 };
             }
-            if e.code() == ssh2::ErrorCode::Session(-22) {
+            if e.code() == REQUEST_DENIED {
                 let what = match start.program {
                     Program::Command(_) => "to run the command".to_owned(),
                     Program::Subsystem(name) => format!("the {name} subsystem"),

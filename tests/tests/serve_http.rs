@@ -442,6 +442,20 @@ fn paths_that_escape_the_root_never_get_the_file() {
     let got = curl(&[&format!("{url}/current/")]);
     assert_eq!(got.status, 200);
     assert!(String::from_utf8_lossy(&got.body).contains("inside.txt"));
+    // The listing leaves out what it would refuse (`wget -m` and `lftp mirror` failed on
+    // every run for such an entry); a link back in is listed, as is a dangling one (nginx).
+    std::os::unix::fs::symlink("no-such-file", dir.join("dangling")).unwrap();
+    let html = String::from_utf8(curl(&[&format!("{url}/")]).body).unwrap();
+    for out in ["passwd-link", "etc-link", "up-link"] {
+        assert!(!html.contains(out), "{out} listed: {html}");
+    }
+    for listed in [
+        "href=\"absolute.txt\"",
+        "href=\"current/\"",
+        "href=\"dangling\"",
+    ] {
+        assert!(html.contains(listed), "{listed} not listed: {html}");
+    }
 }
 
 #[test]

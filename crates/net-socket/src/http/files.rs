@@ -473,11 +473,14 @@ pub(crate) fn range_applies(if_range: Option<&str>, etag: &str, mtime: Option<Sy
         .is_some_and(|(date, mtime)| secs(date) == secs(mtime))
 }
 
-/// An HTML listing of `dir`, whose URL path is `url_path` (ending with `/`).
+/// An HTML listing of `dir`, whose URL path is `url_path` (ending with `/`). `link_kind`
+/// tells of a link (or an entry of unknown type) by name whether a request for it reaches
+/// a directory, or `None` when it would be refused (a link out of the root): such an entry
+/// is left out, as a mirror (`wget -m`, `lftp mirror`) fetching every entry failed on it.
 pub(crate) fn listing(
     dir: File,
     url_path: &str,
-    leads_to_dir: impl Fn(&str) -> bool,
+    link_kind: impl Fn(&str) -> Option<bool>,
 ) -> std::io::Result<String> {
     // Read through the descriptor opened beneath the root: read again by name, it could be
     // another directory by now (a symlink swapped under us to point out of the root).
@@ -495,9 +498,13 @@ pub(crate) fn listing(
         // would reach one; so is an entry whose type the file system does not tell.
         let is_dir = match entry.file_type() {
             Some(nix::dir::Type::Directory) => true,
-            Some(nix::dir::Type::Symlink) | None => {
-                std::str::from_utf8(name).is_ok_and(&leads_to_dir)
-            }
+            Some(nix::dir::Type::Symlink) | None => match std::str::from_utf8(name) {
+                Ok(name) => match link_kind(name) {
+                    Some(is_dir) => is_dir,
+                    None => continue,
+                },
+                Err(_) => false,
+            },
             Some(_) => false,
         };
         names.push((name.to_vec(), is_dir));
@@ -823,7 +830,7 @@ mod tests {
         use std::os::unix::ffi::OsStrExt as _;
         let latin = std::ffi::OsStr::from_bytes(b"latin\xe9");
         std::fs::write(dir.join(latin), b"").unwrap();
-        let html = listing(File::open(&dir).unwrap(), "/d/", |_| false).unwrap();
+        let html = listing(File::open(&dir).unwrap(), "/d/", |_| Some(false)).unwrap();
         // A name that is no UTF-8 is linked by its own bytes, shown with U+FFFD.
         assert!(
             html.contains("href=\"latin%E9\">latin\u{fffd}</a>"),

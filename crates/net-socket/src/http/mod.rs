@@ -964,17 +964,21 @@ impl HttpConn {
             return answered;
         }
         let decoded_path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-        let leads_to_dir = |name: &str| {
+        let link_kind = |name: &str| {
             let path = if rel == "." {
                 name.to_owned()
             } else {
                 format!("{}/{name}", rel.trim_end_matches('/'))
             };
-            self.root
-                .open(&path)
-                .is_ok_and(|f| f.metadata().is_ok_and(|m| m.is_dir()))
+            match self.root.open(&path) {
+                Ok(f) => Some(f.metadata().is_ok_and(|m| m.is_dir())),
+                Err(Refusal::Forbidden(Denial::Outside)) => None,
+                // A dangling link, or one to what may not be read, is listed, as nginx lists
+                // it (a directory that may be entered but not listed, as one).
+                Err(_) => Some(self.root.is_dir(&path)),
+            }
         };
-        match files::listing(dir, &decoded_path, leads_to_dir) {
+        match files::listing(dir, &decoded_path, link_kind) {
             Ok(html) => {
                 let len = html.len() as u64;
                 self.head(

@@ -102,6 +102,9 @@ fn get_and_head_with_content_types() {
     for (name, expected) in [
         ("pkg.rpm", "application/x-redhat-package-manager"),
         ("seg.TS", "video/mp2t"),
+        ("clip.mts", "video/mp2t"),
+        ("src.tgz", "application/gzip"),
+        ("song.m4a", "audio/x-m4a"),
         ("live.m3u8", "application/vnd.apple.mpegurl"),
         ("README.md", "text/markdown; charset=utf-8"),
     ] {

@@ -1345,7 +1345,10 @@ fn content_type(path: &Path) -> &'static str {
         .map(str::to_ascii_lowercase);
     match extension.as_deref() {
         Some("rpm") => "application/x-redhat-package-manager",
-        Some("ts") => "video/mp2t",
+        Some("ts" | "mts" | "m2ts") => "video/mp2t",
+        // A gzipped tarball by either name (mime_guess: `application/x-compressed` for one).
+        Some("tgz") => "application/gzip",
+        Some("m4a") => "audio/x-m4a",
         Some("m3u8") => "application/vnd.apple.mpegurl",
         // Its charset is required (RFC 7763), and has no default a client could fall back on.
         Some("md" | "markdown") => "text/markdown; charset=utf-8",

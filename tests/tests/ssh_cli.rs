@@ -5466,6 +5466,42 @@ fn local_forwarding_carries_bytes_both_ways_while_the_command_runs() {
 }
 
 #[test]
+fn a_forward_the_server_cannot_open_and_a_silent_socks_client_are_said_plainly() {
+    let (lport, dport, closed) = (free_port(), free_port(), free_port());
+    let spec = format!("{lport}:127.0.0.1:{closed}");
+    let child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(ssh_args(
+                &["-L", &spec, "-D", &dport.to_string()],
+                &["sleep", "7"],
+            ))
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    // Nothing listens behind the forward: the local connection is closed at once, as ssh's.
+    let mut refused = forwarded(lport);
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut refused, &mut got).unwrap();
+    assert!(got.is_empty());
+    // A SOCKS client that says nothing (a browser's spare connection) is closed quietly.
+    let mut silent = forwarded(dport);
+    std::io::Read::read_to_end(&mut silent, &mut got).unwrap();
+    let out = child.wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "forward to 127.0.0.1:{closed}: Channel open failure (connect failed)"
+        )),
+        "{err}"
+    );
+    // Neither ssh2's code nor errno's "temporarily unavailable" for a timeout.
+    assert!(!err.contains("Session("), "{err}");
+    assert!(!err.contains("temporarily"), "{err}");
+}
+
+#[test]
 fn dash_o_takes_openssh_options_and_refuses_unknown_ones() {
     let dir = work_dir().join("ssh-cli-dash-o");
     std::fs::create_dir_all(&dir).unwrap();

@@ -652,6 +652,20 @@ fn read_socks_request(mut tcp: TcpStream) -> Option<Open> {
                 socks: Some(request),
             })
         }
+        // A client that opened a connection and said nothing (a browser's spare one):
+        // dropped quietly, as ssh leaves it be; errno's "Resource temporarily unavailable"
+        // read as a shortage.
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            log::debug!(
+                "SOCKS: a client sent no request within {} s: closed",
+                SOCKS_TIMEOUT.as_secs()
+            );
+            None
+        }
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+            log::debug!("SOCKS: a client closed before its request");
+            None
+        }
         Err(e) => {
             log::warn!("SOCKS: {e}");
             None
@@ -670,7 +684,8 @@ impl Open {
                 Some(Tunnel::over(self.tcp, channel))
             }
             Err(e) => {
-                log::warn!("forward to {}:{}: {e}", self.host, self.port);
+                // ssh2's Display adds its code (`[Session(-21)]`), which tells a user nothing.
+                log::warn!("forward to {}:{}: {}", self.host, self.port, e.message());
                 if let Some(request) = &self.socks {
                     let _ = request.answer(&mut self.tcp, Some(socks::GENERAL_FAILURE));
                 }

@@ -5466,6 +5466,54 @@ fn local_forwarding_carries_bytes_both_ways_while_the_command_runs() {
 }
 
 #[test]
+fn dash_l_reaches_a_unix_socket_on_the_server_as_ssh_does() {
+    // A database's or Docker's socket, which the test user may connect to.
+    let path = remote_dir("streamlocal").join("app.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut asked = [0; 5];
+        std::io::Read::read_exact(&mut conn, &mut asked).unwrap();
+        conn.write_all(b"got ").unwrap();
+        conn.write_all(&asked).unwrap();
+    });
+    let lport = free_port();
+    let spec = format!("{lport}:{}", path.display());
+    let out = netkit(&["ssh", "-G", "-L", &spec, "example.org"], b"", &[]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("localforward {lport} {}\n", path.display())),
+        "{out:?}"
+    );
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(ssh_args(&["-L", &spec], &["sleep", "2"]))
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null()),
+    );
+    let mut stream = forwarded(lport);
+    stream.write_all(b"hello").unwrap();
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut got).unwrap();
+    assert_eq!(got, "got hello");
+    server.join().unwrap();
+    // An open connection is waited for when the command ends, as ssh waits for it.
+    drop(stream);
+    assert!(child.wait().unwrap().success());
+    // What netkit cannot do is said before connecting.
+    for (flag, spec, says) in [
+        ("-R", "8000:/tmp/x.sock", "not to a Unix socket"),
+        ("-L", "/tmp/x.sock:db:80", "not on a Unix socket"),
+    ] {
+        let out = ssh_with(&[flag, spec], &["true"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+}
+
+#[test]
 fn a_forward_the_server_cannot_open_and_a_silent_socks_client_are_said_plainly() {
     let (lport, dport, closed) = (free_port(), free_port(), free_port());
     let spec = format!("{lport}:127.0.0.1:{closed}");

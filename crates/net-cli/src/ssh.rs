@@ -1291,7 +1291,15 @@ fn restore_terminal(saved: &nix::sys::termios::Termios) {
 type Forward = std::thread::JoinHandle<Result<(), Error>>;
 
 /// `-L`/`-R` as `[BIND:]PORT:HOST:PORT`.
-type Spec<'a> = (&'a str, Option<&'a str>, u16, &'a str, u16);
+type Spec<'a> = (&'a str, Option<&'a str>, u16, Reach<'a>);
+
+/// Where a forward's connections go: a host and port, or a Unix socket's path (ssh's
+/// `-L PORT:/PATH`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reach<'a> {
+    Tcp(&'a str, u16),
+    Socket(&'a str),
+}
 
 /// The forwards asked for, each checked before anything connects (as ssh refuses a bad
 /// specification at once).
@@ -1316,13 +1324,20 @@ impl<'a> ForwardSpecs<'a> {
                 .map(|spec| (flag, spec))
                 .chain(file.iter().map(|spec| (option, spec)))
                 .map(|(flag, spec)| {
-                    let (bind, listen, host, port) = parse_forward(flag, spec)?;
+                    let (bind, listen, to) = parse_forward(flag, spec)?;
+                    let remote = flag.starts_with("-R") || flag.starts_with("Remote");
                     // Port 0 is the server's to pick for -R (and said); ssh refuses it for a
                     // local listener, whose port no one would know.
-                    if listen == 0 && !flag.starts_with("-R") && !flag.starts_with("Remote") {
+                    if listen == 0 && !remote {
                         return Err(anyhow!("bad {flag} {spec:?}: cannot listen on port 0"));
                     }
-                    Ok((spec.as_str(), bind, listen, host, port))
+                    if remote && matches!(to, Reach::Socket(_)) {
+                        return Err(anyhow!(
+                            "bad {flag} {spec:?}: netkit forwards -R to a host and port, not to \
+                             a Unix socket"
+                        ));
+                    }
+                    Ok((spec.as_str(), bind, listen, to))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()
         };
@@ -1418,12 +1433,20 @@ fn start_forwards(
         None => connect(config)?,
     };
     let mut forwards = client.into_forwards();
-    for &(spec, bind, lport, host, port) in &asked.local {
+    for &(spec, bind, lport, to) in &asked.local {
         for listener in listen("-L", spec, bind, lport)? {
-            forwards.local(listener, host, port).map_err(own)?;
+            match to {
+                Reach::Tcp(host, port) => forwards.local(listener, host, port),
+                Reach::Socket(path) => forwards.local_to_socket(listener, path),
+            }
+            .map_err(own)?;
         }
     }
-    for &(spec, bind, rport, host, port) in &asked.remote {
+    for &(spec, bind, rport, to) in &asked.remote {
+        // Refused when parsed.
+        let Reach::Tcp(host, port) = to else {
+            continue;
+        };
         match forwards.remote(bind, rport, host, port) {
             Ok(allocated) if rport == 0 => {
                 crate::exit::say(format_args!(
@@ -1466,26 +1489,46 @@ fn end_forwards(stop: &StopForwards, forwards: Option<Forward>, drain: bool) {
     }
 }
 
-/// `[BIND:]PORT:HOST:PORT` (of `flag`) into the bind address, if any, the port to listen on,
-/// and the host and port to reach.
+/// `[BIND:]PORT:HOST:PORT` or `[BIND:]PORT:/PATH` (of `flag`) into the bind address, if
+/// any, the port to listen on, and where to reach.
 fn parse_forward<'a>(
     flag: &str,
     spec: &'a str,
-) -> anyhow::Result<(Option<&'a str>, u16, &'a str, u16)> {
-    let bad = || anyhow!("bad {flag} {spec:?}: expected [BIND:]PORT:HOST:PORT");
-    let (bind, listen, host, port) = match fields(spec).as_deref() {
-        Some(&[listen, host, port]) => (None, listen, host, port),
-        Some(&[bind, listen, host, port]) => (Some(bind), listen, host, port),
+) -> anyhow::Result<(Option<&'a str>, u16, Reach<'a>)> {
+    let bad =
+        || anyhow!("bad {flag} {spec:?}: expected [BIND:]PORT:HOST:PORT or [BIND:]PORT:/SOCKET");
+    let fields = fields(spec).ok_or_else(bad)?;
+    // A path is a field starting with `/`, as ssh tells it (brackets let it hold a colon).
+    if fields.first().is_some_and(|f| f.starts_with('/')) {
+        return Err(anyhow!(
+            "bad {flag} {spec:?}: netkit listens on a port, not on a Unix socket"
+        ));
+    }
+    let (bind, listen, to) = match fields.as_slice() {
+        &[listen, path] | &[_, listen, path] if path.starts_with('/') => {
+            let bind = (fields.len() == 3).then(|| fields[0]);
+            (bind, listen, Reach::Socket(path))
+        }
+        &[listen, host, port] => (
+            None,
+            listen,
+            Reach::Tcp(host, port.parse().map_err(|_| bad())?),
+        ),
+        &[bind, listen, host, port] => (
+            Some(bind),
+            listen,
+            Reach::Tcp(host, port.parse().map_err(|_| bad())?),
+        ),
         _ => return Err(bad()),
     };
-    let (Ok(listen), Ok(port)) = (listen.parse(), port.parse()) else {
-        return Err(bad());
-    };
+    let listen = listen.parse().map_err(|_| bad())?;
     // Port 0 can be connected to by no one: ssh refuses it for -L and -R alike.
-    if host.is_empty() || port == 0 {
+    if let Reach::Tcp(host, port) = to
+        && (host.is_empty() || port == 0)
+    {
         return Err(bad());
     }
-    Ok((bind, listen, host, port))
+    Ok((bind, listen, to))
 }
 
 /// `spec` split at its colons, as ssh splits forwarding specifications: an IPv6 address is
@@ -2097,8 +2140,11 @@ fn forward_shown(flag: &str, spec: &str) -> String {
         };
     }
     match parse_forward(flag, spec) {
-        Ok((bind, port, host, to_port)) => {
+        Ok((bind, port, Reach::Tcp(host, to_port))) => {
             format!("{} [{host}]:{to_port}", listen(bind, &port.to_string()))
+        }
+        Ok((bind, port, Reach::Socket(path))) => {
+            format!("{} {path}", listen(bind, &port.to_string()))
         }
         Err(_) => spec.to_owned(),
     }
@@ -2154,15 +2200,23 @@ mod tests {
     fn forwarding_specifications_split_as_ssh_splits_them() {
         assert_eq!(
             parse_forward("-L", "8080:db:5432").unwrap(),
-            (None, 8080, "db", 5432)
+            (None, 8080, Reach::Tcp("db", 5432))
         );
         assert_eq!(
             parse_forward("-L", "[::1]:8080:[fe80::1]:80").unwrap(),
-            (Some("::1"), 8080, "fe80::1", 80)
+            (Some("::1"), 8080, Reach::Tcp("fe80::1", 80))
         );
         assert_eq!(
             parse_forward("-L", "*:8080:db:80").unwrap(),
-            (Some("*"), 8080, "db", 80)
+            (Some("*"), 8080, Reach::Tcp("db", 80))
+        );
+        assert_eq!(
+            parse_forward("-L", "5432:/run/pg/.s.PGSQL.5432").unwrap(),
+            (None, 5432, Reach::Socket("/run/pg/.s.PGSQL.5432"))
+        );
+        assert_eq!(
+            parse_forward("-L", "127.0.0.2:80:[/tmp/a:b.sock]").unwrap(),
+            (Some("127.0.0.2"), 80, Reach::Socket("/tmp/a:b.sock"))
         );
         for bad in [
             "8080:db",
@@ -2171,6 +2225,9 @@ mod tests {
             "[::1:8080:db:80",
             "1:2:3:4:5",
             "8080:db:0",
+            "/tmp/local.sock:/remote.sock",
+            "x:/remote.sock",
+            "8080:relative.sock",
         ] {
             assert!(parse_forward("-L", bad).is_err(), "{bad}");
         }

@@ -56,12 +56,29 @@ struct Tunnel<S> {
     closed: bool,
 }
 
-/// A local connection waiting for its channel to `host:port`; a SOCKS client gets its answer
+/// Where a `-L` or SOCKS connection goes, as seen from the server.
+#[derive(Clone)]
+enum Target {
+    Tcp(String, u16),
+    /// A Unix socket's path (`-L 5432:/run/postgresql/.s.PGSQL.5432`; OpenSSH's
+    /// direct-streamlocal channel).
+    Socket(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Tcp(host, port) => write!(f, "{host}:{port}"),
+            Target::Socket(path) => f.write_str(path),
+        }
+    }
+}
+
+/// A local connection waiting for its channel to its target; a SOCKS client gets its answer
 /// once the channel is open or refused.
 struct Open {
     tcp: TcpStream,
-    host: String,
-    port: u16,
+    to: Target,
     socks: Option<socks::Request>,
 }
 
@@ -122,12 +139,8 @@ fn on_thread<T: Send + 'static>(
 
 /// Where one forward's connections come from, and where they go.
 enum Source {
-    /// `-L`: a local listener; each connection goes to `host:port` as seen from the server.
-    Local {
-        listener: TcpListener,
-        host: String,
-        port: u16,
-    },
+    /// `-L`: a local listener; each connection goes to `to` as seen from the server.
+    Local { listener: TcpListener, to: Target },
     /// `-D`: a local SOCKS listener; each client names where it goes.
     Dynamic(TcpListener),
     /// `-R`: the server's listener; each connection goes to `host:port` as seen from here.
@@ -172,12 +185,22 @@ impl Forwards {
     /// # Errors
     /// [`Error::Local`] when the listener cannot be made non-blocking.
     pub fn local(&mut self, listener: TcpListener, host: &str, port: u16) -> Result<(), Error> {
+        self.local_to(listener, Target::Tcp(host.to_owned(), port))
+    }
+
+    /// `-L PORT:/PATH`: connections accepted on `listener` go to the Unix socket at `path`
+    /// on the server (a database's or Docker's), as OpenSSH forwards them; the server may
+    /// refuse (`AllowStreamLocalForwarding no`), which closes and logs the connection.
+    ///
+    /// # Errors
+    /// [`Error::Local`] when the listener cannot be made non-blocking.
+    pub fn local_to_socket(&mut self, listener: TcpListener, path: &str) -> Result<(), Error> {
+        self.local_to(listener, Target::Socket(path.to_owned()))
+    }
+
+    fn local_to(&mut self, listener: TcpListener, to: Target) -> Result<(), Error> {
         listener.set_nonblocking(true).map_err(listener_error)?;
-        self.sources.push(Source::Local {
-            listener,
-            host: host.to_owned(),
-            port,
-        });
+        self.sources.push(Source::Local { listener, to });
         Ok(())
     }
 
@@ -331,15 +354,10 @@ impl Client {
     /// handshake, `-R`'s local connect) goes to a thread that wakes the loop through `wake`.
     fn arrival(&self, source: &mut Source, wake: &UnixStream) -> Result<Option<Arrival>, Error> {
         match source {
-            Source::Local {
-                listener,
-                host,
-                port,
-            } => match listener.accept() {
+            Source::Local { listener, to } => match listener.accept() {
                 Ok((tcp, _)) => Ok(Some(Arrival::Open(Open {
                     tcp,
-                    host: host.clone(),
-                    port: *port,
+                    to: to.clone(),
                     socks: None,
                 }))),
                 Err(e) => accept_failed(e),
@@ -454,10 +472,11 @@ impl Client {
                 }
             }
             if let Some(open) = opens.front() {
-                match self
-                    .session
-                    .channel_direct_tcpip(&open.host, open.port, None)
-                {
+                let opened = match &open.to {
+                    Target::Tcp(host, port) => self.session.channel_direct_tcpip(host, *port, None),
+                    Target::Socket(path) => self.session.channel_direct_streamlocal(path, None),
+                };
+                match opened {
                     Err(e) if e.code() == EAGAIN => self.ack_at_once(),
                     result => {
                         progress = true;
@@ -647,8 +666,7 @@ fn read_socks_request(mut tcp: TcpStream) -> Option<Open> {
             let _ = tcp.set_read_timeout(None);
             Some(Open {
                 tcp,
-                host: request.host.clone(),
-                port: request.port,
+                to: Target::Tcp(request.host.clone(), request.port),
                 socks: Some(request),
             })
         }
@@ -685,7 +703,7 @@ impl Open {
             }
             Err(e) => {
                 // ssh2's Display adds its code (`[Session(-21)]`), which tells a user nothing.
-                log::warn!("forward to {}:{}: {}", self.host, self.port, e.message());
+                log::warn!("forward to {}: {}", self.to, e.message());
                 if let Some(request) = &self.socks {
                     let _ = request.answer(&mut self.tcp, Some(socks::GENERAL_FAILURE));
                 }

@@ -639,6 +639,44 @@ fn a_variable_that_is_not_utf8_in_the_environment_is_no_crash() {
 }
 
 #[test]
+fn dash_g_writes_each_variable_sent_and_a_command_as_written_as_ssh_does() {
+    // ssh -G writes a `sendenv` line for each; netkit wrote them on one line, which a reader
+    // of `sendenv` lines (as ssh writes them) took for one name.
+    let vars = [
+        ("NETKIT_G_ONE", "1".to_owned()),
+        ("NETKIT_G_TWO", "2".to_owned()),
+    ];
+    let out = netkit(
+        &[
+            "ssh",
+            "-G",
+            "-F",
+            "none",
+            "-o",
+            "SendEnv NETKIT_G_ONE NETKIT_G_TWO",
+            "-o",
+            "RemoteCommand=echo  \"a   b\" 'c'",
+            "example.org",
+        ],
+        b"",
+        &vars,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "sendenv NETKIT_G_ONE",
+        "sendenv NETKIT_G_TWO",
+        "remotecommand echo  \"a   b\" 'c'",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");
+    }
+}
+
+#[test]
 fn a_config_line_no_openssh_option_names_is_warned_of() {
     // ssh refuses such a file; netkit dropped the line without a word, and a typo in a
     // security option (`IdentitesOnly yes`) went unseen.
@@ -5035,6 +5073,67 @@ fn host_aliases_from_an_ssh_config_file() {
         out.status.code(),
         Some(255),
         "without -F none the home config applies: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn quotes_in_the_config_file_and_dash_o_reach_the_server_as_in_ssh() {
+    // As ssh (readconf.c, misc.c argv_split): RemoteCommand is the rest of the line as
+    // written, for the remote shell (its spaces were squeezed); a quote inside a quoted
+    // SetEnv word is part of the value (it was lost, or the line refused). The test sshd
+    // accepts NETKIT_TEST_*.
+    let file = work_dir().join("ssh-config-quotes");
+    std::fs::write(
+        &file,
+        format!(
+            "Host netkit-quoted\n    HostName 127.0.0.1\n    Port {}\n    User {}\n    \
+             IdentityFile {}\n    SetEnv \"NETKIT_TEST_QUOTE=it's\"\n    \
+             RemoteCommand echo \"a   b\"  \"$NETKIT_TEST_QUOTE\"\n",
+            port(),
+            env("NETKIT_TEST_SSH_USER"),
+            key("id_ed25519").display()
+        ),
+    )
+    .unwrap();
+    let kh = env("NETKIT_TEST_SSH_KNOWN_HOSTS");
+    let run = |words: &[&str]| {
+        let mut args = vec!["ssh", "-F", file.to_str().unwrap(), "--known-hosts", &kh];
+        args.extend_from_slice(words);
+        netkit(&args, b"", &[])
+    };
+    let out = run(&["netkit-quoted"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "a   b it's\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The same with -o, which come first and win; `b\ c` is one word, as in ssh.
+    let out = run(&[
+        "-o",
+        "SetEnv NETKIT_TEST_QUOTE='say \"hi\"' NETKIT_TEST_OTHER=b\\ c",
+        "-o",
+        "RemoteCommand=echo '[$NETKIT_TEST_QUOTE]'  \"[$NETKIT_TEST_OTHER]  'x'\"",
+        "netkit-quoted",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "[$NETKIT_TEST_QUOTE] [b c]  'x'\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&[
+        "-o",
+        "SetEnv NETKIT_TEST_QUOTE='say \"hi\"'",
+        "-o",
+        "RemoteCommand=echo \"$NETKIT_TEST_QUOTE\"",
+        "netkit-quoted",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "say \"hi\"\n",
+        "{}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -2114,11 +2114,9 @@ fn resolved(given: &str, config: &Config, args: &Args) -> String {
                 .map(|spec| (keyword, forward_shown(flag, spec))),
         );
     }
-    // Names only: the values may be secrets of the local environment.
-    if !config.env.is_empty() {
-        let names: Vec<&str> = config.env.iter().map(|(name, _)| name.as_str()).collect();
-        lines.push(("sendenv", names.join(" ")));
-    }
+    // Names only: the values may be secrets of the local environment. One line each, as
+    // ssh -G writes them (a reader of the first `sendenv` line saw one name).
+    lines.extend(config.env.iter().map(|(name, _)| ("sendenv", name.clone())));
     lines
         .into_iter()
         .map(|(keyword, value)| format!("{keyword} {value}\n"))

@@ -756,76 +756,98 @@ fn read_guarded(path: &Path) -> Result<String, String> {
 
 /// The text of an ssh config file: a byte that is not UTF-8 (a Latin-1 comment) read as
 /// U+FFFD, where it failed every connection; a byte-order mark left out, where it made the
-/// first line unknown, and its `Host` block's options apply to every host.
+/// first line unknown, and its `Host` block's options apply to every host. Each line comes
+/// as [`openssh_line`] writes it; one OpenSSH refuses (unbalanced quotes, an empty argument)
+/// is an error naming its line, as in ssh.
 fn read_config(path: &Path) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     let text = String::from_utf8_lossy(bytes);
     let mut read = String::with_capacity(text.len());
-    for line in text.lines() {
-        read.push_str(&without_comment(line));
+    for (at, line) in text.lines().enumerate() {
+        let line = openssh_line(line).map_err(|e| format!("line {}: {e}", at + 1))?;
+        read.push_str(&line);
         read.push('\n');
     }
     Ok(read)
 }
 
-/// `line` without its comment, as OpenSSH reads one: from a word that starts with `#` (outside
-/// quotes) to the end. A `#` within a word is part of it (`IdentityFile ~/.ssh/id#work`), where
-/// ssh2-config cuts the line at any `#` outside double quotes: such a word is written in
-/// double quotes, which it and [`words`] read back as the same word.
-fn without_comment(line: &str) -> Cow<'_, str> {
-    if !line.contains('#') {
-        return Cow::Borrowed(line);
+/// Options whose value is the rest of the line as written, for a shell: OpenSSH keeps its
+/// quotes and spacing (`RemoteCommand echo "a   b"` runs just that).
+const COMMANDS: [&str; 4] = [
+    "proxycommand",
+    "remotecommand",
+    "localcommand",
+    "knownhostscommand",
+];
+
+/// A config line (a file's or an `ssh -o` one) read as OpenSSH's readconf.c reads it, written
+/// back in the one form ssh2-config reads without loss: the keyword, then each argument of
+/// [`split_words`] on its own, in double quotes (`\"` and `\\` escaped) unless it is plain.
+/// ssh2-config hands back a lone quoted argument unquoted and several as written, which
+/// [`arguments`] takes apart; a command (see [`COMMANDS`]) is its one argument, as written.
+/// Empty for a blank line or a comment.
+///
+/// ssh2-config knows double quotes only, and no backslash outside them: `SetEnv A=b\ c`,
+/// `User 'x'` and `SetEnv "A=it's"` came out other than ssh reads them, or were refused.
+fn openssh_line(line: &str) -> Result<String, String> {
+    // As readconf.c: trailing spaces, tabs and form feeds are no part of the value.
+    let line = line.trim();
+    let keyword_end = line
+        .find(|c: char| c == '=' || c.is_whitespace())
+        .unwrap_or(line.len());
+    let (keyword, rest) = line.split_at(keyword_end);
+    if keyword.is_empty() || keyword.starts_with('#') {
+        return Ok(String::new());
     }
-    let mut out = String::with_capacity(line.len() + 2);
-    let mut rest = line;
-    let mut first = true;
-    loop {
-        let word_at = rest.len() - rest.trim_start().len();
-        let (space, after) = rest.split_at(word_at);
-        if after.is_empty() || after.starts_with('#') {
-            break;
-        }
-        out.push_str(space);
-        let (mut word, next) = after.split_at(word_end(after));
-        if first && let Some((keyword, value)) = word.split_once('=') {
-            out.push_str(keyword);
-            out.push('=');
-            word = value;
-        }
-        if word.contains('#') {
+    let rest = rest.trim_start();
+    let rest = rest.strip_prefix('=').unwrap_or(rest).trim_start();
+    let (args, open) = split_words(rest);
+    // Commands too: ssh splits their line only to check its quotes.
+    if open {
+        return Err(format!("{keyword} {rest}: invalid quotes"));
+    }
+    let args = if COMMANDS.contains(&keyword.to_ascii_lowercase().as_str()) {
+        vec![rest.to_owned()]
+    } else {
+        args
+    };
+    if args.first().is_none_or(String::is_empty) {
+        return Err(format!("{keyword} {rest}: missing argument"));
+    }
+    let mut out = keyword.to_owned();
+    for arg in &args {
+        out.push(' ');
+        let plain = !arg.starts_with(['#', '='])
+            && !arg.contains(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | '#'));
+        if plain {
+            out.push_str(arg);
+        } else {
             out.push('"');
-            for c in words(word).concat().chars() {
+            for c in arg.chars() {
                 if c == '"' || c == '\\' {
                     out.push('\\');
                 }
                 out.push(c);
             }
             out.push('"');
-        } else {
-            out.push_str(word);
         }
-        first = false;
-        rest = next;
     }
-    Cow::Owned(out)
-}
-
-/// Where the word `text` starts with ends, as [`words`] splits them: at whitespace outside
-/// quotes.
-fn word_end(text: &str) -> usize {
-    let (mut quote, mut escaped) = (None, false);
-    for (at, c) in text.char_indices() {
-        match (c, quote) {
-            _ if escaped => escaped = false,
-            ('\\', q) if q != Some('\'') => escaped = true,
-            (c, None) if c.is_whitespace() => return at,
-            ('"' | '\'', None) => quote = Some(c),
-            (c, Some(q)) if c == q => quote = None,
+    // ssh2-config cuts a line at a `#` outside double quotes, counting escaped ones too: a
+    // `#` after an odd number of `"` in one argument would be cut off without a word.
+    let mut quoted = false;
+    for c in out.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '#' if !quoted => {
+                return Err(format!(
+                    "{keyword} {rest}: netkit cannot read a # after a \" in one argument"
+                ));
+            }
             _ => {}
         }
     }
-    text.len()
+    Ok(out)
 }
 
 /// OpenSSH's system-wide client config, read after the user's unless `-F` names a file.
@@ -1324,12 +1346,8 @@ impl Config {
         // Every file named, where the others take one value.
         let global_files = params.unsupported_fields.remove("globalknownhostsfile");
         let user_files = params.unsupported_fields.remove("userknownhostsfile");
-        for pair in params
-            .unsupported_fields
-            .remove("setenv")
-            .unwrap_or_default()
-        {
-            let pair = words(&pair).join(" ");
+        let set_env = params.unsupported_fields.remove("setenv");
+        for pair in arguments(set_env.unwrap_or_default()) {
             let (name, value) = pair
                 .split_once('=')
                 .ok_or_else(|| format!("SetEnv {pair}: expected NAME=VALUE"))?;
@@ -1812,7 +1830,7 @@ fn with_includes(
 /// `PubkeyAuthentication unbound` (or `host-bound`) as `yes`, which is all netkit makes
 /// of them.
 fn normalized<'a>(word: &str, args: &str, line: &'a str) -> Cow<'a, str> {
-    let lower = args.trim().to_ascii_lowercase();
+    let lower = words(args).join(" ").to_ascii_lowercase();
     let value = match word {
         "connecttimeout" | "serveraliveinterval" => seconds(&lower).map(|s| s.to_string()),
         "port" if lower == "ssh" => Some("22".to_owned()),
@@ -2077,11 +2095,10 @@ fn checked_option(option: &str) -> Result<String, Error> {
         option: option.to_owned(),
         reason: reason.to_owned(),
     };
-    let line = without_comment(option.trim());
-    let line = line.as_ref();
-    if line.contains(['\n', '\r']) {
+    if option.contains(['\n', '\r']) {
         return Err(bad("more than one line"));
     }
+    let line = openssh_line(option).map_err(|e| bad(&e))?;
     let name = line
         .split(|c: char| c == '=' || c.is_whitespace())
         .next()
@@ -2089,8 +2106,6 @@ fn checked_option(option: &str) -> Result<String, Error> {
     if ["host", "match", "include"].contains(&name.to_ascii_lowercase().as_str()) {
         return Err(bad("not a command-line option"));
     }
-    let unquoted = single_quotes_undone(name, line).map_err(bad)?;
-    let line = unquoted.as_deref().unwrap_or(line);
     // OpenSSH options ssh2-config has never heard of, which it would call unknown.
     let rules = if UNKNOWN_TO_THE_PARSER.contains(&name.to_ascii_lowercase().as_str()) {
         ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS
@@ -2116,49 +2131,7 @@ fn checked_option(option: &str) -> Result<String, Error> {
     if !OPTIONS_READ.contains(&lower.as_str()) && !as_done {
         log::warn!("ignoring the option {option:?}: netkit does not act on {name}");
     }
-    Ok(line.to_owned())
-}
-
-/// `line` (an option named `name`) with its value's single quotes taken off, as OpenSSH
-/// takes them off (`-o "User='x'"` is user x): ssh2-config knows only double quotes and kept
-/// them, and the login was as `'x'`. `None` when there are none, or for a command, whose
-/// quotes are its shell's.
-fn single_quotes_undone(name: &str, line: &str) -> Result<Option<String>, &'static str> {
-    const COMMANDS: [&str; 4] = [
-        "proxycommand",
-        "remotecommand",
-        "localcommand",
-        "knownhostscommand",
-    ];
-    let value = line[name.len()..].trim_start_matches(|c: char| c == '=' || c.is_whitespace());
-    if !value.contains('\'') || COMMANDS.contains(&name.to_ascii_lowercase().as_str()) {
-        return Ok(None);
-    }
-    let (args, open) = split_words(value);
-    // As ssh: `IdentityFile=/tmp/bob's_key` lost its quote and named another file.
-    if open {
-        return Err("invalid quotes");
-    }
-    if args.iter().all(String::is_empty) {
-        return Err("missing argument");
-    }
-    // A quote left in an argument (`SetEnv A="it's here"`) would be read again as one by
-    // what takes the line apart later: the line goes as it is, as it went before.
-    if args.iter().any(|arg| arg.contains(['\'', '"', '\\'])) {
-        return Ok(None);
-    }
-    // An argument with spaces stays one, in the double quotes ssh2-config knows.
-    let args: Vec<String> = args
-        .into_iter()
-        .map(|arg| {
-            if arg.is_empty() || arg.contains(char::is_whitespace) {
-                format!("\"{arg}\"")
-            } else {
-                arg
-            }
-        })
-        .collect();
-    Ok(Some(format!("{name} {}", args.join(" "))))
+    Ok(line)
 }
 
 /// The arguments of `option` (in lower case), an OpenSSH option ssh2-config does not know and
@@ -2270,43 +2243,55 @@ const SINGLE_VALUED: &[&str] = &[
     "numberofpasswordprompts",
 ];
 
-/// The arguments of an option of several (`UserKnownHostsFile`), from what ssh2-config makes
-/// of them: a lone double-quoted argument comes unquoted (`"/Users/John Smith/kh"`, one
-/// file, which splitting again made two, the second read from the current directory);
-/// several come with their quotes kept (`/a "/b c"`), taken apart here as ssh takes them.
+/// The arguments of an option of several (`UserKnownHostsFile`, `SetEnv`), from what
+/// ssh2-config makes of an [`openssh_line`]: a lone one comes as it is (a quoted
+/// `"/Users/John Smith/kh"` unquoted, one file, which splitting again made two); several come
+/// as written there, each taken apart here as ssh takes it.
 fn arguments(given: Vec<String>) -> Vec<String> {
     match given.as_slice() {
-        [one] if one.contains(char::is_whitespace) => given,
+        [_] => given,
         _ => words(&given.join(" ")),
     }
 }
 
-/// A line's arguments as ssh_config(5) splits and quotes them (`"/a b" /c`,
-/// `NAME="two words"`): whitespace separates, double or single quotes group, a backslash
-/// takes the next character as it is; the quotes are not part of an argument.
+/// A line's arguments as OpenSSH splits them (misc.c `argv_split`, `"/a b" /c`,
+/// `NAME="two words"`): spaces and tabs separate; double or single quotes group, and are not
+/// part of an argument; a backslash takes `'`, `"` or `\\` (and a space outside quotes) as it
+/// is, and is kept before any other character (`C:\keys`); a `#` at the start of an argument
+/// starts a comment.
 pub(crate) fn words(args: &str) -> Vec<String> {
     split_words(args).0
 }
 
 /// [`words`], and whether a quote was left open at the end (OpenSSH's "invalid quotes").
 fn split_words(args: &str) -> (Vec<String>, bool) {
-    let (mut words, mut word, mut quote, mut chars) = (Vec::new(), None, None, args.chars());
-    while let Some(c) = chars.next() {
-        match (c, quote) {
-            (c, None) if c.is_whitespace() => words.extend(word.take()),
-            ('\\', q) if q != Some('\'') => {
-                word.get_or_insert_with(String::new).extend(chars.next())
+    let mut words = Vec::new();
+    let mut chars = args.chars().peekable();
+    loop {
+        while chars.next_if(|c| matches!(c, ' ' | '\t')).is_some() {}
+        if chars.peek().is_none_or(|c| *c == '#') {
+            return (words, false);
+        }
+        let (mut word, mut quote) = (String::new(), None);
+        while let Some(c) = chars.next() {
+            match (c, quote) {
+                ('\\', _) => {
+                    let escaped = chars.next_if(|n| {
+                        matches!(n, '\'' | '"' | '\\') || (*n == ' ' && quote.is_none())
+                    });
+                    word.push(escaped.unwrap_or('\\'));
+                }
+                (' ' | '\t', None) => break,
+                ('"' | '\'', None) => quote = Some(c),
+                (c, Some(q)) if c == q => quote = None,
+                (c, _) => word.push(c),
             }
-            ('"' | '\'', None) => {
-                word.get_or_insert_with(String::new);
-                quote = Some(c);
-            }
-            (c, Some(q)) if c == q => quote = None,
-            (c, _) => word.get_or_insert_with(String::new).push(c),
+        }
+        words.push(word);
+        if quote.is_some() {
+            return (words, true);
         }
     }
-    words.extend(word);
-    (words, quote.is_some())
 }
 
 #[cfg(test)]
@@ -2332,6 +2317,7 @@ mod tests {
         for (option, why) in [
             ("IdentityFile=/tmp/bob's_key", "invalid quotes"),
             ("User=''", "missing argument"),
+            ("User=\"\"", "missing argument"),
         ] {
             let e = with(option).unwrap_err().to_string();
             assert!(e.contains(why), "{option}: {e}");
@@ -2345,6 +2331,94 @@ mod tests {
         assert_eq!(words("D='it''s'"), ["D=its"]);
         assert_eq!(words("E=a\\\"b"), ["E=a\"b"]);
         assert_eq!(words(" /a  \"/b c\" '' d\\ e "), ["/a", "/b c", "", "d e"]);
+        // As misc.c argv_split: `\'`, `\"`, `\\` anywhere, `\ ` outside quotes; any other
+        // backslash stays (it was dropped: `C:\keys` read `C:keys`).
+        assert_eq!(words(r"C:\keys\\id a\b"), [r"C:\keys\id", r"a\b"]);
+        assert_eq!(words(r#"'it\'s' "a\ b" 'x"y'"#), ["it's", r"a\ b", "x\"y"]);
+        // A `#` starts a comment at the start of a word only.
+        assert_eq!(words("a#b #c d"), ["a#b"]);
+        assert_eq!(split_words("\"open"), (vec!["open".to_owned()], true));
+    }
+
+    #[test]
+    fn lines_are_written_for_ssh2_config_as_ssh_reads_them() {
+        for (line, written) in [
+            ("  User = bob  ", "User bob"),
+            ("User 'bob'", "User bob"),
+            (r#"SetEnv "A=it's""#, r#"SetEnv "A=it's""#),
+            (
+                r#"SetEnv A='say "hi"' B=b\ c"#,
+                r#"SetEnv "A=say \"hi\"" "B=b c""#,
+            ),
+            (r"IdentityFile C:\k\\id", r#"IdentityFile "C:\\k\\id""#),
+            // A command's line is as written: its quotes and spaces are the shell's.
+            (
+                "RemoteCommand=echo  \"a   b\" 'c' # d  ",
+                r#"RemoteCommand "echo  \"a   b\" 'c' # d""#,
+            ),
+            ("# a comment", ""),
+            ("", ""),
+        ] {
+            assert_eq!(openssh_line(line).unwrap(), written, "{line}");
+        }
+        // ssh: "invalid quotes" (a command's too) and "Missing argument".
+        for (line, why) in [
+            ("User \"bob", "invalid quotes"),
+            ("RemoteCommand echo 'a", "invalid quotes"),
+            ("User \"\"", "missing argument"),
+            ("User", "missing argument"),
+            ("User #x", "missing argument"),
+        ] {
+            let e = openssh_line(line).unwrap_err();
+            assert!(e.contains(why), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn values_come_out_of_a_file_and_dash_o_as_ssh_reads_them() {
+        let dir = std::env::temp_dir().join(format!("netkit-quoting-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // `a\ b\x` is the file `a b\x`, as ssh reads it.
+        std::fs::write(dir.join("a b\\x"), "").unwrap();
+        let key = format!("{}/a\\ b\\x", dir.display());
+        let file = dir.join("config");
+        std::fs::write(
+            &file,
+            format!(
+                "Host h\n  User 'it\\'s'\n  SetEnv \"A=it's\" B='say \"hi\"' C=b\\ c\n  \
+                 RemoteCommand echo \"a   b\"\n  IdentityFile {key}\n  \
+                 UserKnownHostsFile '/k/one' \"/k/t\\\"wo\"\n"
+            ),
+        )
+        .unwrap();
+        let from_file = Config::resolve("h", Some(&file)).unwrap();
+        let options = [
+            "User='it\\'s'".to_owned(),
+            "SetEnv \"A=it's\" B='say \"hi\"' C=b\\ c".to_owned(),
+            "RemoteCommand=echo \"a   b\"".to_owned(),
+            format!("IdentityFile={key}"),
+            "UserKnownHostsFile '/k/one' \"/k/t\\\"wo\"".to_owned(),
+        ];
+        let from_options = Config::resolve_with("h", Some(Path::new("none")), &options).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        for config in [from_file, from_options] {
+            assert_eq!(config.user, "it's");
+            let env: Vec<(&str, &str)> = config
+                .env
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            assert_eq!(env, [("A", "it's"), ("B", "say \"hi\""), ("C", "b c")]);
+            assert_eq!(config.remote_command.as_deref(), Some("echo \"a   b\""));
+            let keys: Vec<&Path> = config.identities.iter().map(|i| i.path.as_path()).collect();
+            assert_eq!(keys, [dir.join("a b\\x")]);
+            assert_eq!(config.known_hosts, Path::new("/k/one"));
+            assert_eq!(config.more_known_hosts, [Path::new("/k/t\"wo")]);
+        }
+        let with =
+            |option: &str| Config::resolve_with("h", Some(Path::new("none")), &[option.to_owned()]);
+        let command = with("RemoteCommand=echo 'a\"b'").unwrap().remote_command;
+        assert_eq!(command.as_deref(), Some("echo 'a\"b'"));
     }
 
     #[test]
@@ -2641,11 +2715,11 @@ mod tests {
         assert_eq!(c.more_known_hosts, [dir.join("k2")]);
         assert_eq!(other.user, "bob", "a Host line's comment is no pattern");
         assert_eq!(
-            without_comment("LocalForward 1 h:1 #x"),
+            openssh_line("LocalForward 1 h:1 #x").unwrap(),
             "LocalForward 1 h:1"
         );
         assert_eq!(
-            without_comment("SetEnv A=a#b 'c#d' \"e f#\""),
+            openssh_line("SetEnv A=a#b 'c#d' \"e f#\"").unwrap(),
             "SetEnv \"A=a#b\" \"c#d\" \"e f#\""
         );
     }

@@ -74,3 +74,43 @@ pub fn remote_dir(name: &str) -> PathBuf {
 /// resizes and then asks `stty size` at once may ask first. The line never spells the size
 /// as `stty` prints it, so its echo cannot pass for the answer.
 pub const WAIT_FOR_43X132: &str = "i=0; until [ \"$(stty size | tr ' ' x)\" = 43x132 ] || [ $i = 100 ]; do sleep 0.05; i=$((i+1)); done\n";
+
+/// A port relaying one connection to the test sshd, each chunk `delay` late both ways: a
+/// link with a round trip of twice `delay`.
+///
+/// # Panics
+/// When the relay cannot listen.
+pub fn slow_link(delay: std::time::Duration) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay_port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (client, _) = listener.accept().unwrap();
+        let server = std::net::TcpStream::connect(("127.0.0.1", port())).unwrap();
+        let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+            let (tx, rx) = std::sync::mpsc::channel::<(std::time::Instant, Vec<u8>)>();
+            std::thread::spawn(move || {
+                let mut buf = [0; 16 * 1024];
+                while let Ok(n @ 1..) = std::io::Read::read(&mut from, &mut buf) {
+                    if tx
+                        .send((std::time::Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+            std::thread::spawn(move || {
+                for (due, chunk) in rx {
+                    std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+                    if std::io::Write::write_all(&mut to, &chunk).is_err() {
+                        return;
+                    }
+                }
+                let _ = to.shutdown(std::net::Shutdown::Write);
+            });
+        };
+        pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+        pipe(server, client);
+    });
+    relay_port
+}

@@ -591,6 +591,24 @@ fn the_first_of_a_flag_and_the_destination_names_the_port_and_user_as_in_ssh() {
 }
 
 #[test]
+fn dash_o_connect_timeout_bounds_the_jump_hosts_key_exchange_too() {
+    // The jump host's key exchange over a slow link (0.6 s round trip) took its own bounds
+    // (10 s), whatever -o ConnectTimeout said: it counts for every hop, as the target's.
+    let slow = netkit_tests::ssh::slow_link(Duration::from_millis(300));
+    let jump = format!("{}@127.0.0.1:{slow}", env("NETKIT_TEST_SSH_USER"));
+    let started = std::time::Instant::now();
+    let out = ssh_with(&["-J", &jump, "-o", "ConnectTimeout=1"], &["true"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{slow}"))
+            && err.contains("did not finish within 1 s (ConnectTimeout)"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3), "{err}");
+}
+
+#[test]
 fn dash_j_goes_through_jump_hosts_for_ssh_and_sftp() {
     let jump = format!("{},{}", jump_dest(), jump_dest());
     let out = ssh_with(&["-J", &jump], &["echo jumped"], b"");
@@ -7086,7 +7104,7 @@ fn server_alive_count_max_0_gives_up_after_one_silent_interval_from_dash_o_and_a
     // `-o ServerAliveCountMax=0` was refused (exit 255, "expected a number above 0") while
     // the same line in a file was taken as 1. ssh takes both: a server silent through one
     // interval is given up, with no keepalive sent ("Timeout, server not responding"), even
-    // one that would answer. netkit's shortest interval is 2 s (libssh2's).
+    // one that would answer.
     let dir = work_dir().join("ssh-cli-alive-count-0");
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("config");
@@ -7106,7 +7124,7 @@ fn server_alive_count_max_0_gives_up_after_one_silent_interval_from_dash_o_and_a
             (Some(255), &b""[..]),
             "{flags:?}: {err}"
         );
-        assert!(err.contains("the server sent nothing for 2 s"), "{err}");
+        assert!(err.contains("the server sent nothing for 1 s"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(6), "{flags:?}");
     }
 }
@@ -7146,6 +7164,66 @@ fn server_alive_gives_up_on_a_server_that_stops_answering_as_ssh_does() {
     assert_eq!(&line, b"started\n");
     relay.freeze();
     gives_up_on_2_keepalives(child);
+}
+
+#[test]
+fn server_alive_gives_up_on_a_frozen_server_in_ssh_time_also_under_dash_w() {
+    // ServerAliveInterval=1, ServerAliveCountMax=3: ssh gives a frozen server up after
+    // 3.9-4.0 s (exit 255, a session and -W alike). netkit took 7.6 s in a session (libssh2
+    // took the 1 s interval as 2 s) and -W never ended.
+    let key = key("id_ed25519").display().to_string();
+    for (name, words) in [
+        ("session", &["echo started; sleep 30"][..]),
+        ("dash-w", &[][..]),
+    ] {
+        let relay = Relay::start();
+        let known = work_dir().join(format!("ssh-cli-frozen-{name}-known-hosts"));
+        let _ = std::fs::remove_file(&known);
+        let target = format!("127.0.0.1:{}", port());
+        let mut command = Command::new(netkit_bin());
+        command
+            .args([
+                "ssh",
+                "-p",
+                &relay.port.to_string(),
+                "--accept-new",
+                "-i",
+                &key,
+            ])
+            .args(["-o", &format!("UserKnownHostsFile={}", known.display())])
+            .args(["-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=3"]);
+        if words.is_empty() {
+            // To the sshd itself, whose banner says the tunnel is up.
+            command.args(["-W", &target]);
+        }
+        let mut child = netkit_tests::Spawned::start(
+            command
+                .arg(dest())
+                .args(words)
+                .env_remove("SSH_AUTH_SOCK")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        );
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0; 7];
+        std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+        assert!(
+            &first == b"started" || &first == b"SSH-2.0",
+            "{name}: {first:?}"
+        );
+        relay.freeze();
+        let frozen = std::time::Instant::now();
+        let out = child.wait_with_output();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{name}: {err}");
+        assert!(err.contains("did not answer 3 keepalives"), "{name}: {err}");
+        assert!(
+            frozen.elapsed() < Duration::from_millis(5500),
+            "{name}: {:?}",
+            frozen.elapsed()
+        );
+    }
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use net_ssh::{
     AddressFamily, Client, Config, Error, HostKeyPolicy, HostResult, Identity, Transfer,
 };
-use netkit_tests::ssh::{WAIT_FOR_43X132, config, key, keyed, port, remote_dir};
+use netkit_tests::ssh::{WAIT_FOR_43X132, config, key, keyed, port, remote_dir, slow_link};
 use netkit_tests::{env, work_dir};
 use rand::RngCore as _;
 use sha2::Digest as _;
@@ -791,16 +791,47 @@ fn a_server_that_stalls_after_its_banner_is_said_to_stall_in_the_key_exchange() 
     });
     let mut c = keyed();
     c.port = port;
-    c.connect_timeout = Duration::from_secs(1);
+    c.handshake_timeout = Some(Duration::from_secs(1));
     let err = Client::connect(&c).expect_err("the key exchange stalls");
     assert_eq!(
         err.to_string(),
         format!(
-            "127.0.0.1:{port}: timed out (the server (SSH-2.0-OpenSSH_9.2p1 stalled) stopped \
-             answering during key exchange (connect timeout 1 s))"
+            "127.0.0.1:{port}: timed out (the key exchange with the server \
+             (SSH-2.0-OpenSSH_9.2p1 stalled) did not finish within 1 s (ConnectTimeout))"
         )
     );
     server.join().unwrap();
+}
+
+#[test]
+fn a_slow_link_gets_through_the_key_exchange_unless_connect_timeout_says_otherwise() {
+    // The key exchange over a link with a 0.6 s round trip takes about 2 s; the connect
+    // timeout (10 s, here 1 s) covered all of it, where ssh, which has no default bound, got
+    // in: a 4 s round trip failed "stopped answering during key exchange". Without a
+    // ConnectTimeout it has the per-step timeout; with one, all of it fits in that, as
+    // ssh_config(5) says.
+    let mut c = keyed();
+    c.port = slow_link(Duration::from_millis(300));
+    c.known_hosts = work_dir().join("ssh-client-slow-link-known-hosts");
+    c.host_key_policy = HostKeyPolicy::Insecure;
+    c.connect_timeout = Duration::from_secs(1);
+    c.timeout = Duration::from_secs(20);
+    let client = Client::connect(&c).unwrap();
+    assert_eq!(client.exec("echo over", b"").unwrap().stdout, b"over\n");
+    drop(client);
+    c.port = slow_link(Duration::from_millis(300));
+    c.handshake_timeout = Some(Duration::from_secs(1));
+    let started = Instant::now();
+    let err = Client::connect(&c).expect_err("1 s is too short for the key exchange");
+    assert!(
+        err.to_string()
+            .contains("the key exchange with the server (SSH-2.0-OpenSSH")
+            && err
+                .to_string()
+                .contains("did not finish within 1 s (ConnectTimeout)"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3), "{err}");
 }
 
 #[test]

@@ -56,10 +56,12 @@ pub struct ConnectArgs {
     /// first counts, as in ssh.
     #[arg(short = 'F', value_name = "FILE", action = clap::ArgAction::Append)]
     ssh_config: Vec<PathBuf>,
-    /// Seconds to wait for the server in any one step: connecting with its handshake (at most
-    /// ConnectTimeout, 10 s unless set with -o), authentication, each SFTP call [default: 30]. A
-    /// running command may stay silent: a server that stops answering then is given up after
-    /// ServerAliveInterval x (ServerAliveCountMax + 1) seconds (15 x 4 unless set with -o).
+    /// Seconds to wait for the server in any one step: connecting (at most 10 s) and its
+    /// banner, the key exchange, authentication, each SFTP call [default: 30]; -o
+    /// ConnectTimeout=N bounds connecting, banner and key exchange together, as in ssh, on
+    /// every hop. A running command (or -N, -W) may stay silent: a server that stops answering
+    /// then is given up after ServerAliveInterval x (ServerAliveCountMax + 1) seconds (15 x 4
+    /// unless set with -o).
     #[arg(long, value_name = "SECS")]
     timeout: Option<u64>,
     /// An OpenSSH option for the destination, as ssh -o (repeatable): HostName, User, Port,
@@ -102,18 +104,24 @@ impl ConnectArgs {
             return Some("error");
         }
         // The first -o LogLevel wins, as the first value obtained does in OpenSSH.
-        let level = self.options.iter().find_map(|option| {
-            let (name, value) = option
-                .trim()
-                .split_once(|c: char| c == '=' || c.is_whitespace())?;
-            name.eq_ignore_ascii_case("loglevel")
-                .then(|| value.trim_start_matches(['=', ' ']).to_ascii_uppercase())
-        })?;
+        let level = self.option("loglevel")?.to_ascii_uppercase();
         match level.as_str() {
             "QUIET" | "FATAL" | "ERROR" => Some("error"),
             l if l.starts_with("DEBUG") => Some(DEBUG),
             _ => None,
         }
+    }
+
+    /// The value of the first -o naming `keyword` (lowercase), as the first value obtained
+    /// counts in OpenSSH.
+    fn option(&self, keyword: &str) -> Option<&str> {
+        self.options.iter().find_map(|option| {
+            let (name, value) = option
+                .trim()
+                .split_once(|c: char| c == '=' || c.is_whitespace())?;
+            name.eq_ignore_ascii_case(keyword)
+                .then(|| value.trim_start_matches(['=', ' ']))
+        })
     }
 
     /// Puts `options` ahead of -o's (the first value of an option counts).
@@ -158,9 +166,18 @@ impl ConnectArgs {
             log::set_max_level(log::LevelFilter::Error);
         }
         self.apply(&mut config, dest, port, self.user.as_deref())?;
+        // -o ConnectTimeout bounds the jump hosts' connections too (they read no -o): each
+        // waited its own 10 s connect and --timeout key exchange on the same slow or dead link.
+        let connect = self
+            .option("connecttimeout")
+            .map(|_| (config.connect_timeout, config.handshake_timeout));
         // The flags apply to every hop; --login and -p to the target only.
         let mut hop = config.jump.as_deref_mut();
         while let Some(via) = hop {
+            if let Some((connect_timeout, handshake_timeout)) = connect {
+                via.connect_timeout = connect_timeout;
+                via.handshake_timeout = handshake_timeout;
+            }
             self.apply(via, "", None, None)?;
             hop = via.jump.as_deref_mut();
         }
@@ -212,6 +229,7 @@ impl ConnectArgs {
             // Shorter only: connecting keeps ConnectTimeout's bound (10 s unless set), or a
             // dead host of a --hosts run cost all of a long --timeout.
             config.connect_timeout = config.connect_timeout.min(secs);
+            config.handshake_timeout = config.handshake_timeout.map(|t| t.min(secs));
         }
         let passphrase = std::env::var("NETKIT_SSH_PASSPHRASE").ok();
         if passphrase.is_some() && config.identities.is_empty() && self.identity.is_empty() {
@@ -1088,7 +1106,8 @@ fn parse_host_port(spec: &str) -> Result<(&str, u16), Failure> {
 /// -W: stdin to `host:port` through the server, its answer to stdout, until it closes (as
 /// ssh -W, stdin's EOF is passed on and the answer still read to its end).
 fn stdio_forward(client: Client, host: &str, port: u16, read_stdin: bool) -> Outcome {
-    let tunnel = client.tunnel(host, port).map_err(own)?;
+    let relayed = client.tunnel(host, port).map_err(own)?;
+    let tunnel = &relayed.stream;
     let mut up = tunnel.try_clone().context("tunnel").map_err(own)?;
     crate::spawn(move || {
         if read_stdin && let Err(e) = std::io::copy(&mut crate::stdio::stdin(), &mut up) {
@@ -1102,8 +1121,13 @@ fn stdio_forward(client: Client, host: &str, port: u16, read_stdin: bool) -> Out
     let mut stdout = crate::stdio::stdout();
     let mut buf = vec![0; 64 * 1024];
     loop {
-        let n = match (&tunnel).read(&mut buf) {
-            Ok(0) => return Ok(ExitCode::SUCCESS),
+        let n = match (&*tunnel).read(&mut buf) {
+            // A server given up on (ServerAliveCountMax) fails, as ssh -W exits 255.
+            Ok(0) => {
+                return relayed
+                    .lost()
+                    .map_or(Ok(ExitCode::SUCCESS), |e| Err(own(e)));
+            }
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(own(anyhow!("-W {host}:{port}: {e}"))),

@@ -129,60 +129,9 @@ impl Client {
                 return Err(Error::ssh(&host, &e));
             }
         }
-        // The handshake is part of connecting, as OpenSSH's ConnectTimeout covers the banner
-        // exchange: a port that accepts and then says nothing (or echoes, as an echo server
-        // does, which leaves libssh2 waiting on its own key exchange) fails in that time.
+        handshake(&mut session, &socket, config, &at)?;
         let millis = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
-        session.set_timeout(millis(config.connect_timeout));
-        let shaken = session.handshake();
         session.set_timeout(millis(config.timeout));
-        shaken.map_err(|e| match e.code() {
-            // LIBSSH2_ERROR_TIMEOUT. A banner that came says it is an SSH server, which then
-            // stalled in the key exchange: "is it an SSH server?" sent users the wrong way.
-            ssh2::ErrorCode::Session(-9) => Error::Timeout {
-                host: at.clone(),
-                what: match session.banner() {
-                    // libssh2's own: an echo server sent it back.
-                    Some(banner) if !banner.starts_with("SSH-2.0-libssh2_") => format!(
-                        "the server ({banner}) stopped answering during key exchange (connect \
-                         timeout {} s)",
-                        config.connect_timeout.as_secs()
-                    ),
-                    _ => format!(
-                        "no SSH handshake within the connect timeout of {} s; is it an SSH \
-                         server?",
-                        config.connect_timeout.as_secs()
-                    ),
-                },
-            },
-            // host:port, as the timeout above: a jump host and its target may share a host.
-            _ => Error::Handshake {
-                host: at.clone(),
-                reason: if e.message().contains("banner") && config.proxy_command.is_some() {
-                    format!("{}; did the ProxyCommand reach an SSH server?", e.message())
-                } else if e.message().contains("exchange encryption keys") {
-                    // libssh2 does not say which list found nothing in common.
-                    format!(
-                        "{}; the server takes none of the key exchange, host key or cipher \
-                     algorithms offered (ciphers: {})",
-                        e.message(),
-                        config.ciphers.join(",")
-                    )
-                } else if e.message().contains("banner") && closed(&socket) {
-                    // sshd over its MaxStartups drops a newcomer before its banner, as do
-                    // fail2ban and firewalls' connection limits: not only a port speaking
-                    // another protocol (which netkit cannot tell from it).
-                    "the server closed the connection without an SSH banner: is it an SSH \
-                     server, or one over its connection limit (sshd's MaxStartups)?"
-                        .to_owned()
-                } else if e.message().contains("banner") {
-                    // It answered, but not with "SSH-2.0-...": a port that speaks something else.
-                    format!("{}; is it an SSH server?", e.message())
-                } else {
-                    e.message().to_owned()
-                },
-            },
-        })?;
         log::debug!(
             "{host}: {} (kex {}, cipher {}, mac {}, compression {})",
             session.banner().unwrap_or("no banner"),
@@ -819,6 +768,110 @@ pub(crate) fn spawn<T: Send + 'static>(
             path: "cannot start a thread".into(),
             source,
         })
+}
+
+/// The server's banner, once it came: not libssh2's own, which an echo server sends back.
+fn server_banner(session: &Session) -> Option<&str> {
+    session
+        .banner()
+        .filter(|banner| !banner.starts_with("SSH-2.0-libssh2_"))
+}
+
+/// The banner exchange and key exchange, bounded as OpenSSH's ConnectTimeout bounds them:
+/// with one given ([`Config::handshake_timeout`]), all of it within that; else the banner
+/// within the connect timeout (a port that accepts and says nothing, or echoes, fails as
+/// soon as a dead host would) and the key exchange within the per-step `timeout`: about
+/// three round trips, 12 s over a link with a 4 s round trip, which the 10 s connect timeout
+/// cut short ("stopped answering") where ssh, which has no default bound, got in.
+fn handshake(
+    session: &mut Session,
+    socket: &OwnedFd,
+    config: &Config,
+    at: &str,
+) -> Result<(), Error> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let started = std::time::Instant::now();
+    let (for_banner, for_all, named) = match config.handshake_timeout {
+        Some(limit) => (limit, limit, "ConnectTimeout"),
+        None => (
+            config.connect_timeout.min(config.timeout),
+            config.timeout,
+            "timeout",
+        ),
+    };
+    // Driven here, not blocking in libssh2, whose one timeout would bound both parts alike.
+    session.set_blocking(false);
+    let shaken = loop {
+        match session.handshake() {
+            Err(e) if e.code() == EAGAIN => {}
+            done => break done,
+        }
+        let banner = server_banner(session);
+        let limit = if banner.is_some() {
+            for_all
+        } else {
+            for_banner
+        };
+        let left = limit.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            session.set_blocking(true);
+            return Err(Error::Timeout {
+                host: at.to_owned(),
+                what: match banner {
+                    // It is an SSH server: slow, or stalled, in the key exchange.
+                    Some(banner) => format!(
+                        "the key exchange with the server ({banner}) did not finish within {} s \
+                         ({named})",
+                        limit.as_secs()
+                    ),
+                    None => format!(
+                        "no SSH banner within {} s ({named}); is it an SSH server?",
+                        limit.as_secs()
+                    ),
+                },
+            });
+        }
+        let mut flags = PollFlags::POLLIN;
+        if matches!(
+            session.block_directions(),
+            ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both
+        ) {
+            flags |= PollFlags::POLLOUT;
+        }
+        let wait = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let _ = poll(
+            &mut [PollFd::new(socket.as_fd(), flags)],
+            PollTimeout::from(wait),
+        );
+    };
+    session.set_blocking(true);
+    // host:port, as the timeouts: a jump host and its target may share a host.
+    shaken.map_err(|e| Error::Handshake {
+        host: at.to_owned(),
+        reason: if e.message().contains("banner") && config.proxy_command.is_some() {
+            format!("{}; did the ProxyCommand reach an SSH server?", e.message())
+        } else if e.message().contains("exchange encryption keys") {
+            // libssh2 does not say which list found nothing in common.
+            format!(
+                "{}; the server takes none of the key exchange, host key or cipher \
+                 algorithms offered (ciphers: {})",
+                e.message(),
+                config.ciphers.join(",")
+            )
+        } else if e.message().contains("banner") && closed(socket) {
+            // sshd over its MaxStartups drops a newcomer before its banner, as do
+            // fail2ban and firewalls' connection limits: not only a port speaking
+            // another protocol (which netkit cannot tell from it).
+            "the server closed the connection without an SSH banner: is it an SSH \
+             server, or one over its connection limit (sshd's MaxStartups)?"
+                .to_owned()
+        } else if e.message().contains("banner") {
+            // It answered, but not with "SSH-2.0-...": a port that speaks something else.
+            format!("{}; is it an SSH server?", e.message())
+        } else {
+            e.message().to_owned()
+        },
+    })
 }
 
 /// Whether the peer of `socket` has closed the connection (or reset it) and sent nothing

@@ -98,8 +98,16 @@ pub struct Config {
     /// Rounds of connection attempts over the host's addresses, a second apart, before
     /// giving up (OpenSSH's `ConnectionAttempts`; default 1): for a host that is booting.
     pub connection_attempts: u32,
-    /// Time to open the TCP connection (default 10 s).
+    /// Time to open the TCP connection (default 10 s); without a
+    /// [`handshake_timeout`](Self::handshake_timeout), also the longest wait for the server's
+    /// banner (a port that accepts and says nothing).
     pub connect_timeout: Duration,
+    /// Longest time for the connection, the server's banner and the key exchange together
+    /// (OpenSSH's `ConnectTimeout`, which sets it with `connect_timeout`, as ssh_config(5)
+    /// says it covers all three). `None` (the default): the key exchange has
+    /// [`timeout`](Self::timeout), as any other step: over a link with a 4 s round trip it takes
+    /// about 12 s, which the 10 s connect timeout cut short.
+    pub handshake_timeout: Option<Duration>,
     /// Longest wait for the server in any one protocol step (handshake, auth, SFTP call;
     /// default 30 s).
     pub timeout: Duration,
@@ -256,6 +264,7 @@ impl std::fmt::Debug for Config {
             bind_address,
             connection_attempts,
             connect_timeout,
+            handshake_timeout,
             timeout,
             exec_timeout,
             keepalive,
@@ -304,6 +313,7 @@ impl std::fmt::Debug for Config {
             .field("bind_address", bind_address)
             .field("connection_attempts", connection_attempts)
             .field("connect_timeout", connect_timeout)
+            .field("handshake_timeout", handshake_timeout)
             .field("timeout", timeout)
             .field("exec_timeout", exec_timeout)
             .field("keepalive", keepalive)
@@ -907,6 +917,7 @@ impl Config {
             bind_address: None,
             connection_attempts: 1,
             connect_timeout: Duration::from_secs(10),
+            handshake_timeout: None,
             timeout: Duration::from_secs(30),
             exec_timeout: None,
             keepalive: Duration::from_secs(15),
@@ -1342,6 +1353,7 @@ impl Config {
         }
         if let Some(timeout) = params.connect_timeout {
             self.connect_timeout = timeout.max(Duration::from_secs(1));
+            self.handshake_timeout = Some(self.connect_timeout);
         }
         // Every file named, where the others take one value.
         let global_files = params.unsupported_fields.remove("globalknownhostsfile");

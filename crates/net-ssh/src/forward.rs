@@ -587,15 +587,17 @@ impl Client {
     }
 
     /// Opens a connection to `host:port` as the server sees it and relays it, on a thread
-    /// of its own that owns this client, to the returned local stream: what is written to it
-    /// reaches `host:port`, what `host:port` sends can be read from it (as `ssh -W`, which a
-    /// ProxyCommand uses). Shutting the stream's write side sends EOF; the stream reads EOF
-    /// once the far side has sent it.
+    /// of its own that owns this client, to the returned [`Relayed`] stream: what is written
+    /// to it reaches `host:port`, what `host:port` sends can be read from it (as `ssh -W`,
+    /// which a ProxyCommand uses). Shutting the stream's write side sends EOF; the stream
+    /// reads EOF once the far side has sent it, or once the server is given up on
+    /// (ServerAliveInterval x (ServerAliveCountMax + 1) silent), which
+    /// [`Relayed::lost`] then tells.
     ///
     /// # Errors
     /// [`Error::Connect`] when the server cannot reach `host:port` (or refuses to),
     /// [`Error::Local`] when the local stream cannot be made.
-    pub fn tunnel(self, host: &str, port: u16) -> Result<UnixStream, Error> {
+    pub fn tunnel(self, host: &str, port: u16) -> Result<Relayed, Error> {
         let unreachable = |e: Error| Error::Connect {
             host: host_port(host, port),
             source: std::io::Error::other(match e {
@@ -612,28 +614,41 @@ impl Client {
         let channel = self.open_tunnel(host, port).map_err(unreachable)?;
         let (ours, theirs) = UnixStream::pair().map_err(local)?;
         theirs.set_nonblocking(true).map_err(local)?;
+        let (lost, why) = mpsc::channel();
         crate::client::spawn(move || {
             let mut tunnel = Tunnel::new(theirs, channel);
             let mut buf = vec![0; CHUNK];
+            // A frozen server ended nothing: `ssh -W` under a ProxyCommand hung for ever,
+            // where ssh gives up as in a session (exit 255).
+            let mut alive = crate::server_alive::ServerAlive::new(&self);
             while !tunnel.closed {
-                if !tunnel.pump(&mut buf) {
-                    let local: &[&dyn AsFd] = if tunnel.reads() {
-                        &[&tunnel.local]
-                    } else {
-                        &[]
-                    };
-                    self.wait(local, 50);
+                if tunnel.pump(&mut buf) {
+                    alive.heard();
+                    continue;
+                }
+                if let Err(e) = alive.check(&self) {
+                    // Told before the stream closes (with `tunnel`), so that its EOF finds it.
+                    let _ = lost.send(e);
+                    return;
+                }
+                let local: &[&dyn AsFd] = if tunnel.reads() {
+                    &[&tunnel.local]
+                } else {
+                    &[]
+                };
+                if self.wait(local, 50) {
+                    alive.heard();
                 }
             }
             log::debug!("tunnel through {} closed", self.host);
         })?;
-        Ok(ours)
+        Ok(Relayed { stream: ours, why })
     }
 
     /// [`tunnel`](Self::tunnel) to `next`'s host and port; returns two handles on the
     /// stream, for the next hop's session and for waiting on it.
     pub(crate) fn relay_to(self, next: &crate::Config) -> Result<(OwnedFd, OwnedFd), Error> {
-        let ours = self.tunnel(&next.host, next.port)?;
+        let ours = self.tunnel(&next.host, next.port)?.stream;
         let socket = ours.try_clone().map_err(|source| Error::Local {
             path: "tunnel socket pair".into(),
             source,
@@ -654,6 +669,24 @@ impl Client {
                 Err(e) => return Err(Error::ssh(&self.host, &e)),
             }
         }
+    }
+}
+
+/// The local end of [`Client::tunnel`]'s relay.
+#[derive(Debug)]
+pub struct Relayed {
+    /// Reads what `host:port` sends; what is written to it goes there.
+    pub stream: UnixStream,
+    why: Receiver<Error>,
+}
+
+impl Relayed {
+    /// Why the relay ended before `host:port` closed: the server stopped answering
+    /// keepalives ([`Error::Timeout`]). Asked once [`stream`](Self::stream) has read its EOF,
+    /// `None` means the far side closed.
+    #[must_use]
+    pub fn lost(&self) -> Option<Error> {
+        self.why.try_recv().ok()
     }
 }
 

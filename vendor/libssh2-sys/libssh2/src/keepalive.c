@@ -43,10 +43,11 @@ void libssh2_keepalive_config(LIBSSH2_SESSION *session,
     if(!session)
         return;
 
-    if(interval_s == 1)
-        session->keepalive_interval = ssh2_sec_to_timediff(2);
-    else
-        session->keepalive_interval = ssh2_sec_to_timediff(interval_s);
+    /* netkit: 1 s is 1 s. Upstream took it as 2 s from the days of a
+       whole-second clock; ssh2_now() counts microseconds, and 2 s made
+       ServerAliveInterval 1 give a frozen server up after twice ssh's time
+       (see NETKIT.md). */
+    session->keepalive_interval = ssh2_sec_to_timediff(interval_s);
     session->keepalive_want_reply = want_reply ? 1 : 0;
 }
 

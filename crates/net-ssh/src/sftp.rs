@@ -85,11 +85,12 @@ impl Window {
         }
         let (since, acked_then) = self.marks[0];
         let elapsed = now.saturating_duration_since(since).as_nanos();
-        if elapsed > 0 {
-            // What the link carried in a quarter of the timeout, at the rate measured.
-            let quarter = u128::from(acked.saturating_sub(acked_then))
-                * (self.timeout / 4).as_nanos()
-                / elapsed;
+        // What the link carried in a quarter of the timeout, at the rate measured (none yet
+        // when no time has passed).
+        if let Some(quarter) = (u128::from(acked.saturating_sub(acked_then))
+            * (self.timeout / 4).as_nanos())
+        .checked_div(elapsed)
+        {
             let carried = usize::try_from(quarter).unwrap_or(usize::MAX);
             self.limit = self.limit.min(carried).max(MIN_WINDOW);
         }

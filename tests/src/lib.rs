@@ -5,6 +5,7 @@
 //! with a message saying so; it never passes by skipping.
 
 pub mod http_echo;
+pub mod slow_link;
 pub mod ssh;
 
 use std::path::PathBuf;

@@ -922,6 +922,46 @@ fn sftp_round_trip_of_256_mib() {
 }
 
 #[test]
+fn a_put_and_a_get_over_a_slow_link_finish_within_a_short_timeout() {
+    // libssh2's write sends all it is handed before it waits for an acknowledgement, and each
+    // call has the session's timeout: handed 4 MiB (here the whole 1.25 MiB file) at once, a
+    // put over a link slower than the file's size a timeout failed with "timed out", where
+    // OpenSSH's sftp finishes. 128 KiB/s with a 2 s timeout stands for 512 kbit/s with 30 s.
+    let link = netkit_tests::slow_link::SlowLink::start(
+        &work_dir().join("sftp-slow-link"),
+        port(),
+        128 << 10,
+    );
+    let mut c = keyed();
+    c.proxy_command = Some(link.proxy_command());
+    c.timeout = Duration::from_secs(2);
+    let client = Client::connect(&c).unwrap();
+    let local = work_dir().join("sftp-slow.bin");
+    let mut bytes = vec![0; 1280 << 10];
+    rand::rng().fill_bytes(&mut bytes);
+    std::fs::write(&local, &bytes).unwrap();
+    let remote = remote_dir("sftp-slow").join("up.bin");
+    let started = Instant::now();
+    let put = client.put(&local, &remote, Transfer::default(), &mut |_, _| {});
+    assert!(put.is_ok(), "after {:?}: {put:?}", started.elapsed());
+    assert!(
+        std::fs::read(&remote).unwrap() == bytes,
+        "the put changed bytes"
+    );
+    // Each read returns with the first answer in: a get has no such wait, and stays so.
+    let back = work_dir().join("sftp-slow.back");
+    let started = Instant::now();
+    let get = client.get(&remote, &back, Transfer::default(), &mut |_, _| {});
+    assert!(get.is_ok(), "after {:?}: {get:?}", started.elapsed());
+    assert!(
+        std::fs::read(&back).unwrap() == bytes,
+        "the get changed bytes"
+    );
+    std::fs::remove_file(&local).unwrap();
+    std::fs::remove_file(&back).unwrap();
+}
+
+#[test]
 fn sftp_get_writes_into_a_fifo_or_device_and_leaves_it_one() {
     let remote = remote_dir("sftp-device").join("data.bin");
     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();

@@ -16,9 +16,89 @@ use crate::client::Client;
 /// four times one read call's buffer (up to 8 MiB): 2 MiB reads keep 8 MiB in flight.
 const CHUNK: usize = 2 << 20;
 
-/// Bytes an upload keeps handed to libssh2 (sent or about to be) ahead of the acknowledgements;
-/// it never drops below half of this, so the pipe does not drain at buffer boundaries.
-const SEND_WINDOW: usize = 4 << 20;
+/// The most an upload keeps handed to libssh2 (sent or about to be) ahead of the
+/// acknowledgements, once [`Window`] has found the link fast enough for it: on loopback a
+/// window that drains at each buffer boundary lost throughput (see [`send_window`]).
+const MAX_WINDOW: usize = 4 << 20;
+
+/// The window an upload starts with, before any acknowledgement has said how fast the link
+/// is: at 512 kbit/s its first call takes about a second.
+const FIRST_WINDOW: usize = 64 << 10;
+
+/// The smallest window: a little over one SFTP write request (libssh2 cuts them at 30000
+/// bytes), so that there is always one to send.
+const MIN_WINDOW: usize = 32 << 10;
+
+/// How many bytes an upload hands libssh2 ahead of the acknowledgements, fitted to the link.
+///
+/// libssh2's write sends all of the bytes it is handed before it looks for the first
+/// acknowledgement (and, without blocking, says nothing but "again" until then), and each
+/// call is given the session's timeout (`--timeout`, 30 s by default). A fixed 4 MiB window
+/// took 64 s to send at 512 kbit/s, so every put over such a link failed with "timed out",
+/// where OpenSSH's sftp, with 64 requests of 32 KiB in flight, finishes. The window starts at
+/// [`FIRST_WINDOW`], doubles after each call that handed bytes and took less than an eighth of
+/// the timeout, and never exceeds what the acknowledgements say the link carries in a quarter
+/// of it (nor [`MAX_WINDOW`], nor goes below [`MIN_WINDOW`]). Without a timeout it is
+/// [`MAX_WINDOW`] from the start.
+#[derive(Debug)]
+struct Window {
+    limit: usize,
+    timeout: std::time::Duration,
+    /// The acknowledged total and when, at the start of the previous and of the current
+    /// period of a quarter of the timeout: the rate is measured since the older one, over a
+    /// quarter to a half of the timeout, so that a link that slows down is seen within that.
+    marks: [(std::time::Instant, u64); 2],
+}
+
+impl Window {
+    fn new(timeout: std::time::Duration, now: std::time::Instant) -> Self {
+        Window {
+            limit: if timeout.is_zero() {
+                MAX_WINDOW
+            } else {
+                FIRST_WINDOW
+            },
+            timeout,
+            marks: [(now, 0); 2],
+        }
+    }
+
+    /// How many bytes to keep handed to libssh2.
+    fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Takes in a write call that handed libssh2 `fresh` bytes it did not hold before, took
+    /// `took`, and left `acked` bytes acknowledged in all.
+    fn called(
+        &mut self,
+        fresh: usize,
+        took: std::time::Duration,
+        acked: u64,
+        now: std::time::Instant,
+    ) {
+        if self.timeout.is_zero() {
+            return;
+        }
+        if fresh > 0 && took < self.timeout / 8 {
+            self.limit = (self.limit * 2).min(MAX_WINDOW);
+        }
+        let (since, acked_then) = self.marks[0];
+        let elapsed = now.saturating_duration_since(since).as_nanos();
+        // What the link carried in a quarter of the timeout, at the rate measured (none yet
+        // when no time has passed).
+        if let Some(quarter) = (u128::from(acked.saturating_sub(acked_then))
+            * (self.timeout / 4).as_nanos())
+        .checked_div(elapsed)
+        {
+            let carried = usize::try_from(quarter).unwrap_or(usize::MAX);
+            self.limit = self.limit.min(carried).max(MIN_WINDOW);
+        }
+        if now.saturating_duration_since(self.marks[1].0) >= self.timeout / 4 {
+            self.marks = [self.marks[1], (now, acked)];
+        }
+    }
+}
 
 /// Which side of a copy failed, or that it was cancelled.
 enum Copy {
@@ -354,16 +434,21 @@ impl Drop for Sliced<'_> {
 /// write returns once the first packet is acknowledged and takes the unacknowledged rest again
 /// at the front of the next call, so the buffer passed is refilled before it runs low. With
 /// one 1 MiB buffer per call, throughput through a 10 ms round trip fell to 56 MiB/s as each
-/// buffer drained; OpenSSH keeps 64 requests in flight and made 86.
+/// buffer drained; OpenSSH keeps 64 requests in flight and made 86. The window's size follows
+/// the link ([`Window`]), within the session's `timeout`.
 fn send_window(
     source: &mut dyn Read,
     target: &mut impl Write,
+    timeout: std::time::Duration,
     cancel: Option<&AtomicBool>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(), Copy> {
-    let mut buf = vec![0; SEND_WINDOW];
+    let mut window = Window::new(timeout, std::time::Instant::now());
+    let mut buf = vec![0; MAX_WINDOW];
     let (mut start, mut end, mut eof) = (0, 0, false);
     let (mut sent, mut zeros) = (0u64, 0);
+    // How far into the source libssh2 has been handed bytes: it holds what lies past `sent`.
+    let mut handed = 0u64;
     // Why the upload stops early. What was handed to libssh2 is still written out first:
     // leaving its requests unacknowledged confuses the SFTP channel, and the next call (the
     // removal of the partial file) waited out the whole timeout.
@@ -372,12 +457,17 @@ fn send_window(
         if stop.is_none() && cancelled(cancel) {
             stop = Some(Copy::Cancelled);
         }
-        if stop.is_none() && !eof && end - start <= SEND_WINDOW / 2 {
+        // A window that shrank below what libssh2 holds is refilled only once the
+        // acknowledgements bring that under its half: every call passes all libssh2 holds
+        // (`start..end` never loses a byte it was given), which its write takes to be the
+        // bytes it already made into requests, and only the rest is new.
+        let limit = window.limit();
+        if stop.is_none() && !eof && end - start <= limit / 2 {
             buf.copy_within(start..end, 0);
             end -= start;
             start = 0;
-            while end < SEND_WINDOW {
-                match source.read(&mut buf[end..]) {
+            while end < limit {
+                match source.read(&mut buf[end..limit]) {
                     Ok(0) => {
                         eof = true;
                         break;
@@ -394,7 +484,16 @@ fn send_window(
         if start == end {
             return stop.map_or(Ok(()), Err);
         }
-        match target.write(&buf[start..end]) {
+        let passed = sent + (end - start) as u64;
+        let fresh = usize::try_from(passed.saturating_sub(handed)).unwrap_or(usize::MAX);
+        handed = handed.max(passed);
+        let called = std::time::Instant::now();
+        let written = target.write(&buf[start..end]);
+        let now = std::time::Instant::now();
+        if let Ok(n) = written {
+            window.called(fresh, now - called, sent + n as u64, now);
+        }
+        match written {
             // libssh2 sent what the channel's window took and nothing is acknowledged yet (a
             // server with a small window, as Dropbear's 24 KiB): the next call goes on with
             // it. Each such call waits for the socket; a server that never takes more ends it
@@ -1107,10 +1206,16 @@ impl Client {
         progress(done, total);
         let mut sent_here = 0;
         let written = (|| {
-            send_window(file.source, &mut target, options.cancel, &mut |sent| {
-                sent_here = sent;
-                progress(done + sent, total);
-            })
+            send_window(
+                file.source,
+                &mut target,
+                self.timeout,
+                options.cancel,
+                &mut |sent| {
+                    sent_here = sent;
+                    progress(done + sent, total);
+                },
+            )
             .map_err(|e| refused_write(self.copy_failed(e, remote, file.local, remote)))?;
             // The server's umask took bits from the mode it was made with: a replaced file
             // keeps its own (a group-writable 0664 in a shared deploy directory became
@@ -2083,6 +2188,50 @@ fn same_tail(local: &Path, file: &mut ssh2::File, len: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    /// The limits a window takes over `calls` write calls at `rate` bytes a second, each
+    /// handing it bytes it did not hold and lasting `took`.
+    fn windows(timeout: u64, rate: u64, took: Duration, calls: usize) -> Vec<usize> {
+        let start = std::time::Instant::now();
+        let mut window = Window::new(Duration::from_secs(timeout), start);
+        let mut now = start;
+        (0..calls)
+            .map(|_| {
+                now += took;
+                let acked = rate * (now - start).as_millis() as u64 / 1000;
+                window.called(1, took, acked, now);
+                window.limit()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_send_window_follows_the_link_within_a_quarter_of_the_timeout() {
+        // Loopback: doubled up to the most at each quick call.
+        let fast = windows(30, 1 << 30, Duration::from_millis(1), 8);
+        assert_eq!(fast[..3], [128 << 10, 256 << 10, 512 << 10]);
+        assert_eq!(fast[7], MAX_WINDOW);
+        // 512 kbit/s: what 7.5 s carries, 480 KB, at most, where 4 MiB took 64 s.
+        let slow = windows(30, 64_000, Duration::from_millis(500), 20);
+        assert!(slow.iter().all(|&w| w <= 480_000), "{slow:?}");
+        assert!(slow[19] > 240_000, "{slow:?}");
+        // Slower than a quarter of the timeout carries one request: one request.
+        assert_eq!(
+            windows(2, 8_000, Duration::from_millis(500), 4)[3],
+            MIN_WINDOW
+        );
+        // Calls that take long do not grow it.
+        assert_eq!(
+            windows(30, 1 << 30, Duration::from_secs(4), 4),
+            [FIRST_WINDOW; 4]
+        );
+        // With no timeout, nothing is to be kept within one.
+        assert_eq!(
+            windows(0, 1_000, Duration::from_secs(1), 2),
+            [MAX_WINDOW; 2]
+        );
+    }
 
     #[test]
     fn kept_times_are_held_to_what_sftp_carries() {

@@ -8,7 +8,8 @@
 //! - `/set-cookie?c=COOKIE`: 200 with `Set-Cookie: COOKIE` (repeat `c` for several);
 //! - `/redirect/N`: 302 to `/redirect/N-1` with `Set-Cookie: hopN=1`, `/redirect/0` to `/echo`;
 //! - `/redirect-to?url=URL&status=N`: N (default 302) to URL;
-//! - `/retry/KEY/N?after=S`: 503 with `Retry-After: S` for the first N calls of KEY, then 200;
+//! - `/retry/KEY/N?after=S&status=C`: C (default 503) with `Retry-After: S` for the first N calls
+//!   of KEY, then 200;
 //! - `/hang`: reads the request and answers nothing for 30 s; `/close`: reads it and closes;
 //! - `/reject-early`: answers 413 to the head alone and closes without reading the body;
 //! - `/gzip`: a gzip-encoded `hello from gzip\n`; `/brotli`: `hello from brotli\n` in br;
@@ -241,7 +242,11 @@ fn serve(stream: TcpStream, calls: &Mutex<HashMap<String, Vec<Instant>>>, seen: 
                 let seen = calls.entry((*key).to_owned()).or_default();
                 seen.push(Instant::now());
                 if seen.len() <= n {
-                    status = 503;
+                    status = query
+                        .iter()
+                        .find(|(k, _)| k == "status")
+                        .and_then(|(_, v)| v.parse().ok())
+                        .unwrap_or(503);
                     extra.push(("Retry-After".into(), after));
                     reply = b"try later".to_vec();
                 } else {

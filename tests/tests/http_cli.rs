@@ -842,13 +842,20 @@ fn timeouts_and_retries() {
     one_line_error(
         &http(&["--timeout", "1", &server.url("/hang")]),
         7,
-        "timed out",
+        "the server sent nothing for 1 s; --timeout SECS waits longer",
     );
     assert!(started.elapsed() < Duration::from_secs(10));
     // A body that stops coming is a timeout too (it was exit 1).
     let out = http(&["--timeout", "1", &server.url("/drip/text")]);
     assert_eq!(out.stdout, b"data: first\n\n");
-    one_line_error(&out, 7, "timed out reading the body");
+    // Naming the URL and what ran out, in words: it was "reading the response body: timed
+    // out reading the body (per read)".
+    let url = server.url("/drip/text");
+    one_line_error(
+        &out,
+        7,
+        &format!("{url}: the server sent nothing for 1 s while sending the body; --timeout"),
+    );
     let out = http(&["--retry", "2", &server.url("/retry/cli/1?after=1")]);
     assert!(out.status.success());
     assert_eq!(out.stdout, b"ok");
@@ -2935,4 +2942,208 @@ fn a_large_body_file_is_shown_by_verbose_without_being_read_whole() {
     let shown = std::fs::read(&shown).unwrap();
     assert!(shown.starts_with(&vec![b'x'; size]), "{}", shown.len());
     assert!(String::from_utf8_lossy(&shown[size..]).contains("200 OK"));
+}
+
+#[test]
+fn retry_takes_408_and_500_as_transient_as_curl_does_and_says_a_post_is_not_retried() {
+    // 500 and 408 were handed back at once: curl's --retry retries them.
+    let server = EchoServer::start();
+    for status in [408, 500] {
+        let url = server.url(&format!("/retry/s{status}/1?after=0&status={status}"));
+        let out = http(&["--retry", "2", &url]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert_eq!(out.stdout, b"ok");
+        assert!(
+            err.lines().count() == 1 && err.contains(&format!("{status}; retry 1 of 2")),
+            "{err}"
+        );
+        assert_eq!(
+            server.retry_calls.lock().unwrap()[&format!("s{status}")].len(),
+            2
+        );
+    }
+    // A POST is not retried, by design; --retry said nothing of it.
+    let url = server.url("/retry/post-cli/1?after=0&status=500");
+    let out = http(&["--retry", "2", "POST", &url, "a=1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.stdout, b"try later");
+    assert!(
+        err.lines().count() == 1 && err.contains("POST is not idempotent: not retried"),
+        "{err}"
+    );
+    assert_eq!(server.retry_calls.lock().unwrap()["post-cli"].len(), 1);
+}
+
+#[test]
+fn a_download_that_stalls_mid_body_says_once_what_ran_out_naming_the_url() {
+    // `-d` said "timed out: URL (timed out reading the body (per read); ...)".
+    let server = EchoServer::start();
+    let url = server.url("/drip/text");
+    let dest = work_dir().join("http-cli-stalled-download.txt");
+    let _ = std::fs::remove_file(&dest);
+    let out = http(&["-d", "--timeout", "1", "-o", dest.to_str().unwrap(), &url]);
+    one_line_error(
+        &out,
+        7,
+        &format!("{url}: the server sent nothing for 1 s while sending the body"),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("timed out").count(), 0, "{err}");
+    assert!(!err.contains("per read"), "{err}");
+}
+
+#[test]
+fn max_time_bounds_the_whole_transfer_retries_and_their_waits_included_as_curl_m() {
+    let server = EchoServer::start();
+    // A body still coming when the time is up.
+    let started = Instant::now();
+    let out = http(&["--max-time", "1.5", &server.url("/drip/text")]);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(out.stdout, b"data: first\n\n");
+    one_line_error(&out, 7, "the whole transfer took longer than 1.5 s");
+    // Retries that would wait past it: given up at the wait that does not fit, exit 7.
+    let started = Instant::now();
+    let url = server.url("/retry/max-time/10?after=1");
+    let out = http(&["--max-time", "1.5", "--retry", "5", &url]);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    let last = format!(
+        "{url}: no time left within the whole transfer's 1.5 s for a retry after: answered 503"
+    );
+    assert!(
+        err.lines().last().unwrap_or_default().contains(&last),
+        "{err}"
+    );
+    assert_eq!(server.retry_calls.lock().unwrap()["max-time"].len(), 2);
+    // Bad values are bad input, as for --timeout.
+    for option in ["--max-time", "--connect-timeout"] {
+        one_line_error(
+            &http(&[option, "0", &server.url("/")]),
+            2,
+            &format!("{option} must be a positive number"),
+        );
+    }
+}
+
+/// A server that sends the head and half of a 10-byte body on its first connection, then
+/// stalls (`stall`) or closes; later connections get the whole body, or its second half as a
+/// 206 to `Range: bytes=5-`. Returns the URL and the requests' heads as they come.
+fn cut_once_server(stall: bool) -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead as _, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/file.bin", listener.local_addr().unwrap());
+    let (heads, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().take(5).enumerate() {
+            let mut stream = stream.unwrap();
+            let heads = heads.clone();
+            // Its own thread: the stalled one must not hold the next answer up.
+            std::thread::spawn(move || {
+                let mut head = String::new();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                while reader.read_line(&mut head).unwrap_or(0) > 2 {}
+                let ranged = head.to_ascii_lowercase().contains("range: bytes=5-");
+                let _ = heads.send(head);
+                let reply: &[u8] = if n == 0 {
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234"
+                } else if ranged {
+                    b"HTTP/1.1 206 Partial Content\r\nContent-Length: 5\r\nContent-Range: bytes 5-9/10\r\n\r\n56789"
+                } else {
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789"
+                };
+                let _ = stream.write_all(reply);
+                let _ = stream.flush();
+                if n == 0 && stall {
+                    std::thread::sleep(Duration::from_secs(4));
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn retry_takes_a_download_cut_or_stalled_mid_body_again_as_curl_does() {
+    // A body that stalled or was cut after the head was never retried: exit 7 or 1.
+    let dir = work_dir().join("http-cli-retry-mid-body");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (stall, resume) in [(true, false), (false, false), (true, true)] {
+        let (url, heads) = cut_once_server(stall);
+        let dest = dir.join(format!("file-{stall}-{resume}.bin"));
+        let _ = std::fs::remove_file(&dest);
+        let mut args = vec![
+            "-d",
+            "--timeout",
+            "1",
+            "--retry",
+            "2",
+            "-o",
+            dest.to_str().unwrap(),
+        ];
+        if resume {
+            args.push("-c");
+        }
+        args.push(&url);
+        let out = http(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stall} {resume}: {err}");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"0123456789", "{err}");
+        assert!(err.contains("retry 1 of 2"), "{err}");
+        let heads: Vec<String> = heads.try_iter().collect();
+        assert_eq!(heads.len(), 2, "{heads:?}");
+        // With -c it goes on from what came, as curl -C - would; else it starts over.
+        assert_eq!(
+            heads[1].to_ascii_lowercase().contains("range: bytes=5-"),
+            resume,
+            "{heads:?}"
+        );
+    }
+}
+
+#[test]
+fn retry_sends_again_a_body_that_stalls_before_its_first_byte_reached_stdout() {
+    // Headers came, then nothing: never retried, exit 7. Nothing of the body was written, so
+    // asking again gives nothing twice.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/slow", listener.local_addr().unwrap());
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&calls);
+    std::thread::spawn(move || {
+        use std::io::{BufRead as _, BufReader};
+        for stream in listener.incoming().take(4) {
+            let mut stream = stream.unwrap();
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                    line.clear();
+                }
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+                let _ = stream.flush();
+                if n == 0 {
+                    std::thread::sleep(Duration::from_secs(4));
+                }
+                let _ = stream.write_all(b"hello");
+            });
+        }
+    });
+    let out = http(&["--timeout", "1", "--retry", "2", &url]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(out.stdout, b"hello");
+    assert!(
+        err.lines().count() == 1
+            && err.contains(&format!(
+                "{url}: the server sent nothing for 1 s while sending the body; retry 1 of 2"
+            )),
+        "{err}"
+    );
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
 }

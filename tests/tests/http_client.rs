@@ -1077,7 +1077,7 @@ fn timeouts_fire_on_a_server_that_never_answers() {
     let result = client.get(&server.url("/hang")).unwrap().send();
     // How long it waited is named (it said only "per read"), never a command line's flag.
     match &result {
-        Err(Error::Timeout { what, .. }) => assert_eq!(what, "no data for 0.7 s"),
+        Err(Error::Timeout { what, .. }) => assert_eq!(what, "the server sent nothing for 0.7 s"),
         other => panic!("{other:?}"),
     }
     assert!(started.elapsed() < Duration::from_secs(10));

@@ -47,7 +47,7 @@ takes H (request headers), B (request body), h (response headers), b (response b
 
 Exit status: 0 done; 1 network or I/O failure; 2 bad input (URL, item, file, option);
 with --check-status (or --download) 3 for an unfollowed 3xx, 4 for 4xx, 5 for 5xx; 6 too many redirects;
-7 timeout; 130/143 after Ctrl-C or SIGTERM. The password of --auth USER comes from NETKIT_HTTP_PASSWORD or a prompt.
+7 timeout (--timeout, --connect-timeout, --max-time; curl's 28); 130/143 after Ctrl-C or SIGTERM. The password of --auth USER comes from NETKIT_HTTP_PASSWORD or a prompt.
 
 Examples:
   netkit http example.org/api/items page==2
@@ -110,7 +110,16 @@ pub struct Args {
     /// httpie, no limit on the whole exchange (an event stream may run for hours).
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
-    /// Retries of idempotent requests after connection errors and 429/502/503/504.
+    /// Seconds to wait for the connection (TCP and TLS), as curl's --connect-timeout; wins
+    /// over --timeout for connecting.
+    #[arg(long, value_name = "SECS")]
+    connect_timeout: Option<f64>,
+    /// Seconds the whole transfer may take, redirects, retries and their waits included, as
+    /// curl's -m/--max-time; past it, exit 7.
+    #[arg(long, value_name = "SECS")]
+    max_time: Option<f64>,
+    /// Retries of idempotent requests after connection errors, timeouts and 408, 429, 500,
+    /// 502, 503 and 504, as curl's --retry (POST and PATCH are not retried).
     #[arg(long, value_name = "N", default_value_t = 0)]
     retry: u32,
     /// Keep headers, credentials and cookies in this JSON file (mode 0600); a NAME without
@@ -210,6 +219,12 @@ impl Args {
 
 /// Runs `netkit http`.
 pub fn run(args: Args) -> Outcome {
+    // The library names the time waited; how to wait longer is the command line's to say.
+    let hint = if args.max_time.is_some() {
+        "; --timeout SECS (each wait) or --max-time SECS (the whole transfer) waits longer"
+    } else {
+        "; --timeout SECS waits longer"
+    };
     // A body that stops coming times out as a silent server does: exit 7, not 1.
     request(args).map_err(|mut failure| {
         let timed_out = failure.error.chain().any(|cause| {
@@ -220,9 +235,8 @@ pub fn run(args: Args) -> Outcome {
         if failure.code == GENERIC && timed_out {
             failure.code = TIMEOUT;
         }
-        // The library names the time waited; how to wait longer is the command line's to say.
         if failure.code == TIMEOUT {
-            failure.error = anyhow!("{:#}; --timeout SECS waits longer", failure.error);
+            failure.error = anyhow!("{:#}{hint}", failure.error);
         }
         failure
     })
@@ -498,6 +512,7 @@ fn request(mut args: Args) -> Outcome {
     if what.contains('h') {
         print_head(&mut out, &response, &style)?;
     }
+    let url = response.url().to_owned();
     // A piped download's refused answer is not the file: the warning of --check-status says
     // why nothing came.
     if download_to_stdout {
@@ -511,20 +526,21 @@ fn request(mut args: Args) -> Outcome {
                 Some(bar) => Box::new(bar.wrap_read(body)),
                 None => Box::new(body),
             };
-            let passed = pass_body(&mut body, &mut out, "writing the output");
+            let passed = pass_body(&mut body, &url, &mut out, "writing the output");
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
             passed?;
         }
     } else if raw_stdout {
-        pass_body(&mut response.reader(), &mut out, "writing the output")?;
+        pass_body(&mut response.reader(), &url, &mut out, "writing the output")?;
     } else if let Some(path) = &args.output {
         let mut file = std::fs::File::create(path)
             .with_context(|| format!("cannot create {}", path.display()))
             .code(USAGE)?;
         pass_body(
             &mut response.reader(),
+            &url,
             &mut file,
             &format!("writing {}", path.display()),
         )?;
@@ -549,9 +565,11 @@ fn request(mut args: Args) -> Outcome {
 }
 
 /// Copies a body to `out`, saying which side failed: a full disk was "reading the response
-/// body" (`writing` names the other side).
+/// body" (`writing` names the other side). A body that fails names its `url`, as curl's
+/// errors do: the line said only "reading the response body".
 fn pass_body(
     body: &mut dyn std::io::Read,
+    url: &str,
     out: &mut dyn Write,
     writing: &str,
 ) -> anyhow::Result<()> {
@@ -561,7 +579,7 @@ fn pass_body(
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).context("reading the response body"),
+            Err(e) => return Err(e).context(url.to_owned()),
         };
         out.write_all(&chunk[..n]).context(writing.to_owned())?;
     }
@@ -933,22 +951,17 @@ fn config(args: &Args, url: &str) -> Result<ClientConfig, Failure> {
         0
     };
     config.path_as_is = args.path_as_is;
-    if let Some(secs) = args.timeout {
-        // Past a billion seconds (31 years) a deadline no longer fits the clock's range.
-        if !(secs > 0.0 && secs <= 1e9) {
-            return Err(anyhow!(
-                "--timeout must be a positive number of seconds, at most 1000000000"
-            ))
-            .code(USAGE);
-        }
-        let timeout = Duration::from_secs_f64(secs);
+    if let Some(timeout) = seconds("--timeout", args.timeout)? {
         config.connect_timeout = timeout;
         config.read_timeout = timeout;
     }
-    // A big download, a slow upload or an event stream takes as long as it takes, as with
-    // curl and httpie; the read timeout still catches a dead server. (The library's 300 s
-    // total cut a stream still flowing at 5 minutes, exit 7.)
-    config.timeout = None;
+    if let Some(timeout) = seconds("--connect-timeout", args.connect_timeout)? {
+        config.connect_timeout = timeout;
+    }
+    // Without --max-time a big download, a slow upload or an event stream takes as long as
+    // it takes, as with curl and httpie; the read timeout still catches a dead server. (The
+    // library's 300 s total cut a stream still flowing at 5 minutes, exit 7.)
+    config.timeout = seconds("--max-time", args.max_time)?;
     config.retry = Retry::times(args.retry);
     config.proxy = proxy_for(&args.proxy, url).code(USAGE)?.map(str::to_owned);
     config.client_cert.clone_from(&args.cert);
@@ -959,6 +972,21 @@ fn config(args: &Args, url: &str) -> Result<ClientConfig, Failure> {
         Some(path) => config.ca_file = Some(PathBuf::from(path)),
     }
     Ok(config)
+}
+
+/// The duration of a `--timeout`-like option, refused (exit 2) unless positive.
+fn seconds(option: &str, secs: Option<f64>) -> Result<Option<Duration>, Failure> {
+    let Some(secs) = secs else {
+        return Ok(None);
+    };
+    // Past a billion seconds (31 years) a deadline no longer fits the clock's range.
+    if !(secs > 0.0 && secs <= 1e9) {
+        return Err(anyhow!(
+            "{option} must be a positive number of seconds, at most 1000000000"
+        ))
+        .code(USAGE);
+    }
+    Ok(Some(Duration::from_secs_f64(secs)))
 }
 
 /// The netrc file (`$NETRC`, else `~/.netrc`), when there is one. It is the machine's, not
@@ -1564,6 +1592,7 @@ fn print_body(
     stream: bool,
     style: &Style,
 ) -> anyhow::Result<()> {
+    let url = response.url().to_owned();
     let content_type = response.header("content-type").unwrap_or_default();
     let is_json = content_type.to_ascii_lowercase().contains("json");
     let may_be_json = may_be_json(content_type);
@@ -1584,7 +1613,7 @@ fn print_body(
         let n = loop {
             match reader.read(&mut start) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                read => break read.context("reading the response body")?,
+                read => break read.context(url.clone())?,
             }
         };
         body.extend_from_slice(&start[..n]);
@@ -1593,7 +1622,7 @@ fn print_body(
         (&mut reader)
             .take(FORMAT_LIMIT)
             .read_to_end(&mut body)
-            .context("reading the response body")?;
+            .context(url.clone())?;
         // Bytes before the JSON that hold a NUL are binary, shown as any other binary body
         // is on a terminal (they were written raw, a zstd frame's head included).
         let binary = tty && body.contains(&0);
@@ -1604,7 +1633,7 @@ fn print_body(
     if !tty {
         // Piped: exactly the body, streamed.
         out.write_all(&body)?;
-        pass_body(&mut reader, out, "writing the output")?;
+        pass_body(&mut reader, &url, out, "writing the output")?;
         return Ok(());
     }
     let mut chunk = vec![0; 64 * 1024];
@@ -1624,7 +1653,7 @@ fn print_body(
             Ok(0) => break,
             Ok(n) => body.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e).context("reading the response body"),
+            Err(e) => return Err(e).context(url),
         }
     }
     if last != b'\n' {

@@ -284,6 +284,8 @@ impl Client {
             netrc: None,
             body: Body::Empty,
             replay: Arc::default(),
+            retried: 0,
+            deadline: None,
         })
     }
 
@@ -316,20 +318,12 @@ impl Client {
                     .into(),
             };
         }
-        let error = match Error::from_ureq(url.as_str(), error) {
-            // ureq says only which timer; how long it waited tells how much longer to.
-            Error::Timeout { url, what } if what == "per read" || what == "per write" => {
-                let secs = self.config().read_timeout.as_secs_f64();
-                Error::Timeout {
-                    url,
-                    what: if what == "per read" {
-                        format!("no data for {secs} s")
-                    } else {
-                        format!("the server took no data for {secs} s")
-                    },
-                }
-            }
-            other => other,
+        let error = match error {
+            ureq::Error::Timeout(which) => Error::Timeout {
+                url: crate::error::redacted(url.as_str()),
+                what: timeout_what(self.config(), which),
+            },
+            other => Error::from_ureq(url.as_str(), other),
         };
         let Some(proxy) = self.inner.proxies.for_url(url) else {
             return error;
@@ -1065,6 +1059,13 @@ pub struct Request {
     body: Body,
     /// What was read of a body file that cannot be read twice (a pipe), to send it again.
     replay: Arc<Mutex<Replay>>,
+    /// Retries already used on this request before it is sent (a download retried for a body
+    /// cut off): `send` goes on counting from there.
+    pub(crate) retried: u32,
+    /// When the whole exchange must be over ([`ClientConfig::timeout`] after `send` began),
+    /// set from the second call to the server on (a retry, a redirect, a Digest answer): each
+    /// call gets what is left, so retries and their waits count too, as curl's `--max-time`.
+    deadline: Option<std::time::Instant>,
 }
 
 /// Header values and the body are left out: they may hold tokens.
@@ -1661,14 +1662,28 @@ impl Request {
         self.check()?;
         let config = self.client.config();
         let retry = config.retry.clone();
+        // Asked for retries it does not get, by design (the server may have acted on it, as
+        // urllib3 holds): said once, not left for the caller to find out at the first failure.
+        if retry.retries > 0 && !self.idempotent() {
+            log::warn!(
+                "{} is not idempotent: not retried ({})",
+                self.method,
+                self.url
+            );
+        }
         let max_redirects = config.max_redirects;
+        let limit = config.timeout.and_then(limit);
+        // One already running (a download sent again) goes on to its own end.
+        let deadline = self
+            .deadline
+            .or_else(|| limit.map(|limit| std::time::Instant::now() + limit));
         // The request becomes each hop's in turn; the first URL is kept for the error that
         // says too many redirects followed it.
         let mut first_url = None;
         let mut history = Vec::new();
         // The request that gets each response after a redirect, as sent.
         let mut sent = None;
-        let mut attempt = 0;
+        let mut attempt = self.retried;
         // Our answer to the server's Digest challenge for the current URL, once it gave one.
         let mut digest: Option<String> = None;
         // Sendings again on a new connection for one the server had closed under us.
@@ -1680,6 +1695,7 @@ impl Request {
                 None => None,
             };
             let outcome = self.send_once(authorization.as_deref());
+            self.deadline = deadline;
             // A kept-alive connection the server closed as we took it (the close racing the
             // next request, a redirect's most often): the request is sent again on a new
             // one, without a word, as curl and Go's net/http send it again; idempotent
@@ -1702,6 +1718,7 @@ impl Request {
                 Err(e) if retries_left && e.is_transient() && self.kept_for_a_retry() => {
                     attempt += 1;
                     let wait = backoff(&retry, attempt, None);
+                    self.time_left_for(wait, &e.to_string())?;
                     // Said as curl says it: a person waiting should know why.
                     log::warn!(
                         "{e}; retry {attempt} of {} in {:.1} s",
@@ -1764,7 +1781,7 @@ impl Request {
                     continue;
                 }
             }
-            if retries_left && matches!(status, 429 | 502 | 503 | 504) && self.kept_for_a_retry() {
+            if retries_left && TRANSIENT_STATUS.contains(&status) && self.kept_for_a_retry() {
                 attempt += 1;
                 let asked = response
                     .headers()
@@ -1772,6 +1789,7 @@ impl Request {
                     .and_then(|v| v.to_str().ok())
                     .and_then(retry_after);
                 let wait = backoff(&retry, attempt, asked);
+                self.time_left_for(wait, &format!("answered {status}"))?;
                 log::warn!(
                     "{} answered {status}; retry {attempt} of {} in {:.1} s",
                     self.url,
@@ -1856,14 +1874,73 @@ impl Request {
                 continue;
             }
             let mut response = Response::new(response, self.url.as_str().into(), config.body_limit);
+            response.set_timeouts(config.read_timeout, limit);
+            response.set_retried(attempt);
+            // Sent again if its body fails before the first byte, retries being left.
+            if self.idempotent() && attempt < retry.retries {
+                let mut again = self.clone();
+                again.retried = attempt + 1;
+                response.set_again(Some(again));
+            }
             response.set_history(history);
             response.set_sent(sent);
             return Ok(response);
         }
     }
 
+    /// This request (made for retry `self.retried`) sent again, for a body that failed
+    /// (`error`) before its first byte came: the new response, when it came with the same
+    /// `status`, within the whole-transfer time.
+    pub(crate) fn body_again(self, error: &std::io::Error, status: u16) -> Option<Response> {
+        let retry = self.retry_policy();
+        let wait = backoff(retry, self.retried, None);
+        self.time_left_for(wait, &error.to_string()).ok()?;
+        // Said as the request's own retries say it.
+        log::warn!(
+            "{}: {error}; retry {} of {} in {:.1} s",
+            self.url,
+            self.retried,
+            retry.retries,
+            wait.as_secs_f64()
+        );
+        std::thread::sleep(wait);
+        let response = self.send().ok()?;
+        (response.status() == status).then_some(response)
+    }
+
+    /// The client's retry policy.
+    pub(crate) fn retry_policy(&self) -> &crate::Retry {
+        &self.client.config().retry
+    }
+
+    /// Starts the whole-transfer clock now, for a request to be sent again later within it.
+    pub(crate) fn start_deadline(&mut self) {
+        if let Some(limit) = self.client.config().timeout.and_then(limit) {
+            self.deadline
+                .get_or_insert_with(|| std::time::Instant::now() + limit);
+        }
+    }
+
+    /// A wait before a retry that would end past the deadline fails now, as a timeout (`last`
+    /// says what the retry was for): sleeping into the limit only to fail later helps no one.
+    pub(crate) fn time_left_for(&self, wait: Duration, last: &str) -> Result<(), Error> {
+        let (Some(deadline), Some(limit)) = (self.deadline, self.client.config().timeout) else {
+            return Ok(());
+        };
+        if std::time::Instant::now() + wait < deadline {
+            return Ok(());
+        }
+        Err(Error::Timeout {
+            url: crate::error::redacted(self.url.as_str()),
+            what: format!(
+                "no time left within the whole transfer's {} s for a retry after: {last}",
+                limit.as_secs_f64()
+            ),
+        })
+    }
+
     /// Whether the method may be sent again without another effect (RFC 9110 9.2.2).
-    fn idempotent(&self) -> bool {
+    pub(crate) fn idempotent(&self) -> bool {
         matches!(
             self.method,
             http::Method::GET
@@ -2131,10 +2208,16 @@ impl Request {
         Sending::start();
         let agent = &self.client.inner.agent;
         let proxy = self.client.inner.proxies.for_url(&self.url);
-        if self.removed.is_empty() && proxy.is_none() {
+        let left = self
+            .deadline
+            .map(|deadline| deadline.saturating_duration_since(std::time::Instant::now()));
+        if self.removed.is_empty() && proxy.is_none() && left.is_none() {
             return agent.run(request);
         }
         let mut config = agent.configure_request(request).proxy(proxy.cloned());
+        if let Some(left) = left {
+            config = config.timeout_global(Some(left));
+        }
         let none = || ureq::config::AutoHeaderValue::None;
         for name in &self.removed {
             config = match name.as_str() {
@@ -2300,6 +2383,36 @@ fn location_text(value: &[u8]) -> String {
     }
 }
 
+/// What ran out, for [`Error::Timeout`]: ureq says only which timer; how long it waited tells
+/// how much longer to.
+fn timeout_what(config: &ClientConfig, which: ureq::Timeout) -> String {
+    let secs = |d: Duration| d.as_secs_f64();
+    match which {
+        ureq::Timeout::PerRead => format!(
+            "the server sent nothing for {} s",
+            secs(config.read_timeout)
+        ),
+        ureq::Timeout::PerWrite => {
+            format!(
+                "the server took no data for {} s",
+                secs(config.read_timeout)
+            )
+        }
+        ureq::Timeout::Connect => {
+            format!("no connection within {} s", secs(config.connect_timeout))
+        }
+        ureq::Timeout::Global => match config.timeout {
+            Some(limit) => format!("the whole transfer took longer than {} s", secs(limit)),
+            None => "the whole transfer took too long".into(),
+        },
+        other => format!("timed out ({other})"),
+    }
+}
+
+/// The statuses retried: those curl's `--retry` takes as transient (408 Request Timeout, 429
+/// Too Many Requests, 500, 502, 503, 504), a server's trouble that may pass.
+const TRANSIENT_STATUS: [u16; 6] = [408, 429, 500, 502, 503, 504];
+
 /// `Retry-After` as seconds or an HTTP date.
 fn retry_after(value: &str) -> Option<Duration> {
     if let Ok(secs) = value.trim().parse::<u64>() {
@@ -2313,7 +2426,7 @@ fn retry_after(value: &str) -> Option<Duration> {
 }
 
 /// The wait before retry `attempt`: what the server asked, or exponential with jitter.
-fn backoff(retry: &crate::Retry, attempt: u32, asked: Option<Duration>) -> Duration {
+pub(crate) fn backoff(retry: &crate::Retry, attempt: u32, asked: Option<Duration>) -> Duration {
     let wait = asked.unwrap_or_else(|| {
         let exp = retry.backoff.saturating_mul(1 << (attempt - 1).min(16));
         let jittered = exp.as_secs_f64() * rand::rng().random_range(0.75..1.25);

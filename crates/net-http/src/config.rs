@@ -18,8 +18,10 @@ use std::time::Duration;
 pub struct ClientConfig {
     /// Time to open the TCP (and TLS) connection (default 10 s).
     pub connect_timeout: Duration,
-    /// Time for a whole request, body included (default 5 min); `None` lifts the limit for
-    /// long downloads, the read timeout still applies.
+    /// Time for a whole request, body, redirects, retries and their waits included, as curl's
+    /// `--max-time` (default 5 min); `None` lifts the limit for long downloads, the read
+    /// timeout still applies. A retry whose wait would end past it is not made: the request
+    /// fails at once with [`Error::Timeout`](crate::Error::Timeout).
     pub timeout: Option<Duration>,
     /// Longest wait for the next bytes from the server, or for the server to take the next
     /// bytes of the request (default 30 s).
@@ -98,7 +100,8 @@ impl Default for ClientConfig {
 
 /// Retry policy for idempotent requests (GET, HEAD, PUT, DELETE, OPTIONS, TRACE).
 ///
-/// A request is retried after a connection error or timeout and after 429, 502, 503 and 504,
+/// A request is retried after a connection error or timeout and after 408, 429, 500, 502,
+/// 503 and 504 (curl's `--retry` statuses),
 /// waiting `backoff`, then twice as long each time (with jitter), or what `Retry-After` asks,
 /// never more than `max_wait`.
 #[derive(Clone, Debug)]

@@ -317,6 +317,7 @@ fn decode_ext_value(value: &str) -> Option<String> {
 }
 
 /// Where [`Request::fetch`] writes: a file, or a directory where the response names it.
+#[derive(Clone, Copy)]
 enum Target<'a> {
     File(&'a Path),
     Dir(&'a Path),
@@ -385,11 +386,60 @@ impl Request {
         self.fetch(Target::Dir(dir), options, progress)
     }
 
+    /// [`fetch_once`](Request::fetch_once), again while the body is cut off or stalls
+    /// mid-way and retries are left, as curl's `--retry` takes a transfer that times out: the
+    /// request's own retries end where its head came. Without `resume` the file starts over,
+    /// as curl's does; with it, it goes on from what came, by a range. The retries are those
+    /// of the request's, counted together, within the same whole-transfer time.
     fn fetch(
         self,
         target: Target<'_>,
         options: DownloadOptions,
         progress: &mut dyn FnMut(Progress),
+    ) -> Result<Downloaded, Error> {
+        let retry = self.retry_policy().clone();
+        let again = (retry.retries > 0 && self.idempotent()).then(|| {
+            let mut again = self.clone();
+            again.start_deadline();
+            again
+        });
+        let mut cut = None;
+        let mut error = match self.fetch_once(target, options, progress, &mut cut) {
+            Err(error) => error,
+            done => return done,
+        };
+        let Some(again) = again else {
+            return Err(error);
+        };
+        while let Some(attempt) = cut.map(|n| n + 1).filter(|n| *n <= retry.retries) {
+            let wait = crate::client::backoff(&retry, attempt, None);
+            again.time_left_for(wait, &error.to_string())?;
+            // Said as the request's own retries say it.
+            log::warn!(
+                "{error}; retry {attempt} of {} in {:.1} s",
+                retry.retries,
+                wait.as_secs_f64()
+            );
+            std::thread::sleep(wait);
+            let mut request = again.clone();
+            request.retried = attempt;
+            cut = None;
+            error = match request.fetch_once(target, options, progress, &mut cut) {
+                Err(error) => error,
+                done => return done,
+            };
+        }
+        Err(error)
+    }
+
+    /// One download: the request sent (with its own retries) and the body saved. A failure
+    /// while the body came sets `cut` to the retries used so far.
+    fn fetch_once(
+        self,
+        target: Target<'_>,
+        options: DownloadOptions,
+        progress: &mut dyn FnMut(Progress),
+        cut: &mut Option<u32>,
     ) -> Result<Downloaded, Error> {
         let file_error = |path: &Path| {
             let path = path.to_owned();
@@ -436,7 +486,11 @@ impl Request {
             request = request.header("Range", &format!("bytes={have}-"));
         }
         let url = request.url().to_owned();
-        let response = request.send()?;
+        let mut response = request.send()?;
+        let retried = response.retried();
+        // A body cut off is sent again here, the file started over or resumed: not by the
+        // reader, which counted its retries apart.
+        response.set_again(None);
         let status = response.status();
         let dest = known.unwrap_or_else(|| {
             let named = response
@@ -574,6 +628,7 @@ impl Request {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let _ = file.flush();
+                    *cut = Some(retried);
                     let kept = |why: String| format!("{why}; {}", kept_part(done, &part));
                     return Err(match (Error::from_io(url.clone(), &e), total) {
                         // Our timeout, not the server's doing: named as such, part and all.
@@ -625,6 +680,7 @@ impl Request {
         if let Some(expected) = total
             && done != expected
         {
+            *cut = Some(retried);
             return Err(Error::Truncated {
                 url,
                 got: done,

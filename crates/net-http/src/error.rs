@@ -30,11 +30,11 @@ pub enum Error {
         reason: String,
     },
     /// A timeout expired.
-    #[error("timed out: {url} ({what})")]
+    #[error("{url}: {what}")]
     Timeout {
         /// The URL requested.
         url: String,
-        /// Which timeout.
+        /// What ran out, in words ("the server sent nothing for 30 s").
         what: String,
     },
     /// The TLS handshake or certificate check failed.

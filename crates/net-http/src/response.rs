@@ -1,5 +1,6 @@
 use std::cell::OnceCell;
 use std::io::Read;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use ureq::http;
@@ -20,6 +21,13 @@ pub struct Response {
     limit: u64,
     history: Vec<Response>,
     sent: Option<Preview>,
+    /// The read timeout and the whole-transfer one, to word a body's timeout.
+    timeouts: (Duration, Option<Duration>),
+    /// Retries the request took to get this response.
+    retried: u32,
+    /// The request to send again when the body fails before its first byte, retries being
+    /// left (see [`Counted`]).
+    again: Option<Box<crate::Request>>,
 }
 
 /// How much of a followed redirect's body [`Response::history`] keeps.
@@ -46,6 +54,9 @@ impl Response {
             limit,
             history: Vec::new(),
             sent: None,
+            timeouts: (Duration::ZERO, None),
+            retried: 0,
+            again: None,
         }
     }
 
@@ -62,6 +73,24 @@ impl Response {
 
     pub(crate) fn set_history(&mut self, history: Vec<Response>) {
         self.history = history;
+    }
+
+    pub(crate) fn set_timeouts(&mut self, read: Duration, whole: Option<Duration>) {
+        self.timeouts = (read, whole);
+    }
+
+    pub(crate) fn set_retried(&mut self, retried: u32) {
+        self.retried = retried;
+    }
+
+    /// Lets the body's reader send `request` again if the body fails before its first byte.
+    pub(crate) fn set_again(&mut self, request: Option<crate::Request>) {
+        self.again = request.map(Box::new);
+    }
+
+    /// Retries the request took to get this response.
+    pub(crate) fn retried(&self) -> u32 {
+        self.retried
     }
 
     pub(crate) fn set_sent(&mut self, sent: Option<Preview>) {
@@ -266,7 +295,7 @@ impl Response {
     /// The body as it came, compressed or not: what a download saves, as curl `-o` does
     /// (it asks for no coding, so one sent anyway is the file's own, as a `.tar.gz` a
     /// server labels gzip), and what `Content-Length` counts.
-    pub(crate) fn raw_reader(self) -> Counted<ureq::BodyReader<'static>> {
+    pub(crate) fn raw_reader(self) -> Counted {
         // Read from ureq's map: the headers as strings cost a streaming caller too much.
         let announced =
             value(&self.map, http::header::CONTENT_LENGTH).and_then(|v| v.trim().parse().ok());
@@ -274,6 +303,9 @@ impl Response {
             inner: self.body.into_reader(),
             read: 0,
             announced,
+            timeouts: self.timeouts,
+            status: self.status,
+            again: self.again,
         }
     }
 
@@ -292,15 +324,41 @@ fn value(map: &http::HeaderMap, name: http::header::HeaderName) -> Option<&str> 
 }
 
 /// A body reader that counts what it gave, to say how much of the body a cut-short
-/// connection left out.
-pub(crate) struct Counted<R> {
-    inner: R,
+/// connection left out. A body that fails before its first byte is asked for again, retries
+/// being left, as curl's `--retry` takes a transfer that times out: nothing of it was handed
+/// out, so nothing is given twice (past that, bytes already written to a pipe cannot be taken
+/// back, and curl's retry wrote them twice).
+pub(crate) struct Counted {
+    inner: ureq::BodyReader<'static>,
     read: u64,
     announced: Option<u64>,
+    timeouts: (Duration, Option<Duration>),
+    /// The status of the response: the one sent again must give the same.
+    status: u16,
+    again: Option<Box<crate::Request>>,
 }
 
-impl<R: Read> Read for Counted<R> {
+impl Read for Counted {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let error = match self.read_once(buf) {
+                Err(e) if e.kind() != std::io::ErrorKind::Interrupted => e,
+                done => return done,
+            };
+            let again = match self.again.take() {
+                Some(again) if self.read == 0 => again,
+                _ => return Err(error),
+            };
+            let Some(response) = again.body_again(&error, self.status) else {
+                return Err(error);
+            };
+            *self = response.raw_reader();
+        }
+    }
+}
+
+impl Counted {
+    fn read_once(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self.inner.read(buf) {
             Ok(n) => {
                 self.read += n as u64;
@@ -322,10 +380,24 @@ impl<R: Read> Read for Counted<R> {
             }
             // ureq's timeouts come wrapped as "other" errors; said as one, a caller can tell.
             Err(e) => Err(match ureq::Error::from(e) {
-                ureq::Error::Timeout(what) => std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("timed out reading the body ({what})"),
-                ),
+                // What ran out, in words: "timed out reading the body (per read)" named
+                // ureq's timer, and a download said "timed out" twice.
+                ureq::Error::Timeout(which) => {
+                    let secs = |d: Duration| d.as_secs_f64();
+                    let what = match (which, self.timeouts) {
+                        (ureq::Timeout::Global, (_, Some(whole))) => format!(
+                            "the whole transfer took longer than {} s, while the server sent \
+                             the body",
+                            secs(whole)
+                        ),
+                        (ureq::Timeout::PerRead, (read, _)) => format!(
+                            "the server sent nothing for {} s while sending the body",
+                            secs(read)
+                        ),
+                        (other, _) => format!("timed out while the server sent the body ({other})"),
+                    };
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, what)
+                }
                 other => other.into_io(),
             }),
         }

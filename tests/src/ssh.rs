@@ -114,3 +114,74 @@ pub fn slow_link(delay: std::time::Duration) -> u16 {
     });
     relay_port
 }
+
+/// An sshd of a test's own: the main one's config with `lines` in front (sshd takes most
+/// keywords' first value; a line of the main config whose keyword `lines` names is left
+/// out, so that `Subsystem` replaces the main one's), on a port of its own, stopped when
+/// dropped. For the server's limits (`ClientAliveInterval`, `MaxSessions`) that the shared
+/// sshd must not have.
+#[derive(Debug)]
+pub struct OwnSshd {
+    /// Its port.
+    pub port: u16,
+    /// A known_hosts file that knows it.
+    pub known_hosts: PathBuf,
+    _sshd: crate::Spawned,
+}
+
+impl OwnSshd {
+    /// Starts it, named `name` (its files in the work directory).
+    ///
+    /// # Panics
+    /// When it does not start listening within 10 s.
+    #[must_use]
+    pub fn start(name: &str, lines: &[&str]) -> OwnSshd {
+        let log = PathBuf::from(env("NETKIT_TEST_SSH_LOG"));
+        let dir = log.parent().expect("the sshd directory");
+        let main = std::fs::read_to_string(dir.join("sshd_config-main")).expect("main config");
+        let port = crate::free_port();
+        let keyword = |line: &str| line.split_whitespace().next().unwrap_or("").to_lowercase();
+        let named: Vec<String> = lines.iter().map(|l| keyword(l)).collect();
+        let mut config: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+        config.push(format!("Port {port}"));
+        let work = crate::work_dir().join(format!("sshd-{name}"));
+        std::fs::create_dir_all(&work).expect("the sshd's directory");
+        config.push(format!("PidFile {}", work.join("sshd.pid").display()));
+        config.extend(
+            main.lines()
+                .filter(|l| !["port", "pidfile"].contains(&keyword(l).as_str()))
+                .filter(|l| !named.contains(&keyword(l)))
+                .map(str::to_owned),
+        );
+        let conf = work.join("sshd_config");
+        std::fs::write(&conf, config.join("\n") + "\n").expect("write the config");
+        let main_host = format!("[127.0.0.1]:{} ", self::port());
+        let known: String = std::fs::read_to_string(env("NETKIT_TEST_SSH_KNOWN_HOSTS"))
+            .expect("known_hosts")
+            .lines()
+            .filter_map(|l| l.strip_prefix(&main_host))
+            .map(|key| format!("[127.0.0.1]:{port} {key}\n"))
+            .collect();
+        let known_hosts = work.join("known_hosts");
+        std::fs::write(&known_hosts, known).expect("write known_hosts");
+        let sshd = crate::Spawned::start(
+            std::process::Command::new("/usr/sbin/sshd")
+                .args(["-D", "-e", "-f"])
+                .arg(&conf)
+                .stderr(std::fs::File::create(work.join("sshd.log")).expect("the sshd's log file")),
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sshd {name} did not listen on {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        OwnSshd {
+            port,
+            known_hosts,
+            _sshd: sshd,
+        }
+    }
+}

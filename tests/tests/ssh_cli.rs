@@ -8058,3 +8058,187 @@ fn number_of_password_prompts_is_how_many_times_a_password_is_asked_for() {
         );
     }
 }
+
+/// `netkit sftp -b -` to the sshd at `port` (known in `known_hosts`) with `flags`, its
+/// commands written one at a time by the caller.
+fn sftp_batch(port: u16, known_hosts: &Path, flags: &[&str]) -> netkit_tests::Spawned {
+    let port = port.to_string();
+    let key = key("id_ed25519").display().to_string();
+    let known_hosts = known_hosts.display().to_string();
+    let mut args = vec!["sftp", "-b", "-", "-P", &port];
+    args.extend(["--known-hosts", &known_hosts, "-i", &key]);
+    args.extend(flags);
+    let dest = dest();
+    args.push(&dest);
+    netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(&args)
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+}
+
+#[test]
+fn an_idle_sftp_session_answers_the_servers_keepalives_as_sftp_does() {
+    // sshd's ClientAliveInterval (CIS hardening: 300 s, 3 unanswered) hung up on a session
+    // waiting for its next command: nothing read the socket, so nothing answered sshd's
+    // keepalives ("Timeout, client not responding"), where OpenSSH's sftp stays up.
+    let sshd = netkit_tests::ssh::OwnSshd::start(
+        "client-alive",
+        &["ClientAliveInterval 1", "ClientAliveCountMax 1"],
+    );
+    let mut child = sftp_batch(sshd.port, &sshd.known_hosts, &[]);
+    let mut commands = child.stdin.take().unwrap();
+    commands.write_all(b"pwd\n").unwrap();
+    // sshd hangs up after two unanswered checks, a second or more apart: 2 to 4 s.
+    std::thread::sleep(Duration::from_secs(6));
+    commands.write_all(b"ls /\n").unwrap();
+    drop(commands);
+    let out = child.wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("sftp> ls /"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_connection_the_server_closed_is_told_once_as_closed_and_ends_the_session() {
+    // Killed under an idle session (a reboot, an idle limit), the connection was told as
+    // "connection closed (copying /)" for an ls, and a session at the prompt went on, each
+    // command then blaming a .bashrc that prints.
+    let mut child = sftp_batch(port(), Path::new(&env("NETKIT_TEST_SSH_KNOWN_HOSTS")), &[]);
+    let mut commands = child.stdin.take().unwrap();
+    commands.write_all(b"pwd\n").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    for pid in server_of(child.id()) {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    commands.write_all(b"-ls /\n-ls /\npwd\n").unwrap();
+    drop(commands);
+    let out = child.wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("the connection was closed"), "{err}");
+    assert!(
+        !err.contains("copying") && !err.contains(".bashrc"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_idle_sftp_session_gives_up_on_a_silent_server_after_server_alive_count_max() {
+    // -o ServerAliveInterval/ServerAliveCountMax pass through to sftp as to ssh: they went
+    // unused while the session waited for its next command, which then waited out the whole
+    // timeout on a server gone silent.
+    let mut child = sftp_batch(
+        port(),
+        Path::new(&env("NETKIT_TEST_SSH_KNOWN_HOSTS")),
+        &["-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=1"],
+    );
+    let mut commands = child.stdin.take().unwrap();
+    commands.write_all(b"pwd\n").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let frozen = Frozen::server_of(child.id());
+    std::thread::sleep(Duration::from_secs(6));
+    let asked = std::time::Instant::now();
+    commands.write_all(b"ls /\n").unwrap();
+    drop(commands);
+    let out = child.wait_with_output();
+    drop(frozen);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(asked.elapsed() < Duration::from_secs(3), "{err}");
+    assert!(err.contains("keepalive"), "{err}");
+}
+
+#[test]
+fn a_refused_sftp_channel_is_told_as_refused_not_as_a_missing_directory() {
+    // MaxSessions 0: `put f host:/tmp/` said "/tmp/: not a directory", exit 2 (a stat's
+    // every failure was taken for "not there"), and `ls` blamed a .bashrc that prints.
+    let sshd = netkit_tests::ssh::OwnSshd::start("max-sessions-0", &["MaxSessions 0"]);
+    let local = work_dir().join("refused-channel.txt");
+    std::fs::write(&local, "x\n").unwrap();
+    let (port, known_hosts) = (
+        sshd.port.to_string(),
+        sshd.known_hosts.display().to_string(),
+    );
+    let key = key("id_ed25519").display().to_string();
+    let run = |words: &[&str]| {
+        let mut args = vec!["sftp", words[0], "-P", &port, "--known-hosts", &known_hosts];
+        args.extend(["-i", &key]);
+        args.extend(&words[1..]);
+        netkit(&args, b"", &[])
+    };
+    let target = format!("{}:/tmp/", dest());
+    let out = run(&["put", local.to_str().unwrap(), &target]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("refused a channel"), "{err}");
+    let out = run(&["ls", &format!("{}:/tmp", dest())]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("refused a channel") && !err.contains(".bashrc"),
+        "{err}"
+    );
+
+    // No sftp subsystem: refused as such.
+    let sshd =
+        netkit_tests::ssh::OwnSshd::start("no-sftp-subsystem", &["Subsystem other internal-sftp"]);
+    let (port, known_hosts) = (
+        sshd.port.to_string(),
+        sshd.known_hosts.display().to_string(),
+    );
+    let args = [
+        "sftp",
+        "ls",
+        "-P",
+        &port,
+        "--known-hosts",
+        &known_hosts,
+        "-i",
+        &key,
+    ];
+    let listed = format!("{}:/tmp", dest());
+    let out = netkit(&[&args[..], &[listed.as_str()]].concat(), b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("refused the SFTP subsystem"), "{err}");
+
+    // A directory the user may not search: permission denied, exit 1, as sftp and scp say.
+    let shut = remote_dir("sftp-put-unsearchable");
+    std::fs::create_dir_all(shut.join("inner")).unwrap();
+    std::fs::set_permissions(&shut, std::fs::Permissions::from_mode(0o700)).unwrap();
+    Command::new("chown")
+        .arg("root:")
+        .arg(&shut)
+        .status()
+        .unwrap();
+    let target = format!("{}:{}/", dest(), shut.join("inner").display());
+    let port = netkit_tests::ssh::port().to_string();
+    let known_hosts = env("NETKIT_TEST_SSH_KNOWN_HOSTS");
+    let args = [
+        "sftp",
+        "put",
+        "-P",
+        &port,
+        "--known-hosts",
+        &known_hosts,
+        "-i",
+        &key,
+    ];
+    let out = netkit(
+        &[&args[..], &[local.to_str().unwrap(), target.as_str()]].concat(),
+        b"",
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("permission denied"), "{err}");
+}

@@ -590,8 +590,7 @@ pub fn run(args: Args) -> Outcome {
             let (client, path) = common.open(&remote)?;
             // As sftp: a path that is not a directory (or a second argument) is fetched, and
             // that is all; a directory is where the session starts.
-            let is_dir = || client.stat(&path).is_ok_and(|e| e.is_dir);
-            if local.is_some() || (path != Path::new(".") && !is_dir()) {
+            if local.is_some() || (path != Path::new(".") && !is_dir(&client, &path)?) {
                 let shown = path.display().to_string();
                 let options = Transfer::new(false, false).with_fsync(fsync);
                 let local = local.unwrap_or_else(|| PathBuf::from("."));
@@ -604,6 +603,18 @@ pub fn run(args: Args) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether `path` is a remote directory; false when nothing is there. Any other failure
+/// (permission denied, the SFTP channel refused, the connection lost) is the error, as sftp
+/// and scp report it: taken for "not a directory", `put f host:DIR/` said "DIR/: not a
+/// directory", exit 2, whatever had gone wrong.
+pub(crate) fn is_dir(client: &Client, path: &Path) -> Result<bool, Failure> {
+    match client.stat(path) {
+        Ok(entry) => Ok(entry.is_dir),
+        Err(net_ssh::Error::NoSuchFile { .. }) => Ok(false),
+        Err(e) => Err(e).code(GENERIC),
+    }
+}
+
 /// Uploads `locals` to `remote`, into it when it is a directory (keeping the names, as scp
 /// and sftp do).
 pub(crate) fn upload<S: AsRef<Path>>(
@@ -612,7 +623,7 @@ pub(crate) fn upload<S: AsRef<Path>>(
     remote: &Path,
     options: Transfer,
 ) -> Result<(), Failure> {
-    let into_dir = client.stat(remote).is_ok_and(|e| e.is_dir);
+    let into_dir = is_dir(client, remote)?;
     // Each file would overwrite the one before (as sftp and scp refuse it); a name ending in
     // `/` names a directory that is not there.
     if !into_dir && (locals.len() > 1 || remote.as_os_str().as_encoded_bytes().ends_with(b"/")) {
@@ -711,7 +722,7 @@ pub(crate) fn download(
 
 /// Uploads standard input to `remote` (`put - host:PATH`, as curl's `-T -`).
 fn upload_stdin(client: &Client, remote: &Path, options: Transfer) -> Result<(), Failure> {
-    if client.stat(remote).is_ok_and(|e| e.is_dir) {
+    if is_dir(client, remote)? {
         return Err(anyhow!(
             "{}: is a directory; name the file to write standard input to",
             remote.display()
@@ -804,9 +815,7 @@ pub(crate) fn list(
         // as sftp lists it.
         Some(found)
             if found.len() == 1
-                && (found[0].1.is_dir
-                    || found[0].1.is_link()
-                        && client.stat(&found[0].0).is_ok_and(|e| e.is_dir)) =>
+                && (found[0].1.is_dir || found[0].1.is_link() && is_dir(client, &found[0].0)?) =>
         {
             contents(&found[0].0)?
         }
@@ -919,7 +928,7 @@ pub(crate) fn chown(
 /// Renames `path` to `to`, into `to` when it is a directory (keeping the name, as mv does).
 pub(crate) fn rename(client: &Client, path: &Path, to: PathBuf) -> Result<(), Failure> {
     let to = match path.file_name() {
-        Some(name) if client.stat(&to).is_ok_and(|e| e.is_dir) => to.join(name),
+        Some(name) if is_dir(client, &to)? => to.join(name),
         _ => to,
     };
     client.rename(path, &to).code(GENERIC)

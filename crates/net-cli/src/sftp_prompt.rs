@@ -2,8 +2,10 @@
 //! and Tab completion of command names and of local and remote paths (as sftp's own prompt
 //! has them), or a batch file or pipe.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read as _, Write as _};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 
 use anyhow::Context as _;
 use net_ssh::Client;
@@ -16,71 +18,202 @@ use rustyline::{CompletionType, Context, Editor, Helper};
 /// PATH_MAX and flags).
 const LINE_CAP: u64 = 64 << 10;
 
-/// The session's command lines.
-pub(crate) enum Input<'a> {
-    Terminal(Box<Editor<Completion<'a>, DefaultHistory>>),
-    Lines(Box<dyn BufRead>),
+/// Where the lines come from.
+pub(crate) enum Source {
+    /// The prompt on a terminal, completing these command names and paths.
+    Terminal(Vec<String>),
+    /// Standard input.
+    Stdin,
+    /// A batch file.
+    File(std::fs::File),
 }
 
-impl<'a> Input<'a> {
-    /// The prompt on a terminal, completing `commands` and the paths of `client`.
-    pub(crate) fn terminal(client: &'a Client, commands: Vec<String>) -> anyhow::Result<Self> {
-        // A list of the choices when they differ past what they share, as sftp (libedit)
-        // shows them.
-        let config = rustyline::Config::builder()
-            .completion_type(CompletionType::List)
-            .build();
-        let mut editor = Editor::with_config(config).context("cannot set up the prompt")?;
-        editor.set_helper(Some(Completion {
-            client,
-            commands,
-            cwd: PathBuf::new(),
-        }));
-        Ok(Input::Terminal(Box::new(editor)))
+/// The session's command lines, read on a thread of their own while this one keeps the
+/// connection up ([`Client::idle_until`]): waiting for a line at the prompt or in a batch
+/// answered none of the server's keepalives, and sshd's `ClientAliveInterval` hung up on an
+/// idle session that OpenSSH's sftp keeps.
+pub(crate) struct Input {
+    /// Asks the reader for the next line, with the remote directory paths complete in.
+    asks: Sender<PathBuf>,
+    /// What the reader has: a line, or a completion to list remote names for.
+    events: Receiver<Event>,
+    /// Readable once the reader has sent an event.
+    woken: UnixStream,
+}
+
+/// What the reading thread sends.
+enum Event {
+    Line(anyhow::Result<Option<String>>),
+    /// The names in a remote directory, for Tab: only this thread may use the client.
+    Remote(PathBuf, Sender<Vec<(String, bool)>>),
+}
+
+/// The reading thread's way back: the events, and a byte on the socket after each.
+#[derive(Clone)]
+struct Back {
+    events: Sender<Event>,
+    wake: std::sync::Arc<UnixStream>,
+}
+
+impl Back {
+    /// Sends `event`; false when the session is gone.
+    fn send(&self, event: Event) -> bool {
+        let sent = self.events.send(event).is_ok();
+        let _ = (&*self.wake).write(&[1]);
+        sent
+    }
+}
+
+impl Input {
+    /// Starts reading `source`.
+    pub(crate) fn start(source: Source) -> anyhow::Result<Input> {
+        let (woken, wake) = UnixStream::pair().context("cannot make the prompt's socket pair")?;
+        woken
+            .set_nonblocking(true)
+            .context("cannot make the prompt's socket pair")?;
+        let (asks, asked) = std::sync::mpsc::channel();
+        let (events, received) = std::sync::mpsc::channel();
+        let back = Back {
+            events,
+            wake: std::sync::Arc::new(wake),
+        };
+        crate::spawn(move || read_lines(&source, &asked, &back))?;
+        Ok(Input {
+            asks,
+            events: received,
+            woken,
+        })
     }
 
     /// The next line; `None` at the end (Ctrl-D at the prompt). `cwd` is the remote
-    /// directory relative paths complete in.
-    pub(crate) fn next_line(&mut self, cwd: &Path) -> anyhow::Result<Option<String>> {
-        match self {
-            Input::Terminal(editor) => loop {
-                if let Some(completion) = editor.helper_mut() {
-                    completion.cwd = cwd.to_owned();
-                }
-                match editor.readline("sftp> ") {
-                    Ok(line) => {
-                        let _ = editor.add_history_entry(line.as_str());
-                        return Ok(Some(line));
+    /// directory relative paths complete in. Until it comes, the connection of `client` is
+    /// kept up; one that is lost meanwhile is told by the next command.
+    pub(crate) fn next_line(
+        &mut self,
+        client: &Client,
+        cwd: &Path,
+    ) -> anyhow::Result<Option<String>> {
+        if self.asks.send(cwd.to_owned()).is_err() {
+            return Ok(None);
+        }
+        let mut serving = !client.is_closed();
+        loop {
+            // Before looking for an event: one sent after that wakes the wait.
+            let mut drained = [0; 64];
+            while matches!((&self.woken).read(&mut drained), Ok(1..)) {}
+            let event = match self.events.try_recv() {
+                Ok(event) => event,
+                Err(TryRecvError::Disconnected) => return Ok(None),
+                Err(TryRecvError::Empty) if serving => {
+                    if let Err(e) = client.idle_until(&self.woken) {
+                        log::debug!("while waiting for a command: {e}");
+                        serving = false;
                     }
-                    // Ctrl-C at the prompt drops the line typed, as at sftp's.
-                    Err(ReadlineError::Interrupted) => {}
-                    Err(ReadlineError::Eof) => return Ok(None),
-                    Err(e) => return Err(e).context("reading the command line"),
+                    continue;
                 }
-            },
-            Input::Lines(reader) => {
-                // Read up to a cap, as sftp reads a batch in lines of a fixed size: a file
-                // with no line end (`-b /dev/zero`) grew one line until allocation failed and
-                // the process aborted.
-                let mut line = String::new();
-                let read = std::io::Read::take(&mut *reader, LINE_CAP).read_line(&mut line)?;
-                if read as u64 == LINE_CAP && !line.ends_with('\n') {
-                    anyhow::bail!("a command line longer than {} KiB", LINE_CAP >> 10);
+                Err(TryRecvError::Empty) => match self.events.recv() {
+                    Ok(event) => event,
+                    Err(_) => return Ok(None),
+                },
+            };
+            match event {
+                Event::Line(line) => return line,
+                Event::Remote(dir, answer) => {
+                    let names = client
+                        .ls(&dir)
+                        .map(|entries| entries.into_iter().map(|e| (e.name, e.is_dir)).collect())
+                        .unwrap_or_default();
+                    let _ = answer.send(names);
                 }
-                Ok((read > 0).then_some(line))
             }
         }
     }
 }
 
+/// The reading thread: a line of `source` for each directory `asked` sends, until the
+/// session is gone.
+fn read_lines(source: &Source, asked: &Receiver<PathBuf>, back: &Back) {
+    match source {
+        Source::Terminal(commands) => {
+            // A list of the choices when they differ past what they share, as sftp (libedit)
+            // shows them.
+            let config = rustyline::Config::builder()
+                .completion_type(CompletionType::List)
+                .build();
+            let mut editor: Editor<Completion, DefaultHistory> =
+                match Editor::with_config(config).context("cannot set up the prompt") {
+                    Ok(editor) => editor,
+                    Err(e) => {
+                        if asked.recv().is_ok() {
+                            back.send(Event::Line(Err(e)));
+                        }
+                        return;
+                    }
+                };
+            editor.set_helper(Some(Completion {
+                back: back.clone(),
+                commands: commands.clone(),
+                cwd: PathBuf::new(),
+            }));
+            while let Ok(cwd) = asked.recv() {
+                if let Some(completion) = editor.helper_mut() {
+                    completion.cwd = cwd;
+                }
+                if !back.send(Event::Line(prompt(&mut editor))) {
+                    return;
+                }
+            }
+        }
+        Source::Stdin => lines(&mut std::io::stdin().lock(), asked, back),
+        Source::File(file) => lines(&mut std::io::BufReader::new(file), asked, back),
+    }
+}
+
+/// A line typed at the prompt; `None` at Ctrl-D.
+fn prompt(editor: &mut Editor<Completion, DefaultHistory>) -> anyhow::Result<Option<String>> {
+    loop {
+        match editor.readline("sftp> ") {
+            Ok(line) => {
+                let _ = editor.add_history_entry(line.as_str());
+                return Ok(Some(line));
+            }
+            // Ctrl-C at the prompt drops the line typed, as at sftp's.
+            Err(ReadlineError::Interrupted) => {}
+            Err(ReadlineError::Eof) => return Ok(None),
+            Err(e) => return Err(e).context("reading the command line"),
+        }
+    }
+}
+
+/// The lines of a batch or pipe, one for each ask.
+fn lines(reader: &mut dyn BufRead, asked: &Receiver<PathBuf>, back: &Back) {
+    while asked.recv().is_ok() {
+        if !back.send(Event::Line(batch_line(reader))) {
+            return;
+        }
+    }
+}
+
+/// The next line of a batch or pipe; `None` at its end.
+fn batch_line(reader: &mut dyn BufRead) -> anyhow::Result<Option<String>> {
+    // Read up to a cap, as sftp reads a batch in lines of a fixed size: a file with no line
+    // end (`-b /dev/zero`) grew one line until allocation failed and the process aborted.
+    let mut line = String::new();
+    let read = std::io::Read::take(&mut *reader, LINE_CAP).read_line(&mut line)?;
+    if read as u64 == LINE_CAP && !line.ends_with('\n') {
+        anyhow::bail!("a command line longer than {} KiB", LINE_CAP >> 10);
+    }
+    Ok((read > 0).then_some(line))
+}
+
 /// Tab completion at the prompt.
-pub(crate) struct Completion<'a> {
-    client: &'a Client,
+pub(crate) struct Completion {
+    back: Back,
     commands: Vec<String>,
     cwd: PathBuf,
 }
 
-impl Completer for Completion<'_> {
+impl Completer for Completion {
     type Candidate = Pair;
 
     fn complete(
@@ -142,19 +275,21 @@ impl Completer for Completion<'_> {
     }
 }
 
-impl Completion<'_> {
+impl Completion {
     /// The names in remote directory `dir` (relative to the session's), and which are
-    /// directories; none when it cannot be listed.
+    /// directories; none when it cannot be listed. Asked of the session's thread, which
+    /// holds the client.
     fn remote_entries(&self, dir: &str) -> Vec<(String, bool)> {
         let path = match dir.strip_prefix("~/") {
             Some(rest) => Path::new(".").join(rest),
             None if dir.is_empty() => self.cwd.clone(),
             None => self.cwd.join(dir),
         };
-        self.client
-            .ls(&path)
-            .map(|entries| entries.into_iter().map(|e| (e.name, e.is_dir)).collect())
-            .unwrap_or_default()
+        let (answer, answered) = std::sync::mpsc::channel();
+        if !self.back.send(Event::Remote(path, answer)) {
+            return Vec::new();
+        }
+        answered.recv().unwrap_or_default()
     }
 }
 
@@ -197,15 +332,15 @@ fn word_start(before: &str) -> usize {
         .map_or(0, |i| i + 1)
 }
 
-impl rustyline::hint::Hinter for Completion<'_> {
+impl rustyline::hint::Hinter for Completion {
     type Hint = String;
 }
 
-impl rustyline::highlight::Highlighter for Completion<'_> {}
+impl rustyline::highlight::Highlighter for Completion {}
 
-impl rustyline::validate::Validator for Completion<'_> {}
+impl rustyline::validate::Validator for Completion {}
 
-impl Helper for Completion<'_> {}
+impl Helper for Completion {}
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,7 @@ use net_ssh::Client;
 
 use crate::exit::{Failure, GENERIC, Outcome, USAGE, WithCode};
 use crate::sftp;
-use crate::sftp_prompt::Input;
+use crate::sftp_prompt::{Input, Source};
 
 /// One command line of a session.
 #[derive(clap::Parser)]
@@ -128,19 +128,17 @@ pub fn run(client: &Client, start: &Path, batch: Option<&Path>, fsync: bool) -> 
         // As sftp -b: a batch's transfers draw no bars on the terminal that started it.
         sftp::PROGRESS.store(false, std::sync::atomic::Ordering::Relaxed);
     }
-    let mut input = if batch.is_none() && std::io::stdin().is_terminal() {
-        Input::terminal(client, command_names())?
-    } else {
-        Input::Lines(match batch {
-            Some(path) if path != Path::new("-") => Box::new(std::io::BufReader::new(
-                std::fs::File::open(path)
-                    .with_context(|| format!("cannot read the batch file {}", path.display()))
-                    .code(USAGE)?,
-            )),
-            _ => Box::new(std::io::stdin().lock()),
-        })
+    let source = match batch {
+        None if std::io::stdin().is_terminal() => Source::Terminal(command_names()),
+        Some(path) if path != Path::new("-") => Source::File(
+            std::fs::File::open(path)
+                .with_context(|| format!("cannot read the batch file {}", path.display()))
+                .code(USAGE)?,
+        ),
+        _ => Source::Stdin,
     };
-    while let Some(line) = input.next_line(&session.cwd)? {
+    let mut input = Input::start(source)?;
+    while let Some(line) = input.next_line(client, &session.cwd)? {
         // Only the line's end goes: a name completed as `name\ ` keeps its escaped space.
         let line = line.trim_start().trim_end_matches(['\r', '\n']);
         let mut text = line;
@@ -250,7 +248,7 @@ impl Session<'_> {
                 let remote = self.remote_plain(remote.as_deref().unwrap_or("."));
                 let options = flags.transfer(self.fsync || fsync);
                 let locals = local_matches(&local)?;
-                if locals.len() > 1 && !self.client.stat(&remote).is_ok_and(|e| e.is_dir) {
+                if locals.len() > 1 && !sftp::is_dir(self.client, &remote)? {
                     return Err(anyhow!(
                         "{}: not a directory, and {local} names {} files",
                         remote.display(),

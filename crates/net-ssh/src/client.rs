@@ -232,8 +232,15 @@ impl Client {
         })
     }
 
-    /// Fails once the connection was closed under this client (see [`Client::is_closed`]).
+    /// Fails once the connection was closed under this client (see [`Client::is_closed`]),
+    /// or by the server: a call on a connection the server had closed (sshd restarted, its
+    /// session killed, an idle limit) failed in libssh2's words for what it was doing ("Unable
+    /// to startup channel", "connection closed (copying ...)" for a listing), and the calls
+    /// after it the same, where sftp says "Connection closed" once.
     pub(crate) fn still_open(&self) -> Result<(), Error> {
+        if self.hung_up.get().is_none() && self.lost() {
+            self.hang_up("the server hung up");
+        }
         match self.hung_up.get() {
             Some(why) => Err(Error::Ssh {
                 host: self.host.clone(),

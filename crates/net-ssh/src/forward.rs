@@ -576,13 +576,7 @@ impl Client {
         if !self.wait(&locals, 50) {
             return Ok(false);
         }
-        if let Err(e) = self.session.keepalive_send() {
-            self.hang_up("the connection was closed");
-            return Err(Error::Ssh {
-                host: self.host.clone(),
-                reason: format!("the connection was closed ({})", e.message()),
-            });
-        }
+        self.take_in()?;
         Ok(true)
     }
 

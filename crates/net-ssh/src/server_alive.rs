@@ -1,6 +1,7 @@
 //! ssh's `ServerAliveInterval` and `ServerAliveCountMax`, over libssh2's keepalives, for the
-//! loops that wait on a server (a command's, the forwards').
+//! loops that wait on a server (a command's, the forwards', an idle SFTP session's).
 
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use crate::{Client, Error};
@@ -61,4 +62,64 @@ impl ServerAlive {
         }
         Ok(())
     }
+}
+
+impl Client {
+    /// Takes in what the server sent with no call of ours to read it (its keepalive requests,
+    /// which libssh2 answers only as it reads them, its host keys after authentication, the
+    /// answers to our keepalives, the end of the connection): the patched
+    /// `libssh2_keepalive_send` reads first (NETKIT.md). A connection found closed is hung up
+    /// on, so that every later call says so ([`Client::is_closed`]).
+    pub(crate) fn take_in(&self) -> Result<(), Error> {
+        self.session.keepalive_send().map(drop).map_err(|e| {
+            self.hang_up("the server hung up");
+            Error::Ssh {
+                host: self.host.clone(),
+                reason: format!("the connection was closed ({})", e.message()),
+            }
+        })
+    }
+
+    /// Keeps the connection up while the caller waits for `ready` to be readable (the next
+    /// command line of an SFTP session, typed or piped): answers what the server asks (sshd's
+    /// `ClientAliveInterval` keepalives: unanswered, sshd hangs up on an idle session, where
+    /// OpenSSH's sftp stays connected because ssh answers them) and sends keepalives as
+    /// `ServerAliveInterval` and `ServerAliveCountMax` say, as `ssh` does under sftp.
+    ///
+    /// # Errors
+    /// [`Error::Ssh`] once the server closed the connection, [`Error::Timeout`] once it did
+    /// not answer the keepalives; the client is closed then ([`Client::is_closed`]): the
+    /// caller may still wait for `ready`, and its next call says that the connection was
+    /// closed.
+    pub fn idle_until(&self, ready: &impl AsFd) -> Result<(), Error> {
+        self.still_open()?;
+        // Only the reads of a non-blocking session return when nothing more has come.
+        let blocking = self.session.is_blocking();
+        self.session.set_blocking(false);
+        let mut alive = ServerAlive::new(self);
+        let result = loop {
+            if let Err(e) = alive.check(self) {
+                break Err(e);
+            }
+            let locals: [&dyn AsFd; 1] = [ready];
+            if self.wait(&locals, 500) {
+                alive.heard();
+                if let Err(e) = self.take_in() {
+                    break Err(e);
+                }
+            }
+            if readable(ready) {
+                break Ok(());
+            }
+        };
+        self.session.set_blocking(blocking);
+        result
+    }
+}
+
+/// Whether `fd` has something to read (or its end), without waiting.
+fn readable(fd: &impl AsFd) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
 }

@@ -859,16 +859,44 @@ impl Client {
         // LIBSSH2_ERROR_CHANNEL_FAILURE: the channel was refused. On a server taking one
         // channel at a time, right after a command the closed channel's place is not free
         // yet (sshd frees it once its loop comes round): asked again a moment later, it is.
+        // Only a refused open: after a refused subsystem libssh2 only closes the channel on
+        // the next call, which then fails with "no other error listed".
         let refused = ssh2::ErrorCode::Session(-21);
         let started = match self.session.sftp() {
-            Err(e) if e.code() == refused => {
+            Err(e) if e.code() == refused && e.message() == "Unable to startup channel" => {
                 std::thread::sleep(std::time::Duration::from_millis(100));
                 self.session.sftp()
             }
             other => other,
         };
         started.map_err(|e| {
+            // A connection the server closed fails every channel alike: said once, as closed.
+            if let Err(closed) = self.still_open() {
+                return closed;
+            }
             self.given_up(match Error::ssh(&self.host, &e) {
+                // libssh2's words when the server refused the channel itself (its
+                // MaxSessions, a session it could not set up), as ssh's "channel 0: open
+                // failed": nothing the account's shell did.
+                Error::Ssh { host, .. } if e.message() == "Unable to startup channel" => {
+                    Error::Ssh {
+                        host,
+                        reason: "the server refused a channel for SFTP (its MaxSessions, or a \
+                                 session it could not set up, such as a broken \
+                                 ChrootDirectory?)"
+                            .to_owned(),
+                    }
+                }
+                // The channel opened, the sftp subsystem was refused (no `Subsystem sftp`
+                // line), as ssh -s says "subsystem request failed".
+                Error::Ssh { host, .. } if e.message() == "Unable to request SFTP subsystem" => {
+                    Error::Ssh {
+                        host,
+                        reason: "the server refused the SFTP subsystem: is SFTP enabled on it \
+                                 (sshd's Subsystem sftp) and for this account?"
+                            .to_owned(),
+                    }
+                }
                 // libssh2 says "no other error listed", or a timeout that was none, when
                 // what came back was no SFTP: a shell that prints at login (OpenSSH's sftp
                 // warns of it), or a forced command.
@@ -1356,6 +1384,9 @@ impl Client {
             Error::Sftp { host, path, .. }
                 if !matches!(code, ssh2::ErrorCode::SFTP(_)) && self.lost() =>
             {
+                // Every later call fails as closed (an sftp session ends here, as sftp's on
+                // "Connection closed"), not in libssh2's words for what it tried.
+                self.hang_up("the server hung up");
                 self.forget_sftp();
                 Error::ConnectionLost {
                     host,
@@ -1407,11 +1438,14 @@ impl Client {
                     what: format!("on {}", remote.display()),
                 })
             }
-            (Copy::Remote(_), _) if self.lost() => Error::ConnectionLost {
-                host: self.host.clone(),
-                path: remote.to_owned(),
-                kept: None,
-            },
+            (Copy::Remote(_), _) if self.lost() => {
+                self.hang_up("the server hung up");
+                Error::ConnectionLost {
+                    host: self.host.clone(),
+                    path: remote.to_owned(),
+                    kept: None,
+                }
+            }
             (Copy::Remote(e), _) => Error::Sftp {
                 host: self.host.clone(),
                 path: remote.to_owned(),

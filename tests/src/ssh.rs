@@ -80,7 +80,7 @@ pub const WAIT_FOR_43X132: &str = "i=0; until [ \"$(stty size | tr ' ' x)\" = 43
 ///
 /// # Panics
 /// When the relay cannot listen.
-pub fn slow_link(delay: std::time::Duration) -> u16 {
+pub fn delayed_link(delay: std::time::Duration) -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let relay_port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {

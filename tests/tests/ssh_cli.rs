@@ -594,7 +594,7 @@ fn the_first_of_a_flag_and_the_destination_names_the_port_and_user_as_in_ssh() {
 fn dash_o_connect_timeout_bounds_the_jump_hosts_key_exchange_too() {
     // The jump host's key exchange over a slow link (0.6 s round trip) took its own bounds
     // (10 s), whatever -o ConnectTimeout said: it counts for every hop, as the target's.
-    let slow = netkit_tests::ssh::slow_link(Duration::from_millis(300));
+    let slow = netkit_tests::ssh::delayed_link(Duration::from_millis(300));
     let jump = format!("{}@127.0.0.1:{slow}", env("NETKIT_TEST_SSH_USER"));
     let started = std::time::Instant::now();
     let out = ssh_with(&["-J", &jump, "-o", "ConnectTimeout=1"], &["true"], b"");

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use net_ssh::{
     AddressFamily, Client, Config, Error, HostKeyPolicy, HostResult, Identity, Transfer,
 };
-use netkit_tests::ssh::{WAIT_FOR_43X132, config, key, keyed, port, remote_dir, slow_link};
+use netkit_tests::ssh::{WAIT_FOR_43X132, config, delayed_link, key, keyed, port, remote_dir};
 use netkit_tests::{env, work_dir};
 use rand::RngCore as _;
 use sha2::Digest as _;
@@ -811,7 +811,7 @@ fn a_slow_link_gets_through_the_key_exchange_unless_connect_timeout_says_otherwi
     // ConnectTimeout it has the per-step timeout; with one, all of it fits in that, as
     // ssh_config(5) says.
     let mut c = keyed();
-    c.port = slow_link(Duration::from_millis(300));
+    c.port = delayed_link(Duration::from_millis(300));
     c.known_hosts = work_dir().join("ssh-client-slow-link-known-hosts");
     c.host_key_policy = HostKeyPolicy::Insecure;
     c.connect_timeout = Duration::from_secs(1);
@@ -819,7 +819,7 @@ fn a_slow_link_gets_through_the_key_exchange_unless_connect_timeout_says_otherwi
     let client = Client::connect(&c).unwrap();
     assert_eq!(client.exec("echo over", b"").unwrap().stdout, b"over\n");
     drop(client);
-    c.port = slow_link(Duration::from_millis(300));
+    c.port = delayed_link(Duration::from_millis(300));
     c.handshake_timeout = Some(Duration::from_secs(1));
     let started = Instant::now();
     let err = Client::connect(&c).expect_err("1 s is too short for the key exchange");

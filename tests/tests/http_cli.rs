@@ -454,6 +454,12 @@ fn bad_input_is_a_one_line_error_with_exit_2() {
         "bad item \"nonsense\"",
     );
     one_line_error(&http(&[&server.url("/echo"), "n:={oops"]), 2, "n:={oops");
+    // A second URL was sent as the header `http: //...`, the first fetched alone, exit 0.
+    one_line_error(
+        &http(&[&server.url("/echo"), &server.url("/other")]),
+        2,
+        "a second URL",
+    );
     one_line_error(
         &http(&[&server.url("/echo"), "f=@/no/such/file"]),
         2,

@@ -100,6 +100,18 @@ impl Item {
         if name.is_empty() && !matches!(sep, "=" | ":=" | "=@" | ":=@") {
             return Err(bad("empty name"));
         }
+        // `netkit http URL1 URL2` read the second URL as the header `http: //...` and fetched
+        // the first alone (httpie does the same, silently); curl fetches both.
+        if sep == ":"
+            && value.starts_with("//")
+            && ["http", "https"]
+                .iter()
+                .any(|s| name.eq_ignore_ascii_case(s))
+        {
+            return Err(bad(
+                "a second URL: netkit http fetches one URL a run (loop over them, or use curl's URL globs)",
+            ));
+        }
         if sep == ";" && !value.is_empty() {
             return Err(bad(
                 "`Header;` sends an empty header; a `;` in a name is written `\\;`",

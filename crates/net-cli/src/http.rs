@@ -114,8 +114,8 @@ pub struct Args {
     /// over --timeout for connecting.
     #[arg(long, value_name = "SECS")]
     connect_timeout: Option<f64>,
-    /// Seconds the whole transfer may take, redirects, retries and their waits included, as
-    /// curl's -m/--max-time; past it, exit 7.
+    /// Seconds the whole transfer may take, redirects, retries and their waits included (curl's
+    /// -m bounds each attempt; its --retry-max-time the retries); past it, exit 7.
     #[arg(long, value_name = "SECS")]
     max_time: Option<f64>,
     /// Retries of idempotent requests after connection errors, timeouts and 408, 429, 500,

@@ -3147,3 +3147,19 @@ fn retry_sends_again_a_body_that_stalls_before_its_first_byte_reached_stdout() {
     );
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+#[test]
+fn a_proxy_407_for_an_http_url_is_explained() {
+    let proxy = EchoServer::start();
+    let out = http(&[
+        "--proxy",
+        &proxy.url(""),
+        "http://origin.invalid/status/407",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.lines().count() == 1 && err.contains("the proxy answered 407, it wants credentials"),
+        "{err}"
+    );
+}

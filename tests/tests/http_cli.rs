@@ -3148,6 +3148,47 @@ fn retry_sends_again_a_body_that_stalls_before_its_first_byte_reached_stdout() {
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
+/// The scheme of each Authorization the server's Digest endpoint saw, taken.
+fn digest_schemes(server: &EchoServer) -> Vec<String> {
+    std::mem::take(&mut *server.digest_calls.lock().unwrap())
+        .into_iter()
+        .map(|c| c.scheme)
+        .collect()
+}
+
+#[test]
+fn digest_follows_a_redirect_to_another_origin_with_its_netrc_login_as_curl() {
+    let (first, other) = (EchoServer::start(), EchoServer::start());
+    let netrc = work_dir().join("http-cli-digest-netrc");
+    std::fs::write(&netrc, "machine 127.0.0.1 login ann password s3cret\n").unwrap();
+    let target = other.url("/digest-auth/auth/ann/s3cret/MD5");
+    let hop = first.url(&format!("/redirect-to?url={target}"));
+    let out = http_env(
+        &["-b", "-A", "digest", "-F", "--check-status", &hop],
+        &[("NETRC", netrc.to_str().unwrap())],
+    );
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(0), "authenticated ann"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // No Basic (the password in clear) before the challenge: as curl -n --digest -L.
+    let ours = digest_schemes(&other);
+    assert_eq!(ours, ["", "Digest"]);
+    let curl = Command::new("curl")
+        .args(["-s", "--digest", "-L", "--netrc-file"])
+        .arg(&netrc)
+        .arg(&hop)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "authenticated ann");
+    assert_eq!(digest_schemes(&other), ours);
+}
+
 #[test]
 fn a_proxy_407_for_an_http_url_is_explained() {
     let proxy = EchoServer::start();

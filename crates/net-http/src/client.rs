@@ -282,6 +282,7 @@ impl Client {
             removed: Vec::new(),
             auth,
             netrc: None,
+            netrc_digest: false,
             body: Body::Empty,
             replay: Arc::default(),
             retried: 0,
@@ -1056,6 +1057,9 @@ pub struct Request {
     auth: Option<Auth>,
     /// Where credentials for the host a redirect leads to come from ([`Request::netrc`]).
     netrc: Option<Netrc>,
+    /// The netrc's credentials go to another origin as Digest: the caller asked for Digest
+    /// ([`Request::auth`]), which keeps the password off the wire there too.
+    netrc_digest: bool,
     body: Body,
     /// What was read of a body file that cannot be read twice (a pipe), to send it again.
     replay: Arc<Mutex<Replay>>,
@@ -1205,17 +1209,20 @@ impl Request {
         self
     }
 
-    /// Sends credentials.
+    /// Sends credentials; with [`Auth::Digest`], the netrc's for another origin a redirect
+    /// leads to go as Digest too ([`Request::netrc`]).
     #[must_use]
     pub fn auth(mut self, auth: Auth) -> Self {
+        self.netrc_digest = matches!(auth, Auth::Digest { .. });
         self.auth = Some(auth);
         self
     }
 
     /// Looks up, in `netrc`, the credentials for each other origin a redirect leads to (sent
-    /// as Basic), as curl `-n` and requests do; without it no credentials follow a redirect
-    /// to another origin. The first URL's credentials are the caller's to give
-    /// ([`Request::auth`]), so that it can ask for a password the entry leaves out.
+    /// as Basic, or as Digest when the request's were), as curl `-n` and requests do; without
+    /// it no credentials follow a redirect to another origin. The first URL's credentials are
+    /// the caller's to give ([`Request::auth`]), so that it can ask for a password the entry
+    /// leaves out.
     #[must_use]
     pub fn netrc(mut self, netrc: Netrc) -> Self {
         self.netrc = Some(netrc);
@@ -1849,11 +1856,15 @@ impl Request {
                     // Never hand credentials to another origin, nor the caller's own
                     // Authorization, Cookie or Host headers (as curl and requests do); the
                     // netrc's for the new host go instead.
+                    // In the scheme asked for: Basic to a Digest server sent the password in
+                    // clear (curl -n --digest -L answers the new host's challenge instead).
                     self.auth = self.netrc.as_ref().and_then(|netrc| {
                         let login = netrc.login_at(&next)?;
-                        Some(Auth::Basic {
-                            user: login.user.clone(),
-                            password: login.password.clone(),
+                        let (user, password) = (login.user.clone(), login.password.clone());
+                        Some(if self.netrc_digest {
+                            Auth::Digest { user, password }
+                        } else {
+                            Auth::Basic { user, password }
                         })
                     });
                     self.headers.retain(|(name, _)| {

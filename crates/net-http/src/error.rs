@@ -248,12 +248,6 @@ impl Error {
                 url,
                 reason: format!("the response's head has more fields than are taken ({e})"),
             },
-            // Ours, not the server's: ureq checks the value before sending it.
-            ureq::Error::Protocol(e) if e.to_string().contains("authorization header") => {
-                Error::BadRequest(
-                    "an Authorization value with characters outside ASCII cannot be sent".into(),
-                )
-            }
             // Most often a port that speaks something else (TLS, SSH, a line protocol).
             ureq::Error::Protocol(e) => Error::Io {
                 url,

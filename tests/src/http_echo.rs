@@ -20,6 +20,12 @@
 //! - `/chunked-with-length`: `hello` chunked, with a `Content-Length: 3` that framing overrides;
 //! - `/slice`: 206 with `hello`, the first 5 of 10 bytes, whatever was asked (a cache's slice);
 //! - `/reset/N`: N bytes of a body that ends at the close, then a reset (an aborted server);
+//! - `/digest-auth/auth/USER/PASS/ALGORITHM` (MD5 or SHA-256, USER percent-encoded): as
+//!   httpbin's, checking the Digest answer's hash; each call kept in
+//!   [`EchoServer::digest_calls`]. Query: `challenge=joined` sends `Negotiate, Digest ...,
+//!   Basic ...` in one field, `challenge=negotiate` or `challenge=basic` that scheme alone;
+//!   `stale=1` answers a right answer to the first nonce `401 ... stale=true` with a new one,
+//!   as apache answers one past its life; `userhash=1` offers `userhash=true` (RFC 7616);
 //! - `/drip/sse` (`/drip/json`, `/drip/text`): `data: first`, then 30 s later `data: last`,
 //!   typed as an event stream (as JSON, as plain text).
 
@@ -43,6 +49,19 @@ pub struct EchoServer {
     /// The absolute-form targets (`GET http://host/path`) it was sent: as a proxy, it answers
     /// them itself, routed by their path (`target` in the echo is the whole URL).
     pub forwarded: Arc<Mutex<Vec<String>>>,
+    /// The calls to `/digest-auth/...`, in their order.
+    pub digest_calls: Arc<Mutex<Vec<DigestCall>>>,
+}
+
+/// A call to `/digest-auth/...` as the server saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestCall {
+    /// The scheme of its `Authorization` (empty without one).
+    pub scheme: String,
+    /// How many body bytes came with it.
+    pub body_len: usize,
+    /// The status it got.
+    pub status: u16,
 }
 
 impl EchoServer {
@@ -57,9 +76,11 @@ impl EchoServer {
         let retry_calls = Arc::new(Mutex::new(HashMap::new()));
         let tunnels = Arc::new(Mutex::new(Vec::new()));
         let forwarded = Arc::new(Mutex::new(Vec::new()));
-        let seen = Proxied {
+        let digest_calls = Arc::new(Mutex::new(Vec::new()));
+        let seen = Seen {
             tunnels: Arc::clone(&tunnels),
             forwarded: Arc::clone(&forwarded),
+            digest_calls: Arc::clone(&digest_calls),
         };
         let calls = Arc::clone(&retry_calls);
         std::thread::spawn(move || {
@@ -73,6 +94,7 @@ impl EchoServer {
             retry_calls,
             tunnels,
             forwarded,
+            digest_calls,
         }
     }
 
@@ -83,14 +105,15 @@ impl EchoServer {
     }
 }
 
-/// What the server saw as a proxy (see [`EchoServer`]).
+/// What the server saw as a proxy, and its Digest calls (see [`EchoServer`]).
 #[derive(Clone)]
-struct Proxied {
+struct Seen {
     tunnels: Arc<Mutex<Vec<String>>>,
     forwarded: Arc<Mutex<Vec<String>>>,
+    digest_calls: Arc<Mutex<Vec<DigestCall>>>,
 }
 
-fn serve(stream: TcpStream, calls: &Mutex<HashMap<String, Vec<Instant>>>, seen: &Proxied) {
+fn serve(stream: TcpStream, calls: &Mutex<HashMap<String, Vec<Instant>>>, seen: &Seen) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let mut writer = match stream.try_clone() {
         Ok(w) => w,
@@ -308,20 +331,45 @@ fn serve(stream: TcpStream, calls: &Mutex<HashMap<String, Vec<Instant>>>, seen: 
             }
             // As httpbin's /digest-auth/auth/USER/PASS/ALGORITHM (MD5 or SHA-256).
             ["digest-auth", "auth", user, pass, algorithm] => {
+                let (user, pass) = (decode(user), decode(pass));
+                let option = |name: &str| {
+                    query
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.as_str())
+                };
                 let answer = header("authorization").unwrap_or_default();
-                if digest_valid(&answer, &method, &target, user, pass, algorithm) {
+                let userhash = option("userhash") == Some("1");
+                let check = |nonce: &str| {
+                    digest_valid(&answer, &method, &target, &user, &pass, algorithm, nonce)
+                };
+                // With `stale`, the first nonce is "past its life" once answered rightly.
+                let stale = option("stale") == Some("1") && check(DIGEST_NONCE);
+                let nonce = if stale { FRESH_NONCE } else { DIGEST_NONCE };
+                if !stale && (check(DIGEST_NONCE) || check(FRESH_NONCE)) {
                     reply = format!("authenticated {user}").into_bytes();
                 } else {
                     status = 401;
-                    extra.push((
-                        "WWW-Authenticate".into(),
-                        format!(
-                            "Digest realm=\"{DIGEST_REALM}\", qop=\"auth\", \
-                             algorithm={algorithm}, nonce=\"{DIGEST_NONCE}\", opaque=\"op4que\""
-                        ),
-                    ));
+                    let digest = format!(
+                        "Digest realm=\"{DIGEST_REALM}\", qop=\"auth\", algorithm={algorithm}, \
+                         nonce=\"{nonce}\", opaque=\"op4que\"{}{}",
+                        if stale { ", stale=true" } else { "" },
+                        if userhash { ", userhash=true" } else { "" },
+                    );
+                    let challenge = match option("challenge") {
+                        Some("joined") => format!("Negotiate, {digest}, Basic realm=\"x, y\""),
+                        Some("negotiate") => "Negotiate".to_owned(),
+                        Some("basic") => "Basic realm=\"x\"".to_owned(),
+                        _ => digest,
+                    };
+                    extra.push(("WWW-Authenticate".into(), challenge));
                     reply = b"who are you?".to_vec();
                 }
+                seen.digest_calls.lock().unwrap().push(DigestCall {
+                    scheme: answer.split(' ').next().unwrap_or("").to_owned(),
+                    body_len: body.len(),
+                    status,
+                });
                 content_type = "text/plain";
             }
             ["bytes", n] => {
@@ -423,9 +471,12 @@ fn serve(stream: TcpStream, calls: &Mutex<HashMap<String, Vec<Instant>>>, seen: 
 
 const DIGEST_REALM: &str = "netkit-tests@127.0.0.1";
 const DIGEST_NONCE: &str = "6a1b0d3c9e";
+/// The nonce after [`DIGEST_NONCE`] went stale.
+const FRESH_NONCE: &str = "f7e5h2n0nce";
 
-/// Whether `answer` (an Authorization value) proves `user:pass` for `method target`, as
-/// RFC 7616 says a server checks it.
+/// Whether `answer` (an Authorization value) proves `user:pass` for `method target` with
+/// `nonce`, as RFC 7616 says a server checks it; the name read as apache reads it, from
+/// `username` alone (hashed with `userhash=true`).
 fn digest_valid(
     answer: &str,
     method: &str,
@@ -433,6 +484,7 @@ fn digest_valid(
     user: &str,
     pass: &str,
     algorithm: &str,
+    nonce: &str,
 ) -> bool {
     let Some(params) = answer.strip_prefix("Digest ") else {
         return false;
@@ -450,13 +502,18 @@ fn digest_valid(
     let ha1 = hash(format!("{user}:{DIGEST_REALM}:{pass}"));
     let ha2 = hash(format!("{method}:{target}"));
     let expected = hash(format!(
-        "{ha1}:{DIGEST_NONCE}:{}:{}:auth:{ha2}",
+        "{ha1}:{nonce}:{}:{}:auth:{ha2}",
         field("nc"),
         field("cnonce")
     ));
-    field("username") == user
+    let name = if field("userhash") == "true" {
+        hash(format!("{user}:{DIGEST_REALM}"))
+    } else {
+        user.to_owned()
+    };
+    field("username") == name
         && field("uri") == target
-        && field("nonce") == DIGEST_NONCE
+        && field("nonce") == nonce
         && field("qop") == "auth"
         && field("opaque") == "op4que"
         && field("response") == expected

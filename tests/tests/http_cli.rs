@@ -3153,3 +3153,151 @@ fn retry_sends_again_a_body_that_stalls_before_its_first_byte_reached_stdout() {
     );
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+/// The scheme of each Authorization the server's Digest endpoint saw, taken.
+fn digest_schemes(server: &EchoServer) -> Vec<String> {
+    std::mem::take(&mut *server.digest_calls.lock().unwrap())
+        .into_iter()
+        .map(|c| c.scheme)
+        .collect()
+}
+
+#[test]
+fn digest_follows_a_redirect_to_another_origin_with_its_netrc_login_as_curl() {
+    let (first, other) = (EchoServer::start(), EchoServer::start());
+    let netrc = work_dir().join("http-cli-digest-netrc");
+    std::fs::write(&netrc, "machine 127.0.0.1 login ann password s3cret\n").unwrap();
+    let target = other.url("/digest-auth/auth/ann/s3cret/MD5");
+    let hop = first.url(&format!("/redirect-to?url={target}"));
+    let out = http_env(
+        &["-b", "-A", "digest", "-F", "--check-status", &hop],
+        &[("NETRC", netrc.to_str().unwrap())],
+    );
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(0), "authenticated ann"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // No Basic (the password in clear) before the challenge: as curl -n --digest -L.
+    let ours = digest_schemes(&other);
+    assert_eq!(ours, ["", "Digest"]);
+    let curl = Command::new("curl")
+        .args(["-s", "--digest", "-L", "--netrc-file"])
+        .arg(&netrc)
+        .arg(&hop)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "authenticated ann");
+    assert_eq!(digest_schemes(&other), ours);
+}
+
+#[test]
+fn a_piped_body_past_16_mib_goes_once_with_digest_as_curl() {
+    let server = EchoServer::start();
+    let url = server.url("/digest-auth/auth/ann/s3cret/SHA-256");
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "head -c 20000000 /dev/zero | \"$0\" http -A digest -a ann:s3cret --check-status \
+             POST \"$1\"",
+        ])
+        .arg(netkit_bin())
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(0), "authenticated ann"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls: Vec<usize> = std::mem::take(&mut *server.digest_calls.lock().unwrap())
+        .into_iter()
+        .map(|c| c.body_len)
+        .collect();
+    assert_eq!(calls, [0, 20_000_000]);
+}
+
+#[test]
+fn several_challenges_in_one_field_and_none_to_answer_as_said() {
+    let server = EchoServer::start();
+    let url = |query: &str| server.url(&format!("/digest-auth/auth/ann/s3cret/MD5?{query}"));
+    // `Negotiate, Digest ..., Basic ...` in one field: Digest answered, as curl and httpie.
+    let joined = url("challenge=joined");
+    let out = http(&["-b", "-A", "digest", "-a", "ann:s3cret", &joined]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "authenticated ann",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let curl = Command::new("curl")
+        .args(["-s", "--digest", "-u", "ann:s3cret", &joined])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "authenticated ann");
+    // Nothing we can answer in the scheme asked: the 401 comes back (exit 0 as ever) with
+    // one line saying what was offered (curl and httpie say nothing).
+    for (args, query, offered) in [
+        (
+            &["-A", "digest"][..],
+            "challenge=negotiate",
+            "(offered: Negotiate)",
+        ),
+        (&["-A", "digest"][..], "challenge=basic", "(offered: Basic)"),
+        (&[][..], "", "(offered: Digest)"),
+    ] {
+        let mut all = args.to_vec();
+        let target = url(query);
+        all.extend(["-b", "-a", "ann:s3cret", &target]);
+        let out = http(&all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).as_ref()
+            ),
+            (Some(0), "who are you?"),
+            "{err}"
+        );
+        assert!(
+            err.lines().count() == 1 && err.contains("answered 401") && err.contains(offered),
+            "{args:?} {query}: {err}"
+        );
+    }
+    // A wrong password, with the scheme offered, is the 401 alone.
+    let out = http(&["-b", "-A", "digest", "-a", "ann:wrong", &joined]);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_proxy_407_for_an_http_url_is_explained() {
+    let proxy = EchoServer::start();
+    let out = http(&[
+        "--proxy",
+        &proxy.url(""),
+        "http://origin.invalid/status/407",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.lines().count() == 1 && err.contains("the proxy answered 407, it wants credentials"),
+        "{err}"
+    );
+}

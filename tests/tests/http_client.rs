@@ -532,6 +532,126 @@ fn digest_auth_answers_the_challenge_as_curl_does() {
     }
 }
 
+/// The calls the server saw, as (scheme of the Authorization, body bytes, status), taken.
+fn digest_calls(server: &EchoServer) -> Vec<(String, usize, u16)> {
+    std::mem::take(&mut *server.digest_calls.lock().unwrap())
+        .into_iter()
+        .map(|c| (c.scheme, c.body_len, c.status))
+        .collect()
+}
+
+fn digest_post(url: &str, user: &str, password: &str, body: &[u8]) -> net_http::Response {
+    client()
+        .post(url)
+        .unwrap()
+        .auth(Auth::Digest {
+            user: user.into(),
+            password: password.into(),
+        })
+        .body(body, "application/octet-stream")
+        .send()
+        .unwrap()
+}
+
+#[test]
+fn digest_probes_without_the_body_then_sends_it_once_as_curl() {
+    let server = EchoServer::start();
+    let url = server.url("/digest-auth/auth/ann/s3cret/MD5");
+    let body = vec![b'x'; 100_000];
+    let response = digest_post(&url, "ann", "s3cret", &body);
+    assert_eq!(
+        (response.status(), response.text().unwrap().as_str()),
+        (200, "authenticated ann")
+    );
+    let ours = digest_calls(&server);
+    assert_eq!(
+        ours,
+        [("".into(), 0, 401), ("Digest".into(), body.len(), 200)]
+    );
+    // curl --digest: the same two calls, the first with `Content-Length: 0`.
+    let body_file = work_dir().join("digest-probe-body");
+    std::fs::write(&body_file, &body).unwrap();
+    let curl = std::process::Command::new("curl")
+        .args(["-s", "--digest", "-u", "ann:s3cret", "--data-binary"])
+        .arg(format!("@{}", body_file.display()))
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "authenticated ann");
+    assert_eq!(digest_calls(&server), ours);
+}
+
+#[test]
+fn a_stale_nonce_is_answered_again_with_the_new_one_as_curl() {
+    let server = EchoServer::start();
+    let url = server.url("/digest-auth/auth/ann/s3cret/SHA-256?stale=1");
+    let response = digest_post(&url, "ann", "s3cret", b"part1 part2");
+    assert_eq!(
+        (response.status(), response.text().unwrap().as_str()),
+        (200, "authenticated ann")
+    );
+    let ours = digest_calls(&server);
+    assert_eq!(
+        ours,
+        [
+            ("".into(), 0, 401),
+            ("Digest".into(), 11, 401),
+            ("Digest".into(), 11, 200)
+        ]
+    );
+    // curl --digest: the same calls.
+    let curl = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "--digest",
+            "-u",
+            "ann:s3cret",
+            "-d",
+            "part1 part2",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "authenticated ann");
+    assert_eq!(digest_calls(&server), ours);
+    // A wrong password is no stale nonce: handed back, not asked again.
+    let response = digest_post(&url, "ann", "wrong", b"x");
+    assert_eq!(response.status(), 401);
+    assert_eq!(digest_calls(&server).len(), 2);
+}
+
+#[test]
+fn a_digest_name_past_ascii_goes_as_curl_sends_it() {
+    let server = EchoServer::start();
+    // RFC 7616 3.4.4's hashed name, when the server offers it, as curl sends it too.
+    for query in ["", "?userhash=1"] {
+        let url = server.url(&format!("/digest-auth/auth/j%C3%B6rg/p%C3%A4ss/MD5{query}"));
+        let response = client()
+            .get(&url)
+            .unwrap()
+            .auth(Auth::Digest {
+                user: "j\u{f6}rg".into(),
+                password: "p\u{e4}ss".into(),
+            })
+            .send()
+            .unwrap();
+        assert_eq!(
+            (response.status(), response.text().unwrap().as_str()),
+            (200, "authenticated j\u{f6}rg"),
+            "{query}"
+        );
+        let curl = std::process::Command::new("curl")
+            .args(["-s", "--digest", "-u", "j\u{f6}rg:p\u{e4}ss", &url])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&curl.stdout),
+            "authenticated j\u{f6}rg",
+            "curl {query}"
+        );
+    }
+}
+
 #[test]
 fn responses_expose_status_headers_and_bodies() {
     let server = EchoServer::start();

@@ -556,6 +556,14 @@ fn request(mut args: Args) -> Outcome {
     }
     out.flush()?;
     saved?;
+    // The proxy's page alone said nothing on stderr, where an https URL's refused tunnel
+    // says what it wants (curl and httpie say nothing either way).
+    if status == 407 {
+        log::warn!(
+            "the proxy answered 407, {}",
+            net_http::PROXY_WANTS_CREDENTIALS
+        );
+    }
     let code = status_code(status, args.check_status);
     // The body alone went to the file or pipe: the failed status is told, as httpie does.
     if code != 0 && !stdout_tty {

@@ -282,6 +282,7 @@ impl Client {
             removed: Vec::new(),
             auth,
             netrc: None,
+            netrc_digest: false,
             body: Body::Empty,
             replay: Arc::default(),
             retried: 0,
@@ -1056,6 +1057,9 @@ pub struct Request {
     auth: Option<Auth>,
     /// Where credentials for the host a redirect leads to come from ([`Request::netrc`]).
     netrc: Option<Netrc>,
+    /// The netrc's credentials go to another origin as Digest: the caller asked for Digest
+    /// ([`Request::auth`]), which keeps the password off the wire there too.
+    netrc_digest: bool,
     body: Body,
     /// What was read of a body file that cannot be read twice (a pipe), to send it again.
     replay: Arc<Mutex<Replay>>,
@@ -1205,17 +1209,20 @@ impl Request {
         self
     }
 
-    /// Sends credentials.
+    /// Sends credentials; with [`Auth::Digest`], the netrc's for another origin a redirect
+    /// leads to go as Digest too ([`Request::netrc`]).
     #[must_use]
     pub fn auth(mut self, auth: Auth) -> Self {
+        self.netrc_digest = matches!(auth, Auth::Digest { .. });
         self.auth = Some(auth);
         self
     }
 
     /// Looks up, in `netrc`, the credentials for each other origin a redirect leads to (sent
-    /// as Basic), as curl `-n` and requests do; without it no credentials follow a redirect
-    /// to another origin. The first URL's credentials are the caller's to give
-    /// ([`Request::auth`]), so that it can ask for a password the entry leaves out.
+    /// as Basic, or as Digest when the request's were), as curl `-n` and requests do; without
+    /// it no credentials follow a redirect to another origin. The first URL's credentials are
+    /// the caller's to give ([`Request::auth`]), so that it can ask for a password the entry
+    /// leaves out.
     #[must_use]
     pub fn netrc(mut self, netrc: Netrc) -> Self {
         self.netrc = Some(netrc);
@@ -1615,8 +1622,9 @@ impl Request {
     pub fn check(&self) -> Result<(), Error> {
         for (name, value) in &self.headers {
             check_header(name, value)?;
-            // ureq sends these two only as ASCII; its refusal came after connecting, as
-            // the server's fault.
+            // ureq sends a Host only as ASCII (its refusal came after connecting, as the
+            // server's fault); a caller's Authorization stays ASCII too, as it was: only a
+            // Digest user name goes as UTF-8 (vendor/ureq-proto).
             if !value.is_ascii() && ["host", "authorization"].contains(&&*name.to_ascii_lowercase())
             {
                 let hint = url::Host::parse(value)
@@ -1660,7 +1668,9 @@ impl Request {
     /// [`Response::error_for_status`].
     pub fn send(mut self) -> Result<Response, Error> {
         self.check()?;
-        let config = self.client.config();
+        // Its own handle (an Arc's): the request is changed as it goes.
+        let client = self.client.clone();
+        let config = client.config();
         let retry = config.retry.clone();
         // Asked for retries it does not get, by design (the server may have acted on it, as
         // urllib3 holds): said once, not left for the caller to find out at the first failure.
@@ -1686,6 +1696,11 @@ impl Request {
         let mut attempt = self.retried;
         // Our answer to the server's Digest challenge for the current URL, once it gave one.
         let mut digest: Option<String> = None;
+        // The current URL's Digest probe (the request without its body) was answered with
+        // no challenge: the request goes whole, without credentials, as curl sends it then.
+        let mut unchallenged = false;
+        // A `stale=true` 401 to our answer was answered with its new nonce (once per URL).
+        let mut renewed = false;
         // Sendings again on a new connection for one the server had closed under us.
         let mut stale = 0;
         loop {
@@ -1694,7 +1709,18 @@ impl Request {
                 Some(auth) => auth.header_value(),
                 None => None,
             };
-            let outcome = self.send_once(authorization.as_deref());
+            // The first round of a Digest exchange goes without the body, as curl sends it
+            // (`Content-Length: 0`): sent with it, the body went twice (a long upload past the
+            // nonce's life got a stale 401), and a pipe past what is kept could not go at all.
+            let probe = digest.is_none()
+                && !unchallenged
+                && matches!(self.auth, Some(Auth::Digest { .. }))
+                && !matches!(self.body, Body::Empty);
+            let outcome = if probe {
+                self.send_without_body()
+            } else {
+                self.send_once(authorization.as_deref())
+            };
             self.deadline = deadline;
             // A kept-alive connection the server closed as we took it (the close racing the
             // next request, a redirect's most often): the request is sent again on a new
@@ -1753,33 +1779,68 @@ impl Request {
                 });
             }
             let status = response.status().as_u16();
-            if status == 401
-                && digest.is_none()
-                && let Some(Auth::Digest { user, password }) = &self.auth
-            {
-                // The request-target as sent, `--path-as-is` dot segments and all: a server
-                // checks `uri` against it (RFC 7616 3.4.6).
-                let wire = self.wire_url();
-                let uri = &wire[self.url[..url::Position::BeforePath].len()..];
-                let cnonce = format!("{:016x}", rand::rng().random::<u64>());
-                digest = response
-                    .headers()
-                    .get_all(http::header::WWW_AUTHENTICATE)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .find_map(|c| {
-                        crate::digest::authorization(
-                            c,
-                            user,
-                            password,
-                            self.method.as_str(),
-                            uri,
-                            &cnonce,
-                        )
-                    });
-                if digest.is_some() {
+            let offered = || {
+                crate::digest::challenges(
+                    response
+                        .headers()
+                        .get_all(http::header::WWW_AUTHENTICATE)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok()),
+                )
+            };
+            match &self.auth {
+                Some(Auth::Digest { user, password }) if status == 401 => {
+                    let offered = offered();
+                    // A nonce past its life is answered again with the new one, without asking
+                    // for the password again (RFC 7616 3.3), as curl does; once, so that a
+                    // server calling every nonce stale is not asked for ever.
+                    let renew = digest.is_some()
+                        && !renewed
+                        && offered.iter().any(crate::digest::Challenge::stale);
+                    if digest.is_none() || renew {
+                        // The request-target as sent, `--path-as-is` dot segments and all: a
+                        // server checks `uri` against it (RFC 7616 3.4.6).
+                        let wire = self.wire_url();
+                        let uri = &wire[self.url[..url::Position::BeforePath].len()..];
+                        let cnonce = format!("{:016x}", rand::rng().random::<u64>());
+                        // The first one we can answer, as RFC 7616 3.7 asks.
+                        let answer = offered.iter().find_map(|c| {
+                            crate::digest::authorization(
+                                c,
+                                user,
+                                password,
+                                self.method.as_str(),
+                                uri,
+                                &cnonce,
+                            )
+                        });
+                        match answer {
+                            Some(answer) if !renew || self.kept_for_a_retry() => {
+                                renewed |= renew;
+                                digest = Some(answer);
+                                continue;
+                            }
+                            None if !renew => unanswered(&self.url, "Digest", &offered),
+                            _ => {}
+                        }
+                    }
+                }
+                // The server took the probe without asking for credentials: the request goes
+                // whole, as curl sends it after such a probe. A redirect is followed with the
+                // body kept, and probed again there.
+                Some(Auth::Digest { .. })
+                    if probe && !matches!(status, 301 | 302 | 303 | 307 | 308) =>
+                {
+                    unchallenged = true;
                     continue;
                 }
+                Some(Auth::Basic { .. }) if status == 401 => {
+                    let offered = offered();
+                    if !offered.iter().any(|c| c.is("basic")) {
+                        unanswered(&self.url, "Basic", &offered);
+                    }
+                }
+                _ => {}
             }
             if retries_left && TRANSIENT_STATUS.contains(&status) && self.kept_for_a_retry() {
                 attempt += 1;
@@ -1849,11 +1910,15 @@ impl Request {
                     // Never hand credentials to another origin, nor the caller's own
                     // Authorization, Cookie or Host headers (as curl and requests do); the
                     // netrc's for the new host go instead.
+                    // In the scheme asked for: Basic to a Digest server sent the password in
+                    // clear (curl -n --digest -L answers the new host's challenge instead).
                     self.auth = self.netrc.as_ref().and_then(|netrc| {
                         let login = netrc.login_at(&next)?;
-                        Some(Auth::Basic {
-                            user: login.user.clone(),
-                            password: login.password.clone(),
+                        let (user, password) = (login.user.clone(), login.password.clone());
+                        Some(if self.netrc_digest {
+                            Auth::Digest { user, password }
+                        } else {
+                            Auth::Basic { user, password }
                         })
                     });
                     self.headers.retain(|(name, _)| {
@@ -1871,6 +1936,8 @@ impl Request {
                 first_url.get_or_insert(url);
                 sent = Some(self.preview());
                 digest = None;
+                unchallenged = false;
+                renewed = false;
                 continue;
             }
             let mut response = Response::new(response, self.url.as_str().into(), config.body_limit);
@@ -1952,6 +2019,24 @@ impl Request {
         )
     }
 
+    /// One exchange of the request as it stands but for its body: none, and a
+    /// `Content-Length: 0` for a method that has one, whatever framing header the caller
+    /// gave (it told the body's length).
+    fn send_without_body(&mut self) -> Result<http::Response<ureq::Body>, Error> {
+        let body = std::mem::take(&mut self.body);
+        let chunked = std::mem::replace(&mut self.chunked, false);
+        let headers = self.headers.clone();
+        self.headers.retain(|(name, _)| {
+            !name.eq_ignore_ascii_case("content-length")
+                && !name.eq_ignore_ascii_case("transfer-encoding")
+        });
+        let outcome = self.send_once(None);
+        self.body = body;
+        self.chunked = chunked;
+        self.headers = headers;
+        outcome
+    }
+
     /// One exchange of the request as it stands (method, URL and body of the current hop).
     fn send_once(&self, authorization: Option<&str>) -> Result<http::Response<ureq::Body>, Error> {
         let declared = self.declared_length()?;
@@ -2019,7 +2104,12 @@ impl Request {
                 }
             }
             Body::Open { file, start } => {
-                let name = Path::new("the open body file");
+                // Only a regular file has a start to seek back to: the other is a pipe.
+                let name = Path::new(if start.is_some() {
+                    "the open body file"
+                } else {
+                    "a pipe"
+                });
                 let cannot = |source| Error::File {
                     path: name.into(),
                     source,
@@ -2258,6 +2348,30 @@ fn kept_or_open(replay: &Mutex<Replay>, path: &Path) -> Result<File, Error> {
 /// The name of a `name=value` pair of a Cookie field.
 fn cookie_name(pair: &str) -> &str {
     pair.split_once('=').map_or(pair, |(name, _)| name).trim()
+}
+
+/// Says why a 401 comes back with the credentials given unused: the server offers no
+/// challenge in their `scheme` that can be answered. curl and httpie say nothing, and the
+/// 401 alone left users guessing at their password.
+fn unanswered(url: &Url, scheme: &str, offered: &[crate::digest::Challenge]) {
+    let mut names: Vec<&str> = Vec::new();
+    for challenge in offered {
+        if !names
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&challenge.scheme))
+        {
+            names.push(&challenge.scheme);
+        }
+    }
+    let names = if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    };
+    log::warn!(
+        "{} answered 401 with no {scheme} challenge that can be answered (offered: {names})",
+        crate::error::redacted(url.as_str())
+    );
 }
 
 /// A streamed body (a file, a pipe) as it goes out.

@@ -1,5 +1,10 @@
 use std::path::PathBuf;
 
+/// What a proxy's 407 means, said after it: for an https URL's refused tunnel, and for the
+/// 407 an http URL gets back as its answer.
+pub const PROXY_WANTS_CREDENTIALS: &str =
+    "it wants credentials (http://USER:PASS@proxy:port) or refused those given";
+
 /// Everything that can go wrong with a request, naming the URL or file concerned.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -228,10 +233,9 @@ impl Error {
                 url,
                 reason: match reason.rsplit_once('/') {
                     // ureq does not say whether credentials went: both are named.
-                    Some((_, "407")) => "the proxy refused the tunnel: 407, it wants \
-                                         credentials (http://USER:PASS@proxy:port) or \
-                                         refused those given"
-                        .into(),
+                    Some((_, "407")) => {
+                        format!("the proxy refused the tunnel: 407, {PROXY_WANTS_CREDENTIALS}")
+                    }
                     Some((_, code)) => format!("the proxy refused the tunnel: {code}"),
                     None => format!("the proxy: {reason}"),
                 },
@@ -244,12 +248,6 @@ impl Error {
                 url,
                 reason: format!("the response's head has more fields than are taken ({e})"),
             },
-            // Ours, not the server's: ureq checks the value before sending it.
-            ureq::Error::Protocol(e) if e.to_string().contains("authorization header") => {
-                Error::BadRequest(
-                    "an Authorization value with characters outside ASCII cannot be sent".into(),
-                )
-            }
             // Most often a port that speaks something else (TLS, SSH, a line protocol).
             ureq::Error::Protocol(e) => Error::Io {
                 url,

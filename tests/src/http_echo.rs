@@ -475,8 +475,8 @@ const DIGEST_NONCE: &str = "6a1b0d3c9e";
 const FRESH_NONCE: &str = "f7e5h2n0nce";
 
 /// Whether `answer` (an Authorization value) proves `user:pass` for `method target` with
-/// `nonce`, as RFC 7616 says a server checks it; the name read as apache reads it, from
-/// `username` alone (hashed with `userhash=true`).
+/// `nonce`, as RFC 7616 says a server checks it; the name from `username` (hashed with
+/// `userhash=true`) or RFC 7616's `username*` (as lighttpd reads it).
 fn digest_valid(
     answer: &str,
     method: &str,
@@ -511,7 +511,8 @@ fn digest_valid(
     } else {
         user.to_owned()
     };
-    field("username") == name
+    let extended = field("username*").strip_prefix("UTF-8''").map(decode);
+    (field("username") == name || extended.is_some_and(|e| e == name))
         && field("uri") == target
         && field("nonce") == nonce
         && field("qop") == "auth"

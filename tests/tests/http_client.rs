@@ -621,9 +621,9 @@ fn a_stale_nonce_is_answered_again_with_the_new_one_as_curl() {
 }
 
 #[test]
-fn a_digest_name_past_ascii_goes_as_curl_sends_it() {
+fn a_digest_name_past_ascii_goes_as_rfc_7616_writes_it() {
     let server = EchoServer::start();
-    // RFC 7616 3.4.4's hashed name, when the server offers it, as curl sends it too.
+    // `username*` (RFC 7616 3.4.4), or the hashed name when the server offers it.
     for query in ["", "?userhash=1"] {
         let url = server.url(&format!("/digest-auth/auth/j%C3%B6rg/p%C3%A4ss/MD5{query}"));
         let response = client()
@@ -639,15 +639,6 @@ fn a_digest_name_past_ascii_goes_as_curl_sends_it() {
             (response.status(), response.text().unwrap().as_str()),
             (200, "authenticated j\u{f6}rg"),
             "{query}"
-        );
-        let curl = std::process::Command::new("curl")
-            .args(["-s", "--digest", "-u", "j\u{f6}rg:p\u{e4}ss", &url])
-            .output()
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&curl.stdout),
-            "authenticated j\u{f6}rg",
-            "curl {query}"
         );
     }
 }

@@ -168,9 +168,10 @@ pub(crate) fn authorization(
         Some(qop) => hash(&format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")),
         None => hash(&format!("{ha1}:{nonce}:{ha2}")),
     };
-    // The name goes hashed when the server offers it (RFC 7616 3.4.4), as curl sends it;
-    // else as a quoted string, raw UTF-8 past ASCII, as curl sends it: apache 2.4 reads no
-    // `username*` (AH01782, a 401), and apache and lighttpd take the quoted UTF-8.
+    // The name goes hashed when the server offers it (RFC 7616 3.4.4), as curl sends it; a
+    // name past ASCII otherwise as RFC 7616's `username*` (lighttpd takes it; apache 2.4 reads
+    // no `username*`, AH01782): curl's raw UTF-8 in the quoted string, which apache takes, is
+    // refused by ureq before it goes.
     let userhash = challenge
         .param("userhash")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
@@ -179,8 +180,13 @@ pub(crate) fn authorization(
             "username=\"{}\", userhash=true",
             hash(&format!("{user}:{realm}"))
         )
-    } else {
+    } else if user.is_ascii() {
         format!("username=\"{}\"", quote(user))
+    } else {
+        format!(
+            "username*=UTF-8''{}",
+            percent_encoding::utf8_percent_encode(user, NOT_ATTR_CHAR)
+        )
     };
     let mut header = format!(
         "Digest {username}, realm=\"{}\", nonce=\"{}\", uri=\"{}\", algorithm={algorithm}, \
@@ -205,6 +211,21 @@ fn quote(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
+/// What RFC 8187's `attr-char` leaves out, percent-encoded in `username*`.
+const NOT_ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
 fn md5_hex(input: &str) -> String {
     hex(&Md5::digest(input.as_bytes()))
 }
@@ -227,18 +248,19 @@ mod tests {
             .find_map(|c| authorization(c, user, "p", "GET", "/", "c"))
     }
 
-    /// Past ASCII, the name goes as raw UTF-8 in the quoted string, as curl sends it.
+    /// RFC 7616 section 3.4.4's example: a name past ASCII goes as `username*`.
     #[test]
-    fn a_name_past_ascii_goes_quoted_as_utf8() {
+    fn a_name_past_ascii_goes_in_the_extended_notation() {
         let got = answer(
             "Digest realm=\"r\", nonce=\"n\", qop=\"auth\"",
-            "J\u{e4}s\u{f8}n",
+            "J\u{e4}s\u{f8}n Doe",
         )
         .unwrap();
         assert!(
-            got.starts_with("Digest username=\"J\u{e4}s\u{f8}n\", realm=\"r\""),
+            got.starts_with("Digest username*=UTF-8''J%C3%A4s%C3%B8n%20Doe, realm=\"r\""),
             "{got}"
         );
+        assert!(got.is_ascii(), "{got}");
     }
 
     /// With `userhash=true` the name goes as H(user:realm) (RFC 7616 3.4.4; 3.9.2's example

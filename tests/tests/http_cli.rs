@@ -3027,6 +3027,21 @@ fn max_time_bounds_the_whole_transfer_retries_and_their_waits_included_as_curl_m
         "{err}"
     );
     assert_eq!(server.retry_calls.lock().unwrap()["max-time"].len(), 2);
+    // A listener whose queue is full drops the SYN: the connect waits, and --connect-timeout
+    // is the limit named (--timeout alone changed nothing for it).
+    let full = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    full.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    full.listen(0).unwrap();
+    let addr = full.local_addr().unwrap().as_socket().unwrap();
+    let queued: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)))
+        .collect();
+    let out = http(&["--connect-timeout", "1", &format!("http://{addr}/")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(err.contains("--connect-timeout SECS (connecting)"), "{err}");
+    drop(queued);
     // Bad values are bad input, as for --timeout.
     for option in ["--max-time", "--connect-timeout"] {
         one_line_error(
@@ -3101,6 +3116,8 @@ fn retry_takes_a_download_cut_or_stalled_mid_body_again_as_curl_does() {
         assert!(out.status.success(), "{stall} {resume}: {err}");
         assert_eq!(std::fs::read(&dest).unwrap(), b"0123456789", "{err}");
         assert!(err.contains("retry 1 of 2"), "{err}");
+        // The cut part is this download's own: not told as an earlier download's, replaced.
+        assert!(!err.contains("earlier download"), "{err}");
         let heads: Vec<String> = heads.try_iter().collect();
         assert_eq!(heads.len(), 2, "{heads:?}");
         // With -c it goes on from what came, as curl -C - would; else it starts over.

@@ -219,11 +219,19 @@ impl Args {
 
 /// Runs `netkit http`.
 pub fn run(args: Args) -> Outcome {
-    // The library names the time waited; how to wait longer is the command line's to say.
-    let hint = if args.max_time.is_some() {
-        "; --timeout SECS (each wait) or --max-time SECS (the whole transfer) waits longer"
-    } else {
-        "; --timeout SECS waits longer"
+    // The library names the time waited; how to wait longer is the command line's to say,
+    // by each limit given (--timeout alone did nothing for a --connect-timeout run out).
+    let mut limits = vec!["--timeout SECS (each wait)"];
+    if args.connect_timeout.is_some() {
+        limits.push("--connect-timeout SECS (connecting)");
+    }
+    if args.max_time.is_some() {
+        limits.push("--max-time SECS (the whole transfer)");
+    }
+    let hint = match limits.as_slice() {
+        [only] => format!("; {} waits longer", only.trim_end_matches(" (each wait)")),
+        [first @ .., last] => format!("; {} or {last} waits longer", first.join(", ")),
+        [] => String::new(),
     };
     // A body that stops coming times out as a silent server does: exit 7, not 1.
     request(args).map_err(|mut failure| {

@@ -446,6 +446,8 @@ impl Request {
             move |source| Error::File { path, source }
         };
         let named = matches!(target, Target::File(_));
+        // A retry's part is the cut one this download left: replaced without a word.
+        let ours = self.retried > 0;
         // The file replaced, whose permissions and owner the new one takes.
         let mut replaced = None;
         // A device or FIFO named (`-o /dev/null`) is written into, as curl writes into it:
@@ -579,7 +581,8 @@ impl Request {
                     })
                 })?;
             }
-            let file = open_part(&part, true, replaced.as_ref()).map_err(file_error(&part))?;
+            let file =
+                open_part(&part, true, replaced.as_ref(), false).map_err(file_error(&part))?;
             (file, have, total)
         } else if have > 0 {
             // A server that ignores the range sends the whole file, or a page that is not the
@@ -607,7 +610,7 @@ impl Request {
             let file = if direct {
                 File::create(&part)
             } else {
-                open_part(&part, false, replaced.as_ref())
+                open_part(&part, false, replaced.as_ref(), ours)
             }
             .map_err(file_error(dest))?;
             (file, 0, total)
@@ -736,11 +739,13 @@ impl Request {
 /// file of ours it named. A part another download holds is refused: two downloads of one
 /// name wrote into one part, and the first renamed the second's, short or too long. Made
 /// new, it has the permissions of the file it will replace (`replaced`): a private file's
-/// new content was readable by all while it came (and after an interruption).
+/// new content was readable by all while it came (and after an interruption). A part left
+/// by an earlier download is warned of as replaced, unless it is `ours` (this run's cut one).
 fn open_part(
     part: &Path,
     resume: bool,
     replaced: Option<&std::fs::Metadata>,
+    ours: bool,
 ) -> std::io::Result<File> {
     use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
     let existing = || {
@@ -773,7 +778,7 @@ fn open_part(
                 return Err(e);
             }
             // An empty one holds nothing to lose (one stopped before its first byte came).
-            if meta.len() > 0 {
+            if meta.len() > 0 && !ours {
                 log::warn!(
                     "{}: what an earlier download left there is replaced (a resume would have \
                      gone on from it)",

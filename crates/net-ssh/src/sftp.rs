@@ -1073,8 +1073,10 @@ impl Client {
         // a shared directory anyone can put bytes there for us to finish (the upload would
         // start with them, and stay theirs to change).
         let temp = upload_temp_name(remote);
-        let done = match sftp.lstat(&temp) {
-            Ok(stat) if options.resume && stat.is_file() => {
+        // Looked for only when resuming: a round trip a file otherwise.
+        let left = options.resume.then(|| sftp.lstat(&temp));
+        let done = match left {
+            Some(Ok(stat)) if stat.is_file() => {
                 let why_not = match (stat.size, stat.uid) {
                     (Some(size), _) if size > total => Some("longer than the file"),
                     (_, None) => Some("the server does not say whose it is"),
@@ -1095,7 +1097,7 @@ impl Client {
             // Nothing of ours to go on from, and a longer file where the upload goes: not
             // what an interrupted upload of this one left, and sftp's reput refuses it
             // rather than replace it (we replaced it, saying nothing).
-            Err(_) if options.resume => match sftp.stat(remote) {
+            Some(Err(_)) => match sftp.stat(remote) {
                 Ok(there) if there.is_file() && there.size.is_some_and(|size| size > total) => {
                     return Err(Error::Sftp {
                         host: self.host.clone(),
@@ -1232,7 +1234,11 @@ impl Client {
         let flags = if done > 0 {
             OpenFlags::WRITE
         } else {
-            let _ = sftp.unlink(&temp);
+            // Only the fixed name of a resumable upload can be there: an unguessable one is
+            // made exclusively, and one taken already is met below (a round trip a file).
+            if options.resume {
+                let _ = sftp.unlink(&temp);
+            }
             OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUSIVE | OpenFlags::TRUNCATE
         };
         let (temp, mut target) = match sftp.open_mode(&temp, flags, file.mode, OpenType::File) {

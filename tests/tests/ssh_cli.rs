@@ -5157,6 +5157,47 @@ fn quotes_in_the_config_file_and_dash_o_reach_the_server_as_in_ssh() {
 }
 
 #[test]
+fn a_quoted_hash_in_a_config_command_reaches_the_server_as_in_ssh() {
+    // As `ssh -G` reads it: `RemoteCommand echo "#tag"` is the command as written, and a line
+    // in another host's block stops no host (the whole file was refused).
+    let file = work_dir().join("ssh-config-quoted-hash");
+    std::fs::write(
+        &file,
+        format!(
+            "Host netkit-other\n    LocalCommand tmux new -A -s \"#main\"\n\
+             Host netkit-hash\n    HostName 127.0.0.1\n    Port {}\n    User {}\n    \
+             IdentityFile {}\n    RemoteCommand echo \"#tag\" '#x'\n",
+            port(),
+            env("NETKIT_TEST_SSH_USER"),
+            key("id_ed25519").display()
+        ),
+    )
+    .unwrap();
+    let kh = env("NETKIT_TEST_SSH_KNOWN_HOSTS");
+    let run = |words: &[&str]| {
+        let mut args = vec!["ssh", "-F", file.to_str().unwrap(), "--known-hosts", &kh];
+        args.extend_from_slice(words);
+        netkit(&args, b"", &[])
+    };
+    let out = run(&["netkit-hash"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "#tag #x\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // ssh: "keyword user extra arguments at end of line", exit 255 (it was user `a`).
+    let out = run(&["-o", "User=a b", "netkit-hash"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{stderr}");
+    assert!(
+        stderr.contains("extra arguments at end of line"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
 fn remote_command_and_request_tty_from_the_config_file_as_in_ssh() {
     let file = work_dir().join("ssh-config-remote-command");
     let host = |name: &str, extra: &str| {

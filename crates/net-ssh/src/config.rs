@@ -775,8 +775,15 @@ fn read_config(path: &Path) -> Result<String, String> {
     let text = String::from_utf8_lossy(bytes);
     let mut read = String::with_capacity(text.len());
     for (at, line) in text.lines().enumerate() {
-        let line = openssh_line(line).map_err(|e| format!("line {}: {e}", at + 1))?;
-        read.push_str(&line);
+        let at = at + 1;
+        match openssh_line(line) {
+            Ok(line) => read.push_str(&line),
+            Err(LineError::NotCarried(why)) => {
+                let why = format!("{}: line {at}: {why}", path.display());
+                read.push_str(&format!("{NOT_CARRIED} {}", carried_command(&why)));
+            }
+            Err(LineError::Refused(why)) => return Err(format!("line {at}: {why}")),
+        }
         read.push('\n');
     }
     Ok(read)
@@ -795,12 +802,12 @@ const COMMANDS: [&str; 4] = [
 /// back in the one form ssh2-config reads without loss: the keyword, then each argument of
 /// [`split_words`] on its own, in double quotes (`\"` and `\\` escaped) unless it is plain.
 /// ssh2-config hands back a lone quoted argument unquoted and several as written, which
-/// [`arguments`] takes apart; a command (see [`COMMANDS`]) is its one argument, as written.
-/// Empty for a blank line or a comment.
+/// [`arguments`] takes apart; a command (see [`COMMANDS`]) is its one argument, as written,
+/// carried as [`carried_command`] writes it. Empty for a blank line or a comment.
 ///
 /// ssh2-config knows double quotes only, and no backslash outside them: `SetEnv A=b\ c`,
 /// `User 'x'` and `SetEnv "A=it's"` came out other than ssh reads them, or were refused.
-fn openssh_line(line: &str) -> Result<String, String> {
+fn openssh_line(line: &str) -> Result<String, LineError> {
     // As readconf.c: trailing spaces, tabs and form feeds are no part of the value.
     let line = line.trim();
     let keyword_end = line
@@ -812,18 +819,25 @@ fn openssh_line(line: &str) -> Result<String, String> {
     }
     let rest = rest.trim_start();
     let rest = rest.strip_prefix('=').unwrap_or(rest).trim_start();
+    let refused = |why: &str| Err(LineError::Refused(format!("{keyword} {rest}: {why}")));
     let (args, open) = split_words(rest);
     // Commands too: ssh splits their line only to check its quotes.
     if open {
-        return Err(format!("{keyword} {rest}: invalid quotes"));
+        return refused("invalid quotes");
     }
-    let args = if COMMANDS.contains(&keyword.to_ascii_lowercase().as_str()) {
-        vec![rest.to_owned()]
-    } else {
-        args
-    };
     if args.first().is_none_or(String::is_empty) {
-        return Err(format!("{keyword} {rest}: missing argument"));
+        return refused("missing argument");
+    }
+    let lower = keyword.to_ascii_lowercase();
+    if COMMANDS.contains(&lower.as_str()) {
+        return Ok(format!("{keyword} {}", carried_command(rest)));
+    }
+    // readconf.c: "extra arguments at end of line" (`User a b` was user `a`).
+    if args.len() > 1
+        && OPTIONS_READ.contains(&lower.as_str())
+        && !SEVERAL.contains(&lower.as_str())
+    {
+        return refused("extra arguments at end of line");
     }
     let mut out = keyword.to_owned();
     for arg in &args {
@@ -850,14 +864,66 @@ fn openssh_line(line: &str) -> Result<String, String> {
         match c {
             '"' => quoted = !quoted,
             '#' if !quoted => {
-                return Err(format!(
+                return Err(LineError::NotCarried(format!(
                     "{keyword} {rest}: netkit cannot read a # after a \" in one argument"
-                ));
+                )));
             }
             _ => {}
         }
     }
     Ok(out)
+}
+
+/// Why [`openssh_line`] gives no line.
+#[derive(Debug)]
+enum LineError {
+    /// OpenSSH refuses the line too (unbalanced quotes, a missing or extra argument).
+    Refused(String),
+    /// OpenSSH takes the line, but ssh2-config cannot carry it: only a host it applies to
+    /// is refused, as [`NOT_CARRIED`] marks it.
+    NotCarried(String),
+}
+
+impl LineError {
+    /// What is wrong, for a message.
+    fn reason(self) -> String {
+        match self {
+            LineError::Refused(why) | LineError::NotCarried(why) => why,
+        }
+    }
+}
+
+/// The keyword [`read_config`] writes in place of a line ssh2-config cannot carry (its
+/// reason, as [`carried_command`] writes a command): a host whose options hold it is refused
+/// when it is resolved, where refusing the file stopped every host in it.
+const NOT_CARRIED: &str = "NetkitNotCarried";
+
+/// Options of several arguments (a command's is one, see [`COMMANDS`]), among those netkit
+/// reads: the others take one, as readconf.c.
+const SEVERAL: [&str; 6] = [
+    "setenv",
+    "sendenv",
+    "localforward",
+    "remoteforward",
+    "globalknownhostsfile",
+    "userknownhostsfile",
+];
+
+/// `text` as one plain word ssh2-config hands back unchanged: the hex digits of its bytes.
+/// ssh2-config counts an escaped `"` as opening or closing a quote when it looks for a
+/// comment, so a command such as `echo "#tag"` could not be written quoted
+/// (`"echo \"#tag\""` was cut at the `#`); [`uncarried`] reads it back.
+fn carried_command(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The text [`carried_command`] wrote, or `None` if `word` is not such.
+fn uncarried(word: &str) -> Option<String> {
+    let bytes = (0..word.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(word.get(at..at + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// OpenSSH's system-wide client config, read after the user's unless `-F` names a file.
@@ -1186,13 +1252,20 @@ impl Config {
             read.push_str("Host *\n");
             read.push_str(&again);
         }
+        let text = first_values(&read);
+        let mut params = parse(&text)?;
+        // A line ssh2-config cannot carry stops only the hosts it applies to.
+        if let Some(why) = take_unknown(&mut params, NOT_CARRIED) {
+            return Err(bad(why
+                .first()
+                .and_then(|why| uncarried(why))
+                .unwrap_or_default()));
+        }
         // Once, for the destination (its jump hosts read the same files), and for the
         // user's lines only: the system file's unknown options are the distribution's.
         if depth == 0 {
             warn_unknown(&parse(&first_values(&user))?);
         }
-        let text = first_values(&read);
-        let mut params = parse(&text)?;
         // One setting in OpenSSH, where the first obtained wins: `-o ProxyCommand=...` over
         // the file's ProxyJump, a host's own line over a `Host *` one below it.
         match first_set(&text, &["proxycommand", "proxyjump"]) {
@@ -1560,16 +1633,17 @@ impl Config {
         }
         // The rest of the line is the command, as OpenSSH reads it; `none` is no command.
         let command = |words: Vec<String>| {
-            let command = words.join(" ");
-            (!command.eq_ignore_ascii_case("none")).then_some(command)
+            let command = uncarried(&words.join(" "))
+                .ok_or_else(|| format!("a command not as netkit wrote it: {words:?}"))?;
+            Ok::<_, String>((!command.eq_ignore_ascii_case("none")).then_some(command))
         };
         if let Some(words) = params.unsupported_fields.remove("proxycommand") {
             // `%n` is the host as given, which only this step knows; the rest are expanded
             // when the command starts.
-            self.proxy_command = command(words).map(|c| expand_some(&c, &[('n', &given)]));
+            self.proxy_command = command(words)?.map(|c| expand_some(&c, &[('n', &given)]));
         }
         if let Some(words) = remote_command {
-            self.remote_command = command(words);
+            self.remote_command = command(words)?;
         }
         Ok(params.proxy_jump.unwrap_or_default())
     }
@@ -2110,7 +2184,7 @@ fn checked_option(option: &str) -> Result<String, Error> {
     if option.contains(['\n', '\r']) {
         return Err(bad("more than one line"));
     }
-    let line = openssh_line(option).map_err(|e| bad(&e))?;
+    let line = openssh_line(option).map_err(|e| bad(&e.reason()))?;
     let name = line
         .split(|c: char| c == '=' || c.is_whitespace())
         .next()
@@ -2363,10 +2437,11 @@ mod tests {
                 r#"SetEnv "A=say \"hi\"" "B=b c""#,
             ),
             (r"IdentityFile C:\k\\id", r#"IdentityFile "C:\\k\\id""#),
-            // A command's line is as written: its quotes and spaces are the shell's.
+            // A command's line is as written (its quotes and spaces are the shell's), carried
+            // as hex digits.
             (
-                "RemoteCommand=echo  \"a   b\" 'c' # d  ",
-                r#"RemoteCommand "echo  \"a   b\" 'c' # d""#,
+                "RemoteCommand=echo \"#\"  ",
+                "RemoteCommand 6563686f20222322",
             ),
             ("# a comment", ""),
             ("", ""),
@@ -2380,10 +2455,52 @@ mod tests {
             ("User \"\"", "missing argument"),
             ("User", "missing argument"),
             ("User #x", "missing argument"),
+            // readconf.c: "keyword user extra arguments at end of line"; `User a b` was `a`.
+            ("User a b", "extra arguments at end of line"),
+            ("ProxyJump \"a\" b", "extra arguments at end of line"),
         ] {
-            let e = openssh_line(line).unwrap_err();
+            let e = openssh_line(line).unwrap_err().reason();
             assert!(e.contains(why), "{line}: {e}");
         }
+    }
+
+    #[test]
+    fn a_quoted_hash_in_a_command_is_kept_and_stops_no_other_host() {
+        let dir = std::env::temp_dir().join(format!("netkit-hashq-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config");
+        // As `ssh -G` reads it: each command as written; the SetEnv line, which ssh2-config
+        // cannot carry, refuses its own host only (the whole file was refused).
+        std::fs::write(
+            &file,
+            "Host other\n  RemoteCommand echo \"#tag\"\n  \
+             ProxyCommand nc %h \"#x\" \\\"\nHost tmux\n  \
+             RemoteCommand tmux new -A -s \"#main\"\nHost env\n  SetEnv A=\"x\\\"#\"\n\
+             Host *\n  User bob\n",
+        )
+        .unwrap();
+        let other = Config::resolve("other", Some(&file)).unwrap();
+        let tmux = Config::resolve("tmux", Some(&file)).unwrap();
+        let env = Config::resolve("env", Some(&file)).unwrap_err().to_string();
+        let mine = Config::resolve("mine", Some(&file)).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(other.remote_command.as_deref(), Some("echo \"#tag\""));
+        assert_eq!(other.proxy_command.as_deref(), Some("nc %h \"#x\" \\\""));
+        assert_eq!(
+            tmux.remote_command.as_deref(),
+            Some("tmux new -A -s \"#main\"")
+        );
+        assert!(env.contains("line 7: SetEnv"), "{env}");
+        assert_eq!(mine.user, "bob");
+        let with =
+            |option: &str| Config::resolve_with("h", Some(Path::new("none")), &[option.to_owned()]);
+        let command = with("RemoteCommand=echo \"#tag\" # not a comment").unwrap();
+        assert_eq!(
+            command.remote_command.as_deref(),
+            Some("echo \"#tag\" # not a comment")
+        );
+        let e = with("User=a b").unwrap_err().to_string();
+        assert!(e.contains("extra arguments at end of line"), "{e}");
     }
 
     #[test]
@@ -2795,7 +2912,13 @@ mod tests {
 
     #[test]
     fn proxy_command_n_is_the_host_as_given() {
-        let text = "Host alias\n  HostName 10.1.2.3\n  ProxyCommand connect %n:%p %h %%n\n";
+        let text: String = [
+            "Host alias",
+            "  HostName 10.1.2.3",
+            "ProxyCommand connect %n:%p %h %%n",
+        ]
+        .map(|line| openssh_line(line).unwrap() + "\n")
+        .concat();
         let rules = ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
         let parsed = ssh2_config::SshConfig::default()
             .parse(&mut text.as_bytes(), rules)

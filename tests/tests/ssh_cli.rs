@@ -7212,58 +7212,99 @@ fn server_alive_gives_up_on_a_frozen_server_in_ssh_time_also_under_dash_w() {
     // ServerAliveInterval=1, ServerAliveCountMax=3: ssh gives a frozen server up after
     // 3.9-4.0 s (exit 255, a session and -W alike). netkit took 7.6 s in a session (libssh2
     // took the 1 s interval as 2 s) and -W never ended.
-    let key = key("id_ed25519").display().to_string();
     for (name, words) in [
         ("session", &["echo started; sleep 30"][..]),
         ("dash-w", &[][..]),
     ] {
-        let relay = Relay::start();
-        let known = work_dir().join(format!("ssh-cli-frozen-{name}-known-hosts"));
-        let _ = std::fs::remove_file(&known);
-        let target = format!("127.0.0.1:{}", port());
-        let mut command = Command::new(netkit_bin());
+        gives_up_on_a_frozen_server(name, words, 3, false);
+    }
+}
+
+#[test]
+fn server_alive_gives_up_on_a_frozen_server_while_stdin_flows_also_under_dash_w() {
+    // Only the server's bytes tell it is alive: ssh gives a frozen server up after 2.4 s
+    // (ServerAliveInterval=1, ServerAliveCountMax=2) whatever stdin sends. netkit counted
+    // stdin written into the channel as the server's answer, and a byte every 300 ms kept
+    // it waiting for ever (-W under an outer ssh's keepalives, an upload, a user typing).
+    for (name, words) in [
+        ("session", &["echo started; cat > /dev/null"][..]),
+        ("dash-w", &[][..]),
+    ] {
+        gives_up_on_a_frozen_server(name, words, 2, true);
+    }
+}
+
+/// Runs `netkit ssh` through a relay with `ServerAliveInterval=1` and `ServerAliveCountMax`
+/// `count`: `words` as its command (it prints `started` first), or `-W` to the sshd when
+/// none; freezes the relay once the command (or the tunnel) is up, with a byte written to
+/// stdin every 300 ms after when `trickle`; checks that netkit gives up as ssh does.
+fn gives_up_on_a_frozen_server(name: &str, words: &[&str], count: u32, trickle: bool) {
+    let key = key("id_ed25519").display().to_string();
+    let relay = Relay::start();
+    let known = work_dir().join(format!("ssh-cli-frozen-{name}-{trickle}-known-hosts"));
+    let _ = std::fs::remove_file(&known);
+    let target = format!("127.0.0.1:{}", port());
+    let mut command = Command::new(netkit_bin());
+    command
+        .args([
+            "ssh",
+            "-p",
+            &relay.port.to_string(),
+            "--accept-new",
+            "-i",
+            &key,
+        ])
+        .args(["-o", &format!("UserKnownHostsFile={}", known.display())])
+        .args(["-o", "ServerAliveInterval=1"])
+        .args(["-o", &format!("ServerAliveCountMax={count}")]);
+    if words.is_empty() {
+        // To the sshd itself, whose banner says the tunnel is up.
+        command.args(["-W", &target]);
+    }
+    let mut child = netkit_tests::Spawned::start(
         command
-            .args([
-                "ssh",
-                "-p",
-                &relay.port.to_string(),
-                "--accept-new",
-                "-i",
-                &key,
-            ])
-            .args(["-o", &format!("UserKnownHostsFile={}", known.display())])
-            .args(["-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=3"]);
-        if words.is_empty() {
-            // To the sshd itself, whose banner says the tunnel is up.
-            command.args(["-W", &target]);
-        }
-        let mut child = netkit_tests::Spawned::start(
-            command
-                .arg(dest())
-                .args(words)
-                .env_remove("SSH_AUTH_SOCK")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped()),
-        );
-        let mut stdout = child.stdout.take().unwrap();
-        let mut first = [0; 7];
-        std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
-        assert!(
-            &first == b"started" || &first == b"SSH-2.0",
-            "{name}: {first:?}"
-        );
-        relay.freeze();
-        let frozen = std::time::Instant::now();
-        let out = child.wait_with_output();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(255), "{name}: {err}");
-        assert!(err.contains("did not answer 3 keepalives"), "{name}: {err}");
-        assert!(
-            frozen.elapsed() < Duration::from_millis(5500),
-            "{name}: {:?}",
-            frozen.elapsed()
-        );
+            .arg(dest())
+            .args(words)
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0; 7];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    assert!(
+        &first == b"started" || &first == b"SSH-2.0",
+        "{name}: {first:?}"
+    );
+    relay.freeze();
+    let frozen = std::time::Instant::now();
+    let stdin = child.stdin.take().unwrap();
+    // Bounded: 40 bytes, 12 s, past which the test fails anyway; stops once netkit is gone.
+    let trickler = trickle.then(|| {
+        std::thread::spawn(move || {
+            let mut stdin = stdin;
+            for _ in 0..40 {
+                if std::io::Write::write_all(&mut stdin, b"x").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+    });
+    let out = child.wait_with_output();
+    let elapsed = frozen.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{name}: {err}");
+    assert!(
+        err.contains(&format!("did not answer {count} keepalives")),
+        "{name}: {err}"
+    );
+    // ssh: (count + 1) x 1 s, and up to 1.5 s more.
+    let limit = Duration::from_millis(1500 + 1000 * u64::from(count + 1));
+    assert!(elapsed < limit, "{name}: {elapsed:?}");
+    if let Some(trickler) = trickler {
+        trickler.join().unwrap();
     }
 }
 

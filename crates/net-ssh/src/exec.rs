@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::Error;
 use crate::client::{Client, EAGAIN};
+use crate::server_alive::{Moved, Window};
 
 const CHUNK: usize = 64 * 1024;
 
@@ -336,8 +337,10 @@ impl Client {
         let (mut out_done, mut err_done) = (false, false);
         let started = Instant::now();
         let mut alive = crate::server_alive::ServerAlive::new(self);
+        let mut window = Window::new(channel);
         loop {
-            let mut progress = false;
+            let mut progress = Moved::Nothing;
+            let mut written = 0;
             // Only the latest size matters; one that would block is sent on a later turn.
             if let Some(rx) = &resize {
                 loop {
@@ -359,7 +362,7 @@ impl Client {
                             log::debug!("{}: resizing the terminal: {e}", self.host);
                         }
                         new_size = None;
-                        progress = true;
+                        progress = Moved::Local;
                     }
                 }
             }
@@ -379,7 +382,8 @@ impl Client {
                 match channel.write(&pending[sent..]) {
                     Ok(n) => {
                         sent += n;
-                        progress = true;
+                        written = n;
+                        progress = Moved::Local;
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                     // The command exited without reading all its input: drop the rest.
@@ -407,7 +411,7 @@ impl Client {
                 match channel.stream(stream_id).read(&mut buf) {
                     Ok(0) => *done = channel.eof(),
                     Ok(n) => {
-                        progress = true;
+                        progress = Moved::Server;
                         let taken = if stream_id == 0 {
                             on_stdout(&buf[..n])
                         } else {
@@ -430,8 +434,10 @@ impl Client {
             if out_done && err_done {
                 return Ok(());
             }
-            if progress {
-                alive.heard();
+            if window.widened(channel, written) {
+                progress = Moved::Server;
+            }
+            if alive.moved(progress) {
                 continue;
             }
             alive.check(self)?;

@@ -19,6 +19,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use crate::Error;
 use crate::client::{Client, EAGAIN, connect_any};
 use crate::config::host_port;
+use crate::server_alive::{Moved, Window};
 use crate::socks;
 
 const CHUNK: usize = 32 * 1024;
@@ -54,6 +55,8 @@ struct Tunnel<S> {
     client_eof: bool,
     eof_sent: bool,
     closed: bool,
+    /// The channel's send window, to tell the server's adjusts from our writes.
+    window: Window,
 }
 
 /// Where a `-L` or SOCKS connection goes, as seen from the server.
@@ -443,7 +446,7 @@ impl Client {
             }
             // Before looking at `waiting`: a thread that finishes after that wakes the poll.
             while woken.read(&mut buf).is_ok_and(|n| n > 0) {}
-            let mut progress = false;
+            let mut progress = Moved::Nothing;
             let arrived = self.take_arrivals(
                 sources,
                 &wake,
@@ -462,7 +465,7 @@ impl Client {
                     },
                     Waiting::Connect(channel, rx) => match rx.try_recv() {
                         Ok(Ok(tcp)) => {
-                            progress = true;
+                            progress = progress.max(Moved::Local);
                             tunnels.push(Tunnel::over(tcp, channel));
                         }
                         Ok(Err(e)) => log::warn!("remote forward: {e}"),
@@ -479,7 +482,12 @@ impl Client {
                 match opened {
                     Err(e) if e.code() == EAGAIN => self.ack_at_once(),
                     result => {
-                        progress = true;
+                        // The server's confirmation; a failure may be ours (a hung-up session).
+                        progress = progress.max(if result.is_ok() {
+                            Moved::Server
+                        } else {
+                            Moved::Local
+                        });
                         if let Some(open) = opens.pop_front()
                             && let Some(tunnel) = open.finish(result)
                         {
@@ -489,7 +497,7 @@ impl Client {
                 }
             }
             for tunnel in &mut tunnels {
-                progress |= tunnel.pump(&mut buf);
+                progress = progress.max(tunnel.pump(&mut buf));
             }
             if tunnels.iter().any(|t| t.closed) {
                 let (ended, open) = std::mem::take(&mut tunnels)
@@ -499,8 +507,7 @@ impl Client {
                 closing.extend(ended.into_iter().map(|t: Tunnel<TcpStream>| t.channel));
             }
             closing.retain_mut(|channel| matches!(channel.close(), Err(e) if e.code() == EAGAIN));
-            if progress {
-                alive.heard();
+            if alive.moved(progress) {
                 continue;
             }
             let waited = alive.check(self).and_then(|()| {
@@ -616,8 +623,7 @@ impl Client {
             // where ssh gives up as in a session (exit 255).
             let mut alive = crate::server_alive::ServerAlive::new(&self);
             while !tunnel.closed {
-                if tunnel.pump(&mut buf) {
-                    alive.heard();
+                if alive.moved(tunnel.pump(&mut buf)) {
                     continue;
                 }
                 if let Err(e) = alive.check(&self) {
@@ -752,6 +758,7 @@ impl Tunnel<TcpStream> {
 impl<S: Local> Tunnel<S> {
     fn new(local: S, channel: ssh2::Channel) -> Self {
         Tunnel {
+            window: Window::new(&channel),
             local,
             channel,
             up: Vec::new(),
@@ -768,18 +775,20 @@ impl<S: Local> Tunnel<S> {
         !self.client_eof && self.up.is_empty()
     }
 
-    /// Moves what can move without blocking; returns whether anything did.
-    fn pump(&mut self, buf: &mut [u8]) -> bool {
-        let mut progress = false;
+    /// Moves what can move without blocking; returns what did, [`Moved::Server`] only for
+    /// what the server sent.
+    fn pump(&mut self, buf: &mut [u8]) -> Moved {
+        let mut progress = Moved::Nothing;
+        let mut written = 0;
         if self.up.is_empty() && !self.client_eof {
             match self.local.read(buf) {
                 Ok(0) => {
                     self.client_eof = true;
-                    progress = true;
+                    progress = Moved::Local;
                 }
                 Ok(n) => {
                     self.up.extend_from_slice(&buf[..n]);
-                    progress = true;
+                    progress = Moved::Local;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(_) => self.closed = true,
@@ -789,7 +798,8 @@ impl<S: Local> Tunnel<S> {
             match self.channel.write(&self.up) {
                 Ok(n) => {
                     self.up.drain(..n);
-                    progress = true;
+                    written = n;
+                    progress = progress.max(Moved::Local);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(_) => self.closed = true,
@@ -813,7 +823,7 @@ impl<S: Local> Tunnel<S> {
                 Ok(0) => {}
                 Ok(n) => {
                     self.down.extend_from_slice(&buf[..n]);
-                    progress = true;
+                    progress = Moved::Server;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(_) => self.closed = true,
@@ -823,11 +833,14 @@ impl<S: Local> Tunnel<S> {
             match self.local.write(&self.down) {
                 Ok(n) => {
                     self.down.drain(..n);
-                    progress = true;
+                    progress = progress.max(Moved::Local);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(_) => self.closed = true,
             }
+        }
+        if self.window.widened(&self.channel, written) {
+            progress = Moved::Server;
         }
         progress
     }

@@ -17,6 +17,44 @@ pub(crate) struct ServerAlive {
     count: u32,
 }
 
+/// What a turn of a loop that waits on a server moved. Only what came from the server tells
+/// that it is alive: counting local progress too (stdin written into the channel, a client's
+/// bytes read) never gave a frozen server up while local data flowed, where ssh exits 255
+/// after `(ServerAliveCountMax + 1) x ServerAliveInterval`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Moved {
+    #[default]
+    Nothing,
+    /// Only our side: local bytes read or written, a write the channel's window had room for.
+    Local,
+    /// The server sent something (channel data or EOF, a window adjust).
+    Server,
+}
+
+/// A channel's send window as last seen, to tell the server's window adjusts (its word that
+/// it took in what we sent) from writes that went through only because the window still had
+/// room, which a frozen server does not stop.
+pub(crate) struct Window {
+    remaining: u32,
+}
+
+impl Window {
+    pub(crate) fn new(channel: &ssh2::Channel) -> Window {
+        Window {
+            remaining: channel.write_window().remaining,
+        }
+    }
+
+    /// Whether the server widened `channel`'s window since the last call, `written` bytes
+    /// having gone into it since: our writes only narrow it.
+    pub(crate) fn widened(&mut self, channel: &ssh2::Channel, written: usize) -> bool {
+        let now = channel.write_window().remaining;
+        let expected = u64::from(self.remaining).saturating_sub(written as u64);
+        self.remaining = now;
+        u64::from(now) > expected
+    }
+}
+
 impl ServerAlive {
     pub(crate) fn new(client: &Client) -> ServerAlive {
         let (every, count) = client.keepalive;
@@ -30,6 +68,15 @@ impl ServerAlive {
     /// The server sent something.
     pub(crate) fn heard(&mut self) {
         self.heard = Instant::now();
+    }
+
+    /// Takes in what a turn moved, the server heard from only when it sent something;
+    /// whether anything moved.
+    pub(crate) fn moved(&mut self, moved: Moved) -> bool {
+        if moved == Moved::Server {
+            self.heard();
+        }
+        moved != Moved::Nothing
     }
 
     /// Sends a keepalive when one is due; [`Error::Timeout`], the connection hung up on, once

@@ -553,6 +553,19 @@ fn digest_post(url: &str, user: &str, password: &str, body: &[u8]) -> net_http::
         .unwrap()
 }
 
+/// What `curl --digest -u ann:s3cret` POSTing `body` to `url` prints.
+fn curl_digest_post(url: &str, body: &[u8]) -> String {
+    let body_file = work_dir().join(format!("digest-body-{}", body.len()));
+    std::fs::write(&body_file, body).unwrap();
+    let curl = std::process::Command::new("curl")
+        .args(["-s", "--digest", "-u", "ann:s3cret", "--data-binary"])
+        .arg(format!("@{}", body_file.display()))
+        .arg(url)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&curl.stdout).into_owned()
+}
+
 #[test]
 fn digest_probes_without_the_body_then_sends_it_once_as_curl() {
     let server = EchoServer::start();
@@ -569,15 +582,7 @@ fn digest_probes_without_the_body_then_sends_it_once_as_curl() {
         [("".into(), 0, 401), ("Digest".into(), body.len(), 200)]
     );
     // curl --digest: the same two calls, the first with `Content-Length: 0`.
-    let body_file = work_dir().join("digest-probe-body");
-    std::fs::write(&body_file, &body).unwrap();
-    let curl = std::process::Command::new("curl")
-        .args(["-s", "--digest", "-u", "ann:s3cret", "--data-binary"])
-        .arg(format!("@{}", body_file.display()))
-        .arg(&url)
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&curl.stdout), "authenticated ann");
+    assert_eq!(curl_digest_post(&url, &body), "authenticated ann");
     assert_eq!(digest_calls(&server), ours);
 }
 
@@ -600,19 +605,7 @@ fn a_stale_nonce_is_answered_again_with_the_new_one_as_curl() {
         ]
     );
     // curl --digest: the same calls.
-    let curl = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "--digest",
-            "-u",
-            "ann:s3cret",
-            "-d",
-            "part1 part2",
-            &url,
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&curl.stdout), "authenticated ann");
+    assert_eq!(curl_digest_post(&url, b"part1 part2"), "authenticated ann");
     assert_eq!(digest_calls(&server), ours);
     // A wrong password is no stale nonce: handed back, not asked again.
     let response = digest_post(&url, "ann", "wrong", b"x");

@@ -90,14 +90,17 @@ pub fn out_part(text: std::fmt::Arguments<'_>) -> std::io::Result<()> {
 
 /// Text from elsewhere (a server's name, message or path) as sftp and ssh print it: control
 /// characters as octal escapes (`\\033`), so that it cannot clear the screen, forge lines or
-/// write the clipboard (OSC 52) of whoever reads it on a terminal.
+/// write the clipboard (OSC 52) of whoever reads it on a terminal; bidi overrides and isolates
+/// too, as OpenSSH escapes them: `fail-\u{202e}txt.exe` read as `fail-exe.txt`.
 pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    let hidden =
+        |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(hidden) {
         return text.into();
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
+        if hidden(c) {
             for byte in c.to_string().bytes() {
                 out.push_str(&format!("\\{byte:03o}"));
             }
@@ -186,8 +189,18 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::one_line;
+    use super::{one_line, shown};
     use anyhow::Context as _;
+
+    #[test]
+    fn bidi_overrides_are_escaped_as_controls_are() {
+        assert_eq!(
+            shown("/evil/fail-\u{202e}txt.exe"),
+            "/evil/fail-\\342\\200\\256txt.exe"
+        );
+        assert_eq!(shown("a\u{2066}b\x07"), "a\\342\\201\\246b\\007");
+        assert_eq!(shown("caf\u{e9} \u{5b57}"), "caf\u{e9} \u{5b57}");
+    }
 
     /// Shaped like our library errors: the cause in the message and as `source()`.
     #[derive(Debug)]

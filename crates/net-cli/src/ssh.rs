@@ -1760,6 +1760,26 @@ struct Row {
     duration: std::time::Duration,
 }
 
+impl Row {
+    /// The summary's status and result columns.
+    fn cells(&self) -> (String, String) {
+        match (&self.signal, &self.error, self.code) {
+            // The server's words, escaped as in the one host's lines: a signal name or a list
+            // of methods with ESC[2J or a CR in it rewrote the table.
+            (Some(sig), _, _) => (
+                "-".to_owned(),
+                format!("killed by {}", crate::exit::shown(sig)),
+            ),
+            (_, Some(e), _) => ("-".to_owned(), format!("error: {}", crate::exit::shown(e))),
+            (_, _, Some(code)) => (
+                code.to_string(),
+                if self.ok { "ok" } else { "failed" }.to_owned(),
+            ),
+            _ => ("-".to_owned(), String::new()),
+        }
+    }
+}
+
 fn run_and_report(
     args: &Args,
     configs: &[net_ssh::Config],
@@ -1929,15 +1949,7 @@ fn report(
                 writeln!(out, "{host:width$}  {:>6}  {:>8}  interrupted", "-", "-")?;
                 continue;
             };
-            let (status, result) = match (&r.signal, &r.error, r.code) {
-                (Some(sig), _, _) => ("-".to_owned(), format!("killed by {sig}")),
-                (_, Some(e), _) => ("-".to_owned(), format!("error: {e}")),
-                (_, _, Some(code)) => (
-                    code.to_string(),
-                    if r.ok { "ok".into() } else { "failed".into() },
-                ),
-                _ => ("-".to_owned(), String::new()),
-            };
+            let (status, result) = r.cells();
             writeln!(
                 out,
                 "{host:width$}  {status:>6}  {:>7.2}s  {result}",
@@ -2175,6 +2187,26 @@ fn forward_shown(flag: &str, spec: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_summary_escapes_what_the_server_said() {
+        let row = |signal: Option<&str>, error: Option<&str>| Row {
+            ok: false,
+            code: None,
+            signal: signal.map(str::to_owned),
+            error: error.map(str::to_owned),
+            said: Said::default(),
+            duration: std::time::Duration::ZERO,
+        };
+        assert_eq!(
+            row(Some("\x1b[2JTERM"), None).cells().1,
+            "killed by \\033[2JTERM"
+        );
+        assert_eq!(
+            row(None, Some("accepts: a\r\x1b[Kok")).cells().1,
+            "error: accepts: a\\015\\033[Kok"
+        );
+    }
 
     #[test]
     fn the_escape_character_counts_only_at_the_start_of_a_line() {

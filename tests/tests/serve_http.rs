@@ -105,6 +105,9 @@ fn get_and_head_with_content_types() {
         ("clip.mts", "video/mp2t"),
         ("src.tgz", "application/gzip"),
         ("song.m4a", "audio/x-m4a"),
+        ("pkg.deb", "application/vnd.debian.binary-package"),
+        ("d-i.udeb", "application/vnd.debian.binary-package"),
+        ("Main.class", "application/java-vm"),
         ("live.m3u8", "application/vnd.apple.mpegurl"),
         ("README.md", "text/markdown; charset=utf-8"),
     ] {
@@ -368,6 +371,28 @@ fn etags_drive_304_412_and_if_range() {
         (200, &b"HELLO WORLD!\n"[..])
     );
     assert_ne!(got.header("etag"), Some(etag));
+
+    // Files dated before 1970 (unpacked from old archives) each keep their own tag.
+    let old_file = |when: u64, body: &[u8]| {
+        std::fs::write(dir.join("old.txt"), body).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(dir.join("old.txt"))
+            .unwrap()
+            .set_modified(std::time::SystemTime::UNIX_EPOCH - Duration::from_secs(when))
+            .unwrap();
+        curl(&[&format!("{url}/old.txt")])
+            .header("etag")
+            .expect("an ETag header")
+    };
+    let before = old_file(10 * 365 * 86_400, b"first");
+    assert_ne!(old_file(5 * 365 * 86_400, b"later"), before);
+    let got = curl(&[
+        "-H",
+        &format!("If-None-Match: {before}"),
+        &format!("{url}/old.txt"),
+    ]);
+    assert_eq!((got.status, got.body.as_slice()), (200, &b"later"[..]));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2, readlinkat};
@@ -382,13 +382,16 @@ fn secs(t: SystemTime) -> u64 {
 
 /// The strong validator of a file, from its modification time and size. nginx uses whole
 /// seconds; the nanoseconds here keep a same-size rewrite within one second from looking
-/// unchanged.
+/// unchanged. A time before 1970 keeps its distance, signed as nginx's: all such files had
+/// one tag per size, and a replaced one answered 304 and spliced ranges.
 pub(crate) fn etag(mtime: Option<SystemTime>, len: u64) -> String {
-    let since = mtime
-        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .unwrap_or_default();
+    let (sign, since) = match mtime.map(|t| t.duration_since(SystemTime::UNIX_EPOCH)) {
+        Some(Ok(since)) => ("", since),
+        Some(Err(before)) => ("-", before.duration()),
+        None => ("", Duration::ZERO),
+    };
     format!(
-        "\"{:x}.{:x}-{len:x}\"",
+        "\"{sign}{:x}.{:x}-{len:x}\"",
         since.as_secs(),
         since.subsec_nanos()
     )

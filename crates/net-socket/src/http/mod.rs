@@ -774,10 +774,13 @@ impl HttpConn {
         if !meta.is_file() {
             return refused(self, ctx, Refusal::Forbidden(Denial::NotAFile));
         }
-        let modified = meta.modified().ok().map(http_time);
+        let modified = meta.modified().ok();
         let content_type = content_type(Path::new(&rel));
         let len = meta.len();
+        // From the time as it is: clamped to what a date can say, every file before 1970 had
+        // one tag per size.
         let etag = files::etag(modified, len);
+        let modified = modified.map(http_time);
         // A time still to come (a fast clock on the build host, an archive's local time) is
         // told as now: a Last-Modified must not be later than the Date (RFC 9110 8.8.2.1).
         let mtime = modified.map(|t| t.min(now()));
@@ -1337,7 +1340,8 @@ impl Handler for HttpConn {
 
 /// The `Content-Type` of a file by its extension: mime_guess's first, but nginx's where the
 /// first is a surprise (`.rpm` came as RealAudio, HLS segments and playlists as DLNA and
-/// audio types: a browser took a package for audio, players refused the stream).
+/// audio types: a browser took a package for audio, players refused the stream), and IANA's
+/// for Debian packages.
 fn content_type(path: &Path) -> &'static str {
     let extension = path
         .extension()
@@ -1349,6 +1353,10 @@ fn content_type(path: &Path) -> &'static str {
         // A gzipped tarball by either name (mime_guess: `application/x-compressed` for one).
         Some("tgz") => "application/gzip",
         Some("m4a") => "audio/x-m4a",
+        // A Debian installer package is a .deb by another name (mime_guess: a type no
+        // package tool knows); a Java class file as Debian's mime.types, not an applet.
+        Some("deb" | "udeb") => "application/vnd.debian.binary-package",
+        Some("class") => "application/java-vm",
         Some("m3u8") => "application/vnd.apple.mpegurl",
         // Its charset is required (RFC 7763), and has no default a client could fall back on.
         Some("md" | "markdown") => "text/markdown; charset=utf-8",

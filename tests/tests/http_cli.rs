@@ -330,6 +330,16 @@ fn an_upload_cut_by_a_reset_is_said_as_cut_with_how_much_went() {
 }
 
 #[test]
+fn a_request_head_too_large_to_send_is_said_to_be_ours() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let big = work_dir().join("http-cli-big-header.txt");
+    std::fs::write(&big, "a".repeat(132_000)).unwrap();
+    let out = http(&[&url, &format!("X-Big:@{}", big.display())]);
+    one_line_error(&out, 1, "the request's head is too large to send");
+}
+
+#[test]
 fn a_piped_body_too_large_to_keep_is_not_retried_and_its_answer_handed_back() {
     // It exited 2, "bad request: ... asks for the body again", the 503 lost.
     let server = EchoServer::start();

@@ -248,6 +248,14 @@ impl Error {
                 url,
                 reason: format!("the response's head has more fields than are taken ({e})"),
             },
+            // Our own request, not the server's answer: its head did not fit the buffer it
+            // is written into (a header, cookie or URL of over 128 KiB).
+            ureq::Error::Protocol(e) if e.to_string().contains("output too small") => Error::Io {
+                url,
+                reason: "the request's head is too large to send (over 128 KiB: a header, a \
+                         cookie or the URL)"
+                    .to_owned(),
+            },
             // Most often a port that speaks something else (TLS, SSH, a line protocol).
             ureq::Error::Protocol(e) => Error::Io {
                 url,

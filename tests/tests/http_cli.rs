@@ -855,10 +855,25 @@ fn redirects_check_status_and_exit_codes() {
 fn timeouts_and_retries() {
     let server = EchoServer::start();
     let started = Instant::now();
+    // With other limits given, the one that ran out is named alone.
+    let out = http(&[
+        "--timeout",
+        "1",
+        "--connect-timeout",
+        "5",
+        "--max-time",
+        "30",
+        &server.url("/hang"),
+    ]);
     one_line_error(
-        &http(&["--timeout", "1", &server.url("/hang")]),
+        &out,
         7,
         "the server sent nothing for 1 s; --timeout SECS waits longer",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("--max-time") && !err.contains("--connect-timeout"),
+        "{err}"
     );
     assert!(started.elapsed() < Duration::from_secs(10));
     // A body that stops coming is a timeout too (it was exit 1).
@@ -3014,10 +3029,27 @@ fn max_time_bounds_the_whole_transfer_retries_and_their_waits_included_as_curl_m
     let server = EchoServer::start();
     // A body still coming when the time is up.
     let started = Instant::now();
-    let out = http(&["--max-time", "1.5", &server.url("/drip/text")]);
+    let out = http(&[
+        "--timeout",
+        "20",
+        "--max-time",
+        "1.5",
+        &server.url("/drip/text"),
+    ]);
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(out.stdout, b"data: first\n\n");
-    one_line_error(&out, 7, "the whole transfer took longer than 1.5 s");
+    // Only --max-time raises it: --timeout was listed as if it would.
+    one_line_error(
+        &out,
+        7,
+        "the whole transfer took longer than 1.5 s, while the server sent the body; \
+         --max-time SECS gives the whole transfer longer",
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("--timeout"),
+        "{:?}",
+        out.stderr
+    );
     // Retries that would wait past it: given up at the wait that does not fit, exit 7.
     let started = Instant::now();
     let url = server.url("/retry/max-time/10?after=1");
@@ -3047,10 +3079,24 @@ fn max_time_bounds_the_whole_transfer_retries_and_their_waits_included_as_curl_m
     let queued: Vec<_> = (0..2)
         .map(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)))
         .collect();
-    let out = http(&["--connect-timeout", "1", &format!("http://{addr}/")]);
+    let out = http(&[
+        "--timeout",
+        "30",
+        "--connect-timeout",
+        "1",
+        "--max-time",
+        "60",
+        &format!("http://{addr}/"),
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(7), "{err}");
-    assert!(err.contains("--connect-timeout SECS (connecting)"), "{err}");
+    // The one limit that ran out and its flag: every limit given was listed.
+    assert!(
+        err.contains("no connection within 1 s; --connect-timeout SECS waits longer to connect")
+            && !err.contains("--max-time")
+            && !err.contains("--timeout SECS"),
+        "{err}"
+    );
     drop(queued);
     // Bad values are bad input, as for --timeout.
     for option in ["--max-time", "--connect-timeout"] {
@@ -3066,6 +3112,16 @@ fn max_time_bounds_the_whole_transfer_retries_and_their_waits_included_as_curl_m
 /// stalls (`stall`) or closes; later connections get the whole body, or its second half as a
 /// 206 to `Range: bytes=5-`. Returns the URL and the requests' heads as they come.
 fn cut_once_server(stall: bool) -> (String, std::sync::mpsc::Receiver<String>) {
+    cut_once_server_with(stall, true, "0123456789")
+}
+
+/// As [`cut_once_server`], with later connections answering `whole` (10 bytes) with a 200,
+/// and a range with a 206 only when `ranges`.
+fn cut_once_server_with(
+    stall: bool,
+    ranges: bool,
+    whole: &'static str,
+) -> (String, std::sync::mpsc::Receiver<String>) {
     use std::io::{BufRead as _, BufReader};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/file.bin", listener.local_addr().unwrap());
@@ -3079,16 +3135,16 @@ fn cut_once_server(stall: bool) -> (String, std::sync::mpsc::Receiver<String>) {
                 let mut head = String::new();
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 while reader.read_line(&mut head).unwrap_or(0) > 2 {}
-                let ranged = head.to_ascii_lowercase().contains("range: bytes=5-");
+                let ranged = ranges && head.to_ascii_lowercase().contains("range: bytes=5-");
                 let _ = heads.send(head);
-                let reply: &[u8] = if n == 0 {
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234"
+                let reply = if n == 0 {
+                    "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234".to_owned()
                 } else if ranged {
-                    b"HTTP/1.1 206 Partial Content\r\nContent-Length: 5\r\nContent-Range: bytes 5-9/10\r\n\r\n56789"
+                    "HTTP/1.1 206 Partial Content\r\nContent-Length: 5\r\nContent-Range: bytes 5-9/10\r\n\r\n56789".to_owned()
                 } else {
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789"
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{whole}")
                 };
-                let _ = stream.write_all(reply);
+                let _ = stream.write_all(reply.as_bytes());
                 let _ = stream.flush();
                 if n == 0 && stall {
                     std::thread::sleep(Duration::from_secs(4));
@@ -3137,6 +3193,88 @@ fn retry_takes_a_download_cut_or_stalled_mid_body_again_as_curl_does() {
             "{heads:?}"
         );
     }
+}
+
+#[test]
+fn retry_takes_a_body_cut_mid_way_into_o_file_again_starting_the_file_over_as_curl() {
+    // Without -d, `-o FILE` kept the cut half and failed (exit 7 or 1): curl --retry takes it
+    // again and truncates what it wrote.
+    let dir = work_dir().join("http-cli-retry-mid-body-o");
+    std::fs::create_dir_all(&dir).unwrap();
+    for stall in [true, false] {
+        let (url, heads) = cut_once_server(stall);
+        let dest = dir.join(format!("file-{stall}.bin"));
+        let _ = std::fs::remove_file(&dest);
+        let out = http(&[
+            "--timeout",
+            "1",
+            "--retry",
+            "2",
+            "-o",
+            dest.to_str().unwrap(),
+            &url,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stall}: {err}");
+        // Started over: not the cut half followed by the whole body.
+        assert_eq!(std::fs::read(&dest).unwrap(), b"0123456789", "{err}");
+        assert!(
+            err.lines().count() == 1
+                && err.contains(&format!("{url}: "))
+                && err.contains("; retry 1 of 2"),
+            "{err}"
+        );
+        let heads: Vec<String> = heads.try_iter().collect();
+        assert_eq!(heads.len(), 2, "{heads:?}");
+        assert!(
+            !heads[1].to_ascii_lowercase().contains("range:"),
+            "{heads:?}"
+        );
+    }
+}
+
+#[test]
+fn a_retry_whose_range_is_ignored_goes_on_only_from_a_whole_body_that_starts_as_the_part() {
+    // With -c, a retry after a cut asks for the rest; a server ignoring the range sends the
+    // whole file with a 200, which failed the download ("the server does not resume").
+    let dir = work_dir().join("http-cli-retry-range-ignored");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dest = dir.join("file.bin");
+    let part = dir.join("file.bin.part");
+    let run = |whole: &'static str| {
+        let _ = std::fs::remove_file(&dest);
+        let _ = std::fs::remove_file(&part);
+        let (url, heads) = cut_once_server_with(false, false, whole);
+        let out = http(&[
+            "-d",
+            "-c",
+            "--retry",
+            "1",
+            "-o",
+            dest.to_str().unwrap(),
+            &url,
+        ]);
+        let heads: Vec<String> = heads.try_iter().collect();
+        assert_eq!(heads.len(), 2, "{heads:?}");
+        assert!(
+            heads[1].to_ascii_lowercase().contains("range: bytes=5-"),
+            "{heads:?}"
+        );
+        out
+    };
+    // The same file: its first bytes are those kept; the rest goes on from them.
+    let out = run("0123456789");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(std::fs::read(&dest).unwrap(), b"0123456789", "{err}");
+    assert!(!part.exists());
+    // Another body (a portal's page): not appended, and the part kept as it was.
+    let out = run("abcdefghij");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("does not start as what came before"), "{err}");
+    assert!(!dest.exists());
+    assert_eq!(std::fs::read(&part).unwrap(), b"01234", "{err}");
 }
 
 #[test]
@@ -3327,4 +3465,23 @@ fn a_proxy_407_for_an_http_url_is_explained() {
         err.lines().count() == 1 && err.contains("the proxy answered 407, it wants credentials"),
         "{err}"
     );
+}
+
+#[test]
+fn an_origin_server_407_with_no_proxy_is_not_said_to_be_a_proxy_s() {
+    // Said for any 407: "the proxy answered 407" with no proxy in use. curl says nothing.
+    let server = EchoServer::start();
+    let out = http_env(
+        &[&server.url("/status/407")],
+        &[
+            ("http_proxy", ""),
+            ("HTTP_PROXY", ""),
+            ("all_proxy", ""),
+            ("ALL_PROXY", ""),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("proxy"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("status 407"));
 }

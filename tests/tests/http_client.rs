@@ -4,7 +4,9 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};
 
-use net_http::{Auth, Client, ClientConfig, DownloadOptions, Error, Part, Retry, Session};
+use net_http::{
+    Auth, Client, ClientConfig, DownloadOptions, Error, Part, Retry, Session, TimeoutKind,
+};
 use netkit_tests::http_echo::{EchoServer, hex};
 use netkit_tests::{UNRESOLVABLE_HOST, env, work_dir};
 use serde_json::{Value, json};
@@ -1180,8 +1182,12 @@ fn timeouts_fire_on_a_server_that_never_answers() {
     let started = Instant::now();
     let result = client.get(&server.url("/hang")).unwrap().send();
     // How long it waited is named (it said only "per read"), never a command line's flag.
+    // Which limit ran out is typed, for a caller to name the one to raise.
     match &result {
-        Err(Error::Timeout { what, .. }) => assert_eq!(what, "the server sent nothing for 0.7 s"),
+        Err(Error::Timeout { what, kind, .. }) => {
+            assert_eq!(what, "the server sent nothing for 0.7 s");
+            assert_eq!(*kind, TimeoutKind::Read);
+        }
         other => panic!("{other:?}"),
     }
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -1189,11 +1195,32 @@ fn timeouts_fire_on_a_server_that_never_answers() {
     // total timeout catches it.
     let total = client_with(|c| c.timeout = Some(Duration::from_millis(500)));
     let started = Instant::now();
-    assert!(matches!(
-        total.get(&server.url("/hang")).unwrap().send(),
-        Err(Error::Timeout { .. })
-    ));
+    let result = total.get(&server.url("/hang")).unwrap().send();
+    assert!(
+        matches!(
+            result,
+            Err(Error::Timeout {
+                kind: TimeoutKind::Total,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
+    // A body that stops coming: its reader's io::Error still tells which limit ran out.
+    let response = client
+        .get(&server.url("/drip/text"))
+        .unwrap()
+        .send()
+        .unwrap();
+    let mut body = response.reader();
+    let mut got = Vec::new();
+    let error = std::io::Read::read_to_end(&mut body, &mut got).unwrap_err();
+    assert_eq!(
+        TimeoutKind::of_io(&error),
+        Some(TimeoutKind::Read),
+        "{error}"
+    );
 }
 
 #[test]

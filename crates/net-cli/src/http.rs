@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use net_http::{
     Auth, BodyKind, Client, ClientConfig, Error, Item, Preview, Request, Response, Retry, Session,
+    TimeoutKind,
 };
 
 use crate::exit::{Failure, GENERIC, Outcome, USAGE, WithCode};
@@ -219,32 +220,16 @@ impl Args {
 
 /// Runs `netkit http`.
 pub fn run(args: Args) -> Outcome {
-    // The library names the time waited; how to wait longer is the command line's to say,
-    // by each limit given (--timeout alone did nothing for a --connect-timeout run out).
-    let mut limits = vec!["--timeout SECS (each wait)"];
-    if args.connect_timeout.is_some() {
-        limits.push("--connect-timeout SECS (connecting)");
-    }
-    if args.max_time.is_some() {
-        limits.push("--max-time SECS (the whole transfer)");
-    }
-    let hint = match limits.as_slice() {
-        [only] => format!("; {} waits longer", only.trim_end_matches(" (each wait)")),
-        [first @ .., last] => format!("; {} or {last} waits longer", first.join(", ")),
-        [] => String::new(),
-    };
     // A body that stops coming times out as a silent server does: exit 7, not 1.
     request(args).map_err(|mut failure| {
-        let timed_out = failure.error.chain().any(|cause| {
-            cause
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
-        });
-        if failure.code == GENERIC && timed_out {
+        let Some(kind) = timeout_kind(&failure.error) else {
+            return failure;
+        };
+        if failure.code == GENERIC {
             failure.code = TIMEOUT;
         }
         if failure.code == TIMEOUT {
-            failure.error = anyhow!("{:#}{hint}", failure.error);
+            failure.error = anyhow!("{:#}{}", failure.error, timeout_hint(kind));
         }
         failure
     })
@@ -514,6 +499,7 @@ fn request(mut args: Args) -> Outcome {
     }
     let status = response.status();
     let reason = response.reason().to_owned();
+    let via_proxy = response.via_proxy();
     if args.all {
         print_sent(&mut out, &response)?;
     }
@@ -546,12 +532,8 @@ fn request(mut args: Args) -> Outcome {
         let mut file = std::fs::File::create(path)
             .with_context(|| format!("cannot create {}", path.display()))
             .code(USAGE)?;
-        pass_body(
-            &mut response.reader(),
-            &url,
-            &mut file,
-            &format!("writing {}", path.display()),
-        )?;
+        // Started over when cut off mid-way, retries being left, as curl -o --retry.
+        response.save_to(&mut file, path).map_err(failure)?;
     } else if what.contains('b') {
         print_body(&mut out, response, stdout_tty, args.stream, &style)?;
         if what.contains('m') {
@@ -565,8 +547,9 @@ fn request(mut args: Args) -> Outcome {
     out.flush()?;
     saved?;
     // The proxy's page alone said nothing on stderr, where an https URL's refused tunnel
-    // says what it wants (curl and httpie say nothing either way).
-    if status == 407 {
+    // says what it wants (curl and httpie say nothing either way). Only a proxy's: an origin
+    // server's 407, with no proxy in the way, is no proxy's demand.
+    if status == 407 && via_proxy {
         log::warn!(
             "the proxy answered 407, {}",
             net_http::PROXY_WANTS_CREDENTIALS
@@ -705,6 +688,32 @@ fn holding_signals<T>(work: impl FnOnce() -> T) -> T {
         let _ = signal_hook::low_level::emulate_default_handler(signal);
     }
     done
+}
+
+/// The limit a failure ran out of, when a timeout ended it: the library's error, or a body's
+/// read that a printing or saving step wrapped.
+fn timeout_kind(error: &anyhow::Error) -> Option<TimeoutKind> {
+    error.chain().find_map(|cause| {
+        if let Some(Error::Timeout { kind, .. }) = cause.downcast_ref::<Error>() {
+            return Some(*kind);
+        }
+        cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(TimeoutKind::of_io)
+    })
+}
+
+/// How to wait longer for the limit that ran out, said after the library's words for the
+/// time waited: the one flag that raises it, as curl's "Connection timed out" and "Operation
+/// timed out" tell them apart (every limit given was listed, the one to raise left to guess).
+fn timeout_hint(kind: TimeoutKind) -> &'static str {
+    match kind {
+        TimeoutKind::Connect => "; --connect-timeout SECS waits longer to connect",
+        TimeoutKind::Read | TimeoutKind::Write => "; --timeout SECS waits longer",
+        TimeoutKind::Total => "; --max-time SECS gives the whole transfer longer",
+        // The system's own limit: no flag of ours raises it.
+        _ => "",
+    }
 }
 
 fn failure(error: Error) -> Failure {

@@ -323,6 +323,7 @@ impl Client {
             ureq::Error::Timeout(which) => Error::Timeout {
                 url: crate::error::redacted(url.as_str()),
                 what: timeout_what(self.config(), which),
+                kind: crate::TimeoutKind::of(which),
             },
             other => Error::from_ureq(url.as_str(), other),
         };
@@ -1943,6 +1944,7 @@ impl Request {
             let mut response = Response::new(response, self.url.as_str().into(), config.body_limit);
             response.set_timeouts(config.read_timeout, limit);
             response.set_retried(attempt);
+            response.set_proxied(self.client.inner.proxies.for_url(&self.url).is_some());
             // Sent again if its body fails before the first byte, retries being left.
             if self.idempotent() && attempt < retry.retries {
                 let mut again = self.clone();
@@ -1959,20 +1961,50 @@ impl Request {
     /// (`error`) before its first byte came: the new response, when it came with the same
     /// `status`, within the whole-transfer time.
     pub(crate) fn body_again(self, error: &std::io::Error, status: u16) -> Option<Response> {
+        self.wait_to_retry(self.retried, &format!("{}: {error}", self.url))
+            .ok()?;
+        let response = self.send().ok()?;
+        (response.status() == status).then_some(response)
+    }
+
+    /// Waits before retry `attempt` after `failed` (said as it is), within the whole-transfer
+    /// time: the request's own retries and those of a body say it alike.
+    fn wait_to_retry(&self, attempt: u32, failed: &str) -> Result<(), Error> {
         let retry = self.retry_policy();
-        let wait = backoff(retry, self.retried, None);
-        self.time_left_for(wait, &error.to_string()).ok()?;
-        // Said as the request's own retries say it.
+        let wait = backoff(retry, attempt, None);
+        self.time_left_for(wait, failed)?;
         log::warn!(
-            "{}: {error}; retry {} of {} in {:.1} s",
-            self.url,
-            self.retried,
+            "{failed}; retry {attempt} of {} in {:.1} s",
             retry.retries,
             wait.as_secs_f64()
         );
         std::thread::sleep(wait);
-        let response = self.send().ok()?;
-        (response.status() == status).then_some(response)
+        Ok(())
+    }
+
+    /// `attempt` made again with this request while it failed with its body cut off or
+    /// stalled mid-way (it sets `cut` to the retries its request used) and retries are left,
+    /// as curl's `--retry` takes such a transfer again: what `attempt` wrote is its to start
+    /// over or go on from. `error` and `cut` are the first attempt's. The one loop behind
+    /// [`Request::download`] and [`Response::save_to`].
+    pub(crate) fn again_while_cut<T>(
+        &self,
+        mut error: Error,
+        mut cut: Option<u32>,
+        mut attempt: impl FnMut(Request, &mut Option<u32>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let retries = self.retry_policy().retries;
+        while let Some(n) = cut.map(|n| n + 1).filter(|n| *n <= retries) {
+            self.wait_to_retry(n, &error.to_string())?;
+            let mut request = self.clone();
+            request.retried = n;
+            cut = None;
+            error = match attempt(request, &mut cut) {
+                Err(error) => error,
+                done => return done,
+            };
+        }
+        Err(error)
     }
 
     /// The client's retry policy.
@@ -2003,6 +2035,7 @@ impl Request {
                 "no time left within the whole transfer's {} s for a retry after: {last}",
                 limit.as_secs_f64()
             ),
+            kind: crate::TimeoutKind::Total,
         })
     }
 

@@ -29,6 +29,18 @@ pub fn kept_part(done: u64, part: &Path) -> String {
     format!("{done} bytes kept in {} to resume from", part.display())
 }
 
+/// A retry's whole body, its range ignored, shorter than the part it was to go on from.
+fn shorter_again(url: String, done: u64, part: &Path) -> Error {
+    Error::Io {
+        url,
+        reason: format!(
+            "sent again, the server ignored the range and sent a whole body shorter than what \
+             came before: {}",
+            kept_part(done, part)
+        ),
+    }
+}
+
 /// How [`Request::download`] saves the body.
 #[derive(Clone, Copy, Debug, Default)]
 #[non_exhaustive]
@@ -334,7 +346,8 @@ impl Request {
     /// bytes as sent) unless the request gives or removes that header itself. A server that
     /// does not answer the range with the rest of
     /// the file (it ignores ranges, or the part is longer than the file) leaves the part as
-    /// it was, as curl leaves it (wget and httpie start over). A 3xx (a redirect not
+    /// it was, as curl leaves it (wget and httpie start over); on a retry after a cut, a whole
+    /// body that starts with the part's bytes goes on from them, one that does not is refused. A 3xx (a redirect not
     /// followed), 4xx or 5xx answer is an [`Error::Status`] and writes nothing.
     ///
     /// # Errors
@@ -397,39 +410,22 @@ impl Request {
         options: DownloadOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Downloaded, Error> {
-        let retry = self.retry_policy().clone();
-        let again = (retry.retries > 0 && self.idempotent()).then(|| {
+        let again = (self.retry_policy().retries > 0 && self.idempotent()).then(|| {
             let mut again = self.clone();
             again.start_deadline();
             again
         });
         let mut cut = None;
-        let mut error = match self.fetch_once(target, options, progress, &mut cut) {
+        let error = match self.fetch_once(target, options, progress, &mut cut) {
             Err(error) => error,
             done => return done,
         };
         let Some(again) = again else {
             return Err(error);
         };
-        while let Some(attempt) = cut.map(|n| n + 1).filter(|n| *n <= retry.retries) {
-            let wait = crate::client::backoff(&retry, attempt, None);
-            again.time_left_for(wait, &error.to_string())?;
-            // Said as the request's own retries say it.
-            log::warn!(
-                "{error}; retry {attempt} of {} in {:.1} s",
-                retry.retries,
-                wait.as_secs_f64()
-            );
-            std::thread::sleep(wait);
-            let mut request = again.clone();
-            request.retried = attempt;
-            cut = None;
-            error = match request.fetch_once(target, options, progress, &mut cut) {
-                Err(error) => error,
-                done => return done,
-            };
-        }
-        Err(error)
+        again.again_while_cut(error, cut, |request, cut| {
+            request.fetch_once(target, options, progress, cut)
+        })
     }
 
     /// One download: the request sent (with its own retries) and the body saved. A failure
@@ -552,6 +548,9 @@ impl Request {
                 excerpt: format!("a redirect to {to}, not followed"),
             });
         }
+        // A retry's range the server ignored: the part's bytes, to compare with the start of
+        // the whole body that comes instead (see below).
+        let mut again_whole = None;
         let (mut file, start, total) = if status == 206 && have > 0 {
             let range_start = response
                 .header("content-range")
@@ -583,6 +582,21 @@ impl Request {
             }
             let file =
                 open_part(&part, true, replaced.as_ref(), false).map_err(file_error(&part))?;
+            (file, have, total)
+        } else if have > 0 && ours && !from_dest && status == 200 {
+            // A retry after a cut, its range ignored: the whole file comes again (curl -C -
+            // gives up, exit 33; wget starts over, losing the part should this try be cut
+            // too). Its first `have` bytes are checked against the part and only the rest
+            // appended: the part is kept until the body shows it is this file's start, and
+            // a body of another file (a captive portal's page) is never appended to it.
+            let total = response.content_length();
+            if total.is_some_and(|total| total < have) {
+                return Err(shorter_again(url, have, &part));
+            }
+            let file =
+                open_part(&part, true, replaced.as_ref(), false).map_err(file_error(&part))?;
+            let kept = File::open(&part).map_err(file_error(&part))?;
+            again_whole = Some((std::io::BufReader::new(kept), have));
             (file, have, total)
         } else if have > 0 {
             // A server that ignores the range sends the whole file, or a page that is not the
@@ -635,9 +649,10 @@ impl Request {
                     let kept = |why: String| format!("{why}; {}", kept_part(done, &part));
                     return Err(match (Error::from_io(url.clone(), &e), total) {
                         // Our timeout, not the server's doing: named as such, part and all.
-                        (Error::Timeout { url, what }, _) => Error::Timeout {
+                        (Error::Timeout { url, what, kind }, _) => Error::Timeout {
                             url,
                             what: kept(what),
+                            kind,
                         },
                         (_, Some(expected)) => Error::Truncated {
                             url,
@@ -658,7 +673,27 @@ impl Request {
                     });
                 }
             };
-            file.write_all(&buf[..n]).map_err(|e| {
+            let mut chunk = &buf[..n];
+            if let Some((kept, left)) = &mut again_whole {
+                let same = chunk
+                    .len()
+                    .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                let mut had = vec![0; same];
+                kept.read_exact(&mut had).map_err(file_error(&part))?;
+                if had != chunk[..same] {
+                    return Err(Error::Io {
+                        url,
+                        reason: format!(
+                            "sent again, the server ignored the range and sent a whole body \
+                             that does not start as what came before: another file? {}",
+                            kept_part(done, &part)
+                        ),
+                    });
+                }
+                *left -= same as u64;
+                chunk = &chunk[same..];
+            }
+            file.write_all(chunk).map_err(|e| {
                 // A full disk: where the bytes are, to go on from once there is room.
                 let kept = format!(
                     "{e}; what came is kept in {} to resume from",
@@ -670,12 +705,15 @@ impl Request {
                     std::io::Error::new(e.kind(), kept)
                 })
             })?;
-            done += n as u64;
+            done += chunk.len() as u64;
             progress(Progress {
                 done,
                 total,
                 part: resumable,
             });
+        }
+        if again_whole.is_some_and(|(_, left)| left > 0) {
+            return Err(shorter_again(url, done, &part));
         }
         if options.fsync {
             file.sync_all().map_err(file_error(dest))?;

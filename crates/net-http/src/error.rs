@@ -5,6 +5,62 @@ use std::path::PathBuf;
 pub const PROXY_WANTS_CREDENTIALS: &str =
     "it wants credentials (http://USER:PASS@proxy:port) or refused those given";
 
+/// Which limit an [`Error::Timeout`] ran out of, each raised by its own field of
+/// [`ClientConfig`](crate::ClientConfig): a caller names the one to raise, as curl's
+/// "Connection timed out" and "Operation timed out" tell `--connect-timeout` from `--max-time`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeoutKind {
+    /// Connecting, TCP and TLS: `connect_timeout`.
+    Connect,
+    /// The server sent nothing for `read_timeout`: a wait between bytes, not the answer's
+    /// whole time.
+    Read,
+    /// The server took nothing of the request for `read_timeout`.
+    Write,
+    /// The whole transfer, redirects, retries and their waits included: `timeout`.
+    Total,
+    /// A limit none of ours: the system's own (a TCP connect given up by the kernel).
+    Other,
+}
+
+impl TimeoutKind {
+    /// The limit behind ureq's timer.
+    pub(crate) fn of(which: ureq::Timeout) -> TimeoutKind {
+        match which {
+            ureq::Timeout::Connect => TimeoutKind::Connect,
+            ureq::Timeout::PerRead => TimeoutKind::Read,
+            ureq::Timeout::PerWrite => TimeoutKind::Write,
+            ureq::Timeout::Global => TimeoutKind::Total,
+            // Timers we never set.
+            _ => TimeoutKind::Other,
+        }
+    }
+
+    /// The limit that ran out when a body's read failed with `error` (from
+    /// [`Response::reader`](crate::Response::reader) and the like), if a timeout did: the
+    /// body's reader hands out `std::io::Error`s, whose kind alone cannot say which.
+    #[must_use]
+    pub fn of_io(error: &std::io::Error) -> Option<TimeoutKind> {
+        if let Some(timeout) = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<BodyTimeout>())
+        {
+            return Some(timeout.kind);
+        }
+        (error.kind() == std::io::ErrorKind::TimedOut).then_some(TimeoutKind::Other)
+    }
+}
+
+/// A body read's timeout, carried inside the `std::io::Error` a reader must return: its words
+/// alone are shown, and its kind is read back by [`TimeoutKind::of_io`].
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+pub(crate) struct BodyTimeout {
+    pub(crate) what: String,
+    pub(crate) kind: TimeoutKind,
+}
+
 /// Everything that can go wrong with a request, naming the URL or file concerned.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -41,6 +97,8 @@ pub enum Error {
         url: String,
         /// What ran out, in words ("the server sent nothing for 30 s").
         what: String,
+        /// Which limit ran out: what a caller raises to wait longer.
+        kind: TimeoutKind,
     },
     /// The TLS handshake or certificate check failed.
     #[error("TLS error with {url}: {reason}")]
@@ -204,9 +262,10 @@ impl Error {
         let url = redacted(url);
         match error {
             ureq::Error::HostNotFound => Error::Dns { url },
-            ureq::Error::Timeout(what) => Error::Timeout {
+            ureq::Error::Timeout(which) => Error::Timeout {
                 url,
-                what: what.to_string(),
+                what: which.to_string(),
+                kind: TimeoutKind::of(which),
             },
             ureq::Error::BodyExceedsLimit(limit) => Error::BodyTooLarge { url, limit },
             ureq::Error::BadUri(reason) => Error::BadUrl { url, reason },
@@ -319,6 +378,7 @@ impl Error {
             K::TimedOut | K::WouldBlock => Error::Timeout {
                 url,
                 what: e.to_string(),
+                kind: TimeoutKind::of_io(e).unwrap_or(TimeoutKind::Other),
             },
             _ => Error::Io {
                 url,

@@ -66,7 +66,7 @@ pub use config::{ClientConfig, Retry};
 pub use download::{
     DownloadOptions, Downloaded, Progress, disposition_name, download_name, kept_part, part_path,
 };
-pub use error::{Error, PROXY_WANTS_CREDENTIALS};
+pub use error::{Error, PROXY_WANTS_CREDENTIALS, TimeoutKind};
 pub use items::{BodyKind, Item};
 pub use netrc::{Login, Netrc};
 pub use response::Response;

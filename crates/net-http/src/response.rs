@@ -28,6 +28,8 @@ pub struct Response {
     /// The request to send again when the body fails before its first byte, retries being
     /// left (see [`Counted`]).
     again: Option<Box<crate::Request>>,
+    /// The request went through a proxy.
+    proxied: bool,
 }
 
 /// How much of a followed redirect's body [`Response::history`] keeps.
@@ -57,6 +59,7 @@ impl Response {
             timeouts: (Duration::ZERO, None),
             retried: 0,
             again: None,
+            proxied: false,
         }
     }
 
@@ -86,6 +89,17 @@ impl Response {
     /// Lets the body's reader send `request` again if the body fails before its first byte.
     pub(crate) fn set_again(&mut self, request: Option<crate::Request>) {
         self.again = request.map(Box::new);
+    }
+
+    pub(crate) fn set_proxied(&mut self, proxied: bool) {
+        self.proxied = proxied;
+    }
+
+    /// Whether the request that got this response went through a proxy: only then is a 407
+    /// the proxy asking for credentials (an origin server may answer 407 too).
+    #[must_use]
+    pub fn via_proxy(&self) -> bool {
+        self.proxied
     }
 
     /// Retries the request took to get this response.
@@ -284,6 +298,104 @@ impl Response {
         codings.undo(self.raw_reader())
     }
 
+    /// Writes the body into `file` (`name` is how errors name it) from where it stands, as
+    /// [`reader`](Response::reader) gives it, whatever the status, as curl's `-o` saves it.
+    /// A body cut off or stalled mid-way is asked for again while retries are left, and
+    /// `file`, a regular one, started over from where it stood, as curl's `--retry` truncates
+    /// what it wrote: it never holds a cut body followed by another whole one. Returns the
+    /// bytes written.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] or [`Error::Io`] when the body fails (retries used up, or the
+    /// request sent again gets another status: what came stays in `file`), [`Error::File`]
+    /// when `file` cannot be written, and the errors of [`Request::send`](crate::Request::send).
+    pub fn save_to(
+        mut self,
+        file: &mut std::fs::File,
+        name: &std::path::Path,
+    ) -> Result<u64, Error> {
+        use std::io::Seek as _;
+        let file_error = |source| Error::File {
+            path: name.to_owned(),
+            source,
+        };
+        // Retried here, written bytes and all, not by the reader, which retries only a body
+        // not a byte of which was handed out.
+        let regular = file.metadata().is_ok_and(|m| m.is_file());
+        let again = self.again.take().filter(|_| regular);
+        let start = if regular {
+            file.stream_position().map_err(file_error)?
+        } else {
+            0
+        };
+        let status = self.status;
+        let mut cut = None;
+        let error = match self.copy_into(file, name, &mut cut) {
+            Err(error) => error,
+            done => return done,
+        };
+        let Some(again) = again else {
+            return Err(error);
+        };
+        again.again_while_cut(error, cut, |request, cut| {
+            let response = request.send()?;
+            if response.status() != status {
+                return Err(Error::Io {
+                    url: crate::error::redacted(&response.url),
+                    reason: format!(
+                        "sent again after its body was cut off, it answered {} instead of \
+                         {status}; {} holds what came before",
+                        response.status(),
+                        name.display()
+                    ),
+                });
+            }
+            file.set_len(start).map_err(file_error)?;
+            file.seek(std::io::SeekFrom::Start(start))
+                .map_err(file_error)?;
+            response.copy_into(file, name, cut)
+        })
+    }
+
+    /// The body read into `file` to its end; a failure reading it sets `cut` to the retries
+    /// the request used.
+    fn copy_into(
+        self,
+        file: &mut std::fs::File,
+        name: &std::path::Path,
+        cut: &mut Option<u32>,
+    ) -> Result<u64, Error> {
+        use std::io::Write as _;
+        let url = crate::error::redacted(&self.url);
+        let retried = self.retried;
+        let mut body = self.reader();
+        let mut buf = vec![0; 64 << 10];
+        let mut done = 0;
+        loop {
+            let n = match body.read(&mut buf) {
+                Ok(0) => return Ok(done),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    *cut = Some(retried);
+                    // A reset mid-body is no failure to connect, as from_io would call it.
+                    return Err(match Error::from_io(url.clone(), &e) {
+                        timeout @ Error::Timeout { .. } => timeout,
+                        _ => Error::Io {
+                            url,
+                            reason: e.to_string(),
+                        },
+                    });
+                }
+            };
+            file.write_all(&buf[..n]).map_err(|source| Error::File {
+                path: name.to_owned(),
+                source,
+            })?;
+            done += n as u64;
+        }
+    }
+
     /// The body as it came, any `Content-Encoding` left on: what a download saves, as curl
     /// `-o` does (a `.tar.gz` a server labels gzip stays the `.tar.gz` file). It fails as
     /// [`reader`](Response::reader) does when the body is cut short.
@@ -396,7 +508,11 @@ impl Counted {
                         ),
                         (other, _) => format!("timed out while the server sent the body ({other})"),
                     };
-                    std::io::Error::new(std::io::ErrorKind::TimedOut, what)
+                    let kind = crate::TimeoutKind::of(which);
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        crate::error::BodyTimeout { what, kind },
+                    )
                 }
                 other => other.into_io(),
             }),

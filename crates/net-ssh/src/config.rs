@@ -839,6 +839,17 @@ fn openssh_line(line: &str) -> Result<String, LineError> {
     {
         return refused("extra arguments at end of line");
     }
+    // ssh2-config reads these as plain seconds, where ssh takes `1m30s` (and `-o
+    // ConnectTimeout=5s` was refused); what ssh's convtime refuses is named here.
+    let args = if TIMES.contains(&lower.as_str()) {
+        let time = args.first().map_or("", String::as_str);
+        match seconds(time) {
+            Some(time) => vec![time.to_string()],
+            None => return refused("invalid time value"),
+        }
+    } else {
+        args
+    };
     let mut out = keyword.to_owned();
     for arg in &args {
         out.push(' ');
@@ -892,6 +903,9 @@ impl LineError {
         }
     }
 }
+
+/// The time-valued options netkit reads, which ssh reads with its `convtime`.
+const TIMES: [&str; 2] = ["connecttimeout", "serveraliveinterval"];
 
 /// The keyword [`read_config`] writes in place of a line ssh2-config cannot carry (its
 /// reason, as [`carried_command`] writes a command): a host whose options hold it is refused
@@ -1911,14 +1925,12 @@ fn with_includes(
 }
 
 /// A line OpenSSH takes whose value ssh2-config refuses, in a form it reads (its refusal
-/// ended every connection): times (`ServerAliveInterval 1m`, `ConnectTimeout 10s`) in
-/// seconds, `Port ssh` as 22, `AddKeysToAgent confirm` (or `ask`, a time) and
-/// `PubkeyAuthentication unbound` (or `host-bound`) as `yes`, which is all netkit makes
-/// of them.
+/// ended every connection): `Port ssh` as 22, `AddKeysToAgent confirm` (or `ask`, a time)
+/// and `PubkeyAuthentication unbound` (or `host-bound`) as `yes`, which is all netkit makes
+/// of them. Times are written as seconds by [`openssh_line`].
 fn normalized<'a>(word: &str, args: &str, line: &'a str) -> Cow<'a, str> {
     let lower = words(args).join(" ").to_ascii_lowercase();
     let value = match word {
-        "connecttimeout" | "serveraliveinterval" => seconds(&lower).map(|s| s.to_string()),
         "port" if lower == "ssh" => Some("22".to_owned()),
         "addkeystoagent" if !["yes", "no"].contains(&lower.as_str()) => Some("yes".to_owned()),
         "pubkeyauthentication" if ["unbound", "host-bound"].contains(&lower.as_str()) => {
@@ -1932,25 +1944,26 @@ fn normalized<'a>(word: &str, args: &str, line: &'a str) -> Cow<'a, str> {
     }
 }
 
-/// A time as OpenSSH's `convtime` reads it (`90`, `1m30s`, `2h`, `1w`), in seconds; `None`
-/// for plain seconds (left as written) and for what is no time.
+/// A time as OpenSSH's `convtime` reads it (`90`, `1m30s`, `2h`, `1W`, a bare number being
+/// seconds), in seconds; `None` for what ssh calls an invalid time value (an unknown unit, a
+/// sign, nothing, or past `INT_MAX` seconds).
 fn seconds(value: &str) -> Option<u64> {
-    if value.bytes().all(|b| b.is_ascii_digit()) {
+    const MAX: u64 = i32::MAX as u64;
+    if value.is_empty() {
         return None;
     }
     let (mut total, mut number) = (0u64, None::<u64>);
     for c in value.chars() {
         match c.to_digit(10) {
             Some(digit) => {
-                number = Some(
-                    number
-                        .unwrap_or(0)
-                        .checked_mul(10)?
-                        .checked_add(digit.into())?,
-                );
+                let n = number.unwrap_or(0) * 10 + u64::from(digit);
+                if n > MAX {
+                    return None;
+                }
+                number = Some(n);
             }
             None => {
-                let unit = match c {
+                let unit = match c.to_ascii_lowercase() {
                     's' => 1,
                     'm' => 60,
                     'h' => 3600,
@@ -1958,13 +1971,14 @@ fn seconds(value: &str) -> Option<u64> {
                     'w' => 604_800,
                     _ => return None,
                 };
-                total = total.checked_add(number.take()?.checked_mul(unit)?)?;
+                total += number.take()? * unit;
+                if total > MAX {
+                    return None;
+                }
             }
         }
     }
-    total
-        .checked_add(number.unwrap_or(0))
-        .filter(|&t| t > 0 || value.starts_with('0'))
+    Some(total + number.unwrap_or(0)).filter(|t| *t <= MAX)
 }
 
 /// The `SendEnv` patterns of an OpenSSH config `text` that apply to `host`, every line's, as
@@ -2859,7 +2873,7 @@ mod tests {
         assert_eq!(seconds("2h"), Some(7200));
         assert_eq!(
             (seconds("90"), seconds("1x"), seconds("m")),
-            (None, None, None)
+            (Some(90), None, None)
         );
         let dir = std::env::temp_dir().join(format!("netkit-values-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -2878,6 +2892,45 @@ mod tests {
         std::fs::write(&file, "Host *\n  LogLevel ERROR\n").unwrap();
         let c = Config::resolve("h", Some(&file)).unwrap();
         assert_eq!(c.log_level.as_deref(), Some("ERROR"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn times_are_read_as_openssh_convtime_reads_them_in_dash_o_and_files() {
+        assert_eq!(
+            ["1h30m", "90s", "2m", "1m30", "1W", "0", "2147483647"].map(seconds),
+            [5400, 90, 120, 90, 604_800, 0, 2_147_483_647].map(Some)
+        );
+        assert_eq!(
+            ["", "5x", "-1", "s", "2147483648", "4000w"].map(seconds),
+            [None; 6]
+        );
+        let with = |options: &[&str], file: Option<&Path>| {
+            let options: Vec<String> = options.iter().map(|o| (*o).to_owned()).collect();
+            Config::resolve_files("h", Some(file.unwrap_or(Path::new("none"))), None, &options)
+        };
+        let c = with(&["ConnectTimeout=5s", "ServerAliveInterval 1m"], None).unwrap();
+        assert_eq!(
+            (c.connect_timeout, c.keepalive),
+            (Duration::from_secs(5), Duration::from_secs(60))
+        );
+        let c = with(&["ConnectTimeout 1h30m"], None).unwrap();
+        assert_eq!(c.connect_timeout, Duration::from_secs(5400));
+        let e = with(&["ConnectTimeout=5x"], None).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "bad option \"ConnectTimeout=5x\": ConnectTimeout 5x: invalid time value"
+        );
+        let dir = std::env::temp_dir().join(format!("netkit-times-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("cfg");
+        std::fs::write(&file, "Host *\n  ServerAliveInterval 2m\n").unwrap();
+        let c = with(&[], Some(&file)).unwrap();
+        assert_eq!(c.keepalive, Duration::from_secs(120));
+        std::fs::write(&file, "Host *\n  ConnectTimeout 1y\n").unwrap();
+        let e = with(&[], Some(&file)).unwrap_err().to_string();
+        assert!(e.contains("ConnectTimeout 1y: invalid time value"), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -729,7 +729,7 @@ fn shell_safe(token: char, value: &str) -> Result<(), String> {
 /// users, as OpenSSH reads them: one they can write could name a `ProxyCommand` to run as us.
 /// A file is safe when root or we own it and no one else can write it; a group may write it
 /// when it is the owner's own (Debian's user-private groups, which OpenSSH there accepts).
-fn read_guarded(path: &Path) -> Result<String, String> {
+fn read_guarded(path: &Path) -> Result<String, Fault> {
     use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     let uid = nix::unistd::getuid().as_raw();
@@ -756,10 +756,10 @@ fn read_guarded(path: &Path) -> Result<String, String> {
         } else {
             format!("owned by uid {}; chown it to yourself", meta.uid())
         };
-        return Err(format!(
+        return Err(Fault::File(format!(
             "bad owner or permissions on {} ({hint})",
             path.display()
-        ));
+        )));
     }
     read_config(path)
 }
@@ -769,8 +769,8 @@ fn read_guarded(path: &Path) -> Result<String, String> {
 /// first line unknown, and its `Host` block's options apply to every host. Each line comes
 /// as [`openssh_line`] writes it; one OpenSSH refuses (unbalanced quotes, an empty argument)
 /// is an error naming its line, as in ssh.
-fn read_config(path: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+fn read_config(path: &Path) -> Result<String, Fault> {
+    let bytes = std::fs::read(path).map_err(|e| Fault::File(e.to_string()))?;
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     let text = String::from_utf8_lossy(bytes);
     let mut read = String::with_capacity(text.len());
@@ -779,10 +779,17 @@ fn read_config(path: &Path) -> Result<String, String> {
         match openssh_line(line) {
             Ok(line) => read.push_str(&line),
             Err(LineError::NotCarried(why)) => {
-                let why = format!("{}: line {at}: {why}", path.display());
+                // The file and line, for the error of a host it applies to.
+                let why = format!("{}\n{at}\n{why}", path.display());
                 read.push_str(&format!("{NOT_CARRIED} {}", carried_command(&why)));
             }
-            Err(LineError::Refused(why)) => return Err(format!("line {at}: {why}")),
+            Err(LineError::Refused(why)) => {
+                return Err(Fault::Line {
+                    file: path.to_owned(),
+                    at,
+                    why,
+                });
+            }
         }
         read.push('\n');
     }
@@ -883,6 +890,34 @@ fn openssh_line(line: &str) -> Result<String, LineError> {
         }
     }
     Ok(out)
+}
+
+/// What stops a config file being read: the file itself, or one of its lines.
+#[derive(Debug)]
+enum Fault {
+    /// The file (unreadable, unsafe) or the text as a whole.
+    File(String),
+    /// One line, in `file` (the one read or one it includes), as ssh names it.
+    Line {
+        file: PathBuf,
+        at: usize,
+        why: String,
+    },
+}
+
+impl From<String> for Fault {
+    fn from(why: String) -> Fault {
+        Fault::File(why)
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::File(why) => f.write_str(why),
+            Fault::Line { file, at, why } => write!(f, "{} line {at}: {why}", file.display()),
+        }
+    }
 }
 
 /// Why [`openssh_line`] gives no line.
@@ -1162,10 +1197,19 @@ impl Config {
             return Ok(config);
         }
         let shown = path.unwrap_or(Path::new("-o"));
-        let bad = |reason: String| Error::SshConfig {
-            path: shown.to_owned(),
-            reason,
+        let fault = |fault: Fault| match fault {
+            Fault::File(reason) => Error::SshConfig {
+                path: shown.to_owned(),
+                line: None,
+                reason,
+            },
+            Fault::Line { file, at, why } => Error::SshConfig {
+                path: shown.to_owned(),
+                line: Some((file, at)),
+                reason: why,
+            },
         };
+        let bad = |reason: String| fault(Fault::File(reason));
         // Lines ahead of the first `Host` are command-line options: they win over the file.
         // The default file its user cannot open (root's, after `sudo vi ~/.ssh/config`) is
         // passed over, as ssh passes it over: it refused every connection. One named with -F
@@ -1185,7 +1229,7 @@ impl Config {
                 } else {
                     read_config(path)
                 };
-                text.push_str(&read.map_err(bad)?);
+                text.push_str(&read.map_err(fault)?);
             }
         }
         let rules = ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS
@@ -1249,20 +1293,20 @@ impl Config {
                 all.push_str("Host *\n");
                 all.push_str(&with_includes(system, 0, &config.host, &all, dir, decide)?);
             }
-            Ok::<_, String>((user, all))
+            Ok::<_, Fault>((user, all))
         };
         let mut want_final = false;
         let (user, mut read) = read_all(&mut |criteria, so_far| {
             want_final |= matching::asks_final(criteria);
             decide(&names(so_far)?, criteria, false)
         })
-        .map_err(bad)?;
+        .map_err(fault)?;
         if want_final {
             // `Match final` asks OpenSSH to read the files again with the host name and user
             // the first reading settled; what the first reading set stays (first wins).
             let settled = names(&read).map_err(bad)?;
             let (_, again) =
-                read_all(&mut |criteria, _| decide(&settled, criteria, true)).map_err(bad)?;
+                read_all(&mut |criteria, _| decide(&settled, criteria, true)).map_err(fault)?;
             read.push_str("Host *\n");
             read.push_str(&again);
         }
@@ -1270,10 +1314,22 @@ impl Config {
         let mut params = parse(&text)?;
         // A line ssh2-config cannot carry stops only the hosts it applies to.
         if let Some(why) = take_unknown(&mut params, NOT_CARRIED) {
-            return Err(bad(why
+            // As read_config wrote it: the file, the line's number and why.
+            let carried = why
                 .first()
                 .and_then(|why| uncarried(why))
-                .unwrap_or_default()));
+                .unwrap_or_default();
+            let mut parts = carried.splitn(3, '\n');
+            let (file, at, why) = (parts.next(), parts.next(), parts.next());
+            let line = match (file, at.and_then(|at| at.parse().ok()), why) {
+                (Some(file), Some(at), Some(why)) => Some(Fault::Line {
+                    file: file.into(),
+                    at,
+                    why: why.to_owned(),
+                }),
+                _ => None,
+            };
+            return Err(fault(line.unwrap_or(Fault::File(carried))));
         }
         // Once, for the destination (its jump hosts read the same files), and for the
         // user's lines only: the system file's unknown options are the distribution's.
@@ -1860,7 +1916,7 @@ fn with_includes(
     before: &str,
     dir: &Path,
     decide: &mut dyn FnMut(&str, &str) -> Result<bool, String>,
-) -> Result<String, String> {
+) -> Result<String, Fault> {
     let mut out = String::with_capacity(text.len());
     // The current block's line, as written out, and whether it applies to `host`.
     let mut block: Option<(String, bool)> = None;
@@ -2504,7 +2560,10 @@ mod tests {
             tmux.remote_command.as_deref(),
             Some("tmux new -A -s \"#main\"")
         );
-        assert!(env.contains("line 7: SetEnv"), "{env}");
+        assert!(
+            env.starts_with(&format!("{} line 7: SetEnv", file.display())),
+            "{env}"
+        );
         assert_eq!(mine.user, "bob");
         let with =
             |option: &str| Config::resolve_with("h", Some(Path::new("none")), &[option.to_owned()]);
@@ -2515,6 +2574,31 @@ mod tests {
         );
         let e = with("User=a b").unwrap_err().to_string();
         assert!(e.contains("extra arguments at end of line"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_line_names_its_file_once_as_ssh_does() {
+        let dir = std::env::temp_dir().join(format!("netkit-badline-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (file, included) = (dir.join("cfg"), dir.join("inc"));
+        std::fs::write(&file, "Host *\n  Port 22\n  User a b\n").unwrap();
+        std::fs::write(&included, "# x\nUser \"a\n").unwrap();
+        let e = Config::resolve("h", Some(&file)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{} line 3: User a b: extra arguments at end of line",
+                file.display()
+            )
+        );
+        // An included file's line is named in that file, as ssh names it.
+        std::fs::write(&file, format!("Include {}\n", included.display())).unwrap();
+        let e = Config::resolve("h", Some(&file)).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            e,
+            format!("{} line 2: User \"a: invalid quotes", included.display())
+        );
     }
 
     #[test]

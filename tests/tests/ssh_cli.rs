@@ -695,6 +695,32 @@ fn dash_g_writes_each_variable_sent_and_a_command_as_written_as_ssh_does() {
 }
 
 #[test]
+fn a_missing_identity_file_of_dash_o_is_warned_of_once() {
+    // Each -o line is first checked alone, which warned of the missing key too: twice.
+    let out = netkit(
+        &[
+            "ssh",
+            "-G",
+            "-F",
+            "none",
+            "-o",
+            "IdentityFile=/nonexistent/netkit-key",
+            "example.org",
+        ],
+        b"",
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.matches("no such identity: /nonexistent/netkit-key")
+            .count(),
+        1,
+        "{err}"
+    );
+}
+
+#[test]
 fn a_config_line_no_openssh_option_names_is_warned_of() {
     // ssh refuses such a file; netkit dropped the line without a word, and a typo in a
     // security option (`IdentitesOnly yes`) went unseen.

@@ -1348,7 +1348,13 @@ impl Config {
         // The lines ssh2-config keeps one value of are added up here.
         config.forwards = forwards_for(&text, &config.host, rules).map_err(bad)?;
         let patterns = send_env_for(&text, &config.host, rules).map_err(bad)?;
-        let hops = config.take_params(params, dest).map_err(bad)?;
+        let (hops, missing) = config.take_params(params, dest).map_err(bad)?;
+        // None left: the failure would say "tried: nothing" and leave the user to guess the
+        // path looked for (a typo, an unset variable), which ssh names. Said here, once:
+        // take_params also checks each `-o` line alone.
+        if !missing.is_empty() {
+            log::warn!("no such identity: {} (IdentityFile)", missing.join(", "));
+        }
         // Whichever line came first, as ssh clears them once all is read.
         if config.clear_all_forwardings {
             config.forwards = ConfiguredForwards::default();
@@ -1443,12 +1449,13 @@ impl Config {
     }
 
     /// Takes what it reads of `params` (see [`resolve`](Self::resolve)), leaving what `dest`
-    /// names; returns the `ProxyJump` hosts, or what is wrong with a value.
+    /// names; returns the `ProxyJump` hosts and the `IdentityFile`s not there when none is
+    /// (for a warning), or what is wrong with a value.
     fn take_params(
         &mut self,
         mut params: ssh2_config::HostParams,
         dest: &str,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<(Vec<String>, Vec<String>), String> {
         // The host as given: HostName's `%h`, IdentityFile's `%n`.
         let given = self.host.clone();
         self.take_names(params.clone(), dest)?;
@@ -1468,6 +1475,7 @@ impl Config {
         if let Some(alias) = alias.and_then(|a| a.into_iter().next()) {
             self.host_key_alias = Some(alias);
         }
+        let mut missing_identities = Vec::new();
         if let Some(files) = params.identity_file {
             let mut identities = Vec::with_capacity(files.len());
             let mut missing = Vec::new();
@@ -1486,10 +1494,8 @@ impl Config {
                     missing.push(path.display().to_string());
                 }
             }
-            // None left: the failure would say "tried: nothing" and leave the user to guess
-            // the path looked for (a typo, an unset variable), which ssh names.
-            if identities.is_empty() && !missing.is_empty() {
-                log::warn!("no such identity: {} (IdentityFile)", missing.join(", "));
+            if identities.is_empty() {
+                missing_identities = missing;
             }
             self.identities = identities;
             self.default_identities = false;
@@ -1715,7 +1721,7 @@ impl Config {
         if let Some(words) = remote_command {
             self.remote_command = command(words)?;
         }
-        Ok(params.proxy_jump.unwrap_or_default())
+        Ok((params.proxy_jump.unwrap_or_default(), missing_identities))
     }
 
     /// A file named by `option` (`IdentityFile`, `UserKnownHostsFile`, ...) with `~/` and

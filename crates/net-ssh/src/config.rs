@@ -836,6 +836,16 @@ fn openssh_line(line: &str) -> Result<String, LineError> {
         return refused("missing argument");
     }
     let lower = keyword.to_ascii_lowercase();
+    // ssh reads ProxyJump's line as written, quotes and all, and refuses a host list in
+    // quotes (`ProxyJump "a,b"` was taken as two hops).
+    if lower == "proxyjump" && rest.contains(['"', '\'']) {
+        return refused("Invalid ProxyJump");
+    }
+    // ssh takes a LocalForward's listening side and its target as two arguments; one,
+    // quoted or not (`"8080 localhost:80"`, `8080:localhost:80`), forwards nothing.
+    if lower == "localforward" && args.len() == 1 {
+        return refused("missing target argument");
+    }
     if COMMANDS.contains(&lower.as_str()) {
         return Ok(format!("{keyword} {}", carried_command(rest)));
     }
@@ -2533,7 +2543,9 @@ mod tests {
             ("User #x", "missing argument"),
             // readconf.c: "keyword user extra arguments at end of line"; `User a b` was `a`.
             ("User a b", "extra arguments at end of line"),
-            ("ProxyJump \"a\" b", "extra arguments at end of line"),
+            ("ProxyJump a b", "extra arguments at end of line"),
+            // ssh: Invalid ProxyJump ""a" b".
+            ("ProxyJump \"a\" b", "Invalid ProxyJump"),
         ] {
             let e = openssh_line(line).unwrap_err().reason();
             assert!(e.contains(why), "{line}: {e}");
@@ -2580,6 +2592,52 @@ mod tests {
         );
         let e = with("User=a b").unwrap_err().to_string();
         assert!(e.contains("extra arguments at end of line"), "{e}");
+    }
+
+    #[test]
+    fn a_quoted_word_holding_a_jump_list_or_a_whole_forward_is_refused_as_in_ssh() {
+        for (line, why) in [
+            (
+                r#"ProxyJump "a,b""#,
+                r#"ProxyJump "a,b": Invalid ProxyJump"#,
+            ),
+            ("ProxyJump 'a'", "ProxyJump 'a': Invalid ProxyJump"),
+            (
+                r#"LocalForward "8080 localhost:80""#,
+                r#"LocalForward "8080 localhost:80": missing target argument"#,
+            ),
+            (
+                "LocalForward 8080:localhost:80",
+                "LocalForward 8080:localhost:80: missing target argument",
+            ),
+        ] {
+            let e = Config::resolve_with("h", Some(Path::new("none")), &[line.to_owned()])
+                .unwrap_err()
+                .to_string();
+            assert_eq!(e, format!("bad option {line:?}: {why}"));
+        }
+        let dir = std::env::temp_dir().join(format!("netkit-quoted-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("cfg");
+        std::fs::write(&file, "Host h\n  ProxyJump \"a,b\"\n").unwrap();
+        let e = Config::resolve("h", Some(&file)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{} line 2: ProxyJump \"a,b\": Invalid ProxyJump",
+                file.display()
+            )
+        );
+        // Written as ssh takes them, they still count.
+        std::fs::write(
+            &file,
+            "Host h\n  ProxyJump a,b\n  LocalForward \"8080\" \"localhost:80\"\n",
+        )
+        .unwrap();
+        let c = Config::resolve("h", Some(&file)).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(c.forwards.local, ["8080:localhost:80"]);
+        assert_eq!(c.jump.map(|j| j.host).as_deref(), Some("b"));
     }
 
     #[test]

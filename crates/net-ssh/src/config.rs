@@ -206,6 +206,13 @@ pub struct Config {
     /// `SetEnv NAME=VALUE`, and `SendEnv NAME` (`*` and `?` patterns) for local variables. A
     /// server sets only those its `AcceptEnv` names, and says nothing of the others.
     pub env: Vec<(String, String)>,
+    /// The `SetEnv` pairs of the config, in order (they are in [`env`](Self::env) too), for
+    /// a program that shows the config as `ssh -G` does.
+    pub set_env: Vec<(String, String)>,
+    /// The `SendEnv` patterns of the config, as OpenSSH adds them up (`-PATTERN` taking back
+    /// earlier ones), for a program that shows the config as `ssh -G` does; the local
+    /// variables they match are in [`env`](Self::env).
+    pub send_env: Vec<String>,
     /// Never ask a person for a password or passphrase (OpenSSH's `BatchMode yes`). The
     /// library never asks; a program that would (as `netkit ssh` on a terminal) reads this.
     pub batch_mode: bool,
@@ -293,6 +300,8 @@ impl std::fmt::Debug for Config {
             password_authentication,
             auth_order,
             env,
+            set_env,
+            send_env,
             batch_mode,
             log_level,
             exit_on_forward_failure,
@@ -342,6 +351,8 @@ impl std::fmt::Debug for Config {
             .field("password_authentication", password_authentication)
             .field("auth_order", auth_order)
             .field("env", env)
+            .field("set_env", set_env)
+            .field("send_env", send_env)
             .field("batch_mode", batch_mode)
             .field("log_level", log_level)
             .field("exit_on_forward_failure", exit_on_forward_failure)
@@ -1073,6 +1084,8 @@ impl Config {
             password_authentication: true,
             auth_order: AuthMethod::DEFAULT_ORDER.to_vec(),
             env: Vec::new(),
+            set_env: Vec::new(),
+            send_env: Vec::new(),
             batch_mode: false,
             log_level: None,
             exit_on_forward_failure: false,
@@ -1388,6 +1401,7 @@ impl Config {
             Some((name, value?))
         });
         config.env.extend(sent);
+        config.send_env = patterns;
         if hops.iter().any(|h| !h.eq_ignore_ascii_case("none")) {
             if depth == 8 {
                 return Err(bad(format!("ProxyJump for {dest} chains past 8 hosts")));
@@ -1523,6 +1537,7 @@ impl Config {
                 .split_once('=')
                 .ok_or_else(|| format!("SetEnv {pair}: expected NAME=VALUE"))?;
             self.env.push((name.to_owned(), value.to_owned()));
+            self.set_env.push((name.to_owned(), value.to_owned()));
         }
         // A second word is a slip ssh refuses (`StrictHostKeyChecking no yes`, an `-o` that
         // swallowed the next one): taking the first applied a security option in a sense

@@ -695,6 +695,84 @@ fn dash_g_writes_each_variable_sent_and_a_command_as_written_as_ssh_does() {
 }
 
 #[test]
+fn dash_g_prints_set_env_send_env_request_tty_and_remote_command_as_ssh_g_does() {
+    // netkit -G printed the names of the variables sent, no SetEnv value, no SendEnv
+    // pattern, no requesttty, and RemoteCommand's tokens unexpanded.
+    let dir = work_dir().join("ssh-cli-dash-g-env");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        "Host box\n  SetEnv A=1 \"B=two words\"\n  SendEnv NETKIT_G_* LC_* -LC_*\n  \
+         SendEnv NETKIT_UNSET\n  RequestTTY yes\n  User alice\n  \
+         RemoteCommand echo %r@%h:%p %n %%\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let keys = ["setenv", "sendenv", "requesttty", "remotecommand"];
+    let shown = |out: Output| {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text.lines()
+            .filter(|l| keys.contains(&l.split(' ').next().unwrap_or_default()))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    for flags in [&[][..], &["-T"], &["-tt"], &["-N"]] {
+        let mut args = vec!["-G", "-F", config];
+        args.extend(flags);
+        args.push("box");
+        let vars = [("NETKIT_G_ONE", "secret".to_owned())];
+        let mut ours = shown(netkit(&[&["ssh"][..], &args].concat(), b"", &vars));
+        let mut theirs = shown(
+            Command::new("ssh")
+                .args(&args)
+                .envs(vars.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::null())
+                .output()
+                .unwrap(),
+        );
+        ours.sort();
+        theirs.sort();
+        assert_eq!(ours, theirs, "with {flags:?}");
+        assert!(
+            theirs.contains(&"setenv B=two words".to_owned()),
+            "{theirs:?}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_identity_file_of_dash_o_is_warned_of_once() {
+    // Each -o line is first checked alone, which warned of the missing key too: twice.
+    let out = netkit(
+        &[
+            "ssh",
+            "-G",
+            "-F",
+            "none",
+            "-o",
+            "IdentityFile=/nonexistent/netkit-key",
+            "example.org",
+        ],
+        b"",
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.matches("no such identity: /nonexistent/netkit-key")
+            .count(),
+        1,
+        "{err}"
+    );
+}
+
+#[test]
 fn a_config_line_no_openssh_option_names_is_warned_of() {
     // ssh refuses such a file; netkit dropped the line without a word, and a typo in a
     // security option (`IdentitesOnly yes`) went unseen.
@@ -6486,7 +6564,11 @@ fn forwards_from_the_config_file_add_to_the_flags_as_in_ssh() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(255), "{err}");
-    assert!(err.contains("bad LocalForward \"8080\""), "{err}");
+    // ssh: "line 2: Missing target argument."
+    assert!(
+        err.contains("line 2: LocalForward 8080: missing target argument"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -844,7 +844,8 @@ pub fn run(mut args: Args) -> Outcome {
         let given = net_ssh::Destination::parse(dest).map_or(dest, |d| d.host);
         // A bad flag is an error, as in ssh; the file's forwards are shown whatever they are.
         ForwardSpecs::parse(&args, &net_ssh::ConfiguredForwards::default())?;
-        crate::exit::out_part(format_args!("{}", resolved(given, &config, &args)))?;
+        let shown = resolved(given, &config, &args).map_err(own)?;
+        crate::exit::out_part(format_args!("{shown}"))?;
         return Ok(ExitCode::SUCCESS);
     }
     // RemoteCommand runs when the command line gives none, as in ssh; -N and -W run nothing.
@@ -1996,8 +1997,9 @@ fn list_algorithms(query: &str) -> Outcome {
 }
 
 /// `config` as `ssh -G` prints one: `keyword value` lines, OpenSSH's keywords in lower case,
-/// the host as `given` first and the host name in lower case (ssh connects to it so).
-fn resolved(given: &str, config: &Config, args: &Args) -> String {
+/// the host as `given` first and the host name in lower case (ssh connects to it so); an
+/// error for a RemoteCommand token OpenSSH does not have, as ssh -G fails on it.
+fn resolved(given: &str, config: &Config, args: &Args) -> Result<String, net_ssh::Error> {
     let yes_no = |on: bool| if on { "yes" } else { "no" };
     let paths = |paths: &[PathBuf]| {
         paths
@@ -2072,6 +2074,7 @@ fn resolved(given: &str, config: &Config, args: &Args) -> String {
             yes_no(config.exit_on_forward_failure).into(),
         ),
         ("escapechar", escape_in_use(args, config).to_string()),
+        ("requesttty", tty_requested(args, config).into()),
         (
             "clearallforwardings",
             yes_no(config.clear_all_forwardings).into(),
@@ -2111,7 +2114,8 @@ fn resolved(given: &str, config: &Config, args: &Args) -> String {
         ("bindaddress", config.bind_address.clone()),
         ("hostkeyalias", config.host_key_alias.clone()),
         ("proxycommand", config.proxy_command.clone()),
-        ("remotecommand", config.remote_command.clone()),
+        // Its tokens expanded (`%r@%h`), as ssh -G prints it.
+        ("remotecommand", config.expanded_remote_command()?),
     ];
     lines.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
     // The jump hosts, the first one reached first.
@@ -2150,13 +2154,34 @@ fn resolved(given: &str, config: &Config, args: &Args) -> String {
                 .map(|spec| (keyword, forward_shown(flag, spec))),
         );
     }
-    // Names only: the values may be secrets of the local environment. One line each, as
-    // ssh -G writes them (a reader of the first `sendenv` line saw one name).
-    lines.extend(config.env.iter().map(|(name, _)| ("sendenv", name.clone())));
-    lines
+    // As ssh -G: the SendEnv patterns, one line each, never the values of the local
+    // variables they match (secrets of the environment); SetEnv's pairs as the config has them.
+    lines.extend(config.send_env.iter().map(|p| ("sendenv", p.clone())));
+    lines.extend(
+        config
+            .set_env
+            .iter()
+            .map(|(name, value)| ("setenv", format!("{name}={value}"))),
+    );
+    Ok(lines
         .into_iter()
         .map(|(keyword, value)| format!("{keyword} {value}\n"))
-        .collect()
+        .collect())
+}
+
+/// RequestTTY as ssh -G prints it: the last of -t (`true`, `force` twice) and -T
+/// (`false`), -N and -W (`false`), else the config's (`auto` unless it says).
+fn tty_requested(args: &Args, config: &Config) -> &'static str {
+    use net_ssh::RequestTty;
+    if args.no_tty || args.no_command || args.stdio_forward.is_some() {
+        return "false";
+    }
+    match (args.tty, config.request_tty) {
+        (2.., _) | (0, Some(RequestTty::Force)) => "force",
+        (1, _) | (0, Some(RequestTty::Yes)) => "true",
+        (0, Some(RequestTty::No)) => "false",
+        _ => "auto",
+    }
 }
 
 /// A forward of `flag` as ssh -G writes it: `[bind]:port` or a port, then `[host]:port`; one

@@ -206,6 +206,13 @@ pub struct Config {
     /// `SetEnv NAME=VALUE`, and `SendEnv NAME` (`*` and `?` patterns) for local variables. A
     /// server sets only those its `AcceptEnv` names, and says nothing of the others.
     pub env: Vec<(String, String)>,
+    /// The `SetEnv` pairs of the config, in order (they are in [`env`](Self::env) too), for
+    /// a program that shows the config as `ssh -G` does.
+    pub set_env: Vec<(String, String)>,
+    /// The `SendEnv` patterns of the config, as OpenSSH adds them up (`-PATTERN` taking back
+    /// earlier ones), for a program that shows the config as `ssh -G` does; the local
+    /// variables they match are in [`env`](Self::env).
+    pub send_env: Vec<String>,
     /// Never ask a person for a password or passphrase (OpenSSH's `BatchMode yes`). The
     /// library never asks; a program that would (as `netkit ssh` on a terminal) reads this.
     pub batch_mode: bool,
@@ -293,6 +300,8 @@ impl std::fmt::Debug for Config {
             password_authentication,
             auth_order,
             env,
+            set_env,
+            send_env,
             batch_mode,
             log_level,
             exit_on_forward_failure,
@@ -342,6 +351,8 @@ impl std::fmt::Debug for Config {
             .field("password_authentication", password_authentication)
             .field("auth_order", auth_order)
             .field("env", env)
+            .field("set_env", set_env)
+            .field("send_env", send_env)
             .field("batch_mode", batch_mode)
             .field("log_level", log_level)
             .field("exit_on_forward_failure", exit_on_forward_failure)
@@ -729,7 +740,7 @@ fn shell_safe(token: char, value: &str) -> Result<(), String> {
 /// users, as OpenSSH reads them: one they can write could name a `ProxyCommand` to run as us.
 /// A file is safe when root or we own it and no one else can write it; a group may write it
 /// when it is the owner's own (Debian's user-private groups, which OpenSSH there accepts).
-fn read_guarded(path: &Path) -> Result<String, String> {
+fn read_guarded(path: &Path) -> Result<String, Fault> {
     use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     let uid = nix::unistd::getuid().as_raw();
@@ -756,10 +767,10 @@ fn read_guarded(path: &Path) -> Result<String, String> {
         } else {
             format!("owned by uid {}; chown it to yourself", meta.uid())
         };
-        return Err(format!(
+        return Err(Fault::File(format!(
             "bad owner or permissions on {} ({hint})",
             path.display()
-        ));
+        )));
     }
     read_config(path)
 }
@@ -769,8 +780,8 @@ fn read_guarded(path: &Path) -> Result<String, String> {
 /// first line unknown, and its `Host` block's options apply to every host. Each line comes
 /// as [`openssh_line`] writes it; one OpenSSH refuses (unbalanced quotes, an empty argument)
 /// is an error naming its line, as in ssh.
-fn read_config(path: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+fn read_config(path: &Path) -> Result<String, Fault> {
+    let bytes = std::fs::read(path).map_err(|e| Fault::File(e.to_string()))?;
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     let text = String::from_utf8_lossy(bytes);
     let mut read = String::with_capacity(text.len());
@@ -779,10 +790,17 @@ fn read_config(path: &Path) -> Result<String, String> {
         match openssh_line(line) {
             Ok(line) => read.push_str(&line),
             Err(LineError::NotCarried(why)) => {
-                let why = format!("{}: line {at}: {why}", path.display());
+                // The file and line, for the error of a host it applies to.
+                let why = format!("{}\n{at}\n{why}", path.display());
                 read.push_str(&format!("{NOT_CARRIED} {}", carried_command(&why)));
             }
-            Err(LineError::Refused(why)) => return Err(format!("line {at}: {why}")),
+            Err(LineError::Refused(why)) => {
+                return Err(Fault::Line {
+                    file: path.to_owned(),
+                    at,
+                    why,
+                });
+            }
         }
         read.push('\n');
     }
@@ -829,6 +847,16 @@ fn openssh_line(line: &str) -> Result<String, LineError> {
         return refused("missing argument");
     }
     let lower = keyword.to_ascii_lowercase();
+    // ssh reads ProxyJump's line as written, quotes and all, and refuses a host list in
+    // quotes (`ProxyJump "a,b"` was taken as two hops).
+    if lower == "proxyjump" && rest.contains(['"', '\'']) {
+        return refused("Invalid ProxyJump");
+    }
+    // ssh takes a LocalForward's listening side and its target as two arguments; one,
+    // quoted or not (`"8080 localhost:80"`, `8080:localhost:80`), forwards nothing.
+    if lower == "localforward" && args.len() == 1 {
+        return refused("missing target argument");
+    }
     if COMMANDS.contains(&lower.as_str()) {
         return Ok(format!("{keyword} {}", carried_command(rest)));
     }
@@ -839,6 +867,17 @@ fn openssh_line(line: &str) -> Result<String, LineError> {
     {
         return refused("extra arguments at end of line");
     }
+    // ssh2-config reads these as plain seconds, where ssh takes `1m30s` (and `-o
+    // ConnectTimeout=5s` was refused); what ssh's convtime refuses is named here.
+    let args = if TIMES.contains(&lower.as_str()) {
+        let time = args.first().map_or("", String::as_str);
+        match seconds(time) {
+            Some(time) => vec![time.to_string()],
+            None => return refused("invalid time value"),
+        }
+    } else {
+        args
+    };
     let mut out = keyword.to_owned();
     for arg in &args {
         out.push(' ');
@@ -874,6 +913,34 @@ fn openssh_line(line: &str) -> Result<String, LineError> {
     Ok(out)
 }
 
+/// What stops a config file being read: the file itself, or one of its lines.
+#[derive(Debug)]
+enum Fault {
+    /// The file (unreadable, unsafe) or the text as a whole.
+    File(String),
+    /// One line, in `file` (the one read or one it includes), as ssh names it.
+    Line {
+        file: PathBuf,
+        at: usize,
+        why: String,
+    },
+}
+
+impl From<String> for Fault {
+    fn from(why: String) -> Fault {
+        Fault::File(why)
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::File(why) => f.write_str(why),
+            Fault::Line { file, at, why } => write!(f, "{} line {at}: {why}", file.display()),
+        }
+    }
+}
+
 /// Why [`openssh_line`] gives no line.
 #[derive(Debug)]
 enum LineError {
@@ -892,6 +959,9 @@ impl LineError {
         }
     }
 }
+
+/// The time-valued options netkit reads, which ssh reads with its `convtime`.
+const TIMES: [&str; 2] = ["connecttimeout", "serveraliveinterval"];
 
 /// The keyword [`read_config`] writes in place of a line ssh2-config cannot carry (its
 /// reason, as [`carried_command`] writes a command): a host whose options hold it is refused
@@ -1014,6 +1084,8 @@ impl Config {
             password_authentication: true,
             auth_order: AuthMethod::DEFAULT_ORDER.to_vec(),
             env: Vec::new(),
+            set_env: Vec::new(),
+            send_env: Vec::new(),
             batch_mode: false,
             log_level: None,
             exit_on_forward_failure: false,
@@ -1148,10 +1220,19 @@ impl Config {
             return Ok(config);
         }
         let shown = path.unwrap_or(Path::new("-o"));
-        let bad = |reason: String| Error::SshConfig {
-            path: shown.to_owned(),
-            reason,
+        let fault = |fault: Fault| match fault {
+            Fault::File(reason) => Error::SshConfig {
+                path: shown.to_owned(),
+                line: None,
+                reason,
+            },
+            Fault::Line { file, at, why } => Error::SshConfig {
+                path: shown.to_owned(),
+                line: Some((file, at)),
+                reason: why,
+            },
         };
+        let bad = |reason: String| fault(Fault::File(reason));
         // Lines ahead of the first `Host` are command-line options: they win over the file.
         // The default file its user cannot open (root's, after `sudo vi ~/.ssh/config`) is
         // passed over, as ssh passes it over: it refused every connection. One named with -F
@@ -1171,7 +1252,7 @@ impl Config {
                 } else {
                     read_config(path)
                 };
-                text.push_str(&read.map_err(bad)?);
+                text.push_str(&read.map_err(fault)?);
             }
         }
         let rules = ssh2_config::ParseRule::ALLOW_UNKNOWN_FIELDS
@@ -1235,20 +1316,20 @@ impl Config {
                 all.push_str("Host *\n");
                 all.push_str(&with_includes(system, 0, &config.host, &all, dir, decide)?);
             }
-            Ok::<_, String>((user, all))
+            Ok::<_, Fault>((user, all))
         };
         let mut want_final = false;
         let (user, mut read) = read_all(&mut |criteria, so_far| {
             want_final |= matching::asks_final(criteria);
             decide(&names(so_far)?, criteria, false)
         })
-        .map_err(bad)?;
+        .map_err(fault)?;
         if want_final {
             // `Match final` asks OpenSSH to read the files again with the host name and user
             // the first reading settled; what the first reading set stays (first wins).
             let settled = names(&read).map_err(bad)?;
             let (_, again) =
-                read_all(&mut |criteria, _| decide(&settled, criteria, true)).map_err(bad)?;
+                read_all(&mut |criteria, _| decide(&settled, criteria, true)).map_err(fault)?;
             read.push_str("Host *\n");
             read.push_str(&again);
         }
@@ -1256,10 +1337,22 @@ impl Config {
         let mut params = parse(&text)?;
         // A line ssh2-config cannot carry stops only the hosts it applies to.
         if let Some(why) = take_unknown(&mut params, NOT_CARRIED) {
-            return Err(bad(why
+            // As read_config wrote it: the file, the line's number and why.
+            let carried = why
                 .first()
                 .and_then(|why| uncarried(why))
-                .unwrap_or_default()));
+                .unwrap_or_default();
+            let mut parts = carried.splitn(3, '\n');
+            let (file, at, why) = (parts.next(), parts.next(), parts.next());
+            let line = match (file, at.and_then(|at| at.parse().ok()), why) {
+                (Some(file), Some(at), Some(why)) => Some(Fault::Line {
+                    file: file.into(),
+                    at,
+                    why: why.to_owned(),
+                }),
+                _ => None,
+            };
+            return Err(fault(line.unwrap_or(Fault::File(carried))));
         }
         // Once, for the destination (its jump hosts read the same files), and for the
         // user's lines only: the system file's unknown options are the distribution's.
@@ -1278,7 +1371,13 @@ impl Config {
         // The lines ssh2-config keeps one value of are added up here.
         config.forwards = forwards_for(&text, &config.host, rules).map_err(bad)?;
         let patterns = send_env_for(&text, &config.host, rules).map_err(bad)?;
-        let hops = config.take_params(params, dest).map_err(bad)?;
+        let (hops, missing) = config.take_params(params, dest).map_err(bad)?;
+        // None left: the failure would say "tried: nothing" and leave the user to guess the
+        // path looked for (a typo, an unset variable), which ssh names. Said here, once:
+        // take_params also checks each `-o` line alone.
+        if !missing.is_empty() {
+            log::warn!("no such identity: {} (IdentityFile)", missing.join(", "));
+        }
         // Whichever line came first, as ssh clears them once all is read.
         if config.clear_all_forwardings {
             config.forwards = ConfiguredForwards::default();
@@ -1302,6 +1401,7 @@ impl Config {
             Some((name, value?))
         });
         config.env.extend(sent);
+        config.send_env = patterns;
         if hops.iter().any(|h| !h.eq_ignore_ascii_case("none")) {
             if depth == 8 {
                 return Err(bad(format!("ProxyJump for {dest} chains past 8 hosts")));
@@ -1373,12 +1473,13 @@ impl Config {
     }
 
     /// Takes what it reads of `params` (see [`resolve`](Self::resolve)), leaving what `dest`
-    /// names; returns the `ProxyJump` hosts, or what is wrong with a value.
+    /// names; returns the `ProxyJump` hosts and the `IdentityFile`s not there when none is
+    /// (for a warning), or what is wrong with a value.
     fn take_params(
         &mut self,
         mut params: ssh2_config::HostParams,
         dest: &str,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<(Vec<String>, Vec<String>), String> {
         // The host as given: HostName's `%h`, IdentityFile's `%n`.
         let given = self.host.clone();
         self.take_names(params.clone(), dest)?;
@@ -1398,6 +1499,7 @@ impl Config {
         if let Some(alias) = alias.and_then(|a| a.into_iter().next()) {
             self.host_key_alias = Some(alias);
         }
+        let mut missing_identities = Vec::new();
         if let Some(files) = params.identity_file {
             let mut identities = Vec::with_capacity(files.len());
             let mut missing = Vec::new();
@@ -1416,10 +1518,8 @@ impl Config {
                     missing.push(path.display().to_string());
                 }
             }
-            // None left: the failure would say "tried: nothing" and leave the user to guess
-            // the path looked for (a typo, an unset variable), which ssh names.
-            if identities.is_empty() && !missing.is_empty() {
-                log::warn!("no such identity: {} (IdentityFile)", missing.join(", "));
+            if identities.is_empty() {
+                missing_identities = missing;
             }
             self.identities = identities;
             self.default_identities = false;
@@ -1437,6 +1537,7 @@ impl Config {
                 .split_once('=')
                 .ok_or_else(|| format!("SetEnv {pair}: expected NAME=VALUE"))?;
             self.env.push((name.to_owned(), value.to_owned()));
+            self.set_env.push((name.to_owned(), value.to_owned()));
         }
         // A second word is a slip ssh refuses (`StrictHostKeyChecking no yes`, an `-o` that
         // swallowed the next one): taking the first applied a security option in a sense
@@ -1645,7 +1746,7 @@ impl Config {
         if let Some(words) = remote_command {
             self.remote_command = command(words)?;
         }
-        Ok(params.proxy_jump.unwrap_or_default())
+        Ok((params.proxy_jump.unwrap_or_default(), missing_identities))
     }
 
     /// A file named by `option` (`IdentityFile`, `UserKnownHostsFile`, ...) with `~/` and
@@ -1846,7 +1947,7 @@ fn with_includes(
     before: &str,
     dir: &Path,
     decide: &mut dyn FnMut(&str, &str) -> Result<bool, String>,
-) -> Result<String, String> {
+) -> Result<String, Fault> {
     let mut out = String::with_capacity(text.len());
     // The current block's line, as written out, and whether it applies to `host`.
     let mut block: Option<(String, bool)> = None;
@@ -1911,14 +2012,12 @@ fn with_includes(
 }
 
 /// A line OpenSSH takes whose value ssh2-config refuses, in a form it reads (its refusal
-/// ended every connection): times (`ServerAliveInterval 1m`, `ConnectTimeout 10s`) in
-/// seconds, `Port ssh` as 22, `AddKeysToAgent confirm` (or `ask`, a time) and
-/// `PubkeyAuthentication unbound` (or `host-bound`) as `yes`, which is all netkit makes
-/// of them.
+/// ended every connection): `Port ssh` as 22, `AddKeysToAgent confirm` (or `ask`, a time)
+/// and `PubkeyAuthentication unbound` (or `host-bound`) as `yes`, which is all netkit makes
+/// of them. Times are written as seconds by [`openssh_line`].
 fn normalized<'a>(word: &str, args: &str, line: &'a str) -> Cow<'a, str> {
     let lower = words(args).join(" ").to_ascii_lowercase();
     let value = match word {
-        "connecttimeout" | "serveraliveinterval" => seconds(&lower).map(|s| s.to_string()),
         "port" if lower == "ssh" => Some("22".to_owned()),
         "addkeystoagent" if !["yes", "no"].contains(&lower.as_str()) => Some("yes".to_owned()),
         "pubkeyauthentication" if ["unbound", "host-bound"].contains(&lower.as_str()) => {
@@ -1932,25 +2031,26 @@ fn normalized<'a>(word: &str, args: &str, line: &'a str) -> Cow<'a, str> {
     }
 }
 
-/// A time as OpenSSH's `convtime` reads it (`90`, `1m30s`, `2h`, `1w`), in seconds; `None`
-/// for plain seconds (left as written) and for what is no time.
+/// A time as OpenSSH's `convtime` reads it (`90`, `1m30s`, `2h`, `1W`, a bare number being
+/// seconds), in seconds; `None` for what ssh calls an invalid time value (an unknown unit, a
+/// sign, nothing, or past `INT_MAX` seconds).
 fn seconds(value: &str) -> Option<u64> {
-    if value.bytes().all(|b| b.is_ascii_digit()) {
+    const MAX: u64 = i32::MAX as u64;
+    if value.is_empty() {
         return None;
     }
     let (mut total, mut number) = (0u64, None::<u64>);
     for c in value.chars() {
         match c.to_digit(10) {
             Some(digit) => {
-                number = Some(
-                    number
-                        .unwrap_or(0)
-                        .checked_mul(10)?
-                        .checked_add(digit.into())?,
-                );
+                let n = number.unwrap_or(0) * 10 + u64::from(digit);
+                if n > MAX {
+                    return None;
+                }
+                number = Some(n);
             }
             None => {
-                let unit = match c {
+                let unit = match c.to_ascii_lowercase() {
                     's' => 1,
                     'm' => 60,
                     'h' => 3600,
@@ -1958,13 +2058,14 @@ fn seconds(value: &str) -> Option<u64> {
                     'w' => 604_800,
                     _ => return None,
                 };
-                total = total.checked_add(number.take()?.checked_mul(unit)?)?;
+                total += number.take()? * unit;
+                if total > MAX {
+                    return None;
+                }
             }
         }
     }
-    total
-        .checked_add(number.unwrap_or(0))
-        .filter(|&t| t > 0 || value.starts_with('0'))
+    Some(total + number.unwrap_or(0)).filter(|t| *t <= MAX)
 }
 
 /// The `SendEnv` patterns of an OpenSSH config `text` that apply to `host`, every line's, as
@@ -2457,7 +2558,9 @@ mod tests {
             ("User #x", "missing argument"),
             // readconf.c: "keyword user extra arguments at end of line"; `User a b` was `a`.
             ("User a b", "extra arguments at end of line"),
-            ("ProxyJump \"a\" b", "extra arguments at end of line"),
+            ("ProxyJump a b", "extra arguments at end of line"),
+            // ssh: Invalid ProxyJump ""a" b".
+            ("ProxyJump \"a\" b", "Invalid ProxyJump"),
         ] {
             let e = openssh_line(line).unwrap_err().reason();
             assert!(e.contains(why), "{line}: {e}");
@@ -2490,7 +2593,10 @@ mod tests {
             tmux.remote_command.as_deref(),
             Some("tmux new -A -s \"#main\"")
         );
-        assert!(env.contains("line 7: SetEnv"), "{env}");
+        assert!(
+            env.starts_with(&format!("{} line 7: SetEnv", file.display())),
+            "{env}"
+        );
         assert_eq!(mine.user, "bob");
         let with =
             |option: &str| Config::resolve_with("h", Some(Path::new("none")), &[option.to_owned()]);
@@ -2501,6 +2607,77 @@ mod tests {
         );
         let e = with("User=a b").unwrap_err().to_string();
         assert!(e.contains("extra arguments at end of line"), "{e}");
+    }
+
+    #[test]
+    fn a_quoted_word_holding_a_jump_list_or_a_whole_forward_is_refused_as_in_ssh() {
+        for (line, why) in [
+            (
+                r#"ProxyJump "a,b""#,
+                r#"ProxyJump "a,b": Invalid ProxyJump"#,
+            ),
+            ("ProxyJump 'a'", "ProxyJump 'a': Invalid ProxyJump"),
+            (
+                r#"LocalForward "8080 localhost:80""#,
+                r#"LocalForward "8080 localhost:80": missing target argument"#,
+            ),
+            (
+                "LocalForward 8080:localhost:80",
+                "LocalForward 8080:localhost:80: missing target argument",
+            ),
+        ] {
+            let e = Config::resolve_with("h", Some(Path::new("none")), &[line.to_owned()])
+                .unwrap_err()
+                .to_string();
+            assert_eq!(e, format!("bad option {line:?}: {why}"));
+        }
+        let dir = std::env::temp_dir().join(format!("netkit-quoted-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("cfg");
+        std::fs::write(&file, "Host h\n  ProxyJump \"a,b\"\n").unwrap();
+        let e = Config::resolve("h", Some(&file)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{} line 2: ProxyJump \"a,b\": Invalid ProxyJump",
+                file.display()
+            )
+        );
+        // Written as ssh takes them, they still count.
+        std::fs::write(
+            &file,
+            "Host h\n  ProxyJump a,b\n  LocalForward \"8080\" \"localhost:80\"\n",
+        )
+        .unwrap();
+        let c = Config::resolve("h", Some(&file)).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(c.forwards.local, ["8080:localhost:80"]);
+        assert_eq!(c.jump.map(|j| j.host).as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn a_bad_line_names_its_file_once_as_ssh_does() {
+        let dir = std::env::temp_dir().join(format!("netkit-badline-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (file, included) = (dir.join("cfg"), dir.join("inc"));
+        std::fs::write(&file, "Host *\n  Port 22\n  User a b\n").unwrap();
+        std::fs::write(&included, "# x\nUser \"a\n").unwrap();
+        let e = Config::resolve("h", Some(&file)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{} line 3: User a b: extra arguments at end of line",
+                file.display()
+            )
+        );
+        // An included file's line is named in that file, as ssh names it.
+        std::fs::write(&file, format!("Include {}\n", included.display())).unwrap();
+        let e = Config::resolve("h", Some(&file)).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            e,
+            format!("{} line 2: User \"a: invalid quotes", included.display())
+        );
     }
 
     #[test]
@@ -2859,7 +3036,7 @@ mod tests {
         assert_eq!(seconds("2h"), Some(7200));
         assert_eq!(
             (seconds("90"), seconds("1x"), seconds("m")),
-            (None, None, None)
+            (Some(90), None, None)
         );
         let dir = std::env::temp_dir().join(format!("netkit-values-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -2878,6 +3055,45 @@ mod tests {
         std::fs::write(&file, "Host *\n  LogLevel ERROR\n").unwrap();
         let c = Config::resolve("h", Some(&file)).unwrap();
         assert_eq!(c.log_level.as_deref(), Some("ERROR"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn times_are_read_as_openssh_convtime_reads_them_in_dash_o_and_files() {
+        assert_eq!(
+            ["1h30m", "90s", "2m", "1m30", "1W", "0", "2147483647"].map(seconds),
+            [5400, 90, 120, 90, 604_800, 0, 2_147_483_647].map(Some)
+        );
+        assert_eq!(
+            ["", "5x", "-1", "s", "2147483648", "4000w"].map(seconds),
+            [None; 6]
+        );
+        let with = |options: &[&str], file: Option<&Path>| {
+            let options: Vec<String> = options.iter().map(|o| (*o).to_owned()).collect();
+            Config::resolve_files("h", Some(file.unwrap_or(Path::new("none"))), None, &options)
+        };
+        let c = with(&["ConnectTimeout=5s", "ServerAliveInterval 1m"], None).unwrap();
+        assert_eq!(
+            (c.connect_timeout, c.keepalive),
+            (Duration::from_secs(5), Duration::from_secs(60))
+        );
+        let c = with(&["ConnectTimeout 1h30m"], None).unwrap();
+        assert_eq!(c.connect_timeout, Duration::from_secs(5400));
+        let e = with(&["ConnectTimeout=5x"], None).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "bad option \"ConnectTimeout=5x\": ConnectTimeout 5x: invalid time value"
+        );
+        let dir = std::env::temp_dir().join(format!("netkit-times-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("cfg");
+        std::fs::write(&file, "Host *\n  ServerAliveInterval 2m\n").unwrap();
+        let c = with(&[], Some(&file)).unwrap();
+        assert_eq!(c.keepalive, Duration::from_secs(120));
+        std::fs::write(&file, "Host *\n  ConnectTimeout 1y\n").unwrap();
+        let e = with(&[], Some(&file)).unwrap_err().to_string();
+        assert!(e.contains("ConnectTimeout 1y: invalid time value"), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong, naming the host (and file) concerned.
 #[derive(Debug, thiserror::Error)]
@@ -98,10 +98,13 @@ pub enum Error {
         reason: String,
     },
     /// The OpenSSH client config could not be read or parsed.
-    #[error("{}: bad ssh config: {reason}", path.display())]
+    #[error("{}", ssh_config_message(path, line.as_ref(), reason))]
     SshConfig {
         /// The file.
         path: PathBuf,
+        /// The file (this one or one it includes) and the number of the line at fault, when
+        /// it is one line.
+        line: Option<(PathBuf, usize)>,
         /// What is wrong.
         reason: String,
     },
@@ -296,5 +299,14 @@ impl Error {
                 reason: error.message().to_owned(),
             },
         }
+    }
+}
+
+/// [`Error::SshConfig`]'s message: a line at fault named as ssh names it, `cfg line 3: ...`
+/// (naming the file once: it was `cfg: bad ssh config: cfg: line 3: ...`).
+fn ssh_config_message(path: &Path, line: Option<&(PathBuf, usize)>, reason: &str) -> String {
+    match line {
+        Some((file, at)) => format!("{} line {at}: {reason}", file.display()),
+        None => format!("{}: bad ssh config: {reason}", path.display()),
     }
 }

@@ -324,6 +324,56 @@ fn tilde_dot_after_a_newline_ends_a_terminal_session_as_in_ssh() {
 }
 
 #[test]
+fn tilde_v_steps_the_log_level_and_tilde_b_and_tilde_r_say_why_not_as_in_ssh() {
+    // ssh's ~V and ~v step its LogLevel ("~v [LogLevel VERBOSE]"); ~B and ~R, which libssh2
+    // cannot do, are each said in one line. All three went to the remote as keys.
+    let mut terminal = Terminal::start(&netkit_line(&["-t"], &["'echo ready; sleep 60'"]));
+    terminal.wait_for("ready");
+    for (keys, said) in [
+        (&b"\r~v"[..], "~v [LogLevel VERBOSE]"),
+        (b"\r~v", "~v [LogLevel DEBUG1]"),
+        (b"\r~v", "~v [LogLevel DEBUG1]"),
+        (b"\r~V", "~V [LogLevel VERBOSE]"),
+        (b"\r~B", "~B [BREAK not supported: libssh2 cannot send one]"),
+        (
+            b"\r~R",
+            "~R [rekey not supported: libssh2 cannot start one]",
+        ),
+    ] {
+        let seen = terminal.screen.lock().unwrap().matches(said).count();
+        terminal.type_keys(keys);
+        terminal.wait_for_nth(said, seen + 1);
+    }
+    // ~? lists what is supported, and only that.
+    terminal.type_keys(b"\r~?");
+    terminal.wait_for("(Note that escapes");
+    terminal.type_keys(b"\r~.");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(255), "{screen}");
+    let help = screen
+        .split("Supported escape sequences:")
+        .nth(1)
+        .and_then(|rest| rest.split("(Note").next())
+        .unwrap_or_default();
+    let listed: Vec<&str> = help
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "~.   - terminate connection",
+            "~V/v - decrease/increase verbosity (LogLevel)",
+            "~^Z  - suspend netkit",
+            "~?   - this message",
+            "~~   - send the escape character by typing it twice",
+        ],
+        "{screen}"
+    );
+}
+
+#[test]
 fn ctrl_c_stops_a_remote_command_whose_output_outruns_the_terminal() {
     // The keys were sent only once the output paused: a `yes` ran on after Ctrl-C.
     let mut terminal =
@@ -4807,6 +4857,58 @@ fn dash_e_writes_the_log_to_a_file_as_ssh_e() {
 }
 
 #[test]
+fn dash_e_takes_the_error_lines_too_as_ssh_e() {
+    // ssh -E writes its error messages to the file and nothing to stderr (`ssh -E f -p 1
+    // 127.0.0.1`: "connect to host 127.0.0.1 port 1: Connection refused" in f); netkit's
+    // errors stayed on stderr.
+    let log = work_dir().join("ssh-dash-e-errors.log");
+    let _ = std::fs::remove_file(&log);
+    let l = log.to_str().unwrap();
+    let port = free_port().to_string();
+    let args = [
+        "ssh",
+        "-E",
+        l,
+        "-o",
+        "ConnectTimeout=1",
+        "-p",
+        &port,
+        "127.0.0.1",
+        "true",
+    ];
+    let out = netkit(&args, b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert_eq!(err, "");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("netkit: error:") && text.contains(&port),
+        "{text}"
+    );
+    // So do the lines said between password questions.
+    let _ = std::fs::remove_file(&log);
+    let dir = work_dir().join("ssh-dash-e-errors");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (script, asked) = askpass_script(&dir, "wrong");
+    let _ = std::fs::remove_file(&asked);
+    let out = ssh_by_password_without_terminal(
+        &["-E", l, "-o", "NumberOfPasswordPrompts=2"],
+        &[
+            ("SSH_ASKPASS", &script),
+            ("SSH_ASKPASS_REQUIRE", Path::new("force")),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert_eq!(err, "");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("Permission denied, please try again.") && text.contains("netkit: error:"),
+        "{text}"
+    );
+}
+
+#[test]
 fn dash_e_makes_no_log_file_for_a_line_that_is_refused() {
     // The file was made before the arguments were checked: an empty file for every typo.
     // OpenSSH makes none.
@@ -5938,9 +6040,9 @@ fn on_a_terminal_the_passphrase_of_a_key_is_asked_for() {
     .join(" ");
     let mut terminal = Terminal::start(&line);
     terminal.wait_for("Enter passphrase for key");
-    // A wrong passphrase is asked again, as ssh does.
+    // A wrong passphrase is asked again in the same words, as ssh does.
     terminal.type_keys(b"not-the-passphrase\r");
-    terminal.wait_for("Bad passphrase, try again");
+    terminal.wait_for_nth("Enter passphrase for key", 2);
     terminal.type_keys(format!("{}\r", env("NETKIT_TEST_SSH_PASSPHRASE")).as_bytes());
     let (code, screen) = terminal.finish();
     assert_eq!(code, Some(0), "{screen}");
@@ -6084,8 +6186,8 @@ fn on_a_terminal_the_passphrase_of_a_key_is_asked_for() {
 
 #[test]
 fn a_wrong_passphrase_is_asked_again_for_every_key_as_ssh_asks() {
-    // A default key and a config file's, each answered wrongly once: ssh asks again ("Bad
-    // passphrase, try again") up to three times in all.
+    // A default key and a config file's, each answered wrongly once: ssh asks again in the
+    // same words, up to three times in all.
     let home = fresh_home("ssh-cli-passphrase-again");
     let default_key = home.join(".ssh/id_ed25519");
     std::fs::copy(key("id_encrypted"), &default_key).unwrap();
@@ -6109,7 +6211,7 @@ fn a_wrong_passphrase_is_asked_again_for_every_key_as_ssh_asks() {
         let mut terminal = Terminal::start(&line);
         terminal.wait_for("Enter passphrase for key");
         terminal.type_keys(b"wrong\r");
-        terminal.wait_for("Bad passphrase, try again");
+        terminal.wait_for_nth("Enter passphrase for key", 2);
         terminal.type_keys(right.as_bytes());
         let (code, screen) = terminal.finish();
         assert_eq!(code, Some(0), "{line}: {screen}");
@@ -6125,7 +6227,7 @@ fn a_wrong_passphrase_is_asked_again_for_every_key_as_ssh_asks() {
     let terminal = Terminal::start(&line);
     let (code, screen) = terminal.finish();
     assert_eq!(code, Some(255), "{screen}");
-    assert!(!screen.contains("passphrase, try again"), "{screen}");
+    assert!(!screen.contains("Enter passphrase"), "{screen}");
 }
 
 #[test]
@@ -8154,16 +8256,85 @@ fn ssh_askpass_answers_for_the_password_as_ssh_asks_it() {
     );
     assert_eq!(out.status.code(), Some(255));
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
-    // A cancelled askpass (status 1) is no password.
+    // A cancelled askpass (status 1) is an empty password, refused and asked again up to
+    // NumberOfPasswordPrompts times, as ssh asks (it stopped at the first).
+    let cancel = dir.join("cancel.sh");
+    std::fs::write(
+        &cancel,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\nexit 1\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cancel, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _ = std::fs::remove_file(&log);
     let out = ssh_by_password_without_terminal(
-        &[],
-        &[
-            ("SSH_ASKPASS", Path::new("/bin/false")),
-            ("SSH_ASKPASS_REQUIRE", force),
-        ],
+        &["-o", "NumberOfPasswordPrompts=2"],
+        &[("SSH_ASKPASS", &cancel), ("SSH_ASKPASS_REQUIRE", force)],
     );
-    assert_eq!(out.status.code(), Some(255));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
     assert!(out.stdout.is_empty());
+    let asked = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(asked.matches("'s password: ").count(), 2, "{asked}");
+    assert_eq!(
+        err.matches("Permission denied, please try again.").count(),
+        1,
+        "{err}"
+    );
+}
+
+#[test]
+fn number_of_password_prompts_bounds_the_passphrase_questions() {
+    // ssh asks "Enter passphrase for key" again after a wrong answer, NumberOfPasswordPrompts
+    // times in all (0: never), then goes on to the next method; netkit asked three times
+    // whatever the option said.
+    let dir = work_dir().join("ssh-cli-passphrase-prompts");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (script, log) = askpass_script(&dir, "wrong");
+    let force = Path::new("force");
+    {
+        let path = key("id_encrypted").display().to_string();
+        for (prompts, asked) in [("2", 2), ("1", 1), ("0", 0)] {
+            let _ = std::fs::remove_file(&log);
+            let option = format!("NumberOfPasswordPrompts={prompts}");
+            let out = Command::new("setsid")
+                .arg("-w")
+                .arg(netkit_bin())
+                // The key alone: no working key after it.
+                .args(["ssh", "-p", &port().to_string(), "--known-hosts"])
+                .arg(env("NETKIT_TEST_SSH_KNOWN_HOSTS"))
+                .args([
+                    "-o",
+                    "PasswordAuthentication=no",
+                    "-o",
+                    &option,
+                    "-i",
+                    &path,
+                ])
+                .args([dest().as_str(), "echo", "ok"])
+                .env_remove("SSH_AUTH_SOCK")
+                .env_remove("NETKIT_SSH_PASSPHRASE")
+                .env_remove("DISPLAY")
+                .env("SSH_ASKPASS", &script)
+                .env("SSH_ASKPASS_REQUIRE", force)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(255), "{path} {option}: {err}");
+            let questions = std::fs::read_to_string(&log).unwrap_or_default();
+            assert_eq!(
+                questions
+                    .matches(&format!("Enter passphrase for key '{path}': "))
+                    .count(),
+                asked,
+                "{path} {option}: {questions}"
+            );
+            assert_eq!(questions.lines().count(), asked, "{questions}");
+        }
+    }
 }
 
 #[test]

@@ -66,13 +66,18 @@ pub fn say_error_line(line: &str) {
     say(format_args!("netkit: error: {}", shown(line)));
 }
 
-/// Writes a line to stderr. A stderr that cannot take it (closed, a full disk) changes
-/// nothing else: `eprintln!` panicked there, exit 101 in place of the documented code.
+/// Writes a line to stderr, or to ssh -E's log file once it takes them
+/// ([`crate::log_file::take_errors`]). A stderr that cannot take it (closed, a full disk)
+/// changes nothing else: `eprintln!` panicked there, exit 101 in place of the documented code.
 pub fn say(line: std::fmt::Arguments<'_>) {
-    let _ = writeln!(std::io::stderr(), "{line}");
+    let _ = match crate::log_file::errors() {
+        Some(mut file) => writeln!(file, "{line}"),
+        None => writeln!(std::io::stderr(), "{line}"),
+    };
 }
 
-/// As [`say`], without the line end.
+/// Writes to stderr, without a line end, whatever -E says: what the session shows the person
+/// at the terminal (escape help, `~.`'s goodbye), which ssh writes there and not to its log.
 pub fn say_part(text: std::fmt::Arguments<'_>) {
     let _ = write!(std::io::stderr(), "{text}");
 }

@@ -69,7 +69,17 @@ fn main() -> ExitCode {
         Command::Http(args) => args.log_filter(),
         _ => None,
     };
-    if let Some(filter) = asked {
+    // `netkit ssh`'s ~v and ~V step the level while it runs, as ssh's: its filter lets our own
+    // steps through and the maximum level, set after init, decides (RUST_LOG's filter stays).
+    let stepped = match &cli.command {
+        Command::Ssh(args) if std::env::var_os("RUST_LOG").is_none() => {
+            Some(args.connect.log_level().unwrap_or(log::LevelFilter::Warn))
+        }
+        _ => None,
+    };
+    if stepped.is_some() {
+        logger.parse_filters(ssh::OWN_STEPS);
+    } else if let Some(filter) = asked {
         logger.parse_filters(filter);
     }
     if !matches!(cli.command, Command::Serve(_)) {
@@ -112,9 +122,9 @@ fn main() -> ExitCode {
         _ => None,
     };
     if let Some(path) = log_file {
-        match log_file::target(path) {
+        match log_file::open(path) {
             Ok(file) => {
-                logger.target(env_logger::Target::Pipe(file));
+                logger.target(env_logger::Target::Pipe(Box::new(file)));
             }
             Err(e) => {
                 crate::exit::say(format_args!("netkit: error: -E {}: {e}", path.display()));
@@ -141,6 +151,9 @@ fn main() -> ExitCode {
         }
     }
     logger.init();
+    if let Some(level) = stepped {
+        log::set_max_level(level);
+    }
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Connect(args) => connect::run(args),

@@ -93,23 +93,30 @@ pub struct ConnectArgs {
 }
 
 impl ConnectArgs {
-    /// The log filter -v, -q or `-o LogLevel=...` asks for, if any (the flags win).
-    pub fn log_filter(&self) -> Option<&'static str> {
-        // Our own steps, as ssh -v tells its own; the config parser's are not the user's.
-        const DEBUG: &str = "warn,net_ssh=debug,netkit=debug";
+    /// The log level -v, -q or `-o LogLevel=...` asks for, if any (the flags win).
+    pub fn log_level(&self) -> Option<log::LevelFilter> {
         if self.verbose > 0 {
-            return Some(DEBUG);
+            return Some(log::LevelFilter::Debug);
         }
         if self.quiet {
-            return Some("error");
+            return Some(log::LevelFilter::Error);
         }
         // The first -o LogLevel wins, as the first value obtained does in OpenSSH.
         let level = self.option("loglevel")?.to_ascii_uppercase();
         match level.as_str() {
-            "QUIET" | "FATAL" | "ERROR" => Some("error"),
-            l if l.starts_with("DEBUG") => Some(DEBUG),
+            "QUIET" | "FATAL" | "ERROR" => Some(log::LevelFilter::Error),
+            l if l.starts_with("DEBUG") => Some(log::LevelFilter::Debug),
             _ => None,
         }
+    }
+
+    /// The log filter for [`log_level`](Self::log_level), if one was asked for.
+    pub fn log_filter(&self) -> Option<&'static str> {
+        self.log_level().map(|level| match level {
+            log::LevelFilter::Off | log::LevelFilter::Error => "error",
+            log::LevelFilter::Debug | log::LevelFilter::Trace => OWN_STEPS,
+            log::LevelFilter::Warn | log::LevelFilter::Info => "warn",
+        })
     }
 
     /// The value of the first -o naming `keyword` (lowercase), as the first value obtained
@@ -274,7 +281,7 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
         .flatten();
     let may_ask = asker.is_some();
     for_each_hop(config, |hop| hop.asks_passphrases = may_ask);
-    // A cancelled askpass skips the key, as an empty answer does.
+    // A cancelled askpass is an empty answer (ssh's read_passphrase): it skips a key.
     let ask = |prompt: &str| match &asker {
         Some(asker) => asker.ask(prompt).map_err(own),
         None => Ok(None),
@@ -285,20 +292,21 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
     };
     // The default keys with the passphrases given (none when every one was skipped).
     let mut unlocked_defaults: Option<Vec<Identity>> = None;
-    // Three tries per key, as ssh gives, and the keys given up on.
-    let mut retries = Vec::new();
+    // The keys given up on.
     let mut skipped = Vec::new();
-    // The keys whose passphrase a person typed: one from NETKIT_SSH_PASSPHRASE that is wrong
-    // is passed over, not asked again as if someone had mistyped it.
+    // The keys whose passphrase a person was asked for, once per question: one from
+    // NETKIT_SSH_PASSPHRASE that is wrong is passed over, not asked again as if someone had
+    // mistyped it.
     let mut asked = Vec::new();
     // The (host, user) of each password a person typed.
     let mut typed: Vec<(String, String)> = Vec::new();
     loop {
         match Client::connect(config) {
             Err(Error::Key { path }) if may_ask => {
-                let tries = retries.iter().filter(|p| **p == path).count();
+                let tries = asked.iter().filter(|p| **p == path).count();
                 // The flags give every hop the same keys: one answer serves them all.
                 let mut had_passphrase = None;
+                let mut prompts = 0;
                 for_each_hop(config, |hop| {
                     if let Some(identity) = hop
                         .identities
@@ -306,22 +314,21 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                         .find(|i| i.path == path && i.is_encrypted())
                     {
                         had_passphrase.get_or_insert(identity.passphrase.is_some());
+                        prompts = prompts.max(hop.password_prompts);
                     }
                 });
+                // Asked with the same words again after a wrong answer, NumberOfPasswordPrompts
+                // times in all (0: never), as ssh's load_identity_file asks.
                 let answer = match had_passphrase {
                     None => return Err(own(Error::Key { path })),
-                    Some(false) => {
+                    Some(true) if tries == 0 => String::new(),
+                    Some(_) if u32::try_from(tries).is_ok_and(|n| n < prompts) => {
                         asked.push(path.clone());
                         ask_passphrase(&path)?
                     }
-                    Some(true) if tries < 2 && asked.contains(&path) => {
-                        retries.push(path.clone());
-                        let prompt = format!("Bad passphrase, try again for {}: ", path.display());
-                        ask(&prompt)?.unwrap_or_default()
-                    }
-                    Some(true) => String::new(),
+                    Some(_) => String::new(),
                 };
-                // An empty answer skips the key, as in ssh, and so do three wrong ones: the
+                // An empty answer skips the key, as in ssh, and so does the last wrong one: the
                 // next key or the password is tried.
                 let passphrase = (!answer.is_empty()).then_some(answer);
                 let update = |identities: &mut Vec<Identity>| match &passphrase {
@@ -364,7 +371,11 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                         let mut identities = Vec::new();
                         for mut identity in defaults {
                             if identity.is_encrypted() {
-                                // An empty answer skips the key, as in ssh.
+                                // An empty answer skips the key, as in ssh, and so does
+                                // NumberOfPasswordPrompts=0, which asks for nothing.
+                                if hop.password_prompts == 0 {
+                                    continue;
+                                }
                                 asked.push(identity.path.clone());
                                 let passphrase = ask_passphrase(&identity.path)?;
                                 if passphrase.is_empty() {
@@ -406,15 +417,9 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                     crate::exit::say(format_args!("Permission denied, please try again."));
                 }
                 let prompt = format!("{user}@{host}'s password: ");
-                let Some(password) = ask(&prompt)? else {
-                    return Err(own(Error::Auth {
-                        host,
-                        user,
-                        tried,
-                        accepted,
-                    }));
-                };
-                hop.password = Some(password);
+                // A cancelled askpass is an empty password, tried and counted as one, as
+                // ssh's read_passphrase gives it to userauth_passwd.
+                hop.password = Some(ask(&prompt)?.unwrap_or_default());
                 typed.push((host, user));
             }
             Err(error) => return Err(own(without_prompt(error, config, may_ask))),
@@ -490,6 +495,10 @@ pub(crate) fn own(error: impl Into<anyhow::Error>) -> Failure {
         error: error.into(),
     }
 }
+
+/// The log filter that shows our own debug steps, as ssh -v tells its own; the config
+/// parser's are not the user's.
+pub const OWN_STEPS: &str = "warn,net_ssh=debug,netkit=debug";
 
 /// Arguments of `netkit ssh`.
 #[derive(clap::Args)]
@@ -886,11 +895,6 @@ pub fn run(mut args: Args) -> Outcome {
         args.no_stdin = true;
     }
     let on_terminal = !args.no_stdin && std::io::stdin().is_terminal();
-    if tty == 1 && !on_terminal {
-        crate::exit::say(format_args!(
-            "netkit: no remote terminal: stdin is not a terminal (-tt forces one)"
-        ));
-    }
     if args.no_command && !command.is_empty() {
         return Err(own(anyhow!("-N runs no command, but one was given")));
     }
@@ -914,6 +918,14 @@ pub fn run(mut args: Args) -> Outcome {
         Some(spec) => Some(parse_host_port(spec)?),
         None => None,
     };
+    // The arguments are taken: from here what ssh -E would log goes to its file, as ssh's
+    // messages do once its command line is read.
+    crate::log_file::take_errors();
+    if tty == 1 && !on_terminal {
+        crate::exit::say(format_args!(
+            "netkit: no remote terminal: stdin is not a terminal (-tt forces one)"
+        ));
+    }
     let client = connect(&mut config)?;
     if let Some((host, port)) = stdio_to {
         return stdio_forward(client, host, port, !args.no_stdin);
@@ -1009,11 +1021,28 @@ pub fn run(mut args: Args) -> Outcome {
                         (_, Some(Escape::Disconnect)) => {
                             // Exiting skips the guard's drop: put the terminal back here.
                             restore_terminal(saved);
-                            crate::exit::say(format_args!("Connection to {host} closed."));
+                            crate::exit::say_part(format_args!("Connection to {host} closed.\n"));
                             std::process::exit(i32::from(OWN_ERROR));
                         }
                         (keys, Some(Escape::Help)) => {
                             crate::exit::say_part(format_args!("{}", escapes.help()));
+                            keys
+                        }
+                        (keys, Some(Escape::Verbosity { more })) => {
+                            let name = step_log_level(more);
+                            crate::exit::say_part(format_args!(
+                                "{}{} [LogLevel {name}]\r\n",
+                                EscapeChar(Some(escapes.escape)),
+                                if more { 'v' } else { 'V' }
+                            ));
+                            keys
+                        }
+                        (keys, Some(Escape::Unsupported { key, why })) => {
+                            crate::exit::say_part(format_args!(
+                                "{}{} [{why}]\r\n",
+                                EscapeChar(Some(escapes.escape)),
+                                char::from(key)
+                            ));
                             keys
                         }
                         (keys, Some(Escape::Suspend)) => {
@@ -1196,6 +1225,38 @@ enum Escape {
     Help,
     /// `~^Z`: suspend netkit (not the remote program).
     Suspend,
+    /// `~V` (`more` false) or `~v`: less or more of the log, as ssh steps its LogLevel.
+    Verbosity { more: bool },
+    /// `~B` (a BREAK) and `~R` (a rekey): libssh2 can send neither (a started channel takes
+    /// no other request of this kind, and it starts no key exchange), said on the terminal.
+    Unsupported { key: u8, why: &'static str },
+}
+
+/// The levels `~V` and `~v` step through, by ssh's LogLevel names.
+const LOG_LEVELS: [(log::LevelFilter, &str); 5] = [
+    (log::LevelFilter::Off, "QUIET"),
+    (log::LevelFilter::Error, "ERROR"),
+    (log::LevelFilter::Warn, "INFO"),
+    (log::LevelFilter::Info, "VERBOSE"),
+    (log::LevelFilter::Debug, "DEBUG1"),
+];
+
+/// Steps the log level one down or up (as ssh's `~V`/`~v`, never past QUIET or the most we
+/// log) and returns its LogLevel name.
+fn step_log_level(more: bool) -> &'static str {
+    let last = LOG_LEVELS.len() - 1;
+    let now = LOG_LEVELS
+        .iter()
+        .position(|(level, _)| *level == log::max_level())
+        .unwrap_or(last);
+    let next = if more {
+        (now + 1).min(last)
+    } else {
+        now.saturating_sub(1)
+    };
+    let (level, name) = LOG_LEVELS[next];
+    log::set_max_level(level);
+    name
 }
 
 /// ssh's escape character (`~` unless -e says), read from keys on their way to a remote
@@ -1220,7 +1281,7 @@ impl Escapes {
     fn help(&self) -> String {
         let e = EscapeChar(Some(self.escape));
         format!(
-            "Supported escape sequences:\r\n {e}.   - terminate connection\r\n {e}^Z  - suspend netkit\r\n {e}?   - this message\r\n {e}{e}   - send the escape character by typing it twice\r\n(Note that escapes are only recognized immediately after newline.)\r\n"
+            "Supported escape sequences:\r\n {e}.   - terminate connection\r\n {e}V/v - decrease/increase verbosity (LogLevel)\r\n {e}^Z  - suspend netkit\r\n {e}?   - this message\r\n {e}{e}   - send the escape character by typing it twice\r\n(Note that escapes are only recognized immediately after newline.)\r\n"
         )
     }
 
@@ -1238,6 +1299,24 @@ impl Escapes {
                     }
                     b'\x1a' => {
                         escape = Some(Escape::Suspend);
+                        continue;
+                    }
+                    b'V' | b'v' => {
+                        escape = Some(Escape::Verbosity { more: key == b'v' });
+                        continue;
+                    }
+                    b'B' => {
+                        escape = Some(Escape::Unsupported {
+                            key,
+                            why: "BREAK not supported: libssh2 cannot send one",
+                        });
+                        continue;
+                    }
+                    b'R' => {
+                        escape = Some(Escape::Unsupported {
+                            key,
+                            why: "rekey not supported: libssh2 cannot start one",
+                        });
                         continue;
                     }
                     key if key == self.escape => out.push(key),
@@ -2254,6 +2333,16 @@ mod tests {
             Escapes::new(b'~').filter(b"~\x1aa"),
             (b"a".to_vec(), Some(Escape::Suspend))
         );
+        assert_eq!(
+            Escapes::new(b'~').filter(b"~V"),
+            (Vec::new(), Some(Escape::Verbosity { more: false }))
+        );
+        for key in [b'B', b'R'] {
+            assert!(matches!(
+                Escapes::new(b'~').filter(&[b'~', key]),
+                (keys, Some(Escape::Unsupported { key: k, .. })) if keys.is_empty() && k == key
+            ));
+        }
     }
 
     #[test]

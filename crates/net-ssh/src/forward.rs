@@ -746,8 +746,8 @@ impl Client {
     }
 
     /// Moves a tunnel's bytes until it closes, or `stopped` is readable (its other end shut
-    /// or gone: the relay is being dropped) and what the local side had sent is passed on,
-    /// for [`RELAY_GRACE`] at most. Sleeps until the tunnel, the server or `stopped` has
+    /// or gone: the relay is being dropped), what the local side had sent is passed on and
+    /// the far side has ended, for [`RELAY_GRACE`] at most. Sleeps until the tunnel, the server or `stopped` has
     /// something, or a keepalive is due.
     fn relay(&self, mut tunnel: Tunnel<UnixStream>, stopped: &UnixStream) -> Result<(), Error> {
         let mut buf = vec![0; CHUNK];
@@ -762,8 +762,14 @@ impl Client {
                 && !matches!((&*stopped).read(&mut [0]), Err(e) if e.kind() == ErrorKind::WouldBlock)
             {
                 ending = Some(Instant::now() + RELAY_GRACE);
+                // What the session wrote last (its goodbye) may have come after the last
+                // read that found nothing: read again before counting it passed on.
+                tunnel.local_idle = false;
             }
-            if ending.is_some_and(|deadline| tunnel.flushed() || Instant::now() >= deadline) {
+            // Passed on, and the far side done (the server's EOF: with a session's goodbye,
+            // once the next hop has taken it), as ssh -W waits for its channel to close.
+            let done = tunnel.flushed() && tunnel.server_eof;
+            if ending.is_some_and(|deadline| done || Instant::now() >= deadline) {
                 break;
             }
             if alive.moved(tunnel.pump(&mut buf)) {

@@ -522,13 +522,10 @@ fn proxy_jump_from_an_ssh_config_file() {
 
 /// `forwards` carried on a thread; the returned function stops them and checks they ended well.
 fn carried(mut forwards: net_ssh::Forwards) -> impl FnOnce() {
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let running = {
-        let stop = std::sync::Arc::clone(&stop);
-        std::thread::spawn(move || forwards.run(&stop))
-    };
+    let stop = forwards.stopper();
+    let running = std::thread::spawn(move || forwards.run());
     move || {
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        stop.now();
         running.join().unwrap().unwrap();
     }
 }
@@ -537,9 +534,128 @@ fn carried(mut forwards: net_ssh::Forwards) -> impl FnOnce() {
 fn socks_proxy() -> (std::net::SocketAddr, impl FnOnce()) {
     let socks = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = socks.local_addr().unwrap();
-    let mut forwards = Client::connect(&keyed()).unwrap().into_forwards();
+    let mut forwards = Client::connect(&keyed()).unwrap().into_forwards().unwrap();
     forwards.dynamic(socks).unwrap();
     (addr, carried(forwards))
+}
+
+/// A thread's voluntary context switches so far (`/proc/PID/task/TID/status`): each sleep
+/// in a poll that ends is one.
+fn voluntary_switches(task: &Path) -> u64 {
+    std::fs::read_to_string(task.join("status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("voluntary_ctxt_switches")
+}
+
+#[test]
+fn idle_forwards_sleep_until_something_happens_and_stop_at_once() {
+    use std::io::{Read as _, Write as _};
+    let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
+    let local = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let local_addr = local.local_addr().unwrap();
+    let mut config = keyed();
+    // No keepalive is due while the loop is watched.
+    config.keepalive = Duration::from_secs(600);
+    let mut forwards = Client::connect(&config).unwrap().into_forwards().unwrap();
+    forwards
+        .local(local, "127.0.0.1", echo.addrs[0].port())
+        .unwrap();
+    let stop = forwards.stopper();
+    let (task_tx, task_rx) = std::sync::mpsc::channel();
+    let running = std::thread::spawn(move || {
+        // "PID/task/TID": the loop's own thread, whatever other tests run meanwhile.
+        task_tx
+            .send(std::fs::read_link("/proc/thread-self").unwrap())
+            .unwrap();
+        forwards.run()
+    });
+    let task = Path::new("/proc").join(task_rx.recv().unwrap());
+    let round_trip = |conn: &mut TcpStream| {
+        conn.write_all(b"ping").unwrap();
+        let mut back = [0; 4];
+        conn.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"ping");
+    };
+    let mut conns: Vec<TcpStream> = (0..50)
+        .map(|_| {
+            let mut conn = TcpStream::connect(local_addr).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            round_trip(&mut conn);
+            conn
+        })
+        .collect();
+    // Settled: the server's last words (window adjusts) taken in.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = voluntary_switches(&task);
+    std::thread::sleep(Duration::from_secs(2));
+    let woke = voluntary_switches(&task) - before;
+    // A loop that polls every 50 ms wakes 40 times in 2 s; asleep until something happens,
+    // none (a few allowed for the machine's own doings).
+    assert!(
+        woke < 10,
+        "the forwarding loop woke {woke} times in 2 s with 50 idle connections"
+    );
+    round_trip(&mut conns[17]);
+    let asked = Instant::now();
+    stop.now();
+    running.join().unwrap().unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "stopping took {:?}",
+        asked.elapsed()
+    );
+}
+
+#[test]
+fn dropping_a_client_through_a_jump_host_says_goodbye_to_each_hop_and_ends_its_relay() {
+    let sshd = netkit_tests::ssh::OwnSshd::start("jump-goodbye", &[]);
+    let hop = || {
+        let mut config = keyed();
+        config.port = sshd.port;
+        config.known_hosts.clone_from(&sshd.known_hosts);
+        config
+    };
+    let mut target = hop();
+    target.jump = Some(Box::new(hop()));
+    let client = Client::connect(&target).unwrap();
+    let out = client.exec("echo through", b"").unwrap();
+    assert_eq!(out.stdout, b"through\n");
+    // The relay's thread is named for the port it relays to: this test's sshd's.
+    let name = format!("ssh-relay:{}", sshd.port);
+    let relays = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .filter(|comm| comm.trim_end() == name)
+            .count()
+    };
+    assert_eq!(relays(), 1, "one relay thread while connected");
+    let dropped = Instant::now();
+    drop(client);
+    assert!(
+        dropped.elapsed() < Duration::from_secs(3),
+        "the drop took {:?}",
+        dropped.elapsed()
+    );
+    assert_eq!(relays(), 0, "the relay thread is joined by the drop");
+    // Both sessions, the target's over the relay and then the jump host's, said goodbye
+    // (SSH_MSG_DISCONNECT), as ssh does: sshd logs a disconnect, not a lost connection.
+    let log = work_dir().join("sshd-jump-goodbye").join("sshd.log");
+    let goodbyes = || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .matches("Received disconnect from")
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while goodbyes() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(goodbyes(), 2, "{}", std::fs::read_to_string(&log).unwrap());
 }
 
 #[test]
@@ -553,7 +669,7 @@ fn remote_and_local_forwarding_on_one_session() {
     let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
     let local = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let local_addr = local.local_addr().unwrap();
-    let mut forwards = Client::connect(&keyed()).unwrap().into_forwards();
+    let mut forwards = Client::connect(&keyed()).unwrap().into_forwards().unwrap();
     let port = forwards.remote(None, 0, "127.0.0.1", target_port).unwrap();
     assert!(port > 0, "the server picks a port");
     forwards

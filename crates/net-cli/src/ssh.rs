@@ -930,12 +930,11 @@ pub fn run(mut args: Args) -> Outcome {
     if let Some((host, port)) = stdio_to {
         return stdio_forward(client, host, port, !args.no_stdin);
     }
-    let stop = std::sync::Arc::new(StopForwards::default());
     if args.no_command {
         // The session has nothing to run: the forwards take it (without forwards it is held
         // open, as by ssh -N).
         let mut spare = Some(client);
-        let forwards = start_forwards(&asked, &mut config, &mut spare, &stop)?;
+        let forwards = start_forwards(&asked, &mut config, &mut spare)?;
         if args.background {
             background::detach(false);
         }
@@ -949,10 +948,11 @@ pub fn run(mut args: Args) -> Outcome {
         // this ends too, with 255 (a tunnel that stayed up carrying nothing looked healthy to
         // its supervisor).
         let closer = signals.handle();
+        let stop = forwards.as_ref().map(|forwards| forwards.stop.clone());
         let forwards = forwards
             .map(|forwards| {
                 crate::spawn(move || {
-                    let ended = forwards.join();
+                    let ended = forwards.carrying.join();
                     closer.close();
                     ended
                 })
@@ -960,7 +960,9 @@ pub fn run(mut args: Args) -> Outcome {
             .transpose()
             .map_err(own)?;
         let signalled = signals.forever().next().is_some();
-        stop.now.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(stop) = stop {
+            stop.now();
+        }
         let ended = forwards.and_then(|f| f.join().ok()).and_then(Result::ok);
         return match ended {
             Some(Err(e)) if !signalled => Err(own(anyhow!(e))),
@@ -972,7 +974,7 @@ pub fn run(mut args: Args) -> Outcome {
             _ => Ok(ExitCode::SUCCESS),
         };
     }
-    let forwards = start_forwards(&asked, &mut config, &mut None, &stop)?;
+    let forwards = start_forwards(&asked, &mut config, &mut None)?;
     if args.background {
         background::detach(true);
     }
@@ -1109,7 +1111,7 @@ pub fn run(mut args: Args) -> Outcome {
         }
         other => other.map_err(own)?,
     };
-    end_forwards(&stop, forwards, true);
+    end_forwards(forwards, true);
     // Said on a terminal put back: in raw mode a bare \n left the shell's prompt mid-line.
     drop(raw);
     if let Some(signal) = status.signal {
@@ -1392,7 +1394,11 @@ fn restore_terminal(saved: &nix::sys::termios::Termios) {
         nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, saved);
 }
 
-type Forward = std::thread::JoinHandle<Result<(), Error>>;
+/// The forwards carried on a thread of their own, and what stops them.
+struct Forward {
+    carrying: std::thread::JoinHandle<Result<(), Error>>,
+    stop: net_ssh::StopForwards,
+}
 
 /// `-L`/`-R` as `[BIND:]PORT:HOST:PORT`.
 type Spec<'a> = (&'a str, Option<&'a str>, u16, Reach<'a>);
@@ -1494,7 +1500,6 @@ fn start_forwards(
     asked: &ForwardSpecs<'_>,
     config: &mut Config,
     spare: &mut Option<Client>,
-    stop: &std::sync::Arc<StopForwards>,
 ) -> Result<Option<Forward>, Failure> {
     // A spare session (-N) is carried even with nothing to forward, as ssh -N holds it: its
     // keepalives run, and its loss ends the process.
@@ -1536,7 +1541,7 @@ fn start_forwards(
         Some(client) => client,
         None => connect(config)?,
     };
-    let mut forwards = client.into_forwards();
+    let mut forwards = client.into_forwards().map_err(own)?;
     for &(spec, bind, lport, to) in &asked.local {
         for listener in listen("-L", spec, bind, lport)? {
             match to {
@@ -1566,29 +1571,24 @@ fn start_forwards(
             forwards.dynamic(listener).map_err(own)?;
         }
     }
-    let stop = std::sync::Arc::clone(stop);
-    let carrying = crate::spawn(move || forwards.run_until(&stop.now, &stop.after_open_ones));
-    Ok(Some(carrying.map_err(own)?))
+    let stop = forwards.stopper();
+    let carrying = crate::spawn(move || forwards.run()).map_err(own)?;
+    Ok(Some(Forward { carrying, stop }))
 }
 
-/// When the forwards end: `now` (a signal), or `after_open_ones` (the command exited: the
-/// connections already carried finish first, as in ssh).
-#[derive(Default)]
-struct StopForwards {
-    now: AtomicBool,
-    after_open_ones: AtomicBool,
-}
-
-/// Ends the forwards (at once, or after the open connections when `drain`) and waits for
-/// them; a failure is reported.
-fn end_forwards(stop: &StopForwards, forwards: Option<Forward>, drain: bool) {
-    let flag = if drain {
-        &stop.after_open_ones
-    } else {
-        &stop.now
+/// Ends the forwards (at once, or after the open connections when `drain`: the command
+/// exited, and those already carried finish first, as in ssh) and waits for them; a failure
+/// is reported.
+fn end_forwards(forwards: Option<Forward>, drain: bool) {
+    let Some(Forward { carrying, stop }) = forwards else {
+        return;
     };
-    flag.store(true, std::sync::atomic::Ordering::Relaxed);
-    if let Some(Ok(Err(e))) = forwards.map(std::thread::JoinHandle::join) {
+    if drain {
+        stop.after_open_ones();
+    } else {
+        stop.now();
+    }
+    if let Ok(Err(e)) = carrying.join() {
         log::warn!("forwarding: {e}");
     }
 }

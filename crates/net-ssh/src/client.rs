@@ -46,6 +46,10 @@ pub struct Client {
     /// The ProxyCommand the session runs over, if any: after `session`, so that it is hung
     /// up on once the session is gone.
     _proxy: Option<crate::proxy_command::Running>,
+    /// The thread relaying the session through a jump host (`Config::jump`), if any: last,
+    /// so that it is stopped and joined once the session's end of the relay is closed, with
+    /// what the session sent last (its disconnect) passed on.
+    _relay: Option<crate::forward::Relay>,
     /// Why the connection was closed under a command given up on, if it was: what comes
     /// after says so. A `Cell`, which also makes the client `Send` but not `Sync` (see above).
     pub(crate) hung_up: std::cell::Cell<Option<&'static str>>,
@@ -59,6 +63,32 @@ impl std::fmt::Debug for Client {
             .field("host", &self.host)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Client {
+    /// Says goodbye (SSH_MSG_DISCONNECT, "disconnected by user", as ssh says it when it
+    /// exits) without waiting: the server logs a disconnect rather than a lost connection,
+    /// and a jump host's relay is stopped and joined after it (`_relay`), each hop saying
+    /// goodbye to its own server in turn.
+    fn drop(&mut self) {
+        // The SFTP channel's shutdown speaks on the session: before the goodbye.
+        drop(self.sftp.get_mut().take());
+        if self.hung_up.get().is_none() && !self.lost() {
+            // Never blocking: a frozen server whose socket is full is left, as after a
+            // timeout, instead of holding the drop up for the session's timeout.
+            self.session.set_blocking(false);
+            let _ = self.session.disconnect(
+                Some(ssh2::DisconnectCode::ByApplication),
+                "disconnected by user",
+                None,
+            );
+        }
+        // Nothing is said after the goodbye: freeing the session closes each channel still
+        // open and waits for the server's answer (a frozen server's: the timeout, once
+        // each); with our side shut, those sends fail at once and the free goes on.
+        let _ = socket2::SockRef::from(&self.socket).shutdown(std::net::Shutdown::Write);
+        self.session.set_blocking(true);
     }
 }
 
@@ -77,9 +107,13 @@ impl Client {
             });
         }
         let host = config.host.clone();
-        let mut proxy = None;
+        let (mut proxy, mut relay) = (None, None);
         let (stream, socket) = match (&config.jump, &config.proxy_command) {
-            (Some(jump), _) => Client::connect(jump)?.relay_to(config)?,
+            (Some(jump), _) => {
+                let (stream, socket, relaying) = Client::connect(jump)?.relay_to(config)?;
+                relay = Some(relaying);
+                (stream, socket)
+            }
             (None, Some(command)) => {
                 let (stream, socket, running) = crate::proxy_command::start(config, command)?;
                 proxy = Some(running);
@@ -157,6 +191,7 @@ impl Client {
             keepalive: (config.keepalive, config.keepalive_count),
             env: config.env.clone(),
             _proxy: proxy,
+            _relay: relay,
             hung_up: std::cell::Cell::new(None),
             fsync_refused: std::cell::Cell::new(false),
         };
@@ -277,6 +312,25 @@ impl Client {
     /// something, or for the session to be able to send what it could not; true when the
     /// server sent something.
     pub(crate) fn wait(&self, locals: &[&dyn AsFd], timeout_ms: u16) -> bool {
+        let locals: Vec<_> = locals
+            .iter()
+            .map(|l| (l.as_fd(), nix::poll::PollFlags::POLLIN))
+            .collect();
+        self.wait_for(
+            &locals,
+            Some(std::time::Duration::from_millis(timeout_ms.into())),
+        )
+    }
+
+    /// As [`wait`](Self::wait), each of `locals` waited on for its own readiness (a
+    /// connection with bytes to take is waited on for room), for at most `timeout`, or until
+    /// something happens when `None`: a loop that knows when its timers are due sleeps until
+    /// then, where a fixed slice woke it 20 times a second for nothing.
+    pub(crate) fn wait_for(
+        &self,
+        locals: &[(std::os::fd::BorrowedFd<'_>, nix::poll::PollFlags)],
+        timeout: Option<std::time::Duration>,
+    ) -> bool {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
         let mut session = PollFlags::POLLIN;
         if matches!(
@@ -286,12 +340,14 @@ impl Client {
             session |= PollFlags::POLLOUT;
         }
         let mut fds = vec![PollFd::new(self.socket.as_fd(), session)];
-        fds.extend(
-            locals
-                .iter()
-                .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN)),
-        );
-        let _ = poll(&mut fds, PollTimeout::from(timeout_ms));
+        fds.extend(locals.iter().map(|&(fd, flags)| PollFd::new(fd, flags)));
+        // Rounded up: a timer due in 0.4 ms must not make a poll of 0 ms, which would spin
+        // until it is due.
+        let timeout = timeout.map_or(PollTimeout::NONE, |t| {
+            let ms = t.as_micros().div_ceil(1000);
+            PollTimeout::try_from(i32::try_from(ms).unwrap_or(i32::MAX)).unwrap_or(PollTimeout::MAX)
+        });
+        let _ = poll(&mut fds, timeout);
         fds[0]
             .revents()
             .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP))
@@ -769,12 +825,18 @@ impl ssh2::KeyboardInteractivePrompt for PasswordPrompt<'_> {
 pub(crate) fn spawn<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<std::thread::JoinHandle<T>, Error> {
-    std::thread::Builder::new()
-        .spawn(work)
-        .map_err(|source| Error::Local {
-            path: "cannot start a thread".into(),
-            source,
-        })
+    spawn_with(std::thread::Builder::new(), work)
+}
+
+/// As [`spawn`], the thread made as `thread` says (a name, seen in `top -H` and debuggers).
+pub(crate) fn spawn_with<T: Send + 'static>(
+    thread: std::thread::Builder,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<T>, Error> {
+    thread.spawn(work).map_err(|source| Error::Local {
+        path: "cannot start a thread".into(),
+        source,
+    })
 }
 
 /// The server's banner, once it came: not libssh2's own, which an echo server sends back.

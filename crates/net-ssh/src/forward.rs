@@ -8,11 +8,13 @@
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::BorrowedFd;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
@@ -24,7 +26,14 @@ use crate::socks;
 
 const CHUNK: usize = 32 * 1024;
 /// Longest wait for a SOCKS client's request.
-const SOCKS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const SOCKS_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a loop sleeps at most while libssh2 holds something no poll tells of (a channel
+/// open or close in progress, whose answer another channel's read may have taken off the
+/// socket): the slice every turn slept before loops slept until they had something to do.
+const LIBSSH2_SLICE: Duration = Duration::from_millis(50);
+/// How long a relay being stopped still passes on what its session sent last (its
+/// goodbye) before it ends anyway: a frozen hop holds no drop up for longer.
+const RELAY_GRACE: Duration = Duration::from_secs(1);
 
 /// The local side of a tunnel: a forwarded TCP client, or our end of a jump's socket pair.
 trait Local: Read + Write + AsFd {
@@ -53,7 +62,11 @@ struct Tunnel<S> {
     /// Bytes read from the channel, not yet written to the client.
     down: Vec<u8>,
     client_eof: bool,
+    /// Whether the last read of the local side found nothing to take (WouldBlock).
+    local_idle: bool,
     eof_sent: bool,
+    /// Whether the server's EOF was passed on to the local side.
+    server_eof: bool,
     closed: bool,
     /// The channel's send window, to tell the server's adjusts from our writes.
     window: Window,
@@ -105,7 +118,7 @@ enum Arrival {
 
 /// After an accept that failed for want of resources, the listeners wait this long: at once,
 /// the poll would wake at once again (a busy loop while the descriptors are all taken).
-const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
 
 /// A local listener's failed accept: nothing this turn, a pause for want of resources (as
 /// ssh, which accepts again once descriptors are free: one EMFILE ended every forward), or
@@ -126,16 +139,14 @@ fn accept_failed(e: std::io::Error) -> Result<Option<Arrival>, Error> {
 /// loop through `wake` (its poll cannot watch a channel). Out of threads, the error (and
 /// `work` is dropped, with the connection it holds).
 fn on_thread<T: Send + 'static>(
-    wake: &UnixStream,
+    wake: &Arc<Stop>,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> std::io::Result<Receiver<T>> {
     let (tx, rx) = mpsc::channel();
-    let wake = wake.try_clone();
+    let wake = Arc::clone(wake);
     std::thread::Builder::new().spawn(move || {
         let _ = tx.send(work());
-        if let Ok(mut wake) = wake {
-            let _ = wake.write_all(&[1]);
-        }
+        wake.wake();
     })?;
     Ok(rx)
 }
@@ -155,10 +166,15 @@ enum Source {
 }
 
 /// The forwards one session carries (`ssh -L`, `-R` and `-D`), all over the one connection
-/// as ssh carries them: add them, then [`run`](Forwards::run) until stopped.
+/// as ssh carries them: add them, then [`run`](Forwards::run) until stopped through a
+/// [`StopForwards`] from [`stopper`](Forwards::stopper).
 pub struct Forwards {
     client: Client,
     sources: Vec<Source>,
+    /// Readable once a stop is asked for or a thread's work for the loop is done
+    /// ([`on_thread`]): the loop sleeps in its poll until then, or until a timer is due.
+    woken: UnixStream,
+    stop: Arc<Stop>,
 }
 
 impl std::fmt::Debug for Forwards {
@@ -166,18 +182,74 @@ impl std::fmt::Debug for Forwards {
         f.debug_struct("Forwards")
             .field("client", &self.client)
             .field("sources", &self.sources.len())
-            .finish()
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a [`StopForwards`] asked for, and the write end of the loop's wake-up pair.
+#[derive(Debug)]
+struct Stop {
+    now: AtomicBool,
+    after_open_ones: AtomicBool,
+    wake: UnixStream,
+}
+
+impl Stop {
+    /// Wakes the loop's poll. A full pair (a wake-up nobody took yet) is readable already.
+    fn wake(&self) {
+        let _ = (&self.wake).write(&[1]);
+    }
+}
+
+/// Ends [`Forwards::run`] from another thread (a signal's, the command's). Cheap to clone;
+/// the loop sleeps until there is something to do, and a stop asked for wakes it at once.
+#[derive(Clone, Debug)]
+pub struct StopForwards(Arc<Stop>);
+
+impl StopForwards {
+    /// Ends the forwarding at once, open connections and all (ssh on a signal).
+    pub fn now(&self) {
+        self.0.now.store(true, Ordering::Release);
+        self.0.wake();
+    }
+
+    /// No new connection is taken, and the forwarding ends once the open ones have closed,
+    /// as ssh ends once its command has exited and the forwarded connections are done (`ssh
+    /// -f -L ... sleep 10`, a tunnel for one connection); [`now`](Self::now) still ends it
+    /// at once.
+    pub fn after_open_ones(&self) {
+        self.0.after_open_ones.store(true, Ordering::Release);
+        self.0.wake();
     }
 }
 
 impl Client {
     /// This session, to carry forwards and nothing else.
-    #[must_use]
-    pub fn into_forwards(self) -> Forwards {
-        Forwards {
+    ///
+    /// # Errors
+    /// [`Error::Local`] when the loop's wake-up socket pair cannot be made (out of
+    /// descriptors).
+    pub fn into_forwards(self) -> Result<Forwards, Error> {
+        let pair = || -> std::io::Result<_> {
+            let (woken, wake) = UnixStream::pair()?;
+            woken.set_nonblocking(true)?;
+            wake.set_nonblocking(true)?;
+            Ok((woken, wake))
+        };
+        let (woken, wake) = pair().map_err(|source| Error::Local {
+            path: "forwarding wake-up socket pair".into(),
+            source,
+        })?;
+        Ok(Forwards {
             client: self,
             sources: Vec::new(),
-        }
+            woken,
+            stop: Arc::new(Stop {
+                now: AtomicBool::new(false),
+                after_open_ones: AtomicBool::new(false),
+                wake,
+            }),
+        })
     }
 }
 
@@ -253,24 +325,23 @@ impl Forwards {
         Ok(port)
     }
 
-    /// Carries every forward's connections until `stop` is set.
-    ///
-    /// # Errors
-    /// [`Error::Local`] when a local listener fails, [`Error::Ssh`] when the session does.
-    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), Error> {
-        self.client
-            .carry(&mut self.sources, stop, &AtomicBool::new(false))
+    /// What stops [`run`](Self::run), to keep before it starts (it holds `self`).
+    #[must_use]
+    pub fn stopper(&self) -> StopForwards {
+        StopForwards(Arc::clone(&self.stop))
     }
 
-    /// As [`run`](Self::run), and once `finish` is set, no new connection is taken and the
-    /// carrying ends when the open ones have closed, as ssh ends once its command has exited
-    /// and the forwarded connections are done (`ssh -f -L ... sleep 10`, a tunnel for one
-    /// connection); `stop` still ends it at once.
+    /// Carries every forward's connections until a [`StopForwards`] ends it, or the
+    /// connection is lost. Between connections' bytes it sleeps until one of them, a
+    /// listener, the server or a stop has something, or a keepalive is due: idle tunnels cost
+    /// no CPU, as with ssh.
     ///
     /// # Errors
-    /// As [`run`](Self::run).
-    pub fn run_until(&mut self, stop: &AtomicBool, finish: &AtomicBool) -> Result<(), Error> {
-        self.client.carry(&mut self.sources, stop, finish)
+    /// [`Error::Local`] when a local listener fails, [`Error::Ssh`] when the session does,
+    /// [`Error::Timeout`] when the server stopped answering keepalives.
+    pub fn run(&mut self) -> Result<(), Error> {
+        self.client
+            .carry(&mut self.sources, &self.woken, &self.stop)
     }
 }
 
@@ -355,7 +426,7 @@ fn listen_on(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 impl Client {
     /// What `source` turned up this turn, if anything. Work that can be slow (a SOCKS
     /// handshake, `-R`'s local connect) goes to a thread that wakes the loop through `wake`.
-    fn arrival(&self, source: &mut Source, wake: &UnixStream) -> Result<Option<Arrival>, Error> {
+    fn arrival(&self, source: &mut Source, wake: &Arc<Stop>) -> Result<Option<Arrival>, Error> {
         match source {
             Source::Local { listener, to } => match listener.accept() {
                 Ok((tcp, _)) => Ok(Some(Arrival::Open(Open {
@@ -404,20 +475,14 @@ impl Client {
         }
     }
 
-    /// Moves bytes between the tunnels of every source's connections until `stop` is set, or
-    /// `finish` is and none is left open; the local listeners are polled with the session.
+    /// Moves bytes between the tunnels of every source's connections until `stop` says so
+    /// (at once, or once none is left open); the local listeners are polled with the session.
     fn carry(
         &self,
         sources: &mut Vec<Source>,
-        stop: &AtomicBool,
-        finish: &AtomicBool,
+        woken: &UnixStream,
+        stop: &Arc<Stop>,
     ) -> Result<(), Error> {
-        let (mut woken, wake) = UnixStream::pair().map_err(|source| Error::Local {
-            path: "forwarding wake-up socket pair".into(),
-            source,
-        })?;
-        let _ = woken.set_nonblocking(true);
-        let _ = wake.set_nonblocking(true);
         self.session.set_blocking(false);
         let mut tunnels: Vec<Tunnel<TcpStream>> = Vec::new();
         let mut waiting: Vec<Waiting> = Vec::new();
@@ -434,32 +499,29 @@ impl Client {
         // A server gone or frozen ends the forwarding as it ends a command (`exec.rs`).
         let mut alive = crate::server_alive::ServerAlive::new(self);
         let mut accepts_paused_until: Option<Instant> = None;
+        // Whether the last turn ran again, without sleeping, for what libssh2 held.
+        let mut rechecked = false;
         let result = loop {
-            let finishing = finish.load(Ordering::Relaxed);
+            // Before the flags and `waiting`: a stop or a thread's result after this wakes
+            // the poll.
+            while (&*woken).read(&mut buf).is_ok_and(|n| n > 0) {}
+            let finishing = stop.after_open_ones.load(Ordering::Acquire);
             if finishing {
                 // Closed, a listener turns new connections away instead of holding them.
                 sources.clear();
             }
             let idle = tunnels.is_empty() && opens.is_empty() && waiting.is_empty();
-            if stop.load(Ordering::Relaxed) || (finishing && idle) {
+            if stop.now.load(Ordering::Acquire) || (finishing && idle) {
                 break Ok(());
             }
-            // Before looking at `waiting`: a thread that finishes after that wakes the poll.
-            while woken.read(&mut buf).is_ok_and(|n| n > 0) {}
             let mut progress = Moved::Nothing;
-            let arrived = self.take_arrivals(
-                sources,
-                &wake,
-                (&mut opens, &mut waiting),
-                &mut accepts_paused_until,
-            );
-            if let Err(e) = arrived {
-                break Err(e);
-            }
             for w in std::mem::take(&mut waiting) {
                 match w {
                     Waiting::Handshake(rx) => match rx.try_recv() {
-                        Ok(Some(open)) => opens.push_back(open),
+                        Ok(Some(open)) => {
+                            progress = progress.max(Moved::Local);
+                            opens.push_back(open);
+                        }
                         Ok(None) | Err(TryRecvError::Disconnected) => {}
                         Err(TryRecvError::Empty) => waiting.push(Waiting::Handshake(rx)),
                     },
@@ -507,13 +569,51 @@ impl Client {
                 closing.extend(ended.into_iter().map(|t: Tunnel<TcpStream>| t.channel));
             }
             closing.retain_mut(|channel| matches!(channel.close(), Err(e) if e.code() == EAGAIN));
+            // Last of the turn's reads of the session: a `-R` connection the server opened is
+            // queued for its listener by whichever call reads its packet, and one read by a
+            // tunnel's call after the accepts would wait, with the socket read, for the next
+            // wake-up.
+            match self.take_arrivals(
+                sources,
+                stop,
+                (&mut opens, &mut waiting),
+                &mut accepts_paused_until,
+            ) {
+                Ok(true) => progress = progress.max(Moved::Local),
+                Ok(false) => {}
+                Err(e) => break Err(e),
+            }
             if alive.moved(progress) {
+                rechecked = false;
                 continue;
             }
-            let waited = alive.check(self).and_then(|()| {
-                let accepting = accepts_paused_until.is_none();
-                self.wait_idle(&woken, sources.iter().filter(|_| accepting), &tunnels)
-            });
+            if let Err(e) = alive.check(self) {
+                break Err(e);
+            }
+            // What libssh2 took off the socket for a tunnel while reading for another, no
+            // poll tells of: one more turn takes it. Still there after that turn (an open or a
+            // close the server has not answered, bytes the channel cannot take), the loop
+            // sleeps a slice at most, not until something else happens.
+            let held = !opens.is_empty() || !closing.is_empty() || tunnels.iter().any(Tunnel::held);
+            if held && !rechecked {
+                rechecked = true;
+                continue;
+            }
+            let mut due = alive.due();
+            if let Some(until) = accepts_paused_until {
+                due = Some(due.map_or(until, |due| due.min(until)));
+            }
+            let mut timeout = due.map(|due| due.saturating_duration_since(Instant::now()));
+            if held {
+                timeout = Some(timeout.map_or(LIBSSH2_SLICE, |t| t.min(LIBSSH2_SLICE)));
+            }
+            let accepting = accepts_paused_until.is_none();
+            let waited = self.wait_idle(
+                woken,
+                sources.iter().filter(|_| accepting),
+                &tunnels,
+                timeout,
+            );
             match waited {
                 Ok(true) => alive.heard(),
                 Ok(false) => {}
@@ -525,22 +625,30 @@ impl Client {
     }
 
     /// Takes what the listeners turned up into `opens` and `waiting`, unless they are paused
-    /// for want of resources (`paused_until`, set here when an accept finds none).
+    /// for want of resources (`paused_until`, set here when an accept finds none); whether
+    /// anything came.
     fn take_arrivals(
         &self,
         sources: &mut [Source],
-        wake: &UnixStream,
+        wake: &Arc<Stop>,
         (opens, waiting): (&mut VecDeque<Open>, &mut Vec<Waiting>),
         paused_until: &mut Option<Instant>,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         if paused_until.is_some_and(|until| Instant::now() < until) {
-            return Ok(());
+            return Ok(false);
         }
         let mut busy = false;
+        let mut arrived = false;
         for source in sources {
             match self.arrival(source, wake)? {
-                Some(Arrival::Open(open)) => opens.push_back(open),
-                Some(Arrival::Waiting(w)) => waiting.push(w),
+                Some(Arrival::Open(open)) => {
+                    opens.push_back(open);
+                    arrived = true;
+                }
+                Some(Arrival::Waiting(w)) => {
+                    waiting.push(w);
+                    arrived = true;
+                }
                 Some(Arrival::Busy(e)) => {
                     if paused_until.is_none() {
                         log::warn!("forwarding: accept: {e} (trying again)");
@@ -551,36 +659,31 @@ impl Client {
             }
         }
         *paused_until = busy.then(|| Instant::now() + ACCEPT_PAUSE);
-        Ok(())
+        Ok(arrived)
     }
 
-    /// Sleeps (at most 50 ms) until the session, a listener of `sources` or a tunnel's client
-    /// has something; whether the server sent anything. What it sent with no channel to read
-    /// it (its host keys after authentication, keepalive answers, the end of the connection)
-    /// is taken in here: left unread, it kept the poll awake, and a closed connection went
-    /// unnoticed (the patched `libssh2_keepalive_send` reads first, NETKIT.md).
+    /// Sleeps (for at most `timeout`, when given) until the session, a listener of `sources`,
+    /// a tunnel's client or `woken` has something; whether the server sent anything. What it
+    /// sent with no channel to read it (its host keys after authentication, keepalive
+    /// answers, the end of the connection) is taken in here: left unread, it kept the poll
+    /// awake, and a closed connection went unnoticed (the patched `libssh2_keepalive_send`
+    /// reads first, NETKIT.md).
     fn wait_idle<'a>(
         &self,
         woken: &UnixStream,
         sources: impl Iterator<Item = &'a Source>,
         tunnels: &[Tunnel<TcpStream>],
+        timeout: Option<Duration>,
     ) -> Result<bool, Error> {
-        let mut locals: Vec<&dyn AsFd> = vec![woken];
+        let mut locals = vec![(woken.as_fd(), PollFlags::POLLIN)];
         locals.extend(sources.filter_map(|source| match source {
             Source::Local { listener, .. } | Source::Dynamic(listener) => {
-                Some(listener as &dyn AsFd)
+                Some((listener.as_fd(), PollFlags::POLLIN))
             }
             Source::Remote { .. } => None,
         }));
-        // Not a client that has sent its EOF (always readable: the poll never slept) nor one
-        // whose bytes wait for the channel's window.
-        locals.extend(
-            tunnels
-                .iter()
-                .filter(|t| t.reads())
-                .map(|t| &t.local as &dyn AsFd),
-        );
-        if !self.wait(&locals, 50) {
+        locals.extend(tunnels.iter().filter_map(Tunnel::interest));
+        if !self.wait_for(&locals, timeout) {
             return Ok(false);
         }
         self.take_in()?;
@@ -613,47 +716,101 @@ impl Client {
         };
         self.session.set_blocking(false);
         let channel = self.open_tunnel(host, port).map_err(unreachable)?;
-        let (ours, theirs) = UnixStream::pair().map_err(local)?;
-        theirs.set_nonblocking(true).map_err(local)?;
+        let pair = || -> std::io::Result<_> {
+            let (ours, theirs) = UnixStream::pair()?;
+            theirs.set_nonblocking(true)?;
+            let (stop, stopped) = UnixStream::pair()?;
+            stopped.set_nonblocking(true)?;
+            Ok((ours, theirs, stop, stopped))
+        };
+        let (ours, theirs, stop, stopped) = pair().map_err(local)?;
         let (lost, why) = mpsc::channel();
-        crate::client::spawn(move || {
-            let mut tunnel = Tunnel::new(theirs, channel);
-            let mut buf = vec![0; CHUNK];
-            // A frozen server ended nothing: `ssh -W` under a ProxyCommand hung for ever,
-            // where ssh gives up as in a session (exit 255).
-            let mut alive = crate::server_alive::ServerAlive::new(&self);
-            while !tunnel.closed {
-                if alive.moved(tunnel.pump(&mut buf)) {
-                    continue;
-                }
-                if let Err(e) = alive.check(&self) {
-                    // Told before the stream closes (with `tunnel`), so that its EOF finds it.
-                    let _ = lost.send(e);
-                    return;
-                }
-                let local: &[&dyn AsFd] = if tunnel.reads() {
-                    &[&tunnel.local]
-                } else {
-                    &[]
-                };
-                if self.wait(local, 50) {
-                    alive.heard();
-                }
+        // Named for `top -H` and debuggers (15 bytes at most).
+        let thread = std::thread::Builder::new().name(format!("ssh-relay:{port}"));
+        let thread = crate::client::spawn_with(thread, move || {
+            if let Err(e) = self.relay(Tunnel::new(theirs, channel), &stopped) {
+                // Told before the stream closes (with the tunnel), so that its EOF finds it.
+                let _ = lost.send(e);
             }
-            log::debug!("tunnel through {} closed", self.host);
+            // `self` goes here: it says goodbye to its server (and its own relay's, hop by
+            // hop) before the thread ends.
         })?;
-        Ok(Relayed { stream: ours, why })
+        Ok(Relayed {
+            stream: ours,
+            why,
+            _relay: Relay {
+                stop,
+                thread: Some(thread),
+            },
+        })
+    }
+
+    /// Moves a tunnel's bytes until it closes, or `stopped` is readable (its other end shut
+    /// or gone: the relay is being dropped), what the local side had sent is passed on and
+    /// the far side has ended, for [`RELAY_GRACE`] at most. Sleeps until the tunnel, the server or `stopped` has
+    /// something, or a keepalive is due.
+    fn relay(&self, mut tunnel: Tunnel<UnixStream>, stopped: &UnixStream) -> Result<(), Error> {
+        let mut buf = vec![0; CHUNK];
+        // A frozen server ended nothing: `ssh -W` under a ProxyCommand hung for ever,
+        // where ssh gives up as in a session (exit 255).
+        let mut alive = crate::server_alive::ServerAlive::new(self);
+        let mut ending: Option<Instant> = None;
+        let mut rechecked = false;
+        while !tunnel.closed {
+            // EOF (or a byte, though none is written) asks for the end; WouldBlock does not.
+            if ending.is_none()
+                && !matches!((&*stopped).read(&mut [0]), Err(e) if e.kind() == ErrorKind::WouldBlock)
+            {
+                ending = Some(Instant::now() + RELAY_GRACE);
+                // What the session wrote last (its goodbye) may have come after the last
+                // read that found nothing: read again before counting it passed on.
+                tunnel.local_idle = false;
+            }
+            // Passed on, and the far side done (the server's EOF: with a session's goodbye,
+            // once the next hop has taken it), as ssh -W waits for its channel to close.
+            let done = tunnel.flushed() && tunnel.server_eof;
+            if ending.is_some_and(|deadline| done || Instant::now() >= deadline) {
+                break;
+            }
+            if alive.moved(tunnel.pump(&mut buf)) {
+                rechecked = false;
+                continue;
+            }
+            alive.check(self)?;
+            // As in the forwards' loop (`carry`): what libssh2 took in for the channel while
+            // it did something else gets one more turn, then a slice at most.
+            let held = tunnel.held();
+            if held && !rechecked {
+                rechecked = true;
+                continue;
+            }
+            let due = alive.due().into_iter().chain(ending).min();
+            let mut timeout = due.map(|due| due.saturating_duration_since(Instant::now()));
+            if held {
+                timeout = Some(timeout.map_or(LIBSSH2_SLICE, |t| t.min(LIBSSH2_SLICE)));
+            }
+            let mut locals: Vec<_> = tunnel.interest().into_iter().collect();
+            if ending.is_none() {
+                locals.push((stopped.as_fd(), PollFlags::POLLIN));
+            }
+            if self.wait_for(&locals, timeout) {
+                alive.heard();
+            }
+        }
+        log::debug!("tunnel through {} closed", self.host);
+        Ok(())
     }
 
     /// [`tunnel`](Self::tunnel) to `next`'s host and port; returns two handles on the
-    /// stream, for the next hop's session and for waiting on it.
-    pub(crate) fn relay_to(self, next: &crate::Config) -> Result<(OwnedFd, OwnedFd), Error> {
-        let ours = self.tunnel(&next.host, next.port)?.stream;
-        let socket = ours.try_clone().map_err(|source| Error::Local {
+    /// stream, for the next hop's session and for waiting on it, and the relay, to drop
+    /// once the next hop's session is gone.
+    pub(crate) fn relay_to(self, next: &crate::Config) -> Result<(OwnedFd, OwnedFd, Relay), Error> {
+        let Relayed { stream, _relay, .. } = self.tunnel(&next.host, next.port)?;
+        let socket = stream.try_clone().map_err(|source| Error::Local {
             path: "tunnel socket pair".into(),
             source,
         })?;
-        Ok((OwnedFd::from(ours), OwnedFd::from(socket)))
+        Ok((OwnedFd::from(stream), OwnedFd::from(socket), _relay))
     }
 
     fn open_tunnel(&self, host: &str, port: u16) -> Result<ssh2::Channel, Error> {
@@ -672,12 +829,36 @@ impl Client {
     }
 }
 
-/// The local end of [`Client::tunnel`]'s relay.
+/// The local end of [`Client::tunnel`]'s relay. Dropped, it stops the relay's thread and
+/// waits for it: what was written to [`stream`](Self::stream) is passed on (for a second at
+/// most, should the server be frozen) and the client says goodbye to its server
+/// (SSH_MSG_DISCONNECT).
 #[derive(Debug)]
 pub struct Relayed {
     /// Reads what `host:port` sends; what is written to it goes there.
     pub stream: UnixStream,
     why: Receiver<Error>,
+    /// Last: the stream is closed before the relay is stopped.
+    _relay: Relay,
+}
+
+/// The thread relaying a tunnel, stopped and joined when dropped.
+#[derive(Debug)]
+pub(crate) struct Relay {
+    /// Shut when dropped: the thread's end reads EOF, which asks it to end.
+    stop: UnixStream,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.stop.shutdown(Shutdown::Both);
+        if let Some(thread) = self.thread.take() {
+            // The thread ends within RELAY_GRACE and its client's goodbye, which never
+            // blocks; a panic there is not ours to repeat.
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Relayed {
@@ -764,15 +945,46 @@ impl<S: Local> Tunnel<S> {
             up: Vec::new(),
             down: Vec::new(),
             client_eof: false,
+            local_idle: false,
             eof_sent: false,
+            server_eof: false,
             closed: false,
         }
     }
 
-    /// Whether the next turn reads the local side: not after its EOF, nor while what it sent
-    /// waits for the channel.
-    fn reads(&self) -> bool {
-        !self.client_eof && self.up.is_empty()
+    /// What the local side is waited for: to read, unless after its EOF (always readable:
+    /// the poll never slept) or while what it sent waits for the channel; to write, while
+    /// the server's bytes wait for it to take them.
+    fn interest(&self) -> Option<(BorrowedFd<'_>, PollFlags)> {
+        let mut flags = PollFlags::empty();
+        if !self.client_eof && self.up.is_empty() {
+            flags |= PollFlags::POLLIN;
+        }
+        if !self.down.is_empty() {
+            flags |= PollFlags::POLLOUT;
+        }
+        (!flags.is_empty()).then(|| (self.local.as_fd(), flags))
+    }
+
+    /// Whether libssh2 holds something for this tunnel that no poll tells of: the server's
+    /// bytes or EOF, or a window it widened for bytes that wait, taken off the socket while
+    /// another call read it.
+    fn held(&self) -> bool {
+        let incoming = self.down.is_empty()
+            && (self.channel.read_window().available > 0
+                || (self.channel.eof() && !self.server_eof));
+        incoming || (!self.up.is_empty() && self.channel.write_window().remaining > 0)
+    }
+
+    /// Whether everything the local side sent is passed on: all it had sent when last read,
+    /// or all of it and its EOF.
+    fn flushed(&self) -> bool {
+        self.up.is_empty()
+            && if self.client_eof {
+                self.eof_sent
+            } else {
+                self.local_idle
+            }
     }
 
     /// Moves what can move without blocking; returns what did, [`Moved::Server`] only for
@@ -781,6 +993,7 @@ impl<S: Local> Tunnel<S> {
         let mut progress = Moved::Nothing;
         let mut written = 0;
         if self.up.is_empty() && !self.client_eof {
+            self.local_idle = false;
             match self.local.read(buf) {
                 Ok(0) => {
                     self.client_eof = true;
@@ -790,7 +1003,7 @@ impl<S: Local> Tunnel<S> {
                     self.up.extend_from_slice(&buf[..n]);
                     progress = Moved::Local;
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => self.local_idle = true,
                 Err(_) => self.closed = true,
             }
         }
@@ -815,7 +1028,10 @@ impl<S: Local> Tunnel<S> {
         if self.down.is_empty() {
             match self.channel.read(buf) {
                 Ok(0) if self.channel.eof() => {
-                    self.local.shutdown_write();
+                    if !self.server_eof {
+                        self.server_eof = true;
+                        self.local.shutdown_write();
+                    }
                     if self.client_eof {
                         self.closed = true;
                     }

@@ -15,6 +15,9 @@ pub(crate) struct ServerAlive {
     /// which ended a frozen server's session after 7-8 s where ssh takes 4; NETKIT.md.)
     every: Duration,
     count: u32,
+    /// When libssh2 next sends a keepalive, as it said at the last call: a loop asleep until
+    /// a timer is due wakes for it, and no sooner.
+    next_send: Instant,
 }
 
 /// What a turn of a loop that waits on a server moved. Only what came from the server tells
@@ -62,7 +65,23 @@ impl ServerAlive {
             heard: Instant::now(),
             every: Duration::from_secs(every.as_secs().max(1)),
             count,
+            next_send: Instant::now(),
         }
+    }
+
+    /// When [`check`](Self::check) next has something to do (a keepalive to send, or the
+    /// server to give up on), if the server stays silent: `None` when never (an interval too
+    /// long to count to).
+    pub(crate) fn due(&self) -> Option<Instant> {
+        let give_up = self
+            .every
+            .checked_mul(self.count.saturating_add(1))
+            .and_then(|limit| self.heard.checked_add(limit));
+        let send = self
+            .heard
+            .checked_add(self.every)
+            .map(|silent| silent.max(self.next_send));
+        give_up.into_iter().chain(send).min()
     }
 
     /// The server sent something.
@@ -99,13 +118,17 @@ impl ServerAlive {
                 },
             });
         }
-        if silent >= self.every {
+        let now = Instant::now();
+        if silent >= self.every && now >= self.next_send {
             // The patched keepalive reads what has come first (NETKIT.md): an answer already
             // there is counted before it is taken in.
             if client.wait(&[], 0) {
                 self.heard();
             }
-            let _ = client.session.keepalive_send();
+            // libssh2 counts whole seconds to its next keepalive, rounded down: 0 while
+            // less than a second is left, which asked again at once would spin until then.
+            let to_next = client.session.keepalive_send().unwrap_or(0).max(1);
+            self.next_send = now + Duration::from_secs(to_next.into());
         }
         Ok(())
     }

@@ -728,10 +728,12 @@ impl Client {
         // Named for `top -H` and debuggers (15 bytes at most).
         let thread = std::thread::Builder::new().name(format!("ssh-relay:{port}"));
         let thread = crate::client::spawn_with(thread, move || {
-            if let Err(e) = self.relay(Tunnel::new(theirs, channel), &stopped) {
-                // Told before the stream closes (with the tunnel), so that its EOF finds it.
+            let mut tunnel = Tunnel::new(theirs, channel);
+            if let Err(e) = self.relay(&mut tunnel, &stopped) {
+                // Told before the stream closes (with `tunnel`), so that its EOF finds it.
                 let _ = lost.send(e);
             }
+            drop(tunnel);
             // `self` goes here: it says goodbye to its server (and its own relay's, hop by
             // hop) before the thread ends.
         })?;
@@ -749,7 +751,7 @@ impl Client {
     /// or gone: the relay is being dropped), what the local side had sent is passed on and
     /// the far side has ended, for [`RELAY_GRACE`] at most. Sleeps until the tunnel, the server or `stopped` has
     /// something, or a keepalive is due.
-    fn relay(&self, mut tunnel: Tunnel<UnixStream>, stopped: &UnixStream) -> Result<(), Error> {
+    fn relay(&self, tunnel: &mut Tunnel<UnixStream>, stopped: &UnixStream) -> Result<(), Error> {
         let mut buf = vec![0; CHUNK];
         // A frozen server ended nothing: `ssh -W` under a ProxyCommand hung for ever,
         // where ssh gives up as in a session (exit 255).

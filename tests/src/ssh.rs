@@ -155,15 +155,7 @@ impl OwnSshd {
         );
         let conf = work.join("sshd_config");
         std::fs::write(&conf, config.join("\n") + "\n").expect("write the config");
-        let main_host = format!("[127.0.0.1]:{} ", self::port());
-        let known: String = std::fs::read_to_string(env("NETKIT_TEST_SSH_KNOWN_HOSTS"))
-            .expect("known_hosts")
-            .lines()
-            .filter_map(|l| l.strip_prefix(&main_host))
-            .map(|key| format!("[127.0.0.1]:{port} {key}\n"))
-            .collect();
-        let known_hosts = work.join("known_hosts");
-        std::fs::write(&known_hosts, known).expect("write known_hosts");
+        let known_hosts = known_at(port, &work);
         let sshd = crate::Spawned::start(
             std::process::Command::new("/usr/sbin/sshd")
                 .args(["-D", "-e", "-f"])
@@ -182,6 +174,77 @@ impl OwnSshd {
             port,
             known_hosts,
             _sshd: sshd,
+        }
+    }
+}
+
+/// A known_hosts file in `dir` that knows the main sshd's host keys at `port`.
+fn known_at(port: u16, dir: &std::path::Path) -> PathBuf {
+    let main_host = format!("[127.0.0.1]:{} ", self::port());
+    let known: String = std::fs::read_to_string(env("NETKIT_TEST_SSH_KNOWN_HOSTS"))
+        .expect("known_hosts")
+        .lines()
+        .filter_map(|l| l.strip_prefix(&main_host))
+        .map(|key| format!("[127.0.0.1]:{port} {key}\n"))
+        .collect();
+    let known_hosts = dir.join("known_hosts");
+    std::fs::write(&known_hosts, known).expect("write known_hosts");
+    known_hosts
+}
+
+/// A hostile SSH server (paramiko, `hostile_ssh.py`) with the main sshd's ed25519 host key,
+/// on a port of its own, stopped when dropped. `mode` says what it sends: `auth`, a list of
+/// methods that is not UTF-8 (and no login); `signal`, any login, and a command ends by an
+/// exit-signal whose name is not UTF-8.
+#[derive(Debug)]
+pub struct HostileSsh {
+    /// Its port.
+    pub port: u16,
+    /// A known_hosts file that knows it.
+    pub known_hosts: PathBuf,
+    _server: crate::Spawned,
+}
+
+impl HostileSsh {
+    /// Starts it.
+    ///
+    /// # Panics
+    /// When python3 with paramiko (installed by `cargo xtask test`) cannot start it.
+    #[must_use]
+    pub fn start(mode: &str) -> HostileSsh {
+        let log = PathBuf::from(env("NETKIT_TEST_SSH_LOG"));
+        let keys = log.parent().expect("the sshd directory");
+        let work = crate::work_dir().join(format!("hostile-ssh-{mode}"));
+        std::fs::create_dir_all(&work).expect("the server's directory");
+        let script = work.join("hostile_ssh.py");
+        std::fs::write(&script, include_str!("hostile_ssh.py")).expect("write the script");
+        let mut server = crate::Spawned::start(
+            std::process::Command::new("/usr/bin/python3")
+                .arg(&script)
+                .arg(keys.join("host_ed25519"))
+                .arg(mode)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::fs::File::create(work.join("server.log")).expect("its log")),
+        );
+        let mut line = String::new();
+        let stdout = server
+            .0
+            .as_mut()
+            .and_then(|c| c.stdout.take())
+            .expect("stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("read the port");
+        let port = line.trim().parse().unwrap_or_else(|_| {
+            panic!(
+                "the hostile SSH server did not start (python3-paramiko missing? run via cargo \
+                 xtask test): see {}",
+                work.join("server.log").display()
+            )
+        });
+        HostileSsh {
+            port,
+            known_hosts: known_at(port, &work),
+            _server: server,
         }
     }
 }

@@ -8574,3 +8574,118 @@ fn a_refused_sftp_channel_is_told_as_refused_not_as_a_missing_directory() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("permission denied"), "{err}");
 }
+
+/// `netkit args`, killed and failed if it has not ended within 60 s.
+fn netkit_within_a_minute(args: &[String]) -> Output {
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(args)
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "netkit {args:?} still runs after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output()
+}
+
+#[test]
+fn a_server_listing_methods_that_are_not_utf8_is_refused_as_ssh_does_not_a_crash() {
+    // ssh2's auth_methods unwrapped the list as UTF-8: netkit panicked (exit 101), and with
+    // --hosts hung with no summary for any host, the good one's included. OpenSSH:
+    // "Permission denied (pass\377word).", exit 255.
+    let hostile = netkit_tests::ssh::HostileSsh::start("auth");
+    let key = key("id_ed25519").display().to_string();
+    let known = hostile.known_hosts.display().to_string();
+    let port = hostile.port.to_string();
+    let sftp_to = work_dir().join("hostile-ssh-auth-x").display().to_string();
+    let one = |command: &[&str]| {
+        let mut args = vec![command[0].to_owned(), "-i".into(), key.clone()];
+        args.extend(["--known-hosts".into(), known.clone()]);
+        args.extend(command[1..].iter().map(|&a| a.to_owned()));
+        netkit_within_a_minute(&args)
+    };
+    // netkit sftp exits 1 on failure (its README).
+    for (out, code) in [
+        (one(&["ssh", "-p", &port, "u@127.0.0.1", "true"]), 255),
+        (one(&["sftp", "-P", &port, "u@127.0.0.1:/x", &sftp_to]), 1),
+    ] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{err}");
+        assert!(
+            err.contains("pass?word") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+    // Both servers in one known_hosts: the good host's result comes, the other is a row.
+    let both = work_dir().join("hostile-ssh-auth-and-main-known_hosts");
+    let text = std::fs::read_to_string(env("NETKIT_TEST_SSH_KNOWN_HOSTS")).unwrap()
+        + &std::fs::read_to_string(&hostile.known_hosts).unwrap();
+    std::fs::write(&both, text).unwrap();
+    let good = format!("{}@127.0.0.1:{}", env("NETKIT_TEST_SSH_USER"), self::port());
+    let bad = format!("u@127.0.0.1:{port}");
+    let out = netkit_within_a_minute(&[
+        "ssh".into(),
+        "--hosts".into(),
+        format!("{good},{bad}"),
+        "--json".into(),
+        "-i".into(),
+        key.clone(),
+        "--known-hosts".into(),
+        both.display().to_string(),
+        "--".into(),
+        "echo hi".into(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc[0]["ok"], true, "{text}");
+    assert_eq!(doc[0]["stdout"], "hi\n", "{text}");
+    assert_eq!(doc[1]["ok"], false, "{text}");
+    assert!(
+        doc[1]["error"].as_str().unwrap().contains("pass?word"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_exit_signal_whose_name_is_not_utf8_still_counts_as_killed_as_in_ssh() {
+    // ssh2 drops a signal name that is not UTF-8: the command counted as a success (exit 0,
+    // "ok": true). OpenSSH exits 255.
+    let hostile = netkit_tests::ssh::HostileSsh::start("signal");
+    let common = [
+        "-i".to_owned(),
+        key("id_ed25519").display().to_string(),
+        "--known-hosts".into(),
+        hostile.known_hosts.display().to_string(),
+    ];
+    let mut args = vec!["ssh".to_owned(), "-p".into(), hostile.port.to_string()];
+    args.extend(common.iter().cloned());
+    args.extend(["u@127.0.0.1".into(), "sleep 9".into()]);
+    let out = netkit_within_a_minute(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("killed by signal ??KILL"), "{err}");
+    let mut args = vec!["ssh".to_owned(), "--json".into(), "--hosts".into()];
+    args.push(format!("u@127.0.0.1:{}", hostile.port));
+    args.extend(common.iter().cloned());
+    args.extend(["--".into(), "sleep 9".into()]);
+    let out = netkit_within_a_minute(&args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc[0]["ok"], false, "{text}");
+    assert_eq!(doc[0]["signal"], "??KILL", "{text}");
+}

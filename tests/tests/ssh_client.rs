@@ -1888,3 +1888,25 @@ fn an_encrypted_pem_key_asks_for_its_passphrase_and_a_key_may_be_a_first_factor(
         .expect("put -f to a server refusing fsync");
     assert_eq!(std::fs::read(&remote).unwrap(), b"flushed or not\n");
 }
+
+#[test]
+fn a_panic_on_one_host_is_that_hosts_failure_and_the_others_run() {
+    // A panic in one host's thread (an unwrap in a library on what a hostile server sent)
+    // was re-raised by the run: every host's result was lost, and `netkit ssh --hosts`
+    // hung. pssh reports the failed host and goes on. The panic comes from the output
+    // callback, which runs in the host's thread.
+    struct PanicsOnFirstHost;
+    impl net_ssh::Progress for PanicsOnFirstHost {
+        fn output(&self, host: usize, _: bool, _: &[u8]) {
+            assert_ne!(host, 0, "the first host's output");
+        }
+    }
+    let hosts = [keyed(), keyed()];
+    let input = net_ssh::SharedInput::from_bytes(Vec::new());
+    let results = net_ssh::run_many_with(&hosts, "echo hi", 2, &input, &PanicsOnFirstHost);
+    assert_eq!(results.len(), 2);
+    let failed = results[0].outcome.as_ref().unwrap_err().to_string();
+    assert!(failed.contains("the first host's output"), "{failed}");
+    assert!(results[1].success(), "{:?}", results[1]);
+    assert_eq!(results[1].stdout, b"hi\n");
+}

@@ -34,11 +34,7 @@ const NEEDS: &[Need] = &[
         probe: "sftp",
         package: "openssh-client",
     },
-    // Debian's paramiko, for Debian's /usr/bin/python3.
-    Need {
-        probe: "/usr/lib/python3/dist-packages/paramiko/__init__.py",
-        package: "python3-paramiko",
-    },
+    provision::PARAMIKO,
 ];
 
 /// Event-loop threads for netkit and workers for the anchors: the same on both sides.

@@ -15,6 +15,13 @@ pub struct Need {
     pub package: &'static str,
 }
 
+/// Debian's paramiko, for Debian's `/usr/bin/python3`: the bench's anchor client and the
+/// tests' hostile SSH server (`tests/src/hostile_ssh.py`).
+pub const PARAMIKO: Need = Need {
+    probe: "/usr/lib/python3/dist-packages/paramiko/__init__.py",
+    package: "python3-paramiko",
+};
+
 /// Makes sure every need is met, installing the missing packages when root.
 pub fn ensure(needs: &[Need]) -> anyhow::Result<()> {
     let mut missing: Vec<&str> = needs

@@ -25,7 +25,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use crate::provision::{Need, is_root};
+use crate::provision::{self, Need, is_root};
 use crate::service::{self, Service, Started};
 use crate::test::path_str;
 
@@ -48,6 +48,8 @@ pub const NEEDS: &[Need] = &[
         probe: "script",
         package: "bsdutils",
     },
+    // The tests' hostile SSH server.
+    provision::PARAMIKO,
 ];
 
 const USER: &str = "netkit-test";

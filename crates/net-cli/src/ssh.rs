@@ -1697,7 +1697,9 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
     ])
     .context("cannot install signal handlers")
     .map_err(own)?;
-    let handle = signals.handle();
+    // Closed however the run ends: a panic out of it skipped the close, and the scope
+    // then waited for ever on the signal thread, with no summary for any host.
+    let handle = CloseOnDrop(signals.handle());
     std::thread::scope(|scope| {
         scope.spawn(|| {
             if let Some(signal) = signals.forever().next() {
@@ -1727,9 +1729,18 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
             interrupted: &interrupted,
         };
         let outcome = run_and_report(args, &configs, command, &shown);
-        handle.close();
+        drop(handle);
         outcome
     })
+}
+
+/// Ends a `Signals::forever` loop when dropped.
+struct CloseOnDrop(signal_hook::iterator::Handle);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// What one host's command wrote.

@@ -1,5 +1,7 @@
 //! One command on many hosts, at most P sessions at once; each host gets its own result.
 
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -161,21 +163,33 @@ pub fn run_many_with(
                 let Some(config) = hosts.get(i) else { break };
                 let started = Instant::now();
                 let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-                let outcome = Client::connect(config).and_then(|client| {
-                    client.exec_streaming(
-                        command,
-                        Some(input.reader()),
-                        &mut |b| {
-                            progress.output(i, false, b);
-                            stdout.extend_from_slice(b);
-                            Ok(())
-                        },
-                        &mut |b| {
-                            progress.output(i, true, b);
-                            stderr.extend_from_slice(b);
-                            Ok(())
-                        },
-                    )
+                // A panic on one host (a bug, or a library's unwrap of what a hostile server
+                // sent) is that host's failure, as pssh reports a failed host: re-raised by
+                // the scope, it lost every host's result (and hung `netkit ssh --hosts`).
+                // Nothing is shared across it but the output kept so far.
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    Client::connect(config).and_then(|client| {
+                        client.exec_streaming(
+                            command,
+                            Some(input.reader()),
+                            &mut |b| {
+                                progress.output(i, false, b);
+                                stdout.extend_from_slice(b);
+                                Ok(())
+                            },
+                            &mut |b| {
+                                progress.output(i, true, b);
+                                stderr.extend_from_slice(b);
+                                Ok(())
+                            },
+                        )
+                    })
+                }))
+                .unwrap_or_else(|panic| {
+                    Err(Error::Ssh {
+                        host: display_name(config),
+                        reason: format!("netkit failed on this host: {}", panic_message(&*panic)),
+                    })
                 });
                 let result = HostResult {
                     host: display_name(config),
@@ -209,6 +223,15 @@ pub fn run_many_with(
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// What a caught panic said (`panic!` carries a `&str` or a `String`).
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic")
 }
 
 fn display_name(config: &Config) -> String {

@@ -908,6 +908,21 @@ int ssh2_get_string(struct string_buf *buf, unsigned char **outbuf,
     return 0;
 }
 
+/* netkit: every byte of `text` that is not printable ASCII becomes '?'.
+   For the names a server sends that the protocol says are US-ASCII (the
+   methods of USERAUTH_FAILURE, RFC 4252 5.1; a signal name, RFC 4254 6.10):
+   the Rust binding unwraps them as UTF-8, so a hostile server's \xff made
+   auth_methods() panic and an exit-signal vanish (the command then counted
+   as a success). */
+void ssh2_printable_ascii(unsigned char *text, size_t len)
+{
+    size_t i;
+    for(i = 0; i < len; i++) {
+        if(text[i] < 0x20 || text[i] > 0x7e)
+            text[i] = '?';
+    }
+}
+
 /* Same as ssh2_get_string() but returning 'char **' pointer */
 int ssh2_get_chars(struct string_buf *buf, char **outbuf, size_t *outlen)
 {

@@ -171,6 +171,8 @@ int ssh2_get_string(struct string_buf *buf, unsigned char **outbuf,
                     size_t *outlen);
 int ssh2_copy_string(LIBSSH2_SESSION *session, struct string_buf *buf,
                      unsigned char **outbuf, size_t *outlen);
+/* netkit: see misc.c */
+void ssh2_printable_ascii(unsigned char *text, size_t len);
 int ssh2_get_bignum_bytes(struct string_buf *buf, unsigned char **outbuf,
                           size_t *outlen);
 int ssh2_check_length(struct string_buf *buf, size_t requested_len);

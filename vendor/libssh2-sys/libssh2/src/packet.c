@@ -1197,6 +1197,11 @@ ssh2_packet_add_jump_point1:
                                 memcpy(channelp->exit_signal,
                                        sig_name, sig_len);
                                 channelp->exit_signal[sig_len] = '\0';
+                                /* netkit: the Rust binding drops a name
+                                   that is not UTF-8 (misc.c). */
+                                ssh2_printable_ascii(
+                                    (unsigned char *)channelp->exit_signal,
+                                    sig_len);
 
                                 ssh2_deb((session, LIBSSH2_TRACE_CONN,
                                           "Exit signal %s received for "

@@ -224,6 +224,8 @@ static char *userauth_list(LIBSSH2_SESSION *session, const char *username,
         memmove(session->userauth_list_data, session->userauth_list_data + 5,
                 methods_len);
         session->userauth_list_data[methods_len] = '\0';
+        /* netkit: the Rust binding unwraps this as UTF-8 (misc.c). */
+        ssh2_printable_ascii(session->userauth_list_data, methods_len);
         ssh2_deb((session, LIBSSH2_TRACE_AUTH, "Permitted auth methods: %s",
                   session->userauth_list_data));
     }

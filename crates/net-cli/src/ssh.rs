@@ -2038,6 +2038,7 @@ fn resolved(given: &str, config: &Config, args: &Args) -> String {
                 HostKeyPolicy::Strict => "true",
                 HostKeyPolicy::AcceptNew => "accept-new",
                 HostKeyPolicy::Insecure => "false",
+                _ => "true", // a policy net-ssh adds later: shown as the strictest
             }
             .into(),
         ),

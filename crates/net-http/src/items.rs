@@ -62,6 +62,7 @@ impl std::fmt::Debug for Item {
 
 /// How data items become the body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum BodyKind {
     /// A JSON object (the default).
     #[default]

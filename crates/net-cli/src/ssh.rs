@@ -2130,6 +2130,7 @@ fn resolved(given: &str, config: &Config, args: &Args) -> Result<String, net_ssh
                 HostKeyPolicy::Strict => "true",
                 HostKeyPolicy::AcceptNew => "accept-new",
                 HostKeyPolicy::Insecure => "false",
+                _ => "true", // a policy net-ssh adds later: shown as the strictest
             }
             .into(),
         ),

@@ -446,6 +446,7 @@ fn client_cert(cert_file: &Path, key_file: Option<&Path>) -> Result<ureq::tls::C
         )
     };
     let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.der()).map_err(|_| mismatch())?;
+    #[allow(deprecated)] // rustls 0.23.48 deprecates ring's provider: see tls::client_config
     let signing = rustls::crypto::ring::default_provider()
         .key_provider
         .load_private_key(key_der.clone_key())

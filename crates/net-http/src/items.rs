@@ -12,7 +12,7 @@ use crate::Error;
 use crate::client::{Part, Request};
 
 /// One request item from the command line.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Item {
     /// `Name:Value`
@@ -32,8 +32,37 @@ pub enum Item {
     Upload(String, PathBuf, Option<String>),
 }
 
+// By hand: a header's value is a credential when the header is one (`Authorization:Bearer
+// TOKEN`), shown `<redacted>` as in `Request`'s and `Session`'s Debug, which may reach a log.
+impl std::fmt::Debug for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Item::Header(name, value) => {
+                let header = [(name.clone(), value.clone())];
+                let shown = crate::error::redacted_headers(&header);
+                f.debug_tuple("Header")
+                    .field(&shown[0].0)
+                    .field(&shown[0].1)
+                    .finish()
+            }
+            Item::RemoveHeader(name) => f.debug_tuple("RemoveHeader").field(name).finish(),
+            Item::EmptyHeader(name) => f.debug_tuple("EmptyHeader").field(name).finish(),
+            Item::Query(name, value) => f.debug_tuple("Query").field(name).field(value).finish(),
+            Item::Field(name, value) => f.debug_tuple("Field").field(name).field(value).finish(),
+            Item::Json(name, value) => f.debug_tuple("Json").field(name).field(value).finish(),
+            Item::Upload(name, path, mime) => f
+                .debug_tuple("Upload")
+                .field(name)
+                .field(path)
+                .field(mime)
+                .finish(),
+        }
+    }
+}
+
 /// How data items become the body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum BodyKind {
     /// A JSON object (the default).
     #[default]
@@ -490,6 +519,27 @@ fn nest(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_the_values_of_credential_headers() {
+        for (item, secret) in [
+            ("Authorization:Bearer ITEMTOKEN", "ITEMTOKEN"),
+            ("proxy-authorization:Basic UFJPWFk=", "UFJPWFk="),
+            ("Cookie:sid=COOKIEVALUE", "COOKIEVALUE"),
+        ] {
+            let shown = format!("{:?}", Item::parse(item).unwrap());
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+        assert_eq!(
+            format!("{:?}", Item::parse("Accept:text/plain").unwrap()),
+            r#"Header("Accept", "text/plain")"#
+        );
+        assert_eq!(
+            format!("{:?}", Item::parse("q==rust").unwrap()),
+            r#"Query("q", "rust")"#
+        );
+    }
 
     /// The JSON body the items make.
     fn body(items: &[&str]) -> Result<Value, Error> {

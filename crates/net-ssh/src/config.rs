@@ -9,6 +9,7 @@ use crate::matching;
 
 /// What to do with the server's host key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HostKeyPolicy {
     /// Refuse hosts not in known_hosts (OpenSSH's `StrictHostKeyChecking yes`).
     #[default]
@@ -21,6 +22,7 @@ pub enum HostKeyPolicy {
 
 /// A way to authenticate, as OpenSSH's `PreferredAuthentications` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AuthMethod {
     /// Keys: the agent's, then the key files (`publickey`).
     PublicKey,

@@ -31,11 +31,28 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! libssh2 is patched in this workspace (`vendor/libssh2-sys`, see its `NETKIT.md`): among
-//! others, a keepalive reads what has come before it counts the server silent. Cargo does not
-//! carry a `[patch]` to the crates that depend on us: a program outside the workspace adds
-//! the same `libssh2-sys = { path = ".../vendor/libssh2-sys" }` under `[patch.crates-io]`,
-//! or a quiet server may be taken for a lost one after the keepalive interval.
+//! # libssh2
+//!
+//! netkit builds this crate against a patched libssh2 (`vendor/libssh2-sys` in the netkit
+//! repository, see its `NETKIT.md`), through the workspace's `[patch.crates-io]`. Cargo does
+//! not carry a `[patch]` to dependents, and the patched crate is not published, so the crate is
+//! not published either (`publish = false` in its `Cargo.toml`). Built against crates.io's
+//! `libssh2-sys` (a path dependency from outside the workspace, without the same `[patch]`), it
+//! compiles and runs, but as upstream libssh2 does:
+//!
+//! - a blocking call (an SFTP read or write, opening a channel, authentication) fails with
+//!   "Timed out waiting on socket" once the server has been quiet until the next keepalive
+//!   ([`Config::keepalive`], 15 s by default), not after [`Config::timeout`];
+//! - a keepalive sends without reading first: idle [`Forwards`] busy-poll on the packets left
+//!   unread and do not notice that their server has gone;
+//! - a remote forward after the first can take a keepalive's reply for its own and fail;
+//! - a keepalive interval of 1 s is taken as 2 s;
+//! - AES (CTR, GCM) goes to OpenSSL one 16-byte block at a time, which makes it slower than
+//!   libssh2's portable chacha20-poly1305, while [`Config::default_ciphers`] puts aes-gcm first.
+//!
+//! Nothing detects at run time which libssh2 was built. A program outside the workspace gets
+//! netkit's behaviour only with a checkout of netkit and the same
+//! `libssh2-sys = { path = "NETKIT/vendor/libssh2-sys" }` under its own `[patch.crates-io]`.
 
 mod client;
 mod config;

@@ -8286,52 +8286,110 @@ fn ssh_askpass_answers_for_the_password_as_ssh_asks_it() {
 fn number_of_password_prompts_bounds_the_passphrase_questions() {
     // ssh asks "Enter passphrase for key" again after a wrong answer, NumberOfPasswordPrompts
     // times in all (0: never), then goes on to the next method; netkit asked three times
-    // whatever the option said.
+    // whatever the option said, and a PEM or PKCS#8 key only once (libssh2 says "wrong
+    // passphrase" for them with a code of its own, read as a refusal by the server).
     let dir = work_dir().join("ssh-cli-passphrase-prompts");
     std::fs::create_dir_all(&dir).unwrap();
     let (script, log) = askpass_script(&dir, "wrong");
-    let force = Path::new("force");
-    {
-        let path = key("id_encrypted").display().to_string();
+    let passphrase = env("NETKIT_TEST_SSH_PASSPHRASE");
+    // The PEM key again, as `ssh-keygen -p -m PKCS8` writes it (BEGIN ENCRYPTED PRIVATE KEY).
+    let pkcs8 = dir.join("id_encrypted_pkcs8");
+    let _ = std::fs::remove_file(&pkcs8);
+    std::fs::copy(key("id_encrypted_pem"), &pkcs8).unwrap();
+    std::fs::set_permissions(&pkcs8, std::fs::Permissions::from_mode(0o600)).unwrap();
+    keygen(
+        &["-p", "-m", "PKCS8", "-P", &passphrase, "-N", &passphrase],
+        &pkcs8,
+    );
+    assert!(
+        std::fs::read_to_string(&pkcs8)
+            .unwrap()
+            .starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    );
+    // A key the server does not accept, whose passphrase is the askpass's answer: asked for
+    // once, then refused by the server, which is no wrong passphrase to ask again.
+    let refused = dir.join("id_refused_pem");
+    let _ = std::fs::remove_file(&refused);
+    keygen(
+        &["-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "wrong"],
+        &refused,
+    );
+    let run = |path: &str, option: &str| {
+        let _ = std::fs::remove_file(&log);
+        let out = Command::new("setsid")
+            .arg("-w")
+            .arg(netkit_bin())
+            // The key alone: no working key after it.
+            .args(["ssh", "-p", &port().to_string(), "--known-hosts"])
+            .arg(env("NETKIT_TEST_SSH_KNOWN_HOSTS"))
+            .args(["-o", "PasswordAuthentication=no", "-o", option, "-i", path])
+            .args([dest().as_str(), "echo", "ok"])
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("NETKIT_SSH_PASSPHRASE")
+            .env_remove("DISPLAY")
+            .env("SSH_ASKPASS", &script)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(255), "{path} {option}: {err}");
+        let questions = std::fs::read_to_string(&log).unwrap_or_default();
+        let asked = questions
+            .matches(&format!("Enter passphrase for key '{path}': "))
+            .count();
+        assert_eq!(questions.lines().count(), asked, "{questions}");
+        (asked, err)
+    };
+    // ECDSA keys in both formats too (BEGIN EC PRIVATE KEY with Proc-Type: 4,ENCRYPTED): a
+    // wrong passphrase fails before the server is asked, so they need not be authorised.
+    let ec_pem = dir.join("id_ec_pem");
+    let _ = std::fs::remove_file(&ec_pem);
+    keygen(
+        &["-q", "-t", "ecdsa", "-m", "PEM", "-N", &passphrase],
+        &ec_pem,
+    );
+    let ec_pkcs8 = dir.join("id_ec_pkcs8");
+    let _ = std::fs::remove_file(&ec_pkcs8);
+    keygen(
+        &["-q", "-t", "ecdsa", "-m", "PKCS8", "-N", &passphrase],
+        &ec_pkcs8,
+    );
+    for path in [
+        key("id_encrypted"),
+        key("id_encrypted_pem"),
+        pkcs8,
+        ec_pem,
+        ec_pkcs8,
+    ] {
+        let path = path.display().to_string();
         for (prompts, asked) in [("2", 2), ("1", 1), ("0", 0)] {
-            let _ = std::fs::remove_file(&log);
             let option = format!("NumberOfPasswordPrompts={prompts}");
-            let out = Command::new("setsid")
-                .arg("-w")
-                .arg(netkit_bin())
-                // The key alone: no working key after it.
-                .args(["ssh", "-p", &port().to_string(), "--known-hosts"])
-                .arg(env("NETKIT_TEST_SSH_KNOWN_HOSTS"))
-                .args([
-                    "-o",
-                    "PasswordAuthentication=no",
-                    "-o",
-                    &option,
-                    "-i",
-                    &path,
-                ])
-                .args([dest().as_str(), "echo", "ok"])
-                .env_remove("SSH_AUTH_SOCK")
-                .env_remove("NETKIT_SSH_PASSPHRASE")
-                .env_remove("DISPLAY")
-                .env("SSH_ASKPASS", &script)
-                .env("SSH_ASKPASS_REQUIRE", force)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap();
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(255), "{path} {option}: {err}");
-            let questions = std::fs::read_to_string(&log).unwrap_or_default();
-            assert_eq!(
-                questions
-                    .matches(&format!("Enter passphrase for key '{path}': "))
-                    .count(),
-                asked,
-                "{path} {option}: {questions}"
-            );
-            assert_eq!(questions.lines().count(), asked, "{questions}");
+            assert_eq!(run(&path, &option).0, asked, "{path} {option}");
         }
     }
+    let path = refused.display().to_string();
+    let (asked, err) = run(&path, "NumberOfPasswordPrompts=2");
+    assert_eq!(asked, 1, "{err}");
+    assert!(
+        err.contains(&format!("authentication failed (tried: publickey {path};")),
+        "{err}"
+    );
+}
+
+/// Runs `ssh-keygen` with `args` on the key file `path`.
+fn keygen(args: &[&str], path: &Path) {
+    let out = Command::new("ssh-keygen")
+        .args(args)
+        .arg("-f")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -12,6 +12,15 @@ use crate::{Error, known_hosts};
 /// LIBSSH2_ERROR_EAGAIN: the non-blocking session would block.
 pub(crate) const EAGAIN: ssh2::ErrorCode = ssh2::ErrorCode::Session(-37);
 
+/// LIBSSH2_ERROR_FILE: a key file libssh2 cannot read or decode (an OpenSSH-format key with
+/// a wrong passphrase among them).
+const KEY_FILE: ssh2::ErrorCode = ssh2::ErrorCode::Session(-16);
+
+/// LIBSSH2_ERROR_KEYFILE_AUTH_FAILED: OpenSSL could not decrypt a PEM or PKCS#8 key with the
+/// passphrase given. The server refusing a key is LIBSSH2_ERROR_AUTHENTICATION_FAILED (-18)
+/// instead, and libssh2 reads the key before it asks the server.
+const KEY_PASSPHRASE: ssh2::ErrorCode = ssh2::ErrorCode::Session(-48);
+
 /// An authenticated SSH connection to one host.
 ///
 /// One session carries one operation at a time: each switches the session between blocking
@@ -642,14 +651,26 @@ impl Client {
                 &identity.path,
                 identity.passphrase.as_deref(),
             );
+            if let Err(e) = &result {
+                log::debug!(
+                    "{}: key {} not taken: libssh2 error {:?}: {}",
+                    self.host,
+                    identity.path.display(),
+                    e.code(),
+                    e.message()
+                );
+            }
             match result {
                 Ok(()) if session.authenticated() => return true,
-                // LIBSSH2_ERROR_FILE: unreadable, malformed or wrongly decrypted key; an
-                // encrypted PEM or PKCS#8 key without its passphrase fails otherwise (and was
-                // never asked for: the password was, which the server may not even take).
+                // An unreadable, malformed or wrongly decrypted key; an encrypted PEM or PKCS#8
+                // key without its passphrase fails otherwise (and was never asked for: the
+                // password was, which the server may not even take), and one with a wrong
+                // passphrase was taken for a key the server refused, its passphrase not asked
+                // again as ssh asks it.
                 Err(e)
                     if !config.identities.is_empty()
-                        && (e.code() == ssh2::ErrorCode::Session(-16)
+                        && (e.code() == KEY_FILE
+                            || e.code() == KEY_PASSPHRASE
                             || (identity.passphrase.is_none() && identity.is_encrypted())) =>
                 {
                     unusable.push(Error::Key {

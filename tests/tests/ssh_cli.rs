@@ -364,13 +364,78 @@ fn tilde_v_steps_the_log_level_and_tilde_b_and_tilde_r_say_why_not_as_in_ssh() {
         listed,
         [
             "~.   - terminate connection",
+            "~C   - open a command line",
             "~V/v - decrease/increase verbosity (LogLevel)",
             "~^Z  - suspend netkit",
+            "~#   - list forwarded connections",
             "~?   - this message",
             "~~   - send the escape character by typing it twice",
         ],
         "{screen}"
     );
+}
+
+#[test]
+fn tilde_c_adds_and_cancels_a_forward_on_a_running_session_and_tilde_hash_lists_it_as_in_ssh() {
+    // ssh's command line: `-L` listens at once on the session that runs, whose bytes go
+    // through (here to the test sshd, whose banner comes back); `~#` lists the connection;
+    // `-KL` closes the listener; bad lines get ssh's one-line answers.
+    let mut terminal = Terminal::start(&netkit_line(&["-t"], &["'echo ready; sleep 60'"]));
+    terminal.wait_for("ready");
+    let listen = free_port();
+    let mut prompts = 0;
+    let mut command = |terminal: &mut Terminal, line: &str, said: &str| {
+        let seen = terminal.screen.lock().unwrap().matches(said).count();
+        terminal.type_keys(b"\r~C");
+        prompts += 1;
+        terminal.wait_for_nth("ssh> ", prompts);
+        terminal.type_keys(format!("{line}\r").as_bytes());
+        terminal.wait_for_nth(said, seen + 1);
+    };
+    command(&mut terminal, "?", "-KD[bind_address:]port");
+    command(&mut terminal, "x -L 1:a:1", "Invalid command.");
+    command(&mut terminal, "-L 1", "Bad local forwarding specification.");
+    command(
+        &mut terminal,
+        "-KL 1:2:3",
+        "Bad forwarding close specification.",
+    );
+    let forward = format!("-L {listen}:127.0.0.1:{}", port());
+    command(&mut terminal, &forward, "Forwarding port.");
+    let mut through = std::net::TcpStream::connect(("127.0.0.1", listen)).unwrap();
+    through
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut banner = [0; 8];
+    std::io::Read::read_exact(&mut through, &mut banner).unwrap();
+    assert_eq!(&banner, b"SSH-2.0-");
+    terminal.type_keys(b"\r~#");
+    terminal.wait_for(&format!(
+        "direct-tcpip: listening port {listen} for 127.0.0.1 port {}, connect from 127.0.0.1",
+        port()
+    ));
+    drop(through);
+    command(
+        &mut terminal,
+        &format!("-KL {listen}"),
+        "Canceled forwarding.",
+    );
+    command(
+        &mut terminal,
+        &format!("-KL {listen}"),
+        "Unknown port forwarding.",
+    );
+    let refused = std::net::TcpStream::connect(("127.0.0.1", listen));
+    assert!(refused.is_err(), "still listening after -KL");
+    terminal.type_keys(b"\r~.");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(255), "{screen}");
+    assert!(
+        screen.contains("The following connections are open:"),
+        "{screen}"
+    );
+    // The line is echoed as typed: the terminal left raw mode for it, as ssh leaves it.
+    assert!(screen.contains(&format!("ssh> {forward}")), "{screen}");
 }
 
 #[test]

@@ -974,7 +974,11 @@ pub fn run(mut args: Args) -> Outcome {
             _ => Ok(ExitCode::SUCCESS),
         };
     }
-    let forwards = start_forwards(&asked, &mut config, &mut None)?;
+    let live = Arc::new(LiveForwards {
+        running: Mutex::new(start_forwards(&asked, &mut config, &mut None)?),
+        config: Mutex::new(config.clone()),
+        gateway_ports: args.gateway_ports,
+    });
     if args.background {
         background::detach(true);
     }
@@ -1002,6 +1006,7 @@ pub fn run(mut args: Args) -> Outcome {
         .zip(escape)
         .map(|(raw, escape)| (Escapes::new(escape), raw.saved.clone()));
     let host = config.host.clone();
+    let forwards = Arc::clone(&live);
     let rx = (!args.no_stdin).then(|| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
         crate::spawn(move || {
@@ -1045,6 +1050,22 @@ pub fn run(mut args: Args) -> Outcome {
                                 EscapeChar(Some(escapes.escape)),
                                 char::from(key)
                             ));
+                            keys
+                        }
+                        (keys, Some(Escape::Connections)) => {
+                            crate::exit::say_part(format_args!(
+                                "{}#\r\n{}",
+                                EscapeChar(Some(escapes.escape)),
+                                forwards.list()
+                            ));
+                            keys
+                        }
+                        (keys, Some(Escape::CommandLine)) => {
+                            let said = outside_raw_mode(saved, || {
+                                crate::exit::say_part(format_args!("\r\nssh> "));
+                                forwards.command_line(&read_line(&mut stdin))
+                            });
+                            crate::exit::say_part(format_args!("{said}"));
                             keys
                         }
                         (keys, Some(Escape::Suspend)) => {
@@ -1111,7 +1132,7 @@ pub fn run(mut args: Args) -> Outcome {
         }
         other => other.map_err(own)?,
     };
-    end_forwards(forwards, true);
+    end_forwards(lock(&live.running).take(), true);
     // Said on a terminal put back: in raw mode a bare \n left the shell's prompt mid-line.
     drop(raw);
     if let Some(signal) = status.signal {
@@ -1124,6 +1145,16 @@ pub fn run(mut args: Args) -> Outcome {
     Ok(ExitCode::from(
         u8::try_from(status.code).unwrap_or(OWN_ERROR),
     ))
+}
+
+/// One line typed at the terminal (in its line mode), without its newline; at most 4 KiB.
+fn read_line(input: &mut impl std::io::Read) -> String {
+    let mut line = Vec::new();
+    let mut byte = [0];
+    while line.len() < 4096 && matches!(input.read(&mut byte), Ok(1)) && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    String::from_utf8_lossy(&line).into_owned()
 }
 
 /// `HOST:PORT` of -W (`[v6]:PORT` too).
@@ -1229,6 +1260,10 @@ enum Escape {
     Suspend,
     /// `~V` (`more` false) or `~v`: less or more of the log, as ssh steps its LogLevel.
     Verbosity { more: bool },
+    /// `~C`: ssh's command line, to add and cancel forwards.
+    CommandLine,
+    /// `~#`: list the forwarded connections.
+    Connections,
     /// `~B` (a BREAK) and `~R` (a rekey): libssh2 can send neither (a started channel takes
     /// no other request of this kind, and it starts no key exchange), said on the terminal.
     Unsupported { key: u8, why: &'static str },
@@ -1283,7 +1318,7 @@ impl Escapes {
     fn help(&self) -> String {
         let e = EscapeChar(Some(self.escape));
         format!(
-            "Supported escape sequences:\r\n {e}.   - terminate connection\r\n {e}V/v - decrease/increase verbosity (LogLevel)\r\n {e}^Z  - suspend netkit\r\n {e}?   - this message\r\n {e}{e}   - send the escape character by typing it twice\r\n(Note that escapes are only recognized immediately after newline.)\r\n"
+            "Supported escape sequences:\r\n {e}.   - terminate connection\r\n {e}C   - open a command line\r\n {e}V/v - decrease/increase verbosity (LogLevel)\r\n {e}^Z  - suspend netkit\r\n {e}#   - list forwarded connections\r\n {e}?   - this message\r\n {e}{e}   - send the escape character by typing it twice\r\n(Note that escapes are only recognized immediately after newline.)\r\n"
         )
     }
 
@@ -1305,6 +1340,14 @@ impl Escapes {
                     }
                     b'V' | b'v' => {
                         escape = Some(Escape::Verbosity { more: key == b'v' });
+                        continue;
+                    }
+                    b'C' => {
+                        escape = Some(Escape::CommandLine);
+                        continue;
+                    }
+                    b'#' => {
+                        escape = Some(Escape::Connections);
                         continue;
                     }
                     b'B' => {
@@ -1378,14 +1421,23 @@ impl Drop for RawMode {
 /// `~^Z`: stops netkit as ssh stops itself, the terminal put back meanwhile and made raw again
 /// once resumed (`fg`); the session waits for it.
 fn suspend(saved: &nix::sys::termios::Termios) {
+    outside_raw_mode(saved, || {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGTSTP);
+    });
+}
+
+/// Runs `f` with the terminal as `saved` holds it (echo, line editing), and raw again after,
+/// as ssh leaves raw mode to suspend itself or read its `~C` command line.
+fn outside_raw_mode<T>(saved: &nix::sys::termios::Termios, f: impl FnOnce() -> T) -> T {
     use nix::sys::termios::{SetArg, tcgetattr, tcsetattr};
     let stdin = std::io::stdin();
     let raw = tcgetattr(&stdin);
     restore_terminal(saved);
-    let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGTSTP);
+    let done = f();
     if let Ok(raw) = raw {
         let _ = tcsetattr(&stdin, SetArg::TCSANOW, &raw);
     }
+    done
 }
 
 /// Puts the terminal's settings back as `saved` holds them.
@@ -1394,10 +1446,162 @@ fn restore_terminal(saved: &nix::sys::termios::Termios) {
         nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, saved);
 }
 
-/// The forwards carried on a thread of their own, and what stops them.
+/// The forwards carried on a thread of their own, what stops them and what changes them.
 struct Forward {
     carrying: std::thread::JoinHandle<Result<(), Error>>,
     stop: net_ssh::StopForwards,
+    change: net_ssh::ChangeForwards,
+}
+
+/// A session's forwards as `~C` and `~#` reach them: those it started with, or, once a `~C`
+/// adds the first, forwards on a connection of their own (as those asked for with a command
+/// are carried beside it).
+struct LiveForwards {
+    running: Mutex<Option<Forward>>,
+    /// To connect that connection.
+    config: Mutex<Config>,
+    /// -g: forwards without a bind address listen on every interface.
+    gateway_ports: bool,
+}
+
+/// What ssh's `~C` command line prints for `?` and `-h`.
+const COMMAND_LINE_HELP: &str = "Commands:\r\n      -L[bind_address:]port:host:hostport    Request local forward\r\n      -R[bind_address:]port:host:hostport    Request remote forward\r\n      -D[bind_address:]port                  Request dynamic forward\r\n      -KL[bind_address:]port                 Cancel local forward\r\n      -KR[bind_address:]port                 Cancel remote forward\r\n      -KD[bind_address:]port                 Cancel dynamic forward\r\n";
+
+impl LiveForwards {
+    /// What ssh's `~C` says for `line` once done (lines end in \r\n, as ssh's): adds or
+    /// cancels a forward, as ssh's command line does, with its words.
+    fn command_line(&self, line: &str) -> String {
+        let line = line.trim();
+        let line = line.strip_prefix('-').unwrap_or(line);
+        if line.is_empty() {
+            return String::new();
+        }
+        if line.starts_with(['h', 'H', '?']) {
+            return COMMAND_LINE_HELP.to_owned();
+        }
+        let (cancel, rest) = match line.strip_prefix('K') {
+            Some(rest) => (true, rest),
+            None => (false, line),
+        };
+        let mut chars = rest.chars();
+        let kind = match chars.next() {
+            Some('L') => net_ssh::ForwardKind::Local,
+            Some('R') => net_ssh::ForwardKind::Remote,
+            Some('D') => net_ssh::ForwardKind::Dynamic,
+            _ => return "Invalid command.\r\n".to_owned(),
+        };
+        let spec = chars.as_str().trim_start();
+        let said = if cancel {
+            self.cancel(kind, spec)
+        } else {
+            self.add(kind, spec)
+        };
+        said.unwrap_or_else(|e| e)
+    }
+
+    /// `-KL`, `-KR`, `-KD`: ssh's words when done, or its error.
+    fn cancel(&self, kind: net_ssh::ForwardKind, spec: &str) -> Result<String, String> {
+        let (bind, port) = parse_bind_port("-K", spec)
+            .map_err(|_| "Bad forwarding close specification.\r\n".to_owned())?;
+        let unknown = || "Unknown port forwarding.\r\n".to_owned();
+        let change = lock(&self.running).as_ref().map(|f| f.change.clone());
+        match change.map(|change| change.cancel(kind, bind, port)) {
+            Some(Ok(true)) => Ok("Canceled forwarding.\r\n".to_owned()),
+            Some(Err(e)) => Err(format!(
+                "{}\r\n{}",
+                crate::exit::shown(&e.to_string()),
+                unknown()
+            )),
+            Some(Ok(false)) | None => Err(unknown()),
+        }
+    }
+
+    /// `-L`, `-R`, `-D`: ssh's words when done, or its error.
+    fn add(&self, kind: net_ssh::ForwardKind, spec: &str) -> Result<String, String> {
+        use net_ssh::ForwardKind;
+        let failed = |why: &dyn std::fmt::Display| {
+            format!(
+                "{}\r\nPort forwarding failed.\r\n",
+                crate::exit::shown(&why.to_string())
+            )
+        };
+        let bad = |which| format!("Bad {which} forwarding specification.\r\n");
+        let mut said = String::new();
+        match kind {
+            ForwardKind::Local | ForwardKind::Dynamic => {
+                let (bind, port, to) = if kind == ForwardKind::Local {
+                    let (bind, port, to) = parse_forward("-L", spec).map_err(|_| bad("local"))?;
+                    (bind, port, Some(to))
+                } else {
+                    let (bind, port) = parse_bind_port("-D", spec).map_err(|_| bad("local"))?;
+                    (bind, port, None)
+                };
+                if port == 0 {
+                    return Err(bad("local"));
+                }
+                let listeners =
+                    listen_for(bind, port, self.gateway_ports).map_err(|e| failed(&e))?;
+                let change = self
+                    .change()
+                    .map_err(|e| failed(&format!("{:#}", e.error)))?;
+                match to {
+                    Some(Reach::Tcp(host, to_port)) => change.local(listeners, host, to_port),
+                    Some(Reach::Socket(path)) => change.local_to_socket(listeners, path),
+                    None => change.dynamic(listeners),
+                }
+                .map_err(|e| failed(&e))?;
+            }
+            ForwardKind::Remote => {
+                let (bind, port, to) = parse_forward("-R", spec).map_err(|_| bad("remote"))?;
+                let Reach::Tcp(host, to_port) = to else {
+                    return Err(bad("remote"));
+                };
+                let change = self
+                    .change()
+                    .map_err(|e| failed(&format!("{:#}", e.error)))?;
+                let allocated = change
+                    .remote(bind, port, host, to_port)
+                    .map_err(|e| failed(&e))?;
+                if port == 0 {
+                    said = format!(
+                        "Allocated port {allocated} for remote forward to {host}:{to_port}\r\n"
+                    );
+                }
+            }
+        }
+        Ok(said + "Forwarding port.\r\n")
+    }
+
+    /// What changes the forwards, started (on a connection of their own) when none run.
+    fn change(&self) -> Result<net_ssh::ChangeForwards, Failure> {
+        let mut running = lock(&self.running);
+        if let Some(forward) = running.as_ref() {
+            return Ok(forward.change.clone());
+        }
+        let mut config = lock(&self.config);
+        let client = connect(&mut config)?;
+        let none = ForwardSpecs {
+            local: Vec::new(),
+            remote: Vec::new(),
+            dynamic: Vec::new(),
+            gateway_ports: self.gateway_ports,
+        };
+        let started = start_forwards(&none, &mut config, &mut Some(client))?;
+        let change = started.as_ref().map(|f| f.change.clone());
+        *running = started;
+        change.ok_or_else(|| own(anyhow!("the forwarding did not start")))
+    }
+
+    /// What ssh's `~#` prints: the session, then each forwarded connection open.
+    fn list(&self) -> String {
+        let mut said = "The following connections are open:\r\n  #0 client-session\r\n".to_owned();
+        let change = lock(&self.running).as_ref().map(|f| f.change.clone());
+        let open = change.and_then(|change| change.connections().ok());
+        for (n, about) in open.into_iter().flatten().enumerate() {
+            said += &format!("  #{} {}\r\n", n + 1, crate::exit::shown(&about));
+        }
+        said
+    }
 }
 
 /// `-L`/`-R` as `[BIND:]PORT:HOST:PORT`.
@@ -1462,13 +1666,10 @@ impl<'a> ForwardSpecs<'a> {
                     .map(|spec| ("DynamicForward", spec)),
             )
             .map(|(flag, spec)| {
-                let bad = || anyhow!("bad {flag} {spec:?}: expected [BIND:]PORT");
-                let (bind, port) = match fields(spec).as_deref() {
-                    Some(&[port]) => (None, port),
-                    Some(&[bind, port]) => (Some(bind), port),
-                    _ => return Err(bad()),
-                };
-                let port = port.parse().ok().filter(|&p| p != 0).ok_or_else(bad)?;
+                let (bind, port) = parse_bind_port(flag, spec)?;
+                if port == 0 {
+                    return Err(anyhow!("bad {flag} {spec:?}: expected [BIND:]PORT"));
+                }
                 Ok((spec.as_str(), bind, port))
             })
             .collect::<anyhow::Result<Vec<_>>>();
@@ -1515,28 +1716,10 @@ fn start_forwards(
         log::warn!("{message}; going on without it");
         Ok(())
     };
-    let listen =
-        |flag: &str, spec: &str, bind: Option<&str>, port: u16| match net_ssh::forward_listeners(
-            bind,
-            port,
-            asked.gateway_ports,
-        ) {
-            Ok(listeners) => Ok(listeners),
-            Err(e) => {
-                let host = match bind {
-                    None if asked.gateway_ports => "*",
-                    None => "localhost",
-                    Some("") => "*",
-                    Some(host) => host,
-                };
-                failed(
-                    flag,
-                    spec,
-                    format!("cannot listen on {host} port {port}: {e}"),
-                )
-                .map(|()| Vec::new())
-            }
-        };
+    let listen = |flag: &str, spec: &str, bind: Option<&str>, port: u16| {
+        listen_for(bind, port, asked.gateway_ports)
+            .or_else(|why| failed(flag, spec, why).map(|()| Vec::new()))
+    };
     let client = match spare.take() {
         Some(client) => client,
         None => connect(config)?,
@@ -1572,15 +1755,37 @@ fn start_forwards(
         }
     }
     let stop = forwards.stopper();
+    let change = forwards.changer();
     let carrying = crate::spawn(move || forwards.run()).map_err(own)?;
-    Ok(Some(Forward { carrying, stop }))
+    Ok(Some(Forward {
+        carrying,
+        stop,
+        change,
+    }))
+}
+
+/// The listeners of a `-L` or `-D` forward (`forward_listeners`), or why there are none.
+fn listen_for(
+    bind: Option<&str>,
+    port: u16,
+    gateway_ports: bool,
+) -> Result<Vec<std::net::TcpListener>, String> {
+    net_ssh::forward_listeners(bind, port, gateway_ports).map_err(|e| {
+        let host = match bind {
+            None if gateway_ports => "*",
+            None => "localhost",
+            Some("") => "*",
+            Some(host) => host,
+        };
+        format!("cannot listen on {host} port {port}: {e}")
+    })
 }
 
 /// Ends the forwards (at once, or after the open connections when `drain`: the command
 /// exited, and those already carried finish first, as in ssh) and waits for them; a failure
 /// is reported.
 fn end_forwards(forwards: Option<Forward>, drain: bool) {
-    let Some(Forward { carrying, stop }) = forwards else {
+    let Some(Forward { carrying, stop, .. }) = forwards else {
         return;
     };
     if drain {
@@ -1591,6 +1796,18 @@ fn end_forwards(forwards: Option<Forward>, drain: bool) {
     if let Ok(Err(e)) = carrying.join() {
         log::warn!("forwarding: {e}");
     }
+}
+
+/// `[BIND:]PORT` (of `flag`: -D's, and what `~C`'s -K cancels) into the bind address, if
+/// any, and the port.
+fn parse_bind_port<'a>(flag: &str, spec: &'a str) -> anyhow::Result<(Option<&'a str>, u16)> {
+    let bad = || anyhow!("bad {flag} {spec:?}: expected [BIND:]PORT");
+    let (bind, port) = match fields(spec).as_deref() {
+        Some(&[port]) => (None, port),
+        Some(&[bind, port]) => (Some(bind), port),
+        _ => return Err(bad()),
+    };
+    Ok((bind, port.parse().map_err(|_| bad())?))
 }
 
 /// `[BIND:]PORT:HOST:PORT` or `[BIND:]PORT:/PATH` (of `flag`) into the bind address, if

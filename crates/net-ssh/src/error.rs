@@ -232,6 +232,9 @@ pub enum Error {
         /// What the callback returned.
         source: std::io::Error,
     },
+    /// A change asked of forwards whose loop has ended (the connection was lost).
+    #[error("the forwarding has ended")]
+    ForwardingEnded,
     /// Any other SSH failure.
     #[error("{host}: {reason}")]
     Ssh {

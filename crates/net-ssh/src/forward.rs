@@ -70,6 +70,8 @@ struct Tunnel<S> {
     closed: bool,
     /// The channel's send window, to tell the server's adjusts from our writes.
     window: Window,
+    /// What ssh's `~#` says of the connection (a jump's relay has none).
+    about: String,
 }
 
 /// Where a `-L` or SOCKS connection goes, as seen from the server.
@@ -79,6 +81,33 @@ enum Target {
     /// A Unix socket's path (`-L 5432:/run/postgresql/.s.PGSQL.5432`; OpenSSH's
     /// direct-streamlocal channel).
     Socket(String),
+}
+
+impl Target {
+    /// As ssh's `~#` names it: `HOST port PORT`, or the socket's path.
+    fn spoken(&self) -> String {
+        match self {
+            Target::Tcp(host, port) => format!("{host} port {port}"),
+            Target::Socket(path) => path.clone(),
+        }
+    }
+}
+
+/// ssh's `~#` words for a connection accepted on a local listener (`kind`, the channel's
+/// type): the forward it came to, and from where.
+fn accepted(kind: &str, tcp: &TcpStream, to: &str) -> String {
+    let (from, at) = (tcp.peer_addr().ok(), tcp.local_addr().ok());
+    let ip =
+        |a: Option<std::net::SocketAddr>| a.map_or_else(|| "?".to_owned(), |a| a.ip().to_string());
+    let port = |a: Option<std::net::SocketAddr>| a.map_or(0, |a| a.port());
+    format!(
+        "{kind}: listening port {} for {to}, connect from {} port {} to {} port {}",
+        port(at),
+        ip(from),
+        port(from),
+        ip(at),
+        port(at)
+    )
 }
 
 impl std::fmt::Display for Target {
@@ -96,6 +125,8 @@ struct Open {
     tcp: TcpStream,
     to: Target,
     socks: Option<socks::Request>,
+    /// What `~#` will say of its tunnel.
+    about: String,
 }
 
 /// A connection on its way to a tunnel that waits on another thread, so that it holds up
@@ -103,8 +134,9 @@ struct Open {
 enum Waiting {
     /// A SOCKS client whose request a thread reads (blocking, for at most SOCKS_TIMEOUT).
     Handshake(Receiver<Option<Open>>),
-    /// A channel the server opened (`-R`), and a thread's connection to the local target.
-    Connect(ssh2::Channel, Receiver<std::io::Result<TcpStream>>),
+    /// A channel the server opened (`-R`), a thread's connection to the local target, and
+    /// what `~#` will say of the tunnel.
+    Connect(ssh2::Channel, Receiver<std::io::Result<TcpStream>>, String),
 }
 
 /// What a forward's listener turned up in one turn.
@@ -157,12 +189,67 @@ enum Source {
     Local { listener: TcpListener, to: Target },
     /// `-D`: a local SOCKS listener; each client names where it goes.
     Dynamic(TcpListener),
-    /// `-R`: the server's listener; each connection goes to `host:port` as seen from here.
+    /// `-R`: the server's listener on `listening` (the port it listens on); each
+    /// connection goes to `host:port` as seen from here.
     Remote {
         listener: ssh2::Listener,
+        listening: u16,
         host: String,
         port: u16,
     },
+}
+
+/// Which of a session's forwards: `-L`, `-R` or `-D`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForwardKind {
+    /// `-L`: a local listener to a host and port (or socket) as seen from the server.
+    Local,
+    /// `-R`: the server's listener to a host and port as seen from here.
+    Remote,
+    /// `-D`: a local SOCKS listener.
+    Dynamic,
+}
+
+impl Source {
+    /// Whether this is the `kind` forward listening on `port` at one of `addresses` (any
+    /// address when `None`), as ssh's `-KL`, `-KR` and `-KD` name a forward to cancel.
+    fn is(&self, kind: ForwardKind, addresses: Option<&[std::net::IpAddr]>, port: u16) -> bool {
+        let local = |listener: &TcpListener| {
+            listener.local_addr().is_ok_and(|at| {
+                at.port() == port && addresses.is_none_or(|addresses| addresses.contains(&at.ip()))
+            })
+        };
+        match (self, kind) {
+            (Source::Local { listener, .. }, ForwardKind::Local)
+            | (Source::Dynamic(listener), ForwardKind::Dynamic) => local(listener),
+            (Source::Remote { listening, .. }, ForwardKind::Remote) => *listening == port,
+            _ => false,
+        }
+    }
+}
+
+/// A change asked of a running [`Forwards`] through [`ChangeForwards`], taken by its loop.
+enum Change {
+    /// A local (`-L`) or SOCKS (`-D`) listener, already non-blocking.
+    Add(Source),
+    /// `-R`: the server is asked to listen; its answer (the port it listens on) goes back.
+    Remote {
+        bind: Option<String>,
+        port: u16,
+        host: String,
+        to_port: u16,
+        reply: mpsc::Sender<Result<u16, Error>>,
+    },
+    /// Closes the forwards of a kind listening on a port (on one of the addresses, when
+    /// given); whether there was one goes back. Their open connections go on, as in ssh.
+    Cancel {
+        kind: ForwardKind,
+        addresses: Option<Vec<std::net::IpAddr>>,
+        port: u16,
+        reply: mpsc::Sender<bool>,
+    },
+    /// What `~#` lists: one line for each open forwarded connection.
+    List(mpsc::Sender<Vec<String>>),
 }
 
 /// The forwards one session carries (`ssh -L`, `-R` and `-D`), all over the one connection
@@ -175,6 +262,8 @@ pub struct Forwards {
     /// ([`on_thread`]): the loop sleeps in its poll until then, or until a timer is due.
     woken: UnixStream,
     stop: Arc<Stop>,
+    /// What [`ChangeForwards`] asks while the loop runs.
+    changes: Receiver<Change>,
 }
 
 impl std::fmt::Debug for Forwards {
@@ -192,6 +281,7 @@ struct Stop {
     now: AtomicBool,
     after_open_ones: AtomicBool,
     wake: UnixStream,
+    changes: mpsc::Sender<Change>,
 }
 
 impl Stop {
@@ -223,6 +313,136 @@ impl StopForwards {
     }
 }
 
+/// Adds and cancels forwards of a running [`Forwards`], and lists its connections, from
+/// another thread (ssh's `~C` command line and `~#`). Cheap to clone. Each call waits for the
+/// loop to take it, which it does at once, between two turns.
+#[derive(Clone, Debug)]
+pub struct ChangeForwards(Arc<Stop>);
+
+impl ChangeForwards {
+    fn ask<T>(&self, change: impl FnOnce(mpsc::Sender<T>) -> Change) -> Result<T, Error> {
+        let (reply, answer) = mpsc::channel();
+        self.send(change(reply))?;
+        answer.recv().map_err(|_| Error::ForwardingEnded)
+    }
+
+    fn send(&self, change: Change) -> Result<(), Error> {
+        self.0
+            .changes
+            .send(change)
+            .map_err(|_| Error::ForwardingEnded)?;
+        self.0.wake();
+        Ok(())
+    }
+
+    /// `-L` on a running session: as [`Forwards::local`], for each of `listeners`.
+    ///
+    /// # Errors
+    /// [`Error::Local`] when a listener cannot be made non-blocking,
+    /// [`Error::ForwardingEnded`] when the loop has ended.
+    pub fn local(&self, listeners: Vec<TcpListener>, host: &str, port: u16) -> Result<(), Error> {
+        self.local_to(listeners, &Target::Tcp(host.to_owned(), port))
+    }
+
+    /// `-L PORT:/PATH` on a running session: as [`Forwards::local_to_socket`].
+    ///
+    /// # Errors
+    /// As [`local`](Self::local).
+    pub fn local_to_socket(&self, listeners: Vec<TcpListener>, path: &str) -> Result<(), Error> {
+        self.local_to(listeners, &Target::Socket(path.to_owned()))
+    }
+
+    fn local_to(&self, listeners: Vec<TcpListener>, to: &Target) -> Result<(), Error> {
+        for listener in listeners {
+            listener.set_nonblocking(true).map_err(listener_error)?;
+            self.send(Change::Add(Source::Local {
+                listener,
+                to: to.clone(),
+            }))?;
+        }
+        Ok(())
+    }
+
+    /// `-D` on a running session: as [`Forwards::dynamic`], for each of `listeners`.
+    ///
+    /// # Errors
+    /// As [`local`](Self::local).
+    pub fn dynamic(&self, listeners: Vec<TcpListener>) -> Result<(), Error> {
+        for listener in listeners {
+            listener.set_nonblocking(true).map_err(listener_error)?;
+            self.send(Change::Add(Source::Dynamic(listener)))?;
+        }
+        Ok(())
+    }
+
+    /// `-R` on a running session: as [`Forwards::remote`]; the port the server listens on.
+    ///
+    /// # Errors
+    /// [`Error::Ssh`] when the server refuses, [`Error::ForwardingEnded`] when the loop has
+    /// ended.
+    pub fn remote(
+        &self,
+        bind: Option<&str>,
+        port: u16,
+        host: &str,
+        to_port: u16,
+    ) -> Result<u16, Error> {
+        self.ask(|reply| Change::Remote {
+            bind: bind.map(str::to_owned),
+            port,
+            host: host.to_owned(),
+            to_port,
+            reply,
+        })?
+    }
+
+    /// Closes the `kind` forwards listening on `port` (`bind`: on its addresses only; for
+    /// `-R`, any forward on the port), as ssh's `-KL`, `-KR` and `-KD`: whether there was
+    /// one. The connections they carry go on.
+    ///
+    /// # Errors
+    /// [`Error::Resolve`] when `bind` does not resolve, [`Error::ForwardingEnded`] when the
+    /// loop has ended.
+    pub fn cancel(&self, kind: ForwardKind, bind: Option<&str>, port: u16) -> Result<bool, Error> {
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        let addresses = match bind {
+            None => None,
+            Some("localhost") => Some(vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ]),
+            Some("" | "*") => Some(vec![
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            ]),
+            Some(name) => Some(
+                (name, port)
+                    .to_socket_addrs()
+                    .map_err(|_| Error::Resolve {
+                        host: name.to_owned(),
+                    })?
+                    .map(|addr| addr.ip())
+                    .collect(),
+            ),
+        };
+        self.ask(|reply| Change::Cancel {
+            kind,
+            addresses,
+            port,
+            reply,
+        })
+    }
+
+    /// What ssh's `~#` says of each open forwarded connection, as its list words them
+    /// (`direct-tcpip: listening port 8080 for db port 5432, connect from ...`).
+    ///
+    /// # Errors
+    /// [`Error::ForwardingEnded`] when the loop has ended.
+    pub fn connections(&self) -> Result<Vec<String>, Error> {
+        self.ask(Change::List)
+    }
+}
+
 impl Client {
     /// This session, to carry forwards and nothing else.
     ///
@@ -240,6 +460,7 @@ impl Client {
             path: "forwarding wake-up socket pair".into(),
             source,
         })?;
+        let (changes, changed) = mpsc::channel();
         Ok(Forwards {
             client: self,
             sources: Vec::new(),
@@ -248,7 +469,9 @@ impl Client {
                 now: AtomicBool::new(false),
                 after_open_ones: AtomicBool::new(false),
                 wake,
+                changes,
             }),
+            changes: changed,
         })
     }
 }
@@ -304,25 +527,15 @@ impl Forwards {
         host: &str,
         to_port: u16,
     ) -> Result<u16, Error> {
-        // As ssh asks: no address is `localhost`, the server's loopback (libssh2 would ask
-        // for 0.0.0.0, every interface where the server lets the client choose); `*` is
-        // every interface.
-        let bind = match bind {
-            None => "localhost",
-            Some("*") => "",
-            Some(bind) => bind,
-        };
-        let (listener, port) = self
-            .client
-            .session
-            .channel_forward_listen(port, Some(bind), None)
-            .map_err(|e| Error::ssh(&self.client.host, &e))?;
-        self.sources.push(Source::Remote {
-            listener,
-            host: host.to_owned(),
-            port: to_port,
-        });
-        Ok(port)
+        let (source, listening) = self.client.listen_remote(bind, port, host, to_port)?;
+        self.sources.push(source);
+        Ok(listening)
+    }
+
+    /// What changes the forwards while [`run`](Self::run) carries them (ssh's `~C`).
+    #[must_use]
+    pub fn changer(&self) -> ChangeForwards {
+        ChangeForwards(Arc::clone(&self.stop))
     }
 
     /// What stops [`run`](Self::run), to keep before it starts (it holds `self`).
@@ -341,7 +554,7 @@ impl Forwards {
     /// [`Error::Timeout`] when the server stopped answering keepalives.
     pub fn run(&mut self) -> Result<(), Error> {
         self.client
-            .carry(&mut self.sources, &self.woken, &self.stop)
+            .carry(&mut self.sources, &self.woken, &self.stop, &self.changes)
     }
 }
 
@@ -424,12 +637,96 @@ fn listen_on(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 impl Client {
+    /// Asks the server to listen on `bind:port` for a `-R` to `host:to_port`: the source and
+    /// the port the server listens on.
+    fn listen_remote(
+        &self,
+        bind: Option<&str>,
+        port: u16,
+        host: &str,
+        to_port: u16,
+    ) -> Result<(Source, u16), Error> {
+        // As ssh asks: no address is `localhost`, the server's loopback (libssh2 would ask
+        // for 0.0.0.0, every interface where the server lets the client choose); `*` is
+        // every interface.
+        let asked = match bind {
+            None => "localhost",
+            Some("*") => "",
+            Some(bind) => bind,
+        };
+        let (listener, listening) = self
+            .session
+            .channel_forward_listen(port, Some(asked), None)
+            .map_err(|e| Error::ssh(&self.host, &e))?;
+        let source = Source::Remote {
+            listener,
+            listening,
+            host: host.to_owned(),
+            port: to_port,
+        };
+        Ok((source, listening))
+    }
+
+    /// Makes `change` to the running loop's `sources`; `tunnels` are what `~#` lists.
+    fn change(&self, change: Change, sources: &mut Vec<Source>, tunnels: &[Tunnel<TcpStream>]) {
+        match change {
+            Change::Add(source) => sources.push(source),
+            Change::Remote {
+                bind,
+                port,
+                host,
+                to_port,
+                reply,
+            } => {
+                // One global request and its answer, blocking (bounded by the session's
+                // timeout): libssh2 goes on with a request it began only when asked again
+                // with the same words, which a loop between other calls cannot promise.
+                self.session.set_blocking(true);
+                let listened = self.listen_remote(bind.as_deref(), port, &host, to_port);
+                self.session.set_blocking(false);
+                let _ = reply.send(listened.map(|(source, listening)| {
+                    sources.push(source);
+                    listening
+                }));
+            }
+            Change::Cancel {
+                kind,
+                addresses,
+                port,
+                reply,
+            } => {
+                let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(sources)
+                    .into_iter()
+                    .partition(|source| source.is(kind, addresses.as_deref(), port));
+                *sources = kept;
+                let found = !gone.is_empty();
+                // A remote listener dropped sends the server its cancel-tcpip-forward:
+                // blocking, or a send cut short by EAGAIN would be left half done.
+                self.session.set_blocking(true);
+                drop(gone);
+                self.session.set_blocking(false);
+                let _ = reply.send(found);
+            }
+            Change::List(reply) => {
+                let _ = reply.send(tunnels.iter().map(|t| t.about.clone()).collect());
+            }
+        }
+    }
+
     /// What `source` turned up this turn, if anything. Work that can be slow (a SOCKS
     /// handshake, `-R`'s local connect) goes to a thread that wakes the loop through `wake`.
     fn arrival(&self, source: &mut Source, wake: &Arc<Stop>) -> Result<Option<Arrival>, Error> {
         match source {
             Source::Local { listener, to } => match listener.accept() {
                 Ok((tcp, _)) => Ok(Some(Arrival::Open(Open {
+                    about: accepted(
+                        match to {
+                            Target::Tcp(..) => "direct-tcpip",
+                            Target::Socket(_) => "direct-streamlocal@openssh.com",
+                        },
+                        &tcp,
+                        &to.spoken(),
+                    ),
                     tcp,
                     to: to.clone(),
                     socks: None,
@@ -447,10 +744,15 @@ impl Client {
             },
             Source::Remote {
                 listener,
+                listening,
                 host,
                 port,
             } => match listener.accept() {
                 Ok(channel) => {
+                    let about = format!(
+                        "forwarded-tcpip: listening port {listening} for {}",
+                        Target::Tcp(host.clone(), *port).spoken()
+                    );
                     let (target, timeout) = ((host.clone(), *port), self.timeout);
                     let tcp = on_thread(wake, move || {
                         let (host, port) = &target;
@@ -465,7 +767,7 @@ impl Client {
                             })
                     });
                     Ok(Some(match tcp {
-                        Ok(tcp) => Arrival::Waiting(Waiting::Connect(channel, tcp)),
+                        Ok(tcp) => Arrival::Waiting(Waiting::Connect(channel, tcp, about)),
                         Err(e) => Arrival::Busy(e),
                     }))
                 }
@@ -482,6 +784,7 @@ impl Client {
         sources: &mut Vec<Source>,
         woken: &UnixStream,
         stop: &Arc<Stop>,
+        changes: &Receiver<Change>,
     ) -> Result<(), Error> {
         self.session.set_blocking(false);
         let mut tunnels: Vec<Tunnel<TcpStream>> = Vec::new();
@@ -505,6 +808,9 @@ impl Client {
             // Before the flags and `waiting`: a stop or a thread's result after this wakes
             // the poll.
             while (&*woken).read(&mut buf).is_ok_and(|n| n > 0) {}
+            while let Ok(change) = changes.try_recv() {
+                self.change(change, sources, &tunnels);
+            }
             let finishing = stop.after_open_ones.load(Ordering::Acquire);
             if finishing {
                 // Closed, a listener turns new connections away instead of holding them.
@@ -525,14 +831,16 @@ impl Client {
                         Ok(None) | Err(TryRecvError::Disconnected) => {}
                         Err(TryRecvError::Empty) => waiting.push(Waiting::Handshake(rx)),
                     },
-                    Waiting::Connect(channel, rx) => match rx.try_recv() {
+                    Waiting::Connect(channel, rx, about) => match rx.try_recv() {
                         Ok(Ok(tcp)) => {
                             progress = progress.max(Moved::Local);
-                            tunnels.push(Tunnel::over(tcp, channel));
+                            tunnels.push(Tunnel::over(tcp, channel, about));
                         }
                         Ok(Err(e)) => log::warn!("remote forward: {e}"),
                         Err(TryRecvError::Disconnected) => {}
-                        Err(TryRecvError::Empty) => waiting.push(Waiting::Connect(channel, rx)),
+                        Err(TryRecvError::Empty) => {
+                            waiting.push(Waiting::Connect(channel, rx, about));
+                        }
                     },
                 }
             }
@@ -880,9 +1188,11 @@ fn read_socks_request(mut tcp: TcpStream) -> Option<Open> {
     match socks::handshake(&mut tcp) {
         Ok(request) => {
             let _ = tcp.set_read_timeout(None);
+            let to = Target::Tcp(request.host.clone(), request.port);
             Some(Open {
+                about: accepted("dynamic-tcpip", &tcp, &to.spoken()),
                 tcp,
-                to: Target::Tcp(request.host.clone(), request.port),
+                to,
                 socks: Some(request),
             })
         }
@@ -915,7 +1225,7 @@ impl Open {
                 if let Some(request) = &self.socks {
                     request.answer(&mut self.tcp, None).ok()?;
                 }
-                Some(Tunnel::over(self.tcp, channel))
+                Some(Tunnel::over(self.tcp, channel, self.about))
             }
             Err(e) => {
                 // ssh2's Display adds its code (`[Session(-21)]`), which tells a user nothing.
@@ -931,10 +1241,13 @@ impl Open {
 
 impl Tunnel<TcpStream> {
     /// A tunnel between a TCP connection and a channel, both made non-blocking.
-    fn over(tcp: TcpStream, channel: ssh2::Channel) -> Self {
+    fn over(tcp: TcpStream, channel: ssh2::Channel, about: String) -> Self {
         let _ = tcp.set_nonblocking(true);
         let _ = tcp.set_nodelay(true);
-        Tunnel::new(tcp, channel)
+        Tunnel {
+            about,
+            ..Tunnel::new(tcp, channel)
+        }
     }
 }
 
@@ -951,6 +1264,7 @@ impl<S: Local> Tunnel<S> {
             eof_sent: false,
             server_eof: false,
             closed: false,
+            about: String::new(),
         }
     }
 

@@ -74,6 +74,8 @@ pub use config::{
 };
 pub use error::Error;
 pub use exec::{ExitStatus, Output, Terminal};
-pub use forward::{Forwards, Relayed, StopForwards, forward_listeners};
+pub use forward::{
+    ChangeForwards, ForwardKind, Forwards, Relayed, StopForwards, forward_listeners,
+};
 pub use many::{HostResult, Progress, SharedInput, run_many, run_many_with};
 pub use sftp::{Entry, Transfer, local_glob, upload_temp_name};

@@ -3485,3 +3485,142 @@ fn an_origin_server_407_with_no_proxy_is_not_said_to_be_a_proxy_s() {
     assert!(!err.contains("proxy"), "{err}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("status 407"));
 }
+
+/// A relay to the server at `to` that cuts its first connection once `cut` bytes of the
+/// answer have gone through, running `between` before the client sees the cut (the file
+/// replaced on the server), and takes `If-Range` out of requests when `strip` (a server that
+/// ignores it). Returns its URL and the request heads as they came.
+fn cutting_relay(
+    to: std::net::SocketAddr,
+    cut: usize,
+    strip: bool,
+    between: impl FnOnce() + Send + 'static,
+) -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead as _, BufReader, Read as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (heads, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut between = Some(between);
+        for (n, client) in listener.incoming().take(5).enumerate() {
+            let mut client = client.unwrap();
+            let mut server = std::net::TcpStream::connect(to).unwrap();
+            let (mut up, heads) = (server.try_clone().unwrap(), heads.clone());
+            let requests = BufReader::new(client.try_clone().unwrap());
+            // Requests (GETs: heads only), line by line, If-Range taken out when asked.
+            std::thread::spawn(move || {
+                let mut head = String::new();
+                for line in requests.split(b'\n') {
+                    let Ok(mut line) = line else { break };
+                    line.push(b'\n');
+                    let text = String::from_utf8_lossy(&line).to_ascii_lowercase();
+                    if !(strip && text.starts_with("if-range:")) && up.write_all(&line).is_err() {
+                        break;
+                    }
+                    head.push_str(&text);
+                    if text == "\r\n" {
+                        let _ = heads.send(std::mem::take(&mut head));
+                    }
+                }
+                // The client gone: so is the server's keep-alive connection it held.
+                let _ = up.shutdown(std::net::Shutdown::Both);
+            });
+            let mut buf = vec![0; 16 << 10];
+            let mut sent = 0;
+            while let Ok(got) = server.read(&mut buf) {
+                let got = if n == 0 { got.min(cut - sent) } else { got };
+                if got == 0 || client.write_all(&buf[..got]).is_err() {
+                    break;
+                }
+                sent += got;
+                if n == 0 && sent == cut {
+                    let _ = server.shutdown(std::net::Shutdown::Both);
+                    if let Some(between) = between.take() {
+                        between();
+                    }
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    break;
+                }
+            }
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn a_retry_never_splices_a_file_replaced_on_the_server_onto_what_came_before() {
+    // `-d -c --retry`: the first answer cut, the file replaced by a deploy's rename, the
+    // retry asked for `Range: bytes=N-` alone and saved N bytes of the old file followed by
+    // the rest of the new one, exit 0. Now the range is asked with `If-Range` (the first
+    // answer's ETag): nginx and our server send the whole new file, and one that ignores
+    // If-Range (taken out here) sends the rest of another version, which starts it over.
+    const SIZE: usize = 4 << 20;
+    let dir = work_dir().join("http-cli-retry-replaced");
+    std::fs::create_dir_all(&dir).unwrap();
+    let servers = [
+        (
+            "serve",
+            env("NETKIT_TEST_SERVE_URL"),
+            env("NETKIT_TEST_SERVE_ROOT"),
+        ),
+        (
+            "nginx",
+            env("NETKIT_TEST_NGINX_URL"),
+            env("NETKIT_TEST_NGINX_ROOT"),
+        ),
+    ];
+    for (server, base, root) in servers {
+        for strip in [false, true] {
+            let root = std::path::PathBuf::from(&root);
+            let name = format!("replaced-{strip}.bin");
+            let file = root.join(&name);
+            std::fs::write(&file, vec![b'A'; SIZE]).unwrap();
+            // A version of a while ago: nginx's ETag counts whole seconds.
+            let old = std::time::SystemTime::now() - Duration::from_secs(100);
+            std::fs::File::options()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+            let to = base
+                .trim_start_matches("http://")
+                .parse()
+                .expect("the server's address");
+            let deploy = move || {
+                let new = file.with_extension("new");
+                std::fs::write(&new, vec![b'B'; SIZE]).unwrap();
+                std::fs::rename(&new, &file).unwrap();
+            };
+            let (url, heads) = cutting_relay(to, 1 << 20, strip, deploy);
+            let dest = dir.join(&name);
+            let _ = std::fs::remove_file(&dest);
+            let out = http(&[
+                "-d",
+                "-c",
+                "--retry",
+                "2",
+                "-o",
+                dest.to_str().unwrap(),
+                &format!("{url}/{name}"),
+            ]);
+            let err = String::from_utf8_lossy(&out.stderr);
+            let case = format!("{server} strip={strip}");
+            assert!(out.status.success(), "{case}: {err}");
+            let got = std::fs::read(&dest).unwrap();
+            let old_bytes = got.iter().filter(|b| **b == b'A').count();
+            assert!(
+                got.len() == SIZE && old_bytes == 0,
+                "{case}: {} bytes, {old_bytes} of the old file: {err}",
+                got.len()
+            );
+            assert!(
+                err.contains("the file changed on the server since the download began"),
+                "{case}: {err}"
+            );
+            let heads: Vec<String> = heads.try_iter().collect();
+            assert!(heads[1].contains("range: bytes="), "{case}: {heads:?}");
+            assert!(heads[1].contains("if-range: \""), "{case}: {heads:?}");
+        }
+    }
+}

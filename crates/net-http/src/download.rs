@@ -41,6 +41,79 @@ fn shorter_again(url: String, done: u64, part: &Path) -> Error {
     }
 }
 
+/// The version of the file a download's bytes are of, as the response they came with named
+/// it: a retry that goes on from those bytes asks for the rest only of that version
+/// (`If-Range`, RFC 9110 13.1.5), and a file replaced on the server meanwhile (a deploy's
+/// rename) starts the download over instead of being spliced onto them.
+#[derive(Clone, Debug)]
+struct Version {
+    etag: Option<String>,
+    last_modified: Option<String>,
+    /// The whole file's length.
+    total: Option<u64>,
+    /// What `If-Range` sends: a strong entity tag, else a Last-Modified date at least a
+    /// second before the response's Date (a date within that second could name two
+    /// versions; a weak tag may not be sent there at all).
+    if_range: Option<String>,
+}
+
+impl Version {
+    /// The version `response` is of, the whole file being `total` bytes long.
+    fn of(response: &crate::Response, total: Option<u64>) -> Version {
+        let field = |name| response.header(name).map(|v| v.trim().to_owned());
+        let (etag, last_modified) = (field("etag"), field("last-modified"));
+        let strong_etag = etag.clone().filter(|tag| tag.starts_with('"'));
+        let strong_date = last_modified.clone().filter(|modified| {
+            let date = |v: &str| httpdate::parse_http_date(v).ok();
+            let sent = response.header("date").and_then(|v| date(v.trim()));
+            date(modified)
+                .zip(sent)
+                .and_then(|(modified, sent)| sent.duration_since(modified).ok())
+                .is_some_and(|before| before >= std::time::Duration::from_secs(1))
+        });
+        Version {
+            if_range: strong_etag.or(strong_date),
+            etag,
+            last_modified,
+            total,
+        }
+    }
+
+    /// Whether `other` is known to be another version: another entity tag, or without tags
+    /// another date, or another length. What a response does not say is taken as the same.
+    fn differs(&self, other: &Version) -> bool {
+        let known_apart = |a: &Option<String>, b: &Option<String>| {
+            a.as_ref().zip(b.as_ref()).is_some_and(|(a, b)| a != b)
+        };
+        let tags = self.etag.is_some() && other.etag.is_some();
+        (tags && known_apart(&self.etag, &other.etag))
+            || (!tags && known_apart(&self.last_modified, &other.last_modified))
+            || self.total.zip(other.total).is_some_and(|(a, b)| a != b)
+    }
+
+    /// Whether `other` is known to be this version: the same entity tag, or without one the
+    /// same date.
+    fn same(&self, other: &Version) -> bool {
+        match (&self.etag, &other.etag) {
+            (Some(a), Some(b)) => a == b && !self.differs(other),
+            (None, _) => {
+                self.last_modified.is_some()
+                    && self.last_modified == other.last_modified
+                    && !self.differs(other)
+            }
+            (Some(_), None) => false,
+        }
+    }
+}
+
+/// The whole file's length a `Content-Range` names (`bytes 5-9/10`, `bytes */10`).
+fn range_total(response: &crate::Response) -> Option<u64> {
+    response
+        .header("content-range")
+        .and_then(|v| v.rsplit('/').next())
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// How [`Request::download`] saves the body.
 #[derive(Clone, Copy, Debug, Default)]
 #[non_exhaustive]
@@ -347,7 +420,11 @@ impl Request {
     /// does not answer the range with the rest of
     /// the file (it ignores ranges, or the part is longer than the file) leaves the part as
     /// it was, as curl leaves it (wget and httpie start over); on a retry after a cut, a whole
-    /// body that starts with the part's bytes goes on from them, one that does not is refused. A 3xx (a redirect not
+    /// body that starts with the part's bytes goes on from them, one that does not is refused.
+    /// A retry's range is asked only of the version the part's bytes are of (`If-Range`
+    /// with the first answer's strong ETag, or its Last-Modified); a file replaced on the
+    /// server meanwhile (a 200 to that, or a 206 naming another ETag or length) starts the
+    /// part over from byte 0, as curl --retry -C - does, never spliced. A 3xx (a redirect not
     /// followed), 4xx or 5xx answer is an [`Error::Status`] and writes nothing.
     ///
     /// # Errors
@@ -416,7 +493,8 @@ impl Request {
             again
         });
         let mut cut = None;
-        let error = match self.fetch_once(target, options, progress, &mut cut) {
+        let mut version = None;
+        let error = match self.fetch_once(target, options, progress, &mut cut, &mut version) {
             Err(error) => error,
             done => return done,
         };
@@ -424,18 +502,21 @@ impl Request {
             return Err(error);
         };
         again.again_while_cut(error, cut, |request, cut| {
-            request.fetch_once(target, options, progress, cut)
+            request.fetch_once(target, options, progress, cut, &mut version)
         })
     }
 
     /// One download: the request sent (with its own retries) and the body saved. A failure
-    /// while the body came sets `cut` to the retries used so far.
+    /// while the body came sets `cut` to the retries used so far. `version` is that of the
+    /// part's bytes this run wrote, set here when they begin: a range going on from them
+    /// asks for that version only, and another version starts the part over.
     fn fetch_once(
         self,
         target: Target<'_>,
         options: DownloadOptions,
         progress: &mut dyn FnMut(Progress),
         cut: &mut Option<u32>,
+        version: &mut Option<Version>,
     ) -> Result<Downloaded, Error> {
         let file_error = |path: &Path| {
             let path = path.to_owned();
@@ -471,6 +552,11 @@ impl Request {
             },
             _ => (0, false),
         };
+        // The version this run's part is of, to go on from (an earlier run's part is of a
+        // version nobody knows: resumed as it is, as curl and wget resume it).
+        let going_on = version.clone().filter(|_| have > 0 && !from_dest);
+        // Sent again from byte 0 should the server give the rest of another version.
+        let over = going_on.is_some().then(|| self.clone());
         // A range the caller asked for itself is what it wants saved (curl -r).
         let asked_range = self.has_header("Range");
         // Byte ranges count encoded bytes: ask for the identity encoding, unless the caller
@@ -482,6 +568,11 @@ impl Request {
         };
         if have > 0 {
             request = request.header("Range", &format!("bytes={have}-"));
+            if let Some(tag) = going_on.as_ref().and_then(|v| v.if_range.as_deref())
+                && !request.has_header("If-Range")
+            {
+                request = request.header("If-Range", tag);
+            }
         }
         let url = request.url().to_owned();
         let mut response = request.send()?;
@@ -508,10 +599,7 @@ impl Request {
             part_path(dest)
         };
         if status == 416 && have > 0 {
-            let total = response
-                .header("content-range")
-                .and_then(|v| v.rsplit('/').next())
-                .and_then(|v| v.trim().parse::<u64>().ok());
+            let total = range_total(&response);
             if total == Some(have) {
                 if !from_dest {
                     std::fs::rename(&part, dest).map_err(file_error(dest))?;
@@ -548,6 +636,40 @@ impl Request {
                 excerpt: format!("a redirect to {to}, not followed"),
             });
         }
+        // Another version than the part's: what came is of a file replaced meanwhile (a
+        // deploy's rename), to start over rather than splice two files, as curl --retry -C -
+        // ends up starting over. A 200 to our `If-Range` says so, or what the answer names.
+        let total_now = if status == 206 {
+            range_total(&response)
+        } else {
+            response.content_length()
+        };
+        let now = Version::of(&response, total_now);
+        let changed = going_on.as_ref().is_some_and(|was| {
+            was.differs(&now) || (status == 200 && was.if_range.is_some() && !was.same(&now))
+        });
+        if changed {
+            log::warn!(
+                "{url}: the file changed on the server since the download began; it starts over"
+            );
+            if let Some(over) = over.filter(|_| status == 206) {
+                // The rest of the new version (a server that ignores If-Range): the whole
+                // of it is asked for instead. The part is emptied, not removed: with none,
+                // `-c -o FILE` would go on from FILE itself.
+                drop(response);
+                open_part(&part, true, None, false)
+                    .and_then(|file| file.set_len(0))
+                    .map_err(file_error(&part))?;
+                *version = None;
+                return over.fetch_once(target, options, progress, cut, version);
+            }
+        }
+        // A whole body of another version is the file from its first byte.
+        let have = if changed { 0 } else { have };
+        *version = Some(match going_on {
+            Some(was) if !changed => was,
+            _ => now,
+        });
         // A retry's range the server ignored: the part's bytes, to compare with the start of
         // the whole body that comes instead (see below).
         let mut again_whole = None;
@@ -563,10 +685,7 @@ impl Request {
                     reason: format!("asked for bytes from {have}, the server sent another range"),
                 });
             }
-            let total = response
-                .header("content-range")
-                .and_then(|v| v.rsplit('/').next())
-                .and_then(|v| v.trim().parse::<u64>().ok());
+            let total = total_now;
             if from_dest {
                 // From here the file is a part like any other: whole again only at the end.
                 std::fs::rename(dest, &part).map_err(|e| {

@@ -5852,13 +5852,20 @@ fn local_forwarding_carries_bytes_both_ways_while_the_command_runs() {
             .stdin(Stdio::null()),
     );
     let mut stream = forwarded(lport);
+    // Our side done sending first, the server's end closes the connection; netkit ends with
+    // it, at once: it slept until the next keepalive was due (15 s).
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
     let mut got = String::new();
     std::io::Read::read_to_string(&mut stream, &mut got).unwrap();
+    let closed = std::time::Instant::now();
     assert_eq!(got, "chunk 0\nchunk 1\nchunk 2\nchunk 3\n");
     server.join().unwrap();
-    // Closed on our side too, the connection is done, and so is netkit.
-    drop(stream);
     assert!(child.wait().unwrap().success());
+    assert!(
+        closed.elapsed() < Duration::from_secs(5),
+        "netkit ended {:?} after its last connection",
+        closed.elapsed()
+    );
     // A local port in use.
     let (taken_port, _taken) = taken_on_both_loopbacks();
     let spec = format!("{taken_port}:127.0.0.1:9");

@@ -636,8 +636,10 @@ fn dropping_a_client_through_a_jump_host_says_goodbye_to_each_hop_and_ends_its_r
     assert_eq!(relays(), 1, "one relay thread while connected");
     let dropped = Instant::now();
     drop(client);
+    // Well within the relay's 1 s grace, which a relay that missed the far side's end
+    // slept out (every -J run ended a second late a hop).
     assert!(
-        dropped.elapsed() < Duration::from_secs(3),
+        dropped.elapsed() < Duration::from_millis(900),
         "the drop took {:?}",
         dropped.elapsed()
     );

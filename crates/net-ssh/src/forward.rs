@@ -870,6 +870,9 @@ impl Client {
                 progress = progress.max(tunnel.pump(&mut buf));
             }
             if tunnels.iter().any(|t| t.closed) {
+                // Looked at again before sleeping: the last one gone may end a finishing
+                // loop (`-L ... CMD` waited out a keepalive interval after the command).
+                progress = progress.max(Moved::Local);
                 let (ended, open) = std::mem::take(&mut tunnels)
                     .into_iter()
                     .partition(|t| t.closed);
@@ -1308,6 +1311,10 @@ impl<S: Local> Tunnel<S> {
     fn pump(&mut self, buf: &mut [u8]) -> Moved {
         let mut progress = Moved::Nothing;
         let mut written = 0;
+        // An end reached (EOF sent, the tunnel closed) is a change the loops must look at
+        // before sleeping: not counted, a relay slept out its grace (every -J run ended 1 s
+        // late a hop).
+        let ends_before = (self.eof_sent, self.closed);
         if self.up.is_empty() && !self.client_eof {
             self.local_idle = false;
             match self.local.read(buf) {
@@ -1347,6 +1354,7 @@ impl<S: Local> Tunnel<S> {
                     if !self.server_eof {
                         self.server_eof = true;
                         self.local.shutdown_write();
+                        progress = Moved::Server;
                     }
                     if self.client_eof {
                         self.closed = true;
@@ -1373,6 +1381,9 @@ impl<S: Local> Tunnel<S> {
         }
         if self.window.widened(&self.channel, written) {
             progress = Moved::Server;
+        }
+        if (self.eof_sent, self.closed) != ends_before {
+            progress = progress.max(Moved::Local);
         }
         progress
     }

@@ -850,8 +850,12 @@ fn openssh_line(line: &str) -> Result<String, LineError> {
     }
     let lower = keyword.to_ascii_lowercase();
     // ssh reads ProxyJump's line as written, quotes and all, and refuses a host list in
-    // quotes (`ProxyJump "a,b"` was taken as two hops).
-    if lower == "proxyjump" && rest.contains(['"', '\'']) {
+    // quotes (`ProxyJump "a,b"` was taken as two hops); one quoted host in a file,
+    // `ProxyJump "bastion"`, it connects through.
+    if lower == "proxyjump"
+        && rest.contains(['"', '\''])
+        && (args.len() > 1 || args.iter().any(|a| a.contains(',')))
+    {
         return refused("Invalid ProxyJump");
     }
     // ssh takes a LocalForward's listening side and its target as two arguments; one,
@@ -2618,7 +2622,6 @@ mod tests {
                 r#"ProxyJump "a,b""#,
                 r#"ProxyJump "a,b": Invalid ProxyJump"#,
             ),
-            ("ProxyJump 'a'", "ProxyJump 'a': Invalid ProxyJump"),
             (
                 r#"LocalForward "8080 localhost:80""#,
                 r#"LocalForward "8080 localhost:80": missing target argument"#,
@@ -2652,9 +2655,13 @@ mod tests {
         )
         .unwrap();
         let c = Config::resolve("h", Some(&file)).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(c.forwards.local, ["8080:localhost:80"]);
         assert_eq!(c.jump.map(|j| j.host).as_deref(), Some("b"));
+        // One host in quotes is one host, as ssh connects through it.
+        std::fs::write(&file, "Host h\n  ProxyJump \"bastion\"\n").unwrap();
+        let c = Config::resolve("h", Some(&file)).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(c.jump.map(|j| j.host).as_deref(), Some("bastion"));
     }
 
     #[test]

@@ -3097,6 +3097,22 @@ fn max_time_bounds_the_whole_transfer_retries_and_their_waits_included_as_curl_m
             && !err.contains("--timeout SECS"),
         "{err}"
     );
+    // The whole transfer's limit, shorter, is the one that ran out while connecting.
+    let out = http(&[
+        "--connect-timeout",
+        "3",
+        "--max-time",
+        "1",
+        &format!("http://{addr}/"),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(
+        err.contains("the whole transfer took longer than 1 s")
+            && err.contains("--max-time SECS")
+            && !err.contains("--connect-timeout"),
+        "{err}"
+    );
     drop(queued);
     // Bad values are bad input, as for --timeout.
     for option in ["--max-time", "--connect-timeout"] {

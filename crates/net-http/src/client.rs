@@ -320,11 +320,24 @@ impl Client {
             };
         }
         let error = match error {
-            ureq::Error::Timeout(which) => Error::Timeout {
-                url: crate::error::redacted(url.as_str()),
-                what: timeout_what(self.config(), which),
-                kind: crate::TimeoutKind::of(which),
-            },
+            ureq::Error::Timeout(which) => {
+                // ureq's connect deadline is the sooner of the two, and it names the connect
+                // timer either way: `--connect-timeout 3 --max-time 2` said "no connection
+                // within 3 s" after 2.
+                let which = match (which, self.config().timeout) {
+                    (ureq::Timeout::Connect, Some(total))
+                        if total <= self.config().connect_timeout =>
+                    {
+                        ureq::Timeout::Global
+                    }
+                    (which, _) => which,
+                };
+                Error::Timeout {
+                    url: crate::error::redacted(url.as_str()),
+                    what: timeout_what(self.config(), which),
+                    kind: crate::TimeoutKind::of(which),
+                }
+            }
             other => Error::from_ureq(url.as_str(), other),
         };
         let Some(proxy) = self.inner.proxies.for_url(url) else {

@@ -8819,3 +8819,36 @@ fn an_exit_signal_whose_name_is_not_utf8_still_counts_as_killed_as_in_ssh() {
     assert_eq!(doc[0]["ok"], false, "{text}");
     assert_eq!(doc[0]["signal"], "??KILL", "{text}");
 }
+
+#[test]
+fn dash_w_ends_when_the_far_side_closes_with_stdin_still_open() {
+    // ssh -W ends at once; netkit's relay slept out its 1 s grace when the turn that found
+    // the local side idle was the one that made it done.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.write_all(b"bye\n").unwrap();
+        drop(conn);
+        std::time::Instant::now()
+    });
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(ssh_args(&["-W", &target], &[]))
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+    );
+    let stdin = child.stdin.take().unwrap();
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut got).unwrap();
+    let closed = server.join().unwrap();
+    assert_eq!(got, b"bye\n");
+    assert!(child.wait().unwrap().success());
+    assert!(
+        closed.elapsed() < Duration::from_millis(900),
+        "netkit ended {:?} after the far side closed",
+        closed.elapsed()
+    );
+    drop(stdin);
+}

@@ -1081,13 +1081,18 @@ impl Client {
             }
             // Passed on, and the far side done (the server's EOF: with a session's goodbye,
             // once the next hop has taken it), as ssh -W waits for its channel to close.
-            let done = tunnel.flushed() && tunnel.server_eof;
-            if ending.is_some_and(|deadline| done || Instant::now() >= deadline) {
+            let done = |tunnel: &Tunnel<UnixStream>| tunnel.flushed() && tunnel.server_eof;
+            if ending.is_some_and(|deadline| done(tunnel) || Instant::now() >= deadline) {
                 break;
             }
             if alive.moved(tunnel.pump(&mut buf)) {
                 rechecked = false;
                 continue;
+            }
+            // A turn that found the local side idle may have made it done: else the relay
+            // slept out its grace (`-W` ended 1 s after the server closed, stdin still open).
+            if ending.is_some() && done(tunnel) {
+                break;
             }
             alive.check(self)?;
             // As in the forwards' loop (`carry`): what libssh2 took in for the channel while

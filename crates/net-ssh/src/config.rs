@@ -818,6 +818,20 @@ const COMMANDS: [&str; 4] = [
     "knownhostscommand",
 ];
 
+/// Whether `args` is one host name and nothing more: no user, port, list or `none`.
+fn bare_host(args: &[String]) -> bool {
+    match args {
+        [host] => {
+            !host.eq_ignore_ascii_case("none")
+                && !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        }
+        _ => false,
+    }
+}
+
 /// A config line (a file's or an `ssh -o` one) read as OpenSSH's readconf.c reads it, written
 /// back in the one form ssh2-config reads without loss: the keyword, then each argument of
 /// [`split_words`] on its own, in double quotes (`\"` and `\\` escaped) unless it is plain.
@@ -850,12 +864,10 @@ fn openssh_line(line: &str) -> Result<String, LineError> {
     }
     let lower = keyword.to_ascii_lowercase();
     // ssh reads ProxyJump's line as written, quotes and all, and refuses a host list in
-    // quotes (`ProxyJump "a,b"` was taken as two hops); one quoted host in a file,
-    // `ProxyJump "bastion"`, it connects through.
-    if lower == "proxyjump"
-        && rest.contains(['"', '\''])
-        && (args.len() > 1 || args.iter().any(|a| a.contains(',')))
-    {
+    // quotes (`ProxyJump "a,b"` was taken as two hops). One host name alone in quotes in a
+    // file, `ProxyJump "bastion"`, it connects through (the quotes go through a shell); not
+    // `"u@h"`, `"h:22"` or `"none"`, nor anything quoted in `-o` ([`checked_option`]).
+    if lower == "proxyjump" && rest.contains(['"', '\'']) && !bare_host(&args) {
         return refused("Invalid ProxyJump");
     }
     // ssh takes a LocalForward's listening side and its target as two arguments; one,
@@ -2291,6 +2303,15 @@ fn checked_option(option: &str) -> Result<String, Error> {
     if option.contains(['\n', '\r']) {
         return Err(bad("more than one line"));
     }
+    // ssh parses `-o ProxyJump` at once, and no host name has quotes in it.
+    let keyword = option
+        .trim_start()
+        .split(|c: char| c == '=' || c.is_whitespace())
+        .next()
+        .unwrap_or_default();
+    if keyword.eq_ignore_ascii_case("proxyjump") && option.contains(['"', '\'']) {
+        return Err(bad(&format!("{}: Invalid ProxyJump", option.trim())));
+    }
     let line = openssh_line(option).map_err(|e| bad(&e.reason()))?;
     let name = line
         .split(|c: char| c == '=' || c.is_whitespace())
@@ -2622,6 +2643,7 @@ mod tests {
                 r#"ProxyJump "a,b""#,
                 r#"ProxyJump "a,b": Invalid ProxyJump"#,
             ),
+            ("ProxyJump 'a'", "ProxyJump 'a': Invalid ProxyJump"),
             (
                 r#"LocalForward "8080 localhost:80""#,
                 r#"LocalForward "8080 localhost:80": missing target argument"#,
@@ -2657,11 +2679,17 @@ mod tests {
         let c = Config::resolve("h", Some(&file)).unwrap();
         assert_eq!(c.forwards.local, ["8080:localhost:80"]);
         assert_eq!(c.jump.map(|j| j.host).as_deref(), Some("b"));
-        // One host in quotes is one host, as ssh connects through it.
+        // One host name in quotes is one host, as ssh connects through it; with a user, a
+        // port or `none` in the quotes, ssh refuses it.
         std::fs::write(&file, "Host h\n  ProxyJump \"bastion\"\n").unwrap();
         let c = Config::resolve("h", Some(&file)).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(c.jump.map(|j| j.host).as_deref(), Some("bastion"));
+        for quoted in ["\"u@bastion\"", "\"bastion:22\"", "\"none\""] {
+            std::fs::write(&file, format!("Host h\n  ProxyJump {quoted}\n")).unwrap();
+            let e = Config::resolve("h", Some(&file)).unwrap_err().to_string();
+            assert!(e.ends_with("Invalid ProxyJump"), "{quoted}: {e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -772,6 +772,121 @@ fn a_variable_that_is_not_utf8_in_the_environment_is_no_crash() {
 }
 
 #[test]
+fn connect_timeout_none_zero_and_signed_values_are_read_as_ssh_reads_them() {
+    // ssh reads `none` as no value (a later line sets it), 0 as no ConnectTimeout and each
+    // number as strtol reads it (`+5`, `-0`); netkit refused `none` and `+5`, and made 0 a
+    // 1 s bound that a link with a 0.6 s round trip could not make.
+    let dir = work_dir().join("ssh-cli-connect-timeout");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    std::fs::write(&config, "Host *\n  ConnectTimeout 3\n").unwrap();
+    let config = config.to_str().unwrap();
+    let shown = |out: &Output| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with("connecttimeout "))
+            .map(str::to_owned)
+    };
+    for (file, value) in [
+        ("none", "+5"),
+        ("none", "1m+5"),
+        ("none", "-0"),
+        ("none", "+1m"),
+        (config, "none"),
+        (config, "0"),
+        (config, "7"),
+    ] {
+        let args = [
+            "-F",
+            file,
+            "-o",
+            &format!("ConnectTimeout={value}"),
+            "-G",
+            "box",
+        ];
+        let ours = netkit(&[&["ssh"][..], &args].concat(), b"", &[]);
+        let theirs = Command::new("ssh")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(theirs.status.success(), "ssh {args:?}");
+        let err = String::from_utf8_lossy(&ours.stderr);
+        assert!(ours.status.success(), "{value}: {err}");
+        assert!(!err.contains("ignoring"), "{value}: {err}");
+        // ssh shows a ConnectTimeout of none or 0 as such; netkit shows the bound it then
+        // keeps, its default 10 s.
+        let expected = match shown(&theirs).as_deref() {
+            Some("connecttimeout 0") => Some("connecttimeout 10".to_owned()),
+            other => other.map(str::to_owned),
+        };
+        assert_eq!(
+            shown(&ours),
+            expected,
+            "-F {file} -o ConnectTimeout={value}"
+        );
+    }
+    // What ssh refuses, netkit refuses, naming the option.
+    for value in ["NONE", "-1", "+-1", "m", "0x10"] {
+        let args = [
+            "-F",
+            "none",
+            "-o",
+            &format!("ConnectTimeout={value}"),
+            "-G",
+            "box",
+        ];
+        let theirs = Command::new("ssh")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(theirs.status.code(), Some(255), "ssh {args:?}");
+        let ours = netkit(&[&["ssh"][..], &args].concat(), b"", &[]);
+        let err = String::from_utf8_lossy(&ours.stderr);
+        assert_eq!(ours.status.code(), Some(255), "{value}: {err}");
+        assert!(
+            err.contains(&format!("ConnectTimeout {value}: invalid time value"))
+                && err.lines().count() == 1,
+            "{err}"
+        );
+    }
+    // 0 and none bound nothing of their own: the key exchange over a 0.6 s round trip gets
+    // through, as ssh's.
+    for value in ["0", "none"] {
+        let slow = netkit_tests::ssh::delayed_link(Duration::from_millis(300));
+        let known = dir.join(format!("known-{value}"));
+        let _ = std::fs::remove_file(&known);
+        let user = env("NETKIT_TEST_SSH_USER");
+        let key = key("id_ed25519");
+        let option = format!("ConnectTimeout={value}");
+        let out = netkit(
+            &[
+                "ssh",
+                "-F",
+                "none",
+                "--accept-new",
+                "--known-hosts",
+                known.to_str().unwrap(),
+                "-i",
+                key.to_str().unwrap(),
+                "-o",
+                &option,
+                "-p",
+                &slow.to_string(),
+                &format!("{user}@127.0.0.1"),
+                "echo through",
+            ],
+            b"",
+            &[],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{value}: {err}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "through\n");
+    }
+}
+
+#[test]
 fn dash_g_writes_each_variable_sent_and_a_command_as_written_as_ssh_does() {
     // ssh -G writes a `sendenv` line for each; netkit wrote them on one line, which a reader
     // of `sendenv` lines (as ssh writes them) took for one name.

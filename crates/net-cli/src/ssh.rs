@@ -175,8 +175,10 @@ impl ConnectArgs {
         self.apply(&mut config, dest, port, self.user.as_deref())?;
         // -o ConnectTimeout bounds the jump hosts' connections too (they read no -o): each
         // waited its own 10 s connect and --timeout key exchange on the same slow or dead link.
+        // One that sets none (`none`, 0) leaves the hops' own.
         let connect = self
             .option("connecttimeout")
+            .filter(|_| config.handshake_timeout.is_some())
             .map(|_| (config.connect_timeout, config.handshake_timeout));
         // The flags apply to every hop; --login and -p to the target only.
         let mut hop = config.jump.as_deref_mut();

@@ -889,6 +889,11 @@ fn openssh_line(line: &str) -> Result<String, LineError> {
     // ConnectTimeout=5s` was refused); what ssh's convtime refuses is named here.
     let args = if TIMES.contains(&lower.as_str()) {
         let time = args.first().map_or("", String::as_str);
+        // ssh reads `none` (so written, `NONE` is an invalid time) as no value: the option
+        // stays unset, for a later line to set or for the default, where it was refused.
+        if time == "none" {
+            return Ok(String::new());
+        }
         match seconds(time) {
             Some(time) => vec![time.to_string()],
             None => return refused("invalid time value"),
@@ -1542,9 +1547,11 @@ impl Config {
             self.identities = identities;
             self.default_identities = false;
         }
-        if let Some(timeout) = params.connect_timeout {
-            self.connect_timeout = timeout.max(Duration::from_secs(1));
-            self.handshake_timeout = Some(self.connect_timeout);
+        // 0 is no ConnectTimeout in ssh, as `none`: netkit's default bounds then, where it
+        // was a 1 s one that cut short a connection ssh makes.
+        if let Some(timeout) = params.connect_timeout.filter(|t| !t.is_zero()) {
+            self.connect_timeout = timeout;
+            self.handshake_timeout = Some(timeout);
         }
         // Every file named, where the others take one value.
         let global_files = params.unsupported_fields.remove("globalknownhostsfile");
@@ -2051,39 +2058,47 @@ fn normalized<'a>(word: &str, args: &str, line: &'a str) -> Cow<'a, str> {
 
 /// A time as OpenSSH's `convtime` reads it (`90`, `1m30s`, `2h`, `1W`, a bare number being
 /// seconds), in seconds; `None` for what ssh calls an invalid time value (an unknown unit, a
-/// sign, nothing, or past `INT_MAX` seconds).
+/// unit without a number, a number below 0, nothing, or past `INT_MAX` seconds). Each number
+/// is read as `strtol` reads it, as there: spaces before it and a sign are taken (`+5` is 5
+/// seconds, `-0` is 0), where `+5` was refused.
 fn seconds(value: &str) -> Option<u64> {
     const MAX: u64 = i32::MAX as u64;
     if value.is_empty() {
         return None;
     }
-    let (mut total, mut number) = (0u64, None::<u64>);
-    for c in value.chars() {
-        match c.to_digit(10) {
-            Some(digit) => {
-                let n = number.unwrap_or(0) * 10 + u64::from(digit);
-                if n > MAX {
-                    return None;
-                }
-                number = Some(n);
-            }
-            None => {
-                let unit = match c.to_ascii_lowercase() {
-                    's' => 1,
-                    'm' => 60,
-                    'h' => 3600,
-                    'd' => 86_400,
-                    'w' => 604_800,
-                    _ => return None,
-                };
-                total += number.take()? * unit;
-                if total > MAX {
-                    return None;
-                }
-            }
+    let mut total = 0u64;
+    let mut rest = value;
+    while !rest.is_empty() {
+        // strtol's white space: the C locale's isspace.
+        rest = rest.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+        let negative = rest.starts_with('-');
+        rest = rest.strip_prefix(['+', '-']).unwrap_or(rest);
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            return None;
         }
+        let (number, after) = rest.split_at(digits);
+        // Past INT_MAX it is refused whatever the unit; a negative one unless it is 0.
+        let number: u64 = number.parse().ok().filter(|n| *n <= MAX)?;
+        if negative && number != 0 {
+            return None;
+        }
+        let mut units = after.chars();
+        let unit = match units.next().map(|c| c.to_ascii_lowercase()) {
+            None | Some('s') => 1,
+            Some('m') => 60,
+            Some('h') => 3600,
+            Some('d') => 86_400,
+            Some('w') => 604_800,
+            Some(_) => return None,
+        };
+        total = total.checked_add(number.checked_mul(unit)?)?;
+        if total > MAX {
+            return None;
+        }
+        rest = units.as_str();
     }
-    Some(total + number.unwrap_or(0)).filter(|t| *t <= MAX)
+    Some(total)
 }
 
 /// The `SendEnv` patterns of an OpenSSH config `text` that apply to `host`, every line's, as
@@ -2313,6 +2328,10 @@ fn checked_option(option: &str) -> Result<String, Error> {
         return Err(bad(&format!("{}: Invalid ProxyJump", option.trim())));
     }
     let line = openssh_line(option).map_err(|e| bad(&e.reason()))?;
+    // Nothing set (`ConnectTimeout=none`, a blank option), as ssh takes it: no warning.
+    if line.is_empty() {
+        return Ok(line);
+    }
     let name = line
         .split(|c: char| c == '=' || c.is_whitespace())
         .next()
@@ -3102,8 +3121,24 @@ mod tests {
             [5400, 90, 120, 90, 604_800, 0, 2_147_483_647].map(Some)
         );
         assert_eq!(
-            ["", "5x", "-1", "s", "2147483648", "4000w"].map(seconds),
-            [None; 6]
+            ["+5", "1m+5", "-0", "+1m", "1m-0", "1m 5", "010"].map(seconds),
+            [5, 65, 0, 60, 60, 65, 10].map(Some)
+        );
+        assert_eq!(
+            [
+                "",
+                "5x",
+                "-1",
+                "s",
+                "2147483648",
+                "4000w",
+                "+-1",
+                "+",
+                "0x10",
+                "1m5 "
+            ]
+            .map(seconds),
+            [None; 10]
         );
         let with = |options: &[&str], file: Option<&Path>| {
             let options: Vec<String> = options.iter().map(|o| (*o).to_owned()).collect();
@@ -3127,6 +3162,15 @@ mod tests {
         std::fs::write(&file, "Host *\n  ServerAliveInterval 2m\n").unwrap();
         let c = with(&[], Some(&file)).unwrap();
         assert_eq!(c.keepalive, Duration::from_secs(120));
+        // `none` sets nothing, for a later line; 0 is no ConnectTimeout, netkit's defaults.
+        std::fs::write(&file, "Host *\n  ConnectTimeout 3\n").unwrap();
+        let c = with(&["ConnectTimeout=none"], Some(&file)).unwrap();
+        assert_eq!(c.handshake_timeout, Some(Duration::from_secs(3)));
+        let c = with(&["ConnectTimeout 0"], Some(&file)).unwrap();
+        assert_eq!(
+            (c.connect_timeout, c.handshake_timeout),
+            (Config::new("h").connect_timeout, None)
+        );
         std::fs::write(&file, "Host *\n  ConnectTimeout 1y\n").unwrap();
         let e = with(&[], Some(&file)).unwrap_err().to_string();
         assert!(e.contains("ConnectTimeout 1y: invalid time value"), "{e}");

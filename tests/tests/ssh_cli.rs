@@ -1027,6 +1027,152 @@ fn a_config_line_no_openssh_option_names_is_warned_of() {
 }
 
 #[test]
+fn percent_tokens_expand_as_ssh_expands_them_for_each_option() {
+    // RemoteCommand's `%n` was the HostName (ssh's is the host as typed) and `%u %C %d %i %k
+    // %l %L` were refused as unknown; files had no `%C`; ProxyCommand's `%n` came out of
+    // -G expanded, where ssh -G shows the command as written.
+    let dir = work_dir().join("ssh-cli-percent-tokens");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        "Host Mixed\n  HostName Db.Example.ORG\n  User Bob\n  Port 2222\n  \
+         RemoteCommand echo %n %h %p %r %u %C %d %i %k %l %L %%\n  \
+         UserKnownHostsFile /kh/%C /kh/%n_%k_%h_%u_%i\n  IdentityAgent /agents/%C-%r\n  \
+         ProxyCommand nc %n %h %p\n\
+         Host Aliased\n  HostName 127.0.0.1\n  HostKeyAlias Prod-DB\n  \
+         RemoteCommand echo %k %n %C\n  UserKnownHostsFile /kh/%k\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let keys = [
+        "remotecommand",
+        "userknownhostsfile",
+        "identityagent",
+        "proxycommand",
+        "hostkeyalias",
+    ];
+    let shown = |out: &Output| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| keys.contains(&l.split(' ').next().unwrap_or_default()))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let real_ssh = |args: &[&str]| {
+        Command::new("ssh")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    for host in ["Mixed", "Aliased"] {
+        let args = ["-F", config, "-G", host];
+        let ours = netkit(&[&["ssh"][..], &args].concat(), b"", &[]);
+        let theirs = real_ssh(&args);
+        assert!(theirs.status.success(), "ssh -G {host}");
+        assert!(
+            ours.status.success(),
+            "{host}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        assert_eq!(shown(&ours), shown(&theirs), "{host}");
+        assert!(shown(&theirs).len() >= 3, "{:?}", shown(&theirs));
+    }
+    // Tokens ssh 9.2 does not have are refused by both (%j came in a later OpenSSH).
+    for token in ["%j", "%T", "%z"] {
+        let option = format!("RemoteCommand=echo {token}");
+        let args = ["-F", "none", "-o", &option, "-G", "box"];
+        assert_eq!(real_ssh(&args).status.code(), Some(255), "ssh {token}");
+        let ours = netkit(&[&["ssh"][..], &args].concat(), b"", &[]);
+        let err = String::from_utf8_lossy(&ours.stderr);
+        assert_eq!(ours.status.code(), Some(255), "{token}: {err}");
+        assert!(err.contains(&format!("unknown token {token}")), "{err}");
+    }
+    // Run on the real sshd, the command is the one ssh -G shows.
+    let run = dir.join("run-config");
+    std::fs::write(
+        &run,
+        format!(
+            "Host Typed-Alias\n  HostName {}\n  Port {}\n  User {}\n  IdentityFile {}\n  \
+             UserKnownHostsFile {}\n  RemoteCommand echo %n %k %C %u %d %i %L\n",
+            env("NETKIT_TEST_SSH_HOST"),
+            port(),
+            env("NETKIT_TEST_SSH_USER"),
+            key("id_ed25519").display(),
+            env("NETKIT_TEST_SSH_KNOWN_HOSTS"),
+        ),
+    )
+    .unwrap();
+    let run = run.to_str().unwrap();
+    let theirs = real_ssh(&["-F", run, "-G", "Typed-Alias"]);
+    let command = String::from_utf8_lossy(&theirs.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("remotecommand echo ").map(str::to_owned))
+        .unwrap();
+    assert!(command.starts_with("Typed-Alias Typed-Alias "), "{command}");
+    let out = netkit(&["ssh", "-F", run, "Typed-Alias"], b"", &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{command}\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn dash_g_prints_identity_files_as_configured_there_or_not_as_ssh_g_does() {
+    // netkit -G printed only the key files found, as expanded paths.
+    let dir = work_dir().join("ssh-cli-dash-g-identities");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host box\n  IdentityFile ~/.ssh/netkit-absent\n  IdentityFile %d/k_%h\n  \
+             IdentityFile {}\n  IdentityFile ~/.ssh/netkit-absent\n",
+            key("id_ed25519").display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let lines = |out: &Output| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("identityfile "))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let both = |args: &[&str]| {
+        let ours = netkit(&[&["ssh"][..], args].concat(), b"", &[]);
+        assert!(
+            ours.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        let theirs = Command::new("ssh")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (lines(&ours), lines(&theirs))
+    };
+    let (ours, theirs) = both(&["-F", config, "-G", "box"]);
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.len(), 3, "{ours:?}");
+    let (ours, theirs) = both(&["-F", config, "-i", "/nonexistent/netkit-i", "-G", "box"]);
+    assert_eq!(ours, theirs);
+    // Without any: the default files netkit tries, as ssh names them (ssh names more kinds).
+    let (ours, theirs) = both(&["-F", "none", "-G", "box"]);
+    assert_eq!(ours.len(), 3, "{ours:?}");
+    let mut in_theirs = theirs.iter();
+    assert!(
+        ours.iter().all(|l| in_theirs.any(|t| t == l)),
+        "{ours:?} {theirs:?}"
+    );
+}
+
+#[test]
 fn dash_j_names_a_jump_host_reached_through_its_own_proxy_jump() {
     // As ssh, whose `-J j3` runs `ssh -W` for j3, which reads j3's ProxyJump: netkit
     // connected to j3 directly.

@@ -2404,16 +2404,20 @@ fn resolved(given: &str, config: &Config, args: &Args) -> Result<String, net_ssh
             lines.push((keyword, list.join(",")));
         }
     }
-    let identities = if config.identities.is_empty() && config.default_identities {
-        Config::default_identities()
-    } else {
-        config.identities.clone()
-    };
-    lines.extend(
-        identities
-            .iter()
-            .map(|i| ("identityfile", i.path.display().to_string())),
-    );
+    // As ssh -G: the -i files that are there, then the config's lines as written, there or
+    // not (it printed only the files found, as paths); without any, the default files.
+    let mut identities: Vec<String> = args
+        .connect
+        .identity
+        .iter()
+        .filter(|path| path.exists())
+        .map(|path| path.display().to_string())
+        .chain(config.identity_files.iter().cloned())
+        .collect();
+    if identities.is_empty() && config.default_identities {
+        identities = Config::DEFAULT_IDENTITY_FILES.map(str::to_owned).to_vec();
+    }
+    lines.extend(identities.into_iter().map(|file| ("identityfile", file)));
     let agent = match (&config.agent_socket, config.use_agent) {
         (_, false) => Some("none".to_owned()),
         (Some(socket), true) => Some(socket.display().to_string()),
@@ -2422,7 +2426,11 @@ fn resolved(given: &str, config: &Config, args: &Args) -> Result<String, net_ssh
     let optional = [
         ("identityagent", agent),
         ("bindaddress", config.bind_address.clone()),
-        ("hostkeyalias", config.host_key_alias.clone()),
+        // In lower case, as ssh -G prints it (and as keys are looked up under it).
+        (
+            "hostkeyalias",
+            config.host_key_alias.as_deref().map(str::to_lowercase),
+        ),
         ("proxycommand", config.proxy_command.clone()),
         // Its tokens expanded (`%r@%h`), as ssh -G prints it.
         ("remotecommand", config.expanded_remote_command()?),

@@ -88,6 +88,9 @@ impl AddressFamily {
 pub struct Config {
     /// Host name or address.
     pub host: String,
+    /// The host as given (on the command line, or as a jump host), before a `HostName` line
+    /// names another: OpenSSH's `%n` token, and its `%k` without a `HostKeyAlias`.
+    pub original_host: String,
     /// Port (default 22).
     pub port: u16,
     /// User name (default: the local user, as ssh takes it).
@@ -156,6 +159,10 @@ pub struct Config {
     /// Private keys to offer, with their passphrases; empty means OpenSSH's default files
     /// when `default_identities` allows.
     pub identities: Vec<Identity>,
+    /// The `IdentityFile` lines that apply, as written (`~`, `${VAR}` and tokens unexpanded),
+    /// each once: what ssh -G prints, whether or not the file is there; `identities` holds
+    /// the keys found of them.
+    pub identity_files: Vec<String>,
     /// Offer OpenSSH's default key files when `identities` is empty (default true). A program
     /// that drops keys the user named (ssh skips one after three wrong passphrases) clears it,
     /// as ssh never falls back to the default files once `-i` or `IdentityFile` named some.
@@ -267,6 +274,7 @@ impl std::fmt::Debug for Config {
         // Destructured without `..`: a new field must be placed here, shown or redacted.
         let Config {
             host,
+            original_host,
             port,
             user,
             address_family,
@@ -287,6 +295,7 @@ impl std::fmt::Debug for Config {
             hash_known_hosts,
             host_key_alias,
             identities,
+            identity_files,
             default_identities,
             asks_passphrases,
             compression,
@@ -318,6 +327,7 @@ impl std::fmt::Debug for Config {
         } = self;
         f.debug_struct("Config")
             .field("host", host)
+            .field("original_host", original_host)
             .field("port", port)
             .field("user", user)
             .field("address_family", address_family)
@@ -338,6 +348,7 @@ impl std::fmt::Debug for Config {
             .field("hash_known_hosts", hash_known_hosts)
             .field("host_key_alias", host_key_alias)
             .field("identities", identities)
+            .field("identity_files", identity_files)
             .field("default_identities", default_identities)
             .field("asks_passphrases", asks_passphrases)
             .field("compression", compression)
@@ -648,7 +659,26 @@ fn length_prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 /// `text` with OpenSSH's `%` tokens replaced by their values in `tokens` and `%%` by a
 /// percent sign; the error names a token that is not in `tokens`.
 pub(crate) fn expand_tokens(text: &str, tokens: &[(char, &str)]) -> Result<String, String> {
-    expand(text, tokens, false)
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => out.push('%'),
+            Some(token) => match tokens.iter().find(|(name, _)| *name == token) {
+                Some((_, value)) => {
+                    shell_safe(token, value)?;
+                    out.push_str(value);
+                }
+                None => return Err(format!("unknown token %{token}")),
+            },
+            None => return Err("a lone % at the end".into()),
+        }
+    }
+    Ok(out)
 }
 
 /// `text` with each `${NAME}` replaced by the environment variable's value, as OpenSSH's
@@ -672,40 +702,6 @@ fn expand_variables(text: &str) -> Result<String, String> {
         rest = &after[end + 1..];
     }
     out.push_str(rest);
-    Ok(out)
-}
-
-/// `text` with only `tokens` expanded, the others and `%%` left for a later expansion.
-fn expand_some(text: &str, tokens: &[(char, &str)]) -> String {
-    expand(text, tokens, true).unwrap_or_else(|_| text.to_owned())
-}
-
-fn expand(text: &str, tokens: &[(char, &str)], keep_others: bool) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('%') if keep_others => out.push_str("%%"),
-            Some('%') => out.push('%'),
-            Some(token) => match tokens.iter().find(|(name, _)| *name == token) {
-                Some((_, value)) => {
-                    shell_safe(token, value)?;
-                    out.push_str(value);
-                }
-                None if keep_others => {
-                    out.push('%');
-                    out.push(token);
-                }
-                None => return Err(format!("unknown token %{token}")),
-            },
-            None if keep_others => out.push('%'),
-            None => return Err("a lone % at the end".into()),
-        }
-    }
     Ok(out)
 }
 
@@ -1070,6 +1066,7 @@ impl Config {
     pub fn new(host: &str) -> Config {
         Config {
             host: host.to_owned(),
+            original_host: host.to_owned(),
             port: 22,
             user: local_user(),
             address_family: AddressFamily::Any,
@@ -1092,6 +1089,7 @@ impl Config {
             hash_known_hosts: false,
             host_key_alias: None,
             identities: Vec::new(),
+            identity_files: Vec::new(),
             compression: false,
             ciphers: Config::default_ciphers(),
             kex_algorithms: None,
@@ -1314,7 +1312,7 @@ impl Config {
         };
         let local_user = local_user();
         let decide = |probe: &Config, criteria: &str, final_pass: bool| {
-            let tokens = probe.percent_tokens(&config.host);
+            let tokens = probe.percent_tokens();
             let tokens: Vec<(char, &str)> = tokens.iter().map(|(c, v)| (*c, v.as_str())).collect();
             matching::holds(
                 criteria,
@@ -1393,6 +1391,13 @@ impl Config {
         }
         // The lines ssh2-config keeps one value of are added up here.
         config.forwards = forwards_for(&text, &config.host, rules).map_err(bad)?;
+        // As written, each once, as ssh adds them (ssh2-config expands `~`).
+        for (_, file) in every_line(&text, &config.host, rules, &["identityfile"]).map_err(bad)? {
+            let file = file.join(" ");
+            if !config.identity_files.contains(&file) {
+                config.identity_files.push(file);
+            }
+        }
         let patterns = send_env_for(&text, &config.host, rules).map_err(bad)?;
         let (hops, missing) = config.take_params(params, dest).map_err(bad)?;
         // None left: the failure would say "tried: nothing" and leave the user to guess the
@@ -1469,30 +1474,51 @@ impl Config {
         Ok(())
     }
 
-    /// OpenSSH's `%` tokens for this destination, `given` being the host as given.
-    fn percent_tokens(&self, given: &str) -> Vec<(char, String)> {
+    /// OpenSSH's `%` tokens for this destination, those ssh_config(5) gives `IdentityFile`,
+    /// `UserKnownHostsFile`, `IdentityAgent`, `RemoteCommand` and `Match exec` alike:
+    /// `%% %C %d %h %i %k %L %l %n %p %r %u` (OpenSSH 9.2 has no `%j` yet).
+    fn percent_tokens(&self) -> Vec<(char, String)> {
         let local_host = nix::unistd::gethostname().unwrap_or_default();
         let local_host = local_host.to_string_lossy().into_owned();
         let short = local_host.split('.').next().unwrap_or_default().to_owned();
         // ssh lowercases the host and the alias (not the host as given, `%n`): a
         // `UserKnownHostsFile kh_%k` of `HostKeyAlias Prod-DB` is ssh's `kh_prod-db`.
+        let host = self.host.to_lowercase();
+        let port = self.port.to_string();
+        // ssh's connection hash, its `%C`: SHA-1 of `%l%h%p%r` in hex (a ControlPath or a
+        // known_hosts file per connection without the host's name in it).
+        let connection = [local_host.as_str(), &host, &port, &self.user].concat();
+        let hash = ring::digest::digest(
+            &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+            connection.as_bytes(),
+        );
+        let hash: String = hash.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         vec![
-            ('h', self.host.to_lowercase()),
             (
                 'k',
                 self.host_key_alias
                     .as_deref()
-                    .map_or_else(|| given.to_owned(), str::to_lowercase),
+                    .map_or_else(|| self.original_host.clone(), str::to_lowercase),
             ),
-            ('n', given.to_owned()),
-            ('p', self.port.to_string()),
+            ('h', host),
+            ('n', self.original_host.clone()),
+            ('p', port),
             ('r', self.user.clone()),
+            ('C', hash),
             ('d', home().to_string_lossy().into_owned()),
             ('u', local_user()),
             ('l', local_host),
             ('L', short),
             ('i', nix::unistd::getuid().to_string()),
         ]
+    }
+
+    /// `text` with [`percent_tokens`](Self::percent_tokens) expanded; the error names a
+    /// token OpenSSH does not give these options.
+    fn expand_percent(&self, text: &str) -> Result<String, String> {
+        let tokens = self.percent_tokens();
+        let tokens: Vec<(char, &str)> = tokens.iter().map(|(c, v)| (*c, v.as_str())).collect();
+        expand_tokens(text, &tokens)
     }
 
     /// Takes what it reads of `params` (see [`resolve`](Self::resolve)), leaving what `dest`
@@ -1503,8 +1529,6 @@ impl Config {
         mut params: ssh2_config::HostParams,
         dest: &str,
     ) -> Result<(Vec<String>, Vec<String>), String> {
-        // The host as given: HostName's `%h`, IdentityFile's `%n`.
-        let given = self.host.clone();
         self.take_names(params.clone(), dest)?;
         // Options ssh2-config does not know, kept under their names as written.
         let challenge_response = take_unknown(&mut params, "challengeresponseauthentication");
@@ -1527,7 +1551,7 @@ impl Config {
             let mut identities = Vec::with_capacity(files.len());
             let mut missing = Vec::new();
             for path in files {
-                let path = self.path_option("IdentityFile", path, &given)?;
+                let path = self.path_option("IdentityFile", path)?;
                 // As ssh, a config's key file that is not there is passed over (one config
                 // serves machines with different keys), and the default files stay unused;
                 // one with only its `.pub` beside it names the agent's key to offer (a key
@@ -1601,7 +1625,7 @@ impl Config {
                     if file.eq_ignore_ascii_case("none") {
                         Ok(PathBuf::from("/dev/null"))
                     } else {
-                        self.path_option(option, file.into(), &given)
+                        self.path_option(option, file.into())
                     }
                 })
                 .collect::<Result<Vec<_>, _>>()
@@ -1630,7 +1654,7 @@ impl Config {
         }
         if let Some(file) = value("revokedhostkeys") {
             self.revoked_host_keys = (!file.eq_ignore_ascii_case("none"))
-                .then(|| self.path_option("RevokedHostKeys", file.into(), &given))
+                .then(|| self.path_option("RevokedHostKeys", file.into()))
                 .transpose()?;
         }
         if let Some(compression) = params.compression {
@@ -1668,8 +1692,7 @@ impl Config {
                     }
                 }
                 path => {
-                    self.agent_socket =
-                        Some(self.path_option("IdentityAgent", path.into(), &given)?);
+                    self.agent_socket = Some(self.path_option("IdentityAgent", path.into())?);
                 }
             }
         }
@@ -1763,10 +1786,9 @@ impl Config {
                 .ok_or_else(|| format!("a command not as netkit wrote it: {words:?}"))?;
             Ok::<_, String>((!command.eq_ignore_ascii_case("none")).then_some(command))
         };
+        // Its tokens are expanded when it starts (ssh -G shows them as written).
         if let Some(words) = params.unsupported_fields.remove("proxycommand") {
-            // `%n` is the host as given, which only this step knows; the rest are expanded
-            // when the command starts.
-            self.proxy_command = command(words)?.map(|c| expand_some(&c, &[('n', &given)]));
+            self.proxy_command = command(words)?;
         }
         if let Some(words) = remote_command {
             self.remote_command = command(words)?;
@@ -1775,10 +1797,9 @@ impl Config {
     }
 
     /// A file named by `option` (`IdentityFile`, `UserKnownHostsFile`, ...) with `~/` and
-    /// OpenSSH's tokens expanded for this host (`given` is the host as given, `%n`, and `%k`
-    /// without a `HostKeyAlias`); the error
-    /// names the option, the file and the token.
-    fn path_option(&self, option: &str, path: PathBuf, given: &str) -> Result<PathBuf, String> {
+    /// OpenSSH's tokens ([`percent_tokens`](Self::percent_tokens)) expanded for this host;
+    /// the error names the option, the file and the token.
+    fn path_option(&self, option: &str, path: PathBuf) -> Result<PathBuf, String> {
         // `${HOME}/.ssh/id_work`, as OpenSSH 8.4 expands them in these options: taken as
         // written, the key was never offered and known hosts went to a `./${HOME}` directory.
         let path = match path.to_str().filter(|t| t.contains("${")) {
@@ -1794,15 +1815,15 @@ impl Config {
         let Some(text) = path.to_str().filter(|t| t.contains('%')) else {
             return Ok(path);
         };
-        let tokens = self.percent_tokens(given);
-        let tokens: Vec<(char, &str)> = tokens.iter().map(|(c, v)| (*c, v.as_str())).collect();
-        expand_tokens(text, &tokens)
+        self.expand_percent(text)
             .map(PathBuf::from)
             .map_err(|e| format!("{option} {text}: {e}"))
     }
 
-    /// [`remote_command`](Self::remote_command) with OpenSSH's tokens expanded (`%h` host,
-    /// `%p` port, `%r` user, `%n` the host, `%%`), as ssh runs it.
+    /// [`remote_command`](Self::remote_command) with OpenSSH's tokens expanded as ssh runs
+    /// it: `%h` host, `%p` port, `%r` user, `%n` the host as given, `%k` its key's alias or
+    /// that, `%C` the connection hash, `%d` local home, `%u` local user, `%i` local uid,
+    /// `%l` and `%L` the local host name with and without its domain, `%%`.
     ///
     /// # Errors
     /// [`Error::BadOption`] naming a token OpenSSH does not have.
@@ -1810,7 +1831,7 @@ impl Config {
         let Some(command) = &self.remote_command else {
             return Ok(None);
         };
-        crate::proxy_command::expand(command, self)
+        self.expand_percent(command)
             .map(Some)
             .map_err(|reason| Error::BadOption {
                 option: format!("RemoteCommand {command}"),
@@ -1826,16 +1847,21 @@ impl Config {
         Config::default_identities()
     }
 
-    /// OpenSSH's default key files that exist, in its order (`~/.ssh/id_rsa`, `id_ecdsa`,
-    /// `id_ed25519`: where keys are tied to accounts, as deploy keys and gitolite's are, the
-    /// first that gets in says who logs in), without passphrases: tried when no identity is
-    /// configured. One that is encrypted is then skipped; a program that may ask a person can
-    /// set these with the passphrases, as ssh asks for them.
+    /// OpenSSH's default key files of the kinds netkit offers, in its order and as ssh -G
+    /// writes them: where keys are tied to accounts, as deploy keys and gitolite's are, the
+    /// first that gets in says who logs in.
+    pub const DEFAULT_IDENTITY_FILES: [&str; 3] =
+        ["~/.ssh/id_rsa", "~/.ssh/id_ecdsa", "~/.ssh/id_ed25519"];
+
+    /// The [`DEFAULT_IDENTITY_FILES`](Self::DEFAULT_IDENTITY_FILES) that exist, without
+    /// passphrases: tried when no identity is configured. One that is encrypted is then
+    /// skipped; a program that may ask a person can set these with the passphrases, as ssh
+    /// asks for them.
     #[must_use]
     pub fn default_identities() -> Vec<Identity> {
-        ["id_rsa", "id_ecdsa", "id_ed25519"]
+        Config::DEFAULT_IDENTITY_FILES
             .iter()
-            .map(|name| home().join(".ssh").join(name))
+            .map(|name| home().join(name.trim_start_matches("~/")))
             .filter(|path| path.exists())
             .map(|path| Identity::new(path, None))
             .collect()

@@ -35,15 +35,13 @@ impl Drop for Running {
     }
 }
 
-/// `command` with OpenSSH's tokens expanded: `%h` host, `%p` port, `%r` user, `%n` the
-/// host as given (a config file's `%n` is expanded when it is read; one still here is
-/// this host), `%%` a percent sign. The error names a token OpenSSH does
-/// not have.
+/// `command` with the tokens ssh_config(5) gives ProxyCommand: `%h` host, `%p` port, `%r`
+/// user, `%n` the host as given, `%%` a percent sign. The error names any other.
 pub(crate) fn expand(command: &str, config: &Config) -> Result<String, String> {
     let port = config.port.to_string();
     let tokens = [
         ('h', config.host.as_str()),
-        ('n', &config.host),
+        ('n', &config.original_host),
         ('p', &port),
         ('r', &config.user),
     ];

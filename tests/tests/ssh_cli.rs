@@ -344,9 +344,12 @@ fn tilde_v_steps_the_log_level_and_tilde_b_and_tilde_r_say_why_not_as_in_ssh() {
         terminal.type_keys(keys);
         terminal.wait_for_nth(said, seen + 1);
     }
-    // ~? lists what is supported, and only that.
+    // ~? lists what is supported, and only that; ~C only with EnableEscapeCommandline, off
+    // by default as in ssh 9.2, which says so (netkit opened its command line).
     terminal.type_keys(b"\r~?");
     terminal.wait_for("(Note that escapes");
+    terminal.type_keys(b"\r~C");
+    terminal.wait_for("commandline disabled");
     terminal.type_keys(b"\r~.");
     let (code, screen) = terminal.finish();
     assert_eq!(code, Some(255), "{screen}");
@@ -360,11 +363,11 @@ fn tilde_v_steps_the_log_level_and_tilde_b_and_tilde_r_say_why_not_as_in_ssh() {
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
+    assert!(!screen.contains("ssh> "), "{screen}");
     assert_eq!(
         listed,
         [
             "~.   - terminate connection",
-            "~C   - open a command line",
             "~V/v - decrease/increase verbosity (LogLevel)",
             "~^Z  - suspend netkit",
             "~#   - list forwarded connections",
@@ -379,8 +382,11 @@ fn tilde_v_steps_the_log_level_and_tilde_b_and_tilde_r_say_why_not_as_in_ssh() {
 fn tilde_c_adds_and_cancels_a_forward_on_a_running_session_and_tilde_hash_lists_it_as_in_ssh() {
     // ssh's command line: `-L` listens at once on the session that runs, whose bytes go
     // through (here to the test sshd, whose banner comes back); `~#` lists the connection;
-    // `-KL` closes the listener; bad lines get ssh's one-line answers.
-    let mut terminal = Terminal::start(&netkit_line(&["-t"], &["'echo ready; sleep 60'"]));
+    // `-KL` closes the listener; bad lines get ssh's one-line answers. ~? lists it.
+    let mut terminal = Terminal::start(&netkit_line(
+        &["-t", "-o", "EnableEscapeCommandline=yes"],
+        &["'echo ready; sleep 60'"],
+    ));
     terminal.wait_for("ready");
     let listen = free_port();
     let mut prompts = 0;
@@ -392,6 +398,8 @@ fn tilde_c_adds_and_cancels_a_forward_on_a_running_session_and_tilde_hash_lists_
         terminal.type_keys(format!("{line}\r").as_bytes());
         terminal.wait_for_nth(said, seen + 1);
     };
+    terminal.type_keys(b"\r~?");
+    terminal.wait_for("~C   - open a command line");
     command(&mut terminal, "?", "-KD[bind_address:]port");
     command(&mut terminal, "x -L 1:a:1", "Invalid command.");
     command(&mut terminal, "-L 1", "Bad local forwarding specification.");
@@ -534,6 +542,61 @@ fn escape_char_from_the_config_or_dash_o_is_used_and_dash_e_wins() {
         &[],
     );
     assert_eq!(out.status.code(), Some(255));
+}
+
+#[test]
+fn enable_escape_commandline_is_read_and_shown_by_dash_g_as_ssh_does() {
+    // OpenSSH 9.2's option, default no: netkit had no such option and ~C always on.
+    let dir = work_dir().join("ssh-cli-escape-commandline");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    std::fs::write(&config, "Host on\n  EnableEscapeCommandline yes\n").unwrap();
+    let config = config.to_str().unwrap();
+    let line = |out: &Output| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with("enableescapecommandline "))
+            .map(str::to_owned)
+    };
+    for (flags, host, shown) in [
+        (&[][..], "box", "no"),
+        (&["-o", "EnableEscapeCommandline=yes"], "box", "yes"),
+        (&["-o", "EnableEscapeCommandline=true"], "box", "yes"),
+        (&[], "on", "yes"),
+        (&["-o", "EnableEscapeCommandline=no"], "on", "no"),
+    ] {
+        let mut args = vec!["-F", config, "-G"];
+        args.extend(flags);
+        args.push(host);
+        let ours = netkit(&[&["ssh"][..], &args].concat(), b"", &[]);
+        let theirs = Command::new("ssh")
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&ours.stderr);
+        assert!(ours.status.success(), "{args:?}: {err}");
+        assert!(!err.contains("ignoring"), "{args:?}: {err}");
+        let expected = format!("enableescapecommandline {shown}");
+        assert_eq!(
+            line(&theirs).as_deref(),
+            Some(expected.as_str()),
+            "ssh {args:?}"
+        );
+        assert_eq!(line(&ours), line(&theirs), "{args:?}");
+    }
+    let args = [
+        "-F",
+        "none",
+        "-o",
+        "EnableEscapeCommandline=maybe",
+        "-G",
+        "box",
+    ];
+    let ours = netkit(&[&["ssh"][..], &args[..]].concat(), b"", &[]);
+    let err = String::from_utf8_lossy(&ours.stderr);
+    assert_eq!(ours.status.code(), Some(255), "{err}");
+    assert!(err.contains("EnableEscapeCommandline maybe"), "{err}");
 }
 
 #[test]

@@ -1003,10 +1003,12 @@ pub fn run(mut args: Args) -> Outcome {
         .map_err(own)?;
     }
     let escape = escape_in_use(&args, &config).0;
-    let mut escapes = raw
-        .as_ref()
-        .zip(escape)
-        .map(|(raw, escape)| (Escapes::new(escape), raw.saved.clone()));
+    let mut escapes = raw.as_ref().zip(escape).map(|(raw, escape)| {
+        (
+            Escapes::new(escape, config.escape_command_line),
+            raw.saved.clone(),
+        )
+    });
     let host = config.host.clone();
     let forwards = Arc::clone(&live);
     let rx = (!args.no_stdin).then(|| {
@@ -1060,6 +1062,11 @@ pub fn run(mut args: Args) -> Outcome {
                                 EscapeChar(Some(escapes.escape)),
                                 forwards.list()
                             ));
+                            keys
+                        }
+                        // ssh 9.2's words, when EnableEscapeCommandline is off (the default).
+                        (keys, Some(Escape::CommandLine)) if !escapes.command_line => {
+                            crate::exit::say_part(format_args!("commandline disabled\r\n"));
                             keys
                         }
                         (keys, Some(Escape::CommandLine)) => {
@@ -1303,24 +1310,33 @@ fn step_log_level(more: bool) -> &'static str {
 /// key after it sends both.
 struct Escapes {
     escape: u8,
+    /// `~C` opens the command line (EnableEscapeCommandline).
+    command_line: bool,
     at_line_start: bool,
     pending: bool,
 }
 
 impl Escapes {
-    fn new(escape: u8) -> Escapes {
+    fn new(escape: u8, command_line: bool) -> Escapes {
         Escapes {
             escape,
+            command_line,
             at_line_start: true,
             pending: false,
         }
     }
 
-    /// What `~?` prints, with the escape character in use (raw mode: lines end in \r\n).
+    /// What `~?` prints, with the escape character in use (raw mode: lines end in \r\n);
+    /// `~C` only when it opens the command line, as ssh 9.2 lists it.
     fn help(&self) -> String {
         let e = EscapeChar(Some(self.escape));
+        let command_line = if self.command_line {
+            format!(" {e}C   - open a command line\r\n")
+        } else {
+            String::new()
+        };
         format!(
-            "Supported escape sequences:\r\n {e}.   - terminate connection\r\n {e}C   - open a command line\r\n {e}V/v - decrease/increase verbosity (LogLevel)\r\n {e}^Z  - suspend netkit\r\n {e}#   - list forwarded connections\r\n {e}?   - this message\r\n {e}{e}   - send the escape character by typing it twice\r\n(Note that escapes are only recognized immediately after newline.)\r\n"
+            "Supported escape sequences:\r\n {e}.   - terminate connection\r\n{command_line} {e}V/v - decrease/increase verbosity (LogLevel)\r\n {e}^Z  - suspend netkit\r\n {e}#   - list forwarded connections\r\n {e}?   - this message\r\n {e}{e}   - send the escape character by typing it twice\r\n(Note that escapes are only recognized immediately after newline.)\r\n"
         )
     }
 
@@ -2384,6 +2400,10 @@ fn resolved(given: &str, config: &Config, args: &Args) -> Result<String, net_ssh
             yes_no(config.exit_on_forward_failure).into(),
         ),
         ("escapechar", escape_in_use(args, config).to_string()),
+        (
+            "enableescapecommandline",
+            yes_no(config.escape_command_line).into(),
+        ),
         ("requesttty", tty_requested(args, config).into()),
         (
             "clearallforwardings",
@@ -2553,7 +2573,7 @@ mod tests {
 
     #[test]
     fn the_escape_character_counts_only_at_the_start_of_a_line() {
-        let mut e = Escapes::new(b'~');
+        let mut e = Escapes::new(b'~', true);
         assert_eq!(e.filter(b"a~b\r"), (b"a~b\r".to_vec(), None));
         assert_eq!(e.filter(b"~~x~y"), (b"~x~y".to_vec(), None));
         assert_eq!(e.filter(b"\r~"), (b"\r".to_vec(), None));
@@ -2565,20 +2585,20 @@ mod tests {
             (b"\n".to_vec(), Some(Escape::Disconnect))
         );
         assert_eq!(
-            Escapes::new(b'~').filter(b"~."),
+            Escapes::new(b'~', true).filter(b"~."),
             (Vec::new(), Some(Escape::Disconnect))
         );
         assert_eq!(
-            Escapes::new(b'~').filter(b"~\x1aa"),
+            Escapes::new(b'~', true).filter(b"~\x1aa"),
             (b"a".to_vec(), Some(Escape::Suspend))
         );
         assert_eq!(
-            Escapes::new(b'~').filter(b"~V"),
+            Escapes::new(b'~', true).filter(b"~V"),
             (Vec::new(), Some(Escape::Verbosity { more: false }))
         );
         for key in [b'B', b'R'] {
             assert!(matches!(
-                Escapes::new(b'~').filter(&[b'~', key]),
+                Escapes::new(b'~', true).filter(&[b'~', key]),
                 (keys, Some(Escape::Unsupported { key: k, .. })) if keys.is_empty() && k == key
             ));
         }
@@ -2590,7 +2610,7 @@ mod tests {
             panic!("^] is a control key");
         };
         assert_eq!(caret, 0x1d);
-        let mut e = Escapes::new(caret);
+        let mut e = Escapes::new(caret, false);
         assert_eq!(e.filter(b"~."), (b"~.".to_vec(), None));
         assert_eq!(e.filter(b"\r\x1d\x1d"), (b"\r\x1d".to_vec(), None));
         assert_eq!(
@@ -2598,6 +2618,13 @@ mod tests {
             (b"\r".to_vec(), Some(Escape::Disconnect))
         );
         assert!(e.help().contains(" ^]. "), "{}", e.help());
+        // ~C is listed only where it opens the command line, as ssh 9.2 lists it.
+        assert!(!e.help().contains("command line"), "{}", e.help());
+        assert!(
+            Escapes::new(caret, true)
+                .help()
+                .contains(" ^]C   - open a command line")
+        );
         assert!(escape_char("none").is_ok_and(|e| e.0.is_none()));
         assert_eq!(escape_char("%").map(|e| e.0), Ok(Some(b'%')));
         assert!(escape_char("ab").is_err());

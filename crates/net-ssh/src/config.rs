@@ -264,6 +264,9 @@ pub struct Config {
     /// The escape character on a remote terminal (OpenSSH's `EscapeChar`); `None` when the
     /// config does not say. Read by the program that runs commands; its `-e` wins.
     pub escape_char: Option<EscapeChar>,
+    /// Whether the escape `~C` opens the command line that adds and cancels forwards
+    /// (OpenSSH 9.2's `EnableEscapeCommandline`; default false, as there).
+    pub escape_command_line: bool,
 }
 
 /// What `Debug` shows for a secret: configs get logged, passwords must not be.
@@ -324,6 +327,7 @@ impl std::fmt::Debug for Config {
             remote_command,
             request_tty,
             escape_char,
+            escape_command_line,
         } = self;
         f.debug_struct("Config")
             .field("host", host)
@@ -377,6 +381,7 @@ impl std::fmt::Debug for Config {
             .field("remote_command", remote_command)
             .field("request_tty", request_tty)
             .field("escape_char", escape_char)
+            .field("escape_command_line", escape_command_line)
             .finish()
     }
 }
@@ -1118,6 +1123,7 @@ impl Config {
             remote_command: None,
             request_tty: None,
             escape_char: None,
+            escape_command_line: false,
         }
     }
 
@@ -1533,6 +1539,11 @@ impl Config {
         // Options ssh2-config does not know, kept under their names as written.
         let challenge_response = take_unknown(&mut params, "challengeresponseauthentication");
         let remote_command = take_unknown(&mut params, "remotecommand");
+        if let Some(on) = take_unknown(&mut params, "enableescapecommandline")
+            .and_then(|values| values.into_iter().next())
+        {
+            self.escape_command_line = flag("EnableEscapeCommandline", &on)?;
+        }
         if let Some(level) = params
             .unsupported_fields
             .remove("loglevel")
@@ -2271,12 +2282,13 @@ fn aes_in_hardware() -> bool {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 43] = [
+const OPTIONS_READ: [&str; 44] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
     "requesttty",
     "escapechar",
+    "enableescapecommandline",
     "globalknownhostsfile",
     "hashknownhosts",
     "hostkeyalias",

@@ -1115,12 +1115,15 @@ fn percent_tokens_expand_as_ssh_expands_them_for_each_option() {
         "proxycommand",
         "hostkeyalias",
     ];
+    // The lines, not their order (netkit's differs).
     let shown = |out: &Output| {
-        String::from_utf8_lossy(&out.stdout)
+        let mut lines = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter(|l| keys.contains(&l.split(' ').next().unwrap_or_default()))
             .map(str::to_owned)
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        lines.sort();
+        lines
     };
     let real_ssh = |args: &[&str]| {
         Command::new("ssh")

@@ -3640,3 +3640,48 @@ fn a_retry_never_splices_a_file_replaced_on_the_server_onto_what_came_before() {
         }
     }
 }
+
+#[test]
+fn a_download_to_stdout_is_the_file_alone_and_its_heads_go_to_stderr() {
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    let body: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(root.join("heads-apart.bin"), &body).unwrap();
+    let url = format!("{}/heads-apart.bin", env("NETKIT_TEST_NGINX_URL"));
+    let request_head = "GET /heads-apart.bin HTTP/1.1";
+    // As httpie's --download (and curl -v -o -): stdout is the body only, whatever is shown
+    // goes to stderr. They were written ahead of the body, the file's first bytes.
+    for (flags, request_shown) in [
+        (&["-d", "-v"][..], true),
+        (&["-d", "-o", "-", "-v"], true),
+        (&["-d", "-h"], false),
+        (&["-d", "--print=Hh"], true),
+    ] {
+        let out = http(&[flags, &[url.as_str()]].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{flags:?}: {err}");
+        assert!(
+            out.stdout == body,
+            "{flags:?}: stdout is not the file ({} bytes of {}), starting {:?}",
+            out.stdout.len(),
+            body.len(),
+            String::from_utf8_lossy(&out.stdout[..out.stdout.len().min(200)])
+        );
+        assert!(err.contains("HTTP/1.1 200 OK"), "{flags:?}: {err}");
+        assert_eq!(
+            err.contains(request_head),
+            request_shown,
+            "{flags:?}: {err}"
+        );
+    }
+    // Saved to a file, the same: httpie shows the request on stderr, stdout stays empty.
+    let saved = work_dir().join("http-cli-heads-apart.bin");
+    let out = http(&["-d", "-v", "-o", saved.to_str().unwrap(), &url]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{err}");
+    assert!(err.contains(request_head), "{err}");
+    assert!(std::fs::read(&saved).unwrap() == body);
+    std::fs::remove_file(&saved).unwrap();
+}

@@ -3685,3 +3685,38 @@ fn a_download_to_stdout_is_the_file_alone_and_its_heads_go_to_stderr() {
     assert!(std::fs::read(&saved).unwrap() == body);
     std::fs::remove_file(&saved).unwrap();
 }
+
+#[test]
+fn rust_log_trace_does_not_dump_bodies_and_headers_unless_ureq_proto_is_named() {
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    std::fs::write(root.join("trace-me.bin"), vec![b'z'; 1 << 20]).unwrap();
+    let url = format!("{}/trace-me.bin", env("NETKIT_TEST_NGINX_URL"));
+    let saved = work_dir().join("http-cli-trace-me.bin");
+    // Any 16-byte row of a hex dump inside the value holds the word whole.
+    let token = "S3CR3T".repeat(8);
+    let header = format!("Authorization:Bearer {token}");
+    let run = |rust_log: &str| {
+        let out = http_env(
+            &["-d", "-o", saved.to_str().unwrap(), &url, &header],
+            &[("RUST_LOG", rust_log)],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(std::fs::read(&saved).unwrap().len(), 1 << 20);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // ureq-proto hex-dumped every 16 bytes of the 1 MB body (4.7 MB of log) and the request
+    // head, Authorization included, right after ureq's line saying it was redacted.
+    let err = run("trace");
+    assert!(err.len() < 100_000, "{} bytes of log", err.len());
+    assert!(!err.contains("S3CR3T"), "{err}");
+    // The lines name their module, for a RUST_LOG directive to name it.
+    assert!(err.contains("netkit: debug: ureq::"), "{err}");
+    // Asked for by name, as curl's --trace-ascii, the dump is there.
+    let err = run("ureq_proto=trace");
+    assert!(err.len() > 1 << 20, "{} bytes of log", err.len());
+    std::fs::remove_file(&saved).unwrap();
+}

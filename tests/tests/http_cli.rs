@@ -3720,3 +3720,27 @@ fn rust_log_trace_does_not_dump_bodies_and_headers_unless_ureq_proto_is_named() 
     assert!(err.len() > 1 << 20, "{} bytes of log", err.len());
     std::fs::remove_file(&saved).unwrap();
 }
+
+#[test]
+fn rust_log_debug_keeps_a_redirects_password_query_and_set_cookie_out() {
+    let server = EchoServer::start();
+    // The Location carries a password and a query token, and the page it leads to sets a
+    // cookie: ureq's debug lines hide them, netkit's redirect line and cookie_store's
+    // "inserting Set-Cookie" printed them.
+    let location = server
+        .url("/set-cookie?c=session%3DSETCOOKIESECRET")
+        .replace("http://", "http://alice:LOCPASSSECRET@");
+    let encoded = location
+        .replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('=', "%3D");
+    let hop = server.url(&format!("/redirect-to?url={encoded}"));
+    let out = http_env(&["-F", &hop], &[("RUST_LOG", "debug")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "cookies set", "{err}");
+    assert!(err.contains("302 "), "{err}");
+    for secret in ["LOCPASSSECRET", "SETCOOKIESECRET"] {
+        assert!(!err.contains(secret), "{secret}: {err}");
+    }
+}

@@ -1753,7 +1753,8 @@ fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
         args.extend(item);
         let out = http(&args);
         assert!(out.status.success(), "{out:?}");
-        let shown = String::from_utf8_lossy(&out.stdout);
+        // On stderr, as httpie's --download shows it.
+        let shown = String::from_utf8_lossy(&out.stderr);
         assert!(
             shown.contains(&format!("Accept-Encoding: {expected}\n"))
                 && shown.matches("Accept-Encoding").count() == 1,

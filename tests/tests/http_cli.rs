@@ -1753,7 +1753,8 @@ fn piped_output_is_exactly_the_body_and_a_terminal_gets_colours() {
         args.extend(item);
         let out = http(&args);
         assert!(out.status.success(), "{out:?}");
-        let shown = String::from_utf8_lossy(&out.stdout);
+        // On stderr, as httpie's --download shows it.
+        let shown = String::from_utf8_lossy(&out.stderr);
         assert!(
             shown.contains(&format!("Accept-Encoding: {expected}\n"))
                 && shown.matches("Accept-Encoding").count() == 1,
@@ -3638,5 +3639,109 @@ fn a_retry_never_splices_a_file_replaced_on_the_server_onto_what_came_before() {
             assert!(heads[1].contains("range: bytes="), "{case}: {heads:?}");
             assert!(heads[1].contains("if-range: \""), "{case}: {heads:?}");
         }
+    }
+}
+
+#[test]
+fn a_download_to_stdout_is_the_file_alone_and_its_heads_go_to_stderr() {
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    let body: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(root.join("heads-apart.bin"), &body).unwrap();
+    let url = format!("{}/heads-apart.bin", env("NETKIT_TEST_NGINX_URL"));
+    let request_head = "GET /heads-apart.bin HTTP/1.1";
+    // As httpie's --download (and curl -v -o -): stdout is the body only, whatever is shown
+    // goes to stderr. They were written ahead of the body, the file's first bytes.
+    for (flags, request_shown) in [
+        (&["-d", "-v"][..], true),
+        (&["-d", "-o", "-", "-v"], true),
+        (&["-d", "-h"], false),
+        (&["-d", "--print=Hh"], true),
+    ] {
+        let out = http(&[flags, &[url.as_str()]].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{flags:?}: {err}");
+        assert!(
+            out.stdout == body,
+            "{flags:?}: stdout is not the file ({} bytes of {}), starting {:?}",
+            out.stdout.len(),
+            body.len(),
+            String::from_utf8_lossy(&out.stdout[..out.stdout.len().min(200)])
+        );
+        assert!(err.contains("HTTP/1.1 200 OK"), "{flags:?}: {err}");
+        assert_eq!(
+            err.contains(request_head),
+            request_shown,
+            "{flags:?}: {err}"
+        );
+    }
+    // Saved to a file, the same: httpie shows the request on stderr, stdout stays empty.
+    let saved = work_dir().join("http-cli-heads-apart.bin");
+    let out = http(&["-d", "-v", "-o", saved.to_str().unwrap(), &url]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{err}");
+    assert!(err.contains(request_head), "{err}");
+    assert!(std::fs::read(&saved).unwrap() == body);
+    std::fs::remove_file(&saved).unwrap();
+}
+
+#[test]
+fn rust_log_trace_does_not_dump_bodies_and_headers_unless_ureq_proto_is_named() {
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    std::fs::write(root.join("trace-me.bin"), vec![b'z'; 1 << 20]).unwrap();
+    let url = format!("{}/trace-me.bin", env("NETKIT_TEST_NGINX_URL"));
+    let saved = work_dir().join("http-cli-trace-me.bin");
+    // Any 16-byte row of a hex dump inside the value holds the word whole.
+    let token = "S3CR3T".repeat(8);
+    let header = format!("Authorization:Bearer {token}");
+    let run = |rust_log: &str| {
+        let out = http_env(
+            &["-d", "-o", saved.to_str().unwrap(), &url, &header],
+            &[("RUST_LOG", rust_log)],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(std::fs::read(&saved).unwrap().len(), 1 << 20);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // ureq-proto hex-dumped every 16 bytes of the 1 MB body (4.7 MB of log) and the request
+    // head, Authorization included, right after ureq's line saying it was redacted.
+    let err = run("trace");
+    assert!(err.len() < 100_000, "{} bytes of log", err.len());
+    assert!(!err.contains("S3CR3T"), "{err}");
+    // The lines name their module, for a RUST_LOG directive to name it.
+    assert!(err.contains("netkit: debug: ureq::"), "{err}");
+    // Asked for by name, as curl's --trace-ascii, the dump is there.
+    let err = run("ureq_proto=trace");
+    assert!(err.len() > 1 << 20, "{} bytes of log", err.len());
+    std::fs::remove_file(&saved).unwrap();
+}
+
+#[test]
+fn rust_log_debug_keeps_a_redirects_password_query_and_set_cookie_out() {
+    let server = EchoServer::start();
+    // The Location carries a password and a query token, and the page it leads to sets a
+    // cookie: ureq's debug lines hide them, netkit's redirect line and cookie_store's
+    // "inserting Set-Cookie" printed them.
+    let location = server
+        .url("/set-cookie?c=session%3DSETCOOKIESECRET")
+        .replace("http://", "http://alice:LOCPASSSECRET@");
+    let encoded = location
+        .replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('=', "%3D");
+    let hop = server.url(&format!("/redirect-to?url={encoded}"));
+    let out = http_env(&["-F", &hop], &[("RUST_LOG", "debug")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "cookies set", "{err}");
+    assert!(err.contains("302 "), "{err}");
+    for secret in ["LOCPASSSECRET", "SETCOOKIESECRET"] {
+        assert!(!err.contains(secret), "{secret}: {err}");
     }
 }

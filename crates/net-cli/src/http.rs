@@ -249,6 +249,8 @@ fn request(mut args: Args) -> Outcome {
         ))
         .code(USAGE);
     }
+    // What httpie's --download does with what it shows, the file going to stdout or not.
+    let downloading = args.download;
     let raw_stdout = to_stdout || download_to_stdout;
     if raw_stdout {
         args.download = false;
@@ -444,18 +446,31 @@ fn request(mut args: Args) -> Outcome {
         }
     }
 
-    let style = Style::new(stdout_tty, args.pretty, !args.unsorted);
+    // A download's body is all that goes to stdout: the heads and bodies -v, -h and --print
+    // show go to stderr, as httpie's --download and curl -v -o - show them (`-d -v URL >
+    // file` saved the heads as the file's first bytes).
+    let (mut shown, shown_tty): (Box<dyn Write>, bool) = if downloading {
+        (
+            Box::new(std::io::LineWriter::new(std::io::stderr())),
+            std::io::stderr().is_terminal(),
+        )
+    } else {
+        (Box::new(std::io::stdout().lock()), stdout_tty)
+    };
+    let style = Style::new(shown_tty, args.pretty, !args.unsorted);
     let mut out = std::io::stdout().lock();
     // Nothing shown that would not be sent (a header holding a line break).
     request.check().map_err(failure)?;
     if what.contains('H') || what.contains('B') || args.offline {
-        print_request(&mut out, &request.preview(), &what, stdout_tty, &style)?;
+        print_request(&mut shown, &request.preview(), &what, shown_tty, &style)?;
     }
     if args.offline {
+        shown.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
 
     if args.download {
+        shown.flush()?;
         return download(request, &args, session.as_ref());
     }
     let started = std::time::Instant::now();
@@ -478,22 +493,21 @@ fn request(mut args: Args) -> Outcome {
     // state: a script must not take it for one never made and send it again).
     let saved = save(session.as_ref(), &args);
     // Each request after the first, and each response but the last, as httpie's --all.
-    let print_sent =
-        |out: &mut std::io::StdoutLock<'_>, hop: &Response| match hop.redirected_request() {
-            Some(sent) if what.contains('H') || what.contains('B') => {
-                print_request(out, sent, &what, stdout_tty, &style)
-            }
-            _ => Ok(()),
-        };
+    let print_sent = |out: &mut Box<dyn Write>, hop: &Response| match hop.redirected_request() {
+        Some(sent) if what.contains('H') || what.contains('B') => {
+            print_request(out, sent, &what, shown_tty, &style)
+        }
+        _ => Ok(()),
+    };
     if args.all {
         for hop in response.take_history() {
-            print_sent(&mut out, &hop)?;
+            print_sent(&mut shown, &hop)?;
             if what.contains('h') {
-                print_head(&mut out, &hop, &style)?;
+                print_head(&mut shown, &hop, &style)?;
             }
             if what.contains('b') {
-                print_body(&mut out, hop, stdout_tty, args.stream, &style)?;
-                writeln!(out)?;
+                print_body(&mut shown, hop, shown_tty, args.stream, &style)?;
+                writeln!(shown)?;
             }
         }
     }
@@ -501,11 +515,13 @@ fn request(mut args: Args) -> Outcome {
     let reason = response.reason().to_owned();
     let via_proxy = response.via_proxy();
     if args.all {
-        print_sent(&mut out, &response)?;
+        print_sent(&mut shown, &response)?;
     }
     if what.contains('h') {
-        print_head(&mut out, &response, &style)?;
+        print_head(&mut shown, &response, &style)?;
     }
+    // Before the body, as it came.
+    shown.flush()?;
     let url = response.url().to_owned();
     // A piped download's refused answer is not the file: the warning of --check-status says
     // why nothing came.
@@ -542,9 +558,10 @@ fn request(mut args: Args) -> Outcome {
         }
     }
     if what.contains('m') {
-        writeln!(out, "Elapsed time: {:.9}s\n", elapsed.as_secs_f64())?;
+        writeln!(shown, "Elapsed time: {:.9}s\n", elapsed.as_secs_f64())?;
     }
     out.flush()?;
+    shown.flush()?;
     saved?;
     // The proxy's page alone said nothing on stderr, where an https URL's refused tunnel
     // says what it wants (curl and httpie say nothing either way). Only a proxy's: an origin

@@ -12,6 +12,7 @@ mod background;
 mod connect;
 mod exit;
 mod http;
+mod log_cap;
 mod log_file;
 mod log_queue;
 mod progress;
@@ -82,9 +83,14 @@ fn main() -> ExitCode {
     } else if let Some(filter) = asked {
         logger.parse_filters(filter);
     }
+    let rust_log = std::env::var("RUST_LOG").ok();
     if !matches!(cli.command, Command::Serve(_)) {
+        // Lines RUST_LOG chose name their module, as RUST_LOG's directives name them: a
+        // flood had no name to turn down (`RUST_LOG=trace,ureq_proto=debug`). The lines -v
+        // asks for and the warnings stay as ssh's and httpie's read.
+        let targets = rust_log.is_some();
         // A client's warnings read as its errors do: one line, naming the program.
-        logger.format(|out, record| {
+        logger.format(move |out, record| {
             let level = match record.level() {
                 log::Level::Error => "error",
                 log::Level::Warn => "warning",
@@ -93,7 +99,11 @@ fn main() -> ExitCode {
                 log::Level::Trace => "trace",
             };
             // Warnings name what servers sent (paths, names): escaped, as errors are.
-            let text = record.args().to_string();
+            let text = if targets && record.level() >= log::Level::Debug {
+                format!("{}: {}", record.target(), record.args())
+            } else {
+                record.args().to_string()
+            };
             writeln!(out, "netkit: {level}: {}", crate::exit::shown(&text))
         });
     } else {
@@ -150,7 +160,7 @@ fn main() -> ExitCode {
             logger.write_style(env_logger::WriteStyle::Always);
         }
     }
-    logger.init();
+    log_cap::Capped::new(logger.build(), rust_log.as_deref()).init();
     if let Some(level) = stepped {
         log::set_max_level(level);
     }

@@ -1942,7 +1942,13 @@ impl Request {
                             .any(|h| name.eq_ignore_ascii_case(h))
                     });
                 }
-                log::debug!("{status} {} -> {next}", self.url);
+                // Redacted as ureq's own debug lines are: this one printed the Location's
+                // `user:password@` and `?token=` that ureq's line just before hid.
+                log::debug!(
+                    "{status} {} -> {}",
+                    crate::error::logged(&self.url),
+                    crate::error::logged(&next)
+                );
                 let url = std::mem::replace(&mut self.url, next);
                 self.raw_path = None;
                 let mut hop = Response::followed(response, url.as_str().into());

@@ -222,6 +222,17 @@ pub(crate) fn redacted_headers(headers: &[(String, String)]) -> Vec<(&str, &str)
         .collect()
 }
 
+/// `url` as a debug log line shows it: its password redacted and its query (where tokens
+/// travel: `?token=...`, signed links) left out, as ureq's debug lines leave out both; at
+/// trace, which ureq documents as not redacted, its own lines show them.
+pub(crate) fn logged(url: &url::Url) -> String {
+    let mut shown = redacted(&url[..url::Position::AfterPath]);
+    if url.query().is_some() {
+        shown.push_str("?<redacted>");
+    }
+    shown
+}
+
 /// `url` with the password of its `user:password@` replaced, for errors and Debug output that
 /// may reach a log: a URL as typed, even one that does not parse, may carry one.
 pub(crate) fn redacted(url: &str) -> String {

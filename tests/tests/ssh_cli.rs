@@ -8962,13 +8962,10 @@ fn sftp_warns_of_a_file_that_changed_size_while_copied_and_exits_1() {
     std::fs::write(tree.join("b.txt"), "b\n").unwrap();
     let cut = tree.join("a.bin");
     set_len(&cut, 512 << 20);
+    // Into the directory `into`, as scp -r nests it: `into/tree`, made here to be watched.
     let tree_into = into.join("tree");
     std::fs::create_dir_all(&tree_into).unwrap();
-    let words = [
-        "-r".to_owned(),
-        remote(&tree),
-        tree_into.display().to_string(),
-    ];
+    let words = ["-r".to_owned(), remote(&tree), into.display().to_string()];
     let mut child = sftp_started("get", &words, b"");
     change_midway(&mut child, (&tree_into, ".a.bin"), || set_len(&cut, 0));
     let out = child.wait_with_output();

@@ -9179,3 +9179,150 @@ fn dash_w_ends_when_the_far_side_closes_with_stdin_still_open() {
     );
     drop(stdin);
 }
+
+/// `netkit sftp` with `words` after the operation (`get`, `put`, or a session's destination),
+/// started with its stderr piped and its stdin holding `stdin`.
+fn sftp_started(op: &str, words: &[String], stdin: &[u8]) -> netkit_tests::Spawned {
+    let port = port().to_string();
+    let mut args = vec!["sftp".to_owned()];
+    if !op.is_empty() {
+        args.push(op.to_owned());
+    }
+    args.extend(["-P".to_owned(), port]);
+    args.extend(common());
+    args.extend(words.iter().cloned());
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(&args)
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child
+}
+
+/// Once `partial` (a transfer's temporary file, the first in `dir` starting with `prefix`)
+/// holds 16 MiB, stops `child` (SIGSTOP), runs `change` and lets it go on: what is in flight
+/// then (the windows and read-ahead, some megabytes) is far less than the files changed, so
+/// that the change lands midway wherever the machine's load puts the transfer.
+fn change_midway(
+    child: &mut netkit_tests::Spawned,
+    (dir, prefix): (&Path, &str),
+    change: impl FnOnce(),
+) {
+    let partial = netkit_tests::temporary_file(dir, prefix);
+    netkit_tests::wait_for_file_size(&partial, 16 << 20, child);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    change();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+}
+
+/// Sets the length of the file at `path`.
+fn set_len(path: &Path, len: u64) {
+    std::fs::File::options()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+/// A remote file cut short while a get reads it, or one that grew, is kept as read (to its
+/// new end, as OpenSSH's sftp reads it), with one warning naming it and both sizes, and exit 1,
+/// as tar's "file changed as we read it" (sftp said nothing and exited 0): a get, a get -r that
+/// goes on with the other files, the session's get, and a put of a local file cut short.
+#[test]
+fn sftp_warns_of_a_file_that_changed_size_while_copied_and_exits_1() {
+    let base = remote_dir("sftp-changed");
+    let into = work_dir().join("sftp-changed");
+    let _ = std::fs::remove_dir_all(&into);
+    std::fs::create_dir_all(&into).unwrap();
+    let remote = |path: &Path| format!("{}:{}", dest(), path.display());
+    let warned = |err: &str, path: &str, size: u64, copied: u64| {
+        let line = format!(
+            "netkit: warning: {}:{path}: file changed as we read it: {size} bytes when the copy \
+             began, {copied} copied",
+            env("NETKIT_TEST_SSH_HOST")
+        );
+        assert!(err.lines().any(|l| l == line), "{line:?} in {err}");
+    };
+    // A get: cut to 1 MiB once 16 MiB came.
+    let shrinks = base.join("shrinks.bin");
+    set_len(&shrinks, 512 << 20);
+    let got = into.join("shrinks.bin");
+    let mut child = sftp_started("get", &[remote(&shrinks), got.display().to_string()], b"");
+    change_midway(&mut child, (&into, ".shrinks.bin"), || {
+        set_len(&shrinks, 1 << 20)
+    });
+    let out = child.wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let saved = std::fs::metadata(&got).expect("kept as read").len();
+    assert!((16 << 20..512 << 20).contains(&saved), "{saved}");
+    warned(&err, &shrinks.display().to_string(), 512 << 20, saved);
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // The session's get of a file that grew from 64 to 96 MiB: read to its new end.
+    let grows = base.join("grows.bin");
+    set_len(&grows, 64 << 20);
+    let script = format!("get {} {}\n", grows.display(), into.display());
+    let mut child = sftp_started("", &[remote(&base)], script.as_bytes());
+    change_midway(&mut child, (&into, ".grows.bin"), || {
+        set_len(&grows, 96 << 20)
+    });
+    let out = child.wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    warned(&err, &grows.display().to_string(), 64 << 20, 96 << 20);
+    assert_eq!(
+        std::fs::metadata(into.join("grows.bin")).unwrap().len(),
+        96 << 20
+    );
+
+    // A get -r: the other file is fetched, the run ends in failure.
+    let tree = base.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("b.txt"), "b\n").unwrap();
+    let cut = tree.join("a.bin");
+    set_len(&cut, 512 << 20);
+    // Into the directory `into`, as scp -r nests it: `into/tree`, made here to be watched.
+    let tree_into = into.join("tree");
+    std::fs::create_dir_all(&tree_into).unwrap();
+    let words = ["-r".to_owned(), remote(&tree), into.display().to_string()];
+    let mut child = sftp_started("get", &words, b"");
+    change_midway(&mut child, (&tree_into, ".a.bin"), || set_len(&cut, 0));
+    let out = child.wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let saved = std::fs::metadata(tree_into.join("a.bin")).unwrap().len();
+    warned(&err, &cut.display().to_string(), 512 << 20, saved);
+    assert!(err.contains("1 file changed as we read them"), "{err}");
+    assert_eq!(std::fs::read(tree_into.join("b.txt")).unwrap(), b"b\n");
+
+    // A put of a local file cut short: the local path is named.
+    let local = into.join("up.bin");
+    set_len(&local, 512 << 20);
+    let target = base.join("up.bin");
+    let words = [local.display().to_string(), remote(&target)];
+    let mut child = sftp_started("put", &words, b"");
+    change_midway(&mut child, (&base, ".up.bin.netkit-upload"), || {
+        set_len(&local, 1 << 20);
+    });
+    let out = child.wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let sent = std::fs::metadata(&target).expect("kept as read").len();
+    let line = format!(
+        "netkit: warning: {}: file changed as we read it: {} bytes when the copy began, {sent} \
+         copied",
+        local.display(),
+        512 << 20
+    );
+    assert!(err.lines().any(|l| l == line), "{line:?} in {err}");
+    std::fs::remove_dir_all(&into).unwrap();
+    std::fs::remove_dir_all(&base).unwrap();
+}

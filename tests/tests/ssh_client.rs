@@ -1912,3 +1912,83 @@ fn a_panic_on_one_host_is_that_hosts_failure_and_the_others_run() {
     assert!(results[1].success(), "{:?}", results[1]);
     assert_eq!(results[1].stdout, b"hi\n");
 }
+
+/// A file that changed size while it was copied is kept as read, to its end as OpenSSH's sftp
+/// reads it, and said as typed data, as tar says "file changed as we read it": a remote file
+/// cut short during a get, a local one that grew during a put. Each is changed from the
+/// progress callback, which holds the transfer, once 8 MiB have come: what is in flight then
+/// is far less than the file.
+#[test]
+fn a_file_that_changes_size_while_copied_is_kept_as_read_and_said() {
+    let base = remote_dir("sftp-changed");
+    let client = Client::connect(&keyed()).unwrap();
+    let remote = base.join("shrinks.bin");
+    std::fs::File::create(&remote)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
+    let back = work_dir().join("sftp-changed.back");
+    let _ = std::fs::remove_file(&back);
+    let mut cut = false;
+    let got = client.get(&remote, &back, Transfer::default(), &mut |done, _| {
+        if !cut && done >= 8 << 20 {
+            cut = true;
+            std::fs::File::options()
+                .write(true)
+                .open(&remote)
+                .unwrap()
+                .set_len(1 << 20)
+                .unwrap();
+        }
+    });
+    let saved = std::fs::metadata(&back)
+        .expect("the file read is kept")
+        .len();
+    match got {
+        Err(Error::Changed {
+            host: Some(_),
+            path,
+            size,
+            copied,
+        }) => {
+            assert_eq!((path, size, copied), (remote.clone(), 256 << 20, saved));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!((8 << 20..256 << 20).contains(&saved), "{saved}");
+
+    let local = work_dir().join("sftp-changed.up");
+    std::fs::File::create(&local)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let target = base.join("grew.bin");
+    let mut grown = false;
+    let put = client.put(&local, &target, Transfer::default(), &mut |done, _| {
+        if !grown && done >= 8 << 20 {
+            grown = true;
+            std::fs::File::options()
+                .write(true)
+                .open(&local)
+                .unwrap()
+                .set_len(96 << 20)
+                .unwrap();
+        }
+    });
+    match put {
+        Err(Error::Changed {
+            host: None,
+            path,
+            size,
+            copied,
+        }) => assert_eq!((path, size, copied), (local.clone(), 64 << 20, 96 << 20)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::metadata(&target).unwrap().len(), 96 << 20);
+    // Unchanged, nothing is said.
+    client
+        .get(&target, &back, Transfer::default(), &mut |_, _| {})
+        .unwrap();
+    std::fs::remove_file(&local).unwrap();
+    std::fs::remove_file(&back).unwrap();
+}

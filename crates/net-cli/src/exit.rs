@@ -56,14 +56,17 @@ pub fn report(outcome: Outcome) -> ExitCode {
     }
 }
 
-/// `netkit: error: ...` on stderr, in one line, what a server sent in it escaped.
+/// `netkit: error: ...` on stderr, in one line, what a server sent in it escaped; a file that
+/// changed while it was copied is `netkit: warning: ...`, as it was copied all the same (tar
+/// says it and exits 1).
 pub fn say_error(error: &anyhow::Error) {
-    say_error_line(&one_line(error));
-}
-
-/// As [`say_error`], for an error already in one line.
-pub fn say_error_line(line: &str) {
-    say(format_args!("netkit: error: {}", shown(line)));
+    let changed = error.chain().any(|cause| {
+        cause
+            .downcast_ref::<net_ssh::Error>()
+            .is_some_and(|e| matches!(e, net_ssh::Error::Changed { .. }))
+    });
+    let level = if changed { "warning" } else { "error" };
+    say(format_args!("netkit: {level}: {}", shown(&one_line(error))));
 }
 
 /// Writes a line to stderr, or to ssh -E's log file once it takes them

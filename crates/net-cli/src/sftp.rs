@@ -40,8 +40,9 @@ name renamed into place: an interrupted upload never leaves a truncated file. Ct
 SIGTERM or SIGHUP (the terminal closed) stops a transfer and removes its partial file; a second one
 exits at once.
 
-Exit status: 0 done, 1 failure (connection, authentication, remote or local file), 2 bad
-arguments, 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP. The password comes from NETKIT_SSH_PASSWORD or a prompt, never from argv.
+Exit status: 0 done, 1 failure (connection, authentication, remote or local file; also a file
+that changed size while it was copied: it is kept as read, with a warning naming both sizes, as
+tar's \"file changed as we read it\"), 2 bad arguments, 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP. The password comes from NETKIT_SSH_PASSWORD or a prompt, never from argv.
 
 Examples:
   netkit sftp put -r ./site deploy@host:/srv/www
@@ -662,31 +663,46 @@ pub(crate) fn upload<S: AsRef<Path>>(
 }
 
 /// Copies (or changes, as `done` says) each of `files`, going past one that fails (told as it
-/// fails) to the next, as sftp goes on with the rest of a wildcard's files; the whole then
-/// fails. A lost connection or a cancel ends it at once. One file's failure is the error
-/// itself.
+/// fails) to the next, as sftp goes on with the rest of a wildcard's files, and past one that
+/// changed while copied (warned of, as tar goes on); the whole then fails. A lost connection
+/// or a cancel ends it at once. One file's failure is the error itself.
 fn each_file<T>(
     files: Vec<T>,
     done: &str,
     mut copy: impl FnMut(T) -> Result<(), net_ssh::Error>,
 ) -> Result<(), Failure> {
     let several = files.len() > 1;
-    let mut failed = 0;
+    let (mut failed, mut changed) = (0, 0);
     for file in files {
         match copy(file) {
             Ok(()) => {}
-            Err(e) if several && e.concerns_one_file() => {
-                crate::exit::say_error_line(&e.to_string());
-                failed += 1;
+            Err(e) if several && (e.concerns_one_file() || is_changed(&e)) => {
+                if is_changed(&e) {
+                    changed += 1;
+                } else {
+                    failed += 1;
+                }
+                crate::exit::say_error(&e.into());
             }
             Err(e) => return Err(transfer_failure(e)),
         }
     }
-    if failed > 0 {
-        let files = if failed == 1 { "file" } else { "files" };
-        return Err(anyhow!("{failed} {files} could not be {done} (said above)")).code(GENERIC);
-    }
-    Ok(())
+    let files = |n: usize| if n == 1 { "file" } else { "files" };
+    let said = match (failed, changed) {
+        (0, 0) => return Ok(()),
+        (failed, 0) => format!("{failed} {} could not be {done}", files(failed)),
+        (0, changed) => format!("{changed} {} changed as we read them", files(changed)),
+        (failed, changed) => format!(
+            "{failed} {} could not be {done}, {changed} changed as we read them",
+            files(failed)
+        ),
+    };
+    Err(anyhow!("{said} (said above)")).code(GENERIC)
+}
+
+/// Whether `error` is a file that changed while it was copied: it was copied, and is warned of.
+fn is_changed(error: &net_ssh::Error) -> bool {
+    matches!(error, net_ssh::Error::Changed { .. })
 }
 
 /// Downloads what `path` names (a wildcard's matches; `shown` is how it was written) to

@@ -196,6 +196,22 @@ pub enum Error {
         /// What the server said.
         reason: String,
     },
+    /// A file changed size while it was copied, as tar's "file changed as we read it": the
+    /// copy is in place and holds the bytes read, to the end the file had when it was read (as
+    /// OpenSSH's sftp keeps them, read past the size it had at the start when it grew), which
+    /// may be neither the file as it was when the copy began nor as it is now. A file whose
+    /// size was 0 or not known is not judged (/proc's files say 0 and hold text).
+    #[error("{}{}: file changed as we read it: {size} bytes when the copy began, {copied} copied", host.as_ref().map_or(String::new(), |host| format!("{host}:")), path.display())]
+    Changed {
+        /// The host when the file read is remote (a get); none for a local file (a put).
+        host: Option<String>,
+        /// The file read.
+        path: PathBuf,
+        /// Its size when the copy began.
+        size: u64,
+        /// The bytes the copy holds.
+        copied: u64,
+    },
     /// A local file could not be read or written.
     #[error("{}: {source}", path.display())]
     Local {

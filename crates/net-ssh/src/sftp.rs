@@ -123,33 +123,68 @@ fn listed_in(dir: &Path, path: &Path) -> bool {
     path.parent() == Some(dir) && path.file_name().is_some()
 }
 
-/// The end of a recursive transfer over `dir`: the files that failed were told as they
-/// failed (the others went on, as sftp and scp go on), and make it fail as a whole.
-fn failed_in(host: &str, dir: &Path, failed: usize) -> Result<(), Error> {
-    if failed == 0 {
-        return Ok(());
-    }
+/// What went wrong with single files of a recursive transfer, each told as it happened.
+#[derive(Default)]
+struct Tally {
+    /// Files that could not be copied.
+    failed: usize,
+    /// Files copied that changed size while they were ([`Error::Changed`]).
+    changed: usize,
+}
+
+/// The end of a recursive transfer over `dir`: the files that failed or changed were told as
+/// they did (the others went on, as sftp and scp go on, and as tar goes on past a file that
+/// changed), and make it fail as a whole.
+fn failed_in(host: &str, dir: &Path, tally: &Tally) -> Result<(), Error> {
+    let files = |n: usize| if n == 1 { "file" } else { "files" };
+    let said = match (tally.failed, tally.changed) {
+        (0, 0) => return Ok(()),
+        (failed, 0) => format!("{failed} {} could not be copied", files(failed)),
+        (0, changed) => format!("{changed} {} changed as we read them", files(changed)),
+        (failed, changed) => format!(
+            "{failed} {} could not be copied, {changed} changed as we read them",
+            files(failed)
+        ),
+    };
     Err(Error::Sftp {
         host: host.to_owned(),
         path: dir.to_owned(),
-        reason: format!(
-            "{failed} {} could not be copied (said above)",
-            if failed == 1 { "file" } else { "files" }
-        ),
+        reason: format!("{said} (said above)"),
     })
 }
 
-/// A failure of one file in a recursive transfer, told and gone past; any other (the
-/// connection, a cancel) ends the transfer.
-fn go_past(result: Result<(), Error>, failed: &mut usize) -> Result<(), Error> {
+/// A failure of one file in a recursive transfer, told and gone past, as is a file that
+/// changed while copied (a warning: it was copied); any other (the connection, a cancel) ends
+/// the transfer.
+fn go_past(result: Result<(), Error>, tally: &mut Tally) -> Result<(), Error> {
     match result {
+        Err(e @ Error::Changed { .. }) => {
+            log::warn!("{e}");
+            tally.changed += 1;
+            Ok(())
+        }
         Err(e) if e.concerns_one_file() => {
             log::error!("{e}");
-            *failed += 1;
+            tally.failed += 1;
             Ok(())
         }
         other => other,
     }
+}
+
+/// `Ok` when the `copied` bytes of `path` are the `size` it had when the copy began, else
+/// [`Error::Changed`] (`host` when the file read is remote). A size not known, or of 0, is
+/// not held against what was read: /proc's files say 0 and hold text, which sftp reads whole.
+fn same_size(host: Option<&str>, path: &Path, size: Option<u64>, copied: u64) -> Result<(), Error> {
+    let Some(size) = size.filter(|&size| size > 0 && size != copied) else {
+        return Ok(());
+    };
+    Err(Error::Changed {
+        host: host.map(str::to_owned),
+        path: path.to_owned(),
+        size,
+        copied,
+    })
 }
 
 /// `error` naming where what was copied is kept, when it is the connection's loss: the
@@ -539,14 +574,14 @@ fn read_size(expected: u64, received: u64) -> usize {
 /// get: 47 % in libssh2's chacha20-poly1305, 31 % in the kernel copying into the page cache),
 /// and the two now overlap. A file smaller than one [`CHUNK`] is one buffer, with nothing to
 /// overlap: it is written on this thread, as a thread a file cost `get -r` of small files
-/// some 0.2 ms each. Returns the target once every byte is written.
+/// some 0.2 ms each. Returns the target once every byte is written, and how many there were.
 fn receive_overlapped<W: Write + Send>(
     source: &mut impl Read,
     mut target: W,
     expected: u64,
     cancel: Option<&AtomicBool>,
     progress: &mut dyn FnMut(u64),
-) -> Result<W, Copy> {
+) -> Result<(W, u64), Copy> {
     if expected < CHUNK as u64 {
         let spare = std::cell::Cell::new(Vec::new());
         let deliver = |buf: Vec<u8>, len: usize| {
@@ -554,8 +589,8 @@ fn receive_overlapped<W: Write + Send>(
             spare.set(buf);
             Ok(true)
         };
-        receive(source, expected, cancel, progress, || spare.take(), deliver)?;
-        return Ok(target);
+        let received = receive(source, expected, cancel, progress, || spare.take(), deliver)?;
+        return Ok((target, received));
     }
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(4);
     let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
@@ -579,13 +614,14 @@ fn receive_overlapped<W: Write + Send>(
         let written = writer
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")));
-        read?;
-        written.map_err(Copy::Local)
+        let received = read?;
+        Ok((written.map_err(Copy::Local)?, received))
     })
 }
 
 /// Reads `source` to its end into buffers from `spare` (grown as needed), each handed with
-/// the length read to `deliver`, which says whether to go on.
+/// the length read to `deliver`, which says whether to go on; returns the bytes read. A file
+/// that grew past `expected` is read to its new end, as OpenSSH's sftp reads it.
 fn receive(
     source: &mut impl Read,
     expected: u64,
@@ -593,7 +629,7 @@ fn receive(
     progress: &mut dyn FnMut(u64),
     mut spare: impl FnMut() -> Vec<u8>,
     mut deliver: impl FnMut(Vec<u8>, usize) -> Result<bool, Copy>,
-) -> Result<(), Copy> {
+) -> Result<u64, Copy> {
     let mut received = 0u64;
     loop {
         if cancelled(cancel) {
@@ -615,7 +651,7 @@ fn receive(
             }
         };
         if len == 0 || !deliver(buf, len)? {
-            return Ok(());
+            return Ok(received);
         }
         received += len as u64;
         progress(received);
@@ -995,13 +1031,13 @@ impl Client {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(), Error> {
         let sftp = self.sftp()?;
-        let mut failed = 0;
-        self.put_with(&sftp, local, remote, options, progress, &mut failed)?;
-        failed_in(&self.host, remote, failed)
+        let mut tally = Tally::default();
+        self.put_with(&sftp, local, remote, options, progress, &mut tally)?;
+        failed_in(&self.host, remote, &tally)
     }
 
-    /// Uploads `local`; `failed` counts the files of a directory that could not be, told
-    /// and gone past.
+    /// Uploads `local`; `tally` counts the files of a directory that could not be, or changed
+    /// while sent, told and gone past.
     fn put_with(
         &self,
         sftp: &Sftp,
@@ -1009,7 +1045,7 @@ impl Client {
         remote: &Path,
         options: Transfer,
         progress: &mut dyn FnMut(u64, u64),
-        failed: &mut usize,
+        tally: &mut Tally,
     ) -> Result<(), Error> {
         let meta = std::fs::metadata(local).map_err(Self::local(local))?;
         if meta.is_dir() {
@@ -1037,8 +1073,8 @@ impl Client {
                     Ok(meta) if link && meta.is_dir() => skipped(path.display(), LINKED_DIR),
                     Ok(meta) if meta.is_dir() || meta.is_file() => {
                         let target = remote.join(entry.file_name());
-                        let put = self.put_with(sftp, &path, &target, options, progress, failed);
-                        go_past(put, failed)?;
+                        let put = self.put_with(sftp, &path, &target, options, progress, tally);
+                        go_past(put, tally)?;
                     }
                     Ok(_) => skipped(path.display(), "not a regular file"),
                     Err(e) if link => {
@@ -1046,7 +1082,7 @@ impl Client {
                     }
                     // As sftp, whose lstat failing fails the transfer: the file is not sent
                     // (a name too long, a directory we may not enter), exit 0 said otherwise.
-                    Err(source) => go_past(Err(Error::Local { path, source }), failed)?,
+                    Err(source) => go_past(Err(Error::Local { path, source }), tally)?,
                 }
             }
             if options.preserve {
@@ -1362,8 +1398,14 @@ impl Client {
                 other => kept_in(other, || left),
             });
         }
+        // Told once the file is in place, as read: OpenSSH's sftp sends a local file to its
+        // end and says nothing of a change, tar and rsync warn.
+        let unchanged = || match file.local {
+            Some(local) => same_size(None, local, Some(total), done + sent_here),
+            None => Ok(()),
+        };
         if in_place {
-            return Ok(());
+            return unchanged();
         }
         // `put -a`'s part has a name every upload of NAME shares: it is claimed first, under
         // a name of our own, so that of two at once only one replaces NAME (each removed the
@@ -1422,7 +1464,7 @@ impl Client {
         if !options.resume {
             let _ = sftp.unlink(&upload_temp_name(remote));
         }
-        Ok(())
+        unchanged()
     }
 
     /// `error` on `path` in our terms.
@@ -1520,14 +1562,14 @@ impl Client {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(), Error> {
         let sftp = self.sftp()?;
-        let mut failed = 0;
-        self.get_with(&sftp, (remote, None), local, options, progress, &mut failed)?;
-        failed_in(&self.host, remote, failed)
+        let mut tally = Tally::default();
+        self.get_with(&sftp, (remote, None), local, options, progress, &mut tally)?;
+        failed_in(&self.host, remote, &tally)
     }
 
     /// Downloads `remote`, whose attributes are `known` when its directory's listing gave
-    /// them (asked for again, they cost a round trip a file); `failed` counts the files of a
-    /// directory that could not be, told and gone past.
+    /// them (asked for again, they cost a round trip a file); `tally` counts the files of a
+    /// directory that could not be, or changed while read, told and gone past.
     fn get_with(
         &self,
         sftp: &Sftp,
@@ -1535,7 +1577,7 @@ impl Client {
         local: &Path,
         options: Transfer,
         progress: &mut dyn FnMut(u64, u64),
-        failed: &mut usize,
+        tally: &mut Tally,
     ) -> Result<(), Error> {
         let sftp_err = |e: ssh2::Error| self.sftp_error(remote, &e);
         let stat = match known {
@@ -1578,22 +1620,16 @@ impl Client {
                     Ok(stat) if link && stat.is_dir() => skipped(self.remote(&path), LINKED_DIR),
                     Ok(stat) if wanted(&stat) => {
                         let to = local.join(name);
-                        let got = self.get_with(
-                            sftp,
-                            (&path, Some(stat)),
-                            &to,
-                            options,
-                            progress,
-                            failed,
-                        );
-                        go_past(got, failed)?;
+                        let got =
+                            self.get_with(sftp, (&path, Some(stat)), &to, options, progress, tally);
+                        go_past(got, tally)?;
                     }
                     Ok(_) => skipped(self.remote(&path), "not a regular file"),
                     Err(e) if link => skipped(
                         self.remote(&path),
                         &format!("a link that leads nowhere ({})", e.message()),
                     ),
-                    Err(e) => go_past(Err(self.sftp_error(&path, &e)), failed)?,
+                    Err(e) => go_past(Err(self.sftp_error(&path, &e)), tally)?,
                 }
             }
             if options.preserve {
@@ -1632,7 +1668,7 @@ impl Client {
                 .map_err(Self::local(local))?;
             progress(0, total);
             let mut source = Sliced::new(source, self, options.cancel);
-            receive_overlapped(
+            let (_, received) = receive_overlapped(
                 &mut source,
                 target,
                 total,
@@ -1642,7 +1678,7 @@ impl Client {
                 },
             )
             .map_err(|e| self.copy_failed(e, remote, Some(local), local))?;
-            return Ok(());
+            return same_size(Some(&self.host), remote, stat.size, received);
         }
         // Refused before a byte comes: only the rename at the end would have failed, the
         // whole download left as its part.
@@ -1816,7 +1852,7 @@ impl Client {
         note(Some(&part));
         let written = (|| {
             let expected = total.saturating_sub(done);
-            let target = receive_overlapped(
+            let (target, received) = receive_overlapped(
                 &mut source,
                 target,
                 expected,
@@ -1840,22 +1876,25 @@ impl Client {
                     target.set_modified(when).map_err(Self::local(&part))?;
                 }
             }
-            Ok(())
+            Ok(done + received)
         })();
-        if let Err(error) = written {
-            note(None);
-            // Without resume a partial file would only be litter.
-            if !options.resume {
-                let _ = std::fs::remove_file(&part);
-                return Err(error);
+        let copied = match written {
+            Ok(copied) => copied,
+            Err(error) => {
+                note(None);
+                // Without resume a partial file would only be litter.
+                if !options.resume {
+                    let _ = std::fs::remove_file(&part);
+                    return Err(error);
+                }
+                return Err(kept_in(error, || {
+                    format!(
+                        "the part received is kept as {}: get -a goes on from it",
+                        part.display()
+                    )
+                }));
             }
-            return Err(kept_in(error, || {
-                format!(
-                    "the part received is kept as {}: get -a goes on from it",
-                    part.display()
-                )
-            }));
-        }
+        };
         let renamed = std::fs::rename(&part, local);
         note(None);
         renamed.map_err(|e| {
@@ -1866,7 +1905,10 @@ impl Client {
             }
             let why = format!("cannot be replaced with the file received: {e}");
             Self::local(local)(std::io::Error::new(e.kind(), why))
-        })
+        })?;
+        // Told once the file is in place, as received: OpenSSH's sftp keeps it so and says
+        // nothing, tar and rsync keep it and warn.
+        same_size(Some(&self.host), remote, stat.size, copied)
     }
 
     /// Streams `remote` into `out` as it arrives (as paramiko's `getfo`), for output that goes
@@ -1896,15 +1938,15 @@ impl Client {
         let total = stat.size.unwrap_or(0);
         let source = sftp.open(remote).map_err(sftp_err)?;
         let mut source = Sliced::new(source, self, options.cancel);
-        let mut received = 0;
         progress(0, total);
-        let out = receive_overlapped(&mut source, out, total, options.cancel, &mut |n| {
-            received = n;
-            progress(n, total);
-        })
-        .map_err(|e| self.copy_failed(e, remote, None, remote))?;
+        let (out, received) =
+            receive_overlapped(&mut source, out, total, options.cancel, &mut |n| {
+                progress(n, total);
+            })
+            .map_err(|e| self.copy_failed(e, remote, None, remote))?;
         out.flush()
             .map_err(|e| self.copy_failed(Copy::Local(e), remote, None, remote))?;
+        same_size(Some(&self.host), remote, stat.size, received)?;
         Ok(received)
     }
 

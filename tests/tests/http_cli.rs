@@ -3568,30 +3568,37 @@ fn a_retry_never_splices_a_file_replaced_on_the_server_onto_what_came_before() {
     // `-d -c --retry`: the first answer cut, the file replaced by a deploy's rename, the
     // retry asked for `Range: bytes=N-` alone and saved N bytes of the old file followed by
     // the rest of the new one, exit 0. Now the range is asked with `If-Range` (the first
-    // answer's ETag): nginx and our server send the whole new file, and one that ignores
-    // If-Range (taken out here) sends the rest of another version, which starts it over.
+    // answer's ETag, or without one its Last-Modified date): nginx and our server send the
+    // whole new file, and one that ignores If-Range (taken out here) sends the rest of
+    // another version, which starts it over. A file not replaced goes on from the cut.
     const SIZE: usize = 4 << 20;
     let dir = work_dir().join("http-cli-retry-replaced");
     std::fs::create_dir_all(&dir).unwrap();
+    let nginx = env("NETKIT_TEST_NGINX_URL");
     let servers = [
         (
             "serve",
             env("NETKIT_TEST_SERVE_URL"),
+            "",
             env("NETKIT_TEST_SERVE_ROOT"),
         ),
+        ("nginx", nginx.clone(), "", env("NETKIT_TEST_NGINX_ROOT")),
+        // Last-Modified its only validator, as many servers and CDNs send.
         (
-            "nginx",
-            env("NETKIT_TEST_NGINX_URL"),
+            "nginx without ETag",
+            nginx,
+            "/no-etag",
             env("NETKIT_TEST_NGINX_ROOT"),
         ),
     ];
-    for (server, base, root) in servers {
-        for strip in [false, true] {
+    for (server, base, prefix, root) in servers {
+        for (strip, replace) in [(false, true), (true, true), (false, false)] {
             let root = std::path::PathBuf::from(&root);
-            let name = format!("replaced-{strip}.bin");
+            let name = format!("replaced-{strip}-{replace}.bin");
             let file = root.join(&name);
             std::fs::write(&file, vec![b'A'; SIZE]).unwrap();
-            // A version of a while ago: nginx's ETag counts whole seconds.
+            // A version of a while ago: nginx's ETag counts whole seconds, and a date within
+            // the second of the answer's is no validator.
             let old = std::time::SystemTime::now() - Duration::from_secs(100);
             std::fs::File::options()
                 .write(true)
@@ -3604,9 +3611,11 @@ fn a_retry_never_splices_a_file_replaced_on_the_server_onto_what_came_before() {
                 .parse()
                 .expect("the server's address");
             let deploy = move || {
-                let new = file.with_extension("new");
-                std::fs::write(&new, vec![b'B'; SIZE]).unwrap();
-                std::fs::rename(&new, &file).unwrap();
+                if replace {
+                    let new = file.with_extension("new");
+                    std::fs::write(&new, vec![b'B'; SIZE]).unwrap();
+                    std::fs::rename(&new, &file).unwrap();
+                }
             };
             let (url, heads) = cutting_relay(to, 1 << 20, strip, deploy);
             let dest = dir.join(&name);
@@ -3618,25 +3627,42 @@ fn a_retry_never_splices_a_file_replaced_on_the_server_onto_what_came_before() {
                 "2",
                 "-o",
                 dest.to_str().unwrap(),
-                &format!("{url}/{name}"),
+                &format!("{url}{prefix}/{name}"),
             ]);
             let err = String::from_utf8_lossy(&out.stderr);
-            let case = format!("{server} strip={strip}");
+            let case = format!("{server} strip={strip} replace={replace}");
             assert!(out.status.success(), "{case}: {err}");
             let got = std::fs::read(&dest).unwrap();
-            let old_bytes = got.iter().filter(|b| **b == b'A').count();
+            let (byte, other) = if replace { (b'B', b'A') } else { (b'A', b'B') };
+            let wrong = got.iter().filter(|b| **b != byte).count();
             assert!(
-                got.len() == SIZE && old_bytes == 0,
-                "{case}: {} bytes, {old_bytes} of the old file: {err}",
-                got.len()
+                got.len() == SIZE && wrong == 0,
+                "{case}: {} bytes, {wrong} not {}: {err}",
+                got.len(),
+                char::from(byte)
             );
-            assert!(
+            assert!(!got.contains(&other));
+            assert_eq!(
                 err.contains("the file changed on the server since the download began"),
+                replace,
                 "{case}: {err}"
             );
             let heads: Vec<String> = heads.try_iter().collect();
             assert!(heads[1].contains("range: bytes="), "{case}: {heads:?}");
-            assert!(heads[1].contains("if-range: \""), "{case}: {heads:?}");
+            let validator = if prefix.is_empty() {
+                "\"".to_owned()
+            } else {
+                httpdate::fmt_http_date(old).to_ascii_lowercase()
+            };
+            assert!(
+                heads[1].contains(&format!("if-range: {validator}")),
+                "{case}: {heads:?}"
+            );
+            if !replace {
+                // Gone on from the cut, not fetched whole again.
+                assert_eq!(heads.len(), 2, "{case}: {heads:?}");
+            }
         }
     }
 }
+

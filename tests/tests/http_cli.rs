@@ -3666,3 +3666,46 @@ fn a_retry_never_splices_a_file_replaced_on_the_server_onto_what_came_before() {
     }
 }
 
+#[test]
+fn a_download_into_a_file_whose_directory_takes_no_new_file_writes_into_it_as_curl() {
+    // `-d -o FILE` makes FILE.part beside it, renamed at the end. Where no file may be made
+    // (/proc, a directory we may not write), the part's error was told of FILE: `-o
+    // /proc/version` said "No such file or directory" of a file that is there, and a file
+    // we may write was "Permission denied", exit 2. Now it is written into, as curl -o does.
+    let server = EchoServer::start();
+    let url = server.url("/bytes/1000");
+    let dir = work_dir().join("http-cli-closed-dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mine = dir.join("mine.bin");
+    std::fs::write(&mine, b"old").unwrap();
+    let (uid, gid) = netkit_tests::test_user_ids();
+    std::os::unix::fs::chown(&mine, Some(uid), Some(gid)).unwrap();
+    let out = netkit_tests::as_test_user(&mut Command::new(netkit_bin()))
+        .args([
+            "http",
+            "--ignore-netrc",
+            "-d",
+            "-o",
+            mine.to_str().unwrap(),
+            &url,
+        ])
+        .env("HOME", &dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let want: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(std::fs::read(&mine).unwrap(), want);
+    assert!(!dir.join("mine.bin.part").exists());
+    // A file that takes no bytes (as root: EIO on write): curl's 23, "Failed writing body";
+    // ours is an I/O failure, 1, and says that the file cannot be written.
+    let out = http(&["-d", "-o", "/proc/version", &url]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err,
+        "netkit: error: /proc/version: cannot be written: Input/output error (os error 5)\n"
+    );
+}
+

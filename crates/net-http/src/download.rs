@@ -413,7 +413,9 @@ impl Request {
     ///
     /// Bytes go to `dest.part`, locked while it is written (a second download of the same
     /// name is refused), renamed to `dest` only when the length matches what the server
-    /// announced, so `dest` is never a truncated file. With `resume`, an existing part is
+    /// announced, so `dest` is never a truncated file (an existing `dest` whose directory
+    /// takes no new file, in /proc or one not ours to write, is written into instead, as curl
+    /// writes it). With `resume`, an existing part is
     /// continued with a `Range` request; with no part, `dest` itself is, as httpie's
     /// `-c -o FILE` continues it. It asks for `Accept-Encoding: identity` (ranges count the
     /// bytes as sent) unless the request gives or removes that header itself. A server that
@@ -593,7 +595,7 @@ impl Request {
             }
         });
         let dest = dest.as_path();
-        let part = if direct {
+        let mut part = if direct {
             dest.to_owned()
         } else {
             part_path(dest)
@@ -743,7 +745,18 @@ impl Request {
             let file = if direct {
                 File::create(&part)
             } else {
-                open_part(&part, false, replaced.as_ref(), ours)
+                match open_part(&part, false, replaced.as_ref(), ours) {
+                    // A file whose directory takes no new one (a file of /proc or /sys, one
+                    // we may write in a directory we may not): written into, as curl writes
+                    // into it, with no part kept. Refused, it was said to be missing or not
+                    // ours to write, which it is (`-o /proc/version`: "No such file").
+                    Err(e) if replaced.is_some() && cannot_create(&e) => {
+                        log::debug!("{}: no part beside it ({e}): written into", dest.display());
+                        (direct, part, replaced) = (true, dest.to_owned(), None);
+                        OpenOptions::new().write(true).truncate(true).open(dest)
+                    }
+                    opened => opened,
+                }
             }
             .map_err(file_error(dest))?;
             (file, 0, total)
@@ -813,16 +826,17 @@ impl Request {
                 chunk = &chunk[same..];
             }
             file.write_all(chunk).map_err(|e| {
-                // A full disk: where the bytes are, to go on from once there is room.
-                let kept = format!(
-                    "{e}; what came is kept in {} to resume from",
-                    part.display()
-                );
-                file_error(dest)(if direct {
-                    e
+                // A full disk: where the bytes are, to go on from once there is room. A file
+                // written into, one that takes no bytes (`/proc/version`: EIO), says so.
+                let why = if direct {
+                    format!("cannot be written: {e}")
                 } else {
-                    std::io::Error::new(e.kind(), kept)
-                })
+                    format!(
+                        "{e}; what came is kept in {} to resume from",
+                        part.display()
+                    )
+                };
+                file_error(dest)(std::io::Error::new(e.kind(), why))
             })?;
             done += chunk.len() as u64;
             progress(Progress {
@@ -954,6 +968,16 @@ fn open_part(
             .create_new(true)
             .mode(mode)
             .open(part)?,
+    )
+}
+
+/// Whether `error`, making a part beside a file, says its directory takes no new file: none
+/// may be made there (a pseudo file system: ENOENT in /proc), or not by us.
+fn cannot_create(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        error.kind(),
+        K::NotFound | K::PermissionDenied | K::ReadOnlyFilesystem
     )
 }
 

@@ -3709,3 +3709,47 @@ fn a_download_into_a_file_whose_directory_takes_no_new_file_writes_into_it_as_cu
     );
 }
 
+#[test]
+fn a_part_removed_or_moved_away_during_a_download_is_said_with_an_io_exit_code() {
+    // Another program removing the `.part` or moving its directory mid-download: the rename
+    // at the end found no part, "No such file or directory", exit 2 (bad input). Now the line
+    // says where it went, exit 1 (I/O), and the file asked for is not written.
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    std::fs::write(root.join("cli-vanish.bin"), vec![7u8; 8 << 20]).unwrap();
+    let slow = format!("{}/slow/cli-vanish.bin", env("NETKIT_TEST_NGINX_URL"));
+    let base = work_dir().join("http-cli-vanish");
+    let _ = std::fs::remove_dir_all(&base);
+    for moved in [false, true] {
+        let dir = base.join("dir");
+        std::fs::create_dir_all(&dir).unwrap();
+        let dest = dir.join("got.bin");
+        let part = dir.join("got.bin.part");
+        let mut child = netkit_tests::Spawned::start(
+            Command::new(netkit_bin())
+                .args(["http", "-d", &slow, "-o", dest.to_str().unwrap()])
+                .stderr(std::process::Stdio::piped()),
+        );
+        netkit_tests::wait_for_file_size(&part, 1 << 20, &mut child);
+        let away = base.join(format!("away-{moved}"));
+        let said = if moved {
+            std::fs::rename(&dir, &away).unwrap();
+            format!("moved to {}", away.join("got.bin.part").display())
+        } else {
+            std::fs::remove_file(&part).unwrap();
+            "removed".to_owned()
+        };
+        let out = child.wait_with_output();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "moved={moved}: {err}");
+        assert_eq!(
+            err,
+            format!(
+                "netkit: error: {}: {said} by another program during the download; {} not \
+                 written\n",
+                part.display(),
+                dest.display()
+            )
+        );
+        assert!(!dest.exists() && !away.join("got.bin").exists());
+    }
+}

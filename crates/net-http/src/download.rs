@@ -415,7 +415,8 @@ impl Request {
     /// name is refused), renamed to `dest` only when the length matches what the server
     /// announced, so `dest` is never a truncated file (an existing `dest` whose directory
     /// takes no new file, in /proc or one not ours to write, is written into instead, as curl
-    /// writes it). With `resume`, an existing part is
+    /// writes it; a part moved or removed meanwhile is an [`Error::File`] that says where it
+    /// went, `dest` untouched). With `resume`, an existing part is
     /// continued with a `Range` request; with no part, `dest` itself is, as httpie's
     /// `-c -o FILE` continues it. It asks for `Accept-Encoding: identity` (ranges count the
     /// bytes as sent) unless the request gives or removes that header itself. A server that
@@ -864,10 +865,13 @@ impl Request {
         }
         if let Some(kept) = &replaced {
             use std::os::unix::fs::MetadataExt as _;
-            std::fs::set_permissions(&part, kept.permissions()).map_err(file_error(dest))?;
+            // Through the open file, not its name: a part moved or removed meanwhile is told
+            // of below, not as a missing file (exit 2, bad input).
+            file.set_permissions(kept.permissions())
+                .map_err(file_error(dest))?;
             // And its owner, where we may give it (root refreshing a user's file locked the
             // user out of it).
-            if let Err(e) = std::os::unix::fs::chown(&part, Some(kept.uid()), Some(kept.gid())) {
+            if let Err(e) = std::os::unix::fs::fchown(&file, Some(kept.uid()), Some(kept.gid())) {
                 log::debug!("{}: owner not kept: {e}", dest.display());
             }
         }
@@ -875,7 +879,20 @@ impl Request {
             // Still the file we wrote, and only we: another program could have replaced or
             // written to it (curl, or a user), and renamed, it would be taken as complete.
             let ours = file.metadata().map_err(file_error(&part))?;
-            let there = std::fs::symlink_metadata(&part).map_err(file_error(&part))?;
+            let there = std::fs::symlink_metadata(&part).map_err(|e| match e.kind() {
+                // Removed, or its directory moved, by another program (curl, writing into the
+                // file it opened, ends with it wherever it went): an I/O failure, not a
+                // missing file the user named, and the file asked for is not written.
+                std::io::ErrorKind::NotFound => Error::File {
+                    path: part.clone(),
+                    source: std::io::Error::other(format!(
+                        "{} by another program during the download; {} not written",
+                        gone_to(&file),
+                        dest.display()
+                    )),
+                },
+                _ => file_error(&part)(e),
+            })?;
             use std::os::unix::fs::MetadataExt as _;
             if (ours.dev(), ours.ino(), ours.len()) != (there.dev(), there.ino(), done) {
                 return Err(Error::File {
@@ -969,6 +986,18 @@ fn open_part(
             .mode(mode)
             .open(part)?,
     )
+}
+
+/// Where an open file whose name is gone went, as the kernel tells (`/proc/self/fd`):
+/// `moved to PATH`, or `removed`.
+fn gone_to(file: &File) -> String {
+    use std::os::fd::AsRawFd as _;
+    match std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+        Ok(now) if !now.to_string_lossy().ends_with(" (deleted)") => {
+            format!("moved to {}", now.display())
+        }
+        _ => "removed".to_owned(),
+    }
 }
 
 /// Whether `error`, making a part beside a file, says its directory takes no new file: none

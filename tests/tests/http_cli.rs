@@ -3569,30 +3569,37 @@ fn a_retry_never_splices_a_file_replaced_on_the_server_onto_what_came_before() {
     // `-d -c --retry`: the first answer cut, the file replaced by a deploy's rename, the
     // retry asked for `Range: bytes=N-` alone and saved N bytes of the old file followed by
     // the rest of the new one, exit 0. Now the range is asked with `If-Range` (the first
-    // answer's ETag): nginx and our server send the whole new file, and one that ignores
-    // If-Range (taken out here) sends the rest of another version, which starts it over.
+    // answer's ETag, or without one its Last-Modified date): nginx and our server send the
+    // whole new file, and one that ignores If-Range (taken out here) sends the rest of
+    // another version, which starts it over. A file not replaced goes on from the cut.
     const SIZE: usize = 4 << 20;
     let dir = work_dir().join("http-cli-retry-replaced");
     std::fs::create_dir_all(&dir).unwrap();
+    let nginx = env("NETKIT_TEST_NGINX_URL");
     let servers = [
         (
             "serve",
             env("NETKIT_TEST_SERVE_URL"),
+            "",
             env("NETKIT_TEST_SERVE_ROOT"),
         ),
+        ("nginx", nginx.clone(), "", env("NETKIT_TEST_NGINX_ROOT")),
+        // Last-Modified its only validator, as many servers and CDNs send.
         (
-            "nginx",
-            env("NETKIT_TEST_NGINX_URL"),
+            "nginx without ETag",
+            nginx,
+            "/no-etag",
             env("NETKIT_TEST_NGINX_ROOT"),
         ),
     ];
-    for (server, base, root) in servers {
-        for strip in [false, true] {
+    for (server, base, prefix, root) in servers {
+        for (strip, replace) in [(false, true), (true, true), (false, false)] {
             let root = std::path::PathBuf::from(&root);
-            let name = format!("replaced-{strip}.bin");
+            let name = format!("replaced-{strip}-{replace}.bin");
             let file = root.join(&name);
             std::fs::write(&file, vec![b'A'; SIZE]).unwrap();
-            // A version of a while ago: nginx's ETag counts whole seconds.
+            // A version of a while ago: nginx's ETag counts whole seconds, and a date within
+            // the second of the answer's is no validator.
             let old = std::time::SystemTime::now() - Duration::from_secs(100);
             std::fs::File::options()
                 .write(true)
@@ -3605,9 +3612,11 @@ fn a_retry_never_splices_a_file_replaced_on_the_server_onto_what_came_before() {
                 .parse()
                 .expect("the server's address");
             let deploy = move || {
-                let new = file.with_extension("new");
-                std::fs::write(&new, vec![b'B'; SIZE]).unwrap();
-                std::fs::rename(&new, &file).unwrap();
+                if replace {
+                    let new = file.with_extension("new");
+                    std::fs::write(&new, vec![b'B'; SIZE]).unwrap();
+                    std::fs::rename(&new, &file).unwrap();
+                }
             };
             let (url, heads) = cutting_relay(to, 1 << 20, strip, deploy);
             let dest = dir.join(&name);
@@ -3619,25 +3628,41 @@ fn a_retry_never_splices_a_file_replaced_on_the_server_onto_what_came_before() {
                 "2",
                 "-o",
                 dest.to_str().unwrap(),
-                &format!("{url}/{name}"),
+                &format!("{url}{prefix}/{name}"),
             ]);
             let err = String::from_utf8_lossy(&out.stderr);
-            let case = format!("{server} strip={strip}");
+            let case = format!("{server} strip={strip} replace={replace}");
             assert!(out.status.success(), "{case}: {err}");
             let got = std::fs::read(&dest).unwrap();
-            let old_bytes = got.iter().filter(|b| **b == b'A').count();
+            let (byte, other) = if replace { (b'B', b'A') } else { (b'A', b'B') };
+            let wrong = got.iter().filter(|b| **b != byte).count();
             assert!(
-                got.len() == SIZE && old_bytes == 0,
-                "{case}: {} bytes, {old_bytes} of the old file: {err}",
-                got.len()
+                got.len() == SIZE && wrong == 0,
+                "{case}: {} bytes, {wrong} not {}: {err}",
+                got.len(),
+                char::from(byte)
             );
-            assert!(
+            assert!(!got.contains(&other));
+            assert_eq!(
                 err.contains("the file changed on the server since the download began"),
+                replace,
                 "{case}: {err}"
             );
             let heads: Vec<String> = heads.try_iter().collect();
             assert!(heads[1].contains("range: bytes="), "{case}: {heads:?}");
-            assert!(heads[1].contains("if-range: \""), "{case}: {heads:?}");
+            let validator = if prefix.is_empty() {
+                "\"".to_owned()
+            } else {
+                httpdate::fmt_http_date(old).to_ascii_lowercase()
+            };
+            assert!(
+                heads[1].contains(&format!("if-range: {validator}")),
+                "{case}: {heads:?}"
+            );
+            if !replace {
+                // Gone on from the cut, not fetched whole again.
+                assert_eq!(heads.len(), 2, "{case}: {heads:?}");
+            }
         }
     }
 }
@@ -3743,5 +3768,93 @@ fn rust_log_debug_keeps_a_redirects_password_query_and_set_cookie_out() {
     assert!(err.contains("302 "), "{err}");
     for secret in ["LOCPASSSECRET", "SETCOOKIESECRET"] {
         assert!(!err.contains(secret), "{secret}: {err}");
+    }
+}
+
+#[test]
+fn a_download_into_a_file_whose_directory_takes_no_new_file_writes_into_it_as_curl() {
+    // `-d -o FILE` makes FILE.part beside it, renamed at the end. Where no file may be made
+    // (/proc, a directory we may not write), the part's error was told of FILE: `-o
+    // /proc/version` said "No such file or directory" of a file that is there, and a file
+    // we may write was "Permission denied", exit 2. Now it is written into, as curl -o does.
+    let server = EchoServer::start();
+    let url = server.url("/bytes/1000");
+    let dir = work_dir().join("http-cli-closed-dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mine = dir.join("mine.bin");
+    std::fs::write(&mine, b"old").unwrap();
+    let (uid, gid) = netkit_tests::test_user_ids();
+    std::os::unix::fs::chown(&mine, Some(uid), Some(gid)).unwrap();
+    let out = netkit_tests::as_test_user(&mut Command::new(netkit_bin()))
+        .args([
+            "http",
+            "--ignore-netrc",
+            "-d",
+            "-o",
+            mine.to_str().unwrap(),
+            &url,
+        ])
+        .env("HOME", &dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let want: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(std::fs::read(&mine).unwrap(), want);
+    assert!(!dir.join("mine.bin.part").exists());
+    // A file that takes no bytes (as root: EIO on write): curl's 23, "Failed writing body";
+    // ours is an I/O failure, 1, and says that the file cannot be written.
+    let out = http(&["-d", "-o", "/proc/version", &url]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err,
+        "netkit: error: /proc/version: cannot be written: Input/output error (os error 5)\n"
+    );
+}
+
+#[test]
+fn a_part_removed_or_moved_away_during_a_download_is_said_with_an_io_exit_code() {
+    // Another program removing the `.part` or moving its directory mid-download: the rename
+    // at the end found no part, "No such file or directory", exit 2 (bad input). Now the line
+    // says where it went, exit 1 (I/O), and the file asked for is not written.
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    std::fs::write(root.join("cli-vanish.bin"), vec![7u8; 8 << 20]).unwrap();
+    let slow = format!("{}/slow/cli-vanish.bin", env("NETKIT_TEST_NGINX_URL"));
+    let base = work_dir().join("http-cli-vanish");
+    let _ = std::fs::remove_dir_all(&base);
+    for moved in [false, true] {
+        let dir = base.join("dir");
+        std::fs::create_dir_all(&dir).unwrap();
+        let dest = dir.join("got.bin");
+        let part = dir.join("got.bin.part");
+        let mut child = netkit_tests::Spawned::start(
+            Command::new(netkit_bin())
+                .args(["http", "-d", &slow, "-o", dest.to_str().unwrap()])
+                .stderr(std::process::Stdio::piped()),
+        );
+        netkit_tests::wait_for_file_size(&part, 1 << 20, &mut child);
+        let away = base.join(format!("away-{moved}"));
+        let said = if moved {
+            std::fs::rename(&dir, &away).unwrap();
+            format!("moved to {}", away.join("got.bin.part").display())
+        } else {
+            std::fs::remove_file(&part).unwrap();
+            "removed".to_owned()
+        };
+        let out = child.wait_with_output();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "moved={moved}: {err}");
+        assert_eq!(
+            err,
+            format!(
+                "netkit: error: {}: {said} by another program during the download; {} not \
+                 written\n",
+                part.display(),
+                dest.display()
+            )
+        );
+        assert!(!dest.exists() && !away.join("got.bin").exists());
     }
 }

@@ -4,6 +4,7 @@
 //! directory the tests write files into). Locations:
 //! - `/`: static files from the root (gzip on for text, Range and If-Modified-Since as usual);
 //! - `/slow/NAME`: the file NAME at 4 MiB/s, to interrupt downloads midway;
+//! - `/no-etag/NAME`: the file NAME without an `ETag` (`Last-Modified` its only validator);
 //! - `/status/CODE`: an empty response with that status (200, 201, 204, 301, 302, 400, 401,
 //!   403, 404, 418, 429, 500, 502, 503);
 //! - `/redirect/N`: a 302 chain to `/redirect/N-1`, ending at `/hello.txt`.
@@ -77,6 +78,7 @@ pub fn start(work: &Path) -> anyhow::Result<Nginx> {
         listen 127.0.0.1:{port};
         root {r};
         location /slow/ {{ alias {r}/; limit_rate 4m; }}
+        location /no-etag/ {{ alias {r}/; etag off; }}
         location /named/ {{
             alias {r}/;
             add_header Content-Disposition 'attachment; filename=\"../../evil name.txt\"';

@@ -413,7 +413,10 @@ impl Request {
     ///
     /// Bytes go to `dest.part`, locked while it is written (a second download of the same
     /// name is refused), renamed to `dest` only when the length matches what the server
-    /// announced, so `dest` is never a truncated file. With `resume`, an existing part is
+    /// announced, so `dest` is never a truncated file (an existing `dest` whose directory
+    /// takes no new file, in /proc or one not ours to write, is written into instead, as curl
+    /// writes it; a part moved or removed meanwhile is an [`Error::File`] that says where it
+    /// went, `dest` untouched). With `resume`, an existing part is
     /// continued with a `Range` request; with no part, `dest` itself is, as httpie's
     /// `-c -o FILE` continues it. It asks for `Accept-Encoding: identity` (ranges count the
     /// bytes as sent) unless the request gives or removes that header itself. A server that
@@ -593,7 +596,7 @@ impl Request {
             }
         });
         let dest = dest.as_path();
-        let part = if direct {
+        let mut part = if direct {
             dest.to_owned()
         } else {
             part_path(dest)
@@ -743,7 +746,18 @@ impl Request {
             let file = if direct {
                 File::create(&part)
             } else {
-                open_part(&part, false, replaced.as_ref(), ours)
+                match open_part(&part, false, replaced.as_ref(), ours) {
+                    // A file whose directory takes no new one (a file of /proc or /sys, one
+                    // we may write in a directory we may not): written into, as curl writes
+                    // into it, with no part kept. Refused, it was said to be missing or not
+                    // ours to write, which it is (`-o /proc/version`: "No such file").
+                    Err(e) if replaced.is_some() && cannot_create(&e) => {
+                        log::debug!("{}: no part beside it ({e}): written into", dest.display());
+                        (direct, part, replaced) = (true, dest.to_owned(), None);
+                        OpenOptions::new().write(true).truncate(true).open(dest)
+                    }
+                    opened => opened,
+                }
             }
             .map_err(file_error(dest))?;
             (file, 0, total)
@@ -813,16 +827,17 @@ impl Request {
                 chunk = &chunk[same..];
             }
             file.write_all(chunk).map_err(|e| {
-                // A full disk: where the bytes are, to go on from once there is room.
-                let kept = format!(
-                    "{e}; what came is kept in {} to resume from",
-                    part.display()
-                );
-                file_error(dest)(if direct {
-                    e
+                // A full disk: where the bytes are, to go on from once there is room. A file
+                // written into, one that takes no bytes (`/proc/version`: EIO), says so.
+                let why = if direct {
+                    format!("cannot be written: {e}")
                 } else {
-                    std::io::Error::new(e.kind(), kept)
-                })
+                    format!(
+                        "{e}; what came is kept in {} to resume from",
+                        part.display()
+                    )
+                };
+                file_error(dest)(std::io::Error::new(e.kind(), why))
             })?;
             done += chunk.len() as u64;
             progress(Progress {
@@ -850,10 +865,13 @@ impl Request {
         }
         if let Some(kept) = &replaced {
             use std::os::unix::fs::MetadataExt as _;
-            std::fs::set_permissions(&part, kept.permissions()).map_err(file_error(dest))?;
+            // Through the open file, not its name: a part moved or removed meanwhile is told
+            // of below, not as a missing file (exit 2, bad input).
+            file.set_permissions(kept.permissions())
+                .map_err(file_error(dest))?;
             // And its owner, where we may give it (root refreshing a user's file locked the
             // user out of it).
-            if let Err(e) = std::os::unix::fs::chown(&part, Some(kept.uid()), Some(kept.gid())) {
+            if let Err(e) = std::os::unix::fs::fchown(&file, Some(kept.uid()), Some(kept.gid())) {
                 log::debug!("{}: owner not kept: {e}", dest.display());
             }
         }
@@ -861,7 +879,20 @@ impl Request {
             // Still the file we wrote, and only we: another program could have replaced or
             // written to it (curl, or a user), and renamed, it would be taken as complete.
             let ours = file.metadata().map_err(file_error(&part))?;
-            let there = std::fs::symlink_metadata(&part).map_err(file_error(&part))?;
+            let there = std::fs::symlink_metadata(&part).map_err(|e| match e.kind() {
+                // Removed, or its directory moved, by another program (curl, writing into the
+                // file it opened, ends with it wherever it went): an I/O failure, not a
+                // missing file the user named, and the file asked for is not written.
+                std::io::ErrorKind::NotFound => Error::File {
+                    path: part.clone(),
+                    source: std::io::Error::other(format!(
+                        "{} by another program during the download; {} not written",
+                        gone_to(&file),
+                        dest.display()
+                    )),
+                },
+                _ => file_error(&part)(e),
+            })?;
             use std::os::unix::fs::MetadataExt as _;
             if (ours.dev(), ours.ino(), ours.len()) != (there.dev(), there.ino(), done) {
                 return Err(Error::File {
@@ -954,6 +985,28 @@ fn open_part(
             .create_new(true)
             .mode(mode)
             .open(part)?,
+    )
+}
+
+/// Where an open file whose name is gone went, as the kernel tells (`/proc/self/fd`):
+/// `moved to PATH`, or `removed`.
+fn gone_to(file: &File) -> String {
+    use std::os::fd::AsRawFd as _;
+    match std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+        Ok(now) if !now.to_string_lossy().ends_with(" (deleted)") => {
+            format!("moved to {}", now.display())
+        }
+        _ => "removed".to_owned(),
+    }
+}
+
+/// Whether `error`, making a part beside a file, says its directory takes no new file: none
+/// may be made there (a pseudo file system: ENOENT in /proc), or not by us.
+fn cannot_create(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        error.kind(),
+        K::NotFound | K::PermissionDenied | K::ReadOnlyFilesystem
     )
 }
 

@@ -8946,6 +8946,106 @@ fn an_idle_sftp_session_gives_up_on_a_silent_server_after_server_alive_count_max
     assert!(err.contains("keepalive"), "{err}");
 }
 
+/// How many times the threads of process `pid` wake in the next 2 s (their voluntary context
+/// switches, `/proc/PID/task/*/status`: each sleep in a poll that ends is one).
+fn wakeups_in_2s(pid: u32) -> u64 {
+    let switches = || -> u64 {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("status")).ok())
+            .filter_map(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+            })
+            .sum()
+    };
+    let before = switches();
+    std::thread::sleep(Duration::from_secs(2));
+    switches().saturating_sub(before)
+}
+
+/// The process named `name` among `pid`'s descendants (`script` runs its line in a shell).
+fn descendant_named(pid: u32, name: &str) -> Option<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    children
+        .split_whitespace()
+        .filter_map(|child| child.parse().ok())
+        .find_map(|child: u32| {
+            let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).ok()?;
+            if comm.trim_end() == name {
+                Some(child)
+            } else {
+                descendant_named(child, name)
+            }
+        })
+}
+
+#[test]
+fn an_idle_command_and_an_idle_remote_shell_sleep_until_something_happens() {
+    // The command loop woke every 100 ms (some 20 times in 2 s) with nothing to do; ssh
+    // sleeps until the connection, stdin, a signal or a keepalive needs it.
+    let args = ssh_args(&[], &["sleep 4; cat; exit 7"]);
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(&args)
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    // Connected, the command started, stdin open and silent.
+    std::thread::sleep(Duration::from_millis(800));
+    let woke = wakeups_in_2s(child.id());
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"typed\n").unwrap();
+    drop(input);
+    let out = child.wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert_eq!(out.stdout, b"typed\n", "{err}");
+    assert!(
+        woke < 10,
+        "an idle `netkit ssh HOST CMD` woke {woke} times in 2 s"
+    );
+    // An interactive shell idle at its prompt, on a terminal.
+    let mut terminal = Terminal::start(&netkit_line(&[], &[]));
+    terminal.type_keys(b"echo ready-$((6*7))\r");
+    terminal.wait_for("ready-42");
+    std::thread::sleep(Duration::from_millis(300));
+    let netkit = descendant_named(terminal.child.id(), "netkit").expect("netkit under script");
+    let woke = wakeups_in_2s(netkit);
+    terminal.type_keys(b"exit 4\r");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(4), "{screen}");
+    assert!(
+        woke < 10,
+        "an idle remote shell woke {woke} times in 2 s: {screen}"
+    );
+}
+
+#[test]
+fn an_idle_sftp_prompt_sleeps_until_its_next_command() {
+    // It woke every 500 ms (4 times in 2 s), to send a keepalive should one be due; asleep
+    // until something happens, none (one or two allowed for the machine's own doings).
+    let mut child = sftp_batch(port(), Path::new(&env("NETKIT_TEST_SSH_KNOWN_HOSTS")), &[]);
+    let mut commands = child.stdin.take().unwrap();
+    commands.write_all(b"pwd\n").unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let woke = wakeups_in_2s(child.id());
+    commands.write_all(b"ls /\n").unwrap();
+    drop(commands);
+    let out = child.wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("sftp> ls /"),
+        "{err}"
+    );
+    assert!(woke < 3, "an idle sftp prompt woke {woke} times in 2 s");
+}
+
 #[test]
 fn a_refused_sftp_channel_is_told_as_refused_not_as_a_missing_directory() {
     // MaxSessions 0: `put f host:/tmp/` said "/tmp/: not a directory", exit 2 (a stat's

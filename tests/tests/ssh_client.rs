@@ -610,6 +610,78 @@ fn idle_forwards_sleep_until_something_happens_and_stop_at_once() {
     );
 }
 
+/// How often the thread that runs `work` wakes in 2 s once it has settled (300 ms after
+/// it started), and what waits for `work`'s end.
+fn wakeups_of<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> (u64, impl FnOnce() -> T) {
+    let (task_tx, task_rx) = std::sync::mpsc::channel();
+    let running = std::thread::spawn(move || {
+        // "PID/task/TID": the loop's own thread, whatever other tests run meanwhile.
+        task_tx
+            .send(std::fs::read_link("/proc/thread-self").unwrap())
+            .unwrap();
+        work()
+    });
+    let task = Path::new("/proc").join(task_rx.recv().unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    let before = voluntary_switches(&task);
+    std::thread::sleep(Duration::from_secs(2));
+    let woke = voluntary_switches(&task) - before;
+    (woke, move || running.join().unwrap())
+}
+
+#[test]
+fn an_idle_command_sleeps_until_its_output_its_input_or_a_timer_has_something() {
+    // The command's loop woke every 100 ms (20 times in 2 s) with nothing to do.
+    let mut config = keyed();
+    // No keepalive is due while the loop is watched.
+    config.keepalive = Duration::from_secs(600);
+    let client = Client::connect(&config).unwrap();
+    // Stdin open and silent: the loop waits on its wake-up pair too.
+    let (stdin, input) = std::sync::mpsc::sync_channel(1);
+    let (woke, finish) = wakeups_of(move || {
+        let mut out = Vec::new();
+        let status = client.exec_streaming(
+            "sleep 2.5; cat",
+            Some(input),
+            &mut |d| {
+                out.extend_from_slice(d);
+                Ok(())
+            },
+            &mut |_| Ok(()),
+        );
+        (status, out)
+    });
+    assert!(woke < 10, "an idle command's loop woke {woke} times in 2 s");
+    // Input still wakes it at once.
+    stdin.send(b"typed\n".to_vec()).unwrap();
+    drop(stdin);
+    let (status, out) = finish();
+    assert!(status.unwrap().success());
+    assert_eq!(out, b"typed\n");
+}
+
+#[test]
+fn an_idle_sftp_session_sleeps_until_its_next_command_or_the_server() {
+    // The idle SFTP session's loop woke every 500 ms (4 times in 2 s) for nothing but a
+    // keepalive maybe due.
+    let mut config = keyed();
+    config.keepalive = Duration::from_secs(600);
+    let client = Client::connect(&config).unwrap();
+    let (next, ready) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (woke, finish) = wakeups_of(move || {
+        let waited = Instant::now();
+        client.idle_until(&ready).unwrap();
+        (waited.elapsed(), client)
+    });
+    assert!(woke < 3, "an idle SFTP session woke {woke} times in 2 s");
+    std::io::Write::write_all(&mut &next, b"x").unwrap();
+    let (waited, client) = finish();
+    assert!(waited < Duration::from_secs(3), "waited {waited:?}");
+    assert_eq!(client.exec("echo still", b"").unwrap().stdout, b"still\n");
+}
+
 #[test]
 fn dropping_a_client_through_a_jump_host_says_goodbye_to_each_hop_and_ends_its_relay() {
     let sshd = netkit_tests::ssh::OwnSshd::start("jump-goodbye", &[]);

@@ -2,13 +2,16 @@
 //! window on one stream never stalls the other.
 
 use std::io::{ErrorKind, Read, Write as _};
-use std::os::unix::net::UnixStream;
+use std::os::fd::AsFd as _;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Instant;
 
+use nix::poll::PollFlags;
+
 use crate::Error;
 use crate::client::{Client, EAGAIN};
-use crate::server_alive::{Moved, Window};
+use crate::server_alive::{Moved, ServerAlive, Window};
+use crate::wake::{Wake, Woken};
 
 const CHUNK: usize = 64 * 1024;
 
@@ -333,11 +336,16 @@ impl Client {
         let mut stdin = stdin;
         let mut eof_sent = false;
         let mut new_size = None;
-        let mut waker = None;
+        let mut woken = None;
         let (mut out_done, mut err_done) = (false, false);
-        let started = Instant::now();
-        let mut alive = crate::server_alive::ServerAlive::new(self);
+        // When the command is given up on, a timer of the loop's own.
+        let give_up = self
+            .exec_timeout
+            .and_then(|limit| Instant::now().checked_add(limit));
+        let mut alive = ServerAlive::new(self);
         let mut window = Window::new(channel);
+        // Whether the last turn ran again, without sleeping, for what libssh2 held.
+        let mut rechecked = false;
         loop {
             let mut progress = Moved::Nothing;
             let mut written = 0;
@@ -438,11 +446,12 @@ impl Client {
                 progress = Moved::Server;
             }
             if alive.moved(progress) {
+                rechecked = false;
                 continue;
             }
             alive.check(self)?;
             if let Some(limit) = self.exec_timeout
-                && started.elapsed() > limit
+                && give_up.is_some_and(|at| Instant::now() >= at)
             {
                 self.hang_up("a command ran longer than exec_timeout");
                 return Err(Error::Timeout {
@@ -450,77 +459,72 @@ impl Client {
                     what: format!("the command ran longer than {limit:?}"),
                 });
             }
-            // Nothing moved: sleep until the socket or local input has something. Input
-            // (stdin, resizes) comes through channels, which cannot be polled: once we would
-            // wait with one open, threads pass it on and wake us through a socket pair
-            // (polling every 5 ms instead cost 200 wake-ups a second in an idle shell).
-            let input_open = stdin.is_some() || resize.is_some();
-            if input_open && waker.is_none() {
-                waker = wake_on_input(&mut stdin, &mut resize)?;
+            // What libssh2 took off the socket for one stream while reading the other (or a
+            // window adjust while writing), no poll tells of: one more turn takes it, as in
+            // the forwards' loop.
+            let held = channel.read_window().available > 0
+                || channel.eof()
+                || (sent < pending.len() && channel.write_window().remaining > 0);
+            if held && !rechecked {
+                rechecked = true;
+                continue;
             }
-            let answered = match (&waker, input_open) {
-                (Some(waker), true) => {
-                    let answered = self.wait(&[waker], 100);
-                    let mut drained = [0; 64];
-                    while matches!((&*waker).read(&mut drained), Ok(1..)) {}
-                    answered
-                }
-                (None, true) => self.wait(&[], 5),
-                (_, false) => self.wait(&[], 100),
-            };
-            if answered {
-                alive.heard();
+            // Nothing moved: sleep until the socket or local input has something, or a
+            // timer is due. Input (stdin, resizes) comes through channels, which cannot be
+            // polled: once we would wait with one open, threads pass it on and wake us
+            // through a socket pair. (Slices of 100 ms woke an idle command 20 times a
+            // second; 5 ms, 200.)
+            let input_open = stdin.is_some() || resize.is_some();
+            if input_open && woken.is_none() {
+                woken = Some(wake_on_input(&mut stdin, &mut resize)?);
+            }
+            // Once the input has ended, its threads are gone and the pair reads its end,
+            // always readable: not waited on then.
+            let locals: Vec<_> = woken
+                .iter()
+                .filter(|_| input_open)
+                .map(|woken| (woken.as_fd(), PollFlags::POLLIN))
+                .collect();
+            alive.sleep(self, &locals, give_up, held);
+            if let Some(woken) = &woken {
+                woken.drain();
             }
         }
     }
 }
 
-/// Passes `stdin` and `resize` on through threads that write a byte to a socket pair after
-/// each item and at the end; returns its readable end. `None` (and nothing changed) when the
-/// pair cannot be made: the caller then polls.
+/// Passes `stdin` and `resize` on through threads that wake the loop (the forwards' wake-up
+/// pair, `wake.rs`) after each item and at the end; returns the end the loop polls.
 ///
 /// # Errors
-/// [`Error::Local`] when a thread cannot be started.
+/// [`Error::Local`] when the pair cannot be made or a thread cannot be started.
 fn wake_on_input(
     stdin: &mut Option<Receiver<Vec<u8>>>,
     resize: &mut Option<Receiver<(u32, u32)>>,
-) -> Result<Option<UnixStream>, Error> {
-    let Ok((reader, writer)) = UnixStream::pair() else {
-        return Ok(None);
-    };
-    let waker = || writer.try_clone().ok();
-    let (Ok(()), Some(stdin_waker), Some(resize_waker)) =
-        (reader.set_nonblocking(true), waker(), waker())
-    else {
-        return Ok(None);
-    };
+) -> Result<Woken, Error> {
+    let (woken, wake) = crate::wake::pair("command input")?;
     *stdin = stdin
         .take()
-        .map(|rx| pass_on(rx, stdin_waker))
+        .map(|rx| pass_on(rx, wake.try_clone()?))
         .transpose()?;
-    *resize = resize
-        .take()
-        .map(|rx| pass_on(rx, resize_waker))
-        .transpose()?;
-    Ok(Some(reader))
+    // The last one: once every thread has ended, the loop's end reads the pair's end.
+    *resize = resize.take().map(|rx| pass_on(rx, wake)).transpose()?;
+    Ok(woken)
 }
 
-/// A receiver of what `from` receives, with a byte written to `waker` after each item and
+/// A receiver of what `from` receives, the loop woken through `wake` after each item and
 /// when `from` ends.
-fn pass_on<T: Send + 'static>(
-    from: Receiver<T>,
-    mut waker: UnixStream,
-) -> Result<Receiver<T>, Error> {
+fn pass_on<T: Send + 'static>(from: Receiver<T>, wake: Wake) -> Result<Receiver<T>, Error> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     crate::client::spawn(move || {
         for item in from {
             if tx.send(item).is_err() {
                 return;
             }
-            let _ = waker.write_all(&[1]);
+            wake.wake();
         }
         drop(tx);
-        let _ = waker.write_all(&[1]);
+        wake.wake();
     })?;
     Ok(rx)
 }

@@ -21,16 +21,13 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use crate::Error;
 use crate::client::{Client, EAGAIN, connect_any};
 use crate::config::host_port;
-use crate::server_alive::{Moved, Window};
+use crate::server_alive::{Moved, ServerAlive, Window};
 use crate::socks;
+use crate::wake::{Wake, Woken};
 
 const CHUNK: usize = 32 * 1024;
 /// Longest wait for a SOCKS client's request.
 const SOCKS_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a loop sleeps at most while libssh2 holds something no poll tells of (a channel
-/// open or close in progress, whose answer another channel's read may have taken off the
-/// socket): the slice every turn slept before loops slept until they had something to do.
-const LIBSSH2_SLICE: Duration = Duration::from_millis(50);
 /// How long a relay being stopped still passes on what its session sent last (its
 /// goodbye) before it ends anyway: a frozen hop holds no drop up for longer.
 const RELAY_GRACE: Duration = Duration::from_secs(1);
@@ -260,7 +257,7 @@ pub struct Forwards {
     sources: Vec<Source>,
     /// Readable once a stop is asked for or a thread's work for the loop is done
     /// ([`on_thread`]): the loop sleeps in its poll until then, or until a timer is due.
-    woken: UnixStream,
+    woken: Woken,
     stop: Arc<Stop>,
     /// What [`ChangeForwards`] asks while the loop runs.
     changes: Receiver<Change>,
@@ -280,14 +277,14 @@ impl std::fmt::Debug for Forwards {
 struct Stop {
     now: AtomicBool,
     after_open_ones: AtomicBool,
-    wake: UnixStream,
+    wake: Wake,
     changes: mpsc::Sender<Change>,
 }
 
 impl Stop {
-    /// Wakes the loop's poll. A full pair (a wake-up nobody took yet) is readable already.
+    /// Wakes the loop's poll.
     fn wake(&self) {
-        let _ = (&self.wake).write(&[1]);
+        self.wake.wake();
     }
 }
 
@@ -450,16 +447,7 @@ impl Client {
     /// [`Error::Local`] when the loop's wake-up socket pair cannot be made (out of
     /// descriptors).
     pub fn into_forwards(self) -> Result<Forwards, Error> {
-        let pair = || -> std::io::Result<_> {
-            let (woken, wake) = UnixStream::pair()?;
-            woken.set_nonblocking(true)?;
-            wake.set_nonblocking(true)?;
-            Ok((woken, wake))
-        };
-        let (woken, wake) = pair().map_err(|source| Error::Local {
-            path: "forwarding wake-up socket pair".into(),
-            source,
-        })?;
+        let (woken, wake) = crate::wake::pair("forwarding")?;
         let (changes, changed) = mpsc::channel();
         Ok(Forwards {
             client: self,
@@ -782,7 +770,7 @@ impl Client {
     fn carry(
         &self,
         sources: &mut Vec<Source>,
-        woken: &UnixStream,
+        woken: &Woken,
         stop: &Arc<Stop>,
         changes: &Receiver<Change>,
     ) -> Result<(), Error> {
@@ -800,14 +788,14 @@ impl Client {
         let mut closing: Vec<ssh2::Channel> = Vec::new();
         let mut buf = vec![0; CHUNK];
         // A server gone or frozen ends the forwarding as it ends a command (`exec.rs`).
-        let mut alive = crate::server_alive::ServerAlive::new(self);
+        let mut alive = ServerAlive::new(self);
         let mut accepts_paused_until: Option<Instant> = None;
         // Whether the last turn ran again, without sleeping, for what libssh2 held.
         let mut rechecked = false;
         let result = loop {
             // Before the flags and `waiting`: a stop or a thread's result after this wakes
             // the poll.
-            while (&*woken).read(&mut buf).is_ok_and(|n| n > 0) {}
+            woken.drain();
             while let Ok(change) = changes.try_recv() {
                 self.change(change, sources, &tunnels);
             }
@@ -910,25 +898,15 @@ impl Client {
                 rechecked = true;
                 continue;
             }
-            let mut due = alive.due();
-            if let Some(until) = accepts_paused_until {
-                due = Some(due.map_or(until, |due| due.min(until)));
-            }
-            let mut timeout = due.map(|due| due.saturating_duration_since(Instant::now()));
-            if held {
-                timeout = Some(timeout.map_or(LIBSSH2_SLICE, |t| t.min(LIBSSH2_SLICE)));
-            }
             let accepting = accepts_paused_until.is_none();
             let waited = self.wait_idle(
                 woken,
                 sources.iter().filter(|_| accepting),
                 &tunnels,
-                timeout,
+                (&mut alive, accepts_paused_until, held),
             );
-            match waited {
-                Ok(true) => alive.heard(),
-                Ok(false) => {}
-                Err(e) => break Err(e),
+            if let Err(e) = waited {
+                break Err(e);
             }
         };
         self.session.set_blocking(true);
@@ -973,19 +951,19 @@ impl Client {
         Ok(arrived)
     }
 
-    /// Sleeps (for at most `timeout`, when given) until the session, a listener of `sources`,
-    /// a tunnel's client or `woken` has something; whether the server sent anything. What it
-    /// sent with no channel to read it (its host keys after authentication, keepalive
+    /// Sleeps until the session, a listener of `sources`, a tunnel's client or `woken` has
+    /// something, or as [`ServerAlive::sleep`] says (`alive`, `until`, `held`). What the
+    /// server sent with no channel to read it (its host keys after authentication, keepalive
     /// answers, the end of the connection) is taken in here: left unread, it kept the poll
     /// awake, and a closed connection went unnoticed (the patched `libssh2_keepalive_send`
     /// reads first, NETKIT.md).
     fn wait_idle<'a>(
         &self,
-        woken: &UnixStream,
+        woken: &Woken,
         sources: impl Iterator<Item = &'a Source>,
         tunnels: &[Tunnel<TcpStream>],
-        timeout: Option<Duration>,
-    ) -> Result<bool, Error> {
+        (alive, until, held): (&mut ServerAlive, Option<Instant>, bool),
+    ) -> Result<(), Error> {
         let mut locals = vec![(woken.as_fd(), PollFlags::POLLIN)];
         locals.extend(sources.filter_map(|source| match source {
             Source::Local { listener, .. } | Source::Dynamic(listener) => {
@@ -994,11 +972,10 @@ impl Client {
             Source::Remote { .. } => None,
         }));
         locals.extend(tunnels.iter().filter_map(Tunnel::interest));
-        if !self.wait_for(&locals, timeout) {
-            return Ok(false);
+        if alive.sleep(self, &locals, until, held) {
+            self.take_in()?;
         }
-        self.take_in()?;
-        Ok(true)
+        Ok(())
     }
 
     /// Opens a connection to `host:port` as the server sees it and relays it, on a thread
@@ -1066,7 +1043,7 @@ impl Client {
         let mut buf = vec![0; CHUNK];
         // A frozen server ended nothing: `ssh -W` under a ProxyCommand hung for ever,
         // where ssh gives up as in a session (exit 255).
-        let mut alive = crate::server_alive::ServerAlive::new(self);
+        let mut alive = ServerAlive::new(self);
         let mut ending: Option<Instant> = None;
         let mut rechecked = false;
         while !tunnel.closed {
@@ -1102,18 +1079,11 @@ impl Client {
                 rechecked = true;
                 continue;
             }
-            let due = alive.due().into_iter().chain(ending).min();
-            let mut timeout = due.map(|due| due.saturating_duration_since(Instant::now()));
-            if held {
-                timeout = Some(timeout.map_or(LIBSSH2_SLICE, |t| t.min(LIBSSH2_SLICE)));
-            }
             let mut locals: Vec<_> = tunnel.interest().into_iter().collect();
             if ending.is_none() {
                 locals.push((stopped.as_fd(), PollFlags::POLLIN));
             }
-            if self.wait_for(&locals, timeout) {
-                alive.heard();
-            }
+            alive.sleep(self, &locals, ending, held);
         }
         log::debug!("tunnel through {} closed", self.host);
         Ok(())

@@ -66,6 +66,7 @@ mod proxy_command;
 mod server_alive;
 mod sftp;
 mod socks;
+mod wake;
 
 pub use client::{AlgorithmKind, Client, supported_algorithms};
 pub use config::{

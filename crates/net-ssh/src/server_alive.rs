@@ -1,10 +1,17 @@
 //! ssh's `ServerAliveInterval` and `ServerAliveCountMax`, over libssh2's keepalives, for the
 //! loops that wait on a server (a command's, the forwards', an idle SFTP session's).
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
+use nix::poll::PollFlags;
+
 use crate::{Client, Error};
+
+/// How long a loop sleeps at most while libssh2 holds something no poll tells of (a channel
+/// open or close in progress, whose answer another channel's read may have taken off the
+/// socket): the slice every turn slept before loops slept until they had something to do.
+const LIBSSH2_SLICE: Duration = Duration::from_millis(50);
 
 /// When the server was last heard from; gives up on it once it has been silent through
 /// `count` keepalives.
@@ -72,7 +79,7 @@ impl ServerAlive {
     /// When [`check`](Self::check) next has something to do (a keepalive to send, or the
     /// server to give up on), if the server stays silent: `None` when never (an interval too
     /// long to count to).
-    pub(crate) fn due(&self) -> Option<Instant> {
+    fn due(&self) -> Option<Instant> {
         let give_up = self
             .every
             .checked_mul(self.count.saturating_add(1))
@@ -82,6 +89,32 @@ impl ServerAlive {
             .checked_add(self.every)
             .map(|silent| silent.max(self.next_send));
         give_up.into_iter().chain(send).min()
+    }
+
+    /// The one sleep of the loops that wait on a server (the forwards', a relay's, a
+    /// command's, an idle SFTP session's): until `client`'s socket or one of `locals` is
+    /// ready (each for its flags: a wake-up pair's end among them), [`check`](Self::check)
+    /// has something to do, or `until` (a loop's own timer) is due, whichever comes first.
+    /// With `held` (libssh2 holds something for the loop that no poll tells of) a
+    /// [`LIBSSH2_SLICE`] at most. Nothing else wakes it: fixed slices woke idle loops 2 to
+    /// 20 times a second for nothing. Whether the server sent something, which is counted.
+    pub(crate) fn sleep(
+        &mut self,
+        client: &Client,
+        locals: &[(BorrowedFd<'_>, PollFlags)],
+        until: Option<Instant>,
+        held: bool,
+    ) -> bool {
+        let due = self.due().into_iter().chain(until).min();
+        let mut timeout = due.map(|due| due.saturating_duration_since(Instant::now()));
+        if held {
+            timeout = Some(timeout.map_or(LIBSSH2_SLICE, |t| t.min(LIBSSH2_SLICE)));
+        }
+        let heard = client.wait_for(locals, timeout);
+        if heard {
+            self.heard();
+        }
+        heard
     }
 
     /// The server sent something.
@@ -171,12 +204,13 @@ impl Client {
             if let Err(e) = alive.check(self) {
                 break Err(e);
             }
-            let locals: [&dyn AsFd; 1] = [ready];
-            if self.wait(&locals, 500) {
-                alive.heard();
-                if let Err(e) = self.take_in() {
-                    break Err(e);
-                }
+            // Woken by the server (its keepalives to answer), by `ready`, or for a keepalive
+            // of ours: a 500 ms slice woke the prompt twice a second for nothing.
+            let locals = [(ready.as_fd(), PollFlags::POLLIN)];
+            if alive.sleep(self, &locals, None, false)
+                && let Err(e) = self.take_in()
+            {
+                break Err(e);
             }
             if readable(ready) {
                 break Ok(());

@@ -236,7 +236,8 @@ pub struct Served {
 }
 
 impl Served {
-    /// Starts `netkit serve ARGS...` and waits (at most 10 s) for its `listening on` lines.
+    /// Starts `netkit serve ARGS...` and waits (at most 10 s) for its first `listening on`
+    /// line, then takes the lines that follow it at once.
     ///
     /// # Panics
     /// When the server does not start: the test fails with its stderr.
@@ -256,6 +257,9 @@ impl Served {
     #[must_use]
     pub fn start_with(command: &mut std::process::Command) -> Served {
         use std::io::BufRead;
+        use std::sync::PoisonError;
+        use std::time::Duration;
+        let shown = format!("{command:?}");
         let mut child = Spawned::start(
             command
                 .stdin(std::process::Stdio::null())
@@ -268,25 +272,37 @@ impl Served {
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
+                // Kept before it is sent: a test that fails on the address then shows it.
+                let mut all = sink.lock().unwrap_or_else(PoisonError::into_inner);
+                all.push_str(&line);
+                all.push('\n');
+                drop(all);
                 if let Some(addr) = line.strip_prefix("listening on ") {
                     let _ = tx.send(addr.parse::<std::net::SocketAddr>());
                 }
-                let mut all = sink.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
             }
         });
+        // The first line may take long on a loaded machine (exec, bind, a prlimit or setpriv
+        // in front): the whole deadline is for it. `serve` prints all its lines in one go
+        // once every socket is bound, so the rest follow at once, and a short pause ends them.
+        // A server that exits first ends the wait at once (the reader drops `tx`).
         let mut addrs = Vec::new();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while let Ok(addr) = rx.recv_timeout(
-            deadline
-                .saturating_duration_since(std::time::Instant::now())
-                .min(std::time::Duration::from_millis(300)),
-        ) {
+        let mut wait = Duration::from_secs(10);
+        while let Ok(addr) = rx.recv_timeout(wait) {
             addrs.push(addr.expect("a socket address after 'listening on'"));
+            wait = Duration::from_millis(300);
         }
         if addrs.is_empty() {
-            panic!("netkit serve did not start: {}", stderr.lock().unwrap());
+            let status = child.try_wait().ok().flatten();
+            // Cloned first: a panic while the guard lives would poison it for the reader.
+            let text = stderr
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            panic!(
+                "{shown} did not start: no 'listening on' line in 10 s (exit status so far: \
+                 {status:?}); its stderr:\n{text}"
+            );
         }
         Served {
             child,

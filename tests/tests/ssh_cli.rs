@@ -7545,7 +7545,9 @@ fn gives_up_on_a_frozen_server(name: &str, words: &[&str], count: u32, trickle: 
             }
         })
     });
-    let out = child.wait_with_output();
+    // ssh: (count + 1) x 1 s, and up to 1.5 s more; one that never gave up fails at the wait.
+    let limit = Duration::from_millis(1500 + 1000 * u64::from(count + 1));
+    let out = child.wait_with_output_within(limit);
     let elapsed = frozen.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(255), "{name}: {err}");
@@ -7553,8 +7555,6 @@ fn gives_up_on_a_frozen_server(name: &str, words: &[&str], count: u32, trickle: 
         err.contains(&format!("did not answer {count} keepalives")),
         "{name}: {err}"
     );
-    // ssh: (count + 1) x 1 s, and up to 1.5 s more.
-    let limit = Duration::from_millis(1500 + 1000 * u64::from(count + 1));
     assert!(elapsed < limit, "{name}: {elapsed:?}");
     if let Some(trickler) = trickler {
         trickler.join().unwrap();
@@ -8707,7 +8707,7 @@ fn a_refused_sftp_channel_is_told_as_refused_not_as_a_missing_directory() {
 
 /// `netkit args`, killed and failed if it has not ended within 60 s.
 fn netkit_within_a_minute(args: &[String]) -> Output {
-    let mut child = netkit_tests::Spawned::start(
+    let child = netkit_tests::Spawned::start(
         Command::new(netkit_bin())
             .args(args)
             .env_remove("SSH_AUTH_SOCK")
@@ -8715,15 +8715,7 @@ fn netkit_within_a_minute(args: &[String]) -> Output {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "netkit {args:?} still runs after 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output()
+    child.wait_with_output_within(Duration::from_secs(60))
 }
 
 #[test]
@@ -8840,11 +8832,11 @@ fn dash_w_ends_when_the_far_side_closes_with_stdin_still_open() {
             .stdout(Stdio::piped()),
     );
     let stdin = child.stdin.take().unwrap();
-    let mut got = Vec::new();
-    std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut got).unwrap();
+    // A -W that never ended fails here, killed, instead of holding the run.
+    let out = child.wait_with_output_within(Duration::from_secs(10));
+    assert_eq!(out.stdout, b"bye\n");
+    assert!(out.status.success());
     let closed = server.join().unwrap();
-    assert_eq!(got, b"bye\n");
-    assert!(child.wait().unwrap().success());
     assert!(
         closed.elapsed() < Duration::from_millis(900),
         "netkit ended {:?} after the far side closed",

@@ -112,6 +112,18 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     test.env("NETRC", work.join("no-netrc"));
     // Nor its /etc/ssh/ssh_config (HashKnownHosts, SendEnv...) change what `netkit ssh` does.
     test.env("NETKIT_SSH_SYSTEM_CONFIG", work.join("no-ssh_config"));
+    // Nor its ~/.ssh/config and default keys (a `Host *` ProxyJump or IdentityFile there, an
+    // extra key offered): the tests run with an empty HOME, as xh's CLI tests do; a test that
+    // needs one makes its own. cargo and rustup, which run under this HOME too, keep theirs.
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    for (var, dir) in [("CARGO_HOME", ".cargo"), ("RUSTUP_HOME", ".rustup")] {
+        if let (None, Some(home)) = (std::env::var_os(var), &home) {
+            test.env(var, home.join(dir));
+        }
+    }
+    let empty_home = work.join("empty-home");
+    std::fs::create_dir_all(&empty_home)?;
+    test.env("HOME", &empty_home);
     let status = service::run(&mut test)?;
     drop(started);
     if !status.success() {

@@ -2961,7 +2961,7 @@ fn a_large_body_file_is_shown_by_verbose_without_being_read_whole() {
         .stdin(std::process::Stdio::null())
         .stdout(std::fs::File::create(&shown).unwrap())
         .output()
-        .unwrap();
+        .expect("/usr/bin/time (package time, installed by cargo xtask test)");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     let kib: u64 = err

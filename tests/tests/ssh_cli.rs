@@ -4440,7 +4440,10 @@ struct Frozen(Vec<nix::unistd::Pid>);
 
 /// The sshd processes at the far end of `client`'s SSH connection.
 fn server_of(client: u32) -> Vec<nix::unistd::Pid> {
-    let sockets = Command::new("ss").args(["-tnpH"]).output().unwrap();
+    let sockets = Command::new("ss")
+        .args(["-tnpH"])
+        .output()
+        .expect("ss (iproute2, installed by cargo xtask test)");
     let sockets = String::from_utf8_lossy(&sockets.stdout).into_owned();
     // `ESTAB 0 0 127.0.0.1:LOCAL 127.0.0.1:PEER users:(("name",pid=N,fd=M),...)`
     let rows: Vec<Vec<&str>> = sockets
@@ -5083,7 +5086,10 @@ fn a_proxy_command_carries_the_session_and_ends_with_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(255), "{err}");
     assert!(err.contains("no SSH banner within 1 s"), "{err}");
-    let left = Command::new("pgrep").args(["-f", marker]).output().unwrap();
+    let left = Command::new("pgrep")
+        .args(["-f", marker])
+        .output()
+        .expect("pgrep (procps, installed by cargo xtask test)");
     assert!(left.stdout.is_empty(), "the ProxyCommand outlived netkit");
     // A token OpenSSH does not have is named.
     let out = run(

@@ -34,6 +34,20 @@ const NEEDS: &[Need] = &[
         probe: "curl",
         package: "curl",
     },
+    // Run by the tests: `/usr/bin/time -f %M` (a body file's peak memory), `ss -tnp` (the
+    // sshd end of a session), `pgrep`; none is in the Debian and Ubuntu container images.
+    Need {
+        probe: "/usr/bin/time",
+        package: "time",
+    },
+    Need {
+        probe: "ss",
+        package: "iproute2",
+    },
+    Need {
+        probe: "pgrep",
+        package: "procps",
+    },
     // Clocks before 1970 and past 9999 for `serve http` and `http --session`.
     Need {
         probe: "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",

@@ -627,8 +627,15 @@ fn options_after_the_destination_are_read_as_ssh_reads_them() {
     let out = ssh(&["-q", "-p", "1", "cat", "-n"], b"line\n");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1\tline");
     // After `--`, everything is the command's, a later `--` included (`rm -- -x`).
+    // The remote shell runs `sh -c -n` and refuses it with 2 (dash, bash); a `-n` taken as
+    // netkit's own would leave no command, a shell on an empty stdin, and 0.
     let out = ssh(&["--", "-n"], b"");
-    assert_ne!(out.status.code(), Some(255));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("-c") && err.contains("requires an argument"),
+        "{err}"
+    );
     let out = ssh(&["--", "echo", "a", "--", "b", "--"], b"");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "a -- b --\n");
     let out = ssh(&["echo", "--"], b"");

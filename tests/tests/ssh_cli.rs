@@ -8580,6 +8580,28 @@ fn an_idle_sftp_session_answers_the_servers_keepalives_as_sftp_does() {
     );
 }
 
+/// Waits (30 s at most) until the `sftp_batch` session has answered the `pwd` it was sent:
+/// logged in, its sshd child forked, so that `server_of` finds the process that carries it
+/// (a fixed 500 ms could find none, or only sshd's pre-auth ones on a loaded machine). The
+/// rest of stdout is read and dropped, so that the pipe never fills.
+fn answered_pwd(child: &mut netkit_tests::Spawned) {
+    use std::io::BufRead as _;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("Remote working directory: ") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the sftp session answered pwd within 30 s");
+}
+
 #[test]
 fn a_connection_the_server_closed_is_told_once_as_closed_and_ends_the_session() {
     // Killed under an idle session (a reboot, an idle limit), the connection was told as
@@ -8588,7 +8610,7 @@ fn a_connection_the_server_closed_is_told_once_as_closed_and_ends_the_session() 
     let mut child = sftp_batch(port(), Path::new(&env("NETKIT_TEST_SSH_KNOWN_HOSTS")), &[]);
     let mut commands = child.stdin.take().unwrap();
     commands.write_all(b"pwd\n").unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    answered_pwd(&mut child);
     for pid in server_of(child.id()) {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     }
@@ -8618,7 +8640,7 @@ fn an_idle_sftp_session_gives_up_on_a_silent_server_after_server_alive_count_max
     );
     let mut commands = child.stdin.take().unwrap();
     commands.write_all(b"pwd\n").unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    answered_pwd(&mut child);
     let frozen = Frozen::server_of(child.id());
     std::thread::sleep(Duration::from_secs(6));
     let asked = std::time::Instant::now();

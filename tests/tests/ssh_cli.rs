@@ -4352,6 +4352,8 @@ fn an_upload_killed_midway_leaves_no_target() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(!target.exists(), "a killed upload left a target file");
     std::fs::remove_file(&local).unwrap();
+    // What went up stays in the test account's home, which no cargo clean frees.
+    std::fs::remove_dir_all(&base).unwrap();
 }
 
 #[test]
@@ -4579,6 +4581,7 @@ fn a_lost_connection_is_said_once_and_ends_a_recursive_transfer_as_sftp() {
         }
     }
     std::fs::remove_dir_all(&local).unwrap();
+    std::fs::remove_dir_all(&remote).unwrap();
 }
 
 #[test]

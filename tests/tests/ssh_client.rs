@@ -1038,6 +1038,8 @@ fn sftp_round_trip_of_256_mib() {
     assert_eq!(sha(&local), sha(&remote));
     std::fs::remove_file(&local).unwrap();
     std::fs::remove_file(&back).unwrap();
+    // 256 MiB in the test account's home, which no cargo clean frees.
+    std::fs::remove_file(&remote).unwrap();
 }
 
 #[test]
@@ -1341,6 +1343,8 @@ fn a_cancelled_transfer_leaves_no_partial_file_and_the_session_goes_on() {
     );
     assert!(!back.exists() && !work_dir().join("sftp-cancel.back.part").exists());
     std::fs::remove_file(&local).unwrap();
+    // 256 MiB in the test account's home, which no cargo clean frees.
+    std::fs::remove_dir_all(&base).unwrap();
 }
 
 #[test]

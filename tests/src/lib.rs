@@ -102,7 +102,16 @@ pub fn cpu_ticks(pid: u32) -> u64 {
 /// it runs must not leave it running, holding the run's output open (a `cargo xtask test | grep`
 /// would wait for it).
 #[derive(Debug)]
-pub struct Spawned(Option<std::process::Child>);
+pub struct Spawned {
+    child: Option<std::process::Child>,
+    /// The command line, for the message when it does not end in time.
+    shown: String,
+}
+
+/// How long [`Spawned::wait_with_output`] waits: far beyond any healthy run (the slowest
+/// tests move 1 GiB), so that a netkit that hangs fails its test, naming the command, instead
+/// of holding the whole run until CI's job timeout.
+pub const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl Spawned {
     /// Sends SIGTERM and waits, at most `within`, for the exit.
@@ -134,43 +143,103 @@ impl Spawned {
     /// When it cannot start.
     #[must_use]
     pub fn start(command: &mut std::process::Command) -> Spawned {
-        let program = command.get_program().to_string_lossy().into_owned();
+        let shown = format!("{command:?}");
         match command.spawn() {
-            Ok(child) => Spawned(Some(child)),
-            Err(e) => panic!("cannot run {program}: {e}"),
+            Ok(child) => Spawned {
+                child: Some(child),
+                shown,
+            },
+            Err(e) => panic!("cannot run {shown}: {e}"),
         }
     }
 
-    /// Waits for the exit, collecting the piped stdout and stderr.
+    /// Closes its stdin, waits for the exit (at most [`RUN_LIMIT`]) and collects the piped
+    /// stdout and stderr.
     ///
     /// # Panics
-    /// When waiting fails.
+    /// When waiting fails, or it still runs (or its output is still open) after
+    /// [`RUN_LIMIT`]: then it is killed and the message names the command.
     #[must_use]
-    pub fn wait_with_output(mut self) -> std::process::Output {
-        self.0
-            .take()
-            .expect("waited once")
-            .wait_with_output()
-            .expect("wait")
+    pub fn wait_with_output(self) -> std::process::Output {
+        self.wait_with_output_within(RUN_LIMIT)
+    }
+
+    /// [`Spawned::wait_with_output`] with a deadline of its own, for a test whose point is
+    /// that the process ends soon (with a pipe of the test's still open, say).
+    ///
+    /// # Panics
+    /// As [`Spawned::wait_with_output`], after `within`.
+    #[must_use]
+    pub fn wait_with_output_within(mut self, within: std::time::Duration) -> std::process::Output {
+        use std::io::Read;
+        use std::time::Instant;
+        let deadline = Instant::now() + within;
+        drop(self.stdin.take());
+        // Both read at once, as `Child::wait_with_output` does: a child blocked on a full
+        // stderr pipe would otherwise never finish its stdout.
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut data = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut data);
+                }
+                let _ = tx.send(data);
+            });
+            rx
+        };
+        let stdout = drain(
+            self.stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let stderr = drain(
+            self.stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let shown = self.shown.clone();
+        let late = |what: &str| -> ! { panic!("{shown} {what} after {within:?}: killed") };
+        let status = loop {
+            if let Some(status) = self.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                // Killed by the drop, as the panic unwinds.
+                late("still runs");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        let collect = |rx: std::sync::mpsc::Receiver<Vec<u8>>| {
+            rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| late("ended but its output is still open"))
+        };
+        let (stdout, stderr) = (collect(stdout), collect(stderr));
+        self.child = None;
+        std::process::Output {
+            status,
+            stdout,
+            stderr,
+        }
     }
 }
 
 impl std::ops::Deref for Spawned {
     type Target = std::process::Child;
     fn deref(&self) -> &std::process::Child {
-        self.0.as_ref().expect("not yet waited")
+        self.child.as_ref().expect("not yet waited")
     }
 }
 
 impl std::ops::DerefMut for Spawned {
     fn deref_mut(&mut self) -> &mut std::process::Child {
-        self.0.as_mut().expect("not yet waited")
+        self.child.as_mut().expect("not yet waited")
     }
 }
 
 impl Drop for Spawned {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
+        if let Some(child) = &mut self.child {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -236,7 +305,8 @@ pub struct Served {
 }
 
 impl Served {
-    /// Starts `netkit serve ARGS...` and waits (at most 10 s) for its `listening on` lines.
+    /// Starts `netkit serve ARGS...` and waits (at most 10 s) for its first `listening on`
+    /// line, then takes the lines that follow it at once.
     ///
     /// # Panics
     /// When the server does not start: the test fails with its stderr.
@@ -256,6 +326,9 @@ impl Served {
     #[must_use]
     pub fn start_with(command: &mut std::process::Command) -> Served {
         use std::io::BufRead;
+        use std::sync::PoisonError;
+        use std::time::Duration;
+        let shown = format!("{command:?}");
         let mut child = Spawned::start(
             command
                 .stdin(std::process::Stdio::null())
@@ -268,25 +341,37 @@ impl Served {
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
+                // Kept before it is sent: a test that fails on the address then shows it.
+                let mut all = sink.lock().unwrap_or_else(PoisonError::into_inner);
+                all.push_str(&line);
+                all.push('\n');
+                drop(all);
                 if let Some(addr) = line.strip_prefix("listening on ") {
                     let _ = tx.send(addr.parse::<std::net::SocketAddr>());
                 }
-                let mut all = sink.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
             }
         });
+        // The first line may take long on a loaded machine (exec, bind, a prlimit or setpriv
+        // in front): the whole deadline is for it. `serve` prints all its lines in one go
+        // once every socket is bound, so the rest follow at once, and a short pause ends them.
+        // A server that exits first ends the wait at once (the reader drops `tx`).
         let mut addrs = Vec::new();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while let Ok(addr) = rx.recv_timeout(
-            deadline
-                .saturating_duration_since(std::time::Instant::now())
-                .min(std::time::Duration::from_millis(300)),
-        ) {
+        let mut wait = Duration::from_secs(10);
+        while let Ok(addr) = rx.recv_timeout(wait) {
             addrs.push(addr.expect("a socket address after 'listening on'"));
+            wait = Duration::from_millis(300);
         }
         if addrs.is_empty() {
-            panic!("netkit serve did not start: {}", stderr.lock().unwrap());
+            let status = child.try_wait().ok().flatten();
+            // Cloned first: a panic while the guard lives would poison it for the reader.
+            let text = stderr
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            panic!(
+                "{shown} did not start: no 'listening on' line in 10 s (exit status so far: \
+                 {status:?}); its stderr:\n{text}"
+            );
         }
         Served {
             child,

@@ -227,11 +227,7 @@ impl HostileSsh {
                 .stderr(std::fs::File::create(work.join("server.log")).expect("its log")),
         );
         let mut line = String::new();
-        let stdout = server
-            .0
-            .as_mut()
-            .and_then(|c| c.stdout.take())
-            .expect("stdout");
+        let stdout = server.stdout.take().expect("stdout");
         std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
             .expect("read the port");
         let port = line.trim().parse().unwrap_or_else(|_| {

@@ -10,11 +10,18 @@ use netkit_tests::{env, netkit_bin, work_dir};
 fn one_gib_download_streams_in_bounded_memory() {
     let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
     let source = root.join("one-gib.bin");
-    // Sparse: nginx reads zeros without the disk holding a GiB.
-    std::fs::File::create(&source)
-        .unwrap()
-        .set_len(1 << 30)
-        .unwrap();
+    // Sparse: nginx reads zeros without the disk holding a GiB. Zeros alone would not show a
+    // hole the download left or a chunk written at the wrong place, so three 64 KiB blocks
+    // (the start, across the middle, the end) hold their own offsets, one per 8 bytes.
+    let planted = std::fs::File::create(&source).unwrap();
+    planted.set_len(1 << 30).unwrap();
+    for at in [0u64, (1 << 29) - (1 << 15), (1 << 30) - (1 << 16)] {
+        let block: Vec<u8> = (0..1u64 << 13)
+            .flat_map(|i| (at + 8 * i).to_le_bytes())
+            .collect();
+        std::os::unix::fs::FileExt::write_all_at(&planted, &block, at).unwrap();
+    }
+    drop(planted);
     let dest = work_dir().join("one-gib.bin");
     let out = Command::new(netkit_bin())
         .args([
@@ -38,21 +45,18 @@ fn one_gib_download_streams_in_bounded_memory() {
         peak_kib < 32 * 1024,
         "netkit used {peak_kib} KiB for a 1 GiB download"
     );
-    let mut file = std::fs::File::open(&dest).unwrap();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        assert!(
-            buf[..n].iter().all(|&b| b == 0),
-            "the download differs from the source"
-        );
-        total += n as u64;
+    assert_eq!(std::fs::metadata(&dest).unwrap().len(), 1 << 30);
+    // Compared whole with the source (read from the page cache and holes: quick).
+    let (mut got, mut want) = (
+        std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&dest).unwrap()),
+        std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&source).unwrap()),
+    );
+    let (mut a, mut b) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    for mib in 0..1024 {
+        got.read_exact(&mut a).unwrap();
+        want.read_exact(&mut b).unwrap();
+        assert!(a == b, "the download differs from the source in MiB {mib}");
     }
-    assert_eq!(total, 1 << 30);
     std::fs::remove_file(&dest).unwrap();
     std::fs::remove_file(&source).unwrap();
 }

@@ -690,8 +690,15 @@ fn options_after_the_destination_are_read_as_ssh_reads_them() {
     let out = ssh(&["-q", "-p", "1", "cat", "-n"], b"line\n");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1\tline");
     // After `--`, everything is the command's, a later `--` included (`rm -- -x`).
+    // The remote shell runs `sh -c -n` and refuses it with 2 (dash, bash); a `-n` taken as
+    // netkit's own would leave no command, a shell on an empty stdin, and 0.
     let out = ssh(&["--", "-n"], b"");
-    assert_ne!(out.status.code(), Some(255));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("-c") && err.contains("requires an argument"),
+        "{err}"
+    );
     let out = ssh(&["--", "echo", "a", "--", "b", "--"], b"");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "a -- b --\n");
     let out = ssh(&["echo", "--"], b"");
@@ -4672,6 +4679,8 @@ fn an_upload_killed_midway_leaves_no_target() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(!target.exists(), "a killed upload left a target file");
     std::fs::remove_file(&local).unwrap();
+    // What went up stays in the test account's home, which no cargo clean frees.
+    std::fs::remove_dir_all(&base).unwrap();
 }
 
 #[test]
@@ -4767,7 +4776,10 @@ struct Frozen(Vec<nix::unistd::Pid>);
 
 /// The sshd processes at the far end of `client`'s SSH connection.
 fn server_of(client: u32) -> Vec<nix::unistd::Pid> {
-    let sockets = Command::new("ss").args(["-tnpH"]).output().unwrap();
+    let sockets = Command::new("ss")
+        .args(["-tnpH"])
+        .output()
+        .expect("ss (iproute2, installed by cargo xtask test)");
     let sockets = String::from_utf8_lossy(&sockets.stdout).into_owned();
     // `ESTAB 0 0 127.0.0.1:LOCAL 127.0.0.1:PEER users:(("name",pid=N,fd=M),...)`
     let rows: Vec<Vec<&str>> = sockets
@@ -4896,6 +4908,7 @@ fn a_lost_connection_is_said_once_and_ends_a_recursive_transfer_as_sftp() {
         }
     }
     std::fs::remove_dir_all(&local).unwrap();
+    std::fs::remove_dir_all(&remote).unwrap();
 }
 
 #[test]
@@ -5410,7 +5423,10 @@ fn a_proxy_command_carries_the_session_and_ends_with_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(255), "{err}");
     assert!(err.contains("no SSH banner within 1 s"), "{err}");
-    let left = Command::new("pgrep").args(["-f", marker]).output().unwrap();
+    let left = Command::new("pgrep")
+        .args(["-f", marker])
+        .output()
+        .expect("pgrep (procps, installed by cargo xtask test)");
     assert!(left.stdout.is_empty(), "the ProxyCommand outlived netkit");
     // A token OpenSSH does not have is named.
     let out = run(
@@ -7872,7 +7888,9 @@ fn gives_up_on_a_frozen_server(name: &str, words: &[&str], count: u32, trickle: 
             }
         })
     });
-    let out = child.wait_with_output();
+    // ssh: (count + 1) x 1 s, and up to 1.5 s more; one that never gave up fails at the wait.
+    let limit = Duration::from_millis(1500 + 1000 * u64::from(count + 1));
+    let out = child.wait_with_output_within(limit);
     let elapsed = frozen.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(255), "{name}: {err}");
@@ -7880,8 +7898,6 @@ fn gives_up_on_a_frozen_server(name: &str, words: &[&str], count: u32, trickle: 
         err.contains(&format!("did not answer {count} keepalives")),
         "{name}: {err}"
     );
-    // ssh: (count + 1) x 1 s, and up to 1.5 s more.
-    let limit = Duration::from_millis(1500 + 1000 * u64::from(count + 1));
     assert!(elapsed < limit, "{name}: {elapsed:?}");
     if let Some(trickler) = trickler {
         trickler.join().unwrap();
@@ -8894,6 +8910,28 @@ fn an_idle_sftp_session_answers_the_servers_keepalives_as_sftp_does() {
     );
 }
 
+/// Waits (30 s at most) until the `sftp_batch` session has answered the `pwd` it was sent:
+/// logged in, its sshd child forked, so that `server_of` finds the process that carries it
+/// (a fixed 500 ms could find none, or only sshd's pre-auth ones on a loaded machine). The
+/// rest of stdout is read and dropped, so that the pipe never fills.
+fn answered_pwd(child: &mut netkit_tests::Spawned) {
+    use std::io::BufRead as _;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("Remote working directory: ") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the sftp session answered pwd within 30 s");
+}
+
 #[test]
 fn a_connection_the_server_closed_is_told_once_as_closed_and_ends_the_session() {
     // Killed under an idle session (a reboot, an idle limit), the connection was told as
@@ -8902,7 +8940,7 @@ fn a_connection_the_server_closed_is_told_once_as_closed_and_ends_the_session() 
     let mut child = sftp_batch(port(), Path::new(&env("NETKIT_TEST_SSH_KNOWN_HOSTS")), &[]);
     let mut commands = child.stdin.take().unwrap();
     commands.write_all(b"pwd\n").unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    answered_pwd(&mut child);
     for pid in server_of(child.id()) {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     }
@@ -8932,7 +8970,7 @@ fn an_idle_sftp_session_gives_up_on_a_silent_server_after_server_alive_count_max
     );
     let mut commands = child.stdin.take().unwrap();
     commands.write_all(b"pwd\n").unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    answered_pwd(&mut child);
     let frozen = Frozen::server_of(child.id());
     std::thread::sleep(Duration::from_secs(6));
     let asked = std::time::Instant::now();
@@ -9134,7 +9172,7 @@ fn a_refused_sftp_channel_is_told_as_refused_not_as_a_missing_directory() {
 
 /// `netkit args`, killed and failed if it has not ended within 60 s.
 fn netkit_within_a_minute(args: &[String]) -> Output {
-    let mut child = netkit_tests::Spawned::start(
+    let child = netkit_tests::Spawned::start(
         Command::new(netkit_bin())
             .args(args)
             .env_remove("SSH_AUTH_SOCK")
@@ -9142,15 +9180,7 @@ fn netkit_within_a_minute(args: &[String]) -> Output {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "netkit {args:?} still runs after 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output()
+    child.wait_with_output_within(Duration::from_secs(60))
 }
 
 #[test]
@@ -9267,11 +9297,11 @@ fn dash_w_ends_when_the_far_side_closes_with_stdin_still_open() {
             .stdout(Stdio::piped()),
     );
     let stdin = child.stdin.take().unwrap();
-    let mut got = Vec::new();
-    std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut got).unwrap();
+    // A -W that never ended fails here, killed, instead of holding the run.
+    let out = child.wait_with_output_within(Duration::from_secs(10));
+    assert_eq!(out.stdout, b"bye\n");
+    assert!(out.status.success());
     let closed = server.join().unwrap();
-    assert_eq!(got, b"bye\n");
-    assert!(child.wait().unwrap().success());
     assert!(
         closed.elapsed() < Duration::from_millis(900),
         "netkit ended {:?} after the far side closed",

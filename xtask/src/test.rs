@@ -34,6 +34,20 @@ const NEEDS: &[Need] = &[
         probe: "curl",
         package: "curl",
     },
+    // Run by the tests: `/usr/bin/time -f %M` (a body file's peak memory), `ss -tnp` (the
+    // sshd end of a session), `pgrep`; none is in the Debian and Ubuntu container images.
+    Need {
+        probe: "/usr/bin/time",
+        package: "time",
+    },
+    Need {
+        probe: "ss",
+        package: "iproute2",
+    },
+    Need {
+        probe: "pgrep",
+        package: "procps",
+    },
     // Clocks before 1970 and past 9999 for `serve http` and `http --session`.
     Need {
         probe: "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
@@ -112,6 +126,18 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     test.env("NETRC", work.join("no-netrc"));
     // Nor its /etc/ssh/ssh_config (HashKnownHosts, SendEnv...) change what `netkit ssh` does.
     test.env("NETKIT_SSH_SYSTEM_CONFIG", work.join("no-ssh_config"));
+    // Nor its ~/.ssh/config and default keys (a `Host *` ProxyJump or IdentityFile there, an
+    // extra key offered): the tests run with an empty HOME, as xh's CLI tests do; a test that
+    // needs one makes its own. cargo and rustup, which run under this HOME too, keep theirs.
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    for (var, dir) in [("CARGO_HOME", ".cargo"), ("RUSTUP_HOME", ".rustup")] {
+        if let (None, Some(home)) = (std::env::var_os(var), &home) {
+            test.env(var, home.join(dir));
+        }
+    }
+    let empty_home = work.join("empty-home");
+    std::fs::create_dir_all(&empty_home)?;
+    test.env("HOME", &empty_home);
     let status = service::run(&mut test)?;
     drop(started);
     if !status.success() {

@@ -558,7 +558,8 @@ mod tests {
 
     #[test]
     fn values_from_files_lose_their_last_line_end_where_httpie_drops_it() {
-        let file = std::env::temp_dir().join(format!("netkit-item-{}", std::process::id()));
+        let scratch = tempfile::tempdir().unwrap();
+        let file = scratch.path().join("item");
         std::fs::write(&file, "s3cret\n").unwrap();
         let path = file.to_str().unwrap();
         let items = [
@@ -566,7 +567,6 @@ mod tests {
             Item::parse(&format!("q==@{path}")),
             Item::parse(&format!("f=@{path}")),
         ];
-        std::fs::remove_file(&file).unwrap();
         assert_eq!(
             items.map(Result::unwrap),
             [
@@ -661,10 +661,10 @@ mod tests {
 
     #[test]
     fn a_json_file_with_a_byte_order_mark_is_read() {
-        let path = std::env::temp_dir().join(format!("netkit-bom-{}.json", std::process::id()));
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("bom.json");
         std::fs::write(&path, b"\xEF\xBB\xBF{\"a\": 1}\r\n").unwrap();
         let item = Item::parse(&format!("x:=@{}", path.display())).unwrap();
-        std::fs::remove_file(&path).unwrap();
         assert_eq!(item, Item::Json("x".into(), serde_json::json!({"a": 1})));
     }
 

@@ -2653,8 +2653,8 @@ mod tests {
 
     #[test]
     fn a_quoted_hash_in_a_command_is_kept_and_stops_no_other_host() {
-        let dir = std::env::temp_dir().join(format!("netkit-hashq-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let file = dir.join("config");
         // As `ssh -G` reads it: each command as written; the SetEnv line, which ssh2-config
         // cannot carry, refuses its own host only (the whole file was refused).
@@ -2670,7 +2670,6 @@ mod tests {
         let tmux = Config::resolve("tmux", Some(&file)).unwrap();
         let env = Config::resolve("env", Some(&file)).unwrap_err().to_string();
         let mine = Config::resolve("mine", Some(&file)).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(other.remote_command.as_deref(), Some("echo \"#tag\""));
         assert_eq!(other.proxy_command.as_deref(), Some("nc %h \"#x\" \\\""));
         assert_eq!(
@@ -2715,8 +2714,8 @@ mod tests {
                 .to_string();
             assert_eq!(e, format!("bad option {line:?}: {why}"));
         }
-        let dir = std::env::temp_dir().join(format!("netkit-quoted-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let file = dir.join("cfg");
         std::fs::write(&file, "Host h\n  ProxyJump \"a,b\"\n").unwrap();
         let e = Config::resolve("h", Some(&file)).unwrap_err().to_string();
@@ -2746,13 +2745,12 @@ mod tests {
             let e = Config::resolve("h", Some(&file)).unwrap_err().to_string();
             assert!(e.ends_with("Invalid ProxyJump"), "{quoted}: {e}");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_bad_line_names_its_file_once_as_ssh_does() {
-        let dir = std::env::temp_dir().join(format!("netkit-badline-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let (file, included) = (dir.join("cfg"), dir.join("inc"));
         std::fs::write(&file, "Host *\n  Port 22\n  User a b\n").unwrap();
         std::fs::write(&included, "# x\nUser \"a\n").unwrap();
@@ -2767,7 +2765,6 @@ mod tests {
         // An included file's line is named in that file, as ssh names it.
         std::fs::write(&file, format!("Include {}\n", included.display())).unwrap();
         let e = Config::resolve("h", Some(&file)).unwrap_err().to_string();
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(
             e,
             format!("{} line 2: User \"a: invalid quotes", included.display())
@@ -2776,8 +2773,8 @@ mod tests {
 
     #[test]
     fn values_come_out_of_a_file_and_dash_o_as_ssh_reads_them() {
-        let dir = std::env::temp_dir().join(format!("netkit-quoting-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         // `a\ b\x` is the file `a b\x`, as ssh reads it.
         std::fs::write(dir.join("a b\\x"), "").unwrap();
         let key = format!("{}/a\\ b\\x", dir.display());
@@ -2800,7 +2797,6 @@ mod tests {
             "UserKnownHostsFile '/k/one' \"/k/t\\\"wo\"".to_owned(),
         ];
         let from_options = Config::resolve_with("h", Some(Path::new("none")), &options).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         for config in [from_file, from_options] {
             assert_eq!(config.user, "it's");
             let env: Vec<(&str, &str)> = config
@@ -2823,8 +2819,8 @@ mod tests {
 
     #[test]
     fn quoted_patterns_and_files_among_several_count_as_in_ssh() {
-        let dir = std::env::temp_dir().join(format!("netkit-quoted-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let file = dir.join("config");
         std::fs::write(
             &file,
@@ -2846,7 +2842,6 @@ mod tests {
         )
         .unwrap();
         let from_file = Config::resolve("x", Some(&file)).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         let option = ["UserKnownHostsFile=\"/Users/John Smith/kh\"".to_owned()];
         let from_option = Config::resolve_with("x", Some(Path::new("none")), &option).unwrap();
         for config in [from_file, from_option] {
@@ -2870,8 +2865,8 @@ mod tests {
 
     #[test]
     fn host_name_and_identity_file_tokens_expand_as_in_openssh() {
-        let dir = std::env::temp_dir().join(format!("netkit-tokens-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let key = dir.join("ann@db.internal.corp.example:2222-db.internal-100%");
         std::fs::write(&key, "").unwrap();
         let text = format!(
@@ -2888,7 +2883,6 @@ mod tests {
         config
             .take_params(parsed.query("db.internal"), "db.internal")
             .unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(config.host, "db.internal.corp.example");
         // A key file that is not there is passed over, and the default ones stay unused.
         let files: Vec<_> = config.identities.iter().map(|i| i.path.clone()).collect();
@@ -2934,8 +2928,8 @@ mod tests {
 
     #[test]
     fn a_byte_order_mark_or_a_latin_1_byte_changes_nothing() {
-        let dir = std::env::temp_dir().join(format!("netkit-bom-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let main = dir.join("config");
         // Saved by Notepad: a BOM, CRLF, a Latin-1 comment.
         std::fs::write(
@@ -2951,14 +2945,13 @@ mod tests {
         assert_eq!(got("box"), ("box.example.com".into(), "last".into(), 2200));
         // The first block's options were everyone's.
         assert_eq!(got("other"), ("other".into(), "last".into(), 22));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn match_blocks_apply_as_in_openssh() {
         // Compared with `ssh -G` (OpenSSH 9.2) on the same files.
-        let dir = std::env::temp_dir().join(format!("netkit-match-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         std::fs::write(
             dir.join("extra.conf"),
             "Match originalhost short\n  User from-include\n",
@@ -3016,12 +3009,12 @@ mod tests {
         std::fs::write(&main, "Match hots x\n").unwrap();
         let err = Config::resolve("a", Some(&main)).unwrap_err().to_string();
         assert!(err.contains("unknown criterion \"hots\""), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn forwards_and_send_env_in_included_files_count_as_in_openssh() {
-        let dir = std::env::temp_dir().join(format!("netkit-include-{}", std::process::id()));
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         std::fs::create_dir_all(dir.join("conf.d")).unwrap();
         std::fs::write(
             dir.join("conf.d/a.conf"),
@@ -3051,12 +3044,12 @@ mod tests {
                 .local
                 .is_empty()
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn the_system_file_counts_after_the_users_unless_dash_f_names_one_as_in_openssh() {
-        let dir = std::env::temp_dir().join(format!("netkit-system-{}", std::process::id()));
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         std::fs::create_dir_all(dir.join("etc/ssh_config.d")).unwrap();
         let (user, system) = (dir.join("config"), dir.join("etc/ssh_config"));
         std::fs::write(&user, "Host box\n  User ann\n").unwrap();
@@ -3078,14 +3071,13 @@ mod tests {
         let got = (c.user.as_str(), c.port, c.compression, c.hash_known_hosts);
         assert_eq!(got, ("ann", 2222, false, true));
         let c = Config::resolve_files("box", Some(&user), Some(&system), &[]).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!((c.port, c.hash_known_hosts), (22, false), "-F: not read");
     }
 
     #[test]
     fn a_hash_starts_a_comment_only_at_the_start_of_a_word_as_in_openssh() {
-        let dir = std::env::temp_dir().join(format!("netkit-hash-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         std::fs::write(dir.join("id#work"), "").unwrap();
         std::fs::write(dir.join("id b#2"), "").unwrap();
         let file = dir.join("config");
@@ -3106,7 +3098,6 @@ mod tests {
             "User=ann #c".into(),
         ];
         let options = Config::resolve_with("box", Some(Path::new("none")), &given).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(options.user, "ann");
         assert_eq!(options.identities[0].path, dir.join("id#work"));
         let paths: Vec<&Path> = c.identities.iter().map(|i| i.path.as_path()).collect();
@@ -3132,8 +3123,8 @@ mod tests {
             (seconds("90"), seconds("1x"), seconds("m")),
             (Some(90), None, None)
         );
-        let dir = std::env::temp_dir().join(format!("netkit-values-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let file = dir.join("config");
         std::fs::write(
             &file,
@@ -3149,7 +3140,6 @@ mod tests {
         std::fs::write(&file, "Host *\n  LogLevel ERROR\n").unwrap();
         let c = Config::resolve("h", Some(&file)).unwrap();
         assert_eq!(c.log_level.as_deref(), Some("ERROR"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -3194,8 +3184,8 @@ mod tests {
             e,
             "bad option \"ConnectTimeout=5x\": ConnectTimeout 5x: invalid time value"
         );
-        let dir = std::env::temp_dir().join(format!("netkit-times-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let file = dir.join("cfg");
         std::fs::write(&file, "Host *\n  ServerAliveInterval 2m\n").unwrap();
         let c = with(&[], Some(&file)).unwrap();
@@ -3213,7 +3203,6 @@ mod tests {
         let e = with(&[], Some(&file)).unwrap_err().to_string();
         assert!(e.contains("ConnectTimeout 1y: invalid time value"), "{e}");
         assert_eq!(e.lines().count(), 1, "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -3226,8 +3215,8 @@ mod tests {
         let unset = expand_variables("${NETKIT_SURELY_UNSET}/x").unwrap_err();
         assert!(unset.contains("NETKIT_SURELY_UNSET is not set"), "{unset}");
         assert!(expand_variables("${HOME/x").is_err());
-        let dir = std::env::temp_dir().join(format!("netkit-dollar-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let file = dir.join("config");
         std::fs::write(
             &file,
@@ -3242,7 +3231,6 @@ mod tests {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")
         );
         assert_eq!(c.known_hosts, PathBuf::from(format!("{home}/kh")));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -3384,8 +3372,8 @@ mod tests {
 
     #[test]
     fn encrypted_keys_are_told_apart_in_every_format() {
-        let dir = std::env::temp_dir().join(format!("netkit-keys-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let openssh = |cipher: &str| {
             let mut blob = b"openssh-key-v1\0".to_vec();
             blob.extend((cipher.len() as u32).to_be_bytes());
@@ -3425,13 +3413,12 @@ mod tests {
             );
         }
         assert!(!Identity::new(dir.join("missing"), None).is_encrypted());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn yes_and_no_options_read_as_openssh_reads_them() {
-        let dir = std::env::temp_dir().join(format!("netkit-flags-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let file = dir.join("config");
         std::fs::write(
             &file,
@@ -3459,14 +3446,14 @@ mod tests {
         std::fs::write(&file, "Host box\n  User u\n  Compression maybe\n").unwrap();
         let err = Config::resolve("box", Some(&file)).unwrap_err().to_string();
         assert!(err.contains("Compression maybe: expected boolean"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn lines_after_an_include_are_back_in_its_scope() {
         // As OrbStack's `Include ~/.orbstack/ssh/config`, which ends in `Host orb`: the global
         // lines after it were taken for that host alone.
-        let dir = std::env::temp_dir().join(format!("netkit-scope-{}", std::process::id()));
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         std::fs::create_dir_all(dir.join("conf.d")).unwrap();
         std::fs::write(dir.join("orb.conf"), "Host orb\n  HostName 127.0.0.9\n").unwrap();
         let main = dir.join("config");
@@ -3486,13 +3473,12 @@ mod tests {
         include("conf.d/*.conf", "");
         assert_eq!(got("web").2, 2223);
         assert_eq!(got("a"), ("a".into(), "ua".into(), 2223));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn the_first_of_proxy_command_and_proxy_jump_wins_as_in_openssh() {
-        let dir = std::env::temp_dir().join(format!("netkit-route-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let file = dir.join("config");
         std::fs::write(
             &file,
@@ -3526,13 +3512,12 @@ mod tests {
         let gw = gw2.jump.unwrap();
         assert_eq!(gw.host, "gw");
         assert!(gw.jump.is_none());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn command_line_options_win_over_the_file() {
-        let dir = std::env::temp_dir().join(format!("netkit-options-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let file = dir.join("config");
         std::fs::write(
             &file,
@@ -3609,13 +3594,12 @@ mod tests {
                 .unwrap()
                 .exit_on_forward_failure
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn every_forwarding_line_that_applies_is_kept_as_openssh_adds_them_up() {
-        let dir = std::env::temp_dir().join(format!("netkit-forwards-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let file = dir.join("config");
         std::fs::write(
             &file,
@@ -3635,7 +3619,6 @@ mod tests {
         let db = Config::resolve("db1", Some(&file)).unwrap();
         assert_eq!(db.forwards.local, ["5432:db:5432"]);
         assert!(db.forwards.remote.is_empty() && db.forwards.dynamic.is_empty());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

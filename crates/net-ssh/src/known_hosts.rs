@@ -346,8 +346,8 @@ mod tests {
     #[test]
     fn a_new_line_makes_one_missing_directory_not_a_tree() {
         use std::os::unix::fs::PermissionsExt as _;
-        let dir = std::env::temp_dir().join(format!("netkit-kh-dirs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let key = [0, 0, 0, 1, 7];
         append(
             &dir.join(".ssh/known_hosts"),
@@ -366,13 +366,12 @@ mod tests {
         let deep = dir.join("nonexistent/.ssh/known_hosts");
         assert!(append(&deep, "h", "ssh-ed25519", &key, false).is_err());
         assert!(!dir.join("nonexistent").exists());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn known_types_are_found_for_plain_wildcard_and_hashed_entries() {
-        let dir = std::env::temp_dir().join(format!("netkit-kh-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let path = dir.join("known_hosts");
         // "|1|...": ssh-keygen -H of "[127.0.0.1]:2222" with this salt.
         let salt = [7u8; 20];
@@ -477,7 +476,6 @@ mod tests {
         append(&unended, "10.9.9.9", "ssh-ed25519", &ed, false).unwrap();
         assert_eq!(key_types(&unended, "10.1.2.3", 2200), ["ssh-ed25519"]);
         assert_eq!(key_types(&unended, "10.9.9.9", 22), ["ssh-ed25519"]);
-        std::fs::remove_dir_all(&dir).unwrap();
         let supported = [
             "ssh-ed25519",
             "ecdsa-sha2-nistp256",

@@ -2384,7 +2384,8 @@ mod tests {
 
     #[test]
     fn kept_times_are_held_to_what_sftp_carries() {
-        let path = std::env::temp_dir().join(format!("net-ssh-kept-{}", std::process::id()));
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("kept");
         let file = std::fs::File::create(&path).unwrap();
         for (secs, sent) in [(4_354_819_200_i64, u64::from(u32::MAX)), (1_000, 1_000)] {
             let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.unsigned_abs());
@@ -2393,7 +2394,6 @@ mod tests {
             let stat = kept(&file.metadata().unwrap());
             assert_eq!((stat.mtime, stat.atime), (Some(sent), Some(sent)), "{secs}");
         }
-        let _ = std::fs::remove_file(path);
     }
 
     #[test]
@@ -2441,8 +2441,8 @@ mod tests {
 
     #[test]
     fn local_wildcards_as_glob_3_expands_them() {
-        let dir = std::env::temp_dir().join(format!("net-ssh-local-glob-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         for name in [
             "a.txt",
             "b.txt",
@@ -2487,6 +2487,5 @@ mod tests {
             Err(Error::Local { .. })
         ));
         assert_eq!(names("plain"), ["plain"]);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -827,7 +827,8 @@ mod tests {
 
     #[test]
     fn listing_escapes_names() {
-        let dir = std::env::temp_dir().join(format!("netkit-listing-{}", std::process::id()));
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         std::fs::create_dir_all(dir.join("sub")).unwrap();
         std::fs::write(dir.join("<b>&\"x\".txt"), b"").unwrap();
         use std::os::unix::ffi::OsStrExt as _;
@@ -839,7 +840,6 @@ mod tests {
             html.contains("href=\"latin%E9\">latin\u{fffd}</a>"),
             "{html}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
         assert!(
             html.contains("&lt;b&gt;&amp;&quot;x&quot;.txt</a>"),
             "{html}"

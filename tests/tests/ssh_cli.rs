@@ -8852,3 +8852,115 @@ fn dash_w_ends_when_the_far_side_closes_with_stdin_still_open() {
     );
     drop(stdin);
 }
+
+#[test]
+fn a_put_over_a_file_never_leaves_its_name_empty_as_sftp_with_posix_rename() {
+    // QA (crash): the replace went rename(f, aside), rename(upload, f), remove(aside), so f
+    // was missing between two calls, and for good when netkit was killed there. OpenSSH's
+    // server offers posix-rename@openssh.com: one rename(2), as OpenSSH's sftp renames.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let base = remote_dir("sftp-put-atomic");
+    let user = std::fs::metadata(&base).unwrap();
+    let owned = |path: &Path| {
+        std::os::unix::fs::lchown(path, Some(user.uid()), Some(user.gid())).unwrap();
+    };
+    let target = base.join("f");
+    std::fs::write(&target, "old\n").unwrap();
+    owned(&target);
+    let local = work_dir().join("sftp-put-atomic.txt");
+    std::fs::write(&local, "new\n").unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (stop, target) = (stop.clone(), target.clone());
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            let mut missing = 0_u64;
+            while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                if std::fs::symlink_metadata(&target).is_err() {
+                    missing += 1;
+                }
+            }
+            missing
+        })
+    };
+    let remote = format!("{}:{}", dest(), target.display());
+    for _ in 0..20 {
+        ok(sftp(&["put", local.to_str().unwrap(), &remote]));
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(watcher.join().unwrap(), 0, "times f was seen missing");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n");
+    assert_eq!(std::fs::read_dir(&base).unwrap().count(), 1, "no litter");
+}
+
+#[test]
+fn what_a_replace_killed_half_way_left_is_put_back_or_removed_by_the_next_put() {
+    // QA (crash): a replace without posix-rename killed after its first step left no file
+    // at the name and the old one as `.netkit-aside.RANDOM`, which nothing found. It is
+    // named after the file now, and the next put of the name puts it back (the name was
+    // empty) or removes it (the name was replaced), and says so.
+    let sshd = netkit_tests::ssh::OwnSshd::start(
+        "no-posix-rename",
+        &["Subsystem sftp internal-sftp -P posix-rename"],
+    );
+    let (port, known_hosts) = (
+        sshd.port.to_string(),
+        sshd.known_hosts.display().to_string(),
+    );
+    let key = key("id_ed25519").display().to_string();
+    let base = remote_dir("sftp-put-aside");
+    let user = std::fs::metadata(&base).unwrap();
+    let owned = |path: &Path| {
+        std::os::unix::fs::lchown(path, Some(user.uid()), Some(user.gid())).unwrap();
+    };
+    let target = base.join("f");
+    let aside = base.join(".f.netkit-aside");
+    let local = work_dir().join("sftp-put-aside.txt");
+    std::fs::write(&local, "new\n").unwrap();
+    let remote = format!("{}:{}", dest(), target.display());
+    let put = || {
+        let args = [
+            "sftp",
+            "put",
+            "-P",
+            &port,
+            "--known-hosts",
+            &known_hosts,
+            "-i",
+            &key,
+            local.to_str().unwrap(),
+            &remote,
+        ];
+        let out = netkit(&args, b"", &[]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        err
+    };
+    // Killed after the first step: nothing at f.
+    std::fs::write(&aside, "old\n").unwrap();
+    owned(&aside);
+    let err = put();
+    assert!(
+        err.contains("put back from") && err.contains(".f.netkit-aside"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n");
+    assert_eq!(std::fs::read_dir(&base).unwrap().count(), 1, "no litter");
+    // Killed after the second: f is the new file, the old one is superseded.
+    std::fs::write(&aside, "old\n").unwrap();
+    owned(&aside);
+    let err = put();
+    assert!(
+        err.contains("removed") && err.contains(".f.netkit-aside"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n");
+    assert_eq!(std::fs::read_dir(&base).unwrap().count(), 1, "no litter");
+    // Without the extension the replace still goes (moved aside for a moment), quietly.
+    std::fs::write(&target, "old\n").unwrap();
+    owned(&target);
+    assert_eq!(put(), "");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n");
+    assert_eq!(std::fs::read_dir(&base).unwrap().count(), 1, "no litter");
+}

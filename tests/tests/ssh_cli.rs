@@ -8964,3 +8964,46 @@ fn what_a_replace_killed_half_way_left_is_put_back_or_removed_by_the_next_put() 
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n");
     assert_eq!(std::fs::read_dir(&base).unwrap().count(), 1, "no litter");
 }
+
+#[test]
+fn get_a_out_of_disk_space_says_the_part_is_kept_as_http_d_does() {
+    // QA (crash): `get -a` on a full disk said only "No space left on device"; the part it
+    // kept (and the next `get -a` went on from) went unsaid, where `http -d` names it.
+    let base = remote_dir("sftp-get-full");
+    std::fs::write(base.join("big.bin"), vec![7_u8; 2 << 20]).unwrap();
+    let full = work_dir().join("sftp-get-full");
+    let _ = std::fs::remove_dir_all(&full);
+    std::fs::create_dir_all(&full).unwrap();
+    // A 1 MiB tmpfs in a mount namespace of the run's own, gone with it.
+    let script = format!(
+        "mount -t tmpfs -o size=1m tmpfs '{}' && exec \"$0\" \"$@\"",
+        full.display()
+    );
+    let port = port().to_string();
+    let remote = format!("{}:{}/big.bin", dest(), base.display());
+    let local = full.join("big.bin");
+    let mut args = vec!["-m", "sh", "-c", &script];
+    let bin = netkit_bin().display().to_string();
+    args.extend([bin.as_str(), "sftp", "get", "-a", "-P", &port]);
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    args.extend([remote.as_str(), local.to_str().unwrap()]);
+    let out = netkit_tests::Spawned::start(
+        Command::new("unshare")
+            .args(&args)
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("No space left")
+            && err.contains("big.bin.part")
+            && err.contains("get -a goes on from it"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -152,14 +152,19 @@ fn go_past(result: Result<(), Error>, failed: &mut usize) -> Result<(), Error> {
     }
 }
 
-/// `error` naming where what was copied is kept, when it is the connection's loss: the
-/// user then knows that a rerun with `-a` goes on from there.
+/// `error` naming where what was copied is kept, when it is the connection's loss or a local
+/// file's (a full disk): the user then knows that a rerun with `-a` goes on from there, as
+/// `http -d` says where what came is kept.
 fn kept_in(error: Error, kept: impl FnOnce() -> String) -> Error {
     match error {
         Error::ConnectionLost { host, path, .. } => Error::ConnectionLost {
             host,
             path,
             kept: Some(kept()),
+        },
+        Error::Local { path, source } => Error::Local {
+            path,
+            source: std::io::Error::new(source.kind(), format!("{source}; {}", kept())),
         },
         other => other,
     }

@@ -1907,3 +1907,47 @@ fn a_body_from_a_named_pipe_goes_again_after_a_307_without_opening_it_again() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_save_removes_what_a_killed_save_of_the_session_left_and_nothing_live() {
+    // QA (crash): a SIGKILL while the session was saved left a `.netkit-session*` file
+    // (0600, the cookies and auth) that nothing removed; they piled up. httpie and curl
+    // leave none. A killed save's is removed by the next save; a live save's (locked) or a
+    // new one (maybe not locked yet) and another session's are not.
+    let dir = work_dir().join("http-client-session-killed");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.json");
+    let old = std::time::SystemTime::now() - Duration::from_secs(600);
+    let plant = |name: &str, when: std::time::SystemTime| {
+        let file = std::fs::File::create(dir.join(name)).unwrap();
+        file.set_modified(when).unwrap();
+        file
+    };
+    drop(plant(".s.json.netkit-sessionKILLED", old));
+    drop(plant(
+        ".s.json.netkit-sessionNEW",
+        std::time::SystemTime::now(),
+    ));
+    let live = plant(".s.json.netkit-sessionLIVE", old);
+    live.lock().unwrap();
+    drop(plant(".t.json.netkit-sessionOTHER", old));
+    let mut session = Session::open(client(), &path).unwrap();
+    session.set_header("X-Kept", "k");
+    session.save().unwrap();
+    let mut left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            ".s.json.netkit-sessionLIVE",
+            ".s.json.netkit-sessionNEW",
+            ".t.json.netkit-sessionOTHER",
+            "s.json"
+        ]
+    );
+    drop(live);
+}

@@ -9456,3 +9456,158 @@ fn sftp_warns_of_a_file_that_changed_size_while_copied_and_exits_1() {
     std::fs::remove_dir_all(&into).unwrap();
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+#[test]
+fn a_put_over_a_file_never_leaves_its_name_empty_as_sftp_with_posix_rename() {
+    // QA (crash): the replace went rename(f, aside), rename(upload, f), remove(aside), so f
+    // was missing between two calls, and for good when netkit was killed there. OpenSSH's
+    // server offers posix-rename@openssh.com: one rename(2), as OpenSSH's sftp renames.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let base = remote_dir("sftp-put-atomic");
+    let user = std::fs::metadata(&base).unwrap();
+    let owned = |path: &Path| {
+        std::os::unix::fs::lchown(path, Some(user.uid()), Some(user.gid())).unwrap();
+    };
+    let target = base.join("f");
+    std::fs::write(&target, "old\n").unwrap();
+    owned(&target);
+    let local = work_dir().join("sftp-put-atomic.txt");
+    std::fs::write(&local, "new\n").unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (stop, target) = (stop.clone(), target.clone());
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            let mut missing = 0_u64;
+            while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                if std::fs::symlink_metadata(&target).is_err() {
+                    missing += 1;
+                }
+            }
+            missing
+        })
+    };
+    let remote = format!("{}:{}", dest(), target.display());
+    for _ in 0..20 {
+        ok(sftp(&["put", local.to_str().unwrap(), &remote]));
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(watcher.join().unwrap(), 0, "times f was seen missing");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n");
+    assert_eq!(std::fs::read_dir(&base).unwrap().count(), 1, "no litter");
+}
+
+#[test]
+fn what_a_replace_killed_half_way_left_is_put_back_or_removed_by_the_next_put() {
+    // QA (crash): a replace without posix-rename killed after its first step left no file
+    // at the name and the old one as `.netkit-aside.RANDOM`, which nothing found. It is
+    // named after the file now, and the next put of the name puts it back (the name was
+    // empty) or removes it (the name was replaced), and says so.
+    let sshd = netkit_tests::ssh::OwnSshd::start(
+        "no-posix-rename",
+        &["Subsystem sftp internal-sftp -P posix-rename"],
+    );
+    let (port, known_hosts) = (
+        sshd.port.to_string(),
+        sshd.known_hosts.display().to_string(),
+    );
+    let key = key("id_ed25519").display().to_string();
+    let base = remote_dir("sftp-put-aside");
+    let user = std::fs::metadata(&base).unwrap();
+    let owned = |path: &Path| {
+        std::os::unix::fs::lchown(path, Some(user.uid()), Some(user.gid())).unwrap();
+    };
+    let target = base.join("f");
+    let aside = base.join(".f.netkit-aside");
+    let local = work_dir().join("sftp-put-aside.txt");
+    std::fs::write(&local, "new\n").unwrap();
+    let remote = format!("{}:{}", dest(), target.display());
+    let put = || {
+        let args = [
+            "sftp",
+            "put",
+            "-P",
+            &port,
+            "--known-hosts",
+            &known_hosts,
+            "-i",
+            &key,
+            local.to_str().unwrap(),
+            &remote,
+        ];
+        let out = netkit(&args, b"", &[]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        err
+    };
+    // Killed after the first step: nothing at f.
+    std::fs::write(&aside, "old\n").unwrap();
+    owned(&aside);
+    let err = put();
+    assert!(
+        err.contains("put back from") && err.contains(".f.netkit-aside"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n");
+    assert_eq!(std::fs::read_dir(&base).unwrap().count(), 1, "no litter");
+    // Killed after the second: f is the new file, the old one is superseded.
+    std::fs::write(&aside, "old\n").unwrap();
+    owned(&aside);
+    let err = put();
+    assert!(
+        err.contains("removed") && err.contains(".f.netkit-aside"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n");
+    assert_eq!(std::fs::read_dir(&base).unwrap().count(), 1, "no litter");
+    // Without the extension the replace still goes (moved aside for a moment), quietly.
+    std::fs::write(&target, "old\n").unwrap();
+    owned(&target);
+    assert_eq!(put(), "");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n");
+    assert_eq!(std::fs::read_dir(&base).unwrap().count(), 1, "no litter");
+}
+
+#[test]
+fn get_a_out_of_disk_space_says_the_part_is_kept_as_http_d_does() {
+    // QA (crash): `get -a` on a full disk said only "No space left on device"; the part it
+    // kept (and the next `get -a` went on from) went unsaid, where `http -d` names it.
+    let base = remote_dir("sftp-get-full");
+    std::fs::write(base.join("big.bin"), vec![7_u8; 2 << 20]).unwrap();
+    let full = work_dir().join("sftp-get-full");
+    let _ = std::fs::remove_dir_all(&full);
+    std::fs::create_dir_all(&full).unwrap();
+    // A 1 MiB tmpfs in a mount namespace of the run's own, gone with it.
+    let script = format!(
+        "mount -t tmpfs -o size=1m tmpfs '{}' && exec \"$0\" \"$@\"",
+        full.display()
+    );
+    let port = port().to_string();
+    let remote = format!("{}:{}/big.bin", dest(), base.display());
+    let local = full.join("big.bin");
+    let mut args = vec!["-m", "sh", "-c", &script];
+    let bin = netkit_bin().display().to_string();
+    args.extend([bin.as_str(), "sftp", "get", "-a", "-P", &port]);
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    args.extend([remote.as_str(), local.to_str().unwrap()]);
+    let out = netkit_tests::Spawned::start(
+        Command::new("unshare")
+            .args(&args)
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("No space left")
+            && err.contains("big.bin.part")
+            && err.contains("get -a goes on from it"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

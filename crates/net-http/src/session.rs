@@ -292,19 +292,87 @@ impl Session {
         }
         // A new file of a name no one can guess, made 0600 beside the session: a fixed
         // `FILE.tmp` in a shared directory could be another user's file or link, which then
-        // got the credentials or was overwritten.
+        // got the credentials or was overwritten. It starts with the session's name, and is
+        // locked while written, so that the next save knows a killed save's from a live one's.
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        let prefix = temp_prefix(&path);
         let mut out = tempfile::Builder::new()
-            .prefix(".netkit-session")
+            .prefix(&prefix)
             .tempfile_in(dir)
             .map_err(file_error)?;
+        out.as_file().lock().map_err(file_error)?;
         out.write_all(&json).map_err(file_error)?;
         out.as_file().sync_all().map_err(file_error)?;
-        out.persist(&path).map_err(|e| file_error(e.error))?;
+        let saved = out.persist(&path).map_err(|e| file_error(e.error))?;
+        if let Ok(ours) = saved.metadata() {
+            remove_killed_saves(dir, &prefix, &ours);
+        }
         Ok(())
+    }
+}
+
+/// The start of a save's temporary name: `.NAME.netkit-session`, where NAME is the session
+/// file's (`.netkit-session` for a name too long to leave room for it).
+fn temp_prefix(path: &Path) -> std::ffi::OsString {
+    let mut prefix = std::ffi::OsString::from(".");
+    match path.file_name() {
+        // 255 bytes a name, with room for tempfile's random part.
+        Some(name) if name.len() < 200 => {
+            prefix.push(name);
+            prefix.push(".netkit-session");
+        }
+        _ => prefix.push("netkit-session"),
+    }
+    prefix
+}
+
+/// How old a temporary file not locked must be to count as a killed save's: a save locks its
+/// file as soon as it has made it, so one younger could be a live save's not yet locked.
+const KILLED_SAVE_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes what saves of this session killed meanwhile (SIGKILL; other signals wait for the
+/// save's end) left in `dir`: files named `prefix…`, regular, owned as `ours` (the file just
+/// saved), not locked by a live save and older than [`KILLED_SAVE_AGE`]. They hold the
+/// session's cookies and credentials, and piled up (as httpie or curl leave none).
+fn remove_killed_saves(dir: &Path, prefix: &std::ffi::OsStr, ours: &std::fs::Metadata) {
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    for entry in entries.flatten() {
+        if !entry.file_name().as_bytes().starts_with(prefix.as_bytes()) {
+            continue;
+        }
+        let path = entry.path();
+        // Not through a link, and only a file of ours.
+        let Ok(seen) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !seen.is_file() || seen.uid() != ours.uid() {
+            continue;
+        }
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        let same = file
+            .metadata()
+            .is_ok_and(|m| m.ino() == seen.ino() && m.dev() == seen.dev());
+        let old = seen
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|age| age > KILLED_SAVE_AGE);
+        if same && old && file.try_lock().is_ok() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => log::debug!("removed {}, left by a save killed", path.display()),
+                Err(e) => log::debug!("{}: {e}", path.display()),
+            }
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ssh2::{FileStat, OpenFlags, OpenType, Sftp};
+use ssh2::{FileStat, OpenFlags, OpenType, RenameFlags, Sftp};
 
 use crate::Error;
 use crate::client::Client;
@@ -187,14 +187,19 @@ fn same_size(host: Option<&str>, path: &Path, size: Option<u64>, copied: u64) ->
     })
 }
 
-/// `error` naming where what was copied is kept, when it is the connection's loss: the
-/// user then knows that a rerun with `-a` goes on from there.
+/// `error` naming where what was copied is kept, when it is the connection's loss or a local
+/// file's (a full disk): the user then knows that a rerun with `-a` goes on from there, as
+/// `http -d` says where what came is kept.
 fn kept_in(error: Error, kept: impl FnOnce() -> String) -> Error {
     match error {
         Error::ConnectionLost { host, path, .. } => Error::ConnectionLost {
             host,
             path,
             kept: Some(kept()),
+        },
+        Error::Local { path, source } => Error::Local {
+            path,
+            source: std::io::Error::new(source.kind(), format!("{source}; {}", kept())),
         },
         other => other,
     }
@@ -842,6 +847,19 @@ pub fn upload_temp_name(target: &Path) -> PathBuf {
     beside(target, ".", ".netkit-upload")
 }
 
+/// Where a replace without `posix-rename@openssh.com` moves the file it replaces for a moment
+/// (`.NAME.netkit-aside`): named after it, so that what a replace killed half-way leaves is
+/// found by the next put of the name (a random name left the bytes where nobody looked).
+fn aside_name(target: &Path) -> PathBuf {
+    beside(target, ".", ".netkit-aside")
+}
+
+/// SFTP v3's own rename, which OpenSSH's server refuses over an existing file. A rename with
+/// [`RenameFlags::OVERWRITE`] (ssh2's default) is `posix-rename@openssh.com` where the server
+/// offers it (our libssh2 patch, vendor/libssh2-sys/NETKIT.md): the steps of a replace without
+/// it must not take that path, which is the one that failed.
+const NO_OVERWRITE: Option<RenameFlags> = Some(RenameFlags::NATIVE);
+
 /// `target`'s name between `prefix` and `suffix`, in its directory. A name too long for them
 /// (with room for [`unguessable`]'s suffix) within the 255 bytes a file name may take is cut,
 /// and a digest of the whole name added, so that two long names sharing a beginning do not
@@ -1428,7 +1446,9 @@ impl Client {
         } else {
             temp
         };
-        // The target is missing for a moment, never truncated. Another upload of the name
+        self.recover_aside(sftp, remote);
+        // One atomic rename where the server offers posix-rename (OpenSSH does); else the
+        // target is missing for a moment, never truncated. Another upload of the name
         // may put its file there in between: the rename is tried again over it (the last
         // one wins, as with sftp), where giving up lost both.
         let renamed = (|| {
@@ -1443,7 +1463,8 @@ impl Client {
                             ssh2::Error::new(ssh2::ErrorCode::SFTP(4), "a directory is in the way"),
                         ));
                     }
-                    self.moved_over(sftp, &temp, remote)
+                    sftp.rename(&temp, remote, None)
+                        .or_else(|_| self.moved_over(sftp, &temp, remote))
                 } else {
                     sftp.rename(&temp, remote, None)
                         .map_err(|e| (temp.clone(), e))
@@ -2138,9 +2159,10 @@ impl Client {
         })
     }
 
-    /// Renames `from` to `to`, replacing a file at `to` as `mv` and OpenSSH's sftp do (SFTP
-    /// v3 refuses to rename over a file: it is moved aside first, so `to` is missing for a
-    /// moment, and put back when the rename is refused). A second name of the same path
+    /// Renames `from` to `to`, replacing a file at `to` as `mv` and OpenSSH's sftp do: in one
+    /// step where the server offers `posix-rename@openssh.com`, else (SFTP v3 refuses to
+    /// rename over a file) it is moved aside first, so `to` is missing for a moment, and put
+    /// back when the rename is refused. A second name of the same path
     /// (`a` to `./a`) changes nothing, as POSIX `rename` does.
     ///
     /// # Errors
@@ -2189,21 +2211,19 @@ impl Client {
             .map_err(|(path, e)| self.sftp_error(&path, &e))
     }
 
-    /// Renames `from` over the file `to`: SFTP v3 (OpenSSH) refuses to rename over a file,
-    /// so `to` is moved aside first, removed once `from` took its place and put back when
-    /// the rename is refused (an upload removed it first, and a server refusing renames
-    /// lost the file, the new one never written). The error comes with the path its step
-    /// was about.
+    /// Renames `from` over the file `to` where the one-step rename failed (no
+    /// `posix-rename@openssh.com`): SFTP v3 refuses to rename over a file, so `to` is moved
+    /// aside first, removed once `from` took its place and put back when the rename is
+    /// refused (an upload removed it first, and a server refusing renames lost the file, the
+    /// new one never written). The error comes with the path its step was about.
     fn moved_over(
         &self,
         sftp: &Sftp,
         from: &Path,
         to: &Path,
     ) -> Result<(), (PathBuf, ssh2::Error)> {
-        // A short name: one longer than the target's could pass NAME_MAX.
-        let short = to.with_file_name(".netkit-aside");
-        let aside = unguessable(&short).unwrap_or(short);
-        sftp.rename(to, &aside, None)
+        let aside = aside_name(to);
+        sftp.rename(to, &aside, NO_OVERWRITE)
             .map_err(|e| (to.to_owned(), e))?;
         let left = |why: &str| {
             log::warn!(
@@ -2212,7 +2232,7 @@ impl Client {
                 aside.display()
             );
         };
-        match sftp.rename(from, to, None) {
+        match sftp.rename(from, to, NO_OVERWRITE) {
             Ok(()) => {
                 // A server that takes no removals (sftp-server -P remove) keeps it.
                 if sftp.unlink(&aside).is_err() {
@@ -2221,7 +2241,7 @@ impl Client {
                 Ok(())
             }
             Err(e) => {
-                if sftp.rename(&aside, to, None).is_err() {
+                if sftp.rename(&aside, to, NO_OVERWRITE).is_err() {
                     // Another upload of the name put its file there meanwhile: the file
                     // replaced is superseded, as it would have been by that upload.
                     if sftp.lstat(to).is_ok() && sftp.unlink(&aside).is_ok() {
@@ -2231,6 +2251,33 @@ impl Client {
                 }
                 Err((from.to_owned(), e))
             }
+        }
+    }
+
+    /// What a replace of `to` killed between [`Self::moved_over`]'s steps left: the file
+    /// replaced as `.NAME.netkit-aside`, put back when nothing is at `to` (a kill after the
+    /// first step left the name empty), removed when `to` is there (it was replaced), and
+    /// said in one line either way. A live replace of the same name at this moment finds its
+    /// aside file gone: its rename is refused and tried again, or its removal is.
+    fn recover_aside(&self, sftp: &Sftp, to: &Path) {
+        let aside = aside_name(to);
+        if sftp.lstat(&aside).is_err() {
+            return;
+        }
+        if sftp.lstat(to).is_err() {
+            if sftp.rename(&aside, to, NO_OVERWRITE).is_ok() {
+                log::warn!(
+                    "{}: put back from {}, where an interrupted replace had left it",
+                    self.remote(to),
+                    aside.display()
+                );
+            }
+        } else if sftp.unlink(&aside).is_ok() {
+            log::warn!(
+                "{}: removed {}, the old file an interrupted replace had left",
+                self.remote(to),
+                aside.display()
+            );
         }
     }
 

@@ -2900,6 +2900,11 @@ static int sftp_rename(LIBSSH2_SFTP *sftp,
     return retcode;
 }
 
+static int sftp_posix_rename(LIBSSH2_SFTP *sftp, const char *source_filename,
+                             size_t source_filename_len,
+                             const char *dest_filename,
+                             size_t dest_filename_len);
+
 /*
  * Rename a file on the remote server
  */
@@ -2912,6 +2917,20 @@ int libssh2_sftp_rename_ex(LIBSSH2_SFTP *sftp,
     int rc;
     if(!sftp)
         return LIBSSH2_ERROR_BAD_USE;
+    /* netkit: SFTP v3 sends no flags, and OpenSSH's server refuses to
+       rename over a file, so a caller asking to overwrite had to move the
+       target aside first: its name was missing between two calls, and for
+       good when the client was killed there. A server offering
+       posix-rename@openssh.com replaces it in one rename(2), as OpenSSH's
+       sftp does. */
+    if((flags & LIBSSH2_SFTP_RENAME_OVERWRITE) && sftp->version < 5 &&
+       sftp->posix_rename_version == 1) {
+        BLOCK_ADJUST(rc, sftp->channel->session,
+                     sftp_posix_rename(sftp, source_filename,
+                                       source_filename_len, dest_filename,
+                                       dest_filename_len));
+        return rc;
+    }
     BLOCK_ADJUST(rc, sftp->channel->session,
                  sftp_rename(sftp, source_filename, source_filename_len,
                              dest_filename, dest_filename_len, flags));

@@ -1139,9 +1139,20 @@ fn percent_tokens_expand_as_ssh_expands_them_for_each_option() {
             .output()
             .unwrap()
     };
+    // ssh's %d is the passwd entry's home, netkit's the $HOME it takes `~` from (the tests run
+    // with an empty one): the same directory when HOME is the passwd home, as on a login.
+    let home = real_ssh(&["-F", "none", "-o", "RemoteCommand=%d", "-G", "box"]);
+    let home = String::from_utf8_lossy(&home.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("remotecommand ").map(str::to_owned))
+        .unwrap();
     for host in ["Mixed", "Aliased"] {
         let args = ["-F", config, "-G", host];
-        let ours = netkit(&[&["ssh"][..], &args].concat(), b"", &[]);
+        let ours = netkit(
+            &[&["ssh"][..], &args].concat(),
+            b"",
+            &[("HOME", home.clone())],
+        );
         let theirs = real_ssh(&args);
         assert!(theirs.status.success(), "ssh -G {host}");
         assert!(

@@ -3859,3 +3859,118 @@ fn a_part_removed_or_moved_away_during_a_download_is_said_with_an_io_exit_code()
         assert!(!dest.exists() && !away.join("got.bin").exists());
     }
 }
+
+/// A peer on a free port of loopback that takes one connection, reads what comes first, and
+/// hands both to `then`: its `host:port`, and its thread.
+fn one_peer(
+    then: impl FnOnce(std::net::TcpStream, &[u8]) + Send + 'static,
+) -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let peer = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut buf = vec![0; 1 << 16];
+        let n = std::io::Read::read(&mut stream, &mut buf).unwrap();
+        then(stream, &buf[..n]);
+    });
+    (addr, peer)
+}
+
+/// Reads until the client closes (bounded by the peer's read timeout).
+fn until_closed(mut stream: std::net::TcpStream) {
+    let mut buf = [0; 4096];
+    while matches!(std::io::Read::read(&mut stream, &mut buf), Ok(n) if n > 0) {}
+}
+
+#[test]
+fn a_tls_handshake_that_stalls_is_named_as_such_not_as_no_connection() {
+    // It was "no connection within 1 s", though the TCP connection was made.
+    let (addr, peer) = one_peer(|stream, _| until_closed(stream));
+    let out = http(&["--connect-timeout", "1", &format!("https://{addr}/")]);
+    peer.join().unwrap();
+    one_line_error(
+        &out,
+        7,
+        "connected, but the TLS handshake did not finish within 1 s",
+    );
+}
+
+#[test]
+fn https_to_a_peer_that_echoes_is_one_line_naming_the_echo() {
+    // rustls's own warning came first: "warning: Received a ClientHello handshake message
+    // while expecting [ServerHello, HelloRetryRequest]".
+    let (addr, peer) = one_peer(|mut stream, hello| {
+        stream.write_all(hello).unwrap();
+        until_closed(stream);
+    });
+    let out = http_env(&[&format!("https://{addr}/")], &[("RUST_LOG", "warn")]);
+    peer.join().unwrap();
+    one_line_error(&out, 1, "sent our own ClientHello back: not a TLS server");
+}
+
+#[test]
+fn a_switch_of_protocols_not_asked_for_is_an_error_and_one_asked_for_is_said_unspoken() {
+    // An unasked 101 was a success with no body, exit 0 (RFC 9110 15.2.2: a server must not).
+    let switching = |mut stream: std::net::TcpStream, _: &[u8]| {
+        stream
+            .write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                  Connection: Upgrade\r\n\r\n\x81\x02hi",
+            )
+            .unwrap();
+        until_closed(stream);
+    };
+    let (addr, peer) = one_peer(switching);
+    let out = http(&["--check-status", &format!("http://{addr}/x")]);
+    peer.join().unwrap();
+    one_line_error(
+        &out,
+        1,
+        "switched protocols (101, to websocket) though the request asked for none",
+    );
+    // Asked for, the head is the answer, as curl shows it, and what netkit cannot do is said.
+    let (addr, peer) = one_peer(switching);
+    let out = http(&[
+        "-h",
+        &format!("http://{addr}/x"),
+        "Upgrade:websocket",
+        "Connection:Upgrade",
+    ]);
+    peer.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("HTTP/1.1 101 Switching Protocols"),
+        "{out:?}"
+    );
+    assert!(err.contains("netkit does not speak it"), "{err}");
+}
+
+#[test]
+fn plain_http_to_a_tls_or_http2_server_names_what_it_speaks() {
+    // A TLS server that closes on a plain request (openssl s_server): no hint before.
+    let (addr, peer) = one_peer(|_, _| {});
+    let out = http(&[&format!("http://{addr}/")]);
+    peer.join().unwrap();
+    one_line_error(&out, 1, "(an empty reply); https?");
+    // One that answers with an alert record.
+    let (addr, peer) = one_peer(|mut stream, _| {
+        stream.write_all(b"\x15\x03\x03\x00\x02\x02\x46").unwrap();
+    });
+    let out = http(&[&format!("http://{addr}/")]);
+    peer.join().unwrap();
+    one_line_error(&out, 1, "the server answers in TLS; https?");
+    // An HTTP/2 server's first frame, SETTINGS (nghttpd --no-tls): it was "not HTTP/1.x".
+    let (addr, peer) = one_peer(|mut stream, _| {
+        stream
+            .write_all(b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x64")
+            .unwrap();
+        until_closed(stream);
+    });
+    let out = http(&[&format!("http://{addr}/")]);
+    peer.join().unwrap();
+    one_line_error(&out, 1, "the server speaks HTTP/2 only");
+}

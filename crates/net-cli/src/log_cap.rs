@@ -6,15 +6,21 @@
 //! dump showed the Authorization, Cookie and Proxy-Authorization values that ureq's own line
 //! just before calls redacted. `curl -v` shows heads only; only `--trace-ascii`, asked for by
 //! name, dumps bodies: here that is `RUST_LOG=ureq_proto=trace`.
+//!
+//! A client's default level (warn) also let rustls's warnings through: https to a peer that
+//! echoes printed "warning: Received a ClientHello handshake message while expecting ..."
+//! before the error that says the same in our words (curl says it once).
 
 use log::{LevelFilter, Log, Metadata, Record};
 
 /// The dependencies held, and the most verbose level each keeps unless named.
-const CAPS: [(&str, LevelFilter); 2] = [
+const CAPS: [(&str, LevelFilter); 3] = [
     // Its trace is the hex dump of every byte sent and received (util.rs `log_data`).
     ("ureq_proto", LevelFilter::Debug),
     // Its debug prints each Set-Cookie whole, the session's value included.
     ("cookie_store", LevelFilter::Info),
+    // Its warnings are a failed handshake told in its own words, which the error tells.
+    ("rustls", LevelFilter::Error),
 ];
 
 /// An `env_logger` logger with [`CAPS`] applied to the modules `directives` do not name.

@@ -220,7 +220,8 @@ impl Client {
             ().chain(transport::SocksConnector::default())
                 .chain(crate::proxy::ForwardProxy)
                 .chain(transport::ConnectProxyConnector::default())
-                .chain(transport::TcpConnector::default());
+                .chain(transport::TcpConnector::default())
+                .chain(NoteConnected);
         let agent = match roots_tls {
             Some(tls) => ureq::Agent::with_parts(
                 config_ureq,
@@ -313,10 +314,29 @@ impl Client {
         if let ureq::Error::Io(e) = &error
             && e.kind() == std::io::ErrorKind::UnexpectedEof
         {
+            // A TLS server closes on a plain request, as openssl s_server and nginx's
+            // ssl-only port do.
+            let hint = if url.scheme() == "https" {
+                String::new()
+            } else {
+                format!("; {}", crate::error::other_scheme(false))
+            };
             return Error::Io {
                 url: url.to_string(),
-                reason: "the server closed the connection without answering (an empty reply)"
-                    .into(),
+                reason: format!(
+                    "the server closed the connection without answering (an empty reply){hint}"
+                ),
+            };
+        }
+        if let ureq::Error::Protocol(e) = &error
+            && let Some(speaks) = SENDING.with(|s| {
+                let (first, len) = s.first.get();
+                not_http1(&first[..len])
+            })
+        {
+            return Error::Io {
+                url: crate::error::redacted(url.as_str()),
+                reason: format!("the answer is not HTTP/1.x: {speaks} ({e})"),
             };
         }
         let error = match error {
@@ -334,7 +354,11 @@ impl Client {
                 };
                 Error::Timeout {
                     url: crate::error::redacted(url.as_str()),
-                    what: timeout_what(self.config(), which),
+                    what: timeout_what(
+                        self.config(),
+                        which,
+                        url.scheme() == "https" && SENDING.with(|s| s.connected.get()),
+                    ),
                     kind: crate::TimeoutKind::of(which),
                 }
             }
@@ -781,6 +805,29 @@ impl<In: ureq::unversioned::transport::Transport> ureq::unversioned::transport::
     }
 }
 
+/// Notes in [`SENDING`] that the connection (TCP, or a proxy's tunnel) is up, before TLS:
+/// ureq's connect timer runs through the TLS handshake too, and a server that takes the
+/// connection but never answers the ClientHello is no unreachable host.
+#[derive(Debug)]
+struct NoteConnected;
+
+impl<In: ureq::unversioned::transport::Transport> ureq::unversioned::transport::Connector<In>
+    for NoteConnected
+{
+    type Out = In;
+
+    fn connect(
+        &self,
+        _: &ureq::unversioned::transport::ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        if chained.is_some() {
+            SENDING.with(|s| s.connected.set(true));
+        }
+        Ok(chained)
+    }
+}
+
 /// What the transport saw of the request being sent on this thread, read by the body source
 /// and by [`Request::send`]. ureq sends a request, body and all, on the caller's thread, and
 /// the transport (one per connection, pooled) and the body (one per request) meet nowhere
@@ -796,6 +843,11 @@ struct Sending {
     reused: Cell<bool>,
     /// A byte of the answer came.
     answered: Cell<bool>,
+    /// The first bytes of the answer (up to an HTTP/2 frame header's 9) and how many came,
+    /// to name what a server that does not speak HTTP/1.x speaks.
+    first: Cell<([u8; 9], usize)>,
+    /// A new connection was made for the request, up to before TLS ([`NoteConnected`]).
+    connected: Cell<bool>,
 }
 
 /// Requests sent so far, by every thread: numbers them for [`Sending::request`].
@@ -809,6 +861,8 @@ thread_local! {
             sent: Cell::new(0),
             reused: Cell::new(false),
             answered: Cell::new(false),
+            first: Cell::new(([0; 9], 0)),
+            connected: Cell::new(false),
         }
     };
 }
@@ -823,6 +877,8 @@ impl Sending {
             s.sent.set(0);
             s.reused.set(false);
             s.answered.set(false);
+            s.first.set(([0; 9], 0));
+            s.connected.set(false);
         });
     }
 
@@ -856,8 +912,16 @@ struct ProbeWhenTakenTransport {
 impl ProbeWhenTakenTransport {
     /// Notes in [`SENDING`] that a byte of the answer came, after a read.
     fn note_answer(&mut self, read: &Result<bool, ureq::Error>) {
-        if read.is_ok() && !self.inner.buffers().input().is_empty() {
-            SENDING.with(|s| s.answered.set(true));
+        let input = self.inner.buffers().input();
+        if read.is_ok() && !input.is_empty() {
+            SENDING.with(|s| {
+                if !s.answered.replace(true) {
+                    let mut first = [0; 9];
+                    let n = input.len().min(first.len());
+                    first[..n].copy_from_slice(&input[..n]);
+                    s.first.set((first, n));
+                }
+            });
         }
     }
 }
@@ -2202,7 +2266,7 @@ impl Request {
                 }
             },
         };
-        result.map_err(|e| match self.client.error_for(url, e) {
+        let response = result.map_err(|e| match self.client.error_for(url, e) {
             // The reset or close that cut the upload was read as "an empty reply": said as
             // the upload's end, with how much of it went (curl: "Recv failure: Connection
             // reset by peer").
@@ -2216,7 +2280,46 @@ impl Request {
                 }
             }
             other => other,
-        })
+        })?;
+        self.switched(response)
+    }
+
+    /// `response`, unless it is a `101 Switching Protocols` the request did not ask for: RFC
+    /// 9110 15.2.2 forbids a server to switch to a protocol not in the request's `Upgrade`,
+    /// and read as the final answer it was a success with no body (exit 0, a 0-byte file). One
+    /// asked for is handed back, its head to be shown as curl shows it, and what comes after
+    /// it (the new protocol, which netkit does not speak) is not read.
+    fn switched(
+        &self,
+        response: http::Response<ureq::Body>,
+    ) -> Result<http::Response<ureq::Body>, Error> {
+        if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(response);
+        }
+        let to = response
+            .headers()
+            .get(http::header::UPGRADE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let to = to.as_deref().unwrap_or("a protocol it does not name");
+        let asked = self
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("upgrade"));
+        if !asked {
+            return Err(Error::Io {
+                url: crate::error::redacted(self.url.as_str()),
+                reason: format!(
+                    "the server switched protocols (101, to {to}) though the request asked for \
+                     none (no Upgrade header)"
+                ),
+            });
+        }
+        log::warn!(
+            "{}: the server switched to {to} (101) as asked; netkit does not speak it: the \
+             connection is closed after the head",
+            crate::error::redacted(self.url.as_str())
+        );
+        Ok(response)
     }
 
     /// Whether the body can be sent again for a retry: not one read from a pipe past what is
@@ -2550,9 +2653,27 @@ fn location_text(value: &[u8]) -> String {
     }
 }
 
+/// What a server whose answer starts with `first` speaks, when that is recognisably not
+/// HTTP/1.x: ureq says only that the status line does not parse.
+fn not_http1(first: &[u8]) -> Option<String> {
+    // A TLS record: an alert (21) or a handshake (22), version 3.x.
+    if let [21 | 22, 3, ..] = first {
+        return Some(format!(
+            "the server answers in TLS; {}",
+            crate::error::other_scheme(false)
+        ));
+    }
+    // An HTTP/2 frame header: a SETTINGS frame (type 4) on stream 0 is what an HTTP/2 server
+    // sends first (RFC 9113 3.4), as its preface.
+    if let [_, _, _, 4, _, 0, 0, 0, 0] = first {
+        return Some("the server speaks HTTP/2 only (netkit speaks HTTP/1.1)".into());
+    }
+    None
+}
+
 /// What ran out, for [`Error::Timeout`]: ureq says only which timer; how long it waited tells
-/// how much longer to.
-fn timeout_what(config: &ClientConfig, which: ureq::Timeout) -> String {
+/// how much longer to. `handshaking`: the connect timer ran out after TCP connected, in TLS.
+fn timeout_what(config: &ClientConfig, which: ureq::Timeout, handshaking: bool) -> String {
     let secs = |d: Duration| d.as_secs_f64();
     match which {
         ureq::Timeout::PerRead => format!(
@@ -2565,6 +2686,11 @@ fn timeout_what(config: &ClientConfig, which: ureq::Timeout) -> String {
                 secs(config.read_timeout)
             )
         }
+        ureq::Timeout::Connect if handshaking => format!(
+            "connected, but the TLS handshake did not finish within {} s (a server that does \
+             not speak TLS?)",
+            secs(config.connect_timeout)
+        ),
         ureq::Timeout::Connect => {
             format!("no connection within {} s", secs(config.connect_timeout))
         }

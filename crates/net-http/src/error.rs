@@ -370,7 +370,10 @@ impl Error {
             // What rustls reads when the first bytes back are not a TLS record.
             return Error::Tls {
                 url,
-                reason: format!("the server does not answer in TLS; plain HTTP? ({text})"),
+                reason: format!(
+                    "the server does not answer in TLS; {} ({text})",
+                    other_scheme(true)
+                ),
             };
         }
         if text.contains("peer certificate") || text.contains("TLS") || text.contains("handshake") {
@@ -407,6 +410,12 @@ impl Error {
     }
 }
 
+/// The scheme to try when the server speaks the other of TLS and plain HTTP than the URL
+/// asked for (`https`: the URL asked for TLS), said the same way both ways.
+pub(crate) fn other_scheme(https: bool) -> &'static str {
+    if https { "plain HTTP?" } else { "https?" }
+}
+
 /// rustls's refusal in one line naming the problem, as curl's (rustls's own words are its
 /// type names, UNIX seconds, or a dump of algorithm identifiers).
 fn tls_reason(error: &rustls::Error) -> String {
@@ -415,8 +424,13 @@ fn tls_reason(error: &rustls::Error) -> String {
         rustls::Error::InvalidCertificate(why) => certificate_reason(why),
         // What rustls reads when the first bytes back are not a TLS record.
         rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
-            "the server does not answer in TLS; plain HTTP?".into()
+            format!("the server does not answer in TLS; {}", other_scheme(true))
         }
+        // What rustls reads when the bytes back are our own ClientHello.
+        rustls::Error::InappropriateHandshakeMessage {
+            got_type: rustls::HandshakeType::ClientHello,
+            ..
+        } => "the server sent our own ClientHello back: not a TLS server (an echo?)".into(),
         rustls::Error::AlertReceived(Alert::ProtocolVersion) => {
             "the server speaks no TLS version netkit does (1.2 or 1.3): an older one only?".into()
         }

@@ -1772,7 +1772,14 @@ fn start_forwards(
     };
     let client = match spare.take() {
         Some(client) => client,
-        None => connect(config)?,
+        None => {
+            // Said, or -v showed a second login with no reason.
+            log::debug!(
+                "connecting again: the forwards run on a session of their own, beside the \
+                 command's (libssh2 serialises a session's calls)"
+            );
+            connect(config)?
+        }
     };
     let mut forwards = client.into_forwards().map_err(own)?;
     for &(spec, bind, lport, to) in &asked.local {

@@ -446,12 +446,11 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                 // ssh's read_passphrase gives it to userauth_passwd.
                 hop.password = Some(ask(&prompt)?.unwrap_or_default());
                 log::debug!(
-                    "connecting again to {user}@{host} with the password asked for (not in \
-                     with: {})",
+                    "connecting again to {user}@{host} with the password asked for ({})",
                     if tried.is_empty() {
-                        "nothing tried".to_owned()
+                        "no other method to try".to_owned()
                     } else {
-                        tried.join(", ")
+                        format!("not in with: {}", tried.join(", "))
                     }
                 );
                 typed.push((host, user));

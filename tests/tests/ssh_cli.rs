@@ -6227,6 +6227,53 @@ fn local_forwarding_carries_bytes_both_ways_while_the_command_runs() {
 }
 
 #[test]
+fn dash_v_tells_the_forward_its_connection_the_login_and_the_exit_status() {
+    // As ssh -v tells them: a forward used once said nothing of its listener, its connection,
+    // the method that got in or how the command ended.
+    let echo = netkit_tests::Served::start(&["echo", "--bind", "127.0.0.1:0"]);
+    let (lport, eport) = (free_port(), echo.addrs[0].port());
+    let spec = format!("{lport}:127.0.0.1:{eport}");
+    let child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(ssh_args(&["-v", "-L", &spec], &["sleep 2; exit 3"]))
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let mut stream = forwarded(lport);
+    stream.write_all(b"ping").unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    std::io::Read::read_to_end(&mut stream, &mut back).unwrap();
+    assert_eq!(back, b"ping");
+    let out = child.wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    for line in [
+        format!(
+            "debug: Local forwarding listening on 127.0.0.1 port {lport}, to remote address \
+             127.0.0.1:{eport}"
+        ),
+        format!(
+            "debug: Connection to port {lport} forwarding to 127.0.0.1 port {eport} requested."
+        ),
+        format!(
+            "authenticated as {} to {}:{} using publickey {}",
+            env("NETKIT_TEST_SSH_USER"),
+            env("NETKIT_TEST_SSH_HOST"),
+            port(),
+            key("id_ed25519").display()
+        ),
+        ": Exit status 3 after ".to_owned(),
+    ] {
+        assert!(err.contains(&line), "{line:?} in:\n{err}");
+    }
+    // Where the connection came from is -vv's (ssh's DEBUG2), not -v's.
+    assert!(!err.contains("connect from 127.0.0.1"), "{err}");
+}
+
+#[test]
 fn dash_l_reaches_a_unix_socket_on_the_server_as_ssh_does() {
     // A database's or Docker's socket, which the test user may connect to.
     let path = remote_dir("streamlocal").join("app.sock");

@@ -81,7 +81,9 @@ pub struct ConnectArgs {
     )]
     jump: Vec<String>,
     /// Say what happens, as ssh -v: addresses, the server's banner and algorithms, the host
-    /// key, each authentication method tried (-vv and -vvv are taken, as ssh takes them).
+    /// key, each authentication method tried and the one that got in, each forward's listener
+    /// and connection, the exit status; -vv (and -vvv) add where each forwarded connection
+    /// came from and each request sent, as ssh's DEBUG2.
     #[arg(short = 'v', long, action = clap::ArgAction::Count)]
     verbose: u8,
     /// Errors only, no warnings (as ssh -q).
@@ -95,8 +97,11 @@ pub struct ConnectArgs {
 impl ConnectArgs {
     /// The log level -v, -q or `-o LogLevel=...` asks for, if any (the flags win).
     pub fn log_level(&self) -> Option<log::LevelFilter> {
-        if self.verbose > 0 {
-            return Some(log::LevelFilter::Debug);
+        // -v is ssh's DEBUG1, -vv and -vvv its DEBUG2 and DEBUG3 (our trace: one level).
+        match self.verbose {
+            0 => {}
+            1 => return Some(log::LevelFilter::Debug),
+            _ => return Some(log::LevelFilter::Trace),
         }
         if self.quiet {
             return Some(log::LevelFilter::Error);
@@ -105,7 +110,8 @@ impl ConnectArgs {
         let level = self.option("loglevel")?.to_ascii_uppercase();
         match level.as_str() {
             "QUIET" | "FATAL" | "ERROR" => Some(log::LevelFilter::Error),
-            l if l.starts_with("DEBUG") => Some(log::LevelFilter::Debug),
+            "DEBUG" | "DEBUG1" => Some(log::LevelFilter::Debug),
+            l if l.starts_with("DEBUG") => Some(log::LevelFilter::Trace),
             _ => None,
         }
     }
@@ -114,7 +120,9 @@ impl ConnectArgs {
     pub fn log_filter(&self) -> Option<&'static str> {
         self.log_level().map(|level| match level {
             log::LevelFilter::Off | log::LevelFilter::Error => "error",
-            log::LevelFilter::Debug | log::LevelFilter::Trace => OWN_STEPS,
+            // sftp's -v sets no maximum level after the filter: the filter holds it at debug.
+            log::LevelFilter::Debug => "warn,net_ssh=debug,netkit=debug",
+            log::LevelFilter::Trace => OWN_STEPS,
             log::LevelFilter::Warn | log::LevelFilter::Info => "warn",
         })
     }
@@ -350,6 +358,17 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                 if let Some(identities) = &mut unlocked_defaults {
                     update(identities);
                 }
+                // Each answer is tried on a new connection (libssh2 cannot be asked mid-login):
+                // said, or -v showed a second login with no reason.
+                log::debug!(
+                    "connecting again: the key {} {}",
+                    path.display(),
+                    if passphrase.is_some() {
+                        "is offered with the passphrase given"
+                    } else {
+                        "is skipped"
+                    }
+                );
                 if passphrase.is_none() {
                     skipped.push(path);
                 }
@@ -390,6 +409,10 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                         unlocked_defaults = Some(identities);
                     }
                     hop.identities = unlocked_defaults.clone().unwrap_or_default();
+                    log::debug!(
+                        "connecting again: {user}@{host} refused the other keys; the default \
+                         keys are offered with the passphrases given"
+                    );
                     continue;
                 }
                 // Not for a server that takes no password, as ssh never asks for one then.
@@ -422,6 +445,14 @@ pub fn connect(config: &mut Config) -> Result<Client, Failure> {
                 // A cancelled askpass is an empty password, tried and counted as one, as
                 // ssh's read_passphrase gives it to userauth_passwd.
                 hop.password = Some(ask(&prompt)?.unwrap_or_default());
+                log::debug!(
+                    "connecting again to {user}@{host} with the password asked for ({})",
+                    if tried.is_empty() {
+                        "no other method to try".to_owned()
+                    } else {
+                        format!("not in with: {}", tried.join(", "))
+                    }
+                );
                 typed.push((host, user));
             }
             Err(error) => return Err(own(without_prompt(error, config, may_ask))),
@@ -498,9 +529,9 @@ pub(crate) fn own(error: impl Into<anyhow::Error>) -> Failure {
     }
 }
 
-/// The log filter that shows our own debug steps, as ssh -v tells its own; the config
-/// parser's are not the user's.
-pub const OWN_STEPS: &str = "warn,net_ssh=debug,netkit=debug";
+/// The log filter that shows our own steps, as ssh -v tells its own (the maximum level
+/// decides how many); the config parser's are not the user's.
+pub const OWN_STEPS: &str = "warn,net_ssh=trace,netkit=trace";
 
 /// Arguments of `netkit ssh`.
 #[derive(clap::Args)]
@@ -1740,7 +1771,14 @@ fn start_forwards(
     };
     let client = match spare.take() {
         Some(client) => client,
-        None => connect(config)?,
+        None => {
+            // Said, or -v showed a second login with no reason.
+            log::debug!(
+                "connecting again: the forwards run on a session of their own, beside the \
+                 command's (libssh2 serialises a session's calls)"
+            );
+            connect(config)?
+        }
     };
     let mut forwards = client.into_forwards().map_err(own)?;
     for &(spec, bind, lport, to) in &asked.local {

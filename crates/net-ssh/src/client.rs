@@ -205,8 +205,14 @@ impl Client {
             fsync_refused: std::cell::Cell::new(false),
         };
         client.check_host_key(config)?;
-        client.authenticate(config)?;
-        log::debug!("{}: authenticated as {}", client.host, config.user);
+        let method = client.authenticate(config)?;
+        // As ssh -v's "Authenticated to HOST ([IP]:PORT) using "publickey"."
+        log::debug!(
+            "{}: authenticated as {} to {} using {method}",
+            client.host,
+            config.user,
+            client.address
+        );
         // Each keepalive asks for an answer: one that never comes tells a server gone (a
         // link that drops everything, where TCP's own probes are answered on the way). Not
         // before authentication, as OpenSSH: Dropbear hangs up on any request then ("message
@@ -689,7 +695,9 @@ impl Client {
 
     /// Tries, like OpenSSH, in [`Config::auth_order`]: the agent and the key files, then the
     /// password (also as the answer to keyboard-interactive, for servers that offer that).
-    fn authenticate(&self, config: &Config) -> Result<(), Error> {
+    /// Returns the method that got in, as [`attempt`](Self::attempt) named it (`none` when the
+    /// server asked for nothing).
+    fn authenticate(&self, config: &Config) -> Result<String, Error> {
         let user = &config.user;
         let session = &self.session;
         let stopped = |what: &str| Error::Timeout {
@@ -710,7 +718,7 @@ impl Client {
             Err(_) => String::new(),
         };
         if session.authenticated() {
-            return Ok(());
+            return Ok("none".to_owned());
         }
         log::debug!("{}: the server accepts {accepted} for {user}", self.host);
         let mut tried = Vec::new();
@@ -727,7 +735,7 @@ impl Client {
         let mut listed = accepted.clone();
         for pass in 0..2 {
             if self.pass(config, password, &listed, &mut tried, &mut unusable) {
-                return Ok(());
+                return Ok(tried.pop().unwrap_or_default());
             }
             // A server that stopped answering (a home on a hung NFS mount) was "authentication
             // failed", and asking it for its methods again waited a second timeout.
@@ -740,7 +748,15 @@ impl Client {
                 )));
             }
             match session.auth_methods(user) {
-                Ok(now) if pass == 0 && now != listed => listed = now.to_owned(),
+                Ok(now) if pass == 0 && now != listed => {
+                    // A first factor taken (ssh -v: "Authenticated using ... with partial
+                    // success", then "Authentications that can continue").
+                    log::debug!(
+                        "{}: partial success; authentications that can continue: {now}",
+                        self.host
+                    );
+                    listed = now.to_owned();
+                }
                 Ok(now) => {
                     listed = now.to_owned();
                     break;

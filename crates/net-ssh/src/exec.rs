@@ -240,11 +240,19 @@ impl Client {
         on_stderr: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<ExitStatus, Error> {
         let fail = |e: ssh2::Error| self.given_up(Error::ssh(&self.host, &e));
+        let began = std::time::Instant::now();
         let mut channel = self.open(ssh2::Session::channel_session)?;
         for (name, value) in &self.env {
-            // Refused unless the server's AcceptEnv names it; ssh goes on silently too.
-            if let Err(e) = channel.setenv(name, value) {
-                log::debug!("{}: {name} not set: {}", self.host, e.message());
+            // Refused unless the server's AcceptEnv names it; ssh goes on silently too. The
+            // name only: a value may be a secret. The refusal is the server's, which libssh2's
+            // "Unable to complete request for channel-setenv" did not say.
+            match channel.setenv(name, value) {
+                Ok(()) => log::trace!("{}: sent env {name}", self.host),
+                Err(e) if e.code() == REQUEST_DENIED => log::debug!(
+                    "{}: the server refused to set {name} (SendEnv; not in its AcceptEnv)",
+                    self.host
+                ),
+                Err(e) => log::debug!("{}: {name} not sent: {}", self.host, e.message()),
             }
         }
         if let Some(t) = start.terminal
@@ -272,6 +280,8 @@ impl Client {
             Program::Subsystem(name) => (channel.subsystem(name), "subsystem"),
             Program::Shell => (channel.shell(), "shell"),
         };
+        // Not the command itself: it may carry a secret.
+        log::trace!("{}: sent the {request} request", self.host);
         started.map_err(|e| {
             // Request denied: an SFTP-only server (ProFTPD, rclone,
             // `ForceCommand internal-sftp` elsewhere), where libssh2 says only "Unable to
@@ -310,6 +320,14 @@ impl Client {
         channel.wait_close().map_err(fail)?;
         let code = channel.exit_status().map_err(fail)?;
         let signal = channel.exit_signal().map_err(fail)?.exit_signal;
+        // As ssh -v ends: "Exit status 0", and how long the channel was open.
+        let took = began.elapsed().as_secs_f64();
+        match &signal {
+            Some(signal) => {
+                log::debug!("{}: ended by signal {signal} after {took:.1} s", self.host)
+            }
+            None => log::debug!("{}: Exit status {code} after {took:.1} s", self.host),
+        }
         Ok(ExitStatus { code, signal })
     }
 

@@ -91,20 +91,29 @@ impl Target {
 }
 
 /// ssh's `~#` words for a connection accepted on a local listener (`kind`, the channel's
-/// type): the forward it came to, and from where.
-fn accepted(kind: &str, tcp: &TcpStream, to: &str) -> String {
+/// type): the forward it came to, and from where. Said at debug as ssh -v says it
+/// ("Connection to port 8080 forwarding to db port 5432 requested."), with its source at
+/// trace (-vv).
+fn requested(kind: &str, tcp: &TcpStream, to: &Target) -> String {
     let (from, at) = (tcp.peer_addr().ok(), tcp.local_addr().ok());
+    let to = to.spoken();
     let ip =
         |a: Option<std::net::SocketAddr>| a.map_or_else(|| "?".to_owned(), |a| a.ip().to_string());
     let port = |a: Option<std::net::SocketAddr>| a.map_or(0, |a| a.port());
-    format!(
+    log::debug!(
+        "Connection to port {} forwarding to {to} requested.",
+        port(at)
+    );
+    let about = format!(
         "{kind}: listening port {} for {to}, connect from {} port {} to {} port {}",
         port(at),
         ip(from),
         port(from),
         ip(at),
         port(at)
-    )
+    );
+    log::trace!("{about}");
+    about
 }
 
 impl std::fmt::Display for Target {
@@ -113,6 +122,21 @@ impl std::fmt::Display for Target {
             Target::Tcp(host, port) => write!(f, "{host}:{port}"),
             Target::Socket(path) => f.write_str(path),
         }
+    }
+}
+
+/// Says at debug (ssh -v) what a new `-L` (`to`) or `-D` (`None`) listener does, as ssh's
+/// "Local forwarding listening on ..." tells it: a user could not see that a forward was up.
+fn log_listening(listener: &TcpListener, to: Option<&Target>) {
+    let at = listener.local_addr().map_or_else(
+        |_| "an unknown address".to_owned(),
+        |a| format!("{} port {}", a.ip(), a.port()),
+    );
+    match to {
+        Some(to) => {
+            log::debug!("Local forwarding listening on {at}, to remote address {to}");
+        }
+        None => log::debug!("Dynamic (SOCKS) forwarding listening on {at}"),
     }
 }
 
@@ -352,6 +376,7 @@ impl ChangeForwards {
     fn local_to(&self, listeners: Vec<TcpListener>, to: &Target) -> Result<(), Error> {
         for listener in listeners {
             listener.set_nonblocking(true).map_err(listener_error)?;
+            log_listening(&listener, Some(to));
             self.send(Change::Add(Source::Local {
                 listener,
                 to: to.clone(),
@@ -367,6 +392,7 @@ impl ChangeForwards {
     pub fn dynamic(&self, listeners: Vec<TcpListener>) -> Result<(), Error> {
         for listener in listeners {
             listener.set_nonblocking(true).map_err(listener_error)?;
+            log_listening(&listener, None);
             self.send(Change::Add(Source::Dynamic(listener)))?;
         }
         Ok(())
@@ -486,6 +512,7 @@ impl Forwards {
 
     fn local_to(&mut self, listener: TcpListener, to: Target) -> Result<(), Error> {
         listener.set_nonblocking(true).map_err(listener_error)?;
+        log_listening(&listener, Some(&to));
         self.sources.push(Source::Local { listener, to });
         Ok(())
     }
@@ -498,6 +525,7 @@ impl Forwards {
     /// [`Error::Local`] when the listener cannot be made non-blocking.
     pub fn dynamic(&mut self, listener: TcpListener) -> Result<(), Error> {
         listener.set_nonblocking(true).map_err(listener_error)?;
+        log_listening(&listener, None);
         self.sources.push(Source::Dynamic(listener));
         Ok(())
     }
@@ -646,6 +674,13 @@ impl Client {
             .session
             .channel_forward_listen(port, Some(asked), None)
             .map_err(|e| Error::ssh(&self.host, &e))?;
+        log::debug!(
+            "{}: Remote forwarding listening on {} port {listening} (on the server), to local \
+             address {}",
+            self.host,
+            bind.unwrap_or("localhost"),
+            host_port(host, to_port)
+        );
         let source = Source::Remote {
             listener,
             listening,
@@ -707,13 +742,13 @@ impl Client {
         match source {
             Source::Local { listener, to } => match listener.accept() {
                 Ok((tcp, _)) => Ok(Some(Arrival::Open(Open {
-                    about: accepted(
+                    about: requested(
                         match to {
                             Target::Tcp(..) => "direct-tcpip",
                             Target::Socket(_) => "direct-streamlocal@openssh.com",
                         },
                         &tcp,
-                        &to.spoken(),
+                        to,
                     ),
                     tcp,
                     to: to.clone(),
@@ -737,10 +772,13 @@ impl Client {
                 port,
             } => match listener.accept() {
                 Ok(channel) => {
-                    let about = format!(
-                        "forwarded-tcpip: listening port {listening} for {}",
-                        Target::Tcp(host.clone(), *port).spoken()
+                    let to = Target::Tcp(host.clone(), *port).spoken();
+                    log::debug!(
+                        "{}: Connection to the server's port {listening} forwarding to {to} \
+                         requested.",
+                        self.host
                     );
+                    let about = format!("forwarded-tcpip: listening port {listening} for {to}");
                     let (target, timeout) = ((host.clone(), *port), self.timeout);
                     let tcp = on_thread(wake, move || {
                         let (host, port) = &target;
@@ -865,6 +903,9 @@ impl Client {
                     .into_iter()
                     .partition(|t| t.closed);
                 tunnels = open;
+                for tunnel in &ended {
+                    log::trace!("forwarded connection closed: {}", tunnel.about);
+                }
                 closing.extend(ended.into_iter().map(|t: Tunnel<TcpStream>| t.channel));
             }
             closing.retain_mut(|channel| matches!(channel.close(), Err(e) if e.code() == EAGAIN));
@@ -1159,6 +1200,12 @@ impl Relayed {
     }
 }
 
+/// A local connection's peer, for the log.
+fn peer(tcp: &TcpStream) -> String {
+    tcp.peer_addr()
+        .map_or_else(|_| "?".to_owned(), |a| a.to_string())
+}
+
 /// Reads a SOCKS client's request, blocking for at most SOCKS_TIMEOUT.
 fn read_socks_request(mut tcp: TcpStream) -> Option<Open> {
     let _ = tcp.set_nonblocking(false);
@@ -1167,8 +1214,9 @@ fn read_socks_request(mut tcp: TcpStream) -> Option<Open> {
         Ok(request) => {
             let _ = tcp.set_read_timeout(None);
             let to = Target::Tcp(request.host.clone(), request.port);
+            log::trace!("SOCKS: {} asks for {to}", peer(&tcp));
             Some(Open {
-                about: accepted("dynamic-tcpip", &tcp, &to.spoken()),
+                about: requested("dynamic-tcpip", &tcp, &to),
                 tcp,
                 to,
                 socks: Some(request),
@@ -1188,8 +1236,13 @@ fn read_socks_request(mut tcp: TcpStream) -> Option<Open> {
             log::debug!("SOCKS: a client closed before its request");
             None
         }
+        // The peer and the listener named: a stray client (a browser's HTTP to the SOCKS
+        // port) was otherwise a line that said which of neither.
         Err(e) => {
-            log::warn!("SOCKS: {e}");
+            let at = tcp
+                .local_addr()
+                .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+            log::warn!("SOCKS: client {} on {at}: {e}", peer(&tcp));
             None
         }
     }
@@ -1203,6 +1256,7 @@ impl Open {
                 if let Some(request) = &self.socks {
                     request.answer(&mut self.tcp, None).ok()?;
                 }
+                log::debug!("forwarded connection open to {}", self.to);
                 Some(Tunnel::over(self.tcp, channel, self.about))
             }
             Err(e) => {

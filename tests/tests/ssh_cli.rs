@@ -1195,7 +1195,7 @@ fn percent_tokens_expand_as_ssh_expands_them_for_each_option() {
         .find_map(|l| l.strip_prefix("remotecommand echo ").map(str::to_owned))
         .unwrap();
     assert!(command.starts_with("Typed-Alias Typed-Alias "), "{command}");
-    let out = netkit(&["ssh", "-F", run, "Typed-Alias"], b"", &[]);
+    let out = netkit(&["ssh", "-F", run, "Typed-Alias"], b"", &[("HOME", home)]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         format!("{command}\n"),

@@ -414,8 +414,7 @@ impl Request {
     /// Bytes go to `dest.part`, locked while it is written (a second download of the same
     /// name is refused), renamed to `dest` only when the length matches what the server
     /// announced, so `dest` is never a truncated file (an existing `dest` whose directory
-    /// takes no new file, in /proc or one not ours to write, is written into instead, as curl
-    /// writes it; a part moved or removed meanwhile is an [`Error::File`] that says where it
+    /// takes no new file is refused, the part named; a part moved or removed meanwhile is an [`Error::File`] that says where it
     /// went, `dest` untouched). With `resume`, an existing part is
     /// continued with a `Range` request; with no part, `dest` itself is, as httpie's
     /// `-c -o FILE` continues it. It asks for `Accept-Encoding: identity` (ranges count the
@@ -596,7 +595,7 @@ impl Request {
             }
         });
         let dest = dest.as_path();
-        let mut part = if direct {
+        let part = if direct {
             dest.to_owned()
         } else {
             part_path(dest)
@@ -746,18 +745,22 @@ impl Request {
             let file = if direct {
                 File::create(&part)
             } else {
-                match open_part(&part, false, replaced.as_ref(), ours) {
-                    // A file whose directory takes no new one (a file of /proc or /sys, one
-                    // we may write in a directory we may not): written into, as curl writes
-                    // into it, with no part kept. Refused, it was said to be missing or not
-                    // ours to write, which it is (`-o /proc/version`: "No such file").
-                    Err(e) if replaced.is_some() && cannot_create(&e) => {
-                        log::debug!("{}: no part beside it ({e}): written into", dest.display());
-                        (direct, part, replaced) = (true, dest.to_owned(), None);
-                        OpenOptions::new().write(true).truncate(true).open(dest)
+                open_part(&part, false, replaced.as_ref(), ours).map_err(|e| {
+                    // A file whose directory takes no new one (a file of /proc, one we may
+                    // write in a directory we may not): the part's error was told of the file
+                    // (`-o /proc/version`: "No such file"). Written into, as curl does, a cut
+                    // download would leave it truncated, the old content lost.
+                    if replaced.is_some() && cannot_create(&e) {
+                        let why = format!(
+                            "cannot make {} beside it ({e}): a download is written there and \
+                             renamed, so that the file is never left cut short",
+                            part.display()
+                        );
+                        std::io::Error::new(e.kind(), why)
+                    } else {
+                        e
                     }
-                    opened => opened,
-                }
+                })
             }
             .map_err(file_error(dest))?;
             (file, 0, total)

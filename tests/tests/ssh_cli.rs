@@ -9425,6 +9425,31 @@ fn set_len(path: &Path, len: u64) {
 /// as tar's "file changed as we read it" (sftp said nothing and exited 0): a get, a get -r that
 /// goes on with the other files, the session's get, and a put of a local file cut short.
 #[test]
+fn sftp_takes_a_sys_file_that_says_4096_bytes_and_holds_less_as_unchanged() {
+    // Regression pass: /sys's files say 4096 bytes and hold a line; the size check after a
+    // copy warned "file changed as we read it" and exited 1 for each (OpenSSH's sftp: 0). A
+    // file that still says the size it said is taken as not changed.
+    let sys = Path::new("/sys/class/net/lo/mtu");
+    let want = std::fs::read(sys).unwrap();
+    assert!(std::fs::metadata(sys).unwrap().len() > want.len() as u64);
+    let into = work_dir().join("sftp-sys");
+    let _ = std::fs::remove_dir_all(&into);
+    std::fs::create_dir_all(&into).unwrap();
+    let got = into.join("mtu");
+    let remote = format!("{}:{}", dest(), sys.display());
+    let out = sftp(&["get", &remote, got.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.is_empty(), "{err}");
+    assert_eq!(std::fs::read(&got).unwrap(), want);
+    let base = remote_dir("sftp-sys");
+    let put = format!("{}:{}", dest(), base.join("mtu").display());
+    let out = sftp(&["put", sys.to_str().unwrap(), &put]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.is_empty(), "{err}");
+    assert_eq!(std::fs::read(base.join("mtu")).unwrap(), want);
+}
+
+#[test]
 fn sftp_warns_of_a_file_that_changed_size_while_copied_and_exits_1() {
     let base = remote_dir("sftp-changed");
     let into = work_dir().join("sftp-changed");

@@ -174,11 +174,21 @@ fn go_past(result: Result<(), Error>, tally: &mut Tally) -> Result<(), Error> {
 
 /// `Ok` when the `copied` bytes of `path` are the `size` it had when the copy began, else
 /// [`Error::Changed`] (`host` when the file read is remote). A size not known, or of 0, is
-/// not held against what was read: /proc's files say 0 and hold text, which sftp reads whole.
-fn same_size(host: Option<&str>, path: &Path, size: Option<u64>, copied: u64) -> Result<(), Error> {
+/// not held against what was read: /proc's files say 0 and hold text, which sftp reads whole;
+/// nor one the file still says (`now`, asked only then): /sys's files say 4096 and hold less.
+fn same_size(
+    host: Option<&str>,
+    path: &Path,
+    size: Option<u64>,
+    copied: u64,
+    now: impl FnOnce() -> Option<u64>,
+) -> Result<(), Error> {
     let Some(size) = size.filter(|&size| size > 0 && size != copied) else {
         return Ok(());
     };
+    if now() == Some(size) {
+        return Ok(());
+    }
     Err(Error::Changed {
         host: host.map(str::to_owned),
         path: path.to_owned(),
@@ -1419,7 +1429,9 @@ impl Client {
         // Told once the file is in place, as read: OpenSSH's sftp sends a local file to its
         // end and says nothing of a change, tar and rsync warn.
         let unchanged = || match file.local {
-            Some(local) => same_size(None, local, Some(total), done + sent_here),
+            Some(local) => same_size(None, local, Some(total), done + sent_here, || {
+                std::fs::metadata(local).ok().map(|now| now.len())
+            }),
             None => Ok(()),
         };
         if in_place {
@@ -1699,7 +1711,9 @@ impl Client {
                 },
             )
             .map_err(|e| self.copy_failed(e, remote, Some(local), local))?;
-            return same_size(Some(&self.host), remote, stat.size, received);
+            return same_size(Some(&self.host), remote, stat.size, received, || {
+                sftp.stat(remote).ok().and_then(|now| now.size)
+            });
         }
         // Refused before a byte comes: only the rename at the end would have failed, the
         // whole download left as its part.
@@ -1929,7 +1943,9 @@ impl Client {
         })?;
         // Told once the file is in place, as received: OpenSSH's sftp keeps it so and says
         // nothing, tar and rsync keep it and warn.
-        same_size(Some(&self.host), remote, stat.size, copied)
+        same_size(Some(&self.host), remote, stat.size, copied, || {
+            sftp.stat(remote).ok().and_then(|now| now.size)
+        })
     }
 
     /// Streams `remote` into `out` as it arrives (as paramiko's `getfo`), for output that goes
@@ -1967,7 +1983,9 @@ impl Client {
             .map_err(|e| self.copy_failed(e, remote, None, remote))?;
         out.flush()
             .map_err(|e| self.copy_failed(Copy::Local(e), remote, None, remote))?;
-        same_size(Some(&self.host), remote, stat.size, received)?;
+        same_size(Some(&self.host), remote, stat.size, received, || {
+            sftp.stat(remote).ok().and_then(|now| now.size)
+        })?;
         Ok(received)
     }
 

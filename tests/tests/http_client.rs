@@ -1924,14 +1924,16 @@ fn a_save_removes_what_a_killed_save_of_the_session_left_and_nothing_live() {
         file.set_modified(when).unwrap();
         file
     };
-    drop(plant(".s.json.netkit-sessionKILLED", old));
+    drop(plant(".s.json.netkit-sessionK1LLed", old));
     drop(plant(
-        ".s.json.netkit-sessionNEW",
+        ".s.json.netkit-sessionNEWnew",
         std::time::SystemTime::now(),
     ));
-    let live = plant(".s.json.netkit-sessionLIVE", old);
+    let live = plant(".s.json.netkit-sessionLIVEli", old);
     live.lock().unwrap();
-    drop(plant(".t.json.netkit-sessionOTHER", old));
+    drop(plant(".t.json.netkit-sessionOTHERo", old));
+    // Regression pass: a user's file that starts as a temporary name would was removed.
+    drop(plant(".s.json.netkit-session-notes", old));
     let mut session = Session::open(client(), &path).unwrap();
     session.set_header("X-Kept", "k");
     session.save().unwrap();
@@ -1943,9 +1945,10 @@ fn a_save_removes_what_a_killed_save_of_the_session_left_and_nothing_live() {
     assert_eq!(
         left,
         [
-            ".s.json.netkit-sessionLIVE",
-            ".s.json.netkit-sessionNEW",
-            ".t.json.netkit-sessionOTHER",
+            ".s.json.netkit-session-notes",
+            ".s.json.netkit-sessionLIVEli",
+            ".s.json.netkit-sessionNEWnew",
+            ".t.json.netkit-sessionOTHERo",
             "s.json"
         ]
     );

@@ -301,6 +301,7 @@ impl Session {
         let prefix = temp_prefix(&path);
         let mut out = tempfile::Builder::new()
             .prefix(&prefix)
+            .rand_bytes(TEMP_RANDOM)
             .tempfile_in(dir)
             .map_err(file_error)?;
         out.as_file().lock().map_err(file_error)?;
@@ -329,12 +330,17 @@ fn temp_prefix(path: &Path) -> std::ffi::OsString {
     prefix
 }
 
+/// The length of the random part after a save's temporary name's prefix: letters and
+/// digits, as tempfile makes it. Only a name of that shape is taken for a killed save's (the
+/// user's `.s.json.netkit-session-notes` is not).
+const TEMP_RANDOM: usize = 6;
+
 /// How old a temporary file not locked must be to count as a killed save's: a save locks its
 /// file as soon as it has made it, so one younger could be a live save's not yet locked.
 const KILLED_SAVE_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Removes what saves of this session killed meanwhile (SIGKILL; other signals wait for the
-/// save's end) left in `dir`: files named `prefix…`, regular, owned as `ours` (the file just
+/// save's end) left in `dir`: files named `prefix` and [`TEMP_RANDOM`] letters or digits, regular, owned as `ours` (the file just
 /// saved), not locked by a live save and older than [`KILLED_SAVE_AGE`]. They hold the
 /// session's cookies and credentials, and piled up (as httpie or curl leave none).
 fn remove_killed_saves(dir: &Path, prefix: &std::ffi::OsStr, ours: &std::fs::Metadata) {
@@ -345,7 +351,14 @@ fn remove_killed_saves(dir: &Path, prefix: &std::ffi::OsStr, ours: &std::fs::Met
     };
     let now = std::time::SystemTime::now();
     for entry in entries.flatten() {
-        if !entry.file_name().as_bytes().starts_with(prefix.as_bytes()) {
+        let name = entry.file_name();
+        let shaped = name
+            .as_bytes()
+            .strip_prefix(prefix.as_bytes())
+            .is_some_and(|random| {
+                random.len() == TEMP_RANDOM && random.iter().all(u8::is_ascii_alphanumeric)
+            });
+        if !shaped {
             continue;
         }
         let path = entry.path();

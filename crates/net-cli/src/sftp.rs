@@ -672,32 +672,25 @@ fn each_file<T>(
     mut copy: impl FnMut(T) -> Result<(), net_ssh::Error>,
 ) -> Result<(), Failure> {
     let several = files.len() > 1;
-    let (mut failed, mut changed) = (0, 0);
+    let mut tally = net_ssh::Tally::default();
     for file in files {
         match copy(file) {
             Ok(()) => {}
             Err(e) if several && (e.concerns_one_file() || is_changed(&e)) => {
                 if is_changed(&e) {
-                    changed += 1;
+                    tally.changed += 1;
                 } else {
-                    failed += 1;
+                    tally.failed += 1;
                 }
                 crate::exit::say_error(&e.into());
             }
             Err(e) => return Err(transfer_failure(e)),
         }
     }
-    let files = |n: usize| if n == 1 { "file" } else { "files" };
-    let said = match (failed, changed) {
-        (0, 0) => return Ok(()),
-        (failed, 0) => format!("{failed} {} could not be {done}", files(failed)),
-        (0, changed) => format!("{changed} {} changed as we read them", files(changed)),
-        (failed, changed) => format!(
-            "{failed} {} could not be {done}, {changed} changed as we read them",
-            files(failed)
-        ),
-    };
-    Err(anyhow!("{said} (said above)")).code(GENERIC)
+    match tally.said(done) {
+        None => Ok(()),
+        Some(said) => Err(anyhow!(said)).code(GENERIC),
+    }
 }
 
 /// Whether `error` is a file that changed while it was copied: it was copied, and is warned of.

@@ -79,4 +79,4 @@ pub use forward::{
     ChangeForwards, ForwardKind, Forwards, Relayed, StopForwards, forward_listeners,
 };
 pub use many::{HostResult, Progress, SharedInput, run_many, run_many_with};
-pub use sftp::{Entry, Transfer, local_glob, upload_temp_name};
+pub use sftp::{Entry, Tally, Transfer, local_glob, upload_temp_name};

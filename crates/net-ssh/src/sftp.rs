@@ -123,34 +123,47 @@ fn listed_in(dir: &Path, path: &Path) -> bool {
     path.parent() == Some(dir) && path.file_name().is_some()
 }
 
-/// What went wrong with single files of a recursive transfer, each told as it happened.
-#[derive(Default)]
-struct Tally {
-    /// Files that could not be copied.
-    failed: usize,
+/// What went wrong with single files of a transfer of many (recursive, or a wildcard's),
+/// each told as it happened.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Files that could not be copied (or changed, as the transfer does).
+    pub failed: usize,
     /// Files copied that changed size while they were ([`Error::Changed`]).
-    changed: usize,
+    pub changed: usize,
+}
+
+impl Tally {
+    /// The line that ends a transfer whose files failed or changed, which were told as they
+    /// did: "2 files could not be `done`, 1 changed as we read them (said above)"; `None`
+    /// when none did.
+    pub fn said(&self, done: &str) -> Option<String> {
+        let files = |n: usize| if n == 1 { "file" } else { "files" };
+        let said = match (self.failed, self.changed) {
+            (0, 0) => return None,
+            (failed, 0) => format!("{failed} {} could not be {done}", files(failed)),
+            (0, changed) => format!("{changed} {} changed as we read them", files(changed)),
+            (failed, changed) => format!(
+                "{failed} {} could not be {done}, {changed} changed as we read them",
+                files(failed)
+            ),
+        };
+        Some(format!("{said} (said above)"))
+    }
 }
 
 /// The end of a recursive transfer over `dir`: the files that failed or changed were told as
 /// they did (the others went on, as sftp and scp go on, and as tar goes on past a file that
 /// changed), and make it fail as a whole.
 fn failed_in(host: &str, dir: &Path, tally: &Tally) -> Result<(), Error> {
-    let files = |n: usize| if n == 1 { "file" } else { "files" };
-    let said = match (tally.failed, tally.changed) {
-        (0, 0) => return Ok(()),
-        (failed, 0) => format!("{failed} {} could not be copied", files(failed)),
-        (0, changed) => format!("{changed} {} changed as we read them", files(changed)),
-        (failed, changed) => format!(
-            "{failed} {} could not be copied, {changed} changed as we read them",
-            files(failed)
-        ),
-    };
-    Err(Error::Sftp {
-        host: host.to_owned(),
-        path: dir.to_owned(),
-        reason: format!("{said} (said above)"),
-    })
+    match tally.said("copied") {
+        None => Ok(()),
+        Some(reason) => Err(Error::Sftp {
+            host: host.to_owned(),
+            path: dir.to_owned(),
+            reason,
+        }),
+    }
 }
 
 /// A failure of one file in a recursive transfer, told and gone past, as is a file that

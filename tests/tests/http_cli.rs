@@ -3817,6 +3817,28 @@ fn a_download_into_a_file_whose_directory_takes_no_new_file_names_the_part_it_ca
     );
     assert_eq!(std::fs::read(&mine).unwrap(), b"old");
     assert!(!dir.join("mine.bin.part").exists());
+    // `-c` (the file itself continued: renamed to its part first, by a server that resumes)
+    // is told the same.
+    let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));
+    std::fs::write(root.join("closed-dir.bin"), [b'x'; 1000]).unwrap();
+    let resumed = format!("{}/closed-dir.bin", env("NETKIT_TEST_NGINX_URL"));
+    let out = netkit_tests::as_test_user(&mut Command::new(netkit_bin()))
+        .args([
+            "http",
+            "--ignore-netrc",
+            "-d",
+            "-c",
+            "-o",
+            mine.to_str().unwrap(),
+            &resumed,
+        ])
+        .env("HOME", &dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stderr), err);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read(&mine).unwrap(), b"old");
     let out = http(&["-d", "-o", "/proc/version", &url]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");

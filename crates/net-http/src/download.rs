@@ -697,7 +697,7 @@ impl Request {
                             std::io::ErrorKind::WouldBlock,
                             "another download is writing it",
                         ),
-                        _ => e,
+                        _ => no_part_beside(&part, e),
                     })
                 })?;
             }
@@ -746,17 +746,8 @@ impl Request {
                 File::create(&part)
             } else {
                 open_part(&part, false, replaced.as_ref(), ours).map_err(|e| {
-                    // A file whose directory takes no new one (a file of /proc, one we may
-                    // write in a directory we may not): the part's error was told of the file
-                    // (`-o /proc/version`: "No such file"). Written into, as curl does, a cut
-                    // download would leave it truncated, the old content lost.
-                    if replaced.is_some() && cannot_create(&e) {
-                        let why = format!(
-                            "cannot make {} beside it ({e}): a download is written there and \
-                             renamed, so that the file is never left cut short",
-                            part.display()
-                        );
-                        std::io::Error::new(e.kind(), why)
+                    if replaced.is_some() {
+                        no_part_beside(&part, e)
                     } else {
                         e
                     }
@@ -1003,14 +994,24 @@ fn gone_to(file: &File) -> String {
     }
 }
 
-/// Whether `error`, making a part beside a file, says its directory takes no new file: none
-/// may be made there (a pseudo file system: ENOENT in /proc), or not by us.
-fn cannot_create(error: &std::io::Error) -> bool {
+/// `error`, making `part` beside an existing file, naming the part when it says the file's
+/// directory takes no new file (a pseudo file system: ENOENT in /proc; a directory not ours
+/// to write): told of the file, it read as the file's own ("No such file" of one that is
+/// there). Written into, as curl does, a cut download would leave the file truncated.
+fn no_part_beside(part: &Path, error: std::io::Error) -> std::io::Error {
     use std::io::ErrorKind as K;
-    matches!(
+    if !matches!(
         error.kind(),
         K::NotFound | K::PermissionDenied | K::ReadOnlyFilesystem
-    )
+    ) {
+        return error;
+    }
+    let why = format!(
+        "cannot make {} beside it ({error}): a download is written there and renamed, so \
+         that the file is never left cut short",
+        part.display()
+    );
+    std::io::Error::new(error.kind(), why)
 }
 
 /// `file` with an exclusive lock, held until it is closed; refused when another holds it.

@@ -9694,3 +9694,89 @@ fn get_a_out_of_disk_space_says_the_part_is_kept_as_http_d_does() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn no_term_of_ours_is_no_term_on_the_server() {
+    // cron, systemd and CI run `ssh -tt` with no TERM: the server was told `xterm`, and
+    // `ls --color=auto` there wrote colours into the logs that captured it. ssh sends none.
+    let mut command = Command::new(netkit_bin());
+    command
+        .args(ssh_args(&["-tt"], &["echo \"[${TERM-none}]\""]))
+        .env_remove("TERM")
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null());
+    let out = netkit_tests::Spawned::start(command.stdout(Stdio::piped()).stderr(Stdio::piped()))
+        .wait_with_output();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("[none]"), "{stdout:?}");
+}
+
+#[test]
+fn dash_q_hushes_the_remote_signal_line_but_not_its_status() {
+    // ssh -q says nothing of a command killed by a signal; the status (255) tells it.
+    let out = ssh_with(&["-q"], &["kill -9 $$"], b"");
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    let out = ssh_with(&[], &["kill -9 $$"], b"");
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("killed by signal KILL"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_batch_file_that_cannot_be_read_is_refused_before_logging_in() {
+    // sftp refuses it before it connects: netkit logged in first (a password typed for
+    // nothing) and only then said so. A port nothing listens on shows which came first.
+    let missing = work_dir().join("no-such-batch-file");
+    let closed = free_port().to_string();
+    let out = netkit(
+        &[
+            "sftp",
+            "-b",
+            missing.to_str().unwrap(),
+            "-P",
+            &closed,
+            "-o",
+            "ConnectTimeout=5",
+            "u@127.0.0.1",
+        ],
+        b"",
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot read the batch file") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+#[test]
+fn the_sftp_prompt_is_drawn_on_the_terminal_when_stdout_is_a_file() {
+    // `netkit sftp host > log` at a terminal: the prompt and the typed line went to stdout, so
+    // the user typed blind and the log filled with the editor's escapes. sftp draws them on
+    // the terminal and keeps the log to what the commands print.
+    let dir = work_dir().join("sftp-prompt-to-file");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("log");
+    let mut line = vec![netkit_bin().display().to_string(), "sftp".into()];
+    line.extend(["-P".into(), port().to_string()]);
+    line.extend(common());
+    line.push(dest());
+    let quoted: Vec<String> = line.iter().map(|w| format!("'{w}'")).collect();
+    let mut terminal = Terminal::start(&format!("{} > '{}'", quoted.join(" "), log.display()));
+    terminal.wait_for("sftp> ");
+    terminal.type_keys(b"pwd\r");
+    terminal.wait_for_nth("sftp> ", 2);
+    terminal.type_keys(b"quit\r");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("pwd"), "{screen}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.starts_with("Remote working directory: /"), "{log:?}");
+    assert!(!log.contains('\x1b') && !log.contains("sftp>"), "{log:?}");
+}

@@ -152,10 +152,14 @@ fn main() -> ExitCode {
         && let Ok(queue) = log_queue::start()
     {
         logger.target(env_logger::Target::Pipe(Box::new(queue)));
-        // A pipe target is never coloured by itself; on a terminal the log was.
+        // A pipe target is never coloured by itself; on a terminal the log was, where
+        // env_logger would colour it (not for TERM=dumb, CLICOLOR=0 or NO_COLOR).
+        let asked_not = |name, value: &str| std::env::var_os(name).is_some_and(|v| v == value);
         if std::io::IsTerminal::is_terminal(&std::io::stderr())
             && std::env::var_os("RUST_LOG_STYLE").is_none()
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && !asked_not("TERM", "dumb")
+            && !asked_not("CLICOLOR", "0")
         {
             logger.write_style(env_logger::WriteStyle::Always);
         }

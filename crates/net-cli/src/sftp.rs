@@ -588,6 +588,7 @@ pub fn run(args: Args) -> Outcome {
                     _ => format!("{dest}:"),
                 }
             };
+            let commands = crate::sftp_session::Commands::open(batch.as_deref())?;
             let (client, path) = common.open(&remote)?;
             // As sftp: a path that is not a directory (or a second argument) is fetched, and
             // that is all; a directory is where the session starts.
@@ -598,7 +599,7 @@ pub fn run(args: Args) -> Outcome {
                 download(&client, path, &shown, &local, options)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            return crate::sftp_session::run(&client, &path, batch.as_deref(), fsync);
+            return crate::sftp_session::run(&client, &path, commands, fsync);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -2,7 +2,7 @@
 //! and Tab completion of command names and of local and remote paths (as sftp's own prompt
 //! has them), or a batch file or pipe.
 
-use std::io::{BufRead, Read as _, Write as _};
+use std::io::{BufRead, IsTerminal as _, Read as _, Write as _};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
@@ -137,8 +137,18 @@ fn read_lines(source: &Source, asked: &Receiver<PathBuf>, back: &Back) {
         Source::Terminal(commands) => {
             // A list of the choices when they differ past what they share, as sftp (libedit)
             // shows them.
+            // With stdout a file (`netkit sftp host > log`), the prompt and the line typed are
+            // drawn on the terminal, as sftp draws them: on stdout the user typed blind and
+            // the log filled with the editor's escapes. On a terminal, stdio as before (a
+            // terminal that is not the controlling one is then still the one drawn on).
+            let behavior = if std::io::stdout().is_terminal() {
+                rustyline::config::Behavior::Stdio
+            } else {
+                rustyline::config::Behavior::PreferTerm
+            };
             let config = rustyline::Config::builder()
                 .completion_type(CompletionType::List)
+                .behavior(behavior)
                 .build();
             let mut editor: Editor<Completion, DefaultHistory> =
                 match Editor::with_config(config).context("cannot set up the prompt") {

@@ -112,10 +112,37 @@ struct Session<'a> {
     fsync: bool,
 }
 
-/// Runs the commands of `batch` (`-`: stdin), or those typed at the prompt, starting in
-/// the remote directory `start`. In a batch, the first command that fails ends the session
-/// with its error unless the line starts with `-`; `@` keeps a line from being echoed.
-pub fn run(client: &Client, start: &Path, batch: Option<&Path>, fsync: bool) -> Outcome {
+/// Where a session's commands come from: a batch file (`-`: stdin), else the prompt on a
+/// terminal, else stdin. Opened before connecting, as sftp refuses a batch file it cannot read
+/// before it logs in (after, a mistyped name cost a login and a password typed for nothing).
+pub struct Commands {
+    source: Source,
+    batch: bool,
+}
+
+impl Commands {
+    /// Opens `batch`'s file, if it names one.
+    pub fn open(batch: Option<&Path>) -> Result<Commands, Failure> {
+        let source = match batch {
+            None if std::io::stdin().is_terminal() => Source::Terminal(command_names()),
+            Some(path) if path != Path::new("-") => Source::File(
+                std::fs::File::open(path)
+                    .with_context(|| format!("cannot read the batch file {}", path.display()))
+                    .code(USAGE)?,
+            ),
+            _ => Source::Stdin,
+        };
+        Ok(Commands {
+            source,
+            batch: batch.is_some(),
+        })
+    }
+}
+
+/// Runs `commands`, starting in the remote directory `start`. In a batch, the first command
+/// that fails ends the session with its error unless the line starts with `-`; `@` keeps a
+/// line from being echoed.
+pub fn run(client: &Client, start: &Path, commands: Commands, fsync: bool) -> Outcome {
     let home = client.realpath(Path::new(".")).code(GENERIC)?;
     let cwd = client.realpath(start).code(GENERIC)?;
     let mut session = Session {
@@ -124,20 +151,12 @@ pub fn run(client: &Client, start: &Path, batch: Option<&Path>, fsync: bool) -> 
         cwd,
         fsync,
     };
-    if batch.is_some() {
+    let batch = commands.batch;
+    if batch {
         // As sftp -b: a batch's transfers draw no bars on the terminal that started it.
         sftp::PROGRESS.store(false, std::sync::atomic::Ordering::Relaxed);
     }
-    let source = match batch {
-        None if std::io::stdin().is_terminal() => Source::Terminal(command_names()),
-        Some(path) if path != Path::new("-") => Source::File(
-            std::fs::File::open(path)
-                .with_context(|| format!("cannot read the batch file {}", path.display()))
-                .code(USAGE)?,
-        ),
-        _ => Source::Stdin,
-    };
-    let mut input = Input::start(source)?;
+    let mut input = Input::start(commands.source)?;
     while let Some(line) = input.next_line(client, &session.cwd)? {
         // Only the line's end goes: a name completed as `name\ ` keeps its escaped space.
         let line = line.trim_start().trim_end_matches(['\r', '\n']);
@@ -145,7 +164,7 @@ pub fn run(client: &Client, start: &Path, batch: Option<&Path>, fsync: bool) -> 
         if text.is_empty() || text.starts_with('#') {
             continue;
         }
-        let (mut go_on, mut echo) = (batch.is_none(), batch.is_some());
+        let (mut go_on, mut echo) = (!batch, batch);
         while let Some(rest) = text.strip_prefix('-').or_else(|| text.strip_prefix('@')) {
             if text.starts_with('-') {
                 go_on = true;

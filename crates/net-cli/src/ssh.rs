@@ -1176,10 +1176,13 @@ pub fn run(mut args: Args) -> Outcome {
     // Said on a terminal put back: in raw mode a bare \n left the shell's prompt mid-line.
     drop(raw);
     if let Some(signal) = status.signal {
-        crate::exit::say(format_args!(
-            "netkit: remote command killed by signal {}",
-            crate::exit::shown(&signal)
-        ));
+        // -q (or LogLevel ERROR) hushes it as ssh, which never says it: the status tells.
+        if log::max_level() >= log::LevelFilter::Warn {
+            crate::exit::say(format_args!(
+                "netkit: remote command killed by signal {}",
+                crate::exit::shown(&signal)
+            ));
+        }
         return Ok(ExitCode::from(OWN_ERROR));
     }
     Ok(ExitCode::from(
@@ -1269,7 +1272,9 @@ fn window_changes() -> anyhow::Result<std::sync::mpsc::Receiver<(u32, u32)>> {
 fn local_terminal(required: bool) -> net_ssh::Terminal {
     let (columns, rows) = window_size().unwrap_or((80, 24));
     net_ssh::Terminal {
-        term: std::env::var("TERM").unwrap_or_else(|_| "xterm".to_owned()),
+        // No TERM (cron, systemd, CI under -tt) is told as none, as ssh tells it: `xterm` made
+        // remote programs write colours into the logs that captured them.
+        term: std::env::var("TERM").unwrap_or_default(),
         columns,
         rows,
         required,

@@ -3704,15 +3704,22 @@ fn a_download_to_stdout_is_the_file_alone_and_its_heads_go_to_stderr() {
             "{flags:?}: {err}"
         );
     }
-    // Saved to a file, the same: httpie shows the request on stderr, stdout stays empty.
+    // Saved to a file, the same: httpie shows the heads on stderr, stdout stays empty. The
+    // response's head was never shown (the library kept it from the CLI).
     let saved = work_dir().join("http-cli-heads-apart.bin");
-    let out = http(&["-d", "-v", "-o", saved.to_str().unwrap(), &url]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{err}");
-    assert!(err.contains(request_head), "{err}");
-    assert!(std::fs::read(&saved).unwrap() == body);
-    std::fs::remove_file(&saved).unwrap();
+    for (flag, request_shown) in [("-v", true), ("-h", false), ("--print=h", false)] {
+        let out = http(&["-d", flag, "-o", saved.to_str().unwrap(), &url]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{flag}: {err}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{flag}: {err}");
+        assert_eq!(err.contains(request_head), request_shown, "{flag}: {err}");
+        assert!(
+            err.contains("HTTP/1.1 200 OK\n") && err.contains("Content-Length: 300000\n"),
+            "{flag}: {err}"
+        );
+        assert!(std::fs::read(&saved).unwrap() == body);
+        std::fs::remove_file(&saved).unwrap();
+    }
 }
 
 #[test]

@@ -3993,6 +3993,49 @@ fn a_switch_of_protocols_not_asked_for_is_an_error_and_one_asked_for_is_said_uns
 }
 
 #[test]
+fn an_unasked_switch_of_protocols_is_not_retried() {
+    // With --retry it was sent again, as a network failure: a server that switches protocols
+    // unasked does so every time (curl does not retry it either).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/x", listener.local_addr().unwrap());
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = done.clone();
+    let server = std::thread::spawn(move || {
+        let mut requests = 0;
+        let until = Instant::now() + Duration::from_secs(30);
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < until {
+            let Ok((mut stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            stream.set_nonblocking(false).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut buf = [0; 4096];
+            if matches!(std::io::Read::read(&mut stream, &mut buf), Ok(n) if n > 0) {
+                requests += 1;
+                let _ = stream.write_all(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                      Connection: Upgrade\r\n\r\n",
+                );
+            }
+        }
+        requests
+    });
+    let out = http(&["--retry", "2", "--check-status", &url]);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let requests = server.join().unwrap();
+    one_line_error(
+        &out,
+        1,
+        "switched protocols (101, to websocket) though the request asked for none",
+    );
+    assert_eq!(requests, 1);
+}
+
+#[test]
 fn plain_http_to_a_tls_or_http2_server_names_what_it_speaks() {
     // A TLS server that closes on a plain request (openssl s_server): no hint before.
     let (addr, peer) = one_peer(|_, _| {});

@@ -3782,6 +3782,38 @@ fn rust_log_debug_keeps_a_redirects_password_query_and_set_cookie_out() {
 }
 
 #[test]
+fn rust_log_trace_keeps_an_unfollowed_redirects_password_and_query_out() {
+    // ureq hides a Location's password and query in its `Response { .. }` debug line only
+    // while its own trace is off: `RUST_LOG=trace` printed them whole.
+    let server = EchoServer::start();
+    let location = server
+        .url("/anything?token=QUERYSECRET")
+        .replace("http://", "http://alice:LOCPASSSECRET@");
+    let encoded = location.replace('?', "%3F").replace('=', "%3D");
+    let hop = server.url(&format!("/redirect-to?url={encoded}"));
+    for level in ["debug", "trace"] {
+        let out = http_env(&["-h", &hop], &[("RUST_LOG", level)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{level}: {err}");
+        // The head asked for shows it, as the server sent it; the log does not.
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("LOCPASSSECRET"),
+            "{level}: {out:?}"
+        );
+        assert!(err.contains("Response {"), "{level}: {err}");
+        for secret in ["LOCPASSSECRET", "QUERYSECRET"] {
+            assert!(!err.contains(secret), "{level}: {secret}: {err}");
+        }
+    }
+    // Named, as curl's --trace names it, ureq shows it all.
+    let out = http_env(&["-h", &hop], &[("RUST_LOG", "ureq=trace")]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("QUERYSECRET"),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn a_download_into_a_file_whose_directory_takes_no_new_file_names_the_part_it_cannot_make() {
     // `-d -o FILE` makes FILE.part beside it, renamed at the end. Where no file may be made
     // (/proc, a directory we may not write), the part's error was told of FILE: `-o

@@ -3704,15 +3704,22 @@ fn a_download_to_stdout_is_the_file_alone_and_its_heads_go_to_stderr() {
             "{flags:?}: {err}"
         );
     }
-    // Saved to a file, the same: httpie shows the request on stderr, stdout stays empty.
+    // Saved to a file, the same: httpie shows the heads on stderr, stdout stays empty. The
+    // response's head was never shown (the library kept it from the CLI).
     let saved = work_dir().join("http-cli-heads-apart.bin");
-    let out = http(&["-d", "-v", "-o", saved.to_str().unwrap(), &url]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{err}");
-    assert!(err.contains(request_head), "{err}");
-    assert!(std::fs::read(&saved).unwrap() == body);
-    std::fs::remove_file(&saved).unwrap();
+    for (flag, request_shown) in [("-v", true), ("-h", false), ("--print=h", false)] {
+        let out = http(&["-d", flag, "-o", saved.to_str().unwrap(), &url]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{flag}: {err}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{flag}: {err}");
+        assert_eq!(err.contains(request_head), request_shown, "{flag}: {err}");
+        assert!(
+            err.contains("HTTP/1.1 200 OK\n") && err.contains("Content-Length: 300000\n"),
+            "{flag}: {err}"
+        );
+        assert!(std::fs::read(&saved).unwrap() == body);
+        std::fs::remove_file(&saved).unwrap();
+    }
 }
 
 #[test]
@@ -3772,6 +3779,38 @@ fn rust_log_debug_keeps_a_redirects_password_query_and_set_cookie_out() {
     for secret in ["LOCPASSSECRET", "SETCOOKIESECRET"] {
         assert!(!err.contains(secret), "{secret}: {err}");
     }
+}
+
+#[test]
+fn rust_log_trace_keeps_an_unfollowed_redirects_password_and_query_out() {
+    // ureq hides a Location's password and query in its `Response { .. }` debug line only
+    // while its own trace is off: `RUST_LOG=trace` printed them whole.
+    let server = EchoServer::start();
+    let location = server
+        .url("/anything?token=QUERYSECRET")
+        .replace("http://", "http://alice:LOCPASSSECRET@");
+    let encoded = location.replace('?', "%3F").replace('=', "%3D");
+    let hop = server.url(&format!("/redirect-to?url={encoded}"));
+    for level in ["debug", "trace"] {
+        let out = http_env(&["-h", &hop], &[("RUST_LOG", level)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{level}: {err}");
+        // The head asked for shows it, as the server sent it; the log does not.
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("LOCPASSSECRET"),
+            "{level}: {out:?}"
+        );
+        assert!(err.contains("Response {"), "{level}: {err}");
+        for secret in ["LOCPASSSECRET", "QUERYSECRET"] {
+            assert!(!err.contains(secret), "{level}: {secret}: {err}");
+        }
+    }
+    // Named, as curl's --trace names it, ureq shows it all.
+    let out = http_env(&["-h", &hop], &[("RUST_LOG", "ureq=trace")]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("QUERYSECRET"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -3983,6 +4022,49 @@ fn a_switch_of_protocols_not_asked_for_is_an_error_and_one_asked_for_is_said_uns
         "{out:?}"
     );
     assert!(err.contains("netkit does not speak it"), "{err}");
+}
+
+#[test]
+fn an_unasked_switch_of_protocols_is_not_retried() {
+    // With --retry it was sent again, as a network failure: a server that switches protocols
+    // unasked does so every time (curl does not retry it either).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/x", listener.local_addr().unwrap());
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = done.clone();
+    let server = std::thread::spawn(move || {
+        let mut requests = 0;
+        let until = Instant::now() + Duration::from_secs(30);
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < until {
+            let Ok((mut stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            stream.set_nonblocking(false).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut buf = [0; 4096];
+            if matches!(std::io::Read::read(&mut stream, &mut buf), Ok(n) if n > 0) {
+                requests += 1;
+                let _ = stream.write_all(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                      Connection: Upgrade\r\n\r\n",
+                );
+            }
+        }
+        requests
+    });
+    let out = http(&["--retry", "2", "--check-status", &url]);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let requests = server.join().unwrap();
+    one_line_error(
+        &out,
+        1,
+        "switched protocols (101, to websocket) though the request asked for none",
+    );
+    assert_eq!(requests, 1);
 }
 
 #[test]

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use net_http::{
-    Auth, BodyKind, Client, ClientConfig, Error, Item, Preview, Request, Response, Retry, Session,
-    TimeoutKind,
+    Auth, BodyKind, Client, ClientConfig, Error, Head, Item, Preview, Request, Response, Retry,
+    Session, TimeoutKind,
 };
 
 use crate::exit::{Failure, GENERIC, Outcome, USAGE, WithCode};
@@ -471,7 +471,15 @@ fn request(mut args: Args) -> Outcome {
 
     if args.download {
         shown.flush()?;
-        return download(request, &args, session.as_ref());
+        // The head on stderr with the request's, as httpie's --download shows it.
+        let mut show_head = |head: &Head| {
+            if what.contains('h') {
+                print_head(&mut shown, head, &style)?;
+                shown.flush()?;
+            }
+            Ok(())
+        };
+        return download(request, &args, session.as_ref(), &mut show_head);
     }
     let started = std::time::Instant::now();
     let mut response = request.send().map_err(failure)?;
@@ -503,7 +511,7 @@ fn request(mut args: Args) -> Outcome {
         for hop in response.take_history() {
             print_sent(&mut shown, &hop)?;
             if what.contains('h') {
-                print_head(&mut shown, &hop, &style)?;
+                print_head(&mut shown, &hop.head(), &style)?;
             }
             if what.contains('b') {
                 print_body(&mut shown, hop, shown_tty, args.stream, &style)?;
@@ -518,7 +526,7 @@ fn request(mut args: Args) -> Outcome {
         print_sent(&mut shown, &response)?;
     }
     if what.contains('h') {
-        print_head(&mut shown, &response, &style)?;
+        print_head(&mut shown, &response.head(), &style)?;
     }
     // Before the body, as it came.
     shown.flush()?;
@@ -1120,7 +1128,13 @@ fn download_bar(quiet: u8, total: Option<u64>, done: u64) -> Option<indicatif::P
     })
 }
 
-fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome {
+/// Downloads as `args` ask, `show_head` given the head of the response saved.
+fn download(
+    request: Request,
+    args: &Args,
+    session: Option<&Session>,
+    show_head: &mut dyn FnMut(&Head) -> anyhow::Result<()>,
+) -> Outcome {
     let mut bar = None;
     let mut progress = |p: net_http::Progress<'_>| {
         // Made once the length is known, and from there on (see progress::bar).
@@ -1148,6 +1162,7 @@ fn download(request: Request, args: &Args, session: Option<&Session>) -> Outcome
         bar.finish_and_clear();
     }
     let done = done?;
+    show_head(&done.head)?;
     save(session, args)?;
     // Said on a terminal or not, as httpie says it: without `-o` the name is the server's
     // or `NAME-1`, and a CI log would not tell where the file went.
@@ -1343,21 +1358,16 @@ fn print_streamed(
     }
 }
 
-fn print_head(out: &mut impl Write, response: &Response, style: &Style) -> anyhow::Result<()> {
-    let colour = match response.status() {
+fn print_head(out: &mut impl Write, head: &Head, style: &Style) -> anyhow::Result<()> {
+    let colour = match head.status {
         200..=299 => "1;32",
         300..=399 => "1;33",
         _ => "1;31",
     };
-    let status = format!("{} {}", response.status(), response.reason());
-    writeln!(
-        out,
-        "{} {}",
-        response.version(),
-        style.paint(colour, &status)
-    )?;
-    let headers: Vec<(String, &str)> = response
-        .headers()
+    let status = format!("{} {}", head.status, head.reason);
+    writeln!(out, "{} {}", head.version, style.paint(colour, &status))?;
+    let headers: Vec<(String, &str)> = head
+        .headers
         .iter()
         .map(|(name, value)| (title_case(name), value.as_str()))
         .collect();

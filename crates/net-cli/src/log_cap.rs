@@ -7,6 +7,10 @@
 //! just before calls redacted. `curl -v` shows heads only; only `--trace-ascii`, asked for by
 //! name, dumps bodies: here that is `RUST_LOG=ureq_proto=trace`.
 //!
+//! ureq hides a URL's path and query, and a redirect's `Location`, in its debug lines only
+//! while its `ureq::util` is not at trace: `RUST_LOG=trace` printed a Location's password
+//! and `?token=` whole. Held at debug there, they stay hidden unless `ureq` is named.
+//!
 //! A client's default level (warn) also let rustls's warnings through: https to a peer that
 //! echoes printed "warning: Received a ClientHello handshake message while expecting ..."
 //! before the error that says the same in our words (curl says it once).
@@ -14,9 +18,12 @@
 use log::{LevelFilter, Log, Metadata, Record};
 
 /// The dependencies held, and the most verbose level each keeps unless named.
-const CAPS: [(&str, LevelFilter); 3] = [
+const CAPS: [(&str, LevelFilter); 4] = [
     // Its trace is the hex dump of every byte sent and received (util.rs `log_data`).
     ("ureq_proto", LevelFilter::Debug),
+    // Its trace logs nothing itself: ureq asks whether it is on (`log_enabled!` in
+    // util.rs) to print URLs' paths and queries and `Location` values unredacted.
+    ("ureq::util", LevelFilter::Debug),
     // Its debug prints each Set-Cookie whole, the session's value included.
     ("cookie_store", LevelFilter::Info),
     // Its warnings are a failed handshake told in its own words, which the error tells.
@@ -70,14 +77,15 @@ impl Log for Capped {
     }
 }
 
-/// Whether a directive of `directives` is about `module` or one of its submodules (a bare
-/// level, or `ureq=trace`, is not about `ureq_proto`).
+/// Whether a directive of `directives` is about `module`, one of its submodules or a module
+/// it is in (a bare level, or `ureq=trace`, is not about `ureq_proto`; `ureq=trace` is about
+/// `ureq::util`).
 fn names(directives: &str, module: &str) -> bool {
     // Past a `/` is env_logger's message regex, not directives.
     let directives = directives.split('/').next().unwrap_or_default();
     directives.split(',').any(|directive| {
         let name = directive.split('=').next().unwrap_or_default().trim();
-        within(name, module)
+        within(name, module) || within(module, name)
     })
 }
 
@@ -101,5 +109,7 @@ mod tests {
         assert!(!names("ureq=trace", "ureq_proto"));
         assert!(!names("trace/ureq_proto", "ureq_proto"));
         assert!(!names("ureq_protocol=trace", "ureq_proto"));
+        assert!(names("ureq=trace", "ureq::util"));
+        assert!(!names("trace,ureq::run=trace", "ureq::util"));
     }
 }

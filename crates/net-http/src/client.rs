@@ -1835,6 +1835,9 @@ impl Request {
                 }
                 Err(e) => return Err(e),
             };
+            // An answer, judged once the retries are decided: a server that switches
+            // protocols unasked does so again (curl does not retry it either).
+            let response = self.switched(response)?;
             let set_cookie = response.headers().contains_key(http::header::SET_COOKIE);
             if set_cookie && clock_past_cookie_dates() {
                 log::warn!(
@@ -2266,7 +2269,7 @@ impl Request {
                 }
             },
         };
-        let response = result.map_err(|e| match self.client.error_for(url, e) {
+        result.map_err(|e| match self.client.error_for(url, e) {
             // The reset or close that cut the upload was read as "an empty reply": said as
             // the upload's end, with how much of it went (curl: "Recv failure: Connection
             // reset by peer").
@@ -2280,8 +2283,7 @@ impl Request {
                 }
             }
             other => other,
-        })?;
-        self.switched(response)
+        })
     }
 
     /// `response`, unless it is a `101 Switching Protocols` the request did not ask for: RFC

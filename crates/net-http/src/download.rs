@@ -153,6 +153,8 @@ pub struct Downloaded {
     pub resumed_from: u64,
     /// The status of the last response (200, 206, or 416 when the part was complete).
     pub status: u16,
+    /// The head of that response, for a caller to show (the body went to the file).
+    pub head: crate::Head,
 }
 
 /// Where a download named `dest` goes, as curl -o writes into an existing file: a link is
@@ -583,6 +585,7 @@ impl Request {
         // reader, which counted its retries apart.
         response.set_again(None);
         let status = response.status();
+        let head = response.head();
         let dest = known.unwrap_or_else(|| {
             let named = response
                 .header("content-disposition")
@@ -611,6 +614,7 @@ impl Request {
                     bytes: have,
                     resumed_from: have,
                     status,
+                    head,
                 });
             }
             if let Some(total) = total.filter(|total| *total < have) {
@@ -910,6 +914,7 @@ impl Request {
             bytes: done,
             resumed_from: start,
             status,
+            head,
         })
     }
 }

@@ -69,5 +69,5 @@ pub use download::{
 pub use error::{Error, PROXY_WANTS_CREDENTIALS, TimeoutKind};
 pub use items::{BodyKind, Item};
 pub use netrc::{Login, Netrc};
-pub use response::Response;
+pub use response::{Head, Response};
 pub use session::Session;

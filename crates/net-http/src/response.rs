@@ -32,6 +32,21 @@ pub struct Response {
     proxied: bool,
 }
 
+/// A response's head as plain data (version, status, reason and headers), kept where its
+/// body is gone: a download's went to the file, and its head is what `-h` shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Head {
+    /// The HTTP version, as `HTTP/1.1`.
+    pub version: String,
+    /// The status code.
+    pub status: u16,
+    /// The standard reason phrase of the status (`OK`, `Not Found`, ...).
+    pub reason: String,
+    /// Every header in order, names in lower case; a repeated header appears once per value.
+    pub headers: Vec<(String, String)>,
+}
+
 /// How much of a followed redirect's body [`Response::history`] keeps.
 const HISTORY_BODY: u64 = 64 << 10;
 
@@ -168,6 +183,17 @@ impl Response {
                 })
                 .collect()
         })
+    }
+
+    /// The head (version, status, reason and headers), copied out as plain data.
+    #[must_use]
+    pub fn head(&self) -> Head {
+        Head {
+            version: self.version.to_owned(),
+            status: self.status,
+            reason: self.reason.to_owned(),
+            headers: self.headers().to_vec(),
+        }
     }
 
     /// The first value of a header (name case-insensitive).

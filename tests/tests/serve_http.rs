@@ -543,6 +543,73 @@ fn directories_list_their_entries_or_serve_index_html() {
 }
 
 #[test]
+fn names_that_are_no_utf_8_are_served_and_listed_by_their_bytes() {
+    use std::os::unix::ffi::OsStrExt as _;
+    // Read as UTF-8, `latin\xe9` (a Latin-1 name) was 404 by its bytes, and listed as a link
+    // to `latin\u{fffd}`: another file, when there is one of that name.
+    let (url, dir) = site("latin");
+    let named = |name: &[u8]| dir.join(std::ffi::OsStr::from_bytes(name));
+    std::fs::write(named(b"latin\xe9"), b"latin-1 \xe9\n").unwrap();
+    std::fs::write(dir.join("latin\u{fffd}"), "utf-8 \u{fffd}\n").unwrap();
+    std::fs::create_dir(named(b"d\xe9")).unwrap();
+    std::fs::write(named(b"d\xe9/in\xff.txt"), "inside\n").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", named(b"out\xe9")).unwrap();
+    std::os::unix::fs::symlink(
+        std::ffi::OsStr::from_bytes(b"latin\xe9"),
+        dir.join("to-latin"),
+    )
+    .unwrap();
+
+    let fetched = |path: &str| {
+        let got = curl(&["--path-as-is", &format!("{url}/{path}")]);
+        (got.status, got.body)
+    };
+    assert_eq!(fetched("latin%E9"), (200, b"latin-1 \xe9\n".to_vec()));
+    assert_eq!(fetched("latin%e9"), (200, b"latin-1 \xe9\n".to_vec()));
+    assert_eq!(fetched("to-latin"), (200, b"latin-1 \xe9\n".to_vec()));
+    assert_eq!(fetched("latin%EF%BF%BD"), (200, "utf-8 \u{fffd}\n".into()));
+    assert_eq!(fetched("d%E9/in%FF.txt"), (200, b"inside\n".to_vec()));
+    assert_eq!(
+        fetched("d%E9/..%2Flatin%E9"),
+        (200, b"latin-1 \xe9\n".to_vec())
+    );
+    // What is refused by other names is refused by these.
+    assert_eq!(fetched("out%E9").0, 403);
+    assert_eq!(fetched("d%E9/../../../latin%E9").0, 403);
+    assert_eq!(fetched("latin%E9%00").0, 400);
+    let got = curl(&[&format!("{url}/d%E9")]);
+    assert_eq!(got.status, 301);
+    assert_eq!(got.header("location").as_deref(), Some("/latin/d%E9/"));
+
+    // Every link of the listing fetches what it names; the names shown are escaped UTF-8.
+    let got = curl(&[&format!("{url}/")]);
+    assert_eq!(got.status, 200);
+    let html = String::from_utf8(got.body).unwrap();
+    assert!(
+        !html.contains("out%E9"),
+        "a link out of the root listed: {html}"
+    );
+    let links: Vec<&str> = html
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|href| *href != "../")
+        .collect();
+    assert_eq!(
+        links,
+        ["d%E9/", "latin%E9", "latin%EF%BF%BD", "to-latin"],
+        "{html}"
+    );
+    assert_eq!(fetched(links[1]), (200, b"latin-1 \xe9\n".to_vec()));
+    assert_eq!(fetched(links[2]), (200, "utf-8 \u{fffd}\n".into()));
+    let sub = String::from_utf8(curl(&[&format!("{url}/{}", links[0])]).body).unwrap();
+    assert!(
+        sub.contains("href=\"in%FF.txt\">in\u{fffd}.txt</a>"),
+        "{sub}"
+    );
+}
+
+#[test]
 fn keep_alive_and_http_1_0() {
     let (url, dir) = site("keepalive");
     std::fs::write(dir.join("a.txt"), b"a").unwrap();

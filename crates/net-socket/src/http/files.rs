@@ -1,7 +1,9 @@
 //! Mapping a request path to a file under the root, safely, and what to send of it.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
 use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
@@ -48,7 +50,7 @@ impl std::fmt::Display for Denial {
 /// `..` is refused rather than resolved, whether written raw or percent-encoded, so a
 /// request never names anything above the root. A path ending in `/` (or `/.`) keeps its
 /// trailing `/`, so that it opens only a directory: `/file.txt/` is 404, as in nginx.
-pub(crate) fn relative_path(target: &str) -> Result<String, Refusal> {
+pub(crate) fn relative_path(target: &str) -> Result<OsString, Refusal> {
     // An absolute-form target's authority takes the place of Host (RFC 9112 3.2.2): none
     // (`http:///x`, RFC 9110 4.2.1) or one with userinfo (4.2.4: a phisher's way to hide the
     // host) is refused, as nginx refuses them; a proxy in front could read it otherwise.
@@ -74,30 +76,31 @@ pub(crate) fn relative_path(target: &str) -> Result<String, Refusal> {
     if !path.starts_with('/') {
         return Err(Refusal::BadRequest);
     }
+    // Bytes, not UTF-8: a name that is none (`latin\xe9`, written in Latin-1) is served by
+    // its percent-encoded bytes, as nginx and python's http.server serve it.
     let decoded = percent_decode_str(path).collect::<Vec<u8>>();
-    let decoded = String::from_utf8(decoded).map_err(|_| Refusal::NotFound)?;
-    if decoded.contains('\0') {
+    if decoded.contains(&0) {
         return Err(Refusal::BadRequest);
     }
     // Dot segments are removed as RFC 3986 says (and nginx does): `/a/../b` is `/b`; one that
     // would climb above the root is refused.
-    let mut parts: Vec<&str> = Vec::new();
-    for part in decoded.split('/') {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for part in decoded.split(|&b| b == b'/') {
         match part {
-            "" | "." => {}
-            ".." => {
+            b"" | b"." => {}
+            b".." => {
                 parts.pop().ok_or(Refusal::Forbidden(Denial::Outside))?;
             }
             part => parts.push(part),
         }
     }
-    let mut rel = parts.join("/");
+    let mut rel = parts.join(&b'/');
     if rel.is_empty() {
-        rel.push('.');
-    } else if decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..") {
-        rel.push('/');
+        rel.push(b'.');
+    } else if decoded.ends_with(b"/") || decoded.ends_with(b"/.") || decoded.ends_with(b"/..") {
+        rel.push(b'/');
     }
-    Ok(rel)
+    Ok(OsString::from_vec(rel))
 }
 
 /// The path of a request target, without its query or fragment: in absolute form
@@ -129,18 +132,38 @@ fn after_scheme(target: &str) -> Option<&str> {
 
 /// The URL path of `rel` (as [`relative_path`] gives it) as a directory, encoded: what a
 /// redirect to it says, whatever the target that named it looked like (`/\evil.com/..`).
-pub(crate) fn dir_url(rel: &str) -> String {
-    let rel = rel.trim_end_matches('/');
-    if rel == "." {
+pub(crate) fn dir_url(rel: &OsStr) -> String {
+    let rel = without_slash(rel);
+    if rel == b"." {
         return "/".to_owned();
     }
     let mut url = String::with_capacity(rel.len() + 2);
-    for part in rel.split('/') {
+    for part in rel.split(|&b| b == b'/') {
         url.push('/');
-        url.extend(percent_encoding::utf8_percent_encode(part, HREF));
+        url.extend(percent_encoding::percent_encode(part, HREF));
     }
     url.push('/');
     url
+}
+
+/// The path `name` names in the directory `rel` (as [`relative_path`] gives it).
+pub(crate) fn child(rel: &OsStr, name: &OsStr) -> OsString {
+    if rel == "." {
+        return name.to_owned();
+    }
+    let mut path = OsString::from_vec(without_slash(rel).to_vec());
+    path.push("/");
+    path.push(name);
+    path
+}
+
+/// `rel`'s bytes without the `/` that ends a directory's path.
+fn without_slash(rel: &OsStr) -> &[u8] {
+    let mut rel = rel.as_bytes();
+    while let Some(rest) = rel.strip_suffix(b"/") {
+        rel = rest;
+    }
+    rel
 }
 
 /// Opens `rel` under the directory `root` without ever leaving it: the kernel refuses `..`
@@ -149,7 +172,7 @@ pub(crate) fn dir_url(rel: &str) -> String {
 /// `flags` are those of the last part ([`FILE_FLAGS`] to read it).
 pub(crate) fn open_beneath(
     root: &OwnedFd,
-    rel: &str,
+    rel: &OsStr,
     beneath: bool,
     flags: OFlag,
 ) -> Result<File, Refusal> {
@@ -179,7 +202,7 @@ pub(crate) fn has_openat2(root: &OwnedFd) -> bool {
     !matches!(openat2(root, ".", how), Err(Errno::ENOSYS | Errno::EPERM))
 }
 
-fn refusal(e: Errno, rel: &str) -> Refusal {
+fn refusal(e: Errno, rel: &OsStr) -> Refusal {
     match e {
         Errno::ENOENT | Errno::ENOTDIR | Errno::ENAMETOOLONG | Errno::ELOOP => Refusal::NotFound,
         Errno::EXDEV => Refusal::Forbidden(Denial::Outside),
@@ -199,18 +222,19 @@ const MAX_LINKS: usize = 40;
 /// that `..`, absolute links and links climbing out are refused as `RESOLVE_BENEATH` refuses
 /// them. Each step opens relative to a directory already held, so nothing renamed meanwhile
 /// can lead outside.
-fn open_walking(root: &OwnedFd, rel: &str, last_flags: OFlag) -> Result<File, Refusal> {
-    let split = |path: &str| -> Vec<String> {
-        path.split('/')
-            .filter(|p| !p.is_empty() && *p != ".")
-            .map(str::to_owned)
+fn open_walking(root: &OwnedFd, rel: &OsStr, last_flags: OFlag) -> Result<File, Refusal> {
+    let split = |path: &OsStr| -> Vec<OsString> {
+        path.as_bytes()
+            .split(|&b| b == b'/')
+            .filter(|p| !p.is_empty() && *p != b".")
+            .map(|p| OsStr::from_bytes(p).to_owned())
             .collect()
     };
     let opened = |e| refusal(e, rel);
     // The directories entered, the root first: `..` steps back to the one before.
     let mut dirs = vec![root.try_clone().map_err(|_| Refusal::Failed)?];
     let mut todo = std::collections::VecDeque::from(split(rel));
-    let mut must_be_dir = rel.ends_with('/');
+    let mut must_be_dir = rel.as_bytes().ends_with(b"/");
     let mut links = 0;
     while let Some(part) = todo.pop_front() {
         if part == ".." {
@@ -231,24 +255,28 @@ fn open_walking(root: &OwnedFd, rel: &str, last_flags: OFlag) -> Result<File, Re
         let Some(dir) = dirs.last() else {
             return Err(Refusal::NotFound);
         };
-        match openat(dir, part.as_str(), flags | OFlag::O_NOFOLLOW, Mode::empty()) {
+        match openat(
+            dir,
+            part.as_os_str(),
+            flags | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        ) {
             Ok(fd) if last => return Ok(File::from(fd)),
             Ok(fd) => dirs.push(fd),
             // A link, or a file where a directory should be: readlinkat tells which.
             Err(e @ (Errno::ELOOP | Errno::ENOTDIR)) => {
-                let target = readlinkat(dir, part.as_str()).map_err(|_| opened(e))?;
-                let target = target.to_str().ok_or(Refusal::NotFound)?;
+                let target = readlinkat(dir, part.as_os_str()).map_err(|_| opened(e))?;
                 links += 1;
                 if links > MAX_LINKS {
                     return Err(Refusal::NotFound);
                 }
-                if target.starts_with('/') {
+                if target.as_bytes().starts_with(b"/") {
                     return Err(Refusal::Forbidden(Denial::Outside));
                 }
                 if last {
-                    must_be_dir |= target.ends_with('/');
+                    must_be_dir |= target.as_bytes().ends_with(b"/");
                 }
-                for part in split(target).into_iter().rev() {
+                for part in split(&target).into_iter().rev() {
                     todo.push_front(part);
                 }
             }
@@ -483,7 +511,7 @@ pub(crate) fn range_applies(if_range: Option<&str>, etag: &str, mtime: Option<Sy
 pub(crate) fn listing(
     dir: File,
     url_path: &str,
-    link_kind: impl Fn(&str) -> Option<bool>,
+    link_kind: impl Fn(&OsStr) -> Option<bool>,
 ) -> std::io::Result<String> {
     // Read through the descriptor opened beneath the root: read again by name, it could be
     // another directory by now (a symlink swapped under us to point out of the root).
@@ -501,12 +529,10 @@ pub(crate) fn listing(
         // would reach one; so is an entry whose type the file system does not tell.
         let is_dir = match entry.file_type() {
             Some(nix::dir::Type::Directory) => true,
-            Some(nix::dir::Type::Symlink) | None => match std::str::from_utf8(name) {
-                Ok(name) => match link_kind(name) {
-                    Some(is_dir) => is_dir,
-                    None => continue,
-                },
-                Err(_) => false,
+            // Whatever its bytes: a link named in Latin-1 that led out of the root was listed.
+            Some(nix::dir::Type::Symlink) | None => match link_kind(OsStr::from_bytes(name)) {
+                Some(is_dir) => is_dir,
+                None => continue,
             },
             Some(_) => false,
         };
@@ -602,6 +628,12 @@ mod tests {
             symlink(target, root.join(name)).unwrap();
         }
         symlink(top.path().join("secret"), root.join("absolute")).unwrap();
+        // Names and link targets that are no UTF-8: the walk reads them as bytes too.
+        let latin = |name: &[u8]| root.join(OsStr::from_bytes(name));
+        std::fs::write(latin(b"latin\xe9"), "latin").unwrap();
+        symlink(OsStr::from_bytes(b"latin\xe9"), latin(b"to-latin")).unwrap();
+        symlink("../secret", latin(b"out\xe9")).unwrap();
+        symlink(OsStr::from_bytes(b"out\xe9"), latin(b"to-out")).unwrap();
         let fd = OwnedFd::from(File::open(&root).unwrap());
         let what = |opened: Result<File, Refusal>| {
             opened.map(|mut file| {
@@ -613,42 +645,63 @@ mod tests {
             })
         };
         for rel in [
-            ".",
-            "a.txt",
-            "to-a",
-            "to-sub/",
-            "to-sub/b.txt",
-            "out",
-            "absolute",
-            "dot-dot-inside",
-            "loop-a",
-            "out-through-a-link",
-            "sub/deeper/up",
-            "sub/deeper/way-up",
-            "sub/back/b.txt",
-            "a.txt/",
-            "a.txt/x",
-            "missing",
-            "sub/",
-            "to-a/",
+            &b"."[..],
+            b"latin\xe9",
+            b"to-latin",
+            b"out\xe9",
+            b"to-out",
+            b"a.txt",
+            b"to-a",
+            b"to-sub/",
+            b"to-sub/b.txt",
+            b"out",
+            b"absolute",
+            b"dot-dot-inside",
+            b"loop-a",
+            b"out-through-a-link",
+            b"sub/deeper/up",
+            b"sub/deeper/way-up",
+            b"sub/back/b.txt",
+            b"a.txt/",
+            b"a.txt/x",
+            b"missing",
+            b"sub/",
+            b"to-a/",
         ] {
+            let rel = OsStr::from_bytes(rel);
             let kernel = what(open_beneath(&fd, rel, true, FILE_FLAGS));
             assert_eq!(
                 what(open_beneath(&fd, rel, false, FILE_FLAGS)),
                 kernel,
-                "{rel}"
+                "{rel:?}"
             );
         }
         assert_eq!(
-            what(open_beneath(&fd, "to-sub/b.txt", false, FILE_FLAGS)),
+            what(open_beneath(
+                &fd,
+                OsStr::new("to-sub/b.txt"),
+                false,
+                FILE_FLAGS
+            )),
             Ok("b".into())
         );
         assert_eq!(
-            what(open_beneath(&fd, "out", false, FILE_FLAGS)),
+            what(open_beneath(&fd, OsStr::new("out"), false, FILE_FLAGS)),
             Err(Refusal::Forbidden(Denial::Outside))
         );
+        for (rel, expected) in [
+            (&b"to-latin"[..], Ok("latin".into())),
+            (b"to-out", Err(Refusal::Forbidden(Denial::Outside))),
+        ] {
+            let rel = OsStr::from_bytes(rel);
+            assert_eq!(
+                what(open_beneath(&fd, rel, false, FILE_FLAGS)),
+                expected,
+                "{rel:?}"
+            );
+        }
         assert_eq!(
-            what(open_beneath(&fd, "loop-a", false, FILE_FLAGS)),
+            what(open_beneath(&fd, OsStr::new("loop-a"), false, FILE_FLAGS)),
             Err(Refusal::NotFound)
         );
     }
@@ -673,18 +726,18 @@ mod tests {
 
     #[test]
     fn paths_are_normalised() {
-        assert_eq!(relative_path("/").as_deref(), Ok("."));
-        assert_eq!(relative_path("//a/./b/?x=1").as_deref(), Ok("a/b/"));
-        assert_eq!(relative_path("/a/b/.").as_deref(), Ok("a/b/"));
-        assert_eq!(relative_path("/a/b%2F").as_deref(), Ok("a/b/"));
-        assert_eq!(relative_path("/a/./b").as_deref(), Ok("a/b"));
+        assert_eq!(relative_path("/"), Ok(".".into()));
+        assert_eq!(relative_path("//a/./b/?x=1"), Ok("a/b/".into()));
+        assert_eq!(relative_path("/a/b/."), Ok("a/b/".into()));
+        assert_eq!(relative_path("/a/b%2F"), Ok("a/b/".into()));
+        assert_eq!(relative_path("/a/./b"), Ok("a/b".into()));
         // Dot segments that stay inside the root are removed, as nginx removes them.
-        assert_eq!(relative_path("/a/../b").as_deref(), Ok("b"));
-        assert_eq!(relative_path("/a/..%2fb").as_deref(), Ok("b"));
-        assert_eq!(relative_path("/a/b/..").as_deref(), Ok("a/"));
-        assert_eq!(relative_path("/a/..").as_deref(), Ok("."));
-        assert_eq!(relative_path("/with%20space").as_deref(), Ok("with space"));
-        assert_eq!(relative_path("http://host:1/x/y").as_deref(), Ok("x/y"));
+        assert_eq!(relative_path("/a/../b"), Ok("b".into()));
+        assert_eq!(relative_path("/a/..%2fb"), Ok("b".into()));
+        assert_eq!(relative_path("/a/b/.."), Ok("a/".into()));
+        assert_eq!(relative_path("/a/.."), Ok(".".into()));
+        assert_eq!(relative_path("/with%20space"), Ok("with space".into()));
+        assert_eq!(relative_path("http://host:1/x/y"), Ok("x/y".into()));
         // No host, userinfo, a port that is not one: refused, as nginx refuses them.
         for bad in [
             "http:///a.txt",
@@ -698,8 +751,36 @@ mod tests {
         ] {
             assert_eq!(relative_path(bad), Err(Refusal::BadRequest), "{bad}");
         }
-        assert_eq!(relative_path("HTTP://[::1]:80").as_deref(), Ok("."));
-        assert_eq!(relative_path("/p%25zz?q=%zz").as_deref(), Ok("p%zz"));
+        assert_eq!(relative_path("HTTP://[::1]:80"), Ok(".".into()));
+        assert_eq!(relative_path("/p%25zz?q=%zz"), Ok("p%zz".into()));
+    }
+
+    /// A name is bytes: one that is no UTF-8 is named by its percent-encoded bytes, and is
+    /// not the name its lossy reading gives; the refusals hold for it as for any other.
+    #[test]
+    fn paths_are_bytes_not_utf_8() {
+        let bytes = |target| relative_path(target).map(OsString::into_vec);
+        assert_eq!(bytes("/latin%E9"), Ok(b"latin\xe9".to_vec()));
+        assert_eq!(bytes("/d%FF/latin%e9/"), Ok(b"d\xff/latin\xe9/".to_vec()));
+        assert_eq!(bytes("/latin%EF%BF%BD"), Ok("latin\u{fffd}".into()));
+        assert_eq!(
+            bytes("/%E9/../../x"),
+            Err(Refusal::Forbidden(Denial::Outside))
+        );
+        assert_eq!(
+            bytes("/%E9%2f%2e%2e%2f%2e%2e/x"),
+            Err(Refusal::Forbidden(Denial::Outside))
+        );
+        assert_eq!(bytes("/%E9%00"), Err(Refusal::BadRequest));
+        assert_eq!(dir_url(OsStr::from_bytes(b"d\xff/sub/")), "/d%FF/sub/");
+        assert_eq!(
+            child(OsStr::new("."), OsStr::from_bytes(b"\xe9")),
+            OsStr::from_bytes(b"\xe9")
+        );
+        assert_eq!(
+            child(OsStr::from_bytes(b"d\xff/"), OsStr::new("index.html")),
+            OsStr::from_bytes(b"d\xff/index.html")
+        );
     }
 
     #[test]

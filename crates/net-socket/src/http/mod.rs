@@ -3,10 +3,12 @@
 mod files;
 
 use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{FileExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -156,11 +158,11 @@ impl RootByName {
     }
 
     /// Whether `rel` is a directory under the root (see [`Root::is_dir`]).
-    fn is_dir(&self, rel: &str) -> bool {
+    fn is_dir(&self, rel: &OsStr) -> bool {
         self.get().is_some_and(|root| root.is_dir(rel))
     }
 
-    fn open(&self, rel: &str) -> Result<File, Refusal> {
+    fn open(&self, rel: &OsStr) -> Result<File, Refusal> {
         let root = self.get();
         let opened = root
             .as_ref()
@@ -221,19 +223,19 @@ impl Root {
     /// for a link that is absolute or climbs out through `..` is tried again by where it
     /// leads, as nginx and python follow it: inside the root (a deploy's `current ->
     /// /srv/www/releases/v2`), that place is opened the same safe way; outside, refused.
-    fn open(&self, rel: &str) -> Result<File, Refusal> {
+    fn open(&self, rel: &OsStr) -> Result<File, Refusal> {
         self.open_with(rel, files::FILE_FLAGS)
     }
 
     /// Whether `rel` is a directory, told without reading it: one that may be entered but
     /// not listed (0711) cannot be opened to be read.
-    fn is_dir(&self, rel: &str) -> bool {
+    fn is_dir(&self, rel: &OsStr) -> bool {
         self.open_with(rel, OFlag::O_PATH | OFlag::O_CLOEXEC)
             .is_ok_and(|f| f.metadata().is_ok_and(|m| m.is_dir()))
     }
 
     /// [`open`](Self::open) with `flags` for the last part of the path.
-    fn open_with(&self, rel: &str, flags: OFlag) -> Result<File, Refusal> {
+    fn open_with(&self, rel: &OsStr, flags: OFlag) -> Result<File, Refusal> {
         let refused = match files::open_beneath(&self.dir, rel, self.beneath, flags) {
             Err(Refusal::Forbidden(why)) => Refusal::Forbidden(why),
             opened => return opened,
@@ -244,7 +246,7 @@ impl Root {
                 Some(
                     real.strip_prefix(&self.canonical)
                         .ok()?
-                        .to_str()?
+                        .as_os_str()
                         .to_owned(),
                 )
             })
@@ -252,12 +254,12 @@ impl Root {
             return Err(refused);
         };
         let mut inside = if inside.is_empty() {
-            ".".to_owned()
+            ".".into()
         } else {
             inside
         };
-        if rel.ends_with('/') {
-            inside.push('/');
+        if rel.as_bytes().ends_with(b"/") {
+            inside.push("/");
         }
         files::open_beneath(&self.dir, &inside, self.beneath, flags)
     }
@@ -931,7 +933,7 @@ impl HttpConn {
         &mut self,
         ctx: &mut Context<'_>,
         req: &Request<'_>,
-        rel: &str,
+        rel: &OsStr,
         dir: File,
         keep_alive: bool,
     ) -> u16 {
@@ -967,12 +969,8 @@ impl HttpConn {
             return answered;
         }
         let decoded_path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-        let link_kind = |name: &str| {
-            let path = if rel == "." {
-                name.to_owned()
-            } else {
-                format!("{}/{name}", rel.trim_end_matches('/'))
-            };
+        let link_kind = |name: &OsStr| {
+            let path = files::child(rel, name);
             match self.root.open(&path) {
                 Ok(f) => Some(f.metadata().is_ok_and(|m| m.is_dir())),
                 Err(Refusal::Forbidden(Denial::Outside)) => None,
@@ -1002,7 +1000,7 @@ impl HttpConn {
                 200
             }
             Err(e) => {
-                log::warn!("listing {rel}: {e}");
+                log::warn!("listing {}: {e}", rel.display());
                 self.error(ctx, 403, keep_alive, &[]);
                 403
             }
@@ -1014,7 +1012,7 @@ impl HttpConn {
         &mut self,
         ctx: &mut Context<'_>,
         req: &Request<'_>,
-        rel: &str,
+        rel: &OsStr,
         keep_alive: bool,
     ) -> u16 {
         // Made from the path as resolved, not as sent: `//evil.com` or `/\evil.com/..`
@@ -1036,7 +1034,7 @@ impl HttpConn {
         &mut self,
         ctx: &mut Context<'_>,
         req: &Request<'_>,
-        rel: &str,
+        rel: &OsStr,
         keep_alive: bool,
     ) -> Option<u16> {
         let file = self.root.open(&index_of(rel)).ok()?;
@@ -1499,10 +1497,6 @@ fn ows(value: &str) -> &str {
 }
 
 /// The path of the `index.html` of the directory `rel` (`.` for the root).
-fn index_of(rel: &str) -> String {
-    if rel == "." {
-        "index.html".to_owned()
-    } else {
-        format!("{}/index.html", rel.trim_end_matches('/'))
-    }
+fn index_of(rel: &OsStr) -> OsString {
+    files::child(rel, OsStr::new("index.html"))
 }

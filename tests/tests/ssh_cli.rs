@@ -845,7 +845,8 @@ fn a_variable_that_is_not_utf8_in_the_environment_is_no_crash() {
 fn connect_timeout_none_zero_and_signed_values_are_read_as_ssh_reads_them() {
     // ssh reads `none` as no value (a later line sets it), 0 as no ConnectTimeout and each
     // number as strtol reads it (`+5`, `-0`); netkit refused `none` and `+5`, and made 0 a
-    // 1 s bound that a link with a 0.6 s round trip could not make.
+    // 1 s bound that a link with a 0.6 s round trip could not make. -G showed netkit's 10 s
+    // default bound where ssh -G shows `none` (unset) or `0`.
     let dir = work_dir().join("ssh-cli-connect-timeout");
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("config");
@@ -858,6 +859,8 @@ fn connect_timeout_none_zero_and_signed_values_are_read_as_ssh_reads_them() {
             .map(str::to_owned)
     };
     for (file, value) in [
+        ("none", "none"),
+        ("none", "0"),
         ("none", "+5"),
         ("none", "1m+5"),
         ("none", "-0"),
@@ -884,15 +887,9 @@ fn connect_timeout_none_zero_and_signed_values_are_read_as_ssh_reads_them() {
         let err = String::from_utf8_lossy(&ours.stderr);
         assert!(ours.status.success(), "{value}: {err}");
         assert!(!err.contains("ignoring"), "{value}: {err}");
-        // ssh shows a ConnectTimeout of none or 0 as such; netkit shows the bound it then
-        // keeps, its default 10 s.
-        let expected = match shown(&theirs).as_deref() {
-            Some("connecttimeout 0") => Some("connecttimeout 10".to_owned()),
-            other => other.map(str::to_owned),
-        };
         assert_eq!(
             shown(&ours),
-            expected,
+            shown(&theirs),
             "-F {file} -o ConnectTimeout={value}"
         );
     }
@@ -1246,14 +1243,10 @@ fn dash_g_prints_identity_files_as_configured_there_or_not_as_ssh_g_does() {
     assert_eq!(ours.len(), 3, "{ours:?}");
     let (ours, theirs) = both(&["-F", config, "-i", "/nonexistent/netkit-i", "-G", "box"]);
     assert_eq!(ours, theirs);
-    // Without any: the default files netkit tries, as ssh names them (ssh names more kinds).
+    // Without any: ssh's seven default files (netkit printed the three it tries).
     let (ours, theirs) = both(&["-F", "none", "-G", "box"]);
-    assert_eq!(ours.len(), 3, "{ours:?}");
-    let mut in_theirs = theirs.iter();
-    assert!(
-        ours.iter().all(|l| in_theirs.any(|t| t == l)),
-        "{ours:?} {theirs:?}"
-    );
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.len(), 7, "{ours:?}");
 }
 
 #[test]
@@ -6274,6 +6267,115 @@ fn dash_v_tells_the_forward_its_connection_the_login_and_the_exit_status() {
 }
 
 #[test]
+fn forward_socket_paths_take_tokens_as_ssh_expands_them() {
+    // `-L PORT:/run/%u/x.sock` and LocalForward's socket paths were taken as written, where
+    // ssh expands OpenSSH's tokens and variables in them (not `~`, nor in host names).
+    let dir = work_dir().join("ssh-cli-forward-tokens");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        "Host Mixed\n  HostName Db.Example.ORG\n  User Bob\n  Port 2222\n  \
+         LocalForward 8080 /s/%h-%p-%r-%n-%C-%u-%i-%l-%L-%k-%%.sock\n  \
+         LocalForward 8081 ~/s-%h.sock\n  LocalForward 8082 %h:80\n  \
+         LocalForward 8083 /s/${NETKIT_SOCK_DIR}/%h.sock\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let args = [
+        "-F",
+        config,
+        "-L",
+        "9090:/run/%r/%h.sock",
+        "-L",
+        "[127.0.0.1]:9091:[/a:%p]",
+        "-G",
+        "Mixed",
+    ];
+    let vars = [("NETKIT_SOCK_DIR", "var-dir".to_owned())];
+    let forwards = |out: &Output| {
+        let lines = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("localforward "))
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
+        lines
+    };
+    let ours = netkit(&[&["ssh"][..], &args].concat(), b"", &vars);
+    assert!(
+        ours.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
+    let theirs = Command::new("ssh")
+        .args(args)
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(theirs.status.success(), "ssh -G");
+    assert_eq!(forwards(&ours), forwards(&theirs));
+    assert_eq!(forwards(&ours).len(), 6, "{:?}", forwards(&ours));
+    assert!(
+        forwards(&ours).contains(&"localforward 9090 /run/Bob/db.example.org.sock".to_owned()),
+        "{:?}",
+        forwards(&ours)
+    );
+    // A token ssh 9.2 does not have is refused, as by ssh.
+    let args = ["-F", "none", "-L", "9090:/run/%j.sock", "-G", "box"];
+    let ours = netkit(&[&["ssh"][..], &args].concat(), b"", &[]);
+    let err = String::from_utf8_lossy(&ours.stderr);
+    assert_eq!(ours.status.code(), Some(255), "{err}");
+    assert!(err.contains("unknown token %j"), "{err}");
+    // On the real sshd, the socket reached is the one the tokens name.
+    let host = env("NETKIT_TEST_SSH_HOST");
+    let path = remote_dir("streamlocal-tokens").join(format!("app-{host}-{}.sock", port()));
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.write_all(b"reached").unwrap();
+    });
+    let lport = free_port();
+    let spec = format!(
+        "{lport}:{}",
+        path.with_file_name("app-%h-%p.sock").display()
+    );
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(ssh_args(&["-L", &spec], &["sleep", "2"]))
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null()),
+    );
+    let mut stream = forwarded(lport);
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut got).unwrap();
+    assert_eq!(got, "reached");
+    server.join().unwrap();
+    drop(stream);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn proxy_jump_takes_the_hosts_tokens_as_ssh_does() {
+    // `-J %r@%h:PORT` (ssh_config(5): ProxyJump takes %h %n %p %r) was a host named `%h`.
+    let jump = format!("%r@%h:{}", port());
+    let out = ssh_with(&["-J", &jump], &["echo jumped"], b"");
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice()),
+        (Some(0), &b"jumped\n"[..]),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A token ProxyJump does not take is refused, as by ssh.
+    let out = ssh_with(&["-J", "jump-%C"], &["true"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("unknown token %C"), "{err}");
+}
+
+#[test]
 fn dash_l_reaches_a_unix_socket_on_the_server_as_ssh_does() {
     // A database's or Docker's socket, which the test user may connect to.
     let path = remote_dir("streamlocal").join("app.sock");
@@ -8011,9 +8113,11 @@ fn sftp_timeout_bounds_each_step_as_its_help_says() {
         "{:?}: {err}",
         frozen.elapsed()
     );
-    // Connecting is bounded by ConnectTimeout, which a shorter --timeout shortens.
+    // Connecting is bounded by ConnectTimeout, which a shorter --timeout shortens; -G shows
+    // the bound taken once --timeout is given, ssh's `none` without either.
     for (flags, bound) in [
-        (&["--timeout", "60"][..], "10"),
+        (&[][..], "none"),
+        (&["--timeout", "60"], "10"),
         (&["--timeout", "3"], "3"),
         (&["--timeout", "60", "-o", "ConnectTimeout=30"], "30"),
         (&["--timeout", "6", "-o", "ConnectTimeout=2"], "2"),

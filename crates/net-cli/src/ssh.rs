@@ -247,6 +247,8 @@ impl ConnectArgs {
             // dead host of a --hosts run cost all of a long --timeout.
             config.connect_timeout = config.connect_timeout.min(secs);
             config.handshake_timeout = config.handshake_timeout.map(|t| t.min(secs));
+            // -G shows that bound: --timeout, which ssh has not, set it.
+            config.connect_timeout_set = Some(config.connect_timeout);
         }
         let passphrase = std::env::var("NETKIT_SSH_PASSPHRASE").ok();
         if passphrase.is_some() && config.identities.is_empty() && self.identity.is_empty() {
@@ -882,6 +884,20 @@ pub fn run(mut args: Args) -> Outcome {
         args.remote_forward.clear();
         args.dynamic_forward.clear();
     }
+    // Their Unix socket paths take OpenSSH's tokens, expanded once the config is read, as
+    // ssh expands them (`-L 5432:/run/%u/pg.sock` reached a socket named so).
+    let mut forwards = std::mem::take(&mut config.forwards);
+    for (flag, specs) in [
+        ("-L", &mut args.forward),
+        ("-R", &mut args.remote_forward),
+        ("LocalForward", &mut forwards.local),
+        ("RemoteForward", &mut forwards.remote),
+    ] {
+        for spec in specs {
+            *spec = socket_paths_expanded(&config, flag, spec).map_err(own)?;
+        }
+    }
+    config.forwards = forwards;
     if args.print_config {
         let given = net_ssh::Destination::parse(dest).map_or(dest, |d| d.host);
         // A bad flag is an error, as in ssh; the file's forwards are shown whatever they are.
@@ -1880,14 +1896,15 @@ fn parse_forward<'a>(
     let bad =
         || anyhow!("bad {flag} {spec:?}: expected [BIND:]PORT:HOST:PORT or [BIND:]PORT:/SOCKET");
     let fields = fields(spec).ok_or_else(bad)?;
-    // A path is a field starting with `/`, as ssh tells it (brackets let it hold a colon).
-    if fields.first().is_some_and(|f| f.starts_with('/')) {
+    // A path is a field holding a `/`, as ssh tells it (brackets let it hold a colon):
+    // `~/app.sock` too, which ssh passes on as written.
+    if fields.first().is_some_and(|f| f.contains('/')) {
         return Err(anyhow!(
             "bad {flag} {spec:?}: netkit listens on a port, not on a Unix socket"
         ));
     }
     let (bind, listen, to) = match fields.as_slice() {
-        &[listen, path] | &[_, listen, path] if path.starts_with('/') => {
+        &[listen, path] | &[_, listen, path] if path.contains('/') => {
             let bind = (fields.len() == 3).then(|| fields[0]);
             (bind, listen, Reach::Socket(path))
         }
@@ -1911,6 +1928,29 @@ fn parse_forward<'a>(
         return Err(bad());
     }
     Ok((bind, listen, to))
+}
+
+/// `spec` of `flag` with its Unix socket paths (the fields holding a `/`, as ssh tells
+/// them) expanded as ssh expands them ([`Config::expanded_socket_path`]); host names stay as
+/// written, as there.
+fn socket_paths_expanded(
+    config: &Config,
+    flag: &str,
+    spec: &str,
+) -> Result<String, net_ssh::Error> {
+    let mut out = spec.to_owned();
+    let Some(fields) = fields(spec) else {
+        return Ok(out);
+    };
+    // From the last, so that where the earlier ones are in `out` still holds.
+    for field in fields.iter().rev().filter(|f| f.contains('/')) {
+        let at = field.as_ptr() as usize - spec.as_ptr() as usize;
+        out.replace_range(
+            at..at + field.len(),
+            &config.expanded_socket_path(flag, field)?,
+        );
+    }
+    Ok(out)
 }
 
 /// `spec` split at its colons, as ssh splits forwarding specifications: an IPv6 address is
@@ -2393,9 +2433,12 @@ fn resolved(given: &str, config: &Config, args: &Args) -> Result<String, net_ssh
         ("batchmode", yes_no(config.batch_mode).into()),
         ("compression", yes_no(config.compression).into()),
         ("connectionattempts", config.connection_attempts.to_string()),
+        // As configured, as ssh -G shows it (netkit's 10 s default bound is not an option).
         (
             "connecttimeout",
-            config.connect_timeout.as_secs().to_string(),
+            config
+                .connect_timeout_set
+                .map_or_else(|| "none".to_owned(), |t| t.as_secs().to_string()),
         ),
         (
             "serveraliveinterval",
@@ -2694,6 +2737,11 @@ mod tests {
         assert_eq!(
             parse_forward("-L", "127.0.0.2:80:[/tmp/a:b.sock]").unwrap(),
             (Some("127.0.0.2"), 80, Reach::Socket("/tmp/a:b.sock"))
+        );
+        // Any field with a `/` is a path to ssh, which passes `~` on as written.
+        assert_eq!(
+            parse_forward("-L", "5432:~/pg.sock").unwrap(),
+            (None, 5432, Reach::Socket("~/pg.sock"))
         );
         for bad in [
             "8080:db",

@@ -113,6 +113,10 @@ pub struct Config {
     /// [`timeout`](Self::timeout), as any other step: over a link with a 4 s round trip it takes
     /// about 12 s, which the 10 s connect timeout cut short.
     pub handshake_timeout: Option<Duration>,
+    /// OpenSSH's `ConnectTimeout` as configured, for `ssh -G` to show: `None` when unset or
+    /// `none`, `Some(0)` for 0. ssh bounds nothing with 0, as with none, so netkit's defaults
+    /// apply then; but ssh -G tells the two apart (`connecttimeout 0` and `none`).
+    pub connect_timeout_set: Option<Duration>,
     /// Longest wait for the server in any one protocol step (handshake, auth, SFTP call;
     /// default 30 s).
     pub timeout: Duration,
@@ -285,6 +289,7 @@ impl std::fmt::Debug for Config {
             connection_attempts,
             connect_timeout,
             handshake_timeout,
+            connect_timeout_set,
             timeout,
             exec_timeout,
             keepalive,
@@ -339,6 +344,7 @@ impl std::fmt::Debug for Config {
             .field("connection_attempts", connection_attempts)
             .field("connect_timeout", connect_timeout)
             .field("handshake_timeout", handshake_timeout)
+            .field("connect_timeout_set", connect_timeout_set)
             .field("timeout", timeout)
             .field("exec_timeout", exec_timeout)
             .field("keepalive", keepalive)
@@ -1079,6 +1085,7 @@ impl Config {
             connection_attempts: 1,
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: None,
+            connect_timeout_set: None,
             timeout: Duration::from_secs(30),
             exec_timeout: None,
             keepalive: Duration::from_secs(15),
@@ -1446,8 +1453,12 @@ impl Config {
             // whose command line wins (`Host * !gw` / `ProxyJump gw,gw2` took gw2 through
             // itself, a loop).
             for (i, hop) in hops.iter().enumerate() {
+                // ProxyJump takes ProxyCommand's tokens, this host's (ssh puts the hops in
+                // the `ssh -W %h:%p` command it runs): `%r@%h` was a host named so.
+                let hop = crate::proxy_command::expand(hop, &config)
+                    .map_err(|e| bad(format!("ProxyJump {hop}: {e}")))?;
                 let given = if i == 0 { "" } else { "ProxyJump none\n" };
-                let mut via = Config::resolve_hop(hop, files, given.to_owned(), depth + 1)?;
+                let mut via = Config::resolve_hop(&hop, files, given.to_owned(), depth + 1)?;
                 if config.jump.is_some() {
                     via.jump = config.jump.take();
                 }
@@ -1582,6 +1593,7 @@ impl Config {
             self.identities = identities;
             self.default_identities = false;
         }
+        self.connect_timeout_set = params.connect_timeout;
         // 0 is no ConnectTimeout in ssh, as `none`: netkit's default bounds then, where it
         // was a 1 s one that cut short a connection ssh makes.
         if let Some(timeout) = params.connect_timeout.filter(|t| !t.is_zero()) {
@@ -1811,24 +1823,49 @@ impl Config {
     /// OpenSSH's tokens ([`percent_tokens`](Self::percent_tokens)) expanded for this host;
     /// the error names the option, the file and the token.
     fn path_option(&self, option: &str, path: PathBuf) -> Result<PathBuf, String> {
-        // `${HOME}/.ssh/id_work`, as OpenSSH 8.4 expands them in these options: taken as
-        // written, the key was never offered and known hosts went to a `./${HOME}` directory.
-        let path = match path.to_str().filter(|t| t.contains("${")) {
-            Some(text) => {
-                PathBuf::from(expand_variables(text).map_err(|e| format!("{option} {text}: {e}"))?)
-            }
-            None => path,
-        };
+        // `~` first, then the rest, as ssh's tilde_expand_filename then
+        // percent_dollar_expand.
         let path = match path.strip_prefix("~") {
             Ok(rest) => home().join(rest),
             Err(_) => path,
         };
-        let Some(text) = path.to_str().filter(|t| t.contains('%')) else {
-            return Ok(path);
+        match path.to_str() {
+            Some(text) => self
+                .expanded(text)
+                .map(PathBuf::from)
+                .map_err(|e| format!("{option} {text}: {e}")),
+            None => Ok(path),
+        }
+    }
+
+    /// `text` with `${NAME}` variables and OpenSSH's tokens
+    /// ([`percent_tokens`](Self::percent_tokens)) expanded, as ssh's percent_dollar_expand;
+    /// the error names the token or variable.
+    fn expanded(&self, text: &str) -> Result<String, String> {
+        // `${HOME}/.ssh/id_work`, as OpenSSH 8.4 expands them in these options: taken as
+        // written, the key was never offered and known hosts went to a `./${HOME}` directory.
+        let text = if text.contains("${") {
+            Cow::Owned(expand_variables(text)?)
+        } else {
+            Cow::Borrowed(text)
         };
-        self.expand_percent(text)
-            .map(PathBuf::from)
-            .map_err(|e| format!("{option} {text}: {e}"))
+        if !text.contains('%') {
+            return Ok(text.into_owned());
+        }
+        self.expand_percent(&text)
+    }
+
+    /// A Unix socket path of a forward (`LocalForward`, `RemoteForward`, -L, -R) with
+    /// `${NAME}` variables and OpenSSH's tokens expanded, as ssh expands them there (not
+    /// `~`, nor in host names): `-L 5432:/run/%u/pg.sock`.
+    ///
+    /// # Errors
+    /// [`Error::BadOption`] naming a token OpenSSH does not have or a variable not set.
+    pub fn expanded_socket_path(&self, option: &str, path: &str) -> Result<String, Error> {
+        self.expanded(path).map_err(|reason| Error::BadOption {
+            option: format!("{option} {path}"),
+            reason,
+        })
     }
 
     /// [`remote_command`](Self::remote_command) with OpenSSH's tokens expanded as ssh runs
@@ -1858,20 +1895,39 @@ impl Config {
         Config::default_identities()
     }
 
-    /// OpenSSH's default key files of the kinds netkit offers, in its order and as ssh -G
-    /// writes them: where keys are tied to accounts, as deploy keys and gitolite's are, the
-    /// first that gets in says who logs in.
-    pub const DEFAULT_IDENTITY_FILES: [&str; 3] =
-        ["~/.ssh/id_rsa", "~/.ssh/id_ecdsa", "~/.ssh/id_ed25519"];
+    /// OpenSSH 9.2's default key files, in its order and as ssh -G writes them: where keys
+    /// are tied to accounts, as deploy keys and gitolite's are, the first that gets in says
+    /// who logs in.
+    pub const DEFAULT_IDENTITY_FILES: [&str; 7] = [
+        "~/.ssh/id_rsa",
+        "~/.ssh/id_ecdsa",
+        "~/.ssh/id_ecdsa_sk",
+        "~/.ssh/id_ed25519",
+        "~/.ssh/id_ed25519_sk",
+        "~/.ssh/id_xmss",
+        "~/.ssh/id_dsa",
+    ];
 
-    /// The [`DEFAULT_IDENTITY_FILES`](Self::DEFAULT_IDENTITY_FILES) that exist, without
-    /// passphrases: tried when no identity is configured. One that is encrypted is then
-    /// skipped; a program that may ask a person can set these with the passphrases, as ssh
-    /// asks for them.
+    /// The [`DEFAULT_IDENTITY_FILES`](Self::DEFAULT_IDENTITY_FILES) netkit never tries:
+    /// libssh2 signs with a security key (`_sk`) only through an agent and has no XMSS, and
+    /// its build here has DSA off (as OpenSSH 9.2's sshd refuses ssh-dss): offered, each
+    /// failed as a refusal or a malformed key, before the keys after it.
+    const UNTRIED_DEFAULT_FILES: [&str; 4] = [
+        "~/.ssh/id_ecdsa_sk",
+        "~/.ssh/id_ed25519_sk",
+        "~/.ssh/id_xmss",
+        "~/.ssh/id_dsa",
+    ];
+
+    /// The [`DEFAULT_IDENTITY_FILES`](Self::DEFAULT_IDENTITY_FILES) netkit can sign with
+    /// that exist, in ssh's order, without passphrases: tried when no identity is
+    /// configured. One that is encrypted is then skipped; a program that may ask a person
+    /// can set these with the passphrases, as ssh asks for them.
     #[must_use]
     pub fn default_identities() -> Vec<Identity> {
         Config::DEFAULT_IDENTITY_FILES
             .iter()
+            .filter(|name| !Config::UNTRIED_DEFAULT_FILES.contains(name))
             .map(|name| home().join(name.trim_start_matches("~/")))
             .filter(|path| path.exists())
             .map(|path| Identity::new(path, None))
@@ -3194,10 +3250,15 @@ mod tests {
         std::fs::write(&file, "Host *\n  ConnectTimeout 3\n").unwrap();
         let c = with(&["ConnectTimeout=none"], Some(&file)).unwrap();
         assert_eq!(c.handshake_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(c.connect_timeout_set, Some(Duration::from_secs(3)));
         let c = with(&["ConnectTimeout 0"], Some(&file)).unwrap();
         assert_eq!(
-            (c.connect_timeout, c.handshake_timeout),
-            (Config::new("h").connect_timeout, None)
+            (
+                c.connect_timeout,
+                c.handshake_timeout,
+                c.connect_timeout_set
+            ),
+            (Config::new("h").connect_timeout, None, Some(Duration::ZERO))
         );
         std::fs::write(&file, "Host *\n  ConnectTimeout 1y\n").unwrap();
         let e = with(&[], Some(&file)).unwrap_err().to_string();

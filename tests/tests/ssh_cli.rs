@@ -6294,12 +6294,11 @@ fn forward_socket_paths_take_tokens_as_ssh_expands_them() {
     ];
     let vars = [("NETKIT_SOCK_DIR", "var-dir".to_owned())];
     let forwards = |out: &Output| {
-        let lines = String::from_utf8_lossy(&out.stdout)
+        String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter(|l| l.starts_with("localforward "))
             .map(str::to_owned)
-            .collect::<Vec<_>>();
-        lines
+            .collect::<Vec<_>>()
     };
     let ours = netkit(&[&["ssh"][..], &args].concat(), b"", &vars);
     assert!(

@@ -9883,3 +9883,81 @@ fn the_sftp_prompt_is_drawn_on_the_terminal_when_stdout_is_a_file() {
     assert!(log.starts_with("Remote working directory: /"), "{log:?}");
     assert!(!log.contains('\x1b') && !log.contains("sftp>"), "{log:?}");
 }
+
+/// `netkit sftp -b -` with `batch`, which must succeed; its standard output.
+fn sftp_batch_out(batch: &str) -> String {
+    let port = port().to_string();
+    let mut args = vec!["sftp", "-b", "-", "-P", &port];
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    let target = dest();
+    args.push(&target);
+    let out = netkit(&args, batch.as_bytes(), &[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[test]
+fn sftp_names_that_are_not_utf8_are_shown_fetched_and_removed_by_their_bytes() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let name = |bytes: &[u8]| std::ffi::OsStr::from_bytes(bytes).to_owned();
+    let (latin, twin) = (name(b"latin\xe9"), name("latin\u{fffd}".as_bytes()));
+    let dir = remote_dir("sftp-not-utf8");
+    std::fs::write(dir.join(&latin), "bytes").unwrap();
+    std::fs::write(dir.join(&twin), "twin").unwrap();
+    let local = work_dir().join("sftp-not-utf8");
+    let _ = std::fs::remove_dir_all(&local);
+    std::fs::create_dir_all(&local).unwrap();
+    // `[!U+FFFD]` takes the byte 0xE9 alone: read lossily, the byte was that character.
+    let text = sftp_batch_out(&format!(
+        "cd {}\nlcd {}\nls\nget lat*\nget latin[!\u{fffd}] alone\nrm latin[!\u{fffd}]\nls\n",
+        dir.display(),
+        local.display()
+    ));
+    // Shown as sftp shows them, the byte as an octal escape: the two names no longer alike.
+    assert!(
+        text.contains("sftp> ls\nlatin\\351\nlatin\u{fffd}\nsftp> get"),
+        "{text}"
+    );
+    assert!(text.ends_with("sftp> ls\nlatin\u{fffd}\n"), "{text}");
+    // Each file fetched by its own name (the twin was fetched for both), and then the one
+    // file removed, its twin left.
+    assert_eq!(std::fs::read(local.join(&latin)).unwrap(), b"bytes");
+    assert_eq!(std::fs::read(local.join(&twin)).unwrap(), b"twin");
+    assert_eq!(std::fs::read(local.join("alone")).unwrap(), b"bytes");
+    assert!(!dir.join(&latin).exists());
+    assert_eq!(std::fs::read(dir.join(&twin)).unwrap(), b"twin");
+}
+
+#[test]
+fn sftp_recursive_put_and_get_keep_names_that_are_not_utf8_byte_for_byte() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let name = |bytes: &[u8]| std::ffi::OsStr::from_bytes(bytes).to_owned();
+    let local = work_dir().join("sftp-not-utf8-tree");
+    let _ = std::fs::remove_dir_all(&local);
+    let tree = local.join("up").join(name(b"tree\xe9"));
+    std::fs::create_dir_all(tree.join(name(b"sub\xff"))).unwrap();
+    std::fs::write(tree.join(name(b"sub\xff")).join(name(b"f\xe9")), "deep").unwrap();
+    std::fs::write(tree.join("plain"), "top").unwrap();
+    std::fs::create_dir_all(local.join("down")).unwrap();
+    let dir = remote_dir("sftp-not-utf8-tree");
+    // The top's name itself is not UTF-8 and reached by a wildcard, as a name that cannot be
+    // typed is.
+    sftp_batch_out(&format!(
+        "cd {}\nlcd {}\nput -r tree*\nlcd ../down\nget -r tree*\n",
+        dir.display(),
+        local.join("up").display()
+    ));
+    for root in [dir.clone(), local.join("down")] {
+        let copy = root.join(name(b"tree\xe9"));
+        let deep = copy.join(name(b"sub\xff")).join(name(b"f\xe9"));
+        assert_eq!(std::fs::read(&deep).unwrap(), b"deep", "{}", deep.display());
+        assert_eq!(std::fs::read(copy.join("plain")).unwrap(), b"top");
+        assert_eq!(std::fs::read_dir(&copy).unwrap().count(), 2);
+    }
+}

@@ -1496,7 +1496,7 @@ fn sftp_directories_and_file_management() {
         std::fs::read_to_string(base.join("tree/sub/deeper/c.txt")).unwrap(),
         "c"
     );
-    let names: Vec<String> = client
+    let names: Vec<std::ffi::OsString> = client
         .ls(&base.join("tree"))
         .unwrap()
         .into_iter()
@@ -2068,4 +2068,39 @@ fn a_file_that_changes_size_while_copied_is_kept_as_read_and_said() {
         .unwrap();
     std::fs::remove_file(&local).unwrap();
     std::fs::remove_file(&back).unwrap();
+}
+
+#[test]
+fn sftp_names_that_are_not_utf8_are_listed_and_matched_by_their_bytes() {
+    use std::ffi::{OsStr, OsString};
+    use std::os::unix::ffi::OsStrExt as _;
+    let base = remote_dir("sftp-lib-not-utf8");
+    let latin = OsStr::from_bytes(b"latin\xe9");
+    let twin = OsStr::new("latin\u{fffd}");
+    std::fs::write(base.join(latin), "bytes").unwrap();
+    std::fs::write(base.join(twin), "twin").unwrap();
+    let client = Client::connect(&keyed()).unwrap();
+    let names: Vec<OsString> = client
+        .ls(&base)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, [latin.to_owned(), twin.to_owned()]);
+    let matched = |pattern: &[u8]| -> Vec<std::path::PathBuf> {
+        let found = client.glob(&base.join(OsStr::from_bytes(pattern)));
+        found
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect()
+    };
+    // Each by its own name: the byte read lossily was the twin's character.
+    assert_eq!(matched(b"lat*"), [base.join(latin), base.join(twin)]);
+    assert_eq!(matched(b"latin[\xe9]"), [base.join(latin)]);
+    assert_eq!(matched(b"latin[!\xef\xbf\xbd]"), [base.join(latin)]);
+    assert_eq!(matched("latin[\u{fffd}]".as_bytes()), [base.join(twin)]);
+    client.rm(&matched(b"latin[\xe9]")[0]).unwrap();
+    assert!(!base.join(latin).exists() && base.join(twin).exists());
 }

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::io::IsTerminal as _;
-use std::os::unix::ffi::OsStringExt as _;
+use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -804,11 +804,11 @@ pub(crate) fn list(
         let path = path
             .strip_prefix(strip.unwrap_or(Path::new("")))
             .unwrap_or(path);
-        path.display().to_string()
+        crate::exit::shown_name(path.as_os_str())
     };
     // A directory's entry, or a file named: by path, or by name with no `strip`.
     let named = |path: &Path| match (strip, path.file_name()) {
-        (None, Some(name)) => name.to_string_lossy().into_owned(),
+        (None, Some(name)) => crate::exit::shown_name(name),
         _ => shown(path),
     };
     let contents = |dir: &Path| -> Result<Vec<(String, net_ssh::Entry)>, Failure> {
@@ -816,7 +816,7 @@ pub(crate) fn list(
             .ls(dir)
             .code(GENERIC)?
             .into_iter()
-            .filter(|entry| flags.all || !entry.name.starts_with('.'))
+            .filter(|entry| flags.all || !entry.name.as_bytes().starts_with(b"."))
             .map(|entry| (named(&dir.join(&entry.name)), entry))
             .collect())
     };
@@ -856,7 +856,6 @@ pub(crate) fn list(
         }
     }
     for (name, entry) in entries {
-        let name = crate::exit::shown(&name);
         if flags.long || flags.numeric {
             let size = if flags.human {
                 human_size(entry.size)

@@ -121,7 +121,13 @@ impl Input {
                 Event::Remote(dir, answer) => {
                     let names = client
                         .ls(&dir)
-                        .map(|entries| entries.into_iter().map(|e| (e.name, e.is_dir)).collect())
+                        .map(|entries| {
+                            // A name that is not UTF-8 cannot be typed whole: offered lossily, it
+                            // named another file (or none).
+                            let typable =
+                                |e: net_ssh::Entry| Some((e.name.into_string().ok()?, e.is_dir));
+                            entries.into_iter().filter_map(typable).collect()
+                        })
                         .unwrap_or_default();
                     let _ = answer.send(names);
                 }
@@ -310,9 +316,9 @@ fn local_entries(dir: &str) -> Vec<(String, bool)> {
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
-                .map(|e| {
+                .filter_map(|e| {
                     let is_dir = std::fs::metadata(e.path()).is_ok_and(|m| m.is_dir());
-                    (e.file_name().to_string_lossy().into_owned(), is_dir)
+                    Some((e.file_name().into_string().ok()?, is_dir))
                 })
                 .collect()
         })

@@ -346,7 +346,7 @@ impl Session<'_> {
             }
             Line::Pwd => crate::exit::out(format_args!(
                 "Remote working directory: {}",
-                crate::exit::shown(&self.cwd.to_string_lossy())
+                crate::exit::shown_name(self.cwd.as_os_str())
             ))?,
             Line::Lpwd => crate::exit::out(format_args!(
                 "Local working directory: {}",
@@ -382,19 +382,33 @@ impl Session<'_> {
     /// login directory, a relative one from the current directory, whose own wildcard
     /// characters are made plain (in `dir[1]`, `get *.txt` looked in `dir1`).
     fn remote(&self, word: &str) -> PathBuf {
-        let (home, cwd) = (escaped_all(&self.home), escaped_all(&self.cwd));
-        match word.strip_prefix("~/") {
-            Some(rest) => PathBuf::from(home).join(rest),
-            None if word == "~" => PathBuf::from(home),
-            None if word == "." => PathBuf::from(cwd),
-            None => PathBuf::from(cwd).join(word),
+        let (base, rest) = self.base(word);
+        let mut path = PathBuf::from(escaped_all(base));
+        if !rest.is_empty() {
+            path.push(rest);
         }
+        path
     }
 
     /// A remote path as typed, for a command that expands no wildcard (cd, mkdir, rename,
     /// put's target, as sftp's).
     fn remote_plain(&self, word: &str) -> PathBuf {
-        PathBuf::from(plain(&self.remote(word).to_string_lossy()))
+        match self.base(word) {
+            (base, "") => base.to_owned(),
+            (base, rest) => base.join(plain(rest)),
+        }
+    }
+
+    /// The directory a remote word starts from (its bytes as the server named it, which may
+    /// not be UTF-8) and the rest of the word: `~` and `~/...` from the login directory,
+    /// anything else from the current one.
+    fn base<'w>(&self, word: &'w str) -> (&Path, &'w str) {
+        match word.strip_prefix("~/") {
+            Some(rest) => (&self.home, rest),
+            None if word == "~" => (&self.home, ""),
+            None if word == "." => (&self.cwd, ""),
+            None => (&self.cwd, word),
+        }
     }
 }
 
@@ -468,31 +482,47 @@ pub(crate) fn plain(word: &str) -> String {
 }
 
 /// `path` with its wildcard characters escaped, to stand in a pattern as itself.
-fn escaped_all(path: &Path) -> String {
-    let mut escaped = String::new();
-    for c in path.to_string_lossy().chars() {
-        if WILDCARD.contains(&c) {
-            escaped.push('\\');
+fn escaped_all(path: &Path) -> std::ffi::OsString {
+    use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
+    let mut escaped = Vec::with_capacity(path.as_os_str().len());
+    for &byte in path.as_os_str().as_bytes() {
+        if WILDCARD.contains(&char::from(byte)) {
+            escaped.push(b'\\');
         }
-        escaped.push(c);
+        escaped.push(byte);
     }
-    escaped
+    std::ffi::OsString::from_vec(escaped)
 }
 
 /// A local word of [`words`] with `~` and `~/...` read from the home directory, as sftp's
 /// lcd reads them (the password database's without `HOME`, as ssh takes it).
-fn tilde(word: &str) -> String {
-    match word.strip_prefix('~') {
-        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
-            format!("{}{rest}", escaped_all(&net_ssh::home()))
+fn tilde(word: &str) -> std::ffi::OsString {
+    match after_home(word) {
+        Some(rest) => {
+            let mut path = escaped_all(&net_ssh::home());
+            path.push(rest);
+            path
         }
-        _ => word.to_owned(),
+        None => word.into(),
     }
+}
+
+/// What follows the `~` of a local word that starts from the home directory.
+fn after_home(word: &str) -> Option<&str> {
+    word.strip_prefix('~')
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// A local path as typed, for what expands no wildcard (lcd, lmkdir).
 fn local_path(word: &str) -> PathBuf {
-    PathBuf::from(plain(&tilde(word)))
+    match after_home(word) {
+        Some(rest) => {
+            let mut path = net_ssh::home().into_os_string();
+            path.push(plain(rest));
+            path.into()
+        }
+        None => plain(word).into(),
+    }
 }
 
 /// Runs `command` in the local shell (an interactive one when it is empty), as sftp's `!`:

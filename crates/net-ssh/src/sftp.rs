@@ -1,7 +1,9 @@
 //! SFTP: streamed put and get that never leave a truncated target, and file management.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -228,67 +230,195 @@ fn kept_in(error: Error, kept: impl FnOnce() -> String) -> Error {
     }
 }
 
-/// A part of a wildcard path, backslashes read as glob(3) reads them: `\*`, `\?`, `\[` are
-/// those characters, not wildcards (`report\[1\].txt` names `report[1].txt`).
+/// One character of a name, or one byte of it that is no part of a UTF-8 character: names
+/// are bytes (on Unix and in SFTP alike), and a name that is not UTF-8 is matched by its own
+/// bytes, never read as another whose name holds U+FFFD in their place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Unit {
+    Char(char),
+    Byte(u8),
+}
+
+/// The units of `name`, in order.
+fn units(name: &OsStr) -> Vec<Unit> {
+    name.as_bytes()
+        .utf8_chunks()
+        .flat_map(|chunk| {
+            let chars = chunk.valid().chars().map(Unit::Char);
+            chars.chain(chunk.invalid().iter().map(|&byte| Unit::Byte(byte)))
+        })
+        .collect()
+}
+
+/// `unit` added to the bytes of `name`.
+fn push_unit(name: &mut Vec<u8>, unit: Unit) {
+    match unit {
+        Unit::Char(c) => name.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        Unit::Byte(byte) => name.push(byte),
+    }
+}
+
+/// What one place of a wildcard part takes.
+#[derive(Debug, PartialEq, Eq)]
+enum Token {
+    /// This unit itself.
+    Is(Unit),
+    /// `?`: any one unit.
+    One,
+    /// `*`: any units, none included.
+    Any,
+    /// `[...]` (`[!...]` when `not`): a unit in (or not in) one of these inclusive ranges.
+    Set {
+        not: bool,
+        ranges: Vec<(Unit, Unit)>,
+    },
+}
+
+impl Token {
+    fn takes(&self, unit: Unit) -> bool {
+        match self {
+            Token::Is(is) => *is == unit,
+            Token::One | Token::Any => true,
+            Token::Set { not, ranges } => {
+                ranges
+                    .iter()
+                    .any(|(low, high)| (low..=high).contains(&&unit))
+                    != *not
+            }
+        }
+    }
+}
+
+/// A part of a wildcard path, read as glob(3) reads it: `*`, `?`, `[...]` (`[!...]`, ranges
+/// `[a-z]`, a `]` first a member), and backslashes making `\*`, `\?`, `\[` those characters,
+/// not wildcards (`report\[1\].txt` names `report[1].txt`).
 struct Escaped {
-    /// For the glob crate, which takes no backslashes: a plain character as `[c]`.
-    pattern: String,
+    tokens: Vec<Token>,
     /// The name with its backslashes dropped.
-    literal: String,
+    literal: OsString,
     /// A wildcard not escaped is in it.
     wild: bool,
 }
 
 impl Escaped {
-    fn of(part: &std::ffi::OsStr) -> Escaped {
-        let text = part.to_string_lossy();
-        let mut escaped = Escaped {
-            pattern: String::with_capacity(text.len()),
-            literal: String::with_capacity(text.len()),
-            wild: false,
-        };
-        let mut chars = text.chars();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => {
-                    let Some(plain) = chars.next() else {
-                        escaped.pattern.push('\\');
-                        escaped.literal.push('\\');
-                        break;
-                    };
-                    if matches!(plain, '*' | '?' | '[' | ']') {
-                        escaped.pattern.extend(['[', plain, ']']);
-                    } else {
-                        escaped.pattern.push(plain);
-                    }
-                    escaped.literal.push(plain);
+    fn of(part: &OsStr) -> Escaped {
+        let units = units(part);
+        let mut tokens = Vec::with_capacity(units.len());
+        let mut literal = Vec::with_capacity(part.len());
+        let mut wild = false;
+        let mut i = 0;
+        while let Some(&unit) = units.get(i) {
+            i += 1;
+            let token = match unit {
+                Unit::Char('\\') => {
+                    // A backslash at the end is itself.
+                    let plain = units.get(i).copied().unwrap_or(unit);
+                    i += 1;
+                    push_unit(&mut literal, plain);
+                    tokens.push(Token::Is(plain));
+                    continue;
                 }
+                Unit::Char('*') => Token::Any,
+                Unit::Char('?') => Token::One,
                 // A `[` that no `]` closes is a plain character, as glob(3) reads it: an
-                // escape sequence's `ESC[0m` named no set, and failed as a bad wildcard.
-                '[' if !closed(chars.as_str()) => {
-                    escaped.pattern.push_str("[[]");
-                    escaped.literal.push(c);
+                // escape sequence's `ESC[0m` names no set.
+                Unit::Char('[') => match set(&units[i..], &mut literal) {
+                    Some((set, used)) => {
+                        i += used;
+                        wild = true;
+                        tokens.push(set);
+                        continue;
+                    }
+                    None => Token::Is(unit),
+                },
+                _ => Token::Is(unit),
+            };
+            wild |= token != Token::Is(unit);
+            push_unit(&mut literal, unit);
+            tokens.push(token);
+        }
+        Escaped {
+            tokens,
+            literal: OsString::from_vec(literal),
+            wild,
+        }
+    }
+
+    /// Whether `name` matches, as glob(3) matches a name of a directory it walks: one
+    /// starting with a dot only when the pattern's first character is a dot.
+    fn matches(&self, name: &OsStr) -> bool {
+        let name = units(name);
+        if name.first() == Some(&Unit::Char('.'))
+            && self.tokens.first() != Some(&Token::Is(Unit::Char('.')))
+        {
+            return false;
+        }
+        // The last `*` and the unit of the name it was tried from: on a mismatch it takes
+        // one more unit (a `*` before it need never take more).
+        let (mut t, mut n, mut star) = (0, 0, None);
+        while let Some(&unit) = name.get(n) {
+            match self.tokens.get(t) {
+                Some(Token::Any) => {
+                    star = Some((t, n));
+                    t += 1;
                 }
-                '*' | '?' | '[' => {
-                    escaped.wild = true;
-                    escaped.pattern.push(c);
-                    escaped.literal.push(c);
+                Some(token) if token.takes(unit) => {
+                    t += 1;
+                    n += 1;
                 }
-                _ => {
-                    escaped.pattern.push(c);
-                    escaped.literal.push(c);
-                }
+                _ => match star {
+                    Some((st, sn)) => {
+                        star = Some((st, sn + 1));
+                        t = st + 1;
+                        n = sn + 1;
+                    }
+                    None => return false,
+                },
             }
         }
-        escaped
+        self.tokens[t..].iter().all(|token| *token == Token::Any)
     }
 }
 
-/// Whether `rest`, what follows a `[`, closes it: a `]` first (or after `!`) is a member.
-fn closed(rest: &str) -> bool {
-    let rest = rest.strip_prefix('!').unwrap_or(rest);
-    let rest = rest.strip_prefix(']').unwrap_or(rest);
-    rest.contains(']')
+/// The set that `rest`, what follows a `[`, starts with and the units it takes up to its
+/// `]`, its characters added to `literal` without their backslashes; `None` when no `]`
+/// closes it. A `]` first (or after `!`) is a member, a backslash makes the next unit plain.
+fn set(rest: &[Unit], literal: &mut Vec<u8>) -> Option<(Token, usize)> {
+    let mut text = vec![b'['];
+    let not = rest.first() == Some(&Unit::Char('!'));
+    let mut i = usize::from(not);
+    if not {
+        text.push(b'!');
+    }
+    let mut ranges = Vec::new();
+    // The next member, its backslash dropped.
+    let member = |i: &mut usize, text: &mut Vec<u8>| {
+        let mut unit = *rest.get(*i)?;
+        if unit == Unit::Char('\\') && *i + 1 < rest.len() {
+            *i += 1;
+            unit = rest[*i];
+        }
+        *i += 1;
+        push_unit(text, unit);
+        Some(unit)
+    };
+    loop {
+        if rest.get(i) == Some(&Unit::Char(']')) && i > usize::from(not) {
+            text.push(b']');
+            literal.extend_from_slice(&text);
+            return Some((Token::Set { not, ranges }, i + 1));
+        }
+        let low = member(&mut i, &mut text)?;
+        let high = match rest.get(i..i + 2) {
+            Some([Unit::Char('-'), end]) if *end != Unit::Char(']') => {
+                i += 1;
+                text.push(b'-');
+                member(&mut i, &mut text)?
+            }
+            _ => low,
+        };
+        ranges.push((low, high));
+    }
 }
 
 /// The paths a wildcard `pattern` matches, part by part as glob(3) walks them (`logs/2026-*/
@@ -298,14 +428,10 @@ fn closed(rest: &str) -> bool {
 /// starts with one, and a part without wildcards after one that has them only what exists.
 fn walk<E>(
     pattern: &Path,
-    mut list: impl FnMut(&Path) -> Option<Vec<(String, E)>>,
+    mut list: impl FnMut(&Path) -> Option<Vec<(OsString, E)>>,
     dir: impl Fn(&E) -> bool,
-) -> Result<Vec<(PathBuf, Option<E>)>, glob::PatternError> {
+) -> Vec<(PathBuf, Option<E>)> {
     use std::path::Component;
-    let options = glob::MatchOptions {
-        require_literal_leading_dot: true,
-        ..glob::MatchOptions::new()
-    };
     let parts: Vec<Component<'_>> = pattern.components().collect();
     let mut found: Vec<(PathBuf, Option<E>)> = vec![(PathBuf::new(), None)];
     for (i, part) in parts.iter().enumerate() {
@@ -317,7 +443,6 @@ fn walk<E>(
             }
             continue;
         }
-        let matcher = glob::Pattern::new(&name.pattern)?;
         let more = i + 1 < parts.len();
         let mut next = Vec::new();
         for (path, entry) in &found {
@@ -336,15 +461,15 @@ fn walk<E>(
             next.extend(
                 entries
                     .into_iter()
-                    .filter(|(name, _)| name != "." && name != "..")
-                    .filter(|(name, _)| matcher.matches_with(name, options))
+                    .filter(|(found, _)| found != "." && found != "..")
+                    .filter(|(found, _)| name.matches(found))
                     .filter(|(_, e)| !more || dir(e))
-                    .map(|(name, e)| (path.join(name), Some(e))),
+                    .map(|(found, e)| (path.join(found), Some(e))),
             );
         }
         found = next;
     }
-    Ok(found)
+    found
 }
 
 /// The local paths `pattern` names for an upload, as sftp's `put` expands it with glob(3):
@@ -357,26 +482,18 @@ fn walk<E>(
 /// [`Error::Local`] when nothing matches or the pattern cannot be read.
 pub fn local_glob(pattern: &Path) -> Result<Vec<PathBuf>, Error> {
     let parts: Vec<Escaped> = pattern.iter().map(Escaped::of).collect();
-    let literal: PathBuf = parts.iter().map(|p| p.literal.as_str()).collect();
+    let literal: PathBuf = parts.iter().map(|p| p.literal.as_os_str()).collect();
     if !parts.iter().any(|p| p.wild) {
         return Ok(vec![literal]);
     }
     let list = |dir: &Path| {
         let entries = std::fs::read_dir(dir).ok()?.flatten().map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
             // A link to a directory goes on, as glob(3) follows it.
-            (name, e.path().is_dir())
+            (e.file_name(), e.path().is_dir())
         });
         Some(entries.collect())
     };
     let mut matches: Vec<PathBuf> = walk(pattern, list, |is_dir| *is_dir)
-        .map_err(|e| Error::Local {
-            path: pattern.to_owned(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("bad wildcard: {e}"),
-            ),
-        })?
         .into_iter()
         .map(|(path, _)| path)
         .filter(|path| path.symlink_metadata().is_ok())
@@ -690,8 +807,9 @@ fn receive(
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Entry {
-    /// The file name.
-    pub name: String,
+    /// The file name, its bytes as the server sent them (not always UTF-8).
+    #[serde(serialize_with = "name_bytes")]
+    pub name: OsString,
     /// Size in bytes.
     pub size: u64,
     /// Permission and type bits (as `st_mode`).
@@ -707,7 +825,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn new(name: String, stat: &FileStat) -> Entry {
+    fn new(name: OsString, stat: &FileStat) -> Entry {
         Entry {
             name,
             size: stat.size.unwrap_or(0),
@@ -743,6 +861,15 @@ impl Entry {
             text.push(if bits & 1 != 0 { 'x' } else { '-' });
         }
         text
+    }
+}
+
+/// An entry's name as a string when it is UTF-8, otherwise as its bytes (a list of numbers
+/// in JSON), never with U+FFFD put in place of bytes that would name another file.
+fn name_bytes<S: serde::Serializer>(name: &OsStr, serializer: S) -> Result<S::Ok, S::Error> {
+    match name.to_str() {
+        Some(text) => serializer.serialize_str(text),
+        None => serializer.serialize_bytes(name.as_bytes()),
     }
 }
 
@@ -888,7 +1015,6 @@ const NO_OVERWRITE: Option<RenameFlags> = Some(RenameFlags::NATIVE);
 /// and a digest of the whole name added, so that two long names sharing a beginning do not
 /// share a temporary file: a legal 241-byte name could not be uploaded.
 fn beside(target: &Path, prefix: &str, suffix: &str) -> PathBuf {
-    use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
     const MAX_NAME: usize = 255;
     const ROOM: usize = MAX_NAME - ".0123456789abcdef".len();
     let name = target.file_name().map_or(&[][..], |n| n.as_bytes());
@@ -2022,23 +2148,13 @@ impl Client {
         let sftp = self.sftp()?;
         let stat = sftp.stat(remote).map_err(|e| self.sftp_error(remote, &e))?;
         if !stat.is_dir() {
-            let name = remote
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = remote.file_name().unwrap_or_default().to_owned();
             return Ok(vec![Entry::new(name, &stat)]);
         }
         let mut entries: Vec<Entry> = self
             .read_dir(&sftp, remote)?
             .into_iter()
-            .map(|(path, stat)| {
-                Entry::new(
-                    path.file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                    &stat,
-                )
-            })
+            .map(|(path, stat)| Entry::new(path.file_name().unwrap_or_default().to_owned(), &stat))
             .collect();
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
@@ -2052,7 +2168,7 @@ impl Client {
     /// matches only what exists.
     ///
     /// # Errors
-    /// [`Error::NoSuchFile`] when nothing matches, [`Error::Sftp`] for a bad pattern.
+    /// [`Error::NoSuchFile`] when nothing matches.
     pub fn glob(&self, pattern: &Path) -> Result<Option<Vec<(PathBuf, Entry)>>, Error> {
         if !pattern.iter().any(|part| Escaped::of(part).wild) {
             // A backslash made each wildcard character a plain one: the path without them.
@@ -2067,8 +2183,7 @@ impl Client {
             let entries = self.ls(dir).ok()?;
             Some(entries.into_iter().map(|e| (e.name.clone(), e)).collect())
         };
-        let found = walk(pattern, list, |e: &Entry| e.is_dir || e.is_link())
-            .map_err(|e| self.bad_pattern(pattern, &e.to_string()))?;
+        let found = walk(pattern, list, |e: &Entry| e.is_dir || e.is_link());
         let mut found: Vec<(PathBuf, Entry)> = found
             .into_iter()
             .filter_map(|(path, entry)| match entry {
@@ -2091,14 +2206,6 @@ impl Client {
         Ok(Some(found))
     }
 
-    fn bad_pattern(&self, pattern: &Path, reason: &str) -> Error {
-        Error::Sftp {
-            host: self.host.clone(),
-            path: pattern.to_owned(),
-            reason: format!("bad wildcard: {reason}"),
-        }
-    }
-
     /// The absolute, canonical form of a remote path (`.` is the login directory), as the
     /// server resolves it.
     ///
@@ -2119,10 +2226,7 @@ impl Client {
             .sftp()?
             .stat(remote)
             .map_err(|e| self.sftp_error(remote, &e))?;
-        let name = remote
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = remote.file_name().unwrap_or_default().to_owned();
         Ok(Entry::new(name, &stat))
     }
 
@@ -2504,17 +2608,44 @@ mod tests {
     #[test]
     fn a_bracket_no_bracket_closes_is_a_plain_character() {
         let of = |s: &str| {
-            let e = Escaped::of(std::ffi::OsStr::new(s));
-            (e.pattern, e.literal, e.wild)
+            let e = Escaped::of(OsStr::new(s));
+            (e.literal.into_string().unwrap(), e.wild)
         };
-        assert_eq!(
-            of("\u{1b}[0m"),
-            ("\u{1b}[[]0m".into(), "\u{1b}[0m".into(), false)
-        );
-        assert_eq!(of("a[1]"), ("a[1]".into(), "a[1]".into(), true));
-        assert_eq!(of("a[]]"), ("a[]]".into(), "a[]]".into(), true));
-        assert_eq!(of("a[!]x"), ("a[[]!]x".into(), "a[!]x".into(), false));
-        assert_eq!(of("a\\[1\\]"), ("a[[]1[]]".into(), "a[1]".into(), false));
+        assert_eq!(of("\u{1b}[0m"), ("\u{1b}[0m".into(), false));
+        assert_eq!(of("a[1]"), ("a[1]".into(), true));
+        assert_eq!(of("a[]]"), ("a[]]".into(), true));
+        assert_eq!(of("a[!]x"), ("a[!]x".into(), false));
+        assert_eq!(of("a\\[1\\]"), ("a[1]".into(), false));
+        let matches =
+            |pattern: &str, name: &str| Escaped::of(OsStr::new(pattern)).matches(OsStr::new(name));
+        assert!(matches("\u{1b}[0m", "\u{1b}[0m"));
+        assert!(matches("a[]]", "a]") && !matches("a[]]", "a"));
+        assert!(matches("a[!]]", "ab") && !matches("a[!]]", "a]"));
+        assert!(matches("[a-c]*[!x]", "bee") && !matches("[a-c]*[!x]", "box"));
+        assert!(matches("a\\*", "a*") && !matches("a\\*", "ab"));
+        assert!(matches("*a*b", "xaab") && !matches("*a*b", "xaba"));
+        assert!(matches("?", "é") && !matches("?", ".") && matches(".*", ".env"));
+    }
+
+    #[test]
+    fn wildcards_match_names_that_are_not_utf8_by_their_bytes() {
+        let bytes = OsStr::from_bytes(b"latin\xe9");
+        let twin = OsStr::new("latin\u{fffd}");
+        let of = |pattern: &[u8]| Escaped::of(OsStr::from_bytes(pattern));
+        // The byte is one unit, as a character is, and only itself.
+        for pattern in [&b"lat*"[..], b"latin?", b"latin\xe9", b"latin[\xe0-\xef]"] {
+            assert!(of(pattern).matches(bytes), "{}", pattern.escape_ascii());
+        }
+        for pattern in [
+            &b"latin\xe9"[..],
+            b"latin[\xe0-\xef]",
+            b"latin[!\xef\xbf\xbd]",
+        ] {
+            assert!(!of(pattern).matches(twin), "{}", pattern.escape_ascii());
+        }
+        assert!(!of("latin\u{fffd}".as_bytes()).matches(bytes));
+        assert!(of(b"latin[!\xef\xbf\xbd]").matches(bytes));
+        assert_eq!(of(b"lat\\\xe9").literal, OsStr::from_bytes(b"lat\xe9"));
     }
 
     #[test]

@@ -7019,6 +7019,93 @@ fn dash_f_goes_to_the_background_once_authenticated_as_ssh_f() {
     assert!(err.contains("-f needs a command"), "{err}");
 }
 
+#[test]
+fn session_type_stdin_null_and_fork_after_authentication_do_what_dash_n_s_n_and_f_do() {
+    // In a file or with -o, as ssh 9.2 reads them; netkit ran the command, sent stdin and
+    // stayed in the foreground, without a word.
+    let dir = work_dir().join("ssh-cli-session-type");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, lines: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("Host *\n{lines}")).unwrap();
+        path.display().to_string()
+    };
+    let none = file("none", "  SessionType none\n");
+    let subsystem = file("subsystem", "  SessionType subsystem\n");
+    let stdin_null = file("stdin-null", "  StdinNull yes\n");
+    // SessionType none (-N) runs no command; subsystem (-s) takes it for a subsystem's name.
+    for (flags, refused) in [
+        (&["-F", &none][..], "SessionType none runs no command"),
+        (
+            &["-F", "none", "-o", "SessionType=none"],
+            "SessionType none",
+        ),
+        (&["-F", &subsystem], ""),
+        (&["-F", "none", "-o", "SessionType subsystem"], ""),
+    ] {
+        let out = ssh_with(flags, &["echo", "RAN"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.stdout, b"", "{flags:?}: {err}");
+        assert_eq!(out.status.code(), Some(255), "{flags:?}: {err}");
+        assert!(err.contains(refused), "{flags:?}: {err}");
+    }
+    // SessionType default is the command; -o wins over the file.
+    for flags in [
+        &["-F", "none", "-o", "SessionType=default"][..],
+        &["-o", "SessionType=default", "-F", &none],
+    ] {
+        let out = ssh_with(flags, &["echo", "RAN"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.stdout, b"RAN\n", "{flags:?}: {err}");
+        assert_eq!(err, "", "{flags:?}");
+    }
+    // StdinNull yes (-n): the remote command reads EOF.
+    for (flags, expected) in [
+        (&["-F", &stdin_null][..], &b""[..]),
+        (&["-F", "none", "-o", "StdinNull=yes"], b""),
+        (&["-o", "StdinNull=no", "-F", &stdin_null], b"INPUT\n"),
+    ] {
+        let out = ssh_with(flags, &["cat"], b"INPUT\n");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.stdout, expected, "{flags:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{flags:?}: {err}");
+    }
+    // ForkAfterAuthentication yes (-f) with SessionType none (-N): a tunnel left in the
+    // background once authenticated.
+    let both = file(
+        "fork",
+        "  SessionType none\n  ForkAfterAuthentication yes\n",
+    );
+    let lport = free_port();
+    let spec = format!("127.0.0.1:{lport}:127.0.0.1:{}", port());
+    let (status, [_, err]) = ssh_to_files(&ssh_args(&["-F", &both, "-L", &spec], &[]), "fork");
+    let background = pids_running(&spec);
+    let _kill = killed_on_drop(background.clone());
+    let said = std::fs::read_to_string(&err).unwrap();
+    assert!(status.success(), "{status:?} {said}");
+    assert_eq!(background.len(), 1, "one background netkit: {background:?}");
+    assert_sshd_answers_at("127.0.0.1", lport);
+    // The flags win: -N over SessionType subsystem (which wants a command).
+    let lport = free_port();
+    let spec = format!("127.0.0.1:{lport}:127.0.0.1:{}", port());
+    let flags = ["-F", &subsystem, "-f", "-N", "-L", &spec];
+    let (status, [_, err]) = ssh_to_files(&ssh_args(&flags, &[]), "fork-flags");
+    let background = pids_running(&spec);
+    let _kill_too = killed_on_drop(background.clone());
+    let said = std::fs::read_to_string(&err).unwrap();
+    assert!(status.success(), "{status:?} {said}");
+    assert_eq!(background.len(), 1, "one background netkit: {background:?}");
+    // Nothing to run in the background is refused, as -f without a command.
+    let flags = ["-F", "none", "-o", "ForkAfterAuthentication=yes"];
+    let (status, [_, err]) = ssh_to_files(&ssh_args(&flags, &[]), "fork-nothing");
+    let err = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(status.code(), Some(255), "{err}");
+    assert!(
+        err.contains("ForkAfterAuthentication yes needs a command"),
+        "{err}"
+    );
+}
+
 /// Ends the background processes `pids` when dropped, so that a failing assertion leaves
 /// none running.
 fn killed_on_drop(pids: Vec<i32>) -> impl Drop {

@@ -890,6 +890,32 @@ pub fn run(mut args: Args) -> Outcome {
         crate::exit::out_part(format_args!("{shown}"))?;
         return Ok(ExitCode::SUCCESS);
     }
+    // The config's SessionType, StdinNull and ForkAfterAuthentication do what -N or -s, -n
+    // and -f do; the flags win, as ssh keeps the first value it obtains (its flags').
+    let no_command_by = if args.no_command {
+        "-N"
+    } else {
+        "SessionType none"
+    };
+    let subsystem_by = if args.subsystem {
+        "-s"
+    } else {
+        "SessionType subsystem"
+    };
+    let background_by = if args.background {
+        "-f"
+    } else {
+        "ForkAfterAuthentication yes"
+    };
+    if !args.no_command && !args.subsystem && args.stdio_forward.is_none() {
+        match config.session_type {
+            Some(net_ssh::SessionType::None) => args.no_command = true,
+            Some(net_ssh::SessionType::Subsystem) => args.subsystem = true,
+            _ => {}
+        }
+    }
+    args.no_stdin |= config.stdin_null;
+    args.background |= config.fork_after_authentication;
     // RemoteCommand runs when the command line gives none, as in ssh; -N and -W run nothing.
     if !args.no_command
         && args.stdio_forward.is_none()
@@ -904,7 +930,7 @@ pub fn run(mut args: Args) -> Outcome {
     }
     if args.subsystem && command.is_empty() {
         return Err(own(anyhow!(
-            "-s needs the subsystem's name as the command: netkit ssh -s HOST sftp"
+            "{subsystem_by} needs the subsystem's name as the command: netkit ssh -s HOST sftp"
         )));
     }
     // -t and -T win over RequestTTY: ssh keeps the first value it reads, flags first.
@@ -919,7 +945,7 @@ pub fn run(mut args: Args) -> Outcome {
     if args.background {
         if command.is_empty() && !args.no_command {
             return Err(own(anyhow!(
-                "-f needs a command to run in the background, or -N"
+                "{background_by} needs a command to run in the background, or -N"
             )));
         }
         if !background::is_child() {
@@ -929,7 +955,9 @@ pub fn run(mut args: Args) -> Outcome {
     }
     let on_terminal = !args.no_stdin && std::io::stdin().is_terminal();
     if args.no_command && !command.is_empty() {
-        return Err(own(anyhow!("-N runs no command, but one was given")));
+        return Err(own(anyhow!(
+            "{no_command_by} runs no command, but one was given"
+        )));
     }
     // As ssh: -tt always, -t or a login shell when stdin is a terminal, -T never.
     let wants_terminal = !no_tty && (tty >= 2 || ((tty == 1 || command.is_empty()) && on_terminal));

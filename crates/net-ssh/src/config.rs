@@ -267,6 +267,15 @@ pub struct Config {
     /// Whether the escape `~C` opens the command line that adds and cancels forwards
     /// (OpenSSH 9.2's `EnableEscapeCommandline`; default false, as there).
     pub escape_command_line: bool,
+    /// What the session runs (OpenSSH's `SessionType`); `None` when the config does not say.
+    /// Read by the program that runs commands; its own flags (`-N`, `-s`) win.
+    pub session_type: Option<SessionType>,
+    /// The remote side gets no stdin, EOF at once (OpenSSH's `StdinNull yes`, `ssh -n`).
+    /// Read by the program that runs commands.
+    pub stdin_null: bool,
+    /// Go to the background once authenticated (OpenSSH's `ForkAfterAuthentication yes`,
+    /// `ssh -f`). Read by the program that runs commands.
+    pub fork_after_authentication: bool,
 }
 
 /// What `Debug` shows for a secret: configs get logged, passwords must not be.
@@ -328,6 +337,9 @@ impl std::fmt::Debug for Config {
             request_tty,
             escape_char,
             escape_command_line,
+            session_type,
+            stdin_null,
+            fork_after_authentication,
         } = self;
         f.debug_struct("Config")
             .field("host", host)
@@ -382,6 +394,9 @@ impl std::fmt::Debug for Config {
             .field("request_tty", request_tty)
             .field("escape_char", escape_char)
             .field("escape_command_line", escape_command_line)
+            .field("session_type", session_type)
+            .field("stdin_null", stdin_null)
+            .field("fork_after_authentication", fork_after_authentication)
             .finish()
     }
 }
@@ -398,6 +413,18 @@ pub enum RequestTty {
     Force,
     /// For a login shell on a terminal, not for a command (the default).
     Auto,
+}
+
+/// OpenSSH's `SessionType`: what a session runs once connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionType {
+    /// Nothing: the connection only carries forwards (`ssh -N`).
+    None,
+    /// The command names a subsystem of the server (`ssh -s`).
+    Subsystem,
+    /// The command, or a login shell (the default).
+    Default,
 }
 
 /// OpenSSH's `EscapeChar` (and `ssh -e`): the key that starts an escape such as `~.` on a
@@ -1124,6 +1151,9 @@ impl Config {
             request_tty: None,
             escape_char: None,
             escape_command_line: false,
+            session_type: None,
+            stdin_null: false,
+            fork_after_authentication: false,
         }
     }
 
@@ -1786,6 +1816,24 @@ impl Config {
                 }
             });
         }
+        if let Some(kind) = value("sessiontype") {
+            self.session_type = Some(match kind.to_ascii_lowercase().as_str() {
+                "none" => SessionType::None,
+                "subsystem" => SessionType::Subsystem,
+                "default" => SessionType::Default,
+                _ => {
+                    return Err(format!(
+                        "SessionType {kind}: expected none, subsystem or default"
+                    ));
+                }
+            });
+        }
+        if let Some(null) = value("stdinnull") {
+            self.stdin_null = flag("StdinNull", &null)?;
+        }
+        if let Some(fork) = value("forkafterauthentication") {
+            self.fork_after_authentication = flag("ForkAfterAuthentication", &fork)?;
+        }
         if let Some(escape) = value("escapechar") {
             self.escape_char = Some(EscapeChar::parse(&escape).ok_or_else(|| {
                 format!("EscapeChar {escape}: expected one character, ^X or none")
@@ -2282,11 +2330,14 @@ fn aes_in_hardware() -> bool {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 44] = [
+const OPTIONS_READ: [&str; 47] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
     "requesttty",
+    "sessiontype",
+    "stdinnull",
+    "forkafterauthentication",
     "escapechar",
     "enableescapecommandline",
     "globalknownhostsfile",
@@ -2512,6 +2563,9 @@ const SINGLE_VALUED: &[&str] = &[
     "requesttty",
     "clearallforwardings",
     "numberofpasswordprompts",
+    "sessiontype",
+    "stdinnull",
+    "forkafterauthentication",
 ];
 
 /// The arguments of an option of several (`UserKnownHostsFile`, `SetEnv`), from what

@@ -7106,6 +7106,75 @@ fn session_type_stdin_null_and_fork_after_authentication_do_what_dash_n_s_n_and_
     );
 }
 
+#[test]
+fn local_command_runs_here_once_connected_only_with_permit_local_command_as_in_ssh() {
+    // netkit never ran it, without a word.
+    let dir = work_dir().join("ssh-cli-local-command");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    let made = dir.join(format!("made-{}", port()));
+    // %p expanded, as ssh expands LocalCommand's tokens; its output comes before the
+    // remote command's.
+    std::fs::write(
+        &config,
+        format!(
+            "Host *\n  PermitLocalCommand yes\n  LocalCommand touch {}/made-%p; echo local\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let out = ssh_with(&["-F", config], &["echo", "remote"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "local\nremote\n",
+        "{err}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(made.exists(), "{err}");
+    std::fs::remove_file(&made).unwrap();
+    // PermitLocalCommand no (the default, or -o ahead of the file): not run.
+    for flags in [
+        &["-F", config, "-o", "PermitLocalCommand=no"][..],
+        &[
+            "-F",
+            "none",
+            "-o",
+            &format!("LocalCommand=touch {}", made.display()),
+        ],
+    ] {
+        let out = ssh_with(flags, &["echo", "remote"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.stdout, b"remote\n", "{flags:?}: {err}");
+        assert_eq!(err, "", "{flags:?}");
+        assert!(!made.exists(), "{flags:?}");
+    }
+    // With -o, and with -N: run once the connection is up.
+    let flags = [
+        "-F",
+        "none",
+        "-f",
+        "-N",
+        "-o",
+        "PermitLocalCommand=yes",
+        "-o",
+    ];
+    let local = format!("LocalCommand=touch {}", made.display());
+    let mut args = ssh_args(&flags, &[]);
+    args.insert(flags.len() + 3, local.clone());
+    let (status, [_, err]) = ssh_to_files(&args, "local-command");
+    let background = pids_running(&local);
+    let _kill = killed_on_drop(background.clone());
+    assert!(
+        status.success(),
+        "{status:?} {}",
+        std::fs::read_to_string(&err).unwrap()
+    );
+    assert!(made.exists());
+}
+
 /// Ends the background processes `pids` when dropped, so that a failing assertion leaves
 /// none running.
 fn killed_on_drop(pids: Vec<i32>) -> impl Drop {

@@ -953,6 +953,8 @@ pub fn run(mut args: Args) -> Outcome {
         }
         args.no_stdin = true;
     }
+    // Its tokens are expanded before connecting: a bad one is refused without a connection.
+    let local_command = config.expanded_local_command().map_err(own)?;
     let on_terminal = !args.no_stdin && std::io::stdin().is_terminal();
     if args.no_command && !command.is_empty() {
         return Err(own(anyhow!(
@@ -989,6 +991,7 @@ pub fn run(mut args: Args) -> Outcome {
     }
     let client = connect(&mut config)?;
     if let Some((host, port)) = stdio_to {
+        run_local_command(local_command.as_deref());
         return stdio_forward(client, host, port, !args.no_stdin);
     }
     if args.no_command {
@@ -996,6 +999,7 @@ pub fn run(mut args: Args) -> Outcome {
         // open, as by ssh -N).
         let mut spare = Some(client);
         let forwards = start_forwards(&asked, &mut config, &mut spare)?;
+        run_local_command(local_command.as_deref());
         if args.background {
             background::detach(false);
         }
@@ -1040,6 +1044,7 @@ pub fn run(mut args: Args) -> Outcome {
         config: Mutex::new(config.clone()),
         gateway_ports: args.gateway_ports,
     });
+    run_local_command(local_command.as_deref());
     if args.background {
         background::detach(true);
     }
@@ -1213,6 +1218,31 @@ pub fn run(mut args: Args) -> Outcome {
     Ok(ExitCode::from(
         u8::try_from(status.code).unwrap_or(OWN_ERROR),
     ))
+}
+
+/// Runs the config's `LocalCommand` (see [`Config::expanded_local_command`]) here through
+/// the user's shell, as ssh runs it once the connection and its forwards are up, and waits
+/// for it; as there, how it ends changes nothing but a line at -v.
+fn run_local_command(command: Option<&str>) {
+    let Some(command) = command else {
+        return;
+    };
+    let shell = std::env::var_os("SHELL")
+        .filter(|shell| !shell.is_empty())
+        .unwrap_or_else(|| "/bin/sh".into());
+    log::debug!("running LocalCommand: {command}");
+    match std::process::Command::new(&shell)
+        .arg("-c")
+        .arg(command)
+        .status()
+    {
+        Ok(status) if !status.success() => log::debug!("LocalCommand: {status}"),
+        Ok(_) => {}
+        Err(e) => log::warn!(
+            "LocalCommand: cannot run {}: {e}",
+            std::path::Path::new(&shell).display()
+        ),
+    }
 }
 
 /// One line typed at the terminal (in its line mode), without its newline; at most 4 KiB.

@@ -276,6 +276,13 @@ pub struct Config {
     /// Go to the background once authenticated (OpenSSH's `ForkAfterAuthentication yes`,
     /// `ssh -f`). Read by the program that runs commands.
     pub fork_after_authentication: bool,
+    /// Whether [`local_command`](Self::local_command) runs (OpenSSH's `PermitLocalCommand`;
+    /// default false, as there).
+    pub permit_local_command: bool,
+    /// A command to run here once connected (OpenSSH's `LocalCommand`), as written;
+    /// [`expanded_local_command`](Self::expanded_local_command) expands its tokens. Read by
+    /// the program that runs commands, as `netkit ssh`.
+    pub local_command: Option<String>,
 }
 
 /// What `Debug` shows for a secret: configs get logged, passwords must not be.
@@ -340,6 +347,8 @@ impl std::fmt::Debug for Config {
             session_type,
             stdin_null,
             fork_after_authentication,
+            permit_local_command,
+            local_command,
         } = self;
         f.debug_struct("Config")
             .field("host", host)
@@ -397,6 +406,8 @@ impl std::fmt::Debug for Config {
             .field("session_type", session_type)
             .field("stdin_null", stdin_null)
             .field("fork_after_authentication", fork_after_authentication)
+            .field("permit_local_command", permit_local_command)
+            .field("local_command", local_command)
             .finish()
     }
 }
@@ -1154,6 +1165,8 @@ impl Config {
             session_type: None,
             stdin_null: false,
             fork_after_authentication: false,
+            permit_local_command: false,
+            local_command: None,
         }
     }
 
@@ -1834,6 +1847,9 @@ impl Config {
         if let Some(fork) = value("forkafterauthentication") {
             self.fork_after_authentication = flag("ForkAfterAuthentication", &fork)?;
         }
+        if let Some(permit) = value("permitlocalcommand") {
+            self.permit_local_command = flag("PermitLocalCommand", &permit)?;
+        }
         if let Some(escape) = value("escapechar") {
             self.escape_char = Some(EscapeChar::parse(&escape).ok_or_else(|| {
                 format!("EscapeChar {escape}: expected one character, ^X or none")
@@ -1851,6 +1867,9 @@ impl Config {
         }
         if let Some(words) = remote_command {
             self.remote_command = command(words)?;
+        }
+        if let Some(words) = params.unsupported_fields.remove("localcommand") {
+            self.local_command = command(words)?;
         }
         Ok((params.proxy_jump.unwrap_or_default(), missing_identities))
     }
@@ -1894,6 +1913,32 @@ impl Config {
             .map(Some)
             .map_err(|reason| Error::BadOption {
                 option: format!("RemoteCommand {command}"),
+                reason,
+            })
+    }
+
+    /// [`local_command`](Self::local_command) with OpenSSH's tokens expanded as ssh runs it
+    /// (those of [`expanded_remote_command`](Self::expanded_remote_command), and `%T`, the
+    /// tunnel device: `NONE`, as netkit opens none); `None` unless
+    /// [`permit_local_command`](Self::permit_local_command).
+    ///
+    /// # Errors
+    /// [`Error::BadOption`] naming a token OpenSSH does not have.
+    pub fn expanded_local_command(&self) -> Result<Option<String>, Error> {
+        let Some(command) = self
+            .local_command
+            .as_ref()
+            .filter(|_| self.permit_local_command)
+        else {
+            return Ok(None);
+        };
+        let mut tokens = self.percent_tokens();
+        tokens.push(('T', "NONE".to_owned()));
+        let tokens: Vec<(char, &str)> = tokens.iter().map(|(c, v)| (*c, v.as_str())).collect();
+        expand_tokens(command, &tokens)
+            .map(Some)
+            .map_err(|reason| Error::BadOption {
+                option: format!("LocalCommand {command}"),
                 reason,
             })
     }
@@ -2330,7 +2375,7 @@ fn aes_in_hardware() -> bool {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 47] = [
+const OPTIONS_READ: [&str; 49] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
@@ -2338,6 +2383,8 @@ const OPTIONS_READ: [&str; 47] = [
     "sessiontype",
     "stdinnull",
     "forkafterauthentication",
+    "permitlocalcommand",
+    "localcommand",
     "escapechar",
     "enableescapecommandline",
     "globalknownhostsfile",
@@ -2384,11 +2431,10 @@ const OPTIONS_READ: [&str; 47] = [
 
 /// Options for what netkit never does (X11 and agent forwarding, local commands, connection
 /// sharing): set to `no`, they change nothing.
-const NEVER_DONE: [&str; 6] = [
+const NEVER_DONE: [&str; 5] = [
     "forwardx11",
     "forwardx11trusted",
     "forwardagent",
-    "permitlocalcommand",
     "controlmaster",
     "gssapiauthentication",
 ];
@@ -2566,6 +2612,7 @@ const SINGLE_VALUED: &[&str] = &[
     "sessiontype",
     "stdinnull",
     "forkafterauthentication",
+    "permitlocalcommand",
 ];
 
 /// The arguments of an option of several (`UserKnownHostsFile`, `SetEnv`), from what

@@ -5122,7 +5122,7 @@ fn dash_v_tells_each_step_and_dash_q_keeps_warnings_quiet() {
         assert!(err.contains("compression zlib"), "{flags:?}: {err}");
     }
     // An option netkit does not act on is a warning, which -q leaves out.
-    let out = ssh_with(&["-o", "ForwardX11=yes"], &["true"], b"");
+    let out = ssh_with(&["-o", "VisualHostKey=yes"], &["true"], b"");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("warning: ignoring the option"), "{err}");
     // Unless it asks for nothing netkit would do anyway (as sftp -S passes it).
@@ -7173,6 +7173,107 @@ fn local_command_runs_here_once_connected_only_with_permit_local_command_as_in_s
         std::fs::read_to_string(&err).unwrap()
     );
     assert!(made.exists());
+}
+
+#[test]
+fn options_netkit_does_not_act_on_are_told_of_from_a_file_as_from_dash_o() {
+    // A file's were dropped without a word, even at -v; -o's were all warned of, Ansible's
+    // ControlMaster and ControlPath on every call, and ControlPath=none too.
+    let dir = work_dir().join("ssh-cli-unread-options");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, lines: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("Host *\n{lines}")).unwrap();
+        path.display().to_string()
+    };
+    // Forwarding asked for in a file: the warning -A and -X give; -a and -x hush it.
+    let forwarding = file("forwarding", "  ForwardAgent yes\n  ForwardX11 yes\n");
+    let out = ssh_with(&["-F", &forwarding], &["echo", "ran"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.stdout, b"ran\n", "{err}");
+    assert!(
+        err.contains("agent forwarding (-A, ForwardAgent) is not supported"),
+        "{err}"
+    );
+    assert!(err.contains("X11 forwarding"), "{err}");
+    assert_eq!(err.lines().count(), 2, "{err}");
+    let out = ssh_with(&["-F", &forwarding, "-a", "-x"], &["echo", "ran"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!((out.stdout.as_slice(), &*err), (&b"ran\n"[..], ""));
+    // Security tightenings not applied: warned of once each, naming the file.
+    let tight = file(
+        "tight",
+        "  CheckHostIP yes\n  RekeyLimit 1G\n  CertificateFile /nonexistent-cert.pub\n  \
+         CheckHostIP no\n  VisualHostKey yes\n",
+    );
+    let out = netkit(&["ssh", "-F", &tight, "-G", "box"], b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for option in [
+        "CheckHostIP yes",
+        "RekeyLimit 1G",
+        "CertificateFile /nonexistent-cert.pub",
+    ] {
+        let said = format!("warning: ignoring the option \"{option}\" ({tight})");
+        assert!(err.contains(&said), "{said}: {err}");
+    }
+    assert_eq!(err.lines().count(), 3, "{err}");
+    // The others of a file, at -v.
+    let out = netkit(&["ssh", "-v", "-F", &tight, "-G", "box"], b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"VisualHostKey yes\""), "{err}");
+    // Connection sharing, from a file, -o, -S or -M: said at -v only, once.
+    let sharing = file(
+        "sharing",
+        "  ControlMaster auto\n  ControlPath /tmp/cm-%C\n  ControlPersist 60\n",
+    );
+    for flags in [
+        &["-F", &sharing][..],
+        &[
+            "-F",
+            "none",
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            "ControlPersist=60s",
+        ],
+        &["-F", "none", "-S", "/tmp/ctl", "-M"],
+    ] {
+        let out = ssh_with(flags, &["echo", "ran"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            (out.stdout.as_slice(), &*err),
+            (&b"ran\n"[..], ""),
+            "{flags:?}"
+        );
+        let verbose = [&["-v"][..], flags].concat();
+        let out = netkit(&[&["ssh"][..], &verbose, &["-G", "box"]].concat(), b"", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let said = "connection sharing is not supported: each run connects anew";
+        assert_eq!(err.matches(said).count(), 1, "{flags:?}: {err}");
+    }
+    // Values asking for what netkit does anyway: nothing said.
+    for option in [
+        "ControlPath=none",
+        "ControlMaster=no",
+        "ControlPersist=no",
+        "SessionType=default",
+        "StdinNull=no",
+        "ForkAfterAuthentication=no",
+        "Tunnel=no",
+        "CheckHostIP=no",
+        "UpdateHostKeys=no",
+        "VerifyHostKeyDNS=no",
+        "AddKeysToAgent=no",
+        "ForwardAgent=no",
+        "ForwardX11=no",
+        "PermitLocalCommand=no",
+    ] {
+        let out = netkit(&["ssh", "-F", "none", "-o", option, "-G", "box"], b"", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{option}: {err}");
+        assert_eq!(err, "", "{option}");
+    }
 }
 
 /// Ends the background processes `pids` when dropped, so that a failing assertion leaves

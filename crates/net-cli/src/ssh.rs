@@ -617,10 +617,16 @@ pub struct Args {
     /// `none` for none), as ssh -e; it wins over EscapeChar.
     #[arg(short = 'e', value_name = "CHAR", value_parser = escape_char)]
     escape: Option<EscapeChar>,
-    /// ssh's -x, -a and -k turn X11, agent and GSSAPI forwarding off: netkit never does
-    /// them, so scripts written for ssh keep working.
-    #[arg(short = 'x', short_aliases = ['a', 'k'], action = clap::ArgAction::Count, hide = true)]
-    _no_forwarding: u8,
+    /// ssh's -x turns X11 forwarding off (ForwardX11 no): netkit never does it, so scripts
+    /// written for ssh keep working; it hushes a config's ForwardX11 yes.
+    #[arg(short = 'x', action = clap::ArgAction::Count, hide = true)]
+    no_x11: u8,
+    /// ssh's -a turns agent forwarding off (ForwardAgent no): as -x.
+    #[arg(short = 'a', action = clap::ArgAction::Count, hide = true)]
+    no_agent: u8,
+    /// ssh's -k turns GSSAPI credential forwarding off, which netkit never does.
+    #[arg(short = 'k', action = clap::ArgAction::Count, hide = true)]
+    _no_gssapi: u8,
     /// ssh's -2 (protocol 2, the only one), -P (a flag ssh 9.2 takes and ignores) and -y
     /// (ssh's log to syslog; netkit's stays on stderr or in -E FILE): taken, as sshfs and
     /// pdsh pass -2.
@@ -641,8 +647,8 @@ pub struct Args {
     /// ssh -B: connect from this interface's address (BindInterface).
     #[arg(short = 'B', value_name = "BIND_INTERFACE", hide = true)]
     bind_interface: Option<String>,
-    /// Agent forwarding (ssh -A): libssh2 cannot serve the channels the server opens for
-    /// it, so netkit warns and goes on without.
+    /// Agent forwarding (ssh -A, ForwardAgent yes): libssh2 cannot serve the channels the
+    /// server opens for it, so netkit warns and goes on without.
     #[arg(short = 'A', action = clap::ArgAction::Count, hide = true)]
     agent_forwarding: u8,
     /// X11 forwarding (ssh -X, -Y): as -A.
@@ -767,10 +773,10 @@ impl Args {
 }
 
 impl Args {
-    /// ssh's flags that stand for options (-b, -B, -S, -M, -K) as those options, ahead of
-    /// -o's: a flag is the first value obtained, and the first counts. The options decide
-    /// what is done and said (netkit shares no connection: ControlPath is warned of, as with
-    /// -o).
+    /// ssh's flags that stand for options (-b, -B, -S, -M, -K, -A, -a, -X, -x) as those
+    /// options, ahead of -o's: a flag is the first value obtained, and the first counts. The
+    /// options decide what is done and said (netkit shares no connection: ControlPath is said
+    /// at -v, as with -o).
     fn flags_as_options(&mut self) -> Result<(), Failure> {
         if self.protocol_1 {
             return Err(own(anyhow!("SSH protocol v.1 is no longer supported")));
@@ -781,6 +787,12 @@ impl Args {
             _ => Some("ControlMaster=ask"),
         };
         let gssapi = ["GSSAPIAuthentication=yes", "GSSAPIDelegateCredentials=yes"];
+        // Off wins when both are given: nothing is done either way, and nothing is said.
+        let yes_no = |name: &str, on: u8, off: u8| match (on, off) {
+            (0, 0) => None,
+            (_, 0) => Some(format!("{name}=yes")),
+            _ => Some(format!("{name}=no")),
+        };
         let option =
             |name: &str, value: &Option<String>| value.as_ref().map(|v| format!("{name}={v}"));
         let options = [
@@ -791,6 +803,8 @@ impl Args {
         .into_iter()
         .flatten()
         .chain(master.into_iter().map(str::to_owned))
+        .chain(yes_no("ForwardAgent", self.agent_forwarding, self.no_agent))
+        .chain(yes_no("ForwardX11", self.x11, self.no_x11))
         .chain(
             gssapi
                 .iter()
@@ -814,18 +828,6 @@ pub fn unknown_option(word: &str) -> clap::Error {
 
 /// Runs `netkit ssh`.
 pub fn run(mut args: Args) -> Outcome {
-    // Said by the process that does the work: with -f, the one in the background.
-    let works_here = !args.background || background::is_child();
-    for (asked, what) in [
-        (args.agent_forwarding, "-A: agent forwarding"),
-        (args.x11, "-X/-Y: X11 forwarding"),
-    ] {
-        if asked > 0 && works_here {
-            log::warn!(
-                "{what} is not supported (libssh2 cannot serve its channels); going on without it"
-            );
-        }
-    }
     args.flags_as_options()?;
     if let Some(login) = args.login.first() {
         args.connect.user = Some(login.clone());
@@ -889,6 +891,10 @@ pub fn run(mut args: Args) -> Outcome {
         let shown = resolved(given, &config, &args).map_err(own)?;
         crate::exit::out_part(format_args!("{shown}"))?;
         return Ok(ExitCode::SUCCESS);
+    }
+    // Said by the process that does the work: with -f, the one in the background.
+    if !(args.background || config.fork_after_authentication) || background::is_child() {
+        unforwarded(config.forward_agent, config.forward_x11);
     }
     // The config's SessionType, StdinNull and ForkAfterAuthentication do what -N or -s, -n
     // and -f do; the flags win, as ssh keeps the first value it obtains (its flags').
@@ -1218,6 +1224,21 @@ pub fn run(mut args: Args) -> Outcome {
     Ok(ExitCode::from(
         u8::try_from(status.code).unwrap_or(OWN_ERROR),
     ))
+}
+
+/// Warns of agent and X11 forwarding asked for (-A, -X, -Y, or ForwardAgent and ForwardX11
+/// in the config): libssh2 cannot serve the channels the server opens for them.
+fn unforwarded(agent: bool, x11: bool) {
+    for (asked, what) in [
+        (agent, "agent forwarding (-A, ForwardAgent)"),
+        (x11, "X11 forwarding (-X, -Y, ForwardX11)"),
+    ] {
+        if asked {
+            log::warn!(
+                "{what} is not supported (libssh2 cannot serve its channels); going on without it"
+            );
+        }
+    }
 }
 
 /// Runs the config's `LocalCommand` (see [`Config::expanded_local_command`]) here through
@@ -2012,6 +2033,10 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
         .iter()
         .map(|h| args.config(h))
         .collect::<Result<Vec<_>, _>>()?;
+    unforwarded(
+        configs.iter().any(|c| c.forward_agent),
+        configs.iter().any(|c| c.forward_x11),
+    );
     // Each host's row as it finishes; `None` once reported (the last word is said once).
     let rows: Mutex<Option<Vec<Option<Row>>>> = Mutex::new(Some(vec![None; hosts.len()]));
     // What the hosts still running have said: shown if the run is cut short.

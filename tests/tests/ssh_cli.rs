@@ -7276,6 +7276,26 @@ fn options_netkit_does_not_act_on_are_told_of_from_a_file_as_from_dash_o() {
     }
 }
 
+#[test]
+fn dash_o_upper_fails_as_ssh_with_no_master_connection() {
+    // It was clap's "unexpected argument '-O'", which reads as a typo.
+    for (flags, said) in [
+        (&["-O", "check"][..], "no master connection"),
+        (
+            &["-O", "exit", "-S", "/nonexistent/ctl"],
+            "no master connection",
+        ),
+        (&["-O", "stop"], "(-O stop)"),
+        (&["-O", "bogus"], "invalid multiplex command"),
+    ] {
+        let out = ssh_with(flags, &[], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{flags:?}: {err}");
+        assert!(err.contains(said), "{flags:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{flags:?}: {err}");
+    }
+}
+
 /// Ends the background processes `pids` when dropped, so that a failing assertion leaves
 /// none running.
 fn killed_on_drop(pids: Vec<i32>) -> impl Drop {

@@ -641,6 +641,10 @@ pub struct Args {
     /// ssh -M: ControlMaster yes (twice: ask).
     #[arg(short = 'M', action = clap::ArgAction::Count, hide = true)]
     control_master: u8,
+    /// ssh -O: a command for the master connection (check, forward, cancel, exit, stop,
+    /// proxy); netkit keeps none, so it fails as ssh does when none runs.
+    #[arg(short = 'O', value_name = "CTL_CMD", hide = true)]
+    control_command: Option<String>,
     /// ssh -K: GSSAPI authentication with credentials delegated.
     #[arg(short = 'K', hide = true)]
     gssapi: bool,
@@ -834,6 +838,18 @@ pub fn run(mut args: Args) -> Outcome {
     }
     if let Some(query) = &args.query {
         return list_algorithms(query);
+    }
+    // ssh's words for a command it does not have; clap's "unexpected argument '-O'" read as
+    // a typo in a cleanup script's `ssh -O exit host`.
+    if let Some(command) = &args.control_command {
+        let known = ["check", "forward", "cancel", "exit", "stop", "proxy"];
+        return Err(own(if known.contains(&command.as_str()) {
+            anyhow!("no master connection: connection sharing is not supported (-O {command})")
+        } else {
+            anyhow!(
+                "-O {command}: invalid multiplex command (check, forward, cancel, exit, stop or proxy)"
+            )
+        }));
     }
     // As pssh's -H: spaces separate hosts too, and a list built by a loop may end in a comma.
     let mut hosts: Vec<String> = args

@@ -5115,7 +5115,7 @@ fn dash_v_tells_each_step_and_dash_q_keeps_warnings_quiet() {
         assert!(err.contains("compression zlib"), "{flags:?}: {err}");
     }
     // An option netkit does not act on is a warning, which -q leaves out.
-    let out = ssh_with(&["-o", "ForwardX11=yes"], &["true"], b"");
+    let out = ssh_with(&["-o", "VisualHostKey=yes"], &["true"], b"");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("warning: ignoring the option"), "{err}");
     // Unless it asks for nothing netkit would do anyway (as sftp -S passes it).
@@ -7118,6 +7118,283 @@ fn dash_f_goes_to_the_background_once_authenticated_as_ssh_f() {
     let err = std::fs::read_to_string(&err).unwrap();
     assert_eq!(status.code(), Some(255), "{err}");
     assert!(err.contains("-f needs a command"), "{err}");
+}
+
+#[test]
+fn session_type_stdin_null_and_fork_after_authentication_do_what_dash_n_s_n_and_f_do() {
+    // In a file or with -o, as ssh 9.2 reads them; netkit ran the command, sent stdin and
+    // stayed in the foreground, without a word.
+    let dir = work_dir().join("ssh-cli-session-type");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, lines: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("Host *\n{lines}")).unwrap();
+        path.display().to_string()
+    };
+    let none = file("none", "  SessionType none\n");
+    let subsystem = file("subsystem", "  SessionType subsystem\n");
+    let stdin_null = file("stdin-null", "  StdinNull yes\n");
+    // SessionType none (-N) runs no command; subsystem (-s) takes it for a subsystem's name.
+    for (flags, refused) in [
+        (&["-F", &none][..], "SessionType none runs no command"),
+        (
+            &["-F", "none", "-o", "SessionType=none"],
+            "SessionType none",
+        ),
+        (&["-F", &subsystem], ""),
+        (&["-F", "none", "-o", "SessionType subsystem"], ""),
+    ] {
+        let out = ssh_with(flags, &["echo", "RAN"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.stdout, b"", "{flags:?}: {err}");
+        assert_eq!(out.status.code(), Some(255), "{flags:?}: {err}");
+        assert!(err.contains(refused), "{flags:?}: {err}");
+    }
+    // SessionType default is the command; -o wins over the file.
+    for flags in [
+        &["-F", "none", "-o", "SessionType=default"][..],
+        &["-o", "SessionType=default", "-F", &none],
+    ] {
+        let out = ssh_with(flags, &["echo", "RAN"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.stdout, b"RAN\n", "{flags:?}: {err}");
+        assert_eq!(err, "", "{flags:?}");
+    }
+    // StdinNull yes (-n): the remote command reads EOF.
+    for (flags, expected) in [
+        (&["-F", &stdin_null][..], &b""[..]),
+        (&["-F", "none", "-o", "StdinNull=yes"], b""),
+        (&["-o", "StdinNull=no", "-F", &stdin_null], b"INPUT\n"),
+    ] {
+        let out = ssh_with(flags, &["cat"], b"INPUT\n");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.stdout, expected, "{flags:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{flags:?}: {err}");
+    }
+    // ForkAfterAuthentication yes (-f) with SessionType none (-N): a tunnel left in the
+    // background once authenticated.
+    let both = file(
+        "fork",
+        "  SessionType none\n  ForkAfterAuthentication yes\n",
+    );
+    let lport = free_port();
+    let spec = format!("127.0.0.1:{lport}:127.0.0.1:{}", port());
+    let (status, [_, err]) = ssh_to_files(&ssh_args(&["-F", &both, "-L", &spec], &[]), "fork");
+    let background = pids_running(&spec);
+    let _kill = killed_on_drop(background.clone());
+    let said = std::fs::read_to_string(&err).unwrap();
+    assert!(status.success(), "{status:?} {said}");
+    assert_eq!(background.len(), 1, "one background netkit: {background:?}");
+    assert_sshd_answers_at("127.0.0.1", lport);
+    // The flags win: -N over SessionType subsystem (which wants a command).
+    let lport = free_port();
+    let spec = format!("127.0.0.1:{lport}:127.0.0.1:{}", port());
+    let flags = ["-F", &subsystem, "-f", "-N", "-L", &spec];
+    let (status, [_, err]) = ssh_to_files(&ssh_args(&flags, &[]), "fork-flags");
+    let background = pids_running(&spec);
+    let _kill_too = killed_on_drop(background.clone());
+    let said = std::fs::read_to_string(&err).unwrap();
+    assert!(status.success(), "{status:?} {said}");
+    assert_eq!(background.len(), 1, "one background netkit: {background:?}");
+    // Nothing to run in the background is refused, as -f without a command.
+    let flags = ["-F", "none", "-o", "ForkAfterAuthentication=yes"];
+    let (status, [_, err]) = ssh_to_files(&ssh_args(&flags, &[]), "fork-nothing");
+    let err = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(status.code(), Some(255), "{err}");
+    assert!(
+        err.contains("ForkAfterAuthentication yes needs a command"),
+        "{err}"
+    );
+}
+
+#[test]
+fn local_command_runs_here_once_connected_only_with_permit_local_command_as_in_ssh() {
+    // netkit never ran it, without a word.
+    let dir = work_dir().join("ssh-cli-local-command");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    let made = dir.join(format!("made-{}", port()));
+    // %p expanded, as ssh expands LocalCommand's tokens; its output comes before the
+    // remote command's.
+    std::fs::write(
+        &config,
+        format!(
+            "Host *\n  PermitLocalCommand yes\n  LocalCommand touch {}/made-%p; echo local\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let out = ssh_with(&["-F", config], &["echo", "remote"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "local\nremote\n",
+        "{err}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(made.exists(), "{err}");
+    std::fs::remove_file(&made).unwrap();
+    // PermitLocalCommand no (the default, or -o ahead of the file): not run.
+    for flags in [
+        &["-F", config, "-o", "PermitLocalCommand=no"][..],
+        &[
+            "-F",
+            "none",
+            "-o",
+            &format!("LocalCommand=touch {}", made.display()),
+        ],
+    ] {
+        let out = ssh_with(flags, &["echo", "remote"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.stdout, b"remote\n", "{flags:?}: {err}");
+        assert_eq!(err, "", "{flags:?}");
+        assert!(!made.exists(), "{flags:?}");
+    }
+    // With -o, and with -N: run once the connection is up.
+    let flags = [
+        "-F",
+        "none",
+        "-f",
+        "-N",
+        "-o",
+        "PermitLocalCommand=yes",
+        "-o",
+    ];
+    let local = format!("LocalCommand=touch {}", made.display());
+    let mut args = ssh_args(&flags, &[]);
+    args.insert(flags.len() + 3, local.clone());
+    let (status, [_, err]) = ssh_to_files(&args, "local-command");
+    let background = pids_running(&local);
+    let _kill = killed_on_drop(background.clone());
+    assert!(
+        status.success(),
+        "{status:?} {}",
+        std::fs::read_to_string(&err).unwrap()
+    );
+    assert!(made.exists());
+}
+
+#[test]
+fn options_netkit_does_not_act_on_are_told_of_from_a_file_as_from_dash_o() {
+    // A file's were dropped without a word, even at -v; -o's were all warned of, Ansible's
+    // ControlMaster and ControlPath on every call, and ControlPath=none too.
+    let dir = work_dir().join("ssh-cli-unread-options");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, lines: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("Host *\n{lines}")).unwrap();
+        path.display().to_string()
+    };
+    // Forwarding asked for in a file: the warning -A and -X give; -a and -x hush it.
+    let forwarding = file("forwarding", "  ForwardAgent yes\n  ForwardX11 yes\n");
+    let out = ssh_with(&["-F", &forwarding], &["echo", "ran"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.stdout, b"ran\n", "{err}");
+    assert!(
+        err.contains("agent forwarding (-A, ForwardAgent) is not supported"),
+        "{err}"
+    );
+    assert!(err.contains("X11 forwarding"), "{err}");
+    assert_eq!(err.lines().count(), 2, "{err}");
+    let out = ssh_with(&["-F", &forwarding, "-a", "-x"], &["echo", "ran"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!((out.stdout.as_slice(), &*err), (&b"ran\n"[..], ""));
+    // Security tightenings not applied: warned of once each, naming the file.
+    let tight = file(
+        "tight",
+        "  CheckHostIP yes\n  RekeyLimit 1G\n  CertificateFile /nonexistent-cert.pub\n  \
+         CheckHostIP no\n  VisualHostKey yes\n",
+    );
+    let out = netkit(&["ssh", "-F", &tight, "-G", "box"], b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for option in [
+        "CheckHostIP yes",
+        "RekeyLimit 1G",
+        "CertificateFile /nonexistent-cert.pub",
+    ] {
+        let said = format!("warning: ignoring the option \"{option}\" ({tight})");
+        assert!(err.contains(&said), "{said}: {err}");
+    }
+    assert_eq!(err.lines().count(), 3, "{err}");
+    // The others of a file, at -v.
+    let out = netkit(&["ssh", "-v", "-F", &tight, "-G", "box"], b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"VisualHostKey yes\""), "{err}");
+    // Connection sharing, from a file, -o, -S or -M: said at -v only, once.
+    let sharing = file(
+        "sharing",
+        "  ControlMaster auto\n  ControlPath /tmp/cm-%C\n  ControlPersist 60\n",
+    );
+    for flags in [
+        &["-F", &sharing][..],
+        &[
+            "-F",
+            "none",
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            "ControlPersist=60s",
+        ],
+        &["-F", "none", "-S", "/tmp/ctl", "-M"],
+    ] {
+        let out = ssh_with(flags, &["echo", "ran"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            (out.stdout.as_slice(), &*err),
+            (&b"ran\n"[..], ""),
+            "{flags:?}"
+        );
+        let verbose = [&["-v"][..], flags].concat();
+        let out = netkit(&[&["ssh"][..], &verbose, &["-G", "box"]].concat(), b"", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let said = "connection sharing is not supported: each run connects anew";
+        assert_eq!(err.matches(said).count(), 1, "{flags:?}: {err}");
+    }
+    // Values asking for what netkit does anyway: nothing said.
+    for option in [
+        "ControlPath=none",
+        "ControlMaster=no",
+        "ControlPersist=no",
+        "SessionType=default",
+        "StdinNull=no",
+        "ForkAfterAuthentication=no",
+        "Tunnel=no",
+        "CheckHostIP=no",
+        "UpdateHostKeys=no",
+        "VerifyHostKeyDNS=no",
+        "AddKeysToAgent=no",
+        "ForwardAgent=no",
+        "ForwardX11=no",
+        "PermitLocalCommand=no",
+    ] {
+        let out = netkit(&["ssh", "-F", "none", "-o", option, "-G", "box"], b"", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{option}: {err}");
+        assert_eq!(err, "", "{option}");
+    }
+}
+
+#[test]
+fn dash_o_upper_fails_as_ssh_with_no_master_connection() {
+    // It was clap's "unexpected argument '-O'", which reads as a typo.
+    for (flags, said) in [
+        (&["-O", "check"][..], "no master connection"),
+        (
+            &["-O", "exit", "-S", "/nonexistent/ctl"],
+            "no master connection",
+        ),
+        (&["-O", "stop"], "(-O stop)"),
+        (&["-O", "bogus"], "invalid multiplex command"),
+    ] {
+        let out = ssh_with(flags, &[], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{flags:?}: {err}");
+        assert!(err.contains(said), "{flags:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{flags:?}: {err}");
+    }
 }
 
 /// Ends the background processes `pids` when dropped, so that a failing assertion leaves

@@ -619,10 +619,16 @@ pub struct Args {
     /// `none` for none), as ssh -e; it wins over EscapeChar.
     #[arg(short = 'e', value_name = "CHAR", value_parser = escape_char)]
     escape: Option<EscapeChar>,
-    /// ssh's -x, -a and -k turn X11, agent and GSSAPI forwarding off: netkit never does
-    /// them, so scripts written for ssh keep working.
-    #[arg(short = 'x', short_aliases = ['a', 'k'], action = clap::ArgAction::Count, hide = true)]
-    _no_forwarding: u8,
+    /// ssh's -x turns X11 forwarding off (ForwardX11 no): netkit never does it, so scripts
+    /// written for ssh keep working; it hushes a config's ForwardX11 yes.
+    #[arg(short = 'x', action = clap::ArgAction::Count, hide = true)]
+    no_x11: u8,
+    /// ssh's -a turns agent forwarding off (ForwardAgent no): as -x.
+    #[arg(short = 'a', action = clap::ArgAction::Count, hide = true)]
+    no_agent: u8,
+    /// ssh's -k turns GSSAPI credential forwarding off, which netkit never does.
+    #[arg(short = 'k', action = clap::ArgAction::Count, hide = true)]
+    _no_gssapi: u8,
     /// ssh's -2 (protocol 2, the only one), -P (a flag ssh 9.2 takes and ignores) and -y
     /// (ssh's log to syslog; netkit's stays on stderr or in -E FILE): taken, as sshfs and
     /// pdsh pass -2.
@@ -637,14 +643,18 @@ pub struct Args {
     /// ssh -M: ControlMaster yes (twice: ask).
     #[arg(short = 'M', action = clap::ArgAction::Count, hide = true)]
     control_master: u8,
+    /// ssh -O: a command for the master connection (check, forward, cancel, exit, stop,
+    /// proxy); netkit keeps none, so it fails as ssh does when none runs.
+    #[arg(short = 'O', value_name = "CTL_CMD", hide = true)]
+    control_command: Option<String>,
     /// ssh -K: GSSAPI authentication with credentials delegated.
     #[arg(short = 'K', hide = true)]
     gssapi: bool,
     /// ssh -B: connect from this interface's address (BindInterface).
     #[arg(short = 'B', value_name = "BIND_INTERFACE", hide = true)]
     bind_interface: Option<String>,
-    /// Agent forwarding (ssh -A): libssh2 cannot serve the channels the server opens for
-    /// it, so netkit warns and goes on without.
+    /// Agent forwarding (ssh -A, ForwardAgent yes): libssh2 cannot serve the channels the
+    /// server opens for it, so netkit warns and goes on without.
     #[arg(short = 'A', action = clap::ArgAction::Count, hide = true)]
     agent_forwarding: u8,
     /// X11 forwarding (ssh -X, -Y): as -A.
@@ -769,10 +779,10 @@ impl Args {
 }
 
 impl Args {
-    /// ssh's flags that stand for options (-b, -B, -S, -M, -K) as those options, ahead of
-    /// -o's: a flag is the first value obtained, and the first counts. The options decide
-    /// what is done and said (netkit shares no connection: ControlPath is warned of, as with
-    /// -o).
+    /// ssh's flags that stand for options (-b, -B, -S, -M, -K, -A, -a, -X, -x) as those
+    /// options, ahead of -o's: a flag is the first value obtained, and the first counts. The
+    /// options decide what is done and said (netkit shares no connection: ControlPath is said
+    /// at -v, as with -o).
     fn flags_as_options(&mut self) -> Result<(), Failure> {
         if self.protocol_1 {
             return Err(own(anyhow!("SSH protocol v.1 is no longer supported")));
@@ -783,6 +793,12 @@ impl Args {
             _ => Some("ControlMaster=ask"),
         };
         let gssapi = ["GSSAPIAuthentication=yes", "GSSAPIDelegateCredentials=yes"];
+        // Off wins when both are given: nothing is done either way, and nothing is said.
+        let yes_no = |name: &str, on: u8, off: u8| match (on, off) {
+            (0, 0) => None,
+            (_, 0) => Some(format!("{name}=yes")),
+            _ => Some(format!("{name}=no")),
+        };
         let option =
             |name: &str, value: &Option<String>| value.as_ref().map(|v| format!("{name}={v}"));
         let options = [
@@ -793,6 +809,8 @@ impl Args {
         .into_iter()
         .flatten()
         .chain(master.into_iter().map(str::to_owned))
+        .chain(yes_no("ForwardAgent", self.agent_forwarding, self.no_agent))
+        .chain(yes_no("ForwardX11", self.x11, self.no_x11))
         .chain(
             gssapi
                 .iter()
@@ -816,24 +834,24 @@ pub fn unknown_option(word: &str) -> clap::Error {
 
 /// Runs `netkit ssh`.
 pub fn run(mut args: Args) -> Outcome {
-    // Said by the process that does the work: with -f, the one in the background.
-    let works_here = !args.background || background::is_child();
-    for (asked, what) in [
-        (args.agent_forwarding, "-A: agent forwarding"),
-        (args.x11, "-X/-Y: X11 forwarding"),
-    ] {
-        if asked > 0 && works_here {
-            log::warn!(
-                "{what} is not supported (libssh2 cannot serve its channels); going on without it"
-            );
-        }
-    }
     args.flags_as_options()?;
     if let Some(login) = args.login.first() {
         args.connect.user = Some(login.clone());
     }
     if let Some(query) = &args.query {
         return list_algorithms(query);
+    }
+    // ssh's words for a command it does not have; clap's "unexpected argument '-O'" read as
+    // a typo in a cleanup script's `ssh -O exit host`.
+    if let Some(command) = &args.control_command {
+        let known = ["check", "forward", "cancel", "exit", "stop", "proxy"];
+        return Err(own(if known.contains(&command.as_str()) {
+            anyhow!("no master connection: connection sharing is not supported (-O {command})")
+        } else {
+            anyhow!(
+                "-O {command}: invalid multiplex command (check, forward, cancel, exit, stop or proxy)"
+            )
+        }));
     }
     // As pssh's -H: spaces separate hosts too, and a list built by a loop may end in a comma.
     let mut hosts: Vec<String> = args
@@ -906,6 +924,36 @@ pub fn run(mut args: Args) -> Outcome {
         crate::exit::out_part(format_args!("{shown}"))?;
         return Ok(ExitCode::SUCCESS);
     }
+    // Said by the process that does the work: with -f, the one in the background.
+    if !(args.background || config.fork_after_authentication) || background::is_child() {
+        unforwarded(config.forward_agent, config.forward_x11);
+    }
+    // The config's SessionType, StdinNull and ForkAfterAuthentication do what -N or -s, -n
+    // and -f do; the flags win, as ssh keeps the first value it obtains (its flags').
+    let no_command_by = if args.no_command {
+        "-N"
+    } else {
+        "SessionType none"
+    };
+    let subsystem_by = if args.subsystem {
+        "-s"
+    } else {
+        "SessionType subsystem"
+    };
+    let background_by = if args.background {
+        "-f"
+    } else {
+        "ForkAfterAuthentication yes"
+    };
+    if !args.no_command && !args.subsystem && args.stdio_forward.is_none() {
+        match config.session_type {
+            Some(net_ssh::SessionType::None) => args.no_command = true,
+            Some(net_ssh::SessionType::Subsystem) => args.subsystem = true,
+            _ => {}
+        }
+    }
+    args.no_stdin |= config.stdin_null;
+    args.background |= config.fork_after_authentication;
     // RemoteCommand runs when the command line gives none, as in ssh; -N and -W run nothing.
     if !args.no_command
         && args.stdio_forward.is_none()
@@ -920,7 +968,7 @@ pub fn run(mut args: Args) -> Outcome {
     }
     if args.subsystem && command.is_empty() {
         return Err(own(anyhow!(
-            "-s needs the subsystem's name as the command: netkit ssh -s HOST sftp"
+            "{subsystem_by} needs the subsystem's name as the command: netkit ssh -s HOST sftp"
         )));
     }
     // -t and -T win over RequestTTY: ssh keeps the first value it reads, flags first.
@@ -935,7 +983,7 @@ pub fn run(mut args: Args) -> Outcome {
     if args.background {
         if command.is_empty() && !args.no_command {
             return Err(own(anyhow!(
-                "-f needs a command to run in the background, or -N"
+                "{background_by} needs a command to run in the background, or -N"
             )));
         }
         if !background::is_child() {
@@ -943,9 +991,13 @@ pub fn run(mut args: Args) -> Outcome {
         }
         args.no_stdin = true;
     }
+    // Its tokens are expanded before connecting: a bad one is refused without a connection.
+    let local_command = config.expanded_local_command().map_err(own)?;
     let on_terminal = !args.no_stdin && std::io::stdin().is_terminal();
     if args.no_command && !command.is_empty() {
-        return Err(own(anyhow!("-N runs no command, but one was given")));
+        return Err(own(anyhow!(
+            "{no_command_by} runs no command, but one was given"
+        )));
     }
     // As ssh: -tt always, -t or a login shell when stdin is a terminal, -T never.
     let wants_terminal = !no_tty && (tty >= 2 || ((tty == 1 || command.is_empty()) && on_terminal));
@@ -977,6 +1029,7 @@ pub fn run(mut args: Args) -> Outcome {
     }
     let client = connect(&mut config)?;
     if let Some((host, port)) = stdio_to {
+        run_local_command(local_command.as_deref());
         return stdio_forward(client, host, port, !args.no_stdin);
     }
     if args.no_command {
@@ -984,6 +1037,7 @@ pub fn run(mut args: Args) -> Outcome {
         // open, as by ssh -N).
         let mut spare = Some(client);
         let forwards = start_forwards(&asked, &mut config, &mut spare)?;
+        run_local_command(local_command.as_deref());
         if args.background {
             background::detach(false);
         }
@@ -1028,6 +1082,7 @@ pub fn run(mut args: Args) -> Outcome {
         config: Mutex::new(config.clone()),
         gateway_ports: args.gateway_ports,
     });
+    run_local_command(local_command.as_deref());
     if args.background {
         background::detach(true);
     }
@@ -1204,6 +1259,46 @@ pub fn run(mut args: Args) -> Outcome {
     Ok(ExitCode::from(
         u8::try_from(status.code).unwrap_or(OWN_ERROR),
     ))
+}
+
+/// Warns of agent and X11 forwarding asked for (-A, -X, -Y, or ForwardAgent and ForwardX11
+/// in the config): libssh2 cannot serve the channels the server opens for them.
+fn unforwarded(agent: bool, x11: bool) {
+    for (asked, what) in [
+        (agent, "agent forwarding (-A, ForwardAgent)"),
+        (x11, "X11 forwarding (-X, -Y, ForwardX11)"),
+    ] {
+        if asked {
+            log::warn!(
+                "{what} is not supported (libssh2 cannot serve its channels); going on without it"
+            );
+        }
+    }
+}
+
+/// Runs the config's `LocalCommand` (see [`Config::expanded_local_command`]) here through
+/// the user's shell, as ssh runs it once the connection and its forwards are up, and waits
+/// for it; as there, how it ends changes nothing but a line at -v.
+fn run_local_command(command: Option<&str>) {
+    let Some(command) = command else {
+        return;
+    };
+    let shell = std::env::var_os("SHELL")
+        .filter(|shell| !shell.is_empty())
+        .unwrap_or_else(|| "/bin/sh".into());
+    log::debug!("running LocalCommand: {command}");
+    match std::process::Command::new(&shell)
+        .arg("-c")
+        .arg(command)
+        .status()
+    {
+        Ok(status) if !status.success() => log::debug!("LocalCommand: {status}"),
+        Ok(_) => {}
+        Err(e) => log::warn!(
+            "LocalCommand: cannot run {}: {e}",
+            std::path::Path::new(&shell).display()
+        ),
+    }
 }
 
 /// One line typed at the terminal (in its line mode), without its newline; at most 4 KiB.
@@ -1999,6 +2094,10 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
         .iter()
         .map(|h| args.config(h))
         .collect::<Result<Vec<_>, _>>()?;
+    unforwarded(
+        configs.iter().any(|c| c.forward_agent),
+        configs.iter().any(|c| c.forward_x11),
+    );
     // Each host's row as it finishes; `None` once reported (the last word is said once).
     let rows: Mutex<Option<Vec<Option<Row>>>> = Mutex::new(Some(vec![None; hosts.len()]));
     // What the hosts still running have said: shown if the run is cut short.

@@ -271,6 +271,28 @@ pub struct Config {
     /// Whether the escape `~C` opens the command line that adds and cancels forwards
     /// (OpenSSH 9.2's `EnableEscapeCommandline`; default false, as there).
     pub escape_command_line: bool,
+    /// What the session runs (OpenSSH's `SessionType`); `None` when the config does not say.
+    /// Read by the program that runs commands; its own flags (`-N`, `-s`) win.
+    pub session_type: Option<SessionType>,
+    /// The remote side gets no stdin, EOF at once (OpenSSH's `StdinNull yes`, `ssh -n`).
+    /// Read by the program that runs commands.
+    pub stdin_null: bool,
+    /// Go to the background once authenticated (OpenSSH's `ForkAfterAuthentication yes`,
+    /// `ssh -f`). Read by the program that runs commands.
+    pub fork_after_authentication: bool,
+    /// Whether [`local_command`](Self::local_command) runs (OpenSSH's `PermitLocalCommand`;
+    /// default false, as there).
+    pub permit_local_command: bool,
+    /// A command to run here once connected (OpenSSH's `LocalCommand`), as written;
+    /// [`expanded_local_command`](Self::expanded_local_command) expands its tokens. Read by
+    /// the program that runs commands, as `netkit ssh`.
+    pub local_command: Option<String>,
+    /// Agent forwarding was asked for (OpenSSH's `ForwardAgent yes`, `ssh -A`), which netkit
+    /// does not do: for the program to say so, as ssh's flags are said.
+    pub forward_agent: bool,
+    /// X11 forwarding was asked for (OpenSSH's `ForwardX11 yes`, `ssh -X`), which netkit does
+    /// not do: as [`forward_agent`](Self::forward_agent).
+    pub forward_x11: bool,
 }
 
 /// What `Debug` shows for a secret: configs get logged, passwords must not be.
@@ -333,6 +355,13 @@ impl std::fmt::Debug for Config {
             request_tty,
             escape_char,
             escape_command_line,
+            session_type,
+            stdin_null,
+            fork_after_authentication,
+            permit_local_command,
+            local_command,
+            forward_agent,
+            forward_x11,
         } = self;
         f.debug_struct("Config")
             .field("host", host)
@@ -388,6 +417,13 @@ impl std::fmt::Debug for Config {
             .field("request_tty", request_tty)
             .field("escape_char", escape_char)
             .field("escape_command_line", escape_command_line)
+            .field("session_type", session_type)
+            .field("stdin_null", stdin_null)
+            .field("fork_after_authentication", fork_after_authentication)
+            .field("permit_local_command", permit_local_command)
+            .field("local_command", local_command)
+            .field("forward_agent", forward_agent)
+            .field("forward_x11", forward_x11)
             .finish()
     }
 }
@@ -404,6 +440,18 @@ pub enum RequestTty {
     Force,
     /// For a login shell on a terminal, not for a command (the default).
     Auto,
+}
+
+/// OpenSSH's `SessionType`: what a session runs once connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionType {
+    /// Nothing: the connection only carries forwards (`ssh -N`).
+    None,
+    /// The command names a subsystem of the server (`ssh -s`).
+    Subsystem,
+    /// The command, or a login shell (the default).
+    Default,
 }
 
 /// OpenSSH's `EscapeChar` (and `ssh -e`): the key that starts an escape such as `~.` on a
@@ -1131,6 +1179,13 @@ impl Config {
             request_tty: None,
             escape_char: None,
             escape_command_line: false,
+            session_type: None,
+            stdin_null: false,
+            fork_after_authentication: false,
+            permit_local_command: false,
+            local_command: None,
+            forward_agent: false,
+            forward_x11: false,
         }
     }
 
@@ -1232,6 +1287,8 @@ impl Config {
         depth: usize,
     ) -> Result<Config, Error> {
         let ssh_config = files.user;
+        // The lines of `-o` (and of the flags standing for options), ahead of the files'.
+        let given = text.lines().count();
         let mut config = Config::from_destination(dest)?;
         let default = home().join(".ssh/config");
         let path = match ssh_config {
@@ -1392,6 +1449,7 @@ impl Config {
         // user's lines only: the system file's unknown options are the distribution's.
         if depth == 0 {
             warn_unknown(&parse(&first_values(&user))?);
+            tell_unread(&user, given, shown);
         }
         // One setting in OpenSSH, where the first obtained wins: `-o ProxyCommand=...` over
         // the file's ProxyJump, a host's own line over a `Host *` one below it.
@@ -1729,6 +1787,9 @@ impl Config {
         if let Some(only) = value("identitiesonly") {
             self.identities_only = flag("IdentitiesOnly", &only)?;
         }
+        if let Some(agent) = params.forward_agent {
+            self.forward_agent = agent;
+        }
         if let Some(pubkey) = params.pubkey_authentication {
             self.pubkey_authentication = pubkey;
         }
@@ -1798,6 +1859,30 @@ impl Config {
                 }
             });
         }
+        if let Some(kind) = value("sessiontype") {
+            self.session_type = Some(match kind.to_ascii_lowercase().as_str() {
+                "none" => SessionType::None,
+                "subsystem" => SessionType::Subsystem,
+                "default" => SessionType::Default,
+                _ => {
+                    return Err(format!(
+                        "SessionType {kind}: expected none, subsystem or default"
+                    ));
+                }
+            });
+        }
+        if let Some(null) = value("stdinnull") {
+            self.stdin_null = flag("StdinNull", &null)?;
+        }
+        if let Some(fork) = value("forkafterauthentication") {
+            self.fork_after_authentication = flag("ForkAfterAuthentication", &fork)?;
+        }
+        if let Some(x11) = value("forwardx11") {
+            self.forward_x11 = flag("ForwardX11", &x11)?;
+        }
+        if let Some(permit) = value("permitlocalcommand") {
+            self.permit_local_command = flag("PermitLocalCommand", &permit)?;
+        }
         if let Some(escape) = value("escapechar") {
             self.escape_char = Some(EscapeChar::parse(&escape).ok_or_else(|| {
                 format!("EscapeChar {escape}: expected one character, ^X or none")
@@ -1815,6 +1900,9 @@ impl Config {
         }
         if let Some(words) = remote_command {
             self.remote_command = command(words)?;
+        }
+        if let Some(words) = params.unsupported_fields.remove("localcommand") {
+            self.local_command = command(words)?;
         }
         Ok((params.proxy_jump.unwrap_or_default(), missing_identities))
     }
@@ -1883,6 +1971,32 @@ impl Config {
             .map(Some)
             .map_err(|reason| Error::BadOption {
                 option: format!("RemoteCommand {command}"),
+                reason,
+            })
+    }
+
+    /// [`local_command`](Self::local_command) with OpenSSH's tokens expanded as ssh runs it
+    /// (those of [`expanded_remote_command`](Self::expanded_remote_command), and `%T`, the
+    /// tunnel device: `NONE`, as netkit opens none); `None` unless
+    /// [`permit_local_command`](Self::permit_local_command).
+    ///
+    /// # Errors
+    /// [`Error::BadOption`] naming a token OpenSSH does not have.
+    pub fn expanded_local_command(&self) -> Result<Option<String>, Error> {
+        let Some(command) = self
+            .local_command
+            .as_ref()
+            .filter(|_| self.permit_local_command)
+        else {
+            return Ok(None);
+        };
+        let mut tokens = self.percent_tokens();
+        tokens.push(('T', "NONE".to_owned()));
+        let tokens: Vec<(char, &str)> = tokens.iter().map(|(c, v)| (*c, v.as_str())).collect();
+        expand_tokens(command, &tokens)
+            .map(Some)
+            .map_err(|reason| Error::BadOption {
+                option: format!("LocalCommand {command}"),
                 reason,
             })
     }
@@ -2338,11 +2452,19 @@ fn aes_in_hardware() -> bool {
 }
 
 /// The OpenSSH options netkit acts on, in lower case.
-const OPTIONS_READ: [&str; 44] = [
+const OPTIONS_READ: [&str; 51] = [
     "hostname",
     // Read by the program that runs commands (`netkit ssh`).
     "remotecommand",
     "requesttty",
+    "sessiontype",
+    "stdinnull",
+    "forkafterauthentication",
+    "permitlocalcommand",
+    "localcommand",
+    // Read for the program to say it does not forward them, as for its flags.
+    "forwardagent",
+    "forwardx11",
     "escapechar",
     "enableescapecommandline",
     "globalknownhostsfile",
@@ -2387,23 +2509,57 @@ const OPTIONS_READ: [&str; 44] = [
     "loglevel",
 ];
 
-/// Options for what netkit never does (X11 and agent forwarding, local commands, connection
-/// sharing): set to `no`, they change nothing.
-const NEVER_DONE: [&str; 6] = [
-    "forwardx11",
-    "forwardx11trusted",
-    "forwardagent",
-    "permitlocalcommand",
-    "controlmaster",
-    "gssapiauthentication",
+/// Options netkit does not act on, with the value (in lower case, `true` and `false` read
+/// as `yes` and `no`) that asks for what it does anyway: nothing to say of them, which
+/// scp, sftp -S and Ansible pass on every call. `ForwardX11Trusted` asks for nothing
+/// without `ForwardX11 yes`, which is said of.
+const AS_DONE: [(&str, &str); 22] = [
+    ("controlmaster", "no"),
+    ("controlpath", "none"),
+    ("controlpersist", "no"),
+    ("tunnel", "no"),
+    ("checkhostip", "no"),
+    ("updatehostkeys", "no"),
+    ("verifyhostkeydns", "no"),
+    ("addkeystoagent", "no"),
+    ("forwardx11trusted", "no"),
+    ("forwardx11trusted", "yes"),
+    ("gssapiauthentication", "no"),
+    ("gssapidelegatecredentials", "no"),
+    ("hostbasedauthentication", "no"),
+    ("enablesshkeysign", "no"),
+    ("nohostauthenticationforlocalhost", "no"),
+    ("gatewayports", "no"),
+    ("canonicalizehostname", "no"),
+    ("visualhostkey", "no"),
+    ("proxyusefdpass", "no"),
+    ("fingerprinthash", "sha256"),
+    ("tcpkeepalive", "yes"),
+    ("keepalive", "yes"),
 ];
 
-/// Options for what netkit always does (TCP keepalive probes): set to `yes`, they change
-/// nothing.
-const ALWAYS_DONE: [&str; 2] = ["tcpkeepalive", "keepalive"];
+/// Options netkit does not act on that tighten security (certificates, limits on algorithms
+/// and key sizes, host checks, rekeying): passed over from a file too, they are warned of,
+/// where the others are said at -v only.
+const TIGHTENINGS: [&str; 10] = [
+    "certificatefile",
+    "pubkeyacceptedalgorithms",
+    "pubkeyacceptedkeytypes",
+    "casignaturealgorithms",
+    "requiredrsasize",
+    "checkhostip",
+    "verifyhostkeydns",
+    "rekeylimit",
+    "updatehostkeys",
+    "knownhostscommand",
+];
 
-/// `option` as a config line, once it names an OpenSSH client option with a value; one
-/// netkit does not act on is logged (an `ssh -o` line that does nothing should not be silent).
+/// Connection sharing's options, which change only how fast a connection is made: said at
+/// -v only (Ansible passes them on every call).
+const SHARING: [&str; 3] = ["controlmaster", "controlpath", "controlpersist"];
+
+/// `option` as a config line, once it names an OpenSSH client option with a value (one
+/// netkit does not act on is told of by [`tell_unread`]).
 fn checked_option(option: &str) -> Result<String, Error> {
     let bad = |reason: &str| Error::BadOption {
         option: option.to_owned(),
@@ -2449,16 +2605,78 @@ fn checked_option(option: &str) -> Result<String, Error> {
     Config::new("host")
         .take_params(parsed.query("host"), "host")
         .map_err(|reason| bad(&reason))?;
-    let lower = name.to_ascii_lowercase();
-    // `ForwardX11 no` and the like, which sftp -S and scp -S pass, ask for what netkit never
-    // does anyway, `KeepAlive yes` for what it always does: nothing to warn of.
-    let value = line[name.len()..].trim_start_matches(|c: char| c == '=' || c.is_whitespace());
-    let as_done = NEVER_DONE.contains(&lower.as_str()) && value.eq_ignore_ascii_case("no")
-        || ALWAYS_DONE.contains(&lower.as_str()) && value.eq_ignore_ascii_case("yes");
-    if !OPTIONS_READ.contains(&lower.as_str()) && !as_done {
-        log::warn!("ignoring the option {option:?}: netkit does not act on {name}");
-    }
     Ok(line)
+}
+
+/// Tells of each option netkit does not act on among the lines of `text` that apply (the
+/// user's, as [`with_includes`] wrote them: its first `given` lines are `-o`'s, the others
+/// come from `file`), once, as its first value: a warning for one given with `-o` or one
+/// of [`TIGHTENINGS`], a line at -v for the others of a file (a config shared with ssh holds
+/// many) and for connection sharing; nothing for [`AS_DONE`]'s values.
+fn tell_unread(text: &str, given: usize, file: &Path) {
+    let mut applies = true;
+    let mut seen = std::collections::HashSet::new();
+    let mut sharing = false;
+    for (at, line) in text.lines().enumerate() {
+        let word = keyword(line);
+        if word == "host" {
+            applies = line.trim() == "Host *";
+            continue;
+        }
+        let skipped = ["", "match", "include", "ignoreunknown"].contains(&word.as_str())
+            || word.eq_ignore_ascii_case(NOT_CARRIED)
+            || OPTIONS_READ.contains(&word.as_str());
+        if !applies || skipped || !seen.insert(word.clone()) {
+            continue;
+        }
+        let line = line.trim();
+        let name = &line[..word.len()];
+        let args = line[word.len()..].trim_start_matches(|c: char| c == '=' || c.is_whitespace());
+        let value = match COMMANDS.contains(&word.as_str()) {
+            true => uncarried(args).unwrap_or_else(|| args.to_owned()),
+            false => words(args).join(" "),
+        };
+        let asked = match value.to_ascii_lowercase().as_str() {
+            "true" => "yes".to_owned(),
+            "false" => "no".to_owned(),
+            other => other.to_owned(),
+        };
+        if AS_DONE.contains(&(word.as_str(), asked.as_str())) {
+            continue;
+        }
+        if SHARING.contains(&word.as_str()) {
+            sharing = true;
+            continue;
+        }
+        // A name OpenSSH does not have either is warn_unknown's.
+        let known = UNKNOWN_TO_THE_PARSER.contains(&word.as_str())
+            || !matches!(
+                ssh2_config::SshConfig::default().parse(
+                    &mut line.as_bytes(),
+                    ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS
+                ),
+                Err(ssh2_config::SshParserError::UnknownField(..))
+            );
+        if !known {
+            continue;
+        }
+        let from = if at < given {
+            "-o".to_owned()
+        } else {
+            file.display().to_string()
+        };
+        let said = format!(
+            "ignoring the option \"{name} {value}\" ({from}): netkit does not act on {name}"
+        );
+        if at < given || TIGHTENINGS.contains(&word.as_str()) {
+            log::warn!("{said}");
+        } else {
+            log::debug!("{said}");
+        }
+    }
+    if sharing {
+        log::debug!("connection sharing is not supported: each run connects anew");
+    }
 }
 
 /// The arguments of `option` (in lower case), an OpenSSH option ssh2-config does not know and
@@ -2568,6 +2786,11 @@ const SINGLE_VALUED: &[&str] = &[
     "requesttty",
     "clearallforwardings",
     "numberofpasswordprompts",
+    "sessiontype",
+    "stdinnull",
+    "forkafterauthentication",
+    "permitlocalcommand",
+    "forwardx11",
 ];
 
 /// The arguments of an option of several (`UserKnownHostsFile`, `SetEnv`), from what

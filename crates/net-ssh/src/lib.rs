@@ -71,7 +71,7 @@ mod wake;
 pub use client::{AlgorithmKind, Client, supported_algorithms};
 pub use config::{
     AddressFamily, AuthMethod, Config, ConfiguredForwards, Destination, EscapeChar, HostKeyPolicy,
-    Identity, RequestTty, SYSTEM_CONFIG, home, host_port,
+    Identity, RequestTty, SYSTEM_CONFIG, SessionType, home, host_port,
 };
 pub use error::Error;
 pub use exec::{ExitStatus, Output, Terminal};

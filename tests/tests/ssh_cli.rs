@@ -5215,6 +5215,111 @@ fn dash_c_and_ciphers_choose_the_cipher_as_ssh_c() {
 }
 
 #[test]
+fn algorithm_removal_patterns_take_away_every_match_as_in_ssh() {
+    // `-v`'s "(kex K, cipher C, mac M, ...)" and "host key T ...": what was negotiated.
+    let negotiated = |flags: &[&str], what: &str| {
+        let out = ssh_with(flags, &["echo", "ok"], b"");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.stdout, b"ok\n", "{flags:?}: {err}");
+        let at = err.find(what).unwrap_or_else(|| panic!("{flags:?}: {err}"));
+        err[at + what.len()..]
+            .split([',', ' ', ')'])
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // ssh2-config matched `-` patterns as exact names: each removed nothing, and netkit
+    // negotiated the very algorithm taken away.
+    let cipher = negotiated(&["-v", "-o", "Ciphers=-aes128*,chacha*"], "cipher ");
+    assert!(
+        !cipher.starts_with("aes128") && !cipher.starts_with("chacha"),
+        "{cipher}"
+    );
+    // The published Terrapin client mitigation, the MAC half.
+    let mac = negotiated(
+        &["-v", "-c", "aes128-ctr", "-o", "MACs=-*-etm@openssh.com"],
+        "mac ",
+    );
+    assert!(!mac.ends_with("-etm@openssh.com"), "{mac}");
+    let kex = negotiated(&["-v", "-o", "KexAlgorithms=-curve25519*"], "kex ");
+    assert!(!kex.starts_with("curve25519"), "{kex}");
+    // The test sshd has ed25519, ECDSA and RSA host keys.
+    let key = negotiated(
+        &["-v", "-o", "HostKeyAlgorithms=-ssh-ed25519*"],
+        "host key ",
+    );
+    assert!(!key.contains("ed25519") && !key.is_empty(), "{key}");
+    // A file's lines, as the command line's.
+    let dir = work_dir().join("ssh-cli-algorithm-patterns");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        "Host *\n  Ciphers -aes*-gcm@openssh.com,chacha20*\n  KexAlgorithms -curve25519*\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let flags = ["-v", "-F", config];
+    assert_eq!(negotiated(&flags, "cipher "), "aes128-ctr");
+    assert!(!negotiated(&flags, "kex ").starts_with("curve25519"));
+    // -G shows the lists left, as ssh -G (whose MACs are netkit's list).
+    let shown = |args: &[&str], out: &Output, keyword: &str| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix(keyword))
+            .unwrap_or_else(|| panic!("{args:?}: {out:?}"))
+            .to_owned()
+    };
+    let args = [
+        "-F",
+        "none",
+        "-o",
+        "Ciphers=-aes128*",
+        "-o",
+        "MACs=-*-etm@openssh.com",
+        "-G",
+        "box",
+    ];
+    let ours = netkit(&[&["ssh"][..], &args[..]].concat(), b"", &[]);
+    let theirs = Command::new("ssh")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(shown(&args, &ours, "macs "), shown(&args, &theirs, "macs "));
+    let mut ciphers: Vec<String> = shown(&args, &ours, "ciphers ")
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    ciphers.sort();
+    assert_eq!(
+        ciphers,
+        [
+            "aes192-ctr",
+            "aes256-ctr",
+            "aes256-gcm@openssh.com",
+            "chacha20-poly1305@openssh.com"
+        ]
+    );
+    // Patterns where ssh 9.2 takes names only are refused, as there.
+    for (flags, said) in [
+        (
+            ["-o", "Ciphers=+aes*-cbc"],
+            "Bad SSH2 cipher spec '+aes*-cbc'",
+        ),
+        (["-c", "^aes256-c*"], "Bad SSH2 cipher spec '^aes256-c*'"),
+        (["-o", "Ciphers=aes*"], "Bad SSH2 cipher spec 'aes*'"),
+        (["-m", "+hmac*"], "Bad SSH2 MAC spec '+hmac*'"),
+    ] {
+        let out = ssh_with(&flags, &["true"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{flags:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{flags:?}: {err}");
+        assert!(err.contains(said), "{flags:?}: {err}");
+    }
+}
+
+#[test]
 fn dash_b_and_bind_address_choose_where_the_connection_comes_from() {
     // sshd names the client's address in SSH_CLIENT.
     for flags in [&["-b", "127.0.0.2"][..], &["-o", "BindAddress=127.0.0.3"]] {

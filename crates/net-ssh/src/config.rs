@@ -1350,10 +1350,6 @@ impl Config {
             | ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
         let parse = |text: &str| {
             ssh2_config::SshConfig::default()
-                .default_algorithms(ssh2_config::DefaultAlgorithms {
-                    ciphers: Config::default_ciphers(),
-                    ..ssh2_config::DefaultAlgorithms::default()
-                })
                 .parse(&mut text.as_bytes(), rules)
                 .map(|parsed| parsed.query(&config.host))
                 .map_err(|e| {
@@ -1471,6 +1467,7 @@ impl Config {
         }
         let patterns = send_env_for(&text, &config.host, rules).map_err(bad)?;
         let (hops, missing) = config.take_params(params, dest).map_err(bad)?;
+        config.take_algorithms(&text).map_err(bad)?;
         // None left: the failure would say "tried: nothing" and leave the user to guess the
         // path looked for (a typo, an unset variable), which ssh names. Said here, once:
         // take_params also checks each `-o` line alone.
@@ -1741,19 +1738,12 @@ impl Config {
         if let Some(compression) = params.compression {
             self.compression = compression;
         }
-        if let Some(ciphers) = chosen(&params.ciphers) {
-            self.ciphers = ciphers;
-        }
-        self.kex_algorithms = chosen(&params.kex_algorithms).or(self.kex_algorithms.take());
-        self.macs = chosen(&params.mac).or(self.macs.take());
         if let Some(bind) = params.bind_address {
             self.bind_address = Some(bind);
         }
         if let Some(attempts) = params.connection_attempts {
             self.connection_attempts = u32::try_from(attempts.max(1)).unwrap_or(u32::MAX);
         }
-        self.host_key_algorithms =
-            chosen(&params.host_key_algorithms).or(self.host_key_algorithms.take());
         // A dead server is noticed through TCP keepalive probes rather than SSH messages;
         // the interval is what the option is for.
         if let Some(interval) = params.server_alive_interval.filter(|i| !i.is_zero()) {
@@ -1905,6 +1895,47 @@ impl Config {
             self.local_command = command(words)?;
         }
         Ok((params.proxy_jump.unwrap_or_default(), missing_identities))
+    }
+
+    /// Takes the `Ciphers`, `KexAlgorithms`, `MACs` and `HostKeyAlgorithms` that the lines of
+    /// `text` applying to the host set, the first of each, as [`assembled`] makes them. `-`, `+` and `^`
+    /// change netkit's own cipher list (what it offers unasked) and OpenSSH's lists of the
+    /// others, of which the names libssh2 knows are offered: a removal acts on what netkit
+    /// would offer.
+    fn take_algorithms(&mut self, text: &str) -> Result<(), String> {
+        let openssh = ssh2_config::DefaultAlgorithms::default();
+        let lists: [(&str, &str, &[String]); 4] = [
+            (
+                "ciphers",
+                "Bad SSH2 cipher spec",
+                &Config::default_ciphers(),
+            ),
+            (
+                "kexalgorithms",
+                "Bad SSH2 KexAlgorithms",
+                &openssh.kex_algorithms,
+            ),
+            ("macs", "Bad SSH2 MAC spec", &openssh.mac),
+            (
+                "hostkeyalgorithms",
+                "Bad key types",
+                &openssh.host_key_algorithms,
+            ),
+        ];
+        for (option, refusal, defaults) in lists {
+            let Some((_, args)) = first_line(text, &[option]) else {
+                continue;
+            };
+            let value = words(args).into_iter().next().unwrap_or_default();
+            let list = assembled((option, refusal), &value, defaults)?;
+            match option {
+                "ciphers" => self.ciphers = list,
+                "kexalgorithms" => self.kex_algorithms = Some(list),
+                "macs" => self.macs = Some(list),
+                _ => self.host_key_algorithms = Some(list),
+            }
+        }
+        Ok(())
     }
 
     /// A file named by `option` (`IdentityFile`, `UserKnownHostsFile`, ...) with `~/` and
@@ -2146,19 +2177,74 @@ fn forwards_for(
     Ok(forwards)
 }
 
-/// The list a config's `Ciphers`, `KexAlgorithms` or `MACs` line made, if one did.
-fn chosen(algorithms: &ssh2_config::Algorithms) -> Option<Vec<String>> {
-    if algorithms.is_default() {
-        return None;
+/// The list the line `option value` makes of `defaults` (`refusal`: the words of ssh 9.2's
+/// refusal of a bad list), as ssh 9.2 assembles it (readconf.c,
+/// kex.c `kex_assemble_names`): `-` removes each default that one of its comma-separated
+/// patterns (`*`, `?`) matches, `^` puts the names given first and `+` after the defaults,
+/// and a plain list is taken as given. ssh2-config matched `-` patterns as exact names, so
+/// `MACs -*-etm@openssh.com` removed nothing and netkit offered what the user took away.
+/// Patterns elsewhere are refused as ssh refuses them, except in a plain `HostKeyAlgorithms`
+/// list, where ssh expands them (here against `defaults`) and refuses one matching nothing.
+fn assembled(
+    (option, refusal): (&str, &str),
+    value: &str,
+    defaults: &[String],
+) -> Result<Vec<String>, String> {
+    let refused = || format!("{refusal} '{value}'.");
+    let pattern = |name: &str| name.contains(['*', '?']);
+    let (sign, list) = match value.chars().next() {
+        Some(sign @ ('-' | '^' | '+')) => (Some(sign), &value[1..]),
+        _ => (None, value),
+    };
+    let names: Vec<&str> = list.split(',').filter(|name| !name.is_empty()).collect();
+    if names.is_empty() {
+        return Err(refused());
     }
-    // `^name` puts a default first, where ssh2-config would list it twice.
-    let mut list: Vec<String> = Vec::new();
-    for name in algorithms.algorithms() {
-        if !list.contains(name) {
-            list.push(name.clone());
+    let matched = |name: &String| names.iter().any(|p| crate::known_hosts::wildcard(p, name));
+    let mut assembled: Vec<String> = match sign {
+        Some('-') => defaults.iter().filter(|d| !matched(d)).cloned().collect(),
+        _ if names.iter().any(|name| pattern(name)) => {
+            if sign.is_some() || option != "hostkeyalgorithms" {
+                return Err(refused());
+            }
+            let mut expanded = Vec::new();
+            for name in &names {
+                if !pattern(name) {
+                    expanded.push((*name).to_owned());
+                    continue;
+                }
+                let matching = defaults
+                    .iter()
+                    .filter(|d| crate::known_hosts::wildcard(name, d));
+                let before = expanded.len();
+                expanded.extend(matching.cloned());
+                if expanded.len() == before {
+                    return Err(refused());
+                }
+            }
+            expanded
         }
-    }
-    Some(list)
+        Some('^') => names
+            .iter()
+            .map(|name| (*name).to_owned())
+            .chain(
+                defaults
+                    .iter()
+                    .filter(|d| !names.contains(&d.as_str()))
+                    .cloned(),
+            )
+            .collect(),
+        Some(_) => defaults
+            .iter()
+            .cloned()
+            .chain(names.iter().map(|name| (*name).to_owned()))
+            .collect(),
+        None => names.iter().map(|name| (*name).to_owned()).collect(),
+    };
+    // Each once, as ssh lists them.
+    let mut seen = std::collections::HashSet::new();
+    assembled.retain(|name| seen.insert(name.clone()));
+    Ok(assembled)
 }
 
 /// OpenSSH's most nested `Include`s.
@@ -2386,13 +2472,20 @@ fn keyword(line: &str) -> String {
 /// The first of `options` (in lower case) that a line applying to the host sets, in a text
 /// [`with_includes`] wrote, whose blocks read `Host *` where they apply.
 fn first_set<'o>(text: &str, options: &[&'o str]) -> Option<&'o str> {
+    first_line(text, options).map(|(option, _)| option)
+}
+
+/// As [`first_set`], with the line's arguments.
+fn first_line<'o, 't>(text: &'t str, options: &[&'o str]) -> Option<(&'o str, &'t str)> {
     let mut applies = true;
     for line in text.lines() {
         let word = keyword(line);
         if word == "host" {
             applies = line.trim() == "Host *";
         } else if applies && let Some(option) = options.iter().find(|o| **o == word) {
-            return Some(option);
+            let args = line.trim_start()[word.len()..]
+                .trim_start_matches(|c: char| c == '=' || c.is_whitespace());
+            return Some((option, args));
         }
     }
     None
@@ -2602,8 +2695,10 @@ fn checked_option(option: &str) -> Result<String, Error> {
             e => bad(&e.to_string()),
         })?;
     // Any valid host name: `-` made `HostName=%h.example` an invalid name.
-    Config::new("host")
+    let mut probe = Config::new("host");
+    probe
         .take_params(parsed.query("host"), "host")
+        .and_then(|_| probe.take_algorithms(&line))
         .map_err(|reason| bad(&reason))?;
     Ok(line)
 }
@@ -3926,6 +4021,11 @@ mod tests {
         assert_eq!(less.len(), defaults.len() - 1);
         assert!(!less.iter().any(|c| c.starts_with("chacha20")));
         assert_eq!(ciphers("Ciphers +aes128-cbc").last().unwrap(), "aes128-cbc");
+        // `-` takes patterns, which remove every match.
+        assert_eq!(
+            ciphers("Ciphers -aes*,x"),
+            ["chacha20-poly1305@openssh.com"]
+        );
         // Key exchanges and MACs are libssh2's unless a line names them.
         let config = |option: &str| {
             Config::resolve_with("h", Some(Path::new("/dev/null")), &[option.into()]).unwrap()
@@ -3943,6 +4043,16 @@ mod tests {
         );
         let types = config("HostKeyAlgorithms=rsa-sha2-256,ssh-ed25519").host_key_algorithms;
         assert_eq!(types.unwrap(), ["rsa-sha2-256", "ssh-ed25519"]);
+        // ssh expands patterns in a plain HostKeyAlgorithms list (only).
+        let types = config("HostKeyAlgorithms=ssh-ed*,rsa-sha2-256").host_key_algorithms;
+        assert_eq!(
+            types.unwrap(),
+            [
+                "ssh-ed25519-cert-v01@openssh.com",
+                "ssh-ed25519",
+                "rsa-sha2-256"
+            ]
+        );
     }
 
     #[test]

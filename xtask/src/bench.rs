@@ -275,7 +275,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     if needs_files {
         let root = work.join("root");
         std::fs::create_dir_all(&root)?;
-        std::fs::write(root.join("small.txt"), "hello world!\n")?;
+        let small_body = root.join("small.txt");
+        std::fs::write(&small_body, "hello world!\n")?;
         std::fs::write(root.join("1mib.bin"), vec![7u8; 1 << 20])?;
         std::fs::File::create(root.join("big.bin"))?.set_len(plan.download_bytes)?;
         let script = work.join("pipeline.lua");
@@ -294,29 +295,43 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         )?;
         let nginx = start_nginx(&work, &root)?;
         let secs = format!("{}s", plan.secs.max(1.0));
-        let wrk = |url: &str, conns: u32, extra: &[&str]| -> anyhow::Result<Vec<(String, f64)>> {
+        // wrk's own timeout (2 s) counts a slow answer as an error but still waits for it; at
+        // -c500 on a loaded machine a 1 MiB answer can take that long. 10 s is longer than a
+        // run, so a timeout left is a stalled server.
+        let wrk = |row: &str,
+                   server: &str,
+                   url: &str,
+                   conns: u32,
+                   body_len: u64,
+                   extra: &[&str]|
+         -> anyhow::Result<Vec<(String, f64)>> {
             let text = capture(
                 Command::new("wrk")
                     .args(["-t2", &format!("-c{conns}"), &format!("-d{secs}")])
+                    .args(["--timeout", "10s"])
                     .args(extra)
                     .arg(url),
             )?;
-            let rps = text
-                .lines()
-                .find_map(|l| l.strip_prefix("Requests/sec:"))
-                .context("wrk printed no Requests/sec")?;
-            Ok(vec![("rps".into(), rps.trim().parse()?)])
+            let rps = wrk_rps(&text, body_len).with_context(|| format!("{row} ({server})"))?;
+            Ok(vec![("rps".into(), rps)])
         };
         if wanted("http-server") {
-            for (file, label) in [("small.txt", "13 B"), ("1mib.bin", "1 MiB")] {
+            for (file, label, len) in [("small.txt", "13 B", 13), ("1mib.bin", "1 MiB", 1 << 20)] {
                 for conns in [50, 500] {
+                    let row = format!("http server, wrk -c{conns}, {label} file");
                     let (a, b) = alternate(
                         plan.rounds,
-                        || wrk(&format!("http://{}/{file}", netkit.1), conns, &[]),
-                        || wrk(&format!("http://{}/{file}", nginx.1), conns, &[]),
+                        || {
+                            let url = format!("http://{}/{file}", netkit.1);
+                            wrk(&row, "netkit", &url, conns, len, &[])
+                        },
+                        || {
+                            let url = format!("http://{}/{file}", nginx.1);
+                            wrk(&row, "nginx", &url, conns, len, &[])
+                        },
                     )?;
                     rows.push(Row::more(
-                        format!("http server, wrk -c{conns}, {label} file"),
+                        row,
                         "req/s",
                         median(&a, "rps"),
                         "nginx",
@@ -329,13 +344,32 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         if wanted("http-pipelined") {
             let s = path_str(&script);
             let extra = ["-s", s.as_str()];
+            let row = "http server, pipelined 16 deep, 13 B file";
             let (a, b) = alternate(
                 plan.rounds,
-                || wrk(&format!("http://{}/", netkit.1), 50, &extra),
-                || wrk(&format!("http://{}/", nginx.1), 50, &extra),
+                || {
+                    wrk(
+                        row,
+                        "netkit",
+                        &format!("http://{}/", netkit.1),
+                        50,
+                        13,
+                        &extra,
+                    )
+                },
+                || {
+                    wrk(
+                        row,
+                        "nginx",
+                        &format!("http://{}/", nginx.1),
+                        50,
+                        13,
+                        &extra,
+                    )
+                },
             )?;
             rows.push(Row::more(
-                "http server, pipelined 16 deep, 13 B file",
+                row,
                 "req/s",
                 median(&a, "rps"),
                 "nginx",
@@ -344,11 +378,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             ));
         }
         let small = format!("http://{}/small.txt", nginx.1);
+        let expected = std::fs::read(&small_body)?;
         if wanted("http-client") {
             let client = |which: &str| {
                 figures(
                     Command::new(bin.join("http-client-load"))
-                        .args(["--url", &small, "--count", "10000", "--client", which]),
+                        .args(["--url", &small, "--count", "10000", "--client", which])
+                        .arg("--expect")
+                        .arg(&small_body),
                 )
             };
             let (a, b) = alternate(plan.rounds, || client("net-http"), || client("ureq"))?;
@@ -361,10 +398,25 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 0.9,
             ));
             let glob = format!("{small}?[1-10000]");
+            // One `STATUS SIZE` line per GET: every one must be `200 13`, as net-http's are.
+            let want = format!("200 {}", expected.len());
             let curl = || -> anyhow::Result<Vec<(String, f64)>> {
                 let t = Instant::now();
-                capture(Command::new("curl").args(["-s", "-o", "/dev/null", &glob]))?;
-                Ok(vec![("rps".into(), 10_000.0 / t.elapsed().as_secs_f64())])
+                let text = capture(Command::new("curl").args([
+                    "-s",
+                    "--fail",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code} %{size_download}\\n",
+                    &glob,
+                ]))?;
+                let secs = t.elapsed().as_secs_f64();
+                let good = text.lines().filter(|l| *l == want).count();
+                if good != 10_000 {
+                    bail!("http client, curl URL glob: {good} of 10,000 GETs answered {want:?}");
+                }
+                Ok(vec![("rps".into(), 10_000.0 / secs)])
             };
             let (a, b) = alternate(plan.rounds, || client("net-http"), curl)?;
             rows.push(Row::more(
@@ -382,11 +434,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 let mut samples = Vec::with_capacity(runs);
                 for _ in 0..runs {
                     let t = Instant::now();
-                    let status = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status()?;
-                    if !status.success() {
-                        bail!("{cmd:?} failed");
-                    }
+                    let body = capture(cmd)?;
                     samples.push(t.elapsed().as_secs_f64() * 1000.0);
+                    if body.as_bytes() != expected {
+                        bail!("`netkit http URL` row: {cmd:?} printed {body:?}, not the file");
+                    }
                 }
                 samples.sort_by(f64::total_cmp);
                 Ok(vec![("ms".into(), samples[runs / 2])])
@@ -394,7 +446,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             let (a, b) = alternate(
                 plan.rounds,
                 || time(Command::new(bin.join("netkit")).args(["http", &small])),
-                || time(Command::new("curl").args(["-s", &small])),
+                || time(Command::new("curl").args(["-s", "--fail", &small])),
             )?;
             rows.push(Row::less(
                 "`netkit http URL`: start + one GET",
@@ -801,6 +853,50 @@ fn capture(cmd: &mut Command) -> anyhow::Result<String> {
         bail!("{cmd:?} failed with {}", out.status);
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Requests/sec from wrk's output, or an error if any answer was not 2xx/3xx, any socket
+/// error happened, or fewer bytes came than `body_len` per answer: wrk exits 0 in all these
+/// cases and would otherwise report a server's error rate as its speed. No socket error is
+/// tolerated: keep-alive connections on loopback have no reason to fail, and with wrk's
+/// timeout above the run's length a timeout is a stall.
+fn wrk_rps(text: &str, body_len: u64) -> anyhow::Result<f64> {
+    let field = |prefix: &str| text.lines().find_map(|l| l.trim().strip_prefix(prefix));
+    if let Some(bad) = field("Non-2xx or 3xx responses:") {
+        bail!("{} answers were not 2xx or 3xx", bad.trim());
+    }
+    if let Some(errors) = field("Socket errors:") {
+        bail!("socket errors: {}", errors.trim());
+    }
+    // `123 requests in 1.00s, 4.56MB read`
+    let (requests, read) = text
+        .lines()
+        .find_map(|l| {
+            let (n, rest) = l.trim().split_once(" requests in ")?;
+            let read = rest.split_once(", ")?.1.strip_suffix(" read")?;
+            Some((n.parse::<f64>().ok()?, read))
+        })
+        .with_context(|| format!("wrk printed no request count:\n{text}"))?;
+    let bytes = wrk_bytes(read).with_context(|| format!("wrk's byte count {read:?}"))?;
+    // wrk prints the count with two decimals of its unit: 1 % covers the rounding.
+    if requests < 1.0 || bytes < 0.99 * requests * body_len as f64 {
+        bail!("{requests} answers carried {read}, less than {body_len} bytes each");
+    }
+    let rps = field("Requests/sec:").context("wrk printed no Requests/sec")?;
+    Ok(rps.trim().parse()?)
+}
+
+/// wrk's binary-unit byte count (`512.00B`, `6.10MB`) in bytes.
+fn wrk_bytes(text: &str) -> Option<f64> {
+    let number = text.strip_suffix('B')?;
+    let (number, scale) = match number.chars().last()? {
+        'K' => (&number[..number.len() - 1], 1u64 << 10),
+        'M' => (&number[..number.len() - 1], 1 << 20),
+        'G' => (&number[..number.len() - 1], 1 << 30),
+        'T' => (&number[..number.len() - 1], 1 << 40),
+        _ => (number, 1),
+    };
+    Some(number.parse::<f64>().ok()? * scale as f64)
 }
 
 /// Runs a program that prints `key=value` figures.

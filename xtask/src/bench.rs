@@ -311,6 +311,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                     .args(["--timeout", "10s"])
                     .args(extra)
                     .arg(url),
+                SHORT,
             )?;
             let rps = wrk_rps(&text, body_len).with_context(|| format!("{row} ({server})"))?;
             Ok(vec![("rps".into(), rps)])
@@ -402,15 +403,20 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             let want = format!("200 {}", expected.len());
             let curl = || -> anyhow::Result<Vec<(String, f64)>> {
                 let t = Instant::now();
-                let text = capture(Command::new("curl").args([
-                    "-s",
-                    "--fail",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code} %{size_download}\\n",
-                    &glob,
-                ]))?;
+                let text = capture(
+                    Command::new("curl").args([
+                        "-s",
+                        "--fail",
+                        "--max-time",
+                        "10",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code} %{size_download}\\n",
+                        &glob,
+                    ]),
+                    SHORT,
+                )?;
                 let secs = t.elapsed().as_secs_f64();
                 let good = text.lines().filter(|l| *l == want).count();
                 if good != 10_000 {
@@ -434,7 +440,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 let mut samples = Vec::with_capacity(runs);
                 for _ in 0..runs {
                     let t = Instant::now();
-                    let body = capture(cmd)?;
+                    let body = capture(cmd, SHORT)?;
                     samples.push(t.elapsed().as_secs_f64() * 1000.0);
                     if body.as_bytes() != expected {
                         bail!("`netkit http URL` row: {cmd:?} printed {body:?}, not the file");
@@ -446,7 +452,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             let (a, b) = alternate(
                 plan.rounds,
                 || time(Command::new(bin.join("netkit")).args(["http", &small])),
-                || time(Command::new("curl").args(["-s", "--fail", &small])),
+                || time(Command::new("curl").args(["-s", "--fail", "--max-time", "10", &small])),
             )?;
             rows.push(Row::less(
                 "`netkit http URL`: start + one GET",
@@ -463,7 +469,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             let fetch = |cmd: &mut Command| -> anyhow::Result<Vec<(String, f64)>> {
                 let _ = std::fs::remove_file(&dest);
                 let t = Instant::now();
-                let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+                let out = service::output_within(cmd.stderr(Stdio::piped()), LONG)?;
                 if !out.status.success() {
                     bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
                 }
@@ -497,7 +503,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 || {
                     fetch(
                         Command::new("/usr/bin/time")
-                            .args(["-f", "%M", "curl", "-s", "-o", &d, &big]),
+                            .args(["-f", "%M", "curl", "-s", "--fail", "-o", &d, &big]),
                     )
                 },
             )?;
@@ -564,12 +570,13 @@ fn ssh_works(
         let dest = format!("{user}@127.0.0.1:{remote}");
         let netkit = |args: &[&str]| -> anyhow::Result<Vec<(String, f64)>> {
             let t = Instant::now();
-            service::run_ok(
+            capture(
                 Command::new(bin.join("netkit"))
                     .arg("sftp")
                     .arg(args[0])
                     .args(["-P", port, "-i", &key, "--known-hosts", kh])
                     .args(&args[1..]),
+                LONG,
             )?;
             Ok(vec![(
                 "mib_s".into(),
@@ -580,24 +587,15 @@ fn ssh_works(
             let file = work.join("sftp.batch");
             std::fs::write(&file, batch)?;
             let t = Instant::now();
-            service::run_ok(
+            capture(
                 Command::new("sftp")
                     .args(["-q", "-b"])
                     .arg(&file)
-                    .args([
-                        "-P",
-                        port,
-                        "-i",
-                        &key,
-                        "-o",
-                        &format!("UserKnownHostsFile={kh}"),
-                        "-o",
-                        "StrictHostKeyChecking=yes",
-                        "-o",
-                        "BatchMode=yes",
-                    ])
-                    .arg(format!("{user}@127.0.0.1"))
-                    .stdout(Stdio::null()),
+                    .args(["-P", port, "-i", &key])
+                    .args(ssh_bounds(&format!("UserKnownHostsFile={kh}")))
+                    .args(["-o", "StrictHostKeyChecking=yes"])
+                    .arg(format!("{user}@127.0.0.1")),
+                LONG,
             )?;
             Ok(vec![(
                 "mib_s".into(),
@@ -694,27 +692,21 @@ fn ssh_works(
         let control = work.join("ssh-control");
         let ssh = |extra: &[&str]| -> Command {
             let mut cmd = Command::new("ssh");
-            cmd.args([
-                "-p",
-                &port,
-                "-i",
-                &key,
-                "-o",
-                &format!("UserKnownHostsFile={known_hosts}"),
-                "-o",
-                "BatchMode=yes",
-                "-S",
-            ])
-            .arg(&control)
-            .args(extra);
+            cmd.args(["-p", &port, "-i", &key])
+                .args(ssh_bounds(&format!("UserKnownHostsFile={known_hosts}")))
+                .arg("-S")
+                .arg(&control)
+                .args(extra);
             cmd.arg(format!("{user}@127.0.0.1"));
             cmd
         };
+        // Not through `capture`: the master forks into the background with the parent's
+        // stdout, so a captured stdout would not end. ssh_bounds' timeouts bound it.
         service::run_ok(&mut ssh(&["-M", "-f", "-N", "-o", "ControlPersist=120"]))?;
         let openssh = || -> anyhow::Result<Vec<(String, f64)>> {
             let t = Instant::now();
             for _ in 0..100 {
-                service::run_ok(ssh(&[]).arg("true").stdout(Stdio::null()))?;
+                capture(ssh(&[]).arg("true"), SHORT)?;
             }
             Ok(vec![(
                 "total_ms".into(),
@@ -732,7 +724,7 @@ fn ssh_works(
             1.0,
         ));
         let script = format!(
-            "import paramiko, time\nc = paramiko.SSHClient()\nc.load_host_keys('{known_hosts}')\nc.connect('127.0.0.1', port={port}, username='{user}', key_filename='{key}', allow_agent=False, look_for_keys=False)\nt = time.time()\nfor _ in range(100):\n    _, out, _ = c.exec_command('true')\n    out.channel.recv_exit_status()\nprint('total_ms=%.1f' % ((time.time() - t) * 1000))\n"
+            "import paramiko, time\nc = paramiko.SSHClient()\nc.load_host_keys('{known_hosts}')\nc.connect('127.0.0.1', port={port}, username='{user}', key_filename='{key}', allow_agent=False, look_for_keys=False, timeout=10, banner_timeout=10, auth_timeout=10)\nt = time.time()\nfor _ in range(100):\n    _, out, _ = c.exec_command('true', timeout=10)\n    out.channel.recv_exit_status()\nprint('total_ms=%.1f' % ((time.time() - t) * 1000))\n"
         );
         let paramiko = || figures(Command::new("/usr/bin/python3").arg("-c").arg(&script));
         let (a2, p) = alternate(plan.rounds, || load(&["--exec", "100"]), paramiko)?;
@@ -770,6 +762,23 @@ fn ssh_works(
     }
     drop(started);
     Ok(rows)
+}
+
+/// OpenSSH options for the anchors: `known_hosts` (a `UserKnownHostsFile=` option), no
+/// prompt, and a bounded wait for the connection and for a silent server.
+fn ssh_bounds(known_hosts: &str) -> [&str; 10] {
+    [
+        "-o",
+        known_hosts,
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "ServerAliveInterval=5",
+        "-o",
+        "ServerAliveCountMax=3",
+    ]
 }
 
 /// `size` bytes that do not compress, written quickly.
@@ -844,11 +853,15 @@ fn median(samples: &[Vec<(String, f64)>], key: &str) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn capture(cmd: &mut Command) -> anyhow::Result<String> {
-    let out = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
+/// The longest a command whose length the plan bounds (wrk's `-d`, echo-load's `--secs`, a
+/// GET, 100 execs) may take on a loaded machine before it counts as hung.
+const SHORT: Duration = Duration::from_secs(60);
+/// The same for one timed transfer (up to 1 GiB, or 64 MiB through the delay proxy).
+const LONG: Duration = Duration::from_secs(600);
+
+/// Runs `cmd` (killed after `limit`) and returns its stdout; fails unless it exits 0.
+fn capture(cmd: &mut Command, limit: Duration) -> anyhow::Result<String> {
+    let out = service::output_within(cmd, limit)?;
     if !out.status.success() {
         bail!("{cmd:?} failed with {}", out.status);
     }
@@ -899,9 +912,9 @@ fn wrk_bytes(text: &str) -> Option<f64> {
     Some(number.parse::<f64>().ok()? * scale as f64)
 }
 
-/// Runs a program that prints `key=value` figures.
+/// Runs a program that prints `key=value` figures (killed after `SHORT`).
 fn figures(cmd: &mut Command) -> anyhow::Result<Vec<(String, f64)>> {
-    let text = capture(cmd)?;
+    let text = capture(cmd, SHORT)?;
     text.split_whitespace()
         .map(|pair| {
             let (k, v) = pair

@@ -3,8 +3,9 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Mutex;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -17,9 +18,11 @@ pub fn kill_children_on_interrupt() {
     let installed = ctrlc::set_handler(|| {
         let pids: Vec<u32> = RUNNING.lock().map(|p| p.clone()).unwrap_or_default();
         for pid in pids {
+            // The pid, and its process group if it leads one (see `output_within`).
             let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
+                .args(["-TERM", "--"])
+                .args([pid.to_string(), format!("-{pid}")])
+                .stderr(Stdio::null())
                 .status();
         }
         eprintln!("xtask: interrupted; stopped every server it started");
@@ -51,6 +54,44 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<ExitStatus> {
     let status = child.wait();
     unregister(child.id());
     Ok(status?)
+}
+
+/// Runs `cmd` to completion with stdin empty and stdout captured (stderr as `cmd` says), and
+/// kills it, with every process it started, if it runs longer than `limit`: a program that
+/// hangs ends the run with an error naming it instead of hanging the run.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> anyhow::Result<Output> {
+    use std::os::unix::process::CommandExt as _;
+    // Its own process group, so that the kill reaches what it started (`time`'s child, ssh's).
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let pid = child.id();
+    register(pid);
+    let (finished, wait) = mpsc::channel::<()>();
+    // A thread waits for the deadline, so the command's own time is not rounded up to a
+    // polling interval (some rows time a single command).
+    let watchdog = std::thread::spawn(move || {
+        let expired = wait.recv_timeout(limit) == Err(RecvTimeoutError::Timeout);
+        if expired {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
+        expired
+    });
+    let out = child.wait_with_output();
+    drop(finished);
+    unregister(pid);
+    if watchdog.join().unwrap_or(false) {
+        bail!(
+            "{cmd:?} did not finish within {} s and was killed",
+            limit.as_secs()
+        );
+    }
+    out.with_context(|| format!("cannot wait for {cmd:?}"))
 }
 
 /// Runs a command and fails unless it exits 0.
@@ -156,5 +197,27 @@ impl Started {
     pub fn extend(&mut self, other: Started) {
         self.services.extend(other.services);
         self.env.extend(other.env);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_past_its_limit_is_killed_with_what_it_started() {
+        let started = Instant::now();
+        // The shell's child keeps stdout open: only a kill of the whole group ends the wait.
+        let err = output_within(
+            Command::new("sh").args(["-c", "sleep 30 & sleep 30"]),
+            Duration::from_secs(1),
+        )
+        .expect_err("a 30 s command finished within 1 s");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(
+            err.to_string().contains("did not finish within 1 s"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("sleep 30"), "{err}");
     }
 }

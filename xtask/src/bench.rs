@@ -172,11 +172,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             sftp_delay_bytes: 64 << 20,
         }
     };
+    let target = target_dir()?;
+    let out = target.join("bench");
+    // A run that fails must not leave the last run's figures looking like its own.
+    for old in ["results.json", "results.txt", "results.svg"] {
+        std::fs::remove_file(out.join(old)).or_else(ignore_missing)?;
+    }
     provision::ensure(&[NEEDS, crate::nginx::NEEDS, crate::sshd::NEEDS].concat())?;
     build_bins()?;
-    let target = target_dir()?;
     let bin = target.join("release");
-    let out = target.join("bench");
     let work = out.join("work");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
@@ -278,7 +282,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         let small_body = root.join("small.txt");
         std::fs::write(&small_body, "hello world!\n")?;
         std::fs::write(root.join("1mib.bin"), vec![7u8; 1 << 20])?;
-        std::fs::File::create(root.join("big.bin"))?.set_len(plan.download_bytes)?;
+        // Random content, so that a client that only sets the file's length is caught.
+        write_pseudo_random(&root.join("big.bin"), plan.download_bytes)?;
         let script = work.join("pipeline.lua");
         std::fs::write(
             &script,
@@ -481,8 +486,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                     .trim()
                     .parse()
                     .unwrap_or(0.0);
-                if std::fs::metadata(&dest)?.len() != plan.download_bytes {
-                    bail!("{cmd:?} wrote a file of the wrong size");
+                if !same_contents(&root.join("big.bin"), &dest)? {
+                    bail!("download row: {cmd:?} wrote a file other than the one served");
                 }
                 Ok(vec![
                     ("mib_s".into(), (plan.download_bytes >> 20) as f64 / secs),
@@ -521,7 +526,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 "download, peak RSS (goal: <= 32 MiB)",
                 "MiB",
                 rss,
-                "32 MiB",
+                "limit",
                 32.0,
                 1.0,
             ));
@@ -535,7 +540,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         rows.extend(ssh_works(&bin, &work, &plan, &wanted)?);
     }
 
-    report(&rows, &out, quick, started.elapsed())
+    report(&rows, &out, &RunInfo::now(quick)?, started.elapsed())
 }
 
 /// SFTP, exec and many hosts against the same real sshd that the tests use.
@@ -603,11 +608,30 @@ fn ssh_works(
             )])
         };
         let (l, b) = (path_str(&local), path_str(&back));
+        // Checked after each sample, outside the timed part.
+        let arrived = |what: &str, copy: &Path| -> anyhow::Result<()> {
+            if !same_contents(&local, copy)? {
+                bail!(
+                    "sftp {what}, {label}: {} differs from what was sent",
+                    copy.display()
+                );
+            }
+            Ok(())
+        };
+        // Each put writes a new file: a put that wrote nothing must not find the last one's.
+        let put = |sample: anyhow::Result<Vec<(String, f64)>>| {
+            let sample = sample?;
+            arrived("put", Path::new(&remote))?;
+            std::fs::remove_file(&remote)?;
+            Ok(sample)
+        };
         let (a, o) = alternate(
             plan.rounds,
-            || netkit(&["put", &l, &dest]),
-            || openssh(format!("put {l} {remote}\n")),
+            || put(netkit(&["put", &l, &dest])),
+            || put(openssh(format!("put {l} {remote}\n"))),
         )?;
+        // The gets read the file a put left.
+        netkit(&["put", &l, &dest])?;
         let mut rows = vec![Row::more(
             format!("sftp put {} MiB, {label}", size >> 20),
             "MiB/s",
@@ -624,11 +648,15 @@ fn ssh_works(
             plan.rounds,
             || {
                 fresh()?;
-                netkit(&["get", &dest, &b])
+                let sample = netkit(&["get", &dest, &b])?;
+                arrived("get", &back)?;
+                Ok(sample)
             },
             || {
                 fresh()?;
-                openssh(format!("get {remote} {b}\n"))
+                let sample = openssh(format!("get {remote} {b}\n"))?;
+                arrived("get", &back)?;
+                Ok(sample)
             },
         )?;
         rows.push(Row::more(
@@ -716,7 +744,7 @@ fn ssh_works(
         let (a, o) = alternate(plan.rounds, || load(&["--exec", "100"]), openssh)?;
         let _ = ssh(&["-O", "exit"]).stderr(Stdio::null()).status();
         rows.push(Row::less(
-            "exec 100 commands, one session",
+            "exec 100 commands, one session (after connect)",
             "ms",
             median(&a, "total_ms"),
             "OpenSSH ControlMaster",
@@ -729,7 +757,7 @@ fn ssh_works(
         let paramiko = || figures(Command::new("/usr/bin/python3").arg("-c").arg(&script));
         let (a2, p) = alternate(plan.rounds, || load(&["--exec", "100"]), paramiko)?;
         rows.push(Row::less(
-            "exec 100 commands, one session",
+            "exec 100 commands, one session (after connect)",
             "ms",
             median(&a2, "total_ms"),
             "paramiko",
@@ -740,7 +768,7 @@ fn ssh_works(
             "exec median round trip (goal: <= 5 ms)",
             "ms",
             median(&a, "median_ms"),
-            "5 ms",
+            "limit",
             5.0,
             1.0,
         ));
@@ -925,7 +953,65 @@ fn figures(cmd: &mut Command) -> anyhow::Result<Vec<(String, f64)>> {
         .collect()
 }
 
-fn report(rows: &[Row], out: &Path, quick: bool, took: Duration) -> anyhow::Result<()> {
+/// When, on what and how a run was made: written beside its figures.
+struct RunInfo {
+    /// UTC, `2026-12-07T17:30:00Z`.
+    date: String,
+    /// `git describe --always --dirty` of the checkout measured.
+    commit: String,
+    quick: bool,
+    cores: usize,
+}
+
+impl RunInfo {
+    fn now(quick: bool) -> anyhow::Result<RunInfo> {
+        let line = |cmd: &mut Command| -> anyhow::Result<String> {
+            Ok(capture(cmd, SHORT)?.trim().to_owned())
+        };
+        Ok(RunInfo {
+            date: line(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]))?,
+            commit: line(Command::new("git").args(["describe", "--always", "--dirty"]))?,
+            quick,
+            cores: std::thread::available_parallelism().map_or(0, usize::from),
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} run, {}, commit {}, {} cores",
+            if self.quick { "quick" } else { "full" },
+            self.date,
+            self.commit,
+            self.cores
+        )
+    }
+}
+
+/// A JSON string (the names are ours, but a quote or a non-ASCII letter must not break it).
+fn json_string(text: &str) -> String {
+    let mut s = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => s.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// A JSON number, or `null` for a figure that is not one (NaN, infinite).
+fn json_number(value: f64) -> String {
+    if value.is_finite() {
+        format!("{value:.4}")
+    } else {
+        "null".to_owned()
+    }
+}
+
+fn report(rows: &[Row], out: &Path, info: &RunInfo, took: Duration) -> anyhow::Result<()> {
     let width = rows.iter().map(|r| r.work.len()).max().unwrap_or(4).max(4);
     let mut table = format!(
         "{:width$}  {:>12}  {:>14} {:>12}  {:>6}  {:>7}  result\n",
@@ -943,35 +1029,53 @@ fn report(rows: &[Row], out: &Path, quick: bool, took: Duration) -> anyhow::Resu
             if r.pass() { "pass" } else { "FAIL" }
         ));
     }
-    println!("\n{table}");
-    println!(
-        "{} run, {:.0} s; {} of {} goals met",
-        if quick { "quick" } else { "full" },
+    let summary = format!(
+        "{}; {:.0} s; {} of {} goals met",
+        info.describe(),
         took.as_secs_f64(),
         rows.iter().filter(|r| r.pass()).count(),
         rows.len()
     );
+    println!("\n{table}");
+    println!("{summary}");
     std::fs::create_dir_all(out)?;
     let json: Vec<String> = rows
         .iter()
         .map(|r| {
             format!(
-                "  {{\"work\": {:?}, \"unit\": {:?}, \"netkit\": {:.3}, \"anchor\": {:?}, \"anchor_value\": {:.3}, \"ratio\": {:.4}, \"goal\": {:?}, \"pass\": {}}}",
-                r.work, r.unit, r.netkit, r.anchor_name, r.anchor, r.ratio(), r.goal_text(), r.pass()
+                "    {{\"work\": {}, \"unit\": {}, \"netkit\": {}, \"anchor\": {}, \"anchor_value\": {}, \"ratio\": {}, \"goal\": {}, \"pass\": {}}}",
+                json_string(&r.work),
+                json_string(r.unit),
+                json_number(r.netkit),
+                json_string(r.anchor_name),
+                json_number(r.anchor),
+                json_number(r.ratio()),
+                json_string(&r.goal_text()),
+                r.pass()
             )
         })
         .collect();
     std::fs::write(
         out.join("results.json"),
-        format!("[\n{}\n]\n", json.join(",\n")),
+        format!(
+            "{{\n  \"date\": {},\n  \"commit\": {},\n  \"run\": {},\n  \"cores\": {},\n  \"seconds\": {},\n  \"rows\": [\n{}\n  ]\n}}\n",
+            json_string(&info.date),
+            json_string(&info.commit),
+            json_string(if info.quick { "quick" } else { "full" }),
+            info.cores,
+            json_number(took.as_secs_f64()),
+            json.join(",\n")
+        ),
     )?;
-    std::fs::write(out.join("results.txt"), &table)?;
+    std::fs::write(out.join("results.txt"), format!("{table}\n{summary}\n"))?;
     std::fs::write(out.join("results.svg"), svg(rows))?;
     println!("wrote {}", path_str(&out.join("results.{json,txt,svg}")));
     Ok(())
 }
 
-/// A horizontal bar per work: the ratio, with the goal marked.
+/// A horizontal bar per work, longer is better on every row: the ratio netkit / anchor where a
+/// larger figure is better, anchor / netkit where a smaller one is (time, latency, memory),
+/// with the goal marked the same way. The number printed is the table's ratio.
 fn svg(rows: &[Row]) -> String {
     let (bar_h, left, scale) = (22.0, 360.0, 120.0);
     let height = 40.0 + bar_h * rows.len() as f64;
@@ -979,10 +1083,21 @@ fn svg(rows: &[Row]) -> String {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n",
         left + scale * 4.0 + 80.0
     );
-    s.push_str("<text x=\"4\" y=\"16\">ratio netkit / anchor (bar), goal (line)</text>\n");
+    s.push_str("<text x=\"4\" y=\"16\">netkit's lead over the anchor, longer is better (bar); goal (line); number: the table's ratio</text>\n");
     for (i, r) in rows.iter().enumerate() {
         let y = 28.0 + bar_h * i as f64;
-        let w = (r.ratio() * scale).min(scale * 4.0);
+        let (lead, goal) = if r.higher_is_better {
+            (r.ratio(), r.goal)
+        } else if r.ratio() > 0.0 {
+            (1.0 / r.ratio(), 1.0 / r.goal)
+        } else {
+            (0.0, 1.0 / r.goal)
+        };
+        let w = if lead.is_finite() {
+            (lead * scale).min(scale * 4.0)
+        } else {
+            0.0
+        };
         let colour = if r.pass() { "#3a3" } else { "#c33" };
         let name = r
             .work
@@ -994,7 +1109,7 @@ fn svg(rows: &[Row]) -> String {
             "<rect x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{colour}\"/>\n",
             bar_h - 6.0
         ));
-        let gx = left + r.goal * scale;
+        let gx = left + (goal * scale).min(scale * 4.0);
         s.push_str(&format!(
             "<line x1=\"{gx:.1}\" x2=\"{gx:.1}\" y1=\"{y}\" y2=\"{}\" stroke=\"#000\"/>\n",
             y + bar_h - 6.0
@@ -1008,6 +1123,28 @@ fn svg(rows: &[Row]) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// Whether two files hold the same bytes (read in 1 MiB pieces).
+fn same_contents(a: &Path, b: &Path) -> anyhow::Result<bool> {
+    use std::io::Read as _;
+    let open =
+        |p: &Path| std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()));
+    let (mut fa, mut fb) = (open(a)?, open(b)?);
+    if fa.metadata()?.len() != fb.metadata()?.len() {
+        return Ok(false);
+    }
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = fa.read(&mut ba)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        fb.read_exact(&mut bb[..n])?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+    }
 }
 
 /// For `remove_file(..).or_else(ignore_missing)`: a file that is not there is already gone.

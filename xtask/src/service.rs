@@ -128,15 +128,22 @@ impl Service {
         })
     }
 
-    /// Waits until `addr` accepts TCP connections; fails if the server exits first or the
-    /// deadline passes. `log` is quoted in the error so the cause is on screen.
+    /// Waits until `addr` accepts TCP connections on a socket of this server's and of no other
+    /// process; fails if the server exits or the deadline passes. A port chosen free can be
+    /// taken by another program before the server binds it (the server then exits, or binds
+    /// beside it with SO_REUSEPORT): a connection alone would measure that program. `log` is
+    /// quoted in the error so the cause is on screen.
     pub fn wait_for_port(&mut self, addr: SocketAddr, log: &Path) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
             let log_text = || std::fs::read_to_string(log).unwrap_or_default();
+            let answered = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
+            if answered && listeners_all_of(self.child.id(), addr.port())? {
+                // Checked after the connection: the server may have exited since the listing.
+                if self.child.try_wait()?.is_none() {
+                    return Ok(());
+                }
+            }
             if let Some(status) = self.child.try_wait()? {
                 bail!(
                     "{} exited with {status} before listening on {addr}:\n{}",
@@ -145,8 +152,13 @@ impl Service {
                 );
             }
             if Instant::now() > deadline {
+                let other = if answered {
+                    " alone (another process listens on that port too)"
+                } else {
+                    ""
+                };
                 bail!(
-                    "{} did not listen on {addr} within 20 s:\n{}",
+                    "{} did not listen on {addr}{other} within 20 s:\n{}",
                     self.name,
                     log_text()
                 );
@@ -177,6 +189,40 @@ impl Drop for Service {
     }
 }
 
+/// Whether some socket listens on TCP `port` and every one that does (any address, IPv4 or
+/// IPv6) is an open file of process `pid`: /proc/net/tcp{,6} give the sockets' inodes,
+/// /proc/PID/fd the process's.
+fn listeners_all_of(pid: u32, port: u16) -> anyhow::Result<bool> {
+    let mut listening = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue; // No IPv6 in this kernel.
+        };
+        // `sl local_address rem_address st ... inode`: st 0A is LISTEN, inode the 10th field.
+        listening.extend(text.lines().skip(1).filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local = u16::from_str_radix(fields.get(1)?.rsplit(':').next()?, 16).ok()?;
+            (local == port && *fields.get(3)? == "0A")
+                .then(|| fields.get(9).map(|i| i.to_string()))?
+        }));
+    }
+    if listening.is_empty() {
+        return Ok(false);
+    }
+    // Unreadable once the process has exited: the caller's `try_wait` says so.
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Ok(false);
+    };
+    let owned: Vec<String> = fds
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|link| {
+            let inode = link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?;
+            Some(inode.to_owned())
+        })
+        .collect();
+    Ok(listening.iter().all(|inode| owned.contains(inode)))
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released: a server started at once gets it).
 pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind 127.0.0.1:0")?;
@@ -203,6 +249,33 @@ impl Started {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A python3 listener on 127.0.0.1:`port` with SO_REUSEPORT, as netkit and many servers
+    /// bind: a second one binds beside it instead of failing.
+    fn reuseport_listener(port: u16) -> Command {
+        let mut cmd = Command::new("python3");
+        cmd.arg("-c").arg(format!(
+            "import socket, time\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\ns.bind(('127.0.0.1', {port}))\ns.listen()\ntime.sleep(30)\n"
+        ));
+        cmd
+    }
+
+    #[test]
+    fn a_server_sharing_its_port_with_another_process_is_refused() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("xtask-service-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let port = free_port()?;
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let mut squatter =
+            Service::spawn("squatter", &mut reuseport_listener(port), &dir.join("a"))?;
+        squatter.wait_for_port(addr, &dir.join("a"))?;
+        let mut ours = Service::spawn("ours", &mut reuseport_listener(port), &dir.join("b"))?;
+        let err = ours
+            .wait_for_port(addr, &dir.join("b"))
+            .expect_err("the squatter's listener was taken for ours");
+        assert!(err.to_string().contains("another process"), "{err}");
+        Ok(())
+    }
 
     #[test]
     fn a_command_past_its_limit_is_killed_with_what_it_started() {

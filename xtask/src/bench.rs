@@ -178,6 +178,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     for old in ["results.json", "results.txt", "results.svg"] {
         std::fs::remove_file(out.join(old)).or_else(ignore_missing)?;
     }
+    // Taken before the build: the commit and date of what is measured, not of the run's end.
+    let info = RunInfo::now(quick)?;
     provision::ensure(&[NEEDS, crate::nginx::NEEDS, crate::sshd::NEEDS].concat())?;
     build_bins()?;
     let bin = target.join("release");
@@ -540,7 +542,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         rows.extend(ssh_works(&bin, &work, &plan, &wanted)?);
     }
 
-    report(&rows, &out, &RunInfo::now(quick)?, started.elapsed())
+    report(&rows, &out, &info, started.elapsed())
 }
 
 /// SFTP, exec and many hosts against the same real sshd that the tests use.

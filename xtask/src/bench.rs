@@ -172,11 +172,17 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             sftp_delay_bytes: 64 << 20,
         }
     };
+    let target = target_dir()?;
+    let out = target.join("bench");
+    // A run that fails must not leave the last run's figures looking like its own.
+    for old in ["results.json", "results.txt", "results.svg"] {
+        std::fs::remove_file(out.join(old)).or_else(ignore_missing)?;
+    }
+    // Taken before the build: the commit and date of what is measured, not of the run's end.
+    let info = RunInfo::now(quick)?;
     provision::ensure(&[NEEDS, crate::nginx::NEEDS, crate::sshd::NEEDS].concat())?;
     build_bins()?;
-    let target = target_dir()?;
     let bin = target.join("release");
-    let out = target.join("bench");
     let work = out.join("work");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
@@ -275,9 +281,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     if needs_files {
         let root = work.join("root");
         std::fs::create_dir_all(&root)?;
-        std::fs::write(root.join("small.txt"), "hello world!\n")?;
+        let small_body = root.join("small.txt");
+        std::fs::write(&small_body, "hello world!\n")?;
         std::fs::write(root.join("1mib.bin"), vec![7u8; 1 << 20])?;
-        std::fs::File::create(root.join("big.bin"))?.set_len(plan.download_bytes)?;
+        // Random content, so that a client that only sets the file's length is caught.
+        write_pseudo_random(&root.join("big.bin"), plan.download_bytes)?;
         let script = work.join("pipeline.lua");
         std::fs::write(
             &script,
@@ -294,29 +302,44 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         )?;
         let nginx = start_nginx(&work, &root)?;
         let secs = format!("{}s", plan.secs.max(1.0));
-        let wrk = |url: &str, conns: u32, extra: &[&str]| -> anyhow::Result<Vec<(String, f64)>> {
+        // wrk's own timeout (2 s) counts a slow answer as an error but still waits for it; at
+        // -c500 on a loaded machine a 1 MiB answer can take that long. 10 s is longer than a
+        // run, so a timeout left is a stalled server.
+        let wrk = |row: &str,
+                   server: &str,
+                   url: &str,
+                   conns: u32,
+                   body_len: u64,
+                   extra: &[&str]|
+         -> anyhow::Result<Vec<(String, f64)>> {
             let text = capture(
                 Command::new("wrk")
                     .args(["-t2", &format!("-c{conns}"), &format!("-d{secs}")])
+                    .args(["--timeout", "10s"])
                     .args(extra)
                     .arg(url),
+                SHORT,
             )?;
-            let rps = text
-                .lines()
-                .find_map(|l| l.strip_prefix("Requests/sec:"))
-                .context("wrk printed no Requests/sec")?;
-            Ok(vec![("rps".into(), rps.trim().parse()?)])
+            let rps = wrk_rps(&text, body_len).with_context(|| format!("{row} ({server})"))?;
+            Ok(vec![("rps".into(), rps)])
         };
         if wanted("http-server") {
-            for (file, label) in [("small.txt", "13 B"), ("1mib.bin", "1 MiB")] {
+            for (file, label, len) in [("small.txt", "13 B", 13), ("1mib.bin", "1 MiB", 1 << 20)] {
                 for conns in [50, 500] {
+                    let row = format!("http server, wrk -c{conns}, {label} file");
                     let (a, b) = alternate(
                         plan.rounds,
-                        || wrk(&format!("http://{}/{file}", netkit.1), conns, &[]),
-                        || wrk(&format!("http://{}/{file}", nginx.1), conns, &[]),
+                        || {
+                            let url = format!("http://{}/{file}", netkit.1);
+                            wrk(&row, "netkit", &url, conns, len, &[])
+                        },
+                        || {
+                            let url = format!("http://{}/{file}", nginx.1);
+                            wrk(&row, "nginx", &url, conns, len, &[])
+                        },
                     )?;
                     rows.push(Row::more(
-                        format!("http server, wrk -c{conns}, {label} file"),
+                        row,
                         "req/s",
                         median(&a, "rps"),
                         "nginx",
@@ -329,13 +352,32 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         if wanted("http-pipelined") {
             let s = path_str(&script);
             let extra = ["-s", s.as_str()];
+            let row = "http server, pipelined 16 deep, 13 B file";
             let (a, b) = alternate(
                 plan.rounds,
-                || wrk(&format!("http://{}/", netkit.1), 50, &extra),
-                || wrk(&format!("http://{}/", nginx.1), 50, &extra),
+                || {
+                    wrk(
+                        row,
+                        "netkit",
+                        &format!("http://{}/", netkit.1),
+                        50,
+                        13,
+                        &extra,
+                    )
+                },
+                || {
+                    wrk(
+                        row,
+                        "nginx",
+                        &format!("http://{}/", nginx.1),
+                        50,
+                        13,
+                        &extra,
+                    )
+                },
             )?;
             rows.push(Row::more(
-                "http server, pipelined 16 deep, 13 B file",
+                row,
                 "req/s",
                 median(&a, "rps"),
                 "nginx",
@@ -344,11 +386,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             ));
         }
         let small = format!("http://{}/small.txt", nginx.1);
+        let expected = std::fs::read(&small_body)?;
         if wanted("http-client") {
             let client = |which: &str| {
                 figures(
                     Command::new(bin.join("http-client-load"))
-                        .args(["--url", &small, "--count", "10000", "--client", which]),
+                        .args(["--url", &small, "--count", "10000", "--client", which])
+                        .arg("--expect")
+                        .arg(&small_body),
                 )
             };
             let (a, b) = alternate(plan.rounds, || client("net-http"), || client("ureq"))?;
@@ -361,10 +406,30 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 0.9,
             ));
             let glob = format!("{small}?[1-10000]");
+            // One `STATUS SIZE` line per GET: every one must be `200 13`, as net-http's are.
+            let want = format!("200 {}", expected.len());
             let curl = || -> anyhow::Result<Vec<(String, f64)>> {
                 let t = Instant::now();
-                capture(Command::new("curl").args(["-s", "-o", "/dev/null", &glob]))?;
-                Ok(vec![("rps".into(), 10_000.0 / t.elapsed().as_secs_f64())])
+                let text = capture(
+                    Command::new("curl").args([
+                        "-s",
+                        "--fail",
+                        "--max-time",
+                        "10",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code} %{size_download}\\n",
+                        &glob,
+                    ]),
+                    SHORT,
+                )?;
+                let secs = t.elapsed().as_secs_f64();
+                let good = text.lines().filter(|l| *l == want).count();
+                if good != 10_000 {
+                    bail!("http client, curl URL glob: {good} of 10,000 GETs answered {want:?}");
+                }
+                Ok(vec![("rps".into(), 10_000.0 / secs)])
             };
             let (a, b) = alternate(plan.rounds, || client("net-http"), curl)?;
             rows.push(Row::more(
@@ -382,11 +447,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 let mut samples = Vec::with_capacity(runs);
                 for _ in 0..runs {
                     let t = Instant::now();
-                    let status = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status()?;
-                    if !status.success() {
-                        bail!("{cmd:?} failed");
-                    }
+                    let body = capture(cmd, SHORT)?;
                     samples.push(t.elapsed().as_secs_f64() * 1000.0);
+                    if body.as_bytes() != expected {
+                        bail!("`netkit http URL` row: {cmd:?} printed {body:?}, not the file");
+                    }
                 }
                 samples.sort_by(f64::total_cmp);
                 Ok(vec![("ms".into(), samples[runs / 2])])
@@ -394,7 +459,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             let (a, b) = alternate(
                 plan.rounds,
                 || time(Command::new(bin.join("netkit")).args(["http", &small])),
-                || time(Command::new("curl").args(["-s", &small])),
+                || time(Command::new("curl").args(["-s", "--fail", "--max-time", "10", &small])),
             )?;
             rows.push(Row::less(
                 "`netkit http URL`: start + one GET",
@@ -411,7 +476,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             let fetch = |cmd: &mut Command| -> anyhow::Result<Vec<(String, f64)>> {
                 let _ = std::fs::remove_file(&dest);
                 let t = Instant::now();
-                let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+                let out = service::output_within(cmd.stderr(Stdio::piped()), LONG)?;
                 if !out.status.success() {
                     bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
                 }
@@ -423,8 +488,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                     .trim()
                     .parse()
                     .unwrap_or(0.0);
-                if std::fs::metadata(&dest)?.len() != plan.download_bytes {
-                    bail!("{cmd:?} wrote a file of the wrong size");
+                if !same_contents(&root.join("big.bin"), &dest)? {
+                    bail!("download row: {cmd:?} wrote a file other than the one served");
                 }
                 Ok(vec![
                     ("mib_s".into(), (plan.download_bytes >> 20) as f64 / secs),
@@ -445,7 +510,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 || {
                     fetch(
                         Command::new("/usr/bin/time")
-                            .args(["-f", "%M", "curl", "-s", "-o", &d, &big]),
+                            .args(["-f", "%M", "curl", "-s", "--fail", "-o", &d, &big]),
                     )
                 },
             )?;
@@ -463,7 +528,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 "download, peak RSS (goal: <= 32 MiB)",
                 "MiB",
                 rss,
-                "32 MiB",
+                "limit",
                 32.0,
                 1.0,
             ));
@@ -477,7 +542,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         rows.extend(ssh_works(&bin, &work, &plan, &wanted)?);
     }
 
-    report(&rows, &out, quick, started.elapsed())
+    report(&rows, &out, &info, started.elapsed())
 }
 
 /// SFTP, exec and many hosts against the same real sshd that the tests use.
@@ -512,12 +577,13 @@ fn ssh_works(
         let dest = format!("{user}@127.0.0.1:{remote}");
         let netkit = |args: &[&str]| -> anyhow::Result<Vec<(String, f64)>> {
             let t = Instant::now();
-            service::run_ok(
+            capture(
                 Command::new(bin.join("netkit"))
                     .arg("sftp")
                     .arg(args[0])
                     .args(["-P", port, "-i", &key, "--known-hosts", kh])
                     .args(&args[1..]),
+                LONG,
             )?;
             Ok(vec![(
                 "mib_s".into(),
@@ -528,24 +594,15 @@ fn ssh_works(
             let file = work.join("sftp.batch");
             std::fs::write(&file, batch)?;
             let t = Instant::now();
-            service::run_ok(
+            capture(
                 Command::new("sftp")
                     .args(["-q", "-b"])
                     .arg(&file)
-                    .args([
-                        "-P",
-                        port,
-                        "-i",
-                        &key,
-                        "-o",
-                        &format!("UserKnownHostsFile={kh}"),
-                        "-o",
-                        "StrictHostKeyChecking=yes",
-                        "-o",
-                        "BatchMode=yes",
-                    ])
-                    .arg(format!("{user}@127.0.0.1"))
-                    .stdout(Stdio::null()),
+                    .args(["-P", port, "-i", &key])
+                    .args(ssh_bounds(&format!("UserKnownHostsFile={kh}")))
+                    .args(["-o", "StrictHostKeyChecking=yes"])
+                    .arg(format!("{user}@127.0.0.1")),
+                LONG,
             )?;
             Ok(vec![(
                 "mib_s".into(),
@@ -553,11 +610,30 @@ fn ssh_works(
             )])
         };
         let (l, b) = (path_str(&local), path_str(&back));
+        // Checked after each sample, outside the timed part.
+        let arrived = |what: &str, copy: &Path| -> anyhow::Result<()> {
+            if !same_contents(&local, copy)? {
+                bail!(
+                    "sftp {what}, {label}: {} differs from what was sent",
+                    copy.display()
+                );
+            }
+            Ok(())
+        };
+        // Each put writes a new file: a put that wrote nothing must not find the last one's.
+        let put = |sample: anyhow::Result<Vec<(String, f64)>>| {
+            let sample = sample?;
+            arrived("put", Path::new(&remote))?;
+            std::fs::remove_file(&remote)?;
+            Ok(sample)
+        };
         let (a, o) = alternate(
             plan.rounds,
-            || netkit(&["put", &l, &dest]),
-            || openssh(format!("put {l} {remote}\n")),
+            || put(netkit(&["put", &l, &dest])),
+            || put(openssh(format!("put {l} {remote}\n"))),
         )?;
+        // The gets read the file a put left.
+        netkit(&["put", &l, &dest])?;
         let mut rows = vec![Row::more(
             format!("sftp put {} MiB, {label}", size >> 20),
             "MiB/s",
@@ -574,11 +650,15 @@ fn ssh_works(
             plan.rounds,
             || {
                 fresh()?;
-                netkit(&["get", &dest, &b])
+                let sample = netkit(&["get", &dest, &b])?;
+                arrived("get", &back)?;
+                Ok(sample)
             },
             || {
                 fresh()?;
-                openssh(format!("get {remote} {b}\n"))
+                let sample = openssh(format!("get {remote} {b}\n"))?;
+                arrived("get", &back)?;
+                Ok(sample)
             },
         )?;
         rows.push(Row::more(
@@ -642,27 +722,21 @@ fn ssh_works(
         let control = work.join("ssh-control");
         let ssh = |extra: &[&str]| -> Command {
             let mut cmd = Command::new("ssh");
-            cmd.args([
-                "-p",
-                &port,
-                "-i",
-                &key,
-                "-o",
-                &format!("UserKnownHostsFile={known_hosts}"),
-                "-o",
-                "BatchMode=yes",
-                "-S",
-            ])
-            .arg(&control)
-            .args(extra);
+            cmd.args(["-p", &port, "-i", &key])
+                .args(ssh_bounds(&format!("UserKnownHostsFile={known_hosts}")))
+                .arg("-S")
+                .arg(&control)
+                .args(extra);
             cmd.arg(format!("{user}@127.0.0.1"));
             cmd
         };
+        // Not through `capture`: the master forks into the background with the parent's
+        // stdout, so a captured stdout would not end. ssh_bounds' timeouts bound it.
         service::run_ok(&mut ssh(&["-M", "-f", "-N", "-o", "ControlPersist=120"]))?;
         let openssh = || -> anyhow::Result<Vec<(String, f64)>> {
             let t = Instant::now();
             for _ in 0..100 {
-                service::run_ok(ssh(&[]).arg("true").stdout(Stdio::null()))?;
+                capture(ssh(&[]).arg("true"), SHORT)?;
             }
             Ok(vec![(
                 "total_ms".into(),
@@ -672,7 +746,7 @@ fn ssh_works(
         let (a, o) = alternate(plan.rounds, || load(&["--exec", "100"]), openssh)?;
         let _ = ssh(&["-O", "exit"]).stderr(Stdio::null()).status();
         rows.push(Row::less(
-            "exec 100 commands, one session",
+            "exec 100 commands, one session (after connect)",
             "ms",
             median(&a, "total_ms"),
             "OpenSSH ControlMaster",
@@ -680,12 +754,12 @@ fn ssh_works(
             1.0,
         ));
         let script = format!(
-            "import paramiko, time\nc = paramiko.SSHClient()\nc.load_host_keys('{known_hosts}')\nc.connect('127.0.0.1', port={port}, username='{user}', key_filename='{key}', allow_agent=False, look_for_keys=False)\nt = time.time()\nfor _ in range(100):\n    _, out, _ = c.exec_command('true')\n    out.channel.recv_exit_status()\nprint('total_ms=%.1f' % ((time.time() - t) * 1000))\n"
+            "import paramiko, time\nc = paramiko.SSHClient()\nc.load_host_keys('{known_hosts}')\nc.connect('127.0.0.1', port={port}, username='{user}', key_filename='{key}', allow_agent=False, look_for_keys=False, timeout=10, banner_timeout=10, auth_timeout=10)\nt = time.time()\nfor _ in range(100):\n    _, out, _ = c.exec_command('true', timeout=10)\n    out.channel.recv_exit_status()\nprint('total_ms=%.1f' % ((time.time() - t) * 1000))\n"
         );
         let paramiko = || figures(Command::new("/usr/bin/python3").arg("-c").arg(&script));
         let (a2, p) = alternate(plan.rounds, || load(&["--exec", "100"]), paramiko)?;
         rows.push(Row::less(
-            "exec 100 commands, one session",
+            "exec 100 commands, one session (after connect)",
             "ms",
             median(&a2, "total_ms"),
             "paramiko",
@@ -696,7 +770,7 @@ fn ssh_works(
             "exec median round trip (goal: <= 5 ms)",
             "ms",
             median(&a, "median_ms"),
-            "5 ms",
+            "limit",
             5.0,
             1.0,
         ));
@@ -718,6 +792,23 @@ fn ssh_works(
     }
     drop(started);
     Ok(rows)
+}
+
+/// OpenSSH options for the anchors: `known_hosts` (a `UserKnownHostsFile=` option), no
+/// prompt, and a bounded wait for the connection and for a silent server.
+fn ssh_bounds(known_hosts: &str) -> [&str; 10] {
+    [
+        "-o",
+        known_hosts,
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "ServerAliveInterval=5",
+        "-o",
+        "ServerAliveCountMax=3",
+    ]
 }
 
 /// `size` bytes that do not compress, written quickly.
@@ -752,11 +843,17 @@ fn start(work: &Path, name: &str, cmd: &mut Command) -> anyhow::Result<(Service,
     Ok((server, addr))
 }
 
-/// nginx tuned as its users run it for static files, with the same worker count as netkit.
+/// nginx with the same worker count as netkit, in the config that was fastest for nginx on each
+/// file (measured 2026-12-07, wrk -t2 -c50, medians of 4-5 alternated runs on this machine):
+/// the 13-byte file without sendfile (sendfile makes each response a header write plus a
+/// sendfile that pipelining cannot coalesce: 11,000 req/s pipelined and 12,000 unpipelined
+/// with `sendfile on; tcp_nopush on`, 33,000 and 24,000 with `sendfile off`), the 1 MiB file
+/// with `sendfile on; tcp_nopush on` as nginx advises for large files (171 req/s against 184
+/// without: within the noise). Open files are cached, as a tuned static server does.
 fn start_nginx(work: &Path, root: &Path) -> anyhow::Result<(Service, String)> {
     let port = service::free_port()?;
     let http = format!(
-        "    access_log off;\n    sendfile on;\n    tcp_nopush on;\n    tcp_nodelay on;\n    keepalive_requests 10000000;\n    server {{ listen 127.0.0.1:{port} reuseport; root {}; }}\n",
+        "    access_log off;\n    sendfile on;\n    tcp_nopush on;\n    tcp_nodelay on;\n    keepalive_requests 10000000;\n    open_file_cache max=1000 inactive=60s;\n    open_file_cache_valid 60s;\n    server {{\n        listen 127.0.0.1:{port};\n        root {};\n        location = /small.txt {{ sendfile off; tcp_nopush off; }}\n    }}\n",
         path_str(root)
     );
     let nginx = crate::nginx::run(&work.join("nginx"), THREADS, &http, port)?;
@@ -786,20 +883,68 @@ fn median(samples: &[Vec<(String, f64)>], key: &str) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn capture(cmd: &mut Command) -> anyhow::Result<String> {
-    let out = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
+/// The longest a command whose length the plan bounds (wrk's `-d`, echo-load's `--secs`, a
+/// GET, 100 execs) may take on a loaded machine before it counts as hung.
+const SHORT: Duration = Duration::from_secs(60);
+/// The same for one timed transfer (up to 1 GiB, or 64 MiB through the delay proxy).
+const LONG: Duration = Duration::from_secs(600);
+
+/// Runs `cmd` (killed after `limit`) and returns its stdout; fails unless it exits 0.
+fn capture(cmd: &mut Command, limit: Duration) -> anyhow::Result<String> {
+    let out = service::output_within(cmd, limit)?;
     if !out.status.success() {
         bail!("{cmd:?} failed with {}", out.status);
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Runs a program that prints `key=value` figures.
+/// Requests/sec from wrk's output, or an error if any answer was not 2xx/3xx, any socket
+/// error happened, or fewer bytes came than `body_len` per answer: wrk exits 0 in all these
+/// cases and would otherwise report a server's error rate as its speed. No socket error is
+/// tolerated: keep-alive connections on loopback have no reason to fail, and with wrk's
+/// timeout above the run's length a timeout is a stall.
+fn wrk_rps(text: &str, body_len: u64) -> anyhow::Result<f64> {
+    let field = |prefix: &str| text.lines().find_map(|l| l.trim().strip_prefix(prefix));
+    if let Some(bad) = field("Non-2xx or 3xx responses:") {
+        bail!("{} answers were not 2xx or 3xx", bad.trim());
+    }
+    if let Some(errors) = field("Socket errors:") {
+        bail!("socket errors: {}", errors.trim());
+    }
+    // `123 requests in 1.00s, 4.56MB read`
+    let (requests, read) = text
+        .lines()
+        .find_map(|l| {
+            let (n, rest) = l.trim().split_once(" requests in ")?;
+            let read = rest.split_once(", ")?.1.strip_suffix(" read")?;
+            Some((n.parse::<f64>().ok()?, read))
+        })
+        .with_context(|| format!("wrk printed no request count:\n{text}"))?;
+    let bytes = wrk_bytes(read).with_context(|| format!("wrk's byte count {read:?}"))?;
+    // wrk prints the count with two decimals of its unit: 1 % covers the rounding.
+    if requests < 1.0 || bytes < 0.99 * requests * body_len as f64 {
+        bail!("{requests} answers carried {read}, less than {body_len} bytes each");
+    }
+    let rps = field("Requests/sec:").context("wrk printed no Requests/sec")?;
+    Ok(rps.trim().parse()?)
+}
+
+/// wrk's binary-unit byte count (`512.00B`, `6.10MB`) in bytes.
+fn wrk_bytes(text: &str) -> Option<f64> {
+    let number = text.strip_suffix('B')?;
+    let (number, scale) = match number.chars().last()? {
+        'K' => (&number[..number.len() - 1], 1u64 << 10),
+        'M' => (&number[..number.len() - 1], 1 << 20),
+        'G' => (&number[..number.len() - 1], 1 << 30),
+        'T' => (&number[..number.len() - 1], 1 << 40),
+        _ => (number, 1),
+    };
+    Some(number.parse::<f64>().ok()? * scale as f64)
+}
+
+/// Runs a program that prints `key=value` figures (killed after `SHORT`).
 fn figures(cmd: &mut Command) -> anyhow::Result<Vec<(String, f64)>> {
-    let text = capture(cmd)?;
+    let text = capture(cmd, SHORT)?;
     text.split_whitespace()
         .map(|pair| {
             let (k, v) = pair
@@ -810,7 +955,65 @@ fn figures(cmd: &mut Command) -> anyhow::Result<Vec<(String, f64)>> {
         .collect()
 }
 
-fn report(rows: &[Row], out: &Path, quick: bool, took: Duration) -> anyhow::Result<()> {
+/// When, on what and how a run was made: written beside its figures.
+struct RunInfo {
+    /// UTC, `2026-12-07T17:30:00Z`.
+    date: String,
+    /// `git describe --always --dirty` of the checkout measured.
+    commit: String,
+    quick: bool,
+    cores: usize,
+}
+
+impl RunInfo {
+    fn now(quick: bool) -> anyhow::Result<RunInfo> {
+        let line = |cmd: &mut Command| -> anyhow::Result<String> {
+            Ok(capture(cmd, SHORT)?.trim().to_owned())
+        };
+        Ok(RunInfo {
+            date: line(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]))?,
+            commit: line(Command::new("git").args(["describe", "--always", "--dirty"]))?,
+            quick,
+            cores: std::thread::available_parallelism().map_or(0, usize::from),
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} run, {}, commit {}, {} cores",
+            if self.quick { "quick" } else { "full" },
+            self.date,
+            self.commit,
+            self.cores
+        )
+    }
+}
+
+/// A JSON string (the names are ours, but a quote or a non-ASCII letter must not break it).
+fn json_string(text: &str) -> String {
+    let mut s = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => s.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// A JSON number, or `null` for a figure that is not one (NaN, infinite).
+fn json_number(value: f64) -> String {
+    if value.is_finite() {
+        format!("{value:.4}")
+    } else {
+        "null".to_owned()
+    }
+}
+
+fn report(rows: &[Row], out: &Path, info: &RunInfo, took: Duration) -> anyhow::Result<()> {
     let width = rows.iter().map(|r| r.work.len()).max().unwrap_or(4).max(4);
     let mut table = format!(
         "{:width$}  {:>12}  {:>14} {:>12}  {:>6}  {:>7}  result\n",
@@ -828,35 +1031,53 @@ fn report(rows: &[Row], out: &Path, quick: bool, took: Duration) -> anyhow::Resu
             if r.pass() { "pass" } else { "FAIL" }
         ));
     }
-    println!("\n{table}");
-    println!(
-        "{} run, {:.0} s; {} of {} goals met",
-        if quick { "quick" } else { "full" },
+    let summary = format!(
+        "{}; {:.0} s; {} of {} goals met",
+        info.describe(),
         took.as_secs_f64(),
         rows.iter().filter(|r| r.pass()).count(),
         rows.len()
     );
+    println!("\n{table}");
+    println!("{summary}");
     std::fs::create_dir_all(out)?;
     let json: Vec<String> = rows
         .iter()
         .map(|r| {
             format!(
-                "  {{\"work\": {:?}, \"unit\": {:?}, \"netkit\": {:.3}, \"anchor\": {:?}, \"anchor_value\": {:.3}, \"ratio\": {:.4}, \"goal\": {:?}, \"pass\": {}}}",
-                r.work, r.unit, r.netkit, r.anchor_name, r.anchor, r.ratio(), r.goal_text(), r.pass()
+                "    {{\"work\": {}, \"unit\": {}, \"netkit\": {}, \"anchor\": {}, \"anchor_value\": {}, \"ratio\": {}, \"goal\": {}, \"pass\": {}}}",
+                json_string(&r.work),
+                json_string(r.unit),
+                json_number(r.netkit),
+                json_string(r.anchor_name),
+                json_number(r.anchor),
+                json_number(r.ratio()),
+                json_string(&r.goal_text()),
+                r.pass()
             )
         })
         .collect();
     std::fs::write(
         out.join("results.json"),
-        format!("[\n{}\n]\n", json.join(",\n")),
+        format!(
+            "{{\n  \"date\": {},\n  \"commit\": {},\n  \"run\": {},\n  \"cores\": {},\n  \"seconds\": {},\n  \"rows\": [\n{}\n  ]\n}}\n",
+            json_string(&info.date),
+            json_string(&info.commit),
+            json_string(if info.quick { "quick" } else { "full" }),
+            info.cores,
+            json_number(took.as_secs_f64()),
+            json.join(",\n")
+        ),
     )?;
-    std::fs::write(out.join("results.txt"), &table)?;
+    std::fs::write(out.join("results.txt"), format!("{table}\n{summary}\n"))?;
     std::fs::write(out.join("results.svg"), svg(rows))?;
     println!("wrote {}", path_str(&out.join("results.{json,txt,svg}")));
     Ok(())
 }
 
-/// A horizontal bar per work: the ratio, with the goal marked.
+/// A horizontal bar per work, longer is better on every row: the ratio netkit / anchor where a
+/// larger figure is better, anchor / netkit where a smaller one is (time, latency, memory),
+/// with the goal marked the same way. The number printed is the table's ratio.
 fn svg(rows: &[Row]) -> String {
     let (bar_h, left, scale) = (22.0, 360.0, 120.0);
     let height = 40.0 + bar_h * rows.len() as f64;
@@ -864,10 +1085,21 @@ fn svg(rows: &[Row]) -> String {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n",
         left + scale * 4.0 + 80.0
     );
-    s.push_str("<text x=\"4\" y=\"16\">ratio netkit / anchor (bar), goal (line)</text>\n");
+    s.push_str("<text x=\"4\" y=\"16\">netkit's lead over the anchor, longer is better (bar); goal (line); number: the table's ratio</text>\n");
     for (i, r) in rows.iter().enumerate() {
         let y = 28.0 + bar_h * i as f64;
-        let w = (r.ratio() * scale).min(scale * 4.0);
+        let (lead, goal) = if r.higher_is_better {
+            (r.ratio(), r.goal)
+        } else if r.ratio() > 0.0 {
+            (1.0 / r.ratio(), 1.0 / r.goal)
+        } else {
+            (0.0, 1.0 / r.goal)
+        };
+        let w = if lead.is_finite() {
+            (lead * scale).min(scale * 4.0)
+        } else {
+            0.0
+        };
         let colour = if r.pass() { "#3a3" } else { "#c33" };
         let name = r
             .work
@@ -879,7 +1111,7 @@ fn svg(rows: &[Row]) -> String {
             "<rect x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{colour}\"/>\n",
             bar_h - 6.0
         ));
-        let gx = left + r.goal * scale;
+        let gx = left + (goal * scale).min(scale * 4.0);
         s.push_str(&format!(
             "<line x1=\"{gx:.1}\" x2=\"{gx:.1}\" y1=\"{y}\" y2=\"{}\" stroke=\"#000\"/>\n",
             y + bar_h - 6.0
@@ -893,6 +1125,28 @@ fn svg(rows: &[Row]) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// Whether two files hold the same bytes (read in 1 MiB pieces).
+fn same_contents(a: &Path, b: &Path) -> anyhow::Result<bool> {
+    use std::io::Read as _;
+    let open =
+        |p: &Path| std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()));
+    let (mut fa, mut fb) = (open(a)?, open(b)?);
+    if fa.metadata()?.len() != fb.metadata()?.len() {
+        return Ok(false);
+    }
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = fa.read(&mut ba)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        fb.read_exact(&mut bb[..n])?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+    }
 }
 
 /// For `remove_file(..).or_else(ignore_missing)`: a file that is not there is already gone.

@@ -1,16 +1,21 @@
 //! Echo load: `echo-load --addr A --conns N --secs S [--threads T]` (64 B round trips, every
 //! byte checked, from one event loop per core) prints `rps=... p50_us=... p99_us=... p999_us=...`;
 //! `echo-load --addr A --stream BYTES` (one connection, write and read concurrently) prints
-//! `mib_s=...`. Any wrong or missing byte is an error.
+//! `mib_s=...`. Any wrong or missing byte is an error, and so is a wait longer than 10 s for
+//! a connection or a byte.
 #![allow(clippy::print_stdout, reason = "prints its figures for the harness")]
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// The longest wait for a connection, a byte, or (after the run) the last echoes: a server
+/// that stops answering ends the run with an error instead of hanging the bench.
+const TIMEOUT: Duration = Duration::from_secs(10);
 
 fn main() -> Result<()> {
     let addr: String = net_bench::arg("--addr", String::new());
@@ -37,7 +42,6 @@ fn main() -> Result<()> {
         })
         .collect();
     ready.wait();
-    let started = Instant::now();
     let mut all = Vec::new();
     for worker in workers {
         all.extend(joined(worker)?);
@@ -45,11 +49,12 @@ fn main() -> Result<()> {
     if all.is_empty() {
         return Err("no round trip completed".into());
     }
-    let elapsed = started.elapsed().as_secs_f64().max(secs);
+    // Each thread sends for `secs` from the barrier, then waits for its last echoes: the
+    // rate is over the sending time alone.
     let [p50, p99, p999] = [0.5, 0.99, 0.999].map(|q| net_bench::percentile(&mut all, q));
     println!(
         "rps={:.0} p50_us={p50} p99_us={p99} p999_us={p999}",
-        all.len() as f64 / elapsed
+        all.len() as f64 / secs
     );
     Ok(())
 }
@@ -63,14 +68,20 @@ struct Conn {
     back: [u8; 64],
     got: usize,
     sent_at: Instant,
+    /// A message is sent and its echo not yet wholly back.
+    waiting: bool,
 }
 
 impl Conn {
     /// Writes the next message; 64 bytes always fit an empty socket buffer.
     fn send(&mut self) -> io::Result<()> {
-        self.msg[..8].copy_from_slice(&(self.n ^ self.salt).to_le_bytes());
+        // The connection and the message number in fields of their own, so that no echo from
+        // another connection or an earlier message can match.
+        self.msg[..8].copy_from_slice(&self.salt.to_le_bytes());
+        self.msg[8..16].copy_from_slice(&self.n.to_le_bytes());
         self.sent_at = Instant::now();
         self.got = 0;
+        self.waiting = true;
         if self.stream.write(&self.msg)? != self.msg.len() {
             return Err(io::Error::other("a 64-byte write was cut short"));
         }
@@ -93,6 +104,7 @@ impl Conn {
             return Err(io::Error::other("echo returned other bytes"));
         }
         self.n += 1;
+        self.waiting = false;
         Ok(Some(self.sent_at.elapsed().as_micros() as u64))
     }
 }
@@ -129,22 +141,38 @@ fn round_trips(addr: &str, salts: Vec<u64>, ready: &Barrier, secs: f64) -> io::R
             }
         }
     }
-    // A lost echo would otherwise only lower the figures.
-    if conns
-        .iter()
-        .any(|c| c.got < c.back.len() && c.sent_at.elapsed() > Duration::from_secs(2))
-    {
-        return Err(io::Error::other("an echo was missing for over 2 s"));
+    // Every message sent must come back, however short the run: a lost echo would otherwise
+    // only silence its connection and lower the figures. Nothing is sent after `until`, so
+    // this waits for at most one echo per connection.
+    let drained = Instant::now() + TIMEOUT;
+    loop {
+        if conns.iter().all(|c| !c.waiting) {
+            return Ok(latencies);
+        }
+        let now = Instant::now();
+        if now >= drained {
+            break;
+        }
+        poll.poll(&mut events, Some(drained - now))?;
+        for event in &events {
+            conns[event.token().0].receive()?;
+        }
     }
-    Ok(latencies)
+    let missing = conns.iter().filter(|c| c.waiting).count();
+    Err(io::Error::other(format!(
+        "{missing} of {} connections' last echo did not come back within {} s of the run's end",
+        conns.len(),
+        TIMEOUT.as_secs()
+    )))
 }
 
 /// Opens the connections `salts` (one per salt), registered for reading on a new poll.
 fn connect_all(addr: &str, salts: Vec<u64>) -> io::Result<(mio::Poll, Vec<Conn>)> {
     let poll = mio::Poll::new()?;
+    let addr = resolve(addr)?;
     let mut conns = Vec::with_capacity(salts.len());
     for (i, salt) in salts.into_iter().enumerate() {
-        let s = std::net::TcpStream::connect(addr)?;
+        let s = TcpStream::connect_timeout(&addr, TIMEOUT)?;
         s.set_nodelay(true)?;
         s.set_nonblocking(true)?;
         let mut stream = mio::net::TcpStream::from_std(s);
@@ -158,39 +186,85 @@ fn connect_all(addr: &str, salts: Vec<u64>) -> io::Result<(mio::Poll, Vec<Conn>)
             back: [0; 64],
             got: 0,
             sent_at: Instant::now(),
+            waiting: false,
         });
     }
     Ok((poll, conns))
+}
+
+fn resolve(addr: &str) -> io::Result<SocketAddr> {
+    addr.to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::other(format!("{addr:?} names no address")))
 }
 
 fn joined<T>(handle: JoinHandle<io::Result<T>>) -> Result<T> {
     Ok(handle.join().map_err(|_| "a load thread panicked")??)
 }
 
+/// The stream's bytes repeat every `PERIOD` (a prime, no power of two), so a chunk echoed out
+/// of order or twice does not match.
+const PERIOD: u64 = 251;
+const CHUNK: usize = 256 * 1024;
+
+/// The pattern from offset 0, long enough that `[offset % PERIOD..][..CHUNK]` is the stream's
+/// next `CHUNK` bytes at any offset.
+fn pattern() -> Vec<u8> {
+    (0..CHUNK as u64 + PERIOD)
+        .map(|i| (i % PERIOD) as u8)
+        .collect()
+}
+
+/// The stream's `n` bytes at `offset` (`n` at most `CHUNK`).
+fn expected(pattern: &[u8], offset: u64, n: usize) -> &[u8] {
+    let start = (offset % PERIOD) as usize;
+    &pattern[start..start + n]
+}
+
+/// A socket timeout, said as what it means here.
+fn stalled(e: io::Error) -> io::Error {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    ) {
+        io::Error::other(format!(
+            "the echo server took or sent no byte for {} s",
+            TIMEOUT.as_secs()
+        ))
+    } else {
+        e
+    }
+}
+
 fn stream(addr: &str, bytes: u64) -> Result<()> {
-    let s = TcpStream::connect(addr)?;
+    let s = TcpStream::connect_timeout(&resolve(addr)?, TIMEOUT)?;
+    s.set_read_timeout(Some(TIMEOUT))?;
+    s.set_write_timeout(Some(TIMEOUT))?;
     let mut writer = s.try_clone()?;
     let started = Instant::now();
     let sender = std::thread::spawn(move || -> io::Result<()> {
-        let chunk = vec![0x5au8; 256 * 1024];
-        let mut left = bytes;
-        while left > 0 {
-            let n = left.min(chunk.len() as u64) as usize;
-            writer.write_all(&chunk[..n])?;
-            left -= n as u64;
+        let pattern = pattern();
+        let mut sent = 0u64;
+        while sent < bytes {
+            let n = (bytes - sent).min(CHUNK as u64) as usize;
+            writer
+                .write_all(expected(&pattern, sent, n))
+                .map_err(stalled)?;
+            sent += n as u64;
         }
         writer.shutdown(std::net::Shutdown::Write)
     });
     let mut reader = s;
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = vec![0u8; CHUNK];
+    let pattern = pattern();
     let mut got = 0u64;
     loop {
-        let n = reader.read(&mut buf)?;
+        let n = reader.read(&mut buf).map_err(stalled)?;
         if n == 0 {
             break;
         }
-        if buf[..n].iter().any(|&b| b != 0x5a) {
-            return Err("echo returned other bytes".into());
+        if buf[..n] != *expected(&pattern, got, n) {
+            return Err(format!("echo returned other bytes near byte {got}").into());
         }
         got += n as u64;
     }

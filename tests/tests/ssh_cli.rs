@@ -9694,3 +9694,58 @@ fn get_a_out_of_disk_space_says_the_part_is_kept_as_http_d_does() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn a_flag_given_twice_counts_as_in_ssh() {
+    // The first -F counted, and a second -c, -m, -b or -e was refused: a wrapper appending its
+    // own after the user's got the user's, or nothing. ssh takes the last of each, and
+    // refuses a second -J.
+    let dir = work_dir().join("ssh-cli-flag-twice");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (first, last) = (dir.join("first"), dir.join("last"));
+    std::fs::write(&first, "Host web\n  Port 1111\n").unwrap();
+    std::fs::write(&last, "Host web\n  Port 2222\n").unwrap();
+    let (first, last) = (first.to_str().unwrap(), last.to_str().unwrap());
+    let setting = |out: Output, key: &str| {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = text.lines().find(|l| l.split(' ').next() == Some(key));
+        line.unwrap_or_default().to_owned()
+    };
+    for (flags, key, want) in [
+        (["-F", first, "-F", last], "port", "port 2222"),
+        (
+            ["-c", "aes128-ctr", "-c", "aes256-ctr"],
+            "ciphers",
+            "ciphers aes256-ctr",
+        ),
+        (
+            ["-m", "hmac-sha2-256", "-m", "hmac-sha2-512"],
+            "macs",
+            "macs hmac-sha2-512",
+        ),
+        (
+            ["-b", "127.0.0.1", "-b", "127.0.0.2"],
+            "bindaddress",
+            "bindaddress 127.0.0.2",
+        ),
+        (["-e", "^]", "-e", "none"], "escapechar", "escapechar none"),
+    ] {
+        let words = [&["-F", first][..], &flags, &["-G", "web"]].concat();
+        let ours = setting(netkit(&[&["ssh"][..], &words].concat(), b"", &[]), key);
+        let theirs = Command::new("ssh")
+            .args(&words)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!((ours.as_str(), setting(theirs, key).as_str()), (want, want));
+    }
+    let out = netkit(&["ssh", "-J", "a", "-J", "b", "-G", "web"], b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("'-J ") && err.lines().count() == 1, "{err}");
+}

@@ -43,17 +43,17 @@ pub struct ConnectArgs {
     compress: bool,
     /// Ciphers to offer, most wanted first, as ssh -c (a list, or `+`, `-` or `^` and a list to
     /// add, drop or put first, as ssh_config's Ciphers).
-    #[arg(short = 'c', value_name = "CIPHER_SPEC")]
+    #[arg(short = 'c', value_name = "CIPHER_SPEC", overrides_with = "cipher")]
     cipher: Option<String>,
     /// MACs to offer, most wanted first, as ssh -m (`+`, `-` and `^` as for -c).
-    #[arg(short = 'm', value_name = "MAC_SPEC")]
+    #[arg(short = 'm', value_name = "MAC_SPEC", overrides_with = "macs")]
     macs: Option<String>,
     /// Accept any host key. Dangerous.
     #[arg(long)]
     insecure: bool,
     /// OpenSSH client config for Host aliases [default: ~/.ssh/config, then
     /// /etc/ssh/ssh_config or $NETKIT_SSH_SYSTEM_CONFIG; `none`: no file]; given twice, the
-    /// first counts, as in ssh.
+    /// last counts, as in ssh.
     #[arg(short = 'F', value_name = "FILE", action = clap::ArgAction::Append)]
     ssh_config: Vec<PathBuf>,
     /// Seconds to wait for the server in any one step: connecting (at most 10 s) and its
@@ -73,11 +73,13 @@ pub struct ConnectArgs {
     /// warning, an unknown one is an error.
     #[arg(short = 'o', value_name = "KEY=VALUE")]
     options: Vec<String>,
-    /// Connect through these jump hosts first, in order, as OpenSSH's ProxyJump.
+    /// Connect through these jump hosts first, in order, as OpenSSH's ProxyJump (given
+    /// once, as in ssh: hops are separated by commas).
     #[arg(
         short = 'J',
         value_name = "[user@]host[:port],...",
-        value_delimiter = ','
+        value_delimiter = ',',
+        action = clap::ArgAction::Set
     )]
     jump: Vec<String>,
     /// Say what happens, as ssh -v: addresses, the server's banner and algorithms, the host
@@ -144,9 +146,9 @@ impl ConnectArgs {
         self.options.splice(0..0, options);
     }
 
-    /// The file -F names (the first, as ssh counts it), if any.
+    /// The file -F names (the last, as ssh counts it), if any.
     pub fn ssh_config(&self) -> Option<&std::path::Path> {
-        self.ssh_config.first().map(PathBuf::as_path)
+        self.ssh_config.last().map(PathBuf::as_path)
     }
 
     /// The connection config for `dest` (`[user@]host[:port]`); `port` applies when DEST has none.
@@ -569,7 +571,11 @@ pub struct Args {
     #[arg(short = 'l', value_name = "USER", action = clap::ArgAction::Append)]
     login: Vec<String>,
     /// Connect from this local address (as ssh -b; BindAddress in the config).
-    #[arg(short = 'b', value_name = "BIND_ADDRESS")]
+    #[arg(
+        short = 'b',
+        value_name = "BIND_ADDRESS",
+        overrides_with = "bind_address"
+    )]
     bind_address: Option<String>,
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -615,7 +621,7 @@ pub struct Args {
     gateway_ports: bool,
     /// The escape character on a remote terminal (default `~`; `^X` for a control key,
     /// `none` for none), as ssh -e; it wins over EscapeChar.
-    #[arg(short = 'e', value_name = "CHAR", value_parser = escape_char)]
+    #[arg(short = 'e', value_name = "CHAR", value_parser = escape_char, overrides_with = "escape")]
     escape: Option<EscapeChar>,
     /// ssh's -x, -a and -k turn X11, agent and GSSAPI forwarding off: netkit never does
     /// them, so scripts written for ssh keep working.

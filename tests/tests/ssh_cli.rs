@@ -9749,3 +9749,32 @@ fn a_flag_given_twice_counts_as_in_ssh() {
     assert_eq!(out.status.code(), Some(255), "{err}");
     assert!(err.contains("'-J ") && err.lines().count() == 1, "{err}");
 }
+
+#[test]
+fn an_unknown_option_before_the_command_of_many_hosts_is_refused() {
+    // `--hosts A,B --bogus` ran `--bogus` on every host (exit 1): there is no DEST, so clap
+    // took the option it does not know for the command's first word. ssh refuses it.
+    let host = format!("{}@127.0.0.1:{}", env("NETKIT_TEST_SSH_USER"), port());
+    let mut args = vec!["ssh".to_owned(), "--hosts".into(), format!("{host},{host}")];
+    args.extend(common());
+    args.extend(["--bogus".into(), "true".into()]);
+    let out = netkit(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        b"",
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(
+        err.contains("'--bogus'") && err.lines().count() == 1,
+        "{err}"
+    );
+    // After `--` it is the command's, as in ssh.
+    args.insert(args.len() - 2, "--".into());
+    let out = netkit(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        b"",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}

@@ -749,6 +749,26 @@ impl Args {
         };
     }
 
+    /// Refuses a first word (DEST, or with --hosts COMMAND's first) that looks like an option
+    /// and does not follow `--` in `argv` (the words as given; clap drops that `--`): clap
+    /// took it for a word because it knows no such option, so ssh calls it an unknown option
+    /// (with --hosts it was run on every host).
+    ///
+    /// # Errors
+    /// That word, as clap's error for an unknown option.
+    pub fn refuse_unknown_option(&self, argv: &[std::ffi::OsString]) -> Result<(), clap::Error> {
+        let after_dashes = argv
+            .len()
+            .checked_sub(self.words.len() + 1)
+            .is_some_and(|before| argv[before] == "--");
+        match self.words.first() {
+            Some(word) if word.starts_with('-') && word != "--" && !after_dashes => {
+                Err(unknown_option(word))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// DEST and the words after it, as given; empty with --hosts or --hosts-file, where no
     /// word is a destination.
     pub fn words_after_destination(&self) -> &[String] {
@@ -811,7 +831,7 @@ impl Args {
 
 /// The error for a word that looks like an option and is none of ours: the positional words
 /// take hyphens (for the command's own options), so clap does not say it.
-pub fn unknown_option(word: &str) -> clap::Error {
+fn unknown_option(word: &str) -> clap::Error {
     clap::Error::raw(
         clap::error::ErrorKind::UnknownArgument,
         format!("unexpected argument '{word}' found\n"),

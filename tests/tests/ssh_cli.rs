@@ -3537,6 +3537,15 @@ fn sftp_put_get_ls_mkdir_mv_rm() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("no such file") && err.lines().count() == 1,
+    // -f is put's and get's (--fsync): `rm -f` read as "force" removed the file as rm, and a
+    // missing one still failed. sftp's rm and mkdir take no -f either.
+    for op in ["rm", "mkdir"] {
+        let out = sftp(&[op, "-f", &remote("a/renamed.txt")]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{op}: {err}");
+        assert!(err.contains("'-f'") && err.lines().count() == 1, "{err}");
+    }
+    assert!(base.join("a/renamed.txt").is_file());
         "{err}"
     );
     // A local path that cannot be written is named as given, not as the `.part` beside it.

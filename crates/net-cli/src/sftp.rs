@@ -166,6 +166,10 @@ enum Command {
         /// unless it starts with `-`, as in sftp's batch mode.
         #[arg(short = 'b', value_name = "BATCHFILE")]
         batch: Option<PathBuf>,
+        /// Flush each file a put or get writes to disk before it takes its final name (as
+        /// `sftp -f`).
+        #[arg(short = 'f', long)]
+        fsync: bool,
         /// [user@]host[:DIR], or [user@]host:FILE to fetch FILE (into LOCAL), as sftp does.
         dest: String,
         /// Where a FILE named by DEST goes (default: its name, here).
@@ -233,12 +237,17 @@ pub(crate) struct TransferFlags {
     #[arg(short = 'a', long = "resume")]
     resume: bool,
 }
+    /// Flush each file to disk before it takes its final name (as sftp's put -f and get -f).
+    // Only where files are written: on rm or mv, `-f` reads as "force".
+    #[arg(short = 'f', long)]
+    fsync: bool,
 
 impl TransferFlags {
-    /// The transfer these flags ask for, flushed to disk first with `fsync`.
+    /// The transfer these flags ask for, flushed to disk first also when `fsync` (a
+    /// session's -f, for all its transfers).
     pub(crate) fn transfer(&self, fsync: bool) -> Transfer {
         Transfer::new(self.recursive, self.preserve)
-            .with_fsync(fsync)
+            .with_fsync(self.fsync || fsync)
             .with_resume(self.resume)
     }
 }
@@ -251,9 +260,6 @@ struct Common {
     /// User to log in as.
     #[arg(short = 'l', value_name = "USER")]
     login: Option<String>,
-    /// Flush each file to disk before it takes its final name (as `sftp -f`).
-    #[arg(short = 'f', long)]
-    fsync: bool,
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -489,7 +495,7 @@ pub fn run(args: Args) -> Outcome {
                 .split_last()
                 .ok_or_else(|| anyhow!("nothing to upload"))
                 .code(USAGE)?;
-            let options = flags.transfer(common.fsync);
+            let options = flags.transfer(false);
             let (client, remote) = common.open(target)?;
             if locals == ["-"] {
                 upload_stdin(&client, &remote, options)?;
@@ -503,7 +509,7 @@ pub fn run(args: Args) -> Outcome {
             remote,
             local,
         } => {
-            let options = flags.transfer(common.fsync);
+            let options = flags.transfer(false);
             let (client, path) = common.open(&remote)?;
             if local == Path::new("-") {
                 download_stdout(&client, path, options)?;
@@ -572,9 +578,9 @@ pub fn run(args: Args) -> Outcome {
             common,
             batch,
             dest,
+            fsync,
             local,
         } => {
-            let fsync = common.fsync;
             // A bare destination starts in the login directory.
             // A plain host otherwise, as sftp takes it: a bare IPv6 address (`::1`) in
             // brackets, so that its colons are not the path's.

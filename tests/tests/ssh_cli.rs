@@ -645,12 +645,18 @@ fn dash_t_runs_the_command_on_a_remote_terminal_when_there_is_a_local_one() {
     assert!(screen.contains("/dev/pts/"), "no remote terminal: {screen}");
 
     // Without a local terminal there is none to pass on: a warning, and the command runs
-    // without one (as ssh -t).
+    // without one (as ssh -t). It is a `netkit: warning:` line (it was a bare `netkit:` one
+    // that -q left), as ssh -q hushes its notice.
     let out = ssh_with(&["-t"], &["tty"], b"");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(out.stdout, b"not a tty\n");
-    assert!(err.contains("stdin is not a terminal"), "{err}");
+    assert_eq!(
+        err,
+        "netkit: warning: no remote terminal: stdin is not a terminal (-tt forces one)\n"
+    );
+    let out = ssh_with(&["-t", "-q"], &["tty"], b"");
+    assert_eq!((out.stdout, out.stderr), (b"not a tty\n".to_vec(), vec![]));
 
     // -tt forces one, -T refuses one; the last of them wins, as in ssh.
     for (flags, pts) in [
@@ -3531,12 +3537,6 @@ fn sftp_put_get_ls_mkdir_mv_rm() {
         std::fs::read_to_string(&back).unwrap(),
         "uploaded by netkit\n"
     );
-    ok(sftp(&["rm", &remote("a/renamed.txt")]));
-    let out = sftp(&["get", &remote("a/renamed.txt"), back.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("no such file") && err.lines().count() == 1,
     // -f is put's and get's (--fsync): `rm -f` read as "force" removed the file as rm, and a
     // missing one still failed. sftp's rm and mkdir take no -f either.
     for op in ["rm", "mkdir"] {
@@ -3546,6 +3546,12 @@ fn sftp_put_get_ls_mkdir_mv_rm() {
         assert!(err.contains("'-f'") && err.lines().count() == 1, "{err}");
     }
     assert!(base.join("a/renamed.txt").is_file());
+    ok(sftp(&["rm", &remote("a/renamed.txt")]));
+    let out = sftp(&["get", &remote("a/renamed.txt"), back.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no such file") && err.lines().count() == 1,
         "{err}"
     );
     // A local path that cannot be written is named as given, not as the `.part` beside it.

@@ -980,10 +980,9 @@ pub fn run(mut args: Args) -> Outcome {
     // The arguments are taken: from here what ssh -E would log goes to its file, as ssh's
     // messages do once its command line is read.
     crate::log_file::take_errors();
+    // A warning as ssh's notice is: -q hushes it, -E takes it.
     if tty == 1 && !on_terminal {
-        crate::exit::say(format_args!(
-            "netkit: no remote terminal: stdin is not a terminal (-tt forces one)"
-        ));
+        log::warn!("no remote terminal: stdin is not a terminal (-tt forces one)");
     }
     let client = connect(&mut config)?;
     if let Some((host, port)) = stdio_to {

@@ -202,8 +202,9 @@ pub(crate) struct ListFlags {
     /// Sizes as 4.0K, 12M (with -l).
     #[arg(short = 'h')]
     human: bool,
-    /// The long form with numeric user and group ids, as sftp's (the long form shows them
-    /// as numbers too: SFTP v3 carries no names).
+    /// The long form with numeric user and group ids, as sftp's -n; -l shows the ids too
+    /// (netkit does not read the owner and group names of the server's own long listing,
+    /// which sftp's -l shows).
     #[arg(short = 'n')]
     numeric: bool,
     /// Newest first.
@@ -236,11 +237,11 @@ pub(crate) struct TransferFlags {
     /// `NAME.part`), and keep it if this one is interrupted too (as sftp's -a).
     #[arg(short = 'a', long = "resume")]
     resume: bool,
-}
     /// Flush each file to disk before it takes its final name (as sftp's put -f and get -f).
     // Only where files are written: on rm or mv, `-f` reads as "force".
     #[arg(short = 'f', long)]
     fsync: bool,
+}
 
 impl TransferFlags {
     /// The transfer these flags ask for, flushed to disk first also when `fsync` (a
@@ -577,8 +578,8 @@ pub fn run(args: Args) -> Outcome {
         Command::Session {
             common,
             batch,
-            dest,
             fsync,
+            dest,
             local,
         } => {
             // A bare destination starts in the login directory.

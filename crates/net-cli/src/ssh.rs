@@ -83,9 +83,9 @@ pub struct ConnectArgs {
     )]
     jump: Vec<String>,
     /// Say what happens, as ssh -v: addresses, the server's banner and algorithms, the host
-    /// key, each authentication method tried and the one that got in, each forward's listener
-    /// and connection, the exit status; -vv (and -vvv) add where each forwarded connection
-    /// came from and each request sent, as ssh's DEBUG2.
+    /// key, each authentication method tried and the one that got in. ssh also says each
+    /// forward's listener and connection and the exit status, and with -vv (or -vvv) each
+    /// request sent and where each forwarded connection came from, as ssh's DEBUG2.
     #[arg(short = 'v', long, action = clap::ArgAction::Count)]
     verbose: u8,
     /// Errors only, no warnings (as ssh -q).

@@ -787,12 +787,17 @@ fn redirects_check_status_and_exit_codes() {
         6,
         "too many redirects",
     );
-    // Following none, as curl --max-redirs 0: a redirect is one too many.
-    one_line_error(
-        &http(&["-F", "--max-redirects", "0", &server.url("/redirect/1")]),
-        6,
-        "too many redirects (more than 0)",
-    );
+    // Following none, as curl --max-redirs 0: a redirect is one too many, a download's
+    // too (it follows redirects); the line names the URL in full, as past any other limit.
+    let first = server.url("/redirect/1");
+    let typed = first.trim_start_matches("http://");
+    let none = format!("too many redirects (more than 0) from {first}");
+    one_line_error(&http(&["-F", "--max-redirects", "0", typed]), 6, &none);
+    for follow in [&["-d"][..], &["-d", "-F"]] {
+        let args = [follow, &["--max-redirects", "0", "-o", target, typed]].concat();
+        one_line_error(&http(&args), 6, &none);
+    }
+    assert!(std::fs::read(target).unwrap().starts_with(b"{"));
     let nginx = http(&[
         "-F",
         &format!("{}/redirect/3", env("NETKIT_TEST_NGINX_URL")),

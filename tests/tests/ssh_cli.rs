@@ -645,12 +645,18 @@ fn dash_t_runs_the_command_on_a_remote_terminal_when_there_is_a_local_one() {
     assert!(screen.contains("/dev/pts/"), "no remote terminal: {screen}");
 
     // Without a local terminal there is none to pass on: a warning, and the command runs
-    // without one (as ssh -t).
+    // without one (as ssh -t). It is a `netkit: warning:` line (it was a bare `netkit:` one
+    // that -q left), as ssh -q hushes its notice.
     let out = ssh_with(&["-t"], &["tty"], b"");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(out.stdout, b"not a tty\n");
-    assert!(err.contains("stdin is not a terminal"), "{err}");
+    assert_eq!(
+        err,
+        "netkit: warning: no remote terminal: stdin is not a terminal (-tt forces one)\n"
+    );
+    let out = ssh_with(&["-t", "-q"], &["tty"], b"");
+    assert_eq!((out.stdout, out.stderr), (b"not a tty\n".to_vec(), vec![]));
 
     // -tt forces one, -T refuses one; the last of them wins, as in ssh.
     for (flags, pts) in [
@@ -3524,6 +3530,15 @@ fn sftp_put_get_ls_mkdir_mv_rm() {
         std::fs::read_to_string(&back).unwrap(),
         "uploaded by netkit\n"
     );
+    // -f is put's and get's (--fsync): `rm -f` read as "force" removed the file as rm, and a
+    // missing one still failed. sftp's rm and mkdir take no -f either.
+    for op in ["rm", "mkdir"] {
+        let out = sftp(&[op, "-f", &remote("a/renamed.txt")]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{op}: {err}");
+        assert!(err.contains("'-f'") && err.lines().count() == 1, "{err}");
+    }
+    assert!(base.join("a/renamed.txt").is_file());
     ok(sftp(&["rm", &remote("a/renamed.txt")]));
     let out = sftp(&["get", &remote("a/renamed.txt"), back.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
@@ -10342,4 +10357,88 @@ fn sftp_recursive_put_and_get_keep_names_that_are_not_utf8_byte_for_byte() {
         assert_eq!(std::fs::read(copy.join("plain")).unwrap(), b"top");
         assert_eq!(std::fs::read_dir(&copy).unwrap().count(), 2);
     }
+}
+
+#[test]
+fn a_flag_given_twice_counts_as_in_ssh() {
+    // The first -F counted, and a second -c, -m, -b or -e was refused: a wrapper appending its
+    // own after the user's got the user's, or nothing. ssh takes the last of each, and
+    // refuses a second -J.
+    let dir = work_dir().join("ssh-cli-flag-twice");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (first, last) = (dir.join("first"), dir.join("last"));
+    std::fs::write(&first, "Host web\n  Port 1111\n").unwrap();
+    std::fs::write(&last, "Host web\n  Port 2222\n").unwrap();
+    let (first, last) = (first.to_str().unwrap(), last.to_str().unwrap());
+    let setting = |out: Output, key: &str| {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = text.lines().find(|l| l.split(' ').next() == Some(key));
+        line.unwrap_or_default().to_owned()
+    };
+    for (flags, key, want) in [
+        (["-F", first, "-F", last], "port", "port 2222"),
+        (
+            ["-c", "aes128-ctr", "-c", "aes256-ctr"],
+            "ciphers",
+            "ciphers aes256-ctr",
+        ),
+        (
+            ["-m", "hmac-sha2-256", "-m", "hmac-sha2-512"],
+            "macs",
+            "macs hmac-sha2-512",
+        ),
+        (
+            ["-b", "127.0.0.1", "-b", "127.0.0.2"],
+            "bindaddress",
+            "bindaddress 127.0.0.2",
+        ),
+        (["-e", "^]", "-e", "none"], "escapechar", "escapechar none"),
+    ] {
+        let words = [&["-F", first][..], &flags, &["-G", "web"]].concat();
+        let ours = setting(netkit(&[&["ssh"][..], &words].concat(), b"", &[]), key);
+        let theirs = Command::new("ssh")
+            .args(&words)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!((ours.as_str(), setting(theirs, key).as_str()), (want, want));
+    }
+    let out = netkit(&["ssh", "-J", "a", "-J", "b", "-G", "web"], b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("'-J ") && err.lines().count() == 1, "{err}");
+}
+
+#[test]
+fn an_unknown_option_before_the_command_of_many_hosts_is_refused() {
+    // `--hosts A,B --bogus` ran `--bogus` on every host (exit 1): there is no DEST, so clap
+    // took the option it does not know for the command's first word. ssh refuses it.
+    let host = format!("{}@127.0.0.1:{}", env("NETKIT_TEST_SSH_USER"), port());
+    let mut args = vec!["ssh".to_owned(), "--hosts".into(), format!("{host},{host}")];
+    args.extend(common());
+    args.extend(["--bogus".into(), "true".into()]);
+    let out = netkit(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        b"",
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(
+        err.contains("'--bogus'") && err.lines().count() == 1,
+        "{err}"
+    );
+    // After `--` it is the command's, as in ssh.
+    args.insert(args.len() - 2, "--".into());
+    let out = netkit(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        b"",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
 }

@@ -216,6 +216,24 @@ impl Args {
     pub fn log_filter(&self) -> Option<&'static str> {
         (self.quiet >= 2).then_some("error")
     }
+
+    /// Whether redirects are followed: httpie's --download follows them by itself (a release
+    /// asset, a "latest" link).
+    fn follows(&self) -> bool {
+        self.follow || self.download
+    }
+}
+
+/// The library's `max_redirects` 0 hands the 3xx back; asked to follow redirects but none
+/// (`--max-redirects 0` with -F or -d), a redirect `url` answered with `status` (one the
+/// library follows) is one too many, as httpie and curl --max-redirs 0 say: exit 6, not 3's
+/// "not followed".
+fn none_followed(args: &Args, url: &str, status: u16) -> Option<Error> {
+    let redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
+    (args.follows() && args.max_redirects == 0 && redirect).then(|| Error::TooManyRedirects {
+        url: url.to_owned(),
+        max: 0,
+    })
 }
 
 /// Runs `netkit http`.
@@ -485,17 +503,10 @@ fn request(mut args: Args) -> Outcome {
     let mut response = request.send().map_err(failure)?;
     // From sending to the response's head, as httpie (requests) times it.
     let elapsed = started.elapsed();
-    // The library's 0 means "return the 3xx"; asked to follow none, a redirect is one too
-    // many, as httpie and curl --max-redirs 0 say.
-    if args.follow
-        && args.max_redirects == 0
-        && (300..400).contains(&response.status())
-        && response.header("location").is_some()
+    if response.header("location").is_some()
+        && let Some(error) = none_followed(&args, response.url(), response.status())
     {
-        return Err(failure(net_http::Error::TooManyRedirects {
-            url: url.clone(),
-            max: 0,
-        }));
+        return Err(failure(error));
     }
     // Told after the response, which was had (its request may have changed the server's
     // state: a script must not take it for one never made and send it again).
@@ -994,8 +1005,7 @@ fn proxy_for<'a>(proxies: &'a [String], url: &str) -> anyhow::Result<Option<&'a 
 
 fn config(args: &Args, url: &str) -> Result<ClientConfig, Failure> {
     let mut config = ClientConfig::default();
-    // httpie's --download follows redirects by itself (a release asset, a "latest" link).
-    config.max_redirects = if args.follow || args.download {
+    config.max_redirects = if args.follows() {
         args.max_redirects
     } else {
         0
@@ -1156,6 +1166,14 @@ fn download(
         Some(path) => request.download_with(path, options, &mut progress),
         None => request.download_into(Path::new("."), options, &mut progress),
     }
+    // A download refuses any 3xx it was handed (a redirect without a `Location` too: a
+    // broken server's, taken here as one too many).
+    .map_err(|error| match error {
+        Error::Status {
+            ref url, status, ..
+        } => none_followed(args, url, status).unwrap_or(error),
+        error => error,
+    })
     .map_err(failure);
     watch().part = None;
     if let Some(Some(bar)) = &bar {

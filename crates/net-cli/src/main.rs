@@ -194,13 +194,11 @@ fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
     let Command::Ssh(args) = &mut cli.command else {
         return Ok(cli);
     };
+    args.refuse_unknown_option(&argv)?;
     let words = args.words_after_destination();
     let Some(dest) = words.first().cloned() else {
         return Ok(cli);
     };
-    if dest.starts_with('-') && dest != "--" {
-        return Err(ssh::unknown_option(&dest));
-    }
     let option_follows = words
         .get(1)
         .is_some_and(|w| w.len() > 1 && w.starts_with('-') && w != "--");

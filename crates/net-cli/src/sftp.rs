@@ -166,6 +166,10 @@ enum Command {
         /// unless it starts with `-`, as in sftp's batch mode.
         #[arg(short = 'b', value_name = "BATCHFILE")]
         batch: Option<PathBuf>,
+        /// Flush each file a put or get writes to disk before it takes its final name (as
+        /// `sftp -f`).
+        #[arg(short = 'f', long)]
+        fsync: bool,
         /// [user@]host[:DIR], or [user@]host:FILE to fetch FILE (into LOCAL), as sftp does.
         dest: String,
         /// Where a FILE named by DEST goes (default: its name, here).
@@ -198,8 +202,9 @@ pub(crate) struct ListFlags {
     /// Sizes as 4.0K, 12M (with -l).
     #[arg(short = 'h')]
     human: bool,
-    /// The long form with numeric user and group ids, as sftp's (the long form shows them
-    /// as numbers too: SFTP v3 carries no names).
+    /// The long form with numeric user and group ids, as sftp's -n; -l shows the ids too
+    /// (netkit does not read the owner and group names of the server's own long listing,
+    /// which sftp's -l shows).
     #[arg(short = 'n')]
     numeric: bool,
     /// Newest first.
@@ -232,13 +237,18 @@ pub(crate) struct TransferFlags {
     /// `NAME.part`), and keep it if this one is interrupted too (as sftp's -a).
     #[arg(short = 'a', long = "resume")]
     resume: bool,
+    /// Flush each file to disk before it takes its final name (as sftp's put -f and get -f).
+    // Only where files are written: on rm or mv, `-f` reads as "force".
+    #[arg(short = 'f', long)]
+    fsync: bool,
 }
 
 impl TransferFlags {
-    /// The transfer these flags ask for, flushed to disk first with `fsync`.
+    /// The transfer these flags ask for, flushed to disk first also when `fsync` (a
+    /// session's -f, for all its transfers).
     pub(crate) fn transfer(&self, fsync: bool) -> Transfer {
         Transfer::new(self.recursive, self.preserve)
-            .with_fsync(fsync)
+            .with_fsync(self.fsync || fsync)
             .with_resume(self.resume)
     }
 }
@@ -251,9 +261,6 @@ struct Common {
     /// User to log in as.
     #[arg(short = 'l', value_name = "USER")]
     login: Option<String>,
-    /// Flush each file to disk before it takes its final name (as `sftp -f`).
-    #[arg(short = 'f', long)]
-    fsync: bool,
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -489,7 +496,7 @@ pub fn run(args: Args) -> Outcome {
                 .split_last()
                 .ok_or_else(|| anyhow!("nothing to upload"))
                 .code(USAGE)?;
-            let options = flags.transfer(common.fsync);
+            let options = flags.transfer(false);
             let (client, remote) = common.open(target)?;
             if locals == ["-"] {
                 upload_stdin(&client, &remote, options)?;
@@ -503,7 +510,7 @@ pub fn run(args: Args) -> Outcome {
             remote,
             local,
         } => {
-            let options = flags.transfer(common.fsync);
+            let options = flags.transfer(false);
             let (client, path) = common.open(&remote)?;
             if local == Path::new("-") {
                 download_stdout(&client, path, options)?;
@@ -571,10 +578,10 @@ pub fn run(args: Args) -> Outcome {
         Command::Session {
             common,
             batch,
+            fsync,
             dest,
             local,
         } => {
-            let fsync = common.fsync;
             // A bare destination starts in the login directory.
             // A plain host otherwise, as sftp takes it: a bare IPv6 address (`::1`) in
             // brackets, so that its colons are not the path's.

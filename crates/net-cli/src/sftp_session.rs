@@ -22,9 +22,6 @@ enum Line {
     Put {
         #[command(flatten)]
         flags: sftp::TransferFlags,
-        /// Flush each file to disk before it takes its name (as sftp's put -f).
-        #[arg(short = 'f')]
-        fsync: bool,
         local: String,
         remote: Option<String>,
     },
@@ -33,9 +30,6 @@ enum Line {
     Get {
         #[command(flatten)]
         flags: sftp::TransferFlags,
-        /// Flush each file to disk before it takes its name (as sftp's get -f).
-        #[arg(short = 'f')]
-        fsync: bool,
         remote: String,
         local: Option<String>,
     },
@@ -260,12 +254,11 @@ impl Session<'_> {
         match parsed.code(USAGE)? {
             Line::Put {
                 flags,
-                fsync,
                 local,
                 remote,
             } => {
                 let remote = self.remote_plain(remote.as_deref().unwrap_or("."));
-                let options = flags.transfer(self.fsync || fsync);
+                let options = flags.transfer(self.fsync);
                 let locals = local_matches(&local)?;
                 if locals.len() > 1 && !sftp::is_dir(self.client, &remote)? {
                     return Err(anyhow!(
@@ -279,11 +272,10 @@ impl Session<'_> {
             }
             Line::Get {
                 flags,
-                fsync,
                 remote,
                 local,
             } => {
-                let options = flags.transfer(self.fsync || fsync);
+                let options = flags.transfer(self.fsync);
                 let local = local_path(local.as_deref().unwrap_or("."));
                 sftp::download(self.client, self.remote(&remote), &remote, &local, options)?;
             }

@@ -43,17 +43,17 @@ pub struct ConnectArgs {
     compress: bool,
     /// Ciphers to offer, most wanted first, as ssh -c (a list, or `+`, `-` or `^` and a list to
     /// add, drop or put first, as ssh_config's Ciphers).
-    #[arg(short = 'c', value_name = "CIPHER_SPEC")]
+    #[arg(short = 'c', value_name = "CIPHER_SPEC", overrides_with = "cipher")]
     cipher: Option<String>,
     /// MACs to offer, most wanted first, as ssh -m (`+`, `-` and `^` as for -c).
-    #[arg(short = 'm', value_name = "MAC_SPEC")]
+    #[arg(short = 'm', value_name = "MAC_SPEC", overrides_with = "macs")]
     macs: Option<String>,
     /// Accept any host key. Dangerous.
     #[arg(long)]
     insecure: bool,
     /// OpenSSH client config for Host aliases [default: ~/.ssh/config, then
     /// /etc/ssh/ssh_config or $NETKIT_SSH_SYSTEM_CONFIG; `none`: no file]; given twice, the
-    /// first counts, as in ssh.
+    /// last counts, as in ssh.
     #[arg(short = 'F', value_name = "FILE", action = clap::ArgAction::Append)]
     ssh_config: Vec<PathBuf>,
     /// Seconds to wait for the server in any one step: connecting (at most 10 s) and its
@@ -73,17 +73,19 @@ pub struct ConnectArgs {
     /// warning, an unknown one is an error.
     #[arg(short = 'o', value_name = "KEY=VALUE")]
     options: Vec<String>,
-    /// Connect through these jump hosts first, in order, as OpenSSH's ProxyJump.
+    /// Connect through these jump hosts first, in order, as OpenSSH's ProxyJump (given
+    /// once, as in ssh: hops are separated by commas).
     #[arg(
         short = 'J',
         value_name = "[user@]host[:port],...",
-        value_delimiter = ','
+        value_delimiter = ',',
+        action = clap::ArgAction::Set
     )]
     jump: Vec<String>,
     /// Say what happens, as ssh -v: addresses, the server's banner and algorithms, the host
-    /// key, each authentication method tried and the one that got in, each forward's listener
-    /// and connection, the exit status; -vv (and -vvv) add where each forwarded connection
-    /// came from and each request sent, as ssh's DEBUG2.
+    /// key, each authentication method tried and the one that got in. ssh also says each
+    /// forward's listener and connection and the exit status, and with -vv (or -vvv) each
+    /// request sent and where each forwarded connection came from, as ssh's DEBUG2.
     #[arg(short = 'v', long, action = clap::ArgAction::Count)]
     verbose: u8,
     /// Errors only, no warnings (as ssh -q).
@@ -144,9 +146,9 @@ impl ConnectArgs {
         self.options.splice(0..0, options);
     }
 
-    /// The file -F names (the first, as ssh counts it), if any.
+    /// The file -F names (the last, as ssh counts it), if any.
     pub fn ssh_config(&self) -> Option<&std::path::Path> {
-        self.ssh_config.first().map(PathBuf::as_path)
+        self.ssh_config.last().map(PathBuf::as_path)
     }
 
     /// The connection config for `dest` (`[user@]host[:port]`); `port` applies when DEST has none.
@@ -571,7 +573,11 @@ pub struct Args {
     #[arg(short = 'l', value_name = "USER", action = clap::ArgAction::Append)]
     login: Vec<String>,
     /// Connect from this local address (as ssh -b; BindAddress in the config).
-    #[arg(short = 'b', value_name = "BIND_ADDRESS")]
+    #[arg(
+        short = 'b',
+        value_name = "BIND_ADDRESS",
+        overrides_with = "bind_address"
+    )]
     bind_address: Option<String>,
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -617,7 +623,7 @@ pub struct Args {
     gateway_ports: bool,
     /// The escape character on a remote terminal (default `~`; `^X` for a control key,
     /// `none` for none), as ssh -e; it wins over EscapeChar.
-    #[arg(short = 'e', value_name = "CHAR", value_parser = escape_char)]
+    #[arg(short = 'e', value_name = "CHAR", value_parser = escape_char, overrides_with = "escape")]
     escape: Option<EscapeChar>,
     /// ssh's -x turns X11 forwarding off (ForwardX11 no): netkit never does it, so scripts
     /// written for ssh keep working; it hushes a config's ForwardX11 yes.
@@ -755,6 +761,26 @@ impl Args {
         };
     }
 
+    /// Refuses a first word (DEST, or with --hosts COMMAND's first) that looks like an option
+    /// and does not follow `--` in `argv` (the words as given; clap drops that `--`): clap
+    /// took it for a word because it knows no such option, so ssh calls it an unknown option
+    /// (with --hosts it was run on every host).
+    ///
+    /// # Errors
+    /// That word, as clap's error for an unknown option.
+    pub fn refuse_unknown_option(&self, argv: &[std::ffi::OsString]) -> Result<(), clap::Error> {
+        let after_dashes = argv
+            .len()
+            .checked_sub(self.words.len() + 1)
+            .is_some_and(|before| argv[before] == "--");
+        match self.words.first() {
+            Some(word) if word.starts_with('-') && word != "--" && !after_dashes => {
+                Err(unknown_option(word))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// DEST and the words after it, as given; empty with --hosts or --hosts-file, where no
     /// word is a destination.
     pub fn words_after_destination(&self) -> &[String] {
@@ -825,7 +851,7 @@ impl Args {
 
 /// The error for a word that looks like an option and is none of ours: the positional words
 /// take hyphens (for the command's own options), so clap does not say it.
-pub fn unknown_option(word: &str) -> clap::Error {
+fn unknown_option(word: &str) -> clap::Error {
     clap::Error::raw(
         clap::error::ErrorKind::UnknownArgument,
         format!("unexpected argument '{word}' found\n"),
@@ -1022,10 +1048,9 @@ pub fn run(mut args: Args) -> Outcome {
     // The arguments are taken: from here what ssh -E would log goes to its file, as ssh's
     // messages do once its command line is read.
     crate::log_file::take_errors();
+    // A warning as ssh's notice is: -q hushes it, -E takes it.
     if tty == 1 && !on_terminal {
-        crate::exit::say(format_args!(
-            "netkit: no remote terminal: stdin is not a terminal (-tt forces one)"
-        ));
+        log::warn!("no remote terminal: stdin is not a terminal (-tt forces one)");
     }
     let client = connect(&mut config)?;
     if let Some((host, port)) = stdio_to {

@@ -31,8 +31,11 @@ pub struct ClientConfig {
     pub max_redirects: u32,
     /// The `User-Agent` header (default `netkit/VERSION`).
     pub user_agent: String,
-    /// A proxy URL (`http://`, `socks5://`, ...); `None` reads `HTTPS_PROXY`, `HTTP_PROXY` and
-    /// `ALL_PROXY`. Either way the hosts in `NO_PROXY` are reached directly, as with curl.
+    /// A proxy URL (`http://`, `socks5://`, ...); `None` reads the environment, each name in
+    /// lower case first, then in capitals: `http_proxy` for `http://` URLs and `https_proxy`
+    /// for `https://` ones, else `all_proxy`. `HTTP_PROXY` is skipped when `REQUEST_METHOD`
+    /// is set (under CGI it is a visitor's `Proxy:` header, "httpoxy"). Either way the hosts
+    /// in `no_proxy` (or `NO_PROXY`) are reached directly, as with curl.
     pub proxy: Option<String>,
     /// PEM file of the CA certificates to trust instead of the web-PKI roots (curl's --cacert).
     pub ca_file: Option<PathBuf>,

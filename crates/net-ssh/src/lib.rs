@@ -48,7 +48,13 @@
 //! - a remote forward after the first can take a keepalive's reply for its own and fail;
 //! - a keepalive interval of 1 s is taken as 2 s;
 //! - AES (CTR, GCM) goes to OpenSSL one 16-byte block at a time, which makes it slower than
-//!   libssh2's portable chacha20-poly1305, while [`Config::default_ciphers`] puts aes-gcm first.
+//!   libssh2's portable chacha20-poly1305, while [`Config::default_ciphers`] puts aes-gcm first;
+//! - a server's list of authentication methods or an exit signal's name that is not UTF-8
+//!   makes ssh2 panic or drops the signal (a command killed by it counts as a success), and
+//!   their control characters reach messages on a terminal;
+//! - an SFTP rename over an existing file fails on OpenSSH's server, so an upload replaces a
+//!   file in steps (the old one moved aside, the new one renamed in), its name missing for a
+//!   moment, where patched it is one `rename(2)` (`posix-rename@openssh.com`).
 //!
 //! Nothing detects at run time which libssh2 was built. A program outside the workspace gets
 //! netkit's behaviour only with a checkout of netkit and the same

@@ -10442,3 +10442,32 @@ fn an_unknown_option_before_the_command_of_many_hosts_is_refused() {
     );
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
+
+#[test]
+fn a_transfer_bar_shows_a_name_that_is_no_utf_8_as_ls_shows_it() {
+    // The bar read `big\u{FFFD}` where ls (and sftp) show `big\351`: the name of the file being
+    // copied was not the one a listing gives, and its U+FFFD twin looked the same.
+    use std::os::unix::ffi::OsStrExt as _;
+    let remote = remote_dir("bar-not-utf8");
+    let local = work_dir().join("bar-not-utf8");
+    let _ = std::fs::remove_dir_all(&local);
+    std::fs::create_dir_all(&local).unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"big\xe9");
+    std::fs::write(remote.join(name), vec![7u8; 4 << 20]).unwrap();
+    let mut line = vec![
+        netkit_bin().display().to_string(),
+        "sftp".into(),
+        "get".into(),
+    ];
+    line.extend(["-P".into(), port().to_string()]);
+    line.extend(common());
+    line.push(format!("{}:{}/big*", dest(), remote.display()));
+    line.push(local.display().to_string());
+    let quoted: Vec<String> = line.iter().map(|w| format!("'{w}'")).collect();
+    let (code, screen) = Terminal::start(&quoted.join(" ")).finish();
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("big\\351"), "{screen:?}");
+    assert!(!screen.contains('\u{FFFD}'), "{screen:?}");
+    assert_eq!(std::fs::read(local.join(name)).unwrap().len(), 4 << 20);
+    let _ = std::fs::remove_dir_all(&remote);
+}

@@ -663,7 +663,7 @@ pub(crate) fn upload<S: AsRef<Path>>(
         pairs.push((local, dest));
     }
     each_file(pairs, "copied", |(local, dest)| {
-        let bar = Bar::new(&local.display().to_string());
+        let bar = Bar::new(local.as_os_str());
         client.put(local, &dest, options, &mut |done, total| {
             bar.update(done, total)
         })
@@ -730,7 +730,7 @@ pub(crate) fn download(
             Some(name) if local.is_dir() => local.join(name),
             _ => local.to_path_buf(),
         };
-        let bar = Bar::new(&source.display().to_string());
+        let bar = Bar::new(source.as_os_str());
         client.get(&source, &dest, options, &mut |done, total| {
             bar.update(done, total)
         })
@@ -757,7 +757,7 @@ fn upload_stdin(client: &Client, remote: &Path, options: Transfer) -> Result<(),
         .code(USAGE);
     }
     let options = interruptible(options)?;
-    let bar = Bar::counting("-");
+    let bar = Bar::counting("-".as_ref());
     client
         .put_from(
             &mut crate::stdio::stdin(),
@@ -773,7 +773,7 @@ fn upload_stdin(client: &Client, remote: &Path, options: Transfer) -> Result<(),
 fn download_stdout(client: &Client, path: PathBuf, options: Transfer) -> Result<(), Failure> {
     let options = interruptible(options)?;
     for source in matching(client, path)? {
-        let bar = Bar::new(&source.display().to_string());
+        let bar = Bar::new(source.as_os_str());
         client
             .get_to(
                 &source,
@@ -987,7 +987,7 @@ struct Bar {
 }
 
 impl Bar {
-    fn new(label: &str) -> Bar {
+    fn new(label: &std::ffi::OsStr) -> Bar {
         Bar::with_template(
             label,
             "{msg} {bytes}/{total_bytes} {wide_bar} {bytes_per_sec}",
@@ -995,14 +995,15 @@ impl Bar {
     }
 
     /// For bytes whose total is not known (standard input).
-    fn counting(label: &str) -> Bar {
+    fn counting(label: &std::ffi::OsStr) -> Bar {
         Bar::with_template(label, "{msg} {bytes} {bytes_per_sec}")
     }
 
-    fn with_template(label: &str, template: &'static str) -> Bar {
+    /// `label` is shown as `ls` shows a name: a byte that is no UTF-8 as sftp's `\351`.
+    fn with_template(label: &std::ffi::OsStr, template: &'static str) -> Bar {
         let shown = PROGRESS.load(Ordering::Relaxed) && std::io::stderr().is_terminal();
         Bar {
-            shown: shown.then(|| (crate::exit::shown(label).into_owned(), template)),
+            shown: shown.then(|| (crate::exit::shown_name(label), template)),
             bar: std::cell::OnceCell::new(),
         }
     }

@@ -1945,3 +1945,78 @@ fn a_403_is_logged_with_its_reason_and_answered_without_it() {
         wait_for_log(&served, &format!("\"{path}\": 403: {reason}"));
     }
 }
+
+/// One GET of `path` on the keep-alive connection `conn`: its status and body.
+fn get_kept_alive(conn: &mut std::io::BufReader<TcpStream>, path: &str) -> (u16, Vec<u8>) {
+    use std::io::BufRead as _;
+    conn.get_mut()
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_ne!(conn.read_until(b'\n', &mut head).unwrap(), 0, "closed");
+    }
+    let reply = parse(&head);
+    let length = reply
+        .header("content-length")
+        .and_then(|n| n.parse().ok())
+        .expect("a Content-Length");
+    let mut body = vec![0; length];
+    conn.read_exact(&mut body).unwrap();
+    (reply.status, body)
+}
+
+#[test]
+fn renames_elsewhere_on_the_host_do_not_fail_a_file_reached_through_a_link_with_dot_dot() {
+    // openat2 answers EAGAIN when any rename on the machine races a `..` it walks (as in the
+    // common `current -> ../releases/v2`): a deploy elsewhere made such requests 500.
+    let base = netkit_tests::work_dir().join("rename-race");
+    let _ = std::fs::remove_dir_all(&base);
+    let (root, scratch) = (base.join("root"), base.join("scratch"));
+    std::fs::create_dir_all(root.join("rel")).unwrap();
+    std::fs::create_dir_all(scratch.join("a")).unwrap();
+    std::fs::write(root.join("a.txt"), b"the file\n").unwrap();
+    std::os::unix::fs::symlink("../a.txt", root.join("rel/up")).unwrap();
+    let served = Served::start(&[
+        "http",
+        "--bind",
+        "127.0.0.1:0",
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let renamers: Vec<_> = (0..2)
+        .map(|i| {
+            let (done, dir) = (done.clone(), scratch.join(i.to_string()));
+            std::fs::create_dir(&dir).unwrap();
+            std::thread::spawn(move || {
+                let (a, b) = (dir.join("a"), dir.join("b"));
+                std::fs::write(&a, b"").unwrap();
+                while !done.load(std::sync::atomic::Ordering::Relaxed)
+                    && std::time::Instant::now() < deadline
+                {
+                    std::fs::rename(&a, &b).unwrap();
+                    std::fs::rename(&b, &a).unwrap();
+                }
+            })
+        })
+        .collect();
+    let conn = TcpStream::connect(served.addrs[0]).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut conn = std::io::BufReader::new(conn);
+    let mut answers = std::collections::BTreeMap::new();
+    let mut sent = 0;
+    while sent < 3000 && std::time::Instant::now() < deadline {
+        let (status, body) = get_kept_alive(&mut conn, "/rel/up");
+        assert!(status != 200 || body == b"the file\n", "{body:?}");
+        *answers.entry(status).or_insert(0) += 1;
+        sent += 1;
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for renamer in renamers {
+        renamer.join().unwrap();
+    }
+    assert_eq!(answers.keys().collect::<Vec<_>>(), [&200], "{answers:?}");
+}

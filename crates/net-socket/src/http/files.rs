@@ -179,12 +179,32 @@ pub(crate) fn open_beneath(
     if !beneath {
         return open_walking(root, rel, flags);
     }
+    match openat2_retrying(root, rel, flags) {
+        // Still racing renames: the walk refuses the same paths and takes no seqlock.
+        Err(Errno::EAGAIN) => open_walking(root, rel, flags),
+        opened => opened.map(File::from).map_err(|e| refusal(e, rel)),
+    }
+}
+
+/// How often [`openat2_retrying`] tries before giving up on EAGAIN.
+const OPENAT2_TRIES: usize = 8;
+
+/// openat2 with `RESOLVE_BENEATH`, tried again on EAGAIN: the kernel answers that when any
+/// rename anywhere on the host moved its rename seqlock while the path walked a `..` (as an
+/// in-root link like `current -> ../releases/v2` does), and openat2(2) says to retry. A
+/// deploy or logrotate renaming files elsewhere must not make requests fail.
+fn openat2_retrying(root: &OwnedFd, rel: &OsStr, flags: OFlag) -> Result<OwnedFd, Errno> {
     let how = OpenHow::new()
         .flags(flags)
         .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    openat2(root, rel, how)
-        .map(File::from)
-        .map_err(|e| refusal(e, rel))
+    let mut opened = openat2(root, rel, how);
+    for _ in 1..OPENAT2_TRIES {
+        if !matches!(opened, Err(Errno::EAGAIN)) {
+            break;
+        }
+        opened = openat2(root, rel, how);
+    }
+    opened
 }
 
 /// O_NONBLOCK: opening a FIFO someone left in the root must not block the event loop.

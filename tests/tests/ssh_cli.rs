@@ -2785,6 +2785,44 @@ fn each_of_many_hosts_reads_all_of_stdin() {
 }
 
 #[test]
+fn many_hosts_take_the_configs_stdin_null_and_refuse_its_session_type_and_fork() {
+    // With --hosts they were passed over without a word: StdinNull yes still sent stdin,
+    // SessionType none ran the command, ForkAfterAuthentication yes stayed in the foreground.
+    let port = port().to_string();
+    let user = env("NETKIT_TEST_SSH_USER");
+    let host = format!("{user}@127.0.0.1:{port}");
+    let hosts = format!("{host},{host}");
+    let run = |option: &str| {
+        let mut args = vec!["ssh", "--hosts", &hosts, "-o", option];
+        let common = common();
+        args.extend(common.iter().map(String::as_str));
+        args.extend(["--", "echo hi; cat"]);
+        netkit(&args, b"INPUT\n", &[])
+    };
+    let out = run("StdinNull=yes");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(text.matches(" | hi\n").count(), 2, "{text}");
+    assert!(!text.contains("INPUT"), "{text}");
+    for (option, said) in [
+        ("SessionType=none", "SessionType none"),
+        ("SessionType=subsystem", "SessionType subsystem"),
+        ("ForkAfterAuthentication=yes", "ForkAfterAuthentication yes"),
+    ] {
+        let out = run(option);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{option}: {err}");
+        assert!(out.stdout.is_empty(), "{option}: {err}");
+        assert!(
+            err.contains(said)
+                && err.contains("cannot be used with --hosts")
+                && err.lines().count() == 1,
+            "{option}: {err}"
+        );
+    }
+}
+
+#[test]
 fn a_stdin_too_large_to_keep_for_many_hosts_fails_the_run_in_bounded_memory() {
     // `< /dev/zero` took 2.7 GB in 6 s: stdin is kept for the hosts to come, up to 64 MiB.
     let port = port().to_string();
@@ -7425,7 +7463,7 @@ fn options_netkit_does_not_act_on_are_told_of_from_a_file_as_from_dash_o() {
     let tight = file(
         "tight",
         "  CheckHostIP yes\n  RekeyLimit 1G\n  CertificateFile /nonexistent-cert.pub\n  \
-         CheckHostIP no\n  VisualHostKey yes\n",
+         CheckHostIP no\n  VisualHostKey yes\n  CASignatureAlgorithms ssh-ed25519\n",
     );
     let out = netkit(&["ssh", "-F", &tight, "-G", "box"], b"", &[]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -7434,11 +7472,25 @@ fn options_netkit_does_not_act_on_are_told_of_from_a_file_as_from_dash_o() {
         "CheckHostIP yes",
         "RekeyLimit 1G",
         "CertificateFile /nonexistent-cert.pub",
+        "CASignatureAlgorithms ssh-ed25519",
     ] {
         let said = format!("warning: ignoring the option \"{option}\" ({tight})");
         assert!(err.contains(&said), "{said}: {err}");
     }
-    assert_eq!(err.lines().count(), 3, "{err}");
+    assert_eq!(err.lines().count(), 4, "{err}");
+    // Lines that loosen or ask for ssh's default, common in configs for old servers, were
+    // warned of on every connection: at -v only.
+    let loose = file(
+        "loose",
+        "  PubkeyAcceptedKeyTypes +ssh-rsa\n  PubkeyAcceptedAlgorithms +ssh-rsa\n  \
+         UpdateHostKeys yes\n",
+    );
+    let out = netkit(&["ssh", "-F", &loose, "-G", "box"], b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!((out.status.success(), &*err), (true, ""));
+    let out = netkit(&["ssh", "-v", "-F", &loose, "-G", "box"], b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"UpdateHostKeys yes\""), "{err}");
     // The others of a file, at -v.
     let out = netkit(&["ssh", "-v", "-F", &tight, "-G", "box"], b"", &[]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -10230,28 +10282,30 @@ fn dash_q_hushes_the_remote_signal_line_but_not_its_status() {
 fn a_batch_file_that_cannot_be_read_is_refused_before_logging_in() {
     // sftp refuses it before it connects: netkit logged in first (a password typed for
     // nothing) and only then said so. A port nothing listens on shows which came first.
+    // A directory opens, and failed only once read, after the login, naming no file.
     let missing = work_dir().join("no-such-batch-file");
+    let dir = work_dir();
     let closed = free_port().to_string();
-    let out = netkit(
-        &[
-            "sftp",
-            "-b",
-            missing.to_str().unwrap(),
-            "-P",
-            &closed,
-            "-o",
-            "ConnectTimeout=5",
-            "u@127.0.0.1",
-        ],
-        b"",
-        &[],
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("cannot read the batch file") && err.lines().count() == 1,
-        "{err}"
-    );
+    for (batch, why) in [(&missing, "No such file"), (&dir, "Is a directory")] {
+        let out = netkit(
+            &[
+                "sftp",
+                "-b",
+                batch.to_str().unwrap(),
+                "-P",
+                &closed,
+                "-o",
+                "ConnectTimeout=5",
+                "u@127.0.0.1",
+            ],
+            b"",
+            &[],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        let said = format!("cannot read the batch file {}: {why}", batch.display());
+        assert!(err.contains(&said) && err.lines().count() == 1, "{err}");
+    }
 }
 
 #[test]

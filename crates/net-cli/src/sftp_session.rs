@@ -121,6 +121,14 @@ impl Commands {
             None if std::io::stdin().is_terminal() => Source::Terminal(command_names()),
             Some(path) if path != Path::new("-") => Source::File(
                 std::fs::File::open(path)
+                    .and_then(|file| {
+                        // A directory opens: it failed once read, after the login, naming
+                        // no file.
+                        if file.metadata()?.is_dir() {
+                            return Err(nix::errno::Errno::EISDIR.into());
+                        }
+                        Ok(file)
+                    })
                     .with_context(|| format!("cannot read the batch file {}", path.display()))
                     .code(USAGE)?,
             ),

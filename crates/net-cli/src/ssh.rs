@@ -971,15 +971,11 @@ pub fn run(mut args: Args) -> Outcome {
     } else {
         "ForkAfterAuthentication yes"
     };
-    if !args.no_command && !args.subsystem && args.stdio_forward.is_none() {
-        match config.session_type {
-            Some(net_ssh::SessionType::None) => args.no_command = true,
-            Some(net_ssh::SessionType::Subsystem) => args.subsystem = true,
-            _ => {}
-        }
-    }
-    args.no_stdin |= config.stdin_null;
-    args.background |= config.fork_after_authentication;
+    let flags = SessionFlags::of(&args, &config);
+    args.no_command = flags.no_command;
+    args.subsystem = flags.subsystem;
+    args.no_stdin = flags.no_stdin;
+    args.background = flags.background;
     // RemoteCommand runs when the command line gives none, as in ssh; -N and -W run nothing.
     if !args.no_command
         && args.stdio_forward.is_none()
@@ -2119,6 +2115,29 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
         .iter()
         .map(|h| args.config(h))
         .collect::<Result<Vec<_>, _>>()?;
+    // Every host runs the command in the foreground: a config's words for -N, -s and -f
+    // are refused as the flags are (they ran the command and stayed, without a word).
+    let with = if args.hosts.is_some() {
+        "--hosts"
+    } else {
+        "--hosts-file"
+    };
+    for (host, config) in hosts.iter().zip(&configs) {
+        let flags = SessionFlags::of(args, config);
+        let refused = [
+            (flags.no_command, "SessionType none"),
+            (flags.subsystem, "SessionType subsystem"),
+            (flags.background, "ForkAfterAuthentication yes"),
+        ];
+        if let Some((_, option)) = refused.iter().find(|(on, _)| *on) {
+            return Err(own(anyhow!(
+                "{option} (for {host}) cannot be used with {with}"
+            )));
+        }
+    }
+    // StdinNull yes keeps stdin from its host as -n does (net_ssh::run_many_with sends
+    // it none); read at all only if some host takes it.
+    let no_stdin = configs.iter().all(|c| SessionFlags::of(args, c).no_stdin);
     unforwarded(
         configs.iter().any(|c| c.forward_agent),
         configs.iter().any(|c| c.forward_x11),
@@ -2170,10 +2189,41 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
             partial: &partial,
             interrupted: &interrupted,
         };
-        let outcome = run_and_report(args, &configs, command, &shown);
+        let outcome = run_and_report(args, no_stdin, &configs, command, &shown);
         drop(handle);
         outcome
     })
+}
+
+/// The flags -N, -s, -n and -f, with the config's SessionType, StdinNull and
+/// ForkAfterAuthentication taken as the flags they stand for.
+#[derive(Clone, Copy)]
+struct SessionFlags {
+    no_command: bool,
+    subsystem: bool,
+    no_stdin: bool,
+    background: bool,
+}
+
+impl SessionFlags {
+    /// The flags win, as ssh keeps the first value it obtains (its flags'); -W runs no
+    /// session for SessionType to change.
+    fn of(args: &Args, config: &net_ssh::Config) -> Self {
+        let (mut no_command, mut subsystem) = (args.no_command, args.subsystem);
+        if !no_command && !subsystem && args.stdio_forward.is_none() {
+            match config.session_type {
+                Some(net_ssh::SessionType::None) => no_command = true,
+                Some(net_ssh::SessionType::Subsystem) => subsystem = true,
+                _ => {}
+            }
+        }
+        Self {
+            no_command,
+            subsystem,
+            no_stdin: args.no_stdin || config.stdin_null,
+            background: args.background || config.fork_after_authentication,
+        }
+    }
 }
 
 /// Ends a `Signals::forever` loop when dropped.
@@ -2315,6 +2365,7 @@ impl Row {
 
 fn run_and_report(
     args: &Args,
+    no_stdin: bool,
     configs: &[net_ssh::Config],
     command: &str,
     shown: &Shown<'_>,
@@ -2329,10 +2380,10 @@ fn run_and_report(
     };
     // A file too large is refused before any host starts: every host's `cat > FILE` wrote
     // its first 64 MiB, and the table said ok.
-    if !args.no_stdin && stdin_file_left().is_some_and(|left| left > STDIN_KEPT as u64) {
+    if !no_stdin && stdin_file_left().is_some_and(|left| left > STDIN_KEPT as u64) {
         return Err(own(too_much()));
     }
-    let (input, cut) = input(args);
+    let (input, cut) = input(no_stdin);
     let _ = net_ssh::run_many_with(configs, command, parallel, &input, shown);
     let taken = lock(shown.rows).take();
     let Some(mut rows) = taken else {
@@ -2393,11 +2444,11 @@ fn stdin_file_left() -> Option<u64> {
 const STDIN_KEPT: usize = 64 << 20;
 
 /// What every host's command reads: our stdin, all of it for each (as pssh -I), read as it
-/// comes while the hosts run; nothing with -n or from a terminal. The flag is set when stdin
-/// went past [`STDIN_KEPT`] and the commands got only that much.
-fn input(args: &Args) -> (net_ssh::SharedInput, Arc<AtomicBool>) {
+/// comes while the hosts run; nothing with `no_stdin` (-n) or from a terminal. The flag is
+/// set when stdin went past [`STDIN_KEPT`] and the commands got only that much.
+fn input(no_stdin: bool) -> (net_ssh::SharedInput, Arc<AtomicBool>) {
     let cut = Arc::new(AtomicBool::new(false));
-    if args.no_stdin || std::io::stdin().is_terminal() {
+    if no_stdin || std::io::stdin().is_terminal() {
         return (net_ssh::SharedInput::from_bytes(Vec::new()), cut);
     }
     let input = net_ssh::SharedInput::open();

@@ -275,7 +275,8 @@ pub struct Config {
     /// Read by the program that runs commands; its own flags (`-N`, `-s`) win.
     pub session_type: Option<SessionType>,
     /// The remote side gets no stdin, EOF at once (OpenSSH's `StdinNull yes`, `ssh -n`).
-    /// Read by the program that runs commands.
+    /// [`run_many_with`](crate::run_many_with) sends that host none; one session's stdin is
+    /// the program's to withhold.
     pub stdin_null: bool,
     /// Go to the background once authenticated (OpenSSH's `ForkAfterAuthentication yes`,
     /// `ssh -f`). Read by the program that runs commands.
@@ -2647,6 +2648,21 @@ const TIGHTENINGS: [&str; 10] = [
     "knownhostscommand",
 ];
 
+/// Whether `word value` (both in lower case), one of [`TIGHTENINGS`], tightens what netkit
+/// does: a `+` list only adds algorithms to the defaults (the common `+ssh-rsa` of old
+/// servers), and `UpdateHostKeys yes` is ssh's own default. Warned of on every connection,
+/// they hid the warnings that matter.
+fn tightens(word: &str, value: &str) -> bool {
+    let loosens = match word {
+        "pubkeyacceptedalgorithms" | "pubkeyacceptedkeytypes" | "casignaturealgorithms" => {
+            value.starts_with('+')
+        }
+        "updatehostkeys" => value == "yes",
+        _ => false,
+    };
+    TIGHTENINGS.contains(&word) && !loosens
+}
+
 /// Connection sharing's options, which change only how fast a connection is made: said at
 /// -v only (Ansible passes them on every call).
 const SHARING: [&str; 3] = ["controlmaster", "controlpath", "controlpersist"];
@@ -2706,7 +2722,7 @@ fn checked_option(option: &str) -> Result<String, Error> {
 /// Tells of each option netkit does not act on among the lines of `text` that apply (the
 /// user's, as [`with_includes`] wrote them: its first `given` lines are `-o`'s, the others
 /// come from `file`), once, as its first value: a warning for one given with `-o` or one
-/// of [`TIGHTENINGS`], a line at -v for the others of a file (a config shared with ssh holds
+/// of [`TIGHTENINGS`] that [`tightens`], a line at -v for the others of a file (a config shared with ssh holds
 /// many) and for connection sharing; nothing for [`AS_DONE`]'s values.
 fn tell_unread(text: &str, given: usize, file: &Path) {
     let mut applies = true;
@@ -2763,7 +2779,7 @@ fn tell_unread(text: &str, given: usize, file: &Path) {
         let said = format!(
             "ignoring the option \"{name} {value}\" ({from}): netkit does not act on {name}"
         );
-        if at < given || TIGHTENINGS.contains(&word.as_str()) {
+        if at < given || tightens(&word, &asked) {
             log::warn!("{said}");
         } else {
             log::debug!("{said}");

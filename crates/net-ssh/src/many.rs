@@ -143,7 +143,8 @@ pub fn run_many(hosts: &[Config], command: &str, parallel: usize) -> Vec<HostRes
     )
 }
 
-/// [`run_many`], feeding each command `input`, and telling `progress` each host's output
+/// [`run_many`], feeding each command `input` (none to a host whose config says
+/// `StdinNull yes`), and telling `progress` each host's output
 /// and end as they come (a host is done as soon as it is, to show it then).
 #[must_use]
 pub fn run_many_with(
@@ -171,7 +172,8 @@ pub fn run_many_with(
                     Client::connect(config).and_then(|client| {
                         client.exec_streaming(
                             command,
-                            Some(input.reader()),
+                            // StdinNull yes: this host's command gets EOF at once, as with -n.
+                            (!config.stdin_null).then(|| input.reader()),
                             &mut |b| {
                                 progress.output(i, false, b);
                                 stdout.extend_from_slice(b);

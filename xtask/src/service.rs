@@ -135,9 +135,12 @@ impl Service {
     /// quoted in the error so the cause is on screen.
     pub fn wait_for_port(&mut self, addr: SocketAddr, log: &Path) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(20);
+        // Once answered, always: connections nobody accepts fill the listeners' backlogs, after
+        // which a connect times out and the last try alone said nothing of the other process.
+        let mut answered = false;
         loop {
             let log_text = || std::fs::read_to_string(log).unwrap_or_default();
-            let answered = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
+            answered |= TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
             if answered && listeners_all_of(self.child.id(), addr.port())? {
                 // Checked after the connection: the server may have exited since the listing.
                 if self.child.try_wait()?.is_none() {

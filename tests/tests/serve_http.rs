@@ -603,10 +603,140 @@ fn names_that_are_no_utf_8_are_served_and_listed_by_their_bytes() {
     assert_eq!(fetched(links[1]), (200, b"latin-1 \xe9\n".to_vec()));
     assert_eq!(fetched(links[2]), (200, "utf-8 \u{fffd}\n".into()));
     let sub = String::from_utf8(curl(&[&format!("{url}/{}", links[0])]).body).unwrap();
+    assert!(sub.contains("href=\"in%FF.txt\">in\\xFF.txt</a>"), "{sub}");
+}
+
+#[test]
+fn a_listing_shows_names_that_are_no_utf_8_apart_from_their_u_fffd_twins() {
+    use std::os::unix::ffi::OsStrExt as _;
+    // Read lossily, `latin\xe9` and `latin\u{fffd}` were both shown `latin\u{fffd}`: which
+    // link was which file could not be told. Each byte that is no UTF-8 is now `\xHH` (as the
+    // access log writes it), and `\` itself `\x5C`, so that no two names look alike.
+    let (url, dir) = site("listing-bytes");
+    let named = |name: &[u8]| dir.join(std::ffi::OsStr::from_bytes(name));
+    for name in [
+        &b"latin\xe9"[..],
+        "latin\u{fffd}".as_bytes(),
+        b"latin\\xE9",
+        b"<\xff>&",
+        b"tab\there",
+    ] {
+        std::fs::write(named(name), b"").unwrap();
+    }
+    std::fs::create_dir(named(b"d\xe9")).unwrap();
+    let html = String::from_utf8(curl(&[&format!("{url}/")]).body).unwrap();
+    for shown in [
+        "href=\"latin%E9\">latin\\xE9</a>",
+        "href=\"latin%EF%BF%BD\">latin\u{fffd}</a>",
+        "href=\"latin%5CxE9\">latin\\x5CxE9</a>",
+        "href=\"%3C%FF%3E%26\">&lt;\\xFF&gt;&amp;</a>",
+        "href=\"tab%09here\">tab\\x09here</a>",
+        "href=\"d%E9/\">d\\xE9/</a>",
+    ] {
+        assert!(html.contains(shown), "no {shown} in {html}");
+    }
+    // The title too: the path, as resolved.
+    let sub = String::from_utf8(curl(&[&format!("{url}/d%E9/")]).body).unwrap();
     assert!(
-        sub.contains("href=\"in%FF.txt\">in\u{fffd}.txt</a>"),
+        sub.contains("<h1>Index of /listing-bytes/d\\xE9/</h1>"),
         "{sub}"
     );
+}
+
+#[test]
+fn an_encoded_slash_names_a_directory_as_a_slash_does_as_in_nginx() {
+    use std::os::unix::ffi::OsStrExt as _;
+    // `/d%FF%2f` was redirected to `/d%FF/` (the target as sent does not end in `/`); nginx
+    // decodes `%2F` before it looks, and lists the directory, or serves its index.
+    let (url, dir) = site("encoded-slash");
+    let named = |name: &[u8]| dir.join(std::ffi::OsStr::from_bytes(name));
+    std::fs::create_dir(named(b"d\xff")).unwrap();
+    std::fs::write(named(b"d\xff/x.txt"), b"x\n").unwrap();
+    std::fs::create_dir(dir.join("with-index")).unwrap();
+    std::fs::write(dir.join("with-index/index.html"), b"the index\n").unwrap();
+    for path in ["d%FF%2f", "d%FF%2F", "d%FF/.", "d%FF/x.txt/.."] {
+        let got = curl(&["--path-as-is", &format!("{url}/{path}")]);
+        assert_eq!(got.status, 200, "{path}: {}", got.head);
+        let html = String::from_utf8(got.body).unwrap();
+        assert!(html.contains("href=\"x.txt\""), "{path}: {html}");
+        assert!(
+            html.contains("<h1>Index of /encoded-slash/d\\xFF/</h1>"),
+            "{path}: {html}"
+        );
+    }
+    for path in ["with-index%2f", "with-index/."] {
+        let got = curl(&["--path-as-is", &format!("{url}/{path}")]);
+        assert_eq!(
+            (got.status, got.body.as_slice()),
+            (200, &b"the index\n"[..]),
+            "{path}"
+        );
+    }
+    // Without a slash of any kind, still redirected.
+    let got = curl(&[&format!("{url}/d%FF")]);
+    assert_eq!(got.status, 301);
+    assert_eq!(
+        got.header("location").as_deref(),
+        Some("/encoded-slash/d%FF/")
+    );
+}
+
+#[test]
+fn raw_bytes_past_ascii_in_the_target_name_the_file_of_those_bytes_as_in_nginx() {
+    use std::os::unix::ffi::OsStrExt as _;
+    // `GET /caf\xe9` sent raw (a Latin-1 client, a script) was 400: httparse refuses a target
+    // that is no UTF-8. nginx serves the file of those bytes; control bytes it refuses.
+    let (mut child, mut stderr, addr) = serving_with_its_log("raw-bytes");
+    let root = PathBuf::from(env("NETKIT_TEST_SERVE_ROOT")).join("raw-bytes");
+    let named = |name: &[u8]| root.join(std::ffi::OsStr::from_bytes(name));
+    std::fs::write(named(b"caf\xe9"), b"latin-1\n").unwrap();
+    std::fs::write(root.join("caf\u{e9}"), b"utf-8\n").unwrap();
+    std::fs::create_dir(named(b"d\xff")).unwrap();
+    std::fs::write(named(b"d\xff/in\xe9"), b"inside\n").unwrap();
+    let get = |line: &[u8]| {
+        let mut conn = TcpStream::connect(&addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        conn.write_all(&[line, b"\r\nHost: t\r\nConnection: close\r\n\r\n"].concat())
+            .unwrap();
+        let mut reply = Vec::new();
+        conn.read_to_end(&mut reply).unwrap();
+        let reply = parse(&reply);
+        (reply.status, reply.body)
+    };
+    for (line, body) in [
+        (&b"GET /caf\xe9 HTTP/1.1"[..], &b"latin-1\n"[..]),
+        ("GET /caf\u{e9} HTTP/1.1".as_bytes(), b"utf-8\n"),
+        (b"GET /d\xff/in\xe9?q=\xe9 HTTP/1.1", b"inside\n"),
+        (b"GET /d\xff/../caf\xe9 HTTP/1.1", b"latin-1\n"),
+        (b"GET /d\xff%2Fin\xe9 HTTP/1.1", b"inside\n"),
+        // A later minor mended along with the target.
+        (b"GET /caf\xe9 HTTP/1.7", b"latin-1\n"),
+    ] {
+        assert_eq!(get(line), (200, body.to_vec()), "{}", line.escape_ascii());
+    }
+    assert_eq!(get(b"GET /d\xff/../../caf\xe9 HTTP/1.1").0, 403);
+    for refused in [
+        &b"GET /caf\xe9\x01 HTTP/1.1"[..],
+        b"GET /caf\x7f\xe9 HTTP/1.1",
+        b"GET /caf\xe9\x00 HTTP/1.1",
+        b"GET /a b\xe9 HTTP/1.1",
+        b"G\xe9T /caf\xe9 HTTP/1.1",
+    ] {
+        assert_eq!(get(refused).0, 400, "{}", refused.escape_ascii());
+    }
+    let status = child.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    let mut log = String::new();
+    stderr.read_to_string(&mut log).unwrap();
+    // Logged as sent, as nginx logs it, not as the encoded target it was parsed as.
+    for line in [
+        "\"GET /caf\\xE9 HTTP/1.1\" 200 8",
+        "\"GET /caf\\xE9 HTTP/1.7\" 200 8",
+        "\"GET /caf\\xE9\\x01 HTTP/1.1\" 400",
+    ] {
+        assert!(log.contains(line), "no {line} in {log}");
+    }
 }
 
 #[test]
@@ -1966,24 +2096,22 @@ fn get_kept_alive(conn: &mut std::io::BufReader<TcpStream>, path: &str) -> (u16,
     (reply.status, body)
 }
 
-#[test]
-fn renames_elsewhere_on_the_host_do_not_fail_a_file_reached_through_a_link_with_dot_dot() {
-    // openat2 answers EAGAIN when any rename on the machine races a `..` it walks (as in the
-    // common `current -> ../releases/v2`): a deploy elsewhere made such requests 500.
-    let base = netkit_tests::work_dir().join("rename-race");
+/// A root whose `rel/up` links to `../a.txt` (as `current -> ../releases/v2` does), and a
+/// scratch directory beside it for renames.
+fn root_with_a_dot_dot_link(name: &str) -> (PathBuf, PathBuf) {
+    let base = netkit_tests::work_dir().join(name);
     let _ = std::fs::remove_dir_all(&base);
     let (root, scratch) = (base.join("root"), base.join("scratch"));
     std::fs::create_dir_all(root.join("rel")).unwrap();
-    std::fs::create_dir_all(scratch.join("a")).unwrap();
+    std::fs::create_dir_all(&scratch).unwrap();
     std::fs::write(root.join("a.txt"), b"the file\n").unwrap();
     std::os::unix::fs::symlink("../a.txt", root.join("rel/up")).unwrap();
-    let served = Served::start(&[
-        "http",
-        "--bind",
-        "127.0.0.1:0",
-        "--root",
-        root.to_str().unwrap(),
-    ]);
+    (root, scratch)
+}
+
+/// Runs `work` while two threads rename files back and forth under `scratch`, for 10 s at
+/// most: each rename moves the kernel's rename seqlock, which openat2 checks across a `..`.
+fn while_renaming<T>(scratch: &Path, work: impl FnOnce() -> T) -> T {
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let renamers: Vec<_> = (0..2)
@@ -2002,21 +2130,76 @@ fn renames_elsewhere_on_the_host_do_not_fail_a_file_reached_through_a_link_with_
             })
         })
         .collect();
-    let conn = TcpStream::connect(served.addrs[0]).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut conn = std::io::BufReader::new(conn);
-    let mut answers = std::collections::BTreeMap::new();
-    let mut sent = 0;
-    while sent < 3000 && std::time::Instant::now() < deadline {
-        let (status, body) = get_kept_alive(&mut conn, "/rel/up");
-        assert!(status != 200 || body == b"the file\n", "{body:?}");
-        *answers.entry(status).or_insert(0) += 1;
-        sent += 1;
-    }
+    let result = work();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     for renamer in renamers {
         renamer.join().unwrap();
     }
+    result
+}
+
+/// A keep-alive connection to `served`, reads cut at 10 s.
+fn kept_alive(served: &Served) -> std::io::BufReader<TcpStream> {
+    let conn = TcpStream::connect(served.addrs[0]).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::io::BufReader::new(conn)
+}
+
+#[test]
+fn renames_elsewhere_on_the_host_do_not_fail_a_file_reached_through_a_link_with_dot_dot() {
+    // openat2 answers EAGAIN when any rename on the machine races a `..` it walks (as in the
+    // common `current -> ../releases/v2`): a deploy elsewhere made such requests 500.
+    let (root, scratch) = root_with_a_dot_dot_link("rename-race");
+    let served = Served::start(&[
+        "http",
+        "--bind",
+        "127.0.0.1:0",
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    let answers = while_renaming(&scratch, || {
+        let mut conn = kept_alive(&served);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut answers = std::collections::BTreeMap::new();
+        let mut sent = 0;
+        while sent < 3000 && std::time::Instant::now() < deadline {
+            let (status, body) = get_kept_alive(&mut conn, "/rel/up");
+            assert!(status != 200 || body == b"the file\n", "{body:?}");
+            *answers.entry(status).or_insert(0) += 1;
+            sent += 1;
+        }
+        answers
+    });
     assert_eq!(answers.keys().collect::<Vec<_>>(), [&200], "{answers:?}");
+}
+
+#[test]
+fn a_path_walked_as_openat2_kept_racing_renames_is_told_at_debug_level() {
+    // After 8 EAGAINs in a row openat2 gives way to the walk, and nothing said so: a request
+    // slowed by it could not be told from another. One debug line, not a warning each time.
+    let (root, scratch) = root_with_a_dot_dot_link("rename-race-told");
+    let served = Served::start_with(
+        Command::new(netkit_tests::netkit_bin())
+            .env("RUST_LOG", "debug")
+            .args(["serve", "http", "--bind", "127.0.0.1:0", "--root"])
+            .arg(&root),
+    );
+    let told = "\"rel/up\" still racing renames after 8 tries: walking the path";
+    let seen = || served.stderr.lock().unwrap().contains(told);
+    let sent = while_renaming(&scratch, || {
+        let mut conn = kept_alive(&served);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut sent = 0;
+        while !seen() && std::time::Instant::now() < deadline {
+            assert_eq!(get_kept_alive(&mut conn, "/rel/up").0, 200);
+            sent += 1;
+        }
+        sent
+    });
+    // The log reaches stderr through a queue, maybe after the answer.
+    wait_for_log(&served, told);
+    let log = served.stderr.lock().unwrap().clone();
+    let line = log.lines().find(|l| l.contains(told)).unwrap_or_default();
+    assert!(line.contains(" DEBUG "), "{sent} requests: {line}");
 }

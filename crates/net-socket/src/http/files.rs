@@ -130,6 +130,13 @@ fn after_scheme(target: &str) -> Option<&str> {
     })
 }
 
+/// Whether `rel` (as [`relative_path`] gives it) names a directory as such: the root, or a
+/// path whose decoded form ends in `/`, `/.` or `/..`. nginx decodes `%2F` before it looks:
+/// `/d%2F` lists `d` as `/d/` does, where the target as sent (not ending in `/`) redirected.
+pub(crate) fn names_a_dir(rel: &OsStr) -> bool {
+    rel == "." || rel.as_bytes().ends_with(b"/")
+}
+
 /// The URL path of `rel` (as [`relative_path`] gives it) as a directory, encoded: what a
 /// redirect to it says, whatever the target that named it looked like (`/\evil.com/..`).
 pub(crate) fn dir_url(rel: &OsStr) -> String {
@@ -180,8 +187,15 @@ pub(crate) fn open_beneath(
         return open_walking(root, rel, flags);
     }
     match openat2_retrying(root, rel, flags) {
-        // Still racing renames: the walk refuses the same paths and takes no seqlock.
-        Err(Errno::EAGAIN) => open_walking(root, rel, flags),
+        // Still racing renames: the walk refuses the same paths and takes no seqlock. Told at
+        // debug level: a busy host does this often, and it is no fault (a warning per request
+        // would flood the log), but a slowdown seen in a profile can be traced to it.
+        Err(Errno::EAGAIN) => {
+            log::debug!(
+                "openat2 of {rel:?} still racing renames after {OPENAT2_TRIES} tries: walking the path"
+            );
+            open_walking(root, rel, flags)
+        }
         opened => opened.map(File::from).map_err(|e| refusal(e, rel)),
     }
 }
@@ -524,13 +538,13 @@ pub(crate) fn range_applies(if_range: Option<&str>, etag: &str, mtime: Option<Sy
         .is_some_and(|(date, mtime)| secs(date) == secs(mtime))
 }
 
-/// An HTML listing of `dir`, whose URL path is `url_path` (ending with `/`). `link_kind`
+/// An HTML listing of `dir`, the directory `rel` (as [`relative_path`] gives it). `link_kind`
 /// tells of a link (or an entry of unknown type) by name whether a request for it reaches
 /// a directory, or `None` when it would be refused (a link out of the root): such an entry
 /// is left out, as a mirror (`wget -m`, `lftp mirror`) fetching every entry failed on it.
 pub(crate) fn listing(
     dir: File,
-    url_path: &str,
+    rel: &OsStr,
     link_kind: impl Fn(&OsStr) -> Option<bool>,
 ) -> std::io::Result<String> {
     // Read through the descriptor opened beneath the root: read again by name, it could be
@@ -559,11 +573,17 @@ pub(crate) fn listing(
         names.push((name.to_vec(), is_dir));
     }
     names.sort();
-    let title = html_escape(url_path);
+    // The path as resolved, as nginx titles it: `/d/sub/..` and `/d%2F` are `/d/`.
+    let root = rel == ".";
+    let title = if root {
+        "/".to_owned()
+    } else {
+        shown(&[b"/", without_slash(rel), b"/"].concat())
+    };
     let mut html = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body><h1>Index of {title}</h1>\n<ul>\n"
     );
-    if url_path != "/" {
+    if !root {
         html.push_str("<li><a href=\"../\">../</a></li>\n");
     }
     for (name, is_dir) in names {
@@ -571,7 +591,7 @@ pub(crate) fn listing(
         // The name's own bytes, not its UTF-8 reading: a link to `latin\xe9` shown as
         // `latin\u{fffd}` fetched another file of that name.
         let href = percent_encoding::percent_encode(&name, HREF);
-        let text = html_escape(&String::from_utf8_lossy(&name));
+        let text = shown(&name);
         html.push_str(&format!(
             "<li><a href=\"{href}{slash}\">{text}{slash}</a></li>\n"
         ));
@@ -586,6 +606,34 @@ const HREF: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
+
+/// A name (or a path) as a listing shows it: its UTF-8 as text, HTML-escaped, and each byte
+/// that is no UTF-8 as `\xHH`, as the access log writes it. Read lossily, `latin\xe9` and
+/// `latin\u{fffd}` looked alike; nginx writes the raw bytes, which this page (in UTF-8) shows
+/// as U+FFFD too, and which no UTF-8 reader takes. So that nothing is lost, `\` is written
+/// `\x5C` (`latin\xE9` typed in ASCII is another name), and so are the bytes of control
+/// characters, which show nothing (or work on a terminal the page is dumped to): U+0085 is
+/// `\xC2\x85`, not the lone byte `\x85`.
+fn shown(name: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(name.len());
+    let escape = |bytes: &[u8], text: &mut String| {
+        for b in bytes {
+            let _ = write!(text, "\\x{b:02X}");
+        }
+    };
+    for chunk in name.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\\' || c.is_control() {
+                escape(c.encode_utf8(&mut [0; 4]).as_bytes(), &mut text);
+            } else {
+                text.push(c);
+            }
+        }
+        escape(chunk.invalid(), &mut text);
+    }
+    html_escape(&text)
+}
 
 fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -935,12 +983,20 @@ mod tests {
         use std::os::unix::ffi::OsStrExt as _;
         let latin = std::ffi::OsStr::from_bytes(b"latin\xe9");
         std::fs::write(dir.join(latin), b"").unwrap();
-        let html = listing(File::open(&dir).unwrap(), "/d/", |_| Some(false)).unwrap();
-        // A name that is no UTF-8 is linked by its own bytes, shown with U+FFFD.
+        std::fs::write(dir.join("back\\slash\u{85}"), b"").unwrap();
+        let html = listing(File::open(&dir).unwrap(), OsStr::new("d/"), |_| Some(false)).unwrap();
+        // A name that is no UTF-8 is linked by its own bytes, shown with `\xHH` for them; `\`
+        // and controls (by their UTF-8 bytes) so too, that no two names look alike.
+        assert!(html.contains("href=\"latin%E9\">latin\\xE9</a>"), "{html}");
         assert!(
-            html.contains("href=\"latin%E9\">latin\u{fffd}</a>"),
+            html.contains("href=\"back%5Cslash%C2%85\">back\\x5Cslash\\xC2\\x85</a>"),
             "{html}"
         );
+        assert!(html.contains("<h1>Index of /d/</h1>"), "{html}");
+        let top = listing(File::open(&dir).unwrap(), OsStr::new("."), |_| Some(false)).unwrap();
+        assert!(top.contains("<h1>Index of /</h1>"), "{top}");
+        assert!(!top.contains("href=\"../\""), "{top}");
+        assert!(html.contains("href=\"../\""), "{html}");
         assert!(
             html.contains("&lt;b&gt;&amp;&quot;x&quot;.txt</a>"),
             "{html}"

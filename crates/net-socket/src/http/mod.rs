@@ -510,13 +510,8 @@ impl HttpConn {
                     self.respond(ctx, &input[used - n..], &parsed);
                 }
                 Ok(httparse::Status::Partial) => {
-                    let pending = &input[used..];
-                    if pending.len() > MAX_REQUEST_LINE
-                        && !pending[..MAX_REQUEST_LINE].contains(&b'\n')
-                    {
-                        self.fail(ctx, &input[used..], 414, "URI Too Long");
-                    } else if pending.len() > MAX_HEAD {
-                        self.fail(ctx, &input[used..], 431, "Request Header Fields Too Large");
+                    if let Some((status, reason)) = oversized(&input[used..]) {
+                        self.fail(ctx, &input[used..], status, reason);
                     }
                     break;
                 }
@@ -526,27 +521,38 @@ impl HttpConn {
                 Err(httparse::Error::Version) if asks_a_later_http(&input[used..]) => {
                     self.fail(ctx, &input[used..], 505, "HTTP Version Not Supported");
                 }
-                Err(httparse::Error::Version) => {
-                    // RFC 9112 2.3: a later 1.x minor is answered as 1.1, as nginx does.
-                    // Rare enough to pay for a copy of the head.
-                    let Some(at) = later_minor(&input[used..]) else {
+                Err(httparse::Error::Version | httparse::Error::Token) => {
+                    // What httparse refuses and nginx serves, mended in a copy of the head
+                    // (rare enough to pay for one) and parsed again.
+                    let Some((head, grown)) = mended(&input[used..]) else {
                         self.fail(ctx, &input[used..], 400, "Bad Request");
                         continue;
                     };
-                    let mut head = input[used..].to_vec();
-                    head[at] = b'1';
                     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
                     let mut parsed = httparse::Request::new(&mut headers);
                     match parsed.parse(&head) {
+                        // The mending only grew the request line, which `n` covers.
+                        Ok(httparse::Status::Complete(n)) if n - grown > MAX_HEAD => {
+                            self.fail(ctx, &input[used..], 431, "Request Header Fields Too Large");
+                        }
                         Ok(httparse::Status::Complete(n)) => {
-                            // The bytes as received, for the log line to say `HTTP/1.7`.
-                            let raw = &input[used..used + n];
-                            used += n;
+                            // The bytes as received, for the log line to say `HTTP/1.7` and
+                            // `\xE9` as sent.
+                            let raw = &input[used..used + n - grown];
+                            used += raw.len();
                             self.head_timer = false;
                             self.body_timer = false;
                             self.respond(ctx, raw, &parsed);
                         }
-                        Ok(httparse::Status::Partial) => break,
+                        Ok(httparse::Status::Partial) => {
+                            if let Some((status, reason)) = oversized(&input[used..]) {
+                                self.fail(ctx, &input[used..], status, reason);
+                            }
+                            break;
+                        }
+                        Err(httparse::Error::TooManyHeaders) => {
+                            self.fail(ctx, &input[used..], 431, "Request Header Fields Too Large");
+                        }
                         Err(_) => self.fail(ctx, &input[used..], 400, "Bad Request"),
                     }
                 }
@@ -704,17 +710,10 @@ impl HttpConn {
         }
         self.head_only = method == "HEAD";
         let line_start = self.requests.len();
-        let _ = write!(self.requests, "{method} {target} HTTP/1.");
-        // The minor version as sent (a later one was parsed as 1.1), where the one space
-        // httparse allows each side of the target puts it, past the empty lines it skips
-        // before a request line.
-        let line = raw
-            .iter()
-            .position(|b| !matches!(b, b'\r' | b'\n'))
-            .unwrap_or(0);
-        let sent = raw.get(line + method.len() + target.len() + 9).copied();
-        self.requests
-            .push(sent.filter(u8::is_ascii_digit).unwrap_or(b'0' + minor));
+        // The request line as sent, past the empty lines httparse skips before one: a later
+        // minor version (parsed as 1.1) and a target percent-encoded to be parsed at all are
+        // logged as they came (`HTTP/1.7`, `/caf\xE9`), as nginx logs them.
+        self.requests.extend_from_slice(sent_line(raw));
         let status = match method {
             "GET" | "HEAD" => self.serve(ctx, &request, keep_alive),
             // Methods are case-sensitive (RFC 9110 9.1): a known one is not allowed here, any
@@ -752,9 +751,7 @@ impl HttpConn {
             Ok(file) => file,
             // A directory that may be entered but not listed (0711) still has its index to
             // serve, as nginx serves it; only its listing is refused.
-            Err(refusal @ Refusal::Forbidden(Denial::Denied(_)))
-                if files::target_path(req.target).ends_with('/') =>
-            {
+            Err(refusal @ Refusal::Forbidden(Denial::Denied(_))) if files::names_a_dir(&rel) => {
                 return match self.serve_index(ctx, req, &rel, keep_alive) {
                     Some(status) => status,
                     None => refused(self, ctx, refusal),
@@ -942,8 +939,7 @@ impl HttpConn {
             self.error(ctx, 404, keep_alive, &[]);
             return 404;
         }
-        let path = files::target_path(req.target);
-        if !path.ends_with('/') {
+        if !files::names_a_dir(rel) {
             return self.redirect_to_dir(ctx, req, rel, keep_alive);
         }
         if let Some(status) = self.serve_index(ctx, req, rel, keep_alive) {
@@ -959,7 +955,7 @@ impl HttpConn {
                 )
                 .is_ok() =>
             {
-                let target = format!("{path}index.html");
+                let target = format!("{}index.html", files::dir_url(rel));
                 return self.forbid(ctx, &target, why, keep_alive);
             }
             _ => {}
@@ -968,7 +964,6 @@ impl HttpConn {
         if let Some(answered) = self.preconditions(ctx, req, "", None, keep_alive) {
             return answered;
         }
-        let decoded_path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
         let link_kind = |name: &OsStr| {
             let path = files::child(rel, name);
             match self.root.open(&path) {
@@ -979,7 +974,7 @@ impl HttpConn {
                 Err(_) => Some(self.root.is_dir(&path)),
             }
         };
-        match files::listing(dir, &decoded_path, link_kind) {
+        match files::listing(dir, rel, link_kind) {
             Ok(html) => {
                 let len = html.len() as u64;
                 self.head(
@@ -1041,7 +1036,8 @@ impl HttpConn {
         if !file.metadata().is_ok_and(|m| m.is_file()) {
             return None;
         }
-        let target = format!("{}index.html", files::target_path(req.target));
+        // From the path as resolved: `/d/.` or `/d%2F` named `d/`, not `d/.index.html`.
+        let target = format!("{}index.html", files::dir_url(rel));
         let inner = Request {
             target: &target,
             ..req.clone()
@@ -1416,15 +1412,69 @@ fn asks_a_later_http(input: &[u8]) -> bool {
         .is_some_and(|major| (b'2'..=b'9').contains(major))
 }
 
-/// Where the minor digit of a request line's `HTTP/1.2` ... `HTTP/1.9` is, to be read as 1.1.
-fn later_minor(input: &[u8]) -> Option<usize> {
-    let end = input.iter().position(|&b| b == b'\n')?;
-    let line = input[..end].strip_suffix(b"\r").unwrap_or(&input[..end]);
-    let version = line.len().checked_sub(8).map(|at| (at, &line[at..]))?;
-    match version {
-        (at, [b'H', b'T', b'T', b'P', b'/', b'1', b'.', b'2'..=b'9']) if at > 0 => Some(at + 7),
-        _ => None,
+/// The answer to a head not complete yet that is already too long to be one, if any.
+fn oversized(pending: &[u8]) -> Option<(u16, &'static str)> {
+    if pending.len() > MAX_REQUEST_LINE && !pending[..MAX_REQUEST_LINE].contains(&b'\n') {
+        Some((414, "URI Too Long"))
+    } else if pending.len() > MAX_HEAD {
+        Some((431, "Request Header Fields Too Large"))
+    } else {
+        None
     }
+}
+
+/// The first request line in `input` (past the empty lines before it), without its line end.
+fn sent_line(input: &[u8]) -> &[u8] {
+    request_line_uncut(&input[blank_lines(input)..])
+}
+
+/// How many bytes of empty lines `input` starts with: httparse skips them.
+fn blank_lines(input: &[u8]) -> usize {
+    input
+        .iter()
+        .position(|b| !matches!(b, b'\r' | b'\n'))
+        .unwrap_or(input.len())
+}
+
+/// A copy of the head at the start of `input`, mended where httparse refuses what nginx
+/// serves, and how many bytes longer it got; `None` when there is nothing to mend, or the
+/// request line has not all come. A later 1.x minor (`HTTP/1.7`) is read as 1.1 (RFC 9112
+/// 2.3). Raw bytes past ASCII in a target that is then no UTF-8 (a name in Latin-1, sent
+/// unencoded), which httparse refuses, are percent-encoded: `/caf%E9` names the same bytes
+/// (`files::relative_path` decodes them). Control bytes are left as they are, refused.
+fn mended(input: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let start = blank_lines(input);
+    if !input[start..].contains(&b'\n') {
+        return None;
+    }
+    let line = request_line_uncut(&input[start..]);
+    let first = line.iter().position(|&b| b == b' ')?;
+    let last = line.iter().rposition(|&b| b == b' ')?;
+    let target = line.get(first + 1..last)?;
+    let mut version = line[last..].to_vec();
+    let later = version.len() == 9
+        && version.starts_with(b" HTTP/1.")
+        && (b'2'..=b'9').contains(&version[8]);
+    if later {
+        version[8] = b'1';
+    }
+    let raw = std::str::from_utf8(target).is_err();
+    if !later && !raw {
+        return None;
+    }
+    let mut head = Vec::with_capacity(input.len() + 2 * target.len());
+    head.extend_from_slice(&input[..start + first + 1]);
+    for &b in target {
+        if raw && !b.is_ascii() {
+            let _ = write!(head, "%{b:02X}");
+        } else {
+            head.push(b);
+        }
+    }
+    head.extend_from_slice(&version);
+    head.extend_from_slice(&input[start + line.len()..]);
+    let grown = head.len() - input.len();
+    Some((head, grown))
 }
 
 /// Writes a response's access-log line: the request line, the status and the body bytes
@@ -1436,9 +1486,14 @@ fn access_log(peer: SocketAddr, request: &[u8], status: u16, sent: u64) {
 /// The request line at the start of `input` as received, for the log of a request that
 /// could not be parsed: up to its end of line, at most [`LOGGED_LINE`] bytes.
 fn request_line(input: &[u8]) -> &[u8] {
-    let line = input.split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = request_line_uncut(input);
     &line[..line.len().min(LOGGED_LINE)]
+}
+
+/// The line at the start of `input`, without its line end.
+fn request_line_uncut(input: &[u8]) -> &[u8] {
+    let line = input.split(|&b| b == b'\n').next().unwrap_or_default();
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// Bytes from the client as the access log writes them: a `"` or `\` as nginx writes it

@@ -1,5 +1,6 @@
 //! The `http` service: an HTTP/1.1 static file server on `httparse`.
 
+mod cache;
 mod files;
 
 use std::collections::VecDeque;
@@ -11,6 +12,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{FileExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -155,6 +157,22 @@ impl RootByName {
                 );
             }
         }
+    }
+
+    /// The file `rel` as this loop keeps it in memory, if it is still that file.
+    fn kept(&self, rel: &OsStr) -> Option<Rc<cache::Cached>> {
+        let root = self.get()?;
+        cache::get(root.id, &root.dir, rel)
+    }
+
+    /// Keeps the file `rel`, just opened as `file`, in memory if it is worth it.
+    fn keep(
+        &self,
+        rel: &OsStr,
+        file: &File,
+        meta: &std::fs::Metadata,
+    ) -> Option<Rc<cache::Cached>> {
+        cache::keep(self.current()?.id, rel, file, meta)
     }
 
     /// Whether `rel` is a directory under the root (see [`Root::is_dir`]).
@@ -426,6 +444,25 @@ struct Request<'a> {
     range: Option<&'a str>,
     if_range: Option<&'a str>,
     conditions: files::Conditions<'a>,
+}
+
+/// Where the body of a file's response comes from.
+enum Source {
+    /// Opened for this request, with what stat said of it then.
+    File(File, std::fs::Metadata),
+    /// Kept in memory by this event loop (see [`cache`]).
+    Kept(Rc<cache::Cached>),
+}
+
+impl Source {
+    /// Another handle on the same bytes, one per part of a multipart answer: the output
+    /// queue owns what it sends from.
+    fn try_clone(&self) -> std::io::Result<Source> {
+        Ok(match self {
+            Source::File(file, meta) => Source::File(file.try_clone()?, meta.clone()),
+            Source::Kept(kept) => Source::Kept(Rc::clone(kept)),
+        })
+    }
 }
 
 /// A response head about to be written.
@@ -747,35 +784,47 @@ impl HttpConn {
             Ok(rel) => rel,
             Err(refusal) => return refused(self, ctx, refusal),
         };
-        let file = match self.root.open(&rel) {
-            Ok(file) => file,
-            // A directory that may be entered but not listed (0711) still has its index to
-            // serve, as nginx serves it; only its listing is refused.
-            Err(refusal @ Refusal::Forbidden(Denial::Denied(_))) if files::names_a_dir(&rel) => {
-                return match self.serve_index(ctx, req, &rel, keep_alive) {
-                    Some(status) => status,
-                    None => refused(self, ctx, refusal),
-                };
+        let source = if let Some(kept) = self.root.kept(&rel) {
+            Source::Kept(kept)
+        } else {
+            let file = match self.root.open(&rel) {
+                Ok(file) => file,
+                // A directory that may be entered but not listed (0711) still has its index to
+                // serve, as nginx serves it; only its listing is refused.
+                Err(refusal @ Refusal::Forbidden(Denial::Denied(_)))
+                    if files::names_a_dir(&rel) =>
+                {
+                    return match self.serve_index(ctx, req, &rel, keep_alive) {
+                        Some(status) => status,
+                        None => refused(self, ctx, refusal),
+                    };
+                }
+                // Named without its `/`, it is redirected to it as a listable one is (nginx's
+                // 301), for its index to be found there.
+                Err(Refusal::Forbidden(Denial::Denied(_))) if self.root.is_dir(&rel) => {
+                    return self.redirect_to_dir(ctx, req, &rel, keep_alive);
+                }
+                Err(refusal) => return refused(self, ctx, refusal),
+            };
+            let Ok(meta) = file.metadata() else {
+                return refused(self, ctx, Refusal::NotFound);
+            };
+            if meta.is_dir() {
+                return self.serve_dir(ctx, req, &rel, file, keep_alive);
             }
-            // Named without its `/`, it is redirected to it as a listable one is (nginx's
-            // 301), for its index to be found there.
-            Err(Refusal::Forbidden(Denial::Denied(_))) if self.root.is_dir(&rel) => {
-                return self.redirect_to_dir(ctx, req, &rel, keep_alive);
+            if !meta.is_file() {
+                return refused(self, ctx, Refusal::Forbidden(Denial::NotAFile));
             }
-            Err(refusal) => return refused(self, ctx, refusal),
+            match self.root.keep(&rel, &file, &meta) {
+                Some(kept) => Source::Kept(kept),
+                None => Source::File(file, meta),
+            }
         };
-        let Ok(meta) = file.metadata() else {
-            return refused(self, ctx, Refusal::NotFound);
+        let (len, modified) = match &source {
+            Source::File(_, meta) => (meta.len(), meta.modified().ok()),
+            Source::Kept(kept) => (kept.bytes.len() as u64, kept.modified),
         };
-        if meta.is_dir() {
-            return self.serve_dir(ctx, req, &rel, file, keep_alive);
-        }
-        if !meta.is_file() {
-            return refused(self, ctx, Refusal::Forbidden(Denial::NotAFile));
-        }
-        let modified = meta.modified().ok();
         let content_type = content_type(Path::new(&rel));
-        let len = meta.len();
         // From the time as it is: clamped to what a date can say, every file before 1970 had
         // one tag per size.
         let etag = files::etag(modified, len);
@@ -801,7 +850,7 @@ impl HttpConn {
                 return self.serve_parts(
                     ctx,
                     req,
-                    &file,
+                    &source,
                     &parts,
                     (len, mtime, &etag, content_type),
                     keep_alive,
@@ -832,7 +881,7 @@ impl HttpConn {
             },
         );
         if req.method != "HEAD" && count > 0 {
-            self.queue_body(ctx, Ok(file), req.target, start, count);
+            self.queue_body(ctx, Ok(source), req.target, start, count);
         }
         status
     }
@@ -843,7 +892,7 @@ impl HttpConn {
         &mut self,
         ctx: &mut Context<'_>,
         req: &Request<'_>,
-        file: &File,
+        source: &Source,
         parts: &[(u64, u64)],
         (len, mtime, etag, content_type): (u64, Option<SystemTime>, &str, &str),
         keep_alive: bool,
@@ -883,8 +932,7 @@ impl HttpConn {
         }
         for (head, (start, end)) in heads.iter().zip(parts) {
             ctx.output_buffer().extend_from_slice(head.as_bytes());
-            // A duplicate descriptor per part: the output queue owns what it sends from.
-            if !self.queue_body(ctx, file.try_clone(), req.target, *start, end - start + 1) {
+            if !self.queue_body(ctx, source.try_clone(), req.target, *start, end - start + 1) {
                 return 206;
             }
         }
@@ -892,18 +940,31 @@ impl HttpConn {
         206
     }
 
-    /// Queues `count` bytes of `file` from `start`: copied behind what is queued when small,
-    /// else sent by sendfile. False when the file cannot be read: the head promised bytes we
-    /// cannot send, so the connection is cut (the client must not take a short body).
+    /// Queues `count` bytes of `source` from `start`: copied behind what is queued when small
+    /// or kept, else sent by sendfile. False when the file cannot be read: the head promised
+    /// bytes we cannot send, so the connection is cut (the client must not take a short body).
     fn queue_body(
         &mut self,
         ctx: &mut Context<'_>,
-        file: std::io::Result<File>,
+        source: std::io::Result<Source>,
         target: &str,
         start: u64,
         count: u64,
     ) -> bool {
-        let result = file.and_then(|file| {
+        let result = source.and_then(|source| {
+            let file = match source {
+                Source::File(file, _) => file,
+                Source::Kept(kept) => {
+                    // The span was worked out from the kept length, so it lies within.
+                    let part = usize::try_from(start)
+                        .ok()
+                        .zip(usize::try_from(start + count).ok())
+                        .and_then(|(from, to)| kept.bytes.get(from..to))
+                        .unwrap_or_default();
+                    ctx.output_buffer().extend_from_slice(part);
+                    return Ok(());
+                }
+            };
             if count > INLINE_BODY {
                 ctx.write_file(file, start, count);
                 return Ok(());

@@ -3675,6 +3675,165 @@ fn a_retry_never_splices_a_file_replaced_on_the_server_onto_what_came_before() {
     }
 }
 
+/// The lines of `text` that start a request (`GET ...`) or a response (`HTTP/...`) head.
+fn head_lines(text: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(text)
+        .lines()
+        .filter(|l| l.starts_with("GET ") || l.starts_with("HTTP/"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_downloads_head_is_shown_before_its_body_and_when_the_download_fails() {
+    // As httpie's --download: the head on stderr as it comes. It came only once the file was
+    // whole: the server holds the rest of this body back for 30 s.
+    let server = EchoServer::start();
+    let dest = work_dir().join("http-cli-head-first.txt");
+    let mut child = netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(["http", "-d", "-h", "-o", dest.to_str().unwrap()])
+            .arg(server.url("/drip/text"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped()),
+    );
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0; 4096];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut stderr, &mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("Content-Type: text/plain\n") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(bytes) => seen.extend(bytes),
+            Err(_) => panic!(
+                "no head on stderr while the body comes: {:?}",
+                String::from_utf8_lossy(&seen)
+            ),
+        }
+    }
+    assert!(
+        String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200 OK\n"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    assert!(child.try_wait().unwrap().is_none(), "the download ended");
+    child.terminate(Duration::from_secs(10));
+    // A download that fails shows the head too (httpie saves nothing of a 404, and shows it):
+    // a refused status, a body cut short, a redirect one too many.
+    let refused = work_dir().join("http-cli-head-refused");
+    let refused = refused.to_str().unwrap();
+    for (url, exit, head) in [
+        (server.url("/status/404"), 4, "HTTP/1.1 404 Not Found\n"),
+        (server.url("/truncate/1000"), 1, "Content-Length: 1000\n"),
+        (server.url("/redirect/1"), 6, "Location: /redirect/0\n"),
+    ] {
+        let out = http(&["-d", "-h", "--max-redirects", "0", "-o", refused, &url]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(exit), "{url}: {err}");
+        assert!(
+            err.starts_with("HTTP/1.1 ") && err.contains(head),
+            "{url}: {err}"
+        );
+        assert!(
+            err.lines().last().unwrap().starts_with("netkit: error: "),
+            "{url}: {err}"
+        );
+        assert!(!std::path::Path::new(refused).exists(), "{url}");
+    }
+    // With -v, the request before it, each once.
+    let out = http(&["-d", "-v", "-o", refused, &server.url("/status/404")]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(
+        head_lines(&out.stderr),
+        ["GET /status/404 HTTP/1.1", "HTTP/1.1 404 Not Found"],
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_download_shows_the_redirects_it_follows_as_a_plain_request_shows_them() {
+    // What -v and --all show of a redirected request is the same whether the body is saved
+    // (-d, heads on stderr) or printed: a download showed the first request and the last
+    // head, whatever --all asked.
+    let server = EchoServer::start();
+    let url = server.url("/redirect/2");
+    let dest = work_dir().join("http-cli-download-hops.json");
+    let dest = dest.to_str().unwrap();
+    let every_hop = [
+        "GET /redirect/2 HTTP/1.1",
+        "HTTP/1.1 302 Found",
+        "GET /redirect/1 HTTP/1.1",
+        "HTTP/1.1 302 Found",
+        "GET /redirect/0 HTTP/1.1",
+        "HTTP/1.1 302 Found",
+        "GET /echo HTTP/1.1",
+        "HTTP/1.1 200 OK",
+    ];
+    for flags in [
+        &["-v", "-F", "--all"][..],
+        &["-v", "-F"],
+        &["-F", "--all", "-h"],
+    ] {
+        let plain = http(&[flags, &[url.as_str()]].concat());
+        assert!(plain.status.success(), "{flags:?}: {plain:?}");
+        let saved = http(&[flags, &["-d", "-o", dest, &url]].concat());
+        let err = String::from_utf8_lossy(&saved.stderr);
+        assert!(saved.status.success(), "{flags:?}: {err}");
+        assert_eq!(
+            head_lines(&saved.stderr),
+            head_lines(&plain.stdout),
+            "{flags:?}: {err}"
+        );
+        let saved_body: Value = serde_json::from_slice(&std::fs::read(dest).unwrap()).unwrap();
+        assert_eq!(saved_body["target"], "/echo");
+        std::fs::remove_file(dest).unwrap();
+    }
+    let all = http(&["-d", "-v", "--all", "-o", dest, &url]);
+    assert_eq!(head_lines(&all.stderr), every_hop);
+    // Without --all, as httpie without it: the request sent first, the head of the answer.
+    let last = http(&["-d", "-v", "-o", dest, &url]);
+    assert_eq!(
+        head_lines(&last.stderr),
+        ["GET /redirect/2 HTTP/1.1", "HTTP/1.1 200 OK"]
+    );
+}
+
+#[test]
+fn a_3xx_with_no_location_is_a_downloads_answer_not_a_redirect_loop() {
+    // Nothing to follow: the server's final answer, not the file. As httpie's --download
+    // (exit 3, as --check-status takes a 3xx), nothing saved; "too many redirects" (6) was
+    // said of it under --max-redirects 0, and a loop cut short is not what happened.
+    let server = EchoServer::start();
+    let url = server.url("/redirect-to?status=302");
+    let dest = work_dir().join("http-cli-no-location");
+    let dest = dest.to_str().unwrap();
+    for max in ["30", "0"] {
+        let out = http(&["-d", "-h", "--max-redirects", max, "-o", dest, &url]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "--max-redirects {max}: {err}");
+        assert!(err.starts_with("HTTP/1.1 302 Found\n"), "{err}");
+        let error = err.lines().last().unwrap();
+        assert!(
+            error.starts_with("netkit: error: ") && error.contains("no Location to follow"),
+            "{err}"
+        );
+        assert!(!std::path::Path::new(dest).exists());
+    }
+    // A plain request takes it alike: its answer, exit 3 with --check-status.
+    let out = http(&["-F", "--max-redirects", "0", "--check-status", &url]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+}
+
 #[test]
 fn a_download_to_stdout_is_the_file_alone_and_its_heads_go_to_stderr() {
     let root = std::path::PathBuf::from(env("NETKIT_TEST_NGINX_ROOT"));

@@ -1534,7 +1534,15 @@ fn downloads_never_leave_a_truncated_target_and_resume_byte_exact() {
             DownloadOptions::default()
                 .with_resume(true)
                 .with_fsync(true),
-            &mut |p| seen.push(p.done),
+            &mut |event| match event {
+                // The head is told first, before a byte is saved.
+                net_http::DownloadEvent::Head(response) => {
+                    assert!(seen.is_empty(), "a head after progress: {seen:?}");
+                    assert_eq!(response.status(), 206);
+                }
+                net_http::DownloadEvent::Progress(p) => seen.push(p.done),
+                _ => {}
+            },
         )
         .unwrap();
     assert_eq!(

@@ -149,7 +149,8 @@ pub struct Args {
     proxy: Vec<String>,
     /// Save the body to a file with a progress bar: -o FILE, or the name the server gives in
     /// Content-Disposition, or the URL's file name (NAME-1, NAME-2, ... when NAME exists, as
-    /// httpie); without -o and with stdout redirected, to stdout (`-d URL | tar x`).
+    /// httpie); without -o and with stdout redirected, to stdout (`-d URL | tar x`). What -v,
+    /// -h or --all show goes to stderr, each head before its body, a refused one's too.
     #[arg(short = 'd', long)]
     download: bool,
     /// Save the body to FILE (`-` writes it to stdout as it comes, as curl).
@@ -225,13 +226,18 @@ impl Args {
 }
 
 /// The library's `max_redirects` 0 hands the 3xx back; asked to follow redirects but none
-/// (`--max-redirects 0` with -F or -d), a redirect `url` answered with `status` (one the
-/// library follows) is one too many, as httpie and curl --max-redirs 0 say: exit 6, not 3's
-/// "not followed".
-fn none_followed(args: &Args, url: &str, status: u16) -> Option<Error> {
-    let redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
+/// (`--max-redirects 0` with -F or -d), a `response` the library would have followed (a
+/// redirect status with a `Location`) is one too many, as httpie and curl --max-redirs 0 say:
+/// exit 6, not 3's "not followed". A 3xx with no `Location` is no redirect but the server's
+/// answer, as the library takes it: exit 3 under --check-status or -d, as httpie's (it was 6
+/// under -d, as if a loop had been cut).
+fn none_followed(args: &Args, response: &Response) -> Option<Error> {
+    let redirect = matches!(response.status(), 301 | 302 | 303 | 307 | 308)
+        && response
+            .header("location")
+            .is_some_and(|to| !to.trim().is_empty());
     (args.follows() && args.max_redirects == 0 && redirect).then(|| Error::TooManyRedirects {
-        url: url.to_owned(),
+        url: response.url().to_owned(),
         max: 0,
     })
 }
@@ -487,60 +493,35 @@ fn request(mut args: Args) -> Outcome {
         return Ok(ExitCode::SUCCESS);
     }
 
+    let shows = Shows {
+        what: &what,
+        tty: shown_tty,
+        style: &style,
+        all: args.all,
+        stream: args.stream,
+    };
     if args.download {
         shown.flush()?;
-        // The head on stderr with the request's, as httpie's --download shows it.
-        let mut show_head = |head: &Head| {
-            if what.contains('h') {
-                print_head(&mut shown, head, &style)?;
-                shown.flush()?;
-            }
-            Ok(())
-        };
-        return download(request, &args, session.as_ref(), &mut show_head);
+        // On stderr with the request's, each head as it comes, as httpie's --download shows
+        // them: before the body, and for an answer that is not saved.
+        let mut show = |response: &mut Response| shows.head(&mut shown, response);
+        return download(request, &args, session.as_ref(), &mut show);
     }
     let started = std::time::Instant::now();
     let mut response = request.send().map_err(failure)?;
     // From sending to the response's head, as httpie (requests) times it.
     let elapsed = started.elapsed();
-    if response.header("location").is_some()
-        && let Some(error) = none_followed(&args, response.url(), response.status())
-    {
+    if let Some(error) = none_followed(&args, &response) {
         return Err(failure(error));
     }
     // Told after the response, which was had (its request may have changed the server's
     // state: a script must not take it for one never made and send it again).
     let saved = save(session.as_ref(), &args);
-    // Each request after the first, and each response but the last, as httpie's --all.
-    let print_sent = |out: &mut Box<dyn Write>, hop: &Response| match hop.redirected_request() {
-        Some(sent) if what.contains('H') || what.contains('B') => {
-            print_request(out, sent, &what, shown_tty, &style)
-        }
-        _ => Ok(()),
-    };
-    if args.all {
-        for hop in response.take_history() {
-            print_sent(&mut shown, &hop)?;
-            if what.contains('h') {
-                print_head(&mut shown, &hop.head(), &style)?;
-            }
-            if what.contains('b') {
-                print_body(&mut shown, hop, shown_tty, args.stream, &style)?;
-                writeln!(shown)?;
-            }
-        }
-    }
     let status = response.status();
     let reason = response.reason().to_owned();
     let via_proxy = response.via_proxy();
-    if args.all {
-        print_sent(&mut shown, &response)?;
-    }
-    if what.contains('h') {
-        print_head(&mut shown, &response.head(), &style)?;
-    }
     // Before the body, as it came.
-    shown.flush()?;
+    shows.head(&mut shown, &mut response)?;
     let url = response.url().to_owned();
     // A piped download's refused answer is not the file: the warning of --check-status says
     // why nothing came.
@@ -1138,49 +1119,67 @@ fn download_bar(quiet: u8, total: Option<u64>, done: u64) -> Option<indicatif::P
     })
 }
 
-/// Downloads as `args` ask, `show_head` given the head of the response saved.
+/// Downloads as `args` ask, `show` given each response's head as it comes (before its body,
+/// and for one that is then refused or cut short).
 fn download(
     request: Request,
     args: &Args,
     session: Option<&Session>,
-    show_head: &mut dyn FnMut(&Head) -> anyhow::Result<()>,
+    show: &mut dyn FnMut(&mut Response) -> anyhow::Result<()>,
 ) -> Outcome {
-    let mut bar = None;
-    let mut progress = |p: net_http::Progress<'_>| {
-        // Made once the length is known, and from there on (see progress::bar).
-        let bar = bar.get_or_insert_with(|| download_bar(args.quiet, p.total, p.done));
-        if let Some(bar) = bar {
-            bar.set_position(p.done);
-        }
-        if let Some(part) = p.part {
-            match &mut watch().part {
-                Some((kept, done, _)) if kept == part => *done = p.done,
-                slot => *slot = Some((part.to_owned(), p.done, bar.clone())),
+    let mut bar: Option<Option<indicatif::ProgressBar>> = None;
+    // The redirect the last head was, when it was one too many (--max-redirects 0).
+    let mut too_many = None;
+    // Showing failed (stderr closed): the download goes on, and says so once it is done.
+    let mut not_shown = None;
+    let mut events = |event: net_http::DownloadEvent<'_>| match event {
+        net_http::DownloadEvent::Head(response) => {
+            too_many = none_followed(args, response);
+            // A retry's head comes with the bar drawn: printed clear of it.
+            let shown = match &bar {
+                Some(Some(bar)) => bar.suspend(|| show(response)),
+                _ => show(response),
+            };
+            if let Err(e) = shown {
+                not_shown.get_or_insert(e);
             }
         }
+        net_http::DownloadEvent::Progress(p) => {
+            // Made once the length is known, and from there on (see progress::bar).
+            let bar = bar.get_or_insert_with(|| download_bar(args.quiet, p.total, p.done));
+            if let Some(bar) = bar {
+                bar.set_position(p.done);
+            }
+            if let Some(part) = p.part {
+                match &mut watch().part {
+                    Some((kept, done, _)) if kept == part => *done = p.done,
+                    slot => *slot = Some((part.to_owned(), p.done, bar.clone())),
+                }
+            }
+        }
+        _ => {}
     };
     let options = net_http::DownloadOptions::default()
         .with_resume(args.resume)
         .with_fsync(args.fsync);
     let done = match &args.output {
-        Some(path) => request.download_with(path, options, &mut progress),
-        None => request.download_into(Path::new("."), options, &mut progress),
+        Some(path) => request.download_with(path, options, &mut events),
+        None => request.download_into(Path::new("."), options, &mut events),
+    };
+    // The 3xx a download refuses is one too many when it was a redirect to follow.
+    let done = match (done, too_many) {
+        (Err(Error::Status { .. }), Some(too_many)) => Err(too_many),
+        (done, _) => done,
     }
-    // A download refuses any 3xx it was handed (a redirect without a `Location` too: a
-    // broken server's, taken here as one too many).
-    .map_err(|error| match error {
-        Error::Status {
-            ref url, status, ..
-        } => none_followed(args, url, status).unwrap_or(error),
-        error => error,
-    })
     .map_err(failure);
     watch().part = None;
     if let Some(Some(bar)) = &bar {
         bar.finish_and_clear();
     }
     let done = done?;
-    show_head(&done.head)?;
+    if let Some(e) = not_shown {
+        return Err(e.into());
+    }
     save(session, args)?;
     // Said on a terminal or not, as httpie says it: without `-o` the name is the server's
     // or `NAME-1`, and a CI log would not tell where the file went.
@@ -1278,6 +1277,55 @@ impl Style {
         } else {
             text.to_owned()
         }
+    }
+}
+
+/// What is shown of each response, as its head comes: the same for a download's (on stderr)
+/// as for a plain request's.
+struct Shows<'a> {
+    /// `--print`'s letters.
+    what: &'a str,
+    /// Where they go is a terminal.
+    tty: bool,
+    style: &'a Style,
+    /// --all: the redirects followed too.
+    all: bool,
+    /// -S, for the redirects' bodies.
+    stream: bool,
+}
+
+impl Shows<'_> {
+    /// Shows `response` before its body is read: with --all, each redirect followed to it
+    /// (the request it led to, its head and body) and the request that got it, as httpie's
+    /// --all; then its head. A download showed only the last head, once the file was whole,
+    /// and nothing when it failed.
+    fn head(&self, out: &mut impl Write, response: &mut Response) -> anyhow::Result<()> {
+        let (what, style) = (self.what, self.style);
+        // Each request after the first (shown before it was sent).
+        let print_sent = |out: &mut _, hop: &Response| match hop.redirected_request() {
+            Some(sent) if what.contains('H') || what.contains('B') => {
+                print_request(out, sent, what, self.tty, style)
+            }
+            _ => Ok(()),
+        };
+        if self.all {
+            for hop in response.take_history() {
+                print_sent(out, &hop)?;
+                if what.contains('h') {
+                    print_head(out, &hop.head(), style)?;
+                }
+                if what.contains('b') {
+                    print_body(out, hop, self.tty, self.stream, style)?;
+                    writeln!(out)?;
+                }
+            }
+            print_sent(out, response)?;
+        }
+        if what.contains('h') {
+            print_head(out, &response.head(), style)?;
+        }
+        out.flush()?;
+        Ok(())
     }
 }
 

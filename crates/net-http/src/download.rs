@@ -9,7 +9,23 @@ use crate::client::Request;
 
 const CHUNK: usize = 256 * 1024;
 
-/// Progress of a download, given to the progress callback after every chunk.
+/// What a download tells its caller as it goes, to show it then (see [`Request::download`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DownloadEvent<'a> {
+    /// A response's head came, before its body is saved or refused: given for every response
+    /// a download gets (one that then fails too: an error status, a redirect not followed, a
+    /// body cut short), so that a caller shows the head before the body comes, as httpie's
+    /// `--download` shows it, and does not lose it to the error. The redirects followed to it
+    /// are in its [`history`](crate::Response::history), each with the request it answered;
+    /// the caller may take them out ([`take_history`](crate::Response::take_history)) to read
+    /// their bodies. A retry or a resumption sends again: its response is told as well.
+    Head(&'a mut crate::Response),
+    /// The bytes saved so far, after every chunk (and once before the first).
+    Progress(Progress<'a>),
+}
+
+/// Progress of a download, told ([`DownloadEvent::Progress`]) after every chunk.
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
 pub struct Progress<'a> {
@@ -429,7 +445,11 @@ impl Request {
     /// with the first answer's strong ETag, or its Last-Modified); a file replaced on the
     /// server meanwhile (a 200 to that, or a 206 naming another ETag or length) starts the
     /// part over from byte 0, as curl --retry -C - does, never spliced. A 3xx (a redirect not
-    /// followed), 4xx or 5xx answer is an [`Error::Status`] and writes nothing.
+    /// followed, or one with no `Location` to follow: a final answer, as httpie takes it), 4xx
+    /// or 5xx answer is an [`Error::Status`] and writes nothing.
+    ///
+    /// `events` is told of each response's head as it comes, before its body is saved or
+    /// refused ([`DownloadEvent::Head`]), then of the progress after every chunk.
     ///
     /// # Errors
     /// [`Error::Status`], [`Error::Truncated`] (the part is kept for a resume), [`Error::Io`]
@@ -442,13 +462,9 @@ impl Request {
         self,
         dest: &Path,
         resume: bool,
-        progress: &mut dyn FnMut(Progress),
+        events: &mut dyn FnMut(DownloadEvent),
     ) -> Result<Downloaded, Error> {
-        self.download_with(
-            dest,
-            DownloadOptions::default().with_resume(resume),
-            progress,
-        )
+        self.download_with(dest, DownloadOptions::default().with_resume(resume), events)
     }
 
     /// As [`download`](Request::download), with every option (fsync too).
@@ -459,9 +475,9 @@ impl Request {
         self,
         dest: &Path,
         options: DownloadOptions,
-        progress: &mut dyn FnMut(Progress),
+        events: &mut dyn FnMut(DownloadEvent),
     ) -> Result<Downloaded, Error> {
-        self.fetch(Target::File(dest), options, progress)
+        self.fetch(Target::File(dest), options, events)
     }
 
     /// As [`download_with`](Request::download_with), into a file in `dir` named as httpie's
@@ -475,9 +491,9 @@ impl Request {
         self,
         dir: &Path,
         options: DownloadOptions,
-        progress: &mut dyn FnMut(Progress),
+        events: &mut dyn FnMut(DownloadEvent),
     ) -> Result<Downloaded, Error> {
-        self.fetch(Target::Dir(dir), options, progress)
+        self.fetch(Target::Dir(dir), options, events)
     }
 
     /// [`fetch_once`](Request::fetch_once), again while the body is cut off or stalls
@@ -489,7 +505,7 @@ impl Request {
         self,
         target: Target<'_>,
         options: DownloadOptions,
-        progress: &mut dyn FnMut(Progress),
+        events: &mut dyn FnMut(DownloadEvent),
     ) -> Result<Downloaded, Error> {
         let again = (self.retry_policy().retries > 0 && self.idempotent()).then(|| {
             let mut again = self.clone();
@@ -498,7 +514,7 @@ impl Request {
         });
         let mut cut = None;
         let mut version = None;
-        let error = match self.fetch_once(target, options, progress, &mut cut, &mut version) {
+        let error = match self.fetch_once(target, options, events, &mut cut, &mut version) {
             Err(error) => error,
             done => return done,
         };
@@ -506,7 +522,7 @@ impl Request {
             return Err(error);
         };
         again.again_while_cut(error, cut, |request, cut| {
-            request.fetch_once(target, options, progress, cut, &mut version)
+            request.fetch_once(target, options, events, cut, &mut version)
         })
     }
 
@@ -518,7 +534,7 @@ impl Request {
         self,
         target: Target<'_>,
         options: DownloadOptions,
-        progress: &mut dyn FnMut(Progress),
+        events: &mut dyn FnMut(DownloadEvent),
         cut: &mut Option<u32>,
         version: &mut Option<Version>,
     ) -> Result<Downloaded, Error> {
@@ -584,6 +600,8 @@ impl Request {
         // A body cut off is sent again here, the file started over or resumed: not by the
         // reader, which counted its retries apart.
         response.set_again(None);
+        // Before anything is judged or read, so that a refused answer is seen as well.
+        events(DownloadEvent::Head(&mut response));
         let status = response.status();
         let head = response.head();
         let dest = known.unwrap_or_else(|| {
@@ -634,12 +652,15 @@ impl Request {
         let response = response.error_for_status()?;
         if (300..400).contains(&status) {
             // Its body is not the file: nothing is written.
-            let to = response.header("location").unwrap_or("nowhere");
+            let excerpt = match response.header("location").filter(|l| !l.trim().is_empty()) {
+                Some(to) => format!("a redirect to {to}, not followed"),
+                None => "no Location to follow: the server's answer, not the file".to_owned(),
+            };
             return Err(Error::Status {
                 url,
                 status,
                 reason: response.reason().to_owned(),
-                excerpt: format!("a redirect to {to}, not followed"),
+                excerpt,
             });
         }
         // Another version than the part's: what came is of a file replaced meanwhile (a
@@ -667,7 +688,7 @@ impl Request {
                     .and_then(|file| file.set_len(0))
                     .map_err(file_error(&part))?;
                 *version = None;
-                return over.fetch_once(target, options, progress, cut, version);
+                return over.fetch_once(target, options, events, cut, version);
             }
         }
         // A whole body of another version is the file from its first byte.
@@ -764,11 +785,11 @@ impl Request {
         let mut buf = vec![0; CHUNK];
         let mut done = start;
         let resumable = (!direct).then_some(part.as_path());
-        progress(Progress {
+        events(DownloadEvent::Progress(Progress {
             done,
             total,
             part: resumable,
-        });
+        }));
         loop {
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
@@ -838,11 +859,11 @@ impl Request {
                 file_error(dest)(std::io::Error::new(e.kind(), why))
             })?;
             done += chunk.len() as u64;
-            progress(Progress {
+            events(DownloadEvent::Progress(Progress {
                 done,
                 total,
                 part: resumable,
-            });
+            }));
         }
         if again_whole.is_some_and(|(_, left)| left > 0) {
             return Err(shorter_again(url, done, &part));

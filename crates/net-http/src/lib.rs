@@ -64,7 +64,8 @@ mod tls;
 pub use client::{Auth, Client, Part, Preview, Request, url_credentials};
 pub use config::{ClientConfig, Retry};
 pub use download::{
-    DownloadOptions, Downloaded, Progress, disposition_name, download_name, kept_part, part_path,
+    DownloadEvent, DownloadOptions, Downloaded, Progress, disposition_name, download_name,
+    kept_part, part_path,
 };
 pub use error::{Error, PROXY_WANTS_CREDENTIALS, TimeoutKind};
 pub use items::{BodyKind, Item};

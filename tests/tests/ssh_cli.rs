@@ -10386,6 +10386,95 @@ fn sftp_names_that_are_not_utf8_are_shown_fetched_and_removed_by_their_bytes() {
     assert_eq!(std::fs::read(dir.join(&twin)).unwrap(), b"twin");
 }
 
+/// `netkit sftp -b -` with the bytes of `batch`: its output, standard error and exit code.
+fn sftp_batch_bytes(batch: &[u8]) -> (String, String, Option<i32>) {
+    let port = port().to_string();
+    let mut args = vec!["sftp", "-b", "-", "-P", &port];
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    let target = dest();
+    args.push(&target);
+    let out = netkit(&args, batch, &[]);
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (text(&out.stdout), text(&out.stderr), out.status.code())
+}
+
+#[test]
+fn a_batch_line_holding_a_name_that_is_not_utf8_takes_its_bytes_as_sftp_does() {
+    // The whole batch ended at such a line ("stream did not contain valid UTF-8"), naming no
+    // line, where OpenSSH's sftp takes the line's bytes as the name.
+    use std::os::unix::ffi::OsStrExt as _;
+    let latin = std::ffi::OsStr::from_bytes(b"latin\xe9");
+    let (dir, local) = fresh_dirs("sftp-batch-bytes");
+    std::fs::write(dir.join(latin), "bytes").unwrap();
+    let mut batch = format!("cd {}\nlcd {}\n", dir.display(), local.display()).into_bytes();
+    batch.extend_from_slice(b"get latin\xe9 got\nrename latin\xe9 moved\xff\n");
+    let (text, err, code) = sftp_batch_bytes(&batch);
+    assert_eq!(code, Some(0), "{text}{err}");
+    // Echoed as sftp echoes it, the byte as ls shows it.
+    assert!(text.contains("sftp> get latin\\351 got\n"), "{text}");
+    assert_eq!(std::fs::read(local.join("got")).unwrap(), b"bytes");
+    let moved = dir.join(std::ffi::OsStr::from_bytes(b"moved\xff"));
+    assert_eq!(std::fs::read(moved).unwrap(), b"bytes");
+}
+
+#[test]
+fn a_batch_line_that_cannot_be_taken_is_named_by_its_number() {
+    // A line past the cap ended the batch with an error that said what, not where.
+    let mut batch = b"pwd\n# a comment\n".to_vec();
+    batch.extend(std::iter::repeat_n(b'x', 70 << 10));
+    batch.extend_from_slice(b"\npwd\n");
+    let (text, err, code) = sftp_batch_bytes(&batch);
+    assert_eq!(code, Some(1), "{text}{err}");
+    assert_eq!(text.matches("sftp> pwd").count(), 1, "{text}");
+    assert!(
+        err.contains("batch line 3: a command line longer than 64 KiB"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sftp_errors_name_a_file_that_is_not_utf8_as_ls_shows_it() {
+    // Errors showed the name lossily (`latin\u{fffd}`, the name of another file) where ls
+    // shows `latin\351`, as sftp's errors do; and typed so, as Tab completes it, the name is
+    // that file's.
+    use std::os::unix::ffi::OsStrExt as _;
+    let (dir, local) = fresh_dirs("sftp-error-bytes");
+    std::fs::write(dir.join(std::ffi::OsStr::from_bytes(b"latin\xe9")), "bytes").unwrap();
+    let mut batch = format!("cd {}\nlcd {}\nls\n", dir.display(), local.display()).into_bytes();
+    batch.extend_from_slice(b"get latin\\351 typed\n-get nosuch\xe9x\nrm nosuch\xe9x\n");
+    let (text, err, code) = sftp_batch_bytes(&batch);
+    assert_eq!(code, Some(1), "{text}{err}");
+    assert!(text.contains("sftp> ls\nlatin\\351\n"), "{text}");
+    assert_eq!(std::fs::read(local.join("typed")).unwrap(), b"bytes");
+    assert_eq!(err.matches("nosuch\\351x").count(), 2, "{err}");
+    assert!(!err.contains('\u{fffd}'), "{err}");
+}
+
+#[test]
+fn sftp_tab_completes_a_name_that_is_not_utf8_as_ls_shows_it() {
+    // Tab left such names out: the prompt's line is text, which cannot hold the byte. It
+    // completes them as ls shows them, `latin\351`, which the line reads back as the byte.
+    use std::os::unix::ffi::OsStrExt as _;
+    let (dir, local) = fresh_dirs("sftp-tab-bytes");
+    std::fs::write(dir.join(std::ffi::OsStr::from_bytes(b"latin\xe9")), "bytes").unwrap();
+    let mut line = vec![netkit_bin().display().to_string(), "sftp".into()];
+    line.extend(["-P".into(), port().to_string()]);
+    line.extend(common());
+    line.push(dest());
+    let quoted: Vec<String> = line.iter().map(|w| format!("'{w}'")).collect();
+    let mut terminal = Terminal::start(&quoted.join(" "));
+    terminal.wait_for("sftp> ");
+    let got = local.join("got");
+    terminal.type_keys(format!("get {}/lat\t{}\r", dir.display(), got.display()).as_bytes());
+    terminal.wait_for_nth("sftp> ", 2);
+    terminal.type_keys(b"quit\r");
+    let (code, screen) = terminal.finish();
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("latin\\351 "), "{screen}");
+    assert_eq!(std::fs::read(&got).unwrap(), b"bytes", "{screen}");
+}
+
 #[test]
 fn sftp_recursive_put_and_get_keep_names_that_are_not_utf8_byte_for_byte() {
     use std::os::unix::ffi::OsStrExt as _;

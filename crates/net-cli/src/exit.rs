@@ -121,17 +121,11 @@ pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// A name or path from elsewhere as [`shown`] shows text, and a byte that is no part of a
 /// UTF-8 character as an octal escape too (`latin\351`), as sftp's `ls` shows it: shown
-/// lossily, `latin` and byte 0xE9 looked the same as the name `latin` and U+FFFD.
+/// lossily, `latin` and byte 0xE9 looked the same as the name `latin` and U+FFFD. The bytes
+/// are spelled by [`net_ssh::name_shown`], as in net-ssh's errors: an error names a file as
+/// `ls` lists it.
 pub fn shown_name(name: &std::ffi::OsStr) -> String {
-    use std::os::unix::ffi::OsStrExt as _;
-    let mut out = String::with_capacity(name.len());
-    for chunk in name.as_bytes().utf8_chunks() {
-        out.push_str(&shown(chunk.valid()));
-        for byte in chunk.invalid() {
-            out.push_str(&format!("\\{byte:03o}"));
-        }
-    }
-    out
+    shown(&net_ssh::name_shown(name)).into_owned()
 }
 
 /// The error and its causes joined by `: `, leaving out a cause whose text the line already

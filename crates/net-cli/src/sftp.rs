@@ -600,7 +600,7 @@ pub fn run(args: Args) -> Outcome {
             // As sftp: a path that is not a directory (or a second argument) is fetched, and
             // that is all; a directory is where the session starts.
             if local.is_some() || (path != Path::new(".") && !is_dir(&client, &path)?) {
-                let shown = path.display().to_string();
+                let shown = net_ssh::name_shown(&path);
                 let options = Transfer::new(false, false).with_fsync(fsync);
                 let local = local.unwrap_or_else(|| PathBuf::from("."));
                 download(&client, path, &shown, &local, options)?;
@@ -638,7 +638,7 @@ pub(crate) fn upload<S: AsRef<Path>>(
     if !into_dir && (locals.len() > 1 || remote.as_os_str().as_encoded_bytes().ends_with(b"/")) {
         return Err(anyhow!(
             "{}: not a directory{}",
-            remote.display(),
+            net_ssh::name_shown(remote),
             if locals.len() > 1 {
                 ", and there are several files to put in it"
             } else {
@@ -653,7 +653,7 @@ pub(crate) fn upload<S: AsRef<Path>>(
         let local = local.as_ref();
         let name = local
             .file_name()
-            .ok_or_else(|| anyhow!("bad local path {}", local.display()))
+            .ok_or_else(|| anyhow!("bad local path {}", net_ssh::name_shown(local)))
             .code(USAGE)?;
         let dest = if into_dir {
             remote.join(name)
@@ -719,7 +719,7 @@ pub(crate) fn download(
     if sources.len() > 1 && !local.is_dir() {
         return Err(anyhow!(
             "{}: not a directory, and {shown} names {} files",
-            local.display(),
+            net_ssh::name_shown(local),
             sources.len()
         ))
         .code(USAGE);
@@ -742,7 +742,7 @@ fn upload_stdin(client: &Client, remote: &Path, options: Transfer) -> Result<(),
     if is_dir(client, remote)? {
         return Err(anyhow!(
             "{}: is a directory; name the file to write standard input to",
-            remote.display()
+            net_ssh::name_shown(remote)
         ))
         .code(USAGE);
     }
@@ -752,7 +752,7 @@ fn upload_stdin(client: &Client, remote: &Path, options: Transfer) -> Result<(),
         return Err(anyhow!(
             "standard input is closed or /dev/null: {} not replaced with nothing (pipe an empty \
              input to mean it: printf '' | netkit sftp put - ...)",
-            remote.display()
+            net_ssh::name_shown(remote)
         ))
         .code(USAGE);
     }

@@ -2,7 +2,9 @@
 //! and Tab completion of command names and of local and remote paths (as sftp's own prompt
 //! has them), or a batch file or pipe.
 
+use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, IsTerminal as _, Read as _, Write as _};
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
@@ -43,9 +45,10 @@ pub(crate) struct Input {
 
 /// What the reading thread sends.
 enum Event {
-    Line(anyhow::Result<Option<String>>),
+    /// A line's bytes: a batch's need not be UTF-8.
+    Line(anyhow::Result<Option<Vec<u8>>>),
     /// The names in a remote directory, for Tab: only this thread may use the client.
-    Remote(PathBuf, Sender<Vec<(String, bool)>>),
+    Remote(PathBuf, Sender<Vec<(OsString, bool)>>),
 }
 
 /// The reading thread's way back: the events, and a byte on the socket after each.
@@ -85,14 +88,14 @@ impl Input {
         })
     }
 
-    /// The next line; `None` at the end (Ctrl-D at the prompt). `cwd` is the remote
+    /// The next line, its bytes; `None` at the end (Ctrl-D at the prompt). `cwd` is the remote
     /// directory relative paths complete in. Until it comes, the connection of `client` is
     /// kept up; one that is lost meanwhile is told by the next command.
     pub(crate) fn next_line(
         &mut self,
         client: &Client,
         cwd: &Path,
-    ) -> anyhow::Result<Option<String>> {
+    ) -> anyhow::Result<Option<Vec<u8>>> {
         if self.asks.send(cwd.to_owned()).is_err() {
             return Ok(None);
         }
@@ -121,13 +124,7 @@ impl Input {
                 Event::Remote(dir, answer) => {
                     let names = client
                         .ls(&dir)
-                        .map(|entries| {
-                            // A name that is not UTF-8 cannot be typed whole: offered lossily, it
-                            // named another file (or none).
-                            let typable =
-                                |e: net_ssh::Entry| Some((e.name.into_string().ok()?, e.is_dir));
-                            entries.into_iter().filter_map(typable).collect()
-                        })
+                        .map(|entries| entries.into_iter().map(|e| (e.name, e.is_dir)).collect())
                         .unwrap_or_default();
                     let _ = answer.send(names);
                 }
@@ -186,12 +183,12 @@ fn read_lines(source: &Source, asked: &Receiver<PathBuf>, back: &Back) {
 }
 
 /// A line typed at the prompt; `None` at Ctrl-D.
-fn prompt(editor: &mut Editor<Completion, DefaultHistory>) -> anyhow::Result<Option<String>> {
+fn prompt(editor: &mut Editor<Completion, DefaultHistory>) -> anyhow::Result<Option<Vec<u8>>> {
     loop {
         match editor.readline("sftp> ") {
             Ok(line) => {
                 let _ = editor.add_history_entry(line.as_str());
-                return Ok(Some(line));
+                return Ok(Some(line.into_bytes()));
             }
             // Ctrl-C at the prompt drops the line typed, as at sftp's.
             Err(ReadlineError::Interrupted) => {}
@@ -201,22 +198,29 @@ fn prompt(editor: &mut Editor<Completion, DefaultHistory>) -> anyhow::Result<Opt
     }
 }
 
-/// The lines of a batch or pipe, one for each ask.
+/// The lines of a batch or pipe, one for each ask. One that cannot be read is told by its
+/// number, as the batch stops there.
 fn lines(reader: &mut dyn BufRead, asked: &Receiver<PathBuf>, back: &Back) {
+    let mut number = 0_u64;
     while asked.recv().is_ok() {
-        if !back.send(Event::Line(batch_line(reader))) {
+        number += 1;
+        let line = batch_line(reader).with_context(|| format!("batch line {number}"));
+        if !back.send(Event::Line(line)) {
             return;
         }
     }
 }
 
-/// The next line of a batch or pipe; `None` at its end.
-fn batch_line(reader: &mut dyn BufRead) -> anyhow::Result<Option<String>> {
+/// The next line of a batch or pipe, its bytes as they are (a name in it need not be UTF-8,
+/// as sftp takes it); `None` at its end.
+fn batch_line(reader: &mut dyn BufRead) -> anyhow::Result<Option<Vec<u8>>> {
     // Read up to a cap, as sftp reads a batch in lines of a fixed size: a file with no line
     // end (`-b /dev/zero`) grew one line until allocation failed and the process aborted.
-    let mut line = String::new();
-    let read = std::io::Read::take(&mut *reader, LINE_CAP).read_line(&mut line)?;
-    if read as u64 == LINE_CAP && !line.ends_with('\n') {
+    let mut line = Vec::new();
+    let read = std::io::Read::take(&mut *reader, LINE_CAP)
+        .read_until(b'\n', &mut line)
+        .context("cannot read it")?;
+    if read as u64 == LINE_CAP && !line.ends_with(b"\n") {
         anyhow::bail!("a command line longer than {} KiB", LINE_CAP >> 10);
     }
     Ok((read > 0).then_some(line))
@@ -258,11 +262,14 @@ impl Completer for Completion {
             "get" | "reget" => position == 1,
             _ => false,
         };
-        let typed = crate::sftp_session::plain(word);
-        let (dir, prefix) = match typed.rfind('/') {
+        // The word's bytes: `\351` typed (or completed) is the byte 0xE9.
+        let typed = crate::sftp_session::typed_word(word);
+        let typed = typed.as_bytes();
+        let (dir, prefix) = match typed.iter().rposition(|&b| b == b'/') {
             Some(i) => typed.split_at(i + 1),
-            None => ("", typed.as_str()),
+            None => (&[][..], typed),
         };
+        let dir = OsStr::from_bytes(dir);
         let entries = if local {
             local_entries(dir)
         } else {
@@ -273,9 +280,10 @@ impl Completer for Completion {
         let mut pairs: Vec<Pair> = entries
             .into_iter()
             // A control character cannot be typed back in: such a name is not offered.
-            .filter(|(name, _)| !name.chars().any(char::is_control))
+            .filter(|(name, _)| !name.to_string_lossy().chars().any(char::is_control))
             .filter(|(name, _)| {
-                name.starts_with(prefix) && (prefix.starts_with('.') || !name.starts_with('.'))
+                let name = name.as_bytes();
+                name.starts_with(prefix) && (prefix.starts_with(b".") || !name.starts_with(b"."))
             })
             .map(|(name, is_dir)| Pair {
                 replacement: format!(
@@ -283,7 +291,12 @@ impl Completer for Completion {
                     escaped(&name),
                     if is_dir { "/" } else { " " }
                 ),
-                display: if is_dir { format!("{name}/") } else { name },
+                // As ls lists it: `latin\351`.
+                display: format!(
+                    "{}{}",
+                    crate::exit::shown_name(&name),
+                    if is_dir { "/" } else { "" }
+                ),
             })
             .collect();
         pairs.sort_by(|a, b| a.display.cmp(&b.display));
@@ -295,9 +308,9 @@ impl Completion {
     /// The names in remote directory `dir` (relative to the session's), and which are
     /// directories; none when it cannot be listed. Asked of the session's thread, which
     /// holds the client.
-    fn remote_entries(&self, dir: &str) -> Vec<(String, bool)> {
-        let path = match dir.strip_prefix("~/") {
-            Some(rest) => Path::new(".").join(rest),
+    fn remote_entries(&self, dir: &OsStr) -> Vec<(OsString, bool)> {
+        let path = match dir.as_bytes().strip_prefix(b"~/") {
+            Some(rest) => Path::new(".").join(OsStr::from_bytes(rest)),
             None if dir.is_empty() => self.cwd.clone(),
             None => self.cwd.join(dir),
         };
@@ -310,15 +323,15 @@ impl Completion {
 }
 
 /// The names in local directory `dir`, and which are directories.
-fn local_entries(dir: &str) -> Vec<(String, bool)> {
-    let path = if dir.is_empty() { "." } else { dir };
+fn local_entries(dir: &OsStr) -> Vec<(OsString, bool)> {
+    let path = if dir.is_empty() { ".".as_ref() } else { dir };
     std::fs::read_dir(path)
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
-                .filter_map(|e| {
+                .map(|e| {
                     let is_dir = std::fs::metadata(e.path()).is_ok_and(|m| m.is_dir());
-                    Some((e.file_name().into_string().ok()?, is_dir))
+                    (e.file_name(), is_dir)
                 })
                 .collect()
         })
@@ -327,14 +340,19 @@ fn local_entries(dir: &str) -> Vec<(String, bool)> {
 
 /// `path` as a word of a command line: a backslash before each character the line's
 /// splitting or the wildcard expansion would read (`apos'x`, `back\slash` and `a*b` were
-/// inserted as they are, an unbalanced quote or another file).
-fn escaped(path: &str) -> String {
+/// inserted as they are, an unbalanced quote or another file), and a byte that is no part of
+/// a UTF-8 character as its octal escape (`latin\351`), which the line reads back as that
+/// byte: the line is text, and left out, such a name could not be completed at all.
+fn escaped(path: &OsStr) -> String {
     let mut word = String::with_capacity(path.len());
-    for c in path.chars() {
-        if c.is_whitespace() || "\\'\"*?[]#~".contains(c) {
-            word.push('\\');
+    for chunk in path.as_bytes().utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_whitespace() || "\\'\"*?[]#~".contains(c) {
+                word.push('\\');
+            }
+            word.push(c);
         }
-        word.push(c);
+        word.push_str(&net_ssh::name_shown(OsStr::from_bytes(chunk.invalid())));
     }
     word
 }
@@ -360,8 +378,11 @@ impl Helper for Completion {}
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt as _;
+
     use super::{escaped, word_start};
-    use crate::sftp_session::plain;
+    use crate::sftp_session::typed_word;
 
     #[test]
     fn completed_names_are_escaped_for_the_line() {
@@ -374,9 +395,12 @@ mod tests {
             "~home",
             "q\"uote",
         ] {
-            assert_eq!(plain(&escaped(name)), name);
+            assert_eq!(typed_word(&escaped(name.as_ref())), name);
         }
-        assert_eq!(escaped("dir/a b*"), "dir/a\\ b\\*");
+        assert_eq!(escaped("dir/a b*".as_ref()), "dir/a\\ b\\*");
+        let latin = OsStr::from_bytes(b"dir/latin\xe9 x");
+        assert_eq!(escaped(latin), "dir/latin\\351\\ x");
+        assert_eq!(typed_word(&escaped(latin)), latin);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `netkit sftp [-b FILE] DEST`: sftp's commands over one connection, read from a batch file
 //! or typed at the prompt, as OpenSSH's `sftp` reads them.
 
+use std::ffi::{OsStr, OsString};
 use std::io::IsTerminal as _;
+use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -22,46 +24,46 @@ enum Line {
     Put {
         #[command(flatten)]
         flags: sftp::TransferFlags,
-        local: String,
-        remote: Option<String>,
+        local: OsString,
+        remote: Option<OsString>,
     },
     /// Download: get [-r] [-p] [-a] [-f] REMOTE [LOCAL]
     #[command(alias = "mget")]
     Get {
         #[command(flatten)]
         flags: sftp::TransferFlags,
-        remote: String,
-        local: Option<String>,
+        remote: OsString,
+        local: Option<OsString>,
     },
     /// List: ls [-1afhlnrSt] [PATH]
     #[command(alias = "dir", disable_help_flag = true)]
     Ls {
         #[command(flatten)]
         flags: sftp::ListFlags,
-        path: Option<String>,
+        path: Option<OsString>,
     },
     /// Change the remote directory: cd [PATH] (the login directory without one)
     #[command(alias = "chdir")]
-    Cd { path: Option<String> },
+    Cd { path: Option<OsString> },
     /// Change the local directory: lcd [PATH] (the home directory without one)
     #[command(alias = "lchdir")]
-    Lcd { path: Option<String> },
+    Lcd { path: Option<OsString> },
     /// List local files: lls [LS-OPTIONS] [PATH...] (the local ls)
     Lls {
         #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
-        args: Vec<String>,
+        args: Vec<OsString>,
     },
     /// Create a local directory: lmkdir PATH
-    Lmkdir { path: String },
+    Lmkdir { path: OsString },
     /// Make a symbolic link: ln -s TARGET LINK
     Ln {
         #[arg(short = 's')]
         symbolic: bool,
-        target: String,
-        link: String,
+        target: OsString,
+        link: OsString,
     },
     /// Make a symbolic link: symlink TARGET LINK
-    Symlink { target: String, link: String },
+    Symlink { target: OsString, link: OsString },
     /// Print the remote directory
     Pwd,
     /// Print the local directory
@@ -70,25 +72,25 @@ enum Line {
     Mkdir {
         #[arg(short = 'p')]
         parents: bool,
-        path: String,
+        path: OsString,
     },
     /// Remove a file: rm PATH
-    Rm { path: String },
+    Rm { path: OsString },
     /// Remove an empty directory: rmdir PATH
-    Rmdir { path: String },
+    Rmdir { path: OsString },
     /// Change permissions: chmod MODE PATH
     Chmod {
         #[arg(value_parser = sftp::octal_mode)]
         mode: u32,
-        path: String,
+        path: OsString,
     },
     /// Change the owner: chown UID PATH (a number, as sftp's)
-    Chown { uid: u32, path: String },
+    Chown { uid: u32, path: OsString },
     /// Change the group: chgrp GID PATH (a number, as sftp's)
-    Chgrp { gid: u32, path: String },
+    Chgrp { gid: u32, path: OsString },
     /// Rename: rename FROM TO
     #[command(alias = "mv")]
-    Rename { from: String, to: String },
+    Rename { from: OsString, to: OsString },
     /// Print the SFTP protocol version
     Version,
     /// Turn the progress bar off, or on again
@@ -161,22 +163,31 @@ pub fn run(client: &Client, start: &Path, commands: Commands, fsync: bool) -> Ou
     let mut input = Input::start(commands.source)?;
     while let Some(line) = input.next_line(client, &session.cwd)? {
         // Only the line's end goes: a name completed as `name\ ` keeps its escaped space.
-        let line = line.trim_start().trim_end_matches(['\r', '\n']);
+        let mut line = line.trim_ascii_start();
+        while let Some(rest) = line
+            .strip_suffix(b"\n")
+            .or_else(|| line.strip_suffix(b"\r"))
+        {
+            line = rest;
+        }
         let mut text = line;
-        if text.is_empty() || text.starts_with('#') {
+        if text.is_empty() || text.starts_with(b"#") {
             continue;
         }
         let (mut go_on, mut echo) = (!batch, batch);
-        while let Some(rest) = text.strip_prefix('-').or_else(|| text.strip_prefix('@')) {
-            if text.starts_with('-') {
+        while let Some(rest) = text.strip_prefix(b"-").or_else(|| text.strip_prefix(b"@")) {
+            if text.starts_with(b"-") {
                 go_on = true;
             } else {
                 echo = false;
             }
-            text = rest.trim_start();
+            text = rest.trim_ascii_start();
         }
         // As written, a `-` kept: a transcript shows which errors were meant to be gone past.
+        // A byte that is no part of a UTF-8 character is echoed as ls shows it, as sftp
+        // echoes it.
         if echo {
+            let line = net_ssh::name_shown(OsStr::from_bytes(line));
             crate::exit::out(format_args!("sftp> {line}"))?;
         }
         match session.perform(text) {
@@ -214,36 +225,40 @@ fn command_names() -> Vec<String> {
 
 impl Session<'_> {
     /// Carries out one command line; false when it ends the session.
-    fn perform(&mut self, text: &str) -> Result<bool, Failure> {
+    fn perform(&mut self, text: &[u8]) -> Result<bool, Failure> {
         sftp::forget_signals();
-        if let Some(command) = text.strip_prefix('!') {
-            local_shell(command)?;
+        if let Some(command) = text.strip_prefix(b"!") {
+            local_shell(OsStr::from_bytes(command))?;
             return Ok(true);
         }
         let mut words = words(text)
-            .ok_or_else(|| anyhow!("{text}: an unbalanced quote, or a backslash at the end"))
+            .ok_or_else(|| {
+                let text = net_ssh::name_shown(OsStr::from_bytes(text));
+                anyhow!("{text}: an unbalanced quote, or a backslash at the end")
+            })
             .code(USAGE)?;
         // reget and reput are get -a and put -a, as in sftp.
         if let Some(first) = words.first_mut()
             && let Some(verb) = first
-                .strip_prefix("re")
+                .to_str()
+                .and_then(|f| f.strip_prefix("re"))
                 .filter(|v| ["get", "put"].contains(v))
         {
-            *first = verb.to_owned();
-            words.insert(1, "-a".to_owned());
+            *first = verb.into();
+            words.insert(1, "-a".into());
         }
+        let command = words.first().and_then(|w| w.to_str());
         // sftp(1)'s -P on a transfer is its -p.
-        if matches!(
-            words.first().map(String::as_str),
-            Some("get" | "put" | "mget" | "mput")
-        ) {
+        if matches!(command, Some("get" | "put" | "mget" | "mput")) {
             for word in words.iter_mut().skip(1).take_while(|w| *w != "--") {
-                if word.starts_with('-') && word[1..].chars().all(|c| c.is_ascii_alphabetic()) {
-                    *word = word.replace('P', "p");
+                if let Some(flags) = word.to_str().and_then(|w| w.strip_prefix('-'))
+                    && flags.chars().all(|c| c.is_ascii_alphabetic())
+                {
+                    *word = word.to_string_lossy().replace('P', "p").into();
                 }
             }
         }
-        if matches!(words.first().map(String::as_str), Some("help" | "?")) {
+        if matches!(words.first().and_then(|w| w.to_str()), Some("help" | "?")) {
             for command in <Line as clap::CommandFactory>::command().get_subcommands() {
                 let about = command.get_about().map(ToString::to_string);
                 crate::exit::out(format_args!(
@@ -265,13 +280,14 @@ impl Session<'_> {
                 local,
                 remote,
             } => {
-                let remote = self.remote_plain(remote.as_deref().unwrap_or("."));
+                let remote = self.remote_plain(remote.as_deref().unwrap_or(".".as_ref()));
                 let options = flags.transfer(self.fsync);
                 let locals = local_matches(&local)?;
                 if locals.len() > 1 && !sftp::is_dir(self.client, &remote)? {
                     return Err(anyhow!(
-                        "{}: not a directory, and {local} names {} files",
-                        remote.display(),
+                        "{}: not a directory, and {} names {} files",
+                        net_ssh::name_shown(&remote),
+                        net_ssh::name_shown(&local),
                         locals.len()
                     ))
                     .code(USAGE);
@@ -284,43 +300,50 @@ impl Session<'_> {
                 local,
             } => {
                 let options = flags.transfer(self.fsync);
-                let local = local_path(local.as_deref().unwrap_or("."));
-                sftp::download(self.client, self.remote(&remote), &remote, &local, options)?;
+                let local = local_path(local.as_deref().unwrap_or(".".as_ref()));
+                let shown = net_ssh::name_shown(&remote);
+                sftp::download(self.client, self.remote(&remote), &shown, &local, options)?;
             }
             Line::Ls { flags, path } => {
-                let path = path.as_deref().unwrap_or(".");
+                let path = path.as_deref().unwrap_or(".".as_ref());
                 // A relative path's entries and matches are shown relative, as sftp shows
                 // them.
-                let strip = if path.starts_with(['/', '~']) {
-                    Path::new("")
-                } else {
-                    &self.cwd
-                };
+                let strip =
+                    if path.as_bytes().starts_with(b"/") || path.as_bytes().starts_with(b"~") {
+                        Path::new("")
+                    } else {
+                        &self.cwd
+                    };
                 sftp::list(self.client, &self.remote(path), flags, Some(strip))?;
             }
             Line::Cd { path } => {
                 let path = path.map_or_else(|| self.home.clone(), |p| self.remote_plain(&p));
                 let dir = self.client.realpath(&path).code(GENERIC)?;
                 if !self.client.stat(&dir).code(GENERIC)?.is_dir {
-                    return Err(anyhow!("{}: not a directory", dir.display())).code(GENERIC);
+                    return Err(anyhow!("{}: not a directory", net_ssh::name_shown(&dir)))
+                        .code(GENERIC);
                 }
                 self.cwd = dir;
             }
             Line::Lcd { path } => {
-                let path = local_path(path.as_deref().unwrap_or("~"));
+                let path = local_path(path.as_deref().unwrap_or("~".as_ref()));
                 std::env::set_current_dir(&path)
-                    .with_context(|| format!("cannot change to {}", path.display()))
+                    .with_context(|| format!("cannot change to {}", net_ssh::name_shown(&path)))
                     .code(GENERIC)?;
             }
             // As sftp's: the local shell reads the rest of the line, its wildcards too.
             Line::Lls { .. } => {
-                let rest = text.trim_start().split_once(char::is_whitespace);
-                local_shell(&format!("ls {}", rest.map_or("", |(_, args)| args)))?;
+                let text = text.trim_ascii_start();
+                let args = text
+                    .iter()
+                    .position(u8::is_ascii_whitespace)
+                    .map_or(&[][..], |end| &text[end..]);
+                local_shell(OsStr::from_bytes(&[&b"ls"[..], args].concat()))?;
             }
             Line::Lmkdir { path } => {
                 let path = local_path(&path);
                 std::fs::create_dir(&path)
-                    .with_context(|| format!("cannot create {}", path.display()))
+                    .with_context(|| format!("cannot create {}", net_ssh::name_shown(&path)))
                     .code(GENERIC)?;
             }
             Line::Ln {
@@ -381,7 +404,7 @@ impl Session<'_> {
     /// A remote pattern as typed (a word as [`words`] gives it): `~` and `~/...` from the
     /// login directory, a relative one from the current directory, whose own wildcard
     /// characters are made plain (in `dir[1]`, `get *.txt` looked in `dir1`).
-    fn remote(&self, word: &str) -> PathBuf {
+    fn remote(&self, word: &OsStr) -> PathBuf {
         let (base, rest) = self.base(word);
         let mut path = PathBuf::from(escaped_all(base));
         if !rest.is_empty() {
@@ -392,9 +415,9 @@ impl Session<'_> {
 
     /// A remote path as typed, for a command that expands no wildcard (cd, mkdir, rename,
     /// put's target, as sftp's).
-    fn remote_plain(&self, word: &str) -> PathBuf {
+    fn remote_plain(&self, word: &OsStr) -> PathBuf {
         match self.base(word) {
-            (base, "") => base.to_owned(),
+            (base, rest) if rest.is_empty() => base.to_owned(),
             (base, rest) => base.join(plain(rest)),
         }
     }
@@ -402,11 +425,11 @@ impl Session<'_> {
     /// The directory a remote word starts from (its bytes as the server named it, which may
     /// not be UTF-8) and the rest of the word: `~` and `~/...` from the login directory,
     /// anything else from the current one.
-    fn base<'w>(&self, word: &'w str) -> (&Path, &'w str) {
-        match word.strip_prefix("~/") {
-            Some(rest) => (&self.home, rest),
-            None if word == "~" => (&self.home, ""),
-            None if word == "." => (&self.cwd, ""),
+    fn base<'w>(&self, word: &'w OsStr) -> (&Path, &'w OsStr) {
+        match word.as_bytes().strip_prefix(b"~/") {
+            Some(rest) => (&self.home, OsStr::from_bytes(rest)),
+            None if word == "~" => (&self.home, "".as_ref()),
+            None if word == "." => (&self.cwd, "".as_ref()),
             None => (&self.cwd, word),
         }
     }
@@ -415,25 +438,73 @@ impl Session<'_> {
 /// The characters a glob reads, which a quote or a backslash makes plain.
 const WILDCARD: [char; 5] = ['*', '?', '[', ']', '\\'];
 
+/// A piece of a command line: a character, or a byte that is no part of a UTF-8 one (a
+/// name's own byte, written raw in a batch file, as sftp takes it).
+#[derive(Clone, Copy)]
+enum Unit {
+    Char(char),
+    Byte(u8),
+}
+
+/// The byte an octal escape at the start of `rest` (what follows a backslash) stands for: one
+/// of 0x80 to 0xFF, `\200` to `\377`, the bytes that `ls` and errors show so when they are no
+/// part of a UTF-8 character (`latin\351`). Typed so, such a name is taken by its bytes, and
+/// Tab completes it so: the prompt's line is text, which cannot hold the byte itself. Bytes
+/// below 0x80 are characters typed as they are; sftp reads `\351` as `351`.
+fn octal_byte(rest: &[Unit]) -> Option<u8> {
+    let digit = |unit: Option<&Unit>| match unit {
+        Some(Unit::Char(c @ '0'..='7')) => c.to_digit(8),
+        _ => None,
+    };
+    let high = digit(rest.first()).filter(|d| (2..=3).contains(d))?;
+    let value = (high << 6) | (digit(rest.get(1))? << 3) | digit(rest.get(2))?;
+    u8::try_from(value).ok()
+}
+
 /// Splits a command line into words as sftp(1) does: quotes and backslashes as a shell reads
 /// them, but a wildcard character quoted or after a backslash stays escaped (`\*`) for the
 /// wildcard expansion that follows, which reads it as plain: `rm "star*"` and `rm star\*`
 /// remove the file named `star*`, not every name starting with `star` (a batch that quoted a
 /// name to be safe removed other files), and a quoted `~` is no home (`rm "~/x"` removed the
-/// home's `x`). A `#` starting a word starts a comment. `None` for an unclosed quote or a
+/// home's `x`). A `#` starting a word starts a comment. The words are bytes: a byte that is no
+/// part of a UTF-8 character is taken as it is (sftp takes a batch line's bytes), and outside
+/// quotes `\351` stands for the byte 0xE9 ([`octal_byte`]). `None` for an unclosed quote or a
 /// last backslash.
-fn words(text: &str) -> Option<Vec<String>> {
-    let escape = |word: &mut String, c: char| {
-        if WILDCARD.contains(&c) || c == '~' {
-            word.push('\\');
+fn words(text: &[u8]) -> Option<Vec<OsString>> {
+    fn push(word: &mut Vec<u8>, unit: Unit) {
+        match unit {
+            Unit::Char(c) => word.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+            Unit::Byte(byte) => word.push(byte),
         }
-        word.push(c);
+    }
+    let escape = |word: &mut Vec<u8>, unit: Unit| {
+        if let Unit::Char(c) = unit
+            && (WILDCARD.contains(&c) || c == '~')
+        {
+            word.push(b'\\');
+        }
+        push(word, unit);
     };
+    let units: Vec<Unit> = text
+        .utf8_chunks()
+        .flat_map(|chunk| {
+            let bytes = chunk.invalid().iter().map(|&byte| Unit::Byte(byte));
+            chunk.valid().chars().map(Unit::Char).chain(bytes)
+        })
+        .collect();
     let mut words = Vec::new();
-    let mut word: Option<String> = None;
+    let mut word: Option<Vec<u8>> = None;
     let mut quote = None;
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
+    let mut at = 0;
+    let next = |at: &mut usize| {
+        *at += 1;
+        units.get(*at - 1).copied()
+    };
+    while let Some(unit) = next(&mut at) {
+        let Unit::Char(c) = unit else {
+            push(word.get_or_insert_default(), unit);
+            continue;
+        };
         match (quote, c) {
             (None, c) if c.is_whitespace() => words.extend(word.take()),
             (None, '#') if word.is_none() => break,
@@ -441,44 +512,59 @@ fn words(text: &str) -> Option<Vec<String>> {
                 quote = Some(c);
                 word.get_or_insert_default();
             }
-            (None, '\\') => escape(word.get_or_insert_default(), chars.next()?),
+            (None, '\\') => match octal_byte(&units[at..]) {
+                Some(byte) => {
+                    word.get_or_insert_default().push(byte);
+                    at += 3;
+                }
+                None => escape(word.get_or_insert_default(), next(&mut at)?),
+            },
             (Some(q), c) if c == q => quote = None,
             // In double quotes a backslash escapes a quote, itself or a wildcard character,
             // and is plain before anything else, as a shell reads it.
             (Some('"'), '\\') => {
                 let w = word.get_or_insert_default();
-                match chars.next()? {
-                    '"' => w.push('"'),
-                    next if WILDCARD.contains(&next) => escape(w, next),
+                match next(&mut at)? {
+                    Unit::Char('"') => w.push(b'"'),
+                    Unit::Char(next) if WILDCARD.contains(&next) => escape(w, Unit::Char(next)),
                     next => {
-                        escape(w, '\\');
+                        escape(w, Unit::Char('\\'));
                         escape(w, next);
                     }
                 }
             }
-            (Some(_), c) => escape(word.get_or_insert_default(), c),
-            (None, c) => word.get_or_insert_default().push(c),
+            (Some(_), _) => escape(word.get_or_insert_default(), unit),
+            (None, _) => push(word.get_or_insert_default(), unit),
         }
     }
     if quote.is_some() {
         return None;
     }
     words.extend(word);
-    Some(words)
+    Some(words.into_iter().map(OsString::from_vec).collect())
 }
 
 /// A word with the escapes [`words`] kept for the wildcard expansion undone, for what
 /// expands none.
-pub(crate) fn plain(word: &str) -> String {
-    let mut plain = String::with_capacity(word.len());
-    let mut chars = word.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => plain.extend(chars.next()),
-            c => plain.push(c),
+pub(crate) fn plain(word: &OsStr) -> OsString {
+    let mut plain = Vec::with_capacity(word.len());
+    let mut bytes = word.as_bytes().iter();
+    while let Some(&byte) = bytes.next() {
+        match byte {
+            b'\\' => plain.extend(bytes.next()),
+            byte => plain.push(byte),
         }
     }
-    plain
+    OsString::from_vec(plain)
+}
+
+/// The name a word being typed at the prompt stands for, for Tab: its bytes as [`words`]
+/// reads them, escapes undone (`latin\\351` is `latin` and the byte 0xE9); one not yet
+/// whole (an open quote) with its backslashes dropped.
+pub(crate) fn typed_word(word: &str) -> OsString {
+    let mut read = words(word.as_bytes()).unwrap_or_else(|| vec![word.into()]);
+    read.truncate(1);
+    read.pop().map(|word| plain(&word)).unwrap_or_default()
 }
 
 /// `path` with its wildcard characters escaped, to stand in a pattern as itself.
@@ -496,25 +582,25 @@ fn escaped_all(path: &Path) -> std::ffi::OsString {
 
 /// A local word of [`words`] with `~` and `~/...` read from the home directory, as sftp's
 /// lcd reads them (the password database's without `HOME`, as ssh takes it).
-fn tilde(word: &str) -> std::ffi::OsString {
+fn tilde(word: &OsStr) -> OsString {
     match after_home(word) {
         Some(rest) => {
             let mut path = escaped_all(&net_ssh::home());
             path.push(rest);
             path
         }
-        None => word.into(),
+        None => word.to_owned(),
     }
 }
 
 /// What follows the `~` of a local word that starts from the home directory.
-fn after_home(word: &str) -> Option<&str> {
-    word.strip_prefix('~')
-        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+fn after_home(word: &OsStr) -> Option<&OsStr> {
+    let rest = word.as_bytes().strip_prefix(b"~")?;
+    (rest.is_empty() || rest.starts_with(b"/")).then(|| OsStr::from_bytes(rest))
 }
 
 /// A local path as typed, for what expands no wildcard (lcd, lmkdir).
-fn local_path(word: &str) -> PathBuf {
+fn local_path(word: &OsStr) -> PathBuf {
     match after_home(word) {
         Some(rest) => {
             let mut path = net_ssh::home().into_os_string();
@@ -527,16 +613,16 @@ fn local_path(word: &str) -> PathBuf {
 
 /// Runs `command` in the local shell (an interactive one when it is empty), as sftp's `!`:
 /// its failure is said and the session goes on, a Ctrl-C stopping it included.
-fn local_shell(command: &str) -> Result<(), Failure> {
+fn local_shell(command: &OsStr) -> Result<(), Failure> {
     use std::sync::atomic::Ordering;
     // The signals are ours to watch from here on: a Ctrl-C before any transfer ended the
     // session (SIGINT's default) where it should end only the command.
     sftp::interruptible(net_ssh::Transfer::default())?;
-    let command = command.trim();
+    let command = command.as_bytes().trim_ascii();
     let shell = std::env::var_os("SHELL").filter(|s| !s.is_empty());
     let mut shell = std::process::Command::new(shell.unwrap_or_else(|| "/bin/sh".into()));
     if !command.is_empty() {
-        shell.args(["-c", command]);
+        shell.arg("-c").arg(OsStr::from_bytes(command));
     }
     sftp::LOCAL_COMMAND.store(true, Ordering::Relaxed);
     let status = shell.status();
@@ -556,13 +642,13 @@ fn local_shell(command: &str) -> Result<(), Failure> {
 
 /// The local files a `put` names (a word of [`words`]): a wildcard's matches in sorted
 /// order, as sftp expands them with glob(3), or the path itself.
-fn local_matches(local: &str) -> Result<Vec<PathBuf>, Failure> {
+fn local_matches(local: &OsStr) -> Result<Vec<PathBuf>, Failure> {
     net_ssh::local_glob(Path::new(&tilde(local)))
         .map_err(|e| match e {
             net_ssh::Error::Local { source, .. }
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
-                anyhow!("{}: no such file", plain(local))
+                anyhow!("{}: no such file", net_ssh::name_shown(plain(local)))
             }
             other => other.into(),
         })

@@ -52,7 +52,10 @@ pub enum Error {
         reason: String,
     },
     /// The host is not in known_hosts and the policy is strict.
-    #[error("{host}: host key is not known ({algorithm} {fingerprint}); add it to {} or use --accept-new", known_hosts.display())]
+    #[error(
+        "{host}: host key is not known ({algorithm} {fingerprint}); add it to {} or use --accept-new",
+        name_shown(known_hosts)
+    )]
     UnknownHostKey {
         /// `host` or `[host]:port`.
         host: String,
@@ -64,7 +67,11 @@ pub enum Error {
         known_hosts: PathBuf,
     },
     /// The host's key differs from the one in known_hosts.
-    #[error("WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED for {host}! Someone could be eavesdropping on you right now (man-in-the-middle attack), or the host key has just been changed. The {algorithm} key sent is {fingerprint}; offending key in {}:{line} (remove it with: ssh-keygen -f \"{}\" -R \"{host}\"). Host key verification failed", known_hosts.display(), known_hosts.display())]
+    #[error(
+        "WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED for {host}! Someone could be eavesdropping on you right now (man-in-the-middle attack), or the host key has just been changed. The {algorithm} key sent is {fingerprint}; offending key in {}:{line} (remove it with: ssh-keygen -f \"{}\" -R \"{host}\"). Host key verification failed",
+        name_shown(known_hosts),
+        name_shown(known_hosts)
+    )]
     HostKeyChanged {
         /// `host` or `[host]:port`.
         host: String,
@@ -78,7 +85,10 @@ pub enum Error {
         line: usize,
     },
     /// The host's key is marked `@revoked` in a known_hosts file.
-    #[error("WARNING: REVOKED HOST KEY DETECTED for {host}! The {algorithm} key sent ({fingerprint}) is marked as revoked in {}: a stolen key could be impersonating the host. Connection refused", known_hosts.display())]
+    #[error(
+        "WARNING: REVOKED HOST KEY DETECTED for {host}! The {algorithm} key sent ({fingerprint}) is marked as revoked in {}: a stolen key could be impersonating the host. Connection refused",
+        name_shown(known_hosts)
+    )]
     HostKeyRevoked {
         /// `host` or `[host]:port`.
         host: String,
@@ -109,7 +119,7 @@ pub enum Error {
         reason: String,
     },
     /// known_hosts could not be read or written.
-    #[error("{}: {reason}", path.display())]
+    #[error("{}: {reason}", name_shown(path))]
     KnownHosts {
         /// The file.
         path: PathBuf,
@@ -129,13 +139,16 @@ pub enum Error {
         accepted: String,
     },
     /// A private key file cannot be used.
-    #[error("{}: cannot use the key: unreadable, malformed, or a wrong passphrase", path.display())]
+    #[error(
+        "{}: cannot use the key: unreadable, malformed, or a wrong passphrase",
+        name_shown(path)
+    )]
     Key {
         /// The key file.
         path: PathBuf,
     },
     /// A private key file of a kind netkit cannot offer from a file.
-    #[error("{}: netkit cannot use {what}", path.display())]
+    #[error("{}: netkit cannot use {what}", name_shown(path))]
     KeyKind {
         /// The key file.
         path: PathBuf,
@@ -143,7 +156,10 @@ pub enum Error {
         what: &'static str,
     },
     /// A private key file that others may read, refused as OpenSSH refuses it.
-    #[error("{}: permissions {mode:04o} are too open: a private key must not be accessible by others (chmod 600 it)", path.display())]
+    #[error(
+        "{}: permissions {mode:04o} are too open: a private key must not be accessible by others (chmod 600 it)",
+        name_shown(path)
+    )]
     KeyPermissions {
         /// The key file.
         path: PathBuf,
@@ -160,7 +176,7 @@ pub enum Error {
     },
     /// The connection was lost (the server or the network went away) while a file was
     /// copied: a transfer of several files stops there, as sftp's does.
-    #[error("{host}: connection closed (copying {}){}", path.display(), kept.as_ref().map_or(String::new(), |kept| format!("; {kept}")))]
+    #[error("{host}: connection closed (copying {}){}", name_shown(path), kept.as_ref().map_or(String::new(), |kept| format!("; {kept}")))]
     ConnectionLost {
         /// The host.
         host: String,
@@ -171,7 +187,7 @@ pub enum Error {
         kept: Option<String>,
     },
     /// A remote file does not exist.
-    #[error("{host}:{}: no such file or directory", path.display())]
+    #[error("{host}:{}: no such file or directory", name_shown(path))]
     NoSuchFile {
         /// The host.
         host: String,
@@ -179,7 +195,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// The remote side refused access to a file.
-    #[error("{host}:{}: permission denied", path.display())]
+    #[error("{host}:{}: permission denied", name_shown(path))]
     PermissionDenied {
         /// The host.
         host: String,
@@ -187,7 +203,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// Another SFTP failure on a remote path.
-    #[error("{host}:{}: {reason}", path.display())]
+    #[error("{host}:{}: {reason}", name_shown(path))]
     Sftp {
         /// The host.
         host: String,
@@ -201,7 +217,7 @@ pub enum Error {
     /// OpenSSH's sftp keeps them, read past the size it had at the start when it grew), which
     /// may be neither the file as it was when the copy began nor as it is now. A file whose
     /// size was 0 or not known is not judged (/proc's files say 0 and hold text).
-    #[error("{}{}: file changed as we read it: {size} bytes when the copy began, {copied} copied", host.as_ref().map_or(String::new(), |host| format!("{host}:")), path.display())]
+    #[error("{}{}: file changed as we read it: {size} bytes when the copy began, {copied} copied", host.as_ref().map_or(String::new(), |host| format!("{host}:")), name_shown(path))]
     Changed {
         /// The host when the file read is remote (a get); none for a local file (a put).
         host: Option<String>,
@@ -213,7 +229,7 @@ pub enum Error {
         copied: u64,
     },
     /// A local file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}", name_shown(path))]
     Local {
         /// The local path.
         path: PathBuf,
@@ -222,7 +238,7 @@ pub enum Error {
     },
     /// The reader given to [`Client::put_from`](crate::Client::put_from) or the writer given
     /// to [`Client::get_to`](crate::Client::get_to) failed.
-    #[error("the local side: {source} (copying {host}:{})", path.display())]
+    #[error("the local side: {source} (copying {host}:{})", name_shown(path))]
     Stream {
         /// The host.
         host: String,
@@ -233,7 +249,7 @@ pub enum Error {
     },
     /// A transfer was stopped through [`Transfer::with_cancel`](crate::Transfer::with_cancel);
     /// the partial file was removed, unless `left` says what remains.
-    #[error("{}: transfer cancelled{}", path.display(), left.as_ref().map_or(String::new(), |left| format!("; the server stopped answering: {left}")))]
+    #[error("{}: transfer cancelled{}", name_shown(path), left.as_ref().map_or(String::new(), |left| format!("; the server stopped answering: {left}")))]
     Cancelled {
         /// The file being written (remote for a put, local for a get).
         path: PathBuf,
@@ -310,7 +326,7 @@ impl Error {
             ssh2::ErrorCode::SFTP(3) => Error::PermissionDenied { host, path },
             ssh2::ErrorCode::Session(-9) => Error::Timeout {
                 host,
-                what: format!("on {}", path.display()),
+                what: format!("on {}", name_shown(path)),
             },
             _ => Error::Sftp {
                 host,
@@ -325,7 +341,25 @@ impl Error {
 /// (naming the file once: it was `cfg: bad ssh config: cfg: line 3: ...`).
 fn ssh_config_message(path: &Path, line: Option<&(PathBuf, usize)>, reason: &str) -> String {
     match line {
-        Some((file, at)) => format!("{} line {at}: {reason}", file.display()),
-        None => format!("{}: bad ssh config: {reason}", path.display()),
+        Some((file, at)) => format!("{} line {at}: {reason}", name_shown(file)),
+        None => format!("{}: bad ssh config: {reason}", name_shown(path)),
     }
+}
+
+/// A name or path as text: UTF-8 as it is, and each byte that is no part of a UTF-8 character
+/// as an octal escape (`latin\351`), as OpenSSH's sftp shows it. Shown lossily
+/// ([`Path::display`]), the name `latin` + byte 0xE9 read as `latin\u{fffd}`, the name of
+/// another file. The one spelling of such names: errors use it, and so does netkit's `ls`.
+#[must_use]
+pub fn name_shown(name: impl AsRef<std::ffi::OsStr>) -> String {
+    use std::os::unix::ffi::OsStrExt as _;
+    let bytes = name.as_ref().as_bytes();
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\{byte:03o}"));
+        }
+    }
+    out
 }

@@ -79,7 +79,7 @@ pub use config::{
     AddressFamily, AuthMethod, Config, ConfiguredForwards, Destination, EscapeChar, HostKeyPolicy,
     Identity, RequestTty, SYSTEM_CONFIG, SessionType, home, host_port,
 };
-pub use error::Error;
+pub use error::{Error, name_shown};
 pub use exec::{ExitStatus, Output, Terminal};
 pub use forward::{
     ChangeForwards, ForwardKind, Forwards, Relayed, StopForwards, forward_listeners,

@@ -982,9 +982,10 @@ fn clients_streaming_in_bulk_leave_an_interactive_client_its_turn() {
     }
     late.sort();
     let p90 = late[late.len() * 9 / 10];
-    // Generous: this guards against starvation, not for speed (that is `cargo xtask bench`).
+    // Generous: this guards against starvation (100-600 ms), not for speed (that is `cargo
+    // xtask bench`); on two cores shared with four builds it took 37 ms.
     assert!(
-        p90 < Duration::from_millis(30),
+        p90 < Duration::from_millis(80),
         "one interactive round trip in ten took {p90:?} or more beside bulk streams"
     );
 }

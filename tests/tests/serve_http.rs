@@ -1183,6 +1183,47 @@ fn a_short_idle_timeout_leaves_a_head_its_header_timeout() {
 }
 
 #[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout_from_its_last_response() {
+    // The timer set while a response was queued (a quarter of the send timeout, to catch a
+    // client that stopped reading) was left to run once the response had gone: an idle
+    // connection was closed 15 s late, `--idle-timeout 2` after 17 s (nginx: 2 s).
+    let root = netkit_tests::work_dir().join("idle-after-response-root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), "a\n").unwrap();
+    let served = Served::start(&[
+        "http",
+        "--bind",
+        "127.0.0.1:0",
+        "--idle-timeout",
+        "2",
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    let mut client = TcpStream::connect(served.addrs[0]).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    client
+        .write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0; 4096];
+    while !String::from_utf8_lossy(&reply).ends_with("\r\n\r\na\n") {
+        let n = client.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the response: {reply:?}");
+        reply.extend_from_slice(&buf[..n]);
+    }
+    let answered = std::time::Instant::now();
+    let n = client.read(&mut buf).unwrap_or(0);
+    let idle = answered.elapsed();
+    assert_eq!(n, 0, "more than the response came");
+    assert!(
+        idle >= Duration::from_millis(1500) && idle < Duration::from_secs(6),
+        "closed {idle:?} after the response, with --idle-timeout 2"
+    );
+}
+
+#[test]
 fn a_body_announced_with_expect_100_continue_is_asked_for_and_the_connection_kept_in_step() {
     // Answered at once without 100 Continue, curl had its answer, sent its next request
     // instead of the body, and that request was thrown away as the body.

@@ -1304,6 +1304,12 @@ impl Handler for HttpConn {
         }
         let Some(next) = self.logs.front() else {
             self.requests.clear();
+            // All sent: the keep-alive timeout counts from now, as nginx's. The timer set
+            // while the response was queued watched for a stalled client; left to run, it
+            // added a quarter of the send timeout (15 s) to every idle timeout.
+            if self.is_idle() {
+                self.watch(ctx);
+            }
             return;
         };
         ctx.notify_sent(next.body.1);

@@ -122,6 +122,53 @@ fn get_and_head_with_content_types() {
 }
 
 #[test]
+fn a_file_kept_in_memory_is_never_served_once_changed() {
+    // Small files unchanged for 2 s are kept in memory by each event loop, and each request
+    // checks by a stat that the path still names what was read: every way of changing the
+    // file is seen by the next request, on every loop.
+    let (url, dir) = site("kept");
+    let file = dir.join("kept.txt");
+    std::fs::write(&file, b"first version\n").unwrap();
+    std::fs::write(dir.join("other.txt"), b"other version\n").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let all_say = |body: &[u8], status: u16| {
+        // Several requests, new connections each: every loop gets some.
+        for _ in 0..8 {
+            let got = curl(&[&format!("{url}/kept.txt")]);
+            assert_eq!(got.status, status);
+            if status == 200 {
+                assert_eq!(
+                    String::from_utf8_lossy(&got.body),
+                    String::from_utf8_lossy(body)
+                );
+                assert_eq!(got.header("content-length"), Some(body.len().to_string()));
+            }
+        }
+    };
+    all_say(b"first version\n", 200);
+    let range = curl(&["-r", "6-12", &format!("{url}/kept.txt")]);
+    assert_eq!(
+        (range.status, range.body.as_slice()),
+        (206, &b"version"[..])
+    );
+    // Rewritten in place to the same length, at once.
+    std::fs::write(&file, b"final version\n").unwrap();
+    all_say(b"final version\n", 200);
+    // Replaced by another settled file of the same size.
+    std::fs::rename(dir.join("other.txt"), &file).unwrap();
+    all_say(b"other version\n", 200);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap()
+        .write_all(b"more\n")
+        .unwrap();
+    all_say(b"other version\nmore\n", 200);
+    std::fs::remove_file(&file).unwrap();
+    all_say(b"", 404);
+}
+
+#[test]
 fn ranges_give_206_and_416() {
     let (url, dir) = site("range");
     std::fs::write(dir.join("hello.txt"), b"hello world!\n").unwrap();

@@ -151,6 +151,13 @@ fn a_file_kept_in_memory_is_never_served_once_changed() {
         (range.status, range.body.as_slice()),
         (206, &b"version"[..])
     );
+    let parts = curl(&["-r", "0-4,6-12", &format!("{url}/kept.txt")]);
+    assert_eq!(parts.status, 206);
+    let parts: Vec<Vec<u8>> = byteranges(&parts)
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(parts, [&b"first"[..], &b"version"[..]]);
     // Rewritten in place to the same length, at once.
     std::fs::write(&file, b"final version\n").unwrap();
     all_say(b"final version\n", 200);

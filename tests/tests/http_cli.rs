@@ -777,6 +777,13 @@ fn redirects_check_status_and_exit_codes() {
     assert_eq!((quiet.status.code(), quiet.stderr.len()), (Some(4), 0));
     let got = ok_json(&http(&["-F", "--check-status", &server.url("/redirect/2")]));
     assert_eq!(got["target"], "/echo");
+    // Followed, a 3xx at the end (a 304 to a conditional GET, a 300 with no Location) is
+    // the server's answer, not a redirect left unfollowed: exit 0, as httpie's --follow.
+    for status in ["304", "300"] {
+        let url = server.url(&format!("/status/{status}"));
+        assert_eq!(code(&["-F", "--check-status", &url]), Some(0), "{status}");
+        assert_eq!(code(&["--check-status", &url]), Some(3), "{status}");
+    }
     one_line_error(
         &http(&[
             "--follow",

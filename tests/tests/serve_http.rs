@@ -122,6 +122,60 @@ fn get_and_head_with_content_types() {
 }
 
 #[test]
+fn a_file_kept_in_memory_is_never_served_once_changed() {
+    // Small files unchanged for 2 s are kept in memory by each event loop, and each request
+    // checks by a stat that the path still names what was read: every way of changing the
+    // file is seen by the next request, on every loop.
+    let (url, dir) = site("kept");
+    let file = dir.join("kept.txt");
+    std::fs::write(&file, b"first version\n").unwrap();
+    std::fs::write(dir.join("other.txt"), b"other version\n").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let all_say = |body: &[u8], status: u16| {
+        // Several requests, new connections each: every loop gets some.
+        for _ in 0..8 {
+            let got = curl(&[&format!("{url}/kept.txt")]);
+            assert_eq!(got.status, status);
+            if status == 200 {
+                assert_eq!(
+                    String::from_utf8_lossy(&got.body),
+                    String::from_utf8_lossy(body)
+                );
+                assert_eq!(got.header("content-length"), Some(body.len().to_string()));
+            }
+        }
+    };
+    all_say(b"first version\n", 200);
+    let range = curl(&["-r", "6-12", &format!("{url}/kept.txt")]);
+    assert_eq!(
+        (range.status, range.body.as_slice()),
+        (206, &b"version"[..])
+    );
+    let parts = curl(&["-r", "0-4,6-12", &format!("{url}/kept.txt")]);
+    assert_eq!(parts.status, 206);
+    let parts: Vec<Vec<u8>> = byteranges(&parts)
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(parts, [&b"first"[..], &b"version"[..]]);
+    // Rewritten in place to the same length, at once.
+    std::fs::write(&file, b"final version\n").unwrap();
+    all_say(b"final version\n", 200);
+    // Replaced by another settled file of the same size.
+    std::fs::rename(dir.join("other.txt"), &file).unwrap();
+    all_say(b"other version\n", 200);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap()
+        .write_all(b"more\n")
+        .unwrap();
+    all_say(b"other version\nmore\n", 200);
+    std::fs::remove_file(&file).unwrap();
+    all_say(b"", 404);
+}
+
+#[test]
 fn ranges_give_206_and_416() {
     let (url, dir) = site("range");
     std::fs::write(dir.join("hello.txt"), b"hello world!\n").unwrap();
@@ -1192,6 +1246,47 @@ fn a_short_idle_timeout_leaves_a_head_its_header_timeout() {
     let reply = String::from_utf8_lossy(&reply);
     assert!(reply.starts_with("HTTP/1.1 408 "), "{reply}");
     assert!(started.elapsed() >= Duration::from_secs(2), "{reply}");
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout_from_its_last_response() {
+    // The timer set while a response was queued (a quarter of the send timeout, to catch a
+    // client that stopped reading) was left to run once the response had gone: an idle
+    // connection was closed 15 s late, `--idle-timeout 2` after 17 s (nginx: 2 s).
+    let root = netkit_tests::work_dir().join("idle-after-response-root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), "a\n").unwrap();
+    let served = Served::start(&[
+        "http",
+        "--bind",
+        "127.0.0.1:0",
+        "--idle-timeout",
+        "2",
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    let mut client = TcpStream::connect(served.addrs[0]).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    client
+        .write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0; 4096];
+    while !String::from_utf8_lossy(&reply).ends_with("\r\n\r\na\n") {
+        let n = client.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the response: {reply:?}");
+        reply.extend_from_slice(&buf[..n]);
+    }
+    let answered = std::time::Instant::now();
+    let n = client.read(&mut buf).unwrap_or(0);
+    let idle = answered.elapsed();
+    assert_eq!(n, 0, "more than the response came");
+    assert!(
+        idle >= Duration::from_millis(1500) && idle < Duration::from_secs(6),
+        "closed {idle:?} after the response, with --idle-timeout 2"
+    );
 }
 
 #[test]

@@ -572,7 +572,7 @@ fn request(mut args: Args) -> Outcome {
             net_http::PROXY_WANTS_CREDENTIALS
         );
     }
-    let code = status_code(status, args.check_status);
+    let code = status_code(status, args.check_status, args.follows());
     // The body alone went to the file or pipe: the failed status is told, as httpie does.
     if code != 0 && !stdout_tty {
         log::warn!("HTTP {status} {reason}");
@@ -757,7 +757,7 @@ fn failure(error: Error) -> Failure {
         Error::TooManyRedirects { .. } => TOO_MANY_REDIRECTS,
         Error::Timeout { .. } => TIMEOUT,
         // A download refused for its status exits as --check-status would, as httpie's -d.
-        Error::Status { status, .. } => status_code(*status, true),
+        Error::Status { status, .. } => status_code(*status, true, false),
         _ => GENERIC,
     };
     Failure {
@@ -766,9 +766,12 @@ fn failure(error: Error) -> Failure {
     }
 }
 
-fn status_code(status: u16, check: bool) -> u8 {
+/// The exit code of a final `status` under --check-status (`check`); `followed` when
+/// redirects were followed: then a 3xx at the end (a 304, a 300, one with no Location) is
+/// the server's answer, not a redirect left unfollowed, and exits 0 as in httpie.
+fn status_code(status: u16, check: bool, followed: bool) -> u8 {
     match status {
-        300..=399 if check => REDIRECT_STATUS,
+        300..=399 if check && !followed => REDIRECT_STATUS,
         400..=499 if check => CLIENT_ERROR_STATUS,
         500..=599 if check => SERVER_ERROR_STATUS,
         _ => 0,
@@ -1192,7 +1195,7 @@ fn download(
     }
     // A 416 here is a file already whole (its size is the server's): done, as curl -C -.
     let status = if done.status == 416 { 200 } else { done.status };
-    Ok(ExitCode::from(status_code(status, true)))
+    Ok(ExitCode::from(status_code(status, true, false)))
 }
 
 /// What `--pretty` asks for, as httpie's.

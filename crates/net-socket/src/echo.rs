@@ -1,6 +1,6 @@
 //! The `echo` service: every byte back, unchanged.
 
-use crate::handler::{ConnInfo, Context, Handler};
+use crate::handler::{ConnInfo, Context, Handler, Service};
 
 /// Sends every byte back unchanged; back-pressure keeps a client that does not read from
 /// growing the server's memory.
@@ -8,10 +8,20 @@ use crate::handler::{ConnInfo, Context, Handler};
 pub struct Echo;
 
 impl Echo {
-    /// The service, for [`ServerBuilder::build`](crate::ServerBuilder::build).
+    /// The service, for [`ServerBuilder::build`](crate::ServerBuilder::build); `Echo` itself
+    /// is one too, as [`Chat`](crate::Chat) and [`HttpFiles`](crate::HttpFiles) are.
     #[must_use]
     pub fn service() -> impl crate::Service {
-        |_: &ConnInfo| Echo
+        Echo
+    }
+}
+
+/// `.build(Echo)` as `.build(Chat::new())`: each connection gets its own (stateless) `Echo`.
+impl Service for Echo {
+    type Handler = Echo;
+
+    fn connect(&self, _info: &ConnInfo) -> Echo {
+        Echo
     }
 }
 

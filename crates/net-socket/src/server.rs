@@ -12,6 +12,7 @@ use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::Error;
+use crate::echo::Echo;
 use crate::handler::{ConnId, Service};
 use crate::worker::{WAKER, Worker};
 
@@ -272,11 +273,29 @@ impl<S: Service> std::fmt::Debug for Server<S> {
     }
 }
 
+// On `Server<Echo>` alone so that `Server::builder()` names no type, as `HashMap::new()`:
+// the service is chosen by `build`.
+impl Server<Echo> {
+    /// A [`ServerBuilder`], as `ServerBuilder::new()`.
+    #[must_use]
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::new()
+    }
+}
+
 impl<S: Service> Server<S> {
     /// The addresses really bound, in the order given (the real port where 0 was asked).
     #[must_use]
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// The first address really bound (the real port where 0 was asked): the only one
+    /// unless several were given to [`ServerBuilder::bind`].
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        // `build` refuses a server with no address, so there is a first.
+        self.local_addrs[0]
     }
 
     /// A handle that stops the server from any thread.

@@ -440,6 +440,30 @@ fn port_in_use_is_a_clear_error() {
 }
 
 #[test]
+fn the_builtin_services_build_alike_from_server_builder() {
+    // `.build(Echo)` did not compile where `.build(Chat::new())` and `.build(HttpFiles::new(..)?)`
+    // did, and `Server::builder()` / `local_addr()` were missing: a user's first guesses.
+    let server = Server::builder()
+        .bind("127.0.0.1:0".parse().unwrap())
+        .threads(1)
+        .build(Echo)
+        .unwrap();
+    let addr = server.local_addr();
+    assert_eq!(addr, server.local_addrs()[0]);
+    assert_ne!(addr.port(), 0);
+    let stop = server.shutdown_handle();
+    let running = std::thread::spawn(move || server.run());
+    let mut client = TcpStream::connect(addr).unwrap();
+    client.write_all(b"same bytes").unwrap();
+    let mut reply = [0; 10];
+    client.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"same bytes");
+    drop(client);
+    stop.shutdown();
+    running.join().unwrap().unwrap();
+}
+
+#[test]
 fn ipv6_and_port_zero_report_the_real_address() {
     let server = ServerBuilder::new()
         .bind("127.0.0.1:0".parse().unwrap())

@@ -2857,14 +2857,19 @@ fn a_host_whose_command_stopped_reading_a_stdin_too_large_to_keep_is_told_its_ow
         );
         assert_eq!(text.matches("  ok\n").count(), 2, "{text}");
     };
-    // 70 MB down a pipe, each host's command reading 10 bytes of it.
+    // 70 MB down a pipe, each host's command reading 10 bytes of it (then staying a second, so
+    // that netkit is past 64 MiB before the hosts are done, however fast they are).
     let mut feeder = netkit_tests::Spawned::start(
         Command::new("sh")
             .args(["-c", "head -c 70000000 /dev/zero"])
             .stdout(Stdio::piped()),
     );
     let piped = Stdio::from(feeder.stdout.take().unwrap());
-    let out = on_two_hosts_with_stdin("head -c 10 | wc -c", piped, Duration::from_secs(60));
+    let out = on_two_hosts_with_stdin(
+        "head -c 10 | wc -c; sleep 1",
+        piped,
+        Duration::from_secs(60),
+    );
     check(&out, " | 10\n");
     drop(feeder);
     // `yes |`, which never ends: netkit ends all the same, once the hosts are done.

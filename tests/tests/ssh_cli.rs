@@ -2823,15 +2823,78 @@ fn many_hosts_take_the_configs_stdin_null_and_refuse_its_session_type_and_fork()
     }
 }
 
+/// Runs `command` on the test host twice (`--hosts H,H`) with stdin from `stdin`, within
+/// `within`.
+fn on_two_hosts_with_stdin(command: &str, stdin: Stdio, within: Duration) -> Output {
+    let port = port().to_string();
+    let user = env("NETKIT_TEST_SSH_USER");
+    let host = format!("{user}@127.0.0.1:{port}");
+    let mut args = vec!["ssh".to_owned(), "--hosts".into(), format!("{host},{host}")];
+    args.extend(common());
+    args.extend(["--".into(), command.into()]);
+    netkit_tests::Spawned::start(
+        Command::new(netkit_bin())
+            .args(&args)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .wait_with_output_within(within)
+}
+
 #[test]
-fn a_stdin_too_large_to_keep_for_many_hosts_fails_the_run_in_bounded_memory() {
+fn a_host_whose_command_stopped_reading_a_stdin_too_large_to_keep_is_told_its_own_status() {
+    // A command that read what it wanted and exited is told its own exit status, as with one
+    // host (and ssh, pssh, fabric): once netkit had read past 64 MiB, every host was turned
+    // into "stdin was cut short", exit 255, for the rest of a pipe nobody read any more.
+    let check = |out: &Output, said: &str| {
+        let text = String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{text}{err}");
+        assert_eq!(text.matches(said).count(), 2, "{text}");
+        assert!(
+            !text.contains("cut short") && !err.contains("64 MiB"),
+            "{text}{err}"
+        );
+        assert_eq!(text.matches("  ok\n").count(), 2, "{text}");
+    };
+    // 70 MB down a pipe, each host's command reading 10 bytes of it (then staying a second, so
+    // that netkit is past 64 MiB before the hosts are done, however fast they are).
+    let mut feeder = netkit_tests::Spawned::start(
+        Command::new("sh")
+            .args(["-c", "head -c 70000000 /dev/zero"])
+            .stdout(Stdio::piped()),
+    );
+    let piped = Stdio::from(feeder.stdout.take().unwrap());
+    let out = on_two_hosts_with_stdin(
+        "head -c 10 | wc -c; sleep 1",
+        piped,
+        Duration::from_secs(60),
+    );
+    check(&out, " | 10\n");
+    drop(feeder);
+    // `yes |`, which never ends: netkit ends all the same, once the hosts are done.
+    let mut yes = netkit_tests::Spawned::start(Command::new("yes").stdout(Stdio::piped()));
+    let piped = Stdio::from(yes.stdout.take().unwrap());
+    let out = on_two_hosts_with_stdin("head -c 2", piped, Duration::from_secs(60));
+    check(&out, " | y\n");
+    drop(yes);
+    // A command that never reads stdin and was still running when netkit stopped at 64 MiB
+    // did not reach the cut either.
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    let out = on_two_hosts_with_stdin("sleep 1; echo slept", zero.into(), Duration::from_secs(60));
+    check(&out, " | slept\n");
+}
+
+#[test]
+fn a_stdin_too_large_to_keep_fails_the_hosts_that_read_to_its_end_in_bounded_memory() {
     // `< /dev/zero` took 2.7 GB in 6 s: stdin is kept for the hosts to come, up to 64 MiB.
     let port = port().to_string();
     let user = env("NETKIT_TEST_SSH_USER");
     let host = format!("{user}@127.0.0.1:{port}");
     let mut args = vec!["ssh".to_owned(), "--hosts".into(), format!("{host},{host}")];
     args.extend(common());
-    args.extend(["--".into(), "sleep 1".into()]);
+    args.extend(["--".into(), "wc -c".into()]);
     let zero = std::fs::File::open("/dev/zero").unwrap();
     let child = netkit_tests::Spawned::start(
         Command::new(netkit_bin())
@@ -2842,10 +2905,17 @@ fn a_stdin_too_large_to_keep_for_many_hosts_fails_the_run_in_bounded_memory() {
     );
     let out = child.wait_with_output();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(255), "{err}");
-    assert!(err.contains("stdin is over 64 MiB"), "{err}");
-    // What the hosts made of the first 64 MiB is no success (the table said ok).
+    // A host's failure, as any other: 1 (255 is for netkit's own errors).
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("2 hosts got only the first part of stdin")
+            && err.contains("stdin is over 64 MiB")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    // What `wc -c` made of the first 64 MiB is no success (the table said ok).
     let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches(" | 67108864\n").count(), 2, "{text}");
     assert_eq!(text.matches("stdin was cut short").count(), 2, "{text}");
     // A file is known to be too large before any host starts: each host's `cat > FILE`
     // wrote its first 64 MiB.

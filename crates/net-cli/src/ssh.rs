@@ -700,8 +700,8 @@ pub struct Args {
     #[arg(short = 'f', conflicts_with_all = ["stdio_forward", "hosts", "hosts_file"])]
     background: bool,
     /// Run on these hosts ([user@]host[:port], comma-separated) instead of DEST. Each
-    /// host's command reads all of stdin (unless -n or a terminal; up to 64 MiB), as pssh -I
-    /// sends it.
+    /// host's command reads all of stdin (unless -n or a terminal; up to 64 MiB: one that
+    /// reads to the end of a longer one fails, "stdin was cut short"), as pssh -I sends it.
     // An Option, so that a list given empty (`--hosts "$NONE"`) is told from no --hosts: it
     // is refused, where taking the command's first word for DEST ran it elsewhere.
     #[arg(
@@ -2370,6 +2370,7 @@ impl net_ssh::Progress for Shown<'_> {
             code,
             signal,
             error,
+            input_ended: r.input_ended,
             // Only --json shows it again: another copy of a big output was held for nothing.
             said: if self.json {
                 Said {
@@ -2394,6 +2395,8 @@ struct Row {
     code: Option<i32>,
     signal: Option<String>,
     error: Option<String>,
+    /// Whether the command was sent all of stdin and its end before it ended.
+    input_ended: bool,
     said: Said,
     duration: std::time::Duration,
 }
@@ -2447,15 +2450,17 @@ fn run_and_report(
             std::thread::park();
         }
     };
+    // A pipe is known to be too much only once read: what a host that read to the end made
+    // of its first 64 MiB is no success. One whose command ended before had what it wanted
+    // (`head -c 10`, as with one host): every host was failed, also once all were done and
+    // netkit read on. The flag is set before the input ends, so a host sent its end sees it.
     let cut = cut.load(Ordering::SeqCst);
-    if cut {
-        // A pipe is known to be too much only once read: what the hosts made of its first
-        // 64 MiB is no success.
-        for row in rows.iter_mut().flatten() {
-            row.ok = false;
-            row.error
-                .get_or_insert_with(|| "stdin was cut short".to_owned());
-        }
+    let mut short = 0;
+    for row in rows.iter_mut().flatten().filter(|r| cut && r.input_ended) {
+        row.ok = false;
+        row.error
+            .get_or_insert_with(|| "stdin was cut short".to_owned());
+        short += 1;
     }
     if let Err(e) = report(shown.hosts, &rows, &[], args.json) {
         // Whoever read the summary went (`| head -1`): 141 as with one host, where the
@@ -2473,10 +2478,15 @@ fn run_and_report(
             Err(e.into())
         };
     }
-    if cut {
-        return Err(own(
-            too_much().context("the commands got only the first part")
-        ));
+    if short > 0 {
+        // A host's failure: 1, as for the others (255 is for netkit's own errors).
+        let hosts = if short == 1 { "host" } else { "hosts" };
+        return Err(Failure {
+            code: crate::exit::GENERIC,
+            error: too_much().context(format!(
+                "{short} {hosts} got only the first part of stdin and then EOF"
+            )),
+        });
     }
     Ok(if rows.iter().all(|r| r.as_ref().is_some_and(|r| r.ok)) {
         ExitCode::SUCCESS
@@ -2500,7 +2510,8 @@ const STDIN_KEPT: usize = 64 << 20;
 
 /// What every host's command reads: our stdin, all of it for each (as pssh -I), read as it
 /// comes while the hosts run; nothing with `no_stdin` (-n) or from a terminal. The flag is
-/// set when stdin went past [`STDIN_KEPT`] and the commands got only that much.
+/// set, before the input ends, when stdin went past [`STDIN_KEPT`] and the commands got
+/// only that much.
 fn input(no_stdin: bool) -> (net_ssh::SharedInput, Arc<AtomicBool>) {
     let cut = Arc::new(AtomicBool::new(false));
     if no_stdin || std::io::stdin().is_terminal() {
@@ -2910,6 +2921,7 @@ mod tests {
             code: None,
             signal: signal.map(str::to_owned),
             error: error.map(str::to_owned),
+            input_ended: false,
             said: Said::default(),
             duration: std::time::Duration::ZERO,
         };

@@ -60,6 +60,14 @@ pub struct Terminal {
     pub refused: Option<std::sync::mpsc::Sender<()>>,
 }
 
+/// How a streamed program ended.
+pub(crate) struct Ran {
+    pub(crate) status: ExitStatus,
+    /// Whether all of its input and then EOF went before it ended (not so when it exited
+    /// without reading it all).
+    pub(crate) input_ended: bool,
+}
+
 /// What a session channel starts, on a pseudo-terminal or not.
 struct Start<'a> {
     program: Program<'a>,
@@ -134,6 +142,18 @@ impl Client {
         on_stdout: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
         on_stderr: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<ExitStatus, Error> {
+        self.exec_streamed(command, stdin, on_stdout, on_stderr)
+            .map(|ran| ran.status)
+    }
+
+    /// [`exec_streaming`](Self::exec_streaming), also telling whether `stdin` went to its end.
+    pub(crate) fn exec_streamed(
+        &self,
+        command: &str,
+        stdin: Option<Receiver<Vec<u8>>>,
+        on_stdout: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+        on_stderr: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<Ran, Error> {
         let start = Start {
             program: Program::Command(command),
             terminal: None,
@@ -159,6 +179,7 @@ impl Client {
             terminal: None,
         };
         self.run_streaming(start, stdin, None, on_stdout, on_stderr)
+            .map(|ran| ran.status)
     }
 
     /// Runs `command` on a remote pseudo-terminal of `terminal`'s type and size, as `ssh -t`
@@ -182,6 +203,7 @@ impl Client {
             terminal: Some(terminal),
         };
         self.run_streaming(start, stdin, resize, on_stdout, on_stderr)
+            .map(|ran| ran.status)
     }
 
     /// Starts the user's login shell; otherwise as [`exec_streaming`](Self::exec_streaming).
@@ -206,6 +228,7 @@ impl Client {
             terminal,
         };
         self.run_streaming(start, stdin, None, on_stdout, on_stderr)
+            .map(|ran| ran.status)
     }
 
     /// Starts the user's login shell on a remote pseudo-terminal of `terminal`'s type and
@@ -229,6 +252,7 @@ impl Client {
             terminal: Some(terminal),
         };
         self.run_streaming(start, stdin, resize, on_stdout, on_stderr)
+            .map(|ran| ran.status)
     }
 
     fn run_streaming(
@@ -238,7 +262,7 @@ impl Client {
         resize: Option<Receiver<(u32, u32)>>,
         on_stdout: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
         on_stderr: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
-    ) -> Result<ExitStatus, Error> {
+    ) -> Result<Ran, Error> {
         let fail = |e: ssh2::Error| self.given_up(Error::ssh(&self.host, &e));
         let began = std::time::Instant::now();
         let mut channel = self.open(ssh2::Session::channel_session)?;
@@ -316,7 +340,7 @@ impl Client {
         self.session.set_blocking(false);
         let result = self.pump(&mut channel, stdin, resize, on_stdout, on_stderr);
         self.session.set_blocking(true);
-        result?;
+        let input_ended = result?;
         channel.wait_close().map_err(fail)?;
         let code = channel.exit_status().map_err(fail)?;
         let signal = channel.exit_signal().map_err(fail)?.exit_signal;
@@ -328,7 +352,10 @@ impl Client {
             }
             None => log::debug!("{}: Exit status {code} after {took:.1} s", self.host),
         }
-        Ok(ExitStatus { code, signal })
+        Ok(Ran {
+            status: ExitStatus { code, signal },
+            input_ended,
+        })
     }
 
     /// Closes the connection under a command that is given up on. libssh2 closes a channel
@@ -340,6 +367,8 @@ impl Client {
         let _ = socket2::SockRef::from(&self.socket).shutdown(std::net::Shutdown::Both);
     }
 
+    /// Carries stdin in and the output out until the command's output ends; true when all of
+    /// `stdin` and its EOF went, before the command ended.
     fn pump(
         &self,
         channel: &mut ssh2::Channel,
@@ -347,12 +376,14 @@ impl Client {
         mut resize: Option<Receiver<(u32, u32)>>,
         on_stdout: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
         on_stderr: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let mut buf = vec![0; CHUNK];
         let mut pending: Vec<u8> = Vec::new();
         let mut sent = 0;
         let mut stdin = stdin;
         let mut eof_sent = false;
+        // Whether the input went to its end: not when the command ended without taking it.
+        let (mut input_dropped, mut input_ended) = (false, false);
         let mut new_size = None;
         let mut woken = None;
         let (mut out_done, mut err_done) = (false, false);
@@ -417,12 +448,16 @@ impl Client {
                         pending.clear();
                         sent = 0;
                         stdin = None;
+                        input_dropped = true;
                     }
                 }
             }
             if stdin.is_none() && sent == pending.len() && !eof_sent {
                 match channel.send_eof() {
-                    Ok(()) => eof_sent = true,
+                    Ok(()) => {
+                        eof_sent = true;
+                        input_ended = !input_dropped;
+                    }
                     Err(e) if e.code() == EAGAIN => {}
                     Err(_) => eof_sent = true,
                 }
@@ -458,7 +493,7 @@ impl Client {
                 }
             }
             if out_done && err_done {
-                return Ok(());
+                return Ok(input_ended);
             }
             if window.widened(channel, written) {
                 progress = Moved::Server;

@@ -27,6 +27,11 @@ pub struct HostResult {
     pub stderr: Vec<u8>,
     /// Connect + authenticate + run.
     pub duration: Duration,
+    /// Whether the command was sent all of the input and then EOF before it ended: not so
+    /// for one that exited without reading it all (`head -1`), nor for a host with
+    /// `StdinNull yes`. Only such a command can have read to the end of an input the caller
+    /// [cut short](SharedInput::close); one that ended before had what it wanted.
+    pub input_ended: bool,
 }
 
 impl HostResult {
@@ -164,28 +169,34 @@ pub fn run_many_with(
                 let Some(config) = hosts.get(i) else { break };
                 let started = Instant::now();
                 let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+                let mut input_ended = false;
                 // A panic on one host (a bug, or a library's unwrap of what a hostile server
                 // sent) is that host's failure, as pssh reports a failed host: re-raised by
                 // the scope, it lost every host's result (and hung `netkit ssh --hosts`).
                 // Nothing is shared across it but the output kept so far.
                 let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    Client::connect(config).and_then(|client| {
-                        client.exec_streaming(
-                            command,
-                            // StdinNull yes: this host's command gets EOF at once, as with -n.
-                            (!config.stdin_null).then(|| input.reader()),
-                            &mut |b| {
-                                progress.output(i, false, b);
-                                stdout.extend_from_slice(b);
-                                Ok(())
-                            },
-                            &mut |b| {
-                                progress.output(i, true, b);
-                                stderr.extend_from_slice(b);
-                                Ok(())
-                            },
-                        )
-                    })
+                    Client::connect(config)
+                        .and_then(|client| {
+                            client.exec_streamed(
+                                command,
+                                // StdinNull yes: this host's command gets EOF at once, as with -n.
+                                (!config.stdin_null).then(|| input.reader()),
+                                &mut |b| {
+                                    progress.output(i, false, b);
+                                    stdout.extend_from_slice(b);
+                                    Ok(())
+                                },
+                                &mut |b| {
+                                    progress.output(i, true, b);
+                                    stderr.extend_from_slice(b);
+                                    Ok(())
+                                },
+                            )
+                        })
+                        .map(|ran| {
+                            input_ended = ran.input_ended && !config.stdin_null;
+                            ran.status
+                        })
                 }))
                 .unwrap_or_else(|panic| {
                     Err(Error::Ssh {
@@ -199,6 +210,7 @@ pub fn run_many_with(
                     stdout,
                     stderr,
                     duration: started.elapsed(),
+                    input_ended,
                 };
                 progress.done(i, &result);
                 if let Ok(mut all) = results.lock() {

@@ -3836,6 +3836,12 @@ fn a_3xx_with_no_location_is_a_downloads_answer_not_a_redirect_loop() {
         );
         assert!(!std::path::Path::new(dest).exists());
     }
+    // Piped (`-d URL | tar x`), the same: nothing written, exit 3, not an empty success.
+    for args in [&["-d", &url][..], &["-d", "-o", "-", &url][..]] {
+        let out = http(args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+    }
     // A plain request takes it alike, as the server's answer: followed, a final 3xx exits 0
     // with --check-status, as httpie's --follow; not followed, 3.
     let out = http(&["-F", "--max-redirects", "0", "--check-status", &url]);

@@ -572,7 +572,12 @@ fn request(mut args: Args) -> Outcome {
             net_http::PROXY_WANTS_CREDENTIALS
         );
     }
-    let code = status_code(status, args.check_status, args.follows());
+    // A download's 3xx (none to follow) is not the file, piped or saved: exit 3 either way.
+    let code = status_code(
+        status,
+        args.check_status,
+        args.follows() && !download_to_stdout,
+    );
     // The body alone went to the file or pipe: the failed status is told, as httpie does.
     if code != 0 && !stdout_tty {
         log::warn!("HTTP {status} {reason}");

@@ -16,6 +16,11 @@
 //!   one-second times), so two writes close together can leave the same ctime; a file written
 //!   within the last two seconds is therefore read from disk each time, and any change made
 //!   after it was kept gets a later ctime than the one kept.
+//! - Writes through a shared memory map do not always move the ctime (a page already dirty
+//!   takes more writes unseen), so a file is read again once its bytes are a second old: such
+//!   a writer's change is served within a second, as a new `--root` is.
+//! - Only files on local filesystems are kept: an NFS or FUSE client answers stat from
+//!   attributes it caches for up to a minute, where opening the file asks the server.
 //! - The stat follows the path as the kernel resolves it now, links included, so it may
 //!   reach the file another way than the checked open did (a directory moved out of the root
 //!   and a link put in its place): then it is still the same, unchanged inode whose bytes
@@ -30,10 +35,11 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::rc::Rc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::fcntl::AtFlags;
 use nix::sys::stat::fstatat;
+use nix::sys::statfs::{self, fstatfs};
 
 /// Larger files are read from disk (and the largest sent by sendfile) every time.
 pub(crate) const MAX_FILE: u64 = 64 * 1024;
@@ -43,6 +49,17 @@ const MAX_BYTES: usize = 8 * 1024 * 1024;
 const MAX_ENTRIES: usize = 4096;
 /// How long ago a file must have last changed to be kept (see the module's doc).
 const SETTLED: Duration = Duration::from_secs(2);
+/// How long kept bytes are served before the file is read again (see the module's doc).
+const FRESH_FOR: Duration = Duration::from_secs(1);
+/// The filesystems whose stat tells every change at once: local ones.
+const LOCAL: [statfs::FsType; 6] = [
+    statfs::EXT4_SUPER_MAGIC,
+    statfs::XFS_SUPER_MAGIC,
+    statfs::BTRFS_SUPER_MAGIC,
+    statfs::TMPFS_MAGIC,
+    statfs::OVERLAYFS_SUPER_MAGIC,
+    statfs::F2FS_SUPER_MAGIC,
+];
 
 /// A file's identity and state as stat tells it: any change to the file moves one of them.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -105,6 +122,7 @@ pub(crate) struct Cached {
     /// The device and inode of the root it was read under.
     root: (u64, u64),
     stamp: Stamp,
+    read: Instant,
     pub(crate) bytes: Box<[u8]>,
     pub(crate) modified: Option<SystemTime>,
     /// What each response says of it, worked out once: a pipelined loop spent a tenth of
@@ -129,7 +147,10 @@ thread_local! {
 /// what the path names now is what they were read from.
 pub(crate) fn get(root: (u64, u64), dir: &OwnedFd, rel: &OsStr) -> Option<Rc<Cached>> {
     let cached = FILES.with_borrow(|files| files.entries.get(rel.as_bytes()).cloned())?;
-    (cached.root == root && Stamp::now(dir, rel)? == cached.stamp).then_some(cached)
+    (cached.root == root
+        && cached.read.elapsed() < FRESH_FOR
+        && Stamp::now(dir, rel)? == cached.stamp)
+        .then_some(cached)
 }
 
 /// Reads and keeps `file`, the regular file `rel` under the root `root` opened with `meta`,
@@ -145,6 +166,11 @@ pub(crate) fn keep(
     if !meta.is_file() || meta.len() > MAX_FILE || !stamp.settled(SystemTime::now()) {
         return None;
     }
+    let on = fstatfs(file).ok()?.filesystem_type();
+    if !LOCAL.contains(&on) {
+        return None;
+    }
+    let read = Instant::now();
     // At most MAX_FILE, so it fits in usize.
     let mut bytes = vec![0; meta.len() as usize].into_boxed_slice();
     file.read_exact_at(&mut bytes, 0).ok()?;
@@ -152,6 +178,7 @@ pub(crate) fn keep(
     let cached = Rc::new(Cached {
         root,
         stamp,
+        read,
         bytes,
         modified,
         content_type: super::content_type(std::path::Path::new(rel)),

@@ -4,8 +4,8 @@
 //! A file served from disk costs four system calls (open, stat, read, close) besides the
 //! request's receive and send; a hit here costs one stat. nginx's `open_file_cache` saves as
 //! much but serves a changed file for up to `open_file_cache_valid` (60 s in tuned configs);
-//! this cache never serves bytes that differ from what the file holds when the request is
-//! answered:
+//! this one serves what the file holds when the request is answered, whatever wrote, renamed
+//! or chmod'ed it (a writer through a shared memory map: within a second):
 //!
 //! - Every hit stats the path again, from the same root, and needs the device, inode, type,
 //!   permissions, size, modification and change times to be the ones the bytes were read

@@ -147,10 +147,20 @@ thread_local! {
 /// what the path names now is what they were read from.
 pub(crate) fn get(root: (u64, u64), dir: &OwnedFd, rel: &OsStr) -> Option<Rc<Cached>> {
     let cached = FILES.with_borrow(|files| files.entries.get(rel.as_bytes()).cloned())?;
-    (cached.root == root
+    if cached.root == root
         && cached.read.elapsed() < FRESH_FOR
-        && Stamp::now(dir, rel)? == cached.stamp)
-        .then_some(cached)
+        && Stamp::now(dir, rel) == Some(cached.stamp)
+    {
+        return Some(cached);
+    }
+    // Dropped, or a file that changes all the time (and so is never kept again) would cost
+    // this stat on every request on top of the open.
+    FILES.with_borrow_mut(|files| {
+        if let Some(old) = files.entries.remove(rel.as_bytes()) {
+            files.bytes -= old.bytes.len();
+        }
+    });
+    None
 }
 
 /// Reads and keeps `file`, the regular file `rel` under the root `root` opened with `meta`,

@@ -859,6 +859,31 @@ fn raw_split(request: &[u8], at: usize) -> Vec<u8> {
 }
 
 #[test]
+fn a_raw_byte_target_split_before_its_line_ends_is_still_served() {
+    // httparse refuses such a target as soon as the space after it came; with the rest of
+    // the line still on its way, it was 400, where nginx waits for the line.
+    use std::os::unix::ffi::OsStrExt as _;
+    let (_, dir) = site("raw-split");
+    std::fs::write(
+        dir.join(std::ffi::OsStr::from_bytes(b"split\xe9")),
+        b"split\n",
+    )
+    .unwrap();
+    let request = b"GET /raw-split/split\xe9 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    for at in [
+        b"GET /raw-split/split\xe9 ".len(),
+        b"GET /raw-split/split\xe9 HTTP/1".len(),
+    ] {
+        let reply = parse(&raw_split(request, at));
+        assert_eq!(
+            (reply.status, reply.body.as_slice()),
+            (200, &b"split\n"[..]),
+            "{at}"
+        );
+    }
+}
+
+#[test]
 fn pipelined_requests_are_answered_in_order() {
     let (_, dir) = site("pipeline");
     for (name, body) in [("1.txt", "first"), ("2.txt", "second"), ("3.txt", "third")] {

@@ -561,8 +561,17 @@ impl HttpConn {
                 Err(httparse::Error::Version | httparse::Error::Token) => {
                     // What httparse refuses and nginx serves, mended in a copy of the head
                     // (rare enough to pay for one) and parsed again.
-                    let Some((head, grown)) = mended(&input[used..]) else {
-                        self.fail(ctx, &input[used..], 400, "Bad Request");
+                    let pending = &input[used..];
+                    let Some((head, grown)) = mended(pending) else {
+                        // Its request line not all here yet (`GET /caf\xe9 ` in one segment),
+                        // it is judged once it is, as a partial head is.
+                        if !pending[blank_lines(pending)..].contains(&b'\n') {
+                            if let Some((status, reason)) = oversized(pending) {
+                                self.fail(ctx, pending, status, reason);
+                            }
+                            break;
+                        }
+                        self.fail(ctx, pending, 400, "Bad Request");
                         continue;
                     };
                     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];

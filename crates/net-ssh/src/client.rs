@@ -306,6 +306,15 @@ impl Client {
         closed(&self.socket)
     }
 
+    /// Whether the server closed or reset the connection, even with bytes it sent before still
+    /// unread: for a call that already failed. A server killed in the middle of an upload
+    /// leaves window adjusts unread, and [`lost`](Self::lost) (which leaves those for libssh2
+    /// to read, a disconnect's reason among them) then showed libssh2's "Unable to send
+    /// channel data" where the connection was gone.
+    pub(crate) fn gone(&self) -> bool {
+        hung_up(&self.socket)
+    }
+
     /// Whether the connection was closed under this client (a call that timed out hangs up
     /// on the server): every later call fails; connect again.
     #[must_use]
@@ -993,6 +1002,23 @@ fn closed(socket: &OwnedFd) -> bool {
     matches!(peeked, Ok(0) | Err(nix::errno::Errno::ECONNRESET))
 }
 
+/// Whether the peer of `socket` has closed the connection (or reset it), whatever it sent
+/// before that is still unread.
+fn hung_up(socket: &impl AsFd) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    // POLLRDHUP: the peer's FIN, seen past unread bytes. nix 0.32 does not name it, and its
+    // `revents` is `None` for a bit it does not name: with POLLRDHUP the only event asked
+    // for, that is the FIN (POLLHUP, POLLERR and POLLNVAL it names).
+    let mut fds = [PollFd::new(
+        socket.as_fd(),
+        PollFlags::from_bits_retain(nix::libc::POLLRDHUP),
+    )];
+    poll(&mut fds, PollTimeout::ZERO).is_ok()
+        && fds[0]
+            .revents()
+            .is_none_or(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+}
+
 /// The TCP connection to `config`'s host, with TCP_NODELAY and keepalive.
 fn tcp_connect(config: &Config) -> Result<TcpStream, Error> {
     let addrs: Vec<_> = (config.host.as_str(), config.port)
@@ -1236,4 +1262,28 @@ fn prefer(
             .map_err(|e| Error::ssh(host, &e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn a_peer_that_wrote_and_closed_has_hung_up_though_its_bytes_are_unread() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        assert!(!hung_up(&client));
+        server.write_all(b"window adjust").unwrap();
+        drop(server);
+        let socket = OwnedFd::from(client);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !hung_up(&socket) {
+            assert!(std::time::Instant::now() < deadline, "no hang-up seen");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // What libssh2 is left to read keeps `closed` false: the reason of a disconnect.
+        assert!(!closed(&socket));
+    }
 }

@@ -1645,7 +1645,7 @@ impl Client {
         let error = Error::sftp(&self.host, path, error);
         match error {
             Error::Sftp { host, path, .. }
-                if !matches!(code, ssh2::ErrorCode::SFTP(_)) && self.lost() =>
+                if !matches!(code, ssh2::ErrorCode::SFTP(_)) && self.gone() =>
             {
                 // Every later call fails as closed (an sftp session ends here, as sftp's on
                 // "Connection closed"), not in libssh2's words for what it tried.
@@ -1701,7 +1701,7 @@ impl Client {
                     what: format!("on {}", remote.display()),
                 })
             }
-            (Copy::Remote(_), _) if self.lost() => {
+            (Copy::Remote(_), _) if self.gone() => {
                 self.hang_up("the server hung up");
                 Error::ConnectionLost {
                     host: self.host.clone(),

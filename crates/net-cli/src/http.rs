@@ -958,7 +958,7 @@ fn split_words(words: &[String]) -> anyhow::Result<Words<'_>> {
     }
     Ok(Words {
         method,
-        url: url.clone(),
+        url: net_http::url_shorthand(url),
         items,
         body_file,
     })

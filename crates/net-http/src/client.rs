@@ -1066,8 +1066,22 @@ pub fn url_credentials(url: &str) -> Option<(String, Option<String>)> {
     Some((user, password.or_else(|| given.then(String::new))))
 }
 
-/// Parses an absolute http(s) URL; a bare `host/path` or `:port/path` gets `http://`
-/// (as httpie does).
+/// httpie's shorthand for a URL typed on a command line: `:8080/x` is
+/// `http://localhost:8080/x`, `example.com/x` is `http://example.com/x`; a word that starts
+/// with a scheme (`https://...`) is returned as it is. [`Client`] takes absolute URLs only,
+/// so that a program's relative `/api/items` is refused, not sent to a host named `api`.
+#[must_use]
+pub fn url_shorthand(word: &str) -> String {
+    if has_scheme(word) {
+        word.to_owned()
+    } else if let Some(rest) = word.strip_prefix(':') {
+        format!("http://localhost:{rest}")
+    } else {
+        format!("http://{word}")
+    }
+}
+
+/// Parses an absolute http(s) URL.
 pub(crate) fn parse_url(url: &str) -> Result<Url, Error> {
     let bad = |reason: String| Error::BadUrl {
         url: crate::error::redacted(url),
@@ -1077,14 +1091,15 @@ pub(crate) fn parse_url(url: &str) -> Result<Url, Error> {
     if url.contains(['\t', '\r', '\n']) {
         return Err(bad("a tab or line break in it".into()));
     }
-    let parsed = if has_scheme(url) {
-        Url::parse(url)
-    } else if let Some(rest) = url.strip_prefix(':') {
-        Url::parse(&format!("http://localhost:{rest}"))
-    } else {
-        Url::parse(&format!("http://{url}"))
+    // `Url` would take `localhost:8080/x` as a URL of the scheme `localhost`.
+    if !has_scheme(url) {
+        return Err(bad(
+            "not an absolute URL: it needs http:// or https:// and a host \
+             (url_shorthand makes one of httpie's `:8080/x` or `host/x`)"
+                .into(),
+        ));
     }
-    .map_err(|e| bad(e.to_string()))?;
+    let parsed = Url::parse(url).map_err(|e| bad(e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad(format!("unsupported scheme {}", parsed.scheme())));
     }
@@ -3034,28 +3049,35 @@ mod tests {
     }
 
     #[test]
-    fn urls_get_a_scheme_and_bad_ones_are_refused() {
-        assert_eq!(
-            parse_url("example.com/x").unwrap().as_str(),
-            "http://example.com/x"
-        );
-        assert_eq!(
-            parse_url(":8080/a").unwrap().as_str(),
-            "http://localhost:8080/a"
-        );
+    fn shorthand_urls_get_a_scheme_and_bad_ones_are_refused() {
+        let parsed = |word: &str| parse_url(&url_shorthand(word)).unwrap();
+        assert_eq!(parsed("example.com/x").as_str(), "http://example.com/x");
+        assert_eq!(parsed(":8080/a").as_str(), "http://localhost:8080/a");
+        assert_eq!(parsed("https://a/b").as_str(), "https://a/b");
         assert!(matches!(parse_url("ftp://x/"), Err(Error::BadUrl { .. })));
         assert!(matches!(parse_url("http://"), Err(Error::BadUrl { .. })));
         // A URL in the query is no scheme of the whole.
         assert_eq!(
-            parse_url("localhost:8401/cb?to=http://a/b")
-                .unwrap()
-                .as_str(),
+            parsed("localhost:8401/cb?to=http://a/b").as_str(),
             "http://localhost:8401/cb?to=http://a/b"
         );
         assert_eq!(
-            parse_url(":8401/cb?to=http://a").unwrap().as_str(),
+            parsed(":8401/cb?to=http://a").as_str(),
             "http://localhost:8401/cb?to=http://a"
         );
+        // A program's URL is taken as written: no guessing of a host from a relative one.
+        for relative in [
+            "/api/items",
+            "api/items",
+            ":8080/x",
+            "localhost:8080/x",
+            "mailto:a@b",
+        ] {
+            assert!(
+                matches!(parse_url(relative), Err(Error::BadUrl { .. })),
+                "{relative}"
+            );
+        }
         assert_eq!(
             path_as_written("localhost:8401/a/../b?to=http://a").as_deref(),
             Some("/a/../b")
@@ -3094,19 +3116,23 @@ mod tests {
     #[test]
     fn a_remembered_url_is_a_fresh_copy() {
         let client = Client::new(ClientConfig::default()).unwrap();
-        let first = client.get("example.com/x").unwrap().query("page", "2");
+        let first = client
+            .get("http://example.com/x")
+            .unwrap()
+            .query("page", "2");
         assert_eq!(first.url(), "http://example.com/x?page=2");
         assert_eq!(
-            client.get("example.com/x").unwrap().url(),
+            client.get("http://example.com/x").unwrap().url(),
             "http://example.com/x"
         );
         assert_eq!(
-            client.get(":8080/y").unwrap().url(),
+            client.get("http://localhost:8080/y").unwrap().url(),
             "http://localhost:8080/y"
         );
         assert!(matches!(client.get("ftp://x/"), Err(Error::BadUrl { .. })));
+        assert!(matches!(client.get(":8080/y"), Err(Error::BadUrl { .. })));
         assert_eq!(
-            client.get(":8080/y").unwrap().url(),
+            client.get("http://localhost:8080/y").unwrap().url(),
             "http://localhost:8080/y"
         );
     }

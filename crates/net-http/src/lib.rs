@@ -61,7 +61,7 @@ mod response;
 mod session;
 mod tls;
 
-pub use client::{Auth, Client, Part, Preview, Request, url_credentials};
+pub use client::{Auth, Client, Part, Preview, Request, url_credentials, url_shorthand};
 pub use config::{ClientConfig, Retry};
 pub use download::{
     DownloadEvent, DownloadOptions, Downloaded, Progress, disposition_name, download_name,

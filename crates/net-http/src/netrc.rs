@@ -169,11 +169,10 @@ impl Netrc {
         }
     }
 
-    /// The login for the host of `url` (an http or https URL, or httpie's shorthand as
-    /// [`Client::request`](crate::Client::request) takes it), as [`login`](Netrc::login).
+    /// The login for the host of `url` (an absolute http or https URL), as
+    /// [`login`](Netrc::login).
     #[must_use]
     pub fn login_for_url(&self, url: &str) -> Option<&Login> {
-        // As a request reads it: `host:port/path` and `:port/path` are http URLs too.
         self.login_at(&crate::client::parse_url(url).ok()?)
     }
 

@@ -216,7 +216,6 @@ impl Session {
     /// [`Error::BadUrl`] when `url` has no host; [`Error::Session`] when `name` is not a plain
     /// file name.
     pub fn named_path(name: &str, url: &str) -> Result<PathBuf, Error> {
-        // As requests read it: `:8000/x` and `host/x` too.
         let parsed = crate::client::parse_url(url)?;
         // `..` (or `%2e%2e`, `。。`) as a directory put the file above sessions/.
         let host = parsed

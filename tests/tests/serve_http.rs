@@ -1731,6 +1731,40 @@ fn out_of_descriptors_a_file_that_is_there_is_500_not_404() {
 }
 
 #[test]
+fn out_of_descriptors_idle_clients_give_way_to_a_newcomer() {
+    // With every descriptor held by a keep-alive connection (its 500 said keep-alive too), a
+    // newcomer waited out the idle timeout, 60 s; nginx answers it at once.
+    let (_, root) = site("few-descriptors-idle");
+    std::fs::write(root.join("there.txt"), "there\n").unwrap();
+    let line = format!(
+        "ulimit -n 40 && exec {} serve http --threads 1 --bind 127.0.0.1:0 --root {}",
+        netkit_tests::netkit_bin().display(),
+        root.display()
+    );
+    let served = Served::start_with(Command::new("sh").args(["-c", &line]));
+    let request = b"GET /there.txt HTTP/1.1\r\nHost: t\r\n\r\n";
+    let idle: Vec<TcpStream> = (0..60)
+        .map(|_| {
+            let mut conn = TcpStream::connect(served.addrs[0]).unwrap();
+            conn.write_all(request).unwrap();
+            conn
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut newcomer = TcpStream::connect(served.addrs[0]).unwrap();
+    newcomer
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    newcomer.write_all(request).unwrap();
+    let mut head = [0; 9];
+    newcomer
+        .read_exact(&mut head)
+        .expect("no answer in 10 s with 60 clients idle");
+    assert_eq!(&head, b"HTTP/1.1 ");
+    drop(idle);
+}
+
+#[test]
 fn an_upload_refused_before_it_ends_still_gets_its_answer() {
     // As python's http.client and most SDKs send: the whole body, then read. 3 MB over 3 s
     // was reset after 2 s (the answer, 405, lost); nginx reads on for up to 30 s.

@@ -46,8 +46,34 @@ const LINGER: Duration = Duration::from_secs(30);
 const LINGER_SILENCE: Duration = Duration::from_secs(5);
 /// Once the server is shutting down, it waits this long at most for a closing connection.
 const SHUTDOWN_LINGER: Duration = Duration::from_secs(2);
-/// Clients refused at `max_connections` are warned of at most this often, with their count.
-const REFUSALS_WARNED_EVERY: Duration = Duration::from_secs(1);
+/// Clients refused at `max_connections`, and failed accepts, are warned of at most this
+/// often, with their count: at `--threads 16` a pause after each failed accept wrote 80
+/// lines a second.
+const WARNED_EVERY: Duration = Duration::from_secs(1);
+
+/// Events of one kind warned of at most once per [`WARNED_EVERY`], with their count.
+#[derive(Default)]
+struct Tally {
+    /// Events since the last warning.
+    unwarned: u64,
+    /// When they were last warned of.
+    warned: Option<Instant>,
+}
+
+impl Tally {
+    /// The count to warn of now, if any and if the last warning is old enough.
+    fn due(&mut self, now: Instant) -> Option<u64> {
+        if self.unwarned == 0
+            || self
+                .warned
+                .is_some_and(|at| now.duration_since(at) < WARNED_EVERY)
+        {
+            return None;
+        }
+        self.warned = Some(now);
+        Some(std::mem::take(&mut self.unwarned))
+    }
+}
 
 struct Conn<H> {
     stream: TcpStream,
@@ -106,10 +132,11 @@ pub(crate) struct Worker<S: Service> {
     next_tick: Instant,
     /// The earliest timer due before `next_tick`, which the loop wakes for.
     next_timer: Option<Instant>,
-    /// Clients refused at `max_connections` since the last warning of them.
-    unwarned_refusals: u64,
-    /// When refusals were last warned of.
-    refusals_warned: Option<Instant>,
+    /// Clients refused at `max_connections`.
+    refusals: Tally,
+    /// Accepts that failed (EMFILE with no idle connection to close, ENOBUFS, ...), and the
+    /// last one's error.
+    accept_failures: (Tally, Option<io::Error>),
 }
 
 impl<S: Service> Worker<S> {
@@ -140,8 +167,8 @@ impl<S: Service> Worker<S> {
             shutdown_deadline: None,
             next_tick: Instant::now() + TICK,
             next_timer: None,
-            unwarned_refusals: 0,
-            refusals_warned: None,
+            refusals: Tally::default(),
+            accept_failures: (Tally::default(), None),
         }
     }
 
@@ -322,9 +349,20 @@ impl<S: Service> Worker<S> {
                             | io::ErrorKind::ConnectionReset
                             | io::ErrorKind::Interrupted
                     ) => {}
+                // Out of descriptors: an idle keep-alive connection gives way to the
+                // newcomer, as at max_connections (nginx drains its reusable connections
+                // too); a client waited 60 s behind 50 idle ones at `ulimit -n 64`.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(code) if code == nix::libc::EMFILE || code == nix::libc::ENFILE
+                    ) && self.close_idle("out of file descriptors") => {}
                 Err(e) => {
-                    log::warn!("accept failed: {e}; pausing accepts for {ACCEPT_PAUSE:?}");
-                    self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
+                    let now = Instant::now();
+                    self.accept_failures.0.unwarned += 1;
+                    self.accept_failures.1 = Some(e);
+                    self.warn_of_tallies(now);
+                    self.accept_paused_until = Some(now + ACCEPT_PAUSE);
                     return;
                 }
             }
@@ -333,13 +371,13 @@ impl<S: Service> Worker<S> {
 
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
         if self.shared.sum(|c| &c.open) >= self.shared.config.max_connections as u64
-            && !self.close_idle()
+            && !self.close_idle("max_connections open")
         {
             self.shared.counters[self.index]
                 .refused
                 .fetch_add(1, Ordering::Relaxed);
-            self.unwarned_refusals += 1;
-            self.warn_of_refusals(Instant::now());
+            self.refusals.unwarned += 1;
+            self.warn_of_tallies(Instant::now());
             self.refuse(stream, peer);
             return;
         }
@@ -436,22 +474,25 @@ impl<S: Service> Worker<S> {
     /// Warns of the clients refused at `max_connections`, at most once a second: a warning
     /// each came to 35,000 lines a minute under load, and stayed when the access log (which
     /// has each refusal's 503) was silenced.
-    fn warn_of_refusals(&mut self, now: Instant) {
-        if self.unwarned_refusals == 0
-            || self
-                .refusals_warned
-                .is_some_and(|at| now.duration_since(at) < REFUSALS_WARNED_EVERY)
-        {
-            return;
+    /// Warns of refusals and failed accepts not yet warned of, when it is time to.
+    fn warn_of_tallies(&mut self, now: Instant) {
+        if let Some(n) = self.refusals.due(now) {
+            log::warn!(
+                "refused {n} {}: max_connections ({}) open",
+                if n == 1 { "connection" } else { "connections" },
+                self.shared.config.max_connections
+            );
         }
-        let n = self.unwarned_refusals;
-        log::warn!(
-            "refused {n} {}: max_connections ({}) open",
-            if n == 1 { "connection" } else { "connections" },
-            self.shared.config.max_connections
-        );
-        self.unwarned_refusals = 0;
-        self.refusals_warned = Some(now);
+        if let (Some(n), Some(e)) = (self.accept_failures.0.due(now), &self.accept_failures.1) {
+            log::warn!(
+                "accept failed{}: {e}; accepts paused for {ACCEPT_PAUSE:?} each time",
+                if n == 1 {
+                    String::new()
+                } else {
+                    format!(" {n} times")
+                }
+            );
+        }
     }
 
     /// Runs one handler callback with a context for connection `key`.
@@ -709,8 +750,9 @@ impl<S: Service> Worker<S> {
     }
 
     /// Closes the connection of this loop that has waited longest while idle (see
-    /// [`Handler::is_idle`]); false when there is none.
-    fn close_idle(&mut self) -> bool {
+    /// [`Handler::is_idle`]) to make room for a newcomer, logging `why`; false when there is
+    /// none.
+    fn close_idle(&mut self, why: &str) -> bool {
         let idle = self
             .conns
             .iter()
@@ -727,7 +769,7 @@ impl<S: Service> Worker<S> {
         let Some((key, peer)) = idle else {
             return false;
         };
-        log::info!("closing idle {peer} to make room: max_connections open");
+        log::info!("closing idle {peer} to make room: {why}");
         self.close_now(key, CloseReason::MadeRoom);
         true
     }
@@ -812,7 +854,7 @@ impl<S: Service> Worker<S> {
     }
 
     fn tick(&mut self, now: Instant) {
-        self.warn_of_refusals(now);
+        self.warn_of_tallies(now);
         let idle = self.shared.config.idle_timeout;
         self.for_each_conn(|worker, key| {
             let Some(conn) = worker.conns.get_mut(key) else {

@@ -1203,6 +1203,12 @@ impl HttpConn {
         keep_alive: bool,
         extra: &[(&str, &str)],
     ) {
+        // As nginx: a server that failed (a file it could not open at EMFILE) or does not
+        // know the method gives back the connection, and with it a descriptor; 50 clients
+        // keeping theirs after a 500 at `ulimit -n 64` left a newcomer waiting 60 s.
+        if matches!(status, 500 | 501) {
+            self.done = true;
+        }
         let reason = reason(status);
         self.head(
             ctx,

@@ -7,8 +7,12 @@ use std::os::fd::AsFd;
 
 /// Buffers above this size are not kept for reuse once drained.
 const KEEP_CAPACITY: usize = 256 * 1024;
-/// The most one sendfile(2) call is asked to move, so one connection cannot hog its loop.
+/// The most one sendfile(2) call is asked to move.
 const SENDFILE_CHUNK: usize = 2 << 20;
+/// The most one connection writes before its loop serves the others (nginx's
+/// `sendfile_max_chunk`): a download whose reader kept up wrote 184 MiB in one pass, and a
+/// small GET on the same loop waited 20-170 ms behind four of them.
+pub(crate) const PASS_BUDGET: u64 = SENDFILE_CHUNK as u64;
 /// Linux `MSG_MORE`: more data follows, so a response head waits for the file's first bytes
 /// and leaves in the same segment (nginx gets the same with `tcp_nopush`).
 const MSG_MORE: i32 = 0x8000;
@@ -124,11 +128,11 @@ impl Output {
         })
     }
 
-    /// Writes until the queue is empty or the socket would block; returns the bytes written.
-    /// `Ok` with a non-empty queue means the socket is full.
+    /// Writes until the queue is empty, the socket would block or [`PASS_BUDGET`] bytes are
+    /// written; returns the bytes written.
     pub(crate) fn write_to<S: Write + AsFd>(&mut self, stream: &mut S) -> io::Result<u64> {
         let mut written = 0u64;
-        loop {
+        while written < PASS_BUDGET {
             let only = self.segments.len() == 1;
             let file_follows = matches!(self.segments.get(1), Some(Segment::File { .. }));
             let Some(front) = self.segments.front_mut() else {

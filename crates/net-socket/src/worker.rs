@@ -89,6 +89,9 @@ struct Conn<H> {
     held: bool,
     /// `on_drain` is due once the loop comes back to this connection.
     drained: bool,
+    /// Output is left that a write stopped at [`PASS_BUDGET`](crate::output::PASS_BUDGET)
+    /// did not try to send: it goes once the loop comes back to this connection.
+    write_more: bool,
     /// The connection is in `to_flush`: output waits for the end of this turn's events.
     flush_queued: bool,
     /// The connection is in `ready_again`, once however many reasons a turn finds: listed
@@ -428,6 +431,7 @@ impl<S: Service> Worker<S> {
             paused: false,
             held: false,
             drained: false,
+            write_more: false,
             flush_queued: false,
             again: false,
             read_open: true,
@@ -653,8 +657,8 @@ impl<S: Service> Worker<S> {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
-            match conn.output.write_to(&mut conn.stream) {
-                Ok(written) => sent(conn, &self.shared.counters[self.index], written),
+            let written = match conn.output.write_to(&mut conn.stream) {
+                Ok(written) => written,
                 Err(e) => {
                     log::debug!("write to {}: {e}", conn.peer);
                     // A file range that ends early: the handler is told, so that it can say
@@ -667,6 +671,12 @@ impl<S: Service> Worker<S> {
                     self.close_now(key, reason);
                     return;
                 }
+            };
+            sent(conn, &self.shared.counters[self.index], written);
+            // A socket still writable raises no new edge: the rest goes on the next turn.
+            if written >= crate::output::PASS_BUDGET && !conn.output.is_empty() {
+                conn.write_more = true;
+                come_back(&mut self.ready_again, conn, key);
             }
             if !conn.output.take_mark() {
                 break;
@@ -737,6 +747,12 @@ impl<S: Service> Worker<S> {
 
     /// Comes back to a connection that was paused or had more to read.
     fn resume(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if std::mem::take(&mut conn.write_more) {
+            self.flush(key);
+        }
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };

@@ -61,6 +61,26 @@ fn failures_list_what_was_tried_and_what_the_server_accepts() {
 }
 
 #[test]
+fn a_named_key_file_that_is_not_there_is_the_failure_named() {
+    // It was passed over without a word: "tried: nothing". paramiko raises FileNotFoundError.
+    let mut c = config();
+    let missing = work_dir().join("no-such-key-file");
+    c.identities = vec![Identity::new(&missing, None)];
+    c.default_identities = false;
+    c.use_agent = false;
+    let err = Client::connect(&c).expect_err("nothing to log in with");
+    assert!(
+        matches!(&err, Error::Local { path, source }
+            if *path == missing && source.kind() == std::io::ErrorKind::NotFound),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no-such-key-file"), "{err}");
+    // A key beside it that gets in is all that counts, as with ssh.
+    c.identities.push(Identity::new(key("id_ed25519"), None));
+    Client::connect(&c).expect("the second key");
+}
+
+#[test]
 fn host_key_policies() {
     let dir = work_dir().join("ssh-known-hosts");
     std::fs::create_dir_all(&dir).unwrap();

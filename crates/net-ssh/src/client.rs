@@ -614,8 +614,18 @@ impl Client {
             }
         }
         for identity in identities {
-            // Named for the agent by its `.pub` alone.
             if !identity.path.exists() {
+                // Named for the agent by its `.pub` alone; a key named that is not there at
+                // all is the likely reason nothing got in (paramiko raises
+                // FileNotFoundError, ssh warns "not accessible"): the failure names it.
+                let mut public = identity.path.clone().into_os_string();
+                public.push(".pub");
+                if !config.identities.is_empty() && !std::path::Path::new(&public).exists() {
+                    unusable.push(Error::Local {
+                        path: identity.path.clone(),
+                        source: std::io::ErrorKind::NotFound.into(),
+                    });
+                }
                 continue;
             }
             let refused = match (too_open(&identity.path), identity.unusable_kind()) {

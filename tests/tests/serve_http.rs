@@ -450,6 +450,32 @@ fn etags_drive_304_412_and_if_range() {
 }
 
 #[test]
+fn an_index_that_is_no_file_still_hides_the_listing_and_a_socket_is_403() {
+    let (url, dir) = site("odd-index");
+    for sub in ["fifo", "dir"] {
+        std::fs::create_dir(dir.join(sub)).unwrap();
+        std::fs::write(dir.join(sub).join("private.txt"), "private\n").unwrap();
+    }
+    let made = Command::new("mkfifo")
+        .arg(dir.join("fifo/index.html"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::create_dir(dir.join("dir/index.html")).unwrap();
+    for sub in ["fifo", "dir"] {
+        let got = curl(&[&format!("{url}/{sub}/")]);
+        assert_eq!(got.status, 403, "{sub}");
+        assert!(
+            !String::from_utf8_lossy(&got.body).contains("private"),
+            "{sub}"
+        );
+    }
+    // Its open fails with ENXIO, which was taken for a server fault: 500 and a warning.
+    let _socket = std::os::unix::net::UnixListener::bind(dir.join("socket")).unwrap();
+    assert_eq!(curl(&[&format!("{url}/socket")]).status, 403);
+}
+
+#[test]
 fn missing_files_and_other_methods() {
     let (url, dir) = site("errors");
     std::fs::write(dir.join("hello.txt"), b"hello world!\n").unwrap();

@@ -241,6 +241,8 @@ fn refusal(e: Errno, rel: &OsStr) -> Refusal {
         Errno::ENOENT | Errno::ENOTDIR | Errno::ENAMETOOLONG | Errno::ELOOP => Refusal::NotFound,
         Errno::EXDEV => Refusal::Forbidden(Denial::Outside),
         Errno::EACCES | Errno::EPERM => Refusal::Forbidden(Denial::Denied(e)),
+        // A Unix socket: a client could fill the log with warnings of a server fault.
+        Errno::ENXIO => Refusal::Forbidden(Denial::NotAFile),
         e => {
             log::warn!("cannot open {rel:?} under the root: {e}");
             Refusal::Failed

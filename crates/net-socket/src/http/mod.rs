@@ -616,7 +616,8 @@ impl HttpConn {
         let line_start = self.requests.len();
         self.requests.extend_from_slice(request_line(raw));
         self.record(ctx, line_start, status);
-        log::debug!("{}: {reason}", ctx.peer());
+        // As nginx logs a bad request's reason at info: the access line alone says only 400.
+        log::info!("{}: {status}: {reason}", ctx.peer());
     }
 
     /// Notes the access-log line of the response just queued, whose request line `requests`
@@ -1027,7 +1028,7 @@ impl HttpConn {
         if let Some(status) = self.serve_index(ctx, req, rel, keep_alive) {
             return status;
         }
-        match self.root.open(&index_of(rel)) {
+        let hidden = match self.root.open(&index_of(rel)) {
             // An index there but not readable still hides the directory, as nginx's 403.
             Err(Refusal::Forbidden(why))
                 if nix::sys::stat::fstatat(
@@ -1037,10 +1038,16 @@ impl HttpConn {
                 )
                 .is_ok() =>
             {
-                let target = format!("{}index.html", files::dir_url(rel));
-                return self.forbid(ctx, &target, why, keep_alive);
+                Some(why)
             }
-            _ => {}
+            // Opened, yet no file to serve: a FIFO or a directory by that name listed what
+            // the index was put there to hide (nginx: 404 or a redirect).
+            Ok(_) => Some(Denial::NotAFile),
+            Err(_) => None,
+        };
+        if let Some(why) = hidden {
+            let target = format!("{}index.html", files::dir_url(rel));
+            return self.forbid(ctx, &target, why, keep_alive);
         }
         // A listing has no validators, but `If-Match` and `If-None-Match: *` still guard it.
         if let Some(answered) = self.preconditions(ctx, req, "", None, keep_alive) {

@@ -1710,7 +1710,8 @@ fn dash_g_prints_the_resolved_config_without_connecting() {
         "stricthostkeychecking true",
         "preferredauthentications password,publickey",
         &format!("identityfile {}", key.display()),
-        "proxyjump hopper@jump1:22,admin@jump2:2200,ops@[::1]:2201",
+        // As written, as ssh -G prints it (not `hopper@jump1:22`, the hop resolved).
+        "proxyjump jump1,admin@jump2:2200,ops@[::1]:2201",
         // The flags' forwards and the file's, written as ssh -G writes them.
         "localforward [127.0.0.1]:8080 [::1]:80",
         "localforward 5433 [db]:5432",
@@ -10683,4 +10684,314 @@ fn a_transfer_bar_shows_a_name_that_is_no_utf_8_as_ls_shows_it() {
     assert!(!screen.contains('\u{FFFD}'), "{screen:?}");
     assert_eq!(std::fs::read(local.join(name)).unwrap().len(), 4 << 20);
     let _ = std::fs::remove_dir_all(&remote);
+}
+
+/// `ssh -G ARGS` and `netkit ssh -G ARGS` (as given; `-G` is the caller's), both run.
+fn both_dash_g(args: &[&str]) -> (Output, Output) {
+    let ours = netkit(&[&["ssh"][..], args].concat(), b"", &[]);
+    let theirs = Command::new("ssh")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (ours, theirs)
+}
+
+/// The lines of a `-G` output that start with one of `keys`, sorted.
+fn dash_g_lines(out: &Output, keys: &[&str]) -> Vec<String> {
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| keys.contains(&l.split(' ').next().unwrap_or_default()))
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn the_first_of_a_flag_and_its_dash_o_on_the_command_line_wins_as_in_ssh() {
+    // -l and -p beat `-o User=` and `-o Port=` whatever the order, where ssh keeps the
+    // first value it obtains.
+    let orders: [&[&str]; 6] = [
+        &["-o", "User=ann", "-l", "bob", "-G", "box"],
+        &["-l", "bob", "-o", "User=ann", "-G", "box"],
+        &["-o", "Port=2201", "-p", "2202", "-G", "box"],
+        &["-p", "2202", "-o", "Port=2201", "-G", "box"],
+        &["-oUser=ann", "-lbob", "-G", "box"],
+        &["-o", "User=ann", "-G", "box", "-l", "bob"],
+    ];
+    for args in orders {
+        let args = [&["-F", "none"][..], args].concat();
+        let (ours, theirs) = both_dash_g(&args);
+        assert!(theirs.status.success(), "ssh {args:?}");
+        assert!(
+            ours.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        let keys = ["user", "port"];
+        assert_eq!(
+            dash_g_lines(&ours, &keys),
+            dash_g_lines(&theirs, &keys),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn proxy_jump_none_leaves_a_proxy_command_as_in_ssh() {
+    // `-J none` and `-o ProxyJump=none` took the file's ProxyCommand away too.
+    let dir = work_dir().join("ssh-cli-proxy-jump-none");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        "Host box\n  ProxyCommand nc %h %p\nHost lined\n  ProxyJump none\n  \
+         ProxyCommand nc %h %p\nHost *\n  ProxyJump gw\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let keys = ["proxycommand", "proxyjump"];
+    for (args, expected) in [
+        (&["-J", "none", "-G", "box"][..], "proxycommand nc %h %p"),
+        (
+            &["-o", "ProxyJump=none", "-G", "box"],
+            "proxycommand nc %h %p",
+        ),
+        (&["-G", "lined"], "proxycommand nc %h %p"),
+        (&["-G", "other"], "proxyjump gw"),
+        (&["-J", "none", "-G", "other"], ""),
+    ] {
+        let args = [&["-F", config][..], args].concat();
+        let (ours, theirs) = both_dash_g(&args);
+        assert!(
+            ours.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        let shown = dash_g_lines(&ours, &keys);
+        assert_eq!(shown, dash_g_lines(&theirs, &keys), "{args:?}");
+        assert_eq!(shown.join("\n"), expected, "{args:?}");
+    }
+}
+
+/// Runs `ssh` and `netkit ssh` with `args` (a `-G`, nothing connects) and asserts both refuse
+/// them (exit 255), netkit in one line holding each of `said`.
+fn both_refuse(args: &[&str], said: &[&str]) {
+    let (ours, theirs) = both_dash_g(args);
+    assert_eq!(theirs.status.code(), Some(255), "ssh {args:?}");
+    let err = String::from_utf8_lossy(&ours.stderr);
+    assert_eq!(ours.status.code(), Some(255), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    for part in said {
+        assert!(err.contains(part), "{args:?}: {part:?} not in {err}");
+    }
+}
+
+#[test]
+fn an_unknown_algorithm_name_is_refused_as_in_ssh() {
+    // It was passed over, and netkit connected with the rest of the list.
+    for (option, bad) in [
+        ("Ciphers=aes128-ctr,bogus-cipher", "bogus-cipher"),
+        ("Ciphers=+bogus-cipher", "bogus-cipher"),
+        ("Ciphers=aes128-CTR", "aes128-CTR"),
+        ("KexAlgorithms=curve25519-sha256,bogus-kex", "bogus-kex"),
+        ("MACs=^hmac-sha2-256,bogus-mac", "bogus-mac"),
+        ("HostKeyAlgorithms=ssh-ed25519,bogus-key", "bogus-key"),
+    ] {
+        let name = option.split('=').next().unwrap();
+        both_refuse(&["-F", "none", "-o", option, "-G", "box"], &[name, bad]);
+    }
+    // ssh checks a file's line in a block for another host too, and names it.
+    let dir = work_dir().join("ssh-cli-unknown-algorithm");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    std::fs::write(&config, "Host other\n  MACs hmac-sha2-256,bogus-mac\n").unwrap();
+    let config = config.to_str().unwrap();
+    let line = format!("{config} line 2");
+    both_refuse(&["-F", config, "-G", "box"], &[&line, "MACs", "bogus-mac"]);
+    // Names ssh knows, and lists of what to take away, which ssh does not check, are taken.
+    for option in [
+        "Ciphers=aes128-ctr,aes256-gcm@openssh.com",
+        "MACs=-bogus-mac",
+        "HostKeyAlgorithms=rsa-sha2-512,ssh-ed25519*",
+        "KexAlgorithms=+diffie-hellman-group14-sha1",
+    ] {
+        let (ours, theirs) = both_dash_g(&["-F", "none", "-o", option, "-G", "box"]);
+        assert!(theirs.status.success(), "ssh {option}");
+        assert!(
+            ours.status.success(),
+            "{option}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+    }
+}
+
+#[test]
+fn match_all_with_other_criteria_is_refused_as_in_ssh_9_2() {
+    // `Match all host x` applied its block to every host.
+    let dir = work_dir().join("ssh-cli-match-all");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    for criteria in ["all host x", "host box all", "all final"] {
+        std::fs::write(&config, format!("Match {criteria}\n  User zed\n")).unwrap();
+        let config = config.to_str().unwrap();
+        both_refuse(
+            &["-F", config, "-G", "box"],
+            &[config, criteria, "'all' cannot be combined"],
+        );
+    }
+    // Alone, with a comment after it, or after `final`, it stands.
+    for criteria in ["all # every host", "final all", "host all"] {
+        std::fs::write(&config, format!("Match {criteria}\n  User zed\n")).unwrap();
+        let config = config.to_str().unwrap();
+        let (ours, theirs) = both_dash_g(&["-F", config, "-G", "box"]);
+        assert!(theirs.status.success(), "ssh {criteria}");
+        assert!(
+            ours.status.success(),
+            "{criteria}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        assert_eq!(
+            dash_g_lines(&ours, &["user"]),
+            dash_g_lines(&theirs, &["user"]),
+            "{criteria}"
+        );
+    }
+}
+
+#[test]
+fn bad_values_of_options_netkit_does_not_act_on_are_refused_as_in_ssh() {
+    // netkit took them (with at most a warning), where ssh stops at the line.
+    let bad = [
+        "ControlMaster=bogus",
+        "RekeyLimit=lots",
+        "RekeyLimit=1G lots",
+        "ControlPersist=bogus",
+        "CheckHostIP=maybe",
+        "UpdateHostKeys=bogus",
+        "VerifyHostKeyDNS=perhaps",
+        "Tunnel=maybe",
+        "Compression=true",
+        "BatchMode=1",
+        "ConnectionAttempts=lots",
+        "NumberOfPasswordPrompts=-1",
+        "LogLevel=loud",
+    ];
+    let dir = work_dir().join("ssh-cli-bad-values");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    for option in bad {
+        let (name, value) = option.split_once('=').unwrap();
+        let shown = value.split(' ').next_back().unwrap();
+        both_refuse(&["-F", "none", "-o", option, "-G", "box"], &[name, shown]);
+        // In a file, in a block for another host too, named by its file and line.
+        std::fs::write(&config, format!("Host other\n  {name} {value}\n")).unwrap();
+        let config = config.to_str().unwrap();
+        let line = format!("{config} line 2");
+        both_refuse(&["-F", config, "-G", "box"], &[&line, name, shown]);
+    }
+    // The values ssh takes are taken.
+    for option in [
+        "ControlMaster=autoask",
+        "RekeyLimit=1G 1h",
+        "RekeyLimit=default none",
+        "ControlPersist=10m",
+        "UpdateHostKeys=ask",
+        "Tunnel=point-to-point",
+        "CheckHostIP=No",
+        "LogLevel=debug3",
+        "CanonicalizeHostname=always",
+        "PubkeyAuthentication=host-bound",
+    ] {
+        let (ours, theirs) = both_dash_g(&["-F", "none", "-o", option, "-G", "box"]);
+        assert!(theirs.status.success(), "ssh {option}");
+        assert!(
+            ours.status.success(),
+            "{option}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+    }
+}
+
+#[test]
+fn dash_g_prints_the_session_lines_and_proxy_jump_as_ssh_g_does() {
+    // -G lacked sessiontype, stdinnull, forkafterauthentication, permitlocalcommand and
+    // localcommand, and printed ProxyJump's hops resolved (`root@gw:22`).
+    let keys = [
+        "sessiontype",
+        "stdinnull",
+        "forkafterauthentication",
+        "permitlocalcommand",
+        "localcommand",
+        "proxyjump",
+    ];
+    for flags in [
+        &[][..],
+        &["-n"],
+        &["-N"],
+        &["-f", "-N"],
+        &["-W", "db:5432"],
+        &["-o", "StdinNull=yes", "-o", "SessionType=none"],
+        &["-o", "ForkAfterAuthentication=yes", "-N"],
+        &[
+            "-o",
+            "PermitLocalCommand=yes",
+            "-o",
+            "LocalCommand=echo %h %d",
+        ],
+        &["-J", "gw"],
+        &["-J", "ann@gw:2222,%r@second"],
+        &["-o", "ProxyJump=ssh://ann@gw:2222"],
+        &["-J", "ssh://ann@gw,last:22"],
+        &["-J", "[::1]"],
+    ] {
+        let args = [&["-F", "none"][..], flags, &["-G", "box"]].concat();
+        let (ours, theirs) = both_dash_g(&args);
+        assert!(theirs.status.success(), "ssh {args:?}");
+        assert!(
+            ours.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        let shown = dash_g_lines(&ours, &keys);
+        assert_eq!(shown, dash_g_lines(&theirs, &keys), "{args:?}");
+        assert!(shown.len() >= 4, "{shown:?}");
+    }
+}
+
+#[test]
+fn dash_f_says_the_configs_warnings_once() {
+    // The process in the background read the config again, and said each warning again.
+    let marker = "netkit-warned-once";
+    let args = ssh_args(
+        &[
+            "-f",
+            "-o",
+            "VisualHostKey=yes",
+            "-i",
+            "/nonexistent/netkit-f-key",
+        ],
+        &["echo", marker],
+    );
+    let (status, [out, err]) = ssh_to_files(&args, "bg-warn-once");
+    let said = || std::fs::read_to_string(&err).unwrap();
+    assert!(status.success(), "{status:?} {}", said());
+    let _kill = killed_on_drop(pids_running(marker));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !pids_running(marker).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never ended"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        format!("{marker}\n")
+    );
+    let err = said();
+    for warning in ["VisualHostKey", "/nonexistent/netkit-f-key"] {
+        assert_eq!(err.matches(warning).count(), 1, "{warning}: {err}");
+    }
 }

@@ -184,7 +184,10 @@ fn main() -> ExitCode {
 fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
     let argv = split_joined_values(argv);
     let mut cli = match Cli::try_parse_from(&argv) {
-        Ok(cli) => cli,
+        Ok(mut cli) => {
+            note_options_before_flags(&mut cli, &argv);
+            cli
+        }
         Err(e) => {
             return sftp_options_first(&argv)
                 .or_else(|| sftp_session(&argv))
@@ -210,12 +213,27 @@ fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
     }
     let mut without_dest = before.clone();
     without_dest.extend_from_slice(&argv[at + 1..]);
-    let mut cli = Cli::try_parse_from(without_dest)?;
+    let mut cli = Cli::try_parse_from(&without_dest)?;
+    note_options_before_flags(&mut cli, &without_dest);
     if let Command::Ssh(args) = &mut cli.command {
         args.put_destination_first(dest)?;
         args.note_flags_before_destination(&before);
     }
     Ok(cli)
+}
+
+/// Notes, for `netkit ssh`, which of an `-o User=` or `-o Port=` and its flag came first in
+/// `argv`, the words `cli` was parsed from (the parsed struct keeps no order).
+fn note_options_before_flags(cli: &mut Cli, argv: &[std::ffi::OsString]) {
+    use clap::CommandFactory as _;
+    let Command::Ssh(args) = &mut cli.command else {
+        return;
+    };
+    if let Ok(matches) = Cli::command().try_get_matches_from(argv)
+        && let Some(("ssh", matches)) = matches.subcommand()
+    {
+        args.note_options_before_flags(matches);
+    }
 }
 
 /// `netkit ssh`'s words with each value joined to its option letter split off, as getopt

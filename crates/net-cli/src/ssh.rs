@@ -16,6 +16,16 @@ use crate::exit::{Failure, Outcome};
 /// OpenSSH exits 255 for its own errors: scripts tell them from the command's codes.
 pub const OWN_ERROR: u8 = 255;
 
+/// The value `option` (an -o's `Key=Value` or `Key Value`) gives `keyword` (lowercase), if it
+/// names it.
+fn option_value<'o>(option: &'o str, keyword: &str) -> Option<&'o str> {
+    let (name, value) = option
+        .trim()
+        .split_once(|c: char| c == '=' || c.is_whitespace())?;
+    name.eq_ignore_ascii_case(keyword)
+        .then(|| value.trim_start_matches(['=', ' ']))
+}
+
 /// Connection flags shared by `netkit ssh` and `netkit sftp`.
 #[derive(clap::Args, Clone)]
 pub struct ConnectArgs {
@@ -132,13 +142,9 @@ impl ConnectArgs {
     /// The value of the first -o naming `keyword` (lowercase), as the first value obtained
     /// counts in OpenSSH.
     fn option(&self, keyword: &str) -> Option<&str> {
-        self.options.iter().find_map(|option| {
-            let (name, value) = option
-                .trim()
-                .split_once(|c: char| c == '=' || c.is_whitespace())?;
-            name.eq_ignore_ascii_case(keyword)
-                .then(|| value.trim_start_matches(['=', ' ']))
-        })
+        self.options
+            .iter()
+            .find_map(|option| option_value(option, keyword))
     }
 
     /// Puts `options` ahead of -o's (the first value of an option counts).
@@ -170,7 +176,8 @@ impl ConnectArgs {
         let system = std::env::var_os("NETKIT_SSH_SYSTEM_CONFIG")
             .map_or_else(|| PathBuf::from(net_ssh::SYSTEM_CONFIG), PathBuf::from);
         let mut config =
-            Config::resolve_files(dest, self.ssh_config(), Some(&system), &options).map_err(own)?;
+            said_once(|| Config::resolve_files(dest, self.ssh_config(), Some(&system), &options))
+                .map_err(own)?;
         // The config file's LogLevel too (-o's was read before the logger started): only a
         // quieter one can be followed now, the common `LogLevel ERROR` that hushes warnings.
         let quiet = ["QUIET", "FATAL", "ERROR"];
@@ -182,7 +189,7 @@ impl ConnectArgs {
         {
             log::set_max_level(log::LevelFilter::Error);
         }
-        self.apply(&mut config, dest, port, self.user.as_deref())?;
+        said_once(|| self.apply(&mut config, dest, port, self.user.as_deref()))?;
         // -o ConnectTimeout bounds the jump hosts' connections too (they read no -o): each
         // waited its own 10 s connect and --timeout key exchange on the same slow or dead link.
         // One that sets none (`none`, 0) leaves the hops' own.
@@ -283,6 +290,20 @@ impl ConnectArgs {
         config.password = std::env::var("NETKIT_SSH_PASSWORD").ok();
         Ok(())
     }
+}
+
+/// `f`, its warnings hushed in the process `-f` starts (see [`background`]): it reads the
+/// config again, which the process the user started read and warned about (each warning was
+/// printed twice). Its errors still show: that process had none, or stopped at them.
+fn said_once<T>(f: impl FnOnce() -> T) -> T {
+    if !background::is_child() {
+        return f();
+    }
+    let level = log::max_level();
+    log::set_max_level(level.min(log::LevelFilter::Error));
+    let done = f();
+    log::set_max_level(level);
+    done
 }
 
 /// Connects; with a terminal or an askpass program (unless BatchMode), asks for a key's
@@ -720,9 +741,12 @@ pub struct Args {
     words: Vec<String>,
     #[arg(skip)]
     flags_first: FlagsFirst,
+    #[arg(skip)]
+    options_first: FlagsFirst,
 }
 
-/// Which of -p and -l came before DEST (see [`Args::note_flags_before_destination`]).
+/// Which of -p and -l came before DEST (see [`Args::note_flags_before_destination`]), or
+/// after an `-o Port=` or `-o User=` (see [`Args::note_options_before_flags`]).
 #[derive(Clone, Copy, Default)]
 struct FlagsFirst {
     port: bool,
@@ -732,7 +756,11 @@ struct FlagsFirst {
 impl Args {
     /// The connection config for `dest`, with the command's time limit.
     fn config(&self, dest: &str) -> Result<Config, Failure> {
-        let port = self.port.first().copied();
+        let port = self
+            .port
+            .first()
+            .copied()
+            .filter(|_| !self.options_first.port);
         let mut config = self.connect.config(dest, port)?;
         config.exec_timeout = self.command_timeout.map(Duration::from_secs);
         // ssh takes the first of a flag and DEST's word for the port and the user.
@@ -758,6 +786,29 @@ impl Args {
         self.flags_first = FlagsFirst {
             port: given("-p", None),
             user: given("-l", Some("--login")),
+        };
+    }
+
+    /// Notes whether an `-o User=` came before -l (or --login), and an `-o Port=` before -p,
+    /// among the words `matches` was parsed from: ssh keeps the first value it obtains, so
+    /// such an -o wins over the flag, where the flag won whatever the order.
+    pub fn note_options_before_flags(&mut self, matches: &clap::ArgMatches) {
+        let first_flag = |ids: &[&str]| {
+            ids.iter()
+                .filter_map(|id| matches.indices_of(id)?.next())
+                .min()
+        };
+        let first_option = |keyword: &str| {
+            let values = matches.get_many::<String>("options")?;
+            let indices = matches.indices_of("options")?;
+            values
+                .zip(indices)
+                .find_map(|(option, at)| option_value(option, keyword).map(|_| at))
+        };
+        let before = |keyword: &str, ids: &[&str]| matches!((first_option(keyword), first_flag(ids)), (Some(o), Some(f)) if o < f);
+        self.options_first = FlagsFirst {
+            port: before("port", &["port"]),
+            user: before("user", &["login", "user"]),
         };
     }
 
@@ -863,6 +914,10 @@ pub fn run(mut args: Args) -> Outcome {
     args.flags_as_options()?;
     if let Some(login) = args.login.first() {
         args.connect.user = Some(login.clone());
+    }
+    // An earlier `-o User=` is the first value obtained: the flag does not count, as in ssh.
+    if args.options_first.user {
+        args.connect.user = None;
     }
     if let Some(query) = &args.query {
         return list_algorithms(query);
@@ -2595,6 +2650,7 @@ fn list_algorithms(query: &str) -> Outcome {
 /// error for a RemoteCommand token OpenSSH does not have, as ssh -G fails on it.
 fn resolved(given: &str, config: &Config, args: &Args) -> Result<String, net_ssh::Error> {
     let yes_no = |on: bool| if on { "yes" } else { "no" };
+    let session = SessionFlags::of(args, config);
     let paths = |paths: &[PathBuf]| {
         paths
             .iter()
@@ -2678,6 +2734,27 @@ fn resolved(given: &str, config: &Config, args: &Args) -> Result<String, net_ssh
         ),
         ("requesttty", tty_requested(args, config).into()),
         (
+            "sessiontype",
+            if session.no_command || args.stdio_forward.is_some() {
+                "none"
+            } else if session.subsystem {
+                "subsystem"
+            } else {
+                "default"
+            }
+            .into(),
+        ),
+        // -f reads no stdin either, as ssh's (ForkAfterAuthentication leaves StdinNull).
+        (
+            "stdinnull",
+            yes_no(session.no_stdin || args.background).into(),
+        ),
+        ("forkafterauthentication", yes_no(session.background).into()),
+        (
+            "permitlocalcommand",
+            yes_no(config.permit_local_command).into(),
+        ),
+        (
             "clearallforwardings",
             yes_no(config.clear_all_forwardings).into(),
         ),
@@ -2724,21 +2801,35 @@ fn resolved(given: &str, config: &Config, args: &Args) -> Result<String, net_ssh
             config.host_key_alias.as_deref().map(str::to_lowercase),
         ),
         ("proxycommand", config.proxy_command.clone()),
+        // As written, as ssh -G prints it.
+        ("localcommand", config.local_command.clone()),
         // Its tokens expanded (`%r@%h`), as ssh -G prints it.
         ("remotecommand", config.expanded_remote_command()?),
     ];
     lines.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
-    // The jump hosts, the first one reached first.
-    let mut jumps = Vec::new();
-    let mut hop = config.jump.as_deref();
-    while let Some(jump) = hop {
-        let at = net_ssh::host_port(&jump.host, jump.port);
-        jumps.push(format!("{}@{at}", jump.user));
-        hop = jump.jump.as_deref();
-    }
-    if !jumps.is_empty() {
-        jumps.reverse();
-        lines.push(("proxyjump", jumps.join(",")));
+    // As written, as ssh -G prints it (it printed the hops resolved, users and ports
+    // filled in): the last hop taken apart and put together again, as ssh keeps it.
+    if let Some(hops) = &config.proxy_jump {
+        let (before, last) = hops
+            .rsplit_once(',')
+            .map_or(("", hops.as_str()), |(b, l)| (b, l));
+        let last = net_ssh::Destination::parse(last).map_or_else(
+            |_| last.to_owned(),
+            |hop| {
+                let user = hop.user.map(|user| format!("{user}@")).unwrap_or_default();
+                match hop.port {
+                    Some(port) => format!("{user}{}", net_ssh::host_port(hop.host, port)),
+                    None if hop.host.contains(':') => format!("{user}[{}]", hop.host),
+                    None => format!("{user}{}", hop.host),
+                }
+            },
+        );
+        let shown = if before.is_empty() {
+            last
+        } else {
+            format!("{before},{last}")
+        };
+        lines.push(("proxyjump", shown));
     }
     // The flags' and the file's, in ssh's order.
     let forwards = [

@@ -254,6 +254,9 @@ pub struct Config {
     /// direct-tcpip channel from the jump host, which may have a jump host of its own. The
     /// host key checked is still this host's.
     pub jump: Option<Box<Config>>,
+    /// The jump hosts as written (`ProxyJump`, `-J`: `%` tokens and `ssh://` forms left as
+    /// they are), for `ssh -G`, which prints them so; `None` without any.
+    pub proxy_jump: Option<String>,
     /// Run this command under `/bin/sh` and speak SSH over its stdin and stdout instead of
     /// connecting (OpenSSH's `ProxyCommand`; `%h`, `%p`, `%r`, `%n` and `%%` are expanded).
     /// `jump` wins when both are set; a config file sets only the one it names first.
@@ -351,6 +354,7 @@ impl std::fmt::Debug for Config {
             clear_all_forwardings,
             password_prompts,
             jump,
+            proxy_jump,
             proxy_command,
             remote_command,
             request_tty,
@@ -413,6 +417,7 @@ impl std::fmt::Debug for Config {
             .field("clear_all_forwardings", clear_all_forwardings)
             .field("password_prompts", password_prompts)
             .field("jump", jump)
+            .field("proxy_jump", proxy_jump)
             .field("proxy_command", proxy_command)
             .field("remote_command", remote_command)
             .field("request_tty", request_tty)
@@ -934,6 +939,12 @@ fn openssh_line(line: &str) -> Result<String, LineError> {
     if COMMANDS.contains(&lower.as_str()) {
         return Ok(format!("{keyword} {}", carried_command(rest)));
     }
+    // As ssh checks a value on reading its line, in a block for another host too.
+    if let Some((_, takes)) = VALUES.iter().find(|(name, _)| *name == lower) {
+        takes
+            .check(&args)
+            .map_err(|why| LineError::Refused(format!("{keyword} {rest}: {why}")))?;
+    }
     // readconf.c: "extra arguments at end of line" (`User a b` was user `a`).
     if args.len() > 1
         && OPTIONS_READ.contains(&lower.as_str())
@@ -990,6 +1001,266 @@ fn openssh_line(line: &str) -> Result<String, LineError> {
         }
     }
     Ok(out)
+}
+
+/// What ssh 9.2's readconf.c takes as an option's value. ssh checks it when it reads the line,
+/// whether or not its block applies, in a file and in `-o` alike, and refuses the rest:
+/// netkit took `ControlMaster bogus` or `Ciphers aes128-ctr,bogus` and went on (skipping the
+/// unknown name), where the same config stops ssh.
+#[derive(Clone, Copy)]
+enum Takes {
+    /// One of these words, in any case (readconf.c's `multistate` tables and `parse_flag`).
+    OneOf(&'static [&'static str]),
+    /// A whole number from 0 to `INT_MAX` (readconf.c's `parse_int`).
+    Number,
+    /// RekeyLimit's: a byte count (`1G`, `512M`), `default` or `none`, then optionally a time.
+    RekeyLimit,
+    /// ControlPersist's: a flag or a time.
+    FlagOrTime,
+    /// A comma-separated list of these names (`-` first: patterns, which ssh does not check;
+    /// `+` or `^` first: names), and the words of ssh's refusal.
+    Algorithms(&'static [&'static str], &'static str),
+}
+
+/// `parse_flag`'s words.
+const FLAG: &[&str] = &["yes", "no", "true", "false"];
+
+/// `multistate_yesnoask`'s words.
+const YES_NO_ASK: &[&str] = &["yes", "no", "true", "false", "ask"];
+
+/// ssh 9.2's cipher names (`ssh -Q cipher`).
+const OPENSSH_CIPHERS: &[&str] = &[
+    "3des-cbc",
+    "aes128-cbc",
+    "aes192-cbc",
+    "aes256-cbc",
+    "aes128-ctr",
+    "aes192-ctr",
+    "aes256-ctr",
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+];
+
+/// ssh 9.2's MAC names (`ssh -Q mac`).
+const OPENSSH_MACS: &[&str] = &[
+    "hmac-sha1",
+    "hmac-sha1-96",
+    "hmac-sha2-256",
+    "hmac-sha2-512",
+    "hmac-md5",
+    "hmac-md5-96",
+    "umac-64@openssh.com",
+    "umac-128@openssh.com",
+    "hmac-sha1-etm@openssh.com",
+    "hmac-sha1-96-etm@openssh.com",
+    "hmac-sha2-256-etm@openssh.com",
+    "hmac-sha2-512-etm@openssh.com",
+    "hmac-md5-etm@openssh.com",
+    "hmac-md5-96-etm@openssh.com",
+    "umac-64-etm@openssh.com",
+    "umac-128-etm@openssh.com",
+];
+
+/// ssh 9.2's key exchange names (`ssh -Q kex`).
+const OPENSSH_KEX: &[&str] = &[
+    "diffie-hellman-group1-sha1",
+    "diffie-hellman-group14-sha1",
+    "diffie-hellman-group14-sha256",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+    "diffie-hellman-group-exchange-sha1",
+    "diffie-hellman-group-exchange-sha256",
+    "ecdh-sha2-nistp256",
+    "ecdh-sha2-nistp384",
+    "ecdh-sha2-nistp521",
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "sntrup761x25519-sha512",
+    "sntrup761x25519-sha512@openssh.com",
+];
+
+/// ssh 9.2's key and signature names (`ssh -Q key-sig`).
+const OPENSSH_KEY_TYPES: &[&str] = &[
+    "ssh-ed25519",
+    "ssh-ed25519-cert-v01@openssh.com",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ssh-ed25519-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp521",
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+    "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "webauthn-sk-ecdsa-sha2-nistp256@openssh.com",
+    "ssh-dss",
+    "ssh-dss-cert-v01@openssh.com",
+    "ssh-rsa",
+    "ssh-rsa-cert-v01@openssh.com",
+    "rsa-sha2-256",
+    "rsa-sha2-256-cert-v01@openssh.com",
+    "rsa-sha2-512",
+    "rsa-sha2-512-cert-v01@openssh.com",
+];
+
+/// The options whose values ssh 9.2 checks (lower case), and what each takes.
+const VALUES: &[(&str, Takes)] = &[
+    ("addressfamily", Takes::OneOf(&["inet", "inet6", "any"])),
+    ("batchmode", Takes::OneOf(FLAG)),
+    ("canonicalizefallbacklocal", Takes::OneOf(FLAG)),
+    (
+        "canonicalizehostname",
+        Takes::OneOf(&["yes", "no", "true", "false", "always"]),
+    ),
+    ("canonicalizemaxdots", Takes::Number),
+    ("checkhostip", Takes::OneOf(FLAG)),
+    ("clearallforwardings", Takes::OneOf(FLAG)),
+    // Not `true` or `false`: readconf.c's `multistate_compression`.
+    ("compression", Takes::OneOf(&["yes", "no"])),
+    ("connectionattempts", Takes::Number),
+    (
+        "controlmaster",
+        Takes::OneOf(&["yes", "no", "true", "false", "ask", "auto", "autoask"]),
+    ),
+    ("controlpersist", Takes::FlagOrTime),
+    ("enableescapecommandline", Takes::OneOf(FLAG)),
+    ("enablesshkeysign", Takes::OneOf(FLAG)),
+    ("exitonforwardfailure", Takes::OneOf(FLAG)),
+    ("forkafterauthentication", Takes::OneOf(FLAG)),
+    ("forwardx11", Takes::OneOf(FLAG)),
+    ("forwardx11trusted", Takes::OneOf(FLAG)),
+    ("gatewayports", Takes::OneOf(FLAG)),
+    ("gssapiauthentication", Takes::OneOf(FLAG)),
+    ("gssapidelegatecredentials", Takes::OneOf(FLAG)),
+    ("hashknownhosts", Takes::OneOf(FLAG)),
+    ("hostbasedauthentication", Takes::OneOf(FLAG)),
+    ("identitiesonly", Takes::OneOf(FLAG)),
+    ("kbdinteractiveauthentication", Takes::OneOf(FLAG)),
+    (
+        "loglevel",
+        Takes::OneOf(&[
+            "quiet", "fatal", "error", "info", "verbose", "debug", "debug1", "debug2", "debug3",
+        ]),
+    ),
+    ("nohostauthenticationforlocalhost", Takes::OneOf(FLAG)),
+    ("numberofpasswordprompts", Takes::Number),
+    ("passwordauthentication", Takes::OneOf(FLAG)),
+    ("permitlocalcommand", Takes::OneOf(FLAG)),
+    ("proxyusefdpass", Takes::OneOf(FLAG)),
+    (
+        "pubkeyauthentication",
+        Takes::OneOf(&["yes", "no", "true", "false", "unbound", "host-bound"]),
+    ),
+    ("rekeylimit", Takes::RekeyLimit),
+    (
+        "requesttty",
+        Takes::OneOf(&["yes", "no", "true", "false", "force", "auto"]),
+    ),
+    ("serveralivecountmax", Takes::Number),
+    (
+        "sessiontype",
+        Takes::OneOf(&["none", "subsystem", "default"]),
+    ),
+    ("stdinnull", Takes::OneOf(FLAG)),
+    (
+        "stricthostkeychecking",
+        Takes::OneOf(&["yes", "no", "true", "false", "ask", "off", "accept-new"]),
+    ),
+    ("streamlocalbindunlink", Takes::OneOf(FLAG)),
+    ("tcpkeepalive", Takes::OneOf(FLAG)),
+    (
+        "tunnel",
+        Takes::OneOf(&["yes", "no", "true", "false", "ethernet", "point-to-point"]),
+    ),
+    ("updatehostkeys", Takes::OneOf(YES_NO_ASK)),
+    ("verifyhostkeydns", Takes::OneOf(YES_NO_ASK)),
+    ("visualhostkey", Takes::OneOf(FLAG)),
+    (
+        "ciphers",
+        Takes::Algorithms(OPENSSH_CIPHERS, "Bad SSH2 cipher spec"),
+    ),
+    ("macs", Takes::Algorithms(OPENSSH_MACS, "Bad SSH2 MAC spec")),
+    (
+        "kexalgorithms",
+        Takes::Algorithms(OPENSSH_KEX, "Bad SSH2 KexAlgorithms"),
+    ),
+    (
+        "hostkeyalgorithms",
+        Takes::Algorithms(OPENSSH_KEY_TYPES, "Bad key types"),
+    ),
+];
+
+impl Takes {
+    /// Why `args` (the line's words after the keyword) are not a value ssh takes, if so.
+    fn check(self, args: &[String]) -> Result<(), String> {
+        let value = args.first().map_or("", String::as_str);
+        match self {
+            Takes::OneOf(words) => {
+                if words.iter().any(|w| w.eq_ignore_ascii_case(value)) {
+                    return Ok(());
+                }
+                let (last, others) = words.split_last().unwrap_or((&"", &[]));
+                Err(format!("expected {} or {last}", others.join(", ")))
+            }
+            Takes::Number => match value.parse::<i64>() {
+                Ok(n) if (0..=i64::from(i32::MAX)).contains(&n) => Ok(()),
+                _ => Err("expected a whole number from 0 to 2147483647".to_owned()),
+            },
+            Takes::FlagOrTime => {
+                if FLAG.iter().any(|w| w.eq_ignore_ascii_case(value)) || seconds(value).is_some() {
+                    return Ok(());
+                }
+                Err("expected yes, no or a time".to_owned())
+            }
+            Takes::RekeyLimit => {
+                if !value.eq_ignore_ascii_case("default")
+                    && !value.eq_ignore_ascii_case("none")
+                    && !byte_count(value)
+                {
+                    return Err(
+                        "expected a number of bytes (1G, 512M, ...), default or none".to_owned(),
+                    );
+                }
+                match args.get(1).map(String::as_str) {
+                    Some(time)
+                        if time != "default" && time != "none" && seconds(time).is_none() =>
+                    {
+                        Err(format!("expected a time after the bytes, not {time}"))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Takes::Algorithms(known, refusal) => {
+                // ssh leaves a list of what to take away unchecked.
+                if value.starts_with('-') {
+                    return Ok(());
+                }
+                let list = value.strip_prefix(['+', '^']).unwrap_or(value);
+                // A pattern matching one of the names is checked later, where ssh takes it.
+                let unknown = list
+                    .split(',')
+                    .find(|name| !known.iter().any(|k| crate::known_hosts::wildcard(name, k)));
+                match unknown {
+                    Some(name) => Err(format!("{refusal}: unknown name \"{name}\"")),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Whether `value` is a byte count as ssh's `scan_scaled` reads one: a number (a fraction
+/// too), then a unit of K, M, G, T, P or E, or none.
+fn byte_count(value: &str) -> bool {
+    let number = value.trim_end_matches(|c: char| "kmgtpeKMGTPE".contains(c));
+    value.len() - number.len() <= 1
+        && !number.is_empty()
+        && number
+            .parse::<f64>()
+            .is_ok_and(|n| n.is_finite() && n >= 0.0)
+        && number.chars().all(|c| c.is_ascii_digit() || c == '.')
 }
 
 /// What stops a config file being read: the file itself, or one of its lines.
@@ -1175,6 +1446,7 @@ impl Config {
             clear_all_forwardings: false,
             password_prompts: 3,
             jump: None,
+            proxy_jump: None,
             proxy_command: None,
             remote_command: None,
             request_tty: None,
@@ -1449,13 +1721,19 @@ impl Config {
             tell_unread(&user, given, shown);
         }
         // One setting in OpenSSH, where the first obtained wins: `-o ProxyCommand=...` over
-        // the file's ProxyJump, a host's own line over a `Host *` one below it.
-        match first_set(&text, &["proxycommand", "proxyjump"]) {
-            Some("proxycommand") => params.proxy_jump = None,
-            Some(_) => {
+        // the file's ProxyJump, a host's own line over a `Host *` one below it. Not
+        // `ProxyJump none`, which settles ProxyJump alone: a ProxyCommand still applies, as
+        // ssh -G shows (`-J none` dropped the file's ProxyCommand).
+        match first_line(&text, &["proxycommand", "proxyjump"]) {
+            Some(("proxycommand", _)) => params.proxy_jump = None,
+            Some((_, hops))
+                if !words(hops)
+                    .first()
+                    .is_some_and(|hop| hop.eq_ignore_ascii_case("none")) =>
+            {
                 params.unsupported_fields.remove("proxycommand");
             }
-            None => {}
+            _ => {}
         }
         // The lines ssh2-config keeps one value of are added up here.
         config.forwards = forwards_for(&text, &config.host, rules).map_err(bad)?;
@@ -1503,6 +1781,7 @@ impl Config {
             if depth == 8 {
                 return Err(bad(format!("ProxyJump for {dest} chains past 8 hosts")));
             }
+            config.proxy_jump = Some(hops.join(","));
             // Each hop is reached through the one before it; the first through its own
             // ProxyJump, if it has one (as OpenSSH's `ssh -W` for it would). The others'
             // own ProxyJump lines are not read: OpenSSH reaches them with `ssh -J PREVIOUS`,
@@ -1905,28 +2184,23 @@ impl Config {
     /// would offer.
     fn take_algorithms(&mut self, text: &str) -> Result<(), String> {
         let openssh = ssh2_config::DefaultAlgorithms::default();
-        let lists: [(&str, &str, &[String]); 4] = [
-            (
-                "ciphers",
-                "Bad SSH2 cipher spec",
-                &Config::default_ciphers(),
-            ),
-            (
-                "kexalgorithms",
-                "Bad SSH2 KexAlgorithms",
-                &openssh.kex_algorithms,
-            ),
-            ("macs", "Bad SSH2 MAC spec", &openssh.mac),
-            (
-                "hostkeyalgorithms",
-                "Bad key types",
-                &openssh.host_key_algorithms,
-            ),
+        let lists: [(&str, &[String]); 4] = [
+            ("ciphers", &Config::default_ciphers()),
+            ("kexalgorithms", &openssh.kex_algorithms),
+            ("macs", &openssh.mac),
+            ("hostkeyalgorithms", &openssh.host_key_algorithms),
         ];
-        for (option, refusal, defaults) in lists {
+        for (option, defaults) in lists {
             let Some((_, args)) = first_line(text, &[option]) else {
                 continue;
             };
+            let refusal = VALUES
+                .iter()
+                .find_map(|(name, takes)| match takes {
+                    Takes::Algorithms(_, refusal) if *name == option => Some(*refusal),
+                    _ => None,
+                })
+                .unwrap_or("Bad algorithm list");
             let value = words(args).into_iter().next().unwrap_or_default();
             let list = assembled((option, refusal), &value, defaults)?;
             match option {
@@ -2471,12 +2745,8 @@ fn keyword(line: &str) -> String {
 }
 
 /// The first of `options` (in lower case) that a line applying to the host sets, in a text
-/// [`with_includes`] wrote, whose blocks read `Host *` where they apply.
-fn first_set<'o>(text: &str, options: &[&'o str]) -> Option<&'o str> {
-    first_line(text, options).map(|(option, _)| option)
-}
-
-/// As [`first_set`], with the line's arguments.
+/// [`with_includes`] wrote, whose blocks read `Host *` where they apply; with the line's
+/// arguments.
 fn first_line<'o, 't>(text: &'t str, options: &[&'o str]) -> Option<(&'o str, &'t str)> {
     let mut applies = true;
     for line in text.lines() {
@@ -3834,13 +4104,16 @@ mod tests {
         std::fs::write(&file, "Host box\n  IdentitiesOnly yess\n").unwrap();
         let err = Config::resolve("box", Some(&file)).unwrap_err().to_string();
         assert!(
-            err.contains("IdentitiesOnly yess: expected yes or no"),
+            err.contains("IdentitiesOnly yess: expected yes, no, true or false"),
             "{err}"
         );
-        // A value ssh2-config refuses is told with its line.
-        std::fs::write(&file, "Host box\n  User u\n  Compression maybe\n").unwrap();
+        // Told with its line, in a block for another host too, as ssh tells it.
+        std::fs::write(&file, "Host other\n  User u\n  Compression maybe\n").unwrap();
         let err = Config::resolve("box", Some(&file)).unwrap_err().to_string();
-        assert!(err.contains("Compression maybe: expected boolean"), "{err}");
+        assert!(
+            err.contains("line 3: Compression maybe: expected yes or no"),
+            "{err}"
+        );
     }
 
     #[test]

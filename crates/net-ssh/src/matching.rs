@@ -57,11 +57,23 @@ pub(crate) fn holds(criteria: &str, target: &Target<'_>) -> Result<bool, String>
     }
     let mut words = words.iter();
     let mut all = true;
+    // The criteria before this one, `canonical` and `final` aside, as ssh 9.2 counts them.
+    let mut attributes = 0;
     while let Some(word) = words.next() {
         let (negated, name) = match word.strip_prefix('!') {
             Some(name) => (true, name.to_ascii_lowercase()),
             None => (false, word.to_ascii_lowercase()),
         };
+        // ssh 9.2 refuses `all` among other criteria: `Match all host x` applied its block
+        // to every host, where ssh stops at the line.
+        if name == "all" && (attributes > 0 || !words.as_slice().is_empty()) {
+            return Err(format!(
+                "Match {criteria}: 'all' cannot be combined with other Match attributes"
+            ));
+        }
+        if name != "canonical" && name != "final" {
+            attributes += 1;
+        }
         let mut argument = || {
             words
                 .next()
@@ -149,6 +161,12 @@ mod tests {
         assert!(bad("host").contains("needs an argument"));
         assert!(bad("hots x").contains("unknown criterion"));
         assert!(bad("exec \"open").contains("unbalanced"));
+        for combined in ["all host x", "host x all", "all final", "!all user deploy"] {
+            assert!(bad(combined).contains("cannot be combined"), "{combined}");
+        }
+        assert!(holds("final all", &t).is_ok());
+        assert!(yes("all # a comment"));
+        assert!(!yes("host all"));
     }
 
     #[test]

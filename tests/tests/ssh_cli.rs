@@ -10829,11 +10829,17 @@ fn an_unknown_algorithm_name_is_refused_as_in_ssh() {
 
 #[test]
 fn match_all_with_other_criteria_is_refused_as_in_ssh_9_2() {
-    // `Match all host x` applied its block to every host.
+    // `Match all host x` applied its block to every host. ssh 9.2 refuses `all` with
+    // anything after it, or after two criteria or more, not after one (`host box all`).
     let dir = work_dir().join("ssh-cli-match-all");
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("config");
-    for criteria in ["all host x", "host box all", "all final"] {
+    for criteria in [
+        "all host x",
+        "all final",
+        "host box user zed all",
+        "final canonical all",
+    ] {
         std::fs::write(&config, format!("Match {criteria}\n  User zed\n")).unwrap();
         let config = config.to_str().unwrap();
         both_refuse(
@@ -10841,9 +10847,22 @@ fn match_all_with_other_criteria_is_refused_as_in_ssh_9_2() {
             &[config, criteria, "'all' cannot be combined"],
         );
     }
-    // Alone, with a comment after it, or after `final`, it stands.
-    for criteria in ["all # every host", "final all", "host all"] {
-        std::fs::write(&config, format!("Match {criteria}\n  User zed\n")).unwrap();
+    // Alone, with a comment after it, or after one criterion, it stands (`host box all` was
+    // refused, stopping the config for every host).
+    for criteria in [
+        "all # every host",
+        "final all",
+        "host all",
+        "host box all",
+        "host other all",
+        "host box !all",
+        "originalhost box ALL # c",
+    ] {
+        std::fs::write(
+            &config,
+            format!("Match {criteria}\n  User zed\nHost *\n  User amy\n"),
+        )
+        .unwrap();
         let config = config.to_str().unwrap();
         let (ours, theirs) = both_dash_g(&["-F", config, "-G", "box"]);
         assert!(theirs.status.success(), "ssh {criteria}");

@@ -10712,7 +10712,7 @@ fn dash_g_lines(out: &Output, keys: &[&str]) -> Vec<String> {
 fn the_first_of_a_flag_and_its_dash_o_on_the_command_line_wins_as_in_ssh() {
     // -l and -p beat `-o User=` and `-o Port=` whatever the order, where ssh keeps the
     // first value it obtains.
-    let orders: [&[&str]; 6] = [
+    let orders: &[&[&str]] = &[
         &["-o", "User=ann", "-l", "bob", "-G", "box"],
         &["-l", "bob", "-o", "User=ann", "-G", "box"],
         &["-o", "Port=2201", "-p", "2202", "-G", "box"],
@@ -10746,8 +10746,10 @@ fn proxy_jump_none_leaves_a_proxy_command_as_in_ssh() {
     let config = dir.join("config");
     std::fs::write(
         &config,
+        // gw reached directly, as a working config has it (without, gw's own ProxyJump is gw:
+        // ssh loops on connecting, netkit stops at 8 hops, ssh -G does not look).
         "Host box\n  ProxyCommand nc %h %p\nHost lined\n  ProxyJump none\n  \
-         ProxyCommand nc %h %p\nHost *\n  ProxyJump gw\n",
+         ProxyCommand nc %h %p\nHost gw\n  ProxyJump none\nHost *\n  ProxyJump gw\n",
     )
     .unwrap();
     let config = config.to_str().unwrap();
@@ -11011,6 +11013,7 @@ fn dash_f_says_the_configs_warnings_once() {
     );
     let err = said();
     for warning in ["VisualHostKey", "/nonexistent/netkit-f-key"] {
-        assert_eq!(err.matches(warning).count(), 1, "{warning}: {err}");
+        let lines = err.lines().filter(|line| line.contains(warning)).count();
+        assert_eq!(lines, 1, "{warning}: {err}");
     }
 }

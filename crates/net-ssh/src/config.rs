@@ -803,7 +803,7 @@ fn shell_safe(token: char, value: &str) -> Result<(), String> {
 /// users, as OpenSSH reads them: one they can write could name a `ProxyCommand` to run as us.
 /// A file is safe when root or we own it and no one else can write it; a group may write it
 /// when it is the owner's own (Debian's user-private groups, which OpenSSH there accepts).
-fn read_guarded(path: &Path) -> Result<String, Fault> {
+fn read_guarded(path: &Path, whose: Whose) -> Result<String, Fault> {
     use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     let uid = nix::unistd::getuid().as_raw();
@@ -835,7 +835,19 @@ fn read_guarded(path: &Path) -> Result<String, Fault> {
             path.display()
         )));
     }
-    read_config(path)
+    read_config(path, whose)
+}
+
+/// Whose config a text is, which says whether its values are checked against ssh 9.2's
+/// ([`Takes`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Whose {
+    /// The user's (`-o`, `~/.ssh/config`, `-F`, their Includes): checked, as ssh checks them.
+    User,
+    /// The system file's and its Includes': a distribution's ssh may be newer or patched and
+    /// take more (Fedora's crypto policies name algorithms ssh 9.2 lacks), and a value
+    /// refused there stopped the whole file, so its Port and every other line were lost.
+    System,
 }
 
 /// The text of an ssh config file: a byte that is not UTF-8 (a Latin-1 comment) read as
@@ -843,14 +855,14 @@ fn read_guarded(path: &Path) -> Result<String, Fault> {
 /// first line unknown, and its `Host` block's options apply to every host. Each line comes
 /// as [`openssh_line`] writes it; one OpenSSH refuses (unbalanced quotes, an empty argument)
 /// is an error naming its line, as in ssh.
-fn read_config(path: &Path) -> Result<String, Fault> {
+fn read_config(path: &Path, whose: Whose) -> Result<String, Fault> {
     let bytes = std::fs::read(path).map_err(|e| Fault::File(e.to_string()))?;
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     let text = String::from_utf8_lossy(bytes);
     let mut read = String::with_capacity(text.len());
     for (at, line) in text.lines().enumerate() {
         let at = at + 1;
-        match openssh_line(line) {
+        match openssh_line(line, whose) {
             Ok(line) => read.push_str(&line),
             Err(LineError::NotCarried(why)) => {
                 // The file and line, for the error of a host it applies to.
@@ -902,7 +914,7 @@ fn bare_host(args: &[String]) -> bool {
 ///
 /// ssh2-config knows double quotes only, and no backslash outside them: `SetEnv A=b\ c`,
 /// `User 'x'` and `SetEnv "A=it's"` came out other than ssh reads them, or were refused.
-fn openssh_line(line: &str) -> Result<String, LineError> {
+fn openssh_line(line: &str, whose: Whose) -> Result<String, LineError> {
     // As readconf.c: trailing spaces, tabs and form feeds are no part of the value.
     let line = line.trim();
     let keyword_end = line
@@ -940,7 +952,8 @@ fn openssh_line(line: &str) -> Result<String, LineError> {
         return Ok(format!("{keyword} {}", carried_command(rest)));
     }
     // As ssh checks a value on reading its line, in a block for another host too.
-    if let Some((_, takes)) = VALUES.iter().find(|(name, _)| *name == lower) {
+    if let (Whose::User, Some((_, takes))) = (whose, VALUES.iter().find(|(name, _)| *name == lower))
+    {
         takes
             .check(&args)
             .map_err(|why| LineError::Refused(format!("{keyword} {rest}: {why}")))?;
@@ -1243,7 +1256,11 @@ impl Takes {
                     .split(',')
                     .find(|name| !known.iter().any(|k| crate::known_hosts::wildcard(name, k)));
                 match unknown {
-                    Some(name) => Err(format!("{refusal}: unknown name \"{name}\"")),
+                    // With the names there are: `-c rot13` said nothing of what to write.
+                    Some(name) => Err(format!(
+                        "{refusal}: unknown name \"{name}\" (known: {})",
+                        known.join(",")
+                    )),
                     None => Ok(()),
                 }
             }
@@ -1573,13 +1590,15 @@ impl Config {
         // As OpenSSH: the file given by -F is the user's choice; the default one is guarded.
         let guarded = ssh_config.is_none();
         // As OpenSSH, root's file unguarded, and passed over when it cannot be read.
-        let system = files.system.and_then(|path| match read_config(path) {
-            Ok(text) => Some((path, text)),
-            Err(e) => {
-                log::debug!("{}: {e}; not read", path.display());
-                None
-            }
-        });
+        let system = files
+            .system
+            .and_then(|path| match read_config(path, Whose::System) {
+                Ok(text) => Some((path, text)),
+                Err(e) => {
+                    log::debug!("{}: {e}; not read", path.display());
+                    None
+                }
+            });
         if path.is_none() && system.is_none() && text.is_empty() {
             return Ok(config);
         }
@@ -1612,9 +1631,9 @@ impl Config {
                 );
             } else {
                 let read = if guarded {
-                    read_guarded(path)
+                    read_guarded(path, Whose::User)
                 } else {
-                    read_config(path)
+                    read_config(path, Whose::User)
                 };
                 text.push_str(&read.map_err(fault)?);
             }
@@ -1669,12 +1688,13 @@ impl Config {
         // The user's lines (the options' and the file's), then the system file's, each file
         // starting in the global scope as OpenSSH reads it; with the user's part alone.
         let read_all = |decide: &mut dyn FnMut(&str, &str) -> Result<bool, String>| {
-            let user = with_includes(&text, 0, &config.host, "", &user_dir, decide)?;
+            let user = with_includes(&text, 0, &config.host, "", (&user_dir, Whose::User), decide)?;
             let mut all = user.clone();
             if let Some((path, system)) = &system {
                 let dir = path.parent().unwrap_or(Path::new("/"));
                 all.push_str("Host *\n");
-                all.push_str(&with_includes(system, 0, &config.host, &all, dir, decide)?);
+                let from = (dir, Whose::System);
+                all.push_str(&with_includes(system, 0, &config.host, &all, from, decide)?);
             }
             Ok::<_, Fault>((user, all))
         };
@@ -2538,7 +2558,7 @@ fn with_includes(
     depth: usize,
     host: &str,
     before: &str,
-    dir: &Path,
+    (dir, whose): (&Path, Whose),
     decide: &mut dyn FnMut(&str, &str) -> Result<bool, String>,
 ) -> Result<String, Fault> {
     let mut out = String::with_capacity(text.len());
@@ -2582,10 +2602,11 @@ fn with_includes(
                             log::debug!("Include {}: not a file", file.display());
                             continue;
                         }
-                        let included = read_guarded(&file)?;
+                        let included = read_guarded(&file, whose)?;
                         let before = format!("{before}{out}");
+                        let from = (dir, whose);
                         let lines =
-                            with_includes(&included, depth + 1, host, &before, dir, decide)?;
+                            with_includes(&included, depth + 1, host, &before, from, decide)?;
                         out.push_str(&lines);
                         // What follows (the next file, the lines after the Include) is back
                         // in the Include's scope, as OpenSSH reads it: a file ending in a
@@ -2596,7 +2617,7 @@ fn with_includes(
                 }
                 continue;
             }
-            _ => normalized(&word, args, line).into_owned(),
+            _ => normalized(line).into_owned(),
         };
         out.push_str(&line);
         out.push('\n');
@@ -2608,9 +2629,12 @@ fn with_includes(
 /// ended every connection): `Port ssh` as 22, `AddKeysToAgent confirm` (or `ask`, a time)
 /// and `PubkeyAuthentication unbound` (or `host-bound`) as `yes`, which is all netkit makes
 /// of them. Times are written as seconds by [`openssh_line`].
-fn normalized<'a>(word: &str, args: &str, line: &'a str) -> Cow<'a, str> {
+fn normalized(line: &str) -> Cow<'_, str> {
+    let word = keyword(line);
+    let args =
+        line.trim_start()[word.len()..].trim_start_matches(|c: char| c == '=' || c.is_whitespace());
     let lower = words(args).join(" ").to_ascii_lowercase();
-    let value = match word {
+    let value = match word.as_str() {
         "port" if lower == "ssh" => Some("22".to_owned()),
         "addkeystoagent" if !["yes", "no"].contains(&lower.as_str()) => Some("yes".to_owned()),
         "pubkeyauthentication" if ["unbound", "host-bound"].contains(&lower.as_str()) => {
@@ -2956,7 +2980,7 @@ fn checked_option(option: &str) -> Result<String, Error> {
     if keyword.eq_ignore_ascii_case("proxyjump") && option.contains(['"', '\'']) {
         return Err(bad(&format!("{}: Invalid ProxyJump", option.trim())));
     }
-    let line = openssh_line(option).map_err(|e| bad(&e.reason()))?;
+    let line = openssh_line(option, Whose::User).map_err(|e| bad(&e.reason()))?;
     // Nothing set (`ConnectTimeout=none`, a blank option), as ssh takes it: no warning.
     if line.is_empty() {
         return Ok(line);
@@ -2974,8 +2998,9 @@ fn checked_option(option: &str) -> Result<String, Error> {
     } else {
         ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS
     };
+    // As the files' lines are read (`-o PubkeyAuthentication=host-bound` was refused).
     let parsed = ssh2_config::SshConfig::default()
-        .parse(&mut line.as_bytes(), rules)
+        .parse(&mut normalized(&line).as_bytes(), rules)
         .map_err(|e| match e {
             ssh2_config::SshParserError::UnknownField(..) => bad("no such OpenSSH option"),
             e => bad(&e.to_string()),
@@ -3291,7 +3316,7 @@ mod tests {
             ("# a comment", ""),
             ("", ""),
         ] {
-            assert_eq!(openssh_line(line).unwrap(), written, "{line}");
+            assert_eq!(openssh_line(line, Whose::User).unwrap(), written, "{line}");
         }
         // ssh: "invalid quotes" (a command's too) and "Missing argument".
         for (line, why) in [
@@ -3306,7 +3331,7 @@ mod tests {
             // ssh: Invalid ProxyJump ""a" b".
             ("ProxyJump \"a\" b", "Invalid ProxyJump"),
         ] {
-            let e = openssh_line(line).unwrap_err().reason();
+            let e = openssh_line(line, Whose::User).unwrap_err().reason();
             assert!(e.contains(why), "{line}: {e}");
         }
     }
@@ -3693,9 +3718,11 @@ mod tests {
         assert_eq!(x.forwards.local, ["1:h:1", "2:h:2"]);
         let text = std::fs::read_to_string(&main).unwrap();
         let rules = ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
-        let every = with_includes(&text, 0, "x", "", &dir, &mut |_, _| Ok(true)).unwrap();
+        let every =
+            with_includes(&text, 0, "x", "", (&dir, Whose::User), &mut |_, _| Ok(true)).unwrap();
         assert_eq!(send_env_for(&every, "x", rules).unwrap(), ["A_*", "B"]);
-        let every = with_includes(&text, 0, "y", "", &dir, &mut |_, _| Ok(true)).unwrap();
+        let every =
+            with_includes(&text, 0, "y", "", (&dir, Whose::User), &mut |_, _| Ok(true)).unwrap();
         assert!(send_env_for(&every, "y", rules).unwrap().is_empty());
         assert!(
             Config::resolve("y", Some(&main))
@@ -3766,11 +3793,11 @@ mod tests {
         assert_eq!(c.more_known_hosts, [dir.join("k2")]);
         assert_eq!(other.user, "bob", "a Host line's comment is no pattern");
         assert_eq!(
-            openssh_line("LocalForward 1 h:1 #x").unwrap(),
+            openssh_line("LocalForward 1 h:1 #x", Whose::User).unwrap(),
             "LocalForward 1 h:1"
         );
         assert_eq!(
-            openssh_line("SetEnv A=a#b 'c#d' \"e f#\"").unwrap(),
+            openssh_line("SetEnv A=a#b 'c#d' \"e f#\"", Whose::User).unwrap(),
             "SetEnv \"A=a#b\" \"c#d\" \"e f#\""
         );
     }
@@ -3905,7 +3932,7 @@ mod tests {
             "  HostName 10.1.2.3",
             "ProxyCommand connect %n:%p %h %%n",
         ]
-        .map(|line| openssh_line(line).unwrap() + "\n")
+        .map(|line| openssh_line(line, Whose::User).unwrap() + "\n")
         .concat();
         let rules = ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
         let parsed = ssh2_config::SshConfig::default()

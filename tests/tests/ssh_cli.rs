@@ -11017,3 +11017,87 @@ fn dash_f_says_the_configs_warnings_once() {
         assert_eq!(lines, 1, "{warning}: {err}");
     }
 }
+
+#[test]
+fn values_ssh_9_2_takes_are_taken_in_any_block_and_in_dash_o() {
+    // Refused (exit 255, in a block for another host too, so for every host): RekeyLimit with
+    // a B unit, a `+`, blanks before it or what follows its unit (scan_scaled reads `1G,` and
+    // `100k,1h` as 1G and 100k); algorithm lists with an empty name, where ssh's check ends
+    // (a generated `Ciphers a,b,`).
+    let dir = work_dir().join("ssh-cli-values-taken");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    for (name, value) in [
+        ("RekeyLimit", "1024B"),
+        ("RekeyLimit", "1024b 1h"),
+        ("RekeyLimit", "+1G"),
+        ("RekeyLimit", "\" 1G\""),
+        ("RekeyLimit", "1G,"),
+        ("RekeyLimit", "100k,1h"),
+        ("RekeyLimit", "+1g +1h"),
+        ("RekeyLimit", "1.5T"),
+        ("RekeyLimit", "16"),
+        ("Ciphers", "aes128-ctr,"),
+        ("Ciphers", ",aes128-ctr"),
+        ("Ciphers", "aes128-ctr,,aes256-ctr"),
+        ("Ciphers", "+aes128-cbc,"),
+        ("Ciphers", "-aes128-ctr,"),
+        ("MACs", "hmac-sha2-256,"),
+        ("KexAlgorithms", "curve25519-sha256,"),
+        ("HostKeyAlgorithms", "ssh-ed25519,"),
+    ] {
+        for block in ["box", "other"] {
+            std::fs::write(&config, format!("Host {block}\n  {name} {value}\n")).unwrap();
+            let config = config.to_str().unwrap();
+            let (ours, theirs) = both_dash_g(&["-F", config, "-G", "box"]);
+            assert!(theirs.status.success(), "ssh {block} {name} {value}");
+            assert!(
+                ours.status.success(),
+                "{block} {name} {value}: {}",
+                String::from_utf8_lossy(&ours.stderr)
+            );
+            // The list as ssh makes it (netkit's own defaults, which `+` and `-` change, are
+            // in another order; RekeyLimit it does not print).
+            let key = name.to_ascii_lowercase();
+            if block == "box" && name != "RekeyLimit" && !value.starts_with(['+', '-']) {
+                let shown = dash_g_lines(&ours, &[&key]);
+                assert_eq!(shown, dash_g_lines(&theirs, &[&key]), "{name} {value}");
+            }
+        }
+        let option = format!("{name}={}", value.trim_matches('"'));
+        let (ours, theirs) = both_dash_g(&["-F", "none", "-o", &option, "-G", "box"]);
+        assert!(theirs.status.success(), "ssh {option}");
+        assert!(
+            ours.status.success(),
+            "{option}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+    }
+    // -c and -m, which are Ciphers and MACs.
+    for (flags, key) in [
+        (["-c", "aes128-ctr,"], "ciphers"),
+        (["-m", "hmac-sha2-256,"], "macs"),
+    ] {
+        let args = [&["-F", "none"][..], &flags, &["-G", "box"]].concat();
+        let (ours, theirs) = both_dash_g(&args);
+        assert!(theirs.status.success(), "ssh {flags:?}");
+        assert!(ours.status.success(), "{flags:?}");
+        assert_eq!(
+            dash_g_lines(&ours, &[key]),
+            dash_g_lines(&theirs, &[key]),
+            "{flags:?}"
+        );
+    }
+    // Still refused, as ssh refuses them: no unit ssh has, a letter after the unit, a
+    // comma after a number without unit, a name ssh lacks before the empty one.
+    for option in [
+        "RekeyLimit=1X",
+        "RekeyLimit=1GB",
+        "RekeyLimit=1024,",
+        "RekeyLimit=1e3",
+        "Ciphers=bogus-cipher,",
+    ] {
+        let name = option.split('=').next().unwrap();
+        both_refuse(&["-F", "none", "-o", option, "-G", "box"], &[name]);
+    }
+}

@@ -1252,8 +1252,11 @@ impl Takes {
                 }
                 let list = value.strip_prefix(['+', '^']).unwrap_or(value);
                 // A pattern matching one of the names is checked later, where ssh takes it.
+                // ssh's check ends at an empty name (`a,`, `,a`, `a,,b`): it takes the list,
+                // where netkit refused it; `assembled` passes the empty names over.
                 let unknown = list
                     .split(',')
+                    .take_while(|name| !name.is_empty())
                     .find(|name| !known.iter().any(|k| crate::known_hosts::wildcard(name, k)));
                 match unknown {
                     // With the names there are: `-c rot13` said nothing of what to write.
@@ -1268,16 +1271,30 @@ impl Takes {
     }
 }
 
-/// Whether `value` is a byte count as ssh's `scan_scaled` reads one: a number (a fraction
-/// too), then a unit of K, M, G, T, P or E, or none.
+/// Whether `value` is a byte count as ssh's `scan_scaled` (OpenBSD's fmt_scaled.c) reads
+/// one: blanks, a sign, digits with at most one `.`, then the end, or a unit of B, K, M, G,
+/// T, P or E in either case that no letter or digit follows (`1G,` and `100k,1h` are 1G and
+/// 100k). A unit B, a `+` or a trailing comma was refused, stopping the whole config where
+/// ssh 9.2 takes it; what scan_scaled refuses only as out of range (`8E`) is taken here.
 fn byte_count(value: &str) -> bool {
-    let number = value.trim_end_matches(|c: char| "kmgtpeKMGTPE".contains(c));
-    value.len() - number.len() <= 1
-        && !number.is_empty()
-        && number
-            .parse::<f64>()
-            .is_ok_and(|n| n.is_finite() && n >= 0.0)
-        && number.chars().all(|c| c.is_ascii_digit() || c == '.')
+    // C's isspace.
+    let rest = value.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    let rest = rest.strip_prefix(['+', '-']).unwrap_or(rest);
+    let number_end = rest
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(rest.len());
+    let (number, after) = rest.split_at(number_end);
+    if number.matches('.').count() > 1 {
+        return false;
+    }
+    let mut after = after.chars();
+    match after.next() {
+        None => true,
+        Some(unit) => {
+            "BKMGTPE".contains(unit.to_ascii_uppercase())
+                && !after.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        }
+    }
 }
 
 /// What stops a config file being read: the file itself, or one of its lines.

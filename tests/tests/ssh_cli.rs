@@ -10710,8 +10710,8 @@ fn dash_g_lines(out: &Output, keys: &[&str]) -> Vec<String> {
 
 #[test]
 fn the_first_of_a_flag_and_its_dash_o_on_the_command_line_wins_as_in_ssh() {
-    // -l and -p beat `-o User=` and `-o Port=` whatever the order, where ssh keeps the
-    // first value it obtains.
+    // -l and -p beat `-o User=` and `-o Port=` whatever the order, and DEST's user and port
+    // an earlier -o, where ssh keeps the first value it obtains.
     let orders: &[&[&str]] = &[
         &["-o", "User=ann", "-l", "bob", "-G", "box"],
         &["-l", "bob", "-o", "User=ann", "-G", "box"],
@@ -10719,6 +10719,15 @@ fn the_first_of_a_flag_and_its_dash_o_on_the_command_line_wins_as_in_ssh() {
         &["-p", "2202", "-o", "Port=2201", "-G", "box"],
         &["-oUser=ann", "-lbob", "-G", "box"],
         &["-o", "User=ann", "-G", "box", "-l", "bob"],
+        // Before DEST's user and port too (DEST's won whatever the order).
+        &["-o", "User=ann", "-G", "cid@box"],
+        &["-o", "User=ann", "-l", "bob", "-G", "cid@box"],
+        &["-G", "cid@box", "-o", "User=ann"],
+        &["-G", "box", "-o", "User=ann", "-l", "bob"],
+        &["-o", "User=ann", "-G", "cid@box", "-l", "bob"],
+        &["-o", "Port=2201", "-G", "ssh://cid@box:2203"],
+        &["-p", "2202", "-o", "Port=2201", "-G", "ssh://box:2203"],
+        &["-G", "ssh://box:2203", "-o", "Port=2201"],
     ];
     for args in orders {
         let args = [&["-F", "none"][..], args].concat();
@@ -11100,4 +11109,57 @@ fn values_ssh_9_2_takes_are_taken_in_any_block_and_in_dash_o() {
         let name = option.split('=').next().unwrap();
         both_refuse(&["-F", "none", "-o", option, "-G", "box"], &[name]);
     }
+}
+
+#[test]
+fn sftp_dash_o_port_and_user_win_over_dash_p_and_the_destination_as_in_sftp() {
+    // OpenSSH's sftp passes -P (and the destination's port and user) to ssh after the -o's,
+    // so the -o's are the first values obtained: `sftp -P 1 -o Port=22` connects to 22.
+    // netkit's -P won.
+    let port = port().to_string();
+    let with_port = format!("Port={port}");
+    let user = dest().split('@').next().unwrap().to_owned();
+    let host = dest().split('@').nth(1).unwrap().to_owned();
+    let common = common();
+    let run = |options: &[&str], remote: &str| {
+        let mut args = vec!["sftp", "ls"];
+        args.extend_from_slice(options);
+        args.extend(common.iter().map(String::as_str));
+        args.push(remote);
+        netkit(&args, b"", &[])
+    };
+    let home = format!("{}:", dest());
+    for options in [["-P", "1", "-o", &with_port], ["-o", &with_port, "-P", "1"]] {
+        let out = run(&options, &home);
+        assert!(
+            out.status.success(),
+            "{options:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // And the other way round: the -o's port 1 is tried, whatever the order.
+    for options in [["-P", &port, "-o", "Port=1"], ["-o", "Port=1", "-P", &port]] {
+        let out = run(&options, &home);
+        assert_eq!(out.status.code(), Some(1), "{options:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(":1"), "{options:?}: {err}");
+    }
+    // Over the destination's port (an sftp:// URI's) and user too.
+    let uri = format!("sftp://{user}@{host}:1/");
+    let out = run(&["-o", &with_port], &uri);
+    assert!(
+        out.status.success(),
+        "{uri}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let with_user = format!("User={user}");
+    let out = run(
+        &["-P", &port, "-o", &with_user],
+        &format!("nobody-netkit@{host}:"),
+    );
+    assert!(
+        out.status.success(),
+        "-o User: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

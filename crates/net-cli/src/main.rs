@@ -209,6 +209,7 @@ fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
     let before = argv[..at].to_vec();
     if !option_follows || !argv[at..].iter().eq(words.iter().map(std::ffi::OsStr::new)) {
         args.note_flags_before_destination(&before);
+        note_options_before_destination(args, &before);
         return Ok(cli);
     }
     let mut without_dest = before.clone();
@@ -218,8 +219,21 @@ fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
     if let Command::Ssh(args) = &mut cli.command {
         args.put_destination_first(dest)?;
         args.note_flags_before_destination(&before);
+        note_options_before_destination(args, &before);
     }
     Ok(cli)
+}
+
+/// Notes, for `netkit ssh`, which of `-o User=` and `-o Port=` the words `before` DEST give
+/// (see [`ssh::Args::note_options_before_destination`]).
+fn note_options_before_destination(args: &mut ssh::Args, before: &[std::ffi::OsString]) {
+    if let Ok(Cli {
+        command: Command::Ssh(given),
+        ..
+    }) = Cli::try_parse_from(before)
+    {
+        args.note_options_before_destination(&given);
+    }
 }
 
 /// Notes, for `netkit ssh`, which of an `-o User=` or `-o Port=` and its flag came first in

@@ -83,6 +83,12 @@ pub struct ConnectArgs {
     /// warning, an unknown one is an error.
     #[arg(short = 'o', value_name = "KEY=VALUE")]
     options: Vec<String>,
+    /// Whether an `-o User=` or `-o Port=` was the first value obtained, over the flags
+    /// (-l, --login, -p, -P) and over what DEST names, as ssh keeps the first. sftp hands its
+    /// -o's to ssh ahead of the port and user it adds (`sftp -P 1 -o Port=2` connects to 2),
+    /// so there they always are; `netkit ssh` notes the order given.
+    #[arg(skip = OptionsFirst::ALWAYS)]
+    options_first: OptionsFirst,
     /// Connect through these jump hosts first, in order, as OpenSSH's ProxyJump (given
     /// once, as in ssh: hops are separated by commas).
     #[arg(
@@ -159,6 +165,11 @@ impl ConnectArgs {
 
     /// The connection config for `dest` (`[user@]host[:port]`); `port` applies when DEST has none.
     pub fn config(&self, dest: &str, port: Option<u16>) -> Result<Config, Failure> {
+        let first = |keyword: &str, noted: bool| noted && self.option(keyword).is_some();
+        let (flags, named) = (self.options_first.flags, self.options_first.dest);
+        let port = port.filter(|_| !first("port", flags.port));
+        let user = self.user.as_deref().filter(|_| !first("user", flags.user));
+        let dest = &without_named(dest, first("user", named.user), first("port", named.port));
         // The flags come first, as the first value obtained wins: the config's tokens (%r,
         // %p) then see them too, as ssh's do. -J is ProxyJump: it replaces the file's
         // ProxyJump and ProxyCommand, and the first hop is reached through its own
@@ -166,7 +177,7 @@ impl ConnectArgs {
         let options: Vec<String> = (!self.jump.is_empty())
             .then(|| format!("ProxyJump={}", self.jump.join(",")))
             .into_iter()
-            .chain(self.user.iter().map(|user| format!("User={user}")))
+            .chain(user.iter().map(|user| format!("User={user}")))
             .chain(port.map(|port| format!("Port={port}")))
             .chain(self.cipher.iter().map(|spec| format!("Ciphers={spec}")))
             .chain(self.macs.iter().map(|spec| format!("MACs={spec}")))
@@ -189,7 +200,7 @@ impl ConnectArgs {
         {
             log::set_max_level(log::LevelFilter::Error);
         }
-        said_once(|| self.apply(&mut config, dest, port, self.user.as_deref()))?;
+        said_once(|| self.apply(&mut config, dest, port, user))?;
         // -o ConnectTimeout bounds the jump hosts' connections too (they read no -o): each
         // waited its own 10 s connect and --timeout key exchange on the same slow or dead link.
         // One that sets none (`none`, 0) leaves the hops' own.
@@ -290,6 +301,27 @@ impl ConnectArgs {
         config.password = std::env::var("NETKIT_SSH_PASSWORD").ok();
         Ok(())
     }
+}
+
+/// `dest` without the user or the port it names (`user` or `port` true), which an earlier
+/// `-o User=` or `-o Port=` gave first: ssh keeps that value (`-o User=b c@box` logs in as
+/// b), where DEST's won.
+fn without_named(dest: &str, user: bool, port: bool) -> std::borrow::Cow<'_, str> {
+    let Ok(named) = net_ssh::Destination::parse(dest) else {
+        return dest.into();
+    };
+    if !(user && named.user.is_some() || port && named.port.is_some()) {
+        return dest.into();
+    }
+    let user = named.user.filter(|_| !user);
+    let port = named.port.filter(|_| !port);
+    let user = user.map(|user| format!("{user}@")).unwrap_or_default();
+    // A bare IPv6 address is taken whole without a port, as given.
+    let at = port.map_or_else(
+        || named.host.to_owned(),
+        |port| net_ssh::host_port(named.host, port),
+    );
+    format!("{user}{at}").into()
 }
 
 /// `f`, its warnings hushed in the process `-f` starts (see [`background`]): it reads the
@@ -741,16 +773,36 @@ pub struct Args {
     words: Vec<String>,
     #[arg(skip)]
     flags_first: FlagsFirst,
-    #[arg(skip)]
-    options_first: FlagsFirst,
 }
 
 /// Which of -p and -l came before DEST (see [`Args::note_flags_before_destination`]), or
-/// after an `-o Port=` or `-o User=` (see [`Args::note_options_before_flags`]).
+/// which of an `-o Port=` and `-o User=` came before them ([`OptionsFirst`]).
 #[derive(Clone, Copy, Default)]
 struct FlagsFirst {
     port: bool,
     user: bool,
+}
+
+/// Which of an `-o Port=` and `-o User=` came before their flags and before DEST (see
+/// [`ConnectArgs::options_first`]).
+#[derive(Clone, Copy, Default)]
+struct OptionsFirst {
+    flags: FlagsFirst,
+    dest: FlagsFirst,
+}
+
+impl OptionsFirst {
+    /// As sftp passes its -o's to ssh: ahead of all.
+    const ALWAYS: OptionsFirst = OptionsFirst {
+        flags: FlagsFirst {
+            port: true,
+            user: true,
+        },
+        dest: FlagsFirst {
+            port: true,
+            user: true,
+        },
+    };
 }
 
 impl Args {
@@ -760,7 +812,7 @@ impl Args {
             .port
             .first()
             .copied()
-            .filter(|_| !self.options_first.port);
+            .filter(|_| !self.connect.options_first.flags.port);
         let mut config = self.connect.config(dest, port)?;
         config.exec_timeout = self.command_timeout.map(Duration::from_secs);
         // ssh takes the first of a flag and DEST's word for the port and the user.
@@ -806,9 +858,23 @@ impl Args {
                 .find_map(|(option, at)| option_value(option, keyword).map(|_| at))
         };
         let before = |keyword: &str, ids: &[&str]| matches!((first_option(keyword), first_flag(ids)), (Some(o), Some(f)) if o < f);
-        self.options_first = FlagsFirst {
-            port: before("port", &["port"]),
-            user: before("user", &["login", "user"]),
+        // Over DEST: none, until [`Args::note_options_before_destination`] says.
+        self.connect.options_first = OptionsFirst {
+            flags: FlagsFirst {
+                port: before("port", &["port"]),
+                user: before("user", &["login", "user"]),
+            },
+            dest: FlagsFirst::default(),
+        };
+    }
+
+    /// Notes whether an `-o User=` and an `-o Port=` are among `before`, the options given
+    /// ahead of DEST (parsed alone): such an -o wins over what DEST names, as in ssh, where
+    /// DEST's user and port won whatever the order.
+    pub fn note_options_before_destination(&mut self, before: &Args) {
+        self.connect.options_first.dest = FlagsFirst {
+            port: before.connect.option("port").is_some(),
+            user: before.connect.option("user").is_some(),
         };
     }
 
@@ -916,7 +982,7 @@ pub fn run(mut args: Args) -> Outcome {
         args.connect.user = Some(login.clone());
     }
     // An earlier `-o User=` is the first value obtained: the flag does not count, as in ssh.
-    if args.options_first.user {
+    if args.connect.options_first.flags.user {
         args.connect.user = None;
     }
     if let Some(query) = &args.query {

@@ -1710,7 +1710,8 @@ fn dash_g_prints_the_resolved_config_without_connecting() {
         "stricthostkeychecking true",
         "preferredauthentications password,publickey",
         &format!("identityfile {}", key.display()),
-        "proxyjump hopper@jump1:22,admin@jump2:2200,ops@[::1]:2201",
+        // As written, as ssh -G prints it (not `hopper@jump1:22`, the hop resolved).
+        "proxyjump jump1,admin@jump2:2200,ops@[::1]:2201",
         // The flags' forwards and the file's, written as ssh -G writes them.
         "localforward [127.0.0.1]:8080 [::1]:80",
         "localforward 5433 [db]:5432",
@@ -10683,4 +10684,482 @@ fn a_transfer_bar_shows_a_name_that_is_no_utf_8_as_ls_shows_it() {
     assert!(!screen.contains('\u{FFFD}'), "{screen:?}");
     assert_eq!(std::fs::read(local.join(name)).unwrap().len(), 4 << 20);
     let _ = std::fs::remove_dir_all(&remote);
+}
+
+/// `ssh -G ARGS` and `netkit ssh -G ARGS` (as given; `-G` is the caller's), both run.
+fn both_dash_g(args: &[&str]) -> (Output, Output) {
+    let ours = netkit(&[&["ssh"][..], args].concat(), b"", &[]);
+    let theirs = Command::new("ssh")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (ours, theirs)
+}
+
+/// The lines of a `-G` output that start with one of `keys`, sorted.
+fn dash_g_lines(out: &Output, keys: &[&str]) -> Vec<String> {
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| keys.contains(&l.split(' ').next().unwrap_or_default()))
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn the_first_of_a_flag_and_its_dash_o_on_the_command_line_wins_as_in_ssh() {
+    // -l and -p beat `-o User=` and `-o Port=` whatever the order, and DEST's user and port
+    // an earlier -o, where ssh keeps the first value it obtains.
+    let orders: &[&[&str]] = &[
+        &["-o", "User=ann", "-l", "bob", "-G", "box"],
+        &["-l", "bob", "-o", "User=ann", "-G", "box"],
+        &["-o", "Port=2201", "-p", "2202", "-G", "box"],
+        &["-p", "2202", "-o", "Port=2201", "-G", "box"],
+        &["-oUser=ann", "-lbob", "-G", "box"],
+        &["-o", "User=ann", "-G", "box", "-l", "bob"],
+        // Before DEST's user and port too (DEST's won whatever the order).
+        &["-o", "User=ann", "-G", "cid@box"],
+        &["-o", "User=ann", "-l", "bob", "-G", "cid@box"],
+        &["-G", "cid@box", "-o", "User=ann"],
+        &["-G", "box", "-o", "User=ann", "-l", "bob"],
+        &["-o", "User=ann", "-G", "cid@box", "-l", "bob"],
+        &["-o", "Port=2201", "-G", "ssh://cid@box:2203"],
+        &["-p", "2202", "-o", "Port=2201", "-G", "ssh://box:2203"],
+        &["-G", "ssh://box:2203", "-o", "Port=2201"],
+    ];
+    for args in orders {
+        let args = [&["-F", "none"][..], args].concat();
+        let (ours, theirs) = both_dash_g(&args);
+        assert!(theirs.status.success(), "ssh {args:?}");
+        assert!(
+            ours.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        let keys = ["user", "port"];
+        assert_eq!(
+            dash_g_lines(&ours, &keys),
+            dash_g_lines(&theirs, &keys),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn proxy_jump_none_leaves_a_proxy_command_as_in_ssh() {
+    // `-J none` and `-o ProxyJump=none` took the file's ProxyCommand away too.
+    let dir = work_dir().join("ssh-cli-proxy-jump-none");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        // gw reached directly, as a working config has it (without, gw's own ProxyJump is gw:
+        // ssh loops on connecting, netkit stops at 8 hops, ssh -G does not look).
+        "Host box\n  ProxyCommand nc %h %p\nHost lined\n  ProxyJump none\n  \
+         ProxyCommand nc %h %p\nHost gw\n  ProxyJump none\nHost *\n  ProxyJump gw\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let keys = ["proxycommand", "proxyjump"];
+    for (args, expected) in [
+        (&["-J", "none", "-G", "box"][..], "proxycommand nc %h %p"),
+        (
+            &["-o", "ProxyJump=none", "-G", "box"],
+            "proxycommand nc %h %p",
+        ),
+        (&["-G", "lined"], "proxycommand nc %h %p"),
+        (&["-G", "other"], "proxyjump gw"),
+        (&["-J", "none", "-G", "other"], ""),
+    ] {
+        let args = [&["-F", config][..], args].concat();
+        let (ours, theirs) = both_dash_g(&args);
+        assert!(
+            ours.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        let shown = dash_g_lines(&ours, &keys);
+        assert_eq!(shown, dash_g_lines(&theirs, &keys), "{args:?}");
+        assert_eq!(shown.join("\n"), expected, "{args:?}");
+    }
+}
+
+/// Runs `ssh` and `netkit ssh` with `args` (a `-G`, nothing connects) and asserts both refuse
+/// them (exit 255), netkit in one line holding each of `said`.
+fn both_refuse(args: &[&str], said: &[&str]) {
+    let (ours, theirs) = both_dash_g(args);
+    assert_eq!(theirs.status.code(), Some(255), "ssh {args:?}");
+    let err = String::from_utf8_lossy(&ours.stderr);
+    assert_eq!(ours.status.code(), Some(255), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    for part in said {
+        assert!(err.contains(part), "{args:?}: {part:?} not in {err}");
+    }
+}
+
+#[test]
+fn an_unknown_algorithm_name_is_refused_as_in_ssh() {
+    // It was passed over, and netkit connected with the rest of the list.
+    for (option, bad) in [
+        ("Ciphers=aes128-ctr,bogus-cipher", "bogus-cipher"),
+        ("Ciphers=+bogus-cipher", "bogus-cipher"),
+        ("Ciphers=aes128-CTR", "aes128-CTR"),
+        ("KexAlgorithms=curve25519-sha256,bogus-kex", "bogus-kex"),
+        ("MACs=^hmac-sha2-256,bogus-mac", "bogus-mac"),
+        ("HostKeyAlgorithms=ssh-ed25519,bogus-key", "bogus-key"),
+    ] {
+        let name = option.split('=').next().unwrap();
+        both_refuse(&["-F", "none", "-o", option, "-G", "box"], &[name, bad]);
+    }
+    // ssh checks a file's line in a block for another host too, and names it.
+    let dir = work_dir().join("ssh-cli-unknown-algorithm");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    std::fs::write(&config, "Host other\n  MACs hmac-sha2-256,bogus-mac\n").unwrap();
+    let config = config.to_str().unwrap();
+    let line = format!("{config} line 2");
+    both_refuse(&["-F", config, "-G", "box"], &[&line, "MACs", "bogus-mac"]);
+    // Names ssh knows, and lists of what to take away, which ssh does not check, are taken.
+    for option in [
+        "Ciphers=aes128-ctr,aes256-gcm@openssh.com",
+        "MACs=-bogus-mac",
+        "HostKeyAlgorithms=rsa-sha2-512,ssh-ed25519*",
+        "KexAlgorithms=+diffie-hellman-group14-sha1",
+    ] {
+        let (ours, theirs) = both_dash_g(&["-F", "none", "-o", option, "-G", "box"]);
+        assert!(theirs.status.success(), "ssh {option}");
+        assert!(
+            ours.status.success(),
+            "{option}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+    }
+}
+
+#[test]
+fn match_all_with_other_criteria_is_refused_as_in_ssh_9_2() {
+    // `Match all host x` applied its block to every host. ssh 9.2 refuses `all` with
+    // anything after it, or after two criteria or more, not after one (`host box all`).
+    let dir = work_dir().join("ssh-cli-match-all");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    for criteria in [
+        "all host x",
+        "all final",
+        "host box user zed all",
+        "final canonical all",
+    ] {
+        std::fs::write(&config, format!("Match {criteria}\n  User zed\n")).unwrap();
+        let config = config.to_str().unwrap();
+        both_refuse(
+            &["-F", config, "-G", "box"],
+            &[config, criteria, "'all' cannot be combined"],
+        );
+    }
+    // Alone, with a comment after it, or after one criterion, it stands (`host box all` was
+    // refused, stopping the config for every host).
+    for criteria in [
+        "all # every host",
+        "final all",
+        "host all",
+        "host box all",
+        "host other all",
+        "host box !all",
+        "originalhost box ALL # c",
+    ] {
+        std::fs::write(
+            &config,
+            format!("Match {criteria}\n  User zed\nHost *\n  User amy\n"),
+        )
+        .unwrap();
+        let config = config.to_str().unwrap();
+        let (ours, theirs) = both_dash_g(&["-F", config, "-G", "box"]);
+        assert!(theirs.status.success(), "ssh {criteria}");
+        assert!(
+            ours.status.success(),
+            "{criteria}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        assert_eq!(
+            dash_g_lines(&ours, &["user"]),
+            dash_g_lines(&theirs, &["user"]),
+            "{criteria}"
+        );
+    }
+}
+
+#[test]
+fn bad_values_of_options_netkit_does_not_act_on_are_refused_as_in_ssh() {
+    // netkit took them (with at most a warning), where ssh stops at the line.
+    let bad = [
+        "ControlMaster=bogus",
+        "RekeyLimit=lots",
+        "RekeyLimit=1G lots",
+        "ControlPersist=bogus",
+        "CheckHostIP=maybe",
+        "UpdateHostKeys=bogus",
+        "VerifyHostKeyDNS=perhaps",
+        "Tunnel=maybe",
+        "Compression=true",
+        "BatchMode=1",
+        "ConnectionAttempts=lots",
+        "NumberOfPasswordPrompts=-1",
+        "LogLevel=loud",
+    ];
+    let dir = work_dir().join("ssh-cli-bad-values");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    for option in bad {
+        let (name, value) = option.split_once('=').unwrap();
+        let shown = value.split(' ').next_back().unwrap();
+        both_refuse(&["-F", "none", "-o", option, "-G", "box"], &[name, shown]);
+        // In a file, in a block for another host too, named by its file and line.
+        std::fs::write(&config, format!("Host other\n  {name} {value}\n")).unwrap();
+        let config = config.to_str().unwrap();
+        let line = format!("{config} line 2");
+        both_refuse(&["-F", config, "-G", "box"], &[&line, name, shown]);
+    }
+    // The values ssh takes are taken.
+    for option in [
+        "ControlMaster=autoask",
+        "RekeyLimit=1G 1h",
+        "RekeyLimit=default none",
+        "ControlPersist=10m",
+        "UpdateHostKeys=ask",
+        "Tunnel=point-to-point",
+        "CheckHostIP=No",
+        "LogLevel=debug3",
+        "CanonicalizeHostname=always",
+        "PubkeyAuthentication=host-bound",
+    ] {
+        let (ours, theirs) = both_dash_g(&["-F", "none", "-o", option, "-G", "box"]);
+        assert!(theirs.status.success(), "ssh {option}");
+        assert!(
+            ours.status.success(),
+            "{option}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+    }
+}
+
+#[test]
+fn dash_g_prints_the_session_lines_and_proxy_jump_as_ssh_g_does() {
+    // -G lacked sessiontype, stdinnull, forkafterauthentication, permitlocalcommand and
+    // localcommand, and printed ProxyJump's hops resolved (`root@gw:22`).
+    let keys = [
+        "sessiontype",
+        "stdinnull",
+        "forkafterauthentication",
+        "permitlocalcommand",
+        "localcommand",
+        "proxyjump",
+    ];
+    for flags in [
+        &[][..],
+        &["-n"],
+        &["-N"],
+        &["-f", "-N"],
+        &["-W", "db:5432"],
+        &["-o", "StdinNull=yes", "-o", "SessionType=none"],
+        &["-o", "ForkAfterAuthentication=yes", "-N"],
+        &[
+            "-o",
+            "PermitLocalCommand=yes",
+            "-o",
+            "LocalCommand=echo %h %d",
+        ],
+        &["-J", "gw"],
+        &["-J", "ann@gw:2222,%r@second"],
+        &["-o", "ProxyJump=ssh://ann@gw:2222"],
+        &["-J", "ssh://ann@gw,last:22"],
+        &["-J", "[::1]"],
+    ] {
+        let args = [&["-F", "none"][..], flags, &["-G", "box"]].concat();
+        let (ours, theirs) = both_dash_g(&args);
+        assert!(theirs.status.success(), "ssh {args:?}");
+        assert!(
+            ours.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        let shown = dash_g_lines(&ours, &keys);
+        assert_eq!(shown, dash_g_lines(&theirs, &keys), "{args:?}");
+        assert!(shown.len() >= 4, "{shown:?}");
+    }
+}
+
+#[test]
+fn dash_f_says_the_configs_warnings_once() {
+    // The process in the background read the config again, and said each warning again.
+    let marker = "netkit-warned-once";
+    let args = ssh_args(
+        &[
+            "-f",
+            "-o",
+            "VisualHostKey=yes",
+            "-i",
+            "/nonexistent/netkit-f-key",
+        ],
+        &["echo", marker],
+    );
+    let (status, [out, err]) = ssh_to_files(&args, "bg-warn-once");
+    let said = || std::fs::read_to_string(&err).unwrap();
+    assert!(status.success(), "{status:?} {}", said());
+    let _kill = killed_on_drop(pids_running(marker));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !pids_running(marker).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never ended"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        format!("{marker}\n")
+    );
+    let err = said();
+    for warning in ["VisualHostKey", "/nonexistent/netkit-f-key"] {
+        let lines = err.lines().filter(|line| line.contains(warning)).count();
+        assert_eq!(lines, 1, "{warning}: {err}");
+    }
+}
+
+#[test]
+fn values_ssh_9_2_takes_are_taken_in_any_block_and_in_dash_o() {
+    // Refused (exit 255, in a block for another host too, so for every host): RekeyLimit with
+    // a B unit, a `+`, blanks before it or what follows its unit (scan_scaled reads `1G,` and
+    // `100k,1h` as 1G and 100k); algorithm lists with an empty name, where ssh's check ends
+    // (a generated `Ciphers a,b,`).
+    let dir = work_dir().join("ssh-cli-values-taken");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config");
+    for (name, value) in [
+        ("RekeyLimit", "1024B"),
+        ("RekeyLimit", "1024b 1h"),
+        ("RekeyLimit", "+1G"),
+        ("RekeyLimit", "\" 1G\""),
+        ("RekeyLimit", "1G,"),
+        ("RekeyLimit", "100k,1h"),
+        ("RekeyLimit", "+1g +1h"),
+        ("RekeyLimit", "1.5T"),
+        ("RekeyLimit", "16"),
+        ("Ciphers", "aes128-ctr,"),
+        ("Ciphers", ",aes128-ctr"),
+        ("Ciphers", "aes128-ctr,,aes256-ctr"),
+        ("Ciphers", "+aes128-cbc,"),
+        ("Ciphers", "-aes128-ctr,"),
+        ("MACs", "hmac-sha2-256,"),
+        ("KexAlgorithms", "curve25519-sha256,"),
+        ("HostKeyAlgorithms", "ssh-ed25519,"),
+    ] {
+        for block in ["box", "other"] {
+            std::fs::write(&config, format!("Host {block}\n  {name} {value}\n")).unwrap();
+            let config = config.to_str().unwrap();
+            let (ours, theirs) = both_dash_g(&["-F", config, "-G", "box"]);
+            assert!(theirs.status.success(), "ssh {block} {name} {value}");
+            assert!(
+                ours.status.success(),
+                "{block} {name} {value}: {}",
+                String::from_utf8_lossy(&ours.stderr)
+            );
+            // The list as ssh makes it (netkit's own defaults, which `+` and `-` change, are
+            // in another order; RekeyLimit it does not print).
+            let key = name.to_ascii_lowercase();
+            if block == "box" && name != "RekeyLimit" && !value.starts_with(['+', '-']) {
+                let shown = dash_g_lines(&ours, &[&key]);
+                assert_eq!(shown, dash_g_lines(&theirs, &[&key]), "{name} {value}");
+            }
+        }
+        let option = format!("{name}={}", value.trim_matches('"'));
+        let (ours, theirs) = both_dash_g(&["-F", "none", "-o", &option, "-G", "box"]);
+        assert!(theirs.status.success(), "ssh {option}");
+        assert!(
+            ours.status.success(),
+            "{option}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+    }
+    // -c and -m, which are Ciphers and MACs.
+    for (flags, key) in [
+        (["-c", "aes128-ctr,"], "ciphers"),
+        (["-m", "hmac-sha2-256,"], "macs"),
+    ] {
+        let args = [&["-F", "none"][..], &flags, &["-G", "box"]].concat();
+        let (ours, theirs) = both_dash_g(&args);
+        assert!(theirs.status.success(), "ssh {flags:?}");
+        assert!(ours.status.success(), "{flags:?}");
+        assert_eq!(
+            dash_g_lines(&ours, &[key]),
+            dash_g_lines(&theirs, &[key]),
+            "{flags:?}"
+        );
+    }
+    // Still refused, as ssh refuses them: no unit ssh has, a letter after the unit, a
+    // comma after a number without unit, a name ssh lacks before the empty one.
+    for option in [
+        "RekeyLimit=1X",
+        "RekeyLimit=1GB",
+        "RekeyLimit=1024,",
+        "RekeyLimit=1e3",
+        "Ciphers=bogus-cipher,",
+    ] {
+        let name = option.split('=').next().unwrap();
+        both_refuse(&["-F", "none", "-o", option, "-G", "box"], &[name]);
+    }
+}
+
+#[test]
+fn sftp_dash_o_port_and_user_win_over_dash_p_and_the_destination_as_in_sftp() {
+    // OpenSSH's sftp passes -P (and the destination's port and user) to ssh after the -o's,
+    // so the -o's are the first values obtained: `sftp -P 1 -o Port=22` connects to 22.
+    // netkit's -P won.
+    let port = port().to_string();
+    let with_port = format!("Port={port}");
+    let user = dest().split('@').next().unwrap().to_owned();
+    let host = dest().split('@').nth(1).unwrap().to_owned();
+    let common = common();
+    let run = |options: &[&str], remote: &str| {
+        let mut args = vec!["sftp", "ls"];
+        args.extend_from_slice(options);
+        args.extend(common.iter().map(String::as_str));
+        args.push(remote);
+        netkit(&args, b"", &[])
+    };
+    let home = format!("{}:", dest());
+    for options in [["-P", "1", "-o", &with_port], ["-o", &with_port, "-P", "1"]] {
+        let out = run(&options, &home);
+        assert!(
+            out.status.success(),
+            "{options:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // And the other way round: the -o's port 1 is tried, whatever the order.
+    for options in [["-P", &port, "-o", "Port=1"], ["-o", "Port=1", "-P", &port]] {
+        let out = run(&options, &home);
+        assert_eq!(out.status.code(), Some(1), "{options:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(":1"), "{options:?}: {err}");
+    }
+    // Over the destination's port (an sftp:// URI's) and user too.
+    let uri = format!("sftp://{user}@{host}:1/");
+    let out = run(&["-o", &with_port], &uri);
+    assert!(
+        out.status.success(),
+        "{uri}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let with_user = format!("User={user}");
+    let out = run(
+        &["-P", &port, "-o", &with_user],
+        &format!("nobody-netkit@{host}:"),
+    );
+    assert!(
+        out.status.success(),
+        "-o User: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

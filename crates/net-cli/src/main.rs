@@ -184,7 +184,10 @@ fn main() -> ExitCode {
 fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
     let argv = split_joined_values(argv);
     let mut cli = match Cli::try_parse_from(&argv) {
-        Ok(cli) => cli,
+        Ok(mut cli) => {
+            note_options_before_flags(&mut cli, &argv);
+            cli
+        }
         Err(e) => {
             return sftp_options_first(&argv)
                 .or_else(|| sftp_session(&argv))
@@ -206,16 +209,45 @@ fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
     let before = argv[..at].to_vec();
     if !option_follows || !argv[at..].iter().eq(words.iter().map(std::ffi::OsStr::new)) {
         args.note_flags_before_destination(&before);
+        note_options_before_destination(args, &before);
         return Ok(cli);
     }
     let mut without_dest = before.clone();
     without_dest.extend_from_slice(&argv[at + 1..]);
-    let mut cli = Cli::try_parse_from(without_dest)?;
+    let mut cli = Cli::try_parse_from(&without_dest)?;
+    note_options_before_flags(&mut cli, &without_dest);
     if let Command::Ssh(args) = &mut cli.command {
         args.put_destination_first(dest)?;
         args.note_flags_before_destination(&before);
+        note_options_before_destination(args, &before);
     }
     Ok(cli)
+}
+
+/// Notes, for `netkit ssh`, which of `-o User=` and `-o Port=` the words `before` DEST give
+/// (see [`ssh::Args::note_options_before_destination`]).
+fn note_options_before_destination(args: &mut ssh::Args, before: &[std::ffi::OsString]) {
+    if let Ok(Cli {
+        command: Command::Ssh(given),
+        ..
+    }) = Cli::try_parse_from(before)
+    {
+        args.note_options_before_destination(&given);
+    }
+}
+
+/// Notes, for `netkit ssh`, which of an `-o User=` or `-o Port=` and its flag came first in
+/// `argv`, the words `cli` was parsed from (the parsed struct keeps no order).
+fn note_options_before_flags(cli: &mut Cli, argv: &[std::ffi::OsString]) {
+    use clap::CommandFactory as _;
+    let Command::Ssh(args) = &mut cli.command else {
+        return;
+    };
+    if let Ok(matches) = Cli::command().try_get_matches_from(argv)
+        && let Some(("ssh", matches)) = matches.subcommand()
+    {
+        args.note_options_before_flags(matches);
+    }
 }
 
 /// `netkit ssh`'s words with each value joined to its option letter split off, as getopt

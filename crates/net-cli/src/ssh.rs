@@ -16,6 +16,16 @@ use crate::exit::{Failure, Outcome};
 /// OpenSSH exits 255 for its own errors: scripts tell them from the command's codes.
 pub const OWN_ERROR: u8 = 255;
 
+/// The value `option` (an -o's `Key=Value` or `Key Value`) gives `keyword` (lowercase), if it
+/// names it.
+fn option_value<'o>(option: &'o str, keyword: &str) -> Option<&'o str> {
+    let (name, value) = option
+        .trim()
+        .split_once(|c: char| c == '=' || c.is_whitespace())?;
+    name.eq_ignore_ascii_case(keyword)
+        .then(|| value.trim_start_matches(['=', ' ']))
+}
+
 /// Connection flags shared by `netkit ssh` and `netkit sftp`.
 #[derive(clap::Args, Clone)]
 pub struct ConnectArgs {
@@ -73,6 +83,12 @@ pub struct ConnectArgs {
     /// warning, an unknown one is an error.
     #[arg(short = 'o', value_name = "KEY=VALUE")]
     options: Vec<String>,
+    /// Whether an `-o User=` or `-o Port=` was the first value obtained, over the flags
+    /// (-l, --login, -p, -P) and over what DEST names, as ssh keeps the first. sftp hands its
+    /// -o's to ssh ahead of the port and user it adds (`sftp -P 1 -o Port=2` connects to 2),
+    /// so there they always are; `netkit ssh` notes the order given.
+    #[arg(skip = OptionsFirst::ALWAYS)]
+    options_first: OptionsFirst,
     /// Connect through these jump hosts first, in order, as OpenSSH's ProxyJump (given
     /// once, as in ssh: hops are separated by commas).
     #[arg(
@@ -132,13 +148,9 @@ impl ConnectArgs {
     /// The value of the first -o naming `keyword` (lowercase), as the first value obtained
     /// counts in OpenSSH.
     fn option(&self, keyword: &str) -> Option<&str> {
-        self.options.iter().find_map(|option| {
-            let (name, value) = option
-                .trim()
-                .split_once(|c: char| c == '=' || c.is_whitespace())?;
-            name.eq_ignore_ascii_case(keyword)
-                .then(|| value.trim_start_matches(['=', ' ']))
-        })
+        self.options
+            .iter()
+            .find_map(|option| option_value(option, keyword))
     }
 
     /// Puts `options` ahead of -o's (the first value of an option counts).
@@ -153,6 +165,11 @@ impl ConnectArgs {
 
     /// The connection config for `dest` (`[user@]host[:port]`); `port` applies when DEST has none.
     pub fn config(&self, dest: &str, port: Option<u16>) -> Result<Config, Failure> {
+        let first = |keyword: &str, noted: bool| noted && self.option(keyword).is_some();
+        let (flags, named) = (self.options_first.flags, self.options_first.dest);
+        let port = port.filter(|_| !first("port", flags.port));
+        let user = self.user.as_deref().filter(|_| !first("user", flags.user));
+        let dest = &without_named(dest, first("user", named.user), first("port", named.port));
         // The flags come first, as the first value obtained wins: the config's tokens (%r,
         // %p) then see them too, as ssh's do. -J is ProxyJump: it replaces the file's
         // ProxyJump and ProxyCommand, and the first hop is reached through its own
@@ -160,7 +177,7 @@ impl ConnectArgs {
         let options: Vec<String> = (!self.jump.is_empty())
             .then(|| format!("ProxyJump={}", self.jump.join(",")))
             .into_iter()
-            .chain(self.user.iter().map(|user| format!("User={user}")))
+            .chain(user.iter().map(|user| format!("User={user}")))
             .chain(port.map(|port| format!("Port={port}")))
             .chain(self.cipher.iter().map(|spec| format!("Ciphers={spec}")))
             .chain(self.macs.iter().map(|spec| format!("MACs={spec}")))
@@ -170,7 +187,8 @@ impl ConnectArgs {
         let system = std::env::var_os("NETKIT_SSH_SYSTEM_CONFIG")
             .map_or_else(|| PathBuf::from(net_ssh::SYSTEM_CONFIG), PathBuf::from);
         let mut config =
-            Config::resolve_files(dest, self.ssh_config(), Some(&system), &options).map_err(own)?;
+            said_once(|| Config::resolve_files(dest, self.ssh_config(), Some(&system), &options))
+                .map_err(own)?;
         // The config file's LogLevel too (-o's was read before the logger started): only a
         // quieter one can be followed now, the common `LogLevel ERROR` that hushes warnings.
         let quiet = ["QUIET", "FATAL", "ERROR"];
@@ -182,7 +200,7 @@ impl ConnectArgs {
         {
             log::set_max_level(log::LevelFilter::Error);
         }
-        self.apply(&mut config, dest, port, self.user.as_deref())?;
+        said_once(|| self.apply(&mut config, dest, port, user))?;
         // -o ConnectTimeout bounds the jump hosts' connections too (they read no -o): each
         // waited its own 10 s connect and --timeout key exchange on the same slow or dead link.
         // One that sets none (`none`, 0) leaves the hops' own.
@@ -283,6 +301,41 @@ impl ConnectArgs {
         config.password = std::env::var("NETKIT_SSH_PASSWORD").ok();
         Ok(())
     }
+}
+
+/// `dest` without the user or the port it names (`user` or `port` true), which an earlier
+/// `-o User=` or `-o Port=` gave first: ssh keeps that value (`-o User=b c@box` logs in as
+/// b), where DEST's won.
+fn without_named(dest: &str, user: bool, port: bool) -> std::borrow::Cow<'_, str> {
+    let Ok(named) = net_ssh::Destination::parse(dest) else {
+        return dest.into();
+    };
+    if !(user && named.user.is_some() || port && named.port.is_some()) {
+        return dest.into();
+    }
+    let user = named.user.filter(|_| !user);
+    let port = named.port.filter(|_| !port);
+    let user = user.map(|user| format!("{user}@")).unwrap_or_default();
+    // A bare IPv6 address is taken whole without a port, as given.
+    let at = port.map_or_else(
+        || named.host.to_owned(),
+        |port| net_ssh::host_port(named.host, port),
+    );
+    format!("{user}{at}").into()
+}
+
+/// `f`, its warnings hushed in the process `-f` starts (see [`background`]): it reads the
+/// config again, which the process the user started read and warned about (each warning was
+/// printed twice). Its errors still show: that process had none, or stopped at them.
+fn said_once<T>(f: impl FnOnce() -> T) -> T {
+    if !background::is_child() {
+        return f();
+    }
+    let level = log::max_level();
+    log::set_max_level(level.min(log::LevelFilter::Error));
+    let done = f();
+    log::set_max_level(level);
+    done
 }
 
 /// Connects; with a terminal or an askpass program (unless BatchMode), asks for a key's
@@ -722,17 +775,44 @@ pub struct Args {
     flags_first: FlagsFirst,
 }
 
-/// Which of -p and -l came before DEST (see [`Args::note_flags_before_destination`]).
+/// Which of -p and -l came before DEST (see [`Args::note_flags_before_destination`]), or
+/// which of an `-o Port=` and `-o User=` came before them ([`OptionsFirst`]).
 #[derive(Clone, Copy, Default)]
 struct FlagsFirst {
     port: bool,
     user: bool,
 }
 
+/// Which of an `-o Port=` and `-o User=` came before their flags and before DEST (see
+/// [`ConnectArgs::options_first`]).
+#[derive(Clone, Copy, Default)]
+struct OptionsFirst {
+    flags: FlagsFirst,
+    dest: FlagsFirst,
+}
+
+impl OptionsFirst {
+    /// As sftp passes its -o's to ssh: ahead of all.
+    const ALWAYS: OptionsFirst = OptionsFirst {
+        flags: FlagsFirst {
+            port: true,
+            user: true,
+        },
+        dest: FlagsFirst {
+            port: true,
+            user: true,
+        },
+    };
+}
+
 impl Args {
     /// The connection config for `dest`, with the command's time limit.
     fn config(&self, dest: &str) -> Result<Config, Failure> {
-        let port = self.port.first().copied();
+        let port = self
+            .port
+            .first()
+            .copied()
+            .filter(|_| !self.connect.options_first.flags.port);
         let mut config = self.connect.config(dest, port)?;
         config.exec_timeout = self.command_timeout.map(Duration::from_secs);
         // ssh takes the first of a flag and DEST's word for the port and the user.
@@ -758,6 +838,43 @@ impl Args {
         self.flags_first = FlagsFirst {
             port: given("-p", None),
             user: given("-l", Some("--login")),
+        };
+    }
+
+    /// Notes whether an `-o User=` came before -l (or --login), and an `-o Port=` before -p,
+    /// among the words `matches` was parsed from: ssh keeps the first value it obtains, so
+    /// such an -o wins over the flag, where the flag won whatever the order.
+    pub fn note_options_before_flags(&mut self, matches: &clap::ArgMatches) {
+        let first_flag = |ids: &[&str]| {
+            ids.iter()
+                .filter_map(|id| matches.indices_of(id)?.next())
+                .min()
+        };
+        let first_option = |keyword: &str| {
+            let values = matches.get_many::<String>("options")?;
+            let indices = matches.indices_of("options")?;
+            values
+                .zip(indices)
+                .find_map(|(option, at)| option_value(option, keyword).map(|_| at))
+        };
+        let before = |keyword: &str, ids: &[&str]| matches!((first_option(keyword), first_flag(ids)), (Some(o), Some(f)) if o < f);
+        // Over DEST: none, until [`Args::note_options_before_destination`] says.
+        self.connect.options_first = OptionsFirst {
+            flags: FlagsFirst {
+                port: before("port", &["port"]),
+                user: before("user", &["login", "user"]),
+            },
+            dest: FlagsFirst::default(),
+        };
+    }
+
+    /// Notes whether an `-o User=` and an `-o Port=` are among `before`, the options given
+    /// ahead of DEST (parsed alone): such an -o wins over what DEST names, as in ssh, where
+    /// DEST's user and port won whatever the order.
+    pub fn note_options_before_destination(&mut self, before: &Args) {
+        self.connect.options_first.dest = FlagsFirst {
+            port: before.connect.option("port").is_some(),
+            user: before.connect.option("user").is_some(),
         };
     }
 
@@ -863,6 +980,10 @@ pub fn run(mut args: Args) -> Outcome {
     args.flags_as_options()?;
     if let Some(login) = args.login.first() {
         args.connect.user = Some(login.clone());
+    }
+    // An earlier `-o User=` is the first value obtained: the flag does not count, as in ssh.
+    if args.connect.options_first.flags.user {
+        args.connect.user = None;
     }
     if let Some(query) = &args.query {
         return list_algorithms(query);
@@ -2595,6 +2716,7 @@ fn list_algorithms(query: &str) -> Outcome {
 /// error for a RemoteCommand token OpenSSH does not have, as ssh -G fails on it.
 fn resolved(given: &str, config: &Config, args: &Args) -> Result<String, net_ssh::Error> {
     let yes_no = |on: bool| if on { "yes" } else { "no" };
+    let session = SessionFlags::of(args, config);
     let paths = |paths: &[PathBuf]| {
         paths
             .iter()
@@ -2678,6 +2800,27 @@ fn resolved(given: &str, config: &Config, args: &Args) -> Result<String, net_ssh
         ),
         ("requesttty", tty_requested(args, config).into()),
         (
+            "sessiontype",
+            if session.no_command || args.stdio_forward.is_some() {
+                "none"
+            } else if session.subsystem {
+                "subsystem"
+            } else {
+                "default"
+            }
+            .into(),
+        ),
+        // -f reads no stdin either, as ssh's (ForkAfterAuthentication leaves StdinNull).
+        (
+            "stdinnull",
+            yes_no(session.no_stdin || args.background).into(),
+        ),
+        ("forkafterauthentication", yes_no(session.background).into()),
+        (
+            "permitlocalcommand",
+            yes_no(config.permit_local_command).into(),
+        ),
+        (
             "clearallforwardings",
             yes_no(config.clear_all_forwardings).into(),
         ),
@@ -2724,21 +2867,35 @@ fn resolved(given: &str, config: &Config, args: &Args) -> Result<String, net_ssh
             config.host_key_alias.as_deref().map(str::to_lowercase),
         ),
         ("proxycommand", config.proxy_command.clone()),
+        // As written, as ssh -G prints it.
+        ("localcommand", config.local_command.clone()),
         // Its tokens expanded (`%r@%h`), as ssh -G prints it.
         ("remotecommand", config.expanded_remote_command()?),
     ];
     lines.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
-    // The jump hosts, the first one reached first.
-    let mut jumps = Vec::new();
-    let mut hop = config.jump.as_deref();
-    while let Some(jump) = hop {
-        let at = net_ssh::host_port(&jump.host, jump.port);
-        jumps.push(format!("{}@{at}", jump.user));
-        hop = jump.jump.as_deref();
-    }
-    if !jumps.is_empty() {
-        jumps.reverse();
-        lines.push(("proxyjump", jumps.join(",")));
+    // As written, as ssh -G prints it (it printed the hops resolved, users and ports
+    // filled in): the last hop taken apart and put together again, as ssh keeps it.
+    if let Some(hops) = &config.proxy_jump {
+        let (before, last) = hops
+            .rsplit_once(',')
+            .map_or(("", hops.as_str()), |(b, l)| (b, l));
+        let last = net_ssh::Destination::parse(last).map_or_else(
+            |_| last.to_owned(),
+            |hop| {
+                let user = hop.user.map(|user| format!("{user}@")).unwrap_or_default();
+                match hop.port {
+                    Some(port) => format!("{user}{}", net_ssh::host_port(hop.host, port)),
+                    None if hop.host.contains(':') => format!("{user}[{}]", hop.host),
+                    None => format!("{user}{}", hop.host),
+                }
+            },
+        );
+        let shown = if before.is_empty() {
+            last
+        } else {
+            format!("{before},{last}")
+        };
+        lines.push(("proxyjump", shown));
     }
     // The flags' and the file's, in ssh's order.
     let forwards = [

@@ -254,6 +254,9 @@ pub struct Config {
     /// direct-tcpip channel from the jump host, which may have a jump host of its own. The
     /// host key checked is still this host's.
     pub jump: Option<Box<Config>>,
+    /// The jump hosts as written (`ProxyJump`, `-J`: `%` tokens and `ssh://` forms left as
+    /// they are), for `ssh -G`, which prints them so; `None` without any.
+    pub proxy_jump: Option<String>,
     /// Run this command under `/bin/sh` and speak SSH over its stdin and stdout instead of
     /// connecting (OpenSSH's `ProxyCommand`; `%h`, `%p`, `%r`, `%n` and `%%` are expanded).
     /// `jump` wins when both are set; a config file sets only the one it names first.
@@ -351,6 +354,7 @@ impl std::fmt::Debug for Config {
             clear_all_forwardings,
             password_prompts,
             jump,
+            proxy_jump,
             proxy_command,
             remote_command,
             request_tty,
@@ -413,6 +417,7 @@ impl std::fmt::Debug for Config {
             .field("clear_all_forwardings", clear_all_forwardings)
             .field("password_prompts", password_prompts)
             .field("jump", jump)
+            .field("proxy_jump", proxy_jump)
             .field("proxy_command", proxy_command)
             .field("remote_command", remote_command)
             .field("request_tty", request_tty)
@@ -798,7 +803,7 @@ fn shell_safe(token: char, value: &str) -> Result<(), String> {
 /// users, as OpenSSH reads them: one they can write could name a `ProxyCommand` to run as us.
 /// A file is safe when root or we own it and no one else can write it; a group may write it
 /// when it is the owner's own (Debian's user-private groups, which OpenSSH there accepts).
-fn read_guarded(path: &Path) -> Result<String, Fault> {
+fn read_guarded(path: &Path, whose: Whose) -> Result<String, Fault> {
     use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     let uid = nix::unistd::getuid().as_raw();
@@ -830,7 +835,19 @@ fn read_guarded(path: &Path) -> Result<String, Fault> {
             path.display()
         )));
     }
-    read_config(path)
+    read_config(path, whose)
+}
+
+/// Whose config a text is, which says whether its values are checked against ssh 9.2's
+/// ([`Takes`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Whose {
+    /// The user's (`-o`, `~/.ssh/config`, `-F`, their Includes): checked, as ssh checks them.
+    User,
+    /// The system file's and its Includes': a distribution's ssh may be newer or patched and
+    /// take more (Fedora's crypto policies name algorithms ssh 9.2 lacks), and a value
+    /// refused there stopped the whole file, so its Port and every other line were lost.
+    System,
 }
 
 /// The text of an ssh config file: a byte that is not UTF-8 (a Latin-1 comment) read as
@@ -838,14 +855,14 @@ fn read_guarded(path: &Path) -> Result<String, Fault> {
 /// first line unknown, and its `Host` block's options apply to every host. Each line comes
 /// as [`openssh_line`] writes it; one OpenSSH refuses (unbalanced quotes, an empty argument)
 /// is an error naming its line, as in ssh.
-fn read_config(path: &Path) -> Result<String, Fault> {
+fn read_config(path: &Path, whose: Whose) -> Result<String, Fault> {
     let bytes = std::fs::read(path).map_err(|e| Fault::File(e.to_string()))?;
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     let text = String::from_utf8_lossy(bytes);
     let mut read = String::with_capacity(text.len());
     for (at, line) in text.lines().enumerate() {
         let at = at + 1;
-        match openssh_line(line) {
+        match openssh_line(line, whose) {
             Ok(line) => read.push_str(&line),
             Err(LineError::NotCarried(why)) => {
                 // The file and line, for the error of a host it applies to.
@@ -897,7 +914,7 @@ fn bare_host(args: &[String]) -> bool {
 ///
 /// ssh2-config knows double quotes only, and no backslash outside them: `SetEnv A=b\ c`,
 /// `User 'x'` and `SetEnv "A=it's"` came out other than ssh reads them, or were refused.
-fn openssh_line(line: &str) -> Result<String, LineError> {
+fn openssh_line(line: &str, whose: Whose) -> Result<String, LineError> {
     // As readconf.c: trailing spaces, tabs and form feeds are no part of the value.
     let line = line.trim();
     let keyword_end = line
@@ -933,6 +950,13 @@ fn openssh_line(line: &str) -> Result<String, LineError> {
     }
     if COMMANDS.contains(&lower.as_str()) {
         return Ok(format!("{keyword} {}", carried_command(rest)));
+    }
+    // As ssh checks a value on reading its line, in a block for another host too.
+    if let (Whose::User, Some((_, takes))) = (whose, VALUES.iter().find(|(name, _)| *name == lower))
+    {
+        takes
+            .check(&args)
+            .map_err(|why| LineError::Refused(format!("{keyword} {rest}: {why}")))?;
     }
     // readconf.c: "extra arguments at end of line" (`User a b` was user `a`).
     if args.len() > 1
@@ -990,6 +1014,287 @@ fn openssh_line(line: &str) -> Result<String, LineError> {
         }
     }
     Ok(out)
+}
+
+/// What ssh 9.2's readconf.c takes as an option's value. ssh checks it when it reads the line,
+/// whether or not its block applies, in a file and in `-o` alike, and refuses the rest:
+/// netkit took `ControlMaster bogus` or `Ciphers aes128-ctr,bogus` and went on (skipping the
+/// unknown name), where the same config stops ssh.
+#[derive(Clone, Copy)]
+enum Takes {
+    /// One of these words, in any case (readconf.c's `multistate` tables and `parse_flag`).
+    OneOf(&'static [&'static str]),
+    /// A whole number from 0 to `INT_MAX` (readconf.c's `parse_int`).
+    Number,
+    /// RekeyLimit's: a byte count (`1G`, `512M`), `default` or `none`, then optionally a time.
+    RekeyLimit,
+    /// ControlPersist's: a flag or a time.
+    FlagOrTime,
+    /// A comma-separated list of these names (`-` first: patterns, which ssh does not check;
+    /// `+` or `^` first: names), and the words of ssh's refusal.
+    Algorithms(&'static [&'static str], &'static str),
+}
+
+/// `parse_flag`'s words.
+const FLAG: &[&str] = &["yes", "no", "true", "false"];
+
+/// `multistate_yesnoask`'s words.
+const YES_NO_ASK: &[&str] = &["yes", "no", "true", "false", "ask"];
+
+/// ssh 9.2's cipher names (`ssh -Q cipher`).
+const OPENSSH_CIPHERS: &[&str] = &[
+    "3des-cbc",
+    "aes128-cbc",
+    "aes192-cbc",
+    "aes256-cbc",
+    "aes128-ctr",
+    "aes192-ctr",
+    "aes256-ctr",
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+];
+
+/// ssh 9.2's MAC names (`ssh -Q mac`).
+const OPENSSH_MACS: &[&str] = &[
+    "hmac-sha1",
+    "hmac-sha1-96",
+    "hmac-sha2-256",
+    "hmac-sha2-512",
+    "hmac-md5",
+    "hmac-md5-96",
+    "umac-64@openssh.com",
+    "umac-128@openssh.com",
+    "hmac-sha1-etm@openssh.com",
+    "hmac-sha1-96-etm@openssh.com",
+    "hmac-sha2-256-etm@openssh.com",
+    "hmac-sha2-512-etm@openssh.com",
+    "hmac-md5-etm@openssh.com",
+    "hmac-md5-96-etm@openssh.com",
+    "umac-64-etm@openssh.com",
+    "umac-128-etm@openssh.com",
+];
+
+/// ssh 9.2's key exchange names (`ssh -Q kex`).
+const OPENSSH_KEX: &[&str] = &[
+    "diffie-hellman-group1-sha1",
+    "diffie-hellman-group14-sha1",
+    "diffie-hellman-group14-sha256",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+    "diffie-hellman-group-exchange-sha1",
+    "diffie-hellman-group-exchange-sha256",
+    "ecdh-sha2-nistp256",
+    "ecdh-sha2-nistp384",
+    "ecdh-sha2-nistp521",
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "sntrup761x25519-sha512",
+    "sntrup761x25519-sha512@openssh.com",
+];
+
+/// ssh 9.2's key and signature names (`ssh -Q key-sig`).
+const OPENSSH_KEY_TYPES: &[&str] = &[
+    "ssh-ed25519",
+    "ssh-ed25519-cert-v01@openssh.com",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ssh-ed25519-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp521",
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+    "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "webauthn-sk-ecdsa-sha2-nistp256@openssh.com",
+    "ssh-dss",
+    "ssh-dss-cert-v01@openssh.com",
+    "ssh-rsa",
+    "ssh-rsa-cert-v01@openssh.com",
+    "rsa-sha2-256",
+    "rsa-sha2-256-cert-v01@openssh.com",
+    "rsa-sha2-512",
+    "rsa-sha2-512-cert-v01@openssh.com",
+];
+
+/// The options whose values ssh 9.2 checks (lower case), and what each takes.
+const VALUES: &[(&str, Takes)] = &[
+    ("addressfamily", Takes::OneOf(&["inet", "inet6", "any"])),
+    ("batchmode", Takes::OneOf(FLAG)),
+    ("canonicalizefallbacklocal", Takes::OneOf(FLAG)),
+    (
+        "canonicalizehostname",
+        Takes::OneOf(&["yes", "no", "true", "false", "always"]),
+    ),
+    ("canonicalizemaxdots", Takes::Number),
+    ("checkhostip", Takes::OneOf(FLAG)),
+    ("clearallforwardings", Takes::OneOf(FLAG)),
+    // Not `true` or `false`: readconf.c's `multistate_compression`.
+    ("compression", Takes::OneOf(&["yes", "no"])),
+    ("connectionattempts", Takes::Number),
+    (
+        "controlmaster",
+        Takes::OneOf(&["yes", "no", "true", "false", "ask", "auto", "autoask"]),
+    ),
+    ("controlpersist", Takes::FlagOrTime),
+    ("enableescapecommandline", Takes::OneOf(FLAG)),
+    ("enablesshkeysign", Takes::OneOf(FLAG)),
+    ("exitonforwardfailure", Takes::OneOf(FLAG)),
+    ("forkafterauthentication", Takes::OneOf(FLAG)),
+    ("forwardx11", Takes::OneOf(FLAG)),
+    ("forwardx11trusted", Takes::OneOf(FLAG)),
+    ("gatewayports", Takes::OneOf(FLAG)),
+    ("gssapiauthentication", Takes::OneOf(FLAG)),
+    ("gssapidelegatecredentials", Takes::OneOf(FLAG)),
+    ("hashknownhosts", Takes::OneOf(FLAG)),
+    ("hostbasedauthentication", Takes::OneOf(FLAG)),
+    ("identitiesonly", Takes::OneOf(FLAG)),
+    ("kbdinteractiveauthentication", Takes::OneOf(FLAG)),
+    (
+        "loglevel",
+        Takes::OneOf(&[
+            "quiet", "fatal", "error", "info", "verbose", "debug", "debug1", "debug2", "debug3",
+        ]),
+    ),
+    ("nohostauthenticationforlocalhost", Takes::OneOf(FLAG)),
+    ("numberofpasswordprompts", Takes::Number),
+    ("passwordauthentication", Takes::OneOf(FLAG)),
+    ("permitlocalcommand", Takes::OneOf(FLAG)),
+    ("proxyusefdpass", Takes::OneOf(FLAG)),
+    (
+        "pubkeyauthentication",
+        Takes::OneOf(&["yes", "no", "true", "false", "unbound", "host-bound"]),
+    ),
+    ("rekeylimit", Takes::RekeyLimit),
+    (
+        "requesttty",
+        Takes::OneOf(&["yes", "no", "true", "false", "force", "auto"]),
+    ),
+    ("serveralivecountmax", Takes::Number),
+    (
+        "sessiontype",
+        Takes::OneOf(&["none", "subsystem", "default"]),
+    ),
+    ("stdinnull", Takes::OneOf(FLAG)),
+    (
+        "stricthostkeychecking",
+        Takes::OneOf(&["yes", "no", "true", "false", "ask", "off", "accept-new"]),
+    ),
+    ("streamlocalbindunlink", Takes::OneOf(FLAG)),
+    ("tcpkeepalive", Takes::OneOf(FLAG)),
+    (
+        "tunnel",
+        Takes::OneOf(&["yes", "no", "true", "false", "ethernet", "point-to-point"]),
+    ),
+    ("updatehostkeys", Takes::OneOf(YES_NO_ASK)),
+    ("verifyhostkeydns", Takes::OneOf(YES_NO_ASK)),
+    ("visualhostkey", Takes::OneOf(FLAG)),
+    (
+        "ciphers",
+        Takes::Algorithms(OPENSSH_CIPHERS, "Bad SSH2 cipher spec"),
+    ),
+    ("macs", Takes::Algorithms(OPENSSH_MACS, "Bad SSH2 MAC spec")),
+    (
+        "kexalgorithms",
+        Takes::Algorithms(OPENSSH_KEX, "Bad SSH2 KexAlgorithms"),
+    ),
+    (
+        "hostkeyalgorithms",
+        Takes::Algorithms(OPENSSH_KEY_TYPES, "Bad key types"),
+    ),
+];
+
+impl Takes {
+    /// Why `args` (the line's words after the keyword) are not a value ssh takes, if so.
+    fn check(self, args: &[String]) -> Result<(), String> {
+        let value = args.first().map_or("", String::as_str);
+        match self {
+            Takes::OneOf(words) => {
+                if words.iter().any(|w| w.eq_ignore_ascii_case(value)) {
+                    return Ok(());
+                }
+                let (last, others) = words.split_last().unwrap_or((&"", &[]));
+                Err(format!("expected {} or {last}", others.join(", ")))
+            }
+            Takes::Number => match value.parse::<i64>() {
+                Ok(n) if (0..=i64::from(i32::MAX)).contains(&n) => Ok(()),
+                _ => Err("expected a whole number from 0 to 2147483647".to_owned()),
+            },
+            Takes::FlagOrTime => {
+                if FLAG.iter().any(|w| w.eq_ignore_ascii_case(value)) || seconds(value).is_some() {
+                    return Ok(());
+                }
+                Err("expected yes, no or a time".to_owned())
+            }
+            Takes::RekeyLimit => {
+                if !value.eq_ignore_ascii_case("default")
+                    && !value.eq_ignore_ascii_case("none")
+                    && !byte_count(value)
+                {
+                    return Err(
+                        "expected a number of bytes (1G, 512M, ...), default or none".to_owned(),
+                    );
+                }
+                match args.get(1).map(String::as_str) {
+                    Some(time)
+                        if time != "default" && time != "none" && seconds(time).is_none() =>
+                    {
+                        Err(format!("expected a time after the bytes, not {time}"))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Takes::Algorithms(known, refusal) => {
+                // ssh leaves a list of what to take away unchecked.
+                if value.starts_with('-') {
+                    return Ok(());
+                }
+                let list = value.strip_prefix(['+', '^']).unwrap_or(value);
+                // A pattern matching one of the names is checked later, where ssh takes it.
+                // ssh's check ends at an empty name (`a,`, `,a`, `a,,b`): it takes the list,
+                // where netkit refused it; `assembled` passes the empty names over.
+                let unknown = list
+                    .split(',')
+                    .take_while(|name| !name.is_empty())
+                    .find(|name| !known.iter().any(|k| crate::known_hosts::wildcard(name, k)));
+                match unknown {
+                    // With the names there are: `-c rot13` said nothing of what to write.
+                    Some(name) => Err(format!(
+                        "{refusal}: unknown name \"{name}\" (known: {})",
+                        known.join(",")
+                    )),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Whether `value` is a byte count as ssh's `scan_scaled` (OpenBSD's fmt_scaled.c) reads
+/// one: blanks, a sign, digits with at most one `.`, then the end, or a unit of B, K, M, G,
+/// T, P or E in either case that no letter or digit follows (`1G,` and `100k,1h` are 1G and
+/// 100k). A unit B, a `+` or a trailing comma was refused, stopping the whole config where
+/// ssh 9.2 takes it; what scan_scaled refuses only as out of range (`8E`) is taken here.
+fn byte_count(value: &str) -> bool {
+    // C's isspace.
+    let rest = value.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    let rest = rest.strip_prefix(['+', '-']).unwrap_or(rest);
+    let number_end = rest
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(rest.len());
+    let (number, after) = rest.split_at(number_end);
+    if number.matches('.').count() > 1 {
+        return false;
+    }
+    let mut after = after.chars();
+    match after.next() {
+        None => true,
+        Some(unit) => {
+            "BKMGTPE".contains(unit.to_ascii_uppercase())
+                && !after.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        }
+    }
 }
 
 /// What stops a config file being read: the file itself, or one of its lines.
@@ -1175,6 +1480,7 @@ impl Config {
             clear_all_forwardings: false,
             password_prompts: 3,
             jump: None,
+            proxy_jump: None,
             proxy_command: None,
             remote_command: None,
             request_tty: None,
@@ -1301,13 +1607,15 @@ impl Config {
         // As OpenSSH: the file given by -F is the user's choice; the default one is guarded.
         let guarded = ssh_config.is_none();
         // As OpenSSH, root's file unguarded, and passed over when it cannot be read.
-        let system = files.system.and_then(|path| match read_config(path) {
-            Ok(text) => Some((path, text)),
-            Err(e) => {
-                log::debug!("{}: {e}; not read", path.display());
-                None
-            }
-        });
+        let system = files
+            .system
+            .and_then(|path| match read_config(path, Whose::System) {
+                Ok(text) => Some((path, text)),
+                Err(e) => {
+                    log::debug!("{}: {e}; not read", path.display());
+                    None
+                }
+            });
         if path.is_none() && system.is_none() && text.is_empty() {
             return Ok(config);
         }
@@ -1340,9 +1648,9 @@ impl Config {
                 );
             } else {
                 let read = if guarded {
-                    read_guarded(path)
+                    read_guarded(path, Whose::User)
                 } else {
-                    read_config(path)
+                    read_config(path, Whose::User)
                 };
                 text.push_str(&read.map_err(fault)?);
             }
@@ -1397,12 +1705,13 @@ impl Config {
         // The user's lines (the options' and the file's), then the system file's, each file
         // starting in the global scope as OpenSSH reads it; with the user's part alone.
         let read_all = |decide: &mut dyn FnMut(&str, &str) -> Result<bool, String>| {
-            let user = with_includes(&text, 0, &config.host, "", &user_dir, decide)?;
+            let user = with_includes(&text, 0, &config.host, "", (&user_dir, Whose::User), decide)?;
             let mut all = user.clone();
             if let Some((path, system)) = &system {
                 let dir = path.parent().unwrap_or(Path::new("/"));
                 all.push_str("Host *\n");
-                all.push_str(&with_includes(system, 0, &config.host, &all, dir, decide)?);
+                let from = (dir, Whose::System);
+                all.push_str(&with_includes(system, 0, &config.host, &all, from, decide)?);
             }
             Ok::<_, Fault>((user, all))
         };
@@ -1449,13 +1758,19 @@ impl Config {
             tell_unread(&user, given, shown);
         }
         // One setting in OpenSSH, where the first obtained wins: `-o ProxyCommand=...` over
-        // the file's ProxyJump, a host's own line over a `Host *` one below it.
-        match first_set(&text, &["proxycommand", "proxyjump"]) {
-            Some("proxycommand") => params.proxy_jump = None,
-            Some(_) => {
+        // the file's ProxyJump, a host's own line over a `Host *` one below it. Not
+        // `ProxyJump none`, which settles ProxyJump alone: a ProxyCommand still applies, as
+        // ssh -G shows (`-J none` dropped the file's ProxyCommand).
+        match first_line(&text, &["proxycommand", "proxyjump"]) {
+            Some(("proxycommand", _)) => params.proxy_jump = None,
+            Some((_, hops))
+                if !words(hops)
+                    .first()
+                    .is_some_and(|hop| hop.eq_ignore_ascii_case("none")) =>
+            {
                 params.unsupported_fields.remove("proxycommand");
             }
-            None => {}
+            _ => {}
         }
         // The lines ssh2-config keeps one value of are added up here.
         config.forwards = forwards_for(&text, &config.host, rules).map_err(bad)?;
@@ -1503,6 +1818,7 @@ impl Config {
             if depth == 8 {
                 return Err(bad(format!("ProxyJump for {dest} chains past 8 hosts")));
             }
+            config.proxy_jump = Some(hops.join(","));
             // Each hop is reached through the one before it; the first through its own
             // ProxyJump, if it has one (as OpenSSH's `ssh -W` for it would). The others'
             // own ProxyJump lines are not read: OpenSSH reaches them with `ssh -J PREVIOUS`,
@@ -1905,28 +2221,23 @@ impl Config {
     /// would offer.
     fn take_algorithms(&mut self, text: &str) -> Result<(), String> {
         let openssh = ssh2_config::DefaultAlgorithms::default();
-        let lists: [(&str, &str, &[String]); 4] = [
-            (
-                "ciphers",
-                "Bad SSH2 cipher spec",
-                &Config::default_ciphers(),
-            ),
-            (
-                "kexalgorithms",
-                "Bad SSH2 KexAlgorithms",
-                &openssh.kex_algorithms,
-            ),
-            ("macs", "Bad SSH2 MAC spec", &openssh.mac),
-            (
-                "hostkeyalgorithms",
-                "Bad key types",
-                &openssh.host_key_algorithms,
-            ),
+        let lists: [(&str, &[String]); 4] = [
+            ("ciphers", &Config::default_ciphers()),
+            ("kexalgorithms", &openssh.kex_algorithms),
+            ("macs", &openssh.mac),
+            ("hostkeyalgorithms", &openssh.host_key_algorithms),
         ];
-        for (option, refusal, defaults) in lists {
+        for (option, defaults) in lists {
             let Some((_, args)) = first_line(text, &[option]) else {
                 continue;
             };
+            let refusal = VALUES
+                .iter()
+                .find_map(|(name, takes)| match takes {
+                    Takes::Algorithms(_, refusal) if *name == option => Some(*refusal),
+                    _ => None,
+                })
+                .unwrap_or("Bad algorithm list");
             let value = words(args).into_iter().next().unwrap_or_default();
             let list = assembled((option, refusal), &value, defaults)?;
             match option {
@@ -2264,7 +2575,7 @@ fn with_includes(
     depth: usize,
     host: &str,
     before: &str,
-    dir: &Path,
+    (dir, whose): (&Path, Whose),
     decide: &mut dyn FnMut(&str, &str) -> Result<bool, String>,
 ) -> Result<String, Fault> {
     let mut out = String::with_capacity(text.len());
@@ -2308,10 +2619,11 @@ fn with_includes(
                             log::debug!("Include {}: not a file", file.display());
                             continue;
                         }
-                        let included = read_guarded(&file)?;
+                        let included = read_guarded(&file, whose)?;
                         let before = format!("{before}{out}");
+                        let from = (dir, whose);
                         let lines =
-                            with_includes(&included, depth + 1, host, &before, dir, decide)?;
+                            with_includes(&included, depth + 1, host, &before, from, decide)?;
                         out.push_str(&lines);
                         // What follows (the next file, the lines after the Include) is back
                         // in the Include's scope, as OpenSSH reads it: a file ending in a
@@ -2322,7 +2634,7 @@ fn with_includes(
                 }
                 continue;
             }
-            _ => normalized(&word, args, line).into_owned(),
+            _ => normalized(line).into_owned(),
         };
         out.push_str(&line);
         out.push('\n');
@@ -2334,9 +2646,12 @@ fn with_includes(
 /// ended every connection): `Port ssh` as 22, `AddKeysToAgent confirm` (or `ask`, a time)
 /// and `PubkeyAuthentication unbound` (or `host-bound`) as `yes`, which is all netkit makes
 /// of them. Times are written as seconds by [`openssh_line`].
-fn normalized<'a>(word: &str, args: &str, line: &'a str) -> Cow<'a, str> {
+fn normalized(line: &str) -> Cow<'_, str> {
+    let word = keyword(line);
+    let args =
+        line.trim_start()[word.len()..].trim_start_matches(|c: char| c == '=' || c.is_whitespace());
     let lower = words(args).join(" ").to_ascii_lowercase();
-    let value = match word {
+    let value = match word.as_str() {
         "port" if lower == "ssh" => Some("22".to_owned()),
         "addkeystoagent" if !["yes", "no"].contains(&lower.as_str()) => Some("yes".to_owned()),
         "pubkeyauthentication" if ["unbound", "host-bound"].contains(&lower.as_str()) => {
@@ -2471,12 +2786,8 @@ fn keyword(line: &str) -> String {
 }
 
 /// The first of `options` (in lower case) that a line applying to the host sets, in a text
-/// [`with_includes`] wrote, whose blocks read `Host *` where they apply.
-fn first_set<'o>(text: &str, options: &[&'o str]) -> Option<&'o str> {
-    first_line(text, options).map(|(option, _)| option)
-}
-
-/// As [`first_set`], with the line's arguments.
+/// [`with_includes`] wrote, whose blocks read `Host *` where they apply; with the line's
+/// arguments.
 fn first_line<'o, 't>(text: &'t str, options: &[&'o str]) -> Option<(&'o str, &'t str)> {
     let mut applies = true;
     for line in text.lines() {
@@ -2686,7 +2997,7 @@ fn checked_option(option: &str) -> Result<String, Error> {
     if keyword.eq_ignore_ascii_case("proxyjump") && option.contains(['"', '\'']) {
         return Err(bad(&format!("{}: Invalid ProxyJump", option.trim())));
     }
-    let line = openssh_line(option).map_err(|e| bad(&e.reason()))?;
+    let line = openssh_line(option, Whose::User).map_err(|e| bad(&e.reason()))?;
     // Nothing set (`ConnectTimeout=none`, a blank option), as ssh takes it: no warning.
     if line.is_empty() {
         return Ok(line);
@@ -2704,8 +3015,9 @@ fn checked_option(option: &str) -> Result<String, Error> {
     } else {
         ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS
     };
+    // As the files' lines are read (`-o PubkeyAuthentication=host-bound` was refused).
     let parsed = ssh2_config::SshConfig::default()
-        .parse(&mut line.as_bytes(), rules)
+        .parse(&mut normalized(&line).as_bytes(), rules)
         .map_err(|e| match e {
             ssh2_config::SshParserError::UnknownField(..) => bad("no such OpenSSH option"),
             e => bad(&e.to_string()),
@@ -3021,7 +3333,7 @@ mod tests {
             ("# a comment", ""),
             ("", ""),
         ] {
-            assert_eq!(openssh_line(line).unwrap(), written, "{line}");
+            assert_eq!(openssh_line(line, Whose::User).unwrap(), written, "{line}");
         }
         // ssh: "invalid quotes" (a command's too) and "Missing argument".
         for (line, why) in [
@@ -3036,7 +3348,7 @@ mod tests {
             // ssh: Invalid ProxyJump ""a" b".
             ("ProxyJump \"a\" b", "Invalid ProxyJump"),
         ] {
-            let e = openssh_line(line).unwrap_err().reason();
+            let e = openssh_line(line, Whose::User).unwrap_err().reason();
             assert!(e.contains(why), "{line}: {e}");
         }
     }
@@ -3423,9 +3735,11 @@ mod tests {
         assert_eq!(x.forwards.local, ["1:h:1", "2:h:2"]);
         let text = std::fs::read_to_string(&main).unwrap();
         let rules = ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
-        let every = with_includes(&text, 0, "x", "", &dir, &mut |_, _| Ok(true)).unwrap();
+        let every =
+            with_includes(&text, 0, "x", "", (&dir, Whose::User), &mut |_, _| Ok(true)).unwrap();
         assert_eq!(send_env_for(&every, "x", rules).unwrap(), ["A_*", "B"]);
-        let every = with_includes(&text, 0, "y", "", &dir, &mut |_, _| Ok(true)).unwrap();
+        let every =
+            with_includes(&text, 0, "y", "", (&dir, Whose::User), &mut |_, _| Ok(true)).unwrap();
         assert!(send_env_for(&every, "y", rules).unwrap().is_empty());
         assert!(
             Config::resolve("y", Some(&main))
@@ -3496,11 +3810,11 @@ mod tests {
         assert_eq!(c.more_known_hosts, [dir.join("k2")]);
         assert_eq!(other.user, "bob", "a Host line's comment is no pattern");
         assert_eq!(
-            openssh_line("LocalForward 1 h:1 #x").unwrap(),
+            openssh_line("LocalForward 1 h:1 #x", Whose::User).unwrap(),
             "LocalForward 1 h:1"
         );
         assert_eq!(
-            openssh_line("SetEnv A=a#b 'c#d' \"e f#\"").unwrap(),
+            openssh_line("SetEnv A=a#b 'c#d' \"e f#\"", Whose::User).unwrap(),
             "SetEnv \"A=a#b\" \"c#d\" \"e f#\""
         );
     }
@@ -3635,7 +3949,7 @@ mod tests {
             "  HostName 10.1.2.3",
             "ProxyCommand connect %n:%p %h %%n",
         ]
-        .map(|line| openssh_line(line).unwrap() + "\n")
+        .map(|line| openssh_line(line, Whose::User).unwrap() + "\n")
         .concat();
         let rules = ssh2_config::ParseRule::ALLOW_UNSUPPORTED_FIELDS;
         let parsed = ssh2_config::SshConfig::default()
@@ -3834,13 +4148,16 @@ mod tests {
         std::fs::write(&file, "Host box\n  IdentitiesOnly yess\n").unwrap();
         let err = Config::resolve("box", Some(&file)).unwrap_err().to_string();
         assert!(
-            err.contains("IdentitiesOnly yess: expected yes or no"),
+            err.contains("IdentitiesOnly yess: expected yes, no, true or false"),
             "{err}"
         );
-        // A value ssh2-config refuses is told with its line.
-        std::fs::write(&file, "Host box\n  User u\n  Compression maybe\n").unwrap();
+        // Told with its line, in a block for another host too, as ssh tells it.
+        std::fs::write(&file, "Host other\n  User u\n  Compression maybe\n").unwrap();
         let err = Config::resolve("box", Some(&file)).unwrap_err().to_string();
-        assert!(err.contains("Compression maybe: expected boolean"), "{err}");
+        assert!(
+            err.contains("line 3: Compression maybe: expected yes or no"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -57,11 +57,22 @@ pub(crate) fn holds(criteria: &str, target: &Target<'_>) -> Result<bool, String>
     }
     let mut words = words.iter();
     let mut all = true;
+    // The criteria before this one, as ssh 9.2 counts them.
+    let mut attributes = 0;
     while let Some(word) = words.next() {
         let (negated, name) = match word.strip_prefix('!') {
             Some(name) => (true, name.to_ascii_lowercase()),
             None => (false, word.to_ascii_lowercase()),
         };
+        // ssh 9.2 refuses `all` with anything after it, or after two criteria or more
+        // (match_cfg_line's `attributes > 1`): `Match all host x` applied its block to
+        // every host, where ssh stops at the line. `Match host x all` it takes.
+        if name == "all" && (attributes > 1 || !words.as_slice().is_empty()) {
+            return Err(format!(
+                "Match {criteria}: 'all' cannot be combined with other Match attributes"
+            ));
+        }
+        attributes += 1;
         let mut argument = || {
             words
                 .next()
@@ -149,6 +160,22 @@ mod tests {
         assert!(bad("host").contains("needs an argument"));
         assert!(bad("hots x").contains("unknown criterion"));
         assert!(bad("exec \"open").contains("unbalanced"));
+        for combined in [
+            "all host x",
+            "all final",
+            "!all user deploy",
+            "host x user y all",
+            "final canonical all",
+        ] {
+            assert!(bad(combined).contains("cannot be combined"), "{combined}");
+        }
+        // After one criterion ssh 9.2 takes it, as true.
+        assert!(yes("host db1.prod.example.com all"));
+        assert!(!yes("host x all"));
+        assert!(!yes("user deploy !all"));
+        assert!(holds("final all", &t).is_ok());
+        assert!(yes("all # a comment"));
+        assert!(!yes("host all"));
     }
 
     #[test]

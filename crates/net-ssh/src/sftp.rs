@@ -212,11 +212,17 @@ fn same_size(
     })
 }
 
-/// `error` naming where what was copied is kept, when it is the connection's loss or a local
-/// file's (a full disk): the user then knows that a rerun with `-a` goes on from there, as
-/// `http -d` says where what came is kept.
+/// `error` naming where what was copied is kept, when it is the connection's loss, a local
+/// file's (a full disk) or the server's (its full disk): the user then knows that a rerun
+/// with `-a` goes on from there, as `http -d` says where what came is kept.
 fn kept_in(error: Error, kept: impl FnOnce() -> String) -> Error {
     match error {
+        // `put -a` onto a full disk left its part there, filling it, and said nothing of it.
+        Error::Sftp { host, path, reason } => Error::Sftp {
+            host,
+            path,
+            reason: format!("{reason}; {}", kept()),
+        },
         Error::ConnectionLost { host, path, .. } => Error::ConnectionLost {
             host,
             path,
@@ -2520,6 +2526,21 @@ fn same_tail(local: &Path, file: &mut ssh2::File, len: u64) -> bool {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_refused_write_of_a_resumable_upload_names_the_part_kept() {
+        let refused = refused_write(Error::Sftp {
+            host: "h".into(),
+            path: "/d/p.bin".into(),
+            reason: "failure".into(),
+        });
+        let said = kept_in(refused, || {
+            "the part sent is kept as /d/.p.bin.netkit-upload".into()
+        })
+        .to_string();
+        assert!(said.contains("disk full?"), "{said}");
+        assert!(said.contains("kept as /d/.p.bin.netkit-upload"), "{said}");
+    }
 
     /// The limits a window takes over `calls` write calls at `rate` bytes a second, each
     /// handing it bytes it did not hold and lasting `took`.

@@ -67,8 +67,8 @@ pub struct Args {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Kind {
-    /// Every byte back as it came; at most 64 KiB held for a client that does not read
-    /// them back (then its input waits).
+    /// Every byte back as it came; a client that does not read them back has its input
+    /// wait once 64 KiB are queued (about 160 KiB of memory each, with the read in hand).
     Echo,
     /// A line chat room: each line goes to everyone else; /nick NAME, /who, /quit [MESSAGE],
     /// /help, //WORD says /WORD; lines up to 64 KiB; a member sends 64 KiB at once and

@@ -156,8 +156,10 @@ impl Client {
     /// # Errors
     /// [`Error::File`] when the CA file or a client certificate or key file cannot be read
     /// (or the latter hold no certificate or key, or a key not the certificate's), or when the CA
-    /// file, or what `SSL_CERT_FILE`/`SSL_CERT_DIR` name, holds no usable certificate;
-    /// [`Error::BadUrl`] for a bad proxy URL.
+    /// file holds no usable certificate; [`Error::BadUrl`] for a bad proxy URL. The system's
+    /// roots (what `SSL_CERT_FILE` and `SSL_CERT_DIR` name, when set) are read at the first
+    /// TLS connection, which fails with [`Error::File`] when they hold no usable certificate:
+    /// reading them here made every plain-http start ten times dearer.
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
         let mut tls = ureq::tls::TlsConfig::builder().disable_verification(config.insecure);
         // First: a key that is not the certificate's is named as such, not as the CA file's.

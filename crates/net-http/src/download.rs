@@ -851,8 +851,19 @@ impl Request {
                 let why = if direct {
                     format!("cannot be written: {e}")
                 } else {
+                    // A file being replaced stays whole until the download is: with room for
+                    // one copy, resuming cannot help (curl -o overwrites in place).
+                    let both = if e.kind() == std::io::ErrorKind::StorageFull && dest.exists() {
+                        format!(
+                            " ({} is replaced only once the download is whole: it needs room \
+                             for both, or remove it first)",
+                            dest.display()
+                        )
+                    } else {
+                        String::new()
+                    };
                     format!(
-                        "{e}; what came is kept in {} to resume from",
+                        "{e}; what came is kept in {} to resume from{both}",
                         part.display()
                     )
                 };

@@ -11097,6 +11097,22 @@ fn values_ssh_9_2_takes_are_taken_in_any_block_and_in_dash_o() {
             "{flags:?}"
         );
     }
+    // A key type taken away by `!` passes ssh's check (a negative match is a match), to fail
+    // only for a host it applies to; refused, another host's block stopped every host.
+    for value in ["ssh-ed25519,!ssh-dss", "*,!ssh-dss", "+!ssh-dss"] {
+        std::fs::write(
+            &config,
+            format!("Host other\n  HostKeyAlgorithms {value}\n"),
+        )
+        .unwrap();
+        let (ours, theirs) = both_dash_g(&["-F", config.to_str().unwrap(), "-G", "box"]);
+        assert!(theirs.status.success(), "ssh {value}");
+        assert!(
+            ours.status.success(),
+            "{value}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+    }
     // Still refused, as ssh refuses them: no unit ssh has, a letter after the unit, a
     // comma after a number without unit, a name ssh lacks before the empty one.
     for option in [

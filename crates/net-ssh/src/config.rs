@@ -1254,10 +1254,18 @@ impl Takes {
                 // A pattern matching one of the names is checked later, where ssh takes it.
                 // ssh's check ends at an empty name (`a,`, `,a`, `a,,b`): it takes the list,
                 // where netkit refused it; `assembled` passes the empty names over.
+                // A name after `!` counts too: ssh's check of key types takes a negative match
+                // as a match (`HostKeyAlgorithms ssh-ed25519,!ssh-dss`), and failing where
+                // ssh would not is the worse side.
                 let unknown = list
                     .split(',')
                     .take_while(|name| !name.is_empty())
-                    .find(|name| !known.iter().any(|k| crate::known_hosts::wildcard(name, k)));
+                    .find(|name| {
+                        let pattern = name.strip_prefix('!').unwrap_or(name);
+                        !known
+                            .iter()
+                            .any(|k| crate::known_hosts::wildcard(pattern, k))
+                    });
                 match unknown {
                     // With the names there are: `-c rot13` said nothing of what to write.
                     Some(name) => Err(format!(

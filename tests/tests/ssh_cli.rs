@@ -2634,6 +2634,34 @@ fn a_closed_stdout_ends_the_session_as_in_ssh() {
 }
 
 #[test]
+fn dash_o_user_and_port_win_over_each_host_of_the_list_as_over_one_destination() {
+    // pssh hands its -O options to ssh ahead of the host, so ssh keeps their user and port;
+    // netkit did so for one DEST but let `user@host:port` of --hosts win.
+    let port = port().to_string();
+    let user = env("NETKIT_TEST_SSH_USER");
+    let (with_user, with_port) = (format!("User={user}"), format!("Port={port}"));
+    for (host, option) in [
+        (
+            format!("nobody-netkit@127.0.0.1:{port}"),
+            with_user.as_str(),
+        ),
+        (format!("{user}@127.0.0.1:1"), with_port.as_str()),
+    ] {
+        let mut args = vec!["ssh", "--hosts", &host, "-o", option];
+        let common = common();
+        args.extend(common.iter().map(String::as_str));
+        args.extend(["--", "whoami"]);
+        let out = netkit(&args, b"", &[]);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && said.contains(&user),
+            "{host} -o {option}: {said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn an_interrupted_run_over_many_hosts_reports_the_hosts_done_and_the_rest() {
     // Ctrl-C lost the summary and the --json document (stdout empty): which hosts had run
     // was gone; pssh marks the rest "Interrupted".

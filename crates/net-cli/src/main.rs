@@ -200,6 +200,7 @@ fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
     args.refuse_unknown_option(&argv)?;
     let words = args.words_after_destination();
     let Some(dest) = words.first().cloned() else {
+        args.note_options_before_hosts();
         return Ok(cli);
     };
     let option_follows = words

@@ -868,6 +868,18 @@ impl Args {
         };
     }
 
+    /// With --hosts or --hosts-file, notes the `-o User=` and `-o Port=` given as coming
+    /// before each host's user and port, as pssh hands its -O options to ssh ahead of the
+    /// host: they win over `user@host:port`, as over a single DEST after them.
+    pub fn note_options_before_hosts(&mut self) {
+        if self.hosts.is_some() || self.hosts_file.is_some() {
+            self.connect.options_first.dest = FlagsFirst {
+                port: self.connect.option("port").is_some(),
+                user: self.connect.option("user").is_some(),
+            };
+        }
+    }
+
     /// Notes whether an `-o User=` and an `-o Port=` are among `before`, the options given
     /// ahead of DEST (parsed alone): such an -o wins over what DEST names, as in ssh, where
     /// DEST's user and port won whatever the order.

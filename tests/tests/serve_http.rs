@@ -1725,17 +1725,22 @@ fn a_stderr_nobody_reads_stops_neither_serving_nor_sigterm() {
     );
 }
 
-#[test]
-fn out_of_descriptors_a_file_that_is_there_is_500_not_404() {
-    // 404 told caches and crawlers that the file was gone; nginx answers 500.
-    let (_, root) = site("few-descriptors");
+/// `netkit serve http --threads 1` with 40 file descriptors, on a root holding `there.txt`.
+fn serving_with_few_descriptors(name: &str) -> Served {
+    let (_, root) = site(name);
     std::fs::write(root.join("there.txt"), "there\n").unwrap();
     let line = format!(
         "ulimit -n 40 && exec {} serve http --threads 1 --bind 127.0.0.1:0 --root {}",
         netkit_tests::netkit_bin().display(),
         root.display()
     );
-    let served = Served::start_with(Command::new("sh").args(["-c", &line]));
+    Served::start_with(Command::new("sh").args(["-c", &line]))
+}
+
+#[test]
+fn out_of_descriptors_a_file_that_is_there_is_500_not_404() {
+    // 404 told caches and crawlers that the file was gone; nginx answers 500.
+    let served = serving_with_few_descriptors("few-descriptors");
     let conns: Vec<TcpStream> = (0..60)
         .map(|_| TcpStream::connect(served.addrs[0]).unwrap())
         .collect();
@@ -1760,14 +1765,7 @@ fn out_of_descriptors_a_file_that_is_there_is_500_not_404() {
 fn out_of_descriptors_idle_clients_give_way_to_a_newcomer() {
     // With every descriptor held by a keep-alive connection (its 500 said keep-alive too), a
     // newcomer waited out the idle timeout, 60 s; nginx answers it at once.
-    let (_, root) = site("few-descriptors-idle");
-    std::fs::write(root.join("there.txt"), "there\n").unwrap();
-    let line = format!(
-        "ulimit -n 40 && exec {} serve http --threads 1 --bind 127.0.0.1:0 --root {}",
-        netkit_tests::netkit_bin().display(),
-        root.display()
-    );
-    let served = Served::start_with(Command::new("sh").args(["-c", &line]));
+    let served = serving_with_few_descriptors("few-descriptors-idle");
     let request = b"GET /there.txt HTTP/1.1\r\nHost: t\r\n\r\n";
     let idle: Vec<TcpStream> = (0..60)
         .map(|_| {

@@ -10759,13 +10759,7 @@ fn the_first_of_a_flag_and_its_dash_o_on_the_command_line_wins_as_in_ssh() {
     ];
     for args in orders {
         let args = [&["-F", "none"][..], args].concat();
-        let (ours, theirs) = both_dash_g(&args);
-        assert!(theirs.status.success(), "ssh {args:?}");
-        assert!(
-            ours.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&ours.stderr)
-        );
+        let (ours, theirs) = both_take(&args);
         let keys = ["user", "port"];
         assert_eq!(
             dash_g_lines(&ours, &keys),
@@ -10814,6 +10808,19 @@ fn proxy_jump_none_leaves_a_proxy_command_as_in_ssh() {
     }
 }
 
+/// Runs `ssh` and `netkit ssh` with `args` (a `-G`, nothing connects) and asserts both take
+/// them; their outputs, ours first.
+fn both_take(args: &[&str]) -> (std::process::Output, std::process::Output) {
+    let (ours, theirs) = both_dash_g(args);
+    assert!(theirs.status.success(), "ssh {args:?}");
+    assert!(
+        ours.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
+    (ours, theirs)
+}
+
 /// Runs `ssh` and `netkit ssh` with `args` (a `-G`, nothing connects) and asserts both refuse
 /// them (exit 255), netkit in one line holding each of `said`.
 fn both_refuse(args: &[&str], said: &[&str]) {
@@ -10856,13 +10863,7 @@ fn an_unknown_algorithm_name_is_refused_as_in_ssh() {
         "HostKeyAlgorithms=rsa-sha2-512,ssh-ed25519*",
         "KexAlgorithms=+diffie-hellman-group14-sha1",
     ] {
-        let (ours, theirs) = both_dash_g(&["-F", "none", "-o", option, "-G", "box"]);
-        assert!(theirs.status.success(), "ssh {option}");
-        assert!(
-            ours.status.success(),
-            "{option}: {}",
-            String::from_utf8_lossy(&ours.stderr)
-        );
+        both_take(&["-F", "none", "-o", option, "-G", "box"]);
     }
 }
 
@@ -10903,13 +10904,7 @@ fn match_all_with_other_criteria_is_refused_as_in_ssh_9_2() {
         )
         .unwrap();
         let config = config.to_str().unwrap();
-        let (ours, theirs) = both_dash_g(&["-F", config, "-G", "box"]);
-        assert!(theirs.status.success(), "ssh {criteria}");
-        assert!(
-            ours.status.success(),
-            "{criteria}: {}",
-            String::from_utf8_lossy(&ours.stderr)
-        );
+        let (ours, theirs) = both_take(&["-F", config, "-G", "box"]);
         assert_eq!(
             dash_g_lines(&ours, &["user"]),
             dash_g_lines(&theirs, &["user"]),
@@ -10962,13 +10957,7 @@ fn bad_values_of_options_netkit_does_not_act_on_are_refused_as_in_ssh() {
         "CanonicalizeHostname=always",
         "PubkeyAuthentication=host-bound",
     ] {
-        let (ours, theirs) = both_dash_g(&["-F", "none", "-o", option, "-G", "box"]);
-        assert!(theirs.status.success(), "ssh {option}");
-        assert!(
-            ours.status.success(),
-            "{option}: {}",
-            String::from_utf8_lossy(&ours.stderr)
-        );
+        both_take(&["-F", "none", "-o", option, "-G", "box"]);
     }
 }
 
@@ -11005,13 +10994,7 @@ fn dash_g_prints_the_session_lines_and_proxy_jump_as_ssh_g_does() {
         &["-J", "[::1]"],
     ] {
         let args = [&["-F", "none"][..], flags, &["-G", "box"]].concat();
-        let (ours, theirs) = both_dash_g(&args);
-        assert!(theirs.status.success(), "ssh {args:?}");
-        assert!(
-            ours.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&ours.stderr)
-        );
+        let (ours, theirs) = both_take(&args);
         let shown = dash_g_lines(&ours, &keys);
         assert_eq!(shown, dash_g_lines(&theirs, &keys), "{args:?}");
         assert!(shown.len() >= 4, "{shown:?}");
@@ -11086,13 +11069,7 @@ fn values_ssh_9_2_takes_are_taken_in_any_block_and_in_dash_o() {
         for block in ["box", "other"] {
             std::fs::write(&config, format!("Host {block}\n  {name} {value}\n")).unwrap();
             let config = config.to_str().unwrap();
-            let (ours, theirs) = both_dash_g(&["-F", config, "-G", "box"]);
-            assert!(theirs.status.success(), "ssh {block} {name} {value}");
-            assert!(
-                ours.status.success(),
-                "{block} {name} {value}: {}",
-                String::from_utf8_lossy(&ours.stderr)
-            );
+            let (ours, theirs) = both_take(&["-F", config, "-G", "box"]);
             // The list as ssh makes it (netkit's own defaults, which `+` and `-` change, are
             // in another order; RekeyLimit it does not print).
             let key = name.to_ascii_lowercase();
@@ -11102,13 +11079,7 @@ fn values_ssh_9_2_takes_are_taken_in_any_block_and_in_dash_o() {
             }
         }
         let option = format!("{name}={}", value.trim_matches('"'));
-        let (ours, theirs) = both_dash_g(&["-F", "none", "-o", &option, "-G", "box"]);
-        assert!(theirs.status.success(), "ssh {option}");
-        assert!(
-            ours.status.success(),
-            "{option}: {}",
-            String::from_utf8_lossy(&ours.stderr)
-        );
+        both_take(&["-F", "none", "-o", &option, "-G", "box"]);
     }
     // -c and -m, which are Ciphers and MACs.
     for (flags, key) in [
@@ -11133,13 +11104,7 @@ fn values_ssh_9_2_takes_are_taken_in_any_block_and_in_dash_o() {
             format!("Host other\n  HostKeyAlgorithms {value}\n"),
         )
         .unwrap();
-        let (ours, theirs) = both_dash_g(&["-F", config.to_str().unwrap(), "-G", "box"]);
-        assert!(theirs.status.success(), "ssh {value}");
-        assert!(
-            ours.status.success(),
-            "{value}: {}",
-            String::from_utf8_lossy(&ours.stderr)
-        );
+        both_take(&["-F", config.to_str().unwrap(), "-G", "box"]);
     }
     // Still refused, as ssh refuses them: no unit ssh has, a letter after the unit, a
     // comma after a number without unit, a name ssh lacks before the empty one.

@@ -1656,6 +1656,18 @@ fn dash_q_lists_the_algorithms_as_ssh_does() {
     args.extend([dest.as_str(), "true"]);
     assert!(ciphers.iter().any(|c| c == "aes128-ctr"));
     assert_eq!(netkit(&args, b"", &[]).status.code(), Some(0));
+    // Every name it lists -c and -m take (-Q listed libssh2's rijndael-cbc@lysator.liu.se,
+    // which -c refuses as ssh 9.2 does).
+    for (flag, names) in [("-c", &ciphers), ("-m", &list("mac"))] {
+        for name in names {
+            let out = netkit(&["ssh", "-F", "none", flag, name, "-G", "box"], b"", &[]);
+            assert!(
+                out.status.success(),
+                "{flag} {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
     let out = netkit(&["ssh", "-Q", "bogus"], b"", &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(255), "{err}");

@@ -475,10 +475,9 @@ impl<S: Service> Worker<S> {
         }
     }
 
-    /// Warns of the clients refused at `max_connections`, at most once a second: a warning
-    /// each came to 35,000 lines a minute under load, and stayed when the access log (which
-    /// has each refusal's 503) was silenced.
-    /// Warns of refusals and failed accepts not yet warned of, when it is time to.
+    /// Warns of the clients refused at `max_connections` and of failed accepts, at most once
+    /// a second each: a warning each came to 35,000 lines a minute under load, and stayed
+    /// when the access log (which has each refusal's 503) was silenced.
     fn warn_of_tallies(&mut self, now: Instant) {
         if let Some(n) = self.refusals.due(now) {
             log::warn!(
@@ -745,7 +744,7 @@ impl<S: Service> Worker<S> {
         }
     }
 
-    /// Comes back to a connection that was paused or had more to read.
+    /// Comes back to a connection that was paused, or had more to read or to write.
     fn resume(&mut self, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;

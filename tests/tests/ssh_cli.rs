@@ -11077,6 +11077,10 @@ fn values_ssh_9_2_takes_are_taken_in_any_block_and_in_dash_o() {
         ("MACs", "hmac-sha2-256,"),
         ("KexAlgorithms", "curve25519-sha256,"),
         ("HostKeyAlgorithms", "ssh-ed25519,"),
+        // Patterns stand for the key types they match (`+ssh-rsa*` was refused).
+        ("HostKeyAlgorithms", "ssh-rsa*"),
+        ("HostKeyAlgorithms", "+ssh-rsa*"),
+        ("HostKeyAlgorithms", "^ssh-ed25519*"),
     ] {
         for block in ["box", "other"] {
             std::fs::write(&config, format!("Host {block}\n  {name} {value}\n")).unwrap();

@@ -2503,8 +2503,9 @@ fn forwards_for(
 /// patterns (`*`, `?`) matches, `^` puts the names given first and `+` after the defaults,
 /// and a plain list is taken as given. ssh2-config matched `-` patterns as exact names, so
 /// `MACs -*-etm@openssh.com` removed nothing and netkit offered what the user took away.
-/// Patterns elsewhere are refused as ssh refuses them, except in a plain `HostKeyAlgorithms`
-/// list, where ssh expands them (here against `defaults`) and refuses one matching nothing.
+/// Patterns elsewhere are refused as ssh refuses them, except in `HostKeyAlgorithms`, where
+/// ssh expands them against every key type it knows (plain, or after `+` and `^`: `+ssh-rsa*`
+/// was refused) and refuses one matching nothing.
 fn assembled(
     (option, refusal): (&str, &str),
     value: &str,
@@ -2521,45 +2522,37 @@ fn assembled(
         return Err(refused());
     }
     let matched = |name: &String| names.iter().any(|p| crate::known_hosts::wildcard(p, name));
-    let mut assembled: Vec<String> = match sign {
-        Some('-') => defaults.iter().filter(|d| !matched(d)).cloned().collect(),
-        _ if names.iter().any(|name| pattern(name)) => {
-            if sign.is_some() || option != "hostkeyalgorithms" {
-                return Err(refused());
-            }
-            let mut expanded = Vec::new();
-            for name in &names {
-                if !pattern(name) {
-                    expanded.push((*name).to_owned());
-                    continue;
-                }
-                let matching = defaults
-                    .iter()
-                    .filter(|d| crate::known_hosts::wildcard(name, d));
-                let before = expanded.len();
-                expanded.extend(matching.cloned());
-                if expanded.len() == before {
-                    return Err(refused());
-                }
-            }
-            expanded
+    if sign == Some('-') {
+        return Ok(defaults.iter().filter(|d| !matched(d)).cloned().collect());
+    }
+    let mut given = Vec::new();
+    for name in &names {
+        if !pattern(name) {
+            given.push((*name).to_owned());
+            continue;
         }
-        Some('^') => names
-            .iter()
-            .map(|name| (*name).to_owned())
-            .chain(
-                defaults
-                    .iter()
-                    .filter(|d| !names.contains(&d.as_str()))
-                    .cloned(),
-            )
-            .collect(),
-        Some(_) => defaults
+        if option != "hostkeyalgorithms" {
+            return Err(refused());
+        }
+        let before = given.len();
+        given.extend(
+            OPENSSH_KEY_TYPES
+                .iter()
+                .filter(|known| crate::known_hosts::wildcard(name, known))
+                .map(|known| (*known).to_owned()),
+        );
+        if given.len() == before {
+            return Err(refused());
+        }
+    }
+    let mut assembled: Vec<String> = match sign {
+        Some('^') => given
             .iter()
             .cloned()
-            .chain(names.iter().map(|name| (*name).to_owned()))
+            .chain(defaults.iter().filter(|d| !given.contains(d)).cloned())
             .collect(),
-        None => names.iter().map(|name| (*name).to_owned()).collect(),
+        Some(_) => defaults.iter().cloned().chain(given).collect(),
+        None => given,
     };
     // Each once, as ssh lists them.
     let mut seen = std::collections::HashSet::new();
@@ -4384,13 +4377,14 @@ mod tests {
         );
         let types = config("HostKeyAlgorithms=rsa-sha2-256,ssh-ed25519").host_key_algorithms;
         assert_eq!(types.unwrap(), ["rsa-sha2-256", "ssh-ed25519"]);
-        // ssh expands patterns in a plain HostKeyAlgorithms list (only).
+        // ssh expands patterns in a HostKeyAlgorithms list (only), in its order of key types
+        // (ssh 9.2 -G: ssh-ed25519 before its certificate).
         let types = config("HostKeyAlgorithms=ssh-ed*,rsa-sha2-256").host_key_algorithms;
         assert_eq!(
             types.unwrap(),
             [
-                "ssh-ed25519-cert-v01@openssh.com",
                 "ssh-ed25519",
+                "ssh-ed25519-cert-v01@openssh.com",
                 "rsa-sha2-256"
             ]
         );

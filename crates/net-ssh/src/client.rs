@@ -109,10 +109,14 @@ impl Client {
     /// [`Error::HostKeyChanged`], [`Error::HostKeyRevoked`], [`Error::Auth`], [`Error::Key`],
     /// [`Error::Timeout`].
     pub fn connect(config: &Config) -> Result<Client, Error> {
-        // As OpenSSH, before connecting: logging in as "" failed as if the key were wrong.
+        // Before connecting: logging in as "" failed as if the key were wrong.
         if config.user.is_empty() {
-            return Err(Error::NoUser {
-                uid: nix::unistd::getuid().as_raw(),
+            return Err(if crate::config::local_user().is_empty() {
+                Error::NoUser {
+                    uid: nix::unistd::getuid().as_raw(),
+                }
+            } else {
+                Error::EmptyUser
             });
         }
         let host = config.host.clone();
@@ -1284,6 +1288,18 @@ fn prefer(
 mod tests {
     use super::*;
     use std::io::Write as _;
+
+    /// An empty user was blamed on the password database, where root has an entry.
+    #[test]
+    fn an_empty_user_is_named_as_such() {
+        let mut config = Config::new("127.0.0.1");
+        config.user = String::new();
+        let said = Client::connect(&config).err().map(|e| e.to_string());
+        assert_eq!(
+            said.as_deref(),
+            Some("empty user name: name the user to log in as")
+        );
+    }
 
     #[test]
     fn a_peer_that_wrote_and_closed_has_hung_up_though_its_bytes_are_unread() {

@@ -3184,7 +3184,7 @@ fn flag(option: &str, value: &str) -> Result<bool, String> {
 
 /// The local user's name, as ssh takes it: from the password database (cron, systemd units
 /// and `env -i` run without `$USER`), else `$USER`.
-fn local_user() -> String {
+pub(crate) fn local_user() -> String {
     nix::unistd::User::from_uid(nix::unistd::getuid())
         .ok()
         .flatten()

@@ -21,6 +21,10 @@ pub enum Error {
         /// The local user id.
         uid: u32,
     },
+    /// The user to log in as was named as empty (`Config.user = ""`, `-l ''`): OpenSSH
+    /// would try to log in as "", which no server has.
+    #[error("empty user name: name the user to log in as")]
+    EmptyUser,
     /// The host name does not resolve.
     #[error("{host}: cannot resolve the host name")]
     Resolve {

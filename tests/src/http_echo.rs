@@ -16,7 +16,7 @@
 //!   `/latin1`: `café` in ISO-8859-1; `/gzip-gzip` and `/gzip-br`: `hello from gzip twice\n`
 //!   coded twice, each coding in a `Content-Encoding` field of its own; `/binary-json`: JSON
 //!   after binary bytes (a NUL among them);
-//! - `/bytes/N`: N bytes (`i % 251`); `/truncate/N`: announces N bytes, sends half, closes;
+//! - `/bytes/N`: N bytes (`i % 251`), with status C for `?status=C`; `/truncate/N`: announces N bytes, sends half, closes;
 //! - `/chunked-with-length`: `hello` chunked, with a `Content-Length: 3` that framing overrides;
 //! - `/slice`: 206 with `hello`, the first 5 of 10 bytes, whatever was asked (a cache's slice);
 //! - `/reset/N`: N bytes of a body that ends at the close, then a reset (an aborted server);
@@ -374,6 +374,9 @@ fn serve(stream: TcpStream, calls: &Mutex<HashMap<String, Vec<Instant>>>, seen: 
             }
             ["bytes", n] => {
                 let n: usize = n.parse().unwrap_or(0);
+                if let Some((_, code)) = query.iter().find(|(k, _)| k == "status") {
+                    status = code.parse().unwrap_or(500);
+                }
                 reply = (0..n).map(|i| (i % 251) as u8).collect();
                 content_type = "application/octet-stream";
             }

@@ -720,6 +720,35 @@ fn credentials_from_netrc_when_none_are_given() {
     );
 }
 
+/// A reader that leaves early (`| head`) is no failure, but the status still is: `set -o
+/// pipefail; netkit http --check-status URL | head` passed on a 500 with a large body.
+#[test]
+fn a_failed_status_is_told_when_the_reader_leaves_early() {
+    use std::io::Read as _;
+    let server = EchoServer::start();
+    for (status, exit) in [(500, Some(5)), (200, Some(0))] {
+        let mut child = Command::new(netkit_bin())
+            .args(["http", "--check-status"])
+            .arg(server.url(&format!("/bytes/1048576?status={status}")))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0; 10];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), exit, "{status}: {said}");
+        let warned = if status == 500 {
+            "netkit: warning: HTTP 500 Internal Server Error\n"
+        } else {
+            ""
+        };
+        assert_eq!(said, warned, "{status}");
+    }
+}
+
 #[test]
 fn redirects_check_status_and_exit_codes() {
     let server = EchoServer::start();

@@ -187,7 +187,7 @@ pub fn clap_line(error: &clap::Error) -> String {
 /// A reader of our output gone: quiet, as `cat | head`. Not a file named on the command line
 /// (a FIFO or `/dev/stdout` given as the target of a download or an sftp get), whose reader
 /// leaving early lost data: that is an error, as curl and sftp report it.
-fn is_broken_pipe(error: &anyhow::Error) -> bool {
+pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
     let named_file = error.chain().any(|cause| {
         cause
             .downcast_ref::<net_ssh::Error>()

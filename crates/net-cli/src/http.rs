@@ -46,8 +46,9 @@ Output: on a terminal, the response headers and body (JSON pretty-printed, colou
 NO_COLOR); piped, the raw body only (--pretty all|colors|format|none changes either). --print
 takes H (request headers), B (request body), h (response headers), b (response body).
 
-Exit status: 0 done; 1 network or I/O failure; 2 bad input (URL, item, file, option);
-with --check-status (or --download) 3 for an unfollowed 3xx, 4 for 4xx, 5 for 5xx; 6 too many redirects;
+Exit status: 0 done (also when the output's reader leaves early, as `| head`); 1 network or I/O
+failure; 2 bad input (URL, item, file, option); with --check-status (or --download, told even when
+the reader left early) 3 for an unfollowed 3xx, 4 for 4xx, 5 for 5xx; 6 too many redirects;
 7 timeout (--timeout, --connect-timeout, --max-time; curl's 28); 130/143 after Ctrl-C or SIGTERM. The password of --auth USER comes from NETKIT_HTTP_PASSWORD or a prompt.
 
 Examples:
@@ -523,45 +524,61 @@ fn request(mut args: Args) -> Outcome {
     // Before the body, as it came.
     shows.head(&mut shown, &mut response)?;
     let url = response.url().to_owned();
-    // A piped download's refused answer is not the file: the warning of --check-status says
-    // why nothing came.
-    if download_to_stdout {
-        // The file as the server holds it, as a download to a file saves it: `-d URL | tar
-        // xz` of a `.tar.gz` labelled gzip got it unpacked once already.
-        // With its progress on the terminal, as when saved to a file (it showed nothing).
-        if status < 300 {
-            let bar = download_bar(args.quiet, response.content_length(), 0);
-            let body = response.encoded_reader();
-            let mut body: Box<dyn std::io::Read> = match &bar {
-                Some(bar) => Box::new(bar.wrap_read(body)),
-                None => Box::new(body),
-            };
-            let passed = pass_body(&mut body, &url, &mut out, "writing the output");
-            if let Some(bar) = bar {
-                bar.finish_and_clear();
+    // A download's 3xx (none to follow) is not the file, piped or saved: exit 3 either way.
+    let code = status_code(
+        status,
+        args.check_status,
+        args.follows() && !download_to_stdout,
+    );
+    let shown_all = (|| -> Result<(), Failure> {
+        // A piped download's refused answer is not the file: the warning of --check-status says
+        // why nothing came.
+        if download_to_stdout {
+            // The file as the server holds it, as a download to a file saves it: `-d URL | tar
+            // xz` of a `.tar.gz` labelled gzip got it unpacked once already.
+            // With its progress on the terminal, as when saved to a file (it showed nothing).
+            if status < 300 {
+                let bar = download_bar(args.quiet, response.content_length(), 0);
+                let body = response.encoded_reader();
+                let mut body: Box<dyn std::io::Read> = match &bar {
+                    Some(bar) => Box::new(bar.wrap_read(body)),
+                    None => Box::new(body),
+                };
+                let passed = pass_body(&mut body, &url, &mut out, "writing the output");
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+                passed?;
             }
-            passed?;
+        } else if raw_stdout {
+            pass_body(&mut response.reader(), &url, &mut out, "writing the output")?;
+        } else if let Some(path) = &args.output {
+            let mut file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))
+                .code(USAGE)?;
+            // Started over when cut off mid-way, retries being left, as curl -o --retry.
+            response.save_to(&mut file, path).map_err(failure)?;
+        } else if what.contains('b') {
+            print_body(&mut out, response, stdout_tty, args.stream, &style)?;
+            if what.contains('m') {
+                // A piped body ends as it came; on a terminal it ended with a newline.
+                write!(out, "{}", if stdout_tty { "\n" } else { "\n\n" })?;
+            }
         }
-    } else if raw_stdout {
-        pass_body(&mut response.reader(), &url, &mut out, "writing the output")?;
-    } else if let Some(path) = &args.output {
-        let mut file = std::fs::File::create(path)
-            .with_context(|| format!("cannot create {}", path.display()))
-            .code(USAGE)?;
-        // Started over when cut off mid-way, retries being left, as curl -o --retry.
-        response.save_to(&mut file, path).map_err(failure)?;
-    } else if what.contains('b') {
-        print_body(&mut out, response, stdout_tty, args.stream, &style)?;
         if what.contains('m') {
-            // A piped body ends as it came; on a terminal it ended with a newline.
-            write!(out, "{}", if stdout_tty { "\n" } else { "\n\n" })?;
+            writeln!(shown, "Elapsed time: {:.9}s\n", elapsed.as_secs_f64())?;
         }
+        out.flush()?;
+        shown.flush()?;
+        Ok(())
+    })();
+    // A reader that left early (`| head`, `| grep -q`) is no failure of ours, but the status
+    // still is: `set -o pipefail; netkit http --check-status URL | head` passed on a 500.
+    if let Err(error) = shown_all
+        && (code == 0 || !crate::exit::is_broken_pipe(&error.error))
+    {
+        return Err(error);
     }
-    if what.contains('m') {
-        writeln!(shown, "Elapsed time: {:.9}s\n", elapsed.as_secs_f64())?;
-    }
-    out.flush()?;
-    shown.flush()?;
     saved?;
     // The proxy's page alone said nothing on stderr, where an https URL's refused tunnel
     // says what it wants (curl and httpie say nothing either way). Only a proxy's: an origin
@@ -572,12 +589,6 @@ fn request(mut args: Args) -> Outcome {
             net_http::PROXY_WANTS_CREDENTIALS
         );
     }
-    // A download's 3xx (none to follow) is not the file, piped or saved: exit 3 either way.
-    let code = status_code(
-        status,
-        args.check_status,
-        args.follows() && !download_to_stdout,
-    );
     // The body alone went to the file or pipe: the failed status is told, as httpie does.
     if code != 0 && !stdout_tty {
         log::warn!("HTTP {status} {reason}");

@@ -1284,6 +1284,17 @@ fn the_proxy_carries_the_request() {
         ],
     ));
     assert_eq!(got["target"], "/never");
+    // An empty `no_proxy=` (an env file's way to unset it) hides no NO_PROXY, as curl and
+    // requests read them: the hosts listed there went to the proxy.
+    let got = ok_json(&http_env(
+        &[&target],
+        &[
+            ("http_proxy", dead.as_str()),
+            ("no_proxy", ""),
+            ("NO_PROXY", "127.0.0.1"),
+        ],
+    ));
+    assert_eq!(got["target"], "/never");
     // Each scheme's variable is for that scheme alone: HTTPS_PROXY does not carry http://.
     let got = ok_json(&http_env(&[&target], &[("HTTPS_PROXY", dead.as_str())]));
     assert_eq!(got["target"], "/never");

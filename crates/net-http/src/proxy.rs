@@ -38,7 +38,8 @@ impl Proxies {
     /// `explicit` for both schemes, else the environment's as curl and requests read it:
     /// `http_proxy` for http:// URLs, `https_proxy` for https://, `all_proxy` for either
     /// when its own is unset (each also in capitals, but `HTTP_PROXY` when run as CGI, as
-    /// requests reads them). `NO_PROXY` applies either way.
+    /// requests reads them). `NO_PROXY` applies either way. An empty variable is unset: an
+    /// env file's `no_proxy=` sent the hosts of `NO_PROXY` to the proxy.
     ///
     /// # Errors
     /// [`Error::BadUrl`] for an explicit proxy URL that does not parse (one from the
@@ -87,7 +88,7 @@ impl Proxies {
         };
         let bypass = ["no_proxy", "NO_PROXY"]
             .iter()
-            .find_map(|name| std::env::var(name).ok())
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
             .map(|list| {
                 list.split(',')
                     .map(str::trim)

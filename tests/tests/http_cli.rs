@@ -2450,6 +2450,13 @@ fn refused_certificates_are_named_in_one_line_as_curl_names_them() {
         leaf sha1 rsa:2048 sha1 "$san"
         leaf rsa1024 rsa:1024 sha256 "$san"
         leaf cn-only rsa:2048 sha256 'extendedKeyUsage=serverAuth\n'
+        leaf elsewhere rsa:2048 sha256 \
+            'subjectAltName=DNS:wrong.example,IP:10.0.0.1\nextendedKeyUsage=serverAuth\n'
+        leaf ip-as-name rsa:2048 sha256 \
+            'subjectAltName=DNS:127.0.0.1\nextendedKeyUsage=serverAuth\n'
+        leaf good rsa:2048 sha256 "$san"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -keyout other.key -out other.pem \
+            -subj /CN=other -addext basicConstraints=critical,CA:TRUE 2>/dev/null
         echo 'no certificate here' > nocert.pem
     "#;
     let made = Command::new("sh")
@@ -2484,6 +2491,46 @@ fn refused_certificates_are_named_in_one_line_as_curl_names_them() {
             "{name}: {out:?}"
         );
     }
+    // A certificate for another host names it, as curl's "no alternative certificate
+    // subject name matches": the line showed webpki's `DnsName("wrong.example")`.
+    let (_server, url) = openssl_server(&dir, "elsewhere", &[]);
+    let out = http(&["--verify", root, &url]);
+    one_line_error(
+        &out,
+        1,
+        "the server's certificate is for wrong.example, 10.0.0.1, not localhost",
+    );
+    let (_server, url) = openssl_server(&dir, "ip-as-name", &[]);
+    let url = url.replace("localhost", "127.0.0.1");
+    let out = http(&["--verify", root, &url]);
+    one_line_error(&out, 1, "holds the address as a DNS name");
+    // A client certificate the server does not trust: said so, not "alert: UnknownCA".
+    let (_server, url) = openssl_server(
+        &dir,
+        "good",
+        &[
+            "-Verify",
+            "1",
+            "-verify_return_error",
+            "-CAfile",
+            "other.pem",
+        ],
+    );
+    let good = |ext| dir.join(format!("good.{ext}")).to_str().unwrap().to_owned();
+    let out = http(&[
+        "--verify",
+        root,
+        "--cert",
+        &good("pem"),
+        "--cert-key",
+        &good("key"),
+        &url,
+    ]);
+    one_line_error(
+        &out,
+        1,
+        "the server refused the client certificate: it does not trust its issuer",
+    );
     // A CA file with no certificate is bad input, as one that is not there.
     let nocert = dir.join("nocert.pem");
     one_line_error(

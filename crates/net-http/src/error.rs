@@ -437,6 +437,27 @@ fn tls_reason(error: &rustls::Error) -> String {
         rustls::Error::AlertReceived(Alert::CertificateRequired) => {
             "the server wants a client certificate".into()
         }
+        // Alerts a client receives about a certificate are about the one it sent: curl's
+        // "tlsv1 alert unknown ca" is rustls's "received fatal alert: UnknownCA".
+        rustls::Error::AlertReceived(
+            alert @ (Alert::UnknownCA
+            | Alert::BadCertificate
+            | Alert::CertificateExpired
+            | Alert::CertificateRevoked
+            | Alert::CertificateUnknown
+            | Alert::UnsupportedCertificate
+            | Alert::AccessDenied),
+        ) => {
+            let why = match alert {
+                Alert::UnknownCA => "it does not trust its issuer",
+                Alert::CertificateExpired => "expired",
+                Alert::CertificateRevoked => "revoked",
+                Alert::UnsupportedCertificate => "a certificate of a kind it does not take",
+                Alert::AccessDenied => "access denied",
+                _ => "a bad certificate",
+            };
+            format!("the server refused the client certificate: {why}")
+        }
         rustls::Error::AlertReceived(Alert::HandshakeFailure) => {
             "the server refused the handshake: no cipher or TLS version in common, or it \
              wants a client certificate"
@@ -471,6 +492,30 @@ fn certificate_reason(why: &rustls::CertificateError) -> String {
              in its Common Name is no longer accepted",
             expected.to_str()
         ),
+        C::NotValidForNameContext {
+            expected,
+            presented,
+        } => {
+            let expected = expected.to_str();
+            let names: Vec<(&str, bool)> =
+                presented.iter().filter_map(|p| presented_name(p)).collect();
+            // An address is named by an `IP:` entry: one written as a DNS name names none.
+            let as_dns = names.iter().any(|&(name, dns)| dns && name == expected);
+            format!(
+                "the server's certificate is for {}, not {expected}{}",
+                names
+                    .iter()
+                    .map(|(name, _)| *name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if as_dns {
+                    " (its subjectAltName holds the address as a DNS name, which names no \
+                     address: it must be an IP entry)"
+                } else {
+                    ""
+                }
+            )
+        }
         C::UnsupportedSignatureAlgorithmContext {
             signature_algorithm_id,
             ..
@@ -499,6 +544,22 @@ fn certificate_reason(why: &rustls::CertificateError) -> String {
         }
         other => format!("invalid certificate: {other}"),
     }
+}
+
+/// A name of a certificate's subjectAltName from webpki's words for it (`DnsName("a.b")`,
+/// `IpAddress(10.0.0.1)`), and whether it is a DNS name; `None` for an entry naming no host.
+fn presented_name(presented: &str) -> Option<(&str, bool)> {
+    let inside = |kind: &str| {
+        presented
+            .strip_prefix(kind)?
+            .strip_prefix('(')?
+            .strip_suffix(')')
+            .map(|name| name.trim_matches('"'))
+    };
+    inside("DnsName")
+        .map(|name| (name, true))
+        .or_else(|| inside("IpAddress").map(|ip| (ip, false)))
+        .or_else(|| inside("UniformResourceIdentifier").map(|uri| (uri, false)))
 }
 
 /// The hash of a signature algorithm too weak to be supported, by its DER identifier.

@@ -138,7 +138,11 @@ pub fn run(args: Args) -> Outcome {
             if let Some(secs) = args.idle_timeout {
                 files = files.keep_alive_timeout(Duration::from_secs(secs));
             }
-            serve(builder, files)
+            // Pipelined requests are answered while their answers queue under this, as nginx
+            // answers one at a time: at the default 1 MiB, a client pipelining and never
+            // reading held 1 MiB of memory, or a descriptor per file answer (100 of them:
+            // 1,914), until the send timeout. A file answer past it waits whole.
+            serve(builder.max_pending_output(64 << 10), files)
         }
         Kind::Echo | Kind::Chat if args.root.is_some() => {
             Err(anyhow!("--root only applies to `netkit serve http`")).code(USAGE)

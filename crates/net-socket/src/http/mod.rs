@@ -49,6 +49,10 @@ const INLINE_BODY: u64 = 64 * 1024;
 /// missing (Linux before 5.6, some container seccomp filters), a walk that opens one part at
 /// a time and follows links by hand refuses the same paths.
 /// One access-log line per request goes to the `netkit::access` log target at info level.
+/// Pipelined requests are answered while the answers queued stay under the server's
+/// [`max_pending_output`](crate::ServerBuilder::max_pending_output): `netkit serve http` sets
+/// 64 KiB, so that a client that pipelines and never reads holds little memory and few
+/// descriptors (at the default 1 MiB: up to 1 MiB, or one descriptor per file answer).
 #[derive(Clone)]
 pub struct HttpFiles {
     root: Arc<RootByName>,

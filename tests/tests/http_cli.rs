@@ -2604,6 +2604,29 @@ fn a_client_certificate_opens_a_server_that_asks_for_one() {
     }
 }
 
+/// The heads `-d -v` shows on a stderr whose reader has gone (`2>&1 >file | grep -m1
+/// HTTP`) are not the download: it was dropped, exit 0 and no file, where curl -v saves it.
+#[test]
+fn a_download_goes_on_when_its_shown_heads_cannot_be() {
+    let server = EchoServer::start();
+    let target = work_dir().join("http-cli-download-stderr-gone.bin");
+    let _ = std::fs::remove_file(&target);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(netkit_bin())
+        .args(["http", "-v", "-d", "-o"])
+        .arg(&target)
+        .arg(server.url("/bytes/300000"))
+        .stdin(std::process::Stdio::null())
+        .stderr(writer)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let got = std::fs::read(&target).unwrap_or_default();
+    assert_eq!(got.len(), 300_000);
+    assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+}
+
 #[test]
 fn download_progress_only_on_a_terminal() {
     let server = EchoServer::start();

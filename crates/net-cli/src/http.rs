@@ -476,7 +476,9 @@ fn request(mut args: Args) -> Outcome {
     // file` saved the heads as the file's first bytes).
     let (mut shown, shown_tty): (Box<dyn Write>, bool) = if downloading {
         (
-            Box::new(std::io::LineWriter::new(std::io::stderr())),
+            Box::new(crate::stdio::Aside(std::io::LineWriter::new(
+                std::io::stderr(),
+            ))),
             std::io::stderr().is_terminal(),
         )
     } else {

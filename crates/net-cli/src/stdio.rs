@@ -71,3 +71,21 @@ pub fn stdout() -> Patient<std::io::Stdout> {
 pub fn stderr() -> Patient<std::io::Stderr> {
     Patient(std::io::stderr())
 }
+
+/// What is shown on stderr beside a job whose output goes elsewhere (the heads `http -d -v`
+/// shows): a stderr that cannot take it (its reader gone, as in `2>&1 >file | grep -m1 HTTP`)
+/// is not the job failing, as curl -v goes on; what it would not take is dropped.
+#[derive(Debug)]
+pub struct Aside<W>(pub W);
+
+impl<W: Write> Write for Aside<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = self.0.write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = self.0.flush();
+        Ok(())
+    }
+}

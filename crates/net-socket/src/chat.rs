@@ -237,7 +237,13 @@ impl Member {
         self.scratch.clear();
         self.scratch.extend_from_slice(name.as_bytes());
         self.scratch.extend_from_slice(b": ");
+        let start = self.scratch.len();
         printable(&mut self.scratch, text);
+        // A line of control characters alone (`\x1b\x07`) says nothing once they are gone,
+        // as a blank line says nothing: it went out as an empty `name: `.
+        if self.scratch[start..].iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
         self.scratch.push(b'\n');
         self.room.broadcast(ctx, id, &self.scratch);
     }
@@ -481,11 +487,7 @@ fn send_to_others(
     from: ConnId,
     line: &[u8],
 ) {
-    for &id in members.keys() {
-        if id != from {
-            ctx.send(id, line);
-        }
-    }
+    ctx.send_each(members.keys().copied().filter(|&id| id != from), line);
 }
 
 /// Whether `line` starts with `/` and a word of letters (`/nick`, `/msg`): pasted code and

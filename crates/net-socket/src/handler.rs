@@ -173,7 +173,9 @@ pub struct Context<'a> {
     pub(crate) socket: Option<&'a mio::net::TcpStream>,
     /// Bytes written to `socket` directly in this callback.
     pub(crate) written: u64,
-    pub(crate) outbox: &'a mut Vec<(ConnId, Vec<u8>)>,
+    /// Each loop's channel, this one's included, and which of them were sent to.
+    pub(crate) remotes: &'a [crate::server::Remote],
+    pub(crate) sent_to: &'a mut [bool],
     pub(crate) close: &'a mut Close,
     pub(crate) timer: &'a mut TimerChange,
     /// Whether the handler wants input: `Some` when a callback paused or resumed reading.
@@ -252,8 +254,26 @@ impl Context<'_> {
     /// [`over_limit`](Self::over_limit), so a framed protocol should send whole frames to a
     /// connection that is not streaming. One whose messages from others wait unwritten past
     /// the server's `max_pending_output` is closed.
+    ///
+    /// It goes into the channel of the connection's loop at once, even for a connection of
+    /// this loop: what is sent under one lock (a chat room's) reaches every loop in the order
+    /// the lock was taken, so that all the members of a room read its lines in one order.
     pub fn send(&mut self, to: ConnId, bytes: &[u8]) {
-        self.outbox.push((to, bytes.to_vec()));
+        self.send_each([to], bytes);
+    }
+
+    /// Queues the same bytes for each of `to`, as [`Context::send`] does, with one copy of
+    /// them shared by all.
+    pub fn send_each(&mut self, to: impl IntoIterator<Item = ConnId>, bytes: &[u8]) {
+        let mut shared: Option<std::sync::Arc<[u8]>> = None;
+        for to in to {
+            let bytes = shared.get_or_insert_with(|| bytes.into()).clone();
+            if let Some(remote) = self.remotes.get(to.worker)
+                && remote.tx.send((to, bytes)).is_ok()
+            {
+                self.sent_to[to.worker] = true;
+            }
+        }
     }
 
     /// Closes the connection once its pending output has been written (and any

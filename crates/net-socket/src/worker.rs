@@ -122,7 +122,6 @@ pub(crate) struct Worker<S: Service> {
     shared: Arc<Shared>,
     conns: Slab<Conn<S::Handler>>,
     read_buf: Box<[u8]>,
-    outbox: Vec<Message>,
     woken: Vec<bool>,
     ready_again: Vec<usize>,
     /// Connections with output produced by this turn's reads, written after every ready
@@ -160,7 +159,6 @@ impl<S: Service> Worker<S> {
             shared: Arc::clone(shared),
             conns: Slab::new(),
             read_buf: vec![0; READ_BUFFER].into_boxed_slice(),
-            outbox: Vec::new(),
             woken: vec![false; shared.remotes.len()],
             ready_again: Vec::new(),
             to_flush: Vec::new(),
@@ -513,7 +511,8 @@ impl<S: Service> Worker<S> {
             output: &mut conn.output,
             socket: writable.then_some(&conn.stream),
             written: 0,
-            outbox: &mut self.outbox,
+            remotes: &self.shared.remotes,
+            sent_to: &mut self.woken,
             close: &mut close,
             timer: &mut timer,
             reading: &mut reading,
@@ -818,22 +817,11 @@ impl<S: Service> Worker<S> {
         self.deliver();
     }
 
-    /// Sends what handlers addressed to other connections.
+    /// Delivers what handlers sent to this loop's connections (in the channel's order, with
+    /// what other loops sent before), and wakes the other loops sent to.
     fn deliver(&mut self) {
-        while !self.outbox.is_empty() {
-            let mut batch = std::mem::take(&mut self.outbox);
-            for (to, bytes) in batch.drain(..) {
-                if to.worker == self.index {
-                    self.deliver_local(to, &bytes);
-                } else if let Some(remote) = self.shared.remotes.get(to.worker)
-                    && remote.tx.send((to, bytes)).is_ok()
-                {
-                    self.woken[to.worker] = true;
-                }
-            }
-            if self.outbox.is_empty() {
-                self.outbox = batch;
-            }
+        while std::mem::take(&mut self.woken[self.index]) {
+            self.take_inbox();
         }
         for (worker, woken) in self.woken.iter_mut().enumerate() {
             if std::mem::take(woken)
@@ -862,10 +850,14 @@ impl<S: Service> Worker<S> {
     }
 
     fn receive(&mut self) {
+        self.take_inbox();
+        self.deliver();
+    }
+
+    fn take_inbox(&mut self) {
         while let Ok((to, bytes)) = self.inbox.try_recv() {
             self.deliver_local(to, &bytes);
         }
-        self.deliver();
     }
 
     fn tick(&mut self, now: Instant) {

@@ -1196,6 +1196,14 @@ fn the_proxy_carries_the_request() {
     assert_eq!(got["target"], "http://example.invalid/through?x=1");
     assert_eq!(got["headers"]["host"], "example.invalid");
     assert!(proxy.tunnels.lock().unwrap().is_empty());
+    // Without a scheme, with a slash after the port, as curl and requests take it: the URL
+    // was checked with `http://` added, and given to ureq without it.
+    let bare = format!("{}/", proxy.addr);
+    let got = ok_json(&http_env(
+        &["http://example.invalid/bare"],
+        &[("http_proxy", bare.as_str())],
+    ));
+    assert_eq!(got["target"], "http://example.invalid/bare");
     // On one kept-alive connection every request names its URL; a body is sent as it is, even
     // one that reads like a request.
     let body = "GET /not-a-request HTTP/1.1\r\n";
@@ -1225,6 +1233,7 @@ fn the_proxy_carries_the_request() {
         proxy.forwarded.lock().unwrap().as_slice(),
         [
             "http://example.invalid/through?x=1",
+            "http://example.invalid/bare",
             "http://example.invalid:8080/redirect-to?url=/echo&status=307",
             "http://example.invalid:8080/echo",
             "http://example.invalid:8080/continued",
@@ -1240,7 +1249,7 @@ fn the_proxy_carries_the_request() {
         &http_proxy,
         "http://example.invalid/by-scheme",
     ]));
-    assert_eq!(proxy.forwarded.lock().unwrap().len(), 5);
+    assert_eq!(proxy.forwarded.lock().unwrap().len(), 6);
     one_line_error(
         &http(&[
             "--proxy",

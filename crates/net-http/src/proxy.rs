@@ -57,7 +57,7 @@ impl Proxies {
                 format!("http://{url}")
             };
             url::Url::parse(&full).map_err(|e| bad(&e))?;
-            ureq::Proxy::new(url).map(Some).map_err(|e| bad(&e))
+            ureq::Proxy::new(&full).map(Some).map_err(|e| bad(&e))
         };
         // Under CGI a request's `Proxy:` header arrives as `HTTP_PROXY`: a visitor chose the
         // proxy for our requests, credentials and all ("httpoxy"). Python and Go ignore it

@@ -2540,6 +2540,15 @@ fn refused_certificates_are_named_in_one_line_as_curl_names_them() {
         1,
         "the server refused the client certificate: it does not trust its issuer",
     );
+    // An empty SSL_CERT_FILE (an env file's way to unset it) leaves the system's store in
+    // use, as with curl: it was taken for a file named "", and the bundled roots were used.
+    let mut command = Command::new(netkit_bin());
+    command
+        .arg("http")
+        .env_remove("SSL_CERT_DIR")
+        .env("SSL_CERT_FILE", "");
+    let out = run_http(command, &[&url], &[]);
+    one_line_error(&out, 1, "not signed by a trusted CA");
     // A CA file with no certificate is bad input, as one that is not there.
     let nocert = dir.join("nocert.pem");
     one_line_error(

@@ -65,7 +65,20 @@ fn system_roots() -> Result<RootCertStore, SystemRootsError> {
             _ => {}
         }
     }
-    let found = rustls_native_certs::load_native_certs();
+    // An env file's `SSL_CERT_FILE=` is unset, as curl and requests read it: rustls_native_certs
+    // takes it for a file named "" and looked nowhere else (the bundled roots were used, and a
+    // company CA in /etc/ssl/certs distrusted). The distribution's store is probed instead.
+    let found = if std::env::var_os("SSL_CERT_FILE").is_some_and(|v| v.is_empty())
+        && std::env::var_os("SSL_CERT_DIR").is_none_or(|v| v.is_empty())
+    {
+        let probed = openssl_probe::probe();
+        rustls_native_certs::load_certs_from_paths(
+            probed.cert_file.as_deref(),
+            probed.cert_dir.first().map(std::path::PathBuf::as_path),
+        )
+    } else {
+        rustls_native_certs::load_native_certs()
+    };
     let mut roots = RootCertStore::empty();
     if !found.certs.is_empty() {
         roots.add_parsable_certificates(found.certs);

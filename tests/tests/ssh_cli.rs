@@ -3303,6 +3303,25 @@ fn sftp_takes_a_host_in_brackets_after_a_user_as_scp_does() {
 }
 
 #[test]
+fn sftp_session_names_an_unbracketed_ipv6_path_as_typed_with_the_bracket_hint() {
+    // The session form wrapped `::1:/tmp` in brackets when it did not parse, and refused the
+    // rewritten "[::1:/tmp]:" (no hint, and text never typed); the one-shot forms say this.
+    let (user, port) = (env("NETKIT_TEST_SSH_USER"), port().to_string());
+    for dest in ["::1:/tmp".to_string(), format!("{user}@::1:/tmp")] {
+        let out = netkit(&["sftp", "-b", "-", "-P", &port, &dest], b"pwd\n", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(
+            err,
+            format!(
+                "netkit: error: bad remote path {dest:?}: an IPv6 address goes in brackets, \
+                 [user@][::1]:PATH\n"
+            )
+        );
+    }
+}
+
+#[test]
 fn sftp_bad_connection_options_are_bad_arguments_exit_2() {
     // sftp's --help says 2 for bad arguments; a bad -o, -c, -m, -J or -F exited 1, as a
     // connection failure does. The session form (no operation) too.

@@ -800,6 +800,38 @@ fn dash_o_connect_timeout_bounds_the_jump_hosts_key_exchange_too() {
 }
 
 #[test]
+fn dash_4_and_6_are_the_targets_not_the_jump_hosts_as_in_ssh() {
+    // ssh passes neither to the `ssh -W` it runs for a jump host (only -l, -p, -J, -F, -v):
+    // `-6 -J IPV4-BASTION` failed with "127.0.0.1: no IPv6 address" for the bastion. The
+    // target, reached through the bastion, is its to resolve.
+    let jump = jump_dest();
+    let out = ssh_with(&["-6", "-J", &jump], &["echo jumped"], b"");
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice()),
+        (Some(0), &b"jumped\n"[..]),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = port().to_string();
+    let mut args = vec!["sftp", "ls", "-6", "-J", &jump, "-P", &port];
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    let listing = format!("{}:/", dest());
+    args.push(&listing);
+    let out = netkit(&args, b"", &[]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("etc"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without a jump host, -6 is still the target's.
+    let out = ssh_with(&["-6"], &["true"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("no IPv6 address"), "{err}");
+}
+
+#[test]
 fn dash_j_goes_through_jump_hosts_for_ssh_and_sftp() {
     let jump = format!("{},{}", jump_dest(), jump_dest());
     let out = ssh_with(&["-J", &jump], &["echo jumped"], b"");

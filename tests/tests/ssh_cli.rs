@@ -5658,6 +5658,67 @@ fn dash_e_makes_no_log_file_for_a_line_that_is_refused() {
 }
 
 #[test]
+fn messages_name_an_ipv6_host_in_brackets_before_a_path_or_port() {
+    // `::1:/nonexist: no such file`, and `::1:47223` for the path `47223`, read as a port:
+    // scp writes `[::1]:PATH`. The test sshd listens on 127.0.0.1 alone: a ProxyCommand
+    // reaches it for the host ::1.
+    let kh = work_dir().join("ssh-v6-message-known-hosts");
+    let _ = std::fs::remove_file(&kh);
+    let proxy = format!(
+        "ProxyCommand={} connect 127.0.0.1:{}",
+        netkit_bin().display(),
+        port()
+    );
+    let key = key("id_ed25519");
+    let user = env("NETKIT_TEST_SSH_USER");
+    let mut args = vec![
+        "sftp",
+        "ls",
+        "-F",
+        "none",
+        "--known-hosts",
+        kh.to_str().unwrap(),
+    ];
+    args.extend(["--accept-new", "-i", key.to_str().unwrap(), "-o", &proxy]);
+    let remote = format!("{user}@[::1]:/nonexist");
+    args.push(&remote);
+    let out = netkit(&args, b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // (After the warning that the key was added for [::1]:PORT.)
+    assert!(
+        err.ends_with("\nnetkit: error: [::1]:/nonexist: no such file or directory\n"),
+        "{err}"
+    );
+    // A session's path that looks like a port.
+    let mut args = vec![
+        "sftp",
+        "-b",
+        "-",
+        "-F",
+        "none",
+        "--known-hosts",
+        kh.to_str().unwrap(),
+    ];
+    args.extend(["-i", key.to_str().unwrap(), "-o", &proxy]);
+    let remote = format!("{user}@[::1]:47223");
+    args.push(&remote);
+    let out = netkit(&args, b"pwd\n", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err,
+        "netkit: error: [::1]:47223: no such file or directory\n"
+    );
+    // Where ssh -v says where it connects (nothing listens on port 1).
+    let out = netkit(
+        &["ssh", "-F", "none", "-v", "-p", "1", "::1", "true"],
+        b"",
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("connecting to [::1]:1 "), "{err}");
+}
+
+#[test]
 fn host_names_that_would_be_known_hosts_patterns_are_never_recorded() {
     // `foo,*` recorded by --accept-new made its key every host's, for ssh reading the file
     // too; a ProxyCommand that ignores %h lets such a name reach the handshake.

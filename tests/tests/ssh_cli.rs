@@ -800,6 +800,38 @@ fn dash_o_connect_timeout_bounds_the_jump_hosts_key_exchange_too() {
 }
 
 #[test]
+fn dash_4_and_6_are_the_targets_not_the_jump_hosts_as_in_ssh() {
+    // ssh passes neither to the `ssh -W` it runs for a jump host (only -l, -p, -J, -F, -v):
+    // `-6 -J IPV4-BASTION` failed with "127.0.0.1: no IPv6 address" for the bastion. The
+    // target, reached through the bastion, is its to resolve.
+    let jump = jump_dest();
+    let out = ssh_with(&["-6", "-J", &jump], &["echo jumped"], b"");
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice()),
+        (Some(0), &b"jumped\n"[..]),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = port().to_string();
+    let mut args = vec!["sftp", "ls", "-6", "-J", &jump, "-P", &port];
+    let common = common();
+    args.extend(common.iter().map(String::as_str));
+    let listing = format!("{}:/", dest());
+    args.push(&listing);
+    let out = netkit(&args, b"", &[]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("etc"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without a jump host, -6 is still the target's.
+    let out = ssh_with(&["-6"], &["true"], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains("no IPv6 address"), "{err}");
+}
+
+#[test]
 fn dash_j_goes_through_jump_hosts_for_ssh_and_sftp() {
     let jump = format!("{},{}", jump_dest(), jump_dest());
     let out = ssh_with(&["-J", &jump], &["echo jumped"], b"");
@@ -3303,6 +3335,25 @@ fn sftp_takes_a_host_in_brackets_after_a_user_as_scp_does() {
 }
 
 #[test]
+fn sftp_session_names_an_unbracketed_ipv6_path_as_typed_with_the_bracket_hint() {
+    // The session form wrapped `::1:/tmp` in brackets when it did not parse, and refused the
+    // rewritten "[::1:/tmp]:" (no hint, and text never typed); the one-shot forms say this.
+    let (user, port) = (env("NETKIT_TEST_SSH_USER"), port().to_string());
+    for dest in ["::1:/tmp".to_string(), format!("{user}@::1:/tmp")] {
+        let out = netkit(&["sftp", "-b", "-", "-P", &port, &dest], b"pwd\n", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(
+            err,
+            format!(
+                "netkit: error: bad remote path {dest:?}: an IPv6 address goes in brackets, \
+                 [user@][::1]:PATH\n"
+            )
+        );
+    }
+}
+
+#[test]
 fn sftp_bad_connection_options_are_bad_arguments_exit_2() {
     // sftp's --help says 2 for bad arguments; a bad -o, -c, -m, -J or -F exited 1, as a
     // connection failure does. The session form (no operation) too.
@@ -5604,6 +5655,67 @@ fn dash_e_makes_no_log_file_for_a_line_that_is_refused() {
     }
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn messages_name_an_ipv6_host_in_brackets_before_a_path_or_port() {
+    // `::1:/nonexist: no such file`, and `::1:47223` for the path `47223`, read as a port:
+    // scp writes `[::1]:PATH`. The test sshd listens on 127.0.0.1 alone: a ProxyCommand
+    // reaches it for the host ::1.
+    let kh = work_dir().join("ssh-v6-message-known-hosts");
+    let _ = std::fs::remove_file(&kh);
+    let proxy = format!(
+        "ProxyCommand={} connect 127.0.0.1:{}",
+        netkit_bin().display(),
+        port()
+    );
+    let key = key("id_ed25519");
+    let user = env("NETKIT_TEST_SSH_USER");
+    let mut args = vec![
+        "sftp",
+        "ls",
+        "-F",
+        "none",
+        "--known-hosts",
+        kh.to_str().unwrap(),
+    ];
+    args.extend(["--accept-new", "-i", key.to_str().unwrap(), "-o", &proxy]);
+    let remote = format!("{user}@[::1]:/nonexist");
+    args.push(&remote);
+    let out = netkit(&args, b"", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // (After the warning that the key was added for [::1]:PORT.)
+    assert!(
+        err.ends_with("\nnetkit: error: [::1]:/nonexist: no such file or directory\n"),
+        "{err}"
+    );
+    // A session's path that looks like a port.
+    let mut args = vec![
+        "sftp",
+        "-b",
+        "-",
+        "-F",
+        "none",
+        "--known-hosts",
+        kh.to_str().unwrap(),
+    ];
+    args.extend(["-i", key.to_str().unwrap(), "-o", &proxy]);
+    let remote = format!("{user}@[::1]:47223");
+    args.push(&remote);
+    let out = netkit(&args, b"pwd\n", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err,
+        "netkit: error: [::1]:47223: no such file or directory\n"
+    );
+    // Where ssh -v says where it connects (nothing listens on port 1).
+    let out = netkit(
+        &["ssh", "-F", "none", "-v", "-p", "1", "::1", "true"],
+        b"",
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("connecting to [::1]:1 "), "{err}");
 }
 
 #[test]

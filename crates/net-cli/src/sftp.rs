@@ -339,8 +339,7 @@ fn split_remote(remote: &str) -> anyhow::Result<(Cow<'_, str>, PathBuf)> {
     // `user@::1:/tmp`: split at its first colon, the host was "user@", and the message named it.
     let host = remote.split('/').next().unwrap_or(remote);
     let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
-    let ipv6 = |text: &str| text.parse::<std::net::Ipv6Addr>().is_ok();
-    if ipv6(host) || host.rsplit_once(':').is_some_and(|(host, _)| ipv6(host)) {
+    if is_ipv6(host) || host.rsplit_once(':').is_some_and(|(host, _)| is_ipv6(host)) {
         return Err(anyhow!(
             "bad remote path {remote:?}: an IPv6 address goes in brackets, [user@][::1]:PATH"
         ));
@@ -360,6 +359,32 @@ fn split_remote(remote: &str) -> anyhow::Result<(Cow<'_, str>, PathBuf)> {
             "bad remote path {remote:?}: expected [user@]host:PATH"
         )),
     }
+}
+
+/// The `[user@]host:PATH` a session's DEST names. A bare destination starts in the login
+/// directory: a plain host, as sftp takes it, a bare IPv6 address (`::1`) put in brackets so
+/// that its colons are not the path's. Anything else is refused as `split_remote` refuses it,
+/// naming DEST as typed (`::1:/tmp` was refused as "[::1:/tmp]:", without the bracket hint).
+fn session_remote(dest: &str) -> anyhow::Result<Cow<'_, str>> {
+    let refused = match split_remote(dest) {
+        Ok(_) => return Ok(Cow::Borrowed(dest)),
+        Err(refused) => refused,
+    };
+    let (user, host) = match dest.rsplit_once('@') {
+        Some((user, host)) => (format!("{user}@"), host),
+        None => (String::new(), dest),
+    };
+    if is_ipv6(host) {
+        Ok(Cow::Owned(format!("{user}[{host}]:")))
+    } else if host.ends_with(']') || !(host.contains(':') || dest.contains('/')) {
+        Ok(Cow::Owned(format!("{dest}:")))
+    } else {
+        Err(refused)
+    }
+}
+
+fn is_ipv6(text: &str) -> bool {
+    text.parse::<std::net::Ipv6Addr>().is_ok()
 }
 
 /// The colon that starts the path of `[user@]host:PATH`, as OpenSSH's `colon()` finds it: a
@@ -582,19 +607,7 @@ pub fn run(args: Args) -> Outcome {
             dest,
             local,
         } => {
-            // A bare destination starts in the login directory.
-            // A plain host otherwise, as sftp takes it: a bare IPv6 address (`::1`) in
-            // brackets, so that its colons are not the path's.
-            let remote = if split_remote(&dest).is_ok() {
-                dest
-            } else {
-                match dest.rsplit_once('@') {
-                    _ if dest.ends_with(']') => format!("{dest}:"),
-                    Some((user, host)) if host.contains(':') => format!("{user}@[{host}]:"),
-                    None if dest.contains(':') => format!("[{dest}]:"),
-                    _ => format!("{dest}:"),
-                }
-            };
+            let remote = session_remote(&dest).code(USAGE)?;
             let commands = crate::sftp_session::Commands::open(batch.as_deref())?;
             let (client, path) = common.open(&remote)?;
             // As sftp: a path that is not a directory (or a second argument) is fetched, and

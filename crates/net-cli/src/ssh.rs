@@ -201,6 +201,14 @@ impl ConnectArgs {
             log::set_max_level(log::LevelFilter::Error);
         }
         said_once(|| self.apply(&mut config, dest, port, user))?;
+        // -4 and -6 are the target's alone: ssh passes neither to the `ssh -W` it runs for a
+        // jump host, whose own config picks its family (`-6 -J v4-bastion v6-target` failed
+        // with "no IPv6 address" for the bastion).
+        if self.ipv4 {
+            config.address_family = AddressFamily::Inet;
+        } else if self.ipv6 {
+            config.address_family = AddressFamily::Inet6;
+        }
         // -o ConnectTimeout bounds the jump hosts' connections too (they read no -o): each
         // waited its own 10 s connect and --timeout key exchange on the same slow or dead link.
         // One that sets none (`none`, 0) leaves the hops' own.
@@ -208,7 +216,7 @@ impl ConnectArgs {
             .option("connecttimeout")
             .filter(|_| config.handshake_timeout.is_some())
             .map(|_| (config.connect_timeout, config.handshake_timeout));
-        // The flags apply to every hop; --login and -p to the target only.
+        // The other flags apply to every hop; --login and -p to the target only.
         let mut hop = config.jump.as_deref_mut();
         while let Some(via) = hop {
             if let Some((connect_timeout, handshake_timeout)) = connect {
@@ -249,11 +257,6 @@ impl ConnectArgs {
         }
         if self.compress {
             config.compression = true;
-        }
-        if self.ipv4 {
-            config.address_family = AddressFamily::Inet;
-        } else if self.ipv6 {
-            config.address_family = AddressFamily::Inet6;
         }
         if self.insecure {
             config.host_key_policy = HostKeyPolicy::Insecure;

@@ -1052,8 +1052,9 @@ fn tcp_connect(config: &Config) -> Result<TcpStream, Error> {
             },
         });
     }
+    let at = crate::config::host_port(&config.host, config.port);
     let connect_error = |source| Error::Connect {
-        host: crate::config::host_port(&config.host, config.port),
+        host: at.clone(),
         source,
     };
     let from = match &config.bind_address {
@@ -1069,13 +1070,13 @@ fn tcp_connect(config: &Config) -> Result<TcpStream, Error> {
             .collect(),
         None => Vec::new(),
     };
-    log::debug!("connecting to {}:{} ({addrs:?})", config.host, config.port);
+    log::debug!("connecting to {at} ({addrs:?})");
     let mut attempt = 1;
     let stream = loop {
         match connect_any(&addrs, config.connect_timeout, &from) {
             Ok(stream) => break stream,
             Err(e) if attempt < config.connection_attempts => {
-                log::debug!("{}:{}: {e}; trying again in 1 s", config.host, config.port);
+                log::debug!("{at}: {e}; trying again in 1 s");
                 attempt += 1;
                 std::thread::sleep(std::time::Duration::from_secs(1));
             }

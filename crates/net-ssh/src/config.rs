@@ -572,10 +572,16 @@ impl<'a> Destination<'a> {
 /// `host:port` as ssh writes it, an IPv6 address in brackets (`[::1]:22`).
 #[must_use]
 pub fn host_port(host: &str, port: u16) -> String {
+    format!("{}:{port}", bracketed(host))
+}
+
+/// `host` as it stands before `:port` or `:path`: an IPv6 address in brackets, whose colons
+/// would be read as the separator (`::1:f1` is itself an address).
+pub(crate) fn bracketed(host: &str) -> std::borrow::Cow<'_, str> {
     if host.contains(':') {
-        format!("[{host}]:{port}")
+        format!("[{host}]").into()
     } else {
-        format!("{host}:{port}")
+        host.into()
     }
 }
 

@@ -191,7 +191,7 @@ pub enum Error {
         kept: Option<String>,
     },
     /// A remote file does not exist.
-    #[error("{host}:{}: no such file or directory", name_shown(path))]
+    #[error("{}: no such file or directory", host_path(host, path))]
     NoSuchFile {
         /// The host.
         host: String,
@@ -199,7 +199,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// The remote side refused access to a file.
-    #[error("{host}:{}: permission denied", name_shown(path))]
+    #[error("{}: permission denied", host_path(host, path))]
     PermissionDenied {
         /// The host.
         host: String,
@@ -207,7 +207,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// Another SFTP failure on a remote path.
-    #[error("{host}:{}: {reason}", name_shown(path))]
+    #[error("{}: {reason}", host_path(host, path))]
     Sftp {
         /// The host.
         host: String,
@@ -221,7 +221,7 @@ pub enum Error {
     /// OpenSSH's sftp keeps them, read past the size it had at the start when it grew), which
     /// may be neither the file as it was when the copy began nor as it is now. A file whose
     /// size was 0 or not known is not judged (/proc's files say 0 and hold text).
-    #[error("{}{}: file changed as we read it: {size} bytes when the copy began, {copied} copied", host.as_ref().map_or(String::new(), |host| format!("{host}:")), name_shown(path))]
+    #[error("{}: file changed as we read it: {size} bytes when the copy began, {copied} copied", host.as_ref().map_or_else(|| name_shown(path), |host| host_path(host, path)))]
     Changed {
         /// The host when the file read is remote (a get); none for a local file (a put).
         host: Option<String>,
@@ -242,7 +242,7 @@ pub enum Error {
     },
     /// The reader given to [`Client::put_from`](crate::Client::put_from) or the writer given
     /// to [`Client::get_to`](crate::Client::get_to) failed.
-    #[error("the local side: {source} (copying {host}:{})", name_shown(path))]
+    #[error("the local side: {source} (copying {})", host_path(host, path))]
     Stream {
         /// The host.
         host: String,
@@ -348,6 +348,13 @@ fn ssh_config_message(path: &Path, line: Option<&(PathBuf, usize)>, reason: &str
         Some((file, at)) => format!("{} line {at}: {reason}", name_shown(file)),
         None => format!("{}: bad ssh config: {reason}", name_shown(path)),
     }
+}
+
+/// `host:path`, naming a remote file in a message: an IPv6 address in brackets
+/// (`[::1]:/tmp`), as scp writes it, so that the path is not read as a port or part of the
+/// address.
+pub(crate) fn host_path(host: &str, path: &Path) -> String {
+    format!("{}:{}", crate::config::bracketed(host), name_shown(path))
 }
 
 /// A name or path as text: UTF-8 as it is, and each byte that is no part of a UTF-8 character

@@ -1081,7 +1081,7 @@ struct Outgoing<'a> {
 impl Client {
     /// `host:path`, to name a remote file in a message.
     fn remote(&self, path: &Path) -> String {
-        format!("{}:{}", self.host, path.display())
+        crate::error::host_path(&self.host, path)
     }
 
     /// The session's SFTP channel, started at the first call and kept for the next ones: a

@@ -2546,3 +2546,47 @@ fn a_signal_sent_twice_at_once_by_one_process_stops_gracefully() {
     stderr.read_to_string(&mut log).unwrap();
     assert!(status.success(), "{status:?}: {log}");
 }
+
+#[test]
+fn a_graceful_stop_answers_a_request_still_arriving_and_closes_an_idle_connection() {
+    // A request whose head was still on its way was closed unanswered at SIGTERM, where
+    // nginx answers it; an idle keep-alive connection still closes at once.
+    let (mut child, mut stderr, addr) = serving_with_its_log("stop-mid-head");
+    let root = PathBuf::from(env("NETKIT_TEST_SERVE_ROOT")).join("stop-mid-head");
+    std::fs::write(root.join("a.txt"), "answered\n").unwrap();
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    idle.write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut first = [0; 512];
+    let n = idle.read(&mut first).unwrap();
+    assert!(first[..n].ends_with(b"answered\n"));
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    slow.write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    kill("-TERM", child.id());
+    let stopped = std::time::Instant::now();
+    let mut rest = Vec::new();
+    idle.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty() && stopped.elapsed() < Duration::from_secs(1));
+    std::thread::sleep(Duration::from_millis(500));
+    slow.write_all(b"X-A: b\r\n\r\n").unwrap();
+    let mut reply = Vec::new();
+    slow.read_to_end(&mut reply).unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.starts_with("HTTP/1.1 200 ")
+            && reply.contains("\r\nConnection: close\r\n")
+            && reply.ends_with("answered\n"),
+        "{reply}"
+    );
+    let status = child.wait().unwrap();
+    let mut log = String::new();
+    stderr.read_to_string(&mut log).unwrap();
+    assert!(status.success(), "{status:?}: {log}");
+    assert_eq!(logged(&log, "GET /a.txt HTTP/1.1").len(), 2, "{log}");
+}

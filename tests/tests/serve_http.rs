@@ -2012,11 +2012,7 @@ fn a_stop_at_once_logs_the_responses_it_cuts_short_with_the_bytes_that_went() {
         let root = PathBuf::from(env("NETKIT_TEST_SERVE_ROOT")).join("log-stop-at-once");
         let (_conn, _) = big_download_begun(&addr, &root.join("big.bin"));
         for signal in signals {
-            let sent = Command::new("kill")
-                .args([*signal, &child.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(sent.success());
+            kill(signal, child.id());
             std::thread::sleep(Duration::from_millis(300));
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -2510,4 +2506,107 @@ fn pipelining_clients_that_never_read_hold_few_of_the_servers_descriptors() {
     // And a newcomer is served.
     let got = curl(&[&format!("http://{}/100k.bin", served.addrs[0])]);
     assert_eq!((got.status, got.body.len()), (200, 100_000));
+}
+
+/// Sends `signal` (as `kill` names it: `-HUP`) to the process `pid` from a process of its own.
+fn kill(signal: &str, pid: u32) {
+    let sent = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+#[test]
+fn a_nohup_server_lives_through_sighup() {
+    // It put back the SIGHUP that nohup had ignored, and died at its terminal's closing.
+    let (_, root) = site("nohup");
+    std::fs::write(root.join("a.txt"), "still here\n").unwrap();
+    let mut served = Served::start_with(
+        Command::new("nohup")
+            .arg(netkit_tests::netkit_bin())
+            .args(["serve", "http", "--bind", "127.0.0.1:0", "--root"])
+            .arg(&root),
+    );
+    kill("-HUP", served.child.id());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(served.child.try_wait().unwrap().is_none(), "died at SIGHUP");
+    let mut conn = TcpStream::connect(served.addrs[0]).unwrap();
+    conn.write_all(b"GET /a.txt HTTP/1.0\r\n\r\n").unwrap();
+    let mut reply = Vec::new();
+    conn.read_to_end(&mut reply).unwrap();
+    assert!(
+        reply.ends_with(b"still here\n"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    let status = served.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_signal_sent_twice_at_once_by_one_process_stops_gracefully() {
+    // coreutils' `timeout` sends its signal to the command, then to its process group: the
+    // second, from the same process at once, was taken for "again: quit at once", and the
+    // downloads in flight were cut (exit 143).
+    let (mut child, mut stderr, addr) = serving_with_its_log("twice-at-once");
+    let root = PathBuf::from(env("NETKIT_TEST_SERVE_ROOT")).join("twice-at-once");
+    let (mut conn, mut got) = big_download_begun(&addr, &root.join("big.bin"));
+    let pid = child.id().to_string();
+    let sent = Command::new("sh")
+        .args(["-c", "kill -TERM $0; sleep 0.03; kill -TERM $0", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    conn.read_to_end(&mut got).unwrap();
+    let head = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!((got.len() - head) as u64, BIG, "the download was cut");
+    let status = child.wait().unwrap();
+    let mut log = String::new();
+    stderr.read_to_string(&mut log).unwrap();
+    assert!(status.success(), "{status:?}: {log}");
+}
+
+#[test]
+fn a_graceful_stop_answers_a_request_still_arriving_and_closes_an_idle_connection() {
+    // A request whose head was still on its way was closed unanswered at SIGTERM, where
+    // nginx answers it; an idle keep-alive connection still closes at once.
+    let (mut child, mut stderr, addr) = serving_with_its_log("stop-mid-head");
+    let root = PathBuf::from(env("NETKIT_TEST_SERVE_ROOT")).join("stop-mid-head");
+    std::fs::write(root.join("a.txt"), "answered\n").unwrap();
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    idle.write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut first = [0; 512];
+    let n = idle.read(&mut first).unwrap();
+    assert!(first[..n].ends_with(b"answered\n"));
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    slow.write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    kill("-TERM", child.id());
+    let stopped = std::time::Instant::now();
+    let mut rest = Vec::new();
+    idle.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty() && stopped.elapsed() < Duration::from_secs(1));
+    std::thread::sleep(Duration::from_millis(500));
+    slow.write_all(b"X-A: b\r\n\r\n").unwrap();
+    let mut reply = Vec::new();
+    slow.read_to_end(&mut reply).unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.starts_with("HTTP/1.1 200 ")
+            && reply.contains("\r\nConnection: close\r\n")
+            && reply.ends_with("answered\n"),
+        "{reply}"
+    );
+    let status = child.wait().unwrap();
+    let mut log = String::new();
+    stderr.read_to_string(&mut log).unwrap();
+    assert!(status.success(), "{status:?}: {log}");
+    assert_eq!(logged(&log, "GET /a.txt HTTP/1.1").len(), 2, "{log}");
 }

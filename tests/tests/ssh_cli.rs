@@ -4989,6 +4989,43 @@ fn sigterm_or_sigint_stops_a_transfer_and_removes_its_partial_file() {
     std::fs::remove_file(&remote_big).unwrap();
 }
 
+#[test]
+fn a_nohup_upload_lives_through_sighup() {
+    // It put back the SIGHUP that nohup had ignored: the upload was thrown away at logout.
+    let local = work_dir().join("sftp-nohup.bin");
+    std::fs::File::create(&local)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
+    let base = remote_dir("sftp-nohup");
+    let target = base.join("up.bin");
+    let port = port().to_string();
+    let common = common();
+    let remote = format!("{}:{}", dest(), target.display());
+    let mut child = netkit_tests::Spawned::start(
+        Command::new("nohup")
+            .arg(netkit_bin())
+            .args(["sftp", "put", "-P", &port])
+            .args(&common)
+            .args([local.to_str().unwrap(), remote.as_str()])
+            .env_remove("SSH_AUTH_SOCK")
+            .stderr(Stdio::piped()),
+    );
+    let temp = netkit_tests::temporary_file(&base, ".up.bin.netkit-upload");
+    netkit_tests::wait_for_file_size(&temp, 8 << 20, &mut child);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let out = child.wait_with_output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert_eq!(std::fs::metadata(&target).unwrap().len(), 256 << 20);
+    std::fs::remove_file(&local).unwrap();
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
 /// The sshd processes at the far end of `client`'s SSH connection, stopped (SIGSTOP) so that
 /// the server stops answering as a hung one does, and resumed when dropped.
 struct Frozen(Vec<nix::unistd::Pid>);

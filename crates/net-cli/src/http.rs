@@ -632,18 +632,6 @@ fn save(session: Option<&Session>, args: &Args) -> Result<(), Failure> {
     }
 }
 
-/// The signals this process ignores, bit N-1 for signal N (`SigIgn` of /proc/self/status:
-/// reading the disposition through sigaction takes unsafe code); none when it cannot tell.
-fn ignored_signals() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
-            u64::from_str_radix(mask.trim(), 16).ok()
-        })
-        .unwrap_or(0)
-}
-
 /// What the watcher of SIGINT, SIGTERM and SIGHUP does with one.
 struct Watch {
     /// A session file is being written: the signal waits for its end.
@@ -673,13 +661,7 @@ fn watch() -> std::sync::MutexGuard<'static, Watch> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     static WATCHING: std::sync::Once = std::sync::Once::new();
     WATCHING.call_once(|| {
-        // One the caller ignores stays ignored: `nohup netkit http --session ...` died at
-        // the SIGHUP of its terminal's closing.
-        let ignored = ignored_signals();
-        let heeded = [SIGINT, SIGTERM, SIGHUP]
-            .into_iter()
-            .filter(|s| ignored & (1 << (s - 1)) == 0);
-        let Ok(mut signals) = signal_hook::iterator::Signals::new(heeded) else {
+        let Ok(mut signals) = crate::signals::watch(&[SIGINT, SIGTERM, SIGHUP]) else {
             return;
         };
         let _ = crate::spawn(move || {

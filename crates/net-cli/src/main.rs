@@ -20,6 +20,7 @@ mod serve;
 mod sftp;
 mod sftp_prompt;
 mod sftp_session;
+mod signals;
 mod ssh;
 mod stdio;
 

@@ -203,9 +203,8 @@ fn resolve(bind: &str) -> anyhow::Result<Vec<SocketAddr>> {
 
 fn serve<S: Service>(builder: ServerBuilder, service: S) -> Outcome {
     // Handlers first: a supervisor may signal as soon as it reads "listening on".
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1])
-            .context("cannot install signal handlers")?;
+    let mut signals = crate::signals::watch(&[SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGUSR1])
+        .context("cannot install signal handlers")?;
     let server = builder.build(service).code(GENERIC)?;
     let stop = server.shutdown_handle();
     // The signal that cut the shutdown short, for the exit code a shell gives it (143, 130).

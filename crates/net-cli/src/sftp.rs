@@ -459,30 +459,28 @@ pub(crate) fn interruptible(options: Transfer) -> Result<Transfer, Failure> {
     static LISTENING: std::sync::Once = std::sync::Once::new();
     let mut listening = Ok(());
     LISTENING.call_once(|| {
-        listening = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).and_then(
-            |mut signals| {
-                let watching = crate::spawn(move || {
-                    for signal in signals.forever() {
-                        if signal == SIGINT && LOCAL_COMMAND.load(Ordering::Relaxed) {
-                            continue;
-                        }
-                        if CANCEL.swap(true, Ordering::Relaxed) {
-                            let partial = PARTIAL
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner);
-                            if let Some(path) = partial.as_ref() {
-                                let _ = std::fs::remove_file(path);
-                            }
-                            std::process::exit(128 + signal);
-                        }
-                        CANCELLED_BY.store(signal, Ordering::Relaxed);
+        listening = crate::signals::watch(&[SIGINT, SIGTERM, SIGHUP]).and_then(|mut signals| {
+            let watching = crate::spawn(move || {
+                for signal in signals.forever() {
+                    if signal == SIGINT && LOCAL_COMMAND.load(Ordering::Relaxed) {
+                        continue;
                     }
-                });
-                watching
-                    .map(drop)
-                    .map_err(|e| std::io::Error::other(format!("{e:#}")))
-            },
-        );
+                    if CANCEL.swap(true, Ordering::Relaxed) {
+                        let partial = PARTIAL
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        if let Some(path) = partial.as_ref() {
+                            let _ = std::fs::remove_file(path);
+                        }
+                        std::process::exit(128 + signal);
+                    }
+                    CANCELLED_BY.store(signal, Ordering::Relaxed);
+                }
+            });
+            watching
+                .map(drop)
+                .map_err(|e| std::io::Error::other(format!("{e:#}")))
+        });
     });
     listening?;
     Ok(options.with_cancel(&CANCEL).with_partial(&PARTIAL))

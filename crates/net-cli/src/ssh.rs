@@ -1198,12 +1198,10 @@ pub fn run(mut args: Args) -> Outcome {
         if args.background {
             background::detach(false);
         }
-        let mut signals = signal_hook::iterator::Signals::new([
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-        ])
-        .context("cannot watch for signals")
-        .map_err(own)?;
+        let mut signals =
+            crate::signals::watch(&[signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+                .context("cannot watch for signals")
+                .map_err(own)?;
         // The forwards end by themselves only when the connection is lost: then, as ssh,
         // this ends too, with 255 (a tunnel that stayed up carrying nothing looked healthy to
         // its supervisor).
@@ -1716,7 +1714,7 @@ impl RawMode {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
         let stdin = std::io::stdin();
         let saved = tcgetattr(&stdin).context("cannot read the terminal's settings")?;
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])
+        let mut signals = crate::signals::watch(&[SIGINT, SIGTERM, SIGHUP, SIGQUIT])
             .context("cannot watch for signals")?;
         let watch = signals.handle();
         let kept = saved.clone();
@@ -2288,12 +2286,10 @@ fn many(args: &Args, hosts: &[String], command: &str) -> Outcome {
     // Ctrl-C or SIGTERM: the hosts done so far are reported and the rest marked interrupted,
     // as pssh marks them (the process died and the summary and --json were lost); the
     // remote commands go on, as with ssh.
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .context("cannot install signal handlers")
-    .map_err(own)?;
+    let mut signals =
+        crate::signals::watch(&[signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+            .context("cannot install signal handlers")
+            .map_err(own)?;
     // Closed however the run ends: a panic out of it skipped the close, and the scope
     // then waited for ever on the signal thread, with no summary for any host.
     let handle = CloseOnDrop(signals.handle());

@@ -379,6 +379,7 @@ impl Service for HttpFiles {
             body_timer: false,
             eof: false,
             done: false,
+            stopping: false,
             stalled: None,
             head_only: false,
             requests: Vec::new(),
@@ -407,6 +408,9 @@ pub struct HttpConn {
     eof: bool,
     /// The connection closes after the responses already queued.
     done: bool,
+    /// The server is stopping gracefully: the request in hand is answered, and the
+    /// connection closed after it.
+    stopping: bool,
     /// The request being answered is a HEAD: no response to it has a body, an error's
     /// included (RFC 9110 9.3.2), or the next response's head would come after those bytes.
     head_only: bool,
@@ -518,6 +522,9 @@ impl HttpConn {
             self.watch(ctx);
         }
         if self.eof && (self.input.is_empty() || partial) {
+            ctx.close();
+        }
+        if self.stopping && self.input.is_empty() && self.skip_body == 0 {
             ctx.close();
         }
     }
@@ -756,6 +763,7 @@ impl HttpConn {
             }
             None => {}
         }
+        keep_alive &= !self.stopping;
         if !keep_alive {
             self.done = true;
         }
@@ -1409,6 +1417,16 @@ impl Handler for HttpConn {
             access_log(ctx.peer(), request, status, went);
         }
         self.requests.clear();
+    }
+
+    fn on_shutdown(&mut self, ctx: &mut Context<'_>) {
+        // Only a connection with no request bytes in hand is closed at once, as nginx closes
+        // only its idle ones: a slow client's request whose head was still arriving got no
+        // answer at all. Its header timer bounds the wait, as the shutdown timeout does.
+        self.stopping = true;
+        if self.input.is_empty() && self.skip_body == 0 {
+            ctx.close();
+        }
     }
 
     fn is_idle(&self) -> bool {

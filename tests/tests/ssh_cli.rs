@@ -5694,18 +5694,25 @@ fn dash_e_makes_no_log_file_for_a_line_that_is_refused() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-#[test]
-fn messages_name_an_ipv6_host_in_brackets_before_a_path_or_port() {
-    // `::1:/nonexist: no such file`, and `::1:47223` for the path `47223`, read as a port:
-    // scp writes `[::1]:PATH`. The test sshd listens on 127.0.0.1 alone: a ProxyCommand
-    // reaches it for the host ::1.
-    let kh = work_dir().join("ssh-v6-message-known-hosts");
+/// An empty known_hosts file `name` under the work dir, and a `-o ProxyCommand=...` that
+/// reaches the test sshd whatever host is named (the host name is ours to choose).
+fn fresh_known_hosts_and_proxy_command(name: &str) -> (std::path::PathBuf, String) {
+    let kh = work_dir().join(name);
     let _ = std::fs::remove_file(&kh);
     let proxy = format!(
         "ProxyCommand={} connect 127.0.0.1:{}",
         netkit_bin().display(),
         port()
     );
+    (kh, proxy)
+}
+
+#[test]
+fn messages_name_an_ipv6_host_in_brackets_before_a_path_or_port() {
+    // `::1:/nonexist: no such file`, and `::1:47223` for the path `47223`, read as a port:
+    // scp writes `[::1]:PATH`. The test sshd listens on 127.0.0.1 alone: a ProxyCommand
+    // reaches it for the host ::1.
+    let (kh, proxy) = fresh_known_hosts_and_proxy_command("ssh-v6-message-known-hosts");
     let key = key("id_ed25519");
     let user = env("NETKIT_TEST_SSH_USER");
     let mut args = vec![
@@ -5759,13 +5766,7 @@ fn messages_name_an_ipv6_host_in_brackets_before_a_path_or_port() {
 fn host_names_that_would_be_known_hosts_patterns_are_never_recorded() {
     // `foo,*` recorded by --accept-new made its key every host's, for ssh reading the file
     // too; a ProxyCommand that ignores %h lets such a name reach the handshake.
-    let kh = work_dir().join("ssh-pattern-known-hosts");
-    let _ = std::fs::remove_file(&kh);
-    let proxy = format!(
-        "ProxyCommand={} connect 127.0.0.1:{}",
-        netkit_bin().display(),
-        port()
-    );
+    let (kh, proxy) = fresh_known_hosts_and_proxy_command("ssh-pattern-known-hosts");
     let key = key("id_ed25519");
     let user = env("NETKIT_TEST_SSH_USER");
     let run = |extra: &[&str], dest: &str| {
